@@ -1,0 +1,126 @@
+// The typed surface of the native addon (native/*.c, built by node-gyp into
+// build/Release/aoe_native.node). This file is the only place that loads it;
+// everything else imports these types and functions from here.
+//
+// Memory rules (docs/native-abi.md): JavaScript owns every buffer the addon
+// touches except the mmapped receive ring, which the addon owns and exposes as
+// one external Uint8Array for the life of the socket. Native calls return
+// counts, never new objects, on the frame path.
+
+/** State of a network interface, read by ioctl at call time. */
+export interface LinkInfo {
+  ifindex: number;
+  mtu: number;
+  /** Six bytes, a fresh copy on every call. */
+  mac: Uint8Array;
+  /** IFF_UP and IFF_RUNNING both set. */
+  up: boolean;
+}
+
+export interface PacketSocketOptions {
+  /** Bytes per receive slot (TPACKET_V2 tp_frame_size); must hold the largest frame plus the tpacket header. Rounded up to 16. */
+  frameSize: number;
+  /** Number of receive slots. */
+  frameCount: number;
+  /** Path of a network namespace (e.g. /run/netns/x) to open the socket in; the calling thread returns to its own namespace afterwards. */
+  netns?: string;
+  /** Socket send buffer in bytes (SO_SNDBUFFORCE when root, else SO_SNDBUF). 0 = kernel default. */
+  sndbuf?: number;
+}
+
+/** Counters from PACKET_STATISTICS; reading them resets the kernel's counters. */
+export interface PacketStats {
+  packets: number;
+  drops: number;
+}
+
+/**
+ * An AF_PACKET socket bound to one interface and EtherType 0x88A2, with a
+ * kernel BPF filter that passes only AoE requests (R flag clear, length >= 24)
+ * and a TPACKET_V2 receive ring. TPACKET_V2 rather than V3: V3 only wakes the
+ * reader when a block retires (full or timed out, >= 1 ms), which would add a
+ * millisecond to every request at queue depth 1 (iPXE boot, Linux ramp-up).
+ */
+export interface PacketSocket {
+  readonly fd: number;
+  readonly ifindex: number;
+  /** The whole receive ring, mapped once (zero copy). Frame bytes live here. */
+  readonly ring: Uint8Array;
+  readonly frameSize: number;
+  readonly frameCount: number;
+  /**
+   * Collects frames the kernel has filled, in ring order, starting after the
+   * last one returned. For each frame writes three uint32 into `desc`:
+   * [offset in `ring` of the Ethernet header, frame length, slot index].
+   * Returned slots belong to JavaScript until release(slot). Returns the
+   * number of frames (<= maxFrames, <= desc.length / 3).
+   */
+  drain(desc: Uint32Array, maxFrames: number): number;
+  /** Gives a slot back to the kernel. Any view into that slot is dead afterwards. */
+  release(slot: number): void;
+  /**
+   * Sends `count` frames in one sendmmsg: `desc` holds pairs
+   * [offset in `arena`, length]. Returns the number sent (may be fewer when
+   * the socket buffer is full), or -errno when none could be sent
+   * (-EAGAIN/-ENOBUFS: try again later; -ENETDOWN/-ENXIO: the link is gone).
+   */
+  send(arena: Uint8Array, desc: Uint32Array, count: number): number;
+  /** Watches the socket with libuv; calls `onEvent(0)` once per wake-up when readable, `onEvent(-errno)` on a socket error (POLLERR), until stopPolling(). */
+  startPolling(onEvent: (status: number) => void): void;
+  stopPolling(): void;
+  stats(): PacketStats;
+  /** Unmaps the ring and closes the socket; idempotent. Slots and `ring` are dead afterwards. */
+  close(): void;
+}
+
+/** Kinds of block I/O operation (IoRing.submit `ops` field 0). */
+export const enum IoOp {
+  Read = 0,
+  Write = 1,
+  /** fdatasync of the whole file. */
+  DataSync = 2,
+}
+
+/** Numbers per operation in the IoRing.submit `ops` array. */
+export const IO_OP_FIELDS = 6;
+
+/**
+ * Asynchronous block I/O: io_uring when the kernel allows it, otherwise a
+ * synchronous fallback that runs the operation inside submit() and queues the
+ * completion (kind === 'sync'). Completions are reaped in batches.
+ */
+export interface IoRing {
+  readonly kind: 'io_uring' | 'sync';
+  /** Capacity: at most this many operations in flight. */
+  readonly depth: number;
+  /** Names a memory region by a small integer id (0..63) for later ops; keeps it referenced until unregistered or close. */
+  registerBuffer(id: number, mem: Uint8Array): void;
+  unregisterBuffer(id: number): void;
+  /**
+   * Queues and submits `count` operations. `ops` holds IO_OP_FIELDS numbers
+   * per op: [IoOp, fd, bufferId, offset in buffer, length, file position];
+   * `tags[i]` is returned with op i's completion. DataSync ignores buffer,
+   * offset, length and position. Returns the number accepted, or -errno.
+   */
+  submit(ops: Float64Array, tags: Uint32Array, count: number): number;
+  /** Writes [tag, result] pairs into `out` (result: bytes transferred or -errno); returns the number of completions (<= max, <= out.length / 2). */
+  reap(out: Int32Array, max: number): number;
+  /** Calls `onReady()` once per wake-up when completions may be waiting (eventfd through libuv). */
+  startPolling(onReady: () => void): void;
+  stopPolling(): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  openPacket(ifname: string, options: PacketSocketOptions): PacketSocket;
+  /** null when no interface of that name exists (in `netns`, when given). */
+  linkInfo(ifname: string, netns?: string): LinkInfo | null;
+  openIoRing(depth: number): IoRing;
+  /** Size in bytes of the block device open on `fd` (BLKGETSIZE64). Throws for a non-block fd. */
+  blockDeviceSize(fd: number): number;
+  /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
+  unixDatagramSend(path: string, message: string): void;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const native: NativeAddon = require('../../../build/Release/aoe_native.node') as NativeAddon;
