@@ -1,0 +1,100 @@
+// Command 1, Query Config Information: read, test, prefix test, set and force
+// set of the export's config string, and the unsolicited announcement.
+
+import {
+  AOE_VERSION, AoeError, CFG_HEADER_LEN, ConfigCommand, FIRMWARE_VERSION, MAX_CONFIG_LEN,
+  OFF_CFG_BUFCNT, OFF_CFG_FIRMWARE, OFF_CFG_LEN, OFF_CFG_SECTORS, OFF_CFG_STRING, OFF_CFG_VERCCMD,
+} from './constants';
+import { setAoeError } from './header';
+import type { TargetState } from './target-state';
+
+/** Writes the config reply arguments and the current string; returns the reply length (unpadded). */
+export function writeConfigReply(tx: Uint8Array, t: number, st: TargetState, maxSectors: number, ccmd: number): number {
+  tx[t + OFF_CFG_BUFCNT] = st.bufferCount >> 8;
+  tx[t + OFF_CFG_BUFCNT + 1] = st.bufferCount & 0xff;
+  tx[t + OFF_CFG_FIRMWARE] = FIRMWARE_VERSION >> 8;
+  tx[t + OFF_CFG_FIRMWARE + 1] = FIRMWARE_VERSION & 0xff;
+  tx[t + OFF_CFG_SECTORS] = maxSectors;
+  tx[t + OFF_CFG_VERCCMD] = (AOE_VERSION << 4) | (ccmd & 0x0f);
+  tx[t + OFF_CFG_LEN] = st.configLen >> 8;
+  tx[t + OFF_CFG_LEN + 1] = st.configLen & 0xff;
+  tx.set(st.config.subarray(0, st.configLen), t + OFF_CFG_STRING);
+  return CFG_HEADER_LEN + st.configLen;
+}
+
+function sameBytes(a: Uint8Array, ao: number, b: Uint8Array, bo: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[ao + i] !== b[bo + i]) return false;
+  return true;
+}
+
+/**
+ * Handles a Query Config request at rx[r..r+len) whose reply header is
+ * already at tx[t]. Returns the reply length, or 0 when the spec says not to
+ * answer (a test or prefix test that does not match, a frame too short).
+ * A string length that exceeds 1024 or the bytes present is refused with
+ * BadArgument rather than filled from stale memory.
+ */
+export function handleConfig(
+  rx: Uint8Array, r: number, len: number, st: TargetState, maxSectors: number, tx: Uint8Array, t: number,
+): number {
+  if (len < CFG_HEADER_LEN) return 0;
+  const ccmd = rx[r + OFF_CFG_VERCCMD] & 0x0f;
+  if (ccmd === ConfigCommand.Read) return writeConfigReply(tx, t, st, maxSectors, ccmd);
+  const n = (rx[r + OFF_CFG_LEN] << 8) | rx[r + OFF_CFG_LEN + 1];
+  const s = r + OFF_CFG_STRING;
+  if (ccmd > ConfigCommand.ForceSet || n > MAX_CONFIG_LEN || n > len - CFG_HEADER_LEN) {
+    setAoeError(tx, t, AoeError.BadArgument);
+    return writeConfigReply(tx, t, st, maxSectors, ccmd);
+  }
+  switch (ccmd) {
+    case ConfigCommand.Test:
+      if (n !== st.configLen || !sameBytes(rx, s, st.config, 0, n)) return 0;
+      break;
+    case ConfigCommand.PrefixTest:
+      if (n > st.configLen || !sameBytes(rx, s, st.config, 0, n)) return 0;
+      break;
+    case ConfigCommand.Set:
+      if (st.configLen !== 0 && !(n === st.configLen && sameBytes(rx, s, st.config, 0, n))) {
+        setAoeError(tx, t, AoeError.ConfigStringPresent);
+        break;
+      }
+      storeConfig(rx, s, n, st);
+      break;
+    case ConfigCommand.ForceSet:
+      storeConfig(rx, s, n, st);
+      break;
+  }
+  return writeConfigReply(tx, t, st, maxSectors, ccmd);
+}
+
+function storeConfig(rx: Uint8Array, s: number, n: number, st: TargetState): void {
+  if (n === st.configLen && sameBytes(rx, s, st.config, 0, n)) return;
+  st.config.set(rx.subarray(s, s + n), 0);
+  st.config.fill(0, n);
+  st.configLen = n;
+  st.version++;
+}
+
+/**
+ * Writes an unsolicited Query Config response (tag 0, version 1) from `mac`
+ * to `dst` at tx[t]; the spec asks servers to send one when they are ready.
+ * Returns the frame length (unpadded).
+ */
+export function writeAnnouncement(
+  tx: Uint8Array, t: number, dst: Uint8Array, dstOff: number, mac: Uint8Array, st: TargetState, maxSectors: number,
+): number {
+  for (let i = 0; i < 6; i++) {
+    tx[t + i] = dst[dstOff + i];
+    tx[t + 6 + i] = mac[i];
+  }
+  tx[t + 12] = 0x88;
+  tx[t + 13] = 0xa2;
+  tx[t + 14] = (AOE_VERSION << 4) | 0x08;
+  tx[t + 15] = 0;
+  tx[t + 16] = st.shelf >> 8;
+  tx[t + 17] = st.shelf & 0xff;
+  tx[t + 18] = st.slot;
+  tx[t + 19] = 1;
+  tx[t + 20] = tx[t + 21] = tx[t + 22] = tx[t + 23] = 0;
+  return writeConfigReply(tx, t, st, maxSectors, ConfigCommand.Read);
+}

@@ -1,0 +1,19 @@
+// What the request engine needs to know about a backing store. The engine
+// itself submits the I/O (through the io ring, straight into and out of frame
+// memory), so a store is a description plus its open file descriptor.
+
+export interface BlockStore {
+  /** 'null' serves zeros and drops writes without any I/O. */
+  readonly kind: 'file' | 'null';
+  /** Open descriptor of the backing file or device; -1 for a null store. */
+  readonly fd: number;
+  /** Byte position in the backing file of exported sector 0 (-o × 512). */
+  readonly byteOffset: number;
+  /** Exported size in sectors. */
+  readonly sectors: number;
+  /** Opened with O_DIRECT: buffers and lengths must be aligned. */
+  readonly direct: boolean;
+  /** What the store is, for logs and errors ("/srv/disk.img", "null"). */
+  readonly description: string;
+  close(): void;
+}

@@ -1,0 +1,16 @@
+// A store without storage: reads return zeros, writes are dropped. Useful to
+// test a network path and as the benchmark's ceiling.
+
+import type { BlockStore } from './block-store';
+
+export function openNullStore(sectors: number): BlockStore {
+  return {
+    kind: 'null',
+    fd: -1,
+    byteOffset: 0,
+    sectors,
+    direct: false,
+    description: 'null',
+    close() {},
+  };
+}

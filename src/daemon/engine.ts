@@ -1,0 +1,406 @@
+// The request engine: frames in, storage I/O, replies out. One wake-up of a
+// socket or of the io ring is one batch: every ready frame is handled, all
+// storage operations go to the kernel in one submit, completions are reaped
+// together and every link's replies leave in one send. Request state lives in
+// preallocated typed arrays indexed by a request slot number, so the frame
+// path allocates nothing and creates no closures or promises.
+
+import {
+  ATA_HEADER_LEN, ATA_STATUS_ERR, addresses, Command, FLAG_ERROR, isAoeRequest, isForMac,
+  isFromMac, majorOf, minorOf, OFF_ATA_CMDSTAT, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, OFF_SRC,
+  OFF_VERFLAGS, padReply, Pending, respond, SECTOR_SIZE, setAtaIoError,
+  writeAnnouncement,
+} from '../aoe';
+import { ExportCounter, LinkCounter, recordLatency } from './counters';
+import type { Export } from './export';
+import type { Link } from './link';
+import { IO_OP_FIELDS, IoOp, type IoRing } from './native';
+
+const enum Kind {
+  Read = 1,
+  Write = 2,
+  Flush = 3,
+}
+
+/** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
+const SYNC_TAG = 0x40000000;
+const MAX_BUFFER_IDS = 64;
+const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+
+export interface EngineEvents {
+  /** An export's config string, mask or reserve list changed. */
+  stateChanged(e: Export): void;
+  /** A request finished and its link or export may now be retired. */
+  drained(): void;
+}
+
+export class Engine {
+  readonly links: Link[] = [];
+  readonly exports: (Export | null)[] = [];
+
+  private readonly reqKind: Uint8Array;
+  private readonly reqLink: Int32Array;
+  private readonly reqExport: Int32Array;
+  private readonly reqTx: Int32Array;
+  private readonly reqRx: Int32Array;
+  private readonly reqBytes: Int32Array;
+  private readonly reqStart: Float64Array;
+  private readonly reqFree: Int32Array;
+  private reqFreeN = 0;
+
+  private readonly ops: Float64Array;
+  private readonly tags: Uint32Array;
+  private opsN = 0;
+  private readonly cq: Int32Array;
+  private readonly bufferIdFree: number[] = [];
+  private flushRetry: NodeJS.Immediate | null = null;
+  private readonly retryFlush = (): void => {
+    this.flushRetry = null;
+    this.flushAll();
+  };
+
+  constructor(
+    readonly io: IoRing,
+    readonly requestSlots: number,
+    private readonly events: EngineEvents,
+  ) {
+    const n = requestSlots;
+    this.reqKind = new Uint8Array(n);
+    this.reqLink = new Int32Array(n);
+    this.reqExport = new Int32Array(n);
+    this.reqTx = new Int32Array(n);
+    this.reqRx = new Int32Array(n);
+    this.reqBytes = new Int32Array(n);
+    this.reqStart = new Float64Array(n);
+    this.reqFree = new Int32Array(n);
+    for (let i = n - 1; i >= 0; i--) this.reqFree[this.reqFreeN++] = i;
+    // Every request holds at most one operation, and each export at most one fdatasync.
+    this.ops = new Float64Array((n + 256) * IO_OP_FIELDS);
+    this.tags = new Uint32Array(n + 256);
+    this.cq = new Int32Array(512);
+    for (let i = MAX_BUFFER_IDS - 1; i >= 0; i--) this.bufferIdFree.push(i);
+  }
+
+  /** Requests between submission and reply, over all exports. */
+  get inflight(): number {
+    return this.requestSlots - this.reqFreeN;
+  }
+
+  // ---- memory registration -------------------------------------------------
+
+  registerLinkMemory(link: Link): void {
+    const a = this.bufferIdFree.pop();
+    const r = this.bufferIdFree.pop();
+    if (a === undefined || r === undefined) throw new Error('too many interfaces for one process (at most 32)');
+    this.io.registerBuffer(a, link.arena);
+    this.io.registerBuffer(r, link.socket!.ring);
+    link.arenaBufferId = a;
+    link.ringBufferId = r;
+  }
+
+  unregisterLinkMemory(link: Link): void {
+    for (const id of [link.arenaBufferId, link.ringBufferId]) {
+      if (id >= 0) {
+        this.io.unregisterBuffer(id);
+        this.bufferIdFree.push(id);
+      }
+    }
+    link.arenaBufferId = link.ringBufferId = -1;
+  }
+
+  // ---- receive ---------------------------------------------------------------
+
+  /** One wake-up of a link's socket: drain every ready frame, then submit, reap and send. */
+  receive(link: Link): void {
+    const sock = link.socket;
+    if (sock === null) return;
+    const desc = link.rxDesc;
+    for (;;) {
+      const n = sock.drain(desc, link.rxBatch);
+      if (n === 0) break;
+      link.counters[LinkCounter.RxFrames] += n;
+      for (let i = 0; i < n; i++) {
+        const p = i * 3;
+        if (!this.frame(link, sock.ring, desc[p], desc[p + 1], desc[p + 2])) sock.release(desc[p + 2]);
+      }
+      this.pump();
+      if (n < link.rxBatch) break;
+    }
+    this.flushAll();
+  }
+
+  /** Handles one frame for every export it addresses; true when a request still holds its receive slot. */
+  private frame(link: Link, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    const mac = link.ctx.mac;
+    if (!isAoeRequest(ring, off, len) || isFromMac(ring, off, mac) || !isForMac(ring, off, mac)) {
+      link.counters[LinkCounter.Ignored]++;
+      return false;
+    }
+    const cmd = ring[off + OFF_CMD];
+    if (cmd === Command.Config) this.refreshMtu(link);
+    else if (cmd === Command.Ata && len >= ATA_HEADER_LEN && ring[off + OFF_ATA_SECTORS] > link.ctx.maxSectors) {
+      this.refreshMtu(link); // the MTU may have grown since the last look
+    }
+    const major = majorOf(ring, off);
+    const minor = minorOf(ring, off);
+    let held = false;
+    let served = false;
+    const exports = link.exports;
+    for (let i = 0; i < exports.length; i++) {
+      const e = exports[i];
+      const st = e.state;
+      if (e.closing || !addresses(ring, off, st.shelf, st.slot)) continue;
+      // ATA commands only for an exact address: a broadcast write must not reach every export.
+      if (cmd === Command.Ata && (major !== st.shelf || minor !== st.slot)) continue;
+      served = true;
+      if (this.serve(link, e, ring, off, len, slot)) held = true;
+    }
+    if (!served) link.counters[LinkCounter.Ignored]++;
+    return held;
+  }
+
+  private refreshMtu(link: Link): void {
+    const info = link.readInfo();
+    if (info !== null && info.ifindex === link.socket?.ifindex) link.applyInfo(info);
+  }
+
+  private serve(link: Link, e: Export, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    const tx = link.allocTx();
+    if (tx < 0) {
+      link.counters[LinkCounter.TxDrops]++;
+      return false;
+    }
+    const arena = link.arena;
+    const t = link.slotOffset(tx);
+    const res = respond(ring, off, len, e.state, link.ctx, arena, t);
+    if (e.state.version !== e.savedVersion) this.events.stateChanged(e);
+    if (res > 0) {
+      if (arena[t + OFF_VERFLAGS] & FLAG_ERROR) e.counters[ExportCounter.AoeErrors]++;
+      else if (ring[off + OFF_CMD] === Command.Ata && arena[t + OFF_ATA_CMDSTAT] & ATA_STATUS_ERR) {
+        e.counters[ExportCounter.AtaErrors]++;
+      } else e.counters[ExportCounter.Other]++;
+      link.queue(tx, res);
+      return false;
+    }
+    if (res === 0) {
+      if (e.state.mask.count > 0 && !e.state.mask.has(ring, off + OFF_SRC)) e.counters[ExportCounter.MaskDrops]++;
+      link.freeTx(tx);
+      return false;
+    }
+    const store = e.store;
+    const d = link.ctx.ata;
+    const bytes = d.count * SECTOR_SIZE;
+    if (store.kind === 'null') {
+      if (res === Pending.Read) {
+        arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);
+        e.counters[ExportCounter.Reads]++;
+        e.counters[ExportCounter.ReadBytes] += bytes;
+        link.queue(tx, ATA_HEADER_LEN + bytes);
+      } else {
+        if (res === Pending.Write) {
+          e.counters[ExportCounter.Writes]++;
+          e.counters[ExportCounter.WriteBytes] += bytes;
+        } else e.counters[ExportCounter.Flushes]++;
+        link.queue(tx, padReply(arena, t, ATA_HEADER_LEN));
+      }
+      return false;
+    }
+    const q = this.reqFreeN > 0 ? this.reqFree[--this.reqFreeN] : -1;
+    if (q < 0) {
+      link.freeTx(tx);
+      link.counters[LinkCounter.TxDrops]++;
+      return false;
+    }
+    this.reqLink[q] = link.id;
+    this.reqExport[q] = e.id;
+    this.reqTx[q] = tx;
+    this.reqRx[q] = -1;
+    this.reqBytes[q] = bytes;
+    this.reqStart[q] = performance.now();
+    e.inflight++;
+    link.inflight++;
+    const pos = store.byteOffset + d.lba * SECTOR_SIZE;
+    if (res === Pending.Read) {
+      this.reqKind[q] = Kind.Read;
+      this.push(IoOp.Read, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+      return false;
+    }
+    if (res === Pending.Write) {
+      this.reqKind[q] = Kind.Write;
+      if (store.direct) {
+        // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
+        arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
+        this.push(IoOp.Write, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+        return false;
+      }
+      this.reqRx[q] = slot;
+      this.push(IoOp.Write, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
+      return true;
+    }
+    this.reqKind[q] = Kind.Flush;
+    this.joinGroupCommit(e, q);
+    return false;
+  }
+
+  // ---- storage ---------------------------------------------------------------
+
+  private push(op: IoOp, fd: number, buffer: number, offset: number, length: number, position: number, tag: number): void {
+    if ((this.opsN + 1) * IO_OP_FIELDS > this.ops.length) this.submit();
+    const p = this.opsN * IO_OP_FIELDS;
+    this.ops[p] = op;
+    this.ops[p + 1] = fd;
+    this.ops[p + 2] = buffer;
+    this.ops[p + 3] = offset;
+    this.ops[p + 4] = length;
+    this.ops[p + 5] = position;
+    this.tags[this.opsN++] = tag;
+  }
+
+  private submit(): void {
+    const n = this.opsN;
+    if (n === 0) return;
+    this.opsN = 0;
+    const accepted = this.io.submit(this.ops, this.tags, n);
+    const first = accepted < 0 ? 0 : accepted;
+    const err = accepted < 0 ? accepted : -16; // EBUSY for ops the ring could not take
+    for (let i = first; i < n; i++) this.complete(this.tags[i], err);
+  }
+
+  /** Submits queued operations and reaps completions until both are empty. */
+  pump(): void {
+    do {
+      this.submit();
+      for (;;) {
+        const n = this.io.reap(this.cq, this.cq.length >> 1);
+        for (let i = 0; i < n; i++) this.complete(this.cq[i * 2] >>> 0, this.cq[i * 2 + 1]);
+        if (n < this.cq.length >> 1) break;
+      }
+    } while (this.opsN > 0);
+  }
+
+  /** The io ring's wake-up: reap, then send what completed. */
+  ioReady(): void {
+    this.pump();
+    this.flushAll();
+  }
+
+  private complete(tag: number, result: number): void {
+    if (tag & SYNC_TAG) {
+      const e = this.exports[tag & 0xffff];
+      if (e) this.groupCommitDone(e, result);
+      return;
+    }
+    const q = tag;
+    const link = this.links[this.reqLink[q]];
+    const e = this.exports[this.reqExport[q]]!;
+    const t = link.slotOffset(this.reqTx[q]);
+    const bytes = this.reqBytes[q];
+    const ok = result === bytes;
+    if (this.reqKind[q] === Kind.Read) {
+      if (ok) {
+        e.counters[ExportCounter.Reads]++;
+        e.counters[ExportCounter.ReadBytes] += bytes;
+        this.reply(q, link, ATA_HEADER_LEN + bytes);
+      } else this.failIo(q, link, e, t);
+      return;
+    }
+    // A write: the receive slot is no longer needed whatever happened.
+    if (this.reqRx[q] >= 0) {
+      link.socket?.release(this.reqRx[q]);
+      this.reqRx[q] = -1;
+    }
+    if (!ok) {
+      this.failIo(q, link, e, t);
+      return;
+    }
+    e.counters[ExportCounter.Writes]++;
+    e.counters[ExportCounter.WriteBytes] += bytes;
+    if (e.config.sync) this.joinGroupCommit(e, q);
+    else this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
+  }
+
+  private failIo(q: number, link: Link, e: Export, t: number): void {
+    e.counters[ExportCounter.IoErrors]++;
+    setAtaIoError(link.arena, t, this.reqBytes[q] / SECTOR_SIZE);
+    this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
+  }
+
+  /** Queues the reply of request q and frees the request slot. */
+  private reply(q: number, link: Link, len: number): void {
+    link.queue(this.reqTx[q], len);
+    const e = this.exports[this.reqExport[q]]!;
+    recordLatency(e.latency, (performance.now() - this.reqStart[q]) * 1000);
+    e.inflight--;
+    link.inflight--;
+    this.reqFree[this.reqFreeN++] = q;
+    if ((e.closing && e.inflight === 0) || (link.reopenWanted && link.inflight === 0)) this.events.drained();
+  }
+
+  // ---- group commit ----------------------------------------------------------
+  // Writes of a sync export, and flushes of any export, wait for an fdatasync
+  // that starts after they completed. While one runs, newcomers gather for
+  // the next, so one fdatasync covers every write that arrived meanwhile.
+
+  private joinGroupCommit(e: Export, q: number): void {
+    e.syncWait[e.syncWaitN++] = q;
+    if (!e.syncInFlight) this.startGroupCommit(e);
+  }
+
+  private startGroupCommit(e: Export): void {
+    e.syncBatch.set(e.syncWait.subarray(0, e.syncWaitN));
+    e.syncBatchN = e.syncWaitN;
+    e.syncWaitN = 0;
+    e.syncInFlight = true;
+    this.push(IoOp.DataSync, e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
+  }
+
+  private groupCommitDone(e: Export, result: number): void {
+    for (let i = 0; i < e.syncBatchN; i++) {
+      const q = e.syncBatch[i];
+      const link = this.links[this.reqLink[q]];
+      const t = link.slotOffset(this.reqTx[q]);
+      if (this.reqKind[q] === Kind.Flush) e.counters[ExportCounter.Flushes]++;
+      if (result < 0) {
+        e.counters[ExportCounter.IoErrors]++;
+        setAtaIoError(link.arena, t, this.reqBytes[q] / SECTOR_SIZE);
+      }
+      this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
+    }
+    e.syncBatchN = 0;
+    e.syncInFlight = false;
+    if (e.syncWaitN > 0) this.startGroupCommit(e);
+  }
+
+  // ---- transmit --------------------------------------------------------------
+
+  flushAll(): void {
+    let again = false;
+    for (let i = 0; i < this.links.length; i++) {
+      const link = this.links[i];
+      if (link.sendN > 0 && !link.flush()) again = true;
+    }
+    if (again && this.flushRetry === null) this.flushRetry = setImmediate(this.retryFlush);
+  }
+
+  /**
+   * Sends an unsolicited Query Config response for every export on the
+   * link: broadcast, or to each MAC mask member when the list is not empty.
+   */
+  announce(link: Link): void {
+    if (link.socket === null) return;
+    for (const e of link.exports) {
+      const st = e.state;
+      const targets = st.mask.count > 0 ? st.mask.count : 1;
+      for (let i = 0; i < targets; i++) {
+        const tx = link.allocTx();
+        if (tx < 0) return;
+        const t = link.slotOffset(tx);
+        const dst = st.mask.count > 0 ? st.mask.bytes : BROADCAST;
+        const n = writeAnnouncement(link.arena, t, dst, st.mask.count > 0 ? i * 6 : 0, link.ctx.mac, st, link.ctx.maxSectors);
+        link.queue(tx, padReply(link.arena, t, n));
+      }
+    }
+    this.flushAll();
+  }
+}
+

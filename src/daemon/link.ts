@@ -1,0 +1,169 @@
+// One network interface: its packet socket and receive ring, the transmit
+// arena replies are built in, the batch of replies waiting to be sent, and
+// the interface's MTU, MAC and carrier as last seen.
+
+import { FrameContext, MIN_FRAME_LEN, sectorsForMtu } from '../aoe';
+import { LinkCounter } from './counters';
+import type { Export } from './export';
+import type { LinkInfo, NativeAddon, PacketSocket } from './native';
+
+/** Reply data starts 36 bytes into a frame; placing frames at 476 mod 512 puts the data on a 512-byte boundary (O_DIRECT). */
+const SLOT_LEAD = 512 - 36;
+const RX_BATCH = 256;
+/** Receive ring memory budget per interface. */
+const RING_BYTES = 8 << 20;
+
+export interface LinkOptions {
+  /** Transmit slots: replies being built or waiting to be sent. */
+  txSlots: number;
+  netns?: string;
+}
+
+export class Link {
+  readonly counters = new Float64Array(LinkCounter.Count);
+  readonly exports: Export[] = [];
+  socket: PacketSocket | null = null;
+  info: LinkInfo | null = null;
+  /** Where this link's memory is registered with the io ring (-1: not registered). */
+  arenaBufferId = -1;
+  ringBufferId = -1;
+  /** Requests that refer to this link's arena or receive ring. */
+  inflight = 0;
+  /** The socket must be reopened (MTU outgrew the ring, interface recreated) once inflight reaches 0. */
+  reopenWanted = false;
+  readonly ctx: FrameContext;
+
+  arena: Uint8Array = new Uint8Array(0);
+  slotStride = 0;
+  /** Largest frame the arena and ring were sized for. */
+  maxFrame = 0;
+  private readonly txFree: Int32Array;
+  private txFreeN = 0;
+  readonly sendDesc: Uint32Array;
+  private readonly sendSlot: Int32Array;
+  sendN = 0;
+  readonly rxDesc = new Uint32Array(RX_BATCH * 3);
+
+  constructor(
+    readonly name: string,
+    readonly id: number,
+    private readonly addon: NativeAddon,
+    readonly options: LinkOptions,
+  ) {
+    this.ctx = new FrameContext(new Uint8Array(6), 0);
+    this.txFree = new Int32Array(options.txSlots);
+    this.sendDesc = new Uint32Array(options.txSlots * 2);
+    this.sendSlot = new Int32Array(options.txSlots);
+  }
+
+  get rxBatch(): number {
+    return RX_BATCH;
+  }
+
+  /** Reads the interface state; null when it does not exist (now). */
+  readInfo(): LinkInfo | null {
+    return this.addon.linkInfo(this.name, this.options.netns);
+  }
+
+  /** Takes new MTU and MAC values into the frame context. */
+  applyInfo(info: LinkInfo): void {
+    this.info = info;
+    this.ctx.mac.set(info.mac);
+    // Until a reopen resizes the ring, frames cannot outgrow what it was sized for.
+    this.ctx.maxSectors = Math.min(sectorsForMtu(info.mtu), sectorsForMtu(this.maxFrame - 14));
+  }
+
+  /** Opens the socket and sizes the ring and arena for the current MTU. Throws with a user-facing message. */
+  open(info: LinkInfo): void {
+    const maxFrame = Math.max(info.mtu + 14, MIN_FRAME_LEN);
+    // tpacket2 header + sockaddr_ll + alignment fit in 128 bytes.
+    const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
+    const frameCount = Math.max(256, Math.min(4096, Math.floor(RING_BYTES / frameSize)));
+    this.socket = this.addon.openPacket(this.name, {
+      frameSize, frameCount, netns: this.options.netns, sndbuf: 4 << 20,
+    });
+    if (maxFrame !== this.maxFrame || this.arena.length === 0) {
+      this.maxFrame = maxFrame;
+      this.slotStride = Math.ceil((SLOT_LEAD + maxFrame) / 512) * 512;
+      this.arena = new Uint8Array(this.slotStride * this.options.txSlots);
+    }
+    this.txFreeN = 0;
+    for (let i = this.options.txSlots - 1; i >= 0; i--) this.txFree[this.txFreeN++] = i;
+    this.sendN = 0;
+    this.reopenWanted = false;
+    this.applyInfo(info);
+  }
+
+  close(): void {
+    if (this.socket) {
+      this.socket.stopPolling();
+      this.socket.close();
+      this.socket = null;
+    }
+  }
+
+  /** Byte offset in `arena` of transmit slot i. */
+  slotOffset(i: number): number {
+    return i * this.slotStride + SLOT_LEAD;
+  }
+
+  /** A free transmit slot, or -1. */
+  allocTx(): number {
+    return this.txFreeN > 0 ? this.txFree[--this.txFreeN] : -1;
+  }
+
+  freeTx(slot: number): void {
+    this.txFree[this.txFreeN++] = slot;
+  }
+
+  /** Adds a finished reply to the batch sent by flush(). */
+  queue(slot: number, len: number): void {
+    const n = this.sendN++;
+    this.sendDesc[n * 2] = this.slotOffset(slot);
+    this.sendDesc[n * 2 + 1] = len;
+    this.sendSlot[n] = slot;
+  }
+
+  /**
+   * Sends the queued replies in one call. Returns false when the socket was
+   * full and some remain queued (the caller retries soon).
+   */
+  flush(): boolean {
+    if (this.sendN === 0) return true;
+    const sock = this.socket;
+    if (sock === null) {
+      this.dropQueued();
+      return true;
+    }
+    const sent = sock.send(this.arena, this.sendDesc, this.sendN);
+    if (sent < 0) {
+      // -EAGAIN / -ENOBUFS: the kernel queue is full, try again shortly.
+      if (sent === -11 || sent === -105) return false;
+      // The link went away (ENETDOWN, ENXIO) or the frame no longer fits the
+      // MTU (EMSGSIZE): the initiator retransmits.
+      this.dropQueued();
+      return true;
+    }
+    let bytes = 0;
+    for (let i = 0; i < sent; i++) {
+      bytes += this.sendDesc[i * 2 + 1];
+      this.freeTx(this.sendSlot[i]);
+    }
+    this.counters[LinkCounter.TxFrames] += sent;
+    this.counters[LinkCounter.TxBytes] += bytes;
+    if (sent === this.sendN) {
+      this.sendN = 0;
+      return true;
+    }
+    this.sendDesc.copyWithin(0, sent * 2, this.sendN * 2);
+    this.sendSlot.copyWithin(0, sent, this.sendN);
+    this.sendN -= sent;
+    return false;
+  }
+
+  private dropQueued(): void {
+    for (let i = 0; i < this.sendN; i++) this.freeTx(this.sendSlot[i]);
+    this.counters[LinkCounter.TxDrops] += this.sendN;
+    this.sendN = 0;
+  }
+}
