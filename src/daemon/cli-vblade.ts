@@ -36,11 +36,16 @@ options (as vblade 25):
   Numbers for -b/-o/-l may be decimal, 0x-hexadecimal or 0-octal.
 
 options of aoe-target:
+  --config FILE  serve every export of a config file (vblade.conf(5)) in the
+                 foreground, with reload on SIGHUP; see vbladed(8)
   --null         serve zeros and drop writes instead of using a file; the file
                  argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
   --state-dir D  persist the config string, MAC mask and reserve list in D
   --log-level L  fatal, error, warn, info (default), debug
   -h, --help     show this help
+
+  vblade ctl COMMAND   ask a running vbladed/vblade --config: list, stats,
+                       show-mask, clear-mask, show-reserve, clear-reserve, reload
 
 Start-up prints "pid N: e<shelf>.<slot>, S sectors O_RDWR|O_RDONLY" on
 standard output; logs go to standard error as JSON lines.`;
@@ -98,6 +103,16 @@ export function parseCommandLine(argv: readonly string[]): { help: boolean; conf
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'ctl') {
+    const { runCtl } = await import('./cli-ctl');
+    return runCtl(argv.slice(1));
+  }
+  if (argv.some((a) => a === '--config' || a.startsWith('--config='))) {
+    // Many exports from a config file: vbladed's supervisor, in the foreground.
+    const { main: vbladed } = await import('./cli-vbladed');
+    await vbladed(['--foreground', '--log=stderr', ...argv]);
+    return new Promise<number>(() => undefined); // vbladed exits the process itself
+  }
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
     parsed = parseCommandLine(argv);

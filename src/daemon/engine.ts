@@ -145,9 +145,9 @@ export class Engine {
     const minor = minorOf(ring, off);
     let held = false;
     let served = false;
-    const exports = link.exports;
-    for (let i = 0; i < exports.length; i++) {
-      const e = exports[i];
+    const list = link.exports;
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
       const st = e.state;
       if (e.closing || !addresses(ring, off, st.shelf, st.slot)) continue;
       // ATA commands only for an exact address: a broadcast write must not reach every export.

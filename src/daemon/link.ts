@@ -10,6 +10,11 @@ import type { LinkInfo, NativeAddon, PacketSocket } from './native';
 /** Reply data starts 36 bytes into a frame; placing frames at 476 mod 512 puts the data on a 512-byte boundary (O_DIRECT). */
 const SLOT_LEAD = 512 - 36;
 const RX_BATCH = 256;
+/**
+ * Frames larger than this are not used even on interfaces that allow them
+ * (lo has 65536): 63 sectors per request, and ring slots stay small.
+ */
+const MAX_USABLE_MTU = 32768;
 /** Receive ring memory budget per interface. */
 const RING_BYTES = 8 << 20;
 
@@ -73,9 +78,14 @@ export class Link {
     this.ctx.maxSectors = Math.min(sectorsForMtu(info.mtu), sectorsForMtu(this.maxFrame - 14));
   }
 
+  /** Whether the interface's MTU has outgrown the ring and arena (a reopen resizes them). */
+  outgrown(info: LinkInfo): boolean {
+    return Math.min(info.mtu, MAX_USABLE_MTU) + 14 > this.maxFrame;
+  }
+
   /** Opens the socket and sizes the ring and arena for the current MTU. Throws with a user-facing message. */
   open(info: LinkInfo): void {
-    const maxFrame = Math.max(info.mtu + 14, MIN_FRAME_LEN);
+    const maxFrame = Math.max(Math.min(info.mtu, MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
     // tpacket2 header + sockaddr_ll + alignment fit in 128 bytes.
     const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
     const frameCount = Math.max(256, Math.min(4096, Math.floor(RING_BYTES / frameSize)));

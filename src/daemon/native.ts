@@ -26,6 +26,8 @@ export interface PacketSocketOptions {
   netns?: string;
   /** Socket send buffer in bytes (SO_SNDBUFFORCE when root, else SO_SNDBUF). 0 = kernel default. */
   sndbuf?: number;
+  /** Which AoE frames the kernel filter passes: 'requests' (R clear; a target, the default) or 'replies' (R set; an initiator). */
+  accept?: 'requests' | 'replies';
 }
 
 /** Counters from PACKET_STATISTICS; reading them resets the kernel's counters. */

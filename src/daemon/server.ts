@@ -227,7 +227,7 @@ export class Server {
       this.retire(link, 'interface was recreated');
       return;
     }
-    if (info.mtu + 14 > link.maxFrame) {
+    if (link.outgrown(info)) {
       this.retire(link, `MTU grew to ${info.mtu}; resizing the ring`);
       return;
     }

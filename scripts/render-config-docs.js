@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+'use strict';
+// Renders docs/vblade.conf.5 and systemd/vblade.conf.example from the key
+// table in src/daemon/config-file.ts (build first: npx tsc -p .).
+// test/daemon/config-docs.test.ts fails when the committed files differ.
+const fs = require('node:fs');
+const path = require('node:path');
+const { renderConfManPage, renderExampleConfig } = require('../dist/src/daemon/config-file.js');
+
+const root = path.join(__dirname, '..');
+const outputs = {
+  'docs/vblade.conf.5': renderConfManPage(),
+  'systemd/vblade.conf.example': renderExampleConfig(),
+};
+for (const [rel, text] of Object.entries(outputs)) {
+  fs.writeFileSync(path.join(root, rel), text);
+  process.stdout.write(`wrote ${rel}\n`);
+}

@@ -1,0 +1,270 @@
+// The control socket: a unix stream socket (default RUN-DIR/NAME.sock, mode
+// 0660, group control-group) speaking line-delimited JSON.
+//
+//   request   {"id": 1, "command": "show-mask", "export": "e1.1"}\n
+//   reply     {"id": 1, "ok": true, "result": {...}}\n
+//             {"id": 1, "ok": false, "error": "no export e9.9; ..."}\n
+//
+// A connection may send any number of requests; replies come in order.
+// Access control is the socket's mode and group: root and members of the
+// group may connect, nobody else.
+//
+// COMMANDS is the one table of commands: the server dispatches through it
+// and `vblade ctl` builds its help and checks arguments from it.
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import type { WorkerOp } from './worker';
+
+/** What the control socket drives: the supervisor (via the worker) or an in-process WorkerCore. */
+export interface ControlTarget {
+  request(op: WorkerOp, key?: string): Promise<unknown>;
+  /** Re-reads the configuration (as on SIGHUP); resolves to a summary. */
+  reload(): Promise<unknown>;
+  /** Supervisor facts (worker pid, restarts, ...); merged into list and stats. */
+  status?(): unknown;
+}
+
+export interface CommandDef {
+  name: string;
+  summary: string;
+  /** Whether the command takes an export (eS.L) argument. */
+  exportArg: 'none' | 'optional' | 'required';
+  run(target: ControlTarget, exportKey: string | undefined): Promise<unknown>;
+}
+
+export const COMMANDS: readonly CommandDef[] = [
+  {
+    name: 'list',
+    summary: 'exports with their settings and saved state (config string, mask, reserve)',
+    exportArg: 'none',
+    run: async (t) => ({ exports: await t.request('list'), supervisor: t.status?.() }),
+  },
+  {
+    name: 'stats',
+    summary: 'counters per export and per interface: requests, bytes, errors by kind, drops, latency',
+    exportArg: 'none',
+    run: async (t) => ({ stats: await t.request('stats'), supervisor: t.status?.() }),
+  },
+  {
+    name: 'show-mask',
+    summary: 'MAC mask list of one export or of all (empty: every initiator is allowed)',
+    exportArg: 'optional',
+    run: (t, key) => t.request('show-mask', key),
+  },
+  {
+    name: 'clear-mask',
+    summary: 'empty the MAC mask list of an export (every initiator is allowed again)',
+    exportArg: 'required',
+    run: (t, key) => t.request('clear-mask', key),
+  },
+  {
+    name: 'show-reserve',
+    summary: 'reserve list of one export or of all (empty: not reserved)',
+    exportArg: 'optional',
+    run: (t, key) => t.request('show-reserve', key),
+  },
+  {
+    name: 'clear-reserve',
+    summary: 'release the reservation of an export (e.g. after its holder died)',
+    exportArg: 'required',
+    run: (t, key) => t.request('clear-reserve', key),
+  },
+  {
+    name: 'reload',
+    summary: 're-read the configuration and apply it, as SIGHUP does',
+    exportArg: 'none',
+    run: (t) => t.reload(),
+  },
+];
+
+export function commandByName(name: string): CommandDef | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
+
+export interface ControlRequest {
+  id?: unknown;
+  command?: unknown;
+  export?: unknown;
+}
+
+export interface ControlReply {
+  id?: unknown;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** Runs one request through the table. Never throws. */
+export async function dispatch(target: ControlTarget, req: ControlRequest): Promise<ControlReply> {
+  const id = req.id;
+  const fail = (error: string): ControlReply => ({ id, ok: false, error });
+  if (typeof req.command !== 'string') return fail('the request has no "command"; send {"command": "list"}');
+  const cmd = commandByName(req.command);
+  if (!cmd) return fail(`unknown command "${req.command}"; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+  const key = typeof req.export === 'string' && req.export !== '' ? req.export : undefined;
+  if (cmd.exportArg === 'required' && !key) return fail(`${cmd.name} needs an export, e.g. {"command": "${cmd.name}", "export": "e1.1"}`);
+  if (cmd.exportArg === 'none' && key) return fail(`${cmd.name} takes no export`);
+  try {
+    return { id, ok: true, result: await cmd.run(target, key) };
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+
+/** Looks a group up in /etc/group (Node has no getgrnam). */
+export function groupId(name: string, groupFile = '/etc/group'): number | undefined {
+  if (/^[0-9]+$/.test(name)) return Number(name);
+  let text: string;
+  try {
+    text = fs.readFileSync(groupFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f[2] !== undefined && /^[0-9]+$/.test(f[2])) return Number(f[2]);
+  }
+  return undefined;
+}
+
+export interface ControlServerOptions {
+  socketPath: string;
+  /** Group name or id that may connect; default the process's group. */
+  group?: string;
+  log: Logger;
+}
+
+/** Whether something answers on a unix socket path. */
+function socketAlive(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(p);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Largest request line accepted. */
+const MAX_LINE = 64 * 1024;
+
+export class ControlServer {
+  private constructor(
+    private readonly server: net.Server,
+    readonly socketPath: string,
+    private readonly sockets: Set<net.Socket>,
+  ) {}
+
+  /** Listens; replaces a stale socket file; refuses when another process answers on it. */
+  static async listen(target: ControlTarget, opts: ControlServerOptions): Promise<ControlServer> {
+    const p = opts.socketPath;
+    fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
+    if (fs.existsSync(p)) {
+      if (await socketAlive(p)) throw new Error(`another process answers on the control socket ${p}; stop it or set control-socket to another path`);
+      fs.rmSync(p, { force: true });
+    }
+    let gid: number | undefined;
+    if (opts.group) {
+      gid = groupId(opts.group);
+      if (gid === undefined) throw new Error(`control-group "${opts.group}" does not exist; create it (groupadd ${opts.group}) or set another group`);
+    }
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      sock.on('error', () => undefined);
+      let buf = '';
+      let chain = Promise.resolve();
+      sock.on('data', (chunk) => {
+        buf += chunk.toString('utf8');
+        if (buf.length > MAX_LINE && !buf.includes('\n')) {
+          sock.end(JSON.stringify({ ok: false, error: 'request line too long' }) + '\n');
+          return;
+        }
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line === '') continue;
+          chain = chain.then(async () => {
+            let reply: ControlReply;
+            try {
+              reply = await dispatch(target, JSON.parse(line) as ControlRequest);
+            } catch {
+              reply = { ok: false, error: 'the request is not JSON; send one JSON object per line' };
+            }
+            if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n');
+          });
+        }
+      });
+    });
+    // The socket is created by bind() with the umask applied: make it 0660 from the start.
+    const oldMask = process.umask(0o117);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(p, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    fs.chmodSync(p, 0o660);
+    if (gid !== undefined) {
+      try {
+        fs.chownSync(p, process.getuid?.() ?? 0, gid);
+      } catch (e) {
+        opts.log.warn({ err: e }, `cannot give the control socket to group ${opts.group}: ${(e as Error).message}`);
+      }
+    }
+    opts.log.info({ socket: p }, `control socket at ${p}`);
+    return new ControlServer(server, p, sockets);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    fs.rmSync(this.socketPath, { force: true });
+  }
+}
+
+/** Client side: sends one request and returns the reply. */
+export function controlRequest(socketPath: string, req: ControlRequest, timeoutMs = 30000): Promise<ControlReply> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath);
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer from ${socketPath} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    sock.on('connect', () => sock.write(JSON.stringify({ id: 1, ...req }) + '\n'));
+    sock.on('data', (chunk) => {
+      buf += chunk.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        sock.end();
+        try {
+          resolve(JSON.parse(buf.slice(0, nl)) as ControlReply);
+        } catch {
+          reject(new Error(`${socketPath} answered something that is not JSON`));
+        }
+      }
+    });
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const why =
+        e.code === 'ENOENT' ? 'no such socket; is vbladed running, and with this name?'
+        : e.code === 'EACCES' ? 'permission denied; run as root or as a member of the control group'
+        : e.code === 'ECONNREFUSED' ? 'nobody listens on it (a stale socket of a vbladed that died?)'
+        : e.message;
+      reject(new Error(`cannot connect to ${socketPath}: ${why}`));
+    });
+  });
+}

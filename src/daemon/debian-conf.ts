@@ -1,0 +1,137 @@
+// Debian's /etc/vblade.conf.d/NAME.conf fragments (vblade package >= 24-2,
+// contrib/persistence): one export per file as shell-style assignments
+//
+//   shelf=1
+//   slot=2
+//   netif=eth0
+//   filename=/srv/vblade/disk.img
+//   options='-r -m 52:54:00:12:34:56'
+//   ionice='-c2 -n7'
+//
+// Debian's unit reads the file with EnvironmentFile= (no shell expansion) and
+// passes `$options` split on blanks to vblade; we read it the same way and
+// reuse vblade's option parser, so a fragment means what it meant there.
+// Pure: the caller reads the file.
+
+import * as path from 'node:path';
+import type { ExportConfig } from './export-config';
+import { ConfigError, type ConfigProblem } from './config-file';
+import { exportFromParts, parseInterfaceName, parseShelf, parseSlot, parseVbladeOptions } from './vblade-args';
+
+export const DEBIAN_REQUIRED = ['shelf', 'slot', 'netif', 'filename'] as const;
+export const DEBIAN_OPTIONAL = ['options', 'ionice'] as const;
+
+export interface DebianConf {
+  export: ExportConfig;
+  /** Things that were accepted but do nothing here (e.g. ionice), as file:line problems. */
+  warnings: ConfigProblem[];
+}
+
+/** Removes one level of shell-style quoting the way systemd's EnvironmentFile does. */
+function unquoteValue(raw: string): string | undefined {
+  if (raw.startsWith("'")) {
+    if (raw.length < 2 || !raw.endsWith("'") || raw.slice(1, -1).includes("'")) return undefined;
+    return raw.slice(1, -1);
+  }
+  if (raw.startsWith('"')) {
+    if (raw.length < 2 || !raw.endsWith('"')) return undefined;
+    const inner = raw.slice(1, -1);
+    if (/(^|[^\\])(\\\\)*"/.test(inner)) return undefined;
+    return inner.replace(/\\(["\\$`])/g, '$1');
+  }
+  return raw;
+}
+
+export function parseDebianConf(text: string, file: string): DebianConf {
+  const problems: ConfigProblem[] = [];
+  const warnings: ConfigProblem[] = [];
+  const values = new Map<string, { value: string; line: number }>();
+  const problem = (line: number, message: string): void => {
+    problems.push({ file, line, message });
+  };
+
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const line = lines[i].replace(/\r$/, '').trim();
+    if (line === '' || line[0] === '#' || line[0] === ';') continue;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) {
+      problem(lineNo, `"${line}" is not a name=value assignment; write e.g. shelf=1`);
+      continue;
+    }
+    const [, key, raw] = m;
+    const value = unquoteValue(raw);
+    if (value === undefined) {
+      problem(lineNo, `unbalanced quotes in the value of ${key}; quote the whole value, e.g. ${key}='...'`);
+      continue;
+    }
+    const known = (DEBIAN_REQUIRED as readonly string[]).includes(key) || (DEBIAN_OPTIONAL as readonly string[]).includes(key);
+    if (!known) {
+      warnings.push({
+        file,
+        line: lineNo,
+        message: `${key} is not a vblade.conf.d key and is ignored; the keys are ${[...DEBIAN_REQUIRED, ...DEBIAN_OPTIONAL].join(', ')}`,
+      });
+      continue;
+    }
+    const prev = values.get(key);
+    if (prev) {
+      problem(lineNo, `${key} is set twice (first on line ${prev.line}); keep one`);
+      continue;
+    }
+    values.set(key, { value, line: lineNo });
+  }
+
+  for (const key of DEBIAN_REQUIRED) {
+    const v = values.get(key);
+    if (!v || v.value === '') {
+      const example = { shelf: 'shelf=1', slot: 'slot=1', netif: 'netif=eth0', filename: 'filename=/srv/vblade/disk.img' }[key];
+      problem(v?.line ?? 0, `${key} is ${v ? 'empty' : 'missing'}; add a line like ${example}`);
+    }
+  }
+
+  const check = (key: string, parse: (s: string) => unknown): void => {
+    const v = values.get(key);
+    if (!v || v.value === '') return;
+    try {
+      parse(v.value);
+    } catch (e) {
+      problem(v.line, (e as Error).message);
+    }
+  };
+  check('shelf', parseShelf);
+  check('slot', parseSlot);
+  check('netif', parseInterfaceName);
+
+  let options = parseVbladeOptions([]).options;
+  const opt = values.get('options');
+  if (opt) {
+    try {
+      const parsed = parseVbladeOptions(opt.value.split(/\s+/).filter((t) => t !== ''));
+      if (parsed.operands.length) {
+        problem(opt.line, `options holds "${parsed.operands.join(' ')}", which is not a vblade option; shelf, slot, netif and filename have their own lines`);
+      }
+      options = parsed.options;
+    } catch (e) {
+      problem(opt.line, `options: ${(e as Error).message}`);
+    }
+  }
+  const ionice = values.get('ionice');
+  if (ionice) {
+    warnings.push({
+      file,
+      line: ionice.line,
+      message: 'ionice is ignored; the vblade@.service unit sets IOSchedulingClass=best-effort and IOSchedulingPriority=7, change them with "systemctl edit"',
+    });
+  }
+
+  if (problems.length) {
+    problems.sort((a, b) => a.line - b.line);
+    throw new ConfigError(problems);
+  }
+  const v = (k: string): string => values.get(k)!.value;
+  // Debian's unit runs vblade from / (systemd's default working directory), so a relative filename meant a path under /.
+  const filename = path.resolve('/', v('filename'));
+  return { export: exportFromParts(options, v('shelf'), v('slot'), v('netif'), filename), warnings };
+}
