@@ -46,7 +46,7 @@ export function buildIdentify(f: IdentifyFields): Uint8Array {
   word(61, Math.floor(lba28 / 0x10000));
   word(80, 0x00f0); // ATA-4 .. ATA-7
   const cache = f.writeCache ? 0x0020 : 0;
-  word(82, 0x4000 | cache);
+  word(82, cache); // bit 5: write cache (words 82/85 have no must-be-one bit)
   word(83, 0x4000 | 0x2000 | 0x1000 | 0x0400); // FLUSH CACHE EXT, FLUSH CACHE, 48-bit
   word(84, 0x4000);
   word(85, cache);

@@ -38,7 +38,17 @@ export function handleReserve(
     setAoeError(tx, t, AoeError.TargetReserved);
     return writeReserveReply(tx, t, rcmd, st);
   }
-  st.reserve.replace(rx, r + OFF_RES_MACS, n);
-  st.version++;
+  if (!sameAddresses(st, rx, r + OFF_RES_MACS, n)) {
+    st.reserve.replace(rx, r + OFF_RES_MACS, n);
+    st.version++;
+  }
   return writeReserveReply(tx, t, rcmd, st);
+}
+
+/** Whether the list already holds exactly these n addresses, in this order. */
+function sameAddresses(st: TargetState, rx: Uint8Array, off: number, n: number): boolean {
+  const list = st.reserve;
+  if (list.count !== n) return false;
+  for (let i = 0; i < n * 6; i++) if (list.bytes[i] !== rx[off + i]) return false;
+  return true;
 }

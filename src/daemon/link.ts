@@ -10,6 +10,8 @@ import type { LinkInfo, NativeAddon, PacketSocket } from './native';
 /** Reply data starts 36 bytes into a frame; placing frames at 476 mod 512 puts the data on a 512-byte boundary (O_DIRECT). */
 const SLOT_LEAD = 512 - 36;
 const RX_BATCH = 256;
+/** Query Config reply with a 1024-byte string (1056 bytes), rounded up. */
+const LARGEST_CONTROL_REPLY = 1088;
 /**
  * Frames larger than this are not used even on interfaces that allow them
  * (lo has 65536): 63 sectors per request, and ring slots stay small.
@@ -94,7 +96,10 @@ export class Link {
     });
     if (maxFrame !== this.maxFrame || this.arena.length === 0) {
       this.maxFrame = maxFrame;
-      this.slotStride = Math.ceil((SLOT_LEAD + maxFrame) / 512) * 512;
+      // Room for the largest reply the protocol builds (a 1024-byte config
+      // string, a full mask list) even when the MTU is smaller: such a reply
+      // then fails to send, but never spills into the next slot.
+      this.slotStride = Math.ceil((SLOT_LEAD + Math.max(maxFrame, LARGEST_CONTROL_REPLY)) / 512) * 512;
       this.arena = new Uint8Array(this.slotStride * this.options.txSlots);
     }
     this.txFreeN = 0;

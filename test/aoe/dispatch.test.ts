@@ -1,0 +1,388 @@
+// respond() end to end: the frames real initiators and tools send, version
+// and command errors, MAC mask enforcement for every command, and the rules
+// every reply follows (Ver 1, R, E only with an error, our own address,
+// tag echoed, zero padding to 60).
+
+import t from 'tap';
+import { Pending } from '../../src/aoe';
+import {
+  A, ata, B, BCAST, C, cfg, cfgReply, hdr, hex, mask, maskList, pad60, rep, resv, rhdr, Row, runRows, Target,
+} from './golden';
+
+/** The IDENTIFY reply of a default export, with these registers. */
+function identify(tag: number, regs: string, dst = A): Uint8Array {
+  return hex(rhdr({ cmd: 0, tag, dst }), regs, new Target().st.identify);
+}
+
+// ------------------------------------------------------------------ real initiators and tools
+
+const linux: Row = {
+  desc: 'Linux initiator: broadcast discovery, IDENTIFY, READ EXT, WRITE EXT (tags with bit 31 clear)',
+  steps: [
+    {
+      request: `
+        ff ff ff ff ff ff  02 00 00 00 00 0a  88 a2
+        10 00  ff ff ff  01  00 01 9c 40     # ver 1; shelf ffff slot ff; Query Config
+        00 00 00 00 00 00 00 00              # all zero: read, no string (32 bytes in all)`,
+      want: { reply: pad60(rhdr({ cmd: 1, tag: 0x00019c40 }), cfgReply({})) },
+    },
+    {
+      request: `
+        02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2
+        10 00  00 07 03  00  00 02 9c 41
+        00 00 01 ec  00 00 00 a0 00 00  00 00  # IDENTIFY, count 1, lba3 0xA0`,
+      want: { reply: identify(0x00029c41, '00 00 00 40 00 00 00 a0 00 00 00 00') },
+    },
+    {
+      request: `
+        02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2
+        10 00  00 07 03  00  00 03 9c 42
+        40 00 02 24  00 10 00 00 00 00  00 00  # E; READ SECTORS EXT, 2 at 0x1000`,
+      want: {
+        pending: Pending.Read, lba: 0x1000, count: 2,
+        head: rhdr({ cmd: 0, tag: 0x00039c42 }) + '40 00 00 40 00 10 00 00 00 00 00 00',
+      },
+    },
+    {
+      request: `
+        02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2
+        10 00  00 07 03  00  00 04 9c 43
+        41 00 02 34  00 10 00 00 00 00  00 00  # E|W; WRITE SECTORS EXT, 2 at 0x1000
+        ${rep(0x6b, 1024)}                     # data`,
+      want: {
+        pending: Pending.Write, lba: 0x1000, count: 2,
+        head: rhdr({ cmd: 0, tag: 0x00049c43 }) + '41 00 00 40 00 10 00 00 00 00 00 00',
+      },
+    },
+    {
+      request: hdr({ cmd: 0, tag: 0x00059c44 }) + ata({ aflags: 0x40, count: 2, op: 0x24, lba: 0 }) + rep(0, 1024),
+      want: {
+        pending: Pending.Read, lba: 0, count: 2,
+        head: rhdr({ cmd: 0, tag: 0x00059c44 }) + ata({ aflags: 0x40, op: 0x40 }),
+      },
+    },
+  ],
+};
+
+const aoeping: Row = {
+  desc: 'aoeping -I: 1056-byte Query Config (cslen 1024 of 0xED), then a 1060-byte IDENTIFY',
+  steps: [
+    {
+      request: `
+        ff ff ff ff ff ff  02 00 00 00 00 0a  88 a2
+        10 00  00 07 03  01  80 00 00 00     # tag 0 | bit 31
+        00 00 00 00  00  00  04 00           # read, cslen 1024
+        ${rep(0xed, 1024)}`,
+      // padded to 60 although the string is empty (vblade's 32 bytes were ignored: B9)
+      want: { reply: pad60(rhdr({ cmd: 1, tag: 0x80000000 }), cfgReply({})) },
+    },
+    {
+      request: `
+        02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2
+        10 00  00 07 03  00  80 00 00 01
+        00 00 01 ec  00 00 00 a0 00 00  00 00
+        ${rep(0, 1024)}                      # 1024 zero bytes of payload`,
+      want: { reply: identify(0x80000001, '00 00 00 40 00 00 00 a0 00 00 00 00') },
+    },
+  ],
+};
+
+const aoecfg: Row = {
+  desc: 'aoecfg: broadcast read, set, test, prefix, force set (CCmd without version nibble, 1056 bytes)',
+  steps: [
+    [0, '', ''],
+    [3, 'mine', 'mine'],
+    [1, 'mine', 'mine'],
+    [2, 'mi', 'mine'],
+    [4, 'ours', 'ours'],
+  ].map(([ccmd, arg, cur], i) => ({
+    request: hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: 0x80000000 | (0x1234 + i) })
+      + cfg({ vercmd: ccmd as number, str: arg as string }) + rep(0, 1024 - (arg as string).length),
+    want: {
+      reply: pad60(rhdr({ cmd: 1, tag: 0x80000000 | (0x1234 + i) }), cfgReply({ ccmd: ccmd as number, str: cur as string })),
+    },
+  })),
+};
+
+const sancheck: Row = {
+  desc: 'aoe-sancheck at MTU 9000: 60-byte Query Config, then IDENTIFY padded with 512..8704 bytes',
+  target: { mtu: 9000 },
+  steps: [
+    {
+      request: hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: 0x80000000 }) + rep(0, 36),
+      want: { reply: pad60(rhdr({ cmd: 1, tag: 0x80000000 }), cfgReply({ scnt: 17 })) },
+    },
+    ...Array.from({ length: 17 }, (_, k) => {
+      const n = (17 - k) * 512; // (9000 - 36) & ~511 = 8704, down to 512
+      const tag = (0x8001 << 16) | (n / 512);
+      return {
+        request: hdr({ cmd: 0, tag }) + ata({ count: 1, op: 0xec, lba: '00 00 00 a0 00 00' }) + rep(0, n),
+        want: { reply: identify(tag, '00 00 00 40 00 00 00 a0 00 00 00 00') },
+      };
+    }),
+  ],
+};
+
+const ipxe: Row = {
+  desc: 'iPXE: Query Config for e7.3, 36-byte IDENTIFY, 28-bit READ (lba3 0xE0), 28-bit WRITE',
+  steps: [
+    {
+      request: hdr({ dst: BCAST, cmd: 1, tag: 0x18ae0000 }) + cfg({}),
+      want: { reply: pad60(rhdr({ cmd: 1, tag: 0x18ae0000 }), cfgReply({})) },
+    },
+    {
+      request: `
+        02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2  10 00  00 07 03  00  18 ae 00 01
+        00 00 01 ec  00 00 00 e0 00 00  00 00   # 36 bytes, device register 0xE0`,
+      want: { reply: identify(0x18ae0001, '00 00 00 40 00 00 00 e0 00 00 00 00') },
+    },
+    {
+      request: `
+        02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2  10 00  00 07 03  00  18 ae 00 02
+        00 00 02 20  40 00 00 e0 00 00  00 00   # READ SECTORS, 2 at 0x40, 36 bytes`,
+      want: {
+        pending: Pending.Read, lba: 0x40, count: 2,
+        head: rhdr({ cmd: 0, tag: 0x18ae0002 }) + '00 00 00 40 40 00 00 e0 00 00 00 00',
+      },
+    },
+    {
+      request: `
+        02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2  10 00  00 07 03  00  18 ae 00 03
+        01 00 01 30  41 00 00 e0 00 00  00 00   # W; WRITE SECTORS, 1 at 0x41
+        ${rep(0x11, 512)}`,
+      want: {
+        pending: Pending.Write, lba: 0x41, count: 1,
+        head: rhdr({ cmd: 0, tag: 0x18ae0003 }) + '01 00 00 40 41 00 00 e0 00 00 00 00',
+      },
+    },
+  ],
+};
+
+// ------------------------------------------------------------------ version, command, length
+
+const TAG = 0x0badcafe;
+const anyCommand: [string, string][] = [
+  ['ATA READ EXT', ata({ aflags: 0x40, count: 1, op: 0x24 })],
+  ['ATA IDENTIFY', ata({ count: 1, op: 0xec })],
+  ['Query Config read', cfg({})],
+  ['Query Config force set', cfg({ ccmd: 4, str: 'x' })],
+  ['Mac Mask read', mask({ mcmd: 0 })],
+  ['Mac Mask edit', mask({ mcmd: 1, dirs: [[1, A]] })],
+  ['Reserve read', resv({ rcmd: 0 })],
+  ['Reserve force set', resv({ rcmd: 2, macs: [A] })],
+];
+const cmdOf = (name: string): number => (name.startsWith('ATA') ? 0 : name.startsWith('Query') ? 1 : name.startsWith('Mac') ? 2 : 3);
+
+const errorRows: Row[] = [
+  ...[0, 2, 15].flatMap((ver) =>
+    anyCommand.map(([name, arg]): Row => ({
+      desc: `version ${ver}, ${name}: error 5, header only, nothing changed`,
+      request: hdr({ ver, cmd: cmdOf(name), tag: TAG }) + arg,
+      want: { reply: pad60(rhdr({ cmd: cmdOf(name), tag: TAG, error: 5 })) },
+      state: { mask: [], reserve: [], config: '', versionDelta: 0 },
+    })),
+  ),
+  {
+    desc: 'version 2 with only a header: error 5',
+    request: hdr({ ver: 2, cmd: 0, tag: TAG }),
+    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 5 })) },
+  },
+  ...[4, 5, 0x7f, 0xf0, 0xf1, 0xff].map((cmd): Row => ({
+    desc: `command 0x${cmd.toString(16)}: error 1, header only (the request is not echoed)`,
+    request: hdr({ cmd, tag: TAG }) + rep(0x77, 100),
+    want: { reply: pad60(rhdr({ cmd, tag: TAG, error: 1 })) },
+  })),
+  {
+    desc: 'unknown command with only a header: error 1',
+    request: hdr({ cmd: 9, tag: TAG }),
+    want: { reply: pad60(rhdr({ cmd: 9, tag: TAG, error: 1 })) },
+  },
+  ...[0, 1, 13, 14, 20, 23].map((n): Row => ({
+    desc: `${n}-byte frame: no reply`,
+    request: hex(hdr({ cmd: 1, tag: TAG })).subarray(0, n),
+    want: 'no reply',
+  })),
+];
+
+// ------------------------------------------------------------------ MAC mask enforcement
+
+const fromA: [string, string][] = [
+  ['ATA READ EXT', hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24 })],
+  ['ATA WRITE EXT', hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, count: 1, op: 0x34 }) + rep(1, 512)],
+  ['ATA IDENTIFY', hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec })],
+  ['ATA FLUSH CACHE', hdr({ cmd: 0, tag: TAG }) + ata({ op: 0xe7 })],
+  ['ATA CHECK POWER MODE', hdr({ cmd: 0, tag: TAG }) + ata({ op: 0xe5 })],
+  ['ATA unknown opcode', hdr({ cmd: 0, tag: TAG }) + ata({ op: 0xef })],
+  ['Query Config read (broadcast)', hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: TAG }) + cfg({})],
+  ['Query Config set', hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 3, str: 'a' })],
+  ['Query Config force set', hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 4, str: 'a' })],
+  ['Mac Mask read', hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 0 })],
+  ['Mac Mask edit adding itself', hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 1, dirs: [[1, A]] })],
+  ['Mac Mask edit deleting the member', hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 1, dirs: [[2, B]] })],
+  ['Reserve read', hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 0 })],
+  ['Reserve force set', hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 2, macs: [A] })],
+  ['unknown command', hdr({ cmd: 0x42, tag: TAG })],
+  ['version 2', hdr({ ver: 2, cmd: 1, tag: TAG }) + cfg({})],
+  ['short ATA frame', hdr({ cmd: 0, tag: TAG })],
+];
+
+const maskRows: Row[] = [
+  ...fromA.map(([name, request]): Row => ({
+    desc: `mask [B, C], ${name} from A: no reply, nothing changed`,
+    target: { mask: [B, C], config: 'c' },
+    request,
+    want: 'no reply',
+    state: { mask: [B, C], reserve: [], config: 'c', versionDelta: 0 },
+  })),
+  {
+    desc: 'mask [B, C]: the members are answered',
+    target: { mask: [B, C] },
+    steps: [
+      {
+        request: hdr({ cmd: 1, src: B, tag: TAG }) + cfg({}),
+        want: { reply: pad60(rhdr({ cmd: 1, tag: TAG, dst: B }), cfgReply({})) },
+      },
+      {
+        request: hdr({ cmd: 2, src: C, tag: TAG }) + mask({ mcmd: 1, dirs: [[1, A]] }),
+        want: { reply: pad60(rhdr({ cmd: 2, tag: TAG, dst: C }), maskList(1, [B, C, A])) },
+        state: { mask: [B, C, A] },
+      },
+      {
+        request: hdr({ cmd: 1, src: A, tag: TAG }) + cfg({}),
+        want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({})) },
+      },
+    ],
+  },
+  {
+    desc: 'an empty mask admits everyone; a one-entry mask only that one',
+    steps: [
+      { request: hdr({ cmd: 3, src: C, tag: TAG }) + resv({ rcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 3, tag: TAG, dst: C }), '00 00') } },
+      {
+        request: hdr({ cmd: 2, src: A, tag: TAG }) + mask({ mcmd: 1, dirs: [[1, A]] }),
+        want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), maskList(1, [A])) },
+      },
+      { request: hdr({ cmd: 3, src: C, tag: TAG }) + resv({ rcmd: 0 }), want: 'no reply' },
+      { request: hdr({ cmd: 3, src: A, tag: TAG }) + resv({ rcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), '00 00') } },
+    ],
+  },
+];
+
+// ------------------------------------------------------------------ reply rules
+
+const ruleRows: Row[] = [
+  ...([[0xffff, 0xff], [0xffff, 3], [7, 0xff], [7, 3]] as const).flatMap(([shelf, slot]) =>
+    [
+      ['ATA IDENTIFY', 0, ata({ count: 1, op: 0xec })],
+      ['ATA CHECK POWER', 0, ata({ op: 0xe5 })],
+      ['Query Config', 1, cfg({})],
+      ['Mac Mask read', 2, mask({ mcmd: 0 })],
+      ['Reserve read', 3, resv({ rcmd: 0 })],
+    ].map(([name, cmd, arg]): Row => ({
+      desc: `${name} to ${shelf.toString(16)}.${slot.toString(16)} (dst broadcast): reply from e7.3 to the requester`,
+      request: hdr({ dst: BCAST, shelf, slot, cmd: cmd as number, tag: TAG }) + arg,
+      want: {
+        reply: cmd === 0 && arg === ata({ count: 1, op: 0xec })
+          ? identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00')
+          : pad60(rhdr({ cmd: cmd as number, tag: TAG }), cmd === 0 ? ata({ count: 0xff, op: 0x40 }) : cmd === 1 ? cfgReply({}) : cmd === 2 ? '00 00 00 00' : '00 00'),
+      },
+    })),
+  ),
+  ...[0x00000000, 0xffffffff, 0x80000000, 0x7fffffff, 0x01020304].map((tag): Row => ({
+    desc: `tag 0x${tag.toString(16).padStart(8, '0')} echoed`,
+    request: hdr({ cmd: 1, tag }) + cfg({}),
+    want: { reply: pad60(rhdr({ cmd: 1, tag }), cfgReply({})) },
+  })),
+  {
+    desc: 'request with E and an error byte (bogus in a request): clean reply without E',
+    request: hdr({ cmd: 0, flags: 0x04, error: 6, tag: TAG }) + ata({ op: 0xe5 }),
+    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ count: 0xff, op: 0x40 })) },
+  },
+  {
+    desc: 'request with MBZ header flags set: tolerated, flags not echoed',
+    request: hdr({ cmd: 1, flags: 0x03, tag: TAG }) + cfg({}),
+    want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({})) },
+  },
+  {
+    desc: 'export e0.0',
+    target: { shelf: 0, slot: 0 },
+    request: hdr({ shelf: 0, slot: 0, cmd: 3, tag: TAG }) + resv({ rcmd: 0 }),
+    want: { reply: pad60(rhdr({ shelf: 0, slot: 0, cmd: 3, tag: TAG }), '00 00') },
+  },
+  {
+    desc: 'export e65534.254, broadcast request',
+    target: { shelf: 65534, slot: 254 },
+    request: hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: TAG }) + cfg({}),
+    want: { reply: pad60(rhdr({ shelf: 65534, slot: 254, cmd: 1, tag: TAG }), cfgReply({})) },
+  },
+  {
+    desc: 'config read, reserve read, mask read and IDENTIFY work for everyone while reserved; I/O does not',
+    target: { reserve: [B] },
+    steps: [
+      { request: hdr({ cmd: 1, tag: TAG }) + cfg({}), want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({})) } },
+      { request: hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), '00 00 00 00') } },
+      { request: hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), resv({ rcmd: 0, macs: [B] })) } },
+      { request: hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec }), want: { reply: identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00') } },
+      {
+        request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
+        want: { reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 6 }), ata({ aflags: 0x40, count: 1, op: 0x24 })) },
+      },
+      {
+        request: hdr({ cmd: 0, tag: TAG, src: B }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
+        want: { pending: Pending.Read, lba: 0, count: 1, head: rhdr({ cmd: 0, tag: TAG, dst: B }) + ata({ aflags: 0x40, op: 0x40 }) },
+      },
+      {
+        request: hdr({ cmd: 3, tag: TAG, src: B }) + resv({ rcmd: 1 }),
+        want: { reply: pad60(rhdr({ cmd: 3, tag: TAG, dst: B }), resv({ rcmd: 1 })) },
+        state: { reserve: [] },
+      },
+      {
+        request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
+        want: { pending: Pending.Read, lba: 0, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+      },
+    ],
+  },
+  {
+    desc: 'a retransmitted READ (same command, new tag) is answered again',
+    steps: [1, 2].map((k) => ({
+      request: hdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, count: 2, op: 0x24, lba: 64 }),
+      want: { pending: Pending.Read, lba: 64, count: 2, head: rhdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, op: 0x40, lba: 64 }) },
+    })),
+  },
+  {
+    desc: 'the MTU shrinking between two requests is honoured at once (B13)',
+    steps: [
+      {
+        request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 17, op: 0x24 }),
+        want: { pending: Pending.Read, lba: 0, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+        check: (_t, _x, tg) => {
+          tg.mtu = 1500;
+        },
+      },
+      {
+        request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 17, op: 0x24 }),
+        want: { reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ aflags: 0x40, feature: 0x04, count: 17, op: 0x41 })) },
+      },
+    ],
+    target: { mtu: 9000 },
+  },
+];
+
+t.test('real initiators and tools', (t) => {
+  runRows(t, [linux, aoeping, aoecfg, sancheck, ipxe]);
+  t.end();
+});
+
+t.test('version, unknown commands, short frames', (t) => {
+  runRows(t, errorRows);
+  t.end();
+});
+
+t.test('MAC mask enforcement for every command', (t) => {
+  runRows(t, maskRows);
+  t.end();
+});
+
+t.test('reply rules', (t) => {
+  runRows(t, ruleRows);
+  t.end();
+});
