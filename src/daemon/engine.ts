@@ -5,12 +5,15 @@
 // preallocated typed arrays indexed by a request slot number, so the frame
 // path allocates nothing and creates no closures or promises.
 
+// Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
+import { setAtaIoError } from '../aoe/ata';
+import { writeAnnouncement } from '../aoe/config-query';
 import {
-  ATA_HEADER_LEN, ATA_STATUS_ERR, addresses, Command, FLAG_ERROR, isAoeRequest, isForMac,
-  isFromMac, majorOf, minorOf, OFF_ATA_CMDSTAT, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, OFF_SRC,
-  OFF_VERFLAGS, padReply, Pending, respond, SECTOR_SIZE, setAtaIoError,
-  writeAnnouncement,
-} from '../aoe';
+  ATA_HEADER_LEN, ATA_STATUS_ERR, Command, FLAG_ERROR, OFF_ATA_CMDSTAT, OFF_ATA_DATA,
+  OFF_ATA_SECTORS, OFF_CMD, OFF_SRC, OFF_VERFLAGS, SECTOR_SIZE,
+} from '../aoe/constants';
+import { Pending, respond } from '../aoe/dispatch';
+import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
 import type { Link } from './link';

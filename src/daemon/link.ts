@@ -2,7 +2,8 @@
 // arena replies are built in, the batch of replies waiting to be sent, and
 // the interface's MTU, MAC and carrier as last seen.
 
-import { FrameContext, MIN_FRAME_LEN, sectorsForMtu } from '../aoe';
+import { MIN_FRAME_LEN, sectorsForMtu } from '../aoe/constants';
+import { FrameContext } from '../aoe/dispatch';
 import { LinkCounter } from './counters';
 import type { Export } from './export';
 import type { LinkInfo, NativeAddon, PacketSocket } from './native';

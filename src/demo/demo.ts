@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AoeClient } from '../client/client';
 import { runLoad } from '../client/load';
+import { linkInfo } from '../client/transport';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const SHELF = 1;
@@ -84,6 +85,8 @@ async function demo(s: Setup): Promise<void> {
   });
   say(`target: ${await waitForLine(s.proc, /pid \d+: e\d+\.\d+, \d+ sectors O_RDWR/, 10000)}`);
 
+  // The kernel reports carrier on a new veth pair a moment after it is up.
+  for (let i = 0; i < 50 && !linkInfo('demo-c', `/run/netns/${s.client}`).up; i++) await new Promise((r) => setTimeout(r, 100));
   const client = AoeClient.open('demo-c', { netns: `/run/netns/${s.client}` });
   try {
     const found = await client.discover(0xffff, 0xff, 1000);
