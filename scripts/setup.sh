@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Install what the project and its test suite need, then build it.
+#
+#   sudo bash scripts/setup.sh
+#
+# 1. Debian packages (as root only): the reference target and initiators
+#    (vblade, aoetools), iproute2 for namespaces, tshark for captures, QEMU
+#    with SeaBIOS and iPXE for the interop tests, and the tools that build the
+#    guests' initramfs. Only the missing ones are installed; `apt-get update`
+#    runs only when something is missing and the package lists are absent or
+#    do not know a missing package, or when installing from them fails.
+# 2. `npm ci`: the exact dependencies of package-lock.json, then the
+#    package's own install script (node-gyp rebuild: the native addon) and
+#    prepare script (tsc: dist/).
+#
+# Safe to run again: a second run installs nothing and only redoes `npm ci`.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  vblade           # the reference target (/usr/sbin/vblade)
+  aoetools         # aoeping, aoecfg, aoe-sancheck
+  iproute2         # ip netns, veth, bridge, tuntap
+  tshark           # packet captures in tests
+  qemu-system-x86  # guests for the Linux aoe driver and iPXE (depends on seabios, ipxe-qemu)
+  ipxe             # ipxe.lkrn
+  ipxe-qemu        # iPXE option ROMs for QEMU NICs
+  busybox-static   # the guests' userland
+  e2fsprogs        # mke2fs for guest file systems
+  util-linux       # losetup, mount
+  kmod             # modprobe/depmod to order guest modules
+  cpio             # initramfs archives
+  gzip
+  systemd          # systemd-analyze verify for the unit files
+  procps           # sysctl, ps
+  psmisc           # fuser, killall -0 style checks in tests
+)
+
+log() { printf '[setup] %s\n' "$*"; }
+
+start=$SECONDS
+step_start=$SECONDS
+step_done() { log "$1 took $((SECONDS - step_start)) s"; step_start=$SECONDS; }
+
+# ------------------------------------------------------------ Debian packages
+
+installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+# True when the package lists are missing or have no candidate for one of the
+# missing packages. (Their age says little: apt keeps the mirror's dates on
+# the files. Lists too old to install from are caught by the retry below.)
+lists_need_update() {
+  local lists=(/var/lib/apt/lists/*_Packages*)
+  if [[ ! -e "${lists[0]}" ]]; then
+    log "no package lists yet"
+    return 0
+  fi
+  local p
+  for p in "$@"; do
+    local policy
+    policy=$(apt-cache policy "$p" 2>/dev/null || true)
+    if ! [[ $policy =~ Candidate:\ [^\(] ]]; then
+      log "package lists do not know $p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if ((${#missing[@]} == 0)); then
+  log "Debian packages: all ${#PACKAGES[@]} already installed"
+elif [[ $EUID -ne 0 ]]; then
+  log "NOT ROOT: cannot install the missing Debian packages: ${missing[*]}"
+  log "run 'sudo bash scripts/setup.sh', or 'sudo apt-get install --no-install-recommends ${missing[*]}'"
+  log "(the tests that need them will be skipped outside CI and fail in CI)"
+else
+  log "Debian packages missing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark's wireshark-common asks whether non-root users may capture: no.
+  echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+  apt_install() {
+    log "apt-get install -y --no-install-recommends $*"
+    apt-get install -y -q --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+  }
+  updated=0
+  if lists_need_update "${missing[@]}"; then
+    log "apt-get update"
+    apt-get update -q
+    updated=1
+  else
+    log "package lists are fresh: no apt-get update"
+  fi
+  if ! apt_install "${missing[@]}"; then
+    if ((updated)); then
+      log "apt-get install failed"
+      exit 1
+    fi
+    # Lists a few hours old can name versions the mirror no longer has.
+    log "apt-get install failed; refreshing the package lists and trying again"
+    apt-get update -q
+    apt_install "${missing[@]}"
+  fi
+  still=()
+  for p in "${missing[@]}"; do installed "$p" || still+=("$p"); done
+  if ((${#still[@]} > 0)); then
+    log "still not installed: ${still[*]}"
+    exit 1
+  fi
+fi
+step_done "Debian packages"
+
+# ------------------------------------------------------------------------ npm
+
+for tool in node npm; do
+  command -v "$tool" >/dev/null || { log "$tool not found: install Node.js 20 or later"; exit 1; }
+done
+log "node $(node --version), npm $(npm --version 2>/dev/null)"
+log "npm ci (dependencies from package-lock.json, then node-gyp rebuild and tsc)"
+npm ci --no-audit --no-fund
+step_done "npm ci"
+
+log "done in $((SECONDS - start)) s"
