@@ -1,0 +1,205 @@
+// Summaries of the bench's measurements: medians and spreads per target and
+// workload, ratios against vblade, the Markdown table for docs/benchmarks.md
+// and a line describing the machine.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import type { LoadResult } from '../src/client/load';
+
+/** One measurement: a workload run once against one target. */
+export interface Sample {
+  mtu: number;
+  workload: string;
+  target: string;
+  round: number;
+  result: LoadResult;
+  /** Target CPU time over the run / run time (1 = one core busy). */
+  targetCpu: number;
+  /** Target RSS at the end of the run, bytes. */
+  targetRss: number;
+  /** Where the export's data lived. */
+  backing: 'tmpfs' | 'disk';
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return { median: NaN, min: NaN, max: NaN };
+  const mid = v.length >> 1;
+  const median = v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  return { median, min: v[0], max: v[v.length - 1] };
+}
+
+export interface Row {
+  mtu: number;
+  workload: string;
+  description: string;
+  target: string;
+  label: string;
+  backing: string;
+  rounds: number;
+  iops: Spread;
+  mbps: Spread;
+  p50: Spread;
+  p99: Spread;
+  errors: number;
+  retransmits: number;
+  clientCpu: Spread;
+  targetCpu: Spread;
+  targetRssMiB: number;
+  /** ours / vblade on median IOPS (same request size, so also MB/s). */
+  ratio?: number;
+  /** ours / vblade on median p50 latency. */
+  latencyRatio?: number;
+}
+
+export function summarize(
+  samples: Sample[],
+  labels: Record<string, string>,
+  descriptions: Record<string, string>,
+  targetOrder: string[],
+  baseline = 'vblade',
+): Row[] {
+  const groups = new Map<string, Sample[]>();
+  for (const s of samples) {
+    const key = `${s.mtu}\u0000${s.workload}\u0000${s.target}`;
+    const g = groups.get(key);
+    if (g) g.push(s);
+    else groups.set(key, [s]);
+  }
+  const rows: Row[] = [];
+  for (const g of groups.values()) {
+    const s0 = g[0];
+    const r = g.map((s) => s.result);
+    rows.push({
+      mtu: s0.mtu,
+      workload: s0.workload,
+      description: descriptions[s0.workload] ?? s0.workload,
+      target: s0.target,
+      label: labels[s0.target] ?? s0.target,
+      backing: s0.backing,
+      rounds: g.length,
+      iops: spread(r.map((x) => x.iops)),
+      mbps: spread(r.map((x) => x.mbps)),
+      p50: spread(r.map((x) => x.latency.p50)),
+      p99: spread(r.map((x) => x.latency.p99)),
+      errors: r.reduce((a, x) => a + x.errors.aoe + x.errors.ata + x.errors.verify + x.errors.short + x.errors.timeouts + x.errors.socket, 0),
+      retransmits: r.reduce((a, x) => a + x.retransmits, 0),
+      clientCpu: spread(r.map((x) => x.cpu.percentOfOneCore)),
+      targetCpu: spread(g.map((s) => s.targetCpu * 100)),
+      targetRssMiB: Math.max(...g.map((s) => s.targetRss)) / 2 ** 20,
+    });
+  }
+  for (const row of rows) {
+    if (row.target === baseline) continue;
+    const base = rows.find((b) => b.mtu === row.mtu && b.workload === row.workload && b.target === baseline);
+    if (base) {
+      row.ratio = row.iops.median / base.iops.median;
+      row.latencyRatio = row.p50.median / base.p50.median;
+    }
+  }
+  const rank = (t: string): number => (t === baseline ? -1 : targetOrder.indexOf(t));
+  rows.sort((a, b) => b.mtu - a.mtu || order(a.workload) - order(b.workload) || rank(a.target) - rank(b.target));
+  return rows;
+}
+
+function order(workload: string): number {
+  const prefixes = ['rand-read', 'seq-read', 'seq-write', 'boot-read', 'sync-write'];
+  const i = prefixes.findIndex((p) => workload.startsWith(p));
+  return i < 0 ? 99 : i;
+}
+
+function num(v: number, digits = 0): string {
+  if (!Number.isFinite(v)) return '–';
+  return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function k(v: number): string {
+  if (!Number.isFinite(v)) return '–';
+  return v >= 10000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(0);
+}
+
+function withSpread(s: Spread, fmt: (v: number) => string): string {
+  if (s.min === s.max) return fmt(s.median);
+  return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+}
+
+/** The Markdown table: one line per MTU, workload and target. */
+export function markdownTable(rows: Row[]): string {
+  const lines = [
+    '| MTU | workload | target | IOPS median (min–max) | MB/s | p50 µs | p99 µs | ours / vblade | errors | client CPU | target CPU | target RSS |',
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const ratio = r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}× IOPS, ${r.latencyRatio!.toFixed(2)}× p50`;
+    lines.push(
+      `| ${r.mtu} | ${r.workload}${r.backing === 'disk' ? ' (disk)' : ''} | ${r.label} | ${withSpread(r.iops, k)} | ${num(r.mbps.median, r.mbps.median < 100 ? 1 : 0)} | ${num(r.p50.median)} | ${num(r.p99.median)} | ${ratio} | ${r.errors} | ${num(r.clientCpu.median)} % | ${num(r.targetCpu.median)} % | ${num(r.targetRssMiB)} MiB |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Plain-text version for the terminal. */
+export function textTable(rows: Row[]): string {
+  const head = ['MTU', 'workload', 'target', 'IOPS', '(min–max)', 'MB/s', 'p50µs', 'p99µs', 'ratio', 'err', 'cli%', 'tgt%'];
+  const body = rows.map((r) => [
+    String(r.mtu),
+    r.workload + (r.backing === 'disk' ? '*' : ''),
+    r.target,
+    k(r.iops.median),
+    `${k(r.iops.min)}–${k(r.iops.max)}`,
+    num(r.mbps.median, r.mbps.median < 100 ? 1 : 0),
+    num(r.p50.median),
+    num(r.p99.median),
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
+    String(r.errors),
+    num(r.clientCpu.median),
+    num(r.targetCpu.median),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i <= 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [fmt(head), ...body.map(fmt)].join('\n');
+}
+
+/** cpu model, cores, memory, kernel, node, vblade package version. */
+export function describeMachine(): string {
+  const cpus = os.cpus();
+  let model = cpus[0]?.model?.trim() ?? 'unknown CPU';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) model = m[1].trim();
+  } catch {
+    // keep os.cpus()
+  }
+  let vblade = 'unknown';
+  try {
+    vblade = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'vblade'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // not a Debian system
+  }
+  return `${model}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${os.release()}, Node ${process.version}, vblade package ${vblade}`;
+}
+
+const BEGIN = '<!-- bench:begin (generated by `npm run bench`; edits between these markers are overwritten) -->';
+const END = '<!-- bench:end -->';
+
+/** Writes `generated` into docs/benchmarks.md between the markers, keeping everything else of the file. */
+export function writeBenchmarksDoc(path: string, generated: string): void {
+  const block = `${BEGIN}\n${generated.trim()}\n${END}`;
+  let text: string;
+  if (existsSync(path)) {
+    const old = readFileSync(path, 'utf8');
+    const a = old.indexOf('<!-- bench:begin');
+    const b = old.indexOf(END);
+    text = a >= 0 && b > a ? old.slice(0, a) + block + old.slice(b + END.length) : `${old.trimEnd()}\n\n${block}\n`;
+  } else {
+    text = `# Benchmarks\n\nOur target against Debian's vblade, side by side, measured by \`npm run bench\`\n(bench/run.ts) with the project's own load generator (aoe-bench, src/client/load.ts).\n\n${block}\n`;
+  }
+  writeFileSync(path, text);
+}

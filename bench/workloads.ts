@@ -1,0 +1,36 @@
+// The workloads of issue 6, each run at MTU 9000 and 1500.
+
+import type { LoadOp, LoadPattern } from '../src/client/load';
+
+export interface Workload {
+  /** Short name used by --only and in the table. */
+  name: string;
+  description: string;
+  op: LoadOp;
+  pattern: LoadPattern;
+  sectors: number;
+  window: number;
+  /** Needs the target in -s mode (on the disk file when there is one). */
+  sync: boolean;
+}
+
+/** Sectors of the largest request that fits a frame at this MTU. */
+export function frameSectors(mtu: number): number {
+  return Math.floor((mtu - 36) / 512);
+}
+
+export function workloadsFor(mtu: number): Workload[] {
+  const big = frameSectors(mtu); // 17 at MTU 9000, 2 at MTU 1500
+  return [
+    { name: 'rand-read-1', description: '1-sector random reads, W=16', op: 'read', pattern: 'random', sectors: 1, window: 16, sync: false },
+    { name: `seq-read-${big}`, description: `${big}-sector sequential reads, W=16`, op: 'read', pattern: 'seq', sectors: big, window: 16, sync: false },
+    { name: `seq-write-${big}`, description: `${big}-sector sequential writes, W=16`, op: 'write', pattern: 'seq', sectors: big, window: 16, sync: false },
+    { name: 'boot-read-2', description: '2-sector reads, one in flight (iPXE boot profile)', op: 'read', pattern: 'seq', sectors: 2, window: 1, sync: false },
+    { name: `sync-write-${big}`, description: `${big}-sector sequential writes, W=16, target in -s mode`, op: 'write', pattern: 'seq', sectors: big, window: 16, sync: true },
+  ];
+}
+
+/** True when workload `w` is selected by --only (names, or prefixes like "seq-read"). */
+export function selected(w: Workload, only: string[]): boolean {
+  return only.length === 0 || only.some((o) => w.name === o || w.name.startsWith(`${o}-`) || w.name.startsWith(o));
+}

@@ -1,0 +1,659 @@
+// The load engine: keeps `window` ATA requests in flight against one target,
+// as fast as the target answers, and measures what it gets.
+//
+// One turn = one wake-up of the socket: drain every reply in the receive ring,
+// complete and reissue their slots in place, retransmit what has timed out,
+// then send every queued request with one PacketSocket.send() (sendmmsg).
+// Request state lives in typed arrays indexed by a window slot; the transmit
+// frames are preallocated in one arena with their headers written once; tags
+// are (generation << 16 | slot) with bit 31 clear, so a reply finds its slot
+// without a lookup and a late reply to a retransmitted request is recognised.
+// Nothing is allocated per frame.
+
+import { LatencyHistogram, LatencySummary } from './histogram';
+import { checkSector, fillSector, isZero } from './pattern';
+import { FrameAddress, writeAtaRequest } from './requests';
+import { FrameSocket } from './transport';
+import {
+  AFLAG_EXTENDED,
+  AFLAG_WRITE,
+  ATA_DATA,
+  ATA_HEADER_LENGTH,
+  ATA_STATUS_FAILURE_MASK,
+  AtaOpcode,
+  Command,
+  FLAG_ERROR,
+  FLAG_RESPONSE,
+  SECTOR_SIZE,
+} from './wire';
+
+export type LoadOp = 'read' | 'write' | 'mix';
+export type LoadPattern = 'random' | 'seq';
+/** How read data is checked: the test pattern (pattern.ts), all zeros (null backend), or not at all. */
+export type VerifyMode = 'pattern' | 'zero' | 'none';
+
+export interface LoadOptions {
+  socket: FrameSocket;
+  /** Our MAC. */
+  srcMac: Uint8Array;
+  target: { shelf: number; slot: number; mac: Uint8Array };
+  op: LoadOp;
+  /** Share of reads for op 'mix', 0..100 (default 50). */
+  readPercent?: number;
+  pattern: LoadPattern;
+  /** Sectors per request (1..255; must not exceed what the target accepts). */
+  sectors: number;
+  /** Requests in flight (1..65535). */
+  window: number;
+  /** First LBA of the range (default 0). */
+  lbaStart?: number;
+  /** Size of the range in sectors. */
+  lbaCount: number;
+  /** Run for this long after the warm-up (default 5000 ms unless `requests` is given). */
+  durationMs?: number;
+  /** Or stop after this many completed requests (warm-up included). */
+  requests?: number;
+  /** Counters start after this long (default 0). */
+  warmupMs?: number;
+  verify?: VerifyMode;
+  /** Retransmit a request after this long without a reply (default 250 ms). */
+  timeoutMs?: number;
+  /** Give a request up after this many retransmissions (default 8). */
+  maxRetries?: number;
+  /** Use 28-bit READ/WRITE SECTORS instead of the EXT commands. */
+  lba28?: boolean;
+  /** Seed of the LBA and op generator. */
+  seed?: number;
+  /** Called about every progressMs with the counters so far. */
+  onProgress?: (p: LoadProgress) => void;
+  progressMs?: number;
+  /** Most frames taken from the ring per drain call (default 256). */
+  drainBatch?: number;
+  /** Receive/send passes per wake-up while replies keep coming (default 1). */
+  passesPerWake?: number;
+}
+
+export interface LoadProgress {
+  elapsedMs: number;
+  ops: number;
+  /** Rates over the last progress interval. */
+  iops: number;
+  mbps: number;
+  errors: number;
+  retransmits: number;
+}
+
+export interface LoadErrors {
+  /** Replies with the E flag, by code (index 0 = total). */
+  aoe: number;
+  aoeByCode: number[];
+  /** ATA status with BSY/DF/DRQ/ERR. */
+  ata: number;
+  /** Read data not matching what verify expects. */
+  verify: number;
+  /** Read replies shorter than the data asked for. */
+  short: number;
+  /** Requests given up after maxRetries retransmissions. */
+  timeouts: number;
+  /** Replies whose tag matches no request in flight (late answers to retransmitted ones). */
+  stale: number;
+  /** Send calls that failed with an error other than a full buffer, and socket errors. */
+  socket: number;
+}
+
+export interface LoadResult {
+  op: LoadOp;
+  pattern: LoadPattern;
+  sectors: number;
+  window: number;
+  /** Requests completed without error in the measured interval. */
+  ops: number;
+  reads: number;
+  writes: number;
+  /** Data bytes moved by those requests. */
+  bytes: number;
+  elapsedMs: number;
+  iops: number;
+  /** Megabytes (10^6 bytes) per second. */
+  mbps: number;
+  /** Microseconds, from just before the send() that first carried a request to the start of the turn that received its reply. */
+  latency: LatencySummary;
+  errors: LoadErrors;
+  retransmits: number;
+  /** Our own CPU time in the measured interval (all threads of this process). */
+  cpu: { userMs: number; systemMs: number; percentOfOneCore: number };
+  /** Average replies handled per turn (how well receives are batched). */
+  repliesPerTurn: number;
+  /** Average frames per send call. */
+  framesPerSend: number;
+  /** Text of the first error seen, for a human. */
+  firstError?: string;
+}
+
+const EAGAIN = 11;
+const ENOBUFS = 105;
+
+/** Runs one load and resolves with its result. */
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  return new LoadEngine(options).run();
+}
+
+export class LoadEngine {
+  private readonly o: Required<Omit<LoadOptions, 'onProgress' | 'requests' | 'seed'>> & LoadOptions;
+  private readonly socket: FrameSocket;
+  private readonly W: number;
+  private readonly stride: number;
+  private readonly arena: Uint8Array;
+  private readonly tag: Uint32Array;
+  private readonly gen: Uint16Array;
+  private readonly lba: Float64Array;
+  private readonly isWrite: Uint8Array;
+  private readonly length: Uint32Array;
+  private readonly firstSent: Float64Array;
+  private readonly lastSent: Float64Array;
+  private readonly retries: Uint8Array;
+  /** 0 idle, 1 queued for sending, 2 in flight. */
+  private readonly state: Uint8Array;
+  private readonly queue: Int32Array;
+  private queued = 0;
+  private readonly sendDesc: Uint32Array;
+  private readonly drainDesc: Uint32Array;
+  private readonly drainBatch: number;
+  readonly histogram = new LatencyHistogram();
+
+  private rng: number;
+  private seqCursor = 0;
+  private readonly blocks: number;
+  private issued = 0;
+  private completedTotal = 0;
+  private inFlight = 0;
+  private running = false;
+  private measuring = false;
+  private finished = false;
+
+  private startedAt = 0;
+  private measureFrom = 0;
+  private stopAt = Infinity;
+  private stoppedAt = 0;
+  private cpuAtMeasure: NodeJS.CpuUsage = { user: 0, system: 0 };
+  private cpuAtStop: NodeJS.CpuUsage = { user: 0, system: 0 };
+  private lastTimeoutScan = 0;
+  private retryScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private resolve: ((r: LoadResult) => void) | undefined;
+  private reject: ((e: Error) => void) | undefined;
+
+  // counters of the measured interval
+  private ops = 0;
+  private reads = 0;
+  private writes = 0;
+  private bytes = 0;
+  private retransmits = 0;
+  private turns = 0;
+  private repliesHandled = 0;
+  private sends = 0;
+  private framesSent = 0;
+  private readonly errors: LoadErrors = { aoe: 0, aoeByCode: [0, 0, 0, 0, 0, 0, 0, 0], ata: 0, verify: 0, short: 0, timeouts: 0, stale: 0, socket: 0 };
+  private firstError: string | undefined;
+  private lastProgressAt = 0;
+  private lastProgressOps = 0;
+  private lastProgressBytes = 0;
+
+  constructor(options: LoadOptions) {
+    if (!(options.sectors >= 1 && options.sectors <= 255)) throw new RangeError(`sectors must be 1..255, not ${options.sectors}`);
+    if (!(options.window >= 1 && options.window <= 65535)) throw new RangeError(`window must be 1..65535, not ${options.window}`);
+    if (!(options.lbaCount >= options.sectors)) {
+      throw new RangeError(`the LBA range (${options.lbaCount} sectors) is smaller than one request (${options.sectors})`);
+    }
+    this.o = {
+      ...options,
+      readPercent: options.readPercent ?? 50,
+      lbaStart: options.lbaStart ?? 0,
+      durationMs: options.durationMs ?? (options.requests !== undefined ? Infinity : 5000),
+      warmupMs: options.warmupMs ?? 0,
+      verify: options.verify ?? 'none',
+      timeoutMs: options.timeoutMs ?? 250,
+      maxRetries: options.maxRetries ?? 8,
+      lba28: options.lba28 ?? false,
+      progressMs: options.progressMs ?? 1000,
+      drainBatch: options.drainBatch ?? 256,
+      passesPerWake: options.passesPerWake ?? 1,
+    };
+    this.socket = options.socket;
+    this.W = options.window;
+    const frameMax = ATA_HEADER_LENGTH + options.sectors * SECTOR_SIZE;
+    this.stride = Math.ceil(frameMax / 64) * 64;
+    this.arena = new Uint8Array(this.W * this.stride);
+    this.tag = new Uint32Array(this.W);
+    this.gen = new Uint16Array(this.W);
+    this.lba = new Float64Array(this.W);
+    this.isWrite = new Uint8Array(this.W);
+    this.length = new Uint32Array(this.W);
+    this.firstSent = new Float64Array(this.W);
+    this.lastSent = new Float64Array(this.W);
+    this.retries = new Uint8Array(this.W);
+    this.state = new Uint8Array(this.W);
+    this.queue = new Int32Array(this.W);
+    this.sendDesc = new Uint32Array(this.W * 2);
+    this.drainBatch = this.o.drainBatch;
+    this.drainDesc = new Uint32Array(this.drainBatch * 3);
+    this.rng = ((options.seed ?? 0x2545f491) | 0) || 1;
+    this.blocks = Math.floor(options.lbaCount / options.sectors);
+
+    // Every slot's frame gets its fixed header once; a request only rewrites tag, op and LBA.
+    const addr: FrameAddress = { dst: options.target.mac, src: options.srcMac, shelf: options.target.shelf, slot: options.target.slot };
+    for (let s = 0; s < this.W; s++) writeAtaRequest(this.arena, s * this.stride, addr, 0, 0, 0, options.sectors, 0, 0);
+  }
+
+  run(): Promise<LoadResult> {
+    return new Promise<LoadResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      const now = performance.now();
+      this.startedAt = now;
+      this.lastTimeoutScan = now;
+      this.measureFrom = now + this.o.warmupMs;
+      this.stopAt = this.measureFrom + this.o.durationMs;
+      this.lastProgressAt = now;
+      this.running = true;
+      if (this.o.warmupMs <= 0) this.startMeasuring(now);
+      // Nothing left over from an earlier user of the socket may count as a reply.
+      this.discardRing();
+      this.socket.startPolling(this.onReadable);
+      this.timer = setInterval(this.onTimer, Math.min(5, Math.max(1, this.o.timeoutMs / 4)));
+      for (let s = 0; s < this.W; s++) {
+        if (!this.canIssue()) break;
+        this.issue(s, now);
+      }
+      this.flush();
+    });
+  }
+
+  private discardRing(): void {
+    for (;;) {
+      const n = this.socket.drain(this.drainDesc, this.drainBatch);
+      if (n <= 0) return;
+      for (let i = 0; i < n; i++) this.socket.release(this.drainDesc[i * 3 + 2]);
+    }
+  }
+
+  private canIssue(): boolean {
+    return this.running && (this.o.requests === undefined || this.issued < this.o.requests);
+  }
+
+  private startMeasuring(now: number): void {
+    this.measuring = true;
+    this.measureFrom = now;
+    this.stopAt = now + this.o.durationMs;
+    this.ops = this.reads = this.writes = this.bytes = 0;
+    this.retransmits = this.turns = this.repliesHandled = this.sends = this.framesSent = 0;
+    this.histogram.reset();
+    this.errors.aoe = this.errors.ata = this.errors.verify = this.errors.short = 0;
+    this.errors.timeouts = this.errors.stale = this.errors.socket = 0;
+    this.errors.aoeByCode.fill(0);
+    this.lastProgressOps = 0;
+    this.lastProgressBytes = 0;
+    this.cpuAtMeasure = process.cpuUsage();
+  }
+
+  private nextRandom(): number {
+    let x = this.rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rng = x;
+    return (x >>> 0) / 4294967296;
+  }
+
+  /** Prepares a new request in slot `s` and queues it. */
+  private issue(s: number, now: number): void {
+    const o = this.o;
+    const n = o.sectors;
+    let lba: number;
+    if (o.pattern === 'seq') {
+      lba = o.lbaStart + this.seqCursor;
+      this.seqCursor += n;
+      if (this.seqCursor + n > o.lbaCount) this.seqCursor = 0;
+    } else {
+      lba = o.lbaStart + Math.floor(this.nextRandom() * this.blocks) * n;
+    }
+    const write = o.op === 'write' || (o.op === 'mix' && this.nextRandom() * 100 >= o.readPercent);
+    const base = s * this.stride;
+    const a = this.arena;
+    if (o.lba28) {
+      a[base + 24] = write ? AFLAG_WRITE : 0;
+      a[base + 27] = write ? AtaOpcode.WriteSectors : AtaOpcode.ReadSectors;
+      a[base + 28] = lba & 0xff;
+      a[base + 29] = (lba >>> 8) & 0xff;
+      a[base + 30] = (lba >>> 16) & 0xff;
+      a[base + 31] = 0xe0 | ((lba >>> 24) & 0x0f);
+      a[base + 32] = 0;
+      a[base + 33] = 0;
+    } else {
+      a[base + 24] = write ? AFLAG_EXTENDED | AFLAG_WRITE : AFLAG_EXTENDED;
+      a[base + 27] = write ? AtaOpcode.WriteSectorsExt : AtaOpcode.ReadSectorsExt;
+      const lo = lba >>> 0;
+      const hi = Math.floor(lba / 4294967296);
+      a[base + 28] = lo & 0xff;
+      a[base + 29] = (lo >>> 8) & 0xff;
+      a[base + 30] = (lo >>> 16) & 0xff;
+      a[base + 31] = (lo >>> 24) & 0xff;
+      a[base + 32] = hi & 0xff;
+      a[base + 33] = (hi >>> 8) & 0xff;
+    }
+    if (write) {
+      for (let i = 0; i < n; i++) fillSector(a, base + ATA_DATA + i * SECTOR_SIZE, lba + i);
+      this.length[s] = ATA_HEADER_LENGTH + n * SECTOR_SIZE;
+    } else {
+      this.length[s] = ATA_HEADER_LENGTH;
+    }
+    this.lba[s] = lba;
+    this.isWrite[s] = write ? 1 : 0;
+    this.retries[s] = 0;
+    this.firstSent[s] = now;
+    this.setTag(s);
+    this.issued++;
+    this.inFlight++;
+    this.enqueue(s);
+  }
+
+  private setTag(s: number): void {
+    const g = (this.gen[s] + 1) & 0x7fff;
+    this.gen[s] = g;
+    const t = ((g << 16) | s) >>> 0;
+    this.tag[s] = t;
+    const base = s * this.stride;
+    this.arena[base + 20] = (t >>> 24) & 0xff;
+    this.arena[base + 21] = (t >>> 16) & 0xff;
+    this.arena[base + 22] = (t >>> 8) & 0xff;
+    this.arena[base + 23] = t & 0xff;
+  }
+
+  private enqueue(s: number): void {
+    if (this.state[s] === 1) return;
+    this.state[s] = 1;
+    this.queue[this.queued++] = s;
+  }
+
+  /** Sends every queued request in one call; keeps what the socket did not take. */
+  private flush(): void {
+    const q = this.queued;
+    if (q === 0) return;
+    const d = this.sendDesc;
+    for (let i = 0; i < q; i++) {
+      const s = this.queue[i];
+      d[i * 2] = s * this.stride;
+      d[i * 2 + 1] = this.length[s];
+    }
+    // Latency counts from the moment the request is handed to the kernel: on
+    // veth the target may well have answered before send() returns.
+    const now = performance.now();
+    const r = this.socket.send(this.arena, d, q);
+    const sent = r > 0 ? r : 0;
+    for (let i = 0; i < sent; i++) {
+      const s = this.queue[i];
+      this.state[s] = 2;
+      this.lastSent[s] = now;
+      if (this.retries[s] === 0) this.firstSent[s] = now;
+    }
+    if (this.measuring) {
+      this.sends++;
+      this.framesSent += sent;
+    }
+    if (sent < q) {
+      this.queue.copyWithin(0, sent, q);
+      this.queued = q - sent;
+      if (r < 0 && r !== -EAGAIN && r !== -ENOBUFS) {
+        this.errors.socket++;
+        this.noteError(`send failed: errno ${-r}`);
+      }
+      this.scheduleRetry();
+    } else {
+      this.queued = 0;
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryScheduled) return;
+    this.retryScheduled = true;
+    setImmediate(this.onRetry);
+  }
+
+  private readonly onRetry = (): void => {
+    this.retryScheduled = false;
+    if (!this.finished) this.turn();
+  };
+
+  private readonly onReadable = (status: number): void => {
+    if (status < 0) {
+      this.errors.socket++;
+      this.noteError(`socket error: errno ${-status}`);
+    }
+    if (!this.finished) this.turn();
+  };
+
+  private readonly onTimer = (): void => {
+    if (!this.finished) this.turn();
+  };
+
+  /**
+   * One wake-up: receive, complete, reissue, retransmit, send. With
+   * passesPerWake > 1 it looks at the ring again right after sending and goes
+   * on while replies keep arriving (on veth the target often answers before
+   * send() returns), saving trips through the event loop.
+   */
+  private turn(): void {
+    let now = performance.now();
+    if (!this.measuring && now >= this.measureFrom) this.startMeasuring(now);
+    if (this.running && now >= this.stopAt) this.stop(now);
+    for (let pass = 0; ; pass++) {
+      const handled = this.receive(now);
+      if (pass > 0 && handled === 0) break;
+      if (this.measuring) {
+        this.turns++;
+        this.repliesHandled += handled;
+      }
+      if (pass === 0 && now - this.lastTimeoutScan >= Math.min(this.o.timeoutMs / 4, 5)) {
+        now = performance.now();
+        this.lastTimeoutScan = now;
+        this.scanTimeouts(now);
+        this.progress(now);
+      }
+      this.flush();
+      if (pass + 1 >= this.o.passesPerWake || this.finished) break;
+      now = performance.now();
+    }
+    if (this.inFlight === 0 && this.queued === 0 && !this.canIssue()) {
+      if (this.running) this.stop(performance.now());
+      this.finish();
+    }
+  }
+
+  /** Drains the ring and handles every reply in it; returns how many frames it took. */
+  private receive(now: number): number {
+    const ring = this.socket.ring;
+    const desc = this.drainDesc;
+    let handled = 0;
+    for (;;) {
+      const n = this.socket.drain(desc, this.drainBatch);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) {
+        const i3 = i * 3;
+        this.handle(ring, desc[i3], desc[i3 + 1], now);
+        this.socket.release(desc[i3 + 2]);
+      }
+      handled += n;
+      if (n < this.drainBatch) break;
+    }
+    return handled;
+  }
+
+  private handle(ring: Uint8Array, off: number, len: number, now: number): void {
+    if (len < ATA_HEADER_LENGTH || ring[off + 12] !== 0x88 || ring[off + 13] !== 0xa2) return;
+    const vf = ring[off + 14];
+    if ((vf & FLAG_RESPONSE) === 0 || ring[off + 19] !== Command.Ata) return;
+    const t = ((ring[off + 20] << 24) | (ring[off + 21] << 16) | (ring[off + 22] << 8) | ring[off + 23]) >>> 0;
+    const s = t & 0xffff;
+    if (s >= this.W || this.tag[s] !== t || this.state[s] === 0) {
+      if (this.measuring) this.errors.stale++;
+      return;
+    }
+    if (this.state[s] === 1) {
+      // Answered while its retransmission waits in the queue: drop it from the queue.
+      this.unqueue(s);
+    }
+    this.state[s] = 0;
+    this.inFlight--;
+    this.completedTotal++;
+    const n = this.o.sectors;
+    let ok = true;
+    if ((vf & FLAG_ERROR) !== 0) {
+      ok = false;
+      if (this.measuring) {
+        this.errors.aoe++;
+        const code = ring[off + 15];
+        this.errors.aoeByCode[code < 8 ? code : 0]++;
+      }
+      this.noteError(`AoE error ${ring[off + 15]} for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]}`);
+    } else if ((ring[off + 27] & ATA_STATUS_FAILURE_MASK) !== 0) {
+      ok = false;
+      if (this.measuring) this.errors.ata++;
+      this.noteError(`ATA status 0x${ring[off + 27].toString(16)} error 0x${ring[off + 25].toString(16)} at LBA ${this.lba[s]}`);
+    } else if (this.isWrite[s] === 0) {
+      if (len < ATA_HEADER_LENGTH + n * SECTOR_SIZE) {
+        ok = false;
+        if (this.measuring) this.errors.short++;
+        this.noteError(`read reply of ${len} bytes for ${n} sectors at LBA ${this.lba[s]}`);
+      } else if (this.o.verify === 'pattern') {
+        const lba = this.lba[s];
+        for (let i = 0; i < n; i++) {
+          const bad = checkSector(ring, off + ATA_DATA + i * SECTOR_SIZE, lba + i);
+          if (bad >= 0) {
+            ok = false;
+            if (this.measuring) this.errors.verify++;
+            this.noteError(`read data of LBA ${lba + i} differs from the pattern at byte ${bad}`);
+            break;
+          }
+        }
+      } else if (this.o.verify === 'zero') {
+        if (!isZero(ring, off + ATA_DATA, n * SECTOR_SIZE)) {
+          ok = false;
+          if (this.measuring) this.errors.verify++;
+          this.noteError(`read data of LBA ${this.lba[s]} is not zero`);
+        }
+      }
+    }
+    if (ok && this.measuring && this.running) {
+      this.ops++;
+      if (this.isWrite[s] === 0) this.reads++;
+      else this.writes++;
+      this.bytes += n * SECTOR_SIZE;
+      this.histogram.recordMs(now - this.firstSent[s]);
+    }
+    if (this.canIssue()) this.issue(s, now);
+  }
+
+  private unqueue(s: number): void {
+    let j = 0;
+    for (let i = 0; i < this.queued; i++) {
+      const x = this.queue[i];
+      if (x !== s) this.queue[j++] = x;
+    }
+    this.queued = j;
+  }
+
+  private scanTimeouts(now: number): void {
+    const limit = this.o.timeoutMs;
+    for (let s = 0; s < this.W; s++) {
+      if (this.state[s] !== 2 || now - this.lastSent[s] < limit) continue;
+      if (this.retries[s] >= this.o.maxRetries) {
+        this.state[s] = 0;
+        this.inFlight--;
+        if (this.measuring) this.errors.timeouts++;
+        this.noteError(`no reply for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]} after ${this.retries[s] + 1} sends`);
+        if (this.canIssue()) this.issue(s, now);
+        continue;
+      }
+      this.retries[s]++;
+      if (this.measuring) this.retransmits++;
+      this.setTag(s);
+      this.enqueue(s);
+    }
+  }
+
+  private progress(now: number): void {
+    const cb = this.o.onProgress;
+    if (cb === undefined || now - this.lastProgressAt < this.o.progressMs) return;
+    const dt = (now - this.lastProgressAt) / 1000;
+    cb({
+      elapsedMs: now - this.startedAt,
+      ops: this.ops,
+      iops: (this.ops - this.lastProgressOps) / dt,
+      mbps: (this.bytes - this.lastProgressBytes) / dt / 1e6,
+      errors: this.errorCount(),
+      retransmits: this.retransmits,
+    });
+    this.lastProgressAt = now;
+    this.lastProgressOps = this.ops;
+    this.lastProgressBytes = this.bytes;
+  }
+
+  private errorCount(): number {
+    const e = this.errors;
+    return e.aoe + e.ata + e.verify + e.short + e.timeouts + e.socket;
+  }
+
+  private noteError(text: string): void {
+    if (this.firstError === undefined) this.firstError = text;
+  }
+
+  private stop(now: number): void {
+    this.running = false;
+    this.stoppedAt = now;
+    this.cpuAtStop = process.cpuUsage();
+    if (!this.measuring) this.startMeasuring(now);
+  }
+
+  /** Stops issuing new requests; the run ends once those in flight are answered or given up. */
+  stopNow(): void {
+    if (this.running) this.stop(performance.now());
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.socket.stopPolling();
+    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.stoppedAt === 0) this.stop(performance.now());
+    const elapsedMs = Math.max(1e-3, this.stoppedAt - this.measureFrom);
+    const user = (this.cpuAtStop.user - this.cpuAtMeasure.user) / 1000;
+    const system = (this.cpuAtStop.system - this.cpuAtMeasure.system) / 1000;
+    const result: LoadResult = {
+      op: this.o.op,
+      pattern: this.o.pattern,
+      sectors: this.o.sectors,
+      window: this.W,
+      ops: this.ops,
+      reads: this.reads,
+      writes: this.writes,
+      bytes: this.bytes,
+      elapsedMs,
+      iops: (this.ops * 1000) / elapsedMs,
+      mbps: this.bytes / 1e3 / elapsedMs,
+      latency: this.histogram.summary(),
+      errors: { ...this.errors, aoeByCode: [...this.errors.aoeByCode] },
+      retransmits: this.retransmits,
+      cpu: { userMs: user, systemMs: system, percentOfOneCore: ((user + system) / elapsedMs) * 100 },
+      repliesPerTurn: this.turns > 0 ? this.repliesHandled / this.turns : 0,
+      framesPerSend: this.sends > 0 ? this.framesSent / this.sends : 0,
+      firstError: this.firstError,
+    };
+    this.resolve?.(result);
+  }
+}
+
+/** Total of the error counters that mean a request failed. */
+export function failedRequests(r: LoadResult): number {
+  const e = r.errors;
+  return e.aoe + e.ata + e.verify + e.short + e.timeouts + e.socket;
+}
