@@ -1,0 +1,63 @@
+// The targets the interop scenarios run against.
+//
+// Each entry turns vblade-style arguments
+//     [-b bufcnt] [-d] [-s] [-r] [-m mac,...] [-o offset] [-l length] shelf slot netif file
+// into the argument vector that starts it; the harness runs that vector inside a
+// network namespace with `ip netns exec`. AOE_INTEROP_TARGETS=vblade (a comma
+// list of names) selects; the default is all of them.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { repoRoot } from './lib/guest';
+
+export type ScenarioName =
+  | 'linux-mtu1500'
+  | 'linux-mtu9000'
+  | 'ipxe-lkrn'
+  | 'ipxe-nic-rom-dhcp'
+  | 'diskless-root'
+  | 'failover-active-active'
+  | 'failover-active-standby';
+
+export interface TargetUnderTest {
+  name: string;
+  /** vblade-style arguments -> argv (argv[0] is the program). */
+  cmd: (args: string[]) => string[];
+  /** Set: every scenario is a tap todo with this reason and is not run. */
+  todo?: string | false;
+  /** Scenarios this target is known to fail, with the reason (tap todo: run, not counted). */
+  expectedFailures?: Partial<Record<ScenarioName, string>>;
+}
+
+const oursBin = path.join(repoRoot(), 'bin', 'vblade.js');
+
+/**
+ * The lead flips this to false once our target runs (the scenarios for it then run
+ * and count). While bin/vblade.js is missing they stay todo regardless.
+ * AOE_INTEROP_OURS=1 runs them before the flip (to try).
+ */
+const OURS_NOT_READY: string | false = 'our target (bin/vblade.js) is still being written';
+
+export const targets: TargetUnderTest[] = [
+  {
+    name: 'aoe-target',
+    cmd: (args) => [process.execPath, oursBin, ...args],
+    todo: !fs.existsSync(oursBin) ? 'bin/vblade.js does not exist yet' : process.env.AOE_INTEROP_OURS ? false : OURS_NOT_READY,
+  },
+  {
+    name: 'vblade',
+    cmd: (args) => ['/usr/sbin/vblade', ...args],
+    // vblade's known fault (32-byte frames, no padding to 60) only hurts aoetools
+    // over veth; QEMU pads for the guest, so no scenario here is expected to fail.
+    expectedFailures: {},
+  },
+];
+
+/** The targets named in AOE_INTEROP_TARGETS (comma list), or all. */
+export function selectedTargets(): TargetUnderTest[] {
+  const want = process.env.AOE_INTEROP_TARGETS?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!want || want.length === 0) return targets;
+  const unknown = want.filter((w) => !targets.some((t) => t.name === w));
+  if (unknown.length) throw new Error(`AOE_INTEROP_TARGETS names unknown targets: ${unknown.join(', ')} (known: ${targets.map((t) => t.name).join(', ')})`);
+  return targets.filter((t) => want.includes(t.name));
+}
