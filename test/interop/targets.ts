@@ -31,18 +31,10 @@ export interface TargetUnderTest {
 
 const oursBin = path.join(repoRoot(), 'bin', 'vblade.js');
 
-/**
- * The lead flips this to false once our target runs (the scenarios for it then run
- * and count). While bin/vblade.js is missing they stay todo regardless.
- * AOE_INTEROP_OURS=1 runs them before the flip (to try).
- */
-const OURS_NOT_READY: string | false = 'our target (bin/vblade.js) is still being written';
-
 export const targets: TargetUnderTest[] = [
   {
     name: 'aoe-target',
     cmd: (args) => [process.execPath, oursBin, ...args],
-    todo: !fs.existsSync(oursBin) ? 'bin/vblade.js does not exist yet' : process.env.AOE_INTEROP_OURS ? false : OURS_NOT_READY,
   },
   {
     name: 'vblade',
