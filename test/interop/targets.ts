@@ -6,7 +6,6 @@
 // network namespace with `ip netns exec`. AOE_INTEROP_TARGETS=vblade (a comma
 // list of names) selects; the default is all of them.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from './lib/guest';
 
