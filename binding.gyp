@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "aoe_native",
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": [
+            "native/binding.c",
+            "native/error.c",
+            "native/ioring.c",
+            "native/link.c",
+            "native/packet.c"
+          ],
+          "defines": ["NAPI_VERSION=8"],
+          "cflags!": ["-O3"],
+          "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+        }, {
+          "type": "none"
+        }]
+      ]
+    }
+  ]
+}

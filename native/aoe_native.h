@@ -1,0 +1,187 @@
+/* Shared declarations of the aoe_native addon.
+ *
+ * The addon is split by concern: binding.c is the only file that speaks
+ * Node-API; packet.c, ioring.c and link.c are plain C over Linux system calls
+ * and report failures through struct aoe_error, which binding.c turns into a
+ * JavaScript Error with `code` set to the errno name. See docs/native-abi.md.
+ */
+#ifndef AOE_NATIVE_H
+#define AOE_NATIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors (error.c) ---------------------------------------------------- */
+
+struct aoe_error {
+  int errnum;          /* positive errno value */
+  char message[320];   /* what went wrong and what to do */
+};
+
+/* Fills `err` and returns -errnum, so callers can `return aoe_fail(...)`. */
+int aoe_fail(struct aoe_error *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "ENODEV" for ENODEV; "EUNKNOWN" when the C library has no name for it. */
+const char *aoe_errno_name(int errnum);
+
+/* ---- network namespaces and interfaces (link.c) -------------------------- */
+
+/* The calling thread's network namespace while a netns_scope is entered. */
+struct netns_scope {
+  int home_fd;   /* our own namespace, to return to; -1 when none was entered */
+};
+
+/* Moves the calling thread into the namespace at `path` (NULL or "" = stay). */
+int netns_enter(struct netns_scope *scope, const char *path, struct aoe_error *err);
+/* Returns to the namespace the thread had before netns_enter. Aborts the
+ * process if that fails: every later socket would land in the wrong place. */
+void netns_leave(struct netns_scope *scope);
+
+struct link_state {
+  int ifindex;
+  int mtu;
+  uint8_t mac[6];
+  bool up;   /* IFF_UP and IFF_RUNNING */
+};
+
+/* 1 = found and filled, 0 = no such interface, <0 = -errno with `err` set. */
+int link_query(const char *ifname, const char *netns, struct link_state *out,
+               struct aoe_error *err);
+
+/* Bytes in the block device open on `fd`, or -errno with `err` set. */
+int64_t block_device_size(int fd, struct aoe_error *err);
+
+/* One datagram to an AF_UNIX SOCK_DGRAM socket; '@' prefix = abstract. */
+int unix_datagram_send(const char *path, const void *msg, size_t len,
+                       struct aoe_error *err);
+
+/* ---- the AoE packet socket (packet.c) ------------------------------------ */
+
+#define AOE_ETHERTYPE 0x88A2
+/* Frames per sendmmsg system call (send() loops over larger counts). */
+#define PACKET_SEND_BATCH 256
+
+struct packet_ring {
+  int fd;
+  int epoll_fd;          /* edge-triggered wake-ups for the socket, see packet_wait_fd */
+  int ifindex;
+  uint8_t *base;         /* mmapped TPACKET_V2 receive ring */
+  size_t map_len;
+  uint32_t frame_size;
+  uint32_t frame_count;
+  uint32_t block_size;
+  uint32_t frames_per_block;
+  uint32_t next;         /* first slot drain() has not returned yet */
+  uint8_t *held;         /* held[slot] = 1 while JavaScript owns the slot */
+  uint64_t truncated;    /* frames longer than a slot, dropped by drain() */
+};
+
+struct packet_open_args {
+  const char *ifname;
+  const char *netns;     /* NULL = current namespace */
+  uint32_t frame_size;
+  uint32_t frame_count;
+  uint32_t sndbuf;       /* 0 = kernel default */
+  bool accept_replies;   /* pass R-set frames (an initiator) instead of requests */
+};
+
+int packet_open(struct packet_ring *ring, const struct packet_open_args *args,
+                struct aoe_error *err);
+/* Teardown in three steps, each idempotent, because binding.c must unmap only
+ * once no JavaScript view can reach the ring: close the descriptors, unmap
+ * the ring, free the slot flags. */
+void packet_close_fds(struct packet_ring *ring);
+void packet_unmap(struct packet_ring *ring);
+void packet_free(struct packet_ring *ring);
+
+/* Writes [offset, length, slot] triples; returns the number of frames. */
+uint32_t packet_drain(struct packet_ring *ring, uint32_t *desc, uint32_t max);
+/* 0, or -EINVAL when the slot is out of range or not held by JavaScript. */
+int packet_release(struct packet_ring *ring, uint32_t slot);
+/* True when drain() would return at least one frame now. */
+bool packet_has_frames(struct packet_ring *ring);
+/* `frames` holds [offset, length] pairs into `arena` (already bounds-checked).
+ * Returns frames sent, or -errno when none could be sent. At most
+ * PACKET_SEND_BATCH frames per sendmmsg; loops until all are sent. */
+int packet_send(struct packet_ring *ring, const uint8_t *arena,
+                const uint32_t *frames, uint32_t count);
+int packet_stats(struct packet_ring *ring, uint32_t *packets, uint32_t *drops);
+
+/* After a wake-up of epoll_fd: consumes the edge. Returns 1 when there was no
+ * event, else 0 with `readable` (frames may be waiting) and `sock_error` (the
+ * socket's pending error, read and cleared with SO_ERROR; 0 if none) set. */
+int packet_take_event(struct packet_ring *ring, bool *readable, int *sock_error);
+/* Asks epoll_fd to report again if frames are already waiting (used after a
+ * wake-up in which JavaScript did not take every frame). */
+void packet_rearm(struct packet_ring *ring);
+
+/* ---- block I/O queue (ioring.c) ------------------------------------------ */
+
+#define IORING_MAX_BUFFERS 64
+#define IORING_MAX_DEPTH 4096
+
+enum io_op_kind { IO_OP_READ = 0, IO_OP_WRITE = 1, IO_OP_DATASYNC = 2 };
+
+/* One operation as JavaScript describes it (IoRing.submit `ops`). */
+struct io_op {
+  double kind, fd, buffer_id, offset, length, position;
+};
+
+struct io_buffer {
+  uint8_t *base;
+  size_t len;
+  uint32_t in_flight;   /* ops using it that have not been reaped */
+  bool registered;      /* false while retiring: unregistered, ops still in flight */
+  void *owner;          /* binding.c's reference keeping the memory alive */
+};
+
+struct io_completion {
+  uint64_t user_data;
+  int32_t result;
+};
+
+struct io_queue {
+  bool uring;           /* false: synchronous fallback */
+  uint32_t depth;
+  uint32_t in_flight;
+  int event_fd;         /* readable when completions may be waiting */
+  struct io_buffer buffers[IORING_MAX_BUFFERS];
+
+  /* completions produced in user space: refused ops and the sync fallback */
+  struct io_completion *local;
+  uint32_t local_head, local_count;
+
+  /* io_uring (uring == true) */
+  int ring_fd;
+  void *ring_map;
+  size_t ring_map_len;
+  void *sqe_map;
+  size_t sqe_map_len;
+  uint32_t *sq_head, *sq_tail, *sq_array;
+  uint32_t sq_mask;
+  uint32_t sq_local_tail;
+  void *sqes;
+  uint32_t *cq_head, *cq_tail;
+  uint32_t cq_mask;
+  void *cqes;
+};
+
+/* depth: 1..IORING_MAX_DEPTH. Honours AOE_IORING=sync. */
+int io_queue_open(struct io_queue *q, uint32_t depth, struct aoe_error *err);
+/* Waits for every operation in flight, then releases the ring. */
+void io_queue_close(struct io_queue *q);
+/* Returns ops accepted (refused ones complete with -EINVAL), or -errno. */
+int io_queue_submit(struct io_queue *q, const struct io_op *ops,
+                    const uint32_t *tags, uint32_t count);
+/* Writes [tag, result] pairs; returns the number of completions.
+ * `on_buffer_idle` is called with a buffer whose last op was reaped while it
+ * was retiring, so binding.c can drop its reference. */
+uint32_t io_queue_reap(struct io_queue *q, int32_t *out, uint32_t max,
+                       void (*on_buffer_idle)(struct io_buffer *buf, void *ctx),
+                       void *ctx);
+/* Clears the eventfd after a wake-up. */
+void io_queue_ack_event(struct io_queue *q);
+
+#endif
