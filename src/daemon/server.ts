@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
+import { withTestFaults } from '../backend/fault-io';
 import { openFileStore } from '../backend/file-store';
 import { openNullStore } from '../backend/null-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
@@ -39,6 +40,12 @@ export class ConfigError extends Error {}
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
+/** Busy-poll window after each batch, microseconds (AOE_SPIN_US; 0 turns it off). */
+function spinMicros(): number {
+  const v = Number(process.env.AOE_SPIN_US ?? 50);
+  return Number.isFinite(v) && v >= 0 ? Math.min(v, 1000) : 50;
+}
+
 export class Server {
   private readonly engine: Engine;
   private readonly linksByName = new Map<string, Link>();
@@ -61,11 +68,12 @@ export class Server {
       linkCheckMs: options.linkCheckMs ?? 500,
       netns: options.netns,
     };
-    const io = this.addon.openIoRing(this.opts.requestSlots + 256);
+    // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
+    const io = withTestFaults(this.addon.openIoRing(this.opts.requestSlots + 256));
     this.engine = new Engine(io, this.opts.requestSlots, {
       stateChanged: (e) => this.persist(e),
       drained: () => this.onDrained(),
-    });
+    }, spinMicros() / 1000);
     io.startPolling(() => this.engine.ioReady());
     log.debug({ io: io.kind, depth: io.depth }, 'io ring ready');
   }
