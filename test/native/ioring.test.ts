@@ -107,13 +107,14 @@ for (const kind of ['io_uring', 'sync'] as const) {
       t.teardown(() => closeSync(direct));
       // O_DIRECT wants 512-byte aligned memory, and JavaScript cannot place a
       // buffer: try every 8-byte step of one 512-byte period (two batches).
-      const mem = new Uint8Array(8192);
+      const mem = new Uint8Array(64 * 1032 + 512);
       ring.registerBuffer(5, mem);
       t.teardown(() => ring.unregisterBuffer(5));
       const results: number[] = [];
       for (const first of [0, 32]) {
         const ops: Op[] = [];
-        for (let k = first; k < first + 32; k++) ops.push([IoOp.Read, direct, 5, 8 * k, 512, 4096]);
+        // op k reads into 1032 * k: its own 512 bytes, at 8 * k (mod 512) from the base
+        for (let k = first; k < first + 32; k++) ops.push([IoOp.Read, direct, 5, 1032 * k, 512, 4096]);
         const r = await run(ring, ops, first);
         for (let k = first; k < first + 32; k++) results.push(r.get(k)!);
       }
@@ -121,7 +122,7 @@ for (const kind of ['io_uring', 'sync'] as const) {
       t.ok(good >= 1, `${good} aligned direct reads completed through wake-ups`);
       t.equal(good + results.filter((x) => x === -EINVAL).length, 64, 'the others were refused by the kernel');
       const k = results.indexOf(512);
-      t.same(mem.subarray(8 * k, 8 * k + 512), readFileSync(path).subarray(4096, 4608), 'data');
+      t.same(mem.subarray(1032 * k, 1032 * k + 512), new Uint8Array(readFileSync(path).subarray(4096, 4608)), 'data');
     });
 
     t.test('wake-ups: none left behind by an early reap, one kept for what a short reap leaves', async (t) => {

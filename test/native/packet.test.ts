@@ -199,12 +199,18 @@ if (!hasRoot()) {
       desc[2 * i] = 128 * i;
       desc[2 * i + 1] = len;
     });
+    const initiator = native.openPacket('vb', { frameSize: 2048, frameCount: 16, netns: nsB, accept: 'replies' });
+    t.teardown(() => initiator.close());
     t.equal(a.send(arena, desc, frames.length), frames.length);
     const got = await receive(b, 3);
+    const replies = await receive(initiator, 2);
     await sleep(20);
     drainAll(b, got);
+    drainAll(initiator, replies);
     t.same(got.map((f) => seqOf(f.bytes)), [3, 4, 6], 'only the requests passed');
     t.same(got.map((f) => f.length), [60, 24, 64]);
+    t.same(replies.map((f) => seqOf(f.bytes)), [0, 5], "accept: 'replies' passes only R-set frames");
+    t.throws(() => native.openPacket('vb', { frameSize: 2048, frameCount: 4, netns: nsB, accept: 'all' as never }), TypeError);
   });
 
   t.test('release recycles slots over many rounds', async (t) => {
