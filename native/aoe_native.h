@@ -123,6 +123,10 @@ void packet_rearm(struct packet_ring *ring);
 #define IORING_MAX_DEPTH 4096
 
 enum io_op_kind { IO_OP_READ = 0, IO_OP_WRITE = 1, IO_OP_DATASYNC = 2 };
+/* Or'ed into a kind: run the operation now, inside submit(), and return its
+ * completion from the next reap() without signalling the eventfd (the caller
+ * reaps right after submitting). For stores that never block: tmpfs. */
+#define IO_OP_INLINE 0x10
 
 /* One operation as JavaScript describes it (IoRing.submit `ops`). */
 struct io_op {
@@ -147,6 +151,7 @@ struct io_queue {
   uint32_t depth;
   uint32_t in_flight;
   int event_fd;         /* readable when completions may be waiting */
+  bool self_signalled;  /* we wrote event_fd ourselves; reap() must clear it */
   struct io_buffer buffers[IORING_MAX_BUFFERS];
 
   /* completions produced in user space: refused ops and the sync fallback */

@@ -140,7 +140,7 @@ static void push_local(struct io_queue *q, uint64_t user_data, int32_t result) {
 static int32_t run_sync(const struct io_op *op, uint8_t *mem) {
   int fd = (int)op->fd;
   ssize_t r;
-  switch ((int)op->kind) {
+  switch ((int)op->kind & ~IO_OP_INLINE) {
     case IO_OP_READ:
       do r = pread(fd, mem, (size_t)op->length, (off_t)op->position);
       while (r < 0 && errno == EINTR);
@@ -162,10 +162,10 @@ static void fill_sqe(struct io_queue *q, const struct io_op *op, uint8_t *mem, u
   memset(sqe, 0, sizeof *sqe);
   sqe->fd = (int)op->fd;
   sqe->user_data = user_data;
-  switch ((int)op->kind) {
+  switch ((int)op->kind & ~IO_OP_INLINE) {
     case IO_OP_READ:
     case IO_OP_WRITE:
-      sqe->opcode = (int)op->kind == IO_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
+      sqe->opcode = ((int)op->kind & ~IO_OP_INLINE) == IO_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
       sqe->addr = (uint64_t)(uintptr_t)mem;
       sqe->len = (uint32_t)op->length;
       sqe->off = (uint64_t)op->position;
@@ -200,11 +200,13 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     const struct io_op *op = &ops[i];
     uint32_t tag = tags[i];
     q->in_flight++;
-    bool ok = (op->kind == IO_OP_READ || op->kind == IO_OP_WRITE || op->kind == IO_OP_DATASYNC) &&
+    bool inline_op = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_INLINE);
+    double kind = is_whole(op->kind, 255) ? (double)((int)op->kind & ~IO_OP_INLINE) : -1;
+    bool ok = (kind == IO_OP_READ || kind == IO_OP_WRITE || kind == IO_OP_DATASYNC) &&
               is_whole(op->fd, INT32_MAX);
     uint8_t *mem = NULL;
     uint32_t buffer_slot = NO_BUFFER;
-    if (ok && op->kind != IO_OP_DATASYNC) {
+    if (ok && kind != IO_OP_DATASYNC) {
       /* Bounds are checked here so the kernel never sees a wild pointer. */
       ok = is_whole(op->buffer_id, IORING_MAX_BUFFERS - 1) && is_whole(op->offset, (double)SIZE_MAX) &&
            is_whole(op->length, INT32_MAX) && is_whole(op->position, (double)INT64_MAX);
@@ -222,6 +224,8 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     if (!ok) {
       push_local(q, user_data, -EINVAL);
       local_done = true;
+    } else if (inline_op) {
+      push_local(q, user_data, run_sync(op, mem));
     } else if (q->uring) {
       fill_sqe(q, op, mem, user_data);
     } else {
@@ -234,6 +238,7 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     uint64_t one = 1;
     /* Wakes the same poll as io_uring completions do. */
     if (write(q->event_fd, &one, sizeof one) < 0) { /* counter full: already readable */ }
+    q->self_signalled = true;
   }
   return (int)accepted;
 }
@@ -268,7 +273,10 @@ uint32_t io_queue_reap(struct io_queue *q, int32_t *out, uint32_t max,
   /* Clear the eventfd before walking, so the wake-up for what we take now
    * does not come later for nothing; anything posted after this read
    * signals again. */
-  io_queue_ack_event(q);
+  if (q->self_signalled || (q->uring && *q->cq_head != __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE))) {
+    q->self_signalled = false;
+    io_queue_ack_event(q);
+  }
   uint32_t n = reap_walk(q, out, max, on_buffer_idle, ctx);
   signal_if_left(q);
   return n;
@@ -303,6 +311,7 @@ static void signal_if_left(struct io_queue *q) {
   if (!has_completions(q)) return;
   uint64_t one = 1;
   if (write(q->event_fd, &one, sizeof one) < 0) { /* counter full: already readable */ }
+  q->self_signalled = true;
 }
 
 void io_queue_ack_event(struct io_queue *q) {

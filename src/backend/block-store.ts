@@ -13,6 +13,13 @@ export interface BlockStore {
   readonly sectors: number;
   /** Opened with O_DIRECT: buffers and lengths must be aligned. */
   readonly direct: boolean;
+  /**
+   * I/O on this store never waits for a device (tmpfs, ramfs): the engine
+   * runs it synchronously instead of through io_uring, which would hand
+   * it to a kernel worker thread (tmpfs cannot do non-blocking reads) and
+   * cost a thread switch per request.
+   */
+  readonly inlineIo: boolean;
   /** What the store is, for logs and errors ("/srv/disk.img", "null"). */
   readonly description: string;
   close(): void;

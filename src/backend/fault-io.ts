@@ -132,7 +132,7 @@ export class FaultIoRing implements IoRing {
     const plan = this.plans?.current() ?? null;
     for (let i = 0; i < n; i++) {
       const p = i * FIELDS;
-      const op = ops[p];
+      const op = ops[p] & 0x0f; // without IoOpFlag.Inline
       const fd = ops[p + 1];
       const length = ops[p + 4];
       const position = ops[p + 5];

@@ -61,6 +61,7 @@ export function openFileStore(o: FileStoreOptions): BlockStore {
       byteOffset: o.offsetSectors * SECTOR,
       sectors,
       direct: o.direct,
+      inlineIo: st.isFile() && isMemoryFileSystem(o.file),
       description: o.file,
       close() {
         fs.closeSync(fd);
@@ -69,6 +70,19 @@ export function openFileStore(o: FileStoreOptions): BlockStore {
   } catch (e) {
     fs.closeSync(fd);
     throw e;
+  }
+}
+
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/** Whether a file lives in memory (tmpfs, ramfs), where reads and writes never wait for a device. */
+export function isMemoryFileSystem(file: string): boolean {
+  try {
+    const t = fs.statfsSync(file).type;
+    return t === TMPFS_MAGIC || t === RAMFS_MAGIC;
+  } catch {
+    return false;
   }
 }
 

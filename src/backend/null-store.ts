@@ -10,6 +10,7 @@ export function openNullStore(sectors: number): BlockStore {
     byteOffset: 0,
     sectors,
     direct: false,
+    inlineIo: true,
     description: 'null',
     close() {},
   };

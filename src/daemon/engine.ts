@@ -17,7 +17,7 @@ import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padRepl
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
 import type { Link } from './link';
-import { IO_OP_FIELDS, IoOp, type IoRing } from './native';
+import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, type IoRing } from './native';
 
 const enum Kind {
   Read = 1,
@@ -275,9 +275,10 @@ export class Engine {
     e.inflight++;
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
+    const inline = store.inlineIo ? IO_OP_INLINE : 0;
     if (res === Pending.Read) {
       this.reqKind[q] = Kind.Read;
-      this.push(IoOp.Read, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+      this.push(IoOp.Read | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
       return false;
     }
     if (res === Pending.Write) {
@@ -285,11 +286,11 @@ export class Engine {
       if (store.direct) {
         // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
         arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
-        this.push(IoOp.Write, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+        this.push(IoOp.Write | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
         return false;
       }
       this.reqRx[q] = slot;
-      this.push(IoOp.Write, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
+      this.push(IoOp.Write | inline, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
       return true;
     }
     this.reqKind[q] = Kind.Flush;
@@ -299,7 +300,7 @@ export class Engine {
 
   // ---- storage ---------------------------------------------------------------
 
-  private push(op: IoOp, fd: number, buffer: number, offset: number, length: number, position: number, tag: number): void {
+  private push(op: number, fd: number, buffer: number, offset: number, length: number, position: number, tag: number): void {
     if ((this.opsN + 1) * IO_OP_FIELDS > this.ops.length) this.submit();
     const p = this.opsN * IO_OP_FIELDS;
     this.ops[p] = op;
@@ -416,7 +417,7 @@ export class Engine {
     e.syncBatchN = e.syncWaitN;
     e.syncWaitN = 0;
     e.syncInFlight = true;
-    this.push(IoOp.DataSync, e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
+    this.push(IoOp.DataSync | (e.store.inlineIo ? IO_OP_INLINE : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
   }
 
   private groupCommitDone(e: Export, result: number): void {

@@ -83,6 +83,9 @@ export const enum IoOp {
   DataSync = 2,
 }
 
+/** Or'ed into an IoOp: run it synchronously inside submit() (for stores that never block, such as tmpfs); its completion comes from the next reap() without a wake-up. */
+export const IO_OP_INLINE = 0x10;
+
 /** Numbers per operation in the IoRing.submit `ops` array. */
 export const IO_OP_FIELDS = 6;
 

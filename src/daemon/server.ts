@@ -325,6 +325,7 @@ export class Server {
     this.stopping = true;
     if (this.monitor) clearInterval(this.monitor);
     for (const link of this.linksByName.values()) link.socket?.stopPolling();
+    for (const e of this.exportsByKey.values()) e.closing = true; // so that the last reply signals drained()
     while (this.engine.inflight > 0) await this.waitDrain();
     this.engine.flushAll();
     for (const e of this.exportsByKey.values()) {

@@ -4,7 +4,7 @@ import t from 'tap';
 import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IO_OP_FIELDS, IoOp, IoRing, native } from '../../src/daemon/native';
+import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/daemon/native';
 
 const EINVAL = constants.errno.EINVAL;
 const EBADF = constants.errno.EBADF;
@@ -94,6 +94,22 @@ for (const kind of ['io_uring', 'sync'] as const) {
       t.same(dst.subarray(100, 100 + 8192), src.subarray(4096, 4096 + 8192), 'read back');
       const eof = await run(ring, [[IoOp.Read, fd, 63, 0, 4096, (1 << 20) - 1000]]);
       t.equal(eof.get(100), 1000, 'short read at end of file');
+    });
+
+    t.test('inline operations complete inside submit and wake nobody', async (t) => {
+      let wakes = 0;
+      ring.startPolling(() => wakes++);
+      const ops = new Float64Array(IO_OP_FIELDS * 2);
+      ops.set([IoOp.Write | IO_OP_INLINE, fd, 0, 0, 1024, 65536], 0);
+      ops.set([IoOp.Read | IO_OP_INLINE, fd, 63, 2048, 1024, 65536], IO_OP_FIELDS);
+      t.equal(ring.submit(ops, new Uint32Array([5, 6]), 2), 2);
+      const out = new Int32Array(8);
+      t.equal(ring.reap(out, 4), 2, 'both completions are there at once');
+      t.same([out[0], out[1], out[2], out[3]], [5, 1024, 6, 1024]);
+      t.same(dst.subarray(2048, 3072), src.subarray(0, 1024), 'the inline read saw the inline write');
+      await new Promise((r) => setTimeout(r, 50));
+      ring.stopPolling();
+      t.equal(wakes, 0, 'no wake-up for completions the caller reaped itself');
     });
 
     t.test('O_DIRECT reads wake the loop (completions by task work, not inline)', async (t) => {
