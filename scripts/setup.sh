@@ -35,6 +35,7 @@ PACKAGES=(
   systemd          # systemd-analyze verify for the unit files
   procps           # sysctl, ps
   psmisc           # fuser, killall -0 style checks in tests
+  strace           # counting fdatasync calls in the group-commit tests
 )
 
 log() { printf '[setup] %s\n' "$*"; }

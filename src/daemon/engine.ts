@@ -192,9 +192,9 @@ export class Engine {
       return false;
     }
     const cmd = ring[off + OFF_CMD];
-    if (cmd === Command.Config) this.refreshMtu(link);
+    if (cmd === Command.Config) link.refresh();
     else if (cmd === Command.Ata && len >= ATA_HEADER_LEN && ring[off + OFF_ATA_SECTORS] > link.ctx.maxSectors) {
-      this.refreshMtu(link); // the MTU may have grown since the last look
+      link.refresh(); // the MTU may have grown since the last look
     }
     const major = majorOf(ring, off);
     const minor = minorOf(ring, off);
@@ -212,11 +212,6 @@ export class Engine {
     }
     if (!served) link.counters[LinkCounter.Ignored]++;
     return held;
-  }
-
-  private refreshMtu(link: Link): void {
-    const info = link.readInfo();
-    if (info !== null && info.ifindex === link.socket?.ifindex) link.applyInfo(info);
   }
 
   private serve(link: Link, e: Export, ring: Uint8Array, off: number, len: number, slot: number): boolean {

@@ -2,7 +2,8 @@
 // arena replies are built in, the batch of replies waiting to be sent, and
 // the interface's MTU, MAC and carrier as last seen.
 
-import { MIN_FRAME_LEN, sectorsForMtu } from '../aoe/constants';
+import { setAtaIoError } from '../aoe/ata';
+import { ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_SECTORS, OFF_CMD, sectorsForMtu } from '../aoe/constants';
 import { FrameContext } from '../aoe/dispatch';
 import { LinkCounter } from './counters';
 import type { Export } from './export';
@@ -11,6 +12,7 @@ import type { LinkInfo, NativeAddon, PacketSocket } from './native';
 /** Reply data starts 36 bytes into a frame; placing frames at 476 mod 512 puts the data on a 512-byte boundary (O_DIRECT). */
 const SLOT_LEAD = 512 - 36;
 const RX_BATCH = 256;
+const EMSGSIZE = 90;
 /** Query Config reply with a 1024-byte string (1056 bytes), rounded up. */
 const LARGEST_CONTROL_REPLY = 1088;
 /**
@@ -18,6 +20,8 @@ const LARGEST_CONTROL_REPLY = 1088;
  * (lo has 65536): 63 sectors per request, and ring slots stay small.
  */
 const MAX_USABLE_MTU = 32768;
+/** The ring and arena are always sized for at least this MTU. */
+const JUMBO_MTU = 9000;
 /** Receive ring memory budget per interface. */
 const RING_BYTES = 8 << 20;
 
@@ -86,9 +90,17 @@ export class Link {
     return Math.min(info.mtu, MAX_USABLE_MTU) + 14 > this.maxFrame;
   }
 
+  /** Re-reads MTU, MAC and carrier (one ioctl); ignored when the interface is gone or was recreated. */
+  refresh(): void {
+    const info = this.readInfo();
+    if (info !== null && info.ifindex === this.socket?.ifindex) this.applyInfo(info);
+  }
+
   /** Opens the socket and sizes the ring and arena for the current MTU. Throws with a user-facing message. */
   open(info: LinkInfo): void {
-    const maxFrame = Math.max(Math.min(info.mtu, MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
+    // Sized for jumbo frames even at a smaller MTU, so that raising the MTU
+    // up to 9000 takes effect at once, without reopening the socket.
+    const maxFrame = Math.max(Math.min(Math.max(info.mtu, JUMBO_MTU), MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
     // tpacket2 header + sockaddr_ll + alignment fit in 128 bytes.
     const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
     const frameCount = Math.max(256, Math.min(4096, Math.floor(RING_BYTES / frameSize)));
@@ -151,7 +163,11 @@ export class Link {
       this.dropQueued();
       return true;
     }
-    const sent = sock.send(this.arena, this.sendDesc, this.sendN);
+    let sent = sock.send(this.arena, this.sendDesc, this.sendN);
+    // EMSGSIZE: the MTU shrank under a reply already built (a read of more
+    // sectors than the new MTU carries). Answer that request with ABRT, as
+    // it would have been had it arrived a moment later, and go on.
+    while (sent === -EMSGSIZE && this.shrinkFirst()) sent = sock.send(this.arena, this.sendDesc, this.sendN);
     if (sent < 0) {
       // -EAGAIN / -ENOBUFS: the kernel queue is full, try again shortly.
       if (sent === -11 || sent === -105) return false;
@@ -175,6 +191,18 @@ export class Link {
     this.sendSlot.copyWithin(0, sent, this.sendN);
     this.sendN -= sent;
     return false;
+  }
+
+  /** Turns the first queued reply, too big for the MTU now, into an ATA ABRT; false if it is not an ATA reply. */
+  private shrinkFirst(): boolean {
+    const t = this.sendDesc[0];
+    const len = this.sendDesc[1];
+    this.refresh();
+    if (this.arena[t + OFF_CMD] !== Command.Ata || len <= MIN_FRAME_LEN) return false;
+    setAtaIoError(this.arena, t, this.arena[t + OFF_ATA_SECTORS]);
+    this.arena.fill(0, t + ATA_HEADER_LEN, t + MIN_FRAME_LEN);
+    this.sendDesc[1] = MIN_FRAME_LEN;
+    return true;
   }
 
   private dropQueued(): void {

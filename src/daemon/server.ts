@@ -81,6 +81,13 @@ export class Server {
   static async start(config: ServerConfig, log: Logger, hooks: ServerHooks = {}, options: ServerOptions = {}): Promise<Server> {
     const server = new Server(log, hooks, options);
     try {
+      for (const c of config.exports) {
+        for (const name of c.interfaces) {
+          if (server.addon.linkInfo(name, server.opts.netns) === null) {
+            throw new ConfigError(`interface ${name} not found; list interfaces with \`ip link\``);
+          }
+        }
+      }
       for (const c of config.exports) server.addExport(c);
       for (const link of server.linksByName.values()) server.ensureOpen(link, true);
     } catch (e) {
