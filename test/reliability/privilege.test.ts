@@ -1,0 +1,100 @@
+// Least privilege (issue 5): the daemon runs as an unprivileged user that
+// holds only CAP_NET_RAW (the ambient capability, as systemd's
+// AmbientCapabilities=CAP_NET_RAW gives it) and owns its backing file, and
+// serves. Without the capability, or without access to the file, it refuses
+// to start with a message that says what is missing.
+//
+//   setpriv --reuid=nobody --regid=nogroup --clear-groups \
+//           --inh-caps=+net_raw --ambient-caps=+net_raw node bin/vblade.js ...
+
+import t from 'tap';
+import { chmodSync, chownSync, readFileSync } from 'node:fs';
+import { checkSectors, fillSectors } from '../../src/client/pattern';
+import { sparseFile, tempDir } from '../helpers/files';
+import { createNetnsPair, requireRoot } from '../helpers/netns';
+import { requireCommands } from '../helpers/process';
+import { openClient, startTarget, vbladeCommand, writeClientPattern } from './lib/harness';
+
+const SHELF = 61;
+const SLOT = 5;
+const NOBODY = 65534;
+const NOGROUP = 65534;
+const DROP_ONLY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+const WITH_NET_RAW_ONLY = [...DROP_ONLY, '--inh-caps=+net_raw', '--ambient-caps=+net_raw'];
+const CAP_NET_RAW_BIT = 13;
+/**
+ * tap puts its own hooks into every Node child through NODE_OPTIONS (set in
+ * its spawn wrapper, after our environment); they cannot write their files as
+ * nobody. `env -u` takes them out just before the daemon starts.
+ */
+const CLEAN = ['env', '-u', 'NODE_OPTIONS'];
+const DROP = [...CLEAN, ...DROP_ONLY];
+const WITH_NET_RAW = [...CLEAN, ...WITH_NET_RAW_ONLY];
+
+/** Capability sets of a process from /proc (hex masks as BigInt). */
+function caps(pid: number): Record<string, bigint> {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const out: Record<string, bigint> = {};
+  for (const k of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) {
+    const m = new RegExp(`^${k}:\\s+([0-9a-f]+)`, 'm').exec(status);
+    out[k] = m ? BigInt(`0x${m[1]}`) : -1n;
+  }
+  const uid = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+  out.uid = uid ? BigInt(uid[2]) : -1n;
+  return out;
+}
+
+if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
+  t.test('as nobody with only CAP_NET_RAW: serves reads and writes', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const dir = tempDir(t, 'priv');
+    const file = await sparseFile(t, 2048 * 512, { dir });
+    writeClientPattern(file, 0, 2048);
+    chownSync(dir, NOBODY, NOGROUP);
+    chownSync(file, NOBODY, NOGROUP);
+    chmodSync(file, 0o600);
+    const d = await startTarget(t, net.target, [String(SHELF), String(SLOT), net.targetIf, file], { prefix: WITH_NET_RAW });
+    const c = caps(d.pid);
+    t.equal(c.uid, BigInt(NOBODY), 'the daemon runs as nobody (effective uid 65534)');
+    t.equal(c.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'its effective capabilities are CAP_NET_RAW and nothing else');
+    t.equal(c.CapPrm, 1n << BigInt(CAP_NET_RAW_BIT), 'and so is its permitted set');
+    const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
+    const target = await client.find(SHELF, SLOT, 10000);
+    t.equal((await client.identify(target)).sectors, 2048, 'IDENTIFY answered');
+    t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'reads return the file');
+    const data = new Uint8Array(8 * 512);
+    fillSectors(data, 0, 1000, 8);
+    await client.write(target, 1000, data);
+    await client.flush(target);
+    t.same(await client.read(target, 1000, 8), data, 'writes and FLUSH CACHE work');
+    t.ok(d.proc.running, 'still running');
+    await d.proc.stop();
+    t.equal(d.proc.exitStatus?.code, 0, 'stops cleanly on SIGTERM');
+  });
+
+  t.test('as nobody without CAP_NET_RAW: refuses to start and says why', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const dir = tempDir(t, 'nocap');
+    const file = await sparseFile(t, 2048 * 512, { dir });
+    chownSync(dir, NOBODY, NOGROUP);
+    chownSync(file, NOBODY, NOGROUP);
+    const [cmd, argv] = vbladeCommand([String(SHELF), String(SLOT), net.targetIf, file], DROP);
+    const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
+    t.equal(r.code, 1, 'exit status 1');
+    t.match(r.stderr, /CAP_NET_RAW/, `the message names the capability: ${r.stderr.trim()}`);
+    t.notMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  });
+
+  t.test('with CAP_NET_RAW but no access to the backing file: refuses to start and says why', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const dir = tempDir(t, 'noaccess');
+    const file = await sparseFile(t, 2048 * 512, { dir });
+    chownSync(dir, NOBODY, NOGROUP);
+    chmodSync(file, 0o600); // still root's
+    const [cmd, argv] = vbladeCommand([String(SHELF), String(SLOT), net.targetIf, file], WITH_NET_RAW);
+    const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
+    t.equal(r.code, 1, 'exit status 1');
+    t.match(r.stderr, /permission denied/, `the message says permission denied: ${r.stderr.trim()}`);
+    t.notMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  });
+}
