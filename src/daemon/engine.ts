@@ -142,10 +142,13 @@ export class Engine {
       if (n === 0) break;
       total += n;
       link.counters[LinkCounter.RxFrames] += n;
+      const done = link.rxDone;
+      let k = 0;
       for (let i = 0; i < n; i++) {
         const p = i * 3;
-        if (!this.frame(link, sock.ring, desc[p], desc[p + 1], desc[p + 2])) sock.release(desc[p + 2]);
+        if (!this.frame(link, sock.ring, desc[p], desc[p + 1], desc[p + 2])) done[k++] = desc[p + 2];
       }
+      if (k > 0) sock.releaseMany(done, k);
       this.pump();
       if (n < link.rxBatch) break;
     }

@@ -55,6 +55,8 @@ export class Link {
   private readonly sendSlot: Int32Array;
   sendN = 0;
   readonly rxDesc = new Uint32Array(RX_BATCH * 3);
+  /** Receive slots a batch is done with, given back in one releaseMany(). */
+  readonly rxDone = new Uint32Array(RX_BATCH);
 
   constructor(
     readonly name: string,

@@ -60,6 +60,8 @@ export interface PacketSocket {
   drain(desc: Uint32Array, maxFrames: number): number;
   /** Gives a slot back to the kernel. Any view into that slot is dead afterwards. */
   release(slot: number): void;
+  /** release() of slots[0..count) in one call; throws at the first slot not held (those before it are released). */
+  releaseMany(slots: Uint32Array, count: number): void;
   /**
    * Sends `count` frames in one sendmmsg: `desc` holds pairs
    * [offset in `arena`, length]. Returns the number sent (may be fewer when
