@@ -71,7 +71,7 @@ export class Engine {
     readonly requestSlots: number,
     private readonly events: EngineEvents,
     /** Busy-poll this long after the last frame before sleeping in epoll (0: never). */
-    private readonly spinMs = 0.05,
+    private readonly spinMs = 0.02,
   ) {
     const n = requestSlots;
     this.reqKind = new Uint8Array(n);

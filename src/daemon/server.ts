@@ -42,8 +42,8 @@ const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
 /** Busy-poll window after each batch, microseconds (AOE_SPIN_US; 0 turns it off). */
 function spinMicros(): number {
-  const v = Number(process.env.AOE_SPIN_US ?? 50);
-  return Number.isFinite(v) && v >= 0 ? Math.min(v, 1000) : 50;
+  const v = Number(process.env.AOE_SPIN_US ?? 20);
+  return Number.isFinite(v) && v >= 0 ? Math.min(v, 1000) : 20;
 }
 
 export class Server {
