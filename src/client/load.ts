@@ -181,7 +181,6 @@ export class LoadEngine {
   private retryScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private resolve: ((r: LoadResult) => void) | undefined;
-  private reject: ((e: Error) => void) | undefined;
 
   // counters of the measured interval
   private ops = 0;
@@ -246,9 +245,8 @@ export class LoadEngine {
   }
 
   run(): Promise<LoadResult> {
-    return new Promise<LoadResult>((resolve, reject) => {
+    return new Promise<LoadResult>((resolve) => {
       this.resolve = resolve;
-      this.reject = reject;
       const now = performance.now();
       this.startedAt = now;
       this.lastTimeoutScan = now;

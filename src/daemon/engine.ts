@@ -134,7 +134,7 @@ export class Engine {
   /** Handles every frame ready on a link's ring; returns how many there were. */
   private drain(link: Link): number {
     const sock = link.socket;
-    if (sock === null) return 0;
+    if (sock === null || !link.accepting) return 0;
     const desc = link.rxDesc;
     let total = 0;
     for (;;) {

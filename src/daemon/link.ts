@@ -41,6 +41,8 @@ export class Link {
   ringBufferId = -1;
   /** Requests that refer to this link's arena or receive ring. */
   inflight = 0;
+  /** New frames are taken (false while the link is retired or the server stops; busy polling honours it too). */
+  accepting = false;
   /** The socket must be reopened (MTU outgrew the ring, interface recreated) once inflight reaches 0. */
   reopenWanted = false;
   readonly ctx: FrameContext;
@@ -124,7 +126,14 @@ export class Link {
     this.applyInfo(info);
   }
 
+  /** Stops taking new frames; requests in flight still complete. */
+  pause(): void {
+    this.accepting = false;
+    this.socket?.stopPolling();
+  }
+
   close(): void {
+    this.accepting = false;
     if (this.socket) {
       this.socket.stopPolling();
       this.socket.close();

@@ -192,6 +192,7 @@ export class Server {
       return;
     }
     this.engine.registerLinkMemory(link);
+    link.accepting = true;
     link.socket!.startPolling((status) => {
       if (status < 0) this.checkLink(link);
       else this.engine.receive(link);
@@ -203,7 +204,7 @@ export class Server {
   /** Stops taking frames on a link and closes it once nothing refers to its memory. */
   private retire(link: Link, why: string): void {
     if (link.socket === null) return;
-    link.socket.stopPolling();
+    link.pause();
     link.reopenWanted = true;
     this.log.warn({ interface: link.name, reason: why }, 'closing interface');
     if (link.inflight === 0) this.closeLink(link);
@@ -331,7 +332,7 @@ export class Server {
     if (this.stopping) return;
     this.stopping = true;
     if (this.monitor) clearInterval(this.monitor);
-    for (const link of this.linksByName.values()) link.socket?.stopPolling();
+    for (const link of this.linksByName.values()) link.pause();
     for (const e of this.exportsByKey.values()) e.closing = true; // so that the last reply signals drained()
     while (this.engine.inflight > 0) await this.waitDrain();
     this.engine.flushAll();
