@@ -31,27 +31,18 @@
 #define FRAME_SIZE_MAX 65536u
 #define BLOCK_ORDER_MAX 5  /* blocks up to 32 pages: one kernel allocation each */
 
-/* Passes frames of our EtherType that are requests (R clear) and at least as
- * long as the AoE header. Everything else never reaches the ring. */
-static const struct sock_filter aoe_request_filter[] = {
+/* Passes frames of our EtherType, at least as long as the AoE header, whose
+ * R flag is clear (requests: a target). An initiator's socket takes the
+ * same program with the R test inverted (FILTER_R_TEST). Everything else
+ * never reaches the ring. */
+#define FILTER_R_TEST 5
+static const struct sock_filter aoe_filter[] = {
     BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
     BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, AOE_HEADER_END, 0, 5),
     BPF_STMT(BPF_LD | BPF_H | BPF_ABS, ETH_TYPE_OFFSET),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AOE_ETHERTYPE, 0, 3),
     BPF_STMT(BPF_LD | BPF_B | BPF_ABS, AOE_VER_FLAGS_OFFSET),
-    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, AOE_FLAG_RESPONSE, 1, 0),
-    BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFFu), /* whole frame */
-    BPF_STMT(BPF_RET | BPF_K, 0),           /* drop */
-};
-
-/* The initiator's filter: the same checks, passing only replies (R set). */
-static const struct sock_filter aoe_reply_filter[] = {
-    BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, AOE_HEADER_END, 0, 5),
-    BPF_STMT(BPF_LD | BPF_H | BPF_ABS, ETH_TYPE_OFFSET),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AOE_ETHERTYPE, 0, 3),
-    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, AOE_VER_FLAGS_OFFSET),
-    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, AOE_FLAG_RESPONSE, 0, 1),
+    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, AOE_FLAG_RESPONSE, 1, 0), /* FILTER_R_TEST */
     BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFFu), /* whole frame */
     BPF_STMT(BPF_RET | BPF_K, 0),           /* drop */
 };
@@ -127,10 +118,15 @@ static int set_int_option(int fd, int level, int name, int value) {
 
 static int configure_ring(struct packet_ring *ring, const struct packet_open_args *args, struct aoe_error *err) {
   int fd = ring->fd;
-  const struct sock_filter *filter = args->accept_replies ? aoe_reply_filter : aoe_request_filter;
+  struct sock_filter filter[sizeof aoe_filter / sizeof aoe_filter[0]];
+  memcpy(filter, aoe_filter, sizeof aoe_filter);
+  if (args->accept_replies) {
+    filter[FILTER_R_TEST].jt = 0; /* R set: pass */
+    filter[FILTER_R_TEST].jf = 1; /* R clear: drop */
+  }
   struct sock_fprog prog = {
-      .len = sizeof aoe_request_filter / sizeof aoe_request_filter[0],
-      .filter = (struct sock_filter *)filter,
+      .len = sizeof filter / sizeof filter[0],
+      .filter = filter,
   };
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
     return aoe_fail(err, errno, "attaching the AoE request filter failed: %s", strerror(errno));
