@@ -90,9 +90,14 @@ export function checkSectors(buf: Uint8Array, off: number, first: number, count:
   return -1;
 }
 
-/** True when `length` bytes at buf[off] are all zero (what a null backend returns). */
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** True when `length` bytes at buf[off] are all zero (what a null backend returns); memcmp, no allocation. */
 export function isZero(buf: Uint8Array, off: number, length: number): boolean {
-  for (let i = 0; i < length; i++) if (buf[off + i] !== 0) return false;
+  for (let done = 0; done < length; done += ZEROS.length) {
+    const n = Math.min(ZEROS.length, length - done);
+    if (ZEROS.compare(buf, off + done, off + done + n, 0, n) !== 0) return false;
+  }
   return true;
 }
 

@@ -3,6 +3,7 @@ import t from 'tap';
 import { HISTOGRAM_BUCKETS, LatencyHistogram, bucketLow, bucketOf, bucketWidth } from '../../src/client/histogram';
 import { formatMac, parseMac } from '../../src/client/mac';
 import { checkSector, checkSectors, fillSector, fillSectors, isZero, patternLabel, sectorPattern } from '../../src/client/pattern';
+import { PatternImage } from '../../src/client/pattern-image';
 
 t.test('sector N starts with SECT and N in 8 digits', async (t) => {
   const s = sectorPattern(1234);
@@ -40,6 +41,38 @@ t.test('checkSector finds the first wrong byte', async (t) => {
   fillSector(buf, 1536, 99);
   t.equal(checkSector(buf, 1536, 43), 10);
   t.equal(patternLabel(new Uint8Array(512), 0), -1);
+});
+
+t.test('isZero looks at every byte, also past its 64 KiB comparison block', async (t) => {
+  const buf = new Uint8Array(200 * 1024);
+  t.ok(isZero(buf, 3, buf.length - 3));
+  for (const at of [3, 4096, 65538, 65539, 200 * 1024 - 1]) {
+    buf[at] = 1;
+    t.notOk(isZero(buf, 3, buf.length - 3), `a one at ${at} is seen`);
+    t.ok(isZero(buf, at + 1, buf.length - at - 1), `but not from ${at + 1} on`);
+    buf[at] = 0;
+  }
+});
+
+t.test('a pattern image holds the same bytes as fillSectors, checks with one compare and fills writes', async (t) => {
+  const image = new PatternImage(1000, 40);
+  const expected = new Uint8Array(40 * 512);
+  fillSectors(expected, 0, 1000, 40);
+  t.equal(Buffer.compare(image.bytes, expected), 0);
+  t.ok(image.covers(1000, 40) && image.covers(1039, 1));
+  t.notOk(image.covers(999, 1), 'before the range');
+  t.notOk(image.covers(1030, 11), 'past its end');
+
+  // A reply as a ring would hold it: 17 sectors at an odd offset.
+  const ring = new Uint8Array(9000);
+  const off = 37;
+  image.copyTo(ring, off, 1010, 17);
+  t.equal(checkSectors(ring, off, 1010, 17), -1, 'copyTo writes the pattern of exactly those sectors');
+  t.ok(image.matches(ring, off, 1010, 17));
+  t.notOk(image.matches(ring, off, 1011, 17), 'the same data one sector off does not match');
+  ring[off + 16 * 512 + 511] ^= 0x40;
+  t.notOk(image.matches(ring, off, 1010, 17), 'the last byte of the last sector counts');
+  t.ok(image.matches(ring, off, 1010, 16), 'and nothing past n sectors is compared');
 });
 
 t.test('histogram buckets', async (t) => {
