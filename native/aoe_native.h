@@ -64,7 +64,8 @@ int unix_datagram_send(const char *path, const void *msg, size_t len,
 #define PACKET_SEND_BATCH 256
 
 struct packet_ring {
-  int fd;
+  int fd;                /* receives (the ring), in epoll */
+  int tx_fd;             /* sends: a second socket nobody waits on, see packet_open */
   int epoll_fd;          /* edge-triggered wake-ups for the socket, see packet_wait_fd */
   int ifindex;
   uint8_t *base;         /* mmapped TPACKET_V2 receive ring */

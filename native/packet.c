@@ -153,13 +153,6 @@ static int configure_ring(struct packet_ring *ring, const struct packet_open_arg
   if (map == MAP_FAILED) return aoe_fail(err, errno, "mapping the receive ring failed: %s", strerror(errno));
   ring->base = map;
 
-  if (args->sndbuf > 0 && args->sndbuf <= INT32_MAX) {
-    /* FORCE passes net.core.wmem_max but needs CAP_NET_ADMIN. */
-    if (set_int_option(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)args->sndbuf) != 0 &&
-        set_int_option(fd, SOL_SOCKET, SO_SNDBUF, (int)args->sndbuf) != 0)
-      return aoe_fail(err, errno, "setting the send buffer to %u bytes failed: %s", args->sndbuf, strerror(errno));
-  }
-
   struct sockaddr_ll addr = {
       .sll_family = AF_PACKET,
       .sll_protocol = htons(AOE_ETHERTYPE),
@@ -179,9 +172,36 @@ static int configure_ring(struct packet_ring *ring, const struct packet_open_arg
   return 0;
 }
 
+/* Replies leave through a second socket bound with protocol 0 (it receives
+ * nothing). Every sent frame's destructor calls the socket's write-space
+ * hook, which takes the wait-queue lock and walks the waiters whenever anyone
+ * waits on the socket; on the receive socket our own epoll always does. On a
+ * socket nobody waits on, that is a plain check (measured: 2.5 % of the
+ * target's CPU at 1-sector reads). */
+static int open_tx_socket(struct packet_ring *ring, const struct packet_open_args *args, struct aoe_error *err) {
+  int fd = socket_in_netns(args, err);
+  if (fd < 0) return fd;
+  ring->tx_fd = fd;
+  if (args->sndbuf > 0 && args->sndbuf <= INT32_MAX) {
+    /* FORCE passes net.core.wmem_max but needs CAP_NET_ADMIN. */
+    if (set_int_option(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)args->sndbuf) != 0 &&
+        set_int_option(fd, SOL_SOCKET, SO_SNDBUF, (int)args->sndbuf) != 0)
+      return aoe_fail(err, errno, "setting the send buffer to %u bytes failed: %s", args->sndbuf, strerror(errno));
+  }
+  struct sockaddr_ll addr = {
+      .sll_family = AF_PACKET,
+      .sll_protocol = 0,
+      .sll_ifindex = ring->ifindex,
+  };
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+    return aoe_fail(err, errno, "binding the sending packet socket to %s failed: %s", args->ifname, strerror(errno));
+  return 0;
+}
+
 int packet_open(struct packet_ring *ring, const struct packet_open_args *args, struct aoe_error *err) {
   memset(ring, 0, sizeof *ring);
   ring->fd = -1;
+  ring->tx_fd = -1;
   ring->epoll_fd = -1;
 
   uint32_t frame_size = (args->frame_size + TPACKET_ALIGNMENT - 1) & ~(uint32_t)(TPACKET_ALIGNMENT - 1);
@@ -209,6 +229,8 @@ int packet_open(struct packet_ring *ring, const struct packet_open_args *args, s
   ring->ifindex = rc;
   rc = configure_ring(ring, args, err);
   if (rc < 0) goto fail;
+  rc = open_tx_socket(ring, args, err);
+  if (rc < 0) goto fail;
   return 0;
 
 fail:
@@ -221,8 +243,10 @@ fail:
 void packet_close_fds(struct packet_ring *ring) {
   if (ring->epoll_fd >= 0) close(ring->epoll_fd);
   if (ring->fd >= 0) close(ring->fd);
+  if (ring->tx_fd >= 0) close(ring->tx_fd);
   ring->epoll_fd = -1;
   ring->fd = -1;
+  ring->tx_fd = -1;
 }
 
 void packet_unmap(struct packet_ring *ring) {
@@ -289,7 +313,7 @@ int packet_send(struct packet_ring *ring, const uint8_t *arena, const uint32_t *
       msgs[i].msg_hdr.msg_iovlen = 1; /* bound socket: no address needed */
     }
     int sent;
-    do sent = sendmmsg(ring->fd, msgs, batch, MSG_DONTWAIT);
+    do sent = sendmmsg(ring->tx_fd, msgs, batch, MSG_DONTWAIT);
     while (sent < 0 && errno == EINTR);
     if (sent < 0) return total > 0 ? (int)total : -errno;
     total += (uint32_t)sent;
