@@ -8,6 +8,7 @@
             "native/binding.c",
             "native/error.c",
             "native/ioring.c",
+            "native/mapped.c",
             "native/link.c",
             "native/packet.c"
           ],

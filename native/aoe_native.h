@@ -174,6 +174,18 @@ struct io_queue {
   void *cqes;
 };
 
+/* ---- backing files in memory, mapped (mapped.c) -------------------------- */
+
+#define MAPPED_MAX_FILES 256
+
+/* Maps `len` bytes of `fd` (MAP_SHARED); inline ops on fd then copy instead
+ * of calling pread/pwrite. 0 or -errno. */
+int mapped_open(int fd, size_t len, bool writable);
+/* Unmaps fd's mapping: 0, or -ENOENT when it has none. */
+int mapped_close(int fd);
+/* Bytes copied, or -1 when the caller must fall back to pread/pwrite. */
+int32_t mapped_copy(int fd, bool write, uint8_t *mem, size_t length, uint64_t position);
+
 /* depth: 1..IORING_MAX_DEPTH. Honours AOE_IORING=sync. */
 int io_queue_open(struct io_queue *q, uint32_t depth, struct aoe_error *err);
 /* Waits for every operation in flight, then releases the ring. */

@@ -860,6 +860,40 @@ static napi_value block_device_size_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value map_file_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  double length;
+  bool writable;
+  if (argc < 3) return throw_type(env, "mapFile(fd, length, writable) takes three arguments");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  if (napi_get_value_double(env, argv[1], &length) != napi_ok || !(length >= 1 && length <= 9007199254740992.0) ||
+      length != (double)(uint64_t)length)
+    return throw_type(env, "length must be a whole number of bytes, at least 1");
+  if (napi_get_value_bool(env, argv[2], &writable) != napi_ok) return throw_type(env, "writable must be a boolean");
+  int r = mapped_open((int)fd, (size_t)length, writable);
+  if (r < 0) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "cannot map fd %u (%.0f bytes): %s", fd, length, strerror(-r));
+    return throw_errno(env, -r, msg);
+  }
+  return NULL;
+}
+
+static napi_value unmap_file_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "unmapFile(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, mapped_close((int)fd) == 0, &result));
+  return result;
+}
+
 static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -887,6 +921,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"linkInfo", NULL, link_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openIoRing", NULL, open_io_ring, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blockDeviceSize", NULL, block_device_size_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mapFile", NULL, map_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmapFile", NULL, unmap_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;

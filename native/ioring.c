@@ -139,8 +139,13 @@ static void push_local(struct io_queue *q, uint64_t user_data, int32_t result) {
 
 static int32_t run_sync(const struct io_op *op, uint8_t *mem) {
   int fd = (int)op->fd;
+  int kind = (int)op->kind & ~IO_OP_INLINE;
+  if (kind != IO_OP_DATASYNC) {
+    int32_t copied = mapped_copy(fd, kind == IO_OP_WRITE, mem, (size_t)op->length, (uint64_t)op->position);
+    if (copied >= 0) return copied;
+  }
   ssize_t r;
-  switch ((int)op->kind & ~IO_OP_INLINE) {
+  switch (kind) {
     case IO_OP_READ:
       do r = pread(fd, mem, (size_t)op->length, (off_t)op->position);
       while (r < 0 && errno == EINTR);

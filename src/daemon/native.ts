@@ -125,6 +125,14 @@ export interface NativeAddon {
   openIoRing(depth: number): IoRing;
   /** Size in bytes of the block device open on `fd` (BLKGETSIZE64). Throws for a non-block fd. */
   blockDeviceSize(fd: number): number;
+  /**
+   * Maps the first `length` bytes of a file in memory (tmpfs, ramfs) so that
+   * inline reads and writes on `fd` become a memcpy (native/mapped.c); a
+   * fault during a copy falls back to pread/pwrite. Throws on failure.
+   */
+  mapFile(fd: number, length: number, writable: boolean): void;
+  /** Undoes mapFile(); false when `fd` had no mapping. */
+  unmapFile(fd: number): boolean;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
 }

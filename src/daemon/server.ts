@@ -5,6 +5,7 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
+import { SECTOR_SIZE } from '../aoe/constants';
 import type { BlockStore } from '../backend/block-store';
 import { withTestFaults } from '../backend/fault-io';
 import { openFileStore } from '../backend/file-store';
@@ -121,11 +122,39 @@ export class Server {
     });
   }
 
+  /**
+   * Maps a store whose file lives in memory, so that a read or write is one
+   * memcpy instead of a system call and a page-cache lookup. Where mapping
+   * fails the store keeps pread/pwrite, which work the same, only slower.
+   * A sparse file is not mapped: touching a hole through a mapping allocates
+   * a tmpfs page even for a read, so an initiator scanning a thin export
+   * would fill memory. AOE_MAP=0 turns mapping off.
+   */
+  private mapInMemory(store: BlockStore, writable: boolean): BlockStore {
+    if (store.kind !== 'file' || !store.inlineIo || store.direct || process.env.AOE_MAP === '0') return store;
+    const st = fs.fstatSync(store.fd);
+    if (st.blocks * 512 < st.size) return store;
+    try {
+      this.addon.mapFile(store.fd, store.byteOffset + store.sectors * SECTOR_SIZE, writable);
+    } catch (e) {
+      this.log.warn({ file: store.description, err: (e as Error).message }, 'cannot map the backing file; using read and write calls');
+      return store;
+    }
+    const close = store.close.bind(store);
+    return {
+      ...store,
+      close: () => {
+        this.addon.unmapFile(store.fd);
+        close();
+      },
+    };
+  }
+
   private addExport(c: ExportConfig, carried?: ExportState): Export {
     const key = exportKey(c);
     if (this.exportsByKey.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
     if (c.interfaces.length === 0) throw new ConfigError(`${key} has no interface to serve on`);
-    const store = this.openStore(c);
+    const store = this.mapInMemory(this.openStore(c), !c.readOnly);
     let id = this.engine.exports.indexOf(null);
     if (id < 0) id = this.engine.exports.length;
     const initial = carried ?? this.hooks.initialState?.(key);

@@ -8,7 +8,7 @@
 // the project's client listening on the other end the whole time.
 
 import t from 'tap';
-import { closeSync, constants as fsc, openSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, statSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -237,6 +237,37 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       t.equal(sectorDiff(await c.client.read(T(7), 1000, 4), Buffer.alloc(2048)), 'same', 'and dropped');
       fields(t, await ata((b) => writeReadExt(b, 0, to(7), 0, 131071, 2)), { status: ATA_FAIL, err: IDNF }, 'past the end: IDNF');
       await stopped(t, st);
+    });
+
+    await t.test('a file on tmpfs is mapped and stays one with the file; a sparse one is not, so reading holes costs no memory', async (t) => {
+      const mnt = await tmpfsMount(t, '64M');
+      const dense = await patternFile(t, 2048, { dir: mnt, name: 'dense.img' });
+      const st = await startTarget(t, pair.target, 'ours', ['8', '1', pair.targetIf, dense]);
+      const maps = await readFile(`/proc/${st.pid}/maps`, 'utf8');
+      t.ok(maps.includes(dense), 'the dense file is mapped into the target');
+      t.equal(sectorDiff(await c.client.read(T(8), 100, 17), patternSectors(100, 17)), 'same', 'reads come from the file');
+      const data = stamp('mapped', 17);
+      await c.client.write(T(8), 300, data);
+      t.equal(sectorDiff(await readSectors(dense, 300, 17), data), 'same', 'a write is in the file at once, while the target runs');
+      const fd = openSync(dense, 'r+');
+      try {
+        const outside = stamp('outside', 2);
+        writeSync(fd, outside, 0, outside.length, 500 * 512);
+        t.equal(sectorDiff(await c.client.read(T(8), 500, 2), outside), 'same', 'a change made to the file by another program is read at once');
+      } finally {
+        closeSync(fd);
+      }
+      await stopped(t, st);
+
+      const sparse = await sparseFile(t, 32 * 1024 * 1024, { dir: mnt, name: 'sparse.img' });
+      const sp = await startTarget(t, pair.target, 'ours', ['8', '2', pair.targetIf, sparse]);
+      t.notOk((await readFile(`/proc/${sp.pid}/maps`, 'utf8')).includes(sparse), 'the sparse file is not mapped');
+      for (let lba = 0; lba < 65536; lba += 2048) {
+        const got = await c.client.read(T(8, 2), lba, 2);
+        if (sectorDiff(got, Buffer.alloc(1024)) !== 'same') t.fail(`LBA ${lba}: holes read as zeros`);
+      }
+      t.ok(statSync(sparse).blocks * 512 < 1024 * 1024, `reading its holes allocated nothing (${statSync(sparse).blocks * 512} bytes in use)`);
+      await stopped(t, sp);
     });
 
     await t.test('SIGTERM while writes are in flight', async (t) => {
