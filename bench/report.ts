@@ -16,7 +16,7 @@ export interface Sample {
   result: LoadResult;
   /** Target CPU time over the run / run time (1 = one core busy). */
   targetCpu: number;
-  /** Target RSS at the end of the run, bytes. */
+  /** Target memory (RSS without mapped tmpfs file pages) at the end of the run, bytes. */
   targetRss: number;
   /** Where the export's data lived. */
   backing: 'tmpfs' | 'disk';
@@ -133,7 +133,7 @@ function withSpread(s: Spread, fmt: (v: number) => string): string {
 /** The Markdown table: one line per MTU, workload and target. */
 export function markdownTable(rows: Row[]): string {
   const lines = [
-    '| MTU | workload | target | IOPS median (min–max) | MB/s | p50 µs | p99 µs | ours / vblade | errors | client CPU | target CPU | target RSS |',
+    '| MTU | workload | target | IOPS median (min–max) | MB/s | p50 µs | p99 µs | ours / vblade | errors | client CPU | target CPU | target memory |',
     '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {

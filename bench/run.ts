@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import yargs from 'yargs';
 import { AoeClient } from '../src/client/client';
 import { failedRequests, runLoad } from '../src/client/load';
-import { fillSectors } from '../src/client/pattern';
+import { PatternImage } from '../src/client/pattern-image';
 import { BenchNet, createBenchNet, destroyBenchNet, setMtu } from './netns';
 import { Sample, describeMachine, markdownTable, summarize, textTable, writeBenchmarksDoc } from './report';
 import { BUILTIN_TARGETS, RunningTarget, TargetSpec, customTarget, targetAvailable } from './targets';
@@ -58,7 +58,7 @@ function parseArgs(argv: string[]): Args {
     .option('quick', { type: 'boolean', default: false, describe: 'one round of 2 s (a smoke test, not a measurement)' })
     .option('only', { type: 'string', array: true, default: [] as string[], describe: 'run only these workloads (e.g. rand-read-1, seq-read, boot-read-2)' })
     .option('mtu', { type: 'number', array: true, default: [9000, 1500], describe: 'MTUs to run at' })
-    .option('size-mib', { type: 'number', default: 1024, describe: 'size of the tmpfs backing file' })
+    .option('size-mib', { type: 'number', default: 256, describe: 'size of the tmpfs backing file (the load generator keeps its pattern in memory to check reads)' })
     .option('disk', { alias: 'd', type: 'boolean', default: false, describe: 'also run the -s write workload on a file on disk' })
     .option('disk-dir', { type: 'string', default: '/var/tmp', describe: 'directory (on a real disk) for the -d file' })
     .option('disk-size-mib', { type: 'number', default: 256, describe: 'size of the disk backing file' })
@@ -77,18 +77,17 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Writes `mib` MiB of the test pattern to a new file and syncs it (so every page exists: pre-faulted). */
-function makePatternFile(path: string, mib: number): void {
+/** The test pattern of `mib` MiB, computed once: it fills the backing file and checks every read. */
+function patternImage(mib: number): PatternImage {
+  return new PatternImage(0, (mib * 2 ** 20) / 512);
+}
+
+/** Writes the image to a new file and syncs it (so every page exists: pre-faulted). */
+function makePatternFile(path: string, image: PatternImage): void {
   const fd = openSync(path, 'w', 0o600);
   try {
-    const chunkSectors = 16384; // 8 MiB
-    const chunk = new Uint8Array(chunkSectors * 512);
-    const total = (mib * 2 ** 20) / 512;
-    for (let first = 0; first < total; first += chunkSectors) {
-      const n = Math.min(chunkSectors, total - first);
-      fillSectors(chunk, 0, first, n);
-      writeSync(fd, chunk, 0, n * 512);
-    }
+    const chunk = 8 * 2 ** 20;
+    for (let at = 0; at < image.bytes.length; at += chunk) writeSync(fd, image.bytes, at, Math.min(chunk, image.bytes.length - at));
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -131,13 +130,16 @@ class Bench {
     const tmpfsFile = `/dev/shm/aoe-bench-${tag}.img`;
     log(`writing the test pattern to ${tmpfsFile} (${args.sizeMib} MiB, tmpfs)…`);
     this.files.push(tmpfsFile);
-    makePatternFile(tmpfsFile, args.sizeMib);
+    const tmpfsImage = patternImage(args.sizeMib);
+    makePatternFile(tmpfsFile, tmpfsImage);
     let diskFile: string | undefined;
+    let diskImage: PatternImage | undefined;
     if (args.disk) {
       diskFile = join(args.diskDir, `aoe-bench-${tag}.img`);
       log(`writing the test pattern to ${diskFile} (${args.diskSizeMib} MiB, disk)…`);
       this.files.push(diskFile);
-      makePatternFile(diskFile, args.diskSizeMib);
+      diskImage = args.diskSizeMib === args.sizeMib ? tmpfsImage : patternImage(args.diskSizeMib);
+      makePatternFile(diskFile, diskImage);
     }
 
     this.net = createBenchNet(tag, args.mtu[0]);
@@ -161,10 +163,10 @@ class Bench {
           for (const spec of specs) {
             const where = `[MTU ${mtu}, round ${round}/${args.rounds}] ${spec.name}`;
             if (plain.length > 0) {
-              samples.push(...(await this.runSet(client, spec, plain, { file: tmpfsFile, sync: false, backing: 'tmpfs', mtu, round, where, args })));
+              samples.push(...(await this.runSet(client, spec, plain, { file: tmpfsFile, image: tmpfsImage, sync: false, backing: 'tmpfs', mtu, round, where, args })));
             }
-            if (sync.length > 0 && diskFile !== undefined && spec.sync) {
-              samples.push(...(await this.runSet(client, spec, sync, { file: diskFile, sync: true, backing: 'disk', mtu, round, where: `${where} -s`, args })));
+            if (sync.length > 0 && diskFile !== undefined && diskImage !== undefined && spec.sync) {
+              samples.push(...(await this.runSet(client, spec, sync, { file: diskFile, image: diskImage, sync: true, backing: 'disk', mtu, round, where: `${where} -s`, args })));
             }
           }
         }
@@ -189,7 +191,7 @@ class Bench {
       '',
       `Settings: ${args.rounds} round(s) per target and workload, targets alternating (${specs.map((s) => s.name).join(', ')}), ${args.seconds} s measured after ${args.warmup} s of warm-up; export e${SHELF}.${SLOT} backed by a ${args.sizeMib} MiB pre-faulted file on tmpfs${diskFile ? ` (and a ${args.diskSizeMib} MiB file in ${args.diskDir} for the -s workload)` : ''}; veth pair between two private network namespaces; load from src/client/load.ts in one Node process, all read data checked (pattern on files, zeros on --null).`,
       '',
-      'Medians over the rounds, with the spread (min–max) of IOPS. "ours / vblade" compares median IOPS (equal request sizes, so also MB/s) and median p50 latency. "client CPU" is the load generator\'s own CPU time (user+system of the bench process) as a share of one core; "target CPU" the same for the target process; "target RSS" its largest resident set size at the end of a run. Errors count failed requests (AoE or ATA errors, data mismatches, requests given up).',
+      'Medians over the rounds, with the spread (min–max) of IOPS. "ours / vblade" compares median IOPS (equal request sizes, so also MB/s) and median p50 latency. "client CPU" is the load generator\'s own CPU time (user+system of the bench process) as a share of one core; "target CPU" the same for the target process; "target memory" its resident set size at the end of a run, without the pages of a mapped tmpfs backing file (RssShmem: shared page cache of the file, which our target maps; see docs/benchmarks.md). Errors count failed requests (AoE or ATA errors, data mismatches, requests given up).',
       '',
       markdownTable(rows),
       ...(syncSkipped ? ['', 'The -s write workload was not run: it needs `-d` (a backing file on a real disk).'] : []),
@@ -226,7 +228,7 @@ class Bench {
     client: AoeClient,
     spec: TargetSpec,
     workloads: Workload[],
-    o: { file: string; sync: boolean; backing: 'tmpfs' | 'disk'; mtu: number; round: number; where: string; args: Args },
+    o: { file: string; image: PatternImage; sync: boolean; backing: 'tmpfs' | 'disk'; mtu: number; round: number; where: string; args: Args },
   ): Promise<Sample[]> {
     const net = this.net!;
     const sectors = statSync(o.file).size / 512;
@@ -270,6 +272,7 @@ class Bench {
             timeoutMs: o.sync ? 2000 : 250,
             seed: 0x5eed + o.round,
             passesPerWake: o.args.passes,
+            image: o.image,
           });
         } finally {
           client.resume();

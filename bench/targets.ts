@@ -162,11 +162,16 @@ export class RunningTarget {
     }
   }
 
-  /** Resident set size in bytes, or NaN. */
+  /**
+   * Resident memory of the target's own in bytes (VmRSS less RssShmem), or
+   * NaN. Our target maps tmpfs exports, and the pages of the file it touched
+   * count in VmRSS as RssShmem although they are the file's shared page cache.
+   */
   rssBytes(): number {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
-      return m ? Number(m[1]) * 1024 : NaN;
+      const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+      return (kb('VmRSS') - (kb('RssShmem') || 0)) * 1024;
     } catch {
       return NaN;
     }
