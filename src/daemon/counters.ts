@@ -17,12 +17,14 @@ export const enum ExportCounter {
   AoeErrors,
   /** Frames dropped by the MAC mask. */
   MaskDrops,
+  /** fdatasync calls made for -s writes and FLUSH commands (one covers many: group commit). */
+  Syncs,
   Count,
 }
 
 export const EXPORT_COUNTER_NAMES = [
   'reads', 'writes', 'read_bytes', 'write_bytes', 'flushes', 'other', 'ata_errors', 'io_errors',
-  'aoe_errors', 'mask_drops',
+  'aoe_errors', 'mask_drops', 'syncs',
 ] as const;
 
 export const enum LinkCounter {

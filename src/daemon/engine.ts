@@ -28,6 +28,12 @@ const enum Kind {
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
 const MAX_BUFFER_IDS = 64;
+/**
+ * A group commit normally waits until the export has no write left between
+ * submission and completion, so that one fdatasync covers all of them; under
+ * a stream of writes that never lets up it starts after this long anyway.
+ */
+const GROUP_COMMIT_MAX_WAIT_MS = 1;
 /** Longest uninterrupted busy poll, so timers and the control socket get their turn. */
 const SPIN_MAX_MS = 2;
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
@@ -59,6 +65,8 @@ export class Engine {
   private readonly cq: Int32Array;
   private readonly bufferIdFree: number[] = [];
   private flushRetry: NodeJS.Immediate | null = null;
+  /** Some export has requests waiting for a group commit that has not started. */
+  private groupCommitDue = false;
   /** When the last batch (and its spin) ended, for maybeSpin(). */
   private lastBatchEnd = -Infinity;
   private readonly retryFlush = (): void => {
@@ -281,6 +289,7 @@ export class Engine {
     }
     if (res === Pending.Write) {
       this.reqKind[q] = Kind.Write;
+      if (e.config.sync) e.syncWrites++;
       if (store.direct) {
         // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
         arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
@@ -325,6 +334,7 @@ export class Engine {
     do {
       this.submit();
       this.reap();
+      if (this.groupCommitDue) this.startGroupCommits();
     } while (this.opsN > 0);
   }
 
@@ -373,6 +383,10 @@ export class Engine {
       link.socket?.release(this.reqRx[q]);
       this.reqRx[q] = -1;
     }
+    if (e.config.sync) {
+      e.syncWrites--;
+      if (e.syncWaitN > 0) this.groupCommitDue = true; // it may have waited for this one
+    }
     if (!ok) {
       this.failIo(q, link, e, t);
       return;
@@ -406,8 +420,33 @@ export class Engine {
   // the next, so one fdatasync covers every write that arrived meanwhile.
 
   private joinGroupCommit(e: Export, q: number): void {
+    if (e.syncWaitN === 0) e.syncWaitSince = performance.now();
     e.syncWait[e.syncWaitN++] = q;
-    if (!e.syncInFlight) this.startGroupCommit(e);
+    this.groupCommitDue = true;
+  }
+
+  /**
+   * Starts the fdatasync of every export whose waiters are due: none is
+   * running, and no write of the export is still on its way to the file
+   * (it completes in microseconds, an fdatasync takes hundreds), or the
+   * first waiter has waited GROUP_COMMIT_MAX_WAIT_MS. Called after each reap,
+   * so the completions of one wake-up all join the same fdatasync.
+   */
+  private startGroupCommits(): void {
+    this.groupCommitDue = false;
+    let now = -1;
+    for (let i = 0; i < this.exports.length; i++) {
+      const e = this.exports[i];
+      if (e === null || e.syncWaitN === 0 || e.syncInFlight) continue;
+      if (e.syncWrites > 0) {
+        if (now < 0) now = performance.now();
+        if (now - e.syncWaitSince < GROUP_COMMIT_MAX_WAIT_MS) {
+          this.groupCommitDue = true; // looked at again after the next reap
+          continue;
+        }
+      }
+      this.startGroupCommit(e);
+    }
   }
 
   private startGroupCommit(e: Export): void {
@@ -415,6 +454,7 @@ export class Engine {
     e.syncBatchN = e.syncWaitN;
     e.syncWaitN = 0;
     e.syncInFlight = true;
+    e.counters[ExportCounter.Syncs]++;
     this.push(IoOp.DataSync | (e.store.inlineIo ? IO_OP_INLINE : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
   }
 
@@ -432,7 +472,7 @@ export class Engine {
     }
     e.syncBatchN = 0;
     e.syncInFlight = false;
-    if (e.syncWaitN > 0) this.startGroupCommit(e);
+    if (e.syncWaitN > 0) this.groupCommitDue = true;
   }
 
   // ---- transmit --------------------------------------------------------------

@@ -34,6 +34,10 @@ export class Export {
   readonly syncBatch: Int32Array;
   syncBatchN = 0;
   syncInFlight = false;
+  /** Writes of a sync export between submission and completion: a group commit waits for them. */
+  syncWrites = 0;
+  /** When the first request of syncWait joined (performance.now() ms). */
+  syncWaitSince = 0;
 
   constructor(
     /** Index in the engine's export table; names the export in io tags. */

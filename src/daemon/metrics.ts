@@ -100,6 +100,7 @@ const COUNTER_HELP: Record<string, string> = {
   io_errors: 'backing store I/O errors, answered with ATA ABRT',
   aoe_errors: 'AoE-level error replies',
   mask_drops: 'frames dropped by the MAC mask',
+  syncs: 'fdatasync calls for -s writes and FLUSH commands (group commit: one covers many)',
   rx_frames: 'AoE request frames received',
   tx_frames: 'frames sent',
   tx_bytes: 'bytes sent',

@@ -366,6 +366,8 @@ export class Server {
     while (this.engine.inflight > 0) await this.waitDrain();
     this.engine.flushAll();
     for (const e of this.exportsByKey.values()) {
+      // What the export did, for the log a user reads after stopping it.
+      this.log.info({ export: e.key, ...Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])) }, 'export counters at stop');
       if (e.store.kind === 'file' && !e.config.readOnly) {
         try {
           fs.fdatasyncSync(e.store.fd);

@@ -139,6 +139,12 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       t.ok(m, `strace counted fdatasync calls:\n${summary.trim()}`);
       t.ok(syncs >= 1, `at least one fdatasync (${syncs})`);
       t.ok(syncs < writes, `group commit: ${syncs} fdatasyncs for ${writes} writes`);
+      // The log at stop counts them too; strace also saw the one fdatasync that stop() itself makes.
+      const stopLine = st.proc.lines.map((l) => l.text).find((l) => l.includes('export counters at stop'));
+      t.ok(stopLine, 'the target logs its counters when it stops');
+      const counters = JSON.parse(stopLine ?? '{}') as { writes?: number; syncs?: number };
+      t.equal(counters.writes, writes, `the log counts ${writes} writes`);
+      t.equal(counters.syncs, syncs - 1, 'and the fdatasyncs of its group commits');
     });
 
     await t.test('FLUSH CACHE and FLUSH CACHE EXT each cause an fdatasync (no -s)', async (t) => {
