@@ -10,6 +10,7 @@
 // without a lookup and a late reply to a retransmitted request is recognised.
 // Nothing is allocated per frame.
 
+import { performance } from 'node:perf_hooks';
 import { LatencyHistogram, LatencySummary } from './histogram';
 import { checkSector, fillSector, isZero } from './pattern';
 import { PATTERN_IMAGE_MAX_SECTORS, PatternImage } from './pattern-image';

@@ -6,6 +6,8 @@
 // path allocates nothing and creates no closures or promises.
 
 // Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
+// The same for the clock: the global `performance` is a lazy getter on globalThis.
+import { performance } from 'node:perf_hooks';
 import { setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
 import {
@@ -69,6 +71,12 @@ export class Engine {
   private groupCommitDue = false;
   /** When the last batch (and its spin) ended, for maybeSpin(). */
   private lastBatchEnd = -Infinity;
+  /**
+   * performance.now() as of the current wake-up, or of the last reap that
+   * brought completions: request start and reply times are read from here,
+   * so the clock is read once per batch rather than twice per request.
+   */
+  private clock = 0;
   private readonly retryFlush = (): void => {
     this.flushRetry = null;
     this.flushAll();
@@ -133,6 +141,7 @@ export class Engine {
    */
   receive(link: Link): void {
     const woke = performance.now();
+    this.clock = woke;
     this.drain(link);
     this.pump();
     this.flushAll();
@@ -184,6 +193,7 @@ export class Engine {
     for (;;) {
       const now = performance.now();
       if (now - last >= this.spinMs || now - start >= SPIN_MAX_MS) return;
+      this.clock = now;
       let got = 0;
       for (let i = 0; i < this.links.length; i++) got += this.drain(this.links[i]);
       got += this.reap();
@@ -277,7 +287,7 @@ export class Engine {
     this.reqTx[q] = tx;
     this.reqRx[q] = -1;
     this.reqBytes[q] = bytes;
-    this.reqStart[q] = performance.now();
+    this.reqStart[q] = this.clock;
     e.inflight++;
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
@@ -344,6 +354,7 @@ export class Engine {
     let total = 0;
     for (;;) {
       const n = this.io.reap(this.cq, max);
+      if (n > 0) this.clock = performance.now();
       for (let i = 0; i < n; i++) this.complete(this.cq[i * 2] >>> 0, this.cq[i * 2 + 1]);
       total += n;
       if (n < max) return total;
@@ -353,6 +364,7 @@ export class Engine {
   /** The io ring's wake-up: reap, then send what completed. */
   ioReady(): void {
     const woke = performance.now();
+    this.clock = woke;
     this.pump();
     this.flushAll();
     this.maybeSpin(woke);
@@ -407,7 +419,7 @@ export class Engine {
   private reply(q: number, link: Link, len: number): void {
     link.queue(this.reqTx[q], len);
     const e = this.exports[this.reqExport[q]]!;
-    recordLatency(e.latency, (performance.now() - this.reqStart[q]) * 1000);
+    recordLatency(e.latency, (this.clock - this.reqStart[q]) * 1000);
     e.inflight--;
     link.inflight--;
     this.reqFree[this.reqFreeN++] = q;
@@ -420,7 +432,7 @@ export class Engine {
   // the next, so one fdatasync covers every write that arrived meanwhile.
 
   private joinGroupCommit(e: Export, q: number): void {
-    if (e.syncWaitN === 0) e.syncWaitSince = performance.now();
+    if (e.syncWaitN === 0) e.syncWaitSince = this.clock;
     e.syncWait[e.syncWaitN++] = q;
     this.groupCommitDue = true;
   }
@@ -439,7 +451,7 @@ export class Engine {
       const e = this.exports[i];
       if (e === null || e.syncWaitN === 0 || e.syncInFlight) continue;
       if (e.syncWrites > 0) {
-        if (now < 0) now = performance.now();
+        if (now < 0) now = performance.now(); // the clock of this reap may be old by now
         if (now - e.syncWaitSince < GROUP_COMMIT_MAX_WAIT_MS) {
           this.groupCommitDue = true; // looked at again after the next reap
           continue;
