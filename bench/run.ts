@@ -40,6 +40,7 @@ interface Args {
   writeDoc: boolean;
   doc: string;
   passes: number;
+  spinUs: number;
 }
 
 function log(text: string): void {
@@ -63,6 +64,7 @@ function parseArgs(argv: string[]): Args {
     .option('disk-dir', { type: 'string', default: '/var/tmp', describe: 'directory (on a real disk) for the -d file' })
     .option('disk-size-mib', { type: 'number', default: 256, describe: 'size of the disk backing file' })
     .option('passes', { type: 'number', default: 1, describe: 'load engine receive/send passes per wake-up' })
+    .option('spin-us', { type: 'number', default: 500, describe: 'load engine busy polling after the last reply, µs (0: sleep in epoll at once); the generator then needs no wake-up per reply, which every target would otherwise pay for in its send()' })
     .option('write-doc', { type: 'boolean', default: true, describe: 'write the table to --doc (--no-write-doc to skip)' })
     .option('doc', { type: 'string', default: join(__dirname, '..', '..', 'docs', 'benchmarks.md'), describe: 'where the table goes' })
     .strict()
@@ -272,6 +274,7 @@ class Bench {
             timeoutMs: o.sync ? 2000 : 250,
             seed: 0x5eed + o.round,
             passesPerWake: o.args.passes,
+            spinUs: o.args.spinUs,
             image: o.image,
           });
         } finally {

@@ -312,6 +312,15 @@ static napi_value packet_drain_method(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Whether drain() would return a frame now: a plain memory read, and no
+ * typed array to unpack (that costs ~120 ns a call), for busy polling. */
+static napi_value packet_ready_method(napi_env env, napi_callback_info info) {
+  PACKET_SOCKET_METHOD(0);
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, !s->closed && packet_has_frames(&s->ring), &result));
+  return result;
+}
+
 static napi_value packet_release_method(napi_env env, napi_callback_info info) {
   PACKET_SOCKET_METHOD(1);
   if (s->closed) return packet_socket_closed_error(env, s);
@@ -534,6 +543,7 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
   s->owners = 1; /* the ArrayBuffer; its finalizer unmaps and frees from here on */
   static const struct method methods[] = {
       {"drain", packet_drain_method},
+      {"ready", packet_ready_method},
       {"release", packet_release_method},
       {"releaseMany", packet_release_many_method},
       {"send", packet_send_method},

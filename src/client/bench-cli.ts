@@ -28,6 +28,7 @@ export interface BenchArgs {
   progress: boolean;
   prefill: boolean;
   passes: number;
+  spinUs: number;
 }
 
 export interface BenchReport {
@@ -75,6 +76,7 @@ export async function benchTarget(client: AoeClient, a: Omit<BenchArgs, 'if' | '
       verify: a.verify,
       timeoutMs: a.timeout,
       passesPerWake: a.passes,
+      spinUs: a.spinUs,
       onProgress: a.progress
         ? (p) => process.stderr.write(`  ${(p.elapsedMs / 1000).toFixed(0).padStart(3)} s  ${fmtInt(p.iops)} IOPS  ${p.mbps.toFixed(1)} MB/s  errors ${p.errors}  retransmits ${p.retransmits}\n`)
         : undefined,
@@ -141,6 +143,7 @@ export async function main(argv: string[]): Promise<void> {
       .option('timeout', { type: 'number', default: 250, describe: 'ms before a request is sent again' })
       .option('prefill', { type: 'boolean', default: false, describe: 'write the test pattern over the range first (then --verify pattern works on any export)' })
       .option('passes', { type: 'number', default: 1, describe: 'receive/send passes per wake-up while replies keep coming' })
+      .option('spin-us', { type: 'number', default: 0, describe: 'busy-poll the ring this long after the last reply before sleeping (0: never)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the full result as JSON' })
       .option('progress', { type: 'boolean', default: process.stderr.isTTY === true, describe: 'print a line per second to stderr' })
       .check((a) => {

@@ -6,7 +6,8 @@
 import type { LinkInfo, NativeAddon, PacketSocket, PacketSocketOptions } from '../daemon/native';
 
 /** What the client and the load engine need of a packet socket (a fake in tests). */
-export type FrameSocket = Pick<PacketSocket, 'ring' | 'drain' | 'release' | 'send' | 'startPolling' | 'stopPolling' | 'close'>;
+export type FrameSocket = Pick<PacketSocket, 'ring' | 'drain' | 'release' | 'send' | 'startPolling' | 'stopPolling' | 'close'> &
+  Partial<Pick<PacketSocket, 'ready'>>;
 
 /** An open socket and the facts about its interface the client needs. */
 export interface Endpoint {

@@ -64,6 +64,8 @@ export class Engine {
   private readonly ops: Float64Array;
   private readonly tags: Uint32Array;
   private opsN = 0;
+  /** Operations the io ring accepted and reap() has not returned: no reap (a native call) while 0. */
+  private ioPending = 0;
   private readonly cq: Int32Array;
   private readonly bufferIdFree: number[] = [];
   private flushRetry: NodeJS.Immediate | null = null;
@@ -195,7 +197,10 @@ export class Engine {
       if (now - last >= this.spinMs || now - start >= SPIN_MAX_MS) return;
       this.clock = now;
       let got = 0;
-      for (let i = 0; i < this.links.length; i++) got += this.drain(this.links[i]);
+      for (let i = 0; i < this.links.length; i++) {
+        const link = this.links[i];
+        if (link.socket !== null && link.socket.ready()) got += this.drain(link);
+      }
       got += this.reap();
       if (got > 0) {
         this.pump();
@@ -335,6 +340,7 @@ export class Engine {
     this.opsN = 0;
     const accepted = this.io.submit(this.ops, this.tags, n);
     const first = accepted < 0 ? 0 : accepted;
+    this.ioPending += first;
     const err = accepted < 0 ? accepted : -16; // EBUSY for ops the ring could not take
     for (let i = first; i < n; i++) this.complete(this.tags[i], err);
   }
@@ -349,11 +355,13 @@ export class Engine {
   }
 
   /** Handles every completion waiting in the io ring; returns how many. */
-  private reap(): number {
+  private reap(force = false): number {
+    if (this.ioPending === 0 && !force) return 0;
     const max = this.cq.length >> 1;
     let total = 0;
     for (;;) {
       const n = this.io.reap(this.cq, max);
+      this.ioPending = Math.max(0, this.ioPending - n);
       if (n > 0) this.clock = performance.now();
       for (let i = 0; i < n; i++) this.complete(this.cq[i * 2] >>> 0, this.cq[i * 2 + 1]);
       total += n;
@@ -365,6 +373,7 @@ export class Engine {
   ioReady(): void {
     const woke = performance.now();
     this.clock = woke;
+    this.reap(true); // the ring's own word, whatever our count says
     this.pump();
     this.flushAll();
     this.maybeSpin(woke);

@@ -54,7 +54,9 @@ export class FakeTarget implements FrameSocket {
   closed = false;
   private readonly opts: FakeTargetOptions;
   private readonly busy: Uint8Array;
-  private readonly ready: number[] = [];
+  private readonly readySlots: number[] = [];
+  /** Poll callbacks made: wake-ups of the load engine. */
+  wakeUps = 0;
   private readonly lengths: Uint32Array;
   private poll: ((status: number) => void) | undefined;
   private notifyScheduled = false;
@@ -83,8 +85,8 @@ export class FakeTarget implements FrameSocket {
 
   drain(desc: Uint32Array, maxFrames: number): number {
     let n = 0;
-    while (n < maxFrames && n * 3 + 2 < desc.length && this.ready.length > 0) {
-      const slot = this.ready.shift()!;
+    while (n < maxFrames && n * 3 + 2 < desc.length && this.readySlots.length > 0) {
+      const slot = this.readySlots.shift()!;
       desc[n * 3] = slot * this.frameSize + 2; // like a real ring: the frame does not start at the slot's first byte
       desc[n * 3 + 1] = this.lengths[slot];
       desc[n * 3 + 2] = slot;
@@ -114,9 +116,14 @@ export class FakeTarget implements FrameSocket {
     return n;
   }
 
+  /** Whether drain() would return a reply now (what a busy-polling load engine asks). */
+  ready(): boolean {
+    return !this.closed && this.readySlots.length > 0;
+  }
+
   startPolling(onEvent: (status: number) => void): void {
     this.poll = onEvent;
-    if (this.ready.length > 0) this.schedule();
+    if (this.readySlots.length > 0) this.schedule();
   }
 
   stopPolling(): void {
@@ -145,7 +152,7 @@ export class FakeTarget implements FrameSocket {
         this.ring.fill(0, slot * this.frameSize, (slot + 1) * this.frameSize);
         this.ring.set(frame, slot * this.frameSize + 2);
         this.lengths[slot] = frame.length;
-        this.ready.push(slot);
+        this.readySlots.push(slot);
         this.schedule();
         return;
       }
@@ -160,7 +167,10 @@ export class FakeTarget implements FrameSocket {
     this.notifyScheduled = true;
     setImmediate(() => {
       this.notifyScheduled = false;
-      if (this.poll !== undefined && this.ready.length > 0) this.poll(0);
+      if (this.poll !== undefined && this.readySlots.length > 0) {
+        this.wakeUps++;
+        this.poll(0);
+      }
     });
   }
 

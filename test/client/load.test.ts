@@ -46,6 +46,19 @@ t.test('random 1-sector reads, verified, W=16', async (t) => {
   t.ok(target.sent.every((f) => f.length === 36 && f[24] === 0x40 && f[26] === 1 && f[27] === 0x24));
 });
 
+t.test('busy polling (spinUs) serves replies as they come, without a wake-up each', async (t) => {
+  const asleep = setup({}, { requests: 4000 });
+  const a = await runLoad(asleep.options);
+  const spinning = setup({}, { requests: 4000, spinUs: 2000 });
+  const b = await runLoad(spinning.options);
+  for (const r of [a, b]) {
+    t.equal(r.ops, 4000);
+    t.equal(failedRequests(r), 0, r.firstError ?? 'no errors');
+  }
+  t.ok(asleep.target.wakeUps > 100, `without it, ${asleep.target.wakeUps} wake-ups`);
+  t.ok(spinning.target.wakeUps * 10 < asleep.target.wakeUps, `with it, ${spinning.target.wakeUps} wake-ups`);
+});
+
 t.test('the window is respected', async (t) => {
   for (const window of [1, 4, 64]) {
     const { target, options } = setup({ delayMs: 1 }, { window, requests: 300 });

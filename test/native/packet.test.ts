@@ -251,9 +251,13 @@ if (!hasRoot()) {
       desc[1] = 60;
       t.equal(a.send(arena, desc, 1), 1);
     };
+    t.equal(b.ready(), false, 'ready(): nothing yet');
     send(0);
+    for (let i = 0; i < 100 && !b.ready(); i++) await sleep(10);
+    t.equal(b.ready(), true, 'ready() once a frame is in the ring');
     const [held] = await receive(b, 1, 2000, false);
     t.equal(held.slot, 0);
+    t.equal(b.ready(), false, 'and not after drain() took it');
     for (let s = 1; s < 4; s++) {
       send(s);
       const [f] = await receive(b, 1);
@@ -261,6 +265,7 @@ if (!hasRoot()) {
     }
     send(4); // the kernel wraps onto slot 0, still held: dropped
     await sleep(20);
+    t.equal(b.ready(), false, 'ready() is false while the next slot is held, as drain() would return nothing');
     const none: Received[] = [];
     drainAll(b, none);
     t.equal(none.length, 0, 'nothing past the held slot');
@@ -433,6 +438,7 @@ if (!hasRoot()) {
     t.throws(() => b.release(0), closed);
     t.throws(() => b.send(new Uint8Array(60), new Uint32Array([0, 60]), 1), closed);
     t.throws(() => b.stats(), closed);
+    t.equal(b.ready(), false, 'ready() is false once closed');
     t.throws(() => b.startPolling(() => undefined), closed);
     b.stopPolling();
     t.throws(() => detachedDrain(desc, 1), closed, 'a method taken off the object is bound to its socket');
