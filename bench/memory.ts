@@ -14,13 +14,13 @@
 // It removes everything it created, also on Ctrl-C, and stops only the
 // process it started, by pid. Needs root.
 
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { AoeClient } from '../src/client/client';
 import { LoadResult, failedRequests, runLoad } from '../src/client/load';
 import { PatternImage } from '../src/client/pattern-image';
 import { BenchNet, createBenchNet, destroyBenchNet } from './netns';
-import { BUILTIN_TARGETS, RunningTarget } from './targets';
+import { BUILTIN_TARGETS, RunningTarget, memoryOf } from './targets';
 import { selected, workloadsFor } from './workloads';
 
 const SHELF = 1;
@@ -57,21 +57,6 @@ function parseArgs(argv: string[]): Args {
     .help()
     .version(false)
     .parseSync() as unknown as Args;
-}
-
-/** VmRSS, VmHWM and RssShmem of `pid` in bytes (NaN when gone). */
-function memoryOf(pid: number): { rss: number; hwm: number; shmem: number } {
-  let status = '';
-  try {
-    status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    // exited
-  }
-  const kb = (field: string): number => {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
-    return m ? Number(m[1]) * 1024 : NaN;
-  };
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), shmem: kb('RssShmem') };
 }
 
 /** Least-squares slope of y over x. */

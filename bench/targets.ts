@@ -30,6 +30,21 @@ export interface TargetSpec {
 
 const ROOT = join(__dirname, '..', '..');
 
+/** VmRSS, VmHWM and RssShmem of `pid` in bytes (NaN when gone). */
+export function memoryOf(pid: number): { rss: number; hwm: number; shmem: number } {
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    // exited
+  }
+  const kb = (field: string): number => {
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
+    return m ? Number(m[1]) * 1024 : NaN;
+  };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), shmem: kb('RssShmem') };
+}
+
 export const BUILTIN_TARGETS: Record<string, TargetSpec> = {
   vblade: {
     name: 'vblade',
@@ -168,13 +183,8 @@ export class RunningTarget {
    * count in VmRSS as RssShmem although they are the file's shared page cache.
    */
   rssBytes(): number {
-    try {
-      const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-      const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-      return (kb('VmRSS') - (kb('RssShmem') || 0)) * 1024;
-    } catch {
-      return NaN;
-    }
+    const m = memoryOf(this.pid);
+    return m.rss - (m.shmem || 0);
   }
 
   /** SIGTERM to our pid, SIGKILL after 3 s. */
