@@ -55,7 +55,7 @@ function parseArgs(argv: string[]): Args {
     .option('custom', { type: 'string', array: true, default: [] as string[], describe: 'extra target NAME=COMMAND with {sync} {shelf} {slot} {if} {file} {sectors}' })
     .option('rounds', { type: 'number', default: 3, describe: 'runs of each workload per target, alternating targets' })
     .option('seconds', { type: 'number', default: 5, describe: 'measured seconds per run' })
-    .option('warmup', { type: 'number', default: 0.5, describe: 'seconds of load before each measurement' })
+    .option('warmup', { type: 'number', default: 1, describe: 'seconds of load before each measurement (a target just started is not in its steady state: V8 compiles our hot path in its first second or so)' })
     .option('quick', { type: 'boolean', default: false, describe: 'one round of 2 s (a smoke test, not a measurement)' })
     .option('only', { type: 'string', array: true, default: [] as string[], describe: 'run only these workloads (e.g. rand-read-1, seq-read, boot-read-2)' })
     .option('mtu', { type: 'number', array: true, default: [9000, 1500], describe: 'MTUs to run at' })
@@ -191,7 +191,7 @@ class Bench {
       '',
       `Machine: ${machine}. Load average (1, 5, 15 min) ${loadBefore} at the start, ${loadAfter} at the end: other work on the machine shows up as spread.`,
       '',
-      `Settings: ${args.rounds} round(s) per target and workload, targets alternating (${specs.map((s) => s.name).join(', ')}), ${args.seconds} s measured after ${args.warmup} s of warm-up; export e${SHELF}.${SLOT} backed by a ${args.sizeMib} MiB pre-faulted file on tmpfs${diskFile ? ` (and a ${args.diskSizeMib} MiB file in ${args.diskDir} for the -s workload)` : ''}; veth pair between two private network namespaces; load from src/client/load.ts in one Node process, all read data checked (pattern on files, zeros on --null).`,
+      `Settings: ${args.rounds} round(s) per target and workload, targets alternating (${specs.map((s) => s.name).join(', ')}), ${args.seconds} s measured after ${args.warmup} s of warm-up; export e${SHELF}.${SLOT} backed by a ${args.sizeMib} MiB pre-faulted file on tmpfs${diskFile ? ` (and a ${args.diskSizeMib} MiB file in ${args.diskDir} for the -s workload)` : ''}; veth pair between two private network namespaces; load from src/client/load.ts in one Node process${args.spinUs > 0 ? `, polling its ring for ${args.spinUs} µs after each reply` : ''}, all read data checked (pattern on files, zeros on --null).`,
       '',
       'Medians over the rounds, with the spread (min–max) of IOPS. "ours / vblade" compares median IOPS (equal request sizes, so also MB/s) and median p50 latency. "client CPU" is the load generator\'s own CPU time (user+system of the bench process) as a share of one core; "target CPU" the same for the target process; "target memory" its resident set size at the end of a run, without the pages of a mapped tmpfs backing file (RssShmem: shared page cache of the file, which our target maps; see docs/benchmarks.md). Errors count failed requests (AoE or ATA errors, data mismatches, requests given up).',
       '',
