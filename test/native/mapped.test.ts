@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/daemon/native';
 import { tmpfsMount } from '../helpers/files';
+import type { TestLike } from '../helpers/common';
 
 const ENOSPC = constants.errno.ENOSPC;
 
@@ -31,22 +32,43 @@ function filled(bytes: number, seed: number): Buffer {
   return b;
 }
 
-t.test('mapped reads and writes are the file: what one writes the other reads', async (t) => {
-  const dir = await tmpfsMount(t, '4M');
+/** A file on a fresh tmpfs of `mountSize`, open read-write and mapped for `mapLength` bytes, with an io ring whose buffer 0 is `mem`. */
+interface Mapped {
+  dir: string;
+  path: string;
+  fd: number;
+  ring: IoRing;
+  mem: Uint8Array;
+}
+
+async function withMapped(
+  t: TestLike,
+  mountSize: string,
+  content: Buffer | number,
+  body: (m: Mapped) => void,
+): Promise<void> {
+  const dir = await tmpfsMount(t, mountSize);
   const path = join(dir, 'store');
-  writeFileSync(path, filled(65536, 1));
+  if (typeof content === 'number') writeFileSync(path, Buffer.alloc(0));
+  else writeFileSync(path, content);
   const fd = openSync(path, 'r+');
+  if (typeof content === 'number') ftruncateSync(fd, content); // sparse
   const ring = native.openIoRing(8);
   const mem = new Uint8Array(8192);
   ring.registerBuffer(0, mem);
-  // Closed before the tmpfs is unmounted (teardowns run after this test body).
-  const cleanup = (): void => {
+  try {
+    native.mapFile(fd, typeof content === 'number' ? content : content.length, true);
+    body({ dir, path, fd, ring, mem });
+  } finally {
+    // Before the tmpfs is unmounted (teardowns run after this test body).
     ring.close();
     native.unmapFile(fd);
     closeSync(fd);
-  };
-  try {
-    native.mapFile(fd, 65536, true);
+  }
+}
+
+t.test('mapped reads and writes are the file: what one writes the other reads', async (t) => {
+  await withMapped(t, '4M', filled(65536, 1), ({ path, fd, ring, mem }) => {
     t.throws(() => native.mapFile(fd, 65536, true), { code: 'EEXIST' }, 'one mapping per fd');
 
     t.same(inline(ring, [[IoOp.Read, fd, 0, 100, 1024, 4096]]), [1024]);
@@ -63,56 +85,25 @@ t.test('mapped reads and writes are the file: what one writes the other reads', 
     t.same(inline(ring, [[IoOp.Read, fd, 0, 0, 1024, 65024]]), [512], 'past the mapping: pread, which reads up to the end of the file');
     t.equal(native.unmapFile(fd), true);
     t.equal(native.unmapFile(fd), false, 'a second unmap finds nothing');
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 t.test('a file truncated under the mapping: short reads, no SIGBUS, and it recovers', async (t) => {
-  const dir = await tmpfsMount(t, '4M');
-  const path = join(dir, 'store');
-  writeFileSync(path, filled(65536, 2));
-  const fd = openSync(path, 'r+');
-  const ring = native.openIoRing(8);
-  const mem = new Uint8Array(8192);
-  ring.registerBuffer(0, mem);
-  // Closed before the tmpfs is unmounted (teardowns run after this test body).
-  const cleanup = (): void => {
-    ring.close();
-    native.unmapFile(fd);
-    closeSync(fd);
-  };
-  try {
-    native.mapFile(fd, 65536, true);
+  await withMapped(t, '4M', filled(65536, 2), ({ path, fd, ring }) => {
     ftruncateSync(fd, 8192);
     t.same(inline(ring, [[IoOp.Read, fd, 0, 0, 4096, 32768]]), [0], 'reading past the new end returns 0 bytes, as pread does');
     t.same(inline(ring, [[IoOp.Read, fd, 0, 0, 4096, 0]]), [4096], 'the part still there reads');
     t.same(inline(ring, [[IoOp.Write, fd, 0, 0, 4096, 40960]]), [4096], 'a write past the end goes through pwrite and grows the file');
     t.equal(readFileSync(path).length, 45056);
     t.same(inline(ring, [[IoOp.Read, fd, 0, 0, 4096, 40960]]), [4096], 'and reads back through the mapping again');
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 t.test('a write into a hole of a full tmpfs: ENOSPC from pwrite, not SIGBUS; it works once there is room', async (t) => {
-  const dir = await tmpfsMount(t, '1M');
-  const path = join(dir, 'store');
-  const fd = openSync(path, 'w+');
-  ftruncateSync(fd, 4 * 1024 * 1024); // sparse: far larger than the file system
-  const ring = native.openIoRing(8);
-  const mem = new Uint8Array(8192).fill(0x5a);
-  ring.registerBuffer(0, mem);
-  const fillerPath = join(dir, 'filler');
-  // Closed before the tmpfs is unmounted (teardowns run after this test body).
-  const cleanup = (): void => {
-    ring.close();
-    native.unmapFile(fd);
-    closeSync(fd);
-  };
-  try {
-    native.mapFile(fd, 4 * 1024 * 1024, true);
-    writeFileSync(fillerPath, Buffer.alloc(0));
+  // Sparse: far larger than the file system.
+  await withMapped(t, '1M', 4 * 1024 * 1024, ({ dir, path, fd, ring, mem }) => {
+    mem.fill(0x5a);
+    const fillerPath = join(dir, 'filler');
     const filler = openSync(fillerPath, 'w');
     try {
       for (;;) writeSync(filler, Buffer.alloc(65536));
@@ -124,7 +115,5 @@ t.test('a write into a hole of a full tmpfs: ENOSPC from pwrite, not SIGBUS; it 
     closeSync(filler);
     t.same(inline(ring, [[IoOp.Write, fd, 0, 0, 4096, 2 * 1024 * 1024]]), [4096], 'with room again the write lands');
     t.equal(readFileSync(path)[2 * 1024 * 1024 + 4095], 0x5a);
-  } finally {
-    cleanup();
-  }
+  });
 });
