@@ -1,7 +1,7 @@
 /* Node-API glue for aoe_native: argument checks, wrapping native state in
  * JavaScript objects, libuv readiness for the packet socket and the io ring,
  * and teardown when the environment exits. No system calls of its own.
- * The typed surface is src/daemon/native.ts; ownership rules are in
+ * The typed surface is src/native/addon.ts; ownership rules are in
  * docs/native-abi.md. */
 #define _GNU_SOURCE
 #include <errno.h>

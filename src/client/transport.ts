@@ -3,7 +3,7 @@
 // pure parts of the client (and their tests, with a fake socket) work without
 // it being built.
 
-import type { LinkInfo, NativeAddon, PacketSocket, PacketSocketOptions } from '../daemon/native';
+import type { LinkInfo, NativeAddon, PacketSocket, PacketSocketOptions } from '../native/addon';
 
 /** What the client and the load engine need of a packet socket (a fake in tests). */
 export type FrameSocket = Pick<PacketSocket, 'ring' | 'drain' | 'release' | 'send' | 'startPolling' | 'stopPolling' | 'close'> &
@@ -44,7 +44,7 @@ export function loadNative(): NativeAddon {
   if (addon === undefined) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      addon = (require('../daemon/native') as { native: NativeAddon }).native;
+      addon = (require('../native/addon') as { native: NativeAddon }).native;
     } catch (e) {
       throw new Error(
         `cannot load the native addon (build/Release/aoe_native.node): ${(e as Error).message}\n` +

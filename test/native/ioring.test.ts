@@ -4,7 +4,7 @@ import t from 'tap';
 import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/daemon/native';
+import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/native/addon';
 
 const EINVAL = constants.errno.EINVAL;
 const EBADF = constants.errno.EBADF;

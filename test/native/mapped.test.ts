@@ -6,7 +6,7 @@ import t from 'tap';
 import { closeSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/daemon/native';
+import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/native/addon';
 import { tmpfsMount } from '../helpers/files';
 import type { TestLike } from '../helpers/common';
 

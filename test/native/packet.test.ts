@@ -4,7 +4,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:os';
-import { native, PacketSocket } from '../../src/daemon/native';
+import { native, PacketSocket } from '../../src/native/addon';
 
 const AOE = 0x88a2;
 /** Offset of the Ethernet header inside a TPACKET_V2 slot (tpacket2_hdr + sockaddr_ll, aligned). */

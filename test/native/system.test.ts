@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { native } from '../../src/daemon/native';
+import { native } from '../../src/native/addon';
 
 const dir = mkdtempSync(join(tmpdir(), 'aoe-native-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,0 +1,174 @@
+// The `vblade` command: vblade 25's command line, served in the foreground.
+//
+//   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
+//
+// plus long options of our own (--help, --null, --state-dir, --log-level).
+
+import pino from 'pino';
+import { StoreError } from '../backend/file-store';
+import type { ExportConfig, ServerConfig } from '../config/export-config';
+import { ConfigError, Server } from '../target/server';
+import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
+
+export const VBLADE_HELP = `${VBLADE_USAGE}
+
+Export a file or block device as an ATA-over-Ethernet (AoE r11) disk at the
+address shelf.slot (e<shelf>.<slot>) on the network interface netif. Runs in
+the foreground until SIGTERM or SIGINT; answers every request in flight and
+makes written data durable before it exits. Needs CAP_NET_RAW (root).
+
+arguments:
+  shelf          AoE shelf (major) address, 0..65534
+  slot           AoE slot (minor) address, 0..254
+  netif          network interface to serve on, e.g. eth1 (see \`ip link\`)
+  file           backing regular file or block device (/dev/sdX, /dev/vg/lv, /dev/loopN)
+
+options (as vblade 25):
+  -b bufcnt      Buffer Count advertised to initiators: requests each may keep
+                 outstanding (default 16)
+  -d             open the backing store with O_DIRECT (bypass the page cache)
+  -s             synchronous writes: no write is acknowledged before its data
+                 is durable (concurrent writes share one fdatasync)
+  -r             export read-only: writes fail with an ATA error
+  -m mac[,mac]   initial MAC mask list: only these initiators are answered
+  -o offset      sectors (512 bytes) to skip at the start of the file
+  -l length      sectors to export (default: to the end of the file)
+  Numbers for -b/-o/-l may be decimal, 0x-hexadecimal or 0-octal.
+
+options of aoe-target:
+  --config FILE  serve every export of a config file (vblade.conf(5)) in the
+                 foreground, with reload on SIGHUP; see vbladed(8)
+  --null         serve zeros and drop writes instead of using a file; the file
+                 argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
+  --state-dir D  persist the config string, MAC mask and reserve list in D
+  --log-level L  fatal, error, warn, info (default), debug
+  -h, --help     show this help
+
+  vblade ctl COMMAND   ask a running vbladed/vblade --config: list, stats,
+                       show-mask, clear-mask, show-reserve, clear-reserve, reload
+
+Start-up prints "pid N: e<shelf>.<slot>, S sectors O_RDWR|O_RDONLY" on
+standard output; logs go to standard error as JSON lines.`;
+
+interface LongOptions {
+  help: boolean;
+  nullStore: boolean;
+  stateDir?: string;
+  logLevel: string;
+  rest: string[];
+}
+
+function takeLongOptions(argv: readonly string[]): LongOptions {
+  const o: LongOptions = { help: false, nullStore: false, logLevel: 'info', rest: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [name, inline] = a.startsWith('--') ? a.split(/=(.*)/s, 2) : [a, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new UsageError(`option ${name} needs a value`);
+      return v;
+    };
+    if (a === '--') {
+      o.rest.push(...argv.slice(i));
+      break;
+    } else if (a === '-h' || name === '--help') o.help = true;
+    else if (name === '--null') o.nullStore = true;
+    else if (name === '--state-dir') o.stateDir = value();
+    else if (name === '--log-level') o.logLevel = value();
+    else o.rest.push(a);
+  }
+  return o;
+}
+
+/** "1G", "512M", "4096K", "1T" (bytes) or a plain number of sectors. */
+export function parseNullSize(text: string): number {
+  const m = /^(\d+)([KMGT])?$/i.exec(text);
+  if (!m) throw new UsageError(`"${text}" is not a size; write e.g. 1G, 512M or a number of sectors`);
+  const n = Number(m[1]);
+  if (!m[2]) return n;
+  const shift = { K: 10, M: 20, G: 30, T: 40 }[m[2].toUpperCase() as 'K' | 'M' | 'G' | 'T'];
+  return Math.floor((n * 2 ** shift) / 512);
+}
+
+export function parseCommandLine(argv: readonly string[]): { help: boolean; config?: ExportConfig; stateDir?: string; logLevel: string } {
+  const long = takeLongOptions(argv);
+  if (long.help) return { help: true, logLevel: long.logLevel };
+  const config = parseVbladeArgs(long.rest);
+  if (long.nullStore) {
+    config.nullStore = true;
+    config.nullSectors = parseNullSize(config.file);
+    if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
+  }
+  return { help: false, config, stateDir: long.stateDir, logLevel: long.logLevel };
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'ctl') {
+    const { runCtl } = await import('./ctl');
+    return runCtl(argv.slice(1));
+  }
+  if (argv.some((a) => a === '--config' || a.startsWith('--config='))) {
+    // Many exports from a config file: vbladed's supervisor, in the foreground.
+    const { main: vbladed } = await import('./vbladed');
+    await vbladed(['--foreground', '--log=stderr', ...argv]);
+    return new Promise<number>(() => undefined); // vbladed exits the process itself
+  }
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`vblade: ${e.message}\n${VBLADE_USAGE}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    process.stdout.write(VBLADE_HELP + '\n');
+    return 0;
+  }
+  const log = pino({ name: 'vblade', level: parsed.logLevel }, pino.destination(2));
+  const c = parsed.config!;
+  const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
+  let server: Server;
+  try {
+    const { stateHooks } = await import('../service/state-hooks');
+    server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log));
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof StoreError || (e as NodeJS.ErrnoException).code !== undefined) {
+      process.stderr.write(`vblade: ${(e as Error).message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  const e = server.exports[0];
+  process.stdout.write(`pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors ${c.readOnly ? 'O_RDONLY' : 'O_RDWR'}\n`);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping: answering requests in flight');
+      server.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error({ err }, 'stop failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => stop('SIGHUP'));
+  });
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`vblade: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

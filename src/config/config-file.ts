@@ -1,0 +1,847 @@
+// The multi-export config file (/etc/vblade.conf): format, the one table of
+// keys, a pure parser/validator, and the renderers that turn the table into
+// `vbladed --help`, systemd/vblade.conf.example and docs/vblade.conf.5.
+//
+// Format (documented in vblade.conf(5), rendered below):
+//
+//   # a comment (also ';'); comments take whole lines only
+//   [daemon]
+//   state-dir = /var/lib/vblade
+//
+//   [export e1.1]
+//   file = /srv/vblade/disk1.img
+//   interfaces = eth0 eth1
+//
+// A value runs from after '=' to the end of the line, trimmed; write it in
+// double quotes to keep leading or trailing spaces. Keys and sections are
+// case-sensitive lower case. Relative paths are taken relative to the
+// directory of the config file (only path arithmetic: no file is touched).
+
+import * as path from 'node:path';
+import type { ExportConfig, ServerConfig } from './export-config';
+import { exportKey } from './export-config';
+import {
+  DEFAULT_BUFFER_COUNT,
+  MAX_BUFFER_COUNT,
+  MAX_SHELF,
+  MAX_SLOT,
+  parseInterfaceName,
+  parseMacList,
+  parseShelf,
+  parseSlot,
+} from './vblade-args';
+
+/** One problem found in a config file. */
+export interface ConfigProblem {
+  file: string;
+  /** 1-based; 0 when the problem is about the whole file. */
+  line: number;
+  message: string;
+}
+
+/** Every problem of one file, in line order; `message` lists them one per line as file:line: text. */
+export class ConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return p.line > 0 ? `${p.file}:${p.line}: ${p.message}` : `${p.file}: ${p.message}`;
+}
+
+// ---------------------------------------------------------------------------
+// The table
+
+export type ValueType = 'string' | 'path' | 'bool' | 'count' | 'sectors' | 'enum' | 'interfaces' | 'macs' | 'listen';
+
+export interface KeyDef {
+  key: string;
+  section: 'daemon' | 'export';
+  type: ValueType;
+  /** The default as one would write it in the file; '' = unset. */
+  default: string;
+  /** How the default reads in help and docs when it is computed or unset. */
+  defaultText?: string;
+  /** One line: what the key does. */
+  meaning: string;
+  /** Allowed values of an enum. */
+  values?: readonly string[];
+  /** The matching vblade option, for the docs. */
+  vbladeOption?: string;
+  /** Placeholder for the value in --help (e.g. DIR). */
+  arg?: string;
+  /** Export keys that must be present. */
+  required?: boolean;
+}
+
+export const LOG_DESTINATIONS = ['auto', 'stdout', 'stderr', 'syslog', 'file'] as const;
+export const LOG_FORMATS = ['json', 'text'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const SYSLOG_FORMATS = ['rfc3164', 'rfc5424'] as const;
+
+export const KEYS: readonly KeyDef[] = [
+  // [daemon]: also the long options of vbladed (--state-dir DIR ...).
+  {
+    key: 'name', section: 'daemon', type: 'string', default: '', arg: 'NAME',
+    defaultText: 'the config file name without .conf; eS.L@NETIF on the command line',
+    meaning: 'Instance name: names the pid file and control socket and tells instances apart in the log.',
+  },
+  {
+    key: 'state-dir', section: 'daemon', type: 'path', default: '/var/lib/vblade', arg: 'DIR',
+    meaning: 'Where config strings, MAC masks and reservations are kept across restarts; "none" keeps them in memory only.',
+  },
+  {
+    key: 'run-dir', section: 'daemon', type: 'path', default: '/run/vblade', arg: 'DIR',
+    meaning: 'Directory for the pid file, the control socket and the per-export lock files.',
+  },
+  {
+    key: 'pid-file', section: 'daemon', type: 'path', default: '', arg: 'FILE',
+    defaultText: 'RUN-DIR/NAME.pid',
+    meaning: 'The supervisor writes its pid here and removes the file on exit.',
+  },
+  {
+    key: 'control-socket', section: 'daemon', type: 'path', default: '', arg: 'FILE',
+    defaultText: 'RUN-DIR/NAME.sock',
+    meaning: 'Unix socket for "vblade ctl"; "none" turns it off.',
+  },
+  {
+    key: 'control-group', section: 'daemon', type: 'string', default: '', arg: 'GROUP',
+    defaultText: "the daemon's own group",
+    meaning: 'Group that owns the control socket (mode 0660); its members may run "vblade ctl".',
+  },
+  {
+    key: 'metrics', section: 'daemon', type: 'listen', default: '', arg: 'HOST:PORT',
+    defaultText: 'off',
+    meaning: 'Serve Prometheus metrics over HTTP at this address, e.g. 127.0.0.1:9469.',
+  },
+  {
+    key: 'log', section: 'daemon', type: 'enum', default: 'auto', values: LOG_DESTINATIONS, arg: 'WHERE',
+    meaning: 'Log destination; auto = file when log-file is set, else syslog for vbladed and stdout for vblade.',
+  },
+  {
+    key: 'log-file', section: 'daemon', type: 'path', default: '', arg: 'FILE',
+    meaning: 'Append the log to this file; reopened on SIGHUP so log rotation works.',
+  },
+  {
+    key: 'log-format', section: 'daemon', type: 'enum', default: 'json', values: LOG_FORMATS, arg: 'FORMAT',
+    meaning: 'json: one pino JSON object per line; text: a readable line per record.',
+  },
+  {
+    key: 'log-level', section: 'daemon', type: 'enum', default: 'info', values: LOG_LEVELS, arg: 'LEVEL',
+    meaning: 'Least severe level that is logged.',
+  },
+  {
+    key: 'syslog-format', section: 'daemon', type: 'enum', default: 'rfc3164', values: SYSLOG_FORMATS, arg: 'FORMAT',
+    meaning: 'Framing of records sent to /dev/log with the tag vbladed.',
+  },
+  {
+    key: 'stop-timeout', section: 'daemon', type: 'count', default: '30', arg: 'SECONDS',
+    meaning: 'On SIGTERM, how long to wait for in-flight writes to finish before killing the worker.',
+  },
+
+  // [export eS.L]
+  {
+    key: 'file', section: 'export', type: 'path', default: '', required: true,
+    defaultText: 'required unless null-store = yes',
+    meaning: 'Backing file or block device.',
+  },
+  {
+    key: 'interfaces', section: 'export', type: 'interfaces', default: '', required: true,
+    defaultText: 'required',
+    meaning: 'Network interfaces to serve on, separated by spaces or commas; several are several paths to one disk.',
+  },
+  {
+    key: 'read-only', section: 'export', type: 'bool', default: 'no', vbladeOption: '-r',
+    meaning: 'Refuse writes.',
+  },
+  {
+    key: 'direct', section: 'export', type: 'bool', default: 'no', vbladeOption: '-d',
+    meaning: 'Open the backing store with O_DIRECT (bypass the page cache).',
+  },
+  {
+    key: 'sync', section: 'export', type: 'bool', default: 'no', vbladeOption: '-s',
+    meaning: 'Acknowledge a write only once it is on stable storage.',
+  },
+  {
+    key: 'offset', section: 'export', type: 'sectors', default: '0', vbladeOption: '-o',
+    meaning: 'Sectors (512 bytes) to skip at the start of the backing store.',
+  },
+  {
+    key: 'length', section: 'export', type: 'sectors', default: '', vbladeOption: '-l',
+    defaultText: 'to the end of the backing store',
+    meaning: 'Sectors to export, starting at offset.',
+  },
+  {
+    key: 'mac-mask', section: 'export', type: 'macs', default: '', vbladeOption: '-m',
+    defaultText: 'empty: every initiator',
+    meaning: 'Initiator MACs allowed to use the export, separated by spaces or commas (at most 255); saved state wins.',
+  },
+  {
+    key: 'buffer-count', section: 'export', type: 'count', default: String(DEFAULT_BUFFER_COUNT), vbladeOption: '-b',
+    meaning: `Buffer Count advertised to initiators: requests each may keep outstanding (1..${MAX_BUFFER_COUNT}).`,
+  },
+  {
+    key: 'null-store', section: 'export', type: 'bool', default: 'no',
+    meaning: 'Serve zeros and drop writes without touching storage (network tests); needs null-sectors, ignores file.',
+  },
+  {
+    key: 'null-sectors', section: 'export', type: 'sectors', default: '',
+    defaultText: 'required with null-store',
+    meaning: 'Size of a null store in sectors.',
+  },
+];
+
+export function keyDef(section: 'daemon' | 'export', key: string): KeyDef | undefined {
+  return KEYS.find((k) => k.section === section && k.key === key);
+}
+
+// ---------------------------------------------------------------------------
+// Settled values
+
+export type LogDestination = (typeof LOG_DESTINATIONS)[number];
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type SyslogFormat = (typeof SYSLOG_FORMATS)[number];
+
+/** The [daemon] section as written: only the keys that were set, as strings. */
+export type DaemonKeys = Partial<Record<string, string>>;
+
+/** The daemon settings with every default applied. */
+export interface DaemonSettings {
+  name: string;
+  /** undefined = in memory only. */
+  stateDir?: string;
+  runDir: string;
+  pidFile: string;
+  /** undefined = no control socket. */
+  controlSocket?: string;
+  controlGroup?: string;
+  /** host and port, or undefined = off. */
+  metrics?: { host: string; port: number };
+  log: LogDestination;
+  logFile?: string;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  syslogFormat: SyslogFormat;
+  stopTimeoutSeconds: number;
+}
+
+/** What a config file declares. */
+export interface ConfigFile {
+  file: string;
+  daemon: DaemonKeys;
+  /** Line of each daemon key, for messages. */
+  daemonLines: Record<string, number>;
+  exports: ExportConfig[];
+}
+
+export const BOOL_WORDS: Record<string, boolean> = {
+  yes: true, true: true, on: true, '1': true,
+  no: false, false: false, off: false, '0': false,
+};
+
+/** Decimal or 0x hexadecimal, no sign, up to Number.MAX_SAFE_INTEGER. Leading zeros are decimal (no octal surprise). */
+export function parseConfigInteger(s: string): number | undefined {
+  let big: bigint;
+  if (/^0[xX][0-9a-fA-F]+$/.test(s)) big = BigInt(s.toLowerCase());
+  else if (/^[0-9]+$/.test(s)) big = BigInt(s);
+  else return undefined;
+  if (big > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return Number(big);
+}
+
+/** "host:port" or "[v6]:port" → parts; throws a message on error. */
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):([0-9]+)$/.exec(s);
+  if (!m) throw new Error(`"${s}" is not HOST:PORT; write e.g. 127.0.0.1:9469 or [::1]:9469`);
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw new Error(`port ${m[3]} is out of range; use 1..65535`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/** Splits a list value on spaces and commas. */
+function splitList(v: string): string[] {
+  return v.split(/[\s,]+/).filter((x) => x !== '');
+}
+
+/** Checks one value against its key's type; returns an error message or undefined. */
+export function checkValue(def: KeyDef, value: string): string | undefined {
+  switch (def.type) {
+    case 'bool':
+      if (!(value.toLowerCase() in BOOL_WORDS)) return `${def.key} = "${value}" is not yes or no; write yes or no`;
+      return undefined;
+    case 'enum':
+      if (!def.values!.includes(value)) return `${def.key} = "${value}" is not one of ${def.values!.join(', ')}; pick one of them`;
+      return undefined;
+    case 'count': {
+      const n = parseConfigInteger(value);
+      if (n === undefined) return `${def.key} = "${value}" is not a whole number; write digits, e.g. ${def.key} = ${def.default || '1'}`;
+      if (def.key === 'buffer-count' && (n < 1 || n > MAX_BUFFER_COUNT)) {
+        return `buffer-count = ${value} is out of range; use 1..${MAX_BUFFER_COUNT}`;
+      }
+      return undefined;
+    }
+    case 'sectors': {
+      const n = parseConfigInteger(value);
+      if (n === undefined) {
+        return `${def.key} = "${value}" is not a sector count; write a whole number of 512-byte sectors (decimal or 0x hex)`;
+      }
+      if ((def.key === 'length' || def.key === 'null-sectors') && n < 1) {
+        return `${def.key} = 0 exports nothing; give at least 1 sector${def.key === 'length' ? ' or leave length out to export to the end' : ''}`;
+      }
+      return undefined;
+    }
+    case 'listen':
+      if (value === '' || value === 'off') return undefined;
+      try {
+        parseListen(value);
+        return undefined;
+      } catch (e) {
+        return `${def.key}: ${(e as Error).message}`;
+      }
+    case 'interfaces': {
+      const names = splitList(value);
+      if (names.length === 0) return 'interfaces is empty; list at least one interface, e.g. interfaces = eth0';
+      const seen = new Set<string>();
+      for (const n of names) {
+        try {
+          parseInterfaceName(n);
+        } catch (e) {
+          return (e as Error).message;
+        }
+        if (seen.has(n)) return `interface ${n} is listed twice; list each interface once`;
+        seen.add(n);
+      }
+      return undefined;
+    }
+    case 'macs':
+      try {
+        parseMacList(splitList(value).join(','), 'mac-mask');
+        return undefined;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    case 'path':
+    case 'string':
+      if (/[\0\n]/.test(value)) return `${def.key} contains a control character; remove it`;
+      return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+/** Edit distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length];
+}
+
+function suggest(word: string, candidates: readonly string[]): string {
+  let best = '';
+  let bestD = 3;
+  for (const c of candidates) {
+    const dd = distance(word, c);
+    if (dd < bestD) {
+      bestD = dd;
+      best = c;
+    }
+  }
+  return best ? ` (did you mean "${best}"?)` : '';
+}
+
+function unquote(v: string): string | undefined {
+  if (v.length >= 2 && v[0] === '"' && v[v.length - 1] === '"') {
+    const inner = v.slice(1, -1);
+    if (/(^|[^\\])"/.test(inner)) return undefined;
+    return inner.replace(/\\(["\\])/g, '$1');
+  }
+  if (v.startsWith('"')) return undefined;
+  return v;
+}
+
+interface Section {
+  kind: 'daemon' | 'export';
+  line: number;
+  name: string;
+  shelf?: number;
+  slot?: number;
+  values: Map<string, { value: string; line: number }>;
+  /** Keys whose line had an error (already reported; not "missing"). */
+  bad: Set<string>;
+}
+
+const SECTION_HELP = 'sections are [daemon] and [export eSHELF.SLOT], e.g. [export e1.1]';
+
+/**
+ * Parses and validates the text of a config file. Collects every problem and
+ * throws one ConfigError listing them; returns only a fully valid result.
+ */
+export function parseConfigFile(text: string, file: string): ConfigFile {
+  const problems: ConfigProblem[] = [];
+  const problem = (line: number, message: string): void => {
+    problems.push({ file, line, message });
+  };
+  const sections: Section[] = [];
+  let current: Section | undefined;
+  let daemonSeen: Section | undefined;
+
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const line = lines[i].replace(/\r$/, '').trim();
+    if (line === '' || line[0] === '#' || line[0] === ';') continue;
+
+    if (line[0] === '[') {
+      const m = /^\[\s*([a-z]+)(?:\s+(\S+))?\s*\]$/.exec(line);
+      if (!m) {
+        problem(lineNo, `"${line}" is not a section header; ${SECTION_HELP}`);
+        current = undefined;
+        continue;
+      }
+      const [, kind, name] = m;
+      if (kind === 'daemon') {
+        if (name !== undefined) {
+          problem(lineNo, `[daemon] takes no name; write just [daemon]`);
+        }
+        if (daemonSeen) {
+          problem(lineNo, `[daemon] appears twice (first on line ${daemonSeen.line}); merge the two sections`);
+        }
+        current = { kind: 'daemon', line: lineNo, name: 'daemon', values: new Map(), bad: new Set() };
+        daemonSeen ??= current;
+        sections.push(current);
+        continue;
+      }
+      if (kind === 'export') {
+        current = { kind: 'export', line: lineNo, name: name ?? '', values: new Map(), bad: new Set() };
+        sections.push(current);
+        const am = name === undefined ? null : /^e?([0-9]+)\.([0-9]+)$/.exec(name);
+        if (!am) {
+          problem(
+            lineNo,
+            name === undefined
+              ? `[export] needs the export's address; write [export eSHELF.SLOT], e.g. [export e1.1]`
+              : `"${name}" is not an export address; write eSHELF.SLOT, e.g. [export e1.1]`,
+          );
+          continue;
+        }
+        try {
+          current.shelf = parseShelf(am[1]);
+          current.slot = parseSlot(am[2]);
+        } catch (e) {
+          problem(lineNo, (e as Error).message);
+        }
+        continue;
+      }
+      problem(lineNo, `unknown section [${kind}${name ? ' ' + name : ''}]${suggest(kind, ['daemon', 'export'])}; ${SECTION_HELP}`);
+      current = undefined;
+      continue;
+    }
+
+    const eq = line.indexOf('=');
+    if (eq < 0) {
+      problem(lineNo, `"${line}" is not a key = value line; write key = value, or start a comment with #`);
+      continue;
+    }
+    const key = line.slice(0, eq).trim();
+    const raw = line.slice(eq + 1).trim();
+    if (!current) {
+      if (sections.length === 0) problem(lineNo, `"${key}" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`);
+      // After a bad header the problem is already reported; skip the body.
+      continue;
+    }
+    const known = KEYS.filter((k) => k.section === current!.kind).map((k) => k.key);
+    const def = keyDef(current.kind, key);
+    const where = current.kind === 'daemon' ? '[daemon]' : `[export ${current.name}]`;
+    if (!def) {
+      const other = keyDef(current.kind === 'daemon' ? 'export' : 'daemon', key);
+      const hint = other
+        ? `; ${key} belongs in ${other.section === 'daemon' ? '[daemon]' : 'an [export] section'}`
+        : `${suggest(key, known)}; known keys: ${known.join(', ')}`;
+      problem(lineNo, `unknown key "${key}" in ${where}${hint}`);
+      continue;
+    }
+    const value = unquote(raw);
+    if (value === undefined) {
+      problem(lineNo, `unbalanced quotes in the value of ${key}; quote the whole value as "..." and write \\" for a quote inside`);
+      current.bad.add(key);
+      continue;
+    }
+    const prev = current.values.get(key);
+    if (prev) {
+      problem(lineNo, `${key} is set twice in ${where} (first on line ${prev.line}); keep one`);
+      continue;
+    }
+    if (value !== '') {
+      const err = checkValue(def, value);
+      if (err) {
+        problem(lineNo, err);
+        current.bad.add(key);
+        continue;
+      }
+    }
+    current.values.set(key, { value, line: lineNo });
+  }
+
+  const declared: ExportConfig[] = [];
+  const byKey = new Map<string, number>();
+  const daemon: DaemonKeys = {};
+  const daemonLines: Record<string, number> = {};
+  for (const s of sections) {
+    if (s.kind === 'daemon') {
+      for (const [k, v] of s.values) {
+        const def = keyDef('daemon', k)!;
+        daemon[k] = def.type === 'path' && v.value !== '' && v.value !== 'none' ? path.resolve(path.dirname(file), v.value) : v.value;
+        daemonLines[k] = v.line;
+      }
+      continue;
+    }
+    if (s.shelf === undefined || s.slot === undefined) continue;
+    const key = exportKey({ shelf: s.shelf, slot: s.slot });
+    const first = byKey.get(key);
+    if (first !== undefined) {
+      problem(s.line, `export ${key} is declared twice (first on line ${first}); one section per export, list all its interfaces there`);
+      continue;
+    }
+    byKey.set(key, s.line);
+    const e = exportFromSection(s, file, problem);
+    if (e) declared.push(e);
+  }
+  if (problems.length === 0 && declared.length === 0) {
+    problem(0, 'declares no export; add an [export eSHELF.SLOT] section with file and interfaces');
+  }
+  if (problems.length) {
+    problems.sort((a, b) => a.line - b.line);
+    throw new ConfigError(problems);
+  }
+  return { file, daemon, daemonLines, exports: declared };
+}
+
+function exportFromSection(s: Section, configFile: string, problem: (line: number, message: string) => void): ExportConfig | undefined {
+  const get = (k: string): string | undefined => {
+    const v = s.values.get(k)?.value;
+    return v === '' ? undefined : v;
+  };
+  const bool = (k: string): boolean => BOOL_WORDS[(get(k) ?? keyDef('export', k)!.default).toLowerCase()];
+  const int = (k: string): number | undefined => {
+    const v = get(k);
+    return v === undefined ? undefined : parseConfigInteger(v);
+  };
+  const where = `[export ${s.name}]`;
+  const nullStore = bool('null-store');
+  let ok = true;
+  const file = get('file');
+  if (file === undefined && !nullStore && !s.bad.has('file')) {
+    problem(s.line, `${where} has no file; add file = /path/to/image-or-device`);
+    ok = false;
+  }
+  const ifs = get('interfaces');
+  if (ifs === undefined) {
+    if (!s.bad.has('interfaces')) problem(s.line, `${where} has no interfaces; add interfaces = eth0 (several may be listed)`);
+    ok = false;
+  }
+  const nullSectors = int('null-sectors');
+  if (nullStore && nullSectors === undefined && !s.bad.has('null-sectors')) {
+    problem(s.line, `${where} has null-store = yes but no null-sectors; add null-sectors = SIZE (in 512-byte sectors)`);
+    ok = false;
+  }
+  if (!nullStore && nullSectors !== undefined) {
+    problem(s.values.get('null-sectors')!.line, `null-sectors is set but null-store is not; add null-store = yes or remove null-sectors`);
+    ok = false;
+  }
+  if (!ok) return undefined;
+  const macs = splitList(get('mac-mask') ?? '');
+  const e: ExportConfig = {
+    shelf: s.shelf!,
+    slot: s.slot!,
+    file: file === undefined ? '' : path.resolve(path.dirname(configFile), file),
+    interfaces: splitList(ifs!),
+    readOnly: bool('read-only'),
+    direct: bool('direct'),
+    sync: bool('sync'),
+    offsetSectors: int('offset') ?? 0,
+    macMask: macs.length ? parseMacList(macs.join(','), 'mac-mask', []) : [],
+    bufferCount: int('buffer-count') ?? DEFAULT_BUFFER_COUNT,
+    nullStore,
+  };
+  const length = int('length');
+  if (length !== undefined) e.lengthSectors = length;
+  if (nullSectors !== undefined) e.nullSectors = nullSectors;
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// Daemon settings: defaults, file values and command-line values combined
+
+/** What the defaults depend on. */
+export interface SettingsContext {
+  /** 'vbladed' logs to syslog by default, 'vblade' to stdout. */
+  program: 'vblade' | 'vbladed';
+  /** Instance name when `name` is not set. */
+  defaultName: string;
+}
+
+/**
+ * Resolves daemon settings: command-line values win over the file's
+ * [daemon] keys, which win over the table's defaults. Values must already
+ * have been checked with checkValue (parseConfigFile and the CLI do).
+ */
+export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys, ctx: SettingsContext): DaemonSettings {
+  const value = (k: string): string => fromCli[k] || fromFile[k] || keyDef('daemon', k)!.default;
+  const name = value('name') || ctx.defaultName;
+  const runDir = value('run-dir') || '/run/vblade';
+  const stateDir = value('state-dir');
+  const control = value('control-socket');
+  const metrics = value('metrics');
+  const logFile = value('log-file');
+  let log = value('log') as LogDestination;
+  if (log === 'auto') log = logFile ? 'file' : ctx.program === 'vbladed' ? 'syslog' : 'stdout';
+  const s: DaemonSettings = {
+    name,
+    runDir,
+    pidFile: value('pid-file') || `${runDir}/${name}.pid`,
+    log,
+    logFormat: value('log-format') as LogFormat,
+    logLevel: value('log-level') as LogLevel,
+    syslogFormat: value('syslog-format') as SyslogFormat,
+    stopTimeoutSeconds: parseConfigInteger(value('stop-timeout')) ?? 30,
+  };
+  if (stateDir && stateDir !== 'none') s.stateDir = stateDir;
+  if (control !== 'none') s.controlSocket = control || `${runDir}/${name}.sock`;
+  const group = value('control-group');
+  if (group) s.controlGroup = group;
+  if (metrics && metrics !== 'off') s.metrics = parseListen(metrics);
+  if (logFile) s.logFile = logFile;
+  return s;
+}
+
+/** Settings problems that need several keys together (e.g. log = file without log-file). */
+export function checkDaemonSettings(s: DaemonSettings): string | undefined {
+  if (s.log === 'file' && !s.logFile) return 'log = file needs log-file; set log-file = /var/log/vblade.log (or --log-file)';
+  return undefined;
+}
+
+export function serverConfigOf(list: ExportConfig[], settings: DaemonSettings): ServerConfig {
+  const c: ServerConfig = { exports: list };
+  if (settings.stateDir) c.stateDir = settings.stateDir;
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Renderers: the table is the only source of these texts.
+
+function defaultShown(k: KeyDef): string {
+  return k.defaultText ?? (k.default === '' ? 'unset' : k.default);
+}
+
+/** Long options of vbladed/vblade for --help, one key per entry. */
+export function renderDaemonHelp(width = 100): string {
+  const rows = KEYS.filter((k) => k.section === 'daemon').map((k) => {
+    const left = `  --${k.key} ${k.arg ?? 'VALUE'}`;
+    const right = `${k.meaning} [default: ${defaultShown(k)}]`;
+    return { left, right };
+  });
+  const pad = Math.max(...rows.map((r) => r.left.length)) + 2;
+  return rows.map((r) => wrap(r.right, width - pad).map((l, i) => (i === 0 ? r.left.padEnd(pad) : ' '.repeat(pad)) + l).join('\n')).join('\n');
+}
+
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  return out;
+}
+
+function commentBlock(k: KeyDef): string {
+  const values = k.values ? ` One of: ${k.values.join(', ')}.` : '';
+  const opt = k.vbladeOption ? ` (vblade ${k.vbladeOption})` : '';
+  const lines = wrap(`${k.meaning}${opt}${values} Default: ${defaultShown(k)}.`, 76).map((l) => `# ${l}`);
+  return lines.join('\n');
+}
+
+/** systemd/vblade.conf.example: every key, commented, with its default. */
+export function renderExampleConfig(): string {
+  const out: string[] = [
+    '# vblade.conf: exports served by one vbladed (see vblade.conf(5)).',
+    '# Generated from src/config/config-file.ts; regenerate with',
+    '#   node scripts/render-config-docs.js',
+    '# Lines starting with # or ; are comments. A value runs to the end of the',
+    '# line; quote it as "..." to keep leading or trailing spaces.',
+    '',
+    '[daemon]',
+  ];
+  for (const k of KEYS.filter((x) => x.section === 'daemon')) {
+    out.push(commentBlock(k));
+    out.push(`#${k.key} = ${k.default}`);
+    out.push('');
+  }
+  out.push('# One section per export, named by its AoE address eSHELF.SLOT');
+  out.push(`# (shelf 0..${MAX_SHELF}, slot 0..${MAX_SLOT}).`);
+  out.push('[export e1.1]');
+  const example: Record<string, string> = { file: '/srv/vblade/disk1.img', interfaces: 'eth0 eth1' };
+  for (const k of KEYS.filter((x) => x.section === 'export')) {
+    out.push(commentBlock(k));
+    if (example[k.key]) out.push(`${k.key} = ${example[k.key]}`);
+    else out.push(`#${k.key} = ${k.default}`);
+    out.push('');
+  }
+  out.push('# A second export: read-only, on one interface, only for two initiators.');
+  out.push('#[export e1.2]');
+  out.push('#file = /dev/vg0/boot');
+  out.push('#interfaces = eth0');
+  out.push('#read-only = yes');
+  out.push('#mac-mask = 52:54:00:12:34:56, 52:54:00:12:34:57');
+  return out.join('\n') + '\n';
+}
+
+/** Escapes text for roff: backslashes, leading dots/quotes, hyphens in options. */
+function roff(s: string): string {
+  let t = s.replace(/\\/g, '\\e').replace(/-/g, '\\-');
+  if (/^[.']/.test(t)) t = '\\&' + t;
+  return t;
+}
+
+/** docs/vblade.conf.5, whole. */
+export function renderConfManPage(): string {
+  const out: string[] = [];
+  const p = (...l: string[]): void => {
+    out.push(...l);
+  };
+  p(
+    '.\\" Generated from src/config/config-file.ts by scripts/render-config-docs.js; do not edit.',
+    '.TH VBLADE.CONF 5 "" "aoe-target" "File Formats"',
+    '.SH NAME',
+    'vblade.conf \\- exports and daemon settings of vbladed',
+    '.SH SYNOPSIS',
+    '.B /etc/vblade.conf',
+    '.SH DESCRIPTION',
+    'The file declares any number of ATA over Ethernet exports served by one',
+    '.BR vbladed (8)',
+    'process, and settings of the daemon itself.',
+    'It is read at start and again on',
+    '.BR SIGHUP ;',
+    'a reload adds, removes and changes exports without disturbing the ones whose',
+    'section did not change.',
+    '.PP',
+    'The file is plain text in sections.',
+    'A section starts with a header line in brackets:',
+    '.B [daemon]',
+    'for the daemon settings (at most once) and',
+    '.BI "[export e" SHELF . SLOT ]',
+    'for each export, named by its AoE address (shelf 0\\(en' + MAX_SHELF + ', slot 0\\(en' + MAX_SLOT + ';',
+    'the leading e may be left out).',
+    'Other lines are',
+    '.IB key " = " value',
+    'pairs.',
+    'Lines starting with',
+    '.B #',
+    'or',
+    '.B ;',
+    'are comments; comments take whole lines, so a',
+    '.B #',
+    'inside a value is part of the value.',
+    'A value runs from after the',
+    '.B =',
+    'to the end of the line, with surrounding blanks removed; write it in double',
+    'quotes to keep them, with',
+    '.B \\e"',
+    'for a quote inside.',
+    'Booleans are',
+    '.BR yes / no',
+    '(also true/false, on/off, 1/0).',
+    'Numbers are decimal or 0x hexadecimal; a leading zero does not mean octal.',
+    'Lists are separated by blanks or commas.',
+    'An empty value means the default.',
+    'Relative paths are taken relative to the directory of the file.',
+    '.PP',
+    'Every problem is reported at once as',
+    '.IB file : line : " what is wrong; what to do"',
+    'and the file is not used until all are fixed; on a reload the daemon keeps',
+    'running with the previous configuration.',
+    'Check a file without starting anything with',
+    '.BR "vbladed \\-\\-check \\-\\-config" " FILE."',
+  );
+  const section = (title: string, which: 'daemon' | 'export', intro: string[]): void => {
+    p(`.SH ${title}`, ...intro);
+    for (const k of KEYS.filter((x) => x.section === which)) {
+      p('.TP', `.B ${roff(k.key)}`);
+      p(roff(k.meaning));
+      if (k.values) p(`Values: ${k.values.map(roff).join(', ')}.`);
+      if (k.vbladeOption) p(`Same as vblade's`, `.B ${roff(k.vbladeOption)}`, 'option.');
+      p(`Default: ${roff(defaultShown(k))}.`);
+    }
+  };
+  section('DAEMON SETTINGS', 'daemon', [
+    'Keys of the',
+    '.B [daemon]',
+    'section.',
+    'Each is also a long option of',
+    '.BR vbladed (8),',
+    'for example',
+    '.BR "\\-\\-state\\-dir " DIR ,',
+    'which wins over the file.',
+  ]);
+  section('EXPORT SETTINGS', 'export', [
+    'Keys of an',
+    '.B [export]',
+    'section.',
+    'An export with several interfaces is reachable over each; initiators use',
+    'every path.',
+  ]);
+  p(
+    '.SH STATE',
+    'The config string, MAC mask list and reserve list that initiators set are',
+    'saved per export in',
+    '.IR state\\-dir / eSHELF.SLOT .json',
+    'and restored at start, so they survive restarts and, with a shared state',
+    'directory, a failover to another host.',
+    'Saved state wins over',
+    '.BR mac\\-mask .',
+    '.SH EXAMPLE',
+    '.nf',
+    '[daemon]',
+    'log\\-format = text',
+    'metrics = 127.0.0.1:9469',
+    '',
+    '[export e1.1]',
+    'file = /srv/vblade/disk1.img',
+    'interfaces = eth0 eth1',
+    'sync = yes',
+    '',
+    '[export e1.2]',
+    'file = /dev/vg0/boot',
+    'interfaces = eth0',
+    'read\\-only = yes',
+    'mac\\-mask = 52:54:00:12:34:56',
+    '.fi',
+    '.SH FILES',
+    '.TP',
+    '.B /etc/vblade.conf',
+    'read by',
+    '.BR vblade.service .',
+    '.TP',
+    '.B /usr/share/doc/aoe\\-target/vblade.conf.example',
+    'every key with its default (systemd/vblade.conf.example in the source).',
+    '.SH SEE ALSO',
+    '.BR vbladed (8),',
+    '.BR vblade (8)',
+  );
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,241 @@
+// The root pino logger and where its lines go.
+//
+// pino always produces JSON lines; a sink takes each line and writes it to
+// one destination, turning it into a readable line first when the text
+// format is asked for:
+//
+//   stdout / stderr   sonic-boom on fd 1 / 2
+//   file              sonic-boom in append mode; reopen() after log rotation (SIGHUP)
+//   syslog            one datagram per record to /dev/log (journald or a syslog
+//                     daemon), RFC 3164 or RFC 5424 framing, tag "vbladed",
+//                     facility daemon, severity from the pino level
+//
+// The worker process logs JSON to its stdout; the supervisor feeds those
+// lines into its own sink (writeLine), so one process owns the destination
+// and a reopen covers both.
+//
+// No pretty-printing package: formatText below is the whole readable form.
+
+import * as os from 'node:os';
+import pino, { type Logger } from 'pino';
+import type { LogDestination, LogFormat, LogLevel, SyslogFormat } from '../config/config-file';
+
+export interface LogOptions {
+  destination: Exclude<LogDestination, 'auto'>;
+  file?: string;
+  format: LogFormat;
+  level: LogLevel;
+  syslogFormat?: SyslogFormat;
+  /** Default /dev/log. */
+  syslogPath?: string;
+  /** Default 'vbladed'. */
+  tag?: string;
+  /** Datagram sender for syslog; default: the native addon's unixDatagramSend. */
+  send?: (path: string, message: string) => void;
+}
+
+export interface LogSink {
+  /** One line of pino JSON (with or without the trailing newline), or any other text (logged as is). */
+  writeLine(line: string): void;
+  /** Reopens a log file (after rotation); no-op for other destinations. */
+  reopen(): void;
+  /** Writes out anything buffered (synchronously). */
+  flushSync(): void;
+}
+
+export const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL',
+};
+
+/** pino level → syslog severity (RFC 5424 §6.2.1). */
+export function syslogSeverity(level: number): number {
+  if (level >= 60) return 2; // crit
+  if (level >= 50) return 3; // err
+  if (level >= 40) return 4; // warning
+  if (level >= 30) return 6; // info
+  return 7; // debug
+}
+
+/** Facility "daemon" (3). */
+const FACILITY_DAEMON = 3;
+
+const STANDARD_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'name', 'v']);
+
+function formatValue(v: unknown): string {
+  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  if (v === null || typeof v !== 'object') return String(v);
+  return JSON.stringify(v);
+}
+
+/**
+ * A pino JSON record as one readable line (plus an indented stack for
+ * errors): `2025-01-02T03:04:05.678Z INFO  [1234] message key=value ...`.
+ * Lines that are not JSON records come back unchanged.
+ */
+export function formatText(line: string): string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number') return line;
+  const time = typeof rec.time === 'number' ? new Date(rec.time).toISOString() : '-';
+  const level = (LEVEL_NAMES[rec.level] ?? String(rec.level)).padEnd(5);
+  const parts = [`${time} ${level} [${rec.pid ?? '-'}]`];
+  if (typeof rec.name === 'string') parts.push(`${rec.name}:`);
+  if (rec.msg !== undefined) parts.push(String(rec.msg));
+  let stack = '';
+  for (const [k, v] of Object.entries(rec)) {
+    if (STANDARD_FIELDS.has(k)) continue;
+    if (k === 'err' && v && typeof v === 'object') {
+      const err = v as { message?: unknown; stack?: unknown };
+      parts.push(`err=${formatValue(err.message)}`);
+      if (typeof err.stack === 'string') stack = '\n' + err.stack.split('\n').map((l) => `    ${l}`).join('\n');
+      continue;
+    }
+    parts.push(`${k}=${formatValue(v)}`);
+  }
+  return parts.join(' ') + stack;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** RFC 3164 timestamp "Mmm dd hh:mm:ss" in local time (day padded with a space). */
+function bsdTime(d: Date): string {
+  const p2 = (n: number): string => String(n).padStart(2, '0');
+  return `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
+}
+
+/**
+ * One syslog datagram for a line. RFC 3164 as the local /dev/log expects it
+ * (no hostname, like glibc's syslog(3)): `<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG`;
+ * RFC 5424: `<PRI>1 TIMESTAMP HOST TAG PID - - MSG`.
+ */
+export function syslogFrame(
+  body: string,
+  level: number,
+  pid: number,
+  opts: { tag: string; format: SyslogFormat; hostname?: string; now?: Date },
+): string {
+  const pri = FACILITY_DAEMON * 8 + syslogSeverity(level);
+  const now = opts.now ?? new Date();
+  if (opts.format === 'rfc5424') {
+    return `<${pri}>1 ${now.toISOString()} ${opts.hostname ?? os.hostname()} ${opts.tag} ${pid} - - ${body}`;
+  }
+  return `<${pri}>${bsdTime(now)} ${opts.tag}[${pid}]: ${body}`;
+}
+
+/** Largest datagram we send; longer records are cut (journald's limit is higher, classic syslogd's 8 KiB-ish). */
+const MAX_SYSLOG_BYTES = 8192;
+
+function levelAndPid(line: string): { level: number; pid: number } {
+  const lm = /"level":(\d+)/.exec(line);
+  const pm = /"pid":(\d+)/.exec(line);
+  return { level: lm ? Number(lm[1]) : 30, pid: pm ? Number(pm[1]) : process.pid };
+}
+
+function defaultSend(): (path: string, message: string) => void {
+  // Loaded lazily so that a build without the addon can still log elsewhere.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { native } = require('../native/addon') as typeof import('../native/addon');
+  return (p, m) => native.unixDatagramSend(p, m);
+}
+
+type Boom = ReturnType<typeof pino.destination> & { reopen(file?: string): void; flushSync(): void };
+
+/** Creates the sink for a destination. */
+export function createSink(opts: LogOptions): LogSink {
+  const transform = opts.format === 'text' ? formatText : (l: string) => l;
+  if (opts.destination === 'syslog') {
+    const tag = opts.tag ?? 'vbladed';
+    const socketPath = opts.syslogPath ?? '/dev/log';
+    let send = opts.send;
+    let fallback: Boom | undefined;
+    const toStderr = (why: string, line: string): void => {
+      if (!fallback) {
+        fallback = pino.destination({ dest: 2, sync: true }) as Boom;
+        fallback.write(`vbladed: cannot log to ${socketPath} (${why}); logging to stderr instead\n`);
+      }
+      fallback.write(line + '\n');
+    };
+    return {
+      writeLine(raw) {
+        const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+        if (line === '') return;
+        const { level, pid } = levelAndPid(line);
+        let body = transform(line).replace(/\n/g, ' ');
+        if (Buffer.byteLength(body) > MAX_SYSLOG_BYTES) body = Buffer.from(body).subarray(0, MAX_SYSLOG_BYTES).toString();
+        if (fallback) return toStderr('', transform(line));
+        try {
+          send ??= defaultSend();
+          send(socketPath, syslogFrame(body, level, pid, { tag, format: opts.syslogFormat ?? 'rfc3164' }));
+        } catch (e) {
+          toStderr((e as Error).message, transform(line));
+        }
+      },
+      reopen() {},
+      flushSync() {},
+    };
+  }
+  let boom: Boom;
+  if (opts.destination === 'file') {
+    if (!opts.file) throw new Error('log destination "file" needs a file name');
+    boom = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true }) as Boom;
+  } else {
+    boom = pino.destination({ dest: opts.destination === 'stderr' ? 2 : 1, sync: true }) as Boom;
+  }
+  return {
+    writeLine(raw) {
+      const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+      boom.write(transform(line) + '\n');
+    },
+    reopen() {
+      if (opts.destination === 'file') boom.reopen();
+    },
+    flushSync() {
+      try {
+        boom.flushSync();
+      } catch {
+        // nothing buffered (sync mode) or fd gone
+      }
+    },
+  };
+}
+
+/** A pino logger writing through `sink`. */
+export function loggerOnSink(sink: LogSink, level: LogLevel, bindings: Record<string, unknown> = {}): Logger {
+  const stream = { write: (s: string) => sink.writeLine(s) };
+  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...bindings } }, stream);
+}
+
+/** The root logger and its sink. */
+export function createLogger(opts: LogOptions, bindings: Record<string, unknown> = {}): { logger: Logger; sink: LogSink } {
+  const sink = createSink(opts);
+  return { logger: loggerOnSink(sink, opts.level, bindings), sink };
+}
+
+/**
+ * Splits a byte stream (a child's stdout/stderr) into lines and hands each
+ * to `onLine`; text that is not a pino record becomes one, at `level`, so a
+ * crash trace on stderr still reaches the log.
+ */
+export function lineSplitter(onLine: (line: string) => void): (chunk: Buffer | string) => void {
+  let rest = '';
+  return (chunk) => {
+    const text = rest + chunk.toString();
+    const lines = text.split('\n');
+    rest = lines.pop() ?? '';
+    if (rest.length > 65536) {
+      lines.push(rest);
+      rest = '';
+    }
+    for (const l of lines) if (l !== '') onLine(l);
+  };
+}
+
+/** Wraps a stray text line (not JSON) as a pino record so every destination gets the same shape. */
+export function wrapForeignLine(line: string, level: number, pid: number, extra: Record<string, unknown> = {}): string {
+  if (line.startsWith('{"level":')) return line;
+  return JSON.stringify({ level, time: Date.now(), pid, hostname: os.hostname(), ...extra, msg: line });
+}

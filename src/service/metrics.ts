@@ -1,0 +1,218 @@
+// Prometheus text exposition (format 0.0.4) of the server's stats
+// (server.ts ServerStats), on an opt-in HTTP listener
+// (`--metrics 127.0.0.1:9469`, GET /metrics).
+//
+//   per export     vblade_export_<counter>_total{export}     every entry of counters
+//                  vblade_export_sectors / _inflight / _read_only{export}
+//                  vblade_export_latency_seconds{export}     histogram from latencyUsLog2
+//                                                            (bucket i: < 2^i µs)
+//   per interface  vblade_interface_<counter>_total{interface}
+//                  vblade_interface_up / _open / _mtu / _sectors_per_frame{interface}
+//   supervisor     vblade_up, vblade_worker_restarts_total, vblade_worker_uptime_seconds
+//
+// Fields missing from the stats object are left out, so a partial object
+// (a worker that is restarting) still renders.
+
+import * as http from 'node:http';
+import type { Logger } from 'pino';
+import type { ServerStats } from '../target/server';
+
+type Labels = Record<string, string>;
+
+interface Family {
+  type: 'counter' | 'gauge' | 'histogram';
+  help: string;
+  samples: string[];
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function labelText(labels: Labels): string {
+  const keys = Object.keys(labels);
+  if (!keys.length) return '';
+  return '{' + keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(',') + '}';
+}
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+function metricName(s: string): string {
+  return s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^a-zA-Z0-9_]/g, '_').toLowerCase();
+}
+
+class Exposition {
+  private readonly families = new Map<string, Family>();
+
+  private family(name: string, type: Family['type'], help: string): Family {
+    let f = this.families.get(name);
+    if (!f) {
+      f = { type, help, samples: [] };
+      this.families.set(name, f);
+    }
+    return f;
+  }
+
+  counter(name: string, help: string, labels: Labels, value: number): void {
+    this.family(name, 'counter', help).samples.push(`${name}${labelText(labels)} ${num(value)}`);
+  }
+
+  gauge(name: string, help: string, labels: Labels, value: number): void {
+    this.family(name, 'gauge', help).samples.push(`${name}${labelText(labels)} ${num(value)}`);
+  }
+
+  /** A histogram from per-bucket counts; bucket i counts values below bounds[i], the rest (if any) are above every bound. */
+  histogram(name: string, help: string, labels: Labels, bounds: number[], counts: number[], sum?: number): void {
+    const f = this.family(name, 'histogram', help);
+    let cum = 0;
+    for (let i = 0; i < bounds.length; i++) {
+      cum += counts[i] ?? 0;
+      f.samples.push(`${name}_bucket${labelText({ ...labels, le: num(bounds[i]) })} ${cum}`);
+    }
+    for (let i = bounds.length; i < counts.length; i++) cum += counts[i] ?? 0;
+    f.samples.push(`${name}_bucket${labelText({ ...labels, le: '+Inf' })} ${cum}`);
+    if (sum !== undefined) f.samples.push(`${name}_sum${labelText(labels)} ${num(sum)}`);
+    f.samples.push(`${name}_count${labelText(labels)} ${cum}`);
+  }
+
+  text(): string {
+    const out: string[] = [];
+    for (const [name, f] of this.families) {
+      out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`, ...f.samples);
+    }
+    return out.join('\n') + '\n';
+  }
+}
+
+const COUNTER_HELP: Record<string, string> = {
+  reads: 'ATA read commands answered',
+  writes: 'ATA write commands answered',
+  read_bytes: 'bytes read from the backing store for initiators',
+  write_bytes: 'bytes written to the backing store for initiators',
+  flushes: 'FLUSH CACHE commands answered',
+  other: 'requests answered without storage (identify, config, mask, reserve)',
+  ata_errors: 'ATA errors sent (bad arguments, out of range, read-only)',
+  io_errors: 'backing store I/O errors, answered with ATA ABRT',
+  aoe_errors: 'AoE-level error replies',
+  mask_drops: 'frames dropped by the MAC mask',
+  syncs: 'fdatasync calls for -s writes and FLUSH commands (group commit: one covers many)',
+  rx_frames: 'AoE request frames received',
+  tx_frames: 'frames sent',
+  tx_bytes: 'bytes sent',
+  rx_ring_drops: 'frames the kernel dropped because the receive ring was full',
+  tx_drops: 'replies dropped (no transmit slot or the link went away)',
+  ignored: 'frames ignored (not for us)',
+  link_downs: 'times the link went down or vanished',
+};
+
+/** Upper bounds of latencyUsLog2 buckets in seconds: bucket i counts requests faster than 2^i µs; the last bucket is open. */
+function log2Bounds(buckets: number): number[] {
+  return Array.from({ length: Math.max(0, buckets - 1) }, (_, i) => 2 ** i / 1e6);
+}
+
+export interface SupervisorFacts {
+  restarts?: number;
+  workerUptimeMs?: number;
+  ready?: boolean;
+}
+
+/** The server's stats (and supervisor facts) as Prometheus text. */
+export function renderMetrics(stats: Partial<ServerStats> | undefined, supervisor?: SupervisorFacts): string {
+  const x = new Exposition();
+  if (supervisor) {
+    if (typeof supervisor.ready === 'boolean') x.gauge('vblade_up', '1 when the worker is serving', {}, supervisor.ready ? 1 : 0);
+    if (typeof supervisor.restarts === 'number') x.counter('vblade_worker_restarts_total', 'times the worker was restarted', {}, supervisor.restarts);
+    if (typeof supervisor.workerUptimeMs === 'number') {
+      x.gauge('vblade_worker_uptime_seconds', 'seconds since the worker started', {}, supervisor.workerUptimeMs / 1000);
+    }
+  }
+  for (const e of stats?.exports ?? []) {
+    const l = { export: e.key };
+    for (const [n, v] of Object.entries(e.counters ?? {})) {
+      const name = `vblade_export_${metricName(n)}_total`;
+      x.counter(name, COUNTER_HELP[n] ?? n.replace(/_/g, ' '), l, v);
+    }
+    if (typeof e.sectors === 'number') x.gauge('vblade_export_sectors', 'exported size in 512-byte sectors', l, e.sectors);
+    if (typeof e.inflight === 'number') x.gauge('vblade_export_inflight', 'requests in flight', l, e.inflight);
+    if (typeof e.readOnly === 'boolean') x.gauge('vblade_export_read_only', '1 when the export refuses writes', l, e.readOnly ? 1 : 0);
+    if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
+      x.histogram('vblade_export_latency_seconds', 'time from request to reply', l, log2Bounds(e.latencyUsLog2.length), e.latencyUsLog2);
+    }
+  }
+  for (const i of stats?.interfaces ?? []) {
+    const l = { interface: i.name };
+    for (const [n, v] of Object.entries(i.counters ?? {})) {
+      x.counter(`vblade_interface_${metricName(n)}_total`, COUNTER_HELP[n] ?? n.replace(/_/g, ' '), l, v);
+    }
+    if (typeof i.up === 'boolean') x.gauge('vblade_interface_up', '1 when the interface is up and running', l, i.up ? 1 : 0);
+    if (typeof i.open === 'boolean') x.gauge('vblade_interface_open', '1 when the packet socket is open', l, i.open ? 1 : 0);
+    if (typeof i.mtu === 'number') x.gauge('vblade_interface_mtu', 'interface MTU', l, i.mtu);
+    if (typeof i.sectorsPerFrame === 'number') x.gauge('vblade_interface_sectors_per_frame', 'sectors that fit one frame', l, i.sectorsPerFrame);
+  }
+  return x.text();
+}
+
+export interface MetricsSource {
+  stats(): Promise<unknown>;
+  supervisor?(): SupervisorFacts;
+}
+
+export class MetricsServer {
+  private constructor(private readonly server: http.Server) {}
+
+  get address(): { host: string; port: number } {
+    const a = this.server.address() as { address: string; port: number };
+    return { host: a.address, port: a.port };
+  }
+
+  static async listen(source: MetricsSource, at: { host: string; port: number }, log: Logger): Promise<MetricsServer> {
+    const server = http.createServer((req, res) => {
+      const url = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      if (url !== '/metrics') {
+        res.writeHead(url === '/' ? 200 : 404, { 'content-type': 'text/plain' }).end(url === '/' ? 'vbladed metrics at /metrics\n' : 'not found\n');
+        return;
+      }
+      source.stats().then(
+        (stats) => {
+          let text: string;
+          try {
+            text = renderMetrics(stats as Partial<ServerStats>, source.supervisor?.());
+          } catch (e) {
+            res.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot render metrics: ${(e as Error).message}\n`);
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : text);
+        },
+        (e: Error) => {
+          // The worker is down or restarting: still say so in metrics form.
+          const text = renderMetrics(undefined, { ...source.supervisor?.(), ready: false });
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-vblade-error': e.message.replace(/[^\x20-\x7e]/g, ' ') }).end(text);
+        },
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(at.port, at.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const m = new MetricsServer(server);
+    log.info({ metrics: m.address }, `metrics at http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${m.address.port}/metrics`);
+    return m;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections?.();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,333 @@
+// The supervisor: runs the worker (worker.ts) as a child process, restarts
+// it with exponential back-off when it dies, logs every restart with its
+// reason, relays reloads and control requests to it, and stops it cleanly.
+//
+// Back-off: the first restart waits minMs (1 s); each further crash doubles
+// the wait up to maxMs (60 s); a worker that stayed up resetAfterMs (60 s)
+// before dying is restarted after minMs again.
+//
+// Signals are installed by the caller (cli-vbladed.ts), so this class can be
+// driven directly in tests.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { ServerConfig } from '../config/export-config';
+import { exportKey } from '../config/export-config';
+import type { LogLevel } from '../config/config-file';
+import { lineSplitter, wrapForeignLine, type LogSink } from './log';
+import { withoutNotifyEnv } from './sd-notify';
+import type { FromWorker, ToWorker, WorkerOp } from './worker';
+
+export interface Backoff {
+  minMs: number;
+  maxMs: number;
+  resetAfterMs: number;
+}
+
+export const DEFAULT_BACKOFF: Backoff = { minMs: 1000, maxMs: 60000, resetAfterMs: 60000 };
+
+export interface SupervisorOptions {
+  /** Path of the worker module (worker.js, or a test stub). */
+  workerModule: string;
+  config: ServerConfig;
+  log: Logger;
+  /** Where the worker's log lines go. */
+  sink: LogSink;
+  logLevel?: LogLevel;
+  backoff?: Backoff;
+  /** How long stop() waits for the worker before SIGKILL. */
+  stopTimeoutMs?: number;
+  /** A worker silent this long is killed and restarted; 0 = never. */
+  heartbeatTimeoutMs?: number;
+  /** How long a control request or reload may take in the worker. */
+  requestTimeoutMs?: number;
+  /** execArgv for the worker (default: this process's). */
+  execArgv?: string[];
+}
+
+export interface SupervisorStatus {
+  workerPid?: number;
+  workerUptimeMs?: number;
+  ready: boolean;
+  restarts: number;
+  /** When the next start is due, if the worker is down. */
+  restartInMs?: number;
+  lastExit?: { code: number | null; signal: string | null; reason: string; at: string };
+  exports: string[];
+}
+
+/** Describes a child's end: "exited with code 1", "was killed by SIGKILL". */
+export function exitReason(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal) return `was killed by ${signal}`;
+  return `exited with code ${code}`;
+}
+
+function secs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Export keys added, removed and changed between two configs. */
+export function diffConfigs(a: ServerConfig, b: ServerConfig): { added: string[]; removed: string[]; changed: string[] } {
+  const am = new Map(a.exports.map((e) => [exportKey(e), JSON.stringify(e)]));
+  const bm = new Map(b.exports.map((e) => [exportKey(e), JSON.stringify(e)]));
+  return {
+    added: [...bm.keys()].filter((k) => !am.has(k)),
+    removed: [...am.keys()].filter((k) => !bm.has(k)),
+    changed: [...bm.keys()].filter((k) => am.has(k) && am.get(k) !== bm.get(k)),
+  };
+}
+
+interface Waiting {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Events: 'ready' (worker pid) each time a worker reports it serves;
+ * 'worker-exit' ({pid, code, signal, reason, restartInMs}); 'worker-failed'
+ * (message) when a worker could not start; 'stopped'.
+ */
+export class Supervisor extends EventEmitter {
+  private child: ChildProcess | undefined;
+  private childStarted = 0;
+  private ready = false;
+  private stopping: Promise<number> | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restartAt = 0;
+  private delayMs: number;
+  private restarts = 0;
+  private lastExit: SupervisorStatus['lastExit'];
+  private lastFatal: string | undefined;
+  private lastHeartbeat = 0;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private nextId = 1;
+  private readonly waiting = new Map<number, Waiting>();
+  private config: ServerConfig;
+  private readonly backoff: Backoff;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    super();
+    this.config = opts.config;
+    this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.delayMs = this.backoff.minMs;
+  }
+
+  get currentConfig(): ServerConfig {
+    return this.config;
+  }
+
+  get workerPid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    this.spawnWorker();
+    const hb = this.opts.heartbeatTimeoutMs ?? 30000;
+    if (hb > 0) {
+      this.heartbeatTimer = setInterval(() => this.checkHeartbeat(hb), Math.min(hb, 1000));
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  status(): SupervisorStatus {
+    const s: SupervisorStatus = {
+      ready: this.ready,
+      restarts: this.restarts,
+      exports: this.config.exports.map(exportKey),
+    };
+    if (this.child?.pid) {
+      s.workerPid = this.child.pid;
+      s.workerUptimeMs = Date.now() - this.childStarted;
+    }
+    if (this.restartTimer) s.restartInMs = Math.max(0, this.restartAt - Date.now());
+    if (this.lastExit) s.lastExit = this.lastExit;
+    return s;
+  }
+
+  private spawnWorker(): void {
+    const { log, sink } = this.opts;
+    this.restartTimer = undefined;
+    this.ready = false;
+    this.lastFatal = undefined;
+    const child = fork(this.opts.workerModule, [], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: withoutNotifyEnv(process.env),
+      execArgv: this.opts.execArgv ?? process.execArgv,
+    });
+    this.child = child;
+    this.childStarted = Date.now();
+    this.lastHeartbeat = Date.now();
+    const pid = child.pid ?? 0;
+    child.stdout!.on('data', lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 30, pid, { role: 'worker' }))));
+    child.stderr!.on('data', lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 50, pid, { role: 'worker', stream: 'stderr' }))));
+    child.on('message', (m) => this.onMessage(child, m as FromWorker));
+    child.on('error', (e) => log.error({ err: e }, `worker process error: ${e.message}`));
+    child.on('exit', (code, signal) => this.onExit(child, code, signal));
+    log.info({ workerPid: pid, exports: this.config.exports.map(exportKey) }, `started worker ${pid}`);
+    this.send(child, { type: 'start', config: this.config, logLevel: this.opts.logLevel });
+  }
+
+  private send(child: ChildProcess, m: ToWorker): boolean {
+    if (!child.connected) return false;
+    try {
+      child.send(m);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private onMessage(child: ChildProcess, m: FromWorker): void {
+    if (child !== this.child) return;
+    this.lastHeartbeat = Date.now();
+    switch (m.type) {
+      case 'ready':
+        this.ready = true;
+        this.opts.log.info({ workerPid: child.pid, exports: m.exports }, `worker ${child.pid} is serving ${m.exports.join(' ') || 'no exports'}`);
+        this.emit('ready', child.pid);
+        break;
+      case 'fatal':
+        this.lastFatal = m.message;
+        this.emit('worker-failed', m.message);
+        break;
+      case 'applied':
+      case 'response': {
+        const w = this.waiting.get(m.id);
+        if (!w) return;
+        this.waiting.delete(m.id);
+        clearTimeout(w.timer);
+        if (m.ok) w.resolve(m.type === 'response' ? m.result : undefined);
+        else w.reject(new Error(m.error ?? 'failed'));
+        break;
+      }
+      case 'heartbeat':
+        break;
+    }
+  }
+
+  private checkHeartbeat(limitMs: number): void {
+    const c = this.child;
+    if (!c || this.stopping || c.exitCode !== null || c.signalCode !== null) return;
+    const silent = Date.now() - this.lastHeartbeat;
+    if (silent > limitMs) {
+      this.lastFatal = `no heartbeat for ${secs(Math.round(silent / 100) * 100)}`;
+      this.opts.log.error({ workerPid: c.pid }, `worker ${c.pid} sent no heartbeat for ${secs(Math.round(silent / 100) * 100)}; killing it`);
+      this.lastHeartbeat = Date.now();
+      c.kill('SIGKILL');
+    }
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child) return;
+    this.child = undefined;
+    this.ready = false;
+    const pid = child.pid;
+    const upMs = Date.now() - this.childStarted;
+    for (const [id, w] of this.waiting) {
+      clearTimeout(w.timer);
+      w.reject(new Error(`worker ${pid} ${exitReason(code, signal)}`));
+      this.waiting.delete(id);
+    }
+    let reason = exitReason(code, signal);
+    if (this.lastFatal) reason += ` (${this.lastFatal})`;
+    this.lastExit = { code, signal, reason, at: new Date().toISOString() };
+    if (this.stopping) {
+      this.opts.log.info({ workerPid: pid, code, signal }, `worker ${pid} ${reason}`);
+      this.emit('worker-exit', { pid, code, signal, reason });
+      return;
+    }
+    if (upMs >= this.backoff.resetAfterMs) this.delayMs = this.backoff.minMs;
+    const delay = this.delayMs;
+    this.delayMs = Math.min(this.backoff.maxMs, this.delayMs * 2);
+    this.restarts++;
+    this.opts.log.warn(
+      { workerPid: pid, code, signal, uptimeMs: upMs, restartInMs: delay, restarts: this.restarts },
+      `worker ${pid} ${reason} after ${secs(Math.round(upMs / 100) * 100)}; restarting in ${secs(delay)} (restart ${this.restarts})`,
+    );
+    this.emit('worker-exit', { pid, code, signal, reason, restartInMs: delay });
+    this.restartAt = Date.now() + delay;
+    this.restartTimer = setTimeout(() => this.spawnWorker(), delay);
+  }
+
+  private ask<T>(build: (id: number) => ToWorker, what: string): Promise<T> {
+    const c = this.child;
+    if (!c || !this.ready) {
+      const when = this.restartTimer ? `; next start in ${secs(Math.max(0, this.restartAt - Date.now()))}` : '';
+      return Promise.reject(new Error(`the worker is not serving right now${when}`));
+    }
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`the worker did not answer ${what} in time`));
+      }, this.opts.requestTimeoutMs ?? 30000);
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      if (!this.send(c, build(id))) {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        reject(new Error('the worker is not reachable'));
+      }
+    });
+  }
+
+  /** A control request answered by the worker. */
+  request(op: WorkerOp, key?: string): Promise<unknown> {
+    return this.ask((id) => ({ type: 'request', id, op, key }), op);
+  }
+
+  /**
+   * Switches to a new config: tells a serving worker to apply it (resolves
+   * when it has), or keeps it for the next start when the worker is down.
+   */
+  async apply(config: ServerConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    const diff = diffConfigs(this.config, config);
+    const previous = this.config;
+    this.config = config;
+    if (this.child && this.ready) {
+      try {
+        await this.ask<void>((id) => ({ type: 'apply', id, config }), 'the reload');
+      } catch (e) {
+        this.config = previous;
+        throw e;
+      }
+    }
+    return diff;
+  }
+
+  /**
+   * Stops the worker: SIGTERM (it stops taking requests, finishes and
+   * flushes those in flight, saves state and exits 0), SIGKILL after the
+   * stop timeout. Resolves to the exit code vbladed should use: 0 when the
+   * worker stopped cleanly or was not running.
+   */
+  stop(): Promise<number> {
+    if (this.stopping) return this.stopping;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    const c = this.child;
+    this.stopping = new Promise<number>((resolve) => {
+      if (!c || c.exitCode !== null || c.signalCode !== null) {
+        resolve(0);
+        return;
+      }
+      const timeoutMs = this.opts.stopTimeoutMs ?? 30000;
+      const killer = setTimeout(() => {
+        this.opts.log.error({ workerPid: c.pid }, `worker ${c.pid} did not stop within ${secs(timeoutMs)}; killing it`);
+        c.kill('SIGKILL');
+      }, timeoutMs);
+      c.once('exit', (code) => {
+        clearTimeout(killer);
+        resolve(code === 0 ? 0 : 1);
+      });
+      this.opts.log.info({ workerPid: c.pid }, `stopping worker ${c.pid}`);
+      c.kill('SIGTERM');
+    }).then((code) => {
+      this.emit('stopped', code);
+      return code;
+    });
+    return this.stopping;
+  }
+}

@@ -1,0 +1,256 @@
+// The serving process. The supervisor forks this module, sends it the
+// ServerConfig, and restarts it when it dies. It runs the server, keeps each
+// export's persisted state in the state store, and answers the supervisor's
+// requests (for the control socket and metrics).
+//
+// WorkerCore is the same thing without the process plumbing, so a
+// foreground `vblade --config` can run it in-process.
+//
+// Messages (child_process IPC, JSON):
+//   supervisor → worker  start {config, logLevel} | apply {id, config} | stop | request {id, op, key?}
+//   worker → supervisor  ready {exports} | heartbeat | applied {id, ok, error?}
+//                        | fatal {message} | response {id, ok, result?, error?}
+//
+// The seam to the serving core is StartServer: Server.start from ./server.ts
+// (tests inject their own).
+
+import pino, { type Logger } from 'pino';
+import * as os from 'node:os';
+import type { ExportConfig, ExportState, ServerConfig } from '../config/export-config';
+import { exportKey } from '../config/export-config';
+import type { LogLevel } from '../config/config-file';
+import { StateStore } from './state-store';
+
+export interface ServerHooks {
+  /** The server reports every change of an export's persisted state (config string, mask, reserve). */
+  onStateChange(key: string, state: ExportState): void;
+  /** Saved state of an export when it is (re)created; undefined = start from the ExportConfig. */
+  initialState(key: string): ExportState | undefined;
+}
+
+/** What the worker needs of the serving core (src/target/server.ts `Server`). */
+export interface ServerLike {
+  /** Reload: add, remove and change exports; exports whose ExportConfig did not change are not touched. */
+  apply(config: ServerConfig): Promise<unknown>;
+  /** Stop taking requests, finish and flush those in flight, close. */
+  stop(): Promise<void>;
+  /** Counters (server.ts ServerStats; metrics.ts renders them). */
+  stats(): object;
+  /**
+   * Empties an export's MAC mask or reserve list (control socket
+   * clear-mask / clear-reserve); the server reports the change through
+   * onStateChange like any other. False when there is no such export.
+   */
+  clearList?(key: string, list: 'mask' | 'reserve'): boolean;
+}
+
+export type StartServer = (config: ServerConfig, log: Logger, hooks: ServerHooks) => Promise<ServerLike>;
+
+export type WorkerOp = 'list' | 'stats' | 'show-mask' | 'clear-mask' | 'show-reserve' | 'clear-reserve';
+
+export type ToWorker =
+  | { type: 'start'; config: ServerConfig; logLevel?: LogLevel }
+  | { type: 'apply'; id: number; config: ServerConfig }
+  | { type: 'stop' }
+  | { type: 'request'; id: number; op: WorkerOp; key?: string };
+
+export type FromWorker =
+  | { type: 'ready'; exports: string[] }
+  | { type: 'heartbeat' }
+  | { type: 'applied'; id: number; ok: boolean; error?: string }
+  | { type: 'fatal'; message: string }
+  | { type: 'response'; id: number; ok: boolean; result?: unknown; error?: string };
+
+/** How often a worker tells the supervisor it is alive. */
+export const HEARTBEAT_MS = 2000;
+
+/** Server.start from ./server.ts, loaded when first needed (it loads the native addon). */
+export function loadServerStarter(): StartServer {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Server } = require('../target/server') as typeof import('../target/server');
+  return (config, log, hooks) => Server.start(config, log, hooks);
+}
+
+/** Serves nothing; logs what it would serve (tests of the process plumbing). */
+export const startStubServer: StartServer = async (config, log) => {
+  let current = config;
+  log.warn({ exports: config.exports.map(exportKey) }, 'stub server: serves nothing');
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  return {
+    async apply(c) {
+      current = c;
+      log.info({ exports: c.exports.map(exportKey) }, 'stub server: applied');
+    },
+    async stop() {
+      clearInterval(keepAlive);
+    },
+    stats() {
+      return { exports: current.exports.map((e) => ({ key: exportKey(e), counters: {} })) };
+    },
+  };
+};
+
+/** One export as the control socket lists it. */
+export interface ExportListing {
+  key: string;
+  config: ExportConfig;
+  state: ExportState;
+}
+
+export class WorkerCore {
+  private server: ServerLike | undefined;
+  private config: ServerConfig = { exports: [] };
+  private store: StateStore | undefined;
+  private readonly states = new Map<string, ExportState>();
+
+  constructor(
+    private readonly startServer: StartServer,
+    private readonly log: Logger,
+  ) {}
+
+  private hooks(): ServerHooks {
+    return {
+      initialState: (key) => {
+        const s = this.store?.load(key);
+        if (s) this.states.set(key, s);
+        return s;
+      },
+      onStateChange: (key, state) => {
+        const copy = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
+        this.states.set(key, copy);
+        this.store?.save(key, copy).catch(() => undefined); // logged by the store
+      },
+    };
+  }
+
+  async start(config: ServerConfig): Promise<void> {
+    this.config = config;
+    if (config.stateDir) {
+      this.store = new StateStore(config.stateDir, this.log);
+      this.store.open();
+    }
+    this.server = await this.startServer(config, this.log, this.hooks());
+  }
+
+  async apply(config: ServerConfig): Promise<void> {
+    if (!this.server) throw new Error('not started');
+    await this.server.apply(config);
+    this.config = config;
+    const keys = new Set(config.exports.map(exportKey));
+    for (const k of [...this.states.keys()]) if (!keys.has(k)) this.states.delete(k);
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s) await s.stop();
+    await this.store?.flush();
+  }
+
+  private stateOf(e: ExportConfig): ExportState {
+    return this.states.get(exportKey(e)) ?? { config: '', macMask: e.macMask.slice(), reserve: [] };
+  }
+
+  private find(key: string | undefined): ExportConfig {
+    if (!key) throw new Error('this command needs an export, e.g. e1.1');
+    const k = /^[0-9]+\.[0-9]+$/.test(key) ? `e${key}` : key;
+    const e = this.config.exports.find((x) => exportKey(x) === k);
+    if (!e) throw new Error(`no export ${key}; "vblade ctl list" shows the exports`);
+    return e;
+  }
+
+  /** Answers a control request. */
+  async request(op: WorkerOp, key?: string): Promise<unknown> {
+    switch (op) {
+      case 'list':
+        return this.config.exports.map((e): ExportListing => ({ key: exportKey(e), config: e, state: this.stateOf(e) }));
+      case 'stats':
+        if (!this.server) throw new Error('not serving');
+        return this.server.stats();
+      case 'show-mask':
+      case 'show-reserve': {
+        const list = key ? [this.find(key)] : this.config.exports;
+        const field = op === 'show-mask' ? 'macMask' : 'reserve';
+        return Object.fromEntries(list.map((e) => [exportKey(e), this.stateOf(e)[field]]));
+      }
+      case 'clear-mask':
+      case 'clear-reserve': {
+        const e = this.find(key);
+        if (!this.server?.clearList) throw new Error('this server cannot change export state from the control socket');
+        if (!this.server.clearList(exportKey(e), op === 'clear-mask' ? 'mask' : 'reserve')) throw new Error(`${exportKey(e)} is not being served right now`);
+        return { key: exportKey(e), cleared: op === 'clear-mask' ? 'mask' : 'reserve' };
+      }
+    }
+  }
+}
+
+/** Runs this process as the supervisor's worker. */
+export function runWorkerProcess(startServer: StartServer = loadServerStarter()): void {
+  const send = (m: FromWorker): void => {
+    if (process.connected) process.send!(m);
+  };
+  let log: Logger = pino({ base: { pid: process.pid, hostname: os.hostname(), role: 'worker' } }, pino.destination({ dest: 1, sync: true }));
+  let core: WorkerCore | undefined;
+  let stopping = false;
+  const heartbeat = setInterval(() => {
+    // Also covers a channel that closed before the 'disconnect' listener could see it.
+    if (!process.connected) stop('supervisor gone');
+    else send({ type: 'heartbeat' });
+  }, HEARTBEAT_MS);
+  send({ type: 'heartbeat' });
+
+  const stop = (why: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`worker stopping (${why})`);
+    const c = core;
+    (c ? c.stop() : Promise.resolve()).then(
+      () => {
+        log.info('worker stopped: in-flight requests finished and state saved');
+        clearInterval(heartbeat);
+        process.exit(0);
+      },
+      (e: Error) => {
+        log.error({ err: e }, `worker could not stop cleanly: ${e.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => undefined); // reloads come over IPC; a stray group SIGHUP must not kill us
+  process.on('disconnect', () => stop('supervisor gone'));
+
+  process.on('message', (raw) => {
+    const m = raw as ToWorker;
+    if (m.type === 'start') {
+      if (m.logLevel) log.level = m.logLevel;
+      log = log.child({});
+      core = new WorkerCore(startServer, log);
+      core.start(m.config).then(
+        () => send({ type: 'ready', exports: m.config.exports.map(exportKey) }),
+        (e: Error) => {
+          log.error({ err: e }, `cannot start serving: ${e.message}`);
+          send({ type: 'fatal', message: e.message });
+          setImmediate(() => process.exit(1));
+        },
+      );
+    } else if (m.type === 'apply') {
+      if (!core) return send({ type: 'applied', id: m.id, ok: false, error: 'not started' });
+      core.apply(m.config).then(
+        () => send({ type: 'applied', id: m.id, ok: true }),
+        (e: Error) => send({ type: 'applied', id: m.id, ok: false, error: e.message }),
+      );
+    } else if (m.type === 'stop') {
+      stop('asked by the supervisor');
+    } else if (m.type === 'request') {
+      if (!core) return send({ type: 'response', id: m.id, ok: false, error: 'not started' });
+      core.request(m.op, m.key).then(
+        (result) => send({ type: 'response', id: m.id, ok: true, result }),
+        (e: Error) => send({ type: 'response', id: m.id, ok: false, error: e.message }),
+      );
+    }
+  });
+}
+
+if (require.main === module) runWorkerProcess();

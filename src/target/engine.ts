@@ -1,0 +1,531 @@
+// The request engine: frames in, storage I/O, replies out. One wake-up of a
+// socket or of the io ring is one batch: every ready frame is handled, all
+// storage operations go to the kernel in one submit, completions are reaped
+// together and every link's replies leave in one send. Request state lives in
+// preallocated typed arrays indexed by a request slot number, so the frame
+// path allocates nothing and creates no closures or promises.
+
+// Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
+// The same for the clock: the global `performance` is a lazy getter on globalThis.
+import { performance } from 'node:perf_hooks';
+import { setAtaIoError } from '../aoe/ata';
+import { writeAnnouncement } from '../aoe/config-query';
+import {
+  ATA_HEADER_LEN, ATA_STATUS_ERR, Command, FLAG_ERROR, OFF_ATA_CMDSTAT, OFF_ATA_DATA,
+  OFF_ATA_SECTORS, OFF_CMD, OFF_SRC, OFF_VERFLAGS, SECTOR_SIZE,
+} from '../aoe/constants';
+import { Pending, respond } from '../aoe/dispatch';
+import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
+import { ExportCounter, LinkCounter, recordLatency } from './counters';
+import type { Export } from './export';
+import type { Link } from './link';
+import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, type IoRing } from '../native/addon';
+
+const enum Kind {
+  Read = 1,
+  Write = 2,
+  Flush = 3,
+}
+
+/** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
+const SYNC_TAG = 0x40000000;
+const MAX_BUFFER_IDS = 64;
+/**
+ * A group commit normally waits until the export has no write left between
+ * submission and completion, so that one fdatasync covers all of them; under
+ * a stream of writes that never lets up it starts after this long anyway.
+ */
+const GROUP_COMMIT_MAX_WAIT_MS = 1;
+/** Longest uninterrupted busy poll, so timers and the control socket get their turn. */
+const SPIN_MAX_MS = 2;
+const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+
+export interface EngineEvents {
+  /** An export's config string, mask or reserve list changed. */
+  stateChanged(e: Export): void;
+  /** A request finished and its link or export may now be retired. */
+  drained(): void;
+}
+
+export class Engine {
+  readonly links: Link[] = [];
+  readonly exports: (Export | null)[] = [];
+
+  private readonly reqKind: Uint8Array;
+  private readonly reqLink: Int32Array;
+  private readonly reqExport: Int32Array;
+  private readonly reqTx: Int32Array;
+  private readonly reqRx: Int32Array;
+  private readonly reqBytes: Int32Array;
+  private readonly reqStart: Float64Array;
+  private readonly reqFree: Int32Array;
+  private reqFreeN = 0;
+
+  private readonly ops: Float64Array;
+  private readonly tags: Uint32Array;
+  private opsN = 0;
+  /** Operations the io ring accepted and reap() has not returned: no reap (a native call) while 0. */
+  private ioPending = 0;
+  private readonly cq: Int32Array;
+  private readonly bufferIdFree: number[] = [];
+  private flushRetry: NodeJS.Immediate | null = null;
+  /** Some export has requests waiting for a group commit that has not started. */
+  private groupCommitDue = false;
+  /** When the last batch (and its spin) ended, for maybeSpin(). */
+  private lastBatchEnd = -Infinity;
+  /**
+   * performance.now() as of the current wake-up, or of the last reap that
+   * brought completions: request start and reply times are read from here,
+   * so the clock is read once per batch rather than twice per request.
+   */
+  private clock = 0;
+  private readonly retryFlush = (): void => {
+    this.flushRetry = null;
+    this.flushAll();
+  };
+
+  constructor(
+    readonly io: IoRing,
+    readonly requestSlots: number,
+    private readonly events: EngineEvents,
+    /** Busy-poll this long after the last frame before sleeping in epoll (0: never). */
+    private readonly spinMs = 0.02,
+  ) {
+    const n = requestSlots;
+    this.reqKind = new Uint8Array(n);
+    this.reqLink = new Int32Array(n);
+    this.reqExport = new Int32Array(n);
+    this.reqTx = new Int32Array(n);
+    this.reqRx = new Int32Array(n);
+    this.reqBytes = new Int32Array(n);
+    this.reqStart = new Float64Array(n);
+    this.reqFree = new Int32Array(n);
+    for (let i = n - 1; i >= 0; i--) this.reqFree[this.reqFreeN++] = i;
+    // Every request holds at most one operation, and each export at most one fdatasync.
+    this.ops = new Float64Array((n + 256) * IO_OP_FIELDS);
+    this.tags = new Uint32Array(n + 256);
+    this.cq = new Int32Array(512);
+    for (let i = MAX_BUFFER_IDS - 1; i >= 0; i--) this.bufferIdFree.push(i);
+  }
+
+  /** Requests between submission and reply, over all exports. */
+  get inflight(): number {
+    return this.requestSlots - this.reqFreeN;
+  }
+
+  // ---- memory registration -------------------------------------------------
+
+  registerLinkMemory(link: Link): void {
+    const a = this.bufferIdFree.pop();
+    const r = this.bufferIdFree.pop();
+    if (a === undefined || r === undefined) throw new Error('too many interfaces for one process (at most 32)');
+    this.io.registerBuffer(a, link.arena);
+    this.io.registerBuffer(r, link.socket!.ring);
+    link.arenaBufferId = a;
+    link.ringBufferId = r;
+  }
+
+  unregisterLinkMemory(link: Link): void {
+    for (const id of [link.arenaBufferId, link.ringBufferId]) {
+      if (id >= 0) {
+        this.io.unregisterBuffer(id);
+        this.bufferIdFree.push(id);
+      }
+    }
+    link.arenaBufferId = link.ringBufferId = -1;
+  }
+
+  // ---- receive ---------------------------------------------------------------
+
+  /**
+   * One wake-up of a link's socket: drain every ready frame, submit, reap and
+   * send; then keep polling the rings for a short while (see spin()).
+   */
+  receive(link: Link): void {
+    const woke = performance.now();
+    this.clock = woke;
+    this.drain(link);
+    this.pump();
+    this.flushAll();
+    this.maybeSpin(woke);
+  }
+
+  /** Handles every frame ready on a link's ring; returns how many there were. */
+  private drain(link: Link): number {
+    const sock = link.socket;
+    if (sock === null || !link.accepting) return 0;
+    const desc = link.rxDesc;
+    let total = 0;
+    for (;;) {
+      const n = sock.drain(desc, link.rxBatch);
+      if (n === 0) break;
+      total += n;
+      link.counters[LinkCounter.RxFrames] += n;
+      const done = link.rxDone;
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        const p = i * 3;
+        if (!this.frame(link, sock.ring, desc[p], desc[p + 1], desc[p + 2])) done[k++] = desc[p + 2];
+      }
+      if (k > 0) sock.releaseMany(done, k);
+      this.pump();
+      if (n < link.rxBatch) break;
+    }
+    return total;
+  }
+
+  /**
+   * Adaptive busy polling. Waking a sleeping thread through epoll costs more
+   * than serving a request (most of all in a VM), and an initiator often
+   * sends its next request right after our reply. So when the previous batch
+   * ended only moments before this wake-up -- traffic dense enough that
+   * polling would have caught it -- the engine keeps reading the receive
+   * rings and the io ring (plain memory reads, no system calls) until nothing
+   * has arrived for `spinMs`. Sparse traffic never spins. One spin lasts at
+   * most SPIN_MAX_MS so that timers and control requests get their turn.
+   */
+  private maybeSpin(woke: number): void {
+    if (this.spinMs > 0 && woke - this.lastBatchEnd < 2 * this.spinMs) this.spin();
+    this.lastBatchEnd = performance.now();
+  }
+
+  private spin(): void {
+    const start = performance.now();
+    let last = start;
+    for (;;) {
+      const now = performance.now();
+      if (now - last >= this.spinMs || now - start >= SPIN_MAX_MS) return;
+      this.clock = now;
+      let got = 0;
+      for (let i = 0; i < this.links.length; i++) {
+        const link = this.links[i];
+        if (link.socket !== null && link.socket.ready()) got += this.drain(link);
+      }
+      got += this.reap();
+      if (got > 0) {
+        this.pump();
+        this.flushAll();
+        last = performance.now();
+      }
+    }
+  }
+
+  /** Handles one frame for every export it addresses; true when a request still holds its receive slot. */
+  private frame(link: Link, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    const mac = link.ctx.mac;
+    if (!isAoeRequest(ring, off, len) || isFromMac(ring, off, mac) || !isForMac(ring, off, mac)) {
+      link.counters[LinkCounter.Ignored]++;
+      return false;
+    }
+    const cmd = ring[off + OFF_CMD];
+    if (cmd === Command.Config) link.refresh();
+    else if (cmd === Command.Ata && len >= ATA_HEADER_LEN && ring[off + OFF_ATA_SECTORS] > link.ctx.maxSectors) {
+      link.refresh(); // the MTU may have grown since the last look
+    }
+    const major = majorOf(ring, off);
+    const minor = minorOf(ring, off);
+    let held = false;
+    let served = false;
+    const list = link.exports;
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      const st = e.state;
+      if (e.closing || !addresses(ring, off, st.shelf, st.slot)) continue;
+      // ATA commands only for an exact address: a broadcast write must not reach every export.
+      if (cmd === Command.Ata && (major !== st.shelf || minor !== st.slot)) continue;
+      served = true;
+      if (this.serve(link, e, ring, off, len, slot)) held = true;
+    }
+    if (!served) link.counters[LinkCounter.Ignored]++;
+    return held;
+  }
+
+  private serve(link: Link, e: Export, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    const tx = link.allocTx();
+    if (tx < 0) {
+      link.counters[LinkCounter.TxDrops]++;
+      return false;
+    }
+    const arena = link.arena;
+    const t = link.slotOffset(tx);
+    const res = respond(ring, off, len, e.state, link.ctx, arena, t);
+    if (e.state.version !== e.savedVersion) this.events.stateChanged(e);
+    if (res > 0) {
+      if (arena[t + OFF_VERFLAGS] & FLAG_ERROR) e.counters[ExportCounter.AoeErrors]++;
+      else if (ring[off + OFF_CMD] === Command.Ata && arena[t + OFF_ATA_CMDSTAT] & ATA_STATUS_ERR) {
+        e.counters[ExportCounter.AtaErrors]++;
+      } else e.counters[ExportCounter.Other]++;
+      link.queue(tx, res);
+      return false;
+    }
+    if (res === 0) {
+      if (e.state.mask.count > 0 && !e.state.mask.has(ring, off + OFF_SRC)) e.counters[ExportCounter.MaskDrops]++;
+      link.freeTx(tx);
+      return false;
+    }
+    const store = e.store;
+    const d = link.ctx.ata;
+    const bytes = d.count * SECTOR_SIZE;
+    if (store.kind === 'null') {
+      if (res === Pending.Read) {
+        arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);
+        e.counters[ExportCounter.Reads]++;
+        e.counters[ExportCounter.ReadBytes] += bytes;
+        link.queue(tx, ATA_HEADER_LEN + bytes);
+      } else {
+        if (res === Pending.Write) {
+          e.counters[ExportCounter.Writes]++;
+          e.counters[ExportCounter.WriteBytes] += bytes;
+        } else e.counters[ExportCounter.Flushes]++;
+        link.queue(tx, padReply(arena, t, ATA_HEADER_LEN));
+      }
+      return false;
+    }
+    const q = this.reqFreeN > 0 ? this.reqFree[--this.reqFreeN] : -1;
+    if (q < 0) {
+      link.freeTx(tx);
+      link.counters[LinkCounter.TxDrops]++;
+      return false;
+    }
+    this.reqLink[q] = link.id;
+    this.reqExport[q] = e.id;
+    this.reqTx[q] = tx;
+    this.reqRx[q] = -1;
+    this.reqBytes[q] = bytes;
+    this.reqStart[q] = this.clock;
+    e.inflight++;
+    link.inflight++;
+    const pos = store.byteOffset + d.lba * SECTOR_SIZE;
+    const inline = store.inlineIo ? IO_OP_INLINE : 0;
+    if (res === Pending.Read) {
+      this.reqKind[q] = Kind.Read;
+      this.push(IoOp.Read | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+      return false;
+    }
+    if (res === Pending.Write) {
+      this.reqKind[q] = Kind.Write;
+      if (e.config.sync) e.syncWrites++;
+      if (store.direct) {
+        // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
+        arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
+        this.push(IoOp.Write | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+        return false;
+      }
+      this.reqRx[q] = slot;
+      this.push(IoOp.Write | inline, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
+      return true;
+    }
+    this.reqKind[q] = Kind.Flush;
+    this.joinGroupCommit(e, q);
+    return false;
+  }
+
+  // ---- storage ---------------------------------------------------------------
+
+  private push(op: number, fd: number, buffer: number, offset: number, length: number, position: number, tag: number): void {
+    if ((this.opsN + 1) * IO_OP_FIELDS > this.ops.length) this.submit();
+    const p = this.opsN * IO_OP_FIELDS;
+    this.ops[p] = op;
+    this.ops[p + 1] = fd;
+    this.ops[p + 2] = buffer;
+    this.ops[p + 3] = offset;
+    this.ops[p + 4] = length;
+    this.ops[p + 5] = position;
+    this.tags[this.opsN++] = tag;
+  }
+
+  private submit(): void {
+    const n = this.opsN;
+    if (n === 0) return;
+    this.opsN = 0;
+    const accepted = this.io.submit(this.ops, this.tags, n);
+    const first = accepted < 0 ? 0 : accepted;
+    this.ioPending += first;
+    const err = accepted < 0 ? accepted : -16; // EBUSY for ops the ring could not take
+    for (let i = first; i < n; i++) this.complete(this.tags[i], err);
+  }
+
+  /** Submits queued operations and reaps completions until both are empty. */
+  pump(): void {
+    do {
+      this.submit();
+      this.reap();
+      if (this.groupCommitDue) this.startGroupCommits();
+    } while (this.opsN > 0);
+  }
+
+  /** Handles every completion waiting in the io ring; returns how many. */
+  private reap(force = false): number {
+    if (this.ioPending === 0 && !force) return 0;
+    const max = this.cq.length >> 1;
+    let total = 0;
+    for (;;) {
+      const n = this.io.reap(this.cq, max);
+      this.ioPending = Math.max(0, this.ioPending - n);
+      if (n > 0) this.clock = performance.now();
+      for (let i = 0; i < n; i++) this.complete(this.cq[i * 2] >>> 0, this.cq[i * 2 + 1]);
+      total += n;
+      if (n < max) return total;
+    }
+  }
+
+  /** The io ring's wake-up: reap, then send what completed. */
+  ioReady(): void {
+    const woke = performance.now();
+    this.clock = woke;
+    this.reap(true); // the ring's own word, whatever our count says
+    this.pump();
+    this.flushAll();
+    this.maybeSpin(woke);
+  }
+
+  private complete(tag: number, result: number): void {
+    if (tag & SYNC_TAG) {
+      const e = this.exports[tag & 0xffff];
+      if (e) this.groupCommitDone(e, result);
+      return;
+    }
+    const q = tag;
+    const link = this.links[this.reqLink[q]];
+    const e = this.exports[this.reqExport[q]]!;
+    const t = link.slotOffset(this.reqTx[q]);
+    const bytes = this.reqBytes[q];
+    const ok = result === bytes;
+    if (this.reqKind[q] === Kind.Read) {
+      if (ok) {
+        e.counters[ExportCounter.Reads]++;
+        e.counters[ExportCounter.ReadBytes] += bytes;
+        this.reply(q, link, ATA_HEADER_LEN + bytes);
+      } else this.failIo(q, link, e, t);
+      return;
+    }
+    // A write: the receive slot is no longer needed whatever happened.
+    if (this.reqRx[q] >= 0) {
+      link.socket?.release(this.reqRx[q]);
+      this.reqRx[q] = -1;
+    }
+    if (e.config.sync) {
+      e.syncWrites--;
+      if (e.syncWaitN > 0) this.groupCommitDue = true; // it may have waited for this one
+    }
+    if (!ok) {
+      this.failIo(q, link, e, t);
+      return;
+    }
+    e.counters[ExportCounter.Writes]++;
+    e.counters[ExportCounter.WriteBytes] += bytes;
+    if (e.config.sync) this.joinGroupCommit(e, q);
+    else this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
+  }
+
+  private failIo(q: number, link: Link, e: Export, t: number): void {
+    e.counters[ExportCounter.IoErrors]++;
+    setAtaIoError(link.arena, t, this.reqBytes[q] / SECTOR_SIZE);
+    this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
+  }
+
+  /** Queues the reply of request q and frees the request slot. */
+  private reply(q: number, link: Link, len: number): void {
+    link.queue(this.reqTx[q], len);
+    const e = this.exports[this.reqExport[q]]!;
+    recordLatency(e.latency, (this.clock - this.reqStart[q]) * 1000);
+    e.inflight--;
+    link.inflight--;
+    this.reqFree[this.reqFreeN++] = q;
+    if ((e.closing && e.inflight === 0) || (link.reopenWanted && link.inflight === 0)) this.events.drained();
+  }
+
+  // ---- group commit ----------------------------------------------------------
+  // Writes of a sync export, and flushes of any export, wait for an fdatasync
+  // that starts after they completed. While one runs, newcomers gather for
+  // the next, so one fdatasync covers every write that arrived meanwhile.
+
+  private joinGroupCommit(e: Export, q: number): void {
+    if (e.syncWaitN === 0) e.syncWaitSince = this.clock;
+    e.syncWait[e.syncWaitN++] = q;
+    this.groupCommitDue = true;
+  }
+
+  /**
+   * Starts the fdatasync of every export whose waiters are due: none is
+   * running, and no write of the export is still on its way to the file
+   * (it completes in microseconds, an fdatasync takes hundreds), or the
+   * first waiter has waited GROUP_COMMIT_MAX_WAIT_MS. Called after each reap,
+   * so the completions of one wake-up all join the same fdatasync.
+   */
+  private startGroupCommits(): void {
+    this.groupCommitDue = false;
+    let now = -1;
+    for (let i = 0; i < this.exports.length; i++) {
+      const e = this.exports[i];
+      if (e === null || e.syncWaitN === 0 || e.syncInFlight) continue;
+      if (e.syncWrites > 0) {
+        if (now < 0) now = performance.now(); // the clock of this reap may be old by now
+        if (now - e.syncWaitSince < GROUP_COMMIT_MAX_WAIT_MS) {
+          this.groupCommitDue = true; // looked at again after the next reap
+          continue;
+        }
+      }
+      this.startGroupCommit(e);
+    }
+  }
+
+  private startGroupCommit(e: Export): void {
+    e.syncBatch.set(e.syncWait.subarray(0, e.syncWaitN));
+    e.syncBatchN = e.syncWaitN;
+    e.syncWaitN = 0;
+    e.syncInFlight = true;
+    e.counters[ExportCounter.Syncs]++;
+    this.push(IoOp.DataSync | (e.store.inlineIo ? IO_OP_INLINE : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
+  }
+
+  private groupCommitDone(e: Export, result: number): void {
+    for (let i = 0; i < e.syncBatchN; i++) {
+      const q = e.syncBatch[i];
+      const link = this.links[this.reqLink[q]];
+      const t = link.slotOffset(this.reqTx[q]);
+      if (this.reqKind[q] === Kind.Flush) e.counters[ExportCounter.Flushes]++;
+      if (result < 0) {
+        e.counters[ExportCounter.IoErrors]++;
+        setAtaIoError(link.arena, t, this.reqBytes[q] / SECTOR_SIZE);
+      }
+      this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
+    }
+    e.syncBatchN = 0;
+    e.syncInFlight = false;
+    if (e.syncWaitN > 0) this.groupCommitDue = true;
+  }
+
+  // ---- transmit --------------------------------------------------------------
+
+  flushAll(): void {
+    let again = false;
+    for (let i = 0; i < this.links.length; i++) {
+      const link = this.links[i];
+      if (link.sendN > 0 && !link.flush()) again = true;
+    }
+    if (again && this.flushRetry === null) this.flushRetry = setImmediate(this.retryFlush);
+  }
+
+  /**
+   * Sends an unsolicited Query Config response for every export on the
+   * link: broadcast, or to each MAC mask member when the list is not empty.
+   */
+  announce(link: Link): void {
+    if (link.socket === null) return;
+    for (const e of link.exports) {
+      const st = e.state;
+      const targets = st.mask.count > 0 ? st.mask.count : 1;
+      for (let i = 0; i < targets; i++) {
+        const tx = link.allocTx();
+        if (tx < 0) return;
+        const t = link.slotOffset(tx);
+        const dst = st.mask.count > 0 ? st.mask.bytes : BROADCAST;
+        const n = writeAnnouncement(link.arena, t, dst, st.mask.count > 0 ? i * 6 : 0, link.ctx.mac, st, link.ctx.maxSectors);
+        link.queue(tx, padReply(link.arena, t, n));
+      }
+    }
+    this.flushAll();
+  }
+}
+

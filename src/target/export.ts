@@ -1,0 +1,81 @@
+// One export: an AoE address (shelf.slot) backed by a store, with its
+// protocol state, counters and the write group-commit queue.
+
+import * as os from 'node:os';
+import { buildIdentify, TargetState } from '../aoe';
+import type { BlockStore } from '../backend/block-store';
+import { ExportCounter, LATENCY_BUCKETS } from './counters';
+import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
+
+export const PRODUCT_MODEL = 'aoe-target vblade';
+export const PRODUCT_FIRMWARE = '0.1.0';
+
+/** vblade's serial number: "shelf.slot:hostname", at most 20 characters. */
+export function serialFor(shelf: number, slot: number): string {
+  return `${shelf}.${slot}:${os.hostname()}`.slice(0, 20);
+}
+
+export class Export {
+  readonly key: string;
+  readonly state: TargetState;
+  readonly counters = new Float64Array(ExportCounter.Count);
+  readonly latency = new Float64Array(LATENCY_BUCKETS);
+  /** Requests of this export between submission and reply. */
+  inflight = 0;
+  /** Set when the export is being removed: no new requests are accepted. */
+  closing = false;
+  /** State version last handed to the persistence hook. */
+  savedVersion = 0;
+
+  // Group commit: writes (in sync mode) and flushes wait in syncWait until a
+  // fdatasync starts; that fdatasync's batch is answered when it completes.
+  readonly syncWait: Int32Array;
+  syncWaitN = 0;
+  readonly syncBatch: Int32Array;
+  syncBatchN = 0;
+  syncInFlight = false;
+  /** Writes of a sync export between submission and completion: a group commit waits for them. */
+  syncWrites = 0;
+  /** When the first request of syncWait joined (performance.now() ms). */
+  syncWaitSince = 0;
+
+  constructor(
+    /** Index in the engine's export table; names the export in io tags. */
+    readonly id: number,
+    readonly config: ExportConfig,
+    readonly store: BlockStore,
+    requestSlots: number,
+    initial?: ExportState,
+  ) {
+    this.key = exportKey(config);
+    const identify = buildIdentify({
+      sectors: store.sectors,
+      serial: serialFor(config.shelf, config.slot),
+      firmware: PRODUCT_FIRMWARE,
+      model: PRODUCT_MODEL,
+      writeCache: !config.sync,
+    });
+    this.state = new TargetState(
+      config.shelf, config.slot, store.sectors, config.readOnly, config.bufferCount, identify,
+    );
+    this.state.mask.setStrings(config.macMask);
+    if (initial) this.restore(initial);
+    this.savedVersion = this.state.version;
+    this.syncWait = new Int32Array(requestSlots);
+    this.syncBatch = new Int32Array(requestSlots);
+  }
+
+  restore(s: ExportState): void {
+    this.state.setConfigString(s.config);
+    this.state.mask.setStrings(s.macMask);
+    this.state.reserve.setStrings(s.reserve);
+  }
+
+  snapshotState(): ExportState {
+    return {
+      config: this.state.configString(),
+      macMask: this.state.mask.toStrings(),
+      reserve: this.state.reserve.toStrings(),
+    };
+  }
+}

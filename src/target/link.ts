@@ -1,0 +1,224 @@
+// One network interface: its packet socket and receive ring, the transmit
+// arena replies are built in, the batch of replies waiting to be sent, and
+// the interface's MTU, MAC and carrier as last seen.
+
+import { setAtaIoError } from '../aoe/ata';
+import { ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_SECTORS, OFF_CMD, sectorsForMtu } from '../aoe/constants';
+import { FrameContext } from '../aoe/dispatch';
+import { LinkCounter } from './counters';
+import type { Export } from './export';
+import type { LinkInfo, NativeAddon, PacketSocket } from '../native/addon';
+
+/** Reply data starts 36 bytes into a frame; placing frames at 476 mod 512 puts the data on a 512-byte boundary (O_DIRECT). */
+const SLOT_LEAD = 512 - 36;
+const RX_BATCH = 256;
+const EMSGSIZE = 90;
+/** Query Config reply with a 1024-byte string (1056 bytes), rounded up. */
+const LARGEST_CONTROL_REPLY = 1088;
+/**
+ * Frames larger than this are not used even on interfaces that allow them
+ * (lo has 65536): 63 sectors per request, and ring slots stay small.
+ */
+const MAX_USABLE_MTU = 32768;
+/** The ring and arena are always sized for at least this MTU. */
+const JUMBO_MTU = 9000;
+/** Receive ring memory budget per interface. */
+const RING_BYTES = 8 << 20;
+
+export interface LinkOptions {
+  /** Transmit slots: replies being built or waiting to be sent. */
+  txSlots: number;
+  netns?: string;
+}
+
+export class Link {
+  readonly counters = new Float64Array(LinkCounter.Count);
+  readonly exports: Export[] = [];
+  socket: PacketSocket | null = null;
+  info: LinkInfo | null = null;
+  /** Where this link's memory is registered with the io ring (-1: not registered). */
+  arenaBufferId = -1;
+  ringBufferId = -1;
+  /** Requests that refer to this link's arena or receive ring. */
+  inflight = 0;
+  /** New frames are taken (false while the link is retired or the server stops; busy polling honours it too). */
+  accepting = false;
+  /** The socket must be reopened (MTU outgrew the ring, interface recreated) once inflight reaches 0. */
+  reopenWanted = false;
+  readonly ctx: FrameContext;
+
+  arena: Uint8Array = new Uint8Array(0);
+  slotStride = 0;
+  /** Largest frame the arena and ring were sized for. */
+  maxFrame = 0;
+  private readonly txFree: Int32Array;
+  private txFreeN = 0;
+  readonly sendDesc: Uint32Array;
+  private readonly sendSlot: Int32Array;
+  sendN = 0;
+  readonly rxDesc = new Uint32Array(RX_BATCH * 3);
+  /** Receive slots a batch is done with, given back in one releaseMany(). */
+  readonly rxDone = new Uint32Array(RX_BATCH);
+
+  constructor(
+    readonly name: string,
+    readonly id: number,
+    private readonly addon: NativeAddon,
+    readonly options: LinkOptions,
+  ) {
+    this.ctx = new FrameContext(new Uint8Array(6), 0);
+    this.txFree = new Int32Array(options.txSlots);
+    this.sendDesc = new Uint32Array(options.txSlots * 2);
+    this.sendSlot = new Int32Array(options.txSlots);
+  }
+
+  get rxBatch(): number {
+    return RX_BATCH;
+  }
+
+  /** Reads the interface state; null when it does not exist (now). */
+  readInfo(): LinkInfo | null {
+    return this.addon.linkInfo(this.name, this.options.netns);
+  }
+
+  /** Takes new MTU and MAC values into the frame context. */
+  applyInfo(info: LinkInfo): void {
+    this.info = info;
+    this.ctx.mac.set(info.mac);
+    // Until a reopen resizes the ring, frames cannot outgrow what it was sized for.
+    this.ctx.maxSectors = Math.min(sectorsForMtu(info.mtu), sectorsForMtu(this.maxFrame - 14));
+  }
+
+  /** Whether the interface's MTU has outgrown the ring and arena (a reopen resizes them). */
+  outgrown(info: LinkInfo): boolean {
+    return Math.min(info.mtu, MAX_USABLE_MTU) + 14 > this.maxFrame;
+  }
+
+  /** Re-reads MTU, MAC and carrier (one ioctl); ignored when the interface is gone or was recreated. */
+  refresh(): void {
+    const info = this.readInfo();
+    if (info !== null && info.ifindex === this.socket?.ifindex) this.applyInfo(info);
+  }
+
+  /** Opens the socket and sizes the ring and arena for the current MTU. Throws with a user-facing message. */
+  open(info: LinkInfo): void {
+    // Sized for jumbo frames even at a smaller MTU, so that raising the MTU
+    // up to 9000 takes effect at once, without reopening the socket.
+    const maxFrame = Math.max(Math.min(Math.max(info.mtu, JUMBO_MTU), MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
+    // tpacket2 header + sockaddr_ll + alignment fit in 128 bytes.
+    const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
+    const frameCount = Math.max(256, Math.min(4096, Math.floor(RING_BYTES / frameSize)));
+    this.socket = this.addon.openPacket(this.name, {
+      frameSize, frameCount, netns: this.options.netns, sndbuf: 4 << 20,
+    });
+    if (maxFrame !== this.maxFrame || this.arena.length === 0) {
+      this.maxFrame = maxFrame;
+      // Room for the largest reply the protocol builds (a 1024-byte config
+      // string, a full mask list) even when the MTU is smaller: such a reply
+      // then fails to send, but never spills into the next slot.
+      this.slotStride = Math.ceil((SLOT_LEAD + Math.max(maxFrame, LARGEST_CONTROL_REPLY)) / 512) * 512;
+      this.arena = new Uint8Array(this.slotStride * this.options.txSlots);
+    }
+    this.txFreeN = 0;
+    for (let i = this.options.txSlots - 1; i >= 0; i--) this.txFree[this.txFreeN++] = i;
+    this.sendN = 0;
+    this.reopenWanted = false;
+    this.applyInfo(info);
+  }
+
+  /** Stops taking new frames; requests in flight still complete. */
+  pause(): void {
+    this.accepting = false;
+    this.socket?.stopPolling();
+  }
+
+  close(): void {
+    this.accepting = false;
+    if (this.socket) {
+      this.socket.stopPolling();
+      this.socket.close();
+      this.socket = null;
+    }
+  }
+
+  /** Byte offset in `arena` of transmit slot i. */
+  slotOffset(i: number): number {
+    return i * this.slotStride + SLOT_LEAD;
+  }
+
+  /** A free transmit slot, or -1. */
+  allocTx(): number {
+    return this.txFreeN > 0 ? this.txFree[--this.txFreeN] : -1;
+  }
+
+  freeTx(slot: number): void {
+    this.txFree[this.txFreeN++] = slot;
+  }
+
+  /** Adds a finished reply to the batch sent by flush(). */
+  queue(slot: number, len: number): void {
+    const n = this.sendN++;
+    this.sendDesc[n * 2] = this.slotOffset(slot);
+    this.sendDesc[n * 2 + 1] = len;
+    this.sendSlot[n] = slot;
+  }
+
+  /**
+   * Sends the queued replies in one call. Returns false when the socket was
+   * full and some remain queued (the caller retries soon).
+   */
+  flush(): boolean {
+    if (this.sendN === 0) return true;
+    const sock = this.socket;
+    if (sock === null) {
+      this.dropQueued();
+      return true;
+    }
+    let sent = sock.send(this.arena, this.sendDesc, this.sendN);
+    // EMSGSIZE: the MTU shrank under a reply already built (a read of more
+    // sectors than the new MTU carries). Answer that request with ABRT, as
+    // it would have been had it arrived a moment later, and go on.
+    while (sent === -EMSGSIZE && this.shrinkFirst()) sent = sock.send(this.arena, this.sendDesc, this.sendN);
+    if (sent < 0) {
+      // -EAGAIN / -ENOBUFS: the kernel queue is full, try again shortly.
+      if (sent === -11 || sent === -105) return false;
+      // The link went away (ENETDOWN, ENXIO) or the frame no longer fits the
+      // MTU (EMSGSIZE): the initiator retransmits.
+      this.dropQueued();
+      return true;
+    }
+    let bytes = 0;
+    for (let i = 0; i < sent; i++) {
+      bytes += this.sendDesc[i * 2 + 1];
+      this.freeTx(this.sendSlot[i]);
+    }
+    this.counters[LinkCounter.TxFrames] += sent;
+    this.counters[LinkCounter.TxBytes] += bytes;
+    if (sent === this.sendN) {
+      this.sendN = 0;
+      return true;
+    }
+    this.sendDesc.copyWithin(0, sent * 2, this.sendN * 2);
+    this.sendSlot.copyWithin(0, sent, this.sendN);
+    this.sendN -= sent;
+    return false;
+  }
+
+  /** Turns the first queued reply, too big for the MTU now, into an ATA ABRT; false if it is not an ATA reply. */
+  private shrinkFirst(): boolean {
+    const t = this.sendDesc[0];
+    const len = this.sendDesc[1];
+    this.refresh();
+    if (this.arena[t + OFF_CMD] !== Command.Ata || len <= MIN_FRAME_LEN) return false;
+    setAtaIoError(this.arena, t, this.arena[t + OFF_ATA_SECTORS]);
+    this.arena.fill(0, t + ATA_HEADER_LEN, t + MIN_FRAME_LEN);
+    this.sendDesc[1] = MIN_FRAME_LEN;
+    return true;
+  }
+
+  private dropQueued(): void {
+    for (let i = 0; i < this.sendN; i++) this.freeTx(this.sendSlot[i]);
+    this.counters[LinkCounter.TxDrops] += this.sendN;
+    this.sendN = 0;
+  }
+}

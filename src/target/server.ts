@@ -1,0 +1,453 @@
+// The serving core: builds exports and links from a ServerConfig, wires the
+// engine to socket and io-ring wake-ups, watches the interfaces, applies
+// reloads and stops cleanly. Start order: io ring, stores, links; stop order
+// is the reverse, after every request in flight has been answered.
+
+import * as fs from 'node:fs';
+import type { Logger } from 'pino';
+import { SECTOR_SIZE } from '../aoe/constants';
+import type { BlockStore } from '../backend/block-store';
+import { withTestFaults } from '../testing/fault-io';
+import { openFileStore } from '../backend/file-store';
+import { openNullStore } from '../backend/null-store';
+import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
+import { Engine } from './engine';
+import { Export } from './export';
+import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
+import { Link } from './link';
+import { native as defaultAddon, type NativeAddon } from '../native/addon';
+
+export interface ServerHooks {
+  /** Persist an export's config string, mask and reserve lists. */
+  onStateChange?(key: string, state: ExportState): void;
+  /** Persisted state to restore when an export starts. */
+  initialState?(key: string): ExportState | undefined;
+}
+
+export interface ServerOptions {
+  /** Requests in flight over all exports (each holds one transmit slot). */
+  requestSlots?: number;
+  /** Transmit slots per interface. */
+  txSlots?: number;
+  /** How often interfaces are checked for MTU, MAC and carrier changes. */
+  linkCheckMs?: number;
+  /** Network namespace to open sockets in (tests). */
+  netns?: string;
+  addon?: NativeAddon;
+}
+
+/** A configuration the server cannot serve; the message says what to fix. */
+export class ConfigError extends Error {}
+
+const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
+
+/** Busy-poll window after each batch, microseconds (AOE_SPIN_US; 0 turns it off). */
+function spinMicros(): number {
+  const v = Number(process.env.AOE_SPIN_US ?? 20);
+  return Number.isFinite(v) && v >= 0 ? Math.min(v, 1000) : 20;
+}
+
+export class Server {
+  private readonly engine: Engine;
+  private readonly linksByName = new Map<string, Link>();
+  private readonly exportsByKey = new Map<string, Export>();
+  private monitor: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private drainWaiters: (() => void)[] = [];
+  private readonly addon: NativeAddon;
+  private readonly opts: Required<Omit<ServerOptions, 'netns' | 'addon'>> & { netns?: string };
+
+  private constructor(
+    private readonly log: Logger,
+    private readonly hooks: ServerHooks,
+    options: ServerOptions,
+  ) {
+    this.addon = options.addon ?? defaultAddon;
+    this.opts = {
+      requestSlots: options.requestSlots ?? 2048,
+      txSlots: options.txSlots ?? 1024,
+      linkCheckMs: options.linkCheckMs ?? 500,
+      netns: options.netns,
+    };
+    // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
+    const io = withTestFaults(this.addon.openIoRing(this.opts.requestSlots + 256));
+    this.engine = new Engine(io, this.opts.requestSlots, {
+      stateChanged: (e) => this.persist(e),
+      drained: () => this.onDrained(),
+    }, spinMicros() / 1000);
+    io.startPolling(() => this.engine.ioReady());
+    log.debug({ io: io.kind, depth: io.depth }, 'io ring ready');
+  }
+
+  static async start(config: ServerConfig, log: Logger, hooks: ServerHooks = {}, options: ServerOptions = {}): Promise<Server> {
+    const server = new Server(log, hooks, options);
+    try {
+      for (const c of config.exports) {
+        for (const name of c.interfaces) {
+          if (server.addon.linkInfo(name, server.opts.netns) === null) {
+            throw new ConfigError(`interface ${name} not found; list interfaces with \`ip link\``);
+          }
+        }
+      }
+      for (const c of config.exports) server.addExport(c);
+      for (const link of server.linksByName.values()) server.ensureOpen(link, true);
+    } catch (e) {
+      await server.stop();
+      throw e;
+    }
+    server.monitor = setInterval(() => server.checkLinks(), server.opts.linkCheckMs);
+    return server;
+  }
+
+  /** The exports being served, in order of creation. */
+  get exports(): Export[] {
+    return [...this.exportsByKey.values()];
+  }
+
+  get links(): Link[] {
+    return [...this.linksByName.values()];
+  }
+
+  // ---- exports -------------------------------------------------------------
+
+  private openStore(c: ExportConfig): BlockStore {
+    if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
+    return openFileStore({
+      file: c.file,
+      readOnly: c.readOnly,
+      direct: c.direct,
+      offsetSectors: c.offsetSectors,
+      lengthSectors: c.lengthSectors,
+      blockDeviceSize: (fd) => this.addon.blockDeviceSize(fd),
+    });
+  }
+
+  /**
+   * Maps a store whose file lives in memory, so that a read or write is one
+   * memcpy instead of a system call and a page-cache lookup. Where mapping
+   * fails the store keeps pread/pwrite, which work the same, only slower.
+   * A sparse file is not mapped: touching a hole through a mapping allocates
+   * a tmpfs page even for a read, so an initiator scanning a thin export
+   * would fill memory. AOE_MAP=0 turns mapping off.
+   */
+  private mapInMemory(store: BlockStore, writable: boolean): BlockStore {
+    if (store.kind !== 'file' || !store.inlineIo || store.direct || process.env.AOE_MAP === '0') return store;
+    const st = fs.fstatSync(store.fd);
+    if (st.blocks * 512 < st.size) return store;
+    try {
+      this.addon.mapFile(store.fd, store.byteOffset + store.sectors * SECTOR_SIZE, writable);
+    } catch (e) {
+      this.log.warn({ file: store.description, err: (e as Error).message }, 'cannot map the backing file; using read and write calls');
+      return store;
+    }
+    const close = store.close.bind(store);
+    return {
+      ...store,
+      close: () => {
+        this.addon.unmapFile(store.fd);
+        close();
+      },
+    };
+  }
+
+  private addExport(c: ExportConfig, carried?: ExportState): Export {
+    const key = exportKey(c);
+    if (this.exportsByKey.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
+    if (c.interfaces.length === 0) throw new ConfigError(`${key} has no interface to serve on`);
+    const store = this.mapInMemory(this.openStore(c), !c.readOnly);
+    let id = this.engine.exports.indexOf(null);
+    if (id < 0) id = this.engine.exports.length;
+    const initial = carried ?? this.hooks.initialState?.(key);
+    let e: Export;
+    try {
+      e = new Export(id, c, store, this.opts.requestSlots, initial);
+    } catch (err) {
+      store.close();
+      throw new ConfigError(`${key}: ${(err as Error).message}`);
+    }
+    this.engine.exports[id] = e;
+    this.exportsByKey.set(key, e);
+    for (const name of c.interfaces) {
+      let link = this.linksByName.get(name);
+      if (!link) {
+        const linkId = this.engine.links.length;
+        link = new Link(name, linkId, this.addon, { txSlots: this.opts.txSlots, netns: this.opts.netns });
+        this.engine.links.push(link);
+        this.linksByName.set(name, link);
+      }
+      link.exports.push(e);
+    }
+    this.log.info(
+      { export: key, file: store.description, sectors: store.sectors, interfaces: c.interfaces, readOnly: c.readOnly, sync: c.sync, direct: c.direct },
+      'export added',
+    );
+    return e;
+  }
+
+  /** Stops serving an export; resolves when its requests in flight are answered and its store is closed. */
+  private async removeExport(e: Export): Promise<void> {
+    e.closing = true;
+    for (const link of this.linksByName.values()) {
+      const i = link.exports.indexOf(e);
+      if (i >= 0) link.exports.splice(i, 1);
+    }
+    this.exportsByKey.delete(e.key);
+    while (e.inflight > 0) await this.waitDrain();
+    this.engine.exports[e.id] = null;
+    e.store.close();
+    this.log.info({ export: e.key }, 'export removed');
+  }
+
+  private persist(e: Export): void {
+    e.savedVersion = e.state.version;
+    this.hooks.onStateChange?.(e.key, e.snapshotState());
+  }
+
+  // ---- links ---------------------------------------------------------------
+
+  /** Opens a link's socket if it has none; at start-up a missing interface is fatal. */
+  private ensureOpen(link: Link, fatal: boolean): void {
+    if (link.socket !== null || link.inflight > 0) return;
+    const info = link.readInfo();
+    if (info === null) {
+      if (fatal) throw new ConfigError(`interface ${link.name} not found; list interfaces with \`ip link\``);
+      return;
+    }
+    try {
+      link.open(info);
+    } catch (err) {
+      if (fatal) throw err;
+      this.log.warn({ interface: link.name, err: (err as Error).message }, 'cannot open interface yet');
+      return;
+    }
+    this.engine.registerLinkMemory(link);
+    link.accepting = true;
+    link.socket!.startPolling((status) => {
+      if (status < 0) this.checkLink(link);
+      else this.engine.receive(link);
+    });
+    this.log.info({ interface: link.name, mtu: info.mtu, up: info.up, sectors: link.ctx.maxSectors }, 'interface open');
+    if (info.up) this.engine.announce(link);
+  }
+
+  /** Stops taking frames on a link and closes it once nothing refers to its memory. */
+  private retire(link: Link, why: string): void {
+    if (link.socket === null) return;
+    link.pause();
+    link.reopenWanted = true;
+    this.log.warn({ interface: link.name, reason: why }, 'closing interface');
+    if (link.inflight === 0) this.closeLink(link);
+  }
+
+  private closeLink(link: Link): void {
+    link.flush();
+    this.engine.unregisterLinkMemory(link);
+    link.close();
+  }
+
+  private checkLinks(): void {
+    for (const link of this.linksByName.values()) this.checkLink(link);
+  }
+
+  /** Follows an interface through MTU, MAC and carrier changes, and through its removal and return. */
+  private checkLink(link: Link): void {
+    if (this.stopping) return;
+    const info = link.readInfo();
+    const sock = link.socket;
+    if (info === null) {
+      if (sock !== null) {
+        link.counters[LinkCounter.LinkDowns]++;
+        this.retire(link, 'interface vanished');
+      }
+      link.info = null;
+      return;
+    }
+    if (sock === null) {
+      if (link.inflight === 0) this.ensureOpen(link, false);
+      return;
+    }
+    if (link.reopenWanted) return;
+    if (info.ifindex !== sock.ifindex) {
+      link.counters[LinkCounter.LinkDowns]++;
+      this.retire(link, 'interface was recreated');
+      return;
+    }
+    if (link.outgrown(info)) {
+      this.retire(link, `MTU grew to ${info.mtu}; resizing the ring`);
+      return;
+    }
+    const was = link.info;
+    link.applyInfo(info);
+    if (was && was.mtu !== info.mtu) this.log.info({ interface: link.name, mtu: info.mtu, sectors: link.ctx.maxSectors }, 'MTU changed');
+    if (was && was.up && !info.up) {
+      link.counters[LinkCounter.LinkDowns]++;
+      this.log.warn({ interface: link.name }, 'link down');
+    }
+    if (was && !was.up && info.up) {
+      this.log.info({ interface: link.name }, 'link up');
+      this.engine.announce(link);
+    }
+  }
+
+  private onDrained(): void {
+    for (const link of this.linksByName.values()) {
+      if (link.reopenWanted && link.inflight === 0 && link.socket !== null) {
+        this.closeLink(link);
+        if (!this.stopping) setImmediate(() => this.checkLink(link));
+      }
+    }
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private waitDrain(): Promise<void> {
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  // ---- reload and stop -----------------------------------------------------
+
+  /**
+   * Applies a new configuration: exports that are gone are removed, new ones
+   * added, changed ones (or ones whose backing store changed size) replaced
+   * with their protocol state carried over; the others are not touched.
+   */
+  async apply(config: ServerConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    const wanted = new Map(config.exports.map((c) => [exportKey(c), c]));
+    const added: string[] = [];
+    const removed: string[] = [];
+    const changed: string[] = [];
+    for (const [key, e] of this.exportsByKey) {
+      const c = wanted.get(key);
+      if (!c) {
+        removed.push(key);
+        await this.removeExport(e);
+      } else if (JSON.stringify(c) !== JSON.stringify(e.config) || this.sizeChanged(e)) {
+        changed.push(key);
+        const state = e.snapshotState();
+        await this.removeExport(e);
+        this.addExport(c, state);
+      }
+    }
+    for (const [key, c] of wanted) {
+      if (!this.exportsByKey.has(key)) {
+        added.push(key);
+        this.addExport(c);
+      }
+    }
+    for (const link of this.linksByName.values()) this.ensureOpen(link, false);
+    for (const key of [...added, ...changed]) {
+      const e = this.exportsByKey.get(key)!;
+      for (const name of e.config.interfaces) this.engine.announce(this.linksByName.get(name)!);
+    }
+    this.log.info({ added, removed, changed }, 'configuration applied');
+    return { added, removed, changed };
+  }
+
+  private sizeChanged(e: Export): boolean {
+    if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined) return false;
+    try {
+      const probe = this.openStore({ ...e.config, readOnly: true, direct: false });
+      const differs = probe.sectors !== e.store.sectors;
+      probe.close();
+      return differs;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops taking requests, answers those in flight, makes written data durable and closes everything. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.monitor) clearInterval(this.monitor);
+    for (const link of this.linksByName.values()) link.pause();
+    for (const e of this.exportsByKey.values()) e.closing = true; // so that the last reply signals drained()
+    while (this.engine.inflight > 0) await this.waitDrain();
+    this.engine.flushAll();
+    for (const e of this.exportsByKey.values()) {
+      // What the export did, for the log a user reads after stopping it.
+      this.log.info({ export: e.key, ...Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])) }, 'export counters at stop');
+      if (e.store.kind === 'file' && !e.config.readOnly) {
+        try {
+          fs.fdatasyncSync(e.store.fd);
+        } catch (err) {
+          this.log.error({ export: e.key, err: (err as Error).message }, 'final fdatasync failed');
+        }
+      }
+      e.store.close();
+    }
+    this.exportsByKey.clear();
+    for (const link of this.linksByName.values()) {
+      if (link.socket) this.closeLink(link);
+    }
+    this.engine.io.stopPolling();
+    this.engine.io.close();
+  }
+
+  // ---- observation ---------------------------------------------------------
+
+  stats(): ServerStats {
+    return {
+      exports: this.exports.map((e) => ({
+        key: e.key,
+        file: e.store.description,
+        sectors: e.store.sectors,
+        interfaces: e.config.interfaces,
+        readOnly: e.config.readOnly,
+        inflight: e.inflight,
+        config: e.state.configString(),
+        macMask: e.state.mask.toStrings(),
+        reserve: e.state.reserve.toStrings(),
+        counters: Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])),
+        latencyUsLog2: Array.from(e.latency),
+      })),
+      interfaces: this.links.map((l) => {
+        const k = l.socket?.stats();
+        if (k) l.counters[LinkCounter.RxRingDrops] += k.drops;
+        return {
+          name: l.name,
+          open: l.socket !== null,
+          up: l.info?.up ?? false,
+          mtu: l.info?.mtu ?? 0,
+          sectorsPerFrame: l.ctx.maxSectors,
+          counters: Object.fromEntries(LINK_COUNTER_NAMES.map((n, i) => [n, l.counters[i]])),
+        };
+      }),
+    };
+  }
+
+  /** Clears an export's MAC mask or reserve list (control socket). */
+  clearList(key: string, list: 'mask' | 'reserve'): boolean {
+    const e = this.exportsByKey.get(key);
+    if (!e) return false;
+    (list === 'mask' ? e.state.mask : e.state.reserve).setStrings([]);
+    e.state.version++;
+    this.persist(e);
+    return true;
+  }
+}
+
+export interface ServerStats {
+  exports: {
+    key: string;
+    file: string;
+    sectors: number;
+    interfaces: string[];
+    readOnly: boolean;
+    inflight: number;
+    config: string;
+    macMask: string[];
+    reserve: string[];
+    counters: Record<string, number>;
+    latencyUsLog2: number[];
+  }[];
+  interfaces: {
+    name: string;
+    open: boolean;
+    up: boolean;
+    mtu: number;
+    sectorsPerFrame: number;
+    counters: Record<string, number>;
+  }[];
+}

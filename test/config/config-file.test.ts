@@ -1,0 +1,194 @@
+// The config file: good files, every kind of mistake with its exact
+// message, settings resolution, and the rendered docs staying in step with
+// the key table.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import t from 'tap';
+import {
+  ConfigError,
+  KEYS,
+  parseConfigFile,
+  renderConfManPage,
+  renderDaemonHelp,
+  renderExampleConfig,
+  resolveDaemonSettings,
+} from '../../src/config/config-file';
+import type { ExportConfig } from '../../src/config/export-config';
+
+const F = '/etc/vblade.conf';
+
+function exp(over: Partial<ExportConfig>): ExportConfig {
+  return {
+    shelf: 1, slot: 1, file: '/srv/a.img', interfaces: ['eth0'], readOnly: false, direct: false, sync: false,
+    offsetSectors: 0, macMask: [], bufferCount: 16, nullStore: false, ...over,
+  };
+}
+
+t.test('good files', async (t) => {
+  const rows: Array<{ desc: string; text: string; exports: ExportConfig[]; daemon?: Record<string, string> }> = [
+    {
+      desc: 'two exports on two interfaces, every export key',
+      text: `# comment
+; another comment
+[daemon]
+state-dir = /var/lib/vblade
+log-format = text
+
+[export e1.1]
+file = /srv/a.img
+interfaces = eth0 eth1
+
+[export 1.2]
+file = b.img
+interfaces = eth1, eth2
+read-only = yes
+direct = on
+sync = true
+offset = 0x800
+length = 2048
+mac-mask = 52:54:00:00:00:01, 525400000002
+buffer-count = 64
+`,
+      exports: [
+        exp({ interfaces: ['eth0', 'eth1'] }),
+        exp({
+          slot: 2, file: '/etc/b.img', interfaces: ['eth1', 'eth2'], readOnly: true, direct: true, sync: true, offsetSectors: 2048,
+          lengthSectors: 2048, macMask: ['52:54:00:00:00:01', '52:54:00:00:00:02'], bufferCount: 64,
+        }),
+      ],
+      daemon: { 'state-dir': '/var/lib/vblade', 'log-format': 'text' },
+    },
+    {
+      desc: 'null store; quoted value keeps spaces; CRLF line ends; empty value = default',
+      text: '[export e0.0]\r\nnull-store = yes\r\nnull-sectors = 100\r\ninterfaces = lo\r\nbuffer-count =\r\n[export e2.0]\r\nfile = "/srv/with space "\r\ninterfaces = eth0\r\n',
+      exports: [exp({ shelf: 0, slot: 0, file: '', interfaces: ['lo'], nullStore: true, nullSectors: 100 }), exp({ shelf: 2, slot: 0, file: '/srv/with space ' })],
+    },
+  ];
+  for (const row of rows) {
+    t.test(row.desc, async (t) => {
+      const c = parseConfigFile(row.text, F);
+      t.same(c.exports, row.exports);
+      t.same(c.daemon, row.daemon ?? {});
+    });
+  }
+});
+
+t.test('bad files: every problem with file, line and what to do', async (t) => {
+  const rows: Array<{ desc: string; text: string; msg: string[] }> = [
+    { desc: 'empty file', text: '# nothing\n', msg: [`${F}: declares no export; add an [export eSHELF.SLOT] section with file and interfaces`] },
+    {
+      desc: 'key outside a section',
+      text: 'file = /x\n[export e1.1]\nfile = /x\ninterfaces = eth0\n',
+      msg: [`${F}:1: "file" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`],
+    },
+    {
+      desc: 'unknown key with a suggestion',
+      text: '[export e1.1]\nfile = /x\ninterfaces = eth0\nreadonly = yes\n',
+      msg: [`${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, buffer-count, null-store, null-sectors`],
+    },
+    {
+      desc: 'daemon key in an export section',
+      text: '[export e1.1]\nfile = /x\ninterfaces = eth0\nstate-dir = /x\n',
+      msg: [`${F}:4: unknown key "state-dir" in [export e1.1]; state-dir belongs in [daemon]`],
+    },
+    {
+      desc: 'missing file and interfaces',
+      text: '[export e1.1]\nsync = yes\n',
+      msg: [`${F}:1: [export e1.1] has no file; add file = /path/to/image-or-device`, `${F}:1: [export e1.1] has no interfaces; add interfaces = eth0 (several may be listed)`],
+    },
+    {
+      desc: 'bad values',
+      text: '[export e1.1]\nfile = /x\ninterfaces = eth0 eth0\nread-only = maybe\noffset = -1\nlength = 0\nbuffer-count = 0\nmac-mask = ff:ff:ff:ff:ff:ff\n',
+      msg: [
+        `${F}:3: interface eth0 is listed twice; list each interface once`,
+        `${F}:4: read-only = "maybe" is not yes or no; write yes or no`,
+        `${F}:5: offset = "-1" is not a sector count; write a whole number of 512-byte sectors (decimal or 0x hex)`,
+        `${F}:6: length = 0 exports nothing; give at least 1 sector or leave length out to export to the end`,
+        `${F}:7: buffer-count = 0 is out of range; use 1..65535`,
+        `${F}:8: mac-mask: ff:ff:ff:ff:ff:ff is a group (multicast or broadcast) address and never sends requests; give the initiator's own MAC`,
+      ],
+    },
+    {
+      desc: 'bad section headers',
+      text: '[export]\n[export x1]\n[export e65535.1]\n[exprot e1.1]\n[daemon x]\n',
+      msg: [
+        `${F}:1: [export] needs the export's address; write [export eSHELF.SLOT], e.g. [export e1.1]`,
+        `${F}:2: "x1" is not an export address; write eSHELF.SLOT, e.g. [export e1.1]`,
+        `${F}:3: shelf 65535 is out of range; use 0..65534 (65535 is the broadcast shelf and cannot be exported)`,
+        `${F}:4: unknown section [exprot e1.1] (did you mean "export"?); sections are [daemon] and [export eSHELF.SLOT], e.g. [export e1.1]`,
+        `${F}:5: [daemon] takes no name; write just [daemon]`,
+      ],
+    },
+    {
+      desc: 'duplicates',
+      text: '[export e1.1]\nfile = /x\nfile = /y\ninterfaces = eth0\n[export 1.1]\nfile = /z\ninterfaces = eth1\n[daemon]\n[daemon]\n',
+      msg: [
+        `${F}:3: file is set twice in [export e1.1] (first on line 2); keep one`,
+        `${F}:5: export e1.1 is declared twice (first on line 1); one section per export, list all its interfaces there`,
+        `${F}:9: [daemon] appears twice (first on line 8); merge the two sections`,
+      ],
+    },
+    {
+      desc: 'daemon values and syntax',
+      text: '[daemon]\nlog = journal\nmetrics = localhost\nstop-timeout = soon\nnot a pair\nname = "unbalanced\n[export e1.1]\nfile = /x\ninterfaces = eth0\n',
+      msg: [
+        `${F}:2: log = "journal" is not one of auto, stdout, stderr, syslog, file; pick one of them`,
+        `${F}:3: metrics: "localhost" is not HOST:PORT; write e.g. 127.0.0.1:9469 or [::1]:9469`,
+        `${F}:4: stop-timeout = "soon" is not a whole number; write digits, e.g. stop-timeout = 30`,
+        `${F}:5: "not a pair" is not a key = value line; write key = value, or start a comment with #`,
+        `${F}:6: unbalanced quotes in the value of name; quote the whole value as "..." and write \\" for a quote inside`,
+      ],
+    },
+    {
+      desc: 'null store without size, size without null store',
+      text: '[export e1.1]\nnull-store = yes\ninterfaces = lo\n[export e1.2]\nfile = /x\ninterfaces = lo\nnull-sectors = 8\n',
+      msg: [
+        `${F}:1: [export e1.1] has null-store = yes but no null-sectors; add null-sectors = SIZE (in 512-byte sectors)`,
+        `${F}:7: null-sectors is set but null-store is not; add null-store = yes or remove null-sectors`,
+      ],
+    },
+  ];
+  for (const row of rows) {
+    t.test(row.desc, async (t) => {
+      const err = t.throws(() => parseConfigFile(row.text, F)) as ConfigError;
+      t.type(err, ConfigError);
+      t.same(err.message.split('\n'), row.msg);
+    });
+  }
+});
+
+t.test('daemon settings: defaults, file, command line', async (t) => {
+  const ctx = { program: 'vbladed' as const, defaultName: 'vblade' };
+  const d = resolveDaemonSettings({}, {}, ctx);
+  t.same(d, {
+    name: 'vblade', runDir: '/run/vblade', pidFile: '/run/vblade/vblade.pid', log: 'syslog', logFormat: 'json', logLevel: 'info',
+    syslogFormat: 'rfc3164', stopTimeoutSeconds: 30, stateDir: '/var/lib/vblade', controlSocket: '/run/vblade/vblade.sock',
+  });
+  const f = resolveDaemonSettings({ 'log-file': '/var/log/v.log', 'run-dir': '/tmp/r', metrics: '127.0.0.1:9469', 'state-dir': 'none' }, { 'run-dir': '/tmp/c', name: 'x', 'control-socket': 'none' }, ctx);
+  t.equal(f.log, 'file');
+  t.equal(f.pidFile, '/tmp/c/x.pid');
+  t.equal(f.stateDir, undefined);
+  t.equal(f.controlSocket, undefined);
+  t.same(f.metrics, { host: '127.0.0.1', port: 9469 });
+  t.equal(resolveDaemonSettings({}, {}, { program: 'vblade', defaultName: 'v' }).log, 'stdout');
+});
+
+t.test('every key appears in --help, the example and the man page', async (t) => {
+  const help = renderDaemonHelp();
+  const example = renderExampleConfig();
+  const man = renderConfManPage();
+  for (const k of KEYS) {
+    if (k.section === 'daemon') t.match(help, `--${k.key} `, `help has ${k.key}`);
+    t.match(example, new RegExp(`^#?${k.key} = `, 'm'), `example has ${k.key}`);
+    t.match(man, `.B ${k.key.replace(/-/g, '\\-')}\n`, `man page has ${k.key}`);
+  }
+  // The example parses as it is, and with every key uncommented it still parses.
+  t.equal(parseConfigFile(example, '/etc/vblade.conf').exports.length, 1);
+});
+
+t.test('committed docs are the rendering of the table (node scripts/render-config-docs.js)', async (t) => {
+  const root = path.join(__dirname, '..', '..', '..');
+  t.equal(fs.readFileSync(path.join(root, 'docs/vblade.conf.5'), 'utf8'), renderConfManPage(), 'docs/vblade.conf.5');
+  t.equal(fs.readFileSync(path.join(root, 'systemd/vblade.conf.example'), 'utf8'), renderExampleConfig(), 'systemd/vblade.conf.example');
+});

@@ -1,0 +1,89 @@
+// Debian's /etc/vblade.conf.d/NAME.conf fragments.
+
+import t from 'tap';
+import { ConfigError } from '../../src/config/config-file';
+import { parseDebianConf } from '../../src/config/debian-conf';
+import type { ExportConfig } from '../../src/config/export-config';
+
+const F = '/etc/vblade.conf.d/disk1.conf';
+
+function exp(over: Partial<ExportConfig>): ExportConfig {
+  return {
+    shelf: 1, slot: 2, file: '/srv/vblade/disk1.img', interfaces: ['eth0'], readOnly: false, direct: false, sync: false,
+    offsetSectors: 0, macMask: [], bufferCount: 16, nullStore: false, ...over,
+  };
+}
+
+t.test('good fragments', async (t) => {
+  const rows: Array<{ desc: string; text: string; want: ExportConfig; warnings?: string[] }> = [
+    { desc: 'the four mandatory keys', text: 'shelf=1\nslot=2\nnetif=eth0\nfilename=/srv/vblade/disk1.img\n', want: exp({}) },
+    {
+      desc: 'options in single quotes, comments, blanks',
+      text: "# Debian example\n\nshelf=1\nslot=2\nnetif=eth0\nfilename=/srv/vblade/disk1.img\noptions='-r -b 32 -m 52:54:00:00:00:01,52:54:00:00:00:02'\n",
+      want: exp({ readOnly: true, bufferCount: 32, macMask: ['52:54:00:00:00:01', '52:54:00:00:00:02'] }),
+    },
+    {
+      desc: 'double quotes and spaces around =',
+      text: 'shelf = 1\nslot=2\nnetif="eth0"\nfilename="/srv/vblade/disk1.img"\noptions="-d -s -o 0x800 -l 2048"\n',
+      want: exp({ direct: true, sync: true, offsetSectors: 2048, lengthSectors: 2048 }),
+    },
+    {
+      desc: 'ionice and unknown keys are warnings',
+      text: "shelf=1\nslot=2\nnetif=eth0\nfilename=srv/vblade/disk1.img\nionice='-c2 -n7'\nFOO=bar\n",
+      want: exp({}),
+      warnings: [
+        `${F}:5: ionice is ignored; the vblade@.service unit sets IOSchedulingClass=best-effort and IOSchedulingPriority=7, change them with "systemctl edit"`,
+        `${F}:6: FOO is not a vblade.conf.d key and is ignored; the keys are shelf, slot, netif, filename, options, ionice`,
+      ],
+    },
+  ];
+  for (const row of rows) {
+    t.test(row.desc, async (t) => {
+      const d = parseDebianConf(row.text, F);
+      t.same(d.export, row.want);
+      t.same(d.warnings.map((w) => `${w.file}:${w.line}: ${w.message}`).sort(), (row.warnings ?? []).sort());
+    });
+  }
+});
+
+t.test('bad fragments', async (t) => {
+  const rows: Array<{ desc: string; text: string; msg: string[] }> = [
+    {
+      desc: 'missing keys',
+      text: 'shelf=1\nnetif=\n',
+      msg: [
+        `${F}: slot is missing; add a line like slot=1`,
+        `${F}: filename is missing; add a line like filename=/srv/vblade/disk.img`,
+        `${F}:2: netif is empty; add a line like netif=eth0`,
+      ],
+    },
+    {
+      desc: 'out of range, bad option, operand in options',
+      text: "shelf=65535\nslot=300\nnetif=eth0\nfilename=/x\noptions='-b 0'\n",
+      msg: [
+        `${F}:1: shelf 65535 is out of range; use 0..65534 (65535 is the broadcast shelf and cannot be exported)`,
+        `${F}:2: slot 300 is out of range; use 0..254 (255 is the broadcast slot and cannot be exported)`,
+        `${F}:5: options: -b: buffer count 0 is out of range; use 1..65535`,
+      ],
+    },
+    {
+      desc: 'syntax',
+      text: "shelf=1\nslot=1\nslot=2\nnetif eth0\nfilename='/x\noptions='-r /dev/sda'\n",
+      msg: [
+        `${F}: netif is missing; add a line like netif=eth0`,
+        `${F}: filename is missing; add a line like filename=/srv/vblade/disk.img`,
+        `${F}:3: slot is set twice (first on line 2); keep one`,
+        `${F}:4: "netif eth0" is not a name=value assignment; write e.g. shelf=1`,
+        `${F}:5: unbalanced quotes in the value of filename; quote the whole value, e.g. filename='...'`,
+        `${F}:6: options holds "/dev/sda", which is not a vblade option; shelf, slot, netif and filename have their own lines`,
+      ],
+    },
+  ];
+  for (const row of rows) {
+    t.test(row.desc, async (t) => {
+      const err = t.throws(() => parseDebianConf(row.text, F)) as ConfigError;
+      t.type(err, ConfigError);
+      t.same(err.message.split('\n'), row.msg);
+    });
+  }
+});

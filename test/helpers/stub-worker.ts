@@ -1,0 +1,88 @@
+// A worker for supervisor and vbladed tests: the real worker.ts process
+// plumbing (IPC, signals, state store) around a stub server that opens no
+// sockets. Behaviour from the environment:
+//   STUB_CRASH_FILE   file holding a number of ms: exit with code 3 that long after start
+//   STUB_FAIL_START   reject Server.start with this message
+//   STUB_HANG_AFTER   ms after start, block the event loop for good (no heartbeats)
+//   STUB_STOP_DELAY   ms the stop takes (in-flight requests finishing)
+// The stub gives each export without saved state an initial state
+// {config: "set-by-<pid>", reserve: [52:54:00:00:00:0a]} through onStateChange,
+// implements clearList, and returns stats in server.ts's ServerStats shape.
+
+import * as fs from 'node:fs';
+import { runWorkerProcess, type ServerLike, type StartServer } from '../../src/service/worker';
+import { exportKey, type ExportState, type ServerConfig } from '../../src/config/export-config';
+
+const start: StartServer = async (config, log, hooks) => {
+  if (process.env.STUB_FAIL_START) throw new Error(process.env.STUB_FAIL_START);
+  if (process.env.STUB_CRASH_FILE) {
+    const ms = Number(fs.readFileSync(process.env.STUB_CRASH_FILE, 'utf8'));
+    setTimeout(() => process.exit(3), ms);
+  }
+  if (process.env.STUB_HANG_AFTER) {
+    setTimeout(() => {
+      for (;;) {
+        // blocked event loop
+      }
+    }, Number(process.env.STUB_HANG_AFTER));
+  }
+  const states = new Map<string, ExportState>();
+  let current: ServerConfig = { exports: [] };
+  const add = (c: ServerConfig): void => {
+    for (const e of c.exports) {
+      const key = exportKey(e);
+      if (states.has(key)) continue;
+      let s = hooks.initialState(key);
+      if (!s) {
+        s = { config: `set-by-${process.pid}`, macMask: e.macMask.slice(), reserve: ['52:54:00:00:00:0a'] };
+        hooks.onStateChange(key, s);
+      }
+      states.set(key, s);
+    }
+    const keep = new Set(c.exports.map(exportKey));
+    for (const k of [...states.keys()]) if (!keep.has(k)) states.delete(k);
+    current = c;
+  };
+  add(config);
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  log.info({ exports: config.exports.map(exportKey) }, 'stub server started');
+  const server: ServerLike = {
+    async apply(c) {
+      add(c);
+      log.info({ exports: c.exports.map(exportKey) }, 'stub server applied');
+    },
+    async stop() {
+      await new Promise((r) => setTimeout(r, Number(process.env.STUB_STOP_DELAY ?? 0)));
+      clearInterval(keepAlive);
+    },
+    stats() {
+      return {
+        exports: current.exports.map((e) => ({
+          key: exportKey(e),
+          file: e.file,
+          sectors: e.nullSectors ?? 0,
+          interfaces: e.interfaces,
+          readOnly: e.readOnly,
+          inflight: 0,
+          config: states.get(exportKey(e))?.config ?? '',
+          macMask: [],
+          reserve: [],
+          counters: { reads: 5, writes: 2, read_bytes: 2560, write_bytes: 1024 },
+          latencyUsLog2: [0, 0, 1, 3, 1],
+        })),
+        interfaces: [{ name: current.exports[0]?.interfaces[0] ?? 'lo', open: true, up: true, mtu: 1500, sectorsPerFrame: 2, counters: { rx_frames: 9 } }],
+      };
+    },
+    clearList(key, list) {
+      const s = states.get(key);
+      if (!s) return false;
+      const next = { ...s, macMask: list === 'mask' ? [] : s.macMask, reserve: list === 'reserve' ? [] : s.reserve };
+      states.set(key, next);
+      hooks.onStateChange(key, next);
+      return true;
+    },
+  };
+  return server;
+};
+
+runWorkerProcess(start);

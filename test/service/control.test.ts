@@ -1,0 +1,243 @@
+// The control socket's command table and protocol, the ctl client's
+// formatting and socket choice, the Prometheus rendering, and WorkerCore's
+// state handling across a restart.
+
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import t from 'tap';
+import { COMMANDS, ControlServer, controlRequest, dispatch, groupId, type ControlTarget } from '../../src/service/control';
+import { formatResult, parseCtlArgs, resolveSocket } from '../../src/cli/ctl';
+import { MetricsServer, renderMetrics } from '../../src/service/metrics';
+import { WorkerCore, type ServerLike, type StartServer } from '../../src/service/worker';
+import type { ExportConfig, ExportState } from '../../src/config/export-config';
+import type { WorkerOp } from '../../src/service/worker';
+
+const silent = pino({ level: 'silent' });
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vblade-ctl-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const fakeTarget: ControlTarget = {
+  request: async (op: WorkerOp, key?: string) => {
+    if (key === 'e9.9') throw new Error('no export e9.9');
+    return { op, key };
+  },
+  reload: async () => ({ added: ['e1.3'], removed: [], changed: [] }),
+  status: () => ({ workerPid: 7 }),
+};
+
+t.test('dispatch through the command table', async (t) => {
+  const rows: Array<[Record<string, unknown>, unknown]> = [
+    [{ id: 1, command: 'list' }, { id: 1, ok: true, result: { exports: { op: 'list' }, supervisor: { workerPid: 7 } } }],
+    [{ id: 2, command: 'show-mask' }, { id: 2, ok: true, result: { op: 'show-mask' } }],
+    [{ id: 3, command: 'clear-reserve', export: 'e1.1' }, { id: 3, ok: true, result: { op: 'clear-reserve', key: 'e1.1' } }],
+    [{ id: 4, command: 'clear-mask' }, { id: 4, ok: false, error: 'clear-mask needs an export, e.g. {"command": "clear-mask", "export": "e1.1"}' }],
+    [{ id: 5, command: 'reload', export: 'e1.1' }, { id: 5, ok: false, error: 'reload takes no export' }],
+    [{ id: 6, command: 'frobnicate' }, { id: 6, ok: false, error: `unknown command "frobnicate"; commands: ${COMMANDS.map((c) => c.name).join(', ')}` }],
+    [{ id: 7 }, { id: 7, ok: false, error: 'the request has no "command"; send {"command": "list"}' }],
+    [{ id: 8, command: 'show-reserve', export: 'e9.9' }, { id: 8, ok: false, error: 'no export e9.9' }],
+  ];
+  for (const [req, want] of rows) t.same(await dispatch(fakeTarget, req), want, JSON.stringify(req));
+  t.same(COMMANDS.map((c) => c.name), ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload']);
+});
+
+t.test('the socket: mode 0660, line-delimited JSON, several requests per connection, stale file replaced', async (t) => {
+  const dir = tmp(t);
+  const sock = path.join(dir, 'run', 'x.sock');
+  fs.mkdirSync(path.dirname(sock));
+  fs.writeFileSync(sock, ''); // a stale leftover
+  const server = await ControlServer.listen(fakeTarget, { socketPath: sock, log: silent, group: String(process.getgid!()) });
+  t.teardown(() => server.close());
+  t.equal(fs.statSync(sock).mode & 0o777, 0o660);
+  t.equal(fs.statSync(sock).gid, process.getgid!());
+  t.same(await controlRequest(sock, { command: 'reload' }), { id: 1, ok: true, result: { added: ['e1.3'], removed: [], changed: [] } });
+  // Two requests in one write, then garbage: three replies in order.
+  const replies = await new Promise<string[]>((resolve) => {
+    const c = net.connect(sock);
+    let buf = '';
+    c.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.split('\n').length > 3) {
+        c.end();
+        resolve(buf.trim().split('\n'));
+      }
+    });
+    c.write('{"id":"a","command":"stats"}\n{"id":"b","command":"show-mask","export":"e1.1"}\nnot json\n');
+  });
+  t.same(replies.map((r) => JSON.parse(r) as unknown), [
+    { id: 'a', ok: true, result: { stats: { op: 'stats' }, supervisor: { workerPid: 7 } } },
+    { id: 'b', ok: true, result: { op: 'show-mask', key: 'e1.1' } },
+    { ok: false, error: 'the request is not JSON; send one JSON object per line' },
+  ]);
+  await t.rejects(ControlServer.listen(fakeTarget, { socketPath: sock, log: silent }), { message: `another process answers on the control socket ${sock}; stop it or set control-socket to another path` });
+  await t.rejects(ControlServer.listen(fakeTarget, { socketPath: path.join(dir, 'y.sock'), log: silent, group: 'no-such-group-xyz' }), {
+    message: 'control-group "no-such-group-xyz" does not exist; create it (groupadd no-such-group-xyz) or set another group',
+  });
+  await server.close();
+  t.notOk(fs.existsSync(sock), 'socket removed on close');
+  await t.rejects(controlRequest(sock, { command: 'list' }), { message: `cannot connect to ${sock}: no such socket; is vbladed running, and with this name?` });
+});
+
+t.test('groupId reads /etc/group', async (t) => {
+  const dir = tmp(t);
+  const f = path.join(dir, 'group');
+  fs.writeFileSync(f, 'root:x:0:\nvblade:x:998:alice\n');
+  t.equal(groupId('vblade', f), 998);
+  t.equal(groupId('root', f), 0);
+  t.equal(groupId('42', f), 42);
+  t.equal(groupId('nobody-here', f), undefined);
+});
+
+t.test('ctl: socket choice, arguments, output', async (t) => {
+  const dir = tmp(t);
+  t.throws(() => resolveSocket({ runDir: dir }), { message: `no control socket in ${dir}; is vbladed running? (or give --socket FILE)` });
+  fs.writeFileSync(path.join(dir, 'a.sock'), '');
+  t.equal(resolveSocket({ runDir: dir }), path.join(dir, 'a.sock'));
+  fs.writeFileSync(path.join(dir, 'b.sock'), '');
+  t.throws(() => resolveSocket({ runDir: dir }), { message: 'several vbladed instances run (a, b); choose one with --name NAME' });
+  t.equal(resolveSocket({ runDir: dir, name: 'b' }), path.join(dir, 'b.sock'));
+  t.equal(resolveSocket({ runDir: dir, socket: '/x.sock' }), '/x.sock');
+
+  t.same(parseCtlArgs(['--name', 'vblade', 'clear-mask', 'e1.1']), { command: 'clear-mask', runDir: '/run/vblade', json: false, name: 'vblade', export: 'e1.1' });
+  t.same(parseCtlArgs(['show-reserve']), { command: 'show-reserve', runDir: '/run/vblade', json: false });
+  t.throws(() => parseCtlArgs(['clear-mask']), { message: /Not enough non-option arguments/ });
+  t.throws(() => parseCtlArgs(['bogus']), { message: /Unknown argument: bogus/ });
+
+  const e: ExportConfig = {
+    shelf: 1, slot: 1, file: '/srv/a.img', interfaces: ['eth0', 'eth1'], readOnly: true, direct: false, sync: true, offsetSectors: 0,
+    macMask: [], bufferCount: 16, nullStore: false,
+  };
+  t.equal(
+    formatResult('list', { exports: [{ key: 'e1.1', config: e, state: { config: 'host=a', macMask: ['52:54:00:00:00:01'], reserve: [] } }], supervisor: { workerPid: 9, restarts: 2, ready: true } }),
+    'worker 9 serving, 2 restarts\ne1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tmask: 52:54:00:00:00:01\n\treserve: (none)\n\tconfig: "host=a"',
+  );
+  t.equal(formatResult('show-mask', { 'e1.1': [], 'e1.2': ['52:54:00:00:00:01'] }), 'e1.1\t(empty: every initiator is allowed)\ne1.2\t52:54:00:00:00:01');
+  t.equal(formatResult('reload', { added: ['e1.3'], removed: ['e1.2'], changed: [] }), 'reloaded; added: e1.3; removed: e1.2; changed: -');
+  t.equal(formatResult('clear-mask', { key: 'e1.1' }), 'e1.1: mask list cleared');
+});
+
+const STATS = {
+  exports: [
+    {
+      key: 'e1.1', file: '/srv/a"b.img', sectors: 2048, interfaces: ['eth0'], readOnly: false, inflight: 3, config: '', macMask: [], reserve: [],
+      counters: { reads: 10, writes: 4, read_bytes: 5120, io_errors: 1 },
+      latencyUsLog2: [0, 2, 1, 0, 1],
+    },
+  ],
+  interfaces: [{ name: 'eth0', open: true, up: false, mtu: 9000, sectorsPerFrame: 17, counters: { rx_frames: 20, tx_drops: 2 } }],
+};
+
+t.test('Prometheus rendering', async (t) => {
+  const text = renderMetrics(STATS, { ready: true, restarts: 2, workerUptimeMs: 1500 });
+  const want = [
+    '# HELP vblade_up 1 when the worker is serving',
+    '# TYPE vblade_up gauge',
+    'vblade_up 1',
+    '# HELP vblade_worker_restarts_total times the worker was restarted',
+    '# TYPE vblade_worker_restarts_total counter',
+    'vblade_worker_restarts_total 2',
+    '# HELP vblade_worker_uptime_seconds seconds since the worker started',
+    '# TYPE vblade_worker_uptime_seconds gauge',
+    'vblade_worker_uptime_seconds 1.5',
+    '# HELP vblade_export_reads_total ATA read commands answered',
+    '# TYPE vblade_export_reads_total counter',
+    'vblade_export_reads_total{export="e1.1"} 10',
+  ];
+  t.same(text.split('\n').slice(0, want.length), want);
+  t.match(text, /^vblade_export_io_errors_total\{export="e1\.1"\} 1$/m);
+  t.match(text, /^vblade_export_inflight\{export="e1\.1"\} 3$/m);
+  t.match(text, /^vblade_export_read_only\{export="e1\.1"\} 0$/m);
+  t.match(text, /^# TYPE vblade_export_latency_seconds histogram$/m);
+  t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="0\.000001"\} 0$/m);
+  t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="0\.000002"\} 2$/m);
+  t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="0\.000008"\} 3$/m);
+  t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="\+Inf"\} 4$/m);
+  t.match(text, /^vblade_export_latency_seconds_count\{export="e1\.1"\} 4$/m);
+  t.match(text, /^vblade_interface_rx_frames_total\{interface="eth0"\} 20$/m);
+  t.match(text, /^vblade_interface_up\{interface="eth0"\} 0$/m);
+  t.match(text, /^vblade_interface_sectors_per_frame\{interface="eth0"\} 17$/m);
+  t.ok(text.endsWith('\n'));
+  // Every sample line is well formed.
+  for (const line of text.trim().split('\n')) {
+    if (!line.startsWith('#')) t.match(line, /^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+|\+Inf$/, line);
+  }
+  t.equal(renderMetrics(undefined, { ready: false }), '# HELP vblade_up 1 when the worker is serving\n# TYPE vblade_up gauge\nvblade_up 0\n');
+});
+
+function get(url: string, method = 'GET'): Promise<{ status: number; type?: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    http.request(url, { method }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+    }).on('error', reject).end();
+  });
+}
+
+t.test('metrics listener', async (t) => {
+  let up = true;
+  const m = await MetricsServer.listen(
+    { stats: async () => (up ? STATS : Promise.reject(new Error('the worker is not serving right now'))), supervisor: () => ({ ready: up, restarts: 0 }) },
+    { host: '127.0.0.1', port: 0 },
+    silent,
+  );
+  t.teardown(() => m.close());
+  const base = `http://127.0.0.1:${m.address.port}`;
+  const ok = await get(`${base}/metrics`);
+  t.equal(ok.status, 200);
+  t.equal(ok.type, 'text/plain; version=0.0.4; charset=utf-8');
+  t.match(ok.body, /^vblade_export_reads_total\{export="e1\.1"\} 10$/m);
+  t.equal((await get(`${base}/other`)).status, 404);
+  t.equal((await get(`${base}/metrics`, 'POST')).status, 405);
+  up = false;
+  const down = await get(`${base}/metrics`);
+  t.equal(down.status, 200);
+  t.match(down.body, /^vblade_up 0$/m);
+});
+
+t.test('WorkerCore: state saved through the hooks comes back after a restart; clear-mask uses clearList', async (t) => {
+  const dir = tmp(t);
+  const e: ExportConfig = {
+    shelf: 2, slot: 3, file: '', interfaces: ['lo'], readOnly: false, direct: false, sync: false, offsetSectors: 0,
+    macMask: ['52:54:00:00:00:01'], bufferCount: 16, nullStore: true, nullSectors: 8,
+  };
+  const seen: Array<ExportState | undefined> = [];
+  const cleared: string[] = [];
+  const fake: StartServer = async (config, _log, hooks) => {
+    for (const x of config.exports) seen.push(hooks.initialState(`e${x.shelf}.${x.slot}`));
+    const server: ServerLike = {
+      apply: async () => undefined,
+      stop: async () => undefined,
+      stats: () => ({ exports: [] }),
+      clearList: (key, list) => {
+        cleared.push(`${key}:${list}`);
+        hooks.onStateChange(key, { config: 'c', macMask: [], reserve: [] });
+        return true;
+      },
+    };
+    // An initiator sets the config string.
+    hooks.onStateChange('e2.3', { config: 'owner=host-a', macMask: ['52:54:00:00:00:01'], reserve: ['52:54:00:00:00:02'] });
+    return server;
+  };
+  const config = { exports: [e], stateDir: path.join(dir, 'state') };
+  const a = new WorkerCore(fake, silent);
+  await a.start(config);
+  t.same(await a.request('show-mask', '2.3'), { 'e2.3': ['52:54:00:00:00:01'] });
+  await a.stop();
+  const b = new WorkerCore(fake, silent);
+  await b.start(config);
+  t.same(seen, [undefined, { config: 'owner=host-a', macMask: ['52:54:00:00:00:01'], reserve: ['52:54:00:00:00:02'] }], 'restored at the next start');
+  t.same(await b.request('clear-mask', 'e2.3'), { key: 'e2.3', cleared: 'mask' });
+  t.same(cleared, ['e2.3:mask']);
+  t.same(await b.request('show-mask'), { 'e2.3': [] });
+  await t.rejects(b.request('clear-mask'), { message: 'this command needs an export, e.g. e1.1' });
+  await b.stop();
+  t.equal(JSON.parse(fs.readFileSync(path.join(dir, 'state', 'e2.3.json'), 'utf8')).config, 'c');
+});

@@ -1,0 +1,80 @@
+// Log sinks: the readable form, syslog framing to a fake /dev/log, and a
+// log file reopened after rotation.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import t from 'tap';
+import { createLogger, createSink, formatText, lineSplitter, syslogFrame, wrapForeignLine } from '../../src/service/log';
+import { DgramSink, dgramSinkUnavailable } from '../helpers/dgram-sink';
+
+function tmpdir(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vblade-log-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('formatText', async (t) => {
+  const time = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
+  t.equal(
+    formatText(JSON.stringify({ level: 30, time, pid: 12, hostname: 'h', msg: 'export added', export: 'e1.1', file: '/srv/a b.img', n: 3 })),
+    '2025-01-02T03:04:05.678Z INFO  [12] export added export=e1.1 file="/srv/a b.img" n=3',
+  );
+  t.equal(
+    formatText(JSON.stringify({ level: 50, time, pid: 1, msg: 'boom', err: { message: 'bad', stack: 'Error: bad\n    at x' } })),
+    '2025-01-02T03:04:05.678Z ERROR [1] boom err=bad\n    Error: bad\n        at x',
+  );
+  t.equal(formatText('not json'), 'not json');
+});
+
+t.test('syslogFrame', async (t) => {
+  const now = new Date(2025, 0, 2, 3, 4, 5);
+  t.equal(syslogFrame('hello', 30, 42, { tag: 'vbladed', format: 'rfc3164', now }), '<30>Jan  2 03:04:05 vbladed[42]: hello');
+  t.equal(syslogFrame('bad', 50, 42, { tag: 'vbladed', format: 'rfc3164', now }), '<27>Jan  2 03:04:05 vbladed[42]: bad');
+  t.equal(syslogFrame('x', 40, 7, { tag: 'vbladed', format: 'rfc5424', now, hostname: 'host' }), `<28>1 ${now.toISOString()} host vbladed 7 - - x`);
+  t.equal(syslogFrame('x', 20, 7, { tag: 'vbladed', format: 'rfc3164', now }).slice(0, 4), '<31>');
+  t.equal(syslogFrame('x', 60, 7, { tag: 'vbladed', format: 'rfc3164', now }).slice(0, 4), '<26>');
+});
+
+t.test('lineSplitter and foreign lines', async (t) => {
+  const lines: string[] = [];
+  const feed = lineSplitter((l) => lines.push(l));
+  feed('a\nb');
+  feed('c\n\nd\n');
+  t.same(lines, ['a', 'bc', 'd']);
+  const w = JSON.parse(wrapForeignLine('TypeError: x', 50, 9, { stream: 'stderr' })) as Record<string, unknown>;
+  t.match(w, { level: 50, pid: 9, stream: 'stderr', msg: 'TypeError: x' });
+  t.equal(wrapForeignLine('{"level":30,"msg":"a"}', 50, 9), '{"level":30,"msg":"a"}');
+});
+
+t.test('syslog sink sends one datagram per record to /dev/log', { skip: dgramSinkUnavailable() }, async (t) => {
+  const dir = tmpdir(t);
+  const sink = await DgramSink.start(path.join(dir, 'log'));
+  t.teardown(() => sink.close());
+  const { logger } = createLogger({ destination: 'syslog', syslogPath: sink.path, format: 'json', level: 'info' });
+  logger.info({ export: 'e1.1' }, 'export added');
+  logger.error('link down');
+  logger.debug('not logged');
+  const got = await sink.waitFor(2);
+  t.match(got[0], new RegExp(`^<30>[A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} vbladed\\[${process.pid}\\]: \\{"level":30,.*"export":"e1.1","msg":"export added"\\}$`));
+  t.match(got[1], /^<27>.* vbladed\[[0-9]+\]: \{"level":50,.*"msg":"link down"\}$/);
+
+  const text = createSink({ destination: 'syslog', syslogPath: sink.path, format: 'text', level: 'info', syslogFormat: 'rfc5424' });
+  text.writeLine(JSON.stringify({ level: 40, time: 0, pid: 77, msg: 'careful' }));
+  const got2 = await sink.waitFor(3);
+  t.match(got2[2], /^<28>1 \S+ \S+ vbladed 77 - - 1970-01-01T00:00:00.000Z WARN  \[77\] careful$/);
+});
+
+t.test('file sink appends and reopens after rotation', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'sub', 'vblade.log');
+  const { logger, sink } = createLogger({ destination: 'file', file, format: 'text', level: 'info' });
+  logger.info('first');
+  fs.renameSync(file, file + '.1');
+  logger.info('second'); // still goes to the renamed file
+  sink.reopen();
+  logger.info('third');
+  sink.flushSync();
+  t.match(fs.readFileSync(file + '.1', 'utf8'), /INFO  \[[0-9]+\] first\n.*second\n$/);
+  t.match(fs.readFileSync(file, 'utf8'), /^\S+ INFO  \[[0-9]+\] third\n$/);
+});

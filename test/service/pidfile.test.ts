@@ -1,0 +1,105 @@
+// Pid files and export locks: creation, refusal with a clear message, stale
+// files (dead owner, reused pid), removal.
+
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import t from 'tap';
+import { AlreadyRunningError, ExportLocks, PidFile, processStartTime, readPidFile } from '../../src/service/pidfile';
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vblade-pid-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A live process we started (killed in teardown), standing in for another vbladed. */
+async function otherProcess(t: { teardown(fn: () => void): void }): Promise<number> {
+  const p = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  const pid = p.pid!;
+  t.teardown(() => {
+    if (p.exitCode === null) process.kill(pid, 'SIGKILL');
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  return pid;
+}
+
+t.test('create, content, release', async (t) => {
+  const file = path.join(tmp(t), 'run', 'vblade.pid');
+  const pf = PidFile.acquire(file, { what: 'instance vblade' });
+  t.equal(fs.readFileSync(file, 'utf8'), `${process.pid}\nstart=${processStartTime(process.pid)} vbladed\n`);
+  t.same(readPidFile(file), { pid: process.pid, startTime: processStartTime(process.pid) });
+  pf.release();
+  t.notOk(fs.existsSync(file));
+  pf.release(); // idempotent
+});
+
+t.test('a live owner: refused with a clear message', async (t) => {
+  const file = path.join(tmp(t), 'e1.1@eth0.lock');
+  const pid = await otherProcess(t);
+  fs.writeFileSync(file, `${pid}\nstart=${processStartTime(pid)} vbladed\n`);
+  const err = t.throws(() => PidFile.acquire(file, { what: 'e1.1 on eth0' })) as AlreadyRunningError;
+  t.type(err, AlreadyRunningError);
+  t.equal(err.message, `vbladed is already running for e1.1 on eth0 (pid ${pid}, ${file}); stop it first (kill ${pid}) or choose another shelf.slot or interface`);
+  t.equal(err.pid, pid);
+  t.ok(fs.existsSync(file), 'the owner keeps its file');
+});
+
+t.test('stale files are replaced', async (t) => {
+  const dir = tmp(t);
+  const dead = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await new Promise((r) => dead.on('exit', r));
+  const live = await otherProcess(t);
+  const rows: Array<[string, string]> = [
+    ['dead pid', `${dead.pid}\nstart=1 vbladed\n`],
+    ['pid reused by another process (start time differs)', `${live}\nstart=1 vbladed\n`],
+    ['foreign file without start time, pid not vblade', `${live}\n`],
+    ['garbage, old', 'garbage'],
+  ];
+  for (const [desc, content] of rows) {
+    const file = path.join(dir, `${desc.replace(/\W+/g, '-')}.pid`);
+    fs.writeFileSync(file, content);
+    if (desc.startsWith('garbage')) fs.utimesSync(file, new Date(0), new Date(0));
+    const stale: unknown[] = [];
+    const pf = PidFile.acquire(file, { what: 'x', onStale: (i) => stale.push(i) });
+    t.equal(readPidFile(file)?.pid, process.pid, desc);
+    t.equal(stale.length, 1, `${desc}: reported as stale`);
+    pf.release();
+  }
+});
+
+t.test('an empty, fresh file is someone starting right now', async (t) => {
+  const file = path.join(tmp(t), 'x.pid');
+  fs.writeFileSync(file, '');
+  t.throws(() => PidFile.acquire(file, { what: 'instance x' }), { message: `another vbladed is taking instance x right now (pid file ${file}); try again` });
+});
+
+t.test('release leaves a file that is not ours', async (t) => {
+  const file = path.join(tmp(t), 'x.pid');
+  const pf = PidFile.acquire(file, { what: 'x' });
+  fs.writeFileSync(file, '1\nstart=5 vbladed\n');
+  pf.release();
+  t.ok(fs.existsSync(file));
+});
+
+t.test('export locks: all or nothing, and dropping what a reload removed', async (t) => {
+  const dir = tmp(t);
+  const other = await otherProcess(t);
+  fs.writeFileSync(path.join(dir, 'e1.2@eth1.lock'), `${other}\nstart=${processStartTime(other)} vbladed\n`);
+  const locks = new ExportLocks(dir);
+  locks.acquire([{ key: 'e1.1', interfaces: ['eth0', 'eth1'] }]);
+  t.same(locks.names().sort(), ['e1.1@eth0', 'e1.1@eth1']);
+  t.throws(
+    () => locks.acquire([{ key: 'e1.1', interfaces: ['eth0'] }, { key: 'e1.3', interfaces: ['eth0'] }, { key: 'e1.2', interfaces: ['eth1'] }]),
+    { message: `vbladed is already running for e1.2 on eth1 (pid ${other}, ${path.join(dir, 'e1.2@eth1.lock')}); stop it first (kill ${other}) or choose another shelf.slot or interface` },
+  );
+  t.notOk(fs.existsSync(path.join(dir, 'e1.3@eth0.lock')), 'the lock taken before the conflict is given back');
+  const toDrop = locks.acquire([{ key: 'e1.1', interfaces: ['eth0'] }, { key: 'e1.3', interfaces: ['eth0'] }]);
+  t.same(toDrop, ['e1.1@eth1']);
+  t.ok(fs.existsSync(path.join(dir, 'e1.1@eth1.lock')), 'kept until dropped');
+  locks.drop(toDrop);
+  t.notOk(fs.existsSync(path.join(dir, 'e1.1@eth1.lock')));
+  locks.releaseAll();
+  t.same(fs.readdirSync(dir), ['e1.2@eth1.lock']);
+});
