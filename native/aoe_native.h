@@ -8,6 +8,8 @@
 #ifndef AOE_NATIVE_H
 #define AOE_NATIVE_H
 
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +64,24 @@ int unix_datagram_send(const char *path, const void *msg, size_t len,
 #define AOE_ETHERTYPE 0x88A2
 /* Frames per sendmmsg system call (send() loops over larger counts). */
 #define PACKET_SEND_BATCH 256
+/* Bytes in front of the Ethernet header in a receive slot: the kernel puts
+ * the tpacket2 header and sockaddr_ll first and aligns the network header
+ * to 16 (66 on every architecture Linux runs this on). */
+#define PACKET_SLOT_HEADROOM (TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - ETH_HLEN)
+/* Receive slot sizes openPacket accepts (before rounding up to 16). */
+#define PACKET_FRAME_SIZE_MIN 128u
+#define PACKET_FRAME_SIZE_MAX 65536u
+/* Largest receive ring, all slots together. */
+#define PACKET_RING_MAX_BYTES (1u << 30)
+/* Frame lengths send() accepts: an Ethernet header at least, and what
+ * sendmmsg's length field and a 64 KiB interface can carry at most. */
+#define PACKET_SEND_FRAME_MIN 14u
+#define PACKET_SEND_FRAME_MAX 65535u
+
+/* Layout of drain()'s descriptors: DRAIN_STRIDE uint32 per frame. */
+enum drain_field { DRAIN_OFFSET, DRAIN_LENGTH, DRAIN_SLOT, DRAIN_STRIDE };
+/* Layout of send()'s descriptors: SEND_STRIDE uint32 per frame. */
+enum send_field { SEND_OFFSET, SEND_LENGTH, SEND_STRIDE };
 
 struct packet_ring {
   int fd;                /* receives (the ring), in epoll */
@@ -97,13 +117,13 @@ void packet_close_fds(struct packet_ring *ring);
 void packet_unmap(struct packet_ring *ring);
 void packet_free(struct packet_ring *ring);
 
-/* Writes [offset, length, slot] triples; returns the number of frames. */
+/* Writes DRAIN_STRIDE numbers per frame; returns the number of frames. */
 uint32_t packet_drain(struct packet_ring *ring, uint32_t *desc, uint32_t max);
 /* 0, or -EINVAL when the slot is out of range or not held by JavaScript. */
 int packet_release(struct packet_ring *ring, uint32_t slot);
 /* True when drain() would return at least one frame now. */
 bool packet_has_frames(struct packet_ring *ring);
-/* `frames` holds [offset, length] pairs into `arena` (already bounds-checked).
+/* `frames` holds SEND_STRIDE numbers per frame into `arena` (already bounds-checked).
  * Returns frames sent, or -errno when none could be sent. At most
  * PACKET_SEND_BATCH frames per sendmmsg; loops until all are sent. */
 int packet_send(struct packet_ring *ring, const uint8_t *arena,
@@ -129,10 +149,18 @@ enum io_op_kind { IO_OP_READ = 0, IO_OP_WRITE = 1, IO_OP_DATASYNC = 2 };
  * reaps right after submitting). For stores that never block: tmpfs. */
 #define IO_OP_INLINE 0x10
 
-/* One operation as JavaScript describes it (IoRing.submit `ops`). */
+/* One operation as JavaScript describes it (IoRing.submit `ops`): the
+ * struct is the layout, so JavaScript's field indexes come from offsetof. */
 struct io_op {
   double kind, fd, buffer_id, offset, length, position;
 };
+#define IO_OP_FIELD(member) (offsetof(struct io_op, member) / sizeof(double))
+#define IO_OP_STRIDE (sizeof(struct io_op) / sizeof(double))
+_Static_assert(sizeof(struct io_op) == IO_OP_STRIDE * sizeof(double),
+               "struct io_op must be whole doubles: JavaScript fills it as a Float64Array");
+
+/* Layout of reap()'s output: REAP_STRIDE int32 per completion. */
+enum reap_field { REAP_TAG, REAP_RESULT, REAP_STRIDE };
 
 struct io_buffer {
   uint8_t *base;
@@ -193,7 +221,7 @@ void io_queue_close(struct io_queue *q);
 /* Returns ops accepted (refused ones complete with -EINVAL), or -errno. */
 int io_queue_submit(struct io_queue *q, const struct io_op *ops,
                     const uint32_t *tags, uint32_t count);
-/* Writes [tag, result] pairs; returns the number of completions.
+/* Writes REAP_STRIDE numbers per completion; returns how many.
  * `on_buffer_idle` is called with a buffer whose last op was reaped while it
  * was retiring, so binding.c can drop its reference. */
 uint32_t io_queue_reap(struct io_queue *q, int32_t *out, uint32_t max,

@@ -306,7 +306,7 @@ static napi_value packet_drain_method(napi_env env, napi_callback_info info) {
   if (argc < 2) return throw_type(env, "drain(desc, maxFrames) takes two arguments");
   if (!get_typed(env, argv[0], napi_uint32_array, (void **)&desc, &desc_len, "desc", "a Uint32Array")) return NULL;
   if (!get_uint(env, argv[1], UINT32_MAX, &max, "maxFrames")) return NULL;
-  if (max > desc_len / 3) max = (uint32_t)(desc_len / 3);
+  if (max > desc_len / DRAIN_STRIDE) max = (uint32_t)(desc_len / DRAIN_STRIDE);
   napi_value result;
   NAPI_OK(napi_create_uint32(env, packet_drain(&s->ring, desc, max), &result));
   return result;
@@ -368,13 +368,15 @@ static napi_value packet_send_method(napi_env env, napi_callback_info info) {
   if (argc < 3) return throw_type(env, "send(arena, desc, count) takes three arguments");
   if (!get_typed(env, argv[0], napi_uint8_array, (void **)&arena, &arena_len, "arena", "a Uint8Array")) return NULL;
   if (!get_typed(env, argv[1], napi_uint32_array, (void **)&desc, &desc_len, "desc", "a Uint32Array")) return NULL;
-  if (!get_uint(env, argv[2], (uint32_t)(desc_len / 2), &count, "count (at most desc.length / 2)")) return NULL;
+  if (!get_uint(env, argv[2], (uint32_t)(desc_len / SEND_STRIDE), &count, "count (at most desc.length / sendStride)"))
+    return NULL;
   for (uint32_t i = 0; i < count; i++) {
-    uint64_t offset = desc[2 * i], length = desc[2 * i + 1];
-    if (length < 14 || length > 65535 || offset + length > arena_len) {
+    uint64_t offset = desc[SEND_STRIDE * i + SEND_OFFSET], length = desc[SEND_STRIDE * i + SEND_LENGTH];
+    if (length < PACKET_SEND_FRAME_MIN || length > PACKET_SEND_FRAME_MAX || offset + length > arena_len) {
       char msg[160];
-      snprintf(msg, sizeof msg, "frame %u: [offset %llu, length %llu] is not a frame of 14..65535 bytes inside the arena (%zu bytes)",
-               i, (unsigned long long)offset, (unsigned long long)length, arena_len);
+      snprintf(msg, sizeof msg, "frame %u: [offset %llu, length %llu] is not a frame of %u..%u bytes inside the arena (%zu bytes)",
+               i, (unsigned long long)offset, (unsigned long long)length, PACKET_SEND_FRAME_MIN, PACKET_SEND_FRAME_MAX,
+               arena_len);
       return throw_range(env, msg);
     }
   }
@@ -702,8 +704,9 @@ static napi_value io_submit_method(napi_env env, napi_callback_info info) {
   if (argc < 3) return throw_type(env, "submit(ops, tags, count) takes three arguments");
   if (!get_typed(env, argv[0], napi_float64_array, (void **)&ops, &ops_len, "ops", "a Float64Array")) return NULL;
   if (!get_typed(env, argv[1], napi_uint32_array, (void **)&tags, &tags_len, "tags", "a Uint32Array")) return NULL;
-  size_t fit = ops_len / 6 < tags_len ? ops_len / 6 : tags_len;
-  if (!get_uint(env, argv[2], (uint32_t)fit, &count, "count (at most ops.length / 6 and tags.length)")) return NULL;
+  size_t fit = ops_len / IO_OP_STRIDE < tags_len ? ops_len / IO_OP_STRIDE : tags_len;
+  if (!get_uint(env, argv[2], (uint32_t)fit, &count, "count (at most ops.length / ioOpStride and tags.length)"))
+    return NULL;
   napi_value result;
   NAPI_OK(napi_create_int32(env, io_queue_submit(&r->queue, (const struct io_op *)ops, tags, count), &result));
   return result;
@@ -717,7 +720,7 @@ static napi_value io_reap_method(napi_env env, napi_callback_info info) {
   if (argc < 2) return throw_type(env, "reap(out, max) takes two arguments");
   if (!get_typed(env, argv[0], napi_int32_array, (void **)&out, &out_len, "out", "an Int32Array")) return NULL;
   if (!get_uint(env, argv[1], UINT32_MAX, &max, "max")) return NULL;
-  if (max > out_len / 2) max = (uint32_t)(out_len / 2);
+  if (max > out_len / REAP_STRIDE) max = (uint32_t)(out_len / REAP_STRIDE);
   napi_value result;
   NAPI_OK(napi_create_uint32(env, io_queue_reap(&r->queue, out, max, release_idle_buffer, env), &result));
   return result;
@@ -925,6 +928,63 @@ static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- constants ------------------------------------------------------------ */
+
+/* Every number JavaScript must agree on to fill or read what crosses the
+ * addon, taken from the definitions the C code itself uses. The JavaScript
+ * side declares the same names (src/native/constants.ts) and compares them
+ * once at load, so a stale build fails loudly instead of misreading memory. */
+static const struct {
+  const char *name;
+  uint32_t value;
+} exported_constants[] = {
+    {"ioOpRead", IO_OP_READ},
+    {"ioOpWrite", IO_OP_WRITE},
+    {"ioOpDataSync", IO_OP_DATASYNC},
+    {"ioOpInline", IO_OP_INLINE},
+    {"ioOpKind", IO_OP_FIELD(kind)},
+    {"ioOpFd", IO_OP_FIELD(fd)},
+    {"ioOpBufferId", IO_OP_FIELD(buffer_id)},
+    {"ioOpOffset", IO_OP_FIELD(offset)},
+    {"ioOpLength", IO_OP_FIELD(length)},
+    {"ioOpPosition", IO_OP_FIELD(position)},
+    {"ioOpStride", IO_OP_STRIDE},
+    {"reapTag", REAP_TAG},
+    {"reapResult", REAP_RESULT},
+    {"reapStride", REAP_STRIDE},
+    {"drainOffset", DRAIN_OFFSET},
+    {"drainLength", DRAIN_LENGTH},
+    {"drainSlot", DRAIN_SLOT},
+    {"drainStride", DRAIN_STRIDE},
+    {"sendOffset", SEND_OFFSET},
+    {"sendLength", SEND_LENGTH},
+    {"sendStride", SEND_STRIDE},
+    {"ioMaxBuffers", IORING_MAX_BUFFERS},
+    {"ioMaxDepth", IORING_MAX_DEPTH},
+    {"mappedMaxFiles", MAPPED_MAX_FILES},
+    {"sendBatch", PACKET_SEND_BATCH},
+    {"sendFrameMin", PACKET_SEND_FRAME_MIN},
+    {"sendFrameMax", PACKET_SEND_FRAME_MAX},
+    {"slotHeadroom", PACKET_SLOT_HEADROOM},
+    {"frameSizeMin", PACKET_FRAME_SIZE_MIN},
+    {"frameSizeMax", PACKET_FRAME_SIZE_MAX},
+    {"ringMaxBytes", PACKET_RING_MAX_BYTES},
+};
+
+/* A frozen plain object: nothing on the JavaScript side can change a value
+ * after the load-time check. */
+static napi_value create_constants(napi_env env) {
+  napi_value object, value;
+  if (napi_create_object(env, &object) != napi_ok) return NULL;
+  for (size_t i = 0; i < sizeof exported_constants / sizeof exported_constants[0]; i++) {
+    if (napi_create_uint32(env, exported_constants[i].value, &value) != napi_ok ||
+        !define_value(env, object, exported_constants[i].name, value))
+      return NULL;
+  }
+  if (napi_object_freeze(env, object) != napi_ok) return NULL;
+  return object;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor functions[] = {
       {"openPacket", NULL, open_packet, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -936,5 +996,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
+  napi_value constants = create_constants(env);
+  if (constants == NULL || !define_value(env, exports, "constants", constants)) return NULL;
   return exports;
 }

@@ -250,8 +250,8 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
 
 static void finish(struct io_queue *q, uint64_t user_data, int32_t result, int32_t *out,
                    void (*on_buffer_idle)(struct io_buffer *, void *), void *ctx) {
-  out[0] = (int32_t)(uint32_t)user_data;
-  out[1] = result;
+  out[REAP_TAG] = (int32_t)(uint32_t)user_data;
+  out[REAP_RESULT] = result;
   q->in_flight--;
   uint32_t buffer_slot = (uint32_t)(user_data >> 32);
   if (buffer_slot == NO_BUFFER) return;
@@ -294,7 +294,7 @@ static uint32_t reap_walk(struct io_queue *q, int32_t *out, uint32_t max,
     struct io_completion c = q->local[q->local_head];
     q->local_head = (q->local_head + 1) % q->depth;
     q->local_count--;
-    finish(q, c.user_data, c.result, out + 2 * n, on_buffer_idle, ctx);
+    finish(q, c.user_data, c.result, out + REAP_STRIDE * n, on_buffer_idle, ctx);
     n++;
   }
   if (!q->uring) return n;
@@ -302,7 +302,7 @@ static uint32_t reap_walk(struct io_queue *q, int32_t *out, uint32_t max,
   uint32_t tail = __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE);
   while (n < max && head != tail) {
     const struct io_uring_cqe *cqe = (const struct io_uring_cqe *)q->cqes + (head & q->cq_mask);
-    finish(q, cqe->user_data, cqe->res, out + 2 * n, on_buffer_idle, ctx);
+    finish(q, cqe->user_data, cqe->res, out + REAP_STRIDE * n, on_buffer_idle, ctx);
     head++;
     n++;
   }

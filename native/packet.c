@@ -26,9 +26,6 @@
 #define AOE_FLAG_RESPONSE 0x08
 #define AOE_HEADER_END 24  /* Ethernet + AoE common header, through the tag */
 
-#define RING_MAX_BYTES (1u << 30)
-#define FRAME_SIZE_MIN 128u
-#define FRAME_SIZE_MAX 65536u
 #define BLOCK_ORDER_MAX 5  /* blocks up to 32 pages: one kernel allocation each */
 
 /* Passes frames of our EtherType, at least as long as the AoE header, whose
@@ -205,15 +202,15 @@ int packet_open(struct packet_ring *ring, const struct packet_open_args *args, s
   ring->epoll_fd = -1;
 
   uint32_t frame_size = (args->frame_size + TPACKET_ALIGNMENT - 1) & ~(uint32_t)(TPACKET_ALIGNMENT - 1);
-  if (args->frame_size < FRAME_SIZE_MIN || args->frame_size > FRAME_SIZE_MAX)
+  if (args->frame_size < PACKET_FRAME_SIZE_MIN || args->frame_size > PACKET_FRAME_SIZE_MAX)
     return aoe_fail(err, EINVAL, "frameSize %u is outside %u..%u; use MTU + 14 + %u rounded up to 16", args->frame_size,
-                    FRAME_SIZE_MIN, FRAME_SIZE_MAX, (unsigned)(TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - ETH_HLEN));
+                    PACKET_FRAME_SIZE_MIN, PACKET_FRAME_SIZE_MAX, (unsigned)PACKET_SLOT_HEADROOM);
   if (args->frame_count == 0) return aoe_fail(err, EINVAL, "frameCount must be at least 1");
   choose_geometry(frame_size, &ring->block_size, &ring->frames_per_block);
   uint64_t blocks = (args->frame_count + ring->frames_per_block - 1) / ring->frames_per_block;
-  if (blocks * ring->block_size > RING_MAX_BYTES)
+  if (blocks * ring->block_size > PACKET_RING_MAX_BYTES)
     return aoe_fail(err, EINVAL, "a ring of %u frames of %u bytes exceeds %u bytes; lower frameCount", args->frame_count,
-                    frame_size, RING_MAX_BYTES);
+                    frame_size, PACKET_RING_MAX_BYTES);
   ring->frame_size = frame_size;
   ring->frame_count = (uint32_t)blocks * ring->frames_per_block; /* whole blocks */
   ring->map_len = (size_t)blocks * ring->block_size;
@@ -275,9 +272,10 @@ uint32_t packet_drain(struct packet_ring *ring, uint32_t *desc, uint32_t max) {
       __atomic_store_n(&hdr->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
       continue;
     }
-    desc[3 * n] = (uint32_t)(slot_offset(ring, slot) + hdr->tp_mac);
-    desc[3 * n + 1] = hdr->tp_snaplen;
-    desc[3 * n + 2] = slot;
+    uint32_t *d = desc + DRAIN_STRIDE * n;
+    d[DRAIN_OFFSET] = (uint32_t)(slot_offset(ring, slot) + hdr->tp_mac);
+    d[DRAIN_LENGTH] = hdr->tp_snaplen;
+    d[DRAIN_SLOT] = slot;
     ring->held[slot] = 1;
     n++;
   }
@@ -305,9 +303,9 @@ int packet_send(struct packet_ring *ring, const uint8_t *arena, const uint32_t *
   while (total < count) {
     uint32_t batch = count - total < PACKET_SEND_BATCH ? count - total : PACKET_SEND_BATCH;
     for (uint32_t i = 0; i < batch; i++) {
-      const uint32_t *f = frames + 2 * (total + i);
-      iov[i].iov_base = (void *)(arena + f[0]);
-      iov[i].iov_len = f[1];
+      const uint32_t *f = frames + SEND_STRIDE * (total + i);
+      iov[i].iov_base = (void *)(arena + f[SEND_OFFSET]);
+      iov[i].iov_len = f[SEND_LENGTH];
       memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1; /* bound socket: no address needed */
