@@ -1,11 +1,19 @@
 // The typed surface of the native addon (native/*.c, built by node-gyp into
-// build/Release/aoe_native.node). This file is the only place that loads it;
-// everything else imports these types and functions from here.
+// build/Release/aoe_native.node) and its one loader. loadAddon() is the only
+// place that loads it, lazily, on first use, so that importing this file
+// costs nothing and code that never needs the addon (the pure client, log
+// formatting, tests with fakes) works without a build.
 //
 // Memory rules (docs/native-abi.md): JavaScript owns every buffer the addon
 // touches except the mmapped receive ring, which the addon owns and exposes as
 // one external Uint8Array for the life of the socket. Native calls return
 // counts, never new objects, on the frame path.
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { EXPECTED_NATIVE_CONSTANTS, IoOpFlag, IoOpLayout, nativeConstantMismatches } from './constants';
+
+export { DrainLayout, IoOp, IoOpFlag, IoOpLayout, NativeLimit, ReapLayout, SendLayout } from './constants';
 
 /** State of a network interface, read by ioctl at call time. */
 export interface LinkInfo {
@@ -52,10 +60,11 @@ export interface PacketSocket {
   readonly frameCount: number;
   /**
    * Collects frames the kernel has filled, in ring order, starting after the
-   * last one returned. For each frame writes three uint32 into `desc`:
-   * [offset in `ring` of the Ethernet header, frame length, slot index].
-   * Returned slots belong to JavaScript until release(slot). Returns the
-   * number of frames (<= maxFrames, <= desc.length / 3).
+   * last one returned. For each frame writes DrainLayout.Stride uint32 into
+   * `desc`: [offset in `ring` of the Ethernet header, frame length, slot
+   * index] (DrainLayout). Returned slots belong to JavaScript until
+   * release(slot). Returns the number of frames (<= maxFrames,
+   * <= desc.length / DrainLayout.Stride).
    */
   drain(desc: Uint32Array, maxFrames: number): number;
   /** Whether drain() would return a frame now (cheaper than an empty drain(): for busy polling). False once closed. */
@@ -65,8 +74,8 @@ export interface PacketSocket {
   /** release() of slots[0..count) in one call; throws at the first slot not held (those before it are released). */
   releaseMany(slots: Uint32Array, count: number): void;
   /**
-   * Sends `count` frames in one sendmmsg: `desc` holds pairs
-   * [offset in `arena`, length]. Returns the number sent (may be fewer when
+   * Sends `count` frames in one sendmmsg: `desc` holds SendLayout.Stride
+   * numbers per frame, [offset in `arena`, length] (SendLayout). Returns the number sent (may be fewer when
    * the socket buffer is full), or -errno when none could be sent
    * (-EAGAIN/-ENOBUFS: try again later; -ENETDOWN/-ENXIO: the link is gone).
    */
@@ -79,19 +88,11 @@ export interface PacketSocket {
   close(): void;
 }
 
-/** Kinds of block I/O operation (IoRing.submit `ops` field 0). */
-export const enum IoOp {
-  Read = 0,
-  Write = 1,
-  /** fdatasync of the whole file. */
-  DataSync = 2,
-}
+/** IoOpFlag.Inline under its older name. */
+export const IO_OP_INLINE = IoOpFlag.Inline;
 
-/** Or'ed into an IoOp: run it synchronously inside submit() (for stores that never block, such as tmpfs); its completion comes from the next reap() without a wake-up. */
-export const IO_OP_INLINE = 0x10;
-
-/** Numbers per operation in the IoRing.submit `ops` array. */
-export const IO_OP_FIELDS = 6;
+/** Numbers per operation in the IoRing.submit `ops` array (IoOpLayout.Stride). */
+export const IO_OP_FIELDS = IoOpLayout.Stride;
 
 /**
  * Asynchronous block I/O: io_uring when the kernel allows it, otherwise a
@@ -102,17 +103,17 @@ export interface IoRing {
   readonly kind: 'io_uring' | 'sync';
   /** Capacity: at most this many operations in flight. */
   readonly depth: number;
-  /** Names a memory region by a small integer id (0..63) for later ops; keeps it referenced until unregistered or close. */
+  /** Names a memory region by a small integer id (0 to NativeLimit.IoBuffers - 1) for later ops; keeps it referenced until unregistered or close. */
   registerBuffer(id: number, mem: Uint8Array): void;
   unregisterBuffer(id: number): void;
   /**
-   * Queues and submits `count` operations. `ops` holds IO_OP_FIELDS numbers
+   * Queues and submits `count` operations. `ops` holds IoOpLayout.Stride numbers
    * per op: [IoOp, fd, bufferId, offset in buffer, length, file position];
    * `tags[i]` is returned with op i's completion. DataSync ignores buffer,
    * offset, length and position. Returns the number accepted, or -errno.
    */
   submit(ops: Float64Array, tags: Uint32Array, count: number): number;
-  /** Writes [tag, result] pairs into `out` (result: bytes transferred or -errno); returns the number of completions (<= max, <= out.length / 2). */
+  /** Writes [tag, result] (ReapLayout) into `out` per completion (result: bytes transferred or -errno); returns the number of completions (<= max, <= out.length / ReapLayout.Stride). */
   reap(out: Int32Array, max: number): number;
   /** Calls `onReady()` once per wake-up when completions may be waiting (eventfd through libuv). */
   startPolling(onReady: () => void): void;
@@ -139,5 +140,53 @@ export interface NativeAddon {
   unixDatagramSend(path: string, message: string): void;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: NativeAddon = require('../../../build/Release/aoe_native.node') as NativeAddon;
+/** The package root, from dist/src/native/ where this file runs. */
+const PACKAGE_ROOT = resolve(__dirname, '../../..');
+
+/** Where node-gyp builds the addon. */
+export const ADDON_PATH = resolve(PACKAGE_ROOT, 'build/Release/aoe_native.node');
+
+const BUILD_HINT = `\`npx node-gyp rebuild\` (or \`bash scripts/setup.sh\`) in ${PACKAGE_ROOT}`;
+
+/**
+ * Loads the addon at `file` and checks its `constants` against `expected`.
+ * Throws an Error that names the file and says how to build it when it is
+ * missing, cannot be loaded, or was built from other sources than this
+ * JavaScript. Use loadAddon(); this is for tests.
+ */
+export function loadAddonFrom(file: string, expected: Readonly<Record<string, number>> = EXPECTED_NATIVE_CONSTANTS): NativeAddon {
+  if (!existsSync(file)) throw new Error(`the native addon ${file} is missing; build it with ${BUILD_HINT}`);
+  let loaded: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(file);
+  } catch (e) {
+    throw new Error(`cannot load the native addon ${file}: ${(e as Error).message}; rebuild it with ${BUILD_HINT}`);
+  }
+  const mismatches = nativeConstantMismatches((loaded as { constants?: unknown } | null)?.constants, expected);
+  if (mismatches.length > 0) {
+    throw new Error(
+      `the native addon ${file} does not match this JavaScript (${mismatches.join('; ')}); ` +
+        `rebuild both with \`bash scripts/setup.sh\` (or \`npx node-gyp rebuild\` and \`npx tsc -p .\`) in ${PACKAGE_ROOT}`,
+    );
+  }
+  return loaded as NativeAddon;
+}
+
+let loadedAddon: NativeAddon | undefined;
+
+/** The native addon, loaded and checked on first use. Throws (see loadAddonFrom) when it is not usable; a later call tries again. */
+export function loadAddon(): NativeAddon {
+  return (loadedAddon ??= loadAddonFrom(ADDON_PATH));
+}
+
+/** The addon for code written before loadAddon(): every function loads it on first call. */
+export const native: NativeAddon = {
+  openPacket: (ifname, options) => loadAddon().openPacket(ifname, options),
+  linkInfo: (ifname, netns) => loadAddon().linkInfo(ifname, netns),
+  openIoRing: (depth) => loadAddon().openIoRing(depth),
+  blockDeviceSize: (fd) => loadAddon().blockDeviceSize(fd),
+  mapFile: (fd, length, writable) => loadAddon().mapFile(fd, length, writable),
+  unmapFile: (fd) => loadAddon().unmapFile(fd),
+  unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
+};
