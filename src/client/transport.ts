@@ -1,9 +1,9 @@
 // The client's view of the network: the part of a PacketSocket it uses, and
-// how to open one for an initiator. The native addon is loaded lazily, so the
-// pure parts of the client (and their tests, with a fake socket) work without
-// it being built.
+// how to open one for an initiator. The native addon is loaded lazily (by
+// loadAddon, on first use), so the pure parts of the client (and their tests,
+// with a fake socket) work without it being built.
 
-import type { LinkInfo, NativeAddon, PacketSocket, PacketSocketOptions } from '../native/addon';
+import { loadAddon, type LinkInfo, type NativeAddon, type PacketSocket, type PacketSocketOptions } from '../native/addon';
 
 /** What the client and the load engine need of a packet socket (a fake in tests). */
 export type FrameSocket = Pick<PacketSocket, 'ring' | 'drain' | 'release' | 'send' | 'startPolling' | 'stopPolling' | 'close'> &
@@ -37,22 +37,9 @@ export function frameSizeForMtu(mtu: number): number {
   return Math.min(65536, Math.ceil(need / 2048) * 2048);
 }
 
-let addon: NativeAddon | undefined;
-
-/** The native addon, loaded on first use; a clear error when it has not been built. */
+/** The native addon, loaded on first use (src/native/addon.ts loadAddon; kept under this name for its callers). */
 export function loadNative(): NativeAddon {
-  if (addon === undefined) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      addon = (require('../native/addon') as { native: NativeAddon }).native;
-    } catch (e) {
-      throw new Error(
-        `cannot load the native addon (build/Release/aoe_native.node): ${(e as Error).message}\n` +
-          'Build it with `npm install` (or `npx node-gyp rebuild`) first.',
-      );
-    }
-  }
-  return addon;
+  return loadAddon();
 }
 
 export function linkInfo(ifname: string, netns?: string): LinkInfo {

@@ -19,6 +19,7 @@
 import * as os from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { LogDestination, LogFormat, LogLevel, SyslogFormat } from '../config/config-file';
+import { loadAddon } from '../native/addon';
 
 export interface LogOptions {
   destination: Exclude<LogDestination, 'auto'>;
@@ -136,10 +137,9 @@ function levelAndPid(line: string): { level: number; pid: number } {
 }
 
 function defaultSend(): (path: string, message: string) => void {
-  // Loaded lazily so that a build without the addon can still log elsewhere.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { native } = require('../native/addon') as typeof import('../native/addon');
-  return (p, m) => native.unixDatagramSend(p, m);
+  // Loaded only here so that a build without the addon can still log elsewhere.
+  const addon = loadAddon();
+  return (p, m) => addon.unixDatagramSend(p, m);
 }
 
 type Boom = ReturnType<typeof pino.destination> & { reopen(file?: string): void; flushSync(): void };

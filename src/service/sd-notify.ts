@@ -7,6 +7,8 @@
 // with Type=notify). Node cannot send on a unix datagram socket, so the
 // native addon's unixDatagramSend does; it is injected for tests.
 
+import { loadAddon } from '../native/addon';
+
 export type DatagramSend = (path: string, message: string) => void;
 
 export interface NotifyEnv {
@@ -19,9 +21,8 @@ export interface NotifyEnv {
 export const NOTIFY_ENV_VARS = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as const;
 
 function nativeSend(): DatagramSend {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { native } = require('../native/addon') as typeof import('../native/addon');
-  return (p, m) => native.unixDatagramSend(p, m);
+  const addon = loadAddon();
+  return (p, m) => addon.unixDatagramSend(p, m);
 }
 
 export class SdNotify {
