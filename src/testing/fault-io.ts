@@ -26,17 +26,17 @@
 
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import type { IoRing } from '../native/addon';
+import { IoOp, IoOpFlag, IoOpLayout, ReapLayout } from '../native/constants';
 import { FaultOp, FaultPlan, FaultPlanError } from './fault-plan';
 
 export const FAULT_PLAN_ENV = 'AOET_TEST_FAULT_PLAN';
 export const IO_JOURNAL_ENV = 'AOET_TEST_IO_JOURNAL';
 
-/** IoOp values (src/native/addon.ts; a const enum there). */
-const OP_READ = 0;
-const OP_WRITE = 1;
-const OP_SYNC = 2;
-const FIELDS = 6;
-const OPS: FaultOp[] = ['read', 'write', 'sync'];
+/** Fault plan names by IoOp. */
+const OPS: FaultOp[] = [];
+OPS[IoOp.Read] = 'read';
+OPS[IoOp.Write] = 'write';
+OPS[IoOp.DataSync] = 'sync';
 
 interface Submitted {
   op: number;
@@ -131,21 +131,21 @@ export class FaultIoRing implements IoRing {
     const n = accepted < 0 ? 0 : accepted;
     const plan = this.plans?.current() ?? null;
     for (let i = 0; i < n; i++) {
-      const p = i * FIELDS;
-      const op = ops[p] & 0x0f; // without IoOpFlag.Inline
-      const fd = ops[p + 1];
-      const length = ops[p + 4];
-      const position = ops[p + 5];
+      const p = i * IoOpLayout.Stride;
+      const op = ops[p + IoOpLayout.Kind] & ~IoOpFlag.Inline;
+      const fd = ops[p + IoOpLayout.Fd];
+      const length = ops[p + IoOpLayout.Length];
+      const position = ops[p + IoOpLayout.Position];
       const tag = tags[i];
-      if (plan !== null && op >= OP_READ && op <= OP_SYNC) {
+      if (plan !== null && OPS[op] !== undefined) {
         const r = plan.decide(OPS[op], position, length);
         if (r !== undefined) this.rewrite.set(tag, r);
       }
-      if (this.journalFd >= 0 && (op === OP_WRITE || op === OP_SYNC)) {
-        const seq = op === OP_SYNC ? ++this.syncSeq : 0;
+      if (this.journalFd >= 0 && (op === IoOp.Write || op === IoOp.DataSync)) {
+        const seq = op === IoOp.DataSync ? ++this.syncSeq : 0;
         this.submitted.set(tag, { op, fd, position, length, seq });
-        if (op === OP_SYNC) this.journal(`s ${fd} ${seq}`);
-        else this.journal(`w ${fd} ${position} ${length} ${this.head(ops[p + 2], ops[p + 3], length)}`);
+        if (op === IoOp.DataSync) this.journal(`s ${fd} ${seq}`);
+        else this.journal(`w ${fd} ${position} ${length} ${this.head(ops[p + IoOpLayout.BufferId], ops[p + IoOpLayout.Offset], length)}`);
       }
     }
     return accepted;
@@ -160,12 +160,13 @@ export class FaultIoRing implements IoRing {
   reap(out: Int32Array, max: number): number {
     const n = this.inner.reap(out, max);
     for (let i = 0; i < n; i++) {
-      const tag = out[i * 2] >>> 0;
+      const p = i * ReapLayout.Stride;
+      const tag = out[p + ReapLayout.Tag] >>> 0;
       if (this.rewrite.size > 0) {
         const r = this.rewrite.get(tag);
         if (r !== undefined) {
           this.rewrite.delete(tag);
-          out[i * 2 + 1] = r;
+          out[p + ReapLayout.Result] = r;
           this.injected++;
         }
       }
@@ -173,8 +174,8 @@ export class FaultIoRing implements IoRing {
         const s = this.submitted.get(tag);
         if (s !== undefined) {
           this.submitted.delete(tag);
-          const result = out[i * 2 + 1];
-          if (s.op === OP_SYNC) this.journal(`S ${s.fd} ${s.seq} ${result}`);
+          const result = out[p + ReapLayout.Result];
+          if (s.op === IoOp.DataSync) this.journal(`S ${s.fd} ${s.seq} ${result}`);
           else this.journal(`W ${s.fd} ${s.position} ${s.length} ${result}`);
         }
       }
