@@ -33,10 +33,7 @@ export const FAULT_PLAN_ENV = 'AOET_TEST_FAULT_PLAN';
 export const IO_JOURNAL_ENV = 'AOET_TEST_IO_JOURNAL';
 
 /** Fault plan names by IoOp. */
-const OPS: FaultOp[] = [];
-OPS[IoOp.Read] = 'read';
-OPS[IoOp.Write] = 'write';
-OPS[IoOp.DataSync] = 'sync';
+const OPS: Readonly<Record<number, FaultOp>> = { [IoOp.Read]: 'read', [IoOp.Write]: 'write', [IoOp.DataSync]: 'sync' };
 
 interface Submitted {
   op: number;
