@@ -3,7 +3,7 @@
 // loadAddon, on first use), so the pure parts of the client (and their tests,
 // with a fake socket) work without it being built.
 
-import { loadAddon, type LinkInfo, type NativeAddon, type PacketSocket, type PacketSocketOptions } from '../native/addon';
+import { loadAddon, NativeLimit, type LinkInfo, type NativeAddon, type PacketSocket, type PacketSocketOptions } from '../native/addon';
 
 /** What the client and the load engine need of a packet socket (a fake in tests). */
 export type FrameSocket = Pick<PacketSocket, 'ring' | 'drain' | 'release' | 'send' | 'startPolling' | 'stopPolling' | 'close'> &
@@ -34,7 +34,7 @@ export interface OpenEndpointOptions {
 /** Receive slot size for frames up to `mtu`: Ethernet header + payload + room for the tpacket header, in 2 KiB steps. */
 export function frameSizeForMtu(mtu: number): number {
   const need = mtu + 14 + 4 + 128;
-  return Math.min(65536, Math.ceil(need / 2048) * 2048);
+  return Math.min(NativeLimit.FrameSizeMax, Math.ceil(need / 2048) * 2048);
 }
 
 /** The native addon, loaded on first use (src/native/addon.ts loadAddon; kept under this name for its callers). */
