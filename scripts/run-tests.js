@@ -6,12 +6,20 @@
 //   npm test -- test/aoe/frame.test.ts    a source path works too
 //   npm test -- frame 'aoe/*.test.js' files whose path contains the text or matches the glob
 //   npm test -- --no-build ...        skip the tsc step
+//   npm test -- --no-lint             skip the lint checks (they run for the whole suite only)
+//   npm test -- --lint test/aoe       run them with a selection too
 //   other arguments starting with '-' are passed to tap (e.g. --grep=IDENTIFY)
 //
 // Environment: AOET_TEST_TIMEOUT (seconds per test file, default 900: the
 // QEMU interop files boot guests under TCG), AOET_TEST_JOBS (test files run
 // at once, default 1: the machine has two cores and the QEMU files need both),
 // CI (when set, a skipped test point counts as a failure).
+//
+// After the build, a run of the whole suite runs the checks of
+// scripts/lint.js (ESLint, Prettier --check, dependency-cruiser), each a test
+// point of its own in the closing counts. A run of selected files skips them:
+// it is for iterating on a few tests, and the checks take longer than most
+// test files; CI and a plain `npm test` run everything.
 //
 // The last line printed is always `N passed, N failed, N skipped`, and the
 // exit code is non-zero when anything failed.
@@ -33,9 +41,19 @@ function summaryLine(passed, failed, skipped) {
   return `${passed} passed, ${failed} failed, ${skipped} skipped`;
 }
 
+// The lint checks' points, added to whatever the tests count.
+const lint = { passed: 0, failed: 0, failures: [] };
+
 function finish(passed, failed, skipped, code) {
+  if (lint.failures.length > 0) {
+    // An early stop (no test ran) has not listed the lint failures yet.
+    console.log('\nFAILED:');
+    for (const f of lint.failures) console.log(`  - ${f}`);
+  }
+  passed += lint.passed;
+  failed += lint.failed;
   process.stdout.write(`\n${summaryLine(passed, failed, skipped)}\n`);
-  process.exitCode = code;
+  process.exitCode = failed > 0 ? 1 : code;
 }
 
 // ---------------------------------------------------------------- arguments
@@ -43,9 +61,12 @@ function finish(passed, failed, skipped, code) {
 const selectors = [];
 const tapArgs = [];
 let build = true;
+let lintWanted = null; // null: only for the whole suite
 for (const a of process.argv.slice(2)) {
   if (a === '--') continue;
   if (a === '--no-build') build = false;
+  else if (a === '--lint') lintWanted = true;
+  else if (a === '--no-lint') lintWanted = false;
   else if (a.startsWith('-')) tapArgs.push(a);
   else selectors.push(a);
 }
@@ -68,6 +89,24 @@ if (build) {
     return;
   }
   console.log(`run-tests: compiled in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+// --------------------------------------------------------------------- lint
+
+if (lintWanted ?? selectors.length === 0) {
+  const { CHECKS, runCheck } = require('./lint.js');
+  for (const check of CHECKS) {
+    console.log(`run-tests: lint ${check.name}: ${check.what}`);
+    const r = runCheck(check);
+    console.log(`run-tests: lint ${check.name}: ${r.ok ? 'passed' : `FAILED (${r.detail})`} in ${r.seconds.toFixed(1)} s`);
+    if (r.ok) lint.passed++;
+    else {
+      lint.failed++;
+      lint.failures.push(`lint: ${check.name} (${check.what}): ${r.detail}; its findings are printed above`);
+    }
+  }
+} else {
+  console.log('run-tests: lint checks skipped (a selection runs them only with --lint)');
 }
 
 // ---------------------------------------------------------- file selection
@@ -97,7 +136,8 @@ function hasSource(distFile) {
 const allCompiled = walk(path.join('dist', 'test'), []).sort();
 const orphans = allCompiled.filter((f) => !hasSource(f));
 const all = allCompiled.filter(hasSource);
-if (orphans.length > 0) console.log(`run-tests: ignoring ${orphans.length} compiled test file(s) without a source: ${orphans.join(' ')}`);
+if (orphans.length > 0)
+  console.log(`run-tests: ignoring ${orphans.length} compiled test file(s) without a source: ${orphans.join(' ')}`);
 
 function globToRegExp(glob) {
   let re = '';
@@ -277,7 +317,9 @@ const args = [
   ...tapArgs,
   ...files,
 ];
-console.log(`run-tests: ${files.length} test file(s), ${jobs} at a time, ${timeout} s each at most${inCI ? ', CI mode (a skip is a failure)' : ''}`);
+console.log(
+  `run-tests: ${files.length} test file(s), ${jobs} at a time, ${timeout} s each at most${inCI ? ', CI mode (a skip is a failure)' : ''}`,
+);
 console.log(`run-tests: tap ${args.filter((a) => a.startsWith('-')).join(' ')} <files>`);
 
 const started = Date.now();
@@ -321,6 +363,8 @@ child.on('close', (code, signal) => {
       skipped = 0;
     }
   }
+  failures.unshift(...lint.failures);
+  lint.failures.length = 0;
   if (failures.length > 0) {
     console.log('\nFAILED:');
     for (const f of failures.slice(0, 100)) console.log(`  - ${f}`);

@@ -1,0 +1,161 @@
+// The layers of src/ (docs/architecture.md), checked by dependency-cruiser:
+//
+//   npx depcruise src test bench bin scripts
+//
+// Each room of src/ lists the rooms it may import; every other arrow between
+// rooms is a rule of its own, named FROM-not-TO, so a failure names the arrow
+// that was drawn. Type-only imports count too (tsPreCompilationDeps): a type
+// from a forbidden room still ties the rooms together.
+'use strict';
+
+// room -> the rooms it may import, and why it stops there.
+const ROOMS = {
+  aoe: {
+    may: [],
+    why: 'src/aoe is the protocol and nothing else: pure functions over frames, testable and portable without the daemon.',
+  },
+  native: {
+    may: [],
+    why: 'src/native is the typed loader of the C addon; everything else builds on it, so it builds on nothing of ours.',
+  },
+  backend: {
+    may: ['native'],
+    why: 'block stores know storage and the native I/O types, not the protocol, the server or how it is run.',
+  },
+  testing: {
+    may: ['native', 'backend'],
+    why: 'fault injection wraps stores and native calls; it must not reach into the server it is used to test.',
+  },
+  target: {
+    may: ['aoe', 'native', 'backend', 'config'],
+    why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor test-only code.',
+  },
+  config: {
+    may: ['aoe'],
+    why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply.',
+  },
+  service: {
+    may: ['config', 'target', 'native', 'testing', 'aoe'],
+    why: 'the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it.',
+  },
+  cli: {
+    may: ['config', 'service', 'target', 'testing', 'native', 'aoe'],
+    why: "the command lines turn argv into a config and hand it to service/ or target/; block stores are the target's concern.",
+  },
+  client: {
+    may: ['native'],
+    why: 'the initiator is a separate program with its own wire code, so that it checks the target rather than sharing its mistakes.',
+  },
+  demo: {
+    may: ['client', 'native'],
+    why: 'the demo shows the initiator at work; it does not reach into the target.',
+  },
+};
+
+const names = Object.keys(ROOMS);
+const roomPath = (room) => `^src/${room}/`;
+
+const forbidden = [];
+
+for (const from of names) {
+  for (const to of names) {
+    if (to === from || ROOMS[from].may.includes(to)) continue;
+    forbidden.push({
+      name: `${from}-not-${to}`,
+      comment: ROOMS[from].why,
+      severity: 'error',
+      from: { path: roomPath(from) },
+      to: { path: roomPath(to) },
+    });
+  }
+}
+
+forbidden.push(
+  {
+    name: 'backend-native-types-only',
+    comment: 'backend/ uses the addon only through the types of src/native; the stores are handed the loaded addon.',
+    severity: 'error',
+    from: { path: roomPath('backend') },
+    to: { path: roomPath('native'), dependencyTypesNot: ['type-only'] },
+  },
+  {
+    name: 'aoe-not-node-builtins',
+    comment: 'the protocol does no I/O: no node: modules, so it runs on plain Uint8Arrays anywhere.',
+    severity: 'error',
+    from: { path: roomPath('aoe') },
+    to: { dependencyTypes: ['core'] },
+  },
+  {
+    name: 'aoe-not-packages',
+    comment: 'the protocol imports nothing outside src/aoe, npm packages included.',
+    severity: 'error',
+    from: { path: roomPath('aoe') },
+    to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'] },
+  },
+  {
+    name: 'native-not-packages',
+    comment: 'the addon loader uses node builtins only.',
+    severity: 'error',
+    from: { path: roomPath('native') },
+    to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'] },
+  },
+  {
+    name: 'src-not-test',
+    comment: 'shipped code never depends on the test suite.',
+    severity: 'error',
+    from: { path: '^src/' },
+    to: { path: '^test/' },
+  },
+  {
+    name: 'src-not-bench',
+    comment: 'shipped code never depends on the benchmarks.',
+    severity: 'error',
+    from: { path: '^src/' },
+    to: { path: '^bench/' },
+  },
+  {
+    name: 'bench-only-client-native',
+    comment:
+      'the benchmarks drive the targets from outside, as an initiator would: through src/client and src/native, ' +
+      'never by importing the target under test.',
+    severity: 'error',
+    from: { path: '^bench/' },
+    to: { path: '^src/', pathNot: ['^src/client/', '^src/native/'] },
+  },
+  {
+    name: 'no-circular',
+    comment: 'a cycle makes load order matter and the layers meaningless; break it by moving the shared part down a room.',
+    severity: 'error',
+    from: {},
+    to: { circular: true },
+  },
+  {
+    name: 'not-to-unresolvable',
+    comment: 'an import that resolves to no file fails at run time.',
+    severity: 'error',
+    from: {},
+    // The addon is loaded from build/ (made by node-gyp) and package.json from
+    // the root, both by paths relative to dist/, not to the source; bin/ and
+    // scripts/ load the compiled dist/, which a lint before the build lacks.
+    to: { couldNotResolve: true, pathNot: ['aoe_native\\.node$', 'package\\.json$', '(^|/)dist/'] },
+  },
+);
+
+module.exports = {
+  forbidden,
+  options: {
+    doNotFollow: { path: ['node_modules'] },
+    exclude: { path: ['^dist/', '^build/', '^node_modules/'] },
+    // Type-only imports are arrows too.
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      extensions: ['.ts', '.js', '.cjs', '.mjs', '.json', '.node'],
+    },
+    reporterOptions: {
+      text: { highlightFocused: true },
+    },
+  },
+};
