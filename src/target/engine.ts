@@ -10,11 +10,9 @@
 import { performance } from 'node:perf_hooks';
 import { setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
-import {
-  ATA_HEADER_LEN, ATA_STATUS_ERR, Command, FLAG_ERROR, OFF_ATA_CMDSTAT, OFF_ATA_DATA,
-  OFF_ATA_SECTORS, OFF_CMD, OFF_SRC, OFF_VERFLAGS, SECTOR_SIZE,
-} from '../aoe/constants';
-import { Pending, respond } from '../aoe/dispatch';
+import { ATA_HEADER_LEN, Command, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE } from '../aoe/constants';
+import { respond } from '../aoe/dispatch';
+import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
@@ -248,32 +246,52 @@ export class Engine {
     }
     const arena = link.arena;
     const t = link.slotOffset(tx);
-    const res = respond(ring, off, len, e.state, link.ctx, arena, t);
+    const outcome = respond(ring, off, len, e.state, link.ctx, arena, t);
     if (e.state.version !== e.savedVersion) this.events.stateChanged(e);
-    if (res > 0) {
-      if (arena[t + OFF_VERFLAGS] & FLAG_ERROR) e.counters[ExportCounter.AoeErrors]++;
-      else if (ring[off + OFF_CMD] === Command.Ata && arena[t + OFF_ATA_CMDSTAT] & ATA_STATUS_ERR) {
+    switch (outcome) {
+      case Outcome.Reply:
+        e.counters[ExportCounter.Other]++;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.AoeError:
+        e.counters[ExportCounter.AoeErrors]++;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.AtaError:
         e.counters[ExportCounter.AtaErrors]++;
-      } else e.counters[ExportCounter.Other]++;
-      link.queue(tx, res);
-      return false;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.Read:
+      case Outcome.Write:
+      case Outcome.Flush:
+        return this.startStorage(link, e, outcome, tx, ring, off, slot);
+      case Outcome.Masked:
+        e.counters[ExportCounter.MaskDrops]++;
+        link.freeTx(tx);
+        return false;
+      default: // silence the protocol asks for: nothing to count
+        link.freeTx(tx);
+        return false;
     }
-    if (res === 0) {
-      if (e.state.mask.count > 0 && !e.state.mask.has(ring, off + OFF_SRC)) e.counters[ExportCounter.MaskDrops]++;
-      link.freeTx(tx);
-      return false;
-    }
+  }
+
+  /** Storage work for a request whose reply respond() prepared in transmit slot `tx`; true when it holds its receive slot. */
+  private startStorage(
+    link: Link, e: Export, outcome: Outcome, tx: number, ring: Uint8Array, off: number, slot: number,
+  ): boolean {
+    const arena = link.arena;
+    const t = link.slotOffset(tx);
     const store = e.store;
     const d = link.ctx.ata;
     const bytes = d.count * SECTOR_SIZE;
     if (store.kind === 'null') {
-      if (res === Pending.Read) {
+      if (outcome === Outcome.Read) {
         arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);
         e.counters[ExportCounter.Reads]++;
         e.counters[ExportCounter.ReadBytes] += bytes;
         link.queue(tx, ATA_HEADER_LEN + bytes);
       } else {
-        if (res === Pending.Write) {
+        if (outcome === Outcome.Write) {
           e.counters[ExportCounter.Writes]++;
           e.counters[ExportCounter.WriteBytes] += bytes;
         } else e.counters[ExportCounter.Flushes]++;
@@ -297,12 +315,12 @@ export class Engine {
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
     const inline = store.inlineIo ? IO_OP_INLINE : 0;
-    if (res === Pending.Read) {
+    if (outcome === Outcome.Read) {
       this.reqKind[q] = Kind.Read;
       this.push(IoOp.Read | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
       return false;
     }
-    if (res === Pending.Write) {
+    if (outcome === Outcome.Write) {
       this.reqKind[q] = Kind.Write;
       if (e.config.sync) e.syncWrites++;
       if (store.direct) {

@@ -4,7 +4,7 @@
 
 import { setAtaIoError } from '../aoe/ata';
 import { ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_SECTORS, OFF_CMD, sectorsForMtu } from '../aoe/constants';
-import { FrameContext } from '../aoe/dispatch';
+import { FrameContext } from '../aoe/frame-context';
 import { LinkCounter } from './counters';
 import type { Export } from './export';
 import type { LinkInfo, NativeAddon, PacketSocket } from '../native/addon';
