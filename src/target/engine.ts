@@ -28,12 +28,6 @@ const enum Kind {
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
 const MAX_BUFFER_IDS = 64;
-/**
- * A group commit normally waits until the export has no write left between
- * submission and completion, so that one fdatasync covers all of them; under
- * a stream of writes that never lets up it starts after this long anyway.
- */
-const GROUP_COMMIT_MAX_WAIT_MS = 1;
 /** Longest uninterrupted busy poll, so timers and the control socket get their turn. */
 const SPIN_MAX_MS = 2;
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
@@ -322,7 +316,7 @@ export class Engine {
     }
     if (outcome === Outcome.Write) {
       this.reqKind[q] = Kind.Write;
-      if (e.config.sync) e.syncWrites++;
+      if (e.config.sync) e.groupCommit.writeSubmitted();
       if (store.direct) {
         // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
         arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
@@ -422,10 +416,7 @@ export class Engine {
       link.socket?.release(this.reqRx[q]);
       this.reqRx[q] = -1;
     }
-    if (e.config.sync) {
-      e.syncWrites--;
-      if (e.syncWaitN > 0) this.groupCommitDue = true; // it may have waited for this one
-    }
+    if (e.config.sync && e.groupCommit.writeCompleted()) this.groupCommitDue = true;
     if (!ok) {
       this.failIo(q, link, e, t);
       return;
@@ -454,52 +445,44 @@ export class Engine {
   }
 
   // ---- group commit ----------------------------------------------------------
-  // Writes of a sync export, and flushes of any export, wait for an fdatasync
-  // that starts after they completed. While one runs, newcomers gather for
-  // the next, so one fdatasync covers every write that arrived meanwhile.
+  // Each export's GroupCommit holds the waiting requests and decides when an
+  // fdatasync is due; the engine submits it and answers its batch.
 
   private joinGroupCommit(e: Export, q: number): void {
-    if (e.syncWaitN === 0) e.syncWaitSince = this.clock;
-    e.syncWait[e.syncWaitN++] = q;
+    e.groupCommit.join(q, this.clock);
     this.groupCommitDue = true;
   }
 
   /**
-   * Starts the fdatasync of every export whose waiters are due: none is
-   * running, and no write of the export is still on its way to the file
-   * (it completes in microseconds, an fdatasync takes hundreds), or the
-   * first waiter has waited GROUP_COMMIT_MAX_WAIT_MS. Called after each reap,
-   * so the completions of one wake-up all join the same fdatasync.
+   * Starts the fdatasync of every export whose group commit is due. Called
+   * after each reap, so the completions of one wake-up all join the same
+   * fdatasync; an export not yet due is looked at again after the next reap.
    */
   private startGroupCommits(): void {
     this.groupCommitDue = false;
     let now = -1;
     for (let i = 0; i < this.exports.length; i++) {
       const e = this.exports[i];
-      if (e === null || e.syncWaitN === 0 || e.syncInFlight) continue;
-      if (e.syncWrites > 0) {
-        if (now < 0) now = performance.now(); // the clock of this reap may be old by now
-        if (now - e.syncWaitSince < GROUP_COMMIT_MAX_WAIT_MS) {
-          this.groupCommitDue = true; // looked at again after the next reap
-          continue;
-        }
-      }
-      this.startGroupCommit(e);
+      if (e === null) continue;
+      const gc = e.groupCommit;
+      if (!gc.pending) continue;
+      // The clock of this reap may be old by now; read it only when the wait matters.
+      if (gc.waitsForWrites && now < 0) now = performance.now();
+      if (gc.due(now)) this.startGroupCommit(e);
+      else this.groupCommitDue = true;
     }
   }
 
   private startGroupCommit(e: Export): void {
-    e.syncBatch.set(e.syncWait.subarray(0, e.syncWaitN));
-    e.syncBatchN = e.syncWaitN;
-    e.syncWaitN = 0;
-    e.syncInFlight = true;
+    e.groupCommit.start();
     e.counters[ExportCounter.Syncs]++;
     this.push(IoOp.DataSync | (e.store.inlineIo ? IO_OP_INLINE : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
   }
 
   private groupCommitDone(e: Export, result: number): void {
-    for (let i = 0; i < e.syncBatchN; i++) {
-      const q = e.syncBatch[i];
+    const gc = e.groupCommit;
+    for (let i = 0; i < gc.batchSize; i++) {
+      const q = gc.batchRequest(i);
       const link = this.links[this.reqLink[q]];
       const t = link.slotOffset(this.reqTx[q]);
       if (this.reqKind[q] === Kind.Flush) e.counters[ExportCounter.Flushes]++;
@@ -509,9 +492,7 @@ export class Engine {
       }
       this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
     }
-    e.syncBatchN = 0;
-    e.syncInFlight = false;
-    if (e.syncWaitN > 0) this.groupCommitDue = true;
+    if (gc.finish()) this.groupCommitDue = true;
   }
 
   // ---- transmit --------------------------------------------------------------
