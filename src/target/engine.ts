@@ -7,16 +7,19 @@
 
 // Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
 // The same for the clock: the global `performance` is a lazy getter on globalThis.
+import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { setAtaIoError } from '../aoe/ata';
+import { abortAtaReply, setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
-import { ATA_HEADER_LEN, Command, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE } from '../aoe/constants';
+import {
+  ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE,
+} from '../aoe/constants';
 import { respond } from '../aoe/dispatch';
 import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
-import type { Link } from './link';
+import { FlushStatus, type Link } from './link';
 import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, type IoRing } from '../native/addon';
 
 const enum Kind {
@@ -28,6 +31,8 @@ const enum Kind {
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
 const MAX_BUFFER_IDS = 64;
+/** The result an operation gets when the io ring could not take it. */
+const EBUSY = os.constants.errno.EBUSY;
 /** Longest uninterrupted busy poll, so timers and the control socket get their turn. */
 const SPIN_MAX_MS = 2;
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
@@ -353,7 +358,7 @@ export class Engine {
     const accepted = this.io.submit(this.ops, this.tags, n);
     const first = accepted < 0 ? 0 : accepted;
     this.ioPending += first;
-    const err = accepted < 0 ? accepted : -16; // EBUSY for ops the ring could not take
+    const err = accepted < 0 ? accepted : -EBUSY;
     for (let i = first; i < n; i++) this.complete(this.tags[i], err);
   }
 
@@ -501,9 +506,28 @@ export class Engine {
     let again = false;
     for (let i = 0; i < this.links.length; i++) {
       const link = this.links[i];
-      if (link.sendN > 0 && !link.flush()) again = true;
+      if (link.sendN > 0 && !this.flushLink(link)) again = true;
     }
     if (again && this.flushRetry === null) this.flushRetry = setImmediate(this.retryFlush);
+  }
+
+  /** Sends a link's queued replies; false when the socket was full and some remain queued. */
+  flushLink(link: Link): boolean {
+    for (;;) {
+      const status = link.flush();
+      if (status !== FlushStatus.FirstTooBig) return status === FlushStatus.Done;
+      // The MTU shrank under a reply already built (a read of more sectors
+      // than the new MTU carries). Answer that request with ABRT, as it
+      // would have been had it arrived a moment later, and go on.
+      link.refresh();
+      const t = link.firstOffset;
+      if (link.arena[t + OFF_CMD] !== Command.Ata || link.firstLength <= MIN_FRAME_LEN) {
+        // Nothing smaller to send instead: the initiator retransmits.
+        link.dropQueued();
+        return true;
+      }
+      link.setFirstLength(abortAtaReply(link.arena, t));
+    }
   }
 
   /**

@@ -4,10 +4,11 @@
 
 import t from 'tap';
 import {
-  AtaAction, AtaDecision, decideAta, Outcome, requestLba, setAtaIoError, setAtaResult, writeAtaRegisters,
+  abortAtaReply, AtaAction, AtaDecision, decideAta, Outcome, requestLba, setAtaIoError, setAtaResult,
+  writeAtaRegisters,
 } from '../../src/aoe';
 import {
-  A, ata, B, C, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target, TargetOpts,
+  A, ata, B, C, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target, TargetOpts, TX_OFF,
 } from './golden';
 
 const TAG = 0x12345678;
@@ -546,5 +547,17 @@ t.test('a reply after a large one in the same slot carries no stale bytes (B10)'
   t.equal(first.reply?.length, 548);
   const second = exchange(tg, hex(req({ count: 0, op: 0xe5 })), 0xcc, 0xaa, first.tx);
   t.equal(dump(second.reply!), dump(regs({ count: 0xff, op: 0x40 })));
+  t.end();
+});
+
+t.test('abortAtaReply: a built read reply becomes a 60-byte ABRT, registers otherwise kept', (t) => {
+  const tg = new Target({ mtu: 9000 });
+  const x = exchange(tg, hex(req({ aflags: 0x40, count: 17, op: 0x24, lba: 7 })));
+  t.equal(x.outcome, Outcome.Read);
+  // As the engine leaves it once the data is in: registers prepared, 17 sectors after them.
+  x.tx.fill(0xd7, TX_OFF + 36, TX_OFF + 36 + 17 * 512);
+  const n = abortAtaReply(x.tx, TX_OFF);
+  t.equal(n, 60);
+  t.equal(dump(x.tx.subarray(TX_OFF, TX_OFF + n)), dump(regs({ aflags: 0x40, feature: 0x04, op: 0x41, lba: 7 })), 'ABRT, data gone');
   t.end();
 });
