@@ -2,8 +2,10 @@
 // set of the export's config string, and the unsolicited announcement.
 
 import {
-  AOE_VERSION, AoeError, CFG_HEADER_LEN, ConfigCommand, FIRMWARE_VERSION, MAX_CONFIG_LEN,
-  OFF_CFG_BUFCNT, OFF_CFG_FIRMWARE, OFF_CFG_LEN, OFF_CFG_SECTORS, OFF_CFG_STRING, OFF_CFG_VERCCMD,
+  AOE_VERSION, AoeError, CFG_HEADER_LEN, Command, ConfigCommand, ETHERTYPE_AOE, FIRMWARE_VERSION,
+  FLAG_RESPONSE, MAX_CONFIG_LEN, OFF_CFG_BUFCNT, OFF_CFG_FIRMWARE, OFF_CFG_LEN, OFF_CFG_SECTORS,
+  OFF_CFG_STRING, OFF_CFG_VERCCMD, OFF_CMD, OFF_DST, OFF_ERROR, OFF_MAJOR, OFF_MINOR, OFF_SRC, OFF_TAG,
+  OFF_TYPE, OFF_VERFLAGS,
 } from './constants';
 import { Outcome, type FrameContext } from './frame-context';
 import { setAoeError } from './header';
@@ -97,17 +99,17 @@ export function writeAnnouncement(
   tx: Uint8Array, t: number, dst: Uint8Array, dstOff: number, mac: Uint8Array, st: TargetState, maxSectors: number,
 ): number {
   for (let i = 0; i < 6; i++) {
-    tx[t + i] = dst[dstOff + i];
-    tx[t + 6 + i] = mac[i];
+    tx[t + OFF_DST + i] = dst[dstOff + i];
+    tx[t + OFF_SRC + i] = mac[i];
   }
-  tx[t + 12] = 0x88;
-  tx[t + 13] = 0xa2;
-  tx[t + 14] = (AOE_VERSION << 4) | 0x08;
-  tx[t + 15] = 0;
-  tx[t + 16] = st.shelf >> 8;
-  tx[t + 17] = st.shelf & 0xff;
-  tx[t + 18] = st.slot;
-  tx[t + 19] = 1;
-  tx[t + 20] = tx[t + 21] = tx[t + 22] = tx[t + 23] = 0;
+  tx[t + OFF_TYPE] = ETHERTYPE_AOE >> 8;
+  tx[t + OFF_TYPE + 1] = ETHERTYPE_AOE & 0xff;
+  tx[t + OFF_VERFLAGS] = (AOE_VERSION << 4) | FLAG_RESPONSE;
+  tx[t + OFF_ERROR] = 0;
+  tx[t + OFF_MAJOR] = st.shelf >> 8;
+  tx[t + OFF_MAJOR + 1] = st.shelf & 0xff;
+  tx[t + OFF_MINOR] = st.slot;
+  tx[t + OFF_CMD] = Command.Config;
+  tx.fill(0, t + OFF_TAG, t + OFF_TAG + 4);
   return writeConfigReply(tx, t, st, maxSectors, ConfigCommand.Read);
 }
