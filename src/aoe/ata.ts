@@ -6,6 +6,7 @@ import {
   ATA_STATUS_ERR, OFF_ATA_AFLAGS, OFF_ATA_CMDSTAT, OFF_ATA_FEATURE, OFF_ATA_LBA,
   OFF_ATA_SECTORS, OFF_SRC, SECTOR_SIZE,
 } from './constants';
+import { padReply } from './header';
 import type { TargetState } from './target-state';
 
 export const enum AtaAction {
@@ -141,4 +142,14 @@ export function setAtaResult(tx: Uint8Array, t: number, status: number, error: n
 /** Registers for a storage I/O error: the sectors were not transferred. */
 export function setAtaIoError(tx: Uint8Array, t: number, sectors: number): void {
   setAtaResult(tx, t, ATA_STATUS_DRDY | ATA_STATUS_ERR, ATA_ERROR_ABRT, sectors);
+}
+
+/**
+ * Rewrites a finished ATA reply at tx[t] as ABRT without data, keeping its
+ * Sector Count: the answer a read gets when its data no longer fits the
+ * MTU. Returns the padded length.
+ */
+export function abortAtaReply(tx: Uint8Array, t: number): number {
+  setAtaIoError(tx, t, tx[t + OFF_ATA_SECTORS]);
+  return padReply(tx, t, ATA_HEADER_LEN);
 }

@@ -2,9 +2,12 @@
 // set of the export's config string, and the unsolicited announcement.
 
 import {
-  AOE_VERSION, AoeError, CFG_HEADER_LEN, ConfigCommand, FIRMWARE_VERSION, MAX_CONFIG_LEN,
-  OFF_CFG_BUFCNT, OFF_CFG_FIRMWARE, OFF_CFG_LEN, OFF_CFG_SECTORS, OFF_CFG_STRING, OFF_CFG_VERCCMD,
+  AOE_VERSION, AoeError, CFG_HEADER_LEN, Command, ConfigCommand, ETHERTYPE_AOE, FIRMWARE_VERSION,
+  FLAG_RESPONSE, MAX_CONFIG_LEN, OFF_CFG_BUFCNT, OFF_CFG_FIRMWARE, OFF_CFG_LEN, OFF_CFG_SECTORS,
+  OFF_CFG_STRING, OFF_CFG_VERCCMD, OFF_CMD, OFF_DST, OFF_ERROR, OFF_MAJOR, OFF_MINOR, OFF_SRC, OFF_TAG,
+  OFF_TYPE, OFF_VERFLAGS,
 } from './constants';
+import { Outcome, type FrameContext } from './frame-context';
 import { setAoeError } from './header';
 import type { TargetState } from './target-state';
 
@@ -29,34 +32,40 @@ function sameBytes(a: Uint8Array, ao: number, b: Uint8Array, bo: number, n: numb
 
 /**
  * Handles a Query Config request at rx[r..r+len) whose reply header is
- * already at tx[t]. Returns the reply length, or 0 when the spec says not to
- * answer (a test or prefix test that does not match, a frame too short).
- * A string length that exceeds 1024 or the bytes present is refused with
- * BadArgument rather than filled from stale memory.
+ * already at tx[t]. A string length that exceeds 1024 or the bytes present is
+ * refused with BadArgument rather than filled from stale memory. Returns:
+ *  - Reply: read, a matching test or prefix test, a set or force set that
+ *    took (or set the string it already had);
+ *  - AoeError: BadArgument (unknown CCmd, bad length) or ConfigStringPresent
+ *    (a set while another string is there); the reply carries the current
+ *    string either way;
+ *  - ConfigMismatch: a test or prefix test that does not match (silence);
+ *  - ShortArgument: shorter than the 32-byte Query Config header.
+ * For a reply, `ctx.replyLen` is its unpadded length.
  */
 export function handleConfig(
-  rx: Uint8Array, r: number, len: number, st: TargetState, maxSectors: number, tx: Uint8Array, t: number,
-): number {
-  if (len < CFG_HEADER_LEN) return 0;
+  rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
+): Outcome {
+  if (len < CFG_HEADER_LEN) return Outcome.ShortArgument;
   const ccmd = rx[r + OFF_CFG_VERCCMD] & 0x0f;
-  if (ccmd === ConfigCommand.Read) return writeConfigReply(tx, t, st, maxSectors, ccmd);
+  if (ccmd === ConfigCommand.Read) return finish(tx, t, st, ctx, ccmd, Outcome.Reply);
   const n = (rx[r + OFF_CFG_LEN] << 8) | rx[r + OFF_CFG_LEN + 1];
   const s = r + OFF_CFG_STRING;
   if (ccmd > ConfigCommand.ForceSet || n > MAX_CONFIG_LEN || n > len - CFG_HEADER_LEN) {
     setAoeError(tx, t, AoeError.BadArgument);
-    return writeConfigReply(tx, t, st, maxSectors, ccmd);
+    return finish(tx, t, st, ctx, ccmd, Outcome.AoeError);
   }
   switch (ccmd) {
     case ConfigCommand.Test:
-      if (n !== st.configLen || !sameBytes(rx, s, st.config, 0, n)) return 0;
+      if (n !== st.configLen || !sameBytes(rx, s, st.config, 0, n)) return Outcome.ConfigMismatch;
       break;
     case ConfigCommand.PrefixTest:
-      if (n > st.configLen || !sameBytes(rx, s, st.config, 0, n)) return 0;
+      if (n > st.configLen || !sameBytes(rx, s, st.config, 0, n)) return Outcome.ConfigMismatch;
       break;
     case ConfigCommand.Set:
       if (st.configLen !== 0 && !(n === st.configLen && sameBytes(rx, s, st.config, 0, n))) {
         setAoeError(tx, t, AoeError.ConfigStringPresent);
-        break;
+        return finish(tx, t, st, ctx, ccmd, Outcome.AoeError);
       }
       storeConfig(rx, s, n, st);
       break;
@@ -64,7 +73,13 @@ export function handleConfig(
       storeConfig(rx, s, n, st);
       break;
   }
-  return writeConfigReply(tx, t, st, maxSectors, ccmd);
+  return finish(tx, t, st, ctx, ccmd, Outcome.Reply);
+}
+
+/** Writes the reply arguments, records the reply length in `ctx` and passes `outcome` on. */
+function finish(tx: Uint8Array, t: number, st: TargetState, ctx: FrameContext, ccmd: number, outcome: Outcome): Outcome {
+  ctx.replyLen = writeConfigReply(tx, t, st, ctx.maxSectors, ccmd);
+  return outcome;
 }
 
 function storeConfig(rx: Uint8Array, s: number, n: number, st: TargetState): void {
@@ -84,17 +99,17 @@ export function writeAnnouncement(
   tx: Uint8Array, t: number, dst: Uint8Array, dstOff: number, mac: Uint8Array, st: TargetState, maxSectors: number,
 ): number {
   for (let i = 0; i < 6; i++) {
-    tx[t + i] = dst[dstOff + i];
-    tx[t + 6 + i] = mac[i];
+    tx[t + OFF_DST + i] = dst[dstOff + i];
+    tx[t + OFF_SRC + i] = mac[i];
   }
-  tx[t + 12] = 0x88;
-  tx[t + 13] = 0xa2;
-  tx[t + 14] = (AOE_VERSION << 4) | 0x08;
-  tx[t + 15] = 0;
-  tx[t + 16] = st.shelf >> 8;
-  tx[t + 17] = st.shelf & 0xff;
-  tx[t + 18] = st.slot;
-  tx[t + 19] = 1;
-  tx[t + 20] = tx[t + 21] = tx[t + 22] = tx[t + 23] = 0;
+  tx[t + OFF_TYPE] = ETHERTYPE_AOE >> 8;
+  tx[t + OFF_TYPE + 1] = ETHERTYPE_AOE & 0xff;
+  tx[t + OFF_VERFLAGS] = (AOE_VERSION << 4) | FLAG_RESPONSE;
+  tx[t + OFF_ERROR] = 0;
+  tx[t + OFF_MAJOR] = st.shelf >> 8;
+  tx[t + OFF_MAJOR + 1] = st.shelf & 0xff;
+  tx[t + OFF_MINOR] = st.slot;
+  tx[t + OFF_CMD] = Command.Config;
+  tx.fill(0, t + OFF_TAG, t + OFF_TAG + 4);
   return writeConfigReply(tx, t, st, maxSectors, ConfigCommand.Read);
 }

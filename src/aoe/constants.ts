@@ -113,6 +113,7 @@ export const FIRMWARE_VERSION = 0x5001;
 //  24    25    26      27         28: directives, 8 bytes each
 //  +-----+-----+-------+----------+----------------------------------
 //  | 0   |mcmd |merror |dir count | 0 | dcmd | mac (6)  | ...
+export const OFF_MASK_RESERVED = 24;
 export const OFF_MASK_MCMD = 25;
 export const OFF_MASK_MERROR = 26;
 export const OFF_MASK_DIRCOUNT = 27;

@@ -2,104 +2,108 @@
 // function. Storage work (read, write, flush) is returned to the caller with
 // the reply already prepared around it.
 
-import { AtaAction, AtaDecision, decideAta, writeAtaRegisters } from './ata';
+import { AtaAction, decideAta, writeAtaRegisters } from './ata';
 import { handleConfig } from './config-query';
 import {
-  AOE_VERSION, AoeError, ATA_HEADER_LEN, ATA_STATUS_DRDY, Command, HEADER_LEN, OFF_ATA_DATA,
-  OFF_CMD, OFF_SRC,
+  AOE_VERSION, AoeError, ATA_HEADER_LEN, ATA_STATUS_DRDY, ATA_STATUS_ERR, Command, HEADER_LEN,
+  OFF_ATA_CMDSTAT, OFF_ATA_DATA, OFF_ATA_FEATURE, OFF_ATA_SECTORS, OFF_CMD, OFF_SRC,
 } from './constants';
+import { type FrameContext, isReply, Outcome } from './frame-context';
 import { padReply, setAoeError, versionOf, writeReplyHeader } from './header';
 import { handleMacMask } from './mac-mask';
-import { MacList } from './mac-list';
 import { handleReserve } from './reserve';
 import type { TargetState } from './target-state';
-
-/** Storage work a request needs before its reply can go (negative, to keep reply lengths positive). */
-export const enum Pending {
-  Read = -1,
-  Write = -2,
-  Flush = -3,
-}
-
-/** Per-interface context and reusable scratch space for `respond`. */
-export class FrameContext {
-  readonly ata = new AtaDecision();
-  readonly scratch = new MacList();
-  constructor(
-    /** Our MAC on the interface the frame arrived on. */
-    public mac: Uint8Array,
-    /** Sectors per frame the interface's MTU carries now. */
-    public maxSectors: number,
-  ) {}
-}
 
 /**
  * Answers the request at rx[r..r+len) for export `st`, writing the reply at
  * tx[t]. The caller has checked that the frame is an AoE request for this
  * export's address and for our MAC (or broadcast), and not from ourselves.
  *
- * Returns the length of a finished, padded reply; 0 for no reply; or a
- * Pending code with `ctx.ata.lba/count` set and the reply prepared: for
- * Read, fill ATA_HEADER_LEN + count × 512 bytes of data; for Write, write the
- * request's data; for Flush, make the store durable; then send (Read) or pad
- * and send (Write, Flush) — or rewrite the registers on failure.
+ * Returns what became of the frame:
+ *  - Reply, AoeError, AtaError: a finished, padded reply of `ctx.replyLen`
+ *    bytes. AoeError for an unsupported version (5), an unknown command (1),
+ *    an ATA request while reserved by others (6), and the Config, Mac Mask
+ *    and Reserve refusals their handlers list; AtaError for an ATA request
+ *    refused in its registers (ABRT: unknown opcode, too many sectors,
+ *    read-only, short data; IDNF: beyond the end);
+ *  - Read, Write, Flush: storage work, with `ctx.ata.lba/count` set and the
+ *    reply prepared. For Read, fill ATA_HEADER_LEN + count × 512 bytes of
+ *    data; for Write, write the request's data; for Flush, make the store
+ *    durable; then send (Read) or pad and send (Write, Flush) — or rewrite
+ *    the registers on failure;
+ *  - ShortFrame: shorter than the common header; Masked: the source is not
+ *    in the export's MAC mask (checked before anything else is looked at);
+ *    ShortArgument: shorter than the command's fixed part; ConfigMismatch:
+ *    a Query Config test that does not match. None of these is answered.
  */
 export function respond(
   rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
-): number {
-  if (len < HEADER_LEN) return 0;
-  if (st.mask.count > 0 && !st.mask.has(rx, r + OFF_SRC)) return 0;
+): Outcome {
+  if (len < HEADER_LEN) return Outcome.ShortFrame;
+  if (st.mask.count > 0 && !st.mask.has(rx, r + OFF_SRC)) return Outcome.Masked;
   writeReplyHeader(tx, t, rx, r, ctx.mac, st.shelf, st.slot);
   if (versionOf(rx, r) !== AOE_VERSION) {
     setAoeError(tx, t, AoeError.UnsupportedVersion);
-    return padReply(tx, t, HEADER_LEN);
+    return finish(tx, t, ctx, HEADER_LEN, Outcome.AoeError);
   }
-  let n: number;
+  let outcome: Outcome;
   switch (rx[r + OFF_CMD]) {
     case Command.Ata:
       return respondAta(rx, r, len, st, ctx, tx, t);
     case Command.Config:
-      n = handleConfig(rx, r, len, st, ctx.maxSectors, tx, t);
+      outcome = handleConfig(rx, r, len, st, ctx, tx, t);
       break;
     case Command.MacMask:
-      n = handleMacMask(rx, r, len, st, tx, t, ctx.scratch);
+      outcome = handleMacMask(rx, r, len, st, ctx, tx, t);
       break;
     case Command.Reserve:
-      n = handleReserve(rx, r, len, st, tx, t);
+      outcome = handleReserve(rx, r, len, st, ctx, tx, t);
       break;
     default:
       setAoeError(tx, t, AoeError.BadCommand);
-      n = HEADER_LEN;
+      return finish(tx, t, ctx, HEADER_LEN, Outcome.AoeError);
   }
-  return n === 0 ? 0 : padReply(tx, t, n);
+  // The handlers leave an unpadded length; padding is done once, here.
+  if (isReply(outcome)) ctx.replyLen = padReply(tx, t, ctx.replyLen);
+  return outcome;
+}
+
+/** Pads a reply of `len` bytes, records its length in `ctx` and passes `outcome` on. */
+function finish(tx: Uint8Array, t: number, ctx: FrameContext, len: number, outcome: Outcome): Outcome {
+  ctx.replyLen = padReply(tx, t, len);
+  return outcome;
 }
 
 function respondAta(
   rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
-): number {
+): Outcome {
   const d = ctx.ata;
   switch (decideAta(rx, r, len, st, ctx.maxSectors, d)) {
     case AtaAction.Ignore:
-      return 0;
+      return Outcome.ShortArgument;
     case AtaAction.AoeError:
-      writeAtaRegisters(tx, t, rx, r, rx[r + 27], rx[r + 25], rx[r + 26]);
+      // The registers go back as they came: nothing was executed.
+      writeAtaRegisters(
+        tx, t, rx, r, rx[r + OFF_ATA_CMDSTAT], rx[r + OFF_ATA_FEATURE], rx[r + OFF_ATA_SECTORS],
+      );
       setAoeError(tx, t, d.aoeError);
-      return padReply(tx, t, ATA_HEADER_LEN);
+      return finish(tx, t, ctx, ATA_HEADER_LEN, Outcome.AoeError);
     case AtaAction.Reply:
       writeAtaRegisters(tx, t, rx, r, d.status, d.error, d.sectors);
-      return padReply(tx, t, ATA_HEADER_LEN);
+      return finish(tx, t, ctx, ATA_HEADER_LEN, d.status & ATA_STATUS_ERR ? Outcome.AtaError : Outcome.Reply);
     case AtaAction.Identify:
       writeAtaRegisters(tx, t, rx, r, ATA_STATUS_DRDY, 0, 0);
       tx.set(st.identify, t + OFF_ATA_DATA);
-      return ATA_HEADER_LEN + st.identify.length;
+      ctx.replyLen = ATA_HEADER_LEN + st.identify.length;
+      return Outcome.Reply;
     case AtaAction.Read:
       writeAtaRegisters(tx, t, rx, r, ATA_STATUS_DRDY, 0, 0);
-      return Pending.Read;
+      return Outcome.Read;
     case AtaAction.Write:
       writeAtaRegisters(tx, t, rx, r, ATA_STATUS_DRDY, 0, 0);
-      return Pending.Write;
+      return Outcome.Write;
     case AtaAction.Flush:
       writeAtaRegisters(tx, t, rx, r, ATA_STATUS_DRDY, 0, 0);
-      return Pending.Flush;
+      return Outcome.Flush;
   }
 }

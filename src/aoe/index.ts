@@ -8,4 +8,5 @@ export * from './mac-mask';
 export * from './mac-list';
 export * from './reserve';
 export * from './target-state';
+export * from './frame-context';
 export * from './dispatch';

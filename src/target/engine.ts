@@ -7,18 +7,19 @@
 
 // Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
 // The same for the clock: the global `performance` is a lazy getter on globalThis.
+import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { setAtaIoError } from '../aoe/ata';
+import { abortAtaReply, setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
 import {
-  ATA_HEADER_LEN, ATA_STATUS_ERR, Command, FLAG_ERROR, OFF_ATA_CMDSTAT, OFF_ATA_DATA,
-  OFF_ATA_SECTORS, OFF_CMD, OFF_SRC, OFF_VERFLAGS, SECTOR_SIZE,
+  ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE,
 } from '../aoe/constants';
-import { Pending, respond } from '../aoe/dispatch';
+import { respond } from '../aoe/dispatch';
+import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
-import type { Link } from './link';
+import { FlushStatus, type Link } from './link';
 import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, type IoRing } from '../native/addon';
 
 const enum Kind {
@@ -30,12 +31,8 @@ const enum Kind {
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
 const MAX_BUFFER_IDS = 64;
-/**
- * A group commit normally waits until the export has no write left between
- * submission and completion, so that one fdatasync covers all of them; under
- * a stream of writes that never lets up it starts after this long anyway.
- */
-const GROUP_COMMIT_MAX_WAIT_MS = 1;
+/** The result an operation gets when the io ring could not take it. */
+const EBUSY = os.constants.errno.EBUSY;
 /** Longest uninterrupted busy poll, so timers and the control socket get their turn. */
 const SPIN_MAX_MS = 2;
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
@@ -248,32 +245,52 @@ export class Engine {
     }
     const arena = link.arena;
     const t = link.slotOffset(tx);
-    const res = respond(ring, off, len, e.state, link.ctx, arena, t);
+    const outcome = respond(ring, off, len, e.state, link.ctx, arena, t);
     if (e.state.version !== e.savedVersion) this.events.stateChanged(e);
-    if (res > 0) {
-      if (arena[t + OFF_VERFLAGS] & FLAG_ERROR) e.counters[ExportCounter.AoeErrors]++;
-      else if (ring[off + OFF_CMD] === Command.Ata && arena[t + OFF_ATA_CMDSTAT] & ATA_STATUS_ERR) {
+    switch (outcome) {
+      case Outcome.Reply:
+        e.counters[ExportCounter.Other]++;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.AoeError:
+        e.counters[ExportCounter.AoeErrors]++;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.AtaError:
         e.counters[ExportCounter.AtaErrors]++;
-      } else e.counters[ExportCounter.Other]++;
-      link.queue(tx, res);
-      return false;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.Read:
+      case Outcome.Write:
+      case Outcome.Flush:
+        return this.startStorage(link, e, outcome, tx, ring, off, slot);
+      case Outcome.Masked:
+        e.counters[ExportCounter.MaskDrops]++;
+        link.freeTx(tx);
+        return false;
+      default: // silence the protocol asks for: nothing to count
+        link.freeTx(tx);
+        return false;
     }
-    if (res === 0) {
-      if (e.state.mask.count > 0 && !e.state.mask.has(ring, off + OFF_SRC)) e.counters[ExportCounter.MaskDrops]++;
-      link.freeTx(tx);
-      return false;
-    }
+  }
+
+  /** Storage work for a request whose reply respond() prepared in transmit slot `tx`; true when it holds its receive slot. */
+  private startStorage(
+    link: Link, e: Export, outcome: Outcome, tx: number, ring: Uint8Array, off: number, slot: number,
+  ): boolean {
+    const arena = link.arena;
+    const t = link.slotOffset(tx);
     const store = e.store;
     const d = link.ctx.ata;
     const bytes = d.count * SECTOR_SIZE;
     if (store.kind === 'null') {
-      if (res === Pending.Read) {
+      if (outcome === Outcome.Read) {
         arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);
         e.counters[ExportCounter.Reads]++;
         e.counters[ExportCounter.ReadBytes] += bytes;
         link.queue(tx, ATA_HEADER_LEN + bytes);
       } else {
-        if (res === Pending.Write) {
+        if (outcome === Outcome.Write) {
           e.counters[ExportCounter.Writes]++;
           e.counters[ExportCounter.WriteBytes] += bytes;
         } else e.counters[ExportCounter.Flushes]++;
@@ -297,14 +314,14 @@ export class Engine {
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
     const inline = store.inlineIo ? IO_OP_INLINE : 0;
-    if (res === Pending.Read) {
+    if (outcome === Outcome.Read) {
       this.reqKind[q] = Kind.Read;
       this.push(IoOp.Read | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
       return false;
     }
-    if (res === Pending.Write) {
+    if (outcome === Outcome.Write) {
       this.reqKind[q] = Kind.Write;
-      if (e.config.sync) e.syncWrites++;
+      if (e.config.sync) e.groupCommit.writeSubmitted();
       if (store.direct) {
         // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
         arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
@@ -341,7 +358,7 @@ export class Engine {
     const accepted = this.io.submit(this.ops, this.tags, n);
     const first = accepted < 0 ? 0 : accepted;
     this.ioPending += first;
-    const err = accepted < 0 ? accepted : -16; // EBUSY for ops the ring could not take
+    const err = accepted < 0 ? accepted : -EBUSY;
     for (let i = first; i < n; i++) this.complete(this.tags[i], err);
   }
 
@@ -404,10 +421,7 @@ export class Engine {
       link.socket?.release(this.reqRx[q]);
       this.reqRx[q] = -1;
     }
-    if (e.config.sync) {
-      e.syncWrites--;
-      if (e.syncWaitN > 0) this.groupCommitDue = true; // it may have waited for this one
-    }
+    if (e.config.sync && e.groupCommit.writeCompleted()) this.groupCommitDue = true;
     if (!ok) {
       this.failIo(q, link, e, t);
       return;
@@ -436,52 +450,44 @@ export class Engine {
   }
 
   // ---- group commit ----------------------------------------------------------
-  // Writes of a sync export, and flushes of any export, wait for an fdatasync
-  // that starts after they completed. While one runs, newcomers gather for
-  // the next, so one fdatasync covers every write that arrived meanwhile.
+  // Each export's GroupCommit holds the waiting requests and decides when an
+  // fdatasync is due; the engine submits it and answers its batch.
 
   private joinGroupCommit(e: Export, q: number): void {
-    if (e.syncWaitN === 0) e.syncWaitSince = this.clock;
-    e.syncWait[e.syncWaitN++] = q;
+    e.groupCommit.join(q, this.clock);
     this.groupCommitDue = true;
   }
 
   /**
-   * Starts the fdatasync of every export whose waiters are due: none is
-   * running, and no write of the export is still on its way to the file
-   * (it completes in microseconds, an fdatasync takes hundreds), or the
-   * first waiter has waited GROUP_COMMIT_MAX_WAIT_MS. Called after each reap,
-   * so the completions of one wake-up all join the same fdatasync.
+   * Starts the fdatasync of every export whose group commit is due. Called
+   * after each reap, so the completions of one wake-up all join the same
+   * fdatasync; an export not yet due is looked at again after the next reap.
    */
   private startGroupCommits(): void {
     this.groupCommitDue = false;
     let now = -1;
     for (let i = 0; i < this.exports.length; i++) {
       const e = this.exports[i];
-      if (e === null || e.syncWaitN === 0 || e.syncInFlight) continue;
-      if (e.syncWrites > 0) {
-        if (now < 0) now = performance.now(); // the clock of this reap may be old by now
-        if (now - e.syncWaitSince < GROUP_COMMIT_MAX_WAIT_MS) {
-          this.groupCommitDue = true; // looked at again after the next reap
-          continue;
-        }
-      }
-      this.startGroupCommit(e);
+      if (e === null) continue;
+      const gc = e.groupCommit;
+      if (!gc.pending) continue;
+      // The clock of this reap may be old by now; read it only when the wait matters.
+      if (gc.waitsForWrites && now < 0) now = performance.now();
+      if (gc.due(now)) this.startGroupCommit(e);
+      else this.groupCommitDue = true;
     }
   }
 
   private startGroupCommit(e: Export): void {
-    e.syncBatch.set(e.syncWait.subarray(0, e.syncWaitN));
-    e.syncBatchN = e.syncWaitN;
-    e.syncWaitN = 0;
-    e.syncInFlight = true;
+    e.groupCommit.start();
     e.counters[ExportCounter.Syncs]++;
     this.push(IoOp.DataSync | (e.store.inlineIo ? IO_OP_INLINE : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
   }
 
   private groupCommitDone(e: Export, result: number): void {
-    for (let i = 0; i < e.syncBatchN; i++) {
-      const q = e.syncBatch[i];
+    const gc = e.groupCommit;
+    for (let i = 0; i < gc.batchSize; i++) {
+      const q = gc.batchRequest(i);
       const link = this.links[this.reqLink[q]];
       const t = link.slotOffset(this.reqTx[q]);
       if (this.reqKind[q] === Kind.Flush) e.counters[ExportCounter.Flushes]++;
@@ -491,9 +497,7 @@ export class Engine {
       }
       this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
     }
-    e.syncBatchN = 0;
-    e.syncInFlight = false;
-    if (e.syncWaitN > 0) this.groupCommitDue = true;
+    if (gc.finish()) this.groupCommitDue = true;
   }
 
   // ---- transmit --------------------------------------------------------------
@@ -502,9 +506,28 @@ export class Engine {
     let again = false;
     for (let i = 0; i < this.links.length; i++) {
       const link = this.links[i];
-      if (link.sendN > 0 && !link.flush()) again = true;
+      if (link.sendN > 0 && !this.flushLink(link)) again = true;
     }
     if (again && this.flushRetry === null) this.flushRetry = setImmediate(this.retryFlush);
+  }
+
+  /** Sends a link's queued replies; false when the socket was full and some remain queued. */
+  flushLink(link: Link): boolean {
+    for (;;) {
+      const status = link.flush();
+      if (status !== FlushStatus.FirstTooBig) return status === FlushStatus.Done;
+      // The MTU shrank under a reply already built (a read of more sectors
+      // than the new MTU carries). Answer that request with ABRT, as it
+      // would have been had it arrived a moment later, and go on.
+      link.refresh();
+      const t = link.firstOffset;
+      if (link.arena[t + OFF_CMD] !== Command.Ata || link.firstLength <= MIN_FRAME_LEN) {
+        // Nothing smaller to send instead: the initiator retransmits.
+        link.dropQueued();
+        return true;
+      }
+      link.setFirstLength(abortAtaReply(link.arena, t));
+    }
   }
 
   /**

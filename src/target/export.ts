@@ -1,10 +1,11 @@
 // One export: an AoE address (shelf.slot) backed by a store, with its
-// protocol state, counters and the write group-commit queue.
+// protocol state, counters and its group commit.
 
 import * as os from 'node:os';
 import { buildIdentify, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
+import { GroupCommit } from './group-commit';
 import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
 
 export const PRODUCT_MODEL = 'aoe-target vblade';
@@ -27,17 +28,8 @@ export class Export {
   /** State version last handed to the persistence hook. */
   savedVersion = 0;
 
-  // Group commit: writes (in sync mode) and flushes wait in syncWait until a
-  // fdatasync starts; that fdatasync's batch is answered when it completes.
-  readonly syncWait: Int32Array;
-  syncWaitN = 0;
-  readonly syncBatch: Int32Array;
-  syncBatchN = 0;
-  syncInFlight = false;
-  /** Writes of a sync export between submission and completion: a group commit waits for them. */
-  syncWrites = 0;
-  /** When the first request of syncWait joined (performance.now() ms). */
-  syncWaitSince = 0;
+  /** Writes (in sync mode) and flushes waiting for, or answered by, an fdatasync. */
+  readonly groupCommit: GroupCommit;
 
   constructor(
     /** Index in the engine's export table; names the export in io tags. */
@@ -61,8 +53,7 @@ export class Export {
     this.state.mask.setStrings(config.macMask);
     if (initial) this.restore(initial);
     this.savedVersion = this.state.version;
-    this.syncWait = new Int32Array(requestSlots);
-    this.syncBatch = new Int32Array(requestSlots);
+    this.groupCommit = new GroupCommit(requestSlots);
   }
 
   restore(s: ExportState): void {

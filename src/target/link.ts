@@ -2,9 +2,9 @@
 // arena replies are built in, the batch of replies waiting to be sent, and
 // the interface's MTU, MAC and carrier as last seen.
 
-import { setAtaIoError } from '../aoe/ata';
-import { ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_SECTORS, OFF_CMD, sectorsForMtu } from '../aoe/constants';
-import { FrameContext } from '../aoe/dispatch';
+import * as os from 'node:os';
+import { MIN_FRAME_LEN, sectorsForMtu } from '../aoe/constants';
+import { FrameContext } from '../aoe/frame-context';
 import { LinkCounter } from './counters';
 import type { Export } from './export';
 import type { LinkInfo, NativeAddon, PacketSocket } from '../native/addon';
@@ -12,7 +12,7 @@ import type { LinkInfo, NativeAddon, PacketSocket } from '../native/addon';
 /** Reply data starts 36 bytes into a frame; placing frames at 476 mod 512 puts the data on a 512-byte boundary (O_DIRECT). */
 const SLOT_LEAD = 512 - 36;
 const RX_BATCH = 256;
-const EMSGSIZE = 90;
+const { EAGAIN, EMSGSIZE, ENOBUFS } = os.constants.errno;
 /** Query Config reply with a 1024-byte string (1056 bytes), rounded up. */
 const LARGEST_CONTROL_REPLY = 1088;
 /**
@@ -24,6 +24,20 @@ const MAX_USABLE_MTU = 32768;
 const JUMBO_MTU = 9000;
 /** Receive ring memory budget per interface. */
 const RING_BYTES = 8 << 20;
+
+/** What flush() did with the queued replies. */
+export const enum FlushStatus {
+  /** All sent, or all dropped because the link went away. */
+  Done = 0,
+  /** The socket was full: some remain queued, to be sent again soon. */
+  Blocked = 1,
+  /**
+   * The first queued frame is larger than the MTU allows now (it shrank
+   * under a reply already built). Nothing of it was sent: the caller
+   * shortens it (setFirstLength) and flushes again, or drops the queue.
+   */
+  FirstTooBig = 2,
+}
 
 export interface LinkOptions {
   /** Transmit slots: replies being built or waiting to be sent. */
@@ -163,29 +177,38 @@ export class Link {
     this.sendSlot[n] = slot;
   }
 
-  /**
-   * Sends the queued replies in one call. Returns false when the socket was
-   * full and some remain queued (the caller retries soon).
-   */
-  flush(): boolean {
-    if (this.sendN === 0) return true;
+  /** Byte offset in `arena` of the first queued frame (sendN > 0). */
+  get firstOffset(): number {
+    return this.sendDesc[0];
+  }
+
+  /** Length of the first queued frame (sendN > 0). */
+  get firstLength(): number {
+    return this.sendDesc[1];
+  }
+
+  /** Changes the length the first queued frame is sent with (after the caller rewrote it). */
+  setFirstLength(len: number): void {
+    this.sendDesc[1] = len;
+  }
+
+  /** Sends the queued replies in one call; see FlushStatus. */
+  flush(): FlushStatus {
+    if (this.sendN === 0) return FlushStatus.Done;
     const sock = this.socket;
     if (sock === null) {
       this.dropQueued();
-      return true;
+      return FlushStatus.Done;
     }
-    let sent = sock.send(this.arena, this.sendDesc, this.sendN);
-    // EMSGSIZE: the MTU shrank under a reply already built (a read of more
-    // sectors than the new MTU carries). Answer that request with ABRT, as
-    // it would have been had it arrived a moment later, and go on.
-    while (sent === -EMSGSIZE && this.shrinkFirst()) sent = sock.send(this.arena, this.sendDesc, this.sendN);
+    const sent = sock.send(this.arena, this.sendDesc, this.sendN);
     if (sent < 0) {
-      // -EAGAIN / -ENOBUFS: the kernel queue is full, try again shortly.
-      if (sent === -11 || sent === -105) return false;
-      // The link went away (ENETDOWN, ENXIO) or the frame no longer fits the
-      // MTU (EMSGSIZE): the initiator retransmits.
+      // The kernel queue is full: try again shortly.
+      if (sent === -EAGAIN || sent === -ENOBUFS) return FlushStatus.Blocked;
+      // A rewrite is the protocol's call, not the link's.
+      if (sent === -EMSGSIZE) return FlushStatus.FirstTooBig;
+      // The link went away (ENETDOWN, ENXIO): the initiator retransmits.
       this.dropQueued();
-      return true;
+      return FlushStatus.Done;
     }
     let bytes = 0;
     for (let i = 0; i < sent; i++) {
@@ -196,27 +219,16 @@ export class Link {
     this.counters[LinkCounter.TxBytes] += bytes;
     if (sent === this.sendN) {
       this.sendN = 0;
-      return true;
+      return FlushStatus.Done;
     }
     this.sendDesc.copyWithin(0, sent * 2, this.sendN * 2);
     this.sendSlot.copyWithin(0, sent, this.sendN);
     this.sendN -= sent;
-    return false;
+    return FlushStatus.Blocked;
   }
 
-  /** Turns the first queued reply, too big for the MTU now, into an ATA ABRT; false if it is not an ATA reply. */
-  private shrinkFirst(): boolean {
-    const t = this.sendDesc[0];
-    const len = this.sendDesc[1];
-    this.refresh();
-    if (this.arena[t + OFF_CMD] !== Command.Ata || len <= MIN_FRAME_LEN) return false;
-    setAtaIoError(this.arena, t, this.arena[t + OFF_ATA_SECTORS]);
-    this.arena.fill(0, t + ATA_HEADER_LEN, t + MIN_FRAME_LEN);
-    this.sendDesc[1] = MIN_FRAME_LEN;
-    return true;
-  }
-
-  private dropQueued(): void {
+  /** Frees every queued reply unsent, counting them as TxDrops. */
+  dropQueued(): void {
     for (let i = 0; i < this.sendN; i++) this.freeTx(this.sendSlot[i]);
     this.counters[LinkCounter.TxDrops] += this.sendN;
     this.sendN = 0;

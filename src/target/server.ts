@@ -240,7 +240,7 @@ export class Server {
   }
 
   private closeLink(link: Link): void {
-    link.flush();
+    this.engine.flushLink(link);
     this.engine.unregisterLinkMemory(link);
     link.close();
   }

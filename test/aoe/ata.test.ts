@@ -4,10 +4,11 @@
 
 import t from 'tap';
 import {
-  AtaAction, AtaDecision, decideAta, Pending, requestLba, setAtaIoError, setAtaResult, writeAtaRegisters,
+  abortAtaReply, AtaAction, AtaDecision, decideAta, Outcome, requestLba, setAtaIoError, setAtaResult,
+  writeAtaRegisters,
 } from '../../src/aoe';
 import {
-  A, ata, B, C, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target, TargetOpts,
+  A, ata, B, C, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target, TargetOpts, TX_OFF,
 } from './golden';
 
 const TAG = 0x12345678;
@@ -227,7 +228,7 @@ const rows: Row[] = [
 
   // ---- READ / WRITE, 28- and 48-bit
   {
-    desc: 'READ EXT, Linux shape (aflags E, 2 sectors): Pending.Read with registers prepared',
+    desc: 'READ EXT, Linux shape (aflags E, 2 sectors): Outcome.Read with registers prepared',
     request: `
       02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2  10 00  00 07 03  00  12 34 56 78
       40                  # aflags: E
@@ -235,113 +236,113 @@ const rows: Row[] = [
       34 12 00 00 00 00   # lba 0x1234
       00 00`,
     want: {
-      pending: Pending.Read, lba: 0x1234, count: 2,
+      pending: Outcome.Read, lba: 0x1234, count: 2,
       head: rhdr({ cmd: 0, tag: TAG }) + '40 00 00 40  34 12 00 00 00 00  00 00',
     },
   },
   {
-    desc: 'WRITE EXT, Linux shape (aflags E|W, 2 sectors, 1024 bytes): Pending.Write',
+    desc: 'WRITE EXT, Linux shape (aflags E|W, 2 sectors, 1024 bytes): Outcome.Write',
     request: req({ aflags: 0x41, count: 2, op: 0x34, lba: 8190 }, 1024),
-    want: { pending: Pending.Write, lba: 8190, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 8190 }) },
+    want: { pending: Outcome.Write, lba: 8190, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 8190 }) },
   },
   {
     desc: 'READ (28-bit), iPXE shape: 36 bytes, lba3 0xE0 ignored',
     request: req({ count: 2, op: 0x20, lba: '10 00 00 e0 00 00' }),
-    want: { pending: Pending.Read, lba: 16, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '10 00 00 e0 00 00' }) },
+    want: { pending: Outcome.Read, lba: 16, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '10 00 00 e0 00 00' }) },
   },
   {
     desc: 'READ (28-bit): lba3 low nibble is address bits 24-27, echoed as received',
     target: { sectors: 0x10000000 },
     request: req({ count: 1, op: 0x20, lba: '01 02 03 e2 00 00' }),
-    want: { pending: Pending.Read, lba: 0x2030201, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '01 02 03 e2 00 00' }) },
+    want: { pending: Outcome.Read, lba: 0x2030201, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '01 02 03 e2 00 00' }) },
   },
   {
     desc: 'READ (28-bit): junk in lba4-5 is ignored but echoed',
     request: req({ count: 1, op: 0x20, lba: '07 00 00 e0 aa bb' }),
-    want: { pending: Pending.Read, lba: 7, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '07 00 00 e0 aa bb' }) },
+    want: { pending: Outcome.Read, lba: 7, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '07 00 00 e0 aa bb' }) },
   },
   {
     desc: 'WRITE (28-bit), iPXE shape (aflags W, lba3 0xE0)',
     request: req({ aflags: 0x01, count: 1, op: 0x30, lba: '00 01 00 e0 00 00' }, 512),
-    want: { pending: Pending.Write, lba: 256, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x01, op: 0x40, lba: '00 01 00 e0 00 00' }) },
+    want: { pending: Outcome.Write, lba: 256, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x01, op: 0x40, lba: '00 01 00 e0 00 00' }) },
   },
   {
     desc: 'READ EXT with a full 48-bit LBA',
     target: { sectors: BIG },
     request: req({ aflags: 0x40, count: 1, op: 0x24, lba: '01 02 03 04 05 06' }),
-    want: { pending: Pending.Read, lba: 0x060504030201, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '01 02 03 04 05 06' }) },
+    want: { pending: Outcome.Read, lba: 0x060504030201, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '01 02 03 04 05 06' }) },
   },
   {
     desc: 'WRITE EXT at the last sector of a 48-bit export',
     target: { sectors: BIG },
     request: req({ aflags: 0x41, count: 1, op: 0x34, lba: BIG - 1 }, 512),
-    want: { pending: Pending.Write, lba: BIG - 1, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: BIG - 1 }) },
+    want: { pending: Outcome.Write, lba: BIG - 1, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: BIG - 1 }) },
   },
   {
     desc: 'READ EXT probe frame carrying trailing zero payload (Linux probe): answered normally',
     request: req({ aflags: 0x40, count: 2, op: 0x24, lba: 0 }, 1024, 0x00),
-    want: { pending: Pending.Read, lba: 0, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+    want: { pending: Outcome.Read, lba: 0, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
   },
   {
     desc: 'WRITE with more payload than needed: extra bytes ignored',
     request: req({ aflags: 0x41, count: 1, op: 0x34, lba: 5 }, 1024),
-    want: { pending: Pending.Write, lba: 5, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 5 }) },
+    want: { pending: Outcome.Write, lba: 5, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 5 }) },
   },
   {
     desc: 'READ EXT of the last two sectors',
     request: req({ aflags: 0x40, count: 2, op: 0x24, lba: 8190 }),
-    want: { pending: Pending.Read, lba: 8190, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 8190 }) },
+    want: { pending: Outcome.Read, lba: 8190, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 8190 }) },
   },
   {
     desc: 'READ EXT of 17 sectors at MTU 9000',
     target: { mtu: 9000 },
     request: req({ aflags: 0x40, count: 17, op: 0x24, lba: 0 }),
-    want: { pending: Pending.Read, lba: 0, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+    want: { pending: Outcome.Read, lba: 0, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
   },
   {
     desc: 'WRITE EXT of 17 sectors at MTU 9000',
     target: { mtu: 9000 },
     request: req({ aflags: 0x41, count: 17, op: 0x34, lba: 1 }, 17 * 512),
-    want: { pending: Pending.Write, lba: 1, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 1 }) },
+    want: { pending: Outcome.Write, lba: 1, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 1 }) },
   },
   {
     desc: 'READ on a read-only export',
     target: { readOnly: true },
     request: req({ aflags: 0x40, count: 1, op: 0x24, lba: 3 }),
-    want: { pending: Pending.Read, lba: 3, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 3 }) },
+    want: { pending: Outcome.Read, lba: 3, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 3 }) },
   },
   {
     desc: 'READ EXT by the reservation holder',
     target: { reserve: [B, A] },
     request: req({ aflags: 0x40, count: 1, op: 0x24, lba: 3 }),
-    want: { pending: Pending.Read, lba: 3, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 3 }) },
+    want: { pending: Outcome.Read, lba: 3, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 3 }) },
   },
 
   // ---- W flag vs opcode, A flag, MBZ (B23)
   {
     desc: 'READ EXT opcode with W set: the opcode decides (read)',
     request: req({ aflags: 0x41, count: 1, op: 0x24, lba: 4 }),
-    want: { pending: Pending.Read, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 4 }) },
+    want: { pending: Outcome.Read, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 4 }) },
   },
   {
     desc: 'WRITE EXT opcode with W clear: still a write; the reply will carry no data',
     request: req({ aflags: 0x40, count: 1, op: 0x34, lba: 4 }, 512),
-    want: { pending: Pending.Write, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 4 }) },
+    want: { pending: Outcome.Write, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 4 }) },
   },
   {
     desc: 'WRITE EXT with the A (async) flag: handled as an ordinary write',
     request: req({ aflags: 0x43, count: 1, op: 0x34, lba: 4 }, 512),
-    want: { pending: Pending.Write, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x43, op: 0x40, lba: 4 }) },
+    want: { pending: Outcome.Write, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x43, op: 0x40, lba: 4 }) },
   },
   {
     desc: 'READ EXT with MBZ aflags bits and reserved bytes set: tolerated, reserved bytes zero in the reply',
     request: req({ aflags: 0xfc, count: 1, op: 0x24, lba: 4, res: 0xffff }),
-    want: { pending: Pending.Read, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0xfc, op: 0x40, lba: 4 }) },
+    want: { pending: Outcome.Read, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0xfc, op: 0x40, lba: 4 }) },
   },
   {
     desc: 'READ (28-bit) opcode with the E flag: the opcode decides (28-bit LBA)',
     request: req({ aflags: 0x40, count: 1, op: 0x20, lba: '05 00 00 e0 00 00' }),
-    want: { pending: Pending.Read, lba: 5, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '05 00 00 e0 00 00' }) },
+    want: { pending: Outcome.Read, lba: 5, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '05 00 00 e0 00 00' }) },
   },
 
   // ---- argument errors: ABRT / IDNF, never an AoE error (B16)
@@ -457,25 +458,25 @@ const rows: Row[] = [
     want: { reply: regs({ count: 0xff, op: 0x40 }) },
   },
   {
-    desc: 'FLUSH CACHE: Pending.Flush with DRDY prepared',
+    desc: 'FLUSH CACHE: Outcome.Flush with DRDY prepared',
     request: req({ op: 0xe7, lba: '00 00 00 a0 00 00' }),
-    want: { pending: Pending.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '00 00 00 a0 00 00' }) },
+    want: { pending: Outcome.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '00 00 00 a0 00 00' }) },
   },
   {
-    desc: 'FLUSH CACHE EXT: Pending.Flush (vblade: ABRT, B5)',
+    desc: 'FLUSH CACHE EXT: Outcome.Flush (vblade: ABRT, B5)',
     request: req({ aflags: 0x40, op: 0xea }),
-    want: { pending: Pending.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+    want: { pending: Outcome.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
   },
   {
     desc: 'FLUSH CACHE with a non-zero count: still a flush, count register 0',
     request: req({ count: 5, op: 0xe7 }),
-    want: { pending: Pending.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40 }) },
+    want: { pending: Outcome.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40 }) },
   },
   {
     desc: 'FLUSH CACHE on a read-only export: still a flush',
     target: { readOnly: true },
     request: req({ op: 0xe7 }),
-    want: { pending: Pending.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40 }) },
+    want: { pending: Outcome.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40 }) },
   },
   ...[
     [0x00, 'NOP'], [0x25, 'READ DMA EXT'], [0x35, 'WRITE DMA EXT'], [0x40, 'READ VERIFY'], [0x42, 'READ VERIFY EXT'],
@@ -532,7 +533,7 @@ t.test('respond: ATA', (t) => {
 t.test('an IDENTIFY reply carries the export size (LBA28 capped, LBA48 exact)', (t) => {
   const tg = new Target({ sectors: 0x12345678 });
   const x = exchange(tg, hex(req({ count: 1, op: 0xec, lba: '00 00 00 a0 00 00' })));
-  t.equal(x.ret, 548);
+  t.equal(x.reply?.length, 548);
   const r = x.reply!;
   const word = (w: number): number => r[36 + w * 2] | (r[36 + w * 2 + 1] << 8);
   t.equal(word(60) + word(61) * 0x10000, 0x0fffffff, 'LBA28 capacity capped');
@@ -543,8 +544,20 @@ t.test('an IDENTIFY reply carries the export size (LBA28 capped, LBA48 exact)', 
 t.test('a reply after a large one in the same slot carries no stale bytes (B10)', (t) => {
   const tg = new Target();
   const first = exchange(tg, hex(req({ count: 1, op: 0xec })));
-  t.equal(first.ret, 548);
+  t.equal(first.reply?.length, 548);
   const second = exchange(tg, hex(req({ count: 0, op: 0xe5 })), 0xcc, 0xaa, first.tx);
   t.equal(dump(second.reply!), dump(regs({ count: 0xff, op: 0x40 })));
+  t.end();
+});
+
+t.test('abortAtaReply: a built read reply becomes a 60-byte ABRT, registers otherwise kept', (t) => {
+  const tg = new Target({ mtu: 9000 });
+  const x = exchange(tg, hex(req({ aflags: 0x40, count: 17, op: 0x24, lba: 7 })));
+  t.equal(x.outcome, Outcome.Read);
+  // As the engine leaves it once the data is in: registers prepared, 17 sectors after them.
+  x.tx.fill(0xd7, TX_OFF + 36, TX_OFF + 36 + 17 * 512);
+  const n = abortAtaReply(x.tx, TX_OFF);
+  t.equal(n, 60);
+  t.equal(dump(x.tx.subarray(TX_OFF, TX_OFF + n)), dump(regs({ aflags: 0x40, feature: 0x04, op: 0x41, lba: 7 })), 'ABRT, data gone');
   t.end();
 });

@@ -3,7 +3,7 @@
 // the unsolicited announcement.
 
 import t from 'tap';
-import { handleConfig, padReply, writeAnnouncement } from '../../src/aoe';
+import { handleConfig, Outcome, padReply, writeAnnouncement } from '../../src/aoe';
 import {
   A, B, BCAST, cfg, cfgReply, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target,
 } from './golden';
@@ -413,16 +413,22 @@ t.test('the sector count is the MTU of now, without a restart (B13)', (t) => {
   t.end();
 });
 
-t.test('handleConfig returns unpadded lengths and 0 for no reply', (t) => {
+t.test('handleConfig: outcome, unpadded length in the context, a reason for silence', (t) => {
   const tg = new Target({ config: 'abc' });
   const tx = new Uint8Array(2000).fill(0xaa);
   const f = (s: string): Uint8Array => hex(s);
   let rx = f(req({ ccmd: 0 }));
-  t.equal(handleConfig(rx, 0, rx.length, tg.st, 2, tx, 0), 35, 'read: 32 + 3');
+  t.equal(handleConfig(rx, 0, rx.length, tg.st, tg.ctx, tx, 0), Outcome.Reply, 'read: a reply');
+  t.equal(tg.ctx.replyLen, 35, 'read: 32 + 3');
+  rx = f(req({ ccmd: 3, str: 'xyz' }));
+  t.equal(handleConfig(rx, 0, rx.length, tg.st, tg.ctx, tx, 0), Outcome.AoeError, 'set over another string: AoE error');
+  t.equal(tg.ctx.replyLen, 35, 'the reply carries the current string');
   rx = f(req({ ccmd: 1, str: 'abd' }));
-  t.equal(handleConfig(rx, 0, rx.length, tg.st, 2, tx, 0), 0, 'test mismatch: 0');
+  tg.ctx.replyLen = -1;
+  t.equal(handleConfig(rx, 0, rx.length, tg.st, tg.ctx, tx, 0), Outcome.ConfigMismatch, 'test mismatch: silence');
+  t.equal(tg.ctx.replyLen, -1, 'no length for silence');
   rx = f(req({ ccmd: 0 }));
-  t.equal(handleConfig(rx, 0, 31, tg.st, 2, tx, 0), 0, 'shorter than 32: 0');
+  t.equal(handleConfig(rx, 0, 31, tg.st, tg.ctx, tx, 0), Outcome.ShortArgument, 'shorter than 32: silence');
   t.end();
 });
 

@@ -4,7 +4,7 @@
 // tag echoed, zero padding to 60).
 
 import t from 'tap';
-import { Pending } from '../../src/aoe';
+import { Outcome } from '../../src/aoe';
 import {
   A, ata, B, BCAST, C, cfg, cfgReply, hdr, hex, mask, maskList, pad60, rep, resv, rhdr, Row, runRows, Target,
 } from './golden';
@@ -39,7 +39,7 @@ const linux: Row = {
         10 00  00 07 03  00  00 03 9c 42
         40 00 02 24  00 10 00 00 00 00  00 00  # E; READ SECTORS EXT, 2 at 0x1000`,
       want: {
-        pending: Pending.Read, lba: 0x1000, count: 2,
+        pending: Outcome.Read, lba: 0x1000, count: 2,
         head: rhdr({ cmd: 0, tag: 0x00039c42 }) + '40 00 00 40 00 10 00 00 00 00 00 00',
       },
     },
@@ -50,14 +50,14 @@ const linux: Row = {
         41 00 02 34  00 10 00 00 00 00  00 00  # E|W; WRITE SECTORS EXT, 2 at 0x1000
         ${rep(0x6b, 1024)}                     # data`,
       want: {
-        pending: Pending.Write, lba: 0x1000, count: 2,
+        pending: Outcome.Write, lba: 0x1000, count: 2,
         head: rhdr({ cmd: 0, tag: 0x00049c43 }) + '41 00 00 40 00 10 00 00 00 00 00 00',
       },
     },
     {
       request: hdr({ cmd: 0, tag: 0x00059c44 }) + ata({ aflags: 0x40, count: 2, op: 0x24, lba: 0 }) + rep(0, 1024),
       want: {
-        pending: Pending.Read, lba: 0, count: 2,
+        pending: Outcome.Read, lba: 0, count: 2,
         head: rhdr({ cmd: 0, tag: 0x00059c44 }) + ata({ aflags: 0x40, op: 0x40 }),
       },
     },
@@ -141,7 +141,7 @@ const ipxe: Row = {
         02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2  10 00  00 07 03  00  18 ae 00 02
         00 00 02 20  40 00 00 e0 00 00  00 00   # READ SECTORS, 2 at 0x40, 36 bytes`,
       want: {
-        pending: Pending.Read, lba: 0x40, count: 2,
+        pending: Outcome.Read, lba: 0x40, count: 2,
         head: rhdr({ cmd: 0, tag: 0x18ae0002 }) + '00 00 00 40 40 00 00 e0 00 00 00 00',
       },
     },
@@ -151,7 +151,7 @@ const ipxe: Row = {
         01 00 01 30  41 00 00 e0 00 00  00 00   # W; WRITE SECTORS, 1 at 0x41
         ${rep(0x11, 512)}`,
       want: {
-        pending: Pending.Write, lba: 0x41, count: 1,
+        pending: Outcome.Write, lba: 0x41, count: 1,
         head: rhdr({ cmd: 0, tag: 0x18ae0003 }) + '01 00 00 40 41 00 00 e0 00 00 00 00',
       },
     },
@@ -198,9 +198,9 @@ const errorRows: Row[] = [
     want: { reply: pad60(rhdr({ cmd: 9, tag: TAG, error: 1 })) },
   },
   ...[0, 1, 13, 14, 20, 23].map((n): Row => ({
-    desc: `${n}-byte frame: no reply`,
+    desc: `${n}-byte frame: no reply (shorter than the header)`,
     request: hex(hdr({ cmd: 1, tag: TAG })).subarray(0, n),
-    want: 'no reply',
+    want: { none: Outcome.ShortFrame },
   })),
 ];
 
@@ -231,7 +231,7 @@ const maskRows: Row[] = [
     desc: `mask [B, C], ${name} from A: no reply, nothing changed`,
     target: { mask: [B, C], config: 'c' },
     request,
-    want: 'no reply',
+    want: { none: Outcome.Masked },
     state: { mask: [B, C], reserve: [], config: 'c', versionDelta: 0 },
   })),
   {
@@ -261,7 +261,7 @@ const maskRows: Row[] = [
         request: hdr({ cmd: 2, src: A, tag: TAG }) + mask({ mcmd: 1, dirs: [[1, A]] }),
         want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), maskList(1, [A])) },
       },
-      { request: hdr({ cmd: 3, src: C, tag: TAG }) + resv({ rcmd: 0 }), want: 'no reply' },
+      { request: hdr({ cmd: 3, src: C, tag: TAG }) + resv({ rcmd: 0 }), want: { none: Outcome.Masked } },
       { request: hdr({ cmd: 3, src: A, tag: TAG }) + resv({ rcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), '00 00') } },
     ],
   },
@@ -328,7 +328,7 @@ const ruleRows: Row[] = [
       },
       {
         request: hdr({ cmd: 0, tag: TAG, src: B }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
-        want: { pending: Pending.Read, lba: 0, count: 1, head: rhdr({ cmd: 0, tag: TAG, dst: B }) + ata({ aflags: 0x40, op: 0x40 }) },
+        want: { pending: Outcome.Read, lba: 0, count: 1, head: rhdr({ cmd: 0, tag: TAG, dst: B }) + ata({ aflags: 0x40, op: 0x40 }) },
       },
       {
         request: hdr({ cmd: 3, tag: TAG, src: B }) + resv({ rcmd: 1 }),
@@ -337,7 +337,7 @@ const ruleRows: Row[] = [
       },
       {
         request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
-        want: { pending: Pending.Read, lba: 0, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+        want: { pending: Outcome.Read, lba: 0, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
       },
     ],
   },
@@ -345,7 +345,7 @@ const ruleRows: Row[] = [
     desc: 'a retransmitted READ (same command, new tag) is answered again',
     steps: [1, 2].map((k) => ({
       request: hdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, count: 2, op: 0x24, lba: 64 }),
-      want: { pending: Pending.Read, lba: 64, count: 2, head: rhdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, op: 0x40, lba: 64 }) },
+      want: { pending: Outcome.Read, lba: 64, count: 2, head: rhdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, op: 0x40, lba: 64 }) },
     })),
   },
   {
@@ -353,7 +353,7 @@ const ruleRows: Row[] = [
     steps: [
       {
         request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 17, op: 0x24 }),
-        want: { pending: Pending.Read, lba: 0, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+        want: { pending: Outcome.Read, lba: 0, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
         check: (_t, _x, tg) => {
           tg.mtu = 1500;
         },
@@ -366,6 +366,137 @@ const ruleRows: Row[] = [
     target: { mtu: 9000 },
   },
 ];
+
+// ------------------------------------------------------------------ one row per outcome
+
+// Each row names its outcome explicitly, so that the reason for a reply or
+// for silence is checked, not only the bytes.
+const outcomeRows: Row[] = [
+  {
+    desc: 'Reply: CHECK POWER MODE, registers final',
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ op: 0xe5 }),
+    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ count: 0xff, op: 0x40 })), outcome: Outcome.Reply },
+  },
+  {
+    desc: 'Reply: IDENTIFY, 548 bytes',
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec }),
+    want: { reply: identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00'), outcome: Outcome.Reply },
+  },
+  {
+    desc: 'Reply: Mac Mask edit refused with MError 2 (a Mac Mask error, not an AoE one)',
+    request: hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 1, dirs: [[7, B]] }),
+    want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), mask({ mcmd: 1, merror: 2, dircount: 0 })), outcome: Outcome.Reply },
+  },
+  {
+    desc: 'AoeError: version 2',
+    request: hdr({ ver: 2, cmd: 0, tag: TAG }) + ata({ op: 0xe5 }),
+    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 5 })), outcome: Outcome.AoeError },
+  },
+  {
+    desc: 'AoeError: unknown command',
+    request: hdr({ cmd: 4, tag: TAG }),
+    want: { reply: pad60(rhdr({ cmd: 4, tag: TAG, error: 1 })), outcome: Outcome.AoeError },
+  },
+  {
+    desc: 'AoeError: READ while reserved by another initiator (registers echoed)',
+    target: { reserve: [B] },
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24, lba: 9 }),
+    want: {
+      reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 6 }), ata({ aflags: 0x40, count: 1, op: 0x24, lba: 9 })),
+      outcome: Outcome.AoeError,
+    },
+  },
+  {
+    desc: 'AoeError: Query Config set while another string is present',
+    target: { config: 'old' },
+    request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 3, str: 'new' }),
+    want: { reply: pad60(rhdr({ cmd: 1, tag: TAG, error: 4 }), cfgReply({ ccmd: 3, str: 'old' })), outcome: Outcome.AoeError },
+  },
+  {
+    desc: 'AoeError: Mac Mask with an unknown MCmd',
+    request: hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 9 }),
+    want: { reply: pad60(rhdr({ cmd: 2, tag: TAG, error: 2 }), mask({ mcmd: 9 })), outcome: Outcome.AoeError },
+  },
+  {
+    desc: 'AoeError: Reserve set by a non-holder',
+    target: { reserve: [B] },
+    request: hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 1, macs: [A] }),
+    want: { reply: pad60(rhdr({ cmd: 3, tag: TAG, error: 6 }), resv({ rcmd: 1, macs: [B] })), outcome: Outcome.AoeError },
+  },
+  {
+    desc: 'AtaError: unknown opcode, ABRT',
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ count: 3, op: 0xef }),
+    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ feature: 0x04, count: 3, op: 0x41 })), outcome: Outcome.AtaError },
+  },
+  {
+    desc: 'AtaError: READ past the end, IDNF',
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 2, op: 0x24, lba: 8191 }),
+    want: {
+      reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ aflags: 0x40, feature: 0x10, count: 2, op: 0x41, lba: 8191 })),
+      outcome: Outcome.AtaError,
+    },
+  },
+  {
+    desc: 'AtaError: WRITE to a read-only export, ABRT',
+    target: { readOnly: true },
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, count: 1, op: 0x34, lba: 5 }) + rep(1, 512),
+    want: {
+      reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ aflags: 0x41, feature: 0x04, count: 1, op: 0x41, lba: 5 })),
+      outcome: Outcome.AtaError,
+    },
+  },
+  {
+    desc: 'Read: READ EXT within the export',
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24, lba: 3 }),
+    want: { pending: Outcome.Read, lba: 3, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 3 }) },
+  },
+  {
+    desc: 'Write: WRITE EXT with its data',
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, count: 1, op: 0x34, lba: 3 }) + rep(2, 512),
+    want: { pending: Outcome.Write, lba: 3, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 3 }) },
+  },
+  {
+    desc: 'Flush: FLUSH CACHE EXT',
+    request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0xea }),
+    want: { pending: Outcome.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40 }) },
+  },
+  {
+    desc: 'ShortFrame: 23 bytes',
+    request: hex(hdr({ cmd: 0, tag: TAG })).subarray(0, 23),
+    want: { none: Outcome.ShortFrame },
+  },
+  {
+    desc: 'Masked: a READ from outside the mask (checked before the version)',
+    target: { mask: [B] },
+    request: hdr({ ver: 2, cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
+    want: { none: Outcome.Masked },
+  },
+  ...([
+    ['ATA, 35 bytes', hex(hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec })).subarray(0, 35)],
+    ['Query Config, 31 bytes', hex(hdr({ cmd: 1, tag: TAG }) + cfg({})).subarray(0, 31)],
+    ['Mac Mask, 27 bytes', hex(hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 0 })).subarray(0, 27)],
+    ['Reserve, 25 bytes', hex(hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 0 })).subarray(0, 25)],
+  ] as const).map(([name, request]): Row => ({
+    desc: `ShortArgument: ${name}`,
+    request,
+    want: { none: Outcome.ShortArgument },
+    state: { versionDelta: 0 },
+  })),
+  {
+    desc: 'ConfigMismatch: test and prefix test that do not match',
+    target: { config: 'abc' },
+    steps: [
+      { request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 1, str: 'ab' }), want: { none: Outcome.ConfigMismatch } },
+      { request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 2, str: 'b' }), want: { none: Outcome.ConfigMismatch } },
+      { request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 2, str: 'ab' }), want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ ccmd: 2, str: 'abc' })), outcome: Outcome.Reply } },
+    ],
+  },
+];
+
+t.test('one outcome per frame', (t) => {
+  runRows(t, outcomeRows);
+  t.end();
+});
 
 t.test('real initiators and tools', (t) => {
   runRows(t, [linux, aoeping, aoecfg, sancheck, ipxe]);

@@ -7,7 +7,7 @@
 // newlines, '|' and ':' are ignored, so MACs can be written aa:bb:cc:dd:ee:ff.
 
 import {
-  buildIdentify, FrameContext, Pending, respond, sectorsForMtu, TargetState, parseMac, formatMac,
+  buildIdentify, FrameContext, isReply, Outcome, respond, sectorsForMtu, TargetState, parseMac, formatMac,
 } from '../../src/aoe';
 
 type Test = tap.Test;
@@ -276,8 +276,8 @@ export const TX_OFF = 72;
 const TAIL = 64;
 
 export interface Exchange {
-  ret: number;
-  /** The finished reply (ret > 0), else null. */
+  outcome: Outcome;
+  /** The finished reply (a reply outcome: ctx.replyLen bytes), else null. */
   reply: Uint8Array | null;
   /** The first 36 bytes of the slot (the prepared header of a Pending reply). */
   head: Uint8Array;
@@ -301,15 +301,16 @@ export function exchange(tg: Target, req: Uint8Array, rxJunk = 0xcc, txJunk = 0x
   const rxCopy = rx.slice();
   if (!tx) tx = new Uint8Array(TX_OFF + slot + TAIL).fill(txJunk);
   const txCopy = tx.slice();
-  const ret = respond(rx, RX_OFF, req.length, tg.st, tg.ctx, tx, TX_OFF);
+  tg.ctx.replyLen = -1; // a stale length must not pass for this frame's
+  const outcome = respond(rx, RX_OFF, req.length, tg.st, tg.ctx, tx, TX_OFF);
   let rxIntact = true;
   for (let i = 0; i < rx.length; i++) if (rx[i] !== rxCopy[i]) rxIntact = false;
   let outsideIntact = true;
   for (let i = 0; i < TX_OFF; i++) if (tx[i] !== txCopy[i]) outsideIntact = false;
   for (let i = TX_OFF + slot; i < tx.length; i++) if (tx[i] !== txCopy[i]) outsideIntact = false;
   return {
-    ret,
-    reply: ret > 0 ? tx.slice(TX_OFF, TX_OFF + ret) : null,
+    outcome,
+    reply: isReply(outcome) ? tx.slice(TX_OFF, TX_OFF + tg.ctx.replyLen) : null,
     head: tx.slice(TX_OFF, TX_OFF + 36),
     tx,
     rxIntact,
@@ -388,11 +389,24 @@ export function replyProblems(req: Uint8Array, rep: Uint8Array, tg: Target): str
 // ---------------------------------------------------------------- table rows
 
 export type Want =
+  /** Silence, for whichever reason. */
   | 'no reply'
-  /** The exact finished reply. */
-  | { reply: string | Uint8Array }
-  /** Storage work with the reply header prepared (first 36 bytes). */
-  | { pending: Pending; lba?: number; count?: number; head: string | Uint8Array };
+  /** Silence for this reason (ShortFrame, Masked, ShortArgument, ConfigMismatch). */
+  | { none: Outcome }
+  /**
+   * The exact finished reply. The outcome defaults to what the golden bytes
+   * show: AoeError with E, AtaError for an ATA reply with ERR, else Reply.
+   */
+  | { reply: string | Uint8Array; outcome?: Outcome }
+  /** Storage work (Read, Write, Flush) with the reply header prepared (first 36 bytes). */
+  | { pending: Outcome; lba?: number; count?: number; head: string | Uint8Array };
+
+/** The outcome a finished reply's own bytes show. */
+export function replyOutcome(rep: Uint8Array): Outcome {
+  if (rep[14] & 0x04) return Outcome.AoeError;
+  if (rep[19] === 0 && rep[27] & 0x01) return Outcome.AtaError;
+  return Outcome.Reply;
+}
 
 export interface StateWant {
   mask?: string[];
@@ -432,16 +446,19 @@ export function runStep(t: Test, tg: Target, s: Step, label = ''): Exchange {
   t.ok(x.outsideIntact, `${label}nothing written outside the reply slot`);
   const w = s.want;
   if (w === 'no reply') {
-    t.equal(x.ret, 0, `${label}no reply`);
+    t.ok(x.outcome >= Outcome.ShortFrame, `${label}no reply (outcome ${x.outcome})`);
+  } else if ('none' in w) {
+    t.equal(x.outcome, w.none, `${label}no reply, for this reason`);
   } else if ('reply' in w) {
     const want = hex(w.reply);
-    t.equal(x.ret, want.length, `${label}reply length`);
+    t.equal(x.outcome, w.outcome ?? replyOutcome(want), `${label}reply outcome`);
+    t.equal(x.reply?.length, want.length, `${label}reply length`);
     if (x.reply) {
       t.equal(dump(x.reply), dump(want), `${label}reply bytes`);
       t.same(replyProblems(req, x.reply, tg), [], `${label}reply invariants`);
     }
   } else {
-    t.equal(x.ret, w.pending, `${label}pending code`);
+    t.equal(x.outcome, w.pending, `${label}storage outcome`);
     if (w.lba !== undefined) t.equal(tg.ctx.ata.lba, w.lba, `${label}lba`);
     if (w.count !== undefined) t.equal(tg.ctx.ata.count, w.count, `${label}count`);
     t.equal(dump(x.head), dump(hex(w.head)), `${label}prepared reply header`);

@@ -3,7 +3,7 @@
 // Enforcement for every command is in dispatch.test.ts.
 
 import t from 'tap';
-import { handleMacMask, MacList } from '../../src/aoe';
+import { handleMacMask, Outcome } from '../../src/aoe';
 import {
   A, B, C, D, Dir, hdr, hex, mask, maskList, macN, pad60, rep, rhdr, Row, runRows, Target,
 } from './golden';
@@ -322,17 +322,23 @@ t.test('respond: Mac Mask List', (t) => {
   t.end();
 });
 
-t.test('handleMacMask: unpadded lengths, 0 when too short, scratch list reused', (t) => {
+t.test('handleMacMask: outcome, unpadded length in the context, silence when too short', (t) => {
   const tg = new Target();
-  const scratch = new MacList();
+  const ctx = tg.ctx;
   const tx = new Uint8Array(1200).fill(0xaa);
   let rx = hex(edit([[1, A], [1, B]]));
-  t.equal(handleMacMask(rx, 0, rx.length, tg.st, tx, 0, scratch), 28 + 16, 'two entries: 44');
+  t.equal(handleMacMask(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.Reply, 'edit: a reply');
+  t.equal(ctx.replyLen, 28 + 16, 'two entries: 44');
   rx = hex(edit([[3, C]]));
-  t.equal(handleMacMask(rx, 0, rx.length, tg.st, tx, 0, scratch), 28, 'MError: 28');
+  t.equal(handleMacMask(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.Reply, 'MError: a reply, not an AoE error');
+  t.equal(ctx.replyLen, 28, 'MError: 28');
   t.same(tg.st.mask.toStrings(), [A, B], 'unchanged after the bad directive');
-  t.equal(handleMacMask(rx, 0, 27, tg.st, tx, 0, scratch), 0, 'too short: 0');
+  t.equal(handleMacMask(rx, 0, 27, tg.st, ctx, tx, 0), Outcome.ShortArgument, 'too short: silence');
+  rx = hex(req({ mcmd: 7 }, A, rep(0, 4)));
+  t.equal(handleMacMask(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.AoeError, 'unknown MCmd: AoE error');
+  t.equal(ctx.replyLen, 28, 'unknown MCmd: header only');
   rx = hex(req({ mcmd: 0 }, A, rep(0, 4)));
-  t.equal(handleMacMask(rx, 0, rx.length, tg.st, tx, 0, scratch), 44, 'read: 44');
+  t.equal(handleMacMask(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.Reply, 'read: a reply');
+  t.equal(ctx.replyLen, 44, 'read: 44');
   t.end();
 });

@@ -3,7 +3,7 @@
 // ata.test.ts and dispatch.test.ts.
 
 import t from 'tap';
-import { handleReserve } from '../../src/aoe';
+import { handleReserve, Outcome } from '../../src/aoe';
 import { A, B, C, D, hdr, hex, macN, pad60, resv, rhdr, Row, runRows, Target } from './golden';
 
 const TAG = 0x00c0ffee;
@@ -228,13 +228,19 @@ t.test('respond: Reserve/Release', (t) => {
   t.end();
 });
 
-t.test('handleReserve: unpadded lengths, 0 when too short', (t) => {
+t.test('handleReserve: outcome, unpadded length in the context, silence when too short', (t) => {
   const tg = new Target({ reserve: [B] });
+  const ctx = tg.ctx;
   const tx = new Uint8Array(900).fill(0xaa);
   let rx = hex(req({ rcmd: 0 }));
-  t.equal(handleReserve(rx, 0, rx.length, tg.st, tx, 0), 32, 'one address: 26 + 6');
+  t.equal(handleReserve(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.Reply, 'read: a reply');
+  t.equal(ctx.replyLen, 32, 'one address: 26 + 6');
+  rx = hex(req({ rcmd: 1, macs: [A] }));
+  t.equal(handleReserve(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.AoeError, 'set by a non-holder: AoE error');
+  t.equal(ctx.replyLen, 32, 'the reply carries the current list');
   rx = hex(req({ rcmd: 2, macs: [A, C] }));
-  t.equal(handleReserve(rx, 0, rx.length, tg.st, tx, 0), 38, 'two addresses: 26 + 12');
-  t.equal(handleReserve(rx, 0, 25, tg.st, tx, 0), 0, 'too short: 0');
+  t.equal(handleReserve(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.Reply, 'force set: a reply');
+  t.equal(ctx.replyLen, 38, 'two addresses: 26 + 12');
+  t.equal(handleReserve(rx, 0, 25, tg.st, ctx, tx, 0), Outcome.ShortArgument, 'too short: silence');
   t.end();
 });

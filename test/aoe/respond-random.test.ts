@@ -2,9 +2,10 @@
 // near-valid header fields, against an export whose MTU, size, read-only
 // flag and lists keep changing. For every frame:
 //  - respond() never throws;
-//  - the result is 0, a Pending code, or a reply of 60..MTU+14 bytes that
+//  - the outcome is silence, storage work, or a reply of 60..MTU+14 bytes that
 //    obeys every reply rule (replyProblems) with zero padding over a stale slot;
-//  - no reply only where the protocol allows silence; AoE errors 1/5/6 where due;
+//  - no reply only where the protocol allows silence, and for the reason that
+//    applies; AoE errors 1/5/6 where due; the outcome agrees with the reply bytes;
 //  - Pending work is within the export, the frame and the MTU;
 //  - the lists stay within capacity, duplicate-free and clean past their end;
 //  - the answer and the new state do not depend on bytes past `len` or on
@@ -12,8 +13,10 @@
 // AOE_SEED and AOE_ITER override the seed and the number of frames.
 
 import t from 'tap';
-import { MacList, Pending, respond } from '../../src/aoe';
-import { A, B, C, D, dump, headerProblems, hex, macN, replyProblems, RX_OFF, Target, TX_OFF } from './golden';
+import { isPending, isReply, MacList, Outcome, respond } from '../../src/aoe';
+import {
+  A, B, C, D, dump, headerProblems, hex, macN, replyOutcome, replyProblems, RX_OFF, Target, TX_OFF,
+} from './golden';
 
 /** Marsaglia's xorshift32: small, seedable, good enough to pick test cases. */
 class Rng {
@@ -233,11 +236,14 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
     const fail = (why: string): void => {
       failures.push(`frame ${i} (len ${len}, MTU ${tg.mtu}): ${why}\n${dump(f.subarray(0, Math.min(len, 64)))}`);
     };
-    let ret: number;
-    let retB: number;
+    let outcome: Outcome;
+    let outcomeB: Outcome;
+    // a stale length must not pass for this frame's
+    tg.ctx.replyLen = -1;
+    ctxB.replyLen = -2;
     try {
-      ret = respond(rxA, RX_OFF, len, tg.st, tg.ctx, txA, TX_OFF);
-      retB = respond(rxB, RX_OFF, len, other.st, ctxB, txB, TX_OFF);
+      outcome = respond(rxA, RX_OFF, len, tg.st, tg.ctx, txA, TX_OFF);
+      outcomeB = respond(rxB, RX_OFF, len, other.st, ctxB, txB, TX_OFF);
     } catch (e) {
       fail(`threw ${(e as Error).stack}`);
       continue;
@@ -245,8 +251,10 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
 
     // the result itself
     const slot = tg.mtu + 14;
-    const pending = ret === Pending.Read || ret === Pending.Write || ret === Pending.Flush;
-    if (!(ret === 0 || pending || (ret >= 60 && ret <= slot))) fail(`returned ${ret}`);
+    const pending = isPending(outcome);
+    const silent = outcome >= Outcome.ShortFrame && outcome <= Outcome.ConfigMismatch;
+    const ret = isReply(outcome) ? tg.ctx.replyLen : 0;
+    if (!(silent || pending || (isReply(outcome) && ret >= 60 && ret <= slot))) fail(`outcome ${outcome}, length ${tg.ctx.replyLen}`);
     for (let k = 0; k < TX_OFF; k++) if (txA[k] !== 0xaa) { fail('wrote before the slot'); break; }
     for (let k = TX_OFF + slot; k < Math.min(txA.length, TX_OFF + slot + 64); k++) if (txA[k] !== 0xaa) { fail('wrote past the slot'); break; }
     for (let k = 0; k < len; k++) if (rxA[RX_OFF + k] !== f[k]) { fail('modified the request'); break; }
@@ -256,15 +264,18 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
     const cmd = len >= 24 ? f[19] : -1;
     const tooShort = len < 24 || (ver === 1 && ((cmd === 0 && len < 36) || (cmd === 1 && len < 32) || (cmd === 2 && len < 28) || (cmd === 3 && len < 26)));
     const configTest = ver === 1 && cmd === 1 && len >= 32 && ((f[29] & 15) === 1 || (f[29] & 15) === 2);
-    if (maskBlocks || tooShort) {
-      if (ret !== 0) fail(`answered (${ret}) a frame that must be ignored`);
-    } else if (ret === 0 && !configTest) {
-      fail('no reply where one is due');
+    const shortFrame = len < 24;
+    const wantSilence = shortFrame ? Outcome.ShortFrame : maskBlocks ? Outcome.Masked : tooShort ? Outcome.ShortArgument : -1;
+    if (wantSilence >= 0) {
+      if (outcome !== wantSilence) fail(`outcome ${outcome} for a frame to ignore with ${wantSilence}`);
+    } else if (silent && !(configTest && outcome === Outcome.ConfigMismatch)) {
+      fail(`no reply (outcome ${outcome}) where one is due`);
     }
     const rep = ret > 0 ? txA.subarray(TX_OFF, TX_OFF + ret) : null;
     if (rep) {
       const p = replyProblems(f, rep, tg);
       if (p.length) fail(p.join('; '));
+      if (outcome !== replyOutcome(rep)) fail(`outcome ${outcome}, but the reply bytes say ${replyOutcome(rep)}`);
       const err = rep[14] & 0x04 ? rep[15] : 0;
       if (ver !== 1 && err !== 5) fail(`version ${ver} answered without error 5`);
       if (ver === 1 && cmd > 3 && err !== 1) fail(`command ${cmd} answered without error 1`);
@@ -275,7 +286,11 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
           : `reply cmd ${cmd > 3 ? 'other' : cmd} error ${err}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);
     } else {
-      const key = ret === 0 ? 'no reply' : ret === Pending.Read ? 'Pending Read' : ret === Pending.Write ? 'Pending Write' : 'Pending Flush';
+      const key = outcome === Outcome.ShortFrame ? 'no reply: short frame'
+        : outcome === Outcome.Masked ? 'no reply: masked'
+          : outcome === Outcome.ShortArgument ? 'no reply: short argument'
+            : outcome === Outcome.ConfigMismatch ? 'no reply: config mismatch'
+              : outcome === Outcome.Read ? 'Read' : outcome === Outcome.Write ? 'Write' : 'Flush';
       seen.set(key, (seen.get(key) ?? 0) + 1);
     }
 
@@ -285,12 +300,12 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
       if (p.length) fail(`prepared header: ${p.join('; ')}`);
       if (cmd !== 0 || ver !== 1 || len < 36) fail('pending for a non-ATA frame');
       if (reservedOut) fail('pending work for a non-holder of the reservation');
-      if (ret !== Pending.Flush) {
+      if (outcome !== Outcome.Flush) {
         const { lba, count } = tg.ctx.ata;
         if (!(count >= 1 && count <= tg.ctx.maxSectors)) fail(`count ${count} (max ${tg.ctx.maxSectors})`);
         if (!(Number.isInteger(lba) && lba >= 0 && lba + count <= tg.st.sectors)) fail(`lba ${lba}+${count} outside ${tg.st.sectors}`);
         if (36 + count * 512 > slot) fail('read reply would exceed the MTU');
-        if (ret === Pending.Write && (tg.st.readOnly || len - 36 < count * 512)) fail('write that must be refused');
+        if (outcome === Outcome.Write && (tg.st.readOnly || len - 36 < count * 512)) fail('write that must be refused');
       }
     }
 
@@ -301,17 +316,18 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
       if (tg.st.configLen < 0 || tg.st.configLen > 1024) lp.push(`config length ${tg.st.configLen}`);
       if (!tg.st.config.subarray(tg.st.configLen).every((b) => b === 0)) lp.push('stale config bytes');
       if (tg.st.version === v0) lp.push('state changed without a version bump');
-      if (ver !== 1 || cmd < 1 || cmd > 3 || maskBlocks || ret === 0) lp.push(`state changed by cmd ${cmd} ver ${ver} ret ${ret}`);
+      if (ver !== 1 || cmd < 1 || cmd > 3 || maskBlocks || !isReply(outcome)) lp.push(`state changed by cmd ${cmd} ver ${ver} outcome ${outcome}`);
     }
     if (lp.length) fail(lp.join('; '));
 
     // nothing depends on bytes past len or on the slot's old contents
-    if (retB !== ret) fail(`different result with other junk: ${ret} vs ${retB}`);
+    if (outcomeB !== outcome) fail(`different outcome with other junk: ${outcome} vs ${outcomeB}`);
+    else if (isReply(outcome) && ctxB.replyLen !== ret) fail(`different length with other junk: ${ret} vs ${ctxB.replyLen}`);
     else if (ret > 0) {
       if (!sameBytes(txB.subarray(TX_OFF, TX_OFF + ret), rep!)) fail('reply depends on junk outside the frame');
     } else if (pending) {
       if (!sameBytes(txA.subarray(TX_OFF, TX_OFF + 36), txB.subarray(TX_OFF, TX_OFF + 36))) fail('prepared header depends on junk');
-      if (ret !== Pending.Flush && (tg.ctx.ata.lba !== ctxB.ata.lba || tg.ctx.ata.count !== ctxB.ata.count)) fail('lba/count depend on junk');
+      if (outcome !== Outcome.Flush && (tg.ctx.ata.lba !== ctxB.ata.lba || tg.ctx.ata.count !== ctxB.ata.count)) fail('lba/count depend on junk');
     }
     if (!sameState(other, tg) || other.st.version !== tg.st.version) fail('state depends on junk outside the frame');
   }
@@ -321,7 +337,8 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
   t.comment(keys.map((k) => `${k}: ${seen.get(k)}`).join('\n'));
   // the generator must actually reach every outcome
   const needed = [
-    'no reply', 'Pending Read', 'Pending Write', 'Pending Flush',
+    'no reply: short frame', 'no reply: masked', 'no reply: short argument', 'no reply: config mismatch',
+    'Read', 'Write', 'Flush',
     'ATA reply status 0x40 error 0x0 (IDENTIFY)', 'ATA reply status 0x40 error 0x0',
     'ATA reply status 0x41 error 0x4', 'ATA reply status 0x41 error 0x10',
     'reply cmd 0 error 6', 'reply cmd 0 error 5', 'reply cmd other error 1',
