@@ -7,7 +7,6 @@
 
 // Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
 // The same for the clock: the global `performance` is a lazy getter on globalThis.
-import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { abortAtaReply, setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
@@ -20,7 +19,8 @@ import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padRepl
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
 import { FlushStatus, type Link } from './link';
-import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, type IoRing } from '../native/addon';
+import { DrainLayout, IoOp, IoOpFlag, IoOpLayout, NativeLimit, ReapLayout, type IoRing } from '../native/addon';
+import { EBUSY } from '../native/errno';
 
 const enum Kind {
   Read = 1,
@@ -30,9 +30,7 @@ const enum Kind {
 
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
-const MAX_BUFFER_IDS = 64;
 /** The result an operation gets when the io ring could not take it. */
-const EBUSY = os.constants.errno.EBUSY;
 /** Longest uninterrupted busy poll, so timers and the control socket get their turn. */
 const SPIN_MAX_MS = 2;
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
@@ -99,10 +97,10 @@ export class Engine {
     this.reqFree = new Int32Array(n);
     for (let i = n - 1; i >= 0; i--) this.reqFree[this.reqFreeN++] = i;
     // Every request holds at most one operation, and each export at most one fdatasync.
-    this.ops = new Float64Array((n + 256) * IO_OP_FIELDS);
+    this.ops = new Float64Array((n + 256) * IoOpLayout.Stride);
     this.tags = new Uint32Array(n + 256);
-    this.cq = new Int32Array(512);
-    for (let i = MAX_BUFFER_IDS - 1; i >= 0; i--) this.bufferIdFree.push(i);
+    this.cq = new Int32Array(256 * ReapLayout.Stride);
+    for (let i = NativeLimit.IoBuffers - 1; i >= 0; i--) this.bufferIdFree.push(i);
   }
 
   /** Requests between submission and reply, over all exports. */
@@ -161,8 +159,9 @@ export class Engine {
       const done = link.rxDone;
       let k = 0;
       for (let i = 0; i < n; i++) {
-        const p = i * 3;
-        if (!this.frame(link, sock.ring, desc[p], desc[p + 1], desc[p + 2])) done[k++] = desc[p + 2];
+        const p = i * DrainLayout.Stride;
+        const slot = desc[p + DrainLayout.Slot];
+        if (!this.frame(link, sock.ring, desc[p + DrainLayout.Offset], desc[p + DrainLayout.Length], slot)) done[k++] = slot;
       }
       if (k > 0) sock.releaseMany(done, k);
       this.pump();
@@ -313,7 +312,7 @@ export class Engine {
     e.inflight++;
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
-    const inline = store.inlineIo ? IO_OP_INLINE : 0;
+    const inline = store.inlineIo ? IoOpFlag.Inline : 0;
     if (outcome === Outcome.Read) {
       this.reqKind[q] = Kind.Read;
       this.push(IoOp.Read | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
@@ -340,8 +339,8 @@ export class Engine {
   // ---- storage ---------------------------------------------------------------
 
   private push(op: number, fd: number, buffer: number, offset: number, length: number, position: number, tag: number): void {
-    if ((this.opsN + 1) * IO_OP_FIELDS > this.ops.length) this.submit();
-    const p = this.opsN * IO_OP_FIELDS;
+    if ((this.opsN + 1) * IoOpLayout.Stride > this.ops.length) this.submit();
+    const p = this.opsN * IoOpLayout.Stride;
     this.ops[p] = op;
     this.ops[p + 1] = fd;
     this.ops[p + 2] = buffer;
@@ -374,13 +373,16 @@ export class Engine {
   /** Handles every completion waiting in the io ring; returns how many. */
   private reap(force = false): number {
     if (this.ioPending === 0 && !force) return 0;
-    const max = this.cq.length >> 1;
+    const max = this.cq.length / ReapLayout.Stride;
     let total = 0;
     for (;;) {
       const n = this.io.reap(this.cq, max);
       this.ioPending = Math.max(0, this.ioPending - n);
       if (n > 0) this.clock = performance.now();
-      for (let i = 0; i < n; i++) this.complete(this.cq[i * 2] >>> 0, this.cq[i * 2 + 1]);
+      for (let i = 0; i < n; i++) {
+        const p = i * ReapLayout.Stride;
+        this.complete(this.cq[p + ReapLayout.Tag] >>> 0, this.cq[p + ReapLayout.Result]);
+      }
       total += n;
       if (n < max) return total;
     }
@@ -481,7 +483,7 @@ export class Engine {
   private startGroupCommit(e: Export): void {
     e.groupCommit.start();
     e.counters[ExportCounter.Syncs]++;
-    this.push(IoOp.DataSync | (e.store.inlineIo ? IO_OP_INLINE : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
+    this.push(IoOp.DataSync | (e.store.inlineIo ? IoOpFlag.Inline : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
   }
 
   private groupCommitDone(e: Export, result: number): void {

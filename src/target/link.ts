@@ -2,17 +2,16 @@
 // arena replies are built in, the batch of replies waiting to be sent, and
 // the interface's MTU, MAC and carrier as last seen.
 
-import * as os from 'node:os';
 import { MIN_FRAME_LEN, sectorsForMtu } from '../aoe/constants';
 import { FrameContext } from '../aoe/frame-context';
 import { LinkCounter } from './counters';
 import type { Export } from './export';
-import type { LinkInfo, NativeAddon, PacketSocket } from '../native/addon';
+import { DrainLayout, SendLayout, type LinkInfo, type NativeAddon, type PacketSocket } from '../native/addon';
+import { EAGAIN, EMSGSIZE, ENOBUFS } from '../native/errno';
 
 /** Reply data starts 36 bytes into a frame; placing frames at 476 mod 512 puts the data on a 512-byte boundary (O_DIRECT). */
 const SLOT_LEAD = 512 - 36;
 const RX_BATCH = 256;
-const { EAGAIN, EMSGSIZE, ENOBUFS } = os.constants.errno;
 /** Query Config reply with a 1024-byte string (1056 bytes), rounded up. */
 const LARGEST_CONTROL_REPLY = 1088;
 /**
@@ -70,7 +69,7 @@ export class Link {
   readonly sendDesc: Uint32Array;
   private readonly sendSlot: Int32Array;
   sendN = 0;
-  readonly rxDesc = new Uint32Array(RX_BATCH * 3);
+  readonly rxDesc = new Uint32Array(RX_BATCH * DrainLayout.Stride);
   /** Receive slots a batch is done with, given back in one releaseMany(). */
   readonly rxDone = new Uint32Array(RX_BATCH);
 
@@ -82,7 +81,7 @@ export class Link {
   ) {
     this.ctx = new FrameContext(new Uint8Array(6), 0);
     this.txFree = new Int32Array(options.txSlots);
-    this.sendDesc = new Uint32Array(options.txSlots * 2);
+    this.sendDesc = new Uint32Array(options.txSlots * SendLayout.Stride);
     this.sendSlot = new Int32Array(options.txSlots);
   }
 
@@ -172,24 +171,25 @@ export class Link {
   /** Adds a finished reply to the batch sent by flush(). */
   queue(slot: number, len: number): void {
     const n = this.sendN++;
-    this.sendDesc[n * 2] = this.slotOffset(slot);
-    this.sendDesc[n * 2 + 1] = len;
+    const p = n * SendLayout.Stride;
+    this.sendDesc[p + SendLayout.Offset] = this.slotOffset(slot);
+    this.sendDesc[p + SendLayout.Length] = len;
     this.sendSlot[n] = slot;
   }
 
   /** Byte offset in `arena` of the first queued frame (sendN > 0). */
   get firstOffset(): number {
-    return this.sendDesc[0];
+    return this.sendDesc[SendLayout.Offset];
   }
 
   /** Length of the first queued frame (sendN > 0). */
   get firstLength(): number {
-    return this.sendDesc[1];
+    return this.sendDesc[SendLayout.Length];
   }
 
   /** Changes the length the first queued frame is sent with (after the caller rewrote it). */
   setFirstLength(len: number): void {
-    this.sendDesc[1] = len;
+    this.sendDesc[SendLayout.Length] = len;
   }
 
   /** Sends the queued replies in one call; see FlushStatus. */
@@ -212,7 +212,7 @@ export class Link {
     }
     let bytes = 0;
     for (let i = 0; i < sent; i++) {
-      bytes += this.sendDesc[i * 2 + 1];
+      bytes += this.sendDesc[i * SendLayout.Stride + SendLayout.Length];
       this.freeTx(this.sendSlot[i]);
     }
     this.counters[LinkCounter.TxFrames] += sent;
@@ -221,7 +221,7 @@ export class Link {
       this.sendN = 0;
       return FlushStatus.Done;
     }
-    this.sendDesc.copyWithin(0, sent * 2, this.sendN * 2);
+    this.sendDesc.copyWithin(0, sent * SendLayout.Stride, this.sendN * SendLayout.Stride);
     this.sendSlot.copyWithin(0, sent, this.sendN);
     this.sendN -= sent;
     return FlushStatus.Blocked;
