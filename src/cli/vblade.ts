@@ -36,8 +36,10 @@ options (as vblade 25):
   Numbers for -b/-o/-l may be decimal, 0x-hexadecimal or 0-octal.
 
 options of aoe-target:
-  --config FILE  serve every export of a config file (vblade.conf(5)) in the
-                 foreground, with reload on SIGHUP; see vbladed(8)
+  --config FILE  serve every export of a config file (vblade.conf(5)) by
+                 running vbladed --foreground --log=stderr --config FILE:
+                 reload on SIGHUP, vbladed's long options, no -b/-d/-s/-r/-m/
+                 -o/-l; see vbladed(8)
   --null         serve zeros and drop writes instead of using a file; the file
                  argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
   --state-dir D  persist the config string, MAC mask and reserve list in D
