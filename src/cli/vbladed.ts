@@ -21,6 +21,7 @@ import {
   KEYS,
   checkDaemonSettings,
   checkValue,
+  environmentDaemonKeys,
   formatProblem,
   keyDef,
   parseConfigFile,
@@ -63,6 +64,8 @@ export interface VbladedArgs {
   vbladeArgv: string[];
   /** [daemon] keys given as long options (paths made absolute). */
   daemonKeys: DaemonKeys;
+  /** [daemon] keys from compatibility environment variables (AOE_SPIN_US, AOE_MAP), read once at start. */
+  environmentKeys?: DaemonKeys;
   foreground: boolean;
   check: boolean;
   help: boolean;
@@ -388,12 +391,12 @@ async function superviseForeground(a: VbladedArgs, loaded: Loaded, settings: Dae
     try {
       let next: Loaded = loaded;
       if (a.mode !== 'args') next = loadExports(a);
-      const nextSettings = resolveDaemonSettings(next.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName });
+      const nextSettings = resolveDaemonSettings(next.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName, fromEnvironment: a.environmentKeys });
       if (nextSettings.logLevel !== settings.logLevel) {
         log.level = nextSettings.logLevel;
         settings.logLevel = nextSettings.logLevel;
       }
-      const restartOnly = (['stateDir', 'runDir', 'pidFile', 'controlSocket', 'controlGroup', 'log', 'logFile', 'logFormat', 'syslogFormat'] as const).filter(
+      const restartOnly = (['stateDir', 'runDir', 'pidFile', 'controlSocket', 'controlGroup', 'log', 'logFile', 'logFormat', 'syslogFormat', 'spinMicros', 'mapInMemory'] as const).filter(
         (k) => JSON.stringify(nextSettings[k]) !== JSON.stringify(settings[k]),
       );
       if (JSON.stringify(nextSettings.metrics) !== JSON.stringify(settings.metrics)) restartOnly.push('metrics' as never);
@@ -495,8 +498,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   let loaded: Loaded;
   let settings: DaemonSettings;
   try {
+    a.environmentKeys = environmentDaemonKeys();
     loaded = loadExports(a);
-    settings = resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName });
+    settings = resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName, fromEnvironment: a.environmentKeys });
     const bad = checkDaemonSettings(settings);
     if (bad) throw new UsageError(bad);
   } catch (e) {

@@ -65,11 +65,18 @@ export type FromWorker =
 /** How often a worker tells the supervisor it is alive. */
 export const HEARTBEAT_MS = 2000;
 
-/** Server.start from ./server.ts, loaded when first needed (it loads the native addon). */
+/**
+ * Server.start from ../target/server.ts, loaded when first needed (it loads
+ * the native addon), with the tunables the supervisor resolved and the test
+ * fault wrapper (inert unless a test sets its environment variables).
+ */
 export function loadServerStarter(): StartServer {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Server } = require('../target/server') as typeof import('../target/server');
-  return (config, log, hooks) => Server.start(config, log, hooks);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { withTestFaults } = require('../testing/fault-io') as typeof import('../testing/fault-io');
+  return (config, log, hooks) =>
+    Server.start(config, log, hooks, { ...(config.tunables ?? {}), wrapIoRing: (io) => withTestFaults(io) });
 }
 
 /** One export as the control socket lists it. */
