@@ -2,13 +2,19 @@
 //
 //   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
 //
-// plus long options of our own (--help, --null, --state-dir, --log-level).
+// plus long options of our own (--help, --null, --state-dir, --log-level,
+// --spin-us, --map-in-memory, --config).
 
 import pino from 'pino';
 import { StoreError } from '../backend/file-store';
-import type { ExportConfig, ServerConfig } from '../config/export-config';
+import { BOOL_WORDS, checkValue, environmentDaemonKeys, keyDef, parseConfigInteger, renderDaemonHelp, type DaemonKeys } from '../config/config-file';
+import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTunables } from '../config/export-config';
 import { ConfigError, Server } from '../target/server';
+import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
+
+/** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
+const TUNABLE_KEYS = ['spin-us', 'map-in-memory'] as const;
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
 
@@ -36,12 +42,15 @@ options (as vblade 25):
   Numbers for -b/-o/-l may be decimal, 0x-hexadecimal or 0-octal.
 
 options of aoe-target:
-  --config FILE  serve every export of a config file (vblade.conf(5)) in the
-                 foreground, with reload on SIGHUP; see vbladed(8)
+  --config FILE  serve every export of a config file (vblade.conf(5)) by
+                 running vbladed --foreground --log=stderr --config FILE:
+                 reload on SIGHUP, vbladed's long options, no -b/-d/-s/-r/-m/
+                 -o/-l; see vbladed(8)
   --null         serve zeros and drop writes instead of using a file; the file
                  argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
   --state-dir D  persist the config string, MAC mask and reserve list in D
   --log-level L  fatal, error, warn, info (default), debug
+${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
 
   vblade ctl COMMAND   ask a running vbladed/vblade --config: list, stats,
@@ -55,11 +64,13 @@ interface LongOptions {
   nullStore: boolean;
   stateDir?: string;
   logLevel: string;
+  /** --spin-us and --map-in-memory as given, checked. */
+  tunableKeys: DaemonKeys;
   rest: string[];
 }
 
 function takeLongOptions(argv: readonly string[]): LongOptions {
-  const o: LongOptions = { help: false, nullStore: false, logLevel: 'info', rest: [] };
+  const o: LongOptions = { help: false, nullStore: false, logLevel: 'info', tunableKeys: {}, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [name, inline] = a.startsWith('--') ? a.split(/=(.*)/s, 2) : [a, undefined];
@@ -75,7 +86,13 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
     else if (name === '--null') o.nullStore = true;
     else if (name === '--state-dir') o.stateDir = value();
     else if (name === '--log-level') o.logLevel = value();
-    else o.rest.push(a);
+    else if ((TUNABLE_KEYS as readonly string[]).includes(name.slice(2))) {
+      const key = name.slice(2);
+      const v = value();
+      const err = checkValue(keyDef('daemon', key)!, v);
+      if (err) throw new UsageError(`--${err}`);
+      o.tunableKeys[key] = v;
+    } else o.rest.push(a);
   }
   return o;
 }
@@ -90,16 +107,36 @@ export function parseNullSize(text: string): number {
   return Math.floor((n * 2 ** shift) / 512);
 }
 
-export function parseCommandLine(argv: readonly string[]): { help: boolean; config?: ExportConfig; stateDir?: string; logLevel: string } {
+/** The tunables: a long option wins over its environment variable, which wins over the default. */
+export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): ServingTunables {
+  const value = (k: string): string | undefined => fromCli[k] ?? fromEnvironment[k];
+  const spin = value('spin-us');
+  const map = value('map-in-memory');
+  return {
+    spinMicros: spin === undefined ? DEFAULT_TUNABLES.spinMicros : parseConfigInteger(spin)!,
+    mapInMemory: map === undefined ? DEFAULT_TUNABLES.mapInMemory : BOOL_WORDS[map.toLowerCase()],
+  };
+}
+
+export interface CommandLine {
+  help: boolean;
+  config?: ExportConfig;
+  stateDir?: string;
+  logLevel: string;
+  /** --spin-us and --map-in-memory as given (the environment is added by main). */
+  tunableKeys: DaemonKeys;
+}
+
+export function parseCommandLine(argv: readonly string[]): CommandLine {
   const long = takeLongOptions(argv);
-  if (long.help) return { help: true, logLevel: long.logLevel };
+  if (long.help) return { help: true, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
   const config = parseVbladeArgs(long.rest);
   if (long.nullStore) {
     config.nullStore = true;
     config.nullSectors = parseNullSize(config.file);
     if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
   }
-  return { help: false, config, stateDir: long.stateDir, logLevel: long.logLevel };
+  return { help: false, config, stateDir: long.stateDir, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -113,7 +150,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await vbladed(['--foreground', '--log=stderr', ...argv]);
     return new Promise<number>(() => undefined); // vbladed exits the process itself
   }
-  let parsed: ReturnType<typeof parseCommandLine>;
+  let parsed: CommandLine;
   try {
     parsed = parseCommandLine(argv);
   } catch (e) {
@@ -127,13 +164,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(VBLADE_HELP + '\n');
     return 0;
   }
+  let tunables: ServingTunables;
+  try {
+    tunables = tunablesOf(parsed.tunableKeys, environmentDaemonKeys());
+  } catch (e) {
+    process.stderr.write(`vblade: ${(e as Error).message}\n`);
+    return 1;
+  }
   const log = pino({ name: 'vblade', level: parsed.logLevel }, pino.destination(2));
   const c = parsed.config!;
   const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
   let server: Server;
   try {
     const { stateHooks } = await import('../service/state-hooks');
-    server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log));
+    // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
+    server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log), { ...tunables, wrapIoRing: (io) => withTestFaults(io) });
   } catch (e) {
     if (e instanceof ConfigError || e instanceof StoreError || (e as NodeJS.ErrnoException).code !== undefined) {
       process.stderr.write(`vblade: ${(e as Error).message}\n`);

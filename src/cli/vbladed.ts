@@ -4,40 +4,29 @@
 //   vbladed [daemon options] --config /etc/vblade.conf
 //   vbladed [daemon options] --debian-config /etc/vblade.conf.d/NAME.conf
 //
-// Without --foreground it is a launcher: it checks the configuration, starts
-// the supervisor detached (its own session, no controlling terminal, stdin
-// /dev/null, stdout/stderr to the log file or nowhere), prints the
-// supervisor's pid and returns. With --foreground (systemd, or the detached
-// child itself) it is the supervisor: pid file, export locks, logging,
-// sd_notify, control socket, metrics, and the worker (supervisor.ts).
+// This file turns the command line into settings and loaded exports, then
+// hands them on: --check prints them; without --foreground the launcher
+// (service/launcher.ts) starts the supervisor detached and returns; with
+// --foreground (systemd, or the detached child itself) this process is the
+// supervisor (service/daemon.ts).
 
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ExportConfig } from '../config/export-config';
-import { exportKey } from '../config/export-config';
 import {
-  ConfigError,
   KEYS,
   checkDaemonSettings,
   checkValue,
-  formatProblem,
+  environmentDaemonKeys,
   keyDef,
-  parseConfigFile,
   renderDaemonHelp,
   resolveDaemonSettings,
-  serverConfigOf,
   type DaemonKeys,
   type DaemonSettings,
 } from '../config/config-file';
-import { parseDebianConf } from '../config/debian-conf';
-import { UsageError, VBLADE_USAGE, parseVbladeArgs } from '../config/vblade-args';
-import { createLogger, type LogOptions } from '../service/log';
-import { SdNotify } from '../service/sd-notify';
-import { ExportLocks, PidFile, checkPidFile, exportLockFile } from '../service/pidfile';
-import { Supervisor, DEFAULT_BACKOFF, type Backoff } from '../service/supervisor';
-import { ControlServer, type ControlTarget } from '../service/control';
-import { MetricsServer } from '../service/metrics';
+import { describeExport, loadExports, type ExportSource, type LoadedExports } from '../config/load';
+import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
+import { runDaemon } from '../service/daemon';
+import { launch, precheck } from '../service/launcher';
+import type { Backoff } from '../service/supervisor';
 
 // ---------------------------------------------------------------------------
 // Command line
@@ -56,13 +45,11 @@ const FLAGS = {
 // --backoff MIN,MAX,RESET and --heartbeat-timeout MS (tests),
 // --supervisor-child (set by the launcher on the detached child).
 
-export interface VbladedArgs {
-  mode: 'args' | 'config' | 'debian';
-  /** Absolute path of --config / --debian-config. */
-  configFile?: string;
-  vbladeArgv: string[];
+export interface VbladedArgs extends ExportSource {
   /** [daemon] keys given as long options (paths made absolute). */
   daemonKeys: DaemonKeys;
+  /** [daemon] keys from compatibility environment variables (AOE_SPIN_US, AOE_MAP), read once at start. */
+  environmentKeys?: DaemonKeys;
   foreground: boolean;
   check: boolean;
   help: boolean;
@@ -176,302 +163,15 @@ export function vbladedUsage(): string {
   ].join('\n');
 }
 
-// ---------------------------------------------------------------------------
-// Loading the exports
-
-export interface Loaded {
-  exports: ExportConfig[];
-  fileDaemonKeys: DaemonKeys;
-  defaultName: string;
-  /** Things accepted but ignored, as "file:line: text". */
-  warnings: string[];
-}
-
-/** Reads and validates what the arguments point at. Throws UsageError, ConfigError or Error (unreadable file). */
-export function loadExports(a: VbladedArgs): Loaded {
-  if (a.mode === 'args') {
-    const e = parseVbladeArgs(a.vbladeArgv);
-    e.file = path.resolve(e.file);
-    return { exports: [e], fileDaemonKeys: {}, defaultName: `${exportKey(e)}@${e.interfaces[0]}`, warnings: [] };
-  }
-  const file = a.configFile!;
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const hint = code === 'ENOENT' ? 'create it (see vblade.conf(5) and systemd/vblade.conf.example)' : code === 'EACCES' ? 'check its permissions' : 'check the path';
-    throw new Error(`cannot read ${file}: ${(e as Error).message}; ${hint}`);
-  }
-  const defaultName = path.basename(file).replace(/\.conf$/, '');
-  if (a.mode === 'config') {
-    const c = parseConfigFile(text, file);
-    return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings: [] };
-  }
-  const d = parseDebianConf(text, file);
-  return { exports: [d.export], fileDaemonKeys: {}, defaultName, warnings: d.warnings.map(formatProblem) };
-}
-
-export function logOptionsOf(s: DaemonSettings): LogOptions {
-  const o: LogOptions = {
-    destination: s.log === 'auto' ? 'syslog' : s.log,
-    format: s.logFormat,
-    level: s.logLevel,
-    syslogFormat: s.syslogFormat,
-    tag: 'vbladed',
-  };
-  if (s.logFile) o.file = s.logFile;
-  return o;
-}
-
-function describeExport(e: ExportConfig): string {
-  const flags = [e.readOnly ? 'read-only' : 'read-write', e.direct ? 'direct' : '', e.sync ? 'sync' : ''].filter(Boolean).join(',');
-  const what = e.nullStore ? `null store of ${e.nullSectors} sectors` : e.file;
-  const range = e.offsetSectors || e.lengthSectors !== undefined ? ` sectors ${e.offsetSectors}..${e.lengthSectors !== undefined ? e.offsetSectors + e.lengthSectors : 'end'}` : '';
-  const mask = e.macMask.length ? ` mask ${e.macMask.join(',')}` : '';
-  return `${exportKey(e)} on ${e.interfaces.join(' ')}: ${what}${range} (${flags}, buffer count ${e.bufferCount})${mask}`;
-}
-
-// ---------------------------------------------------------------------------
-// Launcher
-
 function fail(message: string, withUsage = false): number {
   const lines = message.split('\n').map((l) => `vbladed: ${l}\n`).join('');
   process.stderr.write(lines + (withUsage ? VBLADE_USAGE.replace('vblade', 'vbladed [daemon options]') + '\n' : ''));
   return 1;
 }
 
-/** Refuses early, on the terminal, what the supervisor would refuse in the log. */
-function precheck(settings: DaemonSettings, exports: ExportConfig[]): string | undefined {
-  const pid = checkPidFile(settings.pidFile, `instance ${settings.name}`);
-  if (pid) return pid.message;
-  for (const e of exports) {
-    for (const i of e.interfaces) {
-      const err = checkPidFile(exportLockFile(settings.runDir, exportKey(e), i), `${exportKey(e)} on ${i}`);
-      if (err) return err.message;
-    }
-  }
-  return undefined;
-}
-
-type Handshake = { type: 'started'; pid: number } | { type: 'ready'; pid: number } | { type: 'worker-failed'; pid: number; message: string } | { type: 'failed'; message: string };
-
-async function launch(argv: readonly string[], settings: DaemonSettings): Promise<number> {
-  if (settings.log === 'stdout' || settings.log === 'stderr') {
-    process.stderr.write(`vbladed: log = ${settings.log} goes nowhere once detached; logging to syslog (use --foreground or --log-file to choose)\n`);
-  }
-  let out: number | 'ignore' = 'ignore';
-  if (settings.log === 'file' && settings.logFile) {
-    try {
-      fs.mkdirSync(path.dirname(settings.logFile), { recursive: true });
-      out = fs.openSync(settings.logFile, 'a', 0o640);
-    } catch (e) {
-      return fail(`cannot open the log file ${settings.logFile}: ${(e as Error).message}`);
-    }
-  }
-  const script = path.resolve(process.argv[1]);
-  const childArgv = [...argv.filter((x) => x !== '--foreground' && x !== '--supervisor-child')];
-  // The child re-parses the same arguments; options go before a possible `--`.
-  const dd = childArgv.indexOf('--');
-  const extra = ['--foreground', '--supervisor-child'];
-  if (settings.log === 'stdout' || settings.log === 'stderr') extra.push('--log=syslog');
-  if (dd >= 0) childArgv.splice(dd, 0, ...extra);
-  else childArgv.push(...extra);
-  const child = spawn(process.execPath, [...process.execArgv, script, ...childArgv], {
-    detached: true, // setsid(): own session and process group, no controlling terminal
-    stdio: ['ignore', out, out, 'ipc'],
-  });
-  if (typeof out === 'number') fs.closeSync(out);
-  const pid = child.pid!;
-  const result = await new Promise<{ code: number; text?: string; pidLine: boolean }>((resolve) => {
-    const timer = setTimeout(() => resolve({ code: 0, pidLine: true, text: `vbladed: pid ${pid} started; not serving yet after 10 s (see the log)` }), 10000);
-    const done = (r: { code: number; text?: string; pidLine: boolean }): void => {
-      clearTimeout(timer);
-      resolve(r);
-    };
-    child.on('message', (raw) => {
-      const m = raw as Handshake;
-      if (m.type === 'ready') done({ code: 0, pidLine: true });
-      else if (m.type === 'worker-failed') {
-        done({ code: 0, pidLine: true, text: `vbladed: pid ${pid} started, but serving failed: ${m.message}\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"` });
-      } else if (m.type === 'failed') done({ code: 1, pidLine: false, text: `vbladed: ${m.message}` });
-    });
-    child.on('exit', (code, signal) => done({ code: 1, pidLine: false, text: `vbladed: the daemon ${signal ? `was killed by ${signal}` : `exited with code ${code}`} while starting; see the log` }));
-  });
-  if (child.connected) child.disconnect();
-  child.unref();
-  if (result.pidLine) process.stdout.write(`${pid}\n`);
-  if (result.text) process.stderr.write(result.text + '\n');
-  return result.code;
-}
-
-// ---------------------------------------------------------------------------
-// Supervisor (foreground)
-
-async function superviseForeground(a: VbladedArgs, loaded: Loaded, settings: DaemonSettings): Promise<void> {
-  const handshake = (m: Handshake): void => {
-    if (a.supervisorChild && process.connected) process.send!(m);
-  };
-  const endHandshake = (): void => {
-    if (a.supervisorChild && process.connected) process.disconnect();
-  };
-  const { logger: log, sink } = createLogger(logOptionsOf(settings), { instance: settings.name });
-  for (const w of loaded.warnings) log.warn(w);
-
-  let pidFile: PidFile;
-  const locks = new ExportLocks(settings.runDir, ({ file, pid }) => log.warn({ file, pid }, `removed stale ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`));
-  try {
-    fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
-    pidFile = PidFile.acquire(settings.pidFile, {
-      what: `instance ${settings.name}`,
-      onStale: ({ file, pid }) => log.warn({ file, pid }, `removed stale pid file ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`),
-    });
-  } catch (e) {
-    log.fatal({ err: e }, (e as Error).message);
-    handshake({ type: 'failed', message: (e as Error).message });
-    sink.flushSync();
-    process.exit(1);
-  }
-  try {
-    locks.acquire(loaded.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
-  } catch (e) {
-    log.fatal({ err: e }, (e as Error).message);
-    handshake({ type: 'failed', message: (e as Error).message });
-    pidFile.release();
-    sink.flushSync();
-    process.exit(1);
-  }
-  // Everything is absolute now; do not keep the start directory busy.
-  process.chdir('/');
-
-  const notify = new SdNotify();
-  const supervisor = new Supervisor({
-    workerModule: a.worker ?? path.join(__dirname, '..', 'service', 'worker.js'),
-    config: serverConfigOf(loaded.exports, settings),
-    log,
-    sink,
-    logLevel: settings.logLevel,
-    backoff: a.backoff ?? DEFAULT_BACKOFF,
-    stopTimeoutMs: settings.stopTimeoutSeconds * 1000,
-    heartbeatTimeoutMs: a.heartbeatTimeoutMs ?? 30000,
-  });
-
-  const statusLine = (): string => {
-    const s = supervisor.status();
-    return s.ready ? `serving ${s.exports.join(' ')}` : s.restartInMs !== undefined ? `worker down (${s.lastExit?.reason ?? ''}); restart in ${Math.ceil(s.restartInMs / 1000)} s` : 'starting';
-  };
-
-  let firstReady = true;
-  supervisor.on('ready', () => {
-    notify.status(statusLine());
-    if (firstReady) {
-      firstReady = false;
-      if (!notify.ready(statusLine()) && notify.enabled) log.error(`cannot notify systemd: ${notify.error}`);
-      handshake({ type: 'ready', pid: process.pid });
-      endHandshake();
-    }
-  });
-  supervisor.on('worker-failed', (message: string) => {
-    if (firstReady) {
-      handshake({ type: 'worker-failed', pid: process.pid, message });
-      endHandshake();
-    }
-  });
-  supervisor.on('worker-exit', () => notify.status(statusLine()));
-
-  // Reloads are serialized: a SIGHUP during a reload waits for it.
-  let reloadChain: Promise<unknown> = Promise.resolve();
-  const reloadOnce = async (): Promise<unknown> => {
-    notify.reloading('reloading');
-    sink.reopen();
-    log.info('reloading the configuration');
-    try {
-      let next: Loaded = loaded;
-      if (a.mode !== 'args') next = loadExports(a);
-      const nextSettings = resolveDaemonSettings(next.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName });
-      if (nextSettings.logLevel !== settings.logLevel) {
-        log.level = nextSettings.logLevel;
-        settings.logLevel = nextSettings.logLevel;
-      }
-      const restartOnly = (['stateDir', 'runDir', 'pidFile', 'controlSocket', 'controlGroup', 'log', 'logFile', 'logFormat', 'syslogFormat'] as const).filter(
-        (k) => JSON.stringify(nextSettings[k]) !== JSON.stringify(settings[k]),
-      );
-      if (JSON.stringify(nextSettings.metrics) !== JSON.stringify(settings.metrics)) restartOnly.push('metrics' as never);
-      if (restartOnly.length) log.warn({ settings: restartOnly }, `changed daemon settings take effect at the next start: ${restartOnly.join(', ')}`);
-      for (const w of next.warnings) log.warn(w);
-      const toDrop = locks.acquire(next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
-      const diff = await supervisor.apply(serverConfigOf(next.exports, settings));
-      locks.drop(toDrop);
-      loaded = next;
-      log.info(diff, `reloaded: ${diff.added.length} added (${diff.added.join(' ')}), ${diff.removed.length} removed (${diff.removed.join(' ')}), ${diff.changed.length} changed (${diff.changed.join(' ')})`);
-      return diff;
-    } catch (e) {
-      const msg = e instanceof ConfigError ? e.message : (e as Error).message;
-      log.error({ err: e }, `reload failed, still serving the previous configuration: ${msg}`);
-      throw new Error(msg);
-    } finally {
-      notify.ready(statusLine());
-    }
-  };
-  const reload = (): Promise<unknown> => {
-    const p = reloadChain.then(reloadOnce);
-    reloadChain = p.catch(() => undefined);
-    return p;
-  };
-
-  const target: ControlTarget = {
-    request: (op, key) => supervisor.request(op, key),
-    reload,
-    status: () => supervisor.status(),
-  };
-  let control: ControlServer | undefined;
-  let metrics: MetricsServer | undefined;
-
-  let stopping = false;
-  const shutdown = async (why: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`stopping (${why})`);
-    notify.stopping('stopping: finishing in-flight requests');
-    notify.stopWatchdog();
-    const code = await supervisor.stop();
-    await Promise.all([control?.close(), metrics?.close()].map((p) => p?.catch(() => undefined)));
-    locks.releaseAll();
-    pidFile.release();
-    log.info({ code }, code === 0 ? 'stopped' : 'stopped; the worker did not stop cleanly');
-    sink.flushSync();
-    process.exit(code);
-  };
-
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGHUP', () => {
-    if (!stopping) reload().catch(() => undefined);
-  });
-  process.on('uncaughtException', (e) => {
-    log.fatal({ err: e }, `supervisor error: ${e.message}`);
-    void shutdown('supervisor error');
-  });
-
-  log.info({ exports: loaded.exports.map(describeExport), pidFile: settings.pidFile }, `vbladed ${settings.name} starting (pid ${process.pid})`);
-  supervisor.start();
-  handshake({ type: 'started', pid: process.pid });
-  notify.startWatchdog();
-
-  if (settings.controlSocket) {
-    try {
-      control = await ControlServer.listen(target, { socketPath: settings.controlSocket, group: settings.controlGroup, log });
-    } catch (e) {
-      log.error({ err: e }, `no control socket: ${(e as Error).message}`);
-    }
-  }
-  if (settings.metrics) {
-    try {
-      metrics = await MetricsServer.listen({ stats: () => supervisor.request('stats'), supervisor: () => supervisor.status() }, settings.metrics, log);
-    } catch (e) {
-      log.error({ err: e }, `no metrics listener on ${settings.metrics.host}:${settings.metrics.port}: ${(e as Error).message}`);
-    }
-  }
+/** Settings from the file's [daemon] keys, the command line and the compatibility environment. */
+function settingsOf(a: VbladedArgs, loaded: LoadedExports): DaemonSettings {
+  return resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName, fromEnvironment: a.environmentKeys });
 }
 
 // ---------------------------------------------------------------------------
@@ -492,11 +192,12 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`vbladed ${(require('../../../package.json') as { version: string }).version}\n`);
     return process.exit(0);
   }
-  let loaded: Loaded;
+  let loaded: LoadedExports;
   let settings: DaemonSettings;
   try {
+    a.environmentKeys = environmentDaemonKeys();
     loaded = loadExports(a);
-    settings = resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName });
+    settings = settingsOf(a, loaded);
     const bad = checkDaemonSettings(settings);
     if (bad) throw new UsageError(bad);
   } catch (e) {
@@ -516,5 +217,18 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (busy) return process.exit(fail(busy));
     return process.exit(await launch(argv, settings));
   }
-  await superviseForeground(a, loaded, settings);
+  const first = loaded;
+  await runDaemon({
+    settings,
+    loaded,
+    reread: () => {
+      // Vblade arguments do not change; a file is read again.
+      const next = a.mode === 'args' ? first : loadExports(a);
+      return { loaded: next, settings: settingsOf(a, next) };
+    },
+    toLauncher: a.supervisorChild,
+    workerModule: a.worker,
+    backoff: a.backoff,
+    heartbeatTimeoutMs: a.heartbeatTimeoutMs,
+  });
 }

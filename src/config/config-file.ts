@@ -18,8 +18,9 @@
 // directory of the config file (only path arithmetic: no file is touched).
 
 import * as path from 'node:path';
+import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import type { ExportConfig, ServerConfig } from './export-config';
-import { exportKey } from './export-config';
+import { DEFAULT_TUNABLES, MAX_SPIN_MICROS, exportKey } from './export-config';
 import {
   DEFAULT_BUFFER_COUNT,
   MAX_BUFFER_COUNT,
@@ -74,6 +75,10 @@ export interface KeyDef {
   arg?: string;
   /** Export keys that must be present. */
   required?: boolean;
+  /** Smallest and largest value of a count. */
+  range?: readonly [number, number];
+  /** An environment variable read as this key's value when neither the file nor the command line sets it (kept for scripts that used it before the key existed). */
+  environment?: string;
 }
 
 export const LOG_DESTINATIONS = ['auto', 'stdout', 'stderr', 'syslog', 'file'] as const;
@@ -140,6 +145,16 @@ export const KEYS: readonly KeyDef[] = [
     key: 'stop-timeout', section: 'daemon', type: 'count', default: '30', arg: 'SECONDS',
     meaning: 'On SIGTERM, how long to wait for in-flight writes to finish before killing the worker.',
   },
+  {
+    key: 'spin-us', section: 'daemon', type: 'count', default: String(DEFAULT_TUNABLES.spinMicros), arg: 'MICROSECONDS',
+    range: [0, MAX_SPIN_MICROS], environment: 'AOE_SPIN_US',
+    meaning: `After each batch of requests, how many microseconds (0..${MAX_SPIN_MICROS}) the server keeps polling for more before it sleeps; more saves a wake-up under dense load and costs CPU.`,
+  },
+  {
+    key: 'map-in-memory', section: 'daemon', type: 'bool', default: DEFAULT_TUNABLES.mapInMemory ? 'yes' : 'no', arg: 'yes|no',
+    environment: 'AOE_MAP',
+    meaning: 'Map backing files that live on tmpfs or ramfs into memory so a request is one copy (files with holes are never mapped).',
+  },
 
   // [export eS.L]
   {
@@ -176,10 +191,11 @@ export const KEYS: readonly KeyDef[] = [
   {
     key: 'mac-mask', section: 'export', type: 'macs', default: '', vbladeOption: '-m',
     defaultText: 'empty: every initiator',
-    meaning: 'Initiator MACs allowed to use the export, separated by spaces or commas (at most 255); saved state wins.',
+    meaning: `Initiator MACs allowed to use the export, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); saved state wins.`,
   },
   {
     key: 'buffer-count', section: 'export', type: 'count', default: String(DEFAULT_BUFFER_COUNT), vbladeOption: '-b',
+    range: [1, MAX_BUFFER_COUNT],
     meaning: `Buffer Count advertised to initiators: requests each may keep outstanding (1..${MAX_BUFFER_COUNT}).`,
   },
   {
@@ -226,6 +242,8 @@ export interface DaemonSettings {
   logLevel: LogLevel;
   syslogFormat: SyslogFormat;
   stopTimeoutSeconds: number;
+  spinMicros: number;
+  mapInMemory: boolean;
 }
 
 /** What a config file declares. */
@@ -278,8 +296,8 @@ export function checkValue(def: KeyDef, value: string): string | undefined {
     case 'count': {
       const n = parseConfigInteger(value);
       if (n === undefined) return `${def.key} = "${value}" is not a whole number; write digits, e.g. ${def.key} = ${def.default || '1'}`;
-      if (def.key === 'buffer-count' && (n < 1 || n > MAX_BUFFER_COUNT)) {
-        return `buffer-count = ${value} is out of range; use 1..${MAX_BUFFER_COUNT}`;
+      if (def.range && (n < def.range[0] || n > def.range[1])) {
+        return `${def.key} = ${value} is out of range; use ${def.range[0]}..${def.range[1]}`;
       }
       return undefined;
     }
@@ -590,15 +608,36 @@ export interface SettingsContext {
   program: 'vblade' | 'vbladed';
   /** Instance name when `name` is not set. */
   defaultName: string;
+  /** Keys taken from environment variables (environmentDaemonKeys); weaker than the file and the command line. */
+  fromEnvironment?: DaemonKeys;
+}
+
+/**
+ * The values of keys that have an environment variable (AOE_SPIN_US,
+ * AOE_MAP), checked like the file's. The only place those variables are
+ * read; the command lines call it once at start. Throws an Error that names
+ * the variable when a value is not valid.
+ */
+export function environmentDaemonKeys(env: NodeJS.ProcessEnv = process.env): DaemonKeys {
+  const keys: DaemonKeys = {};
+  for (const def of KEYS) {
+    const value = def.environment ? env[def.environment] : undefined;
+    if (value === undefined || value === '') continue;
+    const err = checkValue(def, value);
+    if (err) throw new Error(`${def.environment}=${value} in the environment: ${err}; fix or unset ${def.environment} (--${def.key} and the config file's ${def.key} win over it)`);
+    keys[def.key] = value;
+  }
+  return keys;
 }
 
 /**
  * Resolves daemon settings: command-line values win over the file's
- * [daemon] keys, which win over the table's defaults. Values must already
- * have been checked with checkValue (parseConfigFile and the CLI do).
+ * [daemon] keys, which win over environment variables, which win over the
+ * table's defaults. Values must already have been checked with checkValue
+ * (parseConfigFile, the CLI and environmentDaemonKeys do).
  */
 export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys, ctx: SettingsContext): DaemonSettings {
-  const value = (k: string): string => fromCli[k] || fromFile[k] || keyDef('daemon', k)!.default;
+  const value = (k: string): string => fromCli[k] || fromFile[k] || ctx.fromEnvironment?.[k] || keyDef('daemon', k)!.default;
   const name = value('name') || ctx.defaultName;
   const runDir = value('run-dir') || '/run/vblade';
   const stateDir = value('state-dir');
@@ -616,6 +655,8 @@ export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys,
     logLevel: value('log-level') as LogLevel,
     syslogFormat: value('syslog-format') as SyslogFormat,
     stopTimeoutSeconds: parseConfigInteger(value('stop-timeout')) ?? 30,
+    spinMicros: parseConfigInteger(value('spin-us')) ?? DEFAULT_TUNABLES.spinMicros,
+    mapInMemory: BOOL_WORDS[value('map-in-memory').toLowerCase()] ?? DEFAULT_TUNABLES.mapInMemory,
   };
   if (stateDir && stateDir !== 'none') s.stateDir = stateDir;
   if (control !== 'none') s.controlSocket = control || `${runDir}/${name}.sock`;
@@ -633,7 +674,7 @@ export function checkDaemonSettings(s: DaemonSettings): string | undefined {
 }
 
 export function serverConfigOf(list: ExportConfig[], settings: DaemonSettings): ServerConfig {
-  const c: ServerConfig = { exports: list };
+  const c: ServerConfig = { exports: list, tunables: { spinMicros: settings.spinMicros, mapInMemory: settings.mapInMemory } };
   if (settings.stateDir) c.stateDir = settings.stateDir;
   return c;
 }
@@ -645,11 +686,12 @@ function defaultShown(k: KeyDef): string {
   return k.defaultText ?? (k.default === '' ? 'unset' : k.default);
 }
 
-/** Long options of vbladed/vblade for --help, one key per entry. */
-export function renderDaemonHelp(width = 100): string {
-  const rows = KEYS.filter((k) => k.section === 'daemon').map((k) => {
+/** Long options of vbladed/vblade for --help, one key per entry; `only` picks some of them. */
+export function renderDaemonHelp(width = 100, only?: readonly string[]): string {
+  const rows = KEYS.filter((k) => k.section === 'daemon' && (!only || only.includes(k.key))).map((k) => {
     const left = `  --${k.key} ${k.arg ?? 'VALUE'}`;
-    const right = `${k.meaning} [default: ${defaultShown(k)}]`;
+    const env = k.environment ? `, or ${k.environment} from the environment` : '';
+    const right = `${k.meaning} [default: ${defaultShown(k)}${env}]`;
     return { left, right };
   });
   const pad = Math.max(...rows.map((r) => r.left.length)) + 2;
@@ -672,7 +714,8 @@ function wrap(text: string, width: number): string[] {
 function commentBlock(k: KeyDef): string {
   const values = k.values ? ` One of: ${k.values.join(', ')}.` : '';
   const opt = k.vbladeOption ? ` (vblade ${k.vbladeOption})` : '';
-  const lines = wrap(`${k.meaning}${opt}${values} Default: ${defaultShown(k)}.`, 76).map((l) => `# ${l}`);
+  const env = k.environment ? ` When unset here and on the command line, the environment variable ${k.environment} is used.` : '';
+  const lines = wrap(`${k.meaning}${opt}${values} Default: ${defaultShown(k)}.${env}`, 76).map((l) => `# ${l}`);
   return lines.join('\n');
 }
 
@@ -786,6 +829,9 @@ export function renderConfManPage(): string {
       if (k.values) p(`Values: ${k.values.map(roff).join(', ')}.`);
       if (k.vbladeOption) p(`Same as vblade's`, `.B ${roff(k.vbladeOption)}`, 'option.');
       p(`Default: ${roff(defaultShown(k))}.`);
+      if (k.environment) {
+        p('When neither the file nor the command line sets it, the environment variable', `.B ${roff(k.environment)}`, 'is used (as before the key existed).');
+      }
     }
   };
   section('DAEMON SETTINGS', 'daemon', [

@@ -33,7 +33,26 @@ export interface ServerConfig {
   exports: ExportConfig[];
   /** Directory for persisted config strings, mask and reserve lists; undefined = keep state in memory only. */
   stateDir?: string;
+  /**
+   * How the serving process runs; fixed when it starts (a reload does not
+   * change them). Carried here only to reach the worker, which hands them to
+   * the server as ServerOptions; the server itself does not look here.
+   */
+  tunables?: ServingTunables;
 }
+
+/** Process-wide knobs of the serving core ([daemon] keys spin-us and map-in-memory). */
+export interface ServingTunables {
+  /** Busy-poll window after each batch, microseconds; 0 sleeps at once. */
+  spinMicros: number;
+  /** Map backing files that live in memory (tmpfs, ramfs), so a request is a memcpy. */
+  mapInMemory: boolean;
+}
+
+export const DEFAULT_TUNABLES: Readonly<ServingTunables> = { spinMicros: 20, mapInMemory: true };
+
+/** Longer busy polling only burns a core; the wake-up it saves costs tens of microseconds. */
+export const MAX_SPIN_MICROS = 1000;
 
 /** The key that identifies an export across reloads. */
 export function exportKey(e: { shelf: number; slot: number }): string {

@@ -3,16 +3,17 @@
 // export's persisted state in the state store, and answers the supervisor's
 // requests (for the control socket and metrics).
 //
-// WorkerCore is the same thing without the process plumbing, so a
-// foreground `vblade --config` can run it in-process.
+// WorkerCore is the same thing without the process plumbing, so tests can
+// drive it directly. (`vblade --config` does not use it: it runs vbladed's
+// supervisor in the foreground, which forks this module like vbladed does.)
 //
 // Messages (child_process IPC, JSON):
 //   supervisor → worker  start {config, logLevel} | apply {id, config} | stop | request {id, op, key?}
 //   worker → supervisor  ready {exports} | heartbeat | applied {id, ok, error?}
 //                        | fatal {message} | response {id, ok, result?, error?}
 //
-// The seam to the serving core is StartServer: Server.start from ./server.ts
-// (tests inject their own).
+// The seam to the serving core is StartServer: Server.start from
+// ../target/server.ts (tests inject their own, test/helpers/stub-worker.ts).
 
 import pino, { type Logger } from 'pino';
 import * as os from 'node:os';
@@ -64,31 +65,19 @@ export type FromWorker =
 /** How often a worker tells the supervisor it is alive. */
 export const HEARTBEAT_MS = 2000;
 
-/** Server.start from ./server.ts, loaded when first needed (it loads the native addon). */
+/**
+ * Server.start from ../target/server.ts, loaded when first needed (it loads
+ * the native addon), with the tunables the supervisor resolved and the test
+ * fault wrapper (inert unless a test sets its environment variables).
+ */
 export function loadServerStarter(): StartServer {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Server } = require('../target/server') as typeof import('../target/server');
-  return (config, log, hooks) => Server.start(config, log, hooks);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { withTestFaults } = require('../testing/fault-io') as typeof import('../testing/fault-io');
+  return (config, log, hooks) =>
+    Server.start(config, log, hooks, { ...(config.tunables ?? {}), wrapIoRing: (io) => withTestFaults(io) });
 }
-
-/** Serves nothing; logs what it would serve (tests of the process plumbing). */
-export const startStubServer: StartServer = async (config, log) => {
-  let current = config;
-  log.warn({ exports: config.exports.map(exportKey) }, 'stub server: serves nothing');
-  const keepAlive = setInterval(() => undefined, 1 << 30);
-  return {
-    async apply(c) {
-      current = c;
-      log.info({ exports: c.exports.map(exportKey) }, 'stub server: applied');
-    },
-    async stop() {
-      clearInterval(keepAlive);
-    },
-    stats() {
-      return { exports: current.exports.map((e) => ({ key: exportKey(e), counters: {} })) };
-    },
-  };
-};
 
 /** One export as the control socket lists it. */
 export interface ExportListing {

@@ -5,17 +5,16 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { SECTOR_SIZE } from '../aoe/constants';
 import type { BlockStore } from '../backend/block-store';
-import { withTestFaults } from '../testing/fault-io';
 import { openFileStore } from '../backend/file-store';
+import { mapInMemory } from '../backend/mapped-store';
 import { openNullStore } from '../backend/null-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
 import { Export } from './export';
-import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
+import { DEFAULT_TUNABLES, exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { Link } from './link';
-import { native as defaultAddon, type NativeAddon } from '../native/addon';
+import { native as defaultAddon, type IoRing, type NativeAddon } from '../native/addon';
 
 export interface ServerHooks {
   /** Persist an export's config string, mask and reserve lists. */
@@ -34,18 +33,18 @@ export interface ServerOptions {
   /** Network namespace to open sockets in (tests). */
   netns?: string;
   addon?: NativeAddon;
+  /** Busy-poll window after each batch, microseconds; 0 sleeps at once ([daemon] spin-us). */
+  spinMicros?: number;
+  /** Map backing files that live in memory ([daemon] map-in-memory). */
+  mapInMemory?: boolean;
+  /** Wraps the io ring before the engine uses it: where the process set-up adds test fault injection. */
+  wrapIoRing?: (io: IoRing) => IoRing;
 }
 
 /** A configuration the server cannot serve; the message says what to fix. */
 export class ConfigError extends Error {}
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
-
-/** Busy-poll window after each batch, microseconds (AOE_SPIN_US; 0 turns it off). */
-function spinMicros(): number {
-  const v = Number(process.env.AOE_SPIN_US ?? 20);
-  return Number.isFinite(v) && v >= 0 ? Math.min(v, 1000) : 20;
-}
 
 export class Server {
   private readonly engine: Engine;
@@ -55,7 +54,7 @@ export class Server {
   private stopping = false;
   private drainWaiters: (() => void)[] = [];
   private readonly addon: NativeAddon;
-  private readonly opts: Required<Omit<ServerOptions, 'netns' | 'addon'>> & { netns?: string };
+  private readonly opts: Required<Omit<ServerOptions, 'netns' | 'addon' | 'wrapIoRing'>> & { netns?: string };
 
   private constructor(
     private readonly log: Logger,
@@ -68,13 +67,15 @@ export class Server {
       txSlots: options.txSlots ?? 1024,
       linkCheckMs: options.linkCheckMs ?? 500,
       netns: options.netns,
+      spinMicros: options.spinMicros ?? DEFAULT_TUNABLES.spinMicros,
+      mapInMemory: options.mapInMemory ?? DEFAULT_TUNABLES.mapInMemory,
     };
-    // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
-    const io = withTestFaults(this.addon.openIoRing(this.opts.requestSlots + 256));
+    const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
+    const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
     this.engine = new Engine(io, this.opts.requestSlots, {
       stateChanged: (e) => this.persist(e),
       drained: () => this.onDrained(),
-    }, spinMicros() / 1000);
+    }, this.opts.spinMicros / 1000);
     io.startPolling(() => this.engine.ioReady());
     log.debug({ io: io.kind, depth: io.depth }, 'io ring ready');
   }
@@ -122,39 +123,20 @@ export class Server {
     });
   }
 
-  /**
-   * Maps a store whose file lives in memory, so that a read or write is one
-   * memcpy instead of a system call and a page-cache lookup. Where mapping
-   * fails the store keeps pread/pwrite, which work the same, only slower.
-   * A sparse file is not mapped: touching a hole through a mapping allocates
-   * a tmpfs page even for a read, so an initiator scanning a thin export
-   * would fill memory. AOE_MAP=0 turns mapping off.
-   */
-  private mapInMemory(store: BlockStore, writable: boolean): BlockStore {
-    if (store.kind !== 'file' || !store.inlineIo || store.direct || process.env.AOE_MAP === '0') return store;
-    const st = fs.fstatSync(store.fd);
-    if (st.blocks * 512 < st.size) return store;
-    try {
-      this.addon.mapFile(store.fd, store.byteOffset + store.sectors * SECTOR_SIZE, writable);
-    } catch (e) {
-      this.log.warn({ file: store.description, err: (e as Error).message }, 'cannot map the backing file; using read and write calls');
-      return store;
-    }
-    const close = store.close.bind(store);
-    return {
-      ...store,
-      close: () => {
-        this.addon.unmapFile(store.fd);
-        close();
-      },
-    };
+  /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */
+  private openMappedStore(c: ExportConfig): BlockStore {
+    const store = this.openStore(c);
+    if (!this.opts.mapInMemory) return store;
+    return mapInMemory(store, !c.readOnly, this.addon, (file, reason) =>
+      this.log.warn({ file, err: reason }, 'cannot map the backing file; using read and write calls'),
+    );
   }
 
   private addExport(c: ExportConfig, carried?: ExportState): Export {
     const key = exportKey(c);
     if (this.exportsByKey.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
     if (c.interfaces.length === 0) throw new ConfigError(`${key} has no interface to serve on`);
-    const store = this.mapInMemory(this.openStore(c), !c.readOnly);
+    const store = this.openMappedStore(c);
     let id = this.engine.exports.indexOf(null);
     if (id < 0) id = this.engine.exports.length;
     const initial = carried ?? this.hooks.initialState?.(key);

@@ -8,12 +8,16 @@ import t from 'tap';
 import {
   ConfigError,
   KEYS,
+  environmentDaemonKeys,
+  keyDef,
   parseConfigFile,
   renderConfManPage,
   renderDaemonHelp,
   renderExampleConfig,
   resolveDaemonSettings,
+  serverConfigOf,
 } from '../../src/config/config-file';
+import { MAC_LIST_CAPACITY } from '../../src/aoe/constants';
 import type { ExportConfig } from '../../src/config/export-config';
 
 const F = '/etc/vblade.conf';
@@ -164,6 +168,7 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
   t.same(d, {
     name: 'vblade', runDir: '/run/vblade', pidFile: '/run/vblade/vblade.pid', log: 'syslog', logFormat: 'json', logLevel: 'info',
     syslogFormat: 'rfc3164', stopTimeoutSeconds: 30, stateDir: '/var/lib/vblade', controlSocket: '/run/vblade/vblade.sock',
+    spinMicros: 20, mapInMemory: true,
   });
   const f = resolveDaemonSettings({ 'log-file': '/var/log/v.log', 'run-dir': '/tmp/r', metrics: '127.0.0.1:9469', 'state-dir': 'none' }, { 'run-dir': '/tmp/c', name: 'x', 'control-socket': 'none' }, ctx);
   t.equal(f.log, 'file');
@@ -174,12 +179,44 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
   t.equal(resolveDaemonSettings({}, {}, { program: 'vblade', defaultName: 'v' }).log, 'stdout');
 });
 
+t.test('tunables: command line over file over environment over default', async (t) => {
+  const ctx = { program: 'vbladed' as const, defaultName: 'v' };
+  const env = environmentDaemonKeys({ AOE_SPIN_US: '300', AOE_MAP: '0', PATH: '/bin' });
+  t.same(env, { 'spin-us': '300', 'map-in-memory': '0' }, 'only the variables the table names');
+  const fromEnv = resolveDaemonSettings({}, {}, { ...ctx, fromEnvironment: env });
+  t.same([fromEnv.spinMicros, fromEnv.mapInMemory], [300, false], 'the environment when nothing else sets them');
+  const fromFile = resolveDaemonSettings({ 'spin-us': '0', 'map-in-memory': 'yes' }, {}, { ...ctx, fromEnvironment: env });
+  t.same([fromFile.spinMicros, fromFile.mapInMemory], [0, true], 'the file wins over the environment, 0 included');
+  const fromCli = resolveDaemonSettings({ 'spin-us': '0' }, { 'spin-us': '50', 'map-in-memory': 'no' }, { ...ctx, fromEnvironment: env });
+  t.same([fromCli.spinMicros, fromCli.mapInMemory], [50, false], 'the command line wins over the file');
+  t.same(serverConfigOf([exp({})], fromCli).tunables, { spinMicros: 50, mapInMemory: false }, 'the worker gets them with the exports');
+  t.same(environmentDaemonKeys({ AOE_SPIN_US: '', AOE_MAP: '' }), {}, 'empty variables are unset');
+  t.throws(() => environmentDaemonKeys({ AOE_SPIN_US: 'fast' }), /^AOE_SPIN_US=fast in the environment: spin-us = "fast" is not a whole number.*fix or unset AOE_SPIN_US/);
+  t.throws(() => environmentDaemonKeys({ AOE_SPIN_US: '5000' }), /spin-us = 5000 is out of range; use 0\.\.1000/);
+  t.throws(() => environmentDaemonKeys({ AOE_MAP: 'maybe' }), /^AOE_MAP=maybe in the environment: map-in-memory = "maybe" is not yes or no/);
+});
+
+t.test('spin-us in the file is checked against its range', async (t) => {
+  const text = `[daemon]\nspin-us = 1001\n[export e1.1]\nfile = /a\ninterfaces = eth0\n`;
+  t.throws(() => parseConfigFile(text, F), { message: `${F}:2: spin-us = 1001 is out of range; use 0..1000` });
+  t.equal(parseConfigFile(text.replace('1001', '1000'), F).daemon['spin-us'], '1000');
+});
+
+t.test('the mac-mask help states the list capacity the protocol code enforces', async (t) => {
+  t.match(keyDef('export', 'mac-mask')!.meaning, `at most ${MAC_LIST_CAPACITY})`);
+});
+
 t.test('every key appears in --help, the example and the man page', async (t) => {
   const help = renderDaemonHelp();
   const example = renderExampleConfig();
   const man = renderConfManPage();
   for (const k of KEYS) {
     if (k.section === 'daemon') t.match(help, `--${k.key} `, `help has ${k.key}`);
+    if (k.environment) {
+      t.match(help, k.environment, `help names ${k.environment}`);
+      t.match(example, k.environment, `example names ${k.environment}`);
+      t.match(man, `.B ${k.environment}\n`, `man page names ${k.environment}`);
+    }
     t.match(example, new RegExp(`^#?${k.key} = `, 'm'), `example has ${k.key}`);
     t.match(man, `.B ${k.key.replace(/-/g, '\\-')}\n`, `man page has ${k.key}`);
   }

@@ -1,0 +1,85 @@
+// The detaching half of vbladed: without --foreground it checks that the
+// instance and its exports are free, starts the supervisor detached (its own
+// session, no controlling terminal, stdin /dev/null, stdout/stderr to the log
+// file or nowhere), waits for it to report over IPC, prints its pid and
+// returns the launcher's exit code.
+
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { DaemonSettings } from '../config/config-file';
+import { exportKey, type ExportConfig } from '../config/export-config';
+import type { Handshake } from './daemon';
+import { checkPidFile, exportLockFile } from './pidfile';
+
+/** How long the launcher waits for the daemon to serve before it returns anyway. */
+const READY_WAIT_MS = 10000;
+
+/** Refuses early, on the terminal, what the supervisor would refuse in the log; undefined when all is free. */
+export function precheck(settings: DaemonSettings, exports: readonly ExportConfig[]): string | undefined {
+  const pid = checkPidFile(settings.pidFile, `instance ${settings.name}`);
+  if (pid) return pid.message;
+  for (const e of exports) {
+    for (const i of e.interfaces) {
+      const err = checkPidFile(exportLockFile(settings.runDir, exportKey(e), i), `${exportKey(e)} on ${i}`);
+      if (err) return err.message;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Starts this same program (process.argv[1]) again with `argv` plus
+ * --foreground --supervisor-child, detached. Resolves to 0 once the daemon
+ * serves, has started but cannot serve yet (it retries), or is still
+ * starting after 10 s; to 1 when it failed to start.
+ */
+export async function launch(argv: readonly string[], settings: DaemonSettings): Promise<number> {
+  if (settings.log === 'stdout' || settings.log === 'stderr') {
+    process.stderr.write(`vbladed: log = ${settings.log} goes nowhere once detached; logging to syslog (use --foreground or --log-file to choose)\n`);
+  }
+  let out: number | 'ignore' = 'ignore';
+  if (settings.log === 'file' && settings.logFile) {
+    try {
+      fs.mkdirSync(path.dirname(settings.logFile), { recursive: true });
+      out = fs.openSync(settings.logFile, 'a', 0o640);
+    } catch (e) {
+      process.stderr.write(`vbladed: cannot open the log file ${settings.logFile}: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+  const script = path.resolve(process.argv[1]);
+  const childArgv = [...argv.filter((x) => x !== '--foreground' && x !== '--supervisor-child')];
+  // The child re-parses the same arguments; options go before a possible `--`.
+  const dd = childArgv.indexOf('--');
+  const extra = ['--foreground', '--supervisor-child'];
+  if (settings.log === 'stdout' || settings.log === 'stderr') extra.push('--log=syslog');
+  if (dd >= 0) childArgv.splice(dd, 0, ...extra);
+  else childArgv.push(...extra);
+  const child = spawn(process.execPath, [...process.execArgv, script, ...childArgv], {
+    detached: true, // setsid(): own session and process group, no controlling terminal
+    stdio: ['ignore', out, out, 'ipc'],
+  });
+  if (typeof out === 'number') fs.closeSync(out);
+  const pid = child.pid!;
+  const result = await new Promise<{ code: number; text?: string; pidLine: boolean }>((resolve) => {
+    const timer = setTimeout(() => resolve({ code: 0, pidLine: true, text: `vbladed: pid ${pid} started; not serving yet after ${READY_WAIT_MS / 1000} s (see the log)` }), READY_WAIT_MS);
+    const done = (r: { code: number; text?: string; pidLine: boolean }): void => {
+      clearTimeout(timer);
+      resolve(r);
+    };
+    child.on('message', (raw) => {
+      const m = raw as Handshake;
+      if (m.type === 'ready') done({ code: 0, pidLine: true });
+      else if (m.type === 'worker-failed') {
+        done({ code: 0, pidLine: true, text: `vbladed: pid ${pid} started, but serving failed: ${m.message}\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"` });
+      } else if (m.type === 'failed') done({ code: 1, pidLine: false, text: `vbladed: ${m.message}` });
+    });
+    child.on('exit', (code, signal) => done({ code: 1, pidLine: false, text: `vbladed: the daemon ${signal ? `was killed by ${signal}` : `exited with code ${code}`} while starting; see the log` }));
+  });
+  if (child.connected) child.disconnect();
+  child.unref();
+  if (result.pidLine) process.stdout.write(`${pid}\n`);
+  if (result.text) process.stderr.write(result.text + '\n');
+  return result.code;
+}

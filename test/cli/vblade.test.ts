@@ -1,0 +1,35 @@
+// vblade's own long options for the serving tunables: checked like the
+// config file's keys, and winning over the compatibility environment
+// variables, which win over the table's defaults.
+
+import t from 'tap';
+import { environmentDaemonKeys } from '../../src/config/config-file';
+import { DEFAULT_TUNABLES } from '../../src/config/export-config';
+import { UsageError } from '../../src/config/vblade-args';
+import { VBLADE_HELP, parseCommandLine, tunablesOf } from '../../src/cli/vblade';
+
+const POSITIONAL = ['1', '1', 'eth0', '/srv/a.img'];
+
+t.test('--spin-us and --map-in-memory are taken out before the vblade arguments', async (t) => {
+  const c = parseCommandLine(['--spin-us', '0', '-r', '--map-in-memory=no', ...POSITIONAL]);
+  t.same(c.tunableKeys, { 'spin-us': '0', 'map-in-memory': 'no' });
+  t.equal(c.config?.readOnly, true, 'the vblade options around them still count');
+  t.same(parseCommandLine(POSITIONAL).tunableKeys, {}, 'nothing given, nothing set');
+});
+
+t.test('bad values are usage errors that say what to write', async (t) => {
+  t.throws(() => parseCommandLine(['--spin-us', '2000', ...POSITIONAL]), new UsageError('--spin-us = 2000 is out of range; use 0..1000'));
+  t.throws(() => parseCommandLine(['--map-in-memory', 'sometimes', ...POSITIONAL]), /^--map-in-memory = "sometimes" is not yes or no/);
+  t.throws(() => parseCommandLine([...POSITIONAL, '--spin-us']), /option --spin-us needs a value/);
+});
+
+t.test('option over environment over default', async (t) => {
+  const env = environmentDaemonKeys({ AOE_SPIN_US: '400', AOE_MAP: '0' });
+  t.same(tunablesOf({}, {}), DEFAULT_TUNABLES, 'defaults');
+  t.same(tunablesOf({}, env), { spinMicros: 400, mapInMemory: false }, 'the environment');
+  t.same(tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes' }, env), { spinMicros: 0, mapInMemory: true }, 'the options, 0 included');
+});
+
+t.test('--help lists both with their environment variables', async (t) => {
+  for (const s of ['--spin-us', '--map-in-memory', 'AOE_SPIN_US', 'AOE_MAP']) t.match(VBLADE_HELP, s);
+});

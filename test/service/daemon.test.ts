@@ -1,0 +1,38 @@
+// The foreground supervisor's start-up failure path (src/service/daemon.ts):
+// when an export's lock is held by a live process, start-up stops with the
+// lock's message and exit status 1, and gives back the pid file it had
+// already taken, so the next start is not blocked by it.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import t from 'tap';
+import { PidFile, exportLockFile } from '../../src/service/pidfile';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+const VBLADED = path.join(ROOT, 'bin', 'vbladed.js');
+const STUB = path.join(__dirname, '..', 'helpers', 'stub-worker.js');
+
+t.test('a held export lock: exit 1, the pid file given back, nothing else left behind', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-daemon-'));
+  const run = path.join(dir, 'run');
+  fs.mkdirSync(run);
+  // This test process holds e3.4 on vt-b, as another vbladed would.
+  const held = PidFile.acquire(exportLockFile(run, 'e3.4', 'vt-b'), { what: 'e3.4 on vt-b' });
+  t.teardown(() => {
+    held.release();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const conf = path.join(dir, 'two.conf');
+  fs.writeFileSync(conf, '[export e3.4]\nnull-store = yes\nnull-sectors = 8\ninterfaces = vt-a vt-b\n');
+  const r = spawnSync(
+    process.execPath,
+    [VBLADED, '--foreground', '--config', conf, '--run-dir', run, '--state-dir', 'none', '--log', 'stderr', '--control-socket', 'none', '--worker', STUB],
+    { encoding: 'utf8', timeout: 20000 },
+  );
+  t.equal(r.status, 1, 'exit status');
+  const fatal = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string }).find((x) => x.level === 60);
+  t.match(fatal?.msg, `vbladed is already running for e3.4 on vt-b (pid ${process.pid}`, 'the lock holder is named in the log');
+  t.same(fs.readdirSync(run).sort(), ['e3.4@vt-b.lock'], "the pid file and the lock on vt-a are gone; the other process's lock stays");
+});
