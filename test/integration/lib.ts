@@ -1,7 +1,7 @@
-// Shared pieces of the integration tests: starting a target (ours or Debian's
-// vblade) inside a namespace, opening the project's client on the other end
-// of the veth pair once its carrier is up, and sending hand-built frames
-// while recording everything that comes back.
+// Shared pieces of the integration tests: opening the project's client on
+// the other end of the veth pair once its carrier is up, and sending
+// hand-built frames while recording everything that comes back. Targets are
+// started with test/helpers/targets.ts.
 //
 // Network safety: every frame goes over veth devices that the test created
 // inside namespaces it created (test/helpers/netns.ts); nothing here opens a
@@ -9,7 +9,7 @@
 
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   AoeClient,
   BROADCAST_MAC,
@@ -21,70 +21,8 @@ import {
 } from '../../src/client';
 import { sleep, TestLike } from '../helpers/common';
 import type { Netns } from '../helpers/netns';
-import { describeRun, type Proc, type RunResult } from '../helpers/process';
-
-/** The checkout (dist/test/integration → three levels up). */
-export const REPO = resolve(__dirname, '..', '..', '..');
-export const OUR_VBLADE = join(REPO, 'bin', 'vblade.js');
-export const DEBIAN_VBLADE = '/usr/sbin/vblade';
-
-export type TargetKind = 'ours' | 'vblade';
-
-export interface StartedTarget {
-  proc: Proc;
-  pid: number;
-  /** Exported sectors from the start-up line. */
-  sectors: number;
-  /** O_RDWR or O_RDONLY from the start-up line. */
-  mode: string;
-  /** The start-up line itself. */
-  line: string;
-}
-
-export interface StartOptions {
-  env?: NodeJS.ProcessEnv;
-  label?: string;
-  timeoutMs?: number;
-  /** Run the command under this prefix (e.g. strace ...); the program and its arguments follow. */
-  wrap?: string[];
-}
-
-/** The argv that starts a target of this kind with vblade-style arguments. */
-export function targetArgv(kind: TargetKind, args: readonly string[]): [string, string[]] {
-  return kind === 'ours' ? [process.execPath, [OUR_VBLADE, ...args]] : [DEBIAN_VBLADE, [...args]];
-}
-
-const STARTUP = /^pid (\d+): e(\d+)\.(\d+), (\d+) sectors (O_RDWR|O_RDONLY)$/;
-
-/**
- * Starts a target inside `ns` and waits for its start-up line
- * (`pid N: eS.L, N sectors O_RDWR`). The process is stopped by pid in the
- * test's teardown.
- */
-export async function startTarget(
-  t: TestLike,
-  ns: Netns,
-  kind: TargetKind,
-  args: readonly string[],
-  opts: StartOptions = {},
-): Promise<StartedTarget> {
-  const [cmd, argv] = targetArgv(kind, args);
-  const full: [string, string[]] = opts.wrap ? [opts.wrap[0], [...opts.wrap.slice(1), cmd, ...argv]] : [cmd, argv];
-  const proc = ns.spawn(t, full[0], full[1], { label: opts.label ?? kind, env: opts.env });
-  const m = await proc.waitFor(STARTUP, { stream: 'stdout', timeoutMs: opts.timeoutMs ?? 30000 });
-  return { proc, pid: Number(m[1]), sectors: Number(m[4]), mode: m[5], line: m[0] };
-}
-
-/** Waits until the interface has IFF_UP and IFF_RUNNING (a veth's carrier follows `ip link set up` by up to ~1 s). */
-export async function waitLinkUp(ns: Netns, ifname: string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const info = linkInfo(ifname, ns.path);
-    if (info.up) return;
-    if (Date.now() > deadline) throw new Error(`${ifname} in ${ns.name}: no carrier after ${timeoutMs} ms`);
-    await sleep(25);
-  }
-}
+import { describeRun, type RunResult } from '../helpers/process';
+import { waitLinkUp } from '../helpers/targets';
 
 /** The MAC of an interface as aa:bb:cc:dd:ee:ff. */
 export function macOf(ns: Netns, ifname: string): string {

@@ -50,10 +50,9 @@ import {
   sectorDiff,
   since,
   stamp,
-  startTarget,
-  waitLinkUp,
   writeSectors,
 } from './lib';
+import { startTarget, waitLinkUp } from '../helpers/targets';
 
 const SHELF = 0x1234;
 const SLOT = 0x56;
@@ -89,7 +88,7 @@ if (requireRoot(t)) {
     const meText = formatMac(me);
     const tmac = linkInfo(pair.targetIf, pair.target.path).mac;
     const tmacText = formatMac(tmac);
-    const target = await startTarget(t, pair.target, 'ours', [String(SHELF), String(SLOT), pair.targetIf, file]);
+    const target = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, file]);
     t.equal(target.sectors, SECTORS, `start-up line: ${target.line}`);
     t.equal(target.mode, 'O_RDWR');
     t.comment(`set-up and start-up took ${since(t0)}`);

@@ -36,7 +36,8 @@ import { sleep } from '../helpers/common';
 import { patternFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { Proc, describeExit, requireCommands } from '../helpers/process';
-import { DEBIAN_VBLADE, Recorder, TargetKind, addr, naturalLength, openClient, since, stamp, startTarget, waitLinkUp } from './lib';
+import { DEBIAN_VBLADE, TargetKind, startTarget, waitLinkUp } from '../helpers/targets';
+import { Recorder, addr, naturalLength, openClient, since, stamp } from './lib';
 
 const SHELF = 7;
 const SLOT = 3;
@@ -291,7 +292,7 @@ if (requireRoot(t) && requireCommands(t, [DEBIAN_VBLADE])) {
         await copyFile(master, file);
         await waitLinkUp(pair.target, pair.targetIf);
         const rec = await openClient(t, pair.init, pair.initIf);
-        const started = await startTarget(t, pair.target, kind, [String(SHELF), String(SLOT), pair.targetIf, file]);
+        const started = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, file], { kind });
         t.equal(started.sectors, SECTORS, `${kind}: ${started.line}`);
         sides[kind] = { rec, file, announcements: [], proc: started.proc };
       }),

@@ -17,7 +17,8 @@ import { AtaError } from '../../src/client/errors';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { loopDevice, requireLoop, sparseFile, tempDir, tmpfsMount } from '../helpers/files';
 import { createNetnsPair, NetnsPair, requireRoot } from '../helpers/netns';
-import { openClient, startTarget, writeClientPattern } from './lib/harness';
+import { openClient, writeClientPattern } from './lib/harness';
+import { startTarget } from '../helpers/targets';
 
 const SHELF = 21;
 const SLOT = 4;

@@ -18,7 +18,8 @@ import { requireRoot } from '../helpers/netns';
 import { checkFailures } from './lib/checked-socket';
 import { flood, hostileFrames } from './lib/flood';
 import { runFuzz } from './lib/fuzz';
-import { fileHash, startTarget } from './lib/harness';
+import { fileHash } from './lib/harness';
+import { startTarget } from '../helpers/targets';
 import { createRig, describe, multiLoad, Rig } from './lib/multi-load';
 import { initMac } from './lib/topology';
 
