@@ -185,46 +185,6 @@ export function since(start: number): string {
   return `${((Date.now() - start) / 1000).toFixed(1)} s`;
 }
 
-/**
- * The length a reply has before padding, from its own fields: 24 for a bare
- * header (unknown command, unsupported version), 36 + data for ATA, 32 +
- * string for Query Config, 28 + 8 per listed entry for Mac Mask (28 on
- * MError or E), 26 + 6 per address for Reserve/Release.
- */
-export function naturalLength(b: Uint8Array): number {
-  const error = (b[14] & 0x04) !== 0;
-  const code = b[15];
-  const cmd = b[19];
-  if (error && (cmd > 3 || code === 5 || code === 1)) return 24;
-  switch (cmd) {
-    case 0:
-      return b.length > 60 ? b.length : 36;
-    case 1:
-      return 32 + ((b[30] << 8) | b[31]);
-    case 2:
-      return error || b[26] !== 0 ? 28 : 28 + 8 * b[27];
-    case 3:
-      return 26 + 6 * b[25];
-    default:
-      return 24;
-  }
-}
-
-/**
- * Checks the padding rule of docs/protocol.md §1.1: at least 60 bytes, and
- * every byte after the reply's natural length is zero. Returns a description
- * of the first violation, or undefined.
- */
-export function paddingProblem(b: Uint8Array): string | undefined {
-  const n = naturalLength(b);
-  if (b.length < 60) return `${b.length} bytes, shorter than 60`;
-  if (b.length !== Math.max(60, n)) return `${b.length} bytes where ${Math.max(60, n)} were expected (natural length ${n})`;
-  for (let i = n; i < b.length; i++) {
-    if (b[i] !== 0) return `byte ${i} of the padding is 0x${b[i].toString(16)} (padding starts at ${n})`;
-  }
-  return undefined;
-}
-
 /** `got` reduced to the keys that `want` names (recursively for plain objects); arrays and values are kept whole. */
 export function project(got: unknown, want: unknown): unknown {
   if (want !== null && typeof want === 'object' && !Array.isArray(want) && got !== null && typeof got === 'object') {

@@ -45,13 +45,13 @@ import {
   addr,
   fields,
   openClient,
-  paddingProblem,
   readSectors,
   sectorDiff,
   since,
   stamp,
   writeSectors,
 } from './lib';
+import { paddingProblem } from '../helpers/replies';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 
 const SHELF = 0x1234;

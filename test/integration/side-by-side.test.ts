@@ -37,7 +37,8 @@ import { patternFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { Proc, describeExit, requireCommands } from '../helpers/process';
 import { DEBIAN_VBLADE, TargetKind, startTarget, waitLinkUp } from '../helpers/targets';
-import { Recorder, addr, naturalLength, openClient, since, stamp } from './lib';
+import { replyContentLength } from '../helpers/replies';
+import { Recorder, addr, openClient, since, stamp } from './lib';
 
 const SHELF = 7;
 const SLOT = 3;
@@ -151,7 +152,7 @@ function describe(f: ReceivedFrame | undefined, request: Uint8Array): Fields {
     slot: String(b[18]),
     command: String(b[19]),
   };
-  const natural = naturalLength(b);
+  const natural = replyContentLength(b);
   out.pad = b.length < 60 ? 'unpadded' : natural >= b.length ? '-' : b.subarray(natural).every((x) => x === 0) ? 'zeros' : 'non-zero bytes';
   const cmd = b[19];
   if (cmd === 0 && b.length >= 36) {
