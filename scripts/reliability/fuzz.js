@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Long fuzzing run against a live daemon (issue 5); see docs/reliability.md.
+// Long fuzzing run against a live daemon; see docs/reliability.md.
 'use strict';
 
 const { lib, requireRoot, options, fmt } = require('./common');

@@ -1,4 +1,4 @@
-// Failing storage (issue 5): EIO, ENOSPC and short transfers turn into an ATA
+// Failing storage: EIO, ENOSPC and short transfers turn into an ATA
 // error reply for that request only; the daemon stays up and later requests
 // succeed. Two sources of faults:
 //  - injected: the test-only fault plan (src/backend/fault-io.ts), through

@@ -1,4 +1,4 @@
-// Isolation (issue 5): one host's data and control never reach another.
+// Isolation: one host's data and control never reach another.
 //  - MAC mask: members run a verified load while non-members run loads of
 //    their own and one floods hostile frames (junk writes over the members'
 //    data, mask edits adding itself, reserve and config force sets): the

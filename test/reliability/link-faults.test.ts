@@ -1,4 +1,4 @@
-// Link faults while requests are in flight (issue 5): the target's interface
+// Link faults while requests are in flight: the target's interface
 // goes down and up, its MTU goes 1500 -> 9000 -> 1500, and its veth pair is
 // deleted and recreated with the same names, all during a verified mixed
 // load with retransmission. The daemon must survive each, resume, and answer

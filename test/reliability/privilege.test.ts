@@ -1,4 +1,4 @@
-// Least privilege (issue 5): the daemon runs as an unprivileged user that
+// Least privilege: the daemon runs as an unprivileged user that
 // holds only CAP_NET_RAW (the ambient capability, as systemd's
 // AmbientCapabilities=CAP_NET_RAW gives it) and owns its backing file, and
 // serves. Without the capability, or without access to the file, it refuses
