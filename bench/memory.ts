@@ -1,6 +1,7 @@
 // npm run bench:memory: does our target's memory stay flat under load?
 //
-// Issue 6 asks for RSS ≤ 100 MiB at steady state, flat over a 5-minute run.
+// The goal: RSS ≤ 100 MiB at steady state, and flat (no leak) over a 5-minute
+// run.
 // This starts our target on a pre-faulted tmpfs file holding the test pattern,
 // in a private pair of network namespaces, and drives it with the load engine
 // for --seconds, cycling 1-sector random reads and full-frame sequential reads

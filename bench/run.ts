@@ -3,8 +3,8 @@
 // Builds a private network (two namespaces, one veth pair), a pre-faulted
 // backing file on tmpfs holding the test pattern (and with -d one on disk for
 // the -s workload), then for each MTU and round starts each target in turn
-// (A/B/A/B…) and runs the workloads of issue 6 against it with the load engine
-// in this process, on a packet socket opened in the client namespace. Prints
+// (A/B/A/B…) and runs the workloads of bench/workloads.ts against it with the
+// load engine in this process, on a packet socket opened in the client namespace. Prints
 // progress, then the medians and spreads, the ratios ours/vblade, and writes
 // the table to docs/benchmarks.md. Everything it created is removed at the
 // end, also on Ctrl-C; it stops only the processes it started, by pid.
@@ -50,7 +50,7 @@ function log(text: string): void {
 function parseArgs(argv: string[]): Args {
   const a = yargs(argv)
     .scriptName('npm run bench --')
-    .usage('$0 [options]\n\nRuns the workloads of issue 6 against Debian vblade and our target in private network namespaces (needs root).')
+    .usage('$0 [options]\n\nRuns random 1-sector reads, sequential full-frame reads and writes, one-in-flight 2-sector reads (a network boot) and -s writes against Debian vblade and our target in private network namespaces, and compares them (needs root).')
     .option('targets', { type: 'string', default: 'vblade,ours,ours-null', describe: 'targets to compare, in order (vblade, ours, ours-null, or names given with --custom); missing ones are skipped' })
     .option('custom', { type: 'string', array: true, default: [] as string[], describe: 'extra target NAME=COMMAND with {sync} {shelf} {slot} {if} {file} {sectors}' })
     .option('rounds', { type: 'number', default: 3, describe: 'runs of each workload per target, alternating targets' })

@@ -1,4 +1,6 @@
-// The workloads of issue 6, each run at MTU 9000 and 1500.
+// The workloads the bench compares, each run at MTU 9000 and 1500: the
+// request shapes an initiator produces (random small reads, sequential
+// full-frame streams, a network boot's one-at-a-time reads, durable writes).
 
 import type { LoadOp, LoadPattern } from '../src/client/load';
 

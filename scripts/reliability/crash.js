@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Crash consistency under kill -9 (issue 5); see docs/reliability.md.
+// Crash consistency under kill -9; see docs/reliability.md.
 'use strict';
 
 const { lib, requireRoot, options, fmt } = require('./common');

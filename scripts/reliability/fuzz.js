@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Long fuzzing run against a live daemon (issue 5); see docs/reliability.md.
+// Long fuzzing run against a live daemon; see docs/reliability.md.
 'use strict';
 
 const { lib, requireRoot, options, fmt } = require('./common');
@@ -30,10 +30,9 @@ const { fuzzSession } = lib('fuzz-session');
 
 runScript(async (t) => {
   const seed = Number(o.seed) >>> 0;
-  const program = o.target === 'vblade' ? ['/usr/sbin/vblade'] : undefined;
   console.log(`fuzzing ${o.target === 'vblade' ? '/usr/sbin/vblade' : 'our target'} with ${fmt(o.frames)} frames, seed 0x${seed.toString(16)}, MTU ${o.mtu}`);
   const r = await fuzzSession(t, {
-    seed, frames: o.frames, mtu: o.mtu, batch: o.batch, progressEvery: o.progress, program, log: (l) => console.log(`  ${l}`),
+    seed, frames: o.frames, mtu: o.mtu, batch: o.batch, progressEvery: o.progress, kind: o.target === 'vblade' ? 'vblade' : 'ours', log: (l) => console.log(`  ${l}`),
   });
   const s = r.stats;
   console.log('');

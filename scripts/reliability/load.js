@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Many initiators against one export (issue 5); see docs/reliability.md.
+// Many initiators against one export; see docs/reliability.md.
 'use strict';
 
 const { lib, requireRoot, options, fmt } = require('./common');

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Soak: long mixed load with memory and descriptor sampling (issue 5); see docs/reliability.md.
+// Soak: long mixed load with memory and descriptor sampling; see docs/reliability.md.
 'use strict';
 
 const { lib, requireRoot, options, fmt } = require('./common');

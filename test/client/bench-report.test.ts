@@ -58,7 +58,7 @@ t.test('docs/benchmarks.md keeps what is outside the markers', async (t) => {
   t.match(text, /second table[\s\S]*## Notes\nhand-written/);
 });
 
-t.test('workloads of issue 6', async (t) => {
+t.test('the bench workloads at MTU 9000 and 1500, and --only', async (t) => {
   t.same(workloadsFor(9000).map((w) => w.name), ['rand-read-1', 'seq-read-17', 'seq-write-17', 'boot-read-2', 'sync-write-17']);
   t.same(workloadsFor(1500).map((w) => w.name), ['rand-read-1', 'seq-read-2', 'seq-write-2', 'boot-read-2', 'sync-write-2']);
   t.equal(workloadsFor(1500).find((w) => w.name === 'boot-read-2')!.window, 1);

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { ownPrefix, pidAlive, sleep, uniqueId } from '../helpers/common';
 import {
   addBridgeTap,
+  addNetns,
   createNetns,
   createNetnsPair,
   createNetnsStar,
@@ -191,6 +192,20 @@ if (requireRoot(t)) {
     t.ok(listNetns().includes(foreign), 'a namespace without a record is left alone');
     t.notOk(removed.includes(foreign), 'and not reported');
     t.ok(listNetns().includes(mine.name), 'a namespace of a live process stays');
+  });
+
+  t.test('addNetns: a namespace with the interop suite\'s name, recorded and deleted like the others', async (t) => {
+    await t.rejects(addNetns('eth0-ns'), /not a test namespace name/, 'a name of another shape is refused');
+    t.notOk(listNetns().includes('eth0-ns'), 'and nothing is created');
+    const name = `aoei-${process.pid}-0-g`;
+    const ns = await addNetns(name);
+    t.teardown(() => ns.delete());
+    t.ok(listNetns().includes(name), 'created with exactly that name');
+    t.ok(existsSync(`/run/aoet-test-netns/${name}`), 'recorded, so that a later run can remove it if this one dies');
+    t.equal((await ns.exec('cat', ['/proc/sys/net/ipv6/conf/all/disable_ipv6'])).stdout.trim(), '1', 'IPv6 off, as in createNetns');
+    await ns.delete();
+    t.notOk(listNetns().includes(name), 'deleted by delete()');
+    t.notOk(existsSync(`/run/aoet-test-netns/${name}`), 'with its record');
   });
 
   t.test('the exit safety net deletes namespaces when teardown never ran', async (t) => {

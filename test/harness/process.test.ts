@@ -1,6 +1,9 @@
 // Self-tests of test/helpers/process.ts and the skip-or-fail rule.
 
 import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inCI, ownPrefix, pidAlive, processStartTime, skipOrFail, TestLike, uniqueId } from '../helpers/common';
 import { Proc, requireCommands, run, runOk, spawnProcess, which } from '../helpers/process';
 
@@ -51,6 +54,23 @@ t.test('waitFor sees stdout and stderr lines, in order, expect-style', async (t)
   t.notOk(p.running, 'not running after stop');
   t.notOk(pidAlive(p.pid), 'pid gone');
   t.same(await p.stop(), st, 'stop() is idempotent');
+});
+
+t.test('onLine sees every line as it comes, and logFile keeps the raw output', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aoet-proc-log-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'serial.log');
+  writeFileSync(log, '# header written before the start\n');
+  const seen: string[] = [];
+  const p = spawnProcess(t, 'sh', ['-c', 'echo one; echo two >&2; printf "no newline"'], {
+    logFile: log,
+    onLine: (text, stream) => seen.push(`${stream}:${text}`),
+  });
+  await p.exited;
+  t.same(seen.sort(), ['stderr:two', 'stdout:no newline', 'stdout:one'], 'each line once, with its stream, the unterminated last one too');
+  const text = readFileSync(log, 'utf8');
+  t.ok(text.startsWith('# header written before the start\n'), 'the log is appended to, not replaced');
+  for (const part of ['one\n', 'two\n', 'no newline']) t.ok(text.includes(part), `the log holds ${JSON.stringify(part)}`);
 });
 
 t.test('stop() escalates to SIGKILL when SIGTERM is ignored', async (t) => {

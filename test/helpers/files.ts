@@ -2,16 +2,19 @@
 // tmpfs mounts; each removed in the test's teardown, with a process-exit
 // safety net.
 //
-// The sector pattern: sector `lba` starts with the ASCII text `SECT%08d`
-// (its number, zero-padded to 8 digits) and continues with pseudo-random bytes
-// from a xorshift32 generator seeded by (seed, lba). So any sector read back
-// can be checked on its own, and a sector served from the wrong place names
-// the place it came from.
+// The sector pattern is the client's (src/client/pattern.ts): sector `lba`
+// starts with the ASCII text `SECT%08d` and continues with pseudo-random
+// bytes seeded by its number, so any sector read back can be checked on its
+// own, and a sector served from the wrong place names the place it came from.
+// One pattern for the tests, the initiator's load engine and the bench means
+// a file made here can be checked by any of them.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SECTOR_SIZE } from '../../src/client/wire';
+import { checkSector, checkSectors, fillSectors, sectorPattern } from '../../src/client/pattern';
 import { ExitOrder, TestLike, onProcessExit, ownPrefix, skipOrFail, uniqueId } from './common';
 import { run, runOk, runSyncQuiet, which } from './process';
 
@@ -51,51 +54,15 @@ export async function sparseFile(t: TestLike, size: number, opts: FileOptions = 
   return path;
 }
 
-export interface PatternOptions {
-  /** Bytes per sector; default 512. */
-  sectorSize?: number;
-  /** Seed of the pseudo-random part; default 1. Different seeds give different contents. */
-  seed?: number;
+export interface PatternFileOptions extends FileOptions {
   /** Number of the first sector written into the file (the file's sector 0 carries this number); default 0. */
   firstLba?: number;
 }
 
-function sectorState(lba: number, seed: number): number {
-  // Mix (seed, lba) into a non-zero 32-bit state (a murmur3-style finalizer).
-  let h = (Math.imul(seed | 0, 0x9e3779b1) ^ (lba >>> 0) ^ Math.floor(lba / 0x100000000)) | 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h === 0 ? 0x6d2b79f5 : h;
-}
-
-/** Writes the pattern of sector `lba` into `buf` at `offset`. */
-export function fillSector(buf: Uint8Array, offset: number, lba: number, opts: PatternOptions = {}): void {
-  const size = opts.sectorSize ?? 512;
-  const seed = opts.seed ?? 1;
-  const head = `SECT${String(lba).padStart(8, '0')}`;
-  const n = Math.min(head.length, size);
-  for (let i = 0; i < n; i++) buf[offset + i] = head.charCodeAt(i);
-  let s = sectorState(lba, seed);
-  for (let i = n; i < size; i += 4) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    const o = offset + i;
-    buf[o] = s & 0xff;
-    if (i + 1 < size) buf[o + 1] = (s >>> 8) & 0xff;
-    if (i + 2 < size) buf[o + 2] = (s >>> 16) & 0xff;
-    if (i + 3 < size) buf[o + 3] = (s >>> 24) & 0xff;
-  }
-}
-
 /** The expected contents of `count` sectors starting at `lba`. */
-export function patternSectors(lba: number, count = 1, opts: PatternOptions = {}): Buffer {
-  const size = opts.sectorSize ?? 512;
-  const buf = Buffer.alloc(size * count);
-  for (let i = 0; i < count; i++) fillSector(buf, i * size, lba + i, opts);
+export function patternSectors(lba: number, count = 1): Buffer {
+  const buf = Buffer.alloc(SECTOR_SIZE * count);
+  fillSectors(buf, 0, lba, count);
   return buf;
 }
 
@@ -104,37 +71,30 @@ export function patternSectors(lba: number, count = 1, opts: PatternOptions = {}
  * Returns undefined when it matches, else a description of the first bad
  * sector: which one, the first differing byte, and what its header says.
  */
-export function checkPattern(buf: Uint8Array, lba: number, opts: PatternOptions = {}): string | undefined {
-  const size = opts.sectorSize ?? 512;
-  if (buf.length % size !== 0) return `length ${buf.length} is not a multiple of the sector size ${size}`;
-  const want = Buffer.alloc(size);
-  for (let i = 0; i * size < buf.length; i++) {
-    fillSector(want, 0, lba + i, opts);
-    const got = buf.subarray(i * size, (i + 1) * size);
-    if (Buffer.compare(want, got) !== 0) {
-      let j = 0;
-      while (j < size && got[j] === want[j]) j++;
-      const header = Buffer.from(got.subarray(0, 12)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
-      return `sector ${lba + i}: first difference at byte ${j} (got 0x${got[j].toString(16)}, want 0x${want[j].toString(16)}); header reads "${header}"`;
-    }
-  }
-  return undefined;
+export function checkPattern(buf: Uint8Array, lba: number): string | undefined {
+  if (buf.length % SECTOR_SIZE !== 0) return `length ${buf.length} is not a multiple of the sector size ${SECTOR_SIZE}`;
+  const bad = checkSectors(buf, 0, lba, buf.length / SECTOR_SIZE);
+  if (bad < 0) return undefined;
+  const off = bad * SECTOR_SIZE;
+  const at = checkSector(buf, off, lba + bad);
+  const want = sectorPattern(lba + bad);
+  const header = Buffer.from(buf.subarray(off, off + 12)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  return `sector ${lba + bad}: first difference at byte ${at} (got 0x${buf[off + at].toString(16)}, want 0x${want[at].toString(16)}); header reads "${header}"`;
 }
 
 /** A file of `sectors` sectors, each filled with the pattern (see the top of this file). */
-export async function patternFile(t: TestLike, sectors: number, opts: PatternOptions & FileOptions = {}): Promise<string> {
-  const size = opts.sectorSize ?? 512;
+export async function patternFile(t: TestLike, sectors: number, opts: PatternFileOptions = {}): Promise<string> {
   const first = opts.firstLba ?? 0;
   const dir = opts.dir ?? tempDir(t, 'pattern');
   const path = join(dir, opts.name ?? 'disk.img');
-  const chunkSectors = Math.max(1, Math.floor((1 << 20) / size));
-  const buf = Buffer.alloc(chunkSectors * size);
+  const chunkSectors = (1 << 20) / SECTOR_SIZE;
+  const buf = Buffer.alloc(chunkSectors * SECTOR_SIZE);
   const fh = await open(path, 'w', 0o600);
   try {
     for (let s = 0; s < sectors; s += chunkSectors) {
       const n = Math.min(chunkSectors, sectors - s);
-      for (let i = 0; i < n; i++) fillSector(buf, i * size, first + s + i, opts);
-      await fh.write(buf, 0, n * size, s * size);
+      fillSectors(buf, 0, first + s, n);
+      await fh.write(buf, 0, n * SECTOR_SIZE, s * SECTOR_SIZE);
     }
   } finally {
     await fh.close();

@@ -4,7 +4,9 @@
 //
 // Names: a namespace is `aoet<pid36>-<n36>-<label>`, an interface
 // `aoet<pid36>-<n36><role>` (at most 15 characters). They are unique per
-// process and across concurrently running test files.
+// process and across concurrently running test files. The QEMU interop suite
+// names its own (`aoei-<pid>-<n>-<role>`) through addNetns, with the same
+// records and clean-up.
 //
 // Leftovers: each namespace is recorded in /run/aoet-test-netns/<name> with
 // the pid and start time of the process that made it, before it is made, and
@@ -79,6 +81,10 @@ function deleteNetnsSync(ns: string): void {
 
 const REGISTRY = '/run/aoet-test-netns';
 
+// The names this file and the interop suite give; anything else in the
+// registry directory is not ours to act on.
+const OUR_NAME = /^(aoet[0-9a-z]+-[0-9a-z]+|aoei-\d+-\d+)-[\w.-]+$/;
+
 interface NsRecord {
   pid: number;
   start: string;
@@ -124,7 +130,7 @@ export async function removeStaleNetns(): Promise<string[]> {
   }
   const removed: string[] = [];
   for (const n of names) {
-    if (!/^aoet[0-9a-z]+-[0-9a-z]+-[\w.-]+$/.test(n)) continue;
+    if (!OUR_NAME.test(n)) continue;
     const rec = readRecord(n);
     if (!rec || rec.pid === process.pid) continue;
     if (pidAlive(rec.pid) && processStartTime(rec.pid) === rec.start) continue;
@@ -232,7 +238,19 @@ export async function createNetns(t: TestLike, label = 'ns'): Promise<Netns> {
     const removed = await removeStaleNetns();
     if (removed.length > 0) t.comment(`removed ${removed.length} namespace(s) left by dead test processes: ${removed.join(' ')}`);
   }
-  const name = `${uniqueId()}-${sanitizeLabel(label)}`;
+  const ns = await addNetns(`${uniqueId()}-${sanitizeLabel(label)}`);
+  t.teardown(() => ns.delete());
+  return ns;
+}
+
+/**
+ * Creates a namespace with the given name, set up as createNetns does, for a
+ * caller that deletes it itself (ns.delete()); it is recorded for the
+ * clean-up of leftovers and deleted on process exit all the same. The name
+ * must be one of those the top of this file describes.
+ */
+export async function addNetns(name: string): Promise<Netns> {
+  if (!OUR_NAME.test(name)) throw new Error(`test helpers: "${name}" is not a test namespace name`);
   writeRecord(name);
   try {
     await runOk('ip', ['netns', 'add', name]);
@@ -241,7 +259,6 @@ export async function createNetns(t: TestLike, label = 'ns'): Promise<Netns> {
     throw e;
   }
   const ns = new Netns(name);
-  t.teardown(() => ns.delete());
   try {
     await ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     await ns.ip(['link', 'set', 'lo', 'up']);

@@ -5,7 +5,7 @@
 // SIGKILL safety net when the test process exits without its teardown.
 
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync, writeSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { ExitOrder, TestLike, onProcessExit, skipOrFail } from './common';
 
@@ -37,6 +37,10 @@ export interface SpawnOptions {
   processGroup?: boolean;
   /** Lines kept; older ones are dropped (the cursor of waitFor follows). Default 200000. */
   maxLines?: number;
+  /** Called with every complete output line as it arrives (e.g. to parse a serial console). */
+  onLine?: (text: string, stream: 'stdout' | 'stderr') => void;
+  /** Append the raw output to this file as well, so that it survives the test for a post-mortem. */
+  logFile?: string;
 }
 
 export interface WaitOptions {
@@ -93,6 +97,8 @@ export class Proc {
   #maxLines: number;
   #graceMs: number;
   #group: boolean;
+  #onLine: SpawnOptions['onLine'];
+  #logFd: number | undefined;
   #unregisterExit: () => void;
 
   constructor(cmd: string, args: readonly string[], opts: SpawnOptions = {}) {
@@ -103,6 +109,8 @@ export class Proc {
     this.#maxLines = opts.maxLines ?? 200000;
     this.#graceMs = opts.graceMs ?? 3000;
     this.#group = !!opts.processGroup;
+    this.#onLine = opts.onLine;
+    if (opts.logFile !== undefined) this.#logFd = openSync(opts.logFile, 'a');
     this.child = spawn(file, argv, {
       cwd: opts.cwd,
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
@@ -138,6 +146,10 @@ export class Proc {
         if (this.exitStatus !== undefined) return;
         if (settleTimer) clearTimeout(settleTimer);
         this.#flush();
+        if (this.#logFd !== undefined) {
+          closeSync(this.#logFd);
+          this.#logFd = undefined;
+        }
         this.exitStatus = st;
         this.#unregisterExit();
         this.#rejectWaiters(`${this.label} (pid ${this.pid}) exited (${describeExit(st)}) before the line appeared`);
@@ -162,6 +174,7 @@ export class Proc {
   }
 
   #onData(stream: 'stdout' | 'stderr', chunk: string): void {
+    if (this.#logFd !== undefined) writeSync(this.#logFd, chunk);
     const text = this.#partial[stream] + chunk;
     const parts = text.split('\n');
     this.#partial[stream] = parts.pop() ?? '';
@@ -181,6 +194,7 @@ export class Proc {
   #pushLine(stream: 'stdout' | 'stderr', text: string): void {
     this.lines.push({ stream, text });
     if (this.#echo) process.stderr.write(`[${this.label} ${stream}] ${text}\n`);
+    this.#onLine?.(text, stream);
     if (this.lines.length > this.#maxLines) {
       const drop = this.lines.length - this.#maxLines;
       this.lines.splice(0, drop);

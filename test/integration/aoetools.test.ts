@@ -17,7 +17,8 @@ import { sleep } from '../helpers/common';
 import { sparseFile } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { requireCommands } from '../helpers/process';
-import { addr, exitedZero, openClient, since, startTarget } from './lib';
+import { startTarget } from '../helpers/targets';
+import { addr, exitedZero, openClient, since } from './lib';
 
 const SHELF = 5;
 const SLOT = 9;
@@ -27,7 +28,7 @@ if (requireRoot(t) && requireCommands(t, ['aoeping', 'aoecfg', 'aoe-sancheck']))
     const t0 = Date.now();
     const pair = await createNetnsPair(t, { mtu: 1500 });
     const file = await sparseFile(t, 16 << 20);
-    const target = await startTarget(t, pair.target, 'ours', [String(SHELF), String(SLOT), pair.targetIf, file]);
+    const target = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, file]);
     t.equal(target.sectors, 32768, target.line);
     const c = await openClient(t, pair.init, pair.initIf);
     const tool = (cmd: string, args: string[]) => pair.init.run(cmd, args, { timeoutMs: 30000 });

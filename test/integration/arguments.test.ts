@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { patternFile, tempDir } from '../helpers/files';
 import { createNetns, createVeth, requireRoot } from '../helpers/netns';
 import { RunResult, run } from '../helpers/process';
-import { OUR_VBLADE } from './lib';
+import { OUR_VBLADE } from '../helpers/targets';
 
 if (requireRoot(t)) {
   t.test('bad arguments', async (t) => {

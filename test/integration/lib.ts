@@ -1,7 +1,7 @@
-// Shared pieces of the integration tests: starting a target (ours or Debian's
-// vblade) inside a namespace, opening the project's client on the other end
-// of the veth pair once its carrier is up, and sending hand-built frames
-// while recording everything that comes back.
+// Shared pieces of the integration tests: opening the project's client on
+// the other end of the veth pair once its carrier is up, and sending
+// hand-built frames while recording everything that comes back. Targets are
+// started with test/helpers/targets.ts.
 //
 // Network safety: every frame goes over veth devices that the test created
 // inside namespaces it created (test/helpers/netns.ts); nothing here opens a
@@ -9,7 +9,7 @@
 
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   AoeClient,
   BROADCAST_MAC,
@@ -21,70 +21,8 @@ import {
 } from '../../src/client';
 import { sleep, TestLike } from '../helpers/common';
 import type { Netns } from '../helpers/netns';
-import { describeRun, type Proc, type RunResult } from '../helpers/process';
-
-/** The checkout (dist/test/integration → three levels up). */
-export const REPO = resolve(__dirname, '..', '..', '..');
-export const OUR_VBLADE = join(REPO, 'bin', 'vblade.js');
-export const DEBIAN_VBLADE = '/usr/sbin/vblade';
-
-export type TargetKind = 'ours' | 'vblade';
-
-export interface StartedTarget {
-  proc: Proc;
-  pid: number;
-  /** Exported sectors from the start-up line. */
-  sectors: number;
-  /** O_RDWR or O_RDONLY from the start-up line. */
-  mode: string;
-  /** The start-up line itself. */
-  line: string;
-}
-
-export interface StartOptions {
-  env?: NodeJS.ProcessEnv;
-  label?: string;
-  timeoutMs?: number;
-  /** Run the command under this prefix (e.g. strace ...); the program and its arguments follow. */
-  wrap?: string[];
-}
-
-/** The argv that starts a target of this kind with vblade-style arguments. */
-export function targetArgv(kind: TargetKind, args: readonly string[]): [string, string[]] {
-  return kind === 'ours' ? [process.execPath, [OUR_VBLADE, ...args]] : [DEBIAN_VBLADE, [...args]];
-}
-
-const STARTUP = /^pid (\d+): e(\d+)\.(\d+), (\d+) sectors (O_RDWR|O_RDONLY)$/;
-
-/**
- * Starts a target inside `ns` and waits for its start-up line
- * (`pid N: eS.L, N sectors O_RDWR`). The process is stopped by pid in the
- * test's teardown.
- */
-export async function startTarget(
-  t: TestLike,
-  ns: Netns,
-  kind: TargetKind,
-  args: readonly string[],
-  opts: StartOptions = {},
-): Promise<StartedTarget> {
-  const [cmd, argv] = targetArgv(kind, args);
-  const full: [string, string[]] = opts.wrap ? [opts.wrap[0], [...opts.wrap.slice(1), cmd, ...argv]] : [cmd, argv];
-  const proc = ns.spawn(t, full[0], full[1], { label: opts.label ?? kind, env: opts.env });
-  const m = await proc.waitFor(STARTUP, { stream: 'stdout', timeoutMs: opts.timeoutMs ?? 30000 });
-  return { proc, pid: Number(m[1]), sectors: Number(m[4]), mode: m[5], line: m[0] };
-}
-
-/** Waits until the interface has IFF_UP and IFF_RUNNING (a veth's carrier follows `ip link set up` by up to ~1 s). */
-export async function waitLinkUp(ns: Netns, ifname: string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const info = linkInfo(ifname, ns.path);
-    if (info.up) return;
-    if (Date.now() > deadline) throw new Error(`${ifname} in ${ns.name}: no carrier after ${timeoutMs} ms`);
-    await sleep(25);
-  }
-}
+import { describeRun, type RunResult } from '../helpers/process';
+import { waitLinkUp } from '../helpers/targets';
 
 /** The MAC of an interface as aa:bb:cc:dd:ee:ff. */
 export function macOf(ns: Netns, ifname: string): string {
@@ -245,46 +183,6 @@ export function openFlagsOf(pid: number, path: string): number | undefined {
 /** Milliseconds since `start` (a Date.now() value), for timing comments. */
 export function since(start: number): string {
   return `${((Date.now() - start) / 1000).toFixed(1)} s`;
-}
-
-/**
- * The length a reply has before padding, from its own fields: 24 for a bare
- * header (unknown command, unsupported version), 36 + data for ATA, 32 +
- * string for Query Config, 28 + 8 per listed entry for Mac Mask (28 on
- * MError or E), 26 + 6 per address for Reserve/Release.
- */
-export function naturalLength(b: Uint8Array): number {
-  const error = (b[14] & 0x04) !== 0;
-  const code = b[15];
-  const cmd = b[19];
-  if (error && (cmd > 3 || code === 5 || code === 1)) return 24;
-  switch (cmd) {
-    case 0:
-      return b.length > 60 ? b.length : 36;
-    case 1:
-      return 32 + ((b[30] << 8) | b[31]);
-    case 2:
-      return error || b[26] !== 0 ? 28 : 28 + 8 * b[27];
-    case 3:
-      return 26 + 6 * b[25];
-    default:
-      return 24;
-  }
-}
-
-/**
- * Checks the padding rule of docs/protocol.md §1.1: at least 60 bytes, and
- * every byte after the reply's natural length is zero. Returns a description
- * of the first violation, or undefined.
- */
-export function paddingProblem(b: Uint8Array): string | undefined {
-  const n = naturalLength(b);
-  if (b.length < 60) return `${b.length} bytes, shorter than 60`;
-  if (b.length !== Math.max(60, n)) return `${b.length} bytes where ${Math.max(60, n)} were expected (natural length ${n})`;
-  for (let i = n; i < b.length; i++) {
-    if (b[i] !== 0) return `byte ${i} of the padding is 0x${b[i].toString(16)} (padding starts at ${n})`;
-  }
-  return undefined;
 }
 
 /** `got` reduced to the keys that `want` names (recursively for plain objects); arrays and values are kept whole. */

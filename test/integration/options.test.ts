@@ -38,9 +38,8 @@ import {
   sectorDiff,
   since,
   stamp,
-  startTarget,
-  waitLinkUp,
 } from './lib';
+import { startTarget, waitLinkUp } from '../helpers/targets';
 
 const ATA_OK = 0x40;
 const ATA_FAIL = 0x41;
@@ -70,7 +69,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
     await t.test('-r: read-only', async (t) => {
       const file = await patternFile(t, 256, { dir, name: 'ro.img' });
       const before = await readFile(file);
-      const st = await startTarget(t, pair.target, 'ours', ['-r', '1', '1', pair.targetIf, file]);
+      const st = await startTarget(t, pair.target, ['-r', '1', '1', pair.targetIf, file]);
       t.equal(st.mode, 'O_RDONLY', `start-up line: ${st.line}`);
       t.equal((openFlagsOf(st.pid, file) ?? -1) & 3 /* O_ACCMODE */, fsc.O_RDONLY, 'the backing file is open O_RDONLY');
       t.equal(sectorDiff(await c.client.read(T(1), 10, 2), patternSectors(10, 2)), 'same', 'reads work');
@@ -84,7 +83,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
 
     await t.test('-o/-l: offset and length', async (t) => {
       const file = await patternFile(t, 256, { dir, name: 'ol.img' });
-      const st = await startTarget(t, pair.target, 'ours', ['-o', '0x10', '-l', '64', '2', '1', pair.targetIf, file]);
+      const st = await startTarget(t, pair.target, ['-o', '0x10', '-l', '64', '2', '1', pair.targetIf, file]);
       t.equal(st.sectors, 64, `size = length (${st.line})`);
       t.equal((await c.client.identify(T(2))).sectors, 64, 'IDENTIFY says 64 sectors');
       t.equal(sectorDiff(await c.client.read(T(2), 0, 2), patternSectors(16, 2)), 'same', 'export LBA 0 = file sector 16');
@@ -103,7 +102,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
 
     await t.test('-s: acknowledged writes are in the file', async (t) => {
       const file = await sparseFile(t, 4096 * 512, { dir, name: 'sync.img' });
-      const st = await startTarget(t, pair.target, 'ours', ['-s', '3', '1', pair.targetIf, file]);
+      const st = await startTarget(t, pair.target, ['-s', '3', '1', pair.targetIf, file]);
       t.equal(identifyWord((await c.client.identify(T(3))).raw, 82) & 0x20, 0, 'IDENTIFY word 82 bit 5 clear: no volatile write cache');
       const data = stamp('sync', 64);
       await c.client.write(T(3), 100, data);
@@ -119,8 +118,8 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       // The group commit itself (src/target/engine.ts) is the same code for both.
       const file = await sparseFile(t, 4096 * 512, { dir, name: 'group.img' });
       const trace = join(dir, 'strace.txt');
-      const st = await startTarget(t, pair.target, 'ours', ['-s', '3', '2', pair.targetIf, file], {
-        wrap: ['strace', '-f', '-qq', '--seccomp-bpf', '-c', '-e', 'trace=fdatasync,fsync', '-o', trace],
+      const st = await startTarget(t, pair.target, ['-s', '3', '2', pair.targetIf, file], {
+        prefix: ['strace', '-f', '-qq', '--seccomp-bpf', '-c', '-e', 'trace=fdatasync,fsync', '-o', trace],
         env: { AOE_IORING: 'sync' },
         label: 'strace vblade',
       });
@@ -151,8 +150,8 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       // As above: the synchronous backend, so that strace sees the calls, one line each as they happen.
       const file = await sparseFile(t, 4096 * 512, { dir, name: 'flush.img' });
       const trace = join(dir, 'strace-flush.txt');
-      const st = await startTarget(t, pair.target, 'ours', ['3', '3', pair.targetIf, file], {
-        wrap: ['strace', '-f', '-qq', '--seccomp-bpf', '-e', 'trace=fdatasync', '-o', trace],
+      const st = await startTarget(t, pair.target, ['3', '3', pair.targetIf, file], {
+        prefix: ['strace', '-f', '-qq', '--seccomp-bpf', '-e', 'trace=fdatasync', '-o', trace],
         env: { AOE_IORING: 'sync' },
         label: 'strace vblade',
       });
@@ -193,7 +192,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       }
       t.comment(`O_DIRECT file system: ${fsName}`);
       const file = await patternFile(t, 512, { dir: where, name: 'direct.img' });
-      const st = await startTarget(t, pair.target, 'ours', ['-d', '4', '1', pair.targetIf, file]);
+      const st = await startTarget(t, pair.target, ['-d', '4', '1', pair.targetIf, file]);
       t.not((openFlagsOf(st.pid, file) ?? 0) & fsc.O_DIRECT, 0, 'the backing file is open with O_DIRECT');
       t.equal(sectorDiff(await c.client.read(T(4), 10, 2), patternSectors(10, 2)), 'same', 'reads');
       t.equal(sectorDiff(await c.client.read28(T(4), 11, 1), patternSectors(11, 1)), 'same', 'single-sector reads');
@@ -209,7 +208,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
     await t.test('-b: advertised buffer count', async (t) => {
       const file = await sparseFile(t, 1 << 20, { dir, name: 'b.img' });
       const mark = c.frames.length;
-      const st = await startTarget(t, pair.target, 'ours', ['-b', '5', '5', '1', pair.targetIf, file]);
+      const st = await startTarget(t, pair.target, ['-b', '5', '5', '1', pair.targetIf, file]);
       const ann = await c.waitFrames((f) => c.frames.indexOf(f) >= mark && f.header.tag === 0 && f.header.shelf === 5, 1, 3000);
       t.equal(ann.length, 1, 'announcement seen');
       if (ann[0]) t.equal((ann[0].bytes[24] << 8) | ann[0].bytes[25], 5, 'the announcement says 5 buffers');
@@ -221,7 +220,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
     await t.test('a loop block device as the backing store', async (t) => {
       const file = await patternFile(t, 2048, { dir, name: 'loop.img' });
       const dev = await loopDevice(t, file);
-      const st = await startTarget(t, pair.target, 'ours', ['6', '1', pair.targetIf, dev]);
+      const st = await startTarget(t, pair.target, ['6', '1', pair.targetIf, dev]);
       t.equal(st.sectors, 2048, `size from BLKGETSIZE64 (${dev}: ${st.line})`);
       t.equal((await c.client.identify(T(6))).sectors, 2048, 'IDENTIFY says 2048 sectors');
       t.equal(sectorDiff(await c.client.read(T(6), 2046, 2), patternSectors(2046, 2)), 'same', 'reads the last sectors');
@@ -234,7 +233,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
     });
 
     await t.test('--null: zeros, writes dropped', async (t) => {
-      const st = await startTarget(t, pair.target, 'ours', ['--null', '7', '1', pair.targetIf, '64M']);
+      const st = await startTarget(t, pair.target, ['--null', '7', '1', pair.targetIf, '64M']);
       t.equal(st.sectors, 131072, st.line);
       t.equal((await c.client.identify(T(7))).sectors, 131072, 'IDENTIFY: 64 MiB');
       t.equal(sectorDiff(await c.client.read(T(7), 1000, 4), Buffer.alloc(2048)), 'same', 'reads zeros');
@@ -248,7 +247,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
     await t.test('a file on tmpfs is mapped and stays one with the file; a sparse one is not, so reading holes costs no memory', async (t) => {
       const mnt = await tmpfsMount(t, '64M');
       const dense = await patternFile(t, 2048, { dir: mnt, name: 'dense.img' });
-      const st = await startTarget(t, pair.target, 'ours', ['8', '1', pair.targetIf, dense]);
+      const st = await startTarget(t, pair.target, ['8', '1', pair.targetIf, dense]);
       const maps = await readFile(`/proc/${st.pid}/maps`, 'utf8');
       t.ok(maps.includes(dense), 'the dense file is mapped into the target');
       t.equal(sectorDiff(await c.client.read(T(8), 100, 17), patternSectors(100, 17)), 'same', 'reads come from the file');
@@ -266,7 +265,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       await stopped(t, st);
 
       const sparse = await sparseFile(t, 32 * 1024 * 1024, { dir: mnt, name: 'sparse.img' });
-      const sp = await startTarget(t, pair.target, 'ours', ['8', '2', pair.targetIf, sparse]);
+      const sp = await startTarget(t, pair.target, ['8', '2', pair.targetIf, sparse]);
       t.notOk((await readFile(`/proc/${sp.pid}/maps`, 'utf8')).includes(sparse), 'the sparse file is not mapped');
       for (let lba = 0; lba < 65536; lba += 2048) {
         const got = await c.client.read(T(8, 2), lba, 2);
@@ -278,7 +277,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
 
     await t.test('SIGTERM while writes are in flight', async (t) => {
       const file = await sparseFile(t, 8192 * 512, { dir, name: 'term.img' });
-      const st = await startTarget(t, pair.target, 'ours', ['8', '1', pair.targetIf, file]);
+      const st = await startTarget(t, pair.target, ['8', '1', pair.targetIf, file]);
       const acked = new Map<number, Buffer>();
       let inflight = 0;
       let signalled = 0;
@@ -326,7 +325,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       const mac2 = formatMac(c2.mac);
       const fake = '02:00:00:00:07:77';
       const file = await patternFile(t, 64, { dir, name: 'mask.img' });
-      const st = await startTarget(t, lan.target, 'ours', ['-m', `${mac1.toUpperCase()},${fake.replace(/:/g, '')}`, '9', '1', lan.targetIf, file]);
+      const st = await startTarget(t, lan.target, ['-m', `${mac1.toUpperCase()},${fake.replace(/:/g, '')}`, '9', '1', lan.targetIf, file]);
       const lmac = lan.targetMac;
       const TL: Target = { shelf: 9, slot: 1, mac: lmac, sectorCount: 2, bufferCount: 16 };
       await sleep(300);

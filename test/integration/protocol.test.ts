@@ -1,5 +1,5 @@
 // The project's client drives our target (bin/vblade.js) through every
-// behaviour of the Protocol section of issue 2 over a real veth pair between
+// behaviour docs/protocol.md describes, over a real veth pair between
 // two namespaces this test creates: discovery, IDENTIFY, 28- and 48-bit reads
 // and writes checked against the backing file on disk, FLUSH, CHECK POWER,
 // the ATA error paths, Query Config, Mac Mask, Reserve/Release, the MTU
@@ -45,15 +45,14 @@ import {
   addr,
   fields,
   openClient,
-  paddingProblem,
   readSectors,
   sectorDiff,
   since,
   stamp,
-  startTarget,
-  waitLinkUp,
   writeSectors,
 } from './lib';
+import { paddingProblem } from '../helpers/replies';
+import { startTarget, waitLinkUp } from '../helpers/targets';
 
 const SHELF = 0x1234;
 const SLOT = 0x56;
@@ -89,7 +88,7 @@ if (requireRoot(t)) {
     const meText = formatMac(me);
     const tmac = linkInfo(pair.targetIf, pair.target.path).mac;
     const tmacText = formatMac(tmac);
-    const target = await startTarget(t, pair.target, 'ours', [String(SHELF), String(SLOT), pair.targetIf, file]);
+    const target = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, file]);
     t.equal(target.sectors, SECTORS, `start-up line: ${target.line}`);
     t.equal(target.mode, 'O_RDWR');
     t.comment(`set-up and start-up took ${since(t0)}`);
@@ -310,7 +309,7 @@ if (requireRoot(t)) {
       await pair.veth.setMtu(9000);
       c.client.mtu = 9000;
       const changed = Date.now();
-      // Right after the change, before any config query: issue 2 asks for the MTU *now*.
+      // Right after the change, before any config query: a target must follow the MTU it has now, not the one it started with.
       const first = await c.send(readN(17), 1500);
       t.equal(outcome(first), 'status 0x40 error 0x0, 8740 bytes', `the first 17-sector read right after the change is accepted (got ${outcome(first)})`);
       t.equal(await maxSectorsNow(), 17, 'the config reply right after the change says 17');

@@ -36,7 +36,9 @@ import { sleep } from '../helpers/common';
 import { patternFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { Proc, describeExit, requireCommands } from '../helpers/process';
-import { DEBIAN_VBLADE, Recorder, TargetKind, addr, naturalLength, openClient, since, stamp, startTarget, waitLinkUp } from './lib';
+import { DEBIAN_VBLADE, TargetKind, startTarget, waitLinkUp } from '../helpers/targets';
+import { replyContentLength } from '../helpers/replies';
+import { Recorder, addr, openClient, since, stamp } from './lib';
 
 const SHELF = 7;
 const SLOT = 3;
@@ -150,7 +152,7 @@ function describe(f: ReceivedFrame | undefined, request: Uint8Array): Fields {
     slot: String(b[18]),
     command: String(b[19]),
   };
-  const natural = naturalLength(b);
+  const natural = replyContentLength(b);
   out.pad = b.length < 60 ? 'unpadded' : natural >= b.length ? '-' : b.subarray(natural).every((x) => x === 0) ? 'zeros' : 'non-zero bytes';
   const cmd = b[19];
   if (cmd === 0 && b.length >= 36) {
@@ -291,7 +293,7 @@ if (requireRoot(t) && requireCommands(t, [DEBIAN_VBLADE])) {
         await copyFile(master, file);
         await waitLinkUp(pair.target, pair.targetIf);
         const rec = await openClient(t, pair.init, pair.initIf);
-        const started = await startTarget(t, pair.target, kind, [String(SHELF), String(SLOT), pair.targetIf, file]);
+        const started = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, file], { kind });
         t.equal(started.sectors, SECTORS, `${kind}: ${started.line}`);
         sides[kind] = { rec, file, announcements: [], proc: started.proc };
       }),

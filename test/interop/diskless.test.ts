@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import t from 'tap';
-import { run } from './lib/exec';
+import { run, runOk } from '../helpers/process';
 import { guestScriptDir } from './lib/guest';
 import { TARGET_IF } from './lib/net';
 import { GuestLine } from './lib/qemu';
@@ -23,12 +23,12 @@ async function buildRootImage(ctx: ScenarioContext): Promise<string> {
   for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'root', 'etc', 'mnt', 'run']) fs.mkdirSync(path.join(dir, d), { recursive: true });
   fs.copyFileSync('/bin/busybox', path.join(dir, 'bin', 'busybox'));
   fs.chmodSync(path.join(dir, 'bin', 'busybox'), 0o755);
-  const applets = (await run('/bin/busybox', ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
+  const applets = (await runOk('/bin/busybox', ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
   for (const a of applets) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
   fs.copyFileSync(path.join(guestScriptDir(), 'rootfs', 'init.sh'), path.join(dir, 'sbin', 'init'));
   fs.chmodSync(path.join(dir, 'sbin', 'init'), 0o755);
   const image = ctx.exportFile('root.img', ROOT_BYTES);
-  await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'aoeroot', '-d', dir, image]);
+  await runOk('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'aoeroot', '-d', dir, image], { timeoutMs: 10 * 60 * 1000 });
   return image;
 }
 
@@ -81,9 +81,9 @@ for (const target of selectedTargets()) {
     t.equal(q.results.find((l) => l.tag === 'diskless' && l.fields.boot === '2')?.fields.found, token, 'second boot: the shell reads the file back', x);
     t.equal(exit.timedOut, false, 'the guest powered off by itself', x);
 
-    const fsck = await run('e2fsck', ['-fn', image], { allowFail: true });
+    const fsck = await run('e2fsck', ['-fn', image], { timeoutMs: 10 * 60 * 1000 });
     t.equal(fsck.code, 0, 'e2fsck -fn on the export file finds it clean (host side)', { ...x, output: fsck.code ? fsck.stdout : undefined });
-    const cat = await run('debugfs', ['-R', 'cat /root/persist', image], { allowFail: true });
+    const cat = await run('debugfs', ['-R', 'cat /root/persist', image], { timeoutMs: 10 * 60 * 1000 });
     t.equal(cat.stdout.trim(), token, 'the file is in the export file (read on the host with debugfs)', x);
   });
 }

@@ -7,7 +7,7 @@
 //                            within the driver's dead time (aoe_deadsecs, 180 s)
 
 import t from 'tap';
-import { sleep } from './lib/exec';
+import { sleep } from '../helpers/common';
 import { TARGET_IF } from './lib/net';
 import { checkGuestEnd, kernelAppend, MIB, scenarioTest } from './lib/scenario';
 import { selectedTargets } from './targets';

@@ -1,4 +1,4 @@
-// Failing storage (issue 5): EIO, ENOSPC and short transfers turn into an ATA
+// Failing storage: EIO, ENOSPC and short transfers turn into an ATA
 // error reply for that request only; the daemon stays up and later requests
 // succeed. Two sources of faults:
 //  - injected: the test-only fault plan (src/backend/fault-io.ts), through
@@ -17,7 +17,8 @@ import { AtaError } from '../../src/client/errors';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { loopDevice, requireLoop, sparseFile, tempDir, tmpfsMount } from '../helpers/files';
 import { createNetnsPair, NetnsPair, requireRoot } from '../helpers/netns';
-import { openClient, startTarget, writeClientPattern } from './lib/harness';
+import { openClient, writeClientPattern } from './lib/harness';
+import { startTarget } from '../helpers/targets';
 
 const SHELF = 21;
 const SLOT = 4;

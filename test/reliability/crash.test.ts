@@ -1,4 +1,4 @@
-// Crash consistency (issue 5): kill -9 the daemon during concurrent writes and
+// Crash consistency: kill -9 the daemon during concurrent writes and
 // check every acknowledged write afterwards, both as a process crash (the file
 // right after the kill) and as a simulated power loss (writes the io journal
 // does not show as covered by a completed fdatasync are undone). See

@@ -1,4 +1,4 @@
-// Live fuzzing (issue 5): seeded hostile frames against our daemon on a veth
+// Live fuzzing: seeded hostile frames against our daemon on a veth
 // pair, then the daemon is alive, answers, and the data written before the
 // fuzzing reads back unchanged. See lib/fuzz.ts for the frame kinds and the
 // checks; scripts/reliability/fuzz.js runs the long version (>= 1,000,000).

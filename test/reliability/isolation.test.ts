@@ -1,4 +1,4 @@
-// Isolation (issue 5): one host's data and control never reach another.
+// Isolation: one host's data and control never reach another.
 //  - MAC mask: members run a verified load while non-members run loads of
 //    their own and one floods hostile frames (junk writes over the members'
 //    data, mask edits adding itself, reserve and config force sets): the
@@ -18,7 +18,8 @@ import { requireRoot } from '../helpers/netns';
 import { checkFailures } from './lib/checked-socket';
 import { flood, hostileFrames } from './lib/flood';
 import { runFuzz } from './lib/fuzz';
-import { fileHash, startTarget } from './lib/harness';
+import { fileHash } from './lib/harness';
+import { startTarget } from '../helpers/targets';
 import { createRig, describe, multiLoad, Rig } from './lib/multi-load';
 import { initMac } from './lib/topology';
 

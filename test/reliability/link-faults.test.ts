@@ -1,4 +1,4 @@
-// Link faults while requests are in flight (issue 5): the target's interface
+// Link faults while requests are in flight: the target's interface
 // goes down and up, its MTU goes 1500 -> 9000 -> 1500, and its veth pair is
 // deleted and recreated with the same names, all during a verified mixed
 // load with retransmission. The daemon must survive each, resume, and answer
@@ -15,7 +15,8 @@ import { checkSectors } from '../../src/client/pattern';
 import { sleep } from '../helpers/common';
 import { sparseFile, tempDir } from '../helpers/files';
 import { requireRoot } from '../helpers/netns';
-import { logRecords, openClient, startTarget, waitLinkUp, writeClientPattern } from './lib/harness';
+import { logRecords, openClient, writeClientPattern } from './lib/harness';
+import { startTarget, waitLinkUp } from '../helpers/targets';
 import { createHub } from './lib/topology';
 
 const SHELF = 41;
@@ -60,7 +61,7 @@ if (requireRoot(t)) {
     await sleep(1500);
     t.ok(d.proc.running, 'the daemon survives its interface going down');
     await hub.target.veth.up('a');
-    await waitLinkUp(hub.target.ifname, hub.target.ns);
+    await waitLinkUp(hub.target.ns, hub.target.ifname);
     await waitSectors(2, 'after down/up');
 
     // 2. MTU 1500 -> 9000: bigger requests are accepted and carry the right data.
@@ -83,7 +84,7 @@ if (requireRoot(t)) {
     // 4. The veth pair deleted and recreated with the same names.
     await hub.recreateTarget();
     steps.push('recreated');
-    await waitLinkUp(hub.target.ifname, hub.target.ns);
+    await waitLinkUp(hub.target.ns, hub.target.ifname);
     await waitSectors(2, 'after the veth was recreated');
     t.equal(checkSectors(await ctl.read(target, 100, 8), 0, 100, 8), -1, 'reads are served on the new interface');
     t.ok(d.proc.running, 'the daemon is still running');

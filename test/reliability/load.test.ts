@@ -1,4 +1,4 @@
-// Load (issue 5): 8 initiators, each in its own namespace with its own MAC on
+// Load: 8 initiators, each in its own namespace with its own MAC on
 // one bridge, 16 requests in flight each, against one export, for a short run
 // (AOET_LOAD_SECONDS, default 10; scripts/reliability/load.js runs 60 s).
 // Every reply must match its request (tag sent by that initiator and not

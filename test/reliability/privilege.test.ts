@@ -1,4 +1,4 @@
-// Least privilege (issue 5): the daemon runs as an unprivileged user that
+// Least privilege: the daemon runs as an unprivileged user that
 // holds only CAP_NET_RAW (the ambient capability, as systemd's
 // AmbientCapabilities=CAP_NET_RAW gives it) and owns its backing file, and
 // serves. Without the capability, or without access to the file, it refuses
@@ -13,7 +13,8 @@ import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { sparseFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { requireCommands } from '../helpers/process';
-import { openClient, startTarget, vbladeCommand, writeClientPattern } from './lib/harness';
+import { openClient, writeClientPattern } from './lib/harness';
+import { startTarget, targetCommand } from '../helpers/targets';
 
 const SHELF = 61;
 const SLOT = 5;
@@ -78,7 +79,7 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     const file = await sparseFile(t, 2048 * 512, { dir });
     chownSync(dir, NOBODY, NOGROUP);
     chownSync(file, NOBODY, NOGROUP);
-    const [cmd, argv] = vbladeCommand([String(SHELF), String(SLOT), net.targetIf, file], DROP);
+    const [cmd, argv] = targetCommand([String(SHELF), String(SLOT), net.targetIf, file], { prefix: DROP });
     const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
     t.equal(r.code, 1, 'exit status 1');
     t.match(r.stderr, /CAP_NET_RAW/, `the message names the capability: ${r.stderr.trim()}`);
@@ -91,7 +92,7 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     const file = await sparseFile(t, 2048 * 512, { dir });
     chownSync(dir, NOBODY, NOGROUP);
     chmodSync(file, 0o600); // still root's
-    const [cmd, argv] = vbladeCommand([String(SHELF), String(SLOT), net.targetIf, file], WITH_NET_RAW);
+    const [cmd, argv] = targetCommand([String(SHELF), String(SLOT), net.targetIf, file], { prefix: WITH_NET_RAW });
     const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
     t.equal(r.code, 1, 'exit status 1');
     t.match(r.stderr, /permission denied/, `the message says permission denied: ${r.stderr.trim()}`);

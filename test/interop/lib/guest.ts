@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { CpioWriter } from './cpio';
-import { run } from './exec';
+import { runOk } from '../../helpers/process';
 import { debianKernelVersion, downloadKernelPackage } from './packages';
 
 /** Modules the guest needs; their dependencies come from modprobe --show-depends. */
@@ -81,9 +81,10 @@ async function unpackedKernel(version: string): Promise<{ root: string; built: b
     await downloadKernelPackage(version, tmp);
     const deb = fs.readdirSync(tmp).find((f) => f.startsWith(`linux-image-${version}_`) && f.endsWith('.deb'));
     if (!deb) throw new Error(`apt-get download left no linux-image-${version} package in ${tmp}`);
-    await run('dpkg-deb', ['-x', path.join(tmp, deb), path.join(tmp, 'root')]);
+    // Unpacking and indexing a kernel can take minutes on a busy machine.
+    await runOk('dpkg-deb', ['-x', path.join(tmp, deb), path.join(tmp, 'root')], { timeoutMs: 10 * 60 * 1000 });
     fs.rmSync(path.join(tmp, deb));
-    await run('depmod', ['-b', path.join(tmp, 'root'), version]);
+    await runOk('depmod', ['-b', path.join(tmp, 'root'), version], { timeoutMs: 10 * 60 * 1000 });
     fs.writeFileSync(path.join(tmp, 'complete'), `${deb}\n`);
     if (fs.existsSync(base)) fs.rmSync(base, { recursive: true, force: true }); // an unfinished earlier try
     fs.renameSync(tmp, base);
@@ -108,7 +109,7 @@ async function extractVmlinux(bzImage: string, out: string): Promise<boolean> {
         fs.writeFileSync(tmp, b);
         try {
           // trailing bytes after the stream make xz complain; what it decoded is still written
-          await run('sh', ['-c', 'xz -dc -- "$1" > "$2" 2>/dev/null; exit 0', 'sh', tmp, `${out}.raw`]);
+          await runOk('sh', ['-c', 'xz -dc -- "$1" > "$2" 2>/dev/null; exit 0', 'sh', tmp, `${out}.raw`], { timeoutMs: 10 * 60 * 1000 });
           return fs.readFileSync(`${out}.raw`);
         } finally {
           fs.rmSync(tmp, { force: true });
@@ -139,7 +140,7 @@ async function extractVmlinux(bzImage: string, out: string): Promise<boolean> {
 async function moduleLoadOrder(root: string, version: string): Promise<string[]> {
   const order: string[] = [];
   for (const mod of GUEST_MODULES) {
-    const r = await run('modprobe', ['-d', root, '-S', version, '--show-depends', mod]);
+    const r = await runOk('modprobe', ['-d', root, '-S', version, '--show-depends', mod]);
     for (const line of r.stdout.split('\n')) {
       const m = /^insmod\s+(\S+)/.exec(line.trim());
       if (m && !order.includes(m[1])) order.push(m[1]);
@@ -150,7 +151,7 @@ async function moduleLoadOrder(root: string, version: string): Promise<string[]>
 
 /** Shared libraries (and the loader) that `ldd` lists for a host program. */
 async function sharedLibraries(program: string): Promise<string[]> {
-  const r = await run('ldd', [program]);
+  const r = await runOk('ldd', [program]);
   const libs: string[] = [];
   for (const line of r.stdout.split('\n')) {
     const m = /=>\s+(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);

@@ -9,10 +9,13 @@
 // namespace, and no interface this file did not create is touched. IPv6 is off in
 // every namespace, so only AoE (and, for the DHCP scenario, IPv4 on a
 // documentation prefix) crosses the link.
+//
+// The namespaces are made by test/helpers/netns.ts (addNetns), which records
+// them, stops what still runs inside when they are deleted, deletes them on
+// process exit, and lets a later run remove those of a run that died.
 
-import * as fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { run } from './exec';
+import { addNetns, Netns } from '../../helpers/netns';
+import { run } from '../../helpers/process';
 
 export const NS_PREFIX = 'aoei-';
 
@@ -25,7 +28,6 @@ export const TARGET_IF = 'aoe0';
 export const TAP_IF = 'tap0';
 
 let sequence = 0;
-const liveNamespaces = new Set<string>();
 
 export interface TopologyOptions {
   mtu: number;
@@ -37,6 +39,8 @@ export class Topology {
   readonly guestNs: string;
   readonly targetNs: string[];
   readonly mtu: number;
+  /** The namespaces made so far: the guest's first, then the targets' in order. */
+  private readonly made: Netns[] = [];
   private destroyed = false;
 
   private constructor(opts: TopologyOptions) {
@@ -59,100 +63,42 @@ export class Topology {
 
   private async build(): Promise<void> {
     const mtu = String(this.mtu);
-    for (const ns of [this.guestNs, ...this.targetNs]) {
-      await run('ip', ['netns', 'add', ns]);
-      liveNamespaces.add(ns);
-      await nsSh(ns, 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6');
-      await ip(ns, 'link', 'set', 'lo', 'up');
-    }
-    const g = this.guestNs;
-    await ip(g, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0');
-    for (let i = 0; i < this.targetNs.length; i++) {
-      const t = this.targetNs[i];
+    const [g, ...targets] = await this.addAll([this.guestNs, ...this.targetNs]);
+    await g.ip(['link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0']);
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i];
       // created inside the target namespace; the peer end is placed straight into the guest namespace
-      await ip(t, 'link', 'add', TARGET_IF, 'address', targetMac(i), 'mtu', mtu, 'type', 'veth', 'peer', 'name', `port${i}`, 'mtu', mtu, 'netns', g);
-      await ip(g, 'link', 'set', `port${i}`, 'master', 'br0', 'up');
-      await ip(t, 'link', 'set', TARGET_IF, 'up');
+      await t.ip(['link', 'add', TARGET_IF, 'address', targetMac(i), 'mtu', mtu, 'type', 'veth', 'peer', 'name', `port${i}`, 'mtu', mtu, 'netns', g.name]);
+      await g.ip(['link', 'set', `port${i}`, 'master', 'br0', 'up']);
+      await t.ip(['link', 'set', TARGET_IF, 'up']);
     }
-    await ip(g, 'tuntap', 'add', 'dev', TAP_IF, 'mode', 'tap');
-    await ip(g, 'link', 'set', TAP_IF, 'mtu', mtu, 'master', 'br0', 'up');
-    await ip(g, 'link', 'set', 'br0', 'mtu', mtu, 'up');
+    await g.ip(['tuntap', 'add', 'dev', TAP_IF, 'mode', 'tap']);
+    await g.ip(['link', 'set', TAP_IF, 'mtu', mtu, 'master', 'br0', 'up']);
+    await g.ip(['link', 'set', 'br0', 'mtu', mtu, 'up']);
+  }
+
+  private async addAll(names: string[]): Promise<Netns[]> {
+    for (const name of names) this.made.push(await addNetns(name));
+    return this.made;
   }
 
   /** Gives the target namespace's interface an IPv4 address (for udhcpd). */
   async addIPv4(target: number, cidr: string): Promise<void> {
-    await ip(this.targetNs[target], 'addr', 'add', cidr, 'dev', TARGET_IF);
-  }
-
-  /** Argument vector prefix that runs a command inside a namespace. */
-  static exec(ns: string, argv: string[]): { cmd: string; args: string[] } {
-    return { cmd: 'ip', args: ['netns', 'exec', ns, ...argv] };
+    await this.made[1 + target].ip(['addr', 'add', cidr, 'dev', TARGET_IF]);
   }
 
   /** Link statistics of the target interfaces and the tap, for the log. */
   async stats(): Promise<string> {
     const out: string[] = [];
-    for (const ns of this.targetNs) out.push(`${ns}: ${(await run('ip', ['-n', ns, '-s', 'link', 'show', TARGET_IF], { allowFail: true })).stdout.trim()}`);
-    out.push(`${this.guestNs}: ${(await run('ip', ['-n', this.guestNs, '-s', 'link', 'show', TAP_IF], { allowFail: true })).stdout.trim()}`);
+    for (const ns of this.targetNs) out.push(`${ns}: ${(await run('ip', ['-n', ns, '-s', 'link', 'show', TARGET_IF])).stdout.trim()}`);
+    out.push(`${this.guestNs}: ${(await run('ip', ['-n', this.guestNs, '-s', 'link', 'show', TAP_IF])).stdout.trim()}`);
     return out.join('\n');
   }
 
-  /** Deletes the namespaces (and with them every interface in them). Processes in them must be stopped first. */
+  /** Deletes the namespaces (and with them every interface in them), stopping by pid whatever still runs inside. */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const ns of [this.guestNs, ...this.targetNs]) {
-      if (!liveNamespaces.has(ns)) continue;
-      await run('ip', ['netns', 'del', ns], { allowFail: true });
-      liveNamespaces.delete(ns);
-    }
+    for (const ns of this.made) await ns.delete();
   }
-}
-
-function ip(ns: string, ...args: string[]) {
-  return run('ip', ['-n', ns, ...args]);
-}
-
-function nsSh(ns: string, script: string) {
-  return run('ip', ['netns', 'exec', ns, '/bin/sh', '-c', script]);
-}
-
-/** Deletes, synchronously, every namespace this process created and still holds (exit handler). */
-export function destroyAllSync(): void {
-  for (const ns of liveNamespaces) {
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    } catch {
-      /* already gone */
-    }
-  }
-  liveNamespaces.clear();
-}
-
-/**
- * Removes namespaces left behind by an earlier harness process that died
- * (names `aoei-<pid>-...` whose pid no longer runs), ending the processes
- * still inside them by pid first.
- */
-export async function reapStaleNamespaces(): Promise<string[]> {
-  const r = await run('ip', ['netns', 'list'], { allowFail: true });
-  const reaped: string[] = [];
-  for (const line of r.stdout.split('\n')) {
-    const name = line.trim().split(/\s+/)[0];
-    const m = name ? new RegExp(`^${NS_PREFIX}(\\d+)-\\d+-(g|t\\d+)$`).exec(name) : null;
-    if (!m) continue;
-    const owner = Number(m[1]);
-    if (owner === process.pid || fs.existsSync(`/proc/${owner}`)) continue;
-    const pids = await run('ip', ['netns', 'pids', name], { allowFail: true });
-    for (const p of pids.stdout.split(/\s+/).filter(Boolean)) {
-      try {
-        process.kill(Number(p), 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    await run('ip', ['netns', 'del', name], { allowFail: true });
-    reaped.push(name);
-  }
-  return reaped;
 }

@@ -3,7 +3,7 @@
 // scripts/setup.sh can list the same names (INTEROP_PACKAGES); the test calls
 // ensureInteropPackages() itself so that a fresh machine needs nothing else.
 
-import { run } from './exec';
+import { run, runOk } from '../../helpers/process';
 
 export const INTEROP_PACKAGES = [
   'qemu-system-x86', // the guest machine (TCG here)
@@ -22,7 +22,7 @@ let updated = false;
 
 async function aptUpdateOnce(): Promise<void> {
   if (updated) return;
-  await run('apt-get', ['update', '-qq'], { timeoutMs: 10 * 60 * 1000 });
+  await runOk('apt-get', ['update', '-qq'], { timeoutMs: 10 * 60 * 1000 });
   updated = true;
 }
 
@@ -30,7 +30,7 @@ async function aptUpdateOnce(): Promise<void> {
 export async function missingPackages(names: string[]): Promise<string[]> {
   const missing: string[] = [];
   for (const name of names) {
-    const r = await run('dpkg-query', ['-W', '-f=${Status}', name], { allowFail: true });
+    const r = await run('dpkg-query', ['-W', '-f=${Status}', name]);
     if (r.code !== 0 || !r.stdout.includes('install ok installed')) missing.push(name);
   }
   return missing;
@@ -41,9 +41,9 @@ export async function ensureInteropPackages(names: string[] = INTEROP_PACKAGES):
   const missing = await missingPackages(names);
   if (missing.length === 0) return [];
   await aptUpdateOnce();
-  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+  await runOk('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
     timeoutMs: 15 * 60 * 1000,
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    env: { DEBIAN_FRONTEND: 'noninteractive' },
   });
   return missing;
 }
@@ -53,7 +53,7 @@ export async function debianKernelVersion(): Promise<string> {
   const fromEnv = process.env.AOE_INTEROP_KERNEL;
   if (fromEnv) return fromEnv;
   for (let attempt = 0; attempt < 2; attempt++) {
-    const r = await run('apt-cache', ['depends', 'linux-image-amd64'], { allowFail: true });
+    const r = await run('apt-cache', ['depends', 'linux-image-amd64']);
     const m = /Depends:\s+linux-image-(\d\S*-amd64)\b/.exec(r.stdout);
     if (m) return m[1];
     await aptUpdateOnce();
@@ -63,8 +63,8 @@ export async function debianKernelVersion(): Promise<string> {
 
 /** Fetches linux-image-<version> into `dir` with apt-get download (updating the lists once if needed). */
 export async function downloadKernelPackage(version: string, dir: string): Promise<void> {
-  const r = await run('apt-get', ['download', `linux-image-${version}`], { cwd: dir, allowFail: true });
+  const r = await run('apt-get', ['download', `linux-image-${version}`], { cwd: dir, timeoutMs: 10 * 60 * 1000 });
   if (r.code === 0) return;
   await aptUpdateOnce();
-  await run('apt-get', ['download', `linux-image-${version}`], { cwd: dir });
+  await runOk('apt-get', ['download', `linux-image-${version}`], { cwd: dir, timeoutMs: 10 * 60 * 1000 });
 }

@@ -9,7 +9,7 @@
 // commands into a shell.
 
 import * as fs from 'node:fs';
-import { Child } from './exec';
+import { Proc, commandLine, inNetns } from '../../helpers/process';
 import { GUEST_MAC, TAP_IF } from './net';
 
 export interface GuestLine {
@@ -81,7 +81,7 @@ export interface QemuExit {
 export class Qemu {
   readonly accel: Accel;
   readonly results: GuestLine[] = [];
-  readonly child: Child;
+  readonly child: Proc;
   readonly done: Promise<QemuExit>;
   private readonly start = Date.now();
   private waiters: Array<{ pred: (l: GuestLine) => boolean; resolve: (l: GuestLine) => void }> = [];
@@ -90,8 +90,6 @@ export class Qemu {
   constructor(opts: QemuOptions) {
     this.accel = chooseAccel();
     const args = [
-      'netns', 'exec', opts.ns,
-      'qemu-system-x86_64',
       '-name', opts.name,
       '-no-user-config', '-nodefaults',
       // graphics=off: SeaBIOS and iPXE copy their screen text to the serial port (useful in failure logs)
@@ -113,11 +111,13 @@ export class Qemu {
     if (opts.kernel) args.push('-kernel', opts.kernel);
     if (opts.initrd) args.push('-initrd', opts.initrd);
     if (opts.append !== undefined) args.push('-append', opts.append);
-    fs.appendFileSync(opts.logFile, `# ip ${args.join(' ')}\n`);
+    fs.appendFileSync(opts.logFile, `# ${commandLine(...inNetns(opts.ns, 'qemu-system-x86_64', args))}\n`);
 
-    this.child = new Child(opts.name, 'ip', args, {
+    this.child = new Proc('qemu-system-x86_64', args, {
+      netns: opts.ns,
+      label: opts.name,
       logFile: opts.logFile,
-      stdinPipe: true,
+      stdin: 'pipe',
       onLine: (line) => {
         opts.onLine?.(line);
         const parsed = parseGuestLine(line, Date.now() - this.start);
@@ -183,8 +183,9 @@ export class Qemu {
     this.child.write(text);
   }
 
-  /** Ends QEMU by pid. */
+  /** Ends QEMU by pid: SIGKILL at once, a guest has nothing to save. */
   async kill(): Promise<void> {
-    await this.child.stop('SIGKILL', 1000);
+    this.child.signal('SIGKILL');
+    await this.child.exited;
   }
 }

@@ -6,9 +6,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Child, killAllChildrenSync, sleep } from './exec';
 import { buildGuest, GuestImage } from './guest';
-import { destroyAllSync, reapStaleNamespaces, Topology, TopologyOptions } from './net';
+import { sleep } from '../../helpers/common';
+import { removeStaleNetns } from '../../helpers/netns';
+import { Proc } from '../../helpers/process';
+import { Topology, TopologyOptions } from './net';
 import { ensureInteropPackages } from './packages';
 import { chooseAccel, Qemu, QemuOptions } from './qemu';
 import type { ScenarioName, TargetUnderTest } from '../targets';
@@ -24,34 +26,19 @@ export interface Harness {
   accel: string;
 }
 
+// What this process started is ended on exit, also on SIGINT/SIGTERM/SIGHUP,
+// by the test helpers: QEMU and the targets (Proc) by pid, then the
+// namespaces (Netns).
 let prepared: Promise<Harness> | null = null;
-let handlersInstalled = false;
-
-function installExitHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  const cleanup = () => {
-    killAllChildrenSync();
-    destroyAllSync();
-  };
-  process.on('exit', cleanup);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      cleanup();
-      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
-    });
-  }
-}
 
 /** Installs packages, removes namespaces left by a dead earlier run, builds the guest. Once per process. */
 export function prepare(t: TapTest): Promise<Harness> {
   if (!prepared) {
     prepared = (async () => {
-      installExitHandlers();
       const t0 = Date.now();
       const installed = await ensureInteropPackages();
       if (installed.length) t.comment(`installed: ${installed.join(' ')}`);
-      const stale = await reapStaleNamespaces();
+      const stale = await removeStaleNetns();
       if (stale.length) t.comment(`removed namespaces left by a dead run: ${stale.join(' ')}`);
       const guest = await buildGuest();
       const accel = chooseAccel().name;
@@ -72,7 +59,7 @@ export function kernelAppend(params: Record<string, string | number>): string {
 
 export class RunningTarget {
   constructor(
-    readonly child: Child,
+    readonly child: Proc,
     readonly ns: string,
     readonly logFile: string,
   ) {}
@@ -89,7 +76,7 @@ export class ScenarioContext {
   /** tap assertion options: {todo} when this target is expected to fail this scenario. */
   readonly extra: object;
   private qemus: Qemu[] = [];
-  private children: Child[] = [];
+  private children: Proc[] = [];
   private topologies: Topology[] = [];
   private logs: string[] = [];
   /** Figures for the summary line (throughput, interruption times). */
@@ -130,20 +117,20 @@ export class ScenarioContext {
     const logFile = this.path(`${label}.log`);
     fs.writeFileSync(logFile, `# ip netns exec ${ns} ${argv.join(' ')}\n`);
     this.logs.push(logFile);
-    const child = new Child(`${this.target.name}:${label}`, 'ip', ['netns', 'exec', ns, ...argv], { logFile });
+    const child = new Proc(argv[0], argv.slice(1), { netns: ns, label: `${this.target.name}:${label}`, logFile });
     this.children.push(child);
     await Promise.race([child.exited, sleep(settleMs)]);
     if (!child.running) {
-      throw new Error(`${this.target.name} (${label}) exited at start: ${JSON.stringify(child.exitInfo)}\n${child.lastLines()}`);
+      throw new Error(`${this.target.name} (${label}) exited at start: ${JSON.stringify(child.exitStatus)}\n${child.tail(40)}`);
     }
     return new RunningTarget(child, ns, logFile);
   }
 
   /** Starts a helper process (e.g. udhcpd) in a namespace; it is ended by pid at cleanup. */
-  startHelper(ns: string, label: string, argv: string[]): Child {
+  startHelper(ns: string, label: string, argv: string[]): Proc {
     const logFile = this.path(`${label}.log`);
     this.logs.push(logFile);
-    const child = new Child(label, 'ip', ['netns', 'exec', ns, ...argv], { logFile });
+    const child = new Proc(argv[0], argv.slice(1), { netns: ns, label, logFile });
     this.children.push(child);
     return child;
   }
@@ -199,7 +186,7 @@ export class ScenarioContext {
   async cleanup(): Promise<void> {
     const failed = !this.t.passing();
     for (const q of this.qemus) await q.kill();
-    for (const c of this.children) await c.stop('SIGTERM', 2000);
+    for (const c of this.children) await c.stop(2000);
     if (failed) {
       for (const log of this.logs) {
         if (!fs.existsSync(log)) continue;

@@ -29,7 +29,8 @@ import { AoeClient, DiscoveredTarget } from '../../../src/client/client';
 import { sleep, TestLike } from '../../helpers/common';
 import { sparseFile, tempDir } from '../../helpers/files';
 import { createNetnsPair } from '../../helpers/netns';
-import { openClient, Rng, RunningTarget, startTarget } from './harness';
+import { openClient, Rng } from './harness';
+import { RunningTarget, startTarget } from '../../helpers/targets';
 
 export const BLOCK = 2;
 const MAGIC = [0x43, 0x52, 0x53, 0x48]; // "CRSH"

@@ -12,7 +12,8 @@ import type { TestLike } from '../../helpers/common';
 import { tempDir } from '../../helpers/files';
 import { createNetnsPair } from '../../helpers/netns';
 import { findCrasher, FuzzStats, FuzzTarget, runFuzz } from './fuzz';
-import { openClient, Rng, startTarget } from './harness';
+import { openClient, Rng } from './harness';
+import { TargetKind, startTarget } from '../../helpers/targets';
 
 export interface FuzzSessionOptions {
   seed: number;
@@ -25,8 +26,8 @@ export interface FuzzSessionOptions {
   protectSectors?: number;
   progressEvery?: number;
   log?: (line: string) => void;
-  /** Fuzz another target with vblade's command line (e.g. ['/usr/sbin/vblade']) instead of ours: a control for the fuzzer. */
-  program?: string[];
+  /** Fuzz Debian's vblade instead of ours ('vblade'): a control for the fuzzer. Default 'ours'. */
+  kind?: TargetKind;
 }
 
 export interface FuzzSessionReport {
@@ -78,7 +79,7 @@ export async function fuzzSession(t: TestLike, o: FuzzSessionOptions): Promise<F
   closeSync(fd);
 
   const args = ['-o', String(CANARY), '-l', String(L), String(SHELF), String(SLOT), net.targetIf, file];
-  let daemon = await startTarget(t, net.target, args, { program: o.program });
+  let daemon = await startTarget(t, net.target, args, { kind: o.kind });
   const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 8, frameCount: 2048 });
   const found = await client.find(SHELF, SLOT, 10000);
   const target: FuzzTarget = { mac: found.mac, shelf: SHELF, slot: SLOT, sectors: daemon.sectors, mtu };
@@ -110,7 +111,7 @@ export async function fuzzSession(t: TestLike, o: FuzzSessionOptions): Promise<F
     problems.push(`${stats.crashes} crash(es), ${stats.hangs} hang(s) at frame ~${stats.generated} (seed ${o.seed})`);
     // Name the frame: a fresh daemon, the last batches one frame at a time.
     if (daemon.proc.running) await daemon.proc.stop();
-    daemon = await startTarget(t, net.target, args, { program: o.program });
+    daemon = await startTarget(t, net.target, args, { kind: o.kind });
     const frames = stats.recent.flat();
     log(`replaying ${frames.length} frames one by one to find the culprit`);
     report.crasher = await findCrasher(client, target, frames, () => daemon.proc.running);

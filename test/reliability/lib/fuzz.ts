@@ -27,6 +27,7 @@ import { AoeClient, ReceivedFrame } from '../../../src/client/client';
 import { formatMac } from '../../../src/client/mac';
 import { writeConfigQuery, writeMaskRequest, writeReserve } from '../../../src/client/requests';
 import { sleep } from '../../helpers/common';
+import { replyContentLength } from '../../helpers/replies';
 import { Rng } from './harness';
 
 export interface FuzzTarget {
@@ -448,24 +449,6 @@ function readLe48(buf: Uint8Array, off: number): number {
 }
 
 // ------------------------------------------------------------------ replies
-
-/** The meaningful length of a reply, from its own fields (docs/protocol.md §1). */
-export function replyContentLength(b: Uint8Array): number {
-  const e = (b[14] & 0x04) !== 0;
-  if (e && (b[15] === 1 || b[15] === 5)) return 24;
-  switch (b[19]) {
-    case 0:
-      return b.length > 60 ? b.length : 36;
-    case 1:
-      return 32 + ((b[30] << 8) | b[31]);
-    case 2:
-      return e || b[26] !== 0 ? 28 : 28 + 8 * b[27];
-    case 3:
-      return 26 + 6 * b[25];
-    default:
-      return 24;
-  }
-}
 
 /** What is wrong with one reply seen on the wire (no request needed); empty when nothing. */
 export function replyViolations(b: Uint8Array, target: FuzzTarget): string[] {

@@ -1,24 +1,19 @@
 // Shared plumbing of the reliability tests and of the long-run scripts in
 // scripts/reliability: a TestLike for scripts (teardowns run at the end),
-// starting our target inside a namespace, opening a client once the veth has
-// its carrier, a seeded random generator and small file utilities.
+// opening a client once the veth has its carrier, a seeded random generator
+// and small file utilities. Targets are started with test/helpers/targets.ts.
 //
 // Every frame goes over veth/bridge devices inside namespaces the test made
 // (test/helpers/netns.ts); processes are stopped by pid only.
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { AoeClient } from '../../../src/client/client';
-import { loadNative } from '../../../src/client/transport';
 import { fillSector } from '../../../src/client/pattern';
-import { TestLike, sleep } from '../../helpers/common';
+import { TestLike } from '../../helpers/common';
 import type { Netns } from '../../helpers/netns';
 import { Proc } from '../../helpers/process';
-
-/** The repository root (this file runs from dist/test/reliability/lib). */
-export const REPO = resolve(__dirname, '..', '..', '..', '..');
-export const VBLADE_JS = join(REPO, 'bin', 'vblade.js');
+import { waitLinkUp } from '../../helpers/targets';
 
 // ------------------------------------------------------------------ scripts
 
@@ -184,53 +179,7 @@ export function seedFrom(name: string, fallback: number): number {
   return n >>> 0;
 }
 
-// ------------------------------------------------------------------ target
-
-export interface TargetOptions {
-  /** Extra environment of the daemon (e.g. the test-only fault plan). */
-  env?: NodeJS.ProcessEnv;
-  /** A command the daemon is started through, e.g. ['setpriv', '--reuid=nobody', ...]. */
-  prefix?: string[];
-  label?: string;
-  /** Wait for the start-up line this long (default 60 s: the machine is shared). */
-  timeoutMs?: number;
-  /** Another program with vblade's command line instead of ours, e.g. ['/usr/sbin/vblade'] (comparisons). */
-  program?: string[];
-}
-
-export interface RunningTarget {
-  proc: Proc;
-  pid: number;
-  sectors: number;
-}
-
-/** The `vblade` command line for our target as the spawned argv (node bin/vblade.js ...). */
-export function vbladeCommand(args: readonly string[], prefix: readonly string[] = [], program: readonly string[] = [process.execPath, VBLADE_JS]): [string, string[]] {
-  const argv = [...prefix, ...program, ...args];
-  return [argv[0], argv.slice(1)];
-}
-
-/**
- * Starts our target in `ns` with vblade arguments and waits for its start-up
- * line ("pid N: eS.L, X sectors ..."). Stopped in teardown (SIGTERM, then SIGKILL).
- */
-export async function startTarget(t: TestLike, ns: Netns, args: readonly string[], opts: TargetOptions = {}): Promise<RunningTarget> {
-  const [cmd, argv] = vbladeCommand(args, opts.prefix, opts.program);
-  const proc = ns.spawn(t, cmd, argv, { env: opts.env, label: opts.label ?? 'vblade', maxLines: 20000 });
-  const m = await proc.waitFor(/^pid (\d+): e\d+\.\d+, (\d+) sectors/, { stream: opts.program ? 'both' : 'stdout', timeoutMs: opts.timeoutMs ?? 60000 });
-  return { proc, pid: proc.pid, sectors: Number(m[2]) };
-}
-
-/** Waits until an interface exists and has its carrier (IFF_UP and IFF_RUNNING). */
-export async function waitLinkUp(ifname: string, ns: Netns, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const info = loadNative().linkInfo(ifname, ns.path);
-    if (info !== null && info.up) return;
-    if (Date.now() > deadline) throw new Error(`${ifname} in ${ns.name} has no carrier after ${timeoutMs} ms`);
-    await sleep(25);
-  }
-}
+// ------------------------------------------------------------------ client
 
 export interface ClientOpenOptions {
   timeoutMs?: number;
@@ -240,7 +189,7 @@ export interface ClientOpenOptions {
 
 /** Opens an AoeClient on `ifname` in `ns` once it is up; closed in teardown. */
 export async function openClient(t: TestLike, ns: Netns, ifname: string, opts: ClientOpenOptions = {}): Promise<AoeClient> {
-  await waitLinkUp(ifname, ns);
+  await waitLinkUp(ns, ifname);
   const c = AoeClient.open(ifname, {
     netns: ns.path,
     timeoutMs: opts.timeoutMs ?? 500,

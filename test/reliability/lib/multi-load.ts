@@ -9,7 +9,8 @@ import { LoadOp, LoadResult, runLoad } from '../../../src/client/load';
 import type { TestLike } from '../../helpers/common';
 import { sparseFile, tempDir } from '../../helpers/files';
 import { CheckedSocket, checkFailures, SocketChecks } from './checked-socket';
-import { openClient, RunningTarget, startTarget, writeClientPattern } from './harness';
+import { openClient, writeClientPattern } from './harness';
+import { RunningTarget, startTarget } from '../../helpers/targets';
 import { createHub, Hub } from './topology';
 
 export interface Rig {

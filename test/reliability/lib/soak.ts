@@ -15,7 +15,8 @@ import { AtaError, AoeError, TimeoutError } from '../../../src/client/errors';
 import { writeAtaRequest, writeConfigQuery } from '../../../src/client/requests';
 import { sleep, TestLike } from '../../helpers/common';
 import { tempDir } from '../../helpers/files';
-import { procUsage, startTarget, waitLinkUp } from './harness';
+import { procUsage } from './harness';
+import { startTarget, waitLinkUp } from '../../helpers/targets';
 import { checkFailures } from './checked-socket';
 import { createRig, InitiatorResult, multiLoad } from './multi-load';
 
@@ -123,7 +124,7 @@ export async function soak(t: TestLike, o: SoakOptions): Promise<SoakReport> {
         await rig.hub.target.veth.down('a');
         await sleep(1000);
         await rig.hub.target.veth.up('a');
-        await waitLinkUp(rig.hub.target.ifname, rig.hub.target.ns);
+        await waitLinkUp(rig.hub.target.ns, rig.hub.target.ifname);
         report.flaps++;
       }
       if (o.mtuEveryMs !== 0 && now >= nextMtu && now < end - 15000) {
