@@ -111,8 +111,11 @@ export class Initiator {
     return { dst: this.iface.mac, src: this.mac, shelf, slot };
   }
 
+  /** Frames are built here; receive() copies them into the rings. */
+  private readonly scratch = new Uint8Array(65536);
+
   private put(build: (buf: Uint8Array, tag: number) => number): number {
-    const buf = new Uint8Array(16384);
+    const buf = this.scratch;
     const tag = this.tag++;
     const len = padFrame(buf, 0, build(buf, tag));
     this.iface.receive(buf.subarray(0, len));
