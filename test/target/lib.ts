@@ -14,7 +14,7 @@ import {
   padFrame, writeConfigQuery, writeFlush, writeReadExt, writeWriteExt, type FrameAddress,
 } from '../../src/client/requests';
 import { BROADCAST_MAC, parseMac } from '../../src/client/mac';
-import { Command, SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../../src/client/wire';
+import { Command, ConfigCommand, SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../../src/client/wire';
 import type { TestLike } from '../helpers/common';
 import { FakeNetwork, type FakeInterface, type FakeInterfaceInit } from '../helpers/fake-addon';
 
@@ -129,6 +129,11 @@ export class Initiator {
 
   queryConfig(shelf = 1, slot = 2): number {
     return this.put((b, tag) => writeConfigQuery(b, 0, this.addr(shelf, slot), tag));
+  }
+
+  /** Query Config set (ccmd 3): stores `text` as the config string while none is set. */
+  setConfigString(text: string, shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeConfigQuery(b, 0, this.addr(shelf, slot), tag, ConfigCommand.Set, Buffer.from(text, 'latin1')));
   }
 
   read(lba: number, count: number, shelf = 1, slot = 2): number {
