@@ -35,6 +35,7 @@ t.test(`sync export: ${N} writes in one batch are answered after one fdatasync c
   t.equal(c.writes, N);
   t.ok(c.syncs >= 1 && c.syncs < N, `${c.syncs} fdatasync calls for ${N} writes`);
   t.equal(net.timeline.filter((e) => e.type === 'datasync-start').length, c.syncs, 'the counter counts the fdatasync calls made');
+  t.equal(net.sockets[0].heldSlots, 0, 'every receive slot a write read from was given back');
   const disk = readFileSync(file);
   t.ok(data.every((d, i) => disk.subarray(i * 3 * 512, (i * 3 + 1) * 512).equals(d)), 'every write is in the file');
 });

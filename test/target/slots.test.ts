@@ -9,7 +9,7 @@ const SECTORS = 64;
 
 t.test('more requests in one batch than request slots: the excess is dropped and counted', async (t) => {
   const file = await patternFile(t, SECTORS);
-  const { initiator, server } = await startTarget(t, [exportOf(file)], { requestSlots: 4, txSlots: 16 });
+  const { initiator, server, net } = await startTarget(t, [exportOf(file)], { requestSlots: 4, txSlots: 16 });
   const tags = Array.from({ length: 10 }, (_, i) => initiator.read(i, 1));
   for (const [i, tag] of tags.slice(0, 4).entries()) {
     const r = await initiator.ataReply(tag);
@@ -21,6 +21,7 @@ t.test('more requests in one batch than request slots: the excess is dropped and
   t.equal(s.interfaces[0].counters.tx_drops, 6);
   t.equal(s.interfaces[0].counters.rx_frames, 10);
   t.equal(s.exports[0].inflight, 0, 'nothing left in flight');
+  t.equal(net.sockets[0].heldSlots, 0, 'no receive slot kept');
   // The initiator retransmits: served now.
   const again = tags.slice(4).map((_, i) => initiator.read(4 + i, 1));
   const served = [];
