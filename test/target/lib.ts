@@ -1,0 +1,198 @@
+// Shared pieces of the serving-core tests: a Server started on the fake addon
+// (test/helpers/fake-addon.ts) and an initiator that talks to it through a
+// fake interface, building requests with src/client/requests.ts and reading
+// replies with src/client/replies.ts. Not a test file itself.
+
+import pino from 'pino';
+import type { ExportConfig } from '../../src/config/export-config';
+import { Server, type ServerOptions } from '../../src/target/server';
+import {
+  isAoeResponse, parseAtaReply, parseConfigReply, parseHeader, replyCommand, replyTag,
+  type AtaReply, type ConfigReply, type ReplyHeader,
+} from '../../src/client/replies';
+import {
+  padFrame, writeConfigQuery, writeFlush, writeReadExt, writeWriteExt, type FrameAddress,
+} from '../../src/client/requests';
+import { BROADCAST_MAC, parseMac } from '../../src/client/mac';
+import { Command, ConfigCommand, SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../../src/client/wire';
+import type { TestLike } from '../helpers/common';
+import { FakeNetwork, type FakeInterface, type FakeInterfaceInit } from '../helpers/fake-addon';
+
+export const IFACE = 'fake0';
+
+/** An export of `file` as 1.2 on fake0, with the defaults a command line would give. */
+export function exportOf(file: string, over: Partial<ExportConfig> = {}): ExportConfig {
+  return {
+    shelf: 1,
+    slot: 2,
+    file,
+    interfaces: [IFACE],
+    readOnly: false,
+    direct: false,
+    sync: false,
+    offsetSectors: 0,
+    macMask: [],
+    bufferCount: 16,
+    nullStore: false,
+    ...over,
+  };
+}
+
+export interface Target {
+  server: Server;
+  net: FakeNetwork;
+  iface: FakeInterface;
+  initiator: Initiator;
+}
+
+/**
+ * Starts a Server on a fake network with one interface, fake0. Teardown lets
+ * held io complete, then stops the server. The start-up announcement is
+ * taken off the wire unless `keepAnnouncement`.
+ */
+export async function startInProcess(
+  t: TestLike,
+  exportList: ExportConfig[],
+  options: ServerOptions = {},
+  ifaceInit: FakeInterfaceInit = {},
+  keepAnnouncement = false,
+): Promise<Target> {
+  const net = new FakeNetwork();
+  const iface = net.addInterface(IFACE, ifaceInit);
+  const server = await Server.start({ exports: exportList }, pino({ level: 'silent' }), {}, { linkCheckMs: 60_000, ...options, addon: net.addon });
+  t.teardown(async () => {
+    net.holdIo(false);
+    await server.stop();
+  });
+  if (!keepAnnouncement) iface.takeSent();
+  return { server, net, iface, initiator: new Initiator(net, IFACE) };
+}
+
+/** Resolves once `cond()` holds; rejects after `ms` with `what` in the message. */
+export async function until(cond: () => boolean, what: string, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/** Lets the event loop run a few turns (io completions, retries): for "nothing more happens" checks. */
+export async function settle(ms = 20): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+/** A reply frame with its header parsed. */
+export interface Reply {
+  frame: Uint8Array;
+  header: ReplyHeader;
+}
+
+/** An AoE initiator on the far end of a fake interface. */
+export class Initiator {
+  readonly mac = parseMac('02:00:00:00:0a:01');
+  private tag = 0x1000;
+  private seen = 0;
+  /** Replies taken off the wire and not yet claimed by a reply() call, by tag. */
+  private readonly pending = new Map<number, Uint8Array[]>();
+
+  constructor(
+    readonly net: FakeNetwork,
+    readonly ifname: string,
+  ) {}
+
+  get iface(): FakeInterface {
+    const i = this.net.interfaceNamed(this.ifname);
+    if (i === undefined) throw new Error(`${this.ifname} does not exist now`);
+    return i;
+  }
+
+  addr(shelf = 1, slot = 2): FrameAddress {
+    return { dst: this.iface.mac, src: this.mac, shelf, slot };
+  }
+
+  /** Frames are built here; receive() copies them into the rings. */
+  private readonly scratch = new Uint8Array(65536);
+
+  private put(build: (buf: Uint8Array, tag: number) => number): number {
+    const buf = this.scratch;
+    const tag = this.tag++;
+    const len = padFrame(buf, 0, build(buf, tag));
+    this.iface.receive(buf.subarray(0, len));
+    return tag;
+  }
+
+  /** Sends a Query Config read to every shelf and slot (broadcast); returns its tag. */
+  queryConfigBroadcast(): number {
+    return this.put((b, tag) => writeConfigQuery(b, 0, { dst: BROADCAST_MAC, src: this.mac, shelf: SHELF_BROADCAST, slot: SLOT_BROADCAST }, tag));
+  }
+
+  queryConfig(shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeConfigQuery(b, 0, this.addr(shelf, slot), tag));
+  }
+
+  /** Query Config set (ccmd 3): stores `text` as the config string while none is set. */
+  setConfigString(text: string, shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeConfigQuery(b, 0, this.addr(shelf, slot), tag, ConfigCommand.Set, Buffer.from(text, 'latin1')));
+  }
+
+  read(lba: number, count: number, shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeReadExt(b, 0, this.addr(shelf, slot), tag, lba, count));
+  }
+
+  write(lba: number, data: Uint8Array, shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeWriteExt(b, 0, this.addr(shelf, slot), tag, lba, data.length / SECTOR_SIZE, data));
+  }
+
+  flush(shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeFlush(b, 0, this.addr(shelf, slot), tag, true));
+  }
+
+  /** Moves AoE replies from the wire into `pending`. */
+  private collect(): void {
+    const sent = this.iface.sent;
+    // The interface object changes when it is recreated; the old one keeps its own list.
+    for (const frame of sent.splice(0, sent.length)) {
+      if (!isAoeResponse(frame, 0, frame.length)) continue;
+      const tag = replyTag(frame, 0);
+      const list = this.pending.get(tag) ?? [];
+      list.push(frame);
+      this.pending.set(tag, list);
+      this.seen++;
+    }
+  }
+
+  /** Waits for the reply with this tag. */
+  async reply(tag: number, ms = 2000): Promise<Reply> {
+    await until(() => {
+      this.collect();
+      return (this.pending.get(tag)?.length ?? 0) > 0;
+    }, `the reply to tag 0x${tag.toString(16)}`, ms);
+    const frame = this.pending.get(tag)!.shift()!;
+    return { frame, header: parseHeader(frame) };
+  }
+
+  async ataReply(tag: number, ms?: number): Promise<{ header: ReplyHeader; ata: AtaReply; length: number }> {
+    const r = await this.reply(tag, ms);
+    if (r.header.command !== Command.Ata) throw new Error(`reply to 0x${tag.toString(16)} is command ${r.header.command}`);
+    return { header: r.header, ata: parseAtaReply(r.frame), length: r.frame.length };
+  }
+
+  async configReply(tag: number, ms?: number): Promise<{ header: ReplyHeader; config: ConfigReply }> {
+    const r = await this.reply(tag, ms);
+    if (replyCommand(r.frame, 0) !== Command.QueryConfig) throw new Error(`reply to 0x${tag.toString(16)} is not a Query Config reply`);
+    return { header: r.header, config: parseConfigReply(r.frame) };
+  }
+
+  /** Replies taken off the wire with this tag that no reply() call claimed, after collecting what is there now. */
+  unclaimed(tag: number): number {
+    this.collect();
+    return this.pending.get(tag)?.length ?? 0;
+  }
+
+  /** All replies seen so far. */
+  get repliesSeen(): number {
+    this.collect();
+    return this.seen;
+  }
+}

@@ -1,0 +1,73 @@
+// Running out of request or transmit slots, and a full socket queue: requests
+// beyond what the slots hold are dropped and counted (the initiator
+// retransmits), nothing crashes, and the next requests are served.
+import t from 'tap';
+import { patternFile, patternSectors } from '../helpers/files';
+import { exportOf, settle, startInProcess } from './lib';
+
+const SECTORS = 64;
+
+t.test('more requests in one batch than request slots: the excess is dropped and counted', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  const { initiator, server, net } = await startInProcess(t, [exportOf(file)], { requestSlots: 4, txSlots: 16 });
+  const tags = Array.from({ length: 10 }, (_, i) => initiator.read(i, 1));
+  for (const [i, tag] of tags.slice(0, 4).entries()) {
+    const r = await initiator.ataReply(tag);
+    t.same(Buffer.from(r.ata.data), patternSectors(i, 1), `read ${i} served`);
+  }
+  await settle();
+  t.same(tags.slice(4).map((tag) => initiator.unclaimed(tag)), [0, 0, 0, 0, 0, 0], 'the six others got no reply');
+  const s = server.stats();
+  t.equal(s.interfaces[0].counters.tx_drops, 6);
+  t.equal(s.interfaces[0].counters.rx_frames, 10);
+  t.equal(s.exports[0].inflight, 0, 'nothing left in flight');
+  t.equal(net.sockets[0].heldSlots, 0, 'no receive slot kept');
+  // The initiator retransmits: served now.
+  const again = tags.slice(4).map((_, i) => initiator.read(4 + i, 1));
+  const served = [];
+  for (const tag of again.slice(0, 4)) served.push(await initiator.ataReply(tag));
+  t.ok(served.every((r, i) => Buffer.from(r.ata.data).equals(patternSectors(4 + i, 1))), 'the next four are served');
+  t.equal(server.stats().exports[0].counters.reads, 8);
+});
+
+t.test('more replies in one batch than transmit slots: the excess is dropped and counted', async (t) => {
+  const { initiator, server } = await startInProcess(t, [exportOf('', { nullStore: true, nullSectors: 100 })], { requestSlots: 16, txSlots: 4 });
+  const tags = Array.from({ length: 7 }, (_, i) => initiator.read(i, 1));
+  for (const tag of tags.slice(0, 4)) t.notOk((await initiator.ataReply(tag)).ata.failed);
+  await settle();
+  t.same(tags.slice(4).map((tag) => initiator.unclaimed(tag)), [0, 0, 0], 'three got no reply');
+  t.equal(server.stats().interfaces[0].counters.tx_drops, 3);
+  const next = [initiator.read(0, 1), initiator.queryConfig()];
+  t.notOk((await initiator.ataReply(next[0])).ata.failed, 'a read is served afterwards');
+  t.equal((await initiator.configReply(next[1])).config.bufferCount, 16, 'and a Query Config');
+});
+
+t.test('a full socket queue delays replies but loses none', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  const { initiator, server, net } = await startInProcess(t, [exportOf(file)]);
+  const sock = net.sockets[0];
+  sock.sendBlocked = true;
+  const first = initiator.read(3, 1);
+  await settle();
+  t.equal(initiator.unclaimed(first), 0, 'no reply while the queue is full');
+  sock.sendBlocked = false;
+  t.same(Buffer.from((await initiator.ataReply(first)).ata.data), patternSectors(3, 1), 'sent once there is room');
+
+  sock.sendLimit = 1; // one frame per send call
+  const tags = Array.from({ length: 6 }, (_, i) => initiator.read(10 + i, 1));
+  for (const [i, tag] of tags.entries()) {
+    t.same(Buffer.from((await initiator.ataReply(tag)).ata.data), patternSectors(10 + i, 1), `read ${10 + i} answered`);
+  }
+  t.equal(server.stats().interfaces[0].counters.tx_drops, 0, 'nothing dropped');
+});
+
+t.test('a full receive ring drops frames, counted in rx_ring_drops; later frames are served', async (t) => {
+  const { initiator, server, net } = await startInProcess(t, [exportOf('', { nullStore: true })]);
+  const ring = net.sockets[0].frameCount;
+  const tags = Array.from({ length: ring + 5 }, () => initiator.queryConfig());
+  for (const tag of tags.slice(0, ring)) await initiator.configReply(tag);
+  await settle();
+  t.same(tags.slice(ring).map((tag) => initiator.unclaimed(tag)), [0, 0, 0, 0, 0], 'the frames past the ring got no reply');
+  t.equal(server.stats().interfaces[0].counters.rx_ring_drops, 5);
+  await initiator.configReply(initiator.queryConfig());
+});
