@@ -524,9 +524,10 @@ export class Engine {
       link.refresh();
       const t = link.firstOffset;
       if (link.arena[t + OFF_CMD] !== Command.Ata || link.firstLength <= MIN_FRAME_LEN) {
-        // Nothing smaller to send instead: the initiator retransmits.
-        link.dropQueued();
-        return true;
+        // Nothing smaller to send instead: the initiator retransmits this
+        // one; the replies queued behind it still go.
+        link.dropFirst();
+        continue;
       }
       link.setFirstLength(abortAtaReply(link.arena, t));
     }

@@ -33,7 +33,7 @@ export const enum FlushStatus {
   /**
    * The first queued frame is larger than the MTU allows now (it shrank
    * under a reply already built). Nothing of it was sent: the caller
-   * shortens it (setFirstLength) and flushes again, or drops the queue.
+   * shortens it (setFirstLength) or drops it (dropFirst), and flushes again.
    */
   FirstTooBig = 2,
 }
@@ -228,6 +228,15 @@ export class Link {
   }
 
   /** Frees every queued reply unsent, counting them as TxDrops. */
+  /** Drops the first queued frame (one too big to send, with nothing smaller to send instead). */
+  dropFirst(): void {
+    this.freeTx(this.sendSlot[0]);
+    this.counters[LinkCounter.TxDrops]++;
+    this.sendN--;
+    this.sendDesc.copyWithin(0, SendLayout.Stride, (this.sendN + 1) * SendLayout.Stride);
+    this.sendSlot.copyWithin(0, 1, this.sendN + 1);
+  }
+
   dropQueued(): void {
     for (let i = 0; i < this.sendN; i++) this.freeTx(this.sendSlot[i]);
     this.counters[LinkCounter.TxDrops] += this.sendN;

@@ -14,7 +14,7 @@ import { Engine } from './engine';
 import { Export } from './export';
 import { DEFAULT_TUNABLES, exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { Link } from './link';
-import { native as defaultAddon, type IoRing, type NativeAddon } from '../native/addon';
+import { loadAddon, type IoRing, type NativeAddon } from '../native/addon';
 
 export interface ServerHooks {
   /** Persist an export's config string, mask and reserve lists. */
@@ -61,7 +61,7 @@ export class Server {
     private readonly hooks: ServerHooks,
     options: ServerOptions,
   ) {
-    this.addon = options.addon ?? defaultAddon;
+    this.addon = options.addon ?? loadAddon();
     this.opts = {
       requestSlots: options.requestSlots ?? 2048,
       txSlots: options.txSlots ?? 1024,
