@@ -4,7 +4,7 @@
 // work the same, only slower.
 
 import * as fs from 'node:fs';
-import { SECTOR_SIZE } from '../aoe/constants';
+import { SECTOR } from './file-store';
 import type { NativeAddon } from '../native/addon';
 import type { BlockStore } from './block-store';
 
@@ -28,7 +28,7 @@ export function mapInMemory(
   const st = fs.fstatSync(store.fd);
   if (st.blocks * 512 < st.size) return store;
   try {
-    addon.mapFile(store.fd, store.byteOffset + store.sectors * SECTOR_SIZE, writable);
+    addon.mapFile(store.fd, store.byteOffset + store.sectors * SECTOR, writable);
   } catch (e) {
     warn(store.description, (e as Error).message);
     return store;

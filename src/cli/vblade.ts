@@ -6,10 +6,9 @@
 // --spin-us, --map-in-memory, --config).
 
 import pino from 'pino';
-import { StoreError } from '../backend/file-store';
 import { BOOL_WORDS, checkValue, environmentDaemonKeys, keyDef, parseConfigInteger, renderDaemonHelp, type DaemonKeys } from '../config/config-file';
 import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTunables } from '../config/export-config';
-import { ConfigError, Server } from '../target/server';
+import { ConfigError, Server, StoreError } from '../target/server';
 import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 

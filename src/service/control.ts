@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { WorkerOp } from './worker';
 
-/** What the control socket drives: the supervisor (via the worker) or an in-process WorkerCore. */
+/** What the control socket drives: the supervisor, which asks its worker. */
 export interface ControlTarget {
   request(op: WorkerOp, key?: string): Promise<unknown>;
   /** Re-reads the configuration (as on SIGHUP); resolves to a summary. */

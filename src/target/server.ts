@@ -41,6 +41,9 @@ export interface ServerOptions {
   wrapIoRing?: (io: IoRing) => IoRing;
 }
 
+/** A store that cannot be opened (missing file, no permission, ...): the message says what to do. */
+export { StoreError } from '../backend/file-store';
+
 /** A configuration the server cannot serve; the message says what to fix. */
 export class ConfigError extends Error {}
 

@@ -25,6 +25,7 @@
 // the operation (for after/every), but a rule does not fire, and does not use
 // up its times, on an operation an earlier rule already failed.
 
+import { constants as osConstants } from 'node:os';
 export type FaultOp = 'read' | 'write' | 'sync';
 
 export interface FaultRule {
@@ -40,19 +41,9 @@ export interface FaultPlanSpec {
   rules: FaultRule[];
 }
 
-/** Linux errno numbers of the names a plan may use. */
-export const ERRNO: Readonly<Record<string, number>> = {
-  EIO: 5,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EBUSY: 16,
-  EINVAL: 22,
-  EFBIG: 27,
-  ENOSPC: 28,
-  EROFS: 30,
-  ETIMEDOUT: 110,
-  EDQUOT: 122,
-};
+/** The errno names a plan may use, with this platform's numbers. */
+const ERRNO_NAMES = ['EIO', 'EAGAIN', 'ENOMEM', 'EBUSY', 'EINVAL', 'EFBIG', 'ENOSPC', 'EROFS', 'ETIMEDOUT', 'EDQUOT'] as const;
+export const ERRNO: Readonly<Record<string, number>> = Object.fromEntries(ERRNO_NAMES.map((n) => [n, osConstants.errno[n]]));
 
 /** A plan that cannot be used; the message says what is wrong. */
 export class FaultPlanError extends Error {

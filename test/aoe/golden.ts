@@ -9,6 +9,7 @@
 import {
   buildIdentify, FrameContext, isReply, Outcome, respond, sectorsForMtu, TargetState, parseMac, formatMac,
 } from '../../src/aoe';
+import { replyContentLength } from '../helpers/replies';
 
 type Test = tap.Test;
 
@@ -353,28 +354,10 @@ export function headerProblems(req: Uint8Array, rep: Uint8Array, tg: Target): st
   return p;
 }
 
-/** The meaningful length of a finished reply, from its own fields. */
-export function contentLength(rep: Uint8Array): number {
-  const e = (rep[14] & 0x04) !== 0;
-  if (e && (rep[15] === 1 || rep[15] === 5)) return 24;
-  switch (rep[19]) {
-    case 0:
-      return rep.length > 60 ? rep.length : 36;
-    case 1:
-      return 32 + ((rep[30] << 8) | rep[31]);
-    case 2:
-      return e || rep[26] !== 0 ? 28 : 28 + 8 * rep[27];
-    case 3:
-      return 26 + 6 * rep[25];
-    default:
-      return 24;
-  }
-}
-
 /** Header problems plus: length = max(60, content), padding all zero, inside the MTU. */
 export function replyProblems(req: Uint8Array, rep: Uint8Array, tg: Target): string[] {
   const p = headerProblems(req, rep, tg);
-  const n = contentLength(rep);
+  const n = replyContentLength(rep);
   if (rep.length !== Math.max(60, n)) p.push(`length ${rep.length}, content ${n}`);
   for (let i = n; i < rep.length; i++) {
     if (rep[i] !== 0) {
