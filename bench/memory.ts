@@ -113,9 +113,18 @@ class MemoryBench {
     log(`network: ${net.targetNs}/${net.targetIf} <-> ${net.clientNs}/${net.clientIf}, MTU ${args.mtu}`);
 
     const spec = BUILTIN_TARGETS.ours;
-    this.target = RunningTarget.start(spec, net.targetNs, { shelf: SHELF, slot: SLOT, ifname: net.targetIf, file: this.file, sync: false, sectors: image.count });
+    this.target = RunningTarget.start(spec, net.targetNs, {
+      shelf: SHELF,
+      slot: SLOT,
+      ifname: net.targetIf,
+      file: this.file,
+      sync: false,
+      sectors: image.count,
+    });
     const target = this.target;
-    log(`target: pid ${target.pid}, ${spec.command({ shelf: SHELF, slot: SLOT, ifname: net.targetIf, file: this.file, sync: false, sectors: image.count }).join(' ')}`);
+    log(
+      `target: pid ${target.pid}, ${spec.command({ shelf: SHELF, slot: SLOT, ifname: net.targetIf, file: this.file, sync: false, sectors: image.count }).join(' ')}`,
+    );
 
     const workloads = workloadsFor(args.mtu).filter((w) => selected(w, ['rand-read-1', 'seq-read', 'seq-write']));
     const client = AoeClient.open(net.clientIf, { netns: net.clientNsPath, timeoutMs: 300, retries: 3 });
@@ -185,11 +194,20 @@ class MemoryBench {
     const steady = samples.slice(1).filter((s) => !Number.isNaN(s.rss));
     log('');
     log('summary');
-    if (samples.length > 0) log(`  at start of load (after ${CHUNK_S} s warm-up): RSS ${mib(samples[0].rss)}, own ${mib(samples[0].rss - samples[0].shmem)}`);
+    if (samples.length > 0)
+      log(
+        `  at start of load (after ${CHUNK_S} s warm-up): RSS ${mib(samples[0].rss)}, own ${mib(samples[0].rss - samples[0].shmem)}`,
+      );
     const figures = (label: string, of: (s: MemSample) => number): void => {
       if (steady.length === 0) return;
       const v = steady.map(of);
-      const trend = steady.length >= 2 ? slope(steady.map((s) => s.t / 60), v.map((b) => b / MIB)) : NaN;
+      const trend =
+        steady.length >= 2
+          ? slope(
+              steady.map((s) => s.t / 60),
+              v.map((b) => b / MIB),
+            )
+          : NaN;
       log(
         `  ${label} after warm-up: min ${mib(Math.min(...v))}, max ${mib(Math.max(...v))}, last ${mib(v[v.length - 1])}, slope ${trend >= 0 ? '+' : ''}${trend.toFixed(3)} MiB/min over ${steady.length} samples`,
       );

@@ -89,7 +89,10 @@ export function summarize(
       mbps: spread(r.map((x) => x.mbps)),
       p50: spread(r.map((x) => x.latency.p50)),
       p99: spread(r.map((x) => x.latency.p99)),
-      errors: r.reduce((a, x) => a + x.errors.aoe + x.errors.ata + x.errors.verify + x.errors.short + x.errors.timeouts + x.errors.socket, 0),
+      errors: r.reduce(
+        (a, x) => a + x.errors.aoe + x.errors.ata + x.errors.verify + x.errors.short + x.errors.timeouts + x.errors.socket,
+        0,
+      ),
       retransmits: r.reduce((a, x) => a + x.retransmits, 0),
       clientCpu: spread(r.map((x) => x.cpu.percentOfOneCore)),
       targetCpu: spread(g.map((s) => s.targetCpu * 100)),
@@ -179,7 +182,10 @@ export function describeMachine(): string {
   }
   let vblade = 'unknown';
   try {
-    vblade = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'vblade'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    vblade = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'vblade'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     // not a Debian system
   }

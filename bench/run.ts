@@ -50,23 +50,57 @@ function log(text: string): void {
 function parseArgs(argv: string[]): Args {
   const a = yargs(argv)
     .scriptName('npm run bench --')
-    .usage('$0 [options]\n\nRuns random 1-sector reads, sequential full-frame reads and writes, one-in-flight 2-sector reads (a network boot) and -s writes against Debian vblade and our target in private network namespaces, and compares them (needs root).')
-    .option('targets', { type: 'string', default: 'vblade,ours,ours-null', describe: 'targets to compare, in order (vblade, ours, ours-null, or names given with --custom); missing ones are skipped' })
-    .option('custom', { type: 'string', array: true, default: [] as string[], describe: 'extra target NAME=COMMAND with {sync} {shelf} {slot} {if} {file} {sectors}' })
+    .usage(
+      '$0 [options]\n\nRuns random 1-sector reads, sequential full-frame reads and writes, one-in-flight 2-sector reads (a network boot) and -s writes against Debian vblade and our target in private network namespaces, and compares them (needs root).',
+    )
+    .option('targets', {
+      type: 'string',
+      default: 'vblade,ours,ours-null',
+      describe: 'targets to compare, in order (vblade, ours, ours-null, or names given with --custom); missing ones are skipped',
+    })
+    .option('custom', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: 'extra target NAME=COMMAND with {sync} {shelf} {slot} {if} {file} {sectors}',
+    })
     .option('rounds', { type: 'number', default: 3, describe: 'runs of each workload per target, alternating targets' })
     .option('seconds', { type: 'number', default: 5, describe: 'measured seconds per run' })
-    .option('warmup', { type: 'number', default: 1, describe: 'seconds of load before each measurement (a target just started is not in its steady state: V8 compiles our hot path in its first second or so)' })
+    .option('warmup', {
+      type: 'number',
+      default: 1,
+      describe:
+        'seconds of load before each measurement (a target just started is not in its steady state: V8 compiles our hot path in its first second or so)',
+    })
     .option('quick', { type: 'boolean', default: false, describe: 'one round of 2 s (a smoke test, not a measurement)' })
-    .option('only', { type: 'string', array: true, default: [] as string[], describe: 'run only these workloads (e.g. rand-read-1, seq-read, boot-read-2)' })
+    .option('only', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: 'run only these workloads (e.g. rand-read-1, seq-read, boot-read-2)',
+    })
     .option('mtu', { type: 'number', array: true, default: [9000, 1500], describe: 'MTUs to run at' })
-    .option('size-mib', { type: 'number', default: 256, describe: 'size of the tmpfs backing file (the load generator keeps its pattern in memory to check reads)' })
+    .option('size-mib', {
+      type: 'number',
+      default: 256,
+      describe: 'size of the tmpfs backing file (the load generator keeps its pattern in memory to check reads)',
+    })
     .option('disk', { alias: 'd', type: 'boolean', default: false, describe: 'also run the -s write workload on a file on disk' })
     .option('disk-dir', { type: 'string', default: '/var/tmp', describe: 'directory (on a real disk) for the -d file' })
     .option('disk-size-mib', { type: 'number', default: 256, describe: 'size of the disk backing file' })
     .option('passes', { type: 'number', default: 1, describe: 'load engine receive/send passes per wake-up' })
-    .option('spin-us', { type: 'number', default: 500, describe: 'load engine busy polling after the last reply, µs (0: sleep in epoll at once); the generator then needs no wake-up per reply, which every target would otherwise pay for in its send()' })
+    .option('spin-us', {
+      type: 'number',
+      default: 500,
+      describe:
+        'load engine busy polling after the last reply, µs (0: sleep in epoll at once); the generator then needs no wake-up per reply, which every target would otherwise pay for in its send()',
+    })
     .option('write-doc', { type: 'boolean', default: true, describe: 'write the table to --doc (--no-write-doc to skip)' })
-    .option('doc', { type: 'string', default: join(__dirname, '..', '..', 'docs', 'benchmarks.md'), describe: 'where the table goes' })
+    .option('doc', {
+      type: 'string',
+      default: join(__dirname, '..', '..', 'docs', 'benchmarks.md'),
+      describe: 'where the table goes',
+    })
     .strict()
     .help()
     .version(false)
@@ -89,7 +123,8 @@ function makePatternFile(path: string, image: PatternImage): void {
   const fd = openSync(path, 'w', 0o600);
   try {
     const chunk = 8 * 2 ** 20;
-    for (let at = 0; at < image.bytes.length; at += chunk) writeSync(fd, image.bytes, at, Math.min(chunk, image.bytes.length - at));
+    for (let at = 0; at < image.bytes.length; at += chunk)
+      writeSync(fd, image.bytes, at, Math.min(chunk, image.bytes.length - at));
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -97,7 +132,10 @@ function makePatternFile(path: string, image: PatternImage): void {
 }
 
 function loadAverage(): string {
-  return os.loadavg().map((v) => v.toFixed(2)).join(' ');
+  return os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 }
 
 class Bench {
@@ -121,13 +159,18 @@ class Bench {
   }
 
   async run(args: Args): Promise<void> {
-    if (process.getuid?.() !== 0) throw new Error('the bench needs root: it creates network namespaces and a veth pair (run it with sudo)');
+    if (process.getuid?.() !== 0)
+      throw new Error('the bench needs root: it creates network namespaces and a veth pair (run it with sudo)');
     const specs = this.pickTargets(args);
-    const tag = `${process.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36).padStart(2, '0')}`;
+    const tag = `${process.pid.toString(36)}${Math.floor(Math.random() * 1296)
+      .toString(36)
+      .padStart(2, '0')}`;
     const machine = describeMachine();
     const loadBefore = loadAverage();
     log(`machine: ${machine}; load average ${loadBefore}`);
-    log(`targets: ${specs.map((s) => s.name).join(', ')}; ${args.rounds} round(s) of ${args.seconds} s (+${args.warmup} s warm-up) per workload`);
+    log(
+      `targets: ${specs.map((s) => s.name).join(', ')}; ${args.rounds} round(s) of ${args.seconds} s (+${args.warmup} s warm-up) per workload`,
+    );
 
     const tmpfsFile = `/dev/shm/aoe-bench-${tag}.img`;
     log(`writing the test pattern to ${tmpfsFile} (${args.sizeMib} MiB, tmpfs)…`);
@@ -165,10 +208,32 @@ class Bench {
           for (const spec of specs) {
             const where = `[MTU ${mtu}, round ${round}/${args.rounds}] ${spec.name}`;
             if (plain.length > 0) {
-              samples.push(...(await this.runSet(client, spec, plain, { file: tmpfsFile, image: tmpfsImage, sync: false, backing: 'tmpfs', mtu, round, where, args })));
+              samples.push(
+                ...(await this.runSet(client, spec, plain, {
+                  file: tmpfsFile,
+                  image: tmpfsImage,
+                  sync: false,
+                  backing: 'tmpfs',
+                  mtu,
+                  round,
+                  where,
+                  args,
+                })),
+              );
             }
             if (sync.length > 0 && diskFile !== undefined && diskImage !== undefined && spec.sync) {
-              samples.push(...(await this.runSet(client, spec, sync, { file: diskFile, image: diskImage, sync: true, backing: 'disk', mtu, round, where: `${where} -s`, args })));
+              samples.push(
+                ...(await this.runSet(client, spec, sync, {
+                  file: diskFile,
+                  image: diskImage,
+                  sync: true,
+                  backing: 'disk',
+                  mtu,
+                  round,
+                  where: `${where} -s`,
+                  args,
+                })),
+              );
             }
           }
         }
@@ -178,7 +243,12 @@ class Bench {
     }
 
     const labels = Object.fromEntries(specs.map((s) => [s.name, s.label]));
-    const rows = summarize(samples, labels, descriptions, specs.map((s) => s.name));
+    const rows = summarize(
+      samples,
+      labels,
+      descriptions,
+      specs.map((s) => s.name),
+    );
     log('');
     log(textTable(rows));
     if (syncSkipped) log('\n(sync-write skipped: give -d to run it against a file on disk)');
@@ -211,9 +281,13 @@ class Bench {
       all[spec.name] = spec;
     }
     const specs: TargetSpec[] = [];
-    for (const name of args.targets.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const name of args.targets
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const spec = all[name];
-      if (spec === undefined) throw new Error(`unknown target "${name}": use vblade, ours, ours-null or one given with --custom NAME=COMMAND`);
+      if (spec === undefined)
+        throw new Error(`unknown target "${name}": use vblade, ours, ours-null or one given with --custom NAME=COMMAND`);
       const missing = targetAvailable(spec);
       if (missing !== undefined) {
         log(`skipping target ${name}: ${missing}`);
@@ -230,11 +304,27 @@ class Bench {
     client: AoeClient,
     spec: TargetSpec,
     workloads: Workload[],
-    o: { file: string; image: PatternImage; sync: boolean; backing: 'tmpfs' | 'disk'; mtu: number; round: number; where: string; args: Args },
+    o: {
+      file: string;
+      image: PatternImage;
+      sync: boolean;
+      backing: 'tmpfs' | 'disk';
+      mtu: number;
+      round: number;
+      where: string;
+      args: Args;
+    },
   ): Promise<Sample[]> {
     const net = this.net!;
     const sectors = statSync(o.file).size / 512;
-    const target = RunningTarget.start(spec, net.targetNs, { shelf: SHELF, slot: SLOT, ifname: net.targetIf, file: o.file, sync: o.sync, sectors });
+    const target = RunningTarget.start(spec, net.targetNs, {
+      shelf: SHELF,
+      slot: SLOT,
+      ifname: net.targetIf,
+      file: o.file,
+      sync: o.sync,
+      sectors,
+    });
     this.running.add(target);
     const samples: Sample[] = [];
     try {
@@ -245,7 +335,9 @@ class Bench {
         const why = target.alive
           ? ' although it is running (if no target ever answers, the packet socket may not be receiving AoE replies: see src/client/transport.ts)'
           : '';
-        log(`${o.where}: did not answer within 10 s${why}; skipped${target.log ? `\n  its output: ${target.log.split('\n').slice(-5).join('\n  ')}` : ''}`);
+        log(
+          `${o.where}: did not answer within 10 s${why}; skipped${target.log ? `\n  its output: ${target.log.split('\n').slice(-5).join('\n  ')}` : ''}`,
+        );
         return samples;
       }
       const id = await client.identify(found);
@@ -282,7 +374,16 @@ class Bench {
         }
         const wall = (performance.now() - t0) / 1000;
         const targetCpu = (target.cpuSeconds() - cpu0) / wall;
-        const s: Sample = { mtu: o.mtu, workload: w.name, target: spec.name, round: o.round, result, targetCpu, targetRss: target.rssBytes(), backing: o.backing };
+        const s: Sample = {
+          mtu: o.mtu,
+          workload: w.name,
+          target: spec.name,
+          round: o.round,
+          result,
+          targetCpu,
+          targetRss: target.rssBytes(),
+          backing: o.backing,
+        };
         samples.push(s);
         const bad = failedRequests(result);
         log(

@@ -56,7 +56,15 @@ export const BUILTIN_TARGETS: Record<string, TargetSpec> = {
   ours: {
     name: 'ours',
     label: 'aoe-target',
-    command: (r) => [process.execPath, join(ROOT, 'bin', 'vblade.js'), ...(r.sync ? ['-s'] : []), String(r.shelf), String(r.slot), r.ifname, r.file],
+    command: (r) => [
+      process.execPath,
+      join(ROOT, 'bin', 'vblade.js'),
+      ...(r.sync ? ['-s'] : []),
+      String(r.shelf),
+      String(r.slot),
+      r.ifname,
+      r.file,
+    ],
     verify: 'pattern',
     sync: true,
   },
@@ -64,7 +72,15 @@ export const BUILTIN_TARGETS: Record<string, TargetSpec> = {
     name: 'ours-null',
     label: 'aoe-target --null (ceiling)',
     // The file operand of a null export is its size.
-    command: (r) => [process.execPath, join(ROOT, 'bin', 'vblade.js'), '--null', String(r.shelf), String(r.slot), r.ifname, String(r.sectors)],
+    command: (r) => [
+      process.execPath,
+      join(ROOT, 'bin', 'vblade.js'),
+      '--null',
+      String(r.shelf),
+      String(r.slot),
+      r.ifname,
+      String(r.sectors),
+    ],
     verify: 'zero',
     sync: false,
   },
@@ -79,7 +95,10 @@ export function customTarget(text: string): TargetSpec {
   const eq = text.indexOf('=');
   if (eq <= 0) throw new Error(`--custom wants NAME=COMMAND, got "${text}"`);
   const name = text.slice(0, eq);
-  const template = text.slice(eq + 1).trim().split(/\s+/);
+  const template = text
+    .slice(eq + 1)
+    .trim()
+    .split(/\s+/);
   return {
     name,
     label: name,

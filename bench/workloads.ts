@@ -24,11 +24,51 @@ export function frameSectors(mtu: number): number {
 export function workloadsFor(mtu: number): Workload[] {
   const big = frameSectors(mtu); // 17 at MTU 9000, 2 at MTU 1500
   return [
-    { name: 'rand-read-1', description: '1-sector random reads, W=16', op: 'read', pattern: 'random', sectors: 1, window: 16, sync: false },
-    { name: `seq-read-${big}`, description: `${big}-sector sequential reads, W=16`, op: 'read', pattern: 'seq', sectors: big, window: 16, sync: false },
-    { name: `seq-write-${big}`, description: `${big}-sector sequential writes, W=16`, op: 'write', pattern: 'seq', sectors: big, window: 16, sync: false },
-    { name: 'boot-read-2', description: '2-sector reads, one in flight (iPXE boot profile)', op: 'read', pattern: 'seq', sectors: 2, window: 1, sync: false },
-    { name: `sync-write-${big}`, description: `${big}-sector sequential writes, W=16, target in -s mode`, op: 'write', pattern: 'seq', sectors: big, window: 16, sync: true },
+    {
+      name: 'rand-read-1',
+      description: '1-sector random reads, W=16',
+      op: 'read',
+      pattern: 'random',
+      sectors: 1,
+      window: 16,
+      sync: false,
+    },
+    {
+      name: `seq-read-${big}`,
+      description: `${big}-sector sequential reads, W=16`,
+      op: 'read',
+      pattern: 'seq',
+      sectors: big,
+      window: 16,
+      sync: false,
+    },
+    {
+      name: `seq-write-${big}`,
+      description: `${big}-sector sequential writes, W=16`,
+      op: 'write',
+      pattern: 'seq',
+      sectors: big,
+      window: 16,
+      sync: false,
+    },
+    {
+      name: 'boot-read-2',
+      description: '2-sector reads, one in flight (iPXE boot profile)',
+      op: 'read',
+      pattern: 'seq',
+      sectors: 2,
+      window: 1,
+      sync: false,
+    },
+    {
+      name: `sync-write-${big}`,
+      description: `${big}-sector sequential writes, W=16, target in -s mode`,
+      op: 'write',
+      pattern: 'seq',
+      sectors: big,
+      window: 16,
+      sync: true,
+    },
   ];
 }
 

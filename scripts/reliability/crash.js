@@ -34,10 +34,14 @@ function summary(name, rep, sync) {
   console.log(`\n${name}`);
   console.log(`  kills survived             ${rep.kills} (every restart served and read back the whole disk)`);
   console.log(`  writes sent / acknowledged ${fmt(sum('sent'))} / ${fmt(rep.ackedWrites)}`);
-  console.log(`  acknowledged-write checks  ${fmt(rep.verifiedWrites)} (latest per block per round, in the file and through AoE)`);
+  console.log(
+    `  acknowledged-write checks  ${fmt(rep.verifiedWrites)} (latest per block per round, in the file and through AoE)`,
+  );
   console.log(`  fdatasyncs (durable)       ${fmt(sum('syncs'))}; FLUSH CACHE answered ${fmt(sum('flushes'))}`);
   console.log(`  lost on kill               ${sum('lostOnKill')}`);
-  console.log(`  lost on power loss         ${sum('lostOnPowerLoss')}${sync ? '' : ` blocks (acknowledged after the last answered FLUSH CACHE; flushed and lost: ${sum('lostFlushed')})`}`);
+  console.log(
+    `  lost on power loss         ${sum('lostOnPowerLoss')}${sync ? '' : ` blocks (acknowledged after the last answered FLUSH CACHE; flushed and lost: ${sum('lostFlushed')})`}`,
+  );
   console.log(`  sectors undone (unsynced)  ${fmt(sum('restored'))}`);
   console.log(`  damaged sectors            ${sum('corrupt')}`);
 }
@@ -51,10 +55,19 @@ runScript(async (t) => {
   for (const p of s.problems) t.fail(p);
   if (o.nosync > 0) {
     console.log(`\nwithout -s: ${o.nosync} kills`);
-    const n = await crashRounds(t, { rounds: o.nosync, sync: false, seed: seed + 1, window: o.window, blocks: o.blocks, flushEveryMs: 100, log });
+    const n = await crashRounds(t, {
+      rounds: o.nosync,
+      sync: false,
+      seed: seed + 1,
+      window: o.window,
+      blocks: o.blocks,
+      flushEveryMs: 100,
+      log,
+    });
     summary('without -s', n, false);
     const bad = n.rounds.reduce((a, r) => a + r.lostOnKill + r.lostFlushed + r.corrupt, 0);
-    if (bad > 0) t.fail(`without -s: ${bad} writes lost that must not be (on kill, or after an answered FLUSH CACHE), or damaged`);
+    if (bad > 0)
+      t.fail(`without -s: ${bad} writes lost that must not be (on kill, or after an answered FLUSH CACHE), or damaged`);
   }
   console.log(t.failures.length === 0 ? '\nRESULT: pass' : '\nRESULT: fail');
 });

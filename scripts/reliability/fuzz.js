@@ -30,16 +30,28 @@ const { fuzzSession } = lib('fuzz-session');
 
 runScript(async (t) => {
   const seed = Number(o.seed) >>> 0;
-  console.log(`fuzzing ${o.target === 'vblade' ? '/usr/sbin/vblade' : 'our target'} with ${fmt(o.frames)} frames, seed 0x${seed.toString(16)}, MTU ${o.mtu}`);
+  console.log(
+    `fuzzing ${o.target === 'vblade' ? '/usr/sbin/vblade' : 'our target'} with ${fmt(o.frames)} frames, seed 0x${seed.toString(16)}, MTU ${o.mtu}`,
+  );
   const r = await fuzzSession(t, {
-    seed, frames: o.frames, mtu: o.mtu, batch: o.batch, progressEvery: o.progress, kind: o.target === 'vblade' ? 'vblade' : 'ours', log: (l) => console.log(`  ${l}`),
+    seed,
+    frames: o.frames,
+    mtu: o.mtu,
+    batch: o.batch,
+    progressEvery: o.progress,
+    kind: o.target === 'vblade' ? 'vblade' : 'ours',
+    log: (l) => console.log(`  ${l}`),
   });
   const s = r.stats;
   console.log('');
   console.log(`frames sent      ${fmt(s.sent)} (${fmt(s.refused)} not sendable: shorter than an Ethernet header)`);
   console.log(`time             ${(s.elapsedMs / 1000).toFixed(1)} s`);
   console.log(`frames/s         ${fmt(s.framesPerSecond)}`);
-  console.log(`kinds            ${Object.entries(s.kinds).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
+  console.log(
+    `kinds            ${Object.entries(s.kinds)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', ')}`,
+  );
   console.log(`replies          ${fmt(s.replies)}; bad replies ${fmt(s.violations)}`);
   console.log(`probes           ${fmt(s.probes)} over ${fmt(s.batches)} batches`);
   console.log(`WRITEs moved     ${fmt(s.movedWrites)} (out of the protected range)`);

@@ -35,7 +35,8 @@ runScript(async (t) => {
   for (const r of results) {
     const e = r.result.errors;
     const bad = e.aoe + e.ata + e.verify + e.short + e.timeouts + e.socket + checkFailures(r.checks);
-    if (bad > 0) t.fail(`initiator ${r.index}: ${bad} failed or mismatched requests (${r.result.firstError ?? r.checks.first[0]})`);
+    if (bad > 0)
+      t.fail(`initiator ${r.index}: ${bad} failed or mismatched requests (${r.result.firstError ?? r.checks.first[0]})`);
     failed += bad;
   }
   const ops = results.map((r) => r.result.ops);
@@ -43,11 +44,16 @@ runScript(async (t) => {
   const total = ops.reduce((a, b) => a + b, 0);
   console.log('');
   console.log(`requests           ${fmt(total)} (${fmt(total / o.seconds)}/s), all verified: ${failed === 0 ? 'yes' : 'NO'}`);
-  console.log(`per initiator      min ${fmt(f.min)}, max ${fmt(f.max)}, min/max ${f.ratio.toFixed(3)}, Jain's index ${f.jain.toFixed(4)}`);
+  console.log(
+    `per initiator      min ${fmt(f.min)}, max ${fmt(f.max)}, min/max ${f.ratio.toFixed(3)}, Jain's index ${f.jain.toFixed(4)}`,
+  );
   console.log(`duplicates         ${results.reduce((a, r) => a + r.checks.duplicates, 0)}`);
-  console.log(`cross-talk         ${results.reduce((a, r) => a + r.checks.unknownTag + r.checks.foreign, 0)} (replies with another initiator's tag or address)`);
+  console.log(
+    `cross-talk         ${results.reduce((a, r) => a + r.checks.unknownTag + r.checks.foreign, 0)} (replies with another initiator's tag or address)`,
+  );
   console.log(`retransmissions    ${fmt(results.reduce((a, r) => a + r.result.retransmits, 0))}`);
-  if (f.ratio < 0.5) t.fail(`unfair: the least served initiator got ${(f.ratio * 100).toFixed(0)} % of the most served one's requests`);
+  if (f.ratio < 0.5)
+    t.fail(`unfair: the least served initiator got ${(f.ratio * 100).toFixed(0)} % of the most served one's requests`);
   if (!rig.daemon.proc.running) t.fail('the daemon exited');
   console.log(t.failures.length === 0 ? '\nRESULT: pass' : '\nRESULT: fail');
 });

@@ -39,9 +39,13 @@ runScript(async (t) => {
   });
   const ops = r.loads.reduce((a, x) => a + x.result.ops, 0);
   console.log('');
-  console.log(`load requests     ${fmt(ops)} verified, control operations ${fmt(r.controlOps)} (${r.controlErrors} failed during link faults)`);
+  console.log(
+    `load requests     ${fmt(ops)} verified, control operations ${fmt(r.controlOps)} (${r.controlErrors} failed during link faults)`,
+  );
   console.log(`link faults       ${r.flaps} down/up, ${r.mtuCycles} MTU cycles`);
-  console.log(`RSS               baseline ${(r.baselineRssKb / 1024).toFixed(1)} MiB, end ${(r.finalRssKb / 1024).toFixed(1)} MiB, growth ${r.rssGrowthPercent.toFixed(1)} %, max ${(r.maxRssKb / 1024).toFixed(1)} MiB`);
+  console.log(
+    `RSS               baseline ${(r.baselineRssKb / 1024).toFixed(1)} MiB, end ${(r.finalRssKb / 1024).toFixed(1)} MiB, growth ${r.rssGrowthPercent.toFixed(1)} %, max ${(r.maxRssKb / 1024).toFixed(1)} MiB`,
+  );
   console.log(`open fds          baseline ${r.baselineFds}, end ${r.finalFds} (lowest in each window), max ${r.maxFds}`);
   for (const p of r.problems) t.fail(p);
   console.log(t.failures.length === 0 ? '\nRESULT: pass' : '\nRESULT: fail');

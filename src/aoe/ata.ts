@@ -2,9 +2,20 @@
 // registers. Storage work is left to the caller; this only decides.
 
 import {
-  AoeError, AtaOpcode, ATA_ERROR_ABRT, ATA_ERROR_IDNF, ATA_HEADER_LEN, ATA_STATUS_DRDY,
-  ATA_STATUS_ERR, OFF_ATA_AFLAGS, OFF_ATA_CMDSTAT, OFF_ATA_FEATURE, OFF_ATA_LBA,
-  OFF_ATA_SECTORS, OFF_SRC, SECTOR_SIZE,
+  AoeError,
+  AtaOpcode,
+  ATA_ERROR_ABRT,
+  ATA_ERROR_IDNF,
+  ATA_HEADER_LEN,
+  ATA_STATUS_DRDY,
+  ATA_STATUS_ERR,
+  OFF_ATA_AFLAGS,
+  OFF_ATA_CMDSTAT,
+  OFF_ATA_FEATURE,
+  OFF_ATA_LBA,
+  OFF_ATA_SECTORS,
+  OFF_SRC,
+  SECTOR_SIZE,
 } from './constants';
 import { padReply } from './header';
 import type { TargetState } from './target-state';
@@ -64,7 +75,12 @@ function abort(d: AtaDecision, sectors: number): AtaAction {
  * device is declared dead (docs/protocol.md).
  */
 export function decideAta(
-  rx: Uint8Array, r: number, len: number, st: TargetState, maxSectors: number, d: AtaDecision,
+  rx: Uint8Array,
+  r: number,
+  len: number,
+  st: TargetState,
+  maxSectors: number,
+  d: AtaDecision,
 ): AtaAction {
   if (len < ATA_HEADER_LEN) return AtaAction.Ignore;
   const op = rx[r + OFF_ATA_CMDSTAT];
@@ -121,7 +137,13 @@ export function decideAta(
  * are zero.
  */
 export function writeAtaRegisters(
-  tx: Uint8Array, t: number, rx: Uint8Array, r: number, status: number, error: number, sectors: number,
+  tx: Uint8Array,
+  t: number,
+  rx: Uint8Array,
+  r: number,
+  status: number,
+  error: number,
+  sectors: number,
 ): void {
   tx[t + OFF_ATA_AFLAGS] = rx[r + OFF_ATA_AFLAGS];
   tx[t + OFF_ATA_FEATURE] = error;

@@ -2,10 +2,30 @@
 // set of the export's config string, and the unsolicited announcement.
 
 import {
-  AOE_VERSION, AoeError, CFG_HEADER_LEN, Command, ConfigCommand, ETHERTYPE_AOE, FIRMWARE_VERSION,
-  FLAG_RESPONSE, MAX_CONFIG_LEN, OFF_CFG_BUFCNT, OFF_CFG_FIRMWARE, OFF_CFG_LEN, OFF_CFG_SECTORS,
-  OFF_CFG_STRING, OFF_CFG_VERCCMD, OFF_CMD, OFF_DST, OFF_ERROR, OFF_MAJOR, OFF_MINOR, OFF_SRC, OFF_TAG,
-  OFF_TYPE, OFF_VERFLAGS,
+  AOE_VERSION,
+  AoeError,
+  CFG_HEADER_LEN,
+  Command,
+  ConfigCommand,
+  ETHERTYPE_AOE,
+  FIRMWARE_VERSION,
+  FLAG_RESPONSE,
+  MAX_CONFIG_LEN,
+  OFF_CFG_BUFCNT,
+  OFF_CFG_FIRMWARE,
+  OFF_CFG_LEN,
+  OFF_CFG_SECTORS,
+  OFF_CFG_STRING,
+  OFF_CFG_VERCCMD,
+  OFF_CMD,
+  OFF_DST,
+  OFF_ERROR,
+  OFF_MAJOR,
+  OFF_MINOR,
+  OFF_SRC,
+  OFF_TAG,
+  OFF_TYPE,
+  OFF_VERFLAGS,
 } from './constants';
 import { Outcome, type FrameContext } from './frame-context';
 import { setAoeError } from './header';
@@ -44,7 +64,13 @@ function sameBytes(a: Uint8Array, ao: number, b: Uint8Array, bo: number, n: numb
  * For a reply, `ctx.replyLen` is its unpadded length.
  */
 export function handleConfig(
-  rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
+  rx: Uint8Array,
+  r: number,
+  len: number,
+  st: TargetState,
+  ctx: FrameContext,
+  tx: Uint8Array,
+  t: number,
 ): Outcome {
   if (len < CFG_HEADER_LEN) return Outcome.ShortArgument;
   const ccmd = rx[r + OFF_CFG_VERCCMD] & 0x0f;
@@ -96,7 +122,13 @@ function storeConfig(rx: Uint8Array, s: number, n: number, st: TargetState): voi
  * Returns the frame length (unpadded).
  */
 export function writeAnnouncement(
-  tx: Uint8Array, t: number, dst: Uint8Array, dstOff: number, mac: Uint8Array, st: TargetState, maxSectors: number,
+  tx: Uint8Array,
+  t: number,
+  dst: Uint8Array,
+  dstOff: number,
+  mac: Uint8Array,
+  st: TargetState,
+  maxSectors: number,
 ): number {
   for (let i = 0; i < 6; i++) {
     tx[t + OFF_DST + i] = dst[dstOff + i];

@@ -5,8 +5,19 @@
 import { AtaAction, decideAta, writeAtaRegisters } from './ata';
 import { handleConfig } from './config-query';
 import {
-  AOE_VERSION, AoeError, ATA_HEADER_LEN, ATA_STATUS_DRDY, ATA_STATUS_ERR, Command, HEADER_LEN,
-  OFF_ATA_CMDSTAT, OFF_ATA_DATA, OFF_ATA_FEATURE, OFF_ATA_SECTORS, OFF_CMD, OFF_SRC,
+  AOE_VERSION,
+  AoeError,
+  ATA_HEADER_LEN,
+  ATA_STATUS_DRDY,
+  ATA_STATUS_ERR,
+  Command,
+  HEADER_LEN,
+  OFF_ATA_CMDSTAT,
+  OFF_ATA_DATA,
+  OFF_ATA_FEATURE,
+  OFF_ATA_SECTORS,
+  OFF_CMD,
+  OFF_SRC,
 } from './constants';
 import { type FrameContext, isReply, Outcome } from './frame-context';
 import { padReply, setAoeError, versionOf, writeReplyHeader } from './header';
@@ -37,7 +48,13 @@ import type { TargetState } from './target-state';
  *    a Query Config test that does not match. None of these is answered.
  */
 export function respond(
-  rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
+  rx: Uint8Array,
+  r: number,
+  len: number,
+  st: TargetState,
+  ctx: FrameContext,
+  tx: Uint8Array,
+  t: number,
 ): Outcome {
   if (len < HEADER_LEN) return Outcome.ShortFrame;
   if (st.mask.count > 0 && !st.mask.has(rx, r + OFF_SRC)) return Outcome.Masked;
@@ -75,7 +92,13 @@ function finish(tx: Uint8Array, t: number, ctx: FrameContext, len: number, outco
 }
 
 function respondAta(
-  rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
+  rx: Uint8Array,
+  r: number,
+  len: number,
+  st: TargetState,
+  ctx: FrameContext,
+  tx: Uint8Array,
+  t: number,
 ): Outcome {
   const d = ctx.ata;
   switch (decideAta(rx, r, len, st, ctx.maxSectors, d)) {
@@ -83,9 +106,7 @@ function respondAta(
       return Outcome.ShortArgument;
     case AtaAction.AoeError:
       // The registers go back as they came: nothing was executed.
-      writeAtaRegisters(
-        tx, t, rx, r, rx[r + OFF_ATA_CMDSTAT], rx[r + OFF_ATA_FEATURE], rx[r + OFF_ATA_SECTORS],
-      );
+      writeAtaRegisters(tx, t, rx, r, rx[r + OFF_ATA_CMDSTAT], rx[r + OFF_ATA_FEATURE], rx[r + OFF_ATA_SECTORS]);
       setAoeError(tx, t, d.aoeError);
       return finish(tx, t, ctx, ATA_HEADER_LEN, Outcome.AoeError);
     case AtaAction.Reply:

@@ -1,9 +1,23 @@
 // The common AoE header: recognising requests and writing reply headers.
 
 import {
-  AOE_VERSION, BROADCAST_SHELF, BROADCAST_SLOT, ETHERTYPE_AOE, FLAG_ERROR, FLAG_RESPONSE,
-  HEADER_LEN, MIN_FRAME_LEN, OFF_CMD, OFF_DST, OFF_ERROR, OFF_MAJOR, OFF_MINOR, OFF_SRC,
-  OFF_TAG, OFF_TYPE, OFF_VERFLAGS,
+  AOE_VERSION,
+  BROADCAST_SHELF,
+  BROADCAST_SLOT,
+  ETHERTYPE_AOE,
+  FLAG_ERROR,
+  FLAG_RESPONSE,
+  HEADER_LEN,
+  MIN_FRAME_LEN,
+  OFF_CMD,
+  OFF_DST,
+  OFF_ERROR,
+  OFF_MAJOR,
+  OFF_MINOR,
+  OFF_SRC,
+  OFF_TAG,
+  OFF_TYPE,
+  OFF_VERFLAGS,
 } from './constants';
 
 /** An AoE request (not a response) long enough to hold the common header. */
@@ -57,7 +71,13 @@ export function isFromMac(f: Uint8Array, o: number, mac: Uint8Array): boolean {
  * broadcast requests), the request's command and tag.
  */
 export function writeReplyHeader(
-  tx: Uint8Array, t: number, rx: Uint8Array, r: number, mac: Uint8Array, shelf: number, slot: number,
+  tx: Uint8Array,
+  t: number,
+  rx: Uint8Array,
+  r: number,
+  mac: Uint8Array,
+  shelf: number,
+  slot: number,
 ): void {
   for (let i = 0; i < 6; i++) {
     tx[t + OFF_DST + i] = rx[r + OFF_SRC + i];

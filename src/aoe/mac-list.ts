@@ -16,9 +16,14 @@ export class MacList {
     const b = this.bytes;
     for (let i = 0, p = 0; i < this.count; i++, p += 6) {
       if (
-        b[p] === buf[off] && b[p + 1] === buf[off + 1] && b[p + 2] === buf[off + 2] &&
-        b[p + 3] === buf[off + 3] && b[p + 4] === buf[off + 4] && b[p + 5] === buf[off + 5]
-      ) return i;
+        b[p] === buf[off] &&
+        b[p + 1] === buf[off + 1] &&
+        b[p + 2] === buf[off + 2] &&
+        b[p + 3] === buf[off + 3] &&
+        b[p + 4] === buf[off + 4] &&
+        b[p + 5] === buf[off + 5]
+      )
+        return i;
     }
     return -1;
   }

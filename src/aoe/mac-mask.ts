@@ -3,8 +3,17 @@
 // as it was (docs/protocol.md).
 
 import {
-  AoeError, Directive, DIRECTIVE_LEN, MASK_HEADER_LEN, MaskCommand, MaskError, OFF_MASK_DIRCOUNT,
-  OFF_MASK_DIRS, OFF_MASK_MCMD, OFF_MASK_MERROR, OFF_MASK_RESERVED,
+  AoeError,
+  Directive,
+  DIRECTIVE_LEN,
+  MASK_HEADER_LEN,
+  MaskCommand,
+  MaskError,
+  OFF_MASK_DIRCOUNT,
+  OFF_MASK_DIRS,
+  OFF_MASK_MCMD,
+  OFF_MASK_MERROR,
+  OFF_MASK_RESERVED,
 } from './constants';
 import { Outcome, type FrameContext } from './frame-context';
 import { setAoeError } from './header';
@@ -38,7 +47,13 @@ function writeMaskReply(tx: Uint8Array, t: number, mcmd: number, merror: number,
  * For a reply, `ctx.replyLen` is its unpadded length.
  */
 export function handleMacMask(
-  rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
+  rx: Uint8Array,
+  r: number,
+  len: number,
+  st: TargetState,
+  ctx: FrameContext,
+  tx: Uint8Array,
+  t: number,
 ): Outcome {
   if (len < MASK_HEADER_LEN) return Outcome.ShortArgument;
   const mcmd = rx[r + OFF_MASK_MCMD];
@@ -57,7 +72,15 @@ export function handleMacMask(
 }
 
 /** Applies the `dirs` directives of an edit all or nothing; returns the reply length. */
-function applyEdit(rx: Uint8Array, r: number, dirs: number, st: TargetState, tx: Uint8Array, t: number, scratch: MacList): number {
+function applyEdit(
+  rx: Uint8Array,
+  r: number,
+  dirs: number,
+  st: TargetState,
+  tx: Uint8Array,
+  t: number,
+  scratch: MacList,
+): number {
   const mcmd = MaskCommand.Edit;
   scratch.copyFrom(st.mask);
   for (let i = 0; i < dirs; i++) {

@@ -1,9 +1,7 @@
 // Command 3, Reserve/Release: which initiators may issue ATA commands.
 // Release is a set (or force set) with no addresses.
 
-import {
-  AoeError, OFF_RES_MACS, OFF_RES_NMACS, OFF_RES_RCMD, OFF_SRC, RES_HEADER_LEN, ReserveCommand,
-} from './constants';
+import { AoeError, OFF_RES_MACS, OFF_RES_NMACS, OFF_RES_RCMD, OFF_SRC, RES_HEADER_LEN, ReserveCommand } from './constants';
 import { Outcome, type FrameContext } from './frame-context';
 import { setAoeError } from './header';
 import type { TargetState } from './target-state';
@@ -26,7 +24,13 @@ function writeReserveReply(tx: Uint8Array, t: number, rcmd: number, st: TargetSt
  * For a reply, `ctx.replyLen` is its unpadded length.
  */
 export function handleReserve(
-  rx: Uint8Array, r: number, len: number, st: TargetState, ctx: FrameContext, tx: Uint8Array, t: number,
+  rx: Uint8Array,
+  r: number,
+  len: number,
+  st: TargetState,
+  ctx: FrameContext,
+  tx: Uint8Array,
+  t: number,
 ): Outcome {
   if (len < RES_HEADER_LEN) return Outcome.ShortArgument;
   const rcmd = rx[r + OFF_RES_RCMD];
@@ -36,13 +40,12 @@ export function handleReserve(
 }
 
 /** A set or force set (or an unknown RCmd): Reply when it took, AoeError with the code set when refused. */
-function applySet(
-  rx: Uint8Array, r: number, len: number, rcmd: number, st: TargetState, tx: Uint8Array, t: number,
-): Outcome {
+function applySet(rx: Uint8Array, r: number, len: number, rcmd: number, st: TargetState, tx: Uint8Array, t: number): Outcome {
   const n = rx[r + OFF_RES_NMACS];
   if (
     (rcmd !== ReserveCommand.Set && rcmd !== ReserveCommand.ForceSet) ||
-    RES_HEADER_LEN + n * 6 > len || n > st.reserve.capacity
+    RES_HEADER_LEN + n * 6 > len ||
+    n > st.reserve.capacity
   ) {
     setAoeError(tx, t, AoeError.BadArgument);
     return Outcome.AoeError;

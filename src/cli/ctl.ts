@@ -32,10 +32,15 @@ export function resolveSocket(o: { socket?: string; name?: string; runDir: strin
   }
   if (socks.length === 1) return path.join(o.runDir, socks[0]);
   if (socks.length === 0) throw new Error(`no control socket in ${o.runDir}; is vbladed running? (or give --socket FILE)`);
-  throw new Error(`several vbladed instances run (${socks.map((s) => s.replace(/\.sock$/, '')).join(', ')}); choose one with --name NAME`);
+  throw new Error(
+    `several vbladed instances run (${socks.map((s) => s.replace(/\.sock$/, '')).join(', ')}); choose one with --name NAME`,
+  );
 }
 
-function formatList(result: { exports: ExportListing[]; supervisor?: { workerPid?: number; restarts?: number; ready?: boolean } }): string {
+function formatList(result: {
+  exports: ExportListing[];
+  supervisor?: { workerPid?: number; restarts?: number; ready?: boolean };
+}): string {
   const lines: string[] = [];
   const s = result.supervisor;
   if (s) lines.push(`worker ${s.workerPid ?? '-'} ${s.ready ? 'serving' : 'not serving'}, ${s.restarts ?? 0} restarts`);
@@ -100,16 +105,21 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
     .version(false);
   for (const c of COMMANDS) {
     const pos = c.exportArg === 'required' ? `${c.name} <export>` : c.exportArg === 'optional' ? `${c.name} [export]` : c.name;
-    y = y.command(pos, c.summary, (b) => (c.exportArg === 'none' ? b : b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' })), (args) => {
-      parsed = {
-        command: c.name,
-        runDir: args['run-dir'] as string,
-        json: args.json as boolean,
-      };
-      if (typeof args.socket === 'string') parsed.socket = args.socket;
-      if (typeof args.name === 'string') parsed.name = args.name;
-      if (typeof args.export === 'string') parsed.export = args.export;
-    });
+    y = y.command(
+      pos,
+      c.summary,
+      (b) => (c.exportArg === 'none' ? b : b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' })),
+      (args) => {
+        parsed = {
+          command: c.name,
+          runDir: args['run-dir'] as string,
+          json: args.json as boolean,
+        };
+        if (typeof args.socket === 'string') parsed.socket = args.socket;
+        if (typeof args.name === 'string') parsed.name = args.name;
+        if (typeof args.export === 'string') parsed.export = args.export;
+      },
+    );
   }
   y.parseSync();
   if (!parsed) throw new Error('help shown');

@@ -6,7 +6,15 @@
 // --spin-us, --map-in-memory, --config).
 
 import pino from 'pino';
-import { BOOL_WORDS, checkValue, environmentDaemonKeys, keyDef, parseConfigInteger, renderDaemonHelp, type DaemonKeys } from '../config/config-file';
+import {
+  BOOL_WORDS,
+  checkValue,
+  environmentDaemonKeys,
+  keyDef,
+  parseConfigInteger,
+  renderDaemonHelp,
+  type DaemonKeys,
+} from '../config/config-file';
 import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTunables } from '../config/export-config';
 import { ConfigError, Server, StoreError } from '../target/server';
 import { withTestFaults } from '../testing/fault-io';
@@ -177,7 +185,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const { stateHooks } = await import('../service/state-hooks');
     // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
-    server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log), { ...tunables, wrapIoRing: (io) => withTestFaults(io) });
+    server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log), {
+      ...tunables,
+      wrapIoRing: (io) => withTestFaults(io),
+    });
   } catch (e) {
     if (e instanceof ConfigError || e instanceof StoreError || (e as NodeJS.ErrnoException).code !== undefined) {
       process.stderr.write(`vblade: ${(e as Error).message}\n`);
@@ -186,7 +197,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw e;
   }
   const e = server.exports[0];
-  process.stdout.write(`pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors ${c.readOnly ? 'O_RDONLY' : 'O_RDWR'}\n`);
+  process.stdout.write(
+    `pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors ${c.readOnly ? 'O_RDONLY' : 'O_RDWR'}\n`,
+  );
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {

@@ -33,8 +33,11 @@ import type { Backoff } from '../service/supervisor';
 
 /** Long options that are not config keys. */
 const FLAGS = {
-  config: { arg: 'FILE', meaning: 'Serve the exports of this config file (vblade.conf(5)) instead of one from the command line.' },
-  'debian-config': { arg: 'FILE', meaning: "Serve the one export of a Debian /etc/vblade.conf.d/NAME.conf fragment." },
+  config: {
+    arg: 'FILE',
+    meaning: 'Serve the exports of this config file (vblade.conf(5)) instead of one from the command line.',
+  },
+  'debian-config': { arg: 'FILE', meaning: 'Serve the one export of a Debian /etc/vblade.conf.d/NAME.conf fragment.' },
   foreground: { meaning: 'Do not detach: run the supervisor in this process (for systemd and debugging).' },
   check: { meaning: 'Check the configuration, print what would be served, and exit.' },
   help: { meaning: 'Show this help.' },
@@ -109,7 +112,8 @@ export function parseVbladedArgs(argv: readonly string[], cwd = process.cwd()): 
     else if (name === 'heartbeat-timeout') a.heartbeatTimeoutMs = Number(takeValue());
     else if (name === 'backoff') {
       const [minMs, maxMs, resetAfterMs] = takeValue().split(',').map(Number);
-      if (![minMs, maxMs, resetAfterMs].every((n) => Number.isFinite(n) && n >= 0)) throw new UsageError('--backoff needs MIN,MAX,RESET in milliseconds');
+      if (![minMs, maxMs, resetAfterMs].every((n) => Number.isFinite(n) && n >= 0))
+        throw new UsageError('--backoff needs MIN,MAX,RESET in milliseconds');
       a.backoff = { minMs, maxMs, resetAfterMs };
     } else {
       const def = keyDef('daemon', name);
@@ -140,7 +144,10 @@ export function parseVbladedArgs(argv: readonly string[], cwd = process.cwd()): 
 export function vbladedUsage(): string {
   const vbladeKeys = KEYS.filter((k) => k.vbladeOption);
   const optArg: Record<string, string> = { '-b': ' bufcnt', '-m': ' mac[,mac...]', '-o': ' offset', '-l': ' length' };
-  const vlines = vbladeKeys.map((k) => `  ${(k.vbladeOption! + (optArg[k.vbladeOption!] ?? '')).padEnd(18)}${k.meaning} [default: ${k.defaultText ?? (k.default || 'unset')}]`);
+  const vlines = vbladeKeys.map(
+    (k) =>
+      `  ${(k.vbladeOption! + (optArg[k.vbladeOption!] ?? '')).padEnd(18)}${k.meaning} [default: ${k.defaultText ?? (k.default || 'unset')}]`,
+  );
   const flagLines = Object.entries(FLAGS).map(([k, v]) => `  ${`--${k}${'arg' in v ? ' ' + v.arg : ''}`.padEnd(26)}${v.meaning}`);
   return [
     'usage: vbladed [daemon options] [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file',
@@ -164,14 +171,21 @@ export function vbladedUsage(): string {
 }
 
 function fail(message: string, withUsage = false): number {
-  const lines = message.split('\n').map((l) => `vbladed: ${l}\n`).join('');
+  const lines = message
+    .split('\n')
+    .map((l) => `vbladed: ${l}\n`)
+    .join('');
   process.stderr.write(lines + (withUsage ? VBLADE_USAGE.replace('vblade', 'vbladed [daemon options]') + '\n' : ''));
   return 1;
 }
 
 /** Settings from the file's [daemon] keys, the command line and the compatibility environment. */
 function settingsOf(a: VbladedArgs, loaded: LoadedExports): DaemonSettings {
-  return resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, { program: 'vbladed', defaultName: loaded.defaultName, fromEnvironment: a.environmentKeys });
+  return resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, {
+    program: 'vbladed',
+    defaultName: loaded.defaultName,
+    fromEnvironment: a.environmentKeys,
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -208,7 +222,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     const src = a.configFile ?? 'command line';
     process.stdout.write(`${src}: OK, ${loaded.exports.length} export${loaded.exports.length === 1 ? '' : 's'}\n`);
     for (const e of loaded.exports) process.stdout.write(`  ${describeExport(e)}\n`);
-    process.stdout.write(`  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log ${settings.log}${settings.logFile ? ' ' + settings.logFile : ''}\n`);
+    process.stdout.write(
+      `  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log ${settings.log}${settings.logFile ? ' ' + settings.logFile : ''}\n`,
+    );
     return process.exit(0);
   }
   if (!a.foreground) {

@@ -47,7 +47,8 @@ export async function benchTarget(client: AoeClient, a: Omit<BenchArgs, 'if' | '
     );
   }
   let lbaCount = Math.min(a.range ?? id.sectors, id.sectors - a.start);
-  if (lbaCount < a.sectors) throw new CliError(`the range from LBA ${a.start} holds fewer than ${a.sectors} sectors (the export has ${id.sectors})`);
+  if (lbaCount < a.sectors)
+    throw new CliError(`the range from LBA ${a.start} holds fewer than ${a.sectors} sectors (the export has ${id.sectors})`);
   client.pause();
   try {
     if (a.prefill) {
@@ -55,8 +56,17 @@ export async function benchTarget(client: AoeClient, a: Omit<BenchArgs, 'if' | '
       lbaCount = Math.floor(lbaCount / maxSectors) * maxSectors;
       if (a.progress) process.stderr.write(`  writing the test pattern over ${lbaCount} sectors…\n`);
       const fill = await runLoad({
-        socket: client.socket, srcMac: client.mac, target: t, op: 'write', pattern: 'seq', sectors: maxSectors, window: 16,
-        lbaStart: a.start, lbaCount, requests: lbaCount / maxSectors, timeoutMs: a.timeout,
+        socket: client.socket,
+        srcMac: client.mac,
+        target: t,
+        op: 'write',
+        pattern: 'seq',
+        sectors: maxSectors,
+        window: 16,
+        lbaStart: a.start,
+        lbaCount,
+        requests: lbaCount / maxSectors,
+        timeoutMs: a.timeout,
       });
       if (failedRequests(fill) > 0) throw new CliError(`writing the pattern failed: ${fill.firstError}`);
     }
@@ -78,7 +88,10 @@ export async function benchTarget(client: AoeClient, a: Omit<BenchArgs, 'if' | '
       passesPerWake: a.passes,
       spinUs: a.spinUs,
       onProgress: a.progress
-        ? (p) => process.stderr.write(`  ${(p.elapsedMs / 1000).toFixed(0).padStart(3)} s  ${fmtInt(p.iops)} IOPS  ${p.mbps.toFixed(1)} MB/s  errors ${p.errors}  retransmits ${p.retransmits}\n`)
+        ? (p) =>
+            process.stderr.write(
+              `  ${(p.elapsedMs / 1000).toFixed(0).padStart(3)} s  ${fmtInt(p.iops)} IOPS  ${p.mbps.toFixed(1)} MB/s  errors ${p.errors}  retransmits ${p.retransmits}\n`,
+            )
         : undefined,
     });
     return {
@@ -125,11 +138,26 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const args = (await yargs(argv)
       .scriptName('aoe-bench')
-      .usage('$0 --if IF [--netns NS] --shelf S --slot N [options]\n\nKeeps W AoE requests in flight against one export and reports IOPS, MB/s, latency, errors and its own CPU time.')
-      .option('if', { type: 'string', demandOption: 'name the network interface with --if', requiresArg: true, describe: 'network interface' })
+      .usage(
+        '$0 --if IF [--netns NS] --shelf S --slot N [options]\n\nKeeps W AoE requests in flight against one export and reports IOPS, MB/s, latency, errors and its own CPU time.',
+      )
+      .option('if', {
+        type: 'string',
+        demandOption: 'name the network interface with --if',
+        requiresArg: true,
+        describe: 'network interface',
+      })
       .option('netns', { type: 'string', requiresArg: true, describe: 'network namespace of the interface (name or path)' })
-      .option('shelf', { type: 'number', demandOption: 'name the export with --shelf and --slot', describe: 'shelf (major) of the export' })
-      .option('slot', { type: 'number', demandOption: 'name the export with --shelf and --slot', describe: 'slot (minor) of the export' })
+      .option('shelf', {
+        type: 'number',
+        demandOption: 'name the export with --shelf and --slot',
+        describe: 'shelf (major) of the export',
+      })
+      .option('slot', {
+        type: 'number',
+        demandOption: 'name the export with --shelf and --slot',
+        describe: 'slot (minor) of the export',
+      })
       .option('op', { choices: ['read', 'write', 'mix'] as const, default: 'read' as const, describe: 'what to do' })
       .option('read-percent', { type: 'number', default: 50, describe: 'share of reads for --op mix' })
       .option('pattern', { choices: ['random', 'seq'] as const, default: 'random' as const, describe: 'LBA order' })
@@ -139,13 +167,29 @@ export async function main(argv: string[]): Promise<void> {
       .option('warmup', { type: 'number', default: 0.5, describe: 'seconds of load before measuring' })
       .option('range', { type: 'number', describe: 'sectors of the export to use (default: all of it)' })
       .option('start', { type: 'number', default: 0, describe: 'first LBA of the range' })
-      .option('verify', { choices: ['none', 'pattern', 'zero'] as const, default: 'none' as const, describe: "check read data: the project's test pattern, zeros, or not" })
+      .option('verify', {
+        choices: ['none', 'pattern', 'zero'] as const,
+        default: 'none' as const,
+        describe: "check read data: the project's test pattern, zeros, or not",
+      })
       .option('timeout', { type: 'number', default: 250, describe: 'ms before a request is sent again' })
-      .option('prefill', { type: 'boolean', default: false, describe: 'write the test pattern over the range first (then --verify pattern works on any export)' })
+      .option('prefill', {
+        type: 'boolean',
+        default: false,
+        describe: 'write the test pattern over the range first (then --verify pattern works on any export)',
+      })
       .option('passes', { type: 'number', default: 1, describe: 'receive/send passes per wake-up while replies keep coming' })
-      .option('spin-us', { type: 'number', default: 0, describe: 'busy-poll the ring this long after the last reply before sleeping (0: never)' })
+      .option('spin-us', {
+        type: 'number',
+        default: 0,
+        describe: 'busy-poll the ring this long after the last reply before sleeping (0: never)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print the full result as JSON' })
-      .option('progress', { type: 'boolean', default: process.stderr.isTTY === true, describe: 'print a line per second to stderr' })
+      .option('progress', {
+        type: 'boolean',
+        default: process.stderr.isTTY === true,
+        describe: 'print a line per second to stderr',
+      })
       .check((a) => {
         if (!Number.isInteger(a.sectors) || a.sectors < 1 || a.sectors > 255) throw new CliError('--sectors must be 1..255');
         if (!Number.isInteger(a.window) || a.window < 1 || a.window > 65535) throw new CliError('--window must be 1..65535');

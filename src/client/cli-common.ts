@@ -46,9 +46,10 @@ export function reportFailure(program: string, e: unknown): void {
   const known = ['CliError', 'AoeError', 'AtaError', 'TimeoutError', 'ReplyFormatError', 'RangeError'];
   // Errors from the native addon carry the errno name in `code` and say what to do in the message.
   const native = typeof (err as { code?: unknown })?.code === 'string';
-  const text = known.includes(err?.name) || native || /native addon|no network interface|is down/.test(String(err?.message))
-    ? err.message
-    : (err?.stack ?? String(e));
+  const text =
+    known.includes(err?.name) || native || /native addon|no network interface|is down/.test(String(err?.message))
+      ? err.message
+      : (err?.stack ?? String(e));
   process.stderr.write(`${program}: ${text}\n`);
   process.exitCode = 1;
 }

@@ -41,7 +41,9 @@ async function withTarget<T>(args: GlobalArgs & { target: string }, fn: (c: AoeC
   const client = openClient(args);
   try {
     const target: Target =
-      args.mac !== undefined ? { ...addr, mac: parseMac(args.mac) } : await client.find(addr.shelf, addr.slot, Math.max(args.timeout * (args.retries + 1), 1000));
+      args.mac !== undefined
+        ? { ...addr, mac: parseMac(args.mac) }
+        : await client.find(addr.shelf, addr.slot, Math.max(args.timeout * (args.retries + 1), 1000));
     return await fn(client, target);
   } finally {
     client.close();
@@ -54,7 +56,11 @@ function describeTarget(t: DiscoveredTarget): string {
 }
 
 function targetArg(y: Argv<GlobalArgs>): Argv<GlobalArgs & { target: string }> {
-  return y.positional('target', { type: 'string', describe: 'the export, as eSHELF.SLOT (e.g. e1.2)', demandOption: true }) as Argv<GlobalArgs & { target: string }>;
+  return y.positional('target', {
+    type: 'string',
+    describe: 'the export, as eSHELF.SLOT (e.g. e1.2)',
+    demandOption: true,
+  }) as Argv<GlobalArgs & { target: string }>;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -68,9 +74,15 @@ export async function main(argv: string[]): Promise<void> {
 export function buildParser(argv: string[]): Argv<GlobalArgs> {
   return yargs(argv)
     .scriptName('aoe-client')
-    .usage('$0 <command> [target] [arguments] --if IF [--netns NS]\n\nAn ATA-over-Ethernet (AoE r11) initiator: discover exports and talk to one.')
+    .usage(
+      '$0 <command> [target] [arguments] --if IF [--netns NS]\n\nAn ATA-over-Ethernet (AoE r11) initiator: discover exports and talk to one.',
+    )
     .option('if', { type: 'string', describe: 'network interface to use (e.g. eth1, veth0)', requiresArg: true })
-    .option('netns', { type: 'string', describe: 'network namespace the interface is in: a name from `ip netns` or a path', requiresArg: true })
+    .option('netns', {
+      type: 'string',
+      describe: 'network namespace the interface is in: a name from `ip netns` or a path',
+      requiresArg: true,
+    })
     .option('timeout', { type: 'number', default: 500, describe: 'ms to wait for a reply before sending again' })
     .option('retries', { type: 'number', default: 3, describe: 'retransmissions before giving up' })
     .option('mac', { type: 'string', describe: "the target's MAC; skips discovery", requiresArg: true })
@@ -80,12 +92,15 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
       'broadcast a config query and list who answers',
       (y) => y.positional('target', { type: 'string', describe: 'only this export (eS.N); default: every shelf and slot' }),
       async (args) => {
-        const addr = args.target !== undefined ? parseTargetAddress(args.target) : { shelf: SHELF_BROADCAST, slot: SLOT_BROADCAST };
+        const addr =
+          args.target !== undefined ? parseTargetAddress(args.target) : { shelf: SHELF_BROADCAST, slot: SLOT_BROADCAST };
         const client = openClient(args);
         try {
           const found = await client.discover(addr.shelf, addr.slot, Math.max(args.timeout, 200));
-          out(args, found.map((t) => ({ ...t, mac: t.macText, configBytes: undefined })), () =>
-            found.length === 0 ? `no AoE target answered on ${args.if}` : found.map(describeTarget).join('\n'),
+          out(
+            args,
+            found.map((t) => ({ ...t, mac: t.macText, configBytes: undefined })),
+            () => (found.length === 0 ? `no AoE target answered on ${args.if}` : found.map(describeTarget).join('\n')),
           );
           if (found.length === 0) process.exitCode = 2;
         } finally {
@@ -106,7 +121,7 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
               `model     ${id.model}`,
               `serial    ${id.serial}`,
               `firmware  ${id.firmwareRevision}`,
-              `capacity  ${id.sectors} sectors (${(id.sectors * SECTOR_SIZE / 2 ** 30).toFixed(3)} GiB), ${id.lba48 ? '48-bit' : '28-bit'} addressing`,
+              `capacity  ${id.sectors} sectors (${((id.sectors * SECTOR_SIZE) / 2 ** 30).toFixed(3)} GiB), ${id.lba48 ? '48-bit' : '28-bit'} addressing`,
               ...(args.raw ? ['', hexDump(raw)] : []),
             ].join('\n'),
           );
@@ -132,11 +147,21 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
           }
           if (args.out !== undefined) {
             writeFileSync(args.out, data);
-            out(args, { lba: args.lba, count: args.count, file: args.out }, () => `read ${args.count} sectors at LBA ${args.lba} into ${args.out}`);
+            out(
+              args,
+              { lba: args.lba, count: args.count, file: args.out },
+              () => `read ${args.count} sectors at LBA ${args.lba} into ${args.out}`,
+            );
           } else if (args.check) {
-            out(args, { lba: args.lba, count: args.count, pattern: true }, () => `${args.count} sectors at LBA ${args.lba} hold the test pattern`);
+            out(
+              args,
+              { lba: args.lba, count: args.count, pattern: true },
+              () => `${args.count} sectors at LBA ${args.lba} hold the test pattern`,
+            );
           } else {
-            out(args, { lba: args.lba, count: args.count, hex: Buffer.from(data).toString('hex') }, () => hexDump(data, args.lba * SECTOR_SIZE));
+            out(args, { lba: args.lba, count: args.count, hex: Buffer.from(data).toString('hex') }, () =>
+              hexDump(data, args.lba * SECTOR_SIZE),
+            );
           }
         });
       },
@@ -157,7 +182,8 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
           data = new Uint8Array(Math.ceil(file.length / SECTOR_SIZE) * SECTOR_SIZE);
           data.set(file);
         } else if (args.pattern !== undefined) {
-          if (!Number.isInteger(args.pattern) || args.pattern < 1) throw new CliError('--pattern takes a number of sectors, 1 or more');
+          if (!Number.isInteger(args.pattern) || args.pattern < 1)
+            throw new CliError('--pattern takes a number of sectors, 1 or more');
           data = new Uint8Array(args.pattern * SECTOR_SIZE);
           fillSectors(data, 0, args.lba, args.pattern);
         } else {
@@ -188,7 +214,11 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
       'read, test or set the config string',
       (y) =>
         targetArg(y)
-          .positional('action', { choices: ['read', 'test', 'prefix', 'set', 'fset'] as const, default: 'read' as const, describe: 'read; test (exact match); prefix (prefix match); set (only if empty); fset (force)' })
+          .positional('action', {
+            choices: ['read', 'test', 'prefix', 'set', 'fset'] as const,
+            default: 'read' as const,
+            describe: 'read; test (exact match); prefix (prefix match); set (only if empty); fset (force)',
+          })
           .positional('value', { type: 'string', default: '', describe: 'the string' }),
       async (args) => {
         await withTarget(args, async (c, t) => {
@@ -222,7 +252,8 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
           .positional('macs', { type: 'string', array: true, default: [] as string[], describe: 'MAC addresses' }),
       async (args) => {
         const macs = args.macs.map(String);
-        if (args.action !== 'list' && macs.length === 0) throw new CliError(`mask ${args.action} needs one or more MAC addresses`);
+        if (args.action !== 'list' && macs.length === 0)
+          throw new CliError(`mask ${args.action} needs one or more MAC addresses`);
         macs.forEach(parseMac);
         await withTarget(args, async (c, t) => {
           if (args.action === 'list') {
@@ -231,7 +262,9 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
           }
           const r = args.action === 'add' ? await c.maskEdit(t, macs, []) : await c.maskEdit(t, [], macs);
           if (r.merror !== 0) {
-            throw new CliError(`mask ${args.action} failed at directive ${r.dirCount}: ${['ok', 'unspecified error', 'bad directive', 'mask list full'][r.merror] ?? `MError ${r.merror}`}`);
+            throw new CliError(
+              `mask ${args.action} failed at directive ${r.dirCount}: ${['ok', 'unspecified error', 'bad directive', 'mask list full'][r.merror] ?? `MError ${r.merror}`}`,
+            );
           }
           const list = r.directives.map((d) => d.mac);
           return out(args, { mask: list }, () => (list.length === 0 ? '(empty)' : list.join('\n')));
@@ -244,7 +277,12 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
       (y) =>
         targetArg(y)
           .positional('action', { choices: ['read', 'set', 'force', 'release'] as const, default: 'read' as const })
-          .positional('macs', { type: 'string', array: true, default: [] as string[], describe: 'MAC addresses (default for set/force: our own)' }),
+          .positional('macs', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'MAC addresses (default for set/force: our own)',
+          }),
       async (args) => {
         await withTarget(args, async (c, t) => {
           const macs = args.macs.map(String);

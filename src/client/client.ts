@@ -456,7 +456,12 @@ export class AoeClient {
    * came (test and prefix test are answered only on a match). A reply with E
    * set rejects with AoeError (e.g. error 4 for set when a string is present).
    */
-  async config(target: Target, ccmd: number, value: Uint8Array | string = new Uint8Array(0), options: ExchangeOptions = {}): Promise<(ConfigReply & { header: ReplyHeader }) | null> {
+  async config(
+    target: Target,
+    ccmd: number,
+    value: Uint8Array | string = new Uint8Array(0),
+    options: ExchangeOptions = {},
+  ): Promise<(ConfigReply & { header: ReplyHeader }) | null> {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'latin1') : value;
     const silentOnMismatch = ccmd === ConfigCommand.Test || ccmd === ConfigCommand.PrefixTest;
     let f: ReceivedFrame;
@@ -516,8 +521,17 @@ export class AoeClient {
     const f = await this.exchange(
       (buf, tag) =>
         writeAtaRequest(
-          buf, 0, this.address(target), tag, cmd.aflags ?? 0, cmd.feature ?? 0, cmd.sectorCount ?? 0, cmd.command,
-          cmd.lba ?? 0, payload?.length ?? 0, payload,
+          buf,
+          0,
+          this.address(target),
+          tag,
+          cmd.aflags ?? 0,
+          cmd.feature ?? 0,
+          cmd.sectorCount ?? 0,
+          cmd.command,
+          cmd.lba ?? 0,
+          payload?.length ?? 0,
+          payload,
         ),
       (r) => this.fromTarget(r, target, Command.Ata),
       what,
@@ -573,12 +587,21 @@ export class AoeClient {
 
   /** Writes whole sectors (data.length must be a multiple of 512) at `lba` with WRITE SECTORS EXT. */
   async write(target: Target, lba: number, data: Uint8Array): Promise<void> {
-    if (data.length % SECTOR_SIZE !== 0) throw new RangeError(`write of ${data.length} bytes: not a whole number of 512-byte sectors`);
+    if (data.length % SECTOR_SIZE !== 0)
+      throw new RangeError(`write of ${data.length} bytes: not a whole number of 512-byte sectors`);
     await this.chunked(target, data.length / SECTOR_SIZE, async (first, n) => {
       await this.ataChecked(
         target,
         (buf, tag) =>
-          writeWriteExt(buf, 0, this.address(target), tag, lba + first, n, data.subarray(first * SECTOR_SIZE, (first + n) * SECTOR_SIZE)),
+          writeWriteExt(
+            buf,
+            0,
+            this.address(target),
+            tag,
+            lba + first,
+            n,
+            data.subarray(first * SECTOR_SIZE, (first + n) * SECTOR_SIZE),
+          ),
         `write of ${n} sectors at LBA ${lba + first}`,
       );
     });
@@ -600,7 +623,19 @@ export class AoeClient {
     await this.ataChecked(
       target,
       (buf, tag) =>
-        writeAtaRequest(buf, 0, this.address(target), tag, AFLAG_WRITE, 0, count, AtaOpcode.WriteSectors, lba28Field(lba), data.length, data),
+        writeAtaRequest(
+          buf,
+          0,
+          this.address(target),
+          tag,
+          AFLAG_WRITE,
+          0,
+          count,
+          AtaOpcode.WriteSectors,
+          lba28Field(lba),
+          data.length,
+          data,
+        ),
       `28-bit write of ${count} sectors at LBA ${lba}`,
     );
   }
@@ -638,7 +673,11 @@ export class AoeClient {
   // --- Mac Mask List -------------------------------------------------------------------
 
   /** Any Mac Mask command; resolves with the reply (check merror), rejects with AoeError when E is set. */
-  async mask(target: Target, mcmd: number, directives: readonly MaskDirectiveEntry[] = []): Promise<MaskReply & { header: ReplyHeader }> {
+  async mask(
+    target: Target,
+    mcmd: number,
+    directives: readonly MaskDirectiveEntry[] = [],
+  ): Promise<MaskReply & { header: ReplyHeader }> {
     const f = await this.exchange(
       (buf, tag) => writeMaskRequest(buf, 0, this.address(target), tag, mcmd, directives),
       (r) => this.fromTarget(r, target, Command.MacMask),
@@ -664,7 +703,11 @@ export class AoeClient {
   // --- Reserve / Release ---------------------------------------------------------------
 
   /** Any Reserve/Release command; rejects with AoeError when E is set (e.g. 6 when reserved by others). */
-  async reserve(target: Target, rcmd: number, macs: readonly (string | Uint8Array)[] = []): Promise<ReserveReply & { header: ReplyHeader }> {
+  async reserve(
+    target: Target,
+    rcmd: number,
+    macs: readonly (string | Uint8Array)[] = [],
+  ): Promise<ReserveReply & { header: ReplyHeader }> {
     const bytes = macs.map((m) => (typeof m === 'string' ? parseMac(m) : m));
     const f = await this.exchange(
       (buf, tag) => writeReserve(buf, 0, this.address(target), tag, rcmd, bytes),
@@ -700,4 +743,3 @@ function readTag(frame: Uint8Array): number {
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
 }
-

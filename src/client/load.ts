@@ -212,7 +212,16 @@ export class LoadEngine {
   private repliesHandled = 0;
   private sends = 0;
   private framesSent = 0;
-  private readonly errors: LoadErrors = { aoe: 0, aoeByCode: [0, 0, 0, 0, 0, 0, 0, 0], ata: 0, verify: 0, short: 0, timeouts: 0, stale: 0, socket: 0 };
+  private readonly errors: LoadErrors = {
+    aoe: 0,
+    aoeByCode: [0, 0, 0, 0, 0, 0, 0, 0],
+    ata: 0,
+    verify: 0,
+    short: 0,
+    timeouts: 0,
+    stale: 0,
+    socket: 0,
+  };
   private firstError: string | undefined;
   private lastProgressAt = 0;
   private lastProgressOps = 0;
@@ -257,15 +266,21 @@ export class LoadEngine {
     this.sendDesc = new Uint32Array(this.W * 2);
     this.drainBatch = this.o.drainBatch;
     this.drainDesc = new Uint32Array(this.drainBatch * 3);
-    this.rng = ((options.seed ?? 0x2545f491) | 0) || 1;
+    this.rng = (options.seed ?? 0x2545f491) | 0 || 1;
     this.blocks = Math.floor(options.lbaCount / options.sectors);
     const start = this.o.lbaStart;
     const wantsPattern = this.o.verify === 'pattern' || this.o.op !== 'read';
     if (options.image && options.image.covers(start, options.lbaCount)) this.image = options.image;
-    else if (wantsPattern && options.lbaCount <= PATTERN_IMAGE_MAX_SECTORS) this.image = new PatternImage(start, options.lbaCount);
+    else if (wantsPattern && options.lbaCount <= PATTERN_IMAGE_MAX_SECTORS)
+      this.image = new PatternImage(start, options.lbaCount);
 
     // Every slot's frame gets its fixed header once; a request only rewrites tag, op and LBA.
-    const addr: FrameAddress = { dst: options.target.mac, src: options.srcMac, shelf: options.target.shelf, slot: options.target.slot };
+    const addr: FrameAddress = {
+      dst: options.target.mac,
+      src: options.srcMac,
+      shelf: options.target.shelf,
+      slot: options.target.slot,
+    };
     for (let s = 0; s < this.W; s++) writeAtaRequest(this.arena, s * this.stride, addr, 0, 0, 0, options.sectors, 0, 0);
   }
 
@@ -623,7 +638,9 @@ export class LoadEngine {
         this.state[s] = 0;
         this.inFlight--;
         if (this.measuring) this.errors.timeouts++;
-        this.noteError(`no reply for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]} after ${this.retries[s] + 1} sends`);
+        this.noteError(
+          `no reply for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]} after ${this.retries[s] + 1} sends`,
+        );
         if (this.canIssue()) this.issue(s, now);
         continue;
       }

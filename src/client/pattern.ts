@@ -75,7 +75,7 @@ export function checkSector(buf: Uint8Array, off: number, n: number): number {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    const got = (buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24)) | 0;
+    const got = buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24) | 0;
     if (got !== x) {
       for (let k = 0; k < 4; k++) if (buf[p + k] !== ((x >>> (8 * k)) & 0xff)) return p + k - off;
     }

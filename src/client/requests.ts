@@ -161,7 +161,17 @@ export function writeWriteExt(
   data?: Uint8Array,
 ): number {
   return writeAtaRequest(
-    buf, off, addr, tag, AFLAG_EXTENDED | AFLAG_WRITE, 0, count, AtaOpcode.WriteSectorsExt, lba, count * SECTOR_SIZE, data,
+    buf,
+    off,
+    addr,
+    tag,
+    AFLAG_EXTENDED | AFLAG_WRITE,
+    0,
+    count,
+    AtaOpcode.WriteSectorsExt,
+    lba,
+    count * SECTOR_SIZE,
+    data,
   );
 }
 
@@ -181,7 +191,17 @@ export function writeWrite28(
   data?: Uint8Array,
 ): number {
   return writeAtaRequest(
-    buf, off, addr, tag, AFLAG_WRITE, 0, count, AtaOpcode.WriteSectors, lba28Field(lba), count * SECTOR_SIZE, data,
+    buf,
+    off,
+    addr,
+    tag,
+    AFLAG_WRITE,
+    0,
+    count,
+    AtaOpcode.WriteSectors,
+    lba28Field(lba),
+    count * SECTOR_SIZE,
+    data,
   );
 }
 

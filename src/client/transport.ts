@@ -3,7 +3,14 @@
 // loadAddon, on first use), so the pure parts of the client (and their tests,
 // with a fake socket) work without it being built.
 
-import { loadAddon, NativeLimit, type LinkInfo, type NativeAddon, type PacketSocket, type PacketSocketOptions } from '../native/addon';
+import {
+  loadAddon,
+  NativeLimit,
+  type LinkInfo,
+  type NativeAddon,
+  type PacketSocket,
+  type PacketSocketOptions,
+} from '../native/addon';
 
 /** What the client and the load engine need of a packet socket (a fake in tests). */
 export type FrameSocket = Pick<PacketSocket, 'ring' | 'drain' | 'release' | 'send' | 'startPolling' | 'stopPolling' | 'close'> &
@@ -45,7 +52,9 @@ export function loadNative(): NativeAddon {
 export function linkInfo(ifname: string, netns?: string): LinkInfo {
   const info = loadNative().linkInfo(ifname, netns);
   if (info === null) {
-    throw new Error(`no network interface "${ifname}"${netns ? ` in namespace ${netns}` : ''} (see \`ip${netns ? ` -n ${netns.split('/').pop()}` : ''} link\`)`);
+    throw new Error(
+      `no network interface "${ifname}"${netns ? ` in namespace ${netns}` : ''} (see \`ip${netns ? ` -n ${netns.split('/').pop()}` : ''} link\`)`,
+    );
   }
   return info;
 }

@@ -89,121 +89,229 @@ export const SYSLOG_FORMATS = ['rfc3164', 'rfc5424'] as const;
 export const KEYS: readonly KeyDef[] = [
   // [daemon]: also the long options of vbladed (--state-dir DIR ...).
   {
-    key: 'name', section: 'daemon', type: 'string', default: '', arg: 'NAME',
+    key: 'name',
+    section: 'daemon',
+    type: 'string',
+    default: '',
+    arg: 'NAME',
     defaultText: 'the config file name without .conf; eS.L@NETIF on the command line',
     meaning: 'Instance name: names the pid file and control socket and tells instances apart in the log.',
   },
   {
-    key: 'state-dir', section: 'daemon', type: 'path', default: '/var/lib/vblade', arg: 'DIR',
+    key: 'state-dir',
+    section: 'daemon',
+    type: 'path',
+    default: '/var/lib/vblade',
+    arg: 'DIR',
     meaning: 'Where config strings, MAC masks and reservations are kept across restarts; "none" keeps them in memory only.',
   },
   {
-    key: 'run-dir', section: 'daemon', type: 'path', default: '/run/vblade', arg: 'DIR',
+    key: 'run-dir',
+    section: 'daemon',
+    type: 'path',
+    default: '/run/vblade',
+    arg: 'DIR',
     meaning: 'Directory for the pid file, the control socket and the per-export lock files.',
   },
   {
-    key: 'pid-file', section: 'daemon', type: 'path', default: '', arg: 'FILE',
+    key: 'pid-file',
+    section: 'daemon',
+    type: 'path',
+    default: '',
+    arg: 'FILE',
     defaultText: 'RUN-DIR/NAME.pid',
     meaning: 'The supervisor writes its pid here and removes the file on exit.',
   },
   {
-    key: 'control-socket', section: 'daemon', type: 'path', default: '', arg: 'FILE',
+    key: 'control-socket',
+    section: 'daemon',
+    type: 'path',
+    default: '',
+    arg: 'FILE',
     defaultText: 'RUN-DIR/NAME.sock',
     meaning: 'Unix socket for "vblade ctl"; "none" turns it off.',
   },
   {
-    key: 'control-group', section: 'daemon', type: 'string', default: '', arg: 'GROUP',
+    key: 'control-group',
+    section: 'daemon',
+    type: 'string',
+    default: '',
+    arg: 'GROUP',
     defaultText: "the daemon's own group",
     meaning: 'Group that owns the control socket (mode 0660); its members may run "vblade ctl".',
   },
   {
-    key: 'metrics', section: 'daemon', type: 'listen', default: '', arg: 'HOST:PORT',
+    key: 'metrics',
+    section: 'daemon',
+    type: 'listen',
+    default: '',
+    arg: 'HOST:PORT',
     defaultText: 'off',
     meaning: 'Serve Prometheus metrics over HTTP at this address, e.g. 127.0.0.1:9469.',
   },
   {
-    key: 'log', section: 'daemon', type: 'enum', default: 'auto', values: LOG_DESTINATIONS, arg: 'WHERE',
+    key: 'log',
+    section: 'daemon',
+    type: 'enum',
+    default: 'auto',
+    values: LOG_DESTINATIONS,
+    arg: 'WHERE',
     meaning: 'Log destination; auto = file when log-file is set, else syslog for vbladed and stdout for vblade.',
   },
   {
-    key: 'log-file', section: 'daemon', type: 'path', default: '', arg: 'FILE',
+    key: 'log-file',
+    section: 'daemon',
+    type: 'path',
+    default: '',
+    arg: 'FILE',
     meaning: 'Append the log to this file; reopened on SIGHUP so log rotation works.',
   },
   {
-    key: 'log-format', section: 'daemon', type: 'enum', default: 'json', values: LOG_FORMATS, arg: 'FORMAT',
+    key: 'log-format',
+    section: 'daemon',
+    type: 'enum',
+    default: 'json',
+    values: LOG_FORMATS,
+    arg: 'FORMAT',
     meaning: 'json: one pino JSON object per line; text: a readable line per record.',
   },
   {
-    key: 'log-level', section: 'daemon', type: 'enum', default: 'info', values: LOG_LEVELS, arg: 'LEVEL',
+    key: 'log-level',
+    section: 'daemon',
+    type: 'enum',
+    default: 'info',
+    values: LOG_LEVELS,
+    arg: 'LEVEL',
     meaning: 'Least severe level that is logged.',
   },
   {
-    key: 'syslog-format', section: 'daemon', type: 'enum', default: 'rfc3164', values: SYSLOG_FORMATS, arg: 'FORMAT',
+    key: 'syslog-format',
+    section: 'daemon',
+    type: 'enum',
+    default: 'rfc3164',
+    values: SYSLOG_FORMATS,
+    arg: 'FORMAT',
     meaning: 'Framing of records sent to /dev/log with the tag vbladed.',
   },
   {
-    key: 'stop-timeout', section: 'daemon', type: 'count', default: '30', arg: 'SECONDS',
+    key: 'stop-timeout',
+    section: 'daemon',
+    type: 'count',
+    default: '30',
+    arg: 'SECONDS',
     meaning: 'On SIGTERM, how long to wait for in-flight writes to finish before killing the worker.',
   },
   {
-    key: 'spin-us', section: 'daemon', type: 'count', default: String(DEFAULT_TUNABLES.spinMicros), arg: 'MICROSECONDS',
-    range: [0, MAX_SPIN_MICROS], environment: 'AOE_SPIN_US',
+    key: 'spin-us',
+    section: 'daemon',
+    type: 'count',
+    default: String(DEFAULT_TUNABLES.spinMicros),
+    arg: 'MICROSECONDS',
+    range: [0, MAX_SPIN_MICROS],
+    environment: 'AOE_SPIN_US',
     meaning: `After each batch of requests, how many microseconds (0..${MAX_SPIN_MICROS}) the server keeps polling for more before it sleeps; more saves a wake-up under dense load and costs CPU.`,
   },
   {
-    key: 'map-in-memory', section: 'daemon', type: 'bool', default: DEFAULT_TUNABLES.mapInMemory ? 'yes' : 'no', arg: 'yes|no',
+    key: 'map-in-memory',
+    section: 'daemon',
+    type: 'bool',
+    default: DEFAULT_TUNABLES.mapInMemory ? 'yes' : 'no',
+    arg: 'yes|no',
     environment: 'AOE_MAP',
-    meaning: 'Map backing files that live on tmpfs or ramfs into memory so a request is one copy (files with holes are never mapped).',
+    meaning:
+      'Map backing files that live on tmpfs or ramfs into memory so a request is one copy (files with holes are never mapped).',
   },
 
   // [export eS.L]
   {
-    key: 'file', section: 'export', type: 'path', default: '', required: true,
+    key: 'file',
+    section: 'export',
+    type: 'path',
+    default: '',
+    required: true,
     defaultText: 'required unless null-store = yes',
     meaning: 'Backing file or block device.',
   },
   {
-    key: 'interfaces', section: 'export', type: 'interfaces', default: '', required: true,
+    key: 'interfaces',
+    section: 'export',
+    type: 'interfaces',
+    default: '',
+    required: true,
     defaultText: 'required',
     meaning: 'Network interfaces to serve on, separated by spaces or commas; several are several paths to one disk.',
   },
   {
-    key: 'read-only', section: 'export', type: 'bool', default: 'no', vbladeOption: '-r',
+    key: 'read-only',
+    section: 'export',
+    type: 'bool',
+    default: 'no',
+    vbladeOption: '-r',
     meaning: 'Refuse writes.',
   },
   {
-    key: 'direct', section: 'export', type: 'bool', default: 'no', vbladeOption: '-d',
+    key: 'direct',
+    section: 'export',
+    type: 'bool',
+    default: 'no',
+    vbladeOption: '-d',
     meaning: 'Open the backing store with O_DIRECT (bypass the page cache).',
   },
   {
-    key: 'sync', section: 'export', type: 'bool', default: 'no', vbladeOption: '-s',
+    key: 'sync',
+    section: 'export',
+    type: 'bool',
+    default: 'no',
+    vbladeOption: '-s',
     meaning: 'Acknowledge a write only once it is on stable storage.',
   },
   {
-    key: 'offset', section: 'export', type: 'sectors', default: '0', vbladeOption: '-o',
+    key: 'offset',
+    section: 'export',
+    type: 'sectors',
+    default: '0',
+    vbladeOption: '-o',
     meaning: 'Sectors (512 bytes) to skip at the start of the backing store.',
   },
   {
-    key: 'length', section: 'export', type: 'sectors', default: '', vbladeOption: '-l',
+    key: 'length',
+    section: 'export',
+    type: 'sectors',
+    default: '',
+    vbladeOption: '-l',
     defaultText: 'to the end of the backing store',
     meaning: 'Sectors to export, starting at offset.',
   },
   {
-    key: 'mac-mask', section: 'export', type: 'macs', default: '', vbladeOption: '-m',
+    key: 'mac-mask',
+    section: 'export',
+    type: 'macs',
+    default: '',
+    vbladeOption: '-m',
     defaultText: 'empty: every initiator',
     meaning: `Initiator MACs allowed to use the export, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); saved state wins.`,
   },
   {
-    key: 'buffer-count', section: 'export', type: 'count', default: String(DEFAULT_BUFFER_COUNT), vbladeOption: '-b',
+    key: 'buffer-count',
+    section: 'export',
+    type: 'count',
+    default: String(DEFAULT_BUFFER_COUNT),
+    vbladeOption: '-b',
     range: [1, MAX_BUFFER_COUNT],
     meaning: `Buffer Count advertised to initiators: requests each may keep outstanding (1..${MAX_BUFFER_COUNT}).`,
   },
   {
-    key: 'null-store', section: 'export', type: 'bool', default: 'no',
+    key: 'null-store',
+    section: 'export',
+    type: 'bool',
+    default: 'no',
     meaning: 'Serve zeros and drop writes without touching storage (network tests); needs null-sectors, ignores file.',
   },
   {
-    key: 'null-sectors', section: 'export', type: 'sectors', default: '',
+    key: 'null-sectors',
+    section: 'export',
+    type: 'sectors',
+    default: '',
     defaultText: 'required with null-store',
     meaning: 'Size of a null store in sectors.',
   },
@@ -256,8 +364,14 @@ export interface ConfigFile {
 }
 
 export const BOOL_WORDS: Record<string, boolean> = {
-  yes: true, true: true, on: true, '1': true,
-  no: false, false: false, off: false, '0': false,
+  yes: true,
+  true: true,
+  on: true,
+  '1': true,
+  no: false,
+  false: false,
+  off: false,
+  '0': false,
 };
 
 /** Decimal or 0x hexadecimal, no sign, up to Number.MAX_SAFE_INTEGER. Leading zeros are decimal (no octal surprise). */
@@ -291,11 +405,13 @@ export function checkValue(def: KeyDef, value: string): string | undefined {
       if (!(value.toLowerCase() in BOOL_WORDS)) return `${def.key} = "${value}" is not yes or no; write yes or no`;
       return undefined;
     case 'enum':
-      if (!def.values!.includes(value)) return `${def.key} = "${value}" is not one of ${def.values!.join(', ')}; pick one of them`;
+      if (!def.values!.includes(value))
+        return `${def.key} = "${value}" is not one of ${def.values!.join(', ')}; pick one of them`;
       return undefined;
     case 'count': {
       const n = parseConfigInteger(value);
-      if (n === undefined) return `${def.key} = "${value}" is not a whole number; write digits, e.g. ${def.key} = ${def.default || '1'}`;
+      if (n === undefined)
+        return `${def.key} = "${value}" is not a whole number; write digits, e.g. ${def.key} = ${def.default || '1'}`;
       if (def.range && (n < def.range[0] || n > def.range[1])) {
         return `${def.key} = ${value} is out of range; use ${def.range[0]}..${def.range[1]}`;
       }
@@ -462,7 +578,10 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
         }
         continue;
       }
-      problem(lineNo, `unknown section [${kind}${name ? ' ' + name : ''}]${suggest(kind, ['daemon', 'export'])}; ${SECTION_HELP}`);
+      problem(
+        lineNo,
+        `unknown section [${kind}${name ? ' ' + name : ''}]${suggest(kind, ['daemon', 'export'])}; ${SECTION_HELP}`,
+      );
       current = undefined;
       continue;
     }
@@ -475,7 +594,8 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     const key = line.slice(0, eq).trim();
     const raw = line.slice(eq + 1).trim();
     if (!current) {
-      if (sections.length === 0) problem(lineNo, `"${key}" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`);
+      if (sections.length === 0)
+        problem(lineNo, `"${key}" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`);
       // After a bad header the problem is already reported; skip the body.
       continue;
     }
@@ -492,7 +612,10 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     }
     const value = unquote(raw);
     if (value === undefined) {
-      problem(lineNo, `unbalanced quotes in the value of ${key}; quote the whole value as "..." and write \\" for a quote inside`);
+      problem(
+        lineNo,
+        `unbalanced quotes in the value of ${key}; quote the whole value as "..." and write \\" for a quote inside`,
+      );
       current.bad.add(key);
       continue;
     }
@@ -520,7 +643,8 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     if (s.kind === 'daemon') {
       for (const [k, v] of s.values) {
         const def = keyDef('daemon', k)!;
-        daemon[k] = def.type === 'path' && v.value !== '' && v.value !== 'none' ? path.resolve(path.dirname(file), v.value) : v.value;
+        daemon[k] =
+          def.type === 'path' && v.value !== '' && v.value !== 'none' ? path.resolve(path.dirname(file), v.value) : v.value;
         daemonLines[k] = v.line;
       }
       continue;
@@ -529,7 +653,10 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     const key = exportKey({ shelf: s.shelf, slot: s.slot });
     const first = byKey.get(key);
     if (first !== undefined) {
-      problem(s.line, `export ${key} is declared twice (first on line ${first}); one section per export, list all its interfaces there`);
+      problem(
+        s.line,
+        `export ${key} is declared twice (first on line ${first}); one section per export, list all its interfaces there`,
+      );
       continue;
     }
     byKey.set(key, s.line);
@@ -546,7 +673,11 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
   return { file, daemon, daemonLines, exports: declared };
 }
 
-function exportFromSection(s: Section, configFile: string, problem: (line: number, message: string) => void): ExportConfig | undefined {
+function exportFromSection(
+  s: Section,
+  configFile: string,
+  problem: (line: number, message: string) => void,
+): ExportConfig | undefined {
   const get = (k: string): string | undefined => {
     const v = s.values.get(k)?.value;
     return v === '' ? undefined : v;
@@ -575,7 +706,10 @@ function exportFromSection(s: Section, configFile: string, problem: (line: numbe
     ok = false;
   }
   if (!nullStore && nullSectors !== undefined) {
-    problem(s.values.get('null-sectors')!.line, `null-sectors is set but null-store is not; add null-store = yes or remove null-sectors`);
+    problem(
+      s.values.get('null-sectors')!.line,
+      `null-sectors is set but null-store is not; add null-store = yes or remove null-sectors`,
+    );
     ok = false;
   }
   if (!ok) return undefined;
@@ -624,7 +758,10 @@ export function environmentDaemonKeys(env: NodeJS.ProcessEnv = process.env): Dae
     const value = def.environment ? env[def.environment] : undefined;
     if (value === undefined || value === '') continue;
     const err = checkValue(def, value);
-    if (err) throw new Error(`${def.environment}=${value} in the environment: ${err}; fix or unset ${def.environment} (--${def.key} and the config file's ${def.key} win over it)`);
+    if (err)
+      throw new Error(
+        `${def.environment}=${value} in the environment: ${err}; fix or unset ${def.environment} (--${def.key} and the config file's ${def.key} win over it)`,
+      );
     keys[def.key] = value;
   }
   return keys;
@@ -695,7 +832,13 @@ export function renderDaemonHelp(width = 100, only?: readonly string[]): string 
     return { left, right };
   });
   const pad = Math.max(...rows.map((r) => r.left.length)) + 2;
-  return rows.map((r) => wrap(r.right, width - pad).map((l, i) => (i === 0 ? r.left.padEnd(pad) : ' '.repeat(pad)) + l).join('\n')).join('\n');
+  return rows
+    .map((r) =>
+      wrap(r.right, width - pad)
+        .map((l, i) => (i === 0 ? r.left.padEnd(pad) : ' '.repeat(pad)) + l)
+        .join('\n'),
+    )
+    .join('\n');
 }
 
 function wrap(text: string, width: number): string[] {
@@ -830,7 +973,11 @@ export function renderConfManPage(): string {
       if (k.vbladeOption) p(`Same as vblade's`, `.B ${roff(k.vbladeOption)}`, 'option.');
       p(`Default: ${roff(defaultShown(k))}.`);
       if (k.environment) {
-        p('When neither the file nor the command line sets it, the environment variable', `.B ${roff(k.environment)}`, 'is used (as before the key existed).');
+        p(
+          'When neither the file nor the command line sets it, the environment variable',
+          `.B ${roff(k.environment)}`,
+          'is used (as before the key existed).',
+        );
       }
     }
   };

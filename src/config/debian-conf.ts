@@ -110,7 +110,10 @@ export function parseDebianConf(text: string, file: string): DebianConf {
     try {
       const parsed = parseVbladeOptions(opt.value.split(/\s+/).filter((t) => t !== ''));
       if (parsed.operands.length) {
-        problem(opt.line, `options holds "${parsed.operands.join(' ')}", which is not a vblade option; shelf, slot, netif and filename have their own lines`);
+        problem(
+          opt.line,
+          `options holds "${parsed.operands.join(' ')}", which is not a vblade option; shelf, slot, netif and filename have their own lines`,
+        );
       }
       options = parsed.options;
     } catch (e) {
@@ -122,7 +125,8 @@ export function parseDebianConf(text: string, file: string): DebianConf {
     warnings.push({
       file,
       line: ionice.line,
-      message: 'ionice is ignored; the vblade@.service unit sets IOSchedulingClass=best-effort and IOSchedulingPriority=7, change them with "systemctl edit"',
+      message:
+        'ionice is ignored; the vblade@.service unit sets IOSchedulingClass=best-effort and IOSchedulingPriority=7, change them with "systemctl edit"',
     });
   }
 

@@ -41,7 +41,12 @@ export function loadExports(source: ExportSource): LoadedExports {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const hint = code === 'ENOENT' ? 'create it (see vblade.conf(5) and systemd/vblade.conf.example)' : code === 'EACCES' ? 'check its permissions' : 'check the path';
+    const hint =
+      code === 'ENOENT'
+        ? 'create it (see vblade.conf(5) and systemd/vblade.conf.example)'
+        : code === 'EACCES'
+          ? 'check its permissions'
+          : 'check the path';
     throw new Error(`cannot read ${file}: ${(e as Error).message}; ${hint}`);
   }
   const defaultName = path.basename(file).replace(/\.conf$/, '');
@@ -55,9 +60,14 @@ export function loadExports(source: ExportSource): LoadedExports {
 
 /** One line per export for --check and the start-up log. */
 export function describeExport(e: ExportConfig): string {
-  const flags = [e.readOnly ? 'read-only' : 'read-write', e.direct ? 'direct' : '', e.sync ? 'sync' : ''].filter(Boolean).join(',');
+  const flags = [e.readOnly ? 'read-only' : 'read-write', e.direct ? 'direct' : '', e.sync ? 'sync' : '']
+    .filter(Boolean)
+    .join(',');
   const what = e.nullStore ? `null store of ${e.nullSectors} sectors` : e.file;
-  const range = e.offsetSectors || e.lengthSectors !== undefined ? ` sectors ${e.offsetSectors}..${e.lengthSectors !== undefined ? e.offsetSectors + e.lengthSectors : 'end'}` : '';
+  const range =
+    e.offsetSectors || e.lengthSectors !== undefined
+      ? ` sectors ${e.offsetSectors}..${e.lengthSectors !== undefined ? e.offsetSectors + e.lengthSectors : 'end'}`
+      : '';
   const mask = e.macMask.length ? ` mask ${e.macMask.join(',')}` : '';
   return `${exportKey(e)} on ${e.interfaces.join(' ')}: ${what}${range} (${flags}, buffer count ${e.bufferCount})${mask}`;
 }

@@ -82,9 +82,7 @@ export function parseMac(text: string, what: string): string {
   if (/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) hex = text.replace(/:/g, '');
   else if (/^[0-9a-fA-F]{12}$/.test(text)) hex = text;
   else {
-    throw new UsageError(
-      `${what}: "${text}" is not a MAC address; write six hex pairs as aa:bb:cc:dd:ee:ff or aabbccddeeff`,
-    );
+    throw new UsageError(`${what}: "${text}" is not a MAC address; write six hex pairs as aa:bb:cc:dd:ee:ff or aabbccddeeff`);
   }
   hex = hex.toLowerCase();
   const mac = hex.match(/../g)!.join(':');
@@ -185,7 +183,8 @@ export function parseLength(text: string, what = '-l'): number {
       `${what}: "${text}" is not a sector count; give a whole number of 512-byte sectors (decimal, 0x hex or 0 octal)`,
     );
   }
-  if (n < 1) throw new UsageError(`${what}: length 0 exports nothing; give at least 1 sector or leave ${what} out to export to the end`);
+  if (n < 1)
+    throw new UsageError(`${what}: length 0 exports nothing; give at least 1 sector or leave ${what} out to export to the end`);
   return n;
 }
 
@@ -259,13 +258,7 @@ export function parseVbladeOptions(argv: readonly string[]): { options: VbladeOp
 }
 
 /** Combines parsed options with the four operands into an ExportConfig. */
-export function exportFromParts(
-  options: VbladeOptions,
-  shelf: string,
-  slot: string,
-  netif: string,
-  file: string,
-): ExportConfig {
+export function exportFromParts(options: VbladeOptions, shelf: string, slot: string, netif: string, file: string): ExportConfig {
   if (file === '') throw new UsageError('file is empty; give the path of the backing file or block device');
   const e: ExportConfig = {
     shelf: parseShelf(shelf),

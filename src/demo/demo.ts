@@ -72,17 +72,51 @@ async function demo(s: Setup): Promise<void> {
   say(`demo: namespaces ${s.target} and ${s.client}, veth pair demo-t <-> demo-c (MTU 9000)`);
   ip('netns', 'add', s.target);
   ip('netns', 'add', s.client);
-  ip('link', 'add', 'demo-t', 'netns', s.target, 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'demo-c', 'netns', s.client, 'mtu', '9000');
-  for (const [ns, dev] of [[s.target, 'demo-t'], [s.client, 'demo-c']]) {
+  ip(
+    'link',
+    'add',
+    'demo-t',
+    'netns',
+    s.target,
+    'mtu',
+    '9000',
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'demo-c',
+    'netns',
+    s.client,
+    'mtu',
+    '9000',
+  );
+  for (const [ns, dev] of [
+    [s.target, 'demo-t'],
+    [s.client, 'demo-c'],
+  ]) {
     execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
     ip('-n', ns, 'link', 'set', dev, 'up');
   }
   fs.writeFileSync(s.image, '');
   fs.truncateSync(s.image, IMAGE_BYTES);
   say(`demo: sparse 1 GiB image ${s.image}`);
-  s.proc = spawn('ip', ['netns', 'exec', s.target, process.execPath, path.join(REPO, 'bin', 'vblade.js'), String(SHELF), String(SLOT), 'demo-t', s.image], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  s.proc = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      s.target,
+      process.execPath,
+      path.join(REPO, 'bin', 'vblade.js'),
+      String(SHELF),
+      String(SLOT),
+      'demo-t',
+      s.image,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   say(`target: ${await waitForLine(s.proc, /pid \d+: e\d+\.\d+, \d+ sectors O_RDWR/, 10000)}`);
 
   // The kernel reports carrier on a new veth pair a moment after it is up.
@@ -91,12 +125,16 @@ async function demo(s: Setup): Promise<void> {
   try {
     const found = await client.discover(0xffff, 0xff, 1000);
     for (const d of found) {
-      say(`discovered: e${d.shelf}.${d.slot} at ${d.macText}, buffer count ${d.bufferCount}, ${d.sectorCount} sectors per frame, firmware 0x${d.firmware.toString(16)}`);
+      say(
+        `discovered: e${d.shelf}.${d.slot} at ${d.macText}, buffer count ${d.bufferCount}, ${d.sectorCount} sectors per frame, firmware 0x${d.firmware.toString(16)}`,
+      );
     }
     const target = found.find((d) => d.shelf === SHELF && d.slot === SLOT);
     if (!target) throw new Error(`e${SHELF}.${SLOT} did not answer discovery`);
     const id = await client.identify(target);
-    say(`identify: model "${id.model}", serial "${id.serial}", firmware "${id.firmwareRevision}", ${id.sectors} sectors (${(id.sectors * 512) / 2 ** 30} GiB)`);
+    say(
+      `identify: model "${id.model}", serial "${id.serial}", firmware "${id.firmwareRevision}", ${id.sectors} sectors (${(id.sectors * 512) / 2 ** 30} GiB)`,
+    );
 
     const data = new Uint8Array(target.sectorCount * 512);
     for (let i = 0; i < data.length; i++) data[i] = (i * 131 + 7) & 0xff;
@@ -120,7 +158,8 @@ async function demo(s: Setup): Promise<void> {
       durationMs: 3000,
       verify: 'none',
       progressMs: 1000,
-      onProgress: (p) => say(`throughput: ${(p.elapsedMs / 1000).toFixed(0)} s  ${Math.round(p.iops)} requests/s  ${p.mbps.toFixed(0)} MB/s`),
+      onProgress: (p) =>
+        say(`throughput: ${(p.elapsedMs / 1000).toFixed(0)} s  ${Math.round(p.iops)} requests/s  ${p.mbps.toFixed(0)} MB/s`),
     });
     say(
       `throughput: ${result.ops} reads of ${target.sectorCount} sectors in ${(result.elapsedMs / 1000).toFixed(1)} s: ` +
@@ -137,7 +176,11 @@ export async function main(): Promise<number> {
     return 1;
   }
   const tag = `${process.pid}`;
-  const s: Setup = { target: `aoedemo-${tag}-t`, client: `aoedemo-${tag}-c`, image: path.join(os.tmpdir(), `aoe-demo-${tag}.img`) };
+  const s: Setup = {
+    target: `aoedemo-${tag}-t`,
+    client: `aoedemo-${tag}-c`,
+    image: path.join(os.tmpdir(), `aoe-demo-${tag}.img`),
+  };
   const cleanup = (): void => tearDown(s);
   process.once('SIGINT', () => {
     cleanup();

@@ -105,7 +105,8 @@ export async function dispatch(target: ControlTarget, req: ControlRequest): Prom
   const cmd = commandByName(req.command);
   if (!cmd) return fail(`unknown command "${req.command}"; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
   const key = typeof req.export === 'string' && req.export !== '' ? req.export : undefined;
-  if (cmd.exportArg === 'required' && !key) return fail(`${cmd.name} needs an export, e.g. {"command": "${cmd.name}", "export": "e1.1"}`);
+  if (cmd.exportArg === 'required' && !key)
+    return fail(`${cmd.name} needs an export, e.g. {"command": "${cmd.name}", "export": "e1.1"}`);
   if (cmd.exportArg === 'none' && key) return fail(`${cmd.name} takes no export`);
   try {
     return { id, ok: true, result: await cmd.run(target, key) };
@@ -164,13 +165,15 @@ export class ControlServer {
     const p = opts.socketPath;
     fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
     if (fs.existsSync(p)) {
-      if (await socketAlive(p)) throw new Error(`another process answers on the control socket ${p}; stop it or set control-socket to another path`);
+      if (await socketAlive(p))
+        throw new Error(`another process answers on the control socket ${p}; stop it or set control-socket to another path`);
       fs.rmSync(p, { force: true });
     }
     let gid: number | undefined;
     if (opts.group) {
       gid = groupId(opts.group);
-      if (gid === undefined) throw new Error(`control-group "${opts.group}" does not exist; create it (groupadd ${opts.group}) or set another group`);
+      if (gid === undefined)
+        throw new Error(`control-group "${opts.group}" does not exist; create it (groupadd ${opts.group}) or set another group`);
     }
     const sockets = new Set<net.Socket>();
     const server = net.createServer((sock) => {
@@ -260,10 +263,13 @@ export function controlRequest(socketPath: string, req: ControlRequest, timeoutM
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const why =
-        e.code === 'ENOENT' ? 'no such socket; is vbladed running, and with this name?'
-        : e.code === 'EACCES' ? 'permission denied; run as root or as a member of the control group'
-        : e.code === 'ECONNREFUSED' ? 'nobody listens on it (a stale socket of a vbladed that died?)'
-        : e.message;
+        e.code === 'ENOENT'
+          ? 'no such socket; is vbladed running, and with this name?'
+          : e.code === 'EACCES'
+            ? 'permission denied; run as root or as a member of the control group'
+            : e.code === 'ECONNREFUSED'
+              ? 'nobody listens on it (a stale socket of a vbladed that died?)'
+              : e.message;
       reject(new Error(`cannot connect to ${socketPath}: ${why}`));
     });
   });

@@ -49,7 +49,20 @@ export interface DaemonOptions {
 }
 
 /** Settings that only a restart applies; a reload that changes them says so. */
-const RESTART_ONLY = ['stateDir', 'runDir', 'pidFile', 'controlSocket', 'controlGroup', 'log', 'logFile', 'logFormat', 'syslogFormat', 'metrics', 'spinMicros', 'mapInMemory'] as const;
+const RESTART_ONLY = [
+  'stateDir',
+  'runDir',
+  'pidFile',
+  'controlSocket',
+  'controlGroup',
+  'log',
+  'logFile',
+  'logFormat',
+  'syslogFormat',
+  'metrics',
+  'spinMicros',
+  'mapInMemory',
+] as const;
 
 export function logOptionsOf(s: DaemonSettings): LogOptions {
   const o: LogOptions = {
@@ -81,12 +94,15 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const releaseHeld = (): void => {
     for (const release of held.splice(0).reverse()) release();
   };
-  const locks = new ExportLocks(settings.runDir, ({ file, pid }) => log.warn({ file, pid }, `removed stale ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`));
+  const locks = new ExportLocks(settings.runDir, ({ file, pid }) =>
+    log.warn({ file, pid }, `removed stale ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`),
+  );
   try {
     fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
     const pidFile = PidFile.acquire(settings.pidFile, {
       what: `instance ${settings.name}`,
-      onStale: ({ file, pid }) => log.warn({ file, pid }, `removed stale pid file ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`),
+      onStale: ({ file, pid }) =>
+        log.warn({ file, pid }, `removed stale pid file ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`),
     });
     held.push(() => pidFile.release());
     locks.acquire(loaded.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
@@ -115,7 +131,11 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
 
   const statusLine = (): string => {
     const s = supervisor.status();
-    return s.ready ? `serving ${s.exports.join(' ')}` : s.restartInMs !== undefined ? `worker down (${s.lastExit?.reason ?? ''}); restart in ${Math.ceil(s.restartInMs / 1000)} s` : 'starting';
+    return s.ready
+      ? `serving ${s.exports.join(' ')}`
+      : s.restartInMs !== undefined
+        ? `worker down (${s.lastExit?.reason ?? ''}); restart in ${Math.ceil(s.restartInMs / 1000)} s`
+        : 'starting';
   };
 
   let firstReady = true;
@@ -149,14 +169,18 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
         settings.logLevel = nextSettings.logLevel;
       }
       const restartOnly = RESTART_ONLY.filter((k) => JSON.stringify(nextSettings[k]) !== JSON.stringify(settings[k]));
-      if (restartOnly.length) log.warn({ settings: restartOnly }, `changed daemon settings take effect at the next start: ${restartOnly.join(', ')}`);
+      if (restartOnly.length)
+        log.warn({ settings: restartOnly }, `changed daemon settings take effect at the next start: ${restartOnly.join(', ')}`);
       for (const w of next.warnings) log.warn(w);
       const toDrop = locks.acquire(next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
       // The running settings, not the new ones: what needs a restart waits for it.
       const diff = await supervisor.apply(serverConfigOf(next.exports, settings));
       locks.drop(toDrop);
       loaded = next;
-      log.info(diff, `reloaded: ${diff.added.length} added (${diff.added.join(' ')}), ${diff.removed.length} removed (${diff.removed.join(' ')}), ${diff.changed.length} changed (${diff.changed.join(' ')})`);
+      log.info(
+        diff,
+        `reloaded: ${diff.added.length} added (${diff.added.join(' ')}), ${diff.removed.length} removed (${diff.removed.join(' ')}), ${diff.changed.length} changed (${diff.changed.join(' ')})`,
+      );
       return diff;
     } catch (e) {
       const msg = e instanceof ConfigError ? e.message : (e as Error).message;
@@ -205,7 +229,10 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     void shutdown('supervisor error');
   });
 
-  log.info({ exports: loaded.exports.map(describeExport), pidFile: settings.pidFile }, `vbladed ${settings.name} starting (pid ${process.pid})`);
+  log.info(
+    { exports: loaded.exports.map(describeExport), pidFile: settings.pidFile },
+    `vbladed ${settings.name} starting (pid ${process.pid})`,
+  );
   supervisor.start();
   handshake({ type: 'started', pid: process.pid });
   notify.startWatchdog();
@@ -219,7 +246,11 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   }
   if (settings.metrics) {
     try {
-      metrics = await MetricsServer.listen({ stats: () => supervisor.request('stats'), supervisor: () => supervisor.status() }, settings.metrics, log);
+      metrics = await MetricsServer.listen(
+        { stats: () => supervisor.request('stats'), supervisor: () => supervisor.status() },
+        settings.metrics,
+        log,
+      );
     } catch (e) {
       log.error({ err: e }, `no metrics listener on ${settings.metrics.host}:${settings.metrics.port}: ${(e as Error).message}`);
     }

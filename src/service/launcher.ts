@@ -36,7 +36,9 @@ export function precheck(settings: DaemonSettings, exports: readonly ExportConfi
  */
 export async function launch(argv: readonly string[], settings: DaemonSettings): Promise<number> {
   if (settings.log === 'stdout' || settings.log === 'stderr') {
-    process.stderr.write(`vbladed: log = ${settings.log} goes nowhere once detached; logging to syslog (use --foreground or --log-file to choose)\n`);
+    process.stderr.write(
+      `vbladed: log = ${settings.log} goes nowhere once detached; logging to syslog (use --foreground or --log-file to choose)\n`,
+    );
   }
   let out: number | 'ignore' = 'ignore';
   if (settings.log === 'file' && settings.logFile) {
@@ -63,7 +65,15 @@ export async function launch(argv: readonly string[], settings: DaemonSettings):
   if (typeof out === 'number') fs.closeSync(out);
   const pid = child.pid!;
   const result = await new Promise<{ code: number; text?: string; pidLine: boolean }>((resolve) => {
-    const timer = setTimeout(() => resolve({ code: 0, pidLine: true, text: `vbladed: pid ${pid} started; not serving yet after ${READY_WAIT_MS / 1000} s (see the log)` }), READY_WAIT_MS);
+    const timer = setTimeout(
+      () =>
+        resolve({
+          code: 0,
+          pidLine: true,
+          text: `vbladed: pid ${pid} started; not serving yet after ${READY_WAIT_MS / 1000} s (see the log)`,
+        }),
+      READY_WAIT_MS,
+    );
     const done = (r: { code: number; text?: string; pidLine: boolean }): void => {
       clearTimeout(timer);
       resolve(r);
@@ -72,10 +82,20 @@ export async function launch(argv: readonly string[], settings: DaemonSettings):
       const m = raw as Handshake;
       if (m.type === 'ready') done({ code: 0, pidLine: true });
       else if (m.type === 'worker-failed') {
-        done({ code: 0, pidLine: true, text: `vbladed: pid ${pid} started, but serving failed: ${m.message}\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"` });
+        done({
+          code: 0,
+          pidLine: true,
+          text: `vbladed: pid ${pid} started, but serving failed: ${m.message}\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"`,
+        });
       } else if (m.type === 'failed') done({ code: 1, pidLine: false, text: `vbladed: ${m.message}` });
     });
-    child.on('exit', (code, signal) => done({ code: 1, pidLine: false, text: `vbladed: the daemon ${signal ? `was killed by ${signal}` : `exited with code ${code}`} while starting; see the log` }));
+    child.on('exit', (code, signal) =>
+      done({
+        code: 1,
+        pidLine: false,
+        text: `vbladed: the daemon ${signal ? `was killed by ${signal}` : `exited with code ${code}`} while starting; see the log`,
+      }),
+    );
   });
   if (child.connected) child.disconnect();
   child.unref();

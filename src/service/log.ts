@@ -45,7 +45,12 @@ export interface LogSink {
 }
 
 export const LEVEL_NAMES: Record<number, string> = {
-  10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL',
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
 };
 
 /** pino level → syslog severity (RFC 5424 §6.2.1). */
@@ -92,7 +97,13 @@ export function formatText(line: string): string {
     if (k === 'err' && v && typeof v === 'object') {
       const err = v as { message?: unknown; stack?: unknown };
       parts.push(`err=${formatValue(err.message)}`);
-      if (typeof err.stack === 'string') stack = '\n' + err.stack.split('\n').map((l) => `    ${l}`).join('\n');
+      if (typeof err.stack === 'string')
+        stack =
+          '\n' +
+          err.stack
+            .split('\n')
+            .map((l) => `    ${l}`)
+            .join('\n');
       continue;
     }
     parts.push(`${k}=${formatValue(v)}`);

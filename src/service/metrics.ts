@@ -43,7 +43,10 @@ function num(v: number): string {
 }
 
 function metricName(s: string): string {
-  return s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^a-zA-Z0-9_]/g, '_').toLowerCase();
+  return s
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^a-zA-Z0-9_]/g, '_')
+    .toLowerCase();
 }
 
 class Exposition {
@@ -126,7 +129,8 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
   const x = new Exposition();
   if (supervisor) {
     if (typeof supervisor.ready === 'boolean') x.gauge('vblade_up', '1 when the worker is serving', {}, supervisor.ready ? 1 : 0);
-    if (typeof supervisor.restarts === 'number') x.counter('vblade_worker_restarts_total', 'times the worker was restarted', {}, supervisor.restarts);
+    if (typeof supervisor.restarts === 'number')
+      x.counter('vblade_worker_restarts_total', 'times the worker was restarted', {}, supervisor.restarts);
     if (typeof supervisor.workerUptimeMs === 'number') {
       x.gauge('vblade_worker_uptime_seconds', 'seconds since the worker started', {}, supervisor.workerUptimeMs / 1000);
     }
@@ -139,9 +143,16 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     }
     if (typeof e.sectors === 'number') x.gauge('vblade_export_sectors', 'exported size in 512-byte sectors', l, e.sectors);
     if (typeof e.inflight === 'number') x.gauge('vblade_export_inflight', 'requests in flight', l, e.inflight);
-    if (typeof e.readOnly === 'boolean') x.gauge('vblade_export_read_only', '1 when the export refuses writes', l, e.readOnly ? 1 : 0);
+    if (typeof e.readOnly === 'boolean')
+      x.gauge('vblade_export_read_only', '1 when the export refuses writes', l, e.readOnly ? 1 : 0);
     if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
-      x.histogram('vblade_export_latency_seconds', 'time from request to reply', l, log2Bounds(e.latencyUsLog2.length), e.latencyUsLog2);
+      x.histogram(
+        'vblade_export_latency_seconds',
+        'time from request to reply',
+        l,
+        log2Bounds(e.latencyUsLog2.length),
+        e.latencyUsLog2,
+      );
     }
   }
   for (const i of stats?.interfaces ?? []) {
@@ -152,7 +163,8 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     if (typeof i.up === 'boolean') x.gauge('vblade_interface_up', '1 when the interface is up and running', l, i.up ? 1 : 0);
     if (typeof i.open === 'boolean') x.gauge('vblade_interface_open', '1 when the packet socket is open', l, i.open ? 1 : 0);
     if (typeof i.mtu === 'number') x.gauge('vblade_interface_mtu', 'interface MTU', l, i.mtu);
-    if (typeof i.sectorsPerFrame === 'number') x.gauge('vblade_interface_sectors_per_frame', 'sectors that fit one frame', l, i.sectorsPerFrame);
+    if (typeof i.sectorsPerFrame === 'number')
+      x.gauge('vblade_interface_sectors_per_frame', 'sectors that fit one frame', l, i.sectorsPerFrame);
   }
   return x.text();
 }
@@ -178,7 +190,9 @@ export class MetricsServer {
         return;
       }
       if (url !== '/metrics') {
-        res.writeHead(url === '/' ? 200 : 404, { 'content-type': 'text/plain' }).end(url === '/' ? 'vbladed metrics at /metrics\n' : 'not found\n');
+        res
+          .writeHead(url === '/' ? 200 : 404, { 'content-type': 'text/plain' })
+          .end(url === '/' ? 'vbladed metrics at /metrics\n' : 'not found\n');
         return;
       }
       source.stats().then(
@@ -190,12 +204,19 @@ export class MetricsServer {
             res.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot render metrics: ${(e as Error).message}\n`);
             return;
           }
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : text);
+          res
+            .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+            .end(req.method === 'HEAD' ? undefined : text);
         },
         (e: Error) => {
           // The worker is down or restarting: still say so in metrics form.
           const text = renderMetrics(undefined, { ...source.supervisor?.(), ready: false });
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-vblade-error': e.message.replace(/[^\x20-\x7e]/g, ' ') }).end(text);
+          res
+            .writeHead(200, {
+              'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+              'x-vblade-error': e.message.replace(/[^\x20-\x7e]/g, ' '),
+            })
+            .end(text);
         },
       );
     });
@@ -207,7 +228,10 @@ export class MetricsServer {
       });
     });
     const m = new MetricsServer(server);
-    log.info({ metrics: m.address }, `metrics at http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${m.address.port}/metrics`);
+    log.info(
+      { metrics: m.address },
+      `metrics at http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${m.address.port}/metrics`,
+    );
     return m;
   }
 

@@ -124,7 +124,11 @@ export class PidFile {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
           if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-            throw new AlreadyRunningError(`another vbladed is taking ${opts.what} right now (pid file ${file}); try again`, 0, file);
+            throw new AlreadyRunningError(
+              `another vbladed is taking ${opts.what} right now (pid file ${file}); try again`,
+              0,
+              file,
+            );
           }
           throw e;
         }
@@ -140,7 +144,11 @@ export class PidFile {
             // gone meanwhile: retry
           }
           if (age < (opts.graceMs ?? 2000)) {
-            throw new AlreadyRunningError(`another vbladed is taking ${opts.what} right now (pid file ${file}); try again`, 0, file);
+            throw new AlreadyRunningError(
+              `another vbladed is taking ${opts.what} right now (pid file ${file}); try again`,
+              0,
+              file,
+            );
           }
         }
         opts.onStale?.({ file, pid: owner?.pid });
@@ -201,7 +209,10 @@ export class ExportLocks {
       for (const name of want) {
         if (this.held.has(name)) continue;
         const [key, iface] = name.split('@') as [string, string];
-        const pf = PidFile.acquire(exportLockFile(this.runDir, key, iface), { what: `${key} on ${iface}`, onStale: this.onStale });
+        const pf = PidFile.acquire(exportLockFile(this.runDir, key, iface), {
+          what: `${key} on ${iface}`,
+          onStale: this.onStale,
+        });
         this.held.set(name, pf);
         taken.push(name);
       }

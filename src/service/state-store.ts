@@ -72,7 +72,10 @@ export class StateStore {
       } catch (e) {
         this.log.error({ err: e, file }, `cannot move the corrupt state file aside`);
       }
-      this.log.warn({ file, aside, reason: state }, `saved state of ${key} is corrupt (${state}); ignored it and kept it as ${aside}`);
+      this.log.warn(
+        { file, aside, reason: state },
+        `saved state of ${key} is corrupt (${state}); ignored it and kept it as ${aside}`,
+      );
       return undefined;
     }
     return state;
@@ -119,19 +122,21 @@ export class StateStore {
     const waiters = p.waiters;
     p.next = undefined;
     p.waiters = [];
-    p.running = writeStateFile(this.dir, this.fileOf(key), key, state).then(
-      () => {
-        for (const w of waiters) w.resolve();
-      },
-      (e: Error) => {
-        this.log.error({ err: e, key }, `cannot save the state of ${key}: ${e.message}`);
-        for (const w of waiters) w.reject(e);
-      },
-    ).finally(() => {
-      p.running = undefined;
-      if (p.next) this.pump(key, p);
-      else this.pending.delete(key);
-    });
+    p.running = writeStateFile(this.dir, this.fileOf(key), key, state)
+      .then(
+        () => {
+          for (const w of waiters) w.resolve();
+        },
+        (e: Error) => {
+          this.log.error({ err: e, key }, `cannot save the state of ${key}: ${e.message}`);
+          for (const w of waiters) w.reject(e);
+        },
+      )
+      .finally(() => {
+        p.running = undefined;
+        if (p.next) this.pump(key, p);
+        else this.pending.delete(key);
+      });
   }
 
   /** Resolves when every save requested so far is durable (or failed and was logged). */

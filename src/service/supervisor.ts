@@ -160,8 +160,14 @@ export class Supervisor extends EventEmitter {
     this.childStarted = Date.now();
     this.lastHeartbeat = Date.now();
     const pid = child.pid ?? 0;
-    child.stdout!.on('data', lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 30, pid, { role: 'worker' }))));
-    child.stderr!.on('data', lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 50, pid, { role: 'worker', stream: 'stderr' }))));
+    child.stdout!.on(
+      'data',
+      lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 30, pid, { role: 'worker' }))),
+    );
+    child.stderr!.on(
+      'data',
+      lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 50, pid, { role: 'worker', stream: 'stderr' }))),
+    );
     child.on('message', (m) => this.onMessage(child, m as FromWorker));
     child.on('error', (e) => log.error({ err: e }, `worker process error: ${e.message}`));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
@@ -185,7 +191,10 @@ export class Supervisor extends EventEmitter {
     switch (m.type) {
       case 'ready':
         this.ready = true;
-        this.opts.log.info({ workerPid: child.pid, exports: m.exports }, `worker ${child.pid} is serving ${m.exports.join(' ') || 'no exports'}`);
+        this.opts.log.info(
+          { workerPid: child.pid, exports: m.exports },
+          `worker ${child.pid} is serving ${m.exports.join(' ') || 'no exports'}`,
+        );
         this.emit('ready', child.pid);
         break;
       case 'fatal':
@@ -213,7 +222,10 @@ export class Supervisor extends EventEmitter {
     const silent = Date.now() - this.lastHeartbeat;
     if (silent > limitMs) {
       this.lastFatal = `no heartbeat for ${secs(Math.round(silent / 100) * 100)}`;
-      this.opts.log.error({ workerPid: c.pid }, `worker ${c.pid} sent no heartbeat for ${secs(Math.round(silent / 100) * 100)}; killing it`);
+      this.opts.log.error(
+        { workerPid: c.pid },
+        `worker ${c.pid} sent no heartbeat for ${secs(Math.round(silent / 100) * 100)}; killing it`,
+      );
       this.lastHeartbeat = Date.now();
       c.kill('SIGKILL');
     }

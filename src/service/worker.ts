@@ -166,7 +166,8 @@ export class WorkerCore {
       case 'clear-reserve': {
         const e = this.find(key);
         if (!this.server?.clearList) throw new Error('this server cannot change export state from the control socket');
-        if (!this.server.clearList(exportKey(e), op === 'clear-mask' ? 'mask' : 'reserve')) throw new Error(`${exportKey(e)} is not being served right now`);
+        if (!this.server.clearList(exportKey(e), op === 'clear-mask' ? 'mask' : 'reserve'))
+          throw new Error(`${exportKey(e)} is not being served right now`);
         return { key: exportKey(e), cleared: op === 'clear-mask' ? 'mask' : 'reserve' };
       }
     }
@@ -178,7 +179,10 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
   const send = (m: FromWorker): void => {
     if (process.connected) process.send!(m);
   };
-  let log: Logger = pino({ base: { pid: process.pid, hostname: os.hostname(), role: 'worker' } }, pino.destination({ dest: 1, sync: true }));
+  let log: Logger = pino(
+    { base: { pid: process.pid, hostname: os.hostname(), role: 'worker' } },
+    pino.destination({ dest: 1, sync: true }),
+  );
   let core: WorkerCore | undefined;
   let stopping = false;
   const heartbeat = setInterval(() => {

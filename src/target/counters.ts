@@ -23,8 +23,17 @@ export const enum ExportCounter {
 }
 
 export const EXPORT_COUNTER_NAMES = [
-  'reads', 'writes', 'read_bytes', 'write_bytes', 'flushes', 'other', 'ata_errors', 'io_errors',
-  'aoe_errors', 'mask_drops', 'syncs',
+  'reads',
+  'writes',
+  'read_bytes',
+  'write_bytes',
+  'flushes',
+  'other',
+  'ata_errors',
+  'io_errors',
+  'aoe_errors',
+  'mask_drops',
+  'syncs',
 ] as const;
 
 export const enum LinkCounter {
@@ -43,7 +52,13 @@ export const enum LinkCounter {
 }
 
 export const LINK_COUNTER_NAMES = [
-  'rx_frames', 'tx_frames', 'tx_bytes', 'rx_ring_drops', 'tx_drops', 'ignored', 'link_downs',
+  'rx_frames',
+  'tx_frames',
+  'tx_bytes',
+  'rx_ring_drops',
+  'tx_drops',
+  'ignored',
+  'link_downs',
 ] as const;
 
 /** Latency histogram buckets: bucket i counts requests that took < 2^i microseconds. */

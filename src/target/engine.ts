@@ -10,9 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { abortAtaReply, setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
-import {
-  ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE,
-} from '../aoe/constants';
+import { ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE } from '../aoe/constants';
 import { respond } from '../aoe/dispatch';
 import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
@@ -275,7 +273,13 @@ export class Engine {
 
   /** Storage work for a request whose reply respond() prepared in transmit slot `tx`; true when it holds its receive slot. */
   private startStorage(
-    link: Link, e: Export, outcome: Outcome, tx: number, ring: Uint8Array, off: number, slot: number,
+    link: Link,
+    e: Export,
+    outcome: Outcome,
+    tx: number,
+    ring: Uint8Array,
+    off: number,
+    slot: number,
   ): boolean {
     const arena = link.arena;
     const t = link.slotOffset(tx);
@@ -554,4 +558,3 @@ export class Engine {
     this.flushAll();
   }
 }
-

@@ -47,9 +47,7 @@ export class Export {
       model: PRODUCT_MODEL,
       writeCache: !config.sync,
     });
-    this.state = new TargetState(
-      config.shelf, config.slot, store.sectors, config.readOnly, config.bufferCount, identify,
-    );
+    this.state = new TargetState(config.shelf, config.slot, store.sectors, config.readOnly, config.bufferCount, identify);
     this.state.mask.setStrings(config.macMask);
     if (initial) this.restore(initial);
     this.savedVersion = this.state.version;

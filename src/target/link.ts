@@ -122,7 +122,10 @@ export class Link {
     const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
     const frameCount = Math.max(256, Math.min(4096, Math.floor(RING_BYTES / frameSize)));
     this.socket = this.addon.openPacket(this.name, {
-      frameSize, frameCount, netns: this.options.netns, sndbuf: 4 << 20,
+      frameSize,
+      frameCount,
+      netns: this.options.netns,
+      sndbuf: 4 << 20,
     });
     if (maxFrame !== this.maxFrame || this.arena.length === 0) {
       this.maxFrame = maxFrame;

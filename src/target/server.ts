@@ -75,10 +75,15 @@ export class Server {
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
-    this.engine = new Engine(io, this.opts.requestSlots, {
-      stateChanged: (e) => this.persist(e),
-      drained: () => this.onDrained(),
-    }, this.opts.spinMicros / 1000);
+    this.engine = new Engine(
+      io,
+      this.opts.requestSlots,
+      {
+        stateChanged: (e) => this.persist(e),
+        drained: () => this.onDrained(),
+      },
+      this.opts.spinMicros / 1000,
+    );
     io.startPolling(() => this.engine.ioReady());
     log.debug({ io: io.kind, depth: io.depth }, 'io ring ready');
   }
@@ -163,7 +168,15 @@ export class Server {
       link.exports.push(e);
     }
     this.log.info(
-      { export: key, file: store.description, sectors: store.sectors, interfaces: c.interfaces, readOnly: c.readOnly, sync: c.sync, direct: c.direct },
+      {
+        export: key,
+        file: store.description,
+        sectors: store.sectors,
+        interfaces: c.interfaces,
+        readOnly: c.readOnly,
+        sync: c.sync,
+        direct: c.direct,
+      },
       'export added',
     );
     return e;
@@ -263,7 +276,8 @@ export class Server {
     }
     const was = link.info;
     link.applyInfo(info);
-    if (was && was.mtu !== info.mtu) this.log.info({ interface: link.name, mtu: info.mtu, sectors: link.ctx.maxSectors }, 'MTU changed');
+    if (was && was.mtu !== info.mtu)
+      this.log.info({ interface: link.name, mtu: info.mtu, sectors: link.ctx.maxSectors }, 'MTU changed');
     if (was && was.up && !info.up) {
       link.counters[LinkCounter.LinkDowns]++;
       this.log.warn({ interface: link.name }, 'link down');
@@ -352,7 +366,10 @@ export class Server {
     this.engine.flushAll();
     for (const e of this.exportsByKey.values()) {
       // What the export did, for the log a user reads after stopping it.
-      this.log.info({ export: e.key, ...Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])) }, 'export counters at stop');
+      this.log.info(
+        { export: e.key, ...Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])) },
+        'export counters at stop',
+      );
       if (e.store.kind === 'file' && !e.config.readOnly) {
         try {
           fs.fdatasyncSync(e.store.fd);

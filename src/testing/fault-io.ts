@@ -49,7 +49,10 @@ class PlanSource {
   private checkedAt = 0;
   private mtime = -1;
 
-  constructor(private readonly spec: string, private readonly warn: (msg: string) => void) {
+  constructor(
+    private readonly spec: string,
+    private readonly warn: (msg: string) => void,
+  ) {
     if (spec.trimStart().startsWith('{')) this.plan = FaultPlan.parse(spec);
     else this.reload(true);
   }
@@ -142,7 +145,10 @@ export class FaultIoRing implements IoRing {
         const seq = op === IoOp.DataSync ? ++this.syncSeq : 0;
         this.submitted.set(tag, { op, fd, position, length, seq });
         if (op === IoOp.DataSync) this.journal(`s ${fd} ${seq}`);
-        else this.journal(`w ${fd} ${position} ${length} ${this.head(ops[p + IoOpLayout.BufferId], ops[p + IoOpLayout.Offset], length)}`);
+        else
+          this.journal(
+            `w ${fd} ${position} ${length} ${this.head(ops[p + IoOpLayout.BufferId], ops[p + IoOpLayout.Offset], length)}`,
+          );
       }
     }
     return accepted;

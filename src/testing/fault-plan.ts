@@ -66,16 +66,19 @@ const SHORT = -Infinity;
 
 function nonNegativeInt(v: unknown, what: string, i: number, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new FaultPlanError(`rule ${i}: ${what} must be a whole number >= 0, not ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+    throw new FaultPlanError(`rule ${i}: ${what} must be a whole number >= 0, not ${JSON.stringify(v)}`);
   return v;
 }
 
 function compile(r: FaultRule, i: number): Compiled {
   if (typeof r !== 'object' || r === null) throw new FaultPlanError(`rule ${i} is not an object`);
   const known = new Set(['op', 'sectors', 'after', 'every', 'times', 'error']);
-  for (const k of Object.keys(r)) if (!known.has(k)) throw new FaultPlanError(`rule ${i}: unknown field "${k}" (known: ${[...known].join(', ')})`);
+  for (const k of Object.keys(r))
+    if (!known.has(k)) throw new FaultPlanError(`rule ${i}: unknown field "${k}" (known: ${[...known].join(', ')})`);
   const op = r.op ?? 'any';
-  if (!['read', 'write', 'sync', 'any'].includes(op)) throw new FaultPlanError(`rule ${i}: op must be read, write, sync or any, not ${JSON.stringify(op)}`);
+  if (!['read', 'write', 'sync', 'any'].includes(op))
+    throw new FaultPlanError(`rule ${i}: op must be read, write, sync or any, not ${JSON.stringify(op)}`);
   let first = 0;
   let last = Infinity;
   const ranged = r.sectors !== undefined;
@@ -90,7 +93,10 @@ function compile(r: FaultRule, i: number): Compiled {
   if (r.error === 'short') result = SHORT;
   else if (typeof r.error === 'number' && Number.isInteger(r.error) && r.error > 0) result = -r.error;
   else if (typeof r.error === 'string' && ERRNO[r.error] !== undefined) result = -ERRNO[r.error];
-  else throw new FaultPlanError(`rule ${i}: error must be "short", an errno number or one of ${Object.keys(ERRNO).join(', ')}; not ${JSON.stringify(r.error)}`);
+  else
+    throw new FaultPlanError(
+      `rule ${i}: error must be "short", an errno number or one of ${Object.keys(ERRNO).join(', ')}; not ${JSON.stringify(r.error)}`,
+    );
   const every = nonNegativeInt(r.every, 'every', i, 1);
   if (every < 1) throw new FaultPlanError(`rule ${i}: every must be at least 1`);
   return {
@@ -113,7 +119,8 @@ export class FaultPlan {
   readonly fired: number[];
 
   constructor(spec: FaultPlanSpec) {
-    if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.rules)) throw new FaultPlanError('a fault plan is an object with a "rules" array');
+    if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.rules))
+      throw new FaultPlanError('a fault plan is an object with a "rules" array');
     this.rules = spec.rules.map(compile);
     this.matched = this.rules.map(() => 0);
     this.fired = this.rules.map(() => 0);

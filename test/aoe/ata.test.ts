@@ -4,12 +4,17 @@
 
 import t from 'tap';
 import {
-  abortAtaReply, AtaAction, AtaDecision, decideAta, Outcome, requestLba, setAtaIoError, setAtaResult,
+  abortAtaReply,
+  AtaAction,
+  AtaDecision,
+  decideAta,
+  Outcome,
+  requestLba,
+  setAtaIoError,
+  setAtaResult,
   writeAtaRegisters,
 } from '../../src/aoe';
-import {
-  A, ata, B, C, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target, TargetOpts, TX_OFF,
-} from './golden';
+import { A, ata, B, C, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target, TargetOpts, TX_OFF } from './golden';
 
 const TAG = 0x12345678;
 
@@ -73,63 +78,81 @@ interface DecideRow {
 const decideRows: DecideRow[] = [
   { desc: 'IDENTIFY', frame: req({ count: 1, op: 0xec, lba: '00 00 00 a0 00 00' }), want: { action: AtaAction.Identify } },
   {
-    desc: 'READ EXT 2 at 100', frame: req({ aflags: 0x40, count: 2, op: 0x24, lba: 100 }),
+    desc: 'READ EXT 2 at 100',
+    frame: req({ aflags: 0x40, count: 2, op: 0x24, lba: 100 }),
     want: { action: AtaAction.Read, lba: 100, count: 2 },
   },
   {
-    desc: 'WRITE EXT 2 at 100', frame: req({ aflags: 0x41, count: 2, op: 0x34, lba: 100 }, 1024),
+    desc: 'WRITE EXT 2 at 100',
+    frame: req({ aflags: 0x41, count: 2, op: 0x34, lba: 100 }, 1024),
     want: { action: AtaAction.Write, lba: 100, count: 2 },
   },
   {
-    desc: 'READ (28-bit) 1 at 0x345 with lba3 0xE0', frame: req({ count: 1, op: 0x20, lba: '45 03 00 e0 00 00' }),
+    desc: 'READ (28-bit) 1 at 0x345 with lba3 0xE0',
+    frame: req({ count: 1, op: 0x20, lba: '45 03 00 e0 00 00' }),
     want: { action: AtaAction.Read, lba: 0x345, count: 1 },
   },
   {
-    desc: 'CHECK POWER MODE', frame: req({ count: 7, op: 0xe5 }),
+    desc: 'CHECK POWER MODE',
+    frame: req({ count: 7, op: 0xe5 }),
     want: { action: AtaAction.Reply, status: 0x40, error: 0, sectors: 0xff },
   },
   { desc: 'FLUSH CACHE', frame: req({ op: 0xe7 }), want: { action: AtaAction.Flush } },
   { desc: 'FLUSH CACHE EXT', frame: req({ aflags: 0x40, op: 0xea }), want: { action: AtaAction.Flush } },
   {
-    desc: 'unknown opcode 0xEF (SET FEATURES)', frame: req({ feature: 0x02, count: 9, op: 0xef }),
+    desc: 'unknown opcode 0xEF (SET FEATURES)',
+    frame: req({ feature: 0x02, count: 9, op: 0xef }),
     want: { action: AtaAction.Reply, status: 0x41, error: 0x04, sectors: 9 },
   },
   {
-    desc: 'count 0 (READ: 256 sectors)', frame: req({ count: 0, op: 0x20 }),
+    desc: 'count 0 (READ: 256 sectors)',
+    frame: req({ count: 0, op: 0x20 }),
     want: { action: AtaAction.Reply, status: 0x41, error: 0x04, sectors: 0 },
   },
   {
-    desc: 'count 0 (READ EXT: 65536 sectors) even at the largest frame', maxSectors: 255,
+    desc: 'count 0 (READ EXT: 65536 sectors) even at the largest frame',
+    maxSectors: 255,
     frame: req({ aflags: 0x40, count: 0, op: 0x24 }),
     want: { action: AtaAction.Reply, status: 0x41, error: 0x04, sectors: 0 },
   },
   {
-    desc: 'count 255 fits when the interface carries 255 sectors', maxSectors: 255, target: { sectors: 1000 },
+    desc: 'count 255 fits when the interface carries 255 sectors',
+    maxSectors: 255,
+    target: { sectors: 1000 },
     frame: req({ aflags: 0x40, count: 255, op: 0x24, lba: 745 }),
     want: { action: AtaAction.Read, lba: 745, count: 255 },
   },
   {
-    desc: 'count above the maximum', frame: req({ aflags: 0x40, count: 3, op: 0x24 }),
+    desc: 'count above the maximum',
+    frame: req({ aflags: 0x40, count: 3, op: 0x24 }),
     want: { action: AtaAction.Reply, status: 0x41, error: 0x04, sectors: 3 },
   },
   {
-    desc: 'out of range', frame: req({ aflags: 0x40, count: 2, op: 0x24, lba: 8191 }),
+    desc: 'out of range',
+    frame: req({ aflags: 0x40, count: 2, op: 0x24, lba: 8191 }),
     want: { action: AtaAction.Reply, status: 0x41, error: 0x10, sectors: 2 },
   },
   {
-    desc: 'short write payload', frame: req({ aflags: 0x41, count: 2, op: 0x34 }, 1023),
+    desc: 'short write payload',
+    frame: req({ aflags: 0x41, count: 2, op: 0x34 }, 1023),
     want: { action: AtaAction.Reply, status: 0x41, error: 0x04, sectors: 2 },
   },
   {
-    desc: 'write to a read-only export', target: { readOnly: true }, frame: req({ aflags: 0x41, count: 1, op: 0x34 }, 512),
+    desc: 'write to a read-only export',
+    target: { readOnly: true },
+    frame: req({ aflags: 0x41, count: 1, op: 0x34 }, 512),
     want: { action: AtaAction.Reply, status: 0x41, error: 0x04, sectors: 1 },
   },
   {
-    desc: 'reserved for someone else', target: { reserve: [B] }, frame: req({ aflags: 0x40, count: 1, op: 0x24 }),
+    desc: 'reserved for someone else',
+    target: { reserve: [B] },
+    frame: req({ aflags: 0x40, count: 1, op: 0x24 }),
     want: { action: AtaAction.AoeError, aoeError: 6 },
   },
   {
-    desc: 'reserved for the requester', target: { reserve: [C, A] }, frame: req({ aflags: 0x40, count: 1, op: 0x24, lba: 9 }),
+    desc: 'reserved for the requester',
+    target: { reserve: [C, A] },
+    frame: req({ aflags: 0x40, count: 1, op: 0x24, lba: 9 }),
     want: { action: AtaAction.Read, lba: 9, count: 1 },
   },
   { desc: 'shorter than 36 bytes', frame: req({ count: 1, op: 0xec }), len: 35, want: { action: AtaAction.Ignore } },
@@ -236,47 +259,84 @@ const rows: Row[] = [
       34 12 00 00 00 00   # lba 0x1234
       00 00`,
     want: {
-      pending: Outcome.Read, lba: 0x1234, count: 2,
+      pending: Outcome.Read,
+      lba: 0x1234,
+      count: 2,
       head: rhdr({ cmd: 0, tag: TAG }) + '40 00 00 40  34 12 00 00 00 00  00 00',
     },
   },
   {
     desc: 'WRITE EXT, Linux shape (aflags E|W, 2 sectors, 1024 bytes): Outcome.Write',
     request: req({ aflags: 0x41, count: 2, op: 0x34, lba: 8190 }, 1024),
-    want: { pending: Outcome.Write, lba: 8190, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 8190 }) },
+    want: {
+      pending: Outcome.Write,
+      lba: 8190,
+      count: 2,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 8190 }),
+    },
   },
   {
     desc: 'READ (28-bit), iPXE shape: 36 bytes, lba3 0xE0 ignored',
     request: req({ count: 2, op: 0x20, lba: '10 00 00 e0 00 00' }),
-    want: { pending: Outcome.Read, lba: 16, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '10 00 00 e0 00 00' }) },
+    want: {
+      pending: Outcome.Read,
+      lba: 16,
+      count: 2,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '10 00 00 e0 00 00' }),
+    },
   },
   {
     desc: 'READ (28-bit): lba3 low nibble is address bits 24-27, echoed as received',
     target: { sectors: 0x10000000 },
     request: req({ count: 1, op: 0x20, lba: '01 02 03 e2 00 00' }),
-    want: { pending: Outcome.Read, lba: 0x2030201, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '01 02 03 e2 00 00' }) },
+    want: {
+      pending: Outcome.Read,
+      lba: 0x2030201,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '01 02 03 e2 00 00' }),
+    },
   },
   {
     desc: 'READ (28-bit): junk in lba4-5 is ignored but echoed',
     request: req({ count: 1, op: 0x20, lba: '07 00 00 e0 aa bb' }),
-    want: { pending: Outcome.Read, lba: 7, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '07 00 00 e0 aa bb' }) },
+    want: {
+      pending: Outcome.Read,
+      lba: 7,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40, lba: '07 00 00 e0 aa bb' }),
+    },
   },
   {
     desc: 'WRITE (28-bit), iPXE shape (aflags W, lba3 0xE0)',
     request: req({ aflags: 0x01, count: 1, op: 0x30, lba: '00 01 00 e0 00 00' }, 512),
-    want: { pending: Outcome.Write, lba: 256, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x01, op: 0x40, lba: '00 01 00 e0 00 00' }) },
+    want: {
+      pending: Outcome.Write,
+      lba: 256,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x01, op: 0x40, lba: '00 01 00 e0 00 00' }),
+    },
   },
   {
     desc: 'READ EXT with a full 48-bit LBA',
     target: { sectors: BIG },
     request: req({ aflags: 0x40, count: 1, op: 0x24, lba: '01 02 03 04 05 06' }),
-    want: { pending: Outcome.Read, lba: 0x060504030201, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '01 02 03 04 05 06' }) },
+    want: {
+      pending: Outcome.Read,
+      lba: 0x060504030201,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '01 02 03 04 05 06' }),
+    },
   },
   {
     desc: 'WRITE EXT at the last sector of a 48-bit export',
     target: { sectors: BIG },
     request: req({ aflags: 0x41, count: 1, op: 0x34, lba: BIG - 1 }, 512),
-    want: { pending: Outcome.Write, lba: BIG - 1, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: BIG - 1 }) },
+    want: {
+      pending: Outcome.Write,
+      lba: BIG - 1,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: BIG - 1 }),
+    },
   },
   {
     desc: 'READ EXT probe frame carrying trailing zero payload (Linux probe): answered normally',
@@ -286,12 +346,22 @@ const rows: Row[] = [
   {
     desc: 'WRITE with more payload than needed: extra bytes ignored',
     request: req({ aflags: 0x41, count: 1, op: 0x34, lba: 5 }, 1024),
-    want: { pending: Outcome.Write, lba: 5, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 5 }) },
+    want: {
+      pending: Outcome.Write,
+      lba: 5,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 5 }),
+    },
   },
   {
     desc: 'READ EXT of the last two sectors',
     request: req({ aflags: 0x40, count: 2, op: 0x24, lba: 8190 }),
-    want: { pending: Outcome.Read, lba: 8190, count: 2, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 8190 }) },
+    want: {
+      pending: Outcome.Read,
+      lba: 8190,
+      count: 2,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 8190 }),
+    },
   },
   {
     desc: 'READ EXT of 17 sectors at MTU 9000',
@@ -303,7 +373,12 @@ const rows: Row[] = [
     desc: 'WRITE EXT of 17 sectors at MTU 9000',
     target: { mtu: 9000 },
     request: req({ aflags: 0x41, count: 17, op: 0x34, lba: 1 }, 17 * 512),
-    want: { pending: Outcome.Write, lba: 1, count: 17, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 1 }) },
+    want: {
+      pending: Outcome.Write,
+      lba: 1,
+      count: 17,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 1 }),
+    },
   },
   {
     desc: 'READ on a read-only export',
@@ -327,12 +402,22 @@ const rows: Row[] = [
   {
     desc: 'WRITE EXT opcode with W clear: still a write; the reply will carry no data',
     request: req({ aflags: 0x40, count: 1, op: 0x34, lba: 4 }, 512),
-    want: { pending: Outcome.Write, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 4 }) },
+    want: {
+      pending: Outcome.Write,
+      lba: 4,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: 4 }),
+    },
   },
   {
     desc: 'WRITE EXT with the A (async) flag: handled as an ordinary write',
     request: req({ aflags: 0x43, count: 1, op: 0x34, lba: 4 }, 512),
-    want: { pending: Outcome.Write, lba: 4, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x43, op: 0x40, lba: 4 }) },
+    want: {
+      pending: Outcome.Write,
+      lba: 4,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x43, op: 0x40, lba: 4 }),
+    },
   },
   {
     desc: 'READ EXT with MBZ aflags bits and reserved bytes set: tolerated, reserved bytes zero in the reply',
@@ -342,7 +427,12 @@ const rows: Row[] = [
   {
     desc: 'READ (28-bit) opcode with the E flag: the opcode decides (28-bit LBA)',
     request: req({ aflags: 0x40, count: 1, op: 0x20, lba: '05 00 00 e0 00 00' }),
-    want: { pending: Outcome.Read, lba: 5, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '05 00 00 e0 00 00' }) },
+    want: {
+      pending: Outcome.Read,
+      lba: 5,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, op: 0x40, lba: '05 00 00 e0 00 00' }),
+    },
   },
 
   // ---- argument errors: ABRT / IDNF, never an AoE error (B16)
@@ -479,10 +569,20 @@ const rows: Row[] = [
     want: { pending: Outcome.Flush, head: rhdr({ cmd: 0, tag: TAG }) + ata({ op: 0x40 }) },
   },
   ...[
-    [0x00, 'NOP'], [0x25, 'READ DMA EXT'], [0x35, 'WRITE DMA EXT'], [0x40, 'READ VERIFY'], [0x42, 'READ VERIFY EXT'],
-    [0x29, 'READ MULTIPLE EXT'], [0xc8, 'READ DMA'], [0xca, 'WRITE DMA'], [0xe0, 'STANDBY IMMEDIATE'],
-    [0xef, 'SET FEATURES'], [0xf8, 'READ NATIVE MAX ADDRESS'], [0x27, 'READ NATIVE MAX ADDRESS EXT'],
-    [0xa1, 'IDENTIFY PACKET DEVICE'], [0xff, 'vendor 0xFF'],
+    [0x00, 'NOP'],
+    [0x25, 'READ DMA EXT'],
+    [0x35, 'WRITE DMA EXT'],
+    [0x40, 'READ VERIFY'],
+    [0x42, 'READ VERIFY EXT'],
+    [0x29, 'READ MULTIPLE EXT'],
+    [0xc8, 'READ DMA'],
+    [0xca, 'WRITE DMA'],
+    [0xe0, 'STANDBY IMMEDIATE'],
+    [0xef, 'SET FEATURES'],
+    [0xf8, 'READ NATIVE MAX ADDRESS'],
+    [0x27, 'READ NATIVE MAX ADDRESS EXT'],
+    [0xa1, 'IDENTIFY PACKET DEVICE'],
+    [0xff, 'vendor 0xFF'],
   ].map(([op, name]): Row => ({
     desc: `unknown opcode 0x${op.toString(16).padStart(2, '0')} (${name}): ABRT, never silence`,
     request: req({ aflags: 0x40, feature: 0x03, count: 2, op: op as number, lba: 77 }),
@@ -558,6 +658,10 @@ t.test('abortAtaReply: a built read reply becomes a 60-byte ABRT, registers othe
   x.tx.fill(0xd7, TX_OFF + 36, TX_OFF + 36 + 17 * 512);
   const n = abortAtaReply(x.tx, TX_OFF);
   t.equal(n, 60);
-  t.equal(dump(x.tx.subarray(TX_OFF, TX_OFF + n)), dump(regs({ aflags: 0x40, feature: 0x04, op: 0x41, lba: 7 })), 'ABRT, data gone');
+  t.equal(
+    dump(x.tx.subarray(TX_OFF, TX_OFF + n)),
+    dump(regs({ aflags: 0x40, feature: 0x04, op: 0x41, lba: 7 })),
+    'ABRT, data gone',
+  );
   t.end();
 });

@@ -4,9 +4,7 @@
 
 import t from 'tap';
 import { handleConfig, Outcome, padReply, writeAnnouncement } from '../../src/aoe';
-import {
-  A, B, BCAST, cfg, cfgReply, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target,
-} from './golden';
+import { A, B, BCAST, cfg, cfgReply, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target } from './golden';
 
 const TAG = 0x80001234; // a userland tool's tag (bit 31 set)
 
@@ -79,7 +77,7 @@ const rows: Row[] = [
     want: { reply: reply({ str: 'claimed by host1' }) },
   },
   {
-    desc: 'read with junk in the request\'s bufcnt/firmware/sectors fields: ignored',
+    desc: "read with junk in the request's bufcnt/firmware/sectors fields: ignored",
     request: req({ bufcnt: 0xffff, fw: 0x1234, scnt: 99, ver: 7, ccmd: 0 }),
     want: { reply: reply({}) },
   },
@@ -281,7 +279,12 @@ const rows: Row[] = [
     request: req({ ccmd: 4, str: 'new' }),
     want: { reply: reply({ ccmd: 4, str: 'new' }) },
     state: { config: 'new' },
-    check: (t, _x, tg) => t.equal(tg.st.config.subarray(3).every((b) => b === 0), true, 'old bytes cleared'),
+    check: (t, _x, tg) =>
+      t.equal(
+        tg.st.config.subarray(3).every((b) => b === 0),
+        true,
+        'old bytes cleared',
+      ),
   },
   {
     desc: 'force set of the empty string: cleared',
@@ -379,7 +382,11 @@ const rows: Row[] = [
       { request: req({ ccmd: 3, str: 'host2' }, '', B), want: { reply: reply({ ccmd: 3, str: 'host1', error: 4, dst: B }) } },
       { request: req({ ccmd: 1, str: 'host1' }, '', B), want: { reply: reply({ ccmd: 1, str: 'host1', dst: B }) } },
       { request: req({ ccmd: 2, str: 'host' }, '', B), want: { reply: reply({ ccmd: 2, str: 'host1', dst: B }) } },
-      { request: req({ ccmd: 4, str: 'host2' }, '', B), want: { reply: reply({ ccmd: 4, str: 'host2', dst: B }) }, state: { config: 'host2' } },
+      {
+        request: req({ ccmd: 4, str: 'host2' }, '', B),
+        want: { reply: reply({ ccmd: 4, str: 'host2', dst: B }) },
+        state: { config: 'host2' },
+      },
       { request: req({ ccmd: 1, str: 'host1' }), want: 'no reply' },
       { request: req({ ccmd: 4, str: '' }), want: { reply: reply({ ccmd: 4 }) }, state: { config: '' } },
       { request: req({ ccmd: 3, str: 'host1' }), want: { reply: reply({ ccmd: 3, str: 'host1' }) }, state: { config: 'host1' } },
@@ -405,7 +412,13 @@ t.test('respond: Query Config', (t) => {
 
 t.test('the sector count is the MTU of now, without a restart (B13)', (t) => {
   const tg = new Target();
-  for (const [mtu, scnt] of [[1500, 2], [9000, 17], [4132, 8], [1500, 2], [65535, 127]]) {
+  for (const [mtu, scnt] of [
+    [1500, 2],
+    [9000, 17],
+    [4132, 8],
+    [1500, 2],
+    [65535, 127],
+  ]) {
     tg.mtu = mtu;
     const x = exchange(tg, hex(req({ ccmd: 0 })));
     t.equal(x.reply![28], scnt, `MTU ${mtu} → ${scnt} sectors`);

@@ -6,7 +6,24 @@
 import t from 'tap';
 import { Outcome } from '../../src/aoe';
 import {
-  A, ata, B, BCAST, C, cfg, cfgReply, hdr, hex, mask, maskList, pad60, rep, resv, rhdr, Row, runRows, Target,
+  A,
+  ata,
+  B,
+  BCAST,
+  C,
+  cfg,
+  cfgReply,
+  hdr,
+  hex,
+  mask,
+  maskList,
+  pad60,
+  rep,
+  resv,
+  rhdr,
+  Row,
+  runRows,
+  Target,
 } from './golden';
 
 /** The IDENTIFY reply of a default export, with these registers. */
@@ -39,7 +56,9 @@ const linux: Row = {
         10 00  00 07 03  00  00 03 9c 42
         40 00 02 24  00 10 00 00 00 00  00 00  # E; READ SECTORS EXT, 2 at 0x1000`,
       want: {
-        pending: Outcome.Read, lba: 0x1000, count: 2,
+        pending: Outcome.Read,
+        lba: 0x1000,
+        count: 2,
         head: rhdr({ cmd: 0, tag: 0x00039c42 }) + '40 00 00 40 00 10 00 00 00 00 00 00',
       },
     },
@@ -50,14 +69,18 @@ const linux: Row = {
         41 00 02 34  00 10 00 00 00 00  00 00  # E|W; WRITE SECTORS EXT, 2 at 0x1000
         ${rep(0x6b, 1024)}                     # data`,
       want: {
-        pending: Outcome.Write, lba: 0x1000, count: 2,
+        pending: Outcome.Write,
+        lba: 0x1000,
+        count: 2,
         head: rhdr({ cmd: 0, tag: 0x00049c43 }) + '41 00 00 40 00 10 00 00 00 00 00 00',
       },
     },
     {
       request: hdr({ cmd: 0, tag: 0x00059c44 }) + ata({ aflags: 0x40, count: 2, op: 0x24, lba: 0 }) + rep(0, 1024),
       want: {
-        pending: Outcome.Read, lba: 0, count: 2,
+        pending: Outcome.Read,
+        lba: 0,
+        count: 2,
         head: rhdr({ cmd: 0, tag: 0x00059c44 }) + ata({ aflags: 0x40, op: 0x40 }),
       },
     },
@@ -96,8 +119,10 @@ const aoecfg: Row = {
     [2, 'mi', 'mine'],
     [4, 'ours', 'ours'],
   ].map(([ccmd, arg, cur], i) => ({
-    request: hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: 0x80000000 | (0x1234 + i) })
-      + cfg({ vercmd: ccmd as number, str: arg as string }) + rep(0, 1024 - (arg as string).length),
+    request:
+      hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: 0x80000000 | (0x1234 + i) }) +
+      cfg({ vercmd: ccmd as number, str: arg as string }) +
+      rep(0, 1024 - (arg as string).length),
     want: {
       reply: pad60(rhdr({ cmd: 1, tag: 0x80000000 | (0x1234 + i) }), cfgReply({ ccmd: ccmd as number, str: cur as string })),
     },
@@ -141,7 +166,9 @@ const ipxe: Row = {
         02 aa bb 00 07 03  02 00 00 00 00 0a  88 a2  10 00  00 07 03  00  18 ae 00 02
         00 00 02 20  40 00 00 e0 00 00  00 00   # READ SECTORS, 2 at 0x40, 36 bytes`,
       want: {
-        pending: Outcome.Read, lba: 0x40, count: 2,
+        pending: Outcome.Read,
+        lba: 0x40,
+        count: 2,
         head: rhdr({ cmd: 0, tag: 0x18ae0002 }) + '00 00 00 40 40 00 00 e0 00 00 00 00',
       },
     },
@@ -151,7 +178,9 @@ const ipxe: Row = {
         01 00 01 30  41 00 00 e0 00 00  00 00   # W; WRITE SECTORS, 1 at 0x41
         ${rep(0x11, 512)}`,
       want: {
-        pending: Outcome.Write, lba: 0x41, count: 1,
+        pending: Outcome.Write,
+        lba: 0x41,
+        count: 1,
         head: rhdr({ cmd: 0, tag: 0x18ae0003 }) + '01 00 00 40 41 00 00 e0 00 00 00 00',
       },
     },
@@ -171,7 +200,8 @@ const anyCommand: [string, string][] = [
   ['Reserve read', resv({ rcmd: 0 })],
   ['Reserve force set', resv({ rcmd: 2, macs: [A] })],
 ];
-const cmdOf = (name: string): number => (name.startsWith('ATA') ? 0 : name.startsWith('Query') ? 1 : name.startsWith('Mac') ? 2 : 3);
+const cmdOf = (name: string): number =>
+  name.startsWith('ATA') ? 0 : name.startsWith('Query') ? 1 : name.startsWith('Mac') ? 2 : 3;
 
 const errorRows: Row[] = [
   ...[0, 2, 15].flatMap((ver) =>
@@ -256,13 +286,19 @@ const maskRows: Row[] = [
   {
     desc: 'an empty mask admits everyone; a one-entry mask only that one',
     steps: [
-      { request: hdr({ cmd: 3, src: C, tag: TAG }) + resv({ rcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 3, tag: TAG, dst: C }), '00 00') } },
+      {
+        request: hdr({ cmd: 3, src: C, tag: TAG }) + resv({ rcmd: 0 }),
+        want: { reply: pad60(rhdr({ cmd: 3, tag: TAG, dst: C }), '00 00') },
+      },
       {
         request: hdr({ cmd: 2, src: A, tag: TAG }) + mask({ mcmd: 1, dirs: [[1, A]] }),
         want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), maskList(1, [A])) },
       },
       { request: hdr({ cmd: 3, src: C, tag: TAG }) + resv({ rcmd: 0 }), want: { none: Outcome.Masked } },
-      { request: hdr({ cmd: 3, src: A, tag: TAG }) + resv({ rcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), '00 00') } },
+      {
+        request: hdr({ cmd: 3, src: A, tag: TAG }) + resv({ rcmd: 0 }),
+        want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), '00 00') },
+      },
     ],
   },
 ];
@@ -270,7 +306,14 @@ const maskRows: Row[] = [
 // ------------------------------------------------------------------ reply rules
 
 const ruleRows: Row[] = [
-  ...([[0xffff, 0xff], [0xffff, 3], [7, 0xff], [7, 3]] as const).flatMap(([shelf, slot]) =>
+  ...(
+    [
+      [0xffff, 0xff],
+      [0xffff, 3],
+      [7, 0xff],
+      [7, 3],
+    ] as const
+  ).flatMap(([shelf, slot]) =>
     [
       ['ATA IDENTIFY', 0, ata({ count: 1, op: 0xec })],
       ['ATA CHECK POWER', 0, ata({ op: 0xe5 })],
@@ -281,9 +324,13 @@ const ruleRows: Row[] = [
       desc: `${name} to ${shelf.toString(16)}.${slot.toString(16)} (dst broadcast): reply from e7.3 to the requester`,
       request: hdr({ dst: BCAST, shelf, slot, cmd: cmd as number, tag: TAG }) + arg,
       want: {
-        reply: cmd === 0 && arg === ata({ count: 1, op: 0xec })
-          ? identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00')
-          : pad60(rhdr({ cmd: cmd as number, tag: TAG }), cmd === 0 ? ata({ count: 0xff, op: 0x40 }) : cmd === 1 ? cfgReply({}) : cmd === 2 ? '00 00 00 00' : '00 00'),
+        reply:
+          cmd === 0 && arg === ata({ count: 1, op: 0xec })
+            ? identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00')
+            : pad60(
+                rhdr({ cmd: cmd as number, tag: TAG }),
+                cmd === 0 ? ata({ count: 0xff, op: 0x40 }) : cmd === 1 ? cfgReply({}) : cmd === 2 ? '00 00 00 00' : '00 00',
+              ),
       },
     })),
   ),
@@ -319,16 +366,30 @@ const ruleRows: Row[] = [
     target: { reserve: [B] },
     steps: [
       { request: hdr({ cmd: 1, tag: TAG }) + cfg({}), want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({})) } },
-      { request: hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), '00 00 00 00') } },
-      { request: hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 0 }), want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), resv({ rcmd: 0, macs: [B] })) } },
-      { request: hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec }), want: { reply: identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00') } },
+      {
+        request: hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 0 }),
+        want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), '00 00 00 00') },
+      },
+      {
+        request: hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 0 }),
+        want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), resv({ rcmd: 0, macs: [B] })) },
+      },
+      {
+        request: hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec }),
+        want: { reply: identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00') },
+      },
       {
         request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
         want: { reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 6 }), ata({ aflags: 0x40, count: 1, op: 0x24 })) },
       },
       {
         request: hdr({ cmd: 0, tag: TAG, src: B }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
-        want: { pending: Outcome.Read, lba: 0, count: 1, head: rhdr({ cmd: 0, tag: TAG, dst: B }) + ata({ aflags: 0x40, op: 0x40 }) },
+        want: {
+          pending: Outcome.Read,
+          lba: 0,
+          count: 1,
+          head: rhdr({ cmd: 0, tag: TAG, dst: B }) + ata({ aflags: 0x40, op: 0x40 }),
+        },
       },
       {
         request: hdr({ cmd: 3, tag: TAG, src: B }) + resv({ rcmd: 1 }),
@@ -345,7 +406,12 @@ const ruleRows: Row[] = [
     desc: 'a retransmitted READ (same command, new tag) is answered again',
     steps: [1, 2].map((k) => ({
       request: hdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, count: 2, op: 0x24, lba: 64 }),
-      want: { pending: Outcome.Read, lba: 64, count: 2, head: rhdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, op: 0x40, lba: 64 }) },
+      want: {
+        pending: Outcome.Read,
+        lba: 64,
+        count: 2,
+        head: rhdr({ cmd: 0, tag: TAG + k }) + ata({ aflags: 0x40, op: 0x40, lba: 64 }),
+      },
     })),
   },
   {
@@ -453,7 +519,12 @@ const outcomeRows: Row[] = [
   {
     desc: 'Write: WRITE EXT with its data',
     request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, count: 1, op: 0x34, lba: 3 }) + rep(2, 512),
-    want: { pending: Outcome.Write, lba: 3, count: 1, head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 3 }) },
+    want: {
+      pending: Outcome.Write,
+      lba: 3,
+      count: 1,
+      head: rhdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x41, op: 0x40, lba: 3 }),
+    },
   },
   {
     desc: 'Flush: FLUSH CACHE EXT',
@@ -471,12 +542,14 @@ const outcomeRows: Row[] = [
     request: hdr({ ver: 2, cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24 }),
     want: { none: Outcome.Masked },
   },
-  ...([
-    ['ATA, 35 bytes', hex(hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec })).subarray(0, 35)],
-    ['Query Config, 31 bytes', hex(hdr({ cmd: 1, tag: TAG }) + cfg({})).subarray(0, 31)],
-    ['Mac Mask, 27 bytes', hex(hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 0 })).subarray(0, 27)],
-    ['Reserve, 25 bytes', hex(hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 0 })).subarray(0, 25)],
-  ] as const).map(([name, request]): Row => ({
+  ...(
+    [
+      ['ATA, 35 bytes', hex(hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec })).subarray(0, 35)],
+      ['Query Config, 31 bytes', hex(hdr({ cmd: 1, tag: TAG }) + cfg({})).subarray(0, 31)],
+      ['Mac Mask, 27 bytes', hex(hdr({ cmd: 2, tag: TAG }) + mask({ mcmd: 0 })).subarray(0, 27)],
+      ['Reserve, 25 bytes', hex(hdr({ cmd: 3, tag: TAG }) + resv({ rcmd: 0 })).subarray(0, 25)],
+    ] as const
+  ).map(([name, request]): Row => ({
     desc: `ShortArgument: ${name}`,
     request,
     want: { none: Outcome.ShortArgument },
@@ -488,7 +561,10 @@ const outcomeRows: Row[] = [
     steps: [
       { request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 1, str: 'ab' }), want: { none: Outcome.ConfigMismatch } },
       { request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 2, str: 'b' }), want: { none: Outcome.ConfigMismatch } },
-      { request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 2, str: 'ab' }), want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ ccmd: 2, str: 'abc' })), outcome: Outcome.Reply } },
+      {
+        request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 2, str: 'ab' }),
+        want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ ccmd: 2, str: 'abc' })), outcome: Outcome.Reply },
+      },
     ],
   },
 ];

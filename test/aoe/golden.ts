@@ -7,7 +7,15 @@
 // newlines, '|' and ':' are ignored, so MACs can be written aa:bb:cc:dd:ee:ff.
 
 import {
-  buildIdentify, FrameContext, isReply, Outcome, respond, sectorsForMtu, TargetState, parseMac, formatMac,
+  buildIdentify,
+  FrameContext,
+  isReply,
+  Outcome,
+  respond,
+  sectorsForMtu,
+  TargetState,
+  parseMac,
+  formatMac,
 } from '../../src/aoe';
 import { replyContentLength } from '../helpers/replies';
 
@@ -191,7 +199,7 @@ export interface CfgFields {
 /** The Query Config argument (frame offsets 24-31) and string. */
 export function cfg(f: CfgFields): string {
   const s = f.str ?? '';
-  const vercmd = f.vercmd ?? (((f.ver ?? 0) << 4) | (f.ccmd ?? 0));
+  const vercmd = f.vercmd ?? ((f.ver ?? 0) << 4) | (f.ccmd ?? 0);
   return [be16(f.bufcnt ?? 0), be16(f.fw ?? 0), u8(f.scnt ?? 0), u8(vercmd), be16(f.len ?? s.length), ascii(s)].join(' ');
 }
 
@@ -247,7 +255,11 @@ export class Target {
     const slot = o.slot ?? 3;
     const sectors = o.sectors ?? 8192;
     const identify = buildIdentify({
-      sectors, serial: `${shelf}.${slot}:testhost`, firmware: 'V1', model: 'aoe-target', writeCache: o.writeCache ?? true,
+      sectors,
+      serial: `${shelf}.${slot}:testhost`,
+      firmware: 'V1',
+      model: 'aoe-target',
+      writeCache: o.writeCache ?? true,
     });
     this.st = new TargetState(shelf, slot, sectors, o.readOnly ?? false, o.bufferCount ?? 16, identify);
     this.mtuNow = o.mtu ?? 1500;

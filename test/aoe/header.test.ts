@@ -3,7 +3,16 @@
 
 import t from 'tap';
 import {
-  addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply, setAoeError, versionOf, writeReplyHeader,
+  addresses,
+  isAoeRequest,
+  isForMac,
+  isFromMac,
+  majorOf,
+  minorOf,
+  padReply,
+  setAoeError,
+  versionOf,
+  writeReplyHeader,
 } from '../../src/aoe';
 import { A, B, BCAST, dump, hdr, hex, rep, TARGET } from './golden';
 

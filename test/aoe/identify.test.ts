@@ -86,7 +86,11 @@ t.test('capacity words', (t) => {
     t.test(`${r.sectors} sectors (0x${r.sectors.toString(16)})`, (t) => {
       const p = buildIdentify({ ...base, sectors: r.sectors });
       t.equal(word(p, 60) + word(p, 61) * 0x10000, r.lba28, 'words 60-61: LBA28 capacity, capped at 0x0FFFFFFF');
-      t.same([100, 101, 102, 103].map((w) => word(p, w)), r.lba48, 'words 100-103: LBA48 capacity');
+      t.same(
+        [100, 101, 102, 103].map((w) => word(p, w)),
+        r.lba48,
+        'words 100-103: LBA48 capacity',
+      );
       t.equal(word(p, 1), r.cylinders, 'word 1 cylinders');
       t.equal(word(p, 54), r.cylinders, 'word 54 current cylinders');
       t.same([word(p, 3), word(p, 6), word(p, 55), word(p, 56)], [16, 63, 16, 63], 'heads and sectors per track');
@@ -101,10 +105,30 @@ t.test('capacity words', (t) => {
 
 t.test('strings: byte-swapped, space padded, truncated', (t) => {
   const rows: { desc: string; f: Partial<IdentifyFields>; w: number; words: number; want: string; raw?: string }[] = [
-    { desc: 'serial, even length', f: { serial: 'ABCD' }, w: 10, words: 10, want: 'ABCD'.padEnd(20), raw: `42 41 44 43 ${rep(0x20, 16)}` },
-    { desc: 'serial, odd length', f: { serial: 'ABC' }, w: 10, words: 10, want: 'ABC'.padEnd(20), raw: `42 41 20 43 ${rep(0x20, 16)}` },
+    {
+      desc: 'serial, even length',
+      f: { serial: 'ABCD' },
+      w: 10,
+      words: 10,
+      want: 'ABCD'.padEnd(20),
+      raw: `42 41 44 43 ${rep(0x20, 16)}`,
+    },
+    {
+      desc: 'serial, odd length',
+      f: { serial: 'ABC' },
+      w: 10,
+      words: 10,
+      want: 'ABC'.padEnd(20),
+      raw: `42 41 20 43 ${rep(0x20, 16)}`,
+    },
     { desc: 'serial, empty', f: { serial: '' }, w: 10, words: 10, want: ' '.repeat(20), raw: rep(0x20, 20) },
-    { desc: 'serial truncated at 20', f: { serial: '0123456789abcdefghijKLMNO' }, w: 10, words: 10, want: '0123456789abcdefghij' },
+    {
+      desc: 'serial truncated at 20',
+      f: { serial: '0123456789abcdefghijKLMNO' },
+      w: 10,
+      words: 10,
+      want: '0123456789abcdefghij',
+    },
     { desc: 'firmware, 8 characters', f: { firmware: 'V1.2.3-x' }, w: 23, words: 4, want: 'V1.2.3-x', raw: ascii('1V2.3.x-') },
     { desc: 'firmware truncated at 8', f: { firmware: 'release-10' }, w: 23, words: 4, want: 'release-' },
     { desc: 'model, 40 characters', f: { model: 'M'.repeat(39) + 'Z' }, w: 27, words: 20, want: 'M'.repeat(39) + 'Z' },
@@ -138,12 +162,40 @@ t.test('other strings are not disturbed by one being long', (t) => {
 t.test('feature words', (t) => {
   const rows: { desc: string; writeCache: boolean; words: Record<number, number> }[] = [
     {
-      desc: 'write cache (export not in sync mode)', writeCache: true,
-      words: { 47: 0x8000, 49: 0x0200, 50: 0x4000, 53: 0x0001, 80: 0x00f0, 82: 0x0020, 83: 0x7400, 84: 0x4000, 85: 0x0020, 86: 0x3400, 87: 0x4000, 93: 0x400b },
+      desc: 'write cache (export not in sync mode)',
+      writeCache: true,
+      words: {
+        47: 0x8000,
+        49: 0x0200,
+        50: 0x4000,
+        53: 0x0001,
+        80: 0x00f0,
+        82: 0x0020,
+        83: 0x7400,
+        84: 0x4000,
+        85: 0x0020,
+        86: 0x3400,
+        87: 0x4000,
+        93: 0x400b,
+      },
     },
     {
-      desc: 'no write cache (sync mode)', writeCache: false,
-      words: { 47: 0x8000, 49: 0x0200, 50: 0x4000, 53: 0x0001, 80: 0x00f0, 82: 0x0000, 83: 0x7400, 84: 0x4000, 85: 0x0000, 86: 0x3400, 87: 0x4000, 93: 0x400b },
+      desc: 'no write cache (sync mode)',
+      writeCache: false,
+      words: {
+        47: 0x8000,
+        49: 0x0200,
+        50: 0x4000,
+        53: 0x0001,
+        80: 0x00f0,
+        82: 0x0000,
+        83: 0x7400,
+        84: 0x4000,
+        85: 0x0000,
+        86: 0x3400,
+        87: 0x4000,
+        93: 0x400b,
+      },
     },
   ];
   for (const r of rows) {
@@ -157,7 +209,9 @@ t.test('feature words', (t) => {
       t.ok(word(p, 83) & 0x1000 && word(p, 86) & 0x1000, 'FLUSH CACHE supported and enabled');
       t.ok(word(p, 83) & 0x2000 && word(p, 86) & 0x2000, 'FLUSH CACHE EXT supported and enabled');
       t.equal(word(p, 0), 0, 'word 0: fixed ATA device');
-      const known = new Set([1, 3, 6, 47, 49, 50, 53, 54, 55, 56, 57, 58, 60, 61, 80, 82, 83, 84, 85, 86, 87, 93, 100, 101, 102, 103, 255]);
+      const known = new Set([
+        1, 3, 6, 47, 49, 50, 53, 54, 55, 56, 57, 58, 60, 61, 80, 82, 83, 84, 85, 86, 87, 93, 100, 101, 102, 103, 255,
+      ]);
       for (let w = 10; w < 47; w++) known.add(w);
       const stray: number[] = [];
       for (let w = 0; w < 256; w++) if (!known.has(w) && word(p, w) !== 0) stray.push(w);

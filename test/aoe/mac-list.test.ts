@@ -117,11 +117,22 @@ t.test('setStrings', (t) => {
 
 t.test('parseMac and formatMac', (t) => {
   const good: [string, string][] = [
-    ['02:00:00:00:00:0a', A], ['02-00-00-00-00-0A', A], ['02000000000a', A], ['  02:00:00:00:00:0a ', A],
+    ['02:00:00:00:00:0a', A],
+    ['02-00-00-00-00-0A', A],
+    ['02000000000a', A],
+    ['  02:00:00:00:00:0a ', A],
     ['FF:FF:FF:FF:FF:FF', 'ff:ff:ff:ff:ff:ff'],
   ];
   for (const [text, want] of good) t.equal(formatMac(parseMac(text), 0), want, `parse ${JSON.stringify(text)}`);
-  const bad = ['', '02:00:00:00:00', '02:00:00:00:00:0a:0b', '02:00-00:00:00:0a', 'g2:00:00:00:00:0a', '2:0:0:0:0:a', '02000000000a0'];
+  const bad = [
+    '',
+    '02:00:00:00:00',
+    '02:00:00:00:00:0a:0b',
+    '02:00-00:00:00:0a',
+    'g2:00:00:00:00:0a',
+    '2:0:0:0:0:a',
+    '02000000000a0',
+  ];
   for (const text of bad) t.throws(() => parseMac(text), /not a MAC address/, `reject ${JSON.stringify(text)}`);
   t.equal(formatMac(hex('00 ab', A), 2), A, 'format at an offset');
   t.end();

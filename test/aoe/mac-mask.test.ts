@@ -4,9 +4,7 @@
 
 import t from 'tap';
 import { handleMacMask, Outcome } from '../../src/aoe';
-import {
-  A, B, C, D, Dir, hdr, hex, mask, maskList, macN, pad60, rep, rhdr, Row, runRows, Target,
-} from './golden';
+import { A, B, C, D, Dir, hdr, hex, mask, maskList, macN, pad60, rep, rhdr, Row, runRows, Target } from './golden';
 
 const TAG = 0x8000aaaa;
 
@@ -51,10 +49,13 @@ const rows: Row[] = [
     target: { mask: [A, B] },
     request: req({ mcmd: 0 }),
     want: {
-      reply: pad60(rhdr({ cmd: 2, tag: TAG }), `
+      reply: pad60(
+        rhdr({ cmd: 2, tag: TAG }),
+        `
         00 00 00 02                # MCmd read, MError 0, 2 entries
         00 00 02 00 00 00 00 0a    # reserved, DCmd 0, A
-        00 00 02 00 00 00 00 0b    # reserved, DCmd 0, B`),
+        00 00 02 00 00 00 00 0b    # reserved, DCmd 0, B`,
+      ),
     },
   },
   {
@@ -87,7 +88,11 @@ const rows: Row[] = [
   },
   {
     desc: 'add three in one frame',
-    request: edit([[1, A], [1, B], [1, C]]),
+    request: edit([
+      [1, A],
+      [1, B],
+      [1, C],
+    ]),
     want: { reply: list(1, [A, B, C]) },
     state: { mask: [A, B, C] },
   },
@@ -100,7 +105,13 @@ const rows: Row[] = [
   },
   {
     desc: 'add the same address twice in one frame: one entry',
-    request: edit([[1, C], [1, C]], C),
+    request: edit(
+      [
+        [1, C],
+        [1, C],
+      ],
+      C,
+    ),
     want: { reply: list(1, [C], C) },
     state: { mask: [C] },
   },
@@ -170,14 +181,20 @@ const rows: Row[] = [
   {
     desc: 'add then delete the same address in one frame: net no change',
     target: { mask: [A] },
-    request: edit([[1, D], [2, D]]),
+    request: edit([
+      [1, D],
+      [2, D],
+    ]),
     want: { reply: list(1, [A]) },
     state: { mask: [A], versionDelta: 0 },
   },
   {
     desc: 'delete then re-add: moves the entry to the end',
     target: { mask: [A, B] },
-    request: edit([[2, A], [1, A]]),
+    request: edit([
+      [2, A],
+      [1, A],
+    ]),
     want: { reply: list(1, [B, A]) },
     state: { mask: [B, A], versionDelta: 1 },
   },
@@ -205,7 +222,11 @@ const rows: Row[] = [
   {
     desc: 'bad directive (3) at index 1: MError 2, Dir Count 1, earlier add rolled back',
     target: { mask: [A] },
-    request: edit([[1, B], [3, C], [1, D]]),
+    request: edit([
+      [1, B],
+      [3, C],
+      [1, D],
+    ]),
     want: { reply: merror(2, 1) },
     state: { mask: [A], versionDelta: 0 },
   },
@@ -218,21 +239,31 @@ const rows: Row[] = [
   {
     desc: 'bad directive after a delete: the delete is rolled back too',
     target: { mask: [A, B, C] },
-    request: edit([[2, B], [2, C], [7, D]]),
+    request: edit([
+      [2, B],
+      [2, C],
+      [7, D],
+    ]),
     want: { reply: merror(2, 2) },
     state: { mask: [A, B, C], versionDelta: 0 },
   },
   {
     desc: 'add to a full list: MError 3 at that index, nothing applied',
     target: { mask: ALMOST },
-    request: edit([[1, B], [1, C]]),
+    request: edit([
+      [1, B],
+      [1, C],
+    ]),
     want: { reply: merror(3, 1) },
     state: { mask: ALMOST, versionDelta: 0 },
   },
   {
     desc: 'add to a full list after a delete in the same frame: fits',
     target: { mask: [A, ...FULL.slice(0, 127)] },
-    request: edit([[2, macN(0)], [1, B]]),
+    request: edit([
+      [2, macN(0)],
+      [1, B],
+    ]),
     want: { reply: hex(rhdr({ cmd: 2, tag: TAG }), maskList(1, [A, ...FULL.slice(1, 127), B])) },
     state: { mask: [A, ...FULL.slice(1, 127), B] },
   },
@@ -298,8 +329,28 @@ const rows: Row[] = [
       { request: edit([[2, A]], B), want: { reply: list(1, [B, C], B) }, state: { mask: [B, C] } },
       { request: edit([[2, C]], B), want: { reply: list(1, [B], B) }, state: { mask: [B] } },
       { request: edit([[1, A]], A), want: 'no reply', state: { mask: [B] } },
-      { request: edit([[1, A], [1, C]], B), want: { reply: list(1, [B, A, C], B) }, state: { mask: [B, A, C] } },
-      { request: edit([[2, B], [2, A]], C), want: { reply: list(1, [C], C) }, state: { mask: [C] } },
+      {
+        request: edit(
+          [
+            [1, A],
+            [1, C],
+          ],
+          B,
+        ),
+        want: { reply: list(1, [B, A, C], B) },
+        state: { mask: [B, A, C] },
+      },
+      {
+        request: edit(
+          [
+            [2, B],
+            [2, A],
+          ],
+          C,
+        ),
+        want: { reply: list(1, [C], C) },
+        state: { mask: [C] },
+      },
       { request: edit([[2, C]], C), want: { reply: list(1, [], C) }, state: { mask: [] } },
       { request: req({ mcmd: 0 }, D), want: { reply: list(0, [], D) } },
     ],
@@ -307,9 +358,24 @@ const rows: Row[] = [
   {
     desc: 'a retransmitted add (new tag) gives the same answer',
     steps: [
-      { request: edit([[1, A], [1, B]]), want: { reply: list(1, [A, B]) }, state: { versionDelta: 1 } },
       {
-        request: hdr({ cmd: 2, tag: TAG + 1 }) + mask({ mcmd: 1, dirs: [[1, A], [1, B]] }),
+        request: edit([
+          [1, A],
+          [1, B],
+        ]),
+        want: { reply: list(1, [A, B]) },
+        state: { versionDelta: 1 },
+      },
+      {
+        request:
+          hdr({ cmd: 2, tag: TAG + 1 }) +
+          mask({
+            mcmd: 1,
+            dirs: [
+              [1, A],
+              [1, B],
+            ],
+          }),
         want: { reply: pad60(rhdr({ cmd: 2, tag: TAG + 1 }), maskList(1, [A, B])) },
         state: { mask: [A, B], versionDelta: 0 },
       },
@@ -326,7 +392,12 @@ t.test('handleMacMask: outcome, unpadded length in the context, silence when too
   const tg = new Target();
   const ctx = tg.ctx;
   const tx = new Uint8Array(1200).fill(0xaa);
-  let rx = hex(edit([[1, A], [1, B]]));
+  let rx = hex(
+    edit([
+      [1, A],
+      [1, B],
+    ]),
+  );
   t.equal(handleMacMask(rx, 0, rx.length, tg.st, ctx, tx, 0), Outcome.Reply, 'edit: a reply');
   t.equal(ctx.replyLen, 28 + 16, 'two entries: 44');
   rx = hex(edit([[3, C]]));

@@ -35,10 +35,13 @@ const rows: Row[] = [
     target: { reserve: [B, C] },
     request: req({ rcmd: 0 }),
     want: {
-      reply: pad60(rhdr({ cmd: 3, tag: TAG }), `
+      reply: pad60(
+        rhdr({ cmd: 3, tag: TAG }),
+        `
         00 02                 # RCmd read, 2 addresses
         02 00 00 00 00 0b     # B
-        02 00 00 00 00 0c     # C`),
+        02 00 00 00 00 0c     # C`,
+      ),
     },
     state: { reserve: [B, C], versionDelta: 0 },
   },

@@ -14,9 +14,7 @@
 
 import t from 'tap';
 import { isPending, isReply, MacList, Outcome, respond } from '../../src/aoe';
-import {
-  A, B, C, D, dump, headerProblems, hex, macN, replyOutcome, replyProblems, RX_OFF, Target, TX_OFF,
-} from './golden';
+import { A, B, C, D, dump, headerProblems, hex, macN, replyOutcome, replyProblems, RX_OFF, Target, TX_OFF } from './golden';
 
 /** Marsaglia's xorshift32: small, seedable, good enough to pick test cases. */
 class Rng {
@@ -75,7 +73,14 @@ function genFrame(r: Rng, tg: Target): Uint8Array {
       const write = op === 0x30 || op === 0x34;
       const count = r.pick([1, 1, 2, 2, 0, 3, 17, 18, 255, r.int(256)]);
       const ext = op === 0x24 || op === 0x34;
-      const lba = r.pick([0, r.int(tg.st.sectors), Math.max(0, tg.st.sectors - 1 - r.int(4)), tg.st.sectors, r.int(2 ** 28), r.int(2 ** 48)]);
+      const lba = r.pick([
+        0,
+        r.int(tg.st.sectors),
+        Math.max(0, tg.st.sectors - 1 - r.int(4)),
+        tg.st.sectors,
+        r.int(2 ** 28),
+        r.int(2 ** 48),
+      ]);
       const lb: number[] = [];
       let v = lba;
       for (let i = 0; i < 6; i++) {
@@ -168,9 +173,14 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Config, mask and reserve contents (not the version). */
 function sameState(a: Target, b: Target): boolean {
-  return a.st.configLen === b.st.configLen && sameBytes(a.st.config, b.st.config) &&
-    a.st.mask.count === b.st.mask.count && sameBytes(a.st.mask.bytes, b.st.mask.bytes) &&
-    a.st.reserve.count === b.st.reserve.count && sameBytes(a.st.reserve.bytes, b.st.reserve.bytes);
+  return (
+    a.st.configLen === b.st.configLen &&
+    sameBytes(a.st.config, b.st.config) &&
+    a.st.mask.count === b.st.mask.count &&
+    sameBytes(a.st.mask.bytes, b.st.mask.bytes) &&
+    a.st.reserve.count === b.st.reserve.count &&
+    sameBytes(a.st.reserve.bytes, b.st.reserve.bytes)
+  );
 }
 
 function listProblems(name: string, l: MacList): string[] {
@@ -254,15 +264,30 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
     const pending = isPending(outcome);
     const silent = outcome >= Outcome.ShortFrame && outcome <= Outcome.ConfigMismatch;
     const ret = isReply(outcome) ? tg.ctx.replyLen : 0;
-    if (!(silent || pending || (isReply(outcome) && ret >= 60 && ret <= slot))) fail(`outcome ${outcome}, length ${tg.ctx.replyLen}`);
-    for (let k = 0; k < TX_OFF; k++) if (txA[k] !== 0xaa) { fail('wrote before the slot'); break; }
-    for (let k = TX_OFF + slot; k < Math.min(txA.length, TX_OFF + slot + 64); k++) if (txA[k] !== 0xaa) { fail('wrote past the slot'); break; }
-    for (let k = 0; k < len; k++) if (rxA[RX_OFF + k] !== f[k]) { fail('modified the request'); break; }
+    if (!(silent || pending || (isReply(outcome) && ret >= 60 && ret <= slot)))
+      fail(`outcome ${outcome}, length ${tg.ctx.replyLen}`);
+    for (let k = 0; k < TX_OFF; k++)
+      if (txA[k] !== 0xaa) {
+        fail('wrote before the slot');
+        break;
+      }
+    for (let k = TX_OFF + slot; k < Math.min(txA.length, TX_OFF + slot + 64); k++)
+      if (txA[k] !== 0xaa) {
+        fail('wrote past the slot');
+        break;
+      }
+    for (let k = 0; k < len; k++)
+      if (rxA[RX_OFF + k] !== f[k]) {
+        fail('modified the request');
+        break;
+      }
 
     // when silence is allowed, and which errors are due
     const ver = len >= 24 ? f[14] >> 4 : -1;
     const cmd = len >= 24 ? f[19] : -1;
-    const tooShort = len < 24 || (ver === 1 && ((cmd === 0 && len < 36) || (cmd === 1 && len < 32) || (cmd === 2 && len < 28) || (cmd === 3 && len < 26)));
+    const tooShort =
+      len < 24 ||
+      (ver === 1 && ((cmd === 0 && len < 36) || (cmd === 1 && len < 32) || (cmd === 2 && len < 28) || (cmd === 3 && len < 26)));
     const configTest = ver === 1 && cmd === 1 && len >= 32 && ((f[29] & 15) === 1 || (f[29] & 15) === 2);
     const shortFrame = len < 24;
     const wantSilence = shortFrame ? Outcome.ShortFrame : maskBlocks ? Outcome.Masked : tooShort ? Outcome.ShortArgument : -1;
@@ -281,16 +306,28 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
       if (ver === 1 && cmd > 3 && err !== 1) fail(`command ${cmd} answered without error 1`);
       if (ver === 1 && cmd === 0 && reservedOut && f[27] !== 0xec && err !== 6) fail('reserved, but no error 6');
       if (err === 6 && cmd === 0 && (!reservedOut || f[27] === 0xec)) fail('error 6 for an allowed initiator');
-      const key = cmd === 0 && !err ? `ATA reply status 0x${rep[27].toString(16)} error 0x${rep[25].toString(16)}${ret === 548 ? ' (IDENTIFY)' : ''}`
-        : cmd === 2 && !err && rep[26] ? `mask MError ${rep[26]}`
-          : `reply cmd ${cmd > 3 ? 'other' : cmd} error ${err}`;
+      const key =
+        cmd === 0 && !err
+          ? `ATA reply status 0x${rep[27].toString(16)} error 0x${rep[25].toString(16)}${ret === 548 ? ' (IDENTIFY)' : ''}`
+          : cmd === 2 && !err && rep[26]
+            ? `mask MError ${rep[26]}`
+            : `reply cmd ${cmd > 3 ? 'other' : cmd} error ${err}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);
     } else {
-      const key = outcome === Outcome.ShortFrame ? 'no reply: short frame'
-        : outcome === Outcome.Masked ? 'no reply: masked'
-          : outcome === Outcome.ShortArgument ? 'no reply: short argument'
-            : outcome === Outcome.ConfigMismatch ? 'no reply: config mismatch'
-              : outcome === Outcome.Read ? 'Read' : outcome === Outcome.Write ? 'Write' : 'Flush';
+      const key =
+        outcome === Outcome.ShortFrame
+          ? 'no reply: short frame'
+          : outcome === Outcome.Masked
+            ? 'no reply: masked'
+            : outcome === Outcome.ShortArgument
+              ? 'no reply: short argument'
+              : outcome === Outcome.ConfigMismatch
+                ? 'no reply: config mismatch'
+                : outcome === Outcome.Read
+                  ? 'Read'
+                  : outcome === Outcome.Write
+                    ? 'Write'
+                    : 'Flush';
       seen.set(key, (seen.get(key) ?? 0) + 1);
     }
 
@@ -303,7 +340,8 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
       if (outcome !== Outcome.Flush) {
         const { lba, count } = tg.ctx.ata;
         if (!(count >= 1 && count <= tg.ctx.maxSectors)) fail(`count ${count} (max ${tg.ctx.maxSectors})`);
-        if (!(Number.isInteger(lba) && lba >= 0 && lba + count <= tg.st.sectors)) fail(`lba ${lba}+${count} outside ${tg.st.sectors}`);
+        if (!(Number.isInteger(lba) && lba >= 0 && lba + count <= tg.st.sectors))
+          fail(`lba ${lba}+${count} outside ${tg.st.sectors}`);
         if (36 + count * 512 > slot) fail('read reply would exceed the MTU');
         if (outcome === Outcome.Write && (tg.st.readOnly || len - 36 < count * 512)) fail('write that must be refused');
       }
@@ -316,7 +354,8 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
       if (tg.st.configLen < 0 || tg.st.configLen > 1024) lp.push(`config length ${tg.st.configLen}`);
       if (!tg.st.config.subarray(tg.st.configLen).every((b) => b === 0)) lp.push('stale config bytes');
       if (tg.st.version === v0) lp.push('state changed without a version bump');
-      if (ver !== 1 || cmd < 1 || cmd > 3 || maskBlocks || !isReply(outcome)) lp.push(`state changed by cmd ${cmd} ver ${ver} outcome ${outcome}`);
+      if (ver !== 1 || cmd < 1 || cmd > 3 || maskBlocks || !isReply(outcome))
+        lp.push(`state changed by cmd ${cmd} ver ${ver} outcome ${outcome}`);
     }
     if (lp.length) fail(lp.join('; '));
 
@@ -326,8 +365,10 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
     else if (ret > 0) {
       if (!sameBytes(txB.subarray(TX_OFF, TX_OFF + ret), rep!)) fail('reply depends on junk outside the frame');
     } else if (pending) {
-      if (!sameBytes(txA.subarray(TX_OFF, TX_OFF + 36), txB.subarray(TX_OFF, TX_OFF + 36))) fail('prepared header depends on junk');
-      if (outcome !== Outcome.Flush && (tg.ctx.ata.lba !== ctxB.ata.lba || tg.ctx.ata.count !== ctxB.ata.count)) fail('lba/count depend on junk');
+      if (!sameBytes(txA.subarray(TX_OFF, TX_OFF + 36), txB.subarray(TX_OFF, TX_OFF + 36)))
+        fail('prepared header depends on junk');
+      if (outcome !== Outcome.Flush && (tg.ctx.ata.lba !== ctxB.ata.lba || tg.ctx.ata.count !== ctxB.ata.count))
+        fail('lba/count depend on junk');
     }
     if (!sameState(other, tg) || other.st.version !== tg.st.version) fail('state depends on junk outside the frame');
   }
@@ -337,14 +378,30 @@ t.test(`random frames into respond() (seed 0x${SEED.toString(16)}, ${ITER} frame
   t.comment(keys.map((k) => `${k}: ${seen.get(k)}`).join('\n'));
   // the generator must actually reach every outcome
   const needed = [
-    'no reply: short frame', 'no reply: masked', 'no reply: short argument', 'no reply: config mismatch',
-    'Read', 'Write', 'Flush',
-    'ATA reply status 0x40 error 0x0 (IDENTIFY)', 'ATA reply status 0x40 error 0x0',
-    'ATA reply status 0x41 error 0x4', 'ATA reply status 0x41 error 0x10',
-    'reply cmd 0 error 6', 'reply cmd 0 error 5', 'reply cmd other error 1',
-    'reply cmd 1 error 0', 'reply cmd 1 error 2', 'reply cmd 1 error 4',
-    'reply cmd 2 error 0', 'reply cmd 2 error 2', 'mask MError 2', 'mask MError 3',
-    'reply cmd 3 error 0', 'reply cmd 3 error 2', 'reply cmd 3 error 6',
+    'no reply: short frame',
+    'no reply: masked',
+    'no reply: short argument',
+    'no reply: config mismatch',
+    'Read',
+    'Write',
+    'Flush',
+    'ATA reply status 0x40 error 0x0 (IDENTIFY)',
+    'ATA reply status 0x40 error 0x0',
+    'ATA reply status 0x41 error 0x4',
+    'ATA reply status 0x41 error 0x10',
+    'reply cmd 0 error 6',
+    'reply cmd 0 error 5',
+    'reply cmd other error 1',
+    'reply cmd 1 error 0',
+    'reply cmd 1 error 2',
+    'reply cmd 1 error 4',
+    'reply cmd 2 error 0',
+    'reply cmd 2 error 2',
+    'mask MError 2',
+    'mask MError 3',
+    'reply cmd 3 error 0',
+    'reply cmd 3 error 2',
+    'reply cmd 3 error 6',
   ];
   if (ITER >= 20000) for (const k of needed) t.ok(seen.has(k), `reached: ${k}`);
   t.end();

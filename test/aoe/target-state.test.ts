@@ -4,7 +4,14 @@ import t from 'tap';
 import { buildIdentify, TargetState } from '../../src/aoe';
 
 function state(): TargetState {
-  return new TargetState(7, 3, 8192, false, 16, buildIdentify({ sectors: 8192, serial: 's', firmware: 'f', model: 'm', writeCache: false }));
+  return new TargetState(
+    7,
+    3,
+    8192,
+    false,
+    16,
+    buildIdentify({ sectors: 8192, serial: 's', firmware: 'f', model: 'm', writeCache: false }),
+  );
 }
 
 t.test('a new export has no config string and empty lists', (t) => {
@@ -34,7 +41,10 @@ t.test('setConfigString / configString', (t) => {
       st.setConfigString(r.text);
       t.equal(st.configString(), r.want);
       t.equal(st.configLen, r.want.length);
-      t.ok(st.config.subarray(st.configLen).every((b) => b === 0), 'bytes after the string are zero');
+      t.ok(
+        st.config.subarray(st.configLen).every((b) => b === 0),
+        'bytes after the string are zero',
+      );
       t.end();
     });
   }

@@ -40,7 +40,13 @@ function storeOn(t: TestLike, sparse: boolean, over: Partial<BlockStore> = {}): 
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const store: BlockStore = {
-    kind: 'file', fd, byteOffset: 512, sectors: 15, direct: false, inlineIo: true, description: file,
+    kind: 'file',
+    fd,
+    byteOffset: 512,
+    sectors: 15,
+    direct: false,
+    inlineIo: true,
+    description: file,
     close: () => {
       closed = true;
       fs.closeSync(fd);
@@ -68,7 +74,12 @@ t.test('stores that are not mapped come back as they are', async (t) => {
     ['O_DIRECT', storeOn(t, false, { direct: true }).store],
     ['sparse', storeOn(t, true).store],
   ];
-  for (const [what, store] of cases) t.equal(mapInMemory(store, true, r.fns, () => undefined), store, what);
+  for (const [what, store] of cases)
+    t.equal(
+      mapInMemory(store, true, r.fns, () => undefined),
+      store,
+      what,
+    );
   t.same(r.calls, [], 'mapFile never called');
 });
 
@@ -76,6 +87,9 @@ t.test('a failed mapping is reported and the store keeps read and write calls', 
   const { store } = storeOn(t, false);
   const r = recorder('ENOMEM');
   const warned: string[] = [];
-  t.equal(mapInMemory(store, true, r.fns, (file, reason) => warned.push(`${file}: ${reason}`)), store);
+  t.equal(
+    mapInMemory(store, true, r.fns, (file, reason) => warned.push(`${file}: ${reason}`)),
+    store,
+  );
   t.same(warned, [`${store.description}: ENOMEM`]);
 });

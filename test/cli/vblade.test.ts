@@ -18,8 +18,14 @@ t.test('--spin-us and --map-in-memory are taken out before the vblade arguments'
 });
 
 t.test('bad values are usage errors that say what to write', async (t) => {
-  t.throws(() => parseCommandLine(['--spin-us', '2000', ...POSITIONAL]), new UsageError('--spin-us = 2000 is out of range; use 0..1000'));
-  t.throws(() => parseCommandLine(['--map-in-memory', 'sometimes', ...POSITIONAL]), /^--map-in-memory = "sometimes" is not yes or no/);
+  t.throws(
+    () => parseCommandLine(['--spin-us', '2000', ...POSITIONAL]),
+    new UsageError('--spin-us = 2000 is out of range; use 0..1000'),
+  );
+  t.throws(
+    () => parseCommandLine(['--map-in-memory', 'sometimes', ...POSITIONAL]),
+    /^--map-in-memory = "sometimes" is not yes or no/,
+  );
   t.throws(() => parseCommandLine([...POSITIONAL, '--spin-us']), /option --spin-us needs a value/);
 });
 
@@ -27,7 +33,11 @@ t.test('option over environment over default', async (t) => {
   const env = environmentDaemonKeys({ AOE_SPIN_US: '400', AOE_MAP: '0' });
   t.same(tunablesOf({}, {}), DEFAULT_TUNABLES, 'defaults');
   t.same(tunablesOf({}, env), { spinMicros: 400, mapInMemory: false }, 'the environment');
-  t.same(tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes' }, env), { spinMicros: 0, mapInMemory: true }, 'the options, 0 included');
+  t.same(
+    tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes' }, env),
+    { spinMicros: 0, mapInMemory: true },
+    'the options, 0 included',
+  );
 });
 
 t.test('--help lists both with their environment variables', async (t) => {

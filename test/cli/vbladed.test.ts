@@ -20,7 +20,8 @@ const VBLADED = path.join(ROOT, 'bin', 'vbladed.js');
 const STUB = path.join(__dirname, '..', 'helpers', 'stub-worker.js');
 const CTL = path.join(ROOT, 'dist', 'src', 'cli', 'ctl.js');
 
-const noScript = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? undefined : 'script(1) from util-linux is not installed';
+const noScript =
+  spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? undefined : 'script(1) from util-linux is not installed';
 
 function alive(pid: number): boolean {
   try {
@@ -50,38 +51,53 @@ function ps(pid: number): { sid: number; tty: string; ppid: number } | undefined
 
 function children(pid: number): number[] {
   const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
-  return r.stdout.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+  return r.stdout
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
 }
 
 function ctl(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(CTL)}).runCtl(process.argv.slice(1)).then((c) => process.exit(c))`, "--", ...args], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    ['-e', `require(${JSON.stringify(CTL)}).runCtl(process.argv.slice(1)).then((c) => process.exit(c))`, '--', ...args],
+    { encoding: 'utf8' },
+  );
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
   });
 }
 
 function logRecords(file: string): Array<Record<string, unknown>> {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 const CONFIG = (exports: string[], metricsPort: number): string => `[daemon]
 metrics = 127.0.0.1:${metricsPort}
 
 ${exports
-  .map((e) => `[export ${e}]
+  .map(
+    (e) => `[export ${e}]
 null-store = yes
 null-sectors = 2048
 interfaces = vt-a vt-b
-`)
+`,
+  )
   .join('\n')}`;
 
 t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) => {
@@ -129,21 +145,31 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   t.equal(fd0, '/dev/null', 'stdin is /dev/null');
   t.equal(fs.readlinkSync(`/proc/${pid}/fd/1`), logFile, 'stdout goes to the log file');
   t.equal(fs.readlinkSync(`/proc/${pid}/cwd`), '/', 'does not keep the start directory busy');
-  for (const f of ['e7.1@vt-a.lock', 'e7.1@vt-b.lock', 'e7.2@vt-a.lock', 'e7.2@vt-b.lock', 'exports.sock']) t.ok(fs.existsSync(path.join(run, f)), f);
+  for (const f of ['e7.1@vt-a.lock', 'e7.1@vt-b.lock', 'e7.2@vt-a.lock', 'e7.2@vt-b.lock', 'exports.sock'])
+    t.ok(fs.existsSync(path.join(run, f)), f);
   t.equal(fs.statSync(path.join(run, 'exports.sock')).mode & 0o777, 0o660, 'control socket mode 0660');
 
   // A second vbladed for the same instance, or for an export/interface already served, refuses.
   const again = spawnSync(process.execPath, [VBLADED, '--config', conf, ...common], { encoding: 'utf8' });
   t.equal(again.status, 1);
-  t.equal(again.stderr, `vbladed: vbladed is already running for instance exports (pid ${pid}, ${path.join(run, 'exports.pid')}); stop it first (kill ${pid}) or choose another shelf.slot or interface\n`);
+  t.equal(
+    again.stderr,
+    `vbladed: vbladed is already running for instance exports (pid ${pid}, ${path.join(run, 'exports.pid')}); stop it first (kill ${pid}) or choose another shelf.slot or interface\n`,
+  );
   const clash = spawnSync(process.execPath, [VBLADED, ...common, '7', '2', 'vt-b', '/dev/null'], { encoding: 'utf8' });
   t.equal(clash.status, 1);
-  t.equal(clash.stderr, `vbladed: vbladed is already running for e7.2 on vt-b (pid ${pid}, ${path.join(run, 'e7.2@vt-b.lock')}); stop it first (kill ${pid}) or choose another shelf.slot or interface\n`);
+  t.equal(
+    clash.stderr,
+    `vbladed: vbladed is already running for e7.2 on vt-b (pid ${pid}, ${path.join(run, 'e7.2@vt-b.lock')}); stop it first (kill ${pid}) or choose another shelf.slot or interface\n`,
+  );
 
   // ctl: list shows both exports and the state the stub set.
   const list1 = ctl('--run-dir', run, 'list');
   t.equal(list1.code, 0, list1.err);
-  t.match(list1.out, /^worker [0-9]+ serving, 0 restarts\ne7\.1\tvt-a,vt-b\trw\tnull:2048\n\tmask: \(empty: everyone\)\n\treserve: 52:54:00:00:00:0a\n\tconfig: "set-by-[0-9]+"\ne7\.2\t/);
+  t.match(
+    list1.out,
+    /^worker [0-9]+ serving, 0 restarts\ne7\.1\tvt-a,vt-b\trw\tnull:2048\n\tmask: \(empty: everyone\)\n\treserve: 52:54:00:00:00:0a\n\tconfig: "set-by-[0-9]+"\ne7\.2\t/,
+  );
   const firstConfig = /config: "(set-by-[0-9]+)"/.exec(list1.out)![1];
   t.equal(ctl('--run-dir', run, 'clear-reserve', 'e7.2').out, 'e7.2: reservation released\n');
   t.equal(ctl('--run-dir', run, 'show-reserve').out, 'e7.1\t52:54:00:00:00:0a\ne7.2\t(not reserved)\n');
@@ -167,7 +193,11 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   t.match(restartLog.msg, /^worker [0-9]+ was killed by SIGKILL after [0-9.]+ s; restarting in 1 s \(restart 1\)$/);
   const w2 = await until('a new worker', () => children(pid).find((c) => c !== w1), 8000);
   pids.add(w2);
-  await until('the new worker serving', () => logRecords(logFile).some((r) => r.msg === `worker ${w2} is serving e7.1 e7.2`), 8000);
+  await until(
+    'the new worker serving',
+    () => logRecords(logFile).some((r) => r.msg === `worker ${w2} is serving e7.1 e7.2`),
+    8000,
+  );
   const list2 = ctl('--run-dir', run, 'list');
   t.match(list2.out, /^worker [0-9]+ serving, 1 restarts\n/);
   t.ok(list2.out.includes(`config: "${firstConfig}"`), 'config string restored from the state dir');
@@ -176,7 +206,9 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   // Reload: add e7.3, remove e7.2, keep e7.1.
   fs.writeFileSync(conf, CONFIG(['e7.1', 'e7.3'], port));
   process.kill(pid, 'SIGHUP');
-  const reloaded = await until('the reload', () => logRecords(logFile).find((r) => typeof r.msg === 'string' && r.msg.startsWith('reloaded:')));
+  const reloaded = await until('the reload', () =>
+    logRecords(logFile).find((r) => typeof r.msg === 'string' && r.msg.startsWith('reloaded:')),
+  );
   t.equal(reloaded.msg, 'reloaded: 1 added (e7.3), 1 removed (e7.2), 0 changed ()');
   t.match(ctl('--run-dir', run, 'list').out, /\ne7\.1\t[^]*\ne7\.3\t/);
   t.notOk(fs.existsSync(path.join(run, 'e7.2@vt-a.lock')), 'lock of the removed export released');
@@ -186,7 +218,14 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   // A broken config on reload: logged, the old one keeps serving.
   fs.writeFileSync(conf, '[export e7.1]\nfile = /x\n');
   t.equal(ctl('--run-dir', run, 'reload').code, 1);
-  t.ok(logRecords(logFile).some((r) => typeof r.msg === 'string' && r.msg.startsWith('reload failed, still serving the previous configuration: ') && r.msg.includes('has no interfaces')));
+  t.ok(
+    logRecords(logFile).some(
+      (r) =>
+        typeof r.msg === 'string' &&
+        r.msg.startsWith('reload failed, still serving the previous configuration: ') &&
+        r.msg.includes('has no interfaces'),
+    ),
+  );
   t.match(ctl('--run-dir', run, 'list').out, /\ne7\.3\t/);
 
   // SIGTERM: clean stop, files removed.
@@ -206,14 +245,35 @@ t.test('a launch that fails to serve says so and keeps retrying', async (t) => {
     if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const r = spawnSync(process.execPath, [VBLADED, '--run-dir', dir, '--state-dir', 'none', '--log-file', path.join(dir, 'log'), '--worker', STUB, '1', '2', 'vt-x', '/dev/null'], {
-    encoding: 'utf8',
-    env: { ...process.env, STUB_FAIL_START: 'vt-x: no such interface' },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      VBLADED,
+      '--run-dir',
+      dir,
+      '--state-dir',
+      'none',
+      '--log-file',
+      path.join(dir, 'log'),
+      '--worker',
+      STUB,
+      '1',
+      '2',
+      'vt-x',
+      '/dev/null',
+    ],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, STUB_FAIL_START: 'vt-x: no such interface' },
+    },
+  );
   t.equal(r.status, 0);
   pid = Number(r.stdout.trim());
   t.ok(pid > 0);
-  t.equal(r.stderr, `vbladed: pid ${pid} started, but serving failed: vt-x: no such interface\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"\n`);
+  t.equal(
+    r.stderr,
+    `vbladed: pid ${pid} started, but serving failed: vt-x: no such interface\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"\n`,
+  );
   t.ok(fs.existsSync(path.join(dir, 'e1.2@vt-x.pid')), 'single-export instance name e1.2@vt-x');
   process.kill(pid, 'SIGTERM');
   await until('exit', () => !alive(pid));
@@ -222,10 +282,16 @@ t.test('a launch that fails to serve says so and keeps retrying', async (t) => {
 t.test('usage errors go to the terminal with exit 1', async (t) => {
   const r = spawnSync(process.execPath, [VBLADED, '-b', '0', '1', '2', 'eth0', 'f'], { encoding: 'utf8' });
   t.equal(r.status, 1);
-  t.equal(r.stderr, 'vbladed: -b: buffer count 0 is out of range; use 1..65535\nusage: vbladed [daemon options] [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file\n');
+  t.equal(
+    r.stderr,
+    'vbladed: -b: buffer count 0 is out of range; use 1..65535\nusage: vbladed [daemon options] [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file\n',
+  );
   const c = spawnSync(process.execPath, [VBLADED, '--config', '/nonexistent/vblade.conf'], { encoding: 'utf8' });
   t.equal(c.status, 1);
-  t.equal(c.stderr, "vbladed: cannot read /nonexistent/vblade.conf: ENOENT: no such file or directory, open '/nonexistent/vblade.conf'; create it (see vblade.conf(5) and systemd/vblade.conf.example)\n");
+  t.equal(
+    c.stderr,
+    "vbladed: cannot read /nonexistent/vblade.conf: ENOENT: no such file or directory, open '/nonexistent/vblade.conf'; create it (see vblade.conf(5) and systemd/vblade.conf.example)\n",
+  );
   const m = spawnSync(process.execPath, [VBLADED, '--metrics', 'localhost', '1', '2', 'eth0', 'f'], { encoding: 'utf8' });
   t.equal(m.stderr.split('\n')[0], 'vbladed: --metrics: "localhost" is not HOST:PORT; write e.g. 127.0.0.1:9469 or [::1]:9469');
 });
@@ -233,10 +299,29 @@ t.test('usage errors go to the terminal with exit 1', async (t) => {
 t.test('foreground under systemd: READY, WATCHDOG, RELOADING, STOPPING', { skip: dgramSinkUnavailable() }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-fg-'));
   const sink = await DgramSink.start(path.join(dir, 'notify'));
-  const child = spawn(process.execPath, [VBLADED, '--foreground', '--run-dir', path.join(dir, 'run'), '--state-dir', 'none', '--log', 'stderr', '--worker', STUB, '3', '4', 'vt-a', '/dev/null'], {
-    env: { ...process.env, NOTIFY_SOCKET: sink.path, WATCHDOG_USEC: '400000' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      VBLADED,
+      '--foreground',
+      '--run-dir',
+      path.join(dir, 'run'),
+      '--state-dir',
+      'none',
+      '--log',
+      'stderr',
+      '--worker',
+      STUB,
+      '3',
+      '4',
+      'vt-a',
+      '/dev/null',
+    ],
+    {
+      env: { ...process.env, NOTIFY_SOCKET: sink.path, WATCHDOG_USEC: '400000' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   t.teardown(() => {
@@ -245,7 +330,10 @@ t.test('foreground under systemd: READY, WATCHDOG, RELOADING, STOPPING', { skip:
     fs.rmSync(dir, { recursive: true, force: true });
   });
   await until('READY=1', () => sink.messages.find((m) => m.startsWith('READY=1')), 10000);
-  t.ok(sink.messages.some((m) => m === 'READY=1\nSTATUS=serving e3.4'), JSON.stringify(sink.messages));
+  t.ok(
+    sink.messages.some((m) => m === 'READY=1\nSTATUS=serving e3.4'),
+    JSON.stringify(sink.messages),
+  );
   await until('WATCHDOG=1', () => sink.messages.filter((m) => m === 'WATCHDOG=1').length >= 2, 3000);
   child.kill('SIGHUP');
   await until('RELOADING then READY', () => {

@@ -19,7 +19,16 @@ t.test('discover, identify, read, write', async (t) => {
   const found = await client.discover();
   t.equal(found.length, 1);
   const target = found[0];
-  t.match(target, { shelf: 7, slot: 3, macText: '02:00:00:00:00:0b', bufferCount: 16, sectorCount: 17, firmware: 0x4019, aoeVersion: 1, config: '' });
+  t.match(target, {
+    shelf: 7,
+    slot: 3,
+    macText: '02:00:00:00:00:0b',
+    bufferCount: 16,
+    sectorCount: 17,
+    firmware: 0x4019,
+    aoeVersion: 1,
+    config: '',
+  });
   t.same(await client.discover(7, 4), [], 'nobody answers for e7.4');
 
   const id = await client.identify(target);
@@ -51,7 +60,13 @@ t.test('requests are split by what the target and the MTU allow', async (t) => {
   const target = await client.find(7, 3);
   t.equal(client.maxSectors(target), 2, 'MTU 1500 allows 2 sectors');
   await client.read(target, 0, 5);
-  t.same(fake.sent.slice(1).map((f) => f[26]).sort(), [1, 2, 2]);
+  t.same(
+    fake.sent
+      .slice(1)
+      .map((f) => f[26])
+      .sort(),
+    [1, 2, 2],
+  );
   client.close();
 });
 
@@ -102,8 +117,14 @@ t.test('mask and reserve commands', async (t) => {
   t.same(await client.maskRead(target), []);
   const r = await client.maskEdit(target, ['02:00:00:00:00:0a', '02:00:00:00:00:01']);
   t.equal(r.merror, 0);
-  t.same(r.directives.map((d) => d.mac), ['02:00:00:00:00:0a', '02:00:00:00:00:01']);
-  t.same((await client.maskEdit(target, [], ['02:00:00:00:00:01'])).directives.map((d) => d.mac), ['02:00:00:00:00:0a']);
+  t.same(
+    r.directives.map((d) => d.mac),
+    ['02:00:00:00:00:0a', '02:00:00:00:00:01'],
+  );
+  t.same(
+    (await client.maskEdit(target, [], ['02:00:00:00:00:01'])).directives.map((d) => d.mac),
+    ['02:00:00:00:00:0a'],
+  );
   const bad = await client.mask(target, 1, [{ command: 9, mac: US }]);
   t.same({ merror: bad.merror, dirCount: bad.dirCount }, { merror: 2, dirCount: 0 });
   fake.mask = [];

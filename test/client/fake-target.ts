@@ -198,7 +198,8 @@ export class FakeTarget implements FrameSocket {
       const arg = req.subarray(32, 32 + len);
       let error = 0;
       if (ccmd === 1 && Buffer.compare(arg, this.config) !== 0) return;
-      if (ccmd === 2 && (arg.length > this.config.length || Buffer.compare(arg, this.config.subarray(0, arg.length)) !== 0)) return;
+      if (ccmd === 2 && (arg.length > this.config.length || Buffer.compare(arg, this.config.subarray(0, arg.length)) !== 0))
+        return;
       if (ccmd === 3) {
         if (this.config.length > 0 && Buffer.compare(arg, this.config) !== 0) error = 4;
         else this.config = arg.slice();
@@ -240,7 +241,12 @@ export class FakeTarget implements FrameSocket {
       reply[25] = mcmd;
       reply[26] = merror;
       reply[27] = merror === 0 ? list.length : failedAt;
-      list.forEach((m, i) => reply.set(m.split(':').map((x) => parseInt(x, 16)), 28 + i * 8 + 2));
+      list.forEach((m, i) =>
+        reply.set(
+          m.split(':').map((x) => parseInt(x, 16)),
+          28 + i * 8 + 2,
+        ),
+      );
       this.header(reply, req, 0);
     } else if (cmd === 3) {
       const rcmd = req[24];
@@ -252,7 +258,12 @@ export class FakeTarget implements FrameSocket {
       reply = new Uint8Array(26 + 6 * this.reserve.length);
       reply[24] = rcmd;
       reply[25] = this.reserve.length;
-      this.reserve.forEach((m, i) => reply.set(m.split(':').map((x) => parseInt(x, 16)), 26 + i * 6));
+      this.reserve.forEach((m, i) =>
+        reply.set(
+          m.split(':').map((x) => parseInt(x, 16)),
+          26 + i * 6,
+        ),
+      );
       this.header(reply, req, error);
     } else {
       reply = new Uint8Array(24);

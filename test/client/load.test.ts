@@ -40,7 +40,10 @@ t.test('random 1-sector reads, verified, W=16', async (t) => {
   t.ok(r.repliesPerTurn > 1, `replies per turn ${r.repliesPerTurn.toFixed(1)}`);
   // Tags: bit 31 clear, and never two outstanding requests with the same tag.
   const tags = target.sent.map((f) => ((f[20] << 24) | (f[21] << 16) | (f[22] << 8) | f[23]) >>> 0);
-  t.ok(tags.every((x) => x < 0x80000000), 'bit 31 clear');
+  t.ok(
+    tags.every((x) => x < 0x80000000),
+    'bit 31 clear',
+  );
   t.equal(new Set(tags.slice(0, 16)).size, 16, 'the first window has distinct tags');
   // Every request is a READ EXT of one sector inside the range.
   t.ok(target.sent.every((f) => f.length === 36 && f[24] === 0x40 && f[26] === 1 && f[27] === 0x24));
@@ -83,7 +86,10 @@ t.test('the window is respected', async (t) => {
 });
 
 t.test('sequential reads walk the range in order and wrap', async (t) => {
-  const { target, options } = setup({ maxSectors: 17 }, { pattern: 'seq', sectors: 17, window: 4, lbaStart: 100, lbaCount: 170, requests: 25 });
+  const { target, options } = setup(
+    { maxSectors: 17 },
+    { pattern: 'seq', sectors: 17, window: 4, lbaStart: 100, lbaCount: 170, requests: 25 },
+  );
   target.record = true;
   const r = await runLoad(options);
   t.equal(failedRequests(r), 0, r.firstError ?? '');
@@ -93,7 +99,10 @@ t.test('sequential reads walk the range in order and wrap', async (t) => {
 });
 
 t.test('writes carry the pattern and land on the disk', async (t) => {
-  const { target, options } = setup({ patterned: false, maxSectors: 2, sectors: 512 }, { op: 'write', pattern: 'seq', sectors: 2, lbaCount: 512, requests: 256, window: 8 });
+  const { target, options } = setup(
+    { patterned: false, maxSectors: 2, sectors: 512 },
+    { op: 'write', pattern: 'seq', sectors: 2, lbaCount: 512, requests: 256, window: 8 },
+  );
   const r = await runLoad(options);
   t.equal(r.writes, 256);
   t.equal(failedRequests(r), 0, r.firstError ?? '');
@@ -131,7 +140,10 @@ t.test('duplicate replies are counted as stale, not as completions', async (t) =
 });
 
 t.test('requests that never get an answer are given up after maxRetries', async (t) => {
-  const { options } = setup({ drop: (_k, f) => f[28] === 5 && f[29] === 0 }, { pattern: 'seq', lbaCount: 16, requests: 40, window: 2, timeoutMs: 5, maxRetries: 2 });
+  const { options } = setup(
+    { drop: (_k, f) => f[28] === 5 && f[29] === 0 },
+    { pattern: 'seq', lbaCount: 16, requests: 40, window: 2, timeoutMs: 5, maxRetries: 2 },
+  );
   const r = await runLoad(options);
   t.ok(r.errors.timeouts >= 2, `timeouts ${r.errors.timeouts}`);
   t.match(r.firstError, /no reply for read at LBA 5 after 3 sends/);

@@ -2,7 +2,15 @@
 import t from 'tap';
 import { HISTOGRAM_BUCKETS, LatencyHistogram, bucketLow, bucketOf, bucketWidth } from '../../src/client/histogram';
 import { formatMac, parseMac } from '../../src/client/mac';
-import { checkSector, checkSectors, fillSector, fillSectors, isZero, patternLabel, sectorPattern } from '../../src/client/pattern';
+import {
+  checkSector,
+  checkSectors,
+  fillSector,
+  fillSectors,
+  isZero,
+  patternLabel,
+  sectorPattern,
+} from '../../src/client/pattern';
 import { PatternImage } from '../../src/client/pattern-image';
 
 t.test('sector N starts with SECT and N in 8 digits', async (t) => {

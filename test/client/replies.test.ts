@@ -136,7 +136,15 @@ t.test('ATA replies', async (t) => {
   for (const c of cases) {
     const r = parseAtaReply(c.frame);
     t.same(
-      { aflags: r.aflags, err: r.err, sectorCount: r.sectorCount, status: r.status, lba: r.lba, dataLength: r.data.length, failed: r.failed },
+      {
+        aflags: r.aflags,
+        err: r.err,
+        sectorCount: r.sectorCount,
+        status: r.status,
+        lba: r.lba,
+        dataLength: r.data.length,
+        failed: r.failed,
+      },
       c.want,
       c.name,
     );

@@ -119,8 +119,7 @@ const cases: Case[] = [
   },
   {
     name: 'Query Config read, empty string, broadcast',
-    build: (b) =>
-      writeConfigQuery(b, 0, { dst: parseMac('ff:ff:ff:ff:ff:ff'), src: US, shelf: 0xffff, slot: 0xff }, 0x11223344),
+    build: (b) => writeConfigQuery(b, 0, { dst: parseMac('ff:ff:ff:ff:ff:ff'), src: US, shelf: 0xffff, slot: 0xff }, 0x11223344),
     golden: `
       ff ff ff ff ff ff   # broadcast
       02 00 00 00 00 0a
@@ -220,7 +219,11 @@ t.test('WRITE SECTORS EXT carries its payload after the ATA header', async (t) =
   const buf = new Uint8Array(2048);
   const length = writeWriteExt(buf, 0, addr, 8, 100, 1, sector0);
   t.equal(length, 36 + 512);
-  t.same(Array.from(buf.subarray(24, 36)), Array.from(hex('41 00 01 34  64 00 00 00 00 00  00 00')), 'aflags E|W, WRITE EXT, LBA 100');
+  t.same(
+    Array.from(buf.subarray(24, 36)),
+    Array.from(hex('41 00 01 34  64 00 00 00 00 00  00 00')),
+    'aflags E|W, WRITE EXT, LBA 100',
+  );
   t.same(buf.subarray(36, 548), sector0);
 });
 

@@ -24,8 +24,18 @@ const F = '/etc/vblade.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
   return {
-    shelf: 1, slot: 1, file: '/srv/a.img', interfaces: ['eth0'], readOnly: false, direct: false, sync: false,
-    offsetSectors: 0, macMask: [], bufferCount: 16, nullStore: false, ...over,
+    shelf: 1,
+    slot: 1,
+    file: '/srv/a.img',
+    interfaces: ['eth0'],
+    readOnly: false,
+    direct: false,
+    sync: false,
+    offsetSectors: 0,
+    macMask: [],
+    bufferCount: 16,
+    nullStore: false,
+    ...over,
   };
 }
 
@@ -57,8 +67,16 @@ buffer-count = 64
       exports: [
         exp({ interfaces: ['eth0', 'eth1'] }),
         exp({
-          slot: 2, file: '/etc/b.img', interfaces: ['eth1', 'eth2'], readOnly: true, direct: true, sync: true, offsetSectors: 2048,
-          lengthSectors: 2048, macMask: ['52:54:00:00:00:01', '52:54:00:00:00:02'], bufferCount: 64,
+          slot: 2,
+          file: '/etc/b.img',
+          interfaces: ['eth1', 'eth2'],
+          readOnly: true,
+          direct: true,
+          sync: true,
+          offsetSectors: 2048,
+          lengthSectors: 2048,
+          macMask: ['52:54:00:00:00:01', '52:54:00:00:00:02'],
+          bufferCount: 64,
         }),
       ],
       daemon: { 'state-dir': '/var/lib/vblade', 'log-format': 'text' },
@@ -66,7 +84,10 @@ buffer-count = 64
     {
       desc: 'null store; quoted value keeps spaces; CRLF line ends; empty value = default',
       text: '[export e0.0]\r\nnull-store = yes\r\nnull-sectors = 100\r\ninterfaces = lo\r\nbuffer-count =\r\n[export e2.0]\r\nfile = "/srv/with space "\r\ninterfaces = eth0\r\n',
-      exports: [exp({ shelf: 0, slot: 0, file: '', interfaces: ['lo'], nullStore: true, nullSectors: 100 }), exp({ shelf: 2, slot: 0, file: '/srv/with space ' })],
+      exports: [
+        exp({ shelf: 0, slot: 0, file: '', interfaces: ['lo'], nullStore: true, nullSectors: 100 }),
+        exp({ shelf: 2, slot: 0, file: '/srv/with space ' }),
+      ],
     },
   ];
   for (const row of rows) {
@@ -80,7 +101,11 @@ buffer-count = 64
 
 t.test('bad files: every problem with file, line and what to do', async (t) => {
   const rows: Array<{ desc: string; text: string; msg: string[] }> = [
-    { desc: 'empty file', text: '# nothing\n', msg: [`${F}: declares no export; add an [export eSHELF.SLOT] section with file and interfaces`] },
+    {
+      desc: 'empty file',
+      text: '# nothing\n',
+      msg: [`${F}: declares no export; add an [export eSHELF.SLOT] section with file and interfaces`],
+    },
     {
       desc: 'key outside a section',
       text: 'file = /x\n[export e1.1]\nfile = /x\ninterfaces = eth0\n',
@@ -89,7 +114,9 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
     {
       desc: 'unknown key with a suggestion',
       text: '[export e1.1]\nfile = /x\ninterfaces = eth0\nreadonly = yes\n',
-      msg: [`${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, buffer-count, null-store, null-sectors`],
+      msg: [
+        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, buffer-count, null-store, null-sectors`,
+      ],
     },
     {
       desc: 'daemon key in an export section',
@@ -99,7 +126,10 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
     {
       desc: 'missing file and interfaces',
       text: '[export e1.1]\nsync = yes\n',
-      msg: [`${F}:1: [export e1.1] has no file; add file = /path/to/image-or-device`, `${F}:1: [export e1.1] has no interfaces; add interfaces = eth0 (several may be listed)`],
+      msg: [
+        `${F}:1: [export e1.1] has no file; add file = /path/to/image-or-device`,
+        `${F}:1: [export e1.1] has no interfaces; add interfaces = eth0 (several may be listed)`,
+      ],
     },
     {
       desc: 'bad values',
@@ -166,11 +196,24 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
   const ctx = { program: 'vbladed' as const, defaultName: 'vblade' };
   const d = resolveDaemonSettings({}, {}, ctx);
   t.same(d, {
-    name: 'vblade', runDir: '/run/vblade', pidFile: '/run/vblade/vblade.pid', log: 'syslog', logFormat: 'json', logLevel: 'info',
-    syslogFormat: 'rfc3164', stopTimeoutSeconds: 30, stateDir: '/var/lib/vblade', controlSocket: '/run/vblade/vblade.sock',
-    spinMicros: 20, mapInMemory: true,
+    name: 'vblade',
+    runDir: '/run/vblade',
+    pidFile: '/run/vblade/vblade.pid',
+    log: 'syslog',
+    logFormat: 'json',
+    logLevel: 'info',
+    syslogFormat: 'rfc3164',
+    stopTimeoutSeconds: 30,
+    stateDir: '/var/lib/vblade',
+    controlSocket: '/run/vblade/vblade.sock',
+    spinMicros: 20,
+    mapInMemory: true,
   });
-  const f = resolveDaemonSettings({ 'log-file': '/var/log/v.log', 'run-dir': '/tmp/r', metrics: '127.0.0.1:9469', 'state-dir': 'none' }, { 'run-dir': '/tmp/c', name: 'x', 'control-socket': 'none' }, ctx);
+  const f = resolveDaemonSettings(
+    { 'log-file': '/var/log/v.log', 'run-dir': '/tmp/r', metrics: '127.0.0.1:9469', 'state-dir': 'none' },
+    { 'run-dir': '/tmp/c', name: 'x', 'control-socket': 'none' },
+    ctx,
+  );
   t.equal(f.log, 'file');
   t.equal(f.pidFile, '/tmp/c/x.pid');
   t.equal(f.stateDir, undefined);
@@ -187,13 +230,27 @@ t.test('tunables: command line over file over environment over default', async (
   t.same([fromEnv.spinMicros, fromEnv.mapInMemory], [300, false], 'the environment when nothing else sets them');
   const fromFile = resolveDaemonSettings({ 'spin-us': '0', 'map-in-memory': 'yes' }, {}, { ...ctx, fromEnvironment: env });
   t.same([fromFile.spinMicros, fromFile.mapInMemory], [0, true], 'the file wins over the environment, 0 included');
-  const fromCli = resolveDaemonSettings({ 'spin-us': '0' }, { 'spin-us': '50', 'map-in-memory': 'no' }, { ...ctx, fromEnvironment: env });
+  const fromCli = resolveDaemonSettings(
+    { 'spin-us': '0' },
+    { 'spin-us': '50', 'map-in-memory': 'no' },
+    { ...ctx, fromEnvironment: env },
+  );
   t.same([fromCli.spinMicros, fromCli.mapInMemory], [50, false], 'the command line wins over the file');
-  t.same(serverConfigOf([exp({})], fromCli).tunables, { spinMicros: 50, mapInMemory: false }, 'the worker gets them with the exports');
+  t.same(
+    serverConfigOf([exp({})], fromCli).tunables,
+    { spinMicros: 50, mapInMemory: false },
+    'the worker gets them with the exports',
+  );
   t.same(environmentDaemonKeys({ AOE_SPIN_US: '', AOE_MAP: '' }), {}, 'empty variables are unset');
-  t.throws(() => environmentDaemonKeys({ AOE_SPIN_US: 'fast' }), /^AOE_SPIN_US=fast in the environment: spin-us = "fast" is not a whole number.*fix or unset AOE_SPIN_US/);
+  t.throws(
+    () => environmentDaemonKeys({ AOE_SPIN_US: 'fast' }),
+    /^AOE_SPIN_US=fast in the environment: spin-us = "fast" is not a whole number.*fix or unset AOE_SPIN_US/,
+  );
   t.throws(() => environmentDaemonKeys({ AOE_SPIN_US: '5000' }), /spin-us = 5000 is out of range; use 0\.\.1000/);
-  t.throws(() => environmentDaemonKeys({ AOE_MAP: 'maybe' }), /^AOE_MAP=maybe in the environment: map-in-memory = "maybe" is not yes or no/);
+  t.throws(
+    () => environmentDaemonKeys({ AOE_MAP: 'maybe' }),
+    /^AOE_MAP=maybe in the environment: map-in-memory = "maybe" is not yes or no/,
+  );
 });
 
 t.test('spin-us in the file is checked against its range', async (t) => {
@@ -227,5 +284,9 @@ t.test('every key appears in --help, the example and the man page', async (t) =>
 t.test('committed docs are the rendering of the table (node scripts/render-config-docs.js)', async (t) => {
   const root = path.join(__dirname, '..', '..', '..');
   t.equal(fs.readFileSync(path.join(root, 'docs/vblade.conf.5'), 'utf8'), renderConfManPage(), 'docs/vblade.conf.5');
-  t.equal(fs.readFileSync(path.join(root, 'systemd/vblade.conf.example'), 'utf8'), renderExampleConfig(), 'systemd/vblade.conf.example');
+  t.equal(
+    fs.readFileSync(path.join(root, 'systemd/vblade.conf.example'), 'utf8'),
+    renderExampleConfig(),
+    'systemd/vblade.conf.example',
+  );
 });

@@ -9,8 +9,18 @@ const F = '/etc/vblade.conf.d/disk1.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
   return {
-    shelf: 1, slot: 2, file: '/srv/vblade/disk1.img', interfaces: ['eth0'], readOnly: false, direct: false, sync: false,
-    offsetSectors: 0, macMask: [], bufferCount: 16, nullStore: false, ...over,
+    shelf: 1,
+    slot: 2,
+    file: '/srv/vblade/disk1.img',
+    interfaces: ['eth0'],
+    readOnly: false,
+    direct: false,
+    sync: false,
+    offsetSectors: 0,
+    macMask: [],
+    bufferCount: 16,
+    nullStore: false,
+    ...over,
   };
 }
 

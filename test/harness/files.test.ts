@@ -4,7 +4,16 @@ import t from 'tap';
 import { existsSync, readFileSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkSectors } from '../../src/client/pattern';
-import { checkPattern, isMountPoint, loopDevice, patternFile, patternSectors, sparseFile, tempDir, tmpfsMount } from '../helpers/files';
+import {
+  checkPattern,
+  isMountPoint,
+  loopDevice,
+  patternFile,
+  patternSectors,
+  sparseFile,
+  tempDir,
+  tmpfsMount,
+} from '../helpers/files';
 import { requireRoot } from '../helpers/netns';
 import { requireCommands, run } from '../helpers/process';
 
@@ -26,7 +35,7 @@ t.test('sparseFile has the size and no blocks', async (t) => {
   t.equal(st.blocks, 0, 'nothing allocated');
 });
 
-t.test('the sector pattern is the client\'s', async (t) => {
+t.test("the sector pattern is the client's", async (t) => {
   const s0 = patternSectors(0);
   t.equal(s0.subarray(0, 12).toString('latin1'), 'SECT00000000', 'header of sector 0');
   const s7 = patternSectors(7);
@@ -36,11 +45,19 @@ t.test('the sector pattern is the client\'s', async (t) => {
   t.equal(checkSectors(many, 0, 1000, 40), -1, 'the client checks what patternSectors made');
   const two = patternSectors(10, 2);
   t.equal(checkPattern(two, 10), undefined, 'checkPattern accepts the right data');
-  t.match(checkPattern(two, 11), /sector 11: first difference at byte 11.*header reads "SECT00000010"/, 'names a sector read from the wrong place');
+  t.match(
+    checkPattern(two, 11),
+    /sector 11: first difference at byte 11.*header reads "SECT00000010"/,
+    'names a sector read from the wrong place',
+  );
   const bad = Buffer.from(two);
   bad[512 + 100] ^= 1;
   t.match(checkPattern(bad, 10), /^sector 11: first difference at byte 100/, 'names a flipped byte');
-  t.match(checkPattern(two.subarray(0, 700), 10), /length 700 is not a multiple of the sector size 512/, 'names a length that is no whole number of sectors');
+  t.match(
+    checkPattern(two.subarray(0, 700), 10),
+    /length 700 is not a multiple of the sector size 512/,
+    'names a length that is no whole number of sectors',
+  );
 });
 
 t.test('patternFile holds the pattern of every sector', async (t) => {

@@ -117,11 +117,7 @@ if (requireRoot(t)) {
     t.equal(star.links.length, 3, 'three links');
     const ifs = await star.target.exec('ip', ['-j', 'link', 'show']);
     const devs = (JSON.parse(ifs.stdout) as LinkJson[]).filter((l) => l.ifname !== 'lo');
-    t.same(
-      devs.map((d) => d.mtu).sort(),
-      [1500, 4000, 9000],
-      'three veth ends in the target namespace with their MTUs',
-    );
+    t.same(devs.map((d) => d.mtu).sort(), [1500, 4000, 9000], 'three veth ends in the target namespace with their MTUs');
     t.equal(new Set(star.links.map((l) => l.init.name)).size, 3, 'three initiator namespaces');
   });
 
@@ -194,7 +190,7 @@ if (requireRoot(t)) {
     t.ok(listNetns().includes(mine.name), 'a namespace of a live process stays');
   });
 
-  t.test('addNetns: a namespace with the interop suite\'s name, recorded and deleted like the others', async (t) => {
+  t.test("addNetns: a namespace with the interop suite's name, recorded and deleted like the others", async (t) => {
     await t.rejects(addNetns('eth0-ns'), /not a test namespace name/, 'a name of another shape is refused');
     t.notOk(listNetns().includes('eth0-ns'), 'and nothing is created');
     const name = `aoei-${process.pid}-0-g`;
@@ -202,7 +198,11 @@ if (requireRoot(t)) {
     t.teardown(() => ns.delete());
     t.ok(listNetns().includes(name), 'created with exactly that name');
     t.ok(existsSync(`/run/aoet-test-netns/${name}`), 'recorded, so that a later run can remove it if this one dies');
-    t.equal((await ns.exec('cat', ['/proc/sys/net/ipv6/conf/all/disable_ipv6'])).stdout.trim(), '1', 'IPv6 off, as in createNetns');
+    t.equal(
+      (await ns.exec('cat', ['/proc/sys/net/ipv6/conf/all/disable_ipv6'])).stdout.trim(),
+      '1',
+      'IPv6 off, as in createNetns',
+    );
     await ns.delete();
     t.notOk(listNetns().includes(name), 'deleted by delete()');
     t.notOk(existsSync(`/run/aoet-test-netns/${name}`), 'with its record');

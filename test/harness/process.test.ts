@@ -67,7 +67,11 @@ t.test('onLine sees every line as it comes, and logFile keeps the raw output', a
     onLine: (text, stream) => seen.push(`${stream}:${text}`),
   });
   await p.exited;
-  t.same(seen.sort(), ['stderr:two', 'stdout:no newline', 'stdout:one'], 'each line once, with its stream, the unterminated last one too');
+  t.same(
+    seen.sort(),
+    ['stderr:two', 'stdout:no newline', 'stdout:one'],
+    'each line once, with its stream, the unterminated last one too',
+  );
   const text = readFileSync(log, 'utf8');
   t.ok(text.startsWith('# header written before the start\n'), 'the log is appended to, not replaced');
   for (const part of ['one\n', 'two\n', 'no newline']) t.ok(text.includes(part), `the log holds ${JSON.stringify(part)}`);
@@ -96,7 +100,11 @@ t.test('waitFor rejects with the output tail on timeout and on exit', async (t) 
   const slow = spawnProcess(t, 'sh', ['-c', 'echo hello; exec sleep 30']);
   await t.rejects(slow.waitFor(/never/, { timeoutMs: 300 }), /timed out after 300 ms[\s\S]*hello/, 'timeout names the output');
   const quick = spawnProcess(t, 'sh', ['-c', 'echo bye; exit 3']);
-  await t.rejects(quick.waitFor(/never/, { timeoutMs: 5000 }), /exited \(code 3\)[\s\S]*bye/, 'exit before the line rejects at once');
+  await t.rejects(
+    quick.waitFor(/never/, { timeoutMs: 5000 }),
+    /exited \(code 3\)[\s\S]*bye/,
+    'exit before the line rejects at once',
+  );
   t.same(await quick.waitExit(), { code: 3, signal: null }, 'exit status');
   await t.rejects(quick.waitFor(/never/), /had exited \(code 3\)/, 'waiting after the exit rejects too');
 });
@@ -139,7 +147,11 @@ t.test('skip-or-fail: a skip outside CI, a failure in CI', async (t) => {
   t.ok(withCI('true', inCI) && withCI('1', inCI), 'CI=true and CI=1 mean CI');
   t.notOk(withCI('false', inCI) || withCI('', inCI) || withCI('0', inCI), 'CI=false, empty or 0 do not');
   const missing = recorder();
-  t.equal(withCI(undefined, () => requireCommands(missing, ['sh', 'aoet-no-such-command'])), false, 'requireCommands false');
+  t.equal(
+    withCI(undefined, () => requireCommands(missing, ['sh', 'aoet-no-such-command'])),
+    false,
+    'requireCommands false',
+  );
   t.match(missing.calls[0], /skip:missing command\(s\): aoet-no-such-command/, 'names the missing one');
   t.equal(requireCommands(recorder(), ['sh']), true, 'true when present');
 });
@@ -149,7 +161,10 @@ t.test('unique names carry the pid', async (t) => {
   const b = uniqueId();
   t.not(a, b, 'unique');
   t.ok(a.length <= 13, 'short enough for a 2-character role suffix in an interface name');
-  t.ok(a.startsWith(ownPrefix()) && ownPrefix() === `aoet${process.pid.toString(36)}-`, 'prefix: aoet, the pid in base 36, a dash');
+  t.ok(
+    a.startsWith(ownPrefix()) && ownPrefix() === `aoet${process.pid.toString(36)}-`,
+    'prefix: aoet, the pid in base 36, a dash',
+  );
   t.match(processStartTime(process.pid), /^\d+$/, 'start time of this process');
   t.equal(processStartTime(process.pid), processStartTime(process.pid), 'stable');
 });

@@ -42,6 +42,10 @@ t.test('the padding rule', async (t) => {
   t.equal(paddingProblem(reply(3, { 25: 2 })), undefined, 'a 38-byte reply padded with zeros to 60 is right');
   t.match(paddingProblem(reply(3, { 25: 2 }, 59)), /59 bytes, shorter than 60/, 'a reply under 60 bytes is named');
   t.match(paddingProblem(reply(3, { 25: 2 }, 64)), /64 bytes where 60 were expected/, 'padding past 60 bytes is named');
-  t.match(paddingProblem(reply(3, { 25: 2, 38: 0xee })), /byte 38 of the padding is 0xee/, 'a stale byte right after the content is named');
+  t.match(
+    paddingProblem(reply(3, { 25: 2, 38: 0xee })),
+    /byte 38 of the padding is 0xee/,
+    'a stale byte right after the content is named',
+  );
   t.equal(paddingProblem(reply(3, { 25: 2, 37: 0xee })), undefined, 'the last byte of the content is not padding');
 });

@@ -59,13 +59,20 @@ t.test('run-tests.js counts and exits correctly', async (t) => {
   // run() adds `env` to this process's environment; `env -i` starts the
   // runner with the cleaned environment alone.
   const go = (ci: boolean, files: string[]) =>
-    run('env', ['-i', ...Object.entries(cleanEnv(ci)).map(([k, v]) => `${k}=${v}`), process.execPath, runner, '--no-build', ...files], {
-      cwd: root,
-      timeoutMs: 300000,
-    });
+    run(
+      'env',
+      ['-i', ...Object.entries(cleanEnv(ci)).map(([k, v]) => `${k}=${v}`), process.execPath, runner, '--no-build', ...files],
+      {
+        cwd: root,
+        timeoutMs: 300000,
+      },
+    );
 
   await t.test('a mixed run outside CI', async (t) => {
-    const r = await go(false, ['mixed', 'exits', 'planzero', 'clean'].map((n) => f(`${n}.test.js`)));
+    const r = await go(
+      false,
+      ['mixed', 'exits', 'planzero', 'clean'].map((n) => f(`${n}.test.js`)),
+    );
     // mixed: p1, deep, before, x pass; mismatch, boom, the timeout of
     // 'hang' fail; skipme, later skipped. exits: one passes, the exit code 3
     // fails. planzero: skipped. clean: both pass.

@@ -40,7 +40,11 @@ if (requireRoot(t) && requireCommands(t, ['/usr/sbin/vblade', 'aoecfg', 'aoeping
     t.match(cfg.stdout, CONFIG, 'the reply carries the config string');
 
     const ping = await init.run('aoeping', ['-s', '5', SHELF, SLOT, initIf], { timeoutMs: 30000 });
-    t.same({ code: ping.code, signal: ping.signal }, { code: 0, signal: null }, `aoeping -s 5 ${SHELF} ${SLOT} ${initIf} succeeds`);
+    t.same(
+      { code: ping.code, signal: ping.signal },
+      { code: 0, signal: null },
+      `aoeping -s 5 ${SHELF} ${SLOT} ${initIf} succeeds`,
+    );
 
     // And the check can fail: nobody answers for another slot.
     const miss = await init.run('aoeping', ['-s', '1', SHELF, '4', initIf], { timeoutMs: 30000 });

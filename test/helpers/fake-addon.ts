@@ -19,7 +19,17 @@
 // Not a test file itself (no assertions).
 
 import { constants } from 'node:os';
-import { native, IO_OP_FIELDS, IoOp, type IoRing, type LinkInfo, type NativeAddon, type PacketSocket, type PacketSocketOptions, type PacketStats } from '../../src/native/addon';
+import {
+  native,
+  IO_OP_FIELDS,
+  IoOp,
+  type IoRing,
+  type LinkInfo,
+  type NativeAddon,
+  type PacketSocket,
+  type PacketSocketOptions,
+  type PacketStats,
+} from '../../src/native/addon';
 
 const ERRNO = constants.errno;
 
@@ -32,9 +42,7 @@ const ERRNO = constants.errno;
 export const FRAME_OFFSET_IN_SLOT = 66;
 
 export type TimelineEvent =
-  | { type: 'sent'; iface: string; frame: Uint8Array }
-  | { type: 'datasync-start' }
-  | { type: 'datasync-done'; result: number };
+  { type: 'sent'; iface: string; frame: Uint8Array } | { type: 'datasync-start' } | { type: 'datasync-done'; result: number };
 
 export interface FakeInterfaceInit {
   mtu?: number;

@@ -78,7 +78,9 @@ export function checkPattern(buf: Uint8Array, lba: number): string | undefined {
   const off = bad * SECTOR_SIZE;
   const at = checkSector(buf, off, lba + bad);
   const want = sectorPattern(lba + bad);
-  const header = Buffer.from(buf.subarray(off, off + 12)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  const header = Buffer.from(buf.subarray(off, off + 12))
+    .toString('latin1')
+    .replace(/[^\x20-\x7e]/g, '.');
   return `sector ${lba + bad}: first difference at byte ${at} (got 0x${buf[off + at].toString(16)}, want 0x${want[at].toString(16)}); header reads "${header}"`;
 }
 

@@ -55,7 +55,11 @@ export function ownNetns(): string[] {
 function stopPidsSync(ns: string): void {
   // `ip netns pids` lists the processes inside; they are the test's own.
   try {
-    const out = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('ip', ['netns', 'pids', ns], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     for (const s of out.split(/\s+/).filter(Boolean)) {
       const pid = Number(s);
       if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) {
@@ -352,7 +356,13 @@ export class Veth {
   async show(side: VethSide): Promise<{ ifname: string; mtu: number; address: string; operstate: string; flags: string[] }> {
     const e = this.end(side);
     const r = await e.ns.ip(['-j', 'link', 'show', 'dev', e.ifname]);
-    const parsed = JSON.parse(r.stdout) as Array<{ ifname: string; mtu: number; address: string; operstate: string; flags: string[] }>;
+    const parsed = JSON.parse(r.stdout) as Array<{
+      ifname: string;
+      mtu: number;
+      address: string;
+      operstate: string;
+      flags: string[];
+    }>;
     return parsed[0];
   }
 
@@ -367,7 +377,8 @@ export class Veth {
     for (;;) {
       last = (await this.show(side)).operstate;
       if (last === want) return;
-      if (Date.now() > deadline) throw new Error(`${this.end(side).ifname}: operstate ${last}, not ${want}, after ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.end(side).ifname}: operstate ${last}, not ${want}, after ${timeoutMs} ms`);
       await sleep(50);
     }
   }
@@ -378,7 +389,10 @@ export class Veth {
     for (;;) {
       const flags = (await this.show(side)).flags;
       if (flags.includes('NO-CARRIER') !== carrier) return;
-      if (Date.now() > deadline) throw new Error(`${this.end(side).ifname}: flags ${flags.join(',')} after ${timeoutMs} ms; wanted carrier ${carrier ? 'on' : 'off'}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${this.end(side).ifname}: flags ${flags.join(',')} after ${timeoutMs} ms; wanted carrier ${carrier ? 'on' : 'off'}`,
+        );
       await sleep(50);
     }
   }

@@ -295,11 +295,17 @@ export class Proc {
   }
 
   stdout(): string {
-    return this.lines.filter((l) => l.stream === 'stdout').map((l) => l.text).join('\n');
+    return this.lines
+      .filter((l) => l.stream === 'stdout')
+      .map((l) => l.text)
+      .join('\n');
   }
 
   stderr(): string {
-    return this.lines.filter((l) => l.stream === 'stderr').map((l) => l.text).join('\n');
+    return this.lines
+      .filter((l) => l.stream === 'stderr')
+      .map((l) => l.text)
+      .join('\n');
   }
 
   output(): string {

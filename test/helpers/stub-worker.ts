@@ -70,7 +70,16 @@ const start: StartServer = async (config, log, hooks) => {
           counters: { reads: 5, writes: 2, read_bytes: 2560, write_bytes: 1024 },
           latencyUsLog2: [0, 0, 1, 3, 1],
         })),
-        interfaces: [{ name: current.exports[0]?.interfaces[0] ?? 'lo', open: true, up: true, mtu: 1500, sectorsPerFrame: 2, counters: { rx_frames: 9 } }],
+        interfaces: [
+          {
+            name: current.exports[0]?.interfaces[0] ?? 'lo',
+            open: true,
+            up: true,
+            mtu: 1500,
+            sectorsPerFrame: 2,
+            counters: { rx_frames: 9 },
+          },
+        ],
       };
     },
     clearList(key, list) {

@@ -61,7 +61,12 @@ const STARTUP = /^pid (\d+): e(\d+)\.(\d+), (\d+) sectors (O_RDWR|O_RDONLY)$/;
  * start-up line (`pid N: eS.L, N sectors O_RDWR`). The process is stopped by
  * pid in the test's teardown (SIGTERM, then SIGKILL).
  */
-export async function startTarget(t: TestLike, ns: Netns, args: readonly string[], opts: StartTargetOptions = {}): Promise<RunningTarget> {
+export async function startTarget(
+  t: TestLike,
+  ns: Netns,
+  args: readonly string[],
+  opts: StartTargetOptions = {},
+): Promise<RunningTarget> {
   const kind = opts.kind ?? 'ours';
   const [cmd, argv] = targetCommand(args, opts);
   // Long fuzz and crash runs log a line per event: keep memory bounded.

@@ -66,7 +66,11 @@ if (requireRoot(t) && requireCommands(t, ['aoeping', 'aoecfg', 'aoe-sancheck']))
         if (mtu === 1500) t.equal(await cfg(['-c', 'read']), '', 'read: empty at start');
         t.equal(await cfg(['-c', 'fset', '-s', first]), first, 'fset stores a string');
         t.equal(await cfg(['-c', 'read']), first, 'read returns it');
-        t.equal(await cfg(['-c', 'set', '-s', second]), '*badcfg*', 'set while a different string is present: *badcfg* (error 4)');
+        t.equal(
+          await cfg(['-c', 'set', '-s', second]),
+          '*badcfg*',
+          'set while a different string is present: *badcfg* (error 4)',
+        );
         t.equal(await cfg(['-c', 'fset', '-s', '']), '', 'fset of the empty string clears it');
         t.equal(await cfg(['-c', 'set', '-s', second]), second, 'set on an empty string stores it');
         t.equal(await cfg(['-c', 'set', '-s', second]), second, 'set of the identical string succeeds');
@@ -82,7 +86,11 @@ if (requireRoot(t) && requireCommands(t, ['aoeping', 'aoecfg', 'aoe-sancheck']))
         exitedZero(t, san, 'aoe-sancheck');
         const payload = Math.floor((mtu - 36) / 512) * 512;
         t.match(san.stdout, new RegExp(`^${pair.initIf}\\s+UP\\s+${mtu}\\b`, 'm'), `interface summary shows MTU ${mtu}`);
-        t.match(san.stdout, new RegExp(`^e${SHELF}\\.${SLOT}\\s+1\\s+${payload}\\s+${pair.initIf}$`, 'm'), `device summary: e${SHELF}.${SLOT}, 1 MAC, payload ${payload}`);
+        t.match(
+          san.stdout,
+          new RegExp(`^e${SHELF}\\.${SLOT}\\s+1\\s+${payload}\\s+${pair.initIf}$`, 'm'),
+          `device summary: e${SHELF}.${SLOT}, 1 MAC, payload ${payload}`,
+        );
         t.ok(target.proc.running, 'the target is still running');
       });
     }

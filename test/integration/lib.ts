@@ -10,15 +10,7 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  AoeClient,
-  BROADCAST_MAC,
-  FrameAddress,
-  ReceivedFrame,
-  formatMac,
-  linkInfo,
-  writeBe32,
-} from '../../src/client';
+import { AoeClient, BROADCAST_MAC, FrameAddress, ReceivedFrame, formatMac, linkInfo, writeBe32 } from '../../src/client';
 import { sleep, TestLike } from '../helpers/common';
 import type { Netns } from '../helpers/netns';
 import { describeRun, type RunResult } from '../helpers/process';
@@ -89,7 +81,10 @@ export class Recorder {
    * tag, sends it once, and returns the first reply with that tag (or
    * undefined after `timeoutMs`).
    */
-  async send(build: (buf: Uint8Array) => number, timeoutMs = 3000): Promise<{ tag: number; reply?: ReceivedFrame; sent: Uint8Array }> {
+  async send(
+    build: (buf: Uint8Array) => number,
+    timeoutMs = 3000,
+  ): Promise<{ tag: number; reply?: ReceivedFrame; sent: Uint8Array }> {
     const buf = new Uint8Array(10000);
     const len = build(buf);
     const frame = buf.subarray(0, len);
@@ -105,7 +100,10 @@ export class Recorder {
    * the target handles frames in order, an answered control means the first
    * frame was seen and judged; a short extra wait catches late stragglers.
    */
-  async expectSilence(build: (buf: Uint8Array) => number, control: (buf: Uint8Array) => number): Promise<{ ignored: ReceivedFrame[]; controlAnswered: boolean }> {
+  async expectSilence(
+    build: (buf: Uint8Array) => number,
+    control: (buf: Uint8Array) => number,
+  ): Promise<{ ignored: ReceivedFrame[]; controlAnswered: boolean }> {
     const first = await this.sendNoWait(build);
     const c = await this.send(control, 5000);
     await sleep(150);
@@ -189,14 +187,20 @@ export function since(start: number): string {
 export function project(got: unknown, want: unknown): unknown {
   if (want !== null && typeof want === 'object' && !Array.isArray(want) && got !== null && typeof got === 'object') {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(want)) out[k] = project((got as Record<string, unknown>)[k], (want as Record<string, unknown>)[k]);
+    for (const k of Object.keys(want))
+      out[k] = project((got as Record<string, unknown>)[k], (want as Record<string, unknown>)[k]);
     return out;
   }
   return got;
 }
 
 /** Like t.match for the named fields, but arrays must be equal in full (t.match lets [] match any array). */
-export function fields(t: { same: (a: unknown, b: unknown, ...rest: [string]) => boolean }, got: unknown, want: unknown, msg = 'fields as expected'): boolean {
+export function fields(
+  t: { same: (a: unknown, b: unknown, ...rest: [string]) => boolean },
+  got: unknown,
+  want: unknown,
+  msg = 'fields as expected',
+): boolean {
   return t.same(project(got, want), want, msg);
 }
 

@@ -28,17 +28,7 @@ import { sleep } from '../helpers/common';
 import { loopDevice, patternFile, patternSectors, requireLoop, sparseFile, tempDir, tmpfsMount } from '../helpers/files';
 import { Netns, createNetns, createNetnsPair, createVeth, requireRoot } from '../helpers/netns';
 import { describeExit, requireCommands, run, runOk } from '../helpers/process';
-import {
-  addr,
-  fields,
-  macOf,
-  openClient,
-  openFlagsOf,
-  readSectors,
-  sectorDiff,
-  since,
-  stamp,
-} from './lib';
+import { addr, fields, macOf, openClient, openFlagsOf, readSectors, sectorDiff, since, stamp } from './lib';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 
 const ATA_OK = 0x40;
@@ -61,7 +51,10 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       const r = await c.send(build);
       return r.reply ? { error: r.reply.header.error, ...parseAtaReply(r.reply.bytes), length: r.reply.bytes.length } : undefined;
     };
-    const stopped = async (tt: typeof t, st: { proc: { stop: () => Promise<{ code: number | null; signal: NodeJS.Signals | null }> } }) => {
+    const stopped = async (
+      tt: typeof t,
+      st: { proc: { stop: () => Promise<{ code: number | null; signal: NodeJS.Signals | null }> } },
+    ) => {
       const ex = await st.proc.stop();
       tt.same(ex, { code: 0, signal: null }, `SIGTERM: exit 0 (${describeExit(ex)})`);
     };
@@ -73,8 +66,18 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       t.equal(st.mode, 'O_RDONLY', `start-up line: ${st.line}`);
       t.equal((openFlagsOf(st.pid, file) ?? -1) & 3 /* O_ACCMODE */, fsc.O_RDONLY, 'the backing file is open O_RDONLY');
       t.equal(sectorDiff(await c.client.read(T(1), 10, 2), patternSectors(10, 2)), 'same', 'reads work');
-      fields(t, await ata((b) => writeWriteExt(b, 0, to(1), 0, 20, 2, stamp('ro', 2))), { error: false, status: ATA_FAIL, err: ABRT, length: 60 }, 'WRITE EXT: ATA ABRT');
-      fields(t, await ata((b) => writeAtaRequest(b, 0, to(1), 0, 1, 0, 1, 0x30, lba28Field(21), 512, stamp('ro28', 1))), { error: false, status: ATA_FAIL, err: ABRT }, 'WRITE SECTORS: ATA ABRT');
+      fields(
+        t,
+        await ata((b) => writeWriteExt(b, 0, to(1), 0, 20, 2, stamp('ro', 2))),
+        { error: false, status: ATA_FAIL, err: ABRT, length: 60 },
+        'WRITE EXT: ATA ABRT',
+      );
+      fields(
+        t,
+        await ata((b) => writeAtaRequest(b, 0, to(1), 0, 1, 0, 1, 0x30, lba28Field(21), 512, stamp('ro28', 1))),
+        { error: false, status: ATA_FAIL, err: ABRT },
+        'WRITE SECTORS: ATA ABRT',
+      );
       await t.rejects(c.client.write(T(1), 30, stamp('ro-client', 2)), { name: 'AtaError' }, 'the client sees the write fail');
       fields(t, (await c.client.flush(T(1))).ata, { status: ATA_OK }, 'FLUSH CACHE on a read-only export: DRDY');
       await stopped(t, st);
@@ -88,25 +91,56 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       t.equal((await c.client.identify(T(2))).sectors, 64, 'IDENTIFY says 64 sectors');
       t.equal(sectorDiff(await c.client.read(T(2), 0, 2), patternSectors(16, 2)), 'same', 'export LBA 0 = file sector 16');
       t.equal(sectorDiff(await c.client.read(T(2), 62, 2), patternSectors(78, 2)), 'same', 'export LBA 63 = file sector 79');
-      fields(t, await ata((b) => writeReadExt(b, 0, to(2), 0, 63, 2)), { status: ATA_FAIL, err: IDNF }, 'reading across the end of the length: IDNF');
-      fields(t, await ata((b) => writeReadExt(b, 0, to(2), 0, 64, 1)), { status: ATA_FAIL, err: IDNF }, 'LBA 64 (file sector 80 exists): IDNF');
-      fields(t, await ata((b) => writeWriteExt(b, 0, to(2), 0, 64, 1, stamp('beyond', 1))), { status: ATA_FAIL, err: IDNF }, 'writing past the length: IDNF');
+      fields(
+        t,
+        await ata((b) => writeReadExt(b, 0, to(2), 0, 63, 2)),
+        { status: ATA_FAIL, err: IDNF },
+        'reading across the end of the length: IDNF',
+      );
+      fields(
+        t,
+        await ata((b) => writeReadExt(b, 0, to(2), 0, 64, 1)),
+        { status: ATA_FAIL, err: IDNF },
+        'LBA 64 (file sector 80 exists): IDNF',
+      );
+      fields(
+        t,
+        await ata((b) => writeWriteExt(b, 0, to(2), 0, 64, 1, stamp('beyond', 1))),
+        { status: ATA_FAIL, err: IDNF },
+        'writing past the length: IDNF',
+      );
       const first = stamp('first', 1);
       const last = stamp('last', 1);
       await c.client.write(T(2), 0, first);
       await c.client.write(T(2), 63, last);
-      t.equal(sectorDiff(await readSectors(file, 15, 2), Buffer.concat([patternSectors(15, 1), first])), 'same', 'export LBA 0 written to file sector 16, sector 15 untouched');
-      t.equal(sectorDiff(await readSectors(file, 79, 2), Buffer.concat([last, patternSectors(80, 1)])), 'same', 'export LBA 63 written to file sector 79, sector 80 untouched');
+      t.equal(
+        sectorDiff(await readSectors(file, 15, 2), Buffer.concat([patternSectors(15, 1), first])),
+        'same',
+        'export LBA 0 written to file sector 16, sector 15 untouched',
+      );
+      t.equal(
+        sectorDiff(await readSectors(file, 79, 2), Buffer.concat([last, patternSectors(80, 1)])),
+        'same',
+        'export LBA 63 written to file sector 79, sector 80 untouched',
+      );
       await stopped(t, st);
     });
 
     await t.test('-s: acknowledged writes are in the file', async (t) => {
       const file = await sparseFile(t, 4096 * 512, { dir, name: 'sync.img' });
       const st = await startTarget(t, pair.target, ['-s', '3', '1', pair.targetIf, file]);
-      t.equal(identifyWord((await c.client.identify(T(3))).raw, 82) & 0x20, 0, 'IDENTIFY word 82 bit 5 clear: no volatile write cache');
+      t.equal(
+        identifyWord((await c.client.identify(T(3))).raw, 82) & 0x20,
+        0,
+        'IDENTIFY word 82 bit 5 clear: no volatile write cache',
+      );
       const data = stamp('sync', 64);
       await c.client.write(T(3), 100, data);
-      t.equal(sectorDiff(await readSectors(file, 100, 64), data), 'same', '32 acknowledged writes (16 in flight) read back from the file');
+      t.equal(
+        sectorDiff(await readSectors(file, 100, 64), data),
+        'same',
+        '32 acknowledged writes (16 in flight) read back from the file',
+      );
       fields(t, (await c.client.flush(T(3), true)).ata, { status: ATA_OK }, 'FLUSH CACHE EXT');
       await stopped(t, st);
     });
@@ -155,7 +189,8 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
         env: { AOE_IORING: 'sync' },
         label: 'strace vblade',
       });
-      const syncs = async () => (await readFile(trace, 'utf8').catch(() => '')).split('\n').filter((l) => /\bfdatasync\(/.test(l)).length;
+      const syncs = async () =>
+        (await readFile(trace, 'utf8').catch(() => '')).split('\n').filter((l) => /\bfdatasync\(/.test(l)).length;
       const settle = async (want: number) => {
         const deadline = Date.now() + 2000;
         let n = await syncs();
@@ -200,7 +235,11 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       await c.client.write(T(4), 20, data);
       await c.client.write28(T(4), 41, stamp('direct1', 1));
       fields(t, (await c.client.flush(T(4))).ata, { status: ATA_OK }, 'FLUSH CACHE');
-      t.equal(sectorDiff(await readSectors(file, 19, 18), Buffer.concat([patternSectors(19, 1), data, patternSectors(36, 1)])), 'same', 'writes landed in the file');
+      t.equal(
+        sectorDiff(await readSectors(file, 19, 18), Buffer.concat([patternSectors(19, 1), data, patternSectors(36, 1)])),
+        'same',
+        'writes landed in the file',
+      );
       t.equal(sectorDiff(await readSectors(file, 41, 1), stamp('direct1', 1)), 'same', 'the single-sector write too');
       await stopped(t, st);
     });
@@ -227,9 +266,18 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       const data = stamp('loop', 4);
       await c.client.write(T(6), 5, data);
       t.equal(sectorDiff(await readSectors(dev, 5, 4), data), 'same', `the write is on ${dev}`);
-      fields(t, await ata((b) => writeReadExt(b, 0, to(6), 0, 2048, 1)), { status: ATA_FAIL, err: IDNF }, 'past the device end: IDNF');
+      fields(
+        t,
+        await ata((b) => writeReadExt(b, 0, to(6), 0, 2048, 1)),
+        { status: ATA_FAIL, err: IDNF },
+        'past the device end: IDNF',
+      );
       await stopped(t, st);
-      t.equal(sectorDiff(await readSectors(file, 4, 6), Buffer.concat([patternSectors(4, 1), data, patternSectors(9, 1)])), 'same', 'and in the backing file after the target exited');
+      t.equal(
+        sectorDiff(await readSectors(file, 4, 6), Buffer.concat([patternSectors(4, 1), data, patternSectors(9, 1)])),
+        'same',
+        'and in the backing file after the target exited',
+      );
     });
 
     await t.test('--null: zeros, writes dropped', async (t) => {
@@ -244,36 +292,50 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       await stopped(t, st);
     });
 
-    await t.test('a file on tmpfs is mapped and stays one with the file; a sparse one is not, so reading holes costs no memory', async (t) => {
-      const mnt = await tmpfsMount(t, '64M');
-      const dense = await patternFile(t, 2048, { dir: mnt, name: 'dense.img' });
-      const st = await startTarget(t, pair.target, ['8', '1', pair.targetIf, dense]);
-      const maps = await readFile(`/proc/${st.pid}/maps`, 'utf8');
-      t.ok(maps.includes(dense), 'the dense file is mapped into the target');
-      t.equal(sectorDiff(await c.client.read(T(8), 100, 17), patternSectors(100, 17)), 'same', 'reads come from the file');
-      const data = stamp('mapped', 17);
-      await c.client.write(T(8), 300, data);
-      t.equal(sectorDiff(await readSectors(dense, 300, 17), data), 'same', 'a write is in the file at once, while the target runs');
-      const fd = openSync(dense, 'r+');
-      try {
-        const outside = stamp('outside', 2);
-        writeSync(fd, outside, 0, outside.length, 500 * 512);
-        t.equal(sectorDiff(await c.client.read(T(8), 500, 2), outside), 'same', 'a change made to the file by another program is read at once');
-      } finally {
-        closeSync(fd);
-      }
-      await stopped(t, st);
+    await t.test(
+      'a file on tmpfs is mapped and stays one with the file; a sparse one is not, so reading holes costs no memory',
+      async (t) => {
+        const mnt = await tmpfsMount(t, '64M');
+        const dense = await patternFile(t, 2048, { dir: mnt, name: 'dense.img' });
+        const st = await startTarget(t, pair.target, ['8', '1', pair.targetIf, dense]);
+        const maps = await readFile(`/proc/${st.pid}/maps`, 'utf8');
+        t.ok(maps.includes(dense), 'the dense file is mapped into the target');
+        t.equal(sectorDiff(await c.client.read(T(8), 100, 17), patternSectors(100, 17)), 'same', 'reads come from the file');
+        const data = stamp('mapped', 17);
+        await c.client.write(T(8), 300, data);
+        t.equal(
+          sectorDiff(await readSectors(dense, 300, 17), data),
+          'same',
+          'a write is in the file at once, while the target runs',
+        );
+        const fd = openSync(dense, 'r+');
+        try {
+          const outside = stamp('outside', 2);
+          writeSync(fd, outside, 0, outside.length, 500 * 512);
+          t.equal(
+            sectorDiff(await c.client.read(T(8), 500, 2), outside),
+            'same',
+            'a change made to the file by another program is read at once',
+          );
+        } finally {
+          closeSync(fd);
+        }
+        await stopped(t, st);
 
-      const sparse = await sparseFile(t, 32 * 1024 * 1024, { dir: mnt, name: 'sparse.img' });
-      const sp = await startTarget(t, pair.target, ['8', '2', pair.targetIf, sparse]);
-      t.notOk((await readFile(`/proc/${sp.pid}/maps`, 'utf8')).includes(sparse), 'the sparse file is not mapped');
-      for (let lba = 0; lba < 65536; lba += 2048) {
-        const got = await c.client.read(T(8, 2), lba, 2);
-        if (sectorDiff(got, Buffer.alloc(1024)) !== 'same') t.fail(`LBA ${lba}: holes read as zeros`);
-      }
-      t.ok(statSync(sparse).blocks * 512 < 1024 * 1024, `reading its holes allocated nothing (${statSync(sparse).blocks * 512} bytes in use)`);
-      await stopped(t, sp);
-    });
+        const sparse = await sparseFile(t, 32 * 1024 * 1024, { dir: mnt, name: 'sparse.img' });
+        const sp = await startTarget(t, pair.target, ['8', '2', pair.targetIf, sparse]);
+        t.notOk((await readFile(`/proc/${sp.pid}/maps`, 'utf8')).includes(sparse), 'the sparse file is not mapped');
+        for (let lba = 0; lba < 65536; lba += 2048) {
+          const got = await c.client.read(T(8, 2), lba, 2);
+          if (sectorDiff(got, Buffer.alloc(1024)) !== 'same') t.fail(`LBA ${lba}: holes read as zeros`);
+        }
+        t.ok(
+          statSync(sparse).blocks * 512 < 1024 * 1024,
+          `reading its holes allocated nothing (${statSync(sparse).blocks * 512} bytes in use)`,
+        );
+        await stopped(t, sp);
+      },
+    );
 
     await t.test('SIGTERM while writes are in flight', async (t) => {
       const file = await sparseFile(t, 8192 * 512, { dir, name: 'term.img' });
@@ -325,14 +387,33 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       const mac2 = formatMac(c2.mac);
       const fake = '02:00:00:00:07:77';
       const file = await patternFile(t, 64, { dir, name: 'mask.img' });
-      const st = await startTarget(t, lan.target, ['-m', `${mac1.toUpperCase()},${fake.replace(/:/g, '')}`, '9', '1', lan.targetIf, file]);
+      const st = await startTarget(t, lan.target, [
+        '-m',
+        `${mac1.toUpperCase()},${fake.replace(/:/g, '')}`,
+        '9',
+        '1',
+        lan.targetIf,
+        file,
+      ]);
       const lmac = lan.targetMac;
       const TL: Target = { shelf: 9, slot: 1, mac: lmac, sectorCount: 2, bufferCount: 16 };
       await sleep(300);
-      const anns = [...c1.frames, ...c2.frames].filter((f) => f.header.tag === 0 && f.header.command === 1 && f.header.src === formatMac(lmac));
-      t.ok(c1.frames.some((f) => f.header.tag === 0 && f.header.dst === mac1), `the initiator in the mask got a unicast announcement (to ${mac1})`);
-      t.same([...new Set(anns.map((f) => f.header.dst))].sort(), [mac1, fake].sort(), 'announcements went to each mask entry (the bridge floods the unknown one)');
-      t.notOk(anns.some((f) => f.header.dst === 'ff:ff:ff:ff:ff:ff'), 'no broadcast announcement');
+      const anns = [...c1.frames, ...c2.frames].filter(
+        (f) => f.header.tag === 0 && f.header.command === 1 && f.header.src === formatMac(lmac),
+      );
+      t.ok(
+        c1.frames.some((f) => f.header.tag === 0 && f.header.dst === mac1),
+        `the initiator in the mask got a unicast announcement (to ${mac1})`,
+      );
+      t.same(
+        [...new Set(anns.map((f) => f.header.dst))].sort(),
+        [mac1, fake].sort(),
+        'announcements went to each mask entry (the bridge floods the unknown one)',
+      );
+      t.notOk(
+        anns.some((f) => f.header.dst === 'ff:ff:ff:ff:ff:ff'),
+        'no broadcast announcement',
+      );
       t.same((await c1.client.maskRead(TL)).sort(), [mac1, fake].sort(), 'the mask holds the -m list');
       t.same(await c2.client.discover(9, 1, 600), [], `${mac2} (not in the mask) gets no config reply`);
       // The control query comes from the admitted initiator: once it is answered, the READ was judged.
@@ -342,7 +423,11 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       await sleep(200);
       t.same([...c1.withTag(readTag), ...c2.withTag(readTag)], [], `${mac2}: its READ is ignored`);
       t.equal(sectorDiff(await c1.client.read(TL, 0, 2), patternSectors(0, 2)), 'same', `${mac1} reads`);
-      t.same((await c1.client.maskEdit(TL, [mac2])).directives.map((d) => d.mac).sort(), [mac1, mac2, fake].sort(), `${mac1} adds ${mac2} to the mask`);
+      t.same(
+        (await c1.client.maskEdit(TL, [mac2])).directives.map((d) => d.mac).sort(),
+        [mac1, mac2, fake].sort(),
+        `${mac1} adds ${mac2} to the mask`,
+      );
       t.equal((await c2.client.discover(9, 1, 600, true)).length, 1, `${mac2} is answered now`);
       t.equal(sectorDiff(await c2.client.read(TL, 2, 2), patternSectors(2, 2)), 'same', `${mac2} reads`);
       await stopped(t, st);
@@ -384,7 +469,12 @@ async function createLan(t: Parameters<typeof createNetns>[0]): Promise<Lan> {
   await sw.ip(['link', 'add', 'name', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
   for (const v of legs) await sw.ip(['link', 'set', 'dev', v.b.ifname, 'master', br, 'up']);
   await sw.ip(['link', 'set', 'dev', br, 'up']);
-  await Promise.all([waitLinkUp(target, legs[0].a.ifname), waitLinkUp(i1, legs[1].a.ifname), waitLinkUp(i2, legs[2].a.ifname), waitLinkUp(sw, br)]);
+  await Promise.all([
+    waitLinkUp(target, legs[0].a.ifname),
+    waitLinkUp(i1, legs[1].a.ifname),
+    waitLinkUp(i2, legs[2].a.ifname),
+    waitLinkUp(sw, br),
+  ]);
   return {
     target,
     targetIf: legs[0].a.ifname,
@@ -395,4 +485,3 @@ async function createLan(t: Parameters<typeof createNetns>[0]): Promise<Lan> {
     i2If: legs[2].a.ifname,
   };
 }
-

@@ -41,16 +41,7 @@ import { PRODUCT_FIRMWARE, PRODUCT_MODEL } from '../../src/target/export';
 import { sleep } from '../helpers/common';
 import { patternSectors, sparseFile } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
-import {
-  addr,
-  fields,
-  openClient,
-  readSectors,
-  sectorDiff,
-  since,
-  stamp,
-  writeSectors,
-} from './lib';
+import { addr, fields, openClient, readSectors, sectorDiff, since, stamp, writeSectors } from './lib';
 import { paddingProblem } from '../helpers/replies';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 
@@ -67,7 +58,6 @@ const M2 = '02:00:00:00:01:02';
 const M3 = '02:00:00:00:01:03';
 const M9 = '02:00:00:00:09:09';
 const OTHER_DST = '02:00:00:00:00:99';
-
 
 const ATA_OK = 0x40;
 const ATA_FAIL = 0x41;
@@ -111,7 +101,14 @@ if (requireRoot(t)) {
       t.equal(a.header.slot, SLOT);
       const cfg = parseConfigReply(a.bytes);
       t.same(
-        { bufferCount: cfg.bufferCount, firmware: cfg.firmware, sectorCount: cfg.sectorCount, aoeVersion: cfg.aoeVersion, ccmd: cfg.ccmd, configLength: cfg.configLength },
+        {
+          bufferCount: cfg.bufferCount,
+          firmware: cfg.firmware,
+          sectorCount: cfg.sectorCount,
+          aoeVersion: cfg.aoeVersion,
+          ccmd: cfg.ccmd,
+          configLength: cfg.configLength,
+        },
         { bufferCount: 16, firmware: 0x5001, sectorCount: 2, aoeVersion: 1, ccmd: 0, configLength: 0 },
         'config fields of the announcement',
       );
@@ -122,7 +119,15 @@ if (requireRoot(t)) {
     await t.test('discovery: broadcast and exact, replies carry our own address', async (t) => {
       const all = await c.client.discover(0xffff, 0xff, 800);
       t.equal(all.length, 1, 'one export answers the broadcast query');
-      fields(t, all[0], { shelf: SHELF, slot: SLOT, macText: tmacText, bufferCount: 16, sectorCount: 2, firmware: 0x5001, aoeVersion: 1 });
+      fields(t, all[0], {
+        shelf: SHELF,
+        slot: SLOT,
+        macText: tmacText,
+        bufferCount: 16,
+        sectorCount: 2,
+        firmware: 0x5001,
+        aoeVersion: 1,
+      });
       const exact = await c.client.discover(SHELF, SLOT, 800, true);
       t.equal(exact.length, 1, 'exact shelf.slot query answered');
       for (const [shelf, slot, what] of [
@@ -131,7 +136,13 @@ if (requireRoot(t)) {
       ] as const) {
         const r = await c.send((b) => writeConfigQuery(b, 0, addr(me, shelf, slot), 0, 0));
         t.ok(r.reply, `${what}: answered`);
-        if (r.reply) fields(t, r.reply.header, { shelf: SHELF, slot: SLOT, src: tmacText, dst: meText }, `${what}: reply names e${SHELF}.${SLOT}`);
+        if (r.reply)
+          fields(
+            t,
+            r.reply.header,
+            { shelf: SHELF, slot: SLOT, src: tmacText, dst: meText },
+            `${what}: reply names e${SHELF}.${SLOT}`,
+          );
       }
       const other = await c.expectSilence((b) => writeConfigQuery(b, 0, addr(me, SHELF, SLOT + 1), 0, 0), cfgRead);
       t.ok(other.controlAnswered, 'control query answered');
@@ -165,19 +176,49 @@ if (requireRoot(t)) {
 
     await t.test('READ/WRITE 28- and 48-bit, checked against the file', async (t) => {
       t.equal(sectorDiff(Buffer.from(await c.client.read28(T, 0, 2)), patternSectors(0, 2)), 'same', '28-bit read at LBA 0');
-      t.equal(sectorDiff(Buffer.from(await c.client.read28(T, B28 - 2, 2)), patternSectors(B28 - 2, 2)), 'same', '28-bit read of the last two 28-bit LBAs (device nibble 0xE0 ignored)');
-      t.equal(sectorDiff(Buffer.from(await c.client.read(T, B28 - 1, 2)), patternSectors(B28 - 1, 2)), 'same', '48-bit read across 2^28');
-      t.equal(sectorDiff(Buffer.from(await c.client.read(T, B28 + 60, 4)), patternSectors(B28 + 60, 4)), 'same', '48-bit read of the last sectors');
+      t.equal(
+        sectorDiff(Buffer.from(await c.client.read28(T, B28 - 2, 2)), patternSectors(B28 - 2, 2)),
+        'same',
+        '28-bit read of the last two 28-bit LBAs (device nibble 0xE0 ignored)',
+      );
+      t.equal(
+        sectorDiff(Buffer.from(await c.client.read(T, B28 - 1, 2)), patternSectors(B28 - 1, 2)),
+        'same',
+        '48-bit read across 2^28',
+      );
+      t.equal(
+        sectorDiff(Buffer.from(await c.client.read(T, B28 + 60, 4)), patternSectors(B28 + 60, 4)),
+        'same',
+        '48-bit read of the last sectors',
+      );
 
       const d28 = stamp('write28', 2);
       await c.client.write28(T, 30, d28);
-      t.equal(sectorDiff(await readSectors(file, 29, 4), Buffer.concat([patternSectors(29, 1), d28, patternSectors(32, 1)])), 'same', '28-bit write landed at sectors 30-31 only');
+      t.equal(
+        sectorDiff(await readSectors(file, 29, 4), Buffer.concat([patternSectors(29, 1), d28, patternSectors(32, 1)])),
+        'same',
+        '28-bit write landed at sectors 30-31 only',
+      );
       const dTop = stamp('write28-top', 2);
       await c.client.write28(T, B28 - 2, dTop);
-      t.equal(sectorDiff(await readSectors(file, B28 - 3, 4), Buffer.concat([patternSectors(B28 - 3, 1), dTop, patternSectors(B28, 1)])), 'same', '28-bit write at the top of the 28-bit range');
+      t.equal(
+        sectorDiff(
+          await readSectors(file, B28 - 3, 4),
+          Buffer.concat([patternSectors(B28 - 3, 1), dTop, patternSectors(B28, 1)]),
+        ),
+        'same',
+        '28-bit write at the top of the 28-bit range',
+      );
       const d48 = stamp('write48', 2);
       await c.client.write(T, B28 + 8, d48);
-      t.equal(sectorDiff(await readSectors(file, B28 + 7, 4), Buffer.concat([patternSectors(B28 + 7, 1), d48, patternSectors(B28 + 10, 1)])), 'same', '48-bit write above 2^28 landed at the right offset');
+      t.equal(
+        sectorDiff(
+          await readSectors(file, B28 + 7, 4),
+          Buffer.concat([patternSectors(B28 + 7, 1), d48, patternSectors(B28 + 10, 1)]),
+        ),
+        'same',
+        '48-bit write above 2^28 landed at the right offset',
+      );
       t.equal(sectorDiff(Buffer.from(await c.client.read(T, B28 + 8, 2)), d48), 'same', 'and reads back through AoE');
       const big = stamp('multi', 12);
       await c.client.write(T, 1000, big);
@@ -211,10 +252,30 @@ if (requireRoot(t)) {
         ['write crossing the end', (b) => to(b, (bb, a) => writeWriteExt(bb, 0, a, 0, SECTORS - 1, 2, stamp('oor', 2))), IDNF, 2],
         ['read of 3 sectors at MTU 1500', (b) => to(b, (bb, a) => writeReadExt(bb, 0, a, 0, 0, 3)), ABRT, 3],
         ['read of 0 sectors (= 65536)', (b) => to(b, (bb, a) => writeReadExt(bb, 0, a, 0, 0, 0)), ABRT, 0],
-        ['28-bit read of 0 sectors (= 256)', (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0, 0, 0, 0x20, lba28Field(0))), ABRT, 0],
-        ['write of 3 sectors (2 carried)', (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0x41, 0, 3, 0x34, 50, 1024, stamp('x3', 2))), ABRT, 3],
-        ['write of 2 sectors with 1 carried', (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0x41, 0, 2, 0x34, 50, 512, stamp('short', 1))), ABRT, 2],
-        ['28-bit write of 1 sector with 100 bytes', (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0x01, 0, 1, 0x30, lba28Field(50), 100, stamp('s', 1))), ABRT, 1],
+        [
+          '28-bit read of 0 sectors (= 256)',
+          (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0, 0, 0, 0x20, lba28Field(0))),
+          ABRT,
+          0,
+        ],
+        [
+          'write of 3 sectors (2 carried)',
+          (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0x41, 0, 3, 0x34, 50, 1024, stamp('x3', 2))),
+          ABRT,
+          3,
+        ],
+        [
+          'write of 2 sectors with 1 carried',
+          (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0x41, 0, 2, 0x34, 50, 512, stamp('short', 1))),
+          ABRT,
+          2,
+        ],
+        [
+          '28-bit write of 1 sector with 100 bytes',
+          (b) => to(b, (bb, a) => writeAtaRequest(bb, 0, a, 0, 0x01, 0, 1, 0x30, lba28Field(50), 100, stamp('s', 1))),
+          ABRT,
+          1,
+        ],
       ];
       for (const [what, build, err, count] of cases) {
         const r = await c.send(build, 3000);
@@ -222,12 +283,25 @@ if (requireRoot(t)) {
         if (!r.reply) continue;
         t.ok(r.reply.elapsedMs < 1000, `${what}: prompt (${r.reply.elapsedMs.toFixed(1)} ms)`);
         t.notOk(r.reply.header.error, `${what}: E clear (an ATA error, not an AoE one)`);
-        fields(t, parseAtaReply(r.reply.bytes), { status: ATA_FAIL, err, sectorCount: count }, `${what}: ${err === IDNF ? 'IDNF' : 'ABRT'}, count echoed`);
+        fields(
+          t,
+          parseAtaReply(r.reply.bytes),
+          { status: ATA_FAIL, err, sectorCount: count },
+          `${what}: ${err === IDNF ? 'IDNF' : 'ABRT'}, count echoed`,
+        );
         t.equal(r.reply.bytes.length, 60, `${what}: no data, 60 bytes`);
       }
       t.equal((await stat(file)).size, sizeBefore, 'the file did not grow');
-      t.equal(sectorDiff(await readSectors(file, SECTORS - 1, 1), patternSectors(SECTORS - 1, 1)), 'same', 'the last sector is untouched');
-      t.equal(sectorDiff(await readSectors(file, 50, 3), patternSectors(50, 3)), 'same', 'nothing of the refused writes reached sectors 50-52');
+      t.equal(
+        sectorDiff(await readSectors(file, SECTORS - 1, 1), patternSectors(SECTORS - 1, 1)),
+        'same',
+        'the last sector is untouched',
+      );
+      t.equal(
+        sectorDiff(await readSectors(file, 50, 3), patternSectors(50, 3)),
+        'same',
+        'nothing of the refused writes reached sectors 50-52',
+      );
     });
 
     await t.test('READ with trailing payload; retransmitted write', async (t) => {
@@ -246,11 +320,18 @@ if (requireRoot(t)) {
       const first = await c.send(build);
       const again = await c.send(build);
       t.ok(first.tag !== again.tag, 'second copy has a new tag');
-      for (const [what, x] of [['first', first], ['retransmission', again]] as const) {
+      for (const [what, x] of [
+        ['first', first],
+        ['retransmission', again],
+      ] as const) {
         t.ok(x.reply, `${what}: answered`);
         if (x.reply) fields(t, parseAtaReply(x.reply.bytes), { status: ATA_OK, err: 0, sectorCount: 0 }, `${what}: success`);
       }
-      t.same(await readSectors(file, 39, 4), Buffer.concat([patternSectors(39, 1), data, patternSectors(42, 1)]), 'data in place once, neighbours intact');
+      t.same(
+        await readSectors(file, 39, 4),
+        Buffer.concat([patternSectors(39, 1), data, patternSectors(42, 1)]),
+        'data in place once, neighbours intact',
+      );
     });
 
     await t.test('Query Config: read, test, prefix, set, force set, lengths', async (t) => {
@@ -261,14 +342,25 @@ if (requireRoot(t)) {
       const ask = async (what: string, build: (b: Uint8Array) => number) => {
         const r = await c.send(build);
         t.ok(r.reply, `${what}: answered`);
-        return r.reply ? { header: r.reply.header, cfg: parseConfigReply(r.reply.bytes), text: Buffer.from(parseConfigReply(r.reply.bytes).config).toString('latin1') } : undefined;
+        return r.reply
+          ? {
+              header: r.reply.header,
+              cfg: parseConfigReply(r.reply.bytes),
+              text: Buffer.from(parseConfigReply(r.reply.bytes).config).toString('latin1'),
+            }
+          : undefined;
       };
       const silent = async (what: string, build: (b: Uint8Array) => number) => {
         const s = await c.expectSilence(build, cfgRead);
         t.ok(s.controlAnswered && s.ignored.length === 0, `${what}: no reply`);
       };
       fields(t, await ask('read', cfg(0, '')), { text: '', cfg: { configLength: 0, ccmd: 0 } }, 'empty at start');
-      fields(t, await ask('set', cfg(3, 'alpha one')), { header: { error: false }, text: 'alpha one', cfg: { ccmd: 3 } }, 'set stores the string');
+      fields(
+        t,
+        await ask('set', cfg(3, 'alpha one')),
+        { header: { error: false }, text: 'alpha one', cfg: { ccmd: 3 } },
+        'set stores the string',
+      );
       fields(t, await ask('read', cfg(0, 'ignored argument')), { text: 'alpha one' }, 'read ignores its argument');
       fields(t, await ask('test exact', cfg(1, 'alpha one')), { header: { error: false }, text: 'alpha one' });
       await silent('test with a different string', cfg(1, 'alpha'));
@@ -276,10 +368,25 @@ if (requireRoot(t)) {
       fields(t, await ask('empty prefix', cfg(2, '')), { text: 'alpha one' });
       await silent('prefix longer than the string', cfg(2, 'alpha onex'));
       await silent('prefix that does not match', cfg(2, 'beta'));
-      fields(t, await ask('set while another string is present', cfg(3, 'beta')), { header: { error: true, errorCode: 4 }, text: 'alpha one' }, 'error 4 with the current string');
-      fields(t, await ask('set of the identical string', cfg(3, 'alpha one')), { header: { error: false }, text: 'alpha one' }, 'idempotent set succeeds');
+      fields(
+        t,
+        await ask('set while another string is present', cfg(3, 'beta')),
+        { header: { error: true, errorCode: 4 }, text: 'alpha one' },
+        'error 4 with the current string',
+      );
+      fields(
+        t,
+        await ask('set of the identical string', cfg(3, 'alpha one')),
+        { header: { error: false }, text: 'alpha one' },
+        'idempotent set succeeds',
+      );
       fields(t, await ask('force set', cfg(4, 'beta')), { header: { error: false }, text: 'beta' });
-      fields(t, await ask('length 20 with 2 bytes present', cfg(4, 'zz', 20)), { header: { error: true, errorCode: 2 }, text: 'beta' }, 'refused with BadArg, nothing stored');
+      fields(
+        t,
+        await ask('length 20 with 2 bytes present', cfg(4, 'zz', 20)),
+        { header: { error: true, errorCode: 2 }, text: 'beta' },
+        'refused with BadArg, nothing stored',
+      );
       fields(t, await ask('read', cfg(0, '')), { text: 'beta' }, 'string unchanged');
       const long = Buffer.alloc(1024);
       for (let i = 0; i < long.length; i++) long[i] = 0x21 + ((i * 7) % 94);
@@ -288,7 +395,12 @@ if (requireRoot(t)) {
       t.equal(l?.text, long.toString('latin1'), '1024-byte string stored');
       const lr = await c.send(cfg(0, ''));
       t.equal(lr.reply?.bytes.length, 32 + 1024, 'reply carries all 1024 bytes');
-      fields(t, await ask('force set of 1025 bytes', cfg(4, Buffer.concat([long, Buffer.from('!')]))), { header: { error: true, errorCode: 2 }, text: long.toString('latin1') }, 'over 1024 refused');
+      fields(
+        t,
+        await ask('force set of 1025 bytes', cfg(4, Buffer.concat([long, Buffer.from('!')]))),
+        { header: { error: true, errorCode: 2 }, text: long.toString('latin1') },
+        'over 1024 refused',
+      );
       fields(t, await ask('CCmd 7', cfg(7, '')), { header: { error: true, errorCode: 2 } }, 'unknown CCmd: BadArg');
       fields(t, await ask('force set of the empty string', cfg(4, '')), { header: { error: false }, text: '' }, 'cleared');
     });
@@ -311,7 +423,11 @@ if (requireRoot(t)) {
       const changed = Date.now();
       // Right after the change, before any config query: a target must follow the MTU it has now, not the one it started with.
       const first = await c.send(readN(17), 1500);
-      t.equal(outcome(first), 'status 0x40 error 0x0, 8740 bytes', `the first 17-sector read right after the change is accepted (got ${outcome(first)})`);
+      t.equal(
+        outcome(first),
+        'status 0x40 error 0x0, 8740 bytes',
+        `the first 17-sector read right after the change is accepted (got ${outcome(first)})`,
+      );
       t.equal(await maxSectorsNow(), 17, 'the config reply right after the change says 17');
       // Then, within a few seconds at most, without a restart:
       let n = -1;
@@ -332,35 +448,94 @@ if (requireRoot(t)) {
       c.client.mtu = 1500;
       const shrunk = Date.now();
       const big = await c.send(readN(17), 1500);
-      t.equal(outcome(big), 'status 0x41 error 0x4, 60 bytes', `a 17-sector read right after the decrease gets a prompt ABRT (got ${outcome(big)})`);
+      t.equal(
+        outcome(big),
+        'status 0x41 error 0x4, 60 bytes',
+        `a 17-sector read right after the decrease gets a prompt ABRT (got ${outcome(big)})`,
+      );
       t.equal(await maxSectorsNow(), 2, `back to MTU 1500: the config reply says 2 (${Date.now() - shrunk} ms after the change)`);
-      for (const k of [3, 17]) t.equal(outcome(await c.send(readN(k))), 'status 0x41 error 0x4, 60 bytes', `${k} sectors at MTU 1500 again: ABRT`);
+      for (const k of [3, 17])
+        t.equal(outcome(await c.send(readN(k))), 'status 0x41 error 0x4, 60 bytes', `${k} sectors at MTU 1500 again: ABRT`);
       t.equal(sectorDiff(await c.client.read(T, 0, 2), patternSectors(0, 2)), 'same', '2-sector reads still work');
     });
 
     await t.test('Mac Mask List: read, edit, errors, enforcement', async (t) => {
       const mask = async (what: string, mcmd: number, dirs: Array<[number, string]>, dirCount?: number) => {
         const r = await c.send((b) =>
-          writeMaskRequest(b, 0, addr(me, SHELF, SLOT, tmac), 0, mcmd, dirs.map(([command, m]) => ({ command, mac: parseMac(m) })), dirCount ?? dirs.length),
+          writeMaskRequest(
+            b,
+            0,
+            addr(me, SHELF, SLOT, tmac),
+            0,
+            mcmd,
+            dirs.map(([command, m]) => ({ command, mac: parseMac(m) })),
+            dirCount ?? dirs.length,
+          ),
         );
         t.ok(r.reply, `${what}: answered`);
         if (!r.reply) return undefined;
         const m = parseMaskReply(r.reply.bytes);
-        return { error: r.reply.header.error, errorCode: r.reply.header.errorCode, merror: m.merror, dirCount: m.dirCount, list: m.directives.map((d) => d.mac).sort(), length: r.reply.bytes.length };
+        return {
+          error: r.reply.header.error,
+          errorCode: r.reply.header.errorCode,
+          merror: m.merror,
+          dirCount: m.dirCount,
+          list: m.directives.map((d) => d.mac).sort(),
+          length: r.reply.bytes.length,
+        };
       };
       const sorted = (...m: string[]) => [...m].sort();
       fields(t, await mask('read', 0, []), { merror: 0, dirCount: 0, list: [] }, 'empty');
-      fields(t, await mask('add three', 1, [[1, meText], [1, M1], [1, M2]]), { merror: 0, dirCount: 3, list: sorted(meText, M1, M2) });
-      fields(t, await mask('no-op directive', 1, [[0, M3]]), { merror: 0, list: sorted(meText, M1, M2) }, 'DCmd 0 changes nothing');
+      fields(
+        t,
+        await mask('add three', 1, [
+          [1, meText],
+          [1, M1],
+          [1, M2],
+        ]),
+        { merror: 0, dirCount: 3, list: sorted(meText, M1, M2) },
+      );
+      fields(
+        t,
+        await mask('no-op directive', 1, [[0, M3]]),
+        { merror: 0, list: sorted(meText, M1, M2) },
+        'DCmd 0 changes nothing',
+      );
       fields(t, await mask('delete M1', 1, [[2, M1]]), { merror: 0, list: sorted(meText, M2) });
       fields(t, await mask('add of a present address', 1, [[1, M2]]), { merror: 0, list: sorted(meText, M2) }, 'no duplicate');
-      fields(t, await mask('bad directive after a good one', 1, [[1, M3], [7, M1]]), { error: false, merror: 2, dirCount: 1, length: 60 }, 'MError 2 at index 1');
-      fields(t, await mask('read', 0, []), { list: sorted(meText, M2) }, 'the good directive before it was not applied (all or nothing)');
+      fields(
+        t,
+        await mask('bad directive after a good one', 1, [
+          [1, M3],
+          [7, M1],
+        ]),
+        { error: false, merror: 2, dirCount: 1, length: 60 },
+        'MError 2 at index 1',
+      );
+      fields(
+        t,
+        await mask('read', 0, []),
+        { list: sorted(meText, M2) },
+        'the good directive before it was not applied (all or nothing)',
+      );
       fields(t, await mask('Dir Count beyond the frame', 1, [[1, M3]], 4), { error: true, errorCode: 2 }, 'BadArg');
       const fakes = Array.from({ length: 127 }, (_, i) => `02:00:00:00:7f:${i.toString(16).padStart(2, '0')}`);
-      fields(t, await mask('127 adds to a 2-entry list', 1, fakes.map((m) => [1, m] as [number, string])), { merror: 3, dirCount: 126 }, 'MError 3 at the 129th entry');
+      fields(
+        t,
+        await mask(
+          '127 adds to a 2-entry list',
+          1,
+          fakes.map((m) => [1, m] as [number, string]),
+        ),
+        { merror: 3, dirCount: 126 },
+        'MError 3 at the 129th entry',
+      );
       fields(t, await mask('read', 0, []), { dirCount: 2 }, 'list unchanged');
-      const fill = await mask('126 adds', 1, fakes.slice(0, 126).map((m) => [1, m] as [number, string]));
+      const fill = await mask(
+        '126 adds',
+        1,
+        fakes.slice(0, 126).map((m) => [1, m] as [number, string]),
+      );
       fields(t, fill, { merror: 0, dirCount: 128, length: 28 + 8 * 128 }, 'full list of 128 in one reply');
       fields(t, await mask('one more add', 1, [[1, fakes[126]]]), { merror: 3, dirCount: 0 }, 'full: MError 3');
       // Enforcement: a source outside the list is ignored, one inside is answered.
@@ -370,56 +545,132 @@ if (requireRoot(t)) {
       t.same(out.ignored, [], `a query from ${M9} (not in the list) is ignored`);
       const outAta = await c.expectSilence((b) => writeReadExt(b, 0, addr(parseMac(M9), SHELF, SLOT, tmac), 0, 0, 1), cfgRead);
       t.same(outAta.ignored, [], 'so is its READ');
-      const outMask = await c.expectSilence((b) => writeMaskRequest(b, 0, addr(parseMac(M9), SHELF, SLOT, tmac), 0, 1, [{ command: 2, mac: me }]), cfgRead);
+      const outMask = await c.expectSilence(
+        (b) => writeMaskRequest(b, 0, addr(parseMac(M9), SHELF, SLOT, tmac), 0, 1, [{ command: 2, mac: me }]),
+        cfgRead,
+      );
       t.same(outMask.ignored, [], 'and its attempt to delete us from the list');
       const inside = await c.send(spoof(M2));
       t.equal(inside.reply?.header.dst, M2, `a query from ${M2} (in the list) is answered, to ${M2}`);
-      fields(t, await mask('delete the fakes and M2', 1, [...fakes.slice(0, 126), M2].map((m) => [2, m] as [number, string])), { merror: 0, list: [meText] });
-      fields(t, await mask('delete ourselves', 1, [[2, meText]]), { merror: 0, dirCount: 0, list: [] }, 'empty again: everyone admitted');
+      fields(
+        t,
+        await mask(
+          'delete the fakes and M2',
+          1,
+          [...fakes.slice(0, 126), M2].map((m) => [2, m] as [number, string]),
+        ),
+        { merror: 0, list: [meText] },
+      );
+      fields(
+        t,
+        await mask('delete ourselves', 1, [[2, meText]]),
+        { merror: 0, dirCount: 0, list: [] },
+        'empty again: everyone admitted',
+      );
       const back = await c.send(spoof(M9));
       t.ok(back.reply, `${M9} is answered again`);
     });
 
     await t.test('Reserve/Release: read, set, force set, release, error 6', async (t) => {
       const res = async (what: string, rcmd: number, macs: string[], src = meText, nmacs?: number) => {
-        const r = await c.send((b) => writeReserve(b, 0, addr(parseMac(src), SHELF, SLOT, tmac), 0, rcmd, macs.map(parseMac), nmacs ?? macs.length));
+        const r = await c.send((b) =>
+          writeReserve(b, 0, addr(parseMac(src), SHELF, SLOT, tmac), 0, rcmd, macs.map(parseMac), nmacs ?? macs.length),
+        );
         t.ok(r.reply, `${what}: answered`);
         if (!r.reply) return undefined;
         return { error: r.reply.header.error, errorCode: r.reply.header.errorCode, list: parseReserveReply(r.reply.bytes).macs };
       };
       const ataFrom = async (src: string, build: (b: Uint8Array, a: ReturnType<typeof addr>) => number) => {
         const r = await c.send((b) => build(b, addr(parseMac(src), SHELF, SLOT, tmac)));
-        return r.reply ? { error: r.reply.header.error, errorCode: r.reply.header.errorCode, dst: r.reply.header.dst, ata: parseAtaReply(r.reply.bytes), length: r.reply.bytes.length } : undefined;
+        return r.reply
+          ? {
+              error: r.reply.header.error,
+              errorCode: r.reply.header.errorCode,
+              dst: r.reply.header.dst,
+              ata: parseAtaReply(r.reply.bytes),
+              length: r.reply.bytes.length,
+            }
+          : undefined;
       };
       const read1 = (b: Uint8Array, a: ReturnType<typeof addr>) => writeReadExt(b, 0, a, 0, 0, 1);
       fields(t, await res('read', 0, []), { error: false, list: [] });
       fields(t, await res('set', 1, [meText]), { error: false, list: [meText] });
       fields(t, await res('read', 0, []), { list: [meText] });
-      fields(t, await ataFrom(M9, read1), { error: true, errorCode: 6, dst: M9, ata: { status: 0x24, sectorCount: 1 } }, 'READ from a non-holder: error 6, registers echoed');
-      fields(t, await ataFrom(M9, (b, a) => writeWriteExt(b, 0, a, 0, 60, 1, stamp('intruder', 1))), { error: true, errorCode: 6 }, 'WRITE from a non-holder: error 6');
+      fields(
+        t,
+        await ataFrom(M9, read1),
+        { error: true, errorCode: 6, dst: M9, ata: { status: 0x24, sectorCount: 1 } },
+        'READ from a non-holder: error 6, registers echoed',
+      );
+      fields(
+        t,
+        await ataFrom(M9, (b, a) => writeWriteExt(b, 0, a, 0, 60, 1, stamp('intruder', 1))),
+        { error: true, errorCode: 6 },
+        'WRITE from a non-holder: error 6',
+      );
       t.equal(sectorDiff(await readSectors(file, 60, 1), patternSectors(60, 1)), 'same', 'and nothing written');
-      fields(t, await ataFrom(M9, (b, a) => writeAtaRequest(b, 0, a, 0, 0, 0, 0, 0xe7, lba28Field(0))), { error: true, errorCode: 6 }, 'FLUSH from a non-holder: error 6');
-      fields(t, await ataFrom(M9, (b, a) => writeIdentify(b, 0, a, 0)), { error: false, length: 548 }, 'IDENTIFY from a non-holder is answered');
+      fields(
+        t,
+        await ataFrom(M9, (b, a) => writeAtaRequest(b, 0, a, 0, 0, 0, 0, 0xe7, lba28Field(0))),
+        { error: true, errorCode: 6 },
+        'FLUSH from a non-holder: error 6',
+      );
+      fields(
+        t,
+        await ataFrom(M9, (b, a) => writeIdentify(b, 0, a, 0)),
+        { error: false, length: 548 },
+        'IDENTIFY from a non-holder is answered',
+      );
       const cfgM9 = await c.send((b) => writeConfigQuery(b, 0, addr(parseMac(M9), SHELF, SLOT, tmac), 0, 0));
       t.ok(cfgM9.reply && !cfgM9.reply.header.error, 'Query Config from a non-holder is answered');
-      fields(t, await res('set by a non-holder', 1, [M9], M9), { error: true, errorCode: 6, list: [meText] }, 'error 6 with the current list');
+      fields(
+        t,
+        await res('set by a non-holder', 1, [M9], M9),
+        { error: true, errorCode: 6, list: [meText] },
+        'error 6 with the current list',
+      );
       fields(t, await ataFrom(meText, read1), { error: false, ata: { status: ATA_OK } }, 'the holder reads');
       fields(t, await res('force set by another', 2, [M9, M1], M9), { error: false, list: [M9, M1] });
       fields(t, await ataFrom(meText, read1), { error: true, errorCode: 6 }, 'now we are the non-holder');
       fields(t, await res('force release by us', 2, []), { error: false, list: [] });
       fields(t, await res('set', 1, [meText]), { list: [meText] });
       fields(t, await res('release by the holder', 1, []), { error: false, list: [] });
-      fields(t, await res('NMacs 3 with one address', 2, [M1], meText, 3), { error: true, errorCode: 2, list: [] }, 'BadArg, list unchanged');
+      fields(
+        t,
+        await res('NMacs 3 with one address', 2, [M1], meText, 3),
+        { error: true, errorCode: 2, list: [] },
+        'BadArg, list unchanged',
+      );
       fields(t, await ataFrom(M9, read1), { error: false, ata: { status: ATA_OK } }, 'anyone reads once released');
     });
 
     await t.test('frames to ignore; version and command errors', async (t) => {
       const cases: Array<[string, (b: Uint8Array) => number]> = [
-        ['R flag set', (b) => { const n = writeConfigQuery(b, 0, addr(me, SHELF, SLOT, tmac), 0, 0); b[14] |= 0x08; return n; }],
-        ['R flag set on a WRITE', (b) => { const n = writeWriteExt(b, 0, addr(me, SHELF, SLOT, tmac), 0, 70, 1, stamp('R', 1)); b[14] |= 0x08; return n; }],
-        ['source = the target\'s own MAC', (b) => writeConfigQuery(b, 0, addr(tmac, SHELF, SLOT), 0, 0)],
-        [`destination ${OTHER_DST} (another host)`, (b) => writeConfigQuery(b, 0, addr(me, SHELF, SLOT, parseMac(OTHER_DST)), 0, 0)],
-        ['WRITE to another host\'s MAC', (b) => writeWriteExt(b, 0, addr(me, SHELF, SLOT, parseMac(OTHER_DST)), 0, 71, 1, stamp('other', 1))],
+        [
+          'R flag set',
+          (b) => {
+            const n = writeConfigQuery(b, 0, addr(me, SHELF, SLOT, tmac), 0, 0);
+            b[14] |= 0x08;
+            return n;
+          },
+        ],
+        [
+          'R flag set on a WRITE',
+          (b) => {
+            const n = writeWriteExt(b, 0, addr(me, SHELF, SLOT, tmac), 0, 70, 1, stamp('R', 1));
+            b[14] |= 0x08;
+            return n;
+          },
+        ],
+        ["source = the target's own MAC", (b) => writeConfigQuery(b, 0, addr(tmac, SHELF, SLOT), 0, 0)],
+        [
+          `destination ${OTHER_DST} (another host)`,
+          (b) => writeConfigQuery(b, 0, addr(me, SHELF, SLOT, parseMac(OTHER_DST)), 0, 0),
+        ],
+        [
+          "WRITE to another host's MAC",
+          (b) => writeWriteExt(b, 0, addr(me, SHELF, SLOT, parseMac(OTHER_DST)), 0, 71, 1, stamp('other', 1)),
+        ],
         ['another shelf', (b) => writeConfigQuery(b, 0, addr(me, SHELF + 1, SLOT), 0, 0)],
         ['broadcast ATA READ (shelf 0xffff, slot 0xff)', (b) => writeReadExt(b, 0, addr(me, 0xffff, 0xff), 0, 0, 1)],
         ['Query Config shorter than its 32-byte header', (b) => writeConfigQuery(b, 0, addr(me, SHELF, SLOT, tmac), 0, 0) - 2],
@@ -428,18 +679,35 @@ if (requireRoot(t)) {
       for (const [what, build] of cases) {
         const s = await c.expectSilence(build, cfgRead);
         t.ok(s.controlAnswered, `${what}: control answered`);
-        t.same(s.ignored.map((f) => f.header), [], `${what}: ignored`);
+        t.same(
+          s.ignored.map((f) => f.header),
+          [],
+          `${what}: ignored`,
+        );
       }
       t.equal(sectorDiff(await readSectors(file, 70, 2), Buffer.alloc(1024)), 'same', 'the ignored writes wrote nothing');
-      const v2 = await c.send((b) => { const n = writeConfigQuery(b, 0, addr(me, SHELF, SLOT, tmac), 0, 0); b[14] = 0x20; return n; });
+      const v2 = await c.send((b) => {
+        const n = writeConfigQuery(b, 0, addr(me, SHELF, SLOT, tmac), 0, 0);
+        b[14] = 0x20;
+        return n;
+      });
       fields(t, v2.reply?.header, { version: 1, error: true, errorCode: 5 }, 'Ver 2 request: Ver 1 reply with error 5');
       t.equal(v2.reply?.bytes.length, 60);
       for (const cmd of [4, 0xf0]) {
-        const u = await c.send((b) => { writeHeader(b, 0, addr(me, SHELF, SLOT, tmac), cmd, 0); b.fill(0x5a, 24, 80); return 80; });
+        const u = await c.send((b) => {
+          writeHeader(b, 0, addr(me, SHELF, SLOT, tmac), cmd, 0);
+          b.fill(0x5a, 24, 80);
+          return 80;
+        });
         fields(t, u.reply?.header, { error: true, errorCode: 1, command: cmd }, `command ${cmd}: error 1`);
         t.equal(u.reply?.bytes.length, 60, `command ${cmd}: header only, padded (the request's bytes are not echoed)`);
       }
-      const eflag = await c.send((b) => { const n = writeConfigQuery(b, 0, addr(me, SHELF, SLOT, tmac), 0, 0); b[14] |= 0x04; b[15] = 3; return n; });
+      const eflag = await c.send((b) => {
+        const n = writeConfigQuery(b, 0, addr(me, SHELF, SLOT, tmac), 0, 0);
+        b[14] |= 0x04;
+        b[15] = 3;
+        return n;
+      });
       fields(t, eflag.reply?.header, { error: false, errorCode: 0, flags: 0x08 }, 'E and Error in a request are not echoed');
     });
 
@@ -450,7 +718,11 @@ if (requireRoot(t)) {
       await pair.target.ip(['link', 'set', 'dev', pair.targetIf, 'up']);
       const since0 = Date.now();
       await waitLinkUp(pair.target, pair.targetIf);
-      const ann = await c.waitFrames((f) => c.frames.indexOf(f) >= before && fromTarget(f) && f.header.tag === 0 && f.header.command === 1, 1, 8000);
+      const ann = await c.waitFrames(
+        (f) => c.frames.indexOf(f) >= before && fromTarget(f) && f.header.tag === 0 && f.header.command === 1,
+        1,
+        8000,
+      );
       t.ok(ann.length >= 1, `announcement after the link returned (${ann.length} seen, first within ${since(since0)})`);
       if (ann[0]) {
         fields(t, ann[0].header, { dst: 'ff:ff:ff:ff:ff:ff', version: 1, flags: 0x08, shelf: SHELF, slot: SLOT });
@@ -468,11 +740,15 @@ if (requireRoot(t)) {
       for (const f of replies) {
         const h = f.header;
         const why =
-          h.version !== 1 ? `Ver ${h.version}` :
-          !h.response ? 'R clear' :
-          h.shelf !== SHELF || h.slot !== SLOT ? `address ${h.shelf}.${h.slot}` :
-          (h.flags & 0x03) !== 0 ? `MBZ flags 0x${h.flags.toString(16)}` :
-          paddingProblem(f.bytes);
+          h.version !== 1
+            ? `Ver ${h.version}`
+            : !h.response
+              ? 'R clear'
+              : h.shelf !== SHELF || h.slot !== SLOT
+                ? `address ${h.shelf}.${h.slot}`
+                : (h.flags & 0x03) !== 0
+                  ? `MBZ flags 0x${h.flags.toString(16)}`
+                  : paddingProblem(f.bytes);
         if (why) bad.push(`tag 0x${h.tag.toString(16)} cmd ${h.command} (${f.bytes.length} bytes): ${why}`);
       }
       t.same(bad, [], 'no reply breaks the rules');

@@ -49,7 +49,15 @@ const M1 = '02:00:00:00:01:01';
 const M2 = '02:00:00:00:01:02';
 const M9 = '02:00:00:00:09:09';
 const OTHER_DST = '02:00:00:00:00:99';
-const NAMES: Record<string, string> = { [TARGET_MAC]: 'target', [CLIENT_MAC]: 'client', [M1]: 'M1', [M2]: 'M2', [M9]: 'M9', [OTHER_DST]: 'other', 'ff:ff:ff:ff:ff:ff': 'broadcast' };
+const NAMES: Record<string, string> = {
+  [TARGET_MAC]: 'target',
+  [CLIENT_MAC]: 'client',
+  [M1]: 'M1',
+  [M2]: 'M2',
+  [M9]: 'M9',
+  [OTHER_DST]: 'other',
+  'ff:ff:ff:ff:ff:ff': 'broadcast',
+};
 
 const me = parseMac(CLIENT_MAC);
 const tm = parseMac(TARGET_MAC);
@@ -73,7 +81,10 @@ const SCRIPT: Exchange[] = [
   { id: 'READ 28-bit, 2 sectors', build: (b) => writeAtaRequest(b, 0, uni(), 0, 0, 0, 2, 0x20, lba28Field(0)) },
   { id: 'READ EXT, 2 sectors', build: (b) => writeReadExt(b, 0, uni(), 0, 100, 2) },
   { id: 'READ EXT + 512 bytes payload', build: (b) => writeAtaRequest(b, 0, uni(), 0, 0x40, 0, 1, 0x24, 5, 512) },
-  { id: 'WRITE 28-bit, 1 sector', build: (b) => writeAtaRequest(b, 0, uni(), 0, 0x01, 0, 1, 0x30, lba28Field(200), 512, stamp('w28', 1)) },
+  {
+    id: 'WRITE 28-bit, 1 sector',
+    build: (b) => writeAtaRequest(b, 0, uni(), 0, 0x01, 0, 1, 0x30, lba28Field(200), 512, stamp('w28', 1)),
+  },
   { id: 'WRITE EXT, 2 sectors', build: (b) => writeWriteExt(b, 0, uni(), 0, 201, 2, stamp('w48', 2)) },
   { id: 'WRITE EXT again (retransmission)', build: (b) => writeWriteExt(b, 0, uni(), 0, 201, 2, stamp('w48', 2)) },
   { id: 'READ EXT of the writes', build: (b) => writeReadExt(b, 0, uni(), 0, 200, 2) },
@@ -87,7 +98,10 @@ const SCRIPT: Exchange[] = [
   { id: 'WRITE EXT past the end', build: (b) => writeWriteExt(b, 0, uni(), 0, SECTORS - 1, 2, stamp('oor', 2)) },
   { id: 'READ EXT 3 sectors (max 2)', build: (b) => writeReadExt(b, 0, uni(), 0, 0, 3) },
   { id: 'READ EXT 0 sectors', build: (b) => writeReadExt(b, 0, uni(), 0, 0, 0) },
-  { id: 'WRITE EXT 2 sectors, 1 carried', build: (b) => writeAtaRequest(b, 0, uni(), 0, 0x41, 0, 2, 0x34, 300, 512, stamp('short', 1)) },
+  {
+    id: 'WRITE EXT 2 sectors, 1 carried',
+    build: (b) => writeAtaRequest(b, 0, uni(), 0, 0x41, 0, 2, 0x34, 300, 512, stamp('short', 1)),
+  },
   { id: 'WRITE EXT with W clear', build: (b) => writeAtaRequest(b, 0, uni(), 0, 0x40, 0, 1, 0x34, 301, 512, stamp('wclear', 1)) },
   { id: 'READ EXT with W set', build: (b) => writeAtaRequest(b, 0, uni(), 0, 0x41, 0, 1, 0x24, 0) },
   { id: 'cfg set "abc"', build: (b) => writeConfigQuery(b, 0, uni(), 0, 3, bytes('abc')) },
@@ -103,13 +117,51 @@ const SCRIPT: Exchange[] = [
   { id: 'cfg fset 1025 bytes', build: (b) => writeConfigQuery(b, 0, uni(), 0, 4, LONG) },
   { id: 'cfg CCmd 7', build: (b) => writeConfigQuery(b, 0, uni(), 0, 7) },
   { id: 'cfg fset "" (clear)', build: (b) => writeConfigQuery(b, 0, uni(), 0, 4, bytes('')) },
-  { id: 'command 5 (unknown)', build: (b) => { writeHeader(b, 0, uni(), 5, 0); b.fill(0x5a, 24, 44); return 44; } },
-  { id: 'command 0xF0 (vendor)', build: (b) => { writeHeader(b, 0, uni(), 0xf0, 0); return 24; } },
-  { id: 'cfg read with Ver 2', build: (b) => { const n = writeConfigQuery(b, 0, uni(), 0, 0); b[14] = 0x20; return n; } },
-  { id: 'cfg read with E and Error 3', build: (b) => { const n = writeConfigQuery(b, 0, uni(), 0, 0); b[14] |= 0x04; b[15] = 3; return n; } },
-  { id: 'request with R set', build: (b) => { const n = writeConfigQuery(b, 0, uni(), 0, 0); b[14] |= 0x08; return n; } },
-  { id: 'request from the target\'s own MAC', build: (b) => writeConfigQuery(b, 0, addr(tm, SHELF, SLOT), 0, 0) },
-  { id: 'request to another unicast MAC', build: (b) => writeConfigQuery(b, 0, addr(me, SHELF, SLOT, parseMac(OTHER_DST)), 0, 0) },
+  {
+    id: 'command 5 (unknown)',
+    build: (b) => {
+      writeHeader(b, 0, uni(), 5, 0);
+      b.fill(0x5a, 24, 44);
+      return 44;
+    },
+  },
+  {
+    id: 'command 0xF0 (vendor)',
+    build: (b) => {
+      writeHeader(b, 0, uni(), 0xf0, 0);
+      return 24;
+    },
+  },
+  {
+    id: 'cfg read with Ver 2',
+    build: (b) => {
+      const n = writeConfigQuery(b, 0, uni(), 0, 0);
+      b[14] = 0x20;
+      return n;
+    },
+  },
+  {
+    id: 'cfg read with E and Error 3',
+    build: (b) => {
+      const n = writeConfigQuery(b, 0, uni(), 0, 0);
+      b[14] |= 0x04;
+      b[15] = 3;
+      return n;
+    },
+  },
+  {
+    id: 'request with R set',
+    build: (b) => {
+      const n = writeConfigQuery(b, 0, uni(), 0, 0);
+      b[14] |= 0x08;
+      return n;
+    },
+  },
+  { id: "request from the target's own MAC", build: (b) => writeConfigQuery(b, 0, addr(tm, SHELF, SLOT), 0, 0) },
+  {
+    id: 'request to another unicast MAC',
+    build: (b) => writeConfigQuery(b, 0, addr(me, SHELF, SLOT, parseMac(OTHER_DST)), 0, 0),
+  },
   { id: 'broadcast ATA READ', build: (b) => writeReadExt(b, 0, addr(me, 0xffff, 0xff), 0, 0, 1) },
   { id: 'cfg request of 30 bytes', build: (b) => writeConfigQuery(b, 0, uni(), 0, 0) - 2 },
   { id: 'reserve read', build: (b) => writeReserve(b, 0, uni(), 0, 0) },
@@ -126,7 +178,10 @@ const SCRIPT: Exchange[] = [
   { id: 'mask read of 3', build: (b) => writeMaskRequest(b, 0, uni(), 0, 0) },
   { id: 'mask directive 7 (bad)', build: (b) => writeMaskRequest(b, 0, uni(), 0, 1, [{ command: 7, mac: parseMac(M1) }]) },
   { id: 'cfg read from M9 (not in mask)', build: (b) => writeConfigQuery(b, 0, uni(parseMac(M9)), 0, 0) },
-  { id: 'mask edit, Dir Count 4, 1 present', build: (b) => writeMaskRequest(b, 0, uni(), 0, 1, [{ command: 0, mac: parseMac(M1) }], 4) },
+  {
+    id: 'mask edit, Dir Count 4, 1 present',
+    build: (b) => writeMaskRequest(b, 0, uni(), 0, 1, [{ command: 0, mac: parseMac(M1) }], 4),
+  },
   // Last, because it crashes vblade (B1).
   { id: 'mask delete [client] (first entry)', build: (b) => writeMaskRequest(b, 0, uni(), 0, 1, [{ command: 2, mac: me }]) },
 ];
@@ -153,15 +208,29 @@ function describe(f: ReceivedFrame | undefined, request: Uint8Array): Fields {
     command: String(b[19]),
   };
   const natural = replyContentLength(b);
-  out.pad = b.length < 60 ? 'unpadded' : natural >= b.length ? '-' : b.subarray(natural).every((x) => x === 0) ? 'zeros' : 'non-zero bytes';
+  out.pad =
+    b.length < 60
+      ? 'unpadded'
+      : natural >= b.length
+        ? '-'
+        : b.subarray(natural).every((x) => x === 0)
+          ? 'zeros'
+          : 'non-zero bytes';
   const cmd = b[19];
   if (cmd === 0 && b.length >= 36) {
     const a = parseAtaReply(b);
-    Object.assign(out, { 'ata.aflags': hex(a.aflags), 'ata.err': hex(a.err), 'ata.count': String(a.sectorCount), 'ata.status': hex(a.status), 'ata.lba': hex(a.lba, 12) });
+    Object.assign(out, {
+      'ata.aflags': hex(a.aflags),
+      'ata.err': hex(a.err),
+      'ata.count': String(a.sectorCount),
+      'ata.status': hex(a.status),
+      'ata.lba': hex(a.lba, 12),
+    });
     const dataLen = b.length > 60 || (b[14] & 0x04) === 0 ? b.length - 36 : 0;
     if (request[27] === 0xec && dataLen >= 512) {
       const d = b.subarray(36, 548);
-      const words = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => identifyWord(d, from + i).toString(16)).join(' ');
+      const words = (from: number, to: number) =>
+        Array.from({ length: to - from }, (_, i) => identifyWord(d, from + i).toString(16)).join(' ');
       Object.assign(out, {
         'id.capacity28': words(60, 62),
         'id.capacity48': words(100, 104),
@@ -174,7 +243,9 @@ function describe(f: ReceivedFrame | undefined, request: Uint8Array): Fields {
         'id.checksum': words(255, 256),
       });
     } else if (b.length > 60) {
-      out['ata.data'] = `${b.length - 36} bytes ${Buffer.from(b.subarray(36, 48)).toString('latin1').replace(/[^\x20-\x7e]/g, '.')}`;
+      out['ata.data'] = `${b.length - 36} bytes ${Buffer.from(b.subarray(36, 48))
+        .toString('latin1')
+        .replace(/[^\x20-\x7e]/g, '.')}`;
     }
   } else if (cmd === 1 && b.length >= 32) {
     const c = parseConfigReply(b);
@@ -189,10 +260,19 @@ function describe(f: ReceivedFrame | undefined, request: Uint8Array): Fields {
     });
   } else if (cmd === 2 && b.length >= 28) {
     const m = parseMaskReply(b);
-    Object.assign(out, { 'mask.mcmd': String(m.mcmd), 'mask.merror': String(m.merror), 'mask.count': String(m.dirCount), 'mask.list': m.directives.map((d) => NAMES[d.mac] ?? d.mac).join(',') });
+    Object.assign(out, {
+      'mask.mcmd': String(m.mcmd),
+      'mask.merror': String(m.merror),
+      'mask.count': String(m.dirCount),
+      'mask.list': m.directives.map((d) => NAMES[d.mac] ?? d.mac).join(','),
+    });
   } else if (cmd === 3 && b.length >= 26) {
     const r = parseReserveReply(b);
-    Object.assign(out, { 'res.rcmd': String(r.rcmd), 'res.nmacs': String(r.nmacs), 'res.list': r.macs.map((m) => NAMES[m] ?? m).join(',') });
+    Object.assign(out, {
+      'res.rcmd': String(r.rcmd),
+      'res.nmacs': String(r.nmacs),
+      'res.list': r.macs.map((m) => NAMES[m] ?? m).join(','),
+    });
   }
   return out;
 }
@@ -225,58 +305,142 @@ interface Expected {
 
 const B = (n: number) => `B${n}`;
 const PAD_RULES: Expected[] = [
-  { ids: '*', fields: ['length', 'pad'], when: (o, v) => v === 'unpadded' || (Number(v) < 60 && o === '60'), reason: `${B(9)}: vblade does not pad replies shorter than 60 bytes; we pad with zeros (docs/protocol.md §1.1)` },
-  { ids: '*', fields: ['pad'], when: (o, v) => o === 'zeros' && v === 'non-zero bytes', reason: `${B(10)}: vblade's 60-byte replies carry stale receive-buffer bytes; ours are zero-padded` },
-  { ids: '*', fields: ['cfg.firmware'], when: (o, v) => o === '0x5001' && v === '0x4019', reason: 'docs Firmware Version: 0x5001, distinct from vblade 25 (0x4019)' },
+  {
+    ids: '*',
+    fields: ['length', 'pad'],
+    when: (o, v) => v === 'unpadded' || (Number(v) < 60 && o === '60'),
+    reason: `${B(9)}: vblade does not pad replies shorter than 60 bytes; we pad with zeros (docs/protocol.md §1.1)`,
+  },
+  {
+    ids: '*',
+    fields: ['pad'],
+    when: (o, v) => o === 'zeros' && v === 'non-zero bytes',
+    reason: `${B(10)}: vblade's 60-byte replies carry stale receive-buffer bytes; ours are zero-padded`,
+  },
+  {
+    ids: '*',
+    fields: ['cfg.firmware'],
+    when: (o, v) => o === '0x5001' && v === '0x4019',
+    reason: 'docs Firmware Version: 0x5001, distinct from vblade 25 (0x4019)',
+  },
 ];
 const IDENTIFY_IDS = ['IDENTIFY', 'IDENTIFY + 1024 bytes (aoeping -I)', 'IDENTIFY from M9 while reserved'];
 
 const EXPECTED: Expected[] = [
   { ids: ['start-up announcement'], fields: ['ver'], reason: `${B(8)}: vblade announces with Ver 0; ours Ver 1` },
   {
-    ids: IDENTIFY_IDS, fields: ['id.model', 'id.firmware'],
-    reason: 'docs IDENTIFY strings / Firmware Version: same layout, our own model and firmware text (vblade: "Coraid EtherDrive vblade", "V25")',
+    ids: IDENTIFY_IDS,
+    fields: ['id.model', 'id.firmware'],
+    reason:
+      'docs IDENTIFY strings / Firmware Version: same layout, our own model and firmware text (vblade: "Coraid EtherDrive vblade", "V25")',
   },
   {
-    ids: IDENTIFY_IDS, fields: ['id.words80-87', 'id.chs', 'id.checksum'],
-    reason: 'docs IDENTIFY words: ATA version word 80, FLUSH CACHE EXT bit 13 (83/86), write-cache bit 5 (82/85), CHS words 53-58, checksum 255; vblade has none of them',
+    ids: IDENTIFY_IDS,
+    fields: ['id.words80-87', 'id.chs', 'id.checksum'],
+    reason:
+      'docs IDENTIFY words: ATA version word 80, FLUSH CACHE EXT bit 13 (83/86), write-cache bit 5 (82/85), CHS words 53-58, checksum 255; vblade has none of them',
   },
   {
     ids: ['IDENTIFY count 0'],
-    fields: ['length', 'flags', 'error', 'pad', 'ata.status', 'id.capacity28', 'id.capacity48', 'id.serial', 'id.firmware', 'id.model', 'id.word49', 'id.words80-87', 'id.chs', 'id.checksum'],
+    fields: [
+      'length',
+      'flags',
+      'error',
+      'pad',
+      'ata.status',
+      'id.capacity28',
+      'id.capacity48',
+      'id.serial',
+      'id.firmware',
+      'id.model',
+      'id.word49',
+      'id.words80-87',
+      'id.chs',
+      'id.checksum',
+    ],
     reason: `${B(16)} / docs IDENTIFY: vblade refuses an IDENTIFY count other than 1 with AoE BadArg; we answer any count`,
   },
-  { ids: ['FLUSH CACHE', 'FLUSH CACHE EXT'], fields: ['ata.status', 'ata.err'], reason: `${B(5)}: vblade's FLUSH CACHE replies Status 0 and FLUSH CACHE EXT is ABRT; ours flush and reply DRDY` },
-  { ids: ['CHECK POWER MODE count 1'], fields: ['reply'], reason: `${B(6)}: vblade does not answer CHECK POWER MODE with a non-zero count` },
   {
-    ids: ['READ EXT 3 sectors (max 2)', 'WRITE EXT 2 sectors, 1 carried'], fields: ['flags', 'error', 'ata.status', 'ata.err'],
+    ids: ['FLUSH CACHE', 'FLUSH CACHE EXT'],
+    fields: ['ata.status', 'ata.err'],
+    reason: `${B(5)}: vblade's FLUSH CACHE replies Status 0 and FLUSH CACHE EXT is ABRT; ours flush and reply DRDY`,
+  },
+  {
+    ids: ['CHECK POWER MODE count 1'],
+    fields: ['reply'],
+    reason: `${B(6)}: vblade does not answer CHECK POWER MODE with a non-zero count`,
+  },
+  {
+    ids: ['READ EXT 3 sectors (max 2)', 'WRITE EXT 2 sectors, 1 carried'],
+    fields: ['flags', 'error', 'ata.status', 'ata.err'],
     reason: `${B(16)} / docs Bad I/O arguments: vblade answers too many sectors and short writes with AoE BadArg; ours ATA ABRT`,
   },
-  { ids: ['READ EXT 0 sectors'], fields: ['ata.status', 'ata.err'], reason: `${B(17)} / docs Sector count 0: vblade treats count 0 as 0 sectors (success); ours 65536, ABRT` },
   {
-    ids: ['WRITE EXT with W clear', 'READ EXT with W set'], fields: ['length', 'pad', 'ata.data'],
+    ids: ['READ EXT 0 sectors'],
+    fields: ['ata.status', 'ata.err'],
+    reason: `${B(17)} / docs Sector count 0: vblade treats count 0 as 0 sectors (success); ours 65536, ABRT`,
+  },
+  {
+    ids: ['WRITE EXT with W clear', 'READ EXT with W set'],
+    fields: ['length', 'pad', 'ata.data'],
     reason: `${B(23)} / docs W flag vs opcode: vblade echoes written data when W is clear and drops read data when W is set; the opcode decides for us`,
   },
   {
-    ids: ['cfg fset, length 20, 2 bytes present', 'cfg read after the overlong fset'], fields: ['length', 'flags', 'error', 'pad', 'cfg.length', 'cfg.string'],
+    ids: ['cfg fset, length 20, 2 bytes present', 'cfg read after the overlong fset'],
+    fields: ['length', 'flags', 'error', 'pad', 'cfg.length', 'cfg.string'],
     reason: `${B(3)} / docs Query Config lengths: vblade stores 18 stale buffer bytes after "AB"; we refuse with BadArg and keep "abc"`,
   },
-  { ids: ['cfg fset 1025 bytes'], fields: ['reply'], reason: 'docs Query Config lengths: a string over 1024 bytes gets E + BadArg from us, silence from vblade' },
-  { ids: ['command 5 (unknown)', 'command 0xF0 (vendor)'], fields: ['length', 'pad'], reason: 'docs Unknown command: vblade echoes the whole request back; ours is a padded bare header' },
   {
-    ids: ['cfg read with Ver 2'], fields: ['length', 'ver', 'flags', 'error', 'pad', 'cfg.buffers', 'cfg.firmware', 'cfg.sectors', 'cfg.aoe'],
+    ids: ['cfg fset 1025 bytes'],
+    fields: ['reply'],
+    reason: 'docs Query Config lengths: a string over 1024 bytes gets E + BadArg from us, silence from vblade',
+  },
+  {
+    ids: ['command 5 (unknown)', 'command 0xF0 (vendor)'],
+    fields: ['length', 'pad'],
+    reason: 'docs Unknown command: vblade echoes the whole request back; ours is a padded bare header',
+  },
+  {
+    ids: ['cfg read with Ver 2'],
+    fields: ['length', 'ver', 'flags', 'error', 'pad', 'cfg.buffers', 'cfg.firmware', 'cfg.sectors', 'cfg.aoe'],
     reason: `${B(7)} / docs Header version: vblade answers Ver 2 as if it were 1 and echoes the version; ours E + error 5 (header only)`,
   },
-  { ids: ['cfg read with E and Error 3'], fields: ['flags', 'error'], reason: `${B(7)} / docs Header MBZ flags: vblade echoes the request's E flag and Error byte` },
-  { ids: ['request from the target\'s own MAC'], fields: ['reply'], reason: 'docs Frames to ignore: we ignore frames from our own MAC; vblade does not check' },
-  { ids: ['request to another unicast MAC'], fields: ['reply'], reason: 'docs Frames to ignore: we ignore frames for another MAC; vblade does not check the Ethernet destination (research §2.5)' },
-  { ids: ['broadcast ATA READ'], fields: ['reply'], reason: 'docs Broadcast ATA: ATA commands only for the exact shelf.slot; vblade serves broadcast ATA' },
-  { ids: ['mask add [M2]', 'mask read of 3'], fields: ['mask.list'], reason: `${B(1)}: vblade's third mask add overwrites an entry and lists 00:00:00:00:00:00` },
   {
-    ids: ['mask edit, Dir Count 4, 1 present'], fields: ['length', 'flags', 'error', 'pad', 'mask.merror', 'mask.count', 'mask.list'],
+    ids: ['cfg read with E and Error 3'],
+    fields: ['flags', 'error'],
+    reason: `${B(7)} / docs Header MBZ flags: vblade echoes the request's E flag and Error byte`,
+  },
+  {
+    ids: ["request from the target's own MAC"],
+    fields: ['reply'],
+    reason: 'docs Frames to ignore: we ignore frames from our own MAC; vblade does not check',
+  },
+  {
+    ids: ['request to another unicast MAC'],
+    fields: ['reply'],
+    reason:
+      'docs Frames to ignore: we ignore frames for another MAC; vblade does not check the Ethernet destination (research §2.5)',
+  },
+  {
+    ids: ['broadcast ATA READ'],
+    fields: ['reply'],
+    reason: 'docs Broadcast ATA: ATA commands only for the exact shelf.slot; vblade serves broadcast ATA',
+  },
+  {
+    ids: ['mask add [M2]', 'mask read of 3'],
+    fields: ['mask.list'],
+    reason: `${B(1)}: vblade's third mask add overwrites an entry and lists 00:00:00:00:00:00`,
+  },
+  {
+    ids: ['mask edit, Dir Count 4, 1 present'],
+    fields: ['length', 'flags', 'error', 'pad', 'mask.merror', 'mask.count', 'mask.list'],
     reason: `${B(4)} / docs Mac Mask Dir Count: vblade reads directives past the frame (stale bytes decide what happens); we refuse with E + BadArg`,
   },
-  { ids: ['mask delete [client] (first entry)'], fields: ['reply'], reason: `${B(1)}: deleting the first of three mask entries crashes vblade (buffer overflow abort)` },
+  {
+    ids: ['mask delete [client] (first entry)'],
+    fields: ['reply'],
+    reason: `${B(1)}: deleting the first of three mask entries crashes vblade (buffer overflow abort)`,
+  },
   ...PAD_RULES,
 ];
 
@@ -288,7 +452,12 @@ if (requireRoot(t) && requireCommands(t, [DEBIAN_VBLADE])) {
     const sides = {} as Record<TargetKind, { rec: Recorder; file: string; announcements: ReceivedFrame[]; proc: Proc }>;
     await Promise.all(
       (['ours', 'vblade'] as const).map(async (kind) => {
-        const pair = await createNetnsPair(t, { mtu: 1500, macA: TARGET_MAC, macB: CLIENT_MAC, labels: [`sbs-${kind}`, `sbs-${kind}-i`] });
+        const pair = await createNetnsPair(t, {
+          mtu: 1500,
+          macA: TARGET_MAC,
+          macB: CLIENT_MAC,
+          labels: [`sbs-${kind}`, `sbs-${kind}-i`],
+        });
         const file = join(dir, `${kind}.img`);
         await copyFile(master, file);
         await waitLinkUp(pair.target, pair.targetIf);
@@ -303,7 +472,11 @@ if (requireRoot(t) && requireCommands(t, [DEBIAN_VBLADE])) {
     }
 
     const rows: Array<{ id: string; ours: Fields; theirs: Fields }> = [];
-    rows.push({ id: 'start-up announcement', ours: describe(sides.ours.announcements[0], new Uint8Array(60)), theirs: describe(sides.vblade.announcements[0], new Uint8Array(60)) });
+    rows.push({
+      id: 'start-up announcement',
+      ours: describe(sides.ours.announcements[0], new Uint8Array(60)),
+      theirs: describe(sides.vblade.announcements[0], new Uint8Array(60)),
+    });
     for (let i = 0; i < SCRIPT.length; i++) {
       const ex = SCRIPT[i];
       const tag = 0x100 + i;
@@ -333,7 +506,9 @@ if (requireRoot(t) && requireCommands(t, [DEBIAN_VBLADE])) {
           reasons.add('UNEXPECTED');
         }
       }
-      table.push(`| ${row.id} | ${brief(row.ours)} | ${brief(row.theirs)} | ${diff.length === 0 ? 'same' : `${diff.join(', ')} (${[...reasons].join('; ')})`} |`);
+      table.push(
+        `| ${row.id} | ${brief(row.ours)} | ${brief(row.theirs)} | ${diff.length === 0 ? 'same' : `${diff.join(', ')} (${[...reasons].join('; ')})`} |`,
+      );
     }
     t.comment('side-by-side comparison (ours vs Debian vblade 25):');
     t.comment('| exchange | aoe-target | vblade | differences (reason) |');

@@ -73,7 +73,12 @@ for (const target of selectedTargets()) {
       t.equal(r.verify_errors, '0', 'every chunk verifies at the end', x);
       t.ok(Number(r.iters_after_kill) >= 10, `I/O went on after the kill (${r.iters_after_kill} write+verify iterations)`, x);
       const region = q.first('fo-region');
-      t.equal(ctx.md5Of(file, 0, Number(region.chunks) * CHUNK), region.md5, 'the backing file holds what the guest read back', x);
+      t.equal(
+        ctx.md5Of(file, 0, Number(region.chunks) * CHUNK),
+        region.md5,
+        'the backing file holds what the guest read back',
+        x,
+      );
       ctx.notes.interruption_s = Number(r.maxstall_after_kill_cs) / 100;
       t.comment(
         `failover ${mode} against ${target.name}: longest interruption ${(Number(r.maxstall_after_kill_cs) / 100).toFixed(2)} s` +

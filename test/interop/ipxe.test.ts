@@ -35,14 +35,25 @@ function makeDisk(ctx: ScenarioContext): { file: string; sum: string; lba1: Buff
   return { file, sum: bootSectorChecksum(data), lba1: data.subarray(0, 512) };
 }
 
-function checkBoot(t: TapTest, ctx: ScenarioContext, q: Qemu, exit: { timedOut: boolean; code: number | null }, disk: { file: string; sum: string; lba1: Buffer }): void {
+function checkBoot(
+  t: TapTest,
+  ctx: ScenarioContext,
+  q: Qemu,
+  exit: { timedOut: boolean; code: number | null },
+  disk: { file: string; sum: string; lba1: Buffer },
+): void {
   const x = ctx.extra;
   for (const l of q.results) t.comment(`serial: ${l.raw}`);
   t.equal(exit.timedOut, false, 'the boot sector ended QEMU (no host timeout)', x);
   t.equal(exit.code, 33, 'QEMU exit status 33 = the boot sector reached isa-debug-exit', x);
   const boot = q.first('ipxe-boot');
   t.equal(boot.marker, MARKER, 'iPXE booted the boot sector from the export (marker on COM1)', x);
-  t.same(q.lines('ipxe-error').map((l) => l.raw), [], 'no INT 13h errors', x);
+  t.same(
+    q.lines('ipxe-error').map((l) => l.raw),
+    [],
+    'no INT 13h errors',
+    x,
+  );
   t.equal(q.first('ipxe-read').sum, disk.sum, `INT 13h read of ${READ_SECTORS} sectors through AoE has the right checksum`, x);
   t.equal(q.first('ipxe-write').status, 'ok', 'INT 13h write through AoE succeeded', x);
   const written = Buffer.alloc(512);

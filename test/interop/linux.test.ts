@@ -65,7 +65,12 @@ for (const target of selectedTargets()) {
       checkGuestEnd(t, ctx, q, exit);
       t.ok(q.first('discover').dev, 'the driver discovered e1.1', x);
       t.equal(Number(q.first('size').bytes), EXPORT_BYTES, 'device size equals the export size', x);
-      t.equal(Number(q.first('frames').bytes), expectedFrameBytes(mtu), `driver logs "setting ${expectedFrameBytes(mtu)} byte data frames"`, x);
+      t.equal(
+        Number(q.first('frames').bytes),
+        expectedFrameBytes(mtu),
+        `driver logs "setting ${expectedFrameBytes(mtu)} byte data frames"`,
+        x,
+      );
       t.equal(q.first('known').md5, knownMd5, 'O_DIRECT read of host-written data matches', x);
       const integ = q.first('integrity');
       t.ok(integ.written, 'integrity step ran', x);
@@ -73,14 +78,20 @@ for (const target of selectedTargets()) {
       t.equal(ctx.md5Of(file, PAT_OFF * MIB, PAT_MIB * MIB), integ.written, 'the export file holds what the guest wrote', x);
       t.equal(q.first('ext4').verified, '1', 'ext4 files verify after unmount and remount', x);
       const fsck = await run('e2fsck', ['-fn', file], { timeoutMs: 10 * 60 * 1000 });
-      t.equal(fsck.code, 0, 'e2fsck -fn on the export file finds it clean (host side)', { ...x, diagnostic: fsck.code !== 0, output: fsck.stdout });
+      t.equal(fsck.code, 0, 'e2fsck -fn on the export file finds it clean (host side)', {
+        ...x,
+        diagnostic: fsck.code !== 0,
+        output: fsck.stdout,
+      });
 
       const tput = q.lines('tput').map((l) => {
         const mibs = Number(l.fields.bytes) / MIB / (Number(l.fields.cs) / 100);
         ctx.notes[`${l.fields.dir}_MiBps`] = Number(mibs.toFixed(1));
         return `${l.fields.dir} ${mibs.toFixed(1)} MiB/s`;
       });
-      t.comment(`throughput: ${target.name} MTU ${mtu} (${ctx.harness.accel}, ${tputMib(mtu)} MiB O_DIRECT dd, 1 MiB requests): ${tput.join(', ')}`);
+      t.comment(
+        `throughput: ${target.name} MTU ${mtu} (${ctx.harness.accel}, ${tputMib(mtu)} MiB O_DIRECT dd, 1 MiB requests): ${tput.join(', ')}`,
+      );
     });
   }
 }

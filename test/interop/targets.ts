@@ -46,9 +46,14 @@ export const targets: TargetUnderTest[] = [
 
 /** The targets named in AOE_INTEROP_TARGETS (comma list), or all. */
 export function selectedTargets(): TargetUnderTest[] {
-  const want = process.env.AOE_INTEROP_TARGETS?.split(',').map((s) => s.trim()).filter(Boolean);
+  const want = process.env.AOE_INTEROP_TARGETS?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!want || want.length === 0) return targets;
   const unknown = want.filter((w) => !targets.some((t) => t.name === w));
-  if (unknown.length) throw new Error(`AOE_INTEROP_TARGETS names unknown targets: ${unknown.join(', ')} (known: ${targets.map((t) => t.name).join(', ')})`);
+  if (unknown.length)
+    throw new Error(
+      `AOE_INTEROP_TARGETS names unknown targets: ${unknown.join(', ')} (known: ${targets.map((t) => t.name).join(', ')})`,
+    );
   return targets.filter((t) => want.includes(t.name));
 }

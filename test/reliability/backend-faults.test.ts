@@ -99,13 +99,16 @@ if (requireRoot(t)) {
     const file = await sparseFile(t, 4096 * 512, { dir });
     writeClientPattern(file, 0, 4096);
     const plan = join(dir, 'plan.json');
-    writeFileSync(plan, JSON.stringify({
-      rules: [
-        { op: 'write', sectors: [100, 103], error: 'ENOSPC' },
-        { op: 'read', sectors: [200, 200], error: 'EIO' },
-        { op: 'write', sectors: [300, 300], error: 'short' },
-      ],
-    }));
+    writeFileSync(
+      plan,
+      JSON.stringify({
+        rules: [
+          { op: 'write', sectors: [100, 103], error: 'ENOSPC' },
+          { op: 'read', sectors: [200, 200], error: 'EIO' },
+          { op: 'write', sectors: [300, 300], error: 'short' },
+        ],
+      }),
+    );
     const { d, target } = await start(t, [], file, { AOET_TEST_FAULT_PLAN: plan });
     const c = rig.client;
     t.match(d.proc.stderr(), /TEST ONLY: storage fault injection active/, 'the daemon says fault injection is on');
@@ -165,11 +168,18 @@ if (requireRoot(t)) {
     const c = rig.client;
     const first = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => c.write(target, 10 * i, sectors(10 * i, 1))));
     const failedFirst = first.filter((r) => r.status === 'rejected');
-    t.ok(failedFirst.length >= 1, `${failedFirst.length} of 8 concurrent writes got an error (those covered by the failed fdatasync)`);
-    t.ok(failedFirst.every((r) => (r as PromiseRejectedResult).reason instanceof AtaError), 'as ATA errors');
+    t.ok(
+      failedFirst.length >= 1,
+      `${failedFirst.length} of 8 concurrent writes got an error (those covered by the failed fdatasync)`,
+    );
+    t.ok(
+      failedFirst.every((r) => (r as PromiseRejectedResult).reason instanceof AtaError),
+      'as ATA errors',
+    );
     const second = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => c.write(target, 10 * i, sectors(10 * i, 1))));
     t.equal(second.filter((r) => r.status === 'rejected').length, 0, 'the next 8 writes all succeed');
-    for (let i = 0; i < 8; i++) t.equal(checkSectors(await c.read(target, 10 * i, 1), 0, 10 * i, 1), -1, `sector ${10 * i} reads back`);
+    for (let i = 0; i < 8; i++)
+      t.equal(checkSectors(await c.read(target, 10 * i, 1), 0, 10 * i, 1), -1, `sector ${10 * i} reads back`);
     t.ok(d.proc.running, 'the daemon is still running');
   });
 
@@ -229,10 +239,13 @@ if (requireRoot(t)) {
         const lba = 2000 + 100 * mode.length;
         await c.write(target, lba, sectors(lba, 2));
         await c.flush(target);
-        t.equal(checkSectors(await c.read(target, lba, 2), 0, lba, 2), -1, `${mode.join(' ') || 'no option'}: write, FLUSH and read back`);
+        t.equal(
+          checkSectors(await c.read(target, lba, 2), 0, lba, 2),
+          -1,
+          `${mode.join(' ') || 'no option'}: write, FLUSH and read back`,
+        );
         await d.proc.stop();
       }
     });
   });
 }
-

@@ -29,7 +29,8 @@ t.test('fuzz guard: no WRITE frame ever addresses the protected range', (t) => {
     const len = gen.next(buf, 0);
     if (len < 36 || buf[12] !== 0x88 || buf[13] !== 0xa2) continue;
     if (buf[19] === 2) {
-      for (let p = 28; p + 8 <= len; p += 8) if (!pool.has(Buffer.from(buf.subarray(p + 2, p + 8)).toString('hex'))) maskNonPool++;
+      for (let p = 28; p + 8 <= len; p += 8)
+        if (!pool.has(Buffer.from(buf.subarray(p + 2, p + 8)).toString('hex'))) maskNonPool++;
     }
     if (buf[19] !== 0 || (buf[27] !== 0x30 && buf[27] !== 0x34)) continue;
     writes++;
@@ -43,7 +44,10 @@ t.test('fuzz guard: no WRITE frame ever addresses the protected range', (t) => {
   t.equal(bad, 0, 'none addresses the protected range');
   t.equal(maskNonPool, 0, 'Mac Mask directives name only pool addresses');
   const kinds = Array.from(gen.kinds);
-  t.ok(kinds.every((k) => k > 1000), `every kind of frame is generated (${kinds.join(', ')})`);
+  t.ok(
+    kinds.every((k) => k > 1000),
+    `every kind of frame is generated (${kinds.join(', ')})`,
+  );
   t.end();
 });
 
@@ -73,9 +77,14 @@ const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/\s
 t.test('replyViolations: vblade 25 replies the fuzzer caught are flagged; ours are not', (t) => {
   const vt = { ...TARGET, mac: hex('02a00000000b') };
   // A 35-byte Mac Mask reply with the request's MBZ flags echoed (B7, B9).
-  t.match(replyViolations(hex('02f02200000202a00000000b88a21b00000b0701b3b2d3b200104019021300035c7b90'), vt), [/reply of 35 bytes/, /MBZ/]);
+  t.match(replyViolations(hex('02f02200000202a00000000b88a21b00000b0701b3b2d3b200104019021300035c7b90'), vt), [
+    /reply of 35 bytes/,
+    /MBZ/,
+  ]);
   // A 60-byte ATA reply whose padding is stale data (B10).
-  const stale = hex('02b00000000b02a00000000b88a21df5000b0700c130d7c301000040181300e0000000001416db1e6f63ec118b8ca2d016422a4e0c715b3d84e574a2');
+  const stale = hex(
+    '02b00000000b02a00000000b88a21df5000b0700c130d7c301000040181300e0000000001416db1e6f63ec118b8ca2d016422a4e0c715b3d84e574a2',
+  );
   t.match(replyViolations(stale, vt).join(' '), /padding byte 36 is 0x14/);
   // A clean 60-byte ATA reply.
   const ok = new Uint8Array(60);
@@ -146,7 +155,12 @@ function reply(req: Uint8Array, len: number, to: Uint8Array = CLIENT): Uint8Arra
 t.test('CheckedSocket: passes the right replies and catches every kind of wrong one', (t) => {
   const fake = new FakeSocket();
   const s = new CheckedSocket(fake, CLIENT, 4, TARGET);
-  const reqs = [request(0x00010000, 100, 0x24, 2), request(0x00010001, 200, 0x34, 2), request(0x00010002, 300, 0x24, 1), request(0x00010003, 400, 0x24, 1)];
+  const reqs = [
+    request(0x00010000, 100, 0x24, 2),
+    request(0x00010001, 200, 0x34, 2),
+    request(0x00010002, 300, 0x24, 1),
+    request(0x00010003, 400, 0x24, 1),
+  ];
   const arena = new Uint8Array(4 * 64);
   const desc = new Uint32Array(8);
   reqs.forEach((r, i) => {
@@ -168,7 +182,14 @@ t.test('CheckedSocket: passes the right replies and catches every kind of wrong 
   t.equal(n, 2, 'two replies pass');
   const c = s.checks;
   t.same(
-    { passed: c.passed, duplicates: c.duplicates, lbaMismatch: c.lbaMismatch, lengthMismatch: c.lengthMismatch, unknownTag: c.unknownTag, foreign: c.foreign },
+    {
+      passed: c.passed,
+      duplicates: c.duplicates,
+      lbaMismatch: c.lbaMismatch,
+      lengthMismatch: c.lengthMismatch,
+      unknownTag: c.unknownTag,
+      foreign: c.foreign,
+    },
     { passed: 2, duplicates: 1, lbaMismatch: 1, lengthMismatch: 1, unknownTag: 1, foreign: 1 },
   );
   t.equal(fake.released.length, 5, 'the rejected frames were released');
@@ -197,8 +218,19 @@ t.test('crash journal: durable only when a later fdatasync was submitted after c
       `w 9 4096 1024 ${head(8, 1)}`, // in flight at the kill
     ].join('\n'),
   );
-  t.same([...j.durable.entries()].sort((a, b) => a[0] - b[0]), [[0, 1], [1, 1]], 'sectors 0-1 durable at version 1');
-  t.same([...j.volatile].sort((a, b) => a - b), [0, 1, 2, 3, 8, 9], 'the rest must be undone on a power loss');
+  t.same(
+    [...j.durable.entries()].sort((a, b) => a[0] - b[0]),
+    [
+      [0, 1],
+      [1, 1],
+    ],
+    'sectors 0-1 durable at version 1',
+  );
+  t.same(
+    [...j.volatile].sort((a, b) => a - b),
+    [0, 1, 2, 3, 8, 9],
+    'the rest must be undone on a power loss',
+  );
   t.equal(j.syncs, 1);
   const b = new Uint8Array(512);
   fillRecord(b, 0, 77, 5);

@@ -19,22 +19,62 @@ if (requireRoot(t)) {
     const rep = await crashRounds(t, { rounds: ROUNDS, sync: true, seed: SEED, log: (l) => t.comment(l) });
     t.equal(rep.kills, ROUNDS, `${ROUNDS} kills, each followed by a restart that served again`);
     t.ok(rep.ackedWrites > 0, `${rep.ackedWrites} writes acknowledged in all`);
-    t.ok(rep.rounds.every((r) => r.syncs > 0), 'every round made writes durable with fdatasync (group commit)');
-    t.equal(rep.rounds.reduce((a, r) => a + r.lostOnKill, 0), 0, 'process crash: every acknowledged write is in the file');
-    t.equal(rep.rounds.reduce((a, r) => a + r.lostOnPowerLoss, 0), 0, 'simulated power loss: every acknowledged write survives');
-    t.equal(rep.rounds.reduce((a, r) => a + r.corrupt, 0), 0, 'no damaged sector, none from the future, none gone back');
+    t.ok(
+      rep.rounds.every((r) => r.syncs > 0),
+      'every round made writes durable with fdatasync (group commit)',
+    );
+    t.equal(
+      rep.rounds.reduce((a, r) => a + r.lostOnKill, 0),
+      0,
+      'process crash: every acknowledged write is in the file',
+    );
+    t.equal(
+      rep.rounds.reduce((a, r) => a + r.lostOnPowerLoss, 0),
+      0,
+      'simulated power loss: every acknowledged write survives',
+    );
+    t.equal(
+      rep.rounds.reduce((a, r) => a + r.corrupt, 0),
+      0,
+      'no damaged sector, none from the future, none gone back',
+    );
     t.same(rep.problems, [], 'no problems');
     t.comment(`${rep.verifiedWrites} checks of acknowledged writes`);
   });
 
   t.test('without -s: a kill loses nothing acknowledged; a power loss only what no FLUSH CACHE covered', async (t) => {
-    const rep = await crashRounds(t, { rounds: 2, sync: false, seed: SEED + 1, flushEveryMs: 200, killAfterMs: [300, 700], log: (l) => t.comment(l) });
+    const rep = await crashRounds(t, {
+      rounds: 2,
+      sync: false,
+      seed: SEED + 1,
+      flushEveryMs: 200,
+      killAfterMs: [300, 700],
+      log: (l) => t.comment(l),
+    });
     t.equal(rep.kills, 2);
-    t.equal(rep.rounds.reduce((a, r) => a + r.lostOnKill, 0), 0, 'process crash: every acknowledged write is in the file');
-    t.equal(rep.rounds.reduce((a, r) => a + r.lostFlushed, 0), 0, 'power loss: every write acknowledged before an answered FLUSH CACHE survives');
-    t.equal(rep.rounds.reduce((a, r) => a + r.corrupt, 0), 0, 'no damaged sector');
-    t.ok(rep.rounds.every((r) => r.flushes > 0), 'flushes were answered in every round');
+    t.equal(
+      rep.rounds.reduce((a, r) => a + r.lostOnKill, 0),
+      0,
+      'process crash: every acknowledged write is in the file',
+    );
+    t.equal(
+      rep.rounds.reduce((a, r) => a + r.lostFlushed, 0),
+      0,
+      'power loss: every write acknowledged before an answered FLUSH CACHE survives',
+    );
+    t.equal(
+      rep.rounds.reduce((a, r) => a + r.corrupt, 0),
+      0,
+      'no damaged sector',
+    );
+    t.ok(
+      rep.rounds.every((r) => r.flushes > 0),
+      'flushes were answered in every round',
+    );
     const lost = rep.rounds.reduce((a, r) => a + r.lostOnPowerLoss, 0);
-    t.ok(lost > 0, `control: the simulated power loss does lose writes acknowledged after the last FLUSH (${lost} blocks), so the -s result means something`);
+    t.ok(
+      lost > 0,
+      `control: the simulated power loss does lose writes acknowledged after the last FLUSH (${lost} blocks), so the -s result means something`,
+    );
   });
 }

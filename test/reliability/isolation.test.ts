@@ -33,7 +33,13 @@ function patternIntact(rig: Rig): number {
 
 async function restart(t: Test, rig: Rig, options: string[], discoverers: number): Promise<void> {
   await rig.daemon.proc.stop();
-  rig.daemon = await startTarget(t, rig.hub.target.ns, [...options, String(rig.shelf), String(rig.slot), rig.hub.target.ifname, rig.file]);
+  rig.daemon = await startTarget(t, rig.hub.target.ns, [
+    ...options,
+    String(rig.shelf),
+    String(rig.slot),
+    rig.hub.target.ifname,
+    rig.file,
+  ]);
   rig.targets.length = 0;
   for (let i = 0; i < discoverers; i++) rig.targets.push(await rig.clients[i].find(rig.shelf, rig.slot, 10000));
 }
@@ -67,8 +73,15 @@ if (requireRoot(t)) {
     t.comment(`flood: ${fl.sent} hostile frames sent, ${fl.replies} replies`);
     for (const r of loads.slice(0, 3)) {
       const e = r.result.errors;
-      t.ok(r.result.ops > 0 && e.aoe + e.ata + e.verify + e.short + e.timeouts === 0, `member ${r.index}: ${r.result.ops} requests, all answered and verified`);
-      t.equal(checkFailures(r.checks), 0, `member ${r.index}: every reply matches its request${r.checks.first.length ? `: ${r.checks.first[0]}` : ''}`);
+      t.ok(
+        r.result.ops > 0 && e.aoe + e.ata + e.verify + e.short + e.timeouts === 0,
+        `member ${r.index}: ${r.result.ops} requests, all answered and verified`,
+      );
+      t.equal(
+        checkFailures(r.checks),
+        0,
+        `member ${r.index}: every reply matches its request${r.checks.first.length ? `: ${r.checks.first[0]}` : ''}`,
+      );
     }
     for (const r of loads.slice(3)) {
       t.equal(r.checks.replies, 0, `non-member ${r.index}: not one reply (${r.result.errors.timeouts} requests timed out)`);
@@ -89,16 +102,24 @@ if (requireRoot(t)) {
     const holders = [initMac(0), initMac(1)];
     t.same(await rig.clients[0].reserveSet(target, holders), holders, 'initiator 0 reserves for 0 and 1');
     const flooder = rig.clients[5];
-    const templates = hostileFrames({ dst: target.mac, src: flooder.mac, shelf: rig.shelf, slot: rig.slot }, { lba: 0, span: rig.range * 2 });
+    const templates = hostileFrames(
+      { dst: target.mac, src: flooder.mac, shelf: rig.shelf, slot: rig.slot },
+      { lba: 0, span: rig.range * 2 },
+    );
     const [loads, fl] = await Promise.all([
       multiLoad(rig, { who: [0, 1, 2, 3], window: 16, durationMs: SECONDS * 1000 }),
       flood(flooder, templates, SECONDS * 1000, ft),
     ]);
     for (const line of describe(loads)) t.comment(line);
-    t.comment(`flood: ${fl.sent} frames, ${fl.replies} replies: errors ${JSON.stringify(fl.aoeErrors)}, clean ${JSON.stringify(fl.cleanByCommand)}`);
+    t.comment(
+      `flood: ${fl.sent} frames, ${fl.replies} replies: errors ${JSON.stringify(fl.aoeErrors)}, clean ${JSON.stringify(fl.cleanByCommand)}`,
+    );
     for (const r of loads.slice(0, 2)) {
       const e = r.result.errors;
-      t.ok(r.result.ops > 0 && e.aoe + e.ata + e.verify + e.short + e.timeouts === 0, `holder ${r.index}: ${r.result.ops} requests, all answered and verified`);
+      t.ok(
+        r.result.ops > 0 && e.aoe + e.ata + e.verify + e.short + e.timeouts === 0,
+        `holder ${r.index}: ${r.result.ops} requests, all answered and verified`,
+      );
       t.equal(checkFailures(r.checks), 0, `holder ${r.index}: every reply matches its request`);
     }
     for (const r of loads.slice(2)) {
@@ -107,7 +128,11 @@ if (requireRoot(t)) {
       t.equal(r.result.ops, 0, `non-holder ${r.index}: nothing completed`);
       t.equal(checkFailures(r.checks), 0, `non-holder ${r.index}: the error replies are well formed (padding zero)`);
     }
-    t.equal(fl.violations, 0, `every reply to the flood obeys the reply rules${fl.firstViolation ? `: ${fl.firstViolation}` : ''}`);
+    t.equal(
+      fl.violations,
+      0,
+      `every reply to the flood obeys the reply rules${fl.firstViolation ? `: ${fl.firstViolation}` : ''}`,
+    );
     t.ok((fl.aoeErrors[6] ?? 0) > 0, 'junk writes, reads and reserve sets were refused with error 6');
     t.equal(fl.cleanByCommand[0] ?? 0, 0, 'no ATA command of the flooder succeeded');
     t.equal(fl.cleanByCommand[3] ?? 0, 0, 'no reserve set of the flooder succeeded');
@@ -122,15 +147,31 @@ if (requireRoot(t)) {
     const ft = { mac: target.mac, shelf: rig.shelf, slot: rig.slot, sectors: rig.range * N, mtu: 1500 };
     const before = fileHash(rig.file);
     const flooder = rig.clients[5];
-    const templates = hostileFrames({ dst: target.mac, src: flooder.mac, shelf: rig.shelf, slot: rig.slot }, { lba: 0, span: rig.range * N, configSet: true, reserve: false });
+    const templates = hostileFrames(
+      { dst: target.mac, src: flooder.mac, shelf: rig.shelf, slot: rig.slot },
+      { lba: 0, span: rig.range * N, configSet: true, reserve: false },
+    );
     const [loads, fl] = await Promise.all([
       multiLoad(rig, { who: [0, 1, 2, 3], window: 16, durationMs: SECONDS * 1000, op: 'write', verify: 'none' }),
       flood(flooder, templates, SECONDS * 1000, ft),
     ]);
-    const fz = await runFuzz({ client: rig.clients[4], target: ft, seed: 0x7e0, frames: 20000, protect: [0, 0], bridged: true, alive: () => rig.daemon.proc.running });
-    t.comment(`write loads: ${loads.map((r) => r.result.errors.ata).join(', ')} refused writes; flood ${fl.sent} frames; fuzz ${fz.sent} frames`);
+    const fz = await runFuzz({
+      client: rig.clients[4],
+      target: ft,
+      seed: 0x7e0,
+      frames: 20000,
+      protect: [0, 0],
+      bridged: true,
+      alive: () => rig.daemon.proc.running,
+    });
+    t.comment(
+      `write loads: ${loads.map((r) => r.result.errors.ata).join(', ')} refused writes; flood ${fl.sent} frames; fuzz ${fz.sent} frames`,
+    );
     for (const r of loads) {
-      t.ok(r.result.errors.ata > 0 && r.result.ops === 0, `initiator ${r.index}: every write refused with an ATA error (${r.result.errors.ata})`);
+      t.ok(
+        r.result.errors.ata > 0 && r.result.ops === 0,
+        `initiator ${r.index}: every write refused with an ATA error (${r.result.errors.ata})`,
+      );
       t.equal(checkFailures(r.checks), 0, `initiator ${r.index}: error replies well formed`);
     }
     t.equal(fl.violations + fz.violations, 0, 'every reply obeys the reply rules');

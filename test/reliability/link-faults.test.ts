@@ -38,8 +38,20 @@ if (requireRoot(t)) {
 
     const steps: string[] = [];
     const load: Promise<LoadResult> = runLoad({
-      socket: loadClient.socket, srcMac: loadClient.mac, target, op: 'mix', readPercent: 60, pattern: 'random', sectors: 2, window: 16,
-      lbaCount: SECTORS, durationMs: 16000, verify: 'pattern', timeoutMs: 250, maxRetries: 80, seed: 0x11ff,
+      socket: loadClient.socket,
+      srcMac: loadClient.mac,
+      target,
+      op: 'mix',
+      readPercent: 60,
+      pattern: 'random',
+      sectors: 2,
+      window: 16,
+      lbaCount: SECTORS,
+      durationMs: 16000,
+      verify: 'pattern',
+      timeoutMs: 250,
+      maxRetries: 80,
+      seed: 0x11ff,
     });
 
     const sectorCount = async (): Promise<number> => (await ctl.find(SHELF, SLOT, 10000)).sectorCount;

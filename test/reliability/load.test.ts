@@ -27,14 +27,23 @@ if (requireRoot(t)) {
         { aoe: 0, ata: 0, verify: 0, short: 0, timeouts: 0, socket: 0 },
         `initiator ${r.index}: every request answered, data verified${r.result.firstError ? ` (${r.result.firstError})` : ''}`,
       );
-      t.equal(checkFailures(r.checks), 0, `initiator ${r.index}: no foreign, unknown, duplicate or malformed reply${r.checks.first.length ? `: ${r.checks.first.join(' | ')}` : ''}`);
+      t.equal(
+        checkFailures(r.checks),
+        0,
+        `initiator ${r.index}: no foreign, unknown, duplicate or malformed reply${r.checks.first.length ? `: ${r.checks.first.join(' | ')}` : ''}`,
+      );
     }
     const ops = results.map((r) => r.result.ops);
     const f = fairness(ops);
     const total = ops.reduce((a, b) => a + b, 0);
-    t.comment(`total ${total} requests (${(total / SECONDS).toFixed(0)}/s); per initiator min ${f.min}, max ${f.max}, min/max ${f.ratio.toFixed(2)}, Jain ${f.jain.toFixed(3)}`);
+    t.comment(
+      `total ${total} requests (${(total / SECONDS).toFixed(0)}/s); per initiator min ${f.min}, max ${f.max}, min/max ${f.ratio.toFixed(2)}, Jain ${f.jain.toFixed(3)}`,
+    );
     t.ok(f.min > 0, 'every initiator was served');
-    t.ok(f.ratio >= 0.5, `fair share: the least served initiator got ${(f.ratio * 100).toFixed(0)} % of the most served one's requests (>= 50 %)`);
+    t.ok(
+      f.ratio >= 0.5,
+      `fair share: the least served initiator got ${(f.ratio * 100).toFixed(0)} % of the most served one's requests (>= 50 %)`,
+    );
     t.ok(rig.daemon.proc.running, 'the daemon is still running');
   });
 }

@@ -35,17 +35,41 @@ const fakeTarget: ControlTarget = {
 
 t.test('dispatch through the command table', async (t) => {
   const rows: Array<[Record<string, unknown>, unknown]> = [
-    [{ id: 1, command: 'list' }, { id: 1, ok: true, result: { exports: { op: 'list' }, supervisor: { workerPid: 7 } } }],
-    [{ id: 2, command: 'show-mask' }, { id: 2, ok: true, result: { op: 'show-mask' } }],
-    [{ id: 3, command: 'clear-reserve', export: 'e1.1' }, { id: 3, ok: true, result: { op: 'clear-reserve', key: 'e1.1' } }],
-    [{ id: 4, command: 'clear-mask' }, { id: 4, ok: false, error: 'clear-mask needs an export, e.g. {"command": "clear-mask", "export": "e1.1"}' }],
-    [{ id: 5, command: 'reload', export: 'e1.1' }, { id: 5, ok: false, error: 'reload takes no export' }],
-    [{ id: 6, command: 'frobnicate' }, { id: 6, ok: false, error: `unknown command "frobnicate"; commands: ${COMMANDS.map((c) => c.name).join(', ')}` }],
+    [
+      { id: 1, command: 'list' },
+      { id: 1, ok: true, result: { exports: { op: 'list' }, supervisor: { workerPid: 7 } } },
+    ],
+    [
+      { id: 2, command: 'show-mask' },
+      { id: 2, ok: true, result: { op: 'show-mask' } },
+    ],
+    [
+      { id: 3, command: 'clear-reserve', export: 'e1.1' },
+      { id: 3, ok: true, result: { op: 'clear-reserve', key: 'e1.1' } },
+    ],
+    [
+      { id: 4, command: 'clear-mask' },
+      { id: 4, ok: false, error: 'clear-mask needs an export, e.g. {"command": "clear-mask", "export": "e1.1"}' },
+    ],
+    [
+      { id: 5, command: 'reload', export: 'e1.1' },
+      { id: 5, ok: false, error: 'reload takes no export' },
+    ],
+    [
+      { id: 6, command: 'frobnicate' },
+      { id: 6, ok: false, error: `unknown command "frobnicate"; commands: ${COMMANDS.map((c) => c.name).join(', ')}` },
+    ],
     [{ id: 7 }, { id: 7, ok: false, error: 'the request has no "command"; send {"command": "list"}' }],
-    [{ id: 8, command: 'show-reserve', export: 'e9.9' }, { id: 8, ok: false, error: 'no export e9.9' }],
+    [
+      { id: 8, command: 'show-reserve', export: 'e9.9' },
+      { id: 8, ok: false, error: 'no export e9.9' },
+    ],
   ];
   for (const [req, want] of rows) t.same(await dispatch(fakeTarget, req), want, JSON.stringify(req));
-  t.same(COMMANDS.map((c) => c.name), ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload']);
+  t.same(
+    COMMANDS.map((c) => c.name),
+    ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload'],
+  );
 });
 
 t.test('the socket: mode 0660, line-delimited JSON, several requests per connection, stale file replaced', async (t) => {
@@ -57,7 +81,11 @@ t.test('the socket: mode 0660, line-delimited JSON, several requests per connect
   t.teardown(() => server.close());
   t.equal(fs.statSync(sock).mode & 0o777, 0o660);
   t.equal(fs.statSync(sock).gid, process.getgid!());
-  t.same(await controlRequest(sock, { command: 'reload' }), { id: 1, ok: true, result: { added: ['e1.3'], removed: [], changed: [] } });
+  t.same(await controlRequest(sock, { command: 'reload' }), {
+    id: 1,
+    ok: true,
+    result: { added: ['e1.3'], removed: [], changed: [] },
+  });
   // Two requests in one write, then garbage: three replies in order.
   const replies = await new Promise<string[]>((resolve) => {
     const c = net.connect(sock);
@@ -71,18 +99,28 @@ t.test('the socket: mode 0660, line-delimited JSON, several requests per connect
     });
     c.write('{"id":"a","command":"stats"}\n{"id":"b","command":"show-mask","export":"e1.1"}\nnot json\n');
   });
-  t.same(replies.map((r) => JSON.parse(r) as unknown), [
-    { id: 'a', ok: true, result: { stats: { op: 'stats' }, supervisor: { workerPid: 7 } } },
-    { id: 'b', ok: true, result: { op: 'show-mask', key: 'e1.1' } },
-    { ok: false, error: 'the request is not JSON; send one JSON object per line' },
-  ]);
-  await t.rejects(ControlServer.listen(fakeTarget, { socketPath: sock, log: silent }), { message: `another process answers on the control socket ${sock}; stop it or set control-socket to another path` });
-  await t.rejects(ControlServer.listen(fakeTarget, { socketPath: path.join(dir, 'y.sock'), log: silent, group: 'no-such-group-xyz' }), {
-    message: 'control-group "no-such-group-xyz" does not exist; create it (groupadd no-such-group-xyz) or set another group',
+  t.same(
+    replies.map((r) => JSON.parse(r) as unknown),
+    [
+      { id: 'a', ok: true, result: { stats: { op: 'stats' }, supervisor: { workerPid: 7 } } },
+      { id: 'b', ok: true, result: { op: 'show-mask', key: 'e1.1' } },
+      { ok: false, error: 'the request is not JSON; send one JSON object per line' },
+    ],
+  );
+  await t.rejects(ControlServer.listen(fakeTarget, { socketPath: sock, log: silent }), {
+    message: `another process answers on the control socket ${sock}; stop it or set control-socket to another path`,
   });
+  await t.rejects(
+    ControlServer.listen(fakeTarget, { socketPath: path.join(dir, 'y.sock'), log: silent, group: 'no-such-group-xyz' }),
+    {
+      message: 'control-group "no-such-group-xyz" does not exist; create it (groupadd no-such-group-xyz) or set another group',
+    },
+  );
   await server.close();
   t.notOk(fs.existsSync(sock), 'socket removed on close');
-  await t.rejects(controlRequest(sock, { command: 'list' }), { message: `cannot connect to ${sock}: no such socket; is vbladed running, and with this name?` });
+  await t.rejects(controlRequest(sock, { command: 'list' }), {
+    message: `cannot connect to ${sock}: no such socket; is vbladed running, and with this name?`,
+  });
 });
 
 t.test('groupId reads /etc/group', async (t) => {
@@ -97,36 +135,72 @@ t.test('groupId reads /etc/group', async (t) => {
 
 t.test('ctl: socket choice, arguments, output', async (t) => {
   const dir = tmp(t);
-  t.throws(() => resolveSocket({ runDir: dir }), { message: `no control socket in ${dir}; is vbladed running? (or give --socket FILE)` });
+  t.throws(() => resolveSocket({ runDir: dir }), {
+    message: `no control socket in ${dir}; is vbladed running? (or give --socket FILE)`,
+  });
   fs.writeFileSync(path.join(dir, 'a.sock'), '');
   t.equal(resolveSocket({ runDir: dir }), path.join(dir, 'a.sock'));
   fs.writeFileSync(path.join(dir, 'b.sock'), '');
-  t.throws(() => resolveSocket({ runDir: dir }), { message: 'several vbladed instances run (a, b); choose one with --name NAME' });
+  t.throws(() => resolveSocket({ runDir: dir }), {
+    message: 'several vbladed instances run (a, b); choose one with --name NAME',
+  });
   t.equal(resolveSocket({ runDir: dir, name: 'b' }), path.join(dir, 'b.sock'));
   t.equal(resolveSocket({ runDir: dir, socket: '/x.sock' }), '/x.sock');
 
-  t.same(parseCtlArgs(['--name', 'vblade', 'clear-mask', 'e1.1']), { command: 'clear-mask', runDir: '/run/vblade', json: false, name: 'vblade', export: 'e1.1' });
+  t.same(parseCtlArgs(['--name', 'vblade', 'clear-mask', 'e1.1']), {
+    command: 'clear-mask',
+    runDir: '/run/vblade',
+    json: false,
+    name: 'vblade',
+    export: 'e1.1',
+  });
   t.same(parseCtlArgs(['show-reserve']), { command: 'show-reserve', runDir: '/run/vblade', json: false });
   t.throws(() => parseCtlArgs(['clear-mask']), { message: /Not enough non-option arguments/ });
   t.throws(() => parseCtlArgs(['bogus']), { message: /Unknown argument: bogus/ });
 
   const e: ExportConfig = {
-    shelf: 1, slot: 1, file: '/srv/a.img', interfaces: ['eth0', 'eth1'], readOnly: true, direct: false, sync: true, offsetSectors: 0,
-    macMask: [], bufferCount: 16, nullStore: false,
+    shelf: 1,
+    slot: 1,
+    file: '/srv/a.img',
+    interfaces: ['eth0', 'eth1'],
+    readOnly: true,
+    direct: false,
+    sync: true,
+    offsetSectors: 0,
+    macMask: [],
+    bufferCount: 16,
+    nullStore: false,
   };
   t.equal(
-    formatResult('list', { exports: [{ key: 'e1.1', config: e, state: { config: 'host=a', macMask: ['52:54:00:00:00:01'], reserve: [] } }], supervisor: { workerPid: 9, restarts: 2, ready: true } }),
+    formatResult('list', {
+      exports: [{ key: 'e1.1', config: e, state: { config: 'host=a', macMask: ['52:54:00:00:00:01'], reserve: [] } }],
+      supervisor: { workerPid: 9, restarts: 2, ready: true },
+    }),
     'worker 9 serving, 2 restarts\ne1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tmask: 52:54:00:00:00:01\n\treserve: (none)\n\tconfig: "host=a"',
   );
-  t.equal(formatResult('show-mask', { 'e1.1': [], 'e1.2': ['52:54:00:00:00:01'] }), 'e1.1\t(empty: every initiator is allowed)\ne1.2\t52:54:00:00:00:01');
-  t.equal(formatResult('reload', { added: ['e1.3'], removed: ['e1.2'], changed: [] }), 'reloaded; added: e1.3; removed: e1.2; changed: -');
+  t.equal(
+    formatResult('show-mask', { 'e1.1': [], 'e1.2': ['52:54:00:00:00:01'] }),
+    'e1.1\t(empty: every initiator is allowed)\ne1.2\t52:54:00:00:00:01',
+  );
+  t.equal(
+    formatResult('reload', { added: ['e1.3'], removed: ['e1.2'], changed: [] }),
+    'reloaded; added: e1.3; removed: e1.2; changed: -',
+  );
   t.equal(formatResult('clear-mask', { key: 'e1.1' }), 'e1.1: mask list cleared');
 });
 
 const STATS = {
   exports: [
     {
-      key: 'e1.1', file: '/srv/a"b.img', sectors: 2048, interfaces: ['eth0'], readOnly: false, inflight: 3, config: '', macMask: [], reserve: [],
+      key: 'e1.1',
+      file: '/srv/a"b.img',
+      sectors: 2048,
+      interfaces: ['eth0'],
+      readOnly: false,
+      inflight: 3,
+      config: '',
+      macMask: [],
+      reserve: [],
       counters: { reads: 10, writes: 4, read_bytes: 5120, io_errors: 1 },
       latencyUsLog2: [0, 2, 1, 0, 1],
     },
@@ -168,23 +242,32 @@ t.test('Prometheus rendering', async (t) => {
   for (const line of text.trim().split('\n')) {
     if (!line.startsWith('#')) t.match(line, /^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+|\+Inf$/, line);
   }
-  t.equal(renderMetrics(undefined, { ready: false }), '# HELP vblade_up 1 when the worker is serving\n# TYPE vblade_up gauge\nvblade_up 0\n');
+  t.equal(
+    renderMetrics(undefined, { ready: false }),
+    '# HELP vblade_up 1 when the worker is serving\n# TYPE vblade_up gauge\nvblade_up 0\n',
+  );
 });
 
 function get(url: string, method = 'GET'): Promise<{ status: number; type?: string; body: string }> {
   return new Promise((resolve, reject) => {
-    http.request(url, { method }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
-    }).on('error', reject).end();
+    http
+      .request(url, { method }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+      })
+      .on('error', reject)
+      .end();
   });
 }
 
 t.test('metrics listener', async (t) => {
   let up = true;
   const m = await MetricsServer.listen(
-    { stats: async () => (up ? STATS : Promise.reject(new Error('the worker is not serving right now'))), supervisor: () => ({ ready: up, restarts: 0 }) },
+    {
+      stats: async () => (up ? STATS : Promise.reject(new Error('the worker is not serving right now'))),
+      supervisor: () => ({ ready: up, restarts: 0 }),
+    },
     { host: '127.0.0.1', port: 0 },
     silent,
   );
@@ -205,8 +288,18 @@ t.test('metrics listener', async (t) => {
 t.test('WorkerCore: state saved through the hooks comes back after a restart; clear-mask uses clearList', async (t) => {
   const dir = tmp(t);
   const e: ExportConfig = {
-    shelf: 2, slot: 3, file: '', interfaces: ['lo'], readOnly: false, direct: false, sync: false, offsetSectors: 0,
-    macMask: ['52:54:00:00:00:01'], bufferCount: 16, nullStore: true, nullSectors: 8,
+    shelf: 2,
+    slot: 3,
+    file: '',
+    interfaces: ['lo'],
+    readOnly: false,
+    direct: false,
+    sync: false,
+    offsetSectors: 0,
+    macMask: ['52:54:00:00:00:01'],
+    bufferCount: 16,
+    nullStore: true,
+    nullSectors: 8,
   };
   const seen: Array<ExportState | undefined> = [];
   const cleared: string[] = [];
@@ -233,7 +326,11 @@ t.test('WorkerCore: state saved through the hooks comes back after a restart; cl
   await a.stop();
   const b = new WorkerCore(fake, silent);
   await b.start(config);
-  t.same(seen, [undefined, { config: 'owner=host-a', macMask: ['52:54:00:00:00:01'], reserve: ['52:54:00:00:00:02'] }], 'restored at the next start');
+  t.same(
+    seen,
+    [undefined, { config: 'owner=host-a', macMask: ['52:54:00:00:00:01'], reserve: ['52:54:00:00:00:02'] }],
+    'restored at the next start',
+  );
   t.same(await b.request('clear-mask', 'e2.3'), { key: 'e2.3', cleared: 'mask' });
   t.same(cleared, ['e2.3:mask']);
   t.same(await b.request('show-mask'), { 'e2.3': [] });

@@ -28,11 +28,34 @@ t.test('a held export lock: exit 1, the pid file given back, nothing else left b
   fs.writeFileSync(conf, '[export e3.4]\nnull-store = yes\nnull-sectors = 8\ninterfaces = vt-a vt-b\n');
   const r = spawnSync(
     process.execPath,
-    [VBLADED, '--foreground', '--config', conf, '--run-dir', run, '--state-dir', 'none', '--log', 'stderr', '--control-socket', 'none', '--worker', STUB],
+    [
+      VBLADED,
+      '--foreground',
+      '--config',
+      conf,
+      '--run-dir',
+      run,
+      '--state-dir',
+      'none',
+      '--log',
+      'stderr',
+      '--control-socket',
+      'none',
+      '--worker',
+      STUB,
+    ],
     { encoding: 'utf8', timeout: 20000 },
   );
   t.equal(r.status, 1, 'exit status');
-  const fatal = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string }).find((x) => x.level === 60);
+  const fatal = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string })
+    .find((x) => x.level === 60);
   t.match(fatal?.msg, `vbladed is already running for e3.4 on vt-b (pid ${process.pid}`, 'the lock holder is named in the log');
-  t.same(fs.readdirSync(run).sort(), ['e3.4@vt-b.lock'], "the pid file and the lock on vt-a are gone; the other process's lock stays");
+  t.same(
+    fs.readdirSync(run).sort(),
+    ['e3.4@vt-b.lock'],
+    "the pid file and the lock on vt-a are gone; the other process's lock stays",
+  );
 });

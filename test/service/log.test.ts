@@ -17,7 +17,18 @@ function tmpdir(t: { teardown(fn: () => void): void }): string {
 t.test('formatText', async (t) => {
   const time = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
   t.equal(
-    formatText(JSON.stringify({ level: 30, time, pid: 12, hostname: 'h', msg: 'export added', export: 'e1.1', file: '/srv/a b.img', n: 3 })),
+    formatText(
+      JSON.stringify({
+        level: 30,
+        time,
+        pid: 12,
+        hostname: 'h',
+        msg: 'export added',
+        export: 'e1.1',
+        file: '/srv/a b.img',
+        n: 3,
+      }),
+    ),
     '2025-01-02T03:04:05.678Z INFO  [12] export added export=e1.1 file="/srv/a b.img" n=3',
   );
   t.equal(
@@ -31,7 +42,10 @@ t.test('syslogFrame', async (t) => {
   const now = new Date(2025, 0, 2, 3, 4, 5);
   t.equal(syslogFrame('hello', 30, 42, { tag: 'vbladed', format: 'rfc3164', now }), '<30>Jan  2 03:04:05 vbladed[42]: hello');
   t.equal(syslogFrame('bad', 50, 42, { tag: 'vbladed', format: 'rfc3164', now }), '<27>Jan  2 03:04:05 vbladed[42]: bad');
-  t.equal(syslogFrame('x', 40, 7, { tag: 'vbladed', format: 'rfc5424', now, hostname: 'host' }), `<28>1 ${now.toISOString()} host vbladed 7 - - x`);
+  t.equal(
+    syslogFrame('x', 40, 7, { tag: 'vbladed', format: 'rfc5424', now, hostname: 'host' }),
+    `<28>1 ${now.toISOString()} host vbladed 7 - - x`,
+  );
   t.equal(syslogFrame('x', 20, 7, { tag: 'vbladed', format: 'rfc3164', now }).slice(0, 4), '<31>');
   t.equal(syslogFrame('x', 60, 7, { tag: 'vbladed', format: 'rfc3164', now }).slice(0, 4), '<26>');
 });
@@ -56,10 +70,21 @@ t.test('syslog sink sends one datagram per record to /dev/log', { skip: dgramSin
   logger.error('link down');
   logger.debug('not logged');
   const got = await sink.waitFor(2);
-  t.match(got[0], new RegExp(`^<30>[A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} vbladed\\[${process.pid}\\]: \\{"level":30,.*"export":"e1.1","msg":"export added"\\}$`));
+  t.match(
+    got[0],
+    new RegExp(
+      `^<30>[A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} vbladed\\[${process.pid}\\]: \\{"level":30,.*"export":"e1.1","msg":"export added"\\}$`,
+    ),
+  );
   t.match(got[1], /^<27>.* vbladed\[[0-9]+\]: \{"level":50,.*"msg":"link down"\}$/);
 
-  const text = createSink({ destination: 'syslog', syslogPath: sink.path, format: 'text', level: 'info', syslogFormat: 'rfc5424' });
+  const text = createSink({
+    destination: 'syslog',
+    syslogPath: sink.path,
+    format: 'text',
+    level: 'info',
+    syslogFormat: 'rfc5424',
+  });
   text.writeLine(JSON.stringify({ level: 40, time: 0, pid: 77, msg: 'careful' }));
   const got2 = await sink.waitFor(3);
   t.match(got2[2], /^<28>1 \S+ \S+ vbladed 77 - - 1970-01-01T00:00:00.000Z WARN  \[77\] careful$/);

@@ -41,7 +41,10 @@ t.test('a live owner: refused with a clear message', async (t) => {
   fs.writeFileSync(file, `${pid}\nstart=${processStartTime(pid)} vbladed\n`);
   const err = t.throws(() => PidFile.acquire(file, { what: 'e1.1 on eth0' })) as AlreadyRunningError;
   t.type(err, AlreadyRunningError);
-  t.equal(err.message, `vbladed is already running for e1.1 on eth0 (pid ${pid}, ${file}); stop it first (kill ${pid}) or choose another shelf.slot or interface`);
+  t.equal(
+    err.message,
+    `vbladed is already running for e1.1 on eth0 (pid ${pid}, ${file}); stop it first (kill ${pid}) or choose another shelf.slot or interface`,
+  );
   t.equal(err.pid, pid);
   t.ok(fs.existsSync(file), 'the owner keeps its file');
 });
@@ -72,7 +75,9 @@ t.test('stale files are replaced', async (t) => {
 t.test('an empty, fresh file is someone starting right now', async (t) => {
   const file = path.join(tmp(t), 'x.pid');
   fs.writeFileSync(file, '');
-  t.throws(() => PidFile.acquire(file, { what: 'instance x' }), { message: `another vbladed is taking instance x right now (pid file ${file}); try again` });
+  t.throws(() => PidFile.acquire(file, { what: 'instance x' }), {
+    message: `another vbladed is taking instance x right now (pid file ${file}); try again`,
+  });
 });
 
 t.test('release leaves a file that is not ours', async (t) => {
@@ -91,11 +96,21 @@ t.test('export locks: all or nothing, and dropping what a reload removed', async
   locks.acquire([{ key: 'e1.1', interfaces: ['eth0', 'eth1'] }]);
   t.same(locks.names().sort(), ['e1.1@eth0', 'e1.1@eth1']);
   t.throws(
-    () => locks.acquire([{ key: 'e1.1', interfaces: ['eth0'] }, { key: 'e1.3', interfaces: ['eth0'] }, { key: 'e1.2', interfaces: ['eth1'] }]),
-    { message: `vbladed is already running for e1.2 on eth1 (pid ${other}, ${path.join(dir, 'e1.2@eth1.lock')}); stop it first (kill ${other}) or choose another shelf.slot or interface` },
+    () =>
+      locks.acquire([
+        { key: 'e1.1', interfaces: ['eth0'] },
+        { key: 'e1.3', interfaces: ['eth0'] },
+        { key: 'e1.2', interfaces: ['eth1'] },
+      ]),
+    {
+      message: `vbladed is already running for e1.2 on eth1 (pid ${other}, ${path.join(dir, 'e1.2@eth1.lock')}); stop it first (kill ${other}) or choose another shelf.slot or interface`,
+    },
   );
   t.notOk(fs.existsSync(path.join(dir, 'e1.3@eth0.lock')), 'the lock taken before the conflict is given back');
-  const toDrop = locks.acquire([{ key: 'e1.1', interfaces: ['eth0'] }, { key: 'e1.3', interfaces: ['eth0'] }]);
+  const toDrop = locks.acquire([
+    { key: 'e1.1', interfaces: ['eth0'] },
+    { key: 'e1.3', interfaces: ['eth0'] },
+  ]);
   t.same(toDrop, ['e1.1@eth1']);
   t.ok(fs.existsSync(path.join(dir, 'e1.1@eth1.lock')), 'kept until dropped');
   locks.drop(toDrop);

@@ -25,7 +25,10 @@ t.test('a relative NOTIFY_SOCKET is ignored', async (t) => {
 });
 
 t.test('WATCHDOG_PID for another process disables the watchdog', async (t) => {
-  t.equal(new SdNotify({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: '1000000', WATCHDOG_PID: '1' }, undefined, 2).watchdogUsec, undefined);
+  t.equal(
+    new SdNotify({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: '1000000', WATCHDOG_PID: '1' }, undefined, 2).watchdogUsec,
+    undefined,
+  );
   t.equal(new SdNotify({ NOTIFY_SOCKET: '/x', WATCHDOG_USEC: '1000000', WATCHDOG_PID: '2' }, undefined, 2).watchdogUsec, 1000000);
 });
 

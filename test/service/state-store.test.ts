@@ -28,7 +28,10 @@ t.test('save then load, in a new store as after a restart', async (t) => {
   await store.save('e2.3', S2);
   const again = new StateStore(path.join(dir, 'state'), pino({ level: 'silent' }));
   t.same(again.load('e1.1'), S1);
-  t.same([...again.loadAll().entries()].sort(), [['e1.1', S1], ['e2.3', S2]]);
+  t.same([...again.loadAll().entries()].sort(), [
+    ['e1.1', S1],
+    ['e2.3', S2],
+  ]);
   t.same(fs.readdirSync(path.join(dir, 'state')).sort(), ['e1.1.json', 'e2.3.json'], 'no temporary files left');
   t.equal(fs.statSync(path.join(dir, 'state')).mode & 0o777, 0o750);
 });
@@ -104,7 +107,10 @@ t.test('a corrupt file is logged, ignored and kept aside', async (t) => {
 t.test('decodeState messages', async (t) => {
   t.equal(decodeState('[]', 'e1.1'), 'not a JSON object');
   t.equal(decodeState(encodeState('e1.2', S1), 'e1.1'), 'written for "e1.2", not e1.1');
-  t.equal(decodeState(JSON.stringify({ version: 1, key: 'e1.1', config: 'x'.repeat(1025), macMask: [], reserve: [] }), 'e1.1'), 'config is not a string of at most 1024 characters');
+  t.equal(
+    decodeState(JSON.stringify({ version: 1, key: 'e1.1', config: 'x'.repeat(1025), macMask: [], reserve: [] }), 'e1.1'),
+    'config is not a string of at most 1024 characters',
+  );
 });
 
 t.test('a failed write rejects, is logged, and leaves no temporary file', async (t) => {

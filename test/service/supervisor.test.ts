@@ -15,8 +15,19 @@ const STUB = path.join(__dirname, '..', 'helpers', 'stub-worker.js');
 
 function exp(slot: number, over: Partial<ExportConfig> = {}): ExportConfig {
   return {
-    shelf: 1, slot, file: '', interfaces: ['lo'], readOnly: false, direct: false, sync: false, offsetSectors: 0,
-    macMask: [], bufferCount: 16, nullStore: true, nullSectors: 8, ...over,
+    shelf: 1,
+    slot,
+    file: '',
+    interfaces: ['lo'],
+    readOnly: false,
+    direct: false,
+    sync: false,
+    offsetSectors: 0,
+    macMask: [],
+    bufferCount: 16,
+    nullStore: true,
+    nullSectors: 8,
+    ...over,
   };
 }
 
@@ -30,7 +41,11 @@ interface Harness {
   dir: string;
 }
 
-function harness(t: { teardown(fn: () => void | Promise<void>): void }, over: Partial<SupervisorOptions> = {}, env: Record<string, string> = {}): Harness {
+function harness(
+  t: { teardown(fn: () => void | Promise<void>): void },
+  over: Partial<SupervisorOptions> = {},
+  env: Record<string, string> = {},
+): Harness {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vblade-sup-'));
   const logs: Array<Record<string, unknown>> = [];
   const workerLines: string[] = [];
@@ -112,10 +127,18 @@ t.test('a crashing worker is restarted with exponential back-off, reset after a 
   h.sup.on('ready', () => spawnTimes.push(Date.now()));
   h.sup.start();
   while (exits.length < 4) await nextEvent(h.sup, 'worker-exit');
-  t.same(exits.map((e) => e.restartInMs), [100, 200, 400, 400], 'doubling up to the maximum');
-  t.ok(exits.every((e) => e.reason === 'exited with code 3'), 'reason logged');
+  t.same(
+    exits.map((e) => e.restartInMs),
+    [100, 200, 400, 400],
+    'doubling up to the maximum',
+  );
+  t.ok(
+    exits.every((e) => e.reason === 'exited with code 3'),
+    'reason logged',
+  );
   // The gap between an exit and the next worker being ready is at least the back-off.
-  for (let i = 0; i < 3; i++) t.ok(spawnTimes[i + 1] - exits[i].at >= exits[i].restartInMs - 5, `restart ${i + 1} waited its back-off`);
+  for (let i = 0; i < 3; i++)
+    t.ok(spawnTimes[i + 1] - exits[i].at >= exits[i].restartInMs - 5, `restart ${i + 1} waited its back-off`);
   const warns = h.logs.filter((l) => l.level === 40).map((l) => l.msg as string);
   t.match(warns[0], /^worker [0-9]+ exited with code 3 after [0-9.]+ s; restarting in 0\.1 s \(restart 1\)$/);
   t.match(warns[2], /restarting in 0\.4 s \(restart 3\)$/);
@@ -164,11 +187,17 @@ t.test('requests, reload and a clean stop', async (t) => {
   h.sup.start();
   await nextEvent(h.sup, 'ready');
   const list = (await h.sup.request('list')) as Array<{ key: string; state: { config: string } }>;
-  t.same(list.map((e) => e.key), ['e1.1']);
+  t.same(
+    list.map((e) => e.key),
+    ['e1.1'],
+  );
   t.match(list[0].state.config, /^set-by-[0-9]+$/);
   const diff = await h.sup.apply({ exports: [exp(1), exp(2)], stateDir: path.join(h.dir, 'state') });
   t.same(diff, { added: ['e1.2'], removed: [], changed: [] });
-  t.same(((await h.sup.request('list')) as Array<{ key: string }>).map((e) => e.key), ['e1.1', 'e1.2']);
+  t.same(
+    ((await h.sup.request('list')) as Array<{ key: string }>).map((e) => e.key),
+    ['e1.1', 'e1.2'],
+  );
   t.same(await h.sup.request('show-reserve', 'e1.2'), { 'e1.2': ['52:54:00:00:00:0a'] });
   t.same(await h.sup.request('clear-reserve', 'e1.2'), { key: 'e1.2', cleared: 'reserve' });
   t.same(await h.sup.request('show-reserve'), { 'e1.1': ['52:54:00:00:00:0a'], 'e1.2': [] });

@@ -10,7 +10,10 @@ import t from 'tap';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const UNITS = ['vblade.service', 'vblade@.service'];
-const missing = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0 ? undefined : 'systemd-analyze is not installed (apt-get install systemd)';
+const missing =
+  spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0
+    ? undefined
+    : 'systemd-analyze is not installed (apt-get install systemd)';
 
 function unitText(name: string): string {
   return fs.readFileSync(path.join(ROOT, 'systemd', name), 'utf8');
@@ -29,7 +32,10 @@ t.test('systemd-analyze verify', { skip: missing }, async (t) => {
   fs.copyFileSync(path.join(ROOT, 'docs', 'vblade.conf.5'), path.join(man, 'man5', 'vblade.conf.5'));
   for (const p of ['vblade.8', 'vbladed.8']) fs.copyFileSync(path.join(ROOT, 'docs', p), path.join(man, 'man8', p));
   for (const u of ['vblade.service', 'vblade@disk1.service']) {
-    const r = spawnSync('systemd-analyze', ['verify', path.join(dir, u)], { encoding: 'utf8', env: { ...process.env, MANPATH: man } });
+    const r = spawnSync('systemd-analyze', ['verify', path.join(dir, u)], {
+      encoding: 'utf8',
+      env: { ...process.env, MANPATH: man },
+    });
     t.equal(r.status, 0, `${u}: ${r.stderr}${r.stdout}`);
     t.equal(r.stderr.trim(), '', `${u}: no warnings`);
   }
@@ -42,10 +48,21 @@ t.test('unit properties', async (t) => {
       t.match(text, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), `${u}: ${line}`);
     };
     for (const line of [
-      'Type=notify', 'NotifyAccess=main', 'Restart=on-failure', 'User=vblade', 'AmbientCapabilities=CAP_NET_RAW',
-      'CapabilityBoundingSet=CAP_NET_RAW', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=vblade',
-      'RuntimeDirectory=vblade', 'KillMode=mixed', 'ExecReload=/bin/kill -HUP $MAINPID', 'SyslogIdentifier=vbladed',
-    ]) has(line);
+      'Type=notify',
+      'NotifyAccess=main',
+      'Restart=on-failure',
+      'User=vblade',
+      'AmbientCapabilities=CAP_NET_RAW',
+      'CapabilityBoundingSet=CAP_NET_RAW',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'StateDirectory=vblade',
+      'RuntimeDirectory=vblade',
+      'KillMode=mixed',
+      'ExecReload=/bin/kill -HUP $MAINPID',
+      'SyslogIdentifier=vbladed',
+    ])
+      has(line);
     t.match(text, /^WatchdogSec=[0-9]+$/m);
     t.match(text, /^ReadWritePaths=/m);
     t.match(text, /^ExecStart=\/usr\/bin\/vbladed --foreground /m);

@@ -7,11 +7,23 @@ import pino from 'pino';
 import type { ExportConfig } from '../../src/config/export-config';
 import { Server, type ServerOptions } from '../../src/target/server';
 import {
-  isAoeResponse, parseAtaReply, parseConfigReply, parseHeader, replyCommand, replyTag,
-  type AtaReply, type ConfigReply, type ReplyHeader,
+  isAoeResponse,
+  parseAtaReply,
+  parseConfigReply,
+  parseHeader,
+  replyCommand,
+  replyTag,
+  type AtaReply,
+  type ConfigReply,
+  type ReplyHeader,
 } from '../../src/client/replies';
 import {
-  padFrame, writeConfigQuery, writeFlush, writeReadExt, writeWriteExt, type FrameAddress,
+  padFrame,
+  writeConfigQuery,
+  writeFlush,
+  writeReadExt,
+  writeWriteExt,
+  type FrameAddress,
 } from '../../src/client/requests';
 import { BROADCAST_MAC, parseMac } from '../../src/client/mac';
 import { Command, ConfigCommand, SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../../src/client/wire';
@@ -59,7 +71,12 @@ export async function startInProcess(
 ): Promise<Target> {
   const net = new FakeNetwork();
   const iface = net.addInterface(IFACE, ifaceInit);
-  const server = await Server.start({ exports: exportList }, pino({ level: 'silent' }), {}, { linkCheckMs: 60_000, ...options, addon: net.addon });
+  const server = await Server.start(
+    { exports: exportList },
+    pino({ level: 'silent' }),
+    {},
+    { linkCheckMs: 60_000, ...options, addon: net.addon },
+  );
   t.teardown(async () => {
     net.holdIo(false);
     await server.stop();
@@ -124,7 +141,9 @@ export class Initiator {
 
   /** Sends a Query Config read to every shelf and slot (broadcast); returns its tag. */
   queryConfigBroadcast(): number {
-    return this.put((b, tag) => writeConfigQuery(b, 0, { dst: BROADCAST_MAC, src: this.mac, shelf: SHELF_BROADCAST, slot: SLOT_BROADCAST }, tag));
+    return this.put((b, tag) =>
+      writeConfigQuery(b, 0, { dst: BROADCAST_MAC, src: this.mac, shelf: SHELF_BROADCAST, slot: SLOT_BROADCAST }, tag),
+    );
   }
 
   queryConfig(shelf = 1, slot = 2): number {
@@ -133,7 +152,9 @@ export class Initiator {
 
   /** Query Config set (ccmd 3): stores `text` as the config string while none is set. */
   setConfigString(text: string, shelf = 1, slot = 2): number {
-    return this.put((b, tag) => writeConfigQuery(b, 0, this.addr(shelf, slot), tag, ConfigCommand.Set, Buffer.from(text, 'latin1')));
+    return this.put((b, tag) =>
+      writeConfigQuery(b, 0, this.addr(shelf, slot), tag, ConfigCommand.Set, Buffer.from(text, 'latin1')),
+    );
   }
 
   read(lba: number, count: number, shelf = 1, slot = 2): number {
@@ -164,10 +185,14 @@ export class Initiator {
 
   /** Waits for the reply with this tag. */
   async reply(tag: number, ms = 2000): Promise<Reply> {
-    await until(() => {
-      this.collect();
-      return (this.pending.get(tag)?.length ?? 0) > 0;
-    }, `the reply to tag 0x${tag.toString(16)}`, ms);
+    await until(
+      () => {
+        this.collect();
+        return (this.pending.get(tag)?.length ?? 0) > 0;
+      },
+      `the reply to tag 0x${tag.toString(16)}`,
+      ms,
+    );
     const frame = this.pending.get(tag)!.shift()!;
     return { frame, header: parseHeader(frame) };
   }
@@ -180,7 +205,8 @@ export class Initiator {
 
   async configReply(tag: number, ms?: number): Promise<{ header: ReplyHeader; config: ConfigReply }> {
     const r = await this.reply(tag, ms);
-    if (replyCommand(r.frame, 0) !== Command.QueryConfig) throw new Error(`reply to 0x${tag.toString(16)} is not a Query Config reply`);
+    if (replyCommand(r.frame, 0) !== Command.QueryConfig)
+      throw new Error(`reply to 0x${tag.toString(16)} is not a Query Config reply`);
     return { header: r.header, config: parseConfigReply(r.frame) };
   }
 

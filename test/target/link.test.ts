@@ -157,7 +157,12 @@ t.test('MTU shrinks while idle: the next Query Config already tells the new size
 // after the MTU shrank) cannot be shortened; only it should be lost, not the
 // replies queued behind it in the same batch.
 t.test('a Query Config reply too big for the MTU is dropped alone, not with the replies after it', async (t) => {
-  const { initiator, iface, server } = await startInProcess(t, [exportOf('', { nullStore: true, nullSectors: 100 })], {}, { mtu: 9000 });
+  const { initiator, iface, server } = await startInProcess(
+    t,
+    [exportOf('', { nullStore: true, nullSectors: 100 })],
+    {},
+    { mtu: 9000 },
+  );
   const set = await initiator.configReply(initiator.setConfigString('x'.repeat(1000)));
   t.notOk(set.header.error, 'config string set');
   iface.mtu = 1000;

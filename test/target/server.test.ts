@@ -126,8 +126,14 @@ t.test('stop() answers what is in flight, then closes the socket and the io ring
   await stopped;
   const r = await initiator.ataReply(tag);
   t.same(Buffer.from(r.ata.data), patternSectors(4, 1), 'the read in flight was answered');
-  t.ok(net.sockets.every((s) => s.closed), 'socket closed');
-  t.ok(net.ioRings.every((r) => r.closed), 'io ring closed');
+  t.ok(
+    net.sockets.every((s) => s.closed),
+    'socket closed',
+  );
+  t.ok(
+    net.ioRings.every((r) => r.closed),
+    'io ring closed',
+  );
   t.equal(iface.sockets.length, 0, 'no socket left on the interface');
   const late = initiator.read(0, 1);
   await settle();

@@ -16,7 +16,11 @@ t.test('more requests in one batch than request slots: the excess is dropped and
     t.same(Buffer.from(r.ata.data), patternSectors(i, 1), `read ${i} served`);
   }
   await settle();
-  t.same(tags.slice(4).map((tag) => initiator.unclaimed(tag)), [0, 0, 0, 0, 0, 0], 'the six others got no reply');
+  t.same(
+    tags.slice(4).map((tag) => initiator.unclaimed(tag)),
+    [0, 0, 0, 0, 0, 0],
+    'the six others got no reply',
+  );
   const s = server.stats();
   t.equal(s.interfaces[0].counters.tx_drops, 6);
   t.equal(s.interfaces[0].counters.rx_frames, 10);
@@ -26,16 +30,26 @@ t.test('more requests in one batch than request slots: the excess is dropped and
   const again = tags.slice(4).map((_, i) => initiator.read(4 + i, 1));
   const served = [];
   for (const tag of again.slice(0, 4)) served.push(await initiator.ataReply(tag));
-  t.ok(served.every((r, i) => Buffer.from(r.ata.data).equals(patternSectors(4 + i, 1))), 'the next four are served');
+  t.ok(
+    served.every((r, i) => Buffer.from(r.ata.data).equals(patternSectors(4 + i, 1))),
+    'the next four are served',
+  );
   t.equal(server.stats().exports[0].counters.reads, 8);
 });
 
 t.test('more replies in one batch than transmit slots: the excess is dropped and counted', async (t) => {
-  const { initiator, server } = await startInProcess(t, [exportOf('', { nullStore: true, nullSectors: 100 })], { requestSlots: 16, txSlots: 4 });
+  const { initiator, server } = await startInProcess(t, [exportOf('', { nullStore: true, nullSectors: 100 })], {
+    requestSlots: 16,
+    txSlots: 4,
+  });
   const tags = Array.from({ length: 7 }, (_, i) => initiator.read(i, 1));
   for (const tag of tags.slice(0, 4)) t.notOk((await initiator.ataReply(tag)).ata.failed);
   await settle();
-  t.same(tags.slice(4).map((tag) => initiator.unclaimed(tag)), [0, 0, 0], 'three got no reply');
+  t.same(
+    tags.slice(4).map((tag) => initiator.unclaimed(tag)),
+    [0, 0, 0],
+    'three got no reply',
+  );
   t.equal(server.stats().interfaces[0].counters.tx_drops, 3);
   const next = [initiator.read(0, 1), initiator.queryConfig()];
   t.notOk((await initiator.ataReply(next[0])).ata.failed, 'a read is served afterwards');
@@ -67,7 +81,11 @@ t.test('a full receive ring drops frames, counted in rx_ring_drops; later frames
   const tags = Array.from({ length: ring + 5 }, () => initiator.queryConfig());
   for (const tag of tags.slice(0, ring)) await initiator.configReply(tag);
   await settle();
-  t.same(tags.slice(ring).map((tag) => initiator.unclaimed(tag)), [0, 0, 0, 0, 0], 'the frames past the ring got no reply');
+  t.same(
+    tags.slice(ring).map((tag) => initiator.unclaimed(tag)),
+    [0, 0, 0, 0, 0],
+    'the frames past the ring got no reply',
+  );
   t.equal(server.stats().interfaces[0].counters.rx_ring_drops, 5);
   await initiator.configReply(initiator.queryConfig());
 });

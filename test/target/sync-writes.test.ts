@@ -30,14 +30,20 @@ t.test(`sync export: ${N} writes in one batch are answered after one fdatasync c
   const firstDone = net.timeline.findIndex((e) => e.type === 'datasync-done');
   t.ok(firstDone >= 0, 'an fdatasync completed');
   const replyIdx = tags.map((tag) => sentAt(net.timeline, tag));
-  t.ok(replyIdx.every((i) => i > firstDone), 'no write was answered before an fdatasync completed');
+  t.ok(
+    replyIdx.every((i) => i > firstDone),
+    'no write was answered before an fdatasync completed',
+  );
   const c = server.stats().exports[0].counters;
   t.equal(c.writes, N);
   t.ok(c.syncs >= 1 && c.syncs < N, `${c.syncs} fdatasync calls for ${N} writes`);
   t.equal(net.timeline.filter((e) => e.type === 'datasync-start').length, c.syncs, 'the counter counts the fdatasync calls made');
   t.equal(net.sockets[0].heldSlots, 0, 'every receive slot a write read from was given back');
   const disk = readFileSync(file);
-  t.ok(data.every((d, i) => disk.subarray(i * 3 * 512, (i * 3 + 1) * 512).equals(d)), 'every write is in the file');
+  t.ok(
+    data.every((d, i) => disk.subarray(i * 3 * 512, (i * 3 + 1) * 512).equals(d)),
+    'every write is in the file',
+  );
 });
 
 t.test('sync export: a write waits while its fdatasync has not completed', async (t) => {

@@ -25,7 +25,11 @@ t.test('plan: ranges, ops, after/every/times, errno names and short transfers', 
   t.equal(p.decide('write', 103 * 512, 512), -28, 'last sector of the range');
   t.equal(p.decide('write', 104 * 512, 4096), undefined, 'write after the range passes');
   const reads = Array.from({ length: 12 }, () => p.decide('read', 0, 512));
-  t.same(reads, [undefined, undefined, -5, undefined, undefined, -5, undefined, undefined, undefined, undefined, undefined, undefined], 'read 3 and 6 fail, then times runs out');
+  t.same(
+    reads,
+    [undefined, undefined, -5, undefined, undefined, -5, undefined, undefined, undefined, undefined, undefined, undefined],
+    'read 3 and 6 fail, then times runs out',
+  );
   t.equal(p.decide('sync', 0, 0), -5, 'first sync fails');
   t.equal(p.decide('sync', 0, 0), undefined, 'second passes');
   t.equal(p.decide('write', 300 * 512, 1024), 512, 'short: half the length');
@@ -123,7 +127,11 @@ t.test('wrapper: rewrites planned completions, journals writes and syncs in orde
   t.equal(accepted, 4);
   const out = new Int32Array(16);
   t.equal(ring.reap(out, 8), 4);
-  t.same(Array.from(out.subarray(0, 8)), [1, 512, 2, -5, 0x40000005, 0, 4, 1024], 'the write at sector 8 reports EIO; the rest are untouched');
+  t.same(
+    Array.from(out.subarray(0, 8)),
+    [1, 512, 2, -5, 0x40000005, 0, 4, 1024],
+    'the write at sector 8 reports EIO; the rest are untouched',
+  );
   t.equal(ring.injected, 1);
   ring.close();
   t.ok(fake.closed);
@@ -143,7 +151,17 @@ t.test('wrapper: ops the ring did not accept are neither rewritten nor journalle
   fake.accept = 1;
   const plan = FaultPlan.parse('{"rules":[{"error":"EIO"}]}');
   const ring = new FaultIoRing(fake, { current: () => plan }, undefined);
-  t.equal(ring.submit(ops([[0, 1, 0, 0, 512, 0], [0, 1, 0, 0, 512, 512]]), Uint32Array.from([7, 8]), 2), 1);
+  t.equal(
+    ring.submit(
+      ops([
+        [0, 1, 0, 0, 512, 0],
+        [0, 1, 0, 0, 512, 512],
+      ]),
+      Uint32Array.from([7, 8]),
+      2,
+    ),
+    1,
+  );
   t.same(plan.matched, [1], 'only the accepted op was shown to the plan');
   const out = new Int32Array(4);
   t.equal(ring.reap(out, 2), 1);
@@ -157,7 +175,11 @@ t.test('withTestFaults: the real ring unless the environment asks; plan files ar
   const dir = mkdtempSync(join(tmpdir(), 'aoet-faultio-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const planFile = join(dir, 'plan.json');
-  t.throws(() => withTestFaults(fake, { AOET_TEST_FAULT_PLAN: '{"rules":[{"error":"EBAD"}]}' }), /error must be/, 'a bad inline plan refuses to start');
+  t.throws(
+    () => withTestFaults(fake, { AOET_TEST_FAULT_PLAN: '{"rules":[{"error":"EBAD"}]}' }),
+    /error must be/,
+    'a bad inline plan refuses to start',
+  );
   const origWrite = process.stderr.write.bind(process.stderr);
   const said: string[] = [];
   process.stderr.write = ((s: string) => {

@@ -109,7 +109,9 @@ async function extractVmlinux(bzImage: string, out: string): Promise<boolean> {
         fs.writeFileSync(tmp, b);
         try {
           // trailing bytes after the stream make xz complain; what it decoded is still written
-          await runOk('sh', ['-c', 'xz -dc -- "$1" > "$2" 2>/dev/null; exit 0', 'sh', tmp, `${out}.raw`], { timeoutMs: 10 * 60 * 1000 });
+          await runOk('sh', ['-c', 'xz -dc -- "$1" > "$2" 2>/dev/null; exit 0', 'sh', tmp, `${out}.raw`], {
+            timeoutMs: 10 * 60 * 1000,
+          });
           return fs.readFileSync(`${out}.raw`);
         } finally {
           fs.rmSync(tmp, { force: true });
@@ -117,7 +119,10 @@ async function extractVmlinux(bzImage: string, out: string): Promise<boolean> {
         }
       },
     },
-    { magic: Buffer.from([0x1f, 0x8b, 0x08]), inflate: async (b) => zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH }) },
+    {
+      magic: Buffer.from([0x1f, 0x8b, 0x08]),
+      inflate: async (b) => zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH }),
+    },
   ];
   for (const f of formats) {
     const at = image.indexOf(f.magic);
@@ -163,7 +168,24 @@ async function sharedLibraries(program: string): Promise<string[]> {
 /** The guest's initramfs as an uncompressed cpio archive. */
 async function initramfsArchive(modules: string[]): Promise<Buffer> {
   const cpio = new CpioWriter();
-  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'tmp', 'run', 'mnt', 'newroot', 'etc', 'lib64', 'lib/x86_64-linux-gnu', 'modules', 'aoetest']) {
+  for (const d of [
+    'bin',
+    'sbin',
+    'usr/bin',
+    'usr/sbin',
+    'dev',
+    'proc',
+    'sys',
+    'tmp',
+    'run',
+    'mnt',
+    'newroot',
+    'etc',
+    'lib64',
+    'lib/x86_64-linux-gnu',
+    'modules',
+    'aoetest',
+  ]) {
     cpio.dir(d);
   }
   cpio.charDevice('dev/console', 5, 1);
@@ -209,7 +231,15 @@ export async function buildGuest(): Promise<GuestImage> {
   const kernel = fs.existsSync(vmlinux) && !process.env.AOE_INTEROP_BZIMAGE ? vmlinux : bzImage;
   const modules = await moduleLoadOrder(root, version);
   for (const want of GUEST_MODULES) {
-    if (!modules.some((m) => path.basename(m).replace(/\.ko(\.\w+)?$/, '').replace(/-/g, '_') === want)) {
+    if (
+      !modules.some(
+        (m) =>
+          path
+            .basename(m)
+            .replace(/\.ko(\.\w+)?$/, '')
+            .replace(/-/g, '_') === want,
+      )
+    ) {
       throw new Error(`module ${want} not found in linux-image-${version}`);
     }
   }
@@ -219,7 +249,12 @@ export async function buildGuest(): Promise<GuestImage> {
   const scripts = guestScriptDir();
   const inputs = ['/bin/busybox', '/etc/mke2fs.conf', ...modules, ...HOST_PROGRAMS.map((p) => p.from)];
   for (const prog of HOST_PROGRAMS) inputs.push(...(await sharedLibraries(prog.from)));
-  inputs.push(...fs.readdirSync(scripts).sort().map((f) => path.join(scripts, f)));
+  inputs.push(
+    ...fs
+      .readdirSync(scripts)
+      .sort()
+      .map((f) => path.join(scripts, f)),
+  );
   for (const f of inputs) {
     const st = fs.existsSync(f) ? fs.statSync(f) : null;
     hash.update(`${f}\0${st?.size ?? -1}\0${st?.mtimeMs ?? -1}\n`);
@@ -236,7 +271,8 @@ export async function buildGuest(): Promise<GuestImage> {
     // drop this kernel's older initramfs builds (an hour old: a parallel run may still boot one)
     for (const f of fs.readdirSync(cacheRoot())) {
       const full = path.join(cacheRoot(), f);
-      if (f.startsWith(`initramfs-${version}-`) && full !== initrd && Date.now() - fs.statSync(full).mtimeMs > 3600 * 1000) fs.rmSync(full, { force: true });
+      if (f.startsWith(`initramfs-${version}-`) && full !== initrd && Date.now() - fs.statSync(full).mtimeMs > 3600 * 1000)
+        fs.rmSync(full, { force: true });
     }
   }
   return { kernelVersion: version, kernel, initrd, modules: modules.map((m) => path.basename(m)), built };

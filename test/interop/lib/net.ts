@@ -68,7 +68,24 @@ export class Topology {
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i];
       // created inside the target namespace; the peer end is placed straight into the guest namespace
-      await t.ip(['link', 'add', TARGET_IF, 'address', targetMac(i), 'mtu', mtu, 'type', 'veth', 'peer', 'name', `port${i}`, 'mtu', mtu, 'netns', g.name]);
+      await t.ip([
+        'link',
+        'add',
+        TARGET_IF,
+        'address',
+        targetMac(i),
+        'mtu',
+        mtu,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `port${i}`,
+        'mtu',
+        mtu,
+        'netns',
+        g.name,
+      ]);
       await g.ip(['link', 'set', `port${i}`, 'master', 'br0', 'up']);
       await t.ip(['link', 'set', TARGET_IF, 'up']);
     }
@@ -90,7 +107,8 @@ export class Topology {
   /** Link statistics of the target interfaces and the tap, for the log. */
   async stats(): Promise<string> {
     const out: string[] = [];
-    for (const ns of this.targetNs) out.push(`${ns}: ${(await run('ip', ['-n', ns, '-s', 'link', 'show', TARGET_IF])).stdout.trim()}`);
+    for (const ns of this.targetNs)
+      out.push(`${ns}: ${(await run('ip', ['-n', ns, '-s', 'link', 'show', TARGET_IF])).stdout.trim()}`);
     out.push(`${this.guestNs}: ${(await run('ip', ['-n', this.guestNs, '-s', 'link', 'show', TAP_IF])).stdout.trim()}`);
     return out.join('\n');
   }

@@ -47,7 +47,9 @@ export function chooseAccel(): Accel {
     const flags = fs.readFileSync('/proc/cpuinfo', 'utf8');
     kvm = /^flags\s*:.*\b(vmx|svm)\b/m.test(flags) && fs.existsSync('/dev/kvm');
   }
-  return kvm ? { name: 'kvm', args: ['-accel', 'kvm', '-cpu', 'host'] } : { name: 'tcg', args: ['-accel', 'tcg,thread=multi', '-cpu', 'max'] };
+  return kvm
+    ? { name: 'kvm', args: ['-accel', 'kvm', '-cpu', 'host'] }
+    : { name: 'tcg', args: ['-accel', 'tcg,thread=multi', '-cpu', 'max'] };
 }
 
 export interface QemuOptions {
@@ -90,20 +92,33 @@ export class Qemu {
   constructor(opts: QemuOptions) {
     this.accel = chooseAccel();
     const args = [
-      '-name', opts.name,
-      '-no-user-config', '-nodefaults',
+      '-name',
+      opts.name,
+      '-no-user-config',
+      '-nodefaults',
       // graphics=off: SeaBIOS and iPXE copy their screen text to the serial port (useful in failure logs)
-      '-machine', 'pc,graphics=off',
+      '-machine',
+      'pc,graphics=off',
       ...this.accel.args,
-      '-smp', '1', // one vCPU: the Linux aoe driver hung with two (see docs/interop.md)
-      '-m', String(opts.memMiB ?? 384),
-      '-display', 'none', '-vga', 'none',
-      '-chardev', 'stdio,id=con0,signal=off',
-      '-serial', 'chardev:con0',
-      '-monitor', 'none',
-      '-netdev', `tap,id=n0,ifname=${TAP_IF},script=no,downscript=no`,
+      '-smp',
+      '1', // one vCPU: the Linux aoe driver hung with two (see docs/interop.md)
+      '-m',
+      String(opts.memMiB ?? 384),
+      '-display',
+      'none',
+      '-vga',
+      'none',
+      '-chardev',
+      'stdio,id=con0,signal=off',
+      '-serial',
+      'chardev:con0',
+      '-monitor',
+      'none',
+      '-netdev',
+      `tap,id=n0,ifname=${TAP_IF},script=no,downscript=no`,
       // the NIC ROM is only loaded when the guest boots from the network
-      '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC}${opts.netBoot ? '' : ',romfile='}`,
+      '-device',
+      `virtio-net-pci,netdev=n0,mac=${GUEST_MAC}${opts.netBoot ? '' : ',romfile='}`,
     ];
     if (!opts.allowReboot) args.push('-no-reboot');
     if (opts.debugExit) args.push('-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04');

@@ -42,7 +42,9 @@ export function prepare(t: TapTest): Promise<Harness> {
       if (stale.length) t.comment(`removed namespaces left by a dead run: ${stale.join(' ')}`);
       const guest = await buildGuest();
       const accel = chooseAccel().name;
-      t.comment(`guest: linux ${guest.kernelVersion}, initrd ${path.basename(guest.initrd)}${guest.built ? ' (built now)' : ' (cached)'}, ${((Date.now() - t0) / 1000).toFixed(1)} s; accelerator: ${accel}${accel === 'tcg' ? ' (TCG: no vmx/svm in /proc/cpuinfo)' : ''}`);
+      t.comment(
+        `guest: linux ${guest.kernelVersion}, initrd ${path.basename(guest.initrd)}${guest.built ? ' (built now)' : ' (cached)'}, ${((Date.now() - t0) / 1000).toFixed(1)} s; accelerator: ${accel}${accel === 'tcg' ? ' (TCG: no vmx/svm in /proc/cpuinfo)' : ''}`,
+      );
       return { guest, accel };
     })();
   }
@@ -148,7 +150,7 @@ export class ScenarioContext {
     const fd = fs.openSync(file, 'r+');
     const hash = crypto.createHash('md5');
     try {
-      for (let done = 0; done < len; ) {
+      for (let done = 0; done < len;) {
         const chunk = crypto.randomBytes(Math.min(MIB, len - done));
         fs.writeSync(fd, chunk, 0, chunk.length, offset + done);
         hash.update(chunk);
@@ -166,7 +168,7 @@ export class ScenarioContext {
     const hash = crypto.createHash('md5');
     const buf = Buffer.alloc(MIB);
     try {
-      for (let done = 0; done < len; ) {
+      for (let done = 0; done < len;) {
         const n = fs.readSync(fd, buf, 0, Math.min(MIB, len - done), offset + done);
         if (n <= 0) break;
         hash.update(buf.subarray(0, n));
@@ -206,7 +208,13 @@ export class ScenarioContext {
  * target is not ready, otherwise runs `fn` with a ScenarioContext and always
  * cleans up.
  */
-export function scenarioTest(t: TapTest, target: TargetUnderTest, scenario: ScenarioName, fn: (t: TapTest, ctx: ScenarioContext) => Promise<void>, opts: { skip?: string | false } = {}): void {
+export function scenarioTest(
+  t: TapTest,
+  target: TargetUnderTest,
+  scenario: ScenarioName,
+  fn: (t: TapTest, ctx: ScenarioContext) => Promise<void>,
+  opts: { skip?: string | false } = {},
+): void {
   const name = `${scenario} / ${target.name}`;
   const off = interopDisabled();
   if (off) {
@@ -229,7 +237,14 @@ export function scenarioTest(t: TapTest, target: TargetUnderTest, scenario: Scen
     } finally {
       await ctx.cleanup();
       tt.comment(`timing: ${scenario} against ${target.name}: ${ctx.elapsed()} (${harness.accel})`);
-      writeSummary({ scenario, target: target.name, accel: harness.accel, seconds: (Date.now() - ctx.started) / 1000, passing: tt.passing(), ...ctx.notes });
+      writeSummary({
+        scenario,
+        target: target.name,
+        accel: harness.accel,
+        seconds: (Date.now() - ctx.started) / 1000,
+        passing: tt.passing(),
+        ...ctx.notes,
+      });
     }
   });
 }
@@ -249,7 +264,12 @@ function writeSummary(record: object): void {
 }
 
 /** Checks the guest's closing lines: no watchdog, `done status=ok`, QEMU ended by itself. */
-export function checkGuestEnd(t: TapTest, ctx: ScenarioContext, q: Qemu, exit: { timedOut: boolean; code: number | null; ms: number }): void {
+export function checkGuestEnd(
+  t: TapTest,
+  ctx: ScenarioContext,
+  q: Qemu,
+  exit: { timedOut: boolean; code: number | null; ms: number },
+): void {
   const wd = q.lines('watchdog');
   for (const w of wd) t.fail(`guest watchdog fired: ${w.raw}`, ctx.extra);
   for (const f of q.lines('fail')) t.fail(`guest step failed: ${f.raw}`, ctx.extra);

@@ -38,7 +38,16 @@ export interface SocketChecks {
 
 export class CheckedSocket implements FrameSocket {
   readonly checks: SocketChecks = {
-    replies: 0, passed: 0, foreign: 0, unknownTag: 0, duplicates: 0, lbaMismatch: 0, lengthMismatch: 0, badReply: 0, aoeErrors: {}, first: [],
+    replies: 0,
+    passed: 0,
+    foreign: 0,
+    unknownTag: 0,
+    duplicates: 0,
+    lbaMismatch: 0,
+    lengthMismatch: 0,
+    badReply: 0,
+    aoeErrors: {},
+    first: [],
   };
   private readonly sent: Uint8Array;
   private readonly replied: Uint8Array;
@@ -113,7 +122,13 @@ export class CheckedSocket implements FrameSocket {
 
   private accept(ring: Uint8Array, off: number, len: number): boolean {
     const c = this.checks;
-    const bcast = ring[off] === 0xff && ring[off + 1] === 0xff && ring[off + 2] === 0xff && ring[off + 3] === 0xff && ring[off + 4] === 0xff && ring[off + 5] === 0xff;
+    const bcast =
+      ring[off] === 0xff &&
+      ring[off + 1] === 0xff &&
+      ring[off + 2] === 0xff &&
+      ring[off + 3] === 0xff &&
+      ring[off + 4] === 0xff &&
+      ring[off + 5] === 0xff;
     let ours = true;
     for (let i = 0; i < 6; i++) if (ring[off + i] !== this.mac[i]) ours = false;
     if (!ours && !bcast) {

@@ -106,7 +106,12 @@ interface JournalWrite {
  * Reads a journal: the writes submitted, and for each sector the version of
  * its last durable write (if any) and whether any write to it was not durable.
  */
-export function analyseJournal(text: string): { writes: JournalWrite[]; durable: Map<number, number>; volatile: Set<number>; syncs: number } {
+export function analyseJournal(text: string): {
+  writes: JournalWrite[];
+  durable: Map<number, number>;
+  volatile: Set<number>;
+  syncs: number;
+} {
   const lines = text.split('\n');
   const writes: JournalWrite[] = [];
   const open = new Map<string, JournalWrite[]>();
@@ -116,7 +121,12 @@ export function analyseJournal(text: string): { writes: JournalWrite[]; durable:
   for (let i = 0; i < lines.length; i++) {
     const f = lines[i].split(' ');
     if (f[0] === 'w') {
-      const w: JournalWrite = { sector: Number(f[2]) / 512, count: Number(f[3]) / 512, version: headVersion(f[4] ?? ''), completed: -1 };
+      const w: JournalWrite = {
+        sector: Number(f[2]) / 512,
+        count: Number(f[3]) / 512,
+        version: headVersion(f[4] ?? ''),
+        completed: -1,
+      };
       writes.push(w);
       const key = `${f[2]} ${f[3]}`;
       if (!open.has(key)) open.set(key, []);
@@ -198,7 +208,7 @@ const SLOT = 9;
 export async function crashRounds(t: TestLike, o: CrashOptions): Promise<CrashReport> {
   const B = o.blocks ?? 512;
   const window = o.window ?? 16;
-  const flushEvery = o.sync ? 0 : o.flushEveryMs ?? 100;
+  const flushEvery = o.sync ? 0 : (o.flushEveryMs ?? 100);
   const [kMin, kMax] = o.killAfterMs ?? [150, 900];
   const log = o.log ?? (() => undefined);
   const rng = new Rng(o.seed ?? 0xc4a5);
@@ -214,7 +224,10 @@ export async function crashRounds(t: TestLike, o: CrashOptions): Promise<CrashRe
   const sent = new Uint32Array(B);
   const report: CrashReport = { rounds: [], kills: 0, ackedWrites: 0, verifiedWrites: 0, problems: [] };
 
-  const startDaemon = async (journal: string, label: string): Promise<{ d: RunningTarget; client: AoeClient; target: DiscoveredTarget }> => {
+  const startDaemon = async (
+    journal: string,
+    label: string,
+  ): Promise<{ d: RunningTarget; client: AoeClient; target: DiscoveredTarget }> => {
     const d = await startTarget(t, net.target, args, { env: { AOET_TEST_IO_JOURNAL: journal }, label });
     const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 6 });
     const target = await client.find(SHELF, SLOT, 10000);
@@ -226,7 +239,17 @@ export async function crashRounds(t: TestLike, o: CrashOptions): Promise<CrashRe
     const journal = join(dir, `journal-${round}`);
     const { d, client, target } = cur;
     const r: CrashRound = {
-      round, acked: 0, sent: 0, flushes: 0, restored: 0, syncs: 0, lostOnKill: 0, lostOnPowerLoss: 0, lostFlushed: 0, corrupt: 0, problems: [],
+      round,
+      acked: 0,
+      sent: 0,
+      flushes: 0,
+      restored: 0,
+      syncs: 0,
+      lostOnKill: 0,
+      lostOnPowerLoss: 0,
+      lostFlushed: 0,
+      corrupt: 0,
+      problems: [],
     };
     const acked = new Uint32Array(B);
     const ackedBeforeFlush = new Uint32Array(B);
@@ -326,26 +349,37 @@ export async function crashRounds(t: TestLike, o: CrashOptions): Promise<CrashRe
         const v = recordVersion(all, lba * 512, lba);
         if (v < 0 || v > sent[b]) {
           r.corrupt++;
-          if (r.problems.length < 5) r.problems.push(`round ${round}: sector ${lba} is ${v < 0 ? 'damaged' : `version ${v}, newer than any sent (${sent[b]})`}`);
+          if (r.problems.length < 5)
+            r.problems.push(
+              `round ${round}: sector ${lba} is ${v < 0 ? 'damaged' : `version ${v}, newer than any sent (${sent[b]})`}`,
+            );
           known[lba] = 0;
           continue;
         }
         if (v < known[lba] || (roundStart[b] === sent[b] && v !== known[lba])) {
           r.corrupt++;
-          if (r.problems.length < 5) r.problems.push(`round ${round}: sector ${lba} went from version ${known[lba]} to ${v}${roundStart[b] === sent[b] ? ' without being written' : ''}`);
+          if (r.problems.length < 5)
+            r.problems.push(
+              `round ${round}: sector ${lba} went from version ${known[lba]} to ${v}${roundStart[b] === sent[b] ? ' without being written' : ''}`,
+            );
         }
         if (acked[b] > 0 && v < acked[b]) lostHere = true;
         if (ackedBeforeFlush[b] > 0 && v < ackedBeforeFlush[b]) {
           r.lostFlushed++;
-          if (r.problems.length < 5) r.problems.push(`round ${round}: sector ${lba} lost version ${ackedBeforeFlush[b]}, acknowledged before an answered FLUSH CACHE (has ${v})`);
+          if (r.problems.length < 5)
+            r.problems.push(
+              `round ${round}: sector ${lba} lost version ${ackedBeforeFlush[b]}, acknowledged before an answered FLUSH CACHE (has ${v})`,
+            );
         }
         known[lba] = v;
       }
       if (lostHere) r.lostOnPowerLoss++;
       if (acked[b] > 0) report.verifiedWrites++;
     }
-    if (r.lostOnKill > 0) r.problems.push(`round ${round}: ${r.lostOnKill} acknowledged sector(s) missing from the file right after the kill`);
-    if (o.sync && r.lostOnPowerLoss > 0) r.problems.push(`round ${round}: -s: ${r.lostOnPowerLoss} acknowledged write(s) lost to the simulated power loss`);
+    if (r.lostOnKill > 0)
+      r.problems.push(`round ${round}: ${r.lostOnKill} acknowledged sector(s) missing from the file right after the kill`);
+    if (o.sync && r.lostOnPowerLoss > 0)
+      r.problems.push(`round ${round}: -s: ${r.lostOnPowerLoss} acknowledged write(s) lost to the simulated power loss`);
     if (r.corrupt > 0 && r.problems.length === 0) r.problems.push(`round ${round}: ${r.corrupt} damaged sector(s)`);
     report.problems.push(...r.problems);
     report.rounds.push(r);

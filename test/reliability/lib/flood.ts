@@ -66,7 +66,12 @@ export function hostileFrames(
 }
 
 /** Sends the templates over and over for `durationMs`; resolves with what came back. */
-export async function flood(client: AoeClient, templates: Uint8Array[], durationMs: number, target: FuzzTarget): Promise<FloodStats> {
+export async function flood(
+  client: AoeClient,
+  templates: Uint8Array[],
+  durationMs: number,
+  target: FuzzTarget,
+): Promise<FloodStats> {
   const st: FloodStats = { sent: 0, replies: 0, aoeErrors: {}, ataErrors: 0, clean: 0, cleanByCommand: {}, violations: 0 };
   const stride = Math.ceil(Math.max(...templates.map((f) => f.length)) / 64) * 64;
   const arena = new Uint8Array(stride * templates.length);

@@ -361,7 +361,14 @@ export class FrameGen {
   private mutant(buf: Uint8Array, off: number): number {
     const r = this.rng;
     const base = r.int(4);
-    let len = base === 0 ? this.ata(buf, off) : base === 1 ? this.config(buf, off) : base === 2 ? this.mask(buf, off) : this.reserve(buf, off);
+    let len =
+      base === 0
+        ? this.ata(buf, off)
+        : base === 1
+          ? this.config(buf, off)
+          : base === 2
+            ? this.mask(buf, off)
+            : this.reserve(buf, off);
     const flips = 1 + r.int(8);
     for (let i = 0; i < flips; i++) {
       const at = r.chance(0.7) ? 14 + r.int(Math.min(30, Math.max(1, len - 14))) : r.int(Math.max(1, len));
@@ -403,7 +410,10 @@ export class FrameGen {
     buf[off + 31] = buf[off + 31] & 0xf0;
     buf[off + 32] = 0;
     buf[off + 33] = 0;
-    if (hits(buf[off + 28] | (buf[off + 29] << 8) | (buf[off + 30] << 16) | ((buf[off + 31] & 0x0f) << 24)) || hits(readLe48(buf, off + 28))) {
+    if (
+      hits(buf[off + 28] | (buf[off + 29] << 8) | (buf[off + 30] << 16) | ((buf[off + 31] & 0x0f) << 24)) ||
+      hits(readLe48(buf, off + 28))
+    ) {
       // The 48-bit reading with a device nibble in lba3 is far above the range; this cannot happen.
       throw new Error('fuzz guard failed to move a WRITE out of the protected range');
     }
@@ -467,8 +477,10 @@ export function replyViolations(b: Uint8Array, target: FuzzTarget): string[] {
   if ((b[14] & 0x03) !== 0) p.push('MBZ flags set');
   const e = (b[14] & 0x04) !== 0;
   if (e !== (b[15] !== 0)) p.push(`E ${e ? 'set' : 'clear'} with error ${b[15]}`);
-  if (((b[16] << 8) | b[17]) !== target.shelf || b[18] !== target.slot) p.push(`address ${(b[16] << 8) | b[17]}.${b[18]} is not ours`);
-  if (b[19] === 0 && b.length >= 36 && !(e && (b[15] === 1 || b[15] === 5)) && (b[34] !== 0 || b[35] !== 0)) p.push('ATA reserved bytes not zero');
+  if (((b[16] << 8) | b[17]) !== target.shelf || b[18] !== target.slot)
+    p.push(`address ${(b[16] << 8) | b[17]}.${b[18]} is not ours`);
+  if (b[19] === 0 && b.length >= 36 && !(e && (b[15] === 1 || b[15] === 5)) && (b[34] !== 0 || b[35] !== 0))
+    p.push('ATA reserved bytes not zero');
   const n = replyContentLength(b);
   if (n > b.length) p.push(`content of ${n} bytes in a ${b.length}-byte reply`);
   else if (b.length !== Math.max(60, n)) p.push(`length ${b.length} for content ${n}`);
@@ -581,8 +593,23 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzStats> {
   const gen = new FrameGen(o.seed, o.target, o.client.mac, o.protect, !o.bridged);
   const stride = Math.max(1152, Math.ceil((o.target.mtu + 14) / 64) * 64);
   const stats: FuzzStats = {
-    seed: o.seed, sent: 0, refused: 0, generated: 0, kinds: {}, batches: 0, probes: 0, crashes: 0, hangs: 0,
-    replies: 0, violations: 0, firstViolations: [], movedWrites: 0, elapsedMs: 0, framesPerSecond: 0, recent: [], stoppedEarly: false,
+    seed: o.seed,
+    sent: 0,
+    refused: 0,
+    generated: 0,
+    kinds: {},
+    batches: 0,
+    probes: 0,
+    crashes: 0,
+    hangs: 0,
+    replies: 0,
+    violations: 0,
+    firstViolations: [],
+    movedWrites: 0,
+    elapsedMs: 0,
+    framesPerSecond: 0,
+    recent: [],
+    stoppedEarly: false,
   };
   let probeTag = -1;
   let probeAnswered: (() => void) | null = null;
@@ -592,7 +619,8 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzStats> {
     const v = replyViolations(f.bytes, o.target);
     if (v.length > 0) {
       stats.violations++;
-      if (stats.firstViolations.length < 10) stats.firstViolations.push({ problems: v, hex: Buffer.from(f.bytes).toString('hex') });
+      if (stats.firstViolations.length < 10)
+        stats.firstViolations.push({ problems: v, hex: Buffer.from(f.bytes).toString('hex') });
     }
     if (f.header.tag === probeTag && f.header.command === 1 && !f.header.error && probeAnswered) probeAnswered();
   });
@@ -653,7 +681,8 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzStats> {
       stats.generated += want;
       if (keep > 0) {
         const frames: string[] = [];
-        for (let i = 0; i < n; i++) frames.push(Buffer.from(arena.subarray(desc[i * 2], desc[i * 2] + desc[i * 2 + 1])).toString('hex'));
+        for (let i = 0; i < n; i++)
+          frames.push(Buffer.from(arena.subarray(desc[i * 2], desc[i * 2] + desc[i * 2 + 1])).toString('hex'));
         stats.recent.push(frames);
         if (stats.recent.length > keep) stats.recent.shift();
       }
@@ -687,7 +716,9 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzStats> {
       if (nextProgress > 0 && stats.generated >= nextProgress) {
         nextProgress += o.progressEvery!;
         const s = (performance.now() - started) / 1000;
-        log(`${stats.generated} frames, ${(stats.sent / s).toFixed(0)} frames/s, ${stats.replies} replies, ${stats.violations} bad replies, ${stats.probes} probes`);
+        log(
+          `${stats.generated} frames, ${(stats.sent / s).toFixed(0)} frames/s, ${stats.replies} replies, ${stats.violations} bad replies, ${stats.probes} probes`,
+        );
       }
     }
   } finally {

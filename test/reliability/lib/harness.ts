@@ -62,9 +62,19 @@ export function scriptOptions<T extends Record<string, number | string | boolean
   const out: Record<string, number | string | boolean> = { ...defaults };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"; options are ${Object.keys(defaults).map((k) => `--${k}`).join(' ')}`);
+    if (!a.startsWith('--'))
+      throw new Error(
+        `unexpected argument "${a}"; options are ${Object.keys(defaults)
+          .map((k) => `--${k}`)
+          .join(' ')}`,
+      );
     const [name, inline] = a.slice(2).split(/=(.*)/s, 2);
-    if (!(name in defaults)) throw new Error(`unknown option --${name}; options are ${Object.keys(defaults).map((k) => `--${k}`).join(' ')}`);
+    if (!(name in defaults))
+      throw new Error(
+        `unknown option --${name}; options are ${Object.keys(defaults)
+          .map((k) => `--${k}`)
+          .join(' ')}`,
+      );
     const d = defaults[name];
     if (typeof d === 'boolean' && inline === undefined) {
       out[name] = true;
@@ -84,19 +94,18 @@ export function runScript(body: (t: ScriptRun) => Promise<void>): void {
   const done = (code: number): void => {
     process.exitCode = code;
   };
-  body(t)
-    .then(
-      async () => {
-        await t.close();
-        done(t.failures.length > 0 ? 1 : 0);
-        if (t.failures.length > 0) console.log(`${t.failures.length} failure(s)`);
-      },
-      async (e: unknown) => {
-        console.log(`ERROR: ${(e as Error).stack ?? e}`);
-        await t.close();
-        done(1);
-      },
-    );
+  body(t).then(
+    async () => {
+      await t.close();
+      done(t.failures.length > 0 ? 1 : 0);
+      if (t.failures.length > 0) console.log(`${t.failures.length} failure(s)`);
+    },
+    async (e: unknown) => {
+      console.log(`ERROR: ${(e as Error).stack ?? e}`);
+      await t.close();
+      done(1);
+    },
+  );
 }
 
 // ------------------------------------------------------------------ random

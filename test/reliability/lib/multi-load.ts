@@ -46,7 +46,13 @@ export async function createRig(t: TestLike, o: RigOptions): Promise<Rig> {
   const total = range * o.initiators;
   const file = await sparseFile(t, total * 512, { dir: tempDir(t, 'load') });
   writeClientPattern(file, 0, total);
-  const daemon = await startTarget(t, hub.target.ns, [...(o.options ?? []), String(shelf), String(slot), hub.target.ifname, file]);
+  const daemon = await startTarget(t, hub.target.ns, [
+    ...(o.options ?? []),
+    String(shelf),
+    String(slot),
+    hub.target.ifname,
+    file,
+  ]);
   const clients: AoeClient[] = [];
   const targets: DiscoveredTarget[] = [];
   for (let i = 0; i < o.initiators; i++) {
@@ -87,7 +93,13 @@ export async function multiLoad(rig: Rig, o: MultiLoadOptions): Promise<Initiato
   const runs = who.map(async (i) => {
     const c = rig.clients[i];
     const target = rig.targets[i] ?? { shelf: rig.shelf, slot: rig.slot, mac: known.mac, sectorCount: known.sectorCount };
-    const sock = new CheckedSocket(c.socket, c.mac, o.window, { mac: known.mac, shelf: rig.shelf, slot: rig.slot, sectors: rig.range * rig.clients.length, mtu: c.mtu });
+    const sock = new CheckedSocket(c.socket, c.mac, o.window, {
+      mac: known.mac,
+      shelf: rig.shelf,
+      slot: rig.slot,
+      sectors: rig.range * rig.clients.length,
+      mtu: c.mtu,
+    });
     c.pause();
     try {
       const result = await runLoad({

@@ -68,18 +68,45 @@ export async function soak(t: TestLike, o: SoakOptions): Promise<SoakReport> {
   const rig = await createRig(t, { initiators: 4, range: 4096 });
   // Restart with a state directory (config string sets are persisted to files).
   await rig.daemon.proc.stop();
-  rig.daemon = await startTarget(t, rig.hub.target.ns, ['--state-dir', stateDir, String(rig.shelf), String(rig.slot), rig.hub.target.ifname, rig.file]);
+  rig.daemon = await startTarget(t, rig.hub.target.ns, [
+    '--state-dir',
+    stateDir,
+    String(rig.shelf),
+    String(rig.slot),
+    rig.hub.target.ifname,
+    rig.file,
+  ]);
   const pid = rig.daemon.pid;
   const target: DiscoveredTarget = await rig.clients[3].find(rig.shelf, rig.slot, 10000);
   const report: SoakReport = {
-    samples: [], baselineRssKb: 0, finalRssKb: 0, rssGrowthPercent: 0, maxRssKb: 0, baselineFds: 0, finalFds: 0, maxFds: 0,
-    loads: [], controlOps: 0, controlErrors: 0, flaps: 0, mtuCycles: 0, daemonAlive: true, problems: [],
+    samples: [],
+    baselineRssKb: 0,
+    finalRssKb: 0,
+    rssGrowthPercent: 0,
+    maxRssKb: 0,
+    baselineFds: 0,
+    finalFds: 0,
+    maxFds: 0,
+    loads: [],
+    controlOps: 0,
+    controlErrors: 0,
+    flaps: 0,
+    mtuCycles: 0,
+    daemonAlive: true,
+    problems: [],
   };
   const started = Date.now();
   const end = started + o.durationMs;
   let stop = false;
 
-  const loads = multiLoad(rig, { who: [0, 1, 2], window: 16, durationMs: o.durationMs, readPercent: 60, timeoutMs: 300, maxRetries: 30 });
+  const loads = multiLoad(rig, {
+    who: [0, 1, 2],
+    window: 16,
+    durationMs: o.durationMs,
+    readPercent: 60,
+    timeoutMs: 300,
+    maxRetries: 30,
+  });
 
   const control = async (c: AoeClient): Promise<void> => {
     const raw = new Uint8Array(1100);
@@ -163,7 +190,8 @@ export async function soak(t: TestLike, o: SoakOptions): Promise<SoakReport> {
   const last = after.slice(-Math.max(3, Math.ceil(baseWindow.length / 2)));
   report.baselineRssKb = mean(baseWindow.map((s) => s.rssKb));
   report.finalRssKb = mean(last.map((s) => s.rssKb));
-  report.rssGrowthPercent = report.baselineRssKb > 0 ? ((report.finalRssKb - report.baselineRssKb) / report.baselineRssKb) * 100 : 0;
+  report.rssGrowthPercent =
+    report.baselineRssKb > 0 ? ((report.finalRssKb - report.baselineRssKb) / report.baselineRssKb) * 100 : 0;
   report.maxRssKb = Math.max(...report.samples.map((s) => s.rssKb));
   // A descriptor open for a moment (a state file being written) may fall on a sample: compare the lowest counts.
   report.baselineFds = Math.min(...baseWindow.map((s) => s.fds));
@@ -172,9 +200,11 @@ export async function soak(t: TestLike, o: SoakOptions): Promise<SoakReport> {
   for (const r of report.loads) {
     const e = r.result.errors;
     if (e.verify + e.short > 0) report.problems.push(`initiator ${r.index}: ${e.verify} wrong data, ${e.short} short replies`);
-    if (checkFailures(r.checks) > 0) report.problems.push(`initiator ${r.index}: ${checkFailures(r.checks)} bad replies (${r.checks.first[0]})`);
+    if (checkFailures(r.checks) > 0)
+      report.problems.push(`initiator ${r.index}: ${checkFailures(r.checks)} bad replies (${r.checks.first[0]})`);
   }
   if (report.rssGrowthPercent >= 10) report.problems.push(`RSS grew ${report.rssGrowthPercent.toFixed(1)} % (>= 10 %)`);
-  if (report.finalFds > report.baselineFds) report.problems.push(`open fds grew from ${report.baselineFds} to ${report.finalFds}`);
+  if (report.finalFds > report.baselineFds)
+    report.problems.push(`open fds grew from ${report.baselineFds} to ${report.finalFds}`);
   return report;
 }
