@@ -57,7 +57,7 @@ function parseArgs(argv: string[]): Args {
     .strict()
     .help()
     .version(false)
-    .parseSync() as unknown as Args;
+    .parseSync();
 }
 
 /** Least-squares slope of y over x. */

@@ -21,7 +21,7 @@ function ip(args: string[]): string {
     return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`ip ${args.join(' ')} failed: ${(err.stderr ?? err.message).trim()}`);
+    throw new Error(`ip ${args.join(' ')} failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
   }
 }
 

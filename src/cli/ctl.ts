@@ -112,8 +112,8 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
       (args) => {
         parsed = {
           command: c.name,
-          runDir: args['run-dir'] as string,
-          json: args.json as boolean,
+          runDir: args['run-dir'],
+          json: args.json,
         };
         if (typeof args.socket === 'string') parsed.socket = args.socket;
         if (typeof args.name === 'string') parsed.name = args.name;

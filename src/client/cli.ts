@@ -60,7 +60,7 @@ function targetArg(y: Argv<GlobalArgs>): Argv<GlobalArgs & { target: string }> {
     type: 'string',
     describe: 'the export, as eSHELF.SLOT (e.g. e1.2)',
     demandOption: true,
-  }) as Argv<GlobalArgs & { target: string }>;
+  });
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -315,7 +315,7 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
     .fail((msg, err) => {
       if (err) throw err;
       throw new CliError(`${msg}\n(see aoe-client --help)`);
-    }) as unknown as Argv<GlobalArgs>;
+    });
 }
 
 function checkLba(lba: number, count: number): void {

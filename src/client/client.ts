@@ -300,7 +300,7 @@ export class AoeClient {
     timeoutMs: number,
   ): Promise<ReceivedFrame[]> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      const timing: { timer?: NodeJS.Timeout } = {};
       const waiter: Waiter = {
         tag,
         matchTag,
@@ -309,7 +309,7 @@ export class AoeClient {
         max,
         sentAt: performance.now(),
         done: (frames) => {
-          if (timer !== undefined) clearTimeout(timer);
+          if (timing.timer !== undefined) clearTimeout(timing.timer);
           this.waiters.delete(waiter);
           this.updatePolling();
           resolve(frames);
@@ -324,10 +324,10 @@ export class AoeClient {
       } catch (e) {
         this.waiters.delete(waiter);
         this.updatePolling();
-        reject(e as Error);
+        reject(e instanceof Error ? e : new Error(String(e)));
         return;
       }
-      timer = setTimeout(() => waiter.done(waiter.frames), timeoutMs);
+      timing.timer = setTimeout(() => waiter.done(waiter.frames), timeoutMs);
     });
   }
 
@@ -391,7 +391,7 @@ export class AoeClient {
   }
 
   private address(target: { shelf: number; slot: number; mac?: Uint8Array }): FrameAddress {
-    return { dst: target.mac ?? (BROADCAST_MAC as Uint8Array), src: this.mac, shelf: target.shelf, slot: target.slot };
+    return { dst: target.mac ?? BROADCAST_MAC, src: this.mac, shelf: target.shelf, slot: target.slot };
   }
 
   // --- discovery and Query Config ----------------------------------------------------

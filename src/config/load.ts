@@ -47,7 +47,7 @@ export function loadExports(source: ExportSource): LoadedExports {
         : code === 'EACCES'
           ? 'check its permissions'
           : 'check the path';
-    throw new Error(`cannot read ${file}: ${(e as Error).message}; ${hint}`);
+    throw new Error(`cannot read ${file}: ${(e as Error).message}; ${hint}`, { cause: e });
   }
   const defaultName = path.basename(file).replace(/\.conf$/, '');
   if (source.mode === 'config') {

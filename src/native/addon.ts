@@ -161,7 +161,7 @@ export function loadAddonFrom(file: string, expected: Readonly<Record<string, nu
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = require(file);
   } catch (e) {
-    throw new Error(`cannot load the native addon ${file}: ${(e as Error).message}; rebuild it with ${BUILD_HINT}`);
+    throw new Error(`cannot load the native addon ${file}: ${(e as Error).message}; rebuild it with ${BUILD_HINT}`, { cause: e });
   }
   const mismatches = nativeConstantMismatches((loaded as { constants?: unknown } | null)?.constants, expected);
   if (mismatches.length > 0) {

@@ -57,7 +57,8 @@ export const enum SendLayout {
   Stride = 2,
 }
 
-/** What the addon accepts. */
+/** What the addon accepts. Independent limits, some equal by chance (256). */
+/* eslint-disable @typescript-eslint/no-duplicate-enum-values */
 export const enum NativeLimit {
   /** Buffer ids 0..IoBuffers-1 for IoRing.registerBuffer. */
   IoBuffers = 64,
@@ -78,6 +79,7 @@ export const enum NativeLimit {
   /** Largest receive ring, all slots together. */
   RingMaxBytes = 1 << 30,
 }
+/* eslint-enable @typescript-eslint/no-duplicate-enum-values */
 
 /** What this JavaScript expects the addon's `constants` object to hold, by the addon's names. */
 export const EXPECTED_NATIVE_CONSTANTS: Readonly<Record<string, number>> = Object.freeze({

@@ -185,7 +185,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     } catch (e) {
       const msg = e instanceof ConfigError ? e.message : (e as Error).message;
       log.error({ err: e }, `reload failed, still serving the previous configuration: ${msg}`);
-      throw new Error(msg);
+      throw new Error(msg, { cause: e });
     } finally {
       notify.ready(statusLine());
     }
@@ -212,7 +212,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     notify.stopping('stopping: finishing in-flight requests');
     notify.stopWatchdog();
     const code = await supervisor.stop();
-    await Promise.all([control?.close(), metrics?.close()].map((p) => p?.catch(() => undefined)));
+    await Promise.all([control?.close(), metrics?.close()].map((p) => p?.catch(() => undefined) ?? Promise.resolve()));
     releaseHeld();
     log.info({ code }, code === 0 ? 'stopped' : 'stopped; the worker did not stop cleanly');
     sink.flushSync();

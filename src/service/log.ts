@@ -88,9 +88,9 @@ export function formatText(line: string): string {
   if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number') return line;
   const time = typeof rec.time === 'number' ? new Date(rec.time).toISOString() : '-';
   const level = (LEVEL_NAMES[rec.level] ?? String(rec.level)).padEnd(5);
-  const parts = [`${time} ${level} [${rec.pid ?? '-'}]`];
+  const parts = [`${time} ${level} [${typeof rec.pid === 'number' ? rec.pid : '-'}]`];
   if (typeof rec.name === 'string') parts.push(`${rec.name}:`);
-  if (rec.msg !== undefined) parts.push(String(rec.msg));
+  if (rec.msg !== undefined) parts.push(typeof rec.msg === 'string' ? rec.msg : JSON.stringify(rec.msg));
   let stack = '';
   for (const [k, v] of Object.entries(rec)) {
     if (STANDARD_FIELDS.has(k)) continue;
@@ -165,7 +165,7 @@ export function createSink(opts: LogOptions): LogSink {
     let fallback: Boom | undefined;
     const toStderr = (why: string, line: string): void => {
       if (!fallback) {
-        fallback = pino.destination({ dest: 2, sync: true }) as Boom;
+        fallback = pino.destination({ dest: 2, sync: true });
         fallback.write(`vbladed: cannot log to ${socketPath} (${why}); logging to stderr instead\n`);
       }
       fallback.write(line + '\n');
@@ -192,9 +192,9 @@ export function createSink(opts: LogOptions): LogSink {
   let boom: Boom;
   if (opts.destination === 'file') {
     if (!opts.file) throw new Error('log destination "file" needs a file name');
-    boom = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true }) as Boom;
+    boom = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true });
   } else {
-    boom = pino.destination({ dest: opts.destination === 'stderr' ? 2 : 1, sync: true }) as Boom;
+    boom = pino.destination({ dest: opts.destination === 'stderr' ? 2 : 1, sync: true });
   }
   return {
     writeLine(raw) {

@@ -112,7 +112,7 @@ export class StateStore {
       this.pending.set(key, p);
     }
     p.next = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
-    const done = new Promise<void>((resolve, reject) => p!.waiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
     if (!p.running) this.pump(key, p);
     return done;
   }
@@ -142,7 +142,7 @@ export class StateStore {
   /** Resolves when every save requested so far is durable (or failed and was logged). */
   async flush(): Promise<void> {
     while (this.pending.size) {
-      await Promise.all([...this.pending.values()].map((p) => p.running?.catch(() => undefined)));
+      await Promise.all([...this.pending.values()].map((p) => p.running?.catch(() => undefined) ?? Promise.resolve()));
       await new Promise((r) => setImmediate(r));
     }
   }

@@ -275,7 +275,7 @@ export class Supervisor extends EventEmitter {
         this.waiting.delete(id);
         reject(new Error(`the worker did not answer ${what} in time`));
       }, this.opts.requestTimeoutMs ?? 30000);
-      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.waiting.set(id, { resolve: resolve, reject, timer });
       if (!this.send(c, build(id))) {
         clearTimeout(timer);
         this.waiting.delete(id);

@@ -81,7 +81,7 @@ class PlanSource {
     } catch (e) {
       if (first || !(e instanceof FaultPlanError)) throw e;
       // A half-written file or a bad edit: keep the previous plan and say so.
-      this.warn(`fault plan ${this.spec} not used: ${(e as Error).message}`);
+      this.warn(`fault plan ${this.spec} not used: ${e.message}`);
     }
   }
 }

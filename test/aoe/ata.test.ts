@@ -606,7 +606,7 @@ const rows: Row[] = [
     ['an unknown opcode', { feature: 0x11, count: 1, op: 0xef }, 0],
     ['an out-of-range READ EXT', { aflags: 0x40, count: 1, op: 0x24, lba: 99999 }, 0],
   ].map(([name, f, payload]): Row => ({
-    desc: `${name} from a non-holder of the reservation: AoE error 6, registers of the request echoed`,
+    desc: `${name as string} from a non-holder of the reservation: AoE error 6, registers of the request echoed`,
     target: { reserve: [B, C] },
     request: req(f as Parameters<typeof ata>[0], payload as number),
     want: { reply: aoeErr(6, f as Parameters<typeof ata>[0]) },

@@ -323,7 +323,7 @@ t.test('foreground under systemd: READY, WATCHDOG, RELOADING, STOPPING', { skip:
     },
   );
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
     sink.close();

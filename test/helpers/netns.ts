@@ -373,9 +373,8 @@ export class Veth {
    */
   async waitOperstate(side: VethSide, want: string, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let last = '';
     for (;;) {
-      last = (await this.show(side)).operstate;
+      const last = (await this.show(side)).operstate;
       if (last === want) return;
       if (Date.now() > deadline)
         throw new Error(`${this.end(side).ifname}: operstate ${last}, not ${want}, after ${timeoutMs} ms`);

@@ -124,7 +124,7 @@ export class Recorder {
 
 /** A frame address from the client to a target (unicast when `dst` is given, else broadcast). */
 export function addr(src: Uint8Array, shelf: number, slot: number, dst?: Uint8Array): FrameAddress {
-  return { dst: dst ?? (BROADCAST_MAC as Uint8Array), src, shelf, slot };
+  return { dst: dst ?? BROADCAST_MAC, src, shelf, slot };
 }
 
 /** Reads `count` sectors of a file at sector `lba` straight from disk. */

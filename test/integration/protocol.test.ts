@@ -14,8 +14,6 @@ import t from 'tap';
 import { hostname } from 'node:os';
 import { stat } from 'node:fs/promises';
 import {
-  AoeError,
-  AtaError,
   ReceivedFrame,
   Target,
   formatMac,

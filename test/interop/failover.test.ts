@@ -44,7 +44,6 @@ for (const target of selectedTargets()) {
       });
 
       let killedAtMs = 0;
-      let secondStartedMs = 0;
       try {
         await q.waitFor((l) => l.tag === 'fo-iter' && Number(l.fields.i) >= ITERATIONS_BEFORE_KILL - 1, 120 * 1000);
         first.child.signal('SIGKILL');
@@ -55,7 +54,7 @@ for (const target of selectedTargets()) {
         if (mode === 'active-standby') {
           await sleep(STANDBY_DELAY_MS);
           await ctx.startTarget(topo.targetNs[1], ['1', '1', TARGET_IF, file], 'target-b');
-          secondStartedMs = Date.now();
+          const secondStartedMs = Date.now();
           t.comment(`started target-b ${((secondStartedMs - killedAtMs) / 1000).toFixed(1)} s after the kill`);
         }
       } catch (err) {

@@ -117,7 +117,7 @@ if (!hasRoot()) {
   t.test('linkInfo', async (t) => {
     const info = native.linkInfo('va', nsA);
     if (!info) throw new Error('va not found');
-    const shown = JSON.parse(ip('-n', nsA.slice('/run/netns/'.length), '-j', 'link', 'show', 'va'))[0];
+    const [shown] = JSON.parse(ip('-n', nsA.slice('/run/netns/'.length), '-j', 'link', 'show', 'va')) as { ifindex: number; address: string }[];
     t.equal(info.mtu, 1500);
     t.equal(info.ifindex, shown.ifindex);
     t.equal(Buffer.from(info.mac).toString('hex').match(/../g)!.join(':'), shown.address);
@@ -424,6 +424,7 @@ if (!hasRoot()) {
   t.test('close() then every method throws; close is idempotent', async (t) => {
     const b = open('b');
     const ring = b.ring;
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- calling it unbound is the point
     const detachedDrain = b.drain;
     t.equal(detachedDrain(new Uint32Array(3), 1), 0, 'works without `this`');
     b.startPolling(() => undefined);

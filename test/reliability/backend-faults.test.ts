@@ -173,7 +173,7 @@ if (requireRoot(t)) {
       `${failedFirst.length} of 8 concurrent writes got an error (those covered by the failed fdatasync)`,
     );
     t.ok(
-      failedFirst.every((r) => (r as PromiseRejectedResult).reason instanceof AtaError),
+      failedFirst.every((r) => r.reason instanceof AtaError),
       'as ATA errors',
     );
     const second = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => c.write(target, 10 * i, sectors(10 * i, 1))));

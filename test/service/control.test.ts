@@ -336,5 +336,5 @@ t.test('WorkerCore: state saved through the hooks comes back after a restart; cl
   t.same(await b.request('show-mask'), { 'e2.3': [] });
   await t.rejects(b.request('clear-mask'), { message: 'this command needs an export, e.g. e1.1' });
   await b.stop();
-  t.equal(JSON.parse(fs.readFileSync(path.join(dir, 'state', 'e2.3.json'), 'utf8')).config, 'c');
+  t.equal((JSON.parse(fs.readFileSync(path.join(dir, 'state', 'e2.3.json'), 'utf8')) as { config?: string }).config, 'c');
 });

@@ -182,10 +182,10 @@ t.test('withTestFaults: the real ring unless the environment asks; plan files ar
   );
   const origWrite = process.stderr.write.bind(process.stderr);
   const said: string[] = [];
-  process.stderr.write = ((s: string) => {
+  process.stderr.write = (s: string) => {
     said.push(String(s));
     return true;
-  }) as typeof process.stderr.write;
+  };
   let ring: IoRing;
   try {
     ring = withTestFaults(fake, { AOET_TEST_FAULT_PLAN: planFile });

@@ -52,7 +52,7 @@ export function repoRoot(): string {
     const pj = path.join(dir, 'package.json');
     if (fs.existsSync(pj)) {
       try {
-        if (JSON.parse(fs.readFileSync(pj, 'utf8')).name === 'aoe-target') return dir;
+        if ((JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: unknown }).name === 'aoe-target') return dir;
       } catch {
         /* keep looking */
       }

@@ -83,7 +83,7 @@ export function scriptOptions<T extends Record<string, number | string | boolean
     const v = inline ?? argv[++i];
     if (v === undefined) throw new Error(`--${name} needs a value`);
     out[name] = typeof d === 'number' ? Number(v) : typeof d === 'boolean' ? v !== '0' && v !== 'false' : v;
-    if (typeof d === 'number' && !Number.isFinite(out[name] as number)) throw new Error(`--${name}: "${v}" is not a number`);
+    if (typeof d === 'number' && !Number.isFinite(out[name])) throw new Error(`--${name}: "${v}" is not a number`);
   }
   return out as T;
 }
@@ -101,7 +101,7 @@ export function runScript(body: (t: ScriptRun) => Promise<void>): void {
       if (t.failures.length > 0) console.log(`${t.failures.length} failure(s)`);
     },
     async (e: unknown) => {
-      console.log(`ERROR: ${(e as Error).stack ?? e}`);
+      console.log(`ERROR: ${(e as Error).stack ?? String(e)}`);
       await t.close();
       done(1);
     },
