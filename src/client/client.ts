@@ -38,6 +38,7 @@ import {
   writeReserve,
   writeWriteExt,
 } from './requests';
+import { EAGAIN, ENOBUFS } from '../native/errno';
 import { Endpoint, FrameSocket, OpenEndpointOptions, openEndpoint } from './transport';
 import {
   AFLAG_WRITE,
@@ -243,7 +244,7 @@ export class AoeClient {
     for (let attempt = 0; ; attempt++) {
       const r = this.socket.send(frame, this.sendDesc, 1);
       if (r === 1) return;
-      if ((r === 0 || r === -11 || r === -105) && attempt < 100) continue; // nothing taken, EAGAIN, ENOBUFS
+      if ((r === 0 || r === -EAGAIN || r === -ENOBUFS) && attempt < 100) continue; // nothing taken, or the queue is full
       throw new Error(`sending a ${frame.length}-byte frame failed: errno ${-r}`);
     }
   }

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
+import { exportConfig } from '../helpers/export-config';
 import {
   ConfigError,
   KEYS,
@@ -23,20 +24,7 @@ import type { ExportConfig } from '../../src/config/export-config';
 const F = '/etc/vblade.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
-  return {
-    shelf: 1,
-    slot: 1,
-    file: '/srv/a.img',
-    interfaces: ['eth0'],
-    readOnly: false,
-    direct: false,
-    sync: false,
-    offsetSectors: 0,
-    macMask: [],
-    bufferCount: 16,
-    nullStore: false,
-    ...over,
-  };
+  return exportConfig({ file: '/srv/a.img', ...over });
 }
 
 t.test('good files', async (t) => {

@@ -1,6 +1,7 @@
 // Debian's /etc/vblade.conf.d/NAME.conf fragments.
 
 import t from 'tap';
+import { exportConfig } from '../helpers/export-config';
 import { ConfigError } from '../../src/config/config-file';
 import { parseDebianConf } from '../../src/config/debian-conf';
 import type { ExportConfig } from '../../src/config/export-config';
@@ -8,20 +9,7 @@ import type { ExportConfig } from '../../src/config/export-config';
 const F = '/etc/vblade.conf.d/disk1.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
-  return {
-    shelf: 1,
-    slot: 2,
-    file: '/srv/vblade/disk1.img',
-    interfaces: ['eth0'],
-    readOnly: false,
-    direct: false,
-    sync: false,
-    offsetSectors: 0,
-    macMask: [],
-    bufferCount: 16,
-    nullStore: false,
-    ...over,
-  };
+  return exportConfig({ slot: 2, file: '/srv/vblade/disk1.img', ...over });
 }
 
 t.test('good fragments', async (t) => {

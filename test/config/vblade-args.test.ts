@@ -2,22 +2,11 @@
 // checks with exact messages.
 
 import t from 'tap';
+import { exportConfig } from '../helpers/export-config';
 import { parseCInteger, parseVbladeArgs, UsageError } from '../../src/config/vblade-args';
 import type { ExportConfig } from '../../src/config/export-config';
 
-const base: ExportConfig = {
-  shelf: 1,
-  slot: 2,
-  file: 'disk.img',
-  interfaces: ['eth0'],
-  readOnly: false,
-  direct: false,
-  sync: false,
-  offsetSectors: 0,
-  macMask: [],
-  bufferCount: 16,
-  nullStore: false,
-};
+const base = exportConfig({ slot: 2, file: 'disk.img' });
 
 const good: Array<{ desc: string; argv: string; want: Partial<ExportConfig> }> = [
   { desc: 'operands only: vblade defaults', argv: '1 2 eth0 disk.img', want: {} },

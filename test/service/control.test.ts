@@ -9,11 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
+import { exportConfig } from '../helpers/export-config';
 import { COMMANDS, ControlServer, controlRequest, dispatch, groupId, type ControlTarget } from '../../src/service/control';
 import { formatResult, parseCtlArgs, resolveSocket } from '../../src/cli/ctl';
 import { MetricsServer, renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type ServerLike, type StartServer } from '../../src/service/worker';
-import type { ExportConfig, ExportState } from '../../src/config/export-config';
+import type { ExportState } from '../../src/config/export-config';
 import type { WorkerOp } from '../../src/service/worker';
 
 const silent = pino({ level: 'silent' });
@@ -158,19 +159,7 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
   t.throws(() => parseCtlArgs(['clear-mask']), { message: /Not enough non-option arguments/ });
   t.throws(() => parseCtlArgs(['bogus']), { message: /Unknown argument: bogus/ });
 
-  const e: ExportConfig = {
-    shelf: 1,
-    slot: 1,
-    file: '/srv/a.img',
-    interfaces: ['eth0', 'eth1'],
-    readOnly: true,
-    direct: false,
-    sync: true,
-    offsetSectors: 0,
-    macMask: [],
-    bufferCount: 16,
-    nullStore: false,
-  };
+  const e = exportConfig({ file: '/srv/a.img', interfaces: ['eth0', 'eth1'], readOnly: true, sync: true });
   t.equal(
     formatResult('list', {
       exports: [{ key: 'e1.1', config: e, state: { config: 'host=a', macMask: ['52:54:00:00:00:01'], reserve: [] } }],
@@ -287,20 +276,14 @@ t.test('metrics listener', async (t) => {
 
 t.test('WorkerCore: state saved through the hooks comes back after a restart; clear-mask uses clearList', async (t) => {
   const dir = tmp(t);
-  const e: ExportConfig = {
+  const e = exportConfig({
     shelf: 2,
     slot: 3,
-    file: '',
     interfaces: ['lo'],
-    readOnly: false,
-    direct: false,
-    sync: false,
-    offsetSectors: 0,
     macMask: ['52:54:00:00:00:01'],
-    bufferCount: 16,
     nullStore: true,
     nullSectors: 8,
-  };
+  });
   const seen: Array<ExportState | undefined> = [];
   const cleared: string[] = [];
   const fake: StartServer = async (config, _log, hooks) => {

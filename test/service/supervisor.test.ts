@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
+import { exportConfig } from '../helpers/export-config';
 import { Supervisor, diffConfigs, exitReason, type SupervisorOptions } from '../../src/service/supervisor';
 import type { ExportConfig, ServerConfig } from '../../src/config/export-config';
 import type { LogSink } from '../../src/service/log';
@@ -14,21 +15,7 @@ import type { LogSink } from '../../src/service/log';
 const STUB = path.join(__dirname, '..', 'helpers', 'stub-worker.js');
 
 function exp(slot: number, over: Partial<ExportConfig> = {}): ExportConfig {
-  return {
-    shelf: 1,
-    slot,
-    file: '',
-    interfaces: ['lo'],
-    readOnly: false,
-    direct: false,
-    sync: false,
-    offsetSectors: 0,
-    macMask: [],
-    bufferCount: 16,
-    nullStore: true,
-    nullSectors: 8,
-    ...over,
-  };
+  return exportConfig({ slot, interfaces: ['lo'], nullStore: true, nullSectors: 8, ...over });
 }
 
 interface Harness {

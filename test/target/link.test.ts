@@ -6,7 +6,7 @@ import t from 'tap';
 import { constants } from 'node:os';
 import { ATA_ERROR_ABRT, ATA_STATUS_ERR } from '../../src/client/wire';
 import { patternFile, patternSectors } from '../helpers/files';
-import { exportOf, settle, startInProcess, until } from './lib';
+import { exportOf, settle, startInProcess, until } from '../helpers/in-process';
 
 const SECTORS = 64;
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { formatMac } from '../../src/client/mac';
 import { ATA_ERROR_IDNF, Command } from '../../src/client/wire';
 import { patternFile, patternSectors } from '../helpers/files';
-import { exportOf, settle, startInProcess } from './lib';
+import { exportOf, settle, startInProcess } from '../helpers/in-process';
 
 const SECTORS = 64;
 

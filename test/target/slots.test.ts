@@ -3,7 +3,7 @@
 // retransmits), nothing crashes, and the next requests are served.
 import t from 'tap';
 import { patternFile, patternSectors } from '../helpers/files';
-import { exportOf, settle, startInProcess } from './lib';
+import { exportOf, settle, startInProcess } from '../helpers/in-process';
 
 const SECTORS = 64;
 

@@ -8,7 +8,7 @@ import { replyCommand, replyTag } from '../../src/client/replies';
 import { Command } from '../../src/client/wire';
 import type { TimelineEvent } from '../helpers/fake-addon';
 import { patternFile } from '../helpers/files';
-import { exportOf, settle, startInProcess } from './lib';
+import { exportOf, settle, startInProcess } from '../helpers/in-process';
 
 const SECTORS = 256;
 const N = 32;

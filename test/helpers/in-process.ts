@@ -27,27 +27,15 @@ import {
 } from '../../src/client/requests';
 import { BROADCAST_MAC, parseMac } from '../../src/client/mac';
 import { Command, ConfigCommand, SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../../src/client/wire';
-import type { TestLike } from '../helpers/common';
-import { FakeNetwork, type FakeInterface, type FakeInterfaceInit } from '../helpers/fake-addon';
+import type { TestLike } from './common';
+import { exportConfig } from './export-config';
+import { FakeNetwork, type FakeInterface, type FakeInterfaceInit } from './fake-addon';
 
 export const IFACE = 'fake0';
 
 /** An export of `file` as 1.2 on fake0, with the defaults a command line would give. */
 export function exportOf(file: string, over: Partial<ExportConfig> = {}): ExportConfig {
-  return {
-    shelf: 1,
-    slot: 2,
-    file,
-    interfaces: [IFACE],
-    readOnly: false,
-    direct: false,
-    sync: false,
-    offsetSectors: 0,
-    macMask: [],
-    bufferCount: 16,
-    nullStore: false,
-    ...over,
-  };
+  return exportConfig({ slot: 2, file, interfaces: [IFACE], ...over });
 }
 
 export interface Target {
