@@ -5,9 +5,12 @@
 // Network safety: the target runs inside a namespace the test made
 // (test/helpers/netns.ts) and is stopped by pid in the test's teardown.
 
-import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { loadNative } from '../../src/client/transport';
 import { TestLike, sleep } from './common';
+import { tempDir } from './files';
 import type { Netns } from './netns';
 import type { Proc } from './process';
 
@@ -22,13 +25,15 @@ export type TargetKind = 'ours' | 'vblade';
 export interface TargetCommandOptions {
   /** Default 'ours'. */
   kind?: TargetKind;
+  /** Our bin/vblade.js to run (default OUR_VBLADE): see vbladeForUser(). */
+  vblade?: string;
   /** A command the target is started through, e.g. ['setpriv', ...] or ['strace', ...]; the target's argv follows it. */
   prefix?: readonly string[];
 }
 
 /** The argv that starts a target with vblade-style arguments, as [command, arguments]. */
 export function targetCommand(args: readonly string[], opts: TargetCommandOptions = {}): [string, string[]] {
-  const program = (opts.kind ?? 'ours') === 'ours' ? [process.execPath, OUR_VBLADE] : [DEBIAN_VBLADE];
+  const program = (opts.kind ?? 'ours') === 'ours' ? [process.execPath, opts.vblade ?? OUR_VBLADE] : [DEBIAN_VBLADE];
   const argv = [...(opts.prefix ?? []), ...program, ...args];
   return [argv[0], argv.slice(1)];
 }
@@ -90,4 +95,46 @@ export async function waitLinkUp(ns: Netns, ifname: string, timeoutMs = 10000): 
     if (Date.now() > deadline) throw new Error(`${ifname} in ${ns.name}: no carrier after ${timeoutMs} ms`);
     await sleep(25);
   }
+}
+
+/** Whether every directory from / down to `path` lets others in, and `path` lets them read. */
+function othersCanRead(path: string): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    const mode = statSync(p).mode;
+    if ((mode & 0o005) !== 0o005) return false;
+    if (p === dirname(p)) return true;
+  }
+}
+
+/** Makes a staged tree readable by everyone, whatever the umask of the checkout was. */
+function openToOthers(path: string): void {
+  const st = statSync(path);
+  if (st.isDirectory()) {
+    chmodSync(path, 0o755);
+    for (const e of readdirSync(path)) openToOthers(join(path, e));
+  } else chmodSync(path, st.mode | 0o444);
+}
+
+/**
+ * Our bin/vblade.js as a user other than root can run it. A checkout in a
+ * private directory (under /root, in a `mktemp -d` directory) cannot be read
+ * by nobody; then the program is installed the way a package would be -- the
+ * compiled JavaScript, the addon, package.json and the production
+ * dependencies -- into a temporary directory everyone can read, removed in
+ * the test's teardown.
+ */
+export function vbladeForUser(t: TestLike): string {
+  if (othersCanRead(REPO) && othersCanRead(OUR_VBLADE)) return OUR_VBLADE;
+  const root = tempDir(t, 'install');
+  for (const p of ['package.json', 'bin', join('dist', 'src'), join('build', 'Release', 'aoe_native.node')]) {
+    mkdirSync(dirname(join(root, p)), { recursive: true });
+    cpSync(join(REPO, p), join(root, p), { recursive: true });
+  }
+  // The production dependency tree, as npm laid it out (paths are absolute).
+  const deps = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: REPO, encoding: 'utf8' })
+    .split('\n')
+    .filter((p) => p.startsWith(join(REPO, 'node_modules')));
+  for (const p of deps) cpSync(p, join(root, relative(REPO, p)), { recursive: true });
+  openToOthers(root);
+  return join(root, 'bin', 'vblade.js');
 }

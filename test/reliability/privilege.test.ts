@@ -14,7 +14,7 @@ import { sparseFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { requireCommands } from '../helpers/process';
 import { openClient, writeClientPattern } from './lib/harness';
-import { startTarget, targetCommand } from '../helpers/targets';
+import { startTarget, targetCommand, vbladeForUser } from '../helpers/targets';
 
 const SHELF = 61;
 const SLOT = 5;
@@ -54,7 +54,10 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     chownSync(dir, NOBODY, NOGROUP);
     chownSync(file, NOBODY, NOGROUP);
     chmodSync(file, 0o600);
-    const d = await startTarget(t, net.target, [String(SHELF), String(SLOT), net.targetIf, file], { prefix: WITH_NET_RAW });
+    const d = await startTarget(t, net.target, [String(SHELF), String(SLOT), net.targetIf, file], {
+      prefix: WITH_NET_RAW,
+      vblade: vbladeForUser(t),
+    });
     const c = caps(d.pid);
     t.equal(c.uid, BigInt(NOBODY), 'the daemon runs as nobody (effective uid 65534)');
     t.equal(c.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'its effective capabilities are CAP_NET_RAW and nothing else');
@@ -79,7 +82,10 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     const file = await sparseFile(t, 2048 * 512, { dir });
     chownSync(dir, NOBODY, NOGROUP);
     chownSync(file, NOBODY, NOGROUP);
-    const [cmd, argv] = targetCommand([String(SHELF), String(SLOT), net.targetIf, file], { prefix: DROP });
+    const [cmd, argv] = targetCommand([String(SHELF), String(SLOT), net.targetIf, file], {
+      prefix: DROP,
+      vblade: vbladeForUser(t),
+    });
     const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
     t.equal(r.code, 1, 'exit status 1');
     t.match(r.stderr, /CAP_NET_RAW/, `the message names the capability: ${r.stderr.trim()}`);
@@ -92,7 +98,10 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     const file = await sparseFile(t, 2048 * 512, { dir });
     chownSync(dir, NOBODY, NOGROUP);
     chmodSync(file, 0o600); // still root's
-    const [cmd, argv] = targetCommand([String(SHELF), String(SLOT), net.targetIf, file], { prefix: WITH_NET_RAW });
+    const [cmd, argv] = targetCommand([String(SHELF), String(SLOT), net.targetIf, file], {
+      prefix: WITH_NET_RAW,
+      vblade: vbladeForUser(t),
+    });
     const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
     t.equal(r.code, 1, 'exit status 1');
     t.match(r.stderr, /permission denied/, `the message says permission denied: ${r.stderr.trim()}`);
