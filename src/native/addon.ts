@@ -180,7 +180,7 @@ export function loadAddon(): NativeAddon {
   return (loadedAddon ??= loadAddonFrom(ADDON_PATH));
 }
 
-/** The addon for code written before loadAddon(): every function loads it on first call. */
+/** The addon as a plain object whose functions load it on first call (tests use it, and spread it into fakes). */
 export const native: NativeAddon = {
   openPacket: (ifname, options) => loadAddon().openPacket(ifname, options),
   linkInfo: (ifname, netns) => loadAddon().linkInfo(ifname, netns),
