@@ -3,14 +3,7 @@
 // loadAddon, on first use), so the pure parts of the client (and their tests,
 // with a fake socket) work without it being built.
 
-import {
-  loadAddon,
-  NativeLimit,
-  type LinkInfo,
-  type NativeAddon,
-  type PacketSocket,
-  type PacketSocketOptions,
-} from '../native/addon';
+import { loadAddon, NativeLimit, type LinkInfo, type PacketSocket, type PacketSocketOptions } from '../native/addon';
 
 /** What the client and the load engine need of a packet socket (a fake in tests). */
 export type FrameSocket = Pick<PacketSocket, 'ring' | 'drain' | 'release' | 'send' | 'startPolling' | 'stopPolling' | 'close'> &
@@ -44,13 +37,8 @@ export function frameSizeForMtu(mtu: number): number {
   return Math.min(NativeLimit.FrameSizeMax, Math.ceil(need / 2048) * 2048);
 }
 
-/** The native addon, loaded on first use (src/native/addon.ts loadAddon; kept under this name for its callers). */
-export function loadNative(): NativeAddon {
-  return loadAddon();
-}
-
 export function linkInfo(ifname: string, netns?: string): LinkInfo {
-  const info = loadNative().linkInfo(ifname, netns);
+  const info = loadAddon().linkInfo(ifname, netns);
   if (info === null) {
     throw new Error(
       `no network interface "${ifname}"${netns ? ` in namespace ${netns}` : ''} (see \`ip${netns ? ` -n ${netns.split('/').pop()}` : ''} link\`)`,
@@ -74,6 +62,6 @@ export function openEndpoint(ifname: string, options: OpenEndpointOptions = {}):
     sndbuf: options.sndbuf ?? 0,
     accept: 'replies',
   };
-  const socket = loadNative().openPacket(ifname, socketOptions);
+  const socket = loadAddon().openPacket(ifname, socketOptions);
   return { socket, ifname, netns: options.netns, mac: info.mac, mtu: info.mtu };
 }

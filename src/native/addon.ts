@@ -11,7 +11,7 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { EXPECTED_NATIVE_CONSTANTS, IoOpFlag, IoOpLayout, nativeConstantMismatches } from './constants';
+import { EXPECTED_NATIVE_CONSTANTS, nativeConstantMismatches } from './constants';
 
 export { DrainLayout, IoOp, IoOpFlag, IoOpLayout, NativeLimit, ReapLayout, SendLayout } from './constants';
 
@@ -87,12 +87,6 @@ export interface PacketSocket {
   /** Unmaps the ring and closes the socket; idempotent. Slots and `ring` are dead afterwards. */
   close(): void;
 }
-
-/** IoOpFlag.Inline under its older name. */
-export const IO_OP_INLINE = IoOpFlag.Inline;
-
-/** Numbers per operation in the IoRing.submit `ops` array (IoOpLayout.Stride). */
-export const IO_OP_FIELDS = IoOpLayout.Stride;
 
 /**
  * Asynchronous block I/O: io_uring when the kernel allows it, otherwise a

@@ -280,7 +280,7 @@ t.test('a launch that fails to serve says so and keeps retrying', async (t) => {
 });
 
 t.test('usage errors go to the terminal with exit 1', async (t) => {
-  const r = spawnSync(process.execPath, [VBLADED, '-b', '0', '1', '2', 'eth0', 'f'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [VBLADED, '-b', '0', '1', '2', 'vt-u', 'f'], { encoding: 'utf8' });
   t.equal(r.status, 1);
   t.equal(
     r.stderr,
@@ -292,7 +292,7 @@ t.test('usage errors go to the terminal with exit 1', async (t) => {
     c.stderr,
     "vbladed: cannot read /nonexistent/vblade.conf: ENOENT: no such file or directory, open '/nonexistent/vblade.conf'; create it (see vblade.conf(5) and systemd/vblade.conf.example)\n",
   );
-  const m = spawnSync(process.execPath, [VBLADED, '--metrics', 'localhost', '1', '2', 'eth0', 'f'], { encoding: 'utf8' });
+  const m = spawnSync(process.execPath, [VBLADED, '--metrics', 'localhost', '1', '2', 'vt-u', 'f'], { encoding: 'utf8' });
   t.equal(m.stderr.split('\n')[0], 'vbladed: --metrics: "localhost" is not HOST:PORT; write e.g. 127.0.0.1:9469 or [::1]:9469');
 });
 

@@ -24,7 +24,7 @@ import type { ExportConfig } from '../../src/config/export-config';
 const F = '/etc/vblade.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
-  return exportConfig({ file: '/srv/a.img', ...over });
+  return exportConfig({ file: '/srv/a.img', interfaces: ['eth0'], ...over });
 }
 
 t.test('good files', async (t) => {

@@ -9,7 +9,7 @@ import type { ExportConfig } from '../../src/config/export-config';
 const F = '/etc/vblade.conf.d/disk1.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
-  return exportConfig({ slot: 2, file: '/srv/vblade/disk1.img', ...over });
+  return exportConfig({ slot: 2, file: '/srv/vblade/disk1.img', interfaces: ['eth0'], ...over });
 }
 
 t.test('good fragments', async (t) => {

@@ -6,7 +6,7 @@ import { exportConfig } from '../helpers/export-config';
 import { parseCInteger, parseVbladeArgs, UsageError } from '../../src/config/vblade-args';
 import type { ExportConfig } from '../../src/config/export-config';
 
-const base = exportConfig({ slot: 2, file: 'disk.img' });
+const base = exportConfig({ slot: 2, file: 'disk.img', interfaces: ['eth0'] });
 
 const good: Array<{ desc: string; argv: string; want: Partial<ExportConfig> }> = [
   { desc: 'operands only: vblade defaults', argv: '1 2 eth0 disk.img', want: {} },

@@ -5,13 +5,13 @@
 import type { ExportConfig } from '../../src/config/export-config';
 import { DEFAULT_BUFFER_COUNT } from '../../src/config/vblade-args';
 
-/** e1.1 on eth0, read-write, no file; `over` sets the rest. */
+/** e1.1 on an interface no machine has, read-write, no file; `over` sets the rest. */
 export function exportConfig(over: Partial<ExportConfig> = {}): ExportConfig {
   return {
     shelf: 1,
     slot: 1,
     file: '',
-    interfaces: ['eth0'],
+    interfaces: ['vt-none'],
     readOnly: false,
     direct: false,
     sync: false,

@@ -21,7 +21,8 @@
 import { constants } from 'node:os';
 import {
   native,
-  IO_OP_FIELDS,
+  IoOpFlag,
+  IoOpLayout,
   IoOp,
   type IoRing,
   type LinkInfo,
@@ -357,7 +358,7 @@ export class HeldIoRing implements IoRing {
   submit(ops: Float64Array, tags: Uint32Array, count: number): number {
     const accepted = this.inner.submit(ops, tags, count);
     for (let i = 0; i < accepted; i++) {
-      if ((ops[i * IO_OP_FIELDS] & 0x0f) === IoOp.DataSync) {
+      if ((ops[i * IoOpLayout.Stride + IoOpLayout.Kind] & ~IoOpFlag.Inline) === IoOp.DataSync) {
         this.syncTags.add(tags[i]);
         this.network.timeline.push({ type: 'datasync-start' });
       }

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { loadNative } from '../../src/client/transport';
+import { loadAddon } from '../../src/native/addon';
 import { TestLike, sleep } from './common';
 import { tempDir } from './files';
 import type { Netns } from './netns';
@@ -90,7 +90,7 @@ export async function startTarget(
 export async function waitLinkUp(ns: Netns, ifname: string, timeoutMs = 10000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const info = loadNative().linkInfo(ifname, ns.path);
+    const info = loadAddon().linkInfo(ifname, ns.path);
     if (info !== null && info.up) return;
     if (Date.now() > deadline) throw new Error(`${ifname} in ${ns.name}: no carrier after ${timeoutMs} ms`);
     await sleep(25);

@@ -4,7 +4,7 @@ import t from 'tap';
 import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/native/addon';
+import { IoOp, IoOpFlag, IoOpLayout, IoRing, native } from '../../src/native/addon';
 
 const EINVAL = constants.errno.EINVAL;
 const EBADF = constants.errno.EBADF;
@@ -27,10 +27,10 @@ type Op = [IoOp, number, number, number, number, number];
 
 /** Submits `ops` and waits (through startPolling) for all their completions, returned by tag. */
 async function run(ring: IoRing, ops: Op[], firstTag = 100): Promise<Map<number, number>> {
-  const packed = new Float64Array(IO_OP_FIELDS * ops.length);
+  const packed = new Float64Array(IoOpLayout.Stride * ops.length);
   const tags = new Uint32Array(ops.length);
   ops.forEach((op, i) => {
-    packed.set(op, IO_OP_FIELDS * i);
+    packed.set(op, IoOpLayout.Stride * i);
     tags[i] = firstTag + i;
   });
   const results = new Map<number, number>();
@@ -99,9 +99,9 @@ for (const kind of ['io_uring', 'sync'] as const) {
     t.test('inline operations complete inside submit and wake nobody', async (t) => {
       let wakes = 0;
       ring.startPolling(() => wakes++);
-      const ops = new Float64Array(IO_OP_FIELDS * 2);
-      ops.set([IoOp.Write | IO_OP_INLINE, fd, 0, 0, 1024, 65536], 0);
-      ops.set([IoOp.Read | IO_OP_INLINE, fd, 63, 2048, 1024, 65536], IO_OP_FIELDS);
+      const ops = new Float64Array(IoOpLayout.Stride * 2);
+      ops.set([IoOp.Write | IoOpFlag.Inline, fd, 0, 0, 1024, 65536], 0);
+      ops.set([IoOp.Read | IoOpFlag.Inline, fd, 63, 2048, 1024, 65536], IoOpLayout.Stride);
       t.equal(ring.submit(ops, new Uint32Array([5, 6]), 2), 2);
       const out = new Int32Array(8);
       t.equal(ring.reap(out, 4), 2, 'both completions are there at once');
@@ -143,8 +143,8 @@ for (const kind of ['io_uring', 'sync'] as const) {
 
     t.test('wake-ups: none left behind by an early reap, one kept for what a short reap leaves', async (t) => {
       const out = new Int32Array(2 * 8);
-      const ops = new Float64Array(IO_OP_FIELDS * 4);
-      for (let i = 0; i < 4; i++) ops.set([IoOp.Read, fd, 63, 512 * i, 512, 0], IO_OP_FIELDS * i);
+      const ops = new Float64Array(IoOpLayout.Stride * 4);
+      for (let i = 0; i < 4; i++) ops.set([IoOp.Read, fd, 63, 512 * i, 512, 0], IoOpLayout.Stride * i);
       const reapSoon = async (want: number, max: number) => {
         let got = 0;
         for (let i = 0; i < 2000 && got < want; i++) {
@@ -194,8 +194,8 @@ for (const kind of ['io_uring', 'sync'] as const) {
     });
 
     t.test('capacity and buffer ids', async (t) => {
-      const ops = new Float64Array(IO_OP_FIELDS * 40);
-      for (let i = 0; i < 40; i++) ops.set([IoOp.Read, fd, 63, 0, 512, 0], IO_OP_FIELDS * i);
+      const ops = new Float64Array(IoOpLayout.Stride * 40);
+      for (let i = 0; i < 40; i++) ops.set([IoOp.Read, fd, 63, 0, 512, 0], IoOpLayout.Stride * i);
       const tags = new Uint32Array(40);
       t.equal(ring.submit(ops, tags, 40), 32, 'at most depth in flight');
       t.equal(ring.submit(ops, tags, 1), 0, 'full');

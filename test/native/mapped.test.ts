@@ -6,7 +6,7 @@ import t from 'tap';
 import { closeSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { IO_OP_FIELDS, IO_OP_INLINE, IoOp, IoRing, native } from '../../src/native/addon';
+import { IoOp, IoOpFlag, IoOpLayout, IoRing, native } from '../../src/native/addon';
 import { tmpfsMount } from '../helpers/files';
 import type { TestLike } from '../helpers/common';
 
@@ -14,12 +14,12 @@ const ENOSPC = constants.errno.ENOSPC;
 
 /** Runs inline ops one by one (they complete inside submit) and returns their results. */
 function inline(ring: IoRing, ops: [IoOp, number, number, number, number, number][]): number[] {
-  const packed = new Float64Array(IO_OP_FIELDS);
+  const packed = new Float64Array(IoOpLayout.Stride);
   const tags = new Uint32Array(1);
   const out = new Int32Array(2);
   return ops.map((op) => {
     packed.set(op);
-    packed[0] = op[0] | IO_OP_INLINE;
+    packed[IoOpLayout.Kind] = op[0] | IoOpFlag.Inline;
     if (ring.submit(packed, tags, 1) !== 1) throw new Error('submit refused the op');
     if (ring.reap(out, 1) !== 1) throw new Error('an inline op had no completion');
     return out[1];
