@@ -64,4 +64,10 @@ export interface ExportState {
   config: string;
   macMask: string[];
   reserve: string[];
+  /**
+   * The config's mac-mask when this state was last reconciled with the
+   * config; undefined when the config set none. A config whose mask differs
+   * from this has been changed by the operator, and its mask wins.
+   */
+  configMask?: string[];
 }
