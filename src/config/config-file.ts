@@ -292,6 +292,14 @@ export const KEYS: readonly KeyDef[] = [
     meaning: `Initiator MACs allowed to use the export, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); saved state wins.`,
   },
   {
+    key: 'broadcast-edits',
+    section: 'export',
+    type: 'bool',
+    default: 'no',
+    meaning:
+      'Take MAC mask edits and reserve sets sent to the broadcast shelf or slot; by default they must name this export exactly (one forged broadcast frame must not lock everyone out of every export).',
+  },
+  {
     key: 'buffer-count',
     section: 'export',
     type: 'count',
@@ -724,6 +732,7 @@ function exportFromSection(
     sync: bool('sync'),
     offsetSectors: int('offset') ?? 0,
     macMask: macs.length ? parseMacList(macs.join(','), 'mac-mask', []) : [],
+    broadcastEdits: bool('broadcast-edits'),
     bufferCount: int('buffer-count') ?? DEFAULT_BUFFER_COUNT,
     nullStore,
   };
