@@ -67,30 +67,45 @@ const FACILITY_DAEMON = 3;
 
 const STANDARD_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'name', 'v']);
 
+/** Control characters as JSON writes them (\n, \t, \u0000 ...), so a log line is one line of printable text. */
+export function escapeControl(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
 function formatValue(v: unknown): string {
-  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  // eslint-disable-next-line no-control-regex
+  if (typeof v === 'string') return /^[^\s"=\u0000-\u001f\u007f]+$/.test(v) ? v : escapeControl(JSON.stringify(v));
   if (v === null || typeof v !== 'object') return String(v);
-  return JSON.stringify(v);
+  // JSON escapes all but DEL.
+  return escapeControl(JSON.stringify(v));
 }
 
 /**
  * A pino JSON record as one readable line (plus an indented stack for
  * errors): `2025-01-02T03:04:05.678Z INFO  [1234] message key=value ...`.
- * Lines that are not JSON records come back unchanged.
+ * Control characters are escaped (escapeControl): a NUL or an escape
+ * sequence from a corrupt file must not reach a terminal or make grep call
+ * the log binary. Lines that are not JSON records come back escaped.
  */
 export function formatText(line: string): string {
   let rec: Record<string, unknown>;
   try {
     rec = JSON.parse(line) as Record<string, unknown>;
   } catch {
-    return line;
+    return escapeControl(line);
   }
-  if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number') return line;
+  if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number') return escapeControl(line);
   const time = typeof rec.time === 'number' ? new Date(rec.time).toISOString() : '-';
   const level = (LEVEL_NAMES[rec.level] ?? String(rec.level)).padEnd(5);
   const parts = [`${time} ${level} [${typeof rec.pid === 'number' ? rec.pid : '-'}]`];
-  if (typeof rec.name === 'string') parts.push(`${rec.name}:`);
-  if (rec.msg !== undefined) parts.push(typeof rec.msg === 'string' ? rec.msg : JSON.stringify(rec.msg));
+  if (typeof rec.name === 'string') parts.push(`${escapeControl(rec.name)}:`);
+  if (rec.msg !== undefined) parts.push(escapeControl(typeof rec.msg === 'string' ? rec.msg : JSON.stringify(rec.msg)));
   let stack = '';
   for (const [k, v] of Object.entries(rec)) {
     if (STANDARD_FIELDS.has(k)) continue;
@@ -102,14 +117,42 @@ export function formatText(line: string): string {
           '\n' +
           err.stack
             .split('\n')
-            .map((l) => `    ${l}`)
+            .map((l) => `    ${escapeControl(l)}`)
             .join('\n');
       continue;
     }
-    parts.push(`${k}=${formatValue(v)}`);
+    parts.push(`${escapeControl(k)}=${formatValue(v)}`);
   }
   return parts.join(' ') + stack;
 }
+
+/**
+ * Errors a user makes or meets, by class: a config file with mistakes
+ * (ConfigError of the parser, and of the server for a missing interface), a
+ * backing file that cannot be opened (StoreError), a command-line mistake
+ * (UsageError), an instance already running. Their message says what went
+ * wrong and what to do; a stack would only bury it. By name, because
+ * backend/ and target/ define some of them and this room may not import
+ * every one (test/service/log.test.ts checks each real class).
+ */
+const USER_ERROR_CLASSES = new Set(['ConfigError', 'StoreError', 'UsageError', 'AlreadyRunningError']);
+
+/** A user error (above), or a failed system call (ENOENT, EACCES, EADDRINUSE ...): logged without a stack. */
+export function isUserError(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  return USER_ERROR_CLASSES.has(e.constructor.name) || typeof (e as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/** pino's error serializer, minus the stack of a user error; programming errors keep theirs. */
+export function serializeError(e: unknown): unknown {
+  if (!(e instanceof Error)) return e;
+  const out: Partial<ReturnType<typeof pino.stdSerializers.err>> = pino.stdSerializers.err(e);
+  if (isUserError(e)) delete out.stack;
+  return out;
+}
+
+/** The serializers of every logger of ours (supervisor, worker, vblade). */
+export const LOG_SERIALIZERS = { err: serializeError };
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -217,7 +260,7 @@ export function createSink(opts: LogOptions): LogSink {
 /** A pino logger writing through `sink`. */
 export function loggerOnSink(sink: LogSink, level: LogLevel, bindings: Record<string, unknown> = {}): Logger {
   const stream = { write: (s: string) => sink.writeLine(s) };
-  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...bindings } }, stream);
+  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...bindings }, serializers: LOG_SERIALIZERS }, stream);
 }
 
 /** The root logger and its sink. */
