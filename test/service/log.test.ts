@@ -5,7 +5,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { createLogger, createSink, formatText, lineSplitter, syslogFrame, wrapForeignLine } from '../../src/service/log';
+import {
+  createLogger,
+  createSink,
+  formatText,
+  lineSplitter,
+  syslogFrame,
+  syslogRoute,
+  wrapForeignLine,
+} from '../../src/service/log';
 import { DgramSink, dgramSinkUnavailable } from '../helpers/dgram-sink';
 import { StoreError } from '../../src/backend/file-store';
 import { parseConfigFile } from '../../src/config/config-file';
@@ -168,4 +176,50 @@ t.test('the text format escapes control characters', async (t) => {
     '2025-01-02T03:04:05.678Z ERROR [1] bad line "a\\u0000b" in\\nfile key="x\\u0000y" err="m\\u0001"\n    Error: m\\u0001\n        at x',
   );
   t.equal(formatText('raw \u0000 text\u001b[31m'), 'raw \\u0000 text\\u001b[31m', 'a line that is not a record too');
+});
+
+t.test('syslog without /dev/log or the journal socket: the fallback file; a failing socket hands over', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'var-log', 'x.log');
+  const none = { syslogPath: path.join(dir, 'no-dev-log'), journalPath: path.join(dir, 'no-journal') };
+  t.same(syslogRoute({ ...none, fallbackFile: file }), { kind: 'file', path: file });
+  const { logger, sink } = createLogger({ destination: 'syslog', ...none, fallbackFile: file, format: 'text', level: 'info' });
+  logger.info('kept');
+  sink.flushSync();
+  t.match(fs.readFileSync(file, 'utf8'), /^\S+ INFO {2}\[\d+\] kept\n$/);
+});
+
+t.test('a syslog socket that stops taking records hands over to the fallback file until SIGHUP', async (t) => {
+  const dir = tmpdir(t);
+  const devLog = await DgramSink.start(path.join(dir, 'dev-log'));
+  t.teardown(() => devLog.close());
+  const file = path.join(dir, 'fallback.log');
+  let failing = false;
+  const sent: string[] = [];
+  const send = (_p: string, m: string): void => {
+    if (failing) throw new Error('connect ECONNREFUSED');
+    sent.push(m);
+  };
+  const opts = { syslogPath: devLog.path, journalPath: path.join(dir, 'no-journal'), fallbackFile: file };
+  t.same(syslogRoute(opts), { kind: 'syslog', path: devLog.path });
+  const { logger, sink } = createLogger({ destination: 'syslog', ...opts, format: 'text', level: 'info', send });
+  logger.info('one');
+  failing = true;
+  logger.info('two');
+  logger.info('three');
+  sink.flushSync();
+  t.equal(sent.length, 1, 'the first record went to /dev/log');
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+  t.equal(lines.length, 3, 'a notice, then the records');
+  t.match(
+    lines[0],
+    `WARN  [${process.pid}] cannot log to ${devLog.path} (connect ECONNREFUSED); logging to ${file} until SIGHUP`,
+  );
+  t.match(lines[1], / INFO {2}\[\d+\] two$/);
+  t.match(lines[2], / INFO {2}\[\d+\] three$/);
+  failing = false;
+  sink.reopen();
+  logger.info('four');
+  t.equal(sent.length, 2, 'after SIGHUP (reopen) /dev/log is used again');
+  t.match(sent[1], /four$/);
 });
