@@ -156,7 +156,8 @@ export const KEYS: readonly KeyDef[] = [
     default: 'auto',
     values: LOG_DESTINATIONS,
     arg: 'WHERE',
-    meaning: 'Log destination; auto = file when log-file is set, else syslog for vbladed and stdout for vblade.',
+    meaning:
+      'Log destination; auto = file when log-file is set, else syslog for vbladed and stderr for vblade. syslog without /dev/log goes to the journal socket, else to log-file.',
   },
   {
     key: 'log-file',
@@ -164,7 +165,9 @@ export const KEYS: readonly KeyDef[] = [
     type: 'path',
     default: '',
     arg: 'FILE',
-    meaning: 'Append the log to this file; reopened on SIGHUP so log rotation works.',
+    defaultText: 'unset; the syslog fallback is /var/log/vblade/NAME.log',
+    meaning:
+      'Append the log to this file; reopened on SIGHUP so log rotation works. With log = syslog, where records go when there is no /dev/log and no journal socket.',
   },
   {
     key: 'log-format',
@@ -747,7 +750,7 @@ function exportFromSection(
 
 /** What the defaults depend on. */
 export interface SettingsContext {
-  /** 'vbladed' logs to syslog by default, 'vblade' to stdout. */
+  /** 'vbladed' logs to syslog by default, 'vblade' to stderr. */
   program: 'vblade' | 'vbladed';
   /** Instance name when `name` is not set. */
   defaultName: string;
@@ -791,7 +794,7 @@ export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys,
   const metrics = value('metrics');
   const logFile = value('log-file');
   let log = value('log') as LogDestination;
-  if (log === 'auto') log = logFile ? 'file' : ctx.program === 'vbladed' ? 'syslog' : 'stdout';
+  if (log === 'auto') log = logFile ? 'file' : ctx.program === 'vbladed' ? 'syslog' : 'stderr';
   const s: DaemonSettings = {
     name,
     runDir,

@@ -209,7 +209,7 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
   t.equal(f.stateDir, undefined);
   t.equal(f.controlSocket, undefined);
   t.same(f.metrics, { host: '127.0.0.1', port: 9469 });
-  t.equal(resolveDaemonSettings({}, {}, { program: 'vblade', defaultName: 'v' }).log, 'stdout');
+  t.equal(resolveDaemonSettings({}, {}, { program: 'vblade', defaultName: 'v' }).log, 'stderr', 'vblade logs to stderr');
 });
 
 t.test('tunables: command line over file over environment over default', async (t) => {
