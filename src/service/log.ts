@@ -145,17 +145,26 @@ export function formatText(line: string): string {
  */
 const USER_ERROR_CLASSES = new Set(['ConfigError', 'StoreError', 'UsageError', 'AlreadyRunningError']);
 
-/** A user error (above), or a failed system call (ENOENT, EACCES, EADDRINUSE ...): logged without a stack. */
+/**
+ * A user error (above), a failed system call (ENOENT, EACCES, EADDRINUSE
+ * ...), or an error that wraps one as its cause (config/load.ts's "cannot
+ * read FILE"): logged without a stack.
+ */
 export function isUserError(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
-  return USER_ERROR_CLASSES.has(e.constructor.name) || typeof (e as NodeJS.ErrnoException).syscall === 'string';
+  if (USER_ERROR_CLASSES.has(e.constructor.name) || typeof (e as NodeJS.ErrnoException).syscall === 'string') return true;
+  return e.cause !== undefined && isUserError(e.cause);
 }
 
-/** pino's error serializer, minus the stack of a user error; programming errors keep theirs. */
+/** pino's error serializer, minus the stack (and the repeated causes) of a user error; programming errors keep theirs. */
 export function serializeError(e: unknown): unknown {
   if (!(e instanceof Error)) return e;
   const out: Partial<ReturnType<typeof pino.stdSerializers.err>> = pino.stdSerializers.err(e);
-  if (isUserError(e)) delete out.stack;
+  if (isUserError(e)) {
+    delete out.stack;
+    // Ours already say what their cause said; pino would append it again.
+    out.message = e.message;
+  }
   return out;
 }
 

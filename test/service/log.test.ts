@@ -17,6 +17,7 @@ import {
 import { DgramSink, dgramSinkUnavailable } from '../helpers/dgram-sink';
 import { StoreError } from '../../src/backend/file-store';
 import { parseConfigFile } from '../../src/config/config-file';
+import { loadExports } from '../../src/config/load';
 import { UsageError } from '../../src/config/vblade-args';
 import { AlreadyRunningError } from '../../src/service/pidfile';
 import { ConfigError as ServerConfigError } from '../../src/target/server';
@@ -134,6 +135,11 @@ t.test('user errors are logged with their message only; programming errors keep 
     new ServerConfigError('interface eth9 not found; list interfaces with `ip link`'),
     new AlreadyRunningError('instance x is already running as pid 1', 1, '/run/vblade/x.pid'),
   ];
+  try {
+    loadExports({ mode: 'config', vbladeArgv: [], configFile: path.join(dir, 'missing.conf') });
+  } catch (e) {
+    userErrors.push(e); // "cannot read FILE: ENOENT ...", a plain Error caused by the failed open
+  }
   for (const err of userErrors) logger.error({ err }, 'failed');
   logger.error({ err: new TypeError('x is not a function') }, 'bug');
   sink.flushSync();
@@ -142,13 +148,18 @@ t.test('user errors are logged with their message only; programming errors keep 
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { err: { type: string; message: string; stack?: string } });
-  t.equal(recs.length, 6);
-  for (const r of recs.slice(0, 5)) {
+  t.equal(recs.length, 7);
+  for (const r of recs.slice(0, 6)) {
     t.notOk('stack' in r.err, `${r.err.type}: no stack`);
     t.ok(r.err.message.length > 0, `${r.err.type}: the message is there`);
   }
   t.match(recs[0].err.message, /unknown key "bogus"/);
-  t.match(recs[5].err, { type: 'TypeError', message: 'x is not a function', stack: /^TypeError: x is not a function\n\s+at / });
+  t.match(
+    recs[5].err.message,
+    /^cannot read .*missing\.conf: ENOENT[^\n]*create it \(see vblade\.conf\(5\)[^:]*$/,
+    'its own message, once',
+  );
+  t.match(recs[6].err, { type: 'TypeError', message: 'x is not a function', stack: /^TypeError: x is not a function\n\s+at / });
 
   const text = path.join(dir, 'text.log');
   const tl = createLogger({ destination: 'file', file: text, format: 'text', level: 'info' });
