@@ -2,8 +2,9 @@
 //
 //   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
 //
-// plus long options of our own (--help, --null, --state-dir, --log-level,
-// --spin-us, --map-in-memory, --config).
+// plus long options of our own (--help, --null, --shared, --state-dir,
+// --log-level, --spin-us, --map-in-memory, --duplicate-probe-ms, --user,
+// --config).
 
 import pino from 'pino';
 import {
@@ -21,7 +22,7 @@ import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
-const TUNABLE_KEYS = ['spin-us', 'map-in-memory'] as const;
+const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'duplicate-probe-ms'] as const;
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
 
@@ -55,6 +56,9 @@ options of aoe-target:
                  -o/-l; see vbladed(8)
   --null         serve zeros and drop writes instead of using a file; the file
                  argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
+  --shared       another target serving this shelf.slot is intended (an
+                 active-active failover pair on one shared disk): start even
+                 when one answers (vblade.conf: shared = yes)
   --state-dir D  persist the config string, MAC mask and reserve list in D
   --log-level L  fatal, error, warn, info (default), debug
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
@@ -69,15 +73,16 @@ standard output; logs go to standard error as JSON lines.`;
 interface LongOptions {
   help: boolean;
   nullStore: boolean;
+  shared: boolean;
   stateDir?: string;
   logLevel: string;
-  /** --spin-us and --map-in-memory as given, checked. */
+  /** --spin-us, --map-in-memory and --duplicate-probe-ms as given, checked. */
   tunableKeys: DaemonKeys;
   rest: string[];
 }
 
 function takeLongOptions(argv: readonly string[]): LongOptions {
-  const o: LongOptions = { help: false, nullStore: false, logLevel: 'info', tunableKeys: {}, rest: [] };
+  const o: LongOptions = { help: false, nullStore: false, shared: false, logLevel: 'info', tunableKeys: {}, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [name, inline] = a.startsWith('--') ? a.split(/=(.*)/s, 2) : [a, undefined];
@@ -91,6 +96,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       break;
     } else if (a === '-h' || name === '--help') o.help = true;
     else if (name === '--null') o.nullStore = true;
+    else if (name === '--shared') o.shared = true;
     else if (name === '--state-dir') o.stateDir = value();
     else if (name === '--log-level') o.logLevel = value();
     else if ((TUNABLE_KEYS as readonly string[]).includes(name.slice(2))) {
@@ -119,9 +125,11 @@ export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): Se
   const value = (k: string): string | undefined => fromCli[k] ?? fromEnvironment[k];
   const spin = value('spin-us');
   const map = value('map-in-memory');
+  const probe = value('duplicate-probe-ms');
   return {
     spinMicros: spin === undefined ? DEFAULT_TUNABLES.spinMicros : parseConfigInteger(spin)!,
     mapInMemory: map === undefined ? DEFAULT_TUNABLES.mapInMemory : BOOL_WORDS[map.toLowerCase()],
+    duplicateProbeMs: probe === undefined ? DEFAULT_TUNABLES.duplicateProbeMs : parseConfigInteger(probe)!,
   };
 }
 
@@ -130,7 +138,7 @@ export interface CommandLine {
   config?: ExportConfig;
   stateDir?: string;
   logLevel: string;
-  /** --spin-us and --map-in-memory as given (the environment is added by main). */
+  /** --spin-us, --map-in-memory and --duplicate-probe-ms as given (the environment is added by main). */
   tunableKeys: DaemonKeys;
 }
 
@@ -143,6 +151,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     config.nullSectors = parseNullSize(config.file);
     if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
   }
+  if (long.shared) config.shared = true;
   return { help: false, config, stateDir: long.stateDir, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
 }
 
