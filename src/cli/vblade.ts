@@ -20,6 +20,8 @@ import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTun
 import { ConfigError, Server, StoreError } from '../target/server';
 import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
+import { loadAddon } from '../native/addon';
+import { checkUserExists, switchToUser, UserError } from '../service/privilege';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
 const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'duplicate-probe-ms'] as const;
@@ -60,6 +62,9 @@ options of aoe-target:
                  active-active failover pair on one shared disk): start even
                  when one answers (vblade.conf: shared = yes)
   --state-dir D  persist the config string, MAC mask and reserve list in D
+  --user USER    started as root: once the file and the socket are open,
+                 become USER (and its groups) keeping only CAP_NET_RAW;
+                 --state-dir must be writable by USER
   --log-level L  fatal, error, warn, info (default), debug
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
@@ -75,6 +80,7 @@ interface LongOptions {
   nullStore: boolean;
   shared: boolean;
   stateDir?: string;
+  user?: string;
   logLevel: string;
   /** --spin-us, --map-in-memory and --duplicate-probe-ms as given, checked. */
   tunableKeys: DaemonKeys;
@@ -98,6 +104,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
     else if (name === '--null') o.nullStore = true;
     else if (name === '--shared') o.shared = true;
     else if (name === '--state-dir') o.stateDir = value();
+    else if (name === '--user') o.user = value();
     else if (name === '--log-level') o.logLevel = value();
     else if ((TUNABLE_KEYS as readonly string[]).includes(name.slice(2))) {
       const key = name.slice(2);
@@ -137,6 +144,8 @@ export interface CommandLine {
   help: boolean;
   config?: ExportConfig;
   stateDir?: string;
+  /** --user: who to become once the file and the socket are open. */
+  user?: string;
   logLevel: string;
   /** --spin-us, --map-in-memory and --duplicate-probe-ms as given (the environment is added by main). */
   tunableKeys: DaemonKeys;
@@ -152,7 +161,14 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
   }
   if (long.shared) config.shared = true;
-  return { help: false, config, stateDir: long.stateDir, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
+  return {
+    help: false,
+    config,
+    stateDir: long.stateDir,
+    user: long.user,
+    logLevel: long.logLevel,
+    tunableKeys: long.tunableKeys,
+  };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -192,6 +208,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
   let server: Server;
   try {
+    if (parsed.user !== undefined) checkUserExists(loadAddon(), parsed.user);
     const { stateHooks } = await import('../service/state-hooks');
     // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
     server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log), {
@@ -199,11 +216,26 @@ export async function main(argv: readonly string[]): Promise<number> {
       wrapIoRing: (io) => withTestFaults(io),
     });
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof StoreError || (e as NodeJS.ErrnoException).code !== undefined) {
+    if (
+      e instanceof ConfigError ||
+      e instanceof StoreError ||
+      e instanceof UserError ||
+      (e as NodeJS.ErrnoException).code !== undefined
+    ) {
       process.stderr.write(`vblade: ${(e as Error).message}\n`);
       return 1;
     }
     throw e;
+  }
+  if (parsed.user !== undefined) {
+    try {
+      const ids = switchToUser(loadAddon(), parsed.user, parsed.stateDir);
+      log.info({ user: parsed.user, ...ids }, 'switched user; only CAP_NET_RAW kept');
+    } catch (e) {
+      process.stderr.write(`vblade: ${(e as Error).message}\n`);
+      await server.stop();
+      return 1;
+    }
   }
   const e = server.exports[0];
   process.stdout.write(
