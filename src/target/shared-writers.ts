@@ -25,6 +25,7 @@ function extentOf(c: ExportConfig): Extent | undefined {
   } catch {
     return undefined; // opening the store reports it
   }
+  if (!st.isFile() && !st.isBlockDevice()) return undefined; // /dev/zero and the like hold no data to corrupt
   const identity = st.isBlockDevice() ? `b${st.rdev}` : `f${st.dev}:${st.ino}`;
   const end = c.lengthSectors === undefined ? Infinity : c.offsetSectors + c.lengthSectors;
   return { key: exportKey(c), config: c, identity, first: c.offsetSectors, end };

@@ -11,13 +11,14 @@
 //           --inh-caps=+net_raw --ambient-caps=+net_raw node bin/vblade.js ...
 
 import t from 'tap';
-import { chmodSync, chownSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { sparseFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { requireCommands } from '../helpers/process';
 import { openClient, writeClientPattern } from './lib/harness';
-import { startTarget, targetCommand, vbladeForUser } from '../helpers/targets';
+import { REPO, startTarget, targetCommand, vbladeForUser } from '../helpers/targets';
 
 const SHELF = 61;
 const SLOT = 5;
@@ -26,6 +27,7 @@ const NOGROUP = 65534;
 const DROP_ONLY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
 const WITH_NET_RAW_ONLY = [...DROP_ONLY, '--inh-caps=+net_raw', '--ambient-caps=+net_raw'];
 const CAP_NET_RAW_BIT = 13;
+const VBLADED = join(REPO, 'bin', 'vbladed.js');
 /**
  * tap puts its own hooks into every Node child through NODE_OPTIONS (set in
  * its spawn wrapper, after our environment); they cannot write their files as
@@ -48,6 +50,17 @@ function caps(pid: number): Record<string, bigint> {
   const gid = /^Gid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
   out.gid = gid ? BigInt(gid[2]) : -1n;
   return out;
+}
+
+/** The worker's pid from its "switched user" log line. */
+function workerPid(line: RegExpExecArray): number {
+  const m = /"pid":(\d+)/.exec(line.input);
+  if (!m) throw new Error(`no pid in ${line.input}`);
+  return Number(m[1]);
+}
+
+function parentOf(pid: number): number {
+  return Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
 if (requireRoot(t)) {
@@ -87,6 +100,40 @@ if (requireRoot(t)) {
       t.equal(d.proc.exitStatus?.code, 0, 'stops cleanly on SIGTERM');
     },
   );
+
+  t.test('vbladed with user = nobody: the worker switches, the supervisor stays root to restart it', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const dir = tempDir(t, 'vbladed-user');
+    const file = await sparseFile(t, 2048 * 512, { dir });
+    writeClientPattern(file, 0, 2048);
+    chmodSync(file, 0o600);
+    const conf = join(dir, 'vblade.conf');
+    writeFileSync(
+      conf,
+      `[daemon]\nuser = nobody\nstate-dir = none\nrun-dir = ${join(dir, 'run')}\n` +
+        `[export e${SHELF}.${SLOT}]\nfile = ${file}\ninterfaces = ${net.targetIf}\n`,
+    );
+    const daemon = net.target.spawn(
+      t,
+      CLEAN[0],
+      [...CLEAN.slice(1), process.execPath, VBLADED, '--foreground', '--log', 'stderr', '--config', conf],
+      {
+        label: 'vbladed',
+      },
+    );
+    const worker = workerPid(await daemon.waitFor(/switched user/, { timeoutMs: 60000 }));
+    const w = caps(worker);
+    t.equal(w.uid, BigInt(NOBODY), 'the worker runs as nobody');
+    t.equal(w.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'with CAP_NET_RAW only');
+    t.equal(caps(parentOf(worker)).uid, 0n, 'the supervisor stays root, to start a new worker that opens the files');
+    const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
+    const target = await client.find(SHELF, SLOT, 10000);
+    t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'the worker serves the root-only file');
+    process.kill(worker, 'SIGKILL');
+    t.not(workerPid(await daemon.waitFor(/switched user/, { timeoutMs: 60000 })), worker, 'a new worker switched too');
+    t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'a restarted worker serves it again');
+    await daemon.stop();
+  });
 
   t.test('--user with a user that does not exist: refuses to start and says why', async (t) => {
     const net = await createNetnsPair(t, { mtu: 1500 });
