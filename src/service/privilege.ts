@@ -25,7 +25,9 @@ export function checkUserExists(addon: NativeAddon, user: string): void {
  * what to do; the caller stops serving and exits.
  */
 export function switchToUser(addon: NativeAddon, user: string, stateDir?: string): { uid: number; gid: number } {
-  const ids = addon.dropPrivileges(user);
+  const known = addon.lookupUser(user);
+  // Already that user (systemd's User= with CAP_NET_RAW): nothing to switch.
+  const ids = known !== null && known.uid !== 0 && process.geteuid?.() === known.uid ? known : addon.dropPrivileges(user);
   if (stateDir !== undefined) {
     try {
       fs.accessSync(stateDir, fs.constants.W_OK | fs.constants.X_OK);
