@@ -358,7 +358,8 @@ export class Server {
           if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}`);
         }
       } catch (err) {
-        // Opening the serving socket reports the same problem with its advice.
+        // No CAP_NET_RAW: opening the serving socket says so, with what to do.
+        if ((err as NodeJS.ErrnoException).code === 'EPERM') return;
         this.log.warn({ interface: name, err: (err as Error).message }, 'cannot look for other targets on this interface');
       }
     });
