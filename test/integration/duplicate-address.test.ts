@@ -9,10 +9,11 @@
 // Network safety: every target runs inside the namespaces this test creates.
 
 import t from 'tap';
+import { join } from 'node:path';
 import type { TestLike } from '../helpers/common';
 import { sparseFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot, type NetnsPair } from '../helpers/netns';
-import { startTarget, targetCommand, waitLinkUp } from '../helpers/targets';
+import { REPO, startTarget, targetCommand, waitLinkUp } from '../helpers/targets';
 
 const SHELF = 62;
 const SLOT = 7;
@@ -76,5 +77,35 @@ if (requireRoot(t)) {
       label: 'other-slot',
     });
     t.equal(other.sectors, 2048, 'another address on the same interface is served');
+  });
+
+  t.test('vbladed with its own run-dir for an address our vblade serves on the same interface: refused', async (t) => {
+    const { net, first, second } = await pairWithFiles(t);
+    await startTarget(t, net.target, [...ADDRESS, net.targetIf, first], { label: 'first' });
+    const dir = tempDir(t, 'vbladed-dup');
+    const r = await net.target.run(
+      process.execPath,
+      [
+        join(REPO, 'bin', 'vbladed.js'),
+        '--run-dir',
+        join(dir, 'run'),
+        '--state-dir',
+        'none',
+        '--log-file',
+        join(dir, 'vbladed.log'),
+        ...ADDRESS,
+        net.targetIf,
+        second,
+      ],
+      { timeoutMs: 60000 },
+    );
+    // vbladed's policy for a worker that cannot serve: the launcher reports it and the daemon retries with back-off.
+    const daemonPid = Number(/vbladed: pid (\d+) started, but serving failed/.exec(r.stderr)?.[1]);
+    if (daemonPid > 0) t.teardown(() => void net.target.run('kill', [String(daemonPid)]));
+    t.match(
+      r.stderr,
+      `serving failed: another aoe-target process on this host already serves e${SHELF}.${SLOT} on ${net.targetIf}`,
+      `the launcher says why: ${r.stderr.trim()}`,
+    );
   });
 }
