@@ -10,7 +10,8 @@
             "native/ioring.c",
             "native/mapped.c",
             "native/link.c",
-            "native/packet.c"
+            "native/packet.c",
+            "native/privilege.c"
           ],
           "defines": ["NAPI_VERSION=8"],
           "cflags!": ["-O3"],

@@ -202,6 +202,22 @@ struct io_queue {
   void *cqes;
 };
 
+/* ---- switching to an unprivileged user (privilege.c) ---------------------- */
+
+struct privilege_ids {
+  uint32_t uid;
+  uint32_t gid;
+};
+
+/* 1 = found (`ids` filled), 0 = no such user, <0 = -errno with `err` set. */
+int privilege_lookup(const char *user, struct privilege_ids *ids, struct aoe_error *err);
+
+/* As root: becomes `user` (its uid, gid and groups) keeping only CAP_NET_RAW,
+ * permitted and effective, with every other capability out of the bounding
+ * set. 0, or -errno with `err` set (the process may be half switched then:
+ * the caller exits). */
+int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error *err);
+
 /* ---- backing files in memory, mapped (mapped.c) -------------------------- */
 
 #define MAPPED_MAX_FILES 256

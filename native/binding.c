@@ -928,6 +928,48 @@ static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value ids_object(napi_env env, const struct privilege_ids *ids) {
+  napi_value result, value;
+  NAPI_OK(napi_create_object(env, &result));
+  NAPI_OK(napi_create_uint32(env, ids->uid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "uid", value));
+  NAPI_OK(napi_create_uint32(env, ids->gid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "gid", value));
+  return result;
+}
+
+static napi_value lookup_user_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char user[256];
+  if (argc < 1) return throw_type(env, "lookupUser(user) takes a user name");
+  if (!get_string(env, argv[0], user, sizeof user, "user")) return NULL;
+  struct privilege_ids ids;
+  struct aoe_error err;
+  int rc = privilege_lookup(user, &ids, &err);
+  if (rc < 0) return throw_aoe_error(env, &err);
+  if (rc == 0) {
+    napi_value null_value;
+    NAPI_OK(napi_get_null(env, &null_value));
+    return null_value;
+  }
+  return ids_object(env, &ids);
+}
+
+static napi_value drop_privileges_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char user[256];
+  if (argc < 1) return throw_type(env, "dropPrivileges(user) takes a user name");
+  if (!get_string(env, argv[0], user, sizeof user, "user")) return NULL;
+  struct privilege_ids ids;
+  struct aoe_error err;
+  if (privilege_drop(user, &ids, &err) < 0) return throw_aoe_error(env, &err);
+  return ids_object(env, &ids);
+}
+
 /* ---- constants ------------------------------------------------------------ */
 
 /* Every number JavaScript must agree on to fill or read what crosses the
@@ -994,6 +1036,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"mapFile", NULL, map_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmapFile", NULL, unmap_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   napi_value constants = create_constants(env);

@@ -2,8 +2,9 @@
 //
 //   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
 //
-// plus long options of our own (--help, --null, --state-dir, --log-level,
-// --spin-us, --map-in-memory, --config).
+// plus long options of our own (--help, --null, --shared, --state-dir,
+// --log-level, --spin-us, --map-in-memory, --duplicate-probe-ms, --user,
+// --config).
 
 import pino from 'pino';
 import {
@@ -20,9 +21,11 @@ import { ConfigError, Server, StoreError } from '../target/server';
 import { LOG_SERIALIZERS } from '../service/log';
 import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
+import { loadAddon } from '../native/addon';
+import { checkUserExists, switchToUser, UserError } from '../service/privilege';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
-const TUNABLE_KEYS = ['spin-us', 'map-in-memory'] as const;
+const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'duplicate-probe-ms'] as const;
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
 
@@ -56,7 +59,13 @@ options of aoe-target:
                  -o/-l; see vbladed(8)
   --null         serve zeros and drop writes instead of using a file; the file
                  argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
+  --shared       another target serving this shelf.slot is intended (an
+                 active-active failover pair on one shared disk): start even
+                 when one answers (vblade.conf: shared = yes)
   --state-dir D  persist the config string, MAC mask and reserve list in D
+  --user USER    started as root: once the file and the socket are open,
+                 become USER (and its groups) keeping only CAP_NET_RAW;
+                 --state-dir must be writable by USER
   --log-level L  fatal, error, warn, info (default), debug
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
@@ -70,15 +79,17 @@ standard output; logs go to standard error as JSON lines.`;
 interface LongOptions {
   help: boolean;
   nullStore: boolean;
+  shared: boolean;
   stateDir?: string;
+  user?: string;
   logLevel: string;
-  /** --spin-us and --map-in-memory as given, checked. */
+  /** --spin-us, --map-in-memory and --duplicate-probe-ms as given, checked. */
   tunableKeys: DaemonKeys;
   rest: string[];
 }
 
 function takeLongOptions(argv: readonly string[]): LongOptions {
-  const o: LongOptions = { help: false, nullStore: false, logLevel: 'info', tunableKeys: {}, rest: [] };
+  const o: LongOptions = { help: false, nullStore: false, shared: false, logLevel: 'info', tunableKeys: {}, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [name, inline] = a.startsWith('--') ? a.split(/=(.*)/s, 2) : [a, undefined];
@@ -92,7 +103,9 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       break;
     } else if (a === '-h' || name === '--help') o.help = true;
     else if (name === '--null') o.nullStore = true;
+    else if (name === '--shared') o.shared = true;
     else if (name === '--state-dir') o.stateDir = value();
+    else if (name === '--user') o.user = value();
     else if (name === '--log-level') o.logLevel = value();
     else if ((TUNABLE_KEYS as readonly string[]).includes(name.slice(2))) {
       const key = name.slice(2);
@@ -120,9 +133,11 @@ export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): Se
   const value = (k: string): string | undefined => fromCli[k] ?? fromEnvironment[k];
   const spin = value('spin-us');
   const map = value('map-in-memory');
+  const probe = value('duplicate-probe-ms');
   return {
     spinMicros: spin === undefined ? DEFAULT_TUNABLES.spinMicros : parseConfigInteger(spin)!,
     mapInMemory: map === undefined ? DEFAULT_TUNABLES.mapInMemory : BOOL_WORDS[map.toLowerCase()],
+    duplicateProbeMs: probe === undefined ? DEFAULT_TUNABLES.duplicateProbeMs : parseConfigInteger(probe)!,
   };
 }
 
@@ -130,8 +145,10 @@ export interface CommandLine {
   help: boolean;
   config?: ExportConfig;
   stateDir?: string;
+  /** --user: who to become once the file and the socket are open. */
+  user?: string;
   logLevel: string;
-  /** --spin-us and --map-in-memory as given (the environment is added by main). */
+  /** --spin-us, --map-in-memory and --duplicate-probe-ms as given (the environment is added by main). */
   tunableKeys: DaemonKeys;
 }
 
@@ -144,7 +161,15 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     config.nullSectors = parseNullSize(config.file);
     if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
   }
-  return { help: false, config, stateDir: long.stateDir, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
+  if (long.shared) config.shared = true;
+  return {
+    help: false,
+    config,
+    stateDir: long.stateDir,
+    user: long.user,
+    logLevel: long.logLevel,
+    tunableKeys: long.tunableKeys,
+  };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -184,6 +209,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
   let server: Server;
   try {
+    if (parsed.user !== undefined) checkUserExists(loadAddon(), parsed.user);
     const { stateHooks } = await import('../service/state-hooks');
     // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
     server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log), {
@@ -191,11 +217,26 @@ export async function main(argv: readonly string[]): Promise<number> {
       wrapIoRing: (io) => withTestFaults(io),
     });
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof StoreError || (e as NodeJS.ErrnoException).code !== undefined) {
+    if (
+      e instanceof ConfigError ||
+      e instanceof StoreError ||
+      e instanceof UserError ||
+      (e as NodeJS.ErrnoException).code !== undefined
+    ) {
       process.stderr.write(`vblade: ${(e as Error).message}\n`);
       return 1;
     }
     throw e;
+  }
+  if (parsed.user !== undefined) {
+    try {
+      const ids = switchToUser(loadAddon(), parsed.user, parsed.stateDir);
+      log.info({ user: parsed.user, ...ids }, 'switched user; only CAP_NET_RAW kept');
+    } catch (e) {
+      process.stderr.write(`vblade: ${(e as Error).message}\n`);
+      await server.stop();
+      return 1;
+    }
   }
   const e = server.exports[0];
   process.stdout.write(

@@ -27,6 +27,9 @@ import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { runDaemon } from '../service/daemon';
 import { launch, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
+import { checkUserExists } from '../service/privilege';
+import { loadAddon } from '../native/addon';
+import { sharedWriterProblems } from '../target/shared-writers';
 
 // ---------------------------------------------------------------------------
 // Command line
@@ -214,6 +217,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     settings = settingsOf(a, loaded);
     const bad = checkDaemonSettings(settings);
     if (bad) throw new UsageError(bad);
+    const writers = sharedWriterProblems(loaded.exports);
+    if (writers.length > 0) throw new Error(writers.join('\n'));
+    if (settings.user !== undefined) checkUserExists(loadAddon(), settings.user);
   } catch (e) {
     return process.exit(fail((e as Error).message, e instanceof UsageError && a.mode === 'args'));
   }

@@ -20,7 +20,7 @@
 import * as path from 'node:path';
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import type { ExportConfig, ServerConfig } from './export-config';
-import { DEFAULT_TUNABLES, MAX_SPIN_MICROS, exportKey } from './export-config';
+import { DEFAULT_TUNABLES, MAX_DUPLICATE_PROBE_MS, MAX_SPIN_MICROS, exportKey } from './export-config';
 import {
   DEFAULT_BUFFER_COUNT,
   MAX_BUFFER_COUNT,
@@ -224,6 +224,25 @@ export const KEYS: readonly KeyDef[] = [
     meaning:
       'Map backing files that live on tmpfs or ramfs into memory so a request is one copy (files with holes are never mapped).',
   },
+  {
+    key: 'duplicate-probe-ms',
+    section: 'daemon',
+    type: 'count',
+    default: String(DEFAULT_TUNABLES.duplicateProbeMs),
+    arg: 'MILLISECONDS',
+    range: [0, MAX_DUPLICATE_PROBE_MS],
+    meaning: `At start-up, how long (0..${MAX_DUPLICATE_PROBE_MS} ms) to wait for another target answering one of our shelf.slot addresses on an interface, or another process of ours serving it on this host; such an export is not served unless shared = yes. 0 does not look.`,
+  },
+  {
+    key: 'user',
+    section: 'daemon',
+    type: 'string',
+    default: '',
+    arg: 'USER',
+    defaultText: 'stay the user that started it',
+    meaning:
+      'Started as root, the serving process switches to this user (and its groups) once its backing files and sockets are open, keeping only CAP_NET_RAW. state-dir and the files of exports added by a reload must be usable by the user.',
+  },
 
   // [export eS.L]
   {
@@ -312,6 +331,14 @@ export const KEYS: readonly KeyDef[] = [
     meaning: `Buffer Count advertised to initiators: requests each may keep outstanding (1..${MAX_BUFFER_COUNT}).`,
   },
   {
+    key: 'shared',
+    section: 'export',
+    type: 'bool',
+    default: 'no',
+    meaning:
+      'Another writer of this disk is intended (a cluster file system, an active-active failover pair): allow another read-write export of the same file (when it says shared = yes too) and another target answering this shelf.slot (vblade: --shared).',
+  },
+  {
     key: 'null-store',
     section: 'export',
     type: 'bool',
@@ -363,6 +390,9 @@ export interface DaemonSettings {
   stopTimeoutSeconds: number;
   spinMicros: number;
   mapInMemory: boolean;
+  duplicateProbeMs: number;
+  /** undefined = stay the user that started the daemon. */
+  user?: string;
 }
 
 /** What a config file declares. */
@@ -741,6 +771,7 @@ function exportFromSection(
   };
   const length = int('length');
   if (length !== undefined) e.lengthSectors = length;
+  if (bool('shared')) e.shared = true;
   if (nullSectors !== undefined) e.nullSectors = nullSectors;
   return e;
 }
@@ -806,7 +837,10 @@ export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys,
     stopTimeoutSeconds: parseConfigInteger(value('stop-timeout')) ?? 30,
     spinMicros: parseConfigInteger(value('spin-us')) ?? DEFAULT_TUNABLES.spinMicros,
     mapInMemory: BOOL_WORDS[value('map-in-memory').toLowerCase()] ?? DEFAULT_TUNABLES.mapInMemory,
+    duplicateProbeMs: parseConfigInteger(value('duplicate-probe-ms')) ?? DEFAULT_TUNABLES.duplicateProbeMs,
   };
+  const user = value('user');
+  if (user) s.user = user;
   if (stateDir && stateDir !== 'none') s.stateDir = stateDir;
   if (control !== 'none') s.controlSocket = control || `${runDir}/${name}.sock`;
   const group = value('control-group');
@@ -823,8 +857,16 @@ export function checkDaemonSettings(s: DaemonSettings): string | undefined {
 }
 
 export function serverConfigOf(list: ExportConfig[], settings: DaemonSettings): ServerConfig {
-  const c: ServerConfig = { exports: list, tunables: { spinMicros: settings.spinMicros, mapInMemory: settings.mapInMemory } };
+  const c: ServerConfig = {
+    exports: list,
+    tunables: {
+      spinMicros: settings.spinMicros,
+      mapInMemory: settings.mapInMemory,
+      duplicateProbeMs: settings.duplicateProbeMs,
+    },
+  };
   if (settings.stateDir) c.stateDir = settings.stateDir;
+  if (settings.user) c.user = settings.user;
   return c;
 }
 

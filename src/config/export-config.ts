@@ -29,6 +29,12 @@ export interface ExportConfig {
   nullStore: boolean;
   /** Size in sectors of a null store. */
   nullSectors?: number;
+  /**
+   * Another writer of this disk is intended (a cluster file system, an
+   * active-active failover pair): skip the checks that refuse a second export
+   * of the same file and a second target answering this shelf.slot.
+   */
+  shared?: boolean;
 }
 
 export interface ServerConfig {
@@ -41,17 +47,28 @@ export interface ServerConfig {
    * the server as ServerOptions; the server itself does not look here.
    */
   tunables?: ServingTunables;
+  /**
+   * The user the serving process switches to once its files and sockets are
+   * open, keeping only CAP_NET_RAW ([daemon] user, --user); fixed when it
+   * starts, like the tunables. undefined = stay as started.
+   */
+  user?: string;
 }
 
-/** Process-wide knobs of the serving core ([daemon] keys spin-us and map-in-memory). */
+/** Process-wide knobs of the serving core ([daemon] keys spin-us, map-in-memory and duplicate-probe-ms). */
 export interface ServingTunables {
   /** Busy-poll window after each batch, microseconds; 0 sleeps at once. */
   spinMicros: number;
   /** Map backing files that live in memory (tmpfs, ramfs), so a request is a memcpy. */
   mapInMemory: boolean;
+  /** At start-up, how long to wait for another target answering one of our addresses; 0 = do not look. */
+  duplicateProbeMs: number;
 }
 
-export const DEFAULT_TUNABLES: Readonly<ServingTunables> = { spinMicros: 20, mapInMemory: true };
+export const DEFAULT_TUNABLES: Readonly<ServingTunables> = { spinMicros: 20, mapInMemory: true, duplicateProbeMs: 300 };
+
+/** Longer than any reply takes on a LAN; a longer wait only delays the start. */
+export const MAX_DUPLICATE_PROBE_MS = 10000;
 
 /** Longer busy polling only burns a core; the wake-up it saves costs tens of microseconds. */
 export const MAX_SPIN_MICROS = 1000;

@@ -132,6 +132,16 @@ export interface NativeAddon {
   unmapFile(fd: number): boolean;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
+  /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
+  lookupUser(user: string): { uid: number; gid: number } | null;
+  /**
+   * As root: switches the process to `user` (uid, primary group and its
+   * groups) keeping only CAP_NET_RAW, permitted and effective, with every
+   * other capability dropped from the bounding set (native/privilege.c).
+   * Throws with a message that says what to do (no such user, not root);
+   * after a throw the process may be half switched and should exit.
+   */
+  dropPrivileges(user: string): { uid: number; gid: number };
 }
 
 /** The package root, from dist/src/native/ where this file runs. */
@@ -183,4 +193,6 @@ export const native: NativeAddon = {
   mapFile: (fd, length, writable) => loadAddon().mapFile(fd, length, writable),
   unmapFile: (fd) => loadAddon().unmapFile(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
+  lookupUser: (user) => loadAddon().lookupUser(user),
+  dropPrivileges: (user) => loadAddon().dropPrivileges(user),
 };

@@ -22,6 +22,8 @@ import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/config-file';
 import { LOG_SERIALIZERS } from './log';
 import { StateStore } from './state-store';
+import { switchToUser } from './privilege';
+import { loadAddon } from '../native/addon';
 
 export interface ServerHooks {
   /** The server reports every change of an export's persisted state (config string, mask, reserve). */
@@ -69,15 +71,31 @@ export const HEARTBEAT_MS = 2000;
 /**
  * Server.start from ../target/server.ts, loaded when first needed (it loads
  * the native addon), with the tunables the supervisor resolved and the test
- * fault wrapper (inert unless a test sets its environment variables).
+ * fault wrapper (inert unless a test sets its environment variables). With
+ * a user set, the worker becomes that user once the server is up: what
+ * needs root (files, sockets) is open by then.
  */
 export function loadServerStarter(): StartServer {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Server } = require('../target/server') as typeof import('../target/server');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { withTestFaults } = require('../testing/fault-io') as typeof import('../testing/fault-io');
-  return (config, log, hooks) =>
-    Server.start(config, log, hooks, { ...(config.tunables ?? {}), wrapIoRing: (io) => withTestFaults(io) });
+  return async (config, log, hooks) => {
+    const server = await Server.start(config, log, hooks, {
+      ...(config.tunables ?? {}),
+      wrapIoRing: (io) => withTestFaults(io),
+    });
+    if (config.user !== undefined) {
+      try {
+        const ids = switchToUser(loadAddon(), config.user, config.stateDir);
+        log.info({ user: config.user, ...ids }, 'switched user; only CAP_NET_RAW kept');
+      } catch (e) {
+        await server.stop();
+        throw e;
+      }
+    }
+    return server;
+  };
 }
 
 /** One export as the control socket lists it. */

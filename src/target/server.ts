@@ -14,6 +14,9 @@ import { Engine } from './engine';
 import { Export } from './export';
 import { DEFAULT_TUNABLES, exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { Link } from './link';
+import { AddressClaims } from './address-claim';
+import { probeAddresses } from './duplicate-probe';
+import { sharedWriterProblems } from './shared-writers';
 import { loadAddon, type IoRing, type NativeAddon } from '../native/addon';
 
 export interface ServerHooks {
@@ -39,6 +42,12 @@ export interface ServerOptions {
   mapInMemory?: boolean;
   /** Wraps the io ring before the engine uses it: where the process set-up adds test fault injection. */
   wrapIoRing?: (io: IoRing) => IoRing;
+  /**
+   * How long start-up waits for another target to answer our own addresses
+   * ([daemon] duplicate-probe-ms); 0 (the default here) skips the probe and
+   * the claim of each address on this host.
+   */
+  duplicateProbeMs?: number;
 }
 
 /** A store that cannot be opened (missing file, no permission, ...): the message says what to do. */
@@ -49,6 +58,11 @@ export class ConfigError extends Error {}
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
+const DUPLICATE_ADVICE =
+  "two targets with one address write one disk behind each other's back; stop the other one or give this export " +
+  'another shelf.slot, or, if both are meant to serve it (an active-active failover pair on one shared disk), ' +
+  'set shared = yes in its export section (vblade: --shared)';
+
 export class Server {
   private readonly engine: Engine;
   private readonly linksByName = new Map<string, Link>();
@@ -57,6 +71,7 @@ export class Server {
   private stopping = false;
   private drainWaiters: (() => void)[] = [];
   private readonly addon: NativeAddon;
+  private readonly claims = new AddressClaims();
   private readonly opts: Required<Omit<ServerOptions, 'netns' | 'addon' | 'wrapIoRing'>> & { netns?: string };
 
   private constructor(
@@ -72,6 +87,7 @@ export class Server {
       netns: options.netns,
       spinMicros: options.spinMicros ?? DEFAULT_TUNABLES.spinMicros,
       mapInMemory: options.mapInMemory ?? DEFAULT_TUNABLES.mapInMemory,
+      duplicateProbeMs: options.duplicateProbeMs ?? 0,
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
@@ -91,6 +107,7 @@ export class Server {
   static async start(config: ServerConfig, log: Logger, hooks: ServerHooks = {}, options: ServerOptions = {}): Promise<Server> {
     const server = new Server(log, hooks, options);
     try {
+      config = await server.refuseDuplicates(config);
       for (const c of config.exports) {
         for (const name of c.interfaces) {
           if (server.addon.linkInfo(name, server.opts.netns) === null) {
@@ -304,6 +321,58 @@ export class Server {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  // ---- two writers of one disk ---------------------------------------------
+
+  /** Two exports of this config that would write one disk: refused, naming both and the key that allows it. */
+  private refuseSharedWriters(exports: readonly ExportConfig[]): void {
+    const problems = sharedWriterProblems(exports);
+    if (problems.length > 0) throw new ConfigError(problems.join('\n'));
+  }
+
+  /**
+   * Start-up: refuses exports of one file that would both write, then (when
+   * probing is on) leaves out each export whose address another process on
+   * this host, or another target on the wire, already serves. Those are
+   * logged as errors; when none is left, start-up fails with the reason.
+   */
+  private async refuseDuplicates(config: ServerConfig): Promise<ServerConfig> {
+    this.refuseSharedWriters(config.exports);
+    if (this.opts.duplicateProbeMs <= 0) return config;
+    const refused = new Map<string, string>();
+    const byInterface = new Map<string, ExportConfig[]>();
+    for (const c of config.exports) {
+      const key = exportKey(c);
+      if (c.shared) continue;
+      for (const name of c.interfaces) {
+        if (await this.claims.claim(key, name, this.opts.netns)) {
+          byInterface.set(name, [...(byInterface.get(name) ?? []), c]);
+        } else if (!refused.has(key)) {
+          refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}`);
+        }
+      }
+    }
+    const probes = [...byInterface].map(async ([name, list]) => {
+      try {
+        const answers = await probeAddresses(this.addon, name, list, this.opts.duplicateProbeMs, this.opts.netns);
+        for (const [key, mac] of answers) {
+          if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}`);
+        }
+      } catch (err) {
+        // No CAP_NET_RAW: opening the serving socket says so, with what to do.
+        if ((err as NodeJS.ErrnoException).code === 'EPERM') return;
+        this.log.warn({ interface: name, err: (err as Error).message }, 'cannot look for other targets on this interface');
+      }
+    });
+    await Promise.all(probes);
+    const messages = [...refused.values()].map((why) => `${why}; ${DUPLICATE_ADVICE}`);
+    for (const [key, message] of [...refused.keys()].map((k, i) => [k, messages[i]])) {
+      this.log.error({ export: key }, `not serving ${key}: ${message}`);
+    }
+    const kept = config.exports.filter((c) => !refused.has(exportKey(c)));
+    if (kept.length === 0 && messages.length > 0) throw new ConfigError(messages.join('\n'));
+    return { ...config, exports: kept };
+  }
+
   // ---- reload and stop -----------------------------------------------------
 
   /**
@@ -312,6 +381,7 @@ export class Server {
    * with their protocol state carried over; the others are not touched.
    */
   async apply(config: ServerConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    this.refuseSharedWriters(config.exports);
     const wanted = new Map(config.exports.map((c) => [exportKey(c), c]));
     const added: string[] = [];
     const removed: string[] = [];
@@ -385,6 +455,7 @@ export class Server {
     }
     this.engine.io.stopPolling();
     this.engine.io.close();
+    this.claims.release();
   }
 
   // ---- observation ---------------------------------------------------------

@@ -32,10 +32,10 @@ t.test('bad values are usage errors that say what to write', async (t) => {
 t.test('option over environment over default', async (t) => {
   const env = environmentDaemonKeys({ AOE_SPIN_US: '400', AOE_MAP: '0' });
   t.same(tunablesOf({}, {}), DEFAULT_TUNABLES, 'defaults');
-  t.same(tunablesOf({}, env), { spinMicros: 400, mapInMemory: false }, 'the environment');
+  t.same(tunablesOf({}, env), { spinMicros: 400, mapInMemory: false, duplicateProbeMs: 300 }, 'the environment');
   t.same(
-    tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes' }, env),
-    { spinMicros: 0, mapInMemory: true },
+    tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes', 'duplicate-probe-ms': '0' }, env),
+    { spinMicros: 0, mapInMemory: true, duplicateProbeMs: 0 },
     'the options, 0 included',
   );
 });

@@ -105,7 +105,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       desc: 'unknown key with a suggestion',
       text: '[export e1.1]\nfile = /x\ninterfaces = eth0\nreadonly = yes\n',
       msg: [
-        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, broadcast-edits, buffer-count, null-store, null-sectors`,
+        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, broadcast-edits, buffer-count, shared, null-store, null-sectors`,
       ],
     },
     {
@@ -198,6 +198,7 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
     controlSocket: '/run/vblade/vblade.sock',
     spinMicros: 20,
     mapInMemory: true,
+    duplicateProbeMs: 300,
   });
   const f = resolveDaemonSettings(
     { 'log-file': '/var/log/v.log', 'run-dir': '/tmp/r', metrics: '127.0.0.1:9469', 'state-dir': 'none' },
@@ -228,7 +229,7 @@ t.test('tunables: command line over file over environment over default', async (
   t.same([fromCli.spinMicros, fromCli.mapInMemory], [50, false], 'the command line wins over the file');
   t.same(
     serverConfigOf([exp({})], fromCli).tunables,
-    { spinMicros: 50, mapInMemory: false },
+    { spinMicros: 50, mapInMemory: false, duplicateProbeMs: 300 },
     'the worker gets them with the exports',
   );
   t.same(environmentDaemonKeys({ AOE_SPIN_US: '', AOE_MAP: '' }), {}, 'empty variables are unset');
@@ -279,4 +280,19 @@ t.test('committed docs are the rendering of the table (node scripts/render-confi
     renderExampleConfig(),
     'systemd/vblade.conf.example',
   );
+});
+
+t.test('shared, user and duplicate-probe-ms reach the server config', async (t) => {
+  const text = `[daemon]\nuser = vblade\nduplicate-probe-ms = 500\n[export e1.1]\nfile = /a\ninterfaces = eth0\nshared = yes\n[export e1.2]\nfile = /a\ninterfaces = eth0\n`;
+  const file = parseConfigFile(text, F);
+  t.equal(file.exports[0].shared, true, 'shared = yes');
+  t.equal(file.exports[1].shared, undefined, 'not set: left out, so reloads compare equal');
+  const s = resolveDaemonSettings(file.daemon, {}, { program: 'vbladed', defaultName: 'v' });
+  const c = serverConfigOf(file.exports, s);
+  t.equal(c.user, 'vblade', 'user');
+  t.equal(c.tunables?.duplicateProbeMs, 500, 'duplicate-probe-ms');
+  t.equal(serverConfigOf(file.exports, resolveDaemonSettings({}, {}, { program: 'vbladed', defaultName: 'v' })).user, undefined);
+  t.throws(() => parseConfigFile(text.replace('500', '10001'), F), {
+    message: `${F}:3: duplicate-probe-ms = 10001 is out of range; use 0..10000`,
+  });
 });

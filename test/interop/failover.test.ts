@@ -24,8 +24,10 @@ for (const target of selectedTargets()) {
       const { guest } = ctx.harness;
       const topo = await ctx.topology({ mtu: 1500, targets: 2 });
       const file = ctx.exportFile('shared.img', EXPORT_BYTES);
-      const first = await ctx.startTarget(topo.targetNs[0], ['1', '1', TARGET_IF, file], 'target-a');
-      if (mode === 'active-active') await ctx.startTarget(topo.targetNs[1], ['1', '1', TARGET_IF, file], 'target-b');
+      // Two targets with one address, on purpose: both say so.
+      const args = [...target.sharedArgs, '1', '1', TARGET_IF, file];
+      const first = await ctx.startTarget(topo.targetNs[0], args, 'target-a');
+      if (mode === 'active-active') await ctx.startTarget(topo.targetNs[1], args, 'target-b');
 
       const q = ctx.qemu({
         ns: topo.guestNs,
@@ -53,7 +55,7 @@ for (const target of selectedTargets()) {
         t.comment(`killed target-a (pid ${first.pid}) after ${ITERATIONS_BEFORE_KILL} guest iterations`);
         if (mode === 'active-standby') {
           await sleep(STANDBY_DELAY_MS);
-          await ctx.startTarget(topo.targetNs[1], ['1', '1', TARGET_IF, file], 'target-b');
+          await ctx.startTarget(topo.targetNs[1], args, 'target-b');
           const secondStartedMs = Date.now();
           t.comment(`started target-b ${((secondStartedMs - killedAtMs) / 1000).toFixed(1)} s after the kill`);
         }

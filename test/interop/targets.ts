@@ -22,6 +22,8 @@ export interface TargetUnderTest {
   name: string;
   /** vblade-style arguments -> argv (argv[0] is the program). */
   cmd: (args: string[]) => string[];
+  /** Arguments that say another target with the same shelf.slot is intended (failover); none when the target does not look. */
+  sharedArgs: string[];
   /** Set: every scenario is a tap todo with this reason and is not run. */
   todo?: string | false;
   /** Scenarios this target is known to fail, with the reason (tap todo: run, not counted). */
@@ -34,10 +36,13 @@ export const targets: TargetUnderTest[] = [
   {
     name: 'aoe-target',
     cmd: (args) => [process.execPath, oursBin, ...args],
+    // Without it the second of two targets with one address refuses to start.
+    sharedArgs: ['--shared'],
   },
   {
     name: 'vblade',
     cmd: (args) => ['/usr/sbin/vblade', ...args],
+    sharedArgs: [],
     // vblade's known fault (32-byte frames, no padding to 60) only hurts aoetools
     // over veth; QEMU pads for the guest, so no scenario here is expected to fail.
     expectedFailures: {},

@@ -1,4 +1,7 @@
-// Least privilege: the daemon runs as an unprivileged user that
+// Least privilege: started as root with --user, the daemon opens what needs
+// root and then switches to that user keeping only CAP_NET_RAW (with which it
+// reopens an interface that was deleted and created again). Started by
+// setpriv instead, the daemon runs as an unprivileged user that
 // holds only CAP_NET_RAW (the ambient capability, as systemd's
 // AmbientCapabilities=CAP_NET_RAW gives it) and owns its backing file, and
 // serves. Without the capability, or without access to the file, it refuses
@@ -8,13 +11,14 @@
 //           --inh-caps=+net_raw --ambient-caps=+net_raw node bin/vblade.js ...
 
 import t from 'tap';
-import { chmodSync, chownSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { sparseFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';
 import { requireCommands } from '../helpers/process';
 import { openClient, writeClientPattern } from './lib/harness';
-import { startTarget, targetCommand, vbladeForUser } from '../helpers/targets';
+import { REPO, startTarget, targetCommand, vbladeForUser } from '../helpers/targets';
 
 const SHELF = 61;
 const SLOT = 5;
@@ -23,6 +27,7 @@ const NOGROUP = 65534;
 const DROP_ONLY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
 const WITH_NET_RAW_ONLY = [...DROP_ONLY, '--inh-caps=+net_raw', '--ambient-caps=+net_raw'];
 const CAP_NET_RAW_BIT = 13;
+const VBLADED = join(REPO, 'bin', 'vbladed.js');
 /**
  * tap puts its own hooks into every Node child through NODE_OPTIONS (set in
  * its spawn wrapper, after our environment); they cannot write their files as
@@ -42,7 +47,120 @@ function caps(pid: number): Record<string, bigint> {
   }
   const uid = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
   out.uid = uid ? BigInt(uid[2]) : -1n;
+  const gid = /^Gid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+  out.gid = gid ? BigInt(gid[2]) : -1n;
   return out;
+}
+
+/** The worker's pid from its "switched user" log line. */
+function workerPid(line: RegExpExecArray): number {
+  const m = /"pid":(\d+)/.exec(line.input);
+  if (!m) throw new Error(`no pid in ${line.input}`);
+  return Number(m[1]);
+}
+
+function parentOf(pid: number): number {
+  return Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
+if (requireRoot(t)) {
+  t.test(
+    'started as root with --user nobody: only CAP_NET_RAW left, serves a root-only file, reopens a recreated interface',
+    async (t) => {
+      const net = await createNetnsPair(t, { mtu: 1500 });
+      const dir = tempDir(t, 'user');
+      const file = await sparseFile(t, 2048 * 512, { dir });
+      writeClientPattern(file, 0, 2048);
+      chmodSync(file, 0o600); // root's: opened before the switch
+      const d = await startTarget(t, net.target, ['--user', 'nobody', String(SHELF), String(SLOT), net.targetIf, file], {
+        prefix: CLEAN,
+      });
+      const c = caps(d.pid);
+      t.equal(c.uid, BigInt(NOBODY), 'the daemon runs as nobody (effective uid 65534)');
+      t.equal(c.gid, BigInt(NOGROUP), "in nobody's group");
+      t.equal(c.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'its effective capabilities are CAP_NET_RAW and nothing else');
+      t.equal(c.CapPrm, 1n << BigInt(CAP_NET_RAW_BIT), 'and so is its permitted set');
+      t.equal(c.CapBnd, 1n << BigInt(CAP_NET_RAW_BIT), 'and its bounding set: nothing can be regained');
+      const check = async (when: string): Promise<void> => {
+        const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
+        const target = await client.find(SHELF, SLOT, 10000);
+        t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, `${when}: reads return the file`);
+        const data = new Uint8Array(8 * 512);
+        fillSectors(data, 0, 1000, 8);
+        await client.write(target, 1000, data);
+        await client.flush(target);
+        t.same(await client.read(target, 1000, 8), data, `${when}: writes and FLUSH CACHE work`);
+        client.close();
+      };
+      await check('as nobody');
+      await net.veth.recreate();
+      await check('after the interface was deleted and created again');
+      t.ok(d.proc.running, 'still running');
+      await d.proc.stop();
+      t.equal(d.proc.exitStatus?.code, 0, 'stops cleanly on SIGTERM');
+    },
+  );
+
+  t.test('vbladed with user = nobody: the worker switches, the supervisor stays root to restart it', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const dir = tempDir(t, 'vbladed-user');
+    const file = await sparseFile(t, 2048 * 512, { dir });
+    writeClientPattern(file, 0, 2048);
+    chmodSync(file, 0o600);
+    const conf = join(dir, 'vblade.conf');
+    writeFileSync(
+      conf,
+      `[daemon]\nuser = nobody\nstate-dir = none\nrun-dir = ${join(dir, 'run')}\n` +
+        `[export e${SHELF}.${SLOT}]\nfile = ${file}\ninterfaces = ${net.targetIf}\n`,
+    );
+    const daemon = net.target.spawn(
+      t,
+      CLEAN[0],
+      [...CLEAN.slice(1), process.execPath, VBLADED, '--foreground', '--log', 'stderr', '--config', conf],
+      {
+        label: 'vbladed',
+      },
+    );
+    const worker = workerPid(await daemon.waitFor(/switched user/, { timeoutMs: 60000 }));
+    const w = caps(worker);
+    t.equal(w.uid, BigInt(NOBODY), 'the worker runs as nobody');
+    t.equal(w.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'with CAP_NET_RAW only');
+    t.equal(caps(parentOf(worker)).uid, 0n, 'the supervisor stays root, to start a new worker that opens the files');
+    const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
+    const target = await client.find(SHELF, SLOT, 10000);
+    t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'the worker serves the root-only file');
+    process.kill(worker, 'SIGKILL');
+    t.not(workerPid(await daemon.waitFor(/switched user/, { timeoutMs: 60000 })), worker, 'a new worker switched too');
+    t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'a restarted worker serves it again');
+    await daemon.stop();
+  });
+
+  t.test('--user with a user that does not exist: refuses to start and says why', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const file = await sparseFile(t, 2048 * 512);
+    const [cmd, argv] = targetCommand(['--user', 'aoet-no-such-user', String(SHELF), String(SLOT), net.targetIf, file], {
+      prefix: CLEAN,
+    });
+    const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
+    t.equal(r.code, 1, 'exit status 1');
+    t.match(r.stderr, /^vblade: there is no user "aoet-no-such-user"; /m, `the message names the user: ${r.stderr.trim()}`);
+    t.notMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  });
+
+  t.test('--user with a state directory the user cannot write: refuses to start and says why', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const file = await sparseFile(t, 2048 * 512);
+    const state = tempDir(t, 'state'); // root's, mode 0700
+    chmodSync(state, 0o700);
+    const [cmd, argv] = targetCommand(
+      ['--user', 'nobody', '--state-dir', state, String(SHELF), String(SLOT), net.targetIf, file],
+      { prefix: CLEAN },
+    );
+    const r = await net.target.run(cmd, argv, { timeoutMs: 60000 });
+    t.equal(r.code, 1, 'exit status 1');
+    t.match(r.stderr, `vblade: the state directory ${state} is not writable by user nobody`, `says so: ${r.stderr.trim()}`);
+    t.notMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  });
 }
 
 if (requireRoot(t) && requireCommands(t, ['setpriv'])) {

@@ -1,0 +1,87 @@
+// Two exports that write one disk: the server refuses to start (and a reload
+// is refused) with a message naming both exports, the file and the key that
+// allows it. The same file is found by device and inode, so a hard link, a
+// symbolic link and two names of one loop device all count; read-only pairs
+// and byte ranges that do not overlap are fine. No root, no namespace.
+import t from 'tap';
+import { linkSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { patternFile, tempDir, loopDevice, requireLoop } from '../helpers/files';
+import { exportOf, startInProcess } from '../helpers/in-process';
+
+const SECTORS = 64;
+
+t.test('two read-write exports of one file under two names are refused', async (t) => {
+  const dir = tempDir(t, 'writers');
+  const file = await patternFile(t, SECTORS, { dir });
+  const alias = join(dir, 'alias.img');
+  linkSync(file, alias);
+  await t.rejects(
+    startInProcess(t, [exportOf(file, { slot: 1 }), exportOf(alias, { slot: 2 })]),
+    {
+      message: new RegExp(
+        `^e1\\.1 and e1\\.2 both write to ${file} \\(e1\\.2 names it ${alias}\\): .*set shared = yes in both exports`,
+      ),
+    },
+    'hard link: start refused, naming both exports, the file and the key',
+  );
+});
+
+t.test('a symbolic link and one export read-only, one read-write: refused', async (t) => {
+  const dir = tempDir(t, 'writers');
+  const file = await patternFile(t, SECTORS, { dir });
+  const link = join(dir, 'link.img');
+  symlinkSync(file, link);
+  await t.rejects(startInProcess(t, [exportOf(file, { slot: 1, readOnly: true }), exportOf(link, { slot: 2 })]), {
+    message: /^e1\.1 and e1\.2 both use .* and e1\.2 writes to it/,
+  });
+});
+
+t.test('read-only twice, separate ranges, or shared = yes on both: served', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  const ro = await startInProcess(t, [exportOf(file, { slot: 1, readOnly: true }), exportOf(file, { slot: 2, readOnly: true })]);
+  t.equal(ro.server.exports.length, 2, 'two read-only exports of one file');
+  const split = await startInProcess(t, [
+    exportOf(file, { slot: 1, lengthSectors: 32 }),
+    exportOf(file, { slot: 2, offsetSectors: 32 }),
+  ]);
+  t.equal(split.server.exports.length, 2, 'sectors 0-31 and 32-63 of one file');
+  const shared = await startInProcess(t, [exportOf(file, { slot: 1, shared: true }), exportOf(file, { slot: 2, shared: true })]);
+  t.equal(shared.server.exports.length, 2, 'shared = yes on both');
+});
+
+t.test('overlapping ranges of one file are refused; shared on only one side is not enough', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  await t.rejects(
+    startInProcess(t, [
+      exportOf(file, { slot: 1, lengthSectors: 33 }),
+      exportOf(file, { slot: 2, offsetSectors: 32, shared: true }),
+    ]),
+    { message: /^e1\.1 and e1\.2 both write to .*sectors 32\.\.32/ },
+  );
+});
+
+t.test('a reload that adds a second writer of a served file is refused', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  const { server } = await startInProcess(t, [exportOf(file, { slot: 1 })]);
+  await t.rejects(server.apply({ exports: [exportOf(file, { slot: 1 }), exportOf(file, { slot: 3 })] }), {
+    message: /^e1\.1 and e1\.3 both write to /,
+  });
+  t.same(
+    server.exports.map((e) => e.key),
+    ['e1.1'],
+    'the running exports are untouched',
+  );
+});
+
+t.test('two names of one block device are one disk (rdev)', async (t) => {
+  if (!requireLoop(t)) return;
+  const file = await patternFile(t, SECTORS);
+  const dev = await loopDevice(t, file);
+  const dir = tempDir(t, 'devlink');
+  const alias = join(dir, 'disk');
+  symlinkSync(dev, alias);
+  await t.rejects(startInProcess(t, [exportOf(dev, { slot: 1 }), exportOf(alias, { slot: 2 })]), {
+    message: new RegExp(`^e1\\.1 and e1\\.2 both write to ${dev} `),
+  });
+});
