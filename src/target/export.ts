@@ -21,6 +21,8 @@ export class Export {
   readonly state: TargetState;
   readonly counters = new Float64Array(ExportCounter.Count);
   readonly latency = new Float64Array(LATENCY_BUCKETS);
+  /** Sum of the latencies counted in `latency`, microseconds (a Prometheus histogram's _sum). */
+  latencySumUs = 0;
   /** Requests of this export between submission and reply. */
   inflight = 0;
   /** Set when the export is being removed: no new requests are accepted. */

@@ -403,6 +403,7 @@ export class Server {
         reserve: e.state.reserve.toStrings(),
         counters: Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])),
         latencyUsLog2: Array.from(e.latency),
+        latencySumUs: e.latencySumUs,
       })),
       interfaces: this.links.map((l) => {
         const k = l.socket?.stats();
@@ -443,6 +444,8 @@ export interface ServerStats {
     reserve: string[];
     counters: Record<string, number>;
     latencyUsLog2: number[];
+    /** Sum of the latencies counted in latencyUsLog2, microseconds. */
+    latencySumUs: number;
   }[];
   interfaces: {
     name: string;

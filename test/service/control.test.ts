@@ -192,6 +192,7 @@ const STATS = {
       reserve: [],
       counters: { reads: 10, writes: 4, read_bytes: 5120, io_errors: 1 },
       latencyUsLog2: [0, 2, 1, 0, 1],
+      latencySumUs: 37.5,
     },
   ],
   interfaces: [{ name: 'eth0', open: true, up: false, mtu: 9000, sectorsPerFrame: 17, counters: { rx_frames: 20, tx_drops: 2 } }],
@@ -223,6 +224,7 @@ t.test('Prometheus rendering', async (t) => {
   t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="0\.000008"\} 3$/m);
   t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="\+Inf"\} 4$/m);
   t.match(text, /^vblade_export_latency_seconds_count\{export="e1\.1"\} 4$/m);
+  t.match(text, /^vblade_export_latency_seconds_sum\{export="e1\.1"\} 0\.0000375$/m);
   t.match(text, /^vblade_interface_rx_frames_total\{interface="eth0"\} 20$/m);
   t.match(text, /^vblade_interface_up\{interface="eth0"\} 0$/m);
   t.match(text, /^vblade_interface_sectors_per_frame\{interface="eth0"\} 17$/m);
