@@ -21,7 +21,7 @@ import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
-const TUNABLE_KEYS = ['spin-us', 'map-in-memory'] as const;
+const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'announce-interval'] as const;
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
 
@@ -119,9 +119,11 @@ export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): Se
   const value = (k: string): string | undefined => fromCli[k] ?? fromEnvironment[k];
   const spin = value('spin-us');
   const map = value('map-in-memory');
+  const announce = value('announce-interval');
   return {
     spinMicros: spin === undefined ? DEFAULT_TUNABLES.spinMicros : parseConfigInteger(spin)!,
     mapInMemory: map === undefined ? DEFAULT_TUNABLES.mapInMemory : BOOL_WORDS[map.toLowerCase()],
+    announceSeconds: announce === undefined ? DEFAULT_TUNABLES.announceSeconds : parseConfigInteger(announce)!,
   };
 }
 

@@ -20,7 +20,7 @@
 import * as path from 'node:path';
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import type { ExportConfig, ServerConfig } from './export-config';
-import { DEFAULT_TUNABLES, MAX_SPIN_MICROS, exportKey } from './export-config';
+import { DEFAULT_TUNABLES, MAX_ANNOUNCE_SECONDS, MAX_SPIN_MICROS, exportKey } from './export-config';
 import {
   DEFAULT_BUFFER_COUNT,
   MAX_BUFFER_COUNT,
@@ -221,6 +221,16 @@ export const KEYS: readonly KeyDef[] = [
     meaning:
       'Map backing files that live on tmpfs or ramfs into memory so a request is one copy (files with holes are never mapped).',
   },
+  {
+    key: 'announce-interval',
+    section: 'daemon',
+    type: 'count',
+    default: String(DEFAULT_TUNABLES.announceSeconds),
+    arg: 'SECONDS',
+    range: [0, MAX_ANNOUNCE_SECONDS],
+    meaning:
+      'Seconds between unsolicited announcements of every export on every interface that is up, so that initiators started before the target find it without waiting for their next discovery (Linux: 60 s); 0 announces only at start, on link up and when an export is added.',
+  },
 
   // [export eS.L]
   {
@@ -352,6 +362,7 @@ export interface DaemonSettings {
   stopTimeoutSeconds: number;
   spinMicros: number;
   mapInMemory: boolean;
+  announceSeconds: number;
 }
 
 /** What a config file declares. */
@@ -794,6 +805,7 @@ export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys,
     stopTimeoutSeconds: parseConfigInteger(value('stop-timeout')) ?? 30,
     spinMicros: parseConfigInteger(value('spin-us')) ?? DEFAULT_TUNABLES.spinMicros,
     mapInMemory: BOOL_WORDS[value('map-in-memory').toLowerCase()] ?? DEFAULT_TUNABLES.mapInMemory,
+    announceSeconds: parseConfigInteger(value('announce-interval')) ?? DEFAULT_TUNABLES.announceSeconds,
   };
   if (stateDir && stateDir !== 'none') s.stateDir = stateDir;
   if (control !== 'none') s.controlSocket = control || `${runDir}/${name}.sock`;
@@ -811,7 +823,10 @@ export function checkDaemonSettings(s: DaemonSettings): string | undefined {
 }
 
 export function serverConfigOf(list: ExportConfig[], settings: DaemonSettings): ServerConfig {
-  const c: ServerConfig = { exports: list, tunables: { spinMicros: settings.spinMicros, mapInMemory: settings.mapInMemory } };
+  const c: ServerConfig = {
+    exports: list,
+    tunables: { spinMicros: settings.spinMicros, mapInMemory: settings.mapInMemory, announceSeconds: settings.announceSeconds },
+  };
   if (settings.stateDir) c.stateDir = settings.stateDir;
   return c;
 }

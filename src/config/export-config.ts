@@ -41,15 +41,26 @@ export interface ServerConfig {
   tunables?: ServingTunables;
 }
 
-/** Process-wide knobs of the serving core ([daemon] keys spin-us and map-in-memory). */
+/** Process-wide knobs of the serving core ([daemon] keys spin-us, map-in-memory and announce-interval). */
 export interface ServingTunables {
   /** Busy-poll window after each batch, microseconds; 0 sleeps at once. */
   spinMicros: number;
   /** Map backing files that live in memory (tmpfs, ramfs), so a request is a memcpy. */
   mapInMemory: boolean;
+  /** Seconds between unsolicited announcements of every export on every interface that is up; 0: only at start, link up and export add. */
+  announceSeconds: number;
 }
 
-export const DEFAULT_TUNABLES: Readonly<ServingTunables> = { spinMicros: 20, mapInMemory: true };
+/**
+ * 10 s: an initiator that loaded its driver before the target (or the path)
+ * was up finds the export within 10 s instead of at its own next discovery
+ * round (Linux's aoe driver asks every 60 s). The cost is one minimum-size
+ * frame per export, interface (and MAC mask entry) every 10 s.
+ */
+export const DEFAULT_TUNABLES: Readonly<ServingTunables> = { spinMicros: 20, mapInMemory: true, announceSeconds: 10 };
+
+/** An hour: a longer interval would not shorten anybody's wait. */
+export const MAX_ANNOUNCE_SECONDS = 3600;
 
 /** Longer busy polling only burns a core; the wake-up it saves costs tens of microseconds. */
 export const MAX_SPIN_MICROS = 1000;

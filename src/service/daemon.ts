@@ -62,6 +62,7 @@ const RESTART_ONLY = [
   'metrics',
   'spinMicros',
   'mapInMemory',
+  'announceSeconds',
 ] as const;
 
 export function logOptionsOf(s: DaemonSettings): LogOptions {

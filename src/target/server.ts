@@ -37,6 +37,8 @@ export interface ServerOptions {
   spinMicros?: number;
   /** Map backing files that live in memory ([daemon] map-in-memory). */
   mapInMemory?: boolean;
+  /** Seconds between announcements on every interface that is up; 0 turns them off ([daemon] announce-interval). */
+  announceSeconds?: number;
   /** Wraps the io ring before the engine uses it: where the process set-up adds test fault injection. */
   wrapIoRing?: (io: IoRing) => IoRing;
 }
@@ -54,6 +56,7 @@ export class Server {
   private readonly linksByName = new Map<string, Link>();
   private readonly exportsByKey = new Map<string, Export>();
   private monitor: NodeJS.Timeout | null = null;
+  private announcer: NodeJS.Timeout | null = null;
   private stopping = false;
   private drainWaiters: (() => void)[] = [];
   private readonly addon: NativeAddon;
@@ -72,6 +75,7 @@ export class Server {
       netns: options.netns,
       spinMicros: options.spinMicros ?? DEFAULT_TUNABLES.spinMicros,
       mapInMemory: options.mapInMemory ?? DEFAULT_TUNABLES.mapInMemory,
+      announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
@@ -105,6 +109,7 @@ export class Server {
       throw e;
     }
     server.monitor = setInterval(() => server.checkLinks(), server.opts.linkCheckMs);
+    server.startAnnouncing();
     return server;
   }
 
@@ -288,6 +293,27 @@ export class Server {
     }
   }
 
+  /**
+   * Announces every export on every interface that is up, every
+   * announce-interval seconds: an initiator whose driver came up before the
+   * target, or whose start-up announcement was lost (a switch port still
+   * blocking), finds it within that time rather than at its own next
+   * discovery round.
+   */
+  private startAnnouncing(): void {
+    const seconds = this.opts.announceSeconds;
+    if (!(seconds > 0)) return;
+    this.announcer = setInterval(() => this.announceAll(), seconds * 1000);
+    this.announcer.unref();
+  }
+
+  private announceAll(): void {
+    if (this.stopping) return;
+    for (const link of this.linksByName.values()) {
+      if (link.socket !== null && !link.reopenWanted && link.info?.up) this.engine.announce(link);
+    }
+  }
+
   private onDrained(): void {
     for (const link of this.linksByName.values()) {
       if (link.reopenWanted && link.inflight === 0 && link.socket !== null) {
@@ -360,6 +386,7 @@ export class Server {
     if (this.stopping) return;
     this.stopping = true;
     if (this.monitor) clearInterval(this.monitor);
+    if (this.announcer) clearInterval(this.announcer);
     for (const link of this.linksByName.values()) link.pause();
     for (const e of this.exportsByKey.values()) e.closing = true; // so that the last reply signals drained()
     while (this.engine.inflight > 0) await this.waitDrain();
