@@ -2,7 +2,7 @@
 // protocol state, counters and its group commit.
 
 import * as os from 'node:os';
-import { buildIdentify, TargetState } from '../aoe';
+import { buildIdentify, SECTOR_SIZE, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
@@ -42,18 +42,34 @@ export class Export {
     initial?: ExportState,
   ) {
     this.key = exportKey(config);
-    const identify = buildIdentify({
-      sectors: store.sectors,
-      serial: serialFor(config.shelf, config.slot),
-      firmware: PRODUCT_FIRMWARE,
-      model: PRODUCT_MODEL,
-      writeCache: !config.sync,
-    });
+    const identify = this.identifyPage(store.sectors);
     this.state = new TargetState(config.shelf, config.slot, store.sectors, config.readOnly, config.bufferCount, identify);
     this.state.mask.setStrings(config.macMask);
     if (initial) this.restore(initial);
     this.savedVersion = this.state.version;
     this.groupCommit = new GroupCommit(requestSlots);
+  }
+
+  private identifyPage(sectors: number): Uint8Array {
+    return buildIdentify({
+      sectors,
+      serial: serialFor(this.config.shelf, this.config.slot),
+      firmware: PRODUCT_FIRMWARE,
+      model: PRODUCT_MODEL,
+      writeCache: !this.config.sync,
+    });
+  }
+
+  /**
+   * Serves `sectors` from now on: range checks, the IDENTIFY page (rewritten
+   * in place) and a mapped store's mapping. Requests in flight are not
+   * touched; the export, its state and its counters stay.
+   */
+  grow(sectors: number): void {
+    this.store.sectors = sectors;
+    this.store.remap?.(this.store.byteOffset + sectors * SECTOR_SIZE);
+    this.state.sectors = sectors;
+    this.state.identify.set(this.identifyPage(sectors));
   }
 
   restore(s: ExportState): void {
