@@ -82,3 +82,17 @@ export interface ExportState {
    */
   configMask?: string[];
 }
+
+/** "262144 sectors (128 MiB)": sizes in messages. */
+export function describeSize(sectors: number): string {
+  const bytes = sectors * 512;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 'bytes';
+  for (const unit of units) {
+    if (v < 1024) break;
+    v /= 1024;
+    u = unit;
+  }
+  return `${sectors} sectors (${u === 'bytes' ? v : Number(v.toFixed(1))} ${u})`;
+}

@@ -6,13 +6,20 @@
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
-import { openFileStore, sectorsAfterOffset, SECTOR } from '../backend/file-store';
+import { openFileStore, sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { openNullStore } from '../backend/null-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
 import { Export } from './export';
-import { DEFAULT_TUNABLES, exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
+import {
+  DEFAULT_TUNABLES,
+  describeSize,
+  exportKey,
+  type ExportConfig,
+  type ExportState,
+  type ServerConfig,
+} from '../config/export-config';
 import { Link } from './link';
 import { loadAddon, type IoRing, type NativeAddon } from '../native/addon';
 
@@ -546,20 +553,6 @@ export class Server {
     this.persist(e);
     return true;
   }
-}
-
-/** "262144 sectors (128 MiB)": sizes in messages. */
-export function describeSize(sectors: number): string {
-  const bytes = sectors * SECTOR;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let u = 'bytes';
-  for (const unit of units) {
-    if (v < 1024) break;
-    v /= 1024;
-    u = unit;
-  }
-  return `${sectors} sectors (${u === 'bytes' ? v : Number(v.toFixed(1))} ${u})`;
 }
 
 export interface ServerStats {

@@ -10,6 +10,9 @@ import * as path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
 import { exportConfig } from '../helpers/export-config';
+import { FakeNetwork } from '../helpers/fake-addon';
+import { patternFile } from '../helpers/files';
+import { Server } from '../../src/target/server';
 import { COMMANDS, ControlServer, controlRequest, dispatch, groupId, type ControlTarget } from '../../src/service/control';
 import { formatResult, parseCtlArgs, resolveSocket } from '../../src/cli/ctl';
 import { MetricsServer, renderMetrics } from '../../src/service/metrics';
@@ -69,7 +72,7 @@ t.test('dispatch through the command table', async (t) => {
   for (const [req, want] of rows) t.same(await dispatch(fakeTarget, req), want, JSON.stringify(req));
   t.same(
     COMMANDS.map((c) => c.name),
-    ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload'],
+    ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload', 'resize'],
   );
 });
 
@@ -322,4 +325,30 @@ t.test('WorkerCore: state saved through the hooks comes back after a restart; cl
   await t.rejects(b.request('clear-mask'), { message: 'this command needs an export, e.g. e1.1' });
   await b.stop();
   t.equal((JSON.parse(fs.readFileSync(path.join(dir, 'state', 'e2.3.json'), 'utf8')) as { config?: string }).config, 'c');
+});
+
+t.test('resize through the worker and a real serving core: what `vblade ctl resize` prints', async (t) => {
+  const fakeNet = new FakeNetwork();
+  fakeNet.addInterface('fake0');
+  const file = await patternFile(t, 2048);
+  const start: StartServer = (config, log, hooks) => Server.start(config, log, hooks, { addon: fakeNet.addon, sizeCheckMs: 0 });
+  const core = new WorkerCore(start, silent);
+  await core.start({ exports: [exportConfig({ shelf: 1, slot: 2, file, interfaces: ['fake0'] })] });
+  t.teardown(() => core.stop());
+  fs.truncateSync(file, 8 * 1024 * 1024);
+  t.equal(
+    formatResult('resize', await core.request('resize', '1.2')),
+    `e1.2: 2048 sectors (1 MiB) -> 16384 sectors (8 MiB) (${file}); announced`,
+  );
+  t.equal(
+    formatResult('resize', await core.request('resize', 'e1.2')),
+    'e1.2: unchanged at 16384 sectors (8 MiB): the backing store has not changed size',
+  );
+  fs.truncateSync(file, 4 * 1024 * 1024);
+  await t.rejects(core.request('resize', 'e1.2'), {
+    message: new RegExp(
+      `^e1\\.2: ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is now 8192 sectors \\(4 MiB\\) after the offset, smaller than the exported 16384 sectors \\(8 MiB\\); the export keeps its size`,
+    ),
+  });
+  await t.rejects(core.request('resize', 'e9.9'), { message: 'no export e9.9; "vblade ctl list" shows the exports' });
 });
