@@ -104,6 +104,15 @@ export class Topology {
     await this.made[1 + target].ip(['addr', 'add', cidr, 'dev', TARGET_IF]);
   }
 
+  /**
+   * Sets the bridge port in front of target `i` to blocking (frames to and
+   * from the target are dropped, its carrier stays up: a switch port that is
+   * not forwarding yet) or forwarding.
+   */
+  async setPortState(i: number, state: 'blocking' | 'forwarding'): Promise<void> {
+    await this.made[0].ip(['link', 'set', 'dev', `port${i}`, 'type', 'bridge_slave', 'state', state === 'blocking' ? '4' : '3']);
+  }
+
   /** Link statistics of the target interfaces and the tap, for the log. */
   async stats(): Promise<string> {
     const out: string[] = [];
