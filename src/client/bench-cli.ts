@@ -188,7 +188,8 @@ export async function main(argv: string[]): Promise<void> {
       .option('progress', {
         type: 'boolean',
         default: process.stderr.isTTY === true,
-        describe: 'print a line per second to stderr',
+        describe:
+          'print a line per second of the measured run to stderr (after the warm-up; the last line covers the rest, so their requests add up to the summary)',
       })
       .check((a) => {
         if (!Number.isInteger(a.sectors) || a.sectors < 1 || a.sectors > 255) throw new CliError('--sectors must be 1..255');
