@@ -2,8 +2,9 @@
 // target under test, at MTU 1500 and 9000: discovery, export size, data frame
 // size, O_DIRECT integrity, ext4 round trip, and a dd throughput figure.
 // At MTU 9000 our target's run goes on in the same boot with the "late" phase
-// (guest/late.sh): a vbladed that starts after the driver was loaded, behind
-// a blocking bridge port, must be discovered within its announce interval;
+// (guest/late.sh): a vbladed that starts after the driver was loaded, while
+// the bridge drops its start-up announcement, must be discovered within its
+// announce interval;
 // then its backing file grows under a mounted ext4 (vblade ctl resize,
 // aoe-revalidate, resize2fs online).
 
@@ -59,7 +60,8 @@ async function lateHost(
   );
   await q.waitFor((l) => l.tag === 'late-ready', 600 * 1000);
   // A switch port that does not forward yet: the start-up announcement is lost.
-  await topo.setPortState(0, 'blocking');
+  await topo.guestBroadcasts(false);
+  const started = Date.now();
   ctx.startHelper(ns, 'late-target', [
     process.execPath,
     path.join(repoRoot(), 'bin', 'vbladed.js'),
@@ -67,11 +69,20 @@ async function lateHost(
     '--config',
     conf,
   ]);
-  await sleep(2000);
-  await topo.setPortState(0, 'forwarding');
+  // Its start-up announcement must have gone out into the blocked port (the start can take seconds here).
+  const logFile = ctx.path('late-target.log');
+  while (!/interface open/.test(fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '')) {
+    if (Date.now() - started > 60 * 1000) throw new Error(`the late vbladed did not open ${TARGET_IF} within 60 s`);
+    await sleep(100);
+  }
+  const openAfter = Date.now() - started;
+  await sleep(1000);
+  await topo.guestBroadcasts(true);
   const openedMs = Date.now();
   q.send('late-open\n');
-  t.comment('late target started behind a blocking port; port opened 2 s later');
+  t.comment(
+    `late target opened ${TARGET_IF} ${(openAfter / 1000).toFixed(1)} s after its start while the bridge dropped broadcasts to the guest; 1 s later they pass again`,
+  );
 
   await q.waitFor((l) => l.tag === 'late-grow-ready', 300 * 1000);
   fs.truncateSync(file, LATE.grownMib * MIB);
@@ -192,7 +203,9 @@ async function checkLate(
     `late discovery: e${LATE.shelf}.${LATE.slot} appeared ${s.toFixed(2)} s after the port opened (announce interval ${ANNOUNCE_S} s; Linux asks every 60 s)`,
   );
   t.equal(d.dev, `/dev/etherd/e${LATE.shelf}.${LATE.slot}`, 'the guest found the target that started after its driver', x);
-  t.ok(s <= ANNOUNCE_S + 2, `within the announce interval: ${s.toFixed(2)} s <= ${ANNOUNCE_S} s + 2 s`, x);
+  // The next announcement leaves at most ANNOUNCE_S after the broadcasts pass again; the TCG guest then
+  // takes a few seconds for IDENTIFY and the device node. The driver's own rounds come every 60 s.
+  t.ok(s <= ANNOUNCE_S + 5, `within the announce interval: ${s.toFixed(2)} s <= ${ANNOUNCE_S} s + 5 s`, x);
 
   const g = q.first('late-grow');
   t.comment(`late grow: ${JSON.stringify(g)}; ctl: ${seen?.ctl}`);

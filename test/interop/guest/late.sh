@@ -1,9 +1,9 @@
 # Phase "late" of the linux scenario (aoetest.late=1), sourced by linux.sh.
 # 1. A second target, e$P_lshelf.$P_lslot, starts only now -- long after the
-#    driver was loaded -- while the bridge port in front of it blocks, so its
-#    start-up announcement is lost; the host then opens the port and says
-#    "late-open". The disk must appear within the target's announce interval,
-#    not at the driver's next discovery round (60 s).
+#    driver was loaded -- while the bridge drops broadcasts to the guest, so
+#    its start-up announcement is lost; the host then lets them pass again
+#    and says "late-open". The disk must appear within the target's announce
+#    interval, not at the driver's next discovery round (60 s).
 # 2. ext4 on it, mounted; the host grows the backing file, runs
 #    `vblade ctl resize` and says "grown"; aoe-revalidate, resize2fs online,
 #    data written past the old end, everything verified after a remount.

@@ -105,12 +105,14 @@ export class Topology {
   }
 
   /**
-   * Sets the bridge port in front of target `i` to blocking (frames to and
-   * from the target are dropped, its carrier stays up: a switch port that is
-   * not forwarding yet) or forwarding.
+   * Stops (or again lets) the bridge flood broadcast frames to the guest:
+   * the targets' announcements are lost, as behind a switch port that does
+   * not forward yet, while their carrier stays up and unicast replies still
+   * pass. (A port state set by hand does not hold on a bridge without STP:
+   * the kernel makes it forwarding again at once.)
    */
-  async setPortState(i: number, state: 'blocking' | 'forwarding'): Promise<void> {
-    await this.made[0].ip(['link', 'set', 'dev', `port${i}`, 'type', 'bridge_slave', 'state', state === 'blocking' ? '4' : '3']);
+  async guestBroadcasts(on: boolean): Promise<void> {
+    await this.made[0].ip(['link', 'set', 'dev', TAP_IF, 'type', 'bridge_slave', 'bcast_flood', on ? 'on' : 'off']);
   }
 
   /** Link statistics of the target interfaces and the tap, for the log. */
