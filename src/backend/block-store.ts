@@ -9,8 +9,8 @@ export interface BlockStore {
   readonly fd: number;
   /** Byte position in the backing file of exported sector 0 (-o × 512). */
   readonly byteOffset: number;
-  /** Exported size in sectors. */
-  readonly sectors: number;
+  /** Exported size in sectors; grows only through Server.resizeExport. */
+  sectors: number;
   /** Opened with O_DIRECT: buffers and lengths must be aligned. */
   readonly direct: boolean;
   /**
@@ -22,5 +22,11 @@ export interface BlockStore {
   readonly inlineIo: boolean;
   /** What the store is, for logs and errors ("/srv/disk.img", "null"). */
   readonly description: string;
+  /**
+   * Set on a store mapped in memory: maps `bytes` of the file instead of the
+   * old length, so that a grown export is served from the mapping too.
+   * Without it (or when it fails) accesses past the mapping use pread/pwrite.
+   */
+  remap?(bytes: number): void;
   close(): void;
 }

@@ -73,6 +73,17 @@ export function openFileStore(o: FileStoreOptions): BlockStore {
   }
 }
 
+/**
+ * Sectors of an open backing store from `offsetSectors` to its end, as it is
+ * now (a file or logical volume may have grown since it was opened); 0 or
+ * less when it ends before the offset.
+ */
+export function sectorsAfterOffset(fd: number, offsetSectors: number, blockDeviceSize: (fd: number) => number): number {
+  const st = fs.fstatSync(fd);
+  const bytes = st.isBlockDevice() ? blockDeviceSize(fd) : st.size;
+  return Math.floor(bytes / SECTOR) - offsetSectors;
+}
+
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 

@@ -36,6 +36,18 @@ export function mapInMemory(
   const close = store.close.bind(store);
   return {
     ...store,
+    // Replaced whole between two batches: no mapped copy runs meanwhile (the engine is one thread).
+    // A file grown with a hole keeps its old mapping, for the reason above; the new part uses pread/pwrite.
+    remap: (bytes: number) => {
+      const now = fs.fstatSync(store.fd);
+      if (now.blocks * 512 < now.size) return;
+      addon.unmapFile(store.fd);
+      try {
+        addon.mapFile(store.fd, bytes, writable);
+      } catch (e) {
+        warn(store.description, (e as Error).message);
+      }
+    },
     close: () => {
       addon.unmapFile(store.fd);
       close();

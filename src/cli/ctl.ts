@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { COMMANDS, commandByName, controlRequest } from '../service/control';
 import type { ExportListing } from '../service/worker';
+import { describeSize } from '../config/export-config';
 
 export interface CtlOptions {
   socket?: string;
@@ -82,6 +83,11 @@ export function formatResult(command: string, result: unknown): string {
     case 'clear-reserve': {
       const r = result as { key: string };
       return `${r.key}: ${command === 'clear-mask' ? 'mask list cleared' : 'reservation released'}`;
+    }
+    case 'resize': {
+      const r = result as { key: string; file: string; oldSectors: number; newSectors: number; unchanged?: string };
+      if (r.unchanged) return `${r.key}: unchanged at ${describeSize(r.oldSectors)}: ${r.unchanged}`;
+      return `${r.key}: ${describeSize(r.oldSectors)} -> ${describeSize(r.newSectors)} (${r.file}); announced`;
     }
     case 'reload': {
       const d = result as { added: string[]; removed: string[]; changed: string[] };

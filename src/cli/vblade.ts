@@ -25,7 +25,7 @@ import { loadAddon } from '../native/addon';
 import { checkUserExists, switchToUser, UserError } from '../service/privilege';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
-const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'duplicate-probe-ms'] as const;
+const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'duplicate-probe-ms', 'announce-interval'] as const;
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
 
@@ -134,10 +134,12 @@ export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): Se
   const spin = value('spin-us');
   const map = value('map-in-memory');
   const probe = value('duplicate-probe-ms');
+  const announce = value('announce-interval');
   return {
     spinMicros: spin === undefined ? DEFAULT_TUNABLES.spinMicros : parseConfigInteger(spin)!,
     mapInMemory: map === undefined ? DEFAULT_TUNABLES.mapInMemory : BOOL_WORDS[map.toLowerCase()],
     duplicateProbeMs: probe === undefined ? DEFAULT_TUNABLES.duplicateProbeMs : parseConfigInteger(probe)!,
+    announceSeconds: announce === undefined ? DEFAULT_TUNABLES.announceSeconds : parseConfigInteger(announce)!,
   };
 }
 

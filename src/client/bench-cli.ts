@@ -6,7 +6,7 @@
 import yargs from 'yargs';
 import { AoeClient } from './client';
 import { CliError, netnsPath, reportFailure } from './cli-common';
-import { LoadOp, LoadPattern, LoadResult, VerifyMode, failedRequests, runLoad } from './load';
+import { LoadOp, LoadPattern, LoadProgress, LoadResult, VerifyMode, failedRequests, runLoad } from './load';
 
 export interface BenchArgs {
   if: string;
@@ -87,12 +87,7 @@ export async function benchTarget(client: AoeClient, a: Omit<BenchArgs, 'if' | '
       timeoutMs: a.timeout,
       passesPerWake: a.passes,
       spinUs: a.spinUs,
-      onProgress: a.progress
-        ? (p) =>
-            process.stderr.write(
-              `  ${(p.elapsedMs / 1000).toFixed(0).padStart(3)} s  ${fmtInt(p.iops)} IOPS  ${p.mbps.toFixed(1)} MB/s  errors ${p.errors}  retransmits ${p.retransmits}\n`,
-            )
-        : undefined,
+      onProgress: a.progress ? (p) => process.stderr.write(formatProgress(p) + '\n') : undefined,
     });
     return {
       target: { shelf: t.shelf, slot: t.slot, mac: t.macText, sectors: id.sectors, bufferCount: t.bufferCount, maxSectors },
@@ -101,6 +96,11 @@ export async function benchTarget(client: AoeClient, a: Omit<BenchArgs, 'if' | '
   } finally {
     client.resume();
   }
+}
+
+/** One --progress line: the interval's requests (the lines add up to the summary's count) and rates. */
+export function formatProgress(p: LoadProgress): string {
+  return `  ${(p.elapsedMs / 1000).toFixed(1).padStart(5)} s  ${fmtInt(p.intervalOps).padStart(9)} requests  ${fmtInt(p.iops)} IOPS  ${p.mbps.toFixed(1)} MB/s  errors ${p.errors}  retransmits ${p.retransmits}`;
 }
 
 export function fmtInt(v: number): string {
@@ -188,7 +188,8 @@ export async function main(argv: string[]): Promise<void> {
       .option('progress', {
         type: 'boolean',
         default: process.stderr.isTTY === true,
-        describe: 'print a line per second to stderr',
+        describe:
+          'print a line per second of the measured run to stderr (after the warm-up; the last line covers the rest, so their requests add up to the summary)',
       })
       .check((a) => {
         if (!Number.isInteger(a.sectors) || a.sectors < 1 || a.sectors > 255) throw new CliError('--sectors must be 1..255');

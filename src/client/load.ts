@@ -93,8 +93,13 @@ export interface LoadOptions {
 }
 
 export interface LoadProgress {
+  /** Since the end of the warm-up. */
   elapsedMs: number;
+  /** Requests completed since the end of the warm-up (the last report equals the result's ops). */
   ops: number;
+  /** Requests completed in this interval, and its length: the intervals add up to the result. */
+  intervalOps: number;
+  intervalMs: number;
   /** Rates over the last progress interval. */
   iops: number;
   mbps: number;
@@ -191,7 +196,6 @@ export class LoadEngine {
   private measuring = false;
   private finished = false;
 
-  private startedAt = 0;
   private measureFrom = 0;
   private stopAt = Infinity;
   private stoppedAt = 0;
@@ -288,7 +292,6 @@ export class LoadEngine {
     return new Promise<LoadResult>((resolve) => {
       this.resolve = resolve;
       const now = performance.now();
-      this.startedAt = now;
       this.lastTimeoutScan = now;
       this.measureFrom = now + this.o.warmupMs;
       this.stopAt = this.measureFrom + this.o.durationMs;
@@ -329,6 +332,8 @@ export class LoadEngine {
     this.errors.aoe = this.errors.ata = this.errors.verify = this.errors.short = 0;
     this.errors.timeouts = this.errors.stale = this.errors.socket = 0;
     this.errors.aoeByCode.fill(0);
+    // Progress intervals start here: the warm-up is in no report.
+    this.lastProgressAt = now;
     this.lastProgressOps = 0;
     this.lastProgressBytes = 0;
     this.cpuAtMeasure = process.cpuUsage();
@@ -652,12 +657,21 @@ export class LoadEngine {
   }
 
   private progress(now: number): void {
+    if (!this.measuring || !this.running || now - this.lastProgressAt < this.o.progressMs) return;
+    this.report(now);
+  }
+
+  /** Reports the interval since the last report (no requests count after stop(): it ends the last one). */
+  private report(now: number): void {
     const cb = this.o.onProgress;
-    if (cb === undefined || now - this.lastProgressAt < this.o.progressMs) return;
-    const dt = (now - this.lastProgressAt) / 1000;
+    if (cb === undefined) return;
+    const intervalMs = now - this.lastProgressAt;
+    const dt = Math.max(1e-6, intervalMs / 1000);
     cb({
-      elapsedMs: now - this.startedAt,
+      elapsedMs: now - this.measureFrom,
       ops: this.ops,
+      intervalOps: this.ops - this.lastProgressOps,
+      intervalMs,
       iops: (this.ops - this.lastProgressOps) / dt,
       mbps: (this.bytes - this.lastProgressBytes) / dt / 1e6,
       errors: this.errorCount(),
@@ -682,6 +696,8 @@ export class LoadEngine {
     this.stoppedAt = now;
     this.cpuAtStop = process.cpuUsage();
     if (!this.measuring) this.startMeasuring(now);
+    // The tail since the last report, so that the reports add up to the result.
+    if (now > this.lastProgressAt) this.report(now);
   }
 
   /** Stops issuing new requests; the run ends once those in flight are answered or given up. */

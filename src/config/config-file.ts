@@ -20,7 +20,7 @@
 import * as path from 'node:path';
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import type { ExportConfig, ServerConfig } from './export-config';
-import { DEFAULT_TUNABLES, MAX_DUPLICATE_PROBE_MS, MAX_SPIN_MICROS, exportKey } from './export-config';
+import { DEFAULT_TUNABLES, MAX_ANNOUNCE_SECONDS, MAX_DUPLICATE_PROBE_MS, MAX_SPIN_MICROS, exportKey } from './export-config';
 import {
   DEFAULT_BUFFER_COUNT,
   MAX_BUFFER_COUNT,
@@ -243,6 +243,16 @@ export const KEYS: readonly KeyDef[] = [
     meaning:
       'Started as root, the serving process switches to this user (and its groups) once its backing files and sockets are open, keeping only CAP_NET_RAW. state-dir and the files of exports added by a reload must be usable by the user.',
   },
+  {
+    key: 'announce-interval',
+    section: 'daemon',
+    type: 'count',
+    default: String(DEFAULT_TUNABLES.announceSeconds),
+    arg: 'SECONDS',
+    range: [0, MAX_ANNOUNCE_SECONDS],
+    meaning:
+      'Seconds between unsolicited announcements of every export on every interface that is up, so that initiators started before the target find it without waiting for their next discovery (Linux: 60 s); 0 announces only at start, on link up and when an export is added.',
+  },
 
   // [export eS.L]
   {
@@ -393,6 +403,7 @@ export interface DaemonSettings {
   duplicateProbeMs: number;
   /** undefined = stay the user that started the daemon. */
   user?: string;
+  announceSeconds: number;
 }
 
 /** What a config file declares. */
@@ -838,6 +849,7 @@ export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys,
     spinMicros: parseConfigInteger(value('spin-us')) ?? DEFAULT_TUNABLES.spinMicros,
     mapInMemory: BOOL_WORDS[value('map-in-memory').toLowerCase()] ?? DEFAULT_TUNABLES.mapInMemory,
     duplicateProbeMs: parseConfigInteger(value('duplicate-probe-ms')) ?? DEFAULT_TUNABLES.duplicateProbeMs,
+    announceSeconds: parseConfigInteger(value('announce-interval')) ?? DEFAULT_TUNABLES.announceSeconds,
   };
   const user = value('user');
   if (user) s.user = user;
@@ -863,6 +875,7 @@ export function serverConfigOf(list: ExportConfig[], settings: DaemonSettings): 
       spinMicros: settings.spinMicros,
       mapInMemory: settings.mapInMemory,
       duplicateProbeMs: settings.duplicateProbeMs,
+      announceSeconds: settings.announceSeconds,
     },
   };
   if (settings.stateDir) c.stateDir = settings.stateDir;

@@ -55,7 +55,7 @@ export interface ServerConfig {
   user?: string;
 }
 
-/** Process-wide knobs of the serving core ([daemon] keys spin-us, map-in-memory and duplicate-probe-ms). */
+/** Process-wide knobs of the serving core ([daemon] keys spin-us, map-in-memory, duplicate-probe-ms and announce-interval). */
 export interface ServingTunables {
   /** Busy-poll window after each batch, microseconds; 0 sleeps at once. */
   spinMicros: number;
@@ -63,12 +63,28 @@ export interface ServingTunables {
   mapInMemory: boolean;
   /** At start-up, how long to wait for another target answering one of our addresses; 0 = do not look. */
   duplicateProbeMs: number;
+  /** Seconds between unsolicited announcements of every export on every interface that is up; 0: only at start, link up and export add. */
+  announceSeconds: number;
 }
 
-export const DEFAULT_TUNABLES: Readonly<ServingTunables> = { spinMicros: 20, mapInMemory: true, duplicateProbeMs: 300 };
+/**
+ * announceSeconds 10: an initiator that loaded its driver before the target (or the path)
+ * was up finds the export within 10 s instead of at its own next discovery
+ * round (Linux's aoe driver asks every 60 s). The cost is one minimum-size
+ * frame per export, interface (and MAC mask entry) every 10 s.
+ */
+export const DEFAULT_TUNABLES: Readonly<ServingTunables> = {
+  spinMicros: 20,
+  mapInMemory: true,
+  duplicateProbeMs: 300,
+  announceSeconds: 10,
+};
 
 /** Longer than any reply takes on a LAN; a longer wait only delays the start. */
 export const MAX_DUPLICATE_PROBE_MS = 10000;
+
+/** An hour: a longer interval would not shorten anybody's wait. */
+export const MAX_ANNOUNCE_SECONDS = 3600;
 
 /** Longer busy polling only burns a core; the wake-up it saves costs tens of microseconds. */
 export const MAX_SPIN_MICROS = 1000;
@@ -89,4 +105,18 @@ export interface ExportState {
    * from this has been changed by the operator, and its mask wins.
    */
   configMask?: string[];
+}
+
+/** "262144 sectors (128 MiB)": sizes in messages. */
+export function describeSize(sectors: number): string {
+  const bytes = sectors * 512;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 'bytes';
+  for (const unit of units) {
+    if (v < 1024) break;
+    v /= 1024;
+    u = unit;
+  }
+  return `${sectors} sectors (${u === 'bytes' ? v : Number(v.toFixed(1))} ${u})`;
 }

@@ -78,6 +78,12 @@ export const COMMANDS: readonly CommandDef[] = [
     exportArg: 'none',
     run: (t) => t.reload(),
   },
+  {
+    name: 'resize',
+    summary: 'take the size of a grown backing file or volume now, without a reload (prints old -> new size)',
+    exportArg: 'required',
+    run: (t, key) => t.request('resize', key),
+  },
 ];
 
 export function commandByName(name: string): CommandDef | undefined {

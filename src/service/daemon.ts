@@ -62,6 +62,7 @@ const RESTART_ONLY = [
   'metrics',
   'spinMicros',
   'mapInMemory',
+  'announceSeconds',
 ] as const;
 
 /** Where syslog records go when there is no /dev/log and no journal socket, unless log-file says. */

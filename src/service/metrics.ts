@@ -5,7 +5,7 @@
 //   per export     vblade_export_<counter>_total{export}     every entry of counters
 //                  vblade_export_sectors / _inflight / _read_only{export}
 //                  vblade_export_latency_seconds{export}     histogram from latencyUsLog2
-//                                                            (bucket i: < 2^i µs)
+//                                                            (bucket i: < 2^i µs) and latencySumUs
 //   per interface  vblade_interface_<counter>_total{interface}
 //                  vblade_interface_up / _open / _mtu / _sectors_per_frame{interface}
 //   supervisor     vblade_up, vblade_worker_restarts_total, vblade_worker_uptime_seconds
@@ -152,6 +152,7 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
         l,
         log2Bounds(e.latencyUsLog2.length),
         e.latencyUsLog2,
+        typeof e.latencySumUs === 'number' ? e.latencySumUs / 1e6 : undefined,
       );
     }
   }

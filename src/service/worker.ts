@@ -24,6 +24,7 @@ import { LOG_SERIALIZERS } from './log';
 import { StateStore } from './state-store';
 import { switchToUser } from './privilege';
 import { loadAddon } from '../native/addon';
+import type { ResizeResult } from '../target/server';
 
 export interface ServerHooks {
   /** The server reports every change of an export's persisted state (config string, mask, reserve). */
@@ -46,11 +47,13 @@ export interface ServerLike {
    * onStateChange like any other. False when there is no such export.
    */
   clearList?(key: string, list: 'mask' | 'reserve'): boolean;
+  /** Takes an export's backing store at its size now (control socket resize); throws when it shrank. */
+  resizeExport?(key: string): ResizeResult;
 }
 
 export type StartServer = (config: ServerConfig, log: Logger, hooks: ServerHooks) => Promise<ServerLike>;
 
-export type WorkerOp = 'list' | 'stats' | 'show-mask' | 'clear-mask' | 'show-reserve' | 'clear-reserve';
+export type WorkerOp = 'list' | 'stats' | 'show-mask' | 'clear-mask' | 'show-reserve' | 'clear-reserve' | 'resize';
 
 export type ToWorker =
   | { type: 'start'; config: ServerConfig; logLevel?: LogLevel }
@@ -189,6 +192,11 @@ export class WorkerCore {
         if (!this.server.clearList(exportKey(e), op === 'clear-mask' ? 'mask' : 'reserve'))
           throw new Error(`${exportKey(e)} is not being served right now`);
         return { key: exportKey(e), cleared: op === 'clear-mask' ? 'mask' : 'reserve' };
+      }
+      case 'resize': {
+        const e = this.find(key);
+        if (!this.server?.resizeExport) throw new Error('this server cannot resize exports');
+        return this.server.resizeExport(exportKey(e));
       }
     }
   }

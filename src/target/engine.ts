@@ -448,7 +448,9 @@ export class Engine {
   private reply(q: number, link: Link, len: number): void {
     link.queue(this.reqTx[q], len);
     const e = this.exports[this.reqExport[q]]!;
-    recordLatency(e.latency, (this.clock - this.reqStart[q]) * 1000);
+    const micros = (this.clock - this.reqStart[q]) * 1000;
+    recordLatency(e.latency, micros);
+    e.latencySumUs += micros;
     e.inflight--;
     link.inflight--;
     this.reqFree[this.reqFreeN++] = q;

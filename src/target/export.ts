@@ -2,7 +2,7 @@
 // protocol state, counters and its group commit.
 
 import * as os from 'node:os';
-import { buildIdentify, TargetState } from '../aoe';
+import { buildIdentify, SECTOR_SIZE, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
@@ -21,6 +21,8 @@ export class Export {
   readonly state: TargetState;
   readonly counters = new Float64Array(ExportCounter.Count);
   readonly latency = new Float64Array(LATENCY_BUCKETS);
+  /** Sum of the latencies counted in `latency`, microseconds (a Prometheus histogram's _sum). */
+  latencySumUs = 0;
   /** Requests of this export between submission and reply. */
   inflight = 0;
   /** Set when the export is being removed: no new requests are accepted. */
@@ -40,19 +42,35 @@ export class Export {
     initial?: ExportState,
   ) {
     this.key = exportKey(config);
-    const identify = buildIdentify({
-      sectors: store.sectors,
-      serial: serialFor(config.shelf, config.slot),
-      firmware: PRODUCT_FIRMWARE,
-      model: PRODUCT_MODEL,
-      writeCache: !config.sync,
-    });
+    const identify = this.identifyPage(store.sectors);
     this.state = new TargetState(config.shelf, config.slot, store.sectors, config.readOnly, config.bufferCount, identify);
     this.state.mask.setStrings(config.macMask);
     this.state.broadcastEdits = config.broadcastEdits;
     if (initial) this.restore(initial);
     this.savedVersion = this.state.version;
     this.groupCommit = new GroupCommit(requestSlots);
+  }
+
+  private identifyPage(sectors: number): Uint8Array {
+    return buildIdentify({
+      sectors,
+      serial: serialFor(this.config.shelf, this.config.slot),
+      firmware: PRODUCT_FIRMWARE,
+      model: PRODUCT_MODEL,
+      writeCache: !this.config.sync,
+    });
+  }
+
+  /**
+   * Serves `sectors` from now on: range checks, the IDENTIFY page (rewritten
+   * in place) and a mapped store's mapping. Requests in flight are not
+   * touched; the export, its state and its counters stay.
+   */
+  grow(sectors: number): void {
+    this.store.sectors = sectors;
+    this.store.remap?.(this.store.byteOffset + sectors * SECTOR_SIZE);
+    this.state.sectors = sectors;
+    this.state.identify.set(this.identifyPage(sectors));
   }
 
   restore(s: ExportState): void {

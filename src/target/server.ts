@@ -6,13 +6,20 @@
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
-import { openFileStore } from '../backend/file-store';
+import { openFileStore, sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { openNullStore } from '../backend/null-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
 import { Export } from './export';
-import { DEFAULT_TUNABLES, exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
+import {
+  DEFAULT_TUNABLES,
+  describeSize,
+  exportKey,
+  type ExportConfig,
+  type ExportState,
+  type ServerConfig,
+} from '../config/export-config';
 import { Link } from './link';
 import { AddressClaims } from './address-claim';
 import { probeAddresses } from './duplicate-probe';
@@ -40,6 +47,10 @@ export interface ServerOptions {
   spinMicros?: number;
   /** Map backing files that live in memory ([daemon] map-in-memory). */
   mapInMemory?: boolean;
+  /** Seconds between announcements on every interface that is up; 0 turns them off ([daemon] announce-interval). */
+  announceSeconds?: number;
+  /** How often backing stores are checked for growth (resizeExport); 0 only on request. */
+  sizeCheckMs?: number;
   /** Wraps the io ring before the engine uses it: where the process set-up adds test fault injection. */
   wrapIoRing?: (io: IoRing) => IoRing;
   /**
@@ -56,6 +67,19 @@ export { StoreError } from '../backend/file-store';
 /** A configuration the server cannot serve; the message says what to fix. */
 export class ConfigError extends Error {}
 
+/** A resize that was refused or is not possible; the message says why and what to do. */
+export class ResizeError extends Error {}
+
+/** What resizeExport() found: the exported size before and after, in sectors. */
+export interface ResizeResult {
+  key: string;
+  file: string;
+  oldSectors: number;
+  newSectors: number;
+  /** Why the size did not change, when it did not. */
+  unchanged?: string;
+}
+
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
 const DUPLICATE_ADVICE =
@@ -68,6 +92,10 @@ export class Server {
   private readonly linksByName = new Map<string, Link>();
   private readonly exportsByKey = new Map<string, Export>();
   private monitor: NodeJS.Timeout | null = null;
+  private announcer: NodeJS.Timeout | null = null;
+  private sizeWatch: NodeJS.Timeout | null = null;
+  /** The resize refusal last logged for an export by the size watch. */
+  private readonly shrinkReported = new Map<string, string>();
   private stopping = false;
   private drainWaiters: (() => void)[] = [];
   private readonly addon: NativeAddon;
@@ -88,6 +116,8 @@ export class Server {
       spinMicros: options.spinMicros ?? DEFAULT_TUNABLES.spinMicros,
       mapInMemory: options.mapInMemory ?? DEFAULT_TUNABLES.mapInMemory,
       duplicateProbeMs: options.duplicateProbeMs ?? 0,
+      announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
+      sizeCheckMs: options.sizeCheckMs ?? 5000,
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
@@ -122,6 +152,8 @@ export class Server {
       throw e;
     }
     server.monitor = setInterval(() => server.checkLinks(), server.opts.linkCheckMs);
+    server.startAnnouncing();
+    server.startSizeWatch();
     return server;
   }
 
@@ -305,6 +337,27 @@ export class Server {
     }
   }
 
+  /**
+   * Announces every export on every interface that is up, every
+   * announce-interval seconds: an initiator whose driver came up before the
+   * target, or whose start-up announcement was lost (a switch port still
+   * blocking), finds it within that time rather than at its own next
+   * discovery round.
+   */
+  private startAnnouncing(): void {
+    const seconds = this.opts.announceSeconds;
+    if (!(seconds > 0)) return;
+    this.announcer = setInterval(() => this.announceAll(), seconds * 1000);
+    this.announcer.unref();
+  }
+
+  private announceAll(): void {
+    if (this.stopping) return;
+    for (const link of this.linksByName.values()) {
+      if (link.socket !== null && !link.reopenWanted && link.info?.up) this.engine.announce(link);
+    }
+  }
+
   private onDrained(): void {
     for (const link of this.linksByName.values()) {
       if (link.reopenWanted && link.inflight === 0 && link.socket !== null) {
@@ -416,6 +469,11 @@ export class Server {
   private sizeChanged(e: Export): boolean {
     if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined) return false;
     try {
+      this.resizeExport(e.key); // grown: taken in place, so the export need not be replaced
+    } catch {
+      // smaller: a reload is the operator's word that the end is unused; replaced below
+    }
+    try {
       const probe = this.openStore({ ...e.config, readOnly: true, direct: false });
       const differs = probe.sectors !== e.store.sectors;
       probe.close();
@@ -430,6 +488,8 @@ export class Server {
     if (this.stopping) return;
     this.stopping = true;
     if (this.monitor) clearInterval(this.monitor);
+    if (this.announcer) clearInterval(this.announcer);
+    if (this.sizeWatch) clearInterval(this.sizeWatch);
     for (const link of this.linksByName.values()) link.pause();
     for (const e of this.exportsByKey.values()) e.closing = true; // so that the last reply signals drained()
     while (this.engine.inflight > 0) await this.waitDrain();
@@ -474,6 +534,7 @@ export class Server {
         reserve: e.state.reserve.toStrings(),
         counters: Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])),
         latencyUsLog2: Array.from(e.latency),
+        latencySumUs: e.latencySumUs,
       })),
       interfaces: this.links.map((l) => {
         const k = l.socket?.stats();
@@ -488,6 +549,70 @@ export class Server {
         };
       }),
     };
+  }
+
+  // ---- online resize --------------------------------------------------------
+
+  /**
+   * Takes an export's backing store at its size now (a file or logical
+   * volume grown under it): the export serves the new sectors and IDENTIFY
+   * reports them at once, without replacing the export or pausing its I/O,
+   * and it is announced so that initiators that do not have it open look
+   * again (Linux re-reads IDENTIFY then; an open device needs
+   * aoe-revalidate). A backing store now smaller than the exported size is
+   * refused: the export keeps its size.
+   */
+  resizeExport(key: string): ResizeResult {
+    const e = this.exportsByKey.get(key);
+    if (!e) throw new ResizeError(`no export ${key}; "vblade ctl list" shows the exports`);
+    const base = { key, file: e.store.description, oldSectors: e.store.sectors, newSectors: e.store.sectors };
+    if (e.store.kind === 'null')
+      throw new ResizeError(`${key} is a null store; its size is null-sectors: change it in the configuration and reload`);
+    if (e.config.lengthSectors !== undefined)
+      return {
+        ...base,
+        unchanged: `the export has a fixed length (length / -l ${e.config.lengthSectors}); change it and reload to grow`,
+      };
+    const now = sectorsAfterOffset(e.store.fd, e.config.offsetSectors, (fd) => this.addon.blockDeviceSize(fd));
+    if (now < e.store.sectors) {
+      throw new ResizeError(
+        `${key}: ${e.store.description} is now ${describeSize(Math.max(0, now))} after the offset, smaller than the ` +
+          `exported ${describeSize(e.store.sectors)}; the export keeps its size (reads and writes past the new end fail). ` +
+          `Grow the backing store back, or, once no file system or data uses the end of the disk, reload or restart to export the smaller size`,
+      );
+    }
+    if (now === e.store.sectors) return { ...base, unchanged: 'the backing store has not changed size' };
+    e.grow(now);
+    this.log.info({ export: key, file: e.store.description, from: base.oldSectors, to: now }, 'export grown');
+    for (const name of e.config.interfaces) {
+      const link = this.linksByName.get(name);
+      if (link && link.info?.up) this.engine.announce(link);
+    }
+    return { ...base, newSectors: now };
+  }
+
+  /** Grows exports whose backing store grew, every sizeCheckMs: an lvextend or truncate needs no command. */
+  private startSizeWatch(): void {
+    if (!(this.opts.sizeCheckMs > 0)) return;
+    this.sizeWatch = setInterval(() => this.checkSizes(), this.opts.sizeCheckMs);
+    this.sizeWatch.unref();
+  }
+
+  private checkSizes(): void {
+    if (this.stopping) return;
+    for (const e of this.exportsByKey.values()) {
+      if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined || e.closing) continue;
+      try {
+        this.resizeExport(e.key);
+        this.shrinkReported.delete(e.key);
+      } catch (err) {
+        // Said once, not at every check.
+        const message = (err as Error).message;
+        if (this.shrinkReported.get(e.key) === message) continue;
+        this.shrinkReported.set(e.key, message);
+        this.log.error({ export: e.key, file: e.store.description }, message);
+      }
+    }
   }
 
   /** Clears an export's MAC mask or reserve list (control socket). */
@@ -514,6 +639,8 @@ export interface ServerStats {
     reserve: string[];
     counters: Record<string, number>;
     latencyUsLog2: number[];
+    /** Sum of the latencies counted in latencyUsLog2, microseconds. */
+    latencySumUs: number;
   }[];
   interfaces: {
     name: string;

@@ -32,14 +32,28 @@ t.test('bad values are usage errors that say what to write', async (t) => {
 t.test('option over environment over default', async (t) => {
   const env = environmentDaemonKeys({ AOE_SPIN_US: '400', AOE_MAP: '0' });
   t.same(tunablesOf({}, {}), DEFAULT_TUNABLES, 'defaults');
-  t.same(tunablesOf({}, env), { spinMicros: 400, mapInMemory: false, duplicateProbeMs: 300 }, 'the environment');
   t.same(
-    tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes', 'duplicate-probe-ms': '0' }, env),
-    { spinMicros: 0, mapInMemory: true, duplicateProbeMs: 0 },
+    tunablesOf({}, env),
+    { spinMicros: 400, mapInMemory: false, duplicateProbeMs: 300, announceSeconds: 10 },
+    'the environment',
+  );
+  t.same(
+    tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes', 'duplicate-probe-ms': '0', 'announce-interval': '0' }, env),
+    { spinMicros: 0, mapInMemory: true, duplicateProbeMs: 0, announceSeconds: 0 },
     'the options, 0 included',
   );
 });
 
 t.test('--help lists both with their environment variables', async (t) => {
   for (const s of ['--spin-us', '--map-in-memory', 'AOE_SPIN_US', 'AOE_MAP']) t.match(VBLADE_HELP, s);
+});
+
+t.test('--announce-interval SECONDS: taken, checked, listed in --help', async (t) => {
+  t.equal(tunablesOf(parseCommandLine(['--announce-interval', '5', ...POSITIONAL]).tunableKeys, {}).announceSeconds, 5);
+  t.throws(
+    () => parseCommandLine(['--announce-interval', '5s', ...POSITIONAL]),
+    /^--announce-interval = "5s" is not a whole number/,
+  );
+  t.throws(() => parseCommandLine(['--announce-interval', '7200', ...POSITIONAL]), /out of range; use 0\.\.3600/);
+  t.match(VBLADE_HELP, /--announce-interval SECONDS/);
 });

@@ -1,6 +1,7 @@
 // The load engine against an in-process fake target (no network).
 import t from 'tap';
-import { LoadOptions, failedRequests, runLoad } from '../../src/client/load';
+import { formatProgress } from '../../src/client/bench-cli';
+import { LoadOptions, LoadProgress, failedRequests, runLoad } from '../../src/client/load';
 import { checkSectors } from '../../src/client/pattern';
 import { FakeTarget, FakeTargetOptions } from './fake-target';
 
@@ -203,4 +204,31 @@ t.test('bad options are refused', async (t) => {
   t.throws(() => runLoad({ ...options, sectors: 0 }), /sectors must be 1..255/);
   t.throws(() => runLoad({ ...options, window: 0 }), /window must be/);
   t.throws(() => runLoad({ ...options, sectors: 17, lbaCount: 16 }), /smaller than one request/);
+});
+
+t.test('progress reports add up to the summary: none during the warm-up, the tail reported at the end', async (t) => {
+  const { options } = setup({ delayMs: 0 }, { requests: undefined, durationMs: 620, warmupMs: 200, progressMs: 250 });
+  const reports: LoadProgress[] = [];
+  const r = await runLoad({ ...options, onProgress: (p) => reports.push({ ...p }) });
+  t.ok(r.ops > 0, `${r.ops} requests measured`);
+  t.ok(reports.length >= 2, `${reports.length} progress reports`);
+  const last = reports[reports.length - 1];
+  t.equal(last.ops, r.ops, 'the last report carries the summary count');
+  t.ok(
+    Math.abs(last.elapsedMs - r.elapsedMs) < 1,
+    `the last report ends with the run (${last.elapsedMs.toFixed(0)} ms vs ${r.elapsedMs.toFixed(0)} ms)`,
+  );
+  const sum = reports.reduce((s, p) => s + (p.intervalOps ?? NaN), 0);
+  t.equal(sum, r.ops, "the reports' interval counts sum to the summary count");
+  const printed = reports.map((p) => Number(/([\d,]+) requests/.exec(formatProgress(p))?.[1].replace(/,/g, '')));
+  t.equal(
+    printed.reduce((s, n) => s + n, 0),
+    r.ops,
+    `the printed --progress lines add up to the summary (${printed.join(' + ')} = ${r.ops})`,
+  );
+  const spanMs = reports.reduce((s, p) => s + (p.intervalMs ?? NaN), 0);
+  t.ok(
+    Math.abs(spanMs - r.elapsedMs) < 1,
+    `the intervals cover the measured run, not the warm-up (${spanMs.toFixed(0)} ms vs ${r.elapsedMs.toFixed(0)} ms)`,
+  );
 });

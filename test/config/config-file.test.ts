@@ -199,6 +199,7 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
     spinMicros: 20,
     mapInMemory: true,
     duplicateProbeMs: 300,
+    announceSeconds: 10,
   });
   const f = resolveDaemonSettings(
     { 'log-file': '/var/log/v.log', 'run-dir': '/tmp/r', metrics: '127.0.0.1:9469', 'state-dir': 'none' },
@@ -229,7 +230,7 @@ t.test('tunables: command line over file over environment over default', async (
   t.same([fromCli.spinMicros, fromCli.mapInMemory], [50, false], 'the command line wins over the file');
   t.same(
     serverConfigOf([exp({})], fromCli).tunables,
-    { spinMicros: 50, mapInMemory: false, duplicateProbeMs: 300 },
+    { spinMicros: 50, mapInMemory: false, duplicateProbeMs: 300, announceSeconds: 10 },
     'the worker gets them with the exports',
   );
   t.same(environmentDaemonKeys({ AOE_SPIN_US: '', AOE_MAP: '' }), {}, 'empty variables are unset');

@@ -22,6 +22,7 @@ import {
   writeConfigQuery,
   writeFlush,
   writeMaskEdit,
+  writeIdentify,
   writeReadExt,
   writeReserve,
   writeWriteExt,
@@ -156,6 +157,10 @@ export class Initiator {
 
   write(lba: number, data: Uint8Array, shelf = 1, slot = 2): number {
     return this.put((b, tag) => writeWriteExt(b, 0, this.addr(shelf, slot), tag, lba, data.length / SECTOR_SIZE, data));
+  }
+
+  identify(shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeIdentify(b, 0, this.addr(shelf, slot), tag));
   }
 
   flush(shelf = 1, slot = 2): number {

@@ -69,6 +69,7 @@ const start: StartServer = async (config, log, hooks) => {
           reserve: [],
           counters: { reads: 5, writes: 2, read_bytes: 2560, write_bytes: 1024 },
           latencyUsLog2: [0, 0, 1, 3, 1],
+          latencySumUs: 120,
         })),
         interfaces: [
           {

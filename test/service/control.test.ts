@@ -10,6 +10,9 @@ import * as path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
 import { exportConfig } from '../helpers/export-config';
+import { FakeNetwork } from '../helpers/fake-addon';
+import { patternFile } from '../helpers/files';
+import { Server } from '../../src/target/server';
 import { COMMANDS, ControlServer, controlRequest, dispatch, groupId, type ControlTarget } from '../../src/service/control';
 import { formatResult, parseCtlArgs, resolveSocket } from '../../src/cli/ctl';
 import { MetricsServer, renderMetrics } from '../../src/service/metrics';
@@ -69,7 +72,7 @@ t.test('dispatch through the command table', async (t) => {
   for (const [req, want] of rows) t.same(await dispatch(fakeTarget, req), want, JSON.stringify(req));
   t.same(
     COMMANDS.map((c) => c.name),
-    ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload'],
+    ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload', 'resize'],
   );
 });
 
@@ -199,6 +202,7 @@ const STATS = {
       reserve: [],
       counters: { reads: 10, writes: 4, read_bytes: 5120, io_errors: 1 },
       latencyUsLog2: [0, 2, 1, 0, 1],
+      latencySumUs: 37.5,
     },
   ],
   interfaces: [{ name: 'eth0', open: true, up: false, mtu: 9000, sectorsPerFrame: 17, counters: { rx_frames: 20, tx_drops: 2 } }],
@@ -230,6 +234,7 @@ t.test('Prometheus rendering', async (t) => {
   t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="0\.000008"\} 3$/m);
   t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="\+Inf"\} 4$/m);
   t.match(text, /^vblade_export_latency_seconds_count\{export="e1\.1"\} 4$/m);
+  t.match(text, /^vblade_export_latency_seconds_sum\{export="e1\.1"\} 0\.0000375$/m);
   t.match(text, /^vblade_interface_rx_frames_total\{interface="eth0"\} 20$/m);
   t.match(text, /^vblade_interface_up\{interface="eth0"\} 0$/m);
   t.match(text, /^vblade_interface_sectors_per_frame\{interface="eth0"\} 17$/m);
@@ -327,4 +332,30 @@ t.test('WorkerCore: state saved through the hooks comes back after a restart; cl
   await t.rejects(b.request('clear-mask'), { message: 'this command needs an export, e.g. e1.1' });
   await b.stop();
   t.equal((JSON.parse(fs.readFileSync(path.join(dir, 'state', 'e2.3.json'), 'utf8')) as { config?: string }).config, 'c');
+});
+
+t.test('resize through the worker and a real serving core: what `vblade ctl resize` prints', async (t) => {
+  const fakeNet = new FakeNetwork();
+  fakeNet.addInterface('fake0');
+  const file = await patternFile(t, 2048);
+  const start: StartServer = (config, log, hooks) => Server.start(config, log, hooks, { addon: fakeNet.addon, sizeCheckMs: 0 });
+  const core = new WorkerCore(start, silent);
+  await core.start({ exports: [exportConfig({ shelf: 1, slot: 2, file, interfaces: ['fake0'] })] });
+  t.teardown(() => core.stop());
+  fs.truncateSync(file, 8 * 1024 * 1024);
+  t.equal(
+    formatResult('resize', await core.request('resize', '1.2')),
+    `e1.2: 2048 sectors (1 MiB) -> 16384 sectors (8 MiB) (${file}); announced`,
+  );
+  t.equal(
+    formatResult('resize', await core.request('resize', 'e1.2')),
+    'e1.2: unchanged at 16384 sectors (8 MiB): the backing store has not changed size',
+  );
+  fs.truncateSync(file, 4 * 1024 * 1024);
+  await t.rejects(core.request('resize', 'e1.2'), {
+    message: new RegExp(
+      `^e1\\.2: ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is now 8192 sectors \\(4 MiB\\) after the offset, smaller than the exported 16384 sectors \\(8 MiB\\); the export keeps its size`,
+    ),
+  });
+  await t.rejects(core.request('resize', 'e9.9'), { message: 'no export e9.9; "vblade ctl list" shows the exports' });
 });

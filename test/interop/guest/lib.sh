@@ -139,5 +139,7 @@ finish() {
 	[ -r "$DBG" ] && sed 's/^/DIAG debugfs: /' "$DBG"
 	if [ -z "$FAILED" ]; then res done status=ok uptime_cs="$(now_cs)"; else res done status=fail failed="$(echo $FAILED | tr ' ' ,)" uptime_cs="$(now_cs)"; fi
 	sync
+	# the console may still hold the last lines; poweroff -f would drop them
+	sleep 1
 	poweroff -f
 }

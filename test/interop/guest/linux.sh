@@ -81,3 +81,6 @@ dd if="$DEV" of=/dev/null bs=1M skip="$P_tputoff" count="$P_tputmib" iflag=direc
 t1=$(now_cs)
 res tput dir=read bytes=$((P_tputmib * 1048576)) cs=$((t1 - t0))
 step_done
+
+# 5. (aoetest.late=1) a target that starts after the driver, then grows online
+[ -n "$P_late" ] && . /aoetest/late.sh

@@ -21,7 +21,13 @@ export const GUEST_MODULES = ['virtio_pci', 'virtio_net', 'ext4', 'aoe'];
 
 /** Host programs copied into the guest with their shared libraries. */
 // (not in /sbin: busybox's ash runs its own applet of the same name before any PATH lookup)
-const HOST_PROGRAMS: Array<{ from: string; to: string }> = [{ from: '/usr/sbin/mke2fs', to: '/opt/host/mke2fs' }];
+const HOST_PROGRAMS: Array<{ from: string; to: string }> = [
+  { from: '/usr/sbin/mke2fs', to: '/opt/host/mke2fs' },
+  { from: '/usr/sbin/resize2fs', to: '/opt/host/resize2fs' },
+];
+
+/** Host shell scripts copied into the guest as they are (aoetools' aoe-revalidate writes to /dev/etherd/revalidate). */
+const HOST_SCRIPTS: Array<{ from: string; to: string }> = [{ from: '/usr/sbin/aoe-revalidate', to: '/opt/host/aoe-revalidate' }];
 
 export interface GuestImage {
   kernelVersion: string;
@@ -213,6 +219,7 @@ async function initramfsArchive(modules: string[]): Promise<Buffer> {
     for (const lib of await sharedLibraries(prog.from)) libs.add(lib);
   }
   for (const lib of [...libs].sort()) cpio.file(lib, fs.readFileSync(lib), 0o755);
+  for (const script of HOST_SCRIPTS) cpio.file(script.to, fs.readFileSync(script.from), 0o755);
   if (fs.existsSync('/etc/mke2fs.conf')) cpio.file('etc/mke2fs.conf', fs.readFileSync('/etc/mke2fs.conf'));
   return cpio.finish();
 }
@@ -247,7 +254,13 @@ export async function buildGuest(): Promise<GuestImage> {
   // initramfs is found without building the archive again
   const hash = crypto.createHash('sha256').update(version);
   const scripts = guestScriptDir();
-  const inputs = ['/bin/busybox', '/etc/mke2fs.conf', ...modules, ...HOST_PROGRAMS.map((p) => p.from)];
+  const inputs = [
+    '/bin/busybox',
+    '/etc/mke2fs.conf',
+    ...modules,
+    ...HOST_PROGRAMS.map((p) => p.from),
+    ...HOST_SCRIPTS.map((p) => p.from),
+  ];
   for (const prog of HOST_PROGRAMS) inputs.push(...(await sharedLibraries(prog.from)));
   inputs.push(
     ...fs

@@ -104,6 +104,17 @@ export class Topology {
     await this.made[1 + target].ip(['addr', 'add', cidr, 'dev', TARGET_IF]);
   }
 
+  /**
+   * Stops (or again lets) the bridge flood broadcast frames to the guest:
+   * the targets' announcements are lost, as behind a switch port that does
+   * not forward yet, while their carrier stays up and unicast replies still
+   * pass. (A port state set by hand does not hold on a bridge without STP:
+   * the kernel makes it forwarding again at once.)
+   */
+  async guestBroadcasts(on: boolean): Promise<void> {
+    await this.made[0].ip(['link', 'set', 'dev', TAP_IF, 'type', 'bridge_slave', 'bcast_flood', on ? 'on' : 'off']);
+  }
+
   /** Link statistics of the target interfaces and the tap, for the log. */
   async stats(): Promise<string> {
     const out: string[] = [];

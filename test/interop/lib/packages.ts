@@ -16,6 +16,7 @@ export const INTEROP_PACKAGES = [
   'e2fsprogs', // mke2fs (copied into the guest; also builds the diskless root), e2fsck
   'iproute2', // ip netns / link / tuntap
   'vblade', // Debian's target, the reference every scenario also runs against
+  'aoetools', // only its aoe-revalidate script, copied into the guest (no aoetools program runs on the host)
 ];
 
 let updated = false;
