@@ -127,7 +127,7 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   const pid = Number(/^([0-9]+)\r?$/m.exec(sc.stdout)?.[1]);
   t.ok(pid > 0, `printed the supervisor pid: ${JSON.stringify(sc.stdout)}`);
   pids.add(pid);
-  t.equal(fs.readFileSync(path.join(run, 'exports.pid'), 'utf8').split('\n')[0], String(pid), 'pid file');
+  t.equal(fs.readFileSync(path.join(run, 'exports.pid'), 'utf8'), `${pid}\n`, 'the pid file holds the pid alone');
 
   await new Promise((r) => setTimeout(r, 300));
   t.ok(alive(pid), 'still running after the terminal closed');

@@ -55,7 +55,7 @@ t.test('a held export lock: exit 1, the pid file given back, nothing else left b
   t.match(fatal?.msg, `vbladed is already running for e3.4 on vt-b (pid ${process.pid}`, 'the lock holder is named in the log');
   t.same(
     fs.readdirSync(run).sort(),
-    ['e3.4@vt-b.lock'],
+    ['e3.4@vt-b.lock', 'e3.4@vt-b.lock.start'],
     "the pid file and the lock on vt-a are gone; the other process's lock stays",
   );
 });
