@@ -60,8 +60,8 @@ options of aoe-target:
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
 
-  vblade ctl COMMAND   ask a running vbladed/vblade --config: list, stats,
-                       show-mask, clear-mask, show-reserve, clear-reserve, reload
+  vblade ctl COMMAND   ask a running vbladed or vblade --config; "vblade ctl"
+                       alone lists the commands
 
 Start-up prints "pid N: e<shelf>.<slot>, S sectors O_RDWR|O_RDONLY" on
 standard output; logs go to standard error as JSON lines.`;
