@@ -2,8 +2,8 @@
 //
 //   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
 //
-// plus long options of our own (--help, --null, --state-dir, --log-level,
-// --spin-us, --map-in-memory, --config).
+// plus long options of our own (--help, --version, --null, --state-dir,
+// --log-level, --spin-us, --map-in-memory, --config).
 
 import pino from 'pino';
 import {
@@ -19,6 +19,7 @@ import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTun
 import { ConfigError, Server, StoreError } from '../target/server';
 import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
+import { packageVersion } from './version';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
 const TUNABLE_KEYS = ['spin-us', 'map-in-memory'] as const;
@@ -59,6 +60,7 @@ options of aoe-target:
   --log-level L  fatal, error, warn, info (default), debug
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
+  --version      show the version
 
   vblade ctl COMMAND   ask a running vbladed or vblade --config; "vblade ctl"
                        alone lists the commands
@@ -68,6 +70,7 @@ standard output; logs go to standard error as JSON lines.`;
 
 interface LongOptions {
   help: boolean;
+  version: boolean;
   nullStore: boolean;
   stateDir?: string;
   logLevel: string;
@@ -77,7 +80,7 @@ interface LongOptions {
 }
 
 function takeLongOptions(argv: readonly string[]): LongOptions {
-  const o: LongOptions = { help: false, nullStore: false, logLevel: 'info', tunableKeys: {}, rest: [] };
+  const o: LongOptions = { help: false, version: false, nullStore: false, logLevel: 'info', tunableKeys: {}, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [name, inline] = a.startsWith('--') ? a.split(/=(.*)/s, 2) : [a, undefined];
@@ -90,6 +93,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       o.rest.push(...argv.slice(i));
       break;
     } else if (a === '-h' || name === '--help') o.help = true;
+    else if (name === '--version') o.version = true;
     else if (name === '--null') o.nullStore = true;
     else if (name === '--state-dir') o.stateDir = value();
     else if (name === '--log-level') o.logLevel = value();
@@ -127,6 +131,7 @@ export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): Se
 
 export interface CommandLine {
   help: boolean;
+  version: boolean;
   config?: ExportConfig;
   stateDir?: string;
   logLevel: string;
@@ -136,14 +141,15 @@ export interface CommandLine {
 
 export function parseCommandLine(argv: readonly string[]): CommandLine {
   const long = takeLongOptions(argv);
-  if (long.help) return { help: true, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
+  if (long.help || long.version)
+    return { help: long.help, version: long.version, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
   const config = parseVbladeArgs(long.rest);
   if (long.nullStore) {
     config.nullStore = true;
     config.nullSectors = parseNullSize(config.file);
     if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
   }
-  return { help: false, config, stateDir: long.stateDir, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
+  return { help: false, version: false, config, stateDir: long.stateDir, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -169,6 +175,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (parsed.help) {
     process.stdout.write(VBLADE_HELP + '\n');
+    return 0;
+  }
+  if (parsed.version) {
+    process.stdout.write(`vblade ${packageVersion()}\n`);
     return 0;
   }
   let tunables: ServingTunables;

@@ -2,7 +2,11 @@
 // config file's keys, and winning over the compatibility environment
 // variables, which win over the table's defaults.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import t from 'tap';
+import { createNetns, requireRoot } from '../helpers/netns';
+import { OUR_VBLADE, REPO } from '../helpers/targets';
 import { environmentDaemonKeys } from '../../src/config/config-file';
 import { DEFAULT_TUNABLES } from '../../src/config/export-config';
 import { UsageError } from '../../src/config/vblade-args';
@@ -42,4 +46,13 @@ t.test('option over environment over default', async (t) => {
 
 t.test('--help lists both with their environment variables', async (t) => {
   for (const s of ['--spin-us', '--map-in-memory', 'AOE_SPIN_US', 'AOE_MAP']) t.match(VBLADE_HELP, s);
+});
+
+t.test('--version prints the version, as vbladed --version does', async (t) => {
+  if (!requireRoot(t)) return;
+  // In a namespace of its own, as every run of vblade in the tests.
+  const ns = await createNetns(t, 'version');
+  const { version } = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
+  const r = await ns.run(process.execPath, [OUR_VBLADE, '--version']);
+  t.same({ code: r.code, stdout: r.stdout, stderr: r.stderr }, { code: 0, stdout: `vblade ${version}\n`, stderr: '' });
 });
