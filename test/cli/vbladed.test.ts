@@ -343,6 +343,9 @@ t.test('foreground under systemd: READY, WATCHDOG, RELOADING, STOPPING', { skip:
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   t.equal(code, 0, stderr);
-  t.ok(sink.messages.some((m) => m.startsWith('STOPPING=1')));
+  await new Promise((r) => setTimeout(r, 200)); // let the sink read what is queued
+  const stop = sink.messages.findIndex((m) => m.startsWith('STOPPING=1'));
+  t.ok(stop >= 0, 'STOPPING=1 sent');
+  t.same(sink.messages.slice(stop + 1), [], 'nothing after STOPPING=1');
   t.match(stderr, /"msg":"stopped"/);
 });
