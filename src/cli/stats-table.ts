@@ -1,5 +1,5 @@
 // `vblade ctl stats` for people: one table row per export and per interface,
-// with the counters that matter at a glance. Errors and drops are the sums of
+// with the counters that matter at a glance and the 99th percentile latency. Errors and drops are the sums of
 // every counter named *_errors and *_drops, so a counter added later is
 // counted without a change here; `--json` and the metrics show each one.
 
@@ -40,6 +40,20 @@ function sumOf(counters: Counters, suffix: string): string {
   return `${total} (${parts.map(([name, v]) => `${name.slice(0, -suffix.length).replace(/_/g, ' ')} ${v}`).join(', ')})`;
 }
 
+/** The bound under which the fraction q of requests finished, from the log2 histogram (bucket i: < 2^i µs): "< 16 µs". */
+export function latencyBound(hist: readonly number[] | undefined, q: number): string {
+  const total = (hist ?? []).reduce((a, b) => a + b, 0);
+  if (!hist || total === 0) return '-';
+  let seen = 0;
+  let i = 0;
+  for (; i < hist.length - 1; i++) {
+    seen += hist[i];
+    if (seen >= q * total) break;
+  }
+  const us = 2 ** i;
+  return us < 1000 ? `< ${us} µs` : us < 1e6 ? `< ${(us / 1000).toFixed(1)} ms` : `< ${(us / 1e6).toFixed(1)} s`;
+}
+
 export function formatStatsTables(stats: Partial<ServerStats>): string[] {
   const c = (counters: Counters, name: string): number => counters[name] ?? 0;
   const exportRows = (stats.exports ?? []).map((e) => [
@@ -51,6 +65,7 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     sumOf(e.counters, '_errors'),
     sumOf(e.counters, '_drops'),
     String(e.inflight),
+    latencyBound(e.latencyUsLog2, 0.99),
   ]);
   const interfaceRows = (stats.interfaces ?? []).map((i) => [
     i.name,
@@ -62,7 +77,10 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     sumOf(i.counters, '_drops'),
   ]);
   return [
-    ...alignColumns([['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight'], ...exportRows]),
+    ...alignColumns([
+      ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
+      ...exportRows,
+    ]),
     ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'], ...interfaceRows]),
   ];
 }

@@ -13,6 +13,7 @@ import t from 'tap';
 import { exportConfig } from '../helpers/export-config';
 import { COMMANDS, ControlServer, controlRequest, dispatch, groupId, type ControlTarget } from '../../src/service/control';
 import { formatResult, parseCtlArgs, resolveSocket, runCtl } from '../../src/cli/ctl';
+import { humanBytes, latencyBound } from '../../src/cli/stats-table';
 import { MetricsServer, renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type ServerLike, type StartServer } from '../../src/service/worker';
 import type { ExportState } from '../../src/config/export-config';
@@ -399,12 +400,22 @@ t.test('ctl stats: a readable table; --json keeps the JSON', async (t) => {
     .map((l) => l.trimEnd().split(/ {2,}/));
   t.same(rows, [
     ['worker 9 serving, 2 restarts'],
-    ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight'],
-    ['e1.1', '10', '4', '5.0 KiB', '0 B', '1 (io 1)', '0', '3'],
+    ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
+    ['e1.1', '10', '4', '5.0 KiB', '0 B', '1 (io 1)', '0', '3', '< 16 µs'],
     ['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'],
     ['eth0', 'down', '9000', '20', '0', '0 B', '2 (tx 2)'],
   ]);
 
   const j = await ctl('--socket', sock, '--json', 'stats');
   t.same(JSON.parse(j.out), { stats: STATS, supervisor }, '--json prints the result as JSON');
+});
+
+t.test('stats table cells: bytes and latency bounds', async (t) => {
+  t.same([0, 1023, 1024, 5 * 2 ** 30].map(humanBytes), ['0 B', '1023 B', '1.0 KiB', '5.0 GiB']);
+  t.equal(latencyBound([], 0.99), '-', 'no requests yet');
+  const hist = new Array<number>(24).fill(0);
+  hist[10] = 99;
+  hist[21] = 1;
+  t.equal(latencyBound(hist, 0.99), '< 1.0 ms', '99 of 100 under 1024 µs');
+  t.equal(latencyBound(hist, 1), '< 2.1 s', 'the slowest under 2^21 µs');
 });
