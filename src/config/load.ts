@@ -74,6 +74,7 @@ export function describeExport(e: ExportConfig): string {
     e.readOnly ? 'read-only' : 'read-write',
     e.direct ? 'direct' : '',
     e.sync ? 'sync' : '',
+    e.broadcastEdits ? 'broadcast-edits' : '',
     `buffer count ${e.bufferCount}`,
     e.macMask.length ? `mask ${e.macMask.join(',')}` : '',
   ];

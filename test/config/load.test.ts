@@ -18,6 +18,16 @@ t.test('one readable line per export', async (t) => {
       'e1.1 on vt-none: /dev/sdb from sector 8 for 1 sector, read-only, direct, buffer count 16, mask 52:54:00:00:00:01',
     ],
     [
+      'broadcast edits allowed',
+      { file: '/srv/a.img', broadcastEdits: true },
+      'e1.1 on vt-none: /srv/a.img, read-write, broadcast-edits, buffer count 16',
+    ],
+    [
+      'an offset without a length',
+      { file: '/dev/sdb', offsetSectors: 2048 },
+      'e1.1 on vt-none: /dev/sdb from sector 2048 to the end, read-write, buffer count 16',
+    ],
+    [
       'a null store of one sector',
       { nullStore: true, nullSectors: 1 },
       'e1.1 on vt-none: null store of 1 sector, read-write, buffer count 16',
