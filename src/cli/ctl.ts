@@ -3,14 +3,22 @@
 //   vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT]
 //
 // Commands and their help come from control.ts COMMANDS. Without --socket
-// or --name it uses the only *.sock in the run directory.
+// or --name it uses the only *.sock in the run directory that a vbladed
+// listens on; a socket nobody listens on (left by one that died) is named,
+// so that it can be removed, and not counted.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yargs from 'yargs';
-import { COMMANDS, commandByName, controlRequest } from '../service/control';
+import { COMMANDS, commandByName, controlRequest, probeSocket, type CommandDef } from '../service/control';
 import type { ExportListing } from '../service/worker';
 import { describeSize } from '../config/export-config';
+import type { ServerStats } from '../target/server';
+import { formatStatsTables } from './stats-table';
+
+const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT]';
+/** yargs's message when no command is given; answered with the list of commands. */
+const NO_COMMAND = 'give a command';
 
 export interface CtlOptions {
   socket?: string;
@@ -21,30 +29,63 @@ export interface CtlOptions {
   export?: string;
 }
 
-/** The socket to talk to; throws a message when it cannot be decided. */
-export function resolveSocket(o: { socket?: string; name?: string; runDir: string }): string {
-  if (o.socket) return o.socket;
-  if (o.name) return path.join(o.runDir, `${o.name}.sock`);
-  let socks: string[] = [];
+export interface ResolvedSocket {
+  socket?: string;
+  /** Sockets in the run directory that nobody listens on. */
+  stale: string[];
+  /** Why no socket was chosen. */
+  error?: string;
+}
+
+/** The socket to talk to, or why it cannot be decided. */
+export async function resolveSocket(o: { socket?: string; name?: string; runDir: string }): Promise<ResolvedSocket> {
+  if (o.socket) return { socket: o.socket, stale: [] };
+  if (o.name) return { socket: path.join(o.runDir, `${o.name}.sock`), stale: [] };
+  let files: string[] = [];
   try {
-    socks = fs.readdirSync(o.runDir).filter((f) => f.endsWith('.sock'));
+    files = fs.readdirSync(o.runDir).filter((f) => f.endsWith('.sock'));
   } catch {
     // no run dir: no vbladed
   }
-  if (socks.length === 1) return path.join(o.runDir, socks[0]);
-  if (socks.length === 0) throw new Error(`no control socket in ${o.runDir}; is vbladed running? (or give --socket FILE)`);
-  throw new Error(
-    `several vbladed instances run (${socks.map((s) => s.replace(/\.sock$/, '')).join(', ')}); choose one with --name NAME`,
-  );
+  const live: string[] = [];
+  const stale: string[] = [];
+  for (const f of files.sort()) {
+    const p = path.join(o.runDir, f);
+    const state = await probeSocket(p);
+    // One we may not connect to still counts: connecting says why it fails.
+    if (state === 'stale') stale.push(p);
+    else if (state !== 'gone') live.push(p);
+  }
+  if (live.length === 1) return { socket: live[0], stale };
+  if (live.length === 0) {
+    const error =
+      files.length === 0
+        ? `no control socket in ${o.runDir}; is vbladed running? (or give --socket FILE)`
+        : `no vbladed answers in ${o.runDir}; is it running? (or give --socket FILE)`;
+    return { stale, error };
+  }
+  const names = live.map((p) => path.basename(p, '.sock'));
+  return { stale, error: `several vbladed instances run (${names.join(', ')}); choose one with --name NAME` };
 }
 
-function formatList(result: {
-  exports: ExportListing[];
-  supervisor?: { workerPid?: number; restarts?: number; ready?: boolean };
-}): string {
+interface SupervisorFacts {
+  workerPid?: number;
+  restarts?: number;
+  ready?: boolean;
+}
+
+function supervisorLine(s: SupervisorFacts): string {
+  return `worker ${s.workerPid ?? '-'} ${s.ready ? 'serving' : 'not serving'}, ${s.restarts ?? 0} restarts`;
+}
+
+function formatStats(result: { stats: Partial<ServerStats>; supervisor?: SupervisorFacts }): string {
+  return [...(result.supervisor ? [supervisorLine(result.supervisor)] : []), ...formatStatsTables(result.stats ?? {})].join('\n');
+}
+
+function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorFacts }): string {
   const lines: string[] = [];
   const s = result.supervisor;
-  if (s) lines.push(`worker ${s.workerPid ?? '-'} ${s.ready ? 'serving' : 'not serving'}, ${s.restarts ?? 0} restarts`);
+  if (s) lines.push(supervisorLine(s));
   for (const e of result.exports) {
     const c = e.config;
     const what = c.nullStore ? `null:${c.nullSectors}` : c.file;
@@ -75,6 +116,8 @@ export function formatResult(command: string, result: unknown): string {
   switch (command) {
     case 'list':
       return formatList(result as Parameters<typeof formatList>[0]);
+    case 'stats':
+      return formatStats(result as Parameters<typeof formatStats>[0]);
     case 'show-mask':
       return formatLists(result as Record<string, string[]>, '(empty: every initiator is allowed)');
     case 'show-reserve':
@@ -99,17 +142,27 @@ export function formatResult(command: string, result: unknown): string {
   }
 }
 
+function commandSynopsis(c: CommandDef): string {
+  return c.exportArg === 'required' ? `${c.name} EXPORT` : c.exportArg === 'optional' ? `${c.name} [EXPORT]` : c.name;
+}
+
+/** Usage and every command of the table with its summary, for `vblade ctl` without a command. */
+export function commandListing(): string {
+  const width = Math.max(...COMMANDS.map((c) => commandSynopsis(c).length)) + 2;
+  return [USAGE, 'commands:', ...COMMANDS.map((c) => `  ${commandSynopsis(c).padEnd(width)}${c.summary}`)].join('\n');
+}
+
 export function parseCtlArgs(argv: readonly string[]): CtlOptions {
   let parsed: CtlOptions | undefined;
   let y = yargs([...argv])
     .scriptName('vblade ctl')
-    .usage('usage: vblade ctl [--socket FILE | --name NAME] [--json] COMMAND [EXPORT]')
+    .usage(USAGE)
     .option('socket', { type: 'string', describe: 'control socket of the vbladed to talk to' })
     .option('name', { type: 'string', describe: 'instance name: uses RUN-DIR/NAME.sock' })
     .option('run-dir', { type: 'string', default: '/run/vblade', describe: 'where vbladed keeps its sockets' })
     .option('json', { type: 'boolean', default: false, describe: 'print the raw JSON result' })
     .strict()
-    .demandCommand(1, 'give a command')
+    .demandCommand(1, NO_COMMAND)
     .exitProcess(false)
     .fail((msg, err) => {
       throw err ?? new Error(msg);
@@ -139,22 +192,34 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
   return parsed;
 }
 
+/** Where `vblade ctl` prints: the process's stdout and stderr, or a test's buffers. */
+export interface CtlOutput {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const PROCESS_OUTPUT: CtlOutput = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
 /** Runs `vblade ctl ARGS`; returns the exit code (0 ok, 1 the command failed, 2 usage). */
-export async function runCtl(argv: readonly string[]): Promise<number> {
+export async function runCtl(argv: readonly string[], io: CtlOutput = PROCESS_OUTPUT): Promise<number> {
   let o: CtlOptions;
   try {
     o = parseCtlArgs(argv);
   } catch (e) {
     if ((e as Error).message === 'help shown') return 0;
-    process.stderr.write(`vblade ctl: ${(e as Error).message}\n`);
+    io.err(`vblade ctl: ${(e as Error).message}\n`);
+    if ((e as Error).message === NO_COMMAND) io.err(commandListing() + '\n');
     return 2;
   }
   if (!commandByName(o.command)) return 2;
-  let socket: string;
-  try {
-    socket = resolveSocket(o);
-  } catch (e) {
-    process.stderr.write(`vblade ctl: ${(e as Error).message}\n`);
+  const { socket, stale, error } = await resolveSocket(o);
+  for (const p of stale)
+    io.err(`vblade ctl: ignored ${p}: nobody listens on it (left by a vbladed that died); remove it with rm ${p}\n`);
+  if (!socket) {
+    io.err(`vblade ctl: ${error}\n`);
     return 1;
   }
   try {
@@ -162,13 +227,13 @@ export async function runCtl(argv: readonly string[]): Promise<number> {
     if (o.export) req.export = o.export;
     const reply = await controlRequest(socket, req);
     if (!reply.ok) {
-      process.stderr.write(`vblade ctl ${o.command}: ${reply.error}\n`);
+      io.err(`vblade ctl ${o.command}: ${reply.error}\n`);
       return 1;
     }
-    process.stdout.write((o.json ? JSON.stringify(reply.result, null, 2) : formatResult(o.command, reply.result)) + '\n');
+    io.out((o.json ? JSON.stringify(reply.result, null, 2) : formatResult(o.command, reply.result)) + '\n');
     return 0;
   } catch (e) {
-    process.stderr.write(`vblade ctl: ${(e as Error).message}\n`);
+    io.err(`vblade ctl: ${(e as Error).message}\n`);
     return 1;
   }
 }

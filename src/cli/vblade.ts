@@ -2,9 +2,9 @@
 //
 //   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
 //
-// plus long options of our own (--help, --null, --shared, --state-dir,
-// --log-level, --spin-us, --map-in-memory, --duplicate-probe-ms, --user,
-// --config).
+// plus long options of our own (--help, --version, --null, --shared,
+// --state-dir, --log-level, --spin-us, --map-in-memory,
+// --duplicate-probe-ms, --announce-interval, --user, --config).
 
 import pino from 'pino';
 import {
@@ -23,6 +23,7 @@ import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
 import { checkUserExists, switchToUser, UserError } from '../service/privilege';
+import { packageVersion } from './version';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
 const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'duplicate-probe-ms', 'announce-interval'] as const;
@@ -69,15 +70,17 @@ options of aoe-target:
   --log-level L  fatal, error, warn, info (default), debug
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
+  --version      show the version
 
-  vblade ctl COMMAND   ask a running vbladed/vblade --config: list, stats,
-                       show-mask, clear-mask, show-reserve, clear-reserve, reload
+  vblade ctl COMMAND   ask a running vbladed or vblade --config; "vblade ctl"
+                       alone lists the commands
 
 Start-up prints "pid N: e<shelf>.<slot>, S sectors O_RDWR|O_RDONLY" on
 standard output; logs go to standard error as JSON lines.`;
 
 interface LongOptions {
   help: boolean;
+  version: boolean;
   nullStore: boolean;
   shared: boolean;
   stateDir?: string;
@@ -89,7 +92,15 @@ interface LongOptions {
 }
 
 function takeLongOptions(argv: readonly string[]): LongOptions {
-  const o: LongOptions = { help: false, nullStore: false, shared: false, logLevel: 'info', tunableKeys: {}, rest: [] };
+  const o: LongOptions = {
+    help: false,
+    version: false,
+    nullStore: false,
+    shared: false,
+    logLevel: 'info',
+    tunableKeys: {},
+    rest: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [name, inline] = a.startsWith('--') ? a.split(/=(.*)/s, 2) : [a, undefined];
@@ -102,6 +113,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       o.rest.push(...argv.slice(i));
       break;
     } else if (a === '-h' || name === '--help') o.help = true;
+    else if (name === '--version') o.version = true;
     else if (name === '--null') o.nullStore = true;
     else if (name === '--shared') o.shared = true;
     else if (name === '--state-dir') o.stateDir = value();
@@ -145,6 +157,7 @@ export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): Se
 
 export interface CommandLine {
   help: boolean;
+  version: boolean;
   config?: ExportConfig;
   stateDir?: string;
   /** --user: who to become once the file and the socket are open. */
@@ -156,7 +169,8 @@ export interface CommandLine {
 
 export function parseCommandLine(argv: readonly string[]): CommandLine {
   const long = takeLongOptions(argv);
-  if (long.help) return { help: true, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
+  if (long.help || long.version)
+    return { help: long.help, version: long.version, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
   const config = parseVbladeArgs(long.rest);
   if (long.nullStore) {
     config.nullStore = true;
@@ -166,6 +180,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   if (long.shared) config.shared = true;
   return {
     help: false,
+    version: false,
     config,
     stateDir: long.stateDir,
     user: long.user,
@@ -197,6 +212,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (parsed.help) {
     process.stdout.write(VBLADE_HELP + '\n');
+    return 0;
+  }
+  if (parsed.version) {
+    process.stdout.write(`vblade ${packageVersion()}\n`);
     return 0;
   }
   let tunables: ServingTunables;

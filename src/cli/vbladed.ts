@@ -23,6 +23,7 @@ import {
   type DaemonSettings,
 } from '../config/config-file';
 import { describeExport, loadExports, type ExportSource, type LoadedExports } from '../config/load';
+import { packageVersion } from './version';
 import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { runDaemon } from '../service/daemon';
 import { launch, precheck } from '../service/launcher';
@@ -205,8 +206,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     return process.exit(0);
   }
   if (a.version) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    process.stdout.write(`vbladed ${(require('../../../package.json') as { version: string }).version}\n`);
+    process.stdout.write(`vbladed ${packageVersion()}\n`);
     return process.exit(0);
   }
   let loaded: LoadedExports;

@@ -576,7 +576,7 @@ export class AoeClient {
       const r = await this.ataChecked(
         target,
         (buf, tag) => writeReadExt(buf, 0, this.address(target), tag, lba + first, n),
-        `read of ${n} sectors at LBA ${lba + first}`,
+        `read of ${sectors(n)} at LBA ${lba + first}`,
       );
       if (r.ata.data.length < n * SECTOR_SIZE) {
         throw new ReplyFormatError(`read reply carries ${r.ata.data.length} data bytes, need ${n * SECTOR_SIZE}`);
@@ -603,7 +603,7 @@ export class AoeClient {
             n,
             data.subarray(first * SECTOR_SIZE, (first + n) * SECTOR_SIZE),
           ),
-        `write of ${n} sectors at LBA ${lba + first}`,
+        `write of ${sectors(n)} at LBA ${lba + first}`,
       );
     });
   }
@@ -613,7 +613,7 @@ export class AoeClient {
     const r = await this.ataChecked(
       target,
       (buf, tag) => writeAtaRequest(buf, 0, this.address(target), tag, 0, 0, count, AtaOpcode.ReadSectors, lba28Field(lba)),
-      `28-bit read of ${count} sectors at LBA ${lba}`,
+      `28-bit read of ${sectors(count)} at LBA ${lba}`,
     );
     return r.ata.data.slice(0, count * SECTOR_SIZE);
   }
@@ -637,7 +637,7 @@ export class AoeClient {
           data.length,
           data,
         ),
-      `28-bit write of ${count} sectors at LBA ${lba}`,
+      `28-bit write of ${sectors(count)} at LBA ${lba}`,
     );
   }
 
@@ -743,4 +743,9 @@ function readTag(frame: Uint8Array): number {
 
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+}
+
+/** "1 sector", "2 sectors": how error messages count. */
+function sectors(n: number): string {
+  return `${n} sector${n === 1 ? '' : 's'}`;
 }

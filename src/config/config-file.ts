@@ -4,15 +4,17 @@
 //
 // Format (documented in vblade.conf(5), rendered below):
 //
-//   # a comment (also ';'); comments take whole lines only
+//   # a comment (also ';')
 //   [daemon]
 //   state-dir = /var/lib/vblade
 //
 //   [export e1.1]
 //   file = /srv/vblade/disk1.img
-//   interfaces = eth0 eth1
+//   interfaces = eth0 eth1    # two paths to one disk
 //
-// A value runs from after '=' to the end of the line, trimmed; write it in
+// A value runs from after '=' to the end of the line or to a comment, trimmed;
+// a comment starts with # or ; at the start of a line or after a blank outside
+// double quotes (so file = /srv/disk#1.img keeps its #). Write a value in
 // double quotes to keep leading or trailing spaces. Keys and sections are
 // case-sensitive lower case. Relative paths are taken relative to the
 // directory of the config file (only path arithmetic: no file is touched).
@@ -547,6 +549,22 @@ function suggest(word: string, candidates: readonly string[]): string {
   return best ? ` (did you mean "${best}"?)` : '';
 }
 
+/**
+ * The value part of a key = value line without its trailing comment: from the
+ * first # or ; that follows a blank outside double quotes. Unbalanced quotes
+ * are left for unquote() to report.
+ */
+export function withoutTrailingComment(text: string): string {
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted && c === '\\') i++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && (c === '#' || c === ';') && i > 0 && /[ \t]/.test(text[i - 1])) return text.slice(0, i);
+  }
+  return text;
+}
+
 function unquote(v: string): string | undefined {
   if (v.length >= 2 && v[0] === '"' && v[v.length - 1] === '"') {
     const inner = v.slice(1, -1);
@@ -644,7 +662,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
       continue;
     }
     const key = line.slice(0, eq).trim();
-    const raw = line.slice(eq + 1).trim();
+    const raw = withoutTrailingComment(line.slice(eq + 1)).trim();
     if (!current) {
       if (sections.length === 0)
         problem(lineNo, `"${key}" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`);
@@ -935,8 +953,11 @@ export function renderExampleConfig(): string {
     '# vblade.conf: exports served by one vbladed (see vblade.conf(5)).',
     '# Generated from src/config/config-file.ts; regenerate with',
     '#   node scripts/render-config-docs.js',
-    '# Lines starting with # or ; are comments. A value runs to the end of the',
-    '# line; quote it as "..." to keep leading or trailing spaces.',
+    '# A comment starts with # or ; at the start of a line or after a blank:',
+    '#   interfaces = eth0 eth1   # two paths to one disk',
+    '# A # or ; inside a word (file = /srv/disk#1.img) or in "..." is part of',
+    '# the value. A value runs to the end of the line or to a comment; quote it',
+    '# as "..." to keep leading or trailing spaces.',
     '',
     '[daemon]',
   ];
@@ -1003,17 +1024,27 @@ export function renderConfManPage(): string {
     'Other lines are',
     '.IB key " = " value',
     'pairs.',
-    'Lines starting with',
+    'A comment starts with',
     '.B #',
     'or',
     '.B ;',
-    'are comments; comments take whole lines, so a',
+    'at the start of a line, or after a blank (space or tab) outside double',
+    'quotes, and runs to the end of the line, so',
+    '.B "interfaces = eth0 eth1   # two paths"',
+    'means eth0 and eth1.',
+    'A',
     '.B #',
-    'inside a value is part of the value.',
+    'or',
+    '.B ;',
+    'that does not follow a blank is part of the value',
+    '.RB ( "file = /srv/disk#1.img" ),',
+    'and so is one inside double quotes.',
     'A value runs from after the',
     '.B =',
-    'to the end of the line, with surrounding blanks removed; write it in double',
-    'quotes to keep them, with',
+    'to the end of the line or to a comment, with surrounding blanks removed;',
+    'write it in double quotes to keep them, or a blank followed by',
+    '.BR # ,',
+    'with',
     '.B \\e"',
     'for a quote inside.',
     'Booleans are',

@@ -8,6 +8,8 @@
 //   options='-r -m 52:54:00:12:34:56'
 //   ionice='-c2 -n7'
 //
+// Comments are whole lines starting with # or ;, or, as in the shell, a #
+// that starts a word after the value: slot=2   # the second disk.
 // Debian's unit reads the file with EnvironmentFile= (no shell expansion) and
 // passes `$options` split on blanks to vblade; we read it the same way and
 // reuse vblade's option parser, so a fragment means what it meant there.
@@ -25,6 +27,26 @@ export interface DebianConf {
   export: ExportConfig;
   /** Things that were accepted but do nothing here (e.g. ionice), as file:line problems. */
   warnings: ConfigProblem[];
+}
+
+/**
+ * The value without a trailing comment, as the shell reads one: a # that
+ * starts a word (after a blank, outside quotes and not escaped). A # inside a
+ * word, e.g. filename=/srv/disk#1.img, stays part of the value.
+ */
+function withoutShellComment(text: string): string {
+  let quote: "'" | '"' | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+    } else if (c === '\\') i++;
+    else if (quote === '"') {
+      if (c === '"') quote = undefined;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === '#' && i > 0 && /[ \t]/.test(text[i - 1])) return text.slice(0, i);
+  }
+  return text;
 }
 
 /** Removes one level of shell-style quoting the way systemd's EnvironmentFile does. */
@@ -55,13 +77,13 @@ export function parseDebianConf(text: string, file: string): DebianConf {
     const lineNo = i + 1;
     const line = lines[i].replace(/\r$/, '').trim();
     if (line === '' || line[0] === '#' || line[0] === ';') continue;
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/.exec(line);
     if (!m) {
       problem(lineNo, `"${line}" is not a name=value assignment; write e.g. shelf=1`);
       continue;
     }
     const [, key, raw] = m;
-    const value = unquoteValue(raw);
+    const value = unquoteValue(withoutShellComment(raw).trim());
     if (value === undefined) {
       problem(lineNo, `unbalanced quotes in the value of ${key}; quote the whole value, e.g. ${key}='...'`);
       continue;

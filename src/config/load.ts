@@ -58,21 +58,25 @@ export function loadExports(source: ExportSource): LoadedExports {
   return { exports: [d.export], fileDaemonKeys: {}, defaultName, warnings: d.warnings.map(formatProblem) };
 }
 
-/** One line per export for --check and the start-up log. */
+function sectors(n: number | undefined): string {
+  return `${n} sector${n === 1 ? '' : 's'}`;
+}
+
+/** One line per export for --check and the start-up log: "e1.1 on eth1: /srv/a.img, read-write, sync, buffer count 16". */
 export function describeExport(e: ExportConfig): string {
-  const flags = [
+  const what = e.nullStore ? `null store of ${sectors(e.nullSectors)}` : e.file;
+  const range =
+    e.offsetSectors || e.lengthSectors !== undefined
+      ? ` from sector ${e.offsetSectors}${e.lengthSectors !== undefined ? ` for ${sectors(e.lengthSectors)}` : ' to the end'}`
+      : '';
+  const facts = [
+    what + range,
     e.readOnly ? 'read-only' : 'read-write',
     e.direct ? 'direct' : '',
     e.sync ? 'sync' : '',
     e.broadcastEdits ? 'broadcast-edits' : '',
-  ]
-    .filter(Boolean)
-    .join(',');
-  const what = e.nullStore ? `null store of ${e.nullSectors} sectors` : e.file;
-  const range =
-    e.offsetSectors || e.lengthSectors !== undefined
-      ? ` sectors ${e.offsetSectors}..${e.lengthSectors !== undefined ? e.offsetSectors + e.lengthSectors : 'end'}`
-      : '';
-  const mask = e.macMask.length ? ` mask ${e.macMask.join(',')}` : '';
-  return `${exportKey(e)} on ${e.interfaces.join(' ')}: ${what}${range} (${flags}, buffer count ${e.bufferCount})${mask}`;
+    `buffer count ${e.bufferCount}`,
+    e.macMask.length ? `mask ${e.macMask.join(',')}` : '',
+  ];
+  return `${exportKey(e)} on ${e.interfaces.join(' ')}: ${facts.filter(Boolean).join(', ')}`;
 }

@@ -144,16 +144,27 @@ export interface ControlServerOptions {
   log: Logger;
 }
 
-/** Whether something answers on a unix socket path. */
-function socketAlive(p: string): Promise<boolean> {
+/**
+ * Whether a process listens on a unix socket path: 'listening'; 'stale' when
+ * the file is there but nobody listens (its process died); 'gone' when there
+ * is no such file; 'unknown' when connecting fails otherwise (e.g. no
+ * permission).
+ */
+export function probeSocket(p: string): Promise<'listening' | 'stale' | 'gone' | 'unknown'> {
   return new Promise((resolve) => {
     const s = net.connect(p);
     s.once('connect', () => {
       s.destroy();
-      resolve(true);
+      resolve('listening');
     });
-    s.once('error', () => resolve(false));
+    s.once('error', (e: NodeJS.ErrnoException) =>
+      resolve(e.code === 'ECONNREFUSED' ? 'stale' : e.code === 'ENOENT' ? 'gone' : 'unknown'),
+    );
   });
+}
+
+async function socketAlive(p: string): Promise<boolean> {
+  return (await probeSocket(p)) === 'listening';
 }
 
 /** Largest request line accepted. */

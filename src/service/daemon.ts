@@ -103,14 +103,18 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     for (const release of held.splice(0).reverse()) release();
   };
   const locks = new ExportLocks(settings.runDir, ({ file, pid }) =>
-    log.warn({ file, pid }, `removed stale ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`),
+    log.warn({ file, stalePid: pid }, `removed stale ${file}${pid ? ` of pid ${pid}, which no longer runs vbladed` : ''}`),
   );
   try {
     fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
     const pidFile = PidFile.acquire(settings.pidFile, {
       what: `instance ${settings.name}`,
+      // stalePid, not pid: a record's pid is the process that logs it.
       onStale: ({ file, pid }) =>
-        log.warn({ file, pid }, `removed stale pid file ${file}${pid ? ` of pid ${pid}, which is gone` : ''}`),
+        log.warn(
+          { file, stalePid: pid },
+          `removed stale pid file ${file}${pid ? ` of pid ${pid}, which no longer runs vbladed` : ''}`,
+        ),
     });
     held.push(() => pidFile.release());
     locks.acquire(loaded.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));

@@ -1,14 +1,18 @@
 // Pid files and per-export locks.
 //
-// A pid file is created with O_CREAT|O_EXCL and holds
+// A pid file is created with O_CREAT|O_EXCL and holds the pid alone on one
+// line, as every daemon writes it, so that `kill $(cat FILE)` works. Beside
+// it, FILE.start holds
 //
-//   1234                      the pid, alone on the first line (what tools read)
-//   start=987654 vbladed      the process start time (field 22 of /proc/PID/stat)
+//   pid=1234 start=987654     the owner's start time (field 22 of /proc/PID/stat)
 //
 // The start time tells a live owner from a stale file whose pid has been
-// reused by an unrelated process. A file whose owner is gone (or is someone
-// else now) is stale: it is logged, removed and the creation retried once.
-// Only a file that still names us is removed on release.
+// reused by an unrelated process; it counts only when its pid matches the pid
+// file's. Without it (a foreign file, or one being written) a live process
+// counts as the owner when it looks like vbladed. A two-line file of an older
+// version (pid, then start=N) is still read. A file whose owner is gone (or is
+// someone else now) is stale: it is logged, removed and the creation retried
+// once. Only a file that still names us is removed on release.
 //
 // The same mechanism guards exports: vbladed takes RUN-DIR/eS.L@IFACE.lock for
 // every export and interface it serves, so a second vbladed for the same
@@ -48,17 +52,28 @@ export function processStartTime(pid: number): string | undefined {
   return fields[19];
 }
 
-export function readPidFile(file: string): PidFileContent | undefined {
-  let text: string;
+/** The file beside a pid file that records its owner's start time. */
+export function startTimeFile(file: string): string {
+  return `${file}.start`;
+}
+
+function readText(file: string): string | undefined {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
-  const m = /^([0-9]+)\n(?:start=([0-9]+))?/.exec(text);
+}
+
+export function readPidFile(file: string): PidFileContent | undefined {
+  const text = readText(file);
+  // The second line is what versions before FILE.start wrote.
+  const m = text === undefined ? null : /^([0-9]+)\n(?:start=([0-9]+))?/.exec(text);
   if (!m) return undefined;
   const c: PidFileContent = { pid: Number(m[1]) };
+  const side = /^pid=([0-9]+) start=([0-9]+)\n/.exec(readText(startTimeFile(file)) ?? '');
   if (m[2]) c.startTime = m[2];
+  else if (side && Number(side[1]) === c.pid) c.startTime = side[2];
   return c;
 }
 
@@ -115,7 +130,6 @@ export class PidFile {
   static acquire(file: string, opts: PidFileOptions): PidFile {
     const pid = opts.pid ?? process.pid;
     const start = processStartTime(pid);
-    const content = `${pid}\n${start ? `start=${start} ` : ''}vbladed\n`;
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
     for (let attempt = 0; ; attempt++) {
       let fd: number;
@@ -152,14 +166,17 @@ export class PidFile {
           }
         }
         opts.onStale?.({ file, pid: owner?.pid });
+        // The start-time file first: while the pid file exists nobody else writes one.
+        fs.rmSync(startTimeFile(file), { force: true });
         fs.rmSync(file, { force: true });
         continue;
       }
       try {
-        fs.writeSync(fd, content);
+        fs.writeSync(fd, `${pid}\n`);
       } finally {
         fs.closeSync(fd);
       }
+      if (start !== undefined) fs.writeFileSync(startTimeFile(file), `pid=${pid} start=${start}\n`, { mode: 0o644 });
       return new PidFile(file, pid);
     }
   }
@@ -169,7 +186,11 @@ export class PidFile {
     if (this.released) return;
     this.released = true;
     const c = readPidFile(this.file);
-    if (c && c.pid === this.pid) fs.rmSync(this.file, { force: true });
+    if (c && c.pid === this.pid) {
+      // The start-time file first: a reader in between sees a pid file of a live vbladed.
+      fs.rmSync(startTimeFile(this.file), { force: true });
+      fs.rmSync(this.file, { force: true });
+    }
   }
 }
 

@@ -3,6 +3,10 @@
 // $NOTIFY_SOCKET. We send READY=1, RELOADING=1, STOPPING=1, STATUS=...,
 // MAINPID=... and WATCHDOG=1 every WATCHDOG_USEC/2 while healthy.
 //
+// STOPPING=1 is the last message: systemd expects nothing after it (the
+// watchdog is off once the unit stops), so a status change of the stopping
+// worker or the end of a reload is not sent.
+//
 // Everything is a no-op when NOTIFY_SOCKET is unset (not started by systemd
 // with Type=notify). Node cannot send on a unix datagram socket, so the
 // native addon's unixDatagramSend does; it is injected for tests.
@@ -33,6 +37,7 @@ export class SdNotify {
   private send: DatagramSend | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
+  private stopped = false;
 
   constructor(env: NotifyEnv = process.env, send?: DatagramSend, pid: number = process.pid) {
     const socket = env.NOTIFY_SOCKET;
@@ -47,9 +52,9 @@ export class SdNotify {
     return this.socket !== undefined;
   }
 
-  /** Sends raw assignments; returns false (and remembers why) when sending failed. Never throws. */
+  /** Sends raw assignments; returns false (and remembers why) when sending failed, or nothing was sent after STOPPING=1. Never throws. */
   notify(assignments: string): boolean {
-    if (!this.socket) return false;
+    if (!this.socket || this.stopped) return false;
     try {
       this.send ??= nativeSend();
       this.send(this.socket, assignments);
@@ -75,8 +80,12 @@ export class SdNotify {
     return this.notify(`RELOADING=1\nMONOTONIC_USEC=${mono}` + (status ? `\nSTATUS=${oneLine(status)}` : ''));
   }
 
+  /** The last message; later calls send nothing. */
   stopping(status?: string): boolean {
-    return this.notify(status ? `STOPPING=1\nSTATUS=${oneLine(status)}` : 'STOPPING=1');
+    const sent = this.notify(status ? `STOPPING=1\nSTATUS=${oneLine(status)}` : 'STOPPING=1');
+    this.stopped = true;
+    this.stopWatchdog();
+    return sent;
   }
 
   status(text: string): boolean {

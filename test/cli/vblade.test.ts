@@ -2,7 +2,11 @@
 // config file's keys, and winning over the compatibility environment
 // variables, which win over the table's defaults.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import t from 'tap';
+import { createNetns, requireRoot } from '../helpers/netns';
+import { OUR_VBLADE, REPO } from '../helpers/targets';
 import { environmentDaemonKeys } from '../../src/config/config-file';
 import { DEFAULT_TUNABLES } from '../../src/config/export-config';
 import { UsageError } from '../../src/config/vblade-args';
@@ -56,4 +60,13 @@ t.test('--announce-interval SECONDS: taken, checked, listed in --help', async (t
   );
   t.throws(() => parseCommandLine(['--announce-interval', '7200', ...POSITIONAL]), /out of range; use 0\.\.3600/);
   t.match(VBLADE_HELP, /--announce-interval SECONDS/);
+});
+
+t.test('--version prints the version, as vbladed --version does', async (t) => {
+  if (!requireRoot(t)) return;
+  // In a namespace of its own, as every run of vblade in the tests.
+  const ns = await createNetns(t, 'version');
+  const { version } = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
+  const r = await ns.run(process.execPath, [OUR_VBLADE, '--version']);
+  t.same({ code: r.code, stdout: r.stdout, stderr: r.stderr }, { code: 0, stdout: `vblade ${version}\n`, stderr: '' });
 });

@@ -93,6 +93,19 @@ t.test('errors: ATA, AoE, timeouts', async (t) => {
   c2.close();
 });
 
+t.test('error messages count sectors as a reader says them', async (t) => {
+  const { fake, client } = open({ sectors: 100, aoeErrorAt: new Map([[50, 3]]) });
+  t.teardown(() => fake.close());
+  const target = await client.find(7, 3);
+  await t.rejects(client.read(target, 50, 1), {
+    message: 'read of 1 sector at LBA 50 to e7.3 refused: AoE error 3 (device unavailable)',
+  });
+  await t.rejects(client.read(target, 99, 2), { message: /^read of 2 sectors at LBA 99 failed: / });
+  await t.rejects(client.write(target, 50, new Uint8Array(512)), { message: /^write of 1 sector at LBA 50 / });
+  await t.rejects(client.read28(target, 50, 1), { message: /^28-bit read of 1 sector at LBA 50 / });
+  await t.rejects(client.write28(target, 50, new Uint8Array(512)), { message: /^28-bit write of 1 sector at LBA 50 / });
+});
+
 t.test('config string commands', async (t) => {
   const { client } = open();
   const target = await client.find(7, 3);

@@ -79,6 +79,26 @@ buffer-count = 64
         exp({ shelf: 2, slot: 0, file: '/srv/with space ' }),
       ],
     },
+    {
+      desc: 'trailing comments: blank then # or ; outside quotes; a # inside a word stays',
+      text: `[daemon]
+log-format = text   ; readable log
+
+[export e1.1]
+file = /srv/disk#1.img # the second disk
+interfaces = eth1 eth2   # two paths to the same disk
+sync = yes	# no write acknowledged before it is on disk
+
+[export e1.2]
+file = "/srv/a #b.img"  # quoted: the # is part of the name
+interfaces = eth1
+`,
+      exports: [
+        exp({ file: '/srv/disk#1.img', interfaces: ['eth1', 'eth2'], sync: true }),
+        exp({ slot: 2, file: '/srv/a #b.img', interfaces: ['eth1'] }),
+      ],
+      daemon: { 'log-format': 'text' },
+    },
   ];
   for (const row of rows) {
     t.test(row.desc, async (t) => {

@@ -34,6 +34,16 @@ t.test('good fragments', async (t) => {
         `${F}:6: FOO is not a vblade.conf.d key and is ignored; the keys are shelf, slot, netif, filename, options, ionice`,
       ],
     },
+    {
+      desc: 'trailing comments as the shell reads them; a # inside a word stays',
+      text: "shelf=1 # rack 1\nslot=2\t# second disk\nnetif=eth0\nfilename=/srv/vblade/disk#1.img\noptions='-s' # sync\n",
+      want: exp({ file: '/srv/vblade/disk#1.img', sync: true }),
+    },
+    {
+      desc: 'a # inside quotes is part of the value',
+      text: 'shelf=1\nslot=2\nnetif=eth0\nfilename="/srv/vblade/a #1.img"   # quoted\n',
+      want: exp({ file: '/srv/vblade/a #1.img' }),
+    },
   ];
   for (const row of rows) {
     t.test(row.desc, async (t) => {

@@ -2,6 +2,7 @@
 // formatting and socket choice, the Prometheus rendering, and WorkerCore's
 // state handling across a restart.
 
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -14,7 +15,8 @@ import { FakeNetwork } from '../helpers/fake-addon';
 import { patternFile } from '../helpers/files';
 import { Server } from '../../src/target/server';
 import { COMMANDS, ControlServer, controlRequest, dispatch, groupId, type ControlTarget } from '../../src/service/control';
-import { formatResult, parseCtlArgs, resolveSocket } from '../../src/cli/ctl';
+import { formatResult, parseCtlArgs, resolveSocket, runCtl } from '../../src/cli/ctl';
+import { humanBytes, latencyBound } from '../../src/cli/stats-table';
 import { MetricsServer, renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type ServerLike, type StartServer } from '../../src/service/worker';
 import type { ExportState } from '../../src/config/export-config';
@@ -35,6 +37,13 @@ const fakeTarget: ControlTarget = {
   },
   reload: async () => ({ added: ['e1.3'], removed: [], changed: [] }),
   status: () => ({ workerPid: 7 }),
+};
+
+/** A daemon with no exports, for ctl's socket choice. */
+const listTarget: ControlTarget = {
+  request: async () => [],
+  reload: async () => ({ added: [], removed: [], changed: [] }),
+  status: () => ({ workerPid: 7, restarts: 0, ready: true }),
 };
 
 t.test('dispatch through the command table', async (t) => {
@@ -139,17 +148,21 @@ t.test('groupId reads /etc/group', async (t) => {
 
 t.test('ctl: socket choice, arguments, output', async (t) => {
   const dir = tmp(t);
-  t.throws(() => resolveSocket({ runDir: dir }), {
-    message: `no control socket in ${dir}; is vbladed running? (or give --socket FILE)`,
+  t.same(await resolveSocket({ runDir: dir }), {
+    stale: [],
+    error: `no control socket in ${dir}; is vbladed running? (or give --socket FILE)`,
   });
-  fs.writeFileSync(path.join(dir, 'a.sock'), '');
-  t.equal(resolveSocket({ runDir: dir }), path.join(dir, 'a.sock'));
-  fs.writeFileSync(path.join(dir, 'b.sock'), '');
-  t.throws(() => resolveSocket({ runDir: dir }), {
-    message: 'several vbladed instances run (a, b); choose one with --name NAME',
+  const a = await ControlServer.listen(listTarget, { socketPath: path.join(dir, 'a.sock'), log: silent });
+  t.teardown(() => a.close());
+  t.same(await resolveSocket({ runDir: dir }), { socket: path.join(dir, 'a.sock'), stale: [] });
+  const b = await ControlServer.listen(listTarget, { socketPath: path.join(dir, 'b.sock'), log: silent });
+  t.teardown(() => b.close());
+  t.same(await resolveSocket({ runDir: dir }), {
+    stale: [],
+    error: 'several vbladed instances run (a, b); choose one with --name NAME',
   });
-  t.equal(resolveSocket({ runDir: dir, name: 'b' }), path.join(dir, 'b.sock'));
-  t.equal(resolveSocket({ runDir: dir, socket: '/x.sock' }), '/x.sock');
+  t.same(await resolveSocket({ runDir: dir, name: 'b' }), { socket: path.join(dir, 'b.sock'), stale: [] });
+  t.same(await resolveSocket({ runDir: dir, socket: '/x.sock' }), { socket: '/x.sock', stale: [] });
 
   t.same(parseCtlArgs(['--name', 'vblade', 'clear-mask', 'e1.1']), {
     command: 'clear-mask',
@@ -358,4 +371,89 @@ t.test('resize through the worker and a real serving core: what `vblade ctl resi
     ),
   });
   await t.rejects(core.request('resize', 'e9.9'), { message: 'no export e9.9; "vblade ctl list" shows the exports' });
+});
+
+/** Runs `vblade ctl ARGS` in this process (it only talks to unix sockets), collecting what it prints. */
+async function ctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCtl(args, { out: (x) => (out += x), err: (x) => (err += x) });
+  return { code, out, err };
+}
+
+/** A control socket left behind by a process that was killed, as a crashed vbladed leaves it. */
+function staleSocket(p: string): void {
+  const code = `require('net').createServer().listen(${JSON.stringify(p)}, () => process.kill(process.pid, 'SIGKILL'))`;
+  spawnSync(process.execPath, ['-e', code]);
+  if (!fs.existsSync(p)) throw new Error(`no stale socket at ${p}`);
+}
+
+t.test('ctl without --name: a stale socket of a dead instance is named, not counted', async (t) => {
+  const dir = tmp(t);
+  const dead = path.join(dir, 'dead.sock');
+  staleSocket(dead);
+  const note = `vblade ctl: ignored ${dead}: nobody listens on it (left by a vbladed that died); remove it with rm ${dead}\n`;
+  const server = await ControlServer.listen(listTarget, { socketPath: path.join(dir, 'live.sock'), log: silent });
+  t.teardown(() => server.close());
+
+  t.same(
+    await ctl('--run-dir', dir, 'list'),
+    { code: 0, out: 'worker 7 serving, 0 restarts\n', err: note },
+    'the live one answers',
+  );
+
+  await server.close();
+  t.same(
+    await ctl('--run-dir', dir, 'list'),
+    { code: 1, out: '', err: note + `vblade ctl: no vbladed answers in ${dir}; is it running? (or give --socket FILE)\n` },
+    'only the stale one: nothing runs',
+  );
+});
+
+t.test('ctl with no command lists the commands', async (t) => {
+  const r = await ctl();
+  t.equal(r.code, 2);
+  t.equal(r.out, '');
+  t.match(r.err, /^vblade ctl: give a command\nusage: vblade ctl /);
+  for (const c of COMMANDS) {
+    t.match(r.err, new RegExp(`^  ${c.name}\\b.* ${c.summary.replace(/[()]/g, '\\$&')}$`, 'm'), `lists ${c.name}`);
+  }
+});
+
+t.test('ctl stats: a readable table; --json keeps the JSON', async (t) => {
+  const dir = tmp(t);
+  const sock = path.join(dir, 'x.sock');
+  const supervisor = { workerPid: 9, restarts: 2, ready: true };
+  const server = await ControlServer.listen(
+    { ...listTarget, request: async () => STATS, status: () => supervisor },
+    { socketPath: sock, log: silent },
+  );
+  t.teardown(() => server.close());
+
+  const r = await ctl('--socket', sock, 'stats');
+  t.equal(r.code, 0, r.err);
+  const rows = r.out
+    .trimEnd()
+    .split('\n')
+    .map((l) => l.trimEnd().split(/ {2,}/));
+  t.same(rows, [
+    ['worker 9 serving, 2 restarts'],
+    ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
+    ['e1.1', '10', '4', '5.0 KiB', '0 B', '1 (io 1)', '0', '3', '< 16 µs'],
+    ['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'],
+    ['eth0', 'down', '9000', '20', '0', '0 B', '2 (tx 2)'],
+  ]);
+
+  const j = await ctl('--socket', sock, '--json', 'stats');
+  t.same(JSON.parse(j.out), { stats: STATS, supervisor }, '--json prints the result as JSON');
+});
+
+t.test('stats table cells: bytes and latency bounds', async (t) => {
+  t.same([0, 1023, 1024, 5 * 2 ** 30].map(humanBytes), ['0 B', '1023 B', '1.0 KiB', '5.0 GiB']);
+  t.equal(latencyBound([], 0.99), '-', 'no requests yet');
+  const hist = new Array<number>(24).fill(0);
+  hist[10] = 99;
+  hist[21] = 1;
+  t.equal(latencyBound(hist, 0.99), '< 1.0 ms', '99 of 100 under 1024 µs');
+  t.equal(latencyBound(hist, 1), '< 2.1 s', 'the slowest under 2^21 µs');
 });

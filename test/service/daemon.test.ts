@@ -1,14 +1,17 @@
 // The foreground supervisor's start-up failure path (src/service/daemon.ts):
 // when an export's lock is held by a live process, start-up stops with the
 // lock's message and exit status 1, and gives back the pid file it had
-// already taken, so the next start is not blocked by it.
+// already taken, so the next start is not blocked by it. A pid file left by
+// a crash whose pid now belongs to another process is replaced, and the log
+// says so in words that hold.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { PidFile, exportLockFile } from '../../src/service/pidfile';
+import { createNetns, requireRoot } from '../helpers/netns';
+import { PidFile, exportLockFile, startTimeFile } from '../../src/service/pidfile';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const VBLADED = path.join(ROOT, 'bin', 'vbladed.js');
@@ -55,7 +58,35 @@ t.test('a held export lock: exit 1, the pid file given back, nothing else left b
   t.match(fatal?.msg, `vbladed is already running for e3.4 on vt-b (pid ${process.pid}`, 'the lock holder is named in the log');
   t.same(
     fs.readdirSync(run).sort(),
-    ['e3.4@vt-b.lock'],
+    ['e3.4@vt-b.lock', 'e3.4@vt-b.lock.start'],
     "the pid file and the lock on vt-a are gone; the other process's lock stays",
   );
+});
+
+t.test('a stale pid file whose pid now belongs to another process: replaced and logged', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'stalepid');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-stale-'));
+  const run = path.join(dir, 'run');
+  fs.mkdirSync(run);
+  // A live process that is not vbladed, holding the pid the file names.
+  const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  t.teardown(() => {
+    other.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const pidFile = path.join(run, 'one.pid');
+  fs.writeFileSync(pidFile, `${other.pid}\n`);
+  fs.writeFileSync(startTimeFile(pidFile), `pid=${other.pid} start=1\n`);
+  const conf = path.join(dir, 'one.conf');
+  fs.writeFileSync(conf, '[export e3.5]\nnull-store = yes\nnull-sectors = 8\ninterfaces = vt-a\n');
+  const args = ['--foreground', '--config', conf, '--run-dir', run, '--state-dir', 'none', '--log', 'stderr'];
+  const p = ns.spawn(t, process.execPath, [VBLADED, ...args, '--control-socket', 'none', '--worker', STUB]);
+  const line = (await p.waitFor(/^\{.*removed stale pid file.*$/))[0];
+  const rec = JSON.parse(line) as { msg: string; pid: number };
+  t.equal(rec.msg, `removed stale pid file ${pidFile} of pid ${other.pid}, which no longer runs vbladed`);
+  t.equal(rec.pid, p.pid, "the record's pid is the daemon's own");
+  await p.waitFor(/"msg":"vbladed one starting/);
+  t.equal(fs.readFileSync(pidFile, 'utf8'), `${p.pid}\n`, 'the pid file is the new daemon');
+  await p.stop();
 });

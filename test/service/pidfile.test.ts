@@ -1,12 +1,19 @@
 // Pid files and export locks: creation, refusal with a clear message, stale
 // files (dead owner, reused pid), removal.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { AlreadyRunningError, ExportLocks, PidFile, processStartTime, readPidFile } from '../../src/service/pidfile';
+import {
+  AlreadyRunningError,
+  ExportLocks,
+  PidFile,
+  processStartTime,
+  readPidFile,
+  startTimeFile,
+} from '../../src/service/pidfile';
 
 function tmp(t: { teardown(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vblade-pid-'));
@@ -25,20 +32,31 @@ async function otherProcess(t: { teardown(fn: () => void): void }): Promise<numb
   return pid;
 }
 
+/** What another vbladed would have left: the pid file and its start-time file. */
+function ownedBy(file: string, pid: number, start: string | undefined): void {
+  fs.writeFileSync(file, `${pid}\n`);
+  fs.writeFileSync(startTimeFile(file), `pid=${pid} start=${start}\n`);
+}
+
 t.test('create, content, release', async (t) => {
-  const file = path.join(tmp(t), 'run', 'vblade.pid');
+  const dir = path.join(tmp(t), 'run');
+  const file = path.join(dir, 'vblade.pid');
   const pf = PidFile.acquire(file, { what: 'instance vblade' });
-  t.equal(fs.readFileSync(file, 'utf8'), `${process.pid}\nstart=${processStartTime(process.pid)} vbladed\n`);
+  t.equal(fs.readFileSync(file, 'utf8'), `${process.pid}\n`, 'the pid alone, as every daemon writes it');
+  t.equal(startTimeFile(file), `${file}.start`);
+  t.equal(fs.readFileSync(startTimeFile(file), 'utf8'), `pid=${process.pid} start=${processStartTime(process.pid)}\n`);
   t.same(readPidFile(file), { pid: process.pid, startTime: processStartTime(process.pid) });
+  const r = spawnSync('sh', ['-c', `kill -0 $(cat ${file})`], { encoding: 'utf8' });
+  t.same({ status: r.status, stderr: r.stderr }, { status: 0, stderr: '' }, 'kill $(cat FILE) works');
   pf.release();
-  t.notOk(fs.existsSync(file));
+  t.same(fs.readdirSync(dir), [], 'both files removed');
   pf.release(); // idempotent
 });
 
 t.test('a live owner: refused with a clear message', async (t) => {
   const file = path.join(tmp(t), 'e1.1@eth0.lock');
   const pid = await otherProcess(t);
-  fs.writeFileSync(file, `${pid}\nstart=${processStartTime(pid)} vbladed\n`);
+  ownedBy(file, pid, processStartTime(pid));
   const err = t.throws(() => PidFile.acquire(file, { what: 'e1.1 on eth0' })) as AlreadyRunningError;
   t.type(err, AlreadyRunningError);
   t.equal(
@@ -54,19 +72,23 @@ t.test('stale files are replaced', async (t) => {
   const dead = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
   await new Promise((r) => dead.on('exit', r));
   const live = await otherProcess(t);
-  const rows: Array<[string, string]> = [
-    ['dead pid', `${dead.pid}\nstart=1 vbladed\n`],
-    ['pid reused by another process (start time differs)', `${live}\nstart=1 vbladed\n`],
+  const rows: Array<[string, string, string?]> = [
+    ['dead pid', `${dead.pid}\n`, `pid=${dead.pid} start=1\n`],
+    ['pid reused by another process (start time differs)', `${live}\n`, `pid=${live} start=1\n`],
     ['foreign file without start time, pid not vblade', `${live}\n`],
+    ['start-time file of an earlier pid, pid not vblade', `${live}\n`, `pid=${dead.pid} start=${processStartTime(live)}\n`],
+    ['two-line file of an older version, pid reused', `${live}\nstart=1 vbladed\n`],
     ['garbage, old', 'garbage'],
   ];
-  for (const [desc, content] of rows) {
+  for (const [desc, content, start] of rows) {
     const file = path.join(dir, `${desc.replace(/\W+/g, '-')}.pid`);
     fs.writeFileSync(file, content);
+    if (start !== undefined) fs.writeFileSync(startTimeFile(file), start);
     if (desc.startsWith('garbage')) fs.utimesSync(file, new Date(0), new Date(0));
     const stale: unknown[] = [];
     const pf = PidFile.acquire(file, { what: 'x', onStale: (i) => stale.push(i) });
-    t.equal(readPidFile(file)?.pid, process.pid, desc);
+    t.equal(fs.readFileSync(file, 'utf8'), `${process.pid}\n`, desc);
+    t.equal(readPidFile(file)?.startTime, processStartTime(process.pid), `${desc}: the start-time file is ours now`);
     t.equal(stale.length, 1, `${desc}: reported as stale`);
     pf.release();
   }
@@ -83,15 +105,16 @@ t.test('an empty, fresh file is someone starting right now', async (t) => {
 t.test('release leaves a file that is not ours', async (t) => {
   const file = path.join(tmp(t), 'x.pid');
   const pf = PidFile.acquire(file, { what: 'x' });
-  fs.writeFileSync(file, '1\nstart=5 vbladed\n');
+  ownedBy(file, 1, '5');
   pf.release();
   t.ok(fs.existsSync(file));
+  t.equal(fs.readFileSync(startTimeFile(file), 'utf8'), 'pid=1 start=5\n', "the other owner's start-time file stays too");
 });
 
 t.test('export locks: all or nothing, and dropping what a reload removed', async (t) => {
   const dir = tmp(t);
   const other = await otherProcess(t);
-  fs.writeFileSync(path.join(dir, 'e1.2@eth1.lock'), `${other}\nstart=${processStartTime(other)} vbladed\n`);
+  ownedBy(path.join(dir, 'e1.2@eth1.lock'), other, processStartTime(other));
   const locks = new ExportLocks(dir);
   locks.acquire([{ key: 'e1.1', interfaces: ['eth0', 'eth1'] }]);
   t.same(locks.names().sort(), ['e1.1@eth0', 'e1.1@eth1']);
@@ -116,5 +139,5 @@ t.test('export locks: all or nothing, and dropping what a reload removed', async
   locks.drop(toDrop);
   t.notOk(fs.existsSync(path.join(dir, 'e1.1@eth1.lock')));
   locks.releaseAll();
-  t.same(fs.readdirSync(dir), ['e1.2@eth1.lock']);
+  t.same(fs.readdirSync(dir).sort(), ['e1.2@eth1.lock', 'e1.2@eth1.lock.start']);
 });

@@ -54,20 +54,18 @@ t.test('protocol over a real socket', { skip }, async (t) => {
   t.ok(n.ready('serving e1.1'));
   t.ok(n.status('two\nlines'));
   t.ok(n.reloading());
-  t.ok(n.stopping());
-  const got = await sink.waitFor(4);
+  const got = await sink.waitFor(3);
   t.equal(got[0], 'READY=1\nSTATUS=serving e1.1');
   t.equal(got[1], 'STATUS=two lines');
   t.match(got[2], /^RELOADING=1\nMONOTONIC_USEC=[0-9]+$/);
-  t.equal(got[3], 'STOPPING=1');
 
   // WATCHDOG=1 every WATCHDOG_USEC/2 = 100 ms while healthy.
   let healthy = true;
   const start = Date.now();
   n.startWatchdog(() => healthy);
-  await sink.waitFor(7, 2000);
+  await sink.waitFor(6, 2000);
   const elapsed = Date.now() - start;
-  t.same(sink.messages.slice(4, 7), ['WATCHDOG=1', 'WATCHDOG=1', 'WATCHDOG=1']);
+  t.same(sink.messages.slice(3, 6), ['WATCHDOG=1', 'WATCHDOG=1', 'WATCHDOG=1']);
   t.ok(elapsed >= 280 && elapsed < 1500, `three pings took ${elapsed} ms (want about 300)`);
   healthy = false;
   await new Promise((r) => setTimeout(r, 150));
@@ -75,6 +73,26 @@ t.test('protocol over a real socket', { skip }, async (t) => {
   await new Promise((r) => setTimeout(r, 350));
   t.equal(sink.messages.length, count, 'no ping while unhealthy');
   n.stopWatchdog();
+  t.ok(n.stopping());
+  await sink.waitFor(sink.messages.length + 1);
+  t.equal(sink.messages[sink.messages.length - 1], 'STOPPING=1');
+});
+
+t.test('nothing is sent after STOPPING=1', { skip }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdnotify-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sink = await DgramSink.start(path.join(dir, 'notify.sock'));
+  t.teardown(() => sink.close());
+  const n = new SdNotify({ NOTIFY_SOCKET: sink.path, WATCHDOG_USEC: '100000' });
+  t.ok(n.stopping('stopping: finishing in-flight requests'));
+  t.equal(n.status('worker down'), false, 'status');
+  t.equal(n.ready('serving e1.1'), false, 'ready (a reload that ends during the stop)');
+  t.equal(n.reloading(), false, 'reloading');
+  t.equal(n.watchdog(), false, 'watchdog');
+  n.startWatchdog();
+  await new Promise((r) => setTimeout(r, 200));
+  n.stopWatchdog();
+  t.same(sink.messages, ['STOPPING=1\nSTATUS=stopping: finishing in-flight requests']);
 });
 
 t.test('abstract socket address', { skip }, async (t) => {

@@ -1,0 +1,60 @@
+// The configuration examples in docs/operations.md must mean what their
+// comments say: every ```ini block with an [export] section parses as a
+// vblade.conf, and the ```sh block after a /etc/vblade.conf.d/ name parses as
+// a Debian fragment, with no comment text taken into a value.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import t from 'tap';
+import { parseConfigFile } from '../../src/config/config-file';
+import { parseDebianConf } from '../../src/config/debian-conf';
+import type { ExportConfig } from '../../src/config/export-config';
+
+const DOC = path.join(__dirname, '..', '..', '..', 'docs', 'operations.md');
+
+interface Block {
+  lang: string;
+  text: string;
+  /** The text line just before the block (e.g. "`/etc/vblade.conf.d/disk1.conf`:"). */
+  before: string;
+}
+
+function codeBlocks(md: string): Block[] {
+  const out: Block[] = [];
+  const re = /^```(\w*)\n([\s\S]*?)^```$/gm;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(md))) {
+    const lines = md.slice(0, m.index).trimEnd().split('\n');
+    out.push({ lang: m[1], text: m[2], before: lines[lines.length - 1] });
+  }
+  return out;
+}
+
+function valuesOf(e: ExportConfig): string[] {
+  return [e.file, ...e.interfaces, ...e.macMask];
+}
+
+const blocks = codeBlocks(fs.readFileSync(DOC, 'utf8'));
+
+t.test('vblade.conf examples parse with no comment in a value', async (t) => {
+  const confs = blocks.filter((b) => b.lang === 'ini' && b.text.includes('[export'));
+  t.ok(confs.length > 0, 'docs/operations.md has a vblade.conf example');
+  for (const b of confs) {
+    const c = parseConfigFile(b.text, 'docs/operations.md');
+    for (const e of c.exports) {
+      for (const v of valuesOf(e)) t.notMatch(v, /#|;/, `e${e.shelf}.${e.slot}: "${v}" holds no comment`);
+    }
+  }
+  const first = parseConfigFile(confs[0].text, 'docs/operations.md').exports[0];
+  t.same(first.interfaces, ['eth1', 'eth2'], 'interfaces = eth1 eth2   # two paths ... is two interfaces');
+});
+
+t.test('the Debian fragment example parses', async (t) => {
+  const frags = blocks.filter((b) => /vblade\.conf\.d\/\S+\.conf/.test(b.before));
+  t.ok(frags.length > 0, 'docs/operations.md has a vblade.conf.d example');
+  for (const b of frags) {
+    const d = parseDebianConf(b.text, 'docs/operations.md');
+    for (const v of valuesOf(d.export)) t.notMatch(v, /#/, `"${v}" holds no comment`);
+    t.same(d.warnings, []);
+  }
+});
