@@ -105,7 +105,8 @@ export class WorkerCore {
         return s;
       },
       onStateChange: (key, state) => {
-        const copy = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
+        const copy: ExportState = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
+        if (state.configMask) copy.configMask = state.configMask.slice();
         this.states.set(key, copy);
         this.store?.save(key, copy).catch(() => undefined); // logged by the store
       },

@@ -95,7 +95,7 @@ export interface Reply {
 
 /** An AoE initiator on the far end of a fake interface. */
 export class Initiator {
-  readonly mac = parseMac('02:00:00:00:0a:01');
+  readonly mac: Uint8Array;
   private tag = 0x1000;
   private seen = 0;
   /** Replies taken off the wire and not yet claimed by a reply() call, by tag. */
@@ -104,7 +104,10 @@ export class Initiator {
   constructor(
     readonly net: FakeNetwork,
     readonly ifname: string,
-  ) {}
+    mac = '02:00:00:00:0a:01',
+  ) {
+    this.mac = parseMac(mac);
+  }
 
   get iface(): FakeInterface {
     const i = this.net.interfaceNamed(this.ifname);

@@ -185,6 +185,7 @@ const STATS = {
       file: '/srv/a"b.img',
       sectors: 2048,
       interfaces: ['eth0'],
+      paths: [{ interface: 'eth0', state: 'no carrier' }],
       readOnly: false,
       inflight: 3,
       config: '',
@@ -194,7 +195,17 @@ const STATS = {
       latencyUsLog2: [0, 2, 1, 0, 1],
     },
   ],
-  interfaces: [{ name: 'eth0', open: true, up: false, mtu: 9000, sectorsPerFrame: 17, counters: { rx_frames: 20, tx_drops: 2 } }],
+  interfaces: [
+    {
+      name: 'eth0',
+      open: true,
+      state: 'no carrier',
+      up: false,
+      mtu: 9000,
+      sectorsPerFrame: 17,
+      counters: { rx_frames: 20, tx_drops: 2 },
+    },
+  ],
 };
 
 t.test('Prometheus rendering', async (t) => {
