@@ -209,23 +209,22 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   const reloaded = await until('the reload', () =>
     logRecords(logFile).find((r) => typeof r.msg === 'string' && r.msg.startsWith('reloaded:')),
   );
-  t.equal(reloaded.msg, 'reloaded: 1 added (e7.3), 1 removed (e7.2), 0 changed ()');
+  t.equal(reloaded.msg, 'reloaded: 1 added (e7.3), 1 removed (e7.2), 0 changed, 0 resized');
   t.match(ctl('--run-dir', run, 'list').out, /\ne7\.1\t[^]*\ne7\.3\t/);
   t.notOk(fs.existsSync(path.join(run, 'e7.2@vt-a.lock')), 'lock of the removed export released');
   t.ok(fs.existsSync(path.join(run, 'e7.3@vt-b.lock')), 'lock of the added export taken');
   t.equal(children(pid)[0], w2, 'the worker was not restarted by the reload');
 
-  // A broken config on reload: logged, the old one keeps serving.
+  // A broken config on reload: refused and logged, the old one keeps serving.
   fs.writeFileSync(conf, '[export e7.1]\nfile = /x\n');
-  t.equal(ctl('--run-dir', run, 'reload').code, 1);
-  t.ok(
-    logRecords(logFile).some(
-      (r) =>
-        typeof r.msg === 'string' &&
-        r.msg.startsWith('reload failed, still serving the previous configuration: ') &&
-        r.msg.includes('has no interfaces'),
-    ),
+  const refused = ctl('--run-dir', run, 'reload');
+  t.equal(refused.code, 1);
+  t.match(refused.err, /^vblade ctl reload: reload refused, nothing changed: .*has no interfaces/);
+  const refusal = logRecords(logFile).find(
+    (r) => typeof r.msg === 'string' && r.msg.startsWith('reload refused, nothing changed: '),
   );
+  t.match(refusal, { level: 50, msg: /has no interfaces/ });
+  t.notOk(refusal && 'err' in refusal, 'no stack trace in the log');
   t.match(ctl('--run-dir', run, 'list').out, /\ne7\.3\t/);
 
   // SIGTERM: clean stop, files removed.
