@@ -6,11 +6,10 @@
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
-import { openFileStore } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
-import { openNullStore } from '../backend/null-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
+import { openExportStore } from './export-store';
 import { Export } from './export';
 import { DEFAULT_TUNABLES, exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
@@ -75,8 +74,6 @@ interface ReloadPlan {
   masked: { old: Export; config: ExportConfig }[];
   summary: ReloadSummary;
 }
-
-const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
 export class Server {
   private readonly engine: Engine;
@@ -157,15 +154,7 @@ export class Server {
   // ---- exports -------------------------------------------------------------
 
   private openStore(c: ExportConfig): BlockStore {
-    if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
-    return openFileStore({
-      file: c.file,
-      readOnly: c.readOnly,
-      direct: c.direct,
-      offsetSectors: c.offsetSectors,
-      lengthSectors: c.lengthSectors,
-      blockDeviceSize: (fd) => this.addon.blockDeviceSize(fd),
-    });
+    return openExportStore(c, this.addon);
   }
 
   /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */
