@@ -215,6 +215,17 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   t.ok(fs.existsSync(path.join(run, 'e7.3@vt-b.lock')), 'lock of the added export taken');
   t.equal(children(pid)[0], w2, 'the worker was not restarted by the reload');
 
+  // A daemon setting that only a restart applies: the reload says so.
+  fs.writeFileSync(conf, CONFIG(['e7.1', 'e7.3'], port).replace('[daemon]\n', '[daemon]\nspin-us = 5\n'));
+  const restartOnly = ctl('--run-dir', run, 'reload');
+  t.equal(
+    restartOnly.out,
+    'reloaded; added: -; removed: -; changed: -; resized: -\nneeds a restart: spin-us\n' +
+      'warning: changed daemon settings take effect at the next start: spin-us; restart the service to apply them\n',
+    restartOnly.err,
+  );
+  t.ok(logRecords(logFile).some((r) => r.msg === 'reloaded: 0 added, 0 removed, 0 changed, 0 resized; needs a restart: spin-us'));
+
   // A broken config on reload: refused and logged, the old one keeps serving.
   fs.writeFileSync(conf, '[export e7.1]\nfile = /x\n');
   const refused = ctl('--run-dir', run, 'reload');
