@@ -168,12 +168,48 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
     'worker 9 serving, 2 restarts\ne1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tmask: 52:54:00:00:00:01\n\treserve: (none)\n\tconfig: "host=a"',
   );
   t.equal(
+    formatResult('list', {
+      exports: [
+        {
+          key: 'e1.1',
+          config: e,
+          state: { config: '', macMask: [], reserve: [] },
+          paths: [
+            { interface: 'eth0', state: 'serving' },
+            { interface: 'eth1', state: 'waiting for the interface' },
+          ],
+        },
+      ],
+    }),
+    'e1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tinterfaces: eth0 serving, eth1 waiting for the interface\n' +
+      '\tmask: (empty: everyone)\n\treserve: (none)\n\tconfig: ""',
+  );
+  t.equal(
     formatResult('show-mask', { 'e1.1': [], 'e1.2': ['52:54:00:00:00:01'] }),
     'e1.1\t(empty: every initiator is allowed)\ne1.2\t52:54:00:00:00:01',
   );
   t.equal(
-    formatResult('reload', { added: ['e1.3'], removed: ['e1.2'], changed: [] }),
-    'reloaded; added: e1.3; removed: e1.2; changed: -',
+    formatResult('reload', {
+      added: ['e1.3'],
+      removed: ['e1.2'],
+      changed: [],
+      resized: ['e1.1'],
+      needsRestart: [],
+      warnings: [],
+    }),
+    'reloaded; added: e1.3; removed: e1.2; changed: -; resized: e1.1',
+  );
+  t.equal(
+    formatResult('reload', {
+      added: [],
+      removed: [],
+      changed: [],
+      resized: [],
+      needsRestart: ['spin-us'],
+      warnings: ['the worker is not serving right now; the new configuration takes effect when it starts again'],
+    }),
+    'reloaded; added: -; removed: -; changed: -; resized: -\nneeds a restart: spin-us\n' +
+      'warning: the worker is not serving right now; the new configuration takes effect when it starts again',
   );
   t.equal(formatResult('clear-mask', { key: 'e1.1' }), 'e1.1: mask list cleared');
 });
