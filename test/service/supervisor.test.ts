@@ -169,6 +169,15 @@ t.test('a hung worker (no heartbeat) is killed and restarted', async (t) => {
   t.ok(h.logs.some((l) => /sent no heartbeat for .*; killing it$/.test(l.msg as string)));
 });
 
+t.test('a restarted worker is told it is a restart: it waits for missing interfaces instead of failing', async (t) => {
+  const h = harness(t, {}, { STUB_NO_INTERFACE: 'interface lo not found' });
+  const failed = nextEvent<string>(h.sup, 'worker-failed');
+  h.sup.start();
+  t.equal(await failed, 'interface lo not found', 'the first start fails');
+  await nextEvent(h.sup, 'ready');
+  t.equal(h.sup.status().restarts, 1, 'the restart serves');
+});
+
 t.test('requests, reload and a clean stop', async (t) => {
   const h = harness(t, {}, { STUB_STOP_DELAY: '300' });
   h.sup.start();
