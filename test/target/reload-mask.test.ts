@@ -4,6 +4,7 @@
 
 import t from 'tap';
 import pino from 'pino';
+import { parseDebianConf } from '../../src/config/debian-conf';
 import type { ExportState } from '../../src/config/export-config';
 import { Server, type ServerHooks } from '../../src/target/server';
 import type { TestLike } from '../helpers/common';
@@ -100,6 +101,27 @@ t.test('reload with another change too: the export is replaced and the new mask 
   const file = await patternFile(t, 64);
   const { server, a, b } = await start(t, [{ macMask: [MAC_A] }], file, {});
   await server.apply({ exports: [exportOf(file, { macMask: [MAC_B], bufferCount: 32 })] });
+  t.notOk(await reads(a), 'A gets nothing');
+  t.ok(await reads(b), 'B reads');
+});
+
+t.test('Debian fragment: -m A changed to -m B, reload: A gets nothing, B reads', async (t) => {
+  const file = await patternFile(t, 64);
+  const fragment = (mac: string) =>
+    parseDebianConf(`shelf=1\nslot=2\nnetif=${IFACE}\nfilename=${file}\noptions='-m ${mac.toUpperCase()}'\n`, 'e1.2.conf').export;
+  const net = new FakeNetwork();
+  net.addInterface(IFACE);
+  const server = await Server.start(
+    { exports: [fragment(MAC_A)] },
+    pino({ level: 'silent' }),
+    {},
+    { linkCheckMs: 60_000, addon: net.addon },
+  );
+  t.teardown(() => server.stop());
+  const a = new Initiator(net, IFACE, MAC_A);
+  const b = new Initiator(net, IFACE, MAC_B);
+  t.ok(await reads(a), 'A reads');
+  t.same((await server.apply({ exports: [fragment(MAC_B)] })).changed, ['e1.2']);
   t.notOk(await reads(a), 'A gets nothing');
   t.ok(await reads(b), 'B reads');
 });
