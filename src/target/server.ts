@@ -131,7 +131,7 @@ export class Server {
         const waiting = server.linksByName.get(name)!.exports.map((e) => e.key);
         log.warn(
           { interface: name, exports: waiting },
-          `interface ${name} not found; ${waiting.join(' ')} ${waiting.length === 1 ? 'waits' : 'wait'} for it there and ${waiting.length === 1 ? 'is' : 'are'} served on ${waiting.length === 1 ? 'its' : 'their'} other interfaces meanwhile (list interfaces with \`ip link\`)`,
+          `interface ${name} not found; ${waiting.join(' ')} ${waiting.length === 1 ? 'waits' : 'wait'} for it (list interfaces with \`ip link\`)`,
         );
       }
     } catch (e) {
