@@ -3,6 +3,7 @@
 // the reply already prepared around it.
 
 import { AtaAction, decideAta, writeAtaRegisters } from './ata';
+import { isRefusedBroadcastEdit, refuseBroadcastEdit } from './broadcast-edit';
 import { handleConfig } from './config-query';
 import {
   AOE_VERSION,
@@ -33,8 +34,10 @@ import type { TargetState } from './target-state';
  * Returns what became of the frame:
  *  - Reply, AoeError, AtaError: a finished, padded reply of `ctx.replyLen`
  *    bytes. AoeError for an unsupported version (5), an unknown command (1),
- *    an ATA request while reserved by others (6), and the Config, Mac Mask
- *    and Reserve refusals their handlers list; AtaError for an ATA request
+ *    an ATA request while reserved by others (6), a Mac Mask edit or
+ *    Reserve set sent to the broadcast shelf or slot of an export that does
+ *    not take broadcast edits (2, broadcast-edit.ts), and the Config, Mac
+ *    Mask and Reserve refusals their handlers list; AtaError for an ATA request
  *    refused in its registers (ABRT: unknown opcode, too many sectors,
  *    read-only, short data; IDNF: beyond the end);
  *  - Read, Write, Flush: storage work, with `ctx.ata.lba/count` set and the
@@ -64,21 +67,15 @@ export function respond(
     return finish(tx, t, ctx, HEADER_LEN, Outcome.AoeError);
   }
   let outcome: Outcome;
-  switch (rx[r + OFF_CMD]) {
-    case Command.Ata:
-      return respondAta(rx, r, len, st, ctx, tx, t);
-    case Command.Config:
-      outcome = handleConfig(rx, r, len, st, ctx, tx, t);
-      break;
-    case Command.MacMask:
-      outcome = handleMacMask(rx, r, len, st, ctx, tx, t);
-      break;
-    case Command.Reserve:
-      outcome = handleReserve(rx, r, len, st, ctx, tx, t);
-      break;
-    default:
-      setAoeError(tx, t, AoeError.BadCommand);
-      return finish(tx, t, ctx, HEADER_LEN, Outcome.AoeError);
+  const cmd = rx[r + OFF_CMD];
+  if (cmd === Command.Ata) return respondAta(rx, r, len, st, ctx, tx, t);
+  if (isRefusedBroadcastEdit(rx, r, len, st)) outcome = refuseBroadcastEdit(rx, r, st, ctx, tx, t);
+  else if (cmd === Command.Config) outcome = handleConfig(rx, r, len, st, ctx, tx, t);
+  else if (cmd === Command.MacMask) outcome = handleMacMask(rx, r, len, st, ctx, tx, t);
+  else if (cmd === Command.Reserve) outcome = handleReserve(rx, r, len, st, ctx, tx, t);
+  else {
+    setAoeError(tx, t, AoeError.BadCommand);
+    return finish(tx, t, ctx, HEADER_LEN, Outcome.AoeError);
   }
   // The handlers leave an unpadded length; padding is done once, here.
   if (isReply(outcome)) ctx.replyLen = padReply(tx, t, ctx.replyLen);

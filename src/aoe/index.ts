@@ -7,6 +7,7 @@ export * from './config-query';
 export * from './mac-mask';
 export * from './mac-list';
 export * from './reserve';
+export * from './broadcast-edit';
 export * from './target-state';
 export * from './frame-context';
 export * from './dispatch';

@@ -20,7 +20,15 @@ import { setAoeError } from './header';
 import { MacList } from './mac-list';
 import type { TargetState } from './target-state';
 
-function writeMaskReply(tx: Uint8Array, t: number, mcmd: number, merror: number, list: MacList | null, dirCount: number): number {
+/** Writes a Mac Mask reply argument (with `list` as no-op directives, or none); returns the reply length. */
+export function writeMaskReply(
+  tx: Uint8Array,
+  t: number,
+  mcmd: number,
+  merror: number,
+  list: MacList | null,
+  dirCount: number,
+): number {
   tx[t + OFF_MASK_RESERVED] = 0;
   tx[t + OFF_MASK_MCMD] = mcmd;
   tx[t + OFF_MASK_MERROR] = merror;

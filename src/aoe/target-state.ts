@@ -13,6 +13,8 @@ export class TargetState {
   readonly reserve = new MacList();
   /** Bumped by every change to config, mask or reserve. */
   version = 0;
+  /** Take Mac Mask edits and Reserve sets sent to the broadcast shelf or slot (broadcast-edit.ts). */
+  broadcastEdits = false;
 
   constructor(
     public shelf: number,

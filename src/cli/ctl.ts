@@ -48,7 +48,14 @@ function formatList(result: {
   for (const e of result.exports) {
     const c = e.config;
     const what = c.nullStore ? `null:${c.nullSectors}` : c.file;
-    const flags = [c.readOnly ? 'ro' : 'rw', c.direct ? 'direct' : '', c.sync ? 'sync' : ''].filter(Boolean).join(',');
+    const flags = [
+      c.readOnly ? 'ro' : 'rw',
+      c.direct ? 'direct' : '',
+      c.sync ? 'sync' : '',
+      c.broadcastEdits ? 'broadcast-edits' : '',
+    ]
+      .filter(Boolean)
+      .join(',');
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
     lines.push(`\tmask: ${e.state.macMask.length ? e.state.macMask.join(' ') : '(empty: everyone)'}`);

@@ -17,6 +17,7 @@ import {
 } from '../config/config-file';
 import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTunables } from '../config/export-config';
 import { ConfigError, Server, StoreError } from '../target/server';
+import { LOG_SERIALIZERS } from '../service/log';
 import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 
@@ -178,7 +179,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`vblade: ${(e as Error).message}\n`);
     return 1;
   }
-  const log = pino({ name: 'vblade', level: parsed.logLevel }, pino.destination(2));
+  const log = pino({ name: 'vblade', level: parsed.logLevel, serializers: LOG_SERIALIZERS }, pino.destination(2));
   const c = parsed.config!;
   const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
   let server: Server;

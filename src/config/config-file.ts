@@ -156,7 +156,8 @@ export const KEYS: readonly KeyDef[] = [
     default: 'auto',
     values: LOG_DESTINATIONS,
     arg: 'WHERE',
-    meaning: 'Log destination; auto = file when log-file is set, else syslog for vbladed and stdout for vblade.',
+    meaning:
+      'Log destination; auto = file when log-file is set, else syslog for vbladed and stderr for vblade. syslog without /dev/log goes to the journal socket, else to log-file.',
   },
   {
     key: 'log-file',
@@ -164,7 +165,9 @@ export const KEYS: readonly KeyDef[] = [
     type: 'path',
     default: '',
     arg: 'FILE',
-    meaning: 'Append the log to this file; reopened on SIGHUP so log rotation works.',
+    defaultText: 'unset; the syslog fallback is /var/log/vblade/NAME.log',
+    meaning:
+      'Append the log to this file; reopened on SIGHUP so log rotation works. With log = syslog, where records go when there is no /dev/log and no journal socket.',
   },
   {
     key: 'log-format',
@@ -291,6 +294,14 @@ export const KEYS: readonly KeyDef[] = [
     vbladeOption: '-m',
     defaultText: 'empty: every initiator',
     meaning: `Initiator MACs allowed to use the export, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); a value changed here wins over the saved mask (at start and on reload), otherwise the saved mask wins.`,
+  },
+  {
+    key: 'broadcast-edits',
+    section: 'export',
+    type: 'bool',
+    default: 'no',
+    meaning:
+      'Take MAC mask edits and reserve sets sent to the broadcast shelf or slot; by default they must name this export exactly (one forged broadcast frame must not lock everyone out of every export).',
   },
   {
     key: 'buffer-count',
@@ -725,6 +736,7 @@ function exportFromSection(
     sync: bool('sync'),
     offsetSectors: int('offset') ?? 0,
     macMask: macs.length ? parseMacList(macs.join(','), 'mac-mask', []) : [],
+    broadcastEdits: bool('broadcast-edits'),
     bufferCount: int('buffer-count') ?? DEFAULT_BUFFER_COUNT,
     nullStore,
   };
@@ -739,7 +751,7 @@ function exportFromSection(
 
 /** What the defaults depend on. */
 export interface SettingsContext {
-  /** 'vbladed' logs to syslog by default, 'vblade' to stdout. */
+  /** 'vbladed' logs to syslog by default, 'vblade' to stderr. */
   program: 'vblade' | 'vbladed';
   /** Instance name when `name` is not set. */
   defaultName: string;
@@ -783,7 +795,7 @@ export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys,
   const metrics = value('metrics');
   const logFile = value('log-file');
   let log = value('log') as LogDestination;
-  if (log === 'auto') log = logFile ? 'file' : ctx.program === 'vbladed' ? 'syslog' : 'stdout';
+  if (log === 'auto') log = logFile ? 'file' : ctx.program === 'vbladed' ? 'syslog' : 'stderr';
   const s: DaemonSettings = {
     name,
     runDir,

@@ -21,6 +21,8 @@ export interface ExportConfig {
   lengthSectors?: number;
   /** Initial MAC mask list (lower-case aa:bb:cc:dd:ee:ff); persisted state wins over it. */
   macMask: string[];
+  /** Take Mac Mask edits and Reserve sets sent to the broadcast shelf or slot (by default only to this exact address). */
+  broadcastEdits: boolean;
   /** Buffer Count advertised in Query Config replies (outstanding requests per initiator). */
   bufferCount: number;
   /** Serve zeros and drop writes without touching storage (network tests, the benchmark ceiling). */

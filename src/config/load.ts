@@ -60,7 +60,12 @@ export function loadExports(source: ExportSource): LoadedExports {
 
 /** One line per export for --check and the start-up log. */
 export function describeExport(e: ExportConfig): string {
-  const flags = [e.readOnly ? 'read-only' : 'read-write', e.direct ? 'direct' : '', e.sync ? 'sync' : '']
+  const flags = [
+    e.readOnly ? 'read-only' : 'read-write',
+    e.direct ? 'direct' : '',
+    e.sync ? 'sync' : '',
+    e.broadcastEdits ? 'broadcast-edits' : '',
+  ]
     .filter(Boolean)
     .join(',');
   const what = e.nullStore ? `null store of ${e.nullSectors} sectors` : e.file;

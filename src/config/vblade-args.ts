@@ -270,6 +270,7 @@ export function exportFromParts(options: VbladeOptions, shelf: string, slot: str
     sync: options.sync,
     offsetSectors: options.offsetSectors,
     macMask: options.macMask.slice(),
+    broadcastEdits: false,
     bufferCount: options.bufferCount,
     nullStore: false,
   };

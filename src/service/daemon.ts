@@ -16,7 +16,7 @@ import { serverConfigOf, type DaemonSettings } from '../config/config-file';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
 import { ControlServer, type ControlTarget } from './control';
-import { createLogger, type LogOptions } from './log';
+import { createLogger, logSocketPaths, type LogOptions } from './log';
 import { MetricsServer } from './metrics';
 import { ExportLocks, PidFile } from './pidfile';
 import { SdNotify } from './sd-notify';
@@ -85,6 +85,11 @@ export function describeReload(r: ReloadResult): string {
   return r.needsRestart.length ? `${s}; needs a restart: ${r.needsRestart.join(', ')}` : s;
 }
 
+/** Where syslog records go when there is no /dev/log and no journal socket, unless log-file says. */
+export function defaultLogFile(name: string): string {
+  return `/var/log/vblade/${name}.log`;
+}
+
 export function logOptionsOf(s: DaemonSettings): LogOptions {
   const o: LogOptions = {
     destination: s.log === 'auto' ? 'syslog' : s.log,
@@ -92,6 +97,8 @@ export function logOptionsOf(s: DaemonSettings): LogOptions {
     level: s.logLevel,
     syslogFormat: s.syslogFormat,
     tag: 'vbladed',
+    ...logSocketPaths(),
+    fallbackFile: s.logFile ?? defaultLogFile(s.name),
   };
   if (s.logFile) o.file = s.logFile;
   return o;

@@ -1,15 +1,16 @@
 // The detaching half of vbladed: without --foreground it checks that the
-// instance and its exports are free, starts the supervisor detached (its own
-// session, no controlling terminal, stdin /dev/null, stdout/stderr to the log
-// file or nowhere), waits for it to report over IPC, prints its pid and
-// returns the launcher's exit code.
+// instance and its exports are free, says where the logs will go, starts the
+// supervisor detached (its own session, no controlling terminal, stdin
+// /dev/null, stdout/stderr to the log file or nowhere), waits for it to
+// report over IPC, prints its pid and returns the launcher's exit code.
 
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DaemonSettings } from '../config/config-file';
 import { exportKey, type ExportConfig } from '../config/export-config';
-import type { Handshake } from './daemon';
+import { logOptionsOf, type Handshake } from './daemon';
+import { describeRoute, syslogRoute } from './log';
 import { checkPidFile, exportLockFile } from './pidfile';
 
 /** How long the launcher waits for the daemon to serve before it returns anyway. */
@@ -29,27 +30,45 @@ export function precheck(settings: DaemonSettings, exports: readonly ExportConfi
 }
 
 /**
+ * Where the detached daemon's records will go, in words, and the file its
+ * stdout and stderr go to as well (log = file, or the fallback of syslog).
+ * log = stdout or stderr becomes syslog once detached.
+ */
+export function logDestination(settings: DaemonSettings): { text: string; file?: string } {
+  if (settings.log === 'file' && settings.logFile) return { text: settings.logFile, file: settings.logFile };
+  const opts = logOptionsOf({ ...settings, log: 'syslog' });
+  const route = syslogRoute(opts);
+  return { text: describeRoute(route, opts), file: route.kind === 'file' ? route.path : undefined };
+}
+
+/**
  * Starts this same program (process.argv[1]) again with `argv` plus
  * --foreground --supervisor-child, detached. Resolves to 0 once the daemon
  * serves, has started but cannot serve yet (it retries), or is still
  * starting after 10 s; to 1 when it failed to start.
  */
 export async function launch(argv: readonly string[], settings: DaemonSettings): Promise<number> {
+  const where = logDestination(settings);
   if (settings.log === 'stdout' || settings.log === 'stderr') {
     process.stderr.write(
-      `vbladed: log = ${settings.log} goes nowhere once detached; logging to syslog (use --foreground or --log-file to choose)\n`,
+      `vbladed: log = ${settings.log} goes nowhere once detached (use --foreground or --log-file to choose)\n`,
     );
   }
   let out: number | 'ignore' = 'ignore';
-  if (settings.log === 'file' && settings.logFile) {
+  if (where.file) {
     try {
-      fs.mkdirSync(path.dirname(settings.logFile), { recursive: true });
-      out = fs.openSync(settings.logFile, 'a', 0o640);
+      fs.mkdirSync(path.dirname(where.file), { recursive: true });
+      out = fs.openSync(where.file, 'a', 0o640);
     } catch (e) {
-      process.stderr.write(`vbladed: cannot open the log file ${settings.logFile}: ${(e as Error).message}\n`);
+      const fix =
+        settings.log === 'file'
+          ? 'fix the path or its permissions'
+          : 'the logs would be lost: give --log-file a file you may write, or start a syslog daemon';
+      process.stderr.write(`vbladed: cannot open the log file ${where.file}: ${(e as Error).message}; ${fix}\n`);
       return 1;
     }
   }
+  process.stderr.write(`vbladed: logging to ${where.text}\n`);
   const script = path.resolve(process.argv[1]);
   const childArgv = [...argv.filter((x) => x !== '--foreground' && x !== '--supervisor-child')];
   // The child re-parses the same arguments; options go before a possible `--`.

@@ -8,7 +8,10 @@
 //   file              sonic-boom in append mode; reopen() after log rotation (SIGHUP)
 //   syslog            one datagram per record to /dev/log (journald or a syslog
 //                     daemon), RFC 3164 or RFC 5424 framing, tag "vbladed",
-//                     facility daemon, severity from the pino level
+//                     facility daemon, severity from the pino level; without
+//                     /dev/log, to journald's native socket; without either,
+//                     to a file (syslogRoute), so that the records of a
+//                     detached daemon, whose stdio is /dev/null, are kept
 //
 // The worker process logs JSON to its stdout; the supervisor feeds those
 // lines into its own sink (writeLine), so one process owns the destination
@@ -16,6 +19,7 @@
 //
 // No pretty-printing package: formatText below is the whole readable form.
 
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { LogDestination, LogFormat, LogLevel, SyslogFormat } from '../config/config-file';
@@ -29,6 +33,10 @@ export interface LogOptions {
   syslogFormat?: SyslogFormat;
   /** Default /dev/log. */
   syslogPath?: string;
+  /** journald's native socket, used when syslogPath is not there; default /run/systemd/journal/socket. */
+  journalPath?: string;
+  /** The file used when neither socket is there (or both fail); without one, stderr. */
+  fallbackFile?: string;
   /** Default 'vbladed'. */
   tag?: string;
   /** Datagram sender for syslog; default: the native addon's unixDatagramSend. */
@@ -38,7 +46,7 @@ export interface LogOptions {
 export interface LogSink {
   /** One line of pino JSON (with or without the trailing newline), or any other text (logged as is). */
   writeLine(line: string): void;
-  /** Reopens a log file (after rotation); no-op for other destinations. */
+  /** Reopens a log file (after rotation); for syslog, looks for /dev/log again. */
   reopen(): void;
   /** Writes out anything buffered (synchronously). */
   flushSync(): void;
@@ -67,30 +75,45 @@ const FACILITY_DAEMON = 3;
 
 const STANDARD_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'name', 'v']);
 
+/** Control characters as JSON writes them (\n, \t, \u0000 ...), so a log line is one line of printable text. */
+export function escapeControl(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
 function formatValue(v: unknown): string {
-  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  // eslint-disable-next-line no-control-regex
+  if (typeof v === 'string') return /^[^\s"=\u0000-\u001f\u007f]+$/.test(v) ? v : escapeControl(JSON.stringify(v));
   if (v === null || typeof v !== 'object') return String(v);
-  return JSON.stringify(v);
+  // JSON escapes all but DEL.
+  return escapeControl(JSON.stringify(v));
 }
 
 /**
  * A pino JSON record as one readable line (plus an indented stack for
  * errors): `2025-01-02T03:04:05.678Z INFO  [1234] message key=value ...`.
- * Lines that are not JSON records come back unchanged.
+ * Control characters are escaped (escapeControl): a NUL or an escape
+ * sequence from a corrupt file must not reach a terminal or make grep call
+ * the log binary. Lines that are not JSON records come back escaped.
  */
 export function formatText(line: string): string {
   let rec: Record<string, unknown>;
   try {
     rec = JSON.parse(line) as Record<string, unknown>;
   } catch {
-    return line;
+    return escapeControl(line);
   }
-  if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number') return line;
+  if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number') return escapeControl(line);
   const time = typeof rec.time === 'number' ? new Date(rec.time).toISOString() : '-';
   const level = (LEVEL_NAMES[rec.level] ?? String(rec.level)).padEnd(5);
   const parts = [`${time} ${level} [${typeof rec.pid === 'number' ? rec.pid : '-'}]`];
-  if (typeof rec.name === 'string') parts.push(`${rec.name}:`);
-  if (rec.msg !== undefined) parts.push(typeof rec.msg === 'string' ? rec.msg : JSON.stringify(rec.msg));
+  if (typeof rec.name === 'string') parts.push(`${escapeControl(rec.name)}:`);
+  if (rec.msg !== undefined) parts.push(escapeControl(typeof rec.msg === 'string' ? rec.msg : JSON.stringify(rec.msg)));
   let stack = '';
   for (const [k, v] of Object.entries(rec)) {
     if (STANDARD_FIELDS.has(k)) continue;
@@ -102,14 +125,51 @@ export function formatText(line: string): string {
           '\n' +
           err.stack
             .split('\n')
-            .map((l) => `    ${l}`)
+            .map((l) => `    ${escapeControl(l)}`)
             .join('\n');
       continue;
     }
-    parts.push(`${k}=${formatValue(v)}`);
+    parts.push(`${escapeControl(k)}=${formatValue(v)}`);
   }
   return parts.join(' ') + stack;
 }
+
+/**
+ * Errors a user makes or meets, by class: a config file with mistakes
+ * (ConfigError of the parser, and of the server for a missing interface), a
+ * backing file that cannot be opened (StoreError), a command-line mistake
+ * (UsageError), an instance already running. Their message says what went
+ * wrong and what to do; a stack would only bury it. By name, because
+ * backend/ and target/ define some of them and this room may not import
+ * every one (test/service/log.test.ts checks each real class).
+ */
+const USER_ERROR_CLASSES = new Set(['ConfigError', 'StoreError', 'UsageError', 'AlreadyRunningError']);
+
+/**
+ * A user error (above), a failed system call (ENOENT, EACCES, EADDRINUSE
+ * ...), or an error that wraps one as its cause (config/load.ts's "cannot
+ * read FILE"): logged without a stack.
+ */
+export function isUserError(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  if (USER_ERROR_CLASSES.has(e.constructor.name) || typeof (e as NodeJS.ErrnoException).syscall === 'string') return true;
+  return e.cause !== undefined && isUserError(e.cause);
+}
+
+/** pino's error serializer, minus the stack (and the repeated causes) of a user error; programming errors keep theirs. */
+export function serializeError(e: unknown): unknown {
+  if (!(e instanceof Error)) return e;
+  const out: Partial<ReturnType<typeof pino.stdSerializers.err>> = pino.stdSerializers.err(e);
+  if (isUserError(e)) {
+    delete out.stack;
+    // Ours already say what their cause said; pino would append it again.
+    out.message = e.message;
+  }
+  return out;
+}
+
+/** The serializers of every logger of ours (supervisor, worker, vblade). */
+export const LOG_SERIALIZERS = { err: serializeError };
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -138,6 +198,76 @@ export function syslogFrame(
   return `<${pri}>${bsdTime(now)} ${opts.tag}[${pid}]: ${body}`;
 }
 
+/**
+ * One datagram of journald's native protocol: KEY=VALUE lines. `body` holds
+ * no newline (the caller joins lines), so the simple form serves.
+ */
+export function journalFrame(body: string, level: number, pid: number, tag: string): string {
+  return `PRIORITY=${syslogSeverity(level)}\nSYSLOG_FACILITY=${FACILITY_DAEMON}\nSYSLOG_IDENTIFIER=${tag}\nSYSLOG_PID=${pid}\nMESSAGE=${body}\n`;
+}
+
+export const DEFAULT_SYSLOG_SOCKET = '/dev/log';
+export const DEFAULT_JOURNAL_SOCKET = '/run/systemd/journal/socket';
+
+/**
+ * Tests only: "SYSLOG-SOCKET:JOURNAL-SOCKET" to use instead of /dev/log and
+ * the journal socket, so a test can stand for a machine without them.
+ */
+export const LOG_SOCKETS_ENV = 'AOET_TEST_LOG_SOCKETS';
+
+/** The two socket paths: the defaults, or what LOG_SOCKETS_ENV says. */
+export function logSocketPaths(env: NodeJS.ProcessEnv = process.env): { syslogPath: string; journalPath: string } {
+  const v = env[LOG_SOCKETS_ENV];
+  if (!v) return { syslogPath: DEFAULT_SYSLOG_SOCKET, journalPath: DEFAULT_JOURNAL_SOCKET };
+  const [syslogPath, journalPath] = v.split(':');
+  return { syslogPath, journalPath: journalPath ?? DEFAULT_JOURNAL_SOCKET };
+}
+
+/** Where syslog records go: a socket, or the fallback file (or stderr, without one). */
+export type SyslogRoute =
+  { kind: 'syslog'; path: string } | { kind: 'journal'; path: string } | { kind: 'file'; path: string } | { kind: 'stderr' };
+
+function isSocket(p: string): boolean {
+  try {
+    return fs.statSync(p).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** The first of /dev/log and the journal socket that is there, else the fallback file. */
+export function syslogRoute(opts: Pick<LogOptions, 'syslogPath' | 'journalPath' | 'fallbackFile'>): SyslogRoute {
+  const syslogPath = opts.syslogPath ?? DEFAULT_SYSLOG_SOCKET;
+  const journalPath = opts.journalPath ?? DEFAULT_JOURNAL_SOCKET;
+  if (isSocket(syslogPath)) return { kind: 'syslog', path: syslogPath };
+  if (isSocket(journalPath)) return { kind: 'journal', path: journalPath };
+  return opts.fallbackFile ? { kind: 'file', path: opts.fallbackFile } : { kind: 'stderr' };
+}
+
+/** The route in words: "syslog through /dev/log", a file name ... */
+function routeName(r: SyslogRoute, tag: string): string {
+  switch (r.kind) {
+    case 'syslog':
+      return `syslog through ${r.path} (tag ${tag})`;
+    case 'journal':
+      return `the journal through ${r.path} (tag ${tag})`;
+    case 'file':
+      return r.path;
+    case 'stderr':
+      return 'standard error';
+  }
+}
+
+/** The route in words with why it was taken, for "logging to ..." at launch. */
+export function describeRoute(r: SyslogRoute, opts: Pick<LogOptions, 'syslogPath' | 'journalPath' | 'tag'> = {}): string {
+  const name = routeName(r, opts.tag ?? 'vbladed');
+  const syslogPath = opts.syslogPath ?? DEFAULT_SYSLOG_SOCKET;
+  const journalPath = opts.journalPath ?? DEFAULT_JOURNAL_SOCKET;
+  if (r.kind === 'syslog') return name;
+  if (r.kind === 'journal') return `${name}; there is no ${syslogPath}`;
+  return `${name} (there is no ${syslogPath} or ${journalPath})`;
+}
+
 /** Largest datagram we send; longer records are cut (journald's limit is higher, classic syslogd's 8 KiB-ish). */
 const MAX_SYSLOG_BYTES = 8192;
 
@@ -158,37 +288,7 @@ type Boom = ReturnType<typeof pino.destination> & { reopen(file?: string): void;
 /** Creates the sink for a destination. */
 export function createSink(opts: LogOptions): LogSink {
   const transform = opts.format === 'text' ? formatText : (l: string) => l;
-  if (opts.destination === 'syslog') {
-    const tag = opts.tag ?? 'vbladed';
-    const socketPath = opts.syslogPath ?? '/dev/log';
-    let send = opts.send;
-    let fallback: Boom | undefined;
-    const toStderr = (why: string, line: string): void => {
-      if (!fallback) {
-        fallback = pino.destination({ dest: 2, sync: true });
-        fallback.write(`vbladed: cannot log to ${socketPath} (${why}); logging to stderr instead\n`);
-      }
-      fallback.write(line + '\n');
-    };
-    return {
-      writeLine(raw) {
-        const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
-        if (line === '') return;
-        const { level, pid } = levelAndPid(line);
-        let body = transform(line).replace(/\n/g, ' ');
-        if (Buffer.byteLength(body) > MAX_SYSLOG_BYTES) body = Buffer.from(body).subarray(0, MAX_SYSLOG_BYTES).toString();
-        if (fallback) return toStderr('', transform(line));
-        try {
-          send ??= defaultSend();
-          send(socketPath, syslogFrame(body, level, pid, { tag, format: opts.syslogFormat ?? 'rfc3164' }));
-        } catch (e) {
-          toStderr((e as Error).message, transform(line));
-        }
-      },
-      reopen() {},
-      flushSync() {},
-    };
-  }
+  if (opts.destination === 'syslog') return syslogSink(opts, transform);
   let boom: Boom;
   if (opts.destination === 'file') {
     if (!opts.file) throw new Error('log destination "file" needs a file name');
@@ -214,10 +314,91 @@ export function createSink(opts: LogOptions): LogSink {
   };
 }
 
+/**
+ * The syslog destination: records go to the route syslogRoute picks. When a
+ * send fails (the syslog daemon stopped), a notice and the record go to the
+ * next route (journal socket, then the fallback file, then stderr), which
+ * is kept until reopen() (SIGHUP) looks for the sockets again.
+ */
+function syslogSink(opts: LogOptions, transform: (line: string) => string): LogSink {
+  const tag = opts.tag ?? 'vbladed';
+  let send = opts.send;
+  let route = syslogRoute(opts);
+  /** The open file or stderr stream of a file or stderr route; `isFile` when it is a file of ours. */
+  let file: Boom | undefined;
+  let isFile = false;
+  const openFile = (r: SyslogRoute): Boom => {
+    isFile = false;
+    if (r.kind === 'file') {
+      try {
+        const b = pino.destination({ dest: r.path, sync: true, append: true, mkdir: true }) as Boom;
+        isFile = true;
+        return b;
+      } catch (e) {
+        route = { kind: 'stderr' };
+        const err = pino.destination({ dest: 2, sync: true }) as Boom;
+        err.write(`vbladed: cannot open the log file ${r.path} (${(e as Error).message}); logging to standard error\n`);
+        return err;
+      }
+    }
+    return pino.destination({ dest: 2, sync: true });
+  };
+  /** The route after `failed`: the journal socket (if there and not the one that failed), else the file or stderr. */
+  const nextRoute = (failed: SyslogRoute): SyslogRoute => {
+    const journalPath = opts.journalPath ?? DEFAULT_JOURNAL_SOCKET;
+    if (failed.kind === 'syslog' && isSocket(journalPath)) return { kind: 'journal', path: journalPath };
+    return opts.fallbackFile ? { kind: 'file', path: opts.fallbackFile } : { kind: 'stderr' };
+  };
+  const deliver = (line: string): void => {
+    const { level, pid } = levelAndPid(line);
+    if (route.kind === 'file' || route.kind === 'stderr') {
+      file ??= openFile(route);
+      file.write(transform(line) + '\n');
+      return;
+    }
+    let body = transform(line).replace(/\n/g, ' ');
+    if (Buffer.byteLength(body) > MAX_SYSLOG_BYTES) body = Buffer.from(body).subarray(0, MAX_SYSLOG_BYTES).toString();
+    try {
+      send ??= defaultSend();
+      send(
+        route.path,
+        route.kind === 'journal'
+          ? journalFrame(body, level, pid, tag)
+          : syslogFrame(body, level, pid, { tag, format: opts.syslogFormat ?? 'rfc3164' }),
+      );
+    } catch (e) {
+      const failed = route;
+      route = nextRoute(failed);
+      const why = `cannot log to ${failed.path} (${(e as Error).message}); logging to ${routeName(route, tag)} until SIGHUP`;
+      deliver(wrapForeignLine(why, 40, process.pid));
+      deliver(line);
+    }
+  };
+  return {
+    writeLine(raw) {
+      const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+      if (line !== '') deliver(line);
+    },
+    reopen() {
+      route = syslogRoute(opts);
+      if (file && isFile && route.kind === 'file') return file.reopen();
+      if (file && isFile) file.end();
+      file = undefined;
+    },
+    flushSync() {
+      try {
+        file?.flushSync();
+      } catch {
+        // nothing buffered (sync mode)
+      }
+    },
+  };
+}
+
 /** A pino logger writing through `sink`. */
 export function loggerOnSink(sink: LogSink, level: LogLevel, bindings: Record<string, unknown> = {}): Logger {
   const stream = { write: (s: string) => sink.writeLine(s) };
-  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...bindings } }, stream);
+  return pino({ level, base: { pid: process.pid, hostname: os.hostname(), ...bindings }, serializers: LOG_SERIALIZERS }, stream);
 }
 
 /** The root logger and its sink. */

@@ -20,6 +20,7 @@ import * as os from 'node:os';
 import type { ExportConfig, ExportState, ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/config-file';
+import { LOG_SERIALIZERS } from './log';
 import { StateStore } from './state-store';
 // Types only: the server module (and the addon it loads) is required lazily, in loadServerStarter.
 import type { ReloadSummary } from '../target/server';
@@ -218,7 +219,7 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
     if (process.connected) process.send!(m);
   };
   let log: Logger = pino(
-    { base: { pid: process.pid, hostname: os.hostname(), role: 'worker' } },
+    { base: { pid: process.pid, hostname: os.hostname(), role: 'worker' }, serializers: LOG_SERIALIZERS },
     pino.destination({ dest: 1, sync: true }),
   );
   let core: WorkerCore | undefined;

@@ -51,6 +51,7 @@ export class Export {
     });
     this.state = new TargetState(config.shelf, config.slot, store.sectors, config.readOnly, config.bufferCount, identify);
     this.state.mask.setStrings(config.macMask);
+    this.state.broadcastEdits = config.broadcastEdits;
     if (initial) this.restore(initial);
     this.savedVersion = this.state.version;
     this.groupCommit = new GroupCommit(requestSlots);

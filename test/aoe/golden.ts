@@ -243,6 +243,8 @@ export interface TargetOpts {
   config?: string;
   writeCache?: boolean;
   mac?: string;
+  /** Take Mac Mask edits and Reserve sets sent to broadcast (config key broadcast-edits). */
+  broadcastEdits?: boolean;
 }
 
 export class Target {
@@ -267,6 +269,7 @@ export class Target {
     if (o.mask) this.st.mask.setStrings(o.mask);
     if (o.reserve) this.st.reserve.setStrings(o.reserve);
     if (o.config !== undefined) this.st.setConfigString(o.config);
+    this.st.broadcastEdits = o.broadcastEdits ?? false;
     this.st.version = 0;
   }
 

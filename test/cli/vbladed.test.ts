@@ -282,7 +282,7 @@ t.test('a launch that fails to serve says so and keeps retrying', async (t) => {
   t.ok(pid > 0);
   t.equal(
     r.stderr,
-    `vbladed: pid ${pid} started, but serving failed: vt-x: no such interface\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"\n`,
+    `vbladed: logging to ${path.join(dir, 'log')}\nvbladed: pid ${pid} started, but serving failed: vt-x: no such interface\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"\n`,
   );
   t.ok(fs.existsSync(path.join(dir, 'e1.2@vt-x.pid')), 'single-export instance name e1.2@vt-x');
   process.kill(pid, 'SIGTERM');

@@ -50,6 +50,7 @@ sync = true
 offset = 0x800
 length = 2048
 mac-mask = 52:54:00:00:00:01, 525400000002
+broadcast-edits = yes
 buffer-count = 64
 `,
       exports: [
@@ -64,6 +65,7 @@ buffer-count = 64
           offsetSectors: 2048,
           lengthSectors: 2048,
           macMask: ['52:54:00:00:00:01', '52:54:00:00:00:02'],
+          broadcastEdits: true,
           bufferCount: 64,
         }),
       ],
@@ -103,7 +105,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       desc: 'unknown key with a suggestion',
       text: '[export e1.1]\nfile = /x\ninterfaces = eth0\nreadonly = yes\n',
       msg: [
-        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, buffer-count, null-store, null-sectors`,
+        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, broadcast-edits, buffer-count, null-store, null-sectors`,
       ],
     },
     {
@@ -207,7 +209,7 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
   t.equal(f.stateDir, undefined);
   t.equal(f.controlSocket, undefined);
   t.same(f.metrics, { host: '127.0.0.1', port: 9469 });
-  t.equal(resolveDaemonSettings({}, {}, { program: 'vblade', defaultName: 'v' }).log, 'stdout');
+  t.equal(resolveDaemonSettings({}, {}, { program: 'vblade', defaultName: 'v' }).log, 'stderr', 'vblade logs to stderr');
 });
 
 t.test('tunables: command line over file over environment over default', async (t) => {

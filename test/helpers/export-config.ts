@@ -17,6 +17,7 @@ export function exportConfig(over: Partial<ExportConfig> = {}): ExportConfig {
     sync: false,
     offsetSectors: 0,
     macMask: [],
+    broadcastEdits: false,
     bufferCount: DEFAULT_BUFFER_COUNT,
     nullStore: false,
     ...over,

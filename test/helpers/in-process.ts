@@ -21,7 +21,9 @@ import {
   padFrame,
   writeConfigQuery,
   writeFlush,
+  writeMaskEdit,
   writeReadExt,
+  writeReserve,
   writeWriteExt,
   type FrameAddress,
 } from '../../src/client/requests';
@@ -158,6 +160,18 @@ export class Initiator {
 
   flush(shelf = 1, slot = 2): number {
     return this.put((b, tag) => writeFlush(b, 0, this.addr(shelf, slot), tag, true));
+  }
+
+  /** Mac Mask edit adding `macs`, sent to `shelf.slot` (broadcast ones included) with the Ethernet broadcast as destination. */
+  maskAdd(macs: readonly string[], shelf = 1, slot = 2): number {
+    const dirs = macs.map((m) => ({ command: 1, mac: parseMac(m) }));
+    return this.put((b, tag) => writeMaskEdit(b, 0, { dst: BROADCAST_MAC, src: this.mac, shelf, slot }, tag, dirs));
+  }
+
+  /** Reserve force set (RCmd 2) of `macs`, sent like maskAdd. */
+  reserveForce(macs: readonly string[], shelf = 1, slot = 2): number {
+    const list = macs.map((m) => parseMac(m));
+    return this.put((b, tag) => writeReserve(b, 0, { dst: BROADCAST_MAC, src: this.mac, shelf, slot }, tag, 2, list));
   }
 
   /** Moves AoE replies from the wire into `pending`. */

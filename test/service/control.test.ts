@@ -167,6 +167,13 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
     }),
     'worker 9 serving, 2 restarts\ne1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tmask: 52:54:00:00:00:01\n\treserve: (none)\n\tconfig: "host=a"',
   );
+  t.match(
+    formatResult('list', {
+      exports: [{ key: 'e1.2', config: { ...e, broadcastEdits: true }, state: { config: '', macMask: [], reserve: [] } }],
+    }),
+    /^e1\.2\teth0,eth1\tro,sync,broadcast-edits\t/,
+    'an export that takes broadcast edits says so',
+  );
   t.equal(
     formatResult('list', {
       exports: [

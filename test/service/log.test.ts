@@ -5,8 +5,22 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { createLogger, createSink, formatText, lineSplitter, syslogFrame, wrapForeignLine } from '../../src/service/log';
+import {
+  createLogger,
+  createSink,
+  formatText,
+  lineSplitter,
+  syslogFrame,
+  syslogRoute,
+  wrapForeignLine,
+} from '../../src/service/log';
 import { DgramSink, dgramSinkUnavailable } from '../helpers/dgram-sink';
+import { StoreError } from '../../src/backend/file-store';
+import { parseConfigFile } from '../../src/config/config-file';
+import { loadExports } from '../../src/config/load';
+import { UsageError } from '../../src/config/vblade-args';
+import { AlreadyRunningError } from '../../src/service/pidfile';
+import { ConfigError as ServerConfigError } from '../../src/target/server';
 
 function tmpdir(t: { teardown(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vblade-log-'));
@@ -102,4 +116,121 @@ t.test('file sink appends and reopens after rotation', async (t) => {
   sink.flushSync();
   t.match(fs.readFileSync(file + '.1', 'utf8'), /INFO {2}\[[0-9]+\] first\n.*second\n$/);
   t.match(fs.readFileSync(file, 'utf8'), /^\S+ INFO {2}\[[0-9]+\] third\n$/);
+});
+
+t.test('user errors are logged with their message only; programming errors keep the stack', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'json.log');
+  const { logger, sink } = createLogger({ destination: 'file', file, format: 'json', level: 'info' });
+  let parseError: unknown;
+  try {
+    parseConfigFile('[export e1.1]\nfile = /a\ninterfaces = eth0\nbogus = 1\n', '/etc/vblade.conf');
+  } catch (e) {
+    parseError = e;
+  }
+  const userErrors: unknown[] = [
+    parseError,
+    new UsageError('-b: buffer count 0 is out of range; use 1..65535'),
+    new StoreError('cannot open /srv/a.img: no such file; create it or fix the path'),
+    new ServerConfigError('interface eth9 not found; list interfaces with `ip link`'),
+    new AlreadyRunningError('instance x is already running as pid 1', 1, '/run/vblade/x.pid'),
+  ];
+  try {
+    loadExports({ mode: 'config', vbladeArgv: [], configFile: path.join(dir, 'missing.conf') });
+  } catch (e) {
+    userErrors.push(e); // "cannot read FILE: ENOENT ...", a plain Error caused by the failed open
+  }
+  for (const err of userErrors) logger.error({ err }, 'failed');
+  logger.error({ err: new TypeError('x is not a function') }, 'bug');
+  sink.flushSync();
+  const recs = fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { err: { type: string; message: string; stack?: string } });
+  t.equal(recs.length, 7);
+  for (const r of recs.slice(0, 6)) {
+    t.notOk('stack' in r.err, `${r.err.type}: no stack`);
+    t.ok(r.err.message.length > 0, `${r.err.type}: the message is there`);
+  }
+  t.match(recs[0].err.message, /unknown key "bogus"/);
+  t.match(
+    recs[5].err.message,
+    /^cannot read .*missing\.conf: ENOENT[^\n]*create it \(see vblade\.conf\(5\)[^:]*$/,
+    'its own message, once',
+  );
+  t.match(recs[6].err, { type: 'TypeError', message: 'x is not a function', stack: /^TypeError: x is not a function\n\s+at / });
+
+  const text = path.join(dir, 'text.log');
+  const tl = createLogger({ destination: 'file', file: text, format: 'text', level: 'info' });
+  tl.logger.error({ err: userErrors[1] }, 'failed');
+  tl.sink.flushSync();
+  t.match(fs.readFileSync(text, 'utf8'), /^\S+ ERROR \[\d+\] failed err="-b: buffer count 0 is out of range; use 1..65535"\n$/);
+});
+
+t.test('the text format escapes control characters', async (t) => {
+  const time = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
+  const out = formatText(
+    JSON.stringify({
+      level: 50,
+      time,
+      pid: 1,
+      msg: 'bad line "a\u0000b" in\nfile',
+      key: 'x\u0000y',
+      err: { message: 'm\u0001', stack: 'Error: m\u0001\n    at x' },
+    }),
+  );
+  const controls = [...out].filter((c) => c !== '\n' && (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f));
+  t.same(controls, [], 'no control character but the line breaks before the stack');
+  t.equal(
+    out,
+    '2025-01-02T03:04:05.678Z ERROR [1] bad line "a\\u0000b" in\\nfile key="x\\u0000y" err="m\\u0001"\n    Error: m\\u0001\n        at x',
+  );
+  t.equal(formatText('raw \u0000 text\u001b[31m'), 'raw \\u0000 text\\u001b[31m', 'a line that is not a record too');
+});
+
+t.test('syslog without /dev/log or the journal socket: the fallback file; a failing socket hands over', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'var-log', 'x.log');
+  const none = { syslogPath: path.join(dir, 'no-dev-log'), journalPath: path.join(dir, 'no-journal') };
+  t.same(syslogRoute({ ...none, fallbackFile: file }), { kind: 'file', path: file });
+  const { logger, sink } = createLogger({ destination: 'syslog', ...none, fallbackFile: file, format: 'text', level: 'info' });
+  logger.info('kept');
+  sink.flushSync();
+  t.match(fs.readFileSync(file, 'utf8'), /^\S+ INFO {2}\[\d+\] kept\n$/);
+});
+
+t.test('a syslog socket that stops taking records hands over to the fallback file until SIGHUP', async (t) => {
+  const dir = tmpdir(t);
+  const devLog = await DgramSink.start(path.join(dir, 'dev-log'));
+  t.teardown(() => devLog.close());
+  const file = path.join(dir, 'fallback.log');
+  let failing = false;
+  const sent: string[] = [];
+  const send = (_p: string, m: string): void => {
+    if (failing) throw new Error('connect ECONNREFUSED');
+    sent.push(m);
+  };
+  const opts = { syslogPath: devLog.path, journalPath: path.join(dir, 'no-journal'), fallbackFile: file };
+  t.same(syslogRoute(opts), { kind: 'syslog', path: devLog.path });
+  const { logger, sink } = createLogger({ destination: 'syslog', ...opts, format: 'text', level: 'info', send });
+  logger.info('one');
+  failing = true;
+  logger.info('two');
+  logger.info('three');
+  sink.flushSync();
+  t.equal(sent.length, 1, 'the first record went to /dev/log');
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+  t.equal(lines.length, 3, 'a notice, then the records');
+  t.match(
+    lines[0],
+    `WARN  [${process.pid}] cannot log to ${devLog.path} (connect ECONNREFUSED); logging to ${file} until SIGHUP`,
+  );
+  t.match(lines[1], / INFO {2}\[\d+\] two$/);
+  t.match(lines[2], / INFO {2}\[\d+\] three$/);
+  failing = false;
+  sink.reopen();
+  logger.info('four');
+  t.equal(sent.length, 2, 'after SIGHUP (reopen) /dev/log is used again');
+  t.match(sent[1], /four$/);
 });

@@ -1,0 +1,130 @@
+// Where a detached vbladed's logs go on a machine without /dev/log (issue
+// #14, items 3 and 6). The socket paths are pointed at names that do not
+// exist (AOET_TEST_LOG_SOCKETS), standing for such a machine:
+//  - no /dev/log, no journal socket: the launcher says "logging to FILE" and
+//    the daemon's records are in that file; a reload of a config file with a
+//    mistake and a NUL byte in it is logged as the message alone: no stack
+//    trace, no raw control character;
+//  - no /dev/log, a journal socket: records go there in journald's native
+//    form, and the launcher says so.
+// vbladed runs with the stub worker (no packet sockets), inside a network
+// namespace of the test's own.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import t from 'tap';
+import { pidAlive, sleep } from '../helpers/common';
+import { DgramSink } from '../helpers/dgram-sink';
+import { tempDir } from '../helpers/files';
+import { createNetns, requireRoot, type Netns } from '../helpers/netns';
+import type { TestLike } from '../helpers/common';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+const VBLADED = path.join(ROOT, 'bin', 'vbladed.js');
+const STUB = path.join(__dirname, '..', 'helpers', 'stub-worker.js');
+
+const CONFIG = '[export e7.1]\nnull-store = yes\nnull-sectors = 2048\ninterfaces = vt-a\n';
+
+async function until<T>(what: string, fn: () => T | undefined | false, ms = 10000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Launches a detached vbladed in `ns`; returns the launcher's output and the daemon's pid (killed in teardown). */
+async function launch(
+  t: TestLike,
+  ns: Netns,
+  dir: string,
+  sockets: string,
+  extra: string[],
+): Promise<{ pid: number; stderr: string; conf: string }> {
+  const conf = path.join(dir, 'exports.conf');
+  fs.writeFileSync(conf, CONFIG);
+  const r = await ns.run(
+    process.execPath,
+    [
+      VBLADED,
+      '--config',
+      conf,
+      '--run-dir',
+      path.join(dir, 'run'),
+      '--state-dir',
+      'none',
+      '--control-socket',
+      'none',
+      '--worker',
+      STUB,
+      ...extra,
+    ],
+    { env: { AOET_TEST_LOG_SOCKETS: sockets }, timeoutMs: 20000 },
+  );
+  const pid = Number(r.stdout.trim());
+  if (r.code !== 0 || !(pid > 0)) throw new Error(`vbladed did not start: exit ${r.code}\n${r.stdout}${r.stderr}`);
+  t.teardown(async () => {
+    if (!pidAlive(pid)) return;
+    process.kill(pid, 'SIGTERM');
+    await until('the daemon to stop', () => !pidAlive(pid)).catch(() => process.kill(pid, 'SIGKILL'));
+  });
+  return { pid, stderr: r.stderr, conf };
+}
+
+if (requireRoot(t)) {
+  t.test('no /dev/log and no journal: the logs go to the fallback file, and the launcher says so', async (t) => {
+    const ns = await createNetns(t, 'vbladed-log');
+    const dir = tempDir(t, 'vbladed-log');
+    const noSyslog = path.join(dir, 'no-dev-log');
+    const noJournal = path.join(dir, 'no-journal-socket');
+    const logFile = path.join(dir, 'fallback', 'vbladed.log');
+    const { pid, stderr, conf } = await launch(t, ns, dir, `${noSyslog}:${noJournal}`, [
+      '--log',
+      'syslog',
+      '--log-file',
+      logFile,
+      '--log-format',
+      'text',
+    ]);
+    t.equal(stderr, `vbladed: logging to ${logFile} (there is no ${noSyslog} or ${noJournal})\n`, 'the launcher says where');
+    const read = (): string => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'latin1') : '');
+    await until('the start-up record in the file', () => read().includes(`vbladed exports starting (pid ${pid})`));
+
+    // A config file gone bad: a misspelt key and a line with a NUL byte.
+    fs.writeFileSync(conf, CONFIG + 'bogus-key = 1\nfile\u0000 = x\n');
+    process.kill(pid, 'SIGHUP');
+    const text = await until('the failed reload in the file', () => {
+      const s = read();
+      return s.includes('reload refused') && s;
+    });
+    const line = text.split('\n').find((l) => l.includes('reload refused'))!;
+    t.match(line, /ERROR \[\d+\] reload refused, nothing changed: .*unknown key "bogus-key"/);
+    t.match(line, /\\u0000/, 'the NUL is written as \\u0000');
+    t.notOk(text.includes('\u0000'), 'no NUL byte anywhere in the log');
+    t.notOk(/^\s+at /m.test(text), 'no stack trace for a config mistake');
+    t.ok(pidAlive(pid), 'still serving');
+  });
+
+  t.test('no /dev/log, a journal socket: the logs go to the journal', async (t) => {
+    const ns = await createNetns(t, 'vbladed-journal');
+    const dir = tempDir(t, 'vbladed-journal');
+    const noSyslog = path.join(dir, 'no-dev-log');
+    const journal = await DgramSink.start(path.join(dir, 'journal-socket'));
+    t.teardown(() => journal.close());
+    const { pid, stderr } = await launch(t, ns, dir, `${noSyslog}:${journal.path}`, []);
+    t.equal(
+      stderr,
+      `vbladed: logging to the journal through ${journal.path} (tag vbladed); there is no ${noSyslog}\n`,
+      'the launcher says where',
+    );
+    const start = await until('the start-up record in the journal', () =>
+      journal.messages.find((m) => m.includes(`vbladed exports starting (pid ${pid})`)),
+    );
+    t.match(
+      start,
+      new RegExp(`^PRIORITY=6\nSYSLOG_FACILITY=3\nSYSLOG_IDENTIFIER=vbladed\nSYSLOG_PID=${pid}\nMESSAGE=\\{"level":30,`),
+    );
+  });
+}
