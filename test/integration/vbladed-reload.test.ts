@@ -93,6 +93,7 @@ if (requireRoot(t)) {
 
     await late.create();
     await waitLinkUp(pair.target, late.a.ifname);
+    await waitLinkUp(pair.init, late.b.ifname);
     await until('e6.2 serving', async () =>
       (await ctl(pair.target, socket, 'list')).out.includes(`\tinterfaces: ${late.a.ifname} serving\n`),
     );
