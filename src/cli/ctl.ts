@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { COMMANDS, commandByName, controlRequest, probeSocket, type CommandDef } from '../service/control';
+import type { ReloadResult } from '../service/daemon';
 import type { ExportListing } from '../service/worker';
 import { describeSize } from '../config/export-config';
 import type { ServerStats } from '../target/server';
@@ -98,6 +99,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
       .filter(Boolean)
       .join(',');
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
+    if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
     lines.push(`\tmask: ${e.state.macMask.length ? e.state.macMask.join(' ') : '(empty: everyone)'}`);
     lines.push(`\treserve: ${e.state.reserve.length ? e.state.reserve.join(' ') : '(none)'}`);
     lines.push(`\tconfig: ${JSON.stringify(e.state.config)}`);
@@ -133,9 +135,14 @@ export function formatResult(command: string, result: unknown): string {
       return `${r.key}: ${describeSize(r.oldSectors)} -> ${describeSize(r.newSectors)} (${r.file}); announced`;
     }
     case 'reload': {
-      const d = result as { added: string[]; removed: string[]; changed: string[] };
-      const part = (w: string, l: string[]): string => `${w}: ${l.length ? l.join(' ') : '-'}`;
-      return `reloaded; ${part('added', d.added)}; ${part('removed', d.removed)}; ${part('changed', d.changed)}`;
+      const d = result as ReloadResult;
+      const part = (w: string, l: string[] = []): string => `${w}: ${l.length ? l.join(' ') : '-'}`;
+      const lines = [
+        `reloaded; ${part('added', d.added)}; ${part('removed', d.removed)}; ${part('changed', d.changed)}; ${part('resized', d.resized)}`,
+      ];
+      if (d.needsRestart?.length) lines.push(`needs a restart: ${d.needsRestart.join(', ')}`);
+      for (const w of d.warnings ?? []) lines.push(`warning: ${w}`);
+      return lines.join('\n');
     }
     default:
       return JSON.stringify(result, null, 2);

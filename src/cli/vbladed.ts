@@ -25,11 +25,12 @@ import {
 import { describeExport, loadExports, type ExportSource, type LoadedExports } from '../config/load';
 import { packageVersion } from './version';
 import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
+import { loadAddon } from '../native/addon';
 import { runDaemon } from '../service/daemon';
+import { preflightExports } from '../target/preflight';
 import { launch, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
-import { loadAddon } from '../native/addon';
 import { sharedWriterProblems } from '../target/shared-writers';
 
 // ---------------------------------------------------------------------------
@@ -43,7 +44,10 @@ const FLAGS = {
   },
   'debian-config': { arg: 'FILE', meaning: 'Serve the one export of a Debian /etc/vblade.conf.d/NAME.conf fragment.' },
   foreground: { meaning: 'Do not detach: run the supervisor in this process (for systemd and debugging).' },
-  check: { meaning: 'Check the configuration, print what would be served, and exit.' },
+  check: {
+    meaning:
+      'Check the configuration, open every backing file and look up every interface as serving would, print what would be served, and exit (1 when something cannot be served).',
+  },
   help: { meaning: 'Show this help.' },
   version: { meaning: 'Show the version.' },
 } as const;
@@ -226,6 +230,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (a.check) {
     for (const w of loaded.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
     const src = a.configFile ?? 'command line';
+    // Files and interfaces as the worker would meet them, in this network namespace.
+    const problems = preflightExports(loaded.exports, loadAddon());
+    if (problems.length) {
+      for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
+      const n = problems.length;
+      return process.exit(fail(`${src}: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and check again`));
+    }
     process.stdout.write(`${src}: OK, ${loaded.exports.length} export${loaded.exports.length === 1 ? '' : 's'}\n`);
     for (const e of loaded.exports) process.stdout.write(`  ${describeExport(e)}\n`);
     process.stdout.write(

@@ -273,7 +273,8 @@ export const KEYS: readonly KeyDef[] = [
     default: '',
     required: true,
     defaultText: 'required',
-    meaning: 'Network interfaces to serve on, separated by spaces or commas; several are several paths to one disk.',
+    meaning:
+      'Network interfaces to serve on, separated by spaces or commas; several are several paths to one disk. One that does not exist (yet) is waited for while the others serve.',
   },
   {
     key: 'read-only',
@@ -323,7 +324,7 @@ export const KEYS: readonly KeyDef[] = [
     default: '',
     vbladeOption: '-m',
     defaultText: 'empty: every initiator',
-    meaning: `Initiator MACs allowed to use the export, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); saved state wins.`,
+    meaning: `Initiator MACs allowed to use the export, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); a value changed here wins over the saved mask (at start and on reload), otherwise the saved mask wins.`,
   },
   {
     key: 'broadcast-edits',
@@ -1011,8 +1012,11 @@ export function renderConfManPage(): string {
     'process, and settings of the daemon itself.',
     'It is read at start and again on',
     '.BR SIGHUP ;',
-    'a reload adds, removes and changes exports without disturbing the ones whose',
-    'section did not change.',
+    'a reload adds, removes, changes and resizes exports without disturbing the ones',
+    'whose section did not change.',
+    'A reload applies completely or not at all: it first opens the backing file and',
+    'looks up the interfaces of every new or changed export, and any problem refuses',
+    'it with nothing changed.',
     '.PP',
     'The file is plain text in sections.',
     'A section starts with a header line in brackets:',
@@ -1060,7 +1064,8 @@ export function renderConfManPage(): string {
     'and the file is not used until all are fixed; on a reload the daemon keeps',
     'running with the previous configuration.',
     'Check a file without starting anything with',
-    '.BR "vbladed \\-\\-check \\-\\-config" " FILE."',
+    '.BR "vbladed \\-\\-check \\-\\-config" " FILE" ,',
+    'which also opens every backing file and looks up every interface.',
   );
   const section = (title: string, which: 'daemon' | 'export', intro: string[]): void => {
     p(`.SH ${title}`, ...intro);
@@ -1103,8 +1108,11 @@ export function renderConfManPage(): string {
     '.IR state\\-dir / eSHELF.SLOT .json',
     'and restored at start, so they survive restarts and, with a shared state',
     'directory, a failover to another host.',
-    'Saved state wins over',
-    '.BR mac\\-mask .',
+    'A',
+    '.B mac\\-mask',
+    'added, changed or removed in the file is applied at the next start or reload',
+    'and wins over the saved mask from then on; otherwise the saved mask (which',
+    'initiators may have edited) wins.',
     '.SH EXAMPLE',
     '.nf',
     '[daemon]',

@@ -12,7 +12,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, serverConfigOf, type DaemonSettings } from '../config/config-file';
+import { serverConfigOf, type DaemonSettings } from '../config/config-file';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
 import { ControlServer, type ControlTarget } from './control';
@@ -48,22 +48,45 @@ export interface DaemonOptions {
   heartbeatTimeoutMs?: number;
 }
 
-/** Settings that only a restart applies; a reload that changes them says so. */
+/** Settings that only a restart applies, with the key that sets each; a reload that changes them says so. */
 const RESTART_ONLY = [
-  'stateDir',
-  'runDir',
-  'pidFile',
-  'controlSocket',
-  'controlGroup',
-  'log',
-  'logFile',
-  'logFormat',
-  'syslogFormat',
-  'metrics',
-  'spinMicros',
-  'mapInMemory',
-  'announceSeconds',
+  ['stateDir', 'state-dir'],
+  ['runDir', 'run-dir'],
+  ['pidFile', 'pid-file'],
+  ['controlSocket', 'control-socket'],
+  ['controlGroup', 'control-group'],
+  ['log', 'log'],
+  ['logFile', 'log-file'],
+  ['logFormat', 'log-format'],
+  ['syslogFormat', 'syslog-format'],
+  ['metrics', 'metrics'],
+  ['spinMicros', 'spin-us'],
+  ['mapInMemory', 'map-in-memory'],
+  ['announceSeconds', 'announce-interval'],
+  ['duplicateProbeMs', 'duplicate-probe-ms'],
+  ['user', 'user'],
 ] as const;
+
+/** What a reload did (the log line, `vblade ctl reload`). */
+export interface ReloadResult {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  resized: string[];
+  /** [daemon] keys whose new value waits for the next start. */
+  needsRestart: string[];
+  /** What will not take effect, or was accepted but ignored. */
+  warnings: string[];
+}
+
+/** "1 added (e1.3), 0 removed, ..." */
+export function describeReload(r: ReloadResult): string {
+  const part = (n: string, l: string[]): string => `${l.length} ${n}${l.length ? ` (${l.join(' ')})` : ''}`;
+  const s = [part('added', r.added), part('removed', r.removed), part('changed', r.changed), part('resized', r.resized)].join(
+    ', ',
+  );
+  return r.needsRestart.length ? `${s}; needs a restart: ${r.needsRestart.join(', ')}` : s;
+}
 
 /** Where syslog records go when there is no /dev/log and no journal socket, unless log-file says. */
 export function defaultLogFile(name: string): string {
@@ -170,33 +193,50 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
 
   // Reloads are serialized: a SIGHUP during a reload waits for it.
   let reloadChain: Promise<unknown> = Promise.resolve();
-  const reloadOnce = async (): Promise<unknown> => {
+  // A reload applies completely or changes nothing: the worker checks the
+  // new exports before it touches any, and the locks this reload took are
+  // given back when it is refused.
+  const reloadOnce = async (): Promise<ReloadResult> => {
     notify.reloading('reloading');
     sink.reopen();
     log.info('reloading the configuration');
+    const locksBefore = new Set(locks.names());
     try {
       const { loaded: next, settings: nextSettings } = o.reread();
+      const needsRestart = RESTART_ONLY.filter(
+        ([field]) => JSON.stringify(nextSettings[field]) !== JSON.stringify(settings[field]),
+      ).map(([, key]) => key);
+      const toDrop = locks.acquire(next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
+      // The running settings, not the new ones: what needs a restart waits for it.
+      const applied = await supervisor.apply(serverConfigOf(next.exports, settings));
+      locks.drop(toDrop);
+      loaded = next;
       if (nextSettings.logLevel !== settings.logLevel) {
         log.level = nextSettings.logLevel;
         settings.logLevel = nextSettings.logLevel;
       }
-      const restartOnly = RESTART_ONLY.filter((k) => JSON.stringify(nextSettings[k]) !== JSON.stringify(settings[k]));
-      if (restartOnly.length)
-        log.warn({ settings: restartOnly }, `changed daemon settings take effect at the next start: ${restartOnly.join(', ')}`);
-      for (const w of next.warnings) log.warn(w);
-      const toDrop = locks.acquire(next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
-      // The running settings, not the new ones: what needs a restart waits for it.
-      const diff = await supervisor.apply(serverConfigOf(next.exports, settings));
-      locks.drop(toDrop);
-      loaded = next;
-      log.info(
-        diff,
-        `reloaded: ${diff.added.length} added (${diff.added.join(' ')}), ${diff.removed.length} removed (${diff.removed.join(' ')}), ${diff.changed.length} changed (${diff.changed.join(' ')})`,
-      );
-      return diff;
+      const warnings = [...next.warnings];
+      if (needsRestart.length)
+        warnings.push(
+          `changed daemon settings take effect at the next start: ${needsRestart.join(', ')}; restart the service to apply them`,
+        );
+      if (applied.deferred)
+        warnings.push('the worker is not serving right now; the new configuration takes effect when it starts again');
+      for (const w of warnings) log.warn(w);
+      const result: ReloadResult = {
+        added: applied.added,
+        removed: applied.removed,
+        changed: applied.changed,
+        resized: applied.resized,
+        needsRestart,
+        warnings,
+      };
+      log.info(result, `reloaded: ${describeReload(result)}`);
+      return result;
     } catch (e) {
-      const msg = e instanceof ConfigError ? e.message : (e as Error).message;
-      log.error({ err: e }, `reload failed, still serving the previous configuration: ${msg}`);
+      locks.drop(locks.names().filter((n) => !locksBefore.has(n)));
+      const msg = `reload refused, nothing changed: ${(e as Error).message}`;
+      log.error(msg);
       throw new Error(msg, { cause: e });
     } finally {
       notify.ready(statusLine());

@@ -17,7 +17,12 @@ import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/config-file';
 import { lineSplitter, wrapForeignLine, type LogSink } from './log';
 import { withoutNotifyEnv } from './sd-notify';
-import type { FromWorker, ToWorker, WorkerOp } from './worker';
+import type { FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';
+
+/** What a reload did; `deferred` when no worker was serving, so that the new config waits for the next start. */
+export interface AppliedReload extends ReloadSummary {
+  deferred: boolean;
+}
 
 export interface Backoff {
   minMs: number;
@@ -67,14 +72,15 @@ function secs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** Export keys added, removed and changed between two configs. */
-export function diffConfigs(a: ServerConfig, b: ServerConfig): { added: string[]; removed: string[]; changed: string[] } {
+/** Export keys added, removed and changed between two configs (no resizes: only the worker can see those). */
+export function diffConfigs(a: ServerConfig, b: ServerConfig): ReloadSummary {
   const am = new Map(a.exports.map((e) => [exportKey(e), JSON.stringify(e)]));
   const bm = new Map(b.exports.map((e) => [exportKey(e), JSON.stringify(e)]));
   return {
     added: [...bm.keys()].filter((k) => !am.has(k)),
     removed: [...am.keys()].filter((k) => !bm.has(k)),
     changed: [...bm.keys()].filter((k) => am.has(k) && am.get(k) !== bm.get(k)),
+    resized: [],
   };
 }
 
@@ -103,6 +109,8 @@ export class Supervisor extends EventEmitter {
   private lastHeartbeat = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
+  /** Workers started so far; all but the first are restarts, which wait for missing interfaces. */
+  private spawned = 0;
   private readonly waiting = new Map<number, Waiting>();
   private config: ServerConfig;
   private readonly backoff: Backoff;
@@ -172,7 +180,7 @@ export class Supervisor extends EventEmitter {
     child.on('error', (e) => log.error({ err: e }, `worker process error: ${e.message}`));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     log.info({ workerPid: pid, exports: this.config.exports.map(exportKey) }, `started worker ${pid}`);
-    this.send(child, { type: 'start', config: this.config, logLevel: this.opts.logLevel });
+    this.send(child, { type: 'start', config: this.config, logLevel: this.opts.logLevel, restart: this.spawned++ > 0 });
   }
 
   private send(child: ChildProcess, m: ToWorker): boolean {
@@ -207,7 +215,7 @@ export class Supervisor extends EventEmitter {
         if (!w) return;
         this.waiting.delete(m.id);
         clearTimeout(w.timer);
-        if (m.ok) w.resolve(m.type === 'response' ? m.result : undefined);
+        if (m.ok) w.resolve(m.type === 'response' ? m.result : m.summary);
         else w.reject(new Error(m.error ?? 'failed'));
         break;
       }
@@ -293,19 +301,19 @@ export class Supervisor extends EventEmitter {
    * Switches to a new config: tells a serving worker to apply it (resolves
    * when it has), or keeps it for the next start when the worker is down.
    */
-  async apply(config: ServerConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+  async apply(config: ServerConfig): Promise<AppliedReload> {
     const diff = diffConfigs(this.config, config);
     const previous = this.config;
     this.config = config;
-    if (this.child && this.ready) {
-      try {
-        await this.ask<void>((id) => ({ type: 'apply', id, config }), 'the reload');
-      } catch (e) {
-        this.config = previous;
-        throw e;
-      }
+    if (!this.child || !this.ready) return { ...diff, deferred: true };
+    try {
+      // The worker's own account when it gives one: it also sees resized stores.
+      const summary = await this.ask<ReloadSummary | undefined>((id) => ({ type: 'apply', id, config }), 'the reload');
+      return { ...(summary ?? diff), deferred: false };
+    } catch (e) {
+      this.config = previous;
+      throw e;
     }
-    return diff;
   }
 
   /**

@@ -8,8 +8,8 @@
 // supervisor in the foreground, which forks this module like vbladed does.)
 //
 // Messages (child_process IPC, JSON):
-//   supervisor → worker  start {config, logLevel} | apply {id, config} | stop | request {id, op, key?}
-//   worker → supervisor  ready {exports} | heartbeat | applied {id, ok, error?}
+//   supervisor → worker  start {config, logLevel, restart} | apply {id, config} | stop | request {id, op, key?}
+//   worker → supervisor  ready {exports} | heartbeat | applied {id, ok, summary?, error?}
 //                        | fatal {message} | response {id, ok, result?, error?}
 //
 // The seam to the serving core is StartServer: Server.start from
@@ -24,7 +24,10 @@ import { LOG_SERIALIZERS } from './log';
 import { StateStore } from './state-store';
 import { switchToUser } from './privilege';
 import { loadAddon } from '../native/addon';
-import type { ResizeResult } from '../target/server';
+// Types only: the server module is required lazily, in loadServerStarter.
+import type { ReloadSummary, ResizeResult } from '../target/server';
+
+export type { ReloadSummary };
 
 export interface ServerHooks {
   /** The server reports every change of an export's persisted state (config string, mask, reserve). */
@@ -35,8 +38,12 @@ export interface ServerHooks {
 
 /** What the worker needs of the serving core (src/target/server.ts `Server`). */
 export interface ServerLike {
-  /** Reload: add, remove and change exports; exports whose ExportConfig did not change are not touched. */
-  apply(config: ServerConfig): Promise<unknown>;
+  /**
+   * Reload: add, remove and change exports, completely or not at all;
+   * exports whose ExportConfig did not change are not touched. Resolves to
+   * what it did (server.ts ReloadSummary), or to nothing (test stubs).
+   */
+  apply(config: ServerConfig): Promise<ReloadSummary | void>;
   /** Stop taking requests, finish and flush those in flight, close. */
   stop(): Promise<void>;
   /** Counters (server.ts ServerStats; metrics.ts renders them). */
@@ -51,12 +58,20 @@ export interface ServerLike {
   resizeExport?(key: string): ResizeResult;
 }
 
-export type StartServer = (config: ServerConfig, log: Logger, hooks: ServerHooks) => Promise<ServerLike>;
+export interface StartOptions {
+  /**
+   * The first start of the serving process: fail when none of the
+   * configured interfaces exists. A restarted worker waits for them instead.
+   */
+  firstStart: boolean;
+}
+
+export type StartServer = (config: ServerConfig, log: Logger, hooks: ServerHooks, opts: StartOptions) => Promise<ServerLike>;
 
 export type WorkerOp = 'list' | 'stats' | 'show-mask' | 'clear-mask' | 'show-reserve' | 'clear-reserve' | 'resize';
 
 export type ToWorker =
-  | { type: 'start'; config: ServerConfig; logLevel?: LogLevel }
+  | { type: 'start'; config: ServerConfig; logLevel?: LogLevel; restart?: boolean }
   | { type: 'apply'; id: number; config: ServerConfig }
   | { type: 'stop' }
   | { type: 'request'; id: number; op: WorkerOp; key?: string };
@@ -64,7 +79,7 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready'; exports: string[] }
   | { type: 'heartbeat' }
-  | { type: 'applied'; id: number; ok: boolean; error?: string }
+  | { type: 'applied'; id: number; ok: boolean; summary?: ReloadSummary; error?: string }
   | { type: 'fatal'; message: string }
   | { type: 'response'; id: number; ok: boolean; result?: unknown; error?: string };
 
@@ -83,9 +98,10 @@ export function loadServerStarter(): StartServer {
   const { Server } = require('../target/server') as typeof import('../target/server');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { withTestFaults } = require('../testing/fault-io') as typeof import('../testing/fault-io');
-  return async (config, log, hooks) => {
+  return async (config, log, hooks, opts) => {
     const server = await Server.start(config, log, hooks, {
       ...(config.tunables ?? {}),
+      requireAnInterface: opts.firstStart,
       wrapIoRing: (io) => withTestFaults(io),
     });
     if (config.user !== undefined) {
@@ -106,6 +122,8 @@ export interface ExportListing {
   key: string;
   config: ExportConfig;
   state: ExportState;
+  /** Each interface and what it does for the export now ("serving", "waiting for the interface"); absent when unknown. */
+  paths?: { interface: string; state: string }[];
 }
 
 export class WorkerCore {
@@ -127,28 +145,36 @@ export class WorkerCore {
         return s;
       },
       onStateChange: (key, state) => {
-        const copy = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
+        const copy: ExportState = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
+        if (state.configMask) copy.configMask = state.configMask.slice();
         this.states.set(key, copy);
         this.store?.save(key, copy).catch(() => undefined); // logged by the store
       },
     };
   }
 
-  async start(config: ServerConfig): Promise<void> {
+  async start(config: ServerConfig, opts: StartOptions = { firstStart: true }): Promise<void> {
     this.config = config;
     if (config.stateDir) {
       this.store = new StateStore(config.stateDir, this.log);
       this.store.open();
     }
-    this.server = await this.startServer(config, this.log, this.hooks());
+    this.server = await this.startServer(config, this.log, this.hooks(), opts);
   }
 
-  async apply(config: ServerConfig): Promise<void> {
+  async apply(config: ServerConfig): Promise<ReloadSummary | void> {
     if (!this.server) throw new Error('not started');
-    await this.server.apply(config);
+    const summary = await this.server.apply(config);
     this.config = config;
     const keys = new Set(config.exports.map(exportKey));
     for (const k of [...this.states.keys()]) if (!keys.has(k)) this.states.delete(k);
+    return summary;
+  }
+
+  /** Each export's interfaces and their state, from the server's stats (when it reports them). */
+  private pathsByKey(): Map<string, ExportListing['paths']> {
+    const stats = this.server?.stats() as { exports?: { key: string; paths?: ExportListing['paths'] }[] } | undefined;
+    return new Map((stats?.exports ?? []).map((e) => [e.key, e.paths]));
   }
 
   async stop(): Promise<void> {
@@ -174,8 +200,15 @@ export class WorkerCore {
   // eslint-disable-next-line @typescript-eslint/require-await -- async so that a throw reaches the caller as a rejection
   async request(op: WorkerOp, key?: string): Promise<unknown> {
     switch (op) {
-      case 'list':
-        return this.config.exports.map((e): ExportListing => ({ key: exportKey(e), config: e, state: this.stateOf(e) }));
+      case 'list': {
+        const paths = this.pathsByKey();
+        return this.config.exports.map((e): ExportListing => {
+          const l: ExportListing = { key: exportKey(e), config: e, state: this.stateOf(e) };
+          const p = paths.get(exportKey(e));
+          if (p) l.paths = p;
+          return l;
+        });
+      }
       case 'stats':
         if (!this.server) throw new Error('not serving');
         return this.server.stats();
@@ -248,7 +281,7 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
       if (m.logLevel) log.level = m.logLevel;
       log = log.child({});
       core = new WorkerCore(startServer, log);
-      core.start(m.config).then(
+      core.start(m.config, { firstStart: !m.restart }).then(
         () => send({ type: 'ready', exports: m.config.exports.map(exportKey) }),
         (e: Error) => {
           log.error({ err: e }, `cannot start serving: ${e.message}`);
@@ -259,7 +292,7 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
     } else if (m.type === 'apply') {
       if (!core) return send({ type: 'applied', id: m.id, ok: false, error: 'not started' });
       core.apply(m.config).then(
-        () => send({ type: 'applied', id: m.id, ok: true }),
+        (summary) => send(summary ? { type: 'applied', id: m.id, ok: true, summary } : { type: 'applied', id: m.id, ok: true }),
         (e: Error) => send({ type: 'applied', id: m.id, ok: false, error: e.message }),
       );
     } else if (m.type === 'stop') {

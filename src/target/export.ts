@@ -7,6 +7,7 @@ import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
 import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
+import { reconcileState } from '../config/reconcile-state';
 
 export const PRODUCT_MODEL = 'aoe-target vblade';
 export const PRODUCT_FIRMWARE = '0.1.0';
@@ -36,7 +37,8 @@ export class Export {
   constructor(
     /** Index in the engine's export table; names the export in io tags. */
     readonly id: number,
-    readonly config: ExportConfig,
+    /** Replaced in place by a reload that changes only the mask (reconfigureMask). */
+    public config: ExportConfig,
     readonly store: BlockStore,
     requestSlots: number,
     initial?: ExportState,
@@ -79,11 +81,28 @@ export class Export {
     this.state.reserve.setStrings(s.reserve);
   }
 
+  /** The persisted state; it records the config's mask, which it has been reconciled with. */
   snapshotState(): ExportState {
-    return {
+    const s: ExportState = {
       config: this.state.configString(),
       macMask: this.state.mask.toStrings(),
       reserve: this.state.reserve.toStrings(),
     };
+    if (this.config.macMask.length) s.configMask = this.config.macMask.slice();
+    return s;
+  }
+
+  /**
+   * Takes a config that differs from the current one in its mac-mask only
+   * (a reload): the config's new mask is in force from now on. True when the
+   * mask in force changed (the state must be persisted).
+   */
+  reconfigureMask(c: ExportConfig): boolean {
+    const { state, changed } = reconcileState(this.snapshotState(), c.macMask);
+    this.config = c;
+    if (!changed) return false;
+    this.state.mask.setStrings(state.macMask);
+    this.state.version++;
+    return true;
   }
 }

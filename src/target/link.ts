@@ -44,6 +44,14 @@ export interface LinkOptions {
   netns?: string;
 }
 
+/**
+ * serving: open with carrier; no carrier: open, the cable or peer is down;
+ * reopening: being closed to be opened again (MTU grew, interface
+ * recreated); waiting for the interface: not open, because the interface
+ * does not exist (yet) or cannot be opened; the link checks retry.
+ */
+export type LinkState = 'serving' | 'no carrier' | 'reopening' | 'waiting for the interface';
+
 export class Link {
   readonly counters = new Float64Array(LinkCounter.Count);
   readonly exports: Export[] = [];
@@ -87,6 +95,13 @@ export class Link {
 
   get rxBatch(): number {
     return RX_BATCH;
+  }
+
+  /** What the link does for its exports now (stats, `vblade ctl list`). */
+  get state(): LinkState {
+    if (this.socket === null) return 'waiting for the interface';
+    if (this.reopenWanted) return 'reopening';
+    return this.info?.up ? 'serving' : 'no carrier';
   }
 
   /** Reads the interface state; null when it does not exist (now). */

@@ -8,9 +8,9 @@ import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
 import { openFileStore, sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
-import { openNullStore } from '../backend/null-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
+import { openExportStore } from './export-store';
 import { Export } from './export';
 import {
   DEFAULT_TUNABLES,
@@ -20,6 +20,7 @@ import {
   type ExportState,
   type ServerConfig,
 } from '../config/export-config';
+import { reconcileState } from '../config/reconcile-state';
 import { Link } from './link';
 import { AddressClaims } from './address-claim';
 import { probeAddresses } from './duplicate-probe';
@@ -40,6 +41,12 @@ export interface ServerOptions {
   txSlots?: number;
   /** How often interfaces are checked for MTU, MAC and carrier changes. */
   linkCheckMs?: number;
+  /**
+   * At start, fail when none of the configured interfaces exists (default);
+   * false for a restarted worker, which waits for them. A missing interface
+   * among others never fails: its exports wait for it there.
+   */
+  requireAnInterface?: boolean;
   /** Network namespace to open sockets in (tests). */
   netns?: string;
   addon?: NativeAddon;
@@ -80,7 +87,29 @@ export interface ResizeResult {
   unchanged?: string;
 }
 
-const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
+/** A reload found a problem before it changed anything; the message says what to fix. */
+export class ReloadRefused extends ConfigError {}
+
+/** What a reload did, by export key. */
+export interface ReloadSummary {
+  added: string[];
+  removed: string[];
+  /** Settings changed (a changed mac-mask alone is applied in place). */
+  changed: string[];
+  /** The backing store changed size. */
+  resized: string[];
+}
+
+/** A reload checked and prepared: stores opened, nothing serving touched yet. */
+interface ReloadPlan {
+  removed: Export[];
+  replaced: { old: Export; config: ExportConfig; store: BlockStore }[];
+  added: { config: ExportConfig; store: BlockStore }[];
+  masked: { old: Export; config: ExportConfig }[];
+  /** Exports whose backing store grew: taken in place, like `vblade ctl resize`. */
+  grown: Export[];
+  summary: ReloadSummary;
+}
 
 const DUPLICATE_ADVICE =
   "two targets with one address write one disk behind each other's back; stop the other one or give this export " +
@@ -100,7 +129,9 @@ export class Server {
   private drainWaiters: (() => void)[] = [];
   private readonly addon: NativeAddon;
   private readonly claims = new AddressClaims();
-  private readonly opts: Required<Omit<ServerOptions, 'netns' | 'addon' | 'wrapIoRing'>> & { netns?: string };
+  private readonly opts: Required<Omit<ServerOptions, 'netns' | 'addon' | 'wrapIoRing' | 'requireAnInterface'>> & {
+    netns?: string;
+  };
 
   private constructor(
     private readonly log: Logger,
@@ -136,17 +167,23 @@ export class Server {
 
   static async start(config: ServerConfig, log: Logger, hooks: ServerHooks = {}, options: ServerOptions = {}): Promise<Server> {
     const server = new Server(log, hooks, options);
+    const requireAnInterface = options.requireAnInterface ?? true;
     try {
       config = await server.refuseDuplicates(config);
-      for (const c of config.exports) {
-        for (const name of c.interfaces) {
-          if (server.addon.linkInfo(name, server.opts.netns) === null) {
-            throw new ConfigError(`interface ${name} not found; list interfaces with \`ip link\``);
-          }
-        }
-      }
+      const names = [...new Set(config.exports.flatMap((c) => c.interfaces))];
+      const missing = names.filter((n) => server.addon.linkInfo(n, server.opts.netns) === null);
+      // A typo in the only interface fails at once, as vblade does; otherwise the others serve.
+      if (requireAnInterface && names.length > 0 && missing.length === names.length)
+        throw new ConfigError(`interface ${missing[0]} not found; list interfaces with \`ip link\``);
       for (const c of config.exports) server.addExport(c);
-      for (const link of server.linksByName.values()) server.ensureOpen(link, true);
+      for (const link of server.linksByName.values()) server.ensureOpen(link, requireAnInterface);
+      for (const name of missing) {
+        const waiting = server.linksByName.get(name)!.exports.map((e) => e.key);
+        log.warn(
+          { interface: name, exports: waiting },
+          `interface ${name} not found; ${waiting.join(' ')} ${waiting.length === 1 ? 'waits' : 'wait'} for it (list interfaces with \`ip link\`)`,
+        );
+      }
     } catch (e) {
       await server.stop();
       throw e;
@@ -169,15 +206,7 @@ export class Server {
   // ---- exports -------------------------------------------------------------
 
   private openStore(c: ExportConfig): BlockStore {
-    if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
-    return openFileStore({
-      file: c.file,
-      readOnly: c.readOnly,
-      direct: c.direct,
-      offsetSectors: c.offsetSectors,
-      lengthSectors: c.lengthSectors,
-      blockDeviceSize: (fd) => this.addon.blockDeviceSize(fd),
-    });
+    return openExportStore(c, this.addon);
   }
 
   /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */
@@ -189,17 +218,20 @@ export class Server {
     );
   }
 
-  private addExport(c: ExportConfig, carried?: ExportState): Export {
+  /** Adds an export, with a store a reload has already opened for it, or opening one. */
+  private addExport(c: ExportConfig, carried?: ExportState, prepared?: BlockStore): Export {
     const key = exportKey(c);
     if (this.exportsByKey.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
     if (c.interfaces.length === 0) throw new ConfigError(`${key} has no interface to serve on`);
-    const store = this.openMappedStore(c);
+    const store = prepared ?? this.openMappedStore(c);
     let id = this.engine.exports.indexOf(null);
     if (id < 0) id = this.engine.exports.length;
-    const initial = carried ?? this.hooks.initialState?.(key);
+    // Saved (or carried) state meets the config: a mask the operator changed in the config wins.
+    const saved = carried ?? this.hooks.initialState?.(key);
+    const reconciled = saved ? reconcileState(saved, c.macMask) : undefined;
     let e: Export;
     try {
-      e = new Export(id, c, store, this.opts.requestSlots, initial);
+      e = new Export(id, c, store, this.opts.requestSlots, reconciled?.state);
     } catch (err) {
       store.close();
       throw new ConfigError(`${key}: ${(err as Error).message}`);
@@ -216,6 +248,7 @@ export class Server {
       }
       link.exports.push(e);
     }
+    if (reconciled?.changed) this.persist(e);
     this.log.info(
       {
         export: key,
@@ -252,14 +285,15 @@ export class Server {
 
   // ---- links ---------------------------------------------------------------
 
-  /** Opens a link's socket if it has none; at start-up a missing interface is fatal. */
+  /**
+   * Opens a link's socket if it has none. A missing interface waits (the
+   * link checks open it when it appears); at a first start, an interface
+   * that exists but cannot be opened is fatal.
+   */
   private ensureOpen(link: Link, fatal: boolean): void {
     if (link.socket !== null || link.inflight > 0) return;
     const info = link.readInfo();
-    if (info === null) {
-      if (fatal) throw new ConfigError(`interface ${link.name} not found; list interfaces with \`ip link\``);
-      return;
-    }
+    if (info === null) return;
     try {
       link.open(info);
     } catch (err) {
@@ -429,57 +463,119 @@ export class Server {
   // ---- reload and stop -----------------------------------------------------
 
   /**
-   * Applies a new configuration: exports that are gone are removed, new ones
-   * added, changed ones (or ones whose backing store changed size) replaced
-   * with their protocol state carried over; the others are not touched.
+   * Applies a new configuration, completely or not at all. First everything
+   * is checked and prepared without touching what serves (prepareReload);
+   * any problem refuses the reload with nothing changed. Then exports that
+   * are gone are removed, new ones added, changed ones (or ones whose backing
+   * store changed size) replaced with their protocol state carried over, and
+   * a changed mac-mask alone is applied in place; the others are not touched.
    */
-  async apply(config: ServerConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+  async apply(config: ServerConfig): Promise<ReloadSummary> {
     this.refuseSharedWriters(config.exports);
-    const wanted = new Map(config.exports.map((c) => [exportKey(c), c]));
-    const added: string[] = [];
-    const removed: string[] = [];
-    const changed: string[] = [];
-    for (const [key, e] of this.exportsByKey) {
-      const c = wanted.get(key);
-      if (!c) {
-        removed.push(key);
-        await this.removeExport(e);
-      } else if (JSON.stringify(c) !== JSON.stringify(e.config) || this.sizeChanged(e)) {
-        changed.push(key);
-        const state = e.snapshotState();
-        await this.removeExport(e);
-        this.addExport(c, state);
-      }
+    const plan = this.prepareReload(config);
+    for (const e of plan.removed) await this.removeExport(e);
+    for (const r of plan.replaced) {
+      const state = r.old.snapshotState();
+      await this.removeExport(r.old);
+      this.addExport(r.config, state, r.store);
     }
-    for (const [key, c] of wanted) {
-      if (!this.exportsByKey.has(key)) {
-        added.push(key);
-        this.addExport(c);
+    for (const a of plan.added) this.addExport(a.config, undefined, a.store);
+    for (const m of plan.masked) if (m.old.reconfigureMask(m.config)) this.persist(m.old);
+    for (const e of plan.grown) {
+      try {
+        this.resizeExport(e.key); // announces it
+      } catch (err) {
+        // Shrunk again since the probe: the export keeps its size, as the size watch would.
+        this.log.warn({ export: e.key, err: (err as Error).message }, 'cannot grow the export');
       }
     }
     for (const link of this.linksByName.values()) this.ensureOpen(link, false);
-    for (const key of [...added, ...changed]) {
-      const e = this.exportsByKey.get(key)!;
-      for (const name of e.config.interfaces) this.engine.announce(this.linksByName.get(name)!);
+    const announced = new Set<Link>();
+    for (const key of [...plan.summary.added, ...plan.summary.changed, ...plan.summary.resized]) {
+      for (const name of this.exportsByKey.get(key)!.config.interfaces) announced.add(this.linksByName.get(name)!);
     }
-    this.log.info({ added, removed, changed }, 'configuration applied');
-    return { added, removed, changed };
+    for (const link of announced) this.engine.announce(link);
+    this.log.info(plan.summary, 'configuration applied');
+    return plan.summary;
   }
 
-  private sizeChanged(e: Export): boolean {
-    if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined) return false;
+  /**
+   * Phase one of a reload: opens the store of every added, changed and
+   * resized export and checks every interface it names, without changing
+   * anything that serves. Throws ReloadRefused, with every store it opened
+   * closed again, when something is wrong.
+   */
+  private prepareReload(config: ServerConfig): ReloadPlan {
+    const wanted = new Map(config.exports.map((c) => [exportKey(c), c]));
+    const plan: ReloadPlan = {
+      removed: [],
+      replaced: [],
+      added: [],
+      masked: [],
+      grown: [],
+      summary: { added: [], removed: [], changed: [], resized: [] },
+    };
+    const opened: BlockStore[] = [];
+    const open = (key: string, c: ExportConfig): BlockStore => {
+      if (c.interfaces.length === 0) throw new ReloadRefused(`${key} has no interface to serve on`);
+      for (const name of c.interfaces) {
+        if (!this.linksByName.has(name) && this.addon.linkInfo(name, this.opts.netns) === null)
+          throw new ReloadRefused(`${key}: interface ${name} not found; list interfaces with \`ip link\``);
+      }
+      try {
+        const store = this.openMappedStore(c);
+        opened.push(store);
+        return store;
+      } catch (err) {
+        throw new ReloadRefused(`${key}: ${(err as Error).message}`, { cause: err });
+      }
+    };
     try {
-      this.resizeExport(e.key); // grown: taken in place, so the export need not be replaced
-    } catch {
-      // smaller: a reload is the operator's word that the end is unused; replaced below
+      for (const [key, e] of this.exportsByKey) {
+        const c = wanted.get(key);
+        if (!c) {
+          plan.removed.push(e);
+          plan.summary.removed.push(key);
+          continue;
+        }
+        const configChanged = JSON.stringify(c) !== JSON.stringify(e.config);
+        const onlyMask = configChanged && JSON.stringify({ ...c, macMask: [] }) === JSON.stringify({ ...e.config, macMask: [] });
+        if (configChanged) plan.summary.changed.push(key);
+        const size = !configChanged || onlyMask ? this.sizeChange(e) : 'same';
+        if (size !== 'same') plan.summary.resized.push(key);
+        if ((configChanged && !onlyMask) || size === 'shrunk') plan.replaced.push({ old: e, config: c, store: open(key, c) });
+        else {
+          if (onlyMask) plan.masked.push({ old: e, config: c });
+          if (size === 'grown') plan.grown.push(e);
+        }
+      }
+      for (const [key, c] of wanted) {
+        if (this.exportsByKey.has(key)) continue;
+        plan.added.push({ config: c, store: open(key, c) });
+        plan.summary.added.push(key);
+      }
+    } catch (err) {
+      for (const store of opened) store.close();
+      throw err;
     }
+    return plan;
+  }
+
+  /**
+   * How an export's backing file compares with the exported size (a probe;
+   * unreadable counts as unchanged): grown is taken in place at apply,
+   * smaller replaces the export, since a reload is the operator's word that
+   * the end is unused.
+   */
+  private sizeChange(e: Export): 'same' | 'grown' | 'shrunk' {
+    if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined) return 'same';
     try {
       const probe = this.openStore({ ...e.config, readOnly: true, direct: false });
-      const differs = probe.sectors !== e.store.sectors;
+      const now = probe.sectors;
       probe.close();
-      return differs;
+      return now === e.store.sectors ? 'same' : now > e.store.sectors ? 'grown' : 'shrunk';
     } catch {
-      return false;
+      return 'same';
     }
   }
 
@@ -527,6 +623,7 @@ export class Server {
         file: e.store.description,
         sectors: e.store.sectors,
         interfaces: e.config.interfaces,
+        paths: e.config.interfaces.map((name) => ({ interface: name, state: this.linksByName.get(name)!.state })),
         readOnly: e.config.readOnly,
         inflight: e.inflight,
         config: e.state.configString(),
@@ -542,6 +639,7 @@ export class Server {
         return {
           name: l.name,
           open: l.socket !== null,
+          state: l.state,
           up: l.info?.up ?? false,
           mtu: l.info?.mtu ?? 0,
           sectorsPerFrame: l.ctx.maxSectors,
@@ -632,6 +730,8 @@ export interface ServerStats {
     file: string;
     sectors: number;
     interfaces: string[];
+    /** Each interface of the export and what it does for it now. */
+    paths: { interface: string; state: string }[];
     readOnly: boolean;
     inflight: number;
     config: string;
@@ -645,6 +745,7 @@ export interface ServerStats {
   interfaces: {
     name: string;
     open: boolean;
+    state: string;
     up: boolean;
     mtu: number;
     sectorsPerFrame: number;

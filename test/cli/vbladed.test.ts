@@ -209,23 +209,33 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
   const reloaded = await until('the reload', () =>
     logRecords(logFile).find((r) => typeof r.msg === 'string' && r.msg.startsWith('reloaded:')),
   );
-  t.equal(reloaded.msg, 'reloaded: 1 added (e7.3), 1 removed (e7.2), 0 changed ()');
+  t.equal(reloaded.msg, 'reloaded: 1 added (e7.3), 1 removed (e7.2), 0 changed, 0 resized');
   t.match(ctl('--run-dir', run, 'list').out, /\ne7\.1\t[^]*\ne7\.3\t/);
   t.notOk(fs.existsSync(path.join(run, 'e7.2@vt-a.lock')), 'lock of the removed export released');
   t.ok(fs.existsSync(path.join(run, 'e7.3@vt-b.lock')), 'lock of the added export taken');
   t.equal(children(pid)[0], w2, 'the worker was not restarted by the reload');
 
-  // A broken config on reload: logged, the old one keeps serving.
-  fs.writeFileSync(conf, '[export e7.1]\nfile = /x\n');
-  t.equal(ctl('--run-dir', run, 'reload').code, 1);
-  t.ok(
-    logRecords(logFile).some(
-      (r) =>
-        typeof r.msg === 'string' &&
-        r.msg.startsWith('reload failed, still serving the previous configuration: ') &&
-        r.msg.includes('has no interfaces'),
-    ),
+  // A daemon setting that only a restart applies: the reload says so.
+  fs.writeFileSync(conf, CONFIG(['e7.1', 'e7.3'], port).replace('[daemon]\n', '[daemon]\nspin-us = 5\n'));
+  const restartOnly = ctl('--run-dir', run, 'reload');
+  t.equal(
+    restartOnly.out,
+    'reloaded; added: -; removed: -; changed: -; resized: -\nneeds a restart: spin-us\n' +
+      'warning: changed daemon settings take effect at the next start: spin-us; restart the service to apply them\n',
+    restartOnly.err,
   );
+  t.ok(logRecords(logFile).some((r) => r.msg === 'reloaded: 0 added, 0 removed, 0 changed, 0 resized; needs a restart: spin-us'));
+
+  // A broken config on reload: refused and logged, the old one keeps serving.
+  fs.writeFileSync(conf, '[export e7.1]\nfile = /x\n');
+  const refused = ctl('--run-dir', run, 'reload');
+  t.equal(refused.code, 1);
+  t.match(refused.err, /^vblade ctl reload: reload refused, nothing changed: .*has no interfaces/);
+  const refusal = logRecords(logFile).find(
+    (r) => typeof r.msg === 'string' && r.msg.startsWith('reload refused, nothing changed: '),
+  );
+  t.match(refusal, { level: 50, msg: /has no interfaces/ });
+  t.notOk(refusal && 'err' in refusal, 'no stack trace in the log');
   t.match(ctl('--run-dir', run, 'list').out, /\ne7\.3\t/);
 
   // SIGTERM: clean stop, files removed.

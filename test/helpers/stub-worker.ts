@@ -3,6 +3,8 @@
 // sockets. Behaviour from the environment:
 //   STUB_CRASH_FILE   file holding a number of ms: exit with code 3 that long after start
 //   STUB_FAIL_START   reject Server.start with this message
+//   STUB_NO_INTERFACE reject Server.start with this message at a first start only, as the
+//                     server does when none of the interfaces exists (a restart waits)
 //   STUB_HANG_AFTER   ms after start, block the event loop for good (no heartbeats)
 //   STUB_STOP_DELAY   ms the stop takes (in-flight requests finishing)
 // The stub gives each export without saved state an initial state
@@ -13,8 +15,9 @@ import * as fs from 'node:fs';
 import { runWorkerProcess, type ServerLike, type StartServer } from '../../src/service/worker';
 import { exportKey, type ExportState, type ServerConfig } from '../../src/config/export-config';
 
-const start: StartServer = async (config, log, hooks) => {
+const start: StartServer = async (config, log, hooks, opts) => {
   if (process.env.STUB_FAIL_START) throw new Error(process.env.STUB_FAIL_START);
+  if (process.env.STUB_NO_INTERFACE && opts.firstStart) throw new Error(process.env.STUB_NO_INTERFACE);
   if (process.env.STUB_CRASH_FILE) {
     const ms = Number(fs.readFileSync(process.env.STUB_CRASH_FILE, 'utf8'));
     setTimeout(() => process.exit(3), ms);

@@ -191,12 +191,48 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
     'an export that takes broadcast edits says so',
   );
   t.equal(
+    formatResult('list', {
+      exports: [
+        {
+          key: 'e1.1',
+          config: e,
+          state: { config: '', macMask: [], reserve: [] },
+          paths: [
+            { interface: 'eth0', state: 'serving' },
+            { interface: 'eth1', state: 'waiting for the interface' },
+          ],
+        },
+      ],
+    }),
+    'e1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tinterfaces: eth0 serving, eth1 waiting for the interface\n' +
+      '\tmask: (empty: everyone)\n\treserve: (none)\n\tconfig: ""',
+  );
+  t.equal(
     formatResult('show-mask', { 'e1.1': [], 'e1.2': ['52:54:00:00:00:01'] }),
     'e1.1\t(empty: every initiator is allowed)\ne1.2\t52:54:00:00:00:01',
   );
   t.equal(
-    formatResult('reload', { added: ['e1.3'], removed: ['e1.2'], changed: [] }),
-    'reloaded; added: e1.3; removed: e1.2; changed: -',
+    formatResult('reload', {
+      added: ['e1.3'],
+      removed: ['e1.2'],
+      changed: [],
+      resized: ['e1.1'],
+      needsRestart: [],
+      warnings: [],
+    }),
+    'reloaded; added: e1.3; removed: e1.2; changed: -; resized: e1.1',
+  );
+  t.equal(
+    formatResult('reload', {
+      added: [],
+      removed: [],
+      changed: [],
+      resized: [],
+      needsRestart: ['spin-us'],
+      warnings: ['the worker is not serving right now; the new configuration takes effect when it starts again'],
+    }),
+    'reloaded; added: -; removed: -; changed: -; resized: -\nneeds a restart: spin-us\n' +
+      'warning: the worker is not serving right now; the new configuration takes effect when it starts again',
   );
   t.equal(formatResult('clear-mask', { key: 'e1.1' }), 'e1.1: mask list cleared');
 });
@@ -208,6 +244,7 @@ const STATS = {
       file: '/srv/a"b.img',
       sectors: 2048,
       interfaces: ['eth0'],
+      paths: [{ interface: 'eth0', state: 'no carrier' }],
       readOnly: false,
       inflight: 3,
       config: '',
@@ -218,7 +255,17 @@ const STATS = {
       latencySumUs: 37.5,
     },
   ],
-  interfaces: [{ name: 'eth0', open: true, up: false, mtu: 9000, sectorsPerFrame: 17, counters: { rx_frames: 20, tx_drops: 2 } }],
+  interfaces: [
+    {
+      name: 'eth0',
+      open: true,
+      state: 'no carrier',
+      up: false,
+      mtu: 9000,
+      sectorsPerFrame: 17,
+      counters: { rx_frames: 20, tx_drops: 2 },
+    },
+  ],
 };
 
 t.test('Prometheus rendering', async (t) => {

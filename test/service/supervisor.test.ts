@@ -99,7 +99,7 @@ t.test('exitReason and diffConfigs', async (t) => {
   t.equal(exitReason(null, 'SIGKILL'), 'was killed by SIGKILL');
   const a: ServerConfig = { exports: [exp(1), exp(2), exp(3)] };
   const b: ServerConfig = { exports: [exp(1), exp(3, { readOnly: true }), exp(4)] };
-  t.same(diffConfigs(a, b), { added: ['e1.4'], removed: ['e1.2'], changed: ['e1.3'] });
+  t.same(diffConfigs(a, b), { added: ['e1.4'], removed: ['e1.2'], changed: ['e1.3'], resized: [] });
 });
 
 t.test('a crashing worker is restarted with exponential back-off, reset after a long run', async (t) => {
@@ -169,6 +169,15 @@ t.test('a hung worker (no heartbeat) is killed and restarted', async (t) => {
   t.ok(h.logs.some((l) => /sent no heartbeat for .*; killing it$/.test(l.msg as string)));
 });
 
+t.test('a restarted worker is told it is a restart: it waits for missing interfaces instead of failing', async (t) => {
+  const h = harness(t, {}, { STUB_NO_INTERFACE: 'interface lo not found' });
+  const failed = nextEvent<string>(h.sup, 'worker-failed');
+  h.sup.start();
+  t.equal(await failed, 'interface lo not found', 'the first start fails');
+  await nextEvent(h.sup, 'ready');
+  t.equal(h.sup.status().restarts, 1, 'the restart serves');
+});
+
 t.test('requests, reload and a clean stop', async (t) => {
   const h = harness(t, {}, { STUB_STOP_DELAY: '300' });
   h.sup.start();
@@ -180,7 +189,7 @@ t.test('requests, reload and a clean stop', async (t) => {
   );
   t.match(list[0].state.config, /^set-by-[0-9]+$/);
   const diff = await h.sup.apply({ exports: [exp(1), exp(2)], stateDir: path.join(h.dir, 'state') });
-  t.same(diff, { added: ['e1.2'], removed: [], changed: [] });
+  t.same(diff, { added: ['e1.2'], removed: [], changed: [], resized: [], deferred: false });
   t.same(
     ((await h.sup.request('list')) as Array<{ key: string }>).map((e) => e.key),
     ['e1.1', 'e1.2'],

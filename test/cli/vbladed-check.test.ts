@@ -1,0 +1,50 @@
+// `vbladed --check` opens every backing file and looks up every interface as
+// serving would, and says what cannot be served with the fix, exit 1.
+//
+// Network safety: vbladed runs only inside a namespace this test creates,
+// with a veth pair it creates; --check sends nothing, but is kept out of the
+// root namespace all the same.
+
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { patternFile, tempDir } from '../helpers/files';
+import { createNetns, createVeth, requireRoot } from '../helpers/netns';
+import { REPO } from '../helpers/targets';
+
+const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
+
+if (requireRoot(t)) {
+  t.test('--check: files and interfaces', async (t) => {
+    const ns = await createNetns(t, 'check');
+    const veth = await createVeth(t, ns, ns);
+    const dir = tempDir(t, 'check');
+    const file = await patternFile(t, 64);
+    const conf = path.join(dir, 'vblade.conf');
+    const check = () => ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+
+    fs.writeFileSync(conf, `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n`);
+    const good = await check();
+    t.equal(good.code, 0, good.stderr);
+    t.match(good.stdout, `${conf}: OK, 1 export\n  e1.1 on ${veth.a.ifname}: ${file} `);
+    t.equal(good.stderr, '');
+
+    const missing = path.join(dir, 'missing.img');
+    fs.writeFileSync(
+      conf,
+      `[export e1.1]\nfile = ${missing}\ninterfaces = ${veth.a.ifname}\n\n[export e1.2]\nfile = ${file}\ninterfaces = ${veth.a.ifname} ${veth.a.ifname}x\n`,
+    );
+    const bad = await check();
+    t.equal(bad.code, 1);
+    t.equal(bad.stdout, '', 'no OK');
+    t.equal(
+      bad.stderr,
+      [
+        `vbladed: e1.1: cannot open ${missing}: no such file; check the path or create it (e.g. truncate -s 1G ${missing})`,
+        `vbladed: e1.2: interface ${veth.a.ifname}x not found; list interfaces with \`ip link\``,
+        `vbladed: ${conf}: 2 problems; fix them and check again`,
+        '',
+      ].join('\n'),
+    );
+  });
+}
