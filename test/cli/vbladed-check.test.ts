@@ -26,7 +26,7 @@ if (requireRoot(t)) {
     fs.writeFileSync(conf, `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n`);
     const good = await check();
     t.equal(good.code, 0, good.stderr);
-    t.match(good.stdout, `${conf}: OK, 1 export\n  e1.1 on ${veth.a.ifname}: ${file} `);
+    t.match(good.stdout, `${conf}: OK, 1 export\n  e1.1 on ${veth.a.ifname}: ${file}, read-write`);
     t.equal(good.stderr, '');
 
     const missing = path.join(dir, 'missing.img');

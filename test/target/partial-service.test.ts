@@ -38,11 +38,12 @@ function states(server: Server): Record<string, Record<string, string>> {
 
 t.test('e1.1 on an existing interface, e1.2 on a missing one: e1.1 serves, e1.2 when its interface appears', async (t) => {
   const file = await patternFile(t, 64);
+  const other = await patternFile(t, 64);
   const net = new FakeNetwork();
   net.addInterface('fake0');
   const server = await start(t, net, [
     exportOf(file, { slot: 1, interfaces: ['fake0'] }),
-    exportOf(file, { slot: 2, interfaces: ['fake9'] }),
+    exportOf(other, { slot: 2, interfaces: ['fake9'] }),
   ]);
   t.ok(await readsSector0(new Initiator(net, 'fake0'), 1), 'e1.1 answers on fake0');
   t.same(states(server), { 'e1.1': { fake0: 'serving' }, 'e1.2': { fake9: 'waiting for the interface' } });
