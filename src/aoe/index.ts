@@ -10,3 +10,4 @@ export * from './reserve';
 export * from './target-state';
 export * from './frame-context';
 export * from './dispatch';
+export * from './unsaved-state';

@@ -20,7 +20,14 @@ import { setAoeError } from './header';
 import { MacList } from './mac-list';
 import type { TargetState } from './target-state';
 
-function writeMaskReply(tx: Uint8Array, t: number, mcmd: number, merror: number, list: MacList | null, dirCount: number): number {
+export function writeMaskReply(
+  tx: Uint8Array,
+  t: number,
+  mcmd: number,
+  merror: number,
+  list: MacList | null,
+  dirCount: number,
+): number {
   tx[t + OFF_MASK_RESERVED] = 0;
   tx[t + OFF_MASK_MCMD] = mcmd;
   tx[t + OFF_MASK_MERROR] = merror;

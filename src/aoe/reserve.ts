@@ -6,7 +6,7 @@ import { Outcome, type FrameContext } from './frame-context';
 import { setAoeError } from './header';
 import type { TargetState } from './target-state';
 
-function writeReserveReply(tx: Uint8Array, t: number, rcmd: number, st: TargetState): number {
+export function writeReserveReply(tx: Uint8Array, t: number, rcmd: number, st: TargetState): number {
   const list = st.reserve;
   tx[t + OFF_RES_RCMD] = rcmd;
   tx[t + OFF_RES_NMACS] = list.count;
