@@ -25,8 +25,25 @@ export class Export {
   inflight = 0;
   /** Set when the export is being removed: no new requests are accepted. */
   closing = false;
-  /** State version last handed to the persistence hook. */
+  /**
+   * Why the export does not serve (its saved state could not be read; see
+   * Server.stats), or null. A held export answers nothing until an operator
+   * restores or resets its state.
+   */
+  held: string | null = null;
+  /** State version last handed to the persistence hook (a save of it may still run). */
   savedVersion = 0;
+  /** State version known to be on disk (equal to `state.version` when state lives in memory only). */
+  durableVersion = 0;
+  /** The state as last saved: what a failed save goes back to. */
+  durableState: ExportState;
+  /** Request slots of replies held until the state they show is durable (engine.ts). */
+  readonly heldReplies: number[] = [];
+  /** A save of this export is running (saves of one export never overlap). */
+  saving = false;
+  /** Saves that failed since start, and the last failure's message (stats, metrics). */
+  failedSaves = 0;
+  lastSaveError: string | null = null;
 
   /** Writes (in sync mode) and flushes waiting for, or answered by, an fdatasync. */
   readonly groupCommit: GroupCommit;
@@ -50,8 +67,14 @@ export class Export {
     this.state = new TargetState(config.shelf, config.slot, store.sectors, config.readOnly, config.bufferCount, identify);
     this.state.mask.setStrings(config.macMask);
     if (initial) this.restore(initial);
-    this.savedVersion = this.state.version;
+    this.savedVersion = this.durableVersion = this.state.version;
+    this.durableState = this.snapshotState();
     this.groupCommit = new GroupCommit(requestSlots);
+  }
+
+  /** Whether the state in force is on disk. */
+  get durable(): boolean {
+    return this.durableVersion === this.state.version;
   }
 
   restore(s: ExportState): void {
