@@ -1,6 +1,6 @@
 // `vblade ctl`: the control socket's client.
 //
-//   vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT]
+//   vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]
 //
 // Commands and their help come from control.ts COMMANDS. Without --socket
 // or --name it uses the only *.sock in the run directory.
@@ -18,6 +18,8 @@ export interface CtlOptions {
   json: boolean;
   command: string;
   export?: string;
+  /** MAC addresses of set-mask, add-mask, del-mask, set-reserve. */
+  macs?: string[];
 }
 
 /** The socket to talk to; throws a message when it cannot be decided. */
@@ -49,6 +51,12 @@ function formatList(result: {
     const what = c.nullStore ? `null:${c.nullSectors}` : c.file;
     const flags = [c.readOnly ? 'ro' : 'rw', c.direct ? 'direct' : '', c.sync ? 'sync' : ''].filter(Boolean).join(',');
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
+    if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
+    if (e.stateDurable === false) lines.push('\tstate: NOT SAVED yet (a save is running)');
+    if (e.failedSaves)
+      lines.push(
+        `\tstate saves failed: ${e.failedSaves}, last: ${e.lastSaveError ?? '?'} (the state in force is the last one saved)`,
+      );
     lines.push(`\tmask: ${e.state.macMask.length ? e.state.macMask.join(' ') : '(empty: everyone)'}`);
     lines.push(`\treserve: ${e.state.reserve.length ? e.state.reserve.join(' ') : '(none)'}`);
     lines.push(`\tconfig: ${JSON.stringify(e.state.config)}`);
@@ -74,7 +82,40 @@ export function formatResult(command: string, result: unknown): string {
     case 'clear-mask':
     case 'clear-reserve': {
       const r = result as { key: string };
-      return `${r.key}: ${command === 'clear-mask' ? 'mask list cleared' : 'reservation released'}`;
+      return `${r.key}: ${command === 'clear-mask' ? 'mask list cleared' : 'reservation released'} and saved`;
+    }
+    case 'set-mask':
+    case 'add-mask':
+    case 'del-mask': {
+      const r = result as { key: string; macMask: string[] };
+      return `${r.key}: mask saved: ${r.macMask.length ? r.macMask.join(' ') : '(empty: every initiator is allowed)'}`;
+    }
+    case 'set-reserve': {
+      const r = result as { key: string; reserve: string[] };
+      return `${r.key}: reservation saved: ${r.reserve.join(' ')}`;
+    }
+    case 'show-state': {
+      const r = result as {
+        key: string;
+        held?: string;
+        inForce: { config: string; macMask: string[]; reserve: string[] };
+        file: string;
+        onDisk?: { config: string; macMask: string[]; reserve: string[] };
+        absent?: boolean;
+        unreadable?: string;
+      };
+      const show = (s: { config: string; macMask: string[]; reserve: string[] }): string =>
+        `config ${JSON.stringify(s.config)}; mask ${s.macMask.join(' ') || '(empty)'}; reserve ${s.reserve.join(' ') || '(none)'}`;
+      const lines = [`${r.key}: ${r.held !== undefined ? `NOT SERVED, held: ${r.held}` : 'served'}`];
+      lines.push(`\tin force: ${r.held !== undefined ? '(nothing: not served)' : show(r.inForce)}`);
+      lines.push(`\t${r.file}: ${r.onDisk ? show(r.onDisk) : r.absent ? '(no file)' : `unreadable: ${r.unreadable ?? '?'}`}`);
+      return lines.join('\n');
+    }
+    case 'restore-state':
+    case 'reset-state': {
+      const r = result as { key: string; keptAs?: string };
+      const kept = r.keptAs ? `; the unreadable file is kept as ${r.keptAs}` : '';
+      return `${r.key}: ${command === 'restore-state' ? 'state restored from its file' : 'state reset to empty'}, saved, and served${kept}`;
     }
     case 'reload': {
       const d = result as { added: string[]; removed: string[]; changed: string[] };
@@ -90,7 +131,7 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
   let parsed: CtlOptions | undefined;
   let y = yargs([...argv])
     .scriptName('vblade ctl')
-    .usage('usage: vblade ctl [--socket FILE | --name NAME] [--json] COMMAND [EXPORT]')
+    .usage('usage: vblade ctl [--socket FILE | --name NAME] [--json] COMMAND [EXPORT [MAC...]]')
     .option('socket', { type: 'string', describe: 'control socket of the vbladed to talk to' })
     .option('name', { type: 'string', describe: 'instance name: uses RUN-DIR/NAME.sock' })
     .option('run-dir', { type: 'string', default: '/run/vblade', describe: 'where vbladed keeps its sockets' })
@@ -104,11 +145,18 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
     .help()
     .version(false);
   for (const c of COMMANDS) {
-    const pos = c.exportArg === 'required' ? `${c.name} <export>` : c.exportArg === 'optional' ? `${c.name} [export]` : c.name;
+    let pos = c.exportArg === 'required' ? `${c.name} <export>` : c.exportArg === 'optional' ? `${c.name} [export]` : c.name;
+    if (c.macsArg) pos += ' <macs..>';
     y = y.command(
       pos,
       c.summary,
-      (b) => (c.exportArg === 'none' ? b : b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' })),
+      (b) => {
+        if (c.exportArg === 'none') return b;
+        const withExport = b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' });
+        return c.macsArg
+          ? withExport.positional('macs', { type: 'string', array: true, describe: 'MAC addresses, e.g. 52:54:00:12:34:56' })
+          : withExport;
+      },
       (args) => {
         parsed = {
           command: c.name,
@@ -118,6 +166,8 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
         if (typeof args.socket === 'string') parsed.socket = args.socket;
         if (typeof args.name === 'string') parsed.name = args.name;
         if (typeof args.export === 'string') parsed.export = args.export;
+        const macs = (args as { macs?: unknown }).macs;
+        if (Array.isArray(macs)) parsed.macs = macs.map(String);
       },
     );
   }
@@ -145,8 +195,9 @@ export async function runCtl(argv: readonly string[]): Promise<number> {
     return 1;
   }
   try {
-    const req: { command: string; export?: string } = { command: o.command };
+    const req: { command: string; export?: string; macs?: string[] } = { command: o.command };
     if (o.export) req.export = o.export;
+    if (o.macs) req.macs = o.macs;
     const reply = await controlRequest(socket, req);
     if (!reply.ok) {
       process.stderr.write(`vblade ctl ${o.command}: ${reply.error}\n`);

@@ -56,12 +56,16 @@ options of aoe-target:
   --null         serve zeros and drop writes instead of using a file; the file
                  argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
   --state-dir D  persist the config string, MAC mask and reserve list in D
+                 (owned by this user, mode 0750 or stricter); a change is
+                 acknowledged only once saved
   --log-level L  fatal, error, warn, info (default), debug
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
 
   vblade ctl COMMAND   ask a running vbladed/vblade --config: list, stats,
-                       show-mask, clear-mask, show-reserve, clear-reserve, reload
+                       show-mask, clear-mask, set-mask, add-mask, del-mask,
+                       show-reserve, clear-reserve, set-reserve, show-state,
+                       restore-state, reset-state, reload
 
 Start-up prints "pid N: e<shelf>.<slot>, S sectors O_RDWR|O_RDONLY" on
 standard output; logs go to standard error as JSON lines.`;
@@ -197,6 +201,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw e;
   }
   const e = server.exports[0];
+  if (e.held !== null) {
+    // No control socket here to restore or reset it: refuse rather than serve without the saved mask and reservation.
+    await server.stop();
+    process.stderr.write(
+      `vblade: e${c.shelf}.${c.slot} is not served: ${e.held.replace(/; not served until.*$/, '')}. Fix the file, or move it away to start with empty state (its MAC mask and reservation are then lost)\n`,
+    );
+    return 1;
+  }
   process.stdout.write(
     `pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors ${c.readOnly ? 'O_RDONLY' : 'O_RDWR'}\n`,
   );

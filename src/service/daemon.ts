@@ -197,7 +197,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   };
 
   const target: ControlTarget = {
-    request: (op, key) => supervisor.request(op, key),
+    request: (op, key, macs) => supervisor.request(op, key, macs),
     reload,
     status: () => supervisor.status(),
   };

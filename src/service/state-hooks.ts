@@ -1,5 +1,6 @@
 // Connects a server's state changes to the on-disk state store, or keeps
-// state in memory only when no state directory is configured.
+// state in memory only when no state directory is configured. With a store,
+// the server answers a state change only once saveState resolved.
 
 import type { Logger } from 'pino';
 import type { ServerHooks } from '../target/server';
@@ -12,7 +13,6 @@ export function stateHooks(stateDir: string | undefined, log: Logger): ServerHoo
   store.open();
   return {
     initialState: (key) => store.load(key),
-    // The store logs a failed write itself; a rejection here has no one to tell.
-    onStateChange: (key, state) => void store.save(key, state).catch(() => undefined),
+    saveState: (key, state) => store.save(key, state),
   };
 }
