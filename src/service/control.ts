@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { checkPrivateDir } from './private-dir';
 import type { WorkerOp } from './worker';
 
 /** What the control socket drives: the supervisor, which asks its worker. */
@@ -222,6 +223,7 @@ export class ControlServer {
   static async listen(target: ControlTarget, opts: ControlServerOptions): Promise<ControlServer> {
     const p = opts.socketPath;
     fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
+    checkPrivateDir(path.dirname(p), 'control socket directory');
     if (fs.existsSync(p)) {
       if (await socketAlive(p))
         throw new Error(`another process answers on the control socket ${p}; stop it or set control-socket to another path`);

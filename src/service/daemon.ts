@@ -19,6 +19,7 @@ import { ControlServer, type ControlTarget } from './control';
 import { createLogger, type LogOptions } from './log';
 import { MetricsServer } from './metrics';
 import { ExportLocks, PidFile } from './pidfile';
+import { checkPrivateDir } from './private-dir';
 import { SdNotify } from './sd-notify';
 import { DEFAULT_BACKOFF, Supervisor, type Backoff } from './supervisor';
 
@@ -99,6 +100,12 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   );
   try {
     fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
+    // Where the pid file, locks and control socket go: nobody else may plant links there.
+    for (const dir of new Set([settings.runDir, path.dirname(settings.pidFile)])) checkPrivateDir(dir, 'run directory');
+    if (settings.stateDir) {
+      fs.mkdirSync(settings.stateDir, { recursive: true, mode: 0o750 });
+      checkPrivateDir(settings.stateDir, 'state directory');
+    }
     const pidFile = PidFile.acquire(settings.pidFile, {
       what: `instance ${settings.name}`,
       onStale: ({ file, pid }) =>
