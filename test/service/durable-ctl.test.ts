@@ -19,15 +19,14 @@ const M2 = '52:54:00:00:00:02';
 
 async function setup(
   t: TestLike,
-  files: Record<string, string | 'dir'>,
+  files: Record<string, string>,
+  dirs: string[] = [],
 ): Promise<{ core: WorkerCore; stateDir: string; initiator: Initiator }> {
   const dir = tempDir(t, 'durable-ctl');
   const stateDir = path.join(dir, 'state');
   fs.mkdirSync(stateDir, { mode: 0o750 });
-  for (const [name, text] of Object.entries(files)) {
-    if (text === 'dir') fs.mkdirSync(path.join(stateDir, name));
-    else fs.writeFileSync(path.join(stateDir, name), text);
-  }
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(stateDir, name), text);
+  for (const name of dirs) fs.mkdirSync(path.join(stateDir, name));
   const backing = path.join(dir, 'disk.img');
   fs.writeFileSync(backing, Buffer.alloc(64 * 512));
   const net = new FakeNetwork();
@@ -73,7 +72,7 @@ t.test('a held export: list says so, nothing is answered, restore-state after a 
 });
 
 t.test('reset-state sets a directory in place of the file aside and starts with the configured mask', async (t) => {
-  const { core, stateDir } = await setup(t, { 'e1.3.json': 'dir' });
+  const { core, stateDir } = await setup(t, {}, ['e1.3.json']);
   const r = (await core.request('reset-state', 'e1.3')) as { keptAs: string; state: unknown };
   t.match(r.keptAs, new RegExp(`^${stateDir}/e1\\.3\\.json\\.corrupt-[0-9T-]+Z$`));
   t.ok(fs.statSync(r.keptAs).isDirectory(), 'kept');
