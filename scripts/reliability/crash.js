@@ -86,7 +86,11 @@ runScript(async (t) => {
         .map(([e, n]) => `${e} ${n}`)
         .join(', ')}`,
     );
-    console.log(`  changes acknowledged       ${r.acknowledged}`);
+    const ms = [...r.ackMs].sort((a, b) => a - b);
+    const pct = (p) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))].toFixed(1);
+    console.log(
+      `  changes acknowledged       ${r.acknowledged} (round trip incl. the save: median ${pct(50)} ms, p99 ${pct(99)} ms)`,
+    );
     console.log(`  acknowledged and lost      ${r.lost}`);
     console.log(`  refused (error 3, full)    ${r.refused}; took effect anyway ${r.appeared}`);
     for (const p of r.problems) t.fail(p);

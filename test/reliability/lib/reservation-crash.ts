@@ -12,6 +12,7 @@
 // `plain-kill` use `vblade --state-dir` instead. Processes are stopped by pid.
 
 import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { DiscoveredTarget } from '../../../src/client/client';
 import { AoeError } from '../../../src/client/errors';
@@ -42,6 +43,8 @@ export interface ReservationReport {
   refused: number;
   appeared: number;
   events: Record<string, number>;
+  /** Round-trip time of each acknowledged change (ms): the save is inside it. */
+  ackMs: number[];
   problems: string[];
 }
 
@@ -111,7 +114,7 @@ export async function reservationRounds(
   opts: { rounds: number; seed: number; events?: readonly ReservationEvent[]; log?: (l: string) => void },
 ): Promise<ReservationReport> {
   const rng = new Rng(opts.seed);
-  const rep: ReservationReport = { acknowledged: 0, lost: 0, refused: 0, appeared: 0, events: {}, problems: [] };
+  const rep: ReservationReport = { acknowledged: 0, lost: 0, refused: 0, appeared: 0, events: {}, ackMs: [], problems: [] };
   for (const event of opts.events ?? RESERVATION_EVENTS) {
     for (let round = 0; round < opts.rounds; round++) {
       await oneRound(t, event, rng, rep, opts.log);
@@ -149,7 +152,9 @@ async function oneRound(
   const changes = 1 + rng.int(4);
   for (let i = 0; i < changes; i++) {
     const want = randomList(rng);
+    const sent = performance.now();
     acked = await client.reserveForceSet(target, want);
+    rep.ackMs.push(performance.now() - sent);
     rep.acknowledged++;
     if (acked.join() !== want.join()) rep.problems.push(`${event}: the reply listed ${acked.join(' ')} for ${want.join(' ')}`);
   }
