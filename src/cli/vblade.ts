@@ -16,7 +16,7 @@ import {
   type DaemonKeys,
 } from '../config/config-file';
 import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTunables } from '../config/export-config';
-import { ConfigError, Server, StoreError } from '../target/server';
+import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
 import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 
@@ -186,10 +186,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   const c = parsed.config!;
   const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
   let server: Server;
+  let hooks: ServerHooks;
   try {
     const { stateHooks } = await import('../service/state-hooks');
+    hooks = stateHooks(parsed.stateDir, log);
+  } catch (e) {
+    // A state directory others may write to, or one that cannot be created: the message says what to do.
+    process.stderr.write(`vblade: ${(e as Error).message}\n`);
+    return 1;
+  }
+  try {
     // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
-    server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log), {
+    server = await Server.start(serverConfig, log, hooks, {
       ...tunables,
       wrapIoRing: (io) => withTestFaults(io),
     });
