@@ -10,7 +10,16 @@
 import { performance } from 'node:perf_hooks';
 import { abortAtaReply, setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
-import { ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE } from '../aoe/constants';
+import {
+  ATA_HEADER_LEN,
+  Command,
+  MIN_FRAME_LEN,
+  OFF_ATA_DATA,
+  OFF_ATA_SECTORS,
+  OFF_CMD,
+  OFF_SRC,
+  SECTOR_SIZE,
+} from '../aoe/constants';
 import { respond } from '../aoe/dispatch';
 import { rewriteAsUnsaved } from '../aoe/unsaved-state';
 import { Outcome } from '../aoe/frame-context';
@@ -258,6 +267,11 @@ export class Engine {
   }
 
   private serve(link: Link, e: Export, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    // While a state change is being saved, ATA access needs the saved state's consent too (a retransmission finds it saved).
+    if (e.state.version !== e.durableVersion && ring[off + OFF_CMD] === Command.Ata && !e.admittedBySaved(ring, off + OFF_SRC)) {
+      e.counters[ExportCounter.MaskDrops]++;
+      return false;
+    }
     const tx = link.allocTx();
     if (tx < 0) {
       link.counters[LinkCounter.TxDrops]++;

@@ -242,7 +242,7 @@ export class Server {
   private persist(e: Export): void {
     if (!this.hooks.saveState) {
       e.savedVersion = e.durableVersion = e.state.version;
-      e.durableState = e.snapshotState();
+      e.setDurable(e.snapshotState());
       this.hooks.onStateChange?.(e.key, e.durableState);
       this.settleWaiters(e, null);
       return;
@@ -256,7 +256,7 @@ export class Server {
       () => {
         e.saving = false;
         e.durableVersion = version;
-        e.durableState = state;
+        e.setDurable(state);
         this.engine.stateSaved(e, version);
         this.settleWaiters(e, null);
         if (e.state.version !== e.savedVersion) this.persist(e);

@@ -230,3 +230,23 @@ t.test('an export whose saved state is unreadable is held: no reply at all until
   const r = await initiator.configReply(initiator.queryConfig());
   t.equal(Buffer.from(r.config.config).toString('latin1'), 'fixed');
 });
+
+t.test('while a release is being saved, the old reservation still governs I/O', async (t) => {
+  const disk = new ManualDisk();
+  disk.initial = { status: 'ok', state: { config: '', macMask: [], reserve: [A] } };
+  const file = await patternFile(t, 64);
+  const { initiator, server, net } = await startInProcess(t, [exportOf(file)], {}, {}, false, disk.hooks());
+  const b = new Initiator(net, initiator.ifname, B);
+  const release = initiator.reserve([]);
+  await settle();
+  const early = b.write(3, patternSectors(3, 2));
+  await settle();
+  t.equal(b.unclaimed(early), 0, "B's write is not served before the release is saved (B retransmits)");
+  t.equal(server.stats().exports[0].counters.writes, 0, 'and not executed');
+  const own = await initiator.ataReply(initiator.read(1, 1));
+  t.notOk(own.header.error, 'the holder is served meanwhile');
+  disk.next(false);
+  t.equal((await initiator.reply(release)).header.errorCode, 3, 'the release failed');
+  const retry = await b.ataReply(b.write(3, patternSectors(3, 2)));
+  t.equal(retry.header.errorCode, 6, 'still reserved for A: B is refused');
+});
