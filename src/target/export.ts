@@ -35,6 +35,8 @@ export class Export {
   savedVersion = 0;
   /** State version known to be on disk (equal to `state.version` when state lives in memory only). */
   durableVersion = 0;
+  /** ExportState.configMask as restored, carried into every save so the state file keeps it. */
+  configMask: string[] | undefined;
   /** The state as last saved: what a failed save goes back to. */
   durableState!: ExportState;
   /** Its mask and reserve lists, for the access check while a change is being saved (admittedBySaved). */
@@ -104,13 +106,16 @@ export class Export {
     this.state.setConfigString(s.config);
     this.state.mask.setStrings(s.macMask);
     this.state.reserve.setStrings(s.reserve);
+    this.configMask = s.configMask?.slice();
   }
 
   snapshotState(): ExportState {
-    return {
+    const s: ExportState = {
       config: this.state.configString(),
       macMask: this.state.mask.toStrings(),
       reserve: this.state.reserve.toStrings(),
     };
+    if (this.configMask) s.configMask = this.configMask.slice();
+    return s;
   }
 }

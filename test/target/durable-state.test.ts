@@ -250,3 +250,15 @@ t.test('while a release is being saved, the old reservation still governs I/O', 
   const retry = await b.ataReply(b.write(3, patternSectors(3, 2)));
   t.equal(retry.header.errorCode, 6, 'still reserved for A: B is refused');
 });
+
+t.test("the saved configMask is carried into the next save (the reload's record of the config's mask)", async (t) => {
+  const disk = new ManualDisk();
+  disk.initial = { status: 'ok', state: { config: '', macMask: [], reserve: [], configMask: [B] } };
+  const file = await patternFile(t, 64);
+  const { initiator } = await startInProcess(t, [exportOf(file)], {}, {}, false, disk.hooks());
+  const tag = initiator.reserve([A]);
+  await settle();
+  t.same(disk.saves[0].state, { config: '', macMask: [], reserve: [A], configMask: [B] });
+  disk.next();
+  await initiator.reply(tag);
+});
