@@ -11,3 +11,4 @@ export * from './broadcast-edit';
 export * from './target-state';
 export * from './frame-context';
 export * from './dispatch';
+export * from './unsaved-state';

@@ -1,6 +1,6 @@
 // `vblade ctl`: the control socket's client.
 //
-//   vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT]
+//   vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]
 //
 // Commands and their help come from control.ts COMMANDS. Without --socket
 // or --name it uses the only *.sock in the run directory that a vbladed
@@ -17,7 +17,7 @@ import { describeSize } from '../config/export-config';
 import type { ServerStats } from '../target/server';
 import { formatStatsTables } from './stats-table';
 
-const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT]';
+const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]';
 /** yargs's message when no command is given; answered with the list of commands. */
 const NO_COMMAND = 'give a command';
 
@@ -28,6 +28,8 @@ export interface CtlOptions {
   json: boolean;
   command: string;
   export?: string;
+  /** MAC addresses of set-mask, add-mask, del-mask, set-reserve. */
+  macs?: string[];
 }
 
 export interface ResolvedSocket {
@@ -100,6 +102,12 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
       .join(',');
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
+    if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
+    if (e.stateDurable === false) lines.push('\tstate: NOT SAVED yet (a save is running)');
+    if (e.failedSaves)
+      lines.push(
+        `\tstate saves failed: ${e.failedSaves}, last: ${e.lastSaveError ?? '?'} (the state in force is the last one saved)`,
+      );
     lines.push(`\tmask: ${e.state.macMask.length ? e.state.macMask.join(' ') : '(empty: everyone)'}`);
     lines.push(`\treserve: ${e.state.reserve.length ? e.state.reserve.join(' ') : '(none)'}`);
     lines.push(`\tconfig: ${JSON.stringify(e.state.config)}`);
@@ -127,7 +135,40 @@ export function formatResult(command: string, result: unknown): string {
     case 'clear-mask':
     case 'clear-reserve': {
       const r = result as { key: string };
-      return `${r.key}: ${command === 'clear-mask' ? 'mask list cleared' : 'reservation released'}`;
+      return `${r.key}: ${command === 'clear-mask' ? 'mask list cleared' : 'reservation released'} and saved`;
+    }
+    case 'set-mask':
+    case 'add-mask':
+    case 'del-mask': {
+      const r = result as { key: string; macMask: string[] };
+      return `${r.key}: mask saved: ${r.macMask.length ? r.macMask.join(' ') : '(empty: every initiator is allowed)'}`;
+    }
+    case 'set-reserve': {
+      const r = result as { key: string; reserve: string[] };
+      return `${r.key}: reservation saved: ${r.reserve.join(' ')}`;
+    }
+    case 'show-state': {
+      const r = result as {
+        key: string;
+        held?: string;
+        inForce: { config: string; macMask: string[]; reserve: string[] };
+        file: string;
+        onDisk?: { config: string; macMask: string[]; reserve: string[] };
+        absent?: boolean;
+        unreadable?: string;
+      };
+      const show = (s: { config: string; macMask: string[]; reserve: string[] }): string =>
+        `config ${JSON.stringify(s.config)}; mask ${s.macMask.join(' ') || '(empty)'}; reserve ${s.reserve.join(' ') || '(none)'}`;
+      const lines = [`${r.key}: ${r.held !== undefined ? `NOT SERVED, held: ${r.held}` : 'served'}`];
+      lines.push(`\tin force: ${r.held !== undefined ? '(nothing: not served)' : show(r.inForce)}`);
+      lines.push(`\t${r.file}: ${r.onDisk ? show(r.onDisk) : r.absent ? '(no file)' : `unreadable: ${r.unreadable ?? '?'}`}`);
+      return lines.join('\n');
+    }
+    case 'restore-state':
+    case 'reset-state': {
+      const r = result as { key: string; keptAs?: string };
+      const kept = r.keptAs ? `; the unreadable file is kept as ${r.keptAs}` : '';
+      return `${r.key}: ${command === 'restore-state' ? 'state restored from its file' : 'state reset to empty'}, saved, and served${kept}`;
     }
     case 'resize': {
       const r = result as { key: string; file: string; oldSectors: number; newSectors: number; unchanged?: string };
@@ -177,11 +218,18 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
     .help()
     .version(false);
   for (const c of COMMANDS) {
-    const pos = c.exportArg === 'required' ? `${c.name} <export>` : c.exportArg === 'optional' ? `${c.name} [export]` : c.name;
+    let pos = c.exportArg === 'required' ? `${c.name} <export>` : c.exportArg === 'optional' ? `${c.name} [export]` : c.name;
+    if (c.macsArg) pos += ' <macs..>';
     y = y.command(
       pos,
       c.summary,
-      (b) => (c.exportArg === 'none' ? b : b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' })),
+      (b) => {
+        if (c.exportArg === 'none') return b;
+        const withExport = b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' });
+        return c.macsArg
+          ? withExport.positional('macs', { type: 'string', array: true, describe: 'MAC addresses, e.g. 52:54:00:12:34:56' })
+          : withExport;
+      },
       (args) => {
         parsed = {
           command: c.name,
@@ -191,6 +239,8 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
         if (typeof args.socket === 'string') parsed.socket = args.socket;
         if (typeof args.name === 'string') parsed.name = args.name;
         if (typeof args.export === 'string') parsed.export = args.export;
+        const macs = (args as { macs?: unknown }).macs;
+        if (Array.isArray(macs)) parsed.macs = macs.map(String);
       },
     );
   }
@@ -230,8 +280,9 @@ export async function runCtl(argv: readonly string[], io: CtlOutput = PROCESS_OU
     return 1;
   }
   try {
-    const req: { command: string; export?: string } = { command: o.command };
+    const req: { command: string; export?: string; macs?: string[] } = { command: o.command };
     if (o.export) req.export = o.export;
+    if (o.macs) req.macs = o.macs;
     const reply = await controlRequest(socket, req);
     if (!reply.ok) {
       io.err(`vblade ctl ${o.command}: ${reply.error}\n`);

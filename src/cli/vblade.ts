@@ -17,12 +17,12 @@ import {
   type DaemonKeys,
 } from '../config/config-file';
 import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTunables } from '../config/export-config';
-import { ConfigError, Server, StoreError } from '../target/server';
+import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
 import { LOG_SERIALIZERS } from '../service/log';
 import { withTestFaults } from '../testing/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
-import { checkUserExists, switchToUser, UserError } from '../service/privilege';
+import { checkUserExists, switchToUser, uidToBecome, UserError } from '../service/privilege';
 import { packageVersion } from './version';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
@@ -64,6 +64,8 @@ options of aoe-target:
                  active-active failover pair on one shared disk): start even
                  when one answers (vblade.conf: shared = yes)
   --state-dir D  persist the config string, MAC mask and reserve list in D
+                 (owned by this user, mode 0750 or stricter); a change is
+                 acknowledged only once saved
   --user USER    started as root: once the file and the socket are open,
                  become USER (and its groups) keeping only CAP_NET_RAW;
                  --state-dir must be writable by USER
@@ -229,11 +231,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   const c = parsed.config!;
   const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
   let server: Server;
+  let hooks: ServerHooks;
   try {
     if (parsed.user !== undefined) checkUserExists(loadAddon(), parsed.user);
     const { stateHooks } = await import('../service/state-hooks');
+    hooks = stateHooks(parsed.stateDir, log, parsed.user === undefined ? undefined : uidToBecome(loadAddon(), parsed.user));
+  } catch (e) {
+    // A state directory others may write to, or one that cannot be created: the message says what to do.
+    process.stderr.write(`vblade: ${(e as Error).message}\n`);
+    return 1;
+  }
+  try {
     // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
-    server = await Server.start(serverConfig, log, stateHooks(parsed.stateDir, log), {
+    server = await Server.start(serverConfig, log, hooks, {
       ...tunables,
       wrapIoRing: (io) => withTestFaults(io),
     });
@@ -260,6 +270,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   }
   const e = server.exports[0];
+  if (e.held !== null) {
+    // No control socket here to restore or reset it: refuse rather than serve without the saved mask and reservation.
+    await server.stop();
+    process.stderr.write(
+      `vblade: e${c.shelf}.${c.slot} is not served: ${e.held.replace(/; not served until.*$/, '')}. Fix the file, or move it away to start with empty state (its MAC mask and reservation are then lost)\n`,
+    );
+    return 1;
+  }
   process.stdout.write(
     `pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors ${c.readOnly ? 'O_RDONLY' : 'O_RDWR'}\n`,
   );

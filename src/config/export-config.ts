@@ -120,3 +120,10 @@ export function describeSize(sectors: number): string {
   }
   return `${sectors} sectors (${u === 'bytes' ? v : Number(v.toFixed(1))} ${u})`;
 }
+
+/** What the state directory holds for one export when it starts. */
+export type SavedState =
+  | { status: 'absent' }
+  | { status: 'ok'; state: ExportState }
+  /** The file could not be read; it is left where it is, so the export stays held across restarts. */
+  | { status: 'unreadable'; file: string; reason: string };

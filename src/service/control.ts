@@ -2,6 +2,7 @@
 // 0660, group control-group) speaking line-delimited JSON.
 //
 //   request   {"id": 1, "command": "show-mask", "export": "e1.1"}\n
+//             {"id": 2, "command": "add-mask", "export": "e1.1", "macs": ["52:54:00:12:34:56"]}\n
 //   reply     {"id": 1, "ok": true, "result": {...}}\n
 //             {"id": 1, "ok": false, "error": "no export e9.9; ..."}\n
 //
@@ -16,11 +17,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { checkPrivateDir } from './private-dir';
 import type { WorkerOp } from './worker';
 
 /** What the control socket drives: the supervisor, which asks its worker. */
 export interface ControlTarget {
-  request(op: WorkerOp, key?: string): Promise<unknown>;
+  request(op: WorkerOp, key?: string, macs?: string[]): Promise<unknown>;
   /** Re-reads the configuration (as on SIGHUP); resolves to a summary. */
   reload(): Promise<unknown>;
   /** Supervisor facts (worker pid, restarts, ...); merged into list and stats. */
@@ -32,7 +34,9 @@ export interface CommandDef {
   summary: string;
   /** Whether the command takes an export (eS.L) argument. */
   exportArg: 'none' | 'optional' | 'required';
-  run(target: ControlTarget, exportKey: string | undefined): Promise<unknown>;
+  /** Whether the command takes MAC addresses after the export ("macs" in a request). */
+  macsArg?: boolean;
+  run(target: ControlTarget, exportKey: string | undefined, macs?: string[]): Promise<unknown>;
 }
 
 export const COMMANDS: readonly CommandDef[] = [
@@ -56,9 +60,30 @@ export const COMMANDS: readonly CommandDef[] = [
   },
   {
     name: 'clear-mask',
-    summary: 'empty the MAC mask list of an export (every initiator is allowed again)',
+    summary: 'empty the MAC mask list of an export (every initiator is allowed again); answered once saved',
     exportArg: 'required',
     run: (t, key) => t.request('clear-mask', key),
+  },
+  {
+    name: 'set-mask',
+    summary: 'replace the MAC mask list of an export with these MACs; answered once saved',
+    exportArg: 'required',
+    macsArg: true,
+    run: (t, key, macs) => t.request('set-mask', key, macs),
+  },
+  {
+    name: 'add-mask',
+    summary: 'add MACs to the MAC mask list of an export; answered once saved',
+    exportArg: 'required',
+    macsArg: true,
+    run: (t, key, macs) => t.request('add-mask', key, macs),
+  },
+  {
+    name: 'del-mask',
+    summary: 'remove MACs from the MAC mask list of an export; answered once saved',
+    exportArg: 'required',
+    macsArg: true,
+    run: (t, key, macs) => t.request('del-mask', key, macs),
   },
   {
     name: 'show-reserve',
@@ -68,9 +93,34 @@ export const COMMANDS: readonly CommandDef[] = [
   },
   {
     name: 'clear-reserve',
-    summary: 'release the reservation of an export (e.g. after its holder died)',
+    summary: 'release the reservation of an export (e.g. after its holder died); answered once saved',
     exportArg: 'required',
     run: (t, key) => t.request('clear-reserve', key),
+  },
+  {
+    name: 'set-reserve',
+    summary: 'reserve an export for these MACs (as a Reserve force set); answered once saved',
+    exportArg: 'required',
+    macsArg: true,
+    run: (t, key, macs) => t.request('set-reserve', key, macs),
+  },
+  {
+    name: 'show-state',
+    summary: 'state of an export in force and in its state file (also an unreadable one, and why)',
+    exportArg: 'required',
+    run: (t, key) => t.request('show-state', key),
+  },
+  {
+    name: 'restore-state',
+    summary: 'serve a held export from its state file once it has been fixed',
+    exportArg: 'required',
+    run: (t, key) => t.request('restore-state', key),
+  },
+  {
+    name: 'reset-state',
+    summary: "set a held export's unreadable state file aside and serve it with empty state",
+    exportArg: 'required',
+    run: (t, key) => t.request('reset-state', key),
   },
   {
     name: 'reload',
@@ -94,6 +144,7 @@ export interface ControlRequest {
   id?: unknown;
   command?: unknown;
   export?: unknown;
+  macs?: unknown;
 }
 
 export interface ControlReply {
@@ -114,8 +165,16 @@ export async function dispatch(target: ControlTarget, req: ControlRequest): Prom
   if (cmd.exportArg === 'required' && !key)
     return fail(`${cmd.name} needs an export, e.g. {"command": "${cmd.name}", "export": "e1.1"}`);
   if (cmd.exportArg === 'none' && key) return fail(`${cmd.name} takes no export`);
+  let macs: string[] | undefined;
+  if (cmd.macsArg) {
+    if (!Array.isArray(req.macs) || req.macs.length === 0 || !req.macs.every((m) => typeof m === 'string'))
+      return fail(
+        `${cmd.name} needs MAC addresses, e.g. {"command": "${cmd.name}", "export": "e1.1", "macs": ["52:54:00:12:34:56"]}`,
+      );
+    macs = req.macs;
+  } else if (req.macs !== undefined) return fail(`${cmd.name} takes no MAC addresses`);
   try {
-    return { id, ok: true, result: await cmd.run(target, key) };
+    return { id, ok: true, result: await cmd.run(target, key, macs) };
   } catch (e) {
     return fail((e as Error).message);
   }
@@ -181,6 +240,7 @@ export class ControlServer {
   static async listen(target: ControlTarget, opts: ControlServerOptions): Promise<ControlServer> {
     const p = opts.socketPath;
     fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
+    checkPrivateDir(path.dirname(p), 'control socket directory');
     if (fs.existsSync(p)) {
       if (await socketAlive(p))
         throw new Error(`another process answers on the control socket ${p}; stop it or set control-socket to another path`);

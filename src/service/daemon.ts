@@ -19,6 +19,9 @@ import { ControlServer, type ControlTarget } from './control';
 import { createLogger, logSocketPaths, type LogOptions } from './log';
 import { MetricsServer } from './metrics';
 import { ExportLocks, PidFile } from './pidfile';
+import { checkPrivateDir } from './private-dir';
+import { uidToBecome } from './privilege';
+import { loadAddon } from '../native/addon';
 import { SdNotify } from './sd-notify';
 import { DEFAULT_BACKOFF, Supervisor, type Backoff } from './supervisor';
 
@@ -130,6 +133,14 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   );
   try {
     fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
+    // Where the pid file, locks and control socket go: nobody else may plant links there.
+    for (const dir of new Set([settings.runDir, path.dirname(settings.pidFile)])) checkPrivateDir(dir, 'run directory');
+    if (settings.stateDir) {
+      fs.mkdirSync(settings.stateDir, { recursive: true, mode: 0o750 });
+      // The worker writes it, as `user =` when that is set.
+      const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
+      checkPrivateDir(settings.stateDir, 'state directory', switchTo);
+    }
     const pidFile = PidFile.acquire(settings.pidFile, {
       what: `instance ${settings.name}`,
       // stalePid, not pid: a record's pid is the process that logs it.
@@ -249,7 +260,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   };
 
   const target: ControlTarget = {
-    request: (op, key) => supervisor.request(op, key),
+    request: (op, key, macs) => supervisor.request(op, key, macs),
     reload,
     status: () => supervisor.status(),
   };

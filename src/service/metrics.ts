@@ -4,6 +4,7 @@
 //
 //   per export     vblade_export_<counter>_total{export}     every entry of counters
 //                  vblade_export_sectors / _inflight / _read_only{export}
+//                  vblade_export_state_save_failures_total / _state_unsaved / _held{export}
 //                  vblade_export_latency_seconds{export}     histogram from latencyUsLog2
 //                                                            (bucket i: < 2^i µs) and latencySumUs
 //   per interface  vblade_interface_<counter>_total{interface}
@@ -145,6 +146,22 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     if (typeof e.inflight === 'number') x.gauge('vblade_export_inflight', 'requests in flight', l, e.inflight);
     if (typeof e.readOnly === 'boolean')
       x.gauge('vblade_export_read_only', '1 when the export refuses writes', l, e.readOnly ? 1 : 0);
+    if (typeof e.failedSaves === 'number')
+      x.counter(
+        'vblade_export_state_save_failures_total',
+        'saves of the config string, mask or reserve list that failed (the requests got AoE error 3)',
+        l,
+        e.failedSaves,
+      );
+    if (typeof e.stateDurable === 'boolean')
+      x.gauge('vblade_export_state_unsaved', '1 while the state in force is not on disk yet', l, e.stateDurable ? 0 : 1);
+    if (typeof e.stateDurable === 'boolean' || e.held !== undefined)
+      x.gauge(
+        'vblade_export_held',
+        '1 when the export serves nothing because its saved state is unreadable (see vblade ctl show-state)',
+        l,
+        e.held !== undefined ? 1 : 0,
+      );
     if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
       x.histogram(
         'vblade_export_latency_seconds',

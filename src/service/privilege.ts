@@ -19,6 +19,11 @@ export function checkUserExists(addon: NativeAddon, user: string): void {
   }
 }
 
+/** The uid of the user a root process will become, for the owner checks of its directories. */
+export function uidToBecome(addon: NativeAddon, user: string | undefined): number | undefined {
+  return user === undefined ? undefined : (addon.lookupUser(user)?.uid ?? undefined);
+}
+
 /**
  * Becomes `user` with only CAP_NET_RAW, then checks that the state directory
  * (when there is one) is writable by it. Throws with a message that says

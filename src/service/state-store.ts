@@ -3,23 +3,39 @@
 //
 //   /var/lib/vblade/e1.1.json   {"version":1,"key":"e1.1","config":"...","macMask":[...],"reserve":[...]}
 //
-// Writes are atomic and durable: write a temporary file, fsync it, rename it
-// over the old one, fsync the directory. A reader therefore sees either the
-// old or the new file, never a mix, even across a power cut. Saves of the same
-// export are coalesced: while one write is on its way, later states replace
-// each other and only the newest is written next.
+// Writes are atomic and durable: write a temporary file with an unpredictable
+// name (O_EXCL, O_NOFOLLOW), fsync it, rename it over the old one, fsync the
+// directory. A reader therefore sees either the old or the new file, never a
+// mix, even across a power cut. Saves of the same export are coalesced: while
+// one write is on its way, later states replace each other and only the
+// newest is written next.
 //
-// A file that cannot be read as state is logged, moved aside as
-// NAME.corrupt-<time> (kept for inspection) and treated as absent.
+// The directory must belong to the daemon's user and be writable by nobody
+// else: another user who can create files there could make our writes land
+// elsewhere or feed us a FIFO. State files are opened without following
+// symbolic links, non-blocking, and only regular files are read.
+//
+// A file that cannot be read as state is reported as unreadable and left
+// where it is: the server holds the export (serves nothing from it) until an
+// operator runs `vblade ctl restore-state` (after fixing the file) or
+// `reset-state` (which moves it aside as NAME.corrupt-<time> and starts
+// empty). No message quotes a file's contents.
 
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { ExportState } from '../config/export-config';
+import { MAC_LIST_CAPACITY, MAX_CONFIG_LEN } from '../aoe/constants';
+import type { ExportState, SavedState } from '../config/export-config';
+import { checkPrivateDir } from './private-dir';
 
 const FORMAT_VERSION = 1;
 const KEY_RE = /^e[0-9]+\.[0-9]+$/;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+/** Leftovers of interrupted writes: old (pid) and current (random hex) temporary names. */
+const TEMP_RE = /^\.e[0-9]+\.[0-9]+\.json\.tmp-[0-9a-f]+$/;
+/** A state file is a few kilobytes at most (1024-byte string, 2 × 128 MACs, the config's mask). */
+const MAX_FILE_BYTES = 64 * 1024;
 
 interface Pending {
   /** Newest state not yet handed to a write. */
@@ -36,6 +52,8 @@ export class StateStore {
   constructor(
     readonly dir: string,
     private readonly log: Logger,
+    /** The uid a root daemon becomes (user =): it may own the directory. */
+    private readonly switchTo?: number,
   ) {}
 
   fileOf(key: string): string {
@@ -43,61 +61,60 @@ export class StateStore {
     return path.join(this.dir, `${key}.json`);
   }
 
-  /** Creates the directory (mode 0750) if needed and removes leftovers of interrupted writes. */
+  /**
+   * Creates the directory (mode 0750) if needed, refuses one that others may
+   * write to, and removes leftovers of interrupted writes.
+   */
   open(): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
+    checkPrivateDir(this.dir, 'state directory', this.switchTo);
     for (const name of fs.readdirSync(this.dir)) {
-      if (/^\.e[0-9]+\.[0-9]+\.json\.tmp-[0-9]+$/.test(name)) {
-        fs.rmSync(path.join(this.dir, name), { force: true });
+      if (TEMP_RE.test(name)) {
+        try {
+          fs.unlinkSync(path.join(this.dir, name));
+        } catch {
+          // a directory by that name is not ours to remove
+        }
       }
     }
   }
 
-  /** The saved state of one export, or undefined (none saved, or the file was corrupt and has been moved aside). */
-  load(key: string): ExportState | undefined {
+  /**
+   * The saved state of one export: absent, readable, or unreadable. An
+   * unreadable file is left where it is, so that the export stays held
+   * across restarts until an operator decides (restore-state, reset-state).
+   */
+  load(key: string): SavedState {
     const file = this.fileOf(key);
-    let text: string;
+    const read = readStateFile(file, key);
+    if (read.state) return { status: 'ok', state: read.state };
+    if (read.absent) return { status: 'absent' };
+    const reason = read.reason!;
+    this.log.error(
+      { file, reason },
+      `saved state of ${key} in ${file} is unreadable (${reason}); ${key} is not served until an operator runs "vblade ctl restore-state ${key}" or "vblade ctl reset-state ${key}"`,
+    );
+    return { status: 'unreadable', file, reason };
+  }
+
+  /** What the state file of an export holds now, read as load() reads it, without logging. */
+  inspect(key: string): { file: string; state?: ExportState; absent?: boolean; reason?: string } {
+    const file = this.fileOf(key);
+    return { file, ...readStateFile(file, key) };
+  }
+
+  /** Moves the state file of an export (whatever it is) out of the way as NAME.corrupt-<time>; returns the new name. */
+  setAside(key: string): string | undefined {
+    const file = this.fileOf(key);
+    const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      fs.renameSync(file, aside);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      this.log.error({ err: e, file }, `cannot read saved state of ${key}; starting it with empty state`);
-      return undefined;
+      throw new Error(`cannot move ${file} aside: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
     }
-    const state = decodeState(text, key);
-    if (typeof state === 'string') {
-      const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-      try {
-        fs.renameSync(file, aside);
-      } catch (e) {
-        this.log.error({ err: e, file }, `cannot move the corrupt state file aside`);
-      }
-      this.log.warn(
-        { file, aside, reason: state },
-        `saved state of ${key} is corrupt (${state}); ignored it and kept it as ${aside}`,
-      );
-      return undefined;
-    }
-    return state;
-  }
-
-  /** Every export with a readable saved state. */
-  loadAll(): Map<string, ExportState> {
-    const out = new Map<string, ExportState>();
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
-      throw e;
-    }
-    for (const name of names) {
-      const m = /^(e[0-9]+\.[0-9]+)\.json$/.exec(name);
-      if (!m) continue;
-      const s = this.load(m[1]);
-      if (s) out.set(m[1], s);
-    }
-    return out;
+    this.log.warn({ file, aside }, `moved the state file ${file} aside as ${aside}`);
+    return aside;
   }
 
   /**
@@ -111,7 +128,7 @@ export class StateStore {
       p = { waiters: [] };
       this.pending.set(key, p);
     }
-    p.next = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
+    p.next = copyState(state);
     const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
     if (!p.running) this.pump(key, p);
     return done;
@@ -128,7 +145,7 @@ export class StateStore {
           for (const w of waiters) w.resolve();
         },
         (e: Error) => {
-          this.log.error({ err: e, key }, `cannot save the state of ${key}: ${e.message}`);
+          this.log.error({ err: e.message, key }, `cannot save the state of ${key}: ${e.message}`);
           for (const w of waiters) w.reject(e);
         },
       )
@@ -153,37 +170,102 @@ export class StateStore {
   }
 }
 
-/** Encodes a state as the file's text. */
-export function encodeState(key: string, s: ExportState): string {
-  return JSON.stringify({ version: FORMAT_VERSION, key, config: s.config, macMask: s.macMask, reserve: s.reserve }) + '\n';
+function copyState(s: ExportState): ExportState {
+  const c: ExportState = { config: s.config, macMask: s.macMask.slice(), reserve: s.reserve.slice() };
+  if (s.configMask) c.configMask = s.configMask.slice();
+  return c;
 }
 
-/** Decodes a state file; returns a string saying what is wrong when it is not a valid state of `key`. */
+/**
+ * Reads one state file without following a symbolic link or blocking on a
+ * FIFO; only a regular file of sensible size is read. The reason never
+ * quotes the contents.
+ */
+function readStateFile(file: string, key: string): { state?: ExportState; absent?: boolean; reason?: string } {
+  const c = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { absent: true };
+    if (code === 'ELOOP') return { reason: 'it is a symbolic link, which is not followed' };
+    return { reason: `cannot open it: ${code ?? (e as Error).message}` };
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) return { reason: 'it is a directory, not a file' };
+    if (!st.isFile()) return { reason: 'it is not a regular file (a FIFO, socket or device)' };
+    if (st.size > MAX_FILE_BYTES) return { reason: `it is ${st.size} bytes long; a state file has at most ${MAX_FILE_BYTES}` };
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    const decoded = decodeState(buf.subarray(0, n).toString('utf8'), key);
+    return typeof decoded === 'string' ? { reason: decoded } : { state: decoded };
+  } catch (e) {
+    return { reason: `cannot read it: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Encodes a state as the file's text. */
+export function encodeState(key: string, s: ExportState): string {
+  const o: Record<string, unknown> = { version: FORMAT_VERSION, key, config: s.config, macMask: s.macMask, reserve: s.reserve };
+  if (s.configMask) o.configMask = s.configMask;
+  return JSON.stringify(o) + '\n';
+}
+
+function isMacList(list: unknown): list is string[] {
+  return Array.isArray(list) && list.length <= MAC_LIST_CAPACITY && list.every((m) => typeof m === 'string' && MAC_RE.test(m));
+}
+
+/**
+ * Decodes a state file; returns a string saying what is wrong when it is not
+ * a valid state of `key`. The string never quotes the text (V8's JSON.parse
+ * messages do, so they are not passed on).
+ */
 export function decodeState(text: string, key: string): ExportState | string {
+  if (text.length === 0) return 'it is empty';
   let v: unknown;
   try {
     v = JSON.parse(text);
-  } catch (e) {
-    return `not JSON: ${(e as Error).message}`;
+  } catch {
+    return 'it is not valid JSON (truncated or overwritten?)';
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object';
   const o = v as Record<string, unknown>;
-  if (o.version !== FORMAT_VERSION) return `unknown format version ${JSON.stringify(o.version)}`;
-  if (o.key !== key) return `written for ${JSON.stringify(o.key)}, not ${key}`;
-  if (typeof o.config !== 'string' || o.config.length > 1024) return 'config is not a string of at most 1024 characters';
-  for (const f of ['macMask', 'reserve'] as const) {
-    const list = o[f];
-    if (!Array.isArray(list) || list.length > 255 || !list.every((m) => typeof m === 'string' && MAC_RE.test(m))) {
-      return `${f} is not a list of at most 255 MAC addresses`;
-    }
+  if (o.version !== FORMAT_VERSION) {
+    return typeof o.version === 'number' && Number.isInteger(o.version) && Math.abs(o.version) < 1e6
+      ? `unknown format version ${o.version}`
+      : 'no format version';
   }
-  return { config: o.config, macMask: (o.macMask as string[]).slice(), reserve: (o.reserve as string[]).slice() };
+  if (o.key !== key)
+    return typeof o.key === 'string' && KEY_RE.test(o.key) ? `written for ${o.key}, not ${key}` : `not written for ${key}`;
+  if (typeof o.config !== 'string' || o.config.length > MAX_CONFIG_LEN)
+    return `config is not a string of at most ${MAX_CONFIG_LEN} characters`;
+  for (const f of ['macMask', 'reserve'] as const) {
+    if (!isMacList(o[f])) return `${f} is not a list of at most ${MAC_LIST_CAPACITY} MAC addresses`;
+  }
+  if (o.configMask !== undefined && !isMacList(o.configMask))
+    return `configMask is not a list of at most ${MAC_LIST_CAPACITY} MAC addresses`;
+  const s: ExportState = { config: o.config, macMask: (o.macMask as string[]).slice(), reserve: (o.reserve as string[]).slice() };
+  if (o.configMask !== undefined) s.configMask = o.configMask.slice();
+  return s;
 }
 
 async function writeStateFile(dir: string, file: string, key: string, s: ExportState): Promise<void> {
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`);
+  // Unpredictable and exclusive: nobody can have prepared a link or FIFO under this name.
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${randomBytes(8).toString('hex')}`);
+  const c = fs.constants;
+  let created = false;
   try {
-    const fh = await fs.promises.open(tmp, 'w', 0o640);
+    const fh = await fs.promises.open(tmp, c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW, 0o640);
+    created = true;
     try {
       await fh.writeFile(encodeState(key, s));
       await fh.sync();
@@ -191,11 +273,12 @@ async function writeStateFile(dir: string, file: string, key: string, s: ExportS
       await fh.close();
     }
     await fs.promises.rename(tmp, file);
+    created = false;
   } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
+    if (created) await fs.promises.rm(tmp, { force: true });
     throw e;
   }
-  const dh = await fs.promises.open(dir, 'r');
+  const dh = await fs.promises.open(dir, c.O_RDONLY | c.O_DIRECTORY);
   try {
     await dh.sync();
   } finally {

@@ -293,8 +293,8 @@ export class Supervisor extends EventEmitter {
   }
 
   /** A control request answered by the worker. */
-  request(op: WorkerOp, key?: string): Promise<unknown> {
-    return this.ask((id) => ({ type: 'request', id, op, key }), op);
+  request(op: WorkerOp, key?: string, macs?: string[]): Promise<unknown> {
+    return this.ask((id) => ({ type: 'request', id, op, key, ...(macs ? { macs } : {}) }), op);
   }
 
   /**

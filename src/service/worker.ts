@@ -8,7 +8,7 @@
 // supervisor in the foreground, which forks this module like vbladed does.)
 //
 // Messages (child_process IPC, JSON):
-//   supervisor → worker  start {config, logLevel, restart} | apply {id, config} | stop | request {id, op, key?}
+//   supervisor → worker  start {config, logLevel, restart} | apply {id, config} | stop | request {id, op, key?, macs?}
 //   worker → supervisor  ready {exports} | heartbeat | applied {id, ok, summary?, error?}
 //                        | fatal {message} | response {id, ok, result?, error?}
 //
@@ -17,24 +17,21 @@
 
 import pino, { type Logger } from 'pino';
 import * as os from 'node:os';
-import type { ExportConfig, ExportState, ServerConfig } from '../config/export-config';
+import type { ExportConfig, ExportState, SavedState, ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/config-file';
 import { LOG_SERIALIZERS } from './log';
+import { formatMac, parseMac } from '../aoe/mac-list';
+import type { ServerHooks } from '../target/server';
 import { StateStore } from './state-store';
-import { switchToUser } from './privilege';
+import { switchToUser, uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 // Types only: the server module is required lazily, in loadServerStarter.
 import type { ReloadSummary, ResizeResult } from '../target/server';
 
 export type { ReloadSummary };
 
-export interface ServerHooks {
-  /** The server reports every change of an export's persisted state (config string, mask, reserve). */
-  onStateChange(key: string, state: ExportState): void;
-  /** Saved state of an export when it is (re)created; undefined = start from the ExportConfig. */
-  initialState(key: string): ExportState | undefined;
-}
+export type { ServerHooks };
 
 /** What the worker needs of the serving core (src/target/server.ts `Server`). */
 export interface ServerLike {
@@ -49,11 +46,13 @@ export interface ServerLike {
   /** Counters (server.ts ServerStats; metrics.ts renders them). */
   stats(): object;
   /**
-   * Empties an export's MAC mask or reserve list (control socket
-   * clear-mask / clear-reserve); the server reports the change through
-   * onStateChange like any other. False when there is no such export.
+   * Changes an export's state for the control socket (mask and reserve
+   * commands); resolves with the new state once it is saved, rejects with
+   * why not (the old state stays in force). Server.changeState.
    */
-  clearList?(key: string, list: 'mask' | 'reserve'): boolean;
+  changeState?(key: string, change: (s: ExportState) => ExportState): Promise<ExportState>;
+  /** Serves a held export (unreadable saved state) with `state`, saved first. Server.release. */
+  release?(key: string, state: ExportState): Promise<ExportState>;
   /** Takes an export's backing store at its size now (control socket resize); throws when it shrank. */
   resizeExport?(key: string): ResizeResult;
 }
@@ -68,13 +67,27 @@ export interface StartOptions {
 
 export type StartServer = (config: ServerConfig, log: Logger, hooks: ServerHooks, opts: StartOptions) => Promise<ServerLike>;
 
-export type WorkerOp = 'list' | 'stats' | 'show-mask' | 'clear-mask' | 'show-reserve' | 'clear-reserve' | 'resize';
+export type WorkerOp =
+  | 'list'
+  | 'stats'
+  | 'show-mask'
+  | 'clear-mask'
+  | 'set-mask'
+  | 'add-mask'
+  | 'del-mask'
+  | 'show-reserve'
+  | 'clear-reserve'
+  | 'set-reserve'
+  | 'show-state'
+  | 'restore-state'
+  | 'reset-state'
+  | 'resize';
 
 export type ToWorker =
   | { type: 'start'; config: ServerConfig; logLevel?: LogLevel; restart?: boolean }
   | { type: 'apply'; id: number; config: ServerConfig }
   | { type: 'stop' }
-  | { type: 'request'; id: number; op: WorkerOp; key?: string };
+  | { type: 'request'; id: number; op: WorkerOp; key?: string; macs?: string[] };
 
 export type FromWorker =
   | { type: 'ready'; exports: string[] }
@@ -124,6 +137,33 @@ export interface ExportListing {
   state: ExportState;
   /** Each interface and what it does for the export now ("serving", "waiting for the interface"); absent when unknown. */
   paths?: { interface: string; state: string }[];
+  /** Why the export serves nothing (unreadable saved state) and what to do. */
+  held?: string;
+  /** False when the state in force is not on disk (a save is running or failed). */
+  stateDurable?: boolean;
+  failedSaves?: number;
+  lastSaveError?: string;
+}
+
+/** How the server describes an export's state in its stats (server.ts ServerStats). */
+interface StateStatus {
+  key: string;
+  held?: string;
+  stateDurable?: boolean;
+  failedSaves?: number;
+  lastSaveError?: string;
+}
+
+function copyState(s: ExportState): ExportState {
+  const c: ExportState = { config: s.config, macMask: s.macMask.slice(), reserve: s.reserve.slice() };
+  if (s.configMask) c.configMask = s.configMask.slice();
+  return c;
+}
+
+/** MAC addresses as given on the command line, checked and written the one way the state files use. */
+function normalMacs(macs: readonly string[] | undefined, op: string): string[] {
+  if (!macs || macs.length === 0) throw new Error(`${op} needs one or more MAC addresses, e.g. 52:54:00:12:34:56`);
+  return [...new Set(macs.map((m) => formatMac(parseMac(m), 0)))];
 }
 
 export class WorkerCore {
@@ -138,25 +178,33 @@ export class WorkerCore {
   ) {}
 
   private hooks(): ServerHooks {
-    return {
-      initialState: (key) => {
-        const s = this.store?.load(key);
-        if (s) this.states.set(key, s);
+    const store = this.store;
+    const hooks: ServerHooks = {
+      initialState: (key): SavedState => {
+        const s: SavedState = store?.load(key) ?? { status: 'absent' };
+        if (s.status === 'ok') this.states.set(key, copyState(s.state));
         return s;
       },
-      onStateChange: (key, state) => {
-        const copy: ExportState = { config: state.config, macMask: state.macMask.slice(), reserve: state.reserve.slice() };
-        if (state.configMask) copy.configMask = state.configMask.slice();
-        this.states.set(key, copy);
-        this.store?.save(key, copy).catch(() => undefined); // logged by the store
-      },
+      onStateChange: (key, state) => this.states.set(key, copyState(state)),
     };
+    // With a state directory, the server answers a change only once this resolved.
+    if (store) {
+      hooks.saveState = async (key, state) => {
+        await store.save(key, state);
+        this.states.set(key, copyState(state));
+      };
+    }
+    return hooks;
   }
 
   async start(config: ServerConfig, opts: StartOptions = { firstStart: true }): Promise<void> {
     this.config = config;
     if (config.stateDir) {
-      this.store = new StateStore(config.stateDir, this.log);
+      this.store = new StateStore(
+        config.stateDir,
+        this.log,
+        config.user === undefined ? undefined : uidToBecome(loadAddon(), config.user),
+      );
       this.store.open();
     }
     this.server = await this.startServer(config, this.log, this.hooks(), opts);
@@ -188,6 +236,12 @@ export class WorkerCore {
     return this.states.get(exportKey(e)) ?? { config: '', macMask: e.macMask.slice(), reserve: [] };
   }
 
+  /** The server's word on each export's state (held, durable, failed saves), by key. */
+  private statusByKey(): Map<string, StateStatus> {
+    const stats = this.server?.stats() as { exports?: StateStatus[] } | undefined;
+    return new Map((stats?.exports ?? []).map((x) => [x.key, x]));
+  }
+
   private find(key: string | undefined): ExportConfig {
     if (!key) throw new Error('this command needs an export, e.g. e1.1');
     const k = /^[0-9]+\.[0-9]+$/.test(key) ? `e${key}` : key;
@@ -196,16 +250,50 @@ export class WorkerCore {
     return e;
   }
 
+  /** A state change from the control socket, answered once it is on disk. */
+  private async change(key: string, change: (s: ExportState) => ExportState): Promise<ExportState> {
+    if (!this.server?.changeState) throw new Error('this server cannot change export state from the control socket');
+    try {
+      return await this.server.changeState(key, change);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/is not being served|is held|at most/.test(msg)) throw e;
+      throw new Error(`the state of ${key} could not be saved (${msg}); the previous state stays in force`, { cause: e });
+    }
+  }
+
+  private async release(key: string, state: ExportState): Promise<ExportState> {
+    if (!this.server?.release) throw new Error('this server cannot change export state from the control socket');
+    try {
+      return await this.server.release(key, state);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/is not being served|is not held/.test(msg)) throw e;
+      throw new Error(`the state of ${key} could not be saved (${msg}); ${key} stays held`, { cause: e });
+    }
+  }
+
+  private requireStore(op: string): StateStore {
+    if (!this.store) throw new Error(`${op} needs a state directory; this instance keeps state in memory only`);
+    return this.store;
+  }
+
   /** Answers a control request. */
-  // eslint-disable-next-line @typescript-eslint/require-await -- async so that a throw reaches the caller as a rejection
-  async request(op: WorkerOp, key?: string): Promise<unknown> {
+  async request(op: WorkerOp, key?: string, macs?: string[]): Promise<unknown> {
     switch (op) {
       case 'list': {
+        const status = this.statusByKey();
         const paths = this.pathsByKey();
         return this.config.exports.map((e): ExportListing => {
-          const l: ExportListing = { key: exportKey(e), config: e, state: this.stateOf(e) };
-          const p = paths.get(exportKey(e));
+          const k = exportKey(e);
+          const s = status.get(k);
+          const l: ExportListing = { key: k, config: e, state: this.stateOf(e) };
+          const p = paths.get(k);
           if (p) l.paths = p;
+          if (s?.held !== undefined) l.held = s.held;
+          if (s?.stateDurable !== undefined) l.stateDurable = s.stateDurable;
+          if (s?.failedSaves !== undefined) l.failedSaves = s.failedSaves;
+          if (s?.lastSaveError !== undefined) l.lastSaveError = s.lastSaveError;
           return l;
         });
       }
@@ -220,11 +308,68 @@ export class WorkerCore {
       }
       case 'clear-mask':
       case 'clear-reserve': {
+        const k = exportKey(this.find(key));
+        const field = op === 'clear-mask' ? 'macMask' : 'reserve';
+        await this.change(k, (s) => ({ ...s, [field]: [] }));
+        return { key: k, cleared: op === 'clear-mask' ? 'mask' : 'reserve' };
+      }
+      case 'set-mask':
+      case 'add-mask':
+      case 'del-mask': {
+        const k = exportKey(this.find(key));
+        const given = normalMacs(macs, op);
+        const next = await this.change(k, (s) => ({
+          ...s,
+          macMask:
+            op === 'set-mask'
+              ? given
+              : op === 'add-mask'
+                ? [...s.macMask, ...given.filter((m) => !s.macMask.includes(m))]
+                : s.macMask.filter((m) => !given.includes(m)),
+        }));
+        return { key: k, macMask: next.macMask };
+      }
+      case 'set-reserve': {
+        const k = exportKey(this.find(key));
+        const given = normalMacs(macs, op);
+        const next = await this.change(k, (s) => ({ ...s, reserve: given }));
+        return { key: k, reserve: next.reserve };
+      }
+      case 'show-state': {
         const e = this.find(key);
-        if (!this.server?.clearList) throw new Error('this server cannot change export state from the control socket');
-        if (!this.server.clearList(exportKey(e), op === 'clear-mask' ? 'mask' : 'reserve'))
-          throw new Error(`${exportKey(e)} is not being served right now`);
-        return { key: exportKey(e), cleared: op === 'clear-mask' ? 'mask' : 'reserve' };
+        const k = exportKey(e);
+        const store = this.requireStore(op);
+        const onDisk = store.inspect(k);
+        const s = this.statusByKey().get(k);
+        return {
+          key: k,
+          ...(s?.held !== undefined ? { held: s.held } : {}),
+          inForce: this.stateOf(e),
+          file: onDisk.file,
+          ...(onDisk.state ? { onDisk: onDisk.state } : onDisk.absent ? { absent: true } : { unreadable: onDisk.reason }),
+        };
+      }
+      case 'restore-state': {
+        const k = exportKey(this.find(key));
+        const store = this.requireStore(op);
+        const onDisk = store.inspect(k);
+        if (!onDisk.state) {
+          const why = onDisk.absent ? 'is gone' : `is still unreadable (${onDisk.reason})`;
+          throw new Error(
+            `${onDisk.file} ${why}; fix it and run restore-state again, or run "vblade ctl reset-state ${k}" to start empty`,
+          );
+        }
+        return { key: k, state: await this.release(k, onDisk.state) };
+      }
+      case 'reset-state': {
+        const e = this.find(key);
+        const k = exportKey(e);
+        const store = this.requireStore(op);
+        const status = this.statusByKey().get(k);
+        if (status && status.held === undefined) throw new Error(`${k} is not held; it serves its saved state already`);
+        const keptAs = store.setAside(k);
+        const state = await this.release(k, { config: '', macMask: e.macMask.slice(), reserve: [] });
+        return { key: k, state, ...(keptAs ? { keptAs } : {}) };
       }
       case 'resize': {
         const e = this.find(key);
@@ -299,7 +444,7 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
       stop('asked by the supervisor');
     } else if (m.type === 'request') {
       if (!core) return send({ type: 'response', id: m.id, ok: false, error: 'not started' });
-      core.request(m.op, m.key).then(
+      core.request(m.op, m.key, m.macs).then(
         (result) => send({ type: 'response', id: m.id, ok: true, result }),
         (e: Error) => send({ type: 'response', id: m.id, ok: false, error: e.message }),
       );

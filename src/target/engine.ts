@@ -10,8 +10,18 @@
 import { performance } from 'node:perf_hooks';
 import { abortAtaReply, setAtaIoError } from '../aoe/ata';
 import { writeAnnouncement } from '../aoe/config-query';
-import { ATA_HEADER_LEN, Command, MIN_FRAME_LEN, OFF_ATA_DATA, OFF_ATA_SECTORS, OFF_CMD, SECTOR_SIZE } from '../aoe/constants';
+import {
+  ATA_HEADER_LEN,
+  Command,
+  MIN_FRAME_LEN,
+  OFF_ATA_DATA,
+  OFF_ATA_SECTORS,
+  OFF_CMD,
+  OFF_SRC,
+  SECTOR_SIZE,
+} from '../aoe/constants';
 import { respond } from '../aoe/dispatch';
+import { rewriteAsUnsaved } from '../aoe/unsaved-state';
 import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
@@ -24,7 +34,16 @@ const enum Kind {
   Read = 1,
   Write = 2,
   Flush = 3,
+  /** A finished reply held until the export's state it shows is on disk. */
+  State = 4,
 }
+
+/**
+ * Replies one export may hold while its state is being saved; beyond this a
+ * Config, Mac Mask or Reserve request is dropped (the initiator retransmits),
+ * so a slow disk cannot take every request slot from the other exports.
+ */
+const MAX_HELD_REPLIES = 64;
 
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
@@ -34,7 +53,11 @@ const SPIN_MAX_MS = 2;
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 
 export interface EngineEvents {
-  /** An export's config string, mask or reserve list changed. */
+  /**
+   * An export's config string, mask or reserve list changed (once per export
+   * and batch). With persistence the server saves it and answers with
+   * stateSaved() or stateLost().
+   */
   stateChanged(e: Export): void;
   /** A request finished and its link or export may now be retired. */
   drained(): void;
@@ -51,6 +74,8 @@ export class Engine {
   private readonly reqRx: Int32Array;
   private readonly reqBytes: Int32Array;
   private readonly reqStart: Float64Array;
+  /** For a held reply (Kind.State): the state version that must be durable before it leaves. */
+  private readonly reqVersion: Float64Array;
   private readonly reqFree: Int32Array;
   private reqFreeN = 0;
 
@@ -62,6 +87,8 @@ export class Engine {
   private readonly cq: Int32Array;
   private readonly bufferIdFree: number[] = [];
   private flushRetry: NodeJS.Immediate | null = null;
+  /** Some export's state changed in this batch: stateChanged() is due at its end. */
+  private stateDue = false;
   /** Some export has requests waiting for a group commit that has not started. */
   private groupCommitDue = false;
   /** When the last batch (and its spin) ended, for maybeSpin(). */
@@ -83,6 +110,8 @@ export class Engine {
     private readonly events: EngineEvents,
     /** Busy-poll this long after the last frame before sleeping in epoll (0: never). */
     private readonly spinMs = 0.02,
+    /** State changes are saved to disk: their replies wait for the save (false: state lives in memory only). */
+    private readonly persistent = false,
   ) {
     const n = requestSlots;
     this.reqKind = new Uint8Array(n);
@@ -92,6 +121,7 @@ export class Engine {
     this.reqRx = new Int32Array(n);
     this.reqBytes = new Int32Array(n);
     this.reqStart = new Float64Array(n);
+    this.reqVersion = new Float64Array(n);
     this.reqFree = new Int32Array(n);
     for (let i = n - 1; i >= 0; i--) this.reqFree[this.reqFreeN++] = i;
     // Every request holds at most one operation, and each export at most one fdatasync.
@@ -139,6 +169,7 @@ export class Engine {
     this.clock = woke;
     this.drain(link);
     this.pump();
+    if (this.stateDue) this.stateChangesDone();
     this.flushAll();
     this.maybeSpin(woke);
   }
@@ -198,6 +229,7 @@ export class Engine {
       got += this.reap();
       if (got > 0) {
         this.pump();
+        if (this.stateDue) this.stateChangesDone();
         this.flushAll();
         last = performance.now();
       }
@@ -224,7 +256,7 @@ export class Engine {
     for (let i = 0; i < list.length; i++) {
       const e = list[i];
       const st = e.state;
-      if (e.closing || !addresses(ring, off, st.shelf, st.slot)) continue;
+      if (e.closing || e.held !== null || !addresses(ring, off, st.shelf, st.slot)) continue;
       // ATA commands only for an exact address: a broadcast write must not reach every export.
       if (cmd === Command.Ata && (major !== st.shelf || minor !== st.slot)) continue;
       served = true;
@@ -235,6 +267,11 @@ export class Engine {
   }
 
   private serve(link: Link, e: Export, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    // While a state change is being saved, ATA access needs the saved state's consent too (a retransmission finds it saved).
+    if (e.state.version !== e.durableVersion && ring[off + OFF_CMD] === Command.Ata && !e.admittedBySaved(ring, off + OFF_SRC)) {
+      e.counters[ExportCounter.MaskDrops]++;
+      return false;
+    }
     const tx = link.allocTx();
     if (tx < 0) {
       link.counters[LinkCounter.TxDrops]++;
@@ -243,15 +280,19 @@ export class Engine {
     const arena = link.arena;
     const t = link.slotOffset(tx);
     const outcome = respond(ring, off, len, e.state, link.ctx, arena, t);
-    if (e.state.version !== e.savedVersion) this.events.stateChanged(e);
+    if (e.state.version !== e.savedVersion) this.stateDue = true;
     switch (outcome) {
       case Outcome.Reply:
         e.counters[ExportCounter.Other]++;
-        link.queue(tx, link.ctx.replyLen);
+        if (this.persistent && e.state.version !== e.durableVersion && ring[off + OFF_CMD] !== Command.Ata) {
+          this.holdReply(link, e, tx);
+        } else link.queue(tx, link.ctx.replyLen);
         return false;
       case Outcome.AoeError:
         e.counters[ExportCounter.AoeErrors]++;
-        link.queue(tx, link.ctx.replyLen);
+        if (this.persistent && e.state.version !== e.durableVersion && ring[off + OFF_CMD] !== Command.Ata) {
+          this.holdReply(link, e, tx);
+        } else link.queue(tx, link.ctx.replyLen);
         return false;
       case Outcome.AtaError:
         e.counters[ExportCounter.AtaErrors]++;
@@ -269,6 +310,77 @@ export class Engine {
         link.freeTx(tx);
         return false;
     }
+  }
+
+  /**
+   * Holds the finished reply in transmit slot `tx` of a Config, Mac Mask or
+   * Reserve request while its export's state is not on disk: it changed the
+   * state, or it would show a change not yet saved. It leaves with
+   * stateSaved(), or as an error with stateLost().
+   */
+  private holdReply(link: Link, e: Export, tx: number): void {
+    const q = e.heldReplies.length < MAX_HELD_REPLIES && this.reqFreeN > 0 ? this.reqFree[--this.reqFreeN] : -1;
+    if (q < 0) {
+      link.freeTx(tx);
+      link.counters[LinkCounter.TxDrops]++;
+      return;
+    }
+    this.reqKind[q] = Kind.State;
+    this.reqLink[q] = link.id;
+    this.reqExport[q] = e.id;
+    this.reqTx[q] = tx;
+    this.reqRx[q] = -1;
+    this.reqBytes[q] = link.ctx.replyLen;
+    this.reqStart[q] = this.clock;
+    this.reqVersion[q] = e.state.version;
+    e.inflight++;
+    link.inflight++;
+    e.heldReplies.push(q); // rare: only while a state change is being saved
+    this.stateDue = true;
+  }
+
+  /** End of a batch: one stateChanged() per export whose state changed since it was last handed over. */
+  private stateChangesDone(): void {
+    this.stateDue = false;
+    for (let i = 0; i < this.exports.length; i++) {
+      const e = this.exports[i];
+      if (e !== null && e.state.version !== e.savedVersion) this.events.stateChanged(e);
+    }
+  }
+
+  /** Requests a stateChanged() for an export changed outside a batch (the control socket). */
+  stateChangedOutside(e: Export): void {
+    this.events.stateChanged(e);
+  }
+
+  /** The export's state up to `version` is on disk: its held replies up to that version leave. */
+  stateSaved(e: Export, version: number): void {
+    const held = e.heldReplies;
+    let k = 0;
+    for (let i = 0; i < held.length; i++) {
+      const q = held[i];
+      if (this.reqVersion[q] <= version) this.reply(q, this.links[this.reqLink[q]], this.reqBytes[q]);
+      else held[k++] = q;
+    }
+    held.length = k;
+    this.flushAll();
+  }
+
+  /**
+   * A save failed and the export's state went back to what is on disk: every
+   * held reply of the export, also those waiting for a later save, leaves as
+   * AoE error 3 showing the state in force.
+   */
+  stateLost(e: Export): void {
+    const held = e.heldReplies;
+    for (let i = 0; i < held.length; i++) {
+      const q = held[i];
+      const link = this.links[this.reqLink[q]];
+      const len = rewriteAsUnsaved(link.arena, link.slotOffset(this.reqTx[q]), this.reqBytes[q], e.state, link.ctx.maxSectors);
+      this.reply(q, link, len);
+    }
+    held.length = 0;
+    this.flushAll();
   }
 
   /** Storage work for a request whose reply respond() prepared in transmit slot `tx`; true when it holds its receive slot. */
@@ -398,6 +510,7 @@ export class Engine {
     this.clock = woke;
     this.reap(true); // the ring's own word, whatever our count says
     this.pump();
+    if (this.stateDue) this.stateChangesDone();
     this.flushAll();
     this.maybeSpin(woke);
   }
@@ -546,6 +659,7 @@ export class Engine {
   announce(link: Link): void {
     if (link.socket === null) return;
     for (const e of link.exports) {
+      if (e.held !== null) continue;
       const st = e.state;
       const targets = st.mask.count > 0 ? st.mask.count : 1;
       for (let i = 0; i < targets; i++) {

@@ -2,7 +2,7 @@
 // protocol state, counters and its group commit.
 
 import * as os from 'node:os';
-import { buildIdentify, SECTOR_SIZE, TargetState } from '../aoe';
+import { buildIdentify, MacList, SECTOR_SIZE, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
@@ -28,8 +28,28 @@ export class Export {
   inflight = 0;
   /** Set when the export is being removed: no new requests are accepted. */
   closing = false;
-  /** State version last handed to the persistence hook. */
+  /**
+   * Why the export does not serve (its saved state could not be read; see
+   * Server.stats), or null. A held export answers nothing until an operator
+   * restores or resets its state.
+   */
+  held: string | null = null;
+  /** State version last handed to the persistence hook (a save of it may still run). */
   savedVersion = 0;
+  /** State version known to be on disk (equal to `state.version` when state lives in memory only). */
+  durableVersion = 0;
+  /** The state as last saved: what a failed save goes back to. */
+  durableState!: ExportState;
+  /** Its mask and reserve lists, for the access check while a change is being saved (admittedBySaved). */
+  private readonly savedMask = new MacList();
+  private readonly savedReserve = new MacList();
+  /** Request slots of replies held until the state they show is durable (engine.ts). */
+  readonly heldReplies: number[] = [];
+  /** A save of this export is running (saves of one export never overlap). */
+  saving = false;
+  /** Saves that failed since start, and the last failure's message (stats, metrics). */
+  failedSaves = 0;
+  lastSaveError: string | null = null;
 
   /** Writes (in sync mode) and flushes waiting for, or answered by, an fdatasync. */
   readonly groupCommit: GroupCommit;
@@ -49,7 +69,8 @@ export class Export {
     this.state.mask.setStrings(config.macMask);
     this.state.broadcastEdits = config.broadcastEdits;
     if (initial) this.restore(initial);
-    this.savedVersion = this.state.version;
+    this.savedVersion = this.durableVersion = this.state.version;
+    this.setDurable(this.snapshotState());
     this.groupCommit = new GroupCommit(requestSlots);
   }
 
@@ -73,6 +94,31 @@ export class Export {
     this.store.remap?.(this.store.byteOffset + sectors * SECTOR_SIZE);
     this.state.sectors = sectors;
     this.state.identify.set(this.identifyPage(sectors));
+  }
+
+  /** Whether the state in force is on disk. */
+  get durable(): boolean {
+    return this.durableVersion === this.state.version;
+  }
+
+  /** Records `s` as the state on disk. */
+  setDurable(s: ExportState): void {
+    this.durableState = s;
+    this.savedMask.setStrings(s.macMask);
+    this.savedReserve.setStrings(s.reserve);
+  }
+
+  /**
+   * Whether the saved state lets the initiator at buf[off..off+6) issue ATA
+   * commands. While a change is being saved, ATA requests need both the
+   * saved and the new state to admit them: a release or a mask addition
+   * takes effect once it is on disk, a reservation at once.
+   */
+  admittedBySaved(buf: Uint8Array, off: number): boolean {
+    return (
+      (this.savedMask.count === 0 || this.savedMask.has(buf, off)) &&
+      (this.savedReserve.count === 0 || this.savedReserve.has(buf, off))
+    );
   }
 
   restore(s: ExportState): void {

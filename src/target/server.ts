@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
-import { openFileStore, sectorsAfterOffset } from '../backend/file-store';
+import { sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
@@ -18,6 +18,7 @@ import {
   exportKey,
   type ExportConfig,
   type ExportState,
+  type SavedState,
   type ServerConfig,
 } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
@@ -28,10 +29,29 @@ import { sharedWriterProblems } from './shared-writers';
 import { loadAddon, type IoRing, type NativeAddon } from '../native/addon';
 
 export interface ServerHooks {
-  /** Persist an export's config string, mask and reserve lists. */
+  /**
+   * Makes an export's config string, mask and reserve lists durable;
+   * resolves once they are on disk. When present, a request that changes the
+   * state is answered only after this resolved, and with AoE error 3 (the
+   * state going back to the last one saved) when it rejects.
+   */
+  saveState?(key: string, state: ExportState): Promise<void>;
+  /** Told of every change when state lives in memory only (no saveState). */
   onStateChange?(key: string, state: ExportState): void;
-  /** Persisted state to restore when an export starts. */
-  initialState?(key: string): ExportState | undefined;
+  /** Saved state when an export starts; an unreadable one holds the export (it serves nothing). */
+  initialState?(key: string): SavedState;
+}
+
+/** Someone waiting (the control socket) for an export's state up to `version` to be on disk. */
+interface StateWaiter {
+  version: number;
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+/** What `vblade ctl list` and stats say of a held export, and what to do about it. */
+export function heldMessage(key: string, file: string, reason: string): string {
+  return `saved state unreadable (${reason}); kept as ${file}; not served until an operator decides: "vblade ctl show-state ${key}" shows it, "vblade ctl restore-state ${key}" serves the file once fixed, "vblade ctl reset-state ${key}" sets it aside and starts empty`;
 }
 
 export interface ServerOptions {
@@ -127,6 +147,9 @@ export class Server {
   private readonly shrinkReported = new Map<string, string>();
   private stopping = false;
   private drainWaiters: (() => void)[] = [];
+  private readonly stateWaiters = new Map<Export, StateWaiter[]>();
+  /** Exports held because their saved state is unreadable, by key; kept when removed, so a re-add stays held. */
+  private readonly heldKeys = new Map<string, string>();
   private readonly addon: NativeAddon;
   private readonly claims = new AddressClaims();
   private readonly opts: Required<Omit<ServerOptions, 'netns' | 'addon' | 'wrapIoRing' | 'requireAnInterface'>> & {
@@ -160,6 +183,7 @@ export class Server {
         drained: () => this.onDrained(),
       },
       this.opts.spinMicros / 1000,
+      hooks.saveState !== undefined,
     );
     io.startPolling(() => this.engine.ioReady());
     log.debug({ io: io.kind, depth: io.depth }, 'io ring ready');
@@ -226,9 +250,15 @@ export class Server {
     const store = prepared ?? this.openMappedStore(c);
     let id = this.engine.exports.indexOf(null);
     if (id < 0) id = this.engine.exports.length;
+    let saved = carried;
+    if (!this.heldKeys.has(key) && !saved) {
+      const found = this.hooks.initialState?.(key);
+      if (found?.status === 'ok') saved = found.state;
+      else if (found?.status === 'unreadable') this.heldKeys.set(key, heldMessage(key, found.file, found.reason));
+    }
+    const held = this.heldKeys.get(key) ?? null;
     // Saved (or carried) state meets the config: a mask the operator changed in the config wins.
-    const saved = carried ?? this.hooks.initialState?.(key);
-    const reconciled = saved ? reconcileState(saved, c.macMask) : undefined;
+    const reconciled = held === null && saved ? reconcileState(saved, c.macMask) : undefined;
     let e: Export;
     try {
       e = new Export(id, c, store, this.opts.requestSlots, reconciled?.state);
@@ -236,6 +266,7 @@ export class Server {
       store.close();
       throw new ConfigError(`${key}: ${(err as Error).message}`);
     }
+    e.held = held;
     this.engine.exports[id] = e;
     this.exportsByKey.set(key, e);
     for (const name of c.interfaces) {
@@ -258,8 +289,9 @@ export class Server {
         readOnly: c.readOnly,
         sync: c.sync,
         direct: c.direct,
+        held: held ?? undefined,
       },
-      'export added',
+      held === null ? 'export added' : `export added but not served: ${held}`,
     );
     return e;
   }
@@ -278,9 +310,80 @@ export class Server {
     this.log.info({ export: e.key }, 'export removed');
   }
 
+  /**
+   * Hands an export's changed state to the persistence hook. Saves of one
+   * export never overlap: a change made while one runs is saved when it ends.
+   */
   private persist(e: Export): void {
-    e.savedVersion = e.state.version;
-    this.hooks.onStateChange?.(e.key, e.snapshotState());
+    if (!this.hooks.saveState) {
+      e.savedVersion = e.durableVersion = e.state.version;
+      e.setDurable(e.snapshotState());
+      this.hooks.onStateChange?.(e.key, e.durableState);
+      this.settleWaiters(e, null);
+      return;
+    }
+    if (e.saving || e.savedVersion === e.state.version) return;
+    const version = e.state.version;
+    const state = e.snapshotState();
+    e.saving = true;
+    e.savedVersion = version;
+    this.hooks.saveState(e.key, state).then(
+      () => {
+        e.saving = false;
+        e.durableVersion = version;
+        e.setDurable(state);
+        this.engine.stateSaved(e, version);
+        this.settleWaiters(e, null);
+        if (e.state.version !== e.savedVersion) this.persist(e);
+      },
+      (err: Error) => {
+        e.saving = false;
+        e.failedSaves++;
+        e.lastSaveError = err.message;
+        // Back to what is on disk: nothing may act on, or show, a state that a restart would lose.
+        const held = e.heldReplies.length;
+        e.restore(e.durableState);
+        e.state.version++;
+        e.savedVersion = e.durableVersion = e.state.version;
+        this.engine.stateLost(e);
+        this.settleWaiters(e, err);
+        this.log.error(
+          { export: e.key, err: err.message, failedSaves: e.failedSaves, refused: held },
+          `state change of ${e.key} not saved (${err.message}); went back to the saved state and refused the ${held} request(s) waiting for it with AoE error 3 (device unavailable)`,
+        );
+      },
+    );
+  }
+
+  /** Resolves the waiters of versions now durable, or rejects them all when a save failed. */
+  private settleWaiters(e: Export, err: Error | null): void {
+    const list = this.stateWaiters.get(e);
+    if (!list) return;
+    const keep = list.filter((w) => {
+      if (err) w.reject(err);
+      else if (w.version <= e.durableVersion) w.resolve();
+      else return true;
+      return false;
+    });
+    if (keep.length) this.stateWaiters.set(e, keep);
+    else this.stateWaiters.delete(e);
+  }
+
+  /** Applies a state change made outside the frame path and resolves once it is on disk. */
+  private commitState(e: Export, next: ExportState): Promise<void> {
+    if (next.macMask.length > e.state.mask.capacity || next.reserve.length > e.state.reserve.capacity) {
+      return Promise.reject(new Error(`a list holds at most ${e.state.mask.capacity} MAC addresses`));
+    }
+    e.restore(next);
+    e.state.version++;
+    const version = e.state.version;
+    const done = new Promise<void>((resolve, reject) => {
+      const list = this.stateWaiters.get(e) ?? [];
+      list.push({ version, resolve, reject });
+      this.stateWaiters.set(e, list);
+    });
+    this.engine.stateChangedOutside(e);
+    return done;
   }
 
   // ---- links ---------------------------------------------------------------
@@ -589,6 +692,8 @@ export class Server {
     for (const link of this.linksByName.values()) link.pause();
     for (const e of this.exportsByKey.values()) e.closing = true; // so that the last reply signals drained()
     while (this.engine.inflight > 0) await this.waitDrain();
+    // A change from the control socket has no reply in flight: wait for its save too.
+    while (this.exports.some((e) => e.saving)) await new Promise((r) => setTimeout(r, 5));
     this.engine.flushAll();
     for (const e of this.exportsByKey.values()) {
       // What the export did, for the log a user reads after stopping it.
@@ -626,6 +731,10 @@ export class Server {
         paths: e.config.interfaces.map((name) => ({ interface: name, state: this.linksByName.get(name)!.state })),
         readOnly: e.config.readOnly,
         inflight: e.inflight,
+        ...(e.held !== null ? { held: e.held } : {}),
+        stateDurable: e.durable,
+        failedSaves: e.failedSaves,
+        ...(e.lastSaveError !== null ? { lastSaveError: e.lastSaveError } : {}),
         config: e.state.configString(),
         macMask: e.state.mask.toStrings(),
         reserve: e.state.reserve.toStrings(),
@@ -713,14 +822,41 @@ export class Server {
     }
   }
 
-  /** Clears an export's MAC mask or reserve list (control socket). */
-  clearList(key: string, list: 'mask' | 'reserve'): boolean {
+  /**
+   * Changes an export's state from the control socket (mask and reserve
+   * commands); resolves with the new state once it is on disk, rejects with
+   * the reason when it could not be saved (the old state stays in force).
+   */
+  async changeState(key: string, change: (s: ExportState) => ExportState): Promise<ExportState> {
+    const e = this.served(key);
+    if (e.held !== null) throw new Error(`${key} is held: ${e.held}`);
+    await this.commitState(e, change(e.snapshotState()));
+    return e.snapshotState();
+  }
+
+  /**
+   * Ends the hold of an export whose saved state was unreadable: saves
+   * `state` (the repaired file's, or an empty one), then serves it and
+   * announces it. Rejects, still held, when the save fails.
+   */
+  async release(key: string, state: ExportState): Promise<ExportState> {
+    const e = this.served(key);
+    if (e.held === null) throw new Error(`${key} is not held; it serves its saved state already`);
+    await this.commitState(e, state);
+    e.held = null;
+    this.heldKeys.delete(key);
+    this.log.info({ export: key }, `${key} serves again`);
+    for (const name of e.config.interfaces) {
+      const link = this.linksByName.get(name);
+      if (link) this.engine.announce(link);
+    }
+    return e.snapshotState();
+  }
+
+  private served(key: string): Export {
     const e = this.exportsByKey.get(key);
-    if (!e) return false;
-    (list === 'mask' ? e.state.mask : e.state.reserve).setStrings([]);
-    e.state.version++;
-    this.persist(e);
-    return true;
+    if (!e) throw new Error(`${key} is not being served right now`);
+    return e;
   }
 }
 
@@ -734,6 +870,13 @@ export interface ServerStats {
     paths: { interface: string; state: string }[];
     readOnly: boolean;
     inflight: number;
+    /** Why the export serves nothing (its saved state is unreadable), and what to do. */
+    held?: string;
+    /** The state in force is on disk. */
+    stateDurable: boolean;
+    /** Saves of the state that failed since the start, and the last failure. */
+    failedSaves: number;
+    lastSaveError?: string;
     config: string;
     macMask: string[];
     reserve: string[];

@@ -171,8 +171,20 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
     /^worker [0-9]+ serving, 0 restarts\ne7\.1\tvt-a,vt-b\trw\tnull:2048\n\tmask: \(empty: everyone\)\n\treserve: 52:54:00:00:00:0a\n\tconfig: "set-by-[0-9]+"\ne7\.2\t/,
   );
   const firstConfig = /config: "(set-by-[0-9]+)"/.exec(list1.out)![1];
-  t.equal(ctl('--run-dir', run, 'clear-reserve', 'e7.2').out, 'e7.2: reservation released\n');
+  t.equal(ctl('--run-dir', run, 'clear-reserve', 'e7.2').out, 'e7.2: reservation released and saved\n');
   t.equal(ctl('--run-dir', run, 'show-reserve').out, 'e7.1\t52:54:00:00:00:0a\ne7.2\t(not reserved)\n');
+  t.equal(
+    ctl('--run-dir', run, 'set-reserve', 'e7.2', '52:54:00:00:00:0B', '525400000001').out,
+    'e7.2: reservation saved: 52:54:00:00:00:0b 52:54:00:00:00:01\n',
+  );
+  t.equal(ctl('--run-dir', run, 'add-mask', 'e7.1', '52:54:00:00:00:0c').out, 'e7.1: mask saved: 52:54:00:00:00:0c\n');
+  t.equal(
+    ctl('--run-dir', run, 'del-mask', 'e7.1', '52:54:00:00:00:0c').out,
+    'e7.1: mask saved: (empty: every initiator is allowed)\n',
+  );
+  const noMacs = ctl('--run-dir', run, 'set-mask', 'e7.1');
+  t.equal(noMacs.code, 2, 'set-mask without addresses is a usage error');
+  t.equal(ctl('--run-dir', run, 'clear-reserve', 'e7.2').code, 0);
   const bad = ctl('--run-dir', run, 'show-mask', 'e9.9');
   t.equal(bad.code, 1);
   t.equal(bad.err, 'vblade ctl show-mask: no export e9.9; "vblade ctl list" shows the exports\n');

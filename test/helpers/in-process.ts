@@ -5,7 +5,7 @@
 
 import pino from 'pino';
 import type { ExportConfig } from '../../src/config/export-config';
-import { Server, type ServerOptions } from '../../src/target/server';
+import { Server, type ServerHooks, type ServerOptions } from '../../src/target/server';
 import {
   isAoeResponse,
   parseAtaReply,
@@ -29,7 +29,15 @@ import {
   type FrameAddress,
 } from '../../src/client/requests';
 import { BROADCAST_MAC, parseMac } from '../../src/client/mac';
-import { Command, ConfigCommand, SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../../src/client/wire';
+import {
+  Command,
+  ConfigCommand,
+  MaskDirective,
+  ReserveCommand,
+  SECTOR_SIZE,
+  SHELF_BROADCAST,
+  SLOT_BROADCAST,
+} from '../../src/client/wire';
 import type { TestLike } from './common';
 import { exportConfig } from './export-config';
 import { FakeNetwork, type FakeInterface, type FakeInterfaceInit } from './fake-addon';
@@ -59,15 +67,16 @@ export async function startInProcess(
   options: ServerOptions = {},
   ifaceInit: FakeInterfaceInit = {},
   keepAnnouncement = false,
+  /** State persistence (saveState, initialState); none by default: state in memory only. */
+  hooks: ServerHooks = {},
 ): Promise<Target> {
   const net = new FakeNetwork();
   const iface = net.addInterface(IFACE, ifaceInit);
-  const server = await Server.start(
-    { exports: exportList },
-    pino({ level: 'silent' }),
-    {},
-    { linkCheckMs: 60_000, ...options, addon: net.addon },
-  );
+  const server = await Server.start({ exports: exportList }, pino({ level: 'silent' }), hooks, {
+    linkCheckMs: 60_000,
+    ...options,
+    addon: net.addon,
+  });
   t.teardown(async () => {
     net.holdIo(false);
     await server.stop();
@@ -107,9 +116,11 @@ export class Initiator {
   constructor(
     readonly net: FakeNetwork,
     readonly ifname: string,
+    /** Our source address; another initiator on the same wire needs another one. */
     mac = '02:00:00:00:0a:01',
   ) {
     this.mac = parseMac(mac);
+    this.tag = 0x1000 + (this.mac[5] << 16); // tags of two initiators never meet
   }
 
   get iface(): FakeInterface {
@@ -151,6 +162,31 @@ export class Initiator {
     );
   }
 
+  /** Query Config force set (ccmd 4). */
+  forceSetConfigString(text: string, shelf = 1, slot = 2): number {
+    return this.put((b, tag) =>
+      writeConfigQuery(b, 0, this.addr(shelf, slot), tag, ConfigCommand.ForceSet, Buffer.from(text, 'latin1')),
+    );
+  }
+
+  /** Reserve/Release set (or `rcmd`) with these MACs. */
+  reserve(macs: readonly string[], rcmd: number = ReserveCommand.Set, shelf = 1, slot = 2): number {
+    return this.put((b, tag) => writeReserve(b, 0, this.addr(shelf, slot), tag, rcmd, macs.map(parseMac)));
+  }
+
+  /** Mac Mask edit adding these MACs. */
+  maskAdd(macs: readonly string[], shelf = 1, slot = 2): number {
+    return this.put((b, tag) =>
+      writeMaskEdit(
+        b,
+        0,
+        this.addr(shelf, slot),
+        tag,
+        macs.map((m) => ({ command: MaskDirective.Add, mac: parseMac(m) })),
+      ),
+    );
+  }
+
   read(lba: number, count: number, shelf = 1, slot = 2): number {
     return this.put((b, tag) => writeReadExt(b, 0, this.addr(shelf, slot), tag, lba, count));
   }
@@ -168,12 +204,12 @@ export class Initiator {
   }
 
   /** Mac Mask edit adding `macs`, sent to `shelf.slot` (broadcast ones included) with the Ethernet broadcast as destination. */
-  maskAdd(macs: readonly string[], shelf = 1, slot = 2): number {
+  maskAddBroadcast(macs: readonly string[], shelf = 1, slot = 2): number {
     const dirs = macs.map((m) => ({ command: 1, mac: parseMac(m) }));
     return this.put((b, tag) => writeMaskEdit(b, 0, { dst: BROADCAST_MAC, src: this.mac, shelf, slot }, tag, dirs));
   }
 
-  /** Reserve force set (RCmd 2) of `macs`, sent like maskAdd. */
+  /** Reserve force set (RCmd 2) of `macs`, sent like maskAddBroadcast. */
   reserveForce(macs: readonly string[], shelf = 1, slot = 2): number {
     const list = macs.map((m) => parseMac(m));
     return this.put((b, tag) => writeReserve(b, 0, { dst: BROADCAST_MAC, src: this.mac, shelf, slot }, tag, 2, list));
@@ -183,14 +219,21 @@ export class Initiator {
   private collect(): void {
     const sent = this.iface.sent;
     // The interface object changes when it is recreated; the old one keeps its own list.
+    // Unicast replies to another initiator stay on the wire for it.
+    const others: Uint8Array[] = [];
     for (const frame of sent.splice(0, sent.length)) {
       if (!isAoeResponse(frame, 0, frame.length)) continue;
+      if (!(frame[0] & 1) && !this.mac.every((b, i) => frame[i] === b)) {
+        others.push(frame);
+        continue;
+      }
       const tag = replyTag(frame, 0);
       const list = this.pending.get(tag) ?? [];
       list.push(frame);
       this.pending.set(tag, list);
       this.seen++;
     }
+    sent.push(...others);
   }
 
   /** Waits for the reply with this tag. */

@@ -8,12 +8,19 @@
 //   STUB_HANG_AFTER   ms after start, block the event loop for good (no heartbeats)
 //   STUB_STOP_DELAY   ms the stop takes (in-flight requests finishing)
 // The stub gives each export without saved state an initial state
-// {config: "set-by-<pid>", reserve: [52:54:00:00:00:0a]} through onStateChange,
-// implements clearList, and returns stats in server.ts's ServerStats shape.
+// {config: "set-by-<pid>", reserve: [52:54:00:00:00:0a]} through saveState
+// (onStateChange without a state dir), implements changeState, and returns
+// stats in server.ts's ServerStats shape.
 
 import * as fs from 'node:fs';
 import { runWorkerProcess, type ServerLike, type StartServer } from '../../src/service/worker';
 import { exportKey, type ExportState, type ServerConfig } from '../../src/config/export-config';
+
+/** What the real server does with a changed state: save it when it can, else tell. */
+async function record(hooks: Parameters<StartServer>[2], key: string, s: ExportState): Promise<void> {
+  if (hooks.saveState) await hooks.saveState(key, s);
+  else hooks.onStateChange?.(key, s);
+}
 
 const start: StartServer = async (config, log, hooks, opts) => {
   if (process.env.STUB_FAIL_START) throw new Error(process.env.STUB_FAIL_START);
@@ -31,14 +38,16 @@ const start: StartServer = async (config, log, hooks, opts) => {
   }
   const states = new Map<string, ExportState>();
   let current: ServerConfig = { exports: [] };
-  const add = (c: ServerConfig): void => {
+  const add = async (c: ServerConfig): Promise<void> => {
     for (const e of c.exports) {
       const key = exportKey(e);
       if (states.has(key)) continue;
-      let s = hooks.initialState(key);
-      if (!s) {
+      const saved = hooks.initialState?.(key);
+      let s: ExportState;
+      if (saved?.status === 'ok') s = saved.state;
+      else {
         s = { config: `set-by-${process.pid}`, macMask: e.macMask.slice(), reserve: ['52:54:00:00:00:0a'] };
-        hooks.onStateChange(key, s);
+        await record(hooks, key, s);
       }
       states.set(key, s);
     }
@@ -46,12 +55,12 @@ const start: StartServer = async (config, log, hooks, opts) => {
     for (const k of [...states.keys()]) if (!keep.has(k)) states.delete(k);
     current = c;
   };
-  add(config);
+  await add(config);
   const keepAlive = setInterval(() => undefined, 1 << 30);
   log.info({ exports: config.exports.map(exportKey) }, 'stub server started');
   const server: ServerLike = {
     async apply(c) {
-      add(c);
+      await add(c);
       log.info({ exports: c.exports.map(exportKey) }, 'stub server applied');
     },
     async stop() {
@@ -67,6 +76,8 @@ const start: StartServer = async (config, log, hooks, opts) => {
           interfaces: e.interfaces,
           readOnly: e.readOnly,
           inflight: 0,
+          stateDurable: true,
+          failedSaves: 0,
           config: states.get(exportKey(e))?.config ?? '',
           macMask: [],
           reserve: [],
@@ -86,13 +97,13 @@ const start: StartServer = async (config, log, hooks, opts) => {
         ],
       };
     },
-    clearList(key, list) {
+    async changeState(key, change) {
       const s = states.get(key);
-      if (!s) return false;
-      const next = { ...s, macMask: list === 'mask' ? [] : s.macMask, reserve: list === 'reserve' ? [] : s.reserve };
+      if (!s) throw new Error(`${key} is not being served right now`);
+      const next = change(s);
+      await record(hooks, key, next);
       states.set(key, next);
-      hooks.onStateChange(key, next);
-      return true;
+      return next;
     },
   };
   return server;

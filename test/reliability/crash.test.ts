@@ -4,12 +4,18 @@
 // does not show as covered by a completed fdatasync are undone). See
 // lib/crash.ts; scripts/reliability/crash.js runs 50 kills.
 //
-// AOET_CRASH_ROUNDS overrides the number of -s kills (default 5).
+// Reservations: a Reserve force set acknowledged right before kill -9 of the
+// worker or the supervisor, a restart, a reload, a link flap or a full state
+// directory is still in force afterwards (lib/reservation-crash.ts).
+//
+// AOET_CRASH_ROUNDS overrides the number of -s kills (default 5);
+// AOET_RESERVATION_ROUNDS the rounds per reservation event (default 1).
 
 import t from 'tap';
 import { requireRoot } from '../helpers/netns';
 import { crashRounds } from './lib/crash';
 import { seedFrom } from './lib/harness';
+import { RESERVATION_EVENTS, reservationRounds } from './lib/reservation-crash';
 
 const ROUNDS = Number(process.env.AOET_CRASH_ROUNDS ?? 5);
 const SEED = seedFrom('AOET_CRASH_SEED', 0x5eed5);
@@ -76,5 +82,16 @@ if (requireRoot(t)) {
       lost > 0,
       `control: the simulated power loss does lose writes acknowledged after the last FLUSH (${lost} blocks), so the -s result means something`,
     );
+  });
+
+  const reservationRoundsEach = Number(process.env.AOET_RESERVATION_ROUNDS ?? 1);
+  t.test(`reservations: none acknowledged is lost to ${RESERVATION_EVENTS.join(', ')}`, async (t) => {
+    const rep = await reservationRounds(t, { rounds: reservationRoundsEach, seed: SEED + 2, log: (l) => t.comment(l) });
+    t.same(rep.events, Object.fromEntries(RESERVATION_EVENTS.map((e) => [e, reservationRoundsEach])), 'every event ran');
+    t.ok(rep.acknowledged > 0, `${rep.acknowledged} reservation changes acknowledged`);
+    t.equal(rep.lost, 0, 'none of them lost');
+    t.equal(rep.refused, reservationRoundsEach, 'with the state directory full, the change was refused with AoE error 3');
+    t.equal(rep.appeared, 0, 'and the refused change never took effect');
+    t.same(rep.problems, [], 'no problems');
   });
 }

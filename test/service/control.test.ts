@@ -31,9 +31,9 @@ function tmp(t: { teardown(fn: () => void): void }): string {
 }
 
 const fakeTarget: ControlTarget = {
-  request: async (op: WorkerOp, key?: string) => {
+  request: async (op: WorkerOp, key?: string, macs?: string[]) => {
     if (key === 'e9.9') throw new Error('no export e9.9');
-    return { op, key };
+    return macs ? { op, key, macs } : { op, key };
   },
   reload: async () => ({ added: ['e1.3'], removed: [], changed: [] }),
   status: () => ({ workerPid: 7 }),
@@ -77,11 +77,44 @@ t.test('dispatch through the command table', async (t) => {
       { id: 8, command: 'show-reserve', export: 'e9.9' },
       { id: 8, ok: false, error: 'no export e9.9' },
     ],
+    [
+      { id: 9, command: 'add-mask', export: 'e1.1', macs: ['52:54:00:00:00:01'] },
+      { id: 9, ok: true, result: { op: 'add-mask', key: 'e1.1', macs: ['52:54:00:00:00:01'] } },
+    ],
+    [
+      { id: 10, command: 'set-reserve', export: 'e1.1' },
+      {
+        id: 10,
+        ok: false,
+        error:
+          'set-reserve needs MAC addresses, e.g. {"command": "set-reserve", "export": "e1.1", "macs": ["52:54:00:12:34:56"]}',
+      },
+    ],
+    [
+      { id: 11, command: 'clear-mask', export: 'e1.1', macs: ['52:54:00:00:00:01'] },
+      { id: 11, ok: false, error: 'clear-mask takes no MAC addresses' },
+    ],
   ];
   for (const [req, want] of rows) t.same(await dispatch(fakeTarget, req), want, JSON.stringify(req));
   t.same(
     COMMANDS.map((c) => c.name),
-    ['list', 'stats', 'show-mask', 'clear-mask', 'show-reserve', 'clear-reserve', 'reload', 'resize'],
+    [
+      'list',
+      'stats',
+      'show-mask',
+      'clear-mask',
+      'set-mask',
+      'add-mask',
+      'del-mask',
+      'show-reserve',
+      'clear-reserve',
+      'set-reserve',
+      'show-state',
+      'restore-state',
+      'reset-state',
+      'reload',
+      'resize',
+    ],
   );
 });
 
@@ -234,7 +267,7 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
     'reloaded; added: -; removed: -; changed: -; resized: -\nneeds a restart: spin-us\n' +
       'warning: the worker is not serving right now; the new configuration takes effect when it starts again',
   );
-  t.equal(formatResult('clear-mask', { key: 'e1.1' }), 'e1.1: mask list cleared');
+  t.equal(formatResult('clear-mask', { key: 'e1.1' }), 'e1.1: mask list cleared and saved');
 });
 
 const STATS = {
@@ -247,6 +280,9 @@ const STATS = {
       paths: [{ interface: 'eth0', state: 'no carrier' }],
       readOnly: false,
       inflight: 3,
+      stateDurable: false,
+      failedSaves: 2,
+      lastSaveError: 'ENOSPC: no space left on device',
       config: '',
       macMask: [],
       reserve: [],
@@ -288,6 +324,9 @@ t.test('Prometheus rendering', async (t) => {
   t.match(text, /^vblade_export_io_errors_total\{export="e1\.1"\} 1$/m);
   t.match(text, /^vblade_export_inflight\{export="e1\.1"\} 3$/m);
   t.match(text, /^vblade_export_read_only\{export="e1\.1"\} 0$/m);
+  t.match(text, /^vblade_export_state_save_failures_total\{export="e1\.1"\} 2$/m);
+  t.match(text, /^vblade_export_state_unsaved\{export="e1\.1"\} 1$/m);
+  t.match(text, /^vblade_export_held\{export="e1\.1"\} 0$/m);
   t.match(text, /^# TYPE vblade_export_latency_seconds histogram$/m);
   t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="0\.000001"\} 0$/m);
   t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="0\.000002"\} 2$/m);
@@ -359,19 +398,25 @@ t.test('WorkerCore: state saved through the hooks comes back after a restart; cl
   const seen: Array<ExportState | undefined> = [];
   const cleared: string[] = [];
   const fake: StartServer = async (config, _log, hooks) => {
-    for (const x of config.exports) seen.push(hooks.initialState(`e${x.shelf}.${x.slot}`));
+    for (const x of config.exports) {
+      const saved = hooks.initialState!(`e${x.shelf}.${x.slot}`);
+      seen.push(saved.status === 'ok' ? saved.state : undefined);
+    }
+    let current: ExportState = { config: 'owner=host-a', macMask: ['52:54:00:00:00:01'], reserve: ['52:54:00:00:00:02'] };
     const server: ServerLike = {
       apply: async () => undefined,
       stop: async () => undefined,
       stats: () => ({ exports: [] }),
-      clearList: (key, list) => {
-        cleared.push(`${key}:${list}`);
-        hooks.onStateChange(key, { config: 'c', macMask: [], reserve: [] });
-        return true;
+      changeState: async (key, change) => {
+        const next = { ...change(current), config: 'c' };
+        cleared.push(`${key}:${next.macMask.length}`);
+        await hooks.saveState!(key, next);
+        current = next;
+        return next;
       },
     };
     // An initiator sets the config string.
-    hooks.onStateChange('e2.3', { config: 'owner=host-a', macMask: ['52:54:00:00:00:01'], reserve: ['52:54:00:00:00:02'] });
+    await hooks.saveState!('e2.3', current);
     return server;
   };
   const config = { exports: [e], stateDir: path.join(dir, 'state') };
@@ -387,7 +432,7 @@ t.test('WorkerCore: state saved through the hooks comes back after a restart; cl
     'restored at the next start',
   );
   t.same(await b.request('clear-mask', 'e2.3'), { key: 'e2.3', cleared: 'mask' });
-  t.same(cleared, ['e2.3:mask']);
+  t.same(cleared, ['e2.3:0']);
   t.same(await b.request('show-mask'), { 'e2.3': [] });
   await t.rejects(b.request('clear-mask'), { message: 'this command needs an export, e.g. e1.1' });
   await b.stop();

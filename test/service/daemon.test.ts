@@ -90,3 +90,55 @@ t.test('a stale pid file whose pid now belongs to another process: replaced and 
   t.equal(fs.readFileSync(pidFile, 'utf8'), `${p.pid}\n`, 'the pid file is the new daemon');
   await p.stop();
 });
+
+t.test('a run or state directory others may write to is refused with the fix, before anything is taken', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-dirs-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = path.join(dir, 'run');
+  const state = path.join(dir, 'state');
+  const start = (): { status: number | null; fatal?: string } => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        VBLADED,
+        '--foreground',
+        '--run-dir',
+        run,
+        '--state-dir',
+        state,
+        '--log',
+        'stderr',
+        '--control-socket',
+        'none',
+        '--worker',
+        STUB,
+        '3',
+        '4',
+        'vt-a',
+        '/dev/null',
+      ],
+      { encoding: 'utf8', timeout: 20000 },
+    );
+    const fatal = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .find((x) => x.level === 60);
+    return { status: r.status, fatal: fatal?.msg };
+  };
+  fs.mkdirSync(run, { mode: 0o777 });
+  fs.chmodSync(run, 0o777);
+  t.same(start(), {
+    status: 1,
+    fatal: `run directory ${run} is writable by group and others (mode 0777); another user could replace its files: chmod 750 ${run}`,
+  });
+  t.same(fs.readdirSync(run), [], 'no pid file taken');
+  fs.chmodSync(run, 0o755);
+  fs.mkdirSync(state, { mode: 0o750 });
+  fs.chownSync(state, 65534, 65534);
+  t.same(start(), {
+    status: 1,
+    fatal: `state directory ${state} belongs to uid 65534, not to the daemon's user (uid 0); another user could replace its files: chown 0 ${state}`,
+  });
+  t.same(fs.readdirSync(run), [], 'the pid file was given back');
+});

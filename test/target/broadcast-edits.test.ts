@@ -48,7 +48,11 @@ t.test('default: a broadcast mask edit and reserve force set from another host a
   const x = new Initiator(target.net, IFACE, FORGER);
   t.same(await servedSlots(target), [1, 2], 'before: the initiator is served by e1.1 and e1.2');
 
-  t.same(await answers(x, x.maskAdd([FORGER], BROADCAST_SHELF, BROADCAST_SLOT)), [2, 2], 'mask edit: error 2 from each export');
+  t.same(
+    await answers(x, x.maskAddBroadcast([FORGER], BROADCAST_SHELF, BROADCAST_SLOT)),
+    [2, 2],
+    'mask edit: error 2 from each export',
+  );
   t.same(
     await answers(x, x.reserveForce([FORGER], BROADCAST_SHELF, BROADCAST_SLOT)),
     [2, 2],
@@ -69,7 +73,7 @@ t.test('default: a broadcast mask edit and reserve force set from another host a
 t.test('an edit naming one export exactly still takes, on that export only', async (t) => {
   const target = await startInProcess(t, twoExports(false));
   const x = new Initiator(target.net, IFACE, FORGER);
-  const r = await x.reply(x.maskAdd([FORGER], 1, 2));
+  const r = await x.reply(x.maskAddBroadcast([FORGER], 1, 2));
   t.notOk(r.header.error, 'the edit to e1.2 is applied');
   await settle();
   t.equal(x.unclaimed(r.header.tag), 0, 'e1.1 did not answer it');
@@ -79,7 +83,7 @@ t.test('an edit naming one export exactly still takes, on that export only', asy
 t.test('broadcast-edits = yes: the same frame takes on every export', async (t) => {
   const target = await startInProcess(t, twoExports(true));
   const x = new Initiator(target.net, IFACE, FORGER);
-  t.same(await answers(x, x.maskAdd([FORGER], BROADCAST_SHELF, BROADCAST_SLOT)), [0, 0], 'applied by both');
+  t.same(await answers(x, x.maskAddBroadcast([FORGER], BROADCAST_SHELF, BROADCAST_SLOT)), [0, 0], 'applied by both');
   for (const e of target.server.stats().exports) t.same(e.macMask, [FORGER], `${e.key}: mask is the forger alone`);
   t.same(await servedSlots(target), [], `the initiator ${formatMac(target.initiator.mac)} is locked out of both`);
 });

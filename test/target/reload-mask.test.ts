@@ -45,7 +45,7 @@ t.test('start-up: saved state with an empty mask and mac-mask = A in the config:
   const saved: ExportState = { config: 'kept', macMask: [], reserve: [] };
   const persisted: ExportState[] = [];
   const { server, a, b } = await start(t, [{ macMask: [MAC_A] }], file, {
-    initialState: () => saved,
+    initialState: () => ({ status: 'ok', state: saved }),
     onStateChange: (_k, s) => persisted.push(s),
   });
   t.ok(await reads(a), 'A reads');
@@ -64,7 +64,7 @@ t.test('start-up: the config mask unchanged since it was saved: the saved mask (
   const saved: ExportState = { config: '', macMask: [MAC_B], reserve: [], configMask: [MAC_A] };
   const persisted: ExportState[] = [];
   const { a, b } = await start(t, [{ macMask: [MAC_A] }], file, {
-    initialState: () => saved,
+    initialState: () => ({ status: 'ok', state: saved }),
     onStateChange: (_k, s) => persisted.push(s),
   });
   t.ok(await reads(b), 'B reads');
