@@ -192,14 +192,28 @@ export class Server {
   static async start(config: ServerConfig, log: Logger, hooks: ServerHooks = {}, options: ServerOptions = {}): Promise<Server> {
     const server = new Server(log, hooks, options);
     const requireAnInterface = options.requireAnInterface ?? true;
+    // Stores opened before the duplicate check, so that a file that cannot be served says so, whoever else runs.
+    const stores = new Map<string, BlockStore>();
     try {
-      config = await server.refuseDuplicates(config);
       const names = [...new Set(config.exports.flatMap((c) => c.interfaces))];
       const missing = names.filter((n) => server.addon.linkInfo(n, server.opts.netns) === null);
       // A typo in the only interface fails at once, as vblade does; otherwise the others serve.
       if (requireAnInterface && names.length > 0 && missing.length === names.length)
         throw new ConfigError(`interface ${missing[0]} not found; list interfaces with \`ip link\``);
-      for (const c of config.exports) server.addExport(c);
+      for (const c of config.exports) {
+        const key = exportKey(c);
+        if (stores.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
+        stores.set(key, server.openMappedStore(c));
+      }
+      config = await server.refuseDuplicates(config);
+      for (const c of config.exports) {
+        const key = exportKey(c);
+        const store = stores.get(key);
+        stores.delete(key);
+        server.addExport(c, undefined, store);
+      }
+      for (const store of stores.values()) store.close(); // refused exports
+      stores.clear();
       for (const link of server.linksByName.values()) server.ensureOpen(link, requireAnInterface);
       for (const name of missing) {
         const waiting = server.linksByName.get(name)!.exports.map((e) => e.key);
@@ -209,6 +223,7 @@ export class Server {
         );
       }
     } catch (e) {
+      for (const store of stores.values()) store.close();
       await server.stop();
       throw e;
     }

@@ -7,6 +7,8 @@
 // removes the pid file. In the foreground under a fake NOTIFY_SOCKET it
 // speaks sd_notify.
 
+// First: the whole file runs in a network namespace of its own.
+import '../helpers/private-netns';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';

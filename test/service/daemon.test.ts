@@ -5,6 +5,8 @@
 // a crash whose pid now belongs to another process is replaced, and the log
 // says so in words that hold.
 
+// First: the whole file runs in a network namespace of its own.
+import '../helpers/private-netns';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
