@@ -355,6 +355,7 @@ export class Engine {
 
   /** The export's state up to `version` is on disk: its held replies up to that version leave. */
   stateSaved(e: Export, version: number): void {
+    this.clock = performance.now(); // called from the save's completion, not from a batch
     const held = e.heldReplies;
     let k = 0;
     for (let i = 0; i < held.length; i++) {
@@ -372,6 +373,7 @@ export class Engine {
    * AoE error 3 showing the state in force.
    */
   stateLost(e: Export): void {
+    this.clock = performance.now();
     const held = e.heldReplies;
     for (let i = 0; i < held.length; i++) {
       const q = held[i];
