@@ -29,11 +29,13 @@ async function setup(
   for (const name of dirs) fs.mkdirSync(path.join(stateDir, name));
   const backing = path.join(dir, 'disk.img');
   fs.writeFileSync(backing, Buffer.alloc(64 * 512));
+  const other = path.join(dir, 'other.img'); // two exports of one file would be refused as two writers
+  fs.writeFileSync(other, Buffer.alloc(64 * 512));
   const net = new FakeNetwork();
   net.addInterface(IFACE);
   const start: StartServer = (config, log, hooks) => Server.start(config, log, hooks, { addon: net.addon, linkCheckMs: 60_000 });
   const core = new WorkerCore(start, pino({ level: 'silent' }));
-  await core.start({ exports: [exportOf(backing), exportOf(backing, { slot: 3, macMask: [M2] })], stateDir });
+  await core.start({ exports: [exportOf(backing), exportOf(other, { slot: 3, macMask: [M2] })], stateDir });
   t.teardown(() => core.stop());
   return { core, stateDir, initiator: new Initiator(net, IFACE) };
 }
@@ -76,13 +78,15 @@ t.test('reset-state sets a directory in place of the file aside and starts with 
   const r = (await core.request('reset-state', 'e1.3')) as { keptAs: string; state: unknown };
   t.match(r.keptAs, new RegExp(`^${stateDir}/e1\\.3\\.json\\.corrupt-[0-9T-]+Z$`));
   t.ok(fs.statSync(r.keptAs).isDirectory(), 'kept');
-  t.same(r.state, { config: '', macMask: [M2], reserve: [] });
+  // The configured mask, recorded as the config's mask the state was reconciled with.
+  t.same(r.state, { config: '', macMask: [M2], reserve: [], configMask: [M2] });
   t.same(JSON.parse(fs.readFileSync(path.join(stateDir, 'e1.3.json'), 'utf8')), {
     version: 1,
     key: 'e1.3',
     config: '',
     macMask: [M2],
     reserve: [],
+    configMask: [M2],
   });
   await t.rejects(core.request('reset-state', 'e1.3'), { message: 'e1.3 is not held; it serves its saved state already' });
 });

@@ -5,7 +5,7 @@
 // when the interval is 0.
 import t from 'tap';
 import { patternFile } from '../helpers/files';
-import { exportOf, settle, startInProcess, until } from '../helpers/in-process';
+import { exportOf, IFACE, Initiator, settle, startInProcess, until } from '../helpers/in-process';
 
 const SECTORS = 64;
 
@@ -28,11 +28,13 @@ t.test('every export is announced again each interval, broadcast', async (t) => 
 t.test('with a MAC mask the announcements go to each mask member, never broadcast', async (t) => {
   const file = await patternFile(t, SECTORS);
   const mask = ['02:00:00:00:0b:01', '02:00:00:00:0b:02'];
-  const { initiator } = await startInProcess(t, [exportOf(file, { macMask: mask })], { announceSeconds: 0.05 });
-  await until(() => initiator.unclaimed(0) >= 4, 'two rounds of announcements to two mask members', 2000);
-  const dst: string[] = [];
-  for (let i = 0; i < 4; i++) dst.push((await initiator.configReply(0)).header.dst);
-  t.same([...new Set(dst)].sort(), mask, 'each announcement to a mask member');
+  const { net, initiator } = await startInProcess(t, [exportOf(file, { macMask: mask })], { announceSeconds: 0.05 });
+  const members = mask.map((mac) => new Initiator(net, IFACE, mac));
+  await until(() => members.every((m) => m.unclaimed(0) >= 2), 'two rounds of announcements to each mask member', 2000);
+  for (const [i, m] of members.entries()) {
+    t.equal((await m.configReply(0)).header.dst, mask[i], `announced to ${mask[i]}`);
+  }
+  t.equal(initiator.unclaimed(0), 0, 'nothing broadcast, nothing to a host outside the mask');
 });
 
 t.test('no periodic announcement while the link is down; announce-interval 0 sends none', async (t) => {

@@ -143,9 +143,10 @@ t.test('a failed save answers every held reply of the export with error 3, also 
 t.test('a slow save does not hold up the data path of the export or of another', async (t) => {
   const disk = new ManualDisk();
   const file = await patternFile(t, 64);
+  const other = await patternFile(t, 64);
   const { initiator } = await startInProcess(
     t,
-    [exportOf(file), exportOf(file, { slot: 3, readOnly: true })],
+    [exportOf(file), exportOf(other, { slot: 3, readOnly: true })],
     {},
     {},
     false,
@@ -155,8 +156,8 @@ t.test('a slow save does not hold up the data path of the export or of another',
   await settle();
   const own = await initiator.ataReply(initiator.read(1, 1));
   t.same(Buffer.from(own.ata.data), patternSectors(1, 1), 'reads of the same export are served');
-  const other = await initiator.ataReply(initiator.read(2, 1, 1, 3));
-  t.same(Buffer.from(other.ata.data), patternSectors(2, 1), 'and of another export');
+  const another = await initiator.ataReply(initiator.read(2, 1, 1, 3));
+  t.same(Buffer.from(another.ata.data), patternSectors(2, 1), 'and of another export');
   disk.next();
 });
 
@@ -202,9 +203,10 @@ t.test('an export whose saved state is unreadable is held: no reply at all until
   const disk = new ManualDisk();
   disk.initial = { status: 'unreadable', file: '/state/e1.2.json', reason: 'it is not valid JSON' };
   const file = await patternFile(t, 64);
+  const other = await patternFile(t, 64);
   const { initiator, server } = await startInProcess(
     t,
-    [exportOf(file), exportOf(file, { slot: 3 })],
+    [exportOf(file), exportOf(other, { slot: 3 })],
     {},
     {},
     false,
@@ -251,11 +253,12 @@ t.test('while a release is being saved, the old reservation still governs I/O', 
   t.equal(retry.header.errorCode, 6, 'still reserved for A: B is refused');
 });
 
-t.test("the saved configMask is carried into the next save (the reload's record of the config's mask)", async (t) => {
+t.test("the config's mask the state was reconciled with is carried into the next save", async (t) => {
   const disk = new ManualDisk();
+  // The config still says B; an initiator had emptied the mask since: the saved (empty) mask stays in force.
   disk.initial = { status: 'ok', state: { config: '', macMask: [], reserve: [], configMask: [B] } };
   const file = await patternFile(t, 64);
-  const { initiator } = await startInProcess(t, [exportOf(file)], {}, {}, false, disk.hooks());
+  const { initiator } = await startInProcess(t, [exportOf(file, { macMask: [B] })], {}, {}, false, disk.hooks());
   const tag = initiator.reserve([A]);
   await settle();
   t.same(disk.saves[0].state, { config: '', macMask: [], reserve: [A], configMask: [B] });
