@@ -5,7 +5,7 @@
 // unavailable" (AoE error 3) and carries the arguments of that state, as if
 // the request had been refused (docs/protocol.md).
 
-import { AoeError, Command, OFF_CFG_VERCCMD, OFF_CMD, OFF_ERROR, OFF_MASK_MCMD, OFF_RES_RCMD } from './constants';
+import { AoeError, Command, OFF_CFG_VERCCMD, OFF_CMD, OFF_MASK_MCMD, OFF_RES_RCMD } from './constants';
 import { writeConfigReply } from './config-query';
 import { padReply, setAoeError } from './header';
 import { writeMaskReply } from './mac-mask';
@@ -31,7 +31,6 @@ export function rewriteAsUnsaved(tx: Uint8Array, t: number, len: number, st: Tar
       n = writeReserveReply(tx, t, tx[t + OFF_RES_RCMD], st);
       break;
   }
-  tx[t + OFF_ERROR] = 0;
   setAoeError(tx, t, AoeError.DeviceUnavailable);
   return padReply(tx, t, n);
 }

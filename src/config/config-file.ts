@@ -10,7 +10,7 @@
 //
 //   [export e1.1]
 //   file = /srv/vblade/disk1.img
-//   interfaces = eth0 eth1    # two paths to one disk
+//   interfaces = eth1 eth2    # two paths to one disk
 //
 // A value runs from after '=' to the end of the line or to a comment, trimmed;
 // a comment starts with # or ; at the start of a line or after a blank outside
@@ -494,7 +494,7 @@ export function checkValue(def: KeyDef, value: string): string | undefined {
       }
     case 'interfaces': {
       const names = splitList(value);
-      if (names.length === 0) return 'interfaces is empty; list at least one interface, e.g. interfaces = eth0';
+      if (names.length === 0) return 'interfaces is empty; list at least one interface, e.g. interfaces = eth1';
       const seen = new Set<string>();
       for (const n of names) {
         try {
@@ -770,7 +770,7 @@ function exportFromSection(
   }
   const ifs = get('interfaces');
   if (ifs === undefined) {
-    if (!s.bad.has('interfaces')) problem(s.line, `${where} has no interfaces; add interfaces = eth0 (several may be listed)`);
+    if (!s.bad.has('interfaces')) problem(s.line, `${where} has no interfaces; add interfaces = eth1 (several may be listed)`);
     ok = false;
   }
   const nullSectors = int('null-sectors');
@@ -957,7 +957,7 @@ export function renderExampleConfig(): string {
     '# Generated from src/config/config-file.ts; regenerate with',
     '#   node scripts/render-config-docs.js',
     '# A comment starts with # or ; at the start of a line or after a blank:',
-    '#   interfaces = eth0 eth1   # two paths to one disk',
+    '#   interfaces = eth1 eth2   # two paths to one disk',
     '# A # or ; inside a word (file = /srv/disk#1.img) or in "..." is part of',
     '# the value. A value runs to the end of the line or to a comment; quote it',
     '# as "..." to keep leading or trailing spaces.',
@@ -972,7 +972,7 @@ export function renderExampleConfig(): string {
   out.push('# One section per export, named by its AoE address eSHELF.SLOT');
   out.push(`# (shelf 0..${MAX_SHELF}, slot 0..${MAX_SLOT}).`);
   out.push('[export e1.1]');
-  const example: Record<string, string> = { file: '/srv/vblade/disk1.img', interfaces: 'eth0 eth1' };
+  const example: Record<string, string> = { file: '/srv/vblade/disk1.img', interfaces: 'eth1 eth2' };
   for (const k of KEYS.filter((x) => x.section === 'export')) {
     out.push(commentBlock(k));
     if (example[k.key]) out.push(`${k.key} = ${example[k.key]}`);
@@ -982,7 +982,7 @@ export function renderExampleConfig(): string {
   out.push('# A second export: read-only, on one interface, only for two initiators.');
   out.push('#[export e1.2]');
   out.push('#file = /dev/vg0/boot');
-  out.push('#interfaces = eth0');
+  out.push('#interfaces = eth1');
   out.push('#read-only = yes');
   out.push('#mac-mask = 52:54:00:12:34:56, 52:54:00:12:34:57');
   return out.join('\n') + '\n';
@@ -1036,8 +1036,8 @@ export function renderConfManPage(): string {
     '.B ;',
     'at the start of a line, or after a blank (space or tab) outside double',
     'quotes, and runs to the end of the line, so',
-    '.B "interfaces = eth0 eth1   # two paths"',
-    'means eth0 and eth1.',
+    '.B "interfaces = eth1 eth2   # two paths"',
+    'means eth1 and eth2.',
     'A',
     '.B #',
     'or',
@@ -1140,12 +1140,12 @@ export function renderConfManPage(): string {
     '',
     '[export e1.1]',
     'file = /srv/vblade/disk1.img',
-    'interfaces = eth0 eth1',
+    'interfaces = eth1 eth2',
     'sync = yes',
     '',
     '[export e1.2]',
     'file = /dev/vg0/boot',
-    'interfaces = eth0',
+    'interfaces = eth1',
     'read\\-only = yes',
     'mac\\-mask = 52:54:00:12:34:56',
     '.fi',

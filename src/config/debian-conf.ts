@@ -3,7 +3,7 @@
 //
 //   shelf=1
 //   slot=2
-//   netif=eth0
+//   netif=eth1
 //   filename=/srv/vblade/disk.img
 //   options='-r -m 52:54:00:12:34:56'
 //   ionice='-c2 -n7'
@@ -108,7 +108,7 @@ export function parseDebianConf(text: string, file: string): DebianConf {
   for (const key of DEBIAN_REQUIRED) {
     const v = values.get(key);
     if (!v || v.value === '') {
-      const example = { shelf: 'shelf=1', slot: 'slot=1', netif: 'netif=eth0', filename: 'filename=/srv/vblade/disk.img' }[key];
+      const example = { shelf: 'shelf=1', slot: 'slot=1', netif: 'netif=eth1', filename: 'filename=/srv/vblade/disk.img' }[key];
       problem(v?.line ?? 0, `${key} is ${v ? 'empty' : 'missing'}; add a line like ${example}`);
     }
   }

@@ -145,7 +145,7 @@ export function parseSlot(text: string): number {
 
 export function parseInterfaceName(text: string): string {
   if (text === '' || text === '.' || text === '..' || /[\s/]/.test(text)) {
-    throw new UsageError(`"${text}" is not a network interface name; give one as "ip link" lists it, e.g. eth0`);
+    throw new UsageError(`"${text}" is not a network interface name; give one as "ip link" lists it, e.g. eth1`);
   }
   if (text.length > MAX_IFNAME) {
     throw new UsageError(

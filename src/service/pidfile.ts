@@ -105,7 +105,7 @@ export function checkPidFile(file: string, what: string): AlreadyRunningError | 
 }
 
 export interface PidFileOptions {
-  /** What the file guards, for messages, e.g. "e1.1 on eth0" or "instance vblade". */
+  /** What the file guards, for messages, e.g. "e1.1 on eth1" or "instance vblade". */
   what: string;
   /** Called when a stale file is removed. */
   onStale?: (info: { file: string; pid?: number }) => void;

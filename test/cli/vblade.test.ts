@@ -12,7 +12,7 @@ import { DEFAULT_TUNABLES } from '../../src/config/export-config';
 import { UsageError } from '../../src/config/vblade-args';
 import { VBLADE_HELP, parseCommandLine, tunablesOf } from '../../src/cli/vblade';
 
-const POSITIONAL = ['1', '1', 'eth0', '/srv/a.img'];
+const POSITIONAL = ['1', '1', 'eth1', '/srv/a.img'];
 
 t.test('--spin-us and --map-in-memory are taken out before the vblade arguments', async (t) => {
   const c = parseCommandLine(['--spin-us', '0', '-r', '--map-in-memory=no', ...POSITIONAL]);

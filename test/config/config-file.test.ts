@@ -24,7 +24,7 @@ import type { ExportConfig } from '../../src/config/export-config';
 const F = '/etc/vblade.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
-  return exportConfig({ file: '/srv/a.img', interfaces: ['eth0'], ...over });
+  return exportConfig({ file: '/srv/a.img', interfaces: ['eth1'], ...over });
 }
 
 t.test('good files', async (t) => {
@@ -39,11 +39,11 @@ log-format = text
 
 [export e1.1]
 file = /srv/a.img
-interfaces = eth0 eth1
+interfaces = eth1 eth2
 
 [export 1.2]
 file = b.img
-interfaces = eth1, eth2
+interfaces = eth2, eth3
 read-only = yes
 direct = on
 sync = true
@@ -54,11 +54,11 @@ broadcast-edits = yes
 buffer-count = 64
 `,
       exports: [
-        exp({ interfaces: ['eth0', 'eth1'] }),
+        exp({ interfaces: ['eth1', 'eth2'] }),
         exp({
           slot: 2,
           file: '/etc/b.img',
-          interfaces: ['eth1', 'eth2'],
+          interfaces: ['eth2', 'eth3'],
           readOnly: true,
           direct: true,
           sync: true,
@@ -73,7 +73,7 @@ buffer-count = 64
     },
     {
       desc: 'null store; quoted value keeps spaces; CRLF line ends; empty value = default',
-      text: '[export e0.0]\r\nnull-store = yes\r\nnull-sectors = 100\r\ninterfaces = lo\r\nbuffer-count =\r\n[export e2.0]\r\nfile = "/srv/with space "\r\ninterfaces = eth0\r\n',
+      text: '[export e0.0]\r\nnull-store = yes\r\nnull-sectors = 100\r\ninterfaces = lo\r\nbuffer-count =\r\n[export e2.0]\r\nfile = "/srv/with space "\r\ninterfaces = eth1\r\n',
       exports: [
         exp({ shelf: 0, slot: 0, file: '', interfaces: ['lo'], nullStore: true, nullSectors: 100 }),
         exp({ shelf: 2, slot: 0, file: '/srv/with space ' }),
@@ -86,16 +86,16 @@ log-format = text   ; readable log
 
 [export e1.1]
 file = /srv/disk#1.img # the second disk
-interfaces = eth1 eth2   # two paths to the same disk
+interfaces = eth2 eth3   # two paths to the same disk
 sync = yes	# no write acknowledged before it is on disk
 
 [export e1.2]
 file = "/srv/a #b.img"  # quoted: the # is part of the name
-interfaces = eth1
+interfaces = eth2
 `,
       exports: [
-        exp({ file: '/srv/disk#1.img', interfaces: ['eth1', 'eth2'], sync: true }),
-        exp({ slot: 2, file: '/srv/a #b.img', interfaces: ['eth1'] }),
+        exp({ file: '/srv/disk#1.img', interfaces: ['eth2', 'eth3'], sync: true }),
+        exp({ slot: 2, file: '/srv/a #b.img', interfaces: ['eth2'] }),
       ],
       daemon: { 'log-format': 'text' },
     },
@@ -118,19 +118,19 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
     },
     {
       desc: 'key outside a section',
-      text: 'file = /x\n[export e1.1]\nfile = /x\ninterfaces = eth0\n',
+      text: 'file = /x\n[export e1.1]\nfile = /x\ninterfaces = eth1\n',
       msg: [`${F}:1: "file" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`],
     },
     {
       desc: 'unknown key with a suggestion',
-      text: '[export e1.1]\nfile = /x\ninterfaces = eth0\nreadonly = yes\n',
+      text: '[export e1.1]\nfile = /x\ninterfaces = eth1\nreadonly = yes\n',
       msg: [
         `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, broadcast-edits, buffer-count, shared, null-store, null-sectors`,
       ],
     },
     {
       desc: 'daemon key in an export section',
-      text: '[export e1.1]\nfile = /x\ninterfaces = eth0\nstate-dir = /x\n',
+      text: '[export e1.1]\nfile = /x\ninterfaces = eth1\nstate-dir = /x\n',
       msg: [`${F}:4: unknown key "state-dir" in [export e1.1]; state-dir belongs in [daemon]`],
     },
     {
@@ -138,14 +138,14 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       text: '[export e1.1]\nsync = yes\n',
       msg: [
         `${F}:1: [export e1.1] has no file; add file = /path/to/image-or-device`,
-        `${F}:1: [export e1.1] has no interfaces; add interfaces = eth0 (several may be listed)`,
+        `${F}:1: [export e1.1] has no interfaces; add interfaces = eth1 (several may be listed)`,
       ],
     },
     {
       desc: 'bad values',
-      text: '[export e1.1]\nfile = /x\ninterfaces = eth0 eth0\nread-only = maybe\noffset = -1\nlength = 0\nbuffer-count = 0\nmac-mask = ff:ff:ff:ff:ff:ff\n',
+      text: '[export e1.1]\nfile = /x\ninterfaces = eth1 eth1\nread-only = maybe\noffset = -1\nlength = 0\nbuffer-count = 0\nmac-mask = ff:ff:ff:ff:ff:ff\n',
       msg: [
-        `${F}:3: interface eth0 is listed twice; list each interface once`,
+        `${F}:3: interface eth1 is listed twice; list each interface once`,
         `${F}:4: read-only = "maybe" is not yes or no; write yes or no`,
         `${F}:5: offset = "-1" is not a sector count; write a whole number of 512-byte sectors (decimal or 0x hex)`,
         `${F}:6: length = 0 exports nothing; give at least 1 sector or leave length out to export to the end`,
@@ -166,7 +166,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
     },
     {
       desc: 'duplicates',
-      text: '[export e1.1]\nfile = /x\nfile = /y\ninterfaces = eth0\n[export 1.1]\nfile = /z\ninterfaces = eth1\n[daemon]\n[daemon]\n',
+      text: '[export e1.1]\nfile = /x\nfile = /y\ninterfaces = eth1\n[export 1.1]\nfile = /z\ninterfaces = eth2\n[daemon]\n[daemon]\n',
       msg: [
         `${F}:3: file is set twice in [export e1.1] (first on line 2); keep one`,
         `${F}:5: export e1.1 is declared twice (first on line 1); one section per export, list all its interfaces there`,
@@ -175,7 +175,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
     },
     {
       desc: 'daemon values and syntax',
-      text: '[daemon]\nlog = journal\nmetrics = localhost\nstop-timeout = soon\nnot a pair\nname = "unbalanced\n[export e1.1]\nfile = /x\ninterfaces = eth0\n',
+      text: '[daemon]\nlog = journal\nmetrics = localhost\nstop-timeout = soon\nnot a pair\nname = "unbalanced\n[export e1.1]\nfile = /x\ninterfaces = eth1\n',
       msg: [
         `${F}:2: log = "journal" is not one of auto, stdout, stderr, syslog, file; pick one of them`,
         `${F}:3: metrics: "localhost" is not HOST:PORT; write e.g. 127.0.0.1:9469 or [::1]:9469`,
@@ -266,7 +266,7 @@ t.test('tunables: command line over file over environment over default', async (
 });
 
 t.test('spin-us in the file is checked against its range', async (t) => {
-  const text = `[daemon]\nspin-us = 1001\n[export e1.1]\nfile = /a\ninterfaces = eth0\n`;
+  const text = `[daemon]\nspin-us = 1001\n[export e1.1]\nfile = /a\ninterfaces = eth1\n`;
   t.throws(() => parseConfigFile(text, F), { message: `${F}:2: spin-us = 1001 is out of range; use 0..1000` });
   t.equal(parseConfigFile(text.replace('1001', '1000'), F).daemon['spin-us'], '1000');
 });
@@ -304,7 +304,7 @@ t.test('committed docs are the rendering of the table (node scripts/render-confi
 });
 
 t.test('shared, user and duplicate-probe-ms reach the server config', async (t) => {
-  const text = `[daemon]\nuser = vblade\nduplicate-probe-ms = 500\n[export e1.1]\nfile = /a\ninterfaces = eth0\nshared = yes\n[export e1.2]\nfile = /a\ninterfaces = eth0\n`;
+  const text = `[daemon]\nuser = vblade\nduplicate-probe-ms = 500\n[export e1.1]\nfile = /a\ninterfaces = eth1\nshared = yes\n[export e1.2]\nfile = /a\ninterfaces = eth1\n`;
   const file = parseConfigFile(text, F);
   t.equal(file.exports[0].shared, true, 'shared = yes');
   t.equal(file.exports[1].shared, undefined, 'not set: left out, so reloads compare equal');

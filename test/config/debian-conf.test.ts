@@ -9,25 +9,25 @@ import type { ExportConfig } from '../../src/config/export-config';
 const F = '/etc/vblade.conf.d/disk1.conf';
 
 function exp(over: Partial<ExportConfig>): ExportConfig {
-  return exportConfig({ slot: 2, file: '/srv/vblade/disk1.img', interfaces: ['eth0'], ...over });
+  return exportConfig({ slot: 2, file: '/srv/vblade/disk1.img', interfaces: ['eth1'], ...over });
 }
 
 t.test('good fragments', async (t) => {
   const rows: Array<{ desc: string; text: string; want: ExportConfig; warnings?: string[] }> = [
-    { desc: 'the four mandatory keys', text: 'shelf=1\nslot=2\nnetif=eth0\nfilename=/srv/vblade/disk1.img\n', want: exp({}) },
+    { desc: 'the four mandatory keys', text: 'shelf=1\nslot=2\nnetif=eth1\nfilename=/srv/vblade/disk1.img\n', want: exp({}) },
     {
       desc: 'options in single quotes, comments, blanks',
-      text: "# Debian example\n\nshelf=1\nslot=2\nnetif=eth0\nfilename=/srv/vblade/disk1.img\noptions='-r -b 32 -m 52:54:00:00:00:01,52:54:00:00:00:02'\n",
+      text: "# Debian example\n\nshelf=1\nslot=2\nnetif=eth1\nfilename=/srv/vblade/disk1.img\noptions='-r -b 32 -m 52:54:00:00:00:01,52:54:00:00:00:02'\n",
       want: exp({ readOnly: true, bufferCount: 32, macMask: ['52:54:00:00:00:01', '52:54:00:00:00:02'] }),
     },
     {
       desc: 'double quotes and spaces around =',
-      text: 'shelf = 1\nslot=2\nnetif="eth0"\nfilename="/srv/vblade/disk1.img"\noptions="-d -s -o 0x800 -l 2048"\n',
+      text: 'shelf = 1\nslot=2\nnetif="eth1"\nfilename="/srv/vblade/disk1.img"\noptions="-d -s -o 0x800 -l 2048"\n',
       want: exp({ direct: true, sync: true, offsetSectors: 2048, lengthSectors: 2048 }),
     },
     {
       desc: 'ionice and unknown keys are warnings',
-      text: "shelf=1\nslot=2\nnetif=eth0\nfilename=srv/vblade/disk1.img\nionice='-c2 -n7'\nFOO=bar\n",
+      text: "shelf=1\nslot=2\nnetif=eth1\nfilename=srv/vblade/disk1.img\nionice='-c2 -n7'\nFOO=bar\n",
       want: exp({}),
       warnings: [
         `${F}:5: ionice is ignored; the vblade@.service unit sets IOSchedulingClass=best-effort and IOSchedulingPriority=7, change them with "systemctl edit"`,
@@ -36,12 +36,12 @@ t.test('good fragments', async (t) => {
     },
     {
       desc: 'trailing comments as the shell reads them; a # inside a word stays',
-      text: "shelf=1 # rack 1\nslot=2\t# second disk\nnetif=eth0\nfilename=/srv/vblade/disk#1.img\noptions='-s' # sync\n",
+      text: "shelf=1 # rack 1\nslot=2\t# second disk\nnetif=eth1\nfilename=/srv/vblade/disk#1.img\noptions='-s' # sync\n",
       want: exp({ file: '/srv/vblade/disk#1.img', sync: true }),
     },
     {
       desc: 'a # inside quotes is part of the value',
-      text: 'shelf=1\nslot=2\nnetif=eth0\nfilename="/srv/vblade/a #1.img"   # quoted\n',
+      text: 'shelf=1\nslot=2\nnetif=eth1\nfilename="/srv/vblade/a #1.img"   # quoted\n',
       want: exp({ file: '/srv/vblade/a #1.img' }),
     },
   ];
@@ -62,12 +62,12 @@ t.test('bad fragments', async (t) => {
       msg: [
         `${F}: slot is missing; add a line like slot=1`,
         `${F}: filename is missing; add a line like filename=/srv/vblade/disk.img`,
-        `${F}:2: netif is empty; add a line like netif=eth0`,
+        `${F}:2: netif is empty; add a line like netif=eth1`,
       ],
     },
     {
       desc: 'out of range, bad option, operand in options',
-      text: "shelf=65535\nslot=300\nnetif=eth0\nfilename=/x\noptions='-b 0'\n",
+      text: "shelf=65535\nslot=300\nnetif=eth1\nfilename=/x\noptions='-b 0'\n",
       msg: [
         `${F}:1: shelf 65535 is out of range; use 0..65534 (65535 is the broadcast shelf and cannot be exported)`,
         `${F}:2: slot 300 is out of range; use 0..254 (255 is the broadcast slot and cannot be exported)`,
@@ -76,12 +76,12 @@ t.test('bad fragments', async (t) => {
     },
     {
       desc: 'syntax',
-      text: "shelf=1\nslot=1\nslot=2\nnetif eth0\nfilename='/x\noptions='-r /dev/sda'\n",
+      text: "shelf=1\nslot=1\nslot=2\nnetif eth1\nfilename='/x\noptions='-r /dev/sda'\n",
       msg: [
-        `${F}: netif is missing; add a line like netif=eth0`,
+        `${F}: netif is missing; add a line like netif=eth1`,
         `${F}: filename is missing; add a line like filename=/srv/vblade/disk.img`,
         `${F}:3: slot is set twice (first on line 2); keep one`,
-        `${F}:4: "netif eth0" is not a name=value assignment; write e.g. shelf=1`,
+        `${F}:4: "netif eth1" is not a name=value assignment; write e.g. shelf=1`,
         `${F}:5: unbalanced quotes in the value of filename; quote the whole value, e.g. filename='...'`,
         `${F}:6: options holds "/dev/sda", which is not a vblade option; shelf, slot, netif and filename have their own lines`,
       ],

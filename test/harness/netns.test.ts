@@ -191,8 +191,8 @@ if (requireRoot(t)) {
   });
 
   t.test("addNetns: a namespace with the interop suite's name, recorded and deleted like the others", async (t) => {
-    await t.rejects(addNetns('eth0-ns'), /not a test namespace name/, 'a name of another shape is refused');
-    t.notOk(listNetns().includes('eth0-ns'), 'and nothing is created');
+    await t.rejects(addNetns('eth1-ns'), /not a test namespace name/, 'a name of another shape is refused');
+    t.notOk(listNetns().includes('eth1-ns'), 'and nothing is created');
     const name = `aoei-${process.pid}-0-g`;
     const ns = await addNetns(name);
     t.teardown(() => ns.delete());

@@ -208,19 +208,19 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
   t.throws(() => parseCtlArgs(['clear-mask']), { message: /Not enough non-option arguments/ });
   t.throws(() => parseCtlArgs(['bogus']), { message: /Unknown argument: bogus/ });
 
-  const e = exportConfig({ file: '/srv/a.img', interfaces: ['eth0', 'eth1'], readOnly: true, sync: true });
+  const e = exportConfig({ file: '/srv/a.img', interfaces: ['eth1', 'eth2'], readOnly: true, sync: true });
   t.equal(
     formatResult('list', {
       exports: [{ key: 'e1.1', config: e, state: { config: 'host=a', macMask: ['52:54:00:00:00:01'], reserve: [] } }],
       supervisor: { workerPid: 9, restarts: 2, ready: true },
     }),
-    'worker 9 serving, 2 restarts\ne1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tmask: 52:54:00:00:00:01\n\treserve: (none)\n\tconfig: "host=a"',
+    'worker 9 serving, 2 restarts\ne1.1\teth1,eth2\tro,sync\t/srv/a.img\n\tmask: 52:54:00:00:00:01\n\treserve: (none)\n\tconfig: "host=a"',
   );
   t.match(
     formatResult('list', {
       exports: [{ key: 'e1.2', config: { ...e, broadcastEdits: true }, state: { config: '', macMask: [], reserve: [] } }],
     }),
-    /^e1\.2\teth0,eth1\tro,sync,broadcast-edits\t/,
+    /^e1\.2\teth1,eth2\tro,sync,broadcast-edits\t/,
     'an export that takes broadcast edits says so',
   );
   t.equal(
@@ -231,13 +231,13 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
           config: e,
           state: { config: '', macMask: [], reserve: [] },
           paths: [
-            { interface: 'eth0', state: 'serving' },
-            { interface: 'eth1', state: 'waiting for the interface' },
+            { interface: 'eth1', state: 'serving' },
+            { interface: 'eth2', state: 'waiting for the interface' },
           ],
         },
       ],
     }),
-    'e1.1\teth0,eth1\tro,sync\t/srv/a.img\n\tinterfaces: eth0 serving, eth1 waiting for the interface\n' +
+    'e1.1\teth1,eth2\tro,sync\t/srv/a.img\n\tinterfaces: eth1 serving, eth2 waiting for the interface\n' +
       '\tmask: (empty: everyone)\n\treserve: (none)\n\tconfig: ""',
   );
   t.equal(
@@ -276,8 +276,8 @@ const STATS = {
       key: 'e1.1',
       file: '/srv/a"b.img',
       sectors: 2048,
-      interfaces: ['eth0'],
-      paths: [{ interface: 'eth0', state: 'no carrier' }],
+      interfaces: ['eth1'],
+      paths: [{ interface: 'eth1', state: 'no carrier' }],
       readOnly: false,
       inflight: 3,
       stateDurable: false,
@@ -293,7 +293,7 @@ const STATS = {
   ],
   interfaces: [
     {
-      name: 'eth0',
+      name: 'eth1',
       open: true,
       state: 'no carrier',
       up: false,
@@ -334,9 +334,9 @@ t.test('Prometheus rendering', async (t) => {
   t.match(text, /^vblade_export_latency_seconds_bucket\{export="e1\.1",le="\+Inf"\} 4$/m);
   t.match(text, /^vblade_export_latency_seconds_count\{export="e1\.1"\} 4$/m);
   t.match(text, /^vblade_export_latency_seconds_sum\{export="e1\.1"\} 0\.0000375$/m);
-  t.match(text, /^vblade_interface_rx_frames_total\{interface="eth0"\} 20$/m);
-  t.match(text, /^vblade_interface_up\{interface="eth0"\} 0$/m);
-  t.match(text, /^vblade_interface_sectors_per_frame\{interface="eth0"\} 17$/m);
+  t.match(text, /^vblade_interface_rx_frames_total\{interface="eth1"\} 20$/m);
+  t.match(text, /^vblade_interface_up\{interface="eth1"\} 0$/m);
+  t.match(text, /^vblade_interface_sectors_per_frame\{interface="eth1"\} 17$/m);
   t.ok(text.endsWith('\n'));
   // Every sample line is well formed.
   for (const line of text.trim().split('\n')) {
@@ -533,7 +533,7 @@ t.test('ctl stats: a readable table; --json keeps the JSON', async (t) => {
     ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
     ['e1.1', '10', '4', '5.0 KiB', '0 B', '1 (io 1)', '0', '3', '< 16 µs'],
     ['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'],
-    ['eth0', 'down', '9000', '20', '0', '0 B', '2 (tx 2)'],
+    ['eth1', 'down', '9000', '20', '0', '0 B', '2 (tx 2)'],
   ]);
 
   const j = await ctl('--socket', sock, '--json', 'stats');

@@ -124,7 +124,7 @@ t.test('user errors are logged with their message only; programming errors keep 
   const { logger, sink } = createLogger({ destination: 'file', file, format: 'json', level: 'info' });
   let parseError: unknown;
   try {
-    parseConfigFile('[export e1.1]\nfile = /a\ninterfaces = eth0\nbogus = 1\n', '/etc/vblade.conf');
+    parseConfigFile('[export e1.1]\nfile = /a\ninterfaces = eth1\nbogus = 1\n', '/etc/vblade.conf');
   } catch (e) {
     parseError = e;
   }

@@ -54,14 +54,14 @@ t.test('create, content, release', async (t) => {
 });
 
 t.test('a live owner: refused with a clear message', async (t) => {
-  const file = path.join(tmp(t), 'e1.1@eth0.lock');
+  const file = path.join(tmp(t), 'e1.1@eth1.lock');
   const pid = await otherProcess(t);
   ownedBy(file, pid, processStartTime(pid));
-  const err = t.throws(() => PidFile.acquire(file, { what: 'e1.1 on eth0' })) as AlreadyRunningError;
+  const err = t.throws(() => PidFile.acquire(file, { what: 'e1.1 on eth1' })) as AlreadyRunningError;
   t.type(err, AlreadyRunningError);
   t.equal(
     err.message,
-    `vbladed is already running for e1.1 on eth0 (pid ${pid}, ${file}); stop it first (kill ${pid}) or choose another shelf.slot or interface`,
+    `vbladed is already running for e1.1 on eth1 (pid ${pid}, ${file}); stop it first (kill ${pid}) or choose another shelf.slot or interface`,
   );
   t.equal(err.pid, pid);
   t.ok(fs.existsSync(file), 'the owner keeps its file');
@@ -114,30 +114,30 @@ t.test('release leaves a file that is not ours', async (t) => {
 t.test('export locks: all or nothing, and dropping what a reload removed', async (t) => {
   const dir = tmp(t);
   const other = await otherProcess(t);
-  ownedBy(path.join(dir, 'e1.2@eth1.lock'), other, processStartTime(other));
+  ownedBy(path.join(dir, 'e1.2@eth2.lock'), other, processStartTime(other));
   const locks = new ExportLocks(dir);
-  locks.acquire([{ key: 'e1.1', interfaces: ['eth0', 'eth1'] }]);
-  t.same(locks.names().sort(), ['e1.1@eth0', 'e1.1@eth1']);
+  locks.acquire([{ key: 'e1.1', interfaces: ['eth1', 'eth2'] }]);
+  t.same(locks.names().sort(), ['e1.1@eth1', 'e1.1@eth2']);
   t.throws(
     () =>
       locks.acquire([
-        { key: 'e1.1', interfaces: ['eth0'] },
-        { key: 'e1.3', interfaces: ['eth0'] },
-        { key: 'e1.2', interfaces: ['eth1'] },
+        { key: 'e1.1', interfaces: ['eth1'] },
+        { key: 'e1.3', interfaces: ['eth1'] },
+        { key: 'e1.2', interfaces: ['eth2'] },
       ]),
     {
-      message: `vbladed is already running for e1.2 on eth1 (pid ${other}, ${path.join(dir, 'e1.2@eth1.lock')}); stop it first (kill ${other}) or choose another shelf.slot or interface`,
+      message: `vbladed is already running for e1.2 on eth2 (pid ${other}, ${path.join(dir, 'e1.2@eth2.lock')}); stop it first (kill ${other}) or choose another shelf.slot or interface`,
     },
   );
-  t.notOk(fs.existsSync(path.join(dir, 'e1.3@eth0.lock')), 'the lock taken before the conflict is given back');
+  t.notOk(fs.existsSync(path.join(dir, 'e1.3@eth1.lock')), 'the lock taken before the conflict is given back');
   const toDrop = locks.acquire([
-    { key: 'e1.1', interfaces: ['eth0'] },
-    { key: 'e1.3', interfaces: ['eth0'] },
+    { key: 'e1.1', interfaces: ['eth1'] },
+    { key: 'e1.3', interfaces: ['eth1'] },
   ]);
-  t.same(toDrop, ['e1.1@eth1']);
-  t.ok(fs.existsSync(path.join(dir, 'e1.1@eth1.lock')), 'kept until dropped');
+  t.same(toDrop, ['e1.1@eth2']);
+  t.ok(fs.existsSync(path.join(dir, 'e1.1@eth2.lock')), 'kept until dropped');
   locks.drop(toDrop);
-  t.notOk(fs.existsSync(path.join(dir, 'e1.1@eth1.lock')));
+  t.notOk(fs.existsSync(path.join(dir, 'e1.1@eth2.lock')));
   locks.releaseAll();
-  t.same(fs.readdirSync(dir).sort(), ['e1.2@eth1.lock', 'e1.2@eth1.lock.start']);
+  t.same(fs.readdirSync(dir).sort(), ['e1.2@eth2.lock', 'e1.2@eth2.lock.start']);
 });
