@@ -14,7 +14,7 @@ import { COMMANDS, commandByName, controlRequest, probeSocket, type CommandDef }
 import type { ReloadResult } from '../service/daemon';
 import type { ExportListing } from '../service/worker';
 import { describeSize } from '../config/export-config';
-import type { ServerStats } from '../target/server';
+import type { ResizeResult, ServerStats } from '../target/server';
 import { formatStatsTables } from './stats-table';
 
 const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]';
@@ -171,9 +171,12 @@ export function formatResult(command: string, result: unknown): string {
       return `${r.key}: ${command === 'restore-state' ? 'state restored from its file' : 'state reset to empty'}, saved, and served${kept}`;
     }
     case 'resize': {
-      const r = result as { key: string; file: string; oldSectors: number; newSectors: number; unchanged?: string };
+      const r = result as ResizeResult;
       if (r.unchanged) return `${r.key}: unchanged at ${describeSize(r.oldSectors)}: ${r.unchanged}`;
-      return `${r.key}: ${describeSize(r.oldSectors)} -> ${describeSize(r.newSectors)} (${r.file}); announced`;
+      const told = r.announced
+        ? 'announced'
+        : 'not announced (no interface of the export is up); initiators see the size at their next IDENTIFY';
+      return `${r.key}: ${describeSize(r.oldSectors)} -> ${describeSize(r.newSectors)} (${r.file}); ${told}`;
     }
     case 'reload': {
       const d = result as ReloadResult;

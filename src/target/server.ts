@@ -105,6 +105,8 @@ export interface ResizeResult {
   newSectors: number;
   /** Why the size did not change, when it did not. */
   unchanged?: string;
+  /** A grown export was announced on at least one interface (none is announced while its links are down). */
+  announced?: boolean;
 }
 
 /** A reload found a problem before it changed anything; the message says what to fix. */
@@ -806,11 +808,15 @@ export class Server {
     if (now === e.store.sectors) return { ...base, unchanged: 'the backing store has not changed size' };
     e.grow(now);
     this.log.info({ export: key, file: e.store.description, from: base.oldSectors, to: now }, 'export grown');
+    let announced = false;
     for (const name of e.config.interfaces) {
       const link = this.linksByName.get(name);
-      if (link && link.info?.up) this.engine.announce(link);
+      if (link && link.socket !== null && link.info?.up) {
+        this.engine.announce(link);
+        announced = true;
+      }
     }
-    return { ...base, newSectors: now };
+    return { ...base, newSectors: now, announced };
   }
 
   /** Grows exports whose backing store grew, every sizeCheckMs: an lvextend or truncate needs no command. */
