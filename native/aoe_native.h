@@ -137,6 +137,11 @@ int packet_take_event(struct packet_ring *ring, bool *readable, int *sock_error)
 /* Asks epoll_fd to report again if frames are already waiting (used after a
  * wake-up in which JavaScript did not take every frame). */
 void packet_rearm(struct packet_ring *ring);
+/* Whether the socket wakes its own epoll (and so libuv): off while the frame
+ * loop waits on the socket itself (waiter.c), so that a frame does not also
+ * make libuv's descriptor readable. Turning it on queues a wake-up if frames
+ * are waiting. */
+int packet_set_loop_wake(struct packet_ring *ring, bool on);
 
 /* ---- block I/O queue (ioring.c) ------------------------------------------ */
 
@@ -245,5 +250,25 @@ uint32_t io_queue_reap(struct io_queue *q, int32_t *out, uint32_t max,
                        void *ctx);
 /* Clears the eventfd after a wake-up. */
 void io_queue_ack_event(struct io_queue *q);
+
+/* ---- the frame loop's wait (waiter.c) ---------------------------------- */
+
+#define WAITER_MAX_EVENTS 64
+
+struct frame_waiter {
+  int epoll_fd;
+  int loop_fd;   /* libuv's backend descriptor (uv_backend_fd) */
+};
+
+int waiter_open(struct frame_waiter *w, int loop_fd, struct aoe_error *err);
+/* Adds `fd` under `tag` (replacing an earlier registration of the same fd);
+ * an eventfd is read whenever it is reported. 0 or -errno. */
+int waiter_watch(struct frame_waiter *w, int fd, uint32_t tag, bool eventfd);
+int waiter_unwatch(struct frame_waiter *w, int fd);
+/* Waits up to timeout_ms (-1: no limit) and writes [tag, epoll events] per
+ * ready descriptor into out (at most max). *loop_due: libuv's descriptor is
+ * readable. Returns the count or -errno. */
+int waiter_wait(struct frame_waiter *w, int32_t *out, uint32_t max, int timeout_ms, bool *loop_due);
+void waiter_close(struct frame_waiter *w);
 
 #endif

@@ -449,6 +449,18 @@ static napi_value packet_stop_polling_method(napi_env env, napi_callback_info in
   return NULL;
 }
 
+/* Whether a frame wakes libuv (startPolling's callback); the frame loop
+ * turns it off while it waits on the socket itself (waiter.c). */
+static napi_value packet_set_loop_wake_method(napi_env env, napi_callback_info info) {
+  PACKET_SOCKET_METHOD(1);
+  if (s->closed) return NULL;
+  bool on;
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) return throw_type(env, "setLoopWake(on) takes a boolean");
+  int rc = packet_set_loop_wake(&s->ring, on);
+  if (rc < 0) return throw_errno(env, -rc, "epoll_ctl on the packet socket's wake-up failed");
+  return NULL;
+}
+
 static napi_value packet_stats_method(napi_env env, napi_callback_info info) {
   PACKET_SOCKET_METHOD(0);
   if (s->closed) return packet_socket_closed_error(env, s);
@@ -551,6 +563,7 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
       {"send", packet_send_method},
       {"startPolling", packet_start_polling_method},
       {"stopPolling", packet_stop_polling_method},
+      {"setLoopWake", packet_set_loop_wake_method},
       {"stats", packet_stats_method},
       {"close", packet_close_method},
   };
@@ -809,6 +822,7 @@ static napi_value open_io_ring(napi_env env, napi_callback_info info) {
       !define_methods(env, object, methods, sizeof methods / sizeof methods[0], r, io_method_finalize, &r->owners) ||
       napi_create_string_utf8(env, r->queue.uring ? "io_uring" : "sync", NAPI_AUTO_LENGTH, &kind) != napi_ok ||
       !define_value(env, object, "kind", kind) || !define_uint(env, object, "depth", depth) ||
+      !define_uint(env, object, "eventFd", (uint32_t)r->queue.event_fd) ||
       napi_add_finalizer(env, object, r, io_ring_finalize, NULL, NULL) != napi_ok) {
     /* Methods already made hold `r`; it is freed when the last of them goes. */
     io_ring_shutdown(r, true);
@@ -817,6 +831,145 @@ static napi_value open_io_ring(napi_env env, napi_callback_info info) {
   }
   r->owners++; /* the object */
   if (napi_add_env_cleanup_hook(env, io_ring_env_exit, r) == napi_ok) r->cleanup_hook = true;
+  return object;
+}
+
+/* ---- FrameWaiter ------------------------------------------------------------ */
+
+struct waiter_handle {
+  struct frame_waiter w;
+  uv_loop_t *loop;
+  bool closed;
+  bool cleanup_hook;
+  napi_env env;
+  int owners;   /* object and methods */
+};
+
+static void waiter_env_exit(void *arg);
+
+static void waiter_shutdown(struct waiter_handle *h, bool env_alive) {
+  if (h->closed) return;
+  h->closed = true;
+  waiter_close(&h->w);
+  if (h->cleanup_hook && env_alive) napi_remove_env_cleanup_hook(h->env, waiter_env_exit, h);
+  h->cleanup_hook = false;
+}
+
+static void waiter_unref(struct waiter_handle *h) {
+  if (--h->owners > 0) return;
+  free(h);
+}
+
+static void waiter_env_exit(void *arg) {
+  struct waiter_handle *h = arg;
+  h->cleanup_hook = false;
+  waiter_shutdown(h, false);
+}
+
+static void waiter_method_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  waiter_unref(data);
+}
+
+static void waiter_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  waiter_shutdown(data, true);
+  waiter_unref(data);
+}
+
+#define WAITER_METHOD(argc_max)                                  \
+  size_t argc = (argc_max);                                      \
+  napi_value argv[(argc_max) + 1];                               \
+  struct waiter_handle *h = method_state(env, info, &argc, argv); \
+  if (h == NULL) return NULL;                                    \
+  if (h->closed) return throw_errno(env, EBADF, "the frame waiter is closed");
+
+static napi_value waiter_watch_method(napi_env env, napi_callback_info info) {
+  WAITER_METHOD(3);
+  uint32_t fd, tag;
+  bool eventfd = false;
+  if (argc < 2) return throw_type(env, "watch(fd, tag, isEventFd) takes a descriptor and a tag");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd") || !get_uint(env, argv[1], INT32_MAX, &tag, "tag")) return NULL;
+  if (argc > 2 && napi_get_value_bool(env, argv[2], &eventfd) != napi_ok) return throw_type(env, "isEventFd must be a boolean");
+  int rc = waiter_watch(&h->w, (int)fd, tag, eventfd);
+  if (rc < 0) return throw_errno(env, -rc, "epoll_ctl (frame waiter) failed");
+  return NULL;
+}
+
+static napi_value waiter_unwatch_method(napi_env env, napi_callback_info info) {
+  WAITER_METHOD(1);
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "unwatch(fd) takes a descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  int rc = waiter_unwatch(&h->w, (int)fd);
+  if (rc < 0) return throw_errno(env, -rc, "epoll_ctl (frame waiter) failed");
+  return NULL;
+}
+
+/* wait(out, capMs): blocks until a watched descriptor is ready, libuv has
+ * work, its next timer is due, or capMs passed. Returns the number n of
+ * [tag, events] pairs written to out, or -(n + 1) when libuv has work now. */
+static napi_value waiter_wait_method(napi_env env, napi_callback_info info) {
+  WAITER_METHOD(2);
+  int32_t *out;
+  size_t out_len;
+  uint32_t cap;
+  if (argc < 2) return throw_type(env, "wait(out, capMs) takes two arguments");
+  if (!get_typed(env, argv[0], napi_int32_array, (void **)&out, &out_len, "out", "an Int32Array")) return NULL;
+  if (!get_uint(env, argv[1], INT32_MAX, &cap, "capMs")) return NULL;
+  uv_update_time(h->loop);
+  int due = uv_backend_timeout(h->loop); /* -1: no timer; 0: work waiting (e.g. setImmediate) */
+  int timeout = due < 0 || due > (int)cap ? (int)cap : due;
+  bool loop_due = false;
+  int n = waiter_wait(&h->w, out, (uint32_t)(out_len / 2), timeout, &loop_due);
+  if (n < 0) return throw_errno(env, -n, "epoll_wait (frame waiter) failed");
+  if (!loop_due && due >= 0) {
+    uv_update_time(h->loop);
+    loop_due = uv_backend_timeout(h->loop) == 0;
+  }
+  napi_value result;
+  NAPI_OK(napi_create_int32(env, loop_due ? -(n + 1) : n, &result));
+  return result;
+}
+
+static napi_value waiter_close_method(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  struct waiter_handle *h = method_state(env, info, &argc, NULL);
+  if (h != NULL) waiter_shutdown(h, true);
+  return NULL;
+}
+
+static napi_value open_frame_waiter(napi_env env, napi_callback_info info) {
+  (void)info;
+  uv_loop_t *loop;
+  NAPI_OK(napi_get_uv_event_loop(env, &loop));
+  struct waiter_handle *h = calloc(1, sizeof *h);
+  if (h == NULL) return throw_errno(env, ENOMEM, "out of memory");
+  struct aoe_error err;
+  if (waiter_open(&h->w, uv_backend_fd(loop), &err) < 0) {
+    free(h);
+    return throw_aoe_error(env, &err);
+  }
+  h->loop = loop;
+  h->env = env;
+  static const struct method methods[] = {
+      {"watch", waiter_watch_method},
+      {"unwatch", waiter_unwatch_method},
+      {"wait", waiter_wait_method},
+      {"close", waiter_close_method},
+  };
+  napi_value object;
+  if (napi_create_object(env, &object) != napi_ok ||
+      !define_methods(env, object, methods, sizeof methods / sizeof methods[0], h, waiter_method_finalize, &h->owners) ||
+      napi_add_finalizer(env, object, h, waiter_finalize, NULL, NULL) != napi_ok) {
+    waiter_shutdown(h, true);
+    if (h->owners == 0) free(h);
+    return throw_last_napi_error(env);
+  }
+  h->owners++;
+  if (napi_add_env_cleanup_hook(env, waiter_env_exit, h) == napi_ok) h->cleanup_hook = true;
   return object;
 }
 
@@ -1032,6 +1185,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"openPacket", NULL, open_packet, NULL, NULL, NULL, napi_enumerable, NULL},
       {"linkInfo", NULL, link_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openIoRing", NULL, open_io_ring, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openFrameWaiter", NULL, open_frame_waiter, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blockDeviceSize", NULL, block_device_size_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mapFile", NULL, map_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmapFile", NULL, unmap_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},

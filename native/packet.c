@@ -350,3 +350,15 @@ void packet_rearm(struct packet_ring *ring) {
   struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u32 = 0};
   epoll_ctl(ring->epoll_fd, EPOLL_CTL_MOD, ring->fd, &ev);
 }
+
+int packet_set_loop_wake(struct packet_ring *ring, bool on) {
+  if (!on) {
+    /* Removing it also drops a wake-up already queued for libuv. */
+    if (epoll_ctl(ring->epoll_fd, EPOLL_CTL_DEL, ring->fd, NULL) == 0 || errno == ENOENT) return 0;
+    return -errno;
+  }
+  /* Adding checks readiness at once: frames that came meanwhile wake libuv. */
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u32 = 0};
+  if (epoll_ctl(ring->epoll_fd, EPOLL_CTL_ADD, ring->fd, &ev) == 0 || errno == EEXIST) return 0;
+  return -errno;
+}

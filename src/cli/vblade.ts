@@ -16,7 +16,13 @@ import {
   renderDaemonHelp,
   type DaemonKeys,
 } from '../config/config-file';
-import { DEFAULT_TUNABLES, type ExportConfig, type ServerConfig, type ServingTunables } from '../config/export-config';
+import {
+  DEFAULT_TUNABLES,
+  type ExportConfig,
+  type ServerConfig,
+  type ServingTunables,
+  type SpinPolicyName,
+} from '../config/export-config';
 import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
 import { LOG_SERIALIZERS } from '../service/log';
 import { withTestFaults } from '../testing/fault-io';
@@ -26,7 +32,7 @@ import { checkUserExists, switchToUser, uidToBecome, UserError } from '../servic
 import { packageVersion } from './version';
 
 /** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
-const TUNABLE_KEYS = ['spin-us', 'map-in-memory', 'duplicate-probe-ms', 'announce-interval'] as const;
+const TUNABLE_KEYS = ['spin-us', 'spin-policy', 'map-in-memory', 'duplicate-probe-ms', 'announce-interval'] as const;
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
 
@@ -146,11 +152,13 @@ export function parseNullSize(text: string): number {
 export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): ServingTunables {
   const value = (k: string): string | undefined => fromCli[k] ?? fromEnvironment[k];
   const spin = value('spin-us');
+  const policy = value('spin-policy');
   const map = value('map-in-memory');
   const probe = value('duplicate-probe-ms');
   const announce = value('announce-interval');
   return {
     spinMicros: spin === undefined ? DEFAULT_TUNABLES.spinMicros : parseConfigInteger(spin)!,
+    spinPolicy: policy === undefined ? DEFAULT_TUNABLES.spinPolicy : (policy as SpinPolicyName),
     mapInMemory: map === undefined ? DEFAULT_TUNABLES.mapInMemory : BOOL_WORDS[map.toLowerCase()],
     duplicateProbeMs: probe === undefined ? DEFAULT_TUNABLES.duplicateProbeMs : parseConfigInteger(probe)!,
     announceSeconds: announce === undefined ? DEFAULT_TUNABLES.announceSeconds : parseConfigInteger(announce)!,

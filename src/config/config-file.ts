@@ -22,7 +22,15 @@
 import * as path from 'node:path';
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import type { ExportConfig, ServerConfig } from './export-config';
-import { DEFAULT_TUNABLES, MAX_ANNOUNCE_SECONDS, MAX_DUPLICATE_PROBE_MS, MAX_SPIN_MICROS, exportKey } from './export-config';
+import {
+  DEFAULT_TUNABLES,
+  MAX_ANNOUNCE_SECONDS,
+  MAX_DUPLICATE_PROBE_MS,
+  MAX_SPIN_MICROS,
+  SPIN_POLICIES,
+  exportKey,
+  type SpinPolicyName,
+} from './export-config';
 import {
   DEFAULT_BUFFER_COUNT,
   MAX_BUFFER_COUNT,
@@ -219,6 +227,16 @@ export const KEYS: readonly KeyDef[] = [
     meaning: `After each batch of requests, how many microseconds (0..${MAX_SPIN_MICROS}) the server keeps polling for more before it sleeps; more saves a wake-up under dense load and costs CPU.`,
   },
   {
+    key: 'spin-policy',
+    section: 'daemon',
+    type: 'enum',
+    default: DEFAULT_TUNABLES.spinPolicy,
+    values: SPIN_POLICIES,
+    arg: 'adaptive|always',
+    meaning:
+      'adaptive: poll (spin-us) only while polls find the next frame, and pause polling when they do not (a CPU shared with the initiator or other work, a slow initiator); always: poll after every batch.',
+  },
+  {
     key: 'map-in-memory',
     section: 'daemon',
     type: 'bool',
@@ -404,6 +422,7 @@ export interface DaemonSettings {
   syslogFormat: SyslogFormat;
   stopTimeoutSeconds: number;
   spinMicros: number;
+  spinPolicy: SpinPolicyName;
   mapInMemory: boolean;
   duplicateProbeMs: number;
   /** undefined = stay the user that started the daemon. */
@@ -868,6 +887,7 @@ export function resolveDaemonSettings(fromFile: DaemonKeys, fromCli: DaemonKeys,
     syslogFormat: value('syslog-format') as SyslogFormat,
     stopTimeoutSeconds: parseConfigInteger(value('stop-timeout')) ?? 30,
     spinMicros: parseConfigInteger(value('spin-us')) ?? DEFAULT_TUNABLES.spinMicros,
+    spinPolicy: (value('spin-policy') || DEFAULT_TUNABLES.spinPolicy) as SpinPolicyName,
     mapInMemory: BOOL_WORDS[value('map-in-memory').toLowerCase()] ?? DEFAULT_TUNABLES.mapInMemory,
     duplicateProbeMs: parseConfigInteger(value('duplicate-probe-ms')) ?? DEFAULT_TUNABLES.duplicateProbeMs,
     announceSeconds: parseConfigInteger(value('announce-interval')) ?? DEFAULT_TUNABLES.announceSeconds,
@@ -894,6 +914,7 @@ export function serverConfigOf(list: ExportConfig[], settings: DaemonSettings): 
     exports: list,
     tunables: {
       spinMicros: settings.spinMicros,
+      spinPolicy: settings.spinPolicy,
       mapInMemory: settings.mapInMemory,
       duplicateProbeMs: settings.duplicateProbeMs,
       announceSeconds: settings.announceSeconds,

@@ -55,10 +55,15 @@ export interface ServerConfig {
   user?: string;
 }
 
-/** Process-wide knobs of the serving core ([daemon] keys spin-us, map-in-memory, duplicate-probe-ms and announce-interval). */
+export const SPIN_POLICIES = ['adaptive', 'always'] as const;
+export type SpinPolicyName = (typeof SPIN_POLICIES)[number];
+
+/** Process-wide knobs of the serving core ([daemon] keys spin-us, spin-policy, map-in-memory, duplicate-probe-ms and announce-interval). */
 export interface ServingTunables {
   /** Busy-poll window after each batch, microseconds; 0 sleeps at once. */
   spinMicros: number;
+  /** adaptive: poll only while polls find work (spin-policy.ts); always: after every batch. */
+  spinPolicy: SpinPolicyName;
   /** Map backing files that live in memory (tmpfs, ramfs), so a request is a memcpy. */
   mapInMemory: boolean;
   /** At start-up, how long to wait for another target answering one of our addresses; 0 = do not look. */
@@ -75,6 +80,7 @@ export interface ServingTunables {
  */
 export const DEFAULT_TUNABLES: Readonly<ServingTunables> = {
   spinMicros: 20,
+  spinPolicy: 'adaptive',
   mapInMemory: true,
   duplicateProbeMs: 300,
   announceSeconds: 10,

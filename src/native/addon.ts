@@ -83,6 +83,13 @@ export interface PacketSocket {
   /** Watches the socket with libuv; calls `onEvent(0)` once per wake-up when readable, `onEvent(-errno)` on a socket error (POLLERR), until stopPolling(). */
   startPolling(onEvent: (status: number) => void): void;
   stopPolling(): void;
+  /**
+   * Whether a frame wakes libuv (startPolling's callback). The frame loop
+   * turns it off while it waits on the socket itself (FrameWaiter), so a
+   * frame is not also a wake-up of the event loop; turning it on again
+   * wakes libuv at once if frames are waiting.
+   */
+  setLoopWake(on: boolean): void;
   stats(): PacketStats;
   /** Unmaps the ring and closes the socket; idempotent. Slots and `ring` are dead afterwards. */
   close(): void;
@@ -97,6 +104,8 @@ export interface IoRing {
   readonly kind: 'io_uring' | 'sync';
   /** Capacity: at most this many operations in flight. */
   readonly depth: number;
+  /** The eventfd that signals completions (what startPolling watches), for a FrameWaiter. */
+  readonly eventFd: number;
   /** Names a memory region by a small integer id (0 to NativeLimit.IoBuffers - 1) for later ops; keeps it referenced until unregistered or close. */
   registerBuffer(id: number, mem: Uint8Array): void;
   unregisterBuffer(id: number): void;
@@ -115,11 +124,43 @@ export interface IoRing {
   close(): void;
 }
 
+/**
+ * The frame loop's wait (native/waiter.c): one epoll set over packet sockets,
+ * the io ring's eventfd and libuv's own descriptor, so the engine can block
+ * in the kernel between batches and still return to the event loop as soon
+ * as libuv has work.
+ */
+export interface FrameWaiter {
+  /** Watches `fd` under `tag` (sockets edge-triggered; an eventfd is read when reported). */
+  watch(fd: number, tag: number, isEventFd?: boolean): void;
+  unwatch(fd: number): void;
+  /**
+   * Blocks until a watched descriptor is ready, libuv has work (its
+   * descriptor is readable, or its next timer is due) or `capMs` passed.
+   * Writes WaitLayout.Stride numbers [tag, epoll events] per ready
+   * descriptor into `out`; returns their count n, or -(n + 1) when libuv
+   * has work now.
+   */
+  wait(out: Int32Array, capMs: number): number;
+  close(): void;
+}
+
+export const enum WaitLayout {
+  Tag = 0,
+  Events = 1,
+  Stride = 2,
+}
+
+/** epoll's EPOLLERR and EPOLLHUP, as wait() reports them. */
+export const EPOLL_ERROR_EVENTS = 0x008 | 0x010;
+
 export interface NativeAddon {
   openPacket(ifname: string, options: PacketSocketOptions): PacketSocket;
   /** null when no interface of that name exists (in `netns`, when given). */
   linkInfo(ifname: string, netns?: string): LinkInfo | null;
   openIoRing(depth: number): IoRing;
+  /** Absent in test doubles whose sockets have no descriptors: the engine then returns to libuv after every batch. */
+  openFrameWaiter?(): FrameWaiter;
   /** Size in bytes of the block device open on `fd` (BLKGETSIZE64). Throws for a non-block fd. */
   blockDeviceSize(fd: number): number;
   /**

@@ -64,6 +64,7 @@ const RESTART_ONLY = [
   ['syslogFormat', 'syslog-format'],
   ['metrics', 'metrics'],
   ['spinMicros', 'spin-us'],
+  ['spinPolicy', 'spin-policy'],
   ['mapInMemory', 'map-in-memory'],
   ['announceSeconds', 'announce-interval'],
   ['duplicateProbeMs', 'duplicate-probe-ms'],

@@ -27,7 +27,19 @@ import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padRepl
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
 import { FlushStatus, type Link } from './link';
-import { DrainLayout, IoOp, IoOpFlag, IoOpLayout, NativeLimit, ReapLayout, type IoRing } from '../native/addon';
+import {
+  DrainLayout,
+  EPOLL_ERROR_EVENTS,
+  IoOp,
+  IoOpFlag,
+  IoOpLayout,
+  NativeLimit,
+  ReapLayout,
+  WaitLayout,
+  type FrameWaiter,
+  type IoRing,
+} from '../native/addon';
+import { SpinPolicy } from './spin-policy';
 import { EBUSY } from '../native/errno';
 
 const enum Kind {
@@ -47,9 +59,22 @@ const MAX_HELD_REPLIES = 64;
 
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
-/** The result an operation gets when the io ring could not take it. */
-/** Longest uninterrupted busy poll, so timers and the control socket get their turn. */
-const SPIN_MAX_MS = 2;
+/** The frame loop goes back to libuv after this long without traffic (so an idle target sleeps in libuv). */
+const LOOP_IDLE_MS = 20;
+/** While busy polls keep finding work, how often the loop still asks whether libuv has work. */
+const LOOP_LOOK_MS = 1;
+/** The waiter's tag for the io ring's eventfd; link ids are the other tags. */
+const IO_WAIT_TAG = 0x7fffffff;
+
+const enum LoopStat {
+  /** Blocking waits in the kernel. */
+  Sleeps = 0,
+  /** Waits that ended with frames or completions to serve. */
+  Wakeups = 1,
+  /** Returns to libuv. */
+  Exits = 2,
+  Count = 3,
+}
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 
 export interface EngineEvents {
@@ -91,8 +116,13 @@ export class Engine {
   private stateDue = false;
   /** Some export has requests waiting for a group commit that has not started. */
   private groupCommitDue = false;
-  /** When the last batch (and its spin) ended, for maybeSpin(). */
-  private lastBatchEnd = -Infinity;
+  /** Inside frameLoop(). */
+  private looping = false;
+  /** An event handler ran (a save to start, a link to close): the loop must give libuv its turn. */
+  private eventsCalled = false;
+  private readonly policy: SpinPolicy;
+  private readonly waitEvents = new Int32Array(64 * WaitLayout.Stride);
+  private readonly loopStats = new Float64Array(LoopStat.Count);
   /**
    * performance.now() as of the current wake-up, or of the last reap that
    * brought completions: request start and reply times are read from here,
@@ -108,11 +138,15 @@ export class Engine {
     readonly io: IoRing,
     readonly requestSlots: number,
     private readonly events: EngineEvents,
-    /** Busy-poll this long after the last frame before sleeping in epoll (0: never). */
-    private readonly spinMs = 0.02,
+    /** Busy-poll up to this long for the next frame before sleeping (0: never), and whether only while it pays. */
+    spin: { windowMs: number; adaptive: boolean } = { windowMs: 0.02, adaptive: true },
     /** State changes are saved to disk: their replies wait for the save (false: state lives in memory only). */
     private readonly persistent = false,
+    /** Where the frame loop blocks between batches; null: it goes back to libuv instead. */
+    private readonly waiter: FrameWaiter | null = null,
   ) {
+    this.policy = new SpinPolicy(spin.windowMs, spin.adaptive);
+    if (waiter !== null && io.eventFd >= 0) waiter.watch(io.eventFd, IO_WAIT_TAG, true);
     const n = requestSlots;
     this.reqKind = new Uint8Array(n);
     this.reqLink = new Int32Array(n);
@@ -161,17 +195,29 @@ export class Engine {
   // ---- receive ---------------------------------------------------------------
 
   /**
-   * One wake-up of a link's socket: drain every ready frame, submit, reap and
-   * send; then keep polling the rings for a short while (see spin()).
+   * libuv's wake-up of a link's socket: serve every ready frame, then stay in
+   * the frame loop while traffic lasts.
    */
   receive(link: Link): void {
-    const woke = performance.now();
-    this.clock = woke;
+    this.clock = performance.now();
     this.drain(link);
+    this.endBatch();
+    this.frameLoop();
+  }
+
+  /** The io ring's wake-up through libuv: reap, send what completed, then the frame loop. */
+  ioReady(): void {
+    this.clock = performance.now();
+    this.reap(true); // the ring's own word, whatever our count says
+    this.endBatch();
+    this.frameLoop();
+  }
+
+  /** The end of every batch: storage submitted and reaped, state changes handed over, replies sent. */
+  private endBatch(): void {
     this.pump();
     if (this.stateDue) this.stateChangesDone();
     this.flushAll();
-    this.maybeSpin(woke);
   }
 
   /** Handles every frame ready on a link's ring; returns how many there were. */
@@ -199,41 +245,145 @@ export class Engine {
     return total;
   }
 
-  /**
-   * Adaptive busy polling. Waking a sleeping thread through epoll costs more
-   * than serving a request (most of all in a VM), and an initiator often
-   * sends its next request right after our reply. So when the previous batch
-   * ended only moments before this wake-up -- traffic dense enough that
-   * polling would have caught it -- the engine keeps reading the receive
-   * rings and the io ring (plain memory reads, no system calls) until nothing
-   * has arrived for `spinMs`. Sparse traffic never spins. One spin lasts at
-   * most SPIN_MAX_MS so that timers and control requests get their turn.
-   */
-  private maybeSpin(woke: number): void {
-    if (this.spinMs > 0 && woke - this.lastBatchEnd < 2 * this.spinMs) this.spin();
-    this.lastBatchEnd = performance.now();
+  // ---- the frame loop --------------------------------------------------------
+  // Going back through libuv for every frame costs more than serving it
+  // (epoll, the poll handle, a callback scope into JavaScript), so while
+  // traffic lasts the engine stays here: it polls the rings for a short
+  // window when the spin policy says polling pays (spin-policy.ts), and
+  // otherwise blocks in the kernel on the sockets and the io ring itself
+  // (FrameWaiter, native/waiter.c). It hands back to libuv as soon as libuv
+  // has work (a control request, a signal, a timer due, a finished save),
+  // when something of ours needs the event loop (a state save to start, a
+  // link to retire, a send to retry), or after LOOP_IDLE_MS without traffic.
+
+  /** Links watched by the waiter, by link id: their sockets wake us, not libuv, while the loop runs. */
+  private watchLinks(): void {
+    const w = this.waiter!;
+    for (let i = 0; i < this.links.length; i++) {
+      const link = this.links[i];
+      const sock = link.socket;
+      if (sock === null || !link.accepting) continue;
+      if (link.watchedFd !== sock.fd) {
+        w.watch(sock.fd, link.id);
+        link.watchedFd = sock.fd;
+      }
+      sock.setLoopWake(false);
+    }
   }
 
-  private spin(): void {
-    const start = performance.now();
-    let last = start;
+  private unwatchLinks(): void {
+    for (let i = 0; i < this.links.length; i++) {
+      const link = this.links[i];
+      if (link.socket !== null && link.watchedFd === link.socket.fd) link.socket.setLoopWake(true);
+    }
+  }
+
+  /** Forgets a link's socket before it closes (its descriptor number may come back for another). */
+  forgetLink(link: Link): void {
+    if (link.watchedFd >= 0 && this.waiter !== null) this.waiter.unwatch(link.watchedFd);
+    link.watchedFd = -1;
+  }
+
+  private frameLoop(): void {
+    if (this.looping) return;
+    this.looping = true;
+    const w = this.waiter;
+    try {
+      if (w !== null) this.watchLinks();
+      const ev = this.waitEvents;
+      let lastLook = this.clock;
+      for (;;) {
+        if (this.loopExitWanted()) break;
+        let hit = false;
+        if (this.policy.shouldSpin(this.clock)) {
+          hit = this.spin();
+          this.policy.record(hit, this.clock);
+        }
+        if (w === null) {
+          if (hit) continue;
+          break;
+        }
+        // While polls keep finding work, look at libuv's side without blocking, once a millisecond.
+        if (hit && this.clock - lastLook < LOOP_LOOK_MS) continue;
+        const r = w.wait(ev, hit ? 0 : LOOP_IDLE_MS);
+        lastLook = this.clock = performance.now();
+        const due = r < 0;
+        const n = due ? -r - 1 : r;
+        if (!hit) this.loopStats[LoopStat.Sleeps]++;
+        let broken = false;
+        for (let i = 0; i < n; i++) {
+          const tag = ev[i * WaitLayout.Stride + WaitLayout.Tag];
+          if (tag === IO_WAIT_TAG) {
+            this.reap(true);
+            continue;
+          }
+          const link = this.links[tag];
+          if ((ev[i * WaitLayout.Stride + WaitLayout.Events] & EPOLL_ERROR_EVENTS) !== 0) broken = true; // libuv's poll reports it
+          if (link !== undefined) this.drain(link);
+        }
+        if (n > 0) {
+          this.loopStats[LoopStat.Wakeups]++;
+          this.endBatch();
+        }
+        if (due || broken || (n === 0 && !hit)) break;
+      }
+    } finally {
+      if (w !== null) this.unwatchLinks();
+      this.looping = false;
+      this.eventsCalled = false;
+      this.loopStats[LoopStat.Exits]++;
+    }
+  }
+
+  /** Something of ours needs the event loop: a save to start, a send to retry, a link or export to retire. */
+  private loopExitWanted(): boolean {
+    return this.flushRetry !== null || this.eventsCalled;
+  }
+
+  /**
+   * Polls the receive rings and the io ring (plain memory reads, no system
+   * calls) for up to the policy's window; serves what it finds. True when it
+   * found work before the window ran out.
+   */
+  private spin(): boolean {
+    const start = this.clock;
+    const window = this.policy.windowMs;
     for (;;) {
       const now = performance.now();
-      if (now - last >= this.spinMs || now - start >= SPIN_MAX_MS) return;
+      if (now - start >= window) {
+        this.clock = now;
+        return false;
+      }
+      let ready = this.ioPending > 0;
+      for (let i = 0; i < this.links.length && !ready; i++) {
+        const link = this.links[i];
+        if (link.socket !== null && link.accepting && link.socket.ready()) ready = true;
+      }
+      if (!ready) continue;
       this.clock = now;
-      let got = 0;
+      let got = this.reap();
       for (let i = 0; i < this.links.length; i++) {
         const link = this.links[i];
         if (link.socket !== null && link.socket.ready()) got += this.drain(link);
       }
-      got += this.reap();
-      if (got > 0) {
-        this.pump();
-        if (this.stateDue) this.stateChangesDone();
-        this.flushAll();
-        last = performance.now();
-      }
+      if (got === 0) continue;
+      this.endBatch();
+      return true;
     }
+  }
+
+  /** Busy polls, their hits and pauses, blocking waits, wake-ups with work and returns to libuv (ctl stats). */
+  loopCounters(): { spins: number; hits: number; backoffs: number; polling: boolean; sleeps: number; wakeups: number; exits: number; blocking: boolean } {
+    return {
+      spins: this.policy.spins,
+      hits: this.policy.hits,
+      backoffs: this.policy.backoffs,
+      polling: this.policy.windowMs > 0 && !this.policy.paused(performance.now()),
+      sleeps: this.loopStats[LoopStat.Sleeps],
+      wakeups: this.loopStats[LoopStat.Wakeups],
+      exits: this.loopStats[LoopStat.Exits],
+      blocking: this.waiter !== null,
+    };
   }
 
   /** Handles one frame for every export it addresses; true when a request still holds its receive slot. */
@@ -344,7 +494,10 @@ export class Engine {
     this.stateDue = false;
     for (let i = 0; i < this.exports.length; i++) {
       const e = this.exports[i];
-      if (e !== null && e.state.version !== e.savedVersion) this.events.stateChanged(e);
+      if (e !== null && e.state.version !== e.savedVersion) {
+        this.eventsCalled = true;
+        this.events.stateChanged(e);
+      }
     }
   }
 
@@ -506,17 +659,6 @@ export class Engine {
     }
   }
 
-  /** The io ring's wake-up: reap, then send what completed. */
-  ioReady(): void {
-    const woke = performance.now();
-    this.clock = woke;
-    this.reap(true); // the ring's own word, whatever our count says
-    this.pump();
-    if (this.stateDue) this.stateChangesDone();
-    this.flushAll();
-    this.maybeSpin(woke);
-  }
-
   private complete(tag: number, result: number): void {
     if (tag & SYNC_TAG) {
       const e = this.exports[tag & 0xffff];
@@ -569,7 +711,10 @@ export class Engine {
     e.inflight--;
     link.inflight--;
     this.reqFree[this.reqFreeN++] = q;
-    if ((e.closing && e.inflight === 0) || (link.reopenWanted && link.inflight === 0)) this.events.drained();
+    if ((e.closing && e.inflight === 0) || (link.reopenWanted && link.inflight === 0)) {
+      this.eventsCalled = true;
+      this.events.drained();
+    }
   }
 
   // ---- group commit ----------------------------------------------------------

@@ -66,6 +66,8 @@ export class Link {
   accepting = false;
   /** The socket must be reopened (MTU outgrew the ring, interface recreated) once inflight reaches 0. */
   reopenWanted = false;
+  /** The socket descriptor the engine's frame waiter watches for this link (-1: none). */
+  watchedFd = -1;
   readonly ctx: FrameContext;
 
   arena: Uint8Array = new Uint8Array(0);

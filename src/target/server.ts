@@ -20,6 +20,7 @@ import {
   type ExportState,
   type SavedState,
   type ServerConfig,
+  type SpinPolicyName,
 } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
 import { Link } from './link';
@@ -72,6 +73,8 @@ export interface ServerOptions {
   addon?: NativeAddon;
   /** Busy-poll window after each batch, microseconds; 0 sleeps at once ([daemon] spin-us). */
   spinMicros?: number;
+  /** 'adaptive': poll only while polls find work; 'always': after every batch ([daemon] spin-policy). */
+  spinPolicy?: SpinPolicyName;
   /** Map backing files that live in memory ([daemon] map-in-memory). */
   mapInMemory?: boolean;
   /** Seconds between announcements on every interface that is up; 0 turns them off ([daemon] announce-interval). */
@@ -170,6 +173,7 @@ export class Server {
       linkCheckMs: options.linkCheckMs ?? 500,
       netns: options.netns,
       spinMicros: options.spinMicros ?? DEFAULT_TUNABLES.spinMicros,
+      spinPolicy: options.spinPolicy ?? DEFAULT_TUNABLES.spinPolicy,
       mapInMemory: options.mapInMemory ?? DEFAULT_TUNABLES.mapInMemory,
       duplicateProbeMs: options.duplicateProbeMs ?? 0,
       announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
@@ -184,8 +188,9 @@ export class Server {
         stateChanged: (e) => this.persist(e),
         drained: () => this.onDrained(),
       },
-      this.opts.spinMicros / 1000,
+      { windowMs: this.opts.spinMicros / 1000, adaptive: this.opts.spinPolicy === 'adaptive' },
       hooks.saveState !== undefined,
+      this.addon.openFrameWaiter?.() ?? null,
     );
     io.startPolling(() => this.engine.ioReady());
     log.debug({ io: io.kind, depth: io.depth }, 'io ring ready');
@@ -443,6 +448,7 @@ export class Server {
   private closeLink(link: Link): void {
     this.engine.flushLink(link);
     this.engine.unregisterLinkMemory(link);
+    this.engine.forgetLink(link);
     link.close();
   }
 

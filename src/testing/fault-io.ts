@@ -95,6 +95,8 @@ export class FaultIoRing implements IoRing {
   private syncSeq = 0;
   /** Completions rewritten so far. */
   injected = 0;
+  /** None for the frame waiter: completions reach the engine through startPolling's callback. */
+  readonly eventFd = -1;
 
   constructor(
     private readonly inner: IoRing,

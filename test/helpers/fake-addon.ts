@@ -286,6 +286,9 @@ export class FakePacketSocket implements PacketSocket {
     if (this.wakeTimer !== null) clearImmediate(this.wakeTimer);
     this.wakeTimer = null;
   }
+  /** Only the engine's frame loop calls this, and it has no waiter with fake sockets. */
+  setLoopWake(): void {}
+
 
   stats(): PacketStats {
     this.checkOpen();
@@ -318,6 +321,10 @@ export class HeldIoRing implements IoRing {
     private readonly inner: IoRing,
     private readonly network: FakeNetwork,
   ) {}
+
+  get eventFd(): number {
+    return this.inner.eventFd;
+  }
 
   get kind(): 'io_uring' | 'sync' {
     return this.inner.kind;
@@ -435,6 +442,8 @@ export class FakeNetwork {
         this.sockets.push(s);
         return s;
       },
+      // Fake sockets have no descriptors to wait on: the engine goes back to libuv after every batch.
+      openFrameWaiter: undefined,
       openIoRing: (depth: number): IoRing => {
         const r = new HeldIoRing(native.openIoRing(depth), this);
         this.ioRings.push(r);

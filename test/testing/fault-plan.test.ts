@@ -73,6 +73,7 @@ t.test('plan: bad plans are refused with a reason', (t) => {
 class FakeRing implements IoRing {
   readonly kind = 'sync' as const;
   readonly depth = 64;
+  readonly eventFd = -1;
   done: [number, number][] = [];
   closed = false;
   accept = Infinity;
