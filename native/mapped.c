@@ -7,21 +7,41 @@
  * error: a file truncated behind our back, or a write into a hole of a full
  * tmpfs. Both raise SIGBUS. The copy runs under a handler that jumps back out
  * of the fault, and the caller then repeats the operation with pread/pwrite,
- * which reports what really happened (a short read, ENOSPC). */
+ * which reports what really happened (a short read, ENOSPC).
+ *
+ * The first access to each page of a new mapping is expensive where the
+ * hypervisor shadows page tables (about 30 us a page written on these VMs,
+ * MADV_POPULATE_* does not help: the cost is the CPU's first touch), so a
+ * mapping would make the first pass over the file slower than pread/pwrite.
+ * A low-priority thread therefore touches every page once, right after the
+ * mapping is made, while requests are already served (docs/benchmarks.md). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "aoe_native.h"
+
+struct warm_job {
+  const uint8_t *base;
+  size_t len;
+  volatile bool stop;  /* set by mapped_close before it joins */
+};
 
 struct mapping {
   int fd;              /* -1: free entry */
   uint8_t *base;
   size_t len;
   bool writable;
+  bool warming;        /* `warmer` runs (or ran) and must be joined */
+  pthread_t warmer;
+  struct warm_job *job;
 };
 
 static struct mapping maps[MAPPED_MAX_FILES];
@@ -63,6 +83,43 @@ static int install_handler(void) {
   return 0;
 }
 
+/* Reads one byte of every page that holds data (mincore: a hole would be
+ * allocated by the read), stopping early when asked or when the file turns
+ * out shorter than the mapping (SIGBUS, caught as for a copy). */
+static void *warm_pages(void *arg) {
+  struct warm_job *job = arg;
+  struct sched_param idle = {.sched_priority = 0};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle); /* only on a CPU nobody else wants */
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  enum { CHUNK_PAGES = 256 };
+  unsigned char resident[CHUNK_PAGES];
+  sigjmp_buf escape;
+  if (sigsetjmp(escape, 0) != 0) {
+    copy_escape = NULL;
+    return NULL;
+  }
+  copy_escape = &escape;
+  volatile uint8_t sink = 0;
+  for (size_t off = 0; off < job->len && !job->stop; off += CHUNK_PAGES * page) {
+    size_t span = job->len - off < CHUNK_PAGES * page ? job->len - off : CHUNK_PAGES * page;
+    if (mincore((void *)(job->base + off), span, resident) != 0) break;
+    for (size_t i = 0; i * page < span && !job->stop; i++)
+      if (resident[i] & 1) sink ^= job->base[off + i * page];
+  }
+  (void)sink;
+  copy_escape = NULL;
+  return NULL;
+}
+
+static void warm_stop(struct mapping *m) {
+  if (!m->warming) return;
+  m->job->stop = true;
+  pthread_join(m->warmer, NULL);
+  free(m->job);
+  m->job = NULL;
+  m->warming = false;
+}
+
 int mapped_open(int fd, size_t len, bool writable) {
   if (fd < 0 || len == 0) return -EINVAL;
   if (mapped_find(fd) != NULL) return -EEXIST;
@@ -75,12 +132,24 @@ int mapped_open(int fd, size_t len, bool writable) {
   if (base == MAP_FAILED) return -errno;
   maps[slot] = (struct mapping){.fd = fd, .base = base, .len = len, .writable = writable};
   if (slot == maps_used) maps_used++;
+  struct warm_job *job = calloc(1, sizeof *job);
+  if (job != NULL) {
+    *job = (struct warm_job){.base = base, .len = len, .stop = false};
+    /* No warm-up when no thread can be made: the first pass is only slower. */
+    if (pthread_create(&maps[slot].warmer, NULL, warm_pages, job) == 0) {
+      maps[slot].job = job;
+      maps[slot].warming = true;
+    } else {
+      free(job);
+    }
+  }
   return 0;
 }
 
 int mapped_close(int fd) {
   for (size_t i = 0; i < maps_used; i++) {
     if (maps[i].fd != fd) continue;
+    warm_stop(&maps[i]);
     munmap(maps[i].base, maps[i].len);
     maps[i].fd = -1;
     while (maps_used > 0 && maps[maps_used - 1].fd < 0) maps_used--;
