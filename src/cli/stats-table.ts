@@ -3,7 +3,7 @@
 // every counter named *_errors and *_drops, so a counter added later is
 // counted without a change here; `--json` and the metrics show each one.
 
-import type { ServerStats } from '../target/server';
+import type { FrameLoopStats, ServerStats } from '../target/server';
 
 type Counters = Record<string, number>;
 
@@ -82,5 +82,17 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
       ...exportRows,
     ]),
     ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'], ...interfaceRows]),
+    ...frameLoopLine(stats.frameLoop),
+  ];
+}
+
+/** One line on how the serving loop waits: busy polls and what they found, sleeps in the kernel. */
+function frameLoopLine(f: FrameLoopStats | undefined): string[] {
+  if (f === undefined) return [];
+  const pct = f.spins > 0 ? ` (${Math.round((100 * f.hits) / f.spins)} %)` : '';
+  const mode = f.spinMicros === 0 ? 'off' : f.polling ? `${f.spinMicros} us, ${f.spinPolicy}` : `paused, ${f.spinPolicy}`;
+  return [
+    `polling: ${mode}; polls ${f.spins}, found work ${f.hits}${pct}, paused ${f.backoffs} times; ` +
+      `sleeps ${f.sleeps}, woken with work ${f.wakeups}, back to the event loop ${f.exits}`,
   ];
 }

@@ -9,6 +9,8 @@
 //                                                            (bucket i: < 2^i µs) and latencySumUs
 //   per interface  vblade_interface_<counter>_total{interface}
 //                  vblade_interface_up / _open / _mtu / _sectors_per_frame{interface}
+//   serving loop   vblade_spins_total, _spin_hits_total, _spin_backoffs_total, vblade_spinning,
+//                  vblade_sleeps_total, vblade_wakeups_total
 //   supervisor     vblade_up, vblade_worker_restarts_total, vblade_worker_uptime_seconds
 //
 // Fields missing from the stats object are left out, so a partial object
@@ -183,6 +185,15 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     if (typeof i.mtu === 'number') x.gauge('vblade_interface_mtu', 'interface MTU', l, i.mtu);
     if (typeof i.sectorsPerFrame === 'number')
       x.gauge('vblade_interface_sectors_per_frame', 'sectors that fit one frame', l, i.sectorsPerFrame);
+  }
+  const f = stats?.frameLoop;
+  if (f !== undefined) {
+    x.counter('vblade_spins_total', 'busy polls of the rings after a batch', {}, f.spins);
+    x.counter('vblade_spin_hits_total', 'busy polls that found the next frame or completion in their window', {}, f.hits);
+    x.counter('vblade_spin_backoffs_total', 'times polling was paused because too few polls found work', {}, f.backoffs);
+    x.gauge('vblade_spinning', '1 while the server polls after each batch (0: paused, or spin-us 0)', {}, f.polling ? 1 : 0);
+    x.counter('vblade_sleeps_total', 'blocking waits for frames or completions in the kernel', {}, f.sleeps);
+    x.counter('vblade_wakeups_total', 'blocking waits that ended with work', {}, f.wakeups);
   }
   return x.text();
 }

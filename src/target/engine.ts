@@ -40,6 +40,7 @@ import {
   type IoRing,
 } from '../native/addon';
 import { SpinPolicy } from './spin-policy';
+import type { FrameLoopStats } from './server';
 import { EBUSY } from '../native/errno';
 
 const enum Kind {
@@ -373,7 +374,7 @@ export class Engine {
   }
 
   /** Busy polls, their hits and pauses, blocking waits, wake-ups with work and returns to libuv (ctl stats). */
-  loopCounters(): { spins: number; hits: number; backoffs: number; polling: boolean; sleeps: number; wakeups: number; exits: number; blocking: boolean } {
+  loopCounters(): Omit<FrameLoopStats, 'spinMicros' | 'spinPolicy'> {
     return {
       spins: this.policy.spins,
       hits: this.policy.hits,

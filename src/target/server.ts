@@ -778,6 +778,7 @@ export class Server {
           counters: Object.fromEntries(LINK_COUNTER_NAMES.map((n, i) => [n, l.counters[i]])),
         };
       }),
+      frameLoop: { ...this.engine.loopCounters(), spinMicros: this.opts.spinMicros, spinPolicy: this.opts.spinPolicy },
     };
   }
 
@@ -921,4 +922,24 @@ export interface ServerStats {
     sectorsPerFrame: number;
     counters: Record<string, number>;
   }[];
+  /** How the serving loop waits for work (engine.ts, spin-policy.ts). */
+  frameLoop: FrameLoopStats;
+}
+
+export interface FrameLoopStats {
+  /** Busy polls after a batch, and those that found the next frame or completion before their window ran out. */
+  spins: number;
+  hits: number;
+  /** Times the adaptive policy paused polling because too few polls found work. */
+  backoffs: number;
+  /** Polling now (false while paused, or with spin-us 0). */
+  polling: boolean;
+  /** Blocking waits in the kernel, those that ended with work, and returns to libuv. */
+  sleeps: number;
+  wakeups: number;
+  exits: number;
+  /** The loop blocks in the kernel (false: it returns to libuv after each batch). */
+  blocking: boolean;
+  spinMicros: number;
+  spinPolicy: string;
 }

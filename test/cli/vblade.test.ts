@@ -38,12 +38,15 @@ t.test('option over environment over default', async (t) => {
   t.same(tunablesOf({}, {}), DEFAULT_TUNABLES, 'defaults');
   t.same(
     tunablesOf({}, env),
-    { spinMicros: 400, mapInMemory: false, duplicateProbeMs: 300, announceSeconds: 10 },
+    { spinMicros: 400, spinPolicy: 'adaptive', mapInMemory: false, duplicateProbeMs: 300, announceSeconds: 10 },
     'the environment',
   );
   t.same(
-    tunablesOf({ 'spin-us': '0', 'map-in-memory': 'yes', 'duplicate-probe-ms': '0', 'announce-interval': '0' }, env),
-    { spinMicros: 0, mapInMemory: true, duplicateProbeMs: 0, announceSeconds: 0 },
+    tunablesOf(
+      { 'spin-us': '0', 'spin-policy': 'always', 'map-in-memory': 'yes', 'duplicate-probe-ms': '0', 'announce-interval': '0' },
+      env,
+    ),
+    { spinMicros: 0, spinPolicy: 'always', mapInMemory: true, duplicateProbeMs: 0, announceSeconds: 0 },
     'the options, 0 included',
   );
 });
