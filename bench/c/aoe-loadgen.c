@@ -7,7 +7,7 @@
  * Usage: aoe-loadgen --if IFNAME --shelf N --slot N [--op read|write]
  *          [--pattern random|seq] [--sectors N] [--window W] [--seconds S]
  *          [--warmup S] [--timeout-ms MS] [--retries N] [--seed N]
- *          [--verify none|pattern|zero] [--target-mac aa:bb:cc:dd:ee:ff]
+ *          [--verify none|pattern|zero] [--image FILE] [--target-mac aa:bb:cc:dd:ee:ff]
  *
  *   Defaults: read, random, 1 sector, W=16, 5 s measured after 1 s of
  *   warm-up, retransmission after 200 ms, a request given up (an error)
@@ -17,7 +17,9 @@
  * directly), reads its capacity with IDENTIFY DEVICE, runs, and prints one
  * JSON line on stdout:
  *   {"ops":…,"seconds":…,"iops":…,"mbps":…,"p50_us":…,"p99_us":…,"mean_us":…,
- *    "retransmits":…,"errors":…,"cpu_user_s":…,"cpu_sys_s":…}
+ *    "retransmits":…,"errors":…,"cpu_user_s":…,"cpu_sys_s":…,
+ *    "error_kinds":{"aoe":…,"ata":…,"short":…,"data":…,"given_up":…}}
+ * (and "first_error":"…" when there were errors).
  * ops are the requests that completed without error during the measured
  * seconds; latency runs from the sendmmsg that carried a request's last
  * transmission to the recvmmsg that returned its reply (CLOCK_MONOTONIC).
@@ -26,7 +28,9 @@
  * sectors they write, so a backing file filled with the pattern keeps it;
  * --verify pattern checks read data against it, --verify zero against zeros
  * (a no-disk target). The pattern of the whole target is computed once at
- * start (capacity * 512 bytes of memory), when writing or verifying it.
+ * start (capacity * 512 bytes of memory, about 1 s for 256 MiB) when writing
+ * or verifying, unless --image names a file that already holds it (the bench
+ * writes one and maps it into every run).
  *
  * Needs CAP_NET_RAW; run it in a network namespace of its own.
  */
@@ -41,8 +45,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -64,6 +71,7 @@
 
 struct options {
   const char *ifname;
+  const char *image; /* a file holding the test pattern, or NULL */
   long shelf, slot;
   int write;
   int random;
@@ -93,7 +101,7 @@ static struct {
   uint8_t target[6];
   unsigned max_sectors;
   uint64_t capacity;
-  uint8_t *image; /* the test pattern of every sector, or NULL */
+  const uint8_t *image; /* the test pattern of every sector, or NULL */
   uint8_t zeros[255 * SECTOR];
   uint32_t serial;
   uint64_t next_seq;
@@ -104,8 +112,13 @@ static struct {
   uint64_t ops, errors, retransmits;
   uint64_t sum_ns;
   uint32_t buckets[BUCKETS + 1];
+  uint64_t kinds[5]; /* errors by enum error_kind */
   const char *first_error;
 } stats;
+
+/* What went wrong with a request: the JSON's error_kinds. */
+enum error_kind { ERR_AOE, ERR_ATA, ERR_SHORT, ERR_DATA, ERR_GIVEN_UP };
+static const char *const error_kind_names[] = {"aoe", "ata", "short", "data", "given_up"};
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -147,11 +160,42 @@ static void fill_sector(uint8_t *p, uint64_t n) {
 static void build_image(void) {
   if (g.capacity > (8ull << 30) / SECTOR)
     die("the target is larger than 8 GiB: too large to hold its test pattern in memory (use --verify none with reads)");
-  g.image = malloc(g.capacity * SECTOR);
-  if (!g.image)
+  uint8_t *image = malloc(g.capacity * SECTOR);
+  if (!image)
     die("out of memory for the test pattern");
   for (uint64_t n = 0; n < g.capacity; n++)
-    fill_sector(g.image + n * SECTOR, n);
+    fill_sector(image + n * SECTOR, n);
+  g.image = image;
+}
+
+/* Maps a file that holds the pattern of (at least) the whole target, and checks its first and last sector. */
+static void map_image(const char *path) {
+  int fd = open(path, O_RDONLY);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    fprintf(stderr, "aoe-loadgen: cannot open the pattern file %s: %s\n", path, strerror(errno));
+    exit(1);
+  }
+  if ((uint64_t)st.st_size < g.capacity * SECTOR) {
+    fprintf(stderr, "aoe-loadgen: the pattern file %s holds %lld bytes, the target has %llu sectors: it is too short\n",
+            path, (long long)st.st_size, (unsigned long long)g.capacity);
+    exit(1);
+  }
+  void *p = mmap(NULL, g.capacity * SECTOR, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED)
+    die("cannot map the pattern file");
+  uint8_t expect[SECTOR];
+  for (int i = 0; i < 2; i++) {
+    uint64_t n = i == 0 ? 0 : g.capacity - 1;
+    fill_sector(expect, n);
+    if (memcmp((const uint8_t *)p + n * SECTOR, expect, SECTOR) != 0) {
+      fprintf(stderr, "aoe-loadgen: %s does not hold the test pattern (sector %llu differs)\n", path,
+              (unsigned long long)n);
+      exit(1);
+    }
+  }
+  g.image = p;
 }
 
 /* ----------------------------------------------------------------- socket */
@@ -316,7 +360,8 @@ static void new_request(struct request *r, unsigned index, const struct options 
   int parts = 0;
   v[parts++] = (struct iovec){f, ATA_HEADER};
   if (o->write)
-    v[parts++] = (struct iovec){g.image + r->lba * SECTOR, (size_t)o->sectors * SECTOR};
+    /* The cast drops const: sendmmsg only reads the data. */
+    v[parts++] = (struct iovec){(void *)(g.image + r->lba * SECTOR), (size_t)o->sectors * SECTOR};
   else
     v[parts++] = (struct iovec){g.zeros, MIN_FRAME - ATA_HEADER};
   memset(&msg->msg_hdr, 0, sizeof msg->msg_hdr);
@@ -324,23 +369,29 @@ static void new_request(struct request *r, unsigned index, const struct options 
   msg->msg_hdr.msg_iovlen = parts;
 }
 
-static void fail(const char *why) {
+static void fail(enum error_kind kind, const char *why) {
   stats.errors++;
+  stats.kinds[kind]++;
   if (!stats.first_error)
     stats.first_error = why;
 }
 
-/* Why the reply f[0..len) to request r is wrong, or NULL when it is right. */
-static const char *check_reply(const struct request *r, const uint8_t *f, size_t len, const struct options *o) {
+/* Why the reply f[0..len) to request r is wrong (and *kind), or NULL when it is right. */
+static const char *check_reply(const struct request *r, const uint8_t *f, size_t len, const struct options *o,
+                               enum error_kind *kind) {
+  *kind = ERR_AOE;
   if (f[14] & FLAG_ERROR)
     return "AoE error reply";
+  *kind = ERR_ATA;
   if (len < ATA_HEADER || (f[27] & STATUS_ERR))
     return "ATA error status";
   if (o->write)
     return NULL;
   size_t want = (size_t)o->sectors * SECTOR;
+  *kind = ERR_SHORT;
   if (len < ATA_HEADER + want)
     return "read reply shorter than the sectors asked for";
+  *kind = ERR_DATA;
   if (o->verify == VERIFY_PATTERN && memcmp(f + ATA_HEADER, g.image + r->lba * SECTOR, want) != 0)
     return "read data differ from the test pattern";
   if (o->verify == VERIFY_ZERO && memcmp(f + ATA_HEADER, g.zeros, want) != 0)
@@ -354,9 +405,10 @@ static void complete(struct request *r, const uint8_t *f, size_t len, const stru
   r->busy = 0;
   if (!measure)
     return;
-  const char *wrong = check_reply(r, f, len, o);
+  enum error_kind kind;
+  const char *wrong = check_reply(r, f, len, o, &kind);
   if (wrong) {
-    fail(wrong);
+    fail(kind, wrong);
     return;
   }
   uint64_t ns = at - r->sent_ns;
@@ -473,7 +525,7 @@ static void run(const struct options *o) {
       if (r->retransmits >= o->retries) {
         r->busy = 0;
         if (measuring)
-          fail("request given up after retransmissions");
+          fail(ERR_GIVEN_UP, "request given up after retransmissions");
         new_request(r, i, o, &out[i], out_iov[i]);
       } else {
         r->retransmits++;
@@ -493,6 +545,10 @@ static void run(const struct options *o) {
          (unsigned long long)stats.retransmits, (unsigned long long)stats.errors,
          cpu_seconds(&ru1.ru_utime) - cpu_seconds(&ru0.ru_utime),
          cpu_seconds(&ru1.ru_stime) - cpu_seconds(&ru0.ru_stime));
+  printf(",\"error_kinds\":{");
+  for (int i = 0; i < 5; i++)
+    printf("%s\"%s\":%llu", i ? "," : "", error_kind_names[i], (unsigned long long)stats.kinds[i]);
+  printf("}");
   if (stats.first_error)
     printf(",\"first_error\":\"%s\"", stats.first_error);
   printf("}\n");
@@ -505,7 +561,7 @@ static void usage_error(const char *why) {
           "aoe-loadgen: %s\n"
           "usage: aoe-loadgen --if IFNAME --shelf N --slot N [--op read|write] [--pattern random|seq]\n"
           "         [--sectors N] [--window W] [--seconds S] [--warmup S] [--timeout-ms MS] [--retries N]\n"
-          "         [--seed N] [--verify none|pattern|zero] [--target-mac aa:bb:cc:dd:ee:ff]\n",
+          "         [--seed N] [--verify none|pattern|zero] [--image FILE] [--target-mac aa:bb:cc:dd:ee:ff]\n",
           why);
   exit(2);
 }
@@ -548,6 +604,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
     {"retries", required_argument, 0, 'r'},
     {"seed", required_argument, 0, 'e'},
     {"verify", required_argument, 0, 'v'},
+    {"image", required_argument, 0, 'I'},
     {"target-mac", required_argument, 0, 'm'},
     {0, 0, 0, 0},
   };
@@ -566,6 +623,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
   while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
     switch (c) {
     case 'i': o->ifname = optarg; break;
+    case 'I': o->image = optarg; break;
     case 'S': o->shelf = number(optarg, 0, 0xfffe, "--shelf"); break;
     case 's': o->slot = number(optarg, 0, 0xfe, "--slot"); break;
     case 'n': o->sectors = number(optarg, 1, 255, "--sectors"); break;
@@ -634,7 +692,9 @@ int main(int argc, char **argv) {
   identify(&o);
   if (g.capacity < o.sectors)
     die("the target is smaller than one request");
-  if (o.write || o.verify == VERIFY_PATTERN)
+  if (o.image)
+    map_image(o.image);
+  else if (o.write || o.verify == VERIFY_PATTERN)
     build_image();
   run(&o);
   return 0;
