@@ -39,6 +39,8 @@ function sample(target: string, round: number, iops: number, p50: number): Sampl
     targetCpu: 0.9,
     targetRss: 50 * 2 ** 20,
     backing: 'tmpfs',
+    placement: 'two-cpus',
+    generator: 'blocking',
   };
 }
 
