@@ -14,6 +14,7 @@ import type { AoeClient, DiscoveredTarget } from '../src/client/client';
 import { LoadResult, VerifyMode, runLoad } from '../src/client/load';
 import type { PatternImage } from '../src/client/pattern-image';
 import { pinnedCommand } from './placements';
+import { ROOT } from './targets';
 import type { Workload } from './workloads';
 
 export const GENERATOR_NAMES = ['blocking', 'polling'] as const;
@@ -24,7 +25,7 @@ export const GENERATOR_LABELS: Record<GeneratorName, string> = {
   polling: 'polling generator (src/client/load.ts, spins on its ring)',
 };
 
-export const LOADGEN = join(__dirname, '..', '..', 'build', 'bench', 'aoe-loadgen');
+export const LOADGEN = join(ROOT, 'build', 'bench', 'aoe-loadgen');
 
 /** One measured run of a workload, whichever generator makes it. */
 export interface GeneratorRun {

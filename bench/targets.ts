@@ -29,7 +29,8 @@ export interface TargetSpec {
   sync: boolean;
 }
 
-const ROOT = join(__dirname, '..', '..');
+/** The repository: this file runs from bench/ (tap on the source) or dist/bench/ (compiled). */
+export const ROOT = [join(__dirname, '..'), join(__dirname, '..', '..')].find((d) => existsSync(join(d, 'package.json')))!;
 /** The no-disk C target (bench/c/aoe-reflector.c), built with the addon. */
 export const REFLECTOR = join(ROOT, 'build', 'bench', 'aoe-reflector');
 
