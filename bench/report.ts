@@ -291,7 +291,7 @@ export function writeBenchmarksDoc(path: string, generated: string): void {
     const b = old.indexOf(END);
     text = a >= 0 && b > a ? old.slice(0, a) + block + old.slice(b + END.length) : `${old.trimEnd()}\n\n${block}\n`;
   } else {
-    text = `# Benchmarks\n\nOur target against Debian's vblade, side by side, measured by \`npm run bench\`\n(bench/run.ts) with the project's own load generator (aoe-bench, src/client/load.ts).\n\n${block}\n`;
+    text = `# Benchmarks\n\nOur target against Debian's vblade and a no-disk C target (the ceiling), side by side, measured by\n\`npm run bench\` (bench/run.ts).\n\n${block}\n`;
   }
   writeFileSync(path, text);
 }

@@ -692,10 +692,12 @@ int main(int argc, char **argv) {
   identify(&o);
   if (g.capacity < o.sectors)
     die("the target is smaller than one request");
-  if (o.image)
-    map_image(o.image);
-  else if (o.write || o.verify == VERIFY_PATTERN)
-    build_image();
+  if (o.write || o.verify == VERIFY_PATTERN) {
+    if (o.image)
+      map_image(o.image);
+    else
+      build_image();
+  }
   run(&o);
   return 0;
 }
