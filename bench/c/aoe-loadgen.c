@@ -37,6 +37,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>
@@ -45,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -108,17 +108,17 @@ static struct {
   uint32_t rng;
 } g;
 
+/* What went wrong with a request: the JSON's error_kinds. */
+enum error_kind { ERR_AOE, ERR_ATA, ERR_SHORT, ERR_DATA, ERR_GIVEN_UP, ERROR_KINDS };
+static const char *const error_kind_names[ERROR_KINDS] = {"aoe", "ata", "short", "data", "given_up"};
+
 static struct {
   uint64_t ops, errors, retransmits;
   uint64_t sum_ns, max_ns;
   uint32_t buckets[BUCKETS + 1];
-  uint64_t kinds[5]; /* errors by enum error_kind */
+  uint64_t kinds[ERROR_KINDS];
   const char *first_error;
 } stats;
-
-/* What went wrong with a request: the JSON's error_kinds. */
-enum error_kind { ERR_AOE, ERR_ATA, ERR_SHORT, ERR_DATA, ERR_GIVEN_UP };
-static const char *const error_kind_names[] = {"aoe", "ata", "short", "data", "given_up"};
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -159,7 +159,7 @@ static void fill_sector(uint8_t *p, uint64_t n) {
 
 static void build_image(void) {
   if (g.capacity > (8ull << 30) / SECTOR)
-    die("the target is larger than 8 GiB: too large to hold its test pattern in memory (use --verify none with reads)");
+    die("the target is larger than 8 GiB, too large to compute its test pattern in memory: give --image FILE");
   uint8_t *image = malloc(g.capacity * SECTOR);
   if (!image)
     die("out of memory for the test pattern");
@@ -548,7 +548,7 @@ static void run(const struct options *o) {
          cpu_seconds(&ru1.ru_utime) - cpu_seconds(&ru0.ru_utime),
          cpu_seconds(&ru1.ru_stime) - cpu_seconds(&ru0.ru_stime));
   printf(",\"error_kinds\":{");
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < ERROR_KINDS; i++)
     printf("%s\"%s\":%llu", i ? "," : "", error_kind_names[i], (unsigned long long)stats.kinds[i]);
   printf("}");
   if (stats.first_error)
