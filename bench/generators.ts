@@ -7,7 +7,7 @@
 //   process, spinning on its ring after each reply. It never needs waking,
 //   which flatters a target that polls too; kept as a labelled extra.
 
-import { execFile, execFileSync } from 'node:child_process';
+import { ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AoeClient, DiscoveredTarget } from '../src/client/client';
@@ -167,12 +167,24 @@ export function parseLoadgenOutput(stdout: string, stderr: string): LoadgenRepor
   throw new Error(`aoe-loadgen gave no result${stderr.trim() ? `: ${stderr.trim()}` : ` (output: ${last || 'none'})`}`);
 }
 
+/** The aoe-loadgen processes running now (the bench stops them on Ctrl-C). */
+const runningLoadgens = new Set<ChildProcess>();
+
+/** Kills every aoe-loadgen this process started that still runs, by its pid. */
+export function killLoadgensNow(): void {
+  for (const child of runningLoadgens) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
 /** Runs aoe-loadgen in the initiator namespace, pinned when `run.cpu` says so. */
 export function runBlocking(run: GeneratorRun, setup: BlockingSetup): Promise<LoadResult> {
   const command = pinnedCommand([LOADGEN, ...loadgenArgs(run, setup)], run.cpu);
   const limitMs = (run.seconds + run.warmup) * 1000 + 30000;
   return new Promise((resolve, reject) => {
-    execFile('ip', ['netns', 'exec', setup.netns, ...command], { timeout: limitMs }, (error, stdout, stderr) => {
+    // ip netns exec and taskset replace themselves with aoe-loadgen: the pid is its own.
+    const child = execFile('ip', ['netns', 'exec', setup.netns, ...command], { timeout: limitMs }, (error, stdout, stderr) => {
+      runningLoadgens.delete(child);
       try {
         resolve(loadgenResult(parseLoadgenOutput(stdout, stderr), run.workload));
       } catch (e) {
@@ -180,6 +192,7 @@ export function runBlocking(run: GeneratorRun, setup: BlockingSetup): Promise<Lo
         reject(new Error(why, { cause: error ?? e }));
       }
     });
+    runningLoadgens.add(child);
   });
 }
 

@@ -23,6 +23,7 @@ import {
   GENERATOR_NAMES,
   GeneratorName,
   GeneratorRun,
+  killLoadgensNow,
   loadgenMissing,
   runBlocking,
   runPolling,
@@ -186,6 +187,7 @@ class Bench {
   cleanupSync(): void {
     if (this.cleaned) return;
     this.cleaned = true;
+    killLoadgensNow();
     for (const t of this.running) t.killNow();
     if (this.net) destroyBenchNet(this.net);
     for (const f of this.files) {
