@@ -21,6 +21,34 @@
           "type": "none"
         }]
       ]
+    },
+    {
+      "target_name": "aoe-reflector",
+      "type": "executable",
+      "product_dir": "<(PRODUCT_DIR)/../bench",
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["bench/c/aoe-reflector.c"],
+          "cflags!": ["-O3"],
+          "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+        }, {
+          "type": "none"
+        }]
+      ]
+    },
+    {
+      "target_name": "aoe-loadgen",
+      "type": "executable",
+      "product_dir": "<(PRODUCT_DIR)/../bench",
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["bench/c/aoe-loadgen.c"],
+          "cflags!": ["-O3"],
+          "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+        }, {
+          "type": "none"
+        }]
+      ]
     }
   ]
 }

@@ -1,6 +1,7 @@
-// Summaries of the bench's measurements: medians and spreads per target and
-// workload, ratios against vblade, the Markdown table for docs/benchmarks.md
-// and a line describing the machine.
+// Summaries of the bench's measurements: medians and spreads per target,
+// workload and placement, ratios against vblade and against the ceiling (the
+// C reflector), the Markdown table for docs/benchmarks.md and a line
+// describing the machine.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,10 @@ export interface Sample {
   targetRss: number;
   /** Where the export's data lived. */
   backing: 'tmpfs' | 'disk';
+  /** Where target and generator ran (bench/placements.ts). */
+  placement: string;
+  /** Which load generator measured it (bench/generators.ts). */
+  generator: string;
 }
 
 export interface Spread {
@@ -43,6 +48,11 @@ export interface Row {
   target: string;
   label: string;
   backing: string;
+  placement: string;
+  generator: string;
+  op: 'read' | 'write';
+  /** Requests in flight: 1 makes it a latency workload. */
+  window: number;
   rounds: number;
   iops: Spread;
   mbps: Spread;
@@ -57,7 +67,18 @@ export interface Row {
   ratio?: number;
   /** ours / vblade on median p50 latency. */
   latencyRatio?: number;
+  /** Median IOPS as a share of the ceiling's (reads with several in flight). */
+  ceilingShare?: number;
+  /** Median p50 latency over the ceiling's (one in flight). */
+  ceilingLatency?: number;
 }
+
+/** A workload with one request in flight measures latency; the others throughput. */
+export function isLatency(row: Pick<Row, 'window'>): boolean {
+  return row.window === 1;
+}
+
+const PLACEMENT_ORDER = ['two-cpus', 'one-cpu', 'unpinned'];
 
 export function summarize(
   samples: Sample[],
@@ -65,10 +86,11 @@ export function summarize(
   descriptions: Record<string, string>,
   targetOrder: string[],
   baseline = 'vblade',
+  ceiling = 'ceiling',
 ): Row[] {
   const groups = new Map<string, Sample[]>();
   for (const s of samples) {
-    const key = `${s.mtu}\u0000${s.workload}\u0000${s.target}`;
+    const key = [s.mtu, s.workload, s.placement, s.generator, s.target].join('\u0000');
     const g = groups.get(key);
     if (g) g.push(s);
     else groups.set(key, [s]);
@@ -84,6 +106,10 @@ export function summarize(
       target: s0.target,
       label: labels[s0.target] ?? s0.target,
       backing: s0.backing,
+      placement: s0.placement,
+      generator: s0.generator,
+      op: s0.result.op === 'write' ? 'write' : 'read',
+      window: s0.result.window,
       rounds: g.length,
       iops: spread(r.map((x) => x.iops)),
       mbps: spread(r.map((x) => x.mbps)),
@@ -99,16 +125,40 @@ export function summarize(
       targetRssMiB: Math.max(...g.map((s) => s.targetRss)) / 2 ** 20,
     });
   }
+  // Ratios compare rows of the same run: MTU, workload, placement and generator.
+  const peer = (row: Row, target: string): Row | undefined =>
+    rows.find(
+      (b) =>
+        b.mtu === row.mtu &&
+        b.workload === row.workload &&
+        b.placement === row.placement &&
+        b.generator === row.generator &&
+        b.target === target,
+    );
   for (const row of rows) {
-    if (row.target === baseline) continue;
-    const base = rows.find((b) => b.mtu === row.mtu && b.workload === row.workload && b.target === baseline);
+    const base = row.target === baseline ? undefined : peer(row, baseline);
     if (base) {
       row.ratio = row.iops.median / base.iops.median;
       row.latencyRatio = row.p50.median / base.p50.median;
     }
+    // The ceiling drops writes, so only reads and latency are measured against it.
+    const top = row.target === ceiling ? undefined : peer(row, ceiling);
+    if (top && isLatency(row)) row.ceilingLatency = row.p50.median / top.p50.median;
+    else if (top && row.op === 'read') row.ceilingShare = row.iops.median / top.iops.median;
   }
-  const rank = (t: string): number => (t === baseline ? -1 : targetOrder.indexOf(t));
-  rows.sort((a, b) => b.mtu - a.mtu || order(a.workload) - order(b.workload) || rank(a.target) - rank(b.target));
+  const rank = (t: string): number => (t === baseline ? -1 : t === ceiling ? 1000 : targetOrder.indexOf(t));
+  const place = (p: string): number => {
+    const i = PLACEMENT_ORDER.indexOf(p);
+    return i < 0 ? 99 : i;
+  };
+  rows.sort(
+    (a, b) =>
+      b.mtu - a.mtu ||
+      order(a.workload) - order(b.workload) ||
+      place(a.placement) - place(b.placement) ||
+      a.generator.localeCompare(b.generator) ||
+      rank(a.target) - rank(b.target),
+  );
   return rows;
 }
 
@@ -133,16 +183,35 @@ function withSpread(s: Spread, fmt: (v: number) => string): string {
   return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
 }
 
-/** The Markdown table: one line per MTU, workload and target. */
+/** The placement as a table shows it; a run of the polling generator says so in every row. */
+export function placementCell(r: Pick<Row, 'placement' | 'generator'>): string {
+  return r.generator === 'polling' ? `${r.placement}, polling generator` : r.placement;
+}
+
+/** "1.32× IOPS, 0.69× p50" against vblade; a latency workload leads with p50. */
+export function vbladeCell(r: Row): string {
+  if (r.ratio === undefined || r.latencyRatio === undefined) return '';
+  const iops = `${r.ratio.toFixed(2)}× IOPS`;
+  const p50 = `${r.latencyRatio.toFixed(2)}× p50`;
+  return isLatency(r) ? `${p50}, ${iops}` : `${iops}, ${p50}`;
+}
+
+/** "61 % IOPS" for reads, "1.40× p50" for one-in-flight latency, empty for writes. */
+export function ceilingCell(r: Row): string {
+  if (r.ceilingLatency !== undefined) return `${r.ceilingLatency.toFixed(2)}× p50`;
+  if (r.ceilingShare !== undefined) return `${(r.ceilingShare * 100).toFixed(0)} % IOPS`;
+  return '';
+}
+
+/** The Markdown table: one line per MTU, workload, placement and target. */
 export function markdownTable(rows: Row[]): string {
   const lines = [
-    '| MTU | workload | target | IOPS median (min–max) | MB/s | p50 µs | p99 µs | ours / vblade | errors | client CPU | target CPU | target memory |',
-    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| MTU | workload | placement | target | IOPS median (min–max) | MB/s | p50 µs | p99 µs | vs vblade | vs ceiling | errors | generator CPU | target CPU | target memory |',
+    '|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
-    const ratio = r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}× IOPS, ${r.latencyRatio!.toFixed(2)}× p50`;
     lines.push(
-      `| ${r.mtu} | ${r.workload}${r.backing === 'disk' ? ' (disk)' : ''} | ${r.label} | ${withSpread(r.iops, k)} | ${num(r.mbps.median, r.mbps.median < 100 ? 1 : 0)} | ${num(r.p50.median)} | ${num(r.p99.median)} | ${ratio} | ${r.errors} | ${num(r.clientCpu.median)} % | ${num(r.targetCpu.median)} % | ${num(r.targetRssMiB)} MiB |`,
+      `| ${r.mtu} | ${r.workload}${r.backing === 'disk' ? ' (disk)' : ''} | ${placementCell(r)} | ${r.label} | ${withSpread(r.iops, k)} | ${num(r.mbps.median, r.mbps.median < 100 ? 1 : 0)} | ${num(r.p50.median)} | ${num(r.p99.median)} | ${vbladeCell(r)} | ${ceilingCell(r)} | ${r.errors} | ${num(r.clientCpu.median)} % | ${num(r.targetCpu.median)} % | ${num(r.targetRssMiB)} MiB |`,
     );
   }
   return lines.join('\n');
@@ -150,23 +219,40 @@ export function markdownTable(rows: Row[]): string {
 
 /** Plain-text version for the terminal. */
 export function textTable(rows: Row[]): string {
-  const head = ['MTU', 'workload', 'target', 'IOPS', '(min–max)', 'MB/s', 'p50µs', 'p99µs', 'ratio', 'err', 'cli%', 'tgt%'];
+  const head = [
+    'MTU',
+    'workload',
+    'placement',
+    'target',
+    'IOPS',
+    '(min–max)',
+    'MB/s',
+    'p50µs',
+    'p99µs',
+    '/vblade',
+    '/ceiling',
+    'err',
+    'gen%',
+    'tgt%',
+  ];
   const body = rows.map((r) => [
     String(r.mtu),
     r.workload + (r.backing === 'disk' ? '*' : ''),
+    placementCell(r),
     r.target,
     k(r.iops.median),
     `${k(r.iops.min)}–${k(r.iops.max)}`,
     num(r.mbps.median, r.mbps.median < 100 ? 1 : 0),
     num(r.p50.median),
     num(r.p99.median),
-    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
+    r.ratio === undefined ? '' : isLatency(r) ? `${r.latencyRatio!.toFixed(2)}× p50` : `${r.ratio.toFixed(2)}×`,
+    ceilingCell(r),
     String(r.errors),
     num(r.clientCpu.median),
     num(r.targetCpu.median),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => (i <= 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i <= 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [fmt(head), ...body.map(fmt)].join('\n');
 }
 
@@ -205,7 +291,7 @@ export function writeBenchmarksDoc(path: string, generated: string): void {
     const b = old.indexOf(END);
     text = a >= 0 && b > a ? old.slice(0, a) + block + old.slice(b + END.length) : `${old.trimEnd()}\n\n${block}\n`;
   } else {
-    text = `# Benchmarks\n\nOur target against Debian's vblade, side by side, measured by \`npm run bench\`\n(bench/run.ts) with the project's own load generator (aoe-bench, src/client/load.ts).\n\n${block}\n`;
+    text = `# Benchmarks\n\nOur target against Debian's vblade and a no-disk C target (the ceiling), side by side, measured by\n\`npm run bench\` (bench/run.ts).\n\n${block}\n`;
   }
   writeFileSync(path, text);
 }

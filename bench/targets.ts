@@ -5,6 +5,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VerifyMode } from '../src/client/load';
+import { pinnedCommand } from './placements';
 
 export interface TargetRun {
   shelf: number;
@@ -28,7 +29,10 @@ export interface TargetSpec {
   sync: boolean;
 }
 
-const ROOT = join(__dirname, '..', '..');
+/** The repository: this file runs from bench/ (tap on the source) or dist/bench/ (compiled). */
+export const ROOT = [join(__dirname, '..'), join(__dirname, '..', '..')].find((d) => existsSync(join(d, 'package.json')))!;
+/** The no-disk C target (bench/c/aoe-reflector.c), built with the addon. */
+export const REFLECTOR = join(ROOT, 'build', 'bench', 'aoe-reflector');
 
 /** VmRSS, VmHWM and RssShmem of `pid` in bytes (NaN when gone). */
 export function memoryOf(pid: number): { rss: number; hwm: number; shmem: number } {
@@ -68,9 +72,17 @@ export const BUILTIN_TARGETS: Record<string, TargetSpec> = {
     verify: 'pattern',
     sync: true,
   },
+  ceiling: {
+    name: 'ceiling',
+    label: 'C reflector (ceiling)',
+    // Answers reads with zeros and drops writes: the most a target can do here.
+    command: (r) => [REFLECTOR, String(r.shelf), String(r.slot), r.ifname, String(r.sectors)],
+    verify: 'zero',
+    sync: false,
+  },
   'ours-null': {
     name: 'ours-null',
-    label: 'aoe-target --null (ceiling)',
+    label: 'aoe-target --null',
     // The file operand of a null export is its size.
     command: (r) => [
       process.execPath,
@@ -122,7 +134,10 @@ export function customTarget(text: string): TargetSpec {
 export function targetAvailable(spec: TargetSpec): string | undefined {
   const cmd = spec.command({ shelf: 1, slot: 1, ifname: 'x', file: 'x', sync: false, sectors: 1 });
   const script = cmd[0] === process.execPath ? cmd[1] : cmd[0];
-  if (!existsSync(script)) return `${script} does not exist`;
+  if (!existsSync(script))
+    return script === REFLECTOR
+      ? `${script} does not exist (build it with \`npx node-gyp rebuild\`)`
+      : `${script} does not exist`;
   return undefined;
 }
 
@@ -166,9 +181,14 @@ export class RunningTarget {
     });
   }
 
-  /** Starts the target inside `ns` (ip netns exec replaces itself with the target, so the pid is the target's). */
-  static start(spec: TargetSpec, ns: string, run: TargetRun): RunningTarget {
-    const child = spawn('ip', ['netns', 'exec', ns, ...spec.command(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * Starts the target inside `ns`, on `cpu` when given (every thread it
+   * starts inherits that). ip netns exec and taskset replace themselves with
+   * the target, so the pid is the target's.
+   */
+  static start(spec: TargetSpec, ns: string, run: TargetRun, cpu?: number): RunningTarget {
+    const command = pinnedCommand(spec.command(run), cpu);
+    const child = spawn('ip', ['netns', 'exec', ns, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
     return new RunningTarget(spec, child);
   }
 

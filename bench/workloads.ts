@@ -3,6 +3,7 @@
 // full-frame streams, a network boot's one-at-a-time reads, durable writes).
 
 import type { LoadOp, LoadPattern } from '../src/client/load';
+import type { PlacementName } from './placements';
 
 export interface Workload {
   /** Short name used by --only and in the table. */
@@ -14,7 +15,17 @@ export interface Workload {
   window: number;
   /** Needs the target in -s mode (on the disk file when there is one). */
   sync: boolean;
+  /**
+   * Where it runs unless --placement says otherwise. The one-in-flight
+   * latency runs in all three placements: a boot is exactly where a wake-up
+   * per request shows. Throughput runs pinned, one CPU each and one shared,
+   * which keeps the default bench near 15 minutes.
+   */
+  placements: PlacementName[];
 }
+
+const THROUGHPUT: PlacementName[] = ['two-cpus', 'one-cpu'];
+const LATENCY: PlacementName[] = ['two-cpus', 'one-cpu', 'unpinned'];
 
 /** Sectors of the largest request that fits a frame at this MTU. */
 export function frameSectors(mtu: number): number {
@@ -32,6 +43,7 @@ export function workloadsFor(mtu: number): Workload[] {
       sectors: 1,
       window: 16,
       sync: false,
+      placements: THROUGHPUT,
     },
     {
       name: `seq-read-${big}`,
@@ -41,6 +53,7 @@ export function workloadsFor(mtu: number): Workload[] {
       sectors: big,
       window: 16,
       sync: false,
+      placements: THROUGHPUT,
     },
     {
       name: `seq-write-${big}`,
@@ -50,6 +63,7 @@ export function workloadsFor(mtu: number): Workload[] {
       sectors: big,
       window: 16,
       sync: false,
+      placements: THROUGHPUT,
     },
     {
       name: 'boot-read-2',
@@ -59,6 +73,7 @@ export function workloadsFor(mtu: number): Workload[] {
       sectors: 2,
       window: 1,
       sync: false,
+      placements: LATENCY,
     },
     {
       name: `sync-write-${big}`,
@@ -68,6 +83,7 @@ export function workloadsFor(mtu: number): Workload[] {
       sectors: big,
       window: 16,
       sync: true,
+      placements: ['two-cpus'],
     },
   ];
 }

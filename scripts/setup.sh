@@ -10,8 +10,9 @@
 #    runs only when something is missing and the package lists are absent or
 #    do not know a missing package, or when installing from them fails.
 # 2. `npm ci`: the exact dependencies of package-lock.json, then the
-#    package's own install script (node-gyp rebuild: the native addon) and
-#    prepare script (tsc: dist/).
+#    package's own install script (node-gyp rebuild: the native addon, and
+#    the bench's C reflector and load generator in build/bench/) and prepare
+#    script (tsc: dist/).
 #
 # Safe to run again: a second run installs nothing and only redoes `npm ci`.
 set -euo pipefail
