@@ -65,7 +65,7 @@ export interface Row {
   targetRssMiB: number;
   /** ours / vblade on median IOPS (same request size, so also MB/s). */
   ratio?: number;
-  /** ours / vblade on median p50 latency. */
+  /** vblade's median p50 latency over ours: above 1 is better, like `ratio`. */
   latencyRatio?: number;
   /** Median IOPS as a share of the ceiling's (reads with several in flight). */
   ceilingShare?: number;
@@ -139,7 +139,7 @@ export function summarize(
     const base = row.target === baseline ? undefined : peer(row, baseline);
     if (base) {
       row.ratio = row.iops.median / base.iops.median;
-      row.latencyRatio = row.p50.median / base.p50.median;
+      row.latencyRatio = base.p50.median / row.p50.median;
     }
     // The ceiling drops writes, so only reads and latency are measured against it.
     const top = row.target === ceiling ? undefined : peer(row, ceiling);
@@ -188,17 +188,20 @@ export function placementCell(r: Pick<Row, 'placement' | 'generator'>): string {
   return r.generator === 'polling' ? `${r.placement}, polling generator` : r.placement;
 }
 
-/** "1.32× IOPS, 0.69× p50" against vblade; a latency workload leads with p50. */
+/** "1.32× IOPS, p50 1.45×" against vblade (above 1 is better in both); a latency workload leads with p50. */
 export function vbladeCell(r: Row): string {
   if (r.ratio === undefined || r.latencyRatio === undefined) return '';
   const iops = `${r.ratio.toFixed(2)}× IOPS`;
-  const p50 = `${r.latencyRatio.toFixed(2)}× p50`;
+  const p50 = `p50 ${r.latencyRatio.toFixed(2)}×`;
   return isLatency(r) ? `${p50}, ${iops}` : `${iops}, ${p50}`;
 }
 
-/** "61 % IOPS" for reads, "1.40× p50" for one-in-flight latency, empty for writes. */
+/** "61 % IOPS" for reads, "p50 +40 %" (over the ceiling's) for one-in-flight latency, empty for writes. */
 export function ceilingCell(r: Row): string {
-  if (r.ceilingLatency !== undefined) return `${r.ceilingLatency.toFixed(2)}× p50`;
+  if (r.ceilingLatency !== undefined) {
+    const over = Math.round((r.ceilingLatency - 1) * 100);
+    return `p50 ${over >= 0 ? '+' : '−'}${Math.abs(over)} %`;
+  }
   if (r.ceilingShare !== undefined) return `${(r.ceilingShare * 100).toFixed(0)} % IOPS`;
   return '';
 }
@@ -245,7 +248,7 @@ export function textTable(rows: Row[]): string {
     num(r.mbps.median, r.mbps.median < 100 ? 1 : 0),
     num(r.p50.median),
     num(r.p99.median),
-    r.ratio === undefined ? '' : isLatency(r) ? `${r.latencyRatio!.toFixed(2)}× p50` : `${r.ratio.toFixed(2)}×`,
+    r.ratio === undefined ? '' : isLatency(r) ? `p50 ${r.latencyRatio!.toFixed(2)}×` : `${r.ratio.toFixed(2)}×`,
     ceilingCell(r),
     String(r.errors),
     num(r.clientCpu.median),
