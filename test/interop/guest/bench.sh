@@ -6,7 +6,8 @@
 #   fiosec (measured seconds per fio job, after 1 s of ramp); iodepth;
 #   work (comma list of workloads: dd-write dd-read seq-write seq-read rand-read rand-write).
 # Each round runs every workload against every target in turn (A, B, A, B, ...), so
-# that a slow moment of the shared host falls on both. Result lines:
+# that a slow moment of the shared host falls on both; even rounds take the
+# targets in reverse order (B, A), so that neither always goes first. Result lines:
 #   AOETEST bench round=R dev=eS.L workload=dd-write bytes=N s=SECONDS
 #   AOETEST bench round=R dev=eS.L workload=seq-read terse=<fio --terse-version=3 line>
 # GNU dd (/opt/host/dd) is used because busybox dd prints no timing, and
@@ -86,10 +87,15 @@ for d in $DEVS; do
 	step_done
 done
 
+REVERSED=""
+for d in $DEVS; do REVERSED="$d $REVERSED"; done
+
 r=1
 while [ "$r" -le "$P_rounds" ]; do
+	order=$DEVS
+	[ $((r % 2)) -eq 0 ] && order=$REVERSED
 	for w in $WORK; do
-		for d in $DEVS; do
+		for d in $order; do
 			use_dev "$d"
 			step "$w-$d-$r" $((120 + P_fiosec + P_ddmib * 4))
 			if out=$(measure "$w"); then
