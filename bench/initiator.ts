@@ -20,7 +20,7 @@ import { Proc } from '../test/helpers/process';
 import { buildGuest, type GuestImage } from '../test/interop/lib/guest';
 import { TARGET_IF, Topology } from '../test/interop/lib/net';
 import { BENCH_PACKAGES, INTEROP_PACKAGES, ensureInteropPackages } from '../test/interop/lib/packages';
-import { chooseAccel, Qemu, type GuestLine } from '../test/interop/lib/qemu';
+import { chooseAccel, Qemu, type GuestLine, parseGuestLine } from '../test/interop/lib/qemu';
 import { interopDisabled, kernelAppend } from '../test/interop/lib/scenario';
 import { GUEST_WORKLOADS, type GuestWorkload, parseBenchFields } from './initiator-results';
 import {
@@ -281,22 +281,13 @@ class InitiatorBench {
         work: work.join(','),
       }),
       timeoutMs,
+      // progress as the lines arrive (Qemu parses them again into q.results)
+      onLine: (line) => {
+        const l = parseGuestLine(line);
+        if (l) show(l);
+      },
     });
-    const seen = new Set<GuestLine>();
-    const follow = setInterval(() => {
-      for (const l of q.results) {
-        if (seen.has(l)) continue;
-        seen.add(l);
-        show(l);
-      }
-    }, 200);
-    let exit;
-    try {
-      exit = await q.done;
-    } finally {
-      clearInterval(follow);
-    }
-    for (const l of q.results) if (!seen.has(l)) show(l);
+    const exit = await q.done;
     log(`[MTU ${mtu}] the guest ran ${seconds(exit.ms)}`);
 
     const samples: InitiatorSample[] = [];
