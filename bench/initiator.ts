@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import yargs from 'yargs';
 import { ExitOrder, onProcessExit, sleep } from '../test/helpers/common';
 import { removeStaleNetns } from '../test/helpers/netns';
-import { Proc } from '../test/helpers/process';
+import { Proc, describeExit } from '../test/helpers/process';
 import { buildGuest, type GuestImage } from '../test/interop/lib/guest';
 import { TARGET_IF, Topology } from '../test/interop/lib/net';
 import { BENCH_PACKAGES, INTEROP_PACKAGES, ensureInteropPackages } from '../test/interop/lib/packages';
@@ -188,7 +188,8 @@ interface Served {
 }
 
 class InitiatorBench {
-  private readonly dir = mkdtempSync(join(os.tmpdir(), 'aoe-bench-initiator-'));
+  /** Serial logs and the targets' output; removed after a clean run unless --keep-logs. */
+  readonly dir = mkdtempSync(join(os.tmpdir(), 'aoe-bench-initiator-'));
   private failed = false;
 
   /** One guest boot against all targets at `mtu`; returns the samples of every round. */
@@ -219,7 +220,10 @@ class InitiatorBench {
       }
       await sleep(1000);
       for (const s of served) {
-        if (!s.proc.running) throw new Error(`${s.spec.name} exited at start (${s.proc.command}):\n${s.proc.tail(20)}`);
+        if (!s.proc.running) {
+          const how = s.proc.exitStatus ? describeExit(s.proc.exitStatus) : 'exited';
+          throw new Error(`${s.spec.name} stopped at start (${how}): ${s.proc.command}\n${s.proc.tail(20)}`);
+        }
       }
       return await this.boot(mtu, mib, work, served, topo, guest, args);
     } finally {
@@ -370,10 +374,14 @@ class InitiatorBench {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  let bench: InitiatorBench | undefined;
   try {
-    await new InitiatorBench().run(parseArgs(argv));
+    const args = parseArgs(argv);
+    bench = new InitiatorBench();
+    await bench.run(args);
   } catch (e) {
-    process.stderr.write(`bench:initiator: ${(e as Error).message}\n`);
+    const logs = bench ? `\n(the serial logs and targets' output so far are in ${bench.dir})` : '';
+    process.stderr.write(`bench:initiator: ${(e as Error).message}${logs}\n`);
     process.exitCode = 1;
   }
 }
