@@ -254,7 +254,10 @@ class InitiatorBench {
       if (l.tag === 'discover') log(`${at} guest found ${l.fields.dev} (${byDev.get(l.fields.dev)})`);
       else if (l.tag === 'frames') log(`${at} driver data frames: ${l.fields.bytes} bytes`);
       else if (l.tag === 'warmup') log(`${at} warm-up against ${byDev.get(l.fields.dev)} done`);
-      else if (l.tag === 'fail' || l.tag === 'watchdog') log(`${at} GUEST: ${l.raw}`);
+      else if (l.tag === 'watchdog' && l.fields.step?.startsWith('discover-')) {
+        const dev = l.fields.step.slice('discover-'.length);
+        log(`${at} the guest's driver never found ${dev} (${byDev.get(dev)}) within 60 s: is that target serving? (${l.raw})`);
+      } else if (l.tag === 'fail' || l.tag === 'watchdog') log(`${at} GUEST: ${l.raw}`);
       else if (l.tag === 'bench') {
         try {
           const m = parseBenchFields(l.fields);
@@ -348,7 +351,7 @@ class InitiatorBench {
     const rows = summarizeInitiator(samples, names, args.mtu);
     const took = seconds(Date.now() - started);
     log('');
-    log(initiatorTextTable(rows, names));
+    log(rows.length > 0 ? initiatorTextTable(rows, names) : 'no results');
     const loadAfter = loadAverage();
     log(`\nthe whole run took ${took} (${perMtu.join(', ')}); load average at the end ${loadAfter}`);
 

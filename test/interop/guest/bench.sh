@@ -22,16 +22,17 @@ use_dev() {
 	DBG=/sys/kernel/debug/aoe/$1
 }
 
-step discover 60
 t0=$(now_cs)
 insmod /modules/aoe.ko || fail insmod-aoe
+# one step per export, so that a watchdog line names the one that never appeared
 for d in $DEVS; do
+	step "discover-$d" 60
 	while [ ! -b "/dev/etherd/$d" ]; do sleep 0.05; done
 	res discover dev="$d" bytes="$(blockdev --getsize64 "/dev/etherd/$d")" cs=$(($(now_cs) - t0))
+	step_done
 done
 frames=$(dmesg | sed -n 's/.*setting \([0-9]*\) byte data frames.*/\1/p' | sort -u | tr '\n' ,)
 res frames bytes="${frames%,}"
-step_done
 
 # dd_run write|read: O_DIRECT 1 MiB requests over the first ddmib MiB of $DEV;
 # prints "bytes=N s=SECONDS" from GNU dd's summary
