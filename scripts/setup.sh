@@ -29,6 +29,7 @@ PACKAGES=(
   ipxe-qemu        # iPXE option ROMs for QEMU NICs
   busybox-static   # the guests' userland
   e2fsprogs        # mke2fs for guest file systems
+  fio              # copied into the guest by npm run bench:initiator
   util-linux       # losetup, mount
   kmod             # modprobe/depmod to order guest modules
   cpio             # initramfs archives

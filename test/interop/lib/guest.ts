@@ -6,6 +6,7 @@
 //   kernel-<version>/root/...        the unpacked linux-image-<version> package, depmod done
 //   kernel-<version>/complete        written last: the unpack finished
 //   initramfs-<version>-<hash>.cpio   keyed by the kernel version and the inputs (path, size, mtime)
+//   initramfs-<variant>-<version>-<hash>.cpio   the same with extra host programs (e.g. "bench": fio)
 // Nothing is installed into the host's /boot or /lib/modules.
 
 import * as crypto from 'node:crypto';
@@ -19,9 +20,15 @@ import { debianKernelVersion, downloadKernelPackage } from './packages';
 /** Modules the guest needs; their dependencies come from modprobe --show-depends. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_net', 'ext4', 'aoe'];
 
-/** Host programs copied into the guest with their shared libraries. */
+/** A host program copied into the guest (with the shared libraries `ldd` lists) at `to`. */
+export interface HostProgram {
+  from: string;
+  to: string;
+}
+
+/** Host programs every guest gets. */
 // (not in /sbin: busybox's ash runs its own applet of the same name before any PATH lookup)
-const HOST_PROGRAMS: Array<{ from: string; to: string }> = [
+const HOST_PROGRAMS: HostProgram[] = [
   { from: '/usr/sbin/mke2fs', to: '/opt/host/mke2fs' },
   { from: '/usr/sbin/resize2fs', to: '/opt/host/resize2fs' },
 ];
@@ -171,8 +178,19 @@ async function sharedLibraries(program: string): Promise<string[]> {
   return libs;
 }
 
+/**
+ * A guest with more host programs than the interop scenarios need, cached
+ * under its own name (fio and its libraries add some 80 MB, which every
+ * scenario's boot would otherwise copy and unpack).
+ */
+export interface GuestVariant {
+  /** A word for the cache file name, e.g. "bench". */
+  name: string;
+  programs: HostProgram[];
+}
+
 /** The guest's initramfs as an uncompressed cpio archive. */
-async function initramfsArchive(modules: string[]): Promise<Buffer> {
+async function initramfsArchive(modules: string[], programs: HostProgram[]): Promise<Buffer> {
   const cpio = new CpioWriter();
   for (const d of [
     'bin',
@@ -214,7 +232,7 @@ async function initramfsArchive(modules: string[]): Promise<Buffer> {
   cpio.file('modules/order', names.join('\n') + '\n');
 
   const libs = new Set<string>();
-  for (const prog of HOST_PROGRAMS) {
+  for (const prog of programs) {
     cpio.file(prog.to, fs.readFileSync(prog.from), 0o755);
     for (const lib of await sharedLibraries(prog.from)) libs.add(lib);
   }
@@ -224,8 +242,12 @@ async function initramfsArchive(modules: string[]): Promise<Buffer> {
   return cpio.finish();
 }
 
-/** Builds or reuses the guest kernel and initramfs. Idempotent. */
-export async function buildGuest(): Promise<GuestImage> {
+/** Builds or reuses the guest kernel and initramfs (with a variant's extra programs). Idempotent. */
+export async function buildGuest(variant?: GuestVariant): Promise<GuestImage> {
+  for (const p of variant?.programs ?? []) {
+    if (!fs.existsSync(p.from)) throw new Error(`${p.from} is not installed on the host; it is copied into the guest`);
+  }
+  const programs = [...HOST_PROGRAMS, ...(variant?.programs ?? [])];
   const version = await debianKernelVersion();
   const { root, built: kernelBuilt } = await unpackedKernel(version);
   const bzImage = path.join(root, 'boot', `vmlinuz-${version}`);
@@ -258,10 +280,10 @@ export async function buildGuest(): Promise<GuestImage> {
     '/bin/busybox',
     '/etc/mke2fs.conf',
     ...modules,
-    ...HOST_PROGRAMS.map((p) => p.from),
+    ...programs.map((p) => p.from),
     ...HOST_SCRIPTS.map((p) => p.from),
   ];
-  for (const prog of HOST_PROGRAMS) inputs.push(...(await sharedLibraries(prog.from)));
+  for (const prog of programs) inputs.push(...(await sharedLibraries(prog.from)));
   inputs.push(
     ...fs
       .readdirSync(scripts)
@@ -273,10 +295,11 @@ export async function buildGuest(): Promise<GuestImage> {
     hash.update(`${f}\0${st?.size ?? -1}\0${st?.mtimeMs ?? -1}\n`);
   }
   // uncompressed: the kernel then has nothing to inflate (a little faster under TCG)
-  const initrd = path.join(cacheRoot(), `initramfs-${version}-${hash.digest('hex').slice(0, 16)}.cpio`);
+  const prefix = variant ? `initramfs-${variant.name}-${version}-` : `initramfs-${version}-`;
+  const initrd = path.join(cacheRoot(), `${prefix}${hash.digest('hex').slice(0, 16)}.cpio`);
   let built = kernelBuilt;
   if (!fs.existsSync(initrd)) {
-    const archive = await initramfsArchive(modules);
+    const archive = await initramfsArchive(modules, programs);
     const tmp = `${initrd}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, archive);
     fs.renameSync(tmp, initrd);
@@ -284,7 +307,7 @@ export async function buildGuest(): Promise<GuestImage> {
     // drop this kernel's older initramfs builds (an hour old: a parallel run may still boot one)
     for (const f of fs.readdirSync(cacheRoot())) {
       const full = path.join(cacheRoot(), f);
-      if (f.startsWith(`initramfs-${version}-`) && full !== initrd && Date.now() - fs.statSync(full).mtimeMs > 3600 * 1000)
+      if (f.startsWith(prefix) && full !== initrd && Date.now() - fs.statSync(full).mtimeMs > 3600 * 1000)
         fs.rmSync(full, { force: true });
     }
   }

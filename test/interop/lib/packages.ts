@@ -19,6 +19,9 @@ export const INTEROP_PACKAGES = [
   'aoetools', // only its aoe-revalidate script, copied into the guest (no aoetools program runs on the host)
 ];
 
+/** What `npm run bench:initiator` adds to the guest: fio (with libaio) and GNU dd (its summary line times a copy to the microsecond). */
+export const BENCH_PACKAGES = ['fio', 'coreutils'];
+
 let updated = false;
 
 async function aptUpdateOnce(): Promise<void> {
