@@ -11,7 +11,8 @@
             "native/mapped.c",
             "native/link.c",
             "native/packet.c",
-            "native/privilege.c"
+            "native/privilege.c",
+            "native/reflink.c"
           ],
           "defines": ["NAPI_VERSION=8"],
           "cflags!": ["-O3"],

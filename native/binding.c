@@ -907,6 +907,33 @@ static napi_value unmap_file_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value reflink_clone_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t src, dst;
+  if (argc < 2) return throw_type(env, "reflinkClone(srcFd, dstFd) takes two file descriptors");
+  if (!get_uint(env, argv[0], INT32_MAX, &src, "srcFd") || !get_uint(env, argv[1], INT32_MAX, &dst, "dstFd")) return NULL;
+  struct aoe_error err;
+  if (reflink_clone((int)src, (int)dst, &err) < 0) return throw_aoe_error(env, &err);
+  return NULL;
+}
+
+static napi_value reflink_probe_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char dir[PATH_MAX];
+  if (argc < 1) return throw_type(env, "reflinkSupported(dir) takes a directory");
+  if (!get_string(env, argv[0], dir, sizeof dir, "dir")) return NULL;
+  struct aoe_error err;
+  int r = reflink_probe(dir, &err);
+  if (r < 0) return throw_aoe_error(env, &err);
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, r == 1, &result));
+  return result;
+}
+
 static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1035,6 +1062,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"blockDeviceSize", NULL, block_device_size_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mapFile", NULL, map_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmapFile", NULL, unmap_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reflinkClone", NULL, reflink_clone_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reflinkSupported", NULL, reflink_probe_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},

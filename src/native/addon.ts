@@ -130,6 +130,10 @@ export interface NativeAddon {
   mapFile(fd: number, length: number, writable: boolean): void;
   /** Undoes mapFile(); false when `fd` had no mapping. */
   unmapFile(fd: number): boolean;
+  /** Makes the file open on `dstFd` a copy-on-write clone of the one on `srcFd` (FICLONE, native/reflink.c). Throws with `code` (EOPNOTSUPP, ENOSPC, ...). */
+  reflinkClone(srcFd: number, dstFd: number): void;
+  /** Whether the file system of directory `dir` makes copy-on-write clones (it tries one with two unnamed files). Throws when the directory cannot be used. */
+  reflinkSupported(dir: string): boolean;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
@@ -192,6 +196,8 @@ export const native: NativeAddon = {
   blockDeviceSize: (fd) => loadAddon().blockDeviceSize(fd),
   mapFile: (fd, length, writable) => loadAddon().mapFile(fd, length, writable),
   unmapFile: (fd) => loadAddon().unmapFile(fd),
+  reflinkClone: (srcFd, dstFd) => loadAddon().reflinkClone(srcFd, dstFd),
+  reflinkSupported: (dir) => loadAddon().reflinkSupported(dir),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),
