@@ -236,6 +236,8 @@ int32_t mapped_copy(int fd, bool write, uint8_t *mem, size_t length, uint64_t po
 int reflink_clone(int src_fd, int dst_fd, struct aoe_error *err);
 /* Whether the file system of directory `dir` clones files: 1 yes, 0 no, -errno (err set) when the directory cannot be used. */
 int reflink_probe(const char *dir, struct aoe_error *err);
+/* Bytes of fd's file in extents shared with no other file (FIEMAP): a clone's own. -errno (err set). */
+int64_t reflink_own_bytes(int fd, struct aoe_error *err);
 
 /* depth: 1..IORING_MAX_DEPTH. Honours AOE_IORING=sync. */
 int io_queue_open(struct io_queue *q, uint32_t depth, struct aoe_error *err);

@@ -934,6 +934,21 @@ static napi_value reflink_probe_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value own_bytes_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "unsharedBytes(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  struct aoe_error err;
+  int64_t bytes = reflink_own_bytes((int)fd, &err);
+  if (bytes < 0) return throw_aoe_error(env, &err);
+  napi_value result;
+  NAPI_OK(napi_create_double(env, (double)bytes, &result));
+  return result;
+}
+
 static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1064,6 +1079,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"unmapFile", NULL, unmap_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkClone", NULL, reflink_clone_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkSupported", NULL, reflink_probe_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unsharedBytes", NULL, own_bytes_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -6,7 +6,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -54,4 +56,37 @@ int reflink_probe(const char *dir, struct aoe_error *err) {
   close(dst);
   close(src);
   return result;
+}
+
+/* Bytes of the extents of fd's file that no other file shares (FIEMAP): what
+ * a clone has of its own, written since it was made. -errno (err set). */
+int64_t reflink_own_bytes(int fd, struct aoe_error *err) {
+  enum { BATCH = 256 };
+  struct fiemap *map = calloc(1, sizeof *map + BATCH * sizeof(struct fiemap_extent));
+  if (map == NULL) return aoe_fail(err, ENOMEM, "out of memory");
+  int64_t own = 0;
+  uint64_t start = 0;
+  for (;;) {
+    map->fm_start = start;
+    map->fm_length = FIEMAP_MAX_OFFSET - start;
+    map->fm_flags = FIEMAP_FLAG_SYNC;
+    map->fm_extent_count = BATCH;
+    map->fm_mapped_extents = 0;
+    if (ioctl(fd, FS_IOC_FIEMAP, map) < 0) {
+      int e = errno;
+      free(map);
+      return aoe_fail(err, e, "cannot list the extents of fd %d (FIEMAP): %s", fd, strerror(e));
+    }
+    if (map->fm_mapped_extents == 0) break;
+    bool last = false;
+    for (uint32_t i = 0; i < map->fm_mapped_extents; i++) {
+      const struct fiemap_extent *x = &map->fm_extents[i];
+      if (!(x->fe_flags & FIEMAP_EXTENT_SHARED)) own += (int64_t)x->fe_length;
+      if (x->fe_flags & FIEMAP_EXTENT_LAST) last = true;
+      start = x->fe_logical + x->fe_length;
+    }
+    if (last) break;
+  }
+  free(map);
+  return own;
 }

@@ -134,6 +134,8 @@ export interface NativeAddon {
   reflinkClone(srcFd: number, dstFd: number): void;
   /** Whether the file system of directory `dir` makes copy-on-write clones (it tries one with two unnamed files). Throws when the directory cannot be used. */
   reflinkSupported(dir: string): boolean;
+  /** Bytes of the file open on `fd` in extents no other file shares (FIEMAP): what a clone has written of its own. */
+  unsharedBytes(fd: number): number;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
@@ -198,6 +200,7 @@ export const native: NativeAddon = {
   unmapFile: (fd) => loadAddon().unmapFile(fd),
   reflinkClone: (srcFd, dstFd) => loadAddon().reflinkClone(srcFd, dstFd),
   reflinkSupported: (dir) => loadAddon().reflinkSupported(dir),
+  unsharedBytes: (fd) => loadAddon().unsharedBytes(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),

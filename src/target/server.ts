@@ -10,7 +10,10 @@ import { sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
-import { openExportStore } from './export-store';
+import { openExportStore, viewsDirOf } from './export-store';
+import { ExportViews, type ViewListing } from './views';
+import { openFileLimit } from './file-limit';
+import { performance } from 'node:perf_hooks';
 import { Export } from './export';
 import {
   DEFAULT_TUNABLES,
@@ -86,7 +89,12 @@ export interface ServerOptions {
    * the claim of each address on this host.
    */
   duplicateProbeMs?: number;
+  /** Views one export may keep open (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
+  maxViews?: number;
 }
+
+/** Descriptors left for sockets, the io ring, backing files, logs and the control socket when views take the rest. */
+const FDS_KEPT_FREE = 256;
 
 /** A store that cannot be opened (missing file, no permission, ...): the message says what to do. */
 export { StoreError } from '../backend/file-store';
@@ -174,6 +182,7 @@ export class Server {
       duplicateProbeMs: options.duplicateProbeMs ?? 0,
       announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
       sizeCheckMs: options.sizeCheckMs ?? 5000,
+      maxViews: options.maxViews ?? Math.max(0, openFileLimit() - FDS_KEPT_FREE),
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
@@ -284,6 +293,14 @@ export class Server {
       throw new ConfigError(`${key}: ${(err as Error).message}`);
     }
     e.held = held;
+    if (c.views !== undefined) {
+      try {
+        e.views = this.openViews(c, store);
+      } catch (err) {
+        store.close();
+        throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
+      }
+    }
     this.engine.exports[id] = e;
     this.exportsByKey.set(key, e);
     for (const name of c.interfaces) {
@@ -323,6 +340,7 @@ export class Server {
     this.exportsByKey.delete(e.key);
     while (e.inflight > 0) await this.waitDrain();
     this.engine.exports[e.id] = null;
+    await e.views?.closeAndSave();
     e.store.close();
     this.log.info({ export: e.key }, 'export removed');
   }
@@ -721,10 +739,12 @@ export class Server {
       if (e.store.kind === 'file' && !e.config.readOnly) {
         try {
           fs.fdatasyncSync(e.store.fd);
+          e.views?.syncAllNow();
         } catch (err) {
           this.log.error({ export: e.key, err: (err as Error).message }, 'final fdatasync failed');
         }
       }
+      await e.views?.closeAndSave();
       e.store.close();
     }
     this.exportsByKey.clear();
@@ -756,6 +776,16 @@ export class Server {
         macMask: e.state.mask.toStrings(),
         reserve: e.state.reserve.toStrings(),
         counters: Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])),
+        ...(e.views !== null
+          ? {
+              views: {
+                count: e.views.count,
+                ownBytes: e.views.ownBytes(),
+                failures: e.views.failures,
+                ...(e.views.lastError !== null ? { lastError: e.views.lastError } : {}),
+              },
+            }
+          : {}),
         latencyUsLog2: Array.from(e.latency),
         latencySumUs: e.latencySumUs,
       })),
@@ -773,6 +803,71 @@ export class Server {
         };
       }),
     };
+  }
+
+  // ---- views ----------------------------------------------------------------
+
+  private openViews(c: ExportConfig, image: BlockStore): ExportViews {
+    const key = exportKey(c);
+    return ExportViews.open({
+      dir: viewsDirOf(c),
+      image,
+      direct: c.direct,
+      readOnly: c.readOnly,
+      maxViews: this.opts.maxViews,
+      fns: this.addon,
+      events: {
+        created: (name, ms) => this.log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
+        failed: (name, message) => this.log.error({ export: key, view: name }, message),
+      },
+    });
+  }
+
+  private viewsOf(key: string): { e: Export; views: ExportViews } {
+    const e = this.exportsByKey.get(key);
+    if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
+    if (e.views === null)
+      throw new ConfigError(`${key} has no views; set views = per-initiator and views-dir in its [export] section`);
+    return { e, views: e.views };
+  }
+
+  /** The views of an export: MAC, file, bytes of its own, created, last seen. */
+  listViews(key: string): ViewListing[] {
+    return this.viewsOf(key).views.listing();
+  }
+
+  /**
+   * Runs `fn` while no ATA request of `e` is in flight: new ones are dropped
+   * (initiators retransmit them) until it returns; resolves with its result
+   * and how long the export was paused.
+   */
+  async whilePaused<T>(e: Export, fn: () => T | Promise<T>): Promise<{ result: T; pausedMs: number }> {
+    if (e.paused) throw new ConfigError(`${e.key} is paused for another operation; try again`);
+    const t0 = performance.now();
+    e.paused = true;
+    try {
+      while (e.inflight > 0) await this.waitDrain();
+      const result = await fn();
+      return { result, pausedMs: performance.now() - t0 };
+    } finally {
+      e.paused = false;
+    }
+  }
+
+  /** Turns a view (or every view, mac 'all') back into the image as it is now; the MACs reset. */
+  async resetViews(key: string, mac: string): Promise<string[]> {
+    const { e, views } = this.viewsOf(key);
+    const { result } = await this.whilePaused(e, () => (mac === 'all' ? views.resetAll() : [views.reset(mac)]));
+    this.log.info({ export: key, views: result }, 'views reset');
+    return result;
+  }
+
+  /** Removes a view; its initiator's next request makes a new one. */
+  async dropView(key: string, mac: string): Promise<string> {
+    const { e, views } = this.viewsOf(key);
+    const { result } = await this.whilePaused(e, () => views.drop(mac));
+    this.log.info({ export: key, view: result }, 'view dropped');
+    return result;
   }
 
   // ---- online resize --------------------------------------------------------
@@ -902,6 +997,8 @@ export interface ServerStats {
     macMask: string[];
     reserve: string[];
     counters: Record<string, number>;
+    /** With views = per-initiator: how many, the bytes they have of their own, new initiators refused a view. */
+    views?: { count: number; ownBytes: number; failures: number; lastError?: string };
     latencyUsLog2: number[];
     /** Sum of the latencies counted in latencyUsLog2, microseconds. */
     latencySumUs: number;

@@ -24,7 +24,9 @@ t.test('XFS with reflink=1: the probe says yes and a clone is independent of its
   native.reflinkClone(s, d);
   fs.closeSync(s);
   t.ok(Buffer.from(fs.readFileSync(dst)).equals(data), 'the clone reads as the source');
+  t.equal(native.unsharedBytes(d), 0, 'a fresh clone has nothing of its own');
   fs.writeSync(d, Buffer.alloc(512, 0xee), 0, 512, 4096);
+  t.equal(native.unsharedBytes(d), 4096, 'one sector written: one 4 KiB block of its own');
   fs.closeSync(d);
   t.ok(Buffer.from(fs.readFileSync(src)).equals(data), 'writing the clone leaves the source as it was');
   t.equal(fs.readFileSync(dst)[4096], 0xee, 'the clone has its own write');
