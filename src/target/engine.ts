@@ -416,6 +416,7 @@ export class Engine {
       link.queue(tx, padReply(arena, t, ATA_HEADER_LEN));
       return false;
     }
+    e.lastIoAt = this.clock;
     if (store.kind === 'null') {
       if (outcome === Outcome.Read) {
         arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);

@@ -15,6 +15,7 @@ const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported'>): BlockStore {
   if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
   if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon);
+  else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);
   return openFileStore({
     file: c.file,
     // With views the image is only ever cloned and read.

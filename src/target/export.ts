@@ -54,6 +54,8 @@ export class Export {
 
   /** Per-initiator views (views = per-initiator): each request's store is its initiator's view; null without. */
   views: ExportViews | null = null;
+  /** performance.now() of its last read, write or flush (revert refuses while initiators are active). */
+  lastIoAt = 0;
   /** New ATA requests are dropped (initiators retransmit) while a snapshot or view reset waits for those in flight. */
   paused = false;
 

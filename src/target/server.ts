@@ -4,6 +4,7 @@
 // is the reverse, after every request in flight has been answered.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
 import { sectorsAfterOffset } from '../backend/file-store';
@@ -11,7 +12,9 @@ import { mapInMemory } from '../backend/mapped-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
 import { openExportStore, viewsDirOf } from './export-store';
-import { ExportViews, type ViewListing } from './views';
+import { ExportViews, macOfName, nameOfMac, type ViewListing } from './views';
+import { defaultSnapshotName, SnapshotDir, type SnapshotInfo } from './snapshots';
+import { checkReflinkPlace } from '../backend/reflink';
 import { openFileLimit } from './file-limit';
 import { performance } from 'node:perf_hooks';
 import { Export } from './export';
@@ -91,6 +94,19 @@ export interface ServerOptions {
   duplicateProbeMs?: number;
   /** Views one export may keep open (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
   maxViews?: number;
+}
+
+/** How long an export must have served no I/O before `revert` runs without --force. */
+export const REVERT_QUIET_MS = 5 * 60_000;
+
+/** What `snapshot` did. */
+export interface SnapshotTaken {
+  key: string;
+  name: string;
+  file: string;
+  /** How long new requests of the export were held off, milliseconds. */
+  pausedMs: number;
+  of: string;
 }
 
 /** Descriptors left for sockets, the io ring, backing files, logs and the control socket when views take the rest. */
@@ -868,6 +884,73 @@ export class Server {
     const { result } = await this.whilePaused(e, () => views.drop(mac));
     this.log.info({ export: key, view: result }, 'view dropped');
     return result;
+  }
+
+  // ---- snapshots ------------------------------------------------------------
+
+  private snapshotsOf(key: string): { e: Export; dir: SnapshotDir } {
+    const e = this.exportsByKey.get(key);
+    if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
+    if (e.config.viewsDir === undefined || e.store.kind !== 'file')
+      throw new ConfigError(
+        `${key} has no place for snapshots; set views-dir in its [export] section (on the file system of its file)`,
+      );
+    return { e, dir: new SnapshotDir(path.join(viewsDirOf(e.config), 'snapshots'), this.addon) };
+  }
+
+  /**
+   * A crash-consistent copy of an export (or of the view of `viewMac`) as it
+   * is now: new requests are dropped (initiators retransmit), those in
+   * flight finish, the data is flushed and cloned, and requests resume.
+   */
+  async snapshot(key: string, name = defaultSnapshotName(), viewMac?: string): Promise<SnapshotTaken> {
+    const { e, dir } = this.snapshotsOf(key);
+    dir.checkFree(name);
+    checkReflinkPlace(e.config.file, dir.dir, 'snapshots', this.addon);
+    const views = e.views;
+    if (viewMac !== undefined && views === null) throw new ConfigError(`${key} has no views; leave out the view`);
+    const view = viewMac === undefined || views === null ? undefined : views.storeOfMac(viewMac); // throws when it has none
+    const of = viewMac === undefined ? 'export' : macOfName(nameOfMac(viewMac)!);
+    const { result: file, pausedMs } = await this.whilePaused(e, () => dir.take(name, (view ?? e.store).fd, of));
+    this.log.info({ export: key, snapshot: name, file, pausedMs: Number(pausedMs.toFixed(3)) }, 'snapshot taken');
+    return { key, name, file, pausedMs, of };
+  }
+
+  listSnapshots(key: string): SnapshotInfo[] {
+    return this.snapshotsOf(key).dir.list();
+  }
+
+  deleteSnapshot(key: string, name: string): string {
+    const file = this.snapshotsOf(key).dir.delete(name);
+    this.log.info({ export: key, snapshot: name }, 'snapshot deleted');
+    return file;
+  }
+
+  /**
+   * Puts a snapshot back into the export (or the view it was taken of).
+   * Refused while the export served I/O in the last REVERT_QUIET_MS unless
+   * `force`: an initiator that has the disk open keeps what it read in its
+   * cache and would write its idea of the old disk over the reverted one.
+   */
+  async revert(key: string, name: string, force = false): Promise<{ key: string; name: string; of: string }> {
+    const { e, dir } = this.snapshotsOf(key);
+    const { of } = dir.find(name);
+    const quietMs = e.lastIoAt === 0 ? Infinity : performance.now() - e.lastIoAt;
+    if (!force && quietMs < REVERT_QUIET_MS)
+      throw new ConfigError(
+        `${key} served an initiator ${(quietMs / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
+          `Shut the initiators down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
+      );
+    if (of !== 'export' && e.views === null)
+      throw new ConfigError(`snapshot ${name} is of the view of ${of}, and ${key} has no views now`);
+    if (of === 'export' && e.views !== null)
+      throw new ConfigError(
+        `snapshot ${name} is of the image, which views never write; replace the image with it and reset the views instead`,
+      );
+    const dst = of === 'export' || e.views === null ? e.store : e.views.storeOfMac(of);
+    await this.whilePaused(e, () => dir.revertInto(name, dst.fd));
+    this.log.warn({ export: key, snapshot: name, of, forced: force }, 'snapshot reverted');
+    return { key, name, of };
   }
 
   // ---- online resize --------------------------------------------------------

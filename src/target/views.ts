@@ -332,6 +332,11 @@ export class ExportViews {
     return v;
   }
 
+  /** The store of the view of `mac` (snapshots of one view); throws when it has none. */
+  storeOfMac(mac: string): BlockStore {
+    return this.find(mac).store;
+  }
+
   /**
    * Makes a view the image as it is now (a new clone renamed over the old
    * one). The caller has paused the export: no request of it is in flight.
