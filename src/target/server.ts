@@ -802,6 +802,7 @@ export class Server {
               },
             }
           : {}),
+        ...(e.config.viewsDir !== undefined ? { snapshots: this.snapshotTotals(e) } : {}),
         latencyUsLog2: Array.from(e.latency),
         latencySumUs: e.latencySumUs,
       })),
@@ -914,6 +915,15 @@ export class Server {
     const { result: file, pausedMs } = await this.whilePaused(e, () => dir.take(name, (view ?? e.store).fd, of));
     this.log.info({ export: key, snapshot: name, file, pausedMs: Number(pausedMs.toFixed(3)) }, 'snapshot taken');
     return { key, name, file, pausedMs, of };
+  }
+
+  private snapshotTotals(e: Export): { count: number; ownBytes: number } {
+    try {
+      const list = this.snapshotsOf(e.key).dir.list();
+      return { count: list.length, ownBytes: list.reduce((n, s) => n + s.ownBytes, 0) };
+    } catch {
+      return { count: 0, ownBytes: 0 };
+    }
   }
 
   listSnapshots(key: string): SnapshotInfo[] {
@@ -1082,6 +1092,8 @@ export interface ServerStats {
     counters: Record<string, number>;
     /** With views = per-initiator: how many, the bytes they have of their own, new initiators refused a view. */
     views?: { count: number; ownBytes: number; failures: number; lastError?: string };
+    /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
+    snapshots?: { count: number; ownBytes: number };
     latencyUsLog2: number[];
     /** Sum of the latencies counted in latencyUsLog2, microseconds. */
     latencySumUs: number;
