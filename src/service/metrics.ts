@@ -105,7 +105,8 @@ const COUNTER_HELP: Record<string, string> = {
   aoe_errors: 'AoE-level error replies',
   mask_drops: 'frames dropped by the MAC mask',
   syncs: 'fdatasync calls for -s writes and FLUSH commands (group commit: one covers many)',
-  paused_drops: 'ATA requests dropped while the export was paused for a snapshot or a view reset (the initiator retransmits)',
+  paused_drops:
+    "ATA requests dropped while the export was paused (snapshot, view reset) or the initiator's view was being made (the initiator retransmits)",
   rx_frames: 'AoE request frames received',
   tx_frames: 'frames sent',
   tx_bytes: 'bytes sent',

@@ -19,7 +19,7 @@ export const enum ExportCounter {
   MaskDrops,
   /** fdatasync calls made for -s writes and FLUSH commands (one covers many: group commit). */
   Syncs,
-  /** ATA requests dropped while the export was paused for a snapshot or a view reset (the initiator retransmits). */
+  /** ATA requests dropped while the export was paused (snapshot, view reset) or the initiator's view was being made (the initiator retransmits). */
   PausedDrops,
   Count,
 }

@@ -26,6 +26,7 @@ import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
+import { VIEW_PENDING } from './views';
 import { FlushStatus, type Link } from './link';
 import { DrainLayout, IoOp, IoOpFlag, IoOpLayout, NativeLimit, ReapLayout, type IoRing } from '../native/addon';
 import { EBUSY } from '../native/errno';
@@ -409,6 +410,12 @@ export class Engine {
     const store = views === null ? e.store : views.storeFor(ring, off + OFF_SRC, this.clock);
     const d = link.ctx.ata;
     const bytes = d.count * SECTOR_SIZE;
+    if (store === VIEW_PENDING) {
+      // Its view is being made (views.ts): the initiator retransmits.
+      link.freeTx(tx);
+      e.counters[ExportCounter.PausedDrops]++;
+      return false;
+    }
     if (store === null) {
       // This initiator's view could not be made (views.ts says why): an error reply, as for a failed write.
       e.counters[ExportCounter.IoErrors]++;

@@ -874,7 +874,7 @@ export class Server {
   /** Turns a view (or every view, mac 'all') back into the image as it is now; the MACs reset. */
   async resetViews(key: string, mac: string): Promise<string[]> {
     const { e, views } = this.viewsOf(key);
-    const { result } = await this.whilePaused(e, () => (mac === 'all' ? views.resetAll() : [views.reset(mac)]));
+    const { result } = await this.whilePaused(e, async () => (mac === 'all' ? views.resetAll() : [await views.reset(mac)]));
     this.log.info({ export: key, views: result }, 'views reset');
     return result;
   }

@@ -4,12 +4,14 @@
 // kept open from then on. The image is opened read-only and never written.
 //
 // The frame path asks storeFor() once per ATA request: one Map lookup keyed
-// by the source MAC as a number, no allocation. Making a view is a few
-// system calls on the frame path (open, FICLONE, rename, fsync of the
-// directory); it happens once per initiator, and the request that made it is
-// served from the new view at once. Views stay open: descriptors are bounded
-// by the process's RLIMIT_NOFILE (Node raises the soft limit to the hard
-// one), and a new initiator beyond `maxViews` gets an error reply.
+// by the source MAC as a number, no allocation. A new initiator's view is
+// made off the frame path (FICLONE on a pool thread: it takes 0.5 ms for an
+// image of a few extents but tens of milliseconds for one of thousands, and
+// would stall every export meanwhile); its requests are dropped until the
+// view exists, and the initiator retransmits them. Views stay open:
+// descriptors are bounded by the process's RLIMIT_NOFILE (Node raises the
+// soft limit to the hard one), and a new initiator beyond `maxViews` gets an
+// error reply.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,7 +21,7 @@ import { readViewDates, writeViewDates, type ViewDates } from './view-meta';
 
 /** The addon calls views need, passed in so that tests and this module stay free of the addon. */
 export interface ViewFunctions {
-  reflinkClone(srcFd: number, dstFd: number): void;
+  reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
   unsharedBytes(fd: number): number;
 }
 
@@ -80,6 +82,21 @@ export function nameOfMac(mac: string): string | undefined {
 
 const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
 
+/** storeFor()'s answer while the initiator's view is being made: drop the request, the initiator retransmits. */
+export const VIEW_PENDING: BlockStore = Object.freeze({
+  kind: 'null',
+  fd: -1,
+  byteOffset: 0,
+  sectors: 0,
+  direct: false,
+  inlineIo: false,
+  description: 'a view being made',
+  close() {},
+});
+
+/** After a view could not be made, its initiator's requests get error replies this long before another try. */
+const RETRY_MS = 5000;
+
 export interface ExportViewsOptions {
   /** VIEWSDIR/eS.L, created if missing. */
   dir: string;
@@ -98,6 +115,11 @@ export class ExportViews {
   /** By View.index; null where a view was dropped (its index is reused). */
   private readonly list: (View | null)[] = [];
   private readonly dirFd: number;
+  /** Views being made, by MAC key: the promise settles when it is there (or failed). */
+  private readonly making = new Map<number, Promise<void>>();
+  /** When making a MAC's view last failed (engine clock). */
+  private readonly failedAt = new Map<number, number>();
+  private closed = false;
   /** The descriptors one group commit syncs, and how many of them are still running. */
   private readonly syncFds: number[] = [];
   private syncsLeft = 0;
@@ -143,20 +165,36 @@ export class ExportViews {
   }
 
   /**
-   * The store of the initiator whose MAC is at `b[off..off+6]`, made now when
-   * it has none; null when it could not be made (the request gets an error
-   * reply). `now` is the engine's clock (performance.now()).
+   * The store of the initiator whose MAC is at `b[off..off+6]`; VIEW_PENDING
+   * while its view is being made (started now when it has none); null when
+   * it could not be made (the request gets an error reply). `now` is the
+   * engine's clock (performance.now()).
    */
   storeFor(b: Uint8Array, off: number, now: number): BlockStore | null {
     const key = macKey(b, off);
-    let v = this.byKey.get(key);
-    if (v === undefined) {
-      if (this.o.readOnly) return this.o.image;
-      v = this.make(key);
-      if (v === undefined) return null;
+    const v = this.byKey.get(key);
+    if (v !== undefined) {
+      v.seenAt = now;
+      return v.store;
     }
-    v.seenAt = now;
-    return v.store;
+    if (this.o.readOnly) return this.o.image;
+    if (this.making.has(key)) return VIEW_PENDING;
+    const failed = this.failedAt.get(key);
+    if (failed !== undefined && now - failed < RETRY_MS) return null;
+    const name = viewName(key);
+    if (this.byKey.size + this.making.size >= this.o.maxViews) {
+      this.fail(
+        name,
+        `${this.o.maxViews} views are open, the most this process may keep; drop unused views (vblade ctl view-drop) or raise LimitNOFILE`,
+      );
+      this.failedAt.set(key, now);
+      return null;
+    }
+    this.making.set(
+      key,
+      this.make(key, name).finally(() => this.making.delete(key)),
+    );
+    return VIEW_PENDING;
   }
 
   /** View.index of the view `storeFor` just returned, for the engine to hand back to written(). */
@@ -242,45 +280,41 @@ export class ExportViews {
   }
 
   /** A new clone of the image under a temporary name, then renamed to `final`; its descriptor. */
-  private cloneTo(final: string): number {
+  private async cloneTo(final: string): Promise<number> {
     const tmp = path.join(this.o.dir, `.${path.basename(final)}.${process.pid}.tmp`);
     const fd = fs.openSync(tmp, this.openFlags() | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
     try {
-      this.o.fns.reflinkClone(this.o.image.fd, fd);
+      await this.o.fns.reflinkCloneAsync(this.o.image.fd, fd);
       fs.renameSync(tmp, final);
+      // The name must be durable before a write to it is acknowledged as durable.
+      await new Promise<void>((resolve, reject) => fs.fsync(this.dirFd, (err) => (err ? reject(err) : resolve())));
     } catch (e) {
       fs.closeSync(fd);
       fs.rmSync(tmp, { force: true });
       throw e;
     }
-    // The name must be durable before a write to it is acknowledged as durable.
-    fs.fsyncSync(this.dirFd);
     return fd;
   }
 
-  private make(key: number): View | undefined {
-    const name = viewName(key);
-    if (this.byKey.size >= this.o.maxViews) {
-      this.fail(
-        name,
-        `${this.o.maxViews} views are open, the most this process may keep; drop unused views (vblade ctl view-drop) or raise LimitNOFILE`,
-      );
-      return undefined;
-    }
+  private async make(key: number, name: string): Promise<void> {
     const file = path.join(this.o.dir, `${name}.img`);
     const t0 = performance.now();
     let fd: number;
     try {
-      fd = this.cloneTo(file);
+      fd = await this.cloneTo(file);
     } catch (e) {
       this.fail(name, `cannot make the view ${file}: ${(e as Error).message}`);
-      return undefined;
+      this.failedAt.set(key, performance.now());
+      return;
     }
-    const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
-    this.add(v, key);
+    if (this.closed) {
+      fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
+      return;
+    }
+    this.failedAt.delete(key);
+    this.add(new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 }), key);
     this.o.events.created(name, performance.now() - t0);
     this.datesChanged();
-    return v;
   }
 
   private fail(name: string, message: string): void {
@@ -341,9 +375,9 @@ export class ExportViews {
    * Makes a view the image as it is now (a new clone renamed over the old
    * one). The caller has paused the export: no request of it is in flight.
    */
-  reset(mac: string): string {
+  async reset(mac: string): Promise<string> {
     const v = this.find(mac);
-    const fd = this.cloneTo(v.store.description);
+    const fd = await this.cloneTo(v.store.description);
     const old = v.store;
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
@@ -355,8 +389,10 @@ export class ExportViews {
   }
 
   /** Resets every view; the MACs reset. */
-  resetAll(): string[] {
-    return this.list.filter((v): v is View => v !== null).map((v) => this.reset(v.name));
+  async resetAll(): Promise<string[]> {
+    const out: string[] = [];
+    for (const v of this.list.filter((x): x is View => x !== null)) out.push(await this.reset(v.name));
+    return out;
   }
 
   /** Removes a view and its file; the next request of that MAC makes a new one. The export is paused. */
@@ -403,6 +439,7 @@ export class ExportViews {
 
   /** Saves the dates and closes every view. */
   async closeAndSave(): Promise<void> {
+    await Promise.all(this.making.values());
     if (this.datesTimer !== null) clearTimeout(this.datesTimer);
     this.datesTimer = null;
     if (this.list.some((v) => v !== null)) await this.saveDates();
@@ -410,6 +447,7 @@ export class ExportViews {
   }
 
   close(): void {
+    this.closed = true;
     if (this.datesTimer !== null) clearTimeout(this.datesTimer);
     this.datesTimer = null;
     for (const v of this.list) if (v !== null) v.store.close();

@@ -20,6 +20,7 @@ import type { TestLike } from '../helpers/common';
 import { patternFile } from '../helpers/files';
 import { exportOf, IFACE, Initiator } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
+import { withRetransmits } from '../helpers/retransmit';
 
 const MAC_A = '02:00:00:00:0a:01';
 const MAC_B = '02:00:00:00:0b:01';
@@ -66,8 +67,8 @@ t.test('views, reset, drop, snapshots and revert through ctl, as an operator rea
   });
   const a = new Initiator(net, IFACE, MAC_A);
   const b = new Initiator(net, IFACE, MAC_B);
-  t.notOk((await a.ataReply(a.write(1, Buffer.alloc(512, 1)))).ata.failed);
-  t.notOk((await b.ataReply(b.write(1, Buffer.alloc(512, 2)))).ata.failed);
+  t.notOk((await withRetransmits(a, () => a.write(1, Buffer.alloc(512, 1)))).ata.failed);
+  t.notOk((await withRetransmits(b, () => b.write(1, Buffer.alloc(512, 2)))).ata.failed);
   const views = await ctl(target, 'views', 'e1.2');
   t.ok(views.ok);
   const lines = views.text.split('\n');

@@ -15,6 +15,7 @@ import type { TestLike } from '../helpers/common';
 import { patternFile, patternSectors } from '../helpers/files';
 import { exportOf, IFACE, Initiator, startInProcess } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
+import { withRetransmits } from '../helpers/retransmit';
 
 const SECTORS = 8192; // 4 MiB
 
@@ -196,8 +197,8 @@ t.test('a snapshot of one view, and revert of it', async (t) => {
   const { server, net } = await startInProcess(t, [config]);
   const a = new Initiator(net, IFACE, '02:00:00:00:0a:01');
   const b = new Initiator(net, IFACE, '02:00:00:00:0b:01');
-  t.notOk((await a.ataReply(a.write(9, written(1)))).ata.failed);
-  t.notOk((await b.ataReply(b.write(9, written(2)))).ata.failed);
+  t.notOk((await withRetransmits(a, () => a.write(9, written(1)))).ata.failed);
+  t.notOk((await withRetransmits(b, () => b.write(9, written(2)))).ata.failed);
   const s = await server.snapshot('e1.2', 'a-before', '02:00:00:00:0A:01');
   t.equal(s.of, '02:00:00:00:0a:01', 'the MAC as the view list writes it');
   t.same(

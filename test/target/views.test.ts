@@ -17,9 +17,10 @@ import { native } from '../../src/native/addon';
 import pino from 'pino';
 import type { TestLike } from '../helpers/common';
 import { patternFile, patternSectors, tmpfsMount } from '../helpers/files';
-import { exportOf, IFACE, Initiator, startInProcess, type Target } from '../helpers/in-process';
+import { exportOf, IFACE, Initiator, settle, startInProcess, type Target } from '../helpers/in-process';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
+import { withRetransmits } from '../helpers/retransmit';
 
 const SECTORS = 2048; // 1 MiB
 const MAC_A = '02:00:00:00:0a:0a';
@@ -45,12 +46,13 @@ async function lab(
   return { mnt, image, config: exportOf(image, { views: 'per-initiator', viewsDir: join(mnt, 'views'), ...over }) };
 }
 
+// A new initiator's first requests are dropped while its view is made: these retransmit, as initiators do.
 async function write(i: Initiator, lba: number, data: Uint8Array): Promise<boolean> {
-  return !(await i.ataReply(i.write(lba, data))).ata.failed;
+  return !(await withRetransmits(i, () => i.write(lba, data))).ata.failed;
 }
 
 async function read(i: Initiator, lba: number): Promise<Buffer | undefined> {
-  const r = await i.ataReply(i.read(lba, 1));
+  const r = await withRetransmits(i, () => i.read(lba, 1));
   return r.ata.failed ? undefined : Buffer.from(r.ata.data.subarray(0, 512));
 }
 
@@ -137,6 +139,8 @@ t.test('sync export with views: writes are answered after the views are synced; 
   const { net, server } = await startInProcess(t, [config]);
   const a = new Initiator(net, IFACE, MAC_A);
   const b = new Initiator(net, IFACE, MAC_B);
+  t.same(await read(a, 0), patternSectors(0), 'A has its view');
+  t.same(await read(b, 0), patternSectors(0), 'B has its view');
   const tags = [a.write(1, sector(1)), b.write(1, sector(2)), a.write(2, sector(3))];
   for (const tag of tags) t.notOk((await (tag === tags[1] ? b : a).ataReply(tag)).ata.failed);
   t.notOk((await a.ataReply(a.flush())).ata.failed, 'FLUSH answered');
@@ -170,14 +174,21 @@ t.test('a full file system: the new initiator gets an error reply, the others go
   }
   fs.closeSync(fd);
   const b = new Initiator(net, IFACE, MAC_B);
-  const r = await b.ataReply(b.read(1, 1));
+  const r = await withRetransmits(b, () => b.read(1, 1));
   t.ok(r.ata.failed, 'the new initiator gets an ATA error reply');
+  t.ok(r.sends > 1, 'after its first request was dropped while the view was tried');
   const s = server.stats().exports[0];
   t.equal(s.views?.failures, 1, 'counted as a view that could not be made');
   t.match(s.views?.lastError, /ENOSPC|No space/, 'and why');
   t.same(await read(a, 1), sector(0x21), 'the initiator with a view still reads');
   fs.rmSync(filler);
-  t.same(await read(b, 1), patternSectors(1), 'with space again the new initiator gets its view');
+  // Error replies for a few seconds, then the view is tried again.
+  let again: Buffer | undefined;
+  for (let n = 0; n < 100 && again === undefined; n++) {
+    again = await read(b, 1);
+    if (again === undefined) await new Promise((res) => setTimeout(res, 100));
+  }
+  t.same(again, patternSectors(1), 'with space again the new initiator gets its view');
   t.same(
     fs.readdirSync(join(mnt, 'views', 'e1.2')).filter((f) => f.endsWith('.tmp')),
     [],
@@ -194,15 +205,22 @@ t.test('3000 initiators: views up to the bound, an error reply beyond it, descri
   const { net, server } = await startInProcess(t, [config], { maxViews: bound });
   let ok = 0;
   let refused = 0;
-  const started = performance.now();
-  for (let i = 0; i < 3000; i++) {
+  const initiators = Array.from({ length: 3000 }, (_, i) => {
     const mac = `02:01:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
-    const ini = new Initiator(net, IFACE, mac);
+    return new Initiator(net, IFACE, mac);
+  });
+  // Every initiator at once, as a lab switched on: their views are made side by side.
+  const started = performance.now();
+  for (let i = 0; i < initiators.length; i += 100) {
+    for (let k = i; k < i + 100; k++) initiators[k].write(k % SECTORS, sector(k & 0xff));
+    await settle(2); // no more at once than a receive ring holds
+  }
+  for (const [i, ini] of initiators.entries()) {
     if (await write(ini, i % SECTORS, sector(i & 0xff))) ok++;
     else refused++;
   }
   const ms = performance.now() - started;
-  t.equal(ok, bound, `${bound} views made (${(ms / 3000).toFixed(2)} ms per initiator, request and view)`);
+  t.equal(ok, bound, `${bound} views made (${ms.toFixed(0)} ms for all 3000 initiators)`);
   t.equal(refused, 3000 - bound, 'the rest got an error reply');
   const fdsOpen = fs.readdirSync('/proc/self/fd').length - fdsBefore;
   t.ok(fdsOpen >= bound && fdsOpen < bound + 64, `${fdsOpen} descriptors open: one per view and a few more`);
