@@ -994,6 +994,11 @@ export class Server {
       );
     }
     if (now === e.store.sectors) return { ...base, unchanged: 'the backing store has not changed size' };
+    if (e.views !== null)
+      throw new ResizeError(
+        `${key}: ${e.store.description} grew, but the export has views, each a clone of the image at its old size; ` +
+          `the export keeps its size. A new image version is a new file: replace the image, restart, and reset the views (vblade ctl view-reset ${key} --all)`,
+      );
     e.grow(now);
     this.log.info({ export: key, file: e.store.description, from: base.oldSectors, to: now }, 'export grown');
     let announced = false;
