@@ -282,3 +282,12 @@ t.test('views-dir on tmpfs, another file system, or an image that is a block dev
     /is a block device; .*LVM thin snapshots/,
   );
 });
+
+t.test('an export with views keeps its size when the image grows, and says how to roll out a new image', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { image, config } = await lab(t);
+  const { server } = await startInProcess(t, [config]);
+  fs.truncateSync(image, SECTORS * 512 * 2);
+  t.throws(() => server.resizeExport('e1.2'), /grew, but the export has views.*view-reset e1\.2 --all/);
+  t.equal(server.stats().exports[0].sectors, SECTORS, 'the export keeps its size');
+});
