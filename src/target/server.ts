@@ -722,7 +722,8 @@ export class Server {
    * the end is unused.
    */
   private sizeChange(e: Export): 'same' | 'grown' | 'shrunk' {
-    if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined) return 'same';
+    // An export with views keeps its size: each view is a clone of the image at it (resizeExport says more).
+    if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined || e.views !== null) return 'same';
     try {
       const probe = this.openStore({ ...e.config, readOnly: true, direct: false });
       const now = probe.sectors;

@@ -291,3 +291,32 @@ t.test('an export with views keeps its size when the image grows, and says how t
   t.throws(() => server.resizeExport('e1.2'), /grew, but the export has views.*view-reset e1\.2 --all/);
   t.equal(server.stats().exports[0].sectors, SECTORS, 'the export keeps its size');
 });
+
+t.test('views persist across reloads: a changed export reopens them, a mask change keeps them open', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { image, config } = await lab(t);
+  const { server, net } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  t.ok(await write(a, 4, sector(0x44)));
+  t.same(await server.apply({ exports: [{ ...config, macMask: [MAC_A] }] }), {
+    added: [],
+    removed: [],
+    changed: ['e1.2'],
+    resized: [],
+  });
+  t.same(await read(a, 4), sector(0x44), 'after a mask change');
+  t.same(await server.apply({ exports: [{ ...config, sync: true }] }), {
+    added: [],
+    removed: [],
+    changed: ['e1.2'],
+    resized: [],
+  });
+  t.same(await read(a, 4), sector(0x44), 'after the export was replaced (sync changed)');
+  t.equal(server.listViews('e1.2').length, 1);
+  fs.truncateSync(image, SECTORS * 512 * 2);
+  t.same(
+    await server.apply({ exports: [{ ...config, sync: true }] }),
+    { added: [], removed: [], changed: [], resized: [] },
+    'a grown image is not taken by a reload either',
+  );
+});
