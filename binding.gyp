@@ -12,7 +12,8 @@
             "native/link.c",
             "native/packet.c",
             "native/privilege.c",
-            "native/waiter.c"
+            "native/waiter.c",
+            "native/reflink.c"
           ],
           "defines": ["NAPI_VERSION=8"],
           "cflags!": ["-O3"],

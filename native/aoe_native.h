@@ -235,6 +235,15 @@ int mapped_close(int fd);
 /* Bytes copied, or -1 when the caller must fall back to pread/pwrite. */
 int32_t mapped_copy(int fd, bool write, uint8_t *mem, size_t length, uint64_t position);
 
+/* ---- copy-on-write clones (reflink.c) ------------------------------------ */
+
+/* Makes dst_fd's file a clone of src_fd's (FICLONE): 0, or -errno with err set. */
+int reflink_clone(int src_fd, int dst_fd, struct aoe_error *err);
+/* Whether the file system of directory `dir` clones files: 1 yes, 0 no, -errno (err set) when the directory cannot be used. */
+int reflink_probe(const char *dir, struct aoe_error *err);
+/* Bytes of fd's file in extents shared with no other file (FIEMAP): a clone's own. -errno (err set). */
+int64_t reflink_own_bytes(int fd, struct aoe_error *err);
+
 /* depth: 1..IORING_MAX_DEPTH. Honours AOE_IORING=sync. */
 int io_queue_open(struct io_queue *q, uint32_t depth, struct aoe_error *err);
 /* Waits for every operation in flight, then releases the ring. */

@@ -1060,6 +1060,103 @@ static napi_value unmap_file_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value reflink_clone_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t src, dst;
+  if (argc < 2) return throw_type(env, "reflinkClone(srcFd, dstFd) takes two file descriptors");
+  if (!get_uint(env, argv[0], INT32_MAX, &src, "srcFd") || !get_uint(env, argv[1], INT32_MAX, &dst, "dstFd")) return NULL;
+  struct aoe_error err;
+  if (reflink_clone((int)src, (int)dst, &err) < 0) return throw_aoe_error(env, &err);
+  return NULL;
+}
+
+/* FICLONE of a file with many extents takes tens of milliseconds: off the
+ * event loop, on a libuv pool thread, resolving a promise. */
+struct clone_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  int src, dst, rc;
+  struct aoe_error err;
+};
+
+static void clone_execute(napi_env env, void *data) {
+  (void)env;
+  struct clone_job *j = data;
+  j->rc = reflink_clone(j->src, j->dst, &j->err);
+}
+
+static void clone_complete(napi_env env, napi_status status, void *data) {
+  struct clone_job *j = data;
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  if (status == napi_ok && j->rc == 0) {
+    napi_resolve_deferred(env, j->deferred, undefined);
+  } else {
+    int errnum = status == napi_ok ? j->err.errnum : ECANCELED;
+    const char *text = status == napi_ok ? j->err.message : "clone cancelled";
+    napi_value code, msg, error, errno_value;
+    napi_create_string_utf8(env, aoe_errno_name(errnum), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &error);
+    napi_create_int32(env, -errnum, &errno_value);
+    napi_set_named_property(env, error, "errno", errno_value);
+    napi_reject_deferred(env, j->deferred, error);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value reflink_clone_async_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t src, dst;
+  if (argc < 2) return throw_type(env, "reflinkCloneAsync(srcFd, dstFd) takes two file descriptors");
+  if (!get_uint(env, argv[0], INT32_MAX, &src, "srcFd") || !get_uint(env, argv[1], INT32_MAX, &dst, "dstFd")) return NULL;
+  struct clone_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return throw_errno(env, ENOMEM, "out of memory");
+  j->src = (int)src;
+  j->dst = (int)dst;
+  napi_value promise, name;
+  NAPI_OK(napi_create_promise(env, &j->deferred, &promise));
+  NAPI_OK(napi_create_string_utf8(env, "reflinkClone", NAPI_AUTO_LENGTH, &name));
+  NAPI_OK(napi_create_async_work(env, NULL, name, clone_execute, clone_complete, j, &j->work));
+  NAPI_OK(napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+static napi_value reflink_probe_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char dir[PATH_MAX];
+  if (argc < 1) return throw_type(env, "reflinkSupported(dir) takes a directory");
+  if (!get_string(env, argv[0], dir, sizeof dir, "dir")) return NULL;
+  struct aoe_error err;
+  int r = reflink_probe(dir, &err);
+  if (r < 0) return throw_aoe_error(env, &err);
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, r == 1, &result));
+  return result;
+}
+
+static napi_value own_bytes_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "unsharedBytes(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  struct aoe_error err;
+  int64_t bytes = reflink_own_bytes((int)fd, &err);
+  if (bytes < 0) return throw_aoe_error(env, &err);
+  napi_value result;
+  NAPI_OK(napi_create_double(env, (double)bytes, &result));
+  return result;
+}
+
 static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1189,6 +1286,10 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"blockDeviceSize", NULL, block_device_size_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mapFile", NULL, map_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmapFile", NULL, unmap_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reflinkClone", NULL, reflink_clone_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reflinkSupported", NULL, reflink_probe_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reflinkCloneAsync", NULL, reflink_clone_async_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unsharedBytes", NULL, own_bytes_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},

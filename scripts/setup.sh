@@ -28,8 +28,9 @@ PACKAGES=(
   ipxe             # ipxe.lkrn
   ipxe-qemu        # iPXE option ROMs for QEMU NICs
   busybox-static   # the guests' userland
-  e2fsprogs        # mke2fs for guest file systems
+  e2fsprogs        # mke2fs for guest file systems, ext4 for the reflink refusal tests
   fio              # copied into the guest by npm run bench:initiator
+  xfsprogs         # mkfs.xfs -m reflink=1 for the views and snapshot tests
   util-linux       # losetup, mount
   kmod             # modprobe/depmod to order guest modules
   cpio             # initramfs archives

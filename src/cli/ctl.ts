@@ -12,9 +12,11 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { COMMANDS, commandByName, controlRequest, probeSocket, type CommandDef } from '../service/control';
 import type { ReloadResult } from '../service/daemon';
-import type { ExportListing } from '../service/worker';
+import type { CommandExtra, ExportListing } from '../service/worker';
+import type { ViewListing } from '../target/views';
+import type { SnapshotInfo } from '../target/snapshots';
 import { describeSize } from '../config/export-config';
-import type { ResizeResult, ServerStats } from '../target/server';
+import type { ResizeResult, ServerStats, SnapshotTaken } from '../target/server';
 import { formatStatsTables } from './stats-table';
 
 const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]';
@@ -30,6 +32,8 @@ export interface CtlOptions {
   export?: string;
   /** MAC addresses of set-mask, add-mask, del-mask, set-reserve. */
   macs?: string[];
+  /** Words after the export and options of the views and snapshot commands. */
+  extra?: CommandExtra;
 }
 
 export interface ResolvedSocket {
@@ -178,6 +182,42 @@ export function formatResult(command: string, result: unknown): string {
         : 'not announced (no interface of the export is up); initiators see the size at their next IDENTIFY';
       return `${r.key}: ${describeSize(r.oldSectors)} -> ${describeSize(r.newSectors)} (${r.file}); ${told}`;
     }
+    case 'views': {
+      const r = result as { key: string; views: ViewListing[] };
+      if (r.views.length === 0) return `${r.key}: no views yet (one is made by an initiator's first request)`;
+      return [
+        `MAC\tOWN\tCREATED\tLAST SEEN`,
+        ...r.views.map((v) => `${v.mac}\t${bytes(v.ownBytes)}\t${v.created}\t${v.lastSeen ?? '-'}`),
+      ].join('\n');
+    }
+    case 'view-reset': {
+      const r = result as { key: string; reset: string[] };
+      return `${r.key}: ${r.reset.length} view(s) reset to the image: ${r.reset.join(' ') || '-'}`;
+    }
+    case 'view-drop': {
+      const r = result as { key: string; dropped: string[] };
+      return `${r.key}: view(s) removed: ${r.dropped.join(' ')}`;
+    }
+    case 'snapshot': {
+      const r = result as SnapshotTaken;
+      return `${r.key}: snapshot ${r.name} of ${r.of === 'export' ? 'the export' : `the view of ${r.of}`} in ${r.file}; I/O paused ${r.pausedMs.toFixed(1)} ms`;
+    }
+    case 'snapshots': {
+      const r = result as { key: string; snapshots: SnapshotInfo[] };
+      if (r.snapshots.length === 0) return `${r.key}: no snapshots`;
+      return [
+        'NAME\tOF\tCREATED\tOWN\tFILE',
+        ...r.snapshots.map((s) => `${s.name}\t${s.of}\t${s.created}\t${bytes(s.ownBytes)}\t${s.file}`),
+      ].join('\n');
+    }
+    case 'snapshot-delete': {
+      const r = result as { key: string; name: string; deleted: string };
+      return `${r.key}: snapshot ${r.name} deleted (${r.deleted})`;
+    }
+    case 'revert': {
+      const r = result as { key: string; name: string; of: string };
+      return `${r.key}: ${r.of === 'export' ? 'the export' : `the view of ${r.of}`} is snapshot ${r.name} again`;
+    }
     case 'reload': {
       const d = result as ReloadResult;
       const part = (w: string, l: string[] = []): string => `${w}: ${l.length ? l.join(' ') : '-'}`;
@@ -193,8 +233,29 @@ export function formatResult(command: string, result: unknown): string {
   }
 }
 
+/** "12.0 KiB": sizes of views and snapshots. */
+function bytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} bytes` : `${v.toFixed(1)} ${units[u]}`;
+}
+
 function commandSynopsis(c: CommandDef): string {
-  return c.exportArg === 'required' ? `${c.name} EXPORT` : c.exportArg === 'optional' ? `${c.name} [EXPORT]` : c.name;
+  let s = c.exportArg === 'required' ? `${c.name} EXPORT` : c.exportArg === 'optional' ? `${c.name} [EXPORT]` : c.name;
+  if (c.macsArg) s += ' MAC...';
+  const w = c.wordsArg;
+  if (w) {
+    const word = w.name.toUpperCase().replace(/S$/, '');
+    const many = w.max > 1 ? '...' : '';
+    s += w.min > 0 ? ` ${word}${many}` : ` [${word}${many}]`;
+  }
+  for (const o of c.options ?? []) s += o.name === 'view' ? ' [--view MAC]' : ` [--${o.name}]`;
+  return s;
 }
 
 /** Usage and every command of the table with its summary, for `vblade ctl` without a command. */
@@ -223,15 +284,21 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
   for (const c of COMMANDS) {
     let pos = c.exportArg === 'required' ? `${c.name} <export>` : c.exportArg === 'optional' ? `${c.name} [export]` : c.name;
     if (c.macsArg) pos += ' <macs..>';
+    const w = c.wordsArg;
+    if (w) pos += w.max > 1 ? (w.min > 0 ? ' <words..>' : ' [words..]') : w.min > 0 ? ' <words>' : ' [words]';
     y = y.command(
       pos,
       c.summary,
       (b) => {
         if (c.exportArg === 'none') return b;
         const withExport = b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' });
-        return c.macsArg
+        let b2 = c.macsArg
           ? withExport.positional('macs', { type: 'string', array: true, describe: 'MAC addresses, e.g. 52:54:00:12:34:56' })
           : withExport;
+        if (c.wordsArg) b2 = b2.positional('words', { type: 'string', array: c.wordsArg.max > 1, describe: c.wordsArg.describe });
+        for (const o of c.options ?? [])
+          b2 = b2.option(o.name, { type: o.name === 'view' ? 'string' : 'boolean', describe: o.describe });
+        return b2;
       },
       (args) => {
         parsed = {
@@ -244,6 +311,14 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
         if (typeof args.export === 'string') parsed.export = args.export;
         const macs = (args as { macs?: unknown }).macs;
         if (Array.isArray(macs)) parsed.macs = macs.map(String);
+        const a = args as { words?: unknown; all?: unknown; force?: unknown; view?: unknown };
+        const extra: CommandExtra = {};
+        if (Array.isArray(a.words)) extra.words = a.words.map(String);
+        else if (typeof a.words === 'string') extra.words = [a.words];
+        if (a.all === true) extra.all = true;
+        if (a.force === true) extra.force = true;
+        if (typeof a.view === 'string') extra.view = a.view;
+        if (c.wordsArg || c.options) parsed.extra = extra;
       },
     );
   }
@@ -283,9 +358,10 @@ export async function runCtl(argv: readonly string[], io: CtlOutput = PROCESS_OU
     return 1;
   }
   try {
-    const req: { command: string; export?: string; macs?: string[] } = { command: o.command };
+    const req: { command: string; export?: string; macs?: string[] } & CommandExtra = { command: o.command };
     if (o.export) req.export = o.export;
     if (o.macs) req.macs = o.macs;
+    if (o.extra) Object.assign(req, o.extra);
     const reply = await controlRequest(socket, req);
     if (!reply.ok) {
       io.err(`vblade ctl ${o.command}: ${reply.error}\n`);

@@ -76,12 +76,26 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     humanBytes(c(i.counters, 'tx_bytes')),
     sumOf(i.counters, '_drops'),
   ]);
+  // Views and snapshots: only for exports that have a views-dir.
+  const copyRows = (stats.exports ?? [])
+    .filter((e) => e.views !== undefined || e.snapshots !== undefined)
+    .map((e) => [
+      e.key,
+      e.views ? String(e.views.count) : '-',
+      e.views ? humanBytes(e.views.ownBytes) : '-',
+      e.views ? String(e.views.failures) : '-',
+      e.snapshots ? String(e.snapshots.count) : '-',
+      e.snapshots ? humanBytes(e.snapshots.ownBytes) : '-',
+    ]);
   return [
     ...alignColumns([
       ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
       ...exportRows,
     ]),
     ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'], ...interfaceRows]),
+    ...(copyRows.length > 0
+      ? alignColumns([['export', 'views', 'views own', 'views refused', 'snapshots', 'snapshots own'], ...copyRows])
+      : []),
     ...frameLoopLine(stats.frameLoop),
   ];
 }

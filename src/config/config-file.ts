@@ -372,6 +372,24 @@ export const KEYS: readonly KeyDef[] = [
       'Another writer of this disk is intended (a cluster file system, an active-active failover pair): allow another read-write export of the same file (when it says shared = yes too) and another target answering this shelf.slot (vblade: --shared).',
   },
   {
+    key: 'views',
+    section: 'export',
+    type: 'enum',
+    default: 'none',
+    values: ['none', 'per-initiator'],
+    meaning:
+      'per-initiator: each initiator MAC reads and writes its own copy-on-write clone of file (made on its first request, kept across restarts), and file itself is never written; needs views-dir on the same reflink file system (XFS made with mkfs.xfs -m reflink=1, or btrfs).',
+  },
+  {
+    key: 'views-dir',
+    section: 'export',
+    type: 'path',
+    default: '',
+    defaultText: 'required with views = per-initiator',
+    meaning:
+      'Directory of the views and snapshots (one subdirectory per export, created if missing); on the same file system as file, which must make reflinks.',
+  },
+  {
     key: 'null-store',
     section: 'export',
     type: 'bool',
@@ -804,6 +822,19 @@ function exportFromSection(
     );
     ok = false;
   }
+  const views = get('views') ?? 'none';
+  const viewsDir = get('views-dir');
+  if (views === 'per-initiator' && viewsDir === undefined && !s.bad.has('views-dir')) {
+    problem(
+      s.values.get('views')!.line,
+      `views = per-initiator needs views-dir; add views-dir = /srv/aoe/views (on the same file system as file)`,
+    );
+    ok = false;
+  }
+  if (views === 'per-initiator' && nullStore) {
+    problem(s.values.get('views')!.line, `views = per-initiator cannot be used with null-store = yes; remove one of them`);
+    ok = false;
+  }
   if (!ok) return undefined;
   const macs = splitList(get('mac-mask') ?? '');
   const e: ExportConfig = {
@@ -824,6 +855,8 @@ function exportFromSection(
   if (length !== undefined) e.lengthSectors = length;
   if (bool('shared')) e.shared = true;
   if (nullSectors !== undefined) e.nullSectors = nullSectors;
+  if (views === 'per-initiator') e.views = views;
+  if (viewsDir !== undefined) e.viewsDir = path.resolve(path.dirname(configFile), viewsDir);
   return e;
 }
 

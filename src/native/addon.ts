@@ -171,6 +171,14 @@ export interface NativeAddon {
   mapFile(fd: number, length: number, writable: boolean): void;
   /** Undoes mapFile(); false when `fd` had no mapping. */
   unmapFile(fd: number): boolean;
+  /** Makes the file open on `dstFd` a copy-on-write clone of the one on `srcFd` (FICLONE, native/reflink.c). Throws with `code` (EOPNOTSUPP, ENOSPC, ...). */
+  reflinkClone(srcFd: number, dstFd: number): void;
+  /** reflinkClone() on a libuv pool thread (a clone of a file of many extents takes tens of milliseconds); rejects as reflinkClone throws. */
+  reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
+  /** Whether the file system of directory `dir` makes copy-on-write clones (it tries one with two unnamed files). Throws when the directory cannot be used. */
+  reflinkSupported(dir: string): boolean;
+  /** Bytes of the file open on `fd` in extents no other file shares (FIEMAP): what a clone has written of its own. */
+  unsharedBytes(fd: number): number;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
@@ -233,6 +241,10 @@ export const native: NativeAddon = {
   blockDeviceSize: (fd) => loadAddon().blockDeviceSize(fd),
   mapFile: (fd, length, writable) => loadAddon().mapFile(fd, length, writable),
   unmapFile: (fd) => loadAddon().unmapFile(fd),
+  reflinkClone: (srcFd, dstFd) => loadAddon().reflinkClone(srcFd, dstFd),
+  reflinkCloneAsync: (srcFd, dstFd) => loadAddon().reflinkCloneAsync(srcFd, dstFd),
+  reflinkSupported: (dir) => loadAddon().reflinkSupported(dir),
+  unsharedBytes: (fd) => loadAddon().unsharedBytes(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),

@@ -18,11 +18,11 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { checkPrivateDir } from './private-dir';
-import type { WorkerOp } from './worker';
+import type { CommandExtra, WorkerOp } from './worker';
 
 /** What the control socket drives: the supervisor, which asks its worker. */
 export interface ControlTarget {
-  request(op: WorkerOp, key?: string, macs?: string[]): Promise<unknown>;
+  request(op: WorkerOp, key?: string, macs?: string[], extra?: CommandExtra): Promise<unknown>;
   /** Re-reads the configuration (as on SIGHUP); resolves to a summary. */
   reload(): Promise<unknown>;
   /** Supervisor facts (worker pid, restarts, ...); merged into list and stats. */
@@ -36,7 +36,11 @@ export interface CommandDef {
   exportArg: 'none' | 'optional' | 'required';
   /** Whether the command takes MAC addresses after the export ("macs" in a request). */
   macsArg?: boolean;
-  run(target: ControlTarget, exportKey: string | undefined, macs?: string[]): Promise<unknown>;
+  /** Words after the export ("words" in a request): a snapshot name, MACs of a view command; min and max count. */
+  wordsArg?: { name: string; describe: string; min: number; max: number };
+  /** Options of the command ("all", "force": booleans; "view": a MAC). */
+  options?: { name: 'all' | 'force' | 'view'; describe: string }[];
+  run(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
 
 export const COMMANDS: readonly CommandDef[] = [
@@ -134,6 +138,58 @@ export const COMMANDS: readonly CommandDef[] = [
     exportArg: 'required',
     run: (t, key) => t.request('resize', key),
   },
+  {
+    name: 'views',
+    summary: 'per-initiator views of an export: MAC, bytes of its own, created, last seen',
+    exportArg: 'required',
+    run: (t, key) => t.request('views', key),
+  },
+  {
+    name: 'view-reset',
+    summary: 'turn views (these MACs, or --all) back into the image as it is now; their writes are lost',
+    exportArg: 'required',
+    wordsArg: { name: 'macs', describe: 'initiator MACs whose views to reset', min: 0, max: 4096 },
+    options: [{ name: 'all', describe: 'reset every view of the export' }],
+    run: (t, key, _m, extra) => t.request('view-reset', key, undefined, extra),
+  },
+  {
+    name: 'view-drop',
+    summary: "remove views (their files too); an initiator's next request makes a new one",
+    exportArg: 'required',
+    wordsArg: { name: 'macs', describe: 'initiator MACs whose views to remove', min: 1, max: 4096 },
+    run: (t, key, _m, extra) => t.request('view-drop', key, undefined, extra),
+  },
+  {
+    name: 'snapshot',
+    summary: 'take a point-in-time copy of an export (or, with --view MAC, of one view); prints how long I/O paused',
+    exportArg: 'required',
+    wordsArg: { name: 'name', describe: 'snapshot name (default: the time now)', min: 0, max: 1 },
+    options: [{ name: 'view', describe: 'snapshot the view of this initiator MAC instead of the export' }],
+    run: (t, key, _m, extra) => t.request('snapshot', key, undefined, extra),
+  },
+  {
+    name: 'snapshots',
+    summary: 'snapshots of an export: name, of what, created, bytes of its own, file',
+    exportArg: 'required',
+    run: (t, key) => t.request('snapshots', key),
+  },
+  {
+    name: 'snapshot-delete',
+    summary: 'delete a snapshot',
+    exportArg: 'required',
+    wordsArg: { name: 'name', describe: 'snapshot name', min: 1, max: 1 },
+    run: (t, key, _m, extra) => t.request('snapshot-delete', key, undefined, extra),
+  },
+  {
+    name: 'revert',
+    summary: 'put a snapshot back into the export or view it was taken of; refused after recent I/O unless --force',
+    exportArg: 'required',
+    wordsArg: { name: 'name', describe: 'snapshot name', min: 1, max: 1 },
+    options: [
+      { name: 'force', describe: 'revert although an initiator was active in the last 5 minutes (its cache would not know)' },
+    ],
+    run: (t, key, _m, extra) => t.request('revert', key, undefined, extra),
+  },
 ];
 
 export function commandByName(name: string): CommandDef | undefined {
@@ -145,6 +201,10 @@ export interface ControlRequest {
   command?: unknown;
   export?: unknown;
   macs?: unknown;
+  words?: unknown;
+  all?: unknown;
+  force?: unknown;
+  view?: unknown;
 }
 
 export interface ControlReply {
@@ -173,8 +233,27 @@ export async function dispatch(target: ControlTarget, req: ControlRequest): Prom
       );
     macs = req.macs;
   } else if (req.macs !== undefined) return fail(`${cmd.name} takes no MAC addresses`);
+  const extra: CommandExtra = {};
+  if (req.words !== undefined) {
+    const w = cmd.wordsArg;
+    if (!w) return fail(`${cmd.name} takes no words after the export`);
+    if (!Array.isArray(req.words) || !req.words.every((x) => typeof x === 'string'))
+      return fail(`"words" must be a list of strings, e.g. {"command": "${cmd.name}", "export": "e1.1", "words": ["..."]}`);
+    extra.words = req.words;
+  }
+  const count = extra.words?.length ?? 0;
+  if (cmd.wordsArg && (count < cmd.wordsArg.min || count > cmd.wordsArg.max))
+    return fail(
+      `${cmd.name} takes ${cmd.wordsArg.min === cmd.wordsArg.max ? cmd.wordsArg.min : `${cmd.wordsArg.min} to ${cmd.wordsArg.max}`} ${cmd.wordsArg.name} (${cmd.wordsArg.describe}), not ${count}`,
+    );
+  for (const o of ['all', 'force', 'view'] as const) {
+    if (req[o] === undefined) continue;
+    if (!cmd.options?.some((d) => d.name === o)) return fail(`${cmd.name} takes no --${o}`);
+    if (o === 'view' ? typeof req[o] !== 'string' : typeof req[o] !== 'boolean') return fail(`"${o}" has the wrong type`);
+    (extra as Record<string, unknown>)[o] = req[o];
+  }
   try {
-    return { id, ok: true, result: await cmd.run(target, key, macs) };
+    return { id, ok: true, result: await cmd.run(target, key, macs, extra) };
   } catch (e) {
     return fail((e as Error).message);
   }

@@ -261,7 +261,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   };
 
   const target: ControlTarget = {
-    request: (op, key, macs) => supervisor.request(op, key, macs),
+    request: (op, key, macs, extra) => supervisor.request(op, key, macs, extra),
     reload,
     status: () => supervisor.status(),
   };

@@ -107,6 +107,8 @@ const COUNTER_HELP: Record<string, string> = {
   aoe_errors: 'AoE-level error replies',
   mask_drops: 'frames dropped by the MAC mask',
   syncs: 'fdatasync calls for -s writes and FLUSH commands (group commit: one covers many)',
+  paused_drops:
+    "ATA requests dropped while the export was paused (snapshot, view reset) or the initiator's view was being made (the initiator retransmits)",
   rx_frames: 'AoE request frames received',
   tx_frames: 'frames sent',
   tx_bytes: 'bytes sent',
@@ -164,6 +166,25 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
         l,
         e.held !== undefined ? 1 : 0,
       );
+    if (e.views !== undefined) {
+      x.gauge('vblade_export_views', 'per-initiator views of the export (views = per-initiator)', l, e.views.count);
+      x.gauge(
+        'vblade_export_views_own_bytes',
+        'bytes the views have written of their own (not shared with the image)',
+        l,
+        e.views.ownBytes,
+      );
+      x.counter(
+        'vblade_export_view_failures_total',
+        'new initiators whose view could not be made (they got an error reply)',
+        l,
+        e.views.failures,
+      );
+    }
+    if (e.snapshots !== undefined) {
+      x.gauge('vblade_export_snapshots', 'snapshots of the export and its views', l, e.snapshots.count);
+      x.gauge('vblade_export_snapshots_own_bytes', 'bytes the snapshots hold that nothing else shares', l, e.snapshots.ownBytes);
+    }
     if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
       x.histogram(
         'vblade_export_latency_seconds',

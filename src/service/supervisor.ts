@@ -17,7 +17,7 @@ import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/config-file';
 import { lineSplitter, wrapForeignLine, type LogSink } from './log';
 import { withoutNotifyEnv } from './sd-notify';
-import type { FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';
+import type { CommandExtra, FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';
 
 /** What a reload did; `deferred` when no worker was serving, so that the new config waits for the next start. */
 export interface AppliedReload extends ReloadSummary {
@@ -293,8 +293,8 @@ export class Supervisor extends EventEmitter {
   }
 
   /** A control request answered by the worker. */
-  request(op: WorkerOp, key?: string, macs?: string[]): Promise<unknown> {
-    return this.ask((id) => ({ type: 'request', id, op, key, ...(macs ? { macs } : {}) }), op);
+  request(op: WorkerOp, key?: string, macs?: string[], extra?: CommandExtra): Promise<unknown> {
+    return this.ask((id) => ({ type: 'request', id, op, key, ...(macs ? { macs } : {}), ...(extra ? { extra } : {}) }), op);
   }
 
   /**

@@ -27,7 +27,9 @@ import { StateStore } from './state-store';
 import { switchToUser, uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 // Types only: the server module is required lazily, in loadServerStarter.
-import type { ReloadSummary, ResizeResult } from '../target/server';
+import type { ReloadSummary, ResizeResult, SnapshotTaken } from '../target/server';
+import type { ViewListing } from '../target/views';
+import type { SnapshotInfo } from '../target/snapshots';
 
 export type { ReloadSummary };
 
@@ -55,6 +57,22 @@ export interface ServerLike {
   release?(key: string, state: ExportState): Promise<ExportState>;
   /** Takes an export's backing store at its size now (control socket resize); throws when it shrank. */
   resizeExport?(key: string): ResizeResult;
+  /** Per-initiator views and snapshots (server.ts); absent in test stubs. */
+  listViews?(key: string): ViewListing[];
+  resetViews?(key: string, mac: string): Promise<string[]>;
+  dropView?(key: string, mac: string): Promise<string>;
+  snapshot?(key: string, name?: string, viewMac?: string): Promise<SnapshotTaken>;
+  listSnapshots?(key: string): SnapshotInfo[];
+  deleteSnapshot?(key: string, name: string): string;
+  revert?(key: string, name: string, force?: boolean): Promise<{ key: string; name: string; of: string }>;
+}
+
+/** What a control command carries besides the export and MACs: words after the export and its options. */
+export interface CommandExtra {
+  words?: string[];
+  all?: boolean;
+  force?: boolean;
+  view?: string;
 }
 
 export interface StartOptions {
@@ -81,13 +99,20 @@ export type WorkerOp =
   | 'show-state'
   | 'restore-state'
   | 'reset-state'
-  | 'resize';
+  | 'resize'
+  | 'views'
+  | 'view-reset'
+  | 'view-drop'
+  | 'snapshot'
+  | 'snapshots'
+  | 'snapshot-delete'
+  | 'revert';
 
 export type ToWorker =
   | { type: 'start'; config: ServerConfig; logLevel?: LogLevel; restart?: boolean }
   | { type: 'apply'; id: number; config: ServerConfig }
   | { type: 'stop' }
-  | { type: 'request'; id: number; op: WorkerOp; key?: string; macs?: string[] };
+  | { type: 'request'; id: number; op: WorkerOp; key?: string; macs?: string[]; extra?: CommandExtra };
 
 export type FromWorker =
   | { type: 'ready'; exports: string[] }
@@ -279,7 +304,7 @@ export class WorkerCore {
   }
 
   /** Answers a control request. */
-  async request(op: WorkerOp, key?: string, macs?: string[]): Promise<unknown> {
+  async request(op: WorkerOp, key?: string, macs?: string[], extra: CommandExtra = {}): Promise<unknown> {
     switch (op) {
       case 'list': {
         const status = this.statusByKey();
@@ -376,6 +401,44 @@ export class WorkerCore {
         if (!this.server?.resizeExport) throw new Error('this server cannot resize exports');
         return this.server.resizeExport(exportKey(e));
       }
+      default:
+        return this.viewsRequest(op, exportKey(this.find(key)), extra);
+    }
+  }
+
+  /** The views and snapshot commands: the server does the work, the export paused where needed. */
+  private async viewsRequest(op: WorkerOp, k: string, extra: CommandExtra): Promise<unknown> {
+    const s = this.server;
+    if (!s?.listViews || !s.resetViews || !s.dropView || !s.snapshot || !s.listSnapshots || !s.deleteSnapshot || !s.revert)
+      throw new Error('this server has no views or snapshots');
+    const words = extra.words ?? [];
+    switch (op) {
+      case 'views':
+        return { key: k, views: s.listViews(k) };
+      case 'view-reset': {
+        if (extra.all === true && words.length > 0) throw new Error('give MACs or --all, not both');
+        if (extra.all !== true && words.length === 0)
+          throw new Error(`view-reset needs MACs or --all, e.g. vblade ctl view-reset ${k} 52:54:00:12:34:56`);
+        const reset: string[] = [];
+        if (extra.all === true) reset.push(...(await s.resetViews(k, 'all')));
+        else for (const mac of words) reset.push(...(await s.resetViews(k, mac)));
+        return { key: k, reset };
+      }
+      case 'view-drop': {
+        const dropped: string[] = [];
+        for (const mac of words) dropped.push(await s.dropView(k, mac));
+        return { key: k, dropped };
+      }
+      case 'snapshot':
+        return s.snapshot(k, words[0], extra.view);
+      case 'snapshots':
+        return { key: k, snapshots: s.listSnapshots(k) };
+      case 'snapshot-delete':
+        return { key: k, name: words[0], deleted: s.deleteSnapshot(k, words[0]) };
+      case 'revert':
+        return s.revert(k, words[0], extra.force === true);
+      default:
+        throw new Error(`unknown request ${op}`);
     }
   }
 }
@@ -444,7 +507,7 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
       stop('asked by the supervisor');
     } else if (m.type === 'request') {
       if (!core) return send({ type: 'response', id: m.id, ok: false, error: 'not started' });
-      core.request(m.op, m.key, m.macs).then(
+      core.request(m.op, m.key, m.macs, m.extra).then(
         (result) => send({ type: 'response', id: m.id, ok: true, result }),
         (e: Error) => send({ type: 'response', id: m.id, ok: false, error: e.message }),
       );

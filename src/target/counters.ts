@@ -19,6 +19,8 @@ export const enum ExportCounter {
   MaskDrops,
   /** fdatasync calls made for -s writes and FLUSH commands (one covers many: group commit). */
   Syncs,
+  /** ATA requests dropped while the export was paused (snapshot, view reset) or the initiator's view was being made (the initiator retransmits). */
+  PausedDrops,
   Count,
 }
 
@@ -34,6 +36,7 @@ export const EXPORT_COUNTER_NAMES = [
   'aoe_errors',
   'mask_drops',
   'syncs',
+  'paused_drops',
 ] as const;
 
 export const enum LinkCounter {

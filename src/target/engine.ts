@@ -26,6 +26,7 @@ import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
+import { VIEW_PENDING } from './views';
 import { FlushStatus, type Link } from './link';
 import {
   DrainLayout,
@@ -100,6 +101,8 @@ export class Engine {
   private readonly reqRx: Int32Array;
   private readonly reqBytes: Int32Array;
   private readonly reqStart: Float64Array;
+  /** The view a request uses (src/target/views.ts), -1 without views: its writes mark it for the group commit. */
+  private readonly reqView: Int32Array;
   /** For a held reply (Kind.State): the state version that must be durable before it leaves. */
   private readonly reqVersion: Float64Array;
   private readonly reqFree: Int32Array;
@@ -153,6 +156,7 @@ export class Engine {
     this.reqLink = new Int32Array(n);
     this.reqExport = new Int32Array(n);
     this.reqTx = new Int32Array(n);
+    this.reqView = new Int32Array(n);
     this.reqRx = new Int32Array(n);
     this.reqBytes = new Int32Array(n);
     this.reqStart = new Float64Array(n);
@@ -423,6 +427,12 @@ export class Engine {
       e.counters[ExportCounter.MaskDrops]++;
       return false;
     }
+    // A snapshot or view reset is waiting for the requests in flight: new ones are retransmitted later.
+    if (e.paused && ring[off + OFF_CMD] === Command.Ata) {
+      this.eventsCalled = true; // the snapshot that paused it goes on in the event loop
+      e.counters[ExportCounter.PausedDrops]++;
+      return false;
+    }
     const tx = link.allocTx();
     if (tx < 0) {
       link.counters[LinkCounter.TxDrops]++;
@@ -551,9 +561,25 @@ export class Engine {
   ): boolean {
     const arena = link.arena;
     const t = link.slotOffset(tx);
-    const store = e.store;
+    const views = e.views;
+    const store = views === null ? e.store : views.storeFor(ring, off + OFF_SRC, this.clock);
     const d = link.ctx.ata;
     const bytes = d.count * SECTOR_SIZE;
+    if (store === VIEW_PENDING) {
+      // Its view is being made (views.ts): the initiator retransmits. The making runs in the event loop: give it its turn.
+      this.eventsCalled = true;
+      link.freeTx(tx);
+      e.counters[ExportCounter.PausedDrops]++;
+      return false;
+    }
+    if (store === null) {
+      // This initiator's view could not be made (views.ts says why): an error reply, as for a failed write.
+      e.counters[ExportCounter.IoErrors]++;
+      setAtaIoError(arena, t, d.count);
+      link.queue(tx, padReply(arena, t, ATA_HEADER_LEN));
+      return false;
+    }
+    e.lastIoAt = this.clock;
     if (store.kind === 'null') {
       if (outcome === Outcome.Read) {
         arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);
@@ -581,6 +607,7 @@ export class Engine {
     this.reqRx[q] = -1;
     this.reqBytes[q] = bytes;
     this.reqStart[q] = this.clock;
+    this.reqView[q] = views === null ? -1 : views.indexOf(store);
     e.inflight++;
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
@@ -663,7 +690,11 @@ export class Engine {
   private complete(tag: number, result: number): void {
     if (tag & SYNC_TAG) {
       const e = this.exports[tag & 0xffff];
-      if (e) this.groupCommitDone(e, result);
+      if (!e) return;
+      // With views one group commit is one fdatasync per view written: done with the last.
+      const views = e.views;
+      if (views === null) this.groupCommitDone(e, result);
+      else if (views.syncDone(result)) this.groupCommitDone(e, views.syncResult);
       return;
     }
     const q = tag;
@@ -692,6 +723,7 @@ export class Engine {
     }
     e.counters[ExportCounter.Writes]++;
     e.counters[ExportCounter.WriteBytes] += bytes;
+    if (e.views !== null) e.views.written(this.reqView[q]);
     if (e.config.sync) this.joinGroupCommit(e, q);
     else this.reply(q, link, padReply(link.arena, t, ATA_HEADER_LEN));
   }
@@ -712,7 +744,7 @@ export class Engine {
     e.inflight--;
     link.inflight--;
     this.reqFree[this.reqFreeN++] = q;
-    if ((e.closing && e.inflight === 0) || (link.reopenWanted && link.inflight === 0)) {
+    if (((e.closing || e.paused) && e.inflight === 0) || (link.reopenWanted && link.inflight === 0)) {
       this.eventsCalled = true;
       this.events.drained();
     }
@@ -750,7 +782,11 @@ export class Engine {
   private startGroupCommit(e: Export): void {
     e.groupCommit.start();
     e.counters[ExportCounter.Syncs]++;
-    this.push(IoOp.DataSync | (e.store.inlineIo ? IoOpFlag.Inline : 0), e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
+    const inline = e.store.inlineIo ? IoOpFlag.Inline : 0;
+    if (e.views === null) this.push(IoOp.DataSync | inline, e.store.fd, 0, 0, 0, 0, SYNC_TAG | e.id);
+    else
+      for (let i = 0, n = e.views.startSync(); i < n; i++)
+        this.push(IoOp.DataSync | inline, e.views.syncFd(i), 0, 0, 0, 0, SYNC_TAG | e.id);
   }
 
   private groupCommitDone(e: Export, result: number): void {

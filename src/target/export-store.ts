@@ -2,22 +2,32 @@
 // opens it and `vbladed --check` tries it.
 
 import type { BlockStore } from '../backend/block-store';
+import * as path from 'node:path';
 import { openFileStore } from '../backend/file-store';
 import { openNullStore } from '../backend/null-store';
-import type { ExportConfig } from '../config/export-config';
+import { checkReflinkPlace } from '../backend/reflink';
+import { exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
 /** Opens the store an export config names; throws StoreError with what to do. */
-export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize'>): BlockStore {
+export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported'>): BlockStore {
   if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
+  if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon);
+  else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);
   return openFileStore({
     file: c.file,
-    readOnly: c.readOnly,
+    // With views the image is only ever cloned and read.
+    readOnly: c.readOnly || c.views !== undefined,
     direct: c.direct,
     offsetSectors: c.offsetSectors,
     lengthSectors: c.lengthSectors,
     blockDeviceSize: (fd) => addon.blockDeviceSize(fd),
   });
+}
+
+/** VIEWSDIR/eS.L: where an export's views (and snapshots) live. */
+export function viewsDirOf(c: ExportConfig): string {
+  return path.join(c.viewsDir ?? '', exportKey(c));
 }

@@ -6,6 +6,7 @@ import { buildIdentify, MacList, SECTOR_SIZE, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
+import type { ExportViews } from './views';
 import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
 
@@ -50,6 +51,13 @@ export class Export {
   /** Saves that failed since start, and the last failure's message (stats, metrics). */
   failedSaves = 0;
   lastSaveError: string | null = null;
+
+  /** Per-initiator views (views = per-initiator): each request's store is its initiator's view; null without. */
+  views: ExportViews | null = null;
+  /** performance.now() of its last read, write or flush (revert refuses while initiators are active). */
+  lastIoAt = 0;
+  /** New ATA requests are dropped (initiators retransmit) while a snapshot or view reset waits for those in flight. */
+  paused = false;
 
   /** Writes (in sync mode) and flushes waiting for, or answered by, an fdatasync. */
   readonly groupCommit: GroupCommit;

@@ -9,7 +9,7 @@ import { openExportStore } from './export-store';
 /** One line per problem, "eS.L: what is wrong; what to do"; empty when everything can be served. */
 export function preflightExports(
   exports: readonly ExportConfig[],
-  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo'>,
+  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported'>,
   netns?: string,
 ): string[] {
   const problems: string[] = [];

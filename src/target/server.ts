@@ -4,13 +4,19 @@
 // is the reverse, after every request in flight has been answered.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
 import { sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
 import { Engine } from './engine';
-import { openExportStore } from './export-store';
+import { openExportStore, viewsDirOf } from './export-store';
+import { ExportViews, macOfName, nameOfMac, type ViewListing } from './views';
+import { defaultSnapshotName, SnapshotDir, type SnapshotInfo } from './snapshots';
+import { checkReflinkPlace } from '../backend/reflink';
+import { openFileLimit } from './file-limit';
+import { performance } from 'node:perf_hooks';
 import { Export } from './export';
 import {
   DEFAULT_TUNABLES,
@@ -89,7 +95,25 @@ export interface ServerOptions {
    * the claim of each address on this host.
    */
   duplicateProbeMs?: number;
+  /** Views one export may keep open (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
+  maxViews?: number;
 }
+
+/** How long an export must have served no I/O before `revert` runs without --force. */
+export const REVERT_QUIET_MS = 5 * 60_000;
+
+/** What `snapshot` did. */
+export interface SnapshotTaken {
+  key: string;
+  name: string;
+  file: string;
+  /** How long new requests of the export were held off, milliseconds. */
+  pausedMs: number;
+  of: string;
+}
+
+/** Descriptors left for sockets, the io ring, backing files, logs and the control socket when views take the rest. */
+const FDS_KEPT_FREE = 256;
 
 /** A store that cannot be opened (missing file, no permission, ...): the message says what to do. */
 export { StoreError } from '../backend/file-store';
@@ -178,6 +202,7 @@ export class Server {
       duplicateProbeMs: options.duplicateProbeMs ?? 0,
       announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
       sizeCheckMs: options.sizeCheckMs ?? 5000,
+      maxViews: options.maxViews ?? Math.max(0, openFileLimit() - FDS_KEPT_FREE),
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
@@ -289,6 +314,14 @@ export class Server {
       throw new ConfigError(`${key}: ${(err as Error).message}`);
     }
     e.held = held;
+    if (c.views !== undefined) {
+      try {
+        e.views = this.openViews(c, store);
+      } catch (err) {
+        store.close();
+        throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
+      }
+    }
     this.engine.exports[id] = e;
     this.exportsByKey.set(key, e);
     for (const name of c.interfaces) {
@@ -328,6 +361,7 @@ export class Server {
     this.exportsByKey.delete(e.key);
     while (e.inflight > 0) await this.waitDrain();
     this.engine.exports[e.id] = null;
+    await e.views?.closeAndSave();
     e.store.close();
     this.log.info({ export: e.key }, 'export removed');
   }
@@ -694,7 +728,8 @@ export class Server {
    * the end is unused.
    */
   private sizeChange(e: Export): 'same' | 'grown' | 'shrunk' {
-    if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined) return 'same';
+    // An export with views keeps its size: each view is a clone of the image at it (resizeExport says more).
+    if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined || e.views !== null) return 'same';
     try {
       const probe = this.openStore({ ...e.config, readOnly: true, direct: false });
       const now = probe.sectors;
@@ -727,10 +762,12 @@ export class Server {
       if (e.store.kind === 'file' && !e.config.readOnly) {
         try {
           fs.fdatasyncSync(e.store.fd);
+          e.views?.syncAllNow();
         } catch (err) {
           this.log.error({ export: e.key, err: (err as Error).message }, 'final fdatasync failed');
         }
       }
+      await e.views?.closeAndSave();
       e.store.close();
     }
     this.exportsByKey.clear();
@@ -762,6 +799,17 @@ export class Server {
         macMask: e.state.mask.toStrings(),
         reserve: e.state.reserve.toStrings(),
         counters: Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])),
+        ...(e.views !== null
+          ? {
+              views: {
+                count: e.views.count,
+                ownBytes: e.views.ownBytes(),
+                failures: e.views.failures,
+                ...(e.views.lastError !== null ? { lastError: e.views.lastError } : {}),
+              },
+            }
+          : {}),
+        ...(e.config.viewsDir !== undefined ? { snapshots: this.snapshotTotals(e) } : {}),
         latencyUsLog2: Array.from(e.latency),
         latencySumUs: e.latencySumUs,
       })),
@@ -780,6 +828,147 @@ export class Server {
       }),
       frameLoop: { ...this.engine.loopCounters(), spinMicros: this.opts.spinMicros, spinPolicy: this.opts.spinPolicy },
     };
+  }
+
+  // ---- views ----------------------------------------------------------------
+
+  private openViews(c: ExportConfig, image: BlockStore): ExportViews {
+    const key = exportKey(c);
+    return ExportViews.open({
+      dir: viewsDirOf(c),
+      image,
+      direct: c.direct,
+      readOnly: c.readOnly,
+      maxViews: this.opts.maxViews,
+      fns: this.addon,
+      events: {
+        created: (name, ms) => this.log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
+        failed: (name, message) => this.log.error({ export: key, view: name }, message),
+      },
+    });
+  }
+
+  private viewsOf(key: string): { e: Export; views: ExportViews } {
+    const e = this.exportsByKey.get(key);
+    if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
+    if (e.views === null)
+      throw new ConfigError(`${key} has no views; set views = per-initiator and views-dir in its [export] section`);
+    return { e, views: e.views };
+  }
+
+  /** The views of an export: MAC, file, bytes of its own, created, last seen. */
+  listViews(key: string): ViewListing[] {
+    return this.viewsOf(key).views.listing();
+  }
+
+  /**
+   * Runs `fn` while no ATA request of `e` is in flight: new ones are dropped
+   * (initiators retransmit them) until it returns; resolves with its result
+   * and how long the export was paused.
+   */
+  async whilePaused<T>(e: Export, fn: () => T | Promise<T>): Promise<{ result: T; pausedMs: number }> {
+    if (e.paused) throw new ConfigError(`${e.key} is paused for another operation; try again`);
+    const t0 = performance.now();
+    e.paused = true;
+    try {
+      while (e.inflight > 0) await this.waitDrain();
+      const result = await fn();
+      return { result, pausedMs: performance.now() - t0 };
+    } finally {
+      e.paused = false;
+    }
+  }
+
+  /** Turns a view (or every view, mac 'all') back into the image as it is now; the MACs reset. */
+  async resetViews(key: string, mac: string): Promise<string[]> {
+    const { e, views } = this.viewsOf(key);
+    const { result } = await this.whilePaused(e, async () => (mac === 'all' ? views.resetAll() : [await views.reset(mac)]));
+    this.log.info({ export: key, views: result }, 'views reset');
+    return result;
+  }
+
+  /** Removes a view; its initiator's next request makes a new one. */
+  async dropView(key: string, mac: string): Promise<string> {
+    const { e, views } = this.viewsOf(key);
+    const { result } = await this.whilePaused(e, () => views.drop(mac));
+    this.log.info({ export: key, view: result }, 'view dropped');
+    return result;
+  }
+
+  // ---- snapshots ------------------------------------------------------------
+
+  private snapshotsOf(key: string): { e: Export; dir: SnapshotDir } {
+    const e = this.exportsByKey.get(key);
+    if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
+    if (e.config.viewsDir === undefined || e.store.kind !== 'file')
+      throw new ConfigError(
+        `${key} has no place for snapshots; set views-dir in its [export] section (on the file system of its file)`,
+      );
+    return { e, dir: new SnapshotDir(path.join(viewsDirOf(e.config), 'snapshots'), this.addon) };
+  }
+
+  /**
+   * A crash-consistent copy of an export (or of the view of `viewMac`) as it
+   * is now: new requests are dropped (initiators retransmit), those in
+   * flight finish, the data is flushed and cloned, and requests resume.
+   */
+  async snapshot(key: string, name = defaultSnapshotName(), viewMac?: string): Promise<SnapshotTaken> {
+    const { e, dir } = this.snapshotsOf(key);
+    dir.checkFree(name);
+    checkReflinkPlace(e.config.file, dir.dir, 'snapshots', this.addon);
+    const views = e.views;
+    if (viewMac !== undefined && views === null) throw new ConfigError(`${key} has no views; leave out the view`);
+    const view = viewMac === undefined || views === null ? undefined : views.storeOfMac(viewMac); // throws when it has none
+    const of = viewMac === undefined ? 'export' : macOfName(nameOfMac(viewMac)!);
+    const { result: file, pausedMs } = await this.whilePaused(e, () => dir.take(name, (view ?? e.store).fd, of));
+    this.log.info({ export: key, snapshot: name, file, pausedMs: Number(pausedMs.toFixed(3)) }, 'snapshot taken');
+    return { key, name, file, pausedMs, of };
+  }
+
+  private snapshotTotals(e: Export): { count: number; ownBytes: number } {
+    try {
+      const list = this.snapshotsOf(e.key).dir.list();
+      return { count: list.length, ownBytes: list.reduce((n, s) => n + s.ownBytes, 0) };
+    } catch {
+      return { count: 0, ownBytes: 0 };
+    }
+  }
+
+  listSnapshots(key: string): SnapshotInfo[] {
+    return this.snapshotsOf(key).dir.list();
+  }
+
+  deleteSnapshot(key: string, name: string): string {
+    const file = this.snapshotsOf(key).dir.delete(name);
+    this.log.info({ export: key, snapshot: name }, 'snapshot deleted');
+    return file;
+  }
+
+  /**
+   * Puts a snapshot back into the export (or the view it was taken of).
+   * Refused while the export served I/O in the last REVERT_QUIET_MS unless
+   * `force`: an initiator that has the disk open keeps what it read in its
+   * cache and would write its idea of the old disk over the reverted one.
+   */
+  async revert(key: string, name: string, force = false): Promise<{ key: string; name: string; of: string }> {
+    const { e, dir } = this.snapshotsOf(key);
+    const { of } = dir.find(name);
+    const quietMs = e.lastIoAt === 0 ? Infinity : performance.now() - e.lastIoAt;
+    if (!force && quietMs < REVERT_QUIET_MS)
+      throw new ConfigError(
+        `${key} served an initiator ${(quietMs / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
+          `Shut the initiators down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
+      );
+    if (of !== 'export' && e.views === null)
+      throw new ConfigError(`snapshot ${name} is of the view of ${of}, and ${key} has no views now`);
+    if (of === 'export' && e.views !== null)
+      throw new ConfigError(
+        `snapshot ${name} is of the image, which views never write; replace the image with it and reset the views instead`,
+      );
+    const dst = of === 'export' || e.views === null ? e.store : e.views.storeOfMac(of);
+    await this.whilePaused(e, () => dir.revertInto(name, dst.fd));
+    this.log.warn({ export: key, snapshot: name, of, forced: force }, 'snapshot reverted');
+    return { key, name, of };
   }
 
   // ---- online resize --------------------------------------------------------
@@ -813,6 +1002,11 @@ export class Server {
       );
     }
     if (now === e.store.sectors) return { ...base, unchanged: 'the backing store has not changed size' };
+    if (e.views !== null)
+      throw new ResizeError(
+        `${key}: ${e.store.description} grew, but the export has views, each a clone of the image at its old size; ` +
+          `the export keeps its size. A new image version is a new file: replace the image, restart, and reset the views (vblade ctl view-reset ${key} --all)`,
+      );
     e.grow(now);
     this.log.info({ export: key, file: e.store.description, from: base.oldSectors, to: now }, 'export grown');
     let announced = false;
@@ -909,6 +1103,10 @@ export interface ServerStats {
     macMask: string[];
     reserve: string[];
     counters: Record<string, number>;
+    /** With views = per-initiator: how many, the bytes they have of their own, new initiators refused a view. */
+    views?: { count: number; ownBytes: number; failures: number; lastError?: string };
+    /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
+    snapshots?: { count: number; ownBytes: number };
     latencyUsLog2: number[];
     /** Sum of the latencies counted in latencyUsLog2, microseconds. */
     latencySumUs: number;

@@ -9,6 +9,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { patternFile, tempDir } from '../helpers/files';
+import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { createNetns, createVeth, requireRoot } from '../helpers/netns';
 import { REPO } from '../helpers/targets';
 
@@ -48,3 +49,32 @@ if (requireRoot(t)) {
     );
   });
 }
+
+t.test('--check: views on a file system without reflinks are refused, on XFS with reflinks they pass', async (t) => {
+  if (!requireLoopFs(t, 'ext4') || !requireLoopFs(t, 'xfs-reflink')) return;
+  const ns = await createNetns(t, 'check-views');
+  const veth = await createVeth(t, ns, ns);
+  const dir = tempDir(t, 'check-views');
+  const conf = path.join(dir, 'vblade.conf');
+  const check = () => ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+  const section = (image: string, viewsDir: string): string =>
+    `[export e1.1]\nfile = ${image}\ninterfaces = ${veth.a.ifname}\nviews = per-initiator\nviews-dir = ${viewsDir}\n`;
+
+  const ext4 = await loopFs(t, 'ext4');
+  const onExt4 = await patternFile(t, 64, { dir: ext4, name: 'golden.img' });
+  fs.writeFileSync(conf, section(onExt4, path.join(ext4, 'views')));
+  const bad = await check();
+  t.equal(bad.code, 1);
+  t.equal(
+    bad.stderr.split('\n')[0],
+    `vbladed: e1.1: views of ${onExt4} need a file system that makes copy-on-write clones (reflinks), and ${ext4} is on ext2/3/4 without them; use XFS made with \`mkfs.xfs -m reflink=1\` (the default since xfsprogs 5.1) or btrfs (for a logical volume: LVM thin snapshots, see docs/operations.md)`,
+  );
+  t.notOk(fs.existsSync(path.join(ext4, 'views')), '--check creates nothing');
+
+  const xfs = await loopFs(t, 'xfs-reflink');
+  const onXfs = await patternFile(t, 64, { dir: xfs, name: 'golden.img' });
+  fs.writeFileSync(conf, section(onXfs, path.join(xfs, 'views')));
+  const good = await check();
+  t.equal(good.code, 0, good.stderr);
+  t.notOk(fs.existsSync(path.join(xfs, 'views')), '--check creates nothing here either');
+});

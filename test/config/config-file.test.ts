@@ -99,6 +99,14 @@ interfaces = eth2
       ],
       daemon: { 'log-format': 'text' },
     },
+    {
+      desc: 'views per initiator; a relative views-dir is taken from the config file; views = none is the default',
+      text: '[export e1.1]\nfile = /srv/golden.img\ninterfaces = eth1\nviews = per-initiator\nviews-dir = views\n[export e1.2]\nfile = /srv/b.img\ninterfaces = eth1\nviews = none\n',
+      exports: [
+        exp({ file: '/srv/golden.img', interfaces: ['eth1'], views: 'per-initiator', viewsDir: '/etc/views' }),
+        exp({ slot: 2, file: '/srv/b.img', interfaces: ['eth1'] }),
+      ],
+    },
   ];
   for (const row of rows) {
     t.test(row.desc, async (t) => {
@@ -125,7 +133,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       desc: 'unknown key with a suggestion',
       text: '[export e1.1]\nfile = /x\ninterfaces = eth1\nreadonly = yes\n',
       msg: [
-        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, broadcast-edits, buffer-count, shared, null-store, null-sectors`,
+        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, offset, length, mac-mask, broadcast-edits, buffer-count, shared, views, views-dir, null-store, null-sectors`,
       ],
     },
     {
@@ -190,6 +198,15 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       msg: [
         `${F}:1: [export e1.1] has null-store = yes but no null-sectors; add null-sectors = SIZE (in 512-byte sectors)`,
         `${F}:7: null-sectors is set but null-store is not; add null-store = yes or remove null-sectors`,
+      ],
+    },
+    {
+      desc: 'views without views-dir, views of a null store, an unknown kind of views',
+      text: '[export e1.1]\nfile = /x\ninterfaces = lo\nviews = per-initiator\n[export e1.2]\nnull-store = yes\nnull-sectors = 8\ninterfaces = lo\nviews = per-initiator\nviews-dir = /v\n[export e1.3]\nfile = /x\ninterfaces = lo\nviews = per-host\n',
+      msg: [
+        `${F}:4: views = per-initiator needs views-dir; add views-dir = /srv/aoe/views (on the same file system as file)`,
+        `${F}:9: views = per-initiator cannot be used with null-store = yes; remove one of them`,
+        `${F}:14: views = "per-host" is not one of none, per-initiator; pick one of them`,
       ],
     },
   ];

@@ -114,6 +114,13 @@ t.test('dispatch through the command table', async (t) => {
       'reset-state',
       'reload',
       'resize',
+      'views',
+      'view-reset',
+      'view-drop',
+      'snapshot',
+      'snapshots',
+      'snapshot-delete',
+      'revert',
     ],
   );
 });

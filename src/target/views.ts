@@ -1,0 +1,463 @@
+// Per-initiator views of one export (views = per-initiator): every initiator
+// MAC reads and writes its own copy-on-write clone of the image,
+// VIEWSDIR/eS.L/aabbccddeeff.img, made (FICLONE) by its first ATA request and
+// kept open from then on. The image is opened read-only and never written.
+//
+// The frame path asks storeFor() once per ATA request: one Map lookup keyed
+// by the source MAC as a number, no allocation. A new initiator's view is
+// made off the frame path (FICLONE on a pool thread: it takes 0.5 ms for an
+// image of a few extents but tens of milliseconds for one of thousands, and
+// would stall every export meanwhile); its requests are dropped until the
+// view exists, and the initiator retransmits them. Views stay open:
+// descriptors are bounded by the process's RLIMIT_NOFILE (Node raises the
+// soft limit to the hard one), and a new initiator beyond `maxViews` gets an
+// error reply.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { BlockStore } from '../backend/block-store';
+import { readViewDates, writeViewDates, type ViewDates } from './view-meta';
+
+/** The addon calls views need, passed in so that tests and this module stay free of the addon. */
+export interface ViewFunctions {
+  reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
+  unsharedBytes(fd: number): number;
+}
+
+export interface ViewEvents {
+  created(name: string, ms: number): void;
+  failed(name: string, message: string): void;
+}
+
+/** One view as `vblade ctl views` lists it. */
+export interface ViewListing {
+  mac: string;
+  file: string;
+  /** Bytes written since the view was made (or reset): extents it shares with no other file. */
+  ownBytes: number;
+  created: string;
+  /** ISO date, or null when not seen since it was made. */
+  lastSeen: string | null;
+}
+
+class View {
+  /** Position in ExportViews.list: what a request in flight remembers. */
+  index = -1;
+  /** Written since the last group commit took it. */
+  dirty = false;
+  /** performance.now() of its last request in this process; 0: none yet. */
+  seenAt = 0;
+
+  constructor(
+    readonly name: string,
+    public store: BlockStore,
+    readonly dates: ViewDates,
+  ) {}
+}
+
+/** The 6 bytes of a MAC at `off` as one number: exact (48 bits), no allocation. */
+export function macKey(b: Uint8Array, off: number): number {
+  return (
+    ((b[off] << 8) | b[off + 1]) * 0x100000000 +
+    (((b[off + 2] << 24) | (b[off + 3] << 16) | (b[off + 4] << 8) | b[off + 5]) >>> 0)
+  );
+}
+
+/** "aabbccddeeff", the view's file name without .img. */
+export function viewName(key: number): string {
+  return key.toString(16).padStart(12, '0');
+}
+
+/** "aa:bb:cc:dd:ee:ff" from a view name. */
+export function macOfName(name: string): string {
+  return name.match(/../g)!.join(':');
+}
+
+/** A MAC as written by a user (any case, ':' or '-' separated or bare) to its view name; undefined when it is not one. */
+export function nameOfMac(mac: string): string | undefined {
+  const hex = mac.toLowerCase().replace(/[:-]/g, '');
+  return /^[0-9a-f]{12}$/.test(hex) ? hex : undefined;
+}
+
+const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
+
+/** storeFor()'s answer while the initiator's view is being made: drop the request, the initiator retransmits. */
+export const VIEW_PENDING: BlockStore = Object.freeze({
+  kind: 'null',
+  fd: -1,
+  byteOffset: 0,
+  sectors: 0,
+  direct: false,
+  inlineIo: false,
+  description: 'a view being made',
+  close() {},
+});
+
+/** After a view could not be made, its initiator's requests get error replies this long before another try. */
+const RETRY_MS = 5000;
+
+export interface ExportViewsOptions {
+  /** VIEWSDIR/eS.L, created if missing. */
+  dir: string;
+  image: BlockStore;
+  /** O_DIRECT on the views, as on the image. */
+  direct: boolean;
+  /** Read-only export: new initiators read the image itself; no view is made for them. */
+  readOnly: boolean;
+  maxViews: number;
+  fns: ViewFunctions;
+  events: ViewEvents;
+}
+
+export class ExportViews {
+  private readonly byKey = new Map<number, View>();
+  /** By View.index; null where a view was dropped (its index is reused). */
+  private readonly list: (View | null)[] = [];
+  private readonly dirFd: number;
+  /** Views being made, by MAC key: the promise settles when it is there (or failed). */
+  private readonly making = new Map<number, Promise<void>>();
+  /** When making a MAC's view last failed (engine clock). */
+  private readonly failedAt = new Map<number, number>();
+  private closed = false;
+  /** The descriptors one group commit syncs, and how many of them are still running. */
+  private readonly syncFds: number[] = [];
+  private syncsLeft = 0;
+  private syncError = 0;
+  private datesTimer: NodeJS.Timeout | null = null;
+  private datesSaving: Promise<void> = Promise.resolve();
+  /** New initiators refused a view (no space, the bound reached, ...). */
+  failures = 0;
+  lastError: string | null = null;
+
+  private constructor(private readonly o: ExportViewsOptions) {
+    fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    this.dirFd = fs.openSync(o.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  }
+
+  /** Opens the views already in `dir` (from an earlier run) and is ready to make new ones. */
+  static open(o: ExportViewsOptions): ExportViews {
+    const v = new ExportViews(o);
+    try {
+      const dates = readViewDates(o.dir);
+      for (const f of fs.readdirSync(o.dir)) {
+        const m = VIEW_FILE.exec(f);
+        if (m === null) continue;
+        const name = m[1];
+        const file = path.join(o.dir, f);
+        const fd = fs.openSync(file, v.openFlags());
+        const d = dates.get(name) ?? { created: fs.fstatSync(fd).birthtimeMs || Date.now(), lastSeen: 0 };
+        v.add(new View(name, v.storeOf(fd, file), d), parseInt(name, 16));
+      }
+    } catch (e) {
+      v.close();
+      throw e;
+    }
+    return v;
+  }
+
+  get count(): number {
+    return this.byKey.size;
+  }
+
+  get dir(): string {
+    return this.o.dir;
+  }
+
+  /**
+   * The store of the initiator whose MAC is at `b[off..off+6]`; VIEW_PENDING
+   * while its view is being made (started now when it has none); null when
+   * it could not be made (the request gets an error reply). `now` is the
+   * engine's clock (performance.now()).
+   */
+  storeFor(b: Uint8Array, off: number, now: number): BlockStore | null {
+    const key = macKey(b, off);
+    const v = this.byKey.get(key);
+    if (v !== undefined) {
+      v.seenAt = now;
+      return v.store;
+    }
+    if (this.o.readOnly) return this.o.image;
+    if (this.making.has(key)) return VIEW_PENDING;
+    const failed = this.failedAt.get(key);
+    if (failed !== undefined && now - failed < RETRY_MS) return null;
+    const name = viewName(key);
+    if (this.byKey.size + this.making.size >= this.o.maxViews) {
+      this.fail(
+        name,
+        `${this.o.maxViews} views are open, the most this process may keep; drop unused views (vblade ctl view-drop) or raise LimitNOFILE`,
+      );
+      this.failedAt.set(key, now);
+      return null;
+    }
+    this.making.set(
+      key,
+      this.make(key, name).finally(() => this.making.delete(key)),
+    );
+    return VIEW_PENDING;
+  }
+
+  /** View.index of the view `storeFor` just returned, for the engine to hand back to written(). */
+  indexOf(store: BlockStore): number {
+    return (store as ViewStore).viewIndex ?? -1;
+  }
+
+  /** A write to view `index` completed: the next group commit syncs it. */
+  written(index: number): void {
+    const v = this.list[index];
+    if (v !== null && v !== undefined) v.dirty = true;
+  }
+
+  /**
+   * Starts a group commit: the descriptors to fdatasync are syncFd(0 ..
+   * n-1), the views written since the last one (or the image, when none was,
+   * so that a flush still has one sync to wait for).
+   */
+  startSync(): number {
+    const fds = this.syncFds;
+    fds.length = 0;
+    for (let i = 0; i < this.list.length; i++) {
+      const v = this.list[i];
+      if (v !== null && v.dirty) {
+        v.dirty = false;
+        fds.push(v.store.fd);
+      }
+    }
+    if (fds.length === 0) fds.push(this.o.image.fd);
+    this.syncsLeft = fds.length;
+    this.syncError = 0;
+    return fds.length;
+  }
+
+  syncFd(i: number): number {
+    return this.syncFds[i];
+  }
+
+  /** One fdatasync of the group commit finished; true when it was the last, with syncResult the first failure (or 0). */
+  syncDone(result: number): boolean {
+    if (result < 0 && this.syncError === 0) this.syncError = result;
+    return --this.syncsLeft === 0;
+  }
+
+  get syncResult(): number {
+    return this.syncError;
+  }
+
+  private openFlags(): number {
+    return fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | (this.o.direct ? fs.constants.O_DIRECT : 0);
+  }
+
+  private storeOf(fd: number, file: string): ViewStore {
+    const image = this.o.image;
+    return {
+      kind: 'file',
+      fd,
+      byteOffset: image.byteOffset,
+      // The export's size, which is the image's: a view is a whole clone of it.
+      get sectors() {
+        return image.sectors;
+      },
+      set sectors(_n: number) {
+        // Resizing is the image's business.
+      },
+      direct: this.o.direct,
+      inlineIo: image.inlineIo,
+      description: file,
+      viewIndex: -1,
+      close() {
+        fs.closeSync(fd);
+      },
+    };
+  }
+
+  private add(v: View, key: number): void {
+    let i = this.list.indexOf(null);
+    if (i < 0) i = this.list.length;
+    v.index = i;
+    (v.store as ViewStore).viewIndex = i;
+    this.list[i] = v;
+    this.byKey.set(key, v);
+  }
+
+  /** A new clone of the image under a temporary name, then renamed to `final`; its descriptor. */
+  private async cloneTo(final: string): Promise<number> {
+    const tmp = path.join(this.o.dir, `.${path.basename(final)}.${process.pid}.tmp`);
+    const fd = fs.openSync(tmp, this.openFlags() | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+    try {
+      await this.o.fns.reflinkCloneAsync(this.o.image.fd, fd);
+      fs.renameSync(tmp, final);
+      // The name must be durable before a write to it is acknowledged as durable.
+      await new Promise<void>((resolve, reject) => fs.fsync(this.dirFd, (err) => (err ? reject(err) : resolve())));
+    } catch (e) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    return fd;
+  }
+
+  private async make(key: number, name: string): Promise<void> {
+    const file = path.join(this.o.dir, `${name}.img`);
+    const t0 = performance.now();
+    let fd: number;
+    try {
+      fd = await this.cloneTo(file);
+    } catch (e) {
+      this.fail(name, `cannot make the view ${file}: ${(e as Error).message}`);
+      this.failedAt.set(key, performance.now());
+      return;
+    }
+    if (this.closed) {
+      fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
+      return;
+    }
+    this.failedAt.delete(key);
+    this.add(new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 }), key);
+    this.o.events.created(name, performance.now() - t0);
+    this.datesChanged();
+  }
+
+  private fail(name: string, message: string): void {
+    this.failures++;
+    this.lastError = message;
+    this.o.events.failed(name, message);
+  }
+
+  /** Every view with its own bytes and dates, by MAC. */
+  listing(): ViewListing[] {
+    const out: ViewListing[] = [];
+    for (const v of this.list) {
+      if (v === null) continue;
+      const seen = this.lastSeenOf(v);
+      out.push({
+        mac: macOfName(v.name),
+        file: v.store.description,
+        ownBytes: this.o.fns.unsharedBytes(v.store.fd),
+        created: new Date(v.dates.created).toISOString(),
+        lastSeen: seen === 0 ? null : new Date(seen).toISOString(),
+      });
+    }
+    return out.sort((a, b) => (a.mac < b.mac ? -1 : 1));
+  }
+
+  /** Bytes the views have of their own, all together. */
+  ownBytes(): number {
+    let n = 0;
+    for (const v of this.list) if (v !== null) n += this.o.fns.unsharedBytes(v.store.fd);
+    return n;
+  }
+
+  /** Milliseconds since the epoch of the most recent request of any view; 0 when none. */
+  lastSeenAny(): number {
+    let n = 0;
+    for (const v of this.list) if (v !== null) n = Math.max(n, this.lastSeenOf(v));
+    return n;
+  }
+
+  private lastSeenOf(v: View): number {
+    return v.seenAt > 0 ? performance.timeOrigin + v.seenAt : v.dates.lastSeen;
+  }
+
+  private find(mac: string): View {
+    const name = nameOfMac(mac);
+    if (name === undefined) throw new Error(`"${mac}" is not a MAC address; write it as aa:bb:cc:dd:ee:ff`);
+    const v = this.byKey.get(parseInt(name, 16));
+    if (v === undefined) throw new Error(`no view for ${macOfName(name)} in ${this.o.dir}; list them with vblade ctl views`);
+    return v;
+  }
+
+  /** The store of the view of `mac` (snapshots of one view); throws when it has none. */
+  storeOfMac(mac: string): BlockStore {
+    return this.find(mac).store;
+  }
+
+  /**
+   * Makes a view the image as it is now (a new clone renamed over the old
+   * one). The caller has paused the export: no request of it is in flight.
+   */
+  async reset(mac: string): Promise<string> {
+    const v = this.find(mac);
+    const fd = await this.cloneTo(v.store.description);
+    const old = v.store;
+    v.store = this.storeOf(fd, old.description);
+    (v.store as ViewStore).viewIndex = v.index;
+    v.dirty = false;
+    v.dates.created = Date.now();
+    old.close();
+    this.datesChanged();
+    return macOfName(v.name);
+  }
+
+  /** Resets every view; the MACs reset. */
+  async resetAll(): Promise<string[]> {
+    const out: string[] = [];
+    for (const v of this.list.filter((x): x is View => x !== null)) out.push(await this.reset(v.name));
+    return out;
+  }
+
+  /** Removes a view and its file; the next request of that MAC makes a new one. The export is paused. */
+  drop(mac: string): string {
+    const v = this.find(mac);
+    v.store.close();
+    fs.rmSync(v.store.description, { force: true });
+    fs.fsyncSync(this.dirFd);
+    this.list[v.index] = null;
+    this.byKey.delete(parseInt(v.name, 16));
+    this.datesChanged();
+    return macOfName(v.name);
+  }
+
+  private datesChanged(): void {
+    this.datesTimer ??= setTimeout(() => {
+      this.datesTimer = null;
+      void this.saveDates();
+    }, 1000);
+    this.datesTimer.unref();
+  }
+
+  /** Writes the dates file (also the last-seen times of this run); resolves when it is on disk, never rejects. */
+  saveDates(): Promise<void> {
+    const dates = new Map<string, ViewDates>();
+    for (const v of this.list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: this.lastSeenOf(v) });
+    this.datesSaving = this.datesSaving.then(() =>
+      writeViewDates(this.o.dir, dates).catch((e: Error) =>
+        this.o.events.failed('views.json', `cannot save view dates: ${e.message}`),
+      ),
+    );
+    return this.datesSaving;
+  }
+
+  /** fdatasync of every view written since the last group commit (at stop). Throws the first failure. */
+  syncAllNow(): void {
+    for (const v of this.list) {
+      if (v !== null && v.dirty) {
+        fs.fdatasyncSync(v.store.fd);
+        v.dirty = false;
+      }
+    }
+  }
+
+  /** Saves the dates and closes every view. */
+  async closeAndSave(): Promise<void> {
+    await Promise.all(this.making.values());
+    if (this.datesTimer !== null) clearTimeout(this.datesTimer);
+    this.datesTimer = null;
+    if (this.list.some((v) => v !== null)) await this.saveDates();
+    this.close();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.datesTimer !== null) clearTimeout(this.datesTimer);
+    this.datesTimer = null;
+    for (const v of this.list) if (v !== null) v.store.close();
+    this.list.length = 0;
+    this.byKey.clear();
+    fs.closeSync(this.dirFd);
+  }
+}
+
+/** A view's store remembers its view, so the engine can mark it written without a lookup. */
+interface ViewStore extends BlockStore {
+  viewIndex: number;
+}

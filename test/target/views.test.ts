@@ -1,0 +1,322 @@
+// Per-initiator views (views = per-initiator) as initiators and an operator
+// see them, on a real XFS with reflinks on a loop device: each initiator
+// reads and writes its own copy-on-write disk, the image is never written,
+// views survive a restart, reset and drop do what they say, the MAC mask
+// applies to the export as a whole, a full file system or the bound on open
+// views costs only the new initiator an error reply, and file systems that
+// cannot clone are refused at start with a message that names the ones that can.
+
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { ExportConfig } from '../../src/config/export-config';
+import { preflightExports } from '../../src/target/preflight';
+import { Server } from '../../src/target/server';
+import { native } from '../../src/native/addon';
+import pino from 'pino';
+import type { TestLike } from '../helpers/common';
+import { patternFile, patternSectors, tmpfsMount } from '../helpers/files';
+import { exportOf, IFACE, Initiator, settle, startInProcess, type Target } from '../helpers/in-process';
+import { FakeNetwork } from '../helpers/fake-addon';
+import { loopFs, requireLoopFs } from '../helpers/loop-fs';
+import { withRetransmits } from '../helpers/retransmit';
+
+const SECTORS = 2048; // 1 MiB
+const MAC_A = '02:00:00:00:0a:0a';
+const MAC_B = '02:00:00:00:0b:0b';
+const MAC_C = '02:00:00:00:0c:0c';
+
+function sha(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function sector(fill: number): Buffer {
+  return Buffer.alloc(512, fill);
+}
+
+/** An XFS with reflinks holding a pattern image and a views directory; the export config of both. */
+async function lab(
+  t: TestLike,
+  over: Partial<ExportConfig> = {},
+  bytes?: number,
+): Promise<{ mnt: string; image: string; config: ExportConfig }> {
+  const mnt = await loopFs(t, 'xfs-reflink', bytes);
+  const image = await patternFile(t, SECTORS, { dir: mnt, name: 'golden.img' });
+  return { mnt, image, config: exportOf(image, { views: 'per-initiator', viewsDir: join(mnt, 'views'), ...over }) };
+}
+
+// A new initiator's first requests are dropped while its view is made: these retransmit, as initiators do.
+async function write(i: Initiator, lba: number, data: Uint8Array): Promise<boolean> {
+  return !(await withRetransmits(i, () => i.write(lba, data))).ata.failed;
+}
+
+async function read(i: Initiator, lba: number): Promise<Buffer | undefined> {
+  const r = await withRetransmits(i, () => i.read(lba, 1));
+  return r.ata.failed ? undefined : Buffer.from(r.ata.data.subarray(0, 512));
+}
+
+t.test('two initiators write the same sector: each reads its own, the image is untouched, views survive a restart', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, image, config } = await lab(t);
+  const before = sha(image);
+  let target: Target = await startInProcess(t, [config]);
+  let a = new Initiator(target.net, IFACE, MAC_A);
+  let b = new Initiator(target.net, IFACE, MAC_B);
+  t.ok(await write(a, 7, sector(0xaa)), 'A writes sector 7');
+  t.ok(await write(b, 7, sector(0xbb)), 'B writes sector 7');
+  t.same(await read(a, 7), sector(0xaa), 'A reads its own write');
+  t.same(await read(b, 7), sector(0xbb), 'B reads its own write');
+  t.same(await read(a, 8), patternSectors(8), 'a sector nobody wrote reads as the image');
+  t.equal(sha(image), before, 'the image is unchanged');
+  t.same(
+    fs
+      .readdirSync(join(mnt, 'views', 'e1.2'))
+      .filter((f) => f.endsWith('.img'))
+      .sort(),
+    ['020000000a0a.img', '020000000b0b.img'],
+  );
+  const listed = target.server.listViews('e1.2');
+  t.same(
+    listed.map((v) => v.mac),
+    [MAC_A, MAC_B],
+  );
+  t.ok(
+    listed.every((v) => v.ownBytes > 0 && v.ownBytes <= 64 * 1024 && v.lastSeen !== null),
+    'each view has a few KiB of its own and was seen',
+  );
+  const stats = target.server.stats().exports[0];
+  t.equal(stats.views?.count, 2);
+  t.equal(stats.views?.ownBytes, listed[0].ownBytes + listed[1].ownBytes);
+
+  await target.server.stop();
+  target = await startInProcess(t, [config]);
+  a = new Initiator(target.net, IFACE, MAC_A);
+  b = new Initiator(target.net, IFACE, MAC_B);
+  t.same(await read(a, 7), sector(0xaa), 'after a restart A still reads its write');
+  t.same(await read(b, 7), sector(0xbb), 'after a restart B still reads its write');
+  const relisted = target.server.listViews('e1.2');
+  t.same(
+    relisted.map((v) => v.created),
+    listed.map((v) => v.created),
+    'the creation dates were kept',
+  );
+
+  t.same(await target.server.resetViews('e1.2', MAC_A), [MAC_A]);
+  t.same(await read(a, 7), patternSectors(7), 'a reset view reads the image again');
+  t.same(await read(b, 7), sector(0xbb), 'the other view keeps its write');
+  t.equal(await target.server.dropView('e1.2', MAC_B), MAC_B);
+  t.notOk(fs.existsSync(join(mnt, 'views', 'e1.2', '020000000b0b.img')), 'the dropped view file is gone');
+  t.same(await read(b, 7), patternSectors(7), 'after a drop the initiator gets a fresh view of the image');
+  t.equal(target.server.listViews('e1.2').length, 2, 'its next request made a new view');
+  t.equal(sha(image), before, 'the image is still unchanged');
+  await t.rejects(target.server.dropView('e1.2', '02:00:00:00:99:99'), /no view for 02:00:00:00:99:99/);
+  await t.rejects(target.server.resetViews('e1.2', 'nonsense'), /not a MAC address/);
+});
+
+t.test('the MAC mask applies to the export: a masked initiator gets no view, a new allowed one a fresh view', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, config } = await lab(t, { macMask: [MAC_A, MAC_C] });
+  const { net, server } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  const b = new Initiator(net, IFACE, MAC_B);
+  const c = new Initiator(net, IFACE, MAC_C);
+  t.ok(await write(a, 3, sector(0x11)));
+  const masked = b.read(3, 1);
+  await t.rejects(b.reply(masked, 200), /timed out/, 'the masked initiator gets no reply');
+  t.same(await read(c, 3), patternSectors(3), 'a new allowed initiator reads the image through a fresh view');
+  t.same(
+    server.listViews('e1.2').map((v) => v.mac),
+    [MAC_A, MAC_C],
+  );
+  t.notOk(fs.existsSync(join(mnt, 'views', 'e1.2', '020000000b0b.img')), 'no view for the masked MAC');
+});
+
+t.test('sync export with views: writes are answered after the views are synced; FLUSH works', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { image, config } = await lab(t, { sync: true });
+  const before = sha(image);
+  const { net, server } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  const b = new Initiator(net, IFACE, MAC_B);
+  t.same(await read(a, 0), patternSectors(0), 'A has its view');
+  t.same(await read(b, 0), patternSectors(0), 'B has its view');
+  const tags = [a.write(1, sector(1)), b.write(1, sector(2)), a.write(2, sector(3))];
+  for (const tag of tags) t.notOk((await (tag === tags[1] ? b : a).ataReply(tag)).ata.failed);
+  t.notOk((await a.ataReply(a.flush())).ata.failed, 'FLUSH answered');
+  const c = server.stats().exports[0].counters;
+  t.ok(c.syncs >= 1, `${c.syncs} group commits`);
+  t.ok(net.timeline.filter((e) => e.type === 'datasync-start').length >= c.syncs, 'at least one fdatasync per group commit');
+  t.same(await read(a, 1), sector(1));
+  t.same(await read(b, 1), sector(2));
+  t.equal(sha(image), before);
+});
+
+t.test('a full file system: the new initiator gets an error reply, the others go on', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, config } = await lab(t);
+  const { net, server } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  t.ok(await write(a, 1, sector(0x21)), 'A has a view');
+  // Fill the file system to the last block.
+  const filler = join(mnt, 'filler');
+  const fd = fs.openSync(filler, 'w');
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (e) {
+    t.equal((e as NodeJS.ErrnoException).code, 'ENOSPC', 'the file system is full');
+  }
+  try {
+    for (;;) fs.writeSync(fd, chunk, 0, 4096);
+  } catch {
+    // full to the block
+  }
+  fs.closeSync(fd);
+  const b = new Initiator(net, IFACE, MAC_B);
+  const r = await withRetransmits(b, () => b.read(1, 1));
+  t.ok(r.ata.failed, 'the new initiator gets an ATA error reply');
+  t.ok(r.sends > 1, 'after its first request was dropped while the view was tried');
+  const s = server.stats().exports[0];
+  t.equal(s.views?.failures, 1, 'counted as a view that could not be made');
+  t.match(s.views?.lastError, /ENOSPC|No space/, 'and why');
+  t.same(await read(a, 1), sector(0x21), 'the initiator with a view still reads');
+  fs.rmSync(filler);
+  // Error replies for a few seconds, then the view is tried again.
+  let again: Buffer | undefined;
+  for (let n = 0; n < 100 && again === undefined; n++) {
+    again = await read(b, 1);
+    if (again === undefined) await new Promise((res) => setTimeout(res, 100));
+  }
+  t.same(again, patternSectors(1), 'with space again the new initiator gets its view');
+  t.same(
+    fs.readdirSync(join(mnt, 'views', 'e1.2')).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no half-made view or dates file left behind',
+  );
+});
+
+t.test('3000 initiators: views up to the bound, an error reply beyond it, descriptors bounded, listing works', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  // XFS reserves a copy-on-write extent (cowextsize, 128 KiB) per view written: room for 3000 of them.
+  const { config } = await lab(t, {}, 2 * 1024 ** 3);
+  const bound = 2500;
+  const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+  const { net, server } = await startInProcess(t, [config], { maxViews: bound });
+  let ok = 0;
+  let refused = 0;
+  const initiators = Array.from({ length: 3000 }, (_, i) => {
+    const mac = `02:01:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+    return new Initiator(net, IFACE, mac);
+  });
+  // Every initiator at once, as a lab switched on: their views are made side by side.
+  const started = performance.now();
+  for (let i = 0; i < initiators.length; i += 100) {
+    for (let k = i; k < i + 100; k++) initiators[k].write(k % SECTORS, sector(k & 0xff));
+    await settle(2); // no more at once than a receive ring holds
+  }
+  for (const [i, ini] of initiators.entries()) {
+    if (await write(ini, i % SECTORS, sector(i & 0xff))) ok++;
+    else refused++;
+  }
+  const ms = performance.now() - started;
+  t.equal(ok, bound, `${bound} views made (${ms.toFixed(0)} ms for all 3000 initiators)`);
+  t.equal(refused, 3000 - bound, 'the rest got an error reply');
+  const fdsOpen = fs.readdirSync('/proc/self/fd').length - fdsBefore;
+  t.ok(fdsOpen >= bound && fdsOpen < bound + 64, `${fdsOpen} descriptors open: one per view and a few more`);
+  const listed = server.listViews('e1.2');
+  t.equal(listed.length, bound);
+  t.equal(server.stats().exports[0].views?.failures, 3000 - bound);
+  t.match(server.stats().exports[0].views?.lastError, /2500 views are open/);
+});
+
+/** A Server start of `config` on a fake network; resolves to its error message. */
+async function startError(t: TestLike, config: ExportConfig): Promise<string> {
+  const net = new FakeNetwork();
+  net.addInterface(IFACE);
+  try {
+    const s = await Server.start({ exports: [config] }, pino({ level: 'silent' }), {}, { addon: net.addon, linkCheckMs: 60_000 });
+    await s.stop();
+    return 'started';
+  } catch (e) {
+    t.pass('refused');
+    return (e as Error).message;
+  }
+}
+
+for (const type of ['ext4', 'xfs-noreflink'] as const) {
+  t.test(`views on ${type} are refused at start and by --check, naming the file systems that can`, async (t) => {
+    if (!requireLoopFs(t, type)) return;
+    const mnt = await loopFs(t, type);
+    const image = await patternFile(t, SECTORS, { dir: mnt, name: 'golden.img' });
+    const config = exportOf(image, { views: 'per-initiator', viewsDir: join(mnt, 'views') });
+    const message = await startError(t, config);
+    t.match(message, /without them; use XFS made with `mkfs\.xfs -m reflink=1`.* or btrfs/);
+    t.match(message, type === 'ext4' ? /ext2\/3\/4/ : /XFS/);
+    t.notOk(fs.existsSync(join(mnt, 'views')), 'nothing was created');
+    const problems = preflightExports([config], native);
+    t.equal(problems.length, 2, 'the check finds the views problem (and the fake interface missing)');
+    t.match(problems[0], /e1\.2: views of .* need a file system that makes copy-on-write clones/);
+  });
+}
+
+t.test('views-dir on tmpfs, another file system, or an image that is a block device: refused with what to do', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const tmp = await tmpfsMount(t, '8M');
+  const onTmpfs = await patternFile(t, 64, { dir: tmp, name: 'golden.img' });
+  t.match(await startError(t, exportOf(onTmpfs, { views: 'per-initiator', viewsDir: join(tmp, 'v') })), /on tmpfs without them/);
+  const { mnt } = await lab(t);
+  const image = join(mnt, 'golden.img');
+  t.match(
+    await startError(t, exportOf(image, { views: 'per-initiator', viewsDir: join(tmp, 'v') })),
+    /is not on the file system of .*golden\.img/,
+  );
+  // The loop device under the mount: the source after " - type " in mountinfo.
+  const line = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === mnt)!;
+  const dev = line.split(' - ')[1].split(' ')[1];
+  t.match(
+    await startError(t, exportOf(dev, { views: 'per-initiator', viewsDir: join(mnt, 'views') })),
+    /is a block device; .*LVM thin snapshots/,
+  );
+});
+
+t.test('an export with views keeps its size when the image grows, and says how to roll out a new image', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { image, config } = await lab(t);
+  const { server } = await startInProcess(t, [config]);
+  fs.truncateSync(image, SECTORS * 512 * 2);
+  t.throws(() => server.resizeExport('e1.2'), /grew, but the export has views.*view-reset e1\.2 --all/);
+  t.equal(server.stats().exports[0].sectors, SECTORS, 'the export keeps its size');
+});
+
+t.test('views persist across reloads: a changed export reopens them, a mask change keeps them open', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { image, config } = await lab(t);
+  const { server, net } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  t.ok(await write(a, 4, sector(0x44)));
+  t.same(await server.apply({ exports: [{ ...config, macMask: [MAC_A] }] }), {
+    added: [],
+    removed: [],
+    changed: ['e1.2'],
+    resized: [],
+  });
+  t.same(await read(a, 4), sector(0x44), 'after a mask change');
+  t.same(await server.apply({ exports: [{ ...config, sync: true }] }), {
+    added: [],
+    removed: [],
+    changed: ['e1.2'],
+    resized: [],
+  });
+  t.same(await read(a, 4), sector(0x44), 'after the export was replaced (sync changed)');
+  t.equal(server.listViews('e1.2').length, 1);
+  fs.truncateSync(image, SECTORS * 512 * 2);
+  t.same(
+    await server.apply({ exports: [{ ...config, sync: true }] }),
+    { added: [], removed: [], changed: [], resized: [] },
+    'a grown image is not taken by a reload either',
+  );
+});
