@@ -238,6 +238,7 @@ export const native: NativeAddon = {
   openPacket: (ifname, options) => loadAddon().openPacket(ifname, options),
   linkInfo: (ifname, netns) => loadAddon().linkInfo(ifname, netns),
   openIoRing: (depth) => loadAddon().openIoRing(depth),
+  openFrameWaiter: () => loadAddon().openFrameWaiter!(),
   blockDeviceSize: (fd) => loadAddon().blockDeviceSize(fd),
   mapFile: (fd, length, writable) => loadAddon().mapFile(fd, length, writable),
   unmapFile: (fd) => loadAddon().unmapFile(fd),

@@ -41,7 +41,6 @@ import {
   type IoRing,
 } from '../native/addon';
 import { SpinPolicy } from './spin-policy';
-import type { FrameLoopStats } from './server';
 import { EBUSY } from '../native/errno';
 
 const enum Kind {
@@ -78,6 +77,24 @@ const enum LoopStat {
   Count = 3,
 }
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+
+export interface FrameLoopStats {
+  /** Busy polls after a batch, and those that found the next frame or completion before their window ran out. */
+  spins: number;
+  hits: number;
+  /** Times the adaptive policy paused polling because too few polls found work. */
+  backoffs: number;
+  /** Polling now (false while paused, or with spin-us 0). */
+  polling: boolean;
+  /** Blocking waits in the kernel, those that ended with work, and returns to libuv. */
+  sleeps: number;
+  wakeups: number;
+  exits: number;
+  /** The loop blocks in the kernel (false: it returns to libuv after each batch). */
+  blocking: boolean;
+  spinMicros: number;
+  spinPolicy: string;
+}
 
 export interface EngineEvents {
   /**

@@ -10,7 +10,7 @@ import type { BlockStore } from '../backend/block-store';
 import { sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
-import { Engine } from './engine';
+import { Engine, type FrameLoopStats } from './engine';
 import { openExportStore, viewsDirOf } from './export-store';
 import { ExportViews, macOfName, nameOfMac, type ViewListing } from './views';
 import { defaultSnapshotName, SnapshotDir, type SnapshotInfo } from './snapshots';
@@ -1124,20 +1124,4 @@ export interface ServerStats {
   frameLoop: FrameLoopStats;
 }
 
-export interface FrameLoopStats {
-  /** Busy polls after a batch, and those that found the next frame or completion before their window ran out. */
-  spins: number;
-  hits: number;
-  /** Times the adaptive policy paused polling because too few polls found work. */
-  backoffs: number;
-  /** Polling now (false while paused, or with spin-us 0). */
-  polling: boolean;
-  /** Blocking waits in the kernel, those that ended with work, and returns to libuv. */
-  sleeps: number;
-  wakeups: number;
-  exits: number;
-  /** The loop blocks in the kernel (false: it returns to libuv after each batch). */
-  blocking: boolean;
-  spinMicros: number;
-  spinPolicy: string;
-}
+export type { FrameLoopStats } from './engine';

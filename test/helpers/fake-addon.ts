@@ -289,7 +289,6 @@ export class FakePacketSocket implements PacketSocket {
   /** Only the engine's frame loop calls this, and it has no waiter with fake sockets. */
   setLoopWake(): void {}
 
-
   stats(): PacketStats {
     this.checkOpen();
     const s = { packets: this.packets, drops: this.drops };

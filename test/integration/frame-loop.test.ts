@@ -24,6 +24,7 @@ if (requireRoot(t)) {
   t.test('under load the loop sleeps in the kernel, and timers and stats still run', async (t) => {
     const pair = await createNetnsPair(t, { mtu: 9000 });
     await waitLinkUp(pair.target, pair.targetIf);
+    await waitLinkUp(pair.init, pair.initIf);
     const file = await patternFile(t, SECTORS);
     const server = await Server.start(
       { exports: [exportConfig({ file, interfaces: [pair.targetIf] })] },
