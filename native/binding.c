@@ -839,6 +839,9 @@ static napi_value open_io_ring(napi_env env, napi_callback_info info) {
 struct waiter_handle {
   struct frame_waiter w;
   uv_loop_t *loop;
+  int32_t *events;          /* bindEvents()'s array, kept by events_ref */
+  uint32_t events_max;      /* pairs it holds */
+  napi_ref events_ref;
   bool closed;
   bool cleanup_hook;
   napi_env env;
@@ -851,6 +854,9 @@ static void waiter_shutdown(struct waiter_handle *h, bool env_alive) {
   if (h->closed) return;
   h->closed = true;
   waiter_close(&h->w);
+  if (h->events_ref != NULL && env_alive) napi_delete_reference(h->env, h->events_ref);
+  h->events_ref = NULL;
+  h->events = NULL;
   if (h->cleanup_hook && env_alive) napi_remove_env_cleanup_hook(h->env, waiter_env_exit, h);
   h->cleanup_hook = false;
 }
@@ -908,29 +914,46 @@ static napi_value waiter_unwatch_method(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* wait(out, capMs): blocks until a watched descriptor is ready, libuv has
- * work, its next timer is due, or capMs passed. Returns the number n of
- * [tag, events] pairs written to out, or -(n + 1) when libuv has work now. */
+/* wait(timeoutMs): blocks until a watched descriptor is ready, libuv's
+ * descriptor is readable or timeoutMs passed, and writes [tag, events] pairs
+ * into the array given to bindEvents(). Returns their count n, or -(n + 1)
+ * when libuv's descriptor is readable. Timers are the caller's business
+ * (loopTimeout()): no clock is read here, once per frame mattered. */
 static napi_value waiter_wait_method(napi_env env, napi_callback_info info) {
-  WAITER_METHOD(2);
-  int32_t *out;
-  size_t out_len;
-  uint32_t cap;
-  if (argc < 2) return throw_type(env, "wait(out, capMs) takes two arguments");
-  if (!get_typed(env, argv[0], napi_int32_array, (void **)&out, &out_len, "out", "an Int32Array")) return NULL;
-  if (!get_uint(env, argv[1], INT32_MAX, &cap, "capMs")) return NULL;
-  uv_update_time(h->loop);
-  int due = uv_backend_timeout(h->loop); /* -1: no timer; 0: work waiting (e.g. setImmediate) */
-  int timeout = due < 0 || due > (int)cap ? (int)cap : due;
+  WAITER_METHOD(1);
+  uint32_t timeout;
+  if (argc < 1) return throw_type(env, "wait(timeoutMs) takes a timeout");
+  if (!get_uint(env, argv[0], INT32_MAX, &timeout, "timeoutMs")) return NULL;
+  if (h->events == NULL) return throw_type(env, "wait() needs an array from bindEvents() first");
   bool loop_due = false;
-  int n = waiter_wait(&h->w, out, (uint32_t)(out_len / 2), timeout, &loop_due);
+  int n = waiter_wait(&h->w, h->events, h->events_max, (int)timeout, &loop_due);
   if (n < 0) return throw_errno(env, -n, "epoll_wait (frame waiter) failed");
-  if (!loop_due && due >= 0) {
-    uv_update_time(h->loop);
-    loop_due = uv_backend_timeout(h->loop) == 0;
-  }
   napi_value result;
   NAPI_OK(napi_create_int32(env, loop_due ? -(n + 1) : n, &result));
+  return result;
+}
+
+/* bindEvents(out): the Int32Array wait() writes into, kept referenced. */
+static napi_value waiter_bind_events_method(napi_env env, napi_callback_info info) {
+  WAITER_METHOD(1);
+  size_t len;
+  void *data;
+  if (argc < 1 || !get_typed(env, argv[0], napi_int32_array, &data, &len, "out", "an Int32Array")) return NULL;
+  if (h->events_ref != NULL) napi_delete_reference(env, h->events_ref);
+  h->events_ref = NULL;
+  NAPI_OK(napi_create_reference(env, argv[0], 1, &h->events_ref));
+  h->events = data;
+  h->events_max = (uint32_t)(len / 2);
+  return NULL;
+}
+
+/* loopTimeout(): milliseconds until libuv's next timer (-1: none; 0: it has
+ * work now, e.g. an immediate), as of now. */
+static napi_value waiter_loop_timeout_method(napi_env env, napi_callback_info info) {
+  WAITER_METHOD(0);
+  uv_update_time(h->loop);
+  napi_value result;
+  NAPI_OK(napi_create_int32(env, uv_backend_timeout(h->loop), &result));
   return result;
 }
 
@@ -958,6 +981,8 @@ static napi_value open_frame_waiter(napi_env env, napi_callback_info info) {
       {"watch", waiter_watch_method},
       {"unwatch", waiter_unwatch_method},
       {"wait", waiter_wait_method},
+      {"bindEvents", waiter_bind_events_method},
+      {"loopTimeout", waiter_loop_timeout_method},
       {"close", waiter_close_method},
   };
   napi_value object;

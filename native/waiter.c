@@ -4,7 +4,8 @@
  * vblade's read(), instead of going back through the event loop for every
  * frame, and still hands control back the moment libuv has work: its
  * descriptor turns readable (a control request, a signal, a finished save)
- * or its next timer is due. */
+ * or its next timer is due (the caller asks libuv when that is, once per
+ * stay in the loop, and bounds each wait by it). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>

@@ -134,14 +134,17 @@ export interface FrameWaiter {
   /** Watches `fd` under `tag` (sockets edge-triggered; an eventfd is read when reported). */
   watch(fd: number, tag: number, isEventFd?: boolean): void;
   unwatch(fd: number): void;
+  /** The array wait() writes into: WaitLayout.Stride numbers [tag, epoll events] per ready descriptor (kept referenced). */
+  bindEvents(out: Int32Array): void;
   /**
-   * Blocks until a watched descriptor is ready, libuv has work (its
-   * descriptor is readable, or its next timer is due) or `capMs` passed.
-   * Writes WaitLayout.Stride numbers [tag, epoll events] per ready
-   * descriptor into `out`; returns their count n, or -(n + 1) when libuv
-   * has work now.
+   * Blocks until a watched descriptor is ready, libuv's descriptor is
+   * readable, or `timeoutMs` passed; returns the number n of pairs written
+   * to the bound array, or -(n + 1) when libuv has work now. It reads no
+   * clock: libuv's timers are the caller's (loopTimeout()).
    */
-  wait(out: Int32Array, capMs: number): number;
+  wait(timeoutMs: number): number;
+  /** Milliseconds until libuv's next timer as of now (-1: none; 0: libuv has work now). */
+  loopTimeout(): number;
   close(): void;
 }
 

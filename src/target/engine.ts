@@ -167,7 +167,10 @@ export class Engine {
     private readonly waiter: FrameWaiter | null = null,
   ) {
     this.policy = new SpinPolicy(spin.windowMs, spin.adaptive);
-    if (waiter !== null && io.eventFd >= 0) waiter.watch(io.eventFd, IO_WAIT_TAG, true);
+    if (waiter !== null) {
+      waiter.bindEvents(this.waitEvents);
+      if (io.eventFd >= 0) waiter.watch(io.eventFd, IO_WAIT_TAG, true);
+    }
     const n = requestSlots;
     this.reqKind = new Uint8Array(n);
     this.reqLink = new Int32Array(n);
@@ -314,6 +317,9 @@ export class Engine {
       if (w !== null) this.watchLinks();
       const ev = this.waitEvents;
       let lastLook = this.clock;
+      // libuv's next timer: only our own code runs until we leave, and it sets none, so this holds.
+      const untilTimer = w === null ? -1 : w.loopTimeout();
+      const timerDue = untilTimer < 0 ? Infinity : this.clock + untilTimer;
       for (;;) {
         if (this.loopExitWanted()) break;
         let hit = false;
@@ -327,7 +333,9 @@ export class Engine {
         }
         // While polls keep finding work, look at libuv's side without blocking, once a millisecond.
         if (hit && this.clock - lastLook < LOOP_LOOK_MS) continue;
-        const r = w.wait(ev, hit ? 0 : LOOP_IDLE_MS);
+        const left = timerDue - this.clock;
+        if (left <= 0) break; // a timer is due: libuv's turn
+        const r = w.wait(hit ? 0 : Math.min(LOOP_IDLE_MS, Math.ceil(left)));
         lastLook = this.clock = performance.now();
         const due = r < 0;
         const n = due ? -r - 1 : r;
