@@ -341,20 +341,20 @@ export class Engine {
         const n = due ? -r - 1 : r;
         if (!hit) this.loopStats[LoopStat.Sleeps]++;
         let broken = false;
+        let got = 0;
         for (let i = 0; i < n; i++) {
           const tag = ev[i * WaitLayout.Stride + WaitLayout.Tag];
           if (tag === IO_WAIT_TAG) {
-            this.reap(true);
+            got += this.reap(true);
             continue;
           }
           const link = this.links[tag];
           if ((ev[i * WaitLayout.Stride + WaitLayout.Events] & EPOLL_ERROR_EVENTS) !== 0) broken = true; // libuv's poll reports it
-          if (link !== undefined) this.drain(link);
+          if (link !== undefined) got += this.drain(link);
         }
-        if (n > 0) {
-          this.loopStats[LoopStat.Wakeups]++;
-          this.endBatch();
-        }
+        // An edge for frames a poll already took finds nothing: not a wake-up with work.
+        if (got > 0) this.loopStats[LoopStat.Wakeups]++;
+        if (n > 0) this.endBatch();
         if (due || broken || (n === 0 && !hit)) break;
       }
     } finally {
