@@ -31,7 +31,7 @@ import {
   writeInitiatorSection,
 } from './initiator-report';
 import { describeMachine } from './report';
-import { BUILTIN_TARGETS, type TargetSpec, customTarget, targetAvailable } from './targets';
+import { type TargetSpec, pickTargets } from './targets';
 
 const MIB = 2 ** 20;
 const SLOT = 1;
@@ -130,31 +130,6 @@ function parseArgs(argv: string[]): Args {
   }
   if (!(a.rounds >= 1)) throw new Error('--rounds must be 1 or more');
   return a;
-}
-
-function pickTargets(args: Args): TargetSpec[] {
-  const all: Record<string, TargetSpec> = { ...BUILTIN_TARGETS };
-  for (const c of args.custom) {
-    const spec = customTarget(c);
-    all[spec.name] = spec;
-  }
-  const specs: TargetSpec[] = [];
-  for (const name of args.targets
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)) {
-    const spec = all[name];
-    if (spec === undefined)
-      throw new Error(`unknown target "${name}": use ours, vblade, ours-null or one given with --custom NAME=COMMAND`);
-    const missing = targetAvailable(spec);
-    if (missing !== undefined) {
-      log(`skipping target ${name}: ${missing}`);
-      continue;
-    }
-    specs.push(spec);
-  }
-  if (specs.length === 0) throw new Error('no target to measure');
-  return specs;
 }
 
 /** A file of `mib` MiB of zeros on tmpfs, every page written (pre-faulted: no target pays for allocation). */
@@ -325,7 +300,7 @@ class InitiatorBench {
   async run(args: Args): Promise<void> {
     const off = interopDisabled();
     if (off) throw new Error(`cannot run the guest here: ${off}`);
-    const specs = pickTargets(args);
+    const specs = pickTargets(args.targets, args.custom, 'ours, vblade, ours-null', log);
     const started = Date.now();
     const machine = describeMachine();
     const loadBefore = loadAverage();

@@ -31,7 +31,7 @@ import {
 import { BenchNet, createBenchNet, destroyBenchNet, setMtu } from './netns';
 import { PLACEMENTS, PLACEMENT_NAMES, Placement, parsePlacements, placementUnavailable } from './placements';
 import { Sample, describeMachine, markdownTable, summarize, textTable, writeBenchmarksDoc } from './report';
-import { BUILTIN_TARGETS, RunningTarget, TargetSpec, customTarget, targetAvailable } from './targets';
+import { RunningTarget, TargetSpec, pickTargets } from './targets';
 import { Workload, selected, workloadsFor } from './workloads';
 
 const SHELF = 1;
@@ -202,7 +202,7 @@ class Bench {
   async run(args: Args): Promise<void> {
     if (process.getuid?.() !== 0)
       throw new Error('the bench needs root: it creates network namespaces and a veth pair (run it with sudo)');
-    const specs = this.pickTargets(args);
+    const specs = pickTargets(args.targets, args.custom, 'vblade, ours, ceiling, ours-null', log);
     if (args.generator === 'blocking') {
       const missing = loadgenMissing();
       if (missing !== undefined) throw new Error(`${missing} (or run with --generator polling)`);
@@ -337,31 +337,6 @@ class Bench {
       makePatternFile(reference, image);
     }
     return { file, image, backing, reference };
-  }
-
-  private pickTargets(args: Args): TargetSpec[] {
-    const all: Record<string, TargetSpec> = { ...BUILTIN_TARGETS };
-    for (const c of args.custom) {
-      const spec = customTarget(c);
-      all[spec.name] = spec;
-    }
-    const specs: TargetSpec[] = [];
-    for (const name of args.targets
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)) {
-      const spec = all[name];
-      if (spec === undefined)
-        throw new Error(`unknown target "${name}": use vblade, ours, ceiling, ours-null or one given with --custom NAME=COMMAND`);
-      const missing = targetAvailable(spec);
-      if (missing !== undefined) {
-        log(`skipping target ${name}: ${missing}`);
-        continue;
-      }
-      specs.push(spec);
-    }
-    if (specs.length === 0) throw new Error('no target to measure');
-    return specs;
   }
 
   /** Starts `spec`, runs `workloads` against it once each, stops it. A target that does not start is reported and skipped. */

@@ -256,3 +256,32 @@ export class RunningTarget {
     }
   }
 }
+
+/**
+ * The targets named in `csv` (with those given as --custom NAME=COMMAND), in
+ * order; one that cannot run here is skipped with a line to `log`. Throws for
+ * an unknown name or when none is left.
+ */
+export function pickTargets(csv: string, custom: readonly string[], known: string, log: (text: string) => void): TargetSpec[] {
+  const all: Record<string, TargetSpec> = { ...BUILTIN_TARGETS };
+  for (const c of custom) {
+    const spec = customTarget(c);
+    all[spec.name] = spec;
+  }
+  const specs: TargetSpec[] = [];
+  for (const name of csv
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const spec = all[name];
+    if (spec === undefined) throw new Error(`unknown target "${name}": use ${known} or one given with --custom NAME=COMMAND`);
+    const missing = targetAvailable(spec);
+    if (missing !== undefined) {
+      log(`skipping target ${name}: ${missing}`);
+      continue;
+    }
+    specs.push(spec);
+  }
+  if (specs.length === 0) throw new Error('no target to measure');
+  return specs;
+}
