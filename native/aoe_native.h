@@ -243,6 +243,11 @@ int reflink_clone(int src_fd, int dst_fd, struct aoe_error *err);
 int reflink_probe(const char *dir, struct aoe_error *err);
 /* Bytes of fd's file in extents shared with no other file (FIEMAP): a clone's own. -errno (err set). */
 int64_t reflink_own_bytes(int fd, struct aoe_error *err);
+/* The extents of a file as (logical, physical, length, flags) quadruples. */
+int reflink_extents(int fd, double **out, size_t *n, struct aoe_error *err);
+/* A read lease (F_RDLCK) or none (F_UNLCK) on an image; its state as the kernel has it. */
+int image_lease(int fd, int type, struct aoe_error *err);
+int image_lease_state(int fd, struct aoe_error *err);
 
 /* depth: 1..IORING_MAX_DEPTH. Honours AOE_IORING=sync. */
 int io_queue_open(struct io_queue *q, uint32_t depth, struct aoe_error *err);

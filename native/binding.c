@@ -5,6 +5,7 @@
  * docs/native-abi.md. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <node_api.h>
@@ -1182,6 +1183,58 @@ static napi_value own_bytes_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value extents_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "fileExtents(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  struct aoe_error err;
+  double *v = NULL;
+  size_t n = 0;
+  if (reflink_extents((int)fd, &v, &n, &err) < 0) return throw_aoe_error(env, &err);
+  napi_value ab, result;
+  void *data;
+  napi_status st = napi_create_arraybuffer(env, n * sizeof(double), &data, &ab);
+  if (st == napi_ok && n > 0) memcpy(data, v, n * sizeof(double));
+  free(v);
+  NAPI_OK(st);
+  NAPI_OK(napi_create_typedarray(env, napi_float64_array, n, ab, 0, &result));
+  return result;
+}
+
+/* imageLease(fd, take): takes (true) or gives up (false) a read lease. */
+static napi_value image_lease_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  bool take;
+  if (argc < 2) return throw_type(env, "imageLease(fd, take) takes a file descriptor and a boolean");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  if (napi_get_value_bool(env, argv[1], &take) != napi_ok) return throw_type(env, "take must be a boolean");
+  struct aoe_error err;
+  if (image_lease((int)fd, take ? F_RDLCK : F_UNLCK, &err) < 0) return throw_aoe_error(env, &err);
+  return NULL;
+}
+
+/* imageLeaseHeld(fd): true while the read lease is held and no writer waits for it. */
+static napi_value image_lease_held_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "imageLeaseHeld(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  struct aoe_error err;
+  int r = image_lease_state((int)fd, &err);
+  if (r < 0) return throw_aoe_error(env, &err);
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, r == F_RDLCK, &result));
+  return result;
+}
+
 static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1315,6 +1368,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"reflinkSupported", NULL, reflink_probe_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkCloneAsync", NULL, reflink_clone_async_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsharedBytes", NULL, own_bytes_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fileExtents", NULL, extents_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"imageLease", NULL, image_lease_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"imageLeaseHeld", NULL, image_lease_held_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},

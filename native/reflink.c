@@ -58,13 +58,12 @@ int reflink_probe(const char *dir, struct aoe_error *err) {
   return result;
 }
 
-/* Bytes of the extents of fd's file that no other file shares (FIEMAP): what
- * a clone has of its own, written since it was made. -errno (err set). */
-int64_t reflink_own_bytes(int fd, struct aoe_error *err) {
+/* Calls `each` for every extent of fd's file (FIEMAP, dirty data flushed
+ * first) in file order. 0, or -errno (err set). */
+static int each_extent(int fd, void (*each)(const struct fiemap_extent *x, void *arg), void *arg, struct aoe_error *err) {
   enum { BATCH = 256 };
   struct fiemap *map = calloc(1, sizeof *map + BATCH * sizeof(struct fiemap_extent));
   if (map == NULL) return aoe_fail(err, ENOMEM, "out of memory");
-  int64_t own = 0;
   uint64_t start = 0;
   for (;;) {
     map->fm_start = start;
@@ -81,12 +80,84 @@ int64_t reflink_own_bytes(int fd, struct aoe_error *err) {
     bool last = false;
     for (uint32_t i = 0; i < map->fm_mapped_extents; i++) {
       const struct fiemap_extent *x = &map->fm_extents[i];
-      if (!(x->fe_flags & FIEMAP_EXTENT_SHARED)) own += (int64_t)x->fe_length;
+      each(x, arg);
       if (x->fe_flags & FIEMAP_EXTENT_LAST) last = true;
       start = x->fe_logical + x->fe_length;
     }
     if (last) break;
   }
   free(map);
-  return own;
+  return 0;
+}
+
+static void add_if_own(const struct fiemap_extent *x, void *arg) {
+  if (!(x->fe_flags & FIEMAP_EXTENT_SHARED)) *(int64_t *)arg += (int64_t)x->fe_length;
+}
+
+/* Bytes of the extents of fd's file that no other file shares (FIEMAP): what
+ * a clone has of its own, written since it was made. -errno (err set). */
+int64_t reflink_own_bytes(int fd, struct aoe_error *err) {
+  int64_t own = 0;
+  int rc = each_extent(fd, add_if_own, &own, err);
+  return rc < 0 ? rc : own;
+}
+
+struct extent_list {
+  double *v;
+  size_t n, cap;
+  bool oom;
+};
+
+static void append_extent(const struct fiemap_extent *x, void *arg) {
+  struct extent_list *l = arg;
+  if (l->oom) return;
+  if (l->n + 4 > l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    double *v = realloc(l->v, cap * sizeof *v);
+    if (v == NULL) {
+      l->oom = true;
+      return;
+    }
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = (double)x->fe_logical;
+  l->v[l->n++] = (double)x->fe_physical;
+  l->v[l->n++] = (double)x->fe_length;
+  l->v[l->n++] = (double)x->fe_flags;
+}
+
+/* The extents of fd's file as (logical, physical, length, flags) quadruples
+ * in *out (malloc'd; the caller frees), their count ×4 in *n. 0, or -errno. */
+int reflink_extents(int fd, double **out, size_t *n, struct aoe_error *err) {
+  struct extent_list l = {0};
+  int rc = each_extent(fd, append_extent, &l, err);
+  if (rc == 0 && l.oom) rc = aoe_fail(err, ENOMEM, "out of memory listing the extents of fd %d", fd);
+  if (rc < 0) {
+    free(l.v);
+    return rc;
+  }
+  *out = l.v;
+  *n = l.n;
+  return 0;
+}
+
+/* A read lease on the image (F_SETLEASE): the kernel signals this process
+ * (SIGIO) before anyone opens the file for writing or truncates it, and
+ * holds them back until the lease is given up. `type` is F_RDLCK or
+ * F_UNLCK. 0, or -errno (err set): EAGAIN when it is open for writing now. */
+int image_lease(int fd, int type, struct aoe_error *err) {
+  if (fcntl(fd, F_SETLEASE, type) == 0) return 0;
+  int e = errno;
+  return aoe_fail(err, e, "cannot %s a read lease on fd %d (F_SETLEASE): %s", type == F_UNLCK ? "give up" : "take", fd,
+                  strerror(e));
+}
+
+/* The lease fd holds as the kernel has it: F_RDLCK, or F_UNLCK (none, or
+ * one being broken because a writer waits). -errno (err set). */
+int image_lease_state(int fd, struct aoe_error *err) {
+  int r = fcntl(fd, F_GETLEASE);
+  if (r >= 0) return r;
+  int e = errno;
+  return aoe_fail(err, e, "cannot read the lease on fd %d (F_GETLEASE): %s", fd, strerror(e));
 }

@@ -84,6 +84,7 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
       e.views ? String(e.views.count) : '-',
       e.views ? humanBytes(e.views.ownBytes) : '-',
       e.views ? String(e.views.failures) : '-',
+      e.views ? (e.views.sharesImage ? 'yes' : 'no') : '-',
       e.snapshots ? String(e.snapshots.count) : '-',
       e.snapshots ? humanBytes(e.snapshots.ownBytes) : '-',
     ]);
@@ -94,7 +95,7 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     ]),
     ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'], ...interfaceRows]),
     ...(copyRows.length > 0
-      ? alignColumns([['export', 'views', 'views own', 'views refused', 'snapshots', 'snapshots own'], ...copyRows])
+      ? alignColumns([['export', 'views', 'views own', 'views refused', 'image cache shared', 'snapshots', 'snapshots own'], ...copyRows])
       : []),
     ...frameLoopLine(stats.frameLoop),
   ];

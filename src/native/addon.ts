@@ -182,6 +182,12 @@ export interface NativeAddon {
   reflinkSupported(dir: string): boolean;
   /** Bytes of the file open on `fd` in extents no other file shares (FIEMAP): what a clone has written of its own. */
   unsharedBytes(fd: number): number;
+  /** The extents of the file open on `fd` (FIEMAP), as (logical, physical, length, flags) quadruples in file order. */
+  fileExtents(fd: number): Float64Array;
+  /** Takes (true) or gives up (false) a read lease on a file open read-only (F_SETLEASE): a writer's open then waits and this process gets SIGIO. Throws (EAGAIN: open for writing now). */
+  imageLease(fd: number, take: boolean): void;
+  /** True while the read lease on `fd` is held and no writer waits for it to be given up. */
+  imageLeaseHeld(fd: number): boolean;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
@@ -249,6 +255,9 @@ export const native: NativeAddon = {
   reflinkCloneAsync: (srcFd, dstFd) => loadAddon().reflinkCloneAsync(srcFd, dstFd),
   reflinkSupported: (dir) => loadAddon().reflinkSupported(dir),
   unsharedBytes: (fd) => loadAddon().unsharedBytes(fd),
+  fileExtents: (fd) => loadAddon().fileExtents(fd),
+  imageLease: (fd, take) => loadAddon().imageLease(fd, take),
+  imageLeaseHeld: (fd) => loadAddon().imageLeaseHeld(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),

@@ -180,6 +180,12 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
         l,
         e.views.failures,
       );
+      x.gauge(
+        'vblade_export_views_share_image',
+        "1 while views read the blocks they did not write from the image (one page cache); 0 while each reads its own file",
+        l,
+        e.views.sharesImage ? 1 : 0,
+      );
     }
     if (e.snapshots !== undefined) {
       x.gauge('vblade_export_snapshots', 'snapshots of the export and its views', l, e.snapshots.count);

@@ -632,18 +632,22 @@ export class Engine {
     this.reqRx[q] = -1;
     this.reqBytes[q] = bytes;
     this.reqStart[q] = this.clock;
-    this.reqView[q] = views === null ? -1 : views.indexOf(store);
+    const view = views === null ? -1 : views.indexOf(store);
+    this.reqView[q] = view;
     e.inflight++;
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
     const inline = store.inlineIo ? IoOpFlag.Inline : 0;
     if (outcome === Outcome.Read) {
       this.reqKind[q] = Kind.Read;
-      this.push(IoOp.Read | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+      // A view's blocks it never wrote are read from the image, whose page cache every view shares (own-blocks.ts).
+      const fd = view < 0 ? store.fd : views!.readFd(view, pos, bytes);
+      this.push(IoOp.Read | inline, fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
       return false;
     }
     if (outcome === Outcome.Write) {
       this.reqKind[q] = Kind.Write;
+      if (view >= 0) views!.writing(view, pos, bytes);
       if (e.config.sync) e.groupCommit.writeSubmitted();
       if (store.direct) {
         // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.

@@ -97,6 +97,8 @@ export interface ServerOptions {
   duplicateProbeMs?: number;
   /** Views one export may keep open (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
   maxViews?: number;
+  /** After a writer had a views export's image open: how often sharing its page cache is tried again (default 30 s). */
+  viewLeaseRetryMs?: number;
 }
 
 /** How long an export must have served no I/O before `revert` runs without --force. */
@@ -203,6 +205,7 @@ export class Server {
       announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
       sizeCheckMs: options.sizeCheckMs ?? 5000,
       maxViews: options.maxViews ?? Math.max(0, openFileLimit() - FDS_KEPT_FREE),
+      viewLeaseRetryMs: options.viewLeaseRetryMs ?? 30_000,
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
@@ -277,7 +280,28 @@ export class Server {
   // ---- exports -------------------------------------------------------------
 
   private openStore(c: ExportConfig): BlockStore {
+    if (!c.nullStore && !c.readOnly && c.views === undefined) this.stopSharingImage(c.file);
     return openExportStore(c, this.addon);
+  }
+
+  /**
+   * This process is about to open `file` for writing (a reload that exports
+   * an image writable): views that read it through a lease stop doing so
+   * first; else the open would wait, in this very thread, for the lease
+   * this thread holds until the kernel breaks it (45 s).
+   */
+  private stopSharingImage(file: string): void {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      return; // opening it will say what is wrong
+    }
+    for (const e of this.exportsByKey.values()) {
+      if (e.views === null || !e.views.sharesImage) continue;
+      const image = fs.fstatSync(e.store.fd);
+      if (image.ino === st.ino && image.dev === st.dev) e.views.stopSharing();
+    }
   }
 
   /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */
@@ -805,6 +829,7 @@ export class Server {
                 count: e.views.count,
                 ownBytes: e.views.ownBytes(),
                 failures: e.views.failures,
+                sharesImage: e.views.sharesImage,
                 ...(e.views.lastError !== null ? { lastError: e.views.lastError } : {}),
               },
             }
@@ -840,12 +865,29 @@ export class Server {
       direct: c.direct,
       readOnly: c.readOnly,
       maxViews: this.opts.maxViews,
+      leaseRetryMs: this.opts.viewLeaseRetryMs,
       fns: this.addon,
       events: {
         created: (name, ms) => this.log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
         failed: (name, message) => this.log.error({ export: key, view: name }, message),
+        sharing: (on, why) =>
+          on ? this.log.info({ export: key, image: image.description }, why) : this.log.warn({ export: key, image: image.description }, why),
+        imageWriter: () => void this.stopSharing(key),
       },
     });
+  }
+
+  /**
+   * Someone waits to open an export's image for writing: pause the export
+   * (no read of the image in flight), point reads back at the views, and
+   * give up the lease so that the writer goes on.
+   */
+  private async stopSharing(key: string): Promise<void> {
+    const e = this.exportsByKey.get(key);
+    const views = e?.views;
+    if (!e || !views) return;
+    while (e.paused) await new Promise((r) => setTimeout(r, 5));
+    await this.whilePaused(e, () => views.stopSharing());
   }
 
   private viewsOf(key: string): { e: Export; views: ExportViews } {
@@ -966,7 +1008,10 @@ export class Server {
         `snapshot ${name} is of the image, which views never write; replace the image with it and reset the views instead`,
       );
     const dst = of === 'export' || e.views === null ? e.store : e.views.storeOfMac(of);
-    await this.whilePaused(e, () => dir.revertInto(name, dst.fd));
+    await this.whilePaused(e, () => {
+      dir.revertInto(name, dst.fd);
+      if (of !== 'export') e.views!.refreshOwn(of);
+    });
     this.log.warn({ export: key, snapshot: name, of, forced: force }, 'snapshot reverted');
     return { key, name, of };
   }
@@ -1104,7 +1149,8 @@ export interface ServerStats {
     reserve: string[];
     counters: Record<string, number>;
     /** With views = per-initiator: how many, the bytes they have of their own, new initiators refused a view. */
-    views?: { count: number; ownBytes: number; failures: number; lastError?: string };
+    /** sharesImage: reads of blocks a view did not write go to the image (one page cache for all views). */
+    views?: { count: number; ownBytes: number; failures: number; sharesImage: boolean; lastError?: string };
     /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
     snapshots?: { count: number; ownBytes: number };
     latencyUsLog2: number[];

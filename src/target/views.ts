@@ -12,22 +12,37 @@
 // descriptors are bounded by the process's RLIMIT_NOFILE (Node raises the
 // soft limit to the hard one), and a new initiator beyond `maxViews` gets an
 // error reply.
+//
+// Reads of blocks a view never wrote go to the image (own-blocks.ts says
+// why), while the process holds a read lease on the image: before anyone may
+// open it for writing, the kernel signals us, the export pauses, reads go to
+// the views' own files again, and only then is the lease given up. Without
+// the lease (not permitted, or someone has the image open for writing) the
+// views read only their own files.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BlockStore } from '../backend/block-store';
+import { markDiffering, OwnBlocks } from './own-blocks';
 import { readViewDates, writeViewDates, type ViewDates } from './view-meta';
 
 /** The addon calls views need, passed in so that tests and this module stay free of the addon. */
 export interface ViewFunctions {
   reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
   unsharedBytes(fd: number): number;
+  fileExtents(fd: number): Float64Array;
+  imageLease(fd: number, take: boolean): void;
+  imageLeaseHeld(fd: number): boolean;
 }
 
 export interface ViewEvents {
   created(name: string, ms: number): void;
   failed(name: string, message: string): void;
+  /** Reads of shared blocks go to the image from now on (on) or no longer (off, with why). */
+  sharing(on: boolean, why: string): void;
+  /** Someone waits to open the image for writing: pause the export and call stopSharing(). */
+  imageWriter(): void;
 }
 
 /** One view as `vblade ctl views` lists it. */
@@ -48,6 +63,8 @@ class View {
   dirty = false;
   /** performance.now() of its last request in this process; 0: none yet. */
   seenAt = 0;
+  /** Blocks that may differ from the image: reads of them go to the view's file. */
+  own = new OwnBlocks();
 
   constructor(
     readonly name: string,
@@ -106,6 +123,8 @@ export interface ExportViewsOptions {
   /** Read-only export: new initiators read the image itself; no view is made for them. */
   readOnly: boolean;
   maxViews: number;
+  /** After a writer had the image open: how often sharing is tried again. */
+  leaseRetryMs: number;
   fns: ViewFunctions;
   events: ViewEvents;
 }
@@ -129,6 +148,9 @@ export class ExportViews {
   /** New initiators refused a view (no space, the bound reached, ...). */
   failures = 0;
   lastError: string | null = null;
+  /** Reads of blocks no view wrote go to the image: the lease is held and every view's OwnBlocks is valid. */
+  private sharing = false;
+  private leaseTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly o: ExportViewsOptions) {
     fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
@@ -153,6 +175,7 @@ export class ExportViews {
       v.close();
       throw e;
     }
+    v.startSharing();
     return v;
   }
 
@@ -200,6 +223,21 @@ export class ExportViews {
   /** View.index of the view `storeFor` just returned, for the engine to hand back to written(). */
   indexOf(store: BlockStore): number {
     return (store as ViewStore).viewIndex ?? -1;
+  }
+
+  /**
+   * The descriptor a read of [pos, pos+bytes) by view `index` goes to: the
+   * image's when the view never wrote those blocks (one page cache for every
+   * view), else the view's own.
+   */
+  readFd(index: number, pos: number, bytes: number): number {
+    const v = this.list[index]!;
+    return this.sharing && !v.own.any(pos, bytes) ? this.o.image.fd : v.store.fd;
+  }
+
+  /** A write of [pos, pos+bytes) to view `index` is about to be submitted: reads of those blocks go to the view from now on. */
+  writing(index: number, pos: number, bytes: number): void {
+    this.list[index]!.own.mark(pos, bytes);
   }
 
   /** A write to view `index` completed: the next group commit syncs it. */
@@ -381,6 +419,7 @@ export class ExportViews {
     const old = v.store;
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
+    v.own = new OwnBlocks(); // a new clone: every block the image's
     v.dirty = false;
     v.dates.created = Date.now();
     old.close();
@@ -405,6 +444,110 @@ export class ExportViews {
     this.byKey.delete(parseInt(v.name, 16));
     this.datesChanged();
     return macOfName(v.name);
+  }
+
+  /** After a snapshot was put back into the view of `mac`: which blocks differ from the image now. The export is paused. */
+  refreshOwn(mac: string): void {
+    const v = this.find(mac);
+    v.own = new OwnBlocks();
+    if (this.sharing) this.compareWithImage(v);
+  }
+
+  /** Marks the blocks of `v` whose extents differ from the image's; all of them when the extents cannot be read. */
+  private compareWithImage(v: View, imageExtents = this.o.fns.fileExtents(this.o.image.fd)): void {
+    try {
+      const size = fs.fstatSync(this.o.image.fd).size;
+      markDiffering(imageExtents, this.o.fns.fileExtents(v.store.fd), size, v.own);
+    } catch {
+      v.own.markAll();
+    }
+  }
+
+  /** Whether reads of shared blocks go to the image now. */
+  get sharesImage(): boolean {
+    return this.sharing;
+  }
+
+  /**
+   * Takes the lease on the image and, holding it, compares every view with
+   * the image; from then on reads of shared blocks go to the image. Without
+   * the lease the views read their own files and another try is made later.
+   */
+  private startSharing(): void {
+    if (this.closed || this.sharing) return;
+    const fd = this.o.image.fd;
+    try {
+      watchLease(fd, () => this.leaseSignalled());
+      this.o.fns.imageLease(fd, true);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why =
+        err.code === 'EAGAIN'
+          ? `the image is open for writing elsewhere (views read their own files; tried again every ${this.o.leaseRetryMs / 1000} s)`
+          : `no read lease on the image (${err.message}); views read their own files`;
+      this.o.events.sharing(false, why);
+      if (err.code === 'EAGAIN') this.retrySharing();
+      return;
+    }
+    let imageExtents: Float64Array;
+    try {
+      imageExtents = this.o.fns.fileExtents(fd);
+    } catch (e) {
+      this.giveUpLease();
+      this.o.events.sharing(false, `cannot list the image's extents (${(e as Error).message}); views read their own files`);
+      return;
+    }
+    for (const v of this.list) {
+      if (v === null) continue;
+      v.own = new OwnBlocks();
+      this.compareWithImage(v, imageExtents);
+    }
+    this.sharing = true;
+    this.o.events.sharing(true, 'reads of blocks a view did not write go to the image');
+  }
+
+  private retrySharing(): void {
+    if (this.closed || this.leaseTimer !== null) return;
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = null;
+      this.startSharing();
+    }, this.o.leaseRetryMs);
+    this.leaseTimer.unref();
+  }
+
+  private leaseSignalled(): void {
+    if (!this.sharing || this.closed) return;
+    let held = false;
+    try {
+      held = this.o.fns.imageLeaseHeld(this.o.image.fd);
+    } catch {
+      // the descriptor is going away: nothing to share from
+    }
+    if (!held) this.o.events.imageWriter();
+  }
+
+  /**
+   * Reads go to the views' own files from now on, and the lease is given up
+   * so that the writer waiting for it goes on; sharing starts again once the
+   * image is not open for writing. Call it while no read is in flight.
+   */
+  stopSharing(): void {
+    if (!this.sharing) return;
+    this.sharing = false;
+    this.giveUpLease();
+    this.o.events.sharing(
+      false,
+      `someone opened the image for writing; views read their own files (tried again every ${this.o.leaseRetryMs / 1000} s)`,
+    );
+    this.retrySharing();
+  }
+
+  private giveUpLease(): void {
+    try {
+      this.o.fns.imageLease(this.o.image.fd, false);
+    } catch {
+      // closing the descriptor gives it up too
+    }
   }
 
   private datesChanged(): void {
@@ -448,6 +591,11 @@ export class ExportViews {
 
   close(): void {
     this.closed = true;
+    if (this.sharing) this.giveUpLease();
+    this.sharing = false;
+    if (this.leaseTimer !== null) clearTimeout(this.leaseTimer);
+    this.leaseTimer = null;
+    unwatchLease(this.o.image.fd);
     if (this.datesTimer !== null) clearTimeout(this.datesTimer);
     this.datesTimer = null;
     for (const v of this.list) if (v !== null) v.store.close();
@@ -460,4 +608,25 @@ export class ExportViews {
 /** A view's store remembers its view, so the engine can mark it written without a lookup. */
 interface ViewStore extends BlockStore {
   viewIndex: number;
+}
+
+/**
+ * The kernel tells a lease holder of a waiting writer with SIGIO, whose
+ * default action ends the process: one listener for every lease, installed
+ * before the first lease is taken and never removed.
+ */
+const leaseWatchers = new Map<number, () => void>();
+let sigioListening = false;
+
+function watchLease(fd: number, signalled: () => void): void {
+  leaseWatchers.set(fd, signalled);
+  if (sigioListening) return;
+  sigioListening = true;
+  process.on('SIGIO', () => {
+    for (const f of [...leaseWatchers.values()]) f();
+  });
+}
+
+function unwatchLease(fd: number): void {
+  leaseWatchers.delete(fd);
 }
