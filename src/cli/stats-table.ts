@@ -95,7 +95,10 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     ]),
     ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'], ...interfaceRows]),
     ...(copyRows.length > 0
-      ? alignColumns([['export', 'views', 'views own', 'views refused', 'image cache shared', 'snapshots', 'snapshots own'], ...copyRows])
+      ? alignColumns([
+          ['export', 'views', 'views own', 'views refused', 'shared cache', 'snapshots', 'snapshots own'],
+          ...copyRows,
+        ])
       : []),
     ...frameLoopLine(stats.frameLoop),
   ];

@@ -871,7 +871,9 @@ export class Server {
         created: (name, ms) => this.log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
         failed: (name, message) => this.log.error({ export: key, view: name }, message),
         sharing: (on, why) =>
-          on ? this.log.info({ export: key, image: image.description }, why) : this.log.warn({ export: key, image: image.description }, why),
+          on
+            ? this.log.info({ export: key, image: image.description }, why)
+            : this.log.warn({ export: key, image: image.description }, why),
         imageWriter: () => void this.stopSharing(key),
       },
     });

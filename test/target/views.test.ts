@@ -145,41 +145,44 @@ t.test('blocks a view did not write are read from the image: one page cache for 
   t.equal(cachedBytes(join(views, '020000000b0b.img')), 0, "B's view has nothing in the page cache: B read only the image");
 });
 
-t.test('someone opening the image for writing: the views stop reading it first, keep their data, and share again later', async (t) => {
-  if (!requireLoopFs(t, 'xfs-reflink')) return;
-  const { image, config } = await lab(t);
-  // Open for writing at start: no lease, so no sharing until it is closed.
-  const early = fs.openSync(image, 'r+');
-  const target = await startInProcess(t, [config], { viewLeaseRetryMs: 200 });
-  const shares = (): boolean | undefined => target.server.stats().exports[0].views?.sharesImage;
-  t.equal(shares(), false, 'the image is open for writing at start: the views read their own files');
-  const a = new Initiator(target.net, IFACE, MAC_A);
-  t.ok(await write(a, 7, sector(0xaa)), 'A writes sector 7');
-  fs.closeSync(early);
-  await until(() => shares() === true, 'sharing once the writer closed the image', 5000);
-  t.same(await read(a, 7), sector(0xaa), 'A reads its write (the extents said the block is its own)');
-  t.same(await read(a, 9), patternSectors(9), 'and the image elsewhere');
+t.test(
+  'someone opening the image for writing: the views stop reading it first, keep their data, and share again later',
+  async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const { image, config } = await lab(t);
+    // Open for writing at start: no lease, so no sharing until it is closed.
+    const early = fs.openSync(image, 'r+');
+    const target = await startInProcess(t, [config], { viewLeaseRetryMs: 200 });
+    const shares = (): boolean | undefined => target.server.stats().exports[0].views?.sharesImage;
+    t.equal(shares(), false, 'the image is open for writing at start: the views read their own files');
+    const a = new Initiator(target.net, IFACE, MAC_A);
+    t.ok(await write(a, 7, sector(0xaa)), 'A writes sector 7');
+    fs.closeSync(early);
+    await until(() => shares() === true, 'sharing once the writer closed the image', 5000);
+    t.same(await read(a, 7), sector(0xaa), 'A reads its write (the extents said the block is its own)');
+    t.same(await read(a, 9), patternSectors(9), 'and the image elsewhere');
 
-  // A writer that opens the image now waits for the lease, which the export gives up after pausing.
-  const started = Date.now();
-  const writer = spawn(process.execPath, [
-    '-e',
-    `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(image)}, 'r+');
+    // A writer that opens the image now waits for the lease, which the export gives up after pausing.
+    const started = Date.now();
+    const writer = spawn(process.execPath, [
+      '-e',
+      `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(image)}, 'r+');
      fs.writeSync(fd, Buffer.alloc(16 * 512, 0xee), 0, 16 * 512, 0); fs.fsyncSync(fd); fs.closeSync(fd);`,
-  ]);
-  const code = await new Promise<number | null>((resolve) => writer.on('exit', (c) => resolve(c)));
-  const waited = Date.now() - started;
-  t.equal(code, 0, 'the writer opened and wrote the image');
-  t.ok(waited < 10_000, `the writer waited ${waited} ms, not the kernel's lease-break time (45 s)`);
-  t.same(await read(a, 9), patternSectors(9), 'A reads its view as it was: the write to the image is not in it');
-  t.same(await read(a, 7), sector(0xaa), 'and its own write');
-  const b = new Initiator(target.net, IFACE, MAC_B);
-  t.same(await read(b, 9), sector(0xee), 'a new initiator gets a view of the image as it is now');
-  await until(() => shares() === true, 'sharing again after the writer closed', 5000);
-  t.same(await read(a, 9), patternSectors(9), 'sharing again: A still reads its view where the image changed');
-  t.same(await read(a, 20), patternSectors(20), 'and the image where it did not');
-  t.same(await read(b, 9), sector(0xee), 'B reads the image it was cloned from');
-});
+    ]);
+    const code = await new Promise<number | null>((resolve) => writer.on('exit', (c) => resolve(c)));
+    const waited = Date.now() - started;
+    t.equal(code, 0, 'the writer opened and wrote the image');
+    t.ok(waited < 10_000, `the writer waited ${waited} ms, not the kernel's lease-break time (45 s)`);
+    t.same(await read(a, 9), patternSectors(9), 'A reads its view as it was: the write to the image is not in it');
+    t.same(await read(a, 7), sector(0xaa), 'and its own write');
+    const b = new Initiator(target.net, IFACE, MAC_B);
+    t.same(await read(b, 9), sector(0xee), 'a new initiator gets a view of the image as it is now');
+    await until(() => shares() === true, 'sharing again after the writer closed', 5000);
+    t.same(await read(a, 9), patternSectors(9), 'sharing again: A still reads its view where the image changed');
+    t.same(await read(a, 20), patternSectors(20), 'and the image where it did not');
+    t.same(await read(b, 9), sector(0xee), 'B reads the image it was cloned from');
+  },
+);
 
 t.test('the MAC mask applies to the export: a masked initiator gets no view, a new allowed one a fresh view', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
