@@ -184,6 +184,23 @@ t.test(
   },
 );
 
+t.test('a view reverted to a snapshot reads the snapshot, also where it had been reset to the image', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { config } = await lab(t);
+  const { server, net } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  t.ok(await write(a, 40, sector(0x40)), 'A writes sector 40');
+  await server.snapshot('e1.2', 'monday', MAC_A);
+  t.same(await server.resetViews('e1.2', MAC_A), [MAC_A], 'the view is reset to the image');
+  t.same(await read(a, 40), patternSectors(40), 'after the reset A reads the image at sector 40');
+  t.ok(await write(a, 80, sector(0x80)), 'A writes sector 80 after the snapshot');
+  await server.revert('e1.2', 'monday', true);
+  t.same(await read(a, 40), sector(0x40), 'reverted: sector 40 is the snapshot’s (read from the view, not the image)');
+  t.same(await read(a, 80), patternSectors(80), 'reverted: sector 80 is as the snapshot had it');
+  t.same(await read(a, 120), patternSectors(120), 'and a sector nobody wrote is the image');
+  t.equal(server.stats().exports[0].views?.sharesImage, true, 'the views still share the image');
+});
+
 t.test('the MAC mask applies to the export: a masked initiator gets no view, a new allowed one a fresh view', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
   const { mnt, config } = await lab(t, { macMask: [MAC_A, MAC_C] });
