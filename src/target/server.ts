@@ -99,6 +99,8 @@ export interface ServerOptions {
   maxViews?: number;
   /** After a writer had a views export's image open: how often sharing its page cache is tried again (default 30 s). */
   viewLeaseRetryMs?: number;
+  /** How often views' last-seen dates are saved while initiators use them (default 60 s). */
+  viewDatesSaveMs?: number;
 }
 
 /** How long an export must have served no I/O before `revert` runs without --force. */
@@ -206,6 +208,7 @@ export class Server {
       sizeCheckMs: options.sizeCheckMs ?? 5000,
       maxViews: options.maxViews ?? Math.max(0, openFileLimit() - FDS_KEPT_FREE),
       viewLeaseRetryMs: options.viewLeaseRetryMs ?? 30_000,
+      viewDatesSaveMs: options.viewDatesSaveMs ?? 60_000,
     };
     const ring = this.addon.openIoRing(this.opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
@@ -866,6 +869,7 @@ export class Server {
       readOnly: c.readOnly,
       maxViews: this.opts.maxViews,
       leaseRetryMs: this.opts.viewLeaseRetryMs,
+      datesSaveMs: this.opts.viewDatesSaveMs,
       fns: this.addon,
       events: {
         created: (name, ms) => this.log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),

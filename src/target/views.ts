@@ -125,6 +125,8 @@ export interface ExportViewsOptions {
   maxViews: number;
   /** After a writer had the image open: how often sharing is tried again. */
   leaseRetryMs: number;
+  /** How often last-seen dates are saved while initiators are active (a crash loses at most this much of them). */
+  datesSaveMs: number;
   fns: ViewFunctions;
   events: ViewEvents;
 }
@@ -144,6 +146,10 @@ export class ExportViews {
   private syncsLeft = 0;
   private syncError = 0;
   private datesTimer: NodeJS.Timeout | null = null;
+  /** Saves the last-seen dates now and then while views are in use. */
+  private readonly seenTimer: NodeJS.Timeout;
+  /** performance.now() of the last save of the dates. */
+  private savedAt = 0;
   private datesSaving: Promise<void> = Promise.resolve();
   /** New initiators refused a view (no space, the bound reached, ...). */
   failures = 0;
@@ -155,6 +161,10 @@ export class ExportViews {
   private constructor(private readonly o: ExportViewsOptions) {
     fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     this.dirFd = fs.openSync(o.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    this.seenTimer = setInterval(() => {
+      if (this.list.some((v) => v !== null && v.seenAt > this.savedAt)) void this.saveDates();
+    }, o.datesSaveMs);
+    this.seenTimer.unref();
   }
 
   /** Opens the views already in `dir` (from an earlier run) and is ready to make new ones. */
@@ -560,6 +570,7 @@ export class ExportViews {
 
   /** Writes the dates file (also the last-seen times of this run); resolves when it is on disk, never rejects. */
   saveDates(): Promise<void> {
+    this.savedAt = performance.now();
     const dates = new Map<string, ViewDates>();
     for (const v of this.list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: this.lastSeenOf(v) });
     this.datesSaving = this.datesSaving.then(() =>
@@ -591,6 +602,7 @@ export class ExportViews {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.seenTimer);
     if (this.sharing) this.giveUpLease();
     this.sharing = false;
     if (this.leaseTimer !== null) clearTimeout(this.leaseTimer);

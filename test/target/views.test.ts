@@ -201,6 +201,30 @@ t.test('a view reverted to a snapshot reads the snapshot, also where it had been
   t.equal(server.stats().exports[0].views?.sharesImage, true, 'the views still share the image');
 });
 
+t.test('last-seen dates reach views.json while the daemon runs, not only at stop', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, config } = await lab(t);
+  const { net } = await startInProcess(t, [config], { viewDatesSaveMs: 100 });
+  const a = new Initiator(net, IFACE, MAC_A);
+  t.same(await read(a, 3), patternSectors(3));
+  const saved = (): number => {
+    try {
+      const m = JSON.parse(fs.readFileSync(join(mnt, 'views', 'e1.2', 'views.json'), 'utf8')) as {
+        views: Record<string, { lastSeen: number }>;
+      };
+      return m.views['020000000a0a']?.lastSeen ?? 0;
+    } catch {
+      return 0;
+    }
+  };
+  await until(() => saved() > 0, 'the dates saved after the view was made', 3000);
+  await new Promise((r) => setTimeout(r, 300));
+  const later = Date.now();
+  t.same(await read(a, 4), patternSectors(4), 'A reads again, later');
+  await until(() => saved() >= later - 50, 'the later last-seen date in views.json', 3000);
+  t.ok(saved() <= Date.now(), `saved ${Date.now() - saved()} ms ago: the date of the later read`);
+});
+
 t.test('the MAC mask applies to the export: a masked initiator gets no view, a new allowed one a fresh view', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
   const { mnt, config } = await lab(t, { macMask: [MAC_A, MAC_C] });
