@@ -470,6 +470,14 @@ export class Engine {
     switch (outcome) {
       case Outcome.Reply:
         e.counters[ExportCounter.Other]++;
+        // IDENTIFY, which initiators send before their first read: a new initiator's view is made now, so
+        // that its reads find it (dropped reads cost the Linux driver its first retransmit timeout, ~15 s).
+        if (
+          e.views !== null &&
+          ring[off + OFF_CMD] === Command.Ata &&
+          e.views.storeFor(ring, off + OFF_SRC, this.clock) === VIEW_PENDING
+        )
+          this.eventsCalled = true;
         if (this.persistent && e.state.version !== e.durableVersion && ring[off + OFF_CMD] !== Command.Ata) {
           this.holdReply(link, e, tx);
         } else link.queue(tx, link.ctx.replyLen);

@@ -225,6 +225,38 @@ t.test('last-seen dates reach views.json while the daemon runs, not only at stop
   t.ok(saved() <= Date.now(), `saved ${Date.now() - saved()} ms ago: the date of the later read`);
 });
 
+t.test('views with O_DIRECT (direct = yes): each initiator reads its own writes and the image elsewhere', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { image, config } = await lab(t, { direct: true });
+  const before = sha(image);
+  const { net, server } = await startInProcess(t, [config]);
+  t.equal(server.stats().exports[0].views?.sharesImage, true);
+  const a = new Initiator(net, IFACE, MAC_A);
+  const b = new Initiator(net, IFACE, MAC_B);
+  t.ok(await write(a, 16, sector(0xa1)), 'A writes sector 16');
+  t.ok(await write(b, 16, sector(0xb1)), 'B writes sector 16');
+  t.same(await read(a, 16), sector(0xa1));
+  t.same(await read(b, 16), sector(0xb1));
+  t.same(await read(a, 17), patternSectors(17), 'the sector beside it, in the same block');
+  t.same(await read(b, 1000), patternSectors(1000), 'a sector nobody wrote');
+  t.equal(sha(image), before, 'the image is unchanged');
+});
+
+t.test("a new initiator's IDENTIFY makes its view: its first read is answered without a retransmission", async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, config } = await lab(t);
+  const { net, server } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  const id = await a.ataReply(a.identify());
+  t.equal(id.ata.failed, false, 'IDENTIFY is answered at once, from the image');
+  // The Linux driver sends its first reads some 40 ms after IDENTIFY.
+  await until(() => fs.existsSync(join(mnt, 'views', 'e1.2', '020000000a0a.img')), 'the view file', 2000);
+  await settle(20);
+  const first = await a.ataReply(a.read(5, 1), 2000);
+  t.same(Buffer.from(first.ata.data.subarray(0, 512)), patternSectors(5), 'the first read is answered, from the view');
+  t.equal(server.stats().exports[0].counters.paused_drops, 0, 'no request was dropped');
+});
+
 t.test('the MAC mask applies to the export: a masked initiator gets no view, a new allowed one a fresh view', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
   const { mnt, config } = await lab(t, { macMask: [MAC_A, MAC_C] });
