@@ -140,7 +140,9 @@ export class ScenarioContext {
   qemu(opts: Omit<QemuOptions, 'logFile' | 'name'> & { name?: string }): Qemu {
     const logFile = this.path(`serial-${this.qemus.length}.log`);
     this.logs.push(logFile);
-    const q = new Qemu({ ...opts, name: opts.name ?? `aoe-interop-${this.scenario}`, logFile });
+    // Guests after the first get a name of their own (ps and QEMU's messages tell them apart).
+    const name = opts.name ?? `aoe-interop-${this.scenario}${this.qemus.length > 0 ? `-${this.qemus.length}` : ''}`;
+    const q = new Qemu({ ...opts, name, logFile });
     this.qemus.push(q);
     return q;
   }
