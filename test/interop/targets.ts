@@ -15,6 +15,7 @@ export type ScenarioName =
   | 'ipxe-lkrn'
   | 'ipxe-nic-rom-dhcp'
   | 'diskless-root'
+  | 'diskless-views'
   | 'failover-active-active'
   | 'failover-active-standby';
 
