@@ -15,6 +15,7 @@ export type ScenarioName =
   | 'ipxe-lkrn'
   | 'ipxe-nic-rom-dhcp'
   | 'diskless-root'
+  | 'diskless-views'
   | 'failover-active-active'
   | 'failover-active-standby';
 
@@ -24,6 +25,8 @@ export interface TargetUnderTest {
   cmd: (args: string[]) => string[];
   /** Arguments that say another target with the same shelf.slot is intended (failover); none when the target does not look. */
   sharedArgs: string[];
+  /** The daemon started from a config file -> argv; only a target with one can run the scenarios that need a config (views). */
+  daemon?: (configFile: string) => string[];
   /** Set: every scenario is a tap todo with this reason and is not run. */
   todo?: string | false;
   /** Scenarios this target is known to fail, with the reason (tap todo: run, not counted). */
@@ -31,6 +34,7 @@ export interface TargetUnderTest {
 }
 
 const oursBin = path.join(repoRoot(), 'bin', 'vblade.js');
+const oursDaemonBin = path.join(repoRoot(), 'bin', 'vbladed.js');
 
 export const targets: TargetUnderTest[] = [
   {
@@ -38,6 +42,7 @@ export const targets: TargetUnderTest[] = [
     cmd: (args) => [process.execPath, oursBin, ...args],
     // Without it the second of two targets with one address refuses to start.
     sharedArgs: ['--shared'],
+    daemon: (configFile) => [process.execPath, oursDaemonBin, '--foreground', '--config', configFile],
   },
   {
     name: 'vblade',

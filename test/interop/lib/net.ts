@@ -1,8 +1,8 @@
 // The test network: network namespaces that this process creates and deletes.
 //
-//   target ns T0 ──veth── port0 ┐
-//   target ns T1 ──veth── port1 ┼─ br0 (STP off) ── tap0 ── QEMU guest (virtio-net)
-//                               guest ns G
+//   target ns T0 ──veth── port0 ┐                  ┌ tap0 ── QEMU guest 0 (virtio-net)
+//   target ns T1 ──veth── port1 ┼─ br0 (STP off) ──┤
+//                               guest ns G         └ tap1 ── QEMU guest 1 (with guests: 2)
 //
 // Every command here runs as `ip -n <our namespace> ...` or `ip netns exec <our
 // namespace> ...`: nothing is created in, moved out of, or changed in the initial
@@ -23,9 +23,17 @@ export const NS_PREFIX = 'aoei-';
 export function targetMac(i: number): string {
   return `ae:0e:00:00:01:${(i + 1).toString(16).padStart(2, '0')}`;
 }
-export const GUEST_MAC = 'ae:0e:00:00:02:01';
+/** The MAC of guest `i` (0-based): guests on one bridge must differ, and targets tell initiators apart by it. */
+export function guestMac(i: number): string {
+  return `ae:0e:00:00:02:${(i + 1).toString(16).padStart(2, '0')}`;
+}
+/** The tap device of guest `i` in the guest namespace. */
+export function tapName(i: number): string {
+  return `tap${i}`;
+}
+export const GUEST_MAC = guestMac(0);
 export const TARGET_IF = 'aoe0';
-export const TAP_IF = 'tap0';
+export const TAP_IF = tapName(0);
 
 let sequence = 0;
 
@@ -33,11 +41,15 @@ export interface TopologyOptions {
   mtu: number;
   /** How many target namespaces (each one veth port on the bridge). */
   targets: number;
+  /** How many guests (taps tap0, tap1, ... on br0); default 1. */
+  guests?: number;
 }
 
 export class Topology {
   readonly guestNs: string;
   readonly targetNs: string[];
+  /** The guests' tap devices, guest i on taps[i]. */
+  readonly taps: string[];
   readonly mtu: number;
   /** The namespaces made so far: the guest's first, then the targets' in order. */
   private readonly made: Netns[] = [];
@@ -47,6 +59,7 @@ export class Topology {
     const id = `${NS_PREFIX}${process.pid}-${sequence++}`;
     this.guestNs = `${id}-g`;
     this.targetNs = Array.from({ length: opts.targets }, (_, i) => `${id}-t${i}`);
+    this.taps = Array.from({ length: opts.guests ?? 1 }, (_, i) => tapName(i));
     this.mtu = opts.mtu;
   }
 
@@ -89,8 +102,10 @@ export class Topology {
       await g.ip(['link', 'set', `port${i}`, 'master', 'br0', 'up']);
       await t.ip(['link', 'set', TARGET_IF, 'up']);
     }
-    await g.ip(['tuntap', 'add', 'dev', TAP_IF, 'mode', 'tap']);
-    await g.ip(['link', 'set', TAP_IF, 'mtu', mtu, 'master', 'br0', 'up']);
+    for (const tap of this.taps) {
+      await g.ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+      await g.ip(['link', 'set', tap, 'mtu', mtu, 'master', 'br0', 'up']);
+    }
     await g.ip(['link', 'set', 'br0', 'mtu', mtu, 'up']);
   }
 
@@ -112,15 +127,17 @@ export class Topology {
    * the kernel makes it forwarding again at once.)
    */
   async guestBroadcasts(on: boolean): Promise<void> {
-    await this.made[0].ip(['link', 'set', 'dev', TAP_IF, 'type', 'bridge_slave', 'bcast_flood', on ? 'on' : 'off']);
+    for (const tap of this.taps)
+      await this.made[0].ip(['link', 'set', 'dev', tap, 'type', 'bridge_slave', 'bcast_flood', on ? 'on' : 'off']);
   }
 
-  /** Link statistics of the target interfaces and the tap, for the log. */
+  /** Link statistics of the target interfaces and the taps, for the log. */
   async stats(): Promise<string> {
     const out: string[] = [];
     for (const ns of this.targetNs)
       out.push(`${ns}: ${(await run('ip', ['-n', ns, '-s', 'link', 'show', TARGET_IF])).stdout.trim()}`);
-    out.push(`${this.guestNs}: ${(await run('ip', ['-n', this.guestNs, '-s', 'link', 'show', TAP_IF])).stdout.trim()}`);
+    for (const tap of this.taps)
+      out.push(`${this.guestNs}: ${(await run('ip', ['-n', this.guestNs, '-s', 'link', 'show', tap])).stdout.trim()}`);
     return out.join('\n');
   }
 

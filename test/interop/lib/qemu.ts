@@ -55,6 +55,10 @@ export function chooseAccel(): Accel {
 export interface QemuOptions {
   /** Network namespace that holds the tap device. */
   ns: string;
+  /** The tap device in `ns`; default tap0. */
+  tap?: string;
+  /** The guest NIC's MAC; default GUEST_MAC. Guests sharing a bridge need different ones. */
+  mac?: string;
   name: string;
   /** Serial console log (appended). */
   logFile: string;
@@ -115,10 +119,10 @@ export class Qemu {
       '-monitor',
       'none',
       '-netdev',
-      `tap,id=n0,ifname=${TAP_IF},script=no,downscript=no`,
+      `tap,id=n0,ifname=${opts.tap ?? TAP_IF},script=no,downscript=no`,
       // the NIC ROM is only loaded when the guest boots from the network
       '-device',
-      `virtio-net-pci,netdev=n0,mac=${GUEST_MAC}${opts.netBoot ? '' : ',romfile='}`,
+      `virtio-net-pci,netdev=n0,mac=${opts.mac ?? GUEST_MAC}${opts.netBoot ? '' : ',romfile='}`,
     ];
     if (!opts.allowReboot) args.push('-no-reboot');
     if (opts.debugExit) args.push('-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04');

@@ -128,6 +128,28 @@ export class ScenarioContext {
     return new RunningTarget(child, ns, logFile);
   }
 
+  /**
+   * Starts the target's daemon in `ns` from a config file with `configText`
+   * (only targets with `daemon`: ours); resolves once it has opened an
+   * interface, fails if it exits first. Logged and ended by pid like startTarget.
+   */
+  async startDaemon(ns: string, configText: string, label = 'daemon', openTimeoutMs = 60 * 1000): Promise<RunningTarget> {
+    if (!this.target.daemon) throw new Error(`${this.target.name} has no daemon started from a config file`);
+    const configFile = this.path(`${label}.conf`);
+    fs.writeFileSync(configFile, configText);
+    const argv = this.target.daemon(configFile);
+    const logFile = this.path(`${label}.log`);
+    fs.writeFileSync(
+      logFile,
+      `# ip netns exec ${ns} ${argv.join(' ')}\n# ${configFile}:\n${configText.replace(/^/gm, '#   ')}\n`,
+    );
+    this.logs.push(logFile);
+    const child = new Proc(argv[0], argv.slice(1), { netns: ns, label: `${this.target.name}:${label}`, logFile });
+    this.children.push(child);
+    await child.waitFor(/interface open/, { timeoutMs: openTimeoutMs });
+    return new RunningTarget(child, ns, logFile);
+  }
+
   /** Starts a helper process (e.g. udhcpd) in a namespace; it is ended by pid at cleanup. */
   startHelper(ns: string, label: string, argv: string[]): Proc {
     const logFile = this.path(`${label}.log`);
@@ -140,7 +162,9 @@ export class ScenarioContext {
   qemu(opts: Omit<QemuOptions, 'logFile' | 'name'> & { name?: string }): Qemu {
     const logFile = this.path(`serial-${this.qemus.length}.log`);
     this.logs.push(logFile);
-    const q = new Qemu({ ...opts, name: opts.name ?? `aoe-interop-${this.scenario}`, logFile });
+    // Guests after the first get a name of their own (ps and QEMU's messages tell them apart).
+    const name = opts.name ?? `aoe-interop-${this.scenario}${this.qemus.length > 0 ? `-${this.qemus.length}` : ''}`;
+    const q = new Qemu({ ...opts, name, logFile });
     this.qemus.push(q);
     return q;
   }
