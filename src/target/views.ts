@@ -1,6 +1,6 @@
 // Per-initiator views of one export (views = per-initiator): every initiator
 // MAC reads and writes its own copy-on-write clone of the image,
-// VIEWSDIR/eS.L/aabbccddeeff.img, made (FICLONE) by its first ATA request and
+// VIEWSDIR/eS.L/aabbccddeeff.img, made (FICLONE) at its first ATA request (IDENTIFY, normally) and
 // kept open from then on. The image is opened read-only and never written.
 //
 // The frame path asks storeFor() once per ATA request: one Map lookup keyed
