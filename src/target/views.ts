@@ -156,6 +156,8 @@ export class ExportViews {
   lastError: string | null = null;
   /** Reads of blocks no view wrote go to the image: the lease is held and every view's OwnBlocks is valid. */
   private sharing = false;
+  /** Counts the times sharing started: a clone made across a change of it is compared with the image. */
+  private sharingEpoch = 0;
   private leaseTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly o: ExportViewsOptions) {
@@ -347,6 +349,7 @@ export class ExportViews {
   private async make(key: number, name: string): Promise<void> {
     const file = path.join(this.o.dir, `${name}.img`);
     const t0 = performance.now();
+    const epoch = this.cloneEpoch();
     let fd: number;
     try {
       fd = await this.cloneTo(file);
@@ -360,7 +363,9 @@ export class ExportViews {
       return;
     }
     this.failedAt.delete(key);
-    this.add(new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 }), key);
+    const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
+    this.checkClone(v, epoch);
+    this.add(v, key);
     this.o.events.created(name, performance.now() - t0);
     this.datesChanged();
   }
@@ -425,11 +430,13 @@ export class ExportViews {
    */
   async reset(mac: string): Promise<string> {
     const v = this.find(mac);
+    const epoch = this.cloneEpoch();
     const fd = await this.cloneTo(v.store.description);
     const old = v.store;
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
     v.own = new OwnBlocks(); // a new clone: every block the image's
+    this.checkClone(v, epoch);
     v.dirty = false;
     v.dates.created = Date.now();
     old.close();
@@ -454,6 +461,20 @@ export class ExportViews {
     this.byKey.delete(parseInt(v.name, 16));
     this.datesChanged();
     return macOfName(v.name);
+  }
+
+  /** Sharing's epoch when a clone starts; -1 while not sharing. */
+  private cloneEpoch(): number {
+    return this.sharing ? this.sharingEpoch : -1;
+  }
+
+  /**
+   * A clone is the image's as it was when it was made; only when the lease
+   * was held all along is that the image now. Otherwise (sharing started
+   * while it was made) compare the two.
+   */
+  private checkClone(v: View, epoch: number): void {
+    if (this.sharing && epoch !== this.sharingEpoch) this.compareWithImage(v);
   }
 
   /** After a snapshot was put back into the view of `mac`: which blocks differ from the image now. The export is paused. */
@@ -513,6 +534,7 @@ export class ExportViews {
       this.compareWithImage(v, imageExtents);
     }
     this.sharing = true;
+    this.sharingEpoch++;
     this.o.events.sharing(true, 'reads of blocks a view did not write go to the image');
   }
 

@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import type { ExportConfig } from '../../src/config/export-config';
 import { preflightExports } from '../../src/target/preflight';
 import { Server } from '../../src/target/server';
+import { ExportViews, VIEW_PENDING } from '../../src/target/views';
+import type { BlockStore } from '../../src/backend/block-store';
 import { native } from '../../src/native/addon';
 import pino from 'pino';
 import type { TestLike } from '../helpers/common';
@@ -256,6 +258,70 @@ t.test("a new initiator's IDENTIFY makes its view: its first read is answered wi
   t.same(Buffer.from(first.ata.data.subarray(0, 512)), patternSectors(5), 'the first read is answered, from the view');
   t.equal(server.stats().exports[0].counters.paused_drops, 0, 'no request was dropped');
 });
+
+t.test(
+  'a view cloned while the image was being written, and sharing started before it was done: compared, not trusted',
+  async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const { mnt, image } = await lab(t);
+    const imageFd = fs.openSync(image, 'r');
+    t.teardown(() => fs.closeSync(imageFd));
+    const store: BlockStore = {
+      kind: 'file',
+      fd: imageFd,
+      byteOffset: 0,
+      sectors: SECTORS,
+      direct: false,
+      inlineIo: false,
+      description: image,
+      close() {},
+    };
+    let leaseFree = false; // as if someone had the image open for writing until we say
+    let cloned!: () => void;
+    const clonedNow = new Promise<void>((r) => (cloned = r));
+    let finishClone!: () => void;
+    const gate = new Promise<void>((r) => (finishClone = r));
+    const views = ExportViews.open({
+      dir: join(mnt, 'views', 'e1.2'),
+      image: store,
+      direct: false,
+      readOnly: false,
+      maxViews: 10,
+      leaseRetryMs: 20,
+      datesSaveMs: 60_000,
+      fns: {
+        ...native,
+        reflinkCloneAsync: async (src, dst) => {
+          native.reflinkClone(src, dst); // the image as it is now...
+          cloned();
+          await gate; // ...and the view is not there before the test says
+        },
+        imageLease: (fd, take) => {
+          if (take && !leaseFree) throw Object.assign(new Error('busy'), { code: 'EAGAIN' });
+          native.imageLease(fd, take);
+        },
+      },
+      events: { created() {}, failed() {}, sharing() {}, imageWriter() {} },
+    });
+    t.teardown(() => views.close());
+    const mac = Buffer.from([2, 0, 0, 0, 0x0a, 0x0a]);
+    t.equal(views.storeFor(mac, 0, 0), VIEW_PENDING, 'the view is being made');
+    await clonedNow;
+    // The writer changes block 3 of the image after the clone, then closes it.
+    const w = fs.openSync(image, 'r+');
+    fs.writeSync(w, Buffer.alloc(4096, 0xee), 0, 4096, 3 * 4096);
+    fs.fsyncSync(w);
+    fs.closeSync(w);
+    leaseFree = true;
+    await until(() => views.sharesImage, 'sharing after the writer closed', 2000);
+    finishClone();
+    await until(() => views.count === 1, 'the view', 2000);
+    const v = views.storeFor(mac, 0, 0)!;
+    const index = views.indexOf(v);
+    t.equal(views.readFd(index, 3 * 4096, 512), v.fd, 'block 3, which the image changed after the clone, is read from the view');
+    t.equal(views.readFd(index, 5 * 4096, 512), imageFd, 'block 5, the same in both, from the image');
+  },
+);
 
 t.test('the MAC mask applies to the export: a masked initiator gets no view, a new allowed one a fresh view', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
