@@ -54,8 +54,8 @@ async function write(i: Initiator, lba: number, data: Uint8Array): Promise<boole
   return !(await withRetransmits(i, () => i.write(lba, data))).ata.failed;
 }
 
-async function read(i: Initiator, lba: number): Promise<Buffer | undefined> {
-  const r = await withRetransmits(i, () => i.read(lba, 1));
+async function read(i: Initiator, lba: number, slot = 2): Promise<Buffer | undefined> {
+  const r = await withRetransmits(i, () => i.read(lba, 1, 1, slot));
   return r.ata.failed ? undefined : Buffer.from(r.ata.data.subarray(0, 512));
 }
 
@@ -339,6 +339,36 @@ t.test('the MAC mask applies to the export: a masked initiator gets no view, a n
     [MAC_A, MAC_C],
   );
   t.notOk(fs.existsSync(join(mnt, 'views', 'e1.2', '020000000b0b.img')), 'no view for the masked MAC');
+});
+
+t.test('read-only, reservations and the config string apply to the export as a whole, views included', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, config } = await lab(t);
+  const { net } = await startInProcess(t, [config]);
+  const a = new Initiator(net, IFACE, MAC_A);
+  const b = new Initiator(net, IFACE, MAC_B);
+  t.ok(await write(a, 7, sector(0xaa)), 'A has a view');
+  t.ok(await write(b, 7, sector(0xbb)), 'B has a view');
+  t.notOk((await a.configReply(a.setConfigString('lab-7'))).header.error, 'A sets the config string');
+  const seen = await b.configReply(b.queryConfig());
+  t.equal(Buffer.from(seen.config.config).toString('latin1'), 'lab-7', 'B sees the config string A set: one per export');
+  t.notOk((await a.reply(a.reserve([MAC_A]))).header.error, 'A reserves the export');
+  const refused = await b.reply(b.read(7, 1));
+  t.equal(refused.header.errorCode, 6, 'B, with a view of its own, is refused while A holds the reservation (target reserved)');
+  t.same(await read(a, 7), sector(0xaa), 'A goes on with its view');
+
+  // The same image, read-only (vblade -r): machines without a view read the image; no view is made for them.
+  const ro = await startInProcess(t, [{ ...config, slot: 3, viewsDir: join(mnt, 'views-ro'), readOnly: true }]);
+  const c = new Initiator(ro.net, IFACE, MAC_C);
+  t.same(await read(c, 7, 3), patternSectors(7), 'C reads the image');
+  const w = await c.ataReply(c.write(7, sector(0xcc), 1, 3));
+  t.ok(w.header.error || w.ata.failed, 'a write to the read-only export is refused');
+  t.same(await read(c, 7, 3), patternSectors(7), 'and nothing changed');
+  t.same(
+    fs.readdirSync(join(mnt, 'views-ro', 'e1.3')).filter((f) => f.endsWith('.img')),
+    [],
+    'no view was made',
+  );
 });
 
 t.test('sync export with views: writes are answered after the views are synced; FLUSH works', async (t) => {
