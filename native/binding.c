@@ -1168,6 +1168,34 @@ static napi_value reflink_probe_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static void aligned_buffer_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+/* alignedBuffer(bytes): zeroed memory that starts on a page, for buffers
+ * that O_DIRECT reads and writes (sector alignment on every file system).
+ * A plain ArrayBuffer is only as aligned as malloc makes it. */
+static napi_value aligned_buffer_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t bytes;
+  if (argc < 1) return throw_type(env, "alignedBuffer(bytes) takes a size");
+  if (!get_uint(env, argv[0], INT32_MAX, &bytes, "bytes")) return NULL;
+  void *mem = NULL;
+  int e = posix_memalign(&mem, 4096, bytes > 0 ? bytes : 1);
+  if (e != 0) return throw_errno(env, e, "cannot allocate aligned memory for frame buffers");
+  memset(mem, 0, bytes);
+  napi_value buffer;
+  if (napi_create_external_arraybuffer(env, mem, bytes, aligned_buffer_finalize, NULL, &buffer) != napi_ok) {
+    free(mem);
+    return throw_errno(env, ENOTSUP, "Node refused an external ArrayBuffer (is the V8 sandbox enabled?)");
+  }
+  return buffer;
+}
+
 static napi_value own_bytes_fn(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1369,6 +1397,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"reflinkCloneAsync", NULL, reflink_clone_async_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsharedBytes", NULL, own_bytes_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fileExtents", NULL, extents_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"alignedBuffer", NULL, aligned_buffer_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"imageLease", NULL, image_lease_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"imageLeaseHeld", NULL, image_lease_held_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},

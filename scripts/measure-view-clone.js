@@ -44,6 +44,8 @@ async function main() {
         direct: false,
         readOnly: false,
         maxViews: 1e6,
+        leaseRetryMs: 30_000,
+        datesSaveMs: 60_000,
         fns: native,
         events: {
           created: (_name, ms) => {
@@ -53,6 +55,8 @@ async function main() {
           failed: (_name, message) => {
             throw new Error(message);
           },
+          sharing: () => {},
+          imageWriter: () => {},
         },
       });
       const mac = new Uint8Array([2, 0, 0, 0, r, 0]);

@@ -184,6 +184,8 @@ export interface NativeAddon {
   unsharedBytes(fd: number): number;
   /** The extents of the file open on `fd` (FIEMAP), as (logical, physical, length, flags) quadruples in file order. */
   fileExtents(fd: number): Float64Array;
+  /** Zeroed memory of `bytes` that starts on a page boundary: buffers that O_DIRECT reads into and writes from. */
+  alignedBuffer(bytes: number): ArrayBuffer;
   /** Takes (true) or gives up (false) a read lease on a file open read-only (F_SETLEASE): a writer's open then waits and this process gets SIGIO. Throws (EAGAIN: open for writing now). */
   imageLease(fd: number, take: boolean): void;
   /** True while the read lease on `fd` is held and no writer waits for it to be given up. */
@@ -256,6 +258,7 @@ export const native: NativeAddon = {
   reflinkSupported: (dir) => loadAddon().reflinkSupported(dir),
   unsharedBytes: (fd) => loadAddon().unsharedBytes(fd),
   fileExtents: (fd) => loadAddon().fileExtents(fd),
+  alignedBuffer: (bytes) => loadAddon().alignedBuffer(bytes),
   imageLease: (fd, take) => loadAddon().imageLease(fd, take),
   imageLeaseHeld: (fd) => loadAddon().imageLeaseHeld(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),

@@ -182,7 +182,7 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
       );
       x.gauge(
         'vblade_export_views_share_image',
-        "1 while views read the blocks they did not write from the image (one page cache); 0 while each reads its own file",
+        '1 while views read the blocks they did not write from the image (one page cache); 0 while each reads its own file',
         l,
         e.views.sharesImage ? 1 : 0,
       );

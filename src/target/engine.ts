@@ -595,15 +595,20 @@ export class Engine {
     const arena = link.arena;
     const t = link.slotOffset(tx);
     const views = e.views;
-    const store = views === null ? e.store : views.storeFor(ring, off + OFF_SRC, this.clock);
+    let store = views === null ? e.store : views.storeFor(ring, off + OFF_SRC, this.clock);
     const d = link.ctx.ata;
     const bytes = d.count * SECTOR_SIZE;
     if (store === VIEW_PENDING) {
-      // Its view is being made (views.ts): the initiator retransmits. The making runs in the event loop: give it its turn.
+      // Its view is being made (views.ts), in the event loop: give it its turn.
       this.eventsCalled = true;
-      link.freeTx(tx);
-      e.counters[ExportCounter.PausedDrops]++;
-      return false;
+      // The view will be the image as it is now, and the lease keeps it so: a read can be answered from the image.
+      if (outcome === Outcome.Read && views!.sharesImage) store = e.store;
+      else {
+        // A write (or no lease): dropped, the initiator retransmits.
+        link.freeTx(tx);
+        e.counters[ExportCounter.PausedDrops]++;
+        return false;
+      }
     }
     if (store === null) {
       // This initiator's view could not be made (views.ts says why): an error reply, as for a failed write.

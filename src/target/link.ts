@@ -150,7 +150,8 @@ export class Link {
       // string, a full mask list) even when the MTU is smaller: such a reply
       // then fails to send, but never spills into the next slot.
       this.slotStride = Math.ceil((SLOT_LEAD + Math.max(maxFrame, LARGEST_CONTROL_REPLY)) / 512) * 512;
-      this.arena = new Uint8Array(this.slotStride * this.options.txSlots);
+      // Page-aligned: O_DIRECT reads land in the slots' data areas, and a write with O_DIRECT is copied there first.
+      this.arena = new Uint8Array(this.addon.alignedBuffer(this.slotStride * this.options.txSlots));
     }
     this.txFreeN = 0;
     for (let i = this.options.txSlots - 1; i >= 0; i--) this.txFree[this.txFreeN++] = i;

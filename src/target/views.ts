@@ -364,6 +364,7 @@ export class ExportViews {
     }
     this.failedAt.delete(key);
     const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
+    v.seenAt = performance.now(); // its initiator asked for it just now
     this.checkClone(v, epoch);
     this.add(v, key);
     this.o.events.created(name, performance.now() - t0);
