@@ -378,7 +378,7 @@ export const KEYS: readonly KeyDef[] = [
     default: 'none',
     values: ['none', 'per-initiator'],
     meaning:
-      'per-initiator: each initiator MAC reads and writes its own copy-on-write clone of file (made on its first request, kept across restarts), and file itself is never written; needs views-dir on the same reflink file system (XFS made with mkfs.xfs -m reflink=1, or btrfs).',
+      'per-initiator: each initiator MAC reads and writes its own copy-on-write clone of file (made on its first ATA request, normally IDENTIFY; kept across restarts), and file itself is never written; needs views-dir on the same reflink file system (XFS made with mkfs.xfs -m reflink=1, or btrfs).',
   },
   {
     key: 'views-dir',

@@ -892,8 +892,14 @@ export class Server {
     const e = this.exportsByKey.get(key);
     const views = e?.views;
     if (!e || !views) return;
-    while (e.paused) await new Promise((r) => setTimeout(r, 5));
-    await this.whilePaused(e, () => views.stopSharing());
+    try {
+      while (e.paused) await new Promise((r) => setTimeout(r, 5));
+      await this.whilePaused(e, () => views.stopSharing());
+    } catch (err) {
+      // Never keep reading the image for a writer: stop now, even with reads of it in flight.
+      views.stopSharing();
+      this.log.error({ export: key, err: (err as Error).message }, 'could not pause the export for a writer of its image');
+    }
   }
 
   private viewsOf(key: string): { e: Export; views: ExportViews } {

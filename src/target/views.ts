@@ -486,10 +486,11 @@ export class ExportViews {
   }
 
   /** Marks the blocks of `v` whose extents differ from the image's; all of them when the extents cannot be read. */
-  private compareWithImage(v: View, imageExtents = this.o.fns.fileExtents(this.o.image.fd)): void {
+  private compareWithImage(v: View, imageExtents?: Float64Array): void {
     try {
       const size = fs.fstatSync(this.o.image.fd).size;
-      markDiffering(imageExtents, this.o.fns.fileExtents(v.store.fd), size, v.own);
+      const image = imageExtents ?? this.o.fns.fileExtents(this.o.image.fd);
+      markDiffering(image, this.o.fns.fileExtents(v.store.fd), size, v.own);
     } catch {
       v.own.markAll();
     }
@@ -509,7 +510,7 @@ export class ExportViews {
     if (this.closed || this.sharing) return;
     const fd = this.o.image.fd;
     try {
-      watchLease(fd, () => this.leaseSignalled());
+      watchLease(this, () => this.leaseSignalled());
       this.o.fns.imageLease(fd, true);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
@@ -630,7 +631,7 @@ export class ExportViews {
     this.sharing = false;
     if (this.leaseTimer !== null) clearTimeout(this.leaseTimer);
     this.leaseTimer = null;
-    unwatchLease(this.o.image.fd);
+    unwatchLease(this);
     if (this.datesTimer !== null) clearTimeout(this.datesTimer);
     this.datesTimer = null;
     for (const v of this.list) if (v !== null) v.store.close();
@@ -650,11 +651,11 @@ interface ViewStore extends BlockStore {
  * default action ends the process: one listener for every lease, installed
  * before the first lease is taken and never removed.
  */
-const leaseWatchers = new Map<number, () => void>();
+const leaseWatchers = new Map<ExportViews, () => void>();
 let sigioListening = false;
 
-function watchLease(fd: number, signalled: () => void): void {
-  leaseWatchers.set(fd, signalled);
+function watchLease(views: ExportViews, signalled: () => void): void {
+  leaseWatchers.set(views, signalled);
   if (sigioListening) return;
   sigioListening = true;
   process.on('SIGIO', () => {
@@ -662,6 +663,6 @@ function watchLease(fd: number, signalled: () => void): void {
   });
 }
 
-function unwatchLease(fd: number): void {
-  leaseWatchers.delete(fd);
+function unwatchLease(views: ExportViews): void {
+  leaseWatchers.delete(views);
 }
