@@ -30,7 +30,7 @@ import {
   summarizeInitiator,
   writeInitiatorSection,
 } from './initiator-report';
-import { describeMachine } from './report';
+import { describeMachine, loadAverage } from './report';
 import { type TargetSpec, pickTargets } from './targets';
 
 const MIB = 2 ** 20;
@@ -141,13 +141,6 @@ function makeBackingFile(path: string, mib: number): void {
   } finally {
     closeSync(fd);
   }
-}
-
-function loadAverage(): string {
-  return os
-    .loadavg()
-    .map((v) => v.toFixed(2))
-    .join(' ');
 }
 
 function seconds(ms: number): string {

@@ -259,6 +259,14 @@ export function textTable(rows: Row[]): string {
   return [fmt(head), ...body.map(fmt)].join('\n');
 }
 
+/** The 1, 5 and 15 minute load averages, "1.85 1.96 2.08": how busy the machine was around a run. */
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
+}
+
 /** cpu model, cores, memory, kernel, node, vblade package version. */
 export function describeMachine(): string {
   const cpus = os.cpus();

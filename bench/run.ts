@@ -12,7 +12,6 @@
 // the processes it started, by pid.
 
 import { closeSync, fsyncSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import os from 'node:os';
 import { join } from 'node:path';
 import yargs from 'yargs';
 import { AoeClient } from '../src/client/client';
@@ -30,7 +29,7 @@ import {
 } from './generators';
 import { BenchNet, createBenchNet, destroyBenchNet, setMtu } from './netns';
 import { PLACEMENTS, PLACEMENT_NAMES, Placement, parsePlacements, placementUnavailable } from './placements';
-import { Sample, describeMachine, markdownTable, summarize, textTable, writeBenchmarksDoc } from './report';
+import { Sample, describeMachine, loadAverage, markdownTable, summarize, textTable, writeBenchmarksDoc } from './report';
 import { RunningTarget, TargetSpec, pickTargets } from './targets';
 import { Workload, selected, workloadsFor } from './workloads';
 
@@ -169,13 +168,6 @@ function makePatternFile(path: string, image: PatternImage): void {
   } finally {
     closeSync(fd);
   }
-}
-
-function loadAverage(): string {
-  return os
-    .loadavg()
-    .map((v) => v.toFixed(2))
-    .join(' ');
 }
 
 class Bench {

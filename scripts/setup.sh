@@ -32,6 +32,7 @@ PACKAGES=(
   fio              # copied into the guest by npm run bench:initiator
   xfsprogs         # mkfs.xfs -m reflink=1 for the views and snapshot tests
   util-linux       # losetup, mount
+  util-linux-extra # fincore: what of a view is in the page cache (views tests)
   kmod             # modprobe/depmod to order guest modules
   cpio             # initramfs archives
   gzip

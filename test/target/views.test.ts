@@ -18,7 +18,8 @@ import { ExportViews, VIEW_PENDING } from '../../src/target/views';
 import type { BlockStore } from '../../src/backend/block-store';
 import { native } from '../../src/native/addon';
 import pino from 'pino';
-import type { TestLike } from '../helpers/common';
+import { skipOrFail, type TestLike } from '../helpers/common';
+import { which } from '../helpers/process';
 import { patternFile, patternSectors, tmpfsMount } from '../helpers/files';
 import { exportOf, IFACE, Initiator, settle, startInProcess, until, type Target } from '../helpers/in-process';
 import { FakeNetwork } from '../helpers/fake-addon';
@@ -130,6 +131,7 @@ function cachedBytes(file: string): number {
 
 t.test('blocks a view did not write are read from the image: one page cache for every view', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
+  if (which('fincore') === undefined) return skipOrFail(t, 'fincore not found (bash scripts/setup.sh installs util-linux-extra)');
   const { mnt, config } = await lab(t);
   const target = await startInProcess(t, [config]);
   const a = new Initiator(target.net, IFACE, MAC_A);
