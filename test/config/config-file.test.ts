@@ -6,18 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
 import { exportConfig } from '../helpers/export-config';
-import {
-  ConfigError,
-  KEYS,
-  environmentDaemonKeys,
-  keyDef,
-  parseConfigFile,
-  renderConfManPage,
-  renderDaemonHelp,
-  renderExampleConfig,
-  resolveDaemonSettings,
-  serverConfigOf,
-} from '../../src/config/config-file';
+import { ConfigError, parseConfigFile } from '../../src/config/config-file';
+import { environmentDaemonKeys, resolveDaemonSettings, serverConfigOf } from '../../src/config/daemon-settings';
+import { KEYS, keyDef } from '../../src/config/keys';
+import { renderConfManPage, renderDaemonHelp, renderExampleConfig } from '../../src/config/render-docs';
 import { MAC_LIST_CAPACITY } from '../../src/aoe/constants';
 import type { ExportConfig } from '../../src/config/export-config';
 
