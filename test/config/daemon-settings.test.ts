@@ -107,3 +107,25 @@ t.test("the tunables have one default: the table's is DEFAULT_TUNABLES", async (
   t.same(TUNABLE_KEYS.map((k) => k.field).sort(), Object.keys(DEFAULT_TUNABLES).sort(), 'one key per tunable');
   t.same(tunablesOf({ 'announce-interval': '5' }, { 'announce-interval': '7' }).announceSeconds, 5, 'the first layer wins');
 });
+
+/** A valid value of a key other than its default. */
+function otherValue(def: DaemonKeyDef): string {
+  if (def.values) return def.values.find((v) => v !== def.default)!;
+  if (def.type === 'bool') return def.default === 'yes' ? 'no' : 'yes';
+  if (def.type === 'count') return String(def.range ? def.range[1] : Number(def.default) + 1);
+  if (def.type === 'listen') return '127.0.0.1:9469';
+  return def.type === 'path' ? '/srv/other' : 'other';
+}
+
+t.test('a reload reports every changed key it cannot apply, and only those', async (t) => {
+  const ctx = { program: 'vbladed' as const, defaultName: 'v' };
+  const running = resolveDaemonSettings({}, {}, ctx);
+  t.same(changesNeedingRestart(running, resolveDaemonSettings({}, {}, ctx)), [], 'nothing changed');
+  for (const def of DAEMON_KEYS) {
+    const next = resolveDaemonSettings({ [def.key]: otherValue(def) }, {}, ctx);
+    t.not(JSON.stringify(next[def.field]), JSON.stringify(running[def.field]), `${def.key} changes its field`);
+    const reported = changesNeedingRestart(running, next);
+    if (def.key === 'log-level') t.notOk(reported.includes(def.key), 'a reload applies log-level');
+    else t.ok(reported.includes(def.key), `${def.key} waits for a restart, and the reload says so`);
+  }
+});
