@@ -240,6 +240,17 @@ function manPageKey(k: KeyDef): string[] {
   return p;
 }
 
+/** Which [daemon] keys a reload applies; the others wait for a restart. */
+function reloadSentence(): string[] {
+  const applied = DAEMON_KEYS.filter((k) => k.reload === 'applies').map((k) => roff(k.key));
+  return [
+    'A reload applies a changed',
+    `.B ${applied.join(', ')}`,
+    'at once; a change of any other key takes effect at the next start, and the',
+    'reload names the keys that wait for it.',
+  ];
+}
+
 /** docs/vblade.conf.5, whole. */
 export function renderConfManPage(): string {
   const keys = (which: KeyDef['section']): string[] => KEYS.filter((k) => k.section === which).flatMap(manPageKey);
@@ -254,6 +265,7 @@ export function renderConfManPage(): string {
     'for example',
     '.BR "\\-\\-state\\-dir " DIR ,',
     'which wins over the file.',
+    ...reloadSentence(),
     ...keys('daemon'),
     '.SH EXPORT SETTINGS',
     'Keys of an',
