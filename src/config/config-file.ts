@@ -21,9 +21,9 @@
 
 import * as path from 'node:path';
 import { exportKey, type ExportConfig } from './export-config';
-import { KEYS, keyDef, type DaemonKeys } from './keys';
-import { BOOL_WORDS, checkValue, parseConfigInteger, splitList } from './values';
-import { DEFAULT_BUFFER_COUNT, parseMacList, parseShelf, parseSlot } from './vblade-args';
+import { EXPORT_KEYS, KEYS, keyDef, type DaemonKeys } from './keys';
+import { BOOL_WORDS, checkValue, parseValue, type Value } from './values';
+import { parseShelf, parseSlot } from './vblade-args';
 
 /** One problem found in a config file. */
 export interface ConfigProblem {
@@ -295,34 +295,35 @@ function settle(sections: Section[], file: string, problem: Report): ConfigFile 
   return { file, daemon, daemonLines, exports };
 }
 
-function exportFromSection(
-  s: Section,
-  configFile: string,
-  problem: (line: number, message: string) => void,
-): ExportConfig | undefined {
-  const get = (k: string): string | undefined => {
-    const v = s.values.get(k)?.value;
-    return v === '' ? undefined : v;
-  };
-  const bool = (k: string): boolean => BOOL_WORDS[(get(k) ?? keyDef('export', k)!.default).toLowerCase()];
-  const int = (k: string): number | undefined => {
-    const v = get(k);
-    return v === undefined ? undefined : parseConfigInteger(v);
-  };
+/** The export a section declares, or undefined after reporting what is missing or contradictory. */
+function exportFromSection(s: Section, configFile: string, problem: Report): ExportConfig | undefined {
+  if (!checkExportSection(s, problem)) return undefined;
+  // Fields an export always has, also when their keys are unset.
+  const e: Partial<Record<keyof ExportConfig, Value>> = { shelf: s.shelf!, slot: s.slot!, file: '', macMask: [] };
+  for (const def of EXPORT_KEYS) {
+    const text = s.values.get(def.key)?.value || def.default;
+    const value = text === '' ? undefined : parseValue(def, text);
+    if (value === undefined) continue;
+    e[def.field] = def.type === 'path' ? path.resolve(path.dirname(configFile), value as string) : value;
+  }
+  return e as ExportConfig;
+}
+
+/** Problems that need several keys of one export together: a missing file or interface, a null store or views set up by half. */
+function checkExportSection(s: Section, problem: Report): boolean {
+  const get = (k: string): string | undefined => s.values.get(k)?.value || undefined;
   const where = `[export ${s.name}]`;
-  const nullStore = bool('null-store');
+  const nullStore = BOOL_WORDS[(get('null-store') ?? 'no').toLowerCase()];
   let ok = true;
-  const file = get('file');
-  if (file === undefined && !nullStore && !s.bad.has('file')) {
+  if (get('file') === undefined && !nullStore && !s.bad.has('file')) {
     problem(s.line, `${where} has no file; add file = /path/to/image-or-device`);
     ok = false;
   }
-  const ifs = get('interfaces');
-  if (ifs === undefined) {
+  if (get('interfaces') === undefined) {
     if (!s.bad.has('interfaces')) problem(s.line, `${where} has no interfaces; add interfaces = eth1 (several may be listed)`);
     ok = false;
   }
-  const nullSectors = int('null-sectors');
+  const nullSectors = get('null-sectors');
   if (nullStore && nullSectors === undefined && !s.bad.has('null-sectors')) {
     problem(s.line, `${where} has null-store = yes but no null-sectors; add null-sectors = SIZE (in 512-byte sectors)`);
     ok = false;
@@ -335,8 +336,7 @@ function exportFromSection(
     ok = false;
   }
   const views = get('views') ?? 'none';
-  const viewsDir = get('views-dir');
-  if (views === 'per-initiator' && viewsDir === undefined && !s.bad.has('views-dir')) {
+  if (views === 'per-initiator' && get('views-dir') === undefined && !s.bad.has('views-dir')) {
     problem(
       s.values.get('views')!.line,
       `views = per-initiator needs views-dir; add views-dir = /srv/aoe/views (on the same file system as file)`,
@@ -347,27 +347,5 @@ function exportFromSection(
     problem(s.values.get('views')!.line, `views = per-initiator cannot be used with null-store = yes; remove one of them`);
     ok = false;
   }
-  if (!ok) return undefined;
-  const macs = splitList(get('mac-mask') ?? '');
-  const e: ExportConfig = {
-    shelf: s.shelf!,
-    slot: s.slot!,
-    file: file === undefined ? '' : path.resolve(path.dirname(configFile), file),
-    interfaces: splitList(ifs!),
-    readOnly: bool('read-only'),
-    direct: bool('direct'),
-    sync: bool('sync'),
-    offsetSectors: int('offset') ?? 0,
-    macMask: macs.length ? parseMacList(macs.join(','), 'mac-mask', []) : [],
-    broadcastEdits: bool('broadcast-edits'),
-    bufferCount: int('buffer-count') ?? DEFAULT_BUFFER_COUNT,
-    nullStore,
-  };
-  const length = int('length');
-  if (length !== undefined) e.lengthSectors = length;
-  if (bool('shared')) e.shared = true;
-  if (nullSectors !== undefined) e.nullSectors = nullSectors;
-  if (views === 'per-initiator') e.views = views;
-  if (viewsDir !== undefined) e.viewsDir = path.resolve(path.dirname(configFile), viewsDir);
-  return e;
+  return ok;
 }

@@ -396,6 +396,7 @@ export const KEYS: readonly KeyDef[] = [
     key: 'shared',
     section: 'export',
     field: 'shared',
+    off: 'no',
     type: 'bool',
     default: 'no',
     meaning:
@@ -444,6 +445,8 @@ export const KEYS: readonly KeyDef[] = [
 export function keyDef(section: 'daemon' | 'export', key: string): KeyDef | undefined {
   return KEYS.find((k) => k.section === section && k.key === key);
 }
+
+export const EXPORT_KEYS: readonly ExportKeyDef[] = KEYS.filter((k): k is ExportKeyDef => k.section === 'export');
 
 export const DAEMON_KEYS: readonly DaemonKeyDef[] = KEYS.filter((k): k is DaemonKeyDef => k.section === 'daemon');
 

@@ -17,7 +17,7 @@ export interface ValueSpec {
   values?: readonly string[];
   /** Smallest and largest value of a count. */
   range?: readonly [number, number];
-  /** A word that turns the setting off: it reads as no value at all. */
+  /** A word that turns the setting off: it (or, for a yes/no key, any word that means the same) reads as no value at all. */
   off?: string;
 }
 
@@ -72,8 +72,10 @@ export function splitList(v: string): string[] {
 export function parseValue(spec: ValueSpec, text: string): Value | undefined {
   if (spec.off !== undefined && text === spec.off) return undefined;
   switch (spec.type) {
-    case 'bool':
-      return BOOL_WORDS[text.toLowerCase()];
+    case 'bool': {
+      const yes = BOOL_WORDS[text.toLowerCase()];
+      return spec.off !== undefined && yes === BOOL_WORDS[spec.off] ? undefined : yes;
+    }
     case 'count':
     case 'sectors':
       return parseConfigInteger(text);
