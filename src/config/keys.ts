@@ -442,12 +442,15 @@ export const KEYS: readonly KeyDef[] = [
   },
 ];
 
+/** The key of that name in a section, or undefined when the section has none. */
 export function keyDef(section: 'daemon' | 'export', key: string): KeyDef | undefined {
   return KEYS.find((k) => k.section === section && k.key === key);
 }
 
+/** The keys of an [export eS.L] section, in table order. */
 export const EXPORT_KEYS: readonly ExportKeyDef[] = KEYS.filter((k): k is ExportKeyDef => k.section === 'export');
 
+/** The keys of the [daemon] section, in table order (the order --help, the docs and a reload's warning list them in). */
 export const DAEMON_KEYS: readonly DaemonKeyDef[] = KEYS.filter((k): k is DaemonKeyDef => k.section === 'daemon');
 
 /** The [daemon] keys of the serving core's tunables, which vblade takes as long options too. */
