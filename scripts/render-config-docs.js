@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 'use strict';
 // Renders docs/vblade.conf.5 and systemd/vblade.conf.example from the key
-// table in src/config/config-file.ts (build first: npx tsc -p .).
+// table in src/config/keys.ts (build first: npx tsc -p .).
 // test/config/config-file.test.ts fails when the committed files differ.
 const fs = require('node:fs');
 const path = require('node:path');
-const { renderConfManPage, renderExampleConfig } = require('../dist/src/config/config-file.js');
+const { renderConfManPage, renderExampleConfig } = require('../dist/src/config/render-docs.js');
 
 const root = path.join(__dirname, '..');
 const outputs = {

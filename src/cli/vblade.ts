@@ -7,22 +7,11 @@
 // --duplicate-probe-ms, --announce-interval, --user, --config).
 
 import pino from 'pino';
-import {
-  BOOL_WORDS,
-  checkValue,
-  environmentDaemonKeys,
-  keyDef,
-  parseConfigInteger,
-  renderDaemonHelp,
-  type DaemonKeys,
-} from '../config/config-file';
-import {
-  DEFAULT_TUNABLES,
-  type ExportConfig,
-  type ServerConfig,
-  type ServingTunables,
-  type SpinPolicyName,
-} from '../config/export-config';
+import { environmentDaemonKeys, tunablesOf } from '../config/daemon-settings';
+import type { ExportConfig, ServerConfig, ServingTunables } from '../config/export-config';
+import { TUNABLE_KEYS, type DaemonKeys } from '../config/keys';
+import { renderDaemonHelp } from '../config/render-docs';
+import { checkValue } from '../config/values';
 import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
 import { LOG_SERIALIZERS } from '../service/log';
 import { withTestFaults } from '../testing/fault-io';
@@ -30,9 +19,6 @@ import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args
 import { loadAddon } from '../native/addon';
 import { checkUserExists, switchToUser, uidToBecome, UserError } from '../service/privilege';
 import { packageVersion } from './version';
-
-/** [daemon] keys that vblade also takes as long options, with the table's meaning and default. */
-const TUNABLE_KEYS = ['spin-us', 'spin-policy', 'map-in-memory', 'duplicate-probe-ms', 'announce-interval'] as const;
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
 
@@ -117,6 +103,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       if (v === undefined) throw new UsageError(`option ${name} needs a value`);
       return v;
     };
+    const tunable = TUNABLE_KEYS.find((k) => name === `--${k.key}`);
     if (a === '--') {
       o.rest.push(...argv.slice(i));
       break;
@@ -127,12 +114,11 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
     else if (name === '--state-dir') o.stateDir = value();
     else if (name === '--user') o.user = value();
     else if (name === '--log-level') o.logLevel = value();
-    else if ((TUNABLE_KEYS as readonly string[]).includes(name.slice(2))) {
-      const key = name.slice(2);
+    else if (tunable) {
       const v = value();
-      const err = checkValue(keyDef('daemon', key)!, v);
+      const err = checkValue(tunable, v);
       if (err) throw new UsageError(`--${err}`);
-      o.tunableKeys[key] = v;
+      o.tunableKeys[tunable.key] = v;
     } else o.rest.push(a);
   }
   return o;
@@ -146,23 +132,6 @@ export function parseNullSize(text: string): number {
   if (!m[2]) return n;
   const shift = { K: 10, M: 20, G: 30, T: 40 }[m[2].toUpperCase() as 'K' | 'M' | 'G' | 'T'];
   return Math.floor((n * 2 ** shift) / 512);
-}
-
-/** The tunables: a long option wins over its environment variable, which wins over the default. */
-export function tunablesOf(fromCli: DaemonKeys, fromEnvironment: DaemonKeys): ServingTunables {
-  const value = (k: string): string | undefined => fromCli[k] ?? fromEnvironment[k];
-  const spin = value('spin-us');
-  const policy = value('spin-policy');
-  const map = value('map-in-memory');
-  const probe = value('duplicate-probe-ms');
-  const announce = value('announce-interval');
-  return {
-    spinMicros: spin === undefined ? DEFAULT_TUNABLES.spinMicros : parseConfigInteger(spin)!,
-    spinPolicy: policy === undefined ? DEFAULT_TUNABLES.spinPolicy : (policy as SpinPolicyName),
-    mapInMemory: map === undefined ? DEFAULT_TUNABLES.mapInMemory : BOOL_WORDS[map.toLowerCase()],
-    duplicateProbeMs: probe === undefined ? DEFAULT_TUNABLES.duplicateProbeMs : parseConfigInteger(probe)!,
-    announceSeconds: announce === undefined ? DEFAULT_TUNABLES.announceSeconds : parseConfigInteger(announce)!,
-  };
 }
 
 export interface CommandLine {

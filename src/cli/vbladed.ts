@@ -11,17 +11,10 @@
 // supervisor (service/daemon.ts).
 
 import * as path from 'node:path';
-import {
-  KEYS,
-  checkDaemonSettings,
-  checkValue,
-  environmentDaemonKeys,
-  keyDef,
-  renderDaemonHelp,
-  resolveDaemonSettings,
-  type DaemonKeys,
-  type DaemonSettings,
-} from '../config/config-file';
+import { checkDaemonSettings, environmentDaemonKeys, resolveDaemonSettings } from '../config/daemon-settings';
+import { KEYS, keyDef, type DaemonKeys, type DaemonSettings } from '../config/keys';
+import { renderDaemonHelp } from '../config/render-docs';
+import { checkValue } from '../config/values';
 import { describeExport, loadExports, type ExportSource, type LoadedExports } from '../config/load';
 import { packageVersion } from './version';
 import { UsageError, VBLADE_USAGE } from '../config/vblade-args';

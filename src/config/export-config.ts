@@ -62,7 +62,7 @@ export interface ServerConfig {
 export const SPIN_POLICIES = ['adaptive', 'always'] as const;
 export type SpinPolicyName = (typeof SPIN_POLICIES)[number];
 
-/** Process-wide knobs of the serving core ([daemon] keys spin-us, spin-policy, map-in-memory, duplicate-probe-ms and announce-interval). */
+/** Process-wide knobs of the serving core; the [daemon] keys that set them are TUNABLE_KEYS in keys.ts. */
 export interface ServingTunables {
   /** Busy-poll window after each batch, microseconds; 0 sleeps at once. */
   spinMicros: number;
@@ -77,6 +77,9 @@ export interface ServingTunables {
 }
 
 /**
+ * The tunables' defaults, written once: the key table (keys.ts) and the
+ * server take theirs from here.
+ *
  * announceSeconds 10: an initiator that loaded its driver before the target (or the path)
  * was up finds the export within 10 s instead of at its own next discovery
  * round (Linux's aoe driver asks every 60 s). The cost is one minimum-size

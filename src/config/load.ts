@@ -4,7 +4,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatProblem, parseConfigFile, type DaemonKeys } from './config-file';
+import { formatProblem, parseConfigFile } from './config-file';
+import type { DaemonKeys } from './keys';
 import { parseDebianConf } from './debian-conf';
 import { exportKey, type ExportConfig } from './export-config';
 import { parseVbladeArgs } from './vblade-args';

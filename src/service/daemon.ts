@@ -12,7 +12,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { serverConfigOf, type DaemonSettings } from '../config/config-file';
+import { changesNeedingRestart, serverConfigOf } from '../config/daemon-settings';
+import type { DaemonSettings } from '../config/keys';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
 import { ControlServer, type ControlTarget } from './control';
@@ -50,26 +51,6 @@ export interface DaemonOptions {
   backoff?: Backoff;
   heartbeatTimeoutMs?: number;
 }
-
-/** Settings that only a restart applies, with the key that sets each; a reload that changes them says so. */
-const RESTART_ONLY = [
-  ['stateDir', 'state-dir'],
-  ['runDir', 'run-dir'],
-  ['pidFile', 'pid-file'],
-  ['controlSocket', 'control-socket'],
-  ['controlGroup', 'control-group'],
-  ['log', 'log'],
-  ['logFile', 'log-file'],
-  ['logFormat', 'log-format'],
-  ['syslogFormat', 'syslog-format'],
-  ['metrics', 'metrics'],
-  ['spinMicros', 'spin-us'],
-  ['spinPolicy', 'spin-policy'],
-  ['mapInMemory', 'map-in-memory'],
-  ['announceSeconds', 'announce-interval'],
-  ['duplicateProbeMs', 'duplicate-probe-ms'],
-  ['user', 'user'],
-] as const;
 
 /** What a reload did (the log line, `vblade ctl reload`). */
 export interface ReloadResult {
@@ -215,9 +196,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     const locksBefore = new Set(locks.names());
     try {
       const { loaded: next, settings: nextSettings } = o.reread();
-      const needsRestart = RESTART_ONLY.filter(
-        ([field]) => JSON.stringify(nextSettings[field]) !== JSON.stringify(settings[field]),
-      ).map(([, key]) => key);
+      const needsRestart = changesNeedingRestart(settings, nextSettings);
       const toDrop = locks.acquire(next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
       // The running settings, not the new ones: what needs a restart waits for it.
       const applied = await supervisor.apply(serverConfigOf(next.exports, settings));

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DaemonSettings } from '../config/config-file';
+import type { DaemonSettings } from '../config/keys';
 import { exportKey, type ExportConfig } from '../config/export-config';
 import { logOptionsOf, type Handshake } from './daemon';
 import { describeRoute, syslogRoute } from './log';

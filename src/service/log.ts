@@ -22,7 +22,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import pino, { type Logger } from 'pino';
-import type { LogDestination, LogFormat, LogLevel, SyslogFormat } from '../config/config-file';
+import type { LogDestination, LogFormat, LogLevel, SyslogFormat } from '../config/keys';
 import { loadAddon } from '../native/addon';
 
 export interface LogOptions {

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
-import type { LogLevel } from '../config/config-file';
+import type { LogLevel } from '../config/keys';
 import { lineSplitter, wrapForeignLine, type LogSink } from './log';
 import { withoutNotifyEnv } from './sd-notify';
 import type { CommandExtra, FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';

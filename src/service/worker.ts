@@ -19,7 +19,7 @@ import pino, { type Logger } from 'pino';
 import * as os from 'node:os';
 import type { ExportConfig, ExportState, SavedState, ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
-import type { LogLevel } from '../config/config-file';
+import type { LogLevel } from '../config/keys';
 import { LOG_SERIALIZERS } from './log';
 import { formatMac, parseMac } from '../aoe/mac-list';
 import type { ServerHooks } from '../target/server';

@@ -7,10 +7,10 @@ import * as path from 'node:path';
 import t from 'tap';
 import { createNetns, requireRoot } from '../helpers/netns';
 import { OUR_VBLADE, REPO } from '../helpers/targets';
-import { environmentDaemonKeys } from '../../src/config/config-file';
+import { environmentDaemonKeys, tunablesOf } from '../../src/config/daemon-settings';
 import { DEFAULT_TUNABLES } from '../../src/config/export-config';
 import { UsageError } from '../../src/config/vblade-args';
-import { VBLADE_HELP, parseCommandLine, tunablesOf } from '../../src/cli/vblade';
+import { VBLADE_HELP, parseCommandLine } from '../../src/cli/vblade';
 
 const POSITIONAL = ['1', '1', 'eth1', '/srv/a.img'];
 

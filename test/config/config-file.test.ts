@@ -1,24 +1,10 @@
-// The config file: good files, every kind of mistake with its exact
-// message, settings resolution, and the rendered docs staying in step with
-// the key table.
+// The config file: good files and every kind of mistake with its exact
+// message. The settings are tested in daemon-settings.test.ts, the rendered
+// docs in render-docs.test.ts.
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import t from 'tap';
 import { exportConfig } from '../helpers/export-config';
-import {
-  ConfigError,
-  KEYS,
-  environmentDaemonKeys,
-  keyDef,
-  parseConfigFile,
-  renderConfManPage,
-  renderDaemonHelp,
-  renderExampleConfig,
-  resolveDaemonSettings,
-  serverConfigOf,
-} from '../../src/config/config-file';
-import { MAC_LIST_CAPACITY } from '../../src/aoe/constants';
+import { ConfigError, parseConfigFile } from '../../src/config/config-file';
 import type { ExportConfig } from '../../src/config/export-config';
 
 const F = '/etc/vblade.conf';
@@ -219,119 +205,8 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
   }
 });
 
-t.test('daemon settings: defaults, file, command line', async (t) => {
-  const ctx = { program: 'vbladed' as const, defaultName: 'vblade' };
-  const d = resolveDaemonSettings({}, {}, ctx);
-  t.same(d, {
-    name: 'vblade',
-    runDir: '/run/vblade',
-    pidFile: '/run/vblade/vblade.pid',
-    log: 'syslog',
-    logFormat: 'json',
-    logLevel: 'info',
-    syslogFormat: 'rfc3164',
-    stopTimeoutSeconds: 30,
-    stateDir: '/var/lib/vblade',
-    controlSocket: '/run/vblade/vblade.sock',
-    spinMicros: 20,
-    spinPolicy: 'adaptive',
-    mapInMemory: true,
-    duplicateProbeMs: 300,
-    announceSeconds: 10,
-  });
-  const f = resolveDaemonSettings(
-    { 'log-file': '/var/log/v.log', 'run-dir': '/tmp/r', metrics: '127.0.0.1:9469', 'state-dir': 'none' },
-    { 'run-dir': '/tmp/c', name: 'x', 'control-socket': 'none' },
-    ctx,
-  );
-  t.equal(f.log, 'file');
-  t.equal(f.pidFile, '/tmp/c/x.pid');
-  t.equal(f.stateDir, undefined);
-  t.equal(f.controlSocket, undefined);
-  t.same(f.metrics, { host: '127.0.0.1', port: 9469 });
-  t.equal(resolveDaemonSettings({}, {}, { program: 'vblade', defaultName: 'v' }).log, 'stderr', 'vblade logs to stderr');
-});
-
-t.test('tunables: command line over file over environment over default', async (t) => {
-  const ctx = { program: 'vbladed' as const, defaultName: 'v' };
-  const env = environmentDaemonKeys({ AOE_SPIN_US: '300', AOE_MAP: '0', PATH: '/bin' });
-  t.same(env, { 'spin-us': '300', 'map-in-memory': '0' }, 'only the variables the table names');
-  const fromEnv = resolveDaemonSettings({}, {}, { ...ctx, fromEnvironment: env });
-  t.same([fromEnv.spinMicros, fromEnv.mapInMemory], [300, false], 'the environment when nothing else sets them');
-  const fromFile = resolveDaemonSettings({ 'spin-us': '0', 'map-in-memory': 'yes' }, {}, { ...ctx, fromEnvironment: env });
-  t.same([fromFile.spinMicros, fromFile.mapInMemory], [0, true], 'the file wins over the environment, 0 included');
-  const fromCli = resolveDaemonSettings(
-    { 'spin-us': '0' },
-    { 'spin-us': '50', 'map-in-memory': 'no' },
-    { ...ctx, fromEnvironment: env },
-  );
-  t.same([fromCli.spinMicros, fromCli.mapInMemory], [50, false], 'the command line wins over the file');
-  t.same(
-    serverConfigOf([exp({})], fromCli).tunables,
-    { spinMicros: 50, spinPolicy: 'adaptive', mapInMemory: false, duplicateProbeMs: 300, announceSeconds: 10 },
-    'the worker gets them with the exports',
-  );
-  t.same(environmentDaemonKeys({ AOE_SPIN_US: '', AOE_MAP: '' }), {}, 'empty variables are unset');
-  t.throws(
-    () => environmentDaemonKeys({ AOE_SPIN_US: 'fast' }),
-    /^AOE_SPIN_US=fast in the environment: spin-us = "fast" is not a whole number.*fix or unset AOE_SPIN_US/,
-  );
-  t.throws(() => environmentDaemonKeys({ AOE_SPIN_US: '5000' }), /spin-us = 5000 is out of range; use 0\.\.1000/);
-  t.throws(
-    () => environmentDaemonKeys({ AOE_MAP: 'maybe' }),
-    /^AOE_MAP=maybe in the environment: map-in-memory = "maybe" is not yes or no/,
-  );
-});
-
 t.test('spin-us in the file is checked against its range', async (t) => {
   const text = `[daemon]\nspin-us = 1001\n[export e1.1]\nfile = /a\ninterfaces = eth1\n`;
   t.throws(() => parseConfigFile(text, F), { message: `${F}:2: spin-us = 1001 is out of range; use 0..1000` });
   t.equal(parseConfigFile(text.replace('1001', '1000'), F).daemon['spin-us'], '1000');
-});
-
-t.test('the mac-mask help states the list capacity the protocol code enforces', async (t) => {
-  t.match(keyDef('export', 'mac-mask')!.meaning, `at most ${MAC_LIST_CAPACITY})`);
-});
-
-t.test('every key appears in --help, the example and the man page', async (t) => {
-  const help = renderDaemonHelp();
-  const example = renderExampleConfig();
-  const man = renderConfManPage();
-  for (const k of KEYS) {
-    if (k.section === 'daemon') t.match(help, `--${k.key} `, `help has ${k.key}`);
-    if (k.environment) {
-      t.match(help, k.environment, `help names ${k.environment}`);
-      t.match(example, k.environment, `example names ${k.environment}`);
-      t.match(man, `.B ${k.environment}\n`, `man page names ${k.environment}`);
-    }
-    t.match(example, new RegExp(`^#?${k.key} = `, 'm'), `example has ${k.key}`);
-    t.match(man, `.B ${k.key.replace(/-/g, '\\-')}\n`, `man page has ${k.key}`);
-  }
-  // The example parses as it is, and with every key uncommented it still parses.
-  t.equal(parseConfigFile(example, '/etc/vblade.conf').exports.length, 1);
-});
-
-t.test('committed docs are the rendering of the table (node scripts/render-config-docs.js)', async (t) => {
-  const root = path.join(__dirname, '..', '..', '..');
-  t.equal(fs.readFileSync(path.join(root, 'docs/vblade.conf.5'), 'utf8'), renderConfManPage(), 'docs/vblade.conf.5');
-  t.equal(
-    fs.readFileSync(path.join(root, 'systemd/vblade.conf.example'), 'utf8'),
-    renderExampleConfig(),
-    'systemd/vblade.conf.example',
-  );
-});
-
-t.test('shared, user and duplicate-probe-ms reach the server config', async (t) => {
-  const text = `[daemon]\nuser = vblade\nduplicate-probe-ms = 500\n[export e1.1]\nfile = /a\ninterfaces = eth1\nshared = yes\n[export e1.2]\nfile = /a\ninterfaces = eth1\n`;
-  const file = parseConfigFile(text, F);
-  t.equal(file.exports[0].shared, true, 'shared = yes');
-  t.equal(file.exports[1].shared, undefined, 'not set: left out, so reloads compare equal');
-  const s = resolveDaemonSettings(file.daemon, {}, { program: 'vbladed', defaultName: 'v' });
-  const c = serverConfigOf(file.exports, s);
-  t.equal(c.user, 'vblade', 'user');
-  t.equal(c.tunables?.duplicateProbeMs, 500, 'duplicate-probe-ms');
-  t.equal(serverConfigOf(file.exports, resolveDaemonSettings({}, {}, { program: 'vbladed', defaultName: 'v' })).user, undefined);
-  t.throws(() => parseConfigFile(text.replace('500', '10001'), F), {
-    message: `${F}:3: duplicate-probe-ms = 10001 is out of range; use 0..10000`,
-  });
 });
