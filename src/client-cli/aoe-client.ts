@@ -11,11 +11,11 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import yargs, { Argv } from 'yargs';
-import { AoeClient, DiscoveredTarget, Target } from './client';
-import { CliError, hex4, hexDump, netnsPath, parseTargetAddress, reportFailure } from './cli-common';
-import { parseMac } from './mac';
-import { checkSectors, fillSectors } from './pattern';
-import { SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from './wire';
+import { AoeClient, DiscoveredTarget, Target } from '../client/client';
+import { CliError, hex4, hexDump, netnsPath, parseTargetAddress, reportFailure } from './common';
+import { parseMac } from '../client/mac';
+import { checkSectors, fillSectors } from '../client/pattern';
+import { SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../client/wire';
 
 interface GlobalArgs {
   if?: string;

@@ -4,9 +4,9 @@
 //             --pattern random|seq --sectors K --window W --seconds T [--json]
 
 import yargs from 'yargs';
-import { AoeClient } from './client';
-import { CliError, netnsPath, reportFailure } from './cli-common';
-import { LoadOp, LoadPattern, LoadProgress, LoadResult, VerifyMode, failedRequests, runLoad } from './load';
+import { AoeClient } from '../client/client';
+import { CliError, netnsPath, reportFailure } from './common';
+import { LoadOp, LoadPattern, LoadProgress, LoadResult, VerifyMode, failedRequests, runLoad } from '../client/load';
 
 export interface BenchArgs {
   if: string;
