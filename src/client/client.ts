@@ -23,6 +23,7 @@ import {
   parseHeader,
   parseMaskReply,
   parseReserveReply,
+  replyTag,
 } from './replies';
 import {
   FrameAddress,
@@ -52,6 +53,7 @@ import {
   SECTOR_SIZE,
   SHELF_BROADCAST,
   SLOT_BROADCAST,
+  maxSectorsForMtu,
 } from './wire';
 
 /** The address of one export. */
@@ -256,7 +258,7 @@ export class AoeClient {
    */
   rawExchange(frame: Uint8Array, options: RawExchangeOptions = {}): Promise<ReceivedFrame[]> {
     this.checkOpen();
-    const tag = frame.length >= AOE_TAG + 4 ? readTag(frame) : -1;
+    const tag = frame.length >= AOE_TAG + 4 ? replyTag(frame, 0) : -1;
     const matchTag = (options.matchTag ?? true) && tag >= 0;
     const filter = options.filter ?? (() => true);
     return this.wait(frame, tag, matchTag, filter, options.max ?? Infinity, options.timeoutMs ?? this.timeoutMs);
@@ -563,7 +565,7 @@ export class AoeClient {
   /** Largest sectors per request for this target and our MTU. */
   maxSectors(target: Target): number {
     const advertised = target.sectorCount === undefined || target.sectorCount === 0 ? 2 : target.sectorCount;
-    return Math.max(1, Math.min(advertised, Math.floor((this.mtu - 36) / SECTOR_SIZE), 255));
+    return Math.max(1, Math.min(advertised, maxSectorsForMtu(this.mtu), 255));
   }
 
   /**
@@ -735,10 +737,6 @@ export class AoeClient {
   async release(target: Target): Promise<string[]> {
     return (await this.reserve(target, ReserveCommand.Set, [])).macs;
   }
-}
-
-function readTag(frame: Uint8Array): number {
-  return ((frame[AOE_TAG] << 24) | (frame[AOE_TAG + 1] << 16) | (frame[AOE_TAG + 2] << 8) | frame[AOE_TAG + 3]) >>> 0;
 }
 
 function latin1(bytes: Uint8Array): string {

@@ -11,21 +11,28 @@
 // Nothing is allocated per frame.
 
 import { performance } from 'node:perf_hooks';
+import { EAGAIN, ENOBUFS } from '../native/errno';
 import { LatencyHistogram, LatencySummary } from './histogram';
 import { checkSector, fillSector, isZero } from './pattern';
 import { PATTERN_IMAGE_MAX_SECTORS, PatternImage } from './pattern-image';
-import { FrameAddress, writeAtaRequest } from './requests';
+import { hasError, isAoeFrame, isResponse, replyCommand, replyTag } from './replies';
+import { FrameAddress, lba28Field, writeAtaRequest, writeBe32, writeLba48 } from './requests';
 import { FrameSocket } from './transport';
 import {
   AFLAG_EXTENDED,
   AFLAG_WRITE,
+  AOE_ERROR,
+  AOE_TAG,
+  ATA_AFLAGS,
+  ATA_CMD,
   ATA_DATA,
+  ATA_ERR,
   ATA_HEADER_LENGTH,
+  ATA_LBA,
+  ATA_STATUS,
   ATA_STATUS_FAILURE_MASK,
   AtaOpcode,
   Command,
-  FLAG_ERROR,
-  FLAG_RESPONSE,
   SECTOR_SIZE,
 } from './wire';
 
@@ -153,9 +160,6 @@ export interface LoadResult {
   /** Text of the first error seen, for a human. */
   firstError?: string;
 }
-
-const EAGAIN = 11;
-const ENOBUFS = 105;
 
 /** Runs one load and resolves with its result. */
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
@@ -364,25 +368,13 @@ export class LoadEngine {
     const base = s * this.stride;
     const a = this.arena;
     if (o.lba28) {
-      a[base + 24] = write ? AFLAG_WRITE : 0;
-      a[base + 27] = write ? AtaOpcode.WriteSectors : AtaOpcode.ReadSectors;
-      a[base + 28] = lba & 0xff;
-      a[base + 29] = (lba >>> 8) & 0xff;
-      a[base + 30] = (lba >>> 16) & 0xff;
-      a[base + 31] = 0xe0 | ((lba >>> 24) & 0x0f);
-      a[base + 32] = 0;
-      a[base + 33] = 0;
+      a[base + ATA_AFLAGS] = write ? AFLAG_WRITE : 0;
+      a[base + ATA_CMD] = write ? AtaOpcode.WriteSectors : AtaOpcode.ReadSectors;
+      writeLba48(a, base + ATA_LBA, lba28Field(lba));
     } else {
-      a[base + 24] = write ? AFLAG_EXTENDED | AFLAG_WRITE : AFLAG_EXTENDED;
-      a[base + 27] = write ? AtaOpcode.WriteSectorsExt : AtaOpcode.ReadSectorsExt;
-      const lo = lba >>> 0;
-      const hi = Math.floor(lba / 4294967296);
-      a[base + 28] = lo & 0xff;
-      a[base + 29] = (lo >>> 8) & 0xff;
-      a[base + 30] = (lo >>> 16) & 0xff;
-      a[base + 31] = (lo >>> 24) & 0xff;
-      a[base + 32] = hi & 0xff;
-      a[base + 33] = (hi >>> 8) & 0xff;
+      a[base + ATA_AFLAGS] = write ? AFLAG_EXTENDED | AFLAG_WRITE : AFLAG_EXTENDED;
+      a[base + ATA_CMD] = write ? AtaOpcode.WriteSectorsExt : AtaOpcode.ReadSectorsExt;
+      writeLba48(a, base + ATA_LBA, lba);
     }
     if (write) {
       if (this.image !== null) this.image.copyTo(a, base + ATA_DATA, lba, n);
@@ -406,11 +398,7 @@ export class LoadEngine {
     this.gen[s] = g;
     const t = ((g << 16) | s) >>> 0;
     this.tag[s] = t;
-    const base = s * this.stride;
-    this.arena[base + 20] = (t >>> 24) & 0xff;
-    this.arena[base + 21] = (t >>> 16) & 0xff;
-    this.arena[base + 22] = (t >>> 8) & 0xff;
-    this.arena[base + 23] = t & 0xff;
+    writeBe32(this.arena, s * this.stride + AOE_TAG, t);
   }
 
   private enqueue(s: number): void {
@@ -559,10 +547,9 @@ export class LoadEngine {
   }
 
   private handle(ring: Uint8Array, off: number, len: number, now: number): void {
-    if (len < ATA_HEADER_LENGTH || ring[off + 12] !== 0x88 || ring[off + 13] !== 0xa2) return;
-    const vf = ring[off + 14];
-    if ((vf & FLAG_RESPONSE) === 0 || ring[off + 19] !== Command.Ata) return;
-    const t = ((ring[off + 20] << 24) | (ring[off + 21] << 16) | (ring[off + 22] << 8) | ring[off + 23]) >>> 0;
+    if (len < ATA_HEADER_LENGTH || !isAoeFrame(ring, off, len)) return;
+    if (!isResponse(ring, off) || replyCommand(ring, off) !== Command.Ata) return;
+    const t = replyTag(ring, off);
     const s = t & 0xffff;
     if (s >= this.W || this.tag[s] !== t || this.state[s] === 0) {
       if (this.measuring) this.errors.stale++;
@@ -577,18 +564,20 @@ export class LoadEngine {
     this.completedTotal++;
     const n = this.o.sectors;
     let ok = true;
-    if ((vf & FLAG_ERROR) !== 0) {
+    if (hasError(ring, off)) {
       ok = false;
       if (this.measuring) {
         this.errors.aoe++;
-        const code = ring[off + 15];
+        const code = ring[off + AOE_ERROR];
         this.errors.aoeByCode[code < 8 ? code : 0]++;
       }
-      this.noteError(`AoE error ${ring[off + 15]} for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]}`);
-    } else if ((ring[off + 27] & ATA_STATUS_FAILURE_MASK) !== 0) {
+      this.noteError(`AoE error ${ring[off + AOE_ERROR]} for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]}`);
+    } else if ((ring[off + ATA_STATUS] & ATA_STATUS_FAILURE_MASK) !== 0) {
       ok = false;
       if (this.measuring) this.errors.ata++;
-      this.noteError(`ATA status 0x${ring[off + 27].toString(16)} error 0x${ring[off + 25].toString(16)} at LBA ${this.lba[s]}`);
+      this.noteError(
+        `ATA status 0x${ring[off + ATA_STATUS].toString(16)} error 0x${ring[off + ATA_ERR].toString(16)} at LBA ${this.lba[s]}`,
+      );
     } else if (this.isWrite[s] === 0) {
       if (len < ATA_HEADER_LENGTH + n * SECTOR_SIZE) {
         ok = false;
