@@ -13,8 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { EAGAIN, ENOBUFS } from '../native/errno';
 import { LatencyHistogram, LatencySummary } from './histogram';
-import { checkSector, fillSector, isZero } from './pattern';
-import { PATTERN_IMAGE_MAX_SECTORS, PatternImage } from './pattern-image';
+import { PATTERN_IMAGE_MAX_SECTORS, PatternImage, checkSector, fillSector, isZero } from './pattern';
 import { hasError, isAoeFrame, isResponse, replyCommand, replyTag } from './replies';
 import { FrameAddress, lba28Field, writeAtaRequest, writeBe32, writeLba48 } from './requests';
 import { FrameSocket } from './transport';
