@@ -94,6 +94,7 @@ export interface AtaResult {
   frame: Uint8Array;
 }
 
+/** The AoE commands an initiator sends: discovery, Query Config, ATA, Mac Mask, Reserve/Release. */
 export class AoeClient extends FrameExchange {
   /** Opens a packet socket on `ifname` (in `netns` when given) and a client over it. */
   static open(ifname: string, options: OpenEndpointOptions & Omit<ClientOptions, 'mac' | 'mtu'> = {}): AoeClient {

@@ -67,6 +67,7 @@ interface Waiter {
 
 const DRAIN_BATCH = 64;
 
+/** One packet socket's requests and replies: tags, waiting, retransmission, listeners. */
 export class FrameExchange {
   readonly mac: Uint8Array;
   readonly macText: string;
