@@ -46,6 +46,10 @@ const ROOMS = {
     may: ['native'],
     why: 'the initiator is a separate program with its own wire code, so that it checks the target rather than sharing its mistakes.',
   },
+  'client-cli': {
+    may: ['client', 'native'],
+    why: 'aoe-client and aoe-bench are command lines over the initiator library; the library never needs them, and they never reach into the target.',
+  },
   demo: {
     may: ['client', 'native'],
     why: 'the demo shows the initiator at work; it does not reach into the target.',

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AoeClient, DiscoveredTarget } from '../src/client/client';
 import { LoadResult, VerifyMode, runLoad } from '../src/client/load';
-import type { PatternImage } from '../src/client/pattern-image';
+import type { PatternImage } from '../src/client/pattern';
 import { pinnedCommand } from './placements';
 import { ROOT } from './targets';
 import type { Workload } from './workloads';

@@ -19,7 +19,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { AoeClient } from '../src/client/client';
 import { LoadResult, failedRequests, runLoad } from '../src/client/load';
-import { PatternImage } from '../src/client/pattern-image';
+import { PatternImage } from '../src/client/pattern';
 import { BenchNet, createBenchNet, destroyBenchNet } from './netns';
 import { BUILTIN_TARGETS, RunningTarget, memoryOf } from './targets';
 import { selected, workloadsFor } from './workloads';

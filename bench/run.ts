@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import yargs from 'yargs';
 import { AoeClient } from '../src/client/client';
 import { LoadResult, failedRequests } from '../src/client/load';
-import { PatternImage } from '../src/client/pattern-image';
+import { PatternImage } from '../src/client/pattern';
 import {
   GENERATOR_LABELS,
   GENERATOR_NAMES,

@@ -8,5 +8,6 @@ export * from './pattern';
 export * from './histogram';
 export * from './errors';
 export * from './transport';
+export * from './exchange';
 export * from './client';
 export * from './load';

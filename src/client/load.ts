@@ -8,34 +8,40 @@
 // frames are preallocated in one arena with their headers written once; tags
 // are (generation << 16 | slot) with bit 31 clear, so a reply finds its slot
 // without a lookup and a late reply to a retransmitted request is recognised.
-// Nothing is allocated per frame.
+// Nothing is allocated per frame. What a run counts and reports (errors,
+// latency, progress lines, the result) is LoadStats' (load-stats.ts).
 
 import { performance } from 'node:perf_hooks';
-import { LatencyHistogram, LatencySummary } from './histogram';
-import { checkSector, fillSector, isZero } from './pattern';
-import { PATTERN_IMAGE_MAX_SECTORS, PatternImage } from './pattern-image';
-import { FrameAddress, writeAtaRequest } from './requests';
+import { EAGAIN, ENOBUFS } from '../native/errno';
+import { LoadErrors, LoadOp, LoadPattern, LoadProgress, LoadResult, LoadStats, VerifyMode, failedRequests } from './load-stats';
+import { PATTERN_IMAGE_MAX_SECTORS, PatternImage, checkSector, fillSector, isZero } from './pattern';
+import { hasError, isAoeFrame, isResponse, replyCommand, replyTag } from './replies';
+import { FrameAddress, lba28Field, writeAtaRequest, writeBe32, writeLba48 } from './requests';
 import { FrameSocket } from './transport';
 import {
   AFLAG_EXTENDED,
   AFLAG_WRITE,
+  AOE_ERROR,
+  AOE_TAG,
+  ATA_AFLAGS,
+  ATA_CMD,
   ATA_DATA,
+  ATA_ERR,
   ATA_HEADER_LENGTH,
+  ATA_LBA,
+  ATA_STATUS,
   ATA_STATUS_FAILURE_MASK,
   AtaOpcode,
   Command,
-  FLAG_ERROR,
-  FLAG_RESPONSE,
   SECTOR_SIZE,
 } from './wire';
 
 /** Longest uninterrupted busy poll of the load engine. */
 const SPIN_MAX_MS = 2;
 
-export type LoadOp = 'read' | 'write' | 'mix';
-export type LoadPattern = 'random' | 'seq';
-/** How read data is checked: the test pattern (pattern.ts), all zeros (null backend), or not at all. */
-export type VerifyMode = 'pattern' | 'zero' | 'none';
+// The run's types and counters live in load-stats.ts; callers import them from here.
+export type { LoadErrors, LoadOp, LoadPattern, LoadProgress, LoadResult, VerifyMode };
+export { failedRequests };
 
 export interface LoadOptions {
   socket: FrameSocket;
@@ -92,76 +98,12 @@ export interface LoadOptions {
   image?: PatternImage;
 }
 
-export interface LoadProgress {
-  /** Since the end of the warm-up. */
-  elapsedMs: number;
-  /** Requests completed since the end of the warm-up (the last report equals the result's ops). */
-  ops: number;
-  /** Requests completed in this interval, and its length: the intervals add up to the result. */
-  intervalOps: number;
-  intervalMs: number;
-  /** Rates over the last progress interval. */
-  iops: number;
-  mbps: number;
-  errors: number;
-  retransmits: number;
-}
-
-export interface LoadErrors {
-  /** Replies with the E flag, by code (index 0 = total). */
-  aoe: number;
-  aoeByCode: number[];
-  /** ATA status with BSY/DF/DRQ/ERR. */
-  ata: number;
-  /** Read data not matching what verify expects. */
-  verify: number;
-  /** Read replies shorter than the data asked for. */
-  short: number;
-  /** Requests given up after maxRetries retransmissions. */
-  timeouts: number;
-  /** Replies whose tag matches no request in flight (late answers to retransmitted ones). */
-  stale: number;
-  /** Send calls that failed with an error other than a full buffer, and socket errors. */
-  socket: number;
-}
-
-export interface LoadResult {
-  op: LoadOp;
-  pattern: LoadPattern;
-  sectors: number;
-  window: number;
-  /** Requests completed without error in the measured interval. */
-  ops: number;
-  reads: number;
-  writes: number;
-  /** Data bytes moved by those requests. */
-  bytes: number;
-  elapsedMs: number;
-  iops: number;
-  /** Megabytes (10^6 bytes) per second. */
-  mbps: number;
-  /** Microseconds, from just before the send() that first carried a request to the start of the turn that received its reply. */
-  latency: LatencySummary;
-  errors: LoadErrors;
-  retransmits: number;
-  /** Our own CPU time in the measured interval (all threads of this process). */
-  cpu: { userMs: number; systemMs: number; percentOfOneCore: number };
-  /** Average replies handled per turn (how well receives are batched). */
-  repliesPerTurn: number;
-  /** Average frames per send call. */
-  framesPerSend: number;
-  /** Text of the first error seen, for a human. */
-  firstError?: string;
-}
-
-const EAGAIN = 11;
-const ENOBUFS = 105;
-
 /** Runs one load and resolves with its result. */
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
   return new LoadEngine(options).run();
 }
 
+/** The polling load generator: issues requests into window slots, completes them from the ring, retransmits. */
 export class LoadEngine {
   private readonly o: Required<Omit<LoadOptions, 'onProgress' | 'requests' | 'seed' | 'image'>> & LoadOptions;
   private readonly socket: FrameSocket;
@@ -184,7 +126,7 @@ export class LoadEngine {
   private readonly drainDesc: Uint32Array;
   private readonly image: PatternImage | null = null;
   private readonly drainBatch: number;
-  readonly histogram = new LatencyHistogram();
+  private readonly stats: LoadStats;
 
   private rng: number;
   private seqCursor = 0;
@@ -193,43 +135,13 @@ export class LoadEngine {
   private completedTotal = 0;
   private inFlight = 0;
   private running = false;
-  private measuring = false;
   private finished = false;
 
-  private measureFrom = 0;
   private stopAt = Infinity;
-  private stoppedAt = 0;
-  private cpuAtMeasure: NodeJS.CpuUsage = { user: 0, system: 0 };
-  private cpuAtStop: NodeJS.CpuUsage = { user: 0, system: 0 };
   private lastTimeoutScan = 0;
   private retryScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private resolve: ((r: LoadResult) => void) | undefined;
-
-  // counters of the measured interval
-  private ops = 0;
-  private reads = 0;
-  private writes = 0;
-  private bytes = 0;
-  private retransmits = 0;
-  private turns = 0;
-  private repliesHandled = 0;
-  private sends = 0;
-  private framesSent = 0;
-  private readonly errors: LoadErrors = {
-    aoe: 0,
-    aoeByCode: [0, 0, 0, 0, 0, 0, 0, 0],
-    ata: 0,
-    verify: 0,
-    short: 0,
-    timeouts: 0,
-    stale: 0,
-    socket: 0,
-  };
-  private firstError: string | undefined;
-  private lastProgressAt = 0;
-  private lastProgressOps = 0;
-  private lastProgressBytes = 0;
 
   constructor(options: LoadOptions) {
     if (!(options.sectors >= 1 && options.sectors <= 255)) throw new RangeError(`sectors must be 1..255, not ${options.sectors}`);
@@ -270,6 +182,7 @@ export class LoadEngine {
     this.sendDesc = new Uint32Array(this.W * 2);
     this.drainBatch = this.o.drainBatch;
     this.drainDesc = new Uint32Array(this.drainBatch * 3);
+    this.stats = new LoadStats(options.onProgress, this.o.progressMs);
     this.rng = (options.seed ?? 0x2545f491) | 0 || 1;
     this.blocks = Math.floor(options.lbaCount / options.sectors);
     const start = this.o.lbaStart;
@@ -293,9 +206,8 @@ export class LoadEngine {
       this.resolve = resolve;
       const now = performance.now();
       this.lastTimeoutScan = now;
-      this.measureFrom = now + this.o.warmupMs;
-      this.stopAt = this.measureFrom + this.o.durationMs;
-      this.lastProgressAt = now;
+      this.stats.plan(now, now + this.o.warmupMs);
+      this.stopAt = now + this.o.warmupMs + this.o.durationMs;
       this.running = true;
       if (this.o.warmupMs <= 0) this.startMeasuring(now);
       // Nothing left over from an earlier user of the socket may count as a reply.
@@ -322,21 +234,10 @@ export class LoadEngine {
     return this.running && (this.o.requests === undefined || this.issued < this.o.requests);
   }
 
+  /** The warm-up is over: counting starts, and the run lasts durationMs from here. */
   private startMeasuring(now: number): void {
-    this.measuring = true;
-    this.measureFrom = now;
+    this.stats.start(now);
     this.stopAt = now + this.o.durationMs;
-    this.ops = this.reads = this.writes = this.bytes = 0;
-    this.retransmits = this.turns = this.repliesHandled = this.sends = this.framesSent = 0;
-    this.histogram.reset();
-    this.errors.aoe = this.errors.ata = this.errors.verify = this.errors.short = 0;
-    this.errors.timeouts = this.errors.stale = this.errors.socket = 0;
-    this.errors.aoeByCode.fill(0);
-    // Progress intervals start here: the warm-up is in no report.
-    this.lastProgressAt = now;
-    this.lastProgressOps = 0;
-    this.lastProgressBytes = 0;
-    this.cpuAtMeasure = process.cpuUsage();
   }
 
   private nextRandom(): number {
@@ -364,25 +265,13 @@ export class LoadEngine {
     const base = s * this.stride;
     const a = this.arena;
     if (o.lba28) {
-      a[base + 24] = write ? AFLAG_WRITE : 0;
-      a[base + 27] = write ? AtaOpcode.WriteSectors : AtaOpcode.ReadSectors;
-      a[base + 28] = lba & 0xff;
-      a[base + 29] = (lba >>> 8) & 0xff;
-      a[base + 30] = (lba >>> 16) & 0xff;
-      a[base + 31] = 0xe0 | ((lba >>> 24) & 0x0f);
-      a[base + 32] = 0;
-      a[base + 33] = 0;
+      a[base + ATA_AFLAGS] = write ? AFLAG_WRITE : 0;
+      a[base + ATA_CMD] = write ? AtaOpcode.WriteSectors : AtaOpcode.ReadSectors;
+      writeLba48(a, base + ATA_LBA, lba28Field(lba));
     } else {
-      a[base + 24] = write ? AFLAG_EXTENDED | AFLAG_WRITE : AFLAG_EXTENDED;
-      a[base + 27] = write ? AtaOpcode.WriteSectorsExt : AtaOpcode.ReadSectorsExt;
-      const lo = lba >>> 0;
-      const hi = Math.floor(lba / 4294967296);
-      a[base + 28] = lo & 0xff;
-      a[base + 29] = (lo >>> 8) & 0xff;
-      a[base + 30] = (lo >>> 16) & 0xff;
-      a[base + 31] = (lo >>> 24) & 0xff;
-      a[base + 32] = hi & 0xff;
-      a[base + 33] = (hi >>> 8) & 0xff;
+      a[base + ATA_AFLAGS] = write ? AFLAG_EXTENDED | AFLAG_WRITE : AFLAG_EXTENDED;
+      a[base + ATA_CMD] = write ? AtaOpcode.WriteSectorsExt : AtaOpcode.ReadSectorsExt;
+      writeLba48(a, base + ATA_LBA, lba);
     }
     if (write) {
       if (this.image !== null) this.image.copyTo(a, base + ATA_DATA, lba, n);
@@ -406,11 +295,7 @@ export class LoadEngine {
     this.gen[s] = g;
     const t = ((g << 16) | s) >>> 0;
     this.tag[s] = t;
-    const base = s * this.stride;
-    this.arena[base + 20] = (t >>> 24) & 0xff;
-    this.arena[base + 21] = (t >>> 16) & 0xff;
-    this.arena[base + 22] = (t >>> 8) & 0xff;
-    this.arena[base + 23] = t & 0xff;
+    writeBe32(this.arena, s * this.stride + AOE_TAG, t);
   }
 
   private enqueue(s: number): void {
@@ -440,16 +325,12 @@ export class LoadEngine {
       this.lastSent[s] = now;
       if (this.retries[s] === 0) this.firstSent[s] = now;
     }
-    if (this.measuring) {
-      this.sends++;
-      this.framesSent += sent;
-    }
+    this.stats.countSend(sent);
     if (sent < q) {
       this.queue.copyWithin(0, sent, q);
       this.queued = q - sent;
       if (r < 0 && r !== -EAGAIN && r !== -ENOBUFS) {
-        this.errors.socket++;
-        this.noteError(`send failed: errno ${-r}`);
+        this.stats.countSocketError(`send failed: errno ${-r}`);
       }
       this.scheduleRetry();
     } else {
@@ -470,8 +351,7 @@ export class LoadEngine {
 
   private readonly onReadable = (status: number): void => {
     if (status < 0) {
-      this.errors.socket++;
-      this.noteError(`socket error: errno ${-status}`);
+      this.stats.countSocketError(`socket error: errno ${-status}`);
     }
     if (!this.finished) this.turn();
   };
@@ -488,20 +368,17 @@ export class LoadEngine {
    */
   private turn(): void {
     let now = performance.now();
-    if (!this.measuring && now >= this.measureFrom) this.startMeasuring(now);
+    if (!this.stats.measuring && now >= this.stats.measureFrom) this.startMeasuring(now);
     if (this.running && now >= this.stopAt) this.stop(now);
     for (let pass = 0; ; pass++) {
       const handled = this.receive(now);
       if (pass > 0 && handled === 0) break;
-      if (this.measuring) {
-        this.turns++;
-        this.repliesHandled += handled;
-      }
+      this.stats.countTurn(handled);
       if (pass === 0 && now - this.lastTimeoutScan >= Math.min(this.o.timeoutMs / 4, 5)) {
         now = performance.now();
         this.lastTimeoutScan = now;
         this.scanTimeouts(now);
-        this.progress(now);
+        if (this.running) this.stats.progress(now);
       }
       this.flush();
       if (pass + 1 >= this.o.passesPerWake || this.finished) break;
@@ -529,11 +406,7 @@ export class LoadEngine {
       const now = performance.now();
       if (now - last >= idleMs || now - start >= SPIN_MAX_MS || now >= this.stopAt || this.inFlight === 0) return;
       if (!sock.ready()) continue;
-      const handled = this.receive(now);
-      if (this.measuring) {
-        this.turns++;
-        this.repliesHandled += handled;
-      }
+      this.stats.countTurn(this.receive(now));
       this.flush();
       last = now;
     }
@@ -559,13 +432,12 @@ export class LoadEngine {
   }
 
   private handle(ring: Uint8Array, off: number, len: number, now: number): void {
-    if (len < ATA_HEADER_LENGTH || ring[off + 12] !== 0x88 || ring[off + 13] !== 0xa2) return;
-    const vf = ring[off + 14];
-    if ((vf & FLAG_RESPONSE) === 0 || ring[off + 19] !== Command.Ata) return;
-    const t = ((ring[off + 20] << 24) | (ring[off + 21] << 16) | (ring[off + 22] << 8) | ring[off + 23]) >>> 0;
+    if (len < ATA_HEADER_LENGTH || !isAoeFrame(ring, off, len)) return;
+    if (!isResponse(ring, off) || replyCommand(ring, off) !== Command.Ata) return;
+    const t = replyTag(ring, off);
     const s = t & 0xffff;
     if (s >= this.W || this.tag[s] !== t || this.state[s] === 0) {
-      if (this.measuring) this.errors.stale++;
+      this.stats.countStale();
       return;
     }
     if (this.state[s] === 1) {
@@ -575,55 +447,53 @@ export class LoadEngine {
     this.state[s] = 0;
     this.inFlight--;
     this.completedTotal++;
-    const n = this.o.sectors;
-    let ok = true;
-    if ((vf & FLAG_ERROR) !== 0) {
-      ok = false;
-      if (this.measuring) {
-        this.errors.aoe++;
-        const code = ring[off + 15];
-        this.errors.aoeByCode[code < 8 ? code : 0]++;
-      }
-      this.noteError(`AoE error ${ring[off + 15]} for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]}`);
-    } else if ((ring[off + 27] & ATA_STATUS_FAILURE_MASK) !== 0) {
-      ok = false;
-      if (this.measuring) this.errors.ata++;
-      this.noteError(`ATA status 0x${ring[off + 27].toString(16)} error 0x${ring[off + 25].toString(16)} at LBA ${this.lba[s]}`);
-    } else if (this.isWrite[s] === 0) {
-      if (len < ATA_HEADER_LENGTH + n * SECTOR_SIZE) {
-        ok = false;
-        if (this.measuring) this.errors.short++;
-        this.noteError(`read reply of ${len} bytes for ${n} sectors at LBA ${this.lba[s]}`);
-      } else if (this.o.verify === 'pattern') {
-        const lba = this.lba[s];
-        // The image answers "all equal" in one memcmp; the sector loop finds what differs.
-        if (this.image === null || !this.image.matches(ring, off + ATA_DATA, lba, n)) {
-          for (let i = 0; i < n; i++) {
-            const bad = checkSector(ring, off + ATA_DATA + i * SECTOR_SIZE, lba + i);
-            if (bad >= 0) {
-              ok = false;
-              if (this.measuring) this.errors.verify++;
-              this.noteError(`read data of LBA ${lba + i} differs from the pattern at byte ${bad}`);
-              break;
-            }
-          }
-        }
-      } else if (this.o.verify === 'zero') {
-        if (!isZero(ring, off + ATA_DATA, n * SECTOR_SIZE)) {
-          ok = false;
-          if (this.measuring) this.errors.verify++;
-          this.noteError(`read data of LBA ${this.lba[s]} is not zero`);
-        }
-      }
-    }
-    if (ok && this.measuring && this.running) {
-      this.ops++;
-      if (this.isWrite[s] === 0) this.reads++;
-      else this.writes++;
-      this.bytes += n * SECTOR_SIZE;
-      this.histogram.recordMs(now - this.firstSent[s]);
+    if (this.replyOk(ring, off, len, s) && this.running) {
+      this.stats.countCompleted(this.isWrite[s] !== 0, this.o.sectors * SECTOR_SIZE, now - this.firstSent[s]);
     }
     if (this.canIssue()) this.issue(s, now);
+  }
+
+  /** Whether the reply in slot `s` completes its request; counts the error when it does not. */
+  private replyOk(ring: Uint8Array, off: number, len: number, s: number): boolean {
+    const n = this.o.sectors;
+    if (hasError(ring, off)) {
+      const code = ring[off + AOE_ERROR];
+      this.stats.countAoeError(code, `AoE error ${code} for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]}`);
+      return false;
+    }
+    const status = ring[off + ATA_STATUS];
+    if ((status & ATA_STATUS_FAILURE_MASK) !== 0) {
+      this.stats.countAtaError(
+        `ATA status 0x${status.toString(16)} error 0x${ring[off + ATA_ERR].toString(16)} at LBA ${this.lba[s]}`,
+      );
+      return false;
+    }
+    if (this.isWrite[s] !== 0) return true;
+    if (len < ATA_HEADER_LENGTH + n * SECTOR_SIZE) {
+      this.stats.countShortRead(`read reply of ${len} bytes for ${n} sectors at LBA ${this.lba[s]}`);
+      return false;
+    }
+    if (this.o.verify === 'pattern') return this.holdsPattern(ring, off + ATA_DATA, this.lba[s]);
+    if (this.o.verify === 'zero' && !isZero(ring, off + ATA_DATA, n * SECTOR_SIZE)) {
+      this.stats.countVerifyError(`read data of LBA ${this.lba[s]} is not zero`);
+      return false;
+    }
+    return true;
+  }
+
+  /** Whether read data at ring[off..] is the pattern of its sectors; counts the first sector that is not. */
+  private holdsPattern(ring: Uint8Array, off: number, lba: number): boolean {
+    const n = this.o.sectors;
+    // The image answers "all equal" in one memcmp; the sector loop finds what differs.
+    if (this.image !== null && this.image.matches(ring, off, lba, n)) return true;
+    for (let i = 0; i < n; i++) {
+      const bad = checkSector(ring, off + i * SECTOR_SIZE, lba + i);
+      if (bad >= 0) {
+        this.stats.countVerifyError(`read data of LBA ${lba + i} differs from the pattern at byte ${bad}`);
+        return false;
+      }
+    }
+    return true;
   }
 
   private unqueue(s: number): void {
@@ -642,62 +512,24 @@ export class LoadEngine {
       if (this.retries[s] >= this.o.maxRetries) {
         this.state[s] = 0;
         this.inFlight--;
-        if (this.measuring) this.errors.timeouts++;
-        this.noteError(
+        this.stats.countTimeout(
           `no reply for ${this.isWrite[s] ? 'write' : 'read'} at LBA ${this.lba[s]} after ${this.retries[s] + 1} sends`,
         );
         if (this.canIssue()) this.issue(s, now);
         continue;
       }
       this.retries[s]++;
-      if (this.measuring) this.retransmits++;
+      this.stats.countRetransmit();
       this.setTag(s);
       this.enqueue(s);
     }
   }
 
-  private progress(now: number): void {
-    if (!this.measuring || !this.running || now - this.lastProgressAt < this.o.progressMs) return;
-    this.report(now);
-  }
-
-  /** Reports the interval since the last report (no requests count after stop(): it ends the last one). */
-  private report(now: number): void {
-    const cb = this.o.onProgress;
-    if (cb === undefined) return;
-    const intervalMs = now - this.lastProgressAt;
-    const dt = Math.max(1e-6, intervalMs / 1000);
-    cb({
-      elapsedMs: now - this.measureFrom,
-      ops: this.ops,
-      intervalOps: this.ops - this.lastProgressOps,
-      intervalMs,
-      iops: (this.ops - this.lastProgressOps) / dt,
-      mbps: (this.bytes - this.lastProgressBytes) / dt / 1e6,
-      errors: this.errorCount(),
-      retransmits: this.retransmits,
-    });
-    this.lastProgressAt = now;
-    this.lastProgressOps = this.ops;
-    this.lastProgressBytes = this.bytes;
-  }
-
-  private errorCount(): number {
-    const e = this.errors;
-    return e.aoe + e.ata + e.verify + e.short + e.timeouts + e.socket;
-  }
-
-  private noteError(text: string): void {
-    if (this.firstError === undefined) this.firstError = text;
-  }
-
   private stop(now: number): void {
     this.running = false;
-    this.stoppedAt = now;
-    this.cpuAtStop = process.cpuUsage();
-    if (!this.measuring) this.startMeasuring(now);
-    // The tail since the last report, so that the reports add up to the result.
-    if (now > this.lastProgressAt) this.report(now);
+    // Stopped in the warm-up: the empty measured interval starts here, as in startMeasuring().
+    if (!this.stats.measuring) this.stopAt = now + this.o.durationMs;
+    this.stats.stop(now);
   }
 
   /** Stops issuing new requests; the run ends once those in flight are answered or given up. */
@@ -710,36 +542,7 @@ export class LoadEngine {
     this.finished = true;
     this.socket.stopPolling();
     if (this.timer !== undefined) clearInterval(this.timer);
-    if (this.stoppedAt === 0) this.stop(performance.now());
-    const elapsedMs = Math.max(1e-3, this.stoppedAt - this.measureFrom);
-    const user = (this.cpuAtStop.user - this.cpuAtMeasure.user) / 1000;
-    const system = (this.cpuAtStop.system - this.cpuAtMeasure.system) / 1000;
-    const result: LoadResult = {
-      op: this.o.op,
-      pattern: this.o.pattern,
-      sectors: this.o.sectors,
-      window: this.W,
-      ops: this.ops,
-      reads: this.reads,
-      writes: this.writes,
-      bytes: this.bytes,
-      elapsedMs,
-      iops: (this.ops * 1000) / elapsedMs,
-      mbps: this.bytes / 1e3 / elapsedMs,
-      latency: this.histogram.summary(),
-      errors: { ...this.errors, aoeByCode: [...this.errors.aoeByCode] },
-      retransmits: this.retransmits,
-      cpu: { userMs: user, systemMs: system, percentOfOneCore: ((user + system) / elapsedMs) * 100 },
-      repliesPerTurn: this.turns > 0 ? this.repliesHandled / this.turns : 0,
-      framesPerSend: this.sends > 0 ? this.framesSent / this.sends : 0,
-      firstError: this.firstError,
-    };
-    this.resolve?.(result);
+    if (this.stats.stoppedAt === 0) this.stop(performance.now());
+    this.resolve?.(this.stats.result({ op: this.o.op, pattern: this.o.pattern, sectors: this.o.sectors, window: this.W }));
   }
-}
-
-/** Total of the error counters that mean a request failed. */
-export function failedRequests(r: LoadResult): number {
-  const e = r.errors;
-  return e.aoe + e.ata + e.verify + e.short + e.timeouts + e.socket;
 }

@@ -20,12 +20,3 @@ export function formatMac(bytes: Uint8Array, offset = 0): string {
   }
   return out;
 }
-
-export function macEquals(a: Uint8Array, aOffset: number, b: Uint8Array, bOffset = 0): boolean {
-  for (let i = 0; i < 6; i++) if (a[aOffset + i] !== b[bOffset + i]) return false;
-  return true;
-}
-
-export function readMac(bytes: Uint8Array, offset: number): Uint8Array {
-  return bytes.slice(offset, offset + 6);
-}

@@ -1,5 +1,5 @@
 // Parsers of AoE reply frames. Two kinds:
-// - field readers (replyTag, replyFlags, …) that read one value straight from
+// - field readers (replyTag, isResponse, …) that read one value straight from
 //   the frame bytes without allocating: the load engine's hot path;
 // - parse*() functions that return a plain object for one frame: the client's
 //   control operations, the CLI and the tests. They throw ReplyFormatError when
@@ -14,17 +14,41 @@ import {
   AOE_MINOR,
   AOE_TAG,
   AOE_VERFLAGS,
+  ATA_AFLAGS,
   ATA_DATA,
+  ATA_ERR,
   ATA_HEADER_LENGTH,
+  ATA_LBA,
+  ATA_SECTOR_COUNT,
+  ATA_STATUS,
   ATA_STATUS_FAILURE_MASK,
+  CFG_BUFFER_COUNT,
+  CFG_FIRMWARE,
   CFG_HEADER_LENGTH,
+  CFG_SECTOR_COUNT,
+  CFG_STRING,
+  CFG_STRING_LENGTH,
+  CFG_VER_CCMD,
   COMMON_HEADER_LENGTH,
+  ETHERTYPE_AOE,
+  ETH_DST,
+  ETH_SRC,
   ETH_TYPE,
   FLAG_ERROR,
   FLAG_RESPONSE,
+  MAC_LENGTH,
+  MASK_DIRECTIVES,
   MASK_DIRECTIVE_LENGTH,
+  MASK_DIR_COMMAND,
+  MASK_DIR_COUNT,
+  MASK_DIR_MAC,
   MASK_HEADER_LENGTH,
+  MASK_MCMD,
+  MASK_MERROR,
   RES_HEADER_LENGTH,
+  RES_MACS,
+  RES_NMACS,
+  RES_RCMD,
 } from './wire';
 
 export class ReplyFormatError extends Error {
@@ -50,15 +74,7 @@ export function readLba48(buf: Uint8Array, off: number): number {
 
 /** EtherType 0x88A2 and long enough for the common header. */
 export function isAoeFrame(buf: Uint8Array, off: number, length: number): boolean {
-  return length >= COMMON_HEADER_LENGTH && buf[off + ETH_TYPE] === 0x88 && buf[off + ETH_TYPE + 1] === 0xa2;
-}
-
-export function replyFlags(buf: Uint8Array, off: number): number {
-  return buf[off + AOE_VERFLAGS] & 0x0f;
-}
-
-export function replyVersion(buf: Uint8Array, off: number): number {
-  return buf[off + AOE_VERFLAGS] >>> 4;
+  return length >= COMMON_HEADER_LENGTH && readBe16(buf, off + ETH_TYPE) === ETHERTYPE_AOE;
 }
 
 export function isResponse(buf: Uint8Array, off: number): boolean {
@@ -67,10 +83,6 @@ export function isResponse(buf: Uint8Array, off: number): boolean {
 
 export function hasError(buf: Uint8Array, off: number): boolean {
   return (buf[off + AOE_VERFLAGS] & FLAG_ERROR) !== 0;
-}
-
-export function replyErrorCode(buf: Uint8Array, off: number): number {
-  return buf[off + AOE_ERROR];
 }
 
 export function replyShelf(buf: Uint8Array, off: number): number {
@@ -123,8 +135,8 @@ export function parseHeader(buf: Uint8Array, off = 0, length = buf.length - off)
   need('AoE frame', length, COMMON_HEADER_LENGTH);
   const vf = buf[off + AOE_VERFLAGS];
   return {
-    dst: formatMac(buf, off),
-    src: formatMac(buf, off + 6),
+    dst: formatMac(buf, off + ETH_DST),
+    src: formatMac(buf, off + ETH_SRC),
     etherType: readBe16(buf, off + ETH_TYPE),
     version: vf >>> 4,
     flags: vf & 0x0f,
@@ -157,13 +169,13 @@ export interface AtaReply {
 
 export function parseAtaReply(buf: Uint8Array, off = 0, length = buf.length - off): AtaReply {
   need('ATA reply', length, ATA_HEADER_LENGTH);
-  const status = buf[off + 27];
+  const status = buf[off + ATA_STATUS];
   return {
-    aflags: buf[off + 24],
-    err: buf[off + 25],
-    sectorCount: buf[off + 26],
+    aflags: buf[off + ATA_AFLAGS],
+    err: buf[off + ATA_ERR],
+    sectorCount: buf[off + ATA_SECTOR_COUNT],
     status,
-    lba: readLba48(buf, off + 28),
+    lba: readLba48(buf, off + ATA_LBA),
     data: buf.subarray(off + ATA_DATA, off + length),
     failed: (status & ATA_STATUS_FAILURE_MASK) !== 0,
   };
@@ -188,16 +200,16 @@ export interface ConfigReply {
 
 export function parseConfigReply(buf: Uint8Array, off = 0, length = buf.length - off): ConfigReply {
   need('config reply', length, CFG_HEADER_LENGTH);
-  const configLength = readBe16(buf, off + 30);
+  const configLength = readBe16(buf, off + CFG_STRING_LENGTH);
   const present = Math.min(configLength, length - CFG_HEADER_LENGTH);
   return {
-    bufferCount: readBe16(buf, off + 24),
-    firmware: readBe16(buf, off + 26),
-    sectorCount: buf[off + 28],
-    aoeVersion: buf[off + 29] >>> 4,
-    ccmd: buf[off + 29] & 0x0f,
+    bufferCount: readBe16(buf, off + CFG_BUFFER_COUNT),
+    firmware: readBe16(buf, off + CFG_FIRMWARE),
+    sectorCount: buf[off + CFG_SECTOR_COUNT],
+    aoeVersion: buf[off + CFG_VER_CCMD] >>> 4,
+    ccmd: buf[off + CFG_VER_CCMD] & 0x0f,
     configLength,
-    config: buf.subarray(off + CFG_HEADER_LENGTH, off + CFG_HEADER_LENGTH + present),
+    config: buf.subarray(off + CFG_STRING, off + CFG_STRING + present),
     truncated: present < configLength,
   };
 }
@@ -219,14 +231,14 @@ export interface MaskReply {
 
 export function parseMaskReply(buf: Uint8Array, off = 0, length = buf.length - off): MaskReply {
   need('mask reply', length, MASK_HEADER_LENGTH);
-  const dirCount = buf[off + 27];
+  const dirCount = buf[off + MASK_DIR_COUNT];
   const present = Math.min(dirCount, Math.floor((length - MASK_HEADER_LENGTH) / MASK_DIRECTIVE_LENGTH));
   const directives: MaskReplyDirective[] = [];
   for (let i = 0; i < present; i++) {
-    const p = off + MASK_HEADER_LENGTH + i * MASK_DIRECTIVE_LENGTH;
-    directives.push({ command: buf[p + 1], mac: formatMac(buf, p + 2) });
+    const p = off + MASK_DIRECTIVES + i * MASK_DIRECTIVE_LENGTH;
+    directives.push({ command: buf[p + MASK_DIR_COMMAND], mac: formatMac(buf, p + MASK_DIR_MAC) });
   }
-  return { mcmd: buf[off + 25], merror: buf[off + 26], dirCount, directives };
+  return { mcmd: buf[off + MASK_MCMD], merror: buf[off + MASK_MERROR], dirCount, directives };
 }
 
 export interface ReserveReply {
@@ -239,11 +251,11 @@ export interface ReserveReply {
 
 export function parseReserveReply(buf: Uint8Array, off = 0, length = buf.length - off): ReserveReply {
   need('reserve reply', length, RES_HEADER_LENGTH);
-  const nmacs = buf[off + 25];
-  const present = Math.min(nmacs, Math.floor((length - RES_HEADER_LENGTH) / 6));
+  const nmacs = buf[off + RES_NMACS];
+  const present = Math.min(nmacs, Math.floor((length - RES_HEADER_LENGTH) / MAC_LENGTH));
   const macs: string[] = [];
-  for (let i = 0; i < present; i++) macs.push(formatMac(buf, off + RES_HEADER_LENGTH + i * 6));
-  return { rcmd: buf[off + 24], nmacs, macs };
+  for (let i = 0; i < present; i++) macs.push(formatMac(buf, off + RES_MACS + i * MAC_LENGTH));
+  return { rcmd: buf[off + RES_RCMD], nmacs, macs };
 }
 
 /** True when this is an AoE frame with R set whose EtherType matches (what an initiator accepts at all). */

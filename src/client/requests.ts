@@ -9,21 +9,49 @@ import {
   AFLAG_EXTENDED,
   AFLAG_WRITE,
   AOE_VERSION,
+  AOE_COMMAND,
+  AOE_ERROR,
+  AOE_MAJOR,
+  AOE_MINOR,
+  AOE_TAG,
+  AOE_VERFLAGS,
+  ATA_AFLAGS,
+  ATA_CMD,
   ATA_DATA,
   ATA_DEVICE_IDENTIFY,
   ATA_DEVICE_LBA,
+  ATA_FEATURE,
   ATA_HEADER_LENGTH,
+  ATA_LBA,
+  ATA_RESERVED,
+  ATA_SECTOR_COUNT,
   AtaOpcode,
+  CFG_BUFFER_COUNT,
   CFG_HEADER_LENGTH,
+  CFG_STRING,
+  CFG_STRING_LENGTH,
+  CFG_VER_CCMD,
   Command,
   ConfigCommand,
   ETHERTYPE_AOE,
+  ETH_DST,
+  ETH_SRC,
+  ETH_TYPE,
+  MAC_LENGTH,
+  MASK_DIRECTIVES,
   MASK_DIRECTIVE_LENGTH,
-  MASK_HEADER_LENGTH,
+  MASK_DIR_COMMAND,
+  MASK_DIR_COUNT,
+  MASK_DIR_MAC,
+  MASK_MCMD,
+  MASK_MERROR,
+  MASK_RESERVED,
   MIN_FRAME_LENGTH,
   MaskCommand,
   MaskDirective,
-  RES_HEADER_LENGTH,
+  RES_MACS,
+  RES_NMACS,
+  RES_RCMD,
   ReserveCommand,
   SECTOR_SIZE,
 } from './wire';
@@ -86,15 +114,15 @@ export function writeHeader(
   flags = 0,
   version = AOE_VERSION,
 ): void {
-  buf.set(addr.dst.subarray(0, 6), off);
-  buf.set(addr.src.subarray(0, 6), off + 6);
-  writeBe16(buf, off + 12, ETHERTYPE_AOE);
-  buf[off + 14] = ((version & 0x0f) << 4) | (flags & 0x0f);
-  buf[off + 15] = 0;
-  writeBe16(buf, off + 16, addr.shelf);
-  buf[off + 18] = addr.slot & 0xff;
-  buf[off + 19] = command & 0xff;
-  writeBe32(buf, off + 20, tag);
+  buf.set(addr.dst.subarray(0, MAC_LENGTH), off + ETH_DST);
+  buf.set(addr.src.subarray(0, MAC_LENGTH), off + ETH_SRC);
+  writeBe16(buf, off + ETH_TYPE, ETHERTYPE_AOE);
+  buf[off + AOE_VERFLAGS] = ((version & 0x0f) << 4) | (flags & 0x0f);
+  buf[off + AOE_ERROR] = 0;
+  writeBe16(buf, off + AOE_MAJOR, addr.shelf);
+  buf[off + AOE_MINOR] = addr.slot & 0xff;
+  buf[off + AOE_COMMAND] = command & 0xff;
+  writeBe32(buf, off + AOE_TAG, tag);
 }
 
 /** Zero-fills a frame up to `min` bytes (60 by default); returns the padded length. */
@@ -126,13 +154,13 @@ export function writeAtaRequest(
   payload?: Uint8Array,
 ): number {
   writeHeader(buf, off, addr, Command.Ata, tag);
-  buf[off + 24] = aflags & 0xff;
-  buf[off + 25] = feature & 0xff;
-  buf[off + 26] = sectorCount & 0xff;
-  buf[off + 27] = opcode & 0xff;
-  writeLba48(buf, off + 28, lbaField);
-  buf[off + 34] = 0;
-  buf[off + 35] = 0;
+  buf[off + ATA_AFLAGS] = aflags & 0xff;
+  buf[off + ATA_FEATURE] = feature & 0xff;
+  buf[off + ATA_SECTOR_COUNT] = sectorCount & 0xff;
+  buf[off + ATA_CMD] = opcode & 0xff;
+  writeLba48(buf, off + ATA_LBA, lbaField);
+  buf[off + ATA_RESERVED] = 0;
+  buf[off + ATA_RESERVED + 1] = 0;
   if (payload !== undefined) buf.set(payload.subarray(0, payloadLength), off + ATA_DATA);
   return ATA_HEADER_LENGTH + payloadLength;
 }
@@ -230,10 +258,10 @@ export function writeConfigQuery(
   declaredLength = config.length,
 ): number {
   writeHeader(buf, off, addr, Command.QueryConfig, tag);
-  buf.fill(0, off + 24, off + 29);
-  buf[off + 29] = ccmd & 0x0f;
-  writeBe16(buf, off + 30, declaredLength);
-  buf.set(config, off + CFG_HEADER_LENGTH);
+  buf.fill(0, off + CFG_BUFFER_COUNT, off + CFG_VER_CCMD);
+  buf[off + CFG_VER_CCMD] = ccmd & 0x0f;
+  writeBe16(buf, off + CFG_STRING_LENGTH, declaredLength);
+  buf.set(config, off + CFG_STRING);
   return CFG_HEADER_LENGTH + config.length;
 }
 
@@ -259,15 +287,15 @@ export function writeMaskRequest(
   dirCount = directives.length,
 ): number {
   writeHeader(buf, off, addr, Command.MacMask, tag);
-  buf[off + 24] = 0;
-  buf[off + 25] = mcmd & 0xff;
-  buf[off + 26] = 0;
-  buf[off + 27] = dirCount & 0xff;
-  let p = off + MASK_HEADER_LENGTH;
+  buf[off + MASK_RESERVED] = 0;
+  buf[off + MASK_MCMD] = mcmd & 0xff;
+  buf[off + MASK_MERROR] = 0;
+  buf[off + MASK_DIR_COUNT] = dirCount & 0xff;
+  let p = off + MASK_DIRECTIVES;
   for (const d of directives) {
     buf[p] = 0;
-    buf[p + 1] = d.command & 0xff;
-    buf.set(d.mac.subarray(0, 6), p + 2);
+    buf[p + MASK_DIR_COMMAND] = d.command & 0xff;
+    buf.set(d.mac.subarray(0, MAC_LENGTH), p + MASK_DIR_MAC);
     p += MASK_DIRECTIVE_LENGTH;
   }
   return p - off;
@@ -303,12 +331,12 @@ export function writeReserve(
   nmacs = macs.length,
 ): number {
   writeHeader(buf, off, addr, Command.ReserveRelease, tag);
-  buf[off + 24] = rcmd & 0xff;
-  buf[off + 25] = nmacs & 0xff;
-  let p = off + RES_HEADER_LENGTH;
+  buf[off + RES_RCMD] = rcmd & 0xff;
+  buf[off + RES_NMACS] = nmacs & 0xff;
+  let p = off + RES_MACS;
   for (const mac of macs) {
-    buf.set(mac.subarray(0, 6), p);
-    p += 6;
+    buf.set(mac.subarray(0, MAC_LENGTH), p);
+    p += MAC_LENGTH;
   }
   return p - off;
 }

@@ -11,6 +11,7 @@ export const ETHERTYPE_AOE = 0x88a2;
 export const ETH_DST = 0;
 export const ETH_SRC = 6;
 export const ETH_TYPE = 12;
+export const MAC_LENGTH = 6;
 
 /** AoE common header (10 bytes after the Ethernet header). */
 export const AOE_VERFLAGS = 14;
@@ -19,8 +20,6 @@ export const AOE_MAJOR = 16;
 export const AOE_MINOR = 18;
 export const AOE_COMMAND = 19;
 export const AOE_TAG = 20;
-/** First byte of the command-specific argument. */
-export const AOE_ARG = 24;
 /** Length of Ethernet header + AoE common header. */
 export const COMMON_HEADER_LENGTH = 24;
 
@@ -42,16 +41,7 @@ export const enum Command {
   ReserveRelease = 3,
 }
 
-/** AoE-level error codes (Error byte, valid with FLAG_ERROR). */
-export const enum AoeErrorCode {
-  UnrecognizedCommand = 1,
-  BadArgument = 2,
-  DeviceUnavailable = 3,
-  ConfigStringPresent = 4,
-  UnsupportedVersion = 5,
-  TargetReserved = 6,
-}
-
+/** AoE-level error codes (the Error byte, valid with FLAG_ERROR) and what they mean. */
 export const AOE_ERROR_NAMES: Readonly<Record<number, string>> = {
   1: 'unrecognized command code',
   2: 'bad argument parameter',
@@ -78,8 +68,6 @@ export const ATA_DATA = 36;
 export const ATA_HEADER_LENGTH = 36;
 
 export const AFLAG_EXTENDED = 0x40;
-export const AFLAG_DEVICE = 0x10;
-export const AFLAG_ASYNC = 0x02;
 export const AFLAG_WRITE = 0x01;
 
 export const SECTOR_SIZE = 512;
@@ -97,10 +85,6 @@ export const enum AtaOpcode {
 }
 
 /** ATA Status register bits. */
-export const ATA_STATUS_BSY = 0x80;
-export const ATA_STATUS_DRDY = 0x40;
-export const ATA_STATUS_DF = 0x20;
-export const ATA_STATUS_DRQ = 0x08;
 export const ATA_STATUS_ERR = 0x01;
 /** The bits the Linux initiator treats as failure (BSY|DF|DRQ|ERR). */
 export const ATA_STATUS_FAILURE_MASK = 0xa9;
@@ -108,7 +92,6 @@ export const ATA_STATUS_FAILURE_MASK = 0xa9;
 /** ATA Error register bits. */
 export const ATA_ERROR_ABRT = 0x04;
 export const ATA_ERROR_IDNF = 0x10;
-export const ATA_ERROR_UNC = 0x40;
 
 /** Device register value Linux and vblade use for LBA addressing (LBA bit + obsolete bits). */
 export const ATA_DEVICE_LBA = 0xe0;
@@ -125,7 +108,6 @@ export const CFG_VER_CCMD = 29;
 export const CFG_STRING_LENGTH = 30;
 export const CFG_STRING = 32;
 export const CFG_HEADER_LENGTH = 32;
-export const CFG_STRING_MAX = 1024;
 
 export const enum ConfigCommand {
   Read = 0,
@@ -144,6 +126,9 @@ export const MASK_DIR_COUNT = 27;
 export const MASK_DIRECTIVES = 28;
 export const MASK_HEADER_LENGTH = 28;
 export const MASK_DIRECTIVE_LENGTH = 8;
+/** Within one directive: reserved byte, DCmd, then the MAC. */
+export const MASK_DIR_COMMAND = 1;
+export const MASK_DIR_MAC = 2;
 
 export const enum MaskCommand {
   Read = 0,
@@ -154,13 +139,6 @@ export const enum MaskDirective {
   None = 0,
   Add = 1,
   Delete = 2,
-}
-
-export const enum MaskError {
-  None = 0,
-  Unspecified = 1,
-  BadDirective = 2,
-  ListFull = 3,
 }
 
 export const MASK_ERROR_NAMES: Readonly<Record<number, string>> = {

@@ -1,6 +1,6 @@
 // The load engine against an in-process fake target (no network).
 import t from 'tap';
-import { formatProgress } from '../../src/client/bench-cli';
+import { formatProgress } from '../../src/client-cli/aoe-bench';
 import { LoadOptions, LoadProgress, failedRequests, runLoad } from '../../src/client/load';
 import { checkSectors } from '../../src/client/pattern';
 import { FakeTarget, FakeTargetOptions } from './fake-target';

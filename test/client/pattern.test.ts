@@ -3,6 +3,7 @@ import t from 'tap';
 import { HISTOGRAM_BUCKETS, LatencyHistogram, bucketLow, bucketOf, bucketWidth } from '../../src/client/histogram';
 import { formatMac, parseMac } from '../../src/client/mac';
 import {
+  PatternImage,
   checkSector,
   checkSectors,
   fillSector,
@@ -11,7 +12,6 @@ import {
   patternLabel,
   sectorPattern,
 } from '../../src/client/pattern';
-import { PatternImage } from '../../src/client/pattern-image';
 
 t.test('sector N starts with SECT and N in 8 digits', async (t) => {
   const s = sectorPattern(1234);

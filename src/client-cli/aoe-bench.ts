@@ -3,10 +3,10 @@
 //   aoe-bench --if IF [--netns NS] --shelf S --slot N --op read|write|mix
 //             --pattern random|seq --sectors K --window W --seconds T [--json]
 
-import yargs from 'yargs';
-import { AoeClient } from './client';
-import { CliError, netnsPath, reportFailure } from './cli-common';
-import { LoadOp, LoadPattern, LoadProgress, LoadResult, VerifyMode, failedRequests, runLoad } from './load';
+import yargs, { Argv } from 'yargs';
+import { AoeClient } from '../client/client';
+import { CliError, netnsPath, reportFailure } from './common';
+import { LoadOp, LoadPattern, LoadProgress, LoadResult, VerifyMode, failedRequests, runLoad } from '../client/load';
 
 export interface BenchArgs {
   if: string;
@@ -136,78 +136,7 @@ export function formatReport(r: BenchReport): string {
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    const args = (await yargs(argv)
-      .scriptName('aoe-bench')
-      .usage(
-        '$0 --if IF [--netns NS] --shelf S --slot N [options]\n\nKeeps W AoE requests in flight against one export and reports IOPS, MB/s, latency, errors and its own CPU time.',
-      )
-      .option('if', {
-        type: 'string',
-        demandOption: 'name the network interface with --if',
-        requiresArg: true,
-        describe: 'network interface',
-      })
-      .option('netns', { type: 'string', requiresArg: true, describe: 'network namespace of the interface (name or path)' })
-      .option('shelf', {
-        type: 'number',
-        demandOption: 'name the export with --shelf and --slot',
-        describe: 'shelf (major) of the export',
-      })
-      .option('slot', {
-        type: 'number',
-        demandOption: 'name the export with --shelf and --slot',
-        describe: 'slot (minor) of the export',
-      })
-      .option('op', { choices: ['read', 'write', 'mix'] as const, default: 'read' as const, describe: 'what to do' })
-      .option('read-percent', { type: 'number', default: 50, describe: 'share of reads for --op mix' })
-      .option('pattern', { choices: ['random', 'seq'] as const, default: 'random' as const, describe: 'LBA order' })
-      .option('sectors', { type: 'number', default: 1, describe: 'sectors per request' })
-      .option('window', { type: 'number', default: 16, describe: 'requests in flight' })
-      .option('seconds', { type: 'number', default: 5, describe: 'measured run time' })
-      .option('warmup', { type: 'number', default: 0.5, describe: 'seconds of load before measuring' })
-      .option('range', { type: 'number', describe: 'sectors of the export to use (default: all of it)' })
-      .option('start', { type: 'number', default: 0, describe: 'first LBA of the range' })
-      .option('verify', {
-        choices: ['none', 'pattern', 'zero'] as const,
-        default: 'none' as const,
-        describe: "check read data: the project's test pattern, zeros, or not",
-      })
-      .option('timeout', { type: 'number', default: 250, describe: 'ms before a request is sent again' })
-      .option('prefill', {
-        type: 'boolean',
-        default: false,
-        describe: 'write the test pattern over the range first (then --verify pattern works on any export)',
-      })
-      .option('passes', { type: 'number', default: 1, describe: 'receive/send passes per wake-up while replies keep coming' })
-      .option('spin-us', {
-        type: 'number',
-        default: 0,
-        describe: 'busy-poll the ring this long after the last reply before sleeping (0: never)',
-      })
-      .option('json', { type: 'boolean', default: false, describe: 'print the full result as JSON' })
-      .option('progress', {
-        type: 'boolean',
-        default: process.stderr.isTTY === true,
-        describe:
-          'print a line per second of the measured run to stderr (after the warm-up; the last line covers the rest, so their requests add up to the summary)',
-      })
-      .check((a) => {
-        if (!Number.isInteger(a.sectors) || a.sectors < 1 || a.sectors > 255) throw new CliError('--sectors must be 1..255');
-        if (!Number.isInteger(a.window) || a.window < 1 || a.window > 65535) throw new CliError('--window must be 1..65535');
-        if (!(a.seconds > 0)) throw new CliError('--seconds must be more than 0');
-        if (!Number.isInteger(a.shelf) || a.shelf < 0 || a.shelf > 65534) throw new CliError('--shelf must be 0..65534');
-        if (!Number.isInteger(a.slot) || a.slot < 0 || a.slot > 254) throw new CliError('--slot must be 0..254');
-        return true;
-      })
-      .strict()
-      .help()
-      .alias('h', 'help')
-      .version(false)
-      .fail((msg, err) => {
-        if (err) throw err;
-        throw new CliError(`${msg}\n(see aoe-bench --help)`);
-      })
-      .parseAsync()) as unknown as BenchArgs;
+    const args = (await buildParser(argv).parseAsync()) as unknown as BenchArgs;
     const client = AoeClient.open(args.if, { netns: netnsPath(args.netns), timeoutMs: 300, retries: 3 });
     try {
       const report = await benchTarget(client, args);
@@ -219,4 +148,79 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     reportFailure('aoe-bench', e);
   }
+}
+
+/** aoe-bench's options, their checks and its help. */
+export function buildParser(argv: string[]): Argv {
+  return yargs(argv)
+    .scriptName('aoe-bench')
+    .usage(
+      '$0 --if IF [--netns NS] --shelf S --slot N [options]\n\nKeeps W AoE requests in flight against one export and reports IOPS, MB/s, latency, errors and its own CPU time.',
+    )
+    .option('if', {
+      type: 'string',
+      demandOption: 'name the network interface with --if',
+      requiresArg: true,
+      describe: 'network interface',
+    })
+    .option('netns', { type: 'string', requiresArg: true, describe: 'network namespace of the interface (name or path)' })
+    .option('shelf', {
+      type: 'number',
+      demandOption: 'name the export with --shelf and --slot',
+      describe: 'shelf (major) of the export',
+    })
+    .option('slot', {
+      type: 'number',
+      demandOption: 'name the export with --shelf and --slot',
+      describe: 'slot (minor) of the export',
+    })
+    .option('op', { choices: ['read', 'write', 'mix'] as const, default: 'read' as const, describe: 'what to do' })
+    .option('read-percent', { type: 'number', default: 50, describe: 'share of reads for --op mix' })
+    .option('pattern', { choices: ['random', 'seq'] as const, default: 'random' as const, describe: 'LBA order' })
+    .option('sectors', { type: 'number', default: 1, describe: 'sectors per request' })
+    .option('window', { type: 'number', default: 16, describe: 'requests in flight' })
+    .option('seconds', { type: 'number', default: 5, describe: 'measured run time' })
+    .option('warmup', { type: 'number', default: 0.5, describe: 'seconds of load before measuring' })
+    .option('range', { type: 'number', describe: 'sectors of the export to use (default: all of it)' })
+    .option('start', { type: 'number', default: 0, describe: 'first LBA of the range' })
+    .option('verify', {
+      choices: ['none', 'pattern', 'zero'] as const,
+      default: 'none' as const,
+      describe: "check read data: the project's test pattern, zeros, or not",
+    })
+    .option('timeout', { type: 'number', default: 250, describe: 'ms before a request is sent again' })
+    .option('prefill', {
+      type: 'boolean',
+      default: false,
+      describe: 'write the test pattern over the range first (then --verify pattern works on any export)',
+    })
+    .option('passes', { type: 'number', default: 1, describe: 'receive/send passes per wake-up while replies keep coming' })
+    .option('spin-us', {
+      type: 'number',
+      default: 0,
+      describe: 'busy-poll the ring this long after the last reply before sleeping (0: never)',
+    })
+    .option('json', { type: 'boolean', default: false, describe: 'print the full result as JSON' })
+    .option('progress', {
+      type: 'boolean',
+      default: process.stderr.isTTY === true,
+      describe:
+        'print a line per second of the measured run to stderr (after the warm-up; the last line covers the rest, so their requests add up to the summary)',
+    })
+    .check((a) => {
+      if (!Number.isInteger(a.sectors) || a.sectors < 1 || a.sectors > 255) throw new CliError('--sectors must be 1..255');
+      if (!Number.isInteger(a.window) || a.window < 1 || a.window > 65535) throw new CliError('--window must be 1..65535');
+      if (!(a.seconds > 0)) throw new CliError('--seconds must be more than 0');
+      if (!Number.isInteger(a.shelf) || a.shelf < 0 || a.shelf > 65534) throw new CliError('--shelf must be 0..65534');
+      if (!Number.isInteger(a.slot) || a.slot < 0 || a.slot > 254) throw new CliError('--slot must be 0..254');
+      return true;
+    })
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new CliError(`${msg}\n(see aoe-bench --help)`);
+    });
 }

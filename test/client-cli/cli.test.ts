@@ -2,7 +2,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { CliError, hexDump, netnsPath, parseTargetAddress } from '../../src/client/cli-common';
+import { CliError, hexDump, netnsPath, parseTargetAddress } from '../../src/client-cli/common';
 
 const ROOT = join(__dirname, '..', '..', '..');
 
