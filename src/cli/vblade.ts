@@ -25,7 +25,7 @@ import {
 } from '../config/export-config';
 import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
 import { LOG_SERIALIZERS } from '../service/log';
-import { withTestFaults } from '../testing/fault-io';
+import { withTestFaults } from '../faults/fault-io';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
 import { checkUserExists, switchToUser, uidToBecome, UserError } from '../service/privilege';

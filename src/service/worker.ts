@@ -135,7 +135,7 @@ export function loadServerStarter(): StartServer {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Server } = require('../target/server') as typeof import('../target/server');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { withTestFaults } = require('../testing/fault-io') as typeof import('../testing/fault-io');
+  const { withTestFaults } = require('../faults/fault-io') as typeof import('../faults/fault-io');
   return async (config, log, hooks, opts) => {
     const server = await Server.start(config, log, hooks, {
       ...(config.tunables ?? {}),
