@@ -39,8 +39,10 @@ const ROOMS = {
     why: 'the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it.',
   },
   cli: {
-    may: ['config', 'service', 'target', 'faults', 'native', 'aoe'],
-    why: "the command lines turn argv into a config and hand it to service/ or target/; block stores are the target's concern.",
+    may: ['config', 'service', 'target', 'native'],
+    why:
+      'the command lines turn argv into a config and hand it to service/ (or check it with target/); ' +
+      "how a serving process is put together is service/'s concern, block stores and the protocol the target's.",
   },
   client: {
     may: ['native'],

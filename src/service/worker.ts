@@ -12,8 +12,8 @@
 //   worker → supervisor  ready {exports} | heartbeat | applied {id, ok, summary?, error?}
 //                        | fatal {message} | response {id, ok, result?, error?}
 //
-// The seam to the serving core is StartServer: Server.start from
-// ../target/server.ts (tests inject their own, test/helpers/stub-worker.ts).
+// The seam to the serving core is StartServer: startServing from
+// serving-process.ts (tests inject their own, test/helpers/stub-worker.ts).
 
 import pino, { type Logger } from 'pino';
 import * as os from 'node:os';
@@ -24,7 +24,7 @@ import { LOG_SERIALIZERS } from './log';
 import { formatMac, parseMac } from '../aoe/mac-list';
 import type { ServerHooks } from '../target/server';
 import { StateStore } from './state-store';
-import { switchToUser, uidToBecome } from './privilege';
+import { uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 // Types only: the server module is required lazily, in loadServerStarter.
 import type { ReloadSummary, ResizeResult, SnapshotTaken } from '../target/server';
@@ -125,34 +125,15 @@ export type FromWorker =
 export const HEARTBEAT_MS = 2000;
 
 /**
- * Server.start from ../target/server.ts, loaded when first needed (it loads
- * the native addon), with the tunables the supervisor resolved and the test
- * fault wrapper (inert unless a test sets its environment variables). With
- * a user set, the worker becomes that user once the server is up: what
- * needs root (files, sockets) is open by then.
+ * The serving process's own start (serving-process.ts: Server.start, the
+ * test fault wrapper, the switch to the configured user), loaded when first
+ * needed because it loads the server and the native addon. A restarted
+ * worker waits for its interfaces instead of failing without them.
  */
 export function loadServerStarter(): StartServer {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Server } = require('../target/server') as typeof import('../target/server');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { withTestFaults } = require('../faults/fault-io') as typeof import('../faults/fault-io');
-  return async (config, log, hooks, opts) => {
-    const server = await Server.start(config, log, hooks, {
-      ...(config.tunables ?? {}),
-      requireAnInterface: opts.firstStart,
-      wrapIoRing: (io) => withTestFaults(io),
-    });
-    if (config.user !== undefined) {
-      try {
-        const ids = switchToUser(loadAddon(), config.user, config.stateDir);
-        log.info({ user: config.user, ...ids }, 'switched user; only CAP_NET_RAW kept');
-      } catch (e) {
-        await server.stop();
-        throw e;
-      }
-    }
-    return server;
-  };
+  const { startServing } = require('./serving-process') as typeof import('./serving-process');
+  return (config, log, hooks, opts) => startServing(config, log, hooks, { requireAnInterface: opts.firstStart });
 }
 
 /** One export as the control socket lists it. */
