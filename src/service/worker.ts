@@ -330,7 +330,7 @@ export class WorkerCore {
   async request(op: WorkerOp, key?: string, macs?: string[], extra: CommandExtra = {}): Promise<unknown> {
     // The name crossed a process boundary: only the table's own entries answer.
     if (!Object.hasOwn(this.commands, op)) throw new Error(`unknown request ${op}`);
-    return this.commands[op]({ op, key, macs, extra });
+    return await this.commands[op]({ op, key, macs, extra });
   }
 
   private list(): ExportListing[] {
