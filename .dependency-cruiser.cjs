@@ -22,25 +22,27 @@ const ROOMS = {
     may: ['native'],
     why: 'block stores know storage and the native I/O types, not the protocol, the server or how it is run.',
   },
-  testing: {
+  faults: {
     may: ['native', 'backend'],
     why: 'fault injection wraps stores and native calls; it must not reach into the server it is used to test.',
   },
   target: {
     may: ['aoe', 'native', 'backend', 'config'],
-    why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor test-only code.',
+    why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor the fault injection wrapped around it.',
   },
   config: {
     may: ['aoe'],
     why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply.',
   },
   service: {
-    may: ['config', 'target', 'native', 'testing', 'aoe'],
+    may: ['config', 'target', 'native', 'faults', 'aoe'],
     why: 'the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it.',
   },
   cli: {
-    may: ['config', 'service', 'target', 'testing', 'native', 'aoe'],
-    why: "the command lines turn argv into a config and hand it to service/ or target/; block stores are the target's concern.",
+    may: ['config', 'service', 'target', 'native'],
+    why:
+      'the command lines turn argv into a config and hand it to service/ (or check it with target/); ' +
+      "how a serving process is put together is service/'s concern, block stores and the protocol the target's.",
   },
   client: {
     may: ['native'],

@@ -12,12 +12,9 @@ import type { ExportConfig, ServerConfig, ServingTunables } from '../config/expo
 import { TUNABLE_KEYS, type DaemonKeys } from '../config/keys';
 import { renderDaemonHelp } from '../config/render-docs';
 import { checkValue } from '../config/values';
-import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
 import { LOG_SERIALIZERS } from '../service/log';
-import { withTestFaults } from '../testing/fault-io';
+import { serveInForeground } from '../service/serving-process';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
-import { loadAddon } from '../native/addon';
-import { checkUserExists, switchToUser, uidToBecome, UserError } from '../service/privilege';
 import { packageVersion } from './version';
 
 export const VBLADE_HELP = `${VBLADE_USAGE}
@@ -205,77 +202,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const log = pino({ name: 'vblade', level: parsed.logLevel, serializers: LOG_SERIALIZERS }, pino.destination(2));
-  const c = parsed.config!;
-  const serverConfig: ServerConfig = { exports: [c], stateDir: parsed.stateDir };
-  let server: Server;
-  let hooks: ServerHooks;
-  try {
-    if (parsed.user !== undefined) checkUserExists(loadAddon(), parsed.user);
-    const { stateHooks } = await import('../service/state-hooks');
-    hooks = stateHooks(parsed.stateDir, log, parsed.user === undefined ? undefined : uidToBecome(loadAddon(), parsed.user));
-  } catch (e) {
-    // A state directory others may write to, or one that cannot be created: the message says what to do.
-    process.stderr.write(`vblade: ${(e as Error).message}\n`);
-    return 1;
-  }
-  try {
-    // withTestFaults: the ring itself unless a test sets AOET_TEST_FAULT_PLAN / AOET_TEST_IO_JOURNAL.
-    server = await Server.start(serverConfig, log, hooks, {
-      ...tunables,
-      wrapIoRing: (io) => withTestFaults(io),
-    });
-  } catch (e) {
-    if (
-      e instanceof ConfigError ||
-      e instanceof StoreError ||
-      e instanceof UserError ||
-      (e as NodeJS.ErrnoException).code !== undefined
-    ) {
-      process.stderr.write(`vblade: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
-  }
-  if (parsed.user !== undefined) {
-    try {
-      const ids = switchToUser(loadAddon(), parsed.user, parsed.stateDir);
-      log.info({ user: parsed.user, ...ids }, 'switched user; only CAP_NET_RAW kept');
-    } catch (e) {
-      process.stderr.write(`vblade: ${(e as Error).message}\n`);
-      await server.stop();
-      return 1;
-    }
-  }
-  const e = server.exports[0];
-  if (e.held !== null) {
-    // No control socket here to restore or reset it: refuse rather than serve without the saved mask and reservation.
-    await server.stop();
-    process.stderr.write(
-      `vblade: e${c.shelf}.${c.slot} is not served: ${e.held.replace(/; not served until.*$/, '')}. Fix the file, or move it away to start with empty state (its MAC mask and reservation are then lost)\n`,
-    );
-    return 1;
-  }
-  process.stdout.write(
-    `pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors ${c.readOnly ? 'O_RDONLY' : 'O_RDWR'}\n`,
-  );
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'stopping: answering requests in flight');
-      server.stop().then(
-        () => resolve(0),
-        (err) => {
-          log.error({ err }, 'stop failed');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => stop('SIGHUP'));
-  });
+  const serverConfig: ServerConfig = { exports: [parsed.config!], stateDir: parsed.stateDir, tunables, user: parsed.user };
+  return serveInForeground(serverConfig, log);
 }
 
 if (require.main === module) {

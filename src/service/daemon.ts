@@ -17,7 +17,8 @@ import type { DaemonSettings } from '../config/keys';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
 import { ControlServer, type ControlTarget } from './control';
-import { createLogger, logSocketPaths, type LogOptions } from './log';
+import type { Logger } from 'pino';
+import { createLogger, logSocketPaths, type LogOptions, type LogSink } from './log';
 import { MetricsServer } from './metrics';
 import { ExportLocks, PidFile } from './pidfile';
 import { checkPrivateDir } from './private-dir';
@@ -94,114 +95,241 @@ export function logOptionsOf(s: DaemonSettings): LogOptions {
 
 /** Runs the supervisor in this process until SIGTERM or SIGINT, then exits the process. */
 export async function runDaemon(o: DaemonOptions): Promise<void> {
-  const settings = o.settings;
-  let loaded = o.loaded;
-  const handshake = (m: Handshake): void => {
-    if (o.toLauncher && process.connected) process.send!(m);
-  };
-  const endHandshake = (): void => {
-    if (o.toLauncher && process.connected) process.disconnect();
-  };
-  const { logger: log, sink } = createLogger(logOptionsOf(settings), { instance: settings.name });
-  for (const w of loaded.warnings) log.warn(w);
-
-  // What start-up has taken, released in reverse on a fatal error or at stop.
-  const held: (() => void)[] = [];
-  const releaseHeld = (): void => {
-    for (const release of held.splice(0).reverse()) release();
-  };
-  const locks = new ExportLocks(settings.runDir, ({ file, pid }) =>
+  const { logger: log, sink } = createLogger(logOptionsOf(o.settings), { instance: o.settings.name });
+  for (const w of o.loaded.warnings) log.warn(w);
+  const launcher = new LauncherChannel(o.toLauncher);
+  const locks = new ExportLocks(o.settings.runDir, ({ file, pid }) =>
     log.warn({ file, stalePid: pid }, `removed stale ${file}${pid ? ` of pid ${pid}, which no longer runs vbladed` : ''}`),
   );
+  const held: (() => void)[] = [];
   try {
-    fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
-    // Where the pid file, locks and control socket go: nobody else may plant links there.
-    for (const dir of new Set([settings.runDir, path.dirname(settings.pidFile)])) checkPrivateDir(dir, 'run directory');
-    if (settings.stateDir) {
-      fs.mkdirSync(settings.stateDir, { recursive: true, mode: 0o750 });
-      // The worker writes it, as `user =` when that is set.
-      const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
-      checkPrivateDir(settings.stateDir, 'state directory', switchTo);
-    }
-    const pidFile = PidFile.acquire(settings.pidFile, {
-      what: `instance ${settings.name}`,
-      // stalePid, not pid: a record's pid is the process that logs it.
-      onStale: ({ file, pid }) =>
-        log.warn(
-          { file, stalePid: pid },
-          `removed stale pid file ${file}${pid ? ` of pid ${pid}, which no longer runs vbladed` : ''}`,
-        ),
-    });
-    held.push(() => pidFile.release());
-    locks.acquire(loaded.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
-    held.push(() => locks.releaseAll());
+    takeRunFiles(o.settings, o.loaded, log, locks, held);
   } catch (e) {
     log.fatal({ err: e }, (e as Error).message);
-    handshake({ type: 'failed', message: (e as Error).message });
-    releaseHeld();
+    launcher.send({ type: 'failed', message: (e as Error).message });
+    releaseInReverse(held);
     sink.flushSync();
     process.exit(1);
   }
   // Everything is absolute now; do not keep the start directory busy.
   process.chdir('/');
+  const daemon = new Daemon(o, { log, sink, launcher, locks, held });
+  daemon.handleSignals();
+  await daemon.start();
+}
 
-  const notify = new SdNotify();
-  const supervisor = new Supervisor({
-    workerModule: o.workerModule ?? path.join(__dirname, 'worker.js'),
-    config: serverConfigOf(loaded.exports, settings),
-    log,
-    sink,
-    logLevel: settings.logLevel,
-    backoff: o.backoff ?? DEFAULT_BACKOFF,
-    stopTimeoutMs: settings.stopTimeoutSeconds * 1000,
-    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 30000,
+/** The IPC channel to the launcher that detached this process (launcher.ts); without one, messages go nowhere. */
+class LauncherChannel {
+  constructor(private readonly open: boolean) {}
+
+  send(m: Handshake): void {
+    if (this.open && process.connected) process.send!(m);
+  }
+
+  /** Start-up is over: let the launcher exit. */
+  end(): void {
+    if (this.open && process.connected) process.disconnect();
+  }
+}
+
+/** Releases what start-up took, the last taken first. */
+function releaseInReverse(held: (() => void)[]): void {
+  for (const release of held.splice(0).reverse()) release();
+}
+
+/**
+ * Takes, in order, the run and state directories, the pid file and the
+ * export locks, pushing a release for each onto `held`. Throws with a
+ * message for the log at the first that fails; the caller releases `held`.
+ */
+function takeRunFiles(
+  settings: DaemonSettings,
+  loaded: LoadedExports,
+  log: Logger,
+  locks: ExportLocks,
+  held: (() => void)[],
+): void {
+  fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
+  // Where the pid file, locks and control socket go: nobody else may plant links there.
+  for (const dir of new Set([settings.runDir, path.dirname(settings.pidFile)])) checkPrivateDir(dir, 'run directory');
+  if (settings.stateDir) {
+    fs.mkdirSync(settings.stateDir, { recursive: true, mode: 0o750 });
+    // The worker writes it, as `user =` when that is set.
+    const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
+    checkPrivateDir(settings.stateDir, 'state directory', switchTo);
+  }
+  const pidFile = PidFile.acquire(settings.pidFile, {
+    what: `instance ${settings.name}`,
+    // stalePid, not pid: a record's pid is the process that logs it.
+    onStale: ({ file, pid }) =>
+      log.warn(
+        { file, stalePid: pid },
+        `removed stale pid file ${file}${pid ? ` of pid ${pid}, which no longer runs vbladed` : ''}`,
+      ),
   });
+  held.push(() => pidFile.release());
+  locks.acquire(loaded.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
+  held.push(() => locks.releaseAll());
+}
 
-  const statusLine = (): string => {
-    const s = supervisor.status();
+/** What runDaemon took before the supervisor starts, handed to it whole. */
+interface RunResources {
+  log: Logger;
+  sink: LogSink;
+  launcher: LauncherChannel;
+  locks: ExportLocks;
+  /** Releases of the pid file and locks, in the order taken. */
+  held: (() => void)[];
+}
+
+/** The running supervisor of vbladed: one method per job (start, reload, stop, signals). */
+class Daemon {
+  private readonly settings: DaemonSettings;
+  private loaded: LoadedExports;
+  private readonly log: Logger;
+  private readonly sink: LogSink;
+  private readonly launcher: LauncherChannel;
+  private readonly locks: ExportLocks;
+  private readonly held: (() => void)[];
+  private readonly notify = new SdNotify();
+  private readonly supervisor: Supervisor;
+  private control: ControlServer | undefined;
+  private metrics: MetricsServer | undefined;
+  private firstReady = true;
+  private stopping = false;
+  // Reloads are serialized: a SIGHUP during a reload waits for it.
+  private reloadChain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly o: DaemonOptions,
+    run: RunResources,
+  ) {
+    this.settings = o.settings;
+    this.loaded = o.loaded;
+    ({ log: this.log, sink: this.sink, launcher: this.launcher, locks: this.locks, held: this.held } = run);
+    this.supervisor = new Supervisor({
+      workerModule: o.workerModule ?? path.join(__dirname, 'worker.js'),
+      config: serverConfigOf(this.loaded.exports, this.settings),
+      log: this.log,
+      sink: this.sink,
+      logLevel: this.settings.logLevel,
+      backoff: o.backoff ?? DEFAULT_BACKOFF,
+      stopTimeoutMs: this.settings.stopTimeoutSeconds * 1000,
+      heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 30000,
+    });
+    this.watchSupervisor();
+  }
+
+  private statusLine(): string {
+    const s = this.supervisor.status();
     return s.ready
       ? `serving ${s.exports.join(' ')}`
       : s.restartInMs !== undefined
         ? `worker down (${s.lastExit?.reason ?? ''}); restart in ${Math.ceil(s.restartInMs / 1000)} s`
         : 'starting';
-  };
+  }
 
-  let firstReady = true;
-  supervisor.on('ready', () => {
-    notify.status(statusLine());
-    if (firstReady) {
-      firstReady = false;
-      if (!notify.ready(statusLine()) && notify.enabled) log.error(`cannot notify systemd: ${notify.error}`);
-      handshake({ type: 'ready', pid: process.pid });
-      endHandshake();
-    }
-  });
-  supervisor.on('worker-failed', (message: string) => {
-    if (firstReady) {
-      handshake({ type: 'worker-failed', pid: process.pid, message });
-      endHandshake();
-    }
-  });
-  supervisor.on('worker-exit', () => notify.status(statusLine()));
+  /** systemd and the launcher hear of the first ready worker (or its failure); systemd's status follows the worker. */
+  private watchSupervisor(): void {
+    this.supervisor.on('ready', () => {
+      this.notify.status(this.statusLine());
+      if (this.firstReady) {
+        this.firstReady = false;
+        if (!this.notify.ready(this.statusLine()) && this.notify.enabled)
+          this.log.error(`cannot notify systemd: ${this.notify.error}`);
+        this.launcher.send({ type: 'ready', pid: process.pid });
+        this.launcher.end();
+      }
+    });
+    this.supervisor.on('worker-failed', (message: string) => {
+      if (this.firstReady) {
+        this.launcher.send({ type: 'worker-failed', pid: process.pid, message });
+        this.launcher.end();
+      }
+    });
+    this.supervisor.on('worker-exit', () => this.notify.status(this.statusLine()));
+  }
 
-  // Reloads are serialized: a SIGHUP during a reload waits for it.
-  let reloadChain: Promise<unknown> = Promise.resolve();
-  // A reload applies completely or changes nothing: the worker checks the
-  // new exports before it touches any, and the locks this reload took are
-  // given back when it is refused.
-  const reloadOnce = async (): Promise<ReloadResult> => {
-    notify.reloading('reloading');
-    sink.reopen();
+  handleSignals(): void {
+    process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
+    process.on('SIGINT', () => void this.shutdown('SIGINT'));
+    process.on('SIGHUP', () => {
+      if (!this.stopping) this.reload().catch(() => undefined);
+    });
+    process.on('uncaughtException', (e) => {
+      this.log.fatal({ err: e }, `supervisor error: ${e.message}`);
+      void this.shutdown('supervisor error');
+    });
+  }
+
+  /** Starts the worker, then the control socket and metrics: extras whose failure is logged, not fatal. */
+  async start(): Promise<void> {
+    this.log.info(
+      { exports: this.loaded.exports.map(describeExport), pidFile: this.settings.pidFile },
+      `vbladed ${this.settings.name} starting (pid ${process.pid})`,
+    );
+    this.supervisor.start();
+    this.launcher.send({ type: 'started', pid: process.pid });
+    this.notify.startWatchdog();
+    await this.openControlSocket();
+    await this.openMetrics();
+  }
+
+  private async openControlSocket(): Promise<void> {
+    const socketPath = this.settings.controlSocket;
+    if (!socketPath) return;
+    const target: ControlTarget = {
+      request: (op, key, macs, extra) => this.supervisor.request(op, key, macs, extra),
+      reload: () => this.reload(),
+      status: () => this.supervisor.status(),
+    };
+    try {
+      this.control = await ControlServer.listen(target, { socketPath, group: this.settings.controlGroup, log: this.log });
+    } catch (e) {
+      this.log.error({ err: e }, `no control socket: ${(e as Error).message}`);
+    }
+  }
+
+  private async openMetrics(): Promise<void> {
+    const listen = this.settings.metrics;
+    if (!listen) return;
+    try {
+      this.metrics = await MetricsServer.listen(
+        { stats: () => this.supervisor.request('stats'), supervisor: () => this.supervisor.status() },
+        listen,
+        this.log,
+      );
+    } catch (e) {
+      this.log.error({ err: e }, `no metrics listener on ${listen.host}:${listen.port}: ${(e as Error).message}`);
+    }
+  }
+
+  /** A reload (SIGHUP, `vblade ctl reload`), run after the one before it has finished. */
+  reload(): Promise<ReloadResult> {
+    const p = this.reloadChain.then(() => this.reloadOnce());
+    this.reloadChain = p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * A reload applies completely or changes nothing: the worker checks the
+   * new exports before it touches any, and the locks this reload took are
+   * given back when it is refused.
+   */
+  private async reloadOnce(): Promise<ReloadResult> {
+    const { log, locks, settings } = this;
+    this.notify.reloading('reloading');
+    this.sink.reopen();
     log.info('reloading the configuration');
     const locksBefore = new Set(locks.names());
     try {
-      const { loaded: next, settings: nextSettings } = o.reread();
+      const { loaded: next, settings: nextSettings } = this.o.reread();
       const needsRestart = changesNeedingRestart(settings, nextSettings);
       const toDrop = locks.acquire(next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
       // The running settings, not the new ones: what needs a restart waits for it.
-      const applied = await supervisor.apply(serverConfigOf(next.exports, settings));
+      const applied = await this.supervisor.apply(serverConfigOf(next.exports, settings));
       locks.drop(toDrop);
-      loaded = next;
+      this.loaded = next;
       if (nextSettings.logLevel !== settings.logLevel) {
         log.level = nextSettings.logLevel;
         settings.logLevel = nextSettings.logLevel;
@@ -214,14 +342,8 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
       if (applied.deferred)
         warnings.push('the worker is not serving right now; the new configuration takes effect when it starts again');
       for (const w of warnings) log.warn(w);
-      const result: ReloadResult = {
-        added: applied.added,
-        removed: applied.removed,
-        changed: applied.changed,
-        resized: applied.resized,
-        needsRestart,
-        warnings,
-      };
+      const { added, removed, changed, resized } = applied;
+      const result: ReloadResult = { added, removed, changed, resized, needsRestart, warnings };
       log.info(result, `reloaded: ${describeReload(result)}`);
       return result;
     } catch (e) {
@@ -230,72 +352,22 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
       log.error(msg);
       throw new Error(msg, { cause: e });
     } finally {
-      notify.ready(statusLine());
-    }
-  };
-  const reload = (): Promise<unknown> => {
-    const p = reloadChain.then(reloadOnce);
-    reloadChain = p.catch(() => undefined);
-    return p;
-  };
-
-  const target: ControlTarget = {
-    request: (op, key, macs, extra) => supervisor.request(op, key, macs, extra),
-    reload,
-    status: () => supervisor.status(),
-  };
-  let control: ControlServer | undefined;
-  let metrics: MetricsServer | undefined;
-
-  let stopping = false;
-  const shutdown = async (why: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`stopping (${why})`);
-    notify.stopping('stopping: finishing in-flight requests');
-    notify.stopWatchdog();
-    const code = await supervisor.stop();
-    await Promise.all([control?.close(), metrics?.close()].map((p) => p?.catch(() => undefined) ?? Promise.resolve()));
-    releaseHeld();
-    log.info({ code }, code === 0 ? 'stopped' : 'stopped; the worker did not stop cleanly');
-    sink.flushSync();
-    process.exit(code);
-  };
-
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGHUP', () => {
-    if (!stopping) reload().catch(() => undefined);
-  });
-  process.on('uncaughtException', (e) => {
-    log.fatal({ err: e }, `supervisor error: ${e.message}`);
-    void shutdown('supervisor error');
-  });
-
-  log.info(
-    { exports: loaded.exports.map(describeExport), pidFile: settings.pidFile },
-    `vbladed ${settings.name} starting (pid ${process.pid})`,
-  );
-  supervisor.start();
-  handshake({ type: 'started', pid: process.pid });
-  notify.startWatchdog();
-
-  if (settings.controlSocket) {
-    try {
-      control = await ControlServer.listen(target, { socketPath: settings.controlSocket, group: settings.controlGroup, log });
-    } catch (e) {
-      log.error({ err: e }, `no control socket: ${(e as Error).message}`);
+      this.notify.ready(this.statusLine());
     }
   }
-  if (settings.metrics) {
-    try {
-      metrics = await MetricsServer.listen(
-        { stats: () => supervisor.request('stats'), supervisor: () => supervisor.status() },
-        settings.metrics,
-        log,
-      );
-    } catch (e) {
-      log.error({ err: e }, `no metrics listener on ${settings.metrics.host}:${settings.metrics.port}: ${(e as Error).message}`);
-    }
+
+  /** Stops the worker first (it answers the requests in flight), then the listeners, then the locks and the pid file; exits. */
+  private async shutdown(why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info(`stopping (${why})`);
+    this.notify.stopping('stopping: finishing in-flight requests');
+    this.notify.stopWatchdog();
+    const code = await this.supervisor.stop();
+    await Promise.all([this.control?.close(), this.metrics?.close()].map((p) => p?.catch(() => undefined) ?? Promise.resolve()));
+    releaseInReverse(this.held);
+    this.log.info({ code }, code === 0 ? 'stopped' : 'stopped; the worker did not stop cleanly');
+    this.sink.flushSync();
+    process.exit(code);
   }
 }

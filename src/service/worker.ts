@@ -12,8 +12,8 @@
 //   worker → supervisor  ready {exports} | heartbeat | applied {id, ok, summary?, error?}
 //                        | fatal {message} | response {id, ok, result?, error?}
 //
-// The seam to the serving core is StartServer: Server.start from
-// ../target/server.ts (tests inject their own, test/helpers/stub-worker.ts).
+// The seam to the serving core is StartServer: startServing from
+// serving-process.ts (tests inject their own, test/helpers/stub-worker.ts).
 
 import pino, { type Logger } from 'pino';
 import * as os from 'node:os';
@@ -24,7 +24,7 @@ import { LOG_SERIALIZERS } from './log';
 import { formatMac, parseMac } from '../aoe/mac-list';
 import type { ServerHooks } from '../target/server';
 import { StateStore } from './state-store';
-import { switchToUser, uidToBecome } from './privilege';
+import { uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 // Types only: the server module is required lazily, in loadServerStarter.
 import type { ReloadSummary, ResizeResult, SnapshotTaken } from '../target/server';
@@ -125,34 +125,15 @@ export type FromWorker =
 export const HEARTBEAT_MS = 2000;
 
 /**
- * Server.start from ../target/server.ts, loaded when first needed (it loads
- * the native addon), with the tunables the supervisor resolved and the test
- * fault wrapper (inert unless a test sets its environment variables). With
- * a user set, the worker becomes that user once the server is up: what
- * needs root (files, sockets) is open by then.
+ * The serving process's own start (serving-process.ts: Server.start, the
+ * test fault wrapper, the switch to the configured user), loaded when first
+ * needed because it loads the server and the native addon. A restarted
+ * worker waits for its interfaces instead of failing without them.
  */
 export function loadServerStarter(): StartServer {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Server } = require('../target/server') as typeof import('../target/server');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { withTestFaults } = require('../testing/fault-io') as typeof import('../testing/fault-io');
-  return async (config, log, hooks, opts) => {
-    const server = await Server.start(config, log, hooks, {
-      ...(config.tunables ?? {}),
-      requireAnInterface: opts.firstStart,
-      wrapIoRing: (io) => withTestFaults(io),
-    });
-    if (config.user !== undefined) {
-      try {
-        const ids = switchToUser(loadAddon(), config.user, config.stateDir);
-        log.info({ user: config.user, ...ids }, 'switched user; only CAP_NET_RAW kept');
-      } catch (e) {
-        await server.stop();
-        throw e;
-      }
-    }
-    return server;
-  };
+  const { startServing } = require('./serving-process') as typeof import('./serving-process');
+  return (config, log, hooks, opts) => startServing(config, log, hooks, { requireAnInterface: opts.firstStart });
 }
 
 /** One export as the control socket lists it. */
@@ -190,6 +171,19 @@ function normalMacs(macs: readonly string[] | undefined, op: string): string[] {
   if (!macs || macs.length === 0) throw new Error(`${op} needs one or more MAC addresses, e.g. 52:54:00:12:34:56`);
   return [...new Set(macs.map((m) => formatMac(parseMac(m), 0)))];
 }
+
+/** A control request as the worker's command table takes it. */
+interface ControlRequest {
+  op: WorkerOp;
+  key?: string;
+  macs?: string[];
+  extra: CommandExtra;
+}
+
+/** A server with the views and snapshot administration (test stubs may lack it). */
+type ViewsServer = Required<
+  Pick<ServerLike, 'listViews' | 'resetViews' | 'dropView' | 'snapshot' | 'listSnapshots' | 'deleteSnapshot' | 'revert'>
+>;
 
 export class WorkerCore {
   private server: ServerLike | undefined;
@@ -303,143 +297,162 @@ export class WorkerCore {
     return this.store;
   }
 
+  /**
+   * The control commands the worker answers, one entry per name that
+   * control.ts COMMANDS sends (WorkerOp); the type makes both lists the same.
+   */
+  private readonly commands: { readonly [op in WorkerOp]: (r: ControlRequest) => unknown } = {
+    list: () => this.list(),
+    stats: () => this.stats(),
+    'show-mask': (r) => this.showLists(r.key, 'macMask'),
+    'show-reserve': (r) => this.showLists(r.key, 'reserve'),
+    'clear-mask': (r) => this.clearList(r.key, 'macMask'),
+    'clear-reserve': (r) => this.clearList(r.key, 'reserve'),
+    'set-mask': (r) => this.changeMask(r, (_mask, given) => given),
+    'add-mask': (r) => this.changeMask(r, (mask, given) => [...mask, ...given.filter((m) => !mask.includes(m))]),
+    'del-mask': (r) => this.changeMask(r, (mask, given) => mask.filter((m) => !given.includes(m))),
+    'set-reserve': (r) => this.setReserve(r),
+    'show-state': (r) => this.showState(r.key),
+    'restore-state': (r) => this.restoreState(r.key),
+    'reset-state': (r) => this.resetState(r.key),
+    resize: (r) => this.resize(r.key),
+    views: (r) => this.withViews(r, (s, k) => ({ key: k, views: s.listViews(k) })),
+    'view-reset': (r) => this.withViews(r, (s, k, words) => this.viewReset(s, k, words, r.extra.all === true)),
+    'view-drop': (r) => this.withViews(r, (s, k, words) => this.viewDrop(s, k, words)),
+    snapshot: (r) => this.withViews(r, (s, k, words) => s.snapshot(k, words[0], r.extra.view)),
+    snapshots: (r) => this.withViews(r, (s, k) => ({ key: k, snapshots: s.listSnapshots(k) })),
+    'snapshot-delete': (r) =>
+      this.withViews(r, (s, k, words) => ({ key: k, name: words[0], deleted: s.deleteSnapshot(k, words[0]) })),
+    revert: (r) => this.withViews(r, (s, k, words) => s.revert(k, words[0], r.extra.force === true)),
+  };
+
   /** Answers a control request. */
   async request(op: WorkerOp, key?: string, macs?: string[], extra: CommandExtra = {}): Promise<unknown> {
-    switch (op) {
-      case 'list': {
-        const status = this.statusByKey();
-        const paths = this.pathsByKey();
-        return this.config.exports.map((e): ExportListing => {
-          const k = exportKey(e);
-          const s = status.get(k);
-          const l: ExportListing = { key: k, config: e, state: this.stateOf(e) };
-          const p = paths.get(k);
-          if (p) l.paths = p;
-          if (s?.held !== undefined) l.held = s.held;
-          if (s?.stateDurable !== undefined) l.stateDurable = s.stateDurable;
-          if (s?.failedSaves !== undefined) l.failedSaves = s.failedSaves;
-          if (s?.lastSaveError !== undefined) l.lastSaveError = s.lastSaveError;
-          return l;
-        });
-      }
-      case 'stats':
-        if (!this.server) throw new Error('not serving');
-        return this.server.stats();
-      case 'show-mask':
-      case 'show-reserve': {
-        const list = key ? [this.find(key)] : this.config.exports;
-        const field = op === 'show-mask' ? 'macMask' : 'reserve';
-        return Object.fromEntries(list.map((e) => [exportKey(e), this.stateOf(e)[field]]));
-      }
-      case 'clear-mask':
-      case 'clear-reserve': {
-        const k = exportKey(this.find(key));
-        const field = op === 'clear-mask' ? 'macMask' : 'reserve';
-        await this.change(k, (s) => ({ ...s, [field]: [] }));
-        return { key: k, cleared: op === 'clear-mask' ? 'mask' : 'reserve' };
-      }
-      case 'set-mask':
-      case 'add-mask':
-      case 'del-mask': {
-        const k = exportKey(this.find(key));
-        const given = normalMacs(macs, op);
-        const next = await this.change(k, (s) => ({
-          ...s,
-          macMask:
-            op === 'set-mask'
-              ? given
-              : op === 'add-mask'
-                ? [...s.macMask, ...given.filter((m) => !s.macMask.includes(m))]
-                : s.macMask.filter((m) => !given.includes(m)),
-        }));
-        return { key: k, macMask: next.macMask };
-      }
-      case 'set-reserve': {
-        const k = exportKey(this.find(key));
-        const given = normalMacs(macs, op);
-        const next = await this.change(k, (s) => ({ ...s, reserve: given }));
-        return { key: k, reserve: next.reserve };
-      }
-      case 'show-state': {
-        const e = this.find(key);
-        const k = exportKey(e);
-        const store = this.requireStore(op);
-        const onDisk = store.inspect(k);
-        const s = this.statusByKey().get(k);
-        return {
-          key: k,
-          ...(s?.held !== undefined ? { held: s.held } : {}),
-          inForce: this.stateOf(e),
-          file: onDisk.file,
-          ...(onDisk.state ? { onDisk: onDisk.state } : onDisk.absent ? { absent: true } : { unreadable: onDisk.reason }),
-        };
-      }
-      case 'restore-state': {
-        const k = exportKey(this.find(key));
-        const store = this.requireStore(op);
-        const onDisk = store.inspect(k);
-        if (!onDisk.state) {
-          const why = onDisk.absent ? 'is gone' : `is still unreadable (${onDisk.reason})`;
-          throw new Error(
-            `${onDisk.file} ${why}; fix it and run restore-state again, or run "vblade ctl reset-state ${k}" to start empty`,
-          );
-        }
-        return { key: k, state: await this.release(k, onDisk.state) };
-      }
-      case 'reset-state': {
-        const e = this.find(key);
-        const k = exportKey(e);
-        const store = this.requireStore(op);
-        const status = this.statusByKey().get(k);
-        if (status && status.held === undefined) throw new Error(`${k} is not held; it serves its saved state already`);
-        const keptAs = store.setAside(k);
-        const state = await this.release(k, { config: '', macMask: e.macMask.slice(), reserve: [] });
-        return { key: k, state, ...(keptAs ? { keptAs } : {}) };
-      }
-      case 'resize': {
-        const e = this.find(key);
-        if (!this.server?.resizeExport) throw new Error('this server cannot resize exports');
-        return this.server.resizeExport(exportKey(e));
-      }
-      default:
-        return this.viewsRequest(op, exportKey(this.find(key)), extra);
+    // The name crossed a process boundary: only the table's own entries answer.
+    if (!Object.hasOwn(this.commands, op)) throw new Error(`unknown request ${op}`);
+    return await this.commands[op]({ op, key, macs, extra });
+  }
+
+  private list(): ExportListing[] {
+    const status = this.statusByKey();
+    const paths = this.pathsByKey();
+    return this.config.exports.map((e): ExportListing => {
+      const k = exportKey(e);
+      const s = status.get(k);
+      const l: ExportListing = { key: k, config: e, state: this.stateOf(e) };
+      const p = paths.get(k);
+      if (p) l.paths = p;
+      if (s?.held !== undefined) l.held = s.held;
+      if (s?.stateDurable !== undefined) l.stateDurable = s.stateDurable;
+      if (s?.failedSaves !== undefined) l.failedSaves = s.failedSaves;
+      if (s?.lastSaveError !== undefined) l.lastSaveError = s.lastSaveError;
+      return l;
+    });
+  }
+
+  private stats(): object {
+    if (!this.server) throw new Error('not serving');
+    return this.server.stats();
+  }
+
+  /** show-mask, show-reserve: one export's list, or every export's. */
+  private showLists(key: string | undefined, field: 'macMask' | 'reserve'): Record<string, string[]> {
+    const list = key ? [this.find(key)] : this.config.exports;
+    return Object.fromEntries(list.map((e) => [exportKey(e), this.stateOf(e)[field]]));
+  }
+
+  private async clearList(key: string | undefined, field: 'macMask' | 'reserve'): Promise<{ key: string; cleared: string }> {
+    const k = exportKey(this.find(key));
+    await this.change(k, (s) => ({ ...s, [field]: [] }));
+    return { key: k, cleared: field === 'macMask' ? 'mask' : 'reserve' };
+  }
+
+  /** set-mask, add-mask, del-mask: the new mask from the one in force and the MACs given. */
+  private async changeMask(
+    r: ControlRequest,
+    next: (mask: string[], given: string[]) => string[],
+  ): Promise<{ key: string; macMask: string[] }> {
+    const k = exportKey(this.find(r.key));
+    const given = normalMacs(r.macs, r.op);
+    const changed = await this.change(k, (s) => ({ ...s, macMask: next(s.macMask, given) }));
+    return { key: k, macMask: changed.macMask };
+  }
+
+  private async setReserve(r: ControlRequest): Promise<{ key: string; reserve: string[] }> {
+    const k = exportKey(this.find(r.key));
+    const given = normalMacs(r.macs, r.op);
+    const changed = await this.change(k, (s) => ({ ...s, reserve: given }));
+    return { key: k, reserve: changed.reserve };
+  }
+
+  private showState(key: string | undefined): object {
+    const e = this.find(key);
+    const k = exportKey(e);
+    const store = this.requireStore('show-state');
+    const onDisk = store.inspect(k);
+    const s = this.statusByKey().get(k);
+    return {
+      key: k,
+      ...(s?.held !== undefined ? { held: s.held } : {}),
+      inForce: this.stateOf(e),
+      file: onDisk.file,
+      ...(onDisk.state ? { onDisk: onDisk.state } : onDisk.absent ? { absent: true } : { unreadable: onDisk.reason }),
+    };
+  }
+
+  private async restoreState(key: string | undefined): Promise<{ key: string; state: ExportState }> {
+    const k = exportKey(this.find(key));
+    const store = this.requireStore('restore-state');
+    const onDisk = store.inspect(k);
+    if (!onDisk.state) {
+      const why = onDisk.absent ? 'is gone' : `is still unreadable (${onDisk.reason})`;
+      throw new Error(
+        `${onDisk.file} ${why}; fix it and run restore-state again, or run "vblade ctl reset-state ${k}" to start empty`,
+      );
     }
+    return { key: k, state: await this.release(k, onDisk.state) };
+  }
+
+  private async resetState(key: string | undefined): Promise<{ key: string; state: ExportState; keptAs?: string }> {
+    const e = this.find(key);
+    const k = exportKey(e);
+    const store = this.requireStore('reset-state');
+    const status = this.statusByKey().get(k);
+    if (status && status.held === undefined) throw new Error(`${k} is not held; it serves its saved state already`);
+    const keptAs = store.setAside(k);
+    const state = await this.release(k, { config: '', macMask: e.macMask.slice(), reserve: [] });
+    return { key: k, state, ...(keptAs ? { keptAs } : {}) };
+  }
+
+  private resize(key: string | undefined): ResizeResult {
+    const e = this.find(key);
+    if (!this.server?.resizeExport) throw new Error('this server cannot resize exports');
+    return this.server.resizeExport(exportKey(e));
   }
 
   /** The views and snapshot commands: the server does the work, the export paused where needed. */
-  private async viewsRequest(op: WorkerOp, k: string, extra: CommandExtra): Promise<unknown> {
+  private withViews<T>(r: ControlRequest, run: (s: ViewsServer, k: string, words: string[]) => T): T {
+    const k = exportKey(this.find(r.key));
     const s = this.server;
     if (!s?.listViews || !s.resetViews || !s.dropView || !s.snapshot || !s.listSnapshots || !s.deleteSnapshot || !s.revert)
       throw new Error('this server has no views or snapshots');
-    const words = extra.words ?? [];
-    switch (op) {
-      case 'views':
-        return { key: k, views: s.listViews(k) };
-      case 'view-reset': {
-        if (extra.all === true && words.length > 0) throw new Error('give MACs or --all, not both');
-        if (extra.all !== true && words.length === 0)
-          throw new Error(`view-reset needs MACs or --all, e.g. vblade ctl view-reset ${k} 52:54:00:12:34:56`);
-        const reset: string[] = [];
-        if (extra.all === true) reset.push(...(await s.resetViews(k, 'all')));
-        else for (const mac of words) reset.push(...(await s.resetViews(k, mac)));
-        return { key: k, reset };
-      }
-      case 'view-drop': {
-        const dropped: string[] = [];
-        for (const mac of words) dropped.push(await s.dropView(k, mac));
-        return { key: k, dropped };
-      }
-      case 'snapshot':
-        return s.snapshot(k, words[0], extra.view);
-      case 'snapshots':
-        return { key: k, snapshots: s.listSnapshots(k) };
-      case 'snapshot-delete':
-        return { key: k, name: words[0], deleted: s.deleteSnapshot(k, words[0]) };
-      case 'revert':
-        return s.revert(k, words[0], extra.force === true);
-      default:
-        throw new Error(`unknown request ${op}`);
-    }
+    return run(s as ViewsServer, k, r.extra.words ?? []);
+  }
+
+  private async viewReset(s: ViewsServer, k: string, words: string[], all: boolean): Promise<{ key: string; reset: string[] }> {
+    if (all && words.length > 0) throw new Error('give MACs or --all, not both');
+    if (!all && words.length === 0)
+      throw new Error(`view-reset needs MACs or --all, e.g. vblade ctl view-reset ${k} 52:54:00:12:34:56`);
+    const reset: string[] = [];
+    if (all) reset.push(...(await s.resetViews(k, 'all')));
+    else for (const mac of words) reset.push(...(await s.resetViews(k, mac)));
+    return { key: k, reset };
+  }
+
+  private async viewDrop(s: ViewsServer, k: string, words: string[]): Promise<{ key: string; dropped: string[] }> {
+    const dropped: string[] = [];
+    for (const mac of words) dropped.push(await s.dropView(k, mac));
+    return { key: k, dropped };
   }
 }
 

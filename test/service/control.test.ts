@@ -1,6 +1,6 @@
 // The control socket's command table and protocol, the ctl client's
 // formatting and socket choice, the Prometheus rendering, and WorkerCore's
-// state handling across a restart.
+// state handling across a restart and its command table.
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -470,6 +470,29 @@ t.test('resize through the worker and a real serving core: what `vblade ctl resi
     ),
   });
   await t.rejects(core.request('resize', 'e9.9'), { message: 'no export e9.9; "vblade ctl list" shows the exports' });
+});
+
+t.test('the worker answers each command of the table under its own name, and no other name', async (t) => {
+  const asked: string[] = [];
+  const recorder: ControlTarget = {
+    request: async (op: WorkerOp) => {
+      asked.push(op);
+      return [];
+    },
+    reload: async () => ({}),
+  };
+  for (const def of COMMANDS) {
+    if (def.name === 'reload') continue; // the supervisor's own, not the worker's
+    asked.length = 0;
+    await def.run(recorder, 'e1.1', ['52:54:00:12:34:56'], {});
+    t.same(asked, [def.name], `${def.name} asks the worker for ${def.name}`);
+  }
+  const stub: ServerLike = { apply: async () => undefined, stop: async () => undefined, stats: () => ({}) };
+  const core = new WorkerCore(async () => stub, silent);
+  await core.start({ exports: [] });
+  t.teardown(() => core.stop());
+  await t.rejects(core.request('no-such-op' as WorkerOp, 'e1.1'), { message: 'unknown request no-such-op' });
+  await t.rejects(core.request('toString' as WorkerOp), { message: 'unknown request toString' }, 'not an inherited name either');
 });
 
 /** Runs `vblade ctl ARGS` in this process (it only talks to unix sockets), collecting what it prints. */

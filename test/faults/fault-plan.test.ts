@@ -7,8 +7,8 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FaultIoRing, withTestFaults } from '../../src/testing/fault-io';
-import { FaultPlan, FaultPlanError } from '../../src/testing/fault-plan';
+import { FaultIoRing, withTestFaults } from '../../src/faults/fault-io';
+import { FaultPlan, FaultPlanError } from '../../src/faults/fault-plan';
 import type { IoRing } from '../../src/native/addon';
 
 t.test('plan: ranges, ops, after/every/times, errno names and short transfers', (t) => {
