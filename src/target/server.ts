@@ -9,15 +9,15 @@ import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
 import { sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
-import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
-import { Engine, type FrameLoopStats } from './engine';
+import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from '../engine/counters';
+import { Engine, type FrameLoopStats } from '../engine/engine';
 import { openExportStore, viewsDirOf } from './export-store';
 import { ExportViews, macOfName, nameOfMac, type ViewListing } from './views';
 import { defaultSnapshotName, SnapshotDir, type SnapshotInfo } from './snapshots';
 import { checkReflinkPlace } from '../backend/reflink';
 import { openFileLimit } from './file-limit';
 import { performance } from 'node:perf_hooks';
-import { Export } from './export';
+import { Export } from '../engine/export';
 import {
   DEFAULT_TUNABLES,
   describeSize,
@@ -29,7 +29,7 @@ import {
   type SpinPolicyName,
 } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
-import { Link } from './link';
+import { Link } from '../engine/link';
 import { AddressClaims } from './address-claim';
 import { probeAddresses } from './duplicate-probe';
 import { sharedWriterProblems } from './shared-writers';
@@ -1182,4 +1182,4 @@ export interface ServerStats {
   frameLoop: FrameLoopStats;
 }
 
-export type { FrameLoopStats } from './engine';
+export type { FrameLoopStats } from '../engine/engine';

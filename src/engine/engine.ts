@@ -26,7 +26,7 @@ import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
-import { VIEW_PENDING } from './views';
+import { VIEW_PENDING } from '../target/views';
 import { FlushStatus, type Link } from './link';
 import {
   DrainLayout,
