@@ -17,7 +17,8 @@ import { defaultSnapshotName, SnapshotDir, type SnapshotInfo } from './snapshots
 import { checkReflinkPlace } from '../backend/reflink';
 import { openFileLimit } from './file-limit';
 import { performance } from 'node:perf_hooks';
-import { Export } from '../engine/export';
+import { Export as ServedExport } from '../engine/export';
+import { ViewStores } from './view-stores';
 import {
   DEFAULT_TUNABLES,
   describeSize,
@@ -34,6 +35,9 @@ import { AddressClaims } from './address-claim';
 import { probeAddresses } from './duplicate-probe';
 import { sharedWriterProblems } from './shared-writers';
 import { loadAddon, type IoRing, type NativeAddon } from '../native/addon';
+
+/** An export as the server holds it, with its views. */
+type Export = ServedExport<ExportViews>;
 
 export interface ServerHooks {
   /**
@@ -170,7 +174,7 @@ const DUPLICATE_ADVICE =
   'set shared = yes in its export section (vblade: --shared)';
 
 export class Server {
-  private readonly engine: Engine;
+  private readonly engine: Engine<Export>;
   private readonly linksByName = new Map<string, Link>();
   private readonly exportsByKey = new Map<string, Export>();
   private monitor: NodeJS.Timeout | null = null;
@@ -335,7 +339,7 @@ export class Server {
     const reconciled = held === null && saved ? reconcileState(saved, c.macMask) : undefined;
     let e: Export;
     try {
-      e = new Export(id, c, store, this.opts.requestSlots, reconciled?.state);
+      e = new ServedExport<ExportViews>(id, c, store, this.opts.requestSlots, reconciled?.state);
     } catch (err) {
       store.close();
       throw new ConfigError(`${key}: ${(err as Error).message}`);
@@ -343,7 +347,8 @@ export class Server {
     e.held = held;
     if (c.views !== undefined) {
       try {
-        e.views = this.openViews(c, store);
+        const views = this.openViews(c, store);
+        e.serveViews(views, new ViewStores(views, store));
       } catch (err) {
         store.close();
         throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
@@ -424,7 +429,7 @@ export class Server {
         e.failedSaves++;
         e.lastSaveError = err.message;
         // Back to what is on disk: nothing may act on, or show, a state that a restart would lose.
-        const held = e.heldReplies.length;
+        const held = e.awaitingSave.length;
         e.restore(e.durableState);
         e.state.version++;
         e.savedVersion = e.durableVersion = e.state.version;
