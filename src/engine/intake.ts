@@ -61,7 +61,7 @@ export class Intake {
     const ata = isAtaRequest(ring, off);
     const major = majorOf(ring, off);
     const minor = minorOf(ring, off);
-    let held = false;
+    let keepsSlot = false;
     let served = false;
     const list = link.exports;
     for (let i = 0; i < list.length; i++) {
@@ -71,10 +71,10 @@ export class Intake {
       // ATA commands only for an exact address: a broadcast write must not reach every export.
       if (ata && (major !== st.shelf || minor !== st.slot)) continue;
       served = true;
-      if (this.serve(link, e, ata, ring, off, len, slot)) held = true;
+      if (this.serve(link, e, ata, ring, off, len, slot)) keepsSlot = true;
     }
     if (!served) link.counters[LinkCounter.Ignored]++;
-    return held;
+    return keepsSlot;
   }
 
   /** One export's answer to one frame; true when its storage work holds the receive slot. */
