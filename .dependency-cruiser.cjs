@@ -77,7 +77,8 @@ for (const from of names) {
 forbidden.push(
   {
     name: 'engine-config-export-only',
-    comment: "the frame path needs an export's config and the reconciling of its saved state, not the config file or its settings.",
+    comment:
+      "the frame path needs an export's config and the reconciling of its saved state, not the config file or its settings.",
     severity: 'error',
     from: { path: roomPath('engine') },
     to: { path: roomPath('config'), pathNot: ['^src/config/(export-config|reconcile-state)\\.ts$'] },

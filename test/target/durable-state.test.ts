@@ -122,26 +122,23 @@ t.test('changes coalesce: one save per export per batch; replies wait for the sa
   t.equal(Buffer.from(parseConfigReply(r.frame).config).toString('latin1'), 'three');
 });
 
-t.test(
-  'a failed save answers every reply of the export awaiting a save with error 3, also those of a later change',
-  async (t) => {
-    const disk = new ManualDisk();
-    const file = await patternFile(t, 64);
-    const { initiator, server } = await startInProcess(t, [exportOf(file)], {}, {}, false, disk.hooks());
-    const first = initiator.forceSetConfigString('one');
-    await settle();
-    const second = initiator.forceSetConfigString('two');
-    await settle();
-    disk.next(false);
-    for (const tag of [first, second]) {
-      const r = await initiator.reply(tag);
-      t.equal(r.header.errorCode, 3);
-      t.equal(parseConfigReply(r.frame).config.length, 0, 'the string in force: the saved one (none)');
-    }
-    t.equal(disk.saves.length, 0, 'nothing left to save: the state went back');
-    t.equal(server.stats().exports[0].config, '');
-  },
-);
+t.test('a failed save answers every reply awaiting a save with error 3, also those of a later change', async (t) => {
+  const disk = new ManualDisk();
+  const file = await patternFile(t, 64);
+  const { initiator, server } = await startInProcess(t, [exportOf(file)], {}, {}, false, disk.hooks());
+  const first = initiator.forceSetConfigString('one');
+  await settle();
+  const second = initiator.forceSetConfigString('two');
+  await settle();
+  disk.next(false);
+  for (const tag of [first, second]) {
+    const r = await initiator.reply(tag);
+    t.equal(r.header.errorCode, 3);
+    t.equal(parseConfigReply(r.frame).config.length, 0, 'the string in force: the saved one (none)');
+  }
+  t.equal(disk.saves.length, 0, 'nothing left to save: the state went back');
+  t.equal(server.stats().exports[0].config, '');
+});
 
 t.test('a slow save does not hold up the data path of the export or of another', async (t) => {
   const disk = new ManualDisk();
