@@ -26,8 +26,12 @@ const ROOMS = {
     may: ['native', 'backend'],
     why: 'fault injection wraps stores and native calls; it must not reach into the server it is used to test.',
   },
-  target: {
+  engine: {
     may: ['aoe', 'native', 'backend', 'config'],
+    why: 'the frame path serves the exports it is handed; who opens them, how views are made and how the process is run are not its concern.',
+  },
+  target: {
+    may: ['aoe', 'native', 'backend', 'config', 'engine'],
     why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor the fault injection wrapped around it.',
   },
   config: {
@@ -77,6 +81,14 @@ for (const from of names) {
 }
 
 forbidden.push(
+  {
+    name: 'engine-config-export-only',
+    comment:
+      "the frame path needs an export's config and the reconciling of its saved state, not the config file or its settings.",
+    severity: 'error',
+    from: { path: roomPath('engine') },
+    to: { path: roomPath('config'), pathNot: ['^src/config/(export-config|reconcile-state)\\.ts$'] },
+  },
   {
     name: 'backend-native-types-only',
     comment: 'backend/ uses the addon only through the types of src/native; the stores are handed the loaded addon.',

@@ -9,11 +9,14 @@ import {
   ATA_HEADER_LEN,
   ATA_STATUS_DRDY,
   ATA_STATUS_ERR,
+  Command,
+  MIN_FRAME_LEN,
   OFF_ATA_AFLAGS,
   OFF_ATA_CMDSTAT,
   OFF_ATA_FEATURE,
   OFF_ATA_LBA,
   OFF_ATA_SECTORS,
+  OFF_CMD,
   OFF_SRC,
   SECTOR_SIZE,
 } from './constants';
@@ -174,4 +177,16 @@ export function setAtaIoError(tx: Uint8Array, t: number, sectors: number): void 
 export function abortAtaReply(tx: Uint8Array, t: number): number {
   setAtaIoError(tx, t, tx[t + OFF_ATA_SECTORS]);
   return padReply(tx, t, ATA_HEADER_LEN);
+}
+
+/**
+ * What to send instead of the finished reply at tx[t..t+len) when it no
+ * longer fits the MTU (it shrank under a reply already built): an ATA reply
+ * becomes ABRT without data (abortAtaReply), as the request would have been
+ * answered a moment later. Returns the new length, or 0 when there is
+ * nothing smaller to send and the initiator must retransmit.
+ */
+export function shrinkOversizedReply(tx: Uint8Array, t: number, len: number): number {
+  if (tx[t + OFF_CMD] !== Command.Ata || len <= MIN_FRAME_LEN) return 0;
+  return abortAtaReply(tx, t);
 }

@@ -32,14 +32,16 @@ import type { TargetState } from './target-state';
  * export's address and for our MAC (or broadcast), and not from ourselves.
  *
  * Returns what became of the frame:
- *  - Reply, AoeError, AtaError: a finished, padded reply of `ctx.replyLen`
- *    bytes. AoeError for an unsupported version (5), an unknown command (1),
- *    an ATA request while reserved by others (6), a Mac Mask edit or
- *    Reserve set sent to the broadcast shelf or slot of an export that does
- *    not take broadcast edits (2, broadcast-edit.ts), and the Config, Mac
- *    Mask and Reserve refusals their handlers list; AtaError for an ATA request
- *    refused in its registers (ABRT: unknown opcode, too many sectors,
- *    read-only, short data; IDNF: beyond the end);
+ *  - Reply, AoeError, AtaReply, AtaAoeError, AtaError: a finished, padded
+ *    reply of `ctx.replyLen` bytes; Reply and AoeError answer a request
+ *    other than ATA, the others an ATA request. AoeError for an unsupported
+ *    version (5), an unknown command (1), a Mac Mask edit or Reserve set
+ *    sent to the broadcast shelf or slot of an export that does not take
+ *    broadcast edits (2, broadcast-edit.ts), and the Config, Mac Mask and
+ *    Reserve refusals their handlers list; AtaAoeError for an ATA request
+ *    with an unsupported version (5) or while reserved by others (6);
+ *    AtaError for an ATA request refused in its registers (ABRT: unknown
+ *    opcode, too many sectors, read-only, short data; IDNF: beyond the end);
  *  - Read, Write, Flush: storage work, with `ctx.ata.lba/count` set and the
  *    reply prepared. For Read, fill ATA_HEADER_LEN + count × 512 bytes of
  *    data; for Write, write the request's data; for Flush, make the store
@@ -62,12 +64,12 @@ export function respond(
   if (len < HEADER_LEN) return Outcome.ShortFrame;
   if (st.mask.count > 0 && !st.mask.has(rx, r + OFF_SRC)) return Outcome.Masked;
   writeReplyHeader(tx, t, rx, r, ctx.mac, st.shelf, st.slot);
+  const cmd = rx[r + OFF_CMD];
   if (versionOf(rx, r) !== AOE_VERSION) {
     setAoeError(tx, t, AoeError.UnsupportedVersion);
-    return finish(tx, t, ctx, HEADER_LEN, Outcome.AoeError);
+    return finish(tx, t, ctx, HEADER_LEN, cmd === Command.Ata ? Outcome.AtaAoeError : Outcome.AoeError);
   }
   let outcome: Outcome;
-  const cmd = rx[r + OFF_CMD];
   if (cmd === Command.Ata) return respondAta(rx, r, len, st, ctx, tx, t);
   if (isRefusedBroadcastEdit(rx, r, len, st)) outcome = refuseBroadcastEdit(rx, r, st, ctx, tx, t);
   else if (cmd === Command.Config) outcome = handleConfig(rx, r, len, st, ctx, tx, t);
@@ -105,15 +107,15 @@ function respondAta(
       // The registers go back as they came: nothing was executed.
       writeAtaRegisters(tx, t, rx, r, rx[r + OFF_ATA_CMDSTAT], rx[r + OFF_ATA_FEATURE], rx[r + OFF_ATA_SECTORS]);
       setAoeError(tx, t, d.aoeError);
-      return finish(tx, t, ctx, ATA_HEADER_LEN, Outcome.AoeError);
+      return finish(tx, t, ctx, ATA_HEADER_LEN, Outcome.AtaAoeError);
     case AtaAction.Reply:
       writeAtaRegisters(tx, t, rx, r, d.status, d.error, d.sectors);
-      return finish(tx, t, ctx, ATA_HEADER_LEN, d.status & ATA_STATUS_ERR ? Outcome.AtaError : Outcome.Reply);
+      return finish(tx, t, ctx, ATA_HEADER_LEN, d.status & ATA_STATUS_ERR ? Outcome.AtaError : Outcome.AtaReply);
     case AtaAction.Identify:
       writeAtaRegisters(tx, t, rx, r, ATA_STATUS_DRDY, 0, 0);
       tx.set(st.identify, t + OFF_ATA_DATA);
       ctx.replyLen = ATA_HEADER_LEN + st.identify.length;
-      return Outcome.Reply;
+      return Outcome.AtaReply;
     case AtaAction.Read:
       writeAtaRegisters(tx, t, rx, r, ATA_STATUS_DRDY, 0, 0);
       return Outcome.Read;

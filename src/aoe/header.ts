@@ -2,13 +2,16 @@
 
 import {
   AOE_VERSION,
+  ATA_HEADER_LEN,
   BROADCAST_SHELF,
   BROADCAST_SLOT,
+  Command,
   ETHERTYPE_AOE,
   FLAG_ERROR,
   FLAG_RESPONSE,
   HEADER_LEN,
   MIN_FRAME_LEN,
+  OFF_ATA_SECTORS,
   OFF_CMD,
   OFF_DST,
   OFF_ERROR,
@@ -27,6 +30,27 @@ export function isAoeRequest(f: Uint8Array, o: number, len: number): boolean {
     ((f[o + OFF_TYPE] << 8) | f[o + OFF_TYPE + 1]) === ETHERTYPE_AOE &&
     (f[o + OFF_VERFLAGS] & FLAG_RESPONSE) === 0
   );
+}
+
+/**
+ * An ATA request: only an export's exact address reaches it (a broadcast
+ * write must not reach every export), and it is the request a paused export
+ * or one whose access change is being saved holds back.
+ */
+export function isAtaRequest(f: Uint8Array, o: number): boolean {
+  return f[o + OFF_CMD] === Command.Ata;
+}
+
+/**
+ * Whether the interface's MTU should be read again before the request is
+ * answered: a Query Config reply reports the sectors per frame it allows,
+ * and an ATA request for more sectors than `maxSectors` may have been sent
+ * after the MTU grew.
+ */
+export function wantsMtuLook(f: Uint8Array, o: number, len: number, maxSectors: number): boolean {
+  const cmd = f[o + OFF_CMD];
+  if (cmd === Command.Config) return true;
+  return cmd === Command.Ata && len >= ATA_HEADER_LEN && f[o + OFF_ATA_SECTORS] > maxSectors;
 }
 
 export function majorOf(f: Uint8Array, o: number): number {

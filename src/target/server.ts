@@ -9,15 +9,16 @@ import type { Logger } from 'pino';
 import type { BlockStore } from '../backend/block-store';
 import { sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
-import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
-import { Engine, type FrameLoopStats } from './engine';
+import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from '../engine/counters';
+import { Engine, type FrameLoopStats } from '../engine/engine';
 import { openExportStore, viewsDirOf } from './export-store';
 import { ExportViews, macOfName, nameOfMac, type ViewListing } from './views';
 import { defaultSnapshotName, SnapshotDir, type SnapshotInfo } from './snapshots';
 import { checkReflinkPlace } from '../backend/reflink';
 import { openFileLimit } from './file-limit';
 import { performance } from 'node:perf_hooks';
-import { Export } from './export';
+import { Export as ServedExport } from '../engine/export';
+import { ViewStores } from './view-stores';
 import {
   DEFAULT_TUNABLES,
   describeSize,
@@ -29,11 +30,14 @@ import {
   type SpinPolicyName,
 } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
-import { Link } from './link';
+import { Link } from '../engine/link';
 import { AddressClaims } from './address-claim';
 import { probeAddresses } from './duplicate-probe';
 import { sharedWriterProblems } from './shared-writers';
 import { loadAddon, type IoRing, type NativeAddon } from '../native/addon';
+
+/** An export as the server holds it, with its views. */
+type Export = ServedExport<ExportViews>;
 
 export interface ServerHooks {
   /**
@@ -170,7 +174,7 @@ const DUPLICATE_ADVICE =
   'set shared = yes in its export section (vblade: --shared)';
 
 export class Server {
-  private readonly engine: Engine;
+  private readonly engine: Engine<Export>;
   private readonly linksByName = new Map<string, Link>();
   private readonly exportsByKey = new Map<string, Export>();
   private monitor: NodeJS.Timeout | null = null;
@@ -335,7 +339,7 @@ export class Server {
     const reconciled = held === null && saved ? reconcileState(saved, c.macMask) : undefined;
     let e: Export;
     try {
-      e = new Export(id, c, store, this.opts.requestSlots, reconciled?.state);
+      e = new ServedExport<ExportViews>(id, c, store, this.opts.requestSlots, reconciled?.state);
     } catch (err) {
       store.close();
       throw new ConfigError(`${key}: ${(err as Error).message}`);
@@ -343,7 +347,8 @@ export class Server {
     e.held = held;
     if (c.views !== undefined) {
       try {
-        e.views = this.openViews(c, store);
+        const views = this.openViews(c, store);
+        e.serveViews(views, new ViewStores(views, store));
       } catch (err) {
         store.close();
         throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
@@ -424,7 +429,7 @@ export class Server {
         e.failedSaves++;
         e.lastSaveError = err.message;
         // Back to what is on disk: nothing may act on, or show, a state that a restart would lose.
-        const held = e.heldReplies.length;
+        const held = e.awaitingSave.length;
         e.restore(e.durableState);
         e.state.version++;
         e.savedVersion = e.durableVersion = e.state.version;
@@ -1182,4 +1187,4 @@ export interface ServerStats {
   frameLoop: FrameLoopStats;
 }
 
-export type { FrameLoopStats } from './engine';
+export type { FrameLoopStats } from '../engine/engine';

@@ -12,9 +12,28 @@ import {
   requestLba,
   setAtaIoError,
   setAtaResult,
+  shrinkOversizedReply,
   writeAtaRegisters,
 } from '../../src/aoe';
-import { A, ata, B, C, dump, exchange, hdr, hex, pad60, rep, rhdr, Row, runRows, Target, TargetOpts, TX_OFF } from './golden';
+import {
+  A,
+  ata,
+  B,
+  C,
+  cfg,
+  dump,
+  exchange,
+  hdr,
+  hex,
+  pad60,
+  rep,
+  rhdr,
+  Row,
+  runRows,
+  Target,
+  TargetOpts,
+  TX_OFF,
+} from './golden';
 
 const TAG = 0x12345678;
 
@@ -663,5 +682,23 @@ t.test('abortAtaReply: a built read reply becomes a 60-byte ABRT, registers othe
     dump(regs({ aflags: 0x40, feature: 0x04, op: 0x41, lba: 7 })),
     'ABRT, data gone',
   );
+  t.end();
+});
+
+t.test('shrinkOversizedReply: an ATA reply becomes ABRT; a reply with nothing smaller is dropped', (t) => {
+  const tg = new Target({ mtu: 9000 });
+  const read = exchange(tg, hex(req({ aflags: 0x40, count: 17, op: 0x24, lba: 7 })));
+  read.tx.fill(0xd7, TX_OFF + 36, TX_OFF + 36 + 17 * 512);
+  t.equal(shrinkOversizedReply(read.tx, TX_OFF, 36 + 17 * 512), 60, 'a read of 17 sectors: 60 bytes instead');
+  t.equal(
+    dump(read.tx.subarray(TX_OFF, TX_OFF + 60)),
+    dump(regs({ aflags: 0x40, feature: 0x04, op: 0x41, lba: 7 })),
+    'ABRT, data gone',
+  );
+  const small = exchange(tg, hex(req({ count: 0, op: 0xe5 })));
+  t.equal(shrinkOversizedReply(small.tx, TX_OFF, small.reply!.length), 0, 'a 60-byte ATA reply: nothing smaller');
+  const config = exchange(new Target({ mtu: 9000, config: 'a'.repeat(200) }), hex(hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 0 })));
+  t.equal(config.reply!.length, 232, 'a Query Config reply of 232 bytes');
+  t.equal(shrinkOversizedReply(config.tx, TX_OFF, config.reply!.length), 0, 'a Query Config reply: not shortened');
   t.end();
 });

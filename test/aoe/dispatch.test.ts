@@ -439,14 +439,20 @@ const ruleRows: Row[] = [
 // for silence is checked, not only the bytes.
 const outcomeRows: Row[] = [
   {
-    desc: 'Reply: CHECK POWER MODE, registers final',
+    desc: 'AtaReply: CHECK POWER MODE, registers final',
     request: hdr({ cmd: 0, tag: TAG }) + ata({ op: 0xe5 }),
-    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ count: 0xff, op: 0x40 })), outcome: Outcome.Reply },
+    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG }), ata({ count: 0xff, op: 0x40 })), outcome: Outcome.AtaReply },
   },
   {
-    desc: 'Reply: IDENTIFY, 548 bytes',
+    desc: 'AtaReply: IDENTIFY, 548 bytes',
     request: hdr({ cmd: 0, tag: TAG }) + ata({ count: 1, op: 0xec }),
-    want: { reply: identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00'), outcome: Outcome.Reply },
+    want: { reply: identify(TAG, '00 00 00 40 00 00 00 00 00 00 00 00'), outcome: Outcome.AtaReply },
+  },
+  {
+    desc: 'Reply: Query Config read',
+    target: { config: 'abc' },
+    request: hdr({ cmd: 1, tag: TAG }) + cfg({ ccmd: 0 }),
+    want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ ccmd: 0, str: 'abc' })), outcome: Outcome.Reply },
   },
   {
     desc: 'Reply: Mac Mask edit refused with MError 2 (a Mac Mask error, not an AoE one)',
@@ -454,9 +460,14 @@ const outcomeRows: Row[] = [
     want: { reply: pad60(rhdr({ cmd: 2, tag: TAG }), mask({ mcmd: 1, merror: 2, dircount: 0 })), outcome: Outcome.Reply },
   },
   {
-    desc: 'AoeError: version 2',
+    desc: 'AtaAoeError: version 2 of an ATA request',
     request: hdr({ ver: 2, cmd: 0, tag: TAG }) + ata({ op: 0xe5 }),
-    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 5 })), outcome: Outcome.AoeError },
+    want: { reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 5 })), outcome: Outcome.AtaAoeError },
+  },
+  {
+    desc: 'AoeError: version 2 of a Query Config',
+    request: hdr({ ver: 2, cmd: 1, tag: TAG }) + cfg({ ccmd: 0 }),
+    want: { reply: pad60(rhdr({ cmd: 1, tag: TAG, error: 5 })), outcome: Outcome.AoeError },
   },
   {
     desc: 'AoeError: unknown command',
@@ -464,12 +475,12 @@ const outcomeRows: Row[] = [
     want: { reply: pad60(rhdr({ cmd: 4, tag: TAG, error: 1 })), outcome: Outcome.AoeError },
   },
   {
-    desc: 'AoeError: READ while reserved by another initiator (registers echoed)',
+    desc: 'AtaAoeError: READ while reserved by another initiator (registers echoed)',
     target: { reserve: [B] },
     request: hdr({ cmd: 0, tag: TAG }) + ata({ aflags: 0x40, count: 1, op: 0x24, lba: 9 }),
     want: {
       reply: pad60(rhdr({ cmd: 0, tag: TAG, error: 6 }), ata({ aflags: 0x40, count: 1, op: 0x24, lba: 9 })),
-      outcome: Outcome.AoeError,
+      outcome: Outcome.AtaAoeError,
     },
   },
   {

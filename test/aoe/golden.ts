@@ -393,16 +393,17 @@ export type Want =
   | { none: Outcome }
   /**
    * The exact finished reply. The outcome defaults to what the golden bytes
-   * show: AoeError with E, AtaError for an ATA reply with ERR, else Reply.
+   * show (replyOutcome): the command, E, and ERR in an ATA reply's status.
    */
   | { reply: string | Uint8Array; outcome?: Outcome }
   /** Storage work (Read, Write, Flush) with the reply header prepared (first 36 bytes). */
   | { pending: Outcome; lba?: number; count?: number; head: string | Uint8Array };
 
-/** The outcome a finished reply's own bytes show. */
+/** The outcome a finished reply's own bytes show: its command (ATA or not), E, and ERR in an ATA status. */
 export function replyOutcome(rep: Uint8Array): Outcome {
-  if (rep[14] & 0x04) return Outcome.AoeError;
-  if (rep[19] === 0 && rep[27] & 0x01) return Outcome.AtaError;
+  const ata = rep[19] === 0;
+  if (rep[14] & 0x04) return ata ? Outcome.AtaAoeError : Outcome.AoeError;
+  if (ata) return rep[27] & 0x01 ? Outcome.AtaError : Outcome.AtaReply;
   return Outcome.Reply;
 }
 

@@ -5,6 +5,7 @@ import t from 'tap';
 import {
   addresses,
   isAoeRequest,
+  isAtaRequest,
   isForMac,
   isFromMac,
   majorOf,
@@ -12,9 +13,10 @@ import {
   padReply,
   setAoeError,
   versionOf,
+  wantsMtuLook,
   writeReplyHeader,
 } from '../../src/aoe';
-import { A, B, BCAST, dump, hdr, hex, rep, TARGET } from './golden';
+import { A, ata, B, BCAST, cfg, dump, hdr, hex, mask, rep, resv, TARGET } from './golden';
 
 const OFF = 5; // frames sit at a non-zero offset in these tests
 
@@ -43,6 +45,37 @@ t.test('isAoeRequest', (t) => {
       t.equal(isAoeRequest(b, OFF, r.len ?? b.length - OFF - 8), r.want);
       t.end();
     });
+  }
+  t.end();
+});
+
+t.test('isAtaRequest and wantsMtuLook: what the caller decides before respond()', (t) => {
+  // maxSectors 2 in every row: a request for more may have been sent after the MTU grew.
+  const rows: { desc: string; frame: string; len?: number; ata: boolean; look: boolean }[] = [
+    { desc: 'READ of 2 sectors', frame: hdr({ cmd: 0 }) + ata({ aflags: 0x40, count: 2, op: 0x24 }), ata: true, look: false },
+    { desc: 'READ of 3 sectors', frame: hdr({ cmd: 0 }) + ata({ aflags: 0x40, count: 3, op: 0x24 }), ata: true, look: true },
+    {
+      desc: 'ATA of 35 bytes (no count to look at)',
+      frame: hdr({ cmd: 0 }) + ata({ count: 3, op: 0x24 }),
+      len: 35,
+      ata: true,
+      look: false,
+    },
+    {
+      desc: 'Query Config (its reply reports the sectors per frame)',
+      frame: hdr({ cmd: 1 }) + cfg({ ccmd: 0 }),
+      ata: false,
+      look: true,
+    },
+    { desc: 'Mac Mask', frame: hdr({ cmd: 2 }) + mask({ mcmd: 0 }), ata: false, look: false },
+    { desc: 'Reserve', frame: hdr({ cmd: 3 }) + resv({ rcmd: 0 }), ata: false, look: false },
+    { desc: 'unknown command', frame: hdr({ cmd: 9 }), ata: false, look: false },
+  ];
+  for (const r of rows) {
+    const b = at(r.frame);
+    const len = r.len ?? b.length - OFF - 8;
+    t.equal(isAtaRequest(b, OFF), r.ata, `${r.desc}: ATA`);
+    t.equal(wantsMtuLook(b, OFF, len, 2), r.look, `${r.desc}: look at the MTU`);
   }
   t.end();
 });

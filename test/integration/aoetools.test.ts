@@ -12,7 +12,7 @@
 import t from 'tap';
 import { hostname } from 'node:os';
 import { parseConfigReply, writeConfigQuery } from '../../src/client';
-import { PRODUCT_FIRMWARE, PRODUCT_MODEL } from '../../src/target/export';
+import { PRODUCT_FIRMWARE, PRODUCT_MODEL } from '../../src/engine/export';
 import { sleep } from '../helpers/common';
 import { sparseFile } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';

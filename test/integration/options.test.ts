@@ -149,7 +149,7 @@ if (requireRoot(t) && requireLoop(t) && requireCommands(t, ['strace', 'mkfs.ext4
       // io_uring's fsync operations do not pass through the system call
       // layer, so strace cannot count them; AOE_IORING=sync selects the
       // addon's synchronous backend, where every fdatasync is a system call.
-      // The group commit itself (src/target/engine.ts) is the same code for both.
+      // The group commit itself (src/engine/storage.ts) is the same code for both.
       const file = await sparseFile(t, 4096 * 512, { dir, name: 'group.img' });
       const trace = join(dir, 'strace.txt');
       const st = await startTarget(t, pair.target, ['-s', '3', '2', pair.targetIf, file], {

@@ -35,7 +35,7 @@ import {
   writeReserve,
   writeWriteExt,
 } from '../../src/client';
-import { PRODUCT_FIRMWARE, PRODUCT_MODEL } from '../../src/target/export';
+import { PRODUCT_FIRMWARE, PRODUCT_MODEL } from '../../src/engine/export';
 import { sleep } from '../helpers/common';
 import { patternSectors, sparseFile } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../helpers/netns';

@@ -60,7 +60,7 @@ t.test('a Reserve set is answered only once the reservation is on disk', async (
   t.equal(disk.saves.length, 1, 'one save asked for');
   t.same(disk.saves[0].state.reserve, [A]);
   t.equal(server.stats().exports[0].stateDurable, false, 'stats say the state in force is not saved yet');
-  t.equal(server.stats().exports[0].inflight, 1, 'the held reply counts as in flight');
+  t.equal(server.stats().exports[0].inflight, 1, 'the reply awaiting the save counts as in flight');
   disk.next();
   const r = await initiator.reply(tag);
   t.notOk(r.header.error);
@@ -122,7 +122,7 @@ t.test('changes coalesce: one save per export per batch; replies wait for the sa
   t.equal(Buffer.from(parseConfigReply(r.frame).config).toString('latin1'), 'three');
 });
 
-t.test('a failed save answers every held reply of the export with error 3, also those of a later change', async (t) => {
+t.test('a failed save answers every reply awaiting a save with error 3, also those of a later change', async (t) => {
   const disk = new ManualDisk();
   const file = await patternFile(t, 64);
   const { initiator, server } = await startInProcess(t, [exportOf(file)], {}, {}, false, disk.hooks());

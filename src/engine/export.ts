@@ -1,12 +1,13 @@
 // One export: an AoE address (shelf.slot) backed by a store, with its
-// protocol state, counters and its group commit.
+// protocol state, counters, its group commit and the resolver that says
+// which store each request goes to.
 
 import * as os from 'node:os';
 import { buildIdentify, MacList, SECTOR_SIZE, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
-import type { ExportViews } from './views';
+import { SingleStore, type ExportStores } from './export-stores';
 import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
 
@@ -18,7 +19,11 @@ export function serialFor(shelf: number, slot: number): string {
   return `${shelf}.${slot}:${os.hostname()}`.slice(0, 20);
 }
 
-export class Export {
+/**
+ * `Views` is the type of the per-initiator views the server keeps on the
+ * export; the engine never looks at them, only at `stores`.
+ */
+export class Export<Views = unknown> {
   readonly key: string;
   readonly state: TargetState;
   readonly counters = new Float64Array(ExportCounter.Count);
@@ -44,8 +49,8 @@ export class Export {
   /** Its mask and reserve lists, for the access check while a change is being saved (admittedBySaved). */
   private readonly savedMask = new MacList();
   private readonly savedReserve = new MacList();
-  /** Request slots of replies held until the state they show is durable (engine.ts). */
-  readonly heldReplies: number[] = [];
+  /** Request slots of replies to state commands awaiting a save: they leave once the state they show is durable (replies.ts). */
+  readonly awaitingSave: number[] = [];
   /** A save of this export is running (saves of one export never overlap). */
   saving = false;
   /** Saves that failed since start, and the last failure's message (stats, metrics). */
@@ -53,7 +58,9 @@ export class Export {
   lastSaveError: string | null = null;
 
   /** Per-initiator views (views = per-initiator): each request's store is its initiator's view; null without. */
-  views: ExportViews | null = null;
+  views: Views | null = null;
+  /** Where each request goes: the one store, or (serveViews) the initiator's view. */
+  stores: ExportStores;
   /** performance.now() of its last read, write or flush (revert refuses while initiators are active). */
   lastIoAt = 0;
   /** New ATA requests are dropped (initiators retransmit) while a snapshot or view reset waits for those in flight. */
@@ -80,6 +87,13 @@ export class Export {
     this.savedVersion = this.durableVersion = this.state.version;
     this.setDurable(this.snapshotState());
     this.groupCommit = new GroupCommit(requestSlots);
+    this.stores = new SingleStore(store);
+  }
+
+  /** Serves each initiator from its own view from now on; `stores` resolves requests to them. */
+  serveViews(views: Views, stores: ExportStores): void {
+    this.views = views;
+    this.stores = stores;
   }
 
   private identifyPage(sectors: number): Uint8Array {

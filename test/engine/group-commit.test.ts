@@ -2,7 +2,7 @@
 // holds, and that newcomers wait for the next one.
 
 import t from 'tap';
-import { GROUP_COMMIT_MAX_WAIT_MS, GroupCommit } from '../../src/target/group-commit';
+import { GROUP_COMMIT_MAX_WAIT_MS, GroupCommit } from '../../src/engine/group-commit';
 
 function batchOf(gc: GroupCommit): number[] {
   const out: number[] = [];

@@ -3,7 +3,7 @@
 // a zero window. Table-driven over sequences of poll outcomes.
 
 import t from 'tap';
-import { SPIN_BACKOFF_MAX_MS, SPIN_BACKOFF_MS, SPIN_SAMPLE, SpinPolicy } from '../../src/target/spin-policy';
+import { SPIN_BACKOFF_MAX_MS, SPIN_BACKOFF_MS, SPIN_SAMPLE, SpinPolicy } from '../../src/engine/spin-policy';
 
 /** Feeds `n` polls with a hit ratio of `ratio` (hits first in each sample) at time `now`. */
 function feed(p: SpinPolicy, n: number, ratio: number, now: number): void {

@@ -82,6 +82,9 @@ export class Link {
   readonly rxDesc = new Uint32Array(RX_BATCH * DrainLayout.Stride);
   /** Receive slots a batch is done with, given back in one releaseMany(). */
   readonly rxDone = new Uint32Array(RX_BATCH);
+  /** Receive slots of writes that completed, given back together after the reap that brought them (flushWritten). */
+  private readonly rxWritten = new Uint32Array(RX_BATCH);
+  private rxWrittenN = 0;
 
   constructor(
     readonly name: string,
@@ -175,6 +178,20 @@ export class Link {
     }
   }
 
+  /** The write that held receive slot `slot` completed: the slot goes back with the next flushWritten(). */
+  releaseWritten(slot: number): void {
+    if (this.rxWrittenN === this.rxWritten.length) this.flushWritten();
+    this.rxWritten[this.rxWrittenN++] = slot;
+  }
+
+  /** Gives back the receive slots of completed writes in one call. */
+  flushWritten(): void {
+    const n = this.rxWrittenN;
+    if (n === 0) return;
+    this.rxWrittenN = 0;
+    this.socket?.releaseMany(this.rxWritten, n);
+  }
+
   /** Byte offset in `arena` of transmit slot i. */
   slotOffset(i: number): number {
     return i * this.slotStride + SLOT_LEAD;
@@ -248,7 +265,6 @@ export class Link {
     return FlushStatus.Blocked;
   }
 
-  /** Frees every queued reply unsent, counting them as TxDrops. */
   /** Drops the first queued frame (one too big to send, with nothing smaller to send instead). */
   dropFirst(): void {
     this.freeTx(this.sendSlot[0]);
@@ -258,6 +274,7 @@ export class Link {
     this.sendSlot.copyWithin(0, 1, this.sendN + 1);
   }
 
+  /** Frees every queued reply unsent, counting them as TxDrops. */
   dropQueued(): void {
     for (let i = 0; i < this.sendN; i++) this.freeTx(this.sendSlot[i]);
     this.counters[LinkCounter.TxDrops] += this.sendN;

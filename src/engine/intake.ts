@@ -1,0 +1,146 @@
+// Intake and dispatch: every frame ready on a link's receive ring is
+// checked for an AoE request to us, handed to each export it addresses, and
+// answered through respond() (src/aoe). What respond() returns decides the
+// rest: a finished reply is queued (or waits for a state save), storage
+// work goes to Storage, silence frees the transmit slot.
+
+// Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
+import { OFF_SRC } from '../aoe/constants';
+import { respond } from '../aoe/dispatch';
+import { Outcome } from '../aoe/frame-context';
+import { addresses, isAoeRequest, isAtaRequest, isForMac, isFromMac, majorOf, minorOf, wantsMtuLook } from '../aoe/header';
+import { DrainLayout } from '../native/addon';
+import { ExportCounter, LinkCounter } from './counters';
+import type { EngineContext } from './engine-context';
+import type { Export } from './export';
+import { STORE_PENDING } from './export-stores';
+import type { Link } from './link';
+import type { Replies } from './replies';
+import type { Storage } from './storage';
+
+export class Intake {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly storage: Storage,
+    private readonly replies: Replies,
+  ) {}
+
+  /** Handles every frame ready on a link's ring; returns how many there were. */
+  drain(link: Link): number {
+    const sock = link.socket;
+    if (sock === null || !link.accepting) return 0;
+    const desc = link.rxDesc;
+    let total = 0;
+    for (;;) {
+      const n = sock.drain(desc, link.rxBatch);
+      if (n === 0) break;
+      total += n;
+      link.counters[LinkCounter.RxFrames] += n;
+      const done = link.rxDone;
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        const p = i * DrainLayout.Stride;
+        const slot = desc[p + DrainLayout.Slot];
+        if (!this.frame(link, sock.ring, desc[p + DrainLayout.Offset], desc[p + DrainLayout.Length], slot)) done[k++] = slot;
+      }
+      if (k > 0) sock.releaseMany(done, k);
+      this.storage.pump();
+      if (n < link.rxBatch) break;
+    }
+    return total;
+  }
+
+  /** Handles one frame for every export it addresses; true when a request still holds its receive slot. */
+  private frame(link: Link, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    const mac = link.ctx.mac;
+    if (!isAoeRequest(ring, off, len) || isFromMac(ring, off, mac) || !isForMac(ring, off, mac)) {
+      link.counters[LinkCounter.Ignored]++;
+      return false;
+    }
+    if (wantsMtuLook(ring, off, len, link.ctx.maxSectors)) link.refresh(); // the MTU may have changed since the last look
+    const ata = isAtaRequest(ring, off);
+    const major = majorOf(ring, off);
+    const minor = minorOf(ring, off);
+    let keepsSlot = false;
+    let served = false;
+    const list = link.exports;
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      const st = e.state;
+      if (e.closing || e.held !== null || !addresses(ring, off, st.shelf, st.slot)) continue;
+      // ATA commands only for an exact address: a broadcast write must not reach every export.
+      if (ata && (major !== st.shelf || minor !== st.slot)) continue;
+      served = true;
+      if (this.serve(link, e, ata, ring, off, len, slot)) keepsSlot = true;
+    }
+    if (!served) link.counters[LinkCounter.Ignored]++;
+    return keepsSlot;
+  }
+
+  /** One export's answer to one frame; true when its storage work holds the receive slot. */
+  private serve(link: Link, e: Export, ata: boolean, ring: Uint8Array, off: number, len: number, slot: number): boolean {
+    const ctx = this.ctx;
+    if (ata) {
+      // While a state change is being saved, ATA access needs the saved state's consent too (a retransmission finds it saved).
+      if (e.state.version !== e.durableVersion && !e.admittedBySaved(ring, off + OFF_SRC)) {
+        e.counters[ExportCounter.MaskDrops]++;
+        return false;
+      }
+      // A snapshot or view reset is waiting for the requests in flight: new ones are retransmitted later.
+      if (e.paused) {
+        ctx.eventsCalled = true; // the snapshot that paused it goes on in the event loop
+        e.counters[ExportCounter.PausedDrops]++;
+        return false;
+      }
+    }
+    const tx = link.allocTx();
+    if (tx < 0) {
+      link.counters[LinkCounter.TxDrops]++;
+      return false;
+    }
+    const outcome = respond(ring, off, len, e.state, link.ctx, link.arena, link.slotOffset(tx));
+    if (e.state.version !== e.savedVersion) ctx.stateDue = true;
+    switch (outcome) {
+      case Outcome.Reply:
+        e.counters[ExportCounter.Other]++;
+        this.sendOrAwaitSave(link, e, tx);
+        return false;
+      case Outcome.AoeError:
+        e.counters[ExportCounter.AoeErrors]++;
+        this.sendOrAwaitSave(link, e, tx);
+        return false;
+      case Outcome.AtaReply:
+        e.counters[ExportCounter.Other]++;
+        // IDENTIFY, which initiators send before their first read: a new initiator's view is made now, so
+        // that its reads find it (dropped reads cost the Linux driver its first retransmit timeout, ~15 s).
+        if (e.stores.storeFor(ring, off + OFF_SRC, ctx.clock) === STORE_PENDING) ctx.eventsCalled = true;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.AtaAoeError:
+        e.counters[ExportCounter.AoeErrors]++;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.AtaError:
+        e.counters[ExportCounter.AtaErrors]++;
+        link.queue(tx, link.ctx.replyLen);
+        return false;
+      case Outcome.Read:
+      case Outcome.Write:
+      case Outcome.Flush:
+        return this.storage.start(link, e, outcome, tx, ring, off, slot);
+      case Outcome.Masked:
+        e.counters[ExportCounter.MaskDrops]++;
+        link.freeTx(tx);
+        return false;
+      default: // silence the protocol asks for: nothing to count
+        link.freeTx(tx);
+        return false;
+    }
+  }
+
+  /** A state command's reply leaves now, or once the export's state it shows is saved. */
+  private sendOrAwaitSave(link: Link, e: Export, tx: number): void {
+    if (this.ctx.persistent && e.state.version !== e.durableVersion) this.replies.awaitSave(link, e, tx);
+    else link.queue(tx, link.ctx.replyLen);
+  }
+}

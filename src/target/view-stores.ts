@@ -1,0 +1,60 @@
+// The engine's store resolver for an export with per-initiator views: each
+// request goes to its initiator's view (views.ts), and a group commit syncs
+// the views written since the last one. The server wires it in when it opens
+// an export's views, so the engine never imports the views code.
+
+import type { BlockStore } from '../backend/block-store';
+import { STORE_PENDING, type ExportStores } from '../engine/export-stores';
+import { VIEW_PENDING, type ExportViews } from './views';
+
+export class ViewStores implements ExportStores {
+  constructor(
+    private readonly views: ExportViews,
+    /** The image: with the lease held, what a read may use while its initiator's view is being made. */
+    private readonly image: BlockStore,
+  ) {}
+
+  storeFor(b: Uint8Array, off: number, now: number): BlockStore | null {
+    const store = this.views.storeFor(b, off, now);
+    return store === VIEW_PENDING ? STORE_PENDING : store;
+  }
+
+  /** The view will be the image as it is now, and the lease keeps it so: a read can be answered from the image. */
+  readsWhilePending(): BlockStore | null {
+    return this.views.sharesImage ? this.image : null;
+  }
+
+  indexOf(store: BlockStore): number {
+    return this.views.indexOf(store);
+  }
+
+  /** A view's blocks it never wrote are read from the image, whose page cache every view shares (own-blocks.ts). */
+  readFd(store: BlockStore, index: number, pos: number, bytes: number): number {
+    return index < 0 ? store.fd : this.views.readFd(index, pos, bytes);
+  }
+
+  writing(index: number, pos: number, bytes: number): void {
+    if (index >= 0) this.views.writing(index, pos, bytes);
+  }
+
+  written(index: number): void {
+    this.views.written(index);
+  }
+
+  /** One fdatasync per view written since the last group commit. */
+  startSync(): number {
+    return this.views.startSync();
+  }
+
+  syncFd(i: number): number {
+    return this.views.syncFd(i);
+  }
+
+  syncDone(result: number): boolean {
+    return this.views.syncDone(result);
+  }
+
+  get syncResult(): number {
+    return this.views.syncResult;
+  }
+}
