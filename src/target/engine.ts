@@ -26,7 +26,8 @@ import { Outcome } from '../aoe/frame-context';
 import { addresses, isAoeRequest, isForMac, isFromMac, majorOf, minorOf, padReply } from '../aoe/header';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
 import type { Export } from './export';
-import { VIEW_PENDING } from './views';
+import type { FrameLoopStats } from '../api/control';
+import { VIEW_PENDING } from '../views/views';
 import { FlushStatus, type Link } from './link';
 import {
   DrainLayout,
@@ -77,24 +78,6 @@ const enum LoopStat {
   Count = 3,
 }
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-
-export interface FrameLoopStats {
-  /** Busy polls after a batch, and those that found the next frame or completion before their window ran out. */
-  spins: number;
-  hits: number;
-  /** Times the adaptive policy paused polling because too few polls found work. */
-  backoffs: number;
-  /** Polling now (false while paused, or with spin-us 0). */
-  polling: boolean;
-  /** Blocking waits in the kernel, those that ended with work, and returns to libuv. */
-  sleeps: number;
-  wakeups: number;
-  exits: number;
-  /** The loop blocks in the kernel (false: it returns to libuv after each batch). */
-  blocking: boolean;
-  spinMicros: number;
-  spinPolicy: string;
-}
 
 export interface EngineEvents {
   /**

@@ -6,7 +6,7 @@ import { buildIdentify, MacList, SECTOR_SIZE, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
-import type { ExportViews } from './views';
+import type { ExportViews } from '../views/views';
 import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
 

@@ -10,12 +10,14 @@ import type { BlockStore } from '../backend/block-store';
 import { sectorsAfterOffset } from '../backend/file-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { EXPORT_COUNTER_NAMES, LINK_COUNTER_NAMES, LinkCounter } from './counters';
-import { Engine, type FrameLoopStats } from './engine';
+import { Engine } from './engine';
+import type { ReloadSummary, ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
+import { ConfigError, ReloadRefused, ResizeError } from '../api/errors';
 import { openExportStore, viewsDirOf } from './export-store';
-import { ExportViews, macOfName, nameOfMac, type ViewListing } from './views';
-import { defaultSnapshotName, SnapshotDir, type SnapshotInfo } from './snapshots';
+import { ExportViews, macOfName, nameOfMac } from '../views/views';
+import { defaultSnapshotName, SnapshotDir } from '../views/snapshots';
 import { checkReflinkPlace } from '../backend/reflink';
-import { openFileLimit } from './file-limit';
+import { openFileLimit } from '../views/file-limit';
 import { performance } from 'node:perf_hooks';
 import { Export } from './export';
 import {
@@ -30,9 +32,9 @@ import {
 } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
 import { Link } from './link';
-import { AddressClaims } from './address-claim';
-import { probeAddresses } from './duplicate-probe';
-import { sharedWriterProblems } from './shared-writers';
+import { AddressClaims } from '../guard/address-claim';
+import { probeAddresses } from '../guard/duplicate-probe';
+import { sharedWriterProblems } from '../guard/shared-writers';
 import { loadAddon, type IoRing, type NativeAddon } from '../native/addon';
 
 export interface ServerHooks {
@@ -106,52 +108,11 @@ export interface ServerOptions {
 /** How long an export must have served no I/O before `revert` runs without --force. */
 export const REVERT_QUIET_MS = 5 * 60_000;
 
-/** What `snapshot` did. */
-export interface SnapshotTaken {
-  key: string;
-  name: string;
-  file: string;
-  /** How long new requests of the export were held off, milliseconds. */
-  pausedMs: number;
-  of: string;
-}
-
 /** Descriptors left for sockets, the io ring, backing files, logs and the control socket when views take the rest. */
 const FDS_KEPT_FREE = 256;
 
 /** A store that cannot be opened (missing file, no permission, ...): the message says what to do. */
 export { StoreError } from '../backend/file-store';
-
-/** A configuration the server cannot serve; the message says what to fix. */
-export class ConfigError extends Error {}
-
-/** A resize that was refused or is not possible; the message says why and what to do. */
-export class ResizeError extends Error {}
-
-/** What resizeExport() found: the exported size before and after, in sectors. */
-export interface ResizeResult {
-  key: string;
-  file: string;
-  oldSectors: number;
-  newSectors: number;
-  /** Why the size did not change, when it did not. */
-  unchanged?: string;
-  /** A grown export was announced on at least one interface (none is announced while its links are down). */
-  announced?: boolean;
-}
-
-/** A reload found a problem before it changed anything; the message says what to fix. */
-export class ReloadRefused extends ConfigError {}
-
-/** What a reload did, by export key. */
-export interface ReloadSummary {
-  added: string[];
-  removed: string[];
-  /** Settings changed (a changed mac-mask alone is applied in place). */
-  changed: string[];
-  /** The backing store changed size. */
-  resized: string[];
-}
 
 /** A reload checked and prepared: stores opened, nothing serving touched yet. */
 interface ReloadPlan {
@@ -1139,47 +1100,5 @@ export class Server {
   }
 }
 
-export interface ServerStats {
-  exports: {
-    key: string;
-    file: string;
-    sectors: number;
-    interfaces: string[];
-    /** Each interface of the export and what it does for it now. */
-    paths: { interface: string; state: string }[];
-    readOnly: boolean;
-    inflight: number;
-    /** Why the export serves nothing (its saved state is unreadable), and what to do. */
-    held?: string;
-    /** The state in force is on disk. */
-    stateDurable: boolean;
-    /** Saves of the state that failed since the start, and the last failure. */
-    failedSaves: number;
-    lastSaveError?: string;
-    config: string;
-    macMask: string[];
-    reserve: string[];
-    counters: Record<string, number>;
-    /** With views = per-initiator: how many, the bytes they have of their own, new initiators refused a view. */
-    /** sharesImage: reads of blocks a view did not write go to the image (one page cache for all views). */
-    views?: { count: number; ownBytes: number; failures: number; sharesImage: boolean; lastError?: string };
-    /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
-    snapshots?: { count: number; ownBytes: number };
-    latencyUsLog2: number[];
-    /** Sum of the latencies counted in latencyUsLog2, microseconds. */
-    latencySumUs: number;
-  }[];
-  interfaces: {
-    name: string;
-    open: boolean;
-    state: string;
-    up: boolean;
-    mtu: number;
-    sectorsPerFrame: number;
-    counters: Record<string, number>;
-  }[];
-  /** How the serving loop waits for work (engine.ts, spin-policy.ts). */
-  frameLoop: FrameLoopStats;
-}
-
-export type { FrameLoopStats } from './engine';
+/** The errors callers of the server tell apart. */
+export { ConfigError, ReloadRefused, ResizeError } from '../api/errors';

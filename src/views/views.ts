@@ -23,6 +23,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { ViewListing } from '../api/control';
 import type { BlockStore } from '../backend/block-store';
 import { markDiffering, OwnBlocks } from './own-blocks';
 import { readViewDates, writeViewDates, type ViewDates } from './view-meta';
@@ -43,17 +44,6 @@ export interface ViewEvents {
   sharing(on: boolean, why: string): void;
   /** Someone waits to open the image for writing: pause the export and call stopSharing(). */
   imageWriter(): void;
-}
-
-/** One view as `vblade ctl views` lists it. */
-export interface ViewListing {
-  mac: string;
-  file: string;
-  /** Bytes written since the view was made (or reset): extents it shares with no other file. */
-  ownBytes: number;
-  created: string;
-  /** ISO date, or null when not seen since it was made. */
-  lastSeen: string | null;
 }
 
 class View {
