@@ -31,11 +31,11 @@ const ROOMS = {
     why: 'src/api is what the control socket carries (types) and the errors callers tell apart; the server and ctl both build on it, so it builds on nothing of ours.',
   },
   views: {
-    may: ['api', 'backend', 'config'],
+    may: ['api', 'backend', 'native', 'config'],
     why: 'copy-on-write views and snapshots work on block stores and export configs; the serving core calls them, never the other way round.',
   },
   guard: {
-    may: ['aoe', 'native', 'config'],
+    may: ['api', 'aoe', 'native', 'config'],
     why: 'the two-writer guards check configs, probe the wire and claim addresses before the serving core starts; they must not reach into it.',
   },
   target: {
