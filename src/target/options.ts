@@ -37,8 +37,8 @@ export interface ServerOptions {
   wrapIoRing?: (io: IoRing) => IoRing;
   /**
    * How long start-up waits for another target to answer our own addresses
-   * ([daemon] duplicate-probe-ms); 0 (the default here) skips the probe and
-   * the claim of each address on this host.
+   * ([daemon] duplicate-probe-ms); 0 skips the probe and the claim of each
+   * address on this host (tests on a fake network pass 0).
    */
   duplicateProbeMs?: number;
   /** Views one export may keep open (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
@@ -66,7 +66,7 @@ export function resolveOptions(options: ServerOptions): ServingOptions {
     spinMicros: options.spinMicros ?? DEFAULT_TUNABLES.spinMicros,
     spinPolicy: options.spinPolicy ?? DEFAULT_TUNABLES.spinPolicy,
     mapInMemory: options.mapInMemory ?? DEFAULT_TUNABLES.mapInMemory,
-    duplicateProbeMs: options.duplicateProbeMs ?? 0,
+    duplicateProbeMs: options.duplicateProbeMs ?? DEFAULT_TUNABLES.duplicateProbeMs,
     announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
     sizeCheckMs: options.sizeCheckMs ?? 5000,
     maxViews: options.maxViews ?? Math.max(0, openFileLimit() - FDS_KEPT_FREE),

@@ -38,7 +38,8 @@ async function setup(t: TestLike): Promise<{ target: ControlTarget; core: Worker
   const image = await patternFile(t, 1024, { dir: mnt, name: 'golden.img' });
   const net = new FakeNetwork();
   net.addInterface(IFACE);
-  const start: StartServer = (config, log, hooks) => Server.start(config, log, hooks, { addon: net.addon, linkCheckMs: 60_000 });
+  const start: StartServer = (config, log, hooks) =>
+    Server.start(config, log, hooks, { addon: net.addon, linkCheckMs: 60_000, duplicateProbeMs: 0 });
   const core = new WorkerCore(start, pino({ level: 'silent' }));
   await core.start({ exports: [exportOf(image, { views: 'per-initiator', viewsDir: join(mnt, 'views') })] });
   t.teardown(() => core.stop());

@@ -508,7 +508,12 @@ async function startError(t: TestLike, config: ExportConfig): Promise<string> {
   const net = new FakeNetwork();
   net.addInterface(IFACE);
   try {
-    const s = await Server.start({ exports: [config] }, pino({ level: 'silent' }), {}, { addon: net.addon, linkCheckMs: 60_000 });
+    const s = await Server.start(
+      { exports: [config] },
+      pino({ level: 'silent' }),
+      {},
+      { addon: net.addon, linkCheckMs: 60_000, duplicateProbeMs: 0 },
+    );
     await s.stop();
     return 'started';
   } catch (e) {
