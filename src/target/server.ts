@@ -59,6 +59,7 @@ export class Server {
     hooks: ServerHooks,
     options: ServerOptions,
   ) {
+    // The engine's events reach objects made further down: they fire only once frames or completions arrive.
     const addon = (this.addon = options.addon ?? loadAddon());
     const opts = (this.opts = resolveOptions(options));
     const ring = addon.openIoRing(opts.requestSlots + 256);
