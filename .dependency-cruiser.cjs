@@ -26,12 +26,24 @@ const ROOMS = {
     may: ['native', 'backend'],
     why: 'fault injection wraps stores and native calls; it must not reach into the server it is used to test.',
   },
+  api: {
+    may: [],
+    why: 'src/api is what the control socket carries (types) and the errors callers tell apart; the server and ctl both build on it, so it builds on nothing of ours.',
+  },
   engine: {
-    may: ['aoe', 'native', 'backend', 'config'],
+    may: ['aoe', 'native', 'backend', 'config', 'api'],
     why: 'the frame path serves the exports it is handed; who opens them, how views are made and how the process is run are not its concern.',
   },
+  views: {
+    may: ['api', 'backend', 'native', 'config'],
+    why: 'copy-on-write views and snapshots work on block stores and export configs; the serving core calls them, never the other way round.',
+  },
+  guard: {
+    may: ['api', 'aoe', 'native', 'config'],
+    why: 'the two-writer guards check configs, probe the wire and claim addresses before the serving core starts; they must not reach into it.',
+  },
   target: {
-    may: ['aoe', 'native', 'backend', 'config', 'engine'],
+    may: ['aoe', 'native', 'backend', 'config', 'engine', 'api', 'views', 'guard'],
     why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor the fault injection wrapped around it.',
   },
   config: {
@@ -39,11 +51,11 @@ const ROOMS = {
     why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply.',
   },
   service: {
-    may: ['config', 'target', 'native', 'faults', 'aoe'],
+    may: ['config', 'target', 'native', 'faults', 'aoe', 'api'],
     why: 'the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it.',
   },
   cli: {
-    may: ['config', 'service', 'target', 'native'],
+    may: ['config', 'service', 'target', 'native', 'api', 'guard'],
     why:
       'the command lines turn argv into a config and hand it to service/ (or check it with target/); ' +
       "how a serving process is put together is service/'s concern, block stores and the protocol the target's.",

@@ -8,7 +8,7 @@
 // and writes in 10-second chunks (every read checked). After each chunk it
 // reads the target's VmRSS and VmHWM; at the end it prints the figures and the
 // RSS trend (least-squares slope after the first chunk, which is warm-up).
-// Our target maps exports on tmpfs into its address space (src/target/server.ts),
+// Our target maps exports on tmpfs into its address space (src/target/export-set.ts),
 // so every page of the file it touched counts in VmRSS as RssShmem although it is
 // the file's page cache, not the target's memory: the figures are also given
 // without it ("own" = VmRSS - RssShmem).

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // How long making a per-initiator view takes (open, FICLONE on a pool
-// thread, rename, fsync of the directory: src/target/views.ts), as the
+// thread, rename, fsync of the directory: src/views/views.ts), as the
 // median of ROUNDS rounds of N views each. A measurement, not a test; the
 // figures are in docs/views.md. Build first (npx tsc -p .).
 //
@@ -14,7 +14,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ExportViews } = require('../dist/src/target/views');
+const { ExportViews } = require('../dist/src/views/views');
 const { native } = require('../dist/src/native/addon');
 
 const [image, rounds = '5', per = '20'] = process.argv.slice(2);

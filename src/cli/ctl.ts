@@ -13,10 +13,8 @@ import yargs from 'yargs';
 import { COMMANDS, commandByName, controlRequest, probeSocket, type CommandDef } from '../service/control';
 import type { ReloadResult } from '../service/daemon';
 import type { CommandExtra, ExportListing } from '../service/worker';
-import type { ViewListing } from '../target/views';
-import type { SnapshotInfo } from '../target/snapshots';
 import { describeSize } from '../config/export-config';
-import type { ResizeResult, ServerStats, SnapshotTaken } from '../target/server';
+import type { ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { formatStatsTables } from './stats-table';
 
 const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]';

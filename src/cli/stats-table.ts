@@ -3,7 +3,7 @@
 // every counter named *_errors and *_drops, so a counter added later is
 // counted without a change here; `--json` and the metrics show each one.
 
-import type { FrameLoopStats, ServerStats } from '../target/server';
+import type { FrameLoopStats, ServerStats } from '../api/control';
 
 type Counters = Record<string, number>;
 

@@ -24,7 +24,7 @@ import { preflightExports } from '../target/preflight';
 import { launch, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
-import { sharedWriterProblems } from '../target/shared-writers';
+import { sharedWriterProblems } from '../guard/shared-writers';
 
 // ---------------------------------------------------------------------------
 // Command line

@@ -13,6 +13,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { EPOLL_ERROR_EVENTS, NativeLimit, WaitLayout, type FrameWaiter, type IoRing } from '../native/addon';
+import type { FrameLoopStats } from '../api/control';
 import { EngineContext, type EngineEvents } from './engine-context';
 import type { Export } from './export';
 import { Intake } from './intake';
@@ -39,24 +40,6 @@ const enum LoopStat {
   /** Returns to libuv. */
   Exits = 2,
   Count = 3,
-}
-
-export interface FrameLoopStats {
-  /** Busy polls after a batch, and those that found the next frame or completion before their window ran out. */
-  spins: number;
-  hits: number;
-  /** Times the adaptive policy paused polling because too few polls found work. */
-  backoffs: number;
-  /** Polling now (false while paused, or with spin-us 0). */
-  polling: boolean;
-  /** Blocking waits in the kernel, those that ended with work, and returns to libuv. */
-  sleeps: number;
-  wakeups: number;
-  exits: number;
-  /** The loop blocks in the kernel (false: it returns to libuv after each batch). */
-  blocking: boolean;
-  spinMicros: number;
-  spinPolicy: string;
 }
 
 /** `E`: the exports as the server holds them; the engine sees only what Export has. */

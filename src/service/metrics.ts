@@ -18,7 +18,7 @@
 
 import * as http from 'node:http';
 import type { Logger } from 'pino';
-import type { ServerStats } from '../target/server';
+import type { ServerStats } from '../api/control';
 
 type Labels = Record<string, string>;
 

@@ -27,9 +27,7 @@ import { StateStore } from './state-store';
 import { uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 // Types only: the server module is required lazily, in loadServerStarter.
-import type { ReloadSummary, ResizeResult, SnapshotTaken } from '../target/server';
-import type { ViewListing } from '../target/views';
-import type { SnapshotInfo } from '../target/snapshots';
+import type { ReloadSummary, ResizeResult, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 
 export type { ReloadSummary };
 

@@ -2,12 +2,12 @@
 // opens it and `vbladed --check` tries it.
 
 import type { BlockStore } from '../backend/block-store';
-import * as path from 'node:path';
 import { openFileStore } from '../backend/file-store';
 import { openNullStore } from '../backend/null-store';
 import { checkReflinkPlace } from '../backend/reflink';
-import { exportKey, type ExportConfig } from '../config/export-config';
+import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
+import { viewsDirOf } from '../views/views-dir';
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
@@ -25,9 +25,4 @@ export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'block
     lengthSectors: c.lengthSectors,
     blockDeviceSize: (fd) => addon.blockDeviceSize(fd),
   });
-}
-
-/** VIEWSDIR/eS.L: where an export's views (and snapshots) live. */
-export function viewsDirOf(c: ExportConfig): string {
-  return path.join(c.viewsDir ?? '', exportKey(c));
 }

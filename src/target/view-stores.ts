@@ -1,11 +1,11 @@
 // The engine's store resolver for an export with per-initiator views: each
-// request goes to its initiator's view (views.ts), and a group commit syncs
+// request goes to its initiator's view (src/views/views.ts), and a group commit syncs
 // the views written since the last one. The server wires it in when it opens
 // an export's views, so the engine never imports the views code.
 
 import type { BlockStore } from '../backend/block-store';
 import { STORE_PENDING, type ExportStores } from '../engine/export-stores';
-import { VIEW_PENDING, type ExportViews } from './views';
+import { VIEW_PENDING, type ExportViews } from '../views/views';
 
 export class ViewStores implements ExportStores {
   constructor(

@@ -74,6 +74,8 @@ export async function startInProcess(
   const iface = net.addInterface(IFACE, ifaceInit);
   const server = await Server.start({ exports: exportList }, pino({ level: 'silent' }), hooks, {
     linkCheckMs: 60_000,
+    // No probe on the fake network, and no claim of the address on this host, which parallel tests share.
+    duplicateProbeMs: 0,
     ...options,
     addon: net.addon,
   });

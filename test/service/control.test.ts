@@ -450,7 +450,8 @@ t.test('resize through the worker and a real serving core: what `vblade ctl resi
   const fakeNet = new FakeNetwork();
   fakeNet.addInterface('fake0');
   const file = await patternFile(t, 2048);
-  const start: StartServer = (config, log, hooks) => Server.start(config, log, hooks, { addon: fakeNet.addon, sizeCheckMs: 0 });
+  const start: StartServer = (config, log, hooks) =>
+    Server.start(config, log, hooks, { addon: fakeNet.addon, sizeCheckMs: 0, duplicateProbeMs: 0 });
   const core = new WorkerCore(start, silent);
   await core.start({ exports: [exportConfig({ shelf: 1, slot: 2, file, interfaces: ['fake0'] })] });
   t.teardown(() => core.stop());

@@ -33,7 +33,8 @@ async function setup(
   fs.writeFileSync(other, Buffer.alloc(64 * 512));
   const net = new FakeNetwork();
   net.addInterface(IFACE);
-  const start: StartServer = (config, log, hooks) => Server.start(config, log, hooks, { addon: net.addon, linkCheckMs: 60_000 });
+  const start: StartServer = (config, log, hooks) =>
+    Server.start(config, log, hooks, { addon: net.addon, linkCheckMs: 60_000, duplicateProbeMs: 0 });
   const core = new WorkerCore(start, pino({ level: 'silent' }));
   await core.start({ exports: [exportOf(backing), exportOf(other, { slot: 3, macMask: [M2] })], stateDir });
   t.teardown(() => core.stop());

@@ -14,7 +14,8 @@ import { formatStatsTables } from '../../src/cli/stats-table';
 import { dispatch, type ControlTarget } from '../../src/service/control';
 import { renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type StartServer } from '../../src/service/worker';
-import { Server, type ServerStats } from '../../src/target/server';
+import type { ServerStats } from '../../src/api/control';
+import { Server } from '../../src/target/server';
 import { FakeNetwork } from '../helpers/fake-addon';
 import type { TestLike } from '../helpers/common';
 import { patternFile } from '../helpers/files';
@@ -37,7 +38,8 @@ async function setup(t: TestLike): Promise<{ target: ControlTarget; core: Worker
   const image = await patternFile(t, 1024, { dir: mnt, name: 'golden.img' });
   const net = new FakeNetwork();
   net.addInterface(IFACE);
-  const start: StartServer = (config, log, hooks) => Server.start(config, log, hooks, { addon: net.addon, linkCheckMs: 60_000 });
+  const start: StartServer = (config, log, hooks) =>
+    Server.start(config, log, hooks, { addon: net.addon, linkCheckMs: 60_000, duplicateProbeMs: 0 });
   const core = new WorkerCore(start, pino({ level: 'silent' }));
   await core.start({ exports: [exportOf(image, { views: 'per-initiator', viewsDir: join(mnt, 'views') })] });
   t.teardown(() => core.stop());

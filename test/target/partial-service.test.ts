@@ -16,7 +16,7 @@ async function start(t: TestLike, net: FakeNetwork, exports: ExportConfig[], opt
     { exports },
     pino({ level: 'silent' }),
     {},
-    { linkCheckMs: 10, ...options, addon: net.addon },
+    { linkCheckMs: 10, duplicateProbeMs: 0, ...options, addon: net.addon },
   );
   t.teardown(() => server.stop());
   return server;

@@ -25,6 +25,7 @@ async function start(
   net.addInterface(IFACE);
   const server = await Server.start({ exports: exports.map((over) => exportOf(file, over)) }, pino({ level: 'silent' }), hooks, {
     linkCheckMs: 60_000,
+    duplicateProbeMs: 0,
     addon: net.addon,
   });
   t.teardown(() => server.stop());
@@ -115,7 +116,7 @@ t.test('Debian fragment: -m A changed to -m B, reload: A gets nothing, B reads',
     { exports: [fragment(MAC_A)] },
     pino({ level: 'silent' }),
     {},
-    { linkCheckMs: 60_000, addon: net.addon },
+    { linkCheckMs: 60_000, duplicateProbeMs: 0, addon: net.addon },
   );
   t.teardown(() => server.stop());
   const a = new Initiator(net, IFACE, MAC_A);

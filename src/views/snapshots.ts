@@ -5,21 +5,11 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { SnapshotInfo } from '../api/control';
 
 export interface SnapshotFunctions {
   reflinkClone(srcFd: number, dstFd: number): void;
   unsharedBytes(fd: number): number;
-}
-
-export interface SnapshotInfo {
-  name: string;
-  file: string;
-  /** ISO date. */
-  created: string;
-  /** 'export', or the MAC of the view it was taken of. */
-  of: string;
-  /** Bytes it holds that nothing else shares (blocks the export or view has written since). */
-  ownBytes: number;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -14,64 +14,17 @@
 // error reply.
 //
 // Reads of blocks a view never wrote go to the image (own-blocks.ts says
-// why), while the process holds a read lease on the image: before anyone may
-// open it for writing, the kernel signals us, the export pauses, reads go to
-// the views' own files again, and only then is the lease given up. Without
-// the lease (not permitted, or someone has the image open for writing) the
-// views read only their own files.
+// why) while the process holds a read lease on it (image-sharing.ts).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { ViewListing } from '../api/control';
 import type { BlockStore } from '../backend/block-store';
-import { markDiffering, OwnBlocks } from './own-blocks';
+import { ImageSharing } from './image-sharing';
+import { OwnBlocks } from './own-blocks';
+import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
 import { readViewDates, writeViewDates, type ViewDates } from './view-meta';
-
-/** The addon calls views need, passed in so that tests and this module stay free of the addon. */
-export interface ViewFunctions {
-  reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
-  unsharedBytes(fd: number): number;
-  fileExtents(fd: number): Float64Array;
-  imageLease(fd: number, take: boolean): void;
-  imageLeaseHeld(fd: number): boolean;
-}
-
-export interface ViewEvents {
-  created(name: string, ms: number): void;
-  failed(name: string, message: string): void;
-  /** Reads of shared blocks go to the image from now on (on) or no longer (off, with why). */
-  sharing(on: boolean, why: string): void;
-  /** Someone waits to open the image for writing: pause the export and call stopSharing(). */
-  imageWriter(): void;
-}
-
-/** One view as `vblade ctl views` lists it. */
-export interface ViewListing {
-  mac: string;
-  file: string;
-  /** Bytes written since the view was made (or reset): extents it shares with no other file. */
-  ownBytes: number;
-  created: string;
-  /** ISO date, or null when not seen since it was made. */
-  lastSeen: string | null;
-}
-
-class View {
-  /** Position in ExportViews.list: what a request in flight remembers. */
-  index = -1;
-  /** Written since the last group commit took it. */
-  dirty = false;
-  /** performance.now() of its last request in this process; 0: none yet. */
-  seenAt = 0;
-  /** Blocks that may differ from the image: reads of them go to the view's file. */
-  own = new OwnBlocks();
-
-  constructor(
-    readonly name: string,
-    public store: BlockStore,
-    readonly dates: ViewDates,
-  ) {}
-}
 
 /** The 6 bytes of a MAC at `off` as one number: exact (48 bits), no allocation. */
 export function macKey(b: Uint8Array, off: number): number {
@@ -154,15 +107,13 @@ export class ExportViews {
   /** New initiators refused a view (no space, the bound reached, ...). */
   failures = 0;
   lastError: string | null = null;
-  /** Reads of blocks no view wrote go to the image: the lease is held and every view's OwnBlocks is valid. */
-  private sharing = false;
-  /** Counts the times sharing started: a clone made across a change of it is compared with the image. */
-  private sharingEpoch = 0;
-  private leaseTimer: NodeJS.Timeout | null = null;
+  /** Reads of blocks no view wrote go to the image while it holds the lease. */
+  private readonly sharing: ImageSharing;
 
   private constructor(private readonly o: ExportViewsOptions) {
     fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     this.dirFd = fs.openSync(o.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    this.sharing = new ImageSharing({ image: o.image, fns: o.fns, events: o.events, retryMs: o.leaseRetryMs }, this.list);
     this.seenTimer = setInterval(() => {
       if (this.list.some((v) => v !== null && v.seenAt > this.savedAt)) void this.saveDates();
     }, o.datesSaveMs);
@@ -187,7 +138,7 @@ export class ExportViews {
       v.close();
       throw e;
     }
-    v.startSharing();
+    v.sharing.start();
     return v;
   }
 
@@ -244,7 +195,7 @@ export class ExportViews {
    */
   readFd(index: number, pos: number, bytes: number): number {
     const v = this.list[index]!;
-    return this.sharing && !v.own.any(pos, bytes) ? this.o.image.fd : v.store.fd;
+    return this.sharing.on && !v.own.any(pos, bytes) ? this.o.image.fd : v.store.fd;
   }
 
   /** A write of [pos, pos+bytes) to view `index` is about to be submitted: reads of those blocks go to the view from now on. */
@@ -349,7 +300,7 @@ export class ExportViews {
   private async make(key: number, name: string): Promise<void> {
     const file = path.join(this.o.dir, `${name}.img`);
     const t0 = performance.now();
-    const epoch = this.cloneEpoch();
+    const epoch = this.sharing.cloneEpoch();
     let fd: number;
     try {
       fd = await this.cloneTo(file);
@@ -365,7 +316,7 @@ export class ExportViews {
     this.failedAt.delete(key);
     const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
     v.seenAt = performance.now(); // its initiator asked for it just now
-    this.checkClone(v, epoch);
+    this.sharing.checkClone(v, epoch);
     this.add(v, key);
     this.o.events.created(name, performance.now() - t0);
     this.datesChanged();
@@ -431,13 +382,13 @@ export class ExportViews {
    */
   async reset(mac: string): Promise<string> {
     const v = this.find(mac);
-    const epoch = this.cloneEpoch();
+    const epoch = this.sharing.cloneEpoch();
     const fd = await this.cloneTo(v.store.description);
     const old = v.store;
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
     v.own = new OwnBlocks(); // a new clone: every block the image's
-    this.checkClone(v, epoch);
+    this.sharing.checkClone(v, epoch);
     v.dirty = false;
     v.dates.created = Date.now();
     old.close();
@@ -464,124 +415,23 @@ export class ExportViews {
     return macOfName(v.name);
   }
 
-  /** Sharing's epoch when a clone starts; -1 while not sharing. */
-  private cloneEpoch(): number {
-    return this.sharing ? this.sharingEpoch : -1;
-  }
-
-  /**
-   * A clone is the image's as it was when it was made; only when the lease
-   * was held all along is that the image now. Otherwise (sharing started
-   * while it was made) compare the two.
-   */
-  private checkClone(v: View, epoch: number): void {
-    if (this.sharing && epoch !== this.sharingEpoch) this.compareWithImage(v);
-  }
-
   /** After a snapshot was put back into the view of `mac`: which blocks differ from the image now. The export is paused. */
   refreshOwn(mac: string): void {
-    const v = this.find(mac);
-    v.own = new OwnBlocks();
-    if (this.sharing) this.compareWithImage(v);
-  }
-
-  /** Marks the blocks of `v` whose extents differ from the image's; all of them when the extents cannot be read. */
-  private compareWithImage(v: View, imageExtents?: Float64Array): void {
-    try {
-      const size = fs.fstatSync(this.o.image.fd).size;
-      const image = imageExtents ?? this.o.fns.fileExtents(this.o.image.fd);
-      markDiffering(image, this.o.fns.fileExtents(v.store.fd), size, v.own);
-    } catch {
-      v.own.markAll();
-    }
+    this.sharing.refresh(this.find(mac));
   }
 
   /** Whether reads of shared blocks go to the image now. */
   get sharesImage(): boolean {
-    return this.sharing;
-  }
-
-  /**
-   * Takes the lease on the image and, holding it, compares every view with
-   * the image; from then on reads of shared blocks go to the image. Without
-   * the lease the views read their own files and another try is made later.
-   */
-  private startSharing(): void {
-    if (this.closed || this.sharing) return;
-    const fd = this.o.image.fd;
-    try {
-      watchLease(this, () => this.leaseSignalled());
-      this.o.fns.imageLease(fd, true);
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const why =
-        err.code === 'EAGAIN'
-          ? `the image is open for writing elsewhere (views read their own files; tried again every ${this.o.leaseRetryMs / 1000} s)`
-          : `no read lease on the image (${err.message}); views read their own files`;
-      this.o.events.sharing(false, why);
-      if (err.code === 'EAGAIN') this.retrySharing();
-      return;
-    }
-    let imageExtents: Float64Array;
-    try {
-      imageExtents = this.o.fns.fileExtents(fd);
-    } catch (e) {
-      this.giveUpLease();
-      this.o.events.sharing(false, `cannot list the image's extents (${(e as Error).message}); views read their own files`);
-      return;
-    }
-    for (const v of this.list) {
-      if (v === null) continue;
-      v.own = new OwnBlocks();
-      this.compareWithImage(v, imageExtents);
-    }
-    this.sharing = true;
-    this.sharingEpoch++;
-    this.o.events.sharing(true, 'reads of blocks a view did not write go to the image');
-  }
-
-  private retrySharing(): void {
-    if (this.closed || this.leaseTimer !== null) return;
-    this.leaseTimer = setTimeout(() => {
-      this.leaseTimer = null;
-      this.startSharing();
-    }, this.o.leaseRetryMs);
-    this.leaseTimer.unref();
-  }
-
-  private leaseSignalled(): void {
-    if (!this.sharing || this.closed) return;
-    let held = false;
-    try {
-      held = this.o.fns.imageLeaseHeld(this.o.image.fd);
-    } catch {
-      // the descriptor is going away: nothing to share from
-    }
-    if (!held) this.o.events.imageWriter();
+    return this.sharing.on;
   }
 
   /**
    * Reads go to the views' own files from now on, and the lease is given up
-   * so that the writer waiting for it goes on; sharing starts again once the
-   * image is not open for writing. Call it while no read is in flight.
+   * so that the writer waiting for it goes on (image-sharing.ts). Call it
+   * while no read is in flight.
    */
   stopSharing(): void {
-    if (!this.sharing) return;
-    this.sharing = false;
-    this.giveUpLease();
-    this.o.events.sharing(
-      false,
-      `someone opened the image for writing; views read their own files (tried again every ${this.o.leaseRetryMs / 1000} s)`,
-    );
-    this.retrySharing();
-  }
-
-  private giveUpLease(): void {
-    try {
-      this.o.fns.imageLease(this.o.image.fd, false);
-    } catch {
-      // closing the descriptor gives it up too
-    }
+    this.sharing.stop();
   }
 
   private datesChanged(): void {
@@ -627,11 +477,7 @@ export class ExportViews {
   close(): void {
     this.closed = true;
     clearInterval(this.seenTimer);
-    if (this.sharing) this.giveUpLease();
-    this.sharing = false;
-    if (this.leaseTimer !== null) clearTimeout(this.leaseTimer);
-    this.leaseTimer = null;
-    unwatchLease(this);
+    this.sharing.close();
     if (this.datesTimer !== null) clearTimeout(this.datesTimer);
     this.datesTimer = null;
     for (const v of this.list) if (v !== null) v.store.close();
@@ -639,30 +485,4 @@ export class ExportViews {
     this.byKey.clear();
     fs.closeSync(this.dirFd);
   }
-}
-
-/** A view's store remembers its view, so the engine can mark it written without a lookup. */
-interface ViewStore extends BlockStore {
-  viewIndex: number;
-}
-
-/**
- * The kernel tells a lease holder of a waiting writer with SIGIO, whose
- * default action ends the process: one listener for every lease, installed
- * before the first lease is taken and never removed.
- */
-const leaseWatchers = new Map<ExportViews, () => void>();
-let sigioListening = false;
-
-function watchLease(views: ExportViews, signalled: () => void): void {
-  leaseWatchers.set(views, signalled);
-  if (sigioListening) return;
-  sigioListening = true;
-  process.on('SIGIO', () => {
-    for (const f of [...leaseWatchers.values()]) f();
-  });
-}
-
-function unwatchLease(views: ExportViews): void {
-  leaseWatchers.delete(views);
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { ExportConfig } from '../../src/config/export-config';
 import { preflightExports } from '../../src/target/preflight';
 import { Server } from '../../src/target/server';
-import { ExportViews, VIEW_PENDING } from '../../src/target/views';
+import { ExportViews, VIEW_PENDING } from '../../src/views/views';
 import type { BlockStore } from '../../src/backend/block-store';
 import { native } from '../../src/native/addon';
 import pino from 'pino';
@@ -508,7 +508,12 @@ async function startError(t: TestLike, config: ExportConfig): Promise<string> {
   const net = new FakeNetwork();
   net.addInterface(IFACE);
   try {
-    const s = await Server.start({ exports: [config] }, pino({ level: 'silent' }), {}, { addon: net.addon, linkCheckMs: 60_000 });
+    const s = await Server.start(
+      { exports: [config] },
+      pino({ level: 'silent' }),
+      {},
+      { addon: net.addon, linkCheckMs: 60_000, duplicateProbeMs: 0 },
+    );
     await s.stop();
     return 'started';
   } catch (e) {

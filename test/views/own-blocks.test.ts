@@ -5,7 +5,7 @@
 // marked and what is not.
 
 import t from 'tap';
-import { markDiffering, OwnBlocks } from '../../src/target/own-blocks';
+import { markDiffering, OwnBlocks } from '../../src/views/own-blocks';
 
 const K4 = 4096;
 const UNWRITTEN = 0x800;

@@ -1,0 +1,184 @@
+// The exports the server serves, through their life: each store opened (and
+// mapped when its file lives in memory), its saved state met with its
+// config, its views opened, the export handed to the engine and its links;
+// removed once its requests in flight are answered; all closed at stop,
+// with their written data made durable.
+
+import * as fs from 'node:fs';
+import type { Logger } from 'pino';
+import { ConfigError } from '../api/errors';
+import type { BlockStore } from '../backend/block-store';
+import { mapInMemory } from '../backend/mapped-store';
+import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
+import { reconcileState } from '../config/reconcile-state';
+import type { NativeAddon } from '../native/addon';
+import type { ViewsAdmin } from '../views/admin';
+import { viewsDirOf } from '../views/views-dir';
+import { EXPORT_COUNTER_NAMES } from '../engine/counters';
+import type { DrainWaiters } from './drain';
+import type { Engine } from '../engine/engine';
+import { Export as EngineExport } from '../engine/export';
+import type { ExportViews } from '../views/views';
+import { ViewStores } from './view-stores';
+import type { ServedExport } from './served-export';
+import { openExportStore } from './export-store';
+import type { LinkSet } from './link-set';
+import type { ServingOptions } from './options';
+import type { ServerHooks } from './state-keeper';
+
+/** What `vblade ctl list` and stats say of a held export, and what to do about it. */
+export function heldMessage(key: string, file: string, reason: string): string {
+  return `saved state unreadable (${reason}); kept as ${file}; not served until an operator decides: "vblade ctl show-state ${key}" shows it, "vblade ctl restore-state ${key}" serves the file once fixed, "vblade ctl reset-state ${key}" sets it aside and starts empty`;
+}
+
+export interface ExportSetParts {
+  engine: Engine<ServedExport>;
+  links: LinkSet;
+  views: ViewsAdmin;
+  drain: DrainWaiters;
+  addon: NativeAddon;
+  log: Logger;
+  hooks: ServerHooks;
+  opts: ServingOptions;
+  /** Hands a changed state to persistence (StateKeeper.persist). */
+  persist(e: ServedExport): void;
+}
+
+export class ExportSet {
+  private readonly byKey = new Map<string, ServedExport>();
+  /** Exports held because their saved state is unreadable, by key; kept when removed, so a re-add stays held. */
+  private readonly heldKeys = new Map<string, string>();
+
+  constructor(private readonly p: ExportSetParts) {}
+
+  get(key: string): ServedExport | undefined {
+    return this.byKey.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.byKey.has(key);
+  }
+
+  values(): IterableIterator<ServedExport> {
+    return this.byKey.values();
+  }
+
+  entries(): IterableIterator<[string, ServedExport]> {
+    return this.byKey.entries();
+  }
+
+  /** The store for an export as it is configured, without mapping. */
+  openStore(c: ExportConfig): BlockStore {
+    if (!c.nullStore && !c.readOnly && c.views === undefined) this.p.views.stopSharingImage(c.file);
+    return openExportStore(c, this.p.addon);
+  }
+
+  /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */
+  openMappedStore(c: ExportConfig): BlockStore {
+    const store = this.openStore(c);
+    if (!this.p.opts.mapInMemory) return store;
+    return mapInMemory(store, !c.readOnly, this.p.addon, (file, reason) =>
+      this.p.log.warn({ file, err: reason }, 'cannot map the backing file; using read and write calls'),
+    );
+  }
+
+  /** Adds an export, with a store a reload has already opened for it, or opening one. */
+  add(c: ExportConfig, carried?: ExportState, prepared?: BlockStore): ServedExport {
+    const key = exportKey(c);
+    if (this.byKey.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
+    if (c.interfaces.length === 0) throw new ConfigError(`${key} has no interface to serve on`);
+    const store = prepared ?? this.openMappedStore(c);
+    const engine = this.p.engine;
+    let id = engine.exports.indexOf(null);
+    if (id < 0) id = engine.exports.length;
+    let saved = carried;
+    if (!this.heldKeys.has(key) && !saved) {
+      const found = this.p.hooks.initialState?.(key);
+      if (found?.status === 'ok') saved = found.state;
+      else if (found?.status === 'unreadable') this.heldKeys.set(key, heldMessage(key, found.file, found.reason));
+    }
+    const held = this.heldKeys.get(key) ?? null;
+    // Saved (or carried) state meets the config: a mask the operator changed in the config wins.
+    const reconciled = held === null && saved ? reconcileState(saved, c.macMask) : undefined;
+    let e: ServedExport;
+    try {
+      e = new EngineExport<ExportViews>(id, c, store, this.p.opts.requestSlots, reconciled?.state);
+    } catch (err) {
+      store.close();
+      throw new ConfigError(`${key}: ${(err as Error).message}`);
+    }
+    e.held = held;
+    if (c.views !== undefined) {
+      try {
+        const views = this.p.views.openViews(c, store);
+        e.serveViews(views, new ViewStores(views, store));
+      } catch (err) {
+        store.close();
+        throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
+      }
+    }
+    engine.exports[id] = e;
+    this.byKey.set(key, e);
+    this.p.links.attach(e);
+    if (reconciled?.changed) this.p.persist(e);
+    this.p.log.info(
+      {
+        export: key,
+        file: store.description,
+        sectors: store.sectors,
+        interfaces: c.interfaces,
+        readOnly: c.readOnly,
+        sync: c.sync,
+        direct: c.direct,
+        held: held ?? undefined,
+      },
+      held === null ? 'export added' : `export added but not served: ${held}`,
+    );
+    return e;
+  }
+
+  /** Stops serving an export; resolves when its requests in flight are answered and its store is closed. */
+  async remove(e: ServedExport): Promise<void> {
+    e.closing = true;
+    this.p.links.detach(e);
+    this.byKey.delete(e.key);
+    while (e.inflight > 0) await this.p.drain.wait();
+    this.p.engine.exports[e.id] = null;
+    await e.views?.closeAndSave();
+    e.store.close();
+    this.p.log.info({ export: e.key }, 'export removed');
+  }
+
+  /** An export whose saved state was unreadable serves again (its state was saved anew). */
+  endHold(e: ServedExport): void {
+    e.held = null;
+    this.heldKeys.delete(e.key);
+  }
+
+  /** Stop, first step: the last reply of every export signals drained(). */
+  markClosing(): void {
+    for (const e of this.byKey.values()) e.closing = true;
+  }
+
+  /** Stop, last step (nothing in flight): logs each export's counters, makes written data durable and closes it. */
+  async closeAll(): Promise<void> {
+    for (const e of this.byKey.values()) {
+      // What the export did, for the log a user reads after stopping it.
+      this.p.log.info(
+        { export: e.key, ...Object.fromEntries(EXPORT_COUNTER_NAMES.map((n, i) => [n, e.counters[i]])) },
+        'export counters at stop',
+      );
+      if (e.store.kind === 'file' && !e.config.readOnly) {
+        try {
+          fs.fdatasyncSync(e.store.fd);
+          e.views?.syncAllNow();
+        } catch (err) {
+          this.p.log.error({ export: e.key, err: (err as Error).message }, 'final fdatasync failed');
+        }
+      }
+      await e.views?.closeAndSave();
+      e.store.close();
+    }
+    this.byKey.clear();
+  }
+}

@@ -1,0 +1,250 @@
+// The administration of copy-on-write for the serving core: opens an
+// export's views with its logging, lets a writer of the image go on, and
+// runs the control socket's view and snapshot commands (list, reset, drop,
+// snapshot, revert). Every command that touches data runs while the export
+// is paused, so that no request of it is in flight meanwhile.
+
+import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
+import { ConfigError } from '../api/errors';
+import type { BlockStore } from '../backend/block-store';
+import { checkReflinkPlace } from '../backend/reflink';
+import { exportKey, type ExportConfig } from '../config/export-config';
+import type { NativeAddon } from '../native/addon';
+import { defaultSnapshotName, SnapshotDir } from './snapshots';
+import { ExportViews, macOfName, nameOfMac } from './views';
+import { snapshotsDirOf, viewsDirOf } from './views-dir';
+
+/** How long an export must have served no I/O before `revert` runs without --force. */
+export const REVERT_QUIET_MS = 5 * 60_000;
+
+/** What this room needs of a served export (the serving core's Export has it). */
+export interface AdministeredExport {
+  readonly key: string;
+  readonly config: ExportConfig;
+  readonly store: BlockStore;
+  readonly views: ExportViews | null;
+  /** Requests between submission and reply. */
+  readonly inflight: number;
+  /** performance.now() of its last read, write or flush. */
+  readonly lastIoAt: number;
+  /** New ATA requests are dropped (initiators retransmit) while set. */
+  paused: boolean;
+}
+
+export interface ViewsAdminOptions {
+  log: Logger;
+  addon: NativeAddon;
+  /** Views one export may keep open (one descriptor each). */
+  maxViews: number;
+  /** After a writer had the image open: how often sharing its page cache is tried again. */
+  leaseRetryMs: number;
+  /** How often views' last-seen dates are saved while initiators use them. */
+  datesSaveMs: number;
+  /** The export served under `key`, if any. */
+  exportOf(key: string): AdministeredExport | undefined;
+  /** Every export served now. */
+  exports(): Iterable<AdministeredExport>;
+  /** Resolves when requests in flight were answered (look at `inflight` again). */
+  waitDrain(): Promise<void>;
+}
+
+export class ViewsAdmin {
+  constructor(private readonly o: ViewsAdminOptions) {}
+
+  /** Opens (or makes) the views of a new export whose image is `image`. */
+  openViews(c: ExportConfig, image: BlockStore): ExportViews {
+    const key = exportKey(c);
+    const log = this.o.log;
+    return ExportViews.open({
+      dir: viewsDirOf(c),
+      image,
+      direct: c.direct,
+      readOnly: c.readOnly,
+      maxViews: this.o.maxViews,
+      leaseRetryMs: this.o.leaseRetryMs,
+      datesSaveMs: this.o.datesSaveMs,
+      fns: this.o.addon,
+      events: {
+        created: (name, ms) => log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
+        failed: (name, message) => log.error({ export: key, view: name }, message),
+        sharing: (on, why) =>
+          on
+            ? log.info({ export: key, image: image.description }, why)
+            : log.warn({ export: key, image: image.description }, why),
+        imageWriter: () => void this.stopSharing(key),
+      },
+    });
+  }
+
+  /**
+   * Someone waits to open an export's image for writing: pause the export
+   * (no read of the image in flight), point reads back at the views, and
+   * give up the lease so that the writer goes on.
+   */
+  private async stopSharing(key: string): Promise<void> {
+    const e = this.o.exportOf(key);
+    const views = e?.views;
+    if (!e || !views) return;
+    try {
+      while (e.paused) await new Promise((r) => setTimeout(r, 5));
+      await this.whilePaused(e, () => views.stopSharing());
+    } catch (err) {
+      // Never keep reading the image for a writer: stop now, even with reads of it in flight.
+      views.stopSharing();
+      this.o.log.error({ export: key, err: (err as Error).message }, 'could not pause the export for a writer of its image');
+    }
+  }
+
+  /**
+   * This process is about to open `file` for writing (a reload that exports
+   * an image writable): views that read it through a lease stop doing so
+   * first; else the open would wait, in this very thread, for the lease
+   * this thread holds until the kernel breaks it (45 s).
+   */
+  stopSharingImage(file: string): void {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      return; // opening it will say what is wrong
+    }
+    for (const e of this.o.exports()) {
+      if (e.views === null || !e.views.sharesImage) continue;
+      const image = fs.fstatSync(e.store.fd);
+      if (image.ino === st.ino && image.dev === st.dev) e.views.stopSharing();
+    }
+  }
+
+  /**
+   * Runs `fn` while no ATA request of `e` is in flight: new ones are dropped
+   * (initiators retransmit them) until it returns; resolves with its result
+   * and how long the export was paused.
+   */
+  async whilePaused<T>(e: AdministeredExport, fn: () => T | Promise<T>): Promise<{ result: T; pausedMs: number }> {
+    if (e.paused) throw new ConfigError(`${e.key} is paused for another operation; try again`);
+    const t0 = performance.now();
+    e.paused = true;
+    try {
+      while (e.inflight > 0) await this.o.waitDrain();
+      const result = await fn();
+      return { result, pausedMs: performance.now() - t0 };
+    } finally {
+      e.paused = false;
+    }
+  }
+
+  // ---- views ----------------------------------------------------------------
+
+  private viewsOf(key: string): { e: AdministeredExport; views: ExportViews } {
+    const e = this.o.exportOf(key);
+    if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
+    if (e.views === null)
+      throw new ConfigError(`${key} has no views; set views = per-initiator and views-dir in its [export] section`);
+    return { e, views: e.views };
+  }
+
+  /** The views of an export: MAC, file, bytes of its own, created, last seen. */
+  listViews(key: string): ViewListing[] {
+    return this.viewsOf(key).views.listing();
+  }
+
+  /** Turns a view (or every view, mac 'all') back into the image as it is now; the MACs reset. */
+  async resetViews(key: string, mac: string): Promise<string[]> {
+    const { e, views } = this.viewsOf(key);
+    const { result } = await this.whilePaused(e, async () => (mac === 'all' ? views.resetAll() : [await views.reset(mac)]));
+    this.o.log.info({ export: key, views: result }, 'views reset');
+    return result;
+  }
+
+  /** Removes a view; its initiator's next request makes a new one. */
+  async dropView(key: string, mac: string): Promise<string> {
+    const { e, views } = this.viewsOf(key);
+    const { result } = await this.whilePaused(e, () => views.drop(mac));
+    this.o.log.info({ export: key, view: result }, 'view dropped');
+    return result;
+  }
+
+  // ---- snapshots ------------------------------------------------------------
+
+  private snapshotsOf(key: string): { e: AdministeredExport; dir: SnapshotDir } {
+    const e = this.o.exportOf(key);
+    if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
+    if (e.config.viewsDir === undefined || e.store.kind !== 'file')
+      throw new ConfigError(
+        `${key} has no place for snapshots; set views-dir in its [export] section (on the file system of its file)`,
+      );
+    return { e, dir: new SnapshotDir(snapshotsDirOf(e.config), this.o.addon) };
+  }
+
+  /**
+   * A crash-consistent copy of an export (or of the view of `viewMac`) as it
+   * is now: new requests are dropped (initiators retransmit), those in
+   * flight finish, the data is flushed and cloned, and requests resume.
+   */
+  async snapshot(key: string, name = defaultSnapshotName(), viewMac?: string): Promise<SnapshotTaken> {
+    const { e, dir } = this.snapshotsOf(key);
+    dir.checkFree(name);
+    checkReflinkPlace(e.config.file, dir.dir, 'snapshots', this.o.addon);
+    const views = e.views;
+    if (viewMac !== undefined && views === null) throw new ConfigError(`${key} has no views; leave out the view`);
+    const view = viewMac === undefined || views === null ? undefined : views.storeOfMac(viewMac); // throws when it has none
+    const of = viewMac === undefined ? 'export' : macOfName(nameOfMac(viewMac)!);
+    const { result: file, pausedMs } = await this.whilePaused(e, () => dir.take(name, (view ?? e.store).fd, of));
+    this.o.log.info({ export: key, snapshot: name, file, pausedMs: Number(pausedMs.toFixed(3)) }, 'snapshot taken');
+    return { key, name, file, pausedMs, of };
+  }
+
+  /** How many snapshots an export has and the bytes they hold of their own (stats); zeros when unreadable. */
+  snapshotTotals(e: AdministeredExport): { count: number; ownBytes: number } {
+    try {
+      const list = this.snapshotsOf(e.key).dir.list();
+      return { count: list.length, ownBytes: list.reduce((n, s) => n + s.ownBytes, 0) };
+    } catch {
+      return { count: 0, ownBytes: 0 };
+    }
+  }
+
+  listSnapshots(key: string): SnapshotInfo[] {
+    return this.snapshotsOf(key).dir.list();
+  }
+
+  deleteSnapshot(key: string, name: string): string {
+    const file = this.snapshotsOf(key).dir.delete(name);
+    this.o.log.info({ export: key, snapshot: name }, 'snapshot deleted');
+    return file;
+  }
+
+  /**
+   * Puts a snapshot back into the export (or the view it was taken of).
+   * Refused while the export served I/O in the last REVERT_QUIET_MS unless
+   * `force`: an initiator that has the disk open keeps what it read in its
+   * cache and would write its idea of the old disk over the reverted one.
+   */
+  async revert(key: string, name: string, force = false): Promise<{ key: string; name: string; of: string }> {
+    const { e, dir } = this.snapshotsOf(key);
+    const { of } = dir.find(name);
+    const quietMs = e.lastIoAt === 0 ? Infinity : performance.now() - e.lastIoAt;
+    if (!force && quietMs < REVERT_QUIET_MS)
+      throw new ConfigError(
+        `${key} served an initiator ${(quietMs / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
+          `Shut the initiators down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
+      );
+    if (of !== 'export' && e.views === null)
+      throw new ConfigError(`snapshot ${name} is of the view of ${of}, and ${key} has no views now`);
+    if (of === 'export' && e.views !== null)
+      throw new ConfigError(
+        `snapshot ${name} is of the image, which views never write; replace the image with it and reset the views instead`,
+      );
+    const views = e.views;
+    const dst = of === 'export' || views === null ? e.store : views.storeOfMac(of);
+    await this.whilePaused(e, () => {
+      dir.revertInto(name, dst.fd);
+      if (of !== 'export') views!.refreshOwn(of);
+    });
+    this.o.log.warn({ export: key, snapshot: name, of, forced: force }, 'snapshot reverted');
+    return { key, name, of };
+  }
+}

@@ -1,0 +1,47 @@
+// One initiator's view of an export (its clone of the image, its own blocks
+// and dates), and what the rest of the room is handed to reach the addon
+// and the server: the pieces ExportViews and ImageSharing both use.
+
+import type { BlockStore } from '../backend/block-store';
+import { OwnBlocks } from './own-blocks';
+import type { ViewDates } from './view-meta';
+
+/** The addon calls views need, passed in so that tests and this room stay free of the addon. */
+export interface ViewFunctions {
+  reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
+  unsharedBytes(fd: number): number;
+  fileExtents(fd: number): Float64Array;
+  imageLease(fd: number, take: boolean): void;
+  imageLeaseHeld(fd: number): boolean;
+}
+
+export interface ViewEvents {
+  created(name: string, ms: number): void;
+  failed(name: string, message: string): void;
+  /** Reads of shared blocks go to the image from now on (on) or no longer (off, with why). */
+  sharing(on: boolean, why: string): void;
+  /** Someone waits to open the image for writing: pause the export and call stopSharing(). */
+  imageWriter(): void;
+}
+
+export class View {
+  /** Position in ExportViews.list: what a request in flight remembers. */
+  index = -1;
+  /** Written since the last group commit took it. */
+  dirty = false;
+  /** performance.now() of its last request in this process; 0: none yet. */
+  seenAt = 0;
+  /** Blocks that may differ from the image: reads of them go to the view's file. */
+  own = new OwnBlocks();
+
+  constructor(
+    readonly name: string,
+    public store: BlockStore,
+    readonly dates: ViewDates,
+  ) {}
+}
+
+/** A view's store remembers its view, so the engine can mark it written without a lookup. */
+export interface ViewStore extends BlockStore {
+  viewIndex: number;
+}

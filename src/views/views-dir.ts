@@ -1,0 +1,16 @@
+// Where an export's views and snapshots live: VIEWSDIR/eS.L, and its
+// snapshots/ folder. One place, so that opening a store, making views and
+// taking snapshots agree on it.
+
+import * as path from 'node:path';
+import { exportKey, type ExportConfig } from '../config/export-config';
+
+/** VIEWSDIR/eS.L: where an export's views (and snapshots) live. */
+export function viewsDirOf(c: ExportConfig): string {
+  return path.join(c.viewsDir ?? '', exportKey(c));
+}
+
+/** VIEWSDIR/eS.L/snapshots. */
+export function snapshotsDirOf(c: ExportConfig): string {
+  return path.join(viewsDirOf(c), 'snapshots');
+}
