@@ -35,7 +35,7 @@ export interface ExportConfig {
    * of the same file and a second target answering this shelf.slot.
    */
   shared?: boolean;
-  /** 'per-initiator': every initiator MAC gets its own copy-on-write clone of `file` (src/target/views.ts); undefined = none. */
+  /** 'per-initiator': every initiator MAC gets its own copy-on-write clone of `file` (src/views/views.ts); undefined = none. */
   views?: 'per-initiator';
   /** Where views and snapshots live (VIEWSDIR/eS.L/...); must be on `file`'s reflink file system. */
   viewsDir?: string;

@@ -140,7 +140,7 @@ export function formatText(line: string): string {
  * backing file that cannot be opened (StoreError), a command-line mistake
  * (UsageError), an instance already running. Their message says what went
  * wrong and what to do; a stack would only bury it. By name, because
- * backend/ and target/ define some of them and this room may not import
+ * backend/ and api/ define some of them and this room may not import
  * every one (test/service/log.test.ts checks each real class).
  */
 const USER_ERROR_CLASSES = new Set(['ConfigError', 'StoreError', 'UsageError', 'AlreadyRunningError']);
