@@ -30,3 +30,20 @@ export interface BlockStore {
   remap?(bytes: number): void;
   close(): void;
 }
+
+/**
+ * The store a resolver names while the initiator's own store (a view) is
+ * still being made: the frame path compares with it and waits, no I/O is done
+ * on it. One object, so that the views that make stores and the engine that
+ * asks for them agree on it without importing each other.
+ */
+export const STORE_PENDING: BlockStore = Object.freeze({
+  kind: 'null',
+  fd: -1,
+  byteOffset: 0,
+  sectors: 0,
+  direct: false,
+  inlineIo: false,
+  description: 'a store being made',
+  close() {},
+});

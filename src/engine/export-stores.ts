@@ -5,18 +5,6 @@
 
 import type { BlockStore } from '../backend/block-store';
 
-/** storeFor()'s answer while the initiator's store is being made: the request waits for the event loop. */
-export const STORE_PENDING: BlockStore = Object.freeze({
-  kind: 'null',
-  fd: -1,
-  byteOffset: 0,
-  sectors: 0,
-  direct: false,
-  inlineIo: false,
-  description: 'a store being made',
-  close() {},
-});
-
 /** The engine's view of an export's storage, asked once or twice per request (no allocation). */
 export interface ExportStores {
   /**

@@ -15,7 +15,7 @@ import { EBUSY } from '../native/errno';
 import { ExportCounter, LinkCounter } from './counters';
 import type { EngineContext } from './engine-context';
 import type { Export } from './export';
-import { STORE_PENDING } from './export-stores';
+import { STORE_PENDING } from '../backend/block-store';
 import type { Link } from './link';
 import type { Replies } from './replies';
 import { RequestKind, type Requests } from './requests';

@@ -1,11 +1,12 @@
 // The engine's store resolver for an export with per-initiator views: each
-// request goes to its initiator's view (src/views/views.ts), and a group commit syncs
-// the views written since the last one. The server wires it in when it opens
+// request goes to its initiator's view (src/views/views.ts; STORE_PENDING
+// while it is being made), and a group commit syncs the views written since
+// the last one. The server wires it in when it opens
 // an export's views, so the engine never imports the views code.
 
 import type { BlockStore } from '../backend/block-store';
-import { STORE_PENDING, type ExportStores } from '../engine/export-stores';
-import { VIEW_PENDING, type ExportViews } from '../views/views';
+import type { ExportStores } from '../engine/export-stores';
+import type { ExportViews } from '../views/views';
 
 export class ViewStores implements ExportStores {
   constructor(
@@ -15,8 +16,7 @@ export class ViewStores implements ExportStores {
   ) {}
 
   storeFor(b: Uint8Array, off: number, now: number): BlockStore | null {
-    const store = this.views.storeFor(b, off, now);
-    return store === VIEW_PENDING ? STORE_PENDING : store;
+    return this.views.storeFor(b, off, now);
   }
 
   /** The view will be the image as it is now, and the lease keeps it so: a read can be answered from the image. */

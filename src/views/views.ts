@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ViewListing } from '../api/control';
-import type { BlockStore } from '../backend/block-store';
+import { STORE_PENDING, type BlockStore } from '../backend/block-store';
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
 import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
@@ -51,18 +51,6 @@ export function nameOfMac(mac: string): string | undefined {
 }
 
 const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
-
-/** storeFor()'s answer while the initiator's view is being made: drop the request, the initiator retransmits. */
-export const VIEW_PENDING: BlockStore = Object.freeze({
-  kind: 'null',
-  fd: -1,
-  byteOffset: 0,
-  sectors: 0,
-  direct: false,
-  inlineIo: false,
-  description: 'a view being made',
-  close() {},
-});
 
 /** After a view could not be made, its initiator's requests get error replies this long before another try. */
 const RETRY_MS = 5000;
@@ -151,7 +139,7 @@ export class ExportViews {
   }
 
   /**
-   * The store of the initiator whose MAC is at `b[off..off+6]`; VIEW_PENDING
+   * The store of the initiator whose MAC is at `b[off..off+6]`; STORE_PENDING
    * while its view is being made (started now when it has none); null when
    * it could not be made (the request gets an error reply). `now` is the
    * engine's clock (performance.now()).
@@ -164,7 +152,7 @@ export class ExportViews {
       return v.store;
     }
     if (this.o.readOnly) return this.o.image;
-    if (this.making.has(key)) return VIEW_PENDING;
+    if (this.making.has(key)) return STORE_PENDING;
     const failed = this.failedAt.get(key);
     if (failed !== undefined && now - failed < RETRY_MS) return null;
     const name = viewName(key);
@@ -180,7 +168,7 @@ export class ExportViews {
       key,
       this.make(key, name).finally(() => this.making.delete(key)),
     );
-    return VIEW_PENDING;
+    return STORE_PENDING;
   }
 
   /** View.index of the view `storeFor` just returned, for the engine to hand back to written(). */

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import type { ExportConfig } from '../../src/config/export-config';
 import { preflightExports } from '../../src/target/preflight';
 import { Server } from '../../src/target/server';
-import { ExportViews, VIEW_PENDING } from '../../src/views/views';
+import { STORE_PENDING } from '../../src/backend/block-store';
+import { ExportViews } from '../../src/views/views';
 import type { BlockStore } from '../../src/backend/block-store';
 import { native } from '../../src/native/addon';
 import pino from 'pino';
@@ -312,7 +313,7 @@ t.test(
     });
     t.teardown(() => views.close());
     const mac = Buffer.from([2, 0, 0, 0, 0x0a, 0x0a]);
-    t.equal(views.storeFor(mac, 0, 0), VIEW_PENDING, 'the view is being made');
+    t.equal(views.storeFor(mac, 0, 0), STORE_PENDING, 'the view is being made');
     await clonedNow;
     // The writer changes block 3 of the image after the clone, then closes it.
     const w = fs.openSync(image, 'r+');
