@@ -13,11 +13,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { pidAlive, sleep } from '../helpers/common';
+import { pidAlive, sleep } from '../../lab/common';
 import { DgramSink } from '../helpers/dgram-sink';
 import { tempDir } from '../helpers/files';
-import { createNetns, requireRoot, type Netns } from '../helpers/netns';
-import type { TestLike } from '../helpers/common';
+import { createNetns, requireRoot, type Netns } from '../../lab/netns';
+import type { TestLike } from '../../lab/common';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const VBLADED = path.join(ROOT, 'bin', 'vbladed.js');

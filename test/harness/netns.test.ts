@@ -1,9 +1,9 @@
-// Self-tests of test/helpers/netns.ts: namespaces, veth pairs, link faults,
+// Self-tests of lab/netns.ts: namespaces, veth pairs, link faults,
 // bridge + tap, processes inside, and that everything goes away.
 
 import t from 'tap';
 import { existsSync, mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { ownPrefix, pidAlive, sleep, uniqueId } from '../helpers/common';
+import { ownPrefix, pidAlive, sleep, uniqueId } from '../../lab/common';
 import {
   addBridgeTap,
   addNetns,
@@ -15,8 +15,8 @@ import {
   ownNetns,
   removeStaleNetns,
   requireRoot,
-} from '../helpers/netns';
-import { Proc, run, runOk } from '../helpers/process';
+} from '../../lab/netns';
+import { Proc, run, runOk } from '../../lab/process';
 
 interface LinkJson {
   ifname: string;
@@ -209,7 +209,7 @@ if (requireRoot(t)) {
   });
 
   t.test('the exit safety net deletes namespaces when teardown never ran', async (t) => {
-    const helpers = require.resolve('../helpers/netns');
+    const helpers = require.resolve('../../lab/netns');
     const script = `
       const h = require(${JSON.stringify(helpers)});
       const noTeardown = { teardown() {}, pass() { return true; }, fail() { return false; }, comment() {} };

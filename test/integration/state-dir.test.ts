@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { sparseFile, tempDir } from '../helpers/files';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { OUR_VBLADE } from '../helpers/targets';
 
 const SECRET = 'root-only-secret-1c9d';

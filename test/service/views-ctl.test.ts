@@ -16,7 +16,7 @@ import { renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type StartServer } from '../../src/service/worker';
 import { Server, type ServerStats } from '../../src/target/server';
 import { FakeNetwork } from '../helpers/fake-addon';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 import { patternFile } from '../helpers/files';
 import { exportOf, IFACE, Initiator } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';

@@ -3,7 +3,7 @@
 // scripts/setup.sh can list the same names (INTEROP_PACKAGES); the test calls
 // ensureInteropPackages() itself so that a fresh machine needs nothing else.
 
-import { run, runOk } from '../../helpers/process';
+import { run, runOk } from './process';
 
 export const INTEROP_PACKAGES = [
   'qemu-system-x86', // the guest machine (TCG here)
