@@ -1,4 +1,4 @@
-// vblade --state-dir on hostile or damaged state (issue #10 items 2 and 6):
+// vblade --state-dir on hostile or damaged state:
 // a state directory others may write to is refused with the fix; a damaged
 // state file, a symbolic link to a root-only file or a FIFO in place of
 // eS.L.json makes vblade exit 1 naming the file and the reason -- it neither

@@ -1,5 +1,5 @@
-// Scenario 5: a lab served from one golden image (issue #12, docs/operations.md
-// "Serving a lab from one image"). One export with `views = per-initiator`
+// Scenario 5: a lab served from one golden image (docs/operations.md, "Serving
+// a lab from one image"). One export with `views = per-initiator`
 // holds the ext4 root file system of the diskless scenario, on XFS with
 // reflinks; two QEMU guests with different MACs boot it at the same time, each
 // writes a file of its own and reboots, and each finds only its own file. On

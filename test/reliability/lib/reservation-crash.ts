@@ -1,4 +1,4 @@
-// A reservation survives everything the daemon survives (issue #10): an
+// A reservation survives everything the daemon survives: an
 // initiator changes an export's reserve list with Reserve force sets; right
 // after an acknowledgement something happens to the daemon -- kill -9 of the
 // worker, kill -9 of the supervisor, a clean restart, a reload, a link flap,
