@@ -158,8 +158,7 @@ forbidden.push(
   },
   {
     name: 'bench-not-test',
-    comment:
-      'the benchmarks do not depend on the test suite; what both need (namespaces, QEMU guests, processes) ' + 'lives in lab/.',
+    comment: 'the benchmarks do not depend on the test suite; what both need (namespaces, QEMU guests, processes) lives in lab/.',
     severity: 'error',
     from: { path: '^bench/' },
     to: { path: '^test/' },

@@ -134,7 +134,7 @@ async function extractVmlinux(bzImage: string, out: string): Promise<boolean> {
     },
     {
       magic: Buffer.from([0x1f, 0x8b, 0x08]),
-      inflate: async (b) => zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH }),
+      inflate: (b) => Promise.resolve(zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH })),
     },
   ];
   for (const f of formats) {

@@ -16,8 +16,9 @@
 // CI (when set, a skipped test point counts as a failure).
 //
 // After the build, a run of the whole suite runs the checks of
-// scripts/lint.js (ESLint, Prettier --check, dependency-cruiser), each a test
-// point of its own in the closing counts. A run of selected files skips them:
+// scripts/lint.js (ESLint, Prettier --check, dependency-cruiser, the class
+// and folder sizes of src/, no tracker references), each a test point of its
+// own in the closing counts. A run of selected files skips them:
 // it is for iterating on a few tests, and the checks take longer than most
 // test files; CI and a plain `npm test` run everything.
 //

@@ -191,7 +191,7 @@ if (requireRoot(t)) {
   });
 
   t.test("addNetns: a namespace with the interop suite's name, recorded and deleted like the others", async (t) => {
-    await t.rejects(addNetns('eth1-ns'), /not a test namespace name/, 'a name of another shape is refused');
+    await t.rejects(addNetns('eth1-ns'), /not a namespace name of ours/, 'a name of another shape is refused');
     t.notOk(listNetns().includes('eth1-ns'), 'and nothing is created');
     const name = `aoei-${process.pid}-0-g`;
     const ns = await addNetns(name);
@@ -205,6 +205,18 @@ if (requireRoot(t)) {
     );
     await ns.delete();
     t.notOk(listNetns().includes(name), 'deleted by delete()');
+    t.notOk(existsSync(`/run/aoet-test-netns/${name}`), 'with its record');
+  });
+
+  t.test("addNetns: the bench's names, and deleteSync() for its synchronous clean-up", async (t) => {
+    const name = `aoeb-${process.pid.toString(36)}-t`;
+    const ns = await addNetns(name);
+    t.teardown(() => ns.delete());
+    t.ok(listNetns().includes(name), 'created with exactly that name');
+    t.ok(existsSync(`/run/aoet-test-netns/${name}`), 'recorded like the others');
+    ns.deleteSync();
+    t.ok(ns.deleted, 'deleted');
+    t.notOk(listNetns().includes(name), 'gone from ip netns');
     t.notOk(existsSync(`/run/aoet-test-netns/${name}`), 'with its record');
   });
 
