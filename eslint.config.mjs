@@ -11,7 +11,7 @@ import limits from './scripts/size-limits.js';
 const TS = ['**/*.ts'];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', '.tap/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', '.tap/', 'coverage/'] },
 
   {
     linterOptions: {
