@@ -1,4 +1,5 @@
-// The Debian packages the interop harness needs on the host, installed on demand.
+// The Debian packages the QEMU guests need on the host (the interop tests, the
+// initiator bench), installed on demand.
 //
 // scripts/setup.sh can list the same names (INTEROP_PACKAGES); the test calls
 // ensureInteropPackages() itself so that a fresh machine needs nothing else.

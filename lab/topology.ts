@@ -1,4 +1,5 @@
-// The test network: network namespaces that this process creates and deletes.
+// The network of the QEMU guests (the interop tests, the initiator bench):
+// network namespaces that this process creates and deletes.
 //
 //   target ns T0 ──veth── port0 ┐                  ┌ tap0 ── QEMU guest 0 (virtio-net)
 //   target ns T1 ──veth── port1 ┼─ br0 (STP off) ──┤

@@ -14,9 +14,6 @@ const path = require('node:path');
 const ts = require('typescript');
 const limits = require('./size-limits.js');
 
-// Folder names for test code; shipped code has no such room.
-const TEST_ROOM_NAMES = /^(test|tests|testing)$/;
-
 /** Every .ts file under dir, as paths relative to root. */
 function tsFiles(root, dir, out = []) {
   for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
@@ -68,19 +65,26 @@ function crowdedFolders(files) {
 }
 
 /**
- * The rooms dependency-cruiser knows: the pathNot of its src-unknown-room
- * rule is one pattern per room of ROOMS.
+ * What dependency-cruiser knows of the rooms: the pathNot of its rule
+ * src-unknown-room is one pattern per room of ROOMS, and the target of
+ * src-not-test-room the pattern of a room named for tests.
  */
-function knownRooms(root) {
+function roomRules(root) {
   const config = require(path.join(root, '.dependency-cruiser.cjs'));
-  const rule = config.forbidden.find((r) => r.name === 'src-unknown-room');
-  if (!rule) throw new Error('.dependency-cruiser.cjs has no rule src-unknown-room');
-  return rule.from.pathNot.map((p) => new RegExp(p));
+  const rule = (name) => {
+    const r = config.forbidden.find((f) => f.name === name);
+    if (!r) throw new Error(`.dependency-cruiser.cjs has no rule ${name}`);
+    return r;
+  };
+  return {
+    known: rule('src-unknown-room').from.pathNot.map((p) => new RegExp(p)),
+    testRoom: new RegExp(rule('src-not-test-room').to.path),
+  };
 }
 
 /** Folders of src/ that are not rooms of .dependency-cruiser.cjs, or that are named for tests. */
 function strangeRooms(root) {
-  const rooms = knownRooms(root);
+  const { known, testRoom } = roomRules(root);
   const found = [];
   for (const e of fs.readdirSync(path.join(root, 'src'), { withFileTypes: true })) {
     if (!e.isDirectory()) {
@@ -88,9 +92,9 @@ function strangeRooms(root) {
       continue;
     }
     const probe = `src/${e.name}/x.ts`;
-    if (!rooms.some((r) => r.test(probe)))
+    if (!known.some((r) => r.test(probe)))
       found.push(`src/${e.name} is not a room of .dependency-cruiser.cjs: add it to ROOMS with the rooms it may import and why`);
-    if (TEST_ROOM_NAMES.test(e.name))
+    if (testRoom.test(probe))
       found.push(`src/${e.name} is named for tests, but src/ is shipped: name the room for what its code does`);
   }
   return found;
