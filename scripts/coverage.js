@@ -30,7 +30,7 @@ const REPORT_DIR = path.join(root, 'coverage');
  * worker may run as another user after dropping root), as in /tmp.
  */
 function startCoverage() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aoet-coverage-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aoe-target-coverage-'));
   fs.chmodSync(dir, 0o1777);
   return dir;
 }
