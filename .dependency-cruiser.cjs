@@ -1,10 +1,12 @@
 // The layers of src/ (docs/architecture.md), checked by dependency-cruiser:
 //
-//   npx depcruise src test bench bin scripts
+//   npx depcruise --config .dependency-cruiser.cjs src test bench lab bin scripts
 //
 // Each room of src/ lists the rooms it may import; every other arrow between
 // rooms is a rule of its own, named FROM-not-TO, so a failure names the arrow
-// that was drawn. Type-only imports count too (tsPreCompilationDeps): a type
+// that was drawn. A folder of src/ that is not in ROOMS breaks the rule
+// src-unknown-room (and scripts/check-structure.js, which also catches one
+// that imports nothing). Type-only imports count too (tsPreCompilationDeps): a type
 // from a forbidden room still ties the rooms together.
 'use strict';
 
@@ -23,7 +25,7 @@ const ROOMS = {
     why: 'block stores know storage and the native I/O types, not the protocol, the server or how it is run.',
   },
   faults: {
-    may: ['native', 'backend'],
+    may: ['native'],
     why: 'fault injection wraps stores and native calls; it must not reach into the server it is used to test.',
   },
   api: {
@@ -69,10 +71,17 @@ const ROOMS = {
     why: 'aoe-client and aoe-bench are command lines over the initiator library; the library never needs them, and they never reach into the target.',
   },
   demo: {
-    may: ['client', 'native'],
+    may: ['client'],
     why: 'the demo shows the initiator at work; it does not reach into the target.',
   },
 };
+
+// Of config/, the serving core needs the export's settings and the state it
+// reconciles on a reload, nothing of the files, the flags or the renderers.
+const TARGET_CONFIG_MODULES = ['export-config', 'reconcile-state'];
+
+// Names for a folder of test code; shipped code has no such room.
+const TEST_ROOM = '^src/(test|tests|testing)/';
 
 const names = Object.keys(ROOMS);
 const roomPath = (room) => `^src/${room}/`;
@@ -130,6 +139,33 @@ forbidden.push(
     to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'] },
   },
   {
+    name: 'src-unknown-room',
+    comment:
+      'every folder of src/ is a room of ROOMS in .dependency-cruiser.cjs, with the rooms it may import and why; ' +
+      'add the new one there.',
+    severity: 'error',
+    from: { path: '^src/', pathNot: names.map(roomPath) },
+    to: {},
+  },
+  {
+    name: 'target-config-narrow',
+    comment:
+      "the serving core reads an export's settings and the reload state from config/, not the config file, " +
+      'the flags or the renderers: those are the business of service/ and cli/.',
+    severity: 'error',
+    from: { path: roomPath('target') },
+    to: { path: roomPath('config'), pathNot: TARGET_CONFIG_MODULES.map((m) => `^src/config/${m}\\.ts$`) },
+  },
+  {
+    name: 'src-not-test-room',
+    comment:
+      'shipped code does not import a room named for tests; code that ships (fault injection, say) ' +
+      'has a room named for what it does.',
+    severity: 'error',
+    from: { path: '^src/', pathNot: TEST_ROOM },
+    to: { path: TEST_ROOM },
+  },
+  {
     name: 'src-not-test',
     comment: 'shipped code never depends on the test suite.',
     severity: 'error',
@@ -142,6 +178,36 @@ forbidden.push(
     severity: 'error',
     from: { path: '^src/' },
     to: { path: '^bench/' },
+  },
+  {
+    name: 'src-not-lab',
+    comment: 'shipped code never depends on lab/ (namespaces, guests and processes for the tests and the bench).',
+    severity: 'error',
+    from: { path: '^src/' },
+    to: { path: '^lab/' },
+  },
+  {
+    name: 'bench-not-test',
+    comment: 'the benchmarks do not depend on the test suite; what both need (namespaces, QEMU guests, processes) lives in lab/.',
+    severity: 'error',
+    from: { path: '^bench/' },
+    to: { path: '^test/' },
+  },
+  {
+    name: 'lab-not-test-bench',
+    comment: 'lab/ is shared by test/ and bench/, so it imports neither.',
+    severity: 'error',
+    from: { path: '^lab/' },
+    to: { path: '^(test|bench)/' },
+  },
+  {
+    name: 'lab-not-src',
+    comment:
+      'lab/ builds the surroundings (namespaces, guests, processes) and runs the programs under test from outside; ' +
+      'it does not import the code it surrounds.',
+    severity: 'error',
+    from: { path: '^lab/' },
+    to: { path: '^src/' },
   },
   {
     name: 'bench-only-client-native',

@@ -1,4 +1,4 @@
-// ESLint for the whole repository: the TypeScript in src/, test/ and bench/
+// ESLint for the whole repository: the TypeScript in src/, test/, bench/ and lab/
 // (type-aware, through the TypeScript project service and tsconfig.json), and
 // the plain CommonJS in bin/ and scripts/. `npm run lint` runs it; layout is
 // Prettier's business (see docs/development.md), so no rule here is about
@@ -6,11 +6,12 @@
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import limits from './scripts/size-limits.js';
 
 const TS = ['**/*.ts'];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', '.tap/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', '.tap/', 'coverage/'] },
 
   {
     linterOptions: {
@@ -64,6 +65,17 @@ export default tseslint.config(
           destructuredArrayIgnorePattern: '^_',
         },
       ],
+    },
+  },
+
+  // The size limits of shipped code (scripts/size-limits.js has the numbers;
+  // scripts/check-structure.js checks classes and folders). Lines as an
+  // editor counts them: a long comment makes a file long too.
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      'max-lines': ['error', { max: limits.fileLines, skipBlankLines: false, skipComments: false }],
+      'max-lines-per-function': ['error', { max: limits.functionLines, skipBlankLines: false, skipComments: false, IIFEs: true }],
     },
   },
 

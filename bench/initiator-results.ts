@@ -1,5 +1,5 @@
 // What the guest of `npm run bench:initiator` reports, turned into numbers:
-// its `AOETEST bench ...` lines (test/interop/guest/bench.sh) carry either GNU
+// its `AOETEST bench ...` lines (lab/guest-scripts/bench.sh) carry either GNU
 // dd's byte count and seconds or one fio line in terse format version 3.
 
 /** The workloads the guest knows, in table order. */

@@ -1,10 +1,10 @@
 // npm run bench:initiator: the Linux aoe driver, in the QEMU guest of the
 // interop suite, against our target and Debian's vblade.
 //
-// For each MTU: one bridge with one namespace per target (test/interop/lib/net.ts),
+// For each MTU: one bridge with one namespace per target (lab/topology.ts),
 // each target serving its own pre-faulted tmpfs file as e<n>.1 (ours e1.1,
 // vblade e2.1, ...), started once for the whole MTU; one guest boot, in
-// which test/interop/guest/bench.sh runs every workload (GNU dd and fio, all
+// which lab/guest-scripts/bench.sh runs every workload (GNU dd and fio, all
 // O_DIRECT) against the targets in turn, round after round. The host reads
 // the guest's result lines, prints the medians, spreads and ratios to vblade
 // and writes them into docs/benchmarks.md. Everything it started is stopped
@@ -14,14 +14,13 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import yargs from 'yargs';
-import { ExitOrder, onProcessExit, sleep } from '../test/helpers/common';
-import { removeStaleNetns } from '../test/helpers/netns';
-import { Proc, describeExit } from '../test/helpers/process';
-import { buildGuest, type GuestImage } from '../test/interop/lib/guest';
-import { TARGET_IF, Topology } from '../test/interop/lib/net';
-import { BENCH_PACKAGES, INTEROP_PACKAGES, ensureInteropPackages } from '../test/interop/lib/packages';
-import { chooseAccel, Qemu, type GuestLine, parseGuestLine } from '../test/interop/lib/qemu';
-import { interopDisabled, kernelAppend } from '../test/interop/lib/scenario';
+import { ExitOrder, onProcessExit, sleep } from '../lab/common';
+import { removeStaleNetns } from '../lab/netns';
+import { Proc, describeExit } from '../lab/process';
+import { buildGuest, type GuestImage, interopDisabled, kernelAppend } from '../lab/guest';
+import { TARGET_IF, Topology } from '../lab/topology';
+import { BENCH_PACKAGES, INTEROP_PACKAGES, ensureInteropPackages } from '../lab/packages';
+import { chooseAccel, Qemu, type GuestLine, parseGuestLine } from '../lab/qemu';
 import { GUEST_WORKLOADS, type GuestWorkload, parseBenchFields } from './initiator-results';
 import {
   type InitiatorSample,

@@ -108,7 +108,7 @@ class MemoryBench {
     const image = new PatternImage(0, args.sizeMib * 2048);
     writeFileSync(this.file, image.bytes, { mode: 0o600 });
 
-    this.net = createBenchNet(tag, args.mtu);
+    this.net = await createBenchNet(tag, args.mtu);
     const net = this.net;
     log(`network: ${net.targetNs}/${net.targetIf} <-> ${net.clientNs}/${net.clientIf}, MTU ${args.mtu}`);
 

@@ -215,7 +215,7 @@ class Bench {
       ? this.patternFiles(join(args.diskDir, `aoe-bench-${tag}`), args.diskSizeMib, 'disk', args.generator, tmpfs)
       : undefined;
 
-    this.net = createBenchNet(tag, args.mtu[0]);
+    this.net = await createBenchNet(tag, args.mtu[0]);
     log(`network: ${this.net.targetNs}/${this.net.targetIf} <-> ${this.net.clientNs}/${this.net.clientIf}`);
 
     const samples: Sample[] = [];
@@ -223,7 +223,7 @@ class Bench {
     const placementsRun = new Set<string>();
     let syncSkipped = false;
     for (const mtu of args.mtu) {
-      setMtu(this.net, mtu);
+      await setMtu(this.net, mtu);
       const workloads = workloadsFor(mtu).filter((w) => selected(w, args.only));
       for (const w of workloads) descriptions[w.name] = w.description;
       if (workloads.some((w) => w.sync) && disk === undefined) syncSkipped = true;

@@ -3,8 +3,8 @@
 // suite (scripts/run-tests.js requires this file). Plain JavaScript so that
 // it starts without a build; the tools need none either.
 //
-//   npm run lint              all three checks; every one runs even when one fails
-//   node scripts/lint.js deps only the named checks (eslint, format, deps)
+//   npm run lint              every check; each runs even when one before it fails
+//   node scripts/lint.js deps only the named checks (eslint, format, deps, structure, tracker)
 //
 // The exit code is non-zero when any check failed. docs/development.md says
 // what each tool is for.
@@ -17,15 +17,28 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 
 // Every directory with code of ours; the tools' own ignore files keep out
-// dist/, build/ and node_modules/.
+// dist/, build/ and node_modules/. A check is a tool of node_modules/.bin
+// (bin) or a script of ours run with this Node (script).
 const CHECKS = [
   { name: 'eslint', what: 'ESLint (typescript-eslint, type-aware)', bin: 'eslint', args: ['--max-warnings=0', '.'] },
   { name: 'format', what: 'Prettier --check', bin: 'prettier', args: ['--check', '.'] },
   {
     name: 'deps',
-    what: 'dependency-cruiser (the layers of src/)',
+    what: 'dependency-cruiser (the layers of src/, and test/, bench/ and lab/ around it)',
     bin: 'depcruise',
-    args: ['--config', '.dependency-cruiser.cjs', 'src', 'test', 'bench', 'bin', 'scripts'],
+    args: ['--config', '.dependency-cruiser.cjs', 'src', 'test', 'bench', 'lab', 'bin', 'scripts'],
+  },
+  {
+    name: 'structure',
+    what: 'scripts/check-structure.js (class and folder sizes of src/, its rooms)',
+    script: 'scripts/check-structure.js',
+    args: [],
+  },
+  {
+    name: 'tracker',
+    what: 'scripts/check-tracker-refs.js (no text naming a tracker entry)',
+    script: 'scripts/check-tracker-refs.js',
+    args: [],
   },
 ];
 
@@ -34,12 +47,17 @@ const CHECKS = [
  * { ok, seconds, detail }; detail says why it failed.
  */
 function runCheck(check) {
-  const bin = path.join(root, 'node_modules', '.bin', check.bin);
-  if (!fs.existsSync(bin)) {
-    return { ok: false, seconds: 0, detail: `node_modules/.bin/${check.bin} not found; run \`npm ci\` first` };
+  let cmd = process.execPath;
+  let args = [path.join(root, check.script ?? ''), ...check.args];
+  if (check.bin) {
+    cmd = path.join(root, 'node_modules', '.bin', check.bin);
+    args = check.args;
+    if (!fs.existsSync(cmd)) {
+      return { ok: false, seconds: 0, detail: `node_modules/.bin/${check.bin} not found; run \`npm ci\` first` };
+    }
   }
   const t0 = Date.now();
-  const r = spawnSync(bin, check.args, { cwd: root, stdio: 'inherit', timeout: 600_000 });
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', timeout: 600_000 });
   const seconds = (Date.now() - t0) / 1000;
   if (r.error) return { ok: false, seconds, detail: r.error.message };
   if (r.status !== 0) return { ok: false, seconds, detail: r.signal ? `killed by ${r.signal}` : `exit code ${r.status}` };

@@ -8,6 +8,7 @@
 //   npm test -- --no-build ...        skip the tsc step
 //   npm test -- --no-lint             skip the lint checks (they run for the whole suite only)
 //   npm test -- --lint test/aoe       run them with a selection too
+//   npm test -- --no-coverage ...     do not record line coverage of src/
 //   other arguments starting with '-' are passed to tap (e.g. --grep=IDENTIFY)
 //
 // Environment: AOET_TEST_TIMEOUT (seconds per test file, default 900: the
@@ -16,10 +17,17 @@
 // CI (when set, a skipped test point counts as a failure).
 //
 // After the build, a run of the whole suite runs the checks of
-// scripts/lint.js (ESLint, Prettier --check, dependency-cruiser), each a test
-// point of its own in the closing counts. A run of selected files skips them:
+// scripts/lint.js (ESLint, Prettier --check, dependency-cruiser, the class
+// and folder sizes of src/, no tracker references), each a test point of its
+// own in the closing counts. A run of selected files skips them:
 // it is for iterating on a few tests, and the checks take longer than most
 // test files; CI and a plain `npm test` run everything.
+//
+// Every run records the line coverage of src/ (scripts/coverage.js) and
+// prints it in one line; for the whole suite it is a test point too, failed
+// when the coverage is below the floor kept in scripts/coverage.js. A run
+// started by a test of this runner (NODE_V8_COVERAGE already set) leaves the
+// recording to the outer run.
 //
 // The last line printed is always `N passed, N failed, N skipped`, and the
 // exit code is non-zero when anything failed.
@@ -62,9 +70,11 @@ const selectors = [];
 const tapArgs = [];
 let build = true;
 let lintWanted = null; // null: only for the whole suite
+let coverageWanted = !process.env.NODE_V8_COVERAGE;
 for (const a of process.argv.slice(2)) {
   if (a === '--') continue;
   if (a === '--no-build') build = false;
+  else if (a === '--no-coverage') coverageWanted = false;
   else if (a === '--lint') lintWanted = true;
   else if (a === '--no-lint') lintWanted = false;
   else if (a.startsWith('-')) tapArgs.push(a);
@@ -298,6 +308,28 @@ function parseLine(line) {
   names.length = Math.min(names.length, depth);
 }
 
+// ---------------------------------------------------------------- coverage
+
+/**
+ * Reports the coverage the run recorded and removes the recording. Returns
+ * true (the floor is met), a failure's text, or null when the floor does not
+ * apply (a selection covers only part of src/).
+ */
+function checkCoverage(floorApplies) {
+  const t0 = Date.now();
+  let r;
+  try {
+    r = coverage.reportCoverage(coverageDir);
+  } catch (e) {
+    r = { error: e.message };
+  } finally {
+    fs.rmSync(coverageDir, { recursive: true, force: true });
+  }
+  const v = coverage.coverageVerdict(r, floorApplies);
+  console.log(`run-tests: ${v.line} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  return v.point;
+}
+
 // --------------------------------------------------------------------- run
 
 const tapBin = path.join(root, 'node_modules', '.bin', 'tap');
@@ -322,8 +354,19 @@ console.log(
 );
 console.log(`run-tests: tap ${args.filter((a) => a.startsWith('-')).join(' ')} <files>`);
 
+const coverage = require('./coverage.js');
+const coverageDir = coverageWanted ? coverage.startCoverage() : null;
+console.log(coverageDir ? `run-tests: recording line coverage of src/ in ${coverageDir}` : 'run-tests: no coverage recorded');
+// Each process's record is some megabytes, mostly node's own code; cutting
+// them down as they come keeps a whole-suite run's directory small.
+const trimTimer = coverageDir ? setInterval(() => coverage.trimCoverage(coverageDir, false), 20_000) : null;
+trimTimer?.unref();
+
 const started = Date.now();
-const child = spawn(tapBin, args, { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+const child = spawn(tapBin, args, {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: coverageDir ? { ...process.env, NODE_V8_COVERAGE: coverageDir } : process.env,
+});
 let partial = '';
 child.stdout.setEncoding('utf8');
 child.stdout.on('data', (chunk) => {
@@ -361,6 +404,16 @@ child.on('close', (code, signal) => {
     if (inCI) {
       failed += skipped;
       skipped = 0;
+    }
+  }
+  if (coverageDir) {
+    clearInterval(trimTimer);
+    const floorApplies = selectors.length === 0;
+    const point = checkCoverage(floorApplies);
+    if (point === true) passed++;
+    else if (point !== null) {
+      failed++;
+      failures.push(point);
     }
   }
   failures.unshift(...lint.failures);

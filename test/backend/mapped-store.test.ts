@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BlockStore } from '../../src/backend/block-store';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 import { mapInMemory, type MapFunctions } from '../../src/backend/mapped-store';
 
 function recorder(fail?: string): { fns: MapFunctions; calls: string[] } {

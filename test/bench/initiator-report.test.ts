@@ -16,8 +16,8 @@ import {
   summarizeInitiator,
   writeInitiatorSection,
 } from '../../bench/initiator-report';
-import { repoRoot } from '../interop/lib/guest';
-import { parseGuestLine } from '../interop/lib/qemu';
+import { repoRoot } from '../../lab/guest';
+import { parseGuestLine } from '../../lab/qemu';
 
 const TARGET_OF: Record<string, string> = { 'e1.1': 'ours', 'e2.1': 'vblade' };
 

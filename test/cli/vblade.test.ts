@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { createNetns, requireRoot } from '../helpers/netns';
+import { createNetns, requireRoot } from '../../lab/netns';
 import { OUR_VBLADE, REPO } from '../helpers/targets';
 import { environmentDaemonKeys, tunablesOf } from '../../src/config/daemon-settings';
 import { DEFAULT_TUNABLES } from '../../src/config/export-config';

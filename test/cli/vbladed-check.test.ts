@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { patternFile, tempDir } from '../helpers/files';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
-import { createNetns, createVeth, requireRoot } from '../helpers/netns';
+import { createNetns, createVeth, requireRoot } from '../../lab/netns';
 import { REPO } from '../helpers/targets';
 
 const VBLADED = path.join(REPO, 'bin', 'vbladed.js');

@@ -1,5 +1,5 @@
-// Where a detached vbladed's logs go on a machine without /dev/log (issue
-// #14, items 3 and 6). The socket paths are pointed at names that do not
+// Where a detached vbladed's logs go on a machine without /dev/log, and what
+// a reload with a broken config file logs. The socket paths are pointed at names that do not
 // exist (AOET_TEST_LOG_SOCKETS), standing for such a machine:
 //  - no /dev/log, no journal socket: the launcher says "logging to FILE" and
 //    the daemon's records are in that file; a reload of a config file with a
@@ -13,11 +13,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { pidAlive, sleep } from '../helpers/common';
+import { pidAlive, sleep } from '../../lab/common';
 import { DgramSink } from '../helpers/dgram-sink';
 import { tempDir } from '../helpers/files';
-import { createNetns, requireRoot, type Netns } from '../helpers/netns';
-import type { TestLike } from '../helpers/common';
+import { createNetns, requireRoot, type Netns } from '../../lab/netns';
+import type { TestLike } from '../../lab/common';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const VBLADED = path.join(ROOT, 'bin', 'vbladed.js');

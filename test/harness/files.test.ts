@@ -14,8 +14,8 @@ import {
   tempDir,
   tmpfsMount,
 } from '../helpers/files';
-import { requireRoot } from '../helpers/netns';
-import { requireCommands, run } from '../helpers/process';
+import { requireRoot } from '../../lab/netns';
+import { requireCommands, run } from '../../lab/process';
 
 t.test('tempDir is created and removed after its test', async (t) => {
   let dir = '';

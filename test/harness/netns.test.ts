@@ -1,9 +1,9 @@
-// Self-tests of test/helpers/netns.ts: namespaces, veth pairs, link faults,
+// Self-tests of lab/netns.ts: namespaces, veth pairs, link faults,
 // bridge + tap, processes inside, and that everything goes away.
 
 import t from 'tap';
 import { existsSync, mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { ownPrefix, pidAlive, sleep, uniqueId } from '../helpers/common';
+import { ownPrefix, pidAlive, sleep, uniqueId } from '../../lab/common';
 import {
   addBridgeTap,
   addNetns,
@@ -15,8 +15,8 @@ import {
   ownNetns,
   removeStaleNetns,
   requireRoot,
-} from '../helpers/netns';
-import { Proc, run, runOk } from '../helpers/process';
+} from '../../lab/netns';
+import { Proc, run, runOk } from '../../lab/process';
 
 interface LinkJson {
   ifname: string;
@@ -191,7 +191,7 @@ if (requireRoot(t)) {
   });
 
   t.test("addNetns: a namespace with the interop suite's name, recorded and deleted like the others", async (t) => {
-    await t.rejects(addNetns('eth1-ns'), /not a test namespace name/, 'a name of another shape is refused');
+    await t.rejects(addNetns('eth1-ns'), /not a namespace name of ours/, 'a name of another shape is refused');
     t.notOk(listNetns().includes('eth1-ns'), 'and nothing is created');
     const name = `aoei-${process.pid}-0-g`;
     const ns = await addNetns(name);
@@ -208,8 +208,20 @@ if (requireRoot(t)) {
     t.notOk(existsSync(`/run/aoet-test-netns/${name}`), 'with its record');
   });
 
+  t.test("addNetns: the bench's names, and deleteSync() for its synchronous clean-up", async (t) => {
+    const name = `aoeb-${process.pid.toString(36)}-t`;
+    const ns = await addNetns(name);
+    t.teardown(() => ns.delete());
+    t.ok(listNetns().includes(name), 'created with exactly that name');
+    t.ok(existsSync(`/run/aoet-test-netns/${name}`), 'recorded like the others');
+    ns.deleteSync();
+    t.ok(ns.deleted, 'deleted');
+    t.notOk(listNetns().includes(name), 'gone from ip netns');
+    t.notOk(existsSync(`/run/aoet-test-netns/${name}`), 'with its record');
+  });
+
   t.test('the exit safety net deletes namespaces when teardown never ran', async (t) => {
-    const helpers = require.resolve('../helpers/netns');
+    const helpers = require.resolve('../../lab/netns');
     const script = `
       const h = require(${JSON.stringify(helpers)});
       const noTeardown = { teardown() {}, pass() { return true; }, fail() { return false; }, comment() {} };

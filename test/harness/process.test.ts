@@ -1,11 +1,11 @@
-// Self-tests of test/helpers/process.ts and the skip-or-fail rule.
+// Self-tests of lab/process.ts and the skip-or-fail rule.
 
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inCI, ownPrefix, pidAlive, processStartTime, skipOrFail, TestLike, uniqueId } from '../helpers/common';
-import { Proc, requireCommands, run, runOk, spawnProcess, which } from '../helpers/process';
+import { inCI, ownPrefix, pidAlive, processStartTime, skipOrFail, TestLike, uniqueId } from '../../lab/common';
+import { Proc, requireCommands, run, runOk, spawnProcess, which } from '../../lab/process';
 
 /** A stand-in for a tap Test that records what the helpers report. */
 function recorder(): TestLike & { calls: string[] } {
@@ -172,7 +172,7 @@ t.test('unique names carry the pid', async (t) => {
 t.test('the exit safety net kills what a test left running', async (t) => {
   // A separate Node process spawns `sleep` through the helpers, then exits
   // without any teardown (as a crashed test would).
-  const helpers = require.resolve('../helpers/process');
+  const helpers = require.resolve('../../lab/process');
   const script = `
     const { Proc } = require(${JSON.stringify(helpers)});
     const p = new Proc('sleep', ['60']);

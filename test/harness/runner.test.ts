@@ -6,7 +6,7 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tempDir } from '../helpers/files';
-import { run, RunResult } from '../helpers/process';
+import { run, RunResult } from '../../lab/process';
 
 const root = resolve(__dirname, '..', '..', '..');
 const runner = join(root, 'scripts', 'run-tests.js');

@@ -10,10 +10,10 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { pidAlive } from '../helpers/common';
+import { pidAlive } from '../../lab/common';
 import { sparseFile } from '../helpers/files';
-import { addBridgeTap, createNetnsPair, ownNetns, requireRoot } from '../helpers/netns';
-import { requireCommands } from '../helpers/process';
+import { addBridgeTap, createNetnsPair, ownNetns, requireRoot } from '../../lab/netns';
+import { requireCommands } from '../../lab/process';
 
 const SHELF = '7';
 const SLOT = '3';

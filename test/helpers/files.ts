@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SECTOR_SIZE } from '../../src/client/wire';
 import { checkSector, checkSectors, fillSectors, sectorPattern } from '../../src/client/pattern';
-import { ExitOrder, TestLike, onProcessExit, ownPrefix, skipOrFail, uniqueId } from './common';
-import { run, runOk, runSyncQuiet, which } from './process';
+import { ExitOrder, TestLike, onProcessExit, ownPrefix, skipOrFail, uniqueId } from '../../lab/common';
+import { run, runOk, runSyncQuiet, which } from '../../lab/process';
 
 /** Where temporary directories go: $AOET_TMPDIR, else the OS temp dir. */
 export function tempRoot(): string {

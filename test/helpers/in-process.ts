@@ -38,7 +38,7 @@ import {
   SHELF_BROADCAST,
   SLOT_BROADCAST,
 } from '../../src/client/wire';
-import type { TestLike } from './common';
+import type { TestLike } from '../../lab/common';
 import { exportConfig } from './export-config';
 import { FakeNetwork, type FakeInterface, type FakeInterfaceInit } from './fake-addon';
 

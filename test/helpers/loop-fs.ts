@@ -8,10 +8,10 @@
 import { rmSync } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ExitOrder, onProcessExit, skipOrFail, uniqueId, type TestLike } from './common';
+import { ExitOrder, onProcessExit, skipOrFail, uniqueId, type TestLike } from '../../lab/common';
 import { tempRoot } from './files';
-import { requireRoot } from './netns';
-import { run, runOk, runSyncQuiet, which } from './process';
+import { requireRoot } from '../../lab/netns';
+import { run, runOk, runSyncQuiet, which } from '../../lab/process';
 
 export type LoopFsType = 'xfs-reflink' | 'xfs-noreflink' | 'ext4';
 

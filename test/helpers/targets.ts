@@ -3,16 +3,16 @@
 // waiting for a link's carrier before a client opens on it.
 //
 // Network safety: the target runs inside a namespace the test made
-// (test/helpers/netns.ts) and is stopped by pid in the test's teardown.
+// (lab/netns.ts) and is stopped by pid in the test's teardown.
 
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { loadAddon } from '../../src/native/addon';
-import { TestLike, sleep } from './common';
+import { TestLike, sleep } from '../../lab/common';
 import { tempDir } from './files';
-import type { Netns } from './netns';
-import type { Proc } from './process';
+import type { Netns } from '../../lab/netns';
+import type { Proc } from '../../lab/process';
 
 /** The checkout (this file runs from dist/test/helpers). */
 export const REPO = resolve(__dirname, '..', '..', '..');

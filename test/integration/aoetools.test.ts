@@ -13,10 +13,10 @@ import t from 'tap';
 import { hostname } from 'node:os';
 import { parseConfigReply, writeConfigQuery } from '../../src/client';
 import { PRODUCT_FIRMWARE, PRODUCT_MODEL } from '../../src/engine/export';
-import { sleep } from '../helpers/common';
+import { sleep } from '../../lab/common';
 import { sparseFile } from '../helpers/files';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
-import { requireCommands } from '../helpers/process';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
+import { requireCommands } from '../../lab/process';
 import { startTarget } from '../helpers/targets';
 import { addr, exitedZero, openClient, since } from './lib';
 

@@ -9,8 +9,8 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { patternFile, tempDir } from '../helpers/files';
-import { createNetns, createVeth, requireRoot } from '../helpers/netns';
-import { RunResult, run } from '../helpers/process';
+import { createNetns, createVeth, requireRoot } from '../../lab/netns';
+import { RunResult, run } from '../../lab/process';
 import { OUR_VBLADE } from '../helpers/targets';
 
 if (requireRoot(t)) {

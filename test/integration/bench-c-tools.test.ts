@@ -11,9 +11,9 @@ import { existsSync } from 'node:fs';
 import { AoeClient, AtaError } from '../../src/client';
 import { LOADGEN, type LoadgenReport } from '../../bench/generators';
 import { REFLECTOR } from '../../bench/targets';
-import { skipOrFail } from '../helpers/common';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
-import { describeRun, run, spawnProcess } from '../helpers/process';
+import { skipOrFail } from '../../lab/common';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
+import { describeRun, run, spawnProcess } from '../../lab/process';
 import { waitLinkUp } from '../helpers/targets';
 
 const SHELF = 3;

@@ -10,9 +10,9 @@
 
 import t from 'tap';
 import { join } from 'node:path';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 import { sparseFile, tempDir } from '../helpers/files';
-import { createNetnsPair, requireRoot, type NetnsPair } from '../helpers/netns';
+import { createNetnsPair, requireRoot, type NetnsPair } from '../../lab/netns';
 import { REPO, startTarget, targetCommand, waitLinkUp } from '../helpers/targets';
 
 const SHELF = 62;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Server } from '../../src/target/server';
 import { exportConfig } from '../helpers/export-config';
 import { patternFile } from '../helpers/files';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { waitLinkUp } from '../helpers/targets';
 import type { LoadResult } from '../../src/client/load';
 import { renderMetrics } from '../../src/service/metrics';

@@ -4,16 +4,16 @@
 // started with test/helpers/targets.ts.
 //
 // Network safety: every frame goes over veth devices that the test created
-// inside namespaces it created (test/helpers/netns.ts); nothing here opens a
+// inside namespaces it created (lab/netns.ts); nothing here opens a
 // socket outside them.
 
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AoeClient, BROADCAST_MAC, FrameAddress, ReceivedFrame, formatMac, linkInfo, writeBe32 } from '../../src/client';
-import { sleep, TestLike } from '../helpers/common';
-import type { Netns } from '../helpers/netns';
-import { describeRun, type RunResult } from '../helpers/process';
+import { sleep, TestLike } from '../../lab/common';
+import type { Netns } from '../../lab/netns';
+import { describeRun, type RunResult } from '../../lab/process';
 import { waitLinkUp } from '../helpers/targets';
 
 /** The MAC of an interface as aa:bb:cc:dd:ee:ff. */

@@ -24,10 +24,10 @@ import {
   writeReadExt,
   writeWriteExt,
 } from '../../src/client';
-import { sleep } from '../helpers/common';
+import { sleep } from '../../lab/common';
 import { loopDevice, patternFile, patternSectors, requireLoop, sparseFile, tempDir, tmpfsMount } from '../helpers/files';
-import { Netns, createNetns, createNetnsPair, createVeth, requireRoot } from '../helpers/netns';
-import { describeExit, requireCommands, run, runOk } from '../helpers/process';
+import { Netns, createNetns, createNetnsPair, createVeth, requireRoot } from '../../lab/netns';
+import { describeExit, requireCommands, run, runOk } from '../../lab/process';
 import { addr, fields, macOf, openClient, openFlagsOf, readSectors, sectorDiff, since, stamp } from './lib';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 

@@ -36,9 +36,9 @@ import {
   writeWriteExt,
 } from '../../src/client';
 import { PRODUCT_FIRMWARE, PRODUCT_MODEL } from '../../src/engine/export';
-import { sleep } from '../helpers/common';
+import { sleep } from '../../lab/common';
 import { patternSectors, sparseFile } from '../helpers/files';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { addr, fields, openClient, readSectors, sectorDiff, since, stamp, writeSectors } from './lib';
 import { paddingProblem } from '../helpers/replies';
 import { startTarget, waitLinkUp } from '../helpers/targets';

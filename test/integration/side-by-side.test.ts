@@ -32,10 +32,10 @@ import {
   writeReserve,
   writeWriteExt,
 } from '../../src/client';
-import { sleep } from '../helpers/common';
+import { sleep } from '../../lab/common';
 import { patternFile, tempDir } from '../helpers/files';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
-import { Proc, describeExit, requireCommands } from '../helpers/process';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
+import { Proc, describeExit, requireCommands } from '../../lab/process';
 import { DEBIAN_VBLADE, TargetKind, startTarget, waitLinkUp } from '../helpers/targets';
 import { replyContentLength } from '../helpers/replies';
 import { Recorder, addr, openClient, since, stamp } from './lib';

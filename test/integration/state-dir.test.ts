@@ -1,4 +1,4 @@
-// vblade --state-dir on hostile or damaged state (issue #10 items 2 and 6):
+// vblade --state-dir on hostile or damaged state:
 // a state directory others may write to is refused with the fix; a damaged
 // state file, a symbolic link to a root-only file or a FIFO in place of
 // eS.L.json makes vblade exit 1 naming the file and the reason -- it neither
@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { sparseFile, tempDir } from '../helpers/files';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { OUR_VBLADE } from '../helpers/targets';
 
 const SECRET = 'root-only-secret-1c9d';

@@ -12,9 +12,9 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AoeClient, formatMac, linkInfo, type Target } from '../../src/client';
-import { sleep, uniqueId } from '../helpers/common';
+import { sleep, uniqueId } from '../../lab/common';
 import { patternFile, patternSectors, tempDir } from '../helpers/files';
-import { Veth, createNetnsPair, requireRoot, type Netns } from '../helpers/netns';
+import { Veth, createNetnsPair, requireRoot, type Netns } from '../../lab/netns';
 import { REPO, waitLinkUp } from '../helpers/targets';
 
 const VBLADED = path.join(REPO, 'bin', 'vbladed.js');

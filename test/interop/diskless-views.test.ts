@@ -1,5 +1,5 @@
-// Scenario 5: a lab served from one golden image (issue #12, docs/operations.md
-// "Serving a lab from one image"). One export with `views = per-initiator`
+// Scenario 5: a lab served from one golden image (docs/operations.md, "Serving
+// a lab from one image"). One export with `views = per-initiator`
 // holds the ext4 root file system of the diskless scenario, on XFS with
 // reflinks; two QEMU guests with different MACs boot it at the same time, each
 // writes a file of its own and reboots, and each finds only its own file. On
@@ -12,11 +12,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
-import { run } from '../helpers/process';
+import { run } from '../../lab/process';
 import { buildRootImage, checkTwoBoots, ROOT_BYTES, twoBoots } from './lib/diskless';
-import { repoRoot } from './lib/guest';
-import { guestMac, TARGET_IF } from './lib/net';
-import { kernelAppend, scenarioTest } from './lib/scenario';
+import { repoRoot } from '../../lab/guest';
+import { guestMac, TARGET_IF } from '../../lab/topology';
+import { kernelAppend } from '../../lab/guest';
+import { scenarioTest } from './lib/scenario';
 import { selectedTargets } from './targets';
 
 const EXPORT = 'e1.1';

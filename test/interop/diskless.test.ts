@@ -1,15 +1,16 @@
 // Scenario 3: a diskless workstation. The export holds an ext4 root file system
-// (busybox, and guest/rootfs/init.sh as /sbin/init), built on the host with
+// (busybox, and lab/guest-scripts/rootfs/init.sh as /sbin/init), built on the host with
 // `mke2fs -d`. The guest's initramfs finds it over AoE, mounts it and
 // switch_roots into it; its init starts a shell on the console, into which the
 // host types: write a file, reboot; after the reboot, read the file back.
 
 import * as crypto from 'node:crypto';
 import t from 'tap';
-import { run } from '../helpers/process';
+import { run } from '../../lab/process';
 import { buildRootImage, checkTwoBoots, twoBoots } from './lib/diskless';
-import { TARGET_IF } from './lib/net';
-import { kernelAppend, scenarioTest } from './lib/scenario';
+import { TARGET_IF } from '../../lab/topology';
+import { kernelAppend } from '../../lab/guest';
+import { scenarioTest } from './lib/scenario';
 import { selectedTargets } from './targets';
 
 for (const target of selectedTargets()) {

@@ -7,9 +7,10 @@
 //                            within the driver's dead time (aoe_deadsecs, 180 s)
 
 import t from 'tap';
-import { sleep } from '../helpers/common';
-import { TARGET_IF } from './lib/net';
-import { checkGuestEnd, kernelAppend, MIB, scenarioTest } from './lib/scenario';
+import { sleep } from '../../lab/common';
+import { TARGET_IF } from '../../lab/topology';
+import { kernelAppend } from '../../lab/guest';
+import { checkGuestEnd, MIB, scenarioTest } from './lib/scenario';
 import { selectedTargets } from './targets';
 
 const EXPORT_BYTES = 64 * MIB;

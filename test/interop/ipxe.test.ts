@@ -9,8 +9,8 @@
 import * as fs from 'node:fs';
 import t from 'tap';
 import { bootSector, bootSectorChecksum, MARKER, READ_SECTORS, WRITE_LBA } from './lib/bootsector';
-import { TARGET_IF } from './lib/net';
-import { Qemu } from './lib/qemu';
+import { TARGET_IF } from '../../lab/topology';
+import { Qemu } from '../../lab/qemu';
 import { MIB, ScenarioContext, scenarioTest, TapTest } from './lib/scenario';
 import { selectedTargets } from './targets';
 

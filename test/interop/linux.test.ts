@@ -11,13 +11,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { sleep } from '../helpers/common';
-import { run } from '../helpers/process';
-import { repoRoot } from './lib/guest';
-import { TARGET_IF } from './lib/net';
-import type { Qemu } from './lib/qemu';
-import { checkGuestEnd, kernelAppend, MIB, scenarioTest, type ScenarioContext, type TapTest } from './lib/scenario';
-import type { Topology } from './lib/net';
+import { sleep } from '../../lab/common';
+import { run } from '../../lab/process';
+import { repoRoot } from '../../lab/guest';
+import { TARGET_IF } from '../../lab/topology';
+import type { Qemu } from '../../lab/qemu';
+import { kernelAppend } from '../../lab/guest';
+import { checkGuestEnd, MIB, scenarioTest, type ScenarioContext, type TapTest } from './lib/scenario';
+import type { Topology } from '../../lab/topology';
 import { selectedTargets } from './targets';
 import { DEFAULT_TUNABLES } from '../../src/config/export-config';
 

@@ -7,7 +7,7 @@
 // list of names) selects; the default is all of them.
 
 import * as path from 'node:path';
-import { repoRoot } from './lib/guest';
+import { repoRoot } from '../../lab/guest';
 
 export type ScenarioName =
   | 'linux-mtu1500'

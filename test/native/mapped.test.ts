@@ -8,7 +8,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { IoOp, IoOpFlag, IoOpLayout, IoRing, native } from '../../src/native/addon';
 import { tmpfsMount } from '../helpers/files';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 
 const ENOSPC = constants.errno.ENOSPC;
 

@@ -16,7 +16,7 @@ import { AoeClient } from '../../src/client/client';
 import { AtaError } from '../../src/client/errors';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { loopDevice, requireLoop, sparseFile, tempDir, tmpfsMount } from '../helpers/files';
-import { createNetnsPair, NetnsPair, requireRoot } from '../helpers/netns';
+import { createNetnsPair, NetnsPair, requireRoot } from '../../lab/netns';
 import { openClient, writeClientPattern } from './lib/harness';
 import { startTarget } from '../helpers/targets';
 

@@ -12,7 +12,7 @@
 // AOET_RESERVATION_ROUNDS the rounds per reservation event (default 1).
 
 import t from 'tap';
-import { requireRoot } from '../helpers/netns';
+import { requireRoot } from '../../lab/netns';
 import { crashRounds } from './lib/crash';
 import { seedFrom } from './lib/harness';
 import { RESERVATION_EVENTS, reservationRounds } from './lib/reservation-crash';

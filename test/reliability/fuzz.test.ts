@@ -6,7 +6,7 @@
 // AOET_FUZZ_SEED and AOET_FUZZ_FRAMES override the seed and the frame count.
 
 import t from 'tap';
-import { requireRoot } from '../helpers/netns';
+import { requireRoot } from '../../lab/netns';
 import { seedFrom } from './lib/harness';
 import { fuzzSession } from './lib/fuzz-session';
 

@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { checkSectors } from '../../src/client/pattern';
 import { parseMac } from '../../src/client/mac';
 import { readFileSync } from 'node:fs';
-import { requireRoot } from '../helpers/netns';
+import { requireRoot } from '../../lab/netns';
 import { checkFailures } from './lib/checked-socket';
 import { flood, hostileFrames } from './lib/flood';
 import { runFuzz } from './lib/fuzz';

@@ -12,9 +12,9 @@
 import t from 'tap';
 import { runLoad, LoadResult } from '../../src/client/load';
 import { checkSectors } from '../../src/client/pattern';
-import { sleep } from '../helpers/common';
+import { sleep } from '../../lab/common';
 import { sparseFile, tempDir } from '../helpers/files';
-import { requireRoot } from '../helpers/netns';
+import { requireRoot } from '../../lab/netns';
 import { logRecords, openClient, writeClientPattern } from './lib/harness';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 import { createHub } from './lib/topology';

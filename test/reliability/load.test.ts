@@ -7,7 +7,7 @@
 // initiator, and each must get a fair share.
 
 import t from 'tap';
-import { requireRoot } from '../helpers/netns';
+import { requireRoot } from '../../lab/netns';
 import { checkFailures } from './lib/checked-socket';
 import { createRig, describe, fairness, multiLoad } from './lib/multi-load';
 

@@ -15,8 +15,8 @@ import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { sparseFile, tempDir } from '../helpers/files';
-import { createNetnsPair, requireRoot } from '../helpers/netns';
-import { requireCommands } from '../helpers/process';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
+import { requireCommands } from '../../lab/process';
 import { openClient, writeClientPattern } from './lib/harness';
 import { REPO, startTarget, targetCommand, vbladeForUser } from '../helpers/targets';
 

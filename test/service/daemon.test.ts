@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { createNetns, requireRoot } from '../helpers/netns';
+import { createNetns, requireRoot } from '../../lab/netns';
 import { PidFile, exportLockFile, startTimeFile } from '../../src/service/pidfile';
 
 const ROOT = path.join(__dirname, '..', '..', '..');

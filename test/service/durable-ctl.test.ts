@@ -10,7 +10,7 @@ import { encodeState } from '../../src/service/state-store';
 import { WorkerCore, type ExportListing, type StartServer } from '../../src/service/worker';
 import { Server } from '../../src/target/server';
 import { FakeNetwork } from '../helpers/fake-addon';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 import { tempDir } from '../helpers/files';
 import { exportOf, IFACE, Initiator, settle } from '../helpers/in-process';
 

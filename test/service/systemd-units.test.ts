@@ -1,6 +1,7 @@
 // systemd/*.service pass `systemd-analyze verify` (with our man pages on
 // MANPATH, so the Documentation= links are checked too) and keep the
-// properties the issue asks for.
+// properties the service relies on: notify and watchdog, restart on failure,
+// its own user with CAP_NET_RAW only, and the command lines of the units.
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -17,7 +17,7 @@ import { WorkerCore, type StartServer } from '../../src/service/worker';
 import type { ServerStats } from '../../src/api/control';
 import { Server } from '../../src/target/server';
 import { FakeNetwork } from '../helpers/fake-addon';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 import { patternFile } from '../helpers/files';
 import { exportOf, IFACE, Initiator } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';

@@ -1,4 +1,4 @@
-// One forged broadcast frame must not lock everyone out (issue #10, item 8):
+// One forged broadcast frame must not lock everyone out:
 // a host on the segment sends a Mac Mask edit and a Reserve force set to
 // ffff.ff; with the default every export refuses them (AoE error 2) and the
 // legitimate initiator is still served by every export. With broadcast-edits

@@ -1,9 +1,8 @@
-// State changes are acknowledged only once they are on disk (issue #10 item
-// 1): a Query Config set, Mac Mask edit or Reserve set gets its reply after
-// the server's saveState hook resolved; when the save fails the state goes
-// back to the saved one and the request gets AoE error 3. And an export whose
-// saved state is unreadable is held (item 2): no reply to anything until it
-// is released. In process, on the fake addon; the hook is a test double that
+// State changes are acknowledged only once they are on disk: a Query Config
+// set, Mac Mask edit or Reserve set gets its reply after the server's
+// saveState hook resolved; when the save fails the state goes back to the
+// saved one and the request gets AoE error 3. And an export whose saved state
+// is unreadable is held: no reply to anything until it is released. In process, on the fake addon; the hook is a test double that
 // resolves or fails when the test says so.
 
 import t from 'tap';

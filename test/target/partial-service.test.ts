@@ -9,7 +9,7 @@ import type { ExportConfig } from '../../src/config/export-config';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { patternFile, patternSectors } from '../helpers/files';
 import { Initiator, exportOf, settle, until } from '../helpers/in-process';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 
 async function start(t: TestLike, net: FakeNetwork, exports: ExportConfig[], options: ServerOptions = {}): Promise<Server> {
   const server = await Server.start(

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { parseDebianConf } from '../../src/config/debian-conf';
 import type { ExportState } from '../../src/config/export-config';
 import { Server, type ServerHooks } from '../../src/target/server';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { patternFile, patternSectors } from '../helpers/files';
 import { IFACE, Initiator, exportOf, settle } from '../helpers/in-process';

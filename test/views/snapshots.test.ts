@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ExportConfig } from '../../src/config/export-config';
-import type { TestLike } from '../helpers/common';
+import type { TestLike } from '../../lab/common';
 import { patternFile, patternSectors } from '../helpers/files';
 import { exportOf, IFACE, Initiator, startInProcess } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';

@@ -1,5 +1,5 @@
 // The diskless-root scenarios' shared parts: the ext4 root image (busybox, and
-// guest/rootfs/init.sh as /sbin/init, built on the host with `mke2fs -d`),
+// lab/guest-scripts/rootfs/init.sh as /sbin/init, built on the host with `mke2fs -d`),
 // the host's side of the conversation with the shell that init starts on the
 // console (write a file, reboot, read it back, power off), and the checks of
 // what the guest printed. test/interop/diskless.test.ts runs one guest on a
@@ -8,9 +8,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runOk } from '../../helpers/process';
-import { guestScriptDir } from './guest';
-import type { GuestLine, Qemu, QemuExit } from './qemu';
+import { runOk } from '../../../lab/process';
+import { guestScriptDir } from '../../../lab/guest';
+import type { GuestLine, Qemu, QemuExit } from '../../../lab/qemu';
 import { MIB, type ScenarioContext, type TapTest } from './scenario';
 
 export const ROOT_BYTES = 64 * MIB;

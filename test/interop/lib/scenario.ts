@@ -6,13 +6,13 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildGuest, GuestImage } from './guest';
-import { sleep } from '../../helpers/common';
-import { removeStaleNetns } from '../../helpers/netns';
-import { Proc } from '../../helpers/process';
-import { Topology, TopologyOptions } from './net';
-import { ensureInteropPackages } from './packages';
-import { chooseAccel, Qemu, QemuOptions } from './qemu';
+import { buildGuest, GuestImage, interopDisabled } from '../../../lab/guest';
+import { sleep } from '../../../lab/common';
+import { removeStaleNetns } from '../../../lab/netns';
+import { Proc } from '../../../lab/process';
+import { Topology, TopologyOptions } from '../../../lab/topology';
+import { ensureInteropPackages } from '../../../lab/packages';
+import { chooseAccel, Qemu, QemuOptions } from '../../../lab/qemu';
 import type { ScenarioName, TargetUnderTest } from '../targets';
 
 import type { Test } from 'tap';
@@ -49,14 +49,6 @@ export function prepare(t: TapTest): Promise<Harness> {
     })();
   }
   return prepared;
-}
-
-/** The guest kernel command line: serial console, hpet (idle TCG vCPUs stall on the TSC), and aoetest.* parameters. */
-export function kernelAppend(params: Record<string, string | number>): string {
-  const words = ['console=ttyS0,115200', 'clocksource=hpet', 'panic=-1', 'mitigations=off'];
-  if (!process.env.AOE_INTEROP_VERBOSE) words.push('quiet');
-  for (const [k, v] of Object.entries(params)) words.push(`aoetest.${k}=${v}`);
-  return words.join(' ');
 }
 
 export class RunningTarget {
@@ -271,14 +263,6 @@ export function scenarioTest(
       });
     }
   });
-}
-
-/** Why the interop scenarios cannot or should not run here, or '' when they can. */
-export function interopDisabled(): string {
-  if (process.env.AOE_INTEROP === '0') return 'AOE_INTEROP=0';
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, tap devices, apt-get)';
-  if (!fs.existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return '';
 }
 
 /** Appends one JSON line per scenario run to $AOE_INTEROP_SUMMARY, when set. */

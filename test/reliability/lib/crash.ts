@@ -26,9 +26,9 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AoeClient, DiscoveredTarget } from '../../../src/client/client';
-import { sleep, TestLike } from '../../helpers/common';
+import { sleep, TestLike } from '../../../lab/common';
 import { sparseFile, tempDir } from '../../helpers/files';
-import { createNetnsPair } from '../../helpers/netns';
+import { createNetnsPair } from '../../../lab/netns';
 import { openClient, Rng } from './harness';
 import { RunningTarget, startTarget } from '../../helpers/targets';
 

@@ -4,7 +4,7 @@
 
 import { AoeClient, ReceivedFrame } from '../../../src/client/client';
 import { writeAtaRequest, writeConfigQuery, writeMaskRequest, writeReserve } from '../../../src/client/requests';
-import { sleep } from '../../helpers/common';
+import { sleep } from '../../../lab/common';
 import { FuzzTarget, replyViolations } from './fuzz';
 
 export interface FloodStats {

@@ -8,9 +8,9 @@
 import { openSync, readSync, closeSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkSectors, fillSectors } from '../../../src/client/pattern';
-import type { TestLike } from '../../helpers/common';
+import type { TestLike } from '../../../lab/common';
 import { tempDir } from '../../helpers/files';
-import { createNetnsPair } from '../../helpers/netns';
+import { createNetnsPair } from '../../../lab/netns';
 import { findCrasher, FuzzStats, FuzzTarget, runFuzz } from './fuzz';
 import { openClient, Rng } from './harness';
 import { TargetKind, startTarget } from '../../helpers/targets';

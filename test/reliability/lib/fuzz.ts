@@ -26,7 +26,7 @@
 import { AoeClient, ReceivedFrame } from '../../../src/client/client';
 import { formatMac } from '../../../src/client/mac';
 import { writeConfigQuery, writeMaskRequest, writeReserve } from '../../../src/client/requests';
-import { sleep } from '../../helpers/common';
+import { sleep } from '../../../lab/common';
 import { replyContentLength } from '../../helpers/replies';
 import { Rng } from './harness';
 

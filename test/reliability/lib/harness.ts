@@ -4,15 +4,15 @@
 // and small file utilities. Targets are started with test/helpers/targets.ts.
 //
 // Every frame goes over veth/bridge devices inside namespaces the test made
-// (test/helpers/netns.ts); processes are stopped by pid only.
+// (lab/netns.ts); processes are stopped by pid only.
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
 import { AoeClient } from '../../../src/client/client';
 import { fillSector } from '../../../src/client/pattern';
-import { TestLike } from '../../helpers/common';
-import type { Netns } from '../../helpers/netns';
-import { Proc } from '../../helpers/process';
+import { TestLike } from '../../../lab/common';
+import type { Netns } from '../../../lab/netns';
+import { Proc } from '../../../lab/process';
 import { waitLinkUp } from '../../helpers/targets';
 
 // ------------------------------------------------------------------ scripts

@@ -6,7 +6,7 @@
 
 import { AoeClient, DiscoveredTarget } from '../../../src/client/client';
 import { LoadOp, LoadResult, runLoad } from '../../../src/client/load';
-import type { TestLike } from '../../helpers/common';
+import type { TestLike } from '../../../lab/common';
 import { sparseFile, tempDir } from '../../helpers/files';
 import { CheckedSocket, checkFailures, SocketChecks } from './checked-socket';
 import { openClient, writeClientPattern } from './harness';

@@ -1,4 +1,4 @@
-// A reservation survives everything the daemon survives (issue #10): an
+// A reservation survives everything the daemon survives: an
 // initiator changes an export's reserve list with Reserve force sets; right
 // after an acknowledgement something happens to the daemon -- kill -9 of the
 // worker, kill -9 of the supervisor, a clean restart, a reload, a link flap,
@@ -16,10 +16,10 @@ import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { DiscoveredTarget } from '../../../src/client/client';
 import { AoeError } from '../../../src/client/errors';
-import { sleep, type TestLike } from '../../helpers/common';
+import { sleep, type TestLike } from '../../../lab/common';
 import { sparseFile, tempDir, tmpfsMount } from '../../helpers/files';
-import { createNetnsPair, type NetnsPair } from '../../helpers/netns';
-import type { Proc } from '../../helpers/process';
+import { createNetnsPair, type NetnsPair } from '../../../lab/netns';
+import type { Proc } from '../../../lab/process';
 import { OUR_VBLADE, startTarget } from '../../helpers/targets';
 import { openClient, Rng } from './harness';
 

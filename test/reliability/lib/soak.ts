@@ -13,7 +13,7 @@
 import { AoeClient, DiscoveredTarget } from '../../../src/client/client';
 import { AtaError, AoeError, TimeoutError } from '../../../src/client/errors';
 import { writeAtaRequest, writeConfigQuery } from '../../../src/client/requests';
-import { sleep, TestLike } from '../../helpers/common';
+import { sleep, TestLike } from '../../../lab/common';
 import { tempDir } from '../../helpers/files';
 import { procUsage } from './harness';
 import { startTarget, waitLinkUp } from '../../helpers/targets';

@@ -4,10 +4,10 @@
 // down, resized or deleted and recreated without touching the initiators'
 // interfaces, so their sockets live through every link fault.
 
-import type { TestLike } from '../../helpers/common';
-import { createNetns, createVeth, Netns, Veth } from '../../helpers/netns';
-import { uniqueId } from '../../helpers/common';
-import { run } from '../../helpers/process';
+import type { TestLike } from '../../../lab/common';
+import { createNetns, createVeth, Netns, Veth } from '../../../lab/netns';
+import { uniqueId } from '../../../lab/common';
+import { run } from '../../../lab/process';
 
 export interface HubPort {
   ns: Netns;

@@ -1,12 +1,12 @@
-// Network namespaces for integration tests. Every frame a test sends crosses
-// only veth, bridge and tap devices inside namespaces that the test created
-// here; nothing is ever attached to the host's own interfaces.
+// Network namespaces for the tests and the bench. Every frame a test or the
+// bench sends crosses only veth, bridge and tap devices inside namespaces
+// made here; nothing is ever attached to the host's own interfaces.
 //
 // Names: a namespace is `aoet<pid36>-<n36>-<label>`, an interface
 // `aoet<pid36>-<n36><role>` (at most 15 characters). They are unique per
 // process and across concurrently running test files. The QEMU interop suite
-// names its own (`aoei-<pid>-<n>-<role>`) through addNetns, with the same
-// records and clean-up.
+// names its own (`aoei-<pid>-<n>-<role>`) through addNetns, and the bench its
+// own (`aoeb-<tag>-<role>`), with the same records and clean-up.
 //
 // Leftovers: each namespace is recorded in /run/aoet-test-netns/<name> with
 // the pid and start time of the process that made it, before it is made, and
@@ -85,9 +85,9 @@ function deleteNetnsSync(ns: string): void {
 
 const REGISTRY = '/run/aoet-test-netns';
 
-// The names this file and the interop suite give; anything else in the
-// registry directory is not ours to act on.
-const OUR_NAME = /^(aoet[0-9a-z]+-[0-9a-z]+|aoei-\d+-\d+)-[\w.-]+$/;
+// The names this file, the interop suite and the bench give; anything else
+// in the registry directory is not ours to act on.
+const OUR_NAME = /^(aoet[0-9a-z]+-[0-9a-z]+|aoei-\d+-\d+|aoeb-[0-9a-z]+)-[\w.-]+$/;
 
 interface NsRecord {
   pid: number;
@@ -224,6 +224,14 @@ export class Netns {
     this.#deleted = true;
     this.#unregisterExit();
   }
+
+  /** As delete(), for a synchronous clean-up (a signal handler): the processes inside get SIGKILL at once. */
+  deleteSync(): void {
+    if (this.#deleted) return;
+    deleteNetnsSync(this.name);
+    this.#deleted = true;
+    this.#unregisterExit();
+  }
 }
 
 function sanitizeLabel(label: string): string {
@@ -254,7 +262,7 @@ export async function createNetns(t: TestLike, label = 'ns'): Promise<Netns> {
  * must be one of those the top of this file describes.
  */
 export async function addNetns(name: string): Promise<Netns> {
-  if (!OUR_NAME.test(name)) throw new Error(`test helpers: "${name}" is not a test namespace name`);
+  if (!OUR_NAME.test(name)) throw new Error(`lab/netns: "${name}" is not a namespace name of ours (see the top of lab/netns.ts)`);
   writeRecord(name);
   try {
     await runOk('ip', ['netns', 'add', name]);

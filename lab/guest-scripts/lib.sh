@@ -69,7 +69,7 @@ aoe_outstanding() {
 aoe_targets() { set -- $(aoe_outstanding); echo "$2"; }
 
 # eth0 here is the QEMU guest's own virtio NIC, whose other end is tap0 inside
-# the test's network namespace (test/interop/lib/net.ts); never a host interface.
+# the test's network namespace (lab/topology.ts); never a host interface.
 netstat_eth0() { echo "$(cat /sys/class/net/eth0/statistics/rx_packets) $(cat /sys/class/net/eth0/statistics/tx_packets)"; }
 
 wd_diagnose() {

@@ -3,7 +3,7 @@
 # ext4 modules. It reads its parameters from the kernel command line
 # (aoetest.scenario=linux aoetest.mtu=9000 ...), runs /aoetest/<scenario>.sh,
 # prints "AOETEST <tag> key=value ..." result lines on the serial console and
-# powers the machine off. The host parses those lines (test/interop/lib/qemu.ts).
+# powers the machine off. The host parses those lines (lab/qemu.ts).
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 /bin/busybox --install -s
 mount -t proc proc /proc

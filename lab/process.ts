@@ -1,4 +1,4 @@
-// Child processes for tests: spawn one (optionally inside a network
+// Child processes for the tests and the bench: spawn one (optionally inside a network
 // namespace), wait for an output line that matches a pattern, collect its
 // output, run a command to completion, and stop what was started by pid
 // (SIGTERM, then SIGKILL after a grace period) in the test's teardown, with a

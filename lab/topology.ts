@@ -1,4 +1,5 @@
-// The test network: network namespaces that this process creates and deletes.
+// The network of the QEMU guests (the interop tests, the initiator bench):
+// network namespaces that this process creates and deletes.
 //
 //   target ns T0 ──veth── port0 ┐                  ┌ tap0 ── QEMU guest 0 (virtio-net)
 //   target ns T1 ──veth── port1 ┼─ br0 (STP off) ──┤
@@ -10,12 +11,12 @@
 // every namespace, so only AoE (and, for the DHCP scenario, IPv4 on a
 // documentation prefix) crosses the link.
 //
-// The namespaces are made by test/helpers/netns.ts (addNetns), which records
+// The namespaces are made by lab/netns.ts (addNetns), which records
 // them, stops what still runs inside when they are deleted, deletes them on
 // process exit, and lets a later run remove those of a run that died.
 
-import { addNetns, Netns } from '../../helpers/netns';
-import { run } from '../../helpers/process';
+import { addNetns, Netns } from './netns';
+import { run } from './process';
 
 export const NS_PREFIX = 'aoei-';
 

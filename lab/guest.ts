@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { CpioWriter } from './cpio';
-import { runOk } from '../../helpers/process';
+import { runOk } from './process';
 import { debianKernelVersion, downloadKernelPackage } from './packages';
 
 /** Modules the guest needs; their dependencies come from modprobe --show-depends. */
@@ -78,7 +78,7 @@ export function repoRoot(): string {
 
 /** Directory of the guest shell scripts (kept as .sh files in the source tree, not compiled). */
 export function guestScriptDir(): string {
-  return path.join(repoRoot(), 'test', 'interop', 'guest');
+  return path.join(repoRoot(), 'lab', 'guest-scripts');
 }
 
 /** Unpacks linux-image-<version> into the cache (once) and returns the tree's root. */
@@ -134,7 +134,7 @@ async function extractVmlinux(bzImage: string, out: string): Promise<boolean> {
     },
     {
       magic: Buffer.from([0x1f, 0x8b, 0x08]),
-      inflate: async (b) => zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH }),
+      inflate: (b) => Promise.resolve(zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH })),
     },
   ];
   for (const f of formats) {
@@ -312,4 +312,20 @@ export async function buildGuest(variant?: GuestVariant): Promise<GuestImage> {
     }
   }
   return { kernelVersion: version, kernel, initrd, modules: modules.map((m) => path.basename(m)), built };
+}
+
+/** The guest kernel command line: serial console, hpet (idle TCG vCPUs stall on the TSC), and aoetest.* parameters. */
+export function kernelAppend(params: Record<string, string | number>): string {
+  const words = ['console=ttyS0,115200', 'clocksource=hpet', 'panic=-1', 'mitigations=off'];
+  if (!process.env.AOE_INTEROP_VERBOSE) words.push('quiet');
+  for (const [k, v] of Object.entries(params)) words.push(`aoetest.${k}=${v}`);
+  return words.join(' ');
+}
+
+/** Why the interop scenarios cannot or should not run here, or '' when they can. */
+export function interopDisabled(): string {
+  if (process.env.AOE_INTEROP === '0') return 'AOE_INTEROP=0';
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, tap devices, apt-get)';
+  if (!fs.existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  return '';
 }

@@ -1,5 +1,5 @@
-// Shared pieces of the test helpers: the little of tap's Test object that the
-// helpers use, unique names, skip-or-fail for missing prerequisites, and the
+// Shared pieces of lab/ (used by the tests and the bench): the little of
+// tap's Test object that the helpers use, unique names, skip-or-fail for missing prerequisites, and the
 // process-exit safety net that undoes what a test created when its teardown
 // never ran (a crash, process.exit(), a tap timeout).
 

@@ -9,8 +9,8 @@
 // commands into a shell.
 
 import * as fs from 'node:fs';
-import { Proc, commandLine, inNetns } from '../../helpers/process';
-import { GUEST_MAC, TAP_IF } from './net';
+import { Proc, commandLine, inNetns } from './process';
+import { GUEST_MAC, TAP_IF } from './topology';
 
 export interface GuestLine {
   tag: string;

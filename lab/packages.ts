@@ -1,9 +1,10 @@
-// The Debian packages the interop harness needs on the host, installed on demand.
+// The Debian packages the QEMU guests need on the host (the interop tests, the
+// initiator bench), installed on demand.
 //
 // scripts/setup.sh can list the same names (INTEROP_PACKAGES); the test calls
 // ensureInteropPackages() itself so that a fresh machine needs nothing else.
 
-import { run, runOk } from '../../helpers/process';
+import { run, runOk } from './process';
 
 export const INTEROP_PACKAGES = [
   'qemu-system-x86', // the guest machine (TCG here)
