@@ -3,7 +3,7 @@
 // ring, stores, links; stop order is the reverse, after every request in
 // flight has been answered. `Server` is the one face the worker, vblade and
 // the tests use; each of its jobs is an object of its own: exports
-// (exports.ts), links (links.ts), protocol state on its way to disk
+// (export-set.ts), links (link-set.ts), protocol state on its way to disk
 // (state-keeper.ts), reloads (reload.ts), online resize (resize.ts),
 // observation (stats.ts), copy-on-write (../views/admin.ts) and the
 // two-writer guards (../guard/refuse.ts).
