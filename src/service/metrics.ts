@@ -1,5 +1,5 @@
 // Prometheus text exposition (format 0.0.4) of the server's stats
-// (server.ts ServerStats), on an opt-in HTTP listener
+// (ServerStats, src/api/control.ts), on an opt-in HTTP listener
 // (`--metrics 127.0.0.1:9469`, GET /metrics).
 //
 //   per export     vblade_export_<counter>_total{export}     every entry of counters

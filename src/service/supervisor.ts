@@ -6,7 +6,7 @@
 // the wait up to maxMs (60 s); a worker that stayed up resetAfterMs (60 s)
 // before dying is restarted after minMs again.
 //
-// Signals are installed by the caller (cli-vbladed.ts), so this class can be
+// Signals are installed by the caller (daemon.ts), so this class can be
 // driven directly in tests.
 
 import { fork, type ChildProcess } from 'node:child_process';

@@ -38,12 +38,12 @@ export interface ServerLike {
   /**
    * Reload: add, remove and change exports, completely or not at all;
    * exports whose ExportConfig did not change are not touched. Resolves to
-   * what it did (server.ts ReloadSummary), or to nothing (test stubs).
+   * what it did (ReloadSummary, src/api/control.ts), or to nothing (test stubs).
    */
   apply(config: ServerConfig): Promise<ReloadSummary | void>;
   /** Stop taking requests, finish and flush those in flight, close. */
   stop(): Promise<void>;
-  /** Counters (server.ts ServerStats; metrics.ts renders them). */
+  /** Counters (ServerStats in src/api/control.ts; metrics.ts renders them). */
   stats(): object;
   /**
    * Changes an export's state for the control socket (mask and reserve
@@ -149,7 +149,7 @@ export interface ExportListing {
   lastSaveError?: string;
 }
 
-/** How the server describes an export's state in its stats (server.ts ServerStats). */
+/** How the server describes an export's state in its stats (ServerStats in src/api/control.ts). */
 interface StateStatus {
   key: string;
   held?: string;

@@ -10,7 +10,7 @@
 // The stub gives each export without saved state an initial state
 // {config: "set-by-<pid>", reserve: [52:54:00:00:00:0a]} through saveState
 // (onStateChange without a state dir), implements changeState, and returns
-// stats in server.ts's ServerStats shape.
+// stats in the ServerStats shape of src/api/control.ts.
 
 import * as fs from 'node:fs';
 import { runWorkerProcess, type ServerLike, type StartServer } from '../../src/service/worker';
