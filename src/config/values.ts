@@ -100,7 +100,7 @@ export function writtenValue(v: string | number | boolean): string {
 export function checkValue(spec: ValueSpec, value: string): string | undefined {
   switch (spec.type) {
     case 'bool':
-      if (!(value.toLowerCase() in BOOL_WORDS)) return `${spec.key} = "${value}" is not yes or no; write yes or no`;
+      if (!Object.hasOwn(BOOL_WORDS, value.toLowerCase())) return `${spec.key} = "${value}" is not yes or no; write yes or no`;
       return undefined;
     case 'enum':
       if (!spec.values!.includes(value))

@@ -210,3 +210,16 @@ t.test('spin-us in the file is checked against its range', async (t) => {
   t.throws(() => parseConfigFile(text, F), { message: `${F}:2: spin-us = 1001 is out of range; use 0..1000` });
   t.equal(parseConfigFile(text.replace('1001', '1000'), F).daemon['spin-us'], '1000');
 });
+
+t.test('a yes/no value is one of its words, not a name every object has', async (t) => {
+  // "constructor" and "__proto__" are `in` every object: read as a function or {}, truthy in the
+  // supervisor but gone (function) after the JSON trip to the worker, so read-only = constructor served read-write.
+  for (const word of ['constructor', '__proto__', 'Constructor', '__PROTO__']) {
+    const text = `[export e1.1]\nfile = /a\ninterfaces = eth1\nread-only = ${word}\n`;
+    t.throws(
+      () => parseConfigFile(text, F),
+      { message: `${F}:4: read-only = "${word}" is not yes or no; write yes or no` },
+      word,
+    );
+  }
+});

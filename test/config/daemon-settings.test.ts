@@ -83,6 +83,9 @@ t.test('tunables: command line over file over environment over default', async (
     () => environmentDaemonKeys({ AOE_MAP: 'maybe' }),
     /^AOE_MAP=maybe in the environment: map-in-memory = "maybe" is not yes or no/,
   );
+  // A name every object has is not a yes/no word (it read as a function or {} before).
+  t.throws(() => environmentDaemonKeys({ AOE_MAP: 'constructor' }), /map-in-memory = "constructor" is not yes or no/);
+  t.throws(() => environmentDaemonKeys({ AOE_MAP: '__proto__' }), /map-in-memory = "__proto__" is not yes or no/);
 });
 
 t.test('shared, user and duplicate-probe-ms reach the server config', async (t) => {
