@@ -338,6 +338,22 @@ export class Veth {
     if (up) {
       await this.up('a');
       await this.up('b');
+      // The kernel turns each end's operational state up on its own, a little later
+      // (linkwatch): wait for both, so that a client opened at once does not find its end down.
+      await this.waitOperUp('a');
+      await this.waitOperUp('b');
+    }
+  }
+
+  /** Waits (up to `timeoutMs`) until `ip link` reports the end's operational state up; false if it never did. */
+  async waitOperUp(side: VethSide, timeoutMs = 5000): Promise<boolean> {
+    const e = this.end(side);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await e.ns.ip(['-o', 'link', 'show', 'dev', e.ifname]);
+      if (/ state UP /.test(r.stdout)) return true;
+      if (Date.now() > deadline) return false;
+      await sleep(20);
     }
   }
 

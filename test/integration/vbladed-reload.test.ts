@@ -82,7 +82,9 @@ if (requireRoot(t)) {
       'a warning names the missing interface',
     );
     await daemon.waitFor(/worker [0-9]+ is serving e6\.1 e6\.2/, { timeoutMs: 60000 });
+    // Both ends: the kernel reports each end's carrier on its own, and the client refuses an end that is down.
     await waitLinkUp(pair.target, pair.targetIf);
+    await waitLinkUp(pair.init, pair.initIf);
     const tmac = linkInfo(pair.targetIf, pair.target.path).mac;
     const e61: Target = { shelf: 6, slot: 1, mac: tmac };
     t.ok(await reads(pair.init, pair.initIf, e61), 'e6.1 answers while e6.2 waits for its interface');
