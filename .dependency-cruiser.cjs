@@ -76,9 +76,9 @@ const ROOMS = {
   },
 };
 
-// Of config/, the serving core needs the export's settings and the state it
+// Of config/, the serving rooms need the export's settings and the state it
 // reconciles on a reload, nothing of the files, the flags or the renderers.
-const TARGET_CONFIG_MODULES = ['export-config', 'reconcile-state'];
+const SERVING_CONFIG_MODULES = ['export-config', 'reconcile-state'];
 
 // Names for a folder of test code; shipped code has no such room.
 const TEST_ROOM = '^src/(test|tests|testing)/';
@@ -102,14 +102,6 @@ for (const from of names) {
 }
 
 forbidden.push(
-  {
-    name: 'engine-config-export-only',
-    comment:
-      "the frame path needs an export's config and the reconciling of its saved state, not the config file or its settings.",
-    severity: 'error',
-    from: { path: roomPath('engine') },
-    to: { path: roomPath('config'), pathNot: ['^src/config/(export-config|reconcile-state)\\.ts$'] },
-  },
   {
     name: 'backend-native-types-only',
     comment: 'backend/ uses the addon only through the types of src/native; the stores are handed the loaded addon.',
@@ -148,13 +140,14 @@ forbidden.push(
     to: {},
   },
   {
-    name: 'target-config-narrow',
+    name: 'serving-config-narrow',
     comment:
-      "the serving core reads an export's settings and the reload state from config/, not the config file, " +
-      'the flags or the renderers: those are the business of service/ and cli/.',
+      "the serving rooms (the frame path, the serving core, views, guards) read an export's settings and the " +
+      'reconciling of its saved state from config/, not the config file, the flags or the renderers: those are ' +
+      'the business of service/ and cli/.',
     severity: 'error',
-    from: { path: roomPath('target') },
-    to: { path: roomPath('config'), pathNot: TARGET_CONFIG_MODULES.map((m) => `^src/config/${m}\\.ts$`) },
+    from: { path: '^src/(engine|target|views|guard)/' },
+    to: { path: roomPath('config'), pathNot: SERVING_CONFIG_MODULES.map((m) => `^src/config/${m}\\.ts$`) },
   },
   {
     name: 'src-not-test-room',
