@@ -159,27 +159,6 @@ forbidden.push(
     to: { path: TEST_ROOM },
   },
   {
-    name: 'src-not-test',
-    comment: 'shipped code never depends on the test suite.',
-    severity: 'error',
-    from: { path: '^src/' },
-    to: { path: '^test/' },
-  },
-  {
-    name: 'src-not-bench',
-    comment: 'shipped code never depends on the benchmarks.',
-    severity: 'error',
-    from: { path: '^src/' },
-    to: { path: '^bench/' },
-  },
-  {
-    name: 'src-not-lab',
-    comment: 'shipped code never depends on lab/ (namespaces, guests and processes for the tests and the bench).',
-    severity: 'error',
-    from: { path: '^src/' },
-    to: { path: '^lab/' },
-  },
-  {
     name: 'bench-not-test',
     comment: 'the benchmarks do not depend on the test suite; what both need (namespaces, QEMU guests, processes) lives in lab/.',
     severity: 'error',
@@ -229,6 +208,21 @@ forbidden.push(
     to: { couldNotResolve: true, pathNot: ['aoe_native\\.node$', 'package\\.json$', '(^|/)dist/'] },
   },
 );
+
+// Shipped code never depends on what does not ship.
+for (const [dir, what] of [
+  ['test', 'the test suite'],
+  ['bench', 'the benchmarks'],
+  ['lab', 'lab/ (namespaces, guests and processes for the tests and the bench)'],
+]) {
+  forbidden.push({
+    name: `src-not-${dir}`,
+    comment: `shipped code never depends on ${what}.`,
+    severity: 'error',
+    from: { path: '^src/' },
+    to: { path: `^${dir}/` },
+  });
+}
 
 module.exports = {
   forbidden,
