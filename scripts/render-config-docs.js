@@ -2,7 +2,7 @@
 'use strict';
 // Renders docs/vblade.conf.5 and systemd/vblade.conf.example from the key
 // table in src/config/keys.ts (build first: npx tsc -p .).
-// test/config/config-file.test.ts fails when the committed files differ.
+// test/config/render-docs.test.ts fails when the committed files differ.
 const fs = require('node:fs');
 const path = require('node:path');
 const { renderConfManPage, renderExampleConfig } = require('../dist/src/config/render-docs.js');
