@@ -30,7 +30,8 @@ export interface ControlTarget {
 }
 
 export interface CommandDef {
-  name: string;
+  /** The command's name; one the worker answers is also its request to the worker (WorkerOp). */
+  name: WorkerOp | 'reload';
   summary: string;
   /** Whether the command takes an export (eS.L) argument. */
   exportArg: 'none' | 'optional' | 'required';
@@ -40,7 +41,8 @@ export interface CommandDef {
   wordsArg?: { name: string; describe: string; min: number; max: number };
   /** Options of the command ("all", "force": booleans; "view": a MAC). */
   options?: { name: 'all' | 'force' | 'view'; describe: string }[];
-  run(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
+  /** What the command does; without it, the request of its name, with the arguments the command takes (runCommand). */
+  run?(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
 
 export const COMMANDS: readonly CommandDef[] = [
@@ -60,89 +62,75 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'show-mask',
     summary: 'MAC mask list of one export or of all (empty: every initiator is allowed)',
     exportArg: 'optional',
-    run: (t, key) => t.request('show-mask', key),
   },
   {
     name: 'clear-mask',
     summary: 'empty the MAC mask list of an export (every initiator is allowed again); answered once saved',
     exportArg: 'required',
-    run: (t, key) => t.request('clear-mask', key),
   },
   {
     name: 'set-mask',
     summary: 'replace the MAC mask list of an export with these MACs; answered once saved',
     exportArg: 'required',
     macsArg: true,
-    run: (t, key, macs) => t.request('set-mask', key, macs),
   },
   {
     name: 'add-mask',
     summary: 'add MACs to the MAC mask list of an export; answered once saved',
     exportArg: 'required',
     macsArg: true,
-    run: (t, key, macs) => t.request('add-mask', key, macs),
   },
   {
     name: 'del-mask',
     summary: 'remove MACs from the MAC mask list of an export; answered once saved',
     exportArg: 'required',
     macsArg: true,
-    run: (t, key, macs) => t.request('del-mask', key, macs),
   },
   {
     name: 'show-reserve',
     summary: 'reserve list of one export or of all (empty: not reserved)',
     exportArg: 'optional',
-    run: (t, key) => t.request('show-reserve', key),
   },
   {
     name: 'clear-reserve',
     summary: 'release the reservation of an export (e.g. after its holder died); answered once saved',
     exportArg: 'required',
-    run: (t, key) => t.request('clear-reserve', key),
   },
   {
     name: 'set-reserve',
     summary: 'reserve an export for these MACs (as a Reserve force set); answered once saved',
     exportArg: 'required',
     macsArg: true,
-    run: (t, key, macs) => t.request('set-reserve', key, macs),
   },
   {
     name: 'show-state',
     summary: 'state of an export in force and in its state file (also an unreadable one, and why)',
     exportArg: 'required',
-    run: (t, key) => t.request('show-state', key),
   },
   {
     name: 'restore-state',
     summary: 'serve a held export from its state file once it has been fixed',
     exportArg: 'required',
-    run: (t, key) => t.request('restore-state', key),
   },
   {
     name: 'reset-state',
     summary: "set a held export's unreadable state file aside and serve it with empty state",
     exportArg: 'required',
-    run: (t, key) => t.request('reset-state', key),
   },
   {
     name: 'reload',
     summary: 're-read the configuration and apply it, as SIGHUP does',
     exportArg: 'none',
-    run: (t) => t.reload(),
   },
   {
     name: 'resize',
     summary: 'take the size of a grown backing file or volume now, without a reload (prints old -> new size)',
     exportArg: 'required',
-    run: (t, key) => t.request('resize', key),
   },
   {
     name: 'views',
     summary: 'per-initiator views of an export: MAC, bytes of its own, created, last seen',
     exportArg: 'required',
-    run: (t, key) => t.request('views', key),
   },
   {
     name: 'view-reset',
@@ -150,14 +138,12 @@ export const COMMANDS: readonly CommandDef[] = [
     exportArg: 'required',
     wordsArg: { name: 'macs', describe: 'initiator MACs whose views to reset', min: 0, max: 4096 },
     options: [{ name: 'all', describe: 'reset every view of the export' }],
-    run: (t, key, _m, extra) => t.request('view-reset', key, undefined, extra),
   },
   {
     name: 'view-drop',
     summary: "remove views (their files too); an initiator's next request makes a new one",
     exportArg: 'required',
     wordsArg: { name: 'macs', describe: 'initiator MACs whose views to remove', min: 1, max: 4096 },
-    run: (t, key, _m, extra) => t.request('view-drop', key, undefined, extra),
   },
   {
     name: 'snapshot',
@@ -165,20 +151,17 @@ export const COMMANDS: readonly CommandDef[] = [
     exportArg: 'required',
     wordsArg: { name: 'name', describe: 'snapshot name (default: the time now)', min: 0, max: 1 },
     options: [{ name: 'view', describe: 'snapshot the view of this initiator MAC instead of the export' }],
-    run: (t, key, _m, extra) => t.request('snapshot', key, undefined, extra),
   },
   {
     name: 'snapshots',
     summary: 'snapshots of an export: name, of what, created, bytes of its own, file',
     exportArg: 'required',
-    run: (t, key) => t.request('snapshots', key),
   },
   {
     name: 'snapshot-delete',
     summary: 'delete a snapshot',
     exportArg: 'required',
     wordsArg: { name: 'name', describe: 'snapshot name', min: 1, max: 1 },
-    run: (t, key, _m, extra) => t.request('snapshot-delete', key, undefined, extra),
   },
   {
     name: 'revert',
@@ -188,7 +171,6 @@ export const COMMANDS: readonly CommandDef[] = [
     options: [
       { name: 'force', describe: 'revert although an initiator was active in the last 5 minutes (its cache would not know)' },
     ],
-    run: (t, key, _m, extra) => t.request('revert', key, undefined, extra),
   },
 ];
 
@@ -253,10 +235,28 @@ export async function dispatch(target: ControlTarget, req: ControlRequest): Prom
     (extra as Record<string, unknown>)[o] = req[o];
   }
   try {
-    return { id, ok: true, result: await cmd.run(target, key, macs, extra) };
+    return { id, ok: true, result: await runCommand(cmd, target, key, macs, extra) };
   } catch (e) {
     return fail((e as Error).message);
   }
+}
+
+/**
+ * Runs a command whose arguments were checked: its own `run`, or else the
+ * request of its name (the supervisor's reload, or the worker's request with
+ * the export, and the MACs or words and options the command takes).
+ */
+export function runCommand(
+  cmd: CommandDef,
+  target: ControlTarget,
+  key?: string,
+  macs?: string[],
+  extra?: CommandExtra,
+): Promise<unknown> {
+  if (cmd.run) return cmd.run(target, key, macs, extra);
+  if (cmd.name === 'reload') return target.reload();
+  const takesExtra = cmd.wordsArg !== undefined || cmd.options !== undefined;
+  return target.request(cmd.name, key, cmd.macsArg ? macs : undefined, takesExtra ? extra : undefined);
 }
 
 /** Looks a group up in /etc/group (Node has no getgrnam). */

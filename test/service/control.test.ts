@@ -14,7 +14,15 @@ import { exportConfig } from '../helpers/export-config';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { patternFile } from '../helpers/files';
 import { Server } from '../../src/target/server';
-import { COMMANDS, ControlServer, controlRequest, dispatch, groupId, type ControlTarget } from '../../src/service/control';
+import {
+  COMMANDS,
+  ControlServer,
+  controlRequest,
+  dispatch,
+  groupId,
+  runCommand,
+  type ControlTarget,
+} from '../../src/service/control';
 import { formatResult, parseCtlArgs, resolveSocket, runCtl } from '../../src/cli/ctl';
 import { humanBytes, latencyBound } from '../../src/cli/stats-table';
 import { MetricsServer, renderMetrics } from '../../src/service/metrics';
@@ -485,9 +493,23 @@ t.test('the worker answers each command of the table under its own name, and no 
   for (const def of COMMANDS) {
     if (def.name === 'reload') continue; // the supervisor's own, not the worker's
     asked.length = 0;
-    await def.run(recorder, 'e1.1', ['52:54:00:12:34:56'], {});
+    await runCommand(def, recorder, 'e1.1', ['52:54:00:12:34:56'], {});
     t.same(asked, [def.name], `${def.name} asks the worker for ${def.name}`);
   }
+  // Each command hands the worker what it takes, and nothing else.
+  const handed: Record<string, { macs?: string[]; extra?: object }> = {};
+  const argsRecorder: ControlTarget = {
+    request: async (op: WorkerOp, _key?: string, macs?: string[], extra?: object) => {
+      handed[op] = { macs, extra };
+      return [];
+    },
+    reload: async () => ({}),
+  };
+  for (const def of COMMANDS) await runCommand(def, argsRecorder, 'e1.1', ['52:54:00:12:34:56'], { words: ['w'] });
+  t.same(handed['set-mask'], { macs: ['52:54:00:12:34:56'], extra: undefined }, 'set-mask: its MACs');
+  t.same(handed['show-mask'], { macs: undefined, extra: undefined }, 'show-mask: the export alone');
+  t.same(handed['snapshot'], { macs: undefined, extra: { words: ['w'] } }, 'snapshot: its name and options');
+  t.same(handed['view-drop'], { macs: undefined, extra: { words: ['w'] } }, 'view-drop: its MACs as words');
   const stub: ServerLike = { apply: async () => undefined, stop: async () => undefined, stats: () => ({}) };
   const core = new WorkerCore(async () => stub, silent);
   await core.start({ exports: [] });
