@@ -172,6 +172,7 @@ export class Link {
   close(): void {
     this.accepting = false;
     if (this.socket) {
+      this.flushWritten(); // slots of writes that completed in this batch, still held in this ring
       this.socket.stopPolling();
       this.socket.close();
       this.socket = null;
