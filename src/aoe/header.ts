@@ -72,6 +72,17 @@ export function addresses(f: Uint8Array, o: number, shelf: number, slot: number)
   return (major === shelf || major === BROADCAST_SHELF) && (minor === slot || minor === BROADCAST_SLOT);
 }
 
+/**
+ * The source is one station's address: not a group address (broadcast,
+ * multicast: the I/G bit of the first byte) and not all zero. A reply goes
+ * to the source, so a request from anything else must get none.
+ */
+export function isFromStation(f: Uint8Array, o: number): boolean {
+  const p = o + OFF_SRC;
+  if ((f[p] & 1) !== 0) return false;
+  return (f[p] | f[p + 1] | f[p + 2] | f[p + 3] | f[p + 4] | f[p + 5]) !== 0;
+}
+
 /** Destination is `mac` or the Ethernet broadcast address. */
 export function isForMac(f: Uint8Array, o: number, mac: Uint8Array): boolean {
   let own = true;

@@ -8,7 +8,17 @@
 import { OFF_SRC } from '../aoe/constants';
 import { respond } from '../aoe/dispatch';
 import { Outcome } from '../aoe/frame-context';
-import { addresses, isAoeRequest, isAtaRequest, isForMac, isFromMac, majorOf, minorOf, wantsMtuLook } from '../aoe/header';
+import {
+  addresses,
+  isAoeRequest,
+  isAtaRequest,
+  isForMac,
+  isFromMac,
+  isFromStation,
+  majorOf,
+  minorOf,
+  wantsMtuLook,
+} from '../aoe/header';
 import { DrainLayout } from '../native/addon';
 import { ExportCounter, LinkCounter } from './counters';
 import type { EngineContext } from './engine-context';
@@ -53,7 +63,8 @@ export class Intake {
   /** Handles one frame for every export it addresses; true when a request still holds its receive slot. */
   private frame(link: Link, ring: Uint8Array, off: number, len: number, slot: number): boolean {
     const mac = link.ctx.mac;
-    if (!isAoeRequest(ring, off, len) || isFromMac(ring, off, mac) || !isForMac(ring, off, mac)) {
+    // A broadcast, multicast or zero source gets no reply (it would go to every host, or nowhere) and no view.
+    if (!isAoeRequest(ring, off, len) || !isFromStation(ring, off) || isFromMac(ring, off, mac) || !isForMac(ring, off, mac)) {
       link.counters[LinkCounter.Ignored]++;
       return false;
     }

@@ -56,6 +56,7 @@ const M2 = '02:00:00:00:01:02';
 const M3 = '02:00:00:00:01:03';
 const M9 = '02:00:00:00:09:09';
 const OTHER_DST = '02:00:00:00:00:99';
+const GROUP_OR_ZERO_SOURCES = ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '00:00:00:00:00:00'];
 
 const ATA_OK = 0x40;
 const ATA_FAIL = 0x41;
@@ -661,6 +662,11 @@ if (requireRoot(t)) {
           },
         ],
         ["source = the target's own MAC", (b) => writeConfigQuery(b, 0, addr(tmac, SHELF, SLOT), 0, 0)],
+        // A reply goes to the source: to every host, a multicast group or nobody.
+        ...GROUP_OR_ZERO_SOURCES.flatMap((src): Array<[string, (b: Uint8Array) => number]> => [
+          [`Query Config from source ${src}`, (b) => writeConfigQuery(b, 0, addr(parseMac(src), SHELF, SLOT, tmac), 0, 0)],
+          [`IDENTIFY from source ${src}`, (b) => writeIdentify(b, 0, addr(parseMac(src), SHELF, SLOT, tmac), 0)],
+        ]),
         [
           `destination ${OTHER_DST} (another host)`,
           (b) => writeConfigQuery(b, 0, addr(me, SHELF, SLOT, parseMac(OTHER_DST)), 0, 0),

@@ -365,6 +365,32 @@ t.test('the MAC mask applies to the export: a masked initiator gets no view, a n
   t.notOk(fs.existsSync(join(mnt, 'views', 'e1.2', '020000000b0b.img')), 'no view for the masked MAC');
 });
 
+t.test('broadcast, multicast and zero source MACs: no reply, no view, counted as ignored', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, config } = await lab(t);
+  const { net, server } = await startInProcess(t, [config]);
+  const ignoredBefore = server.stats().interfaces[0].counters.ignored;
+  const sources = ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '00:00:00:00:00:00'];
+  for (const mac of sources) {
+    const forged = new Initiator(net, IFACE, mac);
+    const tags = [forged.identify(), forged.read(1, 1), forged.write(1, sector(0x66)), forged.queryConfig()];
+    await settle(100);
+    t.equal(
+      tags.map((tag) => forged.unclaimed(tag)).reduce((a, b) => a + b),
+      0,
+      `${mac}: no reply to any request`,
+    );
+  }
+  const a = new Initiator(net, IFACE, MAC_A);
+  t.ok(await write(a, 1, sector(0xaa)), 'a machine with its own address still gets its view');
+  t.same(
+    fs.readdirSync(join(mnt, 'views', 'e1.2')).filter((f) => f.endsWith('.img')),
+    ['020000000a0a.img'],
+    'no view file for the forged sources',
+  );
+  t.equal(server.stats().interfaces[0].counters.ignored - ignoredBefore, 12, 'the 12 forged requests are counted as ignored');
+});
+
 t.test('read-only, reservations and the config string apply to the export as a whole, views included', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
   const { mnt, config } = await lab(t);
