@@ -45,11 +45,21 @@ export interface ServerStats {
     reserve: string[];
     counters: Record<string, number>;
     /**
-     * With views = per-initiator: how many, the bytes they have of their own,
-     * new initiators refused a view; sharesImage: reads of blocks a view did
-     * not write go to the image (one page cache for all views).
+     * With views = per-initiator: how many (and the export's max-views), the
+     * bytes they have of their own, new initiators refused a view (in all,
+     * and by reason: max-views, open-files, min-free, failed); sharesImage:
+     * reads of blocks a view did not write go to the image (one page cache
+     * for all views).
      */
-    views?: { count: number; ownBytes: number; failures: number; sharesImage: boolean; lastError?: string };
+    views?: {
+      count: number;
+      maxViews: number;
+      ownBytes: number;
+      failures: number;
+      refused: Record<string, number>;
+      sharesImage: boolean;
+      lastError?: string;
+    };
     /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
     snapshots?: { count: number; ownBytes: number };
     latencyUsLog2: number[];

@@ -46,8 +46,10 @@ function existingAncestor(dir: string): string {
  * Throws a StoreError unless `image` is a regular file and `dir` (or, when it
  * does not exist yet, its nearest parent) is on the same file system and that
  * file system clones files. `what` names the feature ("views", "snapshots").
+ * `cloned`: `dir` already holds clones of the image, so the try (which writes
+ * a file, and fails on a full file system) is skipped.
  */
-export function checkReflinkPlace(image: string, dir: string, what: string, fns: ReflinkFunctions): void {
+export function checkReflinkPlace(image: string, dir: string, what: string, fns: ReflinkFunctions, cloned = false): void {
   let st: fs.Stats;
   try {
     st = fs.statSync(image);
@@ -65,6 +67,7 @@ export function checkReflinkPlace(image: string, dir: string, what: string, fns:
     throw new StoreError(
       `${what} directory ${dir} is not on the file system of ${image}; a clone can only be made within one file system: put both on the same ${NEEDED}`,
     );
+  if (cloned) return;
   let ok: boolean;
   try {
     ok = fns.reflinkSupported(place);

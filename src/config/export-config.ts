@@ -39,7 +39,17 @@ export interface ExportConfig {
   views?: 'per-initiator';
   /** Where views and snapshots live (VIEWSDIR/eS.L/...); must be on `file`'s reflink file system. */
   viewsDir?: string;
+  /** Views the export may have (max-views); undefined = DEFAULT_MAX_VIEWS. */
+  maxViews?: number;
+  /** Percent of the views file system kept free; below it no new view is made (views-min-free); undefined = DEFAULT_VIEWS_MIN_FREE. */
+  viewsMinFree?: number;
 }
+
+/** Views an export may have unless max-views says otherwise: a lab's machines, not every MAC a segment can forge. */
+export const DEFAULT_MAX_VIEWS = 256;
+export const MAX_MAX_VIEWS = 1_000_000;
+/** Percent of the views file system kept free for the views that exist. */
+export const DEFAULT_VIEWS_MIN_FREE = 5;
 
 export interface ServerConfig {
   exports: ExportConfig[];

@@ -6,7 +6,10 @@
 
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import {
+  DEFAULT_MAX_VIEWS,
   DEFAULT_TUNABLES,
+  DEFAULT_VIEWS_MIN_FREE,
+  MAX_MAX_VIEWS,
   MAX_ANNOUNCE_SECONDS,
   MAX_DUPLICATE_PROBE_MS,
   MAX_SPIN_MICROS,
@@ -422,6 +425,30 @@ export const KEYS: readonly KeyDef[] = [
     defaultText: 'required with views = per-initiator',
     meaning:
       'Directory of the views and snapshots (one subdirectory per export, created if missing); on the same file system as file, which must make reflinks.',
+  },
+  {
+    key: 'max-views',
+    section: 'export',
+    field: 'maxViews',
+    type: 'count',
+    // Unset unless written (exports without views carry no such field); the views code applies the default.
+    default: '',
+    defaultText: String(DEFAULT_MAX_VIEWS),
+    range: [1, MAX_MAX_VIEWS],
+    meaning:
+      'With views = per-initiator: how many views the export may have; a new initiator beyond it gets an error reply (views that exist keep working). Each view is a file that can grow to the size of file, and a frame from a new source MAC asks for one.',
+  },
+  {
+    key: 'views-min-free',
+    section: 'export',
+    field: 'viewsMinFree',
+    type: 'count',
+    default: '',
+    defaultText: String(DEFAULT_VIEWS_MIN_FREE),
+    range: [0, 90],
+    arg: 'PERCENT',
+    meaning:
+      'With views = per-initiator: percent of the views file system kept free; below it no new view is made, so that the views that exist keep room to write. 0 = no floor.',
   },
   {
     key: 'null-store',

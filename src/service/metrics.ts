@@ -180,6 +180,15 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
         l,
         e.views.failures,
       );
+      if (e.views.maxViews !== undefined)
+        x.gauge('vblade_export_views_max', 'views the export may have (max-views)', l, e.views.maxViews);
+      for (const [reason, n] of Object.entries(e.views.refused ?? {}))
+        x.counter(
+          'vblade_export_view_refusals_total',
+          'requests of new initiators refused a view, by reason: max-views, open-files (the process bound), min-free (views-min-free), failed (making it failed)',
+          { ...l, reason },
+          n,
+        );
       x.gauge(
         'vblade_export_views_share_image',
         '1 while views read the blocks they did not write from the image (one page cache); 0 while each reads its own file',

@@ -113,8 +113,9 @@ export class ExportSet {
         const views = this.p.views.openViews(c, store);
         e.serveViews(views, new ViewStores(views, store));
       } catch (err) {
-        store.close();
-        throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
+        // This export alone serves nothing; the others serve (a start or restart must not fail because of one views dir).
+        e.held ??= `cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}; not served until that is fixed and the export is reloaded (or vbladed restarted)`;
+        this.p.log.error({ export: key, dir: viewsDirOf(c), err: (err as Error).message }, 'cannot open the views');
       }
     }
     engine.exports[id] = e;
@@ -151,6 +152,7 @@ export class ExportSet {
 
   /** An export whose saved state was unreadable serves again (its state was saved anew). */
   endHold(e: ServedExport): void {
+    if (e.config.views !== undefined && e.views === null) return; // held for its views, not its state
     e.held = null;
     this.heldKeys.delete(e.key);
   }

@@ -7,14 +7,15 @@ import { openNullStore } from '../backend/null-store';
 import { checkReflinkPlace } from '../backend/reflink';
 import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
-import { viewsDirOf } from '../views/views-dir';
+import { holdsViews, viewsDirOf } from '../views/views-dir';
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
 /** Opens the store an export config names; throws StoreError with what to do. */
 export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported'>): BlockStore {
   if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
-  if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon);
+  // With views there already the file system makes clones: no try, which needs free space (a full one must not stop a restart).
+  if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon, holdsViews(c));
   else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);
   return openFileStore({
     file: c.file,

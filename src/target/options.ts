@@ -41,12 +41,14 @@ export interface ServerOptions {
    * address on this host (tests on a fake network pass 0).
    */
   duplicateProbeMs?: number;
-  /** Views one export may keep open (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
+  /** Views the process may keep open over all exports (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
   maxViews?: number;
   /** After a writer had a views export's image open: how often sharing its page cache is tried again (default 30 s). */
   viewLeaseRetryMs?: number;
   /** How often views' last-seen dates are saved while initiators use them (default 60 s). */
   viewDatesSaveMs?: number;
+  /** How often refusals of new views are summed up in one log line (default 60 s). */
+  viewRefusalLogMs?: number;
 }
 
 /** ServerOptions with every default filled in; the addon, the ring wrapper and the start-up policy are taken apart. */
@@ -72,5 +74,6 @@ export function resolveOptions(options: ServerOptions): ServingOptions {
     maxViews: options.maxViews ?? Math.max(0, openFileLimit() - FDS_KEPT_FREE),
     viewLeaseRetryMs: options.viewLeaseRetryMs ?? 30_000,
     viewDatesSaveMs: options.viewDatesSaveMs ?? 60_000,
+    viewRefusalLogMs: options.viewRefusalLogMs ?? 60_000,
   };
 }

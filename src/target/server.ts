@@ -88,6 +88,7 @@ export class Server {
       maxViews: opts.maxViews,
       leaseRetryMs: opts.viewLeaseRetryMs,
       datesSaveMs: opts.viewDatesSaveMs,
+      refusalLogMs: opts.viewRefusalLogMs,
       exportOf: (key) => this.exportSet.get(key),
       exports: () => this.exportSet.values(),
       waitDrain: () => this.drain.wait(),

@@ -58,8 +58,10 @@ function exportStats(e: Export, s: StatsSources): ServerStats['exports'][number]
       ? {
           views: {
             count: e.views.count,
+            maxViews: e.views.maxViews,
             ownBytes: e.views.ownBytes(),
             failures: e.views.failures,
+            refused: { ...e.views.admission.refusals },
             sharesImage: e.views.sharesImage,
             ...(e.views.lastError !== null ? { lastError: e.views.lastError } : {}),
           },

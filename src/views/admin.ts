@@ -11,8 +11,9 @@ import type { SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { ConfigError } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
 import { checkReflinkPlace } from '../backend/reflink';
-import { exportKey, type ExportConfig } from '../config/export-config';
+import { DEFAULT_MAX_VIEWS, DEFAULT_VIEWS_MIN_FREE, exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
+import { ViewBudget } from './admission';
 import { defaultSnapshotName, SnapshotDir } from './snapshots';
 import { ExportViews, macOfName, nameOfMac } from './views';
 import { snapshotsDirOf, viewsDirOf } from './views-dir';
@@ -37,12 +38,14 @@ export interface AdministeredExport {
 export interface ViewsAdminOptions {
   log: Logger;
   addon: NativeAddon;
-  /** Views one export may keep open (one descriptor each). */
+  /** Views the process may keep open over all exports (one descriptor each). */
   maxViews: number;
   /** After a writer had the image open: how often sharing its page cache is tried again. */
   leaseRetryMs: number;
   /** How often views' last-seen dates are saved while initiators use them. */
   datesSaveMs: number;
+  /** How often refusals of new views are summed up in one log line. */
+  refusalLogMs: number;
   /** The export served under `key`, if any. */
   exportOf(key: string): AdministeredExport | undefined;
   /** Every export served now. */
@@ -52,7 +55,12 @@ export interface ViewsAdminOptions {
 }
 
 export class ViewsAdmin {
-  constructor(private readonly o: ViewsAdminOptions) {}
+  /** One bound on open views for every export's views. */
+  private readonly budget: ViewBudget;
+
+  constructor(private readonly o: ViewsAdminOptions) {
+    this.budget = new ViewBudget(o.maxViews);
+  }
 
   /** Opens (or makes) the views of a new export whose image is `image`. */
   openViews(c: ExportConfig, image: BlockStore): ExportViews {
@@ -63,13 +71,23 @@ export class ViewsAdmin {
       image,
       direct: c.direct,
       readOnly: c.readOnly,
-      maxViews: this.o.maxViews,
+      maxViews: c.maxViews ?? DEFAULT_MAX_VIEWS,
+      minFreePercent: c.viewsMinFree ?? DEFAULT_VIEWS_MIN_FREE,
+      budget: this.budget,
       leaseRetryMs: this.o.leaseRetryMs,
       datesSaveMs: this.o.datesSaveMs,
+      refusalLogMs: this.o.refusalLogMs,
       fns: this.o.addon,
       events: {
         created: (name, ms) => log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
         failed: (name, message) => log.error({ export: key, view: name }, message),
+        refused: (reason, count, seconds, message) =>
+          log.warn(
+            { export: key, reason, count },
+            seconds === 0
+              ? `refused a view to a new machine: ${message}`
+              : `refused ${count} requests of new machines for a view in the last ${seconds} s: ${message}`,
+          ),
         sharing: (on, why) =>
           on
             ? log.info({ export: key, image: image.description }, why)

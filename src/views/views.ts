@@ -8,10 +8,9 @@
 // made off the frame path (FICLONE on a pool thread: it takes 0.5 ms for an
 // image of a few extents but tens of milliseconds for one of thousands, and
 // would stall every export meanwhile); its requests are dropped until the
-// view exists, and the initiator retransmits them. Views stay open:
-// descriptors are bounded by the process's RLIMIT_NOFILE (Node raises the
-// soft limit to the hard one), and a new initiator beyond `maxViews` gets an
-// error reply.
+// view exists, and the initiator retransmits them. Views stay open. Whether a
+// new initiator may have one (the export's and the process's bounds, the
+// free-space floor) is admission.ts's; a refused one gets an error reply.
 //
 // Reads of blocks a view never wrote go to the image (own-blocks.ts says
 // why) while the process holds a read lease on it (image-sharing.ts).
@@ -21,6 +20,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ViewListing } from '../api/control';
 import { STORE_PENDING, type BlockStore } from '../backend/block-store';
+import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission';
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
 import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
@@ -51,9 +51,8 @@ export function nameOfMac(mac: string): string | undefined {
 }
 
 const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
-
-/** After a view could not be made, its initiator's requests get error replies this long before another try. */
-const RETRY_MS = 5000;
+/** A clone cloneTo() had not renamed yet when the process stopped (crashed): never a view, only space taken. */
+const STALE_CLONE = /^\.[0-9a-f]{12}\.img\.\d+\.tmp$/;
 
 export interface ExportViewsOptions {
   /** VIEWSDIR/eS.L, created if missing. */
@@ -63,13 +62,23 @@ export interface ExportViewsOptions {
   direct: boolean;
   /** Read-only export: new initiators read the image itself; no view is made for them. */
   readOnly: boolean;
+  /** Views this export may have (max-views). */
   maxViews: number;
+  /** Percent of the views file system kept free: below it no new view is made (views-min-free). */
+  minFreePercent: number;
+  /** Views the process may keep open, over all exports. */
+  budget: ViewBudget;
   /** After a writer had the image open: how often sharing is tried again. */
   leaseRetryMs: number;
   /** How often last-seen dates are saved while initiators are active (a crash loses at most this much of them). */
   datesSaveMs: number;
+  /** How often refusals are summed up in the log (default 60 s). */
+  refusalLogMs?: number;
   fns: ViewFunctions;
-  events: ViewEvents;
+  events: ViewEvents & {
+    /** New initiators refused a view: the first at once, then a count per interval (admission.ts). */
+    refused(reason: RefusalReason, count: number, seconds: number, message: string): void;
+  };
 }
 
 export class ExportViews {
@@ -79,8 +88,8 @@ export class ExportViews {
   private readonly dirFd: number;
   /** Views being made, by MAC key: the promise settles when it is there (or failed). */
   private readonly making = new Map<number, Promise<void>>();
-  /** When making a MAC's view last failed (engine clock). */
-  private readonly failedAt = new Map<number, number>();
+  /** Whether a new initiator may have a view now; refusals counted, no memory per machine. */
+  readonly admission: ViewAdmission;
   private closed = false;
   /** The descriptors one group commit syncs, and how many of them are still running. */
   private readonly syncFds: number[] = [];
@@ -92,15 +101,20 @@ export class ExportViews {
   /** performance.now() of the last save of the dates. */
   private savedAt = 0;
   private datesSaving: Promise<void> = Promise.resolve();
-  /** New initiators refused a view (no space, the bound reached, ...). */
-  failures = 0;
-  lastError: string | null = null;
   /** Reads of blocks no view wrote go to the image while it holds the lease. */
   private readonly sharing: ImageSharing;
 
   private constructor(private readonly o: ExportViewsOptions) {
     fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     this.dirFd = fs.openSync(o.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    this.admission = new ViewAdmission({
+      dir: o.dir,
+      maxViews: o.maxViews,
+      minFreePercent: o.minFreePercent,
+      budget: o.budget,
+      refused: (reason, count, seconds, message) => o.events.refused(reason, count, seconds, message),
+      summaryMs: o.refusalLogMs,
+    });
     this.sharing = new ImageSharing({ image: o.image, fns: o.fns, events: o.events, retryMs: o.leaseRetryMs }, this.list);
     this.seenTimer = setInterval(() => {
       if (this.list.some((v) => v !== null && v.seenAt > this.savedAt)) void this.saveDates();
@@ -114,6 +128,7 @@ export class ExportViews {
     try {
       const dates = readViewDates(o.dir);
       for (const f of fs.readdirSync(o.dir)) {
+        if (STALE_CLONE.test(f)) fs.rmSync(path.join(o.dir, f), { force: true });
         const m = VIEW_FILE.exec(f);
         if (m === null) continue;
         const name = m[1];
@@ -121,6 +136,7 @@ export class ExportViews {
         const fd = fs.openSync(file, v.openFlags());
         const d = dates.get(name) ?? { created: fs.fstatSync(fd).birthtimeMs || Date.now(), lastSeen: 0 };
         v.add(new View(name, v.storeOf(fd, file), d), parseInt(name, 16));
+        o.budget.open++; // views that exist are served, whatever the bounds say now
       }
     } catch (e) {
       v.close();
@@ -132,6 +148,19 @@ export class ExportViews {
 
   get count(): number {
     return this.byKey.size;
+  }
+
+  /** New initiators refused a view since the start (bounds, free space, a failure to make it). */
+  get failures(): number {
+    return this.admission.total;
+  }
+
+  get lastError(): string | null {
+    return this.admission.lastMessage;
+  }
+
+  get maxViews(): number {
+    return this.o.maxViews;
   }
 
   get dir(): string {
@@ -153,20 +182,11 @@ export class ExportViews {
     }
     if (this.o.readOnly) return this.o.image;
     if (this.making.has(key)) return STORE_PENDING;
-    const failed = this.failedAt.get(key);
-    if (failed !== undefined && now - failed < RETRY_MS) return null;
-    const name = viewName(key);
-    if (this.byKey.size + this.making.size >= this.o.maxViews) {
-      this.fail(
-        name,
-        `${this.o.maxViews} views are open, the most this process may keep; drop unused views (vblade ctl view-drop) or raise LimitNOFILE`,
-      );
-      this.failedAt.set(key, now);
-      return null;
-    }
+    if (this.admission.refuses(this.byKey.size + this.making.size, now)) return null;
+    this.o.budget.open++;
     this.making.set(
       key,
-      this.make(key, name).finally(() => this.making.delete(key)),
+      this.make(key, viewName(key)).finally(() => this.making.delete(key)),
     );
     return STORE_PENDING;
   }
@@ -293,27 +313,21 @@ export class ExportViews {
     try {
       fd = await this.cloneTo(file);
     } catch (e) {
-      this.fail(name, `cannot make the view ${file}: ${(e as Error).message}`);
-      this.failedAt.set(key, performance.now());
+      this.o.budget.open--;
+      this.admission.failed(`cannot make the view ${file}: ${(e as Error).message}`, performance.now());
       return;
     }
     if (this.closed) {
+      this.o.budget.open--;
       fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
       return;
     }
-    this.failedAt.delete(key);
     const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
     v.seenAt = performance.now(); // its initiator asked for it just now
     this.sharing.checkClone(v, epoch);
     this.add(v, key);
     this.o.events.created(name, performance.now() - t0);
     this.datesChanged();
-  }
-
-  private fail(name: string, message: string): void {
-    this.failures++;
-    this.lastError = message;
-    this.o.events.failed(name, message);
   }
 
   /** Every view with its own bytes and dates, by MAC. */
@@ -399,6 +413,7 @@ export class ExportViews {
     fs.fsyncSync(this.dirFd);
     this.list[v.index] = null;
     this.byKey.delete(parseInt(v.name, 16));
+    this.o.budget.open--;
     this.datesChanged();
     return macOfName(v.name);
   }
@@ -465,6 +480,8 @@ export class ExportViews {
   close(): void {
     this.closed = true;
     clearInterval(this.seenTimer);
+    this.admission.close();
+    this.o.budget.open -= this.byKey.size;
     this.sharing.close();
     if (this.datesTimer !== null) clearTimeout(this.datesTimer);
     this.datesTimer = null;
