@@ -45,6 +45,16 @@ export interface ExportConfig {
   viewsMinFree?: number;
 }
 
+/**
+ * Why a views export without a MAC mask is a risk, and what to set: a view
+ * is made for any source MAC the export admits, and AoE trusts the source
+ * MAC of a frame. undefined when the export has no views or has a mask.
+ */
+export function viewsWithoutMaskWarning(c: ExportConfig): string | undefined {
+  if (c.views === undefined || c.macMask.length > 0) return undefined;
+  return `${exportKey(c)} has views = per-initiator and no mac-mask: any machine on ${c.interfaces.join(', ')} can make views (a file each, as large as the image can grow) by sending frames from made-up MACs, up to max-views = ${c.maxViews ?? DEFAULT_MAX_VIEWS}; set mac-mask = the MACs of the lab's machines`;
+}
+
 /** Views an export may have unless max-views says otherwise: a lab's machines, not every MAC a segment can forge. */
 export const DEFAULT_MAX_VIEWS = 256;
 export const MAX_MAX_VIEWS = 1_000_000;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { formatProblem, parseConfigFile } from './config-file';
 import type { DaemonKeys } from './keys';
 import { parseDebianConf } from './debian-conf';
-import { exportKey, type ExportConfig } from './export-config';
+import { exportKey, viewsWithoutMaskWarning, type ExportConfig } from './export-config';
 import { parseVbladeArgs } from './vblade-args';
 
 /** Where the exports come from. */
@@ -53,7 +53,8 @@ export function loadExports(source: ExportSource): LoadedExports {
   const defaultName = path.basename(file).replace(/\.conf$/, '');
   if (source.mode === 'config') {
     const c = parseConfigFile(text, file);
-    return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings: [] };
+    const warnings = c.exports.map(viewsWithoutMaskWarning).filter((w): w is string => w !== undefined);
+    return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings };
   }
   const d = parseDebianConf(text, file);
   return { exports: [d.export], fileDaemonKeys: {}, defaultName, warnings: d.warnings.map(formatProblem) };

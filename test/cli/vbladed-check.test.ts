@@ -66,7 +66,7 @@ t.test('--check: views on a file system without reflinks are refused, on XFS wit
   const bad = await check();
   t.equal(bad.code, 1);
   t.equal(
-    bad.stderr.split('\n')[0],
+    bad.stderr.split('\n').find((l) => l.startsWith('vbladed: e1.1:')),
     `vbladed: e1.1: views of ${onExt4} need a file system that makes copy-on-write clones (reflinks), and ${ext4} is on ext2/3/4 without them; use XFS made with \`mkfs.xfs -m reflink=1\` (the default since xfsprogs 5.1) or btrfs (for a logical volume: LVM thin snapshots, see docs/operations.md)`,
   );
   t.notOk(fs.existsSync(path.join(ext4, 'views')), '--check creates nothing');
@@ -77,4 +77,13 @@ t.test('--check: views on a file system without reflinks are refused, on XFS wit
   const good = await check();
   t.equal(good.code, 0, good.stderr);
   t.notOk(fs.existsSync(path.join(xfs, 'views')), '--check creates nothing here either');
+  t.equal(
+    good.stderr,
+    `vbladed: warning: e1.1 has views = per-initiator and no mac-mask: any machine on ${veth.a.ifname} can make views (a file each, as large as the image can grow) by sending frames from made-up MACs, up to max-views = 256; set mac-mask = the MACs of the lab's machines\n`,
+    'a views export without a mask is warned about',
+  );
+  fs.writeFileSync(conf, `${section(onXfs, path.join(xfs, 'views'))}mac-mask = 52:54:00:12:34:56\n`);
+  const masked = await check();
+  t.equal(masked.code, 0, masked.stderr);
+  t.equal(masked.stderr, '', 'with a mask: no warning');
 });

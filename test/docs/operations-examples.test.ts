@@ -49,6 +49,26 @@ t.test('vblade.conf examples parse with no comment in a value', async (t) => {
   t.same(first.interfaces, ['eth1', 'eth2'], 'interfaces = eth1 eth2   # two paths ... is two interfaces');
 });
 
+t.test('the lab examples (operations.md, README.md) with views set a MAC mask', async (t) => {
+  const readme = fs.readFileSync(path.join(path.dirname(DOC), '..', 'README.md'), 'utf8');
+  // The README's example is an indented block under its heading.
+  const lab = readme.split('## Serve a lab of diskless machines from one image')[1] ?? '';
+  const readmeConf = lab.split('\n').slice(1).join('\n').replace(/^\n+/, '').split('\n\n')[0].replace(/^ {4}/gm, '');
+  const confs = [
+    ...blocks.filter((b) => b.lang === 'ini' && b.text.includes('[export')).map((b) => ['docs/operations.md', b.text]),
+    ['README.md', readmeConf],
+  ];
+  let withViews = 0;
+  for (const [where, text] of confs) {
+    for (const e of parseConfigFile(text, where).exports) {
+      if (e.views === undefined) continue;
+      withViews++;
+      t.ok(e.macMask.length > 0, `${where} e${e.shelf}.${e.slot}: views with a mac-mask (${e.macMask.join(' ')})`);
+    }
+  }
+  t.ok(withViews >= 2, `${withViews} examples with views, in both files`);
+});
+
 t.test('the Debian fragment example parses', async (t) => {
   const frags = blocks.filter((b) => /vblade\.conf\.d\/\S+\.conf/.test(b.before));
   t.ok(frags.length > 0, 'docs/operations.md has a vblade.conf.d example');
