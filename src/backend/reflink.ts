@@ -72,6 +72,9 @@ export function checkReflinkPlace(image: string, dir: string, what: string, fns:
   try {
     ok = fns.reflinkSupported(place);
   } catch (e) {
+    // A full file system (or quota) cannot be tried now; it says so again when a clone is made, and what exists still serves.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return;
     throw new StoreError(`cannot try a clone in ${place} for the ${what} of ${image}: ${(e as Error).message}`);
   }
   if (!ok)

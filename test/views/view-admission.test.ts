@@ -237,7 +237,9 @@ t.test('a restart with the views file system full serves every export; stale clo
   if (!requireLoopFs(t, 'xfs-reflink')) return;
   const { mnt, config } = await lab(t);
   const plain = exportOf(await patternFile(t, SECTORS, { dir: tempDir(t, 'plain') }), { slot: 3 });
-  const r = await start(t, [config, plain]);
+  // A views export that has no view yet: nothing shows that its file system clones, and a trial clone needs space.
+  const fresh = { ...config, slot: 4, file: await patternFile(t, SECTORS, { dir: mnt, name: 'golden-4.img' }) };
+  const r = await start(t, [config, plain, fresh]);
   const a = new Initiator(r.net, IFACE, MAC_A);
   t.ok(await write(a, 1, sector(0xaa)), 'the lab machine has its view');
   await r.server.stop();
@@ -247,10 +249,15 @@ t.test('a restart with the views file system full serves every export; stale clo
   fs.writeFileSync(stale, 'x');
   fs.writeFileSync(notOurs, 'x');
   fill(mnt, 0);
-  const again = await start(t, [config, plain]);
+  const again = await start(t, [config, plain, fresh]);
   const b = new Initiator(again.net, IFACE, MAC_A);
   t.same(await read(b, 1), sector(0xaa), 'the lab machine reads its view');
   t.same(await read(b, 0, 3), patternSectors(0), 'the other export serves');
+  const w = await withRetransmits(b, () => b.write(1, sector(0xbb), 1, 4));
+  t.ok(w.ata.failed, 'the views export without views serves, and refuses a new view while the file system is full');
+  const s4 = again.server.stats().exports.find((e) => e.key === 'e1.4');
+  t.equal(s4?.held, undefined, 'it is not held');
+  t.ok((s4?.views?.failures ?? 0) >= 1, `refused: ${s4?.views?.lastError}`);
   t.notOk(fs.existsSync(stale), 'the stale clone was removed');
   t.ok(fs.existsSync(notOurs), 'a file of another name was left alone');
 });
