@@ -44,16 +44,16 @@ const SUMMARY_MS = 60_000;
 export class ViewAdmission {
   /** Refusals since the start, by reason. */
   readonly refusals: Record<RefusalReason, number> = { 'max-views': 0, 'open-files': 0, 'min-free': 0, failed: 0 };
-  /** What the last refusal said. */
-  lastMessage: string | null = null;
+  /** The reason of the last refusal; its text is made only when asked for (no allocation per refused frame). */
+  private lastReason: RefusalReason | null = null;
   /** Until then (engine clock) new views are refused because making one failed. */
   private failedUntil = -Infinity;
   private failedMessage = '';
   private spaceCheckedAt = -Infinity;
   /** Why the file system is below its floor at the last look; null when it was not. */
   private lowSpace: string | null = null;
-  /** Refusals not logged yet, by reason, with the last message of each. */
-  private readonly unlogged = new Map<RefusalReason, { count: number; message: string }>();
+  /** Refusals not logged yet, by reason. */
+  private readonly unlogged: Record<RefusalReason, number> = { 'max-views': 0, 'open-files': 0, 'min-free': 0, failed: 0 };
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: AdmissionOptions) {}
@@ -72,19 +72,10 @@ export class ViewAdmission {
    */
   refuses(held: number, now: number): boolean {
     const o = this.o;
-    if (held >= o.maxViews)
-      return this.refuse(
-        'max-views',
-        `view limit ${o.maxViews} of this export reached (max-views); drop views no machine uses (vblade ctl view-drop) or raise max-views`,
-      );
-    if (o.budget.open >= o.budget.limit)
-      return this.refuse(
-        'open-files',
-        `${o.budget.limit} views are open in this process, the most its open-file limit allows; drop views no machine uses (vblade ctl view-drop) or raise LimitNOFILE`,
-      );
-    if (now < this.failedUntil) return this.refuse('failed', this.failedMessage);
-    const low = this.spaceBelowFloor(now);
-    if (low !== null) return this.refuse('min-free', low);
+    if (held >= o.maxViews) return this.refuse('max-views');
+    if (o.budget.open >= o.budget.limit) return this.refuse('open-files');
+    if (now < this.failedUntil) return this.refuse('failed');
+    if (this.spaceBelowFloor(now) !== null) return this.refuse('min-free');
     return false;
   }
 
@@ -93,7 +84,26 @@ export class ViewAdmission {
     this.failedUntil = now + RETRY_MS;
     this.failedMessage = `${message}; no new view is tried for ${RETRY_MS / 1000} s`;
     this.spaceCheckedAt = -Infinity; // a full file system shows at the next look
-    this.refuse('failed', message);
+    this.refuse('failed');
+  }
+
+  /** What the last refusal says, with what to do. */
+  get lastMessage(): string | null {
+    return this.lastReason === null ? null : this.message(this.lastReason);
+  }
+
+  private message(reason: RefusalReason): string {
+    const o = this.o;
+    switch (reason) {
+      case 'max-views':
+        return `view limit ${o.maxViews} of this export reached (max-views); drop views no machine uses (vblade ctl view-drop) or raise max-views`;
+      case 'open-files':
+        return `${o.budget.limit} views are open in this process, the most its open-file limit allows; drop views no machine uses (vblade ctl view-drop) or raise LimitNOFILE`;
+      case 'failed':
+        return this.failedMessage;
+      case 'min-free':
+        return this.lowSpace ?? `the file system of ${o.dir} was below views-min-free ${o.minFreePercent} %`;
+    }
   }
 
   close(): void {
@@ -121,21 +131,14 @@ export class ViewAdmission {
     return this.lowSpace;
   }
 
-  private refuse(reason: RefusalReason, message: string): true {
+  private refuse(reason: RefusalReason): true {
     this.refusals[reason]++;
-    this.lastMessage = message;
+    this.lastReason = reason;
     if (this.timer === null) {
       // The first refusal after a quiet interval is logged at once; the rest are summed up at its end.
-      this.o.refused(reason, 1, 0, message);
+      this.o.refused(reason, 1, 0, this.message(reason));
       this.startSummary();
-      return true;
-    }
-    const u = this.unlogged.get(reason);
-    if (u === undefined) this.unlogged.set(reason, { count: 1, message });
-    else {
-      u.count++;
-      u.message = message;
-    }
+    } else this.unlogged[reason]++;
     return true;
   }
 
@@ -143,10 +146,15 @@ export class ViewAdmission {
     const ms = this.o.summaryMs ?? SUMMARY_MS;
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (this.unlogged.size === 0) return;
-      for (const [reason, u] of this.unlogged) this.o.refused(reason, u.count, ms / 1000, u.message);
-      this.unlogged.clear();
-      this.startSummary();
+      let logged = false;
+      for (const reason of REFUSAL_REASONS) {
+        const n = this.unlogged[reason];
+        if (n === 0) continue;
+        this.o.refused(reason, n, ms / 1000, this.message(reason));
+        this.unlogged[reason] = 0;
+        logged = true;
+      }
+      if (logged) this.startSummary();
     }, ms);
     this.timer.unref();
   }
