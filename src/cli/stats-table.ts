@@ -82,6 +82,8 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     .map((e) => [
       e.key,
       e.views ? String(e.views.count) : '-',
+      // A worker of an older version sends no maxViews.
+      e.views?.maxViews !== undefined ? String(e.views.maxViews) : '-',
       e.views ? humanBytes(e.views.ownBytes) : '-',
       e.views ? String(e.views.failures) : '-',
       e.views ? (e.views.sharesImage ? 'yes' : 'no') : '-',
@@ -96,7 +98,7 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'], ...interfaceRows]),
     ...(copyRows.length > 0
       ? alignColumns([
-          ['export', 'views', 'views own', 'views refused', 'shared cache', 'snapshots', 'snapshots own'],
+          ['export', 'views', 'max views', 'views own', 'views refused', 'shared cache', 'snapshots', 'snapshots own'],
           ...copyRows,
         ])
       : []),

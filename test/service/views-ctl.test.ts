@@ -82,9 +82,9 @@ t.test('views, reset, drop, snapshots and revert through ctl, as an operator rea
   t.match(stats.exports[0].views, { count: 2, failures: 0 });
   t.match(
     formatStatsTables(stats).join('\n'),
-    /export +views +views own +views refused +shared cache +snapshots +snapshots own\ne1\.2 +2 +\d/,
+    /export +views +max views +views own +views refused +shared cache +snapshots +snapshots own\ne1\.2 +2 +256 +\d/,
   );
-  t.match(formatStatsTables(stats).join('\n'), /\ne1\.2 +2 +[\d.]+ \S+ +0 +yes /, "the views share the image's page cache");
+  t.match(formatStatsTables(stats).join('\n'), /\ne1\.2 +2 +256 +[\d.]+ \S+ +0 +yes /, "the views share the image's page cache");
   const metrics = renderMetrics(stats);
   t.match(metrics, /vblade_export_views\{export="e1.2"\} 2/);
   t.match(metrics, /vblade_export_views_own_bytes\{export="e1.2"\} [1-9]/);
