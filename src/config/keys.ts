@@ -380,7 +380,7 @@ export const KEYS: readonly KeyDef[] = [
     type: 'bool',
     default: 'no',
     meaning:
-      'Take MAC mask edits and reserve sets sent to the broadcast shelf or slot; by default they must name this export exactly (one forged broadcast frame must not lock everyone out of every export).',
+      "Take MAC mask edits, reserve sets and config string sets sent to the broadcast shelf or slot; by default they must name this export exactly (one forged broadcast frame must not lock everyone out of every export, nor rewrite every export's config string).",
   },
   {
     key: 'buffer-count',
