@@ -334,7 +334,7 @@ class Daemon {
         log.level = nextSettings.logLevel;
         settings.logLevel = nextSettings.logLevel;
       }
-      const warnings = [...next.warnings];
+      const warnings = [...next.warnings, ...(applied.waiting ?? [])];
       if (needsRestart.length)
         warnings.push(
           `changed daemon settings take effect at the next start: ${needsRestart.join(', ')}; restart the service to apply them`,

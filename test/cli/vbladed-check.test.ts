@@ -1,5 +1,6 @@
 // `vbladed --check` opens every backing file and looks up every interface as
-// serving would, and says what cannot be served with the fix, exit 1.
+// serving would, and says what cannot be served with the fix, exit 1; an
+// interface that does not exist yet is a warning, as start-up waits for it.
 //
 // Network safety: vbladed runs only inside a namespace this test creates,
 // with a veth pair it creates; --check sends nothing, but is kept out of the
@@ -41,11 +42,30 @@ if (requireRoot(t)) {
     t.equal(
       bad.stderr,
       [
+        `vbladed: warning: e1.2: interface ${veth.a.ifname}x not found; e1.2 is served on it when it appears (list interfaces with \`ip link\`)`,
         `vbladed: e1.1: cannot open ${missing}: no such file; check the path or create it (e.g. truncate -s 1G ${missing})`,
-        `vbladed: e1.2: interface ${veth.a.ifname}x not found; list interfaces with \`ip link\``,
-        `vbladed: ${conf}: 2 problems; fix them and check again`,
+        `vbladed: ${conf}: 1 problem; fix it and check again`,
         '',
       ].join('\n'),
+    );
+
+    // An interface that is not there yet (a VLAN or NIC that comes up later): start waits for it, and so does --check.
+    fs.writeFileSync(conf, `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname} ${veth.a.ifname}x\n`);
+    const later = await check();
+    t.equal(later.code, 0, later.stderr);
+    t.match(later.stdout, `${conf}: OK, 1 export`);
+    t.equal(
+      later.stderr,
+      `vbladed: warning: e1.1: interface ${veth.a.ifname}x not found; e1.1 is served on it when it appears (list interfaces with \`ip link\`)\n`,
+    );
+
+    // No interface of the config exists: start would fail, so --check does.
+    fs.writeFileSync(conf, `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}x\n`);
+    const none = await check();
+    t.equal(none.code, 1);
+    t.equal(
+      none.stderr,
+      `vbladed: e1.1: interface ${veth.a.ifname}x not found; list interfaces with \`ip link\`\nvbladed: ${conf}: 1 problem; fix it and check again\n`,
     );
   });
 }
