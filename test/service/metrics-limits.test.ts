@@ -170,3 +170,47 @@ t.test('concurrent scrapes share one stats request, and its page for a second', 
   t.equal(calls, 2, 'after the cache time a scrape asks again');
   t.match(later.body, /^vblade_export_reads_total\{export="e1\.1"\} 2$/m);
 });
+
+t.test('a metrics listener on every address is logged as a warning at start', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-metrics-'));
+  const port = 20000 + ((process.pid + 11) % 20000);
+  const conf = path.join(dir, 'w.conf');
+  fs.writeFileSync(
+    conf,
+    `[daemon]\nmetrics = 0.0.0.0:${port}\n\n[export e5.2]\nnull-store = yes\nnull-sectors = 2048\ninterfaces = vt-a\n`,
+  );
+  const child = spawn(
+    process.execPath,
+    [
+      VBLADED,
+      '--foreground',
+      '--config',
+      conf,
+      '--run-dir',
+      path.join(dir, 'run'),
+      '--state-dir',
+      'none',
+      '--log',
+      'stderr',
+      '--worker',
+      STUB,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await until('the metrics listener', () => /metrics at http/.test(stderr), 15000);
+  const records = stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string });
+  const warning = records.find((r) => r.level === 40 && /^metrics = 0\.0\.0\.0:/.test(r.msg));
+  t.match(warning?.msg, /listens on every address of this host: anyone who can reach port \d+ can read the metrics/);
+  t.match(warning?.msg, /bind 127\.0\.0\.1:\d+ .* set metrics-allow-remote = yes$/);
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('exit', r));
+});
