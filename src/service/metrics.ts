@@ -172,7 +172,7 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
       x.gauge('vblade_export_views', 'per-initiator views of the export (views = per-initiator)', l, e.views.count);
       x.gauge(
         'vblade_export_views_own_bytes',
-        'bytes the views have written of their own (not shared with the image)',
+        'bytes the views have written of their own (not shared with the image), as last measured (seconds ago)',
         l,
         e.views.ownBytes,
       );
@@ -191,7 +191,12 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     }
     if (e.snapshots !== undefined) {
       x.gauge('vblade_export_snapshots', 'snapshots of the export and its views', l, e.snapshots.count);
-      x.gauge('vblade_export_snapshots_own_bytes', 'bytes the snapshots hold that nothing else shares', l, e.snapshots.ownBytes);
+      x.gauge(
+        'vblade_export_snapshots_own_bytes',
+        'bytes the snapshots hold that nothing else shares, as last measured (seconds ago)',
+        l,
+        e.snapshots.ownBytes,
+      );
     }
     if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
       x.histogram(
