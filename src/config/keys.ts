@@ -42,6 +42,8 @@ export interface DaemonSettings extends ServingTunables {
   controlGroup?: string;
   /** host and port, or undefined = off. */
   metrics?: Listen;
+  /** Metrics on a non-loopback address are intended (no warning). */
+  metricsAllowRemote: boolean;
   log: LogDestination;
   logFile?: string;
   logFormat: LogFormat;
@@ -175,6 +177,16 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'HOST:PORT',
     defaultText: 'off',
     meaning: 'Serve Prometheus metrics over HTTP at this address, e.g. 127.0.0.1:9469.',
+  },
+  {
+    key: 'metrics-allow-remote',
+    section: 'daemon',
+    field: 'metricsAllowRemote',
+    reload: 'restart',
+    type: 'bool',
+    default: 'no',
+    meaning:
+      'Metrics on an address other than loopback (0.0.0.0, a LAN address) are intended and only your Prometheus can reach them (a firewall, IPAddressAllow=): no warning at start and in --check.',
   },
   {
     key: 'log',

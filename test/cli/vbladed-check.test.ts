@@ -98,3 +98,37 @@ t.test('--check: views on a file system without reflinks are refused, on XFS wit
   t.equal(good.code, 0, good.stderr);
   t.notOk(fs.existsSync(path.join(xfs, 'views')), '--check creates nothing here either');
 });
+
+t.test('--check warns of a metrics listener that anyone on the network can reach, unless that is acknowledged', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'check-metrics');
+  const veth = await createVeth(t, ns, ns);
+  const dir = tempDir(t, 'check-metrics');
+  const file = await patternFile(t, 64);
+  const conf = path.join(dir, 'vblade.conf');
+  const check = (daemon: string) => {
+    fs.writeFileSync(conf, `[daemon]\n${daemon}\n[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n`);
+    return ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+  };
+  for (const local of ['127.0.0.1:9469', '[::1]:9469', 'localhost:9469', '127.0.0.2:9469']) {
+    const r = await check(`metrics = ${local}\n`);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stderr, '', `no warning for ${local}`);
+  }
+  const wild = await check('metrics = 0.0.0.0:9469\n');
+  t.equal(wild.code, 0, 'a warning, not a refusal');
+  t.equal(
+    wild.stderr,
+    'vbladed: warning: metrics = 0.0.0.0:9469 listens on every address of this host: anyone who can reach port 9469 can read ' +
+      'the metrics (export names and files, counters) and make the daemon answer; bind 127.0.0.1:9469 (a Prometheus on ' +
+      'this host, or a tunnel to it), or let only your Prometheus reach the port (a firewall rule, or IPAddressAllow= in ' +
+      'the systemd unit) and set metrics-allow-remote = yes\n',
+  );
+  const lan = await check('metrics = 192.0.2.7:9469\n');
+  t.match(lan.stderr, /^vbladed: warning: metrics = 192\.0\.2\.7:9469 is not a loopback address: anyone who can reach port 9469/);
+  const v6 = await check('metrics = [::]:9469\n');
+  t.match(v6.stderr, /^vbladed: warning: metrics = \[::\]:9469 listens on every address of this host/);
+  const acknowledged = await check('metrics = 0.0.0.0:9469\nmetrics-allow-remote = yes\n');
+  t.equal(acknowledged.code, 0, acknowledged.stderr);
+  t.equal(acknowledged.stderr, '', 'metrics-allow-remote = yes: no warning');
+});
