@@ -231,8 +231,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     for (const w of warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
     const src = a.configFile ?? 'command line';
     // Files and interfaces as the worker would meet them, in this network namespace.
-    const { problems, warnings } = preflightExports(loaded.exports, loadAddon());
-    for (const w of warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
+    const preflight = preflightExports(loaded.exports, loadAddon());
+    for (const w of preflight.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
+    const problems = preflight.problems;
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;
