@@ -20,6 +20,7 @@ import { Proc, describeExit } from '../lab/process';
 import { buildGuest, type GuestImage, interopDisabled, kernelAppend } from '../lab/guest';
 import { TARGET_IF, Topology } from '../lab/topology';
 import { BENCH_PACKAGES, INTEROP_PACKAGES, ensureInteropPackages } from '../lab/packages';
+import { ensureDebianVblade } from '../lab/peers';
 import { chooseAccel, Qemu, type GuestLine, parseGuestLine } from '../lab/qemu';
 import { GUEST_WORKLOADS, type GuestWorkload, parseBenchFields } from './initiator-results';
 import {
@@ -299,6 +300,7 @@ class InitiatorBench {
     log(`machine: ${machine}; load average ${loadBefore}`);
     const installed = await ensureInteropPackages([...INTEROP_PACKAGES, ...BENCH_PACKAGES]);
     if (installed.length) log(`installed: ${installed.join(' ')}`);
+    await ensureDebianVblade();
     const stale = await removeStaleNetns();
     if (stale.length) log(`removed namespaces left by a dead run: ${stale.join(' ')}`);
     const guest = await buildGuest(BENCH_GUEST);

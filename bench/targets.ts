@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VerifyMode } from '../src/client/load';
 import { pinnedCommand } from './placements';
+import { DEBIAN_VBLADE } from '../lab/peers';
 
 export interface TargetRun {
   shelf: number;
@@ -53,7 +54,7 @@ export const BUILTIN_TARGETS: Record<string, TargetSpec> = {
   vblade: {
     name: 'vblade',
     label: 'vblade 25 (Debian)',
-    command: (r) => ['/usr/sbin/vblade', ...(r.sync ? ['-s'] : []), String(r.shelf), String(r.slot), r.ifname, r.file],
+    command: (r) => [DEBIAN_VBLADE, ...(r.sync ? ['-s'] : []), String(r.shelf), String(r.slot), r.ifname, r.file],
     verify: 'pattern',
     sync: true,
   },

@@ -16,7 +16,6 @@ export const INTEROP_PACKAGES = [
   'xz-utils', // unpacks the vmlinux inside the bzImage (booted directly via PVH: faster under TCG)
   'e2fsprogs', // mke2fs (copied into the guest; also builds the diskless root), e2fsck
   'iproute2', // ip netns / link / tuntap
-  'vblade', // Debian's target, the reference every scenario also runs against
   'aoetools', // only its aoe-revalidate script, copied into the guest (no aoetools program runs on the host)
 ];
 

@@ -241,8 +241,8 @@ int32_t mapped_copy(int fd, bool write, uint8_t *mem, size_t length, uint64_t po
 int reflink_clone(int src_fd, int dst_fd, struct aoe_error *err);
 /* Whether the file system of directory `dir` clones files: 1 yes, 0 no, -errno (err set) when the directory cannot be used. */
 int reflink_probe(const char *dir, struct aoe_error *err);
-/* Bytes of fd's file in extents shared with no other file (FIEMAP): a clone's own. -errno (err set). */
-int64_t reflink_own_bytes(int fd, struct aoe_error *err);
+/* Bytes of fd's file in extents shared with no other file (FIEMAP): a clone's own; `sync` writes dirty data back first. -errno (err set). */
+int64_t reflink_own_bytes(int fd, bool sync, struct aoe_error *err);
 /* The extents of a file as (logical, physical, length, flags) quadruples. */
 int reflink_extents(int fd, double **out, size_t *n, struct aoe_error *err);
 /* A read lease (F_RDLCK) or none (F_UNLCK) on an image; its state as the kernel has it. */

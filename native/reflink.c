@@ -58,9 +58,11 @@ int reflink_probe(const char *dir, struct aoe_error *err) {
   return result;
 }
 
-/* Calls `each` for every extent of fd's file (FIEMAP, dirty data flushed
- * first) in file order. 0, or -errno (err set). */
-static int each_extent(int fd, void (*each)(const struct fiemap_extent *x, void *arg), void *arg, struct aoe_error *err) {
+/* Calls `each` for every extent of fd's file (FIEMAP) in file order; with
+ * `sync`, dirty data is written back first (FIEMAP_FLAG_SYNC), else extents
+ * not written back yet show as they are on disk. 0, or -errno (err set). */
+static int each_extent(int fd, bool sync, void (*each)(const struct fiemap_extent *x, void *arg), void *arg,
+                       struct aoe_error *err) {
   enum { BATCH = 256 };
   struct fiemap *map = calloc(1, sizeof *map + BATCH * sizeof(struct fiemap_extent));
   if (map == NULL) return aoe_fail(err, ENOMEM, "out of memory");
@@ -68,7 +70,7 @@ static int each_extent(int fd, void (*each)(const struct fiemap_extent *x, void 
   for (;;) {
     map->fm_start = start;
     map->fm_length = FIEMAP_MAX_OFFSET - start;
-    map->fm_flags = FIEMAP_FLAG_SYNC;
+    map->fm_flags = sync ? FIEMAP_FLAG_SYNC : 0;
     map->fm_extent_count = BATCH;
     map->fm_mapped_extents = 0;
     if (ioctl(fd, FS_IOC_FIEMAP, map) < 0) {
@@ -95,10 +97,11 @@ static void add_if_own(const struct fiemap_extent *x, void *arg) {
 }
 
 /* Bytes of the extents of fd's file that no other file shares (FIEMAP): what
- * a clone has of its own, written since it was made. -errno (err set). */
-int64_t reflink_own_bytes(int fd, struct aoe_error *err) {
+ * a clone has of its own, written since it was made; with `sync`, dirty
+ * data is written back first. -errno (err set). */
+int64_t reflink_own_bytes(int fd, bool sync, struct aoe_error *err) {
   int64_t own = 0;
-  int rc = each_extent(fd, add_if_own, &own, err);
+  int rc = each_extent(fd, sync, add_if_own, &own, err);
   return rc < 0 ? rc : own;
 }
 
@@ -131,7 +134,7 @@ static void append_extent(const struct fiemap_extent *x, void *arg) {
  * in *out (malloc'd; the caller frees), their count ×4 in *n. 0, or -errno. */
 int reflink_extents(int fd, double **out, size_t *n, struct aoe_error *err) {
   struct extent_list l = {0};
-  int rc = each_extent(fd, append_extent, &l, err);
+  int rc = each_extent(fd, true, append_extent, &l, err);
   if (rc == 0 && l.oom) rc = aoe_fail(err, ENOMEM, "out of memory listing the extents of fd %d", fd);
   if (rc < 0) {
     free(l.v);

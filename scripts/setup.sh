@@ -3,8 +3,8 @@
 #
 #   sudo bash scripts/setup.sh
 #
-# 1. Debian packages (as root only): the reference target and initiators
-#    (vblade, aoetools), iproute2 for namespaces, tshark for captures, QEMU
+# 1. Debian packages (as root only): the reference initiators (aoetools),
+#    iproute2 for namespaces, tshark for captures, QEMU
 #    with SeaBIOS and iPXE for the interop tests, and the tools that build the
 #    guests' initramfs. Only the missing ones are installed; `apt-get update`
 #    runs only when something is missing and the package lists are absent or
@@ -13,6 +13,10 @@
 #    package's own install script (node-gyp rebuild: the native addon, and
 #    the bench's C reflector and load generator in build/bench/) and prepare
 #    script (tsc: dist/).
+# 3. The reference target, Debian's vblade, unpacked (as root only) into
+#    /opt/aoe-target-peers/vblade where only the tests and the bench look
+#    (lab/peers.ts). Installed as a package, its /usr/sbin/vblade and vbladed
+#    would come before our commands on root's PATH.
 #
 # Safe to run again: a second run installs nothing and only redoes `npm ci`.
 set -euo pipefail
@@ -20,7 +24,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  vblade           # the reference target (/usr/sbin/vblade)
   aoetools         # aoeping, aoecfg, aoe-sancheck
   iproute2         # ip netns, veth, bridge, tuntap
   tshark           # packet captures in tests
@@ -132,5 +135,18 @@ log "node $(node --version), npm $(npm --version 2>/dev/null)"
 log "npm ci (dependencies from package-lock.json, then node-gyp rebuild and tsc)"
 npm ci --no-audit --no-fund
 step_done "npm ci"
+
+# ------------------------------------------------------- the reference target
+
+if [[ $EUID -eq 0 ]]; then
+  node dist/lab/peers.js
+  step_done "reference target"
+else
+  log "NOT ROOT: Debian's vblade is not unpacked for the comparison tests (they will be skipped outside CI)"
+fi
+if installed vblade; then
+  log "WARNING: Debian's vblade package is installed: its /usr/sbin/vblade and vbladed come before"
+  log "  this project's commands on root's PATH. The tests do not need it; remove it with: apt-get remove vblade"
+fi
 
 log "done in $((SECONDS - start)) s"

@@ -20,7 +20,7 @@ Prints frames/s, crashes and hangs; exits 1 on any failure.
   --batch B      frames per batch (default 256)
   --progress N   a progress line every N frames (default 100000)
   --target T     ours (default), or vblade: run the same fuzzer against
-                 /usr/sbin/vblade as a control (it is expected to fail)
+                 Debian's vblade (lab/peers.ts) as a control (it is expected to fail)
 `;
 
 const o = options({ frames: 1000000, seed: '0xf022a0e5', mtu: 1500, batch: 256, progress: 100000, target: 'ours' }, USAGE);
@@ -31,7 +31,7 @@ const { fuzzSession } = lib('fuzz-session');
 runScript(async (t) => {
   const seed = Number(o.seed) >>> 0;
   console.log(
-    `fuzzing ${o.target === 'vblade' ? '/usr/sbin/vblade' : 'our target'} with ${fmt(o.frames)} frames, seed 0x${seed.toString(16)}, MTU ${o.mtu}`,
+    `fuzzing ${o.target === 'vblade' ? "Debian's vblade" : 'our target'} with ${fmt(o.frames)} frames, seed 0x${seed.toString(16)}, MTU ${o.mtu}`,
   );
   const r = await fuzzSession(t, {
     seed,

@@ -132,4 +132,6 @@ export interface ReloadSummary {
   changed: string[];
   /** The backing store changed size. */
   resized: string[];
+  /** An interface an export names does not exist (yet): it is served there when it appears. */
+  waiting?: string[];
 }

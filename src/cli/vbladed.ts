@@ -11,7 +11,12 @@
 // supervisor (service/daemon.ts).
 
 import * as path from 'node:path';
-import { checkDaemonSettings, environmentDaemonKeys, resolveDaemonSettings } from '../config/daemon-settings';
+import {
+  checkDaemonSettings,
+  environmentDaemonKeys,
+  remoteMetricsWarning,
+  resolveDaemonSettings,
+} from '../config/daemon-settings';
 import { KEYS, keyDef, type DaemonKeys, type DaemonSettings } from '../config/keys';
 import { renderDaemonHelp } from '../config/render-docs';
 import { checkValue } from '../config/values';
@@ -220,11 +225,15 @@ export async function main(argv: readonly string[]): Promise<void> {
   } catch (e) {
     return process.exit(fail((e as Error).message, e instanceof UsageError && a.mode === 'args'));
   }
+  const remote = remoteMetricsWarning(settings);
+  const warnings = remote === undefined ? loaded.warnings : [...loaded.warnings, remote];
   if (a.check) {
-    for (const w of loaded.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
+    for (const w of warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
     const src = a.configFile ?? 'command line';
     // Files and interfaces as the worker would meet them, in this network namespace.
-    const problems = preflightExports(loaded.exports, loadAddon());
+    const preflight = preflightExports(loaded.exports, loadAddon());
+    for (const w of preflight.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
+    const problems = preflight.problems;
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;
@@ -238,7 +247,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     return process.exit(0);
   }
   if (!a.foreground) {
-    for (const w of loaded.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
+    for (const w of warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
     const busy = precheck(settings, loaded.exports);
     if (busy) return process.exit(fail(busy));
     return process.exit(await launch(argv, settings));

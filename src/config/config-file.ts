@@ -146,7 +146,8 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].replace(/\r$/, '').trim();
     if (line === '' || line[0] === '#' || line[0] === ';') continue;
-    if (line[0] === '[') readHeader(reader, line, i + 1);
+    // A header may carry a trailing comment like any other line ("[export e1.1]   # the lab").
+    if (line[0] === '[') readHeader(reader, withoutTrailingComment(line).trimEnd(), i + 1);
     else readKeyLine(reader, line, i + 1);
   }
   const result = settle(reader.sections, file, problem);

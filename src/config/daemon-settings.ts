@@ -84,6 +84,25 @@ export function checkDaemonSettings(s: DaemonSettings): string | undefined {
   return undefined;
 }
 
+/** Whether `host` (an address or a name as written) is a loopback address of this host. */
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** A warning (what is wrong and what to do) when metrics listen where others than this host may reach them and that was not acknowledged. */
+export function remoteMetricsWarning(s: DaemonSettings): string | undefined {
+  const m = s.metrics;
+  if (m === undefined || s.metricsAllowRemote || isLoopback(m.host)) return undefined;
+  const at = `${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}`;
+  const where = ['0.0.0.0', '::'].includes(m.host) ? 'listens on every address of this host' : 'is not a loopback address';
+  return (
+    `metrics = ${at} ${where}: anyone who can reach port ${m.port} can read the metrics (export names and files, counters) ` +
+    `and make the daemon answer; bind 127.0.0.1:${m.port} (a Prometheus on this host, or a tunnel to it), ` +
+    `or let only your Prometheus reach the port (a firewall rule, or IPAddressAllow= in the systemd unit) and set metrics-allow-remote = yes`
+  );
+}
+
 /** The [daemon] keys whose value differs between two settings and that only a restart applies, in table order. */
 export function changesNeedingRestart(running: DaemonSettings, next: DaemonSettings): string[] {
   const differs = (def: DaemonKeyDef): boolean => JSON.stringify(next[def.field]) !== JSON.stringify(running[def.field]);

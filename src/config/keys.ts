@@ -45,6 +45,8 @@ export interface DaemonSettings extends ServingTunables {
   controlGroup?: string;
   /** host and port, or undefined = off. */
   metrics?: Listen;
+  /** Metrics on a non-loopback address are intended (no warning). */
+  metricsAllowRemote: boolean;
   log: LogDestination;
   logFile?: string;
   logFormat: LogFormat;
@@ -178,6 +180,16 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'HOST:PORT',
     defaultText: 'off',
     meaning: 'Serve Prometheus metrics over HTTP at this address, e.g. 127.0.0.1:9469.',
+  },
+  {
+    key: 'metrics-allow-remote',
+    section: 'daemon',
+    field: 'metricsAllowRemote',
+    reload: 'restart',
+    type: 'bool',
+    default: 'no',
+    meaning:
+      'Metrics on an address other than loopback (0.0.0.0, a LAN address) are intended and only your Prometheus can reach them (a firewall, IPAddressAllow=): no warning at start and in --check.',
   },
   {
     key: 'log',
@@ -383,7 +395,7 @@ export const KEYS: readonly KeyDef[] = [
     type: 'bool',
     default: 'no',
     meaning:
-      'Take MAC mask edits and reserve sets sent to the broadcast shelf or slot; by default they must name this export exactly (one forged broadcast frame must not lock everyone out of every export).',
+      "Take MAC mask edits, reserve sets and config string sets sent to the broadcast shelf or slot; by default they must name this export exactly (one forged broadcast frame must not lock everyone out of every export, nor rewrite every export's config string).",
   },
   {
     key: 'buffer-count',

@@ -182,6 +182,8 @@ export interface NativeAddon {
   reflinkSupported(dir: string): boolean;
   /** Bytes of the file open on `fd` in extents no other file shares (FIEMAP): what a clone has written of its own. */
   unsharedBytes(fd: number): number;
+  /** unsharedBytes() on a libuv pool thread and without writing dirty data back first (data not written back yet counts as it is on disk): for stats. Rejects as unsharedBytes throws. */
+  unsharedBytesAsync(fd: number): Promise<number>;
   /** The extents of the file open on `fd` (FIEMAP), as (logical, physical, length, flags) quadruples in file order. */
   fileExtents(fd: number): Float64Array;
   /** Zeroed memory of `bytes` that starts on a page boundary: buffers that O_DIRECT reads into and writes from. */
@@ -257,6 +259,7 @@ export const native: NativeAddon = {
   reflinkCloneAsync: (srcFd, dstFd) => loadAddon().reflinkCloneAsync(srcFd, dstFd),
   reflinkSupported: (dir) => loadAddon().reflinkSupported(dir),
   unsharedBytes: (fd) => loadAddon().unsharedBytes(fd),
+  unsharedBytesAsync: (fd) => loadAddon().unsharedBytesAsync(fd),
   fileExtents: (fd) => loadAddon().fileExtents(fd),
   alignedBuffer: (bytes) => loadAddon().alignedBuffer(bytes),
   imageLease: (fd, take) => loadAddon().imageLease(fd, take),

@@ -12,7 +12,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { changesNeedingRestart, serverConfigOf } from '../config/daemon-settings';
+import { changesNeedingRestart, remoteMetricsWarning, serverConfigOf } from '../config/daemon-settings';
 import type { DaemonSettings } from '../config/keys';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
@@ -293,6 +293,8 @@ class Daemon {
   private async openMetrics(): Promise<void> {
     const listen = this.settings.metrics;
     if (!listen) return;
+    const remote = remoteMetricsWarning(this.settings);
+    if (remote !== undefined) this.log.warn(remote);
     try {
       this.metrics = await MetricsServer.listen(
         { stats: () => this.supervisor.request('stats'), supervisor: () => this.supervisor.status() },
@@ -334,7 +336,7 @@ class Daemon {
         log.level = nextSettings.logLevel;
         settings.logLevel = nextSettings.logLevel;
       }
-      const warnings = [...next.warnings];
+      const warnings = [...next.warnings, ...(applied.waiting ?? [])];
       if (needsRestart.length)
         warnings.push(
           `changed daemon settings take effect at the next start: ${needsRestart.join(', ')}; restart the service to apply them`,

@@ -17,6 +17,8 @@
 // (a worker that is restarting) still renders.
 
 import * as http from 'node:http';
+import type * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { ServerStats } from '../api/control';
 
@@ -170,7 +172,7 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
       x.gauge('vblade_export_views', 'per-initiator views of the export (views = per-initiator)', l, e.views.count);
       x.gauge(
         'vblade_export_views_own_bytes',
-        'bytes the views have written of their own (not shared with the image)',
+        'bytes the views have written of their own (not shared with the image), as last measured (seconds ago)',
         l,
         e.views.ownBytes,
       );
@@ -198,7 +200,12 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     }
     if (e.snapshots !== undefined) {
       x.gauge('vblade_export_snapshots', 'snapshots of the export and its views', l, e.snapshots.count);
-      x.gauge('vblade_export_snapshots_own_bytes', 'bytes the snapshots hold that nothing else shares', l, e.snapshots.ownBytes);
+      x.gauge(
+        'vblade_export_snapshots_own_bytes',
+        'bytes the snapshots hold that nothing else shares, as last measured (seconds ago)',
+        l,
+        e.snapshots.ownBytes,
+      );
     }
     if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
       x.histogram(
@@ -234,56 +241,163 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
   return x.text();
 }
 
+/** Bounds of the listener: anyone who can reach it may connect. */
+export const METRICS_LIMITS = {
+  /** Connections kept at once; beyond it the oldest idle one (no request being answered) is closed. */
+  maxConnections: 16,
+  /** A request's headers must arrive within this, counted from the connection (or the last answer). */
+  headersTimeoutMs: 5000,
+  /** A whole request must arrive within this. */
+  requestTimeoutMs: 10000,
+  /** A connection kept alive after an answer is closed when no next request starts within this. */
+  keepAliveTimeoutMs: 2000,
+  /** How often Node looks for connections past the two timeouts above. */
+  checkIntervalMs: 1000,
+  /** A rendered page is served again for this long: at most one stats request to the worker per interval. */
+  pageCacheMs: 1000,
+};
+
 export interface MetricsSource {
   stats(): Promise<unknown>;
   supervisor?(): SupervisorFacts;
 }
 
+const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** A page as served: its text, and the worker's error when the figures could not be had. */
+interface Page {
+  text: string;
+  error?: string;
+  at: number;
+}
+
+/**
+ * Keeps at most `max` connections: beyond that the oldest one that waits
+ * (for its first request, or idle between requests) is closed, else the new
+ * one; a connection whose request is being answered is never cut. A
+ * connection must have sent a request's headers within `headersMs` of its
+ * arrival or of its last answer: Node's own headersTimeout is checked only
+ * from a request's first byte and not reliably before tens of seconds.
+ */
+class ConnectionGuard {
+  /** Connections in the order they came: while waiting, the timer that closes them; null while a request is answered. */
+  private readonly sockets = new Map<net.Socket, NodeJS.Timeout | null>();
+
+  constructor(
+    private readonly max: number,
+    private readonly headersMs: number,
+  ) {}
+
+  add(socket: net.Socket): void {
+    this.wait(socket);
+    socket.once('close', () => {
+      const timer = this.sockets.get(socket);
+      if (timer) clearTimeout(timer);
+      this.sockets.delete(socket);
+    });
+    if (this.sockets.size <= this.max) return;
+    for (const [s, timer] of this.sockets) {
+      if (timer !== null) {
+        s.destroy();
+        return;
+      }
+    }
+  }
+
+  /** The connection waits for its next request's headers. */
+  wait(socket: net.Socket): void {
+    if (socket.destroyed) return;
+    this.sockets.set(
+      socket,
+      setTimeout(() => socket.destroy(), this.headersMs),
+    );
+  }
+
+  /** A request of the connection is being answered. */
+  answering(socket: net.Socket): void {
+    const timer = this.sockets.get(socket);
+    if (timer) clearTimeout(timer);
+    if (timer !== undefined) this.sockets.set(socket, null);
+  }
+}
+
 export class MetricsServer {
-  private constructor(private readonly server: http.Server) {}
+  private page: Page | null = null;
+  /** The one stats request to the worker in flight, if any: scrapes meanwhile wait for its page. */
+  private pending: Promise<Page> | null = null;
+
+  private constructor(
+    private readonly server: http.Server,
+    private readonly source: MetricsSource,
+  ) {}
 
   get address(): { host: string; port: number } {
     const a = this.server.address() as { address: string; port: number };
     return { host: a.address, port: a.port };
   }
 
+  /** The page to serve: the last one while it is fresh, else the one being made, else a new one. */
+  private current(): Promise<Page> {
+    const now = performance.now();
+    if (this.page !== null && now - this.page.at < METRICS_LIMITS.pageCacheMs) return Promise.resolve(this.page);
+    this.pending ??= this.render().finally(() => (this.pending = null));
+    return this.pending;
+  }
+
+  private async render(): Promise<Page> {
+    let page: Page;
+    try {
+      const stats = await this.source.stats();
+      page = { text: renderMetrics(stats as Partial<ServerStats>, this.source.supervisor?.()), at: performance.now() };
+    } catch (e) {
+      // The worker is down or restarting: still say so in metrics form.
+      const text = renderMetrics(undefined, { ...this.source.supervisor?.(), ready: false });
+      page = { text, error: (e as Error).message.replace(/[^\x20-\x7e]/g, ' '), at: performance.now() };
+    }
+    this.page = page;
+    return page;
+  }
+
+  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url !== '/metrics') {
+      res
+        .writeHead(url === '/' ? 200 : 404, { 'content-type': 'text/plain' })
+        .end(url === '/' ? 'vbladed metrics at /metrics\n' : 'not found\n');
+      return;
+    }
+    this.current().then(
+      (page) => {
+        const headers: http.OutgoingHttpHeaders = { 'content-type': CONTENT_TYPE };
+        if (page.error !== undefined) headers['x-vblade-error'] = page.error;
+        res.writeHead(200, headers).end(req.method === 'HEAD' ? undefined : page.text);
+      },
+      (e: Error) => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot render metrics: ${e.message}\n`);
+      },
+    );
+  }
+
   static async listen(source: MetricsSource, at: { host: string; port: number }, log: Logger): Promise<MetricsServer> {
-    const server = http.createServer((req, res) => {
-      const url = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { allow: 'GET, HEAD' }).end();
-        return;
-      }
-      if (url !== '/metrics') {
-        res
-          .writeHead(url === '/' ? 200 : 404, { 'content-type': 'text/plain' })
-          .end(url === '/' ? 'vbladed metrics at /metrics\n' : 'not found\n');
-        return;
-      }
-      source.stats().then(
-        (stats) => {
-          let text: string;
-          try {
-            text = renderMetrics(stats as Partial<ServerStats>, source.supervisor?.());
-          } catch (e) {
-            res.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot render metrics: ${(e as Error).message}\n`);
-            return;
-          }
-          res
-            .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
-            .end(req.method === 'HEAD' ? undefined : text);
-        },
-        (e: Error) => {
-          // The worker is down or restarting: still say so in metrics form.
-          const text = renderMetrics(undefined, { ...source.supervisor?.(), ready: false });
-          res
-            .writeHead(200, {
-              'content-type': 'text/plain; version=0.0.4; charset=utf-8',
-              'x-vblade-error': e.message.replace(/[^\x20-\x7e]/g, ' '),
-            })
-            .end(text);
-        },
-      );
+    const L = METRICS_LIMITS;
+    const server = http.createServer({
+      headersTimeout: L.headersTimeoutMs,
+      requestTimeout: L.requestTimeoutMs,
+      keepAliveTimeout: L.keepAliveTimeoutMs,
+      connectionsCheckingInterval: L.checkIntervalMs,
+    });
+    const m = new MetricsServer(server, source);
+    const guard = new ConnectionGuard(L.maxConnections, L.headersTimeoutMs);
+    server.on('connection', (socket: net.Socket) => guard.add(socket));
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const socket = req.socket;
+      guard.answering(socket);
+      res.once('close', () => guard.wait(socket));
+      m.serve(req, res);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -292,7 +406,6 @@ export class MetricsServer {
         resolve();
       });
     });
-    const m = new MetricsServer(server);
     log.info(
       { metrics: m.address },
       `metrics at http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${m.address.port}/metrics`,

@@ -72,6 +72,7 @@ export class Reloader {
       }
     }
     links.openAll(false);
+    for (const w of plan.summary.waiting ?? []) this.p.log.warn(w);
     const announced = new Set<Link>();
     for (const key of [...plan.summary.added, ...plan.summary.changed, ...plan.summary.resized]) {
       for (const name of exports.get(key)!.config.interfaces) announced.add(links.get(name)!);
@@ -98,18 +99,20 @@ export class Reloader {
       summary: { added: [], removed: [], changed: [], resized: [] },
     };
     const opened: BlockStore[] = [];
-    const open = (key: string, c: ExportConfig): BlockStore => {
-      if (c.interfaces.length === 0) throw new ReloadRefused(`${key} has no interface to serve on`);
-      for (const name of c.interfaces) {
-        if (!this.p.links.has(name) && this.p.addon.linkInfo(name, this.p.netns) === null)
-          throw new ReloadRefused(`${key}: interface ${name} not found; list interfaces with \`ip link\``);
+    // Every problem is named, not just the first; an export that has one is left out of the plan.
+    const problems: string[] = [];
+    const open = (key: string, c: ExportConfig): BlockStore | undefined => {
+      if (c.interfaces.length === 0) {
+        problems.push(`${key} has no interface to serve on`);
+        return undefined;
       }
       try {
         const store = this.p.exports.openMappedStore(c);
         opened.push(store);
         return store;
       } catch (err) {
-        throw new ReloadRefused(`${key}: ${(err as Error).message}`, { cause: err });
+        problems.push(`${key}: ${(err as Error).message}`);
+        return undefined;
       }
     };
     try {
@@ -125,22 +128,55 @@ export class Reloader {
         if (configChanged) plan.summary.changed.push(key);
         const size = !configChanged || onlyMask ? this.sizeChange(e) : 'same';
         if (size !== 'same') plan.summary.resized.push(key);
-        if ((configChanged && !onlyMask) || size === 'shrunk') plan.replaced.push({ old: e, config: c, store: open(key, c) });
-        else {
+        if ((configChanged && !onlyMask) || size === 'shrunk') {
+          const store = open(key, c);
+          if (store) plan.replaced.push({ old: e, config: c, store });
+        } else {
           if (onlyMask) plan.masked.push({ old: e, config: c });
           if (size === 'grown') plan.grown.push(e);
         }
       }
       for (const [key, c] of wanted) {
         if (this.p.exports.has(key)) continue;
-        plan.added.push({ config: c, store: open(key, c) });
+        const store = open(key, c);
+        if (store) plan.added.push({ config: c, store });
         plan.summary.added.push(key);
       }
+      const interfaces = this.checkInterfaces(config);
+      problems.push(...interfaces.problems);
+      if (problems.length > 0) {
+        throw new ReloadRefused(problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`);
+      }
+      if (interfaces.waits.length > 0) plan.summary.waiting = interfaces.waits;
     } catch (err) {
       for (const store of opened) store.close();
       throw err;
     }
     return plan;
+  }
+
+  /**
+   * Interfaces as start-up sees them: one that does not exist (yet) is waited
+   * for and served when it appears, and only a configuration none of whose
+   * interfaces exists is refused (a typo in the one interface, which would
+   * leave nothing serving). Returns the problems, and a line for each new wait.
+   */
+  private checkInterfaces(config: ServerConfig): { problems: string[]; waits: string[] } {
+    const names = [...new Set(config.exports.flatMap((c) => c.interfaces))];
+    const missing = names.filter((n) => this.p.addon.linkInfo(n, this.p.netns) === null);
+    if (names.length > 0 && missing.length === names.length) {
+      const problems = config.exports.flatMap((c) =>
+        c.interfaces.map((n) => `${exportKey(c)}: interface ${n} not found; list interfaces with \`ip link\``),
+      );
+      return { problems, waits: [] };
+    }
+    const waits = missing
+      .filter((name) => !this.p.links.has(name)) // already waited for, and said so
+      .map((name) => {
+        const waiting = config.exports.filter((c) => c.interfaces.includes(name)).map((c) => exportKey(c));
+        return `interface ${name} not found; ${waiting.join(' ')} ${waiting.length === 1 ? 'waits' : 'wait'} for it (list interfaces with \`ip link\`)`;
+      });
+    return { problems: [], waits };
   }
 
   /**

@@ -14,6 +14,7 @@ import { checkReflinkPlace } from '../backend/reflink';
 import { DEFAULT_MAX_VIEWS, DEFAULT_VIEWS_MIN_FREE, exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { ViewBudget } from './admission';
+import { Remeasure } from './sizes';
 import { defaultSnapshotName, SnapshotDir } from './snapshots';
 import { ExportViews, macOfName, nameOfMac } from './views';
 import { snapshotsDirOf, viewsDirOf } from './views-dir';
@@ -54,12 +55,28 @@ export interface ViewsAdminOptions {
   waitDrain(): Promise<void>;
 }
 
+/** An export's snapshots as stats show them, and when they were measured (performance.now()). */
+interface SnapshotFigures {
+  count: number;
+  ownBytes: number;
+  measuredAt: number;
+  /** Taken, deleted or put back since. */
+  changed: boolean;
+}
+
 export class ViewsAdmin {
   /** One bound on open views for every export's views. */
   private readonly budget: ViewBudget;
+  /** By export key, measured off the serving thread (sizes.ts). */
+  private readonly snapshotFigures = new Map<string, SnapshotFigures>();
+  private readonly snapshotSizes: Remeasure;
 
   constructor(private readonly o: ViewsAdminOptions) {
     this.budget = new ViewBudget(o.maxViews);
+    this.snapshotSizes = new Remeasure(
+      () => this.measureSnapshots(),
+      (e) => o.log.warn({ err: e.message }, `cannot measure the bytes of snapshots for stats: ${e.message}`),
+    );
   }
 
   /** Opens (or makes) the views of a new export whose image is `image`. */
@@ -212,17 +229,45 @@ export class ViewsAdmin {
     const of = viewMac === undefined ? 'export' : macOfName(nameOfMac(viewMac)!);
     const { result: file, pausedMs } = await this.whilePaused(e, () => dir.take(name, (view ?? e.store).fd, of));
     this.o.log.info({ export: key, snapshot: name, file, pausedMs: Number(pausedMs.toFixed(3)) }, 'snapshot taken');
+    this.snapshotsChanged(e);
     return { key, name, file, pausedMs, of };
   }
 
-  /** How many snapshots an export has and the bytes they hold of their own (stats); zeros when unreadable. */
+  /**
+   * How many snapshots an export has and the bytes they hold of their own
+   * (stats), as last measured; zeros before the first measurement and when
+   * there is no place for snapshots. Never touches the file system here.
+   */
   snapshotTotals(e: AdministeredExport): { count: number; ownBytes: number } {
-    try {
-      const list = this.snapshotsOf(e.key).dir.list();
-      return { count: list.length, ownBytes: list.reduce((n, s) => n + s.ownBytes, 0) };
-    } catch {
-      return { count: 0, ownBytes: 0 };
+    this.snapshotSizes.reading();
+    const f = this.snapshotFigures.get(e.key);
+    return f === undefined ? { count: 0, ownBytes: 0 } : { count: f.count, ownBytes: f.ownBytes };
+  }
+
+  /** An export's snapshots changed (and with them what its views own): measure both again. */
+  private snapshotsChanged(e: AdministeredExport): void {
+    const f = this.snapshotFigures.get(e.key);
+    if (f !== undefined) f.changed = true;
+    else this.snapshotFigures.set(e.key, { count: 0, ownBytes: 0, measuredAt: -Infinity, changed: true });
+    this.snapshotSizes.changed();
+    e.views?.sizesChanged();
+  }
+
+  /** Measures the snapshots of each export that changed or served I/O (which unshares snapshot blocks) since the last time. */
+  private async measureSnapshots(): Promise<void> {
+    const served = new Set<string>();
+    for (const e of [...this.o.exports()]) {
+      served.add(e.key);
+      if (e.config.viewsDir === undefined || e.store.kind !== 'file') continue;
+      const f = this.snapshotFigures.get(e.key);
+      if (f !== undefined && !f.changed && e.lastIoAt < f.measuredAt) continue;
+      const measuredAt = performance.now();
+      if (f !== undefined) f.changed = false;
+      const totals = await new SnapshotDir(snapshotsDirOf(e.config), this.o.addon).totals();
+      const now = this.snapshotFigures.get(e.key);
+      this.snapshotFigures.set(e.key, { ...totals, measuredAt, changed: now?.changed ?? false });
     }
+    for (const key of this.snapshotFigures.keys()) if (!served.has(key)) this.snapshotFigures.delete(key);
   }
 
   listSnapshots(key: string): SnapshotInfo[] {
@@ -230,7 +275,9 @@ export class ViewsAdmin {
   }
 
   deleteSnapshot(key: string, name: string): string {
-    const file = this.snapshotsOf(key).dir.delete(name);
+    const { e, dir } = this.snapshotsOf(key);
+    const file = dir.delete(name);
+    this.snapshotsChanged(e);
     this.o.log.info({ export: key, snapshot: name }, 'snapshot deleted');
     return file;
   }
@@ -263,6 +310,7 @@ export class ViewsAdmin {
       if (of !== 'export') views!.refreshOwn(of);
     });
     this.o.log.warn({ export: key, snapshot: name, of, forced: force }, 'snapshot reverted');
+    this.snapshotsChanged(e);
     return { key, name, of };
   }
 }

@@ -10,6 +10,7 @@ import type { SnapshotInfo } from '../api/control';
 export interface SnapshotFunctions {
   reflinkClone(srcFd: number, dstFd: number): void;
   unsharedBytes(fd: number): number;
+  unsharedBytesAsync(fd: number): Promise<number>;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -134,6 +135,43 @@ export class SnapshotDir {
       out.push({ name, file, created: new Date(meta.created).toISOString(), of: meta.of, ownBytes: own });
     }
     return out;
+  }
+
+  /**
+   * How many snapshots there are and the bytes they have of their own, for
+   * stats: measured on pool threads, so it may run while the export serves.
+   * Only regular files are opened, without waiting (a FIFO planted here
+   * must not hold a thread).
+   */
+  async totals(): Promise<{ count: number; ownBytes: number }> {
+    let files: string[];
+    try {
+      files = await fs.promises.readdir(this.dir);
+    } catch {
+      return { count: 0, ownBytes: 0 };
+    }
+    let count = 0;
+    let ownBytes = 0;
+    for (const f of files) {
+      if (!f.endsWith('.img') || f.startsWith('.')) continue;
+      let fh: fs.promises.FileHandle;
+      try {
+        fh = await fs.promises.open(
+          path.join(this.dir, f),
+          fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+        );
+      } catch {
+        continue; // deleted meanwhile, or a link
+      }
+      try {
+        if (!(await fh.stat()).isFile()) continue;
+        ownBytes += await this.fns.unsharedBytesAsync(fh.fd);
+        count++;
+      } finally {
+        await fh.close();
+      }
+    }
+    return { count, ownBytes };
   }
 
   delete(name: string): string {

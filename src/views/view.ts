@@ -10,6 +10,7 @@ import type { ViewDates } from './view-meta';
 export interface ViewFunctions {
   reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
   unsharedBytes(fd: number): number;
+  unsharedBytesAsync(fd: number): Promise<number>;
   fileExtents(fd: number): Float64Array;
   imageLease(fd: number, take: boolean): void;
   imageLeaseHeld(fd: number): boolean;
@@ -33,6 +34,12 @@ export class View {
   seenAt = 0;
   /** Blocks that may differ from the image: reads of them go to the view's file. */
   own = new OwnBlocks();
+  /** Bytes of its own when last measured (sizes.ts), for stats. */
+  ownBytes = 0;
+  /** Written (or changed by a snapshot) since it was last measured. */
+  unmeasured = true;
+  /** performance.now() when it was last measured. */
+  measuredAt = 0;
 
   constructor(
     readonly name: string,

@@ -23,6 +23,7 @@ import { STORE_PENDING, type BlockStore } from '../backend/block-store';
 import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission';
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
+import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
 import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
 import { readViewDates, writeViewDates, type ViewDates } from './view-meta';
 
@@ -103,6 +104,8 @@ export class ExportViews {
   private datesSaving: Promise<void> = Promise.resolve();
   /** Reads of blocks no view wrote go to the image while it holds the lease. */
   private readonly sharing: ImageSharing;
+  /** Measures the views' own bytes for stats, off the serving thread. */
+  private readonly sizes: Remeasure;
 
   private constructor(private readonly o: ExportViewsOptions) {
     fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
@@ -120,6 +123,10 @@ export class ExportViews {
       if (this.list.some((v) => v !== null && v.seenAt > this.savedAt)) void this.saveDates();
     }, o.datesSaveMs);
     this.seenTimer.unref();
+    this.sizes = new Remeasure(
+      () => this.measure(),
+      (e) => o.events.failed('stats', `cannot measure the bytes the views have of their own: ${e.message}`),
+    );
   }
 
   /** Opens the views already in `dir` (from an earlier run) and is ready to make new ones. */
@@ -143,6 +150,7 @@ export class ExportViews {
       throw e;
     }
     v.sharing.start();
+    v.sizes.changed();
     return v;
   }
 
@@ -214,7 +222,10 @@ export class ExportViews {
   /** A write to view `index` completed: the next group commit syncs it. */
   written(index: number): void {
     const v = this.list[index];
-    if (v !== null && v !== undefined) v.dirty = true;
+    if (v !== null && v !== undefined) {
+      v.dirty = true;
+      v.unmeasured = true;
+    }
   }
 
   /**
@@ -323,6 +334,8 @@ export class ExportViews {
       return;
     }
     const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
+    v.unmeasured = false; // a fresh clone has nothing of its own
+    v.measuredAt = performance.now();
     v.seenAt = performance.now(); // its initiator asked for it just now
     this.sharing.checkClone(v, epoch);
     this.add(v, key);
@@ -347,11 +360,41 @@ export class ExportViews {
     return out.sort((a, b) => (a.mac < b.mac ? -1 : 1));
   }
 
-  /** Bytes the views have of their own, all together. */
+  /** Bytes the views have of their own, all together, as last measured (at most SIZES_REFRESH_MS ago when asked for again and again). */
   ownBytes(): number {
+    this.sizes.reading();
     let n = 0;
-    for (const v of this.list) if (v !== null) n += this.o.fns.unsharedBytes(v.store.fd);
+    for (const v of this.list) if (v !== null) n += v.ownBytes;
     return n;
+  }
+
+  /** Snapshots of these views were taken, deleted or put back: their own bytes changed. */
+  sizesChanged(): void {
+    for (const v of this.list) if (v !== null) v.unmeasured = true;
+    this.sizes.changed();
+  }
+
+  /** Measures the views written since they were last measured (or long ago), one at a time on a pool thread. */
+  private async measure(): Promise<void> {
+    let failure: Error | undefined;
+    const old = performance.now() - SIZES_FULL_REFRESH_MS;
+    for (const v of this.list.slice()) {
+      if (this.closed) return;
+      if (v === null || (!v.unmeasured && v.measuredAt > old)) continue;
+      v.unmeasured = false;
+      v.measuredAt = performance.now();
+      const store = v.store;
+      try {
+        const bytes = await this.o.fns.unsharedBytesAsync(store.fd);
+        // A view reset or dropped meanwhile was measured through a descriptor closed since.
+        if (v.store === store && this.list[v.index] === v) v.ownBytes = bytes;
+        else v.unmeasured = true;
+      } catch (e) {
+        v.unmeasured = true;
+        if (v.store === store && this.list[v.index] === v) failure ??= e as Error;
+      }
+    }
+    if (failure !== undefined) throw failure;
   }
 
   /** Milliseconds since the epoch of the most recent request of any view; 0 when none. */
@@ -390,6 +433,9 @@ export class ExportViews {
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
     v.own = new OwnBlocks(); // a new clone: every block the image's
+    v.ownBytes = 0;
+    v.unmeasured = false;
+    v.measuredAt = performance.now();
     this.sharing.checkClone(v, epoch);
     v.dirty = false;
     v.dates.created = Date.now();
@@ -421,6 +467,7 @@ export class ExportViews {
   /** After a snapshot was put back into the view of `mac`: which blocks differ from the image now. The export is paused. */
   refreshOwn(mac: string): void {
     this.sharing.refresh(this.find(mac));
+    this.sizesChanged();
   }
 
   /** Whether reads of shared blocks go to the image now. */

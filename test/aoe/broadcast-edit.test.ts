@@ -1,11 +1,11 @@
 // State edits addressed to the broadcast shelf or slot: a Mac Mask edit or a
-// Reserve set / force set sent to ffff.ff, ffff.S or H.ff is refused with
+// Reserve set / force set, or a Query Config set / force set, sent to ffff.ff, ffff.S or H.ff is refused with
 // AoE error 2 (Bad argument) and changes nothing, unless the export allows
 // broadcast edits; the same edit to the exact shelf.slot is applied, and
 // reads to broadcast are answered. docs/protocol.md says why.
 
 import t from 'tap';
-import { A, B, BCAST, hdr, mask, maskList, pad60, resv, rhdr, Row, runRows } from './golden';
+import { A, B, BCAST, cfg, cfgReply, hdr, mask, maskList, pad60, resv, rhdr, Row, runRows } from './golden';
 
 const TAG = 0x0b0a0c05;
 
@@ -68,6 +68,31 @@ const rows: Row[] = [
       state: { reserve: [A], versionDelta: 0 },
     },
     {
+      desc: `config force set to ${name}: refused with error 2 and the current string`,
+      target: { config: 'mine' },
+      request: to(shelf, slot, 1, cfg({ ver: 1, ccmd: 4, str: 'EVIL' })),
+      want: { reply: pad60(rhdr({ cmd: 1, tag: TAG, error: 2 }), cfgReply({ ccmd: 4, str: 'mine' })) },
+      state: { config: 'mine', versionDelta: 0 },
+    },
+    {
+      desc: `config set on an export without a string, to ${name}: refused, the string stays empty`,
+      request: to(shelf, slot, 1, cfg({ ver: 1, ccmd: 3, str: 'EVIL' })),
+      want: { reply: pad60(rhdr({ cmd: 1, tag: TAG, error: 2 }), cfgReply({ ccmd: 3 })) },
+      state: { config: '', versionDelta: 0 },
+    },
+    {
+      desc: `config read to ${name}: answered`,
+      target: { config: 'mine' },
+      request: to(shelf, slot, 1, cfg({ ver: 1, ccmd: 0 })),
+      want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ str: 'mine' })) },
+    },
+    {
+      desc: `config test to ${name}: answered when it matches (discovery by string)`,
+      target: { config: 'mine' },
+      request: to(shelf, slot, 1, cfg({ ver: 1, ccmd: 1, str: 'mine' })),
+      want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ ccmd: 1, str: 'mine' })) },
+    },
+    {
       desc: `mask read to ${name}: answered`,
       target: { mask: [A] },
       request: to(shelf, slot, 2, mask({ mcmd: 0 })),
@@ -93,6 +118,20 @@ const rows: Row[] = [
     request: to(7, 3, 3, FORCE_B),
     want: { reply: pad60(rhdr({ cmd: 3, tag: TAG }), resv({ rcmd: 2, macs: [B] })) },
     state: { reserve: [B], versionDelta: 1 },
+  },
+  {
+    desc: 'config force set to the exact e7.3: applied',
+    target: { config: 'mine' },
+    request: to(7, 3, 1, cfg({ ver: 1, ccmd: 4, str: 'new' })),
+    want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ ccmd: 4, str: 'new' })) },
+    state: { config: 'new', versionDelta: 1 },
+  },
+  {
+    desc: 'config force set to ffff.ff when the export allows broadcast edits: applied',
+    target: { config: 'mine', broadcastEdits: true },
+    request: to(0xffff, 0xff, 1, cfg({ ver: 1, ccmd: 4, str: 'new' })),
+    want: { reply: pad60(rhdr({ cmd: 1, tag: TAG }), cfgReply({ ccmd: 4, str: 'new' })) },
+    state: { config: 'new', versionDelta: 1 },
   },
   {
     desc: 'mask edit to ffff.ff when the export allows broadcast edits: applied',

@@ -111,22 +111,36 @@ const aoeping: Row = {
 };
 
 const aoecfg: Row = {
-  desc: 'aoecfg: broadcast read, set, test, prefix, force set (CCmd without version nibble, 1056 bytes)',
+  desc:
+    'aoecfg: read, test and prefix test by broadcast, set and force set with -s -l (CCmd without version nibble, ' +
+    '1056 bytes); a force set by broadcast is refused with error 2',
   steps: [
-    [0, '', ''],
-    [3, 'mine', 'mine'],
-    [1, 'mine', 'mine'],
-    [2, 'mi', 'mine'],
-    [4, 'ours', 'ours'],
-  ].map(([ccmd, arg, cur], i) => ({
-    request:
-      hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: 0x80000000 | (0x1234 + i) }) +
-      cfg({ vercmd: ccmd as number, str: arg as string }) +
-      rep(0, 1024 - (arg as string).length),
-    want: {
-      reply: pad60(rhdr({ cmd: 1, tag: 0x80000000 | (0x1234 + i) }), cfgReply({ ccmd: ccmd as number, str: cur as string })),
-    },
-  })),
+    [0, '', '', true],
+    [3, 'mine', 'mine', false],
+    [1, 'mine', 'mine', true],
+    [2, 'mi', 'mine', true],
+    [4, 'ours', 'ours', false],
+  ]
+    .map(([ccmd, arg, cur, bcast], i) => ({
+      request:
+        hdr({
+          dst: BCAST,
+          shelf: bcast ? 0xffff : 7,
+          slot: bcast ? 0xff : 3,
+          cmd: 1,
+          tag: 0x80000000 | (0x1234 + i),
+        }) +
+        cfg({ vercmd: ccmd as number, str: arg as string }) +
+        rep(0, 1024 - (arg as string).length),
+      want: {
+        reply: pad60(rhdr({ cmd: 1, tag: 0x80000000 | (0x1234 + i) }), cfgReply({ ccmd: ccmd as number, str: cur as string })),
+      },
+    }))
+    .concat({
+      request:
+        hdr({ dst: BCAST, shelf: 0xffff, slot: 0xff, cmd: 1, tag: 0x80001239 }) + cfg({ vercmd: 4, str: 'evil' }) + rep(0, 1020),
+      want: { reply: pad60(rhdr({ cmd: 1, tag: 0x80001239, error: 2 }), cfgReply({ ccmd: 4, str: 'ours' })) },
+    }),
 };
 
 const sancheck: Row = {

@@ -1,5 +1,6 @@
 // `vbladed --check` opens every backing file and looks up every interface as
-// serving would, and says what cannot be served with the fix, exit 1.
+// serving would, and says what cannot be served with the fix, exit 1; an
+// interface that does not exist yet is a warning, as start-up waits for it.
 //
 // Network safety: vbladed runs only inside a namespace this test creates,
 // with a veth pair it creates; --check sends nothing, but is kept out of the
@@ -41,11 +42,30 @@ if (requireRoot(t)) {
     t.equal(
       bad.stderr,
       [
+        `vbladed: warning: e1.2: interface ${veth.a.ifname}x not found; e1.2 is served on it when it appears (list interfaces with \`ip link\`)`,
         `vbladed: e1.1: cannot open ${missing}: no such file; check the path or create it (e.g. truncate -s 1G ${missing})`,
-        `vbladed: e1.2: interface ${veth.a.ifname}x not found; list interfaces with \`ip link\``,
-        `vbladed: ${conf}: 2 problems; fix them and check again`,
+        `vbladed: ${conf}: 1 problem; fix it and check again`,
         '',
       ].join('\n'),
+    );
+
+    // An interface that is not there yet (a VLAN or NIC that comes up later): start waits for it, and so does --check.
+    fs.writeFileSync(conf, `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname} ${veth.a.ifname}x\n`);
+    const later = await check();
+    t.equal(later.code, 0, later.stderr);
+    t.match(later.stdout, `${conf}: OK, 1 export`);
+    t.equal(
+      later.stderr,
+      `vbladed: warning: e1.1: interface ${veth.a.ifname}x not found; e1.1 is served on it when it appears (list interfaces with \`ip link\`)\n`,
+    );
+
+    // No interface of the config exists: start would fail, so --check does.
+    fs.writeFileSync(conf, `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}x\n`);
+    const none = await check();
+    t.equal(none.code, 1);
+    t.equal(
+      none.stderr,
+      `vbladed: e1.1: interface ${veth.a.ifname}x not found; list interfaces with \`ip link\`\nvbladed: ${conf}: 1 problem; fix it and check again\n`,
     );
   });
 }
@@ -86,4 +106,38 @@ t.test('--check: views on a file system without reflinks are refused, on XFS wit
   const masked = await check();
   t.equal(masked.code, 0, masked.stderr);
   t.equal(masked.stderr, '', 'with a mask: no warning');
+});
+
+t.test('--check warns of a metrics listener that anyone on the network can reach, unless that is acknowledged', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'check-metrics');
+  const veth = await createVeth(t, ns, ns);
+  const dir = tempDir(t, 'check-metrics');
+  const file = await patternFile(t, 64);
+  const conf = path.join(dir, 'vblade.conf');
+  const check = (daemon: string) => {
+    fs.writeFileSync(conf, `[daemon]\n${daemon}\n[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n`);
+    return ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+  };
+  for (const local of ['127.0.0.1:9469', '[::1]:9469', 'localhost:9469', '127.0.0.2:9469']) {
+    const r = await check(`metrics = ${local}\n`);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stderr, '', `no warning for ${local}`);
+  }
+  const wild = await check('metrics = 0.0.0.0:9469\n');
+  t.equal(wild.code, 0, 'a warning, not a refusal');
+  t.equal(
+    wild.stderr,
+    'vbladed: warning: metrics = 0.0.0.0:9469 listens on every address of this host: anyone who can reach port 9469 can read ' +
+      'the metrics (export names and files, counters) and make the daemon answer; bind 127.0.0.1:9469 (a Prometheus on ' +
+      'this host, or a tunnel to it), or let only your Prometheus reach the port (a firewall rule, or IPAddressAllow= in ' +
+      'the systemd unit) and set metrics-allow-remote = yes\n',
+  );
+  const lan = await check('metrics = 192.0.2.7:9469\n');
+  t.match(lan.stderr, /^vbladed: warning: metrics = 192\.0\.2\.7:9469 is not a loopback address: anyone who can reach port 9469/);
+  const v6 = await check('metrics = [::]:9469\n');
+  t.match(v6.stderr, /^vbladed: warning: metrics = \[::\]:9469 listens on every address of this host/);
+  const acknowledged = await check('metrics = 0.0.0.0:9469\nmetrics-allow-remote = yes\n');
+  t.equal(acknowledged.code, 0, acknowledged.stderr);
+  t.equal(acknowledged.stderr, '', 'metrics-allow-remote = yes: no warning');
 });

@@ -66,11 +66,11 @@ buffer-count = 64
       ],
     },
     {
-      desc: 'trailing comments: blank then # or ; outside quotes; a # inside a word stays',
-      text: `[daemon]
+      desc: 'trailing comments (after values and section headers): blank then # or ; outside quotes; a # inside a word stays',
+      text: `[daemon]   # the daemon's settings
 log-format = text   ; readable log
 
-[export e1.1]
+[export e1.1]                  ; /etc/vblade.conf
 file = /srv/disk#1.img # the second disk
 interfaces = eth2 eth3   # two paths to the same disk
 sync = yes	# no write acknowledged before it is on disk

@@ -35,6 +35,7 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
     stopTimeoutSeconds: 30,
     stateDir: '/var/lib/vblade',
     controlSocket: '/run/vblade/vblade.sock',
+    metricsAllowRemote: false,
     spinMicros: 20,
     spinPolicy: 'adaptive',
     mapInMemory: true,

@@ -1,6 +1,6 @@
-// The configuration examples in docs/operations.md must mean what their
-// comments say: every ```ini block with an [export] section parses as a
-// vblade.conf, and the ```sh block after a /etc/vblade.conf.d/ name parses as
+// The configuration examples in docs/operations.md and the README must mean
+// what their comments say: every ```ini block (README: indented block) with
+// an [export] section parses as a vblade.conf, and the ```sh block after a /etc/vblade.conf.d/ name parses as
 // a Debian fragment, with no comment text taken into a value.
 
 import * as fs from 'node:fs';
@@ -11,6 +11,7 @@ import { parseDebianConf } from '../../src/config/debian-conf';
 import type { ExportConfig } from '../../src/config/export-config';
 
 const DOC = path.join(__dirname, '..', '..', '..', 'docs', 'operations.md');
+const README = path.join(__dirname, '..', '..', '..', 'README.md');
 
 interface Block {
   lang: string;
@@ -27,6 +28,13 @@ function codeBlocks(md: string): Block[] {
     const lines = md.slice(0, m.index).trimEnd().split('\n');
     out.push({ lang: m[1], text: m[2], before: lines[lines.length - 1] });
   }
+  return out;
+}
+
+/** The README's indented code blocks (four spaces), without the indent. */
+function indentedBlocks(md: string): string[] {
+  const out: string[] = [];
+  for (const m of md.matchAll(/(?:^ {4}.*\n)+/gm)) out.push(m[0].replace(/^ {4}/gm, ''));
   return out;
 }
 
@@ -49,24 +57,33 @@ t.test('vblade.conf examples parse with no comment in a value', async (t) => {
   t.same(first.interfaces, ['eth1', 'eth2'], 'interfaces = eth1 eth2   # two paths ... is two interfaces');
 });
 
+t.test("the README's vblade.conf examples parse, with no comment in a value", async (t) => {
+  const confs = indentedBlocks(fs.readFileSync(README, 'utf8')).filter((b) => b.includes('[export'));
+  t.ok(confs.length > 0, 'the README has a vblade.conf example');
+  for (const text of confs) {
+    const c = parseConfigFile(text, 'README.md');
+    for (const e of c.exports) {
+      for (const v of valuesOf(e)) t.notMatch(v, /#|;/, `e${e.shelf}.${e.slot}: "${v}" holds no comment`);
+    }
+  }
+});
+
 t.test('the lab examples (operations.md, README.md) with views set a MAC mask', async (t) => {
-  const readme = fs.readFileSync(path.join(path.dirname(DOC), '..', 'README.md'), 'utf8');
-  // The README's example is an indented block under its heading.
-  const lab = readme.split('## Serve a lab of diskless machines from one image')[1] ?? '';
-  const readmeConf = lab.split('\n').slice(1).join('\n').replace(/^\n+/, '').split('\n\n')[0].replace(/^ {4}/gm, '');
   const confs = [
     ...blocks.filter((b) => b.lang === 'ini' && b.text.includes('[export')).map((b) => ['docs/operations.md', b.text]),
-    ['README.md', readmeConf],
+    ...indentedBlocks(fs.readFileSync(README, 'utf8'))
+      .filter((b) => b.includes('[export'))
+      .map((b) => ['README.md', b]),
   ];
-  let withViews = 0;
+  const files = new Set<string>();
   for (const [where, text] of confs) {
     for (const e of parseConfigFile(text, where).exports) {
       if (e.views === undefined) continue;
-      withViews++;
+      files.add(where);
       t.ok(e.macMask.length > 0, `${where} e${e.shelf}.${e.slot}: views with a mac-mask (${e.macMask.join(' ')})`);
     }
   }
-  t.ok(withViews >= 2, `${withViews} examples with views, in both files`);
+  t.same([...files].sort(), ['README.md', 'docs/operations.md'], 'both files have an example with views');
 });
 
 t.test('the Debian fragment example parses', async (t) => {

@@ -14,12 +14,13 @@ import { pidAlive } from '../../lab/common';
 import { sparseFile } from '../helpers/files';
 import { addBridgeTap, createNetnsPair, ownNetns, requireRoot } from '../../lab/netns';
 import { requireCommands } from '../../lab/process';
+import { DEBIAN_VBLADE } from '../../lab/peers';
 
 const SHELF = '7';
 const SLOT = '3';
 const CONFIG = 'aoe-target harness check 0123456789abcde'; // 40 characters
 
-if (requireRoot(t) && requireCommands(t, ['/usr/sbin/vblade', 'aoecfg', 'aoeping'])) {
+if (requireRoot(t) && requireCommands(t, [DEBIAN_VBLADE, 'aoecfg', 'aoeping'])) {
   let vbladePid = -1;
   let file = '';
   const names: string[] = [];
@@ -29,7 +30,7 @@ if (requireRoot(t) && requireCommands(t, ['/usr/sbin/vblade', 'aoecfg', 'aoeping
     const { target, init, targetIf, initIf } = await createNetnsPair(t, { mtu: 1500 });
     names.push(target.name, init.name);
     file = await sparseFile(t, 64 << 20);
-    const vblade = target.spawn(t, '/usr/sbin/vblade', [SHELF, SLOT, targetIf, file]);
+    const vblade = target.spawn(t, DEBIAN_VBLADE, [SHELF, SLOT, targetIf, file]);
     vbladePid = vblade.pid;
     await vblade.waitFor(new RegExp(`e${SHELF}\\.${SLOT}, 131072 sectors`), { timeoutMs: 15000 });
     t.pass(`vblade serves e${SHELF}.${SLOT} on ${targetIf}`);
@@ -57,7 +58,7 @@ if (requireRoot(t) && requireCommands(t, ['/usr/sbin/vblade', 'aoecfg', 'aoeping
     names.push(target.name, init.name);
     const bt = await addBridgeTap(t, init, { uplink: initIf });
     const disk = await sparseFile(t, 16 << 20);
-    const vblade = target.spawn(t, '/usr/sbin/vblade', [SHELF, SLOT, targetIf, disk]);
+    const vblade = target.spawn(t, DEBIAN_VBLADE, [SHELF, SLOT, targetIf, disk]);
     await vblade.waitFor(/sectors/, { timeoutMs: 15000 });
     const cfg = await init.run('aoecfg', ['-c', 'fset', '-s', CONFIG, '-t', '2', SHELF, SLOT, bt.bridge], { timeoutMs: 30000 });
     t.match(cfg.stdout, CONFIG, `aoecfg over the bridge ${bt.bridge}`);

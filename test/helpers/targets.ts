@@ -10,6 +10,7 @@ import { chmodSync, cpSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { loadAddon } from '../../src/native/addon';
 import { TestLike, sleep } from '../../lab/common';
+import { DEBIAN_VBLADE } from '../../lab/peers';
 import { tempDir } from './files';
 import type { Netns } from '../../lab/netns';
 import type { Proc } from '../../lab/process';
@@ -17,7 +18,7 @@ import type { Proc } from '../../lab/process';
 /** The checkout (this file runs from dist/test/helpers). */
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const OUR_VBLADE = join(REPO, 'bin', 'vblade.js');
-export const DEBIAN_VBLADE = '/usr/sbin/vblade';
+export { DEBIAN_VBLADE } from '../../lab/peers';
 
 /** Which target answers: this project's daemon or Debian's vblade. */
 export type TargetKind = 'ours' | 'vblade';

@@ -110,15 +110,34 @@ if (requireRoot(t)) {
     t.ok(await reads(pair.init, pair.initIf, e61), 'e6.1 still answers');
     t.match((await ctl(pair.target, socket, 'list')).out, `e6.1\t${pair.targetIf}\trw\t${file1}\n`, 'and is listed as before');
 
-    // A mistyped interfaces = : refused too.
-    fs.writeFileSync(conf, config(`file = ${file1}\ninterfaces = ${pair.targetIf}x`));
-    const typo = await ctl(pair.target, socket, 'reload');
-    t.equal(typo.code, 1);
-    t.equal(
-      typo.err,
-      `vblade ctl reload: reload refused, nothing changed: e6.1: interface ${pair.targetIf}x not found; list interfaces with \`ip link\`\n`,
+    // Two problems in one reload: both are named, nothing changes.
+    fs.writeFileSync(
+      conf,
+      config(`file = ${dir}/missing.img\ninterfaces = ${pair.targetIf}`) +
+        `\n[export e6.3]\nfile = ${dir}/missing3.img\ninterfaces = ${pair.targetIf}\n`,
+    );
+    const two = await ctl(pair.target, socket, 'reload');
+    t.equal(two.code, 1);
+    t.match(
+      two.err,
+      /^vblade ctl reload: reload refused, nothing changed: 2 problems:\n {2}e6\.1: cannot open .*missing\.img: no such file.*\n {2}e6\.3: cannot open .*missing3\.img: no such file/,
     );
     t.ok(await reads(pair.init, pair.initIf, e61), 'e6.1 still answers');
+
+    // A mistyped interfaces = (another interface of the config exists): as at start, e6.1 waits for it, and the
+    // reload says so; putting the right name back serves it again.
+    fs.writeFileSync(conf, config(`file = ${file1}\ninterfaces = ${pair.targetIf}x`));
+    const typo = await ctl(pair.target, socket, 'reload');
+    t.equal(typo.code, 0, typo.err);
+    t.equal(
+      typo.out,
+      'reloaded; added: -; removed: -; changed: e6.1; resized: -\n' +
+        `warning: interface ${pair.targetIf}x not found; e6.1 waits for it (list interfaces with \`ip link\`)\n`,
+    );
+    t.notOk(await reads(pair.init, pair.initIf, e61), 'e6.1 no longer answers on its old interface');
+    fs.writeFileSync(conf, config(`file = ${file1}\ninterfaces = ${pair.targetIf}`));
+    t.equal((await ctl(pair.target, socket, 'reload')).out, 'reloaded; added: -; removed: -; changed: e6.1; resized: -\n');
+    t.ok(await reads(pair.init, pair.initIf, e61), 'e6.1 answers again');
     const refusals = daemon.lines.filter((l) => l.text.includes('"msg":"reload refused, nothing changed: '));
     t.equal(refusals.length, 2, 'each refusal is logged');
     t.ok(

@@ -8,6 +8,7 @@
 
 import * as path from 'node:path';
 import { repoRoot } from '../../lab/guest';
+import { DEBIAN_VBLADE } from '../../lab/peers';
 
 export type ScenarioName =
   | 'linux-mtu1500'
@@ -46,7 +47,7 @@ export const targets: TargetUnderTest[] = [
   },
   {
     name: 'vblade',
-    cmd: (args) => ['/usr/sbin/vblade', ...args],
+    cmd: (args) => [DEBIAN_VBLADE, ...args],
     sharedArgs: [],
     // vblade's known fault (32-byte frames, no padding to 60) only hurts aoetools
     // over veth; QEMU pads for the guest, so no scenario here is expected to fail.

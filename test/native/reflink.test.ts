@@ -27,6 +27,12 @@ t.test('XFS with reflink=1: the probe says yes and a clone is independent of its
   t.equal(native.unsharedBytes(d), 0, 'a fresh clone has nothing of its own');
   fs.writeSync(d, Buffer.alloc(512, 0xee), 0, 512, 4096);
   t.equal(native.unsharedBytes(d), 4096, 'one sector written: one 4 KiB block of its own');
+  t.equal(await native.unsharedBytesAsync(d), 4096, 'measured on a pool thread: the same');
+  fs.writeSync(d, Buffer.alloc(4096, 0xdd), 0, 4096, 65536);
+  t.equal(await native.unsharedBytesAsync(d), 4096, 'on a pool thread a write not yet written back is not forced out');
+  fs.fdatasyncSync(d);
+  t.equal(await native.unsharedBytesAsync(d), 8192, 'once written back it counts');
+  await t.rejects(native.unsharedBytesAsync(987654), { code: 'EBADF' }, 'a closed descriptor is an error');
   fs.closeSync(d);
   t.ok(Buffer.from(fs.readFileSync(src)).equals(data), 'writing the clone leaves the source as it was');
   t.equal(fs.readFileSync(dst)[4096], 0xee, 'the clone has its own write');

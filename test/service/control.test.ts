@@ -25,7 +25,7 @@ import {
 } from '../../src/service/control';
 import { formatResult, parseCtlArgs, resolveSocket, runCtl } from '../../src/cli/ctl';
 import { humanBytes, latencyBound } from '../../src/cli/stats-table';
-import { MetricsServer, renderMetrics } from '../../src/service/metrics';
+import { METRICS_LIMITS, MetricsServer, renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type ServerLike, type StartServer } from '../../src/service/worker';
 import type { ExportState } from '../../src/config/export-config';
 import type { WorkerOp } from '../../src/service/worker';
@@ -395,6 +395,7 @@ t.test('metrics listener', async (t) => {
   t.equal((await get(`${base}/other`)).status, 404);
   t.equal((await get(`${base}/metrics`, 'POST')).status, 405);
   up = false;
+  await new Promise((r) => setTimeout(r, METRICS_LIMITS.pageCacheMs + 20)); // the page is served again for this long
   const down = await get(`${base}/metrics`);
   t.equal(down.status, 200);
   t.match(down.body, /^vblade_up 0$/m);

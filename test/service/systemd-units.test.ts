@@ -62,6 +62,9 @@ t.test('unit properties', async (t) => {
       'KillMode=mixed',
       'ExecReload=/bin/kill -HUP $MAINPID',
       'SyslogIdentifier=vbladed',
+      // Only this host reaches the metrics listener unless the operator opens it.
+      'IPAddressDeny=any',
+      'IPAddressAllow=localhost',
     ])
       has(line);
     t.match(text, /^WatchdogSec=[0-9]+$/m);

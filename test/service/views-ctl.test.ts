@@ -16,6 +16,7 @@ import { renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type StartServer } from '../../src/service/worker';
 import type { ServerStats } from '../../src/api/control';
 import { Server } from '../../src/target/server';
+import { SIZES_REFRESH_MS } from '../../src/views/sizes';
 import { FakeNetwork } from '../helpers/fake-addon';
 import type { TestLike } from '../../lab/common';
 import { patternFile } from '../helpers/files';
@@ -78,7 +79,13 @@ t.test('views, reset, drop, snapshots and revert through ctl, as an operator rea
   t.match(lines[1], /^02:00:00:00:0a:01\t\d+\.\d KiB\t\d{4}-\d\d-\d\dT.*Z\t\d{4}-.*Z$/);
   t.match(lines[2], /^02:00:00:00:0b:01\t/);
 
-  const stats = (await core.request('stats')) as ServerStats;
+  // The views' own bytes in stats are measured off the serving thread, within SIZES_REFRESH_MS.
+  let stats = (await core.request('stats')) as ServerStats;
+  const deadline = Date.now() + 2 * SIZES_REFRESH_MS + 2000;
+  while (stats.exports[0].views?.ownBytes === 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    stats = (await core.request('stats')) as ServerStats;
+  }
   t.match(stats.exports[0].views, { count: 2, failures: 0 });
   t.match(
     formatStatsTables(stats).join('\n'),

@@ -1,6 +1,6 @@
 // One forged broadcast frame must not lock everyone out:
-// a host on the segment sends a Mac Mask edit and a Reserve force set to
-// ffff.ff; with the default every export refuses them (AoE error 2) and the
+// a host on the segment sends a Mac Mask edit, a Reserve force set and a
+// Query Config force set to ffff.ff; with the default every export refuses them (AoE error 2) and the
 // legitimate initiator is still served by every export. With broadcast-edits
 // = yes the same frames take, and lock it out, which is why that is not the
 // default. The serving core in process, on the fake addon.
@@ -43,7 +43,7 @@ async function answers(x: Initiator, tag: number): Promise<number[]> {
   return codes;
 }
 
-t.test('default: a broadcast mask edit and reserve force set from another host are refused', async (t) => {
+t.test('default: a broadcast mask edit, reserve force set and config force set from another host are refused', async (t) => {
   const target = await startInProcess(t, twoExports(false));
   const x = new Initiator(target.net, IFACE, FORGER);
   t.same(await servedSlots(target), [1, 2], 'before: the initiator is served by e1.1 and e1.2');
@@ -58,10 +58,20 @@ t.test('default: a broadcast mask edit and reserve force set from another host a
     [2, 2],
     'reserve force set: error 2 from each export',
   );
+  t.same(
+    await answers(x, x.forceSetConfigString('EVIL-BCAST', BROADCAST_SHELF, BROADCAST_SLOT)),
+    [2, 2],
+    'config force set: error 2 from each export',
+  );
+  t.same(
+    await answers(x, x.setConfigString('EVIL-BCAST', BROADCAST_SHELF, BROADCAST_SLOT)),
+    [2, 2],
+    'config set (while no string is set): error 2 from each export',
+  );
 
   t.same(await servedSlots(target), [1, 2], 'after: the initiator is still served by every export');
   for (const e of target.server.stats().exports) {
-    t.same([e.macMask, e.reserve], [[], []], `${e.key}: mask and reserve list still empty`);
+    t.same([e.macMask, e.reserve, e.config], [[], [], ''], `${e.key}: mask, reserve list and config string still empty`);
   }
   t.same(
     target.server.exports.map((e) => e.state.version),
@@ -84,6 +94,13 @@ t.test('broadcast-edits = yes: the same frame takes on every export', async (t) 
   const target = await startInProcess(t, twoExports(true));
   const x = new Initiator(target.net, IFACE, FORGER);
   t.same(await answers(x, x.maskAddBroadcast([FORGER], BROADCAST_SHELF, BROADCAST_SLOT)), [0, 0], 'applied by both');
-  for (const e of target.server.stats().exports) t.same(e.macMask, [FORGER], `${e.key}: mask is the forger alone`);
+  t.same(
+    await answers(x, x.forceSetConfigString('OURS', BROADCAST_SHELF, BROADCAST_SLOT)),
+    [0, 0],
+    'config force set applied by both',
+  );
+  for (const e of target.server.stats().exports) {
+    t.same([e.macMask, e.config], [[FORGER], 'OURS'], `${e.key}: mask is the forger alone, the string is set`);
+  }
   t.same(await servedSlots(target), [], `the initiator ${formatMac(target.initiator.mac)} is locked out of both`);
 });

@@ -57,6 +57,33 @@ t.test('a mistyped interfaces = on reload: refused, the export keeps serving whe
   t.ok(await readsSector0(initiator), 'still answers on fake0');
 });
 
+t.test('reload: an added export on an interface that does not exist yet waits for it; every problem is named', async (t) => {
+  const file = await patternFile(t, 64);
+  const { server, initiator } = await startInProcess(t, [exportOf(file)]);
+  const later = exportOf(await patternFile(t, 8), { slot: 3, interfaces: ['fake9'] });
+  const summary = await server.apply({ exports: [exportOf(file), later] });
+  t.same(summary.added, ['e1.3']);
+  t.same(summary.waiting, ['interface fake9 not found; e1.3 waits for it (list interfaces with `ip link`)']);
+  t.ok(await readsSector0(initiator), 'e1.2 still answers on fake0');
+
+  const missing = `${file}.missing`;
+  await t.rejects(
+    server.apply({
+      exports: [exportOf(missing), later, exportOf(missing, { slot: 4 })],
+    }),
+    {
+      message: new RegExp(
+        `^2 problems:\\n {2}e1\\.2: cannot open ${missing.replace(/[.]/g, '\\.')}: no such file.*\\n {2}e1\\.4: cannot open `,
+      ),
+    },
+  );
+  t.same(
+    server.stats().exports.map((e) => e.key),
+    ['e1.2', 'e1.3'],
+    'nothing changed',
+  );
+});
+
 t.test('a grown backing file is reported as resized, not changed, and its new size is served', async (t) => {
   const file = await patternFile(t, 64);
   const { server, initiator } = await startInProcess(t, [exportOf(file)]);

@@ -15,6 +15,7 @@ import type { ExportConfig } from '../../src/config/export-config';
 import { preflightExports } from '../../src/target/preflight';
 import { Server } from '../../src/target/server';
 import { STORE_PENDING } from '../../src/backend/block-store';
+import { SIZES_REFRESH_MS } from '../../src/views/sizes';
 import { ExportViews } from '../../src/views/views';
 import { ViewBudget } from '../../src/views/admission';
 import type { BlockStore } from '../../src/backend/block-store';
@@ -98,7 +99,15 @@ t.test('two initiators write the same sector: each reads its own, the image is u
   );
   const stats = target.server.stats().exports[0];
   t.equal(stats.views?.count, 2);
-  t.equal(stats.views?.ownBytes, listed[0].ownBytes + listed[1].ownBytes);
+  // Stats show the bytes as measured off the serving thread, at most SIZES_REFRESH_MS ago.
+  const own = listed[0].ownBytes + listed[1].ownBytes;
+  const statsOwn = (): number | undefined => target.server.stats().exports[0].views?.ownBytes;
+  await until(
+    () => statsOwn() === own,
+    `stats to show ${own} bytes of the views' own (${statsOwn()})`,
+    2 * SIZES_REFRESH_MS + 2000,
+  );
+  t.pass('stats show the bytes the listing shows');
 
   await target.server.stop();
   target = await startInProcess(t, [config]);
@@ -565,7 +574,7 @@ for (const type of ['ext4', 'xfs-noreflink'] as const) {
     t.match(message, /without them; use XFS made with `mkfs\.xfs -m reflink=1`.* or btrfs/);
     t.match(message, type === 'ext4' ? /ext2\/3\/4/ : /XFS/);
     t.notOk(fs.existsSync(join(mnt, 'views')), 'nothing was created');
-    const problems = preflightExports([config], native);
+    const { problems } = preflightExports([config], native);
     t.equal(problems.length, 2, 'the check finds the views problem (and the fake interface missing)');
     t.match(problems[0], /e1\.2: views of .* need a file system that makes copy-on-write clones/);
   });

@@ -12,6 +12,7 @@ import { removeStaleNetns } from '../../../lab/netns';
 import { Proc } from '../../../lab/process';
 import { Topology, TopologyOptions } from '../../../lab/topology';
 import { ensureInteropPackages } from '../../../lab/packages';
+import { ensureDebianVblade } from '../../../lab/peers';
 import { chooseAccel, Qemu, QemuOptions } from '../../../lab/qemu';
 import type { ScenarioName, TargetUnderTest } from '../targets';
 
@@ -38,6 +39,7 @@ export function prepare(t: TapTest): Promise<Harness> {
       const t0 = Date.now();
       const installed = await ensureInteropPackages();
       if (installed.length) t.comment(`installed: ${installed.join(' ')}`);
+      await ensureDebianVblade();
       const stale = await removeStaleNetns();
       if (stale.length) t.comment(`removed namespaces left by a dead run: ${stale.join(' ')}`);
       const guest = await buildGuest();
