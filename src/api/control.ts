@@ -122,4 +122,6 @@ export interface ReloadSummary {
   changed: string[];
   /** The backing store changed size. */
   resized: string[];
+  /** Added, but not served: another process or target serves the address (`vblade ctl list` says which; tried again later). */
+  refused?: string[];
 }

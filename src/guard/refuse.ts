@@ -32,31 +32,46 @@ export interface DuplicateCheck {
   log: Logger;
 }
 
+/** An export left out because its address is served elsewhere, and why (with what to do). */
+export interface RefusedExport {
+  config: ExportConfig;
+  reason: string;
+}
+
 /**
- * Start-up: refuses exports of one file that would both write, then (when
- * probing is on) leaves out each export whose address another process on
- * this host, or another target on the wire, already serves. Those are
- * logged as errors; when none is left, start-up fails with the reason.
+ * Which of `exports` another process on this host, or another target on
+ * the wire, serves now: "eS.L" → why, with what to do. The claims of the
+ * others are held when this returns; those of a refused export are given
+ * back, so that a later try starts afresh.
  */
-export async function refuseDuplicates(config: ServerConfig, o: DuplicateCheck): Promise<ServerConfig> {
-  refuseSharedWriters(config.exports);
-  if (o.probeMs <= 0) return config;
+export async function findDuplicates(exports: readonly ExportConfig[], o: DuplicateCheck): Promise<Map<string, string>> {
   const refused = new Map<string, string>();
+  if (o.probeMs <= 0) return refused;
   const byInterface = new Map<string, ExportConfig[]>();
-  for (const c of config.exports) {
+  for (const c of exports) {
     const key = exportKey(c);
     if (c.shared) continue;
     for (const name of c.interfaces) {
-      if (await o.claims.claim(key, name, o.netns)) {
-        byInterface.set(name, [...(byInterface.get(name) ?? []), c]);
-      } else if (!refused.has(key)) {
-        refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}`);
+      const claim = o.claims.claim(key, name, o.netns);
+      if (claim.taken === false) {
+        const pid = claim.holderPid === undefined ? '' : ` (pid ${claim.holderPid})`;
+        if (!refused.has(key)) refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}${pid}`);
+        continue;
       }
+      if (claim.taken === 'unavailable') {
+        o.log.warn(
+          { export: key, interface: name },
+          `cannot claim ${key} on ${name} on this host (${claim.why}); the wire probe still runs`,
+        );
+      }
+      byInterface.set(name, [...(byInterface.get(name) ?? []), c]);
     }
   }
   const probes = [...byInterface].map(async ([name, list]) => {
+    const partial = new Map<string, string[]>();
     try {
-      const answers = await probeAddresses(o.addon, name, list, o.probeMs, o.netns);
+      const asked = list.filter((c) => !refused.has(exportKey(c)));
+      const answers = await probeAddresses(o.addon, name, asked, o.probeMs, o.netns, partial);
       for (const [key, mac] of answers) {
         if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}`);
       }
@@ -65,13 +80,39 @@ export async function refuseDuplicates(config: ServerConfig, o: DuplicateCheck):
       if ((err as NodeJS.ErrnoException).code === 'EPERM') return;
       o.log.warn({ interface: name, err: (err as Error).message }, 'cannot look for other targets on this interface');
     }
+    for (const [key, macs] of partial) {
+      o.log.warn(
+        { export: key, interface: name, macs },
+        `${key} on ${name}: ${macs.join(' ')} answered the duplicate-address probe only in part (not every round: a forged or lost reply); served`,
+      );
+    }
   });
   await Promise.all(probes);
-  const messages = [...refused.values()].map((why) => `${why}; ${DUPLICATE_ADVICE}`);
-  for (const [key, message] of [...refused.keys()].map((k, i) => [k, messages[i]])) {
-    o.log.error({ export: key }, `not serving ${key}: ${message}`);
+  for (const [key, why] of refused) {
+    o.claims.releaseExport(key);
+    refused.set(key, `${why}; ${DUPLICATE_ADVICE}`);
   }
-  const kept = config.exports.filter((c) => !refused.has(exportKey(c)));
-  if (kept.length === 0 && messages.length > 0) throw new ConfigError(messages.join('\n'));
-  return { ...config, exports: kept };
+  return refused;
+}
+
+/**
+ * Start-up: refuses exports of one file that would both write, then (when
+ * probing is on) leaves out each export whose address another process on
+ * this host, or another target on the wire, already serves. Those are
+ * logged as errors and returned, to be tried again later; when none is
+ * left, start-up fails with the reason.
+ */
+export async function refuseDuplicates(
+  config: ServerConfig,
+  o: DuplicateCheck,
+): Promise<{ config: ServerConfig; refused: RefusedExport[] }> {
+  refuseSharedWriters(config.exports);
+  const reasons = await findDuplicates(config.exports, o);
+  for (const [key, message] of reasons) o.log.error({ export: key }, `not serving ${key}: ${message}`);
+  const kept = config.exports.filter((c) => !reasons.has(exportKey(c)));
+  if (kept.length === 0 && reasons.size > 0) throw new ConfigError([...reasons.values()].join('\n'));
+  const refused = config.exports
+    .filter((c) => reasons.has(exportKey(c)))
+    .map((c) => ({ config: c, reason: reasons.get(exportKey(c))! }));
+  return { config: { ...config, exports: kept }, refused };
 }

@@ -38,6 +38,10 @@ export interface ReloaderParts {
   netns?: string;
   /** Hands a changed state to persistence (StateKeeper.persist). */
   persist(e: Export): void;
+  /** Claims and probes the addresses of added exports; returns those served elsewhere (left out, tried again later). */
+  admit(added: readonly ExportConfig[]): Promise<Set<string>>;
+  /** An export is gone: its address claims are given back. */
+  released(key: string): void;
 }
 
 export class Reloader {
@@ -55,7 +59,24 @@ export class Reloader {
     const { exports, links } = this.p;
     refuseSharedWriters(config.exports);
     const plan = this.prepare(config);
-    for (const e of plan.removed) await exports.remove(e);
+    let refused: Set<string>;
+    try {
+      refused = await this.p.admit(plan.added.map((a) => a.config));
+    } catch (err) {
+      // An unsafe claim directory, say: nothing serving was touched yet.
+      for (const s of [...plan.added, ...plan.replaced]) s.store.close();
+      throw err;
+    }
+    if (refused.size > 0) {
+      for (const a of plan.added) if (refused.has(exportKey(a.config))) a.store.close();
+      plan.added = plan.added.filter((a) => !refused.has(exportKey(a.config)));
+      plan.summary.added = plan.summary.added.filter((k) => !refused.has(k));
+      plan.summary.refused = [...refused];
+    }
+    for (const e of plan.removed) {
+      await exports.remove(e);
+      this.p.released(e.key);
+    }
     for (const r of plan.replaced) {
       const state = r.old.snapshotState();
       await exports.remove(r.old);
