@@ -55,14 +55,19 @@ export async function findDuplicates(exports: readonly ExportConfig[], o: Duplic
       const claim = o.claims.claim(key, name, o.netns);
       if (claim.taken === false) {
         const pid = claim.holderPid === undefined ? '' : ` (pid ${claim.holderPid})`;
-        if (!refused.has(key)) refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}${pid}`);
+        if (!refused.has(key))
+          refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}${pid}; ${DUPLICATE_ADVICE}`);
         continue;
       }
       if (claim.taken === 'unavailable') {
-        o.log.warn(
-          { export: key, interface: name },
-          `cannot claim ${key} on ${name} on this host (${claim.why}); the wire probe still runs`,
-        );
+        // Without the claim another process here could serve it unseen: two writers. Not served until a restart claims it.
+        if (!refused.has(key))
+          refused.set(
+            key,
+            `cannot claim ${key} on ${name} on this host (${claim.why}): the claims are root's and this process has switched ` +
+              'to its user since it started; restart the service to serve it',
+          );
+        continue;
       }
       byInterface.set(name, [...(byInterface.get(name) ?? []), c]);
     }
@@ -73,7 +78,7 @@ export async function findDuplicates(exports: readonly ExportConfig[], o: Duplic
       const asked = list.filter((c) => !refused.has(exportKey(c)));
       const answers = await probeAddresses(o.addon, name, asked, o.probeMs, o.netns, partial);
       for (const [key, mac] of answers) {
-        if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}`);
+        if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}; ${DUPLICATE_ADVICE}`);
       }
     } catch (err) {
       // No CAP_NET_RAW: opening the serving socket says so, with what to do.
@@ -88,10 +93,7 @@ export async function findDuplicates(exports: readonly ExportConfig[], o: Duplic
     }
   });
   await Promise.all(probes);
-  for (const [key, why] of refused) {
-    o.claims.releaseExport(key);
-    refused.set(key, `${why}; ${DUPLICATE_ADVICE}`);
-  }
+  for (const key of refused.keys()) o.claims.releaseExport(key);
   return refused;
 }
 
