@@ -130,10 +130,11 @@ export class AddressClaims {
     return { taken: true };
   }
 
-  /** Gives up the claims of one export (removed by a reload, or refused on another interface). */
-  releaseExport(key: string): void {
+  /** Gives up the claims of one export (removed by a reload, or refused), except on the interfaces in `keep`. */
+  releaseExport(key: string, keep: readonly string[] = []): void {
     for (const [id, fd] of this.held) {
-      if (id.slice(id.indexOf('/') + 1).startsWith(`${key}@`)) {
+      const [k, ifname] = id.slice(id.indexOf('/') + 1).split('@');
+      if (k === key && !keep.includes(ifname)) {
         fs.closeSync(fd);
         this.held.delete(id);
       }

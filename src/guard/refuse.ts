@@ -4,7 +4,7 @@
 // process on this host or another target on the wire already serves.
 
 import type { Logger } from 'pino';
-import { ConfigError } from '../api/errors';
+import { ConfigError, ReloadRefused } from '../api/errors';
 import { exportKey, type ExportConfig, type ServerConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import type { AddressClaims } from './address-claim';
@@ -95,6 +95,30 @@ export async function findDuplicates(exports: readonly ExportConfig[], o: Duplic
   await Promise.all(probes);
   for (const key of refused.keys()) o.claims.releaseExport(key);
   return refused;
+}
+
+/**
+ * A reload gives an export interfaces it did not have: claims them (the wire
+ * is not probed again). Throws ReloadRefused, with the claims it took given
+ * back, when another process on this host holds one or the claim cannot be
+ * made any more.
+ */
+export function claimNewInterfaces(c: ExportConfig, before: readonly string[], o: DuplicateCheck): void {
+  if (o.probeMs <= 0 || c.shared) return;
+  const key = exportKey(c);
+  for (const name of c.interfaces) {
+    if (before.includes(name)) continue;
+    const claim = o.claims.claim(key, name, o.netns);
+    if (claim.taken === true) continue;
+    o.claims.releaseExport(key, before);
+    if (claim.taken === false) {
+      const pid = claim.holderPid === undefined ? '' : ` (pid ${claim.holderPid})`;
+      throw new ReloadRefused(
+        `another aoe-target process on this host already serves ${key} on ${name}${pid}; ${DUPLICATE_ADVICE}`,
+      );
+    }
+    throw new ReloadRefused(`cannot claim ${key} on ${name} on this host (${claim.why}); restart the service to serve it there`);
+  }
 }
 
 /**

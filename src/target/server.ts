@@ -14,7 +14,7 @@ import { ConfigError } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
 import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { AddressClaims } from '../guard/address-claim';
-import { findDuplicates, refuseDuplicates, type DuplicateCheck, type RefusedExport } from '../guard/refuse';
+import { claimNewInterfaces, findDuplicates, refuseDuplicates, type DuplicateCheck, type RefusedExport } from '../guard/refuse';
 import { loadAddon, type NativeAddon } from '../native/addon';
 import { ViewsAdmin } from '../views/admin';
 import { DrainWaiters } from './drain';
@@ -129,7 +129,8 @@ export class Server {
       netns: opts.netns,
       persist,
       admit: (added) => this.admit(added),
-      released: (key) => this.claims.releaseExport(key),
+      released: (key, keep) => this.claims.releaseExport(key, keep),
+      claimNewInterfaces: (c, before) => claimNewInterfaces(c, before, this.duplicateCheck()),
     });
   }
 
