@@ -124,4 +124,6 @@ export interface ReloadSummary {
   resized: string[];
   /** An interface an export names does not exist (yet): it is served there when it appears. */
   waiting?: string[];
+  /** Added, but not served: another process or target serves the address (`vblade ctl list` says which; tried again later). */
+  refused?: string[];
 }

@@ -9,6 +9,7 @@ import {
   DEFAULT_TUNABLES,
   MAX_ANNOUNCE_SECONDS,
   MAX_DUPLICATE_PROBE_MS,
+  MAX_DUPLICATE_RETRY_SECONDS,
   MAX_SPIN_MICROS,
   SPIN_POLICIES,
   type ExportConfig,
@@ -285,6 +286,13 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'MILLISECONDS',
     range: [0, MAX_DUPLICATE_PROBE_MS],
     meaning: `At start-up, how long (0..${MAX_DUPLICATE_PROBE_MS} ms) to wait for another target answering one of our shelf.slot addresses on an interface, or another process of ours serving it on this host; such an export is not served unless shared = yes. 0 does not look.`,
+  }),
+  tunable('duplicateRetrySeconds', {
+    key: 'duplicate-retry-s',
+    type: 'count',
+    arg: 'SECONDS',
+    range: [1, MAX_DUPLICATE_RETRY_SECONDS],
+    meaning: `How often (1..${MAX_DUPLICATE_RETRY_SECONDS} s) an export left out because another target or process served its address is tried again (claim and probe, quietly); it is served once the address is free.`,
   }),
   {
     key: 'user',
