@@ -41,7 +41,7 @@ const ROOMS = {
     why: 'the frame path serves the exports it is handed; who opens them, how views are made and how the process is run are not its concern.',
   },
   views: {
-    may: ['api', 'backend', 'native', 'config'],
+    may: ['api', 'backend', 'native', 'config', 'safe-files'],
     why: 'copy-on-write views and snapshots work on block stores and export configs; the serving core calls them, never the other way round.',
   },
   guard: {

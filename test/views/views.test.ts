@@ -16,6 +16,7 @@ import { preflightExports } from '../../src/target/preflight';
 import { Server } from '../../src/target/server';
 import { STORE_PENDING } from '../../src/backend/block-store';
 import { ExportViews } from '../../src/views/views';
+import { ExportDirs } from '../../src/views/views-dir';
 import type { BlockStore } from '../../src/backend/block-store';
 import { native } from '../../src/native/addon';
 import pino from 'pino';
@@ -271,7 +272,7 @@ t.test(
   'a view cloned while the image was being written, and sharing started before it was done: compared, not trusted',
   async (t) => {
     if (!requireLoopFs(t, 'xfs-reflink')) return;
-    const { mnt, image } = await lab(t);
+    const { image, config } = await lab(t);
     const imageFd = fs.openSync(image, 'r');
     t.teardown(() => fs.closeSync(imageFd));
     const store: BlockStore = {
@@ -290,7 +291,8 @@ t.test(
     let finishClone!: () => void;
     const gate = new Promise<void>((r) => (finishClone = r));
     const views = ExportViews.open({
-      dir: join(mnt, 'views', 'e1.2'),
+      dirs: ExportDirs.open(config),
+      owners: [0],
       image: store,
       direct: false,
       readOnly: false,
@@ -309,7 +311,7 @@ t.test(
           native.imageLease(fd, take);
         },
       },
-      events: { created() {}, failed() {}, sharing() {}, imageWriter() {} },
+      events: { created() {}, failed() {}, refused() {}, sharing() {}, imageWriter() {} },
     });
     t.teardown(() => views.close());
     const mac = Buffer.from([2, 0, 0, 0, 0x0a, 0x0a]);
