@@ -242,3 +242,32 @@ t.test('user =: the views directories are made for that user, and one of root re
   await start(t, config, 'nobody');
   t.pass("served once it is the user's");
 });
+
+t.test(
+  'a reload that turns views off is refused unless the image is then served read-only; the image is never written',
+  async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const { image, config } = await lab(t);
+    const before = sha(image);
+    const r = await start(t, config);
+    const a = new Initiator(r.net, IFACE, mac(1));
+    t.ok(await write(a, 9, 0x99), 'A writes sector 9 of its view');
+    const plain = exportOf(image);
+    await t.rejects(
+      r.server.apply({ exports: [plain] }),
+      new RegExp(
+        `${KEY} serves per-initiator views of ${image}; this reload would let every initiator write the image itself.*read-only = yes`,
+      ),
+      'serving the image writable without views is refused',
+    );
+    t.same(await read(a, 9), Buffer.alloc(512, 0x99), 'A still reads its view');
+    t.same(
+      await r.server.apply({ exports: [{ ...plain, readOnly: true }] }),
+      { added: [], removed: [], changed: [KEY], resized: [] },
+      'without views and read-only: applied',
+    );
+    t.same(await read(a, 9), patternSectors(9), 'A now reads the image');
+    t.equal(await write(a, 9, 0x77), false, 'and cannot write it');
+    t.equal(sha(image), before, "the image's bytes are unchanged");
+  },
+);
