@@ -6,17 +6,17 @@
 // not all at start; a FIFO or link planted in snapshots/ neither hangs the
 // listing nor gets written through; `user =` gets directories it can use.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import t from 'tap';
 import type { TestLike } from '../../lab/common';
 import type { ExportConfig } from '../../src/config/export-config';
 import { Server } from '../../src/target/server';
 import { FakeNetwork } from '../helpers/fake-addon';
-import { patternFile, patternSectors } from '../helpers/files';
+import { patternFile, patternSectors, tempDir } from '../helpers/files';
 import { exportOf, IFACE, Initiator } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { withRetransmits } from '../helpers/retransmit';
@@ -271,3 +271,48 @@ t.test(
     t.equal(sha(image), before, "the image's bytes are unchanged");
   },
 );
+
+t.test('user = nobody: after the switch, new machines get views and snapshots are taken', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { mnt, config, dir } = await lab(t);
+  // As under /srv: the daemon's user may pass through the directories above the image (ctl snapshot looks it up by path).
+  fs.chmodSync(dirname(mnt), 0o755);
+  const dist = join(__dirname, '../..');
+  // The serving core in a process of its own, which switches to nobody as the worker does once it has started.
+  const script = `
+    const { Server } = require(${JSON.stringify(join(dist, 'src/target/server.js'))});
+    const { native } = require(${JSON.stringify(join(dist, 'src/native/addon.js'))});
+    const { FakeNetwork } = require(${JSON.stringify(join(dist, 'test/helpers/fake-addon.js'))});
+    const { Initiator, IFACE } = require(${JSON.stringify(join(dist, 'test/helpers/in-process.js'))});
+    const { withRetransmits } = require(${JSON.stringify(join(dist, 'test/helpers/retransmit.js'))});
+    const pino = require(${JSON.stringify(require.resolve('pino'))});
+    (async () => {
+      const net = new FakeNetwork();
+      const iface = net.addInterface(IFACE, {});
+      const server = await Server.start({ exports: [${JSON.stringify(config)}], user: 'nobody' }, pino({ level: 'silent' }), {},
+        { linkCheckMs: 60000, duplicateProbeMs: 0, addon: net.addon });
+      iface.takeSent();
+      native.dropPrivileges('nobody');
+      const i = new Initiator(net, IFACE, '02:00:00:00:0a:01');
+      const w = await withRetransmits(i, () => i.write(7, Buffer.alloc(512, 7)));
+      const snap = await server.snapshot('e1.2', 'after', '02:00:00:00:0a:01').then(() => 'taken', (e) => e.message);
+      console.log(JSON.stringify({ euid: process.geteuid(), written: !w.ata.failed, snap }));
+      await server.stop();
+      process.exit(0);
+    })().catch((e) => { console.error(e); process.exit(1); });`;
+  const cwd = tempDir(t, 'as-nobody');
+  const r = spawnSync(process.execPath, ['-e', script], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { PATH: process.env.PATH },
+  });
+  // Its exit status is tap's (which cannot write its records as nobody); what it did is the line it printed.
+  const out = JSON.parse(r.stdout || '{}') as { euid?: number; written?: boolean; snap?: string };
+  t.ok(r.stdout, `ran: ${r.stderr.trim().slice(0, 300)}`);
+  t.equal(out.euid, NOBODY, 'the process runs as nobody');
+  t.equal(out.written, true, 'a new machine got its view and wrote');
+  t.equal(out.snap, 'taken', `a snapshot of its view was taken (${out.snap})`);
+  t.equal(fs.statSync(join(dir, '020000000a01.img')).uid, NOBODY, "the view is nobody's");
+  t.ok(fs.existsSync(join(dir, 'snapshots', 'after.img')), 'the snapshot is there');
+});
