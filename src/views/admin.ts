@@ -193,17 +193,28 @@ export class ViewsAdmin {
   // ---- snapshots ------------------------------------------------------------
 
   private snapshotsOf(key: string): { e: AdministeredExport; dir: SnapshotDir } {
+    const e = this.placeOf(key);
+    return { e, dir: new SnapshotDir(this.dirsOf(e)!.snapshots()!, this.o.addon) };
+  }
+
+  /** The snapshots of an export for listing: null when it has none yet (nothing is made for a look). */
+  private existingSnapshots(key: string): SnapshotDir | null {
+    const snaps = this.dirsOf(this.placeOf(key), false)?.snapshots(false) ?? null;
+    return snaps === null ? null : new SnapshotDir(snaps, this.o.addon);
+  }
+
+  private placeOf(key: string): AdministeredExport {
     const e = this.o.exportOf(key);
     if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
     if (e.config.viewsDir === undefined || e.store.kind !== 'file')
       throw new ConfigError(
         `${key} has no place for snapshots; set views-dir in its [export] section (on the file system of its file)`,
       );
-    return { e, dir: new SnapshotDir(this.dirsOf(e).snapshots(), this.o.addon) };
+    return e;
   }
 
   /** The export's directories: its views' when it has views, else opened once and held while it is served with that config. */
-  private dirsOf(e: AdministeredExport): ExportDirs {
+  private dirsOf(e: AdministeredExport, make = true): ExportDirs | null {
     if (e.views !== null) return e.views.dirs;
     const served = new Set([...this.o.exports()].map((x) => x.config));
     for (const [key, p] of this.snapshotPlaces) {
@@ -214,8 +225,9 @@ export class ViewsAdmin {
     let p = this.snapshotPlaces.get(e.key);
     if (p === undefined) {
       try {
-        p = { config: e.config, dirs: ExportDirs.open(e.config, this.user) };
+        p = { config: e.config, dirs: ExportDirs.open(e.config, this.user, make) };
       } catch (err) {
+        if (!make && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw new ConfigError(`${e.key}: ${(err as Error).message}`);
       }
       this.snapshotPlaces.set(e.key, p);
@@ -244,7 +256,7 @@ export class ViewsAdmin {
   /** How many snapshots an export has and the bytes they hold of their own (stats); zeros when unreadable. */
   snapshotTotals(e: AdministeredExport): { count: number; ownBytes: number } {
     try {
-      const list = this.snapshotsOf(e.key).dir.list();
+      const list = this.existingSnapshots(e.key)?.list() ?? [];
       return { count: list.length, ownBytes: list.reduce((n, s) => n + s.ownBytes, 0) };
     } catch {
       return { count: 0, ownBytes: 0 };
@@ -252,7 +264,7 @@ export class ViewsAdmin {
   }
 
   listSnapshots(key: string): SnapshotInfo[] {
-    return this.snapshotsOf(key).dir.list();
+    return this.existingSnapshots(key)?.list() ?? [];
   }
 
   deleteSnapshot(key: string, name: string): string {

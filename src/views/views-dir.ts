@@ -42,8 +42,8 @@ export class ExportDirs {
    * VIEWSDIR/eS.L, and snapshots/ when it exists. Throws a message that says
    * what is wrong and how to fix it.
    */
-  static open(c: ExportConfig, user?: ViewsUser): ExportDirs {
-    const create = { mode: 0o700, uid: user?.uid, gid: user?.gid };
+  static open(c: ExportConfig, user?: ViewsUser, make = true): ExportDirs {
+    const create = make ? { mode: 0o700, uid: user?.uid, gid: user?.gid } : undefined;
     const owners = user === undefined ? [] : [user.uid];
     const root = TrustedDir.open(c.viewsDir ?? '', { what: 'views-dir', owners, create });
     let dir: TrustedDir;
@@ -63,9 +63,10 @@ export class ExportDirs {
     return d;
   }
 
-  /** VIEWSDIR/eS.L/snapshots, made when missing. */
-  snapshots(): TrustedDir {
+  /** VIEWSDIR/eS.L/snapshots, made when missing; null when missing and not to be made. */
+  snapshots(make = true): TrustedDir | null {
     if (this.snaps === null) {
+      if (!make && this.dir.lstat('snapshots') === undefined) return null;
       const s = this.dir.child('snapshots', {
         what: 'snapshots directory',
         create: { mode: 0o700, uid: this.user?.uid, gid: this.user?.gid },
