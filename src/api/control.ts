@@ -78,6 +78,8 @@ export interface ViewListing {
   created: string;
   /** ISO date, or null when not seen since it was made. */
   lastSeen: string | null;
+  /** Why the view is refused (its file is not what it must be): its initiator gets error replies until view-reset or view-drop. */
+  refused?: string;
 }
 
 /** One snapshot as `vblade ctl snapshots` lists it. */

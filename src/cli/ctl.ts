@@ -187,6 +187,7 @@ export function formatResult(command: string, result: unknown): string {
       return [
         `MAC\tOWN\tCREATED\tLAST SEEN`,
         ...r.views.map((v) => `${v.mac}\t${bytes(v.ownBytes)}\t${v.created}\t${v.lastSeen ?? '-'}`),
+        ...r.views.filter((v) => v.refused !== undefined).map((v) => `${v.mac} REFUSED (gets error replies): ${v.refused}`),
       ].join('\n');
     }
     case 'view-reset': {

@@ -441,7 +441,7 @@ export const KEYS: readonly KeyDef[] = [
     default: '',
     defaultText: 'required with views = per-initiator',
     meaning:
-      'Directory of the views and snapshots (one subdirectory per export, created if missing); on the same file system as file, which must make reflinks.',
+      "Directory of the views and snapshots (one subdirectory per export, created if missing, mode 0700, owned by the user = user when one is set); on the same file system as file, which must make reflinks. It and its export subdirectories must belong to root or the daemon's user and be writable by nobody else, and no directory above it may be writable by others (unless sticky, like /tmp): otherwise the start is refused with the chmod or chown that fixes it.",
   },
   {
     key: 'null-store',

@@ -153,6 +153,7 @@ export class Reloader {
           plan.summary.removed.push(key);
           continue;
         }
+        refuseViewsOff(key, e, c);
         const configChanged = JSON.stringify(c) !== JSON.stringify(e.config);
         const onlyMask = configChanged && JSON.stringify({ ...c, macMask: [] }) === JSON.stringify({ ...e.config, macMask: [] });
         if (configChanged) plan.summary.changed.push(key);
@@ -227,4 +228,19 @@ export class Reloader {
       return 'same';
     }
   }
+}
+
+/**
+ * Views are clones of the image, which they never write: a reload that
+ * turns them off and serves the image writable would let every initiator
+ * write the disk all the views were made from. Read-only is allowed; serving
+ * it writable takes removing the export in one reload and adding it in the next.
+ */
+function refuseViewsOff(key: string, e: Export, c: ExportConfig): void {
+  if (e.views === null || c.views !== undefined || c.readOnly) return;
+  throw new ReloadRefused(
+    `${key} serves per-initiator views of ${e.config.file}; this reload would let every initiator write the image itself. ` +
+      `Keep views = per-initiator, or set read-only = yes for ${key} to serve the image as it is; ` +
+      `to serve it writable after all, remove ${key} in one reload and add it back in the next`,
+  );
 }

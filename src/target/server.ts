@@ -152,6 +152,9 @@ export class Server {
   /** Start-up: opens every store, refuses what would write one disk twice, then adds the exports and opens their links. */
   private async serve(config: ServerConfig, requireAnInterface: boolean): Promise<void> {
     const { addon, opts, log } = this;
+    // Views and snapshots are made after the switch to `user =`: their directories are made for that user.
+    const user = config.user === undefined ? null : addon.lookupUser(config.user);
+    this.views.user = user === null ? undefined : { name: config.user!, ...user };
     // Stores opened before the duplicate check, so that a file that cannot be served says so, whoever else runs.
     const stores = new Map<string, BlockStore>();
     try {
