@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <uv.h>
 
 #include "aoe_native.h"
@@ -1319,6 +1320,23 @@ static napi_value image_lease_held_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value lock_file_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "lockFile(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  /* Exclusive and non-blocking: the kernel drops it when the last descriptor of this open file closes. */
+  int r;
+  do r = flock((int)fd, LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "cannot lock the file (flock)");
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, r == 0, &result));
+  return result;
+}
+
 static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1458,6 +1476,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"imageLease", NULL, image_lease_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"imageLeaseHeld", NULL, image_lease_held_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lockFile", NULL, lock_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -88,6 +88,8 @@ export interface ViewListing {
   created: string;
   /** ISO date, or null when not seen since it was made. */
   lastSeen: string | null;
+  /** Why the view is refused (its file is not what it must be): its initiator gets error replies until view-reset or view-drop. */
+  refused?: string;
 }
 
 /** One snapshot as `vblade ctl snapshots` lists it. */
@@ -134,4 +136,6 @@ export interface ReloadSummary {
   resized: string[];
   /** An interface an export names does not exist (yet): it is served there when it appears. */
   waiting?: string[];
+  /** Added, but not served: another process or target serves the address (`vblade ctl list` says which; tried again later). */
+  refused?: string[];
 }

@@ -105,6 +105,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
     if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
+    if (e.notServed !== undefined) lines.push(`\tnot served: ${e.notServed} (tried again every duplicate-retry-s)`);
     if (e.stateDurable === false) lines.push('\tstate: NOT SAVED yet (a save is running)');
     if (e.failedSaves)
       lines.push(
@@ -186,6 +187,7 @@ export function formatResult(command: string, result: unknown): string {
       return [
         `MAC\tOWN\tCREATED\tLAST SEEN`,
         ...r.views.map((v) => `${v.mac}\t${bytes(v.ownBytes)}\t${v.created}\t${v.lastSeen ?? '-'}`),
+        ...r.views.filter((v) => v.refused !== undefined).map((v) => `${v.mac} REFUSED (gets error replies): ${v.refused}`),
       ].join('\n');
     }
     case 'view-reset': {
@@ -222,6 +224,8 @@ export function formatResult(command: string, result: unknown): string {
       const lines = [
         `reloaded; ${part('added', d.added)}; ${part('removed', d.removed)}; ${part('changed', d.changed)}; ${part('resized', d.resized)}`,
       ];
+      if (d.refused?.length)
+        lines.push(`not served: ${d.refused.join(' ')} (another target serves the address; \`vblade ctl list\` says which)`);
       if (d.needsRestart?.length) lines.push(`needs a restart: ${d.needsRestart.join(', ')}`);
       for (const w of d.warnings ?? []) lines.push(`warning: ${w}`);
       return lines.join('\n');

@@ -92,6 +92,8 @@ export interface ServingTunables {
   mapInMemory: boolean;
   /** At start-up, how long to wait for another target answering one of our addresses; 0 = do not look. */
   duplicateProbeMs: number;
+  /** How often an export left out because its address was served elsewhere is tried again, seconds. */
+  duplicateRetrySeconds: number;
   /** Seconds between unsolicited announcements of every export on every interface that is up; 0: only at start, link up and export add. */
   announceSeconds: number;
 }
@@ -110,11 +112,15 @@ export const DEFAULT_TUNABLES: Readonly<ServingTunables> = {
   spinPolicy: 'adaptive',
   mapInMemory: true,
   duplicateProbeMs: 300,
+  duplicateRetrySeconds: 30,
   announceSeconds: 10,
 };
 
 /** Longer than any reply takes on a LAN; a longer wait only delays the start. */
 export const MAX_DUPLICATE_PROBE_MS = 10000;
+
+/** An hour: a refused export waits no longer than that for its address to be free. */
+export const MAX_DUPLICATE_RETRY_SECONDS = 3600;
 
 /** An hour: a longer interval would not shorten anybody's wait. */
 export const MAX_ANNOUNCE_SECONDS = 3600;

@@ -12,6 +12,7 @@ import {
   MAX_MAX_VIEWS,
   MAX_ANNOUNCE_SECONDS,
   MAX_DUPLICATE_PROBE_MS,
+  MAX_DUPLICATE_RETRY_SECONDS,
   MAX_SPIN_MICROS,
   SPIN_POLICIES,
   type ExportConfig,
@@ -289,6 +290,13 @@ export const KEYS: readonly KeyDef[] = [
     range: [0, MAX_DUPLICATE_PROBE_MS],
     meaning: `At start-up, how long (0..${MAX_DUPLICATE_PROBE_MS} ms) to wait for another target answering one of our shelf.slot addresses on an interface, or another process of ours serving it on this host; such an export is not served unless shared = yes. 0 does not look.`,
   }),
+  tunable('duplicateRetrySeconds', {
+    key: 'duplicate-retry-s',
+    type: 'count',
+    arg: 'SECONDS',
+    range: [1, MAX_DUPLICATE_RETRY_SECONDS],
+    meaning: `How often (1..${MAX_DUPLICATE_RETRY_SECONDS} s) an export left out because another target or process served its address is tried again (claim and probe, quietly); it is served once the address is free.`,
+  }),
   {
     key: 'user',
     section: 'daemon',
@@ -436,7 +444,7 @@ export const KEYS: readonly KeyDef[] = [
     default: '',
     defaultText: 'required with views = per-initiator',
     meaning:
-      'Directory of the views and snapshots (one subdirectory per export, created if missing); on the same file system as file, which must make reflinks.',
+      "Directory of the views and snapshots (one subdirectory per export, created if missing, mode 0700, owned by the user = user when one is set); on the same file system as file, which must make reflinks. It and its export subdirectories must belong to root or the daemon's user and be writable by nobody else, and no directory above it may be writable by others (unless sticky, like /tmp): otherwise the start is refused with the chmod or chown that fixes it.",
   },
   {
     key: 'max-views',

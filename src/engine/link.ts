@@ -127,9 +127,18 @@ export class Link {
     return Math.min(info.mtu, MAX_USABLE_MTU) + 14 > this.maxFrame;
   }
 
-  /** Re-reads MTU, MAC and carrier (one ioctl); ignored when the interface is gone or was recreated. */
+  /**
+   * Re-reads MTU, MAC and carrier (one ioctl); ignored when the interface is
+   * gone or was recreated, or when the query fails (no descriptor left: the
+   * link monitor logs that and tries again).
+   */
   refresh(): void {
-    const info = this.readInfo();
+    let info: LinkInfo | null;
+    try {
+      info = this.readInfo();
+    } catch {
+      return;
+    }
     if (info !== null && info.ifindex === this.socket?.ifindex) this.applyInfo(info);
   }
 

@@ -4,7 +4,7 @@
 // process on this host or another target on the wire already serves.
 
 import type { Logger } from 'pino';
-import { ConfigError } from '../api/errors';
+import { ConfigError, ReloadRefused } from '../api/errors';
 import { exportKey, type ExportConfig, type ServerConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import type { AddressClaims } from './address-claim';
@@ -32,46 +32,113 @@ export interface DuplicateCheck {
   log: Logger;
 }
 
+/** An export left out because its address is served elsewhere, and why (with what to do). */
+export interface RefusedExport {
+  config: ExportConfig;
+  reason: string;
+}
+
 /**
- * Start-up: refuses exports of one file that would both write, then (when
- * probing is on) leaves out each export whose address another process on
- * this host, or another target on the wire, already serves. Those are
- * logged as errors; when none is left, start-up fails with the reason.
+ * Which of `exports` another process on this host, or another target on
+ * the wire, serves now: "eS.L" → why, with what to do. The claims of the
+ * others are held when this returns; those of a refused export are given
+ * back, so that a later try starts afresh.
  */
-export async function refuseDuplicates(config: ServerConfig, o: DuplicateCheck): Promise<ServerConfig> {
-  refuseSharedWriters(config.exports);
-  if (o.probeMs <= 0) return config;
+export async function findDuplicates(exports: readonly ExportConfig[], o: DuplicateCheck): Promise<Map<string, string>> {
   const refused = new Map<string, string>();
+  if (o.probeMs <= 0) return refused;
   const byInterface = new Map<string, ExportConfig[]>();
-  for (const c of config.exports) {
+  for (const c of exports) {
     const key = exportKey(c);
     if (c.shared) continue;
     for (const name of c.interfaces) {
-      if (await o.claims.claim(key, name, o.netns)) {
-        byInterface.set(name, [...(byInterface.get(name) ?? []), c]);
-      } else if (!refused.has(key)) {
-        refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}`);
+      const claim = o.claims.claim(key, name, o.netns);
+      if (claim.taken === false) {
+        const pid = claim.holderPid === undefined ? '' : ` (pid ${claim.holderPid})`;
+        if (!refused.has(key))
+          refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}${pid}; ${DUPLICATE_ADVICE}`);
+        continue;
       }
+      if (claim.taken === 'unavailable') {
+        // Without the claim another process here could serve it unseen: two writers. Not served until a restart claims it.
+        if (!refused.has(key))
+          refused.set(
+            key,
+            `cannot claim ${key} on ${name} on this host (${claim.why}): the claims are root's and this process has switched ` +
+              'to its user since it started; restart the service to serve it',
+          );
+        continue;
+      }
+      byInterface.set(name, [...(byInterface.get(name) ?? []), c]);
     }
   }
   const probes = [...byInterface].map(async ([name, list]) => {
+    const partial = new Map<string, string[]>();
     try {
-      const answers = await probeAddresses(o.addon, name, list, o.probeMs, o.netns);
+      const asked = list.filter((c) => !refused.has(exportKey(c)));
+      const answers = await probeAddresses(o.addon, name, asked, o.probeMs, o.netns, partial);
       for (const [key, mac] of answers) {
-        if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}`);
+        if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}; ${DUPLICATE_ADVICE}`);
       }
     } catch (err) {
       // No CAP_NET_RAW: opening the serving socket says so, with what to do.
       if ((err as NodeJS.ErrnoException).code === 'EPERM') return;
       o.log.warn({ interface: name, err: (err as Error).message }, 'cannot look for other targets on this interface');
     }
+    for (const [key, macs] of partial) {
+      o.log.warn(
+        { export: key, interface: name, macs },
+        `${key} on ${name}: ${macs.join(' ')} answered the duplicate-address probe only in part (not every round: a forged or lost reply); served`,
+      );
+    }
   });
   await Promise.all(probes);
-  const messages = [...refused.values()].map((why) => `${why}; ${DUPLICATE_ADVICE}`);
-  for (const [key, message] of [...refused.keys()].map((k, i) => [k, messages[i]])) {
-    o.log.error({ export: key }, `not serving ${key}: ${message}`);
+  for (const key of refused.keys()) o.claims.releaseExport(key);
+  return refused;
+}
+
+/**
+ * A reload gives an export interfaces it did not have: claims them (the wire
+ * is not probed again). Throws ReloadRefused, with the claims it took given
+ * back, when another process on this host holds one or the claim cannot be
+ * made any more.
+ */
+export function claimNewInterfaces(c: ExportConfig, before: readonly string[], o: DuplicateCheck): void {
+  if (o.probeMs <= 0 || c.shared) return;
+  const key = exportKey(c);
+  for (const name of c.interfaces) {
+    if (before.includes(name)) continue;
+    const claim = o.claims.claim(key, name, o.netns);
+    if (claim.taken === true) continue;
+    o.claims.releaseExport(key, before);
+    if (claim.taken === false) {
+      const pid = claim.holderPid === undefined ? '' : ` (pid ${claim.holderPid})`;
+      throw new ReloadRefused(
+        `another aoe-target process on this host already serves ${key} on ${name}${pid}; ${DUPLICATE_ADVICE}`,
+      );
+    }
+    throw new ReloadRefused(`cannot claim ${key} on ${name} on this host (${claim.why}); restart the service to serve it there`);
   }
-  const kept = config.exports.filter((c) => !refused.has(exportKey(c)));
-  if (kept.length === 0 && messages.length > 0) throw new ConfigError(messages.join('\n'));
-  return { ...config, exports: kept };
+}
+
+/**
+ * Start-up: refuses exports of one file that would both write, then (when
+ * probing is on) leaves out each export whose address another process on
+ * this host, or another target on the wire, already serves. Those are
+ * logged as errors and returned, to be tried again later; when none is
+ * left, start-up fails with the reason.
+ */
+export async function refuseDuplicates(
+  config: ServerConfig,
+  o: DuplicateCheck,
+): Promise<{ config: ServerConfig; refused: RefusedExport[] }> {
+  refuseSharedWriters(config.exports);
+  const reasons = await findDuplicates(config.exports, o);
+  for (const [key, message] of reasons) o.log.error({ export: key }, `not serving ${key}: ${message}`);
+  const kept = config.exports.filter((c) => !reasons.has(exportKey(c)));
+  if (kept.length === 0 && reasons.size > 0) throw new ConfigError([...reasons.values()].join('\n'));
+  const refused = config.exports
+    .filter((c) => reasons.has(exportKey(c)))
+    .map((c) => ({ config: c, reason: reasons.get(exportKey(c))! }));
+  return { config: { ...config, exports: kept }, refused };
 }

@@ -194,6 +194,8 @@ export interface NativeAddon {
   imageLeaseHeld(fd: number): boolean;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
+  /** flock(LOCK_EX|LOCK_NB) on an open file: true when taken, false when another open file of it holds the lock. Throws on other errors. */
+  lockFile(fd: number): boolean;
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
   lookupUser(user: string): { uid: number; gid: number } | null;
   /**
@@ -265,6 +267,7 @@ export const native: NativeAddon = {
   imageLease: (fd, take) => loadAddon().imageLease(fd, take),
   imageLeaseHeld: (fd) => loadAddon().imageLeaseHeld(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
+  lockFile: (fd) => loadAddon().lockFile(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),
 };

@@ -59,6 +59,8 @@ export interface ReloadResult {
   removed: string[];
   changed: string[];
   resized: string[];
+  /** Added, but not served: another process or target serves the address. */
+  refused?: string[];
   /** [daemon] keys whose new value waits for the next start. */
   needsRestart: string[];
   /** What will not take effect, or was accepted but ignored. */
@@ -344,8 +346,9 @@ class Daemon {
       if (applied.deferred)
         warnings.push('the worker is not serving right now; the new configuration takes effect when it starts again');
       for (const w of warnings) log.warn(w);
-      const { added, removed, changed, resized } = applied;
+      const { added, removed, changed, resized, refused } = applied;
       const result: ReloadResult = { added, removed, changed, resized, needsRestart, warnings };
+      if (refused?.length) result.refused = refused;
       log.info(result, `reloaded: ${describeReload(result)}`);
       return result;
     } catch (e) {

@@ -45,6 +45,8 @@ export interface ServerLike {
   stop(): Promise<void>;
   /** Counters (ServerStats in src/api/control.ts; metrics.ts renders them). */
   stats(): object;
+  /** Exports configured but not served (another process or target serves the address), and why. */
+  notServed?(): { key: string; reason: string }[];
   /**
    * Changes an export's state for the control socket (mask and reserve
    * commands); resolves with the new state once it is saved, rejects with
@@ -143,6 +145,8 @@ export interface ExportListing {
   paths?: { interface: string; state: string }[];
   /** Why the export serves nothing (unreadable saved state) and what to do. */
   held?: string;
+  /** Why the export is not served: another process or target serves its address (tried again later). */
+  notServed?: string;
   /** False when the state in force is not on disk (a save is running or failed). */
   stateDurable?: boolean;
   failedSaves?: number;
@@ -225,6 +229,12 @@ export class WorkerCore {
       this.store.open();
     }
     this.server = await this.startServer(config, this.log, this.hooks(), opts);
+  }
+
+  /** The exports served now: those configured less those another process or target serves. */
+  served(): string[] {
+    const refused = new Set((this.server?.notServed?.() ?? []).map((n) => n.key));
+    return this.config.exports.map(exportKey).filter((k) => !refused.has(k));
   }
 
   async apply(config: ServerConfig): Promise<ReloadSummary | void> {
@@ -334,6 +344,7 @@ export class WorkerCore {
   private list(): ExportListing[] {
     const status = this.statusByKey();
     const paths = this.pathsByKey();
+    const notServed = new Map((this.server?.notServed?.() ?? []).map((n) => [n.key, n.reason]));
     return this.config.exports.map((e): ExportListing => {
       const k = exportKey(e);
       const s = status.get(k);
@@ -341,6 +352,8 @@ export class WorkerCore {
       const p = paths.get(k);
       if (p) l.paths = p;
       if (s?.held !== undefined) l.held = s.held;
+      const why = notServed.get(k);
+      if (why !== undefined) l.notServed = why;
       if (s?.stateDurable !== undefined) l.stateDurable = s.stateDurable;
       if (s?.failedSaves !== undefined) l.failedSaves = s.failedSaves;
       if (s?.lastSaveError !== undefined) l.lastSaveError = s.lastSaveError;
@@ -499,9 +512,9 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
     if (m.type === 'start') {
       if (m.logLevel) log.level = m.logLevel;
       log = log.child({});
-      core = new WorkerCore(startServer, log);
-      core.start(m.config, { firstStart: !m.restart }).then(
-        () => send({ type: 'ready', exports: m.config.exports.map(exportKey) }),
+      const starting = (core = new WorkerCore(startServer, log));
+      starting.start(m.config, { firstStart: !m.restart }).then(
+        () => send({ type: 'ready', exports: starting.served() }),
         (e: Error) => {
           log.error({ err: e }, `cannot start serving: ${e.message}`);
           send({ type: 'fatal', message: e.message });

@@ -13,7 +13,7 @@ import { exportKey, type ExportConfig, type ExportState } from '../config/export
 import { reconcileState } from '../config/reconcile-state';
 import type { NativeAddon } from '../native/addon';
 import type { ViewsAdmin } from '../views/admin';
-import { viewsDirOf } from '../views/views-dir';
+import { isUnsafeViewsPlace, viewsDirOf } from '../views/views-dir';
 import { EXPORT_COUNTER_NAMES } from '../engine/counters';
 import type { DrainWaiters } from './drain';
 import type { Engine } from '../engine/engine';
@@ -113,7 +113,11 @@ export class ExportSet {
         const views = this.p.views.openViews(c, store);
         e.serveViews(views, new ViewStores(views, store));
       } catch (err) {
-        // This export alone serves nothing; the others serve (a start or restart must not fail because of one views dir).
+        if (isUnsafeViewsPlace(err)) {
+          store.close();
+          throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
+        }
+        // Anything else holds this export alone; the others serve (a start or restart must not fail because of one views dir).
         e.held ??= `cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}; not served until that is fixed and the export is reloaded (or vbladed restarted)`;
         this.p.log.error({ export: key, dir: viewsDirOf(c), err: (err as Error).message }, 'cannot open the views');
       }

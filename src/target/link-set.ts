@@ -17,6 +17,8 @@ export class LinkSet {
   private monitor: NodeJS.Timeout | null = null;
   private announcer: NodeJS.Timeout | null = null;
   private stopping = false;
+  /** Interfaces whose last check failed (logged once, until a check succeeds). */
+  private readonly failing = new Set<string>();
 
   constructor(
     private readonly engine: Engine<Export>,
@@ -110,9 +112,24 @@ export class LinkSet {
     for (const link of this.byName.values()) this.checkLink(link);
   }
 
-  /** Follows an interface through MTU, MAC and carrier changes, and through its removal and return. */
+  /** A check that fails (no descriptor left for the query: EMFILE) is logged and tried again at the next tick. */
   private checkLink(link: Link): void {
     if (this.stopping) return;
+    try {
+      this.followLink(link);
+      if (this.failing.delete(link.name)) this.log.info({ interface: link.name }, 'interface checks work again');
+    } catch (err) {
+      if (this.failing.has(link.name)) return;
+      this.failing.add(link.name);
+      this.log.error(
+        { interface: link.name, err: (err as Error).message },
+        `cannot check interface ${link.name}: ${(err as Error).message}; tried again every ${this.opts.linkCheckMs} ms`,
+      );
+    }
+  }
+
+  /** Follows an interface through MTU, MAC and carrier changes, and through its removal and return. */
+  private followLink(link: Link): void {
     const info = link.readInfo();
     const sock = link.socket;
     if (info === null) {

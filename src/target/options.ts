@@ -41,6 +41,8 @@ export interface ServerOptions {
    * address on this host (tests on a fake network pass 0).
    */
   duplicateProbeMs?: number;
+  /** How often exports refused because their address was served elsewhere are tried again ([daemon] duplicate-retry-s). */
+  duplicateRetrySeconds?: number;
   /** Views the process may keep open over all exports (one descriptor each); default: RLIMIT_NOFILE less what the rest of the process needs. */
   maxViews?: number;
   /** After a writer had a views export's image open: how often sharing its page cache is tried again (default 30 s). */
@@ -69,6 +71,7 @@ export function resolveOptions(options: ServerOptions): ServingOptions {
     spinPolicy: options.spinPolicy ?? DEFAULT_TUNABLES.spinPolicy,
     mapInMemory: options.mapInMemory ?? DEFAULT_TUNABLES.mapInMemory,
     duplicateProbeMs: options.duplicateProbeMs ?? DEFAULT_TUNABLES.duplicateProbeMs,
+    duplicateRetrySeconds: options.duplicateRetrySeconds ?? DEFAULT_TUNABLES.duplicateRetrySeconds,
     announceSeconds: options.announceSeconds ?? DEFAULT_TUNABLES.announceSeconds,
     sizeCheckMs: options.sizeCheckMs ?? 5000,
     maxViews: options.maxViews ?? Math.max(0, openFileLimit() - FDS_KEPT_FREE),

@@ -38,6 +38,12 @@ export interface ReloaderParts {
   netns?: string;
   /** Hands a changed state to persistence (StateKeeper.persist). */
   persist(e: Export): void;
+  /** Claims and probes the addresses of added exports; returns those served elsewhere (left out, tried again later). */
+  admit(added: readonly ExportConfig[]): Promise<Set<string>>;
+  /** An export is gone, or has fewer interfaces: its address claims are given back, except on `keep`. */
+  released(key: string, keep?: readonly string[]): void;
+  /** A changed export names new interfaces: claims its address there; throws ReloadRefused when another process holds it. */
+  claimNewInterfaces(c: ExportConfig, before: readonly string[]): void;
 }
 
 export class Reloader {
@@ -55,13 +61,37 @@ export class Reloader {
     const { exports, links } = this.p;
     refuseSharedWriters(config.exports);
     const plan = this.prepare(config);
-    for (const e of plan.removed) await exports.remove(e);
+    const claimed: Export[] = [];
+    let refused: Set<string>;
+    try {
+      for (const r of plan.replaced) {
+        this.p.claimNewInterfaces(r.config, r.old.config.interfaces);
+        claimed.push(r.old);
+      }
+      refused = await this.p.admit(plan.added.map((a) => a.config));
+    } catch (err) {
+      // Another process holds a new interface's claim, an unsafe claim directory: nothing serving was touched yet.
+      for (const old of claimed) this.p.released(old.key, old.config.interfaces);
+      for (const s of [...plan.added, ...plan.replaced]) s.store.close();
+      throw err;
+    }
+    if (refused.size > 0) {
+      for (const a of plan.added) if (refused.has(exportKey(a.config))) a.store.close();
+      plan.added = plan.added.filter((a) => !refused.has(exportKey(a.config)));
+      plan.summary.added = plan.summary.added.filter((k) => !refused.has(k));
+      plan.summary.refused = [...refused];
+    }
+    for (const e of plan.removed) {
+      await exports.remove(e);
+      this.p.released(e.key);
+    }
     for (const r of plan.replaced) {
       const state = r.old.snapshotState();
       await exports.remove(r.old);
       exports.add(r.config, state, r.store);
     }
     for (const a of plan.added) exports.add(a.config, undefined, a.store);
+    for (const r of plan.replaced) this.p.released(r.old.key, r.config.interfaces);
     for (const m of plan.masked) if (m.old.reconfigureMask(m.config)) this.p.persist(m.old);
     for (const e of plan.grown) {
       try {
@@ -123,6 +153,7 @@ export class Reloader {
           plan.summary.removed.push(key);
           continue;
         }
+        refuseViewsOff(key, e, c);
         const configChanged = JSON.stringify(c) !== JSON.stringify(e.config);
         const onlyMask = configChanged && JSON.stringify({ ...c, macMask: [] }) === JSON.stringify({ ...e.config, macMask: [] });
         if (configChanged) plan.summary.changed.push(key);
@@ -197,4 +228,19 @@ export class Reloader {
       return 'same';
     }
   }
+}
+
+/**
+ * Views are clones of the image, which they never write: a reload that
+ * turns them off and serves the image writable would let every initiator
+ * write the disk all the views were made from. Read-only is allowed; serving
+ * it writable takes removing the export in one reload and adding it in the next.
+ */
+function refuseViewsOff(key: string, e: Export, c: ExportConfig): void {
+  if (e.views === null || c.views !== undefined || c.readOnly) return;
+  throw new ReloadRefused(
+    `${key} serves per-initiator views of ${e.config.file}; this reload would let every initiator write the image itself. ` +
+      `Keep views = per-initiator, or set read-only = yes for ${key} to serve the image as it is; ` +
+      `to serve it writable after all, remove ${key} in one reload and add it back in the next`,
+  );
 }

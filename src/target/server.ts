@@ -12,9 +12,9 @@ import type { Logger } from 'pino';
 import type { ReloadSummary, ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { ConfigError } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
-import { exportKey, type ExportState, type ServerConfig } from '../config/export-config';
+import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { AddressClaims } from '../guard/address-claim';
-import { refuseDuplicates } from '../guard/refuse';
+import { claimNewInterfaces, findDuplicates, refuseDuplicates, type DuplicateCheck, type RefusedExport } from '../guard/refuse';
 import { loadAddon, type NativeAddon } from '../native/addon';
 import { ViewsAdmin } from '../views/admin';
 import { DrainWaiters } from './drain';
@@ -51,7 +51,13 @@ export class Server {
   private readonly views: ViewsAdmin;
   private readonly resizer: Resizer;
   private readonly reloader: Reloader;
-  private readonly claims = new AddressClaims();
+  private readonly claims: AddressClaims;
+  /** Exports left out because another process or target serves their address: tried again every duplicate-retry-s. */
+  private readonly refused = new Map<string, RefusedExport>();
+  private refusedRetry: NodeJS.Timeout | undefined;
+  private retrying = false;
+  /** Claims and probes one at a time: start-up, a reload, a retry. */
+  private guardQueue: Promise<unknown> = Promise.resolve();
   private stopping = false;
 
   private constructor(
@@ -62,6 +68,7 @@ export class Server {
     // The engine's events reach objects made further down: they fire only once frames or completions arrive.
     const addon = (this.addon = options.addon ?? loadAddon());
     const opts = (this.opts = resolveOptions(options));
+    this.claims = new AddressClaims(addon);
     const ring = addon.openIoRing(opts.requestSlots + 256);
     const io = options.wrapIoRing ? options.wrapIoRing(ring) : ring;
     const engine = (this.engine = new Engine<Export>(
@@ -113,7 +120,19 @@ export class Server {
       endHold: (e) => this.serveAgain(e),
     });
     this.resizer = new Resizer({ engine, exports, links, addon, log, sizeCheckMs: opts.sizeCheckMs });
-    this.reloader = new Reloader({ engine, exports, links, resizer: this.resizer, addon, log, netns: opts.netns, persist });
+    this.reloader = new Reloader({
+      engine,
+      exports,
+      links,
+      resizer: this.resizer,
+      addon,
+      log,
+      netns: opts.netns,
+      persist,
+      admit: (added) => this.admit(added),
+      released: (key, keep) => this.claims.releaseExport(key, keep),
+      claimNewInterfaces: (c, before) => claimNewInterfaces(c, before, this.duplicateCheck()),
+    });
   }
 
   static async start(config: ServerConfig, log: Logger, hooks: ServerHooks = {}, options: ServerOptions = {}): Promise<Server> {
@@ -126,12 +145,17 @@ export class Server {
     }
     server.linkSet.startWatching();
     server.resizer.startSizeWatch();
+    server.refusedRetry = setInterval(() => void server.retryRefused(), server.opts.duplicateRetrySeconds * 1000);
+    server.refusedRetry.unref();
     return server;
   }
 
   /** Start-up: opens every store, refuses what would write one disk twice, then adds the exports and opens their links. */
   private async serve(config: ServerConfig, requireAnInterface: boolean): Promise<void> {
     const { addon, opts, log } = this;
+    // Views and snapshots are made after the switch to `user =`: their directories are made for that user.
+    const user = config.user === undefined ? null : addon.lookupUser(config.user);
+    this.views.user = user === null ? undefined : { name: config.user!, ...user };
     // Stores opened before the duplicate check, so that a file that cannot be served says so, whoever else runs.
     const stores = new Map<string, BlockStore>();
     try {
@@ -145,13 +169,9 @@ export class Server {
         if (stores.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
         stores.set(key, this.exportSet.openMappedStore(c));
       }
-      config = await refuseDuplicates(config, {
-        addon,
-        claims: this.claims,
-        probeMs: opts.duplicateProbeMs,
-        netns: opts.netns,
-        log,
-      });
+      const checked = await refuseDuplicates(config, this.duplicateCheck());
+      config = checked.config;
+      for (const r of checked.refused) this.refused.set(exportKey(r.config), r);
       for (const c of config.exports) {
         const key = exportKey(c);
         const store = stores.get(key);
@@ -174,6 +194,81 @@ export class Server {
     }
   }
 
+  private duplicateCheck(): DuplicateCheck {
+    const { addon, opts, log } = this;
+    return { addon, claims: this.claims, probeMs: opts.duplicateProbeMs, netns: opts.netns, log };
+  }
+
+  /** Runs `fn` after the claims and probes before it: one set of them at a time. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.guardQueue.then(fn, fn);
+    this.guardQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Exports a reload adds: claimed and probed as at start-up. Those another
+   * process or target serves are left out, remembered and tried again
+   * later; returns their keys.
+   */
+  private async admit(added: readonly ExportConfig[]): Promise<Set<string>> {
+    const reasons = await findDuplicates(added, this.duplicateCheck());
+    for (const c of added) {
+      const key = exportKey(c);
+      const reason = reasons.get(key);
+      if (reason === undefined) continue;
+      this.log.error({ export: key }, `not serving ${key}: ${reason}`);
+      this.refused.set(key, { config: c, reason });
+    }
+    return new Set(reasons.keys());
+  }
+
+  /** Refused exports whose address is free now are served; the others stay refused, quietly. */
+  private retryRefused(): Promise<void> {
+    if (this.stopping || this.retrying || this.refused.size === 0) return Promise.resolve();
+    this.retrying = true;
+    return this.serialized(async () => {
+      const waiting = [...this.refused.values()].map((r) => r.config);
+      const reasons = await findDuplicates(waiting, this.duplicateCheck());
+      if (this.stopping) return;
+      const announced = new Set<string>();
+      for (const c of waiting) {
+        const key = exportKey(c);
+        const reason = reasons.get(key);
+        if (reason !== undefined) {
+          this.refused.set(key, { config: c, reason });
+          continue;
+        }
+        let store: BlockStore | undefined;
+        try {
+          store = this.exportSet.openMappedStore(c);
+          this.exportSet.add(c, undefined, store);
+        } catch (err) {
+          store?.close();
+          this.claims.releaseExport(key);
+          this.log.warn({ export: key, err: (err as Error).message }, `${key}: its address is free, but it cannot be served yet`);
+          continue;
+        }
+        this.refused.delete(key);
+        for (const name of c.interfaces) announced.add(name);
+        this.log.info({ export: key }, `${key}: its address is free again; serving it`);
+      }
+      if (announced.size === 0) return;
+      this.linkSet.openAll(false);
+      for (const name of announced) {
+        const link = this.linkSet.get(name);
+        if (link) this.engine.announce(link);
+      }
+    })
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'cannot try the refused exports again'))
+      .finally(() => (this.retrying = false));
+  }
+
+  /** Exports configured but not served, because another process or target serves their address; and why. */
+  notServed(): { key: string; reason: string }[] {
+    return [...this.refused].map(([key, r]) => ({ key, reason: r.reason }));
+  }
+
   /** The exports being served, in order of creation. */
   get exports(): Export[] {
     return [...this.exportSet.values()];
@@ -185,7 +280,17 @@ export class Server {
 
   /** Applies a new configuration, completely or not at all (reload.ts). */
   apply(config: ServerConfig): Promise<ReloadSummary> {
-    return this.reloader.apply(config);
+    return this.serialized(async () => {
+      // The reload's config says what is wanted now: refused exports it keeps come back as added, and are checked again.
+      const before = new Map(this.refused);
+      this.refused.clear();
+      try {
+        return await this.reloader.apply(config);
+      } catch (err) {
+        for (const [k, r] of before) this.refused.set(k, r);
+        throw err;
+      }
+    });
   }
 
   /** Stops taking requests, answers those in flight, makes written data durable and closes everything. */
@@ -194,6 +299,7 @@ export class Server {
     this.stopping = true;
     this.linkSet.stopTaking();
     this.resizer.stop();
+    clearInterval(this.refusedRetry);
     this.exportSet.markClosing(); // so that the last reply signals drained()
     while (this.engine.inflight > 0) await this.drain.wait();
     // A change from the control socket has no reply in flight: wait for its save too.

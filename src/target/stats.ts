@@ -58,12 +58,12 @@ function exportStats(e: Export, s: StatsSources): ServerStats['exports'][number]
       ? {
           views: {
             count: e.views.count,
-            maxViews: e.views.maxViews,
+            maxViews: e.views.admission.maxViews,
             ownBytes: e.views.ownBytes(),
-            failures: e.views.failures,
+            failures: e.views.admission.total,
             refused: { ...e.views.admission.refusals },
             sharesImage: e.views.sharesImage,
-            ...(e.views.lastError !== null ? { lastError: e.views.lastError } : {}),
+            ...(e.views.admission.lastMessage !== null ? { lastError: e.views.admission.lastMessage } : {}),
           },
         }
       : {}),

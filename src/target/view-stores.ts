@@ -19,9 +19,13 @@ export class ViewStores implements ExportStores {
     return this.views.storeFor(b, off, now);
   }
 
-  /** The view will be the image as it is now, and the lease keeps it so: a read can be answered from the image. */
+  /**
+   * A new view will be the image as it is now, and the lease keeps it so: a
+   * read can be answered from the image. Not so for a view of an earlier
+   * run being opened: it has blocks of its own.
+   */
   readsWhilePending(): BlockStore | null {
-    return this.views.sharesImage ? this.image : null;
+    return this.views.sharesImage && this.views.pendingIsNew ? this.image : null;
   }
 
   indexOf(store: BlockStore): number {

@@ -17,7 +17,7 @@ import { ViewBudget } from './admission';
 import { Remeasure } from './sizes';
 import { defaultSnapshotName, SnapshotDir } from './snapshots';
 import { ExportViews, macOfName, nameOfMac } from './views';
-import { snapshotsDirOf, viewsDirOf } from './views-dir';
+import { ExportDirs, type ViewsUser } from './views-dir';
 
 /** How long an export must have served no I/O before `revert` runs without --force. */
 export const REVERT_QUIET_MS = 5 * 60_000;
@@ -67,6 +67,15 @@ interface SnapshotFigures {
 export class ViewsAdmin {
   /** One bound on open views for every export's views. */
   private readonly budget: ViewBudget;
+  /**
+   * The user a root daemon switches to (`user =`), set at start: the views
+   * directories are made for it and must be its, since it makes the views
+   * and snapshots after the switch.
+   */
+  user: ViewsUser | undefined;
+  /** The directories of exports with snapshots but no views, held open, by export key. */
+  private readonly snapshotPlaces = new Map<string, { config: ExportConfig; dirs: ExportDirs }>();
+
   /** By export key, measured off the serving thread (sizes.ts). */
   private readonly snapshotFigures = new Map<string, SnapshotFigures>();
   private readonly snapshotSizes: Remeasure;
@@ -79,12 +88,18 @@ export class ViewsAdmin {
     );
   }
 
+  /** Who may own a view file: the `user =` user alone when set (it opens them after the switch), else root and us. */
+  private viewOwners(): number[] {
+    return this.user === undefined ? [0, process.geteuid?.() ?? 0] : [this.user.uid];
+  }
+
   /** Opens (or makes) the views of a new export whose image is `image`. */
   openViews(c: ExportConfig, image: BlockStore): ExportViews {
     const key = exportKey(c);
     const log = this.o.log;
     return ExportViews.open({
-      dir: viewsDirOf(c),
+      dirs: ExportDirs.open(c, this.user),
+      owners: this.viewOwners(),
       image,
       direct: c.direct,
       readOnly: c.readOnly,
@@ -98,7 +113,15 @@ export class ViewsAdmin {
       events: {
         created: (name, ms) => log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
         failed: (name, message) => log.error({ export: key, view: name }, message),
-        refused: (reason, count, seconds, message) =>
+        refused: (name, why) => {
+          const mac = macOfName(name);
+          log.error(
+            { export: key, view: mac },
+            `the view of ${mac} is refused: ${why}. Its initiator gets error replies until the file is put back (then restart), ` +
+              `or until vblade ctl view-reset ${key} ${mac} (a fresh copy of the image) or vblade ctl view-drop ${key} ${mac}`,
+          );
+        },
+        newViewsRefused: (reason, count, seconds, message) =>
           log.warn(
             { export: key, reason, count },
             seconds === 0
@@ -205,13 +228,46 @@ export class ViewsAdmin {
   // ---- snapshots ------------------------------------------------------------
 
   private snapshotsOf(key: string): { e: AdministeredExport; dir: SnapshotDir } {
+    const e = this.placeOf(key);
+    return { e, dir: new SnapshotDir(this.dirsOf(e)!.snapshots()!, this.o.addon) };
+  }
+
+  /** The snapshots of an export for listing: null when it has none yet (nothing is made for a look). */
+  private existingSnapshots(key: string): SnapshotDir | null {
+    const snaps = this.dirsOf(this.placeOf(key), false)?.snapshots(false) ?? null;
+    return snaps === null ? null : new SnapshotDir(snaps, this.o.addon);
+  }
+
+  private placeOf(key: string): AdministeredExport {
     const e = this.o.exportOf(key);
     if (!e) throw new ConfigError(`no export ${key}; list them with vblade ctl list`);
     if (e.config.viewsDir === undefined || e.store.kind !== 'file')
       throw new ConfigError(
         `${key} has no place for snapshots; set views-dir in its [export] section (on the file system of its file)`,
       );
-    return { e, dir: new SnapshotDir(snapshotsDirOf(e.config), this.o.addon) };
+    return e;
+  }
+
+  /** The export's directories: its views' when it has views, else opened once and held while it is served with that config. */
+  private dirsOf(e: AdministeredExport, make = true): ExportDirs | null {
+    if (e.views !== null) return e.views.dirs;
+    const served = new Set([...this.o.exports()].map((x) => x.config));
+    for (const [key, p] of this.snapshotPlaces) {
+      if (served.has(p.config)) continue;
+      p.dirs.close();
+      this.snapshotPlaces.delete(key);
+    }
+    let p = this.snapshotPlaces.get(e.key);
+    if (p === undefined) {
+      try {
+        p = { config: e.config, dirs: ExportDirs.open(e.config, this.user, make) };
+      } catch (err) {
+        if (!make && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw new ConfigError(`${e.key}: ${(err as Error).message}`);
+      }
+      this.snapshotPlaces.set(e.key, p);
+    }
+    return p.dirs;
   }
 
   /**
@@ -263,7 +319,7 @@ export class ViewsAdmin {
       if (f !== undefined && !f.changed && e.lastIoAt < f.measuredAt) continue;
       const measuredAt = performance.now();
       if (f !== undefined) f.changed = false;
-      const totals = await new SnapshotDir(snapshotsDirOf(e.config), this.o.addon).totals();
+      const totals = (await this.existingSnapshots(e.key)?.totals()) ?? { count: 0, ownBytes: 0 };
       const now = this.snapshotFigures.get(e.key);
       this.snapshotFigures.set(e.key, { ...totals, measuredAt, changed: now?.changed ?? false });
     }
@@ -271,7 +327,7 @@ export class ViewsAdmin {
   }
 
   listSnapshots(key: string): SnapshotInfo[] {
-    return this.snapshotsOf(key).dir.list();
+    return this.existingSnapshots(key)?.list() ?? [];
   }
 
   deleteSnapshot(key: string, name: string): string {

@@ -16,9 +16,15 @@ export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** Views the whole process may keep open, one descriptor each: one budget shared by the views of every export. */
 export class ViewBudget {
-  /** Views open or being made, over all exports. */
+  /** Views open, over all exports. */
   open = 0;
+  /** Views being made or opened, over all exports. */
+  pending = 0;
   constructor(readonly limit: number) {}
+
+  get used(): number {
+    return this.open + this.pending;
+  }
 }
 
 export interface AdmissionOptions {
@@ -58,6 +64,11 @@ export class ViewAdmission {
 
   constructor(private readonly o: AdmissionOptions) {}
 
+  /** Views this export may have (max-views). */
+  get maxViews(): number {
+    return this.o.maxViews;
+  }
+
   /** Total refusals since the start. */
   get total(): number {
     let n = 0;
@@ -73,7 +84,7 @@ export class ViewAdmission {
   refuses(held: number, now: number): boolean {
     const o = this.o;
     if (held >= o.maxViews) return this.refuse('max-views');
-    if (o.budget.open >= o.budget.limit) return this.refuse('open-files');
+    if (o.budget.used >= o.budget.limit) return this.refuse('open-files');
     if (now < this.failedUntil) return this.refuse('failed');
     if (this.spaceBelowFloor(now) !== null) return this.refuse('min-free');
     return false;

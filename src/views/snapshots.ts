@@ -4,8 +4,8 @@
 // revert() so that no request is in flight while the clone is made.
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { SnapshotInfo } from '../api/control';
+import type { TrustedDir } from '../safe-files/trusted-dir';
 
 export interface SnapshotFunctions {
   reflinkClone(srcFd: number, dstFd: number): void;
@@ -27,35 +27,30 @@ export function checkSnapshotName(name: string): void {
     );
 }
 
+/** How much of NAME.json is read: a few dozen bytes are written. */
+const META_MAX = 4096;
+
 export class SnapshotDir {
   constructor(
-    /** VIEWSDIR/eS.L/snapshots */
-    readonly dir: string,
+    /** VIEWSDIR/eS.L/snapshots, held open (views-dir.ts): every file is opened relative to it, no link followed. */
+    private readonly d: TrustedDir,
     private readonly fns: SnapshotFunctions,
   ) {}
 
+  get dir(): string {
+    return this.d.path;
+  }
+
   fileOf(name: string): string {
-    return path.join(this.dir, `${name}.img`);
-  }
-
-  private metaOf(name: string): string {
-    return path.join(this.dir, `${name}.json`);
-  }
-
-  private syncDir(): void {
-    const d = fs.openSync(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    try {
-      fs.fsyncSync(d);
-    } finally {
-      fs.closeSync(d);
-    }
+    return this.d.pathOf(`${name}.img`);
   }
 
   /** Refuses a name in use before the export is paused for nothing. */
   checkFree(name: string): void {
     checkSnapshotName(name);
-    if (fs.existsSync(this.fileOf(name)))
-      throw new Error(`${this.fileOf(name)} exists; choose another name or delete it first (vblade ctl snapshot-delete)`);
+    for (const f of [`${name}.img`, `${name}.json`])
+      if (this.d.lstat(f) !== undefined)
+        throw new Error(`${this.d.pathOf(f)} exists; choose another name or delete it first (vblade ctl snapshot-delete)`);
   }
 
   /**
@@ -64,46 +59,54 @@ export class SnapshotDir {
    */
   take(name: string, srcFd: number, of: string): string {
     this.checkFree(name);
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     fs.fdatasyncSync(srcFd);
-    const file = this.fileOf(name);
-    const tmp = path.join(this.dir, `.${name}.${process.pid}.tmp`);
-    const fd = fs.openSync(tmp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    const tmp = this.d.createTemp(name, 0o600);
     try {
-      this.fns.reflinkClone(srcFd, fd);
-      fs.fsyncSync(fd);
-      fs.renameSync(tmp, file);
+      try {
+        this.fns.reflinkClone(srcFd, tmp.fd);
+        fs.fsyncSync(tmp.fd);
+      } finally {
+        fs.closeSync(tmp.fd);
+      }
+      this.d.rename(tmp.name, `${name}.img`);
     } catch (e) {
-      fs.rmSync(tmp, { force: true });
+      this.d.unlink(tmp.name);
       throw e;
-    } finally {
-      fs.closeSync(fd);
     }
-    fs.writeFileSync(this.metaOf(name), JSON.stringify({ created: Date.now(), of }) + '\n', { mode: 0o600 });
-    this.syncDir();
-    return file;
+    this.d.writeFileAtomic(`${name}.json`, JSON.stringify({ created: Date.now(), of }) + '\n', 0o600);
+    return this.fileOf(name);
   }
 
   /** The snapshot NAME was taken of: 'export' or a view's MAC. Throws when there is none of that name. */
   find(name: string): { file: string; of: string } {
     checkSnapshotName(name);
-    const file = this.fileOf(name);
-    if (!fs.existsSync(file)) throw new Error(`no snapshot "${name}" in ${this.dir}; list them with vblade ctl snapshots`);
-    return { file, of: this.readMeta(name).of };
+    if (this.d.lstat(`${name}.img`) === undefined)
+      throw new Error(`no snapshot "${name}" in ${this.dir}; list them with vblade ctl snapshots`);
+    return { file: this.fileOf(name), of: this.readMeta(name, 0).of };
   }
 
-  private readMeta(name: string): { created: number; of: string } {
+  /** NAME.json (a regular file, never through a link); what it cannot say comes from the image's date, `mtimeMs`. */
+  private readMeta(name: string, mtimeMs: number): { created: number; of: string } {
     try {
-      const m = JSON.parse(fs.readFileSync(this.metaOf(name), 'utf8')) as { created?: unknown; of?: unknown };
-      return { created: typeof m.created === 'number' ? m.created : 0, of: typeof m.of === 'string' ? m.of : 'export' };
+      const m = JSON.parse(this.d.readFile(`${name}.json`, META_MAX)?.toString('utf8') ?? '') as {
+        created?: unknown;
+        of?: unknown;
+      };
+      return { created: typeof m.created === 'number' ? m.created : mtimeMs, of: typeof m.of === 'string' ? m.of : 'export' };
     } catch {
-      return { created: fs.statSync(this.fileOf(name)).mtimeMs, of: 'export' };
+      return { created: mtimeMs, of: 'export' };
     }
+  }
+
+  /** NAME.img opened for reading: a regular file with no other name, or refused. */
+  private open(name: string): number {
+    return this.d.openFile(`${name}.img`, { what: 'snapshot', singleLink: true });
   }
 
   /** Puts the snapshot back into `dstFd` (the export's file or a view), in place. Runs while the export is paused. */
   revertInto(name: string, dstFd: number): void {
-    const src = fs.openSync(this.find(name).file, fs.constants.O_RDONLY);
+    this.find(name);
+    const src = this.open(name);
     try {
       this.fns.reflinkClone(src, dstFd);
       fs.fdatasyncSync(dstFd);
@@ -112,27 +115,30 @@ export class SnapshotDir {
     }
   }
 
+  /** Every snapshot; a file that is not one (a link, a FIFO, ...) is left out, never opened in a way that could block. */
   list(): SnapshotInfo[] {
-    let files: string[];
-    try {
-      files = fs.readdirSync(this.dir);
-    } catch {
-      return [];
-    }
     const out: SnapshotInfo[] = [];
-    for (const f of files.sort()) {
+    for (const f of this.d.list().sort()) {
       if (!f.endsWith('.img') || f.startsWith('.')) continue;
       const name = f.slice(0, -4);
-      const file = path.join(this.dir, f);
-      const meta = this.readMeta(name);
-      const fd = fs.openSync(file, fs.constants.O_RDONLY);
-      let own: number;
+      let fd: number;
       try {
-        own = this.fns.unsharedBytes(fd);
+        fd = this.open(name);
+      } catch {
+        continue;
+      }
+      try {
+        const meta = this.readMeta(name, fs.fstatSync(fd).mtimeMs);
+        out.push({
+          name,
+          file: this.fileOf(name),
+          created: new Date(meta.created).toISOString(),
+          of: meta.of,
+          ownBytes: this.fns.unsharedBytes(fd),
+        });
       } finally {
         fs.closeSync(fd);
       }
-      out.push({ name, file, created: new Date(meta.created).toISOString(), of: meta.of, ownBytes: own });
     }
     return out;
   }
@@ -146,7 +152,7 @@ export class SnapshotDir {
   async totals(): Promise<{ count: number; ownBytes: number }> {
     let files: string[];
     try {
-      files = await fs.promises.readdir(this.dir);
+      files = this.d.list();
     } catch {
       return { count: 0, ownBytes: 0 };
     }
@@ -156,10 +162,8 @@ export class SnapshotDir {
       if (!f.endsWith('.img') || f.startsWith('.')) continue;
       let fh: fs.promises.FileHandle;
       try {
-        fh = await fs.promises.open(
-          path.join(this.dir, f),
-          fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
-        );
+        // Relative to the held directory (a swapped path changes nothing), without following a link.
+        fh = await fs.promises.open(this.d.at(f), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
       } catch {
         continue; // deleted meanwhile, or a link
       }
@@ -176,9 +180,9 @@ export class SnapshotDir {
 
   delete(name: string): string {
     const { file } = this.find(name);
-    fs.rmSync(file);
-    fs.rmSync(this.metaOf(name), { force: true });
-    this.syncDir();
+    this.d.unlink(`${name}.img`);
+    this.d.unlink(`${name}.json`);
+    this.d.sync();
     return file;
   }
 }

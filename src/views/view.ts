@@ -19,6 +19,8 @@ export interface ViewFunctions {
 export interface ViewEvents {
   created(name: string, ms: number): void;
   failed(name: string, message: string): void;
+  /** A view's file is not what it must be (`why`): its initiator gets error replies until it is reset or dropped. */
+  refused(name: string, why: string): void;
   /** Reads of shared blocks go to the image from now on (on) or no longer (off, with why). */
   sharing(on: boolean, why: string): void;
   /** Someone waits to open the image for writing: pause the export and call stopSharing(). */

@@ -2,6 +2,13 @@
 // MAC reads and writes its own copy-on-write clone of the image,
 // VIEWSDIR/eS.L/aabbccddeeff.img, made (FICLONE) at its first ATA request (IDENTIFY, normally) and
 // kept open from then on. The image is opened read-only and never written.
+// Views of an earlier run are opened when their initiator first asks, not
+// all at start (more views than descriptors must not stop a restart), and a
+// view file that is not what it claims (missing, shorter than the image, a
+// link, a hard link, not a regular file) is refused, never served or
+// silently replaced: its initiator gets error replies until an operator
+// resets or drops it. Every file is reached through the export's directory
+// held open (views-dir.ts), never by a path that could be swapped.
 //
 // The frame path asks storeFor() once per ATA request: one Map lookup keyed
 // by the source MAC as a number, no allocation. A new initiator's view is
@@ -16,7 +23,6 @@
 // why) while the process holds a read lease on it (image-sharing.ts).
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ViewListing } from '../api/control';
 import { STORE_PENDING, type BlockStore } from '../backend/block-store';
@@ -25,7 +31,10 @@ import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
 import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
 import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
-import { readViewDates, writeViewDates, type ViewDates } from './view-meta';
+import { ViewFiles, type ViewEntry } from './view-files';
+import { writeViewDates, type ViewDates } from './view-meta';
+import type { ExportDirs } from './views-dir';
+import type { TrustedDir } from '../safe-files/trusted-dir';
 
 /** The 6 bytes of a MAC at `off` as one number: exact (48 bits), no allocation. */
 export function macKey(b: Uint8Array, off: number): number {
@@ -51,13 +60,14 @@ export function nameOfMac(mac: string): string | undefined {
   return /^[0-9a-f]{12}$/.test(hex) ? hex : undefined;
 }
 
-const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
-/** A clone cloneTo() had not renamed yet when the process stopped (crashed): never a view, only space taken. */
-const STALE_CLONE = /^\.[0-9a-f]{12}\.img\.\d+\.tmp$/;
+/** A clone a crash left before its rename (cloneTo, by pid or random suffix): never a view, only space taken. */
+const STALE_CLONE = /^\.[0-9a-f]{12}\.img\.([0-9]+|[0-9a-f]{16})\.tmp$/;
 
 export interface ExportViewsOptions {
-  /** VIEWSDIR/eS.L, created if missing. */
-  dir: string;
+  /** VIEWSDIR/eS.L and its snapshots/, held open; closed with the views. */
+  dirs: ExportDirs;
+  /** Who may own a view file: root and the daemon's user, or the `user =` uid alone (it must open them after the switch). */
+  owners: readonly number[];
   image: BlockStore;
   /** O_DIRECT on the views, as on the image. */
   direct: boolean;
@@ -78,7 +88,7 @@ export interface ExportViewsOptions {
   fns: ViewFunctions;
   events: ViewEvents & {
     /** New initiators refused a view: the first at once, then a count per interval (admission.ts). */
-    refused(reason: RefusalReason, count: number, seconds: number, message: string): void;
+    newViewsRefused(reason: RefusalReason, count: number, seconds: number, message: string): void;
   };
 }
 
@@ -86,7 +96,10 @@ export class ExportViews {
   private readonly byKey = new Map<number, View>();
   /** By View.index; null where a view was dropped (its index is reused). */
   private readonly list: (View | null)[] = [];
-  private readonly dirFd: number;
+  /** Views of an earlier run not opened yet, and refused ones. */
+  private readonly files: ViewFiles;
+  /** The last STORE_PENDING storeFor returned is a new view (the image may answer reads), not one being opened. */
+  pendingIsNew = false;
   /** Views being made, by MAC key: the promise settles when it is there (or failed). */
   private readonly making = new Map<number, Promise<void>>();
   /** Whether a new initiator may have a view now; refusals counted, no memory per machine. */
@@ -108,14 +121,13 @@ export class ExportViews {
   private readonly sizes: Remeasure;
 
   private constructor(private readonly o: ExportViewsOptions) {
-    fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-    this.dirFd = fs.openSync(o.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    this.files = new ViewFiles(o.dirs.dir, o.owners, o.image.fd, o.events);
     this.admission = new ViewAdmission({
-      dir: o.dir,
+      dir: o.dirs.dir.path,
       maxViews: o.maxViews,
       minFreePercent: o.minFreePercent,
       budget: o.budget,
-      refused: (reason, count, seconds, message) => o.events.refused(reason, count, seconds, message),
+      refused: (reason, count, seconds, message) => o.events.newViewsRefused(reason, count, seconds, message),
       summaryMs: o.refusalLogMs,
     });
     this.sharing = new ImageSharing({ image: o.image, fns: o.fns, events: o.events, retryMs: o.leaseRetryMs }, this.list);
@@ -129,22 +141,16 @@ export class ExportViews {
     );
   }
 
-  /** Opens the views already in `dir` (from an earlier run) and is ready to make new ones. */
+  /**
+   * Finds the views already in the directory (from an earlier run) without
+   * opening them, refuses those whose files are not what views.json says,
+   * and is ready to make new ones.
+   */
   static open(o: ExportViewsOptions): ExportViews {
     const v = new ExportViews(o);
     try {
-      const dates = readViewDates(o.dir);
-      for (const f of fs.readdirSync(o.dir)) {
-        if (STALE_CLONE.test(f)) fs.rmSync(path.join(o.dir, f), { force: true });
-        const m = VIEW_FILE.exec(f);
-        if (m === null) continue;
-        const name = m[1];
-        const file = path.join(o.dir, f);
-        const fd = fs.openSync(file, v.openFlags());
-        const d = dates.get(name) ?? { created: fs.fstatSync(fd).birthtimeMs || Date.now(), lastSeen: 0 };
-        v.add(new View(name, v.storeOf(fd, file), d), parseInt(name, 16));
-        o.budget.open++; // views that exist are served, whatever the bounds say now
-      }
+      for (const f of v.d.list()) if (STALE_CLONE.test(f)) v.d.unlink(f);
+      v.files.find();
     } catch (e) {
       v.close();
       throw e;
@@ -154,25 +160,39 @@ export class ExportViews {
     return v;
   }
 
+  private get d(): TrustedDir {
+    return this.o.dirs.dir;
+  }
+
+  /** A view of an earlier run, opened at its initiator's first request, off the frame path. */
+  private async openLater(key: number, u: { name: string; dates: ViewDates }): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    if (this.closed || this.files.unopened.get(key) !== u) return;
+    const v = this.opened(key, u);
+    if (v !== undefined) v.seenAt = performance.now(); // its initiator asked for it just now
+  }
+
+  /** Opens a view of an earlier run and serves it; undefined when it is refused. */
+  private opened(key: number, u: ViewEntry): View | undefined {
+    const fd = this.files.open(key, u, this.openFlags());
+    if (fd === undefined) return undefined;
+    const v = new View(u.name, this.storeOf(fd, this.d.pathOf(`${u.name}.img`)), u.dates);
+    this.add(v, key);
+    this.sharing.refresh(v);
+    return v;
+  }
+
   get count(): number {
-    return this.byKey.size;
-  }
-
-  /** New initiators refused a view since the start (bounds, free space, a failure to make it). */
-  get failures(): number {
-    return this.admission.total;
-  }
-
-  get lastError(): string | null {
-    return this.admission.lastMessage;
-  }
-
-  get maxViews(): number {
-    return this.o.maxViews;
+    return this.byKey.size + this.files.size;
   }
 
   get dir(): string {
-    return this.o.dir;
+    return this.d.path;
+  }
+
+  /** Its directory and snapshots/, held open. */
+  get dirs(): ExportDirs {
+    return this.o.dirs;
   }
 
   /**
@@ -188,13 +208,34 @@ export class ExportViews {
       v.seenAt = now;
       return v.store;
     }
+    if (this.files.refusals.has(key)) return null;
+    const u = this.files.unopened.get(key);
+    if (u !== undefined) {
+      this.pendingIsNew = false;
+      if (this.making.has(key)) return STORE_PENDING;
+      // A view that exists is served whatever max-views says now; its descriptor counts against the process's bound.
+      if (this.o.budget.used >= this.o.budget.limit) return null;
+      this.o.budget.pending++;
+      this.making.set(
+        key,
+        this.openLater(key, u).finally(() => {
+          this.making.delete(key);
+          this.o.budget.pending--;
+        }),
+      );
+      return STORE_PENDING;
+    }
     if (this.o.readOnly) return this.o.image;
+    this.pendingIsNew = true;
     if (this.making.has(key)) return STORE_PENDING;
     if (this.admission.refuses(this.byKey.size + this.making.size, now)) return null;
-    this.o.budget.open++;
+    this.o.budget.pending++;
     this.making.set(
       key,
-      this.make(key, viewName(key)).finally(() => this.making.delete(key)),
+      this.make(key, viewName(key)).finally(() => {
+        this.making.delete(key);
+        this.o.budget.pending--;
+      }),
     );
     return STORE_PENDING;
   }
@@ -297,39 +338,37 @@ export class ExportViews {
     (v.store as ViewStore).viewIndex = i;
     this.list[i] = v;
     this.byKey.set(key, v);
+    this.o.budget.open++;
   }
 
-  /** A new clone of the image under a temporary name, then renamed to `final`; its descriptor. */
-  private async cloneTo(final: string): Promise<number> {
-    const tmp = path.join(this.o.dir, `.${path.basename(final)}.${process.pid}.tmp`);
-    const fd = fs.openSync(tmp, this.openFlags() | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+  /** A new clone of the image under a new unguessable name, then renamed to `name`.img; its descriptor. */
+  private async cloneTo(name: string): Promise<number> {
+    const tmp = this.d.createTemp(`${name}.img`, 0o600, this.openFlags());
     try {
-      await this.o.fns.reflinkCloneAsync(this.o.image.fd, fd);
-      fs.renameSync(tmp, final);
+      await this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp.fd);
+      this.d.rename(tmp.name, `${name}.img`);
       // The name must be durable before a write to it is acknowledged as durable.
-      await new Promise<void>((resolve, reject) => fs.fsync(this.dirFd, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => fs.fsync(this.d.fd, (err) => (err ? reject(err) : resolve())));
     } catch (e) {
-      fs.closeSync(fd);
-      fs.rmSync(tmp, { force: true });
+      fs.closeSync(tmp.fd);
+      this.d.unlink(tmp.name);
       throw e;
     }
-    return fd;
+    return tmp.fd;
   }
 
   private async make(key: number, name: string): Promise<void> {
-    const file = path.join(this.o.dir, `${name}.img`);
+    const file = this.d.pathOf(`${name}.img`);
     const t0 = performance.now();
     const epoch = this.sharing.cloneEpoch();
     let fd: number;
     try {
-      fd = await this.cloneTo(file);
+      fd = await this.cloneTo(name);
     } catch (e) {
-      this.o.budget.open--;
       this.admission.failed(`cannot make the view ${file}: ${(e as Error).message}`, performance.now());
       return;
     }
     if (this.closed) {
-      this.o.budget.open--;
       fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
       return;
     }
@@ -343,20 +382,31 @@ export class ExportViews {
     this.datesChanged();
   }
 
-  /** Every view with its own bytes and dates, by MAC. */
+  /** Every view with its own bytes and dates, by MAC; a refused one with why. */
   listing(): ViewListing[] {
     const out: ViewListing[] = [];
+    const entry = (name: string, dates: ViewDates, seen: number, ownBytes: number, refused?: string): ViewListing => ({
+      mac: macOfName(name),
+      file: this.d.pathOf(`${name}.img`),
+      ownBytes,
+      created: new Date(dates.created).toISOString(),
+      lastSeen: seen === 0 ? null : new Date(seen).toISOString(),
+      ...(refused === undefined ? {} : { refused }),
+    });
     for (const v of this.list) {
-      if (v === null) continue;
-      const seen = this.lastSeenOf(v);
-      out.push({
-        mac: macOfName(v.name),
-        file: v.store.description,
-        ownBytes: this.o.fns.unsharedBytes(v.store.fd),
-        created: new Date(v.dates.created).toISOString(),
-        lastSeen: seen === 0 ? null : new Date(seen).toISOString(),
-      });
+      if (v !== null) out.push(entry(v.name, v.dates, this.lastSeenOf(v), this.o.fns.unsharedBytes(v.store.fd)));
     }
+    for (const [key, u] of [...this.files.unopened]) {
+      const fd = this.files.open(key, u, fs.constants.O_RDONLY);
+      if (fd === undefined) continue; // refused now: listed below
+      this.files.unopened.set(key, u);
+      try {
+        out.push(entry(u.name, u.dates, u.dates.lastSeen, this.o.fns.unsharedBytes(fd)));
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    for (const r of this.files.refusals.values()) out.push(entry(r.name, r.dates, r.dates.lastSeen, 0, r.why));
     return out.sort((a, b) => (a.mac < b.mac ? -1 : 1));
   }
 
@@ -408,12 +458,28 @@ export class ExportViews {
     return v.seenAt > 0 ? performance.timeOrigin + v.seenAt : v.dates.lastSeen;
   }
 
-  private find(mac: string): View {
+  /** The view name of `mac`, which must have a view (open, not opened yet, or refused). */
+  private nameOf(mac: string): string {
     const name = nameOfMac(mac);
     if (name === undefined) throw new Error(`"${mac}" is not a MAC address; write it as aa:bb:cc:dd:ee:ff`);
-    const v = this.byKey.get(parseInt(name, 16));
-    if (v === undefined) throw new Error(`no view for ${macOfName(name)} in ${this.o.dir}; list them with vblade ctl views`);
-    return v;
+    const key = parseInt(name, 16);
+    if (!this.byKey.has(key) && !this.files.has(key))
+      throw new Error(`no view for ${macOfName(name)} in ${this.dir}; list them with vblade ctl views`);
+    return name;
+  }
+
+  /** The open view of `mac`, opened now when not yet; throws when it has none or it is refused (with why). */
+  private find(mac: string): View {
+    const name = this.nameOf(mac);
+    const key = parseInt(name, 16);
+    const u = this.files.unopened.get(key);
+    if (u !== undefined) this.opened(key, u);
+    const r = this.files.refusals.get(key);
+    if (r !== undefined)
+      throw new Error(
+        `the view of ${macOfName(name)} is refused: ${r.why}; reset it (vblade ctl view-reset) or drop it (vblade ctl view-drop)`,
+      );
+    return this.byKey.get(key)!;
   }
 
   /** The store of the view of `mac` (snapshots of one view); throws when it has none. */
@@ -423,12 +489,27 @@ export class ExportViews {
 
   /**
    * Makes a view the image as it is now (a new clone renamed over the old
-   * one). The caller has paused the export: no request of it is in flight.
+   * one, or over whatever a refused view's name held). The caller has
+   * paused the export: no request of it is in flight.
    */
   async reset(mac: string): Promise<string> {
-    const v = this.find(mac);
+    const name = this.nameOf(mac);
+    const key = parseInt(name, 16);
     const epoch = this.sharing.cloneEpoch();
-    const fd = await this.cloneTo(v.store.description);
+    const fd = await this.cloneTo(name);
+    const v = this.byKey.get(key);
+    if (v === undefined) {
+      // Not opened yet, or refused: the new clone replaces the file, whatever it was.
+      const old = this.files.take(key)!;
+      const nv = new View(name, this.storeOf(fd, this.d.pathOf(`${name}.img`)), {
+        created: Date.now(),
+        lastSeen: old.dates.lastSeen,
+      });
+      this.add(nv, key);
+      this.sharing.checkClone(nv, epoch);
+      this.datesChanged();
+      return macOfName(name);
+    }
     const old = v.store;
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
@@ -447,21 +528,35 @@ export class ExportViews {
   /** Resets every view; the MACs reset. */
   async resetAll(): Promise<string[]> {
     const out: string[] = [];
-    for (const v of this.list.filter((x): x is View => x !== null)) out.push(await this.reset(v.name));
+    const names = [...this.list.filter((x): x is View => x !== null).map((v) => v.name), ...this.files.all().map((u) => u.name)];
+    for (const name of names) out.push(await this.reset(name));
     return out;
   }
 
-  /** Removes a view and its file; the next request of that MAC makes a new one. The export is paused. */
+  /** Removes a view and its file (whatever that is, a link itself, never its target); the next request of that MAC makes a new one. The export is paused. */
   drop(mac: string): string {
-    const v = this.find(mac);
-    v.store.close();
-    fs.rmSync(v.store.description, { force: true });
-    fs.fsyncSync(this.dirFd);
-    this.list[v.index] = null;
-    this.byKey.delete(parseInt(v.name, 16));
-    this.o.budget.open--;
-    this.datesChanged();
-    return macOfName(v.name);
+    const name = this.nameOf(mac);
+    const key = parseInt(name, 16);
+    const v = this.byKey.get(key);
+    if (v !== undefined) {
+      v.store.close();
+      this.list[v.index] = null;
+      this.byKey.delete(key);
+      this.o.budget.open--;
+    }
+    this.files.take(key);
+    try {
+      this.d.unlink(`${name}.img`);
+    } catch (e) {
+      throw new Error(
+        `the view of ${macOfName(name)} is dropped, but ${this.d.pathOf(`${name}.img`)} could not be removed (${(e as Error).message}); remove it yourself`,
+        { cause: e },
+      );
+    } finally {
+      this.datesChanged();
+    }
+    this.d.sync();
+    return macOfName(name);
   }
 
   /** After a snapshot was put back into the view of `mac`: which blocks differ from the image now. The export is paused. */
@@ -497,8 +592,10 @@ export class ExportViews {
     this.savedAt = performance.now();
     const dates = new Map<string, ViewDates>();
     for (const v of this.list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: this.lastSeenOf(v) });
+    // Views not opened in this run, and refused ones, stay listed: a file gone missing is noticed at the next start too.
+    for (const u of this.files.all()) dates.set(u.name, u.dates);
     this.datesSaving = this.datesSaving.then(() =>
-      writeViewDates(this.o.dir, dates).catch((e: Error) =>
+      writeViewDates(this.d, dates).catch((e: Error) =>
         this.o.events.failed('views.json', `cannot save view dates: ${e.message}`),
       ),
     );
@@ -520,7 +617,7 @@ export class ExportViews {
     await Promise.all(this.making.values());
     if (this.datesTimer !== null) clearTimeout(this.datesTimer);
     this.datesTimer = null;
-    if (this.list.some((v) => v !== null)) await this.saveDates();
+    if (this.count > 0) await this.saveDates();
     this.close();
   }
 
@@ -535,6 +632,6 @@ export class ExportViews {
     for (const v of this.list) if (v !== null) v.store.close();
     this.list.length = 0;
     this.byKey.clear();
-    fs.closeSync(this.dirFd);
+    this.o.dirs.close();
   }
 }

@@ -38,7 +38,14 @@ t.test('option over environment over default', async (t) => {
   t.same(tunablesOf({}, {}), DEFAULT_TUNABLES, 'defaults');
   t.same(
     tunablesOf({}, env),
-    { spinMicros: 400, spinPolicy: 'adaptive', mapInMemory: false, duplicateProbeMs: 300, announceSeconds: 10 },
+    {
+      spinMicros: 400,
+      spinPolicy: 'adaptive',
+      mapInMemory: false,
+      duplicateProbeMs: 300,
+      duplicateRetrySeconds: 30,
+      announceSeconds: 10,
+    },
     'the environment',
   );
   t.same(
@@ -46,7 +53,14 @@ t.test('option over environment over default', async (t) => {
       { 'spin-us': '0', 'spin-policy': 'always', 'map-in-memory': 'yes', 'duplicate-probe-ms': '0', 'announce-interval': '0' },
       env,
     ),
-    { spinMicros: 0, spinPolicy: 'always', mapInMemory: true, duplicateProbeMs: 0, announceSeconds: 0 },
+    {
+      spinMicros: 0,
+      spinPolicy: 'always',
+      mapInMemory: true,
+      duplicateProbeMs: 0,
+      duplicateRetrySeconds: 30,
+      announceSeconds: 0,
+    },
     'the options, 0 included',
   );
 });

@@ -40,6 +40,7 @@ t.test('daemon settings: defaults, file, command line', async (t) => {
     spinPolicy: 'adaptive',
     mapInMemory: true,
     duplicateProbeMs: 300,
+    duplicateRetrySeconds: 30,
     announceSeconds: 10,
   });
   const f = resolveDaemonSettings(
@@ -71,7 +72,14 @@ t.test('tunables: command line over file over environment over default', async (
   t.same([fromCli.spinMicros, fromCli.mapInMemory], [50, false], 'the command line wins over the file');
   t.same(
     serverConfigOf([exp({})], fromCli).tunables,
-    { spinMicros: 50, spinPolicy: 'adaptive', mapInMemory: false, duplicateProbeMs: 300, announceSeconds: 10 },
+    {
+      spinMicros: 50,
+      spinPolicy: 'adaptive',
+      mapInMemory: false,
+      duplicateProbeMs: 300,
+      duplicateRetrySeconds: 30,
+      announceSeconds: 10,
+    },
     'the worker gets them with the exports',
   );
   t.same(environmentDaemonKeys({ AOE_SPIN_US: '', AOE_MAP: '' }), {}, 'empty variables are unset');

@@ -18,6 +18,7 @@ import { STORE_PENDING } from '../../src/backend/block-store';
 import { SIZES_REFRESH_MS } from '../../src/views/sizes';
 import { ExportViews } from '../../src/views/views';
 import { ViewBudget } from '../../src/views/admission';
+import { ExportDirs } from '../../src/views/views-dir';
 import type { BlockStore } from '../../src/backend/block-store';
 import { native } from '../../src/native/addon';
 import pino from 'pino';
@@ -281,7 +282,7 @@ t.test(
   'a view cloned while the image was being written, and sharing started before it was done: compared, not trusted',
   async (t) => {
     if (!requireLoopFs(t, 'xfs-reflink')) return;
-    const { mnt, image } = await lab(t);
+    const { image, config } = await lab(t);
     const imageFd = fs.openSync(image, 'r');
     t.teardown(() => fs.closeSync(imageFd));
     const store: BlockStore = {
@@ -300,7 +301,8 @@ t.test(
     let finishClone!: () => void;
     const gate = new Promise<void>((r) => (finishClone = r));
     const views = ExportViews.open({
-      dir: join(mnt, 'views', 'e1.2'),
+      dirs: ExportDirs.open(config),
+      owners: [0],
       image: store,
       direct: false,
       readOnly: false,
@@ -321,7 +323,7 @@ t.test(
           native.imageLease(fd, take);
         },
       },
-      events: { created() {}, failed() {}, sharing() {}, imageWriter() {}, refused() {} },
+      events: { created() {}, failed() {}, refused() {}, sharing() {}, imageWriter() {}, newViewsRefused() {} },
     });
     t.teardown(() => views.close());
     const mac = Buffer.from([2, 0, 0, 0, 0x0a, 0x0a]);
@@ -613,23 +615,28 @@ t.test('an export with views keeps its size when the image grows, and says how t
   t.equal(server.stats().exports[0].sectors, SECTORS, 'the export keeps its size');
 });
 
-t.test('a reload that serves the image writable without views does not wait for its own lease on it', async (t) => {
-  if (!requireLoopFs(t, 'xfs-reflink')) return;
-  const { image, config } = await lab(t);
-  const { server, net } = await startInProcess(t, [config]);
-  const a = new Initiator(net, IFACE, MAC_A);
-  t.ok(await write(a, 9, sector(0x99)), 'A writes sector 9 of its view');
-  t.equal(server.stats().exports[0].views?.sharesImage, true);
-  const plain = exportOf(image);
-  const started = Date.now();
-  const result = await server.apply({ exports: [plain] });
-  const took = Date.now() - started;
-  t.same(result.changed, ['e1.2']);
-  t.ok(took < 5000, `the reload took ${took} ms, not the kernel's lease-break time (45 s)`);
-  t.same(await read(a, 9), patternSectors(9), 'A now reads the image itself');
-  t.ok(await write(a, 9, sector(0x77)), 'and writes it');
-  t.same(fs.readFileSync(image).subarray(9 * 512, 10 * 512), sector(0x77), 'the write is in the image');
-});
+t.test(
+  'a reload that serves the image writable without views (the export removed first) does not wait for a lease',
+  async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const { image, config } = await lab(t);
+    const { server, net } = await startInProcess(t, [config]);
+    const a = new Initiator(net, IFACE, MAC_A);
+    t.ok(await write(a, 9, sector(0x99)), 'A writes sector 9 of its view');
+    t.equal(server.stats().exports[0].views?.sharesImage, true);
+    const plain = exportOf(image);
+    await t.rejects(server.apply({ exports: [plain] }), /would let every initiator write the image itself/);
+    const started = Date.now();
+    t.same((await server.apply({ exports: [] })).removed, ['e1.2'], 'the export removed in one reload');
+    const result = await server.apply({ exports: [plain] });
+    const took = Date.now() - started;
+    t.same(result.added, ['e1.2'], 'and added back writable in the next');
+    t.ok(took < 5000, `the reloads took ${took} ms, not the kernel's lease-break time (45 s)`);
+    t.same(await read(a, 9), patternSectors(9), 'A now reads the image itself');
+    t.ok(await write(a, 9, sector(0x77)), 'and writes it');
+    t.same(fs.readFileSync(image).subarray(9 * 512, 10 * 512), sector(0x77), 'the write is in the image');
+  },
+);
 
 t.test('views persist across reloads: a changed export reopens them, a mask change keeps them open', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
