@@ -192,6 +192,8 @@ export interface NativeAddon {
   imageLeaseHeld(fd: number): boolean;
   /** One datagram to an AF_UNIX SOCK_DGRAM socket (systemd's NOTIFY_SOCKET; a leading '@' means the abstract namespace). Throws on error. */
   unixDatagramSend(path: string, message: string): void;
+  /** Who is at the other end of a connected unix socket (SO_PEERCRED: as of its connect()). Throws on error. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
   lookupUser(user: string): { uid: number; gid: number } | null;
   /**
@@ -262,6 +264,7 @@ export const native: NativeAddon = {
   imageLease: (fd, take) => loadAddon().imageLease(fd, take),
   imageLeaseHeld: (fd) => loadAddon().imageLeaseHeld(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
+  peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),
 };
