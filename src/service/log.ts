@@ -307,7 +307,8 @@ type Boom = ReturnType<typeof pino.destination> & { reopen(file?: string): void;
 
 /** Creates the sink for a destination. */
 export function createSink(opts: LogOptions): LogSink {
-  const transform = opts.format === 'text' ? formatText : (l: string) => l;
+  // JSON escapes C0 only: DEL, C1 and the like are escaped here (still JSON, read back the same).
+  const transform = opts.format === 'text' ? formatText : escapeControl;
   if (opts.destination === 'syslog') return syslogSink(opts, transform);
   let boom: Boom;
   if (opts.destination === 'file') {

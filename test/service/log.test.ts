@@ -201,6 +201,18 @@ t.test('C1 controls, DEL and other non-printables are escaped too (a config stri
   );
 });
 
+t.test('the JSON format escapes C1 controls too, and stays JSON', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'vblade.log');
+  const { logger, sink } = createLogger({ destination: 'file', file, format: 'json', level: 'info' });
+  logger.info({ config: 'A\x9b31mB\x7f' }, 'config \x9d0;x\x07');
+  sink.flushSync();
+  const line = fs.readFileSync(file, 'utf8');
+  t.notMatch(line, /[\u007f-\u009f]/, 'no raw DEL or C1');
+  t.match(line, '"config":"A\\u009b31mB\\u007f"');
+  t.match(JSON.parse(line), { config: 'A\x9b31mB\x7f', msg: 'config \x9d0;x\x07' }, 'reads back as written');
+});
+
 t.test("a worker's log lines are re-written as the worker's, never passed through", async (t) => {
   const forged = workerLogLine(
     '{"level":50,"time":5,"pid":1,"role":"supervisor","name":"x","msg":"stopping","key":"e1.1"}',
