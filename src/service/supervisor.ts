@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/keys';
-import { lineSplitter, workerLogLine, type LogSink } from './log';
+import { escapeForTerminal, lineSplitter, workerLogLine, type LogSink } from './log';
 import { withoutNotifyEnv } from './sd-notify';
 import type { CommandExtra, FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';
 
@@ -349,7 +349,8 @@ export class Supervisor extends EventEmitter {
         break;
       case 'fatal':
         this.lastFatal = m.message;
-        this.emit('worker-failed', m.message);
+        // The launcher prints it on the terminal that started vbladed.
+        this.emit('worker-failed', escapeForTerminal(m.message));
         break;
       case 'applied':
       case 'response': {

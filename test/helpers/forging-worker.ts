@@ -1,7 +1,8 @@
 // A hostile worker for supervisor tests: what an attacker who took over the
 // unprivileged worker could send. On start it writes a forged supervisor
 // record and a line of control characters to stdout, sends messages that do
-// not fit the protocol, then a good `ready`. To each request it first
+// not fit the protocol, a fatal message with control characters, then a
+// good `ready`. To each request it first
 // answers with a bad response, then with a good one whose result carries
 // control characters. SIGTERM ends it.
 
@@ -22,6 +23,7 @@ process.on('message', (raw) => {
     send({ type: 'fatal' });
     send({ type: 'no-such-type' });
     send({ type: 'response', id: 'x', ok: true });
+    send({ type: 'fatal', message: 'no\x1b]0;owned\x07 \x9b2J interface\nsecond line' });
     send({ type: 'ready', exports: ['e1.1'], extra: 'dropped' });
   } else if (m.type === 'request') {
     send({ type: 'response', id: m.id, ok: 'yes', result: 'bad' });

@@ -214,8 +214,11 @@ t.test('requests, reload and a clean stop', async (t) => {
 
 t.test('a worker is not trusted: messages that do not fit are logged and ignored, its log lines stay its own', async (t) => {
   const h = harness(t, { workerModule: path.join(__dirname, '..', 'helpers', 'forging-worker.js') });
+  const failed = nextEvent<string>(h.sup, 'worker-failed');
+  const ready = nextEvent<number>(h.sup, 'ready');
   h.sup.start();
-  const pid = await nextEvent<number>(h.sup, 'ready');
+  t.equal(await failed, 'no\\u001b]0;owned\\u0007 \\u009b2J interface\nsecond line', 'what the launcher prints: escaped');
+  const pid = await ready;
   t.equal(h.sup.status().ready, true, 'the good ready counts');
   const bad = h.logs.filter((l) => l.level === 40).map((l) => l.msg as string);
   t.same(bad, [
