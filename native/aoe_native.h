@@ -59,6 +59,15 @@ int64_t block_device_size(int fd, struct aoe_error *err);
 int unix_datagram_send(const char *path, const void *msg, size_t len,
                        struct aoe_error *err);
 
+/* The process at the other end of a connected AF_UNIX socket, as the kernel
+ * recorded it at connect() (SO_PEERCRED). 0, or -errno with `err` set. */
+struct peer_credentials {
+  int32_t pid;
+  uint32_t uid;
+  uint32_t gid;
+};
+int unix_peer_credentials(int fd, struct peer_credentials *out, struct aoe_error *err);
+
 /* ---- the AoE packet socket (packet.c) ------------------------------------ */
 
 #define AOE_ETHERTYPE 0x88A2

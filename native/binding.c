@@ -1358,6 +1358,27 @@ static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value peer_credentials_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "peerCredentials(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  struct peer_credentials cred;
+  struct aoe_error err;
+  if (unix_peer_credentials((int)fd, &cred, &err) < 0) return throw_aoe_error(env, &err);
+  napi_value result, value;
+  NAPI_OK(napi_create_object(env, &result));
+  NAPI_OK(napi_create_int32(env, cred.pid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "pid", value));
+  NAPI_OK(napi_create_uint32(env, cred.uid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "uid", value));
+  NAPI_OK(napi_create_uint32(env, cred.gid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "gid", value));
+  return result;
+}
+
 static napi_value ids_object(napi_env env, const struct privilege_ids *ids) {
   napi_value result, value;
   NAPI_OK(napi_create_object(env, &result));
@@ -1477,6 +1498,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"imageLeaseHeld", NULL, image_lease_held_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lockFile", NULL, lock_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerCredentials", NULL, peer_credentials_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };

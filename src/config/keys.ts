@@ -104,11 +104,12 @@ export const KEYS: readonly KeyDef[] = [
     section: 'daemon',
     field: 'name',
     reload: 'restart',
-    type: 'string',
+    type: 'name',
     default: '',
     arg: 'NAME',
     defaultText: 'the config file name without .conf; eS.L@NETIF on the command line',
-    meaning: 'Instance name: names the pid file and control socket and tells instances apart in the log.',
+    meaning:
+      'Instance name: names the pid file and control socket and tells instances apart in the log; up to 64 letters, digits and _ . @ -, not starting with a dot.',
   },
   {
     key: 'state-dir',

@@ -196,6 +196,8 @@ export interface NativeAddon {
   unixDatagramSend(path: string, message: string): void;
   /** flock(LOCK_EX|LOCK_NB) on an open file: true when taken, false when another open file of it holds the lock. Throws on other errors. */
   lockFile(fd: number): boolean;
+  /** Who is at the other end of a connected unix socket (SO_PEERCRED: as of its connect()). Throws on error. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
   lookupUser(user: string): { uid: number; gid: number } | null;
   /**
@@ -268,6 +270,7 @@ export const native: NativeAddon = {
   imageLeaseHeld: (fd) => loadAddon().imageLeaseHeld(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
   lockFile: (fd) => loadAddon().lockFile(fd),
+  peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),
 };

@@ -363,7 +363,10 @@ class Daemon {
 
   /** Stops the worker first (it answers the requests in flight), then the listeners, then the locks and the pid file; exits. */
   private async shutdown(why: string): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping) {
+      if (why === 'SIGTERM' || why === 'SIGINT') this.stopNow(why);
+      return;
+    }
     this.stopping = true;
     this.log.info(`stopping (${why})`);
     this.notify.stopping('stopping: finishing in-flight requests');
@@ -374,5 +377,14 @@ class Daemon {
     this.log.info({ code }, code === 0 ? 'stopped' : 'stopped; the worker did not stop cleanly');
     this.sink.flushSync();
     process.exit(code);
+  }
+
+  /** A second SIGTERM while stopping: the operator will not wait; the worker is killed and vbladed exits 1. */
+  private stopNow(why: string): void {
+    this.log.warn(`${why} again while stopping: killing the worker and exiting now`);
+    this.supervisor.kill();
+    releaseInReverse(this.held);
+    this.sink.flushSync();
+    process.exit(1);
   }
 }

@@ -17,6 +17,7 @@ import { PidFile, exportLockFile, startTimeFile } from '../../src/service/pidfil
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const VBLADED = path.join(ROOT, 'bin', 'vbladed.js');
+const VBLADE = path.join(ROOT, 'bin', 'vblade.js');
 const STUB = path.join(__dirname, '..', 'helpers', 'stub-worker.js');
 
 t.test('a held export lock: exit 1, the pid file given back, nothing else left behind', async (t) => {
@@ -143,4 +144,105 @@ t.test('a run or state directory others may write to is refused with the fix, be
     fatal: `state directory ${state} belongs to uid 65534, not to the daemon's user (uid 0); another user could replace its files: chown 0 ${state}`,
   });
   t.same(fs.readdirSync(run), [], 'the pid file was given back');
+});
+
+/** Whether a process ends (or is a zombie left to its new parent) within 2 s. */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 40; i++) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return true;
+    }
+    if (/^[0-9]+ \(.*\) Z /.test(stat)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+/** The hard RLIMIT_NOFILE of a process (the soft one goes back up to it without privilege). */
+function hardFileLimit(pid: number): number {
+  return Number(/^Max open files +[0-9]+ +([0-9]+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))![1]);
+}
+
+/** The highest open descriptor of a process, bar those a test runner may pass down far above (tap's at 200 and up). */
+function highestFd(pid: number): number {
+  return Math.max(
+    ...fs
+      .readdirSync(`/proc/${pid}/fd`)
+      .map(Number)
+      .filter((fd) => fd < 100),
+  );
+}
+
+t.test('a worker that cannot be forked (EMFILE): logged and retried; the control socket answers; SIGTERM stops', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'emfile');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-emfile-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = path.join(dir, 'run');
+  const socket = path.join(dir, 'ctl.sock');
+  const conf = path.join(dir, 'one.conf');
+  fs.writeFileSync(conf, '[export e3.6]\nnull-store = yes\nnull-sectors = 8\ninterfaces = lo\n');
+  const args = ['--foreground', '--config', conf, '--run-dir', run, '--state-dir', 'none', '--log', 'stderr'];
+  const p = ns.spawn(t, process.execPath, [VBLADED, ...args, '--control-socket', socket, '--worker', STUB]);
+  const serving = await p.waitFor(/"msg":"worker ([0-9]+) is serving e3\.6"/, { timeoutMs: 20000 });
+  await p.waitFor(/"msg":"control socket at /, { from: 0 });
+  // No descriptor above those open now (the soft limit): the worker's pipes, once closed, leave too few for a fork.
+  const lowered = await ns.run('prlimit', ['--pid', String(p.pid), `--nofile=${highestFd(p.pid) + 1}:`]);
+  t.equal(lowered.code, 0, lowered.stderr);
+  process.kill(Number(serving[1]), 'SIGKILL');
+  const failed = await p.waitFor(/"msg":"cannot start a worker \(([^"]*)\); trying again in [0-9.]+ s"/, { timeoutMs: 10000 });
+  t.match(failed[1], /EMFILE|ENFILE|could not be created/, 'the reason is given');
+  await p.waitFor(/"msg":"cannot start a worker .*; trying again in /, { timeoutMs: 10000 });
+  const ctl = await ns.run(process.execPath, [VBLADE, 'ctl', '--socket', socket, 'show-mask'], { timeoutMs: 20000 });
+  t.match(
+    ctl.stderr,
+    /^vblade ctl show-mask: the worker is not serving right now; next start in [0-9.]+ s\n$/,
+    'ctl is answered',
+  );
+  t.notOk(
+    p.lines.some((l) => /supervisor error|TypeError/.test(l.text)),
+    'no exception in the supervisor',
+  );
+  // Descriptors back: the next try serves again.
+  await ns.run('prlimit', ['--pid', String(p.pid), `--nofile=${hardFileLimit(p.pid)}:`]);
+  await p.waitFor(/"msg":"worker [0-9]+ is serving e3\.6"/, { timeoutMs: 20000 });
+  await ns.run('prlimit', ['--pid', String(p.pid), `--nofile=${highestFd(p.pid) + 1}:`]);
+  const again = p.lines.filter((l) => /"msg":"worker [0-9]+ is serving e3\.6"/.test(l.text)).pop()!;
+  process.kill(Number(/worker ([0-9]+) is serving/.exec(again.text)![1]), 'SIGKILL');
+  await p.waitFor(/"msg":"cannot start a worker /, { timeoutMs: 10000 });
+  const t0 = Date.now();
+  p.signal('SIGTERM');
+  const st = await p.waitExit(10000);
+  t.equal(st.code, 0, 'SIGTERM with no worker running: a clean stop');
+  t.ok(Date.now() - t0 < 5000, 'at once, not after the stop timeout');
+});
+
+t.test('a second SIGTERM while the worker is still stopping: the worker is killed and vbladed exits', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'twice');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-twice-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = path.join(dir, 'run');
+  const conf = path.join(dir, 'one.conf');
+  fs.writeFileSync(conf, '[export e3.7]\nnull-store = yes\nnull-sectors = 8\ninterfaces = lo\n');
+  const args = ['--foreground', '--config', conf, '--run-dir', run, '--state-dir', 'none', '--log', 'stderr'];
+  const p = ns.spawn(t, process.execPath, [VBLADED, ...args, '--control-socket', 'none', '--worker', STUB], {
+    env: { STUB_STOP_DELAY: '60000' },
+  });
+  const serving = await p.waitFor(/"msg":"worker ([0-9]+) is serving e3\.7"/, { timeoutMs: 20000 });
+  const worker = Number(serving[1]);
+  p.signal('SIGTERM');
+  await p.waitFor(/"msg":"stopping worker /);
+  p.signal('SIGTERM');
+  const st = await p.waitExit(5000);
+  t.equal(st.code, 1, 'exit 1: the worker did not stop cleanly');
+  t.ok(
+    p.lines.some((l) => l.text.includes('"msg":"SIGTERM again while stopping: killing the worker and exiting now"')),
+    'it says so',
+  );
+  t.ok(await gone(worker), 'the worker is gone');
+  t.same(fs.readdirSync(run), [], 'pid file and locks given back');
 });

@@ -12,6 +12,7 @@ import {
   lineSplitter,
   syslogFrame,
   syslogRoute,
+  workerLogLine,
   wrapForeignLine,
 } from '../../src/service/log';
 import { DgramSink, dgramSinkUnavailable } from '../helpers/dgram-sink';
@@ -187,6 +188,50 @@ t.test('the text format escapes control characters', async (t) => {
     '2025-01-02T03:04:05.678Z ERROR [1] bad line "a\\u0000b" in\\nfile key="x\\u0000y" err="m\\u0001"\n    Error: m\\u0001\n        at x',
   );
   t.equal(formatText('raw \u0000 text\u001b[31m'), 'raw \\u0000 text\\u001b[31m', 'a line that is not a record too');
+});
+
+t.test('C1 controls, DEL and other non-printables are escaped too (a config string set over the wire)', async (t) => {
+  const wire = 'A\x1b[31mB\x9b31mC\x9d0;pwned\x07D\x7f\u202e\u2028';
+  const out = formatText(JSON.stringify({ level: 30, time: 0, pid: 1, msg: 'config set', config: wire }));
+  // eslint-disable-next-line no-control-regex
+  t.notMatch(out, /[\u0000-\u001f\u007f-\u009f\u202e\u2028]/, 'nothing raw');
+  t.equal(
+    out,
+    '1970-01-01T00:00:00.000Z INFO  [1] config set config="A\\u001b[31mB\\u009b31mC\\u009d0;pwned\\u0007D\\u007f\\u202e\\u2028"',
+  );
+});
+
+t.test('the JSON format escapes C1 controls too, and stays JSON', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'vblade.log');
+  const { logger, sink } = createLogger({ destination: 'file', file, format: 'json', level: 'info' });
+  logger.info({ config: 'A\x9b31mB\x7f' }, 'config \x9d0;x\x07');
+  sink.flushSync();
+  const line = fs.readFileSync(file, 'utf8');
+  t.notMatch(line, /[\u007f-\u009f]/, 'no raw DEL or C1');
+  t.match(line, '"config":"A\\u009b31mB\\u007f"');
+  t.match(JSON.parse(line), { config: 'A\x9b31mB\x7f', msg: 'config \x9d0;x\x07' }, 'reads back as written');
+});
+
+t.test("a worker's log lines are re-written as the worker's, never passed through", async (t) => {
+  const forged = workerLogLine(
+    '{"level":50,"time":5,"pid":1,"role":"supervisor","name":"x","msg":"stopping","key":"e1.1"}',
+    30,
+    77,
+  );
+  t.match(JSON.parse(forged), { level: 50, time: 5, pid: 77, role: 'worker', msg: 'stopping', key: 'e1.1' });
+  t.equal((JSON.parse(forged) as { name?: string }).name, undefined, 'fields that are ours are not taken from it');
+  const text = workerLogLine('{"level":"x"} \x9b31m', 50, 77, { stream: 'stderr' });
+  t.notMatch(text, /[\u007f-\u009f]/, 'the JSON line carries no raw C1');
+  t.match(JSON.parse(text), {
+    level: 50,
+    pid: 77,
+    role: 'worker',
+    stream: 'stderr',
+    msg: 'worker output',
+    text: '{"level":"x"} \x9b31m',
+  });
+  t.match(formatText(text), / ERROR \[77\] worker output stream=stderr role=worker text="\{\\"level\\":\\"x\\"\} \\u009b31m"$/);
 });
 
 t.test('syslog without /dev/log or the journal socket: the fallback file; a failing socket hands over', async (t) => {
