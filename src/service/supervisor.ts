@@ -16,6 +16,7 @@ import type { ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/keys';
 import { lineSplitter, wrapForeignLine, type LogSink } from './log';
+import { CONFINE_ARG } from './privilege';
 import { withoutNotifyEnv } from './sd-notify';
 import type { CommandExtra, FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';
 
@@ -159,7 +160,8 @@ export class Supervisor extends EventEmitter {
     this.restartTimer = undefined;
     this.ready = false;
     this.lastFatal = undefined;
-    const child = fork(this.opts.workerModule, [], {
+    // A worker that will switch user runs itself again with its threads' privileges lowered first.
+    const child = fork(this.opts.workerModule, this.config.user !== undefined ? [CONFINE_ARG] : [], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: withoutNotifyEnv(process.env),
       execArgv: this.opts.execArgv ?? process.execArgv,
