@@ -20,6 +20,10 @@ const ROOMS = {
     may: [],
     why: 'src/native is the typed loader of the C addon; everything else builds on it, so it builds on nothing of ours.',
   },
+  'safe-files': {
+    may: [],
+    why: 'src/safe-files opens directories and files others might write, by descriptor, for every room that keeps files; it needs nothing of ours.',
+  },
   backend: {
     may: ['native'],
     why: 'block stores know storage and the native I/O types, not the protocol, the server or how it is run.',
