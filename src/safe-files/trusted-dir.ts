@@ -120,6 +120,11 @@ export class TrustedDir {
     return new TrustedDir(fd, full, o.what, this.owners);
   }
 
+  /** The uid that owns it now. */
+  get owner(): number {
+    return fs.fstatSync(this.fd).uid;
+  }
+
   /** Its owner and mode are still what open() accepted (someone with root may have changed them since). */
   recheck(): void {
     checkTrusted(fs.fstatSync(this.fd), this.path, this.what, this.owners);
