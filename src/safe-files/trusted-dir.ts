@@ -155,8 +155,9 @@ export class TrustedDir {
         owners: o.owners && new Set(o.owners),
         singleLink: o.singleLink,
       });
-      // Reopening through the descriptor opens that very inode, not the name again.
-      return fs.openSync(`/proc/self/fd/${probe}`, (o.flags ?? C.O_RDONLY) | C.O_NOCTTY);
+      // Reopening through the descriptor opens that very inode, not the name again
+      // (/proc/self/fd/N is a link to it: O_NOFOLLOW would refuse it, and the lookup above had it).
+      return fs.openSync(`/proc/self/fd/${probe}`, ((o.flags ?? C.O_RDONLY) & ~C.O_NOFOLLOW) | C.O_NOCTTY);
     } finally {
       fs.closeSync(probe);
     }

@@ -134,6 +134,13 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     t.doesNotThrow(() => fs.closeSync(td.openFile('root.img')), 'a hard link when links are not refused');
     refusal(t, () => td.openFile('mine.img', { owners: [0] }), /belongs to uid 65534/, "nobody's file when ours are asked for");
     t.same(td.readFile('ok.img')?.toString(), 'data', 'a plain file reads');
+    const rw = td.openFile('ok.img', { flags: fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_DIRECT });
+    t.equal(
+      fs.fstatSync(rw).ino,
+      fs.statSync(path.join(dir, 'ok.img')).ino,
+      'opened with the flags asked for (O_NOFOLLOW, O_DIRECT too)',
+    );
+    fs.closeSync(rw);
     t.equal(td.readFile('missing.img'), undefined, 'a missing file is undefined');
     t.throws(() => td.openFile('missing.img'), { code: 'ENOENT' });
 
