@@ -66,8 +66,7 @@ export class StateStore {
    * write to, and removes leftovers of interrupted writes.
    */
   open(): void {
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
-    checkPrivateDir(this.dir, 'state directory', this.switchTo);
+    checkPrivateDir(this.dir, 'state directory', { switchTo: this.switchTo, createMode: 0o750 });
     for (const name of fs.readdirSync(this.dir)) {
       if (TEMP_RE.test(name)) {
         try {

@@ -189,13 +189,13 @@ t.test('a state directory others may write to, or owned by another user, is refu
   fs.mkdirSync(open);
   fs.chmodSync(open, 0o777);
   t.throws(() => new StateStore(open, pino({ level: 'silent' })).open(), {
-    message: `state directory ${open} is writable by group and others (mode 0777); another user could replace its files: chmod 750 ${open}`,
+    message: `state directory ${open} is writable by its group and others (mode 0777); another user could replace its files: chmod go-w ${open}`,
   });
   const foreign = path.join(dir, 'foreign');
   fs.mkdirSync(foreign, { mode: 0o750 });
   fs.chownSync(foreign, 65534, 65534);
   t.throws(() => new StateStore(foreign, pino({ level: 'silent' })).open(), {
-    message: `state directory ${foreign} belongs to uid 65534, not to the daemon's user (uid 0); another user could replace its files: chown 0 ${foreign}`,
+    message: `state directory ${foreign} belongs to uid 65534, not to the daemon's user (uid 0); that user could replace its files: chown 0 ${foreign}`,
   });
 });
 
