@@ -15,11 +15,16 @@ export interface PrivateDirOptions {
   createMode?: number;
 }
 
-/** Throws a message naming the directory found wrong, what is wrong and the command that fixes it. */
-export function checkPrivateDir(dir: string, what: string, o: PrivateDirOptions = {}): void {
-  TrustedDir.open(dir, {
+/** The directory, checked and held open; throws a message naming the directory found wrong, what is wrong and the fix. */
+export function openPrivateDir(dir: string, what: string, o: PrivateDirOptions = {}): TrustedDir {
+  return TrustedDir.open(dir, {
     what,
     owners: o.switchTo === undefined ? [] : [o.switchTo],
     create: o.createMode === undefined ? undefined : { mode: o.createMode },
-  }).close();
+  });
+}
+
+/** openPrivateDir for a directory used by path afterwards (run files, the control socket). */
+export function checkPrivateDir(dir: string, what: string, o: PrivateDirOptions = {}): void {
+  openPrivateDir(dir, what, o).close();
 }

@@ -199,6 +199,19 @@ t.test('a state directory others may write to, or owned by another user, is refu
   });
 });
 
+t.test('a state directory moved after open and replaced by a link: saves and loads stay in the directory checked', async (t) => {
+  const { dir, store } = setup(t);
+  const state = path.join(dir, 'state');
+  const elsewhere = path.join(dir, 'elsewhere');
+  fs.mkdirSync(elsewhere);
+  fs.renameSync(state, `${state}.moved`);
+  fs.symlinkSync(elsewhere, state);
+  await store.save('e1.1', S1);
+  t.same(fs.readdirSync(elsewhere), [], 'nothing written where the path points now');
+  t.ok(fs.existsSync(path.join(`${state}.moved`, 'e1.1.json')), 'the file is in the directory checked at open');
+  t.same(store.load('e1.1'), { status: 'ok', state: S1 }, 'and read from there');
+});
+
 t.test('temporary files have unpredictable names and are created exclusively', async (t) => {
   const { store, dir } = setup(t);
   const stateDir = path.join(dir, 'state');
