@@ -232,6 +232,16 @@ int privilege_lookup(const char *user, struct privilege_ids *ids, struct aoe_err
  * the caller exits). */
 int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error *err);
 
+/* 1 when no_new_privs is set and the bounding set holds no more than what
+ * a start as root uses (privilege.c start_caps), else 0. */
+int privilege_confined(void);
+
+/* As root: sets no_new_privs, lowers the bounding set to the start
+ * capabilities, clears FD_CLOEXEC on `keep_fds` and execs `file`. Returns
+ * only on failure (-errno with `err` set). */
+int privilege_reexec_confined(const char *file, char *const argv[], char *const envp[], const int *keep_fds, size_t nfds,
+                              struct aoe_error *err);
+
 /* ---- backing files in memory, mapped (mapped.c) -------------------------- */
 
 #define MAPPED_MAX_FILES 256

@@ -208,6 +208,14 @@ export interface NativeAddon {
    * after a throw the process may be half switched and should exit.
    */
   dropPrivileges(user: string): { uid: number; gid: number };
+  /** True when no_new_privs is set and the bounding set holds no more than a start as root uses (native/privilege.c). */
+  privilegeConfined(): boolean;
+  /**
+   * As root: sets no_new_privs, lowers the bounding set to what a start as
+   * root uses, keeps `keepFds` open and execs `file` with `argv` and `env`
+   * (NAME=value strings). Returns only by throwing.
+   */
+  reexecConfined(file: string, argv: string[], env: string[], keepFds: number[]): never;
 }
 
 /** The package root, from dist/src/native/ where this file runs. */
@@ -273,4 +281,6 @@ export const native: NativeAddon = {
   peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),
+  privilegeConfined: () => loadAddon().privilegeConfined(),
+  reexecConfined: (file, argv, env, keepFds) => loadAddon().reexecConfined(file, argv, env, keepFds),
 };

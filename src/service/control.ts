@@ -444,8 +444,7 @@ export class ControlServer {
   /** Listens; replaces a stale socket file; refuses when another process answers on it. */
   static async listen(target: ControlTarget, opts: ControlServerOptions): Promise<ControlServer> {
     const p = opts.socketPath;
-    fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
-    checkPrivateDir(path.dirname(p), 'control socket directory');
+    checkPrivateDir(path.dirname(p), 'control socket directory', { createMode: 0o755 });
     if (fs.existsSync(p)) {
       if (await socketAlive(p))
         throw new Error(`another process answers on the control socket ${p}; stop it or set control-socket to another path`);

@@ -5,7 +5,8 @@
 // format is asked for:
 //
 //   stdout / stderr   sonic-boom on fd 1 / 2
-//   file              sonic-boom in append mode; reopen() after log rotation (SIGHUP)
+//   file              sonic-boom on a file opened by openLogFile; reopen() after
+//                     log rotation (SIGHUP) opens the file again the same way
 //   syslog            one datagram per record to /dev/log (journald or a syslog
 //                     daemon), RFC 3164 or RFC 5424 framing, tag "vbladed",
 //                     facility daemon, severity from the pino level; without
@@ -21,9 +22,11 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { LogDestination, LogFormat, LogLevel, SyslogFormat } from '../config/keys';
 import { loadAddon } from '../native/addon';
+import { TrustedDir } from '../safe-files/trusted-dir';
 
 export interface LogOptions {
   destination: Exclude<LogDestination, 'auto'>;
@@ -305,25 +308,100 @@ function defaultSend(): (path: string, message: string) => void {
 
 type Boom = ReturnType<typeof pino.destination> & { reopen(file?: string): void; flushSync(): void };
 
+/**
+ * Opens a log file for appending so that nobody else can send the writes
+ * elsewhere (the supervisor writes as root, whole lines of them the
+ * worker's): its directory is checked along its whole path (src/safe-files:
+ * no link followed, no directory above it that others may write) and made
+ * 0750 when missing, though never its parents; the file itself is never
+ * opened through a link, must be a regular file of this process's user, and
+ * is made 0640. Throws a message that names the path and the fix.
+ */
+export function openLogFile(file: string): number {
+  const abs = path.resolve(file);
+  const name = path.basename(abs);
+  const dir = openLogDir(path.dirname(abs));
+  const flags = fs.constants.O_WRONLY | fs.constants.O_APPEND;
+  try {
+    for (;;) {
+      try {
+        return dir.openFile(name, { flags, owners: [process.geteuid?.() ?? 0], what: 'log file' });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      try {
+        return dir.createFile(name, 0o640, flags);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile: open it as an existing one
+      }
+    }
+  } finally {
+    dir.close();
+  }
+}
+
+function openLogDir(dir: string): TrustedDir {
+  try {
+    return TrustedDir.open(dir, { what: 'log directory' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  let parent: TrustedDir;
+  try {
+    parent = TrustedDir.open(path.dirname(dir), { what: 'directory above the log directory' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new Error(`${path.dirname(dir)} does not exist; create ${dir} (mode 0750) or choose another log-file`, { cause: e });
+  }
+  try {
+    return parent.child(path.basename(dir), { what: 'log directory', create: { mode: 0o750 } });
+  } finally {
+    parent.close();
+  }
+}
+
+/** A sonic-boom on openLogFile(file). */
+function logFileBoom(file: string): Boom {
+  return pino.destination({ dest: openLogFile(file), sync: true });
+}
+
 /** Creates the sink for a destination. */
 export function createSink(opts: LogOptions): LogSink {
   // JSON escapes C0 only: DEL, C1 and the like are escaped here (still JSON, read back the same).
   const transform = opts.format === 'text' ? formatText : escapeControl;
   if (opts.destination === 'syslog') return syslogSink(opts, transform);
   let boom: Boom;
+  const file = opts.destination === 'file' ? opts.file : undefined;
   if (opts.destination === 'file') {
-    if (!opts.file) throw new Error('log destination "file" needs a file name');
-    boom = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true });
+    if (!file) throw new Error('log destination "file" needs a file name');
+    boom = logFileBoom(file);
   } else {
     boom = pino.destination({ dest: opts.destination === 'stderr' ? 2 : 1, sync: true });
   }
+  const writeLine = (raw: string): void => {
+    const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+    boom.write(transform(line) + '\n');
+  };
   return {
-    writeLine(raw) {
-      const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
-      boom.write(transform(line) + '\n');
-    },
+    writeLine,
     reopen() {
-      if (opts.destination === 'file') boom.reopen();
+      if (file === undefined) return;
+      let next: Boom;
+      try {
+        next = logFileBoom(file);
+      } catch (e) {
+        // Keep writing where we were (the rotated file) rather than lose the records.
+        writeLine(
+          wrapForeignLine(
+            `cannot reopen the log file ${file}: ${(e as Error).message}; still logging to the file open before`,
+            50,
+            process.pid,
+          ),
+        );
+        return;
+      }
+      boom.end();
+      boom = next;
     },
     flushSync() {
       try {
@@ -352,7 +430,7 @@ function syslogSink(opts: LogOptions, transform: (line: string) => string): LogS
     isFile = false;
     if (r.kind === 'file') {
       try {
-        const b = pino.destination({ dest: r.path, sync: true, append: true, mkdir: true }) as Boom;
+        const b = logFileBoom(r.path);
         isFile = true;
         return b;
       } catch (e) {
@@ -402,7 +480,7 @@ function syslogSink(opts: LogOptions, transform: (line: string) => string): LogS
     },
     reopen() {
       route = syslogRoute(opts);
-      if (file && isFile && route.kind === 'file') return file.reopen();
+      // The next record opens the route's file again (openLogFile), or goes to a socket.
       if (file && isFile) file.end();
       file = undefined;
     },

@@ -16,6 +16,7 @@ import type { ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/keys';
 import { escapeForTerminal, lineSplitter, workerLogLine, type LogSink } from './log';
+import { CONFINE_ARG } from './privilege';
 import { withoutNotifyEnv } from './sd-notify';
 import type { CommandExtra, FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';
 
@@ -268,7 +269,8 @@ export class Supervisor extends EventEmitter {
     this.badMessages = 0;
     let child: ChildProcess;
     try {
-      child = fork(this.opts.workerModule, [], {
+      // A worker that will switch user runs itself again with its threads' privileges lowered first.
+      child = fork(this.opts.workerModule, this.config.user !== undefined ? [CONFINE_ARG] : [], {
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         env: withoutNotifyEnv(process.env),
         execArgv: this.opts.execArgv ?? process.execArgv,

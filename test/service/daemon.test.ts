@@ -133,7 +133,7 @@ t.test('a run or state directory others may write to is refused with the fix, be
   fs.chmodSync(run, 0o777);
   t.same(start(), {
     status: 1,
-    fatal: `run directory ${run} is writable by group and others (mode 0777); another user could replace its files: chmod 750 ${run}`,
+    fatal: `run directory ${run} is writable by its group and others (mode 0777); another user could replace its files: chmod go-w ${run}`,
   });
   t.same(fs.readdirSync(run), [], 'no pid file taken');
   fs.chmodSync(run, 0o755);
@@ -141,9 +141,105 @@ t.test('a run or state directory others may write to is refused with the fix, be
   fs.chownSync(state, 65534, 65534);
   t.same(start(), {
     status: 1,
-    fatal: `state directory ${state} belongs to uid 65534, not to the daemon's user (uid 0); another user could replace its files: chown 0 ${state}`,
+    fatal: `state directory ${state} belongs to uid 65534, not to the daemon's user (uid 0); that user could replace its files: chown 0 ${state}`,
   });
   t.same(fs.readdirSync(run), [], 'the pid file was given back');
+});
+
+t.test('a state directory under a directory another user owns is refused, naming that directory', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-parent-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.chmodSync(dir, 0o755);
+  // nobody's directory: nobody could rename state away and put its own in its place.
+  const shared = path.join(dir, 'shared');
+  fs.mkdirSync(shared, { mode: 0o755 });
+  fs.chownSync(shared, 65534, 65534);
+  const state = path.join(shared, 'state');
+  fs.mkdirSync(state, { mode: 0o750 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      VBLADED,
+      '--foreground',
+      '--run-dir',
+      path.join(dir, 'run'),
+      '--state-dir',
+      state,
+      '--log',
+      'stderr',
+      '--control-socket',
+      'none',
+      '--worker',
+      STUB,
+      '3',
+      '4',
+      'vt-a',
+      '/dev/null',
+    ],
+    { encoding: 'utf8', timeout: 20000 },
+  );
+  t.equal(r.status, 1, 'exit status 1');
+  t.match(
+    r.stderr,
+    `${shared} (above ${state}) belongs to uid 65534, who could put another directory in place of ${state}; give it to root (chown root ${shared}) or choose a path whose parents only root can change`,
+    'the message names the directory above and the fix',
+  );
+  t.notMatch(r.stderr, /chmod .*\/tmp/, 'and does not tell to chmod /tmp');
+});
+
+t.test("a log file planted as a link by the log directory's owner: refused, the linked file unchanged", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vbladed-logdir-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.chmodSync(dir, 0o755);
+  const victim = path.join(dir, 'victim');
+  fs.writeFileSync(victim, 'root-owned\n', { mode: 0o600 });
+  // The log directory given to nobody (as an operator might for `user = nobody`); nobody plants the link.
+  const logs = path.join(dir, 'logs');
+  fs.mkdirSync(logs, { mode: 0o755 });
+  fs.chownSync(logs, 65534, 65534);
+  const log = path.join(logs, 'three.log');
+  const plant = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'ln', '-s', victim, log]);
+  t.equal(plant.status, 0, 'nobody planted the link');
+  const run = (): ReturnType<typeof spawnSync> =>
+    spawnSync(
+      process.execPath,
+      [
+        VBLADED,
+        '--foreground',
+        '--run-dir',
+        path.join(dir, 'run'),
+        '--state-dir',
+        'none',
+        '--log',
+        'file',
+        '--log-file',
+        log,
+        '--control-socket',
+        'none',
+        '--worker',
+        STUB,
+        '3',
+        '4',
+        'vt-a',
+        '/dev/null',
+      ],
+      { encoding: 'utf8', timeout: 20000 },
+    );
+  const r = run();
+  t.equal(r.status, 1, 'exit status 1');
+  t.match(
+    r.stderr,
+    `vbladed: log directory ${logs} belongs to uid 65534, not to the daemon's user (uid 0); that user could replace its files: chown 0 ${logs}`,
+    'the message names the log directory and the fix',
+  );
+  t.notMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  t.equal(fs.readFileSync(victim, 'utf8'), 'root-owned\n', 'the linked file is unchanged');
+  // Even in a directory of root's, the link itself is refused, not followed.
+  fs.chownSync(logs, 0, 0);
+  const r2 = run();
+  t.equal(r2.status, 1, 'exit status 1 with the link in a directory of root');
+  t.match(r2.stderr, `vbladed: log file ${log} is a symbolic link, not a regular file; it is not used: remove it`);
+  t.equal(fs.readFileSync(victim, 'utf8'), 'root-owned\n', 'the linked file is still unchanged');
 });
 
 /** Whether a process ends (or is a zombie left to its new parent) within 2 s. */

@@ -1,6 +1,7 @@
 // Log sinks: the readable form, syslog framing to a fake /dev/log, and a
 // log file reopened after rotation.
 
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -117,6 +118,58 @@ t.test('file sink appends and reopens after rotation', async (t) => {
   sink.flushSync();
   t.match(fs.readFileSync(file + '.1', 'utf8'), /INFO {2}\[[0-9]+\] first\n.*second\n$/);
   t.match(fs.readFileSync(file, 'utf8'), /^\S+ INFO {2}\[[0-9]+\] third\n$/);
+});
+
+t.test('a log file is made 0640 in a directory made 0750, and again 0640 when made after rotation', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'logs', 'vblade.log');
+  const umask = process.umask(0o022);
+  t.teardown(() => process.umask(umask));
+  const { logger, sink } = createLogger({ destination: 'file', file, format: 'json', level: 'info' });
+  logger.info('first');
+  t.equal(fs.statSync(path.dirname(file)).mode & 0o7777, 0o750, 'the missing log directory is made 0750');
+  t.equal(fs.statSync(file).mode & 0o7777, 0o640, 'the file 0640');
+  fs.renameSync(file, `${file}.1`);
+  sink.reopen();
+  logger.info('second');
+  sink.flushSync();
+  t.equal(fs.statSync(file).mode & 0o7777, 0o640, 'the file made after rotation 0640 too');
+  t.match(fs.readFileSync(file, 'utf8'), /"msg":"second"/);
+});
+
+t.test('a log directory whose parent is missing is not made, nor its parent', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'var', 'log', 'vblade.log');
+  t.throws(() => createLogger({ destination: 'file', file, format: 'json', level: 'info' }), {
+    message: `${path.join(dir, 'var')} does not exist; create ${path.join(dir, 'var', 'log')} (mode 0750) or choose another log-file`,
+  });
+  t.notOk(fs.existsSync(path.join(dir, 'var')), 'nothing made');
+});
+
+t.test('a FIFO or a link where the log file goes is refused without blocking or following it', async (t) => {
+  const dir = tmpdir(t);
+  const fifo = path.join(dir, 'fifo.log');
+  spawnSync('mkfifo', [fifo]);
+  t.throws(() => createLogger({ destination: 'file', file: fifo, format: 'json', level: 'info' }), {
+    message: `log file ${fifo} is a FIFO, not a regular file; it is not used: remove it`,
+  });
+  const victim = path.join(dir, 'victim');
+  fs.writeFileSync(victim, 'mine\n');
+  const link = path.join(dir, 'link.log');
+  fs.symlinkSync(victim, link);
+  // The syslog fallback too: with neither socket there, records would go to the file; they go to stderr instead.
+  const sink = createSink({
+    destination: 'syslog',
+    format: 'json',
+    level: 'info',
+    syslogPath: path.join(dir, 'no-log'),
+    journalPath: path.join(dir, 'no-journal'),
+    fallbackFile: link,
+  });
+  sink.writeLine(JSON.stringify({ level: 30, time: 0, pid: 1, msg: 'record' }));
+  sink.reopen();
+  sink.writeLine(JSON.stringify({ level: 30, time: 0, pid: 1, msg: 'record after SIGHUP' }));
+  t.equal(fs.readFileSync(victim, 'utf8'), 'mine\n', 'the linked file is unchanged');
 });
 
 t.test('user errors are logged with their message only; programming errors keep the stack', async (t) => {
