@@ -8,7 +8,9 @@
 //
 // INODE is the network namespace's, so that two namespaces may serve the
 // same address, as they do on separate wires. A process that is not root
-// claims under $XDG_RUNTIME_DIR/aoe-target (or /tmp/aoe-target-UID) instead.
+// claims under /run/aoe-target-USER when that exists (the shipped units make
+// it for the user vblade, shared by every instance), else under
+// $XDG_RUNTIME_DIR/aoe-target (or /tmp/aoe-target-UID).
 // Every directory on the way is ours, owned by root or by us and writable by
 // nobody else, so no other user can take a claim first, hold it, or plant a
 // link or a FIFO in its place; and there is nothing to connect to. The
@@ -24,9 +26,30 @@ import type { NativeAddon } from '../native/addon';
 /** What a claim found: taken (held by us now), held by another process, or not possible here (and why). */
 export type ClaimResult = { taken: true } | { taken: false; holderPid?: number } | { taken: 'unavailable'; why: string };
 
-/** The directory under which claims are made by a process with this euid. */
-export function claimBaseDir(euid = process.geteuid?.() ?? 0, env: NodeJS.ProcessEnv = process.env): string {
+/** Whether `dir` is a directory (not a link to one). */
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.lstatSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The directory under which claims are made by a process with this euid.
+ * Every process of one user on the host must find the same one: under
+ * systemd /tmp is private to each unit and XDG_RUNTIME_DIR unset, so the
+ * units make /run/aoe-target-vblade (RuntimeDirectory) for their user.
+ */
+export function claimBaseDir(
+  euid = process.geteuid?.() ?? 0,
+  env: NodeJS.ProcessEnv = process.env,
+  user = os.userInfo().username,
+  exists: (dir: string) => boolean = isDirectory,
+): string {
   if (euid === 0) return '/run/aoe-target/claims';
+  const shared = `/run/aoe-target-${user}`;
+  if (exists(shared)) return path.join(shared, 'claims');
   const runtime = env.XDG_RUNTIME_DIR;
   const base =
     runtime && path.isAbsolute(runtime) ? path.join(runtime, 'aoe-target') : path.join(os.tmpdir(), `aoe-target-${euid}`);
