@@ -57,7 +57,7 @@ const ROOMS = {
     why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply.',
   },
   service: {
-    may: ['config', 'target', 'native', 'faults', 'aoe', 'api'],
+    may: ['config', 'target', 'native', 'faults', 'aoe', 'api', 'safe-files'],
     why: 'the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it.',
   },
   cli: {

@@ -59,6 +59,15 @@ int64_t block_device_size(int fd, struct aoe_error *err);
 int unix_datagram_send(const char *path, const void *msg, size_t len,
                        struct aoe_error *err);
 
+/* The process at the other end of a connected AF_UNIX socket, as the kernel
+ * recorded it at connect() (SO_PEERCRED). 0, or -errno with `err` set. */
+struct peer_credentials {
+  int32_t pid;
+  uint32_t uid;
+  uint32_t gid;
+};
+int unix_peer_credentials(int fd, struct peer_credentials *out, struct aoe_error *err);
+
 /* ---- the AoE packet socket (packet.c) ------------------------------------ */
 
 #define AOE_ETHERTYPE 0x88A2
@@ -222,6 +231,16 @@ int privilege_lookup(const char *user, struct privilege_ids *ids, struct aoe_err
  * set. 0, or -errno with `err` set (the process may be half switched then:
  * the caller exits). */
 int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error *err);
+
+/* 1 when no_new_privs is set and the bounding set holds no more than what
+ * a start as root uses (privilege.c start_caps), else 0. */
+int privilege_confined(void);
+
+/* As root: sets no_new_privs, lowers the bounding set to the start
+ * capabilities, clears FD_CLOEXEC on `keep_fds` and execs `file`. Returns
+ * only on failure (-errno with `err` set). */
+int privilege_reexec_confined(const char *file, char *const argv[], char *const envp[], const int *keep_fds, size_t nfds,
+                              struct aoe_error *err);
 
 /* ---- backing files in memory, mapped (mapped.c) -------------------------- */
 

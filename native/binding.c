@@ -1358,6 +1358,27 @@ static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value peer_credentials_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  if (argc < 1) return throw_type(env, "peerCredentials(fd) takes a file descriptor");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  struct peer_credentials cred;
+  struct aoe_error err;
+  if (unix_peer_credentials((int)fd, &cred, &err) < 0) return throw_aoe_error(env, &err);
+  napi_value result, value;
+  NAPI_OK(napi_create_object(env, &result));
+  NAPI_OK(napi_create_int32(env, cred.pid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "pid", value));
+  NAPI_OK(napi_create_uint32(env, cred.uid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "uid", value));
+  NAPI_OK(napi_create_uint32(env, cred.gid, &value));
+  NAPI_OK(napi_set_named_property(env, result, "gid", value));
+  return result;
+}
+
 static napi_value ids_object(napi_env env, const struct privilege_ids *ids) {
   napi_value result, value;
   NAPI_OK(napi_create_object(env, &result));
@@ -1398,6 +1419,94 @@ static napi_value drop_privileges_fn(napi_env env, napi_callback_info info) {
   struct aoe_error err;
   if (privilege_drop(user, &ids, &err) < 0) return throw_aoe_error(env, &err);
   return ids_object(env, &ids);
+}
+
+static napi_value privilege_confined_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, privilege_confined() == 1, &result));
+  return result;
+}
+
+/* A NULL-terminated copy of an array of strings (freed with free_strings); NULL with an error thrown. */
+static char **get_strings(napi_env env, napi_value array, const char *name) {
+  bool is_array = false;
+  uint32_t n = 0;
+  char msg[128];
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array) {
+    snprintf(msg, sizeof msg, "%s must be an array of strings", name);
+    throw_type(env, msg);
+    return NULL;
+  }
+  napi_get_array_length(env, array, &n);
+  char **out = calloc((size_t)n + 1, sizeof *out);
+  if (out == NULL) {
+    throw_errno(env, ENOMEM, "out of memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    size_t len = 0;
+    napi_valuetype type;
+    if (napi_get_element(env, array, i, &item) != napi_ok || napi_typeof(env, item, &type) != napi_ok ||
+        type != napi_string) {
+      snprintf(msg, sizeof msg, "%s must be an array of strings", name);
+      throw_type(env, msg);
+      goto failed;
+    }
+    napi_get_value_string_utf8(env, item, NULL, 0, &len);
+    out[i] = malloc(len + 1);
+    if (out[i] == NULL) {
+      throw_errno(env, ENOMEM, "out of memory");
+      goto failed;
+    }
+    napi_get_value_string_utf8(env, item, out[i], len + 1, &len);
+  }
+  return out;
+failed:
+  for (uint32_t i = 0; i < n; i++) free(out[i]);
+  free(out);
+  return NULL;
+}
+
+static void free_strings(char **strings) {
+  if (strings == NULL) return;
+  for (char **s = strings; *s != NULL; s++) free(*s);
+  free(strings);
+}
+
+static napi_value reexec_confined_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "reexecConfined(file, argv, env, keepFds) takes four arguments");
+  char file[PATH_MAX];
+  if (!get_string(env, argv[0], file, sizeof file, "file")) return NULL;
+  int fds[16];
+  uint32_t nfds = 0;
+  bool is_array = false;
+  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array) return throw_type(env, "keepFds must be an array");
+  napi_get_array_length(env, argv[3], &nfds);
+  if (nfds > sizeof fds / sizeof fds[0]) return throw_range(env, "keepFds holds at most 16 descriptors");
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value item;
+    uint32_t fd;
+    NAPI_OK(napi_get_element(env, argv[3], i, &item));
+    if (!get_uint(env, item, INT32_MAX, &fd, "keepFds[i]")) return NULL;
+    fds[i] = (int)fd;
+  }
+  char **args = get_strings(env, argv[1], "argv");
+  if (args == NULL) return NULL;
+  char **envp = get_strings(env, argv[2], "env");
+  if (envp == NULL) {
+    free_strings(args);
+    return NULL;
+  }
+  struct aoe_error err;
+  privilege_reexec_confined(file, args, envp, fds, nfds, &err);
+  free_strings(args);
+  free_strings(envp);
+  return throw_aoe_error(env, &err);
 }
 
 /* ---- constants ------------------------------------------------------------ */
@@ -1477,8 +1586,11 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"imageLeaseHeld", NULL, image_lease_held_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lockFile", NULL, lock_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerCredentials", NULL, peer_credentials_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"privilegeConfined", NULL, privilege_confined_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reexecConfined", NULL, reexec_confined_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   napi_value constants = create_constants(env);

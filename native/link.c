@@ -145,3 +145,14 @@ int unix_datagram_send(const char *path, const void *msg, size_t len, struct aoe
     return aoe_fail(err, e, "permission denied sending to socket %s; check its owner and mode", path);
   return aoe_fail(err, e, "sending to socket %s failed: %s", path, strerror(e));
 }
+
+int unix_peer_credentials(int fd, struct peer_credentials *out, struct aoe_error *err) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return aoe_fail(err, errno, "cannot read the peer of descriptor %d: %s; pass a connected unix socket", fd, strerror(errno));
+  out->pid = cred.pid;
+  out->uid = cred.uid;
+  out->gid = cred.gid;
+  return 0;
+}

@@ -7,16 +7,23 @@
  * over setuid (which clears the effective set), and capset then makes
  * CAP_NET_RAW alone permitted and effective again.
  *
- * Capability sets, keepcaps and the bounding set belong to the calling
- * thread. glibc applies setgroups/setgid/setuid to every thread of the
- * process; the other threads (libuv's pool) keep no capability, since their
- * keepcaps flag is clear. Sockets are opened on the JavaScript thread, the
- * one that keeps CAP_NET_RAW. */
+ * Capability sets, keepcaps, no_new_privs and the bounding set belong to the
+ * calling thread. glibc applies setgroups/setgid/setuid to every thread of
+ * the process; the other threads (libuv's pool, V8's) keep no capability,
+ * since their keepcaps flag is clear. Sockets are opened on the JavaScript
+ * thread, the one that keeps CAP_NET_RAW.
+ *
+ * Node starts its threads before any of our code runs, so the bounding set
+ * and no_new_privs of those threads can only be set by the image that execs
+ * Node: privilege_reexec_confined lowers them on the one thread left to run
+ * execve, and every thread of the new image inherits them. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -27,6 +34,59 @@
 /* No libcap: the two system calls glibc does not wrap. */
 static int capset_raw(struct __user_cap_header_struct *h, struct __user_cap_data_struct *d) {
   return (int)syscall(SYS_capset, h, d);
+}
+
+/* What a serving process started as root still uses before it switches:
+ * opening files of other owners (DAC_*, FOWNER, LEASE for the read lease on
+ * an image), the switch itself (SETUID, SETGID, SETPCAP), the packet sockets
+ * (NET_RAW, NET_ADMIN for SO_SNDBUFFORCE) and locked memory for rings and
+ * mapped stores (IPC_LOCK). docs/reliability.md lists the same set. */
+static const unsigned long start_caps[] = {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,  CAP_SETGID, CAP_SETUID,
+                                           CAP_SETPCAP,      CAP_NET_ADMIN,       CAP_NET_RAW, CAP_IPC_LOCK, CAP_LEASE};
+
+static bool is_start_cap(unsigned long cap) {
+  for (size_t i = 0; i < sizeof start_caps / sizeof start_caps[0]; i++)
+    if (start_caps[i] == cap) return true;
+  return false;
+}
+
+/* Lowers the calling thread's bounding set to `keep`; every capability the
+ * kernel knows, up to the first it does not (EINVAL). */
+static int drop_bounding_set(bool (*keep)(unsigned long), struct aoe_error *err) {
+  for (unsigned long cap = 0; prctl(PR_CAPBSET_READ, cap, 0L, 0L, 0L) >= 0; cap++) {
+    if (!keep(cap) && prctl(PR_CAPBSET_DROP, cap, 0L, 0L, 0L) != 0)
+      return aoe_fail(err, errno, "cannot drop capability %lu from the bounding set: %s", cap, strerror(errno));
+  }
+  return 0;
+}
+
+static bool is_net_raw(unsigned long cap) {
+  return cap == CAP_NET_RAW;
+}
+
+int privilege_confined(void) {
+  if (prctl(PR_GET_NO_NEW_PRIVS, 0L, 0L, 0L, 0L) != 1) return 0;
+  for (unsigned long cap = 0;; cap++) {
+    int in = prctl(PR_CAPBSET_READ, cap, 0L, 0L, 0L);
+    if (in < 0) return 1;
+    if (in == 1 && !is_start_cap(cap)) return 0;
+  }
+}
+
+int privilege_reexec_confined(const char *file, char *const argv[], char *const envp[], const int *keep_fds, size_t nfds,
+                              struct aoe_error *err) {
+  if (geteuid() != 0)
+    return aoe_fail(err, EPERM, "lowering the bounding set needs root; start as root, or without the user setting");
+  for (size_t i = 0; i < nfds; i++) {
+    int flags = fcntl(keep_fds[i], F_GETFD);
+    if (flags < 0 || fcntl(keep_fds[i], F_SETFD, flags & ~FD_CLOEXEC) != 0)
+      return aoe_fail(err, errno, "cannot keep descriptor %d open over exec: %s", keep_fds[i], strerror(errno));
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) != 0)
+    return aoe_fail(err, errno, "PR_SET_NO_NEW_PRIVS failed: %s", strerror(errno));
+  if (drop_bounding_set(is_start_cap, err) < 0) return -1;
+  execve(file, argv, envp);
+  return aoe_fail(err, errno, "cannot run %s again with a lowered bounding set: %s", file, strerror(errno));
 }
 
 int privilege_lookup(const char *user, struct privilege_ids *ids, struct aoe_error *err) {
@@ -56,11 +116,7 @@ int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error
                     user);
   if (prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) != 0)
     return aoe_fail(err, errno, "PR_SET_KEEPCAPS failed: %s", strerror(errno));
-  /* Every capability the kernel knows, up to the first it does not (EINVAL). */
-  for (unsigned long cap = 0; prctl(PR_CAPBSET_READ, cap, 0L, 0L, 0L) >= 0; cap++) {
-    if (cap != CAP_NET_RAW && prctl(PR_CAPBSET_DROP, cap, 0L, 0L, 0L) != 0)
-      return aoe_fail(err, errno, "cannot drop capability %lu from the bounding set: %s", cap, strerror(errno));
-  }
+  if (drop_bounding_set(is_net_raw, err) < 0) return -1;
   if (initgroups(pw.pw_name, pw.pw_gid) != 0)
     return aoe_fail(err, errno, "cannot take the groups of user \"%s\": %s", user, strerror(errno));
   if (setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0)
@@ -74,9 +130,12 @@ int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error
   data[CAP_TO_INDEX(CAP_NET_RAW)].effective = CAP_TO_MASK(CAP_NET_RAW);
   if (capset_raw(&header, data) != 0)
     return aoe_fail(err, errno, "cannot keep CAP_NET_RAW as user \"%s\": %s", user, strerror(errno));
-  /* Nothing further is kept over a uid change, and nothing passes to programs it runs. */
+  /* Nothing further is kept over a uid change, and nothing passes to programs it runs: no_new_privs makes
+   * execve of a set-user-ID or file-capability program give nothing beyond what this thread holds. */
   prctl(PR_SET_KEEPCAPS, 0L, 0L, 0L, 0L);
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0L, 0L, 0L);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) != 0)
+    return aoe_fail(err, errno, "PR_SET_NO_NEW_PRIVS failed: %s", strerror(errno));
   ids->uid = pw.pw_uid;
   ids->gid = pw.pw_gid;
   return 0;

@@ -16,6 +16,7 @@ import type { CommandExtra, ExportListing } from '../service/worker';
 import { describeSize } from '../config/export-config';
 import type { ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { formatStatsTables } from './stats-table';
+import { escapeForTerminal } from '../service/log';
 
 const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]';
 /** yargs's message when no command is given; answered with the list of commands. */
@@ -341,7 +342,9 @@ const PROCESS_OUTPUT: CtlOutput = {
 };
 
 /** Runs `vblade ctl ARGS`; returns the exit code (0 ok, 1 the command failed, 2 usage). */
-export async function runCtl(argv: readonly string[], io: CtlOutput = PROCESS_OUTPUT): Promise<number> {
+export async function runCtl(argv: readonly string[], raw: CtlOutput = PROCESS_OUTPUT): Promise<number> {
+  // Strings in the answers may come from the wire (a config string set by any initiator): never raw control characters.
+  const io: CtlOutput = { out: (text) => raw.out(escapeForTerminal(text)), err: (text) => raw.err(escapeForTerminal(text)) };
   let o: CtlOptions;
   try {
     o = parseCtlArgs(argv);

@@ -107,11 +107,12 @@ export const KEYS: readonly KeyDef[] = [
     section: 'daemon',
     field: 'name',
     reload: 'restart',
-    type: 'string',
+    type: 'name',
     default: '',
     arg: 'NAME',
     defaultText: 'the config file name without .conf; eS.L@NETIF on the command line',
-    meaning: 'Instance name: names the pid file and control socket and tells instances apart in the log.',
+    meaning:
+      'Instance name: names the pid file and control socket and tells instances apart in the log; up to 64 letters, digits and _ . @ -, not starting with a dot.',
   },
   {
     key: 'state-dir',
@@ -123,7 +124,7 @@ export const KEYS: readonly KeyDef[] = [
     default: '/var/lib/vblade',
     arg: 'DIR',
     meaning:
-      'Where config strings, MAC masks and reservations are kept across restarts; "none" keeps them in memory only. Must belong to the daemon\'s user and be writable by nobody else (mode 0750 or stricter).',
+      'Where config strings, MAC masks and reservations are kept across restarts; "none" keeps them in memory only. Must belong to the daemon\'s user and be writable by nobody else (mode 0750 or stricter), as must every directory above it (root\'s, or sticky like /tmp).',
   },
   {
     key: 'run-dir',
@@ -214,7 +215,7 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'FILE',
     defaultText: 'unset; the syslog fallback is /var/log/vblade/NAME.log',
     meaning:
-      'Append the log to this file; reopened on SIGHUP so log rotation works. With log = syslog, where records go when there is no /dev/log and no journal socket.',
+      "Append the log to this file; reopened on SIGHUP so log rotation works. With log = syslog, where records go when there is no /dev/log and no journal socket. Never opened through a symbolic link; made with mode 0640, its directory 0750 when missing (not its parent); the directory and those above it must be root's or the daemon's and not writable by others.",
   },
   {
     key: 'log-format',
@@ -307,7 +308,7 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'USER',
     defaultText: 'stay the user that started it',
     meaning:
-      'Started as root, the serving process switches to this user (and its groups) once its backing files and sockets are open, keeping only CAP_NET_RAW. state-dir and the files of exports added by a reload must be usable by the user.',
+      'Started as root, the serving process switches to this user (and its groups) once its backing files and sockets are open, keeping only CAP_NET_RAW. Use a dedicated user (useradd --system vblade), not nobody, which other daemons share. state-dir and the files of exports added by a reload must be usable by the user.',
   },
   tunable('announceSeconds', {
     key: 'announce-interval',

@@ -5,7 +5,7 @@
 
 import { parseInterfaceName, parseMacList } from './vblade-args';
 
-export type ValueType = 'string' | 'path' | 'bool' | 'count' | 'sectors' | 'enum' | 'interfaces' | 'macs' | 'listen';
+export type ValueType = 'string' | 'name' | 'path' | 'bool' | 'count' | 'sectors' | 'enum' | 'interfaces' | 'macs' | 'listen';
 
 /** What checking and reading a value needs to know about its key. */
 export interface ValueSpec {
@@ -127,11 +127,25 @@ export function checkValue(spec: ValueSpec, value: string): string | undefined {
       } catch (e) {
         return (e as Error).message;
       }
+    case 'name':
+      return checkInstanceName(spec, value);
     case 'path':
     case 'string':
       if (/[\0\n]/.test(value)) return `${spec.key} contains a control character; remove it`;
       return undefined;
   }
+}
+
+/**
+ * An instance name names files in the run and log directories (NAME.pid,
+ * NAME.sock): no '/' or '..' to climb out of them, nothing a shell or a log
+ * reader would take apart.
+ */
+function checkInstanceName(spec: ValueSpec, value: string): string | undefined {
+  if (value === '') return undefined;
+  if (!/^[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,63}$/.test(value))
+    return `${spec.key} = "${value}" is not an instance name; use up to 64 letters, digits and _ . @ -, not starting with a dot (it names the pid file and control socket)`;
+  return undefined;
 }
 
 function checkCount(spec: ValueSpec, value: string): string | undefined {

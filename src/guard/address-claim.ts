@@ -8,7 +8,9 @@
 //
 // INODE is the network namespace's, so that two namespaces may serve the
 // same address, as they do on separate wires. A process that is not root
-// claims under $XDG_RUNTIME_DIR/aoe-target (or /tmp/aoe-target-UID) instead.
+// claims under /run/aoe-target-USER when that exists (the shipped units make
+// it for the user vblade, shared by every instance), else under
+// $XDG_RUNTIME_DIR/aoe-target (or /tmp/aoe-target-UID).
 // Every directory on the way is ours, owned by root or by us and writable by
 // nobody else, so no other user can take a claim first, hold it, or plant a
 // link or a FIFO in its place; and there is nothing to connect to. The
@@ -24,9 +26,30 @@ import type { NativeAddon } from '../native/addon';
 /** What a claim found: taken (held by us now), held by another process, or not possible here (and why). */
 export type ClaimResult = { taken: true } | { taken: false; holderPid?: number } | { taken: 'unavailable'; why: string };
 
-/** The directory under which claims are made by a process with this euid. */
-export function claimBaseDir(euid = process.geteuid?.() ?? 0, env: NodeJS.ProcessEnv = process.env): string {
+/** Whether `dir` is a directory (not a link to one). */
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.lstatSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The directory under which claims are made by a process with this euid.
+ * Every process of one user on the host must find the same one: under
+ * systemd /tmp is private to each unit and XDG_RUNTIME_DIR unset, so the
+ * units make /run/aoe-target-vblade (RuntimeDirectory) for their user.
+ */
+export function claimBaseDir(
+  euid = process.geteuid?.() ?? 0,
+  env: NodeJS.ProcessEnv = process.env,
+  user = os.userInfo().username,
+  exists: (dir: string) => boolean = isDirectory,
+): string {
   if (euid === 0) return '/run/aoe-target/claims';
+  const shared = `/run/aoe-target-${user}`;
+  if (exists(shared)) return path.join(shared, 'claims');
   const runtime = env.XDG_RUNTIME_DIR;
   const base =
     runtime && path.isAbsolute(runtime) ? path.join(runtime, 'aoe-target') : path.join(os.tmpdir(), `aoe-target-${euid}`);
@@ -35,23 +58,27 @@ export function claimBaseDir(euid = process.geteuid?.() ?? 0, env: NodeJS.Proces
 
 /**
  * Makes `dir` when it is missing and checks it: a directory (not a link),
- * owned by root or by us, writable by nobody else. Throws ConfigError with
- * what to do.
+ * owned by root, by us or by `owner` (made that user's when given and we are
+ * root), writable by nobody else. Throws ConfigError with what to do.
  */
-function ensurePrivateDir(dir: string, mode: number): void {
+function ensurePrivateDir(dir: string, mode: number, owner?: number): void {
   try {
     fs.mkdirSync(dir, { mode });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
-  const st = fs.lstatSync(dir);
+  let st = fs.lstatSync(dir);
   const euid = process.geteuid?.() ?? 0;
   if (!st.isDirectory()) {
     throw new ConfigError(
       `the address claim directory ${dir} is not a directory (a link?); remove it so that it can be made anew`,
     );
   }
-  if (st.uid !== 0 && st.uid !== euid) {
+  if (owner !== undefined && euid === 0 && st.uid === 0) {
+    fs.chownSync(dir, owner, -1);
+    st = fs.lstatSync(dir);
+  }
+  if (st.uid !== 0 && st.uid !== euid && st.uid !== owner) {
     throw new ConfigError(
       `the address claim directory ${dir} belongs to uid ${st.uid}, who could take or block claims; remove it so that it can be made anew`,
     );
@@ -79,6 +106,12 @@ function readHolderPid(fd: number): number | undefined {
 export class AddressClaims {
   private readonly held = new Map<string, number>();
   private base: string | undefined;
+  /**
+   * The uid a root process switches to after start (`user =`): the
+   * namespace's claim directory is made that user's, so that exports a
+   * reload adds after the switch can still be claimed.
+   */
+  switchTo: number | undefined;
 
   /** `baseDir`: where claims are made (default claimBaseDir(), fixed on first use). */
   constructor(
@@ -102,7 +135,7 @@ export class AddressClaims {
     try {
       ensurePrivateDir(path.dirname(base), 0o755);
       ensurePrivateDir(base, 0o755);
-      ensurePrivateDir(path.join(base, scope), 0o755);
+      ensurePrivateDir(path.join(base, scope), 0o755, this.switchTo);
       const c = fs.constants;
       fd = fs.openSync(path.join(base, `${id}.lock`), c.O_RDWR | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
     } catch (e) {

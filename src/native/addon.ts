@@ -196,6 +196,8 @@ export interface NativeAddon {
   unixDatagramSend(path: string, message: string): void;
   /** flock(LOCK_EX|LOCK_NB) on an open file: true when taken, false when another open file of it holds the lock. Throws on other errors. */
   lockFile(fd: number): boolean;
+  /** Who is at the other end of a connected unix socket (SO_PEERCRED: as of its connect()). Throws on error. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
   lookupUser(user: string): { uid: number; gid: number } | null;
   /**
@@ -206,6 +208,14 @@ export interface NativeAddon {
    * after a throw the process may be half switched and should exit.
    */
   dropPrivileges(user: string): { uid: number; gid: number };
+  /** True when no_new_privs is set and the bounding set holds no more than a start as root uses (native/privilege.c). */
+  privilegeConfined(): boolean;
+  /**
+   * As root: sets no_new_privs, lowers the bounding set to what a start as
+   * root uses, keeps `keepFds` open and execs `file` with `argv` and `env`
+   * (NAME=value strings). Returns only by throwing.
+   */
+  reexecConfined(file: string, argv: string[], env: string[], keepFds: number[]): never;
 }
 
 /** The package root, from dist/src/native/ where this file runs. */
@@ -268,6 +278,9 @@ export const native: NativeAddon = {
   imageLeaseHeld: (fd) => loadAddon().imageLeaseHeld(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
   lockFile: (fd) => loadAddon().lockFile(fd),
+  peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),
+  privilegeConfined: () => loadAddon().privilegeConfined(),
+  reexecConfined: (file, argv, env, keepFds) => loadAddon().reexecConfined(file, argv, env, keepFds),
 };

@@ -6,9 +6,11 @@
 //   reply     {"id": 1, "ok": true, "result": {...}}\n
 //             {"id": 1, "ok": false, "error": "no export e9.9; ..."}\n
 //
-// A connection may send any number of requests; replies come in order.
+// A connection may send any number of requests; replies come in order, at
+// most MAX_IN_FLIGHT answered at once; at most MAX_CONNECTIONS connections.
 // Access control is the socket's mode and group: root and members of the
-// group may connect, nobody else.
+// group may connect, nobody else. Each command that changes data or state is
+// logged with the uid and pid of who asked (SO_PEERCRED).
 //
 // COMMANDS is the one table of commands: the server dispatches through it
 // and `vblade ctl` builds its help and checks arguments from it.
@@ -18,6 +20,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { checkPrivateDir } from './private-dir';
+import { loadAddon } from '../native/addon';
 import type { CommandExtra, WorkerOp } from './worker';
 
 /** What the control socket drives: the supervisor, which asks its worker. */
@@ -41,6 +44,8 @@ export interface CommandDef {
   wordsArg?: { name: string; describe: string; min: number; max: number };
   /** Options of the command ("all", "force": booleans; "view": a MAC). */
   options?: { name: 'all' | 'force' | 'view'; describe: string }[];
+  /** Whether the command changes data or state: the socket logs who asked for it. */
+  changes?: boolean;
   /** What the command does; without it, the request of its name, with the arguments the command takes (runCommand). */
   run?(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
@@ -67,23 +72,27 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'clear-mask',
     summary: 'empty the MAC mask list of an export (every initiator is allowed again); answered once saved',
     exportArg: 'required',
+    changes: true,
   },
   {
     name: 'set-mask',
     summary: 'replace the MAC mask list of an export with these MACs; answered once saved',
     exportArg: 'required',
+    changes: true,
     macsArg: true,
   },
   {
     name: 'add-mask',
     summary: 'add MACs to the MAC mask list of an export; answered once saved',
     exportArg: 'required',
+    changes: true,
     macsArg: true,
   },
   {
     name: 'del-mask',
     summary: 'remove MACs from the MAC mask list of an export; answered once saved',
     exportArg: 'required',
+    changes: true,
     macsArg: true,
   },
   {
@@ -95,11 +104,13 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'clear-reserve',
     summary: 'release the reservation of an export (e.g. after its holder died); answered once saved',
     exportArg: 'required',
+    changes: true,
   },
   {
     name: 'set-reserve',
     summary: 'reserve an export for these MACs (as a Reserve force set); answered once saved',
     exportArg: 'required',
+    changes: true,
     macsArg: true,
   },
   {
@@ -111,21 +122,25 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'restore-state',
     summary: 'serve a held export from its state file once it has been fixed',
     exportArg: 'required',
+    changes: true,
   },
   {
     name: 'reset-state',
     summary: "set a held export's unreadable state file aside and serve it with empty state",
     exportArg: 'required',
+    changes: true,
   },
   {
     name: 'reload',
     summary: 're-read the configuration and apply it, as SIGHUP does',
     exportArg: 'none',
+    changes: true,
   },
   {
     name: 'resize',
     summary: 'take the size of a grown backing file or volume now, without a reload (prints old -> new size)',
     exportArg: 'required',
+    changes: true,
   },
   {
     name: 'views',
@@ -136,6 +151,7 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'view-reset',
     summary: 'turn views (these MACs, or --all) back into the image as it is now; their writes are lost',
     exportArg: 'required',
+    changes: true,
     wordsArg: { name: 'macs', describe: 'initiator MACs whose views to reset', min: 0, max: 4096 },
     options: [{ name: 'all', describe: 'reset every view of the export' }],
   },
@@ -143,12 +159,14 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'view-drop',
     summary: "remove views (their files too); an initiator's next request makes a new one",
     exportArg: 'required',
+    changes: true,
     wordsArg: { name: 'macs', describe: 'initiator MACs whose views to remove', min: 1, max: 4096 },
   },
   {
     name: 'snapshot',
     summary: 'take a point-in-time copy of an export (or, with --view MAC, of one view); prints how long I/O paused',
     exportArg: 'required',
+    changes: true,
     wordsArg: { name: 'name', describe: 'snapshot name (default: the time now)', min: 0, max: 1 },
     options: [{ name: 'view', describe: 'snapshot the view of this initiator MAC instead of the export' }],
   },
@@ -161,12 +179,14 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'snapshot-delete',
     summary: 'delete a snapshot',
     exportArg: 'required',
+    changes: true,
     wordsArg: { name: 'name', describe: 'snapshot name', min: 1, max: 1 },
   },
   {
     name: 'revert',
     summary: 'put a snapshot back into the export or view it was taken of; refused after recent I/O unless --force',
     exportArg: 'required',
+    changes: true,
     wordsArg: { name: 'name', describe: 'snapshot name', min: 1, max: 1 },
     options: [
       { name: 'force', describe: 'revert although an initiator was active in the last 5 minutes (its cache would not know)' },
@@ -280,6 +300,8 @@ export interface ControlServerOptions {
   /** Group name or id that may connect; default the process's group. */
   group?: string;
   log: Logger;
+  /** Who connected (tests); default SO_PEERCRED through the addon. */
+  peerOf?: (sock: net.Socket) => PeerCredentials | undefined;
 }
 
 /**
@@ -307,6 +329,110 @@ async function socketAlive(p: string): Promise<boolean> {
 
 /** Largest request line accepted. */
 const MAX_LINE = 64 * 1024;
+/** Connections at once: a few admins and scripts; more only hold the daemon's descriptors. */
+export const MAX_CONNECTIONS = 8;
+/** Requests of one connection being answered at once; the rest wait unread in the socket. */
+export const MAX_IN_FLIGHT = 4;
+
+/** Who is at the other end of a control connection (SO_PEERCRED). */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** The peer of an accepted unix socket, through the addon; undefined when it cannot be read. */
+function socketPeer(sock: net.Socket): PeerCredentials | undefined {
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    return loadAddon().peerCredentials(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** "uid 0 (pid 123)" for the log. */
+function describePeer(peer: PeerCredentials | undefined): string {
+  return peer ? `uid ${peer.uid} (pid ${peer.pid})` : 'an unknown peer';
+}
+
+/** A request of a command that changes data or state, for the log: what, on what, and who asked. */
+function auditRequest(log: Logger, peer: PeerCredentials | undefined, req: ControlRequest): void {
+  const cmd = typeof req.command === 'string' ? commandByName(req.command) : undefined;
+  if (!cmd?.changes) return;
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? (v as unknown[]) : []);
+  const words: unknown[] = [req.export, ...list(req.macs), ...list(req.words)];
+  for (const o of ['all', 'force'] as const) if (req[o] === true) words.push(`--${o}`);
+  if (typeof req.view === 'string') words.push(`--view ${req.view}`);
+  const args = words.filter((w) => typeof w === 'string').join(' ');
+  log.info(
+    { command: cmd.name, export: req.export, peerUid: peer?.uid, peerPid: peer?.pid, peerGid: peer?.gid },
+    `control socket: ${cmd.name}${args ? ` ${args}` : ''}, asked by ${describePeer(peer)}`,
+  );
+}
+
+/** The reply to one request line; never throws. */
+async function answer(
+  line: string,
+  target: ControlTarget,
+  log: Logger,
+  peer: PeerCredentials | undefined,
+): Promise<ControlReply> {
+  let req: unknown;
+  try {
+    req = JSON.parse(line);
+  } catch {
+    return { ok: false, error: 'the request is not JSON; send one JSON object per line' };
+  }
+  if (typeof req !== 'object' || req === null || Array.isArray(req))
+    return { ok: false, error: 'the request is not a JSON object; send e.g. {"command": "list"}' };
+  auditRequest(log, peer, req);
+  return dispatch(target, req);
+}
+
+/**
+ * One connection: request lines in, replies out in order. At most
+ * MAX_IN_FLIGHT requests are answered at once (reading pauses meanwhile);
+ * a line over MAX_LINE ends the connection.
+ */
+function serveConnection(sock: net.Socket, target: ControlTarget, log: Logger, peer: PeerCredentials | undefined): void {
+  let buf = '';
+  let inFlight = 0;
+  let chain = Promise.resolve();
+  let closing = false;
+  const drain = (): void => {
+    let nl: number;
+    while (!closing && inFlight < MAX_IN_FLIGHT && (nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line === '') continue;
+      inFlight++;
+      chain = chain.then(async () => {
+        if (!sock.destroyed) sock.write(JSON.stringify(await answer(line, target, log, peer)) + '\n');
+        inFlight--;
+        drain();
+      });
+    }
+    if (closing) return;
+    if (buf.length > MAX_LINE && buf.indexOf('\n') < 0) {
+      // Nothing more is read: the rest of the line would only grow the buffer.
+      closing = true;
+      buf = '';
+      sock.pause();
+      sock.end(JSON.stringify({ ok: false, error: `request line longer than ${MAX_LINE} bytes; connection closed` }) + '\n');
+      setTimeout(() => sock.destroy(), 1000).unref();
+      return;
+    }
+    if (inFlight >= MAX_IN_FLIGHT) sock.pause();
+    else sock.resume();
+  };
+  sock.on('data', (chunk) => {
+    if (closing) return;
+    buf += chunk.toString('utf8');
+    drain();
+  });
+}
 
 export class ControlServer {
   private constructor(
@@ -318,8 +444,7 @@ export class ControlServer {
   /** Listens; replaces a stale socket file; refuses when another process answers on it. */
   static async listen(target: ControlTarget, opts: ControlServerOptions): Promise<ControlServer> {
     const p = opts.socketPath;
-    fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
-    checkPrivateDir(path.dirname(p), 'control socket directory');
+    checkPrivateDir(path.dirname(p), 'control socket directory', { createMode: 0o755 });
     if (fs.existsSync(p)) {
       if (await socketAlive(p))
         throw new Error(`another process answers on the control socket ${p}; stop it or set control-socket to another path`);
@@ -333,33 +458,20 @@ export class ControlServer {
     }
     const sockets = new Set<net.Socket>();
     const server = net.createServer((sock) => {
+      sock.on('error', () => undefined);
+      if (sockets.size >= MAX_CONNECTIONS) {
+        sock.end(
+          JSON.stringify({
+            ok: false,
+            error: `too many control connections (${MAX_CONNECTIONS}); try again when one has closed`,
+          }) + '\n',
+        );
+        setTimeout(() => sock.destroy(), 1000).unref();
+        return;
+      }
       sockets.add(sock);
       sock.on('close', () => sockets.delete(sock));
-      sock.on('error', () => undefined);
-      let buf = '';
-      let chain = Promise.resolve();
-      sock.on('data', (chunk) => {
-        buf += chunk.toString('utf8');
-        if (buf.length > MAX_LINE && !buf.includes('\n')) {
-          sock.end(JSON.stringify({ ok: false, error: 'request line too long' }) + '\n');
-          return;
-        }
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line === '') continue;
-          chain = chain.then(async () => {
-            let reply: ControlReply;
-            try {
-              reply = await dispatch(target, JSON.parse(line) as ControlRequest);
-            } catch {
-              reply = { ok: false, error: 'the request is not JSON; send one JSON object per line' };
-            }
-            if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n');
-          });
-        }
-      });
+      serveConnection(sock, target, opts.log, (opts.peerOf ?? socketPeer)(sock));
     });
     // The socket is created by bind() with the umask applied: make it 0660 from the start.
     const oldMask = process.umask(0o117);

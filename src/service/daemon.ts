@@ -10,7 +10,6 @@
 // answers the requests in flight), then the listeners, then the locks and
 // the pid file.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { changesNeedingRestart, remoteMetricsWarning, serverConfigOf } from '../config/daemon-settings';
 import type { DaemonSettings } from '../config/keys';
@@ -97,7 +96,16 @@ export function logOptionsOf(s: DaemonSettings): LogOptions {
 
 /** Runs the supervisor in this process until SIGTERM or SIGINT, then exits the process. */
 export async function runDaemon(o: DaemonOptions): Promise<void> {
-  const { logger: log, sink } = createLogger(logOptionsOf(o.settings), { instance: o.settings.name });
+  let created: ReturnType<typeof createLogger>;
+  try {
+    created = createLogger(logOptionsOf(o.settings), { instance: o.settings.name });
+  } catch (e) {
+    // No log to say it in (a log file refused, say): standard error, and the launcher.
+    process.stderr.write(`vbladed: ${(e as Error).message}\n`);
+    new LauncherChannel(o.toLauncher).send({ type: 'failed', message: (e as Error).message });
+    process.exit(1);
+  }
+  const { logger: log, sink } = created;
   for (const w of o.loaded.warnings) log.warn(w);
   const launcher = new LauncherChannel(o.toLauncher);
   const locks = new ExportLocks(o.settings.runDir, ({ file, pid }) =>
@@ -151,14 +159,13 @@ function takeRunFiles(
   locks: ExportLocks,
   held: (() => void)[],
 ): void {
-  fs.mkdirSync(settings.runDir, { recursive: true, mode: 0o755 });
   // Where the pid file, locks and control socket go: nobody else may plant links there.
-  for (const dir of new Set([settings.runDir, path.dirname(settings.pidFile)])) checkPrivateDir(dir, 'run directory');
+  checkPrivateDir(settings.runDir, 'run directory', { createMode: 0o755 });
+  if (path.dirname(settings.pidFile) !== settings.runDir) checkPrivateDir(path.dirname(settings.pidFile), 'run directory');
   if (settings.stateDir) {
-    fs.mkdirSync(settings.stateDir, { recursive: true, mode: 0o750 });
     // The worker writes it, as `user =` when that is set.
     const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
-    checkPrivateDir(settings.stateDir, 'state directory', switchTo);
+    checkPrivateDir(settings.stateDir, 'state directory', { switchTo, createMode: 0o750 });
   }
   const pidFile = PidFile.acquire(settings.pidFile, {
     what: `instance ${settings.name}`,
@@ -363,7 +370,10 @@ class Daemon {
 
   /** Stops the worker first (it answers the requests in flight), then the listeners, then the locks and the pid file; exits. */
   private async shutdown(why: string): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping) {
+      if (why === 'SIGTERM' || why === 'SIGINT') this.stopNow(why);
+      return;
+    }
     this.stopping = true;
     this.log.info(`stopping (${why})`);
     this.notify.stopping('stopping: finishing in-flight requests');
@@ -374,5 +384,14 @@ class Daemon {
     this.log.info({ code }, code === 0 ? 'stopped' : 'stopped; the worker did not stop cleanly');
     this.sink.flushSync();
     process.exit(code);
+  }
+
+  /** A second SIGTERM while stopping: the operator will not wait; the worker is killed and vbladed exits 1. */
+  private stopNow(why: string): void {
+    this.log.warn(`${why} again while stopping: killing the worker and exiting now`);
+    this.supervisor.kill();
+    releaseInReverse(this.held);
+    this.sink.flushSync();
+    process.exit(1);
   }
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { DaemonSettings } from '../config/keys';
 import { exportKey, type ExportConfig } from '../config/export-config';
 import { logOptionsOf, type Handshake } from './daemon';
-import { describeRoute, syslogRoute } from './log';
+import { describeRoute, openLogFile, syslogRoute } from './log';
 import { checkPidFile, exportLockFile } from './pidfile';
 
 /** How long the launcher waits for the daemon to serve before it returns anyway. */
@@ -57,8 +57,7 @@ export async function launch(argv: readonly string[], settings: DaemonSettings):
   let out: number | 'ignore' = 'ignore';
   if (where.file) {
     try {
-      fs.mkdirSync(path.dirname(where.file), { recursive: true });
-      out = fs.openSync(where.file, 'a', 0o640);
+      out = openLogFile(where.file);
     } catch (e) {
       const fix =
         settings.log === 'file'

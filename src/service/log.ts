@@ -5,7 +5,8 @@
 // format is asked for:
 //
 //   stdout / stderr   sonic-boom on fd 1 / 2
-//   file              sonic-boom in append mode; reopen() after log rotation (SIGHUP)
+//   file              sonic-boom on a file opened by openLogFile; reopen() after
+//                     log rotation (SIGHUP) opens the file again the same way
 //   syslog            one datagram per record to /dev/log (journald or a syslog
 //                     daemon), RFC 3164 or RFC 5424 framing, tag "vbladed",
 //                     facility daemon, severity from the pino level; without
@@ -21,9 +22,11 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { LogDestination, LogFormat, LogLevel, SyslogFormat } from '../config/keys';
 import { loadAddon } from '../native/addon';
+import { TrustedDir } from '../safe-files/trusted-dir';
 
 export interface LogOptions {
   destination: Exclude<LogDestination, 'auto'>;
@@ -75,22 +78,42 @@ const FACILITY_DAEMON = 3;
 
 const STANDARD_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'name', 'v']);
 
-/** Control characters as JSON writes them (\n, \t, \u0000 ...), so a log line is one line of printable text. */
+/**
+ * Characters that must not reach a terminal or a log reader raw: C0, DEL and
+ * C1 controls (U+0080-U+009F: a config string set over the wire is decoded
+ * latin1, and xterm acts on UTF-8 C1 such as CSI U+009B), format characters
+ * (bidi overrides, zero-width), line and paragraph separators, lone surrogates.
+ */
+const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+function escapeChar(c: string): string {
+  if (c === '\n') return '\\n';
+  if (c === '\r') return '\\r';
+  if (c === '\t') return '\\t';
+  // Each UTF-16 unit: a format character beyond U+FFFF is two.
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+}
+
+/** Non-printable characters as JSON writes them (\n, \t, \u0000, \u009b ...), so a log line is one line of printable text. */
 export function escapeControl(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\r') return '\\r';
-    if (c === '\t') return '\\t';
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
+  return text.replace(NON_PRINTABLE, escapeChar);
+}
+
+/**
+ * The same, keeping newlines and tabs: for output whose lines and columns
+ * are ours (`vblade ctl`). In JSON text (which escapes C0 itself) the result
+ * is still JSON and reads back as the same strings.
+ */
+export function escapeForTerminal(text: string): string {
+  return text.replace(NON_PRINTABLE, (c) => (c === '\n' || c === '\t' ? c : escapeChar(c)));
 }
 
 function formatValue(v: unknown): string {
-  // eslint-disable-next-line no-control-regex
-  if (typeof v === 'string') return /^[^\s"=\u0000-\u001f\u007f]+$/.test(v) ? v : escapeControl(JSON.stringify(v));
+  if (typeof v === 'string') return /^[^\s"=\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]+$/u.test(v) ? v : escapeControl(JSON.stringify(v));
   if (v === null || typeof v !== 'object') return String(v);
-  // JSON escapes all but DEL.
+  // JSON escapes C0 only.
   return escapeControl(JSON.stringify(v));
 }
 
@@ -285,24 +308,100 @@ function defaultSend(): (path: string, message: string) => void {
 
 type Boom = ReturnType<typeof pino.destination> & { reopen(file?: string): void; flushSync(): void };
 
+/**
+ * Opens a log file for appending so that nobody else can send the writes
+ * elsewhere (the supervisor writes as root, whole lines of them the
+ * worker's): its directory is checked along its whole path (src/safe-files:
+ * no link followed, no directory above it that others may write) and made
+ * 0750 when missing, though never its parents; the file itself is never
+ * opened through a link, must be a regular file of this process's user, and
+ * is made 0640. Throws a message that names the path and the fix.
+ */
+export function openLogFile(file: string): number {
+  const abs = path.resolve(file);
+  const name = path.basename(abs);
+  const dir = openLogDir(path.dirname(abs));
+  const flags = fs.constants.O_WRONLY | fs.constants.O_APPEND;
+  try {
+    for (;;) {
+      try {
+        return dir.openFile(name, { flags, owners: [process.geteuid?.() ?? 0], what: 'log file' });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      try {
+        return dir.createFile(name, 0o640, flags);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile: open it as an existing one
+      }
+    }
+  } finally {
+    dir.close();
+  }
+}
+
+function openLogDir(dir: string): TrustedDir {
+  try {
+    return TrustedDir.open(dir, { what: 'log directory' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  let parent: TrustedDir;
+  try {
+    parent = TrustedDir.open(path.dirname(dir), { what: 'directory above the log directory' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new Error(`${path.dirname(dir)} does not exist; create ${dir} (mode 0750) or choose another log-file`, { cause: e });
+  }
+  try {
+    return parent.child(path.basename(dir), { what: 'log directory', create: { mode: 0o750 } });
+  } finally {
+    parent.close();
+  }
+}
+
+/** A sonic-boom on openLogFile(file). */
+function logFileBoom(file: string): Boom {
+  return pino.destination({ dest: openLogFile(file), sync: true });
+}
+
 /** Creates the sink for a destination. */
 export function createSink(opts: LogOptions): LogSink {
-  const transform = opts.format === 'text' ? formatText : (l: string) => l;
+  // JSON escapes C0 only: DEL, C1 and the like are escaped here (still JSON, read back the same).
+  const transform = opts.format === 'text' ? formatText : escapeControl;
   if (opts.destination === 'syslog') return syslogSink(opts, transform);
   let boom: Boom;
+  const file = opts.destination === 'file' ? opts.file : undefined;
   if (opts.destination === 'file') {
-    if (!opts.file) throw new Error('log destination "file" needs a file name');
-    boom = pino.destination({ dest: opts.file, sync: true, append: true, mkdir: true });
+    if (!file) throw new Error('log destination "file" needs a file name');
+    boom = logFileBoom(file);
   } else {
     boom = pino.destination({ dest: opts.destination === 'stderr' ? 2 : 1, sync: true });
   }
+  const writeLine = (raw: string): void => {
+    const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+    boom.write(transform(line) + '\n');
+  };
   return {
-    writeLine(raw) {
-      const line = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
-      boom.write(transform(line) + '\n');
-    },
+    writeLine,
     reopen() {
-      if (opts.destination === 'file') boom.reopen();
+      if (file === undefined) return;
+      let next: Boom;
+      try {
+        next = logFileBoom(file);
+      } catch (e) {
+        // Keep writing where we were (the rotated file) rather than lose the records.
+        writeLine(
+          wrapForeignLine(
+            `cannot reopen the log file ${file}: ${(e as Error).message}; still logging to the file open before`,
+            50,
+            process.pid,
+          ),
+        );
+        return;
+      }
+      boom.end();
+      boom = next;
     },
     flushSync() {
       try {
@@ -331,7 +430,7 @@ function syslogSink(opts: LogOptions, transform: (line: string) => string): LogS
     isFile = false;
     if (r.kind === 'file') {
       try {
-        const b = pino.destination({ dest: r.path, sync: true, append: true, mkdir: true }) as Boom;
+        const b = logFileBoom(r.path);
         isFile = true;
         return b;
       } catch (e) {
@@ -381,7 +480,7 @@ function syslogSink(opts: LogOptions, transform: (line: string) => string): LogS
     },
     reopen() {
       route = syslogRoute(opts);
-      if (file && isFile && route.kind === 'file') return file.reopen();
+      // The next record opens the route's file again (openLogFile), or goes to a socket.
       if (file && isFile) file.end();
       file = undefined;
     },
@@ -424,6 +523,41 @@ export function lineSplitter(onLine: (line: string) => void): (chunk: Buffer | s
     }
     for (const l of lines) if (l !== '') onLine(l);
   };
+}
+
+/** Fields of a worker's record that are ours to set: the worker cannot claim another process or role. */
+const WORKER_RESERVED_FIELDS = new Set([...STANDARD_FIELDS, 'role', 'stream']);
+/** How long a field name of a worker's record may be. */
+const MAX_FIELD_NAME = 64;
+
+/**
+ * One line of a worker's stdout or stderr as a record of the supervisor's
+ * log. The worker is not trusted with the log (the supervisor may be root):
+ * a pino record is parsed and written again with the level, time, message
+ * and the worker's own fields, but with its real pid, `role: worker` (and
+ * `extra`) forced, so it cannot pass for a supervisor record; anything else
+ * becomes the quoted field `text` of a record "worker output". Either way
+ * the JSON has no raw non-printable character (escapeControl).
+ */
+export function workerLogLine(line: string, level: number, pid: number, extra: Record<string, unknown> = {}): string {
+  const base = { time: Date.now(), pid, hostname: os.hostname(), ...extra, role: 'worker' };
+  let rec: unknown;
+  try {
+    rec = JSON.parse(line);
+  } catch {
+    rec = undefined;
+  }
+  const r = rec as Record<string, unknown> | undefined;
+  if (typeof r !== 'object' || r === null || Array.isArray(r) || typeof r.level !== 'number' || !(r.level in LEVEL_NAMES))
+    return escapeControl(JSON.stringify({ level, ...base, msg: 'worker output', text: line }));
+  const out: Record<string, unknown> = { level: r.level, ...base };
+  if (typeof r.time === 'number' && Number.isFinite(r.time)) out.time = r.time;
+  for (const [k, v] of Object.entries(r)) {
+    if (WORKER_RESERVED_FIELDS.has(k) || k.length > MAX_FIELD_NAME || !/^[A-Za-z0-9_]+$/.test(k)) continue;
+    out[k] = v;
+  }
+  out.msg = typeof r.msg === 'string' ? r.msg : r.msg === undefined ? '' : JSON.stringify(r.msg);
+  return escapeControl(JSON.stringify(out));
 }
 
 /** Wraps a stray text line (not JSON) as a pino record so every destination gets the same shape. */

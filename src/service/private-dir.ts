@@ -1,26 +1,30 @@
 // The check every directory the daemon writes into must pass (state dir, run
-// dir): it belongs to the daemon's user (or root, or the user a root daemon
-// switches to with user =) and nobody else may create, rename or delete
-// entries in it. Otherwise another local user could plant a symbolic
-// link or FIFO where a state file, pid file or control socket goes.
+// dir, log dir): it belongs to the daemon's user (or root, or the user a root
+// daemon switches to with user =) and nobody else may create, rename or
+// delete entries in it, nor in any directory above it. Otherwise another
+// local user could plant a symbolic link or FIFO where a state file, pid
+// file, control socket or log file goes, or put another directory in its
+// place. The walk is src/safe-files' (by descriptor, no link followed).
 
-import * as fs from 'node:fs';
+import { TrustedDir } from '../safe-files/trusted-dir';
 
-/** Throws a message naming the directory, what is wrong and the command that fixes it. */
-export function checkPrivateDir(dir: string, what: string, switchTo?: number): void {
-  const st = fs.statSync(dir);
-  if (!st.isDirectory()) throw new Error(`${what} ${dir} is not a directory; remove it or choose another path`);
-  const euid = process.geteuid?.() ?? st.uid;
-  // Root may write anywhere anyway; the user= target must own what it writes after the switch.
-  if (st.uid !== euid && st.uid !== 0 && st.uid !== switchTo) {
-    throw new Error(
-      `${what} ${dir} belongs to uid ${st.uid}, not to the daemon's user (uid ${euid}); another user could replace its files: chown ${euid} ${dir}`,
-    );
-  }
-  const mode = st.mode & 0o7777;
-  if ((mode & 0o022) !== 0) {
-    throw new Error(
-      `${what} ${dir} is writable by ${mode & 0o020 ? (mode & 0o002 ? 'group and others' : 'its group') : 'others'} (mode ${mode.toString(8).padStart(4, '0')}); another user could replace its files: chmod 750 ${dir}`,
-    );
-  }
+export interface PrivateDirOptions {
+  /** The uid a root daemon becomes (user =): it may own the directory. */
+  switchTo?: number;
+  /** Make it, and missing directories above it, with this mode when missing. */
+  createMode?: number;
+}
+
+/** The directory, checked and held open; throws a message naming the directory found wrong, what is wrong and the fix. */
+export function openPrivateDir(dir: string, what: string, o: PrivateDirOptions = {}): TrustedDir {
+  return TrustedDir.open(dir, {
+    what,
+    owners: o.switchTo === undefined ? [] : [o.switchTo],
+    create: o.createMode === undefined ? undefined : { mode: o.createMode },
+  });
+}
+
+/** openPrivateDir for a directory used by path afterwards (run files, the control socket). */
+export function checkPrivateDir(dir: string, what: string, o: PrivateDirOptions = {}): void {
+  openPrivateDir(dir, what, o).close();
 }

@@ -3,6 +3,12 @@
 // becomes the configured user and keeps only CAP_NET_RAW, which reopening an
 // interface that was deleted and came back needs. What it opens later (the
 // files of exports a reload adds, state files) it opens as that user.
+//
+// no_new_privs and the bounding set belong to each thread, and Node starts
+// its threads (V8's, libuv's pool) before any of our code runs. So a process
+// that will switch first runs itself again with both already lowered
+// (confineThreads): every thread of the new image inherits them, and the
+// switch then leaves the main thread CAP_NET_RAW alone.
 
 import * as fs from 'node:fs';
 import type { NativeAddon } from '../native/addon';
@@ -17,6 +23,32 @@ export function checkUserExists(addon: NativeAddon, user: string): void {
       `there is no user "${user}"; create it (useradd --system --no-create-home ${user}) or name an existing one with --user / user =`,
     );
   }
+}
+
+/** The argument the supervisor gives a worker that will switch user: it confines its threads first. */
+export const CONFINE_ARG = '--confine-threads';
+
+/**
+ * As root, unless already done: runs this program again (same pid, arguments
+ * and environment) with no_new_privs set and the bounding set lowered to
+ * what the start uses (docs/reliability.md), so that every thread inherits
+ * them. The standard streams and a forked worker's IPC channel stay open across the exec; Node
+ * removes its variables from the environment once read, so they are given
+ * back (the supervisor forks with the default JSON serialization).
+ */
+export function confineThreads(addon: NativeAddon): void {
+  if (process.geteuid?.() !== 0 || addon.privilegeConfined()) return;
+  const env = Object.entries(process.env)
+    .filter(([name, value]) => value !== undefined && !name.startsWith('NODE_CHANNEL_'))
+    .map(([name, value]) => `${name}=${value}`);
+  // Node marks even the standard streams close-on-exec.
+  const keepFds = [0, 1, 2];
+  const channelFd = (process.channel as { fd?: number } | undefined)?.fd;
+  if (channelFd !== undefined && channelFd >= 0) {
+    keepFds.push(channelFd);
+    env.push(`NODE_CHANNEL_FD=${channelFd}`, 'NODE_CHANNEL_SERIALIZATION_MODE=json');
+  }
+  addon.reexecConfined(process.execPath, [process.argv0, ...process.execArgv, ...process.argv.slice(1)], env, keepFds);
 }
 
 /** The uid of the user a root process will become, for the owner checks of its directories. */

@@ -9,7 +9,7 @@ import type { ServerConfig } from '../config/export-config';
 import { withTestFaults } from '../faults/fault-io';
 import { loadAddon } from '../native/addon';
 import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
-import { checkUserExists, switchToUser, uidToBecome, UserError } from './privilege';
+import { checkUserExists, confineThreads, switchToUser, uidToBecome, UserError } from './privilege';
 import { stateHooks } from './state-hooks';
 
 export interface ServingOptions {
@@ -68,7 +68,11 @@ function refuse(message: string): number {
 export async function serveInForeground(config: ServerConfig, log: Logger): Promise<number> {
   let hooks: ServerHooks;
   try {
-    if (config.user !== undefined) checkUserExists(loadAddon(), config.user);
+    if (config.user !== undefined) {
+      checkUserExists(loadAddon(), config.user);
+      // Runs this program again unless done already: returns only in the confined image.
+      confineThreads(loadAddon());
+    }
     hooks = stateHooks(config.stateDir, log, config.user === undefined ? undefined : uidToBecome(loadAddon(), config.user));
   } catch (e) {
     // A state directory others may write to, or one that cannot be created: the message says what to do.

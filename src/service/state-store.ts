@@ -27,7 +27,8 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { MAC_LIST_CAPACITY, MAX_CONFIG_LEN } from '../aoe/constants';
 import type { ExportState, SavedState } from '../config/export-config';
-import { checkPrivateDir } from './private-dir';
+import type { TrustedDir } from '../safe-files/trusted-dir';
+import { openPrivateDir } from './private-dir';
 
 const FORMAT_VERSION = 1;
 const KEY_RE = /^e[0-9]+\.[0-9]+$/;
@@ -48,6 +49,8 @@ interface Pending {
 
 export class StateStore {
   private readonly pending = new Map<string, Pending>();
+  /** The directory as open() checked it: files are used through it, so a rename of the path later changes nothing. */
+  private held: TrustedDir | undefined;
 
   constructor(
     readonly dir: string,
@@ -61,17 +64,22 @@ export class StateStore {
     return path.join(this.dir, `${key}.json`);
   }
 
+  /** Where file `name` of the directory is opened: in the held directory once open() ran. */
+  private at(name: string): string {
+    return this.held ? this.held.at(name) : path.join(this.dir, name);
+  }
+
   /**
    * Creates the directory (mode 0750) if needed, refuses one that others may
    * write to, and removes leftovers of interrupted writes.
    */
   open(): void {
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
-    checkPrivateDir(this.dir, 'state directory', this.switchTo);
-    for (const name of fs.readdirSync(this.dir)) {
+    this.held?.close();
+    this.held = openPrivateDir(this.dir, 'state directory', { switchTo: this.switchTo, createMode: 0o750 });
+    for (const name of this.held.list()) {
       if (TEMP_RE.test(name)) {
         try {
-          fs.unlinkSync(path.join(this.dir, name));
+          fs.unlinkSync(this.at(name));
         } catch {
           // a directory by that name is not ours to remove
         }
@@ -86,7 +94,7 @@ export class StateStore {
    */
   load(key: string): SavedState {
     const file = this.fileOf(key);
-    const read = readStateFile(file, key);
+    const read = readStateFile(this.at(path.basename(file)), key);
     if (read.state) return { status: 'ok', state: read.state };
     if (read.absent) return { status: 'absent' };
     const reason = read.reason!;
@@ -100,7 +108,7 @@ export class StateStore {
   /** What the state file of an export holds now, read as load() reads it, without logging. */
   inspect(key: string): { file: string; state?: ExportState; absent?: boolean; reason?: string } {
     const file = this.fileOf(key);
-    return { file, ...readStateFile(file, key) };
+    return { file, ...readStateFile(this.at(path.basename(file)), key) };
   }
 
   /** Moves the state file of an export (whatever it is) out of the way as NAME.corrupt-<time>; returns the new name. */
@@ -108,7 +116,7 @@ export class StateStore {
     const file = this.fileOf(key);
     const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     try {
-      fs.renameSync(file, aside);
+      fs.renameSync(this.at(path.basename(file)), this.at(path.basename(aside)));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new Error(`cannot move ${file} aside: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
@@ -139,7 +147,7 @@ export class StateStore {
     const waiters = p.waiters;
     p.next = undefined;
     p.waiters = [];
-    p.running = writeStateFile(this.dir, this.fileOf(key), key, state)
+    p.running = writeStateFile((name) => this.at(name), path.basename(this.fileOf(key)), key, state)
       .then(
         () => {
           for (const w of waiters) w.resolve();
@@ -166,7 +174,7 @@ export class StateStore {
 
   /** Deletes the saved state of an export (not used on reload: removed exports keep theirs for when they come back). */
   remove(key: string): void {
-    fs.rmSync(this.fileOf(key), { force: true });
+    fs.rmSync(this.at(path.basename(this.fileOf(key))), { force: true });
   }
 }
 
@@ -258,9 +266,10 @@ export function decodeState(text: string, key: string): ExportState | string {
   return s;
 }
 
-async function writeStateFile(dir: string, file: string, key: string, s: ExportState): Promise<void> {
+async function writeStateFile(at: (name: string) => string, name: string, key: string, s: ExportState): Promise<void> {
   // Unpredictable and exclusive: nobody can have prepared a link or FIFO under this name.
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${randomBytes(8).toString('hex')}`);
+  const tmp = at(`.${name}.tmp-${randomBytes(8).toString('hex')}`);
+  const file = at(name);
   const c = fs.constants;
   let created = false;
   try {
@@ -278,7 +287,7 @@ async function writeStateFile(dir: string, file: string, key: string, s: ExportS
     if (created) await fs.promises.rm(tmp, { force: true });
     throw e;
   }
-  const dh = await fs.promises.open(dir, c.O_RDONLY | c.O_DIRECTORY);
+  const dh = await fs.promises.open(path.dirname(file), c.O_RDONLY | c.O_DIRECTORY);
   try {
     await dh.sync();
   } finally {

@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/export-config';
 import { exportKey } from '../config/export-config';
 import type { LogLevel } from '../config/keys';
-import { lineSplitter, wrapForeignLine, type LogSink } from './log';
+import { escapeForTerminal, lineSplitter, workerLogLine, type LogSink } from './log';
+import { CONFINE_ARG } from './privilege';
 import { withoutNotifyEnv } from './sd-notify';
 import type { CommandExtra, FromWorker, ReloadSummary, ToWorker, WorkerOp } from './worker';
 
@@ -84,6 +85,110 @@ export function diffConfigs(a: ServerConfig, b: ServerConfig): ReloadSummary {
   };
 }
 
+// What the worker may send. The worker runs as the unprivileged user and
+// the supervisor often as root, so a message is data to check, not to
+// trust: one that does not fit is logged and ignored, never thrown on.
+// Fields not in the table are dropped; a new field is one line here.
+
+/** Largest string a message may carry (an error text, an export key). */
+const MAX_STRING = 64 * 1024;
+/** Most export keys in a ready message. */
+const MAX_KEYS = 65536;
+/** How deep and how big a request's result may be. */
+const MAX_RESULT_DEPTH = 32;
+const MAX_RESULT_BYTES = 16 * 1024 * 1024;
+
+type FieldCheck = (v: unknown) => string | undefined;
+
+const isString: FieldCheck = (v) =>
+  typeof v !== 'string' ? 'is not a string' : v.length > MAX_STRING ? `is longer than ${MAX_STRING} characters` : undefined;
+const isId: FieldCheck = (v) => (Number.isSafeInteger(v) && (v as number) > 0 ? undefined : 'is not a request id');
+const isBoolean: FieldCheck = (v) => (typeof v === 'boolean' ? undefined : 'is not true or false');
+function listOf(item: FieldCheck, max: number): FieldCheck {
+  return (v) => {
+    if (!Array.isArray(v)) return 'is not a list';
+    if (v.length > max) return `has more than ${max} entries`;
+    for (const [i, x] of v.entries()) {
+      const bad = item(x);
+      if (bad) return `entry ${i} ${bad}`;
+    }
+    return undefined;
+  };
+}
+const keyList = listOf(isString, MAX_KEYS);
+const isSummary: FieldCheck = (v) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'is not an object';
+  for (const f of ['added', 'removed', 'changed', 'resized']) {
+    const bad = keyList((v as Record<string, unknown>)[f]);
+    if (bad) return `field ${f} ${bad}`;
+  }
+  for (const f of ['waiting', 'refused']) {
+    const list = (v as Record<string, unknown>)[f];
+    const bad = list === undefined ? undefined : keyList(list);
+    if (bad) return `field ${f} ${bad}`;
+  }
+  return undefined;
+};
+/** Any JSON value within the depth and size limits (what a control command answers). */
+const isResult: FieldCheck = (v) => {
+  let bytes = 0;
+  const walk = (x: unknown, depth: number): string | undefined => {
+    if (depth > MAX_RESULT_DEPTH) return `nests deeper than ${MAX_RESULT_DEPTH}`;
+    if (typeof x === 'string') bytes += x.length;
+    else if (Array.isArray(x) || (typeof x === 'object' && x !== null)) {
+      for (const [k, y] of Object.entries(x)) {
+        bytes += k.length + 8;
+        const bad = walk(y, depth + 1);
+        if (bad) return bad;
+      }
+    } else bytes += 8;
+    return bytes > MAX_RESULT_BYTES ? `is larger than ${MAX_RESULT_BYTES} bytes` : undefined;
+  };
+  return walk(v, 0);
+};
+
+/** Per message type: each field, whether it must be there, and its check. */
+const WORKER_MESSAGES: Record<FromWorker['type'], Record<string, { required: boolean; check: FieldCheck }>> = {
+  ready: { exports: { required: true, check: keyList } },
+  heartbeat: {},
+  fatal: { message: { required: true, check: isString } },
+  applied: {
+    id: { required: true, check: isId },
+    ok: { required: true, check: isBoolean },
+    summary: { required: false, check: isSummary },
+    error: { required: false, check: isString },
+  },
+  response: {
+    id: { required: true, check: isId },
+    ok: { required: true, check: isBoolean },
+    result: { required: false, check: isResult },
+    error: { required: false, check: isString },
+  },
+};
+
+/** A worker message checked against WORKER_MESSAGES (only the known fields kept), or what is wrong with it. */
+export function checkWorkerMessage(m: unknown): { message: FromWorker } | { problem: string } {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return { problem: 'it is not an object' };
+  const type = (m as { type?: unknown }).type;
+  if (typeof type !== 'string' || !Object.hasOwn(WORKER_MESSAGES, type))
+    return { problem: `unknown type ${JSON.stringify(type)?.slice(0, 80) ?? 'undefined'}` };
+  const out: Record<string, unknown> = { type };
+  for (const [name, field] of Object.entries(WORKER_MESSAGES[type as FromWorker['type']])) {
+    const v = (m as Record<string, unknown>)[name];
+    if (v === undefined) {
+      if (field.required) return { problem: `${type}: field ${name} is missing` };
+      continue;
+    }
+    const bad = field.check(v);
+    if (bad) return { problem: `${type}: field ${name} ${bad}` };
+    out[name] = v;
+  }
+  return { message: out as FromWorker };
+}
+
+/** Bad messages of one worker logged before the rest are only ignored. */
+const MAX_BAD_MESSAGES_LOGGED = 5;
+
 interface Waiting {
   resolve(v: unknown): void;
   reject(e: Error): void;
@@ -112,6 +217,8 @@ export class Supervisor extends EventEmitter {
   /** Workers started so far; all but the first are restarts, which wait for missing interfaces. */
   private spawned = 0;
   private readonly waiting = new Map<number, Waiting>();
+  /** Messages of the current worker that did not fit the schema. */
+  private badMessages = 0;
   private config: ServerConfig;
   private readonly backoff: Backoff;
 
@@ -159,28 +266,67 @@ export class Supervisor extends EventEmitter {
     this.restartTimer = undefined;
     this.ready = false;
     this.lastFatal = undefined;
-    const child = fork(this.opts.workerModule, [], {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: withoutNotifyEnv(process.env),
-      execArgv: this.opts.execArgv ?? process.execArgv,
-    });
+    this.badMessages = 0;
+    let child: ChildProcess;
+    try {
+      // A worker that will switch user runs itself again with its threads' privileges lowered first.
+      child = fork(this.opts.workerModule, this.config.user !== undefined ? [CONFINE_ARG] : [], {
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        env: withoutNotifyEnv(process.env),
+        execArgv: this.opts.execArgv ?? process.execArgv,
+      });
+    } catch (e) {
+      this.spawnFailed(e as Error);
+      return;
+    }
+    // A fork that failed at once (EMFILE, EAGAIN) has no pid and no pipes; it reports the error later and never exits.
+    if (child.pid === undefined || !child.stdout || !child.stderr) {
+      child.once('error', () => undefined);
+      this.spawnFailed(new Error('the process could not be created'), child);
+      return;
+    }
     this.child = child;
     this.childStarted = Date.now();
     this.lastHeartbeat = Date.now();
-    const pid = child.pid ?? 0;
-    child.stdout!.on(
+    const pid = child.pid;
+    child.stdout.on(
       'data',
-      lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 30, pid, { role: 'worker' }))),
+      lineSplitter((l) => sink.writeLine(workerLogLine(l, 30, pid, { role: 'worker' }))),
     );
-    child.stderr!.on(
+    child.stderr.on(
       'data',
-      lineSplitter((l) => sink.writeLine(wrapForeignLine(l, 50, pid, { role: 'worker', stream: 'stderr' }))),
+      lineSplitter((l) => sink.writeLine(workerLogLine(l, 50, pid, { role: 'worker', stream: 'stderr' }))),
     );
-    child.on('message', (m) => this.onMessage(child, m as FromWorker));
+    child.on('message', (m) => this.onMessage(child, m));
     child.on('error', (e) => log.error({ err: e }, `worker process error: ${e.message}`));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     log.info({ workerPid: pid, exports: this.config.exports.map(exportKey) }, `started worker ${pid}`);
     this.send(child, { type: 'start', config: this.config, logLevel: this.opts.logLevel, restart: this.spawned++ > 0 });
+  }
+
+  /** A worker that could not be created (too many open files, no memory): logged, and tried again after the back-off. */
+  private spawnFailed(e: Error, child?: ChildProcess): void {
+    // The error the child reports later names the cause (spawn EMFILE); wait a turn for it.
+    const report = (err: Error): void => {
+      const delay = this.delayMs;
+      this.delayMs = Math.min(this.backoff.maxMs, this.delayMs * 2);
+      const why = `cannot start a worker (${err.message})`;
+      this.lastExit = { code: null, signal: null, reason: why, at: new Date().toISOString() };
+      this.opts.log.error({ err, restartInMs: delay }, `${why}; trying again in ${secs(delay)}`);
+      this.emit('worker-failed', why);
+      if (this.stopping) return;
+      this.restartAt = Date.now() + delay;
+      this.restartTimer = setTimeout(() => this.spawnWorker(), delay);
+    };
+    if (!child) return report(e);
+    let reported = false;
+    const once = (err: Error): void => {
+      if (reported) return;
+      reported = true;
+      report(err);
+    };
+    child.once('error', once);
+    setImmediate(() => once(e));
   }
 
   private send(child: ChildProcess, m: ToWorker): boolean {
@@ -193,9 +339,12 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  private onMessage(child: ChildProcess, m: FromWorker): void {
+  private onMessage(child: ChildProcess, raw: unknown): void {
     if (child !== this.child) return;
     this.lastHeartbeat = Date.now();
+    const checked = checkWorkerMessage(raw);
+    if ('problem' in checked) return this.badMessage(child, checked.problem);
+    const m = checked.message;
     switch (m.type) {
       case 'ready':
         this.ready = true;
@@ -207,7 +356,8 @@ export class Supervisor extends EventEmitter {
         break;
       case 'fatal':
         this.lastFatal = m.message;
-        this.emit('worker-failed', m.message);
+        // The launcher prints it on the terminal that started vbladed.
+        this.emit('worker-failed', escapeForTerminal(m.message));
         break;
       case 'applied':
       case 'response': {
@@ -222,6 +372,17 @@ export class Supervisor extends EventEmitter {
       case 'heartbeat':
         break;
     }
+  }
+
+  /** A message that does not fit: ignored; logged, but only the first few of one worker (it could send millions). */
+  private badMessage(child: ChildProcess, problem: string): void {
+    this.badMessages++;
+    if (this.badMessages > MAX_BAD_MESSAGES_LOGGED) return;
+    const more = this.badMessages === MAX_BAD_MESSAGES_LOGGED ? '; further ones of this worker are not logged' : '';
+    this.opts.log.warn(
+      { workerPid: child.pid, problem },
+      `worker ${child.pid} sent a message that does not fit (${problem}); ignored${more}`,
+    );
   }
 
   private checkHeartbeat(limitMs: number): void {
@@ -316,6 +477,12 @@ export class Supervisor extends EventEmitter {
     }
   }
 
+  /** Kills the worker at once (SIGKILL), for an exit that cannot wait. */
+  kill(): void {
+    const c = this.child;
+    if (c?.pid !== undefined && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+
   /**
    * Stops the worker: SIGTERM (it stops taking requests, finishes and
    * flushes those in flight, saves state and exits 0), SIGKILL after the
@@ -329,7 +496,7 @@ export class Supervisor extends EventEmitter {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     const c = this.child;
     this.stopping = new Promise<number>((resolve) => {
-      if (!c || c.exitCode !== null || c.signalCode !== null) {
+      if (!c || c.pid === undefined || c.exitCode !== null || c.signalCode !== null) {
         resolve(0);
         return;
       }

@@ -24,7 +24,7 @@ import { LOG_SERIALIZERS } from './log';
 import { formatMac, parseMac } from '../aoe/mac-list';
 import type { ServerHooks } from '../target/server';
 import { StateStore } from './state-store';
-import { uidToBecome } from './privilege';
+import { CONFINE_ARG, confineThreads, uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 // Types only: the server module is required lazily, in loadServerStarter.
 import type { ReloadSummary, ResizeResult, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
@@ -539,4 +539,13 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
   });
 }
 
-if (require.main === module) runWorkerProcess();
+if (require.main === module) {
+  // Before anything is sent or opened: the exec keeps only the IPC channel and standard streams.
+  try {
+    if (process.argv.includes(CONFINE_ARG)) confineThreads(loadAddon());
+  } catch (e) {
+    process.stderr.write(`worker: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  runWorkerProcess();
+}

@@ -14,6 +14,7 @@ import {
 } from '../../src/config/daemon-settings';
 import { DEFAULT_TUNABLES, type ExportConfig } from '../../src/config/export-config';
 import { DAEMON_KEYS, TUNABLE_KEYS, type DaemonKeyDef } from '../../src/config/keys';
+import { parseVbladedArgs } from '../../src/cli/vbladed';
 
 const F = '/etc/vblade.conf';
 
@@ -140,4 +141,18 @@ t.test('a reload reports every changed key it cannot apply, and only those', asy
     if (def.key === 'log-level') t.notOk(reported.includes(def.key), 'a reload applies log-level');
     else t.ok(reported.includes(def.key), `${def.key} waits for a restart, and the reload says so`);
   }
+});
+
+t.test('name: a name that would leave the run directory is a config error that says what a name may be', async (t) => {
+  const base = '[export e1.1]\nfile = /srv/a.img\ninterfaces = eth1\n';
+  const rule = 'use up to 64 letters, digits and _ . @ -, not starting with a dot (it names the pid file and control socket)';
+  for (const bad of ['../../etc/x', 'a/b', '.hidden', 'a b', 'x'.repeat(65), 'tab\there'])
+    t.throws(() => parseConfigFile(`[daemon]\nname = ${bad}\n${base}`, F), {
+      message: `${F}:2: name = "${bad}" is not an instance name; ${rule}`,
+    });
+  for (const good of ['vblade', 'e1.1@eth0', 'san-2_a', 'x'.repeat(64)])
+    t.equal(parseConfigFile(`[daemon]\nname = ${good}\n${base}`, F).daemon.name, good);
+  t.throws(() => parseVbladedArgs(['--name', '../x', '--config', F]), {
+    message: `--name = "../x" is not an instance name; ${rule}`,
+  });
 });

@@ -7,9 +7,10 @@
 import t from 'tap';
 import pino from 'pino';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { AddressClaims } from '../../src/guard/address-claim';
+import { AddressClaims, claimBaseDir } from '../../src/guard/address-claim';
 import { findDuplicates } from '../../src/guard/refuse';
 import { native } from '../../src/native/addon';
 import { exportConfig } from '../helpers/export-config';
@@ -87,6 +88,39 @@ if (process.geteuid?.() === 0) {
     );
     t.match(JSON.parse(out), { taken: 'unavailable', why: /EACCES/ });
   });
+
+  t.test(
+    "a root process that will switch to its user (user =) makes the claim directory that user's: claims after the switch work",
+    async (t) => {
+      const root = tempDir(t, 'claims-switch');
+      fs.chmodSync(root, 0o755);
+      const base = join(root, 'claims');
+      const before = new AddressClaims(native, base);
+      before.switchTo = 65534;
+      t.same(before.claim('e1.9', 'eth0'), { taken: true }, 'claimed as root at start');
+      const script = `const { AddressClaims } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'guard', 'address-claim.js'))});
+      console.log(JSON.stringify(new AddressClaims({ lockFile: () => true }, process.argv[1]).claim('e1.1', 'eth0')));`;
+      const out = execFileSync(
+        'env',
+        [
+          '-u',
+          'NODE_OPTIONS',
+          'setpriv',
+          '--reuid=nobody',
+          '--regid=nogroup',
+          '--clear-groups',
+          process.execPath,
+          '-e',
+          script,
+          base,
+        ],
+        { encoding: 'utf8' },
+      );
+      t.same(JSON.parse(out), { taken: true }, 'an export added after the switch is claimed');
+      t.equal(fs.statSync(join(base, scope)).uid, 65534, "the namespace's directory is the user's");
+      t.equal(fs.statSync(join(base, scope)).mode & 0o777, 0o755, 'and writable by nobody else');
+    },
+  );
 }
 
 t.test('an export whose claim is unavailable is refused, with what to do', async (t) => {
@@ -101,4 +135,17 @@ t.test('an export whose claim is unavailable is refused, with what to do', async
     refused.get('e1.1'),
     "cannot claim e1.1 on fake0 on this host (EACCES: permission denied): the claims are root's and this process has switched to its user since it started; restart the service to serve it",
   );
+});
+
+t.test('where claims are made: one place per user on the host, that every unit of it finds', async (t) => {
+  const none = (): boolean => false;
+  t.equal(claimBaseDir(0, {}, 'root', none), '/run/aoe-target/claims', 'root: the host-wide directory');
+  const units = (dir: string): boolean => dir === '/run/aoe-target-vblade';
+  t.equal(
+    claimBaseDir(998, { XDG_RUNTIME_DIR: '/run/user/998' }, 'vblade', units),
+    '/run/aoe-target-vblade/claims',
+    "the units' user: their shared runtime directory (each unit's /tmp is private)",
+  );
+  t.equal(claimBaseDir(1000, { XDG_RUNTIME_DIR: '/run/user/1000' }, 'ann', none), '/run/user/1000/aoe-target/claims');
+  t.equal(claimBaseDir(1000, {}, 'ann', none), `${os.tmpdir()}/aoe-target-1000/claims`);
 });

@@ -44,7 +44,7 @@ if (requireRoot(t)) {
       [r1.code, r1.stderr.trim()],
       [
         1,
-        `vblade: state directory ${open} is writable by group and others (mode 0777); another user could replace its files: chmod 750 ${open}`,
+        `vblade: state directory ${open} is writable by its group and others (mode 0777); another user could replace its files: chmod go-w ${open}`,
       ],
     );
 

@@ -10,8 +10,8 @@
 //   setpriv --reuid=nobody --regid=nogroup --clear-groups \
 //           --inh-caps=+net_raw --ambient-caps=+net_raw node bin/vblade.js ...
 
-import t from 'tap';
-import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { sparseFile, tempDir } from '../helpers/files';
@@ -59,6 +59,44 @@ function workerPid(line: RegExpExecArray): number {
   return Number(m[1]);
 }
 
+/**
+ * The capabilities a serving process may still use while it starts as root
+ * (docs/reliability.md): the bounding set of every thread it has when it
+ * switches user is at most these.
+ */
+const START_CAPS = [1, 2, 3, 6, 7, 8, 12, 13, 14, 28].reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
+const NET_RAW = 1n << BigInt(CAP_NET_RAW_BIT);
+
+/** Each thread of a process: its name, no_new_privs and capability sets. */
+function threads(pid: number): { tid: string; name: string; nnp: string; bnd: bigint; prm: bigint; eff: bigint }[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    const field = (k: string): string => new RegExp(`^${k}:\\s+(\\S+)`, 'm').exec(status)?.[1] ?? '?';
+    return {
+      tid,
+      name: field('Name'),
+      nnp: field('NoNewPrivs'),
+      bnd: BigInt(`0x${field('CapBnd')}`),
+      prm: BigInt(`0x${field('CapPrm')}`),
+      eff: BigInt(`0x${field('CapEff')}`),
+    };
+  });
+}
+
+/** What no thread of a switched process may hold: checked on every thread, not only the main one. */
+function checkEveryThread(t: Test, pid: number): void {
+  const all = threads(pid);
+  t.ok(all.length > 1, `${all.length} threads`);
+  for (const th of all) {
+    const which = `thread ${th.tid} (${th.name})`;
+    t.equal(th.nnp, '1', `${which}: no_new_privs is set, so no program it runs gains privileges`);
+    t.equal(th.bnd & ~START_CAPS, 0n, `${which}: bounding set 0x${th.bnd.toString(16)} holds only start capabilities`);
+    t.equal(th.prm & ~NET_RAW, 0n, `${which}: permitted 0x${th.prm.toString(16)} is CAP_NET_RAW at most`);
+    t.equal(th.eff & ~NET_RAW, 0n, `${which}: effective 0x${th.eff.toString(16)} is CAP_NET_RAW at most`);
+  }
+  t.equal(all.find((th) => th.tid === String(pid))?.bnd, NET_RAW, 'the main thread: bounding set CAP_NET_RAW alone');
+}
+
 function parentOf(pid: number): number {
   return Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
@@ -81,6 +119,7 @@ if (requireRoot(t)) {
       t.equal(c.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'its effective capabilities are CAP_NET_RAW and nothing else');
       t.equal(c.CapPrm, 1n << BigInt(CAP_NET_RAW_BIT), 'and so is its permitted set');
       t.equal(c.CapBnd, 1n << BigInt(CAP_NET_RAW_BIT), 'and its bounding set: nothing can be regained');
+      checkEveryThread(t, d.pid);
       const check = async (when: string): Promise<void> => {
         const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
         const target = await client.find(SHELF, SLOT, 10000);
@@ -125,12 +164,15 @@ if (requireRoot(t)) {
     const w = caps(worker);
     t.equal(w.uid, BigInt(NOBODY), 'the worker runs as nobody');
     t.equal(w.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'with CAP_NET_RAW only');
+    checkEveryThread(t, worker);
     t.equal(caps(parentOf(worker)).uid, 0n, 'the supervisor stays root, to start a new worker that opens the files');
     const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
     const target = await client.find(SHELF, SLOT, 10000);
     t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'the worker serves the root-only file');
     process.kill(worker, 'SIGKILL');
-    t.not(workerPid(await daemon.waitFor(/switched user/, { timeoutMs: 60000 })), worker, 'a new worker switched too');
+    const restarted = workerPid(await daemon.waitFor(/switched user/, { timeoutMs: 60000 }));
+    t.not(restarted, worker, 'a new worker switched too');
+    checkEveryThread(t, restarted);
     t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'a restarted worker serves it again');
     await daemon.stop();
   });

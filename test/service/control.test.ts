@@ -2,7 +2,7 @@
 // formatting and socket choice, the Prometheus rendering, and WorkerCore's
 // state handling across a restart and its command table.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -17,6 +17,8 @@ import { Server } from '../../src/target/server';
 import {
   COMMANDS,
   ControlServer,
+  MAX_CONNECTIONS,
+  MAX_IN_FLIGHT,
   controlRequest,
   dispatch,
   groupId,
@@ -602,4 +604,179 @@ t.test('stats table cells: bytes and latency bounds', async (t) => {
   hist[21] = 1;
   t.equal(latencyBound(hist, 0.99), '< 1.0 ms', '99 of 100 under 1024 µs');
   t.equal(latencyBound(hist, 1), '< 2.1 s', 'the slowest under 2^21 µs');
+});
+
+/** A control socket in a directory everyone may reach (others may not write to it), with its log records kept. */
+async function openSocket(
+  t: { teardown(fn: () => void | Promise<void>): void },
+  target: ControlTarget,
+  group?: string,
+): Promise<{ sock: string; logs: Array<Record<string, unknown>> }> {
+  const dir = tmp(t);
+  fs.chmodSync(dir, 0o755);
+  const sock = path.join(dir, 'run', 'x.sock');
+  fs.mkdirSync(path.dirname(sock), { mode: 0o755 });
+  const logs: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s) as Record<string, unknown>) });
+  const server = await ControlServer.listen(target, { socketPath: sock, log, group });
+  t.teardown(() => server.close());
+  return { sock, logs };
+}
+
+const notRoot = process.getuid?.() !== 0 ? 'needs root to connect as nobody' : false;
+
+t.test('commands that change data or state are logged with the uid and pid of who asked', { skip: notRoot }, async (t) => {
+  const { sock, logs } = await openSocket(t, fakeTarget, 'nogroup');
+  // Not spawnSync: the server answers on this process's event loop.
+  const asNobody = (req: object): Promise<{ pid: number; out: string }> =>
+    new Promise((resolve) => {
+      const script = `const s=require('net').connect(process.argv[1]);s.on('data',d=>{process.stdout.write(d);s.end()});s.write(process.argv[2]+'\\n')`;
+      const child = spawn(
+        'setpriv',
+        ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock, JSON.stringify(req)],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', () => resolve({ pid: child.pid!, out }));
+    });
+  const set = await asNobody({ command: 'set-reserve', export: 'e1.1', macs: ['52:54:00:00:00:01'] });
+  t.match(set.out, /"ok":true/, 'a member of the control group may connect');
+  await asNobody({ command: 'show-mask', export: 'e1.1' });
+  const audit = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('control socket: '));
+  t.same(
+    audit.map((l) => [l.level, l.msg, l.peerUid, l.peerPid]),
+    [[30, `control socket: set-reserve e1.1 52:54:00:00:00:01, asked by uid 65534 (pid ${set.pid})`, 65534, set.pid]],
+    'the change is logged with who asked; show-mask changes nothing and is not',
+  );
+  await controlRequest(sock, { command: 'view-reset', export: 'e1.1', all: true });
+  t.match(logs.at(-1)?.msg, `control socket: view-reset e1.1 --all, asked by uid 0 (pid ${process.pid})`);
+  t.same(
+    COMMANDS.filter((c) => c.changes).map((c) => c.name),
+    [
+      'clear-mask',
+      'set-mask',
+      'add-mask',
+      'del-mask',
+      'clear-reserve',
+      'set-reserve',
+      'restore-state',
+      'reset-state',
+      'reload',
+      'resize',
+      'view-reset',
+      'view-drop',
+      'snapshot',
+      'snapshot-delete',
+      'revert',
+    ],
+    'every command that changes something is marked',
+  );
+});
+
+/** Connects and resolves once connected. */
+function connect(sock: string, opts: net.NetConnectOpts | object = {}): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ path: sock, ...opts });
+    c.once('connect', () => resolve(c));
+    c.once('error', reject);
+  });
+}
+
+/** The next reply line on a connection, and whether the server then closed it. */
+function nextLine(c: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        c.off('data', onData);
+        resolve(buf.slice(0, nl));
+      }
+    };
+    c.on('data', onData);
+  });
+}
+
+t.test('the control socket caps connections, and ends one whose request line is too long', async (t) => {
+  const { sock } = await openSocket(t, fakeTarget);
+  const open: net.Socket[] = [];
+  t.teardown(() => open.forEach((c) => c.destroy()));
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const c = await connect(sock);
+    open.push(c);
+    c.write('{"command":"show-mask"}\n');
+    t.match(await nextLine(c), /"ok":true/);
+  }
+  const extra = await connect(sock);
+  open.push(extra);
+  t.same(JSON.parse(await nextLine(extra)), {
+    ok: false,
+    error: `too many control connections (${MAX_CONNECTIONS}); try again when one has closed`,
+  });
+  open.shift()!.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(
+    await controlRequest(sock, { command: 'show-mask' }),
+    { id: 1, ok: true, result: { op: 'show-mask' } },
+    'one closed: room again',
+  );
+
+  // A client that never ends its line, and never closes: the server ends the connection, it does not keep reading.
+  for (const c of open) c.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  const hog = await connect(sock, { allowHalfOpen: true });
+  const closed = new Promise<boolean>((resolve) => {
+    hog.once('close', () => resolve(true));
+    setTimeout(() => resolve(false), 5000);
+  });
+  hog.on('error', () => undefined);
+  const reply = nextLine(hog);
+  const chunk = 'x'.repeat(16 * 1024);
+  const timer = setInterval(() => {
+    if (!hog.destroyed) hog.write(chunk);
+  }, 5);
+  t.teardown(() => clearInterval(timer));
+  t.same(JSON.parse(await reply), { ok: false, error: 'request line longer than 65536 bytes; connection closed' });
+  t.ok(await closed, 'the connection is closed although the client keeps writing');
+  clearInterval(timer);
+});
+
+t.test('pipelined requests beyond the in-flight cap wait unread and are all answered, in order', async (t) => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let calls = 0;
+  const slow: ControlTarget = {
+    ...fakeTarget,
+    request: async (op, key) => {
+      calls++;
+      await gate;
+      return { op, key };
+    },
+  };
+  const { sock } = await openSocket(t, slow);
+  const c = await connect(sock);
+  t.teardown(() => c.destroy());
+  const n = MAX_IN_FLIGHT * 10;
+  let buf = '';
+  const all = new Promise<string[]>((resolve) =>
+    c.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n').filter(Boolean);
+      if (lines.length === n) resolve(lines);
+    }),
+  );
+  c.write(
+    Array.from({ length: n }, (_, i) => JSON.stringify({ id: i, command: 'show-mask', export: `e1.${i}` })).join('\n') + '\n',
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(calls, 1, 'one request at a time reaches the target');
+  release();
+  const replies = (await all).map((l) => JSON.parse(l) as { id: number; result: { key: string } });
+  t.same(
+    replies.map((r) => r.id),
+    Array.from({ length: n }, (_, i) => i),
+  );
+  t.equal(replies[n - 1].result.key, `e1.${n - 1}`);
 });

@@ -1,6 +1,7 @@
 // Log sinks: the readable form, syslog framing to a fake /dev/log, and a
 // log file reopened after rotation.
 
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,6 +13,7 @@ import {
   lineSplitter,
   syslogFrame,
   syslogRoute,
+  workerLogLine,
   wrapForeignLine,
 } from '../../src/service/log';
 import { DgramSink, dgramSinkUnavailable } from '../helpers/dgram-sink';
@@ -118,6 +120,58 @@ t.test('file sink appends and reopens after rotation', async (t) => {
   t.match(fs.readFileSync(file, 'utf8'), /^\S+ INFO {2}\[[0-9]+\] third\n$/);
 });
 
+t.test('a log file is made 0640 in a directory made 0750, and again 0640 when made after rotation', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'logs', 'vblade.log');
+  const umask = process.umask(0o022);
+  t.teardown(() => process.umask(umask));
+  const { logger, sink } = createLogger({ destination: 'file', file, format: 'json', level: 'info' });
+  logger.info('first');
+  t.equal(fs.statSync(path.dirname(file)).mode & 0o7777, 0o750, 'the missing log directory is made 0750');
+  t.equal(fs.statSync(file).mode & 0o7777, 0o640, 'the file 0640');
+  fs.renameSync(file, `${file}.1`);
+  sink.reopen();
+  logger.info('second');
+  sink.flushSync();
+  t.equal(fs.statSync(file).mode & 0o7777, 0o640, 'the file made after rotation 0640 too');
+  t.match(fs.readFileSync(file, 'utf8'), /"msg":"second"/);
+});
+
+t.test('a log directory whose parent is missing is not made, nor its parent', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'var', 'log', 'vblade.log');
+  t.throws(() => createLogger({ destination: 'file', file, format: 'json', level: 'info' }), {
+    message: `${path.join(dir, 'var')} does not exist; create ${path.join(dir, 'var', 'log')} (mode 0750) or choose another log-file`,
+  });
+  t.notOk(fs.existsSync(path.join(dir, 'var')), 'nothing made');
+});
+
+t.test('a FIFO or a link where the log file goes is refused without blocking or following it', async (t) => {
+  const dir = tmpdir(t);
+  const fifo = path.join(dir, 'fifo.log');
+  spawnSync('mkfifo', [fifo]);
+  t.throws(() => createLogger({ destination: 'file', file: fifo, format: 'json', level: 'info' }), {
+    message: `log file ${fifo} is a FIFO, not a regular file; it is not used: remove it`,
+  });
+  const victim = path.join(dir, 'victim');
+  fs.writeFileSync(victim, 'mine\n');
+  const link = path.join(dir, 'link.log');
+  fs.symlinkSync(victim, link);
+  // The syslog fallback too: with neither socket there, records would go to the file; they go to stderr instead.
+  const sink = createSink({
+    destination: 'syslog',
+    format: 'json',
+    level: 'info',
+    syslogPath: path.join(dir, 'no-log'),
+    journalPath: path.join(dir, 'no-journal'),
+    fallbackFile: link,
+  });
+  sink.writeLine(JSON.stringify({ level: 30, time: 0, pid: 1, msg: 'record' }));
+  sink.reopen();
+  sink.writeLine(JSON.stringify({ level: 30, time: 0, pid: 1, msg: 'record after SIGHUP' }));
+  t.equal(fs.readFileSync(victim, 'utf8'), 'mine\n', 'the linked file is unchanged');
+});
+
 t.test('user errors are logged with their message only; programming errors keep the stack', async (t) => {
   const dir = tmpdir(t);
   const file = path.join(dir, 'json.log');
@@ -187,6 +241,50 @@ t.test('the text format escapes control characters', async (t) => {
     '2025-01-02T03:04:05.678Z ERROR [1] bad line "a\\u0000b" in\\nfile key="x\\u0000y" err="m\\u0001"\n    Error: m\\u0001\n        at x',
   );
   t.equal(formatText('raw \u0000 text\u001b[31m'), 'raw \\u0000 text\\u001b[31m', 'a line that is not a record too');
+});
+
+t.test('C1 controls, DEL and other non-printables are escaped too (a config string set over the wire)', async (t) => {
+  const wire = 'A\x1b[31mB\x9b31mC\x9d0;pwned\x07D\x7f\u202e\u2028';
+  const out = formatText(JSON.stringify({ level: 30, time: 0, pid: 1, msg: 'config set', config: wire }));
+  // eslint-disable-next-line no-control-regex
+  t.notMatch(out, /[\u0000-\u001f\u007f-\u009f\u202e\u2028]/, 'nothing raw');
+  t.equal(
+    out,
+    '1970-01-01T00:00:00.000Z INFO  [1] config set config="A\\u001b[31mB\\u009b31mC\\u009d0;pwned\\u0007D\\u007f\\u202e\\u2028"',
+  );
+});
+
+t.test('the JSON format escapes C1 controls too, and stays JSON', async (t) => {
+  const dir = tmpdir(t);
+  const file = path.join(dir, 'vblade.log');
+  const { logger, sink } = createLogger({ destination: 'file', file, format: 'json', level: 'info' });
+  logger.info({ config: 'A\x9b31mB\x7f' }, 'config \x9d0;x\x07');
+  sink.flushSync();
+  const line = fs.readFileSync(file, 'utf8');
+  t.notMatch(line, /[\u007f-\u009f]/, 'no raw DEL or C1');
+  t.match(line, '"config":"A\\u009b31mB\\u007f"');
+  t.match(JSON.parse(line), { config: 'A\x9b31mB\x7f', msg: 'config \x9d0;x\x07' }, 'reads back as written');
+});
+
+t.test("a worker's log lines are re-written as the worker's, never passed through", async (t) => {
+  const forged = workerLogLine(
+    '{"level":50,"time":5,"pid":1,"role":"supervisor","name":"x","msg":"stopping","key":"e1.1"}',
+    30,
+    77,
+  );
+  t.match(JSON.parse(forged), { level: 50, time: 5, pid: 77, role: 'worker', msg: 'stopping', key: 'e1.1' });
+  t.equal((JSON.parse(forged) as { name?: string }).name, undefined, 'fields that are ours are not taken from it');
+  const text = workerLogLine('{"level":"x"} \x9b31m', 50, 77, { stream: 'stderr' });
+  t.notMatch(text, /[\u007f-\u009f]/, 'the JSON line carries no raw C1');
+  t.match(JSON.parse(text), {
+    level: 50,
+    pid: 77,
+    role: 'worker',
+    stream: 'stderr',
+    msg: 'worker output',
+    text: '{"level":"x"} \x9b31m',
+  });
+  t.match(formatText(text), / ERROR \[77\] worker output stream=stderr role=worker text="\{\\"level\\":\\"x\\"\} \\u009b31m"$/);
 });
 
 t.test('syslog without /dev/log or the journal socket: the fallback file; a failing socket hands over', async (t) => {

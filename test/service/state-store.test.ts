@@ -189,14 +189,27 @@ t.test('a state directory others may write to, or owned by another user, is refu
   fs.mkdirSync(open);
   fs.chmodSync(open, 0o777);
   t.throws(() => new StateStore(open, pino({ level: 'silent' })).open(), {
-    message: `state directory ${open} is writable by group and others (mode 0777); another user could replace its files: chmod 750 ${open}`,
+    message: `state directory ${open} is writable by its group and others (mode 0777); another user could replace its files: chmod go-w ${open}`,
   });
   const foreign = path.join(dir, 'foreign');
   fs.mkdirSync(foreign, { mode: 0o750 });
   fs.chownSync(foreign, 65534, 65534);
   t.throws(() => new StateStore(foreign, pino({ level: 'silent' })).open(), {
-    message: `state directory ${foreign} belongs to uid 65534, not to the daemon's user (uid 0); another user could replace its files: chown 0 ${foreign}`,
+    message: `state directory ${foreign} belongs to uid 65534, not to the daemon's user (uid 0); that user could replace its files: chown 0 ${foreign}`,
   });
+});
+
+t.test('a state directory moved after open and replaced by a link: saves and loads stay in the directory checked', async (t) => {
+  const { dir, store } = setup(t);
+  const state = path.join(dir, 'state');
+  const elsewhere = path.join(dir, 'elsewhere');
+  fs.mkdirSync(elsewhere);
+  fs.renameSync(state, `${state}.moved`);
+  fs.symlinkSync(elsewhere, state);
+  await store.save('e1.1', S1);
+  t.same(fs.readdirSync(elsewhere), [], 'nothing written where the path points now');
+  t.ok(fs.existsSync(path.join(`${state}.moved`, 'e1.1.json')), 'the file is in the directory checked at open');
+  t.same(store.load('e1.1'), { status: 'ok', state: S1 }, 'and read from there');
 });
 
 t.test('temporary files have unpredictable names and are created exclusively', async (t) => {

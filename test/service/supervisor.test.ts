@@ -211,3 +211,39 @@ t.test('requests, reload and a clean stop', async (t) => {
   const saved = JSON.parse(fs.readFileSync(path.join(h.dir, 'state', 'e1.2.json'), 'utf8')) as { reserve: string[] };
   t.same(saved.reserve, []);
 });
+
+t.test('a worker is not trusted: messages that do not fit are logged and ignored, its log lines stay its own', async (t) => {
+  const h = harness(t, { workerModule: path.join(__dirname, '..', 'helpers', 'forging-worker.js') });
+  const failed = nextEvent<string>(h.sup, 'worker-failed');
+  const ready = nextEvent<number>(h.sup, 'ready');
+  h.sup.start();
+  t.equal(await failed, 'no\\u001b]0;owned\\u0007 \\u009b2J interface\nsecond line', 'what the launcher prints: escaped');
+  const pid = await ready;
+  t.equal(h.sup.status().ready, true, 'the good ready counts');
+  const bad = h.logs.filter((l) => l.level === 40).map((l) => l.msg as string);
+  t.same(bad, [
+    `worker ${pid} sent a message that does not fit (ready: field exports is not a list); ignored`,
+    `worker ${pid} sent a message that does not fit (ready: field exports entry 1 is not a string); ignored`,
+    `worker ${pid} sent a message that does not fit (fatal: field message is missing); ignored`,
+    `worker ${pid} sent a message that does not fit (unknown type "no-such-type"); ignored`,
+    `worker ${pid} sent a message that does not fit (response: field id is not a request id); ignored; further ones of this worker are not logged`,
+  ]);
+  const serving = h.logs.find((l) => typeof l.msg === 'string' && l.msg.includes('is serving'));
+  t.equal(serving?.msg, `worker ${pid} is serving e1.1`);
+  // The first answer to a request does not fit and is ignored; the second is the answer.
+  t.same(await h.sup.request('list'), { config: 'A\x1b[31mB\x9b31mC' });
+
+  while (h.workerLines.length < 2) await new Promise((r) => setTimeout(r, 20));
+  // eslint-disable-next-line no-control-regex
+  for (const l of h.workerLines) t.notMatch(l, /[\u0000-\u001f\u007f-\u009f]/, 'no raw control character in the JSON line');
+  const [forged, control] = h.workerLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.match(forged, { level: 60, pid, role: 'worker', msg: 'stopping (forged)' }, 'the forged record is the worker’s');
+  t.equal(forged.hostname, os.hostname());
+  t.match(control, {
+    level: 30,
+    pid,
+    role: 'worker',
+    msg: 'worker output',
+    text: 'evil\x1b[31m red \x9b31m csi \x9d0;pwned\x07 osc \x7f del',
+  });
+});

@@ -1,7 +1,8 @@
 // systemd/*.service pass `systemd-analyze verify` (with our man pages on
 // MANPATH, so the Documentation= links are checked too) and keep the
 // properties the service relies on: notify and watchdog, restart on failure,
-// its own user with CAP_NET_RAW only, and the command lines of the units.
+// its own user with CAP_NET_RAW only, the confinement (system calls, /proc,
+// IPC, devices, limits, writable paths), and the command lines of the units.
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -58,19 +59,43 @@ t.test('unit properties', async (t) => {
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'StateDirectory=vblade',
-      'RuntimeDirectory=vblade',
+      'RuntimeDirectory=vblade aoe-target-vblade',
       'KillMode=mixed',
       'ExecReload=/bin/kill -HUP $MAINPID',
       'SyslogIdentifier=vbladed',
       // Only this host reaches the metrics listener unless the operator opens it.
       'IPAddressDeny=any',
       'IPAddressAllow=localhost',
+      'SystemCallFilter=@system-service io_uring_setup io_uring_enter io_uring_register pkey_alloc pkey_free pkey_mprotect',
+      'SystemCallFilter=~@resources',
+      'SystemCallErrorNumber=EPERM',
+      'ProtectProc=invisible',
+      'ProcSubset=pid',
+      'PrivateIPC=yes',
+      'RemoveIPC=yes',
+      'PrivateMounts=yes',
+      'DevicePolicy=closed',
+      'DeviceAllow=block-* rw',
+      'LimitMEMLOCK=64M',
+      'LimitNOFILE=16384',
     ])
       has(line);
+    t.notMatch(text, /^LimitMEMLOCK=infinity$/m, `${u}: locked memory is bounded`);
+    // The views walkthrough ends with `systemctl enable --now vblade`: its views-dir must be writable.
+    const writable = (/^ReadWritePaths=(.*)$/m.exec(text)?.[1].split(/\s+/) ?? []).map((p) => p.replace(/^-/, ''));
+    const viewsDir = /^views-dir = (\S+)/m.exec(fs.readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8'))?.[1];
+    t.ok(viewsDir, 'docs/operations.md names a views-dir');
+    t.ok(
+      writable.some((p) => viewsDir === p || viewsDir?.startsWith(`${p}/`)),
+      `${u}: the walkthrough's views-dir ${viewsDir} is under ReadWritePaths (${writable.join(' ')})`,
+    );
     t.match(text, /^WatchdogSec=[0-9]+$/m);
     t.match(text, /^ReadWritePaths=/m);
     t.match(text, /^ExecStart=\/usr\/bin\/vbladed --foreground /m);
   }
-  t.match(unitText('vblade@.service'), /--debian-config \/etc\/vblade\.conf\.d\/%I\.conf/);
+  // %i keeps the instance as written; %I would turn a "-" into a "/" of the paths and name.
+  t.match(unitText('vblade@.service'), /--debian-config \/etc\/vblade\.conf\.d\/%i\.conf --name %i$/m);
+  t.match(unitText('vblade@.service'), /^ConditionPathExists=\/etc\/vblade\.conf\.d\/%i\.conf$/m);
+  t.notMatch(unitText('vblade@.service'), /^(ExecStart|ConditionPathExists)=.*%I/m, 'the unescaped instance names no path');
   t.match(unitText('vblade.service'), /--config \/etc\/vblade\.conf$/m);
 });
