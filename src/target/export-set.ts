@@ -177,7 +177,7 @@ export class ExportSet {
       if (e.store.kind === 'file' && !e.config.readOnly) {
         try {
           fs.fdatasyncSync(e.store.fd);
-          e.views?.syncAllNow();
+          e.views?.syncs.syncAllNow();
         } catch (err) {
           this.p.log.error({ export: e.key, err: (err as Error).message }, 'final fdatasync failed');
         }

@@ -47,18 +47,18 @@ export class ViewStores implements ExportStores {
 
   /** One fdatasync per view written since the last group commit. */
   startSync(): number {
-    return this.views.startSync();
+    return this.views.syncs.start();
   }
 
   syncFd(i: number): number {
-    return this.views.syncFd(i);
+    return this.views.syncs.fd(i);
   }
 
   syncDone(result: number): boolean {
-    return this.views.syncDone(result);
+    return this.views.syncs.done(result);
   }
 
   get syncResult(): number {
-    return this.views.syncResult;
+    return this.views.syncs.result;
   }
 }

@@ -6,6 +6,7 @@
 // views themselves are the .img files; this file also says which views
 // there were, so that a view file gone missing is noticed, not remade empty.
 
+import { performance } from 'node:perf_hooks';
 import type { TrustedDir } from '../safe-files/trusted-dir';
 
 export interface ViewDates {
@@ -46,4 +47,57 @@ export function readViewDates(dir: TrustedDir): Map<string, ViewDates> | undefin
 export async function writeViewDates(dir: TrustedDir, dates: ReadonlyMap<string, ViewDates>): Promise<void> {
   const body = JSON.stringify({ version: 1, views: Object.fromEntries(dates) }) + '\n';
   await dir.writeFileAtomicAsync(META_FILE, body, 0o600);
+}
+
+export interface ViewDatesFileOptions {
+  dir: TrustedDir;
+  /** How often the dates are saved while views are in use. */
+  everyMs: number;
+  /** The dates to write now, by view name. */
+  collect(): Map<string, ViewDates>;
+  /** Whether a view was used since `t` (performance.now()). */
+  usedSince(t: number): boolean;
+  failed(message: string): void;
+}
+
+/** Keeps views.json up to date: soon after a view is made or dropped, now and then while views are in use, and at stop. */
+export class ViewDatesFile {
+  private soon: NodeJS.Timeout | null = null;
+  private readonly periodic: NodeJS.Timeout;
+  /** performance.now() of the last save. */
+  private savedAt = 0;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: ViewDatesFileOptions) {
+    this.periodic = setInterval(() => {
+      if (o.usedSince(this.savedAt)) void this.save();
+    }, o.everyMs);
+    this.periodic.unref();
+  }
+
+  /** A view was made, dropped or reset: saved within a second (one save for a burst of changes). */
+  changed(): void {
+    this.soon ??= setTimeout(() => {
+      this.soon = null;
+      void this.save();
+    }, 1000);
+    this.soon.unref();
+  }
+
+  /** Writes the file; resolves when it is on disk, never rejects. */
+  save(): Promise<void> {
+    this.savedAt = performance.now();
+    const dates = this.o.collect();
+    this.saving = this.saving.then(() =>
+      writeViewDates(this.o.dir, dates).catch((e: Error) => this.o.failed(`cannot save view dates: ${e.message}`)),
+    );
+    return this.saving;
+  }
+
+  /** Stops saving by itself; `save()` still writes when asked. */
+  close(): void {
+    clearInterval(this.periodic);
+    if (this.soon !== null) clearTimeout(this.soon);
+    this.soon = null;
+  }
 }

@@ -32,7 +32,8 @@ import { OwnBlocks } from './own-blocks';
 import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
 import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
 import { ViewFiles, type ViewEntry } from './view-files';
-import { writeViewDates, type ViewDates } from './view-meta';
+import { ViewDatesFile, type ViewDates } from './view-meta';
+import { ViewSyncs } from './view-syncs';
 import type { ExportDirs } from './views-dir';
 import type { TrustedDir } from '../safe-files/trusted-dir';
 
@@ -105,22 +106,17 @@ export class ExportViews {
   /** Whether a new initiator may have a view now; refusals counted, no memory per machine. */
   readonly admission: ViewAdmission;
   private closed = false;
-  /** The descriptors one group commit syncs, and how many of them are still running. */
-  private readonly syncFds: number[] = [];
-  private syncsLeft = 0;
-  private syncError = 0;
-  private datesTimer: NodeJS.Timeout | null = null;
-  /** Saves the last-seen dates now and then while views are in use. */
-  private readonly seenTimer: NodeJS.Timeout;
-  /** performance.now() of the last save of the dates. */
-  private savedAt = 0;
-  private datesSaving: Promise<void> = Promise.resolve();
+  /** The group commit: one fdatasync per view written since the last. */
+  readonly syncs: ViewSyncs;
+  /** views.json: when each view was made and last used. */
+  private readonly dates: ViewDatesFile;
   /** Reads of blocks no view wrote go to the image while it holds the lease. */
   private readonly sharing: ImageSharing;
   /** Measures the views' own bytes for stats, off the serving thread. */
   private readonly sizes: Remeasure;
 
   private constructor(private readonly o: ExportViewsOptions) {
+    this.syncs = new ViewSyncs(this.list, o.image.fd);
     this.files = new ViewFiles(o.dirs.dir, o.owners, o.image.fd, o.events);
     this.admission = new ViewAdmission({
       dir: o.dirs.dir.path,
@@ -131,10 +127,13 @@ export class ExportViews {
       summaryMs: o.refusalLogMs,
     });
     this.sharing = new ImageSharing({ image: o.image, fns: o.fns, events: o.events, retryMs: o.leaseRetryMs }, this.list);
-    this.seenTimer = setInterval(() => {
-      if (this.list.some((v) => v !== null && v.seenAt > this.savedAt)) void this.saveDates();
-    }, o.datesSaveMs);
-    this.seenTimer.unref();
+    this.dates = new ViewDatesFile({
+      dir: o.dirs.dir,
+      everyMs: o.datesSaveMs,
+      collect: () => this.datesNow(),
+      usedSince: (t) => this.list.some((v) => v !== null && v.seenAt > t),
+      failed: (message) => o.events.failed('views.json', message),
+    });
     this.sizes = new Remeasure(
       () => this.measure(),
       (e) => o.events.failed('stats', `cannot measure the bytes the views have of their own: ${e.message}`),
@@ -267,41 +266,6 @@ export class ExportViews {
       v.dirty = true;
       v.unmeasured = true;
     }
-  }
-
-  /**
-   * Starts a group commit: the descriptors to fdatasync are syncFd(0 ..
-   * n-1), the views written since the last one (or the image, when none was,
-   * so that a flush still has one sync to wait for).
-   */
-  startSync(): number {
-    const fds = this.syncFds;
-    fds.length = 0;
-    for (let i = 0; i < this.list.length; i++) {
-      const v = this.list[i];
-      if (v !== null && v.dirty) {
-        v.dirty = false;
-        fds.push(v.store.fd);
-      }
-    }
-    if (fds.length === 0) fds.push(this.o.image.fd);
-    this.syncsLeft = fds.length;
-    this.syncError = 0;
-    return fds.length;
-  }
-
-  syncFd(i: number): number {
-    return this.syncFds[i];
-  }
-
-  /** One fdatasync of the group commit finished; true when it was the last, with syncResult the first failure (or 0). */
-  syncDone(result: number): boolean {
-    if (result < 0 && this.syncError === 0) this.syncError = result;
-    return --this.syncsLeft === 0;
-  }
-
-  get syncResult(): number {
-    return this.syncError;
   }
 
   private openFlags(): number {
@@ -580,55 +544,37 @@ export class ExportViews {
   }
 
   private datesChanged(): void {
-    this.datesTimer ??= setTimeout(() => {
-      this.datesTimer = null;
-      void this.saveDates();
-    }, 1000);
-    this.datesTimer.unref();
+    this.dates.changed();
   }
 
-  /** Writes the dates file (also the last-seen times of this run); resolves when it is on disk, never rejects. */
-  saveDates(): Promise<void> {
-    this.savedAt = performance.now();
+  /** The dates of every view (also the last-seen times of this run), for views.json. */
+  private datesNow(): Map<string, ViewDates> {
     const dates = new Map<string, ViewDates>();
     for (const v of this.list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: this.lastSeenOf(v) });
     // Views not opened in this run, and refused ones, stay listed: a file gone missing is noticed at the next start too.
     for (const u of this.files.all()) dates.set(u.name, u.dates);
-    this.datesSaving = this.datesSaving.then(() =>
-      writeViewDates(this.d, dates).catch((e: Error) =>
-        this.o.events.failed('views.json', `cannot save view dates: ${e.message}`),
-      ),
-    );
-    return this.datesSaving;
+    return dates;
   }
 
-  /** fdatasync of every view written since the last group commit (at stop). Throws the first failure. */
-  syncAllNow(): void {
-    for (const v of this.list) {
-      if (v !== null && v.dirty) {
-        fs.fdatasyncSync(v.store.fd);
-        v.dirty = false;
-      }
-    }
+  /** Writes views.json now; resolves when it is on disk, never rejects. */
+  saveDates(): Promise<void> {
+    return this.dates.save();
   }
 
   /** Saves the dates and closes every view. */
   async closeAndSave(): Promise<void> {
     await Promise.all(this.making.values());
-    if (this.datesTimer !== null) clearTimeout(this.datesTimer);
-    this.datesTimer = null;
+    this.dates.close();
     if (this.count > 0) await this.saveDates();
     this.close();
   }
 
   close(): void {
     this.closed = true;
-    clearInterval(this.seenTimer);
+    this.dates.close();
     this.admission.close();
     this.o.budget.open -= this.byKey.size;
     this.sharing.close();
-    if (this.datesTimer !== null) clearTimeout(this.datesTimer);
-    this.datesTimer = null;
     for (const v of this.list) if (v !== null) v.store.close();
     this.list.length = 0;
     this.byKey.clear();
