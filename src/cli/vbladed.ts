@@ -24,7 +24,7 @@ import { describeExport, loadExports, type ExportSource, type LoadedExports } fr
 import { packageVersion } from './version';
 import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
-import { runDaemon } from '../service/daemon';
+import { runDaemon, runDirProblems } from '../service/daemon';
 import { preflightExports } from '../target/preflight';
 import { launch, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
@@ -233,7 +233,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     // Files and interfaces as the worker would meet them, in this network namespace.
     const preflight = preflightExports(loaded.exports, loadAddon());
     for (const w of preflight.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
-    const problems = preflight.problems;
+    // The run and state directories as start checks them.
+    const problems = [...preflight.problems, ...runDirProblems(settings)];
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;

@@ -75,11 +75,17 @@ export function checkTrusted(st: fs.Stats, dir: string, what: string, owners: Re
       dir,
     );
   }
-  if ((st.mode & 0o022) !== 0)
+  if ((st.mode & 0o022) !== 0) {
+    // A sticky directory open to all (/tmp, /var/tmp) is shared on purpose: taking its mode away would break the system.
+    const fix =
+      (st.mode & 0o1002) === 0o1002
+        ? 'it is a directory every user shares (do not change its mode); use a directory of its own, made with install -d -m 750 DIR'
+        : `chmod go-w ${dir}`;
     throw new UnsafePathError(
-      `${what} ${dir} is writable by ${writers(st.mode)} (mode ${modeText(st.mode)}); another user could replace its files: chmod go-w ${dir}`,
+      `${what} ${dir} is writable by ${writers(st.mode)} (mode ${modeText(st.mode)}); another user could replace its files: ${fix}`,
       dir,
     );
+  }
 }
 
 export interface FileRules {

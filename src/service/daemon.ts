@@ -10,6 +10,7 @@
 // answers the requests in flight), then the listeners, then the locks and
 // the pid file.
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { changesNeedingRestart, remoteMetricsWarning, serverConfigOf } from '../config/daemon-settings';
 import type { DaemonSettings } from '../config/keys';
@@ -145,6 +146,30 @@ class LauncherChannel {
 /** Releases what start-up took, the last taken first. */
 function releaseInReverse(held: (() => void)[]): void {
   for (const release of held.splice(0).reverse()) release();
+}
+
+/**
+ * What `vbladed --check` says of the run and state directories: start's
+ * verdict on those that exist (a missing one is made at start, under
+ * parents checked then), nothing made. One message per directory found wrong.
+ */
+export function runDirProblems(settings: DaemonSettings): string[] {
+  const dirs: Array<[string, string, number | undefined]> = [[settings.runDir, 'run directory', undefined]];
+  if (path.dirname(settings.pidFile) !== settings.runDir) dirs.push([path.dirname(settings.pidFile), 'run directory', undefined]);
+  if (settings.stateDir) {
+    const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
+    dirs.push([settings.stateDir, 'state directory', switchTo]);
+  }
+  const problems: string[] = [];
+  for (const [dir, what, switchTo] of dirs) {
+    if (!fs.existsSync(dir)) continue;
+    try {
+      checkPrivateDir(dir, what, { switchTo });
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
+  return problems;
 }
 
 /**

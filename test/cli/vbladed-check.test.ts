@@ -141,3 +141,29 @@ t.test('--check warns of a metrics listener that anyone on the network can reach
   t.equal(acknowledged.code, 0, acknowledged.stderr);
   t.equal(acknowledged.stderr, '', 'metrics-allow-remote = yes: no warning');
 });
+
+t.test(
+  '--check: a state directory every user shares (/tmp) fails as start does, without advice to change its mode',
+  async (t) => {
+    if (!requireRoot(t)) return;
+    const ns = await createNetns(t, 'check-state');
+    const veth = await createVeth(t, ns, ns);
+    const dir = tempDir(t, 'check-state');
+    fs.chmodSync(dir, 0o755);
+    const shared = path.join(dir, 'tmp');
+    fs.mkdirSync(shared);
+    fs.chmodSync(shared, 0o1777); // like /tmp
+    const file = await patternFile(t, 64);
+    const conf = path.join(dir, 'vblade.conf');
+    fs.writeFileSync(conf, `[daemon]\nstate-dir = ${shared}\n\n[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n`);
+    const r = await ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+    t.equal(r.code, 1, 'refused, as start refuses it');
+    t.equal(r.stdout, '', 'no OK');
+    t.match(
+      r.stderr,
+      `vbladed: state directory ${shared} is writable by its group and others (mode 1777); another user could replace its files: ` +
+        'it is a directory every user shares (do not change its mode); use a directory of its own, made with install -d -m 750 DIR\n',
+    );
+    t.notMatch(r.stderr, /chmod/, 'no chmod of a shared directory is suggested');
+  },
+);
