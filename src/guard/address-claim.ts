@@ -58,27 +58,23 @@ export function claimBaseDir(
 
 /**
  * Makes `dir` when it is missing and checks it: a directory (not a link),
- * owned by root, by us or by `owner` (made that user's when given and we are
- * root), writable by nobody else. Throws ConfigError with what to do.
+ * owned by root or by us, writable by nobody else. Throws ConfigError with
+ * what to do.
  */
-function ensurePrivateDir(dir: string, mode: number, owner?: number): void {
+function ensurePrivateDir(dir: string, mode: number): void {
   try {
     fs.mkdirSync(dir, { mode });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
-  let st = fs.lstatSync(dir);
+  const st = fs.lstatSync(dir);
   const euid = process.geteuid?.() ?? 0;
   if (!st.isDirectory()) {
     throw new ConfigError(
       `the address claim directory ${dir} is not a directory (a link?); remove it so that it can be made anew`,
     );
   }
-  if (owner !== undefined && euid === 0 && st.uid === 0) {
-    fs.chownSync(dir, owner, -1);
-    st = fs.lstatSync(dir);
-  }
-  if (st.uid !== 0 && st.uid !== euid && st.uid !== owner) {
+  if (st.uid !== 0 && st.uid !== euid) {
     throw new ConfigError(
       `the address claim directory ${dir} belongs to uid ${st.uid}, who could take or block claims; remove it so that it can be made anew`,
     );
@@ -106,12 +102,6 @@ function readHolderPid(fd: number): number | undefined {
 export class AddressClaims {
   private readonly held = new Map<string, number>();
   private base: string | undefined;
-  /**
-   * The uid a root process switches to after start (`user =`): the
-   * namespace's claim directory is made that user's, so that exports a
-   * reload adds after the switch can still be claimed.
-   */
-  switchTo: number | undefined;
 
   /** `baseDir`: where claims are made (default claimBaseDir(), fixed on first use). */
   constructor(
@@ -135,7 +125,7 @@ export class AddressClaims {
     try {
       ensurePrivateDir(path.dirname(base), 0o755);
       ensurePrivateDir(base, 0o755);
-      ensurePrivateDir(path.join(base, scope), 0o755, this.switchTo);
+      ensurePrivateDir(path.join(base, scope), 0o755);
       const c = fs.constants;
       fd = fs.openSync(path.join(base, `${id}.lock`), c.O_RDWR | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
     } catch (e) {

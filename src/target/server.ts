@@ -156,8 +156,6 @@ export class Server {
     // Views and snapshots are made after the switch to `user =`: their directories are made for that user.
     const user = config.user === undefined ? null : addon.lookupUser(config.user);
     this.views.user = user === null ? undefined : { name: config.user!, ...user };
-    // So are claims of exports a reload adds: the namespace's claim directory is made that user's.
-    if (user !== null) this.claims.switchTo = user.uid;
     // Stores opened before the duplicate check, so that a file that cannot be served says so, whoever else runs.
     const stores = new Map<string, BlockStore>();
     try {

@@ -88,39 +88,6 @@ if (process.geteuid?.() === 0) {
     );
     t.match(JSON.parse(out), { taken: 'unavailable', why: /EACCES/ });
   });
-
-  t.test(
-    "a root process that will switch to its user (user =) makes the claim directory that user's: claims after the switch work",
-    async (t) => {
-      const root = tempDir(t, 'claims-switch');
-      fs.chmodSync(root, 0o755);
-      const base = join(root, 'claims');
-      const before = new AddressClaims(native, base);
-      before.switchTo = 65534;
-      t.same(before.claim('e1.9', 'eth0'), { taken: true }, 'claimed as root at start');
-      const script = `const { AddressClaims } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'guard', 'address-claim.js'))});
-      console.log(JSON.stringify(new AddressClaims({ lockFile: () => true }, process.argv[1]).claim('e1.1', 'eth0')));`;
-      const out = execFileSync(
-        'env',
-        [
-          '-u',
-          'NODE_OPTIONS',
-          'setpriv',
-          '--reuid=nobody',
-          '--regid=nogroup',
-          '--clear-groups',
-          process.execPath,
-          '-e',
-          script,
-          base,
-        ],
-        { encoding: 'utf8' },
-      );
-      t.same(JSON.parse(out), { taken: true }, 'an export added after the switch is claimed');
-      t.equal(fs.statSync(join(base, scope)).uid, 65534, "the namespace's directory is the user's");
-      t.equal(fs.statSync(join(base, scope)).mode & 0o777, 0o755, 'and writable by nobody else');
-    },
-  );
 }
 
 t.test('an export whose claim is unavailable is refused, with what to do', async (t) => {
