@@ -38,10 +38,11 @@ static int capset_raw(struct __user_cap_header_struct *h, struct __user_cap_data
 
 /* What a serving process started as root still uses before it switches:
  * opening files of other owners (DAC_*, FOWNER, LEASE for the read lease on
- * an image), the switch itself (SETUID, SETGID, SETPCAP), the packet sockets
+ * an image), making the views directories the user's (CHOWN), the switch
+ * itself (SETUID, SETGID, SETPCAP), the packet sockets
  * (NET_RAW, NET_ADMIN for SO_SNDBUFFORCE) and locked memory for rings and
  * mapped stores (IPC_LOCK). docs/reliability.md lists the same set. */
-static const unsigned long start_caps[] = {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,  CAP_SETGID, CAP_SETUID,
+static const unsigned long start_caps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,  CAP_SETGID, CAP_SETUID,
                                            CAP_SETPCAP,      CAP_NET_ADMIN,       CAP_NET_RAW, CAP_IPC_LOCK, CAP_LEASE};
 
 static bool is_start_cap(unsigned long cap) {

@@ -64,7 +64,7 @@ function workerPid(line: RegExpExecArray): number {
  * (docs/reliability.md): the bounding set of every thread it has when it
  * switches user is at most these.
  */
-const START_CAPS = [1, 2, 3, 6, 7, 8, 12, 13, 14, 28].reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
+const START_CAPS = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 28].reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
 const NET_RAW = 1n << BigInt(CAP_NET_RAW_BIT);
 
 /** Each thread of a process: its name, no_new_privs and capability sets. */
