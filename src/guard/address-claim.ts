@@ -10,7 +10,9 @@
 // same address, as they do on separate wires. A process that is not root
 // claims under /run/aoe-target-USER when that exists (the shipped units make
 // it for the user vblade, shared by every instance), else under
-// $XDG_RUNTIME_DIR/aoe-target (or /tmp/aoe-target-UID).
+// $XDG_RUNTIME_DIR/aoe-target, or ~/.aoe-target, or /tmp/aoe-target-UID; if
+// another user made that one first, the export is served on the wire probe
+// alone, with a warning (a local user must not keep us from serving).
 // Every directory on the way is ours, owned by root or by us and writable by
 // nobody else, so no other user can take a claim first, hold it, or plant a
 // link or a FIFO in its place; and there is nothing to connect to. The
@@ -23,8 +25,29 @@ import * as path from 'node:path';
 import { ConfigError } from '../api/errors';
 import type { NativeAddon } from '../native/addon';
 
-/** What a claim found: taken (held by us now), held by another process, or not possible here (and why). */
-export type ClaimResult = { taken: true } | { taken: false; holderPid?: number } | { taken: 'unavailable'; why: string };
+/**
+ * What a claim found: taken (held by us now), held by another process, not
+ * possible here (and why), or unchecked: the place for claims belongs to
+ * another user, who must not be able to keep us from serving by making it.
+ */
+export type ClaimResult =
+  | { taken: true }
+  | { taken: false; holderPid?: number }
+  | { taken: 'unavailable'; why: string }
+  | { taken: 'unchecked'; why: string };
+
+/** The claim directory is another user's: said so, and the export is served on the wire probe alone. */
+class ForeignClaimDir extends ConfigError {}
+
+/** Whether `dir` is a directory of `uid`'s that nobody else may write. */
+function ownDirectory(dir: string, uid: number): boolean {
+  try {
+    const st = fs.statSync(dir);
+    return st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
 
 /** Whether `dir` is a directory (not a link to one). */
 function isDirectory(dir: string): boolean {
@@ -51,6 +74,8 @@ export function claimBaseDir(
   const shared = `/run/aoe-target-${user}`;
   if (exists(shared)) return path.join(shared, 'claims');
   const runtime = env.XDG_RUNTIME_DIR;
+  if (!(runtime && path.isAbsolute(runtime)) && env.HOME && path.isAbsolute(env.HOME) && ownDirectory(env.HOME, euid))
+    return path.join(env.HOME, '.aoe-target', 'claims'); // private to the user, unlike a shared temp dir
   const base =
     runtime && path.isAbsolute(runtime) ? path.join(runtime, 'aoe-target') : path.join(os.tmpdir(), `aoe-target-${euid}`);
   return path.join(base, 'claims');
@@ -75,7 +100,7 @@ function ensurePrivateDir(dir: string, mode: number): void {
     );
   }
   if (st.uid !== 0 && st.uid !== euid) {
-    throw new ConfigError(
+    throw new ForeignClaimDir(
       `the address claim directory ${dir} belongs to uid ${st.uid}, who could take or block claims; remove it so that it can be made anew`,
     );
   }
@@ -133,6 +158,7 @@ export class AddressClaims {
       // Switched to an unprivileged user after start: the host's claims are root's.
       if (code === 'EACCES' || code === 'EPERM') return { taken: 'unavailable', why: (e as Error).message };
       if (code === 'ELOOP') throw new ConfigError(`the address claim file ${base}/${id}.lock is a symbolic link; remove it`);
+      if (e instanceof ForeignClaimDir && (process.geteuid?.() ?? 0) !== 0) return { taken: 'unchecked', why: e.message };
       throw e;
     }
     try {

@@ -59,6 +59,15 @@ export async function findDuplicates(exports: readonly ExportConfig[], o: Duplic
           refused.set(key, `another aoe-target process on this host already serves ${key} on ${name}${pid}; ${DUPLICATE_ADVICE}`);
         continue;
       }
+      if (claim.taken === 'unchecked') {
+        o.log.warn(
+          { export: key, interface: name },
+          `cannot claim ${key} on ${name} on this host (${claim.why}); served without the claim: another process of ours ` +
+            'serving it here would not be noticed (set XDG_RUNTIME_DIR, or use the shipped units)',
+        );
+        byInterface.set(name, [...(byInterface.get(name) ?? []), c]);
+        continue;
+      }
       if (claim.taken === 'unavailable') {
         // Without the claim another process here could serve it unseen: two writers. Not served until a restart claims it.
         if (!refused.has(key))
