@@ -131,3 +131,30 @@ t.test('a snapshot whose NAME.json date is out of range does not break ctl snaps
   }
   t.equal(names, 'damaged good', 'ctl snapshots lists both snapshots');
 });
+
+t.test('a view name holding a directory, dropped: new machines still get views', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { config, dir } = await lab(t);
+  let r = await start(t, config);
+  t.ok(await write(new Initiator(r.net, IFACE, MAC_A), 5, 0xa1), 'a machine writes its view');
+  await r.server.stop();
+  const B = '02:00:00:00:0a:02';
+  fs.mkdirSync(join(dir, '020000000a02.img')); // left by a restore from a backup, say
+  r = await start(t, config);
+  t.match(
+    r.server.listViews(KEY).find((v) => v.mac === B)?.refused,
+    /is a directory/,
+    'ctl views shows the directory refused as a view',
+  );
+  let dropError = '';
+  await r.server.dropView(KEY, B).catch((e: Error) => (dropError = e.message));
+  t.match(dropError, /could not be removed.*remove it yourself/, `view-drop says the name could not be removed: ${dropError}`);
+  t.match(
+    r.server.listViews(KEY).find((v) => v.mac === B)?.refused,
+    /is a directory/,
+    'and ctl views still shows it refused, as it still is',
+  );
+  t.notOk(await write(new Initiator(r.net, IFACE, B), 1, 0xb2), 'its machine gets an error reply: no view over a directory');
+  const fresh = new Initiator(r.net, IFACE, '02:00:00:00:0a:03');
+  t.ok(await write(fresh, 1, 0xc3), 'a new machine gets a view and writes, whatever the refused name holds');
+});
