@@ -81,3 +81,48 @@ t.test('max-views still bounds an export after a restart: views of the earlier r
     await r.server.stop();
   }
 });
+
+t.test('a machine whose view exists, starved of a descriptor by forged views of another export, is told why', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const mnt = await loopFs(t, 'xfs-reflink');
+  const lab = exportOf(await patternFile(t, SECTORS, { dir: mnt, name: 'golden.img' }), {
+    views: 'per-initiator',
+    viewsDir: join(mnt, 'views'),
+    macMask: ['02:00:00:00:0a:0a'],
+  });
+  const open = exportOf(await patternFile(t, SECTORS, { dir: mnt, name: 'other.img' }), {
+    slot: 3,
+    views: 'per-initiator',
+    viewsDir: join(mnt, 'views'),
+  });
+  const net0 = new FakeNetwork();
+  net0.addInterface(IFACE);
+  const opts = { linkCheckMs: 60_000, duplicateProbeMs: 0, maxViews: 4 };
+  let server = await Server.start({ exports: [lab, open] }, pino({ level: 'silent' }), {}, { ...opts, addon: net0.addon });
+  t.ok(await write(new Initiator(net0, IFACE, '02:00:00:00:0a:0a'), 1, 0xaa), 'the lab machine writes its view');
+  await server.stop();
+
+  const net = new FakeNetwork();
+  net.addInterface(IFACE);
+  const log: { msg: string }[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => void log.push(JSON.parse(s) as { msg: string }) });
+  server = await Server.start({ exports: [lab, open] }, logger, {}, { ...opts, addon: net.addon });
+  t.teardown(() => server.stop());
+  let made = 0;
+  for (let i = 0; i < 6; i++) {
+    const f = new Initiator(net, IFACE, forged(i));
+    if (!(await withRetransmits(f, () => f.write(1, Buffer.alloc(512, i), 1, 3))).ata.failed) made++;
+  }
+  t.equal(made, 4, 'forged machines on the other export took the process bound of four views');
+  const a = new Initiator(net, IFACE, '02:00:00:00:0a:0a');
+  const r = await withRetransmits(a, () => a.read(1, 1, 1, 2));
+  t.ok(r.ata.failed, 'the lab machine, whose view exists, gets an error reply (the bound is the process’s)');
+  const s = server.stats().exports.find((e) => e.key === 'e1.2')!;
+  t.ok((s.views?.refused['open-files'] ?? 0) >= 1, `its export counts the refusal: ${JSON.stringify(s.views?.refused)}`);
+  t.ok(
+    log.some(
+      (l) => /02:00:00:00:0a:0a|e1\.2/.test(JSON.stringify(l)) && /open-file|LimitNOFILE|open in this process/.test(l.msg),
+    ),
+    'and the log says why its machine is refused',
+  );
+});
