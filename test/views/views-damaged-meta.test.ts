@@ -2,7 +2,9 @@
 // views.json and snapshots/NAME.json are the daemon's own files, but a disk
 // error, a crash of an editor or a restore from a backup can leave anything
 // in them. Whatever they hold, the export serves, its views are found, and
-// `vblade ctl views` and `vblade ctl snapshots` list what there is.
+// `vblade ctl views` and `vblade ctl snapshots` list what there is; a
+// damaged name in the views directory or a damaged snapshots/ costs that
+// name or that export, never the other machines or the other exports.
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,7 +15,7 @@ import type { TestLike } from '../../lab/common';
 import type { ExportConfig } from '../../src/config/export-config';
 import { Server } from '../../src/target/server';
 import { FakeNetwork } from '../helpers/fake-addon';
-import { patternFile } from '../helpers/files';
+import { patternFile, patternSectors, tempDir } from '../helpers/files';
 import { exportOf, IFACE, Initiator } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { withRetransmits } from '../helpers/retransmit';
@@ -157,4 +159,47 @@ t.test('a view name holding a directory, dropped: new machines still get views',
   t.notOk(await write(new Initiator(r.net, IFACE, B), 1, 0xb2), 'its machine gets an error reply: no view over a directory');
   const fresh = new Initiator(r.net, IFACE, '02:00:00:00:0a:03');
   t.ok(await write(fresh, 1, 0xc3), 'a new machine gets a view and writes, whatever the refused name holds');
+});
+
+t.test('a damaged snapshots/ does not stop the other exports at a restart', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { config, dir } = await lab(t);
+  const plain = exportOf(await patternFile(t, SECTORS, { dir: tempDir(t, 'plain') }), { slot: 3 });
+  const elsewhere = join(dir, '..', '..', 'elsewhere');
+  fs.mkdirSync(elsewhere);
+  const damage: [string, () => void][] = [
+    ['a symbolic link', () => fs.symlinkSync(elsewhere, join(dir, 'snapshots'))],
+    ['a regular file', () => fs.writeFileSync(join(dir, 'snapshots'), 'x')],
+    ['a directory of mode 0777', () => fs.chmodSync(join(dir, 'snapshots'), 0o777)],
+  ];
+  const net = new FakeNetwork();
+  net.addInterface(IFACE);
+  const opts = { linkCheckMs: 60_000, duplicateProbeMs: 0, addon: net.addon };
+  const first = await Server.start({ exports: [config, plain] }, pino({ level: 'silent' }), {}, opts);
+  t.ok(await write(new Initiator(net, IFACE, MAC_A), 5, 0xa1), 'a machine writes its view');
+  await first.snapshot(KEY, 'before', MAC_A);
+  await first.stop();
+  const snaps = join(dir, 'snapshots');
+  for (const [what, plant] of damage) {
+    if (what !== 'a directory of mode 0777') fs.renameSync(snaps, join(dir, '..', 'kept-snapshots'));
+    plant();
+    let server: Server | undefined;
+    let error = '';
+    try {
+      server = await Server.start({ exports: [config, plain] }, pino({ level: 'silent' }), {}, opts);
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    t.equal(error, '', `snapshots/ ${what}: the daemon starts`);
+    if (server !== undefined) {
+      const i = new Initiator(net, IFACE, MAC_A);
+      const r = await withRetransmits(i, () => i.read(0, 1, 1, 3));
+      t.same(Buffer.from(r.ata.data.subarray(0, 512)), patternSectors(0), `snapshots/ ${what}: the other export serves`);
+      await server.stop();
+    }
+    if (what !== 'a directory of mode 0777') {
+      fs.rmSync(snaps);
+      fs.renameSync(join(dir, '..', 'kept-snapshots'), snaps);
+    }
+  }
 });
