@@ -3,7 +3,9 @@
 // max-views allows, waits for the daemon to restart (an upgrade, a reboot, a
 // crash), and floods again. The views of the earlier run are still files on
 // disk, so the export's bound must count them whether or not they were
-// opened in this run.
+// opened in this run. A machine whose view exists and is refused a
+// descriptor is told why, and a reservation keeps forged machines from
+// using up max-views while they can neither read nor write.
 
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -125,4 +127,25 @@ t.test('a machine whose view exists, starved of a descriptor by forged views of 
     ),
     'and the log says why its machine is refused',
   );
+});
+
+t.test('IDENTIFY from machines a reservation refuses makes no views for them', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const mnt = await loopFs(t, 'xfs-reflink');
+  const image = await patternFile(t, SECTORS, { dir: mnt, name: 'golden.img' });
+  const config = exportOf(image, { views: 'per-initiator', viewsDir: join(mnt, 'views'), maxViews: 4 });
+  const r = await start(t, config);
+  const holder = new Initiator(r.net, IFACE, '02:00:00:00:0a:0a');
+  t.ok(await write(holder, 1, 0xaa), 'the holder has its view');
+  t.notOk((await holder.reply(holder.reserve(['02:00:00:00:0a:0a']))).header.error, 'and reserves the export');
+  for (let i = 0; i < 6; i++) {
+    const f = new Initiator(r.net, IFACE, forged(i));
+    await f.ataReply(f.identify()).catch(() => undefined);
+    const w = await f.reply(f.write(1, Buffer.alloc(512, i)));
+    t.equal(w.header.errorCode, 6, `forged machine ${i}: its write is refused (target reserved)`);
+  }
+  t.same(viewFiles(mnt), ['020000000a0a.img'], 'no view was made for a machine that may not read or write');
+  t.notOk((await holder.reply(holder.reserve([]))).header.error, 'the holder releases the reservation');
+  const next = new Initiator(r.net, IFACE, '02:00:00:00:0a:0b');
+  t.ok(await write(next, 1, 0xbb), 'the next lab machine gets a view: the forged ones did not use up max-views');
 });
