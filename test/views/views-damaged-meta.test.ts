@@ -240,3 +240,17 @@ t.test('a reload while ctl view-reset all runs: the reset says what happened, no
   await r.server.stop();
   t.same(descriptorsUnder(dir), [], 'after the stop no descriptor of the views directory is open');
 });
+
+t.test('the last view dropped just before a stop is not refused as missing at the next start', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { config } = await lab(t);
+  let r = await start(t, config);
+  t.ok(await write(new Initiator(r.net, IFACE, MAC_A), 5, 0xa1), 'a machine writes its view');
+  await r.server.stop();
+  r = await start(t, config); // views.json lists the view now
+  t.equal(await r.server.dropView(KEY, MAC_A), MAC_A, 'the operator drops it');
+  await r.server.stop(); // within the second views.json is saved in
+  r = await start(t, config);
+  t.same(r.server.listViews(KEY), [], 'ctl views lists no view');
+  t.ok(await write(new Initiator(r.net, IFACE, MAC_A), 5, 0xa2), 'its machine gets a new view and writes');
+});
