@@ -291,6 +291,7 @@ class Daemon {
       if (!this.stopping) this.reload().catch(() => undefined);
     });
     process.on('uncaughtException', (e) => {
+      if (this.supervisor.workerChannelError(e)) return;
       this.log.fatal({ err: e }, `supervisor error: ${e.message}`);
       void this.shutdown('supervisor error');
     });

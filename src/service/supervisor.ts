@@ -477,6 +477,26 @@ export class Supervisor extends EventEmitter {
     }
   }
 
+  /**
+   * Bytes on the worker's IPC channel that are not a message make Node's
+   * channel reader throw in this process, where nothing can catch it but the
+   * process's uncaughtException handler. Returns true (after killing the
+   * worker, which is then restarted as after a crash) when `e` is such an
+   * error: the worker is untrusted, and its garbage must not stop vbladed.
+   */
+  workerChannelError(e: unknown): boolean {
+    const stack = e instanceof Error ? (e.stack ?? '') : '';
+    if (!/\bparseChannelMessages\b|\bchannel\.onread\b/.test(stack)) return false;
+    const c = this.child;
+    this.lastFatal = 'it wrote bytes that are not a message on its IPC channel';
+    this.opts.log.error(
+      { workerPid: c?.pid, err: escapeForTerminal((e as Error).message) },
+      `worker ${c?.pid ?? '?'} wrote bytes that are not a message on its IPC channel; killing it`,
+    );
+    if (c?.pid !== undefined && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    return true;
+  }
+
   /** Kills the worker at once (SIGKILL), for an exit that cannot wait. */
   kill(): void {
     const c = this.child;

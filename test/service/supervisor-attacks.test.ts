@@ -60,4 +60,10 @@ t.test('a worker that writes garbage on its IPC channel does not stop the superv
     .map((l) => (JSON.parse(l) as { msg: string }).msg);
   t.same(stops, [], 'the supervisor logged no error of its own and did not stop');
   t.equal(child.exitCode, null, 'vbladed is still running 4 s later');
+  t.match(
+    stderr,
+    /"msg":"worker [0-9]+ wrote bytes that are not a message on its IPC channel; killing it"/,
+    'the worker is killed, saying why',
+  );
+  t.match(stderr, /"msg":"worker [0-9]+ was killed by SIGKILL[^"]*restarting/, 'and restarted, as after a crash');
 });
