@@ -391,12 +391,28 @@ async function answer(
   return dispatch(target, req);
 }
 
+/** A connection idle this long (no request being answered) is closed: a held slot must not lock others out. */
+const IDLE_MS = 10_000;
+
+/** What the server knows of one connection: who it is, whether a request is being answered, when it last did something. */
+interface Connection {
+  peer: PeerCredentials | undefined;
+  inFlight: number;
+  lastActive: number;
+}
+
+function whoText(peer: PeerCredentials | undefined): string {
+  return peer === undefined ? 'an unknown peer' : `uid ${peer.uid} (pid ${peer.pid})`;
+}
+
 /**
  * One connection: request lines in, replies out in order. At most
- * MAX_IN_FLIGHT requests are answered at once (reading pauses meanwhile);
- * a line over MAX_LINE ends the connection.
+ * MAX_IN_FLIGHT requests are answered and not yet delivered at once
+ * (reading pauses meanwhile, so a client that never reads its replies holds
+ * no more than that); a line over MAX_LINE ends the connection.
  */
-function serveConnection(sock: net.Socket, target: ControlTarget, log: Logger, peer: PeerCredentials | undefined): void {
+function serveConnection(sock: net.Socket, target: ControlTarget, log: Logger, conn: Connection): void {
+  const peer = conn.peer;
   let buf = '';
   let inFlight = 0;
   let chain = Promise.resolve();
@@ -408,9 +424,19 @@ function serveConnection(sock: net.Socket, target: ControlTarget, log: Logger, p
       buf = buf.slice(nl + 1);
       if (line === '') continue;
       inFlight++;
+      conn.inFlight = inFlight;
       chain = chain.then(async () => {
-        if (!sock.destroyed) sock.write(JSON.stringify(await answer(line, target, log, peer)) + '\n');
+        const reply = JSON.stringify(await answer(line, target, log, peer)) + '\n';
+        // Counted until the client has taken it: written into the kernel's buffer, not queued here.
+        if (!sock.destroyed && !sock.write(reply)) {
+          await new Promise<void>((resolve) => {
+            sock.once('drain', resolve);
+            sock.once('close', resolve);
+          });
+        }
         inFlight--;
+        conn.inFlight = inFlight;
+        conn.lastActive = Date.now();
         drain();
       });
     }
@@ -429,16 +455,34 @@ function serveConnection(sock: net.Socket, target: ControlTarget, log: Logger, p
   };
   sock.on('data', (chunk) => {
     if (closing) return;
+    conn.lastActive = Date.now();
     buf += chunk.toString('utf8');
     drain();
   });
+  sock.setTimeout(IDLE_MS, () => {
+    if (inFlight === 0) sock.destroy();
+  });
+}
+
+/** With every slot taken, closes the connection idle longest (none of its requests being answered); false when all are busy. */
+function closeIdlest(sockets: Map<net.Socket, Connection>, log: Logger, newcomer: PeerCredentials | undefined): boolean {
+  let idlest: [net.Socket, Connection] | undefined;
+  for (const entry of sockets)
+    if (entry[1].inFlight === 0 && (!idlest || entry[1].lastActive < idlest[1].lastActive)) idlest = entry;
+  if (!idlest) return false;
+  log.warn(
+    `control socket: all ${MAX_CONNECTIONS} connections in use; closed an idle one of ${whoText(idlest[1].peer)} for ${whoText(newcomer)}`,
+  );
+  sockets.delete(idlest[0]);
+  idlest[0].destroy();
+  return true;
 }
 
 export class ControlServer {
   private constructor(
     private readonly server: net.Server,
     readonly socketPath: string,
-    private readonly sockets: Set<net.Socket>,
+    private readonly sockets: Map<net.Socket, Connection>,
   ) {}
 
   /** Listens; replaces a stale socket file; refuses when another process answers on it. */
@@ -456,10 +500,15 @@ export class ControlServer {
       if (gid === undefined)
         throw new Error(`control-group "${opts.group}" does not exist; create it (groupadd ${opts.group}) or set another group`);
     }
-    const sockets = new Set<net.Socket>();
+    const sockets = new Map<net.Socket, Connection>();
     const server = net.createServer((sock) => {
       sock.on('error', () => undefined);
-      if (sockets.size >= MAX_CONNECTIONS) {
+      const conn: Connection = { peer: (opts.peerOf ?? socketPeer)(sock), inFlight: 0, lastActive: Date.now() };
+      if (sockets.size >= MAX_CONNECTIONS && !closeIdlest(sockets, opts.log, conn.peer)) {
+        const holders = [...new Set([...sockets.values()].map((c) => whoText(c.peer)))].join(', ');
+        opts.log.warn(
+          `control socket: all ${MAX_CONNECTIONS} connections busy (held by ${holders}); refused ${whoText(conn.peer)}`,
+        );
         sock.end(
           JSON.stringify({
             ok: false,
@@ -469,9 +518,9 @@ export class ControlServer {
         setTimeout(() => sock.destroy(), 1000).unref();
         return;
       }
-      sockets.add(sock);
+      sockets.set(sock, conn);
       sock.on('close', () => sockets.delete(sock));
-      serveConnection(sock, target, opts.log, (opts.peerOf ?? socketPeer)(sock));
+      serveConnection(sock, target, opts.log, conn);
     });
     // The socket is created by bind() with the umask applied: make it 0660 from the start.
     const oldMask = process.umask(0o117);
@@ -499,7 +548,7 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     fs.rmSync(this.socketPath, { force: true });
   }
