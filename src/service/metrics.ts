@@ -255,6 +255,16 @@ export const METRICS_LIMITS = {
   checkIntervalMs: 1000,
   /** A rendered page is served again for this long: at most one stats request to the worker per interval. */
   pageCacheMs: 1000,
+  /**
+   * Requests of one connection answered but not yet taken by the client
+   * (pipelined by one that does not read): beyond 4 of them, or 1 MiB of
+   * answers waiting in the socket, the connection is closed, since each
+   * would hold a whole page in memory. A scraper sends one at a time.
+   */
+  maxPipelined: 4,
+  maxUnsentBytes: 1 << 20,
+  /** Bytes a connection may send before its requests are answered (a GET is a few hundred): more is a flood, closed before it is parsed. */
+  maxUnansweredBytes: 16 * 1024,
 };
 
 export interface MetricsSource {
@@ -392,9 +402,33 @@ export class MetricsServer {
     });
     const m = new MetricsServer(server, source);
     const guard = new ConnectionGuard(L.maxConnections, L.headersTimeoutMs);
-    server.on('connection', (socket: net.Socket) => guard.add(socket));
+    const received = new WeakMap<net.Socket, number>();
+    server.on('connection', (socket: net.Socket) => {
+      guard.add(socket);
+      // Ahead of the HTTP parser, which is handed this same chunk next: a flood of pipelined requests is
+      // blanked (the parser stops at its first byte instead of making thousands of requests) and the connection closed.
+      socket.prependListener('data', (chunk: Buffer) => {
+        const n = (received.get(socket) ?? 0) + chunk.length;
+        received.set(socket, n);
+        if (n > L.maxUnansweredBytes) {
+          chunk.fill(0);
+          socket.destroy();
+        }
+      });
+    });
+    const unsent = new WeakMap<net.Socket, number>();
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       const socket = req.socket;
+      const queued = (unsent.get(socket) ?? 0) + 1;
+      if (queued > L.maxPipelined || socket.writableLength > L.maxUnsentBytes) {
+        socket.destroy();
+        return;
+      }
+      unsent.set(socket, queued);
+      res.once('finish', () => {
+        unsent.set(socket, (unsent.get(socket) ?? 1) - 1);
+        received.set(socket, 0);
+      });
       guard.answering(socket);
       res.once('close', () => guard.wait(socket));
       m.serve(req, res);
