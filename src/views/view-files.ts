@@ -51,7 +51,8 @@ export class ViewFiles {
     }
     for (const name of names) {
       const st = this.d.lstat(`${name}.img`);
-      const d = dates.get(name) ?? { created: st?.birthtimeMs || Date.now(), lastSeen: 0 };
+      const d = dates.get(name) ?? { created: 0, lastSeen: 0 };
+      if (d.created === 0) d.created = st?.birthtimeMs || Date.now();
       const why = this.problemOf(name, st);
       if (why === null) this.unopened.set(parseInt(name, 16), { name, dates: d });
       else this.refuse(parseInt(name, 16), { name, dates: d }, why);

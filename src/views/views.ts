@@ -103,6 +103,8 @@ export class ExportViews {
   pendingIsNew = false;
   /** Views being made, by MAC key: the promise settles when it is there (or failed). */
   private readonly making = new Map<number, Promise<void>>();
+  /** Of `making`, the views made new (not views of an earlier run being opened). */
+  private makingNew = 0;
   /** Whether a new initiator may have a view now; refusals counted, no memory per machine. */
   readonly admission: ViewAdmission;
   private closed = false;
@@ -227,12 +229,15 @@ export class ExportViews {
     if (this.o.readOnly) return this.o.image;
     this.pendingIsNew = true;
     if (this.making.has(key)) return STORE_PENDING;
-    if (this.admission.refuses(this.byKey.size + this.making.size, now)) return null;
+    // Views of an earlier run not opened yet (and refused names) are files on disk too: they count.
+    if (this.admission.refuses(this.count + this.makingNew, now)) return null;
     this.o.budget.pending++;
+    this.makingNew++;
     this.making.set(
       key,
       this.make(key, viewName(key)).finally(() => {
         this.making.delete(key);
+        this.makingNew--;
         this.o.budget.pending--;
       }),
     );
@@ -564,8 +569,10 @@ export class ExportViews {
   /** Saves the dates and closes every view. */
   async closeAndSave(): Promise<void> {
     await Promise.all(this.making.values());
+    // A change not saved yet is saved even when no view is left (the last one dropped must not come back as missing).
+    const pending = this.dates.pending;
     this.dates.close();
-    if (this.count > 0) await this.saveDates();
+    if (this.count > 0 || pending) await this.saveDates();
     this.close();
   }
 
