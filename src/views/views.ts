@@ -61,6 +61,14 @@ export function nameOfMac(mac: string): string | undefined {
   return /^[0-9a-f]{12}$/.test(hex) ? hex : undefined;
 }
 
+/** An error's message without the /proc/self/fd/N/... path the system call was given (the message names the real path). */
+function errorText(e: Error): string {
+  return e.message.replace(/, \w+ '\/proc\/self\/fd\/[^']*'.*$/, '');
+}
+
+/** The clone was made but cannot take the view's name: something else is there. */
+class NameTaken extends Error {}
+
 /** A clone a crash left before its rename (cloneTo, by pid or random suffix): never a view, only space taken. */
 const STALE_CLONE = /^\.[0-9a-f]{12}\.img\.([0-9]+|[0-9a-f]{16})\.tmp$/;
 
@@ -215,7 +223,7 @@ export class ExportViews {
       this.pendingIsNew = false;
       if (this.making.has(key)) return STORE_PENDING;
       // A view that exists is served whatever max-views says now; its descriptor counts against the process's bound.
-      if (this.o.budget.used >= this.o.budget.limit) return null;
+      if (this.o.budget.used >= this.o.budget.limit) return this.admission.refuseOpening();
       this.o.budget.pending++;
       this.making.set(
         key,
@@ -315,15 +323,31 @@ export class ExportViews {
     const tmp = this.d.createTemp(`${name}.img`, 0o600, this.openFlags());
     try {
       await this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp.fd);
-      this.d.rename(tmp.name, `${name}.img`);
+      if (this.closed) throw this.gone();
+      try {
+        this.d.rename(tmp.name, `${name}.img`);
+      } catch (e) {
+        throw new NameTaken(`${this.d.pathOf(`${name}.img`)} cannot be replaced (${errorText(e as Error)})`, { cause: e });
+      }
       // The name must be durable before a write to it is acknowledged as durable.
       await new Promise<void>((resolve, reject) => fs.fsync(this.d.fd, (err) => (err ? reject(err) : resolve())));
     } catch (e) {
       fs.closeSync(tmp.fd);
-      this.d.unlink(tmp.name);
+      if (!this.closed) this.d.unlink(tmp.name); // else its directory is closed: a stale clone, removed at the next start
       throw e;
     }
+    if (this.closed) {
+      fs.closeSync(tmp.fd);
+      throw this.gone();
+    }
     return tmp.fd;
+  }
+
+  /** What an operation of these views says when the export was reloaded or stopped under it. */
+  private gone(): Error {
+    return new Error(
+      `the views of ${this.d.path} were closed meanwhile (the export was reloaded or stopped); run the command again`,
+    );
   }
 
   private async make(key: number, name: string): Promise<void> {
@@ -334,7 +358,9 @@ export class ExportViews {
     try {
       fd = await this.cloneTo(name);
     } catch (e) {
-      this.admission.failed(`cannot make the view ${file}: ${(e as Error).message}`, performance.now());
+      // What is at its name (a directory, say) costs that machine alone; a failure of the file system, every new one for a while.
+      if (e instanceof NameTaken) this.files.refuse(key, { name, dates: { created: Date.now(), lastSeen: 0 } }, e.message);
+      else this.admission.failed(`cannot make the view ${file}: ${errorText(e as Error)}`, performance.now());
       return;
     }
     if (this.closed) {
@@ -462,6 +488,7 @@ export class ExportViews {
    * paused the export: no request of it is in flight.
    */
   async reset(mac: string): Promise<string> {
+    if (this.closed) throw this.gone();
     const name = this.nameOf(mac);
     const key = parseInt(name, 16);
     const epoch = this.sharing.cloneEpoch();
@@ -498,7 +525,13 @@ export class ExportViews {
   async resetAll(): Promise<string[]> {
     const out: string[] = [];
     const names = [...this.list.filter((x): x is View => x !== null).map((v) => v.name), ...this.files.all().map((u) => u.name)];
-    for (const name of names) out.push(await this.reset(name));
+    for (const name of names) {
+      try {
+        out.push(await this.reset(name));
+      } catch (e) {
+        throw new Error(`${out.length} of ${names.length} views were reset, then: ${(e as Error).message}`, { cause: e });
+      }
+    }
     return out;
   }
 
@@ -506,6 +539,7 @@ export class ExportViews {
   drop(mac: string): string {
     const name = this.nameOf(mac);
     const key = parseInt(name, 16);
+    const file = this.d.pathOf(`${name}.img`);
     const v = this.byKey.get(key);
     if (v !== undefined) {
       v.store.close();
@@ -513,17 +547,25 @@ export class ExportViews {
       this.byKey.delete(key);
       this.o.budget.open--;
     }
-    this.files.take(key);
     try {
       this.d.unlink(`${name}.img`);
     } catch (e) {
+      // Still there: it stays listed, refused (a new view must not be made over it), until it is removed.
+      const why = errorText(e as Error);
+      const known = this.files.refusals.get(key);
+      if (known === undefined) {
+        const u = this.files.take(key) ?? { name, dates: v?.dates ?? { created: Date.now(), lastSeen: 0 } };
+        this.files.refuse(key, u, `view-drop could not remove ${file} (${why})`);
+      }
       throw new Error(
-        `the view of ${macOfName(name)} is dropped, but ${this.d.pathOf(`${name}.img`)} could not be removed (${(e as Error).message}); remove it yourself`,
-        { cause: e },
+        `the view of ${macOfName(name)} is not dropped: ${file} could not be removed (${why}); remove it yourself`,
+        {
+          cause: e,
+        },
       );
-    } finally {
-      this.datesChanged();
     }
+    this.files.take(key);
+    this.datesChanged();
     this.d.sync();
     return macOfName(name);
   }
