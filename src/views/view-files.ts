@@ -77,6 +77,12 @@ export class ViewFiles {
     this.events.refused(v.name, why);
   }
 
+  /** A view whose name could not be removed: refused (with `why`, unless it was refused already), never made anew over it. */
+  keepRefused(key: number, name: string, dates: ViewDates | undefined, why: string): void {
+    if (this.refusals.has(key)) return;
+    this.refuse(key, this.unopened.get(key) ?? { name, dates: dates ?? { created: Date.now(), lastSeen: 0 } }, why);
+  }
+
   /** Opens view `v` with `flags` and checks it; refuses it (and returns undefined) when it is not what it must be. */
   open(key: number, v: ViewEntry, flags: number): number | undefined {
     this.unopened.delete(key);

@@ -30,7 +30,7 @@ import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission'
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
 import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
-import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
+import { View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
 import { ViewFiles, type ViewEntry } from './view-files';
 import { ViewDatesFile, type ViewDates } from './view-meta';
 import { ViewSyncs } from './view-syncs';
@@ -64,6 +64,11 @@ export function nameOfMac(mac: string): string | undefined {
 /** An error's message without the /proc/self/fd/N/... path the system call was given (the message names the real path). */
 function errorText(e: Error): string {
   return e.message.replace(/, \w+ '\/proc\/self\/fd\/[^']*'.*$/, '');
+}
+
+/** What an operation on views says when the export was reloaded or stopped under it. */
+function gone(dir: string): Error {
+  return new Error(`the views of ${dir} were closed meanwhile (the export was reloaded or stopped); run the command again`);
 }
 
 /** The clone was made but cannot take the view's name: something else is there. */
@@ -286,26 +291,7 @@ export class ExportViews {
   }
 
   private storeOf(fd: number, file: string): ViewStore {
-    const image = this.o.image;
-    return {
-      kind: 'file',
-      fd,
-      byteOffset: image.byteOffset,
-      // The export's size, which is the image's: a view is a whole clone of it.
-      get sectors() {
-        return image.sectors;
-      },
-      set sectors(_n: number) {
-        // Resizing is the image's business.
-      },
-      direct: this.o.direct,
-      inlineIo: image.inlineIo,
-      description: file,
-      viewIndex: -1,
-      close() {
-        fs.closeSync(fd);
-      },
-    };
+    return viewStore(this.o.image, fd, file, this.o.direct);
   }
 
   private add(v: View, key: number): void {
@@ -323,7 +309,7 @@ export class ExportViews {
     const tmp = this.d.createTemp(`${name}.img`, 0o600, this.openFlags());
     try {
       await this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp.fd);
-      if (this.closed) throw this.gone();
+      if (this.closed) throw gone(this.d.path);
       try {
         this.d.rename(tmp.name, `${name}.img`);
       } catch (e) {
@@ -338,16 +324,9 @@ export class ExportViews {
     }
     if (this.closed) {
       fs.closeSync(tmp.fd);
-      throw this.gone();
+      throw gone(this.d.path);
     }
     return tmp.fd;
-  }
-
-  /** What an operation of these views says when the export was reloaded or stopped under it. */
-  private gone(): Error {
-    return new Error(
-      `the views of ${this.d.path} were closed meanwhile (the export was reloaded or stopped); run the command again`,
-    );
   }
 
   private async make(key: number, name: string): Promise<void> {
@@ -488,7 +467,7 @@ export class ExportViews {
    * paused the export: no request of it is in flight.
    */
   async reset(mac: string): Promise<string> {
-    if (this.closed) throw this.gone();
+    if (this.closed) throw gone(this.d.path);
     const name = this.nameOf(mac);
     const key = parseInt(name, 16);
     const epoch = this.sharing.cloneEpoch();
@@ -552,11 +531,7 @@ export class ExportViews {
     } catch (e) {
       // Still there: it stays listed, refused (a new view must not be made over it), until it is removed.
       const why = errorText(e as Error);
-      const known = this.files.refusals.get(key);
-      if (known === undefined) {
-        const u = this.files.take(key) ?? { name, dates: v?.dates ?? { created: Date.now(), lastSeen: 0 } };
-        this.files.refuse(key, u, `view-drop could not remove ${file} (${why})`);
-      }
+      this.files.keepRefused(key, name, v?.dates, `view-drop could not remove ${file} (${why})`);
       throw new Error(
         `the view of ${macOfName(name)} is not dropped: ${file} could not be removed (${why}); remove it yourself`,
         {
