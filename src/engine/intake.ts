@@ -124,7 +124,12 @@ export class Intake {
         e.counters[ExportCounter.Other]++;
         // IDENTIFY, which initiators send before their first read: a new initiator's view is made now, so
         // that its reads find it (dropped reads cost the Linux driver its first retransmit timeout, ~15 s).
-        if (e.stores.storeFor(ring, off + OFF_SRC, ctx.clock) === STORE_PENDING) ctx.eventsCalled = true;
+        // A machine the reservation refuses may neither read nor write: no view (no file, no share of max-views) for it.
+        if (
+          (e.state.reserve.count === 0 || e.state.reserve.has(ring, off + OFF_SRC)) &&
+          e.stores.storeFor(ring, off + OFF_SRC, ctx.clock) === STORE_PENDING
+        )
+          ctx.eventsCalled = true;
         link.queue(tx, link.ctx.replyLen);
         return false;
       case Outcome.AtaAoeError:

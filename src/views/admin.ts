@@ -97,8 +97,11 @@ export class ViewsAdmin {
   openViews(c: ExportConfig, image: BlockStore): ExportViews {
     const key = exportKey(c);
     const log = this.o.log;
+    const dirs = ExportDirs.open(c, this.user);
+    if (dirs.snapshotsProblem !== null)
+      log.error({ export: key }, `the snapshots of ${key} are refused (its views serve): ${dirs.snapshotsProblem}`);
     return ExportViews.open({
-      dirs: ExportDirs.open(c, this.user),
+      dirs,
       owners: this.viewOwners(),
       image,
       direct: c.direct,

@@ -90,6 +90,12 @@ export class ViewAdmission {
     return false;
   }
 
+  /** A machine whose view exists cannot have it opened: the process's descriptors are used up (counted and logged as open-files). */
+  refuseOpening(): null {
+    this.refuse('open-files');
+    return null;
+  }
+
   /** Making a view failed: new views are refused for RETRY_MS (one time for all machines, not one per machine). */
   failed(message: string, now: number): void {
     this.failedUntil = now + RETRY_MS;

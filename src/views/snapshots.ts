@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import type { SnapshotInfo } from '../api/control';
 import type { TrustedDir } from '../safe-files/trusted-dir';
+import { isDate } from './view-meta';
 
 export interface SnapshotFunctions {
   reflinkClone(srcFd: number, dstFd: number): void;
@@ -92,7 +93,7 @@ export class SnapshotDir {
         created?: unknown;
         of?: unknown;
       };
-      return { created: typeof m.created === 'number' ? m.created : mtimeMs, of: typeof m.of === 'string' ? m.of : 'export' };
+      return { created: isDate(m.created) ? m.created : mtimeMs, of: typeof m.of === 'string' ? m.of : 'export' };
     } catch {
       return { created: mtimeMs, of: 'export' };
     }

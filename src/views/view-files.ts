@@ -51,7 +51,8 @@ export class ViewFiles {
     }
     for (const name of names) {
       const st = this.d.lstat(`${name}.img`);
-      const d = dates.get(name) ?? { created: st?.birthtimeMs || Date.now(), lastSeen: 0 };
+      const d = dates.get(name) ?? { created: 0, lastSeen: 0 };
+      if (d.created === 0) d.created = st?.birthtimeMs || Date.now();
       const why = this.problemOf(name, st);
       if (why === null) this.unopened.set(parseInt(name, 16), { name, dates: d });
       else this.refuse(parseInt(name, 16), { name, dates: d }, why);
@@ -74,6 +75,12 @@ export class ViewFiles {
     this.unopened.delete(key);
     this.refusals.set(key, { ...v, why });
     this.events.refused(v.name, why);
+  }
+
+  /** A view whose name could not be removed: refused (with `why`, unless it was refused already), never made anew over it. */
+  keepRefused(key: number, name: string, dates: ViewDates | undefined, why: string): void {
+    if (this.refusals.has(key)) return;
+    this.refuse(key, this.unopened.get(key) ?? { name, dates: dates ?? { created: Date.now(), lastSeen: 0 } }, why);
   }
 
   /** Opens view `v` with `flags` and checks it; refuses it (and returns undefined) when it is not what it must be. */

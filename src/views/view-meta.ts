@@ -21,6 +21,11 @@ export const META_FILE = 'views.json';
 /** How much of views.json is read: about 80 bytes a view. */
 const META_MAX = 64 << 20;
 
+/** Whether `ms` is milliseconds since the epoch that a Date can hold (a damaged file can say 1e300). */
+export function isDate(ms: unknown): ms is number {
+  return typeof ms === 'number' && Number.isFinite(new Date(ms).getTime());
+}
+
 /** The saved dates by view name (12 hex digits); empty when the file is missing; undefined when it cannot be read (which view it listed is then unknown). */
 export function readViewDates(dir: TrustedDir): Map<string, ViewDates> | undefined {
   const out = new Map<string, ViewDates>();
@@ -34,8 +39,9 @@ export function readViewDates(dir: TrustedDir): Map<string, ViewDates> | undefin
   try {
     const parsed = JSON.parse(text) as { views?: Record<string, Partial<ViewDates>> };
     for (const [name, d] of Object.entries(parsed.views ?? {})) {
+      // A date that is no date is unknown (created 0: the file's own date is taken; lastSeen 0: never).
       if (/^[0-9a-f]{12}$/.test(name) && typeof d.created === 'number')
-        out.set(name, { created: d.created, lastSeen: typeof d.lastSeen === 'number' ? d.lastSeen : 0 });
+        out.set(name, { created: isDate(d.created) ? d.created : 0, lastSeen: isDate(d.lastSeen) ? d.lastSeen : 0 });
     }
   } catch {
     return undefined;
@@ -92,6 +98,11 @@ export class ViewDatesFile {
       writeViewDates(this.o.dir, dates).catch((e: Error) => this.o.failed(`cannot save view dates: ${e.message}`)),
     );
     return this.saving;
+  }
+
+  /** Whether a change is waiting for its save (the timer of changed() has not fired yet). */
+  get pending(): boolean {
+    return this.soon !== null;
   }
 
   /** Stops saving by itself; `save()` still writes when asked. */

@@ -2,6 +2,7 @@
 // and dates), and what the rest of the room is handed to reach the addon
 // and the server: the pieces ExportViews and ImageSharing both use.
 
+import * as fs from 'node:fs';
 import type { BlockStore } from '../backend/block-store';
 import { OwnBlocks } from './own-blocks';
 import type { ViewDates } from './view-meta';
@@ -53,4 +54,26 @@ export class View {
 /** A view's store remembers its view, so the engine can mark it written without a lookup. */
 export interface ViewStore extends BlockStore {
   viewIndex: number;
+}
+
+/** The store of a view open as `fd` (its file `file`): the export's size and offset are the image's, a view being a whole clone of it. */
+export function viewStore(image: BlockStore, fd: number, file: string, direct: boolean): ViewStore {
+  return {
+    kind: 'file',
+    fd,
+    byteOffset: image.byteOffset,
+    get sectors() {
+      return image.sectors;
+    },
+    set sectors(_n: number) {
+      // Resizing is the image's business.
+    },
+    direct,
+    inlineIo: image.inlineIo,
+    description: file,
+    viewIndex: -1,
+    close() {
+      fs.closeSync(fd);
+    },
+  };
 }

@@ -46,6 +46,8 @@ export interface ViewsUser {
 /** An export's directory and its snapshots/, held open. */
 export class ExportDirs {
   private snaps: TrustedDir | null = null;
+  /** Why snapshots/ could not be opened at start (a link, a file, open to all); null when it could. Only the snapshots are refused. */
+  snapshotsProblem: string | null = null;
 
   private constructor(
     /** VIEWSDIR/eS.L */
@@ -71,10 +73,15 @@ export class ExportDirs {
     const d = new ExportDirs(dir, user);
     try {
       d.checkUser(dir);
-      if (dir.lstat('snapshots') !== undefined) d.snapshots();
     } catch (e) {
       d.close();
       throw e;
+    }
+    // A damaged snapshots/ costs the snapshots, never the export: it serves, and ctl snapshot(s) say why (snapshots() throws again).
+    try {
+      if (dir.lstat('snapshots') !== undefined) d.snapshots();
+    } catch (e) {
+      d.snapshotsProblem = (e as Error).message;
     }
     return d;
   }

@@ -30,7 +30,7 @@ import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission'
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
 import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
-import { View, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
+import { View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
 import { ViewFiles, type ViewEntry } from './view-files';
 import { ViewDatesFile, type ViewDates } from './view-meta';
 import { ViewSyncs } from './view-syncs';
@@ -60,6 +60,19 @@ export function nameOfMac(mac: string): string | undefined {
   const hex = mac.toLowerCase().replace(/[:-]/g, '');
   return /^[0-9a-f]{12}$/.test(hex) ? hex : undefined;
 }
+
+/** An error's message without the /proc/self/fd/N/... path the system call was given (the message names the real path). */
+function errorText(e: Error): string {
+  return e.message.replace(/, \w+ '\/proc\/self\/fd\/[^']*'.*$/, '');
+}
+
+/** What an operation on views says when the export was reloaded or stopped under it. */
+function gone(dir: string): Error {
+  return new Error(`the views of ${dir} were closed meanwhile (the export was reloaded or stopped); run the command again`);
+}
+
+/** The clone was made but cannot take the view's name: something else is there. */
+class NameTaken extends Error {}
 
 /** A clone a crash left before its rename (cloneTo, by pid or random suffix): never a view, only space taken. */
 const STALE_CLONE = /^\.[0-9a-f]{12}\.img\.([0-9]+|[0-9a-f]{16})\.tmp$/;
@@ -103,6 +116,8 @@ export class ExportViews {
   pendingIsNew = false;
   /** Views being made, by MAC key: the promise settles when it is there (or failed). */
   private readonly making = new Map<number, Promise<void>>();
+  /** Of `making`, the views made new (not views of an earlier run being opened). */
+  private makingNew = 0;
   /** Whether a new initiator may have a view now; refusals counted, no memory per machine. */
   readonly admission: ViewAdmission;
   private closed = false;
@@ -213,7 +228,7 @@ export class ExportViews {
       this.pendingIsNew = false;
       if (this.making.has(key)) return STORE_PENDING;
       // A view that exists is served whatever max-views says now; its descriptor counts against the process's bound.
-      if (this.o.budget.used >= this.o.budget.limit) return null;
+      if (this.o.budget.used >= this.o.budget.limit) return this.admission.refuseOpening();
       this.o.budget.pending++;
       this.making.set(
         key,
@@ -227,12 +242,15 @@ export class ExportViews {
     if (this.o.readOnly) return this.o.image;
     this.pendingIsNew = true;
     if (this.making.has(key)) return STORE_PENDING;
-    if (this.admission.refuses(this.byKey.size + this.making.size, now)) return null;
+    // Views of an earlier run not opened yet (and refused names) are files on disk too: they count.
+    if (this.admission.refuses(this.count + this.makingNew, now)) return null;
     this.o.budget.pending++;
+    this.makingNew++;
     this.making.set(
       key,
       this.make(key, viewName(key)).finally(() => {
         this.making.delete(key);
+        this.makingNew--;
         this.o.budget.pending--;
       }),
     );
@@ -273,26 +291,7 @@ export class ExportViews {
   }
 
   private storeOf(fd: number, file: string): ViewStore {
-    const image = this.o.image;
-    return {
-      kind: 'file',
-      fd,
-      byteOffset: image.byteOffset,
-      // The export's size, which is the image's: a view is a whole clone of it.
-      get sectors() {
-        return image.sectors;
-      },
-      set sectors(_n: number) {
-        // Resizing is the image's business.
-      },
-      direct: this.o.direct,
-      inlineIo: image.inlineIo,
-      description: file,
-      viewIndex: -1,
-      close() {
-        fs.closeSync(fd);
-      },
-    };
+    return viewStore(this.o.image, fd, file, this.o.direct);
   }
 
   private add(v: View, key: number): void {
@@ -310,13 +309,22 @@ export class ExportViews {
     const tmp = this.d.createTemp(`${name}.img`, 0o600, this.openFlags());
     try {
       await this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp.fd);
-      this.d.rename(tmp.name, `${name}.img`);
+      if (this.closed) throw gone(this.d.path);
+      try {
+        this.d.rename(tmp.name, `${name}.img`);
+      } catch (e) {
+        throw new NameTaken(`${this.d.pathOf(`${name}.img`)} cannot be replaced (${errorText(e as Error)})`, { cause: e });
+      }
       // The name must be durable before a write to it is acknowledged as durable.
       await new Promise<void>((resolve, reject) => fs.fsync(this.d.fd, (err) => (err ? reject(err) : resolve())));
     } catch (e) {
       fs.closeSync(tmp.fd);
-      this.d.unlink(tmp.name);
+      if (!this.closed) this.d.unlink(tmp.name); // else its directory is closed: a stale clone, removed at the next start
       throw e;
+    }
+    if (this.closed) {
+      fs.closeSync(tmp.fd);
+      throw gone(this.d.path);
     }
     return tmp.fd;
   }
@@ -329,7 +337,9 @@ export class ExportViews {
     try {
       fd = await this.cloneTo(name);
     } catch (e) {
-      this.admission.failed(`cannot make the view ${file}: ${(e as Error).message}`, performance.now());
+      // What is at its name (a directory, say) costs that machine alone; a failure of the file system, every new one for a while.
+      if (e instanceof NameTaken) this.files.refuse(key, { name, dates: { created: Date.now(), lastSeen: 0 } }, e.message);
+      else this.admission.failed(`cannot make the view ${file}: ${errorText(e as Error)}`, performance.now());
       return;
     }
     if (this.closed) {
@@ -457,6 +467,7 @@ export class ExportViews {
    * paused the export: no request of it is in flight.
    */
   async reset(mac: string): Promise<string> {
+    if (this.closed) throw gone(this.d.path);
     const name = this.nameOf(mac);
     const key = parseInt(name, 16);
     const epoch = this.sharing.cloneEpoch();
@@ -493,7 +504,13 @@ export class ExportViews {
   async resetAll(): Promise<string[]> {
     const out: string[] = [];
     const names = [...this.list.filter((x): x is View => x !== null).map((v) => v.name), ...this.files.all().map((u) => u.name)];
-    for (const name of names) out.push(await this.reset(name));
+    for (const name of names) {
+      try {
+        out.push(await this.reset(name));
+      } catch (e) {
+        throw new Error(`${out.length} of ${names.length} views were reset, then: ${(e as Error).message}`, { cause: e });
+      }
+    }
     return out;
   }
 
@@ -501,6 +518,7 @@ export class ExportViews {
   drop(mac: string): string {
     const name = this.nameOf(mac);
     const key = parseInt(name, 16);
+    const file = this.d.pathOf(`${name}.img`);
     const v = this.byKey.get(key);
     if (v !== undefined) {
       v.store.close();
@@ -508,17 +526,21 @@ export class ExportViews {
       this.byKey.delete(key);
       this.o.budget.open--;
     }
-    this.files.take(key);
     try {
       this.d.unlink(`${name}.img`);
     } catch (e) {
+      // Still there: it stays listed, refused (a new view must not be made over it), until it is removed.
+      const why = errorText(e as Error);
+      this.files.keepRefused(key, name, v?.dates, `view-drop could not remove ${file} (${why})`);
       throw new Error(
-        `the view of ${macOfName(name)} is dropped, but ${this.d.pathOf(`${name}.img`)} could not be removed (${(e as Error).message}); remove it yourself`,
-        { cause: e },
+        `the view of ${macOfName(name)} is not dropped: ${file} could not be removed (${why}); remove it yourself`,
+        {
+          cause: e,
+        },
       );
-    } finally {
-      this.datesChanged();
     }
+    this.files.take(key);
+    this.datesChanged();
     this.d.sync();
     return macOfName(name);
   }
@@ -564,8 +586,10 @@ export class ExportViews {
   /** Saves the dates and closes every view. */
   async closeAndSave(): Promise<void> {
     await Promise.all(this.making.values());
+    // A change not saved yet is saved even when no view is left (the last one dropped must not come back as missing).
+    const pending = this.dates.pending;
     this.dates.close();
-    if (this.count > 0) await this.saveDates();
+    if (this.count > 0 || pending) await this.saveDates();
     this.close();
   }
 
