@@ -46,7 +46,9 @@ for (const target of withViews) {
     const daemon = await ctx.startDaemon(
       ns,
       `[daemon]\nname = lab\nstate-dir = none\nrun-dir = ${runDir}\ncontrol-socket = ${socket}\nlog = stderr\nduplicate-probe-ms = 0\n\n` +
-        `[export ${EXPORT}]\nfile = ${image}\ninterfaces = ${TARGET_IF}\nviews = per-initiator\nviews-dir = ${viewsDir}\n`,
+        `[export ${EXPORT}]\nfile = ${image}\ninterfaces = ${TARGET_IF}\nviews = per-initiator\nviews-dir = ${viewsDir}\n` +
+        // As the lab recipe says: only the lab's machines may make views.
+        `mac-mask = ${Array.from({ length: GUESTS }, (_, i) => guestMac(i)).join(' ')}\n`,
     );
 
     const guests = Array.from({ length: GUESTS }, (_, i) => {
