@@ -1114,6 +1114,17 @@ static void clone_execute(napi_env env, void *data) {
   j->rc = reflink_clone(j->src, j->dst, &j->err);
 }
 
+/* Rejects an async call's promise with an Error like throw_errno's: code, message, errno. */
+static void reject_errno(napi_env env, napi_deferred deferred, int errnum, const char *text) {
+  napi_value code, msg, error, errno_value;
+  napi_create_string_utf8(env, aoe_errno_name(errnum), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, -errnum, &errno_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_reject_deferred(env, deferred, error);
+}
+
 static void clone_complete(napi_env env, napi_status status, void *data) {
   struct clone_job *j = data;
   napi_value undefined;
@@ -1123,13 +1134,7 @@ static void clone_complete(napi_env env, napi_status status, void *data) {
   } else {
     int errnum = status == napi_ok ? j->err.errnum : ECANCELED;
     const char *text = status == napi_ok ? j->err.message : "clone cancelled";
-    napi_value code, msg, error, errno_value;
-    napi_create_string_utf8(env, aoe_errno_name(errnum), NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, code, msg, &error);
-    napi_create_int32(env, -errnum, &errno_value);
-    napi_set_named_property(env, error, "errno", errno_value);
-    napi_reject_deferred(env, j->deferred, error);
+    reject_errno(env, j->deferred, errnum, text);
   }
   napi_delete_async_work(env, j->work);
   free(j);
@@ -1238,13 +1243,7 @@ static void own_bytes_complete(napi_env env, napi_status status, void *data) {
   } else {
     int errnum = status == napi_ok ? j->err.errnum : ECANCELED;
     const char *text = status == napi_ok ? j->err.message : "measuring cancelled";
-    napi_value code, msg, error, errno_value;
-    napi_create_string_utf8(env, aoe_errno_name(errnum), NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, code, msg, &error);
-    napi_create_int32(env, -errnum, &errno_value);
-    napi_set_named_property(env, error, "errno", errno_value);
-    napi_reject_deferred(env, j->deferred, error);
+    reject_errno(env, j->deferred, errnum, text);
   }
   napi_delete_async_work(env, j->work);
   free(j);
