@@ -343,24 +343,29 @@ export class ViewsAdmin {
 
   /**
    * Puts a snapshot back into the export (or the view it was taken of).
-   * Refused while the export served I/O in the last REVERT_QUIET_MS unless
+   * Refused while the export (for a view's snapshot, that view's machine)
+   * served I/O in the last REVERT_QUIET_MS unless
    * `force`: an initiator that has the disk open keeps what it read in its
    * cache and would write its idea of the old disk over the reverted one.
    */
   async revert(key: string, name: string, force = false): Promise<{ key: string; name: string; of: string }> {
     const { e, dir } = this.snapshotsOf(key);
     const { of } = dir.find(name);
-    const quietMs = e.lastIoAt === 0 ? Infinity : performance.now() - e.lastIoAt;
-    if (!force && quietMs < REVERT_QUIET_MS)
-      throw new ConfigError(
-        `${key} served an initiator ${(quietMs / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
-          `Shut the initiators down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
-      );
     if (of !== 'export' && e.views === null)
       throw new ConfigError(`snapshot ${name} is of the view of ${of}, and ${key} has no views now`);
     if (of === 'export' && e.views !== null)
       throw new ConfigError(
         `snapshot ${name} is of the image, which views never write; replace the image with it and reset the views instead`,
+      );
+    // A view's own machine is what matters: in a lab some other machine is always busy. (The wall clock and
+    // performance.timeOrigin + now() drift apart by a few ms: never "-0 s ago".)
+    const seen = of === 'export' ? 0 : e.views!.lastSeenOfMac(of);
+    const sinceIo = e.lastIoAt === 0 ? Infinity : performance.now() - e.lastIoAt;
+    const quietMs = of === 'export' ? sinceIo : seen === 0 ? Infinity : Math.max(0, Date.now() - seen);
+    if (!force && quietMs < REVERT_QUIET_MS)
+      throw new ConfigError(
+        `${of === 'export' ? key : `the view of ${of}`} served an initiator ${(quietMs / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
+          `Shut ${of === 'export' ? 'the initiators' : 'that machine'} down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
       );
     const views = e.views;
     const dst = of === 'export' || views === null ? e.store : views.storeOfMac(of);

@@ -106,6 +106,20 @@ export interface ExportViewsOptions {
   };
 }
 
+/** When a view was last used: in this run, or as views.json says (ms since the epoch; 0: never). */
+function lastSeenOf(v: View): number {
+  return v.seenAt > 0 ? performance.timeOrigin + v.seenAt : v.dates.lastSeen;
+}
+
+/** The dates of every view (also the last-seen times of this run), for views.json. */
+function datesOf(list: readonly (View | null)[], files: ViewFiles): Map<string, ViewDates> {
+  const dates = new Map<string, ViewDates>();
+  for (const v of list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: lastSeenOf(v) });
+  // Views not opened in this run, and refused ones, stay listed: a file gone missing is noticed at the next start too.
+  for (const u of files.all()) dates.set(u.name, u.dates);
+  return dates;
+}
+
 export class ExportViews {
   private readonly byKey = new Map<number, View>();
   /** By View.index; null where a view was dropped (its index is reused). */
@@ -145,7 +159,7 @@ export class ExportViews {
     this.dates = new ViewDatesFile({
       dir: o.dirs.dir,
       everyMs: o.datesSaveMs,
-      collect: () => this.datesNow(),
+      collect: () => datesOf(this.list, this.files),
       usedSince: (t) => this.list.some((v) => v !== null && v.seenAt > t),
       failed: (message) => o.events.failed('views.json', message),
     });
@@ -368,7 +382,7 @@ export class ExportViews {
       ...(refused === undefined ? {} : { refused }),
     });
     for (const v of this.list) {
-      if (v !== null) out.push(entry(v.name, v.dates, this.lastSeenOf(v), this.o.fns.unsharedBytes(v.store.fd)));
+      if (v !== null) out.push(entry(v.name, v.dates, lastSeenOf(v), this.o.fns.unsharedBytes(v.store.fd)));
     }
     for (const [key, u] of [...this.files.unopened]) {
       const fd = this.files.open(key, u, fs.constants.O_RDONLY);
@@ -424,12 +438,8 @@ export class ExportViews {
   /** Milliseconds since the epoch of the most recent request of any view; 0 when none. */
   lastSeenAny(): number {
     let n = 0;
-    for (const v of this.list) if (v !== null) n = Math.max(n, this.lastSeenOf(v));
+    for (const v of this.list) if (v !== null) n = Math.max(n, lastSeenOf(v));
     return n;
-  }
-
-  private lastSeenOf(v: View): number {
-    return v.seenAt > 0 ? performance.timeOrigin + v.seenAt : v.dates.lastSeen;
   }
 
   /** The view name of `mac`, which must have a view (open, not opened yet, or refused). */
@@ -459,6 +469,13 @@ export class ExportViews {
   /** The store of the view of `mac` (snapshots of one view); throws when it has none. */
   storeOfMac(mac: string): BlockStore {
     return this.find(mac).store;
+  }
+
+  /** When the initiator of `mac` last used its view, in this run or an earlier one (ms since the epoch; 0: never). */
+  lastSeenOfMac(mac: string): number {
+    const key = parseInt(this.nameOf(mac), 16);
+    const v = this.byKey.get(key);
+    return v !== undefined ? lastSeenOf(v) : (this.files.unopened.get(key)?.dates.lastSeen ?? 0);
   }
 
   /**
@@ -567,15 +584,6 @@ export class ExportViews {
 
   private datesChanged(): void {
     this.dates.changed();
-  }
-
-  /** The dates of every view (also the last-seen times of this run), for views.json. */
-  private datesNow(): Map<string, ViewDates> {
-    const dates = new Map<string, ViewDates>();
-    for (const v of this.list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: this.lastSeenOf(v) });
-    // Views not opened in this run, and refused ones, stay listed: a file gone missing is noticed at the next start too.
-    for (const u of this.files.all()) dates.set(u.name, u.dates);
-    return dates;
   }
 
   /** Writes views.json now; resolves when it is on disk, never rejects. */

@@ -221,3 +221,33 @@ t.test('an export without views-dir has no place for snapshots', async (t) => {
   const { server } = await startInProcess(t, [exportOf(image)]);
   await t.rejects(server.snapshot('e1.2', 'x'), /no place for snapshots; set views-dir/);
 });
+
+t.test("revert of a view checks that machine's own activity, not the other machines'", async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const { config } = await lab(t, { views: 'per-initiator' });
+  let target = await startInProcess(t, [config]);
+  let a = new Initiator(target.net, IFACE, '02:00:00:00:0a:01');
+  t.notOk((await withRetransmits(a, () => a.write(9, written(1)))).ata.failed);
+  await target.server.snapshot('e1.2', 'a-monday', '02:00:00:00:0a:01');
+  t.notOk((await a.ataReply(a.write(9, written(3)))).ata.failed);
+  await t.rejects(
+    target.server.revert('e1.2', 'a-monday'),
+    /the view of 02:00:00:00:0a:01 served an initiator \d+ s ago; .* Shut that machine down .* or give --force/,
+    'A itself was just active: refused',
+  );
+  // A new run, ten minutes on (as views.json says): A is powered off, B (another machine of the lab) is busy.
+  await target.server.stop();
+  const meta = join(config.viewsDir!, 'e1.2', 'views.json');
+  const saved = JSON.parse(fs.readFileSync(meta, 'utf8')) as { views: Record<string, { lastSeen: number }> };
+  t.ok(saved.views['020000000a01'].lastSeen > Date.now() - 60_000, "A's last use is saved");
+  saved.views['020000000a01'].lastSeen = Date.now() - 10 * 60_000;
+  fs.writeFileSync(meta, JSON.stringify(saved));
+  target = await startInProcess(t, [config]);
+  const b = new Initiator(target.net, IFACE, '02:00:00:00:0b:01');
+  t.notOk((await withRetransmits(b, () => b.write(9, written(2)))).ata.failed);
+  await target.server.revert('e1.2', 'a-monday');
+  t.pass('reverted without --force while another machine is busy');
+  a = new Initiator(target.net, IFACE, '02:00:00:00:0a:01');
+  const ra = await withRetransmits(a, () => a.read(9, 1));
+  t.same(Buffer.from(ra.ata.data.subarray(0, 512)), written(1), "A's view is back to the snapshot");
+});
