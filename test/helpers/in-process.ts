@@ -56,6 +56,28 @@ export interface Target {
   initiator: Initiator;
 }
 
+/** The serving core with one export on a fake network of one interface; stopped at teardown (a second stop() does nothing). */
+export async function startOneExport(t: TestLike, config: ExportConfig): Promise<{ server: Server; net: FakeNetwork }> {
+  const net = new FakeNetwork();
+  net.addInterface(IFACE);
+  const server = await Server.start(
+    { exports: [config] },
+    pino({ level: 'silent' }),
+    {},
+    { linkCheckMs: 60_000, duplicateProbeMs: 0, addon: net.addon },
+  );
+  let stopped = false;
+  const stop = server.stop.bind(server);
+  server.stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await stop();
+  };
+  t.teardown(() => server.stop());
+  net.interfaceNamed(IFACE)!.takeSent();
+  return { server, net };
+}
+
 /**
  * Starts a Server on a fake network with one interface, fake0. Teardown lets
  * held io complete, then stops the server. The start-up announcement is

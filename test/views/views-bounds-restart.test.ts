@@ -11,12 +11,10 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import type { ExportConfig } from '../../src/config/export-config';
 import { Server } from '../../src/target/server';
-import type { TestLike } from '../../lab/common';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { patternFile } from '../helpers/files';
-import { exportOf, IFACE, Initiator } from '../helpers/in-process';
+import { exportOf, IFACE, Initiator, startOneExport as start } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { withRetransmits } from '../helpers/retransmit';
 
@@ -25,28 +23,6 @@ const SECTORS = 2048; // 1 MiB
 /** A forged source MAC: locally administered unicast, one per number. */
 function forged(i: number): string {
   return `02:5e:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
-}
-
-/** The serving core on a fake network; stopped at teardown. */
-async function start(t: TestLike, config: ExportConfig): Promise<{ server: Server; net: FakeNetwork }> {
-  const net = new FakeNetwork();
-  net.addInterface(IFACE);
-  const server = await Server.start(
-    { exports: [config] },
-    pino({ level: 'silent' }),
-    {},
-    { linkCheckMs: 60_000, duplicateProbeMs: 0, addon: net.addon },
-  );
-  let stopped = false;
-  const stop = server.stop.bind(server);
-  server.stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await stop();
-  };
-  t.teardown(() => server.stop());
-  net.interfaceNamed(IFACE)!.takeSent();
-  return { server, net };
 }
 
 async function write(i: Initiator, lba: number, fill: number): Promise<boolean> {

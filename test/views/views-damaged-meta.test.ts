@@ -16,35 +16,13 @@ import type { ExportConfig } from '../../src/config/export-config';
 import { Server } from '../../src/target/server';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { patternFile, patternSectors, tempDir } from '../helpers/files';
-import { exportOf, IFACE, Initiator } from '../helpers/in-process';
+import { exportOf, IFACE, Initiator, startOneExport as start } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { withRetransmits } from '../helpers/retransmit';
 
 const SECTORS = 2048; // 1 MiB
 const KEY = 'e1.2';
 const MAC_A = '02:00:00:00:0a:01';
-
-/** The serving core on a fake network; stopped at teardown. */
-async function start(t: TestLike, config: ExportConfig): Promise<{ server: Server; net: FakeNetwork }> {
-  const net = new FakeNetwork();
-  net.addInterface(IFACE);
-  const server = await Server.start(
-    { exports: [config] },
-    pino({ level: 'silent' }),
-    {},
-    { linkCheckMs: 60_000, duplicateProbeMs: 0, addon: net.addon },
-  );
-  let stopped = false;
-  const stop = server.stop.bind(server);
-  server.stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await stop();
-  };
-  t.teardown(() => server.stop());
-  net.interfaceNamed(IFACE)!.takeSent();
-  return { server, net };
-}
 
 async function lab(t: TestLike): Promise<{ config: ExportConfig; dir: string }> {
   const mnt = await loopFs(t, 'xfs-reflink');
