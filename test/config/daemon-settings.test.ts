@@ -150,7 +150,7 @@ t.test('name: a name that would leave the run directory is a config error that s
     t.throws(() => parseConfigFile(`[daemon]\nname = ${bad}\n${base}`, F), {
       message: `${F}:2: name = "${bad}" is not an instance name; ${rule}`,
     });
-  for (const good of ['vblade', 'e1.1@eth0', 'san-2_a', 'x'.repeat(64)])
+  for (const good of ['vblade', 'e1.1@fake0', 'san-2_a', 'x'.repeat(64)])
     t.equal(parseConfigFile(`[daemon]\nname = ${good}\n${base}`, F).daemon.name, good);
   t.throws(() => parseVbladedArgs(['--name', '../x', '--config', F]), {
     message: `--name = "../x" is not an instance name; ${rule}`,

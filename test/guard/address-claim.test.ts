@@ -23,15 +23,15 @@ t.test('one holder at a time; the other is told its pid; release gives it back',
   const base = join(tempDir(t, 'claims'), 'claims');
   const mine = new AddressClaims(native, base);
   const other = new AddressClaims(native, base);
-  t.same(mine.claim('e1.1', 'eth0'), { taken: true });
-  t.same(mine.claim('e1.1', 'eth0'), { taken: true }, 'claiming what it holds again');
-  t.same(other.claim('e1.1', 'eth0'), { taken: false, holderPid: process.pid }, 'another holder is refused, with the pid');
+  t.same(mine.claim('e1.1', 'fake0'), { taken: true });
+  t.same(mine.claim('e1.1', 'fake0'), { taken: true }, 'claiming what it holds again');
+  t.same(other.claim('e1.1', 'fake0'), { taken: false, holderPid: process.pid }, 'another holder is refused, with the pid');
   t.same(other.claim('e1.1', 'eth1'), { taken: true }, 'another interface is another claim');
-  t.same(other.claim('e1.10', 'eth0'), { taken: true }, 'another address too');
-  const file = join(base, scope, 'e1.1@eth0.lock');
+  t.same(other.claim('e1.10', 'fake0'), { taken: true }, 'another address too');
+  const file = join(base, scope, 'e1.1@fake0.lock');
   t.equal((fs.statSync(file).mode & 0o777).toString(8), '600', 'the claim file is mode 0600');
   mine.releaseExport('e1.1');
-  t.same(other.claim('e1.1', 'eth0'), { taken: true }, 'free once released');
+  t.same(other.claim('e1.1', 'fake0'), { taken: true }, 'free once released');
   other.release();
   mine.release();
 });
@@ -41,23 +41,23 @@ t.test('claims in untrusted places are refused, saying what to do', async (t) =>
   const base = join(root, 'claims');
   fs.mkdirSync(base, { mode: 0o777 });
   fs.chmodSync(base, 0o777);
-  t.throws(() => new AddressClaims(native, base).claim('e1.1', 'eth0'), {
+  t.throws(() => new AddressClaims(native, base).claim('e1.1', 'fake0'), {
     message: `the address claim directory ${base} is writable by others (mode 777); chmod 755 ${base}`,
   });
   fs.chmodSync(base, 0o755);
   fs.symlinkSync('/tmp', join(base, scope));
-  t.throws(() => new AddressClaims(native, base).claim('e1.1', 'eth0'), {
+  t.throws(() => new AddressClaims(native, base).claim('e1.1', 'fake0'), {
     message: /is not a directory \(a link\?\); remove it/,
   });
   fs.unlinkSync(join(base, scope));
   fs.mkdirSync(join(base, scope));
-  fs.symlinkSync('/etc/passwd', join(base, scope, 'e1.1@eth0.lock'));
-  t.throws(() => new AddressClaims(native, base).claim('e1.1', 'eth0'), {
-    message: /e1\.1@eth0\.lock is a symbolic link; remove it/,
+  fs.symlinkSync('/etc/passwd', join(base, scope, 'e1.1@fake0.lock'));
+  t.throws(() => new AddressClaims(native, base).claim('e1.1', 'fake0'), {
+    message: /e1\.1@fake0\.lock is a symbolic link; remove it/,
   });
-  execFileSync('mkfifo', [join(base, scope, 'e1.2@eth0.lock')]);
-  t.throws(() => new AddressClaims(native, base).claim('e1.2', 'eth0'), {
-    message: /e1\.2@eth0\.lock is not a regular file; remove it/,
+  execFileSync('mkfifo', [join(base, scope, 'e1.2@fake0.lock')]);
+  t.throws(() => new AddressClaims(native, base).claim('e1.2', 'fake0'), {
+    message: /e1\.2@fake0\.lock is not a regular file; remove it/,
   });
   t.equal(fs.readFileSync('/etc/passwd', 'utf8').split('\n')[0].startsWith('root:'), true, 'the link target is untouched');
 });
@@ -67,9 +67,9 @@ if (process.geteuid?.() === 0) {
     const root = tempDir(t, 'claims-user');
     fs.chmodSync(root, 0o755);
     const base = join(root, 'claims');
-    new AddressClaims(native, base).claim('e1.9', 'eth0'); // root made the directories, as the serving process does at start
+    new AddressClaims(native, base).claim('e1.9', 'fake0'); // root made the directories, as the serving process does at start
     const script = `const { AddressClaims } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'guard', 'address-claim.js'))});
-      console.log(JSON.stringify(new AddressClaims({ lockFile: () => true }, process.argv[1]).claim('e1.1', 'eth0')));`;
+      console.log(JSON.stringify(new AddressClaims({ lockFile: () => true }, process.argv[1]).claim('e1.1', 'fake0')));`;
     const out = execFileSync(
       'env',
       [

@@ -38,7 +38,7 @@ if (process.geteuid?.() === 0) {
     asUser('nobody', {}, ['mkdir', '-m', '755', join(tmp, `aoe-target-${uid}`)]);
     const script = `const { AddressClaims } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'guard', 'address-claim.js'))});
       const { native } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'native', 'addon.js'))});
-      try { console.log(JSON.stringify(new AddressClaims(native).claim('e1.1', 'eth0'))); }
+      try { console.log(JSON.stringify(new AddressClaims(native).claim('e1.1', 'fake0'))); }
       catch (e) { console.log(JSON.stringify({ error: e.message })); }`;
     const out = JSON.parse(asUser('daemon', { TMPDIR: tmp, HOME: '/nonexistent' }, [process.execPath, '-e', script])) as {
       taken: unknown;
@@ -55,11 +55,11 @@ if (process.geteuid?.() === 0) {
     const scope = `net-${fs.statSync('/proc/self/ns/net').ino}`;
     // Instance one runs with user = nobody; instance two, as root, serves other addresses in the same namespace.
     const withUser = new AddressClaims(native, base);
-    t.same(withUser.claim('e1.1', 'eth0'), { taken: true }, 'the instance with user = nobody claims e1.1');
+    t.same(withUser.claim('e1.1', 'fake0'), { taken: true }, 'the instance with user = nobody claims e1.1');
     const plain = new AddressClaims(native, base);
     let second: unknown;
     try {
-      second = plain.claim('e1.2', 'eth0');
+      second = plain.claim('e1.2', 'fake0');
     } catch (e) {
       second = { error: (e as Error).message };
     }
@@ -68,7 +68,7 @@ if (process.geteuid?.() === 0) {
     // Any process of the user nobody (other daemons run as nobody too) takes e1.3 before the root instance.
     const squatter = spawn(
       'setpriv',
-      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'flock', '-n', join(base, scope, 'e1.3@eth0.lock'), 'sleep', '20'],
+      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'flock', '-n', join(base, scope, 'e1.3@fake0.lock'), 'sleep', '20'],
       { stdio: 'ignore' },
     );
     t.teardown(() => {
@@ -77,7 +77,7 @@ if (process.geteuid?.() === 0) {
     await new Promise((r) => setTimeout(r, 500));
     let third: unknown;
     try {
-      third = withUser.claim('e1.3', 'eth0');
+      third = withUser.claim('e1.3', 'fake0');
     } catch (e) {
       third = { error: (e as Error).message };
     }

@@ -8,7 +8,7 @@ import { native } from '../../src/native/addon';
 import { tempDir } from '../helpers/files';
 
 t.test('lockFile: one holder at a time, released on close', async (t) => {
-  const file = join(tempDir(t, 'lock'), 'e1.1@eth0.lock');
+  const file = join(tempDir(t, 'lock'), 'e1.1@fake0.lock');
   const first = openSync(file, 'a+', 0o600);
   const second = openSync(file, 'a+', 0o600);
   t.equal(native.lockFile(first), true, 'the first open file takes it');
