@@ -121,7 +121,11 @@ function stageDependencies(lib) {
     const rel = path.relative(path.join(root, 'node_modules'), p);
     if (rel.startsWith('..')) fail(`npm ls names ${p}, outside node_modules`);
     // A package's own nested node_modules are listed (and copied) on their own lines.
-    copyTree(path.join(modules, rel), path.join(lib, 'node_modules', rel), (r, d) => d.name === 'node_modules' && r === 'node_modules');
+    copyTree(
+      path.join(modules, rel),
+      path.join(lib, 'node_modules', rel),
+      (r, d) => d.name === 'node_modules' && r === 'node_modules',
+    );
   }
 }
 
@@ -194,6 +198,12 @@ if [ "$1" = configure ]; then
 \t\t\t\t--shell /usr/sbin/nologin --comment "ATA over Ethernet target" vblade
 \t\tfi
 \tfi
+\t# The default state-dir, for a vbladed started outside systemd (whose
+\t# StateDirectory= makes it) with user = vblade: made by vbladed itself, as
+\t# root, it would not be writable by that user.
+\tif [ ! -e /var/lib/vblade ]; then
+\t\tinstall -d -o vblade -g vblade -m 0750 /var/lib/vblade
+\tfi
 \tif [ -d /run/systemd/system ]; then
 \t\tsystemctl --system daemon-reload >/dev/null || true
 \tfi
@@ -258,7 +268,12 @@ function md5sums(staging) {
       if (r === 'DEBIAN') continue;
       if (d.isDirectory()) walk(r);
       else if (d.isFile())
-        lines.push(`${crypto.createHash('md5').update(fs.readFileSync(path.join(staging, r))).digest('hex')}  ${r}`);
+        lines.push(
+          `${crypto
+            .createHash('md5')
+            .update(fs.readFileSync(path.join(staging, r)))
+            .digest('hex')}  ${r}`,
+        );
     }
   };
   walk('');

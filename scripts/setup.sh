@@ -6,9 +6,10 @@
 # 1. Debian packages (as root only): the reference initiators (aoetools),
 #    iproute2 for namespaces, tshark for captures, QEMU
 #    with SeaBIOS and iPXE for the interop tests, and the tools that build the
-#    guests' initramfs. Only the missing ones are installed; `apt-get update`
-#    runs only when something is missing and the package lists are absent or
-#    do not know a missing package, or when installing from them fails.
+#    guests' initramfs, and debootstrap for the package test. Only the missing
+#    ones are installed; `apt-get update` runs only when something is missing
+#    and the package lists are absent or do not know a missing package, or
+#    when installing from them fails.
 # 2. `npm ci`: the exact dependencies of package-lock.json, then the
 #    package's own install script (node-gyp rebuild: the native addon, and
 #    the bench's C reflector and load generator in build/bench/) and prepare
@@ -43,6 +44,7 @@ PACKAGES=(
   procps           # sysctl, ps
   psmisc           # fuser, killall -0 style checks in tests
   strace           # counting fdatasync calls in the group-commit tests
+  debootstrap      # the clean Debian root the package test installs the .deb in
 )
 
 log() { printf '[setup] %s\n' "$*"; }
