@@ -229,10 +229,17 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     await inRootOk(root, ['dpkg', '-i', cached.vbladeDeb]);
     t.ok(fs.existsSync(path.join(root, 'usr/sbin/vblade')), "Debian's vblade is installed (/usr/sbin/vblade)");
 
-    const inst = await inRootOk(root, ['apt-get', 'install', '-y', '-q', '/tmp/aoe-target.deb']);
+    // dpkg -i, not apt: apt would remove vblade first; dpkg unpacks ours, then removes vblade, the order
+    // in which a unit in /lib/systemd/system would be deleted through the /lib -> usr/lib alias.
+    const inst = await inRootOk(root, ['dpkg', '-i', '/tmp/aoe-target.deb']);
+    t.comment(inst.stdout.trim().replace(/\n/g, ' | '));
     t.notMatch(inst.stdout + inst.stderr, /trying to overwrite|dpkg: error/, 'no file conflict');
-    t.match(inst.stdout, /The following packages will be REMOVED:\s+vblade\b/, 'apt removes vblade for it');
-    t.match((await inRootOk(root, ['dpkg-query', '-W', '-f=${Status}', 'vblade'])).stdout, /^deinstall ok config-files$/);
+    t.match(inst.stdout, /Unpacking aoe-target [^]*Removing vblade /, 'dpkg removes vblade after unpacking ours');
+    t.match(
+      (await inRootOk(root, ['dpkg-query', '-W', '-f=${Status}', 'vblade'])).stdout,
+      /^\w+ ok config-files$/,
+      'vblade: removed, its conffiles kept',
+    );
     t.equal((await inRootOk(root, ['sh', '-c', 'command -v vblade'])).stdout, '/usr/bin/vblade\n', 'vblade is ours');
     t.equal((await inRootOk(root, ['vblade', '--version'])).stdout, `vblade ${VERSION}\n`);
     // Debian's vblade ships its units in /usr/lib; were ours in /lib, removing it would delete them through the alias.
