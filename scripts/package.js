@@ -217,16 +217,24 @@ if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
 fi
 `;
 
-// Purge takes the logs and the state directory's saved masks and config
-// strings; the user vblade stays (Debian leaves system users: files
-// elsewhere may still belong to it).
+// Purge takes the logs and the state files (saved masks, config strings,
+// reservations), by name: whatever else is in those directories (a
+// views-dir, an image put there) is not the package's and stays, with them.
+// The user vblade stays (Debian leaves system users: files elsewhere may
+// still belong to it).
 const POSTRM = `#!/bin/sh
 set -e
 if [ -d /run/systemd/system ]; then
 \tsystemctl --system daemon-reload >/dev/null || true
 fi
 if [ "$1" = purge ]; then
-\trm -rf /var/log/vblade /var/lib/vblade
+\trm -f /var/lib/vblade/e*.json /var/lib/vblade/.e*.json.tmp-* /var/lib/vblade/e*.corrupt-*
+\trm -f /var/log/vblade/*.log /var/log/vblade/*.log.[0-9]*
+\tfor dir in /var/lib/vblade /var/log/vblade; do
+\t\tif [ -d "$dir" ] && ! rmdir "$dir" 2>/dev/null; then
+\t\t\techo "aoe-target: $dir holds files that are not the package's: kept" >&2
+\t\tfi
+\tdone
 fi
 `;
 

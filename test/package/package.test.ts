@@ -217,8 +217,19 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     for (const c of COMMANDS) t.notOk(fs.existsSync(path.join(root, 'usr/bin', c)), `dpkg -r removes /usr/bin/${c}`);
     t.notOk(fs.existsSync(path.join(root, 'usr/lib/aoe-target')), 'and /usr/lib/aoe-target');
     t.ok(fs.existsSync(path.join(root, 'etc/logrotate.d/vblade')), 'the conffile stays until purge');
-    await inRootOk(root, ['dpkg', '-P', 'aoe-target']);
-    t.same(diff(pristine, listTree(root, volatile)), [], 'after dpkg -P nothing the package or the daemon made is left');
+    // A state file as the daemon writes it, and what someone else put beside it (a views-dir).
+    fs.writeFileSync(path.join(root, 'var/lib/vblade/e7.3.json'), '{}');
+    fs.mkdirSync(path.join(root, 'var/lib/vblade/views'));
+    fs.writeFileSync(path.join(root, 'var/lib/vblade/views/disk.img'), "not the package's");
+    const purge = await inRootOk(root, ['dpkg', '-P', 'aoe-target']);
+    t.match(purge.stderr, "aoe-target: /var/lib/vblade holds files that are not the package's: kept");
+    t.notOk(fs.existsSync(path.join(root, 'var/lib/vblade/e7.3.json')), 'dpkg -P removes the state files');
+    t.equal(fs.readFileSync(path.join(root, 'var/lib/vblade/views/disk.img'), 'utf8'), "not the package's", 'and keeps the rest');
+    t.same(
+      diff(pristine, listTree(root, volatile)),
+      ['var/lib/vblade/', 'var/lib/vblade/views/', 'var/lib/vblade/views/disk.img'],
+      'after dpkg -P nothing else the package or the daemon made is left',
+    );
   });
 
   t.test("replaces Debian's vblade: no file conflict, vblade is ours, purging both leaves nothing", async (t) => {
