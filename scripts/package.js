@@ -228,10 +228,16 @@ if [ -d /run/systemd/system ]; then
 \tsystemctl --system daemon-reload >/dev/null || true
 fi
 if [ "$1" = purge ]; then
-\trm -f /var/lib/vblade/e*.json /var/lib/vblade/.e*.json.tmp-* /var/lib/vblade/e*.corrupt-*
-\trm -f /var/log/vblade/*.log /var/log/vblade/*.log.[0-9]*
 \tfor dir in /var/lib/vblade /var/log/vblade; do
-\t\tif [ -d "$dir" ] && ! rmdir "$dir" 2>/dev/null; then
+\t\t# A link put there leads to files that are not the package's.
+\t\tif [ -L "$dir" ] || [ ! -d "$dir" ]; then
+\t\t\tcontinue
+\t\tfi
+\t\tcase "$dir" in
+\t\t/var/lib/*) rm -f "$dir"/e*.json "$dir"/.e*.json.tmp-* "$dir"/e*.corrupt-* ;;
+\t\t*) rm -f "$dir"/*.log "$dir"/*.log.[0-9]* ;;
+\t\tesac
+\t\tif ! rmdir "$dir" 2>/dev/null; then
 \t\t\techo "aoe-target: $dir holds files that are not the package's: kept" >&2
 \t\tfi
 \tdone
@@ -332,6 +338,7 @@ function main() {
     writeFile(path.join(debian, 'prerm'), PRERM, 0o755);
     writeFile(path.join(debian, 'postrm'), POSTRM, 0o755);
     writeFile(path.join(debian, 'md5sums'), md5sums(staging));
+    if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) fail(`--out ${opts.out} is not a directory`);
     mkdirp(opts.out);
     const deb = path.join(opts.out, `${PACKAGE}_${version}_${arch}.deb`);
     run('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', staging, deb], { stdio: ['ignore', 'ignore', 'inherit'] });

@@ -124,6 +124,10 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
 
   t.test('npm run package: the .deb and what it holds; the checkout is left as it was', async (t) => {
     const before = await gitStatus();
+    const byDefault = (
+      await runOk(process.execPath, [path.join(REPO, 'scripts/package.js'), '--no-build'], { cwd: REPO, timeoutMs: 300_000 })
+    ).stdout.trim();
+    t.equal(path.dirname(byDefault), path.join(REPO, 'dist-deb'), 'by default the .deb goes to dist-deb/');
     const out = debDir;
     deb = await buildDeb(out);
     const machineArch = (await runOk('dpkg', ['--print-architecture'])).stdout.trim();
@@ -152,6 +156,23 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
       'no dev dependencies',
     );
     for (const c of COMMANDS) t.ok(files.includes(`./usr/bin/${c} -> ../lib/aoe-target/bin/${c}.js`), `/usr/bin/${c}`);
+  });
+
+  t.test('npm run package: arguments it cannot use are refused with what to do', async (t) => {
+    const pkg = (args: string[]): Promise<RunResult> =>
+      run(process.execPath, [path.join(REPO, 'scripts/package.js'), ...args], { cwd: REPO });
+    const file = path.join(debDir, 'a-file');
+    fs.writeFileSync(file, '');
+    const cases: [string[], string][] = [
+      [['--out'], 'package: --out needs a directory, e.g. --out /tmp/debs\n'],
+      [['--frob'], 'package: unknown argument --frob (see npm run package -- --help)\n'],
+      [['--no-build', '--out', file], `package: --out ${file} is not a directory\n`],
+    ];
+    for (const [args, message] of cases) {
+      const r = await pkg(args);
+      t.equal(r.code, 1, `${args.join(' ')}: exit 1`);
+      t.equal(r.stderr, message, `${args.join(' ')}: the message`);
+    }
   });
 
   t.test('installed on a clean root: files, a served sector, log rotation; removed and purged', async (t) => {
@@ -263,7 +284,18 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     const verify = await inRoot(root, ['dpkg', '--verify', 'aoe-target']);
     t.equal(verify.stdout + verify.stderr, '', 'dpkg --verify: every file of ours as shipped');
 
+    // /var/log/vblade as a link to someone else's directory: purge leaves what it leads to alone.
+    fs.mkdirSync(path.join(root, 'srv/other'));
+    fs.writeFileSync(path.join(root, 'srv/other/app.log'), 'theirs');
+    fs.symlinkSync('/srv/other', path.join(root, 'var/log/vblade'));
     await inRootOk(root, ['dpkg', '-P', 'aoe-target']);
+    t.equal(
+      fs.readFileSync(path.join(root, 'srv/other/app.log'), 'utf8'),
+      'theirs',
+      'purge does not follow a /var/log/vblade link',
+    );
+    fs.rmSync(path.join(root, 'var/log/vblade'));
+    fs.rmSync(path.join(root, 'srv/other'), { recursive: true });
     const left = diff(pristine, listTree(root, volatile));
     t.comment(`left after dpkg -P aoe-target (Debian vblade's conffiles and unit link until it is purged): ${left.join(' ')}`);
     t.ok(
