@@ -204,6 +204,18 @@ if [ "$1" = configure ]; then
 \tif [ ! -e /var/lib/vblade ]; then
 \t\tinstall -d -o vblade -g vblade -m 0750 /var/lib/vblade
 \tfi
+\t# Debian's vblade started every fragment of /etc/vblade.conf.d at boot
+\t# (its generator); here each is enabled on its own. Said, not done: which
+\t# fragments were meant to run is the administrator's to decide.
+\tif [ -z "$2" ]; then
+\t\tfor conf in /etc/vblade.conf.d/*.conf; do
+\t\t\tname=$(basename "$conf" .conf)
+\t\t\tif [ -f "$conf" ] && [ "$name" != skeleton ] &&
+\t\t\t\t[ ! -e "/etc/systemd/system/multi-user.target.wants/vblade@$name.service" ]; then
+\t\t\t\techo "aoe-target: $conf is not started at boot; to serve it: systemctl enable --now vblade@$name" >&2
+\t\t\tfi
+\t\tdone
+\tfi
 \tif [ -d /run/systemd/system ]; then
 \t\tsystemctl --system daemon-reload >/dev/null || true
 \tfi

@@ -258,6 +258,12 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     const root = await rootCopy(t, cached, tempDir(t, 'pkg-replace'));
     fs.copyFileSync(deb, path.join(root, 'tmp/aoe-target.deb'));
     const pristine = listTree(root, volatile);
+    // An export of Debian's layout, which its vblade started at boot.
+    fs.mkdirSync(path.join(root, 'etc/vblade.conf.d'));
+    fs.writeFileSync(
+      path.join(root, 'etc/vblade.conf.d/disk1.conf'),
+      'shelf=1\nslot=1\nnetif=eth1\nfilename=/srv/vblade/disk1.img\n',
+    );
     await inRootOk(root, ['dpkg', '-i', cached.vbladeDeb]);
     t.ok(fs.existsSync(path.join(root, 'usr/sbin/vblade')), "Debian's vblade is installed (/usr/sbin/vblade)");
 
@@ -267,6 +273,14 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     t.comment(inst.stdout.trim().replace(/\n/g, ' | '));
     t.notMatch(inst.stdout + inst.stderr, /trying to overwrite|dpkg: error/, 'no file conflict');
     t.match(inst.stdout, /Unpacking aoe-target [^]*Removing vblade /, 'dpkg removes vblade after unpacking ours');
+    t.equal(
+      inst.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('aoe-target:'))
+        .join('\n'),
+      'aoe-target: /etc/vblade.conf.d/disk1.conf is not started at boot; to serve it: systemctl enable --now vblade@disk1',
+      'it says how to serve the fragment (not skeleton.conf, which serves nothing)',
+    );
     t.match(
       (await inRootOk(root, ['dpkg-query', '-W', '-f=${Status}', 'vblade'])).stdout,
       /^\w+ ok config-files$/,
@@ -303,6 +317,10 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
       "only Debian vblade's own conffiles and links are left",
     );
     await inRootOk(root, ['dpkg', '-P', 'vblade']);
-    t.same(diff(pristine, listTree(root, volatile)), [], 'purging vblade too leaves nothing');
+    t.same(
+      diff(pristine, listTree(root, volatile)),
+      ['etc/vblade.conf.d/', 'etc/vblade.conf.d/disk1.conf'],
+      'purging vblade too leaves nothing but the fragment the administrator wrote',
+    );
   });
 }
