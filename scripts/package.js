@@ -6,6 +6,9 @@
 //   npm run package -- --out DIR         the .deb goes to DIR instead
 //   npm run package -- --no-build        use dist/ as it is (the tests: npm test built it)
 //
+// The Maintainer field is DEBFULLNAME <DEBEMAIL> when DEBEMAIL is set (as
+// for dch), else a placeholder address. Needs dpkg-deb, objdump and strip.
+//
 // What it holds (docs/operations.md, "Install from the package"):
 //   /usr/lib/aoe-target/        package.json (the version), bin/*.js, dist/src
 //                               (compiled JS of src/ only), the native addon
@@ -16,7 +19,7 @@
 //   /usr/lib/systemd/system/    vblade.service vblade@.service
 //   /usr/lib/sysusers.d/        vblade.conf: the user the units run as
 //   /usr/share/man/             vblade.8 vbladed.8 vblade.conf.5 (and any other page in docs/)
-//   /usr/share/doc/aoe-target/  copyright, examples/vblade.conf
+//   /usr/share/doc/aoe-target/  copyright, changelog.gz (the commit), examples/vblade.conf
 //   /etc/logrotate.d/vblade     for the /var/log/vblade/NAME.log files
 //
 // The addon is compiled for this machine's architecture (N-API: any Node
@@ -83,6 +86,18 @@ function writeFile(to, text, mode = 0o644) {
   fs.chmodSync(to, mode);
 }
 
+/** Executable and starting with #!: a file npm ships with the x bit but no interpreter line is not run. */
+function isScript(file) {
+  if ((fs.statSync(file).mode & 0o111) === 0) return false;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    return fs.readSync(fd, head, 0, 2, 0) === 2 && head.toString() === '#!';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Copies a directory tree, leaving out what `skip(relativePath, dirent)` says. */
 function copyTree(from, to, skip) {
   mkdirp(to);
@@ -92,7 +107,7 @@ function copyTree(from, to, skip) {
     const dst = path.join(to, d.name);
     if (d.isDirectory()) copyTree(src, dst, skip);
     else if (d.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(src), dst);
-    else install(src, dst, fs.statSync(src).mode & 0o111 ? 0o755 : 0o644);
+    else install(src, dst, isScript(src) ? 0o755 : 0o644);
   }
 }
 
@@ -120,11 +135,12 @@ function stageDependencies(lib) {
     if (!p || path.resolve(p) === root) continue;
     const rel = path.relative(path.join(root, 'node_modules'), p);
     if (rel.startsWith('..')) fail(`npm ls names ${p}, outside node_modules`);
-    // A package's own nested node_modules are listed (and copied) on their own lines.
+    // A package's own nested node_modules are listed (and copied) on their own lines. Left out:
+    // dotfiles (.npmignore, .github, ...) and HTML pages (pino's docs page loads scripts from CDNs).
     copyTree(
       path.join(modules, rel),
       path.join(lib, 'node_modules', rel),
-      (r, d) => d.name === 'node_modules' && r === 'node_modules',
+      (_r, d) => d.name === 'node_modules' || d.name.startsWith('.') || d.name.endsWith('.html'),
     );
   }
 }
@@ -156,7 +172,7 @@ const COPYRIGHT = `Format: https://www.debian.org/doc/packaging-manuals/copyrigh
 Upstream-Name: aoe-target
 
 Files: *
-Copyright: the aoe-target developers
+Copyright: @YEARS@ the aoe-target developers
 License: GPL-2+
  On Debian systems the full text of the GNU General Public License
  version 2 is in /usr/share/common-licenses/GPL-2.
@@ -256,11 +272,55 @@ if [ "$1" = purge ]; then
 fi
 `;
 
+/** What git says of the tree: the commit, whether it has changes, the years of its history (none: an unpacked release). */
+function gitFacts() {
+  try {
+    const git = (...args) => run('git', args, { cwd: root }).trim();
+    const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
+    const years = git('log', '--format=%ad', '--date=format:%Y').split('\n');
+    return {
+      commit: git('rev-parse', '--short=12', 'HEAD') + (dirty ? ' and changes' : ''),
+      first: years[years.length - 1],
+      last: years[0],
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 2822 date, as a Debian changelog's trailer has it. */
+function rfc2822(d) {
+  const pad = (n) => String(n).padStart(2, '0');
+  const day = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][d.getUTCDay()];
+  const month = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][d.getUTCMonth()];
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  return `${day}, ${pad(d.getUTCDate())} ${month} ${d.getUTCFullYear()} ${time} +0000`;
+}
+
+/** A native package's changelog, in Debian's format: one entry, the commit it was built from (the history is git's). */
+function changelog(version, facts) {
+  const from = facts ? `commit ${facts.commit}` : 'a tree without git';
+  return `aoe-target (${version}) unstable; urgency=medium
+
+  * Built from ${from}.
+  * The changes are the git history of aoe-target.
+
+ -- ${maintainer()}  ${rfc2822(new Date())}
+`;
+}
+
+/** Debian's convention (dch, reportbug): DEBFULLNAME and DEBEMAIL name the maintainer of a build. */
+function maintainer() {
+  const { DEBFULLNAME: name, DEBEMAIL: email } = process.env;
+  if (email) return `${name || 'aoe-target developers'} <${email}>`;
+  return 'aoe-target developers <aoe-target@localhost>';
+}
+
 function control({ version, arch, libc, size }) {
   return `Package: ${PACKAGE}
 Version: ${version}
 Architecture: ${arch}
-Maintainer: aoe-target developers <aoe-target@localhost>
+Maintainer: ${maintainer()}
 Installed-Size: ${size}
 Depends: nodejs (>= 20), libc6 (>= ${libc})
 Suggests: aoetools
@@ -320,14 +380,23 @@ function stage(staging) {
   stageCompiledSources(lib);
   const addon = path.join(root, 'build/Release/aoe_native.node');
   if (!fs.existsSync(addon)) fail('build/Release/aoe_native.node is missing: run npx node-gyp rebuild (or npm ci)');
-  install(addon, path.join(lib, 'build/Release/aoe_native.node'));
+  const stagedAddon = path.join(lib, 'build/Release/aoe_native.node');
+  install(addon, stagedAddon);
+  // Debug symbols out (dh_strip does the same): about a third of the file.
+  run('strip', ['--strip-unneeded', '--remove-section=.comment', '--remove-section=.note', stagedAddon]);
   stageDependencies(lib);
   for (const unit of ['vblade.service', 'vblade@.service'])
     install(path.join(root, 'systemd', unit), path.join(staging, 'usr/lib/systemd/system', unit));
   install(path.join(root, 'systemd/vblade.sysusers.conf'), path.join(staging, 'usr/lib/sysusers.d/vblade.conf'));
   stageManPages(staging);
   const doc = path.join(staging, 'usr/share/doc', PACKAGE);
-  writeFile(path.join(doc, 'copyright'), COPYRIGHT);
+  const facts = gitFacts();
+  const year = String(new Date().getUTCFullYear());
+  const years = facts ? (facts.first === facts.last ? facts.first : `${facts.first}-${facts.last}`) : year;
+  writeFile(path.join(doc, 'copyright'), COPYRIGHT.replace('@YEARS@', years));
+  writeFile(path.join(doc, 'changelog'), changelog(pkg.version, facts));
+  gzipTo(path.join(doc, 'changelog'), path.join(doc, 'changelog.gz'));
+  fs.rmSync(path.join(doc, 'changelog'));
   install(path.join(root, 'systemd/vblade.conf.example'), path.join(doc, 'examples/vblade.conf'));
   writeFile(path.join(staging, 'etc/logrotate.d/vblade'), LOGROTATE);
   return { version: pkg.version, libc: libcVersion(addon) };

@@ -143,6 +143,12 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     const names = files.split('\n').map((l) => l.split(/\s+/)[5] ?? '');
     const lib = './usr/lib/aoe-target/';
     t.ok(names.includes(`${lib}build/Release/aoe_native.node`), 'the native addon');
+    t.ok(names.includes('./usr/share/doc/aoe-target/changelog.gz') && names.includes('./usr/share/doc/aoe-target/copyright'));
+    t.same(
+      names.filter((n) => /\/\.[^/]+\/?$|\.html$/.test(n)),
+      [],
+      "no dotfiles (.npmignore, .github) and no HTML pages of the dependencies' docs",
+    );
     t.ok(names.includes(`${lib}dist/src/cli/vbladed.js`), 'the compiled sources');
     t.ok(names.includes(`${lib}node_modules/pino/package.json`) && names.includes(`${lib}node_modules/yargs/package.json`));
     t.same(
