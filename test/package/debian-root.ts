@@ -48,6 +48,13 @@ function tail(file: string): string {
   }
 }
 
+function mounted(dir: string): boolean {
+  return fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === dir);
+}
+
 /** Runs fn with /proc mounted in root, unmounted by its exact path afterwards. */
 async function withProc<T>(root: string, fn: () => Promise<T>): Promise<T> {
   const proc = path.join(root, 'proc');
@@ -74,13 +81,8 @@ export async function debianRoot(arch: string): Promise<CachedRoot> {
   const started = Date.now();
   try {
     const root = path.join(work, 'root');
-    const r = await run(
-      'debootstrap',
-      ['--variant=minbase', `--arch=${arch}`, `--include=${INCLUDE.join(',')}`, SUITE, root, MIRROR],
-      {
-        timeoutMs: 600_000,
-      },
-    );
+    const args = ['--variant=minbase', `--arch=${arch}`, `--include=${INCLUDE.join(',')}`, SUITE, root, MIRROR];
+    const r = await run('debootstrap', args, { timeoutMs: 600_000 });
     if (r.code !== 0) throw new Error(`${describeRun(r)}\n${tail(path.join(root, 'debootstrap/debootstrap.log'))}`);
     // apt orders these better than debootstrap's one dpkg --install of every extra (logrotate's cron-daemon-common failed there).
     await withProc(root, async () => {
@@ -93,10 +95,16 @@ export async function debianRoot(arch: string): Promise<CachedRoot> {
     for (const f of fs.readdirSync(archives))
       if (f.endsWith('.deb') && !f.startsWith('vblade_')) fs.rmSync(path.join(archives, f));
     fs.writeFileSync(path.join(work, 'complete'), `${new Date().toISOString()} ${[...INCLUDE, ...APT_INCLUDE].join(' ')}\n`);
-    fs.rmSync(key, { recursive: true, force: true });
-    fs.renameSync(work, key);
+    if (fs.existsSync(done)) {
+      // Another run made it meanwhile and may be copying it: keep theirs.
+      fs.rmSync(work, { recursive: true, force: true });
+    } else {
+      fs.rmSync(key, { recursive: true, force: true }); // what a killed run left
+      fs.renameSync(work, key);
+    }
   } catch (e) {
-    fs.rmSync(work, { recursive: true, force: true });
+    // Never remove through a /proc that is still mounted (its unmount failed).
+    if (!mounted(path.join(work, 'root/proc'))) fs.rmSync(work, { recursive: true, force: true });
     throw e;
   }
   const root = path.join(key, 'root');
