@@ -15,6 +15,8 @@ export interface ExportConfig {
   direct: boolean;
   /** No reply to a write before its data is durable (group-committed fdatasync). */
   sync: boolean;
+  /** 'unmap': a write of all-zero data punches a hole instead (detect-zeroes); undefined = every write is written. */
+  detectZeroes?: 'unmap';
   /** Sectors skipped at the start of the backing store. */
   offsetSectors: number;
   /** Sectors exported; undefined = to the end of the backing store. */

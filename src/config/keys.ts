@@ -369,6 +369,17 @@ export const KEYS: readonly KeyDef[] = [
     meaning: 'Acknowledge a write only once it is on stable storage.',
   },
   {
+    key: 'detect-zeroes',
+    section: 'export',
+    field: 'detectZeroes',
+    off: 'off',
+    type: 'enum',
+    default: 'off',
+    values: ['off', 'unmap'],
+    meaning:
+      'unmap: a write whose data is all zero punches a hole in the file instead (fallocate PUNCH_HOLE), so a thin (sparse) file stays thin when initiators zero blocks; reads of the range return zeros as before. Regular files on a file system that can punch holes (ext4, XFS, btrfs, tmpfs) and views only; refused for a block device. off: every write is written.',
+  },
+  {
     key: 'offset',
     section: 'export',
     field: 'offsetSectors',

@@ -123,14 +123,16 @@ export class Storage {
     }
     stores.writing(index, pos, bytes);
     if (kind === RequestKind.SyncWrite) e.groupCommit.writeSubmitted();
+    // detect-zeroes: the io ring looks at the data it has in hand and punches a hole when it is all zero; off, no look.
+    const write = IoOp.Write | inline | (e.config.detectZeroes === undefined ? 0 : IoOpFlag.DetectZeroes);
     if (store.direct) {
       // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
       arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
-      this.push(IoOp.Write | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+      this.push(write, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
       return false;
     }
     this.req.rx[q] = slot;
-    this.push(IoOp.Write | inline, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
+    this.push(write, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
     return true;
   }
 
