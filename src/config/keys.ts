@@ -6,7 +6,9 @@
 
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import {
+  DEFAULT_INITIATOR_ROWS,
   DEFAULT_MAX_VIEWS,
+  MAX_INITIATOR_ROWS,
   DEFAULT_TUNABLES,
   DEFAULT_VIEWS_MIN_FREE,
   MAX_MAX_VIEWS,
@@ -481,6 +483,16 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'PERCENT',
     meaning:
       'With views = per-initiator: percent of the views file system kept free; below it no new view is made, so that the views that exist keep room to write. 0 = no floor.',
+  },
+  {
+    key: 'initiator-rows',
+    section: 'export',
+    field: 'initiatorRows',
+    type: 'count',
+    default: '',
+    defaultText: String(DEFAULT_INITIATOR_ROWS),
+    range: [0, MAX_INITIATOR_ROWS],
+    meaning: `Initiator MACs whose requests, bytes and errors are counted each in a row of their own (vblade ctl stats --by-initiator, the vblade_initiator_* metrics); when a new MAC finds every row taken it takes the least active one's, whose figures move to the row "other". Bounds memory and label count however many MACs frames claim to come from. 0: only "other" (0..${MAX_INITIATOR_ROWS}).`,
   },
   {
     key: 'null-store',
