@@ -6,6 +6,7 @@
 import t from 'tap';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseCommandLine } from '../../src/cli/vblade';
 import { parseConfigFile } from '../../src/config/config-file';
 import { native } from '../../src/native/addon';
 import { openExportStore } from '../../src/target/export-store';
@@ -70,4 +71,12 @@ t.test('a file on tmpfs (inline I/O, not mapped with the key on) gets holes too'
   );
   // A read of the hole through a mapping would fill it again with a page: the store is not mapped.
   t.equal(before - statSync(file).blocks * 512, 8192, 'the read did not fill the hole');
+});
+
+t.test('vblade --detect-zeroes: unmap or off, anything else a usage error naming the values', async (t) => {
+  t.equal(parseCommandLine(['--detect-zeroes', 'unmap', '1', '2', 'fake0', '/srv/d.img']).config?.detectZeroes, 'unmap');
+  t.equal(parseCommandLine(['--detect-zeroes=off', '1', '2', 'fake0', '/srv/d.img']).config?.detectZeroes, undefined);
+  t.equal(parseCommandLine(['1', '2', 'fake0', '/srv/d.img']).config?.detectZeroes, undefined, 'off without the option');
+  t.throws(() => parseCommandLine(['--detect-zeroes', 'on', '1', '2', 'fake0', '/srv/d.img']), /detect-zeroes.*off.*unmap/);
+  t.throws(() => parseCommandLine(['1', '2', 'fake0', '/srv/d.img', '--detect-zeroes']), /--detect-zeroes needs a value/);
 });
