@@ -103,6 +103,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
       c.direct ? 'direct' : '',
       c.sync ? 'sync' : '',
       c.broadcastEdits ? 'broadcast-edits' : '',
+      c.detectZeroes ? `detect-zeroes=${c.detectZeroes}` : '',
     ]
       .filter(Boolean)
       .join(',');
