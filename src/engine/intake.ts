@@ -112,14 +112,16 @@ export class Intake {
     }
     const outcome = respond(ring, off, len, e.state, link.ctx, link.arena, link.slotOffset(tx));
     if (e.state.version !== e.savedVersion) ctx.stateDue = true;
-    // Per-initiator figures: every request the export answers or serves (a masked or silent frame is none).
+    // Per-initiator figures: every request the export answers (a masked or silent frame is none; storage
+    // work counts in Storage.start, which may drop it for a retransmission instead).
     const who = e.initiators;
     const row = outcome <= Outcome.Flush ? who.rowFor(ring, off + OFF_SRC) : who.other;
-    const figures = who.figures;
-    const at = row * InitiatorField.Count;
-    if (outcome <= Outcome.Flush) figures[at + InitiatorField.Requests]++;
-    if (outcome === Outcome.AoeError || outcome === Outcome.AtaAoeError || outcome === Outcome.AtaError)
-      figures[at + InitiatorField.Errors]++;
+    if (outcome <= Outcome.AtaError) {
+      const at = row * InitiatorField.Count;
+      who.figures[at + InitiatorField.Requests]++;
+      if (outcome === Outcome.AoeError || outcome === Outcome.AtaAoeError || outcome === Outcome.AtaError)
+        who.figures[at + InitiatorField.Errors]++;
+    }
     switch (outcome) {
       case Outcome.Reply:
         e.counters[ExportCounter.Other]++;

@@ -85,6 +85,7 @@ export class Storage {
     if (store === null) {
       // This initiator's store could not be made (its resolver says why): an error reply, as for a failed write.
       e.counters[ExportCounter.IoErrors]++;
+      e.initiators.figures[row * InitiatorField.Count + InitiatorField.Requests]++;
       e.initiators.figures[row * InitiatorField.Count + InitiatorField.Errors]++;
       setAtaIoError(arena, t, d.count);
       link.queue(tx, padReply(arena, t, ATA_HEADER_LEN));
@@ -111,6 +112,7 @@ export class Storage {
     }
     const index = stores.indexOf(store);
     this.req.store[q] = index;
+    e.initiators.figures[row * InitiatorField.Count + InitiatorField.Requests]++;
     this.req.initiator[q] = row;
     this.req.initiatorGen[q] = e.initiators.generation[row];
     e.inflight++;
@@ -145,6 +147,7 @@ export class Storage {
     const arena = link.arena;
     const t = link.slotOffset(tx);
     const at = row * InitiatorField.Count;
+    e.initiators.figures[at + InitiatorField.Requests]++;
     if (outcome === Outcome.Read) {
       arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);
       e.counters[ExportCounter.Reads]++;

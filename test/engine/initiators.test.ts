@@ -14,7 +14,10 @@ import { formatInitiatorTables } from '../../src/cli/stats-table';
 import { parseConfigFile } from '../../src/config/config-file';
 import { InitiatorTable, InitiatorField } from '../../src/engine/initiators';
 import { renderMetrics } from '../../src/service/metrics';
+import { join } from 'node:path';
 import { patternFile } from '../helpers/files';
+import { loopFs, requireLoopFs } from '../helpers/loop-fs';
+import { withRetransmits } from '../helpers/retransmit';
 import { exportOf, IFACE, Initiator, settle, startInProcess, until } from '../helpers/in-process';
 import { checkExposition, parseSample } from '../helpers/prometheus-text';
 
@@ -174,5 +177,26 @@ t.test(
     t.equal(parseCtlArgs(['--by-initiator', 'stats']).byInitiator, true);
     t.throws(() => parseCtlArgs(['--by-initiator', 'list']), /--by-initiator goes with stats only, not list/);
     t.same(formatInitiatorTables({ exports: [] }), [], 'a worker that sends no exports prints nothing');
+  },
+);
+
+t.test(
+  'a request dropped while its view is made (the initiator retransmits) is not counted: only answered ones are',
+  async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const mnt = await loopFs(t, 'xfs-reflink');
+    const image = await patternFile(t, SECTORS, { dir: mnt, name: 'golden.img' });
+    const { server, initiator } = await startInProcess(t, [
+      exportOf(image, { views: 'per-initiator', viewsDir: join(mnt, 'views') }),
+    ]);
+    const r = await withRetransmits(initiator, () => initiator.write(7, randomBytes(512)));
+    t.notOk(r.ata.failed, 'the write succeeded once the view was made');
+    await settle(50);
+    const e = server.stats().exports[0];
+    const dropped = e.counters.paused_drops;
+    t.ok(dropped >= 1, `${dropped} sends dropped while the view was made`);
+    const row = e.initiators!.list.find((x) => x.mac === '02:00:00:00:0a:01')!;
+    t.equal(row.requests, r.sends - dropped, `${r.sends} sends, ${dropped} dropped: ${r.sends - dropped} answered and counted`);
+    t.equal(row.writeBytes, 512 * (r.sends - dropped), 'bytes of the answered writes');
   },
 );
