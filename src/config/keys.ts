@@ -492,7 +492,7 @@ export const KEYS: readonly KeyDef[] = [
     default: '',
     defaultText: String(DEFAULT_INITIATOR_ROWS),
     range: [0, MAX_INITIATOR_ROWS],
-    meaning: `Initiator MACs whose requests, bytes and errors are counted each in a row of their own (vblade ctl stats --by-initiator, the vblade_initiator_* metrics); when a new MAC finds every row taken it takes the least active one's, whose figures move to the row "other". Bounds memory and label count however many MACs frames claim to come from. 0: only "other" (0..${MAX_INITIATOR_ROWS}).`,
+    meaning: `Initiator MACs whose requests, bytes and errors are counted each in a row of their own (vblade ctl stats --by-initiator, the vblade_initiator_* metrics); when a new MAC finds every row taken it takes the row of a MAC seen only once (else of the least active one), whose figures move to the row "other"; busy initiators keep theirs. Bounds memory and label count however many MACs frames claim to come from. 0: only "other" (0..${MAX_INITIATOR_ROWS}).`,
   },
   {
     key: 'null-store',

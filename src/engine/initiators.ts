@@ -2,8 +2,9 @@
 // errors by source MAC, in a table of fixed size so that frames from forged
 // MACs cannot grow memory or the metrics' label set. A MAC (48 bits) is a
 // number key in a small open-addressed table; when the table is full, a new
-// MAC takes the row of the least active one, whose figures move to the
-// "other" row (counted as an eviction). Nothing is allocated per frame.
+// MAC takes the row of a MAC seen once (or else of the least active one),
+// whose figures move to the "other" row (counted as an eviction). Nothing is
+// allocated per frame.
 
 import type { InitiatorFigures } from '../api/control';
 
@@ -32,6 +33,8 @@ export class InitiatorTable {
   private readonly index: Int32Array;
   private readonly mask: number;
   private used = 0;
+  /** Where the next search for a row to take starts: the row taken last. */
+  private hand = 0;
 
   constructor(readonly rows: number) {
     this.other = rows;
@@ -59,7 +62,7 @@ export class InitiatorTable {
       if (this.macs[r] === key) return r;
       p = (p + 1) & mask;
     }
-    // New: a free row, or the least active one's.
+    // New: a free row, or the least active sampled one's.
     let row: number;
     if (this.used < this.rows) row = this.used++;
     else {
@@ -102,19 +105,28 @@ export class InitiatorTable {
     };
   }
 
-  /** The row with the fewest requests (a scan: only when a new MAC finds the table full). */
+  /**
+   * The row a new MAC takes in a full table: the first with at most one
+   * request from where the last search stopped (a MAC seen once, as every
+   * forged one is), else the one with the fewest. The search starts at the
+   * row taken last, which a flood of new MACs keeps taking again: one
+   * compare per frame, and busy initiators keep their rows.
+   */
   private leastActive(): number {
     const f = this.figures;
-    let best = 0;
+    const rows = this.rows;
+    let best = this.hand;
     let least = Infinity;
-    for (let r = 0; r < this.rows; r++) {
-      const n = f[r * InitiatorField.Count + InitiatorField.Requests];
-      if (n < least) {
-        least = n;
+    for (let k = 0, r = this.hand; k < rows; k++) {
+      const requests = f[r * InitiatorField.Count + InitiatorField.Requests];
+      if (requests < least) {
+        least = requests;
         best = r;
-        if (n === 0) break;
+        if (requests <= 1) break;
       }
+      r = r + 1 === rows ? 0 : r + 1;
     }
+    this.hand = best;
     return best;
   }
 

@@ -274,7 +274,7 @@ function initiatorMetrics(x: Exposition, key: string, t: NonNullable<ServerStats
   );
   x.counter(
     'vblade_export_initiator_evictions_total',
-    'times a new initiator MAC took the row of the least active one (its figures moved to mac="other")',
+    'times a new initiator MAC took the row of a less active one (its figures moved to mac="other")',
     { export: key },
     t.evictions,
   );

@@ -84,6 +84,20 @@ t.test('the table: one row per MAC, the least active row taken when full, its fi
     'the three busy MACs kept their rows through 1994 new ones',
   );
   t.equal(new InitiatorTable(0).rowFor(mac(1), 0), 0, 'with no rows every MAC counts under "other" (row 0)');
+  // A large table: a new MAC looks at 16 rows, not all of them, and still never takes a busy initiator's row.
+  const big = new InitiatorTable(4096);
+  const busy = Array.from({ length: 100 }, (_, i) => big.rowFor(mac(1_000_000 + i), 0));
+  for (const r of busy) big.figures[r * InitiatorField.Count + InitiatorField.Requests] += 5;
+  for (let i = 0; i < 20_000; i++) {
+    const r = big.rowFor(mac(i), 0);
+    big.figures[r * InitiatorField.Count + InitiatorField.Requests]++;
+  }
+  t.same(
+    busy.map((_, i) => big.rowFor(mac(1_000_000 + i), 0)),
+    busy,
+    '100 busy initiators kept their rows through 20,000 one-request MACs in a table of 4,096',
+  );
+  t.equal(big.evictions, 20_000 - (4096 - 100), 'every new MAC beyond the free rows took one');
 });
 
 t.test('real frames from three MACs: the figures of each are what it sent', async (t) => {
