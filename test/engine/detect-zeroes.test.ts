@@ -127,3 +127,14 @@ t.test('a view punching a range it shares with the image drops only its own refe
   t.notOk(checkPattern(await readBack(initiator, 512, PER_WRITE), 512), 'and the image data beyond');
   t.same(Buffer.from(await readBack(initiator, 1024, PER_WRITE)), first, 'and its own write');
 });
+
+t.test('detect-zeroes with O_DIRECT (-d): the copy in the transmit slot is looked at, zeros punched, data written', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  const { initiator } = await startInProcess(t, [exportOf(file, { detectZeroes: 'unmap', direct: true })], {}, JUMBO);
+  const before = allocated(file);
+  await writeZeros(t, initiator, 64, 64);
+  t.equal(before - allocated(file), 64 * 512, 'the 32 KiB of zeros were punched');
+  const data = randomBytes(PER_WRITE * 512);
+  t.notOk((await initiator.ataReply(initiator.write(64, data))).ata.failed, 'a write into the hole succeeded');
+  t.same(Buffer.from(await readBack(initiator, 64, PER_WRITE)), data, 'and reads back');
+});
