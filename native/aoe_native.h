@@ -162,6 +162,10 @@ enum io_op_kind { IO_OP_READ = 0, IO_OP_WRITE = 1, IO_OP_DATASYNC = 2 };
  * completion from the next reap() without signalling the eventfd (the caller
  * reaps right after submitting). For stores that never block: tmpfs. */
 #define IO_OP_INLINE 0x10
+/* Or'ed into a write: when its data is all zero, punch a hole over the range
+ * instead (fallocate PUNCH_HOLE | KEEP_SIZE); the completion reports the
+ * write's length as a write would (detect-zeroes = unmap). */
+#define IO_OP_DETECT_ZEROES 0x20
 
 /* One operation as JavaScript describes it (IoRing.submit `ops`): the
  * struct is the layout, so JavaScript's field indexes come from offsetof. */

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <limits.h>
 #include <net/if.h>
 #include <node_api.h>
@@ -1053,6 +1054,32 @@ static napi_value block_device_size_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* punchHole(fd, position, length): fallocate PUNCH_HOLE | KEEP_SIZE; throws
+ * with the errno (EOPNOTSUPP: the file system cannot). detect-zeroes asks it
+ * once past a file's end, where it changes nothing, to learn whether it can. */
+static napi_value punch_hole_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  double pos, len;
+  if (argc < 3) return throw_type(env, "punchHole(fd, position, length) takes three arguments");
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  if (napi_get_value_double(env, argv[1], &pos) != napi_ok || !(pos >= 0 && pos <= 9007199254740992.0) ||
+      napi_get_value_double(env, argv[2], &len) != napi_ok || !(len >= 1 && len <= 9007199254740992.0))
+    return throw_type(env, "punchHole: position and length must be whole numbers of bytes, length at least 1");
+  int r;
+  do r = fallocate((int)fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)pos, (off_t)len);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int e = errno;
+    char msg[96];
+    snprintf(msg, sizeof msg, "fallocate(PUNCH_HOLE) failed: %s", strerror(e));
+    return throw_errno(env, e, msg);
+  }
+  return NULL;
+}
+
 static napi_value map_file_fn(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -1522,6 +1549,7 @@ static const struct {
     {"ioOpWrite", IO_OP_WRITE},
     {"ioOpDataSync", IO_OP_DATASYNC},
     {"ioOpInline", IO_OP_INLINE},
+    {"ioOpDetectZeroes", IO_OP_DETECT_ZEROES},
     {"ioOpKind", IO_OP_FIELD(kind)},
     {"ioOpFd", IO_OP_FIELD(fd)},
     {"ioOpBufferId", IO_OP_FIELD(buffer_id)},
@@ -1572,6 +1600,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"openIoRing", NULL, open_io_ring, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openFrameWaiter", NULL, open_frame_waiter, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blockDeviceSize", NULL, block_device_size_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"punchHole", NULL, punch_hole_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mapFile", NULL, map_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmapFile", NULL, unmap_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkClone", NULL, reflink_clone_fn, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -3,6 +3,8 @@
  * completions through one eventfd that binding.c watches with libuv. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/io_uring.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,10 @@
 /* user_data = (buffer id + 1) << 32 | tag; buffer part 0 = no buffer. */
 #define USER_DATA(buffer_slot, tag) (((uint64_t)(buffer_slot) << 32) | (uint32_t)(tag))
 #define NO_BUFFER 0u
+/* A punched write uses no buffer: its upper half is PUNCHED | length instead,
+ * so that its completion reports the length a write would have. */
+#define PUNCHED 0x80000000u
+#define PUNCH_MODE (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
 
 static int sys_io_uring_setup(unsigned entries, struct io_uring_params *p) {
   return (int)syscall(__NR_io_uring_setup, entries, p);
@@ -130,6 +136,25 @@ static inline bool is_whole(double v, double max) {
   return v >= 0 && v <= max && v == (double)(uint64_t)v;
 }
 
+/* Whether `len` bytes at `mem` are all zero: a word at a time, the frame's
+ * data is not word-aligned (memcpy makes the unaligned loads legal). */
+static bool all_zero(const uint8_t *mem, size_t len) {
+  size_t i = 0;
+  for (; i < len && ((uintptr_t)(mem + i) & 7) != 0; i++)
+    if (mem[i] != 0) return false;
+  for (; i + 32 <= len; i += 32) {
+    uint64_t a, b, c, d;
+    memcpy(&a, mem + i, 8);
+    memcpy(&b, mem + i + 8, 8);
+    memcpy(&c, mem + i + 16, 8);
+    memcpy(&d, mem + i + 24, 8);
+    if ((a | b | c | d) != 0) return false;
+  }
+  for (; i < len; i++)
+    if (mem[i] != 0) return false;
+  return true;
+}
+
 static void push_local(struct io_queue *q, uint64_t user_data, int32_t result) {
   uint32_t idx = (q->local_head + q->local_count) % q->depth;
   q->local[idx].user_data = user_data;
@@ -137,9 +162,16 @@ static void push_local(struct io_queue *q, uint64_t user_data, int32_t result) {
   q->local_count++;
 }
 
+static int32_t run_punch(const struct io_op *op) {
+  int r;
+  do r = fallocate((int)op->fd, PUNCH_MODE, (off_t)op->position, (off_t)op->length);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
 static int32_t run_sync(const struct io_op *op, uint8_t *mem) {
   int fd = (int)op->fd;
-  int kind = (int)op->kind & ~IO_OP_INLINE;
+  int kind = (int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES);
   if (kind != IO_OP_DATASYNC) {
     int32_t copied = mapped_copy(fd, kind == IO_OP_WRITE, mem, (size_t)op->length, (uint64_t)op->position);
     if (copied >= 0) return copied;
@@ -167,7 +199,15 @@ static void fill_sqe(struct io_queue *q, const struct io_op *op, uint8_t *mem, u
   memset(sqe, 0, sizeof *sqe);
   sqe->fd = (int)op->fd;
   sqe->user_data = user_data;
-  switch ((int)op->kind & ~IO_OP_INLINE) {
+  if ((uint32_t)(user_data >> 32) & PUNCHED) {
+    sqe->opcode = IORING_OP_FALLOCATE;
+    sqe->off = (uint64_t)op->position;
+    sqe->addr = (uint64_t)op->length; /* fallocate's length goes in addr, its mode in len */
+    sqe->len = PUNCH_MODE;
+    q->sq_local_tail++;
+    return;
+  }
+  switch ((int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES)) {
     case IO_OP_READ:
     case IO_OP_WRITE:
       sqe->opcode = ((int)op->kind & ~IO_OP_INLINE) == IO_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
@@ -206,7 +246,8 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     uint32_t tag = tags[i];
     q->in_flight++;
     bool inline_op = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_INLINE);
-    double kind = is_whole(op->kind, 255) ? (double)((int)op->kind & ~IO_OP_INLINE) : -1;
+    bool detect_zeroes = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_DETECT_ZEROES);
+    double kind = is_whole(op->kind, 255) ? (double)((int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES)) : -1;
     bool ok = (kind == IO_OP_READ || kind == IO_OP_WRITE || kind == IO_OP_DATASYNC) &&
               is_whole(op->fd, INT32_MAX);
     uint8_t *mem = NULL;
@@ -218,17 +259,24 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
       if (ok) {
         struct io_buffer *buf = &q->buffers[(uint32_t)op->buffer_id];
         ok = buf->registered && op->offset + op->length <= (double)buf->len;
-        if (ok) {
-          mem = buf->base + (size_t)op->offset;
+        if (ok) mem = buf->base + (size_t)op->offset;
+        if (ok && detect_zeroes && kind == IO_OP_WRITE && all_zero(mem, (size_t)op->length)) {
+          buffer_slot = PUNCHED | (uint32_t)op->length; /* the punch reads no memory: no buffer held */
+        } else if (ok) {
+          detect_zeroes = false;
           buffer_slot = (uint32_t)op->buffer_id + 1;
           buf->in_flight++;
         }
       }
     }
+    bool punch = ok && detect_zeroes && (buffer_slot & PUNCHED);
     uint64_t user_data = USER_DATA(buffer_slot, tag);
     if (!ok) {
       push_local(q, user_data, -EINVAL);
       local_done = true;
+    } else if (punch && (inline_op || !q->uring)) {
+      push_local(q, user_data, run_punch(op));
+      local_done = local_done || !inline_op;
     } else if (inline_op) {
       push_local(q, user_data, run_sync(op, mem));
     } else if (q->uring) {
@@ -254,6 +302,10 @@ static void finish(struct io_queue *q, uint64_t user_data, int32_t result, int32
   out[REAP_RESULT] = result;
   q->in_flight--;
   uint32_t buffer_slot = (uint32_t)(user_data >> 32);
+  if (buffer_slot & PUNCHED) {
+    if (result == 0) out[REAP_RESULT] = (int32_t)(buffer_slot & ~PUNCHED); /* the write's length, as a write reports */
+    return;
+  }
   if (buffer_slot == NO_BUFFER) return;
   struct io_buffer *buf = &q->buffers[buffer_slot - 1];
   buf->in_flight--;

@@ -62,6 +62,11 @@ export interface ServerStats {
     };
     /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
     snapshots?: { count: number; ownBytes: number };
+    /**
+     * Requests, bytes and errors by initiator MAC: at most `rows` MACs (initiator-rows), busiest first,
+     * then "other" (MACs whose row was taken by a new one); evictions: rows taken so.
+     */
+    initiators?: { rows: number; evictions: number; list: InitiatorFigures[] };
     latencyUsLog2: number[];
     /** Sum of the latencies counted in latencyUsLog2, microseconds. */
     latencySumUs: number;
@@ -77,6 +82,15 @@ export interface ServerStats {
   }[];
   /** How the serving loop waits for work. */
   frameLoop: FrameLoopStats;
+}
+
+/** One initiator's figures on one export; mac is "other" for initiators whose row a new MAC took. */
+export interface InitiatorFigures {
+  mac: string;
+  requests: number;
+  readBytes: number;
+  writeBytes: number;
+  errors: number;
 }
 
 /** One view as `vblade ctl views` lists it. */

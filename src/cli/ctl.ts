@@ -15,10 +15,11 @@ import type { ReloadResult } from '../service/daemon';
 import type { CommandExtra, ExportListing } from '../service/worker';
 import { describeSize } from '../config/export-config';
 import type { ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
-import { formatStatsTables } from './stats-table';
+import { formatInitiatorTables, formatStatsTables } from './stats-table';
 import { escapeForTerminal } from '../service/log';
 
-const USAGE = 'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]';
+const USAGE =
+  'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] [--by-initiator] COMMAND [EXPORT [MAC...]]';
 /** yargs's message when no command is given; answered with the list of commands. */
 const NO_COMMAND = 'give a command';
 
@@ -27,6 +28,8 @@ export interface CtlOptions {
   name?: string;
   runDir: string;
   json: boolean;
+  /** stats: one row per initiator MAC of each export instead of the summary tables. */
+  byInitiator?: boolean;
   command: string;
   export?: string;
   /** MAC addresses of set-mask, add-mask, del-mask, set-reserve. */
@@ -100,6 +103,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
       c.direct ? 'direct' : '',
       c.sync ? 'sync' : '',
       c.broadcastEdits ? 'broadcast-edits' : '',
+      c.detectZeroes ? `detect-zeroes=${c.detectZeroes}` : '',
     ]
       .filter(Boolean)
       .join(',');
@@ -126,11 +130,12 @@ function formatLists(result: Record<string, string[]>, empty: string): string {
 }
 
 /** Human-readable output of a command's result. */
-export function formatResult(command: string, result: unknown): string {
+export function formatResult(command: string, result: unknown, byInitiator = false): string {
   switch (command) {
     case 'list':
       return formatList(result as Parameters<typeof formatList>[0]);
     case 'stats':
+      if (byInitiator) return formatInitiatorTables((result as { stats?: Partial<ServerStats> }).stats ?? {}).join('\n');
       return formatStats(result as Parameters<typeof formatStats>[0]);
     case 'show-mask':
       return formatLists(result as Record<string, string[]>, '(empty: every initiator is allowed)');
@@ -276,6 +281,11 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
     .option('name', { type: 'string', describe: 'instance name: uses RUN-DIR/NAME.sock' })
     .option('run-dir', { type: 'string', default: '/run/vblade', describe: 'where vbladed keeps its sockets' })
     .option('json', { type: 'boolean', default: false, describe: 'print the raw JSON result' })
+    .option('by-initiator', {
+      type: 'boolean',
+      default: false,
+      describe: 'stats: requests, bytes and errors of each initiator MAC, per export',
+    })
     .strict()
     .demandCommand(1, NO_COMMAND)
     .exitProcess(false)
@@ -309,6 +319,10 @@ export function parseCtlArgs(argv: readonly string[]): CtlOptions {
           runDir: args['run-dir'],
           json: args.json,
         };
+        if (args['by-initiator'] === true) {
+          if (c.name !== 'stats') throw new Error(`--by-initiator goes with stats only, not ${c.name}`);
+          parsed.byInitiator = true;
+        }
         if (typeof args.socket === 'string') parsed.socket = args.socket;
         if (typeof args.name === 'string') parsed.name = args.name;
         if (typeof args.export === 'string') parsed.export = args.export;
@@ -372,7 +386,7 @@ export async function runCtl(argv: readonly string[], raw: CtlOutput = PROCESS_O
       io.err(`vblade ctl ${o.command}: ${reply.error}\n`);
       return 1;
     }
-    io.out((o.json ? JSON.stringify(reply.result, null, 2) : formatResult(o.command, reply.result)) + '\n');
+    io.out((o.json ? JSON.stringify(reply.result, null, 2) : formatResult(o.command, reply.result, o.byInitiator)) + '\n');
     return 0;
   } catch (e) {
     io.err(`vblade ctl: ${(e as Error).message}\n`);

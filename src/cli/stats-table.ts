@@ -106,6 +106,31 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
   ];
 }
 
+/**
+ * `vblade ctl stats --by-initiator`: per export, one row per initiator MAC
+ * (busiest first) and the row "other" of those without one, then how many
+ * rows the table has and how often a new MAC took a row from another.
+ */
+export function formatInitiatorTables(stats: Partial<ServerStats>): string[] {
+  const lines: string[] = [];
+  for (const e of stats.exports ?? []) {
+    const t = e.initiators;
+    if (t === undefined) continue;
+    const rows = t.list.map((r) => [
+      r.mac,
+      String(r.requests),
+      humanBytes(r.readBytes),
+      humanBytes(r.writeBytes),
+      String(r.errors),
+    ]);
+    lines.push(
+      `${e.key}: ${t.list.filter((r) => r.mac !== 'other').length} of ${t.rows} rows in use, ${t.evictions} taken over by new MACs`,
+    );
+    lines.push(...alignColumns([['initiator', 'requests', 'read', 'written', 'errors'], ...rows]).map((l) => `  ${l}`));
+  }
+  return lines;
+}
+
 /** One line on how the serving loop waits: busy polls and what they found, sleeps in the kernel. */
 function frameLoopLine(f: FrameLoopStats | undefined): string[] {
   if (f === undefined) return [];

@@ -9,7 +9,7 @@
 import pino from 'pino';
 import { environmentDaemonKeys, tunablesOf } from '../config/daemon-settings';
 import type { ExportConfig, ServerConfig, ServingTunables } from '../config/export-config';
-import { TUNABLE_KEYS, type DaemonKeys } from '../config/keys';
+import { keyDef, TUNABLE_KEYS, type DaemonKeys } from '../config/keys';
 import { renderDaemonHelp } from '../config/render-docs';
 import { checkValue } from '../config/values';
 import { LOG_SERIALIZERS } from '../service/log';
@@ -52,6 +52,9 @@ options of aoe-target:
   --shared       another target serving this shelf.slot is intended (an
                  active-active failover pair on one shared disk): start even
                  when one answers (vblade.conf: shared = yes)
+  --detect-zeroes M  unmap: a write of zeros punches a hole in the file
+                 (keeps a sparse file thin); off (default) writes it
+                 (vblade.conf: detect-zeroes)
   --state-dir D  persist the config string, MAC mask and reserve list in D
                  (owned by this user, mode 0750 or stricter); a change is
                  acknowledged only once saved
@@ -69,11 +72,14 @@ ${renderDaemonHelp(80, TUNABLE_KEYS)}
 Start-up prints "pid N: e<shelf>.<slot>, S sectors O_RDWR|O_RDONLY" on
 standard output; logs go to standard error as JSON lines.`;
 
+const DETECT_ZEROES_KEY = keyDef('export', 'detect-zeroes')!;
+
 interface LongOptions {
   help: boolean;
   version: boolean;
   nullStore: boolean;
   shared: boolean;
+  detectZeroes?: string;
   stateDir?: string;
   user?: string;
   logLevel: string;
@@ -108,6 +114,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
     else if (name === '--version') o.version = true;
     else if (name === '--null') o.nullStore = true;
     else if (name === '--shared') o.shared = true;
+    else if (name === '--detect-zeroes') o.detectZeroes = value();
     else if (name === '--state-dir') o.stateDir = value();
     else if (name === '--user') o.user = value();
     else if (name === '--log-level') o.logLevel = value();
@@ -154,6 +161,11 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
   }
   if (long.shared) config.shared = true;
+  if (long.detectZeroes !== undefined) {
+    const err = checkValue(DETECT_ZEROES_KEY, long.detectZeroes);
+    if (err) throw new UsageError(`--${err}`);
+    if (long.detectZeroes === 'unmap') config.detectZeroes = 'unmap';
+  }
   return {
     help: false,
     version: false,

@@ -15,6 +15,10 @@ export interface ExportConfig {
   direct: boolean;
   /** No reply to a write before its data is durable (group-committed fdatasync). */
   sync: boolean;
+  /** 'unmap': a write of all-zero data punches a hole instead (detect-zeroes); undefined = every write is written. */
+  detectZeroes?: 'unmap';
+  /** Initiator MACs counted each in a row of their own (initiator-rows); undefined = DEFAULT_INITIATOR_ROWS. */
+  initiatorRows?: number;
   /** Sectors skipped at the start of the backing store. */
   offsetSectors: number;
   /** Sectors exported; undefined = to the end of the backing store. */
@@ -54,6 +58,10 @@ export function viewsWithoutMaskWarning(c: ExportConfig): string | undefined {
   if (c.views === undefined || c.macMask.length > 0) return undefined;
   return `${exportKey(c)} has views = per-initiator and no mac-mask: any machine on ${c.interfaces.join(', ')} can make views (a file each, as large as the image can grow) by sending frames from made-up MACs, up to max-views = ${c.maxViews ?? DEFAULT_MAX_VIEWS}; set mac-mask = the MACs of the lab's machines`;
 }
+
+/** Initiators counted one by one per export (initiator-rows); more share the row "other". */
+export const DEFAULT_INITIATOR_ROWS = 256;
+export const MAX_INITIATOR_ROWS = 4096;
 
 /** Views an export may have unless max-views says otherwise: a lab's machines, not every MAC a segment can forge. */
 export const DEFAULT_MAX_VIEWS = 256;

@@ -6,7 +6,9 @@
 
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import {
+  DEFAULT_INITIATOR_ROWS,
   DEFAULT_MAX_VIEWS,
+  MAX_INITIATOR_ROWS,
   DEFAULT_TUNABLES,
   DEFAULT_VIEWS_MIN_FREE,
   MAX_MAX_VIEWS,
@@ -369,6 +371,17 @@ export const KEYS: readonly KeyDef[] = [
     meaning: 'Acknowledge a write only once it is on stable storage.',
   },
   {
+    key: 'detect-zeroes',
+    section: 'export',
+    field: 'detectZeroes',
+    off: 'off',
+    type: 'enum',
+    default: 'off',
+    values: ['off', 'unmap'],
+    meaning:
+      'unmap: a write whose data is all zero punches a hole in the file instead (fallocate PUNCH_HOLE), so a thin (sparse) file stays thin when initiators zero blocks; reads of the range return zeros as before. Regular files on a file system that can punch holes (ext4, XFS, btrfs, tmpfs) and views only; refused for a block device. off: every write is written.',
+  },
+  {
     key: 'offset',
     section: 'export',
     field: 'offsetSectors',
@@ -470,6 +483,16 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'PERCENT',
     meaning:
       'With views = per-initiator: percent of the views file system kept free; below it no new view is made, so that the views that exist keep room to write. 0 = no floor.',
+  },
+  {
+    key: 'initiator-rows',
+    section: 'export',
+    field: 'initiatorRows',
+    type: 'count',
+    default: '',
+    defaultText: String(DEFAULT_INITIATOR_ROWS),
+    range: [0, MAX_INITIATOR_ROWS],
+    meaning: `Initiator MACs whose requests, bytes and errors are counted each in a row of their own (vblade ctl stats --by-initiator, the vblade_initiator_* metrics); when a new MAC finds every row taken it takes the row of a MAC seen only once (else of the least active one), whose figures move to the row "other"; busy initiators keep theirs. Bounds memory and label count however many MACs frames claim to come from. 0: only "other" (0..${MAX_INITIATOR_ROWS}).`,
   },
   {
     key: 'null-store',

@@ -7,8 +7,9 @@ import { buildIdentify, MacList, SECTOR_SIZE, TargetState } from '../aoe';
 import type { BlockStore } from '../backend/block-store';
 import { ExportCounter, LATENCY_BUCKETS } from './counters';
 import { GroupCommit } from './group-commit';
+import { InitiatorTable } from './initiators';
 import { SingleStore, type ExportStores } from './export-stores';
-import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
+import { DEFAULT_INITIATOR_ROWS, exportKey, type ExportConfig, type ExportState } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
 
 export const PRODUCT_MODEL = 'aoe-target vblade';
@@ -68,6 +69,8 @@ export class Export<Views = unknown> {
 
   /** Writes (in sync mode) and flushes waiting for, or answered by, an fdatasync. */
   readonly groupCommit: GroupCommit;
+  /** Requests, bytes and errors by initiator MAC, in a table of initiator-rows rows. */
+  readonly initiators: InitiatorTable;
 
   constructor(
     /** Index in the engine's export table; names the export in io tags. */
@@ -87,6 +90,7 @@ export class Export<Views = unknown> {
     this.savedVersion = this.durableVersion = this.state.version;
     this.setDurable(this.snapshotState());
     this.groupCommit = new GroupCommit(requestSlots);
+    this.initiators = new InitiatorTable(config.initiatorRows ?? DEFAULT_INITIATOR_ROWS);
     this.stores = new SingleStore(store);
   }
 

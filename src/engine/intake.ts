@@ -21,6 +21,7 @@ import {
 } from '../aoe/header';
 import { DrainLayout } from '../native/addon';
 import { ExportCounter, LinkCounter } from './counters';
+import { InitiatorField } from './initiators';
 import type { EngineContext } from './engine-context';
 import type { Export } from './export';
 import { STORE_PENDING } from '../backend/block-store';
@@ -111,6 +112,16 @@ export class Intake {
     }
     const outcome = respond(ring, off, len, e.state, link.ctx, link.arena, link.slotOffset(tx));
     if (e.state.version !== e.savedVersion) ctx.stateDue = true;
+    // Per-initiator figures: every request the export answers (a masked or silent frame is none; storage
+    // work counts in Storage.start, which may drop it for a retransmission instead).
+    const who = e.initiators;
+    const row = outcome <= Outcome.Flush ? who.rowFor(ring, off + OFF_SRC) : who.other;
+    if (outcome <= Outcome.AtaError) {
+      const at = row * InitiatorField.Count;
+      who.figures[at + InitiatorField.Requests]++;
+      if (outcome === Outcome.AoeError || outcome === Outcome.AtaAoeError || outcome === Outcome.AtaError)
+        who.figures[at + InitiatorField.Errors]++;
+    }
     switch (outcome) {
       case Outcome.Reply:
         e.counters[ExportCounter.Other]++;
@@ -143,7 +154,7 @@ export class Intake {
       case Outcome.Read:
       case Outcome.Write:
       case Outcome.Flush:
-        return this.storage.start(link, e, outcome, tx, ring, off, slot);
+        return this.storage.start(link, e, outcome, tx, ring, off, slot, row);
       case Outcome.Masked:
         e.counters[ExportCounter.MaskDrops]++;
         link.freeTx(tx);

@@ -11,6 +11,7 @@ import { ATA_HEADER_LEN, SECTOR_SIZE } from '../aoe/constants';
 import { padReply } from '../aoe/header';
 import { rewriteAsUnsaved } from '../aoe/unsaved-state';
 import { ExportCounter, LinkCounter, recordLatency } from './counters';
+import { InitiatorField } from './initiators';
 import type { EngineContext } from './engine-context';
 import type { Export } from './export';
 import { FlushStatus, type Link } from './link';
@@ -71,6 +72,7 @@ export class Replies {
   /** Answers request q with an ATA error: its storage operation failed. */
   answerIoError(q: number, link: Link, e: Export): void {
     e.counters[ExportCounter.IoErrors]++;
+    e.initiators.add(this.req.initiator[q], this.req.initiatorGen[q], InitiatorField.Errors, 1);
     setAtaIoError(link.arena, link.slotOffset(this.req.tx[q]), this.req.bytes[q] / SECTOR_SIZE);
     this.answerDone(q, link);
   }

@@ -32,6 +32,9 @@ export class Requests {
   readonly store: Int32Array;
   /** For a reply awaiting a save: the state version that must be durable before it leaves. */
   readonly version: Float64Array;
+  /** The initiator's row in its export's InitiatorTable, and the row's generation then (a row taken meanwhile credits "other"). */
+  readonly initiator: Int32Array;
+  readonly initiatorGen: Uint32Array;
   private readonly free: Int32Array;
   private freeN = 0;
 
@@ -45,6 +48,8 @@ export class Requests {
     this.start = new Float64Array(slots);
     this.store = new Int32Array(slots);
     this.version = new Float64Array(slots);
+    this.initiator = new Int32Array(slots);
+    this.initiatorGen = new Uint32Array(slots);
     this.free = new Int32Array(slots);
     for (let i = slots - 1; i >= 0; i--) this.free[this.freeN++] = i;
   }

@@ -13,6 +13,7 @@ import { padReply } from '../aoe/header';
 import { IoOp, IoOpFlag, IoOpLayout, ReapLayout, type IoRing } from '../native/addon';
 import { EBUSY } from '../native/errno';
 import { ExportCounter, LinkCounter } from './counters';
+import { InitiatorField } from './initiators';
 import type { EngineContext } from './engine-context';
 import type { Export } from './export';
 import { STORE_PENDING } from '../backend/block-store';
@@ -59,9 +60,9 @@ export class Storage {
   /**
    * Storage work for a request whose reply respond() prepared in transmit
    * slot `tx` (outcome Read, Write or Flush); true when it holds its receive
-   * slot (a write from the ring).
+   * slot (a write from the ring). `row`: the initiator's row in e.initiators.
    */
-  start(link: Link, e: Export, outcome: Outcome, tx: number, ring: Uint8Array, off: number, slot: number): boolean {
+  start(link: Link, e: Export, outcome: Outcome, tx: number, ring: Uint8Array, off: number, slot: number, row: number): boolean {
     const ctx = this.ctx;
     const arena = link.arena;
     const t = link.slotOffset(tx);
@@ -84,13 +85,15 @@ export class Storage {
     if (store === null) {
       // This initiator's store could not be made (its resolver says why): an error reply, as for a failed write.
       e.counters[ExportCounter.IoErrors]++;
+      e.initiators.figures[row * InitiatorField.Count + InitiatorField.Requests]++;
+      e.initiators.figures[row * InitiatorField.Count + InitiatorField.Errors]++;
       setAtaIoError(arena, t, d.count);
       link.queue(tx, padReply(arena, t, ATA_HEADER_LEN));
       return false;
     }
     e.lastIoAt = ctx.clock;
     if (store.kind === 'null') {
-      this.answerNull(link, e, outcome, tx, bytes);
+      this.answerNull(link, e, outcome, tx, bytes, row);
       return false;
     }
     const kind =
@@ -109,6 +112,9 @@ export class Storage {
     }
     const index = stores.indexOf(store);
     this.req.store[q] = index;
+    e.initiators.figures[row * InitiatorField.Count + InitiatorField.Requests]++;
+    this.req.initiator[q] = row;
+    this.req.initiatorGen[q] = e.initiators.generation[row];
     e.inflight++;
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
@@ -123,31 +129,37 @@ export class Storage {
     }
     stores.writing(index, pos, bytes);
     if (kind === RequestKind.SyncWrite) e.groupCommit.writeSubmitted();
+    // detect-zeroes: the io ring looks at the data it has in hand and punches a hole when it is all zero; off, no look.
+    const write = IoOp.Write | inline | (e.config.detectZeroes === undefined ? 0 : IoOpFlag.DetectZeroes);
     if (store.direct) {
       // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
       arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
-      this.push(IoOp.Write | inline, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
+      this.push(write, store.fd, link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
       return false;
     }
     this.req.rx[q] = slot;
-    this.push(IoOp.Write | inline, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
+    this.push(write, store.fd, link.ringBufferId, off + OFF_ATA_DATA, bytes, pos, q);
     return true;
   }
 
   /** A null store's request, answered at once: zeros for a read, success for a write or flush. */
-  private answerNull(link: Link, e: Export, outcome: Outcome, tx: number, bytes: number): void {
+  private answerNull(link: Link, e: Export, outcome: Outcome, tx: number, bytes: number, row: number): void {
     const arena = link.arena;
     const t = link.slotOffset(tx);
+    const at = row * InitiatorField.Count;
+    e.initiators.figures[at + InitiatorField.Requests]++;
     if (outcome === Outcome.Read) {
       arena.fill(0, t + OFF_ATA_DATA, t + OFF_ATA_DATA + bytes);
       e.counters[ExportCounter.Reads]++;
       e.counters[ExportCounter.ReadBytes] += bytes;
+      e.initiators.figures[at + InitiatorField.ReadBytes] += bytes;
       link.queue(tx, ATA_HEADER_LEN + bytes);
       return;
     }
     if (outcome === Outcome.Write) {
       e.counters[ExportCounter.Writes]++;
       e.counters[ExportCounter.WriteBytes] += bytes;
+      e.initiators.figures[at + InitiatorField.WriteBytes] += bytes;
     } else e.counters[ExportCounter.Flushes]++;
     link.queue(tx, padReply(arena, t, ATA_HEADER_LEN));
   }
@@ -227,6 +239,7 @@ export class Storage {
       else {
         e.counters[ExportCounter.Reads]++;
         e.counters[ExportCounter.ReadBytes] += bytes;
+        e.initiators.add(req.initiator[q], req.initiatorGen[q], InitiatorField.ReadBytes, bytes);
         this.replies.answer(q, link, ATA_HEADER_LEN + bytes);
       }
       return;
@@ -245,6 +258,7 @@ export class Storage {
     }
     e.counters[ExportCounter.Writes]++;
     e.counters[ExportCounter.WriteBytes] += bytes;
+    e.initiators.add(req.initiator[q], req.initiatorGen[q], InitiatorField.WriteBytes, bytes);
     e.stores.written(req.store[q]);
     if (sync) this.joinGroupCommit(e, q);
     else this.replies.answerDone(q, link);

@@ -166,6 +166,8 @@ export interface NativeAddon {
   openFrameWaiter?(): FrameWaiter;
   /** Size in bytes of the block device open on `fd` (BLKGETSIZE64). Throws for a non-block fd. */
   blockDeviceSize(fd: number): number;
+  /** fallocate(PUNCH_HOLE | KEEP_SIZE) of [position, position+length); throws with the errno code (EOPNOTSUPP: the file system cannot). */
+  punchHole(fd: number, position: number, length: number): void;
   /**
    * Maps the first `length` bytes of a file in memory (tmpfs, ramfs) so that
    * inline reads and writes on `fd` become a memcpy (native/mapped.c); a
@@ -265,6 +267,7 @@ export const native: NativeAddon = {
   openIoRing: (depth) => loadAddon().openIoRing(depth),
   openFrameWaiter: () => loadAddon().openFrameWaiter!(),
   blockDeviceSize: (fd) => loadAddon().blockDeviceSize(fd),
+  punchHole: (fd, position, length) => loadAddon().punchHole(fd, position, length),
   mapFile: (fd, length, writable) => loadAddon().mapFile(fd, length, writable),
   unmapFile: (fd) => loadAddon().unmapFile(fd),
   reflinkClone: (srcFd, dstFd) => loadAddon().reflinkClone(srcFd, dstFd),

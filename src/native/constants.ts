@@ -19,6 +19,8 @@ export const enum IoOp {
 export const enum IoOpFlag {
   /** Run the operation synchronously inside submit() (for stores that never block, such as tmpfs); its completion comes from the next reap() without a wake-up. */
   Inline = 0x10,
+  /** On a write: when its data is all zero, punch a hole over the range instead (fallocate PUNCH_HOLE | KEEP_SIZE); it completes as the write would (detect-zeroes = unmap). */
+  DetectZeroes = 0x20,
 }
 
 /** IoRing.submit `ops`: Stride numbers per operation, each at its index. */
@@ -87,6 +89,7 @@ export const EXPECTED_NATIVE_CONSTANTS: Readonly<Record<string, number>> = Objec
   ioOpWrite: IoOp.Write,
   ioOpDataSync: IoOp.DataSync,
   ioOpInline: IoOpFlag.Inline,
+  ioOpDetectZeroes: IoOpFlag.DetectZeroes,
   ioOpKind: IoOpLayout.Kind,
   ioOpFd: IoOpLayout.Fd,
   ioOpBufferId: IoOpLayout.BufferId,

@@ -7,6 +7,9 @@
 //                  vblade_export_state_save_failures_total / _state_unsaved / _held{export}
 //                  vblade_export_latency_seconds{export}     histogram from latencyUsLog2
 //                                                            (bucket i: < 2^i µs) and latencySumUs
+//   per initiator  vblade_initiator_<field>_total{export,mac}  requests, read/written bytes, errors;
+//                  at most initiator-rows MACs and "other" per export
+//                  vblade_export_initiator_rows / _initiator_evictions_total{export}
 //   per interface  vblade_interface_<counter>_total{interface}
 //                  vblade_interface_up / _open / _mtu / _sectors_per_frame{interface}
 //   serving loop   vblade_spins_total, _spin_hits_total, _spin_backoffs_total, vblade_spinning,
@@ -207,6 +210,7 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
         e.snapshots.ownBytes,
       );
     }
+    if (e.initiators !== undefined) initiatorMetrics(x, e.key, e.initiators);
     if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
       x.histogram(
         'vblade_export_latency_seconds',
@@ -239,6 +243,41 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     x.counter('vblade_wakeups_total', 'blocking waits that ended with work', {}, f.wakeups);
   }
   return x.text();
+}
+
+const INITIATOR_FIELDS = [
+  [
+    'requests',
+    'requests',
+    'requests of the initiator the export answered or served (mac="other": initiators whose row a new MAC took)',
+  ],
+  ['read_bytes', 'readBytes', 'bytes read for the initiator'],
+  ['written_bytes', 'writeBytes', 'bytes written for the initiator'],
+  ['errors', 'errors', 'error replies to the initiator (AoE, ATA and I/O errors)'],
+] as const;
+
+/**
+ * vblade_initiator_*_total{export,mac}: one series per row of the export's
+ * initiator table, so at most initiator-rows + 1 MACs per export whatever
+ * source MACs frames claim.
+ */
+function initiatorMetrics(x: Exposition, key: string, t: NonNullable<ServerStats['exports'][number]['initiators']>): void {
+  for (const r of t.list) {
+    for (const [name, field, help] of INITIATOR_FIELDS)
+      x.counter(`vblade_initiator_${name}_total`, help, { export: key, mac: r.mac }, r[field]);
+  }
+  x.gauge(
+    'vblade_export_initiator_rows',
+    'initiator MACs the export counts one by one (initiator-rows)',
+    { export: key },
+    t.rows,
+  );
+  x.counter(
+    'vblade_export_initiator_evictions_total',
+    'times a new initiator MAC took the row of a less active one (its figures moved to mac="other")',
+    { export: key },
+    t.evictions,
+  );
 }
 
 /** Bounds of the listener: anyone who can reach it may connect. */

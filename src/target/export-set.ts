@@ -76,7 +76,8 @@ export class ExportSet {
   /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */
   openMappedStore(c: ExportConfig): BlockStore {
     const store = this.openStore(c);
-    if (!this.p.opts.mapInMemory) return store;
+    // A hole read through a mapping of a tmpfs file is filled with a new page: detect-zeroes would make nothing thin.
+    if (!this.p.opts.mapInMemory || c.detectZeroes !== undefined) return store;
     return mapInMemory(store, !c.readOnly, this.p.addon, (file, reason) =>
       this.p.log.warn({ file, err: reason }, 'cannot map the backing file; using read and write calls'),
     );

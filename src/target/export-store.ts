@@ -1,8 +1,9 @@
 // Opening an export's backing store from its config: the one way the server
 // opens it and `vbladed --check` tries it.
 
+import * as fs from 'node:fs';
 import type { BlockStore } from '../backend/block-store';
-import { openFileStore } from '../backend/file-store';
+import { openFileStore, StoreError } from '../backend/file-store';
 import { openNullStore } from '../backend/null-store';
 import { checkReflinkPlace } from '../backend/reflink';
 import type { ExportConfig } from '../config/export-config';
@@ -12,12 +13,15 @@ import { holdsViews, viewsDirOf } from '../views/views-dir';
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 
 /** Opens the store an export config names; throws StoreError with what to do. */
-export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported'>): BlockStore {
+export function openExportStore(
+  c: ExportConfig,
+  addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported' | 'punchHole'>,
+): BlockStore {
   if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
   // With views there already the file system makes clones: no try, which needs free space (a full one must not stop a restart).
   if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon, holdsViews(c));
   else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);
-  return openFileStore({
+  const store = openFileStore({
     file: c.file,
     // With views the image is only ever cloned and read.
     readOnly: c.readOnly || c.views !== undefined,
@@ -26,4 +30,36 @@ export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'block
     lengthSectors: c.lengthSectors,
     blockDeviceSize: (fd) => addon.blockDeviceSize(fd),
   });
+  if (c.detectZeroes === 'unmap' && !c.readOnly && c.views === undefined) {
+    try {
+      checkPunchable(c.file, store.fd, addon);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+  return store;
+}
+
+/**
+ * Refuses detect-zeroes = unmap where a zero write could not become a hole:
+ * a block device (fallocate there may write zeroes, or fail, depending on the
+ * device: not the thin provisioning asked for) and a file system that cannot
+ * punch holes. The try is past the file's end, where a punch changes nothing.
+ * Views need no try: their file system makes reflinks, and those punch holes.
+ */
+function checkPunchable(file: string, fd: number, addon: Pick<NativeAddon, 'punchHole'>): void {
+  const st = fs.fstatSync(fd);
+  if (!st.isFile())
+    throw new StoreError(
+      `detect-zeroes = unmap works on regular files only, and ${file} is a block device; discard on the device itself (blkdiscard, lvm thin) or set detect-zeroes = off`,
+    );
+  const end = Math.ceil(st.size / 4096) * 4096;
+  try {
+    addon.punchHole(fd, end, 4096);
+  } catch (e) {
+    throw new StoreError(
+      `detect-zeroes = unmap: the file system of ${file} cannot punch holes (${(e as Error).message}); move the file to ext4, XFS, btrfs or tmpfs, or set detect-zeroes = off`,
+    );
+  }
 }

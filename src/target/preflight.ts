@@ -17,7 +17,7 @@ export interface Preflight {
 
 export function preflightExports(
   exports: readonly ExportConfig[],
-  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported'>,
+  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole'>,
   netns?: string,
 ): Preflight {
   const problems: string[] = [];

@@ -68,6 +68,7 @@ function exportStats(e: Export, s: StatsSources): ServerStats['exports'][number]
         }
       : {}),
     ...(e.config.viewsDir !== undefined ? { snapshots: s.views.snapshotTotals(e) } : {}),
+    initiators: { rows: e.initiators.rows, evictions: e.initiators.evictions, list: e.initiators.snapshot() },
     latencyUsLog2: Array.from(e.latency),
     latencySumUs: e.latencySumUs,
   };

@@ -240,6 +240,19 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
     /^e1\.2\teth1,eth2\tro,sync,broadcast-edits\t/,
     'an export that takes broadcast edits says so',
   );
+  t.match(
+    formatResult('list', {
+      exports: [
+        {
+          key: 'e1.2',
+          config: { ...e, readOnly: false, detectZeroes: 'unmap' },
+          state: { config: '', macMask: [], reserve: [] },
+        },
+      ],
+    }),
+    /^e1\.2\teth1,eth2\trw,sync,detect-zeroes=unmap\t/,
+    'an export that punches zero writes says so',
+  );
   t.equal(
     formatResult('list', {
       exports: [

@@ -1,0 +1,82 @@
+// detect-zeroes as a new input surface: what the config file accepts and the
+// message for what it does not, and the backing stores it is refused for
+// (a block device, where fallocate may write zeros or fail, so no hole is
+// promised) with what to do. A file in memory (tmpfs, served inline and
+// otherwise mapped) still gets holes.
+import t from 'tap';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCommandLine } from '../../src/cli/vblade';
+import { parseConfigFile } from '../../src/config/config-file';
+import { native } from '../../src/native/addon';
+import { openExportStore } from '../../src/target/export-store';
+import { patternFile, loopDevice, requireLoop, tmpfsMount } from '../helpers/files';
+import { exportOf, startInProcess } from '../helpers/in-process';
+import { requireRoot } from '../../lab/netns';
+
+const section = (value: string): string => `[export e1.2]\nfile = /srv/disk.img\ninterfaces = eth1\ndetect-zeroes = ${value}\n`;
+
+t.test('the config file: detect-zeroes = unmap or off; anything else is named with the values it may take', async (t) => {
+  t.equal(parseConfigFile(section('unmap'), '/etc/vblade/t.conf').exports[0].detectZeroes, 'unmap');
+  t.equal(
+    parseConfigFile(section('off'), '/etc/vblade/t.conf').exports[0].detectZeroes,
+    undefined,
+    'off is the default: no field',
+  );
+  t.equal(parseConfigFile('[export e1.2]\nfile = /d\ninterfaces = eth1\n', '/t.conf').exports[0].detectZeroes, undefined);
+  for (const bad of ['on', 'yes', 'punch', 'unmap unmap', '1']) {
+    t.throws(
+      () => parseConfigFile(section(bad), '/t.conf'),
+      /detect-zeroes.*(off|unmap)/,
+      `"${bad}" is refused, naming the values`,
+    );
+  }
+});
+
+t.test('a block device is refused with what to do instead', async (t) => {
+  if (!requireRoot(t) || !requireLoop(t)) return;
+  const file = await patternFile(t, 2048);
+  const dev = await loopDevice(t, file);
+  t.throws(
+    () => openExportStore(exportOf(dev, { detectZeroes: 'unmap' }), native),
+    /detect-zeroes = unmap works on regular files only.*block device.*detect-zeroes = off/,
+  );
+  openExportStore(exportOf(dev), native).close(); // the same device without the key opens
+  openExportStore(exportOf(dev, { detectZeroes: 'unmap', readOnly: true }), native).close(); // no writes: nothing to punch
+  t.pass('without the key, or read-only, the device opens');
+});
+
+t.test('the probe for hole punching leaves the file as it was', async (t) => {
+  const file = await patternFile(t, 9); // 4608 bytes: the probe punches past the end, from 8192
+  const before = statSync(file);
+  openExportStore(exportOf(file, { detectZeroes: 'unmap' }), native).close();
+  const after = statSync(file);
+  t.equal(after.size, before.size, 'same size');
+  t.equal(after.blocks, before.blocks, 'same allocation');
+});
+
+t.test('a file on tmpfs (inline I/O, not mapped with the key on) gets holes too', async (t) => {
+  if (!requireRoot(t)) return;
+  const dir = await tmpfsMount(t, '16M');
+  const file = await patternFile(t, 2048, { dir, name: 'disk.img' });
+  const { initiator } = await startInProcess(t, [exportOf(file, { detectZeroes: 'unmap' })], {}, { mtu: 9000 });
+  const before = statSync(join(dir, 'disk.img')).blocks * 512;
+  const r = await initiator.ataReply(initiator.write(0, new Uint8Array(16 * 512)));
+  t.notOk(r.ata.failed, 'the zero write succeeded');
+  t.equal(before - statSync(file).blocks * 512, 8192, 'its 8 KiB were given back');
+  const back = await initiator.ataReply(initiator.read(0, 16));
+  t.ok(
+    back.ata.data.every((b) => b === 0),
+    'and read back as zeros',
+  );
+  // A read of the hole through a mapping would fill it again with a page: the store is not mapped.
+  t.equal(before - statSync(file).blocks * 512, 8192, 'the read did not fill the hole');
+});
+
+t.test('vblade --detect-zeroes: unmap or off, anything else a usage error naming the values', async (t) => {
+  t.equal(parseCommandLine(['--detect-zeroes', 'unmap', '1', '2', 'fake0', '/srv/d.img']).config?.detectZeroes, 'unmap');
+  t.equal(parseCommandLine(['--detect-zeroes=off', '1', '2', 'fake0', '/srv/d.img']).config?.detectZeroes, undefined);
+  t.equal(parseCommandLine(['1', '2', 'fake0', '/srv/d.img']).config?.detectZeroes, undefined, 'off without the option');
+  t.throws(() => parseCommandLine(['--detect-zeroes', 'on', '1', '2', 'fake0', '/srv/d.img']), /detect-zeroes.*off.*unmap/);
+  t.throws(() => parseCommandLine(['1', '2', 'fake0', '/srv/d.img', '--detect-zeroes']), /--detect-zeroes needs a value/);
+});
