@@ -10,6 +10,7 @@
 // --foreground (systemd, or the detached child itself) this process is the
 // supervisor (service/daemon.ts).
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   checkDaemonSettings,
@@ -243,7 +244,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${src}: OK, ${loaded.exports.length} export${loaded.exports.length === 1 ? '' : 's'}\n`);
     for (const e of loaded.exports) process.stdout.write(`  ${describeExport(e)}\n`);
     for (const g of loaded.groups ?? []) process.stdout.write(`  ${describeGroup(g)}\n`);
-    if (loaded.configDir) process.stdout.write(`  fragments from ${loaded.configDir}\n`);
+    if (loaded.configDir && fs.existsSync(loaded.configDir)) process.stdout.write(`  fragments from ${loaded.configDir}\n`);
     process.stdout.write(
       `  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log ${settings.log}${settings.logFile ? ' ' + settings.logFile : ''}\n`,
     );
