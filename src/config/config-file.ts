@@ -201,6 +201,8 @@ function readHeader(r: Reader, line: string, lineNo: number): void {
     if (name !== undefined) r.problem(lineNo, `[daemon] takes no name; write just [daemon]`);
     if (r.fragment) {
       r.problem(lineNo, `a fragment holds [export] and [group] sections; put [daemon] keys in the main config file`);
+      // Its body is read (and checked) but not used.
+      r.current = { kind: 'daemon', file: r.file, line: lineNo, name: 'daemon', values: new Map(), bad: new Set() };
       return;
     }
     if (r.daemonSeen) {
