@@ -266,6 +266,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       return { loaded: next, settings: settingsOf(a, next) };
     },
     toLauncher: a.supervisorChild,
+    configEdit:
+      a.mode === 'config' ? { configFile: a.configFile!, daemonKeys: a.daemonKeys, defaultName: loaded.defaultName } : undefined,
     workerModule: a.worker,
     backoff: a.backoff,
     heartbeatTimeoutMs: a.heartbeatTimeoutMs,
