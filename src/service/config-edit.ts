@@ -7,7 +7,7 @@
 // remove, put back), so the files always say what is served.
 
 import * as fs from 'node:fs';
-import { ConfigError, parseConfigFile } from '../config/config-file';
+import { ConfigError } from '../config/config-file';
 import { renderExportFragment } from '../config/fragment-text';
 import { openConfigDir } from '../config/fragments';
 import type { DaemonKeys } from '../config/keys';
@@ -106,8 +106,9 @@ export class ConfigEditor {
     try {
       const name = where.file.slice(dir.path.length + 1);
       const text = dir.readFile(name)!.toString('utf8');
-      const own = parseConfigFile(text, where.file);
-      if (own.exports.length !== 1 || own.groups.length !== 0)
+      // The whole configuration parsed: its section headers are sound, and one means this export alone.
+      const headers = text.split('\n').filter((l) => l.trimStart().startsWith('['));
+      if (headers.length !== 1)
         throw new Error(`${where.file} declares more than ${key}; edit that file and run vblade ctl reload`);
       dir.unlink(name);
       dir.sync();
