@@ -215,7 +215,7 @@ function readHeader(r: Reader, line: string, lineNo: number): void {
     readExportAddress(r, r.current, lineNo);
   } else if (kind === 'group') {
     const bad = name === undefined ? '[group] needs a name; write [group NAME], e.g. [group lab]' : groupNameProblem(name);
-    if (!bad) r.current = open('group', name!);
+    if (!bad) r.current = open('group', name);
     else {
       r.problem(lineNo, bad);
       // Its body is read (and checked) but the group is not kept.

@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, formatProblem, parseConfigFile, parseConfigFiles, type ConfigText } from './config-file';
+import { ConfigError, formatProblem, parseConfigFiles, type ConfigText } from './config-file';
 import { configDirOf, readFragments } from './fragments';
 import type { GroupUse } from './mac-groups';
 import type { DaemonKeys } from './keys';

@@ -16,7 +16,7 @@ import { changesNeedingRestart, remoteMetricsWarning, serverConfigOf } from '../
 import type { DaemonSettings } from '../config/keys';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
-import { ConfigEditor, type ConfigEditOptions } from './config-edit';
+import { ConfigEditor, type ConfigEditOptions } from '../config/config-edit';
 import { ControlServer, type ControlTarget } from './control';
 import type { Logger } from 'pino';
 import { createLogger, logSocketPaths, type LogOptions, type LogSink } from './log';

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { renderExportFragment } from '../../src/config/fragment-text';
 import { parseConfigFile } from '../../src/config/config-file';
-import { ConfigEditor } from '../../src/service/config-edit';
+import { ConfigEditor } from '../../src/config/config-edit';
 import { ControlServer, controlRequest, type ControlTarget } from '../../src/service/control';
 import { tempDir } from '../helpers/files';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
@@ -18,7 +18,7 @@ import { requireRoot } from '../../lab/netns';
 import type { TestLike } from '../../lab/common';
 
 t.test('a request becomes one [export] section that parses back to what was asked', async (t) => {
-  const nasty = '/srv/odd [x] #1; "q" \\b.img';
+  const nasty = '/srv/odd [x] #a; "q" \\b.img';
   const f = renderExportFragment('1.3', ['eth1,eth2', nasty, 'read-only=yes', 'mac-mask=@lab 52:54:00:00:00:01']);
   t.equal(f.name, 'e1.3.conf');
   const c = parseConfigFile(`[group lab]\nmacs = 52:54:00:00:00:02\n` + f.text, '/etc/vblade.d/e1.3.conf');

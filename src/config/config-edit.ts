@@ -7,12 +7,11 @@
 // remove, put back), so the files always say what is served.
 
 import * as fs from 'node:fs';
-import { ConfigError } from '../config/config-file';
-import { renderExportFragment } from '../config/fragment-text';
-import { openConfigDir } from '../config/fragments';
-import type { DaemonKeys } from '../config/keys';
-import { loadConfigFiles, type LoadedExports } from '../config/load';
-import type { TrustedDir } from '../safe-files/trusted-dir';
+import { ConfigError } from './config-file';
+import { renderExportFragment } from './fragment-text';
+import { openConfigDir } from './fragments';
+import type { DaemonKeys } from './keys';
+import { loadConfigFiles, type LoadedExports } from './load';
 
 /** What the edits need of the running daemon. */
 export interface ConfigEditOptions {
