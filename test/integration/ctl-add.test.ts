@@ -10,38 +10,11 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AoeClient, formatMac, linkInfo, type Target } from '../../src/client';
-import { sleep } from '../../lab/common';
-import { patternFile, patternSectors, tempDir } from '../helpers/files';
-import { createNetnsPair, requireRoot, type Netns } from '../../lab/netns';
-import { REPO, waitLinkUp } from '../helpers/targets';
-
-const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
-const VBLADE = path.join(REPO, 'bin', 'vblade.js');
-
-async function ctl(ns: Netns, socket: string, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const r = await ns.run(process.execPath, [VBLADE, 'ctl', '--socket', socket, ...args], { timeoutMs: 30000 });
-  return { code: r.code, out: r.stdout, err: r.stderr };
-}
-
-async function reads(ns: Netns, ifname: string, target: Target): Promise<boolean> {
-  const c = AoeClient.open(ifname, { netns: ns.path, timeoutMs: 400, retries: 2 });
-  try {
-    return Buffer.from(await c.read(target, 0, 1)).equals(patternSectors(0, 1));
-  } catch {
-    return false;
-  } finally {
-    c.close();
-  }
-}
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 15000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+import { formatMac, linkInfo, type Target } from '../../src/client';
+import { patternFile, tempDir } from '../helpers/files';
+import { createNetnsPair, requireRoot } from '../../lab/netns';
+import { waitLinkUp } from '../helpers/targets';
+import { ctlIn as ctl, readsPattern as reads, spawnVbladed, until } from '../helpers/vbladed';
 
 if (requireRoot(t)) {
   t.test('ctl add serves an export and keeps it across a restart; ctl remove takes it away with its fragment', async (t) => {
@@ -57,19 +30,7 @@ if (requireRoot(t)) {
     const config = (labMacs: string, e71Mask = ''): string =>
       `[daemon]\ncontrol-socket = ${socket}\n\n[group lab]\nmacs = ${labMacs}\n\n[export e7.1]\nfile = ${file1}\ninterfaces = ${pair.targetIf}\n${e71Mask}`;
     fs.writeFileSync(conf, config(initMac));
-    const start = () =>
-      pair.target.spawn(t, process.execPath, [
-        VBLADED,
-        '--foreground',
-        '--config',
-        conf,
-        '--run-dir',
-        path.join(dir, 'run'),
-        '--state-dir',
-        path.join(dir, 'state'),
-        '--log',
-        'stderr',
-      ]);
+    const start = () => spawnVbladed(t, pair.target, conf, dir);
     let daemon = start();
     await daemon.waitFor(/worker [0-9]+ is serving e7\.1/, { timeoutMs: 60000 });
     await waitLinkUp(pair.target, pair.targetIf);
