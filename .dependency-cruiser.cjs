@@ -53,8 +53,8 @@ const ROOMS = {
     why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor the fault injection wrapped around it.',
   },
   config: {
-    may: ['aoe'],
-    why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply.',
+    may: ['aoe', 'safe-files'],
+    why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply; fragments (config-dir) are read through safe-files, which needs nothing of ours.',
   },
   service: {
     may: ['config', 'target', 'native', 'faults', 'aoe', 'api', 'safe-files'],

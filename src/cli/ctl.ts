@@ -224,6 +224,12 @@ export function formatResult(command: string, result: unknown, byInitiator = fal
       const r = result as { key: string; name: string; of: string };
       return `${r.key}: ${r.of === 'export' ? 'the export' : `the view of ${r.of}`} is snapshot ${r.name} again`;
     }
+    case 'add':
+    case 'remove': {
+      const r = result as { key: string; fragment: string; reload: ReloadResult };
+      const did = command === 'add' ? `added, kept in ${r.fragment}` : `removed, ${r.fragment} deleted`;
+      return [`${r.key}: ${did}`, formatResult('reload', r.reload)].join('\n');
+    }
     case 'reload': {
       const d = result as ReloadResult;
       const part = (w: string, l: string[] = []): string => `${w}: ${l.length ? l.join(' ') : '-'}`;
@@ -257,7 +263,8 @@ function commandSynopsis(c: CommandDef): string {
   let s = c.exportArg === 'required' ? `${c.name} EXPORT` : c.exportArg === 'optional' ? `${c.name} [EXPORT]` : c.name;
   if (c.macsArg) s += ' MAC...';
   const w = c.wordsArg;
-  if (w) {
+  if (w?.synopsis) s += ` ${w.synopsis}`;
+  else if (w) {
     const word = w.name.toUpperCase().replace(/S$/, '');
     const many = w.max > 1 ? '...' : '';
     s += w.min > 0 ? ` ${word}${many}` : ` [${word}${many}]`;
@@ -272,9 +279,35 @@ export function commandListing(): string {
   return [USAGE, 'commands:', ...COMMANDS.map((c) => `  ${commandSynopsis(c).padEnd(width)}${c.summary}`)].join('\n');
 }
 
+/**
+ * The words of `add` as the daemon takes them: --read-only and --mac-mask
+ * LIST become read-only=yes and mac-mask=LIST, and a relative FILE is made
+ * absolute here, where it means something (the daemon's directory is not
+ * the caller's). Other arguments are left as they are.
+ */
+export function addArguments(argv: readonly string[]): string[] {
+  // The command is the first word that is neither an option nor an option's value.
+  let at = 0;
+  while (at < argv.length && argv[at].startsWith('-')) at += ['--socket', '--name', '--run-dir'].includes(argv[at]) ? 2 : 1;
+  if (argv[at] !== 'add') return [...argv];
+  const out = argv.slice(0, at + 1);
+  const words: string[] = [];
+  for (let i = at + 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--read-only') words.push('read-only=yes');
+    else if (a === '--mac-mask' && i + 1 < argv.length) words.push(`mac-mask=${argv[++i]}`);
+    else if (a.startsWith('--mac-mask=')) words.push(`mac-mask=${a.slice('--mac-mask='.length)}`);
+    else if (a.startsWith('-')) out.push(a);
+    else words.push(a);
+  }
+  // EXPORT INTERFACES FILE: the file is the third word.
+  if (words.length >= 3 && words[2] !== '' && !words[2].includes('=')) words[2] = path.resolve(words[2]);
+  return [...out, ...words];
+}
+
 export function parseCtlArgs(argv: readonly string[]): CtlOptions {
   let parsed: CtlOptions | undefined;
-  let y = yargs([...argv])
+  let y = yargs(addArguments(argv))
     .scriptName('vblade ctl')
     .usage(USAGE)
     .option('socket', { type: 'string', describe: 'control socket of the vbladed to talk to' })

@@ -10,6 +10,7 @@
 // --foreground (systemd, or the detached child itself) this process is the
 // supervisor (service/daemon.ts).
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   checkDaemonSettings,
@@ -20,7 +21,7 @@ import {
 import { KEYS, keyDef, type DaemonKeys, type DaemonSettings } from '../config/keys';
 import { renderDaemonHelp } from '../config/render-docs';
 import { checkValue } from '../config/values';
-import { describeExport, loadExports, type ExportSource, type LoadedExports } from '../config/load';
+import { describeExport, describeGroup, loadExports, type ExportSource, type LoadedExports } from '../config/load';
 import { packageVersion } from './version';
 import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
@@ -242,6 +243,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
     process.stdout.write(`${src}: OK, ${loaded.exports.length} export${loaded.exports.length === 1 ? '' : 's'}\n`);
     for (const e of loaded.exports) process.stdout.write(`  ${describeExport(e)}\n`);
+    for (const g of loaded.groups ?? []) process.stdout.write(`  ${describeGroup(g)}\n`);
+    if (loaded.configDir && fs.existsSync(loaded.configDir)) process.stdout.write(`  fragments from ${loaded.configDir}\n`);
     process.stdout.write(
       `  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log ${settings.log}${settings.logFile ? ' ' + settings.logFile : ''}\n`,
     );
@@ -263,6 +266,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       return { loaded: next, settings: settingsOf(a, next) };
     },
     toLauncher: a.supervisorChild,
+    configEdit:
+      a.mode === 'config' ? { configFile: a.configFile!, daemonKeys: a.daemonKeys, defaultName: loaded.defaultName } : undefined,
     workerModule: a.worker,
     backoff: a.backoff,
     heartbeatTimeoutMs: a.heartbeatTimeoutMs,

@@ -18,10 +18,24 @@
 // double quotes to keep leading or trailing spaces. Keys and sections are
 // case-sensitive lower case. Relative paths are taken relative to the
 // directory of the config file (only path arithmetic: no file is touched).
+//
+// Fragments (config-dir, `vblade ctl add`) are more [export] and [group]
+// sections read after the main file: parseConfigFiles checks them all
+// together, so an address declared twice or a group named in another file
+// is found wherever it is.
 
 import * as path from 'node:path';
 import { exportKey, type ExportConfig } from './export-config';
 import { EXPORT_KEYS, KEYS, keyDef, type DaemonKeys } from './keys';
+import {
+  checkMacListText,
+  expandMacList,
+  groupNameProblem,
+  groupRefs,
+  suggest,
+  type GroupUse,
+  type MacGroup,
+} from './mac-groups';
 import { BOOL_WORDS, checkValue, parseValue, type Value } from './values';
 import { parseShelf, parseSlot } from './vblade-args';
 
@@ -52,34 +66,18 @@ export interface ConfigFile {
   /** Line of each daemon key, for messages. */
   daemonLines: Record<string, number>;
   exports: ExportConfig[];
+  /** Where each export (by eS.L) is declared. */
+  origins: Record<string, { file: string; line: number }>;
+  /** The [group] sections, with the exports that name each. */
+  groups: GroupUse[];
+  /** Accepted but worth a look (a group no export names), as file:line: text. */
+  warnings: string[];
 }
 
-/** Edit distance, for "did you mean" hints. */
-function distance(a: string, b: string): number {
-  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j];
-      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length];
-}
-
-function suggest(word: string, candidates: readonly string[]): string {
-  let best = '';
-  let bestD = 3;
-  for (const c of candidates) {
-    const dd = distance(word, c);
-    if (dd < bestD) {
-      bestD = dd;
-      best = c;
-    }
-  }
-  return best ? ` (did you mean "${best}"?)` : '';
+/** One file's text, for parseConfigFiles. */
+export interface ConfigText {
+  text: string;
+  file: string;
 }
 
 /**
@@ -109,7 +107,8 @@ function unquote(v: string): string | undefined {
 }
 
 interface Section {
-  kind: 'daemon' | 'export';
+  kind: 'daemon' | 'export' | 'group';
+  file: string;
   line: number;
   name: string;
   shelf?: number;
@@ -119,12 +118,17 @@ interface Section {
   bad: Set<string>;
 }
 
-const SECTION_HELP = 'sections are [daemon] and [export eSHELF.SLOT], e.g. [export e1.1]';
+const SECTION_HELP = 'sections are [daemon], [export eSHELF.SLOT] and [group NAME], e.g. [export e1.1]';
 
 type Report = (line: number, message: string) => void;
+/** A problem in any of the files read together. */
+type ReportIn = (file: string, line: number, message: string) => void;
 
 /** The sections read so far, line by line. */
 interface Reader {
+  file: string;
+  /** A fragment holds no [daemon] section. */
+  fragment: boolean;
   sections: Section[];
   /** The section the next key = value line belongs to; undefined after a bad header. */
   current?: Section;
@@ -137,12 +141,38 @@ interface Reader {
  * throws one ConfigError listing them; returns only a fully valid result.
  */
 export function parseConfigFile(text: string, file: string): ConfigFile {
+  return parseConfigFiles({ text, file }, []);
+}
+
+/**
+ * The main config file and its fragments (in the order read), checked
+ * together: one ConfigError lists every problem of every file.
+ */
+export function parseConfigFiles(main: ConfigText, fragments: readonly ConfigText[], needExport = true): ConfigFile {
   const problems: ConfigProblem[] = [];
-  const problem: Report = (line, message) => {
+  const problemIn: ReportIn = (file, line, message) => {
     problems.push({ file, line, message });
   };
-  const reader: Reader = { sections: [], problem };
-  const lines = text.split('\n');
+  const sections: Section[] = [];
+  for (const [i, f] of [main, ...fragments].entries()) {
+    sections.push(...readSections(f, i > 0, (line, message) => problemIn(f.file, line, message)));
+  }
+  const result = settle(sections, main.file, problemIn);
+  if (needExport && problems.length === 0 && result.exports.length === 0) {
+    problemIn(main.file, 0, 'declares no export; add an [export eSHELF.SLOT] section with file and interfaces');
+  }
+  if (problems.length) {
+    const order = [main, ...fragments].map((f) => f.file);
+    problems.sort((a, b) => order.indexOf(a.file) - order.indexOf(b.file) || a.line - b.line);
+    throw new ConfigError(problems);
+  }
+  return result;
+}
+
+/** The sections of one file, line by line; problems of single lines are reported here. */
+function readSections(f: ConfigText, fragment: boolean, problem: Report): Section[] {
+  const reader: Reader = { file: f.file, fragment, sections: [], problem };
+  const lines = f.text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].replace(/\r$/, '').trim();
     if (line === '' || line[0] === '#' || line[0] === ';') continue;
@@ -150,15 +180,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     if (line[0] === '[') readHeader(reader, withoutTrailingComment(line).trimEnd(), i + 1);
     else readKeyLine(reader, line, i + 1);
   }
-  const result = settle(reader.sections, file, problem);
-  if (problems.length === 0 && result.exports.length === 0) {
-    problem(0, 'declares no export; add an [export eSHELF.SLOT] section with file and interfaces');
-  }
-  if (problems.length) {
-    problems.sort((a, b) => a.line - b.line);
-    throw new ConfigError(problems);
-  }
-  return result;
+  return reader.sections;
 }
 
 /** A [section] line: opens the section it names, or reports why it cannot. */
@@ -170,22 +192,39 @@ function readHeader(r: Reader, line: string, lineNo: number): void {
     return;
   }
   const [, kind, name] = m;
+  const open = (k: Section['kind'], n: string): Section => {
+    const section: Section = { kind: k, file: r.file, line: lineNo, name: n, values: new Map(), bad: new Set() };
+    r.sections.push(section);
+    return section;
+  };
   if (kind === 'daemon') {
     if (name !== undefined) r.problem(lineNo, `[daemon] takes no name; write just [daemon]`);
+    if (r.fragment) {
+      r.problem(lineNo, `a fragment holds [export] and [group] sections; put [daemon] keys in the main config file`);
+      // Its body is read (and checked) but not used.
+      r.current = { kind: 'daemon', file: r.file, line: lineNo, name: 'daemon', values: new Map(), bad: new Set() };
+      return;
+    }
     if (r.daemonSeen) {
       r.problem(lineNo, `[daemon] appears twice (first on line ${r.daemonSeen.line}); merge the two sections`);
     }
-    r.current = { kind: 'daemon', line: lineNo, name: 'daemon', values: new Map(), bad: new Set() };
+    r.current = open('daemon', 'daemon');
     r.daemonSeen ??= r.current;
-    r.sections.push(r.current);
   } else if (kind === 'export') {
-    r.current = { kind: 'export', line: lineNo, name: name ?? '', values: new Map(), bad: new Set() };
-    r.sections.push(r.current);
+    r.current = open('export', name ?? '');
     readExportAddress(r, r.current, lineNo);
+  } else if (kind === 'group') {
+    const bad = name === undefined ? '[group] needs a name; write [group NAME], e.g. [group lab]' : groupNameProblem(name);
+    if (!bad) r.current = open('group', name);
+    else {
+      r.problem(lineNo, bad);
+      // Its body is read (and checked) but the group is not kept.
+      r.current = { kind: 'group', file: r.file, line: lineNo, name: '', values: new Map(), bad: new Set() };
+    }
   } else {
     r.problem(
       lineNo,
-      `unknown section [${kind}${name ? ' ' + name : ''}]${suggest(kind, ['daemon', 'export'])}; ${SECTION_HELP}`,
+      `unknown section [${kind}${name ? ' ' + name : ''}]${suggest(kind, ['daemon', 'export', 'group'])}; ${SECTION_HELP}`,
     );
   }
 }
@@ -222,12 +261,12 @@ function readKeyLine(r: Reader, line: string, lineNo: number): void {
   const current = r.current;
   if (!current) {
     if (r.sections.length === 0)
-      r.problem(lineNo, `"${key}" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`);
+      r.problem(lineNo, `"${key}" is outside any section; put it under [daemon], [export eSHELF.SLOT] or [group NAME]`);
     // After a bad header the problem is already reported; skip the body.
     return;
   }
   const def = keyDef(current.kind, key);
-  const where = current.kind === 'daemon' ? '[daemon]' : `[export ${current.name}]`;
+  const where = current.kind === 'daemon' ? '[daemon]' : `[${current.kind} ${current.name}]`;
   if (!def) {
     r.problem(lineNo, `unknown key "${key}" in ${where}${unknownKeyHint(current.kind, key)}`);
     return;
@@ -246,7 +285,13 @@ function readKeyLine(r: Reader, line: string, lineNo: number): void {
     r.problem(lineNo, `${key} is set twice in ${where} (first on line ${prev.line}); keep one`);
     return;
   }
-  const err = value === '' ? undefined : checkValue(def, value);
+  // A MAC list may name groups in an export (mac-mask = @lab), not in a group.
+  const err =
+    value === ''
+      ? undefined
+      : def.type === 'macs'
+        ? checkMacListText(key, value, current.kind === 'export')
+        : checkValue(def, value);
   if (err) {
     r.problem(lineNo, err);
     current.bad.add(key);
@@ -257,55 +302,112 @@ function readKeyLine(r: Reader, line: string, lineNo: number): void {
 
 /** Where a key that is not one of its section's belongs, or what it may be a typo of. */
 function unknownKeyHint(kind: Section['kind'], key: string): string {
-  const other = keyDef(kind === 'daemon' ? 'export' : 'daemon', key);
-  if (other) return `; ${key} belongs in ${other.section === 'daemon' ? '[daemon]' : 'an [export] section'}`;
+  const other = KEYS.find((k) => k.section !== kind && k.key === key);
+  if (other) {
+    const where = { daemon: '[daemon]', export: 'an [export] section', group: 'a [group] section' }[other.section];
+    return `; ${key} belongs in ${where}`;
+  }
   const known = KEYS.filter((k) => k.section === kind).map((k) => k.key);
   return `${suggest(key, known)}; known keys: ${known.join(', ')}`;
 }
 
-/** The sections read, as daemon keys and exports; reports exports declared twice and incomplete ones. */
-function settle(sections: Section[], file: string, problem: Report): ConfigFile {
+/** "line 3" in the same file, "FILE:3" in another. */
+function lineRef(s: { file: string; line: number }, from: string): string {
+  return s.file === from ? `line ${s.line}` : `${s.file}:${s.line}`;
+}
+
+/** The sections read, as daemon keys, groups and exports; reports what is declared twice and incomplete exports. */
+function settle(sections: Section[], mainFile: string, problemIn: ReportIn): ConfigFile {
   const exports: ExportConfig[] = [];
-  const byKey = new Map<string, number>();
+  const origins: ConfigFile['origins'] = {};
   const daemon: DaemonKeys = {};
   const daemonLines: Record<string, number> = {};
+  const groups = readGroups(sections, problemIn);
+  const usedBy = new Map<string, string[]>();
   for (const s of sections) {
     if (s.kind === 'daemon') {
       for (const [k, v] of s.values) {
         const def = keyDef('daemon', k)!;
         daemon[k] =
-          def.type === 'path' && v.value !== '' && v.value !== 'none' ? path.resolve(path.dirname(file), v.value) : v.value;
+          def.type === 'path' && v.value !== '' && v.value !== 'none' ? path.resolve(path.dirname(s.file), v.value) : v.value;
         daemonLines[k] = v.line;
       }
       continue;
     }
-    if (s.shelf === undefined || s.slot === undefined) continue;
+    if (s.kind !== 'export' || s.shelf === undefined || s.slot === undefined) continue;
     const key = exportKey({ shelf: s.shelf, slot: s.slot });
-    const first = byKey.get(key);
+    const first = origins[key];
     if (first !== undefined) {
-      problem(
+      problemIn(
+        s.file,
         s.line,
-        `export ${key} is declared twice (first on line ${first}); one section per export, list all its interfaces there`,
+        `export ${key} is declared twice (first on ${lineRef(first, s.file)}); one section per export, list all its interfaces there`,
       );
       continue;
     }
-    byKey.set(key, s.line);
-    const e = exportFromSection(s, file, problem);
-    if (e) exports.push(e);
+    origins[key] = { file: s.file, line: s.line };
+    const e = exportFromSection(s, groups, (line, message) => problemIn(s.file, line, message));
+    if (!e) continue;
+    exports.push(e);
+    for (const g of groupRefs(s.values.get('mac-mask')?.value ?? '')) usedBy.set(g, [...(usedBy.get(g) ?? []), key]);
   }
-  return { file, daemon, daemonLines, exports };
+  const warnings = [...groups.values()]
+    .filter((g) => !usedBy.has(g.name))
+    .map((g) =>
+      formatProblem({
+        file: g.file,
+        line: g.line,
+        message: `[group ${g.name}] is named by no mac-mask; use it as mac-mask = @${g.name} or remove it`,
+      }),
+    );
+  const uses = [...groups.values()].map((g) => ({ name: g.name, macs: g.macs, usedBy: usedBy.get(g.name) ?? [] }));
+  return { file: mainFile, daemon, daemonLines, exports, origins, groups: uses, warnings };
+}
+
+/** The [group] sections by name; reports a group declared twice or without MACs. */
+function readGroups(sections: readonly Section[], problemIn: ReportIn): Map<string, MacGroup> {
+  const groups = new Map<string, MacGroup>();
+  for (const s of sections) {
+    if (s.kind !== 'group') continue;
+    const first = groups.get(s.name);
+    if (first) {
+      problemIn(s.file, s.line, `group ${s.name} is declared twice (first on ${lineRef(first, s.file)}); merge the two`);
+      continue;
+    }
+    const text = s.values.get('macs')?.value ?? '';
+    if (text === '') {
+      if (!s.bad.has('macs'))
+        problemIn(s.file, s.line, `[group ${s.name}] lists no MACs; add macs = 52:54:00:12:34:56 ... or remove the group`);
+      // Still known, so that exports naming it are not told it is missing.
+      groups.set(s.name, { name: s.name, macs: [], file: s.file, line: s.line });
+      continue;
+    }
+    groups.set(s.name, { name: s.name, macs: expandMacList('macs', text, new Map()), file: s.file, line: s.line });
+  }
+  return groups;
 }
 
 /** The export a section declares, or undefined after reporting what is missing or contradictory. */
-function exportFromSection(s: Section, configFile: string, problem: Report): ExportConfig | undefined {
+function exportFromSection(s: Section, groups: ReadonlyMap<string, MacGroup>, problem: Report): ExportConfig | undefined {
   if (!checkExportSection(s, problem)) return undefined;
+  const mask = s.values.get('mac-mask');
+  let macMask: string[] = [];
+  if (mask) {
+    try {
+      macMask = expandMacList('mac-mask', mask.value, groups);
+    } catch (e) {
+      problem(mask.line, (e as Error).message);
+      return undefined;
+    }
+  }
   // Fields an export always has, also when their keys are unset.
-  const e: Partial<Record<keyof ExportConfig, Value>> = { shelf: s.shelf!, slot: s.slot!, file: '', macMask: [] };
+  const e: Partial<Record<keyof ExportConfig, Value>> = { shelf: s.shelf!, slot: s.slot!, file: '', macMask };
   for (const def of EXPORT_KEYS) {
+    if (def.field === 'macMask') continue;
     const text = s.values.get(def.key)?.value || def.default;
     const value = text === '' ? undefined : parseValue(def, text);
     if (value === undefined) continue;
-    e[def.field] = def.type === 'path' ? path.resolve(path.dirname(configFile), value as string) : value;
+    e[def.field] = def.type === 'path' ? path.resolve(path.dirname(s.file), value as string) : value;
   }
   return e as ExportConfig;
 }

@@ -58,6 +58,8 @@ export interface DaemonSettings extends ServingTunables {
   stopTimeoutSeconds: number;
   /** undefined = stay the user that started the daemon. */
   user?: string;
+  /** Directory of config fragments (`vblade ctl add`); undefined = none read. Resolved by load.ts (configDirOf). */
+  configDir?: string;
 }
 
 interface KeyText extends ValueSpec {
@@ -89,7 +91,13 @@ export interface ExportKeyDef extends KeyText {
   field: keyof ExportConfig;
 }
 
-export type KeyDef = DaemonKeyDef | ExportKeyDef;
+/** A key of a [group NAME] section: a named list of MACs that mac-mask values name as @NAME. */
+export interface GroupKeyDef extends KeyText {
+  section: 'group';
+  field: 'macs';
+}
+
+export type KeyDef = DaemonKeyDef | ExportKeyDef | GroupKeyDef;
 
 /**
  * A key of the serving core's tunables: its default is DEFAULT_TUNABLES's,
@@ -127,6 +135,19 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'DIR',
     meaning:
       'Where config strings, MAC masks and reservations are kept across restarts; "none" keeps them in memory only. Must belong to the daemon\'s user and be writable by nobody else (mode 0750 or stricter), as must every directory above it (root\'s, or sticky like /tmp).',
+  },
+  {
+    key: 'config-dir',
+    section: 'daemon',
+    field: 'configDir',
+    off: 'none',
+    reload: 'applies',
+    type: 'path',
+    default: '',
+    arg: 'DIR',
+    defaultText: 'the config file name without .conf, plus .d (/etc/vblade.conf: /etc/vblade.d)',
+    meaning:
+      'Directory of config fragments: its *.conf files, read in name order after the config file, add [export] and [group] sections; "vblade ctl add" writes one per export there. Must be a directory of root or the daemon\'s user that nobody else may write; a missing one holds no fragments. "none" reads none.',
   },
   {
     key: 'run-dir',
@@ -408,7 +429,7 @@ export const KEYS: readonly KeyDef[] = [
     default: '',
     vbladeOption: '-m',
     defaultText: 'empty: every initiator',
-    meaning: `Initiator MACs allowed to use the export, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); a value changed here wins over the saved mask (at start and on reload), otherwise the saved mask wins.`,
+    meaning: `Initiator MACs allowed to use the export, separated by spaces or commas, and @NAME for the MACs of [group NAME] (the expanded list holds at most ${MAC_LIST_CAPACITY}); a value changed here, also through a changed group, wins over the saved mask (at start and on reload), otherwise the saved mask wins.`,
   },
   {
     key: 'broadcast-edits',
@@ -511,10 +532,22 @@ export const KEYS: readonly KeyDef[] = [
     defaultText: 'required with null-store',
     meaning: 'Size of a null store in sectors.',
   },
+
+  // [group NAME]
+  {
+    key: 'macs',
+    section: 'group',
+    field: 'macs',
+    type: 'macs',
+    default: '',
+    required: true,
+    defaultText: 'required',
+    meaning: `Initiator MACs of the group, separated by spaces or commas (at most ${MAC_LIST_CAPACITY}); a group lists MACs, not other groups.`,
+  },
 ];
 
 /** The key of that name in a section, or undefined when the section has none. */
-export function keyDef(section: 'daemon' | 'export', key: string): KeyDef | undefined {
+export function keyDef(section: KeyDef['section'], key: string): KeyDef | undefined {
   return KEYS.find((k) => k.section === section && k.key === key);
 }
 

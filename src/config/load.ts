@@ -4,7 +4,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatProblem, parseConfigFile } from './config-file';
+import { ConfigError, formatProblem, parseConfigFiles, type ConfigText } from './config-file';
+import { configDirOf, readFragments } from './fragments';
+import type { GroupUse } from './mac-groups';
 import type { DaemonKeys } from './keys';
 import { parseDebianConf } from './debian-conf';
 import { exportKey, viewsWithoutMaskWarning, type ExportConfig } from './export-config';
@@ -17,6 +19,8 @@ export interface ExportSource {
   configFile?: string;
   /** The vblade arguments (mode 'args'). */
   vbladeArgv: string[];
+  /** [daemon] keys of the command line (--config-dir wins over the file's). */
+  daemonKeys?: DaemonKeys;
 }
 
 export interface LoadedExports {
@@ -27,6 +31,12 @@ export interface LoadedExports {
   defaultName: string;
   /** Things accepted but ignored, as "file:line: text". */
   warnings: string[];
+  /** MAC groups of a config file and the exports naming each. */
+  groups?: GroupUse[];
+  /** Where each export is declared (config mode): the main file or a fragment. */
+  origins?: Record<string, { file: string; line: number }>;
+  /** The fragments directory read (config mode), when there is one. */
+  configDir?: string;
 }
 
 /** Reads and validates what the source points at. Throws UsageError, ConfigError or Error (unreadable file). */
@@ -51,13 +61,36 @@ export function loadExports(source: ExportSource): LoadedExports {
     throw new Error(`cannot read ${file}: ${(e as Error).message}; ${hint}`, { cause: e });
   }
   const defaultName = path.basename(file).replace(/\.conf$/, '');
-  if (source.mode === 'config') {
-    const c = parseConfigFile(text, file);
-    const warnings = c.exports.map(viewsWithoutMaskWarning).filter((w): w is string => w !== undefined);
-    return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings };
-  }
+  if (source.mode === 'config') return loadConfigFiles({ text, file }, source.daemonKeys ?? {}, defaultName);
   const d = parseDebianConf(text, file);
   return { exports: [d.export], fileDaemonKeys: {}, defaultName, warnings: d.warnings.map(formatProblem) };
+}
+
+/**
+ * The main file and the fragments of its config-dir, checked together. `extra` is a fragment not yet on
+ * disk (`vblade ctl add` checks it before writing it).
+ */
+export function loadConfigFiles(
+  main: ConfigText,
+  cliDaemonKeys: DaemonKeys,
+  defaultName: string,
+  extra?: ConfigText,
+): LoadedExports {
+  // The main file alone first, for its config-dir; it may declare no export itself when fragments do.
+  const daemonKeys = parseConfigFiles(main, [], false).daemon;
+  const configDir = configDirOf(main.file, { ...daemonKeys, ...cliDaemonKeys });
+  const fragments = configDir ? readFragments(configDir) : { texts: [], problems: [] };
+  const texts = extra ? [...fragments.texts.filter((t) => t.file !== extra.file), extra] : fragments.texts;
+  let c;
+  try {
+    c = parseConfigFiles(main, texts);
+  } catch (e) {
+    if (e instanceof ConfigError && fragments.problems.length) throw new ConfigError([...fragments.problems, ...e.problems]);
+    throw e;
+  }
+  if (fragments.problems.length) throw new ConfigError(fragments.problems);
+  const warnings = [...c.warnings, ...c.exports.map(viewsWithoutMaskWarning).filter((w): w is string => w !== undefined)];
+  return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings, groups: c.groups, origins: c.origins, configDir };
 }
 
 function sectors(n: number | undefined): string {
@@ -81,4 +114,10 @@ export function describeExport(e: ExportConfig): string {
     e.macMask.length ? `mask ${e.macMask.join(',')}` : '',
   ];
   return `${exportKey(e)} on ${e.interfaces.join(' ')}: ${facts.filter(Boolean).join(', ')}`;
+}
+
+/** One line per MAC group for --check: "group lab: 3 MACs (52:54:..., ...), used by e1.1 e1.2". */
+export function describeGroup(g: GroupUse): string {
+  const n = `${g.macs.length} MAC${g.macs.length === 1 ? '' : 's'}`;
+  return `group ${g.name}: ${n} (${g.macs.join(', ')}), ${g.usedBy.length ? `used by ${g.usedBy.join(' ')}` : 'used by no export'}`;
 }

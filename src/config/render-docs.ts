@@ -4,7 +4,7 @@
 // a test fails when the committed ones differ).
 
 import { DAEMON_KEYS, KEYS, type KeyDef } from './keys';
-import { MAX_SHELF, MAX_SLOT } from './vblade-args';
+import { MAC_MASK_CAPACITY, MAX_SHELF, MAX_SLOT } from './vblade-args';
 
 function defaultShown(k: KeyDef): string {
   return k.defaultText ?? (k.default === '' ? 'unset' : k.default);
@@ -84,6 +84,14 @@ export function renderExampleConfig(): string {
   out.push('#interfaces = eth1');
   out.push('#read-only = yes');
   out.push('#mac-mask = 52:54:00:12:34:56, 52:54:00:12:34:57');
+  out.push('');
+  out.push('# A named group of MACs, for the exports that share it: mac-mask = @lab');
+  out.push('# (alone or beside other groups and MACs).');
+  out.push('#[group lab]');
+  for (const k of KEYS.filter((x) => x.section === 'group')) {
+    out.push(commentBlock(k));
+    out.push(`#${k.key} = 52:54:00:12:34:56 52:54:00:12:34:57`);
+  }
   return out.join('\n') + '\n';
 }
 
@@ -117,10 +125,12 @@ const MAN_PAGE_HEAD: readonly string[] = [
   'The file is plain text in sections.',
   'A section starts with a header line in brackets:',
   '.B [daemon]',
-  'for the daemon settings (at most once) and',
+  'for the daemon settings (at most once),',
   '.BI "[export e" SHELF . SLOT ]',
   'for each export, named by its AoE address (shelf 0\\(en' + MAX_SHELF + ', slot 0\\(en' + MAX_SLOT + ';',
-  'the leading e may be left out).',
+  'the leading e may be left out), and',
+  '.BI "[group " NAME ]',
+  'for a list of MACs that exports share (MAC GROUPS).',
   'Other lines are',
   '.IB key " = " value',
   'pairs.',
@@ -164,6 +174,67 @@ const MAN_PAGE_HEAD: readonly string[] = [
   'which also opens every backing file and looks up every interface.',
 ];
 
+/** The [group] section, before its key. */
+const MAN_PAGE_GROUPS: readonly string[] = [
+  '.SH MAC GROUPS',
+  'A',
+  '.BI "[group " NAME ]',
+  'section names a list of initiator MACs once, for the exports that share it.',
+  'A',
+  '.B mac\\-mask',
+  'names it as',
+  '.BI @ NAME,',
+  'alone or beside other groups and MACs',
+  '.RB ( "mac\\-mask = @lab @teachers 52:54:00:12:34:56" );',
+  "the export's mask is the expanded list, which may hold at most " + MAC_MASK_CAPACITY + ' MACs.',
+  'A group lists MACs only, not other groups.',
+  'NAME is up to 32 letters, digits,',
+  '.B _',
+  'and',
+  '.BR \\- ,',
+  'starting with a letter.',
+  'A group may be declared before or after the exports that name it, and in a fragment.',
+  'An unknown group is an error; a group no export names is a warning.',
+  'A reload that changes a group changes the mask of every export that names it',
+  '(as a changed',
+  '.B mac\\-mask',
+  'would; see STATE).',
+];
+
+/** Fragments: config-dir and `vblade ctl add`. */
+const MAN_PAGE_FRAGMENTS: readonly string[] = [
+  '.SH FRAGMENTS',
+  'After the file, the daemon reads the',
+  '.B *.conf',
+  'files of',
+  '.B config\\-dir',
+  "(by default the file's name without",
+  '.B .conf',
+  'plus',
+  '.BR .d :',
+  '.I /etc/vblade.d',
+  'for',
+  '.IR /etc/vblade.conf )',
+  'in name order, at start and on every reload.',
+  'A fragment holds',
+  '.B [export]',
+  'and',
+  '.B [group]',
+  'sections, checked with the file as one configuration: an address declared in',
+  'two places is an error.',
+  '.B "vblade ctl add"',
+  'writes one fragment per export',
+  '.RI ( eSHELF.SLOT .conf)',
+  'and',
+  '.B "vblade ctl remove"',
+  'deletes it; see',
+  '.BR vblade (8).',
+  'The directory must not be a symbolic link, must belong to root (or the',
+  "daemon's user) and be writable by nobody else, and so must every directory",
+  'above it; a fragment must be a regular file of root that nobody else may write.',
+  'Otherwise the configuration is refused, naming the file and the fix.',
+];
+
 /** The man page after the key sections: state, an example, files. */
 const MAN_PAGE_TAIL: readonly string[] = [
   '.SH STATE',
@@ -205,17 +276,23 @@ const MAN_PAGE_TAIL: readonly string[] = [
   'interfaces = eth1 eth2',
   'sync = yes',
   '',
+  '[group lab]',
+  'macs = 52:54:00:12:34:56 52:54:00:12:34:57',
+  '',
   '[export e1.2]',
   'file = /dev/vg0/boot',
   'interfaces = eth1',
   'read\\-only = yes',
-  'mac\\-mask = 52:54:00:12:34:56',
+  'mac\\-mask = @lab',
   '.fi',
   '.SH FILES',
   '.TP',
   '.B /etc/vblade.conf',
   'read by',
   '.BR vblade.service .',
+  '.TP',
+  '.B /etc/vblade.d/*.conf',
+  'its fragments (FRAGMENTS).',
   '.TP',
   '.B /usr/share/doc/aoe\\-target/vblade.conf.example',
   'every key with its default (systemd/vblade.conf.example in the source).',
@@ -274,6 +351,9 @@ export function renderConfManPage(): string {
     'An export with several interfaces is reachable over each; initiators use',
     'every path.',
     ...keys('export'),
+    ...MAN_PAGE_GROUPS,
+    ...keys('group'),
+    ...MAN_PAGE_FRAGMENTS,
     ...MAN_PAGE_TAIL,
   ];
   return out.join('\n') + '\n';

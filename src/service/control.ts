@@ -10,7 +10,10 @@
 // most MAX_IN_FLIGHT answered at once; at most MAX_CONNECTIONS connections.
 // Access control is the socket's mode and group: root and members of the
 // group may connect, nobody else. Each command that changes data or state is
-// logged with the uid and pid of who asked (SO_PEERCRED).
+// logged with the uid and pid of who asked (SO_PEERCRED). Commands that make
+// the daemon open files as root and write its configuration (add, remove)
+// are answered only for root or the daemon's own user (SO_PEERCRED again):
+// a member of the group could otherwise serve /etc/shadow or a raw disk.
 //
 // COMMANDS is the one table of commands: the server dispatches through it
 // and `vblade ctl` builds its help and checks arguments from it.
@@ -30,22 +33,26 @@ export interface ControlTarget {
   reload(): Promise<unknown>;
   /** Supervisor facts (worker pid, restarts, ...); merged into list and stats. */
   status?(): unknown;
+  /** Adds (words: INTERFACES FILE [KEY=VALUE...]) or removes an export kept in a config fragment; absent without a config file. */
+  editConfig?(op: 'add' | 'remove', key: string, words: readonly string[]): Promise<unknown>;
 }
 
 export interface CommandDef {
   /** The command's name; one the worker answers is also its request to the worker (WorkerOp). */
-  name: WorkerOp | 'reload';
+  name: WorkerOp | 'reload' | 'add' | 'remove';
   summary: string;
   /** Whether the command takes an export (eS.L) argument. */
   exportArg: 'none' | 'optional' | 'required';
   /** Whether the command takes MAC addresses after the export ("macs" in a request). */
   macsArg?: boolean;
   /** Words after the export ("words" in a request): a snapshot name, MACs of a view command; min and max count. */
-  wordsArg?: { name: string; describe: string; min: number; max: number };
+  wordsArg?: { name: string; describe: string; min: number; max: number; synopsis?: string };
   /** Options of the command ("all", "force": booleans; "view": a MAC). */
   options?: { name: 'all' | 'force' | 'view'; describe: string }[];
   /** Whether the command changes data or state: the socket logs who asked for it. */
   changes?: boolean;
+  /** Only root or the daemon's own user may ask (the command opens files as root or writes the configuration). */
+  rootOnly?: boolean;
   /** What the command does; without it, the request of its name, with the arguments the command takes (runCommand). */
   run?(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
@@ -137,6 +144,29 @@ export const COMMANDS: readonly CommandDef[] = [
     changes: true,
   },
   {
+    name: 'add',
+    summary: 'serve a new export now and keep it in a config fragment, so that it is served after a restart too; root only',
+    exportArg: 'required',
+    changes: true,
+    rootOnly: true,
+    wordsArg: {
+      name: 'words',
+      describe: 'interfaces (comma-separated), backing file, then key=value settings',
+      min: 2,
+      max: 34,
+      synopsis: 'INTERFACES FILE [KEY=VALUE...] [--read-only] [--mac-mask LIST]',
+    },
+    run: (t, key, _macs, extra) => editConfig(t, 'add', key!, extra?.words ?? []),
+  },
+  {
+    name: 'remove',
+    summary: 'stop serving an export added with add (drained as a reload does) and delete its fragment; root only',
+    exportArg: 'required',
+    changes: true,
+    rootOnly: true,
+    run: (t, key) => editConfig(t, 'remove', key!, []),
+  },
+  {
     name: 'resize',
     summary: 'take the size of a grown backing file or volume now, without a reload (prints old -> new size)',
     exportArg: 'required',
@@ -193,6 +223,14 @@ export const COMMANDS: readonly CommandDef[] = [
     ],
   },
 ];
+
+function editConfig(t: ControlTarget, op: 'add' | 'remove', key: string, words: readonly string[]): Promise<unknown> {
+  if (!t.editConfig)
+    return Promise.reject(
+      new Error(`${op} needs a daemon started with --config FILE: its exports are kept in the config's fragments`),
+    );
+  return t.editConfig(op, key, words);
+}
 
 export function commandByName(name: string): CommandDef | undefined {
   return COMMANDS.find((c) => c.name === name);
@@ -275,6 +313,7 @@ export function runCommand(
 ): Promise<unknown> {
   if (cmd.run) return cmd.run(target, key, macs, extra);
   if (cmd.name === 'reload') return target.reload();
+  if (cmd.name === 'add' || cmd.name === 'remove') return Promise.reject(new Error(`${cmd.name} has no handler`));
   const takesExtra = cmd.wordsArg !== undefined || cmd.options !== undefined;
   return target.request(cmd.name, key, cmd.macsArg ? macs : undefined, takesExtra ? extra : undefined);
 }
@@ -372,6 +411,11 @@ function auditRequest(log: Logger, peer: PeerCredentials | undefined, req: Contr
   );
 }
 
+/** Root, or the user the daemon runs as: who may ask for a rootOnly command. */
+function isAdmin(peer: PeerCredentials | undefined): boolean {
+  return peer !== undefined && (peer.uid === 0 || peer.uid === process.geteuid?.());
+}
+
 /** The reply to one request line; never throws. */
 async function answer(
   line: string,
@@ -388,6 +432,16 @@ async function answer(
   if (typeof req !== 'object' || req === null || Array.isArray(req))
     return { ok: false, error: 'the request is not a JSON object; send e.g. {"command": "list"}' };
   auditRequest(log, peer, req);
+  const cmd =
+    typeof (req as ControlRequest).command === 'string' ? commandByName((req as ControlRequest).command as string) : undefined;
+  if (cmd?.rootOnly && !isAdmin(peer)) {
+    log.warn(`control socket: ${cmd.name} refused to ${describePeer(peer)}: only root may ask for it`);
+    return {
+      id: (req as ControlRequest).id,
+      ok: false,
+      error: `${cmd.name} is for root only: it makes the daemon open a file as root and change its configuration; run it with sudo (members of the control group may use the other commands)`,
+    };
+  }
   return dispatch(target, req);
 }
 

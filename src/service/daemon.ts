@@ -16,6 +16,7 @@ import { changesNeedingRestart, remoteMetricsWarning, serverConfigOf } from '../
 import type { DaemonSettings } from '../config/keys';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
+import { ConfigEditor, type ConfigEditOptions } from '../config/config-edit';
 import { ControlServer, type ControlTarget } from './control';
 import type { Logger } from 'pino';
 import { createLogger, logSocketPaths, type LogOptions, type LogSink } from './log';
@@ -47,6 +48,8 @@ export interface DaemonOptions {
   reread: () => Reread;
   /** Started by the launcher: report start-up on the IPC channel, then close it. */
   toLauncher: boolean;
+  /** The config file and what else `vblade ctl add`/`remove` need to edit its fragments; undefined without --config. */
+  configEdit?: Omit<ConfigEditOptions, 'reload'>;
   /** Test hooks: another worker module, faster back-off, a shorter heartbeat timeout. */
   workerModule?: string;
   backoff?: Backoff;
@@ -318,6 +321,16 @@ class Daemon {
       reload: () => this.reload(),
       status: () => this.supervisor.status(),
     };
+    const edit = this.o.configEdit;
+    if (edit) {
+      // One edit or reload at a time: the edit's own reload runs inside it.
+      const editor = new ConfigEditor({ ...edit, reload: () => this.reloadOnce() });
+      target.editConfig = (op, key, words) => {
+        const p = this.reloadChain.then(() => (op === 'add' ? editor.add(key, words) : editor.remove(key)));
+        this.reloadChain = p.catch(() => undefined);
+        return p;
+      };
+    }
     try {
       this.control = await ControlServer.listen(target, { socketPath, group: this.settings.controlGroup, log: this.log });
     } catch (e) {

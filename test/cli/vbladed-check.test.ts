@@ -108,6 +108,55 @@ t.test('--check: views on a file system without reflinks are refused, on XFS wit
   t.equal(masked.stderr, '', 'with a mask: no warning');
 });
 
+t.test('--check lists MAC groups with their exports, warns of an unused one, and reads fragments', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'check-groups');
+  const veth = await createVeth(t, ns, ns);
+  const dir = tempDir(t, 'check-groups');
+  fs.chmodSync(dir, 0o755);
+  const file = await patternFile(t, 64);
+  const file2 = await patternFile(t, 64);
+  const conf = path.join(dir, 'lab.conf');
+  const check = () => ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+  fs.writeFileSync(
+    conf,
+    `[group lab]\nmacs = 52:54:00:00:00:01 52:54:00:00:00:02\n[group old]\nmacs = 52:54:00:00:00:09\n` +
+      `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\nmac-mask = @lab\n`,
+  );
+  fs.mkdirSync(path.join(dir, 'lab.d'), { mode: 0o750 });
+  fs.writeFileSync(
+    path.join(dir, 'lab.d', 'e1.2.conf'),
+    `[export e1.2]\nfile = ${file2}\ninterfaces = ${veth.a.ifname}\nread-only = yes\nmac-mask = @lab 52:54:00:00:00:03\n`,
+    { mode: 0o640 },
+  );
+  const r = await check();
+  t.equal(r.code, 0, r.stderr);
+  t.equal(
+    r.stdout.split('\n').slice(0, 6).join('\n'),
+    [
+      `${conf}: OK, 2 exports`,
+      `  e1.1 on ${veth.a.ifname}: ${file}, read-write, buffer count 16, mask 52:54:00:00:00:01,52:54:00:00:00:02`,
+      `  e1.2 on ${veth.a.ifname}: ${file2}, read-only, buffer count 16, mask 52:54:00:00:00:01,52:54:00:00:00:02,52:54:00:00:00:03`,
+      `  group lab: 2 MACs (52:54:00:00:00:01, 52:54:00:00:00:02), used by e1.1 e1.2`,
+      `  group old: 1 MAC (52:54:00:00:00:09), used by no export`,
+      `  fragments from ${path.join(dir, 'lab.d')}`,
+    ].join('\n'),
+  );
+  t.equal(r.stderr, `vbladed: warning: ${conf}:3: [group old] is named by no mac-mask; use it as mac-mask = @old or remove it\n`);
+
+  // A typo in a group's name, in a fragment: the file and line, and the nearest name.
+  fs.writeFileSync(
+    path.join(dir, 'lab.d', 'e1.2.conf'),
+    `[export e1.2]\nfile = ${file2}\ninterfaces = ${veth.a.ifname}\nmac-mask = @lba\n`,
+  );
+  const typo = await check();
+  t.equal(typo.code, 1);
+  t.match(
+    typo.stderr,
+    `${path.join(dir, 'lab.d', 'e1.2.conf')}:4: mac-mask: no group @lba (did you mean "@lab"?); groups: @lab @old`,
+  );
+});
+
 t.test('--check warns of a metrics listener that anyone on the network can reach, unless that is acknowledged', async (t) => {
   if (!requireRoot(t)) return;
   const ns = await createNetns(t, 'check-metrics');

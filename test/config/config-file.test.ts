@@ -113,7 +113,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
     {
       desc: 'key outside a section',
       text: 'file = /x\n[export e1.1]\nfile = /x\ninterfaces = eth1\n',
-      msg: [`${F}:1: "file" is outside any section; put it under [daemon] or [export eSHELF.SLOT]`],
+      msg: [`${F}:1: "file" is outside any section; put it under [daemon], [export eSHELF.SLOT] or [group NAME]`],
     },
     {
       desc: 'unknown key with a suggestion',
@@ -154,7 +154,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
         `${F}:1: [export] needs the export's address; write [export eSHELF.SLOT], e.g. [export e1.1]`,
         `${F}:2: "x1" is not an export address; write eSHELF.SLOT, e.g. [export e1.1]`,
         `${F}:3: shelf 65535 is out of range; use 0..65534 (65535 is the broadcast shelf and cannot be exported)`,
-        `${F}:4: unknown section [exprot e1.1] (did you mean "export"?); sections are [daemon] and [export eSHELF.SLOT], e.g. [export e1.1]`,
+        `${F}:4: unknown section [exprot e1.1] (did you mean "export"?); sections are [daemon], [export eSHELF.SLOT] and [group NAME], e.g. [export e1.1]`,
         `${F}:5: [daemon] takes no name; write just [daemon]`,
       ],
     },

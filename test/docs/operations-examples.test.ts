@@ -86,6 +86,15 @@ t.test('the lab examples (operations.md, README.md) with views set a MAC mask', 
   t.same([...files].sort(), ['README.md', 'docs/operations.md'], 'both files have an example with views');
 });
 
+t.test("operations.md's lab example names its machines once, as a group", async (t) => {
+  const lab = blocks.find((b) => b.lang === 'ini' && b.text.includes('views = per-initiator'));
+  t.ok(lab, 'the lab example is there');
+  const c = parseConfigFile(lab!.text, 'docs/operations.md');
+  t.match(lab!.text, /^mac-mask = @lab$/m, 'the export names the group');
+  t.same(c.exports[0].macMask, ['52:54:00:12:34:56', '52:54:00:12:34:57', '52:54:00:12:34:58'], '@lab expands to its MACs');
+  t.same(c.warnings, [], 'the group is used');
+});
+
 t.test('the Debian fragment example parses', async (t) => {
   const frags = blocks.filter((b) => /vblade\.conf\.d\/\S+\.conf/.test(b.before));
   t.ok(frags.length > 0, 'docs/operations.md has a vblade.conf.d example');

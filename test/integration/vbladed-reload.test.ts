@@ -11,40 +11,12 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AoeClient, formatMac, linkInfo, type Target } from '../../src/client';
-import { sleep, uniqueId } from '../../lab/common';
-import { patternFile, patternSectors, tempDir } from '../helpers/files';
-import { Veth, createNetnsPair, requireRoot, type Netns } from '../../lab/netns';
-import { REPO, waitLinkUp } from '../helpers/targets';
-
-const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
-const VBLADE = path.join(REPO, 'bin', 'vblade.js');
-
-/** `vblade ctl ARGS` inside the namespace. */
-async function ctl(ns: Netns, socket: string, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const r = await ns.run(process.execPath, [VBLADE, 'ctl', '--socket', socket, ...args], { timeoutMs: 20000 });
-  return { code: r.code, out: r.stdout, err: r.stderr };
-}
-
-/** Whether sector 0 of the target reads back as the pattern, from a client on `ifname` in `ns`. */
-async function reads(ns: Netns, ifname: string, target: Target): Promise<boolean> {
-  const c = AoeClient.open(ifname, { netns: ns.path, timeoutMs: 400, retries: 2 });
-  try {
-    return Buffer.from(await c.read(target, 0, 1)).equals(patternSectors(0, 1));
-  } catch {
-    return false;
-  } finally {
-    c.close();
-  }
-}
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 15000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { formatMac, linkInfo, type Target } from '../../src/client';
+import { uniqueId } from '../../lab/common';
+import { patternFile, tempDir } from '../helpers/files';
+import { Veth, createNetnsPair, requireRoot } from '../../lab/netns';
+import { waitLinkUp } from '../helpers/targets';
+import { ctlIn as ctl, readsPattern as reads, spawnVbladed, until } from '../helpers/vbladed';
 
 if (requireRoot(t)) {
   t.test('vbladed: a missing interface waits, refused reloads change nothing, a changed mask is enforced', async (t) => {
@@ -63,18 +35,7 @@ if (requireRoot(t)) {
       `[daemon]\ncontrol-socket = ${socket}\n\n[export e6.1]\n${e61}\n${e61Extra}\n[export e6.2]\nfile = ${file2}\ninterfaces = ${late.a.ifname}\n`;
     fs.writeFileSync(conf, config(`file = ${file1}\ninterfaces = ${pair.targetIf}`));
 
-    const daemon = pair.target.spawn(t, process.execPath, [
-      VBLADED,
-      '--foreground',
-      '--config',
-      conf,
-      '--run-dir',
-      path.join(dir, 'run'),
-      '--state-dir',
-      path.join(dir, 'state'),
-      '--log',
-      'stderr',
-    ]);
+    const daemon = spawnVbladed(t, pair.target, conf, dir);
     const warned = await daemon.waitFor(/"msg":"interface [^ ]+ not found; [^"]*"/, { timeoutMs: 60000 });
     t.equal(
       warned[0],

@@ -123,6 +123,8 @@ t.test('dispatch through the command table', async (t) => {
       'restore-state',
       'reset-state',
       'reload',
+      'add',
+      'remove',
       'resize',
       'views',
       'view-reset',
@@ -507,7 +509,8 @@ t.test('the worker answers each command of the table under its own name, and no 
     reload: async () => ({}),
   };
   for (const def of COMMANDS) {
-    if (def.name === 'reload') continue; // the supervisor's own, not the worker's
+    // The supervisor's own, not the worker's.
+    if (def.name === 'reload' || def.name === 'add' || def.name === 'remove') continue;
     asked.length = 0;
     await runCommand(def, recorder, 'e1.1', ['52:54:00:12:34:56'], {});
     t.same(asked, [def.name], `${def.name} asks the worker for ${def.name}`);
@@ -521,7 +524,16 @@ t.test('the worker answers each command of the table under its own name, and no 
     },
     reload: async () => ({}),
   };
-  for (const def of COMMANDS) await runCommand(def, argsRecorder, 'e1.1', ['52:54:00:12:34:56'], { words: ['w'] });
+  for (const def of COMMANDS) {
+    if (def.name === 'add' || def.name === 'remove') {
+      // A daemon without a config file (vblade arguments, a Debian fragment) has no fragments to keep them in.
+      await t.rejects(runCommand(def, argsRecorder, 'e1.1', undefined, { words: ['eth1', '/a.img'] }), {
+        message: `${def.name} needs a daemon started with --config FILE: its exports are kept in the config's fragments`,
+      });
+      continue;
+    }
+    await runCommand(def, argsRecorder, 'e1.1', ['52:54:00:12:34:56'], { words: ['w'] });
+  }
   t.same(handed['set-mask'], { macs: ['52:54:00:12:34:56'], extra: undefined }, 'set-mask: its MACs');
   t.same(handed['show-mask'], { macs: undefined, extra: undefined }, 'show-mask: the export alone');
   t.same(handed['snapshot'], { macs: undefined, extra: { words: ['w'] } }, 'snapshot: its name and options');
@@ -676,6 +688,8 @@ t.test('commands that change data or state are logged with the uid and pid of wh
       'restore-state',
       'reset-state',
       'reload',
+      'add',
+      'remove',
       'resize',
       'view-reset',
       'view-drop',

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
+import { configDirOf } from '../../src/config/fragments';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const UNITS = ['vblade.service', 'vblade@.service'];
@@ -93,6 +94,12 @@ t.test('unit properties', async (t) => {
     t.match(text, /^ReadWritePaths=/m);
     t.match(text, /^ExecStart=\/usr\/bin\/vbladed --foreground /m);
   }
+  // `vblade ctl add` writes the config's fragments directory: the unit makes it and lets the daemon write it.
+  const fragmentsDir = configDirOf('/etc/vblade.conf', {});
+  t.equal(fragmentsDir, '/etc/vblade.d');
+  t.match(unitText('vblade.service'), /^ConfigurationDirectory=vblade\.d$/m);
+  t.match(unitText('vblade.service'), /^ConfigurationDirectoryMode=0750$/m);
+  t.match(unitText('vblade.service'), new RegExp(`^ReadWritePaths=-${fragmentsDir}$`, 'm'));
   // %i keeps the instance as written; %I would turn a "-" into a "/" of the paths and name.
   t.match(unitText('vblade@.service'), /--debian-config \/etc\/vblade\.conf\.d\/%i\.conf --name %i$/m);
   t.match(unitText('vblade@.service'), /^ConditionPathExists=\/etc\/vblade\.conf\.d\/%i\.conf$/m);

@@ -1,0 +1,124 @@
+// `vblade ctl add` and `vblade ctl remove`: an export added or removed at
+// run time, kept in a fragment of config-dir so that it survives a restart
+// (vblade.conf(5), FRAGMENTS). Runs in the supervisor (root), one edit or
+// reload at a time (the daemon chains them). Nothing is left half-done:
+// the new configuration is checked before the fragment is written, and
+// when the reload refuses it the fragment is removed again (or, for a
+// remove, put back), so the files always say what is served.
+
+import * as fs from 'node:fs';
+import { ConfigError } from './config-file';
+import { renderExportFragment } from './fragment-text';
+import { openConfigDir } from './fragments';
+import type { DaemonKeys } from './keys';
+import { loadConfigFiles, type LoadedExports } from './load';
+
+/** What the edits need of the running daemon. */
+export interface ConfigEditOptions {
+  configFile: string;
+  /** [daemon] keys of the command line (--config-dir). */
+  daemonKeys: DaemonKeys;
+  defaultName: string;
+  /** Applies what the files now say, as a reload does; throws when the reload is refused (nothing changed). */
+  reload(): Promise<unknown>;
+}
+
+export interface EditResult {
+  key: string;
+  fragment: string;
+  reload: unknown;
+}
+
+const FRAGMENT_MODE = 0o640;
+
+function writeProblem(e: unknown, file: string): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'the file system is full; free some space'
+      : code === 'EROFS'
+        ? 'the file system is read-only'
+        : (e as Error).message;
+  return new Error(`cannot write ${file}: ${why}; nothing was changed`, { cause: e });
+}
+
+export class ConfigEditor {
+  constructor(private readonly o: ConfigEditOptions) {}
+
+  /** The configuration as it is on disk, with `extra` as one more fragment (not written yet). */
+  private load(extra?: { text: string; file: string }): LoadedExports {
+    const text = fs.readFileSync(this.o.configFile, 'utf8');
+    return loadConfigFiles({ text, file: this.o.configFile }, this.o.daemonKeys, this.o.defaultName, extra);
+  }
+
+  private configDir(loaded: LoadedExports): string {
+    if (!loaded.configDir)
+      throw new Error(`config-dir = none in ${this.o.configFile}: there is nowhere to keep an added export; set config-dir`);
+    return loaded.configDir;
+  }
+
+  /** Adds export `address` from `words` (INTERFACES FILE [KEY=VALUE...]): checked, written, reloaded. */
+  async add(address: string, words: readonly string[]): Promise<EditResult> {
+    const f = renderExportFragment(address, words);
+    const before = this.load();
+    const where = before.origins?.[f.key];
+    if (where)
+      throw new Error(`${f.key} is already exported (${where.file}:${where.line}); remove it first, or choose another address`);
+    const dirPath = this.configDir(before);
+    const dir = openConfigDir(dirPath, true)!;
+    try {
+      const file = dir.pathOf(f.name);
+      if (dir.lstat(f.name)) throw new Error(`${file} exists but does not declare ${f.key}; move it away first`);
+      try {
+        this.load({ text: f.text, file });
+      } catch (e) {
+        const msg = e instanceof ConfigError ? e.message : (e as Error).message;
+        throw new Error(`${f.key} not added: ${msg}`, { cause: e });
+      }
+      try {
+        dir.writeFileAtomic(f.name, f.text, FRAGMENT_MODE);
+      } catch (e) {
+        throw writeProblem(e, file);
+      }
+      try {
+        return { key: f.key, fragment: file, reload: await this.o.reload() };
+      } catch (e) {
+        dir.unlink(f.name);
+        dir.sync();
+        throw new Error(`${(e as Error).message}; ${file} was removed again: ${f.key} was not added`, { cause: e });
+      }
+    } finally {
+      dir.close();
+    }
+  }
+
+  /** Removes export `key` when a fragment of its own declares it: deleted, reloaded (the export drained as a reload does). */
+  async remove(key: string): Promise<EditResult> {
+    const loaded = this.load();
+    const where = loaded.origins?.[key];
+    if (!where) throw new Error(`no export ${key} in the configuration; \`vblade ctl list\` lists them`);
+    if (where.file === this.o.configFile)
+      throw new Error(
+        `${key} is declared in the config file ${where.file}:${where.line}, not in a fragment; edit that file and run vblade ctl reload`,
+      );
+    const dir = openConfigDir(this.configDir(loaded))!;
+    try {
+      const name = where.file.slice(dir.path.length + 1);
+      const text = dir.readFile(name)!.toString('utf8');
+      // The whole configuration parsed: its section headers are sound, and one means this export alone.
+      const headers = text.split('\n').filter((l) => l.trimStart().startsWith('['));
+      if (headers.length !== 1)
+        throw new Error(`${where.file} declares more than ${key}; edit that file and run vblade ctl reload`);
+      dir.unlink(name);
+      dir.sync();
+      try {
+        return { key, fragment: where.file, reload: await this.o.reload() };
+      } catch (e) {
+        dir.writeFileAtomic(name, text, FRAGMENT_MODE);
+        throw new Error(`${(e as Error).message}; ${where.file} was put back: ${key} was not removed`, { cause: e });
+      }
+    } finally {
+      dir.close();
+    }
+  }
+}

@@ -1,0 +1,216 @@
+// `vblade ctl add` / `remove` below the socket: the fragment a request
+// becomes (and every request refused before anything is written), the
+// editor's all-or-nothing rule with a reload that refuses, a full disk, and
+// who may ask (SO_PEERCRED: a control-group member who is not root may not).
+
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import pino from 'pino';
+import { renderExportFragment } from '../../src/config/fragment-text';
+import { parseConfigFile } from '../../src/config/config-file';
+import { ConfigEditor } from '../../src/config/config-edit';
+import { ControlServer, controlRequest, type ControlTarget } from '../../src/service/control';
+import { tempDir } from '../helpers/files';
+import { loopFs, requireLoopFs } from '../helpers/loop-fs';
+import { requireRoot } from '../../lab/netns';
+import type { TestLike } from '../../lab/common';
+
+t.test('a request becomes one [export] section that parses back to what was asked', async (t) => {
+  const nasty = '/srv/odd [x] #a; "q" \\b.img';
+  const f = renderExportFragment('1.3', ['eth1,eth2', nasty, 'read-only=yes', 'mac-mask=@lab 52:54:00:00:00:01']);
+  t.equal(f.name, 'e1.3.conf');
+  const c = parseConfigFile(`[group lab]\nmacs = 52:54:00:00:00:02\n` + f.text, '/etc/vblade.d/e1.3.conf');
+  t.equal(c.exports.length, 1);
+  t.equal(c.exports[0].file, nasty, 'brackets, # ; quotes and backslashes stay in the value');
+  t.same(c.exports[0].interfaces, ['eth1', 'eth2']);
+  t.equal(c.exports[0].readOnly, true);
+  t.same(c.exports[0].macMask, ['52:54:00:00:00:02', '52:54:00:00:00:01']);
+});
+
+t.test('malformed requests are refused with what to do', async (t) => {
+  const refused = (address: string, words: string[]): string => {
+    try {
+      renderExportFragment(address, words);
+      return 'accepted';
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  t.equal(
+    refused('e1.3', ['eth1', '/a.img\n[export e9.9]']),
+    '"/a.img\\n[export e9.9]" holds a control character (a newline, a tab, ...); remove it',
+  );
+  t.equal(
+    refused('e1.3', ['eth1', '/a.img', 'read-only=yes\nfile = /etc/shadow']),
+    '"read-only=yes\\nfile = /etc/shadow" holds a control character (a newline, a tab, ...); remove it',
+  );
+  t.equal(
+    refused('e1.3', ['eth1', 'a.img']),
+    'file "a.img" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img',
+  );
+  t.match(refused('e1.3', ['eth1', '/a.img', 'state-dir=/tmp']), /^unknown key "state-dir"; an export's keys: read-only, direct/);
+  t.equal(refused('e1.3', ['eth1', '/a.img', 'file=/etc/shadow']), 'file is given before the settings; do not set it again');
+  t.equal(refused('e1.3', ['eth1', '/a.img', 'sync=yes', 'sync=no']), 'sync is set twice; keep one');
+  t.equal(refused('e1.3', ['eth1', '/a.img', 'sync']), '"sync" is not KEY=VALUE; write e.g. read-only=yes');
+  t.equal(refused('../../etc/x', ['eth1', '/a.img']), '"../../etc/x" is not an export address; write eSHELF.SLOT, e.g. e1.3');
+  t.equal(refused('e1.3', ['eth1', '/' + 'a'.repeat(5000)]), 'a word of the request is longer than 4096 characters');
+  t.equal(
+    refused('e1.3', ['eth1', '/a.img', ...Array.from({ length: 33 }, (_, i) => `k${i}=v`)]),
+    'add takes at most 32 KEY=VALUE settings',
+  );
+});
+
+/** A main config with e1.1, its lab.d fragments directory, and an editor whose reload is `reload`. */
+function setup(t: TestLike, reload: () => Promise<unknown>, base = tempDir(t, 'edit')) {
+  fs.chmodSync(base, 0o755);
+  const conf = path.join(base, 'lab.conf');
+  fs.writeFileSync(conf, `[export e1.1]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`);
+  const editor = new ConfigEditor({ configFile: conf, daemonKeys: {}, defaultName: 'lab', reload });
+  return { conf, dir: path.join(base, 'lab.d'), editor };
+}
+
+t.test('add writes the fragment and reloads; a refused reload removes it again; remove deletes only fragments', async (t) => {
+  let refuse = false;
+  const { dir, editor } = setup(t, async () => {
+    if (refuse) throw new Error('reload refused, nothing changed: e1.3: cannot open /srv/x.img: no such file');
+    return { added: ['e1.3'] };
+  });
+  const r = await editor.add('e1.3', ['eth1', '/srv/x.img', 'read-only=yes']);
+  t.same(r, { key: 'e1.3', fragment: path.join(fs.realpathSync(dir), 'e1.3.conf'), reload: { added: ['e1.3'] } });
+  t.equal(fs.statSync(dir).mode & 0o777, 0o750, 'the directory is made private');
+  t.equal(fs.statSync(path.join(dir, 'e1.3.conf')).mode & 0o777, 0o640);
+  t.same(fs.readdirSync(dir), ['e1.3.conf'], 'no temporary file is left');
+
+  await t.rejects(editor.add('e1.3', ['eth2', '/srv/y.img']), {
+    message: /^e1\.3 is already exported \(.*e1\.3\.conf:2\); remove it first/,
+  });
+  await t.rejects(editor.add('e1.1', ['eth2', '/srv/y.img']), { message: /^e1\.1 is already exported \(.*lab\.conf:1\)/ });
+  await t.rejects(editor.add('e1.4', ['eth1', '/srv/y.img', 'mac-mask=@nope']), {
+    message: /^e1\.4 not added: .*e1\.4\.conf:5: mac-mask: no group @nope/,
+  });
+  t.same(fs.readdirSync(dir), ['e1.3.conf'], 'a request the parser refuses writes nothing');
+
+  refuse = true;
+  await t.rejects(editor.add('e1.5', ['eth1', '/srv/x.img']), {
+    message:
+      /^reload refused, nothing changed: e1\.3: cannot open \/srv\/x\.img: no such file; .*e1\.5\.conf was removed again: e1\.5 was not added$/,
+  });
+  t.same(fs.readdirSync(dir), ['e1.3.conf'], 'the fragment of a refused reload is gone');
+  await t.rejects(editor.remove('e1.3'), { message: /e1\.3\.conf was put back: e1\.3 was not removed$/ });
+  t.same(fs.readdirSync(dir), ['e1.3.conf'], 'and a refused remove puts it back');
+  refuse = false;
+
+  await t.rejects(editor.remove('e1.1'), {
+    message: /^e1\.1 is declared in the config file .*lab\.conf:1, not in a fragment; edit that file and run vblade ctl reload$/,
+  });
+  await t.rejects(editor.remove('e7.7'), { message: 'no export e7.7 in the configuration; `vblade ctl list` lists them' });
+  fs.writeFileSync(
+    path.join(dir, 'two.conf'),
+    `[export e2.1]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n[export e2.2]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`,
+    { mode: 0o640 },
+  );
+  await t.rejects(editor.remove('e2.1'), { message: /two\.conf declares more than e2\.1; edit that file/ });
+  const removed = await editor.remove('e1.3');
+  t.equal(removed.key, 'e1.3');
+  t.same(fs.readdirSync(dir), ['two.conf'], 'the fragment is gone');
+});
+
+t.test('hostile: a planted FIFO or link under the fragment name, a linked or shared directory', async (t) => {
+  const { dir, editor } = setup(t, async () => ({}));
+  fs.mkdirSync(dir, { mode: 0o750 });
+  fs.symlinkSync('/etc/passwd', path.join(dir, 'e1.3.conf'));
+  // Refused when reading the directory (not a regular file), before anything is written.
+  await t.rejects(editor.add('e1.3', ['eth1', '/srv/x.img']), { message: /e1\.3\.conf is a symbolic link, not a regular file/ });
+  t.equal(fs.readFileSync('/etc/passwd', 'utf8').includes('[export'), false, 'the link target is untouched');
+  fs.unlinkSync(path.join(dir, 'e1.3.conf'));
+  fs.chmodSync(dir, 0o775);
+  await t.rejects(editor.add('e1.3', ['eth1', '/srv/x.img']), { message: /config-dir .*lab\.d is writable by its group/ });
+  fs.chmodSync(dir, 0o750);
+  const real = dir + '-real';
+  fs.renameSync(dir, real);
+  fs.symlinkSync(real, dir);
+  await t.rejects(editor.add('e1.3', ['eth1', '/srv/x.img']), { message: /config-dir .*lab\.d is a symbolic link/ });
+  t.same(fs.readdirSync(real), [], 'nothing written through the link');
+});
+
+t.test('a full disk: the fragment is not written, nothing is half-done', async (t) => {
+  if (!requireLoopFs(t, 'ext4')) return;
+  const mnt = await loopFs(t, 'ext4', 8 * 1024 * 1024);
+  let reloads = 0;
+  const { dir, editor } = setup(t, async () => ++reloads, mnt);
+  fs.mkdirSync(dir, { mode: 0o750 });
+  // Fill the file system (root's reserved blocks too: we are root).
+  const fill = path.join(mnt, 'fill');
+  const fd = fs.openSync(fill, 'w');
+  const chunk = Buffer.alloc(1 << 20, 1);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (e) {
+    t.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  try {
+    for (;;) fs.writeSync(fd, chunk, 0, 512);
+  } catch {
+    // full to the last block
+  }
+  fs.closeSync(fd);
+  await t.rejects(editor.add('e1.3', ['eth1', '/srv/x.img', 'mac-mask=' + '52:54:00:00:00:01 '.repeat(100)]), {
+    message: /^cannot write .*e1\.3\.conf: the file system is full; free some space; nothing was changed$/,
+  });
+  t.equal(reloads, 0, 'no reload');
+  t.same(fs.readdirSync(dir), [], 'no fragment and no temporary file');
+});
+
+t.test('only root or the daemon user may add or remove: a control-group member is refused, by SO_PEERCRED', async (t) => {
+  if (!requireRoot(t)) return;
+  const base = tempDir(t, 'ctl-auth');
+  fs.chmodSync(base, 0o755);
+  const sock = path.join(base, 'run', 'x.sock');
+  fs.mkdirSync(path.dirname(sock), { mode: 0o755 });
+  const asked: string[] = [];
+  const target: ControlTarget = {
+    request: async () => ({}),
+    reload: async () => ({}),
+    editConfig: async (op, key) => {
+      asked.push(`${op} ${key}`);
+      return { key };
+    },
+  };
+  const logs: string[] = [];
+  const server = await ControlServer.listen(target, {
+    socketPath: sock,
+    group: 'nogroup',
+    log: pino({}, { write: (s: string) => logs.push(s) }),
+  });
+  t.teardown(() => server.close());
+  const script = `const net = require('net'); const s = net.connect(process.argv[1]);
+    s.on('connect', () => s.write(JSON.stringify({ id: 1, command: process.argv[2], export: 'e1.3', words: ['eth1', '/etc/shadow'] }) + '\\n'));
+    s.on('data', (d) => { process.stdout.write(d); s.end(); });`;
+  for (const command of ['add', 'remove']) {
+    const child = spawn(
+      'setpriv',
+      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock, command],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((r) => child.on('exit', r));
+    const reply = JSON.parse(out) as { ok: boolean; error: string };
+    t.equal(reply.ok, false);
+    t.equal(
+      reply.error,
+      `${command} is for root only: it makes the daemon open a file as root and change its configuration; run it with sudo (members of the control group may use the other commands)`,
+    );
+  }
+  t.same(asked, [], 'nothing was asked of the daemon');
+  t.ok(
+    logs.some((l) => l.includes(`control socket: add refused to uid 65534`)),
+    'the refusal is logged with who asked',
+  );
+  const root = await controlRequest(sock, { command: 'add', export: 'e1.3', words: ['eth1', '/srv/x.img'] });
+  t.same(root, { id: 1, ok: true, result: { key: 'e1.3' } }, 'root is answered');
+});
