@@ -69,7 +69,8 @@ function distance(a: string, b: string): number {
   return d[b.length];
 }
 
-function suggest(word: string, candidates: readonly string[]): string {
+/** ` (did you mean "x"?)` for the nearest candidate within two edits, else "". */
+export function suggest(word: string, candidates: readonly string[]): string {
   let best = '';
   let bestD = 3;
   for (const c of candidates) {
