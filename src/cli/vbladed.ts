@@ -26,7 +26,7 @@ import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
 import { runDaemon, runDirProblems } from '../service/daemon';
 import { preflightExports } from '../target/preflight';
-import { launch, precheck } from '../service/launcher';
+import { launch, logDestination, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
 import { sharedWriterProblems } from '../guard/shared-writers';
@@ -194,6 +194,13 @@ function settingsOf(a: VbladedArgs, loaded: LoadedExports): DaemonSettings {
   });
 }
 
+/** Where the records will go, as --check says it: the route start takes now (syslog may fall back to a file). */
+function checkedLogPlace(settings: DaemonSettings): string {
+  const detached = logDestination(settings).text;
+  if (settings.log !== 'stdout' && settings.log !== 'stderr') return detached;
+  return `${settings.log} with --foreground; detached, ${detached}`;
+}
+
 // ---------------------------------------------------------------------------
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -243,7 +250,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${src}: OK, ${loaded.exports.length} export${loaded.exports.length === 1 ? '' : 's'}\n`);
     for (const e of loaded.exports) process.stdout.write(`  ${describeExport(e)}\n`);
     process.stdout.write(
-      `  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log ${settings.log}${settings.logFile ? ' ' + settings.logFile : ''}\n`,
+      `  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log to ${checkedLogPlace(settings)}\n`,
     );
     return process.exit(0);
   }

@@ -128,3 +128,49 @@ if (requireRoot(t)) {
     );
   });
 }
+
+if (requireRoot(t)) {
+  t.test('log = stdout when detached: one line says where the records go instead, and they are there', async (t) => {
+    const ns = await createNetns(t, 'vbladed-log-stdout');
+    const dir = tempDir(t, 'vbladed-log-stdout');
+    const noSyslog = path.join(dir, 'no-dev-log');
+    const noJournal = path.join(dir, 'no-journal-socket');
+    const logFile = path.join(dir, 'fallback', 'vbladed.log');
+    const { pid, stderr } = await launch(t, ns, dir, `${noSyslog}:${noJournal}`, ['--log', 'stdout', '--log-file', logFile]);
+    t.equal(
+      stderr,
+      `vbladed: logging to ${logFile} (there is no ${noSyslog} or ${noJournal}) instead of stdout, which a detached daemon does not have (--foreground keeps the log on stdout)\n`,
+      'one line, and it does not contradict itself',
+    );
+    await until('the start-up record in the file', () =>
+      fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').includes(`(pid ${pid})`) : false,
+    );
+  });
+
+  t.test('--check says where the log goes: the route start would take, not only the key', async (t) => {
+    const ns = await createNetns(t, 'vbladed-log-check');
+    await ns.ip(['link', 'add', 'vt-a', 'type', 'veth', 'peer', 'name', 'vt-b']);
+    const dir = tempDir(t, 'vbladed-log-check');
+    const conf = path.join(dir, 'exports.conf');
+    fs.writeFileSync(conf, CONFIG);
+    const noSyslog = path.join(dir, 'no-dev-log');
+    const noJournal = path.join(dir, 'no-journal-socket');
+    const env = { AOET_TEST_LOG_SOCKETS: `${noSyslog}:${noJournal}` };
+    const check = (extra: string[]) =>
+      ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run'), ...extra], { env });
+    const syslog = await check(['--log', 'syslog', '--name', 'lab']);
+    t.equal(syslog.code, 0, syslog.stderr);
+    t.match(
+      syslog.stdout,
+      `, log to /var/log/vblade/lab.log (there is no ${noSyslog} or ${noJournal})\n`,
+      'syslog without a socket: the fallback file, and why',
+    );
+    const stdout = await check(['--log', 'stdout', '--log-file', path.join(dir, 'x.log')]);
+    t.match(
+      stdout.stdout,
+      `, log to stdout with --foreground; detached, ${path.join(dir, 'x.log')} (there is no ${noSyslog} or ${noJournal})\n`,
+    );
+    const file = await check(['--log', 'file', '--log-file', path.join(dir, 'y.log')]);
+    t.match(file.stdout, new RegExp(`, log to ${path.join(dir, 'y.log')}\\n$`));
+  });
+}
