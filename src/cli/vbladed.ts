@@ -10,6 +10,7 @@
 // --foreground (systemd, or the detached child itself) this process is the
 // supervisor (service/daemon.ts).
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   checkDaemonSettings,
@@ -185,6 +186,26 @@ function fail(message: string, withUsage = false): number {
   return 1;
 }
 
+/**
+ * The systemd service this process runs in (its cgroup's last part, e.g.
+ * vblade@disk1.service), or undefined when started by hand.
+ */
+export function ownServiceUnit(cgroup = readCgroup()): string | undefined {
+  for (const line of cgroup.split('\n')) {
+    const m = /^0::.*\/([^/]+\.service)$/.exec(line.trim());
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+function readCgroup(): string {
+  try {
+    return fs.readFileSync('/proc/self/cgroup', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Settings from the file's [daemon] keys, the command line and the compatibility environment. */
 function settingsOf(a: VbladedArgs, loaded: LoadedExports): DaemonSettings {
   return resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, {
@@ -222,6 +243,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   let settings: DaemonSettings;
   try {
     a.environmentKeys = environmentDaemonKeys();
+    if (a.mode === 'debian') a.systemdUnit = ownServiceUnit();
     loaded = loadExports(a);
     settings = settingsOf(a, loaded);
     const bad = checkDaemonSettings(settings);

@@ -17,6 +17,8 @@ export interface ExportSource {
   configFile?: string;
   /** The vblade arguments (mode 'args'). */
   vbladeArgv: string[];
+  /** The systemd unit this process runs in, if any: what a Debian fragment's messages name. */
+  systemdUnit?: string;
 }
 
 export interface LoadedExports {
@@ -56,7 +58,7 @@ export function loadExports(source: ExportSource): LoadedExports {
     const warnings = c.exports.map(viewsWithoutMaskWarning).filter((w): w is string => w !== undefined);
     return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings };
   }
-  const d = parseDebianConf(text, file);
+  const d = parseDebianConf(text, file, { unit: source.systemdUnit });
   return { exports: [d.export], fileDaemonKeys: {}, defaultName, warnings: d.warnings.map(formatProblem) };
 }
 

@@ -174,3 +174,57 @@ if (requireRoot(t)) {
     t.match(file.stdout, new RegExp(`, log to ${path.join(dir, 'y.log')}\\n$`));
   });
 }
+
+if (requireRoot(t)) {
+  t.test('a Debian fragment started by hand: the ionice warning says what it would have done, once in the log', async (t) => {
+    const ns = await createNetns(t, 'vbladed-log-debian');
+    const dir = tempDir(t, 'vbladed-log-debian');
+    const image = path.join(dir, 'disk1.img');
+    fs.writeFileSync(image, Buffer.alloc(1024 * 1024));
+    const fragment = path.join(dir, 'disk1.conf');
+    fs.writeFileSync(fragment, `shelf=7\nslot=1\nnetif=vt-a\nfilename=${image}\nionice='-c3'\n`);
+    const logFile = path.join(dir, 'vbladed.log');
+    const r = await ns.run(
+      process.execPath,
+      [
+        VBLADED,
+        '--debian-config',
+        fragment,
+        '--run-dir',
+        path.join(dir, 'run'),
+        '--state-dir',
+        'none',
+        '--control-socket',
+        'none',
+        '--worker',
+        STUB,
+        '--log',
+        'file',
+        '--log-file',
+        logFile,
+      ],
+      { timeoutMs: 20000 },
+    );
+    const pid = Number(r.stdout.trim());
+    t.ok(pid > 0, r.stderr);
+    t.teardown(async () => {
+      if (!pidAlive(pid)) return;
+      process.kill(pid, 'SIGTERM');
+      await until('the daemon to stop', () => !pidAlive(pid)).catch(() => process.kill(pid, 'SIGKILL'));
+    });
+    const warning = `${fragment}:5: ionice='-c3' is not applied: vbladed does not run ionice, as Debian's unit did (it would have set idle I/O); to get it, run vbladed under "ionice -c3" or start it with "systemctl start vblade@NAME", whose unit sets best-effort I/O priority 7`;
+    t.equal(r.stderr, `vbladed: warning: ${warning}\nvbladed: logging to ${logFile}\n`, 'no unit is named: none is in use');
+    const records = (): Array<{ msg: string }> =>
+      fs
+        .readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string });
+    await until('the start-up record', () => records().some((x) => x.msg.includes(`(pid ${pid})`)));
+    for (let n = 1; n <= 2; n++) {
+      process.kill(pid, 'SIGHUP');
+      await until(`reload ${n}`, () => records().filter((x) => x.msg.startsWith('reloaded')).length >= n);
+    }
+    t.equal(records().filter((x) => x.msg === warning).length, 1, 'logged at start, not again at each reload');
+  });
+}
