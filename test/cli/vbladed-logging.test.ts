@@ -35,13 +35,24 @@ async function until<T>(what: string, fn: () => T | undefined | false, ms = 1000
   }
 }
 
-/** Launches a detached vbladed in `ns`; returns the launcher's output and the daemon's pid (killed in teardown). */
+/** Socket paths that do not exist (a machine without /dev/log and journald), and AOET_TEST_LOG_SOCKETS for them. */
+function missingSockets(dir: string): { noSyslog: string; noJournal: string; sockets: string } {
+  const noSyslog = path.join(dir, 'no-dev-log');
+  const noJournal = path.join(dir, 'no-journal-socket');
+  return { noSyslog, noJournal, sockets: `${noSyslog}:${noJournal}` };
+}
+
+/**
+ * Launches a detached vbladed in `ns` serving `source` (default: --config
+ * with CONFIG); returns the launcher's output and the daemon's pid (killed in teardown).
+ */
 async function launch(
   t: TestLike,
   ns: Netns,
   dir: string,
   sockets: string,
   extra: string[],
+  source?: string[],
 ): Promise<{ pid: number; stderr: string; conf: string }> {
   const conf = path.join(dir, 'exports.conf');
   fs.writeFileSync(conf, CONFIG);
@@ -49,8 +60,7 @@ async function launch(
     process.execPath,
     [
       VBLADED,
-      '--config',
-      conf,
+      ...(source ?? ['--config', conf]),
       '--run-dir',
       path.join(dir, 'run'),
       '--state-dir',
@@ -133,10 +143,9 @@ if (requireRoot(t)) {
   t.test('log = stdout when detached: one line says where the records go instead, and they are there', async (t) => {
     const ns = await createNetns(t, 'vbladed-log-stdout');
     const dir = tempDir(t, 'vbladed-log-stdout');
-    const noSyslog = path.join(dir, 'no-dev-log');
-    const noJournal = path.join(dir, 'no-journal-socket');
+    const { noSyslog, noJournal, sockets } = missingSockets(dir);
     const logFile = path.join(dir, 'fallback', 'vbladed.log');
-    const { pid, stderr } = await launch(t, ns, dir, `${noSyslog}:${noJournal}`, ['--log', 'stdout', '--log-file', logFile]);
+    const { pid, stderr } = await launch(t, ns, dir, sockets, ['--log', 'stdout', '--log-file', logFile]);
     t.equal(
       stderr,
       `vbladed: logging to ${logFile} (there is no ${noSyslog} or ${noJournal}) instead of stdout, which a detached daemon does not have (--foreground keeps the log on stdout)\n`,
@@ -153,9 +162,8 @@ if (requireRoot(t)) {
     const dir = tempDir(t, 'vbladed-log-check');
     const conf = path.join(dir, 'exports.conf');
     fs.writeFileSync(conf, CONFIG);
-    const noSyslog = path.join(dir, 'no-dev-log');
-    const noJournal = path.join(dir, 'no-journal-socket');
-    const env = { AOET_TEST_LOG_SOCKETS: `${noSyslog}:${noJournal}` };
+    const { noSyslog, noJournal, sockets } = missingSockets(dir);
+    const env = { AOET_TEST_LOG_SOCKETS: sockets };
     const check = (extra: string[]) =>
       ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run'), ...extra], { env });
     const syslog = await check(['--log', 'syslog', '--name', 'lab']);
@@ -184,36 +192,9 @@ if (requireRoot(t)) {
     const fragment = path.join(dir, 'disk1.conf');
     fs.writeFileSync(fragment, `shelf=7\nslot=1\nnetif=vt-a\nfilename=${image}\nionice='-c3'\n`);
     const logFile = path.join(dir, 'vbladed.log');
-    const r = await ns.run(
-      process.execPath,
-      [
-        VBLADED,
-        '--debian-config',
-        fragment,
-        '--run-dir',
-        path.join(dir, 'run'),
-        '--state-dir',
-        'none',
-        '--control-socket',
-        'none',
-        '--worker',
-        STUB,
-        '--log',
-        'file',
-        '--log-file',
-        logFile,
-      ],
-      { timeoutMs: 20000 },
-    );
-    const pid = Number(r.stdout.trim());
-    t.ok(pid > 0, r.stderr);
-    t.teardown(async () => {
-      if (!pidAlive(pid)) return;
-      process.kill(pid, 'SIGTERM');
-      await until('the daemon to stop', () => !pidAlive(pid)).catch(() => process.kill(pid, 'SIGKILL'));
-    });
+    const { pid, stderr } = await launch(t, ns, dir, '', ['--log', 'file', '--log-file', logFile], ['--debian-config', fragment]);
     const warning = `${fragment}:5: ionice='-c3' is not applied: vbladed does not run ionice, as Debian's unit did (it would have set idle I/O); to get it, run vbladed under "ionice -c3" or start it with "systemctl start vblade@NAME", whose unit sets best-effort I/O priority 7`;
-    t.equal(r.stderr, `vbladed: warning: ${warning}\nvbladed: logging to ${logFile}\n`, 'no unit is named: none is in use');
+    t.equal(stderr, `vbladed: warning: ${warning}\nvbladed: logging to ${logFile}\n`, 'no unit is named: none is in use');
     const records = (): Array<{ msg: string }> =>
       fs
         .readFileSync(logFile, 'utf8')
