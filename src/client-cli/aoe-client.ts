@@ -386,6 +386,9 @@ const reserve = subcommand({
 });
 
 function checkLba(lba: number, count: number): void {
+  // yargs reads a word that is no number as NaN: say what was expected rather than "NaN".
+  if (Number.isNaN(lba)) throw new CliError('the LBA must be a sector number (0 .. 2^48-1), e.g. 0');
   if (!Number.isInteger(lba) || lba < 0 || lba >= 2 ** 48) throw new CliError(`LBA ${lba} is not a sector number (0 .. 2^48-1)`);
+  if (Number.isNaN(count)) throw new CliError('the count must be a whole number of sectors, 1 or more, e.g. 8');
   if (!Number.isInteger(count) || count < 1) throw new CliError(`count ${count} must be a whole number of sectors, 1 or more`);
 }

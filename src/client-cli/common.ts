@@ -132,6 +132,9 @@ export function usageMessage(msg: string, ctx: UsageContext): string {
   if ((m = /^(?:Not enough arguments following|Missing argument value): (\S+)$/.exec(msg))) {
     return `--${m[1]} needs a value (${usage})`;
   }
+  if ((m = /^Arguments (\S+) and (\S+) are mutually exclusive$/.exec(msg))) {
+    return `give --${m[1]} or --${m[2]}, not both (${usage})`;
+  }
   if ((m = /^Too many non-option arguments: got (\d+), maximum of (\d+)$/.exec(msg))) {
     return `too many arguments (${usage})`;
   }

@@ -9,7 +9,7 @@ const ROOT = join(__dirname, '..', '..', '..');
 const VERSION = (JSON.parse(fs.readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** yargs's own wording, which must not reach a user, nor a stack trace. */
 const RAW =
-  /Not enough non-option arguments|Unknown argument|Missing required argument|Invalid values|Did you mean|YError|^\s+at /m;
+  /Not enough non-option arguments|Unknown argument|Missing required argument|Invalid values|Did you mean|mutually exclusive|NaN|YError|^\s+at /m;
 
 t.test('target addresses', async (t) => {
   t.same(parseTargetAddress('e1.2'), { shelf: 1, slot: 2 });
@@ -106,6 +106,11 @@ if (requireRoot(t)) {
         ['config', 'e1.1', 'frob', '--if', 'lo'],
         'action "frob" is not one of read, test, prefix, set, fset (usage: aoe-client config <target> [read|test|prefix|set|fset] [value] --if IF; e.g. aoe-client config e1.1 set lab --if eth1)',
       ],
+      [
+        ['write', 'e1.1', '0', '--in', 'f', '--pattern', '2', '--if', 'lo'],
+        'give --in or --pattern, not both (usage: aoe-client write <target> <lba> (--in FILE | --pattern COUNT) --if IF; e.g. aoe-client write e1.1 0 --pattern 8 --if eth1)',
+      ],
+      [['read', 'e1.1', 'abc', '--if', 'lo'], 'the LBA must be a sector number (0 .. 2^48-1), e.g. 0'],
       [
         ['identify', 'e1.1', '--timeout', 'abc', '--if', 'lo'],
         '--timeout is milliseconds to wait for a reply, more than 0, e.g. --timeout 500',
