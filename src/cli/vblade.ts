@@ -12,7 +12,7 @@ import type { ExportConfig, ServerConfig, ServingTunables } from '../config/expo
 import { keyDef, TUNABLE_KEYS, type DaemonKeys, type LogFormat, type LogLevel } from '../config/keys';
 import { renderDaemonHelp } from '../config/render-docs';
 import { checkValue } from '../config/values';
-import { createLogger } from '../service/log';
+import { createLogger, escapeForTerminal } from '../service/log';
 import { serveInForeground } from '../service/serving-process';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { packageVersion } from './version';
@@ -221,7 +221,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     parsed = parseCommandLine(argv);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`vblade: ${e.message}\n${VBLADE_USAGE}\n`);
+      // The message may quote a word of the command line: never its control characters raw.
+      process.stderr.write(`vblade: ${escapeForTerminal(e.message)}\n${VBLADE_USAGE}\n`);
       return 1;
     }
     throw e;

@@ -40,6 +40,11 @@ export function hex4(v: number): string {
   return `0x${v.toString(16).padStart(4, '0')}`;
 }
 
+/** C0 (but newline and tab), DEL and C1 characters as \uXXXX. */
+export function escapeControlChars(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Prints a failure the way every command of the project does, and sets the exit status. */
 export function reportFailure(program: string, e: unknown): void {
   const err = e as Error;
@@ -50,7 +55,8 @@ export function reportFailure(program: string, e: unknown): void {
     known.includes(err?.name) || native || /native addon|no network interface|is down/.test(String(err?.message))
       ? err.message
       : (err?.stack ?? String(e));
-  process.stderr.write(`${program}: ${text}\n`);
+  // A word from the command line (an unknown command) may hold escape sequences: they must not reach the terminal raw.
+  process.stderr.write(`${program}: ${escapeControlChars(text)}\n`);
   process.exitCode = 1;
 }
 

@@ -69,8 +69,10 @@ const UNIT_IO = { ioClass: 'best-effort', level: 7 };
  * same needs no word; anything else names the unit to edit. Run by hand,
  * it says what ionice would have done and how to get it.
  */
-function ioniceWarning(value: string, ctx: DebianContext): string | undefined {
-  const io = parseIonice(value);
+function ioniceWarning(raw: string, ctx: DebianContext): string | undefined {
+  const io = parseIonice(raw);
+  // The value is repeated in the message: no control character of a corrupt file goes to a terminal raw.
+  const value = raw.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   const wanted = io ? `${io.ioClass}${io.level !== undefined ? ` I/O priority ${io.level}` : ' I/O'}` : undefined;
   if (ctx.unit !== undefined) {
     if (io && io.ioClass === UNIT_IO.ioClass && (io.level ?? 4) === UNIT_IO.level) return undefined;

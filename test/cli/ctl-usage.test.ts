@@ -43,6 +43,7 @@ if (requireRoot(t)) {
       [['list', '--socket'], "--socket needs a value: the control socket's path, e.g. --socket /run/vblade/NAME.sock"],
       [['snapshot', 'e1.1', '--view'], "--view needs a value: an initiator's MAC, e.g. --view 52:54:00:12:34:56"],
       [['list', '--json=yes'], '--json takes no value; write --json alone'],
+      [['\u001b[2Jlist'], `unknown command \\u001b[2Jlist; commands are ${names} (see vblade ctl --help)`],
     ];
     for (const [args, message] of cases) {
       const r = await ctl(...args);

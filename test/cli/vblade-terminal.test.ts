@@ -100,6 +100,13 @@ if (requireRoot(t)) {
       typo.stderr,
       /^vblade: unknown option --log-fromat \(did you mean "--log-format"\?\); vblade's options are -b -d -s -r -m -o -l and --config .*--state-dir --user --log-level --log-format .*--help --version \(see vblade --help\)\n/,
     );
+    const escape = await ns.run(process.execPath, [OUR_VBLADE, '--\u001b[2J', '1', '1', 'v0', whole]);
+    t.match(
+      escape.stderr,
+      /^vblade: unknown option --\\u001b\[2J; /,
+      'a control character of the command line is not echoed raw',
+    );
+    t.notOk(escape.stderr.includes('\u001b'));
     const negative = await ns.run(process.execPath, [OUR_VBLADE, '-1', '1', 'v0', whole]);
     t.equal(negative.code, 1);
     t.match(negative.stderr, /^vblade: shelf -1 is out of range; use 0\.\.65534\nusage: vblade /);

@@ -116,6 +116,13 @@ if (requireRoot(t)) {
         '--timeout is milliseconds to wait for a reply, more than 0, e.g. --timeout 500',
       ],
     ];
+    const escape = await run('aoe-client.js', ['\u001b[2Jfrob']);
+    t.match(
+      escape.stderr,
+      /^aoe-client: unknown command \\u001b\[2Jfrob; /,
+      'an escape sequence on the command line is not sent raw',
+    );
+    t.notOk(escape.stderr.includes('\u001b'));
     for (const [args, message] of cases) {
       const r = await run('aoe-client.js', args);
       t.same(r, { status: 1, stdout: '', stderr: `aoe-client: ${message}\n` }, `aoe-client ${args.join(' ')}`);

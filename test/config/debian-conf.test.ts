@@ -148,3 +148,16 @@ t.test('the unit a fragment is served by comes from the cgroup', async (t) => {
   t.equal(ownServiceUnit('12:pids:/\n0::/user.slice/user-0.slice/session-3.scope\n'), undefined, 'a login session: by hand');
   t.equal(ownServiceUnit(''), undefined, 'no cgroup file');
 });
+
+t.test('hostile ionice values: no raw control character in the warning, a long one read as unreadable', async (t) => {
+  const base = 'shelf=1\nslot=2\nnetif=eth1\nfilename=/srv/vblade/disk1.img\n';
+  const [w] = parseDebianConf(`${base}ionice='-c3 \u001b[2J\u009b31m'\n`, F).warnings;
+  t.match(w.message, /^ionice='-c3 \\u001b\[2J\\u009b31m' is not applied/);
+  t.notOk(/[\u0000-\u001f\u007f-\u009f]/.test(w.message), 'no control character raw');
+  const long = '-c '.repeat(5000) + '2';
+  t.equal(parseIonice(long), undefined, 'a value that is not what ionice takes');
+  t.match(
+    parseDebianConf(`${base}ionice='${long}'\n`, F).warnings[0].message,
+    /is not applied: vbladed does not run ionice, as Debian's unit did; to get it/,
+  );
+});
