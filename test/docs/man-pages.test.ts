@@ -81,4 +81,14 @@ if (requireRoot(t)) {
     t.ok(benchOptions.length >= 20, `aoe-bench options: ${benchOptions.join(' ')}`);
     for (const o of benchOptions) t.match(benchOptionsPage, entry(o), `aoe-bench(1) describes ${o} under OPTIONS`);
   });
+
+  t.test('vblade(8) describes every long option of vblade --help', async (t) => {
+    const ns = await createNetns(t, 'man-vblade');
+    const r = await ns.run(process.execPath, [path.join(REPO, 'bin', 'vblade.js'), '--help']);
+    t.equal(r.code, 0);
+    const long = [...new Set([...r.stdout.matchAll(/^\s+(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]))];
+    t.ok(long.length >= 15, `vblade options: ${long.join(' ')}`);
+    const page = pageSection('vblade.8', 'OPTIONS');
+    for (const o of long) t.match(page, entry(o), `vblade(8) describes ${o} under OPTIONS`);
+  });
 }
