@@ -42,7 +42,7 @@ export function hex4(v: number): string {
 
 /** C0 (but newline and tab), DEL and C1 characters as \uXXXX. */
 export function escapeControlChars(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/\p{Cc}/gu, (c) => (c === '\n' || c === '\t' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
 /** Prints a failure the way every command of the project does, and sets the exit status. */
