@@ -22,6 +22,8 @@ export interface BlockStore {
   readonly inlineIo: boolean;
   /** What the store is, for logs and errors ("/srv/disk.img", "null"). */
   readonly description: string;
+  /** Bytes at the end of a file exported to its end that make no whole sector, so are not served (0 or unset: none). */
+  readonly unservedTailBytes?: number;
   /**
    * Set on a store mapped in memory: maps `bytes` of the file instead of the
    * old length, so that a grown export is served from the mapping too.

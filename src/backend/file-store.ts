@@ -63,6 +63,8 @@ export function openFileStore(o: FileStoreOptions): BlockStore {
       direct: o.direct,
       inlineIo: st.isFile() && isMemoryFileSystem(o.file),
       description: o.file,
+      // With -l the end is chosen; without it, a size that is no multiple of 512 loses its last bytes.
+      unservedTailBytes: o.lengthSectors === undefined && bytes > o.offsetSectors * SECTOR ? bytes % SECTOR : 0,
       close() {
         fs.closeSync(fd);
       },

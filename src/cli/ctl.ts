@@ -2,41 +2,23 @@
 //
 //   vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]
 //
-// Commands and their help come from control.ts COMMANDS. Without --socket
+// Commands and their help come from control.ts COMMANDS; ctl-args.ts reads the command line. Without --socket
 // or --name it uses the only *.sock in the run directory that a vbladed
 // listens on; a socket nobody listens on (left by one that died) is named,
 // so that it can be removed, and not counted.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import yargs from 'yargs';
-import { COMMANDS, commandByName, controlRequest, probeSocket, type CommandDef } from '../service/control';
+import { commandByName, controlRequest, probeSocket } from '../service/control';
 import type { ReloadResult } from '../service/daemon';
 import type { CommandExtra, ExportListing } from '../service/worker';
 import { describeSize } from '../config/export-config';
 import type { ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { formatInitiatorTables, formatStatsTables } from './stats-table';
 import { escapeForTerminal } from '../service/log';
+import { ctlHelp, CtlUsageError, parseCtlArgs, type CtlOptions } from './ctl-args';
 
-const USAGE =
-  'usage: vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] [--by-initiator] COMMAND [EXPORT [MAC...]]';
-/** yargs's message when no command is given; answered with the list of commands. */
-const NO_COMMAND = 'give a command';
-
-export interface CtlOptions {
-  socket?: string;
-  name?: string;
-  runDir: string;
-  json: boolean;
-  /** stats: one row per initiator MAC of each export instead of the summary tables. */
-  byInitiator?: boolean;
-  command: string;
-  export?: string;
-  /** MAC addresses of set-mask, add-mask, del-mask, set-reserve. */
-  macs?: string[];
-  /** Words after the export and options of the views and snapshot commands. */
-  extra?: CommandExtra;
-}
+export { commandListing, parseCtlArgs, type CtlOptions } from './ctl-args';
 
 export interface ResolvedSocket {
   socket?: string;
@@ -259,124 +241,6 @@ function bytes(n: number): string {
   return u === 0 ? `${v} bytes` : `${v.toFixed(1)} ${units[u]}`;
 }
 
-function commandSynopsis(c: CommandDef): string {
-  let s = c.exportArg === 'required' ? `${c.name} EXPORT` : c.exportArg === 'optional' ? `${c.name} [EXPORT]` : c.name;
-  if (c.macsArg) s += ' MAC...';
-  const w = c.wordsArg;
-  if (w?.synopsis) s += ` ${w.synopsis}`;
-  else if (w) {
-    const word = w.name.toUpperCase().replace(/S$/, '');
-    const many = w.max > 1 ? '...' : '';
-    s += w.min > 0 ? ` ${word}${many}` : ` [${word}${many}]`;
-  }
-  for (const o of c.options ?? []) s += o.name === 'view' ? ' [--view MAC]' : ` [--${o.name}]`;
-  return s;
-}
-
-/** Usage and every command of the table with its summary, for `vblade ctl` without a command. */
-export function commandListing(): string {
-  const width = Math.max(...COMMANDS.map((c) => commandSynopsis(c).length)) + 2;
-  return [USAGE, 'commands:', ...COMMANDS.map((c) => `  ${commandSynopsis(c).padEnd(width)}${c.summary}`)].join('\n');
-}
-
-/**
- * The words of `add` as the daemon takes them: --read-only and --mac-mask
- * LIST become read-only=yes and mac-mask=LIST, and a relative FILE is made
- * absolute here, where it means something (the daemon's directory is not
- * the caller's). Other arguments are left as they are.
- */
-export function addArguments(argv: readonly string[]): string[] {
-  // The command is the first word that is neither an option nor an option's value.
-  let at = 0;
-  while (at < argv.length && argv[at].startsWith('-')) at += ['--socket', '--name', '--run-dir'].includes(argv[at]) ? 2 : 1;
-  if (argv[at] !== 'add') return [...argv];
-  const out = argv.slice(0, at + 1);
-  const words: string[] = [];
-  for (let i = at + 1; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--read-only') words.push('read-only=yes');
-    else if (a === '--mac-mask' && i + 1 < argv.length) words.push(`mac-mask=${argv[++i]}`);
-    else if (a.startsWith('--mac-mask=')) words.push(`mac-mask=${a.slice('--mac-mask='.length)}`);
-    else if (a.startsWith('-')) out.push(a);
-    else words.push(a);
-  }
-  // EXPORT INTERFACES FILE: the file is the third word.
-  if (words.length >= 3 && words[2] !== '' && !words[2].includes('=')) words[2] = path.resolve(words[2]);
-  return [...out, ...words];
-}
-
-export function parseCtlArgs(argv: readonly string[]): CtlOptions {
-  let parsed: CtlOptions | undefined;
-  let y = yargs(addArguments(argv))
-    .scriptName('vblade ctl')
-    .usage(USAGE)
-    .option('socket', { type: 'string', describe: 'control socket of the vbladed to talk to' })
-    .option('name', { type: 'string', describe: 'instance name: uses RUN-DIR/NAME.sock' })
-    .option('run-dir', { type: 'string', default: '/run/vblade', describe: 'where vbladed keeps its sockets' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the raw JSON result' })
-    .option('by-initiator', {
-      type: 'boolean',
-      default: false,
-      describe: 'stats: requests, bytes and errors of each initiator MAC, per export',
-    })
-    .strict()
-    .demandCommand(1, NO_COMMAND)
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    })
-    .help()
-    .version(false);
-  for (const c of COMMANDS) {
-    let pos = c.exportArg === 'required' ? `${c.name} <export>` : c.exportArg === 'optional' ? `${c.name} [export]` : c.name;
-    if (c.macsArg) pos += ' <macs..>';
-    const w = c.wordsArg;
-    if (w) pos += w.max > 1 ? (w.min > 0 ? ' <words..>' : ' [words..]') : w.min > 0 ? ' <words>' : ' [words]';
-    y = y.command(
-      pos,
-      c.summary,
-      (b) => {
-        if (c.exportArg === 'none') return b;
-        const withExport = b.positional('export', { type: 'string', describe: 'export address, e.g. e1.1' });
-        let b2 = c.macsArg
-          ? withExport.positional('macs', { type: 'string', array: true, describe: 'MAC addresses, e.g. 52:54:00:12:34:56' })
-          : withExport;
-        if (c.wordsArg) b2 = b2.positional('words', { type: 'string', array: c.wordsArg.max > 1, describe: c.wordsArg.describe });
-        for (const o of c.options ?? [])
-          b2 = b2.option(o.name, { type: o.name === 'view' ? 'string' : 'boolean', describe: o.describe });
-        return b2;
-      },
-      (args) => {
-        parsed = {
-          command: c.name,
-          runDir: args['run-dir'],
-          json: args.json,
-        };
-        if (args['by-initiator'] === true) {
-          if (c.name !== 'stats') throw new Error(`--by-initiator goes with stats only, not ${c.name}`);
-          parsed.byInitiator = true;
-        }
-        if (typeof args.socket === 'string') parsed.socket = args.socket;
-        if (typeof args.name === 'string') parsed.name = args.name;
-        if (typeof args.export === 'string') parsed.export = args.export;
-        const macs = (args as { macs?: unknown }).macs;
-        if (Array.isArray(macs)) parsed.macs = macs.map(String);
-        const a = args as { words?: unknown; all?: unknown; force?: unknown; view?: unknown };
-        const extra: CommandExtra = {};
-        if (Array.isArray(a.words)) extra.words = a.words.map(String);
-        else if (typeof a.words === 'string') extra.words = [a.words];
-        if (a.all === true) extra.all = true;
-        if (a.force === true) extra.force = true;
-        if (typeof a.view === 'string') extra.view = a.view;
-        if (c.wordsArg || c.options) parsed.extra = extra;
-      },
-    );
-  }
-  y.parseSync();
-  if (!parsed) throw new Error('help shown');
-  return parsed;
-}
-
 /** Where `vblade ctl` prints: the process's stdout and stderr, or a test's buffers. */
 export interface CtlOutput {
   out: (text: string) => void;
@@ -394,11 +258,15 @@ export async function runCtl(argv: readonly string[], raw: CtlOutput = PROCESS_O
   const io: CtlOutput = { out: (text) => raw.out(escapeForTerminal(text)), err: (text) => raw.err(escapeForTerminal(text)) };
   let o: CtlOptions;
   try {
+    const help = ctlHelp(argv);
+    if (help !== undefined) {
+      io.out(help + '\n');
+      return 0;
+    }
     o = parseCtlArgs(argv);
   } catch (e) {
-    if ((e as Error).message === 'help shown') return 0;
-    io.err(`vblade ctl: ${(e as Error).message}\n`);
-    if ((e as Error).message === NO_COMMAND) io.err(commandListing() + '\n');
+    if (!(e instanceof CtlUsageError)) throw e;
+    io.err(`vblade ctl: ${e.message}\n`);
     return 2;
   }
   if (!commandByName(o.command)) return 2;

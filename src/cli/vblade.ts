@@ -3,16 +3,16 @@
 //   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
 //
 // plus long options of our own (--help, --version, --null, --shared,
-// --state-dir, --log-level, --spin-us, --map-in-memory,
+// --state-dir, --log-level, --log-format, --spin-us, --map-in-memory,
 // --duplicate-probe-ms, --announce-interval, --user, --config).
 
-import pino from 'pino';
+import { suggest } from '../config/values';
 import { environmentDaemonKeys, tunablesOf } from '../config/daemon-settings';
 import type { ExportConfig, ServerConfig, ServingTunables } from '../config/export-config';
-import { keyDef, TUNABLE_KEYS, type DaemonKeys } from '../config/keys';
+import { keyDef, TUNABLE_KEYS, type DaemonKeys, type LogFormat, type LogLevel } from '../config/keys';
 import { renderDaemonHelp } from '../config/render-docs';
 import { checkValue } from '../config/values';
-import { LOG_SERIALIZERS } from '../service/log';
+import { createLogger, escapeForTerminal } from '../service/log';
 import { serveInForeground } from '../service/serving-process';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { packageVersion } from './version';
@@ -62,6 +62,9 @@ options of aoe-target:
                  become USER (and its groups) keeping only CAP_NET_RAW;
                  --state-dir must be writable by USER
   --log-level L  fatal, error, warn, info (default), debug
+  --log-format F text: a readable line per record (local time, level,
+                 message, key=value fields); json: one pino JSON object per
+                 line. Default: text when standard error is a terminal, else json
 ${renderDaemonHelp(80, TUNABLE_KEYS)}
   -h, --help     show this help
   --version      show the version
@@ -70,7 +73,21 @@ ${renderDaemonHelp(80, TUNABLE_KEYS)}
                        alone lists the commands
 
 Start-up prints "pid N: e<shelf>.<slot>, S sectors O_RDWR|O_RDONLY" on
-standard output; logs go to standard error as JSON lines.`;
+standard output; logs go to standard error (see --log-format).`;
+
+/** The long options, for the message about one that is not. */
+const LONG_OPTIONS = [
+  'config',
+  'null',
+  'shared',
+  'state-dir',
+  'user',
+  'log-level',
+  'log-format',
+  ...TUNABLE_KEYS.map((k) => k.key),
+  'help',
+  'version',
+];
 
 const DETECT_ZEROES_KEY = keyDef('export', 'detect-zeroes')!;
 
@@ -82,7 +99,9 @@ interface LongOptions {
   detectZeroes?: string;
   stateDir?: string;
   user?: string;
-  logLevel: string;
+  logLevel: LogLevel;
+  /** --log-format as given; unset: text on a terminal, else json. */
+  logFormat?: LogFormat;
   /** --spin-us, --map-in-memory and --duplicate-probe-ms as given, checked. */
   tunableKeys: DaemonKeys;
   rest: string[];
@@ -106,6 +125,13 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       if (v === undefined) throw new UsageError(`option ${name} needs a value`);
       return v;
     };
+    // The log keys of vbladed, checked the same way.
+    const checked = (key: 'log-level' | 'log-format'): string => {
+      const v = value();
+      const err = checkValue(keyDef('daemon', key)!, v);
+      if (err) throw new UsageError(`--${err}`);
+      return v;
+    };
     const tunable = TUNABLE_KEYS.find((k) => name === `--${k.key}`);
     if (a === '--') {
       o.rest.push(...argv.slice(i));
@@ -117,12 +143,18 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
     else if (name === '--detect-zeroes') o.detectZeroes = value();
     else if (name === '--state-dir') o.stateDir = value();
     else if (name === '--user') o.user = value();
-    else if (name === '--log-level') o.logLevel = value();
+    else if (name === '--log-level') o.logLevel = checked('log-level') as LogLevel;
+    else if (name === '--log-format') o.logFormat = checked('log-format') as LogFormat;
     else if (tunable) {
       const v = value();
       const err = checkValue(tunable, v);
       if (err) throw new UsageError(`--${err}`);
       o.tunableKeys[tunable.key] = v;
+    } else if (name.startsWith('--') && name !== '--config') {
+      const known = LONG_OPTIONS.map((k) => `--${k}`);
+      throw new UsageError(
+        `unknown option ${name}${suggest(name, known)}; vblade's options are -b -d -s -r -m -o -l and ${known.join(' ')} (see vblade --help)`,
+      );
     } else o.rest.push(a);
   }
   return o;
@@ -145,7 +177,8 @@ export interface CommandLine {
   stateDir?: string;
   /** --user: who to become once the file and the socket are open. */
   user?: string;
-  logLevel: string;
+  logLevel: LogLevel;
+  logFormat?: LogFormat;
   /** --spin-us, --map-in-memory and --duplicate-probe-ms as given (the environment is added by main). */
   tunableKeys: DaemonKeys;
 }
@@ -153,7 +186,13 @@ export interface CommandLine {
 export function parseCommandLine(argv: readonly string[]): CommandLine {
   const long = takeLongOptions(argv);
   if (long.help || long.version)
-    return { help: long.help, version: long.version, logLevel: long.logLevel, tunableKeys: long.tunableKeys };
+    return {
+      help: long.help,
+      version: long.version,
+      logLevel: long.logLevel,
+      logFormat: long.logFormat,
+      tunableKeys: long.tunableKeys,
+    };
   const config = parseVbladeArgs(long.rest);
   if (long.nullStore) {
     config.nullStore = true;
@@ -173,6 +212,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     stateDir: long.stateDir,
     user: long.user,
     logLevel: long.logLevel,
+    logFormat: long.logFormat,
     tunableKeys: long.tunableKeys,
   };
 }
@@ -193,7 +233,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     parsed = parseCommandLine(argv);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`vblade: ${e.message}\n${VBLADE_USAGE}\n`);
+      // The message may quote a word of the command line: never its control characters raw.
+      process.stderr.write(`vblade: ${escapeForTerminal(e.message)}\n${VBLADE_USAGE}\n`);
       return 1;
     }
     throw e;
@@ -213,7 +254,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`vblade: ${(e as Error).message}\n`);
     return 1;
   }
-  const log = pino({ name: 'vblade', level: parsed.logLevel, serializers: LOG_SERIALIZERS }, pino.destination(2));
+  // A person at a terminal reads lines; a pipe or a file (a service, a log collector) gets JSON.
+  const format = parsed.logFormat ?? (process.stderr.isTTY ? 'text' : 'json');
+  const { logger: log } = createLogger(
+    { destination: 'stderr', format, level: parsed.logLevel, localTime: true },
+    { name: 'vblade' },
+  );
   const serverConfig: ServerConfig = { exports: [parsed.config!], stateDir: parsed.stateDir, tunables, user: parsed.user };
   return serveInForeground(serverConfig, log);
 }

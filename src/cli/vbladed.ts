@@ -27,7 +27,7 @@ import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
 import { runDaemon, runDirProblems } from '../service/daemon';
 import { preflightExports } from '../target/preflight';
-import { launch, precheck } from '../service/launcher';
+import { launch, logDestination, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
 import { sharedWriterProblems } from '../guard/shared-writers';
@@ -186,6 +186,26 @@ function fail(message: string, withUsage = false): number {
   return 1;
 }
 
+/**
+ * The systemd service this process runs in (its cgroup's last part, e.g.
+ * vblade@disk1.service), or undefined when started by hand.
+ */
+export function ownServiceUnit(cgroup = readCgroup()): string | undefined {
+  for (const line of cgroup.split('\n')) {
+    const m = /^0::.*\/([^/]+\.service)$/.exec(line.trim());
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+function readCgroup(): string {
+  try {
+    return fs.readFileSync('/proc/self/cgroup', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Settings from the file's [daemon] keys, the command line and the compatibility environment. */
 function settingsOf(a: VbladedArgs, loaded: LoadedExports): DaemonSettings {
   return resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, {
@@ -193,6 +213,13 @@ function settingsOf(a: VbladedArgs, loaded: LoadedExports): DaemonSettings {
     defaultName: loaded.defaultName,
     fromEnvironment: a.environmentKeys,
   });
+}
+
+/** Where the records will go, as --check says it: the route start takes now (syslog may fall back to a file). */
+function checkedLogPlace(settings: DaemonSettings): string {
+  const detached = logDestination(settings).text;
+  if (settings.log !== 'stdout' && settings.log !== 'stderr') return detached;
+  return `${settings.log} with --foreground; detached, ${detached}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -216,6 +243,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   let settings: DaemonSettings;
   try {
     a.environmentKeys = environmentDaemonKeys();
+    if (a.mode === 'debian') a.systemdUnit = ownServiceUnit();
     loaded = loadExports(a);
     settings = settingsOf(a, loaded);
     const bad = checkDaemonSettings(settings);
@@ -246,7 +274,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     for (const g of loaded.groups ?? []) process.stdout.write(`  ${describeGroup(g)}\n`);
     if (loaded.configDir && fs.existsSync(loaded.configDir)) process.stdout.write(`  fragments from ${loaded.configDir}\n`);
     process.stdout.write(
-      `  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log ${settings.log}${settings.logFile ? ' ' + settings.logFile : ''}\n`,
+      `  instance ${settings.name}, pid file ${settings.pidFile}, state ${settings.stateDir ?? 'in memory only'}, log to ${checkedLogPlace(settings)}\n`,
     );
     return process.exit(0);
   }

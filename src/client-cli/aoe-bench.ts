@@ -5,7 +5,7 @@
 
 import yargs, { Argv } from 'yargs';
 import { AoeClient } from '../client/client';
-import { CliError, netnsPath, reportFailure } from './common';
+import { CliError, clientVersion, failHandler, netnsPath, reportFailure } from './common';
 import { LoadOp, LoadPattern, LoadProgress, LoadResult, VerifyMode, failedRequests, runLoad } from '../client/load';
 
 export interface BenchArgs {
@@ -135,6 +135,10 @@ export function formatReport(r: BenchReport): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--version')) {
+    process.stdout.write(`aoe-bench ${clientVersion()}\n`);
+    return;
+  }
   try {
     const args = (await buildParser(argv).parseAsync()) as unknown as BenchArgs;
     const client = AoeClient.open(args.if, { netns: netnsPath(args.netns), timeoutMs: 300, retries: 3 });
@@ -213,14 +217,13 @@ export function buildParser(argv: string[]): Argv {
       if (!(a.seconds > 0)) throw new CliError('--seconds must be more than 0');
       if (!Number.isInteger(a.shelf) || a.shelf < 0 || a.shelf > 65534) throw new CliError('--shelf must be 0..65534');
       if (!Number.isInteger(a.slot) || a.slot < 0 || a.slot > 254) throw new CliError('--slot must be 0..254');
+      if (!(a.timeout > 0)) throw new CliError('--timeout must be more than 0 milliseconds');
       return true;
     })
     .strict()
     .help()
     .alias('h', 'help')
-    .version(false)
-    .fail((msg, err) => {
-      if (err) throw err;
-      throw new CliError(`${msg}\n(see aoe-bench --help)`);
-    });
+    .version('version', 'show the version', `aoe-bench ${clientVersion()}`)
+
+    .fail(failHandler({ program: 'aoe-bench', argv, example: 'aoe-bench --if eth1 --shelf 1 --slot 1 --seconds 10' }));
 }

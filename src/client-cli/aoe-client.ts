@@ -12,7 +12,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import yargs, { Argv, CommandModule } from 'yargs';
 import { AoeClient, DiscoveredTarget, Target } from '../client/client';
-import { CliError, hex4, hexDump, netnsPath, parseTargetAddress, reportFailure } from './common';
+import {
+  CliError,
+  clientVersion,
+  failHandler,
+  hex4,
+  hexDump,
+  netnsPath,
+  parseTargetAddress,
+  reportFailure,
+  type CommandUsage,
+} from './common';
 import { parseMac } from '../client/mac';
 import { checkSectors, fillSectors } from '../client/pattern';
 import { MASK_ERROR_NAMES, SECTOR_SIZE, SHELF_BROADCAST, SLOT_BROADCAST } from '../client/wire';
@@ -63,7 +73,35 @@ function targetArg(y: Argv<GlobalArgs>): Argv<GlobalArgs & { target: string }> {
   });
 }
 
+/** Each command's usage and a line that works, for the messages about a command line that does not. */
+const COMMAND_USAGE: Record<string, CommandUsage> = {
+  discover: { usage: 'discover [target] --if IF', example: 'aoe-client discover --if eth1' },
+  identify: { usage: 'identify <target> --if IF', example: 'aoe-client identify e1.1 --if eth1' },
+  read: { usage: 'read <target> <lba> [count] --if IF', example: 'aoe-client read e1.1 0 8 --if eth1' },
+  write: {
+    usage: 'write <target> <lba> (--in FILE | --pattern COUNT) --if IF',
+    example: 'aoe-client write e1.1 0 --pattern 8 --if eth1',
+  },
+  flush: { usage: 'flush <target> [--ext] --if IF', example: 'aoe-client flush e1.1 --if eth1' },
+  config: {
+    usage: 'config <target> [read|test|prefix|set|fset] [value] --if IF',
+    example: 'aoe-client config e1.1 set lab --if eth1',
+  },
+  mask: {
+    usage: 'mask <target> [list|add|del] [macs..] --if IF',
+    example: 'aoe-client mask e1.1 add 52:54:00:12:34:56 --if eth1',
+  },
+  reserve: {
+    usage: 'reserve <target> [read|set|force|release] [macs..] --if IF',
+    example: 'aoe-client reserve e1.1 set --if eth1',
+  },
+};
+
 export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--version')) {
+    process.stdout.write(`aoe-client ${clientVersion()}\n`);
+    return;
+  }
   try {
     await buildParser(argv).parseAsync();
   } catch (e) {
@@ -86,12 +124,15 @@ export function buildParser(argv: string[]): Argv<GlobalArgs> {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version('version', 'show the version', `aoe-client ${clientVersion()}`)
     .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .fail((msg, err) => {
-      if (err) throw err;
-      throw new CliError(`${msg}\n(see aoe-client --help)`);
-    });
+    .check((a) => {
+      if (!(a.timeout > 0)) throw new CliError('--timeout is milliseconds to wait for a reply, more than 0, e.g. --timeout 500');
+      if (!Number.isInteger(a.retries) || a.retries < 0)
+        throw new CliError('--retries is a whole number of retransmissions, 0 or more, e.g. --retries 3');
+      return true;
+    })
+    .fail(failHandler({ program: 'aoe-client', argv, commands: COMMAND_USAGE, example: 'aoe-client discover --if eth1' }));
 }
 
 /** The program's name, usage line and the options every command takes. */
@@ -345,6 +386,9 @@ const reserve = subcommand({
 });
 
 function checkLba(lba: number, count: number): void {
+  // yargs reads a word that is no number as NaN: say what was expected rather than "NaN".
+  if (Number.isNaN(lba)) throw new CliError('the LBA must be a sector number (0 .. 2^48-1), e.g. 0');
   if (!Number.isInteger(lba) || lba < 0 || lba >= 2 ** 48) throw new CliError(`LBA ${lba} is not a sector number (0 .. 2^48-1)`);
+  if (Number.isNaN(count)) throw new CliError('the count must be a whole number of sectors, 1 or more, e.g. 8');
   if (!Number.isInteger(count) || count < 1) throw new CliError(`count ${count} must be a whole number of sectors, 1 or more`);
 }

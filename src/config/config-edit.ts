@@ -8,8 +8,7 @@
 
 import * as fs from 'node:fs';
 import { ConfigError } from './config-file';
-import { renderExportFragment } from './fragment-text';
-import { openConfigDir } from './fragments';
+import { openConfigDir, renderExportFragment } from './fragments';
 import type { DaemonKeys } from './keys';
 import { loadConfigFiles, type LoadedExports } from './load';
 

@@ -27,16 +27,8 @@
 import * as path from 'node:path';
 import { exportKey, type ExportConfig } from './export-config';
 import { EXPORT_KEYS, KEYS, keyDef, type DaemonKeys } from './keys';
-import {
-  checkMacListText,
-  expandMacList,
-  groupNameProblem,
-  groupRefs,
-  suggest,
-  type GroupUse,
-  type MacGroup,
-} from './mac-groups';
-import { BOOL_WORDS, checkValue, parseValue, type Value } from './values';
+import { checkMacListText, expandMacList, groupNameProblem, groupRefs, type GroupUse, type MacGroup } from './mac-groups';
+import { BOOL_WORDS, checkValue, parseValue, suggest, type Value } from './values';
 import { parseShelf, parseSlot } from './vblade-args';
 
 /** One problem found in a config file. */

@@ -18,10 +18,69 @@
 import * as path from 'node:path';
 import type { ExportConfig } from './export-config';
 import { ConfigError, type ConfigProblem } from './config-file';
+import { suggest } from './values';
 import { exportFromParts, parseInterfaceName, parseShelf, parseSlot, parseVbladeOptions } from './vblade-args';
 
 export const DEBIAN_REQUIRED = ['shelf', 'slot', 'netif', 'filename'] as const;
 export const DEBIAN_OPTIONAL = ['options', 'ionice'] as const;
+
+/** Where the fragment is served from, for what its messages say. */
+export interface DebianContext {
+  /** The systemd unit this process runs in (vblade@NAME.service), when it runs in one. */
+  unit?: string;
+}
+
+/** ionice's -c classes by number and name. */
+const IO_CLASSES: Record<string, string> = {
+  '0': 'none',
+  none: 'none',
+  '1': 'realtime',
+  realtime: 'realtime',
+  '2': 'best-effort',
+  'best-effort': 'best-effort',
+  '3': 'idle',
+  idle: 'idle',
+};
+
+/** `-c2 -n7`, `-c 2 -n 7`, `--class idle` ... → the class and level ionice would set; undefined when unreadable. */
+export function parseIonice(value: string): { ioClass: string; level?: number } | undefined {
+  const words = value.split(/\s+/).filter((w) => w !== '');
+  let ioClass: string | undefined;
+  let level: number | undefined;
+  for (let i = 0; i < words.length; i++) {
+    const m = /^(-c|--classdata|--class|-n)(?:=?(.+))?$/.exec(words[i]);
+    if (!m) return undefined;
+    const v = m[2] ?? words[++i];
+    if (v === undefined) return undefined;
+    if (m[1] === '-c' || m[1] === '--class') {
+      ioClass = IO_CLASSES[v];
+      if (ioClass === undefined) return undefined;
+    } else if (/^[0-7]$/.test(v)) level = Number(v);
+    else return undefined;
+  }
+  return ioClass === undefined ? undefined : { ioClass, level };
+}
+
+/** What the shipped vblade@.service sets: IOSchedulingClass=best-effort, IOSchedulingPriority=7. */
+const UNIT_IO = { ioClass: 'best-effort', level: 7 };
+
+/**
+ * The warning for `ionice=`: vbladed does not run ionice as Debian's unit
+ * did. Under our unit, which sets best-effort/7, a fragment asking for the
+ * same needs no word; anything else names the unit to edit. Run by hand,
+ * it says what ionice would have done and how to get it.
+ */
+function ioniceWarning(raw: string, ctx: DebianContext): string | undefined {
+  const io = parseIonice(raw);
+  // The value is repeated in the message: no control character of a corrupt file goes to a terminal raw.
+  const value = raw.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const wanted = io ? `${io.ioClass}${io.level !== undefined ? ` I/O priority ${io.level}` : ' I/O'}` : undefined;
+  if (ctx.unit !== undefined) {
+    if (io && io.ioClass === UNIT_IO.ioClass && (io.level ?? 4) === UNIT_IO.level) return undefined;
+    return `ionice='${value}' is not applied: vbladed does not run ionice; ${ctx.unit} sets the I/O priority (IOSchedulingClass=best-effort, IOSchedulingPriority=7 as shipped)${wanted ? `; for ${wanted}` : ''}, change them with "systemctl edit ${ctx.unit}"`;
+  }
+  return `ionice='${value}' is not applied: vbladed does not run ionice, as Debian's unit did${wanted ? ` (it would have set ${wanted})` : ''}; to get it, run vbladed under "ionice ${value}" or start it with "systemctl start vblade@NAME", whose unit sets best-effort I/O priority 7`;
+}
 
 export interface DebianConf {
   export: ExportConfig;
@@ -64,7 +123,7 @@ function unquoteValue(raw: string): string | undefined {
   return raw;
 }
 
-export function parseDebianConf(text: string, file: string): DebianConf {
+export function parseDebianConf(text: string, file: string, ctx: DebianContext = {}): DebianConf {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
   const values = new Map<string, { value: string; line: number }>();
@@ -88,8 +147,15 @@ export function parseDebianConf(text: string, file: string): DebianConf {
       problem(lineNo, `unbalanced quotes in the value of ${key}; quote the whole value, e.g. ${key}='...'`);
       continue;
     }
-    const known = (DEBIAN_REQUIRED as readonly string[]).includes(key) || (DEBIAN_OPTIONAL as readonly string[]).includes(key);
-    if (!known) {
+    const keys: readonly string[] = [...DEBIAN_REQUIRED, ...DEBIAN_OPTIONAL];
+    if (!keys.includes(key)) {
+      // A near miss was meant as that key: ignoring it would change what is served (options='-r' lost serves read-write).
+      const near = suggest(key, keys);
+      if (near !== '') {
+        problem(lineNo, `${key} is not a vblade.conf.d key${near}; the keys are ${keys.join(', ')}`);
+        continue;
+      }
+      // Another name is left alone, as the EnvironmentFile= of Debian's unit left it: other tools may keep variables here.
       warnings.push({
         file,
         line: lineNo,
@@ -143,14 +209,8 @@ export function parseDebianConf(text: string, file: string): DebianConf {
     }
   }
   const ionice = values.get('ionice');
-  if (ionice) {
-    warnings.push({
-      file,
-      line: ionice.line,
-      message:
-        'ionice is ignored; the vblade@.service unit sets IOSchedulingClass=best-effort and IOSchedulingPriority=7, change them with "systemctl edit"',
-    });
-  }
+  const ioniceText = ionice && ionice.value !== '' ? ioniceWarning(ionice.value, ctx) : undefined;
+  if (ionice && ioniceText !== undefined) warnings.push({ file, line: ionice.line, message: ioniceText });
 
   if (problems.length) {
     problems.sort((a, b) => a.line - b.line);

@@ -6,12 +6,20 @@
 // above it), and a fragment is a regular file of root or the daemon's user
 // that nobody else may write. A FIFO, link or device under a fragment's name
 // is refused without being opened.
+//
+// The fragment `vblade ctl add` writes: one [export] section rendered from
+// the words of the request (INTERFACES FILE [KEY=VALUE...]). The words come
+// from a control socket, so each is checked before it becomes a line: no
+// control character (a newline would start a line of its own, a section or
+// a key the request did not name), only keys of an export, each once, and
+// every value written quoted so that '#', ';' or ']' stay in it. The text
+// is then checked by the same parser as any config (load.ts).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TrustedDir } from '../safe-files/trusted-dir';
 import type { ConfigProblem, ConfigText } from './config-file';
-import type { DaemonKeys } from './keys';
+import { EXPORT_KEYS, type DaemonKeys } from './keys';
 
 /** Largest fragment read: a few exports; a bigger file is a mistake, not a config. */
 export const MAX_FRAGMENT_BYTES = 256 * 1024;
@@ -76,4 +84,68 @@ export function readFragments(dir: string): { texts: ConfigText[]; problems: Con
     d.close();
   }
   return { texts, problems };
+}
+
+/** Longest word taken: a path or a MAC list, not a file's worth of text. */
+export const MAX_WORD = 4096;
+/** Most KEY=VALUE words: there are not many more export keys. */
+export const MAX_SETTINGS = 32;
+
+/** The file name of an export's fragment, and its text. */
+export interface ExportFragment {
+  key: string;
+  name: string;
+  text: string;
+}
+
+/** A value as the parser reads it back: in double quotes, with " and \ escaped. */
+function quoted(v: string): string {
+  return `"${v.replace(/[\\"]/g, (c) => '\\' + c)}"`;
+}
+
+/** "e1.3" or "1.3" → "e1.3"; throws for anything else (the parser checks the ranges). */
+export function fragmentKey(address: string): string {
+  const m = /^e?([0-9]{1,5})\.([0-9]{1,3})$/.exec(address);
+  if (!m) throw new Error(`"${address}" is not an export address; write eSHELF.SLOT, e.g. e1.3`);
+  return `e${Number(m[1])}.${Number(m[2])}`;
+}
+
+/**
+ * Renders the fragment of one export from `words`: interfaces (separated by
+ * commas or spaces), the backing file (an absolute path) and KEY=VALUE
+ * settings. Throws a message that says what is wrong with the request.
+ */
+export function renderExportFragment(address: string, words: readonly string[]): ExportFragment {
+  const key = fragmentKey(address);
+  if (words.length < 2)
+    throw new Error(`add needs INTERFACES and FILE after the export, e.g. vblade ctl add ${key} eth1 /srv/vblade/disk.img`);
+  if (words.length > 2 + MAX_SETTINGS) throw new Error(`add takes at most ${MAX_SETTINGS} KEY=VALUE settings`);
+  for (const w of words) {
+    if (w.length > MAX_WORD) throw new Error(`a word of the request is longer than ${MAX_WORD} characters`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(w))
+      throw new Error(`"${JSON.stringify(w).slice(1, -1)}" holds a control character (a newline, a tab, ...); remove it`);
+  }
+  const [interfaces, file, ...settings] = words;
+  if (!file.startsWith('/'))
+    throw new Error(`file "${file}" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img`);
+  const lines = [
+    `# Written by "vblade ctl add"; "vblade ctl remove ${key}" removes it.`,
+    `[export ${key}]`,
+    `file = ${quoted(file)}`,
+    `interfaces = ${quoted(interfaces)}`,
+  ];
+  const seen = new Set(['file', 'interfaces']);
+  const known = EXPORT_KEYS.map((k) => k.key).filter((k) => !seen.has(k));
+  for (const s of settings) {
+    const eq = s.indexOf('=');
+    const k = eq < 0 ? s : s.slice(0, eq);
+    if (eq < 0) throw new Error(`"${s}" is not KEY=VALUE; write e.g. read-only=yes`);
+    if (k === 'file' || k === 'interfaces') throw new Error(`${k} is given before the settings; do not set it again`);
+    if (!known.includes(k)) throw new Error(`unknown key "${k}"; an export's keys: ${known.join(', ')}`);
+    if (seen.has(k)) throw new Error(`${k} is set twice; keep one`);
+    seen.add(k);
+    lines.push(`${k} = ${quoted(s.slice(eq + 1))}`);
+  }
+  return { key, name: `${key}.conf`, text: lines.join('\n') + '\n' };
 }

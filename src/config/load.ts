@@ -21,6 +21,8 @@ export interface ExportSource {
   vbladeArgv: string[];
   /** [daemon] keys of the command line (--config-dir wins over the file's). */
   daemonKeys?: DaemonKeys;
+  /** The systemd unit this process runs in, if any: what a Debian fragment's messages name. */
+  systemdUnit?: string;
 }
 
 export interface LoadedExports {
@@ -62,7 +64,7 @@ export function loadExports(source: ExportSource): LoadedExports {
   }
   const defaultName = path.basename(file).replace(/\.conf$/, '');
   if (source.mode === 'config') return loadConfigFiles({ text, file }, source.daemonKeys ?? {}, defaultName);
-  const d = parseDebianConf(text, file);
+  const d = parseDebianConf(text, file, { unit: source.systemdUnit });
   return { exports: [d.export], fileDaemonKeys: {}, defaultName, warnings: d.warnings.map(formatProblem) };
 }
 

@@ -5,6 +5,7 @@
 
 import { DAEMON_KEYS, KEYS, type KeyDef } from './keys';
 import { MAC_MASK_CAPACITY, MAX_SHELF, MAX_SLOT } from './vblade-args';
+import { packageVersion } from './package-version';
 
 function defaultShown(k: KeyDef): string {
   return k.defaultText ?? (k.default === '' ? 'unset' : k.default);
@@ -102,10 +103,13 @@ function roff(s: string): string {
   return t;
 }
 
+/** The date of the man page's text, for its .TH line: change it with the text. */
+const MAN_PAGE_DATE = '2026-12-07';
+
 /** The opening of the man page: name, synopsis and the file format. */
 const MAN_PAGE_HEAD: readonly string[] = [
   '.\\" Generated from src/config/keys.ts by scripts/render-config-docs.js; do not edit.',
-  '.TH VBLADE.CONF 5 "" "aoe-target" "File Formats"',
+  `.TH VBLADE.CONF 5 "${MAN_PAGE_DATE}" "aoe-target ${packageVersion()}" "File Formats"`,
   '.SH NAME',
   'vblade.conf \\- exports and daemon settings of vbladed',
   '.SH SYNOPSIS',

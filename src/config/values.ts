@@ -184,3 +184,32 @@ function checkInterfaces(value: string): string | undefined {
   }
   return undefined;
 }
+
+/** Edit distance, for "did you mean" hints. */
+export function distance(a: string, b: string): number {
+  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length];
+}
+
+/** ` (did you mean "x"?)` for the closest candidate within two edits, else ''. */
+export function suggest(word: string, candidates: readonly string[], prefix = ''): string {
+  let best = '';
+  let bestD = 3;
+  for (const c of candidates) {
+    const dd = distance(word, c);
+    if (dd < bestD) {
+      bestD = dd;
+      best = c;
+    }
+  }
+  return best ? ` (did you mean "${prefix}${best}"?)` : '';
+}

@@ -197,6 +197,16 @@ const VALUE_HINT: Record<string, string> = {
   l: 'the length in sectors, e.g. -l 8192',
 };
 
+/** The options in a message: the short ones, and where the long ones are. */
+const OPTION_LIST = 'the vblade options are -b -d -s -r -m -o -l; --help lists them and the long options';
+
+/** "-1" where an operand was expected: which one, and its range. */
+function negativeOperand(arg: string, position: number): string {
+  if (position === 0) return `shelf ${arg} is out of range; use 0..${MAX_SHELF}`;
+  if (position === 1) return `slot ${arg} is out of range; use 0..${MAX_SLOT}`;
+  return `"${arg}" is not an option (the vblade options are -b -d -s -r -m -o -l); shelf and slot are 0..${MAX_SHELF} and 0..${MAX_SLOT}`;
+}
+
 export function defaultVbladeOptions(): VbladeOptions {
   return {
     bufferCount: DEFAULT_BUFFER_COUNT,
@@ -229,8 +239,10 @@ export function parseVbladeOptions(argv: readonly string[]): { options: VbladeOp
       continue;
     }
     if (arg[1] === '-') {
-      throw new UsageError(`unknown option ${arg.split('=')[0]}; vblade options are -b -d -s -r -m -o -l`);
+      throw new UsageError(`unknown option ${arg.split('=')[0]}; ${OPTION_LIST}`);
     }
+    // "-1" is not vblade 25's either (getopt rejects it), but the user meant a number.
+    if (/^-\d+$/.test(arg)) throw new UsageError(negativeOperand(arg, operands.length));
     for (let j = 1; j < arg.length; j++) {
       const c = arg[j];
       if (FLAG_OPTIONS.has(c)) {
@@ -240,7 +252,7 @@ export function parseVbladeOptions(argv: readonly string[]): { options: VbladeOp
         continue;
       }
       if (!OPTIONS_WITH_VALUE.has(c)) {
-        throw new UsageError(`unknown option -${c}; vblade options are -b -d -s -r -m -o -l`);
+        throw new UsageError(`unknown option -${c}; ${OPTION_LIST}`);
       }
       let value: string;
       if (j + 1 < arg.length) value = arg.slice(j + 1);

@@ -46,7 +46,7 @@ export interface CommandDef {
   /** Whether the command takes MAC addresses after the export ("macs" in a request). */
   macsArg?: boolean;
   /** Words after the export ("words" in a request): a snapshot name, MACs of a view command; min and max count. */
-  wordsArg?: { name: string; describe: string; min: number; max: number; synopsis?: string };
+  wordsArg?: { name: string; describe: string; min: number; max: number; synopsis?: string; example?: string };
   /** Options of the command ("all", "force": booleans; "view": a MAC). */
   options?: { name: 'all' | 'force' | 'view'; describe: string }[];
   /** Whether the command changes data or state: the socket logs who asked for it. */
@@ -155,6 +155,7 @@ export const COMMANDS: readonly CommandDef[] = [
       min: 2,
       max: 34,
       synopsis: 'INTERFACES FILE [KEY=VALUE...] [--read-only] [--mac-mask LIST]',
+      example: 'eth1 /srv/aoe/disk3.img --mac-mask @lab',
     },
     run: (t, key, _macs, extra) => editConfig(t, 'add', key!, extra?.words ?? []),
   },

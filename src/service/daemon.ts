@@ -379,6 +379,8 @@ class Daemon {
       // The running settings, not the new ones: what needs a restart waits for it.
       const applied = await this.supervisor.apply(serverConfigOf(next.exports, settings));
       locks.drop(toDrop);
+      // The file's warnings the log has already (at start or the reload before) are not logged again; the reply has them all.
+      const logged = new Set(this.loaded.warnings);
       this.loaded = next;
       if (nextSettings.logLevel !== settings.logLevel) {
         log.level = nextSettings.logLevel;
@@ -391,7 +393,7 @@ class Daemon {
         );
       if (applied.deferred)
         warnings.push('the worker is not serving right now; the new configuration takes effect when it starts again');
-      for (const w of warnings) log.warn(w);
+      for (const w of warnings) if (!logged.has(w)) log.warn(w);
       const { added, removed, changed, resized, refused } = applied;
       const result: ReloadResult = { added, removed, changed, resized, needsRestart, warnings };
       if (refused?.length) result.refused = refused;

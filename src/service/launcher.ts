@@ -49,11 +49,6 @@ export function logDestination(settings: DaemonSettings): { text: string; file?:
  */
 export async function launch(argv: readonly string[], settings: DaemonSettings): Promise<number> {
   const where = logDestination(settings);
-  if (settings.log === 'stdout' || settings.log === 'stderr') {
-    process.stderr.write(
-      `vbladed: log = ${settings.log} goes nowhere once detached (use --foreground or --log-file to choose)\n`,
-    );
-  }
   let out: number | 'ignore' = 'ignore';
   if (where.file) {
     try {
@@ -67,7 +62,12 @@ export async function launch(argv: readonly string[], settings: DaemonSettings):
       return 1;
     }
   }
-  process.stderr.write(`vbladed: logging to ${where.text}\n`);
+  // One line: where the records really go (a detached daemon has no stdout or stderr to log to).
+  const instead =
+    settings.log === 'stdout' || settings.log === 'stderr'
+      ? ` instead of ${settings.log}, which a detached daemon does not have (--foreground keeps the log on ${settings.log})`
+      : '';
+  process.stderr.write(`vbladed: logging to ${where.text}${instead}\n`);
   const script = path.resolve(process.argv[1]);
   const childArgv = [...argv.filter((x) => x !== '--foreground' && x !== '--supervisor-child')];
   // The child re-parses the same arguments; options go before a possible `--`.

@@ -42,6 +42,8 @@ export interface LogOptions {
   fallbackFile?: string;
   /** Default 'vbladed'. */
   tag?: string;
+  /** Text format: times in local time with the UTC offset (a terminal's reader) rather than UTC. */
+  localTime?: boolean;
   /** Datagram sender for syslog; default: the native addon's unixDatagramSend. */
   send?: (path: string, message: string) => void;
 }
@@ -117,14 +119,24 @@ function formatValue(v: unknown): string {
   return escapeControl(JSON.stringify(v));
 }
 
+/** "2025-01-02T04:04:05.678+01:00": a time in this machine's zone, with the offset so that it stays unambiguous. */
+export function localIsoTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const off = -d.getTimezoneOffset();
+  const zone = `${off < 0 ? '-' : '+'}${p(Math.floor(Math.abs(off) / 60))}:${p(Math.abs(off) % 60)}`;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}${zone}`;
+}
+
 /**
  * A pino JSON record as one readable line (plus an indented stack for
- * errors): `2025-01-02T03:04:05.678Z INFO  [1234] message key=value ...`.
+ * errors): `2025-01-02T03:04:05.678Z INFO  [1234] message key=value ...`
+ * (with localTime, the time is localIsoTime's).
  * Control characters are escaped (escapeControl): a NUL or an escape
  * sequence from a corrupt file must not reach a terminal or make grep call
  * the log binary. Lines that are not JSON records come back escaped.
  */
-export function formatText(line: string): string {
+export function formatText(line: string, localTime = false): string {
   let rec: Record<string, unknown>;
   try {
     rec = JSON.parse(line) as Record<string, unknown>;
@@ -132,7 +144,7 @@ export function formatText(line: string): string {
     return escapeControl(line);
   }
   if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number') return escapeControl(line);
-  const time = typeof rec.time === 'number' ? new Date(rec.time).toISOString() : '-';
+  const time = typeof rec.time !== 'number' ? '-' : localTime ? localIsoTime(rec.time) : new Date(rec.time).toISOString();
   const level = (LEVEL_NAMES[rec.level] ?? String(rec.level)).padEnd(5);
   const parts = [`${time} ${level} [${typeof rec.pid === 'number' ? rec.pid : '-'}]`];
   if (typeof rec.name === 'string') parts.push(`${escapeControl(rec.name)}:`);
@@ -368,7 +380,7 @@ function logFileBoom(file: string): Boom {
 /** Creates the sink for a destination. */
 export function createSink(opts: LogOptions): LogSink {
   // JSON escapes C0 only: DEL, C1 and the like are escaped here (still JSON, read back the same).
-  const transform = opts.format === 'text' ? formatText : escapeControl;
+  const transform = opts.format === 'text' ? (l: string): string => formatText(l, opts.localTime) : escapeControl;
   if (opts.destination === 'syslog') return syslogSink(opts, transform);
   let boom: Boom;
   const file = opts.destination === 'file' ? opts.file : undefined;

@@ -21,7 +21,7 @@ import { Export as EngineExport } from '../engine/export';
 import type { ExportViews } from '../views/views';
 import { ViewStores } from './view-stores';
 import type { ServedExport } from './served-export';
-import { openExportStore } from './export-store';
+import { openExportStore, partialSectorWarning } from './export-store';
 import type { LinkSet } from './link-set';
 import type { ServingOptions } from './options';
 import type { ServerHooks } from './state-keeper';
@@ -140,6 +140,8 @@ export class ExportSet {
       },
       held === null ? 'export added' : `export added but not served: ${held}`,
     );
+    const partial = partialSectorWarning(c, store);
+    if (partial !== undefined) this.p.log.warn({ export: key, unservedBytes: store.unservedTailBytes }, partial);
     return e;
   }
 

@@ -6,11 +6,23 @@ import type { BlockStore } from '../backend/block-store';
 import { openFileStore, StoreError } from '../backend/file-store';
 import { openNullStore } from '../backend/null-store';
 import { checkReflinkPlace } from '../backend/reflink';
-import type { ExportConfig } from '../config/export-config';
+import { exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { holdsViews, viewsDirOf } from '../views/views-dir';
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
+
+/**
+ * The warning for a file whose size is no multiple of 512 bytes: an AoE disk
+ * is whole sectors, so the last bytes are not served. Undefined otherwise.
+ */
+export function partialSectorWarning(c: ExportConfig, store: BlockStore): string | undefined {
+  const tail = store.unservedTailBytes ?? 0;
+  if (tail === 0) return undefined;
+  const bytes = store.byteOffset + store.sectors * 512 + tail;
+  const whole = bytes + 512 - tail;
+  return `${exportKey(c)}: ${c.file} is ${bytes} bytes, not a multiple of 512: its last ${tail} bytes are not served (initiators see ${store.sectors} sector${store.sectors === 1 ? '' : 's'}); to serve them, grow the file to whole sectors, e.g. truncate -s ${whole} ${c.file}`;
+}
 
 /** Opens the store an export config names; throws StoreError with what to do. */
 export function openExportStore(

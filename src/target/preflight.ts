@@ -6,7 +6,7 @@
 
 import { exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
-import { openExportStore } from './export-store';
+import { openExportStore, partialSectorWarning } from './export-store';
 
 export interface Preflight {
   /** One line per problem, "eS.L: what is wrong; what to do"; empty when everything can be served. */
@@ -21,9 +21,13 @@ export function preflightExports(
   netns?: string,
 ): Preflight {
   const problems: string[] = [];
+  const warnings: string[] = [];
   for (const c of exports) {
     try {
-      openExportStore(c, addon).close();
+      const store = openExportStore(c, addon);
+      const partial = partialSectorWarning(c, store);
+      if (partial !== undefined) warnings.push(partial);
+      store.close();
     } catch (e) {
       problems.push(`${exportKey(c)}: ${(e as Error).message}`);
     }
@@ -31,7 +35,6 @@ export function preflightExports(
   const names = [...new Set(exports.flatMap((c) => c.interfaces))];
   const missing = new Set(names.filter((n) => addon.linkInfo(n, netns) === null));
   const noneExists = names.length > 0 && missing.size === names.length;
-  const warnings: string[] = [];
   for (const c of exports) {
     for (const name of c.interfaces.filter((n) => missing.has(n))) {
       const key = exportKey(c);

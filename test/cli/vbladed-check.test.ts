@@ -49,6 +49,20 @@ if (requireRoot(t)) {
       ].join('\n'),
     );
 
+    // A file of 1000 bytes: served, but its last 488 bytes are not, and --check says so.
+    const odd = path.join(dir, 'odd.img');
+    fs.writeFileSync(odd, Buffer.alloc(1000));
+    fs.writeFileSync(conf, `[export e1.1]\nfile = ${odd}\ninterfaces = ${veth.a.ifname}\n`);
+    const partial = await check();
+    t.equal(partial.code, 0, partial.stderr);
+    t.equal(
+      partial.stderr,
+      `vbladed: warning: e1.1: ${odd} is 1000 bytes, not a multiple of 512: its last 488 bytes are not served (initiators see 1 sector); to serve them, grow the file to whole sectors, e.g. truncate -s 1024 ${odd}\n`,
+    );
+    fs.writeFileSync(conf, `[export e1.1]\nfile = ${odd}\ninterfaces = ${veth.a.ifname}\nlength = 1\n`);
+    const chosen = await check();
+    t.equal(chosen.stderr, '', 'with a length the end is chosen: no warning');
+
     // An interface that is not there yet (a VLAN or NIC that comes up later): start waits for it, and so does --check.
     fs.writeFileSync(conf, `[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname} ${veth.a.ifname}x\n`);
     const later = await check();

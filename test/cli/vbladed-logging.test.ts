@@ -35,13 +35,24 @@ async function until<T>(what: string, fn: () => T | undefined | false, ms = 1000
   }
 }
 
-/** Launches a detached vbladed in `ns`; returns the launcher's output and the daemon's pid (killed in teardown). */
+/** Socket paths that do not exist (a machine without /dev/log and journald), and AOET_TEST_LOG_SOCKETS for them. */
+function missingSockets(dir: string): { noSyslog: string; noJournal: string; sockets: string } {
+  const noSyslog = path.join(dir, 'no-dev-log');
+  const noJournal = path.join(dir, 'no-journal-socket');
+  return { noSyslog, noJournal, sockets: `${noSyslog}:${noJournal}` };
+}
+
+/**
+ * Launches a detached vbladed in `ns` serving `source` (default: --config
+ * with CONFIG); returns the launcher's output and the daemon's pid (killed in teardown).
+ */
 async function launch(
   t: TestLike,
   ns: Netns,
   dir: string,
   sockets: string,
   extra: string[],
+  source?: string[],
 ): Promise<{ pid: number; stderr: string; conf: string }> {
   const conf = path.join(dir, 'exports.conf');
   fs.writeFileSync(conf, CONFIG);
@@ -49,8 +60,7 @@ async function launch(
     process.execPath,
     [
       VBLADED,
-      '--config',
-      conf,
+      ...(source ?? ['--config', conf]),
       '--run-dir',
       path.join(dir, 'run'),
       '--state-dir',
@@ -126,5 +136,76 @@ if (requireRoot(t)) {
       start,
       new RegExp(`^PRIORITY=6\nSYSLOG_FACILITY=3\nSYSLOG_IDENTIFIER=vbladed\nSYSLOG_PID=${pid}\nMESSAGE=\\{"level":30,`),
     );
+  });
+}
+
+if (requireRoot(t)) {
+  t.test('log = stdout when detached: one line says where the records go instead, and they are there', async (t) => {
+    const ns = await createNetns(t, 'vbladed-log-stdout');
+    const dir = tempDir(t, 'vbladed-log-stdout');
+    const { noSyslog, noJournal, sockets } = missingSockets(dir);
+    const logFile = path.join(dir, 'fallback', 'vbladed.log');
+    const { pid, stderr } = await launch(t, ns, dir, sockets, ['--log', 'stdout', '--log-file', logFile]);
+    t.equal(
+      stderr,
+      `vbladed: logging to ${logFile} (there is no ${noSyslog} or ${noJournal}) instead of stdout, which a detached daemon does not have (--foreground keeps the log on stdout)\n`,
+      'one line, and it does not contradict itself',
+    );
+    await until('the start-up record in the file', () =>
+      fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').includes(`(pid ${pid})`) : false,
+    );
+  });
+
+  t.test('--check says where the log goes: the route start would take, not only the key', async (t) => {
+    const ns = await createNetns(t, 'vbladed-log-check');
+    await ns.ip(['link', 'add', 'vt-a', 'type', 'veth', 'peer', 'name', 'vt-b']);
+    const dir = tempDir(t, 'vbladed-log-check');
+    const conf = path.join(dir, 'exports.conf');
+    fs.writeFileSync(conf, CONFIG);
+    const { noSyslog, noJournal, sockets } = missingSockets(dir);
+    const env = { AOET_TEST_LOG_SOCKETS: sockets };
+    const check = (extra: string[]) =>
+      ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run'), ...extra], { env });
+    const syslog = await check(['--log', 'syslog', '--name', 'lab']);
+    t.equal(syslog.code, 0, syslog.stderr);
+    t.match(
+      syslog.stdout,
+      `, log to /var/log/vblade/lab.log (there is no ${noSyslog} or ${noJournal})\n`,
+      'syslog without a socket: the fallback file, and why',
+    );
+    const stdout = await check(['--log', 'stdout', '--log-file', path.join(dir, 'x.log')]);
+    t.match(
+      stdout.stdout,
+      `, log to stdout with --foreground; detached, ${path.join(dir, 'x.log')} (there is no ${noSyslog} or ${noJournal})\n`,
+    );
+    const file = await check(['--log', 'file', '--log-file', path.join(dir, 'y.log')]);
+    t.match(file.stdout, new RegExp(`, log to ${path.join(dir, 'y.log')}\\n$`));
+  });
+}
+
+if (requireRoot(t)) {
+  t.test('a Debian fragment started by hand: the ionice warning says what it would have done, once in the log', async (t) => {
+    const ns = await createNetns(t, 'vbladed-log-debian');
+    const dir = tempDir(t, 'vbladed-log-debian');
+    const image = path.join(dir, 'disk1.img');
+    fs.writeFileSync(image, Buffer.alloc(1024 * 1024));
+    const fragment = path.join(dir, 'disk1.conf');
+    fs.writeFileSync(fragment, `shelf=7\nslot=1\nnetif=vt-a\nfilename=${image}\nionice='-c3'\n`);
+    const logFile = path.join(dir, 'vbladed.log');
+    const { pid, stderr } = await launch(t, ns, dir, '', ['--log', 'file', '--log-file', logFile], ['--debian-config', fragment]);
+    const warning = `${fragment}:5: ionice='-c3' is not applied: vbladed does not run ionice, as Debian's unit did (it would have set idle I/O); to get it, run vbladed under "ionice -c3" or start it with "systemctl start vblade@NAME", whose unit sets best-effort I/O priority 7`;
+    t.equal(stderr, `vbladed: warning: ${warning}\nvbladed: logging to ${logFile}\n`, 'no unit is named: none is in use');
+    const records = (): Array<{ msg: string }> =>
+      fs
+        .readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string });
+    await until('the start-up record', () => records().some((x) => x.msg.includes(`(pid ${pid})`)));
+    for (let n = 1; n <= 2; n++) {
+      process.kill(pid, 'SIGHUP');
+      await until(`reload ${n}`, () => records().filter((x) => x.msg.startsWith('reloaded')).length >= n);
+    }
+    t.equal(records().filter((x) => x.msg === warning).length, 1, 'logged at start, not again at each reload');
   });
 }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pino from 'pino';
-import { renderExportFragment } from '../../src/config/fragment-text';
+import { renderExportFragment } from '../../src/config/fragments';
 import { parseConfigFile } from '../../src/config/config-file';
 import { ConfigEditor } from '../../src/config/config-edit';
 import { ControlServer, controlRequest, type ControlTarget } from '../../src/service/control';
