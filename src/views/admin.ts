@@ -22,6 +22,11 @@ import { ExportDirs, type ViewsUser } from './views-dir';
 /** How long an export must have served no I/O before `revert` runs without --force. */
 export const REVERT_QUIET_MS = 5 * 60_000;
 
+/** Milliseconds since a machine last used its view (`seen`: ms since the epoch, 0 never); the clocks drift by ms: never negative. */
+function quietMs(seen: number): number {
+  return seen === 0 ? Infinity : Math.max(0, Date.now() - seen);
+}
+
 /** What this room needs of a served export (the serving core's Export has it). */
 export interface AdministeredExport {
   readonly key: string;
@@ -212,20 +217,58 @@ export class ViewsAdmin {
     return this.viewsOf(key).views.listing();
   }
 
-  /** Turns a view (or every view, mac 'all') back into the image as it is now; the MACs reset. */
-  async resetViews(key: string, mac: string): Promise<string[]> {
+  /**
+   * Turns views (these MACs, or every view: 'all') back into the image as it
+   * is now; the MACs reset. Refused, before any is touched, when one of those
+   * machines used its view in the last REVERT_QUIET_MS, unless `force`.
+   */
+  async resetViews(key: string, macs: string | readonly string[], force = false): Promise<string[]> {
     const { e, views } = this.viewsOf(key);
-    const { result } = await this.whilePaused(e, async () => (mac === 'all' ? views.resetAll() : [await views.reset(mac)]));
-    this.o.log.info({ export: key, views: result }, 'views reset');
+    const all = macs === 'all';
+    const list = all ? views.names().map(macOfName) : typeof macs === 'string' ? [macs] : macs;
+    this.refuseBusy(views, list, force, 'reset');
+    const { result } = await this.whilePaused(e, async () => {
+      if (all) return views.resetAll();
+      const out: string[] = [];
+      for (const mac of list) out.push(await views.reset(mac));
+      return out;
+    });
+    this.o.log.info({ export: key, macs: result, forced: force }, 'views reset');
     return result;
   }
 
-  /** Removes a view; its initiator's next request makes a new one. */
-  async dropView(key: string, mac: string): Promise<string> {
+  /** Removes views (their files too); their initiators' next requests make new ones. Refused as resetViews is. */
+  async dropViews(key: string, macs: readonly string[], force = false): Promise<string[]> {
     const { e, views } = this.viewsOf(key);
-    const { result } = await this.whilePaused(e, () => views.drop(mac));
-    this.o.log.info({ export: key, view: result }, 'view dropped');
+    this.refuseBusy(views, macs, force, 'drop');
+    const { result } = await this.whilePaused(e, () => macs.map((mac) => views.drop(mac)));
+    this.o.log.info({ export: key, macs: result, forced: force }, 'views dropped');
     return result;
+  }
+
+  /**
+   * Refuses a change to the views of `macs` when one of those machines used
+   * its view within REVERT_QUIET_MS (each machine's own last request, kept
+   * across restarts): a machine with the disk open would not know its data
+   * changed. Other machines of the lab may be busy.
+   */
+  private refuseBusy(views: ExportViews, macs: readonly string[], force: boolean, verb: string): void {
+    if (force) return;
+    const busy: string[] = [];
+    let latest = Infinity;
+    for (const mac of macs) {
+      const quiet = quietMs(views.lastSeenOfMac(mac)); // throws on a MAC that is none, or has no view
+      if (quiet >= REVERT_QUIET_MS) continue;
+      busy.push(macOfName(nameOfMac(mac)!));
+      latest = Math.min(latest, quiet);
+    }
+    if (busy.length === 0) return;
+    const who = busy.length === 1 ? `the view of ${busy[0]}` : `the views of ${busy.join(', ')}`;
+    throw new ConfigError(
+      `${who} served an initiator ${(latest / 1000).toFixed(0)} s ago; nothing was ${verb === 'drop' ? 'dropped' : 'reset'}. ` +
+        `A machine that has the disk open would not know its data changed. ` +
+        `Shut ${busy.length === 1 ? 'that machine' : 'those machines'} down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
+    );
   }
 
   // ---- snapshots ------------------------------------------------------------
@@ -357,14 +400,13 @@ export class ViewsAdmin {
       throw new ConfigError(
         `snapshot ${name} is of the image, which views never write; replace the image with it and reset the views instead`,
       );
-    // A view's own machine is what matters: in a lab some other machine is always busy. (The wall clock and
-    // performance.timeOrigin + now() drift apart by a few ms: never "-0 s ago".)
+    // A view's own machine is what matters: in a lab some other machine is always busy.
     const seen = of === 'export' ? 0 : e.views!.lastSeenOfMac(of);
     const sinceIo = e.lastIoAt === 0 ? Infinity : performance.now() - e.lastIoAt;
-    const quietMs = of === 'export' ? sinceIo : seen === 0 ? Infinity : Math.max(0, Date.now() - seen);
-    if (!force && quietMs < REVERT_QUIET_MS)
+    const quiet = of === 'export' ? sinceIo : quietMs(seen);
+    if (!force && quiet < REVERT_QUIET_MS)
       throw new ConfigError(
-        `${of === 'export' ? key : `the view of ${of}`} served an initiator ${(quietMs / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
+        `${of === 'export' ? key : `the view of ${of}`} served an initiator ${(quiet / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
           `Shut ${of === 'export' ? 'the initiators' : 'that machine'} down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
       );
     const views = e.views;

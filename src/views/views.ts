@@ -111,6 +111,21 @@ function lastSeenOf(v: View): number {
   return v.seenAt > 0 ? performance.timeOrigin + v.seenAt : v.dates.lastSeen;
 }
 
+/** Now, in ms since the epoch, on the clock of lastSeenOf (the wall clock drifts from it by ms). */
+function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * LAST SEEN as `ctl views` shows it: the machine's last request to the view
+ * as it is now, null when none since it was made or reset. (The machine's
+ * last request before, kept for the activity checks, would be earlier than
+ * CREATED.)
+ */
+function shownLastSeen(dates: ViewDates, seen: number): string | null {
+  return seen === 0 || seen < dates.created ? null : new Date(seen).toISOString();
+}
+
 /** The dates of every view (also the last-seen times of this run), for views.json. */
 function datesOf(list: readonly (View | null)[], files: ViewFiles): Map<string, ViewDates> {
   const dates = new Map<string, ViewDates>();
@@ -360,7 +375,7 @@ export class ExportViews {
       fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
       return;
     }
-    const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
+    const v = new View(name, this.storeOf(fd, file), { created: wallNow(), lastSeen: 0 });
     v.unmeasured = false; // a fresh clone has nothing of its own
     v.measuredAt = performance.now();
     v.seenAt = performance.now(); // its initiator asked for it just now
@@ -378,7 +393,7 @@ export class ExportViews {
       file: this.d.pathOf(`${name}.img`),
       ownBytes,
       created: new Date(dates.created).toISOString(),
-      lastSeen: seen === 0 ? null : new Date(seen).toISOString(),
+      lastSeen: shownLastSeen(dates, seen),
       ...(refused === undefined ? {} : { refused }),
     });
     for (const v of this.list) {
@@ -494,7 +509,7 @@ export class ExportViews {
       // Not opened yet, or refused: the new clone replaces the file, whatever it was.
       const old = this.files.take(key)!;
       const nv = new View(name, this.storeOf(fd, this.d.pathOf(`${name}.img`)), {
-        created: Date.now(),
+        created: wallNow(),
         lastSeen: old.dates.lastSeen,
       });
       this.add(nv, key);
@@ -511,16 +526,21 @@ export class ExportViews {
     v.measuredAt = performance.now();
     this.sharing.checkClone(v, epoch);
     v.dirty = false;
-    v.dates.created = Date.now();
+    v.dates.created = wallNow();
     old.close();
     this.datesChanged();
     return macOfName(v.name);
   }
 
+  /** The names of every view: open, not opened yet, and refused. */
+  names(): string[] {
+    return [...this.list.filter((x): x is View => x !== null).map((v) => v.name), ...this.files.all().map((u) => u.name)];
+  }
+
   /** Resets every view; the MACs reset. */
   async resetAll(): Promise<string[]> {
     const out: string[] = [];
-    const names = [...this.list.filter((x): x is View => x !== null).map((v) => v.name), ...this.files.all().map((u) => u.name)];
+    const names = this.names();
     for (const name of names) {
       try {
         out.push(await this.reset(name));
