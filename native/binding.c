@@ -1099,6 +1099,40 @@ static napi_value reflink_clone_fn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A byte offset or length: a whole number in 0..2^53 (exact in a double). */
+static bool get_offset(napi_env env, napi_value value, uint64_t *out, const char *name) {
+  double d;
+  char msg[128];
+  if (napi_get_value_double(env, value, &d) != napi_ok) {
+    snprintf(msg, sizeof msg, "%s must be a number", name);
+    throw_type(env, msg);
+    return false;
+  }
+  if (!(d >= 0 && d <= 9007199254740992.0 && d == (double)(uint64_t)d)) {
+    snprintf(msg, sizeof msg, "%s must be a whole number in 0..2^53, got %g", name, d);
+    throw_range(env, msg);
+    return false;
+  }
+  *out = (uint64_t)d;
+  return true;
+}
+
+static napi_value reflink_clone_range_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return throw_type(env, "reflinkCloneRange(srcFd, srcOffset, length, dstFd, dstOffset) takes five numbers");
+  uint32_t src, dst;
+  uint64_t src_off, len, dst_off;
+  if (!get_uint(env, argv[0], INT32_MAX, &src, "srcFd") || !get_offset(env, argv[1], &src_off, "srcOffset") ||
+      !get_offset(env, argv[2], &len, "length") || !get_uint(env, argv[3], INT32_MAX, &dst, "dstFd") ||
+      !get_offset(env, argv[4], &dst_off, "dstOffset"))
+    return NULL;
+  struct aoe_error err;
+  if (reflink_clone_range((int)src, src_off, len, (int)dst, dst_off, &err) < 0) return throw_aoe_error(env, &err);
+  return NULL;
+}
+
 /* FICLONE of a file with many extents takes tens of milliseconds: off the
  * event loop, on a libuv pool thread, resolving a promise. */
 struct clone_job {
@@ -1577,6 +1611,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"reflinkClone", NULL, reflink_clone_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkSupported", NULL, reflink_probe_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkCloneAsync", NULL, reflink_clone_async_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reflinkCloneRange", NULL, reflink_clone_range_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsharedBytes", NULL, own_bytes_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsharedBytesAsync", NULL, own_bytes_async_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fileExtents", NULL, extents_fn, NULL, NULL, NULL, napi_enumerable, NULL},

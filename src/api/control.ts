@@ -83,13 +83,15 @@ export interface ServerStats {
 export interface ViewListing {
   mac: string;
   file: string;
-  /** Bytes written since the view was made (or reset): extents it shares with no other file. */
+  /** Space the view does not share with the image or a snapshot (its unshared extents), not bytes written. */
   ownBytes: number;
   created: string;
   /** ISO date, or null when not seen since it was made. */
   lastSeen: string | null;
   /** Why the view is refused (its file is not what it must be): its initiator gets error replies until view-reset or view-drop. */
   refused?: string;
+  /** Made from an image replaced since: it serves the old image's disk with its machine's writes; why and what to do. */
+  stale?: string;
 }
 
 /** One snapshot as `vblade ctl snapshots` lists it. */

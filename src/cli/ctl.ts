@@ -189,6 +189,7 @@ export function formatResult(command: string, result: unknown): string {
         `MAC\tOWN\tCREATED\tLAST SEEN`,
         ...r.views.map((v) => `${v.mac}\t${bytes(v.ownBytes)}\t${v.created}\t${v.lastSeen ?? '-'}`),
         ...r.views.filter((v) => v.refused !== undefined).map((v) => `${v.mac} REFUSED (gets error replies): ${v.refused}`),
+        ...r.views.filter((v) => v.stale !== undefined).map((v) => `${v.mac} STALE (serves the old image's disk): ${v.stale}`),
       ].join('\n');
     }
     case 'view-reset': {

@@ -118,17 +118,24 @@ export class ViewsAdmin {
       datesSaveMs: this.o.datesSaveMs,
       refusalLogMs: this.o.refusalLogMs,
       fns: this.o.addon,
+      // Log fields: `mac` is a machine's MAC as aa:bb:cc:dd:ee:ff in every views line, `file` a path.
       events: {
-        created: (name, ms) => log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
-        failed: (name, message) => log.error({ export: key, view: name }, message),
+        created: (name, ms) => log.info({ export: key, mac: macOfName(name), ms: Number(ms.toFixed(3)) }, 'view created'),
+        failed: (message, file) => log.error({ export: key, ...(file === undefined ? {} : { file }) }, message),
         refused: (name, why) => {
           const mac = macOfName(name);
           log.error(
-            { export: key, view: mac },
+            { export: key, mac },
             `the view of ${mac} is refused: ${why}. Its initiator gets error replies until the file is put back (then restart), ` +
               `or until vblade ctl view-reset ${key} ${mac} (a fresh copy of the image) or vblade ctl view-drop ${key} ${mac}`,
           );
         },
+        grown: (name, from, to) =>
+          log.info(
+            { export: key, mac: macOfName(name), from, to },
+            `the view of ${macOfName(name)} grew with the image from ${from} to ${to} bytes; the new part is the image's`,
+          ),
+        stale: (name, why) => log.warn({ export: key, mac: macOfName(name) }, `the view of ${macOfName(name)} is stale: ${why}`),
         newViewsRefused: (reason, count, seconds, message) =>
           log.warn(
             { export: key, reason, count },

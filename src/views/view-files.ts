@@ -1,15 +1,18 @@
 // The files of an export's views from an earlier run: found at start
 // without opening them (a restart with more views than descriptors must
 // serve), checked when opened, and refused when one is not what it claims:
-// missing though views.json lists it, shorter than the image, a link, a
-// hard link, not a regular file, or of another owner. A refused view is
-// never served and never silently replaced; its initiator gets error
-// replies until an operator resets or drops it.
+// missing though views.json lists it, a link, a hard link, not a regular
+// file, of another owner, or not of the image's size (image-growth.ts: a
+// view of an image grown in place is grown; one of a replaced or shrunk
+// image is stale). A refused view is never served and never silently
+// replaced; its initiator gets error replies until an operator resets or
+// drops it.
 
 import * as fs from 'node:fs';
 import { kindOf } from '../safe-files/checks';
 import type { TrustedDir } from '../safe-files/trusted-dir';
 import type { ViewEvents } from './view';
+import { fitOf, type ImageRecord } from './image-growth';
 import { readViewDates, type ViewDates } from './view-meta';
 
 const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
@@ -18,6 +21,18 @@ const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
 export interface ViewEntry {
   name: string;
   dates: ViewDates;
+  /** Made from an image replaced since: served (the old image's disk), marked with why. */
+  stale?: string;
+}
+
+/** What the views need to know of their image and do to fit it. */
+export interface ImageFit {
+  /** The image as it is served now (bytes: its size when the export last took it). */
+  now(): ImageRecord;
+  /** Grows the view open on `fd` from `from` bytes to the image's size, its tail cloned from the image. */
+  grow(name: string, fd: number, from: number): void;
+  /** A view made from a replaced image serves on, marked (said once). */
+  stale(name: string, why: string): void;
 }
 
 export class ViewFiles {
@@ -30,7 +45,7 @@ export class ViewFiles {
     private readonly d: TrustedDir,
     /** Who may own a view file. */
     private readonly owners: readonly number[],
-    private readonly imageFd: number,
+    private readonly image: ImageFit,
     private readonly events: Pick<ViewEvents, 'failed' | 'refused'>,
   ) {}
 
@@ -39,8 +54,8 @@ export class ViewFiles {
     let dates = readViewDates(this.d);
     if (dates === undefined) {
       this.events.failed(
-        'views.json',
         `${this.d.pathOf('views.json')} cannot be read (damaged, or not a regular file); the views' dates are lost and it is rewritten at the next save`,
+        this.d.pathOf('views.json'),
       );
       dates = new Map();
     }
@@ -54,9 +69,50 @@ export class ViewFiles {
       const d = dates.get(name) ?? { created: 0, lastSeen: 0 };
       if (d.created === 0) d.created = st?.birthtimeMs || Date.now();
       const why = this.problemOf(name, st);
-      if (why === null) this.unopened.set(parseInt(name, 16), { name, dates: d });
-      else this.refuse(parseInt(name, 16), { name, dates: d }, why);
+      if (why !== null) {
+        this.refuse(parseInt(name, 16), { name, dates: d }, why);
+        continue;
+      }
+      // Grown, marked stale or refused now, not at its machine's first request: the log at start says which.
+      const key = parseInt(name, 16);
+      const u: ViewEntry = { name, dates: d };
+      this.unopened.set(key, u);
+      if (this.fitOf(d, st!.size).kind === 'fits') continue; // problemOf: a regular file
+      const fd = this.open(key, u, fs.constants.O_RDWR);
+      if (fd === undefined) continue; // refused
+      fs.closeSync(fd);
+      this.unopened.set(key, u);
     }
+  }
+
+  private fitOf(d: ViewDates, size: number): ReturnType<typeof fitOf> {
+    return fitOf(d.image, this.image.now(), size);
+  }
+
+  /**
+   * Fits view `v` open on `fd` (of `size` bytes) to the image: grown when
+   * the image grew in place, marked stale when it was replaced; a view of
+   * an unknown image (views.json lost it) of the image's size is taken as
+   * the image's. Why it is refused, or null.
+   */
+  private fit(v: ViewEntry, fd: number, size: number): string | null {
+    const f = this.fitOf(v.dates, size);
+    const now = this.image.now();
+    if (f.kind === 'refuse') return f.why;
+    if (f.kind === 'stale') {
+      if (v.stale === undefined) this.image.stale(v.name, f.why);
+      v.stale = f.why;
+      return null;
+    }
+    if (f.kind === 'grow') {
+      try {
+        this.image.grow(v.name, fd, f.from);
+      } catch (e) {
+        return `it could not be grown from ${f.from} to the image's ${now.bytes} bytes: ${(e as Error).message}`;
+      }
+    }
+    v.dates.image = now;
+    return null;
   }
 
   /** What is wrong with the file of view `name` (null: nothing seen); `st` its lstat or fstat. */
@@ -66,8 +122,6 @@ export class ViewFiles {
     if (!st.isFile()) return `${file} is ${kindOf(st)}, not a regular file`;
     if (st.nlink !== 1) return `${file} has ${st.nlink} names (a hard link: writing it would change another file)`;
     if (!this.owners.includes(st.uid)) return `${file} belongs to uid ${st.uid}, not to uid ${this.owners.join(' or ')}`;
-    const size = fs.fstatSync(this.imageFd).size;
-    if (st.size < size) return `${file} has ${st.size} bytes, fewer than the image's ${size}`;
     return null;
   }
 
@@ -83,8 +137,12 @@ export class ViewFiles {
     this.refuse(key, this.unopened.get(key) ?? { name, dates: dates ?? { created: Date.now(), lastSeen: 0 } }, why);
   }
 
-  /** Opens view `v` with `flags` and checks it; refuses it (and returns undefined) when it is not what it must be. */
-  open(key: number, v: ViewEntry, flags: number): number | undefined {
+  /**
+   * Opens view `v` with `flags` and checks it, fitting it to the image
+   * (`fit`: to serve it; not for a look); refuses it (and returns undefined)
+   * when it is not what it must be.
+   */
+  open(key: number, v: ViewEntry, flags: number, fit = true): number | undefined {
     this.unopened.delete(key);
     let fd: number;
     try {
@@ -93,7 +151,8 @@ export class ViewFiles {
       this.refuse(key, v, (e as Error).message);
       return undefined;
     }
-    const why = this.problemOf(v.name, fs.fstatSync(fd));
+    const st = fs.fstatSync(fd);
+    const why = this.problemOf(v.name, st) ?? (fit ? this.fit(v, fd, st.size) : null);
     if (why === null) return fd;
     fs.closeSync(fd);
     this.refuse(key, v, why);

@@ -27,12 +27,13 @@ import { performance } from 'node:perf_hooks';
 import type { ViewListing } from '../api/control';
 import { STORE_PENDING, type BlockStore } from '../backend/block-store';
 import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission';
+import { growView, imageRecordOf, type ImageRecord } from './image-growth';
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
 import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
 import { View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
 import { ViewFiles, type ViewEntry } from './view-files';
-import { ViewDatesFile, type ViewDates } from './view-meta';
+import { META_FILE, ViewDatesFile, type ViewDates } from './view-meta';
 import { ViewSyncs } from './view-syncs';
 import type { ExportDirs } from './views-dir';
 import type { TrustedDir } from '../safe-files/trusted-dir';
@@ -129,7 +130,7 @@ function shownLastSeen(dates: ViewDates, seen: number): string | null {
 /** The dates of every view (also the last-seen times of this run), for views.json. */
 function datesOf(list: readonly (View | null)[], files: ViewFiles): Map<string, ViewDates> {
   const dates = new Map<string, ViewDates>();
-  for (const v of list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: lastSeenOf(v) });
+  for (const v of list) if (v !== null) dates.set(v.name, { ...v.dates, lastSeen: lastSeenOf(v) });
   // Views not opened in this run, and refused ones, stay listed: a file gone missing is noticed at the next start too.
   for (const u of files.all()) dates.set(u.name, u.dates);
   return dates;
@@ -158,10 +159,18 @@ export class ExportViews {
   private readonly sharing: ImageSharing;
   /** Measures the views' own bytes for stats, off the serving thread. */
   private readonly sizes: Remeasure;
+  /** The image as it is served: its file and its size when the export last took it (views are fitted to it). */
+  private image: ImageRecord;
 
   private constructor(private readonly o: ExportViewsOptions) {
     this.syncs = new ViewSyncs(this.list, o.image.fd);
-    this.files = new ViewFiles(o.dirs.dir, o.owners, o.image.fd, o.events);
+    this.image = imageRecordOf(o.image.fd);
+    const fit = {
+      now: () => this.image,
+      grow: (name: string, fd: number, from: number) => this.growOne(name, fd, from),
+      stale: (name: string, why: string) => o.events.stale(name, why),
+    };
+    this.files = new ViewFiles(o.dirs.dir, o.owners, fit, o.events);
     this.admission = new ViewAdmission({
       dir: o.dirs.dir.path,
       maxViews: o.maxViews,
@@ -176,11 +185,11 @@ export class ExportViews {
       everyMs: o.datesSaveMs,
       collect: () => datesOf(this.list, this.files),
       usedSince: (t) => this.list.some((v) => v !== null && v.seenAt > t),
-      failed: (message) => o.events.failed('views.json', message),
+      failed: (message) => o.events.failed(message, o.dirs.dir.pathOf(META_FILE)),
     });
     this.sizes = new Remeasure(
       () => this.measure(),
-      (e) => o.events.failed('stats', `cannot measure the bytes the views have of their own: ${e.message}`),
+      (e) => o.events.failed(`cannot measure the bytes the views have of their own for stats: ${e.message}`),
     );
   }
 
@@ -220,6 +229,7 @@ export class ExportViews {
     const fd = this.files.open(key, u, this.openFlags());
     if (fd === undefined) return undefined;
     const v = new View(u.name, this.storeOf(fd, this.d.pathOf(`${u.name}.img`)), u.dates);
+    v.stale = u.stale;
     this.add(v, key);
     this.sharing.refresh(v);
     return v;
@@ -375,7 +385,7 @@ export class ExportViews {
       fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
       return;
     }
-    const v = new View(name, this.storeOf(fd, file), { created: wallNow(), lastSeen: 0 });
+    const v = new View(name, this.storeOf(fd, file), { created: wallNow(), lastSeen: 0, image: this.madeFrom(fd) });
     v.unmeasured = false; // a fresh clone has nothing of its own
     v.measuredAt = performance.now();
     v.seenAt = performance.now(); // its initiator asked for it just now
@@ -385,26 +395,69 @@ export class ExportViews {
     this.datesChanged();
   }
 
+  /** What a clone just made on `fd` was made from: the image, at the clone's size. */
+  private madeFrom(fd: number): ImageRecord {
+    return { ...this.image, bytes: fs.fstatSync(fd).size };
+  }
+
+  /** Grows the view `name` open on `fd` from `from` bytes to the image's size, the new tail the image's. */
+  private growOne(name: string, fd: number, from: number): void {
+    growView(this.o.fns.reflinkCloneRange, this.o.image.fd, fd, from, this.image.bytes);
+    this.o.events.grown(name, from, this.image.bytes);
+  }
+
+  /**
+   * The image grew in place to `bytes` (an online resize): every open view
+   * is grown to it before the export serves the new size; views not opened
+   * yet are grown when they are opened. Throws when one cannot be; the
+   * views grown before it stay grown (larger than the export: harmless).
+   */
+  grow(bytes: number): void {
+    if (this.closed) throw gone(this.d.path);
+    this.image = { ...this.image, bytes };
+    for (const v of this.list) {
+      if (v === null) continue;
+      const size = fs.fstatSync(v.store.fd).size;
+      if (size < bytes) {
+        try {
+          this.growOne(v.name, v.store.fd, size);
+        } catch (e) {
+          throw new Error(`the view of ${macOfName(v.name)} cannot be grown: ${errorText(e as Error)}`, { cause: e });
+        }
+      }
+      v.dates.image = { ...this.image, bytes: Math.max(size, bytes) };
+    }
+    this.datesChanged();
+  }
+
   /** Every view with its own bytes and dates, by MAC; a refused one with why. */
   listing(): ViewListing[] {
     const out: ViewListing[] = [];
-    const entry = (name: string, dates: ViewDates, seen: number, ownBytes: number, refused?: string): ViewListing => ({
+    const entry = (
+      name: string,
+      dates: ViewDates,
+      seen: number,
+      ownBytes: number,
+      refused?: string,
+      stale?: string,
+    ): ViewListing => ({
       mac: macOfName(name),
       file: this.d.pathOf(`${name}.img`),
       ownBytes,
       created: new Date(dates.created).toISOString(),
       lastSeen: shownLastSeen(dates, seen),
       ...(refused === undefined ? {} : { refused }),
+      ...(stale === undefined ? {} : { stale }),
     });
     for (const v of this.list) {
-      if (v !== null) out.push(entry(v.name, v.dates, lastSeenOf(v), this.o.fns.unsharedBytes(v.store.fd)));
+      if (v !== null) out.push(entry(v.name, v.dates, lastSeenOf(v), this.o.fns.unsharedBytes(v.store.fd), undefined, v.stale));
     }
     for (const [key, u] of [...this.files.unopened]) {
-      const fd = this.files.open(key, u, fs.constants.O_RDONLY);
+      const fd = this.files.open(key, u, fs.constants.O_RDONLY, false);
       if (fd === undefined) continue; // refused now: listed below
       this.files.unopened.set(key, u);
       try {
-        out.push(entry(u.name, u.dates, u.dates.lastSeen, this.o.fns.unsharedBytes(fd)));
+        out.push(entry(u.name, u.dates, u.dates.lastSeen, this.o.fns.unsharedBytes(fd), undefined, u.stale));
       } finally {
         fs.closeSync(fd);
       }
@@ -490,7 +543,8 @@ export class ExportViews {
   lastSeenOfMac(mac: string): number {
     const key = parseInt(this.nameOf(mac), 16);
     const v = this.byKey.get(key);
-    return v !== undefined ? lastSeenOf(v) : (this.files.unopened.get(key)?.dates.lastSeen ?? 0);
+    if (v !== undefined) return lastSeenOf(v);
+    return (this.files.unopened.get(key) ?? this.files.refusals.get(key))?.dates.lastSeen ?? 0;
   }
 
   /**
@@ -511,6 +565,7 @@ export class ExportViews {
       const nv = new View(name, this.storeOf(fd, this.d.pathOf(`${name}.img`)), {
         created: wallNow(),
         lastSeen: old.dates.lastSeen,
+        image: this.madeFrom(fd),
       });
       this.add(nv, key);
       this.sharing.checkClone(nv, epoch);
@@ -527,6 +582,8 @@ export class ExportViews {
     this.sharing.checkClone(v, epoch);
     v.dirty = false;
     v.dates.created = wallNow();
+    v.dates.image = this.madeFrom(fd);
+    v.stale = undefined;
     old.close();
     this.datesChanged();
     return macOfName(v.name);
