@@ -103,3 +103,75 @@ export function growView(
     fs.closeSync(fd);
   }
 }
+
+/** What the views need to know of their image and do to fit it (ViewFiles for views of an earlier run, ExportViews for open ones). */
+export interface ImageFit {
+  /** The image as it is served now (bytes: its size when the export last took it). */
+  now(): ImageRecord;
+  /** Grows the view open on `fd` from `from` bytes to the image's size, its tail cloned from the image. */
+  grow(name: string, fd: number, from: number): void;
+  /** A view made from a replaced image serves on, marked (said once). */
+  stale(name: string, why: string): void;
+}
+
+/** An open view as growing needs it. */
+interface GrowingView {
+  readonly name: string;
+  readonly store: { readonly fd: number };
+  readonly dates: { image?: ImageRecord };
+}
+
+/** The image of one export's views, and growing them with it. */
+export class ViewGrowth implements ImageFit {
+  private image: ImageRecord;
+
+  constructor(
+    private readonly imageFd: number,
+    private readonly clone: (srcFd: number, srcOff: number, len: number, dstFd: number, dstOff: number) => void,
+    private readonly events: { grown(name: string, from: number, to: number): void; stale(name: string, why: string): void },
+  ) {
+    this.image = imageRecordOf(imageFd);
+  }
+
+  now(): ImageRecord {
+    return this.image;
+  }
+
+  /** What a clone just made on `fd` was made from: the image, at the clone's size. */
+  madeFrom(fd: number): ImageRecord {
+    return { ...this.image, bytes: fs.fstatSync(fd).size };
+  }
+
+  grow(name: string, fd: number, from: number): void {
+    growView(this.clone, this.imageFd, fd, from, this.image.bytes);
+    this.events.grown(name, from, this.image.bytes);
+  }
+
+  stale(name: string, why: string): void {
+    this.events.stale(name, why);
+  }
+
+  /**
+   * The image grew in place to `bytes` (an online resize): every open view
+   * is grown to it before the export serves the new size; views not opened
+   * yet are grown when they are opened. Throws when one cannot be; the
+   * views grown before it stay grown (larger than the export: harmless).
+   */
+  growAll(bytes: number, views: Iterable<GrowingView | null>): void {
+    this.image = { ...this.image, bytes };
+    for (const v of views) {
+      if (v === null) continue;
+      const size = fs.fstatSync(v.store.fd).size;
+      if (size < bytes) {
+        try {
+          this.grow(v.name, v.store.fd, size);
+        } catch (e) {
+          throw new Error(`the view of ${v.name.match(/../g)!.join(':')} cannot be grown: ${(e as Error).message}`, {
+            cause: e,
+          });
+        }
+      }
+      v.dates.image = { ...this.image, bytes: Math.max(size, bytes) };
+    }
+  }
+}

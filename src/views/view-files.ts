@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import { kindOf } from '../safe-files/checks';
 import type { TrustedDir } from '../safe-files/trusted-dir';
 import type { ViewEvents } from './view';
-import { fitOf, type ImageRecord } from './image-growth';
+import { fitOf, type ImageFit } from './image-growth';
 import { readViewDates, type ViewDates } from './view-meta';
 
 const VIEW_FILE = /^([0-9a-f]{12})\.img$/;
@@ -23,16 +23,6 @@ export interface ViewEntry {
   dates: ViewDates;
   /** Made from an image replaced since: served (the old image's disk), marked with why. */
   stale?: string;
-}
-
-/** What the views need to know of their image and do to fit it. */
-export interface ImageFit {
-  /** The image as it is served now (bytes: its size when the export last took it). */
-  now(): ImageRecord;
-  /** Grows the view open on `fd` from `from` bytes to the image's size, its tail cloned from the image. */
-  grow(name: string, fd: number, from: number): void;
-  /** A view made from a replaced image serves on, marked (said once). */
-  stale(name: string, why: string): void;
 }
 
 export class ViewFiles {

@@ -34,6 +34,11 @@ export interface ViewEvents {
   imageWriter(): void;
 }
 
+/** "aa:bb:cc:dd:ee:ff" from a view name: how every message and log line names a machine. */
+export function macOfName(name: string): string {
+  return name.match(/../g)!.join(':');
+}
+
 export class View {
   /** Position in ExportViews.list: what a request in flight remembers. */
   index = -1;

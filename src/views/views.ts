@@ -27,11 +27,12 @@ import { performance } from 'node:perf_hooks';
 import type { ViewListing } from '../api/control';
 import { STORE_PENDING, type BlockStore } from '../backend/block-store';
 import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission';
-import { growView, imageRecordOf, type ImageRecord } from './image-growth';
+import { ViewGrowth } from './image-growth';
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
 import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
-import { View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
+import { macOfName, View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
+import { lastSeenOf, listViews } from './view-listing';
 import { ViewFiles, type ViewEntry } from './view-files';
 import { META_FILE, ViewDatesFile, type ViewDates } from './view-meta';
 import { ViewSyncs } from './view-syncs';
@@ -51,10 +52,7 @@ export function viewName(key: number): string {
   return key.toString(16).padStart(12, '0');
 }
 
-/** "aa:bb:cc:dd:ee:ff" from a view name. */
-export function macOfName(name: string): string {
-  return name.match(/../g)!.join(':');
-}
+export { macOfName } from './view';
 
 /** A MAC as written by a user (any case, ':' or '-' separated or bare) to its view name; undefined when it is not one. */
 export function nameOfMac(mac: string): string | undefined {
@@ -107,24 +105,9 @@ export interface ExportViewsOptions {
   };
 }
 
-/** When a view was last used: in this run, or as views.json says (ms since the epoch; 0: never). */
-function lastSeenOf(v: View): number {
-  return v.seenAt > 0 ? performance.timeOrigin + v.seenAt : v.dates.lastSeen;
-}
-
 /** Now, in ms since the epoch, on the clock of lastSeenOf (the wall clock drifts from it by ms). */
 function wallNow(): number {
   return performance.timeOrigin + performance.now();
-}
-
-/**
- * LAST SEEN as `ctl views` shows it: the machine's last request to the view
- * as it is now, null when none since it was made or reset. (The machine's
- * last request before, kept for the activity checks, would be earlier than
- * CREATED.)
- */
-function shownLastSeen(dates: ViewDates, seen: number): string | null {
-  return seen === 0 || seen < dates.created ? null : new Date(seen).toISOString();
 }
 
 /** The dates of every view (also the last-seen times of this run), for views.json. */
@@ -159,18 +142,13 @@ export class ExportViews {
   private readonly sharing: ImageSharing;
   /** Measures the views' own bytes for stats, off the serving thread. */
   private readonly sizes: Remeasure;
-  /** The image as it is served: its file and its size when the export last took it (views are fitted to it). */
-  private image: ImageRecord;
+  /** The image as it is served, and views grown with it. */
+  private readonly growth: ViewGrowth;
 
   private constructor(private readonly o: ExportViewsOptions) {
     this.syncs = new ViewSyncs(this.list, o.image.fd);
-    this.image = imageRecordOf(o.image.fd);
-    const fit = {
-      now: () => this.image,
-      grow: (name: string, fd: number, from: number) => this.growOne(name, fd, from),
-      stale: (name: string, why: string) => o.events.stale(name, why),
-    };
-    this.files = new ViewFiles(o.dirs.dir, o.owners, fit, o.events);
+    this.growth = new ViewGrowth(o.image.fd, (...a) => o.fns.reflinkCloneRange(...a), o.events);
+    this.files = new ViewFiles(o.dirs.dir, o.owners, this.growth, o.events);
     this.admission = new ViewAdmission({
       dir: o.dirs.dir.path,
       maxViews: o.maxViews,
@@ -385,7 +363,7 @@ export class ExportViews {
       fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
       return;
     }
-    const v = new View(name, this.storeOf(fd, file), { created: wallNow(), lastSeen: 0, image: this.madeFrom(fd) });
+    const v = new View(name, this.storeOf(fd, file), { created: wallNow(), lastSeen: 0, image: this.growth.madeFrom(fd) });
     v.unmeasured = false; // a fresh clone has nothing of its own
     v.measuredAt = performance.now();
     v.seenAt = performance.now(); // its initiator asked for it just now
@@ -395,75 +373,16 @@ export class ExportViews {
     this.datesChanged();
   }
 
-  /** What a clone just made on `fd` was made from: the image, at the clone's size. */
-  private madeFrom(fd: number): ImageRecord {
-    return { ...this.image, bytes: fs.fstatSync(fd).size };
-  }
-
-  /** Grows the view `name` open on `fd` from `from` bytes to the image's size, the new tail the image's. */
-  private growOne(name: string, fd: number, from: number): void {
-    growView(this.o.fns.reflinkCloneRange, this.o.image.fd, fd, from, this.image.bytes);
-    this.o.events.grown(name, from, this.image.bytes);
-  }
-
-  /**
-   * The image grew in place to `bytes` (an online resize): every open view
-   * is grown to it before the export serves the new size; views not opened
-   * yet are grown when they are opened. Throws when one cannot be; the
-   * views grown before it stay grown (larger than the export: harmless).
-   */
+  /** The image grew in place to `bytes` (an online resize): every open view grows to it first (image-growth.ts). */
   grow(bytes: number): void {
     if (this.closed) throw gone(this.d.path);
-    this.image = { ...this.image, bytes };
-    for (const v of this.list) {
-      if (v === null) continue;
-      const size = fs.fstatSync(v.store.fd).size;
-      if (size < bytes) {
-        try {
-          this.growOne(v.name, v.store.fd, size);
-        } catch (e) {
-          throw new Error(`the view of ${macOfName(v.name)} cannot be grown: ${errorText(e as Error)}`, { cause: e });
-        }
-      }
-      v.dates.image = { ...this.image, bytes: Math.max(size, bytes) };
-    }
+    this.growth.growAll(bytes, this.list);
     this.datesChanged();
   }
 
   /** Every view with its own bytes and dates, by MAC; a refused one with why. */
   listing(): ViewListing[] {
-    const out: ViewListing[] = [];
-    const entry = (
-      name: string,
-      dates: ViewDates,
-      seen: number,
-      ownBytes: number,
-      refused?: string,
-      stale?: string,
-    ): ViewListing => ({
-      mac: macOfName(name),
-      file: this.d.pathOf(`${name}.img`),
-      ownBytes,
-      created: new Date(dates.created).toISOString(),
-      lastSeen: shownLastSeen(dates, seen),
-      ...(refused === undefined ? {} : { refused }),
-      ...(stale === undefined ? {} : { stale }),
-    });
-    for (const v of this.list) {
-      if (v !== null) out.push(entry(v.name, v.dates, lastSeenOf(v), this.o.fns.unsharedBytes(v.store.fd), undefined, v.stale));
-    }
-    for (const [key, u] of [...this.files.unopened]) {
-      const fd = this.files.open(key, u, fs.constants.O_RDONLY, false);
-      if (fd === undefined) continue; // refused now: listed below
-      this.files.unopened.set(key, u);
-      try {
-        out.push(entry(u.name, u.dates, u.dates.lastSeen, this.o.fns.unsharedBytes(fd), undefined, u.stale));
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
-    for (const r of this.files.refusals.values()) out.push(entry(r.name, r.dates, r.dates.lastSeen, 0, r.why));
-    return out.sort((a, b) => (a.mac < b.mac ? -1 : 1));
+    return listViews(this.list, this.files, this.d, this.o.fns);
   }
 
   /** Bytes the views have of their own, all together, as last measured (at most SIZES_REFRESH_MS ago when asked for again and again). */
@@ -565,7 +484,7 @@ export class ExportViews {
       const nv = new View(name, this.storeOf(fd, this.d.pathOf(`${name}.img`)), {
         created: wallNow(),
         lastSeen: old.dates.lastSeen,
-        image: this.madeFrom(fd),
+        image: this.growth.madeFrom(fd),
       });
       this.add(nv, key);
       this.sharing.checkClone(nv, epoch);
@@ -582,7 +501,7 @@ export class ExportViews {
     this.sharing.checkClone(v, epoch);
     v.dirty = false;
     v.dates.created = wallNow();
-    v.dates.image = this.madeFrom(fd);
+    v.dates.image = this.growth.madeFrom(fd);
     v.stale = undefined;
     old.close();
     this.datesChanged();
