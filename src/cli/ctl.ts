@@ -13,7 +13,7 @@ import yargs from 'yargs';
 import { COMMANDS, commandByName, controlRequest, probeSocket, type CommandDef } from '../service/control';
 import type { ReloadResult } from '../service/daemon';
 import type { CommandExtra, ExportListing } from '../service/worker';
-import { describeSize } from '../config/export-config';
+import { describeAccess, describeSize } from '../config/export-config';
 import type { ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { formatStatsTables } from './stats-table';
 import { escapeForTerminal } from '../service/log';
@@ -96,7 +96,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
     const c = e.config;
     const what = c.nullStore ? `null:${c.nullSectors}` : c.file;
     const flags = [
-      c.readOnly ? 'ro' : 'rw',
+      c.readOnly ? 'ro' : c.views !== undefined ? 'views' : 'rw',
       c.direct ? 'direct' : '',
       c.sync ? 'sync' : '',
       c.broadcastEdits ? 'broadcast-edits' : '',
@@ -104,6 +104,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
       .filter(Boolean)
       .join(',');
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
+    if (c.views !== undefined) lines.push(`\t${describeAccess(c)}`);
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
     if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
     if (e.notServed !== undefined) lines.push(`\tnot served: ${e.notServed} (tried again every duplicate-retry-s)`);

@@ -46,6 +46,19 @@ export interface ExportConfig {
 }
 
 /**
+ * How an export is written, as --check, the start-up log and `ctl list`
+ * say it: an image with views is never written (each machine writes its own
+ * clone), so "read-write" would mislead.
+ */
+export function describeAccess(c: ExportConfig): string {
+  if (c.views === undefined) return c.readOnly ? 'read-only' : 'read-write';
+  const dir = `${c.viewsDir ?? '?'}/${exportKey(c)}`;
+  return c.readOnly
+    ? `read-only, views = ${c.views} in ${dir} (no new view is made)`
+    : `image read-only, views = ${c.views} (a copy-on-write view per machine) in ${dir}`;
+}
+
+/**
  * Why a views export without a MAC mask is a risk, and what to set: a view
  * is made for any source MAC the export admits, and AoE trusts the source
  * MAC of a frame. undefined when the export has no views or has a mask.

@@ -7,12 +7,14 @@
 // for.
 
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { TestLike } from '../../lab/common';
 import type { ExportConfig } from '../../src/config/export-config';
 import { patternFile, patternSectors } from '../helpers/files';
-import { exportOf, IFACE, Initiator, keptLog, startOneExport } from '../helpers/in-process';
+import { exportOf, IFACE, Initiator, keptLog, startOneExport, until } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { withRetransmits } from '../helpers/retransmit';
 
@@ -183,3 +185,29 @@ t.test('an image shrunk in place refuses its views; a damaged image record in vi
   ]);
   t.equal(await read(new Initiator(r.net, IFACE, MAC_A), 7), undefined, 'A gets an error reply, not a view cut short');
 });
+
+t.test(
+  'truncate of a served image fails once with EAGAIN (a non-blocking open meets the lease); the log says why and to run it again',
+  async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const { image, config } = await lab(t);
+    const r = await start(t, config);
+    await write(new Initiator(r.net, IFACE, MAC_A), 7, 0xaa);
+    t.equal(r.server.stats().exports[0].views?.sharesImage, true, 'the views share the image (the lease is held)');
+    const truncate = (): Promise<unknown> => promisify(execFile)('truncate', ['-s', '+1M', image]);
+    await t.rejects(truncate(), /Resource temporarily unavailable/, 'the first truncate fails as the trial found');
+    const opening = (): { msg: string } | undefined =>
+      r.lines.find((l) => /a program is opening the image for writing/.test(l.msg));
+    await until(() => opening() !== undefined, 'the log line on the writer', 5000);
+    const said = opening();
+    t.match(said?.msg, /non-blocking .*coreutils truncate.*"Resource temporarily unavailable" \(EAGAIN\): run it again now/);
+    await truncate();
+    t.equal(fs.statSync(image).size, 2 * MIB_SECTORS * 512, 'run again, it works');
+    t.match(r.server.resizeExport('e1.2'), { newSectors: 2 * MIB_SECTORS }, 'and the views grow with it');
+    t.same(
+      await read(new Initiator(r.net, IFACE, MAC_A), 2 * MIB_SECTORS - 1),
+      Buffer.alloc(512),
+      'the new tail: zeros, as truncate made it',
+    );
+  },
+);
