@@ -58,6 +58,8 @@ export interface ServerStats {
       failures: number;
       refused: Record<string, number>;
       sharesImage: boolean;
+      /** views = per-boot: views discarded at a new boot of their machine, in this run. */
+      bootDiscards: number;
       lastError?: string;
     };
     /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */

@@ -11,7 +11,13 @@ import type { SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { ConfigError } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
 import { checkReflinkPlace } from '../backend/reflink';
-import { DEFAULT_MAX_VIEWS, DEFAULT_VIEWS_MIN_FREE, exportKey, type ExportConfig } from '../config/export-config';
+import {
+  DEFAULT_MAX_VIEWS,
+  DEFAULT_PER_BOOT_GAP,
+  DEFAULT_VIEWS_MIN_FREE,
+  exportKey,
+  type ExportConfig,
+} from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { ViewBudget } from './admission';
 import { Remeasure } from './sizes';
@@ -117,6 +123,7 @@ export class ViewsAdmin {
       leaseRetryMs: this.o.leaseRetryMs,
       datesSaveMs: this.o.datesSaveMs,
       refusalLogMs: this.o.refusalLogMs,
+      perBootGapMs: c.views === 'per-boot' ? (c.perBootGap ?? DEFAULT_PER_BOOT_GAP) * 1000 : null,
       fns: this.o.addon,
       // Log fields: `mac` is a machine's MAC as aa:bb:cc:dd:ee:ff in every views line, `file` a path.
       events: {
@@ -148,8 +155,35 @@ export class ViewsAdmin {
             ? log.info({ export: key, image: image.description }, why)
             : log.warn({ export: key, image: image.description }, why),
         imageWriter: () => void this.stopSharing(key),
+        newBoot: (name, silentMs) => void this.discardForBoot(key, macOfName(name), silentMs),
       },
     });
+  }
+
+  /**
+   * views = per-boot: the machine of `mac` booted again (an IDENTIFY after
+   * `silentMs` without a request, its view written since it was made):
+   * its view becomes a fresh clone of the image, the export paused meanwhile
+   * (its requests wait for it; the others' are retransmitted).
+   */
+  private async discardForBoot(key: string, mac: string, silentMs: number): Promise<void> {
+    const e = this.o.exportOf(key);
+    const views = e?.views;
+    if (!e || !views) return;
+    const silent = Number.isFinite(silentMs) ? `${(silentMs / 1000).toFixed(0)} s` : 'since before this run';
+    try {
+      while (e.paused) await new Promise((r) => setTimeout(r, 5));
+      await this.whilePaused(e, () => views.discardForBoot(mac));
+      this.o.log.warn(
+        { export: key, mac, silentMs: Number.isFinite(silentMs) ? Math.round(silentMs) : null },
+        `the view of ${mac} was discarded (views = per-boot): the machine sent IDENTIFY after ${silent} without a request, and its view was written: a new boot; it reads the image again`,
+      );
+    } catch (err) {
+      this.o.log.error(
+        { export: key, mac, err: (err as Error).message },
+        `the view of ${mac} could not be discarded at its new boot; it keeps its data: ${(err as Error).message}`,
+      );
+    }
   }
 
   /**

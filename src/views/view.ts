@@ -30,6 +30,8 @@ export interface ViewEvents {
   grown(name: string, from: number, to: number): void;
   /** A view made from an image replaced since serves on, marked stale (`why` says what to do). */
   stale(name: string, why: string): void;
+  /** views = per-boot: the machine of view `name` booted again (an IDENTIFY after `silentMs` without a request): discard its view now (discardForBoot). */
+  newBoot(name: string, silentMs: number): void;
   /** Someone waits to open the image for writing: pause the export and call stopSharing(). */
   imageWriter(): void;
 }
@@ -54,6 +56,8 @@ export class View {
   unmeasured = true;
   /** performance.now() when it was last measured. */
   measuredAt = 0;
+  /** Written since it was made, reset or discarded (views = per-boot); not known for a view of an earlier run: taken as written. */
+  written = true;
   /** Made from an image replaced since (image-growth.ts): served, marked with why. */
   stale: string | undefined = undefined;
 

@@ -98,6 +98,8 @@ export interface ExportViewsOptions {
   datesSaveMs: number;
   /** How often refusals are summed up in the log (default 60 s). */
   refusalLogMs?: number;
+  /** views = per-boot: ms a machine must have sent no ATA request before an IDENTIFY marks its new boot; null: views are kept. */
+  perBootGapMs: number | null;
   fns: ViewFunctions;
   events: ViewEvents & {
     /** New initiators refused a view: the first at once, then a count per interval (admission.ts). */
@@ -142,6 +144,10 @@ export class ExportViews {
   private readonly sharing: ImageSharing;
   /** Measures the views' own bytes for stats, off the serving thread. */
   private readonly sizes: Remeasure;
+  /** views = per-boot: views being discarded (by MAC key); their machines' requests wait (reads may go to the image). */
+  private readonly discarding = new Set<number>();
+  /** views = per-boot: views discarded at a new boot of their machine, in this run. */
+  bootDiscards = 0;
   /** The image as it is served, and views grown with it. */
   private readonly growth: ViewGrowth;
 
@@ -234,6 +240,10 @@ export class ExportViews {
    */
   storeFor(b: Uint8Array, off: number, now: number): BlockStore | null {
     const key = macKey(b, off);
+    if (this.discarding.size > 0 && this.discarding.has(key)) {
+      this.pendingIsNew = true; // it will be a fresh clone: the image as it is
+      return STORE_PENDING;
+    }
     const v = this.byKey.get(key);
     if (v !== undefined) {
       v.seenAt = now;
@@ -274,6 +284,43 @@ export class ExportViews {
     return STORE_PENDING;
   }
 
+  /**
+   * views = per-boot: the machine of the MAC at `b[off..off+6]` sent an ATA
+   * IDENTIFY; called before storeFor notes it. When its view was written
+   * since it was made (or reset) and it sent no ATA request for perBootGapMs
+   * before this one, it booted again: its view is discarded (newBoot, off the frame
+   * path) and its requests wait meanwhile; true then. A machine with its disk
+   * open sends no IDENTIFY (docs/views.md).
+   */
+  identified(b: Uint8Array, off: number, now: number): boolean {
+    const gap = this.o.perBootGapMs;
+    if (gap === null) return false;
+    const key = macKey(b, off);
+    if (this.discarding.has(key)) return false;
+    const v = this.byKey.get(key);
+    const u = v === undefined ? this.files.unopened.get(key) : undefined;
+    if (v === undefined && u === undefined) return false; // no view yet, or a refused one
+    const seen = v !== undefined && v.seenAt > 0 ? performance.timeOrigin + v.seenAt : (v ?? u)!.dates.lastSeen;
+    const silentMs = seen === 0 ? Infinity : performance.timeOrigin + now - seen;
+    const written = v === undefined || v.written; // a view of an earlier run: not known, taken as written
+    if (!written || silentMs < gap) return false;
+    this.discarding.add(key);
+    this.o.events.newBoot(viewName(key), silentMs);
+    return true;
+  }
+
+  /** views = per-boot: makes the view of `mac` a fresh clone (its machine booted again). The export is paused. */
+  async discardForBoot(mac: string): Promise<void> {
+    const key = parseInt(nameOfMac(mac)!, 16);
+    try {
+      await this.reset(mac);
+      this.byKey.get(key)!.seenAt = performance.now(); // its IDENTIFY, just now
+      this.bootDiscards++;
+    } finally {
+      this.discarding.delete(key);
+    }
+  }
+
   /** View.index of the view `storeFor` just returned, for the engine to hand back to written(). */
   indexOf(store: BlockStore): number {
     return (store as ViewStore).viewIndex ?? -1;
@@ -291,7 +338,9 @@ export class ExportViews {
 
   /** A write of [pos, pos+bytes) to view `index` is about to be submitted: reads of those blocks go to the view from now on. */
   writing(index: number, pos: number, bytes: number): void {
-    this.list[index]!.own.mark(pos, bytes);
+    const v = this.list[index]!;
+    v.own.mark(pos, bytes);
+    v.written = true;
   }
 
   /** A write to view `index` completed: the next group commit syncs it. */
@@ -365,6 +414,7 @@ export class ExportViews {
     }
     const v = new View(name, this.storeOf(fd, file), { created: wallNow(), lastSeen: 0, image: this.growth.madeFrom(fd) });
     v.unmeasured = false; // a fresh clone has nothing of its own
+    v.written = false;
     v.measuredAt = performance.now();
     v.seenAt = performance.now(); // its initiator asked for it just now
     this.sharing.checkClone(v, epoch);
@@ -486,6 +536,7 @@ export class ExportViews {
         lastSeen: old.dates.lastSeen,
         image: this.growth.madeFrom(fd),
       });
+      nv.written = false;
       this.add(nv, key);
       this.sharing.checkClone(nv, epoch);
       this.datesChanged();
@@ -495,6 +546,7 @@ export class ExportViews {
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
     v.own = new OwnBlocks(); // a new clone: every block the image's
+    v.written = false;
     v.ownBytes = 0;
     v.unmeasured = false;
     v.measuredAt = performance.now();

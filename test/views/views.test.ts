@@ -311,6 +311,7 @@ t.test(
       budget: new ViewBudget(10),
       leaseRetryMs: 20,
       datesSaveMs: 60_000,
+      perBootGapMs: null,
       fns: {
         ...native,
         reflinkCloneAsync: async (src, dst) => {
@@ -331,6 +332,7 @@ t.test(
         stale() {},
         sharing() {},
         imageWriter() {},
+        newBoot() {},
         newViewsRefused() {},
       },
     });
