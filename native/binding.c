@@ -91,8 +91,8 @@ static bool is_nullish(napi_env env, napi_value value) {
   return napi_typeof(env, value, &type) != napi_ok || type == napi_undefined || type == napi_null;
 }
 
-/* A whole number in 0..max; false (RangeError/TypeError thrown) otherwise. */
-static bool get_uint(napi_env env, napi_value value, uint32_t max, uint32_t *out, const char *name) {
+/* A whole number in 0..max (exact in a double); false (RangeError/TypeError thrown) otherwise. */
+static bool get_whole(napi_env env, napi_value value, double max, double *out, const char *name) {
   double d;
   char msg[128];
   if (napi_get_value_double(env, value, &d) != napi_ok) {
@@ -100,16 +100,23 @@ static bool get_uint(napi_env env, napi_value value, uint32_t max, uint32_t *out
     throw_type(env, msg);
     return false;
   }
-  if (!(d >= 0 && d <= max && d == (double)(uint32_t)d)) {
-    snprintf(msg, sizeof msg, "%s must be a whole number in 0..%u, got %g", name, max, d);
+  if (!(d >= 0 && d <= max && d == (double)(uint64_t)d)) {
+    snprintf(msg, sizeof msg, "%s must be a whole number in 0..%.0f, got %g", name, max, d);
     throw_range(env, msg);
     return false;
   }
+  *out = d;
+  return true;
+}
+
+/* A whole number in 0..max; false (RangeError/TypeError thrown) otherwise. */
+static bool get_uint(napi_env env, napi_value value, uint32_t max, uint32_t *out, const char *name) {
+  double d;
+  if (!get_whole(env, value, max, &d, name)) return false;
   *out = (uint32_t)d;
   return true;
 }
 
-/* Data pointer and element count of a typed array of the given kind. */
 static bool get_typed(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *count,
                       const char *name, const char *kind) {
   napi_typedarray_type type;
@@ -1102,17 +1109,7 @@ static napi_value reflink_clone_fn(napi_env env, napi_callback_info info) {
 /* A byte offset or length: a whole number in 0..2^53 (exact in a double). */
 static bool get_offset(napi_env env, napi_value value, uint64_t *out, const char *name) {
   double d;
-  char msg[128];
-  if (napi_get_value_double(env, value, &d) != napi_ok) {
-    snprintf(msg, sizeof msg, "%s must be a number", name);
-    throw_type(env, msg);
-    return false;
-  }
-  if (!(d >= 0 && d <= 9007199254740992.0 && d == (double)(uint64_t)d)) {
-    snprintf(msg, sizeof msg, "%s must be a whole number in 0..2^53, got %g", name, d);
-    throw_range(env, msg);
-    return false;
-  }
+  if (!get_whole(env, value, 9007199254740992.0, &d, name)) return false;
   *out = (uint64_t)d;
   return true;
 }

@@ -1,4 +1,5 @@
-// The files of an export's views from an earlier run: found at start
+// The files of an export's views: a new one made under an unguessable
+// name and renamed into place; those from an earlier run found at start
 // without opening them (a restart with more views than descriptors must
 // serve), checked when opened, and refused when one is not what it claims:
 // missing though views.json lists it, a link, a hard link, not a regular
@@ -169,4 +170,53 @@ export class ViewFiles {
   get size(): number {
     return this.unopened.size + this.refusals.size;
   }
+}
+
+/** An error's message without the /proc/self/fd/N/... path the system call was given (the message names the real path). */
+export function errorText(e: Error): string {
+  return e.message.replace(/, \w+ '\/proc\/self\/fd\/[^']*'.*$/, '');
+}
+
+/** What an operation on views says when the export was reloaded or stopped under it. */
+export function gone(dir: string): Error {
+  return new Error(`the views of ${dir} were closed meanwhile (the export was reloaded or stopped); run the command again`);
+}
+
+/** The clone was made but cannot take the view's name: something else is there. */
+export class NameTaken extends Error {}
+
+/**
+ * A new clone (`clone` fills the file open on the descriptor it is given) under
+ * a new unguessable name in `d`, then renamed to `name`.img and the name made
+ * durable; its descriptor. Throws NameTaken when something else holds the
+ * name, gone() when the views were closed meanwhile (`closed`).
+ */
+export async function cloneView(
+  d: TrustedDir,
+  name: string,
+  flags: number,
+  clone: (fd: number) => Promise<void>,
+  closed: () => boolean,
+): Promise<number> {
+  const tmp = d.createTemp(`${name}.img`, 0o600, flags);
+  try {
+    await clone(tmp.fd);
+    if (closed()) throw gone(d.path);
+    try {
+      d.rename(tmp.name, `${name}.img`);
+    } catch (e) {
+      throw new NameTaken(`${d.pathOf(`${name}.img`)} cannot be replaced (${errorText(e as Error)})`, { cause: e });
+    }
+    // The name must be durable before a write to it is acknowledged as durable.
+    await new Promise<void>((resolve, reject) => fs.fsync(d.fd, (err) => (err ? reject(err) : resolve())));
+  } catch (e) {
+    fs.closeSync(tmp.fd);
+    if (!closed()) d.unlink(tmp.name); // else its directory is closed: a stale clone, removed at the next start
+    throw e;
+  }
+  if (closed()) {
+    fs.closeSync(tmp.fd);
+    throw gone(d.path);
+  }
+  return tmp.fd;
 }

@@ -30,10 +30,10 @@ import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission'
 import { ViewGrowth } from './image-growth';
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
-import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
+import { ViewSizes } from './sizes';
 import { macOfName, View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
 import { lastSeenOf, listViews } from './view-listing';
-import { ViewFiles, type ViewEntry } from './view-files';
+import { cloneView, errorText, gone, NameTaken, ViewFiles, type ViewEntry } from './view-files';
 import { META_FILE, ViewDatesFile, type ViewDates } from './view-meta';
 import { ViewSyncs } from './view-syncs';
 import type { ExportDirs } from './views-dir';
@@ -59,19 +59,6 @@ export function nameOfMac(mac: string): string | undefined {
   const hex = mac.toLowerCase().replace(/[:-]/g, '');
   return /^[0-9a-f]{12}$/.test(hex) ? hex : undefined;
 }
-
-/** An error's message without the /proc/self/fd/N/... path the system call was given (the message names the real path). */
-function errorText(e: Error): string {
-  return e.message.replace(/, \w+ '\/proc\/self\/fd\/[^']*'.*$/, '');
-}
-
-/** What an operation on views says when the export was reloaded or stopped under it. */
-function gone(dir: string): Error {
-  return new Error(`the views of ${dir} were closed meanwhile (the export was reloaded or stopped); run the command again`);
-}
-
-/** The clone was made but cannot take the view's name: something else is there. */
-class NameTaken extends Error {}
 
 /** A clone a crash left before its rename (cloneTo, by pid or random suffix): never a view, only space taken. */
 const STALE_CLONE = /^\.[0-9a-f]{12}\.img\.([0-9]+|[0-9a-f]{16})\.tmp$/;
@@ -143,7 +130,7 @@ export class ExportViews {
   /** Reads of blocks no view wrote go to the image while it holds the lease. */
   private readonly sharing: ImageSharing;
   /** Measures the views' own bytes for stats, off the serving thread. */
-  private readonly sizes: Remeasure;
+  private readonly sizes: ViewSizes;
   /** views = per-boot: views being discarded (by MAC key); their machines' requests wait (reads may go to the image). */
   private readonly discarding = new Set<number>();
   /** views = per-boot: views discarded at a new boot of their machine, in this run. */
@@ -171,8 +158,10 @@ export class ExportViews {
       usedSince: (t) => this.list.some((v) => v !== null && v.seenAt > t),
       failed: (message) => o.events.failed(message, o.dirs.dir.pathOf(META_FILE)),
     });
-    this.sizes = new Remeasure(
-      () => this.measure(),
+    this.sizes = new ViewSizes(
+      this.list,
+      (fd) => o.fns.unsharedBytesAsync(fd),
+      () => this.closed,
       (e) => o.events.failed(`cannot measure the bytes the views have of their own for stats: ${e.message}`),
     );
   }
@@ -370,29 +359,15 @@ export class ExportViews {
     this.o.budget.open++;
   }
 
-  /** A new clone of the image under a new unguessable name, then renamed to `name`.img; its descriptor. */
-  private async cloneTo(name: string): Promise<number> {
-    const tmp = this.d.createTemp(`${name}.img`, 0o600, this.openFlags());
-    try {
-      await this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp.fd);
-      if (this.closed) throw gone(this.d.path);
-      try {
-        this.d.rename(tmp.name, `${name}.img`);
-      } catch (e) {
-        throw new NameTaken(`${this.d.pathOf(`${name}.img`)} cannot be replaced (${errorText(e as Error)})`, { cause: e });
-      }
-      // The name must be durable before a write to it is acknowledged as durable.
-      await new Promise<void>((resolve, reject) => fs.fsync(this.d.fd, (err) => (err ? reject(err) : resolve())));
-    } catch (e) {
-      fs.closeSync(tmp.fd);
-      if (!this.closed) this.d.unlink(tmp.name); // else its directory is closed: a stale clone, removed at the next start
-      throw e;
-    }
-    if (this.closed) {
-      fs.closeSync(tmp.fd);
-      throw gone(this.d.path);
-    }
-    return tmp.fd;
+  /** A new clone of the image named `name`.img (view-files.ts); its descriptor. */
+  private cloneTo(name: string): Promise<number> {
+    return cloneView(
+      this.d,
+      name,
+      this.openFlags(),
+      (tmp) => this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp),
+      () => this.closed,
+    );
   }
 
   private async make(key: number, name: string): Promise<void> {
@@ -435,48 +410,14 @@ export class ExportViews {
     return listViews(this.list, this.files, this.d, this.o.fns);
   }
 
-  /** Bytes the views have of their own, all together, as last measured (at most SIZES_REFRESH_MS ago when asked for again and again). */
+  /** Bytes the views have of their own, all together, as last measured (sizes.ts). */
   ownBytes(): number {
-    this.sizes.reading();
-    let n = 0;
-    for (const v of this.list) if (v !== null) n += v.ownBytes;
-    return n;
+    return this.sizes.ownBytes();
   }
 
   /** Snapshots of these views were taken, deleted or put back: their own bytes changed. */
   sizesChanged(): void {
-    for (const v of this.list) if (v !== null) v.unmeasured = true;
-    this.sizes.changed();
-  }
-
-  /** Measures the views written since they were last measured (or long ago), one at a time on a pool thread. */
-  private async measure(): Promise<void> {
-    let failure: Error | undefined;
-    const old = performance.now() - SIZES_FULL_REFRESH_MS;
-    for (const v of this.list.slice()) {
-      if (this.closed) return;
-      if (v === null || (!v.unmeasured && v.measuredAt > old)) continue;
-      v.unmeasured = false;
-      v.measuredAt = performance.now();
-      const store = v.store;
-      try {
-        const bytes = await this.o.fns.unsharedBytesAsync(store.fd);
-        // A view reset or dropped meanwhile was measured through a descriptor closed since.
-        if (v.store === store && this.list[v.index] === v) v.ownBytes = bytes;
-        else v.unmeasured = true;
-      } catch (e) {
-        v.unmeasured = true;
-        if (v.store === store && this.list[v.index] === v) failure ??= e as Error;
-      }
-    }
-    if (failure !== undefined) throw failure;
-  }
-
-  /** Milliseconds since the epoch of the most recent request of any view; 0 when none. */
-  lastSeenAny(): number {
-    let n = 0;
-    for (const v of this.list) if (v !== null) n = Math.max(n, lastSeenOf(v));
-    return n;
+    this.sizes.allChanged();
   }
 
   /** The view name of `mac`, which must have a view (open, not opened yet, or refused). */

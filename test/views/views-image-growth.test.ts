@@ -55,6 +55,14 @@ async function growImage(image: string, sectors: number): Promise<void> {
   await fh.close();
 }
 
+/** A run in which machines A and B write sector 7 of their views (0xaa, 0xbb), then a stop. */
+async function twoViewsWritten(t: TestLike, config: ExportConfig): Promise<void> {
+  const r = await start(t, config);
+  await write(new Initiator(r.net, IFACE, MAC_A), 7, 0xaa);
+  await write(new Initiator(r.net, IFACE, MAC_B), 7, 0xbb);
+  await r.server.stop();
+}
+
 function savedImage(dir: string, name: string): { ino: number; bytes: number } | undefined {
   const saved = JSON.parse(fs.readFileSync(join(dir, 'views.json'), 'utf8')) as {
     views: Record<string, { image?: { ino: number; bytes: number } }>;
@@ -126,10 +134,8 @@ t.test('online: the image grows while served; resize grows every view before the
 t.test('a replaced image makes the views stale: said at start, marked in ctl views, never served at another size', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
   const { image, config, dir } = await lab(t);
-  let r = await start(t, config);
-  await write(new Initiator(r.net, IFACE, MAC_A), 7, 0xaa);
-  await write(new Initiator(r.net, IFACE, MAC_B), 7, 0xbb);
-  await r.server.stop();
+  await twoViewsWritten(t, config);
+  let r: Awaited<ReturnType<typeof start>>;
   // A new version of the same size as a new file (mv over it): the views hold the old one's disk.
   fs.copyFileSync(image, `${image}.new`);
   fs.renameSync(`${image}.new`, image);
@@ -164,10 +170,8 @@ t.test('a replaced image makes the views stale: said at start, marked in ctl vie
 t.test('an image shrunk in place refuses its views; a damaged image record in views.json is taken as unknown', async (t) => {
   if (!requireLoopFs(t, 'xfs-reflink')) return;
   const { image, config, dir } = await lab(t);
-  let r = await start(t, config);
-  await write(new Initiator(r.net, IFACE, MAC_A), 7, 0xaa);
-  await write(new Initiator(r.net, IFACE, MAC_B), 7, 0xbb);
-  await r.server.stop();
+  await twoViewsWritten(t, config);
+  let r: Awaited<ReturnType<typeof start>>;
   const meta = join(dir, 'views.json');
   const saved = JSON.parse(fs.readFileSync(meta, 'utf8')) as { views: Record<string, { image?: unknown }> };
   saved.views['020000000b0b'].image = { ino: 'x', born: -1, bytes: 1e300 };
