@@ -144,7 +144,8 @@ export const COMMANDS: readonly CommandDef[] = [
   },
   {
     name: 'views',
-    summary: 'per-initiator views of an export: MAC, bytes of its own, created, last seen',
+    summary:
+      'per-initiator views of an export: MAC, OWN (space it shares with no other file, not bytes written), created or reset, last seen since; stale and refused ones with why',
     exportArg: 'required',
   },
   {

@@ -151,9 +151,7 @@ export class ViewsAdmin {
               : `refused ${count} requests of new machines for a view in the last ${seconds} s: ${message}`,
           ),
         sharing: (on, why) =>
-          on
-            ? log.info({ export: key, image: image.description }, why)
-            : log.warn({ export: key, image: image.description }, why),
+          on ? log.info({ export: key, file: image.description }, why) : log.warn({ export: key, file: image.description }, why),
         imageWriter: () => void this.stopSharing(key),
         newBoot: (name, silentMs) => void this.discardForBoot(key, macOfName(name), silentMs),
       },
@@ -371,7 +369,10 @@ export class ViewsAdmin {
     const view = viewMac === undefined || views === null ? undefined : views.storeOfMac(viewMac); // throws when it has none
     const of = viewMac === undefined ? 'export' : macOfName(nameOfMac(viewMac)!);
     const { result: file, pausedMs } = await this.whilePaused(e, () => dir.take(name, (view ?? e.store).fd, of));
-    this.o.log.info({ export: key, snapshot: name, file, pausedMs: Number(pausedMs.toFixed(3)) }, 'snapshot taken');
+    this.o.log.info(
+      { export: key, snapshot: name, ...(of === 'export' ? {} : { mac: of }), file, pausedMs: Number(pausedMs.toFixed(3)) },
+      'snapshot taken',
+    );
     this.snapshotsChanged(e);
     return { key, name, file, pausedMs, of };
   }
@@ -456,7 +457,10 @@ export class ViewsAdmin {
       dir.revertInto(name, dst.fd);
       if (of !== 'export') views!.refreshOwn(of);
     });
-    this.o.log.warn({ export: key, snapshot: name, of, forced: force }, 'snapshot reverted');
+    this.o.log.warn(
+      { export: key, snapshot: name, of, ...(of === 'export' ? {} : { mac: of }), forced: force },
+      'snapshot reverted',
+    );
     this.snapshotsChanged(e);
     return { key, name, of };
   }

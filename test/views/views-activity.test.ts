@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { TestLike } from '../../lab/common';
 import { patternFile, patternSectors } from '../helpers/files';
-import { exportOf, IFACE, Initiator, startInProcess } from '../helpers/in-process';
+import { exportOf, IFACE, Initiator, keptLog, startInProcess, startOneExport } from '../helpers/in-process';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { withRetransmits } from '../helpers/retransmit';
 import type { ExportConfig } from '../../src/config/export-config';
@@ -92,4 +92,35 @@ t.test("view-reset and view-drop check each machine's own last use; --force over
     views: Record<string, { created: number; lastSeen: number }>;
   };
   t.ok(relisted.views['020000000a0a'].lastSeen >= relisted.views['020000000a0a'].created, 'views.json agrees');
+});
+
+t.test('views log lines name a machine one way (mac: aa:bb:cc:dd:ee:ff) and files in a field of their own', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const config = await lab(t);
+  const { log, lines } = keptLog();
+  const { server, net } = await startOneExport(t, config, log);
+  await write(new Initiator(net, IFACE, MAC_A), 7, 0xaa);
+  await write(new Initiator(net, IFACE, MAC_B), 7, 0xbb);
+  await server.snapshot('e1.2', 'monday', MAC_A);
+  await server.revert('e1.2', 'monday', true);
+  await server.resetViews('e1.2', MAC_A, true);
+  await server.dropViews('e1.2', [MAC_B], true);
+  const named = lines.filter((l) => 'mac' in l || 'macs' in l);
+  t.ok(named.length >= 5, `${named.length} lines name machines: ${named.map((l) => l.msg).join(' | ')}`);
+  for (const l of named) {
+    const macs = (l.macs as string[] | undefined) ?? [l.mac as string];
+    for (const m of macs) t.match(m, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, `${l.msg}: ${m}`);
+  }
+  t.notOk(
+    lines.some((l) => 'view' in l || 'image' in l),
+    'no line uses "view" or "image" for a MAC or a file name',
+  );
+  t.match(
+    lines.find((l) => l.msg === 'view created'),
+    { mac: MAC_A },
+  );
+  t.match(
+    lines.find((l) => l.msg === 'snapshot taken'),
+    { mac: MAC_A, file: /monday\.img$/ },
+  );
 });
