@@ -262,6 +262,9 @@ int32_t mapped_copy(int fd, bool write, uint8_t *mem, size_t length, uint64_t po
 
 /* Makes dst_fd's file a clone of src_fd's (FICLONE): 0, or -errno with err set. */
 int reflink_clone(int src_fd, int dst_fd, struct aoe_error *err);
+/* Clones `len` bytes at `src_off` of src_fd into dst_fd at `dst_off` (FICLONERANGE): offsets block-aligned, the
+ * length too unless the range ends at src's end of file. 0, or -errno (err set). */
+int reflink_clone_range(int src_fd, uint64_t src_off, uint64_t len, int dst_fd, uint64_t dst_off, struct aoe_error *err);
 /* Whether the file system of directory `dir` clones files: 1 yes, 0 no, -errno (err set) when the directory cannot be used. */
 int reflink_probe(const char *dir, struct aoe_error *err);
 /* Bytes of fd's file in extents shared with no other file (FIEMAP): a clone's own; `sync` writes dirty data back first. -errno (err set). */

@@ -92,8 +92,8 @@ static bool is_nullish(napi_env env, napi_value value) {
   return napi_typeof(env, value, &type) != napi_ok || type == napi_undefined || type == napi_null;
 }
 
-/* A whole number in 0..max; false (RangeError/TypeError thrown) otherwise. */
-static bool get_uint(napi_env env, napi_value value, uint32_t max, uint32_t *out, const char *name) {
+/* A whole number in 0..max (exact in a double); false (RangeError/TypeError thrown) otherwise. */
+static bool get_whole(napi_env env, napi_value value, double max, double *out, const char *name) {
   double d;
   char msg[128];
   if (napi_get_value_double(env, value, &d) != napi_ok) {
@@ -101,16 +101,23 @@ static bool get_uint(napi_env env, napi_value value, uint32_t max, uint32_t *out
     throw_type(env, msg);
     return false;
   }
-  if (!(d >= 0 && d <= max && d == (double)(uint32_t)d)) {
-    snprintf(msg, sizeof msg, "%s must be a whole number in 0..%u, got %g", name, max, d);
+  if (!(d >= 0 && d <= max && d == (double)(uint64_t)d)) {
+    snprintf(msg, sizeof msg, "%s must be a whole number in 0..%.0f, got %g", name, max, d);
     throw_range(env, msg);
     return false;
   }
+  *out = d;
+  return true;
+}
+
+/* A whole number in 0..max; false (RangeError/TypeError thrown) otherwise. */
+static bool get_uint(napi_env env, napi_value value, uint32_t max, uint32_t *out, const char *name) {
+  double d;
+  if (!get_whole(env, value, max, &d, name)) return false;
   *out = (uint32_t)d;
   return true;
 }
 
-/* Data pointer and element count of a typed array of the given kind. */
 static bool get_typed(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *count,
                       const char *name, const char *kind) {
   napi_typedarray_type type;
@@ -1126,6 +1133,30 @@ static napi_value reflink_clone_fn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A byte offset or length: a whole number in 0..2^53 (exact in a double). */
+static bool get_offset(napi_env env, napi_value value, uint64_t *out, const char *name) {
+  double d;
+  if (!get_whole(env, value, 9007199254740992.0, &d, name)) return false;
+  *out = (uint64_t)d;
+  return true;
+}
+
+static napi_value reflink_clone_range_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return throw_type(env, "reflinkCloneRange(srcFd, srcOffset, length, dstFd, dstOffset) takes five numbers");
+  uint32_t src, dst;
+  uint64_t src_off, len, dst_off;
+  if (!get_uint(env, argv[0], INT32_MAX, &src, "srcFd") || !get_offset(env, argv[1], &src_off, "srcOffset") ||
+      !get_offset(env, argv[2], &len, "length") || !get_uint(env, argv[3], INT32_MAX, &dst, "dstFd") ||
+      !get_offset(env, argv[4], &dst_off, "dstOffset"))
+    return NULL;
+  struct aoe_error err;
+  if (reflink_clone_range((int)src, src_off, len, (int)dst, dst_off, &err) < 0) return throw_aoe_error(env, &err);
+  return NULL;
+}
+
 /* FICLONE of a file with many extents takes tens of milliseconds: off the
  * event loop, on a libuv pool thread, resolving a promise. */
 struct clone_job {
@@ -1606,6 +1637,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"reflinkClone", NULL, reflink_clone_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkSupported", NULL, reflink_probe_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reflinkCloneAsync", NULL, reflink_clone_async_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reflinkCloneRange", NULL, reflink_clone_range_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsharedBytes", NULL, own_bytes_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsharedBytesAsync", NULL, own_bytes_async_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fileExtents", NULL, extents_fn, NULL, NULL, NULL, napi_enumerable, NULL},

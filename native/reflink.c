@@ -21,6 +21,15 @@ int reflink_clone(int src_fd, int dst_fd, struct aoe_error *err) {
   return aoe_fail(err, e, "cannot clone fd %d into fd %d (FICLONE): %s", src_fd, dst_fd, strerror(e));
 }
 
+int reflink_clone_range(int src_fd, uint64_t src_off, uint64_t len, int dst_fd, uint64_t dst_off, struct aoe_error *err) {
+  struct file_clone_range r = {.src_fd = src_fd, .src_offset = src_off, .src_length = len, .dest_offset = dst_off};
+  if (ioctl(dst_fd, FICLONERANGE, &r) == 0) return 0;
+  int e = errno;
+  return aoe_fail(err, e, "cannot clone %llu bytes at %llu of fd %d into fd %d at %llu (FICLONERANGE): %s",
+                  (unsigned long long)len, (unsigned long long)src_off, src_fd, dst_fd, (unsigned long long)dst_off,
+                  strerror(e));
+}
+
 static bool refused_by_file_system(int e) {
   return e == EOPNOTSUPP || e == EINVAL || e == EXDEV || e == ENOTTY || e == EISDIR;
 }

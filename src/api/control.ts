@@ -58,6 +58,8 @@ export interface ServerStats {
       failures: number;
       refused: Record<string, number>;
       sharesImage: boolean;
+      /** views = per-boot: views discarded at a new boot of their machine, in this run. */
+      bootDiscards: number;
       lastError?: string;
     };
     /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
@@ -97,13 +99,15 @@ export interface InitiatorFigures {
 export interface ViewListing {
   mac: string;
   file: string;
-  /** Bytes written since the view was made (or reset): extents it shares with no other file. */
+  /** Space the view does not share with the image or a snapshot (its unshared extents), not bytes written. */
   ownBytes: number;
   created: string;
   /** ISO date, or null when not seen since it was made. */
   lastSeen: string | null;
   /** Why the view is refused (its file is not what it must be): its initiator gets error replies until view-reset or view-drop. */
   refused?: string;
+  /** Made from an image replaced since: it serves the old image's disk with its machine's writes; why and what to do. */
+  stale?: string;
 }
 
 /** One snapshot as `vblade ctl snapshots` lists it. */

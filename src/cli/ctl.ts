@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { commandByName, controlRequest, probeSocket } from '../service/control';
 import type { ReloadResult } from '../service/daemon';
 import type { CommandExtra, ExportListing } from '../service/worker';
-import { describeSize } from '../config/export-config';
+import { describeAccess, describeSize } from '../config/export-config';
 import type { ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { formatInitiatorTables, formatStatsTables } from './stats-table';
 import { escapeForTerminal } from '../service/log';
@@ -81,7 +81,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
     const c = e.config;
     const what = c.nullStore ? `null:${c.nullSectors}` : c.file;
     const flags = [
-      c.readOnly ? 'ro' : 'rw',
+      c.readOnly ? 'ro' : c.views !== undefined ? 'views' : 'rw',
       c.direct ? 'direct' : '',
       c.sync ? 'sync' : '',
       c.broadcastEdits ? 'broadcast-edits' : '',
@@ -90,6 +90,7 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
       .filter(Boolean)
       .join(',');
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
+    if (c.views !== undefined) lines.push(`\t${describeAccess(c)}`);
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
     if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
     if (e.notServed !== undefined) lines.push(`\tnot served: ${e.notServed} (tried again every duplicate-retry-s)`);
@@ -176,6 +177,7 @@ export function formatResult(command: string, result: unknown, byInitiator = fal
         `MAC\tOWN\tCREATED\tLAST SEEN`,
         ...r.views.map((v) => `${v.mac}\t${bytes(v.ownBytes)}\t${v.created}\t${v.lastSeen ?? '-'}`),
         ...r.views.filter((v) => v.refused !== undefined).map((v) => `${v.mac} REFUSED (gets error replies): ${v.refused}`),
+        ...r.views.filter((v) => v.stale !== undefined).map((v) => `${v.mac} STALE (serves the old image's disk): ${v.stale}`),
       ].join('\n');
     }
     case 'view-reset': {

@@ -431,15 +431,23 @@ function checkExportSection(s: Section, problem: Report): boolean {
     ok = false;
   }
   const views = get('views') ?? 'none';
-  if (views === 'per-initiator' && get('views-dir') === undefined && !s.bad.has('views-dir')) {
+  const hasViews = views === 'per-initiator' || views === 'per-boot';
+  if (hasViews && get('views-dir') === undefined && !s.bad.has('views-dir')) {
     problem(
       s.values.get('views')!.line,
-      `views = per-initiator needs views-dir; add views-dir = /srv/aoe/views (on the same file system as file)`,
+      `views = ${views} needs views-dir; add views-dir = /srv/aoe/views (on the same file system as file)`,
     );
     ok = false;
   }
-  if (views === 'per-initiator' && nullStore) {
-    problem(s.values.get('views')!.line, `views = per-initiator cannot be used with null-store = yes; remove one of them`);
+  if (hasViews && nullStore) {
+    problem(s.values.get('views')!.line, `views = ${views} cannot be used with null-store = yes; remove one of them`);
+    ok = false;
+  }
+  if (get('per-boot-gap') !== undefined && views !== 'per-boot' && !s.bad.has('views')) {
+    problem(
+      s.values.get('per-boot-gap')!.line,
+      `per-boot-gap is set but views is not per-boot; set views = per-boot or remove per-boot-gap`,
+    );
     ok = false;
   }
   return ok;

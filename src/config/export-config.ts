@@ -39,14 +39,36 @@ export interface ExportConfig {
    * of the same file and a second target answering this shelf.slot.
    */
   shared?: boolean;
-  /** 'per-initiator': every initiator MAC gets its own copy-on-write clone of `file` (src/views/views.ts); undefined = none. */
-  views?: 'per-initiator';
+  /**
+   * 'per-initiator': every initiator MAC gets its own copy-on-write clone of `file` (src/views/views.ts);
+   * 'per-boot': the same, and a machine's view is a fresh clone again when it boots again (docs/views.md says
+   * what marks a boot); undefined = none.
+   */
+  views?: 'per-initiator' | 'per-boot';
+  /** With views = per-boot: seconds a machine must have sent no ATA request before an IDENTIFY counts as a new boot; undefined = DEFAULT_PER_BOOT_GAP. */
+  perBootGap?: number;
   /** Where views and snapshots live (VIEWSDIR/eS.L/...); must be on `file`'s reflink file system. */
   viewsDir?: string;
   /** Views the export may have (max-views); undefined = DEFAULT_MAX_VIEWS. */
   maxViews?: number;
   /** Percent of the views file system kept free; below it no new view is made (views-min-free); undefined = DEFAULT_VIEWS_MIN_FREE. */
   viewsMinFree?: number;
+}
+
+/**
+ * How an export is written, as --check, the start-up log and `ctl list`
+ * say it: an image with views is never written (each machine writes its own
+ * clone), so "read-write" would mislead.
+ */
+/** Seconds of silence before an IDENTIFY that marks a new boot (per-boot-gap). */
+export const DEFAULT_PER_BOOT_GAP = 30;
+
+export function describeAccess(c: ExportConfig): string {
+  if (c.views === undefined) return c.readOnly ? 'read-only' : 'read-write';
+  const dir = `${c.viewsDir ?? '?'}/${exportKey(c)}`;
+  return c.readOnly
+    ? `read-only, views = ${c.views} in ${dir} (no new view is made)`
+    : `image read-only, views = ${c.views} (a copy-on-write view per machine) in ${dir}`;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   MAX_INITIATOR_ROWS,
   DEFAULT_TUNABLES,
   DEFAULT_VIEWS_MIN_FREE,
+  DEFAULT_PER_BOOT_GAP,
   MAX_MAX_VIEWS,
   MAX_ANNOUNCE_SECONDS,
   MAX_DUPLICATE_PROBE_MS,
@@ -467,9 +468,21 @@ export const KEYS: readonly KeyDef[] = [
     off: 'none',
     type: 'enum',
     default: 'none',
-    values: ['none', 'per-initiator'],
+    values: ['none', 'per-initiator', 'per-boot'],
     meaning:
-      'per-initiator: each initiator MAC reads and writes its own copy-on-write clone of file (made on its first ATA request, normally IDENTIFY; kept across restarts), and file itself is never written; needs views-dir on the same reflink file system (XFS made with mkfs.xfs -m reflink=1, or btrfs).',
+      'per-initiator: each initiator MAC reads and writes its own copy-on-write clone of file (made on its first ATA request, normally IDENTIFY; kept across restarts), and file itself is never written; needs views-dir on the same reflink file system (XFS made with mkfs.xfs -m reflink=1, or btrfs). per-boot: the same, and what a machine wrote is discarded when it boots again (kiosk labs): at an IDENTIFY from it after it sent no ATA request for per-boot-gap seconds, when its view was written. A machine with its disk open sends no IDENTIFY (docs/views.md).',
+  },
+  {
+    key: 'per-boot-gap',
+    section: 'export',
+    field: 'perBootGap',
+    type: 'count',
+    default: '',
+    defaultText: String(DEFAULT_PER_BOOT_GAP),
+    range: [1, 86400],
+    arg: 'SECONDS',
+    meaning:
+      "With views = per-boot: how long a machine must have sent no ATA request before its IDENTIFY counts as a new boot and its view is discarded. Shorter than the machine's shortest reboot (power-off to firmware IDENTIFY); IDENTIFY that comes sooner keeps its data.",
   },
   {
     key: 'views-dir',

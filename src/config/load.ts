@@ -9,7 +9,7 @@ import { configDirOf, readFragments } from './fragments';
 import type { GroupUse } from './mac-groups';
 import type { DaemonKeys } from './keys';
 import { parseDebianConf } from './debian-conf';
-import { exportKey, viewsWithoutMaskWarning, type ExportConfig } from './export-config';
+import { describeAccess, exportKey, viewsWithoutMaskWarning, type ExportConfig } from './export-config';
 import { parseVbladeArgs } from './vblade-args';
 
 /** Where the exports come from. */
@@ -108,7 +108,7 @@ export function describeExport(e: ExportConfig): string {
       : '';
   const facts = [
     what + range,
-    e.readOnly ? 'read-only' : 'read-write',
+    describeAccess(e),
     e.direct ? 'direct' : '',
     e.sync ? 'sync' : '',
     e.broadcastEdits ? 'broadcast-edits' : '',

@@ -13,6 +13,11 @@ export interface ExportStores {
    * error reply). `now` is the engine's clock.
    */
   storeFor(b: Uint8Array, off: number, now: number): BlockStore | null;
+  /**
+   * The initiator whose MAC is at `b[off..off+6]` sent an ATA IDENTIFY (before storeFor for it): true
+   * when its store is replaced now (views = per-boot: a new boot), off the frame path.
+   */
+  identified(b: Uint8Array, off: number, now: number): boolean;
   /** While the initiator's store is pending: the store a read may use meanwhile, or null (the read is dropped). */
   readsWhilePending(): BlockStore | null;
   /** The index the request keeps for readFd/writing/written (-1: no per-initiator store). */
@@ -39,6 +44,10 @@ export class SingleStore implements ExportStores {
 
   storeFor(): BlockStore {
     return this.store;
+  }
+
+  identified(): boolean {
+    return false;
   }
 
   readsWhilePending(): BlockStore | null {

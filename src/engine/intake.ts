@@ -5,7 +5,7 @@
 // work goes to Storage, silence frees the transmit slot.
 
 // Imported from the modules themselves, not '../aoe': a re-export is a getter call per use.
-import { OFF_SRC } from '../aoe/constants';
+import { AtaOpcode, OFF_ATA_CMDSTAT, OFF_SRC } from '../aoe/constants';
 import { respond } from '../aoe/dispatch';
 import { Outcome } from '../aoe/frame-context';
 import {
@@ -136,11 +136,12 @@ export class Intake {
         // IDENTIFY, which initiators send before their first read: a new initiator's view is made now, so
         // that its reads find it (dropped reads cost the Linux driver its first retransmit timeout, ~15 s).
         // A machine the reservation refuses may neither read nor write: no view (no file, no share of max-views) for it.
-        if (
-          (e.state.reserve.count === 0 || e.state.reserve.has(ring, off + OFF_SRC)) &&
-          e.stores.storeFor(ring, off + OFF_SRC, ctx.clock) === STORE_PENDING
-        )
-          ctx.eventsCalled = true;
+        if (e.state.reserve.count === 0 || e.state.reserve.has(ring, off + OFF_SRC)) {
+          // Before storeFor notes this request: whether the machine was silent before it (views = per-boot).
+          if (ring[off + OFF_ATA_CMDSTAT] === AtaOpcode.IdentifyDevice && e.stores.identified(ring, off + OFF_SRC, ctx.clock))
+            ctx.eventsCalled = true;
+          if (e.stores.storeFor(ring, off + OFF_SRC, ctx.clock) === STORE_PENDING) ctx.eventsCalled = true;
+        }
         link.queue(tx, link.ctx.replyLen);
         return false;
       case Outcome.AtaAoeError:

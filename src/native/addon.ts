@@ -180,6 +180,12 @@ export interface NativeAddon {
   reflinkClone(srcFd: number, dstFd: number): void;
   /** reflinkClone() on a libuv pool thread (a clone of a file of many extents takes tens of milliseconds); rejects as reflinkClone throws. */
   reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
+  /**
+   * Clones `length` bytes at `srcOffset` of the file on `srcFd` into the one on `dstFd` at `dstOffset`
+   * (FICLONERANGE, native/reflink.c): offsets block-aligned, the length too unless the range ends at the
+   * source's end of file. Throws with `code` (EINVAL when not aligned, EOPNOTSUPP, ...).
+   */
+  reflinkCloneRange(srcFd: number, srcOffset: number, length: number, dstFd: number, dstOffset: number): void;
   /** Whether the file system of directory `dir` makes copy-on-write clones (it tries one with two unnamed files). Throws when the directory cannot be used. */
   reflinkSupported(dir: string): boolean;
   /** Bytes of the file open on `fd` in extents no other file shares (FIEMAP): what a clone has written of its own. */
@@ -272,6 +278,8 @@ export const native: NativeAddon = {
   unmapFile: (fd) => loadAddon().unmapFile(fd),
   reflinkClone: (srcFd, dstFd) => loadAddon().reflinkClone(srcFd, dstFd),
   reflinkCloneAsync: (srcFd, dstFd) => loadAddon().reflinkCloneAsync(srcFd, dstFd),
+  reflinkCloneRange: (srcFd, srcOffset, length, dstFd, dstOffset) =>
+    loadAddon().reflinkCloneRange(srcFd, srcOffset, length, dstFd, dstOffset),
   reflinkSupported: (dir) => loadAddon().reflinkSupported(dir),
   unsharedBytes: (fd) => loadAddon().unsharedBytes(fd),
   unsharedBytesAsync: (fd) => loadAddon().unsharedBytesAsync(fd),

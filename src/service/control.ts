@@ -175,23 +175,32 @@ export const COMMANDS: readonly CommandDef[] = [
   },
   {
     name: 'views',
-    summary: 'per-initiator views of an export: MAC, bytes of its own, created, last seen',
+    summary:
+      'per-initiator views of an export: MAC, OWN (space it shares with no other file, not bytes written), created or reset, last seen since; stale and refused ones with why',
     exportArg: 'required',
   },
   {
     name: 'view-reset',
-    summary: 'turn views (these MACs, or --all) back into the image as it is now; their writes are lost',
+    summary:
+      "turn views (these MACs, or --all) back into the image as it is now; their writes are lost; refused after that machine's recent I/O unless --force",
     exportArg: 'required',
     changes: true,
     wordsArg: { name: 'macs', describe: 'initiator MACs whose views to reset', min: 0, max: 4096 },
-    options: [{ name: 'all', describe: 'reset every view of the export' }],
+    options: [
+      { name: 'all', describe: 'reset every view of the export' },
+      { name: 'force', describe: 'reset although that machine used its view in the last 5 minutes (it would not know)' },
+    ],
   },
   {
     name: 'view-drop',
-    summary: "remove views (their files too); an initiator's next request makes a new one",
+    summary:
+      "remove views (their files too); an initiator's next request makes a new one; refused after that machine's recent I/O unless --force",
     exportArg: 'required',
     changes: true,
     wordsArg: { name: 'macs', describe: 'initiator MACs whose views to remove', min: 1, max: 4096 },
+    options: [
+      { name: 'force', describe: 'remove although that machine used its view in the last 5 minutes (it would not know)' },
+    ],
   },
   {
     name: 'snapshot',

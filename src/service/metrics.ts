@@ -194,6 +194,13 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
           { ...l, reason },
           n,
         );
+      if (e.views.bootDiscards !== undefined)
+        x.counter(
+          'vblade_export_view_boot_discards_total',
+          'views = per-boot: views discarded because their machine booted again (an IDENTIFY after per-boot-gap without a request)',
+          l,
+          e.views.bootDiscards,
+        );
       x.gauge(
         'vblade_export_views_share_image',
         '1 while views read the blocks they did not write from the image (one page cache); 0 while each reads its own file',

@@ -59,8 +59,8 @@ export interface ServerLike {
   resizeExport?(key: string): ResizeResult;
   /** Per-initiator views and snapshots (server.ts); absent in test stubs. */
   listViews?(key: string): ViewListing[];
-  resetViews?(key: string, mac: string): Promise<string[]>;
-  dropView?(key: string, mac: string): Promise<string>;
+  resetViews?(key: string, macs: string | readonly string[], force?: boolean): Promise<string[]>;
+  dropViews?(key: string, macs: readonly string[], force?: boolean): Promise<string[]>;
   snapshot?(key: string, name?: string, viewMac?: string): Promise<SnapshotTaken>;
   listSnapshots?(key: string): SnapshotInfo[];
   deleteSnapshot?(key: string, name: string): string;
@@ -184,7 +184,7 @@ interface ControlRequest {
 
 /** A server with the views and snapshot administration (test stubs may lack it). */
 type ViewsServer = Required<
-  Pick<ServerLike, 'listViews' | 'resetViews' | 'dropView' | 'snapshot' | 'listSnapshots' | 'deleteSnapshot' | 'revert'>
+  Pick<ServerLike, 'listViews' | 'resetViews' | 'dropViews' | 'snapshot' | 'listSnapshots' | 'deleteSnapshot' | 'revert'>
 >;
 
 export class WorkerCore {
@@ -325,8 +325,10 @@ export class WorkerCore {
     'reset-state': (r) => this.resetState(r.key),
     resize: (r) => this.resize(r.key),
     views: (r) => this.withViews(r, (s, k) => ({ key: k, views: s.listViews(k) })),
-    'view-reset': (r) => this.withViews(r, (s, k, words) => this.viewReset(s, k, words, r.extra.all === true)),
-    'view-drop': (r) => this.withViews(r, (s, k, words) => this.viewDrop(s, k, words)),
+    'view-reset': (r) =>
+      this.withViews(r, (s, k, words) => this.viewReset(s, k, words, r.extra.all === true, r.extra.force === true)),
+    'view-drop': (r) =>
+      this.withViews(r, async (s, k, words) => ({ key: k, dropped: await s.dropViews(k, words, r.extra.force === true) })),
     snapshot: (r) => this.withViews(r, (s, k, words) => s.snapshot(k, words[0], r.extra.view)),
     snapshots: (r) => this.withViews(r, (s, k) => ({ key: k, snapshots: s.listSnapshots(k) })),
     'snapshot-delete': (r) =>
@@ -445,25 +447,22 @@ export class WorkerCore {
   private withViews<T>(r: ControlRequest, run: (s: ViewsServer, k: string, words: string[]) => T): T {
     const k = exportKey(this.find(r.key));
     const s = this.server;
-    if (!s?.listViews || !s.resetViews || !s.dropView || !s.snapshot || !s.listSnapshots || !s.deleteSnapshot || !s.revert)
+    if (!s?.listViews || !s.resetViews || !s.dropViews || !s.snapshot || !s.listSnapshots || !s.deleteSnapshot || !s.revert)
       throw new Error('this server has no views or snapshots');
     return run(s as ViewsServer, k, r.extra.words ?? []);
   }
 
-  private async viewReset(s: ViewsServer, k: string, words: string[], all: boolean): Promise<{ key: string; reset: string[] }> {
+  private async viewReset(
+    s: ViewsServer,
+    k: string,
+    words: string[],
+    all: boolean,
+    force: boolean,
+  ): Promise<{ key: string; reset: string[] }> {
     if (all && words.length > 0) throw new Error('give MACs or --all, not both');
     if (!all && words.length === 0)
       throw new Error(`view-reset needs MACs or --all, e.g. vblade ctl view-reset ${k} 52:54:00:12:34:56`);
-    const reset: string[] = [];
-    if (all) reset.push(...(await s.resetViews(k, 'all')));
-    else for (const mac of words) reset.push(...(await s.resetViews(k, mac)));
-    return { key: k, reset };
-  }
-
-  private async viewDrop(s: ViewsServer, k: string, words: string[]): Promise<{ key: string; dropped: string[] }> {
-    const dropped: string[] = [];
-    for (const mac of words) dropped.push(await s.dropView(k, mac));
-    return { key: k, dropped };
+    return { key: k, reset: await s.resetViews(k, all ? 'all' : words, force) };
   }
 }
 

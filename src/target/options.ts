@@ -5,7 +5,7 @@
 
 import { DEFAULT_TUNABLES, type SpinPolicyName } from '../config/export-config';
 import type { IoRing, NativeAddon } from '../native/addon';
-import { openFileLimit } from '../views/file-limit';
+import { openFileLimit } from '../views/admission';
 
 export interface ServerOptions {
   /** Requests in flight over all exports (each holds one transmit slot). */

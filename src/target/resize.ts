@@ -1,7 +1,9 @@
 // Online resize: an export takes its backing store's size now (a file or
 // logical volume grown under it) without being replaced or paused, on
 // request (`vblade ctl resize`, a reload) or found by a periodic check.
+// An export with views grows its views with it (../views/image-growth.ts).
 
+import { fstatSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ResizeResult } from '../api/control';
 import { ResizeError } from '../api/errors';
@@ -59,11 +61,16 @@ export class Resizer {
       );
     }
     if (now === e.store.sectors) return { ...base, unchanged: 'the backing store has not changed size' };
-    if (e.views !== null)
-      throw new ResizeError(
-        `${key}: ${e.store.description} grew, but the export has views, each a clone of the image at its old size; ` +
-          `the export keeps its size. A new image version is a new file: replace the image, restart, and reset the views (vblade ctl view-reset ${key} --all)`,
-      );
+    if (e.views !== null) {
+      // Each view grows first, its new tail the image's: no machine reads past the end of its view.
+      try {
+        e.views.grow(fstatSync(e.store.fd).size);
+      } catch (err) {
+        throw new ResizeError(
+          `${key}: ${e.store.description} grew, but ${(err as Error).message}; the export keeps its size. Free space on the views' file system and resize again`,
+        );
+      }
+    }
     e.grow(now);
     this.p.log.info({ export: key, file: e.store.description, from: base.oldSectors, to: now }, 'export grown');
     let announced = false;

@@ -329,13 +329,13 @@ export class Server {
   }
 
   /** Turns a view (or every view, mac 'all') back into the image as it is now; the MACs reset. */
-  resetViews(key: string, mac: string): Promise<string[]> {
-    return this.views.resetViews(key, mac);
+  resetViews(key: string, macs: string | readonly string[], force = false): Promise<string[]> {
+    return this.views.resetViews(key, macs, force);
   }
 
-  /** Removes a view; its initiator's next request makes a new one. */
-  dropView(key: string, mac: string): Promise<string> {
-    return this.views.dropView(key, mac);
+  /** Removes views; their initiators' next requests make new ones. */
+  dropViews(key: string, macs: readonly string[], force = false): Promise<string[]> {
+    return this.views.dropViews(key, macs, force);
   }
 
   /** A crash-consistent copy of an export (or of the view of `viewMac`) as it is now. */

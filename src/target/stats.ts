@@ -63,6 +63,7 @@ function exportStats(e: Export, s: StatsSources): ServerStats['exports'][number]
             failures: e.views.admission.total,
             refused: { ...e.views.admission.refusals },
             sharesImage: e.views.sharesImage,
+            bootDiscards: e.views.bootDiscards,
             ...(e.views.admission.lastMessage !== null ? { lastError: e.views.admission.lastMessage } : {}),
           },
         }

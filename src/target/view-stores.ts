@@ -19,6 +19,10 @@ export class ViewStores implements ExportStores {
     return this.views.storeFor(b, off, now);
   }
 
+  identified(b: Uint8Array, off: number, now: number): boolean {
+    return this.views.identified(b, off, now);
+  }
+
   /**
    * A new view will be the image as it is now, and the lease keeps it so: a
    * read can be answered from the image. Not so for a view of an earlier

@@ -11,7 +11,13 @@ import type { SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 import { ConfigError } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
 import { checkReflinkPlace } from '../backend/reflink';
-import { DEFAULT_MAX_VIEWS, DEFAULT_VIEWS_MIN_FREE, exportKey, type ExportConfig } from '../config/export-config';
+import {
+  DEFAULT_MAX_VIEWS,
+  DEFAULT_PER_BOOT_GAP,
+  DEFAULT_VIEWS_MIN_FREE,
+  exportKey,
+  type ExportConfig,
+} from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { ViewBudget } from './admission';
 import { Remeasure } from './sizes';
@@ -21,6 +27,11 @@ import { ExportDirs, type ViewsUser } from './views-dir';
 
 /** How long an export must have served no I/O before `revert` runs without --force. */
 export const REVERT_QUIET_MS = 5 * 60_000;
+
+/** Milliseconds since a machine last used its view (`seen`: ms since the epoch, 0 never); the clocks drift by ms: never negative. */
+function quietMs(seen: number): number {
+  return seen === 0 ? Infinity : Math.max(0, Date.now() - seen);
+}
 
 /** What this room needs of a served export (the serving core's Export has it). */
 export interface AdministeredExport {
@@ -112,18 +123,26 @@ export class ViewsAdmin {
       leaseRetryMs: this.o.leaseRetryMs,
       datesSaveMs: this.o.datesSaveMs,
       refusalLogMs: this.o.refusalLogMs,
+      perBootGapMs: c.views === 'per-boot' ? (c.perBootGap ?? DEFAULT_PER_BOOT_GAP) * 1000 : null,
       fns: this.o.addon,
+      // Log fields: `mac` is a machine's MAC as aa:bb:cc:dd:ee:ff in every views line, `file` a path.
       events: {
-        created: (name, ms) => log.info({ export: key, view: name, ms: Number(ms.toFixed(3)) }, 'view created'),
-        failed: (name, message) => log.error({ export: key, view: name }, message),
+        created: (name, ms) => log.info({ export: key, mac: macOfName(name), ms: Number(ms.toFixed(3)) }, 'view created'),
+        failed: (message, file) => log.error({ export: key, ...(file === undefined ? {} : { file }) }, message),
         refused: (name, why) => {
           const mac = macOfName(name);
           log.error(
-            { export: key, view: mac },
+            { export: key, mac },
             `the view of ${mac} is refused: ${why}. Its initiator gets error replies until the file is put back (then restart), ` +
               `or until vblade ctl view-reset ${key} ${mac} (a fresh copy of the image) or vblade ctl view-drop ${key} ${mac}`,
           );
         },
+        grown: (name, from, to) =>
+          log.info(
+            { export: key, mac: macOfName(name), from, to },
+            `the view of ${macOfName(name)} grew with the image from ${from} to ${to} bytes; the new part is the image's`,
+          ),
+        stale: (name, why) => log.warn({ export: key, mac: macOfName(name) }, `the view of ${macOfName(name)} is stale: ${why}`),
         newViewsRefused: (reason, count, seconds, message) =>
           log.warn(
             { export: key, reason, count },
@@ -132,12 +151,37 @@ export class ViewsAdmin {
               : `refused ${count} requests of new machines for a view in the last ${seconds} s: ${message}`,
           ),
         sharing: (on, why) =>
-          on
-            ? log.info({ export: key, image: image.description }, why)
-            : log.warn({ export: key, image: image.description }, why),
+          on ? log.info({ export: key, file: image.description }, why) : log.warn({ export: key, file: image.description }, why),
         imageWriter: () => void this.stopSharing(key),
+        newBoot: (name, silentMs) => void this.discardForBoot(key, macOfName(name), silentMs),
       },
     });
+  }
+
+  /**
+   * views = per-boot: the machine of `mac` booted again (an IDENTIFY after
+   * `silentMs` without a request, its view written since it was made):
+   * its view becomes a fresh clone of the image, the export paused meanwhile
+   * (its requests wait for it; the others' are retransmitted).
+   */
+  private async discardForBoot(key: string, mac: string, silentMs: number): Promise<void> {
+    const e = this.o.exportOf(key);
+    const views = e?.views;
+    if (!e || !views) return;
+    const silent = Number.isFinite(silentMs) ? `${(silentMs / 1000).toFixed(0)} s` : 'since before this run';
+    try {
+      while (e.paused) await new Promise((r) => setTimeout(r, 5));
+      await this.whilePaused(e, () => views.discardForBoot(mac));
+      this.o.log.warn(
+        { export: key, mac, silentMs: Number.isFinite(silentMs) ? Math.round(silentMs) : null },
+        `the view of ${mac} was discarded (views = per-boot): the machine sent IDENTIFY after ${silent} without a request, and its view was written: a new boot; it reads the image again`,
+      );
+    } catch (err) {
+      this.o.log.error(
+        { export: key, mac, err: (err as Error).message },
+        `the view of ${mac} could not be discarded at its new boot; it keeps its data: ${(err as Error).message}`,
+      );
+    }
   }
 
   /**
@@ -212,20 +256,58 @@ export class ViewsAdmin {
     return this.viewsOf(key).views.listing();
   }
 
-  /** Turns a view (or every view, mac 'all') back into the image as it is now; the MACs reset. */
-  async resetViews(key: string, mac: string): Promise<string[]> {
+  /**
+   * Turns views (these MACs, or every view: 'all') back into the image as it
+   * is now; the MACs reset. Refused, before any is touched, when one of those
+   * machines used its view in the last REVERT_QUIET_MS, unless `force`.
+   */
+  async resetViews(key: string, macs: string | readonly string[], force = false): Promise<string[]> {
     const { e, views } = this.viewsOf(key);
-    const { result } = await this.whilePaused(e, async () => (mac === 'all' ? views.resetAll() : [await views.reset(mac)]));
-    this.o.log.info({ export: key, views: result }, 'views reset');
+    const all = macs === 'all';
+    const list = all ? views.names().map(macOfName) : typeof macs === 'string' ? [macs] : macs;
+    this.refuseBusy(views, list, force, 'reset');
+    const { result } = await this.whilePaused(e, async () => {
+      if (all) return views.resetAll();
+      const out: string[] = [];
+      for (const mac of list) out.push(await views.reset(mac));
+      return out;
+    });
+    this.o.log.info({ export: key, macs: result, forced: force }, 'views reset');
     return result;
   }
 
-  /** Removes a view; its initiator's next request makes a new one. */
-  async dropView(key: string, mac: string): Promise<string> {
+  /** Removes views (their files too); their initiators' next requests make new ones. Refused as resetViews is. */
+  async dropViews(key: string, macs: readonly string[], force = false): Promise<string[]> {
     const { e, views } = this.viewsOf(key);
-    const { result } = await this.whilePaused(e, () => views.drop(mac));
-    this.o.log.info({ export: key, view: result }, 'view dropped');
+    this.refuseBusy(views, macs, force, 'drop');
+    const { result } = await this.whilePaused(e, () => macs.map((mac) => views.drop(mac)));
+    this.o.log.info({ export: key, macs: result, forced: force }, 'views dropped');
     return result;
+  }
+
+  /**
+   * Refuses a change to the views of `macs` when one of those machines used
+   * its view within REVERT_QUIET_MS (each machine's own last request, kept
+   * across restarts): a machine with the disk open would not know its data
+   * changed. Other machines of the lab may be busy.
+   */
+  private refuseBusy(views: ExportViews, macs: readonly string[], force: boolean, verb: string): void {
+    if (force) return;
+    const busy: string[] = [];
+    let latest = Infinity;
+    for (const mac of macs) {
+      const quiet = quietMs(views.lastSeenOfMac(mac)); // throws on a MAC that is none, or has no view
+      if (quiet >= REVERT_QUIET_MS) continue;
+      busy.push(macOfName(nameOfMac(mac)!));
+      latest = Math.min(latest, quiet);
+    }
+    if (busy.length === 0) return;
+    const who = busy.length === 1 ? `the view of ${busy[0]}` : `the views of ${busy.join(', ')}`;
+    throw new ConfigError(
+      `${who} served an initiator ${(latest / 1000).toFixed(0)} s ago; nothing was ${verb === 'drop' ? 'dropped' : 'reset'}. ` +
+        `A machine that has the disk open would not know its data changed. ` +
+        `Shut ${busy.length === 1 ? 'that machine' : 'those machines'} down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
+    );
   }
 
   // ---- snapshots ------------------------------------------------------------
@@ -287,7 +369,10 @@ export class ViewsAdmin {
     const view = viewMac === undefined || views === null ? undefined : views.storeOfMac(viewMac); // throws when it has none
     const of = viewMac === undefined ? 'export' : macOfName(nameOfMac(viewMac)!);
     const { result: file, pausedMs } = await this.whilePaused(e, () => dir.take(name, (view ?? e.store).fd, of));
-    this.o.log.info({ export: key, snapshot: name, file, pausedMs: Number(pausedMs.toFixed(3)) }, 'snapshot taken');
+    this.o.log.info(
+      { export: key, snapshot: name, ...(of === 'export' ? {} : { mac: of }), file, pausedMs: Number(pausedMs.toFixed(3)) },
+      'snapshot taken',
+    );
     this.snapshotsChanged(e);
     return { key, name, file, pausedMs, of };
   }
@@ -357,14 +442,13 @@ export class ViewsAdmin {
       throw new ConfigError(
         `snapshot ${name} is of the image, which views never write; replace the image with it and reset the views instead`,
       );
-    // A view's own machine is what matters: in a lab some other machine is always busy. (The wall clock and
-    // performance.timeOrigin + now() drift apart by a few ms: never "-0 s ago".)
+    // A view's own machine is what matters: in a lab some other machine is always busy.
     const seen = of === 'export' ? 0 : e.views!.lastSeenOfMac(of);
     const sinceIo = e.lastIoAt === 0 ? Infinity : performance.now() - e.lastIoAt;
-    const quietMs = of === 'export' ? sinceIo : seen === 0 ? Infinity : Math.max(0, Date.now() - seen);
-    if (!force && quietMs < REVERT_QUIET_MS)
+    const quiet = of === 'export' ? sinceIo : quietMs(seen);
+    if (!force && quiet < REVERT_QUIET_MS)
       throw new ConfigError(
-        `${of === 'export' ? key : `the view of ${of}`} served an initiator ${(quietMs / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
+        `${of === 'export' ? key : `the view of ${of}`} served an initiator ${(quiet / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
           `Shut ${of === 'export' ? 'the initiators' : 'that machine'} down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
       );
     const views = e.views;
@@ -373,7 +457,10 @@ export class ViewsAdmin {
       dir.revertInto(name, dst.fd);
       if (of !== 'export') views!.refreshOwn(of);
     });
-    this.o.log.warn({ export: key, snapshot: name, of, forced: force }, 'snapshot reverted');
+    this.o.log.warn(
+      { export: key, snapshot: name, of, ...(of === 'export' ? {} : { mac: of }), forced: force },
+      'snapshot reverted',
+    );
     this.snapshotsChanged(e);
     return { key, name, of };
   }

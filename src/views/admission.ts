@@ -10,6 +10,29 @@
 
 import * as fs from 'node:fs';
 
+/** The descriptor limit when /proc does not say. */
+const FALLBACK = 1024;
+
+/**
+ * The process's limit on open descriptors (RLIMIT_NOFILE, soft), which bounds
+ * how many views can stay open. Node has no getrlimit; /proc has it (Node
+ * raised the soft limit to the hard one when it started).
+ */
+export function openFileLimit(limitsFile = '/proc/self/limits'): number {
+  try {
+    const line = fs
+      .readFileSync(limitsFile, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    if (soft === 'unlimited') return Number.MAX_SAFE_INTEGER;
+    const n = Number(soft);
+    return Number.isInteger(n) && n > 0 ? n : FALLBACK;
+  } catch {
+    return FALLBACK;
+  }
+}
+
 export const REFUSAL_REASONS = ['max-views', 'open-files', 'min-free', 'failed'] as const;
 /** Why a new initiator got no view: the export's bound, the process's, the free-space floor, or making one failed. */
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];

@@ -86,7 +86,10 @@ export class ImageSharing {
     this.giveUpLease();
     this.o.events.sharing(
       false,
-      `someone opened the image for writing; views read their own files (tried again every ${this.o.retryMs / 1000} s)`,
+      `a program is opening the image for writing (or truncating it): the export gave up its lease on the image so that it ` +
+        `goes on, and views read their own files (sharing is tried again every ${this.o.retryMs / 1000} s). ` +
+        `A program that opened it non-blocking meanwhile (coreutils truncate does) failed once with "Resource temporarily ` +
+        `unavailable" (EAGAIN): run it again now`,
     );
     this.retry();
   }

@@ -6,6 +6,7 @@
 // and anyone who could reach the metrics port could repeat it.
 
 import { performance } from 'node:perf_hooks';
+import type { View } from './view';
 
 /** Figures older than this are measured again when stats are asked for (what was written or changed since). */
 export const SIZES_REFRESH_MS = 3000;
@@ -57,5 +58,62 @@ export class Remeasure {
         this.running = false;
         if (this.again) this.start();
       });
+  }
+}
+
+/** The bytes an export's views have of their own, as stats show them: measured off the serving thread, kept per view. */
+export class ViewSizes {
+  private readonly again: Remeasure;
+
+  constructor(
+    /** The export's views by index (null where one was dropped). */
+    private readonly list: readonly (View | null)[],
+    private readonly unsharedBytesAsync: (fd: number) => Promise<number>,
+    private readonly closed: () => boolean,
+    failed: (e: Error) => void,
+  ) {
+    this.again = new Remeasure(() => this.measure(), failed);
+  }
+
+  /** All together, as last measured (at most SIZES_REFRESH_MS ago when asked for again and again). */
+  ownBytes(): number {
+    this.again.reading();
+    let n = 0;
+    for (const v of this.list) if (v !== null) n += v.ownBytes;
+    return n;
+  }
+
+  /** Views were added or written: measure those not measured since. */
+  changed(): void {
+    this.again.changed();
+  }
+
+  /** Snapshots of the views were taken, deleted or put back: every view's own bytes may have changed. */
+  allChanged(): void {
+    for (const v of this.list) if (v !== null) v.unmeasured = true;
+    this.again.changed();
+  }
+
+  /** Measures the views written since they were last measured (or long ago), one at a time on a pool thread. */
+  private async measure(): Promise<void> {
+    let failure: Error | undefined;
+    const old = performance.now() - SIZES_FULL_REFRESH_MS;
+    for (const v of this.list.slice()) {
+      if (this.closed()) return;
+      if (v === null || (!v.unmeasured && v.measuredAt > old)) continue;
+      v.unmeasured = false;
+      v.measuredAt = performance.now();
+      const store = v.store;
+      try {
+        const bytes = await this.unsharedBytesAsync(store.fd);
+        // A view reset or dropped meanwhile was measured through a descriptor closed since.
+        if (v.store === store && this.list[v.index] === v) v.ownBytes = bytes;
+        else v.unmeasured = true;
+      } catch (e) {
+        v.unmeasured = true;
+        if (v.store === store && this.list[v.index] === v) failure ??= e as Error;
+      }
+    }
+    if (failure !== undefined) throw failure;
   }
 }

@@ -8,12 +8,15 @@
 
 import { performance } from 'node:perf_hooks';
 import type { TrustedDir } from '../safe-files/trusted-dir';
+import { isImageRecord, type ImageRecord } from './image-growth';
 
 export interface ViewDates {
   /** Milliseconds since the epoch. */
   created: number;
   /** Milliseconds since the epoch; 0 when never seen since it was made. */
   lastSeen: number;
+  /** The image it was cloned from and its size then (grown with it); absent when not known (a view of an older version). */
+  image?: ImageRecord;
 }
 
 export const META_FILE = 'views.json';
@@ -37,11 +40,15 @@ export function readViewDates(dir: TrustedDir): Map<string, ViewDates> | undefin
   }
   if (text === undefined) return out;
   try {
-    const parsed = JSON.parse(text) as { views?: Record<string, Partial<ViewDates>> };
+    const parsed = JSON.parse(text) as { views?: Record<string, Partial<ViewDates> & { image?: unknown }> };
     for (const [name, d] of Object.entries(parsed.views ?? {})) {
       // A date that is no date is unknown (created 0: the file's own date is taken; lastSeen 0: never).
       if (/^[0-9a-f]{12}$/.test(name) && typeof d.created === 'number')
-        out.set(name, { created: isDate(d.created) ? d.created : 0, lastSeen: isDate(d.lastSeen) ? d.lastSeen : 0 });
+        out.set(name, {
+          created: isDate(d.created) ? d.created : 0,
+          lastSeen: isDate(d.lastSeen) ? d.lastSeen : 0,
+          ...(isImageRecord(d.image) ? { image: d.image } : {}),
+        });
     }
   } catch {
     return undefined;

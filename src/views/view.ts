@@ -10,6 +10,7 @@ import type { ViewDates } from './view-meta';
 /** The addon calls views need, passed in so that tests and this room stay free of the addon. */
 export interface ViewFunctions {
   reflinkCloneAsync(srcFd: number, dstFd: number): Promise<void>;
+  reflinkCloneRange(srcFd: number, srcOffset: number, length: number, dstFd: number, dstOffset: number): void;
   unsharedBytes(fd: number): number;
   unsharedBytesAsync(fd: number): Promise<number>;
   fileExtents(fd: number): Float64Array;
@@ -19,13 +20,25 @@ export interface ViewFunctions {
 
 export interface ViewEvents {
   created(name: string, ms: number): void;
-  failed(name: string, message: string): void;
+  /** Something of the views failed: `message` says what; `file` the file it concerns, if one. */
+  failed(message: string, file?: string): void;
   /** A view's file is not what it must be (`why`): its initiator gets error replies until it is reset or dropped. */
   refused(name: string, why: string): void;
   /** Reads of shared blocks go to the image from now on (on) or no longer (off, with why). */
   sharing(on: boolean, why: string): void;
+  /** A view was grown with the image (its new tail cloned from it), from `from` to `to` bytes. */
+  grown(name: string, from: number, to: number): void;
+  /** A view made from an image replaced since serves on, marked stale (`why` says what to do). */
+  stale(name: string, why: string): void;
+  /** views = per-boot: the machine of view `name` booted again (an IDENTIFY after `silentMs` without a request): discard its view now (discardForBoot). */
+  newBoot(name: string, silentMs: number): void;
   /** Someone waits to open the image for writing: pause the export and call stopSharing(). */
   imageWriter(): void;
+}
+
+/** "aa:bb:cc:dd:ee:ff" from a view name: how every message and log line names a machine. */
+export function macOfName(name: string): string {
+  return name.match(/../g)!.join(':');
 }
 
 export class View {
@@ -43,6 +56,10 @@ export class View {
   unmeasured = true;
   /** performance.now() when it was last measured. */
   measuredAt = 0;
+  /** Written since it was made, reset or discarded (views = per-boot); not known for a view of an earlier run: taken as written. */
+  written = true;
+  /** Made from an image replaced since (image-growth.ts): served, marked with why. */
+  stale: string | undefined = undefined;
 
   constructor(
     readonly name: string,

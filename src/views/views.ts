@@ -27,12 +27,14 @@ import { performance } from 'node:perf_hooks';
 import type { ViewListing } from '../api/control';
 import { STORE_PENDING, type BlockStore } from '../backend/block-store';
 import { ViewAdmission, type RefusalReason, type ViewBudget } from './admission';
+import { ViewGrowth } from './image-growth';
 import { ImageSharing } from './image-sharing';
 import { OwnBlocks } from './own-blocks';
-import { Remeasure, SIZES_FULL_REFRESH_MS } from './sizes';
-import { View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
-import { ViewFiles, type ViewEntry } from './view-files';
-import { ViewDatesFile, type ViewDates } from './view-meta';
+import { ViewSizes } from './sizes';
+import { macOfName, View, viewStore, type ViewEvents, type ViewFunctions, type ViewStore } from './view';
+import { lastSeenOf, listViews } from './view-listing';
+import { cloneView, errorText, gone, NameTaken, ViewFiles, type ViewEntry } from './view-files';
+import { META_FILE, ViewDatesFile, type ViewDates } from './view-meta';
 import { ViewSyncs } from './view-syncs';
 import type { ExportDirs } from './views-dir';
 import type { TrustedDir } from '../safe-files/trusted-dir';
@@ -50,29 +52,13 @@ export function viewName(key: number): string {
   return key.toString(16).padStart(12, '0');
 }
 
-/** "aa:bb:cc:dd:ee:ff" from a view name. */
-export function macOfName(name: string): string {
-  return name.match(/../g)!.join(':');
-}
+export { macOfName } from './view';
 
 /** A MAC as written by a user (any case, ':' or '-' separated or bare) to its view name; undefined when it is not one. */
 export function nameOfMac(mac: string): string | undefined {
   const hex = mac.toLowerCase().replace(/[:-]/g, '');
   return /^[0-9a-f]{12}$/.test(hex) ? hex : undefined;
 }
-
-/** An error's message without the /proc/self/fd/N/... path the system call was given (the message names the real path). */
-function errorText(e: Error): string {
-  return e.message.replace(/, \w+ '\/proc\/self\/fd\/[^']*'.*$/, '');
-}
-
-/** What an operation on views says when the export was reloaded or stopped under it. */
-function gone(dir: string): Error {
-  return new Error(`the views of ${dir} were closed meanwhile (the export was reloaded or stopped); run the command again`);
-}
-
-/** The clone was made but cannot take the view's name: something else is there. */
-class NameTaken extends Error {}
 
 /** A clone a crash left before its rename (cloneTo, by pid or random suffix): never a view, only space taken. */
 const STALE_CLONE = /^\.[0-9a-f]{12}\.img\.([0-9]+|[0-9a-f]{16})\.tmp$/;
@@ -99,6 +85,8 @@ export interface ExportViewsOptions {
   datesSaveMs: number;
   /** How often refusals are summed up in the log (default 60 s). */
   refusalLogMs?: number;
+  /** views = per-boot: ms a machine must have sent no ATA request before an IDENTIFY marks its new boot; null: views are kept. */
+  perBootGapMs: number | null;
   fns: ViewFunctions;
   events: ViewEvents & {
     /** New initiators refused a view: the first at once, then a count per interval (admission.ts). */
@@ -106,15 +94,15 @@ export interface ExportViewsOptions {
   };
 }
 
-/** When a view was last used: in this run, or as views.json says (ms since the epoch; 0: never). */
-function lastSeenOf(v: View): number {
-  return v.seenAt > 0 ? performance.timeOrigin + v.seenAt : v.dates.lastSeen;
+/** Now, in ms since the epoch, on the clock of lastSeenOf (the wall clock drifts from it by ms). */
+function wallNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** The dates of every view (also the last-seen times of this run), for views.json. */
 function datesOf(list: readonly (View | null)[], files: ViewFiles): Map<string, ViewDates> {
   const dates = new Map<string, ViewDates>();
-  for (const v of list) if (v !== null) dates.set(v.name, { created: v.dates.created, lastSeen: lastSeenOf(v) });
+  for (const v of list) if (v !== null) dates.set(v.name, { ...v.dates, lastSeen: lastSeenOf(v) });
   // Views not opened in this run, and refused ones, stay listed: a file gone missing is noticed at the next start too.
   for (const u of files.all()) dates.set(u.name, u.dates);
   return dates;
@@ -142,11 +130,18 @@ export class ExportViews {
   /** Reads of blocks no view wrote go to the image while it holds the lease. */
   private readonly sharing: ImageSharing;
   /** Measures the views' own bytes for stats, off the serving thread. */
-  private readonly sizes: Remeasure;
+  private readonly sizes: ViewSizes;
+  /** views = per-boot: views being discarded (by MAC key); their machines' requests wait (reads may go to the image). */
+  private readonly discarding = new Set<number>();
+  /** views = per-boot: views discarded at a new boot of their machine, in this run. */
+  bootDiscards = 0;
+  /** The image as it is served, and views grown with it. */
+  private readonly growth: ViewGrowth;
 
   private constructor(private readonly o: ExportViewsOptions) {
     this.syncs = new ViewSyncs(this.list, o.image.fd);
-    this.files = new ViewFiles(o.dirs.dir, o.owners, o.image.fd, o.events);
+    this.growth = new ViewGrowth(o.image.fd, (...a) => o.fns.reflinkCloneRange(...a), o.events);
+    this.files = new ViewFiles(o.dirs.dir, o.owners, this.growth, o.events);
     this.admission = new ViewAdmission({
       dir: o.dirs.dir.path,
       maxViews: o.maxViews,
@@ -161,11 +156,13 @@ export class ExportViews {
       everyMs: o.datesSaveMs,
       collect: () => datesOf(this.list, this.files),
       usedSince: (t) => this.list.some((v) => v !== null && v.seenAt > t),
-      failed: (message) => o.events.failed('views.json', message),
+      failed: (message) => o.events.failed(message, o.dirs.dir.pathOf(META_FILE)),
     });
-    this.sizes = new Remeasure(
-      () => this.measure(),
-      (e) => o.events.failed('stats', `cannot measure the bytes the views have of their own: ${e.message}`),
+    this.sizes = new ViewSizes(
+      this.list,
+      (fd) => o.fns.unsharedBytesAsync(fd),
+      () => this.closed,
+      (e) => o.events.failed(`cannot measure the bytes the views have of their own for stats: ${e.message}`),
     );
   }
 
@@ -205,6 +202,7 @@ export class ExportViews {
     const fd = this.files.open(key, u, this.openFlags());
     if (fd === undefined) return undefined;
     const v = new View(u.name, this.storeOf(fd, this.d.pathOf(`${u.name}.img`)), u.dates);
+    v.stale = u.stale;
     this.add(v, key);
     this.sharing.refresh(v);
     return v;
@@ -231,6 +229,10 @@ export class ExportViews {
    */
   storeFor(b: Uint8Array, off: number, now: number): BlockStore | null {
     const key = macKey(b, off);
+    if (this.discarding.size > 0 && this.discarding.has(key)) {
+      this.pendingIsNew = true; // it will be a fresh clone: the image as it is
+      return STORE_PENDING;
+    }
     const v = this.byKey.get(key);
     if (v !== undefined) {
       v.seenAt = now;
@@ -271,6 +273,43 @@ export class ExportViews {
     return STORE_PENDING;
   }
 
+  /**
+   * views = per-boot: the machine of the MAC at `b[off..off+6]` sent an ATA
+   * IDENTIFY; called before storeFor notes it. When its view was written
+   * since it was made (or reset) and it sent no ATA request for perBootGapMs
+   * before this one, it booted again: its view is discarded (newBoot, off the frame
+   * path) and its requests wait meanwhile; true then. A machine with its disk
+   * open sends no IDENTIFY (docs/views.md).
+   */
+  identified(b: Uint8Array, off: number, now: number): boolean {
+    const gap = this.o.perBootGapMs;
+    if (gap === null) return false;
+    const key = macKey(b, off);
+    if (this.discarding.has(key)) return false;
+    const v = this.byKey.get(key);
+    const u = v === undefined ? this.files.unopened.get(key) : undefined;
+    if (v === undefined && u === undefined) return false; // no view yet, or a refused one
+    const seen = v !== undefined && v.seenAt > 0 ? performance.timeOrigin + v.seenAt : (v ?? u)!.dates.lastSeen;
+    const silentMs = seen === 0 ? Infinity : performance.timeOrigin + now - seen;
+    const written = v === undefined || v.written; // a view of an earlier run: not known, taken as written
+    if (!written || silentMs < gap) return false;
+    this.discarding.add(key);
+    this.o.events.newBoot(viewName(key), silentMs);
+    return true;
+  }
+
+  /** views = per-boot: makes the view of `mac` a fresh clone (its machine booted again). The export is paused. */
+  async discardForBoot(mac: string): Promise<void> {
+    const key = parseInt(nameOfMac(mac)!, 16);
+    try {
+      await this.reset(mac);
+      this.byKey.get(key)!.seenAt = performance.now(); // its IDENTIFY, just now
+      this.bootDiscards++;
+    } finally {
+      this.discarding.delete(key);
+    }
+  }
+
   /** View.index of the view `storeFor` just returned, for the engine to hand back to written(). */
   indexOf(store: BlockStore): number {
     return (store as ViewStore).viewIndex ?? -1;
@@ -288,7 +327,9 @@ export class ExportViews {
 
   /** A write of [pos, pos+bytes) to view `index` is about to be submitted: reads of those blocks go to the view from now on. */
   writing(index: number, pos: number, bytes: number): void {
-    this.list[index]!.own.mark(pos, bytes);
+    const v = this.list[index]!;
+    v.own.mark(pos, bytes);
+    v.written = true;
   }
 
   /** A write to view `index` completed: the next group commit syncs it. */
@@ -318,29 +359,15 @@ export class ExportViews {
     this.o.budget.open++;
   }
 
-  /** A new clone of the image under a new unguessable name, then renamed to `name`.img; its descriptor. */
-  private async cloneTo(name: string): Promise<number> {
-    const tmp = this.d.createTemp(`${name}.img`, 0o600, this.openFlags());
-    try {
-      await this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp.fd);
-      if (this.closed) throw gone(this.d.path);
-      try {
-        this.d.rename(tmp.name, `${name}.img`);
-      } catch (e) {
-        throw new NameTaken(`${this.d.pathOf(`${name}.img`)} cannot be replaced (${errorText(e as Error)})`, { cause: e });
-      }
-      // The name must be durable before a write to it is acknowledged as durable.
-      await new Promise<void>((resolve, reject) => fs.fsync(this.d.fd, (err) => (err ? reject(err) : resolve())));
-    } catch (e) {
-      fs.closeSync(tmp.fd);
-      if (!this.closed) this.d.unlink(tmp.name); // else its directory is closed: a stale clone, removed at the next start
-      throw e;
-    }
-    if (this.closed) {
-      fs.closeSync(tmp.fd);
-      throw gone(this.d.path);
-    }
-    return tmp.fd;
+  /** A new clone of the image named `name`.img (view-files.ts); its descriptor. */
+  private cloneTo(name: string): Promise<number> {
+    return cloneView(
+      this.d,
+      name,
+      this.openFlags(),
+      (tmp) => this.o.fns.reflinkCloneAsync(this.o.image.fd, tmp),
+      () => this.closed,
+    );
   }
 
   private async make(key: number, name: string): Promise<void> {
@@ -360,8 +387,9 @@ export class ExportViews {
       fs.closeSync(fd); // the export went away meanwhile; the file is a view for the next start
       return;
     }
-    const v = new View(name, this.storeOf(fd, file), { created: Date.now(), lastSeen: 0 });
+    const v = new View(name, this.storeOf(fd, file), { created: wallNow(), lastSeen: 0, image: this.growth.madeFrom(fd) });
     v.unmeasured = false; // a fresh clone has nothing of its own
+    v.written = false;
     v.measuredAt = performance.now();
     v.seenAt = performance.now(); // its initiator asked for it just now
     this.sharing.checkClone(v, epoch);
@@ -370,76 +398,26 @@ export class ExportViews {
     this.datesChanged();
   }
 
-  /** Every view with its own bytes and dates, by MAC; a refused one with why. */
-  listing(): ViewListing[] {
-    const out: ViewListing[] = [];
-    const entry = (name: string, dates: ViewDates, seen: number, ownBytes: number, refused?: string): ViewListing => ({
-      mac: macOfName(name),
-      file: this.d.pathOf(`${name}.img`),
-      ownBytes,
-      created: new Date(dates.created).toISOString(),
-      lastSeen: seen === 0 ? null : new Date(seen).toISOString(),
-      ...(refused === undefined ? {} : { refused }),
-    });
-    for (const v of this.list) {
-      if (v !== null) out.push(entry(v.name, v.dates, lastSeenOf(v), this.o.fns.unsharedBytes(v.store.fd)));
-    }
-    for (const [key, u] of [...this.files.unopened]) {
-      const fd = this.files.open(key, u, fs.constants.O_RDONLY);
-      if (fd === undefined) continue; // refused now: listed below
-      this.files.unopened.set(key, u);
-      try {
-        out.push(entry(u.name, u.dates, u.dates.lastSeen, this.o.fns.unsharedBytes(fd)));
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
-    for (const r of this.files.refusals.values()) out.push(entry(r.name, r.dates, r.dates.lastSeen, 0, r.why));
-    return out.sort((a, b) => (a.mac < b.mac ? -1 : 1));
+  /** The image grew in place to `bytes` (an online resize): every open view grows to it first (image-growth.ts). */
+  grow(bytes: number): void {
+    if (this.closed) throw gone(this.d.path);
+    this.growth.growAll(bytes, this.list);
+    this.datesChanged();
   }
 
-  /** Bytes the views have of their own, all together, as last measured (at most SIZES_REFRESH_MS ago when asked for again and again). */
+  /** Every view with its own bytes and dates, by MAC; a refused one with why. */
+  listing(): ViewListing[] {
+    return listViews(this.list, this.files, this.d, this.o.fns);
+  }
+
+  /** Bytes the views have of their own, all together, as last measured (sizes.ts). */
   ownBytes(): number {
-    this.sizes.reading();
-    let n = 0;
-    for (const v of this.list) if (v !== null) n += v.ownBytes;
-    return n;
+    return this.sizes.ownBytes();
   }
 
   /** Snapshots of these views were taken, deleted or put back: their own bytes changed. */
   sizesChanged(): void {
-    for (const v of this.list) if (v !== null) v.unmeasured = true;
-    this.sizes.changed();
-  }
-
-  /** Measures the views written since they were last measured (or long ago), one at a time on a pool thread. */
-  private async measure(): Promise<void> {
-    let failure: Error | undefined;
-    const old = performance.now() - SIZES_FULL_REFRESH_MS;
-    for (const v of this.list.slice()) {
-      if (this.closed) return;
-      if (v === null || (!v.unmeasured && v.measuredAt > old)) continue;
-      v.unmeasured = false;
-      v.measuredAt = performance.now();
-      const store = v.store;
-      try {
-        const bytes = await this.o.fns.unsharedBytesAsync(store.fd);
-        // A view reset or dropped meanwhile was measured through a descriptor closed since.
-        if (v.store === store && this.list[v.index] === v) v.ownBytes = bytes;
-        else v.unmeasured = true;
-      } catch (e) {
-        v.unmeasured = true;
-        if (v.store === store && this.list[v.index] === v) failure ??= e as Error;
-      }
-    }
-    if (failure !== undefined) throw failure;
-  }
-
-  /** Milliseconds since the epoch of the most recent request of any view; 0 when none. */
-  lastSeenAny(): number {
-    let n = 0;
-    for (const v of this.list) if (v !== null) n = Math.max(n, lastSeenOf(v));
-    return n;
+    this.sizes.allChanged();
   }
 
   /** The view name of `mac`, which must have a view (open, not opened yet, or refused). */
@@ -475,7 +453,8 @@ export class ExportViews {
   lastSeenOfMac(mac: string): number {
     const key = parseInt(this.nameOf(mac), 16);
     const v = this.byKey.get(key);
-    return v !== undefined ? lastSeenOf(v) : (this.files.unopened.get(key)?.dates.lastSeen ?? 0);
+    if (v !== undefined) return lastSeenOf(v);
+    return (this.files.unopened.get(key) ?? this.files.refusals.get(key))?.dates.lastSeen ?? 0;
   }
 
   /**
@@ -494,9 +473,11 @@ export class ExportViews {
       // Not opened yet, or refused: the new clone replaces the file, whatever it was.
       const old = this.files.take(key)!;
       const nv = new View(name, this.storeOf(fd, this.d.pathOf(`${name}.img`)), {
-        created: Date.now(),
+        created: wallNow(),
         lastSeen: old.dates.lastSeen,
+        image: this.growth.madeFrom(fd),
       });
+      nv.written = false;
       this.add(nv, key);
       this.sharing.checkClone(nv, epoch);
       this.datesChanged();
@@ -506,21 +487,29 @@ export class ExportViews {
     v.store = this.storeOf(fd, old.description);
     (v.store as ViewStore).viewIndex = v.index;
     v.own = new OwnBlocks(); // a new clone: every block the image's
+    v.written = false;
     v.ownBytes = 0;
     v.unmeasured = false;
     v.measuredAt = performance.now();
     this.sharing.checkClone(v, epoch);
     v.dirty = false;
-    v.dates.created = Date.now();
+    v.dates.created = wallNow();
+    v.dates.image = this.growth.madeFrom(fd);
+    v.stale = undefined;
     old.close();
     this.datesChanged();
     return macOfName(v.name);
   }
 
+  /** The names of every view: open, not opened yet, and refused. */
+  names(): string[] {
+    return [...this.list.filter((x): x is View => x !== null).map((v) => v.name), ...this.files.all().map((u) => u.name)];
+  }
+
   /** Resets every view; the MACs reset. */
   async resetAll(): Promise<string[]> {
     const out: string[] = [];
-    const names = [...this.list.filter((x): x is View => x !== null).map((v) => v.name), ...this.files.all().map((u) => u.name)];
+    const names = this.names();
     for (const name of names) {
       try {
         out.push(await this.reset(name));

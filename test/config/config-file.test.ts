@@ -93,6 +93,11 @@ interfaces = eth2
         exp({ slot: 2, file: '/srv/b.img', interfaces: ['eth1'] }),
       ],
     },
+    {
+      desc: 'views per boot, with the silence that marks a new boot',
+      text: '[export e1.1]\nfile = /srv/golden.img\ninterfaces = eth1\nviews = per-boot\nviews-dir = /v\nper-boot-gap = 45\n',
+      exports: [exp({ file: '/srv/golden.img', interfaces: ['eth1'], views: 'per-boot', viewsDir: '/v', perBootGap: 45 })],
+    },
   ];
   for (const row of rows) {
     t.test(row.desc, async (t) => {
@@ -119,7 +124,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       desc: 'unknown key with a suggestion',
       text: '[export e1.1]\nfile = /x\ninterfaces = eth1\nreadonly = yes\n',
       msg: [
-        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, detect-zeroes, offset, length, mac-mask, broadcast-edits, buffer-count, shared, views, views-dir, max-views, views-min-free, initiator-rows, null-store, null-sectors`,
+        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, detect-zeroes, offset, length, mac-mask, broadcast-edits, buffer-count, shared, views, per-boot-gap, views-dir, max-views, views-min-free, initiator-rows, null-store, null-sectors`,
       ],
     },
     {
@@ -192,7 +197,16 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       msg: [
         `${F}:4: views = per-initiator needs views-dir; add views-dir = /srv/aoe/views (on the same file system as file)`,
         `${F}:9: views = per-initiator cannot be used with null-store = yes; remove one of them`,
-        `${F}:14: views = "per-host" is not one of none, per-initiator; pick one of them`,
+        `${F}:14: views = "per-host" is not one of none, per-initiator, per-boot; pick one of them`,
+      ],
+    },
+    {
+      desc: 'per-boot-gap without views = per-boot, out of range, not a number',
+      text: '[export e1.1]\nfile = /x\ninterfaces = lo\nviews = per-initiator\nviews-dir = /v\nper-boot-gap = 30\n[export e1.2]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = 0\n[export e1.3]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = soon\n',
+      msg: [
+        `${F}:6: per-boot-gap is set but views is not per-boot; set views = per-boot or remove per-boot-gap`,
+        `${F}:12: per-boot-gap = 0 is out of range; use 1..86400`,
+        `${F}:18: per-boot-gap = "soon" is not a whole number; write digits, e.g. per-boot-gap = 1`,
       ],
     },
   ];

@@ -37,6 +37,16 @@ t.test('one readable line per export', async (t) => {
       { nullStore: true, nullSectors: 2 },
       'e1.1 on vt-none: null store of 2 sectors, read-write, buffer count 16',
     ],
+    [
+      'views: the image is never written, and where the views are',
+      { file: '/srv/aoe/golden.img', views: 'per-initiator', viewsDir: '/srv/aoe/views' },
+      'e1.1 on vt-none: /srv/aoe/golden.img, image read-only, views = per-initiator (a copy-on-write view per machine) in /srv/aoe/views/e1.1, buffer count 16',
+    ],
+    [
+      'views of a read-only export',
+      { file: '/srv/aoe/golden.img', views: 'per-initiator', viewsDir: '/srv/aoe/views', readOnly: true },
+      'e1.1 on vt-none: /srv/aoe/golden.img, read-only, views = per-initiator in /srv/aoe/views/e1.1 (no new view is made), buffer count 16',
+    ],
   ];
   for (const [desc, over, want] of rows) t.equal(describeExport(exportConfig(over)), want, desc);
 });

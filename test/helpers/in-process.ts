@@ -3,7 +3,7 @@
 // fake interface, building requests with src/client/requests.ts and reading
 // replies with src/client/replies.ts. Not a test file itself.
 
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import type { ExportConfig } from '../../src/config/export-config';
 import { Server, type ServerHooks, type ServerOptions } from '../../src/target/server';
 import {
@@ -57,12 +57,16 @@ export interface Target {
 }
 
 /** The serving core with one export on a fake network of one interface; stopped at teardown (a second stop() does nothing). */
-export async function startOneExport(t: TestLike, config: ExportConfig): Promise<{ server: Server; net: FakeNetwork }> {
+export async function startOneExport(
+  t: TestLike,
+  config: ExportConfig,
+  log: Logger = pino({ level: 'silent' }),
+): Promise<{ server: Server; net: FakeNetwork }> {
   const net = new FakeNetwork();
   net.addInterface(IFACE);
   const server = await Server.start(
     { exports: [config] },
-    pino({ level: 'silent' }),
+    log,
     {},
     { linkCheckMs: 60_000, duplicateProbeMs: 0, addon: net.addon },
   );
@@ -107,6 +111,15 @@ export async function startInProcess(
   });
   if (!keepAnnouncement) iface.takeSent();
   return { server, net, iface, initiator: new Initiator(net, IFACE) };
+}
+
+/** A logger at info that keeps every line it is given, parsed, in `lines`. */
+export function keptLog(): { log: Logger; lines: { level: number; msg: string; [field: string]: unknown }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  return {
+    log: pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as { level: number; msg: string }) }),
+    lines,
+  };
 }
 
 /** Resolves once `cond()` holds; rejects after `ms` with `what` in the message. */

@@ -115,7 +115,7 @@ for (const target of withViews) {
     const stopped = await daemon.child.stop(10 * 1000);
     t.same(stopped, { code: 0, signal: null }, 'the daemon ends cleanly on SIGTERM', x);
     const daemonLog = daemon.child.output().split('\n');
-    for (const l of daemonLog) if (/"view":"/.test(l)) t.comment(`daemon: ${l}`);
+    for (const l of daemonLog) if (/"mac":"/.test(l)) t.comment(`daemon: ${l}`);
     t.same(
       daemonLog.filter((l) => /"level":(4|5|6)0\b/.test(l)),
       [],

@@ -38,6 +38,31 @@ t.test('XFS with reflink=1: the probe says yes and a clone is independent of its
   t.equal(fs.readFileSync(dst)[4096], 0xee, 'the clone has its own write');
 });
 
+t.test('FICLONERANGE: a range of one file into another at an offset; unaligned offsets and bad arguments are refused', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const mnt = await loopFs(t, 'xfs-reflink');
+  const data = Buffer.alloc(3 * 4096 + 512);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
+  fs.writeFileSync(join(mnt, 'src'), data);
+  fs.writeFileSync(join(mnt, 'dst'), Buffer.alloc(4096, 0xee));
+  const s = fs.openSync(join(mnt, 'src'), 'r');
+  const d = fs.openSync(join(mnt, 'dst'), 'r+');
+  t.teardown(() => {
+    fs.closeSync(s);
+    fs.closeSync(d);
+  });
+  native.reflinkCloneRange(s, 4096, data.length - 4096, d, 4096); // to the source's end: the length need not be aligned
+  const out = fs.readFileSync(join(mnt, 'dst'));
+  t.equal(out.length, data.length, 'the destination grew to the end of the range');
+  t.ok(out.subarray(0, 4096).equals(Buffer.alloc(4096, 0xee)), 'its bytes before the range are its own');
+  t.ok(out.subarray(4096).equals(data.subarray(4096)), 'the range is the source’s');
+  t.throws(() => native.reflinkCloneRange(s, 512, 4096, d, 512), { code: 'EINVAL' }, 'an unaligned offset');
+  t.throws(() => native.reflinkCloneRange(s, -1, 4096, d, 0), RangeError);
+  t.throws(() => native.reflinkCloneRange(s, 2 ** 60, 4096, d, 0), RangeError);
+  t.throws(() => native.reflinkCloneRange(s, 0.5, 4096, d, 0), RangeError);
+  t.throws(() => (native.reflinkCloneRange as (...a: unknown[]) => void)(s, 0, 4096), TypeError);
+});
+
 for (const type of ['ext4', 'xfs-noreflink'] as const) {
   t.test(`${type}: the probe says no and FICLONE fails with EOPNOTSUPP`, async (t) => {
     if (!requireLoopFs(t, type)) return;

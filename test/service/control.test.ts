@@ -258,6 +258,19 @@ t.test('ctl: socket choice, arguments, output', async (t) => {
     /^e1\.2\teth1,eth2\trw,sync,detect-zeroes=unmap\t/,
     'an export that punches zero writes says so',
   );
+  t.match(
+    formatResult('list', {
+      exports: [
+        {
+          key: 'e1.3',
+          config: { ...e, readOnly: false, sync: false, views: 'per-initiator', viewsDir: '/srv/aoe/views' },
+          state: { config: '', macMask: [], reserve: [] },
+        },
+      ],
+    }),
+    /^e1\.3\teth1,eth2\tviews\t\/srv\/a\.img\n\timage read-only, views = per-initiator \(a copy-on-write view per machine\) in \/srv\/aoe\/views\/e1\.1\n/,
+    'an export with views: not "rw", and where its views are',
+  );
   t.equal(
     formatResult('list', {
       exports: [

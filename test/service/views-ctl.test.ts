@@ -57,6 +57,8 @@ t.test('the command line of the new commands', async (t) => {
   t.match(parseCtlArgs(['snapshot', 'e1.1', 'monday', '--view', MAC_A]), { extra: { words: ['monday'], view: MAC_A } });
   t.match(parseCtlArgs(['snapshot', 'e1.1']), { extra: {} });
   t.match(parseCtlArgs(['revert', 'e1.1', 'monday', '--force']), { extra: { words: ['monday'], force: true } });
+  t.match(parseCtlArgs(['view-drop', 'e1.1', 'aa:bb:cc:dd:ee:ff', '--force']), { extra: { force: true } });
+  t.match(parseCtlArgs(['view-reset', 'e1.1', '--all', '--force']), { extra: { all: true, force: true } });
   t.throws(
     () => parseCtlArgs(['revert', 'e1.1']),
     /^revert needs a name after the export \(usage: vblade ctl revert EXPORT NAME \[--force\]; e\.g\. vblade ctl revert e1\.1 monday\)$/,
@@ -117,14 +119,22 @@ t.test('views, reset, drop, snapshots and revert through ctl, as an operator rea
   });
 
   t.match(await ctl(target, 'view-reset', 'e1.2'), { ok: false, text: /needs MACs or --all/ });
-  t.same(await ctl(target, 'view-reset', 'e1.2', MAC_A), { ok: true, text: `e1.2: 1 view(s) reset to the image: ${MAC_A}` });
-  t.same(await ctl(target, 'view-reset', 'e1.2', '--all'), {
+  t.match(await ctl(target, 'view-reset', 'e1.2', MAC_A), {
+    ok: false,
+    text: /the view of 02:00:00:00:0a:01 served an initiator \d+ s ago; nothing was reset\. .*or give --force/,
+  });
+  t.same(await ctl(target, 'view-reset', 'e1.2', MAC_A, '--force'), {
+    ok: true,
+    text: `e1.2: 1 view(s) reset to the image: ${MAC_A}`,
+  });
+  t.same(await ctl(target, 'view-reset', 'e1.2', '--all', '--force'), {
     ok: true,
     text: `e1.2: 2 view(s) reset to the image: ${MAC_A} ${MAC_B}`,
   });
-  t.same(await ctl(target, 'view-drop', 'e1.2', MAC_B), { ok: true, text: `e1.2: view(s) removed: ${MAC_B}` });
+  t.match(await ctl(target, 'view-drop', 'e1.2', MAC_B), { ok: false, text: /nothing was dropped.*--force/ });
+  t.same(await ctl(target, 'view-drop', 'e1.2', MAC_B, '--force'), { ok: true, text: `e1.2: view(s) removed: ${MAC_B}` });
   t.notOk(fs.existsSync(join(mnt, 'views', 'e1.2', '020000000b01.img')));
-  t.match(await ctl(target, 'view-drop', 'e1.2', MAC_B), { ok: false, text: /no view for 02:00:00:00:0b:01/ });
+  t.match(await ctl(target, 'view-drop', 'e1.2', MAC_B, '--force'), { ok: false, text: /no view for 02:00:00:00:0b:01/ });
   t.match(await ctl(target, 'views', 'e9.9'), { ok: false, text: /e9\.9/ });
 });
 

@@ -127,7 +127,7 @@ t.test('a view name holding a directory, dropped: new machines still get views',
     'ctl views shows the directory refused as a view',
   );
   let dropError = '';
-  await r.server.dropView(KEY, B).catch((e: Error) => (dropError = e.message));
+  await r.server.dropViews(KEY, [B], true).catch((e: Error) => (dropError = e.message));
   t.match(dropError, /could not be removed.*remove it yourself/, `view-drop says the name could not be removed: ${dropError}`);
   t.match(
     r.server.listViews(KEY).find((v) => v.mac === B)?.refused,
@@ -203,7 +203,7 @@ t.test('a reload while ctl view-reset all runs: the reset says what happened, no
   const macs = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => `02:00:00:00:0a:${n.toString(16).padStart(2, '0')}`);
   for (const [n, m] of macs.entries())
     t.ok(await write(new Initiator(r.net, IFACE, m), 1, n + 1), `machine ${m} writes its view`);
-  const reset = r.server.resetViews(KEY, 'all').then(
+  const reset = r.server.resetViews(KEY, 'all', true).then(
     (done) => `reset ${done.length}`,
     (e: Error) => e.message,
   );
@@ -226,7 +226,7 @@ t.test('the last view dropped just before a stop is not refused as missing at th
   t.ok(await write(new Initiator(r.net, IFACE, MAC_A), 5, 0xa1), 'a machine writes its view');
   await r.server.stop();
   r = await start(t, config); // views.json lists the view now
-  t.equal(await r.server.dropView(KEY, MAC_A), MAC_A, 'the operator drops it');
+  t.same(await r.server.dropViews(KEY, [MAC_A], true), [MAC_A], 'the operator drops it');
   await r.server.stop(); // within the second views.json is saved in
   r = await start(t, config);
   t.same(r.server.listViews(KEY), [], 'ctl views lists no view');
