@@ -16,7 +16,24 @@ export interface FileStoreOptions {
 }
 
 /** An error a user can act on: `message` says what is wrong and what to do. */
-export class StoreError extends Error {}
+/** A store that cannot be opened; `code` is the errno behind it, when there is one. */
+export class StoreError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Errors that can pass by themselves (a busy or short-of-resources system); every other refusal is the configuration's. */
+const PASSING_CODES = new Set(['EIO', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN', 'EBUSY', 'EINTR', 'ETXTBSY', 'ENOSPC', 'EDQUOT']);
+
+/** Whether a store that could not be opened would open if tried again unchanged (false: fix the configuration or the file). */
+export function mayPass(e: unknown): boolean {
+  if (!(e instanceof StoreError)) return true;
+  return e.code !== undefined && PASSING_CODES.has(e.code);
+}
 
 function describeOpenError(file: string, err: NodeJS.ErrnoException, readOnly: boolean): string {
   switch (err.code) {
@@ -45,7 +62,7 @@ export function openFileStore(o: FileStoreOptions): BlockStore {
   try {
     fd = fs.openSync(o.file, flags);
   } catch (e) {
-    throw new StoreError(describeOpenError(o.file, e as NodeJS.ErrnoException, o.readOnly));
+    throw new StoreError(describeOpenError(o.file, e as NodeJS.ErrnoException, o.readOnly), (e as NodeJS.ErrnoException).code);
   }
   try {
     const st = fs.fstatSync(fd);

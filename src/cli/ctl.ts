@@ -107,6 +107,8 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
     if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
     if (e.notServed !== undefined) lines.push(`\tnot served: ${e.notServed} (tried again every duplicate-retry-s)`);
+    if (e.unservable !== undefined)
+      lines.push(`\tNOT SERVED: ${e.unservable} (not tried again: fix it, then \`vblade ctl reload\`)`);
     if (e.stateDurable === false) lines.push('\tstate: NOT SAVED yet (a save is running)');
     if (e.failedSaves)
       lines.push(
