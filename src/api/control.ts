@@ -60,8 +60,12 @@ export interface ServerStats {
       sharesImage: boolean;
       lastError?: string;
     };
-    /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
-    snapshots?: { count: number; ownBytes: number };
+    /**
+     * With views-dir: how many snapshots, and the bytes they hold that
+     * nothing else shares; `unknown` (count and bytes then mean nothing):
+     * why they could not be measured.
+     */
+    snapshots?: { count: number; ownBytes: number; unknown?: string };
     latencyUsLog2: number[];
     /** Sum of the latencies counted in latencyUsLog2, microseconds. */
     latencySumUs: number;

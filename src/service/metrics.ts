@@ -199,6 +199,14 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
       );
     }
     if (e.snapshots !== undefined) {
+      x.gauge(
+        'vblade_export_snapshots_unknown',
+        '1 while the snapshots cannot be measured (vblade ctl stats says why); their figures are then left out',
+        l,
+        e.snapshots.unknown === undefined ? 0 : 1,
+      );
+    }
+    if (e.snapshots !== undefined && e.snapshots.unknown === undefined) {
       x.gauge('vblade_export_snapshots', 'snapshots of the export and its views', l, e.snapshots.count);
       x.gauge(
         'vblade_export_snapshots_own_bytes',
