@@ -17,6 +17,11 @@ export function openExportStore(c: ExportConfig, addon: Pick<NativeAddon, 'block
   // With views there already the file system makes clones: no try, which needs free space (a full one must not stop a restart).
   if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon, holdsViews(c));
   else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);
+  return openExportFile(c, addon);
+}
+
+/** Opens an export's file (or block device) alone, as the server does after its other checks. */
+export function openExportFile(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize'>): BlockStore {
   return openFileStore({
     file: c.file,
     // With views the image is only ever cloned and read.
