@@ -15,6 +15,7 @@ import type { BlockStore } from '../backend/block-store';
 import { mayPass } from '../backend/file-store';
 import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { AddressClaims } from '../guard/address-claim';
+import { StoreClaims } from '../guard/store-claim';
 import { claimNewInterfaces, findDuplicates, refuseDuplicates, type DuplicateCheck, type RefusedExport } from '../guard/refuse';
 import { loadAddon, type NativeAddon } from '../native/addon';
 import { ViewsAdmin } from '../views/admin';
@@ -114,6 +115,7 @@ export class Server {
       hooks,
       opts,
       persist,
+      storeClaims: StoreClaims.ofProcess(addon),
     }));
     this.state = new StateKeeper({
       engine,
@@ -172,8 +174,9 @@ export class Server {
       const checked = await refuseDuplicates(config, this.duplicateCheck());
       config = checked.config;
       for (const r of checked.refused) this.refused.set(exportKey(r.config), r);
-      if (wanted > 0 && config.exports.length === 0)
+      if (wanted > 0 && config.exports.length === 0) {
         throw new NothingToServe([...this.unservable.values(), ...this.refused.values()].map((r) => r.reason));
+      }
       for (const c of config.exports) {
         const key = exportKey(c);
         const store = stores.get(key);
@@ -215,7 +218,8 @@ export class Server {
       } catch (e) {
         if (mayPass(e)) throw e;
         const reason = `${key}: ${(e as Error).message}`;
-        this.log.error({ export: key }, `not serving ${reason}`);
+        // With one export the start fails and says it; with several the others serve, and the log says why this one does not.
+        if (exports.length > 1) this.log.error({ export: key }, `not serving ${reason}`);
         this.unservable.set(key, { config: c, reason });
       }
     }
