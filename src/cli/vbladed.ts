@@ -27,7 +27,7 @@ import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
 import { runDaemon, runDirProblems } from '../service/daemon';
 import { preflightExports } from '../target/preflight';
-import { fileProblemsAsUser } from '../service/check-as-user';
+import { fileProblemsAsUser } from '../target/preflight-as-user';
 import { launch, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';

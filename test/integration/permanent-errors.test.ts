@@ -14,38 +14,14 @@ import * as path from 'node:path';
 import { sleep } from '../../lab/common';
 import { patternFile, tempDir, tmpfsMount } from '../helpers/files';
 import { createNetnsPair, requireRoot, type Netns } from '../../lab/netns';
-import { REPO } from '../helpers/targets';
+import { REPO, isAlive, vbladedArgs } from '../helpers/targets';
 
-const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
 const VBLADE = path.join(REPO, 'bin', 'vblade.js');
-
-function daemonArgs(dir: string, conf: string): string[] {
-  return [
-    VBLADED,
-    '--config',
-    conf,
-    '--run-dir',
-    path.join(dir, 'run'),
-    '--state-dir',
-    'none',
-    '--log-file',
-    path.join(dir, 'vbladed.log'),
-  ];
-}
 
 /** The worker starts the log records. */
 function workerStarts(dir: string): number {
   const log = fs.readFileSync(path.join(dir, 'vbladed.log'), 'utf8');
   return log.split('\n').filter((l) => /"msg":"started worker [0-9]+"/.test(l)).length;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function ctl(ns: Netns, socket: string, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -66,7 +42,7 @@ if (requireRoot(t)) {
         `[export e7.2]\nfile = ${dir}/missing.img\ninterfaces = ${pair.targetIf}\n`,
     );
     const started = Date.now();
-    const r = await pair.target.run(process.execPath, daemonArgs(dir, conf), { timeoutMs: 60000 });
+    const r = await pair.target.run(process.execPath, vbladedArgs(dir, conf), { timeoutMs: 60000 });
     t.equal(r.code, 1, 'the launcher exits 1');
     t.equal(r.stdout, '', 'no pid is printed: nothing runs');
     t.match(
@@ -78,8 +54,8 @@ if (requireRoot(t)) {
     // The daemon stops by itself; its log says it started the worker once.
     const log = fs.readFileSync(path.join(dir, 'vbladed.log'), 'utf8');
     const pid = Number(/vbladed [^ ]+ starting \(pid ([0-9]+)\)/.exec(log)?.[1]);
-    for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
-    t.notOk(alive(pid), 'the daemon is gone');
+    for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(100);
+    t.notOk(isAlive(pid), 'the daemon is gone');
     await sleep(Math.max(0, 10000 - (Date.now() - started)));
     t.equal(workerStarts(dir), 1, 'one worker start in 10 s, not one every 1, 2, 4, 8 s');
     t.match(fs.readFileSync(path.join(dir, 'vbladed.log'), 'utf8'), /"code":78,"msg":"stopped: nothing to serve"/);
@@ -90,7 +66,7 @@ if (requireRoot(t)) {
     const dir = tempDir(t, 'permanent-fg');
     const conf = path.join(dir, 'vblade.conf');
     fs.writeFileSync(conf, `[export e7.3]\nfile = ${dir}/missing.img\ninterfaces = ${pair.targetIf}\n`);
-    const r = await pair.target.run(process.execPath, [...daemonArgs(dir, conf), '--foreground'], { timeoutMs: 60000 });
+    const r = await pair.target.run(process.execPath, [...vbladedArgs(dir, conf), '--foreground'], { timeoutMs: 60000 });
     t.equal(r.code, 78, 'exit status 78 (EX_CONFIG)');
     t.equal(workerStarts(dir), 1, 'the worker was started once');
     for (const unit of ['vblade.service', 'vblade@.service'])
@@ -109,7 +85,7 @@ if (requireRoot(t)) {
     const served = `[daemon]\ncontrol-socket = ${socket}\n\n[export e7.4]\nfile = ${good}\ninterfaces = ${pair.targetIf}\n\n`;
     fs.writeFileSync(conf, served + views);
     const started = Date.now();
-    const r = await pair.target.run(process.execPath, daemonArgs(dir, conf), { timeoutMs: 60000 });
+    const r = await pair.target.run(process.execPath, vbladedArgs(dir, conf), { timeoutMs: 60000 });
     const pid = Number(r.stdout.trim());
     if (pid > 0) t.teardown(() => void pair.target.run('kill', [String(pid)]));
     t.equal(r.code, 0, `the launcher exits 0: ${r.stderr}`);
@@ -124,7 +100,7 @@ if (requireRoot(t)) {
     t.notMatch(list.out.split('\ne7.5')[0], /NOT SERVED/, 'e7.4 serves');
     await sleep(Math.max(0, 10000 - (Date.now() - started)));
     t.equal(workerStarts(dir), 1, 'one worker start in 10 s');
-    t.ok(alive(pid), 'the daemon runs on');
+    t.ok(isAlive(pid), 'the daemon runs on');
     // A reload that removes the export that cannot be served: applied.
     fs.writeFileSync(conf, served);
     const reload = await ctl(pair.target, socket, 'reload');

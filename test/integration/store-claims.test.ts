@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import type { TestLike } from '../../lab/common';
 import { sparseFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot, type NetnsPair } from '../../lab/netns';
-import { REPO, startTarget, targetCommand, waitLinkUp } from '../helpers/targets';
+import { startTarget, targetCommand, vbladedArgs, waitLinkUp, type RunningTarget } from '../helpers/targets';
 
 const SECTORS = 4096;
 
@@ -33,6 +33,11 @@ async function setup(t: TestLike): Promise<{ net: NetnsPair; file: string; other
 function runOurs(net: NetnsPair, args: string[]) {
   const [cmd, argv] = targetCommand(args);
   return net.target.run(cmd, argv, { timeoutMs: 60000 });
+}
+
+async function stop(...targets: RunningTarget[]): Promise<void> {
+  for (const x of targets) x.proc.signal('SIGTERM');
+  for (const x of targets) await x.proc.waitExit(10000);
 }
 
 const ADVICE =
@@ -60,21 +65,7 @@ if (requireRoot(t)) {
     const dir = tempDir(t, 'store-claims-vbladed');
     const conf = path.join(dir, 'vblade.conf');
     fs.writeFileSync(conf, `[export e51.3]\nfile = ${file}\ninterfaces = ${net.targetIf}\n`);
-    const d = await net.target.run(
-      process.execPath,
-      [
-        path.join(REPO, 'bin', 'vbladed.js'),
-        '--config',
-        conf,
-        '--run-dir',
-        path.join(dir, 'run'),
-        '--state-dir',
-        'none',
-        '--log-file',
-        path.join(dir, 'log'),
-      ],
-      { timeoutMs: 60000 },
-    );
+    const d = await net.target.run(process.execPath, vbladedArgs(dir, conf), { timeoutMs: 60000 });
     t.equal(d.code, 1, 'vbladed exits 1');
     t.match(d.stderr, `  e51.3: cannot write ${file}: another aoe-target process on this host serves it (pid ${first.pid} (`);
 
@@ -101,10 +92,7 @@ if (requireRoot(t)) {
       overlap.stderr,
       `vblade: cannot write ${file}, sectors 2047..2048: another aoe-target process on this host serves it`,
     );
-    low.proc.signal('SIGTERM');
-    high.proc.signal('SIGTERM');
-    await low.proc.waitExit(10000);
-    await high.proc.waitExit(10000);
+    await stop(low, high);
 
     const s1 = await startTarget(t, net.target, ['--shared', '52', '4', net.targetIf, file], { label: 'shared1' });
     const s2 = await startTarget(t, net.target, ['--shared', '52', '5', net.targetIf, file], { label: 'shared2' });
@@ -113,10 +101,7 @@ if (requireRoot(t)) {
     t.equal(plain.code, 1, 'a writer that does not say shared: refused');
     const plainRo = await runOurs(net, ['-r', '52', '7', net.targetIf, file]);
     t.equal(plainRo.code, 1, 'a read-only export that does not say shared, beside shared writers: refused (as in one config)');
-    s1.proc.signal('SIGTERM');
-    s2.proc.signal('SIGTERM');
-    await s1.proc.waitExit(10000);
-    await s2.proc.waitExit(10000);
+    await stop(s1, s2);
 
     const r1 = await startTarget(t, net.target, ['-r', '52', '8', net.targetIf, file], { label: 'ro1' });
     const r2 = await startTarget(t, net.target, ['-r', '52', '9', net.targetIf, file], { label: 'ro2' });

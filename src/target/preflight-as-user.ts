@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { exportKey, type ExportConfig } from '../config/export-config';
 import { loadAddon } from '../native/addon';
-import { openExportFile } from '../target/export-store';
+import { openExportFile } from './export-store';
 
 const CHILD_ARG = '--open-as-user';
 
@@ -27,7 +27,8 @@ export function fileProblemsAsUser(exports: readonly ExportConfig[], user: strin
   });
   try {
     const out = JSON.parse(r.stdout) as { problems?: unknown };
-    if (Array.isArray(out.problems) && out.problems.every((p) => typeof p === 'string')) return out.problems as string[];
+    const problems: unknown[] = Array.isArray(out.problems) ? out.problems : [undefined];
+    if (problems.every((p): p is string => typeof p === 'string')) return problems;
   } catch {
     // reported below
   }
