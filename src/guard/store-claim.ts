@@ -66,7 +66,7 @@ function kindOf(c: ExportConfig): Kind {
   return c.readOnly ? 'reader' : 'writer';
 }
 
-interface Claim {
+export interface Claim {
   kind: Kind;
   start: number;
   length: number;
@@ -77,8 +77,17 @@ interface Held {
   claims: Set<Claim>;
 }
 
-/** The processes that hold a lock on the file `st` names (by /proc/PID/fdinfo), other than this one; "pid N (command)". */
-export function lockHolders(st: fs.Stats): string[] {
+/** Whether a lock line of /proc/PID/fdinfo ("lock: 1: OFDLCK ADVISORY WRITE -1 fe:00:123 0 EOF") covers bytes of `claim` in some region. */
+function coversClaim(line: string, claim: Claim): boolean {
+  const m = /([0-9]+) ([0-9]+|EOF)\s*$/.exec(line);
+  if (!m) return true;
+  const first = Number(m[1]);
+  const last = m[2] === 'EOF' ? Infinity : Number(m[2]);
+  return [P, SW, SR].some((base) => first < base + claim.start + claim.length && last >= base + claim.start);
+}
+
+/** The processes that hold a lock on the file `st` names over bytes of `claim` (by /proc/PID/fdinfo), other than this one; "pid N (command)". */
+export function lockHolders(st: fs.Stats, claim: Claim): string[] {
   const found = new Set<string>();
   let pids: string[];
   try {
@@ -97,7 +106,8 @@ export function lockHolders(st: fs.Stats): string[] {
       try {
         const s = fs.statSync(`/proc/${pid}/fd/${fd}`);
         if (s.dev !== st.dev || s.ino !== st.ino) continue;
-        if (!/^lock:/m.test(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'))) continue;
+        const info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
+        if (!info.split('\n').some((l) => l.startsWith('lock:') && coversClaim(l, claim))) continue;
         const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean).slice(0, 4).join(' ');
         found.add(`pid ${pid}${cmd ? ` (${cmd.slice(0, 120)})` : ''}`);
       } catch {
@@ -157,7 +167,7 @@ export class StoreClaims {
     if (bad !== undefined) {
       for (const l of taken) this.addon.rangeLock(h.fd, 'u', l.base + start, length);
       this.relock(h);
-      throw new ConfigError(this.refusal(c, h.fd, id));
+      throw new ConfigError(this.refusal(c, h.fd, id, claim));
     }
     h.claims.add(claim);
     return () => this.release(id, claim);
@@ -215,8 +225,8 @@ export class StoreClaims {
   }
 
   /** Why `c` is refused, naming the holders found and the fixes. */
-  private refusal(c: ExportConfig, fd: number, id: string): string {
-    const holders = lockHolders(fs.fstatSync(fd));
+  private refusal(c: ExportConfig, fd: number, id: string, claim: Claim): string {
+    const holders = lockHolders(fs.fstatSync(fd), claim);
     const who = holders.length > 0 ? holders.join(', ') : 'a process this user cannot see';
     const range =
       c.offsetSectors === 0 && c.lengthSectors === undefined

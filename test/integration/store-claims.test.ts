@@ -13,9 +13,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestLike } from '../../lab/common';
-import { sparseFile, tempDir } from '../helpers/files';
+import { loopDevice, requireLoop, sparseFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot, type NetnsPair } from '../../lab/netns';
-import { startTarget, targetCommand, vbladedArgs, waitLinkUp, type RunningTarget } from '../helpers/targets';
+import { REPO, startTarget, targetCommand, vbladedArgs, waitLinkUp, type RunningTarget } from '../helpers/targets';
 
 const SECTORS = 4096;
 
@@ -106,6 +106,70 @@ if (requireRoot(t)) {
     const r1 = await startTarget(t, net.target, ['-r', '52', '8', net.targetIf, file], { label: 'ro1' });
     const r2 = await startTarget(t, net.target, ['-r', '52', '9', net.targetIf, file], { label: 'ro2' });
     t.same([r1.mode, r2.mode], ['O_RDONLY', 'O_RDONLY'], 'two read-only exports');
+  });
+
+  t.test('a block device under two names (another node of the same device number): one claim', async (t) => {
+    if (!requireLoop(t)) return;
+    const { net, file } = await setup(t);
+    const dev = await loopDevice(t, file);
+    const st = fs.statSync(dev);
+    const alias = path.join(tempDir(t, 'devnode'), 'same-disk');
+    spawnSync('mknod', [
+      alias,
+      'b',
+      String(Math.floor(st.rdev / 256) & 0xfff),
+      String((st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)),
+    ]);
+    t.equal(fs.statSync(alias).rdev, st.rdev, 'a second node of the device');
+    const first = await startTarget(t, net.target, ['54', '1', net.targetIf, dev], { label: 'dev' });
+    const r = await runOurs(net, ['54', '2', net.targetIf, alias]);
+    t.equal(r.code, 1, 'refused');
+    t.match(
+      r.stderr,
+      new RegExp(
+        `^vblade: cannot write ${alias}: another aoe-target process on this host serves it \\(pid ${first.pid} .*; claim b${st.rdev}\\)`,
+      ),
+    );
+  });
+
+  t.test('reload: a range grown over another process is refused; removing the export frees it', async (t) => {
+    const { net, file } = await setup(t);
+    const dir = tempDir(t, 'store-claims-reload');
+    const conf = path.join(dir, 'vblade.conf');
+    const socket = path.join(dir, 'ctl.sock');
+    const section = (extra: string): string =>
+      `[daemon]\ncontrol-socket = ${socket}\n\n[export e55.1]\nfile = ${file}\ninterfaces = ${net.targetIf}\n${extra}\n`;
+    fs.writeFileSync(conf, section('length = 2048'));
+    const d = await net.target.run(process.execPath, vbladedArgs(dir, conf), { timeoutMs: 60000 });
+    t.equal(d.code, 0, d.stderr);
+    t.teardown(() => void net.target.run('kill', [d.stdout.trim()]));
+    const high = await startTarget(t, net.target, ['-o', '2048', '55', '2', net.targetIf, file], { label: 'high' });
+    const ctl = (...args: string[]) =>
+      net.target.run(process.execPath, [path.join(REPO, 'bin', 'vblade.js'), 'ctl', '--socket', socket, ...args], {
+        timeoutMs: 20000,
+      });
+    fs.writeFileSync(conf, section(''));
+    const grown = await ctl('reload');
+    t.equal(grown.code, 1, 'the whole file over the other process: refused');
+    t.match(
+      grown.stderr,
+      `reload refused, nothing changed: e55.1: cannot write ${file}: another aoe-target process on this host serves it (pid ${high.pid} (`,
+    );
+    const low = await runOurs(net, ['-l', '2048', '55', '3', net.targetIf, file]);
+    t.equal(low.code, 1, 'the old range is still claimed by vbladed');
+    t.match(
+      low.stderr,
+      /serves it \(pid [0-9]+ \([^)]*worker\.js\); claim /,
+      'only the holder of that range is named: the worker',
+    );
+    fs.writeFileSync(
+      conf,
+      `[daemon]\ncontrol-socket = ${socket}\n\n[export e55.9]\nnull-store = yes\nnull-sectors = 8\ninterfaces = ${net.targetIf}\n`,
+    );
+    const removed = await ctl('reload');
+    t.equal(removed.code, 0, removed.stderr);
+    const after = await startTarget(t, net.target, ['-l', '2048', '55', '3', net.targetIf, file], { label: 'low' });
+    t.equal(after.sectors, 2048, 'served once the reload removed e55.1');
   });
 
   t.test('a local user who is not root cannot block an export through the claims', async (t) => {
