@@ -5,13 +5,14 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import t from 'tap';
 import { StoreClaims } from '../../src/guard/store-claim';
 import { native } from '../../src/native/addon';
 import { exportOf } from '../helpers/in-process';
 import { sparseFile, tempDir } from '../helpers/files';
 import type { ExportConfig } from '../../src/config/export-config';
+import { requireRoot } from '../../lab/netns';
 
 function place(t: Parameters<typeof tempDir>[0]): string {
   return path.join(tempDir(t, 'claims'), 'claims');
@@ -90,4 +91,49 @@ t.test('a link, a FIFO or a directory others may write where the lock files go: 
   t.throws(() => new StoreClaims(native, base).claim(exportOf(file), fd), { message: /is writable by others \(mode 777\)/ });
   fs.chmodSync(path.join(base, 'stores'), 0o755);
   t.doesNotThrow(() => new StoreClaims(native, base).claim(exportOf(file), fd)(), 'claimed once the place is safe');
+});
+
+t.test('after the switch to user =: a changed range of a claimed file reloads; a new file is refused with the fix', async (t) => {
+  if (!requireRoot(t)) return;
+  const dir = tempDir(t, 'claims-user');
+  fs.chmodSync(dir, 0o755);
+  const first = await sparseFile(t, 1 << 20, { dir, name: 'first.img' });
+  const second = await sparseFile(t, 1 << 20, { dir, name: 'second.img' });
+  for (const f of [first, second]) fs.chmodSync(f, 0o666);
+  const dist = path.join(__dirname, '../..');
+  const req = (p: string): string => `require(${JSON.stringify(path.join(dist, p))})`;
+  const script = `
+    const { Server } = ${req('src/target/server.js')};
+    const { native } = ${req('src/native/addon.js')};
+    const { FakeNetwork } = ${req('test/helpers/fake-addon.js')};
+    const { exportOf, IFACE } = ${req('test/helpers/in-process.js')};
+    const pino = require(${JSON.stringify(require.resolve('pino'))});
+    (async () => {
+      const net = new FakeNetwork();
+      net.addInterface(IFACE, {});
+      const server = await Server.start({ exports: [exportOf(${JSON.stringify(first)})], user: 'nobody' }, pino({ level: 'silent' }), {},
+        { linkCheckMs: 60000, duplicateProbeMs: 0, addon: net.addon });
+      native.dropPrivileges('nobody');
+      const changed = await server.apply({ exports: [exportOf(${JSON.stringify(first)}, { lengthSectors: 1024 })] })
+        .then(() => 'applied', (e) => e.message);
+      const added = await server.apply({ exports: [exportOf(${JSON.stringify(first)}, { lengthSectors: 1024 }),
+        exportOf(${JSON.stringify(second)}, { slot: 3 })] }).then(() => 'applied', (e) => e.message);
+      console.log(JSON.stringify({ euid: process.geteuid(), changed, added }));
+      await server.stop();
+      process.exit(0);
+    })().catch((e) => { console.error(e); process.exit(1); });`;
+  const r = spawnSync(process.execPath, ['-e', script], {
+    cwd: '/',
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { PATH: process.env.PATH },
+  });
+  const out = JSON.parse(r.stdout || '{}') as { euid?: number; changed?: string; added?: string };
+  t.equal(out.euid, 65534, `runs as nobody: ${r.stderr.slice(0, 300)}`);
+  t.equal(out.changed, 'applied', 'the claimed file, another range: its lock file is open already');
+  t.match(
+    out.added,
+    /^e1\.3: cannot claim the backing store in \/run\/aoe-target\/claims\/stores \(EACCES: permission denied, .*\): the claims are root's and this process has switched to its user since it started; restart the service to serve it$/,
+    'a new file: refused, with the fix',
+  );
 });
