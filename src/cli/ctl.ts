@@ -78,10 +78,15 @@ interface SupervisorFacts {
   workerPid?: number;
   restarts?: number;
   ready?: boolean;
+  lastExit?: { reason?: string; at?: string };
 }
 
+/** "worker 12 serving, 2 restarts; last: worker exited with code 1 (...) at 2026-...": the worker's last error too. */
 function supervisorLine(s: SupervisorFacts): string {
-  return `worker ${s.workerPid ?? '-'} ${s.ready ? 'serving' : 'not serving'}, ${s.restarts ?? 0} restarts`;
+  const line = `worker ${s.workerPid ?? '-'} ${s.ready ? 'serving' : 'not serving'}, ${s.restarts ?? 0} restarts`;
+  const r = s.lastExit?.reason;
+  if (typeof r !== 'string' || !s.restarts) return line;
+  return `${line}; last: ${/^(exited|was killed)/.test(r) ? `worker ${r}` : r}${s.lastExit?.at ? ` at ${s.lastExit.at}` : ''}`;
 }
 
 function formatStats(result: { stats: Partial<ServerStats>; supervisor?: SupervisorFacts }): string {

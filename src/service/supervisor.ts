@@ -422,7 +422,8 @@ export class Supervisor extends EventEmitter {
       this.waiting.delete(id);
     }
     let reason = exitReason(code, signal);
-    if (this.lastFatal) reason += ` (${this.lastFatal})`;
+    // The worker's words reach terminals (ctl list, the launcher): escaped.
+    if (this.lastFatal) reason += ` (${escapeForTerminal(this.lastFatal)})`;
     this.lastExit = { code, signal, reason, at: new Date().toISOString() };
     if (this.stopping) {
       this.opts.log.info({ workerPid: pid, code, signal }, `worker ${pid} ${reason}`);
