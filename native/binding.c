@@ -1394,6 +1394,53 @@ static napi_value lock_file_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * rangeLock(fd, op, start, length): an open file description lock
+ * (F_OFD_SETLK, never waiting) on bytes [start, start+length), length 0 =
+ * to the end of any file. op 'r' read, 'w' write, 'u' unlock; true when
+ * done, false when another open file holds a conflicting lock.
+ * rangeLockTest(fd, op, start, length) (F_OFD_GETLK): whether such a lock
+ * could be taken now; false when another open file holds a conflicting one.
+ */
+static napi_value range_lock_common(napi_env env, napi_callback_info info, bool test) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "rangeLock(fd, op, start, length) takes four arguments");
+  uint32_t fd;
+  char op[4];
+  uint64_t start, length; /* 0..2^53 (get_offset), so they fit off_t */
+  if (!get_uint(env, argv[0], INT32_MAX, &fd, "fd")) return NULL;
+  if (!get_string(env, argv[1], op, sizeof op, "op")) return NULL;
+  if (!get_offset(env, argv[2], &start, "start") || !get_offset(env, argv[3], &length, "length")) return NULL;
+  short type = op[0] == 'r' ? F_RDLCK : op[0] == 'w' ? F_WRLCK : op[0] == 'u' && !test ? F_UNLCK : -1;
+  if (type < 0 || op[1] != '\0') return throw_range(env, "op must be 'r', 'w' or (to take) 'u'");
+  struct flock fl;
+  memset(&fl, 0, sizeof fl); /* l_pid must be 0 for OFD locks */
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = (off_t)start;
+  fl.l_len = (off_t)length;
+  int r;
+  do r = fcntl((int)fd, test ? F_OFD_GETLK : F_OFD_SETLK, &fl);
+  while (r < 0 && errno == EINTR);
+  bool granted;
+  if (r == 0) granted = !test || fl.l_type == F_UNLCK;
+  else if (!test && (errno == EAGAIN || errno == EACCES)) granted = false;
+  else return throw_errno(env, errno, test ? "cannot test a range lock (F_OFD_GETLK)" : "cannot take a range lock (F_OFD_SETLK)");
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, granted, &result));
+  return result;
+}
+
+static napi_value range_lock_fn(napi_env env, napi_callback_info info) {
+  return range_lock_common(env, info, false);
+}
+
+static napi_value range_lock_test_fn(napi_env env, napi_callback_info info) {
+  return range_lock_common(env, info, true);
+}
+
 static napi_value unix_datagram_send_fn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1646,6 +1693,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"imageLeaseHeld", NULL, image_lease_held_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixDatagramSend", NULL, unix_datagram_send_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lockFile", NULL, lock_file_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rangeLock", NULL, range_lock_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rangeLockTest", NULL, range_lock_test_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerCredentials", NULL, peer_credentials_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},

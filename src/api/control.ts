@@ -62,8 +62,12 @@ export interface ServerStats {
       bootDiscards: number;
       lastError?: string;
     };
-    /** With views-dir: how many snapshots, and the bytes they hold that nothing else shares. */
-    snapshots?: { count: number; ownBytes: number };
+    /**
+     * With views-dir: how many snapshots, and the bytes they hold that
+     * nothing else shares; `unknown` (count and bytes then mean nothing):
+     * why they could not be measured.
+     */
+    snapshots?: { count: number; ownBytes: number; unknown?: string };
     /**
      * Requests, bytes and errors by initiator MAC: at most `rows` MACs (initiator-rows), busiest first,
      * then "other" (MACs whose row was taken by a new one); evictions: rows taken so.

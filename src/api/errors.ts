@@ -6,6 +6,25 @@
 /** A configuration the server cannot serve, or a request it refuses; the message says what to fix. */
 export class ConfigError extends Error {}
 
+/** None of the configured interfaces exists at a first start: a restart waits for them, so this one may pass. */
+export class NoInterfaceError extends ConfigError {}
+
+/**
+ * Start-up found nothing it can serve: every export is held for its
+ * configuration or refused because another target serves its address.
+ * `reasons` has one line per export ("eS.L: what is wrong; what to do").
+ */
+export class NothingToServe extends ConfigError {
+  constructor(readonly reasons: string[]) {
+    super(reasons.join('\n'));
+  }
+}
+
+/** A start-up error that comes back unchanged at every try: fix the configuration (or the files it names), then start again. */
+export function isPermanentStartError(e: unknown): boolean {
+  return e instanceof ConfigError && !(e instanceof NoInterfaceError);
+}
+
 /** A reload found a problem before it changed anything; the message says what to fix. */
 export class ReloadRefused extends ConfigError {}
 

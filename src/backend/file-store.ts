@@ -1,6 +1,7 @@
 // A regular file or block device as an export's backing store.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { BlockStore } from './block-store';
 
 export const SECTOR = 512;
@@ -15,8 +16,24 @@ export interface FileStoreOptions {
   blockDeviceSize: (fd: number) => number;
 }
 
-/** An error a user can act on: `message` says what is wrong and what to do. */
-export class StoreError extends Error {}
+/** A store that cannot be opened, `message` saying what is wrong and what to do; `code` is the errno behind it, when there is one. */
+export class StoreError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Errors that can pass by themselves (a busy or short-of-resources system); every other refusal is the configuration's. */
+const PASSING_CODES = new Set(['EIO', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN', 'EBUSY', 'EINTR', 'ETXTBSY', 'ENOSPC', 'EDQUOT']);
+
+/** Whether a store that could not be opened would open if tried again unchanged (false: fix the configuration or the file). */
+export function mayPass(e: unknown): boolean {
+  if (!(e instanceof StoreError)) return true;
+  return e.code !== undefined && PASSING_CODES.has(e.code);
+}
 
 function describeOpenError(file: string, err: NodeJS.ErrnoException, readOnly: boolean): string {
   switch (err.code) {
@@ -24,11 +41,11 @@ function describeOpenError(file: string, err: NodeJS.ErrnoException, readOnly: b
       return `cannot open ${file}: no such file; check the path or create it (e.g. truncate -s 1G ${file})`;
     case 'EACCES':
     case 'EPERM':
-      return `cannot open ${file} ${readOnly ? 'for reading' : 'for reading and writing'}: permission denied; run as a user that may, or export it read-only with -r`;
+      return deniedMessage(file, readOnly);
     case 'EISDIR':
       return `cannot export ${file}: it is a directory; give a regular file or a block device`;
     case 'EROFS':
-      return `cannot open ${file} for writing: read-only file system; export it read-only with -r`;
+      return `cannot open ${file} for writing: read-only file system; export it read-only (read-only = yes, vblade -r)`;
     case 'EINVAL':
       return `cannot open ${file}${readOnly ? '' : ' read-write'} with the requested flags (${err.message}); the file system may not support O_DIRECT, drop -d`;
     case 'EBUSY':
@@ -38,6 +55,43 @@ function describeOpenError(file: string, err: NodeJS.ErrnoException, readOnly: b
   }
 }
 
+/** "user nobody (uid 65534)": who this process is, for a refusal it met. */
+function thisUser(): { name: string | undefined; text: string } {
+  const uid = process.geteuid?.() ?? 0;
+  try {
+    const name = os.userInfo().username;
+    return { name, text: `user ${name} (uid ${uid})` };
+  } catch {
+    return { name: undefined, text: `uid ${uid}` };
+  }
+}
+
+function readable(file: string): boolean {
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Permission denied, naming who was refused and the fixes that help: access
+ * for that user, another user, and read-only only when this user may read it.
+ * A daemon that switched to `user =` opens what a reload adds as that user.
+ */
+function deniedMessage(file: string, readOnly: boolean): string {
+  const who = thisUser();
+  const name = who.name ?? String(process.geteuid?.() ?? 0);
+  const fixes = [
+    `give ${name} access (chown ${name} ${file}, or setfacl -m u:${name}:${readOnly ? 'r' : 'rw'} ${file})`,
+    'run as a user that may (user =, --user)',
+  ];
+  if (!readOnly && readable(file)) fixes.push('export it read-only (read-only = yes, vblade -r)');
+  const last = fixes.pop()!;
+  return `cannot open ${file} ${readOnly ? 'for reading' : 'for reading and writing'} as ${who.text}: permission denied; ${fixes.join(', ')} or ${last}`;
+}
+
 export function openFileStore(o: FileStoreOptions): BlockStore {
   let flags = o.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
   if (o.direct) flags |= fs.constants.O_DIRECT;
@@ -45,7 +99,7 @@ export function openFileStore(o: FileStoreOptions): BlockStore {
   try {
     fd = fs.openSync(o.file, flags);
   } catch (e) {
-    throw new StoreError(describeOpenError(o.file, e as NodeJS.ErrnoException, o.readOnly));
+    throw new StoreError(describeOpenError(o.file, e as NodeJS.ErrnoException, o.readOnly), (e as NodeJS.ErrnoException).code);
   }
   try {
     const st = fs.fstatSync(fd);

@@ -54,7 +54,7 @@ export function checkReflinkPlace(image: string, dir: string, what: string, fns:
   try {
     st = fs.statSync(image);
   } catch (e) {
-    throw new StoreError(`cannot use ${what} of ${image}: ${(e as Error).message}`);
+    throw new StoreError(`cannot use ${what} of ${image}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code);
   }
   if (st.isBlockDevice())
     throw new StoreError(
@@ -75,7 +75,7 @@ export function checkReflinkPlace(image: string, dir: string, what: string, fns:
     // A full file system (or quota) cannot be tried now; it says so again when a clone is made, and what exists still serves.
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC' || code === 'EDQUOT') return;
-    throw new StoreError(`cannot try a clone in ${place} for the ${what} of ${image}: ${(e as Error).message}`);
+    throw new StoreError(`cannot try a clone in ${place} for the ${what} of ${image}: ${(e as Error).message}`, code);
   }
   if (!ok)
     throw new StoreError(

@@ -63,10 +63,15 @@ interface SupervisorFacts {
   workerPid?: number;
   restarts?: number;
   ready?: boolean;
+  lastExit?: { reason?: string; at?: string };
 }
 
+/** "worker 12 serving, 2 restarts; last: worker exited with code 1 (...) at 2026-...": the worker's last error too. */
 function supervisorLine(s: SupervisorFacts): string {
-  return `worker ${s.workerPid ?? '-'} ${s.ready ? 'serving' : 'not serving'}, ${s.restarts ?? 0} restarts`;
+  const line = `worker ${s.workerPid ?? '-'} ${s.ready ? 'serving' : 'not serving'}, ${s.restarts ?? 0} restarts`;
+  const r = s.lastExit?.reason;
+  if (typeof r !== 'string' || !s.restarts) return line;
+  return `${line}; last: ${/^(exited|was killed)/.test(r) ? `worker ${r}` : r}${s.lastExit?.at ? ` at ${s.lastExit.at}` : ''}`;
 }
 
 function formatStats(result: { stats: Partial<ServerStats>; supervisor?: SupervisorFacts }): string {
@@ -94,6 +99,8 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
     if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
     if (e.notServed !== undefined) lines.push(`\tnot served: ${e.notServed} (tried again every duplicate-retry-s)`);
+    if (e.unservable !== undefined)
+      lines.push(`\tNOT SERVED: ${e.unservable} (not tried again: fix it, then \`vblade ctl reload\`)`);
     if (e.stateDurable === false) lines.push('\tstate: NOT SAVED yet (a save is running)');
     if (e.failedSaves)
       lines.push(

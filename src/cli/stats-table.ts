@@ -87,9 +87,12 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
       e.views ? humanBytes(e.views.ownBytes) : '-',
       e.views ? String(e.views.failures) : '-',
       e.views ? (e.views.sharesImage ? 'yes' : 'no') : '-',
-      e.snapshots ? String(e.snapshots.count) : '-',
-      e.snapshots ? humanBytes(e.snapshots.ownBytes) : '-',
+      e.snapshots ? (e.snapshots.unknown !== undefined ? '?' : String(e.snapshots.count)) : '-',
+      e.snapshots ? (e.snapshots.unknown !== undefined ? '?' : humanBytes(e.snapshots.ownBytes)) : '-',
     ]);
+  const unknownSnapshots = (stats.exports ?? [])
+    .filter((e) => e.snapshots?.unknown !== undefined)
+    .map((e) => `${e.key} snapshots ?: ${e.snapshots!.unknown}`);
   return [
     ...alignColumns([
       ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
@@ -102,6 +105,7 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
           ...copyRows,
         ])
       : []),
+    ...unknownSnapshots,
     ...frameLoopLine(stats.frameLoop),
   ];
 }

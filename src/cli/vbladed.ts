@@ -22,11 +22,13 @@ import { KEYS, keyDef, type DaemonKeys, type DaemonSettings } from '../config/ke
 import { renderDaemonHelp } from '../config/render-docs';
 import { checkValue } from '../config/values';
 import { describeExport, describeGroup, loadExports, type ExportSource, type LoadedExports } from '../config/load';
+import { exportKey, type ExportConfig } from '../config/export-config';
 import { packageVersion } from './version';
 import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
 import { runDaemon, runDirProblems } from '../service/daemon';
 import { preflightExports } from '../target/preflight';
+import { fileProblemsAsUser } from '../target/preflight-as-user';
 import { launch, logDestination, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
@@ -177,6 +179,20 @@ export function vbladedUsage(): string {
   ].join('\n');
 }
 
+/**
+ * --check as root with `user =`: each file the other checks passed is opened
+ * again as that user (a reload opens added files as the user), so that the
+ * verdict is the user's.
+ */
+function filesAsServingUser(exports: readonly ExportConfig[], found: readonly string[], user: string | undefined): string[] {
+  if (user === undefined || process.geteuid?.() !== 0 || loadAddon().lookupUser(user)?.uid === 0) return [];
+  const failed = new Set(found.map((p) => p.slice(0, p.indexOf(':'))));
+  return fileProblemsAsUser(
+    exports.filter((c) => !failed.has(exportKey(c))),
+    user,
+  );
+}
+
 function fail(message: string, withUsage = false): number {
   const lines = message
     .split('\n')
@@ -263,7 +279,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     const preflight = preflightExports(loaded.exports, loadAddon());
     for (const w of preflight.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
     // The run and state directories as start checks them.
-    const problems = [...preflight.problems, ...runDirProblems(settings)];
+    const problems = [
+      ...preflight.problems,
+      ...filesAsServingUser(loaded.exports, preflight.problems, settings.user),
+      ...runDirProblems(settings),
+    ];
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;

@@ -37,7 +37,7 @@ export type ClaimResult =
   | { taken: 'unchecked'; why: string };
 
 /** The claim directory is another user's: said so, and the export is served on the wire probe alone. */
-class ForeignClaimDir extends ConfigError {}
+export class ForeignClaimDir extends ConfigError {}
 
 /** Whether `dir` is a directory of `uid`'s that nobody else may write. */
 function ownDirectory(dir: string, uid: number): boolean {
@@ -86,7 +86,7 @@ export function claimBaseDir(
  * owned by root or by us, writable by nobody else. Throws ConfigError with
  * what to do.
  */
-function ensurePrivateDir(dir: string, mode: number): void {
+export function ensurePrivateDir(dir: string, mode: number): void {
   try {
     fs.mkdirSync(dir, { mode });
   } catch (e) {

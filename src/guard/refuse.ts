@@ -134,8 +134,8 @@ export function claimNewInterfaces(c: ExportConfig, before: readonly string[], o
  * Start-up: refuses exports of one file that would both write, then (when
  * probing is on) leaves out each export whose address another process on
  * this host, or another target on the wire, already serves. Those are
- * logged as errors and returned, to be tried again later; when none is
- * left, start-up fails with the reason.
+ * logged as errors and returned, to be tried again later (the server
+ * decides what to do when none is left).
  */
 export async function refuseDuplicates(
   config: ServerConfig,
@@ -145,7 +145,6 @@ export async function refuseDuplicates(
   const reasons = await findDuplicates(config.exports, o);
   for (const [key, message] of reasons) o.log.error({ export: key }, `not serving ${key}: ${message}`);
   const kept = config.exports.filter((c) => !reasons.has(exportKey(c)));
-  if (kept.length === 0 && reasons.size > 0) throw new ConfigError([...reasons.values()].join('\n'));
   const refused = config.exports
     .filter((c) => reasons.has(exportKey(c)))
     .map((c) => ({ config: c, reason: reasons.get(exportKey(c))! }));

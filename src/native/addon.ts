@@ -204,6 +204,15 @@ export interface NativeAddon {
   unixDatagramSend(path: string, message: string): void;
   /** flock(LOCK_EX|LOCK_NB) on an open file: true when taken, false when another open file of it holds the lock. Throws on other errors. */
   lockFile(fd: number): boolean;
+  /**
+   * An open file description lock on bytes [start, start+length) of an open
+   * file (F_OFD_SETLK, never waiting; length 0 = to the end of any file):
+   * op 'r' read, 'w' write (the file open for writing), 'u' unlock. True when
+   * done, false when another open file holds a conflicting lock. Throws on other errors.
+   */
+  rangeLock(fd: number, op: 'r' | 'w' | 'u', start: number, length: number): boolean;
+  /** Whether rangeLock(fd, op, ...) could take that lock now (F_OFD_GETLK): false when another open file holds a conflicting one. */
+  rangeLockTest(fd: number, op: 'r' | 'w', start: number, length: number): boolean;
   /** Who is at the other end of a connected unix socket (SO_PEERCRED: as of its connect()). Throws on error. */
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** A user's uid and primary group by name (getpwnam: /etc/passwd, LDAP, ...); null when there is none. */
@@ -289,6 +298,8 @@ export const native: NativeAddon = {
   imageLeaseHeld: (fd) => loadAddon().imageLeaseHeld(fd),
   unixDatagramSend: (path, message) => loadAddon().unixDatagramSend(path, message),
   lockFile: (fd) => loadAddon().lockFile(fd),
+  rangeLock: (fd, op, start, length) => loadAddon().rangeLock(fd, op, start, length),
+  rangeLockTest: (fd, op, start, length) => loadAddon().rangeLockTest(fd, op, start, length),
   peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),

@@ -28,6 +28,12 @@ import { loadAddon } from '../native/addon';
 import { SdNotify } from './sd-notify';
 import { DEFAULT_BACKOFF, Supervisor, type Backoff } from './supervisor';
 
+/**
+ * vbladed's exit status when nothing can be served (EX_CONFIG of
+ * sysexits.h): the shipped units do not restart on it (RestartPreventExitStatus).
+ */
+export const EXIT_CONFIG = 78;
+
 /** What the detached daemon tells its launcher over IPC (launcher.ts). */
 export type Handshake =
   | { type: 'started'; pid: number }
@@ -285,6 +291,19 @@ class Daemon {
       }
     });
     this.supervisor.on('worker-exit', () => this.notify.status(this.statusLine()));
+    // Nothing can be served and trying again would not change that: stop, so that the launcher and systemd show why.
+    this.supervisor.on('gave-up', (message: string) => {
+      const text = `nothing can be served, so vbladed stops; fix the configuration (or the files it names) and start it again:\n${message
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n')}`;
+      this.log.fatal(text);
+      if (this.firstReady) {
+        this.launcher.send({ type: 'failed', message: text });
+        this.launcher.end();
+      }
+      void this.shutdown('nothing can be served', EXIT_CONFIG);
+    });
   }
 
   handleSignals(): void {
@@ -410,7 +429,7 @@ class Daemon {
   }
 
   /** Stops the worker first (it answers the requests in flight), then the listeners, then the locks and the pid file; exits. */
-  private async shutdown(why: string): Promise<void> {
+  private async shutdown(why: string, exitCode = 0): Promise<void> {
     if (this.stopping) {
       if (why === 'SIGTERM' || why === 'SIGINT') this.stopNow(why);
       return;
@@ -419,10 +438,13 @@ class Daemon {
     this.log.info(`stopping (${why})`);
     this.notify.stopping('stopping: finishing in-flight requests');
     this.notify.stopWatchdog();
-    const code = await this.supervisor.stop();
+    const code = Math.max(await this.supervisor.stop(), exitCode);
     await Promise.all([this.control?.close(), this.metrics?.close()].map((p) => p?.catch(() => undefined) ?? Promise.resolve()));
     releaseInReverse(this.held);
-    this.log.info({ code }, code === 0 ? 'stopped' : 'stopped; the worker did not stop cleanly');
+    this.log.info(
+      { code },
+      code === 0 ? 'stopped' : code === EXIT_CONFIG ? 'stopped: nothing to serve' : 'stopped; the worker did not stop cleanly',
+    );
     this.sink.flushSync();
     process.exit(code);
   }

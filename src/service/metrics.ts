@@ -171,52 +171,7 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
         l,
         e.held !== undefined ? 1 : 0,
       );
-    if (e.views !== undefined) {
-      x.gauge('vblade_export_views', 'per-initiator views of the export (views = per-initiator)', l, e.views.count);
-      x.gauge(
-        'vblade_export_views_own_bytes',
-        'bytes the views have written of their own (not shared with the image), as last measured (seconds ago)',
-        l,
-        e.views.ownBytes,
-      );
-      x.counter(
-        'vblade_export_view_failures_total',
-        'new initiators whose view could not be made (they got an error reply)',
-        l,
-        e.views.failures,
-      );
-      if (e.views.maxViews !== undefined)
-        x.gauge('vblade_export_views_max', 'views the export may have (max-views)', l, e.views.maxViews);
-      for (const [reason, n] of Object.entries(e.views.refused ?? {}))
-        x.counter(
-          'vblade_export_view_refusals_total',
-          'requests of new initiators refused a view, by reason: max-views, open-files (the process bound), min-free (views-min-free), failed (making it failed)',
-          { ...l, reason },
-          n,
-        );
-      if (e.views.bootDiscards !== undefined)
-        x.counter(
-          'vblade_export_view_boot_discards_total',
-          'views = per-boot: views discarded because their machine booted again (an IDENTIFY after per-boot-gap without a request)',
-          l,
-          e.views.bootDiscards,
-        );
-      x.gauge(
-        'vblade_export_views_share_image',
-        '1 while views read the blocks they did not write from the image (one page cache); 0 while each reads its own file',
-        l,
-        e.views.sharesImage ? 1 : 0,
-      );
-    }
-    if (e.snapshots !== undefined) {
-      x.gauge('vblade_export_snapshots', 'snapshots of the export and its views', l, e.snapshots.count);
-      x.gauge(
-        'vblade_export_snapshots_own_bytes',
-        'bytes the snapshots hold that nothing else shares, as last measured (seconds ago)',
-        l,
-        e.snapshots.ownBytes,
-      );
-    }
+    viewAndSnapshotMetrics(x, l, e);
     if (e.initiators !== undefined) initiatorMetrics(x, e.key, e.initiators);
     if (Array.isArray(e.latencyUsLog2) && e.latencyUsLog2.length) {
       x.histogram(
@@ -250,6 +205,66 @@ export function renderMetrics(stats: Partial<ServerStats> | undefined, superviso
     x.counter('vblade_wakeups_total', 'blocking waits that ended with work', {}, f.wakeups);
   }
   return x.text();
+}
+
+type ExportFigures = ServerStats['exports'][number];
+
+/** The views' and snapshots' figures of one export (views-dir). */
+function viewAndSnapshotMetrics(x: Exposition, l: Record<string, string>, e: Partial<ExportFigures>): void {
+  if (e.views !== undefined) {
+    x.gauge('vblade_export_views', 'per-initiator views of the export (views = per-initiator)', l, e.views.count);
+    x.gauge(
+      'vblade_export_views_own_bytes',
+      'bytes of space the views hold that the image does not share, as last measured (seconds ago)',
+      l,
+      e.views.ownBytes,
+    );
+    x.counter(
+      'vblade_export_view_failures_total',
+      'new initiators whose view could not be made (they got an error reply)',
+      l,
+      e.views.failures,
+    );
+    if (e.views.maxViews !== undefined)
+      x.gauge('vblade_export_views_max', 'views the export may have (max-views)', l, e.views.maxViews);
+    for (const [reason, n] of Object.entries(e.views.refused ?? {}))
+      x.counter(
+        'vblade_export_view_refusals_total',
+        'requests of new initiators refused a view, by reason: max-views, open-files (the process bound), min-free (views-min-free), failed (making it failed)',
+        { ...l, reason },
+        n,
+      );
+    if (e.views.bootDiscards !== undefined)
+      x.counter(
+        'vblade_export_view_boot_discards_total',
+        'views = per-boot: views discarded because their machine booted again (an IDENTIFY after per-boot-gap without a request)',
+        l,
+        e.views.bootDiscards,
+      );
+    x.gauge(
+      'vblade_export_views_share_image',
+      '1 while views read the blocks they did not write from the image (one page cache); 0 while each reads its own file',
+      l,
+      e.views.sharesImage ? 1 : 0,
+    );
+  }
+  if (e.snapshots !== undefined) {
+    x.gauge(
+      'vblade_export_snapshots_unknown',
+      '1 while the snapshots cannot be measured (vblade ctl stats says why); their figures are then left out',
+      l,
+      e.snapshots.unknown === undefined ? 0 : 1,
+    );
+  }
+  if (e.snapshots !== undefined && e.snapshots.unknown === undefined) {
+    x.gauge('vblade_export_snapshots', 'snapshots of the export and its views', l, e.snapshots.count);
+    x.gauge(
+      'vblade_export_snapshots_own_bytes',
+      'bytes the snapshots hold that nothing else shares, as last measured (seconds ago)',
+      l,
+      e.snapshots.ownBytes,
+    );
+  }
 }
 
 const INITIATOR_FIELDS = [

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/export-config';
 import { withTestFaults } from '../faults/fault-io';
 import { loadAddon } from '../native/addon';
-import { ConfigError, Server, StoreError, type ServerHooks } from '../target/server';
+import { ConfigError, NothingToServe, Server, StoreError, type ServerHooks } from '../target/server';
 import { checkUserExists, confineThreads, switchToUser, uidToBecome, UserError } from './privilege';
 import { stateHooks } from './state-hooks';
 
@@ -82,8 +82,11 @@ export async function serveInForeground(config: ServerConfig, log: Logger): Prom
   try {
     server = await startServing(config, log, hooks, { requireAnInterface: true });
   } catch (e) {
-    if (isRefusal(e)) return refuse((e as Error).message);
-    throw e;
+    if (!isRefusal(e)) throw e;
+    // The one export of the command line: its reason as it was always said, without its key in front.
+    const key = `e${config.exports[0].shelf}.${config.exports[0].slot}: `;
+    const message = (e as Error).message;
+    return refuse(e instanceof NothingToServe && message.startsWith(key) ? message.slice(key.length) : message);
   }
   const c = config.exports[0];
   const e = server.exports[0];

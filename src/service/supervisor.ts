@@ -60,6 +60,8 @@ export interface SupervisorStatus {
   /** When the next start is due, if the worker is down. */
   restartInMs?: number;
   lastExit?: { code: number | null; signal: string | null; reason: string; at: string };
+  /** Why the worker is not started again: its start failed for a reason that comes back at every try (a configuration error). */
+  gaveUp?: string;
   exports: string[];
 }
 
@@ -151,7 +153,7 @@ const isResult: FieldCheck = (v) => {
 const WORKER_MESSAGES: Record<FromWorker['type'], Record<string, { required: boolean; check: FieldCheck }>> = {
   ready: { exports: { required: true, check: keyList } },
   heartbeat: {},
-  fatal: { message: { required: true, check: isString } },
+  fatal: { message: { required: true, check: isString }, permanent: { required: false, check: isBoolean } },
   applied: {
     id: { required: true, check: isId },
     ok: { required: true, check: isBoolean },
@@ -198,7 +200,9 @@ interface Waiting {
 /**
  * Events: 'ready' (worker pid) each time a worker reports it serves;
  * 'worker-exit' ({pid, code, signal, reason, restartInMs}); 'worker-failed'
- * (message) when a worker could not start; 'stopped'.
+ * (message) when a worker could not start; 'gave-up' (message) when it could
+ * not start for a reason that comes back at every try, so that it is not
+ * started again; 'stopped'.
  */
 export class Supervisor extends EventEmitter {
   private child: ChildProcess | undefined;
@@ -211,6 +215,9 @@ export class Supervisor extends EventEmitter {
   private restarts = 0;
   private lastExit: SupervisorStatus['lastExit'];
   private lastFatal: string | undefined;
+  /** The last start failed for a reason a restart would meet again: no restart. */
+  private fatalIsPermanent = false;
+  private gaveUp: string | undefined;
   private lastHeartbeat = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
@@ -258,6 +265,7 @@ export class Supervisor extends EventEmitter {
     }
     if (this.restartTimer) s.restartInMs = Math.max(0, this.restartAt - Date.now());
     if (this.lastExit) s.lastExit = this.lastExit;
+    if (this.gaveUp !== undefined) s.gaveUp = this.gaveUp;
     return s;
   }
 
@@ -266,6 +274,7 @@ export class Supervisor extends EventEmitter {
     this.restartTimer = undefined;
     this.ready = false;
     this.lastFatal = undefined;
+    this.fatalIsPermanent = false;
     this.badMessages = 0;
     let child: ChildProcess;
     try {
@@ -356,8 +365,9 @@ export class Supervisor extends EventEmitter {
         break;
       case 'fatal':
         this.lastFatal = m.message;
-        // The launcher prints it on the terminal that started vbladed.
-        this.emit('worker-failed', escapeForTerminal(m.message));
+        this.fatalIsPermanent = m.permanent === true;
+        // The launcher prints it on the terminal that started vbladed (one that is permanent once the worker exits: 'gave-up').
+        if (!this.fatalIsPermanent) this.emit('worker-failed', escapeForTerminal(m.message));
         break;
       case 'applied':
       case 'response': {
@@ -412,11 +422,22 @@ export class Supervisor extends EventEmitter {
       this.waiting.delete(id);
     }
     let reason = exitReason(code, signal);
-    if (this.lastFatal) reason += ` (${this.lastFatal})`;
+    // The worker's words reach terminals (ctl list, the launcher): escaped.
+    if (this.lastFatal) reason += ` (${escapeForTerminal(this.lastFatal)})`;
     this.lastExit = { code, signal, reason, at: new Date().toISOString() };
     if (this.stopping) {
       this.opts.log.info({ workerPid: pid, code, signal }, `worker ${pid} ${reason}`);
       this.emit('worker-exit', { pid, code, signal, reason });
+      return;
+    }
+    if (this.fatalIsPermanent && this.lastFatal !== undefined) {
+      this.gaveUp = this.lastFatal;
+      this.opts.log.error(
+        { workerPid: pid, code, signal },
+        `worker ${pid} cannot serve: ${this.lastFatal}; not started again: fix the configuration and start vbladed again`,
+      );
+      this.emit('worker-exit', { pid, code, signal, reason });
+      this.emit('gave-up', escapeForTerminal(this.lastFatal));
       return;
     }
     if (upMs >= this.backoff.resetAfterMs) this.delayMs = this.backoff.minMs;
@@ -436,7 +457,9 @@ export class Supervisor extends EventEmitter {
     const c = this.child;
     if (!c || !this.ready) {
       const when = this.restartTimer ? `; next start in ${secs(Math.max(0, this.restartAt - Date.now()))}` : '';
-      return Promise.reject(new Error(`the worker is not serving right now${when}`));
+      const r = this.lastExit?.reason;
+      const last = r !== undefined && !c ? ` (last: ${/^(exited|was killed)/.test(r) ? `worker ${r}` : r})` : '';
+      return Promise.reject(new Error(`the worker is not serving right now${last}${when}`));
     }
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {

@@ -26,6 +26,7 @@ import type { ServerHooks } from '../target/server';
 import { StateStore } from './state-store';
 import { CONFINE_ARG, confineThreads, uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
+import { isPermanentStartError } from '../api/errors';
 // Types only: the server module is required lazily, in loadServerStarter.
 import type { ReloadSummary, ResizeResult, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
 
@@ -47,6 +48,8 @@ export interface ServerLike {
   stats(): object;
   /** Exports configured but not served (another process or target serves the address), and why. */
   notServed?(): { key: string; reason: string }[];
+  /** Exports configured but not served because their store cannot open as configured, and why. */
+  unservableExports?(): { key: string; reason: string }[];
   /**
    * Changes an export's state for the control socket (mask and reserve
    * commands); resolves with the new state once it is saved, rejects with
@@ -118,7 +121,7 @@ export type FromWorker =
   | { type: 'ready'; exports: string[] }
   | { type: 'heartbeat' }
   | { type: 'applied'; id: number; ok: boolean; summary?: ReloadSummary; error?: string }
-  | { type: 'fatal'; message: string }
+  | { type: 'fatal'; message: string; permanent?: boolean }
   | { type: 'response'; id: number; ok: boolean; result?: unknown; error?: string };
 
 /** How often a worker tells the supervisor it is alive. */
@@ -147,6 +150,8 @@ export interface ExportListing {
   held?: string;
   /** Why the export is not served: another process or target serves its address (tried again later). */
   notServed?: string;
+  /** Why the export is not served: its store cannot open as configured (served again by a reload that fixes it). */
+  unservable?: string;
   /** False when the state in force is not on disk (a save is running or failed). */
   stateDurable?: boolean;
   failedSaves?: number;
@@ -233,7 +238,9 @@ export class WorkerCore {
 
   /** The exports served now: those configured less those another process or target serves. */
   served(): string[] {
-    const refused = new Set((this.server?.notServed?.() ?? []).map((n) => n.key));
+    const refused = new Set(
+      [...(this.server?.notServed?.() ?? []), ...(this.server?.unservableExports?.() ?? [])].map((n) => n.key),
+    );
     return this.config.exports.map(exportKey).filter((k) => !refused.has(k));
   }
 
@@ -347,6 +354,7 @@ export class WorkerCore {
     const status = this.statusByKey();
     const paths = this.pathsByKey();
     const notServed = new Map((this.server?.notServed?.() ?? []).map((n) => [n.key, n.reason]));
+    const unservable = new Map((this.server?.unservableExports?.() ?? []).map((n) => [n.key, n.reason]));
     return this.config.exports.map((e): ExportListing => {
       const k = exportKey(e);
       const s = status.get(k);
@@ -356,6 +364,8 @@ export class WorkerCore {
       if (s?.held !== undefined) l.held = s.held;
       const why = notServed.get(k);
       if (why !== undefined) l.notServed = why;
+      const cannot = unservable.get(k);
+      if (cannot !== undefined) l.unservable = cannot;
       if (s?.stateDurable !== undefined) l.stateDurable = s.stateDurable;
       if (s?.failedSaves !== undefined) l.failedSaves = s.failedSaves;
       if (s?.lastSaveError !== undefined) l.lastSaveError = s.lastSaveError;
@@ -515,8 +525,10 @@ export function runWorkerProcess(startServer: StartServer = loadServerStarter())
       starting.start(m.config, { firstStart: !m.restart }).then(
         () => send({ type: 'ready', exports: starting.served() }),
         (e: Error) => {
+          // One that comes back at every try is not tried again: the supervisor stops, saying why.
+          const permanent = isPermanentStartError(e);
           log.error({ err: e }, `cannot start serving: ${e.message}`);
-          send({ type: 'fatal', message: e.message });
+          send({ type: 'fatal', message: e.message, permanent });
           setImmediate(() => process.exit(1));
         },
       );

@@ -22,6 +22,8 @@ import type { ExportViews } from '../views/views';
 import { ViewStores } from './view-stores';
 import type { ServedExport } from './served-export';
 import { openExportStore, partialSectorWarning } from './export-store';
+import type { StoreClaims } from '../guard/store-claim';
+import { StoreError } from '../backend/file-store';
 import type { LinkSet } from './link-set';
 import type { ServingOptions } from './options';
 import type { ServerHooks } from './state-keeper';
@@ -40,6 +42,8 @@ export interface ExportSetParts {
   log: Logger;
   hooks: ServerHooks;
   opts: ServingOptions;
+  /** This process's host-wide claims of backing stores. */
+  storeClaims: StoreClaims;
   /** Hands a changed state to persistence (StateKeeper.persist). */
   persist(e: ServedExport): void;
 }
@@ -67,10 +71,28 @@ export class ExportSet {
     return this.byKey.entries();
   }
 
-  /** The store for an export as it is configured, without mapping. */
-  openStore(c: ExportConfig): BlockStore {
+  /**
+   * The store for an export as it is configured, without mapping; with
+   * `claim`, its range claimed host-wide (store-claim.ts) until it is closed.
+   */
+  openStore(c: ExportConfig, claim = true): BlockStore {
     if (!c.nullStore && !c.readOnly && c.views === undefined) this.p.views.stopSharingImage(c.file);
-    return openExportStore(c, this.p.addon);
+    const store = openExportStore(c, this.p.addon);
+    if (!claim || store.kind !== 'file') return store;
+    let release: () => void;
+    try {
+      release = this.p.storeClaims.claim(c, store.fd);
+    } catch (e) {
+      store.close();
+      // Another process serves it: the configuration (or the other process) must change, so a retry would not help.
+      throw new StoreError((e as Error).message);
+    }
+    const close = store.close.bind(store);
+    store.close = () => {
+      release();
+      close();
+    };
+    return store;
   }
 
   /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */

@@ -33,15 +33,7 @@ export function openExportStore(
   // With views there already the file system makes clones: no try, which needs free space (a full one must not stop a restart).
   if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon, holdsViews(c));
   else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);
-  const store = openFileStore({
-    file: c.file,
-    // With views the image is only ever cloned and read.
-    readOnly: c.readOnly || c.views !== undefined,
-    direct: c.direct,
-    offsetSectors: c.offsetSectors,
-    lengthSectors: c.lengthSectors,
-    blockDeviceSize: (fd) => addon.blockDeviceSize(fd),
-  });
+  const store = openExportFile(c, addon);
   if (c.detectZeroes === 'unmap' && !c.readOnly && c.views === undefined) {
     try {
       checkPunchable(c.file, store.fd, addon);
@@ -51,6 +43,19 @@ export function openExportStore(
     }
   }
   return store;
+}
+
+/** Opens an export's file (or block device) alone, as the server does after its other checks. */
+export function openExportFile(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize'>): BlockStore {
+  return openFileStore({
+    file: c.file,
+    // With views the image is only ever cloned and read.
+    readOnly: c.readOnly || c.views !== undefined,
+    direct: c.direct,
+    offsetSectors: c.offsetSectors,
+    lengthSectors: c.lengthSectors,
+    blockDeviceSize: (fd) => addon.blockDeviceSize(fd),
+  });
 }
 
 /**

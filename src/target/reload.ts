@@ -220,7 +220,7 @@ export class Reloader {
     // An export with views keeps its size: each view is a clone of the image at it (Resizer.resizeExport says more).
     if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined || e.views !== null) return 'same';
     try {
-      const probe = this.p.exports.openStore({ ...e.config, readOnly: true, direct: false });
+      const probe = this.p.exports.openStore({ ...e.config, readOnly: true, direct: false }, false);
       const now = probe.sectors;
       probe.close();
       return now === e.store.sectors ? 'same' : now > e.store.sectors ? 'grown' : 'shrunk';

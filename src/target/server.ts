@@ -10,10 +10,12 @@
 
 import type { Logger } from 'pino';
 import type { ReloadSummary, ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
-import { ConfigError } from '../api/errors';
+import { ConfigError, NoInterfaceError, NothingToServe } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
+import { mayPass } from '../backend/file-store';
 import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { AddressClaims } from '../guard/address-claim';
+import { StoreClaims } from '../guard/store-claim';
 import { claimNewInterfaces, findDuplicates, refuseDuplicates, type DuplicateCheck, type RefusedExport } from '../guard/refuse';
 import { loadAddon, type NativeAddon } from '../native/addon';
 import { ViewsAdmin } from '../views/admin';
@@ -38,7 +40,7 @@ export { REVERT_QUIET_MS } from '../views/admin';
 export { StoreError } from '../backend/file-store';
 
 /** The errors callers of the server tell apart. */
-export { ConfigError, ReloadRefused, ResizeError } from '../api/errors';
+export { ConfigError, NothingToServe, ReloadRefused, ResizeError } from '../api/errors';
 
 export class Server {
   private readonly engine: Engine<Export>;
@@ -52,6 +54,8 @@ export class Server {
   private readonly resizer: Resizer;
   private readonly reloader: Reloader;
   private readonly claims: AddressClaims;
+  /** Exports whose store cannot open as configured (their reason names the fix): served again by a reload that can open them. */
+  private readonly unservable = new Map<string, RefusedExport>();
   /** Exports left out because another process or target serves their address: tried again every duplicate-retry-s. */
   private readonly refused = new Map<string, RefusedExport>();
   private refusedRetry: NodeJS.Timeout | undefined;
@@ -111,6 +115,7 @@ export class Server {
       hooks,
       opts,
       persist,
+      storeClaims: StoreClaims.ofProcess(addon),
     }));
     this.state = new StateKeeper({
       engine,
@@ -163,15 +168,15 @@ export class Server {
       const missing = names.filter((n) => addon.linkInfo(n, opts.netns) === null);
       // A typo in the only interface fails at once, as vblade does; otherwise the others serve.
       if (requireAnInterface && names.length > 0 && missing.length === names.length)
-        throw new ConfigError(`interface ${missing[0]} not found; list interfaces with \`ip link\``);
-      for (const c of config.exports) {
-        const key = exportKey(c);
-        if (stores.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
-        stores.set(key, this.exportSet.openMappedStore(c));
-      }
+        throw new NoInterfaceError(`interface ${missing[0]} not found; list interfaces with \`ip link\``);
+      const wanted = config.exports.length;
+      config = { ...config, exports: this.openStores(config.exports, stores) };
       const checked = await refuseDuplicates(config, this.duplicateCheck());
       config = checked.config;
       for (const r of checked.refused) this.refused.set(exportKey(r.config), r);
+      if (wanted > 0 && config.exports.length === 0) {
+        throw new NothingToServe([...this.unservable.values(), ...this.refused.values()].map((r) => r.reason));
+      }
       for (const c of config.exports) {
         const key = exportKey(c);
         const store = stores.get(key);
@@ -192,6 +197,33 @@ export class Server {
       for (const store of stores.values()) store.close();
       throw e;
     }
+  }
+
+  /**
+   * Opens the store of each export into `stores`; returns the exports whose
+   * store opened. One that can never open as configured (no such file, no
+   * permission, views without clones) is held with its reason, and the
+   * others serve; an error that may pass (EIO, EMFILE) fails the start, to
+   * be tried again.
+   */
+  private openStores(exports: readonly ExportConfig[], stores: Map<string, BlockStore>): ExportConfig[] {
+    const opened: ExportConfig[] = [];
+    for (const c of exports) {
+      const key = exportKey(c);
+      if (stores.has(key) || this.unservable.has(key))
+        throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
+      try {
+        stores.set(key, this.exportSet.openMappedStore(c));
+        opened.push(c);
+      } catch (e) {
+        if (mayPass(e)) throw e;
+        const reason = `${key}: ${(e as Error).message}`;
+        // With one export the start fails and says it; with several the others serve, and the log says why this one does not.
+        if (exports.length > 1) this.log.error({ export: key }, `not serving ${reason}`);
+        this.unservable.set(key, { config: c, reason });
+      }
+    }
+    return opened;
   }
 
   private duplicateCheck(): DuplicateCheck {
@@ -269,6 +301,11 @@ export class Server {
     return [...this.refused].map(([key, r]) => ({ key, reason: r.reason }));
   }
 
+  /** Exports configured but not served because their store cannot open as configured; and why, with what to do. */
+  unservableExports(): { key: string; reason: string }[] {
+    return [...this.unservable].map(([key, r]) => ({ key, reason: r.reason }));
+  }
+
   /** The exports being served, in order of creation. */
   get exports(): Export[] {
     return [...this.exportSet.values()];
@@ -283,11 +320,15 @@ export class Server {
     return this.serialized(async () => {
       // The reload's config says what is wanted now: refused exports it keeps come back as added, and are checked again.
       const before = new Map(this.refused);
+      const unservable = new Map(this.unservable);
       this.refused.clear();
+      // Unservable exports the reload keeps are added, so opened again: the reload is refused if one still cannot open.
+      this.unservable.clear();
       try {
         return await this.reloader.apply(config);
       } catch (err) {
         for (const [k, r] of before) this.refused.set(k, r);
+        for (const [k, r] of unservable) this.unservable.set(k, r);
         throw err;
       }
     });

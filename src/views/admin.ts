@@ -23,7 +23,7 @@ import { ViewBudget } from './admission';
 import { Remeasure } from './sizes';
 import { defaultSnapshotName, SnapshotDir } from './snapshots';
 import { ExportViews, macOfName, nameOfMac } from './views';
-import { ExportDirs, type ViewsUser } from './views-dir';
+import { ExportDirs, snapshotsDirOf, type ViewsUser } from './views-dir';
 
 /** How long an export must have served no I/O before `revert` runs without --force. */
 export const REVERT_QUIET_MS = 5 * 60_000;
@@ -73,6 +73,8 @@ interface SnapshotFigures {
   measuredAt: number;
   /** Taken, deleted or put back since. */
   changed: boolean;
+  /** Why the last measurement failed (count and bytes are then unknown). */
+  unknown?: string;
 }
 
 export class ViewsAdmin {
@@ -382,10 +384,13 @@ export class ViewsAdmin {
    * (stats), as last measured; zeros before the first measurement and when
    * there is no place for snapshots. Never touches the file system here.
    */
-  snapshotTotals(e: AdministeredExport): { count: number; ownBytes: number } {
+  snapshotTotals(e: AdministeredExport): { count: number; ownBytes: number; unknown?: string } {
     this.snapshotSizes.reading();
     const f = this.snapshotFigures.get(e.key);
-    return f === undefined ? { count: 0, ownBytes: 0 } : { count: f.count, ownBytes: f.ownBytes };
+    if (f === undefined) return { count: 0, ownBytes: 0 };
+    return f.unknown === undefined
+      ? { count: f.count, ownBytes: f.ownBytes }
+      : { count: f.count, ownBytes: f.ownBytes, unknown: f.unknown };
   }
 
   /** An export's snapshots changed (and with them what its views own): measure both again. */
@@ -407,7 +412,15 @@ export class ViewsAdmin {
       if (f !== undefined && !f.changed && e.lastIoAt < f.measuredAt) continue;
       const measuredAt = performance.now();
       if (f !== undefined) f.changed = false;
-      const totals = (await this.existingSnapshots(e.key)?.totals()) ?? { count: 0, ownBytes: 0 };
+      let totals: { count: number; ownBytes: number; unknown?: string };
+      try {
+        totals = (await this.existingSnapshots(e.key)?.totals()) ?? { count: 0, ownBytes: 0 };
+      } catch (err) {
+        // Not a false 0: stats say the figure is unknown, and why.
+        const why = `cannot read the snapshots in ${snapshotsDirOf(e.config)} (${(err as Error).message}); the serving process (user = when set) must be able to read them`;
+        totals = { count: 0, ownBytes: 0, unknown: why };
+        if (f?.unknown !== why) this.o.log.warn({ export: e.key }, why);
+      }
       const now = this.snapshotFigures.get(e.key);
       this.snapshotFigures.set(e.key, { ...totals, measuredAt, changed: now?.changed ?? false });
     }

@@ -148,15 +148,12 @@ export class SnapshotDir {
    * How many snapshots there are and the bytes they have of their own, for
    * stats: measured on pool threads, so it may run while the export serves.
    * Only regular files are opened, without waiting (a FIFO planted here
-   * must not hold a thread).
+   * must not hold a thread). Throws when the directory or a snapshot cannot
+   * be read (a process that switched to a user without access).
    */
   async totals(): Promise<{ count: number; ownBytes: number }> {
-    let files: string[];
-    try {
-      files = this.d.list();
-    } catch {
-      return { count: 0, ownBytes: 0 };
-    }
+    // A directory or file this process may not read throws: a count without them would be a false figure.
+    const files = this.d.list();
     let count = 0;
     let ownBytes = 0;
     for (const f of files) {
@@ -165,8 +162,10 @@ export class SnapshotDir {
       try {
         // Relative to the held directory (a swapped path changes nothing), without following a link.
         fh = await fs.promises.open(this.d.at(f), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-      } catch {
-        continue; // deleted meanwhile, or a link
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ELOOP') continue; // deleted meanwhile, or a link
+        throw e;
       }
       try {
         if (!(await fh.stat()).isFile()) continue;

@@ -213,7 +213,11 @@ t.test('detached vbladed from a pseudo-terminal', { skip: noScript }, async (t) 
     8000,
   );
   const list2 = ctl('--run-dir', run, 'list');
-  t.match(list2.out, /^worker [0-9]+ serving, 1 restarts\n/);
+  t.match(
+    list2.out,
+    /^worker [0-9]+ serving, 1 restarts; last: worker was killed by SIGKILL at [0-9-]+T[0-9:.]+Z\n/,
+    "the restart and the last worker's end",
+  );
   t.ok(list2.out.includes(`config: "${firstConfig}"`), 'config string restored from the state dir');
   t.equal(ctl('--run-dir', run, 'show-reserve', 'e7.2').out, 'e7.2\t(not reserved)\n', 'cleared reserve stays cleared');
 

@@ -3,6 +3,8 @@
 // sockets. Behaviour from the environment:
 //   STUB_CRASH_FILE   file holding a number of ms: exit with code 3 that long after start
 //   STUB_FAIL_START   reject Server.start with this message
+//   STUB_NOTHING_TO_SERVE reject Server.start as the server does when no export can be served
+//                     (NothingToServe, reasons separated by "|"): a failure that comes back at every try
 //   STUB_NO_INTERFACE reject Server.start with this message at a first start only, as the
 //                     server does when none of the interfaces exists (a restart waits)
 //   STUB_HANG_AFTER   ms after start, block the event loop for good (no heartbeats)
@@ -13,6 +15,7 @@
 // stats in the ServerStats shape of src/api/control.ts.
 
 import * as fs from 'node:fs';
+import { NothingToServe } from '../../src/api/errors';
 import { runWorkerProcess, type ServerLike, type StartServer } from '../../src/service/worker';
 import { exportKey, type ExportState, type ServerConfig } from '../../src/config/export-config';
 
@@ -24,6 +27,7 @@ async function record(hooks: Parameters<StartServer>[2], key: string, s: ExportS
 
 const start: StartServer = async (config, log, hooks, opts) => {
   if (process.env.STUB_FAIL_START) throw new Error(process.env.STUB_FAIL_START);
+  if (process.env.STUB_NOTHING_TO_SERVE) throw new NothingToServe(process.env.STUB_NOTHING_TO_SERVE.split('|'));
   if (process.env.STUB_NO_INTERFACE && opts.firstStart) throw new Error(process.env.STUB_NO_INTERFACE);
   if (process.env.STUB_CRASH_FILE) {
     const ms = Number(fs.readFileSync(process.env.STUB_CRASH_FILE, 'utf8'));

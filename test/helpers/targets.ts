@@ -139,3 +139,19 @@ export function vbladeForUser(t: TestLike): string {
   openToOthers(root);
   return join(root, 'bin', 'vblade.js');
 }
+
+/** vbladed's argv (after node) for `conf`, with its run directory and log file in `dir` and no state directory. */
+export function vbladedArgs(dir: string, conf: string): string[] {
+  const files = ['--run-dir', join(dir, 'run'), '--log-file', join(dir, 'vbladed.log')];
+  return [join(REPO, 'bin', 'vbladed.js'), '--config', conf, '--state-dir', 'none', ...files];
+}
+
+/** Whether a process with this pid exists (signal 0). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -99,12 +99,12 @@ if (requireRoot(t)) {
       ],
       { timeoutMs: 60000 },
     );
-    // vbladed's policy for a worker that cannot serve: the launcher reports it and the daemon retries with back-off.
-    const daemonPid = Number(/vbladed: pid (\d+) started, but serving failed/.exec(r.stderr)?.[1]);
-    if (daemonPid > 0) t.teardown(() => void net.target.run('kill', [String(daemonPid)]));
+    // Every export is refused: nothing can be served, so the launcher says why and exits 1, and nothing is left running.
+    t.equal(r.code, 1, 'the launcher exits 1');
+    t.equal(r.stdout, '', 'no pid: nothing runs');
     t.match(
       r.stderr,
-      `serving failed: another aoe-target process on this host already serves e${SHELF}.${SLOT} on ${net.targetIf}`,
+      `vbladed: nothing can be served, so vbladed stops; fix the configuration (or the files it names) and start it again:\n  another aoe-target process on this host already serves e${SHELF}.${SLOT} on ${net.targetIf}`,
       `the launcher says why: ${r.stderr.trim()}`,
     );
   });

@@ -295,7 +295,7 @@ t.test('a worker that cannot be forked (EMFILE): logged and retried; the control
   const ctl = await ns.run(process.execPath, [VBLADE, 'ctl', '--socket', socket, 'show-mask'], { timeoutMs: 20000 });
   t.match(
     ctl.stderr,
-    /^vblade ctl show-mask: the worker is not serving right now; next start in [0-9.]+ s\n$/,
+    /^vblade ctl show-mask: the worker is not serving right now \(last: cannot start a worker \([^\n]*\)\); next start in [0-9.]+ s\n$/,
     'ctl is answered',
   );
   t.notOk(

@@ -146,7 +146,36 @@ t.test('a worker that cannot start is restarted and the reason is given', async 
   const exit = await nextEvent<{ reason: string; restartInMs: number }>(h.sup, 'worker-exit');
   t.equal(exit.reason, 'exited with code 1 (eth9: no such interface)');
   t.equal(exit.restartInMs, 100);
-  await t.rejects(h.sup.request('list'), { message: /^the worker is not serving right now; next start in / });
+  await t.rejects(h.sup.request('list'), {
+    message:
+      /^the worker is not serving right now \(last: worker exited with code 1 \(eth9: no such interface\)\); next start in /,
+  });
+});
+
+t.test('a worker that can serve nothing for a reason a restart would meet again: not restarted', async (t) => {
+  const h = harness(t, {}, { STUB_NOTHING_TO_SERVE: 'e1.1: cannot open /x.img: no such file|e1.2: views need clones' });
+  let failed = 0;
+  h.sup.on('worker-failed', () => failed++);
+  h.sup.start();
+  const gaveUp = await nextEvent<string>(h.sup, 'gave-up');
+  t.equal(gaveUp, 'e1.1: cannot open /x.img: no such file\ne1.2: views need clones', 'every reason');
+  // The back-off would have restarted it after 0.1, 0.2 and 0.4 s.
+  await new Promise((r) => setTimeout(r, 1000));
+  t.equal(h.pids.size, 1, 'one worker process, not one per back-off step');
+  t.equal(failed, 0, "no 'worker-failed' (which tells the launcher it retries)");
+  const st = h.sup.status();
+  t.equal(st.restarts, 0);
+  t.equal(st.restartInMs, undefined, 'no start due');
+  t.equal(st.gaveUp, 'e1.1: cannot open /x.img: no such file\ne1.2: views need clones');
+  await t.rejects(h.sup.request('list'), {
+    message:
+      'the worker is not serving right now (last: worker exited with code 1 (e1.1: cannot open /x.img: no such file\ne1.2: views need clones))',
+  });
+  t.ok(
+    h.logs.some((l) =>
+      /cannot serve: e1\.1: .*; not started again: fix the configuration and start vbladed again$/s.test(l.msg as string),
+    ),
+  );
 });
 
 t.test('killed worker: logged with the signal and restarted', async (t) => {

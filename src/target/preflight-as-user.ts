@@ -1,0 +1,55 @@
+// What `vbladed --check` cannot judge as root: whether the serving user
+// (user =) may open each backing file. A daemon started as root opens its
+// files at start before it switches, but opens the files a reload adds as
+// that user; so --check opens each file in a short-lived child that has
+// become the user, where modes, groups and ACLs count as they will then.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { exportKey, type ExportConfig } from '../config/export-config';
+import { loadAddon } from '../native/addon';
+import { openExportFile } from './export-store';
+
+const CHILD_ARG = '--open-as-user';
+
+/** How long the child may take to open every file (a hung NFS mount must not hang --check). */
+const CHILD_TIMEOUT_MS = 30_000;
+
+/** One line per export whose file `user` may not open ("eS.L: what is wrong; what to do"); empty when all open. */
+export function fileProblemsAsUser(exports: readonly ExportConfig[], user: string): string[] {
+  const files = exports.filter((c) => !c.nullStore);
+  if (files.length === 0) return [];
+  const r = spawnSync(process.execPath, [__filename, CHILD_ARG], {
+    input: JSON.stringify({ user, exports: files }),
+    encoding: 'utf8',
+    timeout: CHILD_TIMEOUT_MS,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+  try {
+    const out = JSON.parse(r.stdout) as { problems?: unknown };
+    const problems: unknown[] = Array.isArray(out.problems) ? out.problems : [undefined];
+    if (problems.every((p): p is string => typeof p === 'string')) return problems;
+  } catch {
+    // reported below
+  }
+  const why = r.error ? r.error.message : r.stderr.trim() || `exit status ${r.status}`;
+  return [`cannot check the files as user ${user} (${why}); run vbladed --check again, or start it and read the log`];
+}
+
+/** The child: becomes the user, opens each file the way the server does, closes it, prints what failed. */
+function runChild(): void {
+  const input = JSON.parse(fs.readFileSync(0, 'utf8')) as { user: string; exports: ExportConfig[] };
+  const addon = loadAddon();
+  addon.dropPrivileges(input.user);
+  const problems: string[] = [];
+  for (const c of input.exports) {
+    try {
+      openExportFile(c, addon).close();
+    } catch (e) {
+      problems.push(`${exportKey(c)}: ${(e as Error).message}`);
+    }
+  }
+  process.stdout.write(JSON.stringify({ problems }));
+}
+
+if (require.main === module && process.argv[2] === CHILD_ARG) runChild();

@@ -1,0 +1,99 @@
+// `vbladed --check` with `user =` judges the backing files as that user (a
+// daemon started as root opens the files a reload adds as the user): each
+// file is opened in a child that has become the user, so that its groups
+// count. A refusal names the user and the fixes that help: read-only only
+// when the user may read the file. The same words come from a serving
+// process that has switched to the user (a reload's open).
+//
+// Network safety: vbladed runs only inside a namespace this test creates,
+// with a veth pair it creates; --check sends nothing.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import t from 'tap';
+import { patternFile, tempDir } from '../helpers/files';
+import { createNetns, createVeth, requireRoot } from '../../lab/netns';
+import { REPO } from '../helpers/targets';
+
+const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
+const NOBODY = 65534;
+
+/** A directory anyone may pass through, holding root's files of the given modes (and groups). */
+async function files(t: Parameters<typeof tempDir>[0]): Promise<Record<'priv' | 'world' | 'worldRo' | 'group' | 'own', string>> {
+  const dir = tempDir(t, 'check-user');
+  fs.chmodSync(dir, 0o755);
+  const make = async (name: string, mode: number, uid = 0, gid = 0): Promise<string> => {
+    const f = await patternFile(t, 64, { dir, name });
+    fs.chownSync(f, uid, gid);
+    fs.chmodSync(f, mode);
+    return f;
+  };
+  return {
+    priv: await make('priv.img', 0o600), // root's alone: nobody may not even read it
+    world: await make('world.img', 0o644), // nobody may read, not write
+    worldRo: await make('world-ro.img', 0o644), // the same, exported read-only
+    group: await make('group.img', 0o660, 0, NOBODY), // nobody's group (nogroup) may write
+    own: await make('own.img', 0o600, NOBODY, NOBODY),
+  };
+}
+
+if (requireRoot(t)) {
+  t.test('--check with user = nobody opens each file as nobody; the refusals name the user and the fixes', async (t) => {
+    const ns = await createNetns(t, 'chkuser');
+    const veth = await createVeth(t, ns, ns);
+    const f = await files(t);
+    const dir = tempDir(t, 'check-user-conf');
+    const conf = path.join(dir, 'vblade.conf');
+    const section = (key: string, file: string, extra = ''): string =>
+      `[export ${key}]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n${extra}\n`;
+    const check = () =>
+      ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run'), '--state-dir', 'none']);
+
+    fs.writeFileSync(
+      conf,
+      '[daemon]\nuser = nobody\n\n' +
+        section('e8.1', f.priv) +
+        section('e8.2', f.world) +
+        section('e8.3', f.worldRo, 'read-only = yes') +
+        section('e8.4', f.group) +
+        section('e8.5', f.own),
+    );
+    const r = await check();
+    t.equal(r.code, 1, 'refused');
+    t.equal(r.stdout, '', 'no OK');
+    t.equal(
+      r.stderr,
+      [
+        `vbladed: e8.1: cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user =, --user)`,
+        `vbladed: e8.2: cannot open ${f.world} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.world}, or setfacl -m u:nobody:rw ${f.world}), run as a user that may (user =, --user) or export it read-only (read-only = yes, vblade -r)`,
+        `vbladed: ${conf}: 2 problems; fix them and check again`,
+        '',
+      ].join('\n'),
+      'the 0600 file of root: no read-only advice; the 0644 one: read-only helps; group and owner pass',
+    );
+
+    // Without user = the same files are root's to open: OK.
+    fs.writeFileSync(conf, section('e8.1', f.priv) + section('e8.2', f.world));
+    const asRoot = await check();
+    t.equal(asRoot.code, 0, asRoot.stderr);
+  });
+
+  t.test('a process that switched to nobody (a reload adding an export) says the same', async (t) => {
+    const f = await files(t);
+    const dist = path.join(__dirname, '../..');
+    const script = `
+      const { native } = require(${JSON.stringify(path.join(dist, 'src/native/addon.js'))});
+      const { openExportFile } = require(${JSON.stringify(path.join(dist, 'src/target/export-store.js'))});
+      native.dropPrivileges('nobody');
+      const c = { file: ${JSON.stringify(f.priv)}, readOnly: false, direct: false, offsetSectors: 0 };
+      try { openExportFile(c, native); console.log('opened'); } catch (e) { console.log(e.message); }
+      process.exit(0);`;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: '/', encoding: 'utf8', env: { PATH: process.env.PATH } });
+    t.equal(
+      r.stdout.trim(),
+      `cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user =, --user)`,
+      r.stderr.slice(0, 300),
+    );
+  });
+}

@@ -1,0 +1,110 @@
+// A configuration that can never serve is not a crash: vbladed with views on
+// a file system without copy-on-write clones (tmpfs), or a file that is not
+// there, is not restarted in a loop. When nothing can be served the launcher
+// prints every reason and exits 1, and the daemon is gone; when some exports
+// can serve, they do, the others are held with their reason in
+// `vblade ctl list`, and the worker is started once.
+//
+// Network safety: vbladed and `vblade ctl` run only inside the namespace pair
+// this test creates; it is removed in teardown.
+
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { sleep } from '../../lab/common';
+import { patternFile, tempDir, tmpfsMount } from '../helpers/files';
+import { createNetnsPair, requireRoot, type Netns } from '../../lab/netns';
+import { REPO, isAlive, vbladedArgs } from '../helpers/targets';
+
+const VBLADE = path.join(REPO, 'bin', 'vblade.js');
+
+/** The worker starts the log records. */
+function workerStarts(dir: string): number {
+  const log = fs.readFileSync(path.join(dir, 'vbladed.log'), 'utf8');
+  return log.split('\n').filter((l) => /"msg":"started worker [0-9]+"/.test(l)).length;
+}
+
+async function ctl(ns: Netns, socket: string, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await ns.run(process.execPath, [VBLADE, 'ctl', '--socket', socket, ...args], { timeoutMs: 20000 });
+  return { code: r.code, out: r.stdout, err: r.stderr };
+}
+
+if (requireRoot(t)) {
+  t.test('nothing can be served (views on tmpfs, a missing file): the launcher says why and exits 1; no restarts', async (t) => {
+    const pair = await createNetnsPair(t);
+    const dir = tempDir(t, 'permanent');
+    const mnt = await tmpfsMount(t, '16M');
+    const image = await patternFile(t, 64, { dir: mnt, name: 'image.img' });
+    const conf = path.join(dir, 'vblade.conf');
+    fs.writeFileSync(
+      conf,
+      `[export e7.1]\nfile = ${image}\ninterfaces = ${pair.targetIf}\nviews = per-initiator\nviews-dir = ${mnt}/views\n\n` +
+        `[export e7.2]\nfile = ${dir}/missing.img\ninterfaces = ${pair.targetIf}\n`,
+    );
+    const started = Date.now();
+    const r = await pair.target.run(process.execPath, vbladedArgs(dir, conf), { timeoutMs: 60000 });
+    t.equal(r.code, 1, 'the launcher exits 1');
+    t.equal(r.stdout, '', 'no pid is printed: nothing runs');
+    t.match(
+      r.stderr,
+      /^vbladed: nothing can be served, so vbladed stops; fix the configuration \(or the files it names\) and start it again:\n {2}e7\.1: views of .*image\.img need a file system that makes copy-on-write clones \(reflinks\), and .* is on tmpfs without them; .*\n {2}e7\.2: cannot open .*missing\.img: no such file; check the path or create it/m,
+      `every reason, each with its export: ${r.stderr}`,
+    );
+    t.notMatch(r.stderr, /retrying|back-off/, 'no word of retrying');
+    // The daemon stops by itself; its log says it started the worker once.
+    const log = fs.readFileSync(path.join(dir, 'vbladed.log'), 'utf8');
+    const pid = Number(/vbladed [^ ]+ starting \(pid ([0-9]+)\)/.exec(log)?.[1]);
+    for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(100);
+    t.notOk(isAlive(pid), 'the daemon is gone');
+    await sleep(Math.max(0, 10000 - (Date.now() - started)));
+    t.equal(workerStarts(dir), 1, 'one worker start in 10 s, not one every 1, 2, 4, 8 s');
+    t.match(fs.readFileSync(path.join(dir, 'vbladed.log'), 'utf8'), /"code":78,"msg":"stopped: nothing to serve"/);
+  });
+
+  t.test('the foreground daemon (under systemd) exits 78, which the shipped units do not restart', async (t) => {
+    const pair = await createNetnsPair(t);
+    const dir = tempDir(t, 'permanent-fg');
+    const conf = path.join(dir, 'vblade.conf');
+    fs.writeFileSync(conf, `[export e7.3]\nfile = ${dir}/missing.img\ninterfaces = ${pair.targetIf}\n`);
+    const r = await pair.target.run(process.execPath, [...vbladedArgs(dir, conf), '--foreground'], { timeoutMs: 60000 });
+    t.equal(r.code, 78, 'exit status 78 (EX_CONFIG)');
+    t.equal(workerStarts(dir), 1, 'the worker was started once');
+    for (const unit of ['vblade.service', 'vblade@.service'])
+      t.match(fs.readFileSync(path.join(REPO, 'systemd', unit), 'utf8'), /^RestartPreventExitStatus=78$/m, unit);
+  });
+
+  t.test('one export cannot be served: the others serve, ctl list says why, no restarts', async (t) => {
+    const pair = await createNetnsPair(t);
+    const dir = tempDir(t, 'permanent-some');
+    const mnt = await tmpfsMount(t, '16M');
+    const image = await patternFile(t, 64, { dir: mnt, name: 'image.img' });
+    const good = await patternFile(t, 64);
+    const socket = path.join(dir, 'ctl.sock');
+    const conf = path.join(dir, 'vblade.conf');
+    const views = `[export e7.5]\nfile = ${image}\ninterfaces = ${pair.targetIf}\nviews = per-initiator\nviews-dir = ${mnt}/views\n`;
+    const served = `[daemon]\ncontrol-socket = ${socket}\n\n[export e7.4]\nfile = ${good}\ninterfaces = ${pair.targetIf}\n\n`;
+    fs.writeFileSync(conf, served + views);
+    const started = Date.now();
+    const r = await pair.target.run(process.execPath, vbladedArgs(dir, conf), { timeoutMs: 60000 });
+    const pid = Number(r.stdout.trim());
+    if (pid > 0) t.teardown(() => void pair.target.run('kill', [String(pid)]));
+    t.equal(r.code, 0, `the launcher exits 0: ${r.stderr}`);
+    t.ok(pid > 0, 'and prints the pid');
+    const list = await ctl(pair.target, socket, 'list');
+    t.equal(list.code, 0, list.err);
+    t.match(
+      list.out,
+      /\ne7\.5\t[^\n]*\n\tNOT SERVED: e7\.5: views of .*image\.img need a file system that makes copy-on-write clones .* \(not tried again: fix it, then `vblade ctl reload`\)\n/,
+      `the held export and why: ${list.out}`,
+    );
+    t.notMatch(list.out.split('\ne7.5')[0], /NOT SERVED/, 'e7.4 serves');
+    await sleep(Math.max(0, 10000 - (Date.now() - started)));
+    t.equal(workerStarts(dir), 1, 'one worker start in 10 s');
+    t.ok(isAlive(pid), 'the daemon runs on');
+    // A reload that removes the export that cannot be served: applied.
+    fs.writeFileSync(conf, served);
+    const reload = await ctl(pair.target, socket, 'reload');
+    t.equal(reload.code, 0, reload.err);
+    t.notMatch((await ctl(pair.target, socket, 'list')).out, /NOT SERVED/, 'nothing is held after the reload');
+  });
+}
