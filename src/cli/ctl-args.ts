@@ -7,8 +7,9 @@
 //   vblade ctl [--socket FILE | --name NAME] [--run-dir DIR] [--json] COMMAND [EXPORT [MAC...]]
 
 import * as path from 'node:path';
+import yargs, { type Argv } from 'yargs';
 import { suggest } from '../config/values';
-import { COMMANDS, commandByName, type CommandDef } from '../service/control';
+import { COMMANDS, type CommandDef } from '../service/control';
 import type { CommandExtra } from '../service/worker';
 
 export const CTL_USAGE =
@@ -35,14 +36,15 @@ export class CtlUsageError extends Error {
   override name = 'CtlUsageError';
 }
 
-/** Options of ctl itself, which take a value, with what the value is. */
+const EXAMPLE_MAC = '52:54:00:12:34:56';
+
+/** Options which take a value, with what the value is. */
 const VALUE_OPTIONS: Record<string, string> = {
   socket: "the control socket's path, e.g. --socket /run/vblade/NAME.sock",
   name: "the instance's name, e.g. --name vblade",
   'run-dir': 'a directory, e.g. --run-dir /run/vblade',
+  view: `an initiator's MAC, e.g. --view ${EXAMPLE_MAC}`,
 };
-
-const EXAMPLE_MAC = '52:54:00:12:34:56';
 
 /** `COMMAND EXPORT MAC...`: the command's arguments as --help and the messages write them. */
 export function commandSynopsis(c: CommandDef): string {
@@ -97,16 +99,6 @@ function commandHelp(c: CommandDef): string {
   return lines.join('\n');
 }
 
-interface Scanned {
-  values: Record<string, string>;
-  json: boolean;
-  byInitiator: boolean;
-  help: boolean;
-  /** Options for the command (--all, --force, --view MAC), as given. */
-  commandOptions: Map<string, string | true>;
-  words: string[];
-}
-
 /**
  * The words of `add` as the daemon takes them: --read-only and --mac-mask
  * LIST become read-only=yes and mac-mask=LIST, and a relative FILE is made
@@ -133,49 +125,125 @@ export function addArguments(argv: readonly string[]): string[] {
   return [...out, ...words];
 }
 
-function scan(argv: readonly string[]): Scanned {
-  const s: Scanned = { values: {}, json: false, byInitiator: false, help: false, commandOptions: new Map(), words: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--') {
-      s.words.push(...argv.slice(i + 1));
-      break;
-    }
-    if (arg === '-h') {
-      s.help = true;
-      continue;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      s.words.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(arg.startsWith('--') ? 2 : 1, eq < 0 ? undefined : eq);
-    const inline = eq < 0 ? undefined : arg.slice(eq + 1);
-    const flag = (set: () => void): void => {
-      if (inline !== undefined) throw new CtlUsageError(`--${name} takes no value; write --${name} alone`);
-      set();
-    };
-    if (name in VALUE_OPTIONS || name === 'view') {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v === '' || (inline === undefined && v.startsWith('-'))) {
-        const what = name === 'view' ? `an initiator's MAC, e.g. --view ${EXAMPLE_MAC}` : VALUE_OPTIONS[name];
-        throw new CtlUsageError(`--${name} needs a value: ${what}`);
-      }
-      if (name === 'view') s.commandOptions.set(name, v);
-      else s.values[name] = v;
-    } else if (name === 'json') flag(() => (s.json = true));
-    else if (name === 'by-initiator') flag(() => (s.byInitiator = true));
-    else if (name === 'help') flag(() => (s.help = true));
-    else if (name === 'all' || name === 'force') flag(() => s.commandOptions.set(name, true));
-    else {
-      const known = ['--socket', '--name', '--run-dir', '--json', '--by-initiator', '--help', '--all', '--force', '--view'];
-      throw new CtlUsageError(
-        `unknown option ${arg.slice(0, eq < 0 ? undefined : eq)}${suggest(`--${name}`, known)}; vblade ctl takes --socket FILE, --name NAME, --run-dir DIR and --json, stats --by-initiator, add --read-only and --mac-mask LIST, and some commands --all, --force or --view MAC (see vblade ctl COMMAND --help)`,
+/** A command's positionals as yargs reads them; how many words add needs is counted on reading. */
+function positionals(c: CommandDef): string {
+  const p = c.exportArg === 'required' ? ['<export>'] : c.exportArg === 'optional' ? ['[export]'] : [];
+  if (c.macsArg) p.push('<macs..>');
+  if (c.wordsArg) p.push(c.wordsArg.min > 0 ? '<words..>' : '[words..]');
+  return [c.name, ...p].join(' ');
+}
+
+const usageOf = (c: CommandDef): string => `usage: vblade ctl ${commandSynopsis(c)}; e.g. ${example(c)}`;
+
+const needsValue = (name: string): CtlUsageError => new CtlUsageError(`--${name} needs a value: ${VALUE_OPTIONS[name]}`);
+/** An option given twice: the last one counts. */
+const VALUED = { type: 'string', requiresArg: true, coerce: (v: string | string[]) => [v].flat().pop() } as const;
+
+const tooMany = (c: CommandDef, rest: readonly string[]): CtlUsageError =>
+  new CtlUsageError(`${c.name} takes no more arguments; remove ${rest.map((r) => `"${r}"`).join(' ')} (${usageOf(c)})`);
+
+/** yargs counted `got` positionals after the command, fewer than it needs: say which one is missing. */
+function missingOperand(c: CommandDef, got: number): CtlUsageError {
+  if (got === 0 && c.exportArg === 'required')
+    return new CtlUsageError(`${c.name} needs an export address such as e1.1 (${usageOf(c)})`);
+  if (c.macsArg) return new CtlUsageError(`${c.name} needs one or more MAC addresses after the export (${usageOf(c)})`);
+  const w = c.wordsArg!;
+  const word = w.name === 'macs' ? 'MAC address' : w.name;
+  // A synopsis names the words (add: INTERFACES FILE); its part before the first [ is what is required.
+  const what = w.synopsis ? w.synopsis.split(' [')[0] : w.min > 1 ? `${w.min} ${word}s` : `a ${word}`;
+  return new CtlUsageError(`${c.name} needs ${what} after the export (${usageOf(c)})`);
+}
+
+function unknownOption(name: string, c: CommandDef | undefined): CtlUsageError {
+  if (c && ['all', 'force', 'view'].includes(name)) {
+    const takes = (c.options ?? []).map((o) => `--${o.name}`);
+    return new CtlUsageError(
+      `${c.name} has no option --${name}; ${takes.length ? `it takes ${takes.join(' ')}` : 'it takes none'} (usage: vblade ctl ${commandSynopsis(c)})`,
+    );
+  }
+  const known = ['--socket', '--name', '--run-dir', '--json', '--by-initiator', '--help', '--all', '--force', '--view'];
+  const given = `${name.length > 1 ? '--' : '-'}${name}`;
+  return new CtlUsageError(
+    `unknown option ${given}${suggest(given, known)}; vblade ctl takes --socket FILE, --name NAME, --run-dir DIR and --json, stats --by-initiator, add --read-only and --mac-mask LIST, and some commands --all, --force or --view MAC (see vblade ctl COMMAND --help)`,
+  );
+}
+
+/** yargs's message for a mistake (its English) → ours; `c` is the command yargs matched, if any. */
+function translate(msg: string, c: CommandDef | undefined, argv: readonly string[]): CtlUsageError {
+  let m: RegExpExecArray | null;
+  if ((m = /^Not enough arguments following: (\S+)$/.exec(msg))) return needsValue(m[1]);
+  if (c && (m = /^Not enough non-option arguments: got (\d+)/.exec(msg))) return missingOperand(c, Number(m[1]));
+  if ((m = /^Unknown arguments?: (.*)$/s.exec(msg))) {
+    const words = m[1].split(', ');
+    const option = words.find((w) => argv.some((a) => a === `--${w}` || a.startsWith(`--${w}=`) || a === `-${w}`));
+    if (option !== undefined) return unknownOption(option, c);
+    if (!c) {
+      const names = COMMANDS.map((d) => d.name);
+      return new CtlUsageError(
+        `unknown command ${words[0]}${suggest(words[0], names)}; commands are ${names.join(', ')} (see vblade ctl --help)`,
       );
     }
+    return tooMany(c, words);
   }
-  return s;
+  return new CtlUsageError(msg);
+}
+
+/** What ARGS ask for, read by yargs against the command table: help to print, or a command to run. */
+function readCtlArgs(argv: readonly string[]): { help?: string; options?: CtlOptions } {
+  const args = addArguments(argv);
+  // yargs reads --json=yes as false, "-" as true, --export X as the export, and keeps words after "--" apart: say so instead.
+  const flag = args.find((a) => /^--(json|by-initiator|help|all|force)=/.test(a))?.split('=')[0];
+  if (flag) throw new CtlUsageError(`${flag} takes no value; write ${flag} alone`);
+  const positional = args.find((a) => /^--(export|macs|words)(=|$)/.test(a));
+  if (positional) throw unknownOption(positional.slice(2).split('=')[0], undefined);
+  const dash = args.find((a) => a === '-' || a === '--');
+  if (dash) throw new CtlUsageError(`"${dash}" means nothing to vblade ctl (no export, MAC or name begins with "-"); remove it`);
+  let command: CommandDef | undefined;
+  let options: CtlOptions | undefined;
+  let y = yargs(args)
+    // An export, a MAC, a name are text: "1.10" and "0123" stay as written.
+    .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false })
+    .option('socket', VALUED)
+    .option('name', VALUED)
+    .option('run-dir', { ...VALUED, default: DEFAULT_RUN_DIR })
+    .boolean(['json', 'by-initiator'])
+    .help('help')
+    .alias('help', 'h')
+    .version(false)
+    .strict()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err instanceof CtlUsageError ? err : translate(msg ?? err.message, command, args);
+    });
+  for (const c of COMMANDS) {
+    const builder = (b: Argv): Argv => {
+      command = c;
+      for (const o of c.options ?? []) b.option(o.name, o.name === 'view' ? VALUED : { type: 'boolean' });
+      return b;
+    };
+    y = y.command(positionals(c), c.summary, builder, (a: Record<string, unknown>) => {
+      for (const k of ['socket', 'name', 'run-dir', 'view']) if (a[k] === '') throw needsValue(k);
+      if (a['by-initiator'] && c.name !== 'stats') throw new CtlUsageError(`--by-initiator goes with stats only, not ${c.name}`);
+      const words = ((a.words as unknown[] | undefined) ?? []).map(String);
+      if (words.length < (c.wordsArg?.min ?? 0)) throw missingOperand(c, 1 + words.length);
+      if (words.length > (c.wordsArg?.max ?? 0)) throw tooMany(c, words.slice(c.wordsArg?.max));
+      const o: CtlOptions = { command: c.name, runDir: String(a['run-dir']), json: a.json === true };
+      if (a['by-initiator']) o.byInitiator = true;
+      for (const k of ['socket', 'name'] as const) if (a[k] !== undefined) o[k] = a[k] as string;
+      if (a.export !== undefined) o.export = a.export as string;
+      if (a.macs) o.macs = (a.macs as unknown[]).map(String);
+      if (c.wordsArg || c.options) {
+        o.extra = words.length ? { words } : {};
+        for (const k of ['all', 'force'] as const) if (a[k] === true) o.extra[k] = true;
+        if (a.view !== undefined) o.extra.view = a.view as string;
+      }
+      options = o;
+    });
+  }
+  // A parse callback keeps yargs from printing its own help; ours is built from the table.
+  if (y.parseSync(args, {}, () => undefined).help === true || !command)
+    return { help: command ? commandHelp(command) : commandListing() };
+  return { options };
 }
 
 /**
@@ -184,79 +252,12 @@ function scan(argv: readonly string[]): Scanned {
  * Undefined when a command is to run. Throws CtlUsageError as parseCtlArgs.
  */
 export function ctlHelp(argv: readonly string[]): string | undefined {
-  const s = scan(addArguments(argv));
-  if (s.words.length === 0) return commandListing();
-  if (!s.help) return undefined;
-  const c = commandByName(s.words[0]);
-  return c ? commandHelp(c) : commandListing();
-}
-
-function unknownCommand(word: string): CtlUsageError {
-  const names = COMMANDS.map((c) => c.name);
-  return new CtlUsageError(
-    `unknown command ${word}${suggest(word, names)}; commands are ${names.join(', ')} (see vblade ctl --help)`,
-  );
-}
-
-/** What the words after the command are: export, MACs and words, counted against the table. */
-function takeOperands(c: CommandDef, words: string[]): Pick<CtlOptions, 'export' | 'macs'> & { words?: string[] } {
-  const rest = [...words];
-  const usage = `usage: vblade ctl ${commandSynopsis(c)}; e.g. ${example(c)}`;
-  const o: Pick<CtlOptions, 'export' | 'macs'> & { words?: string[] } = {};
-  if (c.exportArg !== 'none') {
-    if (rest.length === 0 && c.exportArg === 'required')
-      throw new CtlUsageError(`${c.name} needs an export address such as e1.1 (${usage})`);
-    if (rest.length > 0) o.export = rest.shift();
-  }
-  if (c.macsArg) {
-    if (rest.length === 0) throw new CtlUsageError(`${c.name} needs one or more MAC addresses after the export (${usage})`);
-    o.macs = rest.splice(0);
-  }
-  const w = c.wordsArg;
-  if (w) {
-    const word = w.name === 'macs' ? 'MAC address' : w.name;
-    if (rest.length < w.min)
-      throw new CtlUsageError(`${c.name} needs ${w.min > 1 ? `${w.min} ${word}s` : `a ${word}`} after the export (${usage})`);
-    o.words = rest.splice(0, w.max);
-  }
-  if (rest.length > 0) {
-    throw new CtlUsageError(`${c.name} takes no more arguments; remove ${rest.map((r) => `"${r}"`).join(' ')} (${usage})`);
-  }
-  return o;
+  return readCtlArgs(argv).help;
 }
 
 /** `vblade ctl ARGS` → what to ask; throws CtlUsageError for a command line that cannot be meant. */
 export function parseCtlArgs(argv: readonly string[]): CtlOptions {
-  const s = scan(addArguments(argv));
-  if (s.words.length === 0) throw new CtlUsageError(`give a command; ${CTL_USAGE.slice('usage: '.length)}`);
-  const c = commandByName(s.words[0]);
-  if (!c) throw unknownCommand(s.words[0]);
-  for (const name of s.commandOptions.keys()) {
-    if (!(c.options ?? []).some((o) => o.name === name)) {
-      const takes = (c.options ?? []).map((o) => `--${o.name}`);
-      throw new CtlUsageError(
-        `${c.name} has no option --${name}; ${takes.length ? `it takes ${takes.join(' ')}` : 'it takes none'} (usage: vblade ctl ${commandSynopsis(c)})`,
-      );
-    }
-  }
-  const operands = takeOperands(c, s.words.slice(1));
-  const parsed: CtlOptions = { command: c.name, runDir: s.values['run-dir'] ?? DEFAULT_RUN_DIR, json: s.json };
-  if (s.byInitiator) {
-    if (c.name !== 'stats') throw new CtlUsageError(`--by-initiator goes with stats only, not ${c.name}`);
-    parsed.byInitiator = true;
-  }
-  if (s.values.socket !== undefined) parsed.socket = s.values.socket;
-  if (s.values.name !== undefined) parsed.name = s.values.name;
-  if (operands.export !== undefined) parsed.export = operands.export;
-  if (operands.macs) parsed.macs = operands.macs;
-  if (c.wordsArg || c.options) {
-    const extra: CommandExtra = {};
-    if (operands.words && operands.words.length > 0) extra.words = operands.words;
-    if (s.commandOptions.get('all') === true) extra.all = true;
-    if (s.commandOptions.get('force') === true) extra.force = true;
-    const view = s.commandOptions.get('view');
-    if (typeof view === 'string') extra.view = view;
-    parsed.extra = extra;
-  }
-  return parsed;
+  const { options } = readCtlArgs(argv);
+  if (!options) throw new CtlUsageError(`give a command; ${CTL_USAGE.slice('usage: '.length)}`);
+  return options;
 }

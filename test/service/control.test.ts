@@ -604,11 +604,35 @@ t.test('ctl with no command lists the commands', async (t) => {
   t.equal(r.code, 0, 'the list asked for, not a mistake (the README says "vblade ctl" lists the commands)');
   t.equal(r.err, '');
   t.match(r.out, /^usage: vblade ctl /);
+  // A long synopsis (add's) puts its summary on the next line, in the summary column.
   for (const c of COMMANDS) {
     // A long synopsis (add's) has its summary on the next line.
     const summary = c.summary.replace(/[()[\]]/g, '\\$&');
     t.match(r.out, new RegExp(`^  ${c.name}\\b[^\\n]*(?:\\n)? +${summary}$`, 'm'), `lists ${c.name}`);
   }
+});
+
+t.test('ctl reads its words as written, where yargs would guess', async (t) => {
+  // An export, a snapshot name: text, never numbers ("1.10" is not 1.1, "1.50" not "1.5").
+  t.equal(parseCtlArgs(['views', '1.10']).export, '1.10');
+  t.same(parseCtlArgs(['snapshot-delete', 'e1.1', '1.50']).extra, { words: ['1.50'] });
+  // An option given twice: the last one counts, as a string.
+  t.equal(parseCtlArgs(['--socket', '/a.sock', '--socket', '/b.sock', 'list']).socket, '/b.sock');
+  t.same(parseCtlArgs(['snapshot', 'e1.1', '--view', 'x', '--view', 'y']).extra, { view: 'y' });
+  // No argument is dropped or turned into true without a word.
+  const dash = /^"-{1,2}" means nothing to vblade ctl \(no export, MAC or name begins with "-"\); remove it$/;
+  t.throws(() => parseCtlArgs(['views', '-']), dash);
+  t.throws(() => parseCtlArgs(['snapshot-delete', 'e1.1', '--', 'monday']), dash);
+  t.throws(() => parseCtlArgs(['views', 'e1.1', '--export', 'e1.2']), /^unknown option --export; vblade ctl takes /);
+  t.throws(() => parseCtlArgs(['snapshot', 'e1.1', '--words=x']), /^unknown option --words; /);
+  // add needs INTERFACES and FILE; one word is too few (yargs counts one).
+  t.throws(
+    () => parseCtlArgs(['add', 'e1.3', 'eth1']),
+    /^add needs INTERFACES FILE after the export \(usage: vblade ctl add EXPORT INTERFACES FILE/,
+  );
+  t.throws(() => parseCtlArgs(['view-drop', 'e1.1', ...Array.from({ length: 4097 }, () => '02:00:00:00:00:01')]), {
+    message: /^view-drop takes no more arguments; remove "02:00:00:00:00:01" \(usage/,
+  });
 });
 
 t.test('ctl stats: a readable table; --json keeps the JSON', async (t) => {
