@@ -192,9 +192,8 @@ t.test('only root or the daemon user may add or remove: a control-group member i
     const child = spawn(
       'setpriv',
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock, command],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+      // cwd: a checkout in a private directory is no working directory for nobody.
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
     );
     let out = '';
     child.stdout.on('data', (d) => (out += d));

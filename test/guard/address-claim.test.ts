@@ -16,6 +16,7 @@ import { native } from '../../src/native/addon';
 import { exportConfig } from '../helpers/export-config';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { tempDir } from '../helpers/files';
+import { checkoutForUser } from '../helpers/targets';
 
 const scope = `net-${fs.statSync('/proc/self/ns/net').ino}`;
 
@@ -68,7 +69,9 @@ if (process.geteuid?.() === 0) {
     fs.chmodSync(root, 0o755);
     const base = join(root, 'claims');
     new AddressClaims(native, base).claim('e1.9', 'fake0'); // root made the directories, as the serving process does at start
-    const script = `const { AddressClaims } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'guard', 'address-claim.js'))});
+    // A module nobody may read, also from a checkout in a private directory.
+    const modules = join(checkoutForUser(t), 'dist', 'src');
+    const script = `const { AddressClaims } = require(${JSON.stringify(join(modules, 'guard', 'address-claim.js'))});
       console.log(JSON.stringify(new AddressClaims({ lockFile: () => true }, process.argv[1]).claim('e1.1', 'fake0')));`;
     const out = execFileSync(
       'env',
@@ -84,7 +87,7 @@ if (process.geteuid?.() === 0) {
         script,
         base,
       ],
-      { encoding: 'utf8' },
+      { encoding: 'utf8', cwd: '/' },
     );
     t.match(JSON.parse(out), { taken: 'unavailable', why: /EACCES/ });
   });

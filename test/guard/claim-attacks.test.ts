@@ -9,6 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { AddressClaims } from '../../src/guard/address-claim';
 import { native } from '../../src/native/addon';
 import { tempDir } from '../helpers/files';
+import { checkoutForUser } from '../helpers/targets';
 
 const asUser = (user: string, env: Record<string, string>, args: string[]): string =>
   execFileSync(
@@ -25,7 +26,7 @@ const asUser = (user: string, env: Record<string, string>, args: string[]): stri
       '--clear-groups',
       ...args,
     ],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', cwd: '/' },
   );
 
 if (process.geteuid?.() === 0) {
@@ -36,8 +37,9 @@ if (process.geteuid?.() === 0) {
     const uid = Number(execFileSync('id', ['-u', 'daemon'], { encoding: 'utf8' }).trim());
     // nobody plants the directory that the daemon's user (no XDG_RUNTIME_DIR) would use.
     asUser('nobody', {}, ['mkdir', '-m', '755', join(tmp, `aoe-target-${uid}`)]);
-    const script = `const { AddressClaims } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'guard', 'address-claim.js'))});
-      const { native } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'native', 'addon.js'))});
+    const modules = join(checkoutForUser(t), 'dist', 'src');
+    const script = `const { AddressClaims } = require(${JSON.stringify(join(modules, 'guard', 'address-claim.js'))});
+      const { native } = require(${JSON.stringify(join(modules, 'native', 'addon.js'))});
       try { console.log(JSON.stringify(new AddressClaims(native).claim('e1.1', 'fake0'))); }
       catch (e) { console.log(JSON.stringify({ error: e.message })); }`;
     const out = JSON.parse(asUser('daemon', { TMPDIR: tmp, HOME: '/nonexistent' }, [process.execPath, '-e', script])) as {

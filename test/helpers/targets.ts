@@ -117,15 +117,16 @@ function openToOthers(path: string): void {
 }
 
 /**
- * Our bin/vblade.js as a user other than root can run it. A checkout in a
- * private directory (under /root, in a `mktemp -d` directory) cannot be read
- * by nobody; then the program is installed the way a package would be -- the
- * compiled JavaScript, the addon, package.json and the production
- * dependencies -- into a temporary directory everyone can read, removed in
- * the test's teardown.
+ * A checkout a user other than root can run: REPO itself when everyone may
+ * read it, else, for a checkout in a private directory (under /root, in a
+ * `mktemp -d` directory), the program installed the way a package would be
+ * -- the compiled JavaScript of src/, the addon, package.json and the
+ * production dependencies -- in a temporary directory everyone can read,
+ * removed in the test's teardown. Its dist/src holds the modules a test's
+ * script run as that user may require.
  */
-export function vbladeForUser(t: TestLike): string {
-  if (othersCanRead(REPO) && othersCanRead(OUR_VBLADE)) return OUR_VBLADE;
+export function checkoutForUser(t: TestLike): string {
+  if (othersCanRead(REPO) && othersCanRead(OUR_VBLADE)) return REPO;
   const root = tempDir(t, 'install');
   for (const p of ['package.json', 'bin', join('dist', 'src'), join('build', 'Release', 'aoe_native.node')]) {
     mkdirSync(dirname(join(root, p)), { recursive: true });
@@ -137,7 +138,12 @@ export function vbladeForUser(t: TestLike): string {
     .filter((p) => p.startsWith(join(REPO, 'node_modules')));
   for (const p of deps) cpSync(p, join(root, relative(REPO, p)), { recursive: true });
   openToOthers(root);
-  return join(root, 'bin', 'vblade.js');
+  return root;
+}
+
+/** Our bin/vblade.js as a user other than root can run it (see checkoutForUser). */
+export function vbladeForUser(t: TestLike): string {
+  return join(checkoutForUser(t), 'bin', 'vblade.js');
 }
 
 /** vbladed's argv (after node) for `conf`, with its run directory and log file in `dir` and no state directory. */

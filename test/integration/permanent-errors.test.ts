@@ -94,7 +94,7 @@ if (requireRoot(t)) {
     t.equal(list.code, 0, list.err);
     t.match(
       list.out,
-      /\ne7\.5\t[^\n]*\n\tNOT SERVED: e7\.5: views of .*image\.img need a file system that makes copy-on-write clones .* \(not tried again: fix it, then `vblade ctl reload`\)\n/,
+      /\ne7\.5\t[^\n]*\n(?:\t[^\n]*\n)*?\tNOT SERVED: e7\.5: views of .*image\.img need a file system that makes copy-on-write clones .* \(not tried again: fix it, then `vblade ctl reload`\)\n/,
       `the held export and why: ${list.out}`,
     );
     t.notMatch(list.out.split('\ne7.5')[0], /NOT SERVED/, 'e7.4 serves');

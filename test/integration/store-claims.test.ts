@@ -189,6 +189,7 @@ if (requireRoot(t)) {
     const blocker = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], {
       encoding: 'utf8',
       timeout: 5000,
+      cwd: '/', // a checkout in a private directory is no working directory for nobody
     });
     const out = JSON.parse(blocker.stdout.split('\n')[0] || '{}') as { uid?: number; claims?: string };
     t.equal(out.uid, 65534, 'ran as nobody');
