@@ -192,8 +192,8 @@ t.test('only root or the daemon user may add or remove: a control-group member i
     const child = spawn(
       'setpriv',
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock, command],
-      // cwd: a checkout in a private directory is no working directory for nobody.
-      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
+      // A checkout in a private directory is no working directory for nobody, and tap's NODE_OPTIONS load modules from it.
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/', env: { PATH: process.env.PATH } },
     );
     let out = '';
     child.stdout.on('data', (d) => (out += d));

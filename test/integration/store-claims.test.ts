@@ -189,7 +189,9 @@ if (requireRoot(t)) {
     const blocker = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], {
       encoding: 'utf8',
       timeout: 5000,
-      cwd: '/', // a checkout in a private directory is no working directory for nobody
+      // A checkout in a private directory is no working directory for nobody, and tap's NODE_OPTIONS load modules from it.
+      cwd: '/',
+      env: { PATH: process.env.PATH },
     });
     const out = JSON.parse(blocker.stdout.split('\n')[0] || '{}') as { uid?: number; claims?: string };
     t.equal(out.uid, 65534, 'ran as nobody');
