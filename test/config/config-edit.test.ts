@@ -189,11 +189,24 @@ t.test('only root or the daemon user may add or remove: a control-group member i
     s.on('connect', () => s.write(JSON.stringify({ id: 1, command: process.argv[2], export: 'e1.3', words: ['eth1', '/etc/shadow'] }) + '\\n'));
     s.on('data', (d) => { process.stdout.write(d); s.end(); });`;
   for (const command of ['add', 'remove']) {
+    // A checkout in a private directory is no working directory for nobody, and the NODE_OPTIONS tap gives every
+    // child (also through env:) load modules from it.
     const child = spawn(
-      'setpriv',
-      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock, command],
-      // A checkout in a private directory is no working directory for nobody, and tap's NODE_OPTIONS load modules from it.
-      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/', env: { PATH: process.env.PATH } },
+      'env',
+      [
+        '-u',
+        'NODE_OPTIONS',
+        'setpriv',
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        process.execPath,
+        '-e',
+        script,
+        sock,
+        command,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
     );
     let out = '';
     child.stdout.on('data', (d) => (out += d));

@@ -186,13 +186,13 @@ if (requireRoot(t)) {
       const fd = fs.openSync(${JSON.stringify(file)}, 'r');
       console.log(JSON.stringify({ uid: process.getuid(), claims }));
       setTimeout(() => fs.closeSync(fd), 30000);`;
-    const blocker = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], {
-      encoding: 'utf8',
-      timeout: 5000,
-      // A checkout in a private directory is no working directory for nobody, and tap's NODE_OPTIONS load modules from it.
-      cwd: '/',
-      env: { PATH: process.env.PATH },
-    });
+    // A checkout in a private directory is no working directory for nobody, and the NODE_OPTIONS tap gives every
+    // child (also through env:) load modules from it.
+    const blocker = spawnSync(
+      'env',
+      ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script],
+      { encoding: 'utf8', timeout: 5000, cwd: '/' },
+    );
     const out = JSON.parse(blocker.stdout.split('\n')[0] || '{}') as { uid?: number; claims?: string };
     t.equal(out.uid, 65534, 'ran as nobody');
     t.match(out.claims, /^(EACCES|ENOENT)$/, 'nobody can neither make nor open a claim file');
