@@ -211,7 +211,8 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
       ['as nobody (setpriv)', [...AS_NOBODY, process.execPath, '-e', script(false)]],
       ['switched from root', [process.execPath, '-e', script(true)]],
     ] as const) {
-      const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 10_000, env: { PATH: process.env.PATH } });
+      // From /, without the NODE_OPTIONS tap gives every child: a checkout in a private directory is closed to nobody.
+      const r = spawnSync('env', ['-u', 'NODE_OPTIONS', ...argv], { encoding: 'utf8', timeout: 10_000, cwd: '/' });
       t.equal(r.status, 0, `${label}: ran (${r.stderr.trim()})`);
       const out = JSON.parse(r.stdout || '{}') as Record<string, unknown>;
       t.equal(out.euid, NOBODY, `${label}: as nobody`);
