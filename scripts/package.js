@@ -261,10 +261,14 @@ if [ "$1" = purge ]; then
 \t\tif [ -L "$dir" ] || [ ! -d "$dir" ]; then
 \t\t\tcontinue
 \t\tfi
+\t\t# Files and links of those names, not a directory (the user vblade owns
+\t\t# /var/lib/vblade and may make one, on which rm fails the purge); a
+\t\t# link is removed, never followed.
 \t\tcase "$dir" in
-\t\t/var/lib/*) rm -f "$dir"/e*.json "$dir"/.e*.json.tmp-* "$dir"/e*.corrupt-* ;;
-\t\t*) rm -f "$dir"/*.log "$dir"/*.log.[0-9]* ;;
+\t\t/var/lib/*) set -- -name 'e*.json' -o -name '.e*.json.tmp-*' -o -name 'e*.corrupt-*' ;;
+\t\t*) set -- -name '*.log' -o -name '*.log.[0-9]*' ;;
 \t\tesac
+\t\tfind "$dir" -mindepth 1 -maxdepth 1 ! -type d \\( "$@" \\) -delete
 \t\tif ! rmdir "$dir" 2>/dev/null; then
 \t\t\techo "aoe-target: $dir holds files that are not the package's: kept" >&2
 \t\tfi

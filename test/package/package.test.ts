@@ -248,13 +248,21 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     fs.writeFileSync(path.join(root, 'var/lib/vblade/e7.3.json'), '{}');
     fs.mkdirSync(path.join(root, 'var/lib/vblade/views'));
     fs.writeFileSync(path.join(root, 'var/lib/vblade/views/disk.img'), "not the package's");
+    // What the user vblade (owner of /var/lib/vblade) can plant under the names purge deletes: a
+    // directory (rm -f fails on it, and set -e would fail the purge) and a link to someone else's file.
+    fs.mkdirSync(path.join(root, 'var/lib/vblade/e9.9.json'));
+    fs.writeFileSync(path.join(root, 'srv/theirs.json'), 'theirs');
+    fs.symlinkSync('/srv/theirs.json', path.join(root, 'var/lib/vblade/e8.8.json'));
     const purge = await inRootOk(root, ['dpkg', '-P', 'aoe-target']);
     t.match(purge.stderr, "aoe-target: /var/lib/vblade holds files that are not the package's: kept");
     t.notOk(fs.existsSync(path.join(root, 'var/lib/vblade/e7.3.json')), 'dpkg -P removes the state files');
+    t.notOk(fs.existsSync(path.join(root, 'var/lib/vblade/e8.8.json')), 'and the planted link');
+    t.equal(fs.readFileSync(path.join(root, 'srv/theirs.json'), 'utf8'), 'theirs', 'not what it leads to');
     t.equal(fs.readFileSync(path.join(root, 'var/lib/vblade/views/disk.img'), 'utf8'), "not the package's", 'and keeps the rest');
+    fs.rmSync(path.join(root, 'srv/theirs.json'));
     t.same(
       diff(pristine, listTree(root, volatile)),
-      ['var/lib/vblade/', 'var/lib/vblade/views/', 'var/lib/vblade/views/disk.img'],
+      ['var/lib/vblade/', 'var/lib/vblade/e9.9.json/', 'var/lib/vblade/views/', 'var/lib/vblade/views/disk.img'],
       'after dpkg -P nothing else the package or the daemon made is left',
     );
   });
