@@ -108,14 +108,22 @@ export class ConfigEditor {
       const headers = text.split('\n').filter((l) => l.trimStart().startsWith('['));
       if (headers.length !== 1)
         throw new Error(`${where.file} declares more than ${key}; edit that file and run vblade ctl reload`);
-      dir.unlink(name);
+      // Set aside under a hidden name (not read as a fragment), not deleted: putting it back
+      // is a rename, which needs no free block (the disk may fill while the reload runs).
+      const aside = `.${name}.removing`;
+      dir.rename(name, aside);
       dir.sync();
+      let reload: unknown;
       try {
-        return { key, fragment: where.file, reload: await this.o.reload() };
+        reload = await this.o.reload();
       } catch (e) {
-        dir.writeFileAtomic(name, text, FRAGMENT_MODE);
+        dir.rename(aside, name);
+        dir.sync();
         throw new Error(`${(e as Error).message}; ${where.file} was put back: ${key} was not removed`, { cause: e });
       }
+      dir.unlink(aside);
+      dir.sync();
+      return { key, fragment: where.file, reload };
     } finally {
       dir.close();
     }

@@ -180,6 +180,42 @@ t.test('a full disk: the fragment is not written, nothing is half-done', async (
   t.same(fs.readdirSync(dir), [], 'no fragment and no temporary file');
 });
 
+t.test('a disk filled during a refused remove: its fragment is put back whole all the same', async (t) => {
+  if (!requireLoopFs(t, 'ext4')) return;
+  const mnt = await loopFs(t, 'ext4', 8 * 1024 * 1024);
+  const fill = path.join(mnt, 'fill');
+  /** Fills the file system to its last block (root's reserve too: we are root), as other writers of /etc's file system may. */
+  const fillUp = (): void => {
+    const fd = fs.openSync(fill, 'a');
+    for (const size of [1 << 20, 4096, 512])
+      try {
+        for (;;) fs.writeSync(fd, Buffer.alloc(size, 1));
+      } catch {
+        // full at this size; go on with a smaller one
+      }
+    fs.closeSync(fd);
+  };
+  let refuse = false;
+  const reload = async (): Promise<unknown> => {
+    if (!refuse) return {};
+    // While the reload drains, a log or another file takes the blocks the removed fragment freed.
+    fillUp();
+    throw new Error('reload refused, nothing changed: lab.conf:9: a mistake made meanwhile');
+  };
+  const { dir, editor } = setup(t, reload, mnt);
+  await editor.add('e1.3', ['eth1', '/srv/x.img', 'mac-mask=' + '52:54:00:00:00:01 '.repeat(100)]);
+  const fragment = path.join(dir, 'e1.3.conf');
+  const text = fs.readFileSync(fragment, 'utf8');
+  fillUp();
+  refuse = true;
+  await t.rejects(editor.remove('e1.3'), {
+    message:
+      /^reload refused, nothing changed: lab\.conf:9: a mistake made meanwhile; .*e1\.3\.conf was put back: e1\.3 was not removed$/,
+  });
+  t.equal(fs.existsSync(fragment) && fs.readFileSync(fragment, 'utf8'), text, 'the fragment is there as it was');
+  t.same(fs.readdirSync(dir), ['e1.3.conf'], 'and nothing beside it');
+});
+
 t.test('only root or the daemon user may add or remove: a control-group member is refused, by SO_PEERCRED', async (t) => {
   if (!requireRoot(t)) return;
   const base = tempDir(t, 'ctl-auth');
