@@ -95,7 +95,11 @@ export class ConfigEditor {
   async remove(key: string): Promise<EditResult> {
     const loaded = this.load();
     const where = loaded.origins?.[key];
-    if (!where) throw new Error(`no export ${key} in the configuration; \`vblade ctl list\` lists them`);
+    // It may still be served: a fragment deleted by hand stays in force until a reload.
+    if (!where)
+      throw new Error(
+        `no export ${key} in ${this.o.configFile} or its fragments (${loaded.configDir ?? 'config-dir = none'}); if \`vblade ctl list\` shows it, its fragment was deleted by hand: \`vblade ctl reload\` stops serving it`,
+      );
     if (where.file === this.o.configFile)
       throw new Error(
         `${key} is declared in the config file ${where.file}:${where.line}, not in a fragment; edit that file and run vblade ctl reload`,
