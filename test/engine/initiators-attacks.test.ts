@@ -52,7 +52,7 @@ t.test(`${FORGED} forged source MACs in a table of ${MAX_INITIATOR_ROWS} rows: p
   const macs = new Set(samples.map((x) => x!.labels.mac));
   t.ok(macs.size <= MAX_INITIATOR_ROWS + 1, `${macs.size} MACs on the page`);
   t.same(
-    [...macs].filter((m) => m !== 'other' && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(m!)),
+    [...macs].filter((m) => m !== 'other' && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(m)),
     [],
     'every label is a MAC in lower-case hex or "other"',
   );
