@@ -50,23 +50,15 @@ t.test('malformed requests are refused with what to do', async (t) => {
     refused('e1.3', ['eth1', 'a.img']),
     'file "a.img" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img',
   );
-  // What JSON carries raw and a terminal, an editor or the UTF-8 encoder reads otherwise.
-  t.equal(
-    refused('e1.3', ['eth1', '/srv/\u009b2J.img']),
-    '"/srv/\\u009b2J.img" holds a control character (a newline, a tab, ...); remove it',
-  );
-  t.equal(
-    refused('e1.3', ['eth1', '/a.img\u2028[export e9.9]']),
-    '"/a.img\\u2028[export e9.9]" holds an invisible character (a line separator or a format character); remove it',
-  );
-  t.equal(
-    refused('e1.3', ['eth1', '/srv/\u202egmi.kcab']),
-    '"/srv/\\u202egmi.kcab" holds an invisible character (a line separator or a format character); remove it',
-  );
-  t.equal(
-    refused('e1.3', ['eth1', '/srv/a\ud800.img']),
-    '"/srv/a\\ud800.img" holds half of a UTF-16 surrogate pair (not a character); remove it',
-  );
+  // What JSON carries raw and a terminal, an editor or the UTF-8 encoder reads otherwise: file, then what is said.
+  const invisible = 'holds an invisible character (a line separator or a format character); remove it';
+  for (const [file, said] of [
+    ['/srv/\u009b2J.img', '"/srv/\\u009b2J.img" holds a control character (a newline, a tab, ...); remove it'],
+    ['/a.img\u2028[export e9.9]', `"/a.img\\u2028[export e9.9]" ${invisible}`],
+    ['/srv/\u202egmi.kcab', `"/srv/\\u202egmi.kcab" ${invisible}`],
+    ['/srv/a\ud800.img', '"/srv/a\\ud800.img" holds half of a UTF-16 surrogate pair (not a character); remove it'],
+  ])
+    t.equal(refused('e1.3', ['eth1', file]), said);
   t.match(refused('e1.3', ['eth1', '/a.img', 'state-dir=/tmp']), /^unknown key "state-dir"; an export's keys: read-only, direct/);
   t.equal(refused('e1.3', ['eth1', '/a.img', 'file=/etc/shadow']), 'file is given before the settings; do not set it again');
   t.equal(refused('e1.3', ['eth1', '/a.img', 'sync=yes', 'sync=no']), 'sync is set twice; keep one');
