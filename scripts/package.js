@@ -220,6 +220,17 @@ if [ "$1" = configure ]; then
 \tif [ ! -e /var/lib/vblade ]; then
 \t\tinstall -d -o vblade -g vblade -m 0750 /var/lib/vblade
 \tfi
+\t# The fragments directory, read at every start by vblade.service
+\t# (User=vblade): root's (root-run vbladed trusts no other owner), group
+\t# vblade, setgid so that the fragments made in it are vblade's to read.
+\t# A root:root 0750 one is what an earlier unit's ConfigurationDirectory=
+\t# made, which vblade could not read.
+\tif [ ! -e /etc/vblade.d ]; then
+\t\tinstall -d -o root -g vblade -m 2750 /etc/vblade.d
+\telif [ ! -L /etc/vblade.d ] && [ "$(stat -c %U:%G:%a /etc/vblade.d)" = root:root:750 ]; then
+\t\tchgrp vblade /etc/vblade.d
+\t\tchmod 2750 /etc/vblade.d
+\tfi
 \t# Debian's vblade started every fragment of /etc/vblade.conf.d at boot
 \t# (its generator); here each is enabled on its own. Said, not done: which
 \t# fragments were meant to run is the administrator's to decide.
@@ -273,6 +284,10 @@ if [ "$1" = purge ]; then
 \t\t\techo "aoe-target: $dir holds files that are not the package's: kept" >&2
 \t\tfi
 \tdone
+\t# Fragments are configuration: the directory goes only when empty.
+\tif [ -d /etc/vblade.d ] && [ ! -L /etc/vblade.d ] && ! rmdir /etc/vblade.d 2>/dev/null; then
+\t\techo "aoe-target: /etc/vblade.d holds config fragments: kept" >&2
+\tfi
 fi
 `;
 

@@ -110,6 +110,39 @@ async function startDaemon(t: Test, root: string, pair: NetnsPair): Promise<numb
   return pid;
 }
 
+/**
+ * What systemd does before vblade.service's ExecStartPre, on the installed
+ * unit: the directories of its *Directory= lines made as systemd.exec(5)
+ * says (ConfigurationDirectory= root's, the others User='s; an existing one
+ * left as it is), then ExecStartPre run as User=: the check must pass,
+ * which reads the fragments directory.
+ */
+async function asTheUnitStartsIt(t: Test, root: string): Promise<void> {
+  const unit = fs.readFileSync(path.join(root, 'lib/systemd/system/vblade.service'), 'utf8');
+  const value = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
+  const user = value('User')!;
+  const bases: Record<string, string> = { Configuration: 'etc', State: 'var/lib', Logs: 'var/log' };
+  for (const [kind, base] of Object.entries(bases))
+    for (const name of value(`${kind}Directory`)?.split(/\s+/) ?? []) {
+      const dir = path.join(root, base, name);
+      if (fs.existsSync(dir)) continue;
+      fs.mkdirSync(dir, { mode: Number.parseInt(value(`${kind}DirectoryMode`) ?? '0755', 8) });
+      if (kind !== 'Configuration') await inRootOk(root, ['chown', `${user}:${user}`, `/${base}/${name}`]);
+    }
+  fs.writeFileSync(path.join(root, 'etc/vblade.conf'), '[export e7.3]\nnull-store = yes\nnull-sectors = 64\ninterfaces = lo\n', {
+    mode: 0o644,
+  });
+  const asUser = ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups'];
+  const check = await inRoot(root, [...asUser, ...value('ExecStartPre')!.split(' ')]);
+  t.equal(check.code, 0, `ExecStartPre as ${user} passes: ${check.stdout}${check.stderr}`);
+  t.equal(
+    (await inRootOk(root, ['stat', '-c', '%U:%G %a', '/etc/vblade.d'])).stdout,
+    `root:${user} 2750\n`,
+    `/etc/vblade.d is root's, readable by ${user}, its fragments too (setgid)`,
+  );
+  fs.rmSync(path.join(root, 'etc/vblade.conf'));
+}
+
 if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', 'git'])) {
   let cached: CachedRoot;
   let deb: string;
@@ -211,6 +244,8 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
       /^vblade:x:\d+:\d+:[^:]*:\/var\/lib\/vblade:\/usr\/sbin\/nologin\n$/,
     );
     t.match((await inRootOk(root, ['stat', '-c', '%U:%G %a', '/var/lib/vblade'])).stdout, 'vblade:vblade 750\n');
+
+    await asTheUnitStartsIt(t, root);
 
     const pair = await createNetnsPair(t);
     const pid = await startDaemon(t, root, pair);
