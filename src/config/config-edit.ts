@@ -7,6 +7,7 @@
 // remove, put back), so the files always say what is served.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ConfigError } from './config-file';
 import { openConfigDir, renderExportFragment } from './fragments';
 import type { DaemonKeys } from './keys';
@@ -32,6 +33,12 @@ const FRAGMENT_MODE = 0o640;
 
 function writeProblem(e: unknown, file: string): Error {
   const code = (e as NodeJS.ErrnoException).code;
+  // vblade.service runs as vblade, and /etc/vblade.d is root's (root-run vbladed trusts no other owner).
+  if (code === 'EACCES' || code === 'EPERM')
+    return new Error(
+      `cannot write ${file}: ${path.dirname(file)} is root's and the daemon runs as uid ${process.geteuid?.()}, which may not write it; nothing was changed. As root, write the fragment yourself and run vblade ctl reload`,
+      { cause: e },
+    );
   const why =
     code === 'ENOSPC' || code === 'EDQUOT'
       ? 'the file system is full; free some space'

@@ -211,6 +211,39 @@ t.test('a disk filled during a refused remove: its fragment is put back whole al
   t.same(fs.readdirSync(dir), ['e1.3.conf'], 'and nothing beside it');
 });
 
+t.test(
+  'a daemon user who may not write config-dir (vblade.service: User=vblade, /etc/vblade.d root:vblade 2750) is told what to do',
+  async (t) => {
+    if (!requireRoot(t)) return;
+    const base = tempDir(t, 'edit-eacces');
+    fs.chmodSync(base, 0o755);
+    const conf = path.join(base, 'vblade.conf');
+    fs.writeFileSync(conf, `[export e1.1]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`, { mode: 0o644 });
+    const dir = path.join(base, 'vblade.d');
+    fs.mkdirSync(dir);
+    fs.chownSync(dir, 0, 65534);
+    fs.chmodSync(dir, 0o2750);
+    const script = `const { ConfigEditor } = require(${JSON.stringify(path.resolve(__dirname, '../../src/config/config-edit.js'))});
+    new ConfigEditor({ configFile: process.argv[1], daemonKeys: {}, defaultName: 'vblade', reload: async () => ({}) })
+      .add('e1.3', ['eth1', '/srv/x.img']).then(() => console.log('added'), (e) => console.log(e.message));`;
+    const child = spawn(
+      'setpriv',
+      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', script, conf],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((resolve) => child.on('close', resolve));
+    t.equal(
+      out,
+      `cannot write ${path.join(dir, 'e1.3.conf')}: ${dir} is root's and the daemon runs as uid 65534, which may not write it; nothing was changed. As root, write the fragment yourself and run vblade ctl reload\n`,
+    );
+    t.same(fs.readdirSync(dir), [], 'nothing written');
+  },
+);
+
 t.test('only root or the daemon user may add or remove: a control-group member is refused, by SO_PEERCRED', async (t) => {
   if (!requireRoot(t)) return;
   const base = tempDir(t, 'ctl-auth');
