@@ -31,12 +31,12 @@ export interface EditResult {
 
 const FRAGMENT_MODE = 0o640;
 
-function writeProblem(e: unknown, file: string): Error {
+function writeProblem(e: unknown, file: string, verb: 'write' | 'remove' = 'write'): Error {
   const code = (e as NodeJS.ErrnoException).code;
   // vblade.service runs as vblade, and /etc/vblade.d is root's (root-run vbladed trusts no other owner).
   if (code === 'EACCES' || code === 'EPERM')
     return new Error(
-      `cannot write ${file}: ${path.dirname(file)} is root's and the daemon runs as uid ${process.geteuid?.()}, which may not write it; nothing was changed. As root, write the fragment yourself and run vblade ctl reload`,
+      `cannot ${verb} ${file}: ${path.dirname(file)} is root's and the daemon runs as uid ${process.geteuid?.()}, which may not write it; nothing was changed. As root, ${verb === 'write' ? 'write' : 'delete'} the fragment yourself and run vblade ctl reload`,
       { cause: e },
     );
   const why =
@@ -45,7 +45,7 @@ function writeProblem(e: unknown, file: string): Error {
       : code === 'EROFS'
         ? 'the file system is read-only'
         : (e as Error).message;
-  return new Error(`cannot write ${file}: ${why}; nothing was changed`, { cause: e });
+  return new Error(`cannot ${verb} ${file}: ${why}; nothing was changed`, { cause: e });
 }
 
 export class ConfigEditor {
@@ -122,7 +122,11 @@ export class ConfigEditor {
       // Set aside under a hidden name (not read as a fragment), not deleted: putting it back
       // is a rename, which needs no free block (the disk may fill while the reload runs).
       const aside = `.${name}.removing`;
-      dir.rename(name, aside);
+      try {
+        dir.rename(name, aside);
+      } catch (e) {
+        throw writeProblem(e, where.file, 'remove');
+      }
       dir.sync();
       let reload: unknown;
       try {

@@ -223,24 +223,29 @@ t.test(
     fs.mkdirSync(dir);
     fs.chownSync(dir, 0, 65534);
     fs.chmodSync(dir, 0o2750);
+    // A fragment root wrote by hand: group nogroup from the setgid directory, so nobody reads it.
+    fs.writeFileSync(path.join(dir, 'e1.4.conf'), `[export e1.4]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`, {
+      mode: 0o640,
+    });
     const script = `const { ConfigEditor } = require(${JSON.stringify(path.resolve(__dirname, '../../src/config/config-edit.js'))});
-    new ConfigEditor({ configFile: process.argv[1], daemonKeys: {}, defaultName: 'vblade', reload: async () => ({}) })
-      .add('e1.3', ['eth1', '/srv/x.img']).then(() => console.log('added'), (e) => console.log(e.message));`;
+    const ed = new ConfigEditor({ configFile: process.argv[1], daemonKeys: {}, defaultName: 'vblade', reload: async () => ({}) });
+    const say = (p) => p.then(() => console.log('done'), (e) => console.log(e.message));
+    say(ed.add('e1.3', ['eth1', '/srv/x.img'])).then(() => say(ed.remove('e1.4')));`;
     const child = spawn(
       'setpriv',
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', script, conf],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+      { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     await new Promise((resolve) => child.on('close', resolve));
+    const notRoot = `${dir} is root's and the daemon runs as uid 65534, which may not write it; nothing was changed. As root,`;
     t.equal(
       out,
-      `cannot write ${path.join(dir, 'e1.3.conf')}: ${dir} is root's and the daemon runs as uid 65534, which may not write it; nothing was changed. As root, write the fragment yourself and run vblade ctl reload\n`,
+      `cannot write ${path.join(dir, 'e1.3.conf')}: ${notRoot} write the fragment yourself and run vblade ctl reload\n` +
+        `cannot remove ${path.join(dir, 'e1.4.conf')}: ${notRoot} delete the fragment yourself and run vblade ctl reload\n`,
     );
-    t.same(fs.readdirSync(dir), [], 'nothing written');
+    t.same(fs.readdirSync(dir), ['e1.4.conf'], 'nothing written or removed');
   },
 );
 
