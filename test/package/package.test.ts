@@ -272,6 +272,22 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     t.equal(after.indexOf(0), -1, 'no hole of zero bytes before them (O_APPEND)');
     t.ok(await readsPattern(pair), 'still serving after the rotation');
 
+    // ctl add and remove of the root-run daemon in the package's /etc/vblade.d: the fragment is the group's to read.
+    fs.writeFileSync(path.join(root, 'srv/vblade/disk4.img'), patternSectors(0, 64));
+    const add = await inRootOk(
+      root,
+      ['vblade', 'ctl', 'add', 'e7.4', pair.targetIf, '/srv/vblade/disk4.img', '--read-only'],
+      pair.target.name,
+    );
+    t.match(add.stdout, /^e7\.4: added, kept in \/etc\/vblade\.d\/e7\.4\.conf\n/);
+    t.equal(
+      (await inRootOk(root, ['stat', '-c', '%U:%G %a', '/etc/vblade.d/e7.4.conf'])).stdout,
+      'root:vblade 640\n',
+      "the fragment is root's, readable by vblade (the group of the setgid directory)",
+    );
+    await inRootOk(root, ['vblade', 'ctl', 'remove', 'e7.4'], pair.target.name);
+    t.same(fs.readdirSync(path.join(root, 'etc/vblade.d')), [], 'remove leaves the directory empty');
+
     process.kill(pid, 'SIGTERM');
     await until('vbladed to stop', () => !pidAlive(pid));
 
