@@ -220,6 +220,17 @@ if [ "$1" = configure ]; then
 \tif [ ! -e /var/lib/vblade ]; then
 \t\tinstall -d -o vblade -g vblade -m 0750 /var/lib/vblade
 \tfi
+\t# The fragments directory, read at every start by vblade.service
+\t# (User=vblade): root's (root-run vbladed trusts no other owner), group
+\t# vblade, setgid so that the fragments made in it are vblade's to read.
+\t# A root:root 0750 one is what an earlier unit's ConfigurationDirectory=
+\t# made, which vblade could not read.
+\tif [ ! -e /etc/vblade.d ]; then
+\t\tinstall -d -o root -g vblade -m 2750 /etc/vblade.d
+\telif [ ! -L /etc/vblade.d ] && [ "$(stat -c %U:%G:%a /etc/vblade.d)" = root:root:750 ]; then
+\t\tchgrp vblade /etc/vblade.d
+\t\tchmod 2750 /etc/vblade.d
+\tfi
 \t# Debian's vblade started every fragment of /etc/vblade.conf.d at boot
 \t# (its generator); here each is enabled on its own. Said, not done: which
 \t# fragments were meant to run is the administrator's to decide.
@@ -261,14 +272,22 @@ if [ "$1" = purge ]; then
 \t\tif [ -L "$dir" ] || [ ! -d "$dir" ]; then
 \t\t\tcontinue
 \t\tfi
+\t\t# Files and links of those names, not a directory (the user vblade owns
+\t\t# /var/lib/vblade and may make one, on which rm fails the purge); a
+\t\t# link is removed, never followed.
 \t\tcase "$dir" in
-\t\t/var/lib/*) rm -f "$dir"/e*.json "$dir"/.e*.json.tmp-* "$dir"/e*.corrupt-* ;;
-\t\t*) rm -f "$dir"/*.log "$dir"/*.log.[0-9]* ;;
+\t\t/var/lib/*) set -- -name 'e*.json' -o -name '.e*.json.tmp-*' -o -name 'e*.corrupt-*' ;;
+\t\t*) set -- -name '*.log' -o -name '*.log.[0-9]*' ;;
 \t\tesac
+\t\tfind "$dir" -mindepth 1 -maxdepth 1 ! -type d \\( "$@" \\) -delete
 \t\tif ! rmdir "$dir" 2>/dev/null; then
 \t\t\techo "aoe-target: $dir holds files that are not the package's: kept" >&2
 \t\tfi
 \tdone
+\t# Fragments are configuration: the directory goes only when empty.
+\tif [ -d /etc/vblade.d ] && [ ! -L /etc/vblade.d ] && ! rmdir /etc/vblade.d 2>/dev/null; then
+\t\techo "aoe-target: /etc/vblade.d holds config fragments: kept" >&2
+\tfi
 fi
 `;
 

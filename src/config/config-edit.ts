@@ -7,6 +7,7 @@
 // remove, put back), so the files always say what is served.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ConfigError } from './config-file';
 import { openConfigDir, renderExportFragment } from './fragments';
 import type { DaemonKeys } from './keys';
@@ -30,15 +31,21 @@ export interface EditResult {
 
 const FRAGMENT_MODE = 0o640;
 
-function writeProblem(e: unknown, file: string): Error {
+function writeProblem(e: unknown, file: string, verb: 'write' | 'remove' = 'write'): Error {
   const code = (e as NodeJS.ErrnoException).code;
+  // vblade.service runs as vblade, and /etc/vblade.d is root's (root-run vbladed trusts no other owner).
+  if (code === 'EACCES' || code === 'EPERM')
+    return new Error(
+      `cannot ${verb} ${file}: ${path.dirname(file)} is root's and the daemon runs as uid ${process.geteuid?.()}, which may not write it; nothing was changed. As root, ${verb === 'write' ? 'write' : 'delete'} the fragment yourself and run vblade ctl reload`,
+      { cause: e },
+    );
   const why =
     code === 'ENOSPC' || code === 'EDQUOT'
       ? 'the file system is full; free some space'
       : code === 'EROFS'
         ? 'the file system is read-only'
         : (e as Error).message;
-  return new Error(`cannot write ${file}: ${why}; nothing was changed`, { cause: e });
+  return new Error(`cannot ${verb} ${file}: ${why}; nothing was changed`, { cause: e });
 }
 
 export class ConfigEditor {
@@ -95,7 +102,11 @@ export class ConfigEditor {
   async remove(key: string): Promise<EditResult> {
     const loaded = this.load();
     const where = loaded.origins?.[key];
-    if (!where) throw new Error(`no export ${key} in the configuration; \`vblade ctl list\` lists them`);
+    // It may still be served: a fragment deleted by hand stays in force until a reload.
+    if (!where)
+      throw new Error(
+        `no export ${key} in ${this.o.configFile} or its fragments (${loaded.configDir ?? 'config-dir = none'}); if \`vblade ctl list\` shows it, its fragment was deleted by hand: \`vblade ctl reload\` stops serving it`,
+      );
     if (where.file === this.o.configFile)
       throw new Error(
         `${key} is declared in the config file ${where.file}:${where.line}, not in a fragment; edit that file and run vblade ctl reload`,
@@ -108,14 +119,26 @@ export class ConfigEditor {
       const headers = text.split('\n').filter((l) => l.trimStart().startsWith('['));
       if (headers.length !== 1)
         throw new Error(`${where.file} declares more than ${key}; edit that file and run vblade ctl reload`);
-      dir.unlink(name);
-      dir.sync();
+      // Set aside under a hidden name (not read as a fragment), not deleted: putting it back
+      // is a rename, which needs no free block (the disk may fill while the reload runs).
+      const aside = `.${name}.removing`;
       try {
-        return { key, fragment: where.file, reload: await this.o.reload() };
+        dir.rename(name, aside);
       } catch (e) {
-        dir.writeFileAtomic(name, text, FRAGMENT_MODE);
+        throw writeProblem(e, where.file, 'remove');
+      }
+      dir.sync();
+      let reload: unknown;
+      try {
+        reload = await this.o.reload();
+      } catch (e) {
+        dir.rename(aside, name);
+        dir.sync();
         throw new Error(`${(e as Error).message}; ${where.file} was put back: ${key} was not removed`, { cause: e });
       }
+      dir.unlink(aside);
+      dir.sync();
+      return { key, fragment: where.file, reload };
     } finally {
       dir.close();
     }

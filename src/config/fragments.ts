@@ -91,6 +91,28 @@ export const MAX_WORD = 4096;
 /** Most KEY=VALUE words: there are not many more export keys. */
 export const MAX_SETTINGS = 32;
 
+/**
+ * Characters a word may not hold: controls (C0, DEL and C1: a newline would
+ * start a line of its own, CSI drives a terminal), line and paragraph
+ * separators (an editor shows a new line), format characters (a bidi
+ * override shows the path another way round) and lone surrogates (written
+ * as UTF-8 they become U+FFFD: the file would not say what was checked).
+ */
+const HIDDEN_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+
+/** `w` as JSON writes it (a newline as \n, a lone surrogate as \ud800), and what JSON leaves raw (C1, U+2028, ...) as \uXXXX. */
+function escapeHidden(w: string): string {
+  return JSON.stringify(w)
+    .slice(1, -1)
+    .replace(new RegExp(HIDDEN_CHARACTER.source, 'gu'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function hiddenKind(c: string): string {
+  if (/\p{Cc}/u.test(c)) return 'a control character (a newline, a tab, ...)';
+  if (/\p{Cs}/u.test(c)) return 'half of a UTF-16 surrogate pair (not a character)';
+  return 'an invisible character (a line separator or a format character)';
+}
+
 /** The file name of an export's fragment, and its text. */
 export interface ExportFragment {
   key: string;
@@ -122,9 +144,8 @@ export function renderExportFragment(address: string, words: readonly string[]):
   if (words.length > 2 + MAX_SETTINGS) throw new Error(`add takes at most ${MAX_SETTINGS} KEY=VALUE settings`);
   for (const w of words) {
     if (w.length > MAX_WORD) throw new Error(`a word of the request is longer than ${MAX_WORD} characters`);
-    // eslint-disable-next-line no-control-regex
-    if (/[\x00-\x1f\x7f]/.test(w))
-      throw new Error(`"${JSON.stringify(w).slice(1, -1)}" holds a control character (a newline, a tab, ...); remove it`);
+    const bad = HIDDEN_CHARACTER.exec(w);
+    if (bad) throw new Error(`"${escapeHidden(w)}" holds ${hiddenKind(bad[0])}; remove it`);
   }
   const [interfaces, file, ...settings] = words;
   if (!file.startsWith('/'))

@@ -148,7 +148,7 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'DIR',
     defaultText: 'the config file name without .conf, plus .d (/etc/vblade.conf: /etc/vblade.d)',
     meaning:
-      'Directory of config fragments: its *.conf files, read in name order after the config file, add [export] and [group] sections; "vblade ctl add" writes one per export there. Must be a directory of root or the daemon\'s user that nobody else may write; a missing one holds no fragments. "none" reads none.',
+      'Directory of config fragments: its *.conf files, read in name order after the config file, add [export] and [group] sections; "vblade ctl add" writes one per export there. Must be a directory of root or the daemon\'s user that nobody else may write; a missing one holds no fragments. Not the config file\'s own directory, where the file would be read again as a fragment. "none" reads none.',
   },
   {
     key: 'run-dir',

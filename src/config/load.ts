@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, formatProblem, parseConfigFiles, type ConfigText } from './config-file';
-import { configDirOf, readFragments } from './fragments';
+import { configDirOf, isFragmentName, readFragments } from './fragments';
 import type { GroupUse } from './mac-groups';
 import type { DaemonKeys } from './keys';
 import { parseDebianConf } from './debian-conf';
@@ -79,8 +79,14 @@ export function loadConfigFiles(
   extra?: ConfigText,
 ): LoadedExports {
   // The main file alone first, for its config-dir; it may declare no export itself when fragments do.
-  const daemonKeys = parseConfigFiles(main, [], false).daemon;
-  const configDir = configDirOf(main.file, { ...daemonKeys, ...cliDaemonKeys });
+  const mainOnly = parseConfigFiles(main, [], false);
+  const set = { ...mainOnly.daemon, ...cliDaemonKeys };
+  const configDir = configDirOf(main.file, set);
+  if (configDir && holdsConfigFile(configDir, main.file)) {
+    const fix = `give fragments a directory of their own, e.g. config-dir = ${path.join(configDir, `${defaultName}.d`)}`;
+    const why = `config-dir ${set['config-dir']} is the directory of this config file, which would be read again as a fragment`;
+    throw new ConfigError([{ file: main.file, line: mainOnly.daemonLines['config-dir'] ?? 0, message: `${why}; ${fix}` }]);
+  }
   const fragments = configDir ? readFragments(configDir) : { texts: [], problems: [] };
   const texts = extra ? [...fragments.texts.filter((t) => t.file !== extra.file), extra] : fragments.texts;
   let c;
@@ -93,6 +99,18 @@ export function loadConfigFiles(
   if (fragments.problems.length) throw new ConfigError(fragments.problems);
   const warnings = [...c.warnings, ...c.exports.map(viewsWithoutMaskWarning).filter((w): w is string => w !== undefined)];
   return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings, groups: c.groups, origins: c.origins, configDir };
+}
+
+/** Whether `file` (a NAME.conf) is in `dir`, by the inode of its directory: a path with a trailing / or a link names it too. */
+function holdsConfigFile(dir: string, file: string): boolean {
+  if (!isFragmentName(path.basename(file))) return false;
+  try {
+    const a = fs.statSync(dir);
+    const b = fs.statSync(path.dirname(path.resolve(file)));
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false; // no such directory: no fragments either
+  }
 }
 
 function sectors(n: number | undefined): string {

@@ -50,6 +50,15 @@ t.test('malformed requests are refused with what to do', async (t) => {
     refused('e1.3', ['eth1', 'a.img']),
     'file "a.img" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img',
   );
+  // What JSON carries raw and a terminal, an editor or the UTF-8 encoder reads otherwise: file, then what is said.
+  const invisible = 'holds an invisible character (a line separator or a format character); remove it';
+  for (const [file, said] of [
+    ['/srv/\u009b2J.img', '"/srv/\\u009b2J.img" holds a control character (a newline, a tab, ...); remove it'],
+    ['/a.img\u2028[export e9.9]', `"/a.img\\u2028[export e9.9]" ${invisible}`],
+    ['/srv/\u202egmi.kcab', `"/srv/\\u202egmi.kcab" ${invisible}`],
+    ['/srv/a\ud800.img', '"/srv/a\\ud800.img" holds half of a UTF-16 surrogate pair (not a character); remove it'],
+  ])
+    t.equal(refused('e1.3', ['eth1', file]), said);
   t.match(refused('e1.3', ['eth1', '/a.img', 'state-dir=/tmp']), /^unknown key "state-dir"; an export's keys: read-only, direct/);
   t.equal(refused('e1.3', ['eth1', '/a.img', 'file=/etc/shadow']), 'file is given before the settings; do not set it again');
   t.equal(refused('e1.3', ['eth1', '/a.img', 'sync=yes', 'sync=no']), 'sync is set twice; keep one');
@@ -105,7 +114,10 @@ t.test('add writes the fragment and reloads; a refused reload removes it again; 
   await t.rejects(editor.remove('e1.1'), {
     message: /^e1\.1 is declared in the config file .*lab\.conf:1, not in a fragment; edit that file and run vblade ctl reload$/,
   });
-  await t.rejects(editor.remove('e7.7'), { message: 'no export e7.7 in the configuration; `vblade ctl list` lists them' });
+  await t.rejects(editor.remove('e7.7'), {
+    message:
+      /^no export e7\.7 in .*lab\.conf or its fragments \(.*lab\.d\); if `vblade ctl list` shows it, its fragment was deleted by hand: `vblade ctl reload` stops serving it$/,
+  });
   fs.writeFileSync(
     path.join(dir, 'two.conf'),
     `[export e2.1]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n[export e2.2]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`,
@@ -162,6 +174,80 @@ t.test('a full disk: the fragment is not written, nothing is half-done', async (
   t.equal(reloads, 0, 'no reload');
   t.same(fs.readdirSync(dir), [], 'no fragment and no temporary file');
 });
+
+t.test('a disk filled during a refused remove: its fragment is put back whole all the same', async (t) => {
+  if (!requireLoopFs(t, 'ext4')) return;
+  const mnt = await loopFs(t, 'ext4', 8 * 1024 * 1024);
+  const fill = path.join(mnt, 'fill');
+  /** Fills the file system to its last block (root's reserve too: we are root), as other writers of /etc's file system may. */
+  const fillUp = (): void => {
+    const fd = fs.openSync(fill, 'a');
+    for (const size of [1 << 20, 4096, 512])
+      try {
+        for (;;) fs.writeSync(fd, Buffer.alloc(size, 1));
+      } catch {
+        // full at this size; go on with a smaller one
+      }
+    fs.closeSync(fd);
+  };
+  let refuse = false;
+  const reload = async (): Promise<unknown> => {
+    if (!refuse) return {};
+    // While the reload drains, a log or another file takes the blocks the removed fragment freed.
+    fillUp();
+    throw new Error('reload refused, nothing changed: lab.conf:9: a mistake made meanwhile');
+  };
+  const { dir, editor } = setup(t, reload, mnt);
+  await editor.add('e1.3', ['eth1', '/srv/x.img', 'mac-mask=' + '52:54:00:00:00:01 '.repeat(100)]);
+  const fragment = path.join(dir, 'e1.3.conf');
+  const text = fs.readFileSync(fragment, 'utf8');
+  fillUp();
+  refuse = true;
+  await t.rejects(editor.remove('e1.3'), {
+    message:
+      /^reload refused, nothing changed: lab\.conf:9: a mistake made meanwhile; .*e1\.3\.conf was put back: e1\.3 was not removed$/,
+  });
+  t.equal(fs.existsSync(fragment) && fs.readFileSync(fragment, 'utf8'), text, 'the fragment is there as it was');
+  t.same(fs.readdirSync(dir), ['e1.3.conf'], 'and nothing beside it');
+});
+
+t.test(
+  'a daemon user who may not write config-dir (vblade.service: User=vblade, /etc/vblade.d root:vblade 2750) is told what to do',
+  async (t) => {
+    if (!requireRoot(t)) return;
+    const base = tempDir(t, 'edit-eacces');
+    fs.chmodSync(base, 0o755);
+    const conf = path.join(base, 'vblade.conf');
+    fs.writeFileSync(conf, `[export e1.1]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`, { mode: 0o644 });
+    const dir = path.join(base, 'vblade.d');
+    fs.mkdirSync(dir);
+    fs.chownSync(dir, 0, 65534);
+    fs.chmodSync(dir, 0o2750);
+    // A fragment root wrote by hand: group nogroup from the setgid directory, so nobody reads it.
+    fs.writeFileSync(path.join(dir, 'e1.4.conf'), `[export e1.4]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`, {
+      mode: 0o640,
+    });
+    const script = `const { ConfigEditor } = require(${JSON.stringify(path.resolve(__dirname, '../../src/config/config-edit.js'))});
+    const ed = new ConfigEditor({ configFile: process.argv[1], daemonKeys: {}, defaultName: 'vblade', reload: async () => ({}) });
+    const say = (p) => p.then(() => console.log('done'), (e) => console.log(e.message));
+    say(ed.add('e1.3', ['eth1', '/srv/x.img'])).then(() => say(ed.remove('e1.4')));`;
+    const child = spawn(
+      'setpriv',
+      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', script, conf],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((resolve) => child.on('close', resolve));
+    const notRoot = `${dir} is root's and the daemon runs as uid 65534, which may not write it; nothing was changed. As root,`;
+    t.equal(
+      out,
+      `cannot write ${path.join(dir, 'e1.3.conf')}: ${notRoot} write the fragment yourself and run vblade ctl reload\n` +
+        `cannot remove ${path.join(dir, 'e1.4.conf')}: ${notRoot} delete the fragment yourself and run vblade ctl reload\n`,
+    );
+    t.same(fs.readdirSync(dir), ['e1.4.conf'], 'nothing written or removed');
+  },
+);
 
 t.test('only root or the daemon user may add or remove: a control-group member is refused, by SO_PEERCRED', async (t) => {
   if (!requireRoot(t)) return;

@@ -80,6 +80,26 @@ t.test('an address in the main file and a fragment, and [daemon] in a fragment, 
   ]);
 });
 
+t.test(
+  "config-dir naming the config file's own directory: one problem that says so, not its exports declared twice",
+  async (t) => {
+    const { dir } = setup(t);
+    const conf = path.join(dir, 'vblade.conf');
+    fs.writeFileSync(conf, `[daemon]\nconfig-dir = ${dir}/\n\n${EXPORT(1)}`, { mode: 0o640 });
+    t.same(problemsOf(conf), [
+      `vblade.conf:2: config-dir ${dir} is the directory of this config file, which would be read again as a fragment; give fragments a directory of their own, e.g. config-dir = ${path.join(dir, 'vblade.d')}`,
+    ]);
+    // A config file there whose name is not a fragment's is not read twice: nothing to refuse.
+    const other = path.join(dir, 'vblade.cfg');
+    fs.writeFileSync(other, `[daemon]\nconfig-dir = ${dir}\n\n${EXPORT(1)}`, { mode: 0o640 });
+    fs.rmSync(conf);
+    t.same(
+      load(other).exports.map((e) => `e${e.shelf}.${e.slot}`),
+      ['e1.1'],
+    );
+  },
+);
+
 t.test('hostile: a linked, shared or foreign directory, a FIFO, a link, a writable or huge fragment', async (t) => {
   const { conf, dir } = setup(t);
   const real = dir + '-real';

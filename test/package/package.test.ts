@@ -110,6 +110,39 @@ async function startDaemon(t: Test, root: string, pair: NetnsPair): Promise<numb
   return pid;
 }
 
+/**
+ * What systemd does before vblade.service's ExecStartPre, on the installed
+ * unit: the directories of its *Directory= lines made as systemd.exec(5)
+ * says (ConfigurationDirectory= root's, the others User='s; an existing one
+ * left as it is), then ExecStartPre run as User=: the check must pass,
+ * which reads the fragments directory.
+ */
+async function asTheUnitStartsIt(t: Test, root: string): Promise<void> {
+  const unit = fs.readFileSync(path.join(root, 'lib/systemd/system/vblade.service'), 'utf8');
+  const value = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
+  const user = value('User')!;
+  const bases: Record<string, string> = { Configuration: 'etc', State: 'var/lib', Logs: 'var/log' };
+  for (const [kind, base] of Object.entries(bases))
+    for (const name of value(`${kind}Directory`)?.split(/\s+/) ?? []) {
+      const dir = path.join(root, base, name);
+      if (fs.existsSync(dir)) continue;
+      fs.mkdirSync(dir, { mode: Number.parseInt(value(`${kind}DirectoryMode`) ?? '0755', 8) });
+      if (kind !== 'Configuration') await inRootOk(root, ['chown', `${user}:${user}`, `/${base}/${name}`]);
+    }
+  fs.writeFileSync(path.join(root, 'etc/vblade.conf'), '[export e7.3]\nnull-store = yes\nnull-sectors = 64\ninterfaces = lo\n', {
+    mode: 0o644,
+  });
+  const asUser = ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups'];
+  const check = await inRoot(root, [...asUser, ...value('ExecStartPre')!.split(' ')]);
+  t.equal(check.code, 0, `ExecStartPre as ${user} passes: ${check.stdout}${check.stderr}`);
+  t.equal(
+    (await inRootOk(root, ['stat', '-c', '%U:%G %a', '/etc/vblade.d'])).stdout,
+    `root:${user} 2750\n`,
+    `/etc/vblade.d is root's, readable by ${user}, its fragments too (setgid)`,
+  );
+  fs.rmSync(path.join(root, 'etc/vblade.conf'));
+}
+
 if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', 'git'])) {
   let cached: CachedRoot;
   let deb: string;
@@ -212,6 +245,8 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     );
     t.match((await inRootOk(root, ['stat', '-c', '%U:%G %a', '/var/lib/vblade'])).stdout, 'vblade:vblade 750\n');
 
+    await asTheUnitStartsIt(t, root);
+
     const pair = await createNetnsPair(t);
     const pid = await startDaemon(t, root, pair);
     await until('a sector read from the packaged vbladed', () => readsPattern(pair));
@@ -237,6 +272,22 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     t.equal(after.indexOf(0), -1, 'no hole of zero bytes before them (O_APPEND)');
     t.ok(await readsPattern(pair), 'still serving after the rotation');
 
+    // ctl add and remove of the root-run daemon in the package's /etc/vblade.d: the fragment is the group's to read.
+    fs.writeFileSync(path.join(root, 'srv/vblade/disk4.img'), patternSectors(0, 64));
+    const add = await inRootOk(
+      root,
+      ['vblade', 'ctl', 'add', 'e7.4', pair.targetIf, '/srv/vblade/disk4.img', '--read-only'],
+      pair.target.name,
+    );
+    t.match(add.stdout, /^e7\.4: added, kept in \/etc\/vblade\.d\/e7\.4\.conf\n/);
+    t.equal(
+      (await inRootOk(root, ['stat', '-c', '%U:%G %a', '/etc/vblade.d/e7.4.conf'])).stdout,
+      'root:vblade 640\n',
+      "the fragment is root's, readable by vblade (the group of the setgid directory)",
+    );
+    await inRootOk(root, ['vblade', 'ctl', 'remove', 'e7.4'], pair.target.name);
+    t.same(fs.readdirSync(path.join(root, 'etc/vblade.d')), [], 'remove leaves the directory empty');
+
     process.kill(pid, 'SIGTERM');
     await until('vbladed to stop', () => !pidAlive(pid));
 
@@ -248,13 +299,21 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     fs.writeFileSync(path.join(root, 'var/lib/vblade/e7.3.json'), '{}');
     fs.mkdirSync(path.join(root, 'var/lib/vblade/views'));
     fs.writeFileSync(path.join(root, 'var/lib/vblade/views/disk.img'), "not the package's");
+    // What the user vblade (owner of /var/lib/vblade) can plant under the names purge deletes: a
+    // directory (rm -f fails on it, and set -e would fail the purge) and a link to someone else's file.
+    fs.mkdirSync(path.join(root, 'var/lib/vblade/e9.9.json'));
+    fs.writeFileSync(path.join(root, 'srv/theirs.json'), 'theirs');
+    fs.symlinkSync('/srv/theirs.json', path.join(root, 'var/lib/vblade/e8.8.json'));
     const purge = await inRootOk(root, ['dpkg', '-P', 'aoe-target']);
     t.match(purge.stderr, "aoe-target: /var/lib/vblade holds files that are not the package's: kept");
     t.notOk(fs.existsSync(path.join(root, 'var/lib/vblade/e7.3.json')), 'dpkg -P removes the state files');
+    t.notOk(fs.existsSync(path.join(root, 'var/lib/vblade/e8.8.json')), 'and the planted link');
+    t.equal(fs.readFileSync(path.join(root, 'srv/theirs.json'), 'utf8'), 'theirs', 'not what it leads to');
     t.equal(fs.readFileSync(path.join(root, 'var/lib/vblade/views/disk.img'), 'utf8'), "not the package's", 'and keeps the rest');
+    fs.rmSync(path.join(root, 'srv/theirs.json'));
     t.same(
       diff(pristine, listTree(root, volatile)),
-      ['var/lib/vblade/', 'var/lib/vblade/views/', 'var/lib/vblade/views/disk.img'],
+      ['var/lib/vblade/', 'var/lib/vblade/e9.9.json/', 'var/lib/vblade/views/', 'var/lib/vblade/views/disk.img'],
       'after dpkg -P nothing else the package or the daemon made is left',
     );
   });

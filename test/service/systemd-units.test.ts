@@ -94,11 +94,13 @@ t.test('unit properties', async (t) => {
     t.match(text, /^ReadWritePaths=/m);
     t.match(text, /^ExecStart=\/usr\/bin\/vbladed --foreground /m);
   }
-  // `vblade ctl add` writes the config's fragments directory: the unit makes it and lets the daemon write it.
+  // The config's fragments directory, read at every start: not ConfigurationDirectory=, which systemd
+  // makes root:root, so that User=vblade could not read it and the start failed (the package makes it
+  // root:vblade 2750; test/package runs ExecStartPre as the unit's user).
   const fragmentsDir = configDirOf('/etc/vblade.conf', {});
   t.equal(fragmentsDir, '/etc/vblade.d');
-  t.match(unitText('vblade.service'), /^ConfigurationDirectory=vblade\.d$/m);
-  t.match(unitText('vblade.service'), /^ConfigurationDirectoryMode=0750$/m);
+  t.match(unitText('vblade.service'), /^User=vblade$/m);
+  t.notMatch(unitText('vblade.service'), /^ConfigurationDirectory=/m);
   t.match(unitText('vblade.service'), new RegExp(`^ReadWritePaths=-${fragmentsDir}$`, 'm'));
   // %i keeps the instance as written; %I would turn a "-" into a "/" of the paths and name.
   t.match(unitText('vblade@.service'), /--debian-config \/etc\/vblade\.conf\.d\/%i\.conf --name %i$/m);
