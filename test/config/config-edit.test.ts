@@ -13,6 +13,7 @@ import { parseConfigFile } from '../../src/config/config-file';
 import { ConfigEditor } from '../../src/config/config-edit';
 import { ControlServer, controlRequest, type ControlTarget } from '../../src/service/control';
 import { tempDir } from '../helpers/files';
+import { checkoutForUser } from '../helpers/targets';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { requireRoot } from '../../lab/netns';
 import type { TestLike } from '../../lab/common';
@@ -227,14 +228,15 @@ t.test(
     fs.writeFileSync(path.join(dir, 'e1.4.conf'), `[export e1.4]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`, {
       mode: 0o640,
     });
-    const script = `const { ConfigEditor } = require(${JSON.stringify(path.resolve(__dirname, '../../src/config/config-edit.js'))});
+    const modules = path.join(checkoutForUser(t), 'dist', 'src'); // readable by nobody, also from a private checkout
+    const script = `const { ConfigEditor } = require(${JSON.stringify(path.join(modules, 'config', 'config-edit.js'))});
     const ed = new ConfigEditor({ configFile: process.argv[1], daemonKeys: {}, defaultName: 'vblade', reload: async () => ({}) });
     const say = (p) => p.then(() => console.log('done'), (e) => console.log(e.message));
     say(ed.add('e1.3', ['eth1', '/srv/x.img'])).then(() => say(ed.remove('e1.4')));`;
     const child = spawn(
       'setpriv',
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', script, conf],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
     );
     let out = '';
     child.stdout.on('data', (d) => (out += d));

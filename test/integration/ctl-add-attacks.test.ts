@@ -16,8 +16,8 @@ import { AoeClient, linkInfo, type Target } from '../../src/client';
 import { patternFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { requireCommands } from '../../lab/process';
-import { waitLinkUp } from '../helpers/targets';
-import { ctlIn as ctl, readsPattern as reads, spawnVbladed, until, VBLADE } from '../helpers/vbladed';
+import { vbladeForUser, waitLinkUp } from '../helpers/targets';
+import { ctlIn as ctl, readsPattern as reads, spawnVbladed, until } from '../helpers/vbladed';
 
 if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
   t.test('concurrent adds, a reload, a remove under reads, and a control-group member', async (t) => {
@@ -94,6 +94,7 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     t.ok(await reads(pair.init, pair.initIf, at(5)), 'and e7.5');
 
     // A member of the control group (nogroup) asks to export /etc/shadow: refused, nothing written.
+    const vbladeForNobody = vbladeForUser(t); // readable by nobody, also from a private checkout
     const asMember = (...args: string[]) =>
       pair.target.run(
         'setpriv',
@@ -106,13 +107,13 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
           '-u',
           'NODE_OPTIONS',
           process.execPath,
-          VBLADE,
+          vbladeForNobody,
           'ctl',
           '--socket',
           socket,
           ...args,
         ],
-        { timeoutMs: 30000 },
+        { timeoutMs: 30000, cwd: '/' },
       );
     const member = await asMember('add', 'e7.6', pair.targetIf, '/etc/shadow');
     t.equal(member.code, 1, `a control-group member's add of /etc/shadow exits 1 ${member.stdout}`);

@@ -33,10 +33,23 @@ t.test('a control-group member holding every connection open and idle does not l
       for (let i = 0; i < Number(process.argv[2]); i++)
         net.connect(process.argv[1]).on('connect', () => { if (++n === Number(process.argv[2])) console.log('held'); }).on('error', () => {});
       setTimeout(() => process.exit(0), 30000);`;
+  // From /, without tap's NODE_OPTIONS: a checkout in a private directory is closed to nobody.
   const hog = spawn(
-    'setpriv',
-    ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock, String(MAX_CONNECTIONS)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    'env',
+    [
+      '-u',
+      'NODE_OPTIONS',
+      'setpriv',
+      '--reuid=nobody',
+      '--regid=nogroup',
+      '--clear-groups',
+      process.execPath,
+      '-e',
+      script,
+      sock,
+      String(MAX_CONNECTIONS),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
   );
   t.teardown(async () => {
     hog.kill('SIGKILL');
@@ -87,9 +100,22 @@ t.test(
       s.on('connect', () => { s.pause(); for (let i = 0; i < 20; i++) s.write('{"command":"show-mask","export":"e1.1"}\\n'.repeat(1000)); });
       s.on('error', () => {});
       setTimeout(() => process.exit(0), 30000);`;
-    const hog = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock], {
-      stdio: 'ignore',
-    });
+    const hog = spawn(
+      'env',
+      [
+        '-u',
+        'NODE_OPTIONS',
+        'setpriv',
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        process.execPath,
+        '-e',
+        script,
+        sock,
+      ],
+      { stdio: 'ignore', cwd: '/' },
+    );
     t.teardown(async () => {
       hog.kill('SIGKILL');
       await Promise.all([server.close(), new Promise((r) => setTimeout(r, 1500))]);

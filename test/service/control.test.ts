@@ -698,10 +698,23 @@ t.test('commands that change data or state are logged with the uid and pid of wh
   const asNobody = (req: object): Promise<{ pid: number; out: string }> =>
     new Promise((resolve) => {
       const script = `const s=require('net').connect(process.argv[1]);s.on('data',d=>{process.stdout.write(d);s.end()});s.write(process.argv[2]+'\\n')`;
+      // From /, without tap's NODE_OPTIONS: a checkout in a private directory is closed to nobody.
       const child = spawn(
-        'setpriv',
-        ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script, sock, JSON.stringify(req)],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
+        'env',
+        [
+          '-u',
+          'NODE_OPTIONS',
+          'setpriv',
+          '--reuid=nobody',
+          '--regid=nogroup',
+          '--clear-groups',
+          process.execPath,
+          '-e',
+          script,
+          sock,
+          JSON.stringify(req),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
       );
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
