@@ -146,6 +146,11 @@ export function parseVbladedArgs(argv: readonly string[], cwd = process.cwd()): 
     }
     a.mode = config ? 'config' : 'debian';
     a.configFile = config ?? debian;
+  } else if (a.vbladeArgv.length === 0 && !a.help && !a.version) {
+    // The usual mistake is a forgotten --config, not a forgotten vblade command line.
+    throw new UsageError(
+      "name what to serve: --config FILE (e.g. vbladed --config /etc/vblade.conf), --debian-config FILE, or vblade's arguments shelf slot netif file",
+    );
   }
   return a;
 }

@@ -156,3 +156,14 @@ t.test('name: a name that would leave the run directory is a config error that s
     message: `--name = "../x" is not an instance name; ${rule}`,
   });
 });
+
+t.test('vbladed with nothing to serve names --config first (the recipe once forgot it)', async (t) => {
+  for (const argv of [['--check'], [], ['--foreground', '--user', 'vblade']])
+    t.throws(() => parseVbladedArgs(argv), {
+      message:
+        /^name what to serve: --config FILE \(e\.g\. vbladed --config \/etc\/vblade\.conf\), --debian-config FILE, or vblade's arguments shelf slot netif file$/,
+    });
+  t.equal(parseVbladedArgs(['--help']).help, true, '--help alone still shows the help');
+  t.equal(parseVbladedArgs(['--version']).version, true, '--version alone still prints the version');
+  t.equal(parseVbladedArgs(['--check', '--config', F]).mode, 'config');
+});
