@@ -282,13 +282,14 @@ export async function main(argv: readonly string[]): Promise<void> {
     const src = a.configFile ?? 'command line';
     // Files and interfaces as the worker would meet them, in this network namespace.
     const preflight = preflightExports(loaded.exports, loadAddon());
-    for (const w of preflight.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
+    // Start opens the files as root before becoming the user (so they may stay root's): for the user, a warning.
+    const asUser = filesAsServingUser(loaded.exports, preflight.problems, settings.user).map(
+      (p) =>
+        `${p}; start opens it as root before becoming ${settings.user}, so it is served, but a reload that adds or changes this export cannot open it`,
+    );
+    for (const w of [...preflight.warnings, ...asUser]) process.stderr.write(`vbladed: warning: ${w}\n`);
     // The run and state directories as start checks them.
-    const problems = [
-      ...preflight.problems,
-      ...filesAsServingUser(loaded.exports, preflight.problems, settings.user),
-      ...runDirProblems(settings),
-    ];
+    const problems = [...preflight.problems, ...runDirProblems(settings)];
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;

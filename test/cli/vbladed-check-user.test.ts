@@ -39,7 +39,7 @@ async function files(t: Parameters<typeof tempDir>[0]): Promise<Record<'priv' | 
 }
 
 if (requireRoot(t)) {
-  t.test('--check with user = nobody opens each file as nobody; the refusals name the user and the fixes', async (t) => {
+  t.test('--check with user = nobody opens each file as nobody; the warnings name the user and the fixes', async (t) => {
     const ns = await createNetns(t, 'chkuser');
     const veth = await createVeth(t, ns, ns);
     const f = await files(t);
@@ -60,14 +60,17 @@ if (requireRoot(t)) {
         section('e8.5', f.own),
     );
     const r = await check();
-    t.equal(r.code, 1, 'refused');
-    t.equal(r.stdout, '', 'no OK');
+    // Start opens the files as root before it becomes nobody (the files may stay root's), so they are served:
+    // --check agrees with start and warns about what a reload, which opens as nobody, could not do.
+    const later =
+      'start opens it as root before becoming nobody, so it is served, but a reload that adds or changes this export cannot open it';
+    t.equal(r.code, 0, 'served at start, as start would');
+    t.match(r.stdout, /: OK, 5 exports/);
     t.equal(
       r.stderr,
       [
-        `vbladed: e8.1: cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user =, --user)`,
-        `vbladed: e8.2: cannot open ${f.world} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.world}, or setfacl -m u:nobody:rw ${f.world}), run as a user that may (user =, --user) or export it read-only (read-only = yes, vblade -r)`,
-        `vbladed: ${conf}: 2 problems; fix them and check again`,
+        `vbladed: warning: e8.1: cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user =, --user); ${later}`,
+        `vbladed: warning: e8.2: cannot open ${f.world} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.world}, or setfacl -m u:nobody:rw ${f.world}), run as a user that may (user =, --user) or export it read-only (read-only = yes, vblade -r); ${later}`,
         '',
       ].join('\n'),
       'the 0600 file of root: no read-only advice; the 0644 one: read-only helps; group and owner pass',
