@@ -49,6 +49,14 @@ export class ViewStores implements ExportStores {
     this.views.written(index);
   }
 
+  started(index: number): void {
+    if (index >= 0) this.views.started(index);
+  }
+
+  finished(index: number, now: number): void {
+    if (index >= 0) this.views.finished(index, now);
+  }
+
   /** One fdatasync per view written since the last group commit. */
   startSync(): number {
     return this.views.syncs.start();

@@ -46,8 +46,10 @@ export class View {
   index = -1;
   /** Written since the last group commit took it. */
   dirty = false;
-  /** performance.now() of its last request in this process; 0: none yet. */
+  /** performance.now() of its last request (its start, and its reply) in this process; 0: none yet. */
   seenAt = 0;
+  /** Its requests submitted to storage and not answered yet: a machine waiting for its disk is not silent (views = per-boot). */
+  inflight = 0;
   /** Blocks that may differ from the image: reads of them go to the view's file. */
   own = new OwnBlocks();
   /** Bytes of its own when last measured (sizes.ts), for stats. */
