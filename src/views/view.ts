@@ -68,6 +68,18 @@ export class View {
     public store: BlockStore,
     readonly dates: ViewDates,
   ) {}
+
+  /** A request of its machine went to storage: while one is in flight, its machine waits for its disk, it is not booting (per-boot). */
+  started(): void {
+    this.inflight++;
+  }
+
+  /** A request of its machine was answered (`now`: the engine clock): it was heard from until now. */
+  finished(now: number): void {
+    if (this.inflight === 0) return;
+    this.inflight--;
+    this.seenAt = now;
+  }
 }
 
 /** A view's store remembers its view, so the engine can mark it written without a lookup. */

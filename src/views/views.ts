@@ -276,11 +276,11 @@ export class ExportViews {
   /**
    * views = per-boot: the machine of the MAC at `b[off..off+6]` sent an ATA
    * IDENTIFY; called before storeFor notes it. When its view was written
-   * since it was made (or reset), it has no request in flight, and it sent
-   * no ATA request (nor had one answered) for perBootGapMs before this one,
-   * it booted again: its view is discarded (newBoot, off the frame
-   * path) and its requests wait meanwhile; true then. A machine with its disk
-   * open sends no IDENTIFY (docs/views.md).
+   * since it was made (or reset), has no request in flight, and none sent
+   * or answered for perBootGapMs before this one, its machine booted again:
+   * its view is discarded (newBoot, off the frame path) and its requests
+   * wait meanwhile; true then. A machine with its disk open sends no
+   * IDENTIFY (docs/views.md).
    */
   identified(b: Uint8Array, off: number, now: number): boolean {
     const gap = this.o.perBootGapMs;
@@ -293,7 +293,6 @@ export class ExportViews {
     const seen = v !== undefined && v.seenAt > 0 ? performance.timeOrigin + v.seenAt : (v ?? u)!.dates.lastSeen;
     const silentMs = seen === 0 ? Infinity : performance.timeOrigin + now - seen;
     const written = v === undefined || v.written; // a view of an earlier run: not known, taken as written
-    // A request still in flight (a stalled disk, an initiator slow to retransmit): the machine is waiting for it, not booting.
     if (!written || silentMs < gap || (v !== undefined && v.inflight > 0)) return false;
     this.discarding.add(key);
     this.o.events.newBoot(viewName(key), silentMs);
@@ -334,18 +333,9 @@ export class ExportViews {
     v.written = true;
   }
 
-  /** A request of view `index` went to storage. */
-  started(index: number): void {
-    const v = this.list[index];
-    if (v !== null && v !== undefined) v.inflight++;
-  }
-
-  /** A request of view `index` was answered: its machine was heard from until now. */
-  finished(index: number, now: number): void {
-    const v = this.list[index];
-    if (v === null || v === undefined || v.inflight === 0) return;
-    v.inflight--;
-    v.seenAt = now;
+  /** The view at View.index `index` (what a request in flight remembers); null when dropped. */
+  viewAt(index: number): View | null {
+    return this.list[index] ?? null;
   }
 
   /** A write to view `index` completed: the next group commit syncs it. */
