@@ -15,13 +15,18 @@ export class NoInterfaceError extends ConfigError {}
  * `reasons` has one line per export ("eS.L: what is wrong; what to do").
  */
 export class NothingToServe extends ConfigError {
-  constructor(readonly reasons: string[]) {
+  constructor(
+    readonly reasons: string[],
+    /** Some export was refused because another target answers its address: that target may go (or be a forger that stops), so a restart may serve. */
+    readonly transient = false,
+  ) {
     super(reasons.join('\n'));
   }
 }
 
 /** A start-up error that comes back unchanged at every try: fix the configuration (or the files it names), then start again. */
 export function isPermanentStartError(e: unknown): boolean {
+  if (e instanceof NothingToServe) return !e.transient;
   return e instanceof ConfigError && !(e instanceof NoInterfaceError);
 }
 

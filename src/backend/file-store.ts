@@ -92,13 +92,51 @@ function deniedMessage(file: string, readOnly: boolean): string {
   return `cannot open ${file} ${readOnly ? 'for reading' : 'for reading and writing'} as ${who.text}: permission denied; ${fixes.join(', ')} or ${last}`;
 }
 
+/**
+ * Opens `file` with `flags`, never waiting on what is not a disk: opening a
+ * FIFO for reading waits for a writer, which would hang --check, a start, or
+ * a reload on the serving thread (a user who owns the file's directory can
+ * plant one). So a non-blocking look comes first (read-only: it breaks no
+ * read lease), and the inode it found is opened again through
+ * /proc/self/fd, so that nothing can be swapped in between.
+ */
+function openDiskFile(file: string, flags: number): number {
+  const k = fs.constants;
+  let probe: number;
+  try {
+    probe = fs.openSync(file, k.O_RDONLY | k.O_NONBLOCK | k.O_NOCTTY);
+  } catch (e) {
+    // A lease another program holds on a regular file (it is asked to give it up): the plain open waits for that, as before.
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return fs.openSync(file, flags);
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(probe);
+    if (st.isDirectory())
+      throw Object.assign(new Error(`EISDIR: illegal operation on a directory, open '${file}'`), { code: 'EISDIR' });
+    if (!st.isFile() && !st.isBlockDevice())
+      throw new StoreError(`cannot export ${file}: it is neither a regular file nor a block device`);
+    try {
+      return fs.openSync(`/proc/self/fd/${probe}`, flags);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      throw new StoreError(
+        `cannot open ${file}: /proc is not mounted here (the file is opened again through /proc/self/fd); mount it`,
+      );
+    }
+  } finally {
+    fs.closeSync(probe);
+  }
+}
+
 export function openFileStore(o: FileStoreOptions): BlockStore {
   let flags = o.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
   if (o.direct) flags |= fs.constants.O_DIRECT;
   let fd: number;
   try {
-    fd = fs.openSync(o.file, flags);
+    fd = openDiskFile(o.file, flags);
   } catch (e) {
+    if (e instanceof StoreError) throw e;
     throw new StoreError(describeOpenError(o.file, e as NodeJS.ErrnoException, o.readOnly), (e as NodeJS.ErrnoException).code);
   }
   try {

@@ -28,6 +28,10 @@ export interface ExportStores {
   writing(index: number, pos: number, bytes: number): void;
   /** A write to `index` completed: the next group commit must cover it. */
   written(index: number): void;
+  /** A request of `index` was submitted to storage (views = per-boot: its machine is busy, not silent). */
+  started(index: number): void;
+  /** A request of `index` was answered (`now`: the engine clock). */
+  finished(index: number, now: number): void;
   /** Starts a group commit: the descriptors to fdatasync are syncFd(0 .. n-1). */
   startSync(): number;
   syncFd(i: number): number;
@@ -65,6 +69,10 @@ export class SingleStore implements ExportStores {
   writing(): void {}
 
   written(): void {}
+
+  started(): void {}
+
+  finished(): void {}
 
   startSync(): number {
     return 1;

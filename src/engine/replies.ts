@@ -57,6 +57,7 @@ export class Replies {
     e.latencySumUs += micros;
     e.inflight--;
     link.inflight--;
+    e.stores.finished(req.store[q], ctx.clock);
     req.release(q);
     if (((e.closing || e.paused) && e.inflight === 0) || (link.reopenWanted && link.inflight === 0)) {
       ctx.eventsCalled = true;

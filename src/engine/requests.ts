@@ -76,6 +76,7 @@ export class Requests {
     this.export[q] = exportId;
     this.tx[q] = tx;
     this.rx[q] = -1;
+    this.store[q] = -1; // a reply awaiting a save has no store; answer() must not take a former request's
     this.bytes[q] = bytes;
     this.start[q] = now;
     return q;

@@ -112,6 +112,7 @@ export class Storage {
     }
     const index = stores.indexOf(store);
     this.req.store[q] = index;
+    stores.started(index);
     e.initiators.figures[row * InitiatorField.Count + InitiatorField.Requests]++;
     this.req.initiator[q] = row;
     this.req.initiatorGen[q] = e.initiators.generation[row];

@@ -16,8 +16,11 @@
 // root's (or the daemon user's) alone.
 //
 // The rule is shared-writers.ts's: two claims of overlapping ranges are
-// allowed when both are read-only or both say shared = yes. The lock file
-// has three regions, each as long as the largest range (2^51 bytes):
+// allowed when both are read-only or both say shared = yes. A lock's "byte"
+// is a 512-byte sector of the store (lock offsets are JavaScript numbers, up
+// to 2^53), and the lock file has three regions, each as long as the largest
+// range (2^51 sectors, 1 EiB; a range beyond that claims the region's last
+// sector, so two of them conflict rather than pass):
 //
 //   P   plain exports: a writer write-locks it, a read-only one read-locks it
 //   SW  shared writers read-lock it; a plain writer write-locks it
@@ -36,7 +39,7 @@ import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { claimBaseDir, ensurePrivateDir, ForeignClaimDir } from './address-claim';
 
-/** How long one region is: byte ranges of exports end below it. */
+/** How long one region is, in sectors: the ranges of exports end below it (those that do not are moved to its end). */
 const REGION = 2 ** 51;
 const P = 0;
 const SW = REGION;
@@ -148,8 +151,9 @@ export class StoreClaims {
     const st = fs.fstatSync(fd);
     if (!st.isFile() && !st.isBlockDevice()) return () => undefined;
     const id = st.isBlockDevice() ? `b${st.rdev}` : `f${st.dev}-${st.ino}`;
-    const start = c.offsetSectors * 512;
-    const length = c.lengthSectors === undefined ? REGION - start : Math.min(c.lengthSectors * 512, REGION - start);
+    // In sectors: bytes would leave a region at 2^51 bytes (2 PiB), and a far offset would make a negative length.
+    const start = Math.min(c.offsetSectors, REGION - 1);
+    const length = Math.max(1, Math.min(c.lengthSectors ?? REGION, REGION - start));
     const claim: Claim = { kind: kindOf(c), start, length };
     const h = this.open(id);
     if (h === undefined) return () => undefined;

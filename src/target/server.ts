@@ -175,7 +175,11 @@ export class Server {
       config = checked.config;
       for (const r of checked.refused) this.refused.set(exportKey(r.config), r);
       if (wanted > 0 && config.exports.length === 0) {
-        throw new NothingToServe([...this.unservable.values(), ...this.refused.values()].map((r) => r.reason));
+        // Refused for another target on the wire: not for good (it may stop; a host that answers every probe may be a forger).
+        throw new NothingToServe(
+          [...this.unservable.values(), ...this.refused.values()].map((r) => r.reason),
+          this.refused.size > 0,
+        );
       }
       for (const c of config.exports) {
         const key = exportKey(c);

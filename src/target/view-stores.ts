@@ -49,6 +49,15 @@ export class ViewStores implements ExportStores {
     this.views.written(index);
   }
 
+  /** views = per-boot: a machine with a request in flight is not silent (ExportViews.identified). */
+  started(index: number): void {
+    if (index >= 0) this.views.viewAt(index)?.started();
+  }
+
+  finished(index: number, now: number): void {
+    if (index >= 0) this.views.viewAt(index)?.finished(now);
+  }
+
   /** One fdatasync per view written since the last group commit. */
   startSync(): number {
     return this.views.syncs.start();

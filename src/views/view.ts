@@ -46,8 +46,10 @@ export class View {
   index = -1;
   /** Written since the last group commit took it. */
   dirty = false;
-  /** performance.now() of its last request in this process; 0: none yet. */
+  /** performance.now() of its last request (its start, and its reply) in this process; 0: none yet. */
   seenAt = 0;
+  /** Its requests submitted to storage and not answered yet: a machine waiting for its disk is not silent (views = per-boot). */
+  inflight = 0;
   /** Blocks that may differ from the image: reads of them go to the view's file. */
   own = new OwnBlocks();
   /** Bytes of its own when last measured (sizes.ts), for stats. */
@@ -66,6 +68,18 @@ export class View {
     public store: BlockStore,
     readonly dates: ViewDates,
   ) {}
+
+  /** A request of its machine went to storage: while one is in flight, its machine waits for its disk, it is not booting (per-boot). */
+  started(): void {
+    this.inflight++;
+  }
+
+  /** A request of its machine was answered (`now`: the engine clock): it was heard from until now. */
+  finished(now: number): void {
+    if (this.inflight === 0) return;
+    this.inflight--;
+    this.seenAt = now;
+  }
 }
 
 /** A view's store remembers its view, so the engine can mark it written without a lookup. */

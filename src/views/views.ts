@@ -276,10 +276,11 @@ export class ExportViews {
   /**
    * views = per-boot: the machine of the MAC at `b[off..off+6]` sent an ATA
    * IDENTIFY; called before storeFor notes it. When its view was written
-   * since it was made (or reset) and it sent no ATA request for perBootGapMs
-   * before this one, it booted again: its view is discarded (newBoot, off the frame
-   * path) and its requests wait meanwhile; true then. A machine with its disk
-   * open sends no IDENTIFY (docs/views.md).
+   * since it was made (or reset), has no request in flight, and none sent
+   * or answered for perBootGapMs before this one, its machine booted again:
+   * its view is discarded (newBoot, off the frame path) and its requests
+   * wait meanwhile; true then. A machine with its disk open sends no
+   * IDENTIFY (docs/views.md).
    */
   identified(b: Uint8Array, off: number, now: number): boolean {
     const gap = this.o.perBootGapMs;
@@ -292,7 +293,7 @@ export class ExportViews {
     const seen = v !== undefined && v.seenAt > 0 ? performance.timeOrigin + v.seenAt : (v ?? u)!.dates.lastSeen;
     const silentMs = seen === 0 ? Infinity : performance.timeOrigin + now - seen;
     const written = v === undefined || v.written; // a view of an earlier run: not known, taken as written
-    if (!written || silentMs < gap) return false;
+    if (!written || silentMs < gap || (v !== undefined && v.inflight > 0)) return false;
     this.discarding.add(key);
     this.o.events.newBoot(viewName(key), silentMs);
     return true;
@@ -330,6 +331,11 @@ export class ExportViews {
     const v = this.list[index]!;
     v.own.mark(pos, bytes);
     v.written = true;
+  }
+
+  /** The view at View.index `index` (what a request in flight remembers); null when dropped. */
+  viewAt(index: number): View | null {
+    return this.list[index] ?? null;
   }
 
   /** A write to view `index` completed: the next group commit syncs it. */

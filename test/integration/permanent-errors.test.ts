@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { sleep } from '../../lab/common';
 import { patternFile, tempDir, tmpfsMount } from '../helpers/files';
 import { createNetnsPair, requireRoot, type Netns } from '../../lab/netns';
-import { REPO, isAlive, vbladedArgs } from '../helpers/targets';
+import { OUR_VBLADE, REPO, isAlive, vbladedArgs } from '../helpers/targets';
 
 const VBLADE = path.join(REPO, 'bin', 'vblade.js');
 
@@ -107,4 +107,28 @@ if (requireRoot(t)) {
     t.equal(reload.code, 0, reload.err);
     t.notMatch((await ctl(pair.target, socket, 'list')).out, /NOT SERVED/, 'nothing is held after the reload');
   });
+
+  t.test(
+    'another target answering the only address at start is not permanent: once it is gone, the address serves',
+    async (t) => {
+      // What a host on the segment that answers every Query Config (or a second target, started by mistake) does at start-up.
+      const pair = await createNetnsPair(t);
+      const dir = tempDir(t, 'permanent-dup');
+      const file = await patternFile(t, 64);
+      const other = await patternFile(t, 64);
+      const squatter = pair.init.spawn(t, process.execPath, [OUR_VBLADE, '7', '6', pair.initIf, other], { label: 'squatter' });
+      await sleep(3000); // it has started and answers
+      const conf = path.join(dir, 'vblade.conf');
+      fs.writeFileSync(conf, `[export e7.6]\nfile = ${file}\ninterfaces = ${pair.targetIf}\n`);
+      const r = await pair.target.run(process.execPath, vbladedArgs(dir, conf), { timeoutMs: 60000 });
+      const log = () => fs.readFileSync(path.join(dir, 'vbladed.log'), 'utf8');
+      const pid = Number(/vbladed [^ ]+ starting \(pid ([0-9]+)\)/.exec(log())?.[1]);
+      if (pid > 0) t.teardown(() => void pair.target.run('kill', [String(pid)]));
+      t.match(r.stderr, /e7\.6/, `the launcher says e7.6 is answered by another target: ${r.stderr}`);
+      await squatter.stop();
+      for (let i = 0; i < 300 && !/is serving e7\.6/.test(log()); i++) await sleep(100);
+      t.ok(isAlive(pid), 'the daemon did not give up');
+      t.match(log(), /is serving e7\.6/, 'and serves e7.6 once the other target is gone');
+    },
+  );
 }

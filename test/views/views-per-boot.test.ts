@@ -133,3 +133,20 @@ t.test(
     t.ok(fs.existsSync(join(keep.viewsDir!, 'e1.2', '020000000a0a.img')), 'its view file is a fresh clone under the same name');
   },
 );
+
+t.test('a forged IDENTIFY while the machine has a request in flight (a stalled disk) discards nothing', async (t) => {
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const r = await start(t, await lab(t));
+  const a = new Initiator(r.net, IFACE, MAC_A);
+  await identify(a);
+  await write(a, 7, 0xaa);
+  r.net.holdIo(true); // the disk stalls: A's next write stays in flight (sent once: a slow initiator's retransmit timer)
+  const pending = a.ataReply(a.write(8, Buffer.alloc(512, 0xbb)), 10_000);
+  await silence(); // longer than per-boot-gap since that request came
+  await identify(new Initiator(r.net, IFACE, MAC_A)); // forged, with A's MAC
+  r.net.holdIo(false);
+  t.notOk((await pending).ata.failed, 'the write in flight completes');
+  t.same(await read(a, 8), Buffer.alloc(512, 0xbb), 'the write that was in flight is there');
+  t.same(await read(a, 7), Buffer.alloc(512, 0xaa), "A's earlier data is intact");
+  t.equal(r.discards().length, 0, 'no discard');
+});
