@@ -33,6 +33,18 @@ export interface DuplicateCheck {
 }
 
 /** An export left out because its address is served elsewhere, and why (with what to do). */
+/** The words of a refusal for another target answering on the wire (not another process of this host). */
+const ON_THE_WIRE = ' is already served on ';
+
+/**
+ * Whether a refusal names another target on the wire: it may stop (or be a
+ * forger answering every probe), so a later try may serve. A claim held by
+ * another process of ours on this host is the admin's to settle: permanent.
+ */
+export function refusedOnWire(reason: string): boolean {
+  return reason.includes(ON_THE_WIRE);
+}
+
 export interface RefusedExport {
   config: ExportConfig;
   reason: string;
@@ -87,7 +99,7 @@ export async function findDuplicates(exports: readonly ExportConfig[], o: Duplic
       const asked = list.filter((c) => !refused.has(exportKey(c)));
       const answers = await probeAddresses(o.addon, name, asked, o.probeMs, o.netns, partial);
       for (const [key, mac] of answers) {
-        if (!refused.has(key)) refused.set(key, `${key} is already served on ${name} by ${mac}; ${DUPLICATE_ADVICE}`);
+        if (!refused.has(key)) refused.set(key, `${key}${ON_THE_WIRE}${name} by ${mac}; ${DUPLICATE_ADVICE}`);
       }
     } catch (err) {
       // No CAP_NET_RAW: opening the serving socket says so, with what to do.

@@ -16,7 +16,14 @@ import { mayPass } from '../backend/file-store';
 import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
 import { AddressClaims } from '../guard/address-claim';
 import { StoreClaims } from '../guard/store-claim';
-import { claimNewInterfaces, findDuplicates, refuseDuplicates, type DuplicateCheck, type RefusedExport } from '../guard/refuse';
+import {
+  claimNewInterfaces,
+  findDuplicates,
+  refuseDuplicates,
+  refusedOnWire,
+  type DuplicateCheck,
+  type RefusedExport,
+} from '../guard/refuse';
 import { loadAddon, type NativeAddon } from '../native/addon';
 import { ViewsAdmin } from '../views/admin';
 import { DrainWaiters } from './drain';
@@ -178,7 +185,7 @@ export class Server {
         // Refused for another target on the wire: not for good (it may stop; a host that answers every probe may be a forger).
         throw new NothingToServe(
           [...this.unservable.values(), ...this.refused.values()].map((r) => r.reason),
-          this.refused.size > 0,
+          [...this.refused.values()].some((r) => refusedOnWire(r.reason)),
         );
       }
       for (const c of config.exports) {
