@@ -125,6 +125,11 @@ export class TrustedDir {
     return fs.fstatSync(this.fd).uid;
   }
 
+  /** Its owner, group and mode now. */
+  stat(): fs.Stats {
+    return fs.fstatSync(this.fd);
+  }
+
   /** Its owner and mode are still what open() accepted (someone with root may have changed them since). */
   recheck(): void {
     checkTrusted(fs.fstatSync(this.fd), this.path, this.what, this.owners);
