@@ -47,7 +47,7 @@ export interface ServerStats {
     /**
      * With views = per-initiator: how many (and the export's max-views), the
      * bytes they have of their own, new initiators refused a view (in all,
-     * and by reason: max-views, open-files, min-free, failed); sharesImage:
+     * and by reason: max-views, open-files, min-free, views-dir, failed); sharesImage:
      * reads of blocks a view did not write go to the image (one page cache
      * for all views).
      */

@@ -125,6 +125,22 @@ export class TrustedDir {
     return fs.fstatSync(this.fd).uid;
   }
 
+  /** EACCES (the process switched to a user the directory is not open to) as what it means and what to do; other errors unchanged. */
+  private denied(e: unknown): unknown {
+    if ((e as NodeJS.ErrnoException).code !== 'EACCES') return e;
+    const uid = process.geteuid?.() ?? -1;
+    const what = this.what.startsWith('the ') ? this.what : `the ${this.what}`;
+    return new Error(
+      `cannot look in ${what} ${this.path} as uid ${uid}: permission denied; ` +
+        `give it to that user (chown -R ${uid}:${process.getegid?.() ?? -1} ${this.path}) and try again`,
+    );
+  }
+
+  /** Its owner, group and mode now. */
+  stat(): fs.Stats {
+    return fs.fstatSync(this.fd);
+  }
+
   /** Its owner and mode are still what open() accepted (someone with root may have changed them since). */
   recheck(): void {
     checkTrusted(fs.fstatSync(this.fd), this.path, this.what, this.owners);
@@ -169,7 +185,7 @@ export class TrustedDir {
       return fs.lstatSync(this.at(name));
     } catch (e) {
       if (isMissing(e)) return undefined;
-      throw e;
+      throw this.denied(e);
     }
   }
 

@@ -230,7 +230,7 @@ function viewAndSnapshotMetrics(x: Exposition, l: Record<string, string>, e: Par
     for (const [reason, n] of Object.entries(e.views.refused ?? {}))
       x.counter(
         'vblade_export_view_refusals_total',
-        'requests of new initiators refused a view, by reason: max-views, open-files (the process bound), min-free (views-min-free), failed (making it failed)',
+        'requests of new initiators refused a view, by reason: max-views, open-files (the process bound), min-free (views-min-free), views-dir (the views directory cannot be used), failed (making it failed)',
         { ...l, reason },
         n,
       );

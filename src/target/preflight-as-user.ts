@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { exportKey, type ExportConfig } from '../config/export-config';
 import { loadAddon } from '../native/addon';
 import { openExportFile } from './export-store';
+import { chownFix, snapshotsDirOf, viewsDirOf } from '../views/views-dir';
 
 const CHILD_ARG = '--open-as-user';
 
@@ -17,7 +18,7 @@ const CHILD_TIMEOUT_MS = 30_000;
 
 /** One line per export whose file `user` may not open ("eS.L: what is wrong; what to do"); empty when all open. */
 export function fileProblemsAsUser(exports: readonly ExportConfig[], user: string): string[] {
-  const files = exports.filter((c) => !c.nullStore);
+  const files = exports.filter((c) => !c.nullStore || c.views !== undefined);
   if (files.length === 0) return [];
   const r = spawnSync(process.execPath, [__filename, CHILD_ARG], {
     input: JSON.stringify({ user, exports: files }),
@@ -44,12 +45,40 @@ function runChild(): void {
   const problems: string[] = [];
   for (const c of input.exports) {
     try {
-      openExportFile(c, addon).close();
+      if (!c.nullStore) openExportFile(c, addon).close();
+      const views = viewsProblem(c, input.user);
+      if (views !== null) problems.push(`${exportKey(c)}: ${views}`);
     } catch (e) {
       problems.push(`${exportKey(c)}: ${(e as Error).message}`);
     }
   }
   process.stdout.write(JSON.stringify({ problems }));
+}
+
+/**
+ * As the user: whether views-dir, VIEWSDIR/eS.L and its snapshots/ (those
+ * that exist; start makes the others for the user) let it enter and make
+ * files, as it must to make a view for a new machine after the switch.
+ */
+function viewsProblem(c: ExportConfig, user: string): string | null {
+  if (c.views === undefined || c.viewsDir === undefined) return null;
+  const dir = viewsDirOf(c);
+  const places: [string, string][] = [
+    ['views-dir', c.viewsDir],
+    [`the views directory of ${exportKey(c)}`, dir],
+    ['the snapshots directory', snapshotsDirOf(c)],
+  ];
+  for (const [what, place] of places) {
+    try {
+      fs.accessSync(place, fs.constants.W_OK | fs.constants.X_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return null;
+      const why = code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      return `user ${user} (uid ${process.getuid?.()}) cannot make views in ${what} ${place}: ${why}; give it to that user: ${chownFix({ name: user }, c.viewsDir)}`;
+    }
+  }
+  return null;
 }
 
 if (require.main === module && process.argv[2] === CHILD_ARG) runChild();

@@ -33,8 +33,8 @@ export function openFileLimit(limitsFile = '/proc/self/limits'): number {
   }
 }
 
-export const REFUSAL_REASONS = ['max-views', 'open-files', 'min-free', 'failed'] as const;
-/** Why a new initiator got no view: the export's bound, the process's, the free-space floor, or making one failed. */
+export const REFUSAL_REASONS = ['max-views', 'open-files', 'min-free', 'views-dir', 'failed'] as const;
+/** Why a new initiator got no view: the export's bound, the process's, the free-space floor, a views directory it cannot use, or making one failed. */
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** Views the whole process may keep open, one descriptor each: one budget shared by the views of every export. */
@@ -72,7 +72,13 @@ const SUMMARY_MS = 60_000;
 
 export class ViewAdmission {
   /** Refusals since the start, by reason. */
-  readonly refusals: Record<RefusalReason, number> = { 'max-views': 0, 'open-files': 0, 'min-free': 0, failed: 0 };
+  readonly refusals: Record<RefusalReason, number> = {
+    'max-views': 0,
+    'open-files': 0,
+    'min-free': 0,
+    'views-dir': 0,
+    failed: 0,
+  };
   /** The reason of the last refusal; its text is made only when asked for (no allocation per refused frame). */
   private lastReason: RefusalReason | null = null;
   /** Until then (engine clock) new views are refused because making one failed. */
@@ -81,8 +87,16 @@ export class ViewAdmission {
   private spaceCheckedAt = -Infinity;
   /** Why the file system is below its floor at the last look; null when it was not. */
   private lowSpace: string | null = null;
+  /** Why the views directory could not be looked at (statfs failed: the user may not enter it, or it is gone); null when it could. */
+  private dirProblem: string | null = null;
   /** Refusals not logged yet, by reason. */
-  private readonly unlogged: Record<RefusalReason, number> = { 'max-views': 0, 'open-files': 0, 'min-free': 0, failed: 0 };
+  private readonly unlogged: Record<RefusalReason, number> = {
+    'max-views': 0,
+    'open-files': 0,
+    'min-free': 0,
+    'views-dir': 0,
+    failed: 0,
+  };
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: AdmissionOptions) {}
@@ -109,7 +123,7 @@ export class ViewAdmission {
     if (held >= o.maxViews) return this.refuse('max-views');
     if (o.budget.used >= o.budget.limit) return this.refuse('open-files');
     if (now < this.failedUntil) return this.refuse('failed');
-    if (this.spaceBelowFloor(now) !== null) return this.refuse('min-free');
+    if (this.spaceBelowFloor(now) !== null) return this.refuse(this.dirProblem === null ? 'min-free' : 'views-dir');
     return false;
   }
 
@@ -141,6 +155,8 @@ export class ViewAdmission {
         return `${o.budget.limit} views are open in this process, the most its open-file limit allows; drop views no machine uses (vblade ctl view-drop) or raise LimitNOFILE`;
       case 'failed':
         return this.failedMessage;
+      case 'views-dir':
+        return this.dirProblem ?? `the views directory ${o.dir} could not be used`;
       case 'min-free':
         return this.lowSpace ?? `the file system of ${o.dir} was below views-min-free ${o.minFreePercent} %`;
     }
@@ -161,9 +177,13 @@ export class ViewAdmission {
       const s = fs.statfsSync(this.o.dir);
       free = s.blocks > 0 ? (100 * s.bavail) / s.blocks : 100;
     } catch (e) {
-      this.lowSpace = `cannot see the free space of ${this.o.dir}: ${(e as Error).message}`;
+      this.dirProblem =
+        `cannot use the views directory ${this.o.dir}: ${(e as Error).message}; the daemon's user must be able to enter and write it and views-dir: ` +
+        'give them to it (chown -R USER: VIEWSDIR) and reload; vbladed --check names what is wrong';
+      this.lowSpace = this.dirProblem;
       return this.lowSpace;
     }
+    this.dirProblem = null;
     this.lowSpace =
       free < floor
         ? `the file system of ${this.o.dir} has ${free.toFixed(1)} % free, below views-min-free ${floor} %; the views that exist keep working; free space there (vblade ctl view-drop, or grow it)`

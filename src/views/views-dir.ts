@@ -53,6 +53,8 @@ export class ExportDirs {
     /** VIEWSDIR/eS.L */
     readonly dir: TrustedDir,
     private readonly user: ViewsUser | undefined,
+    /** views-dir: the fix (chown -R) names it, so that one command mends it and everything under it. */
+    private readonly viewsDir: string,
   ) {}
 
   /**
@@ -66,11 +68,12 @@ export class ExportDirs {
     const root = TrustedDir.open(c.viewsDir ?? '', { what: 'views-dir', owners, create });
     let dir: TrustedDir;
     try {
+      if (user !== undefined) checkUserMayWrite(root, user);
       dir = root.child(exportKey(c), { what: `the views directory of ${exportKey(c)}`, create });
     } finally {
       root.close();
     }
-    const d = new ExportDirs(dir, user);
+    const d = new ExportDirs(dir, user, root.path);
     try {
       d.checkUser(dir);
     } catch (e) {
@@ -111,7 +114,7 @@ export class ExportDirs {
     if (u === undefined || d.owner === u.uid) return;
     throw new UnsafePathError(
       `${d.path} belongs to uid ${d.owner}, but the daemon switches to user ${u.name} (uid ${u.uid}), which could not make views or snapshots there; ` +
-        `give it to that user: chown -R ${u.uid}:${u.gid} ${d.path}`,
+        `give it to that user: ${chownFix(u, this.viewsDir)}`,
       d.path,
     );
   }
@@ -121,4 +124,27 @@ export class ExportDirs {
     this.snaps = null;
     this.dir.close();
   }
+}
+
+/** The command that gives views-dir and all under it to the user. */
+export function chownFix(u: { name: string }, viewsDir: string): string {
+  return `chown -R ${u.name}: ${viewsDir}`;
+}
+
+/**
+ * views-dir may be root's (an admin made it), but the user must enter it to
+ * reach its views and write in it to make the directory of an export a reload
+ * adds: else every new machine is refused long after start said nothing.
+ * Judged by the mode bits for the user's uid and primary group.
+ */
+function checkUserMayWrite(d: TrustedDir, u: ViewsUser): void {
+  const s = d.stat();
+  const shift = s.uid === u.uid ? 6 : s.gid === u.gid ? 3 : 0;
+  if (((s.mode >> shift) & 0o3) === 0o3) return;
+  const mode = (s.mode & 0o7777).toString(8).padStart(4, '0');
+  throw new UnsafePathError(
+    `views-dir ${d.path} belongs to uid ${s.uid} (mode ${mode}), and user ${u.name} (uid ${u.uid}), which the daemon switches to, cannot make files in it; ` +
+      `give it to that user: ${chownFix(u, d.path)}`,
+    d.path,
+  );
 }

@@ -15,6 +15,7 @@ import t from 'tap';
 import { patternFile, tempDir } from '../helpers/files';
 import { createNetns, createVeth, requireRoot } from '../../lab/netns';
 import { REPO } from '../helpers/targets';
+import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 
 const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
 const NOBODY = 65534;
@@ -80,6 +81,47 @@ if (requireRoot(t)) {
     fs.writeFileSync(conf, section('e8.1', f.priv) + section('e8.2', f.world));
     const asRoot = await check();
     t.equal(asRoot.code, 0, asRoot.stderr);
+  });
+
+  t.test('--check with user = nobody: a views-dir (or its eS.L) nobody cannot write is refused with the chown', async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const ns = await createNetns(t, 'chkviews');
+    const veth = await createVeth(t, ns, ns);
+    const mnt = await loopFs(t, 'xfs-reflink');
+    fs.chmodSync(path.dirname(mnt), 0o755);
+    fs.chmodSync(mnt, 0o755);
+    const image = await patternFile(t, 64, { dir: mnt, name: 'golden.img' });
+    fs.chownSync(image, NOBODY, NOBODY);
+    const views = path.join(mnt, 'views');
+    fs.mkdirSync(path.join(views, 'e8.6'), { recursive: true, mode: 0o700 }); // root's, as an admin or a run as root left it
+    const dir = tempDir(t, 'check-views-conf');
+    const conf = path.join(dir, 'vblade.conf');
+    fs.writeFileSync(
+      conf,
+      `[daemon]\nuser = nobody\n\n[export e8.6]\nfile = ${image}\ninterfaces = ${veth.a.ifname}\nviews = per-initiator\nmac-mask = 52:54:00:00:00:01\nviews-dir = ${views}\n`,
+    );
+    const check = () =>
+      ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run'), '--state-dir', 'none']);
+    const fix = `chown -R nobody: ${views}`;
+    const r = await check();
+    t.equal(r.code, 1, 'refused');
+    t.equal(r.stdout, '', 'no OK');
+    t.match(
+      r.stderr,
+      `vbladed: e8.6: user nobody (uid ${NOBODY}) cannot make views in views-dir ${views}: permission denied; give it to that user: ${fix}\n`,
+      r.stderr,
+    );
+    fs.chownSync(views, NOBODY, NOBODY); // the parent fixed, VIEWSDIR/e8.6 still root's 0700
+    const sub = await check();
+    t.equal(sub.code, 1, 'still refused');
+    t.match(
+      sub.stderr,
+      `vbladed: e8.6: user nobody (uid ${NOBODY}) cannot make views in the views directory of e8.6 ${path.join(views, 'e8.6')}: permission denied; give it to that user: ${fix}\n`,
+      sub.stderr,
+    );
+    fs.chownSync(path.join(views, 'e8.6'), NOBODY, NOBODY); // what the chown -R does
+    const ok = await check();
+    t.equal(ok.code, 0, ok.stderr);
   });
 
   t.test('a process that switched to nobody (a reload adding an export) says the same', async (t) => {

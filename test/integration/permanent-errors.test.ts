@@ -15,6 +15,7 @@ import { sleep } from '../../lab/common';
 import { patternFile, tempDir, tmpfsMount } from '../helpers/files';
 import { createNetnsPair, requireRoot, type Netns } from '../../lab/netns';
 import { OUR_VBLADE, REPO, isAlive, vbladedArgs } from '../helpers/targets';
+import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 
 const VBLADE = path.join(REPO, 'bin', 'vblade.js');
 
@@ -131,4 +132,29 @@ if (requireRoot(t)) {
       t.match(log(), /is serving e7\.6/, 'and serves e7.6 once the other target is gone');
     },
   );
+
+  t.test('user = nobody and a views-dir of root 0700: start refuses and names views-dir and the chown', async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const pair = await createNetnsPair(t);
+    const dir = tempDir(t, 'permanent-viewsdir');
+    const mnt = await loopFs(t, 'xfs-reflink');
+    const image = await patternFile(t, 64, { dir: mnt, name: 'image.img' });
+    const views = path.join(mnt, 'views');
+    fs.mkdirSync(views, { mode: 0o700 }); // made by an admin, or by a run as root
+    const conf = path.join(dir, 'vblade.conf');
+    fs.writeFileSync(
+      conf,
+      `[daemon]\nuser = nobody\n\n[export e7.7]\nfile = ${image}\ninterfaces = ${pair.targetIf}\n` +
+        `views = per-initiator\nmac-mask = 52:54:00:00:00:01\nviews-dir = ${views}\n`,
+    );
+    // Without tap's NODE_OPTIONS: its loaders are not for a process that becomes nobody.
+    const r = await pair.target.run('env', ['-u', 'NODE_OPTIONS', process.execPath, ...vbladedArgs(dir, conf)], {
+      timeoutMs: 60000,
+    });
+    t.equal(r.code, 1, 'the launcher exits 1');
+    const why =
+      `e7.7: cannot open the views in ${views}/e7.7: views-dir ${views} belongs to uid 0 (mode 0700), and user nobody (uid 65534), ` +
+      `which the daemon switches to, cannot make files in it; give it to that user: chown -R nobody: ${views}\n`;
+    t.ok(r.stderr.includes(`\n  ${why}`), `the reason, with the fix: ${r.stderr}`);
+  });
 }

@@ -223,4 +223,27 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     }
     void root;
   });
+
+  t.test('a directory the process may not read once it is nobody: the refusal says so, with the chown', async (t) => {
+    const { dir } = place(t, 'snapshots', 0o700); // root's, made by a run as root
+    const lib = tempDir(t, 'lib');
+    fs.chmodSync(lib, 0o755);
+    for (const f of ['checks.js', 'trusted-dir.js'])
+      fs.copyFileSync(path.join(__dirname, '../../src/safe-files', f), path.join(lib, f));
+    const script = `
+      const { TrustedDir } = require(${JSON.stringify(path.join(lib, 'trusted-dir.js'))});
+      const td = TrustedDir.open(${JSON.stringify(dir)}, { what: 'snapshots directory' });
+      process.setgid(65534); process.setuid(65534);
+      try { td.lstat('s3.img'); console.log('looked'); } catch (e) { console.log(e.message); }`;
+    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', script], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      cwd: '/',
+    });
+    t.equal(
+      r.stdout.trim(),
+      `cannot look in the snapshots directory ${dir} as uid ${NOBODY}: permission denied; give it to that user (chown -R ${NOBODY}:${NOGROUP} ${dir}) and try again`,
+      r.stderr.trim(),
+    );
+  });
 }

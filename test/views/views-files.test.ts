@@ -233,12 +233,24 @@ t.test('user =: the views directories are made for that user, and one of root re
   await r.server.snapshot(KEY, 'one');
   t.equal(fs.statSync(join(dir, 'snapshots')).uid, NOBODY, 'and snapshots/');
   await r.stop();
+  const views = dirname(dir);
   fs.chownSync(dir, 0, 0); // left by a run without user =
   await t.rejects(
     start(t, config, 'nobody'),
-    new RegExp(`${dir} belongs to uid 0, but the daemon switches to user nobody \\(uid 65534\\).*chown -R 65534:65534 ${dir}`),
+    new RegExp(`${dir} belongs to uid 0, but the daemon switches to user nobody \\(uid 65534\\).*chown -R nobody: ${views}$`),
   );
   fs.chownSync(dir, NOBODY, NOBODY);
+  // views-dir itself root's and 0700 (made by an admin, or by a run as root): nobody could not make a view in it.
+  fs.chownSync(views, 0, 0);
+  fs.chmodSync(views, 0o700);
+  await t.rejects(
+    start(t, config, 'nobody'),
+    new RegExp(
+      `views-dir ${views} belongs to uid 0 \\(mode 0700\\), and user nobody \\(uid 65534\\), which the daemon switches to, cannot make files in it; ` +
+        `give it to that user: chown -R nobody: ${views}$`,
+    ),
+  );
+  fs.chownSync(views, NOBODY, NOBODY);
   await start(t, config, 'nobody');
   t.pass("served once it is the user's");
 });
