@@ -196,7 +196,7 @@ export class StoreClaims {
       // Switched to its user after start: the host's claims are root's.
       if (code === 'EACCES' || code === 'EPERM')
         throw new ConfigError(
-          `cannot claim the backing store in ${dir} (${(e as Error).message}): the claims are root's and this process has switched to its user since it started; restart the service to serve it`,
+          `cannot claim the backing store in ${dir} (${(e as Error).message}): the claims are root's and this process has switched to its user since it started; put the export in the config file (or a fragment of config-dir, written as root) and restart the service to serve it`,
         );
       // Another user's claims directory: that user must not keep us from serving (address-claim.ts does the same).
       if (e instanceof ForeignClaimDir && (process.geteuid?.() ?? 0) !== 0) return undefined;

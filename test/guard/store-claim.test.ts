@@ -133,7 +133,7 @@ t.test('after the switch to user =: a changed range of a claimed file reloads; a
   t.equal(out.changed, 'applied', 'the claimed file, another range: its lock file is open already');
   t.match(
     out.added,
-    /^e1\.3: cannot claim the backing store in \/run\/aoe-target\/claims\/stores \(EACCES: permission denied, .*\): the claims are root's and this process has switched to its user since it started; restart the service to serve it$/,
+    /^e1\.3: cannot claim the backing store in \/run\/aoe-target\/claims\/stores \(EACCES: permission denied, .*\): the claims are root's and this process has switched to its user since it started; put the export in the config file \(or a fragment of config-dir, written as root\) and restart the service to serve it$/,
     'a new file: refused, with the fix',
   );
 });
