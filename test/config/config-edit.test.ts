@@ -13,7 +13,7 @@ import { parseConfigFile } from '../../src/config/config-file';
 import { ConfigEditor } from '../../src/config/config-edit';
 import { ControlServer, controlRequest, type ControlTarget } from '../../src/service/control';
 import { tempDir } from '../helpers/files';
-import { checkoutForUser } from '../helpers/targets';
+import { asNobodyArgs, checkoutForUser } from '../helpers/targets';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { requireRoot } from '../../lab/netns';
 import type { TestLike } from '../../lab/common';
@@ -279,23 +279,10 @@ t.test('only root or the daemon user may add or remove: a control-group member i
   for (const command of ['add', 'remove']) {
     // A checkout in a private directory is no working directory for nobody, and the NODE_OPTIONS tap gives every
     // child (also through env:) load modules from it.
-    const child = spawn(
-      'env',
-      [
-        '-u',
-        'NODE_OPTIONS',
-        'setpriv',
-        '--reuid=nobody',
-        '--regid=nogroup',
-        '--clear-groups',
-        process.execPath,
-        '-e',
-        script,
-        sock,
-        command,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
-    );
+    const child = spawn('env', asNobodyArgs(process.execPath, '-e', script, sock, command), {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: '/',
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     await new Promise((r) => child.on('exit', r));

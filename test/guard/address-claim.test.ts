@@ -16,7 +16,7 @@ import { native } from '../../src/native/addon';
 import { exportConfig } from '../helpers/export-config';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { tempDir } from '../helpers/files';
-import { checkoutForUser } from '../helpers/targets';
+import { asNobodyArgs, checkoutForUser } from '../helpers/targets';
 
 const scope = `net-${fs.statSync('/proc/self/ns/net').ino}`;
 
@@ -73,22 +73,7 @@ if (process.geteuid?.() === 0) {
     const modules = join(checkoutForUser(t), 'dist', 'src');
     const script = `const { AddressClaims } = require(${JSON.stringify(join(modules, 'guard', 'address-claim.js'))});
       console.log(JSON.stringify(new AddressClaims({ lockFile: () => true }, process.argv[1]).claim('e1.1', 'fake0')));`;
-    const out = execFileSync(
-      'env',
-      [
-        '-u',
-        'NODE_OPTIONS',
-        'setpriv',
-        '--reuid=nobody',
-        '--regid=nogroup',
-        '--clear-groups',
-        process.execPath,
-        '-e',
-        script,
-        base,
-      ],
-      { encoding: 'utf8', cwd: '/' },
-    );
+    const out = execFileSync('env', asNobodyArgs(process.execPath, '-e', script, base), { encoding: 'utf8', cwd: '/' });
     t.match(JSON.parse(out), { taken: 'unavailable', why: /EACCES/ });
   });
 }

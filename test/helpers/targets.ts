@@ -98,6 +98,15 @@ export async function waitLinkUp(ns: Netns, ifname: string, timeoutMs = 10000): 
   }
 }
 
+/**
+ * The arguments of `env` that run `command` as nobody: without the
+ * NODE_OPTIONS tap gives every child (its loaders live in the checkout,
+ * which nobody may not read when it is private). Run it with cwd '/'.
+ */
+export function asNobodyArgs(...command: string[]): string[] {
+  return ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', ...command];
+}
+
 /** Whether every directory from / down to `path` lets others in, and `path` lets them read. */
 function othersCanRead(path: string): boolean {
   for (let p = path; ; p = dirname(p)) {

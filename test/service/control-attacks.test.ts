@@ -10,6 +10,7 @@ import pino from 'pino';
 import t from 'tap';
 import { ControlServer, MAX_CONNECTIONS, controlRequest, type ControlTarget } from '../../src/service/control';
 import type { WorkerOp } from '../../src/service/worker';
+import { asNobodyArgs } from '../helpers/targets';
 
 const target: ControlTarget = {
   request: async (op: WorkerOp, key?: string) => ({ op, key }),
@@ -34,23 +35,10 @@ t.test('a control-group member holding every connection open and idle does not l
         net.connect(process.argv[1]).on('connect', () => { if (++n === Number(process.argv[2])) console.log('held'); }).on('error', () => {});
       setTimeout(() => process.exit(0), 30000);`;
   // From /, without tap's NODE_OPTIONS: a checkout in a private directory is closed to nobody.
-  const hog = spawn(
-    'env',
-    [
-      '-u',
-      'NODE_OPTIONS',
-      'setpriv',
-      '--reuid=nobody',
-      '--regid=nogroup',
-      '--clear-groups',
-      process.execPath,
-      '-e',
-      script,
-      sock,
-      String(MAX_CONNECTIONS),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
-  );
+  const hog = spawn('env', asNobodyArgs(process.execPath, '-e', script, sock, String(MAX_CONNECTIONS)), {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: '/',
+  });
   t.teardown(async () => {
     hog.kill('SIGKILL');
     // Refused connections are destroyed a second later by an unref'd timer: keep the loop alive meanwhile.
@@ -100,22 +88,7 @@ t.test(
       s.on('connect', () => { s.pause(); for (let i = 0; i < 20; i++) s.write('{"command":"show-mask","export":"e1.1"}\\n'.repeat(1000)); });
       s.on('error', () => {});
       setTimeout(() => process.exit(0), 30000);`;
-    const hog = spawn(
-      'env',
-      [
-        '-u',
-        'NODE_OPTIONS',
-        'setpriv',
-        '--reuid=nobody',
-        '--regid=nogroup',
-        '--clear-groups',
-        process.execPath,
-        '-e',
-        script,
-        sock,
-      ],
-      { stdio: 'ignore', cwd: '/' },
-    );
+    const hog = spawn('env', asNobodyArgs(process.execPath, '-e', script, sock), { stdio: 'ignore', cwd: '/' });
     t.teardown(async () => {
       hog.kill('SIGKILL');
       await Promise.all([server.close(), new Promise((r) => setTimeout(r, 1500))]);

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
 import { exportConfig } from '../helpers/export-config';
+import { asNobodyArgs } from '../helpers/targets';
 import { FakeNetwork } from '../helpers/fake-addon';
 import { patternFile } from '../helpers/files';
 import { Server } from '../../src/target/server';
@@ -699,23 +700,10 @@ t.test('commands that change data or state are logged with the uid and pid of wh
     new Promise((resolve) => {
       const script = `const s=require('net').connect(process.argv[1]);s.on('data',d=>{process.stdout.write(d);s.end()});s.write(process.argv[2]+'\\n')`;
       // From /, without tap's NODE_OPTIONS: a checkout in a private directory is closed to nobody.
-      const child = spawn(
-        'env',
-        [
-          '-u',
-          'NODE_OPTIONS',
-          'setpriv',
-          '--reuid=nobody',
-          '--regid=nogroup',
-          '--clear-groups',
-          process.execPath,
-          '-e',
-          script,
-          sock,
-          JSON.stringify(req),
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
-      );
+      const child = spawn('env', asNobodyArgs(process.execPath, '-e', script, sock, JSON.stringify(req)), {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        cwd: '/',
+      });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.on('close', () => resolve({ pid: child.pid!, out }));
