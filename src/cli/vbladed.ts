@@ -28,7 +28,7 @@ import { UsageError, VBLADE_USAGE } from '../config/vblade-args';
 import { loadAddon } from '../native/addon';
 import { runDaemon, runDirProblems } from '../service/daemon';
 import { preflightExports } from '../target/preflight';
-import { fileProblemsAsUser } from '../target/preflight-as-user';
+import { problemsAsUser, type UserProblems } from '../target/preflight-as-user';
 import { launch, logDestination, precheck } from '../service/launcher';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
@@ -189,10 +189,10 @@ export function vbladedUsage(): string {
  * again as that user (a reload opens added files as the user), so that the
  * verdict is the user's.
  */
-function filesAsServingUser(exports: readonly ExportConfig[], found: readonly string[], user: string | undefined): string[] {
-  if (user === undefined || process.geteuid?.() !== 0 || loadAddon().lookupUser(user)?.uid === 0) return [];
+function asServingUser(exports: readonly ExportConfig[], found: readonly string[], user: string | undefined): UserProblems {
+  if (user === undefined || process.geteuid?.() !== 0 || loadAddon().lookupUser(user)?.uid === 0) return { files: [], views: [] };
   const failed = new Set(found.map((p) => p.slice(0, p.indexOf(':'))));
-  return fileProblemsAsUser(
+  return problemsAsUser(
     exports.filter((c) => !failed.has(exportKey(c))),
     user,
   );
@@ -283,13 +283,15 @@ export async function main(argv: readonly string[]): Promise<void> {
     // Files and interfaces as the worker would meet them, in this network namespace.
     const preflight = preflightExports(loaded.exports, loadAddon());
     // Start opens the files as root before becoming the user (so they may stay root's): for the user, a warning.
-    const asUser = filesAsServingUser(loaded.exports, preflight.problems, settings.user).map(
+    const asUser = asServingUser(loaded.exports, preflight.problems, settings.user);
+    const fileWarnings = asUser.files.map(
       (p) =>
         `${p}; start opens it as root before becoming ${settings.user}, so it is served, but a reload that adds or changes this export cannot open it`,
     );
-    for (const w of [...preflight.warnings, ...asUser]) process.stderr.write(`vbladed: warning: ${w}\n`);
+    for (const w of [...preflight.warnings, ...fileWarnings]) process.stderr.write(`vbladed: warning: ${w}\n`);
     // The run and state directories as start checks them.
-    const problems = [...preflight.problems, ...runDirProblems(settings)];
+    // Views directories the user cannot make views in: start refuses them too.
+    const problems = [...preflight.problems, ...asUser.views, ...runDirProblems(settings)];
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;

@@ -1,8 +1,9 @@
 // What `vbladed --check` cannot judge as root: whether the serving user
-// (user =) may open each backing file. A daemon started as root opens its
-// files at start before it switches, but opens the files a reload adds as
-// that user; so --check opens each file in a short-lived child that has
-// become the user, where modes, groups and ACLs count as they will then.
+// (user =) may open each backing file and make views in its views
+// directories. A daemon started as root opens its files at start before it
+// switches, but opens the files a reload adds, and makes every new view, as
+// that user; so --check tries both in a short-lived child that has become
+// the user, where modes, groups and ACLs count as they will then.
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,10 +17,20 @@ const CHILD_ARG = '--open-as-user';
 /** How long the child may take to open every file (a hung NFS mount must not hang --check). */
 const CHILD_TIMEOUT_MS = 30_000;
 
-/** One line per export whose file `user` may not open ("eS.L: what is wrong; what to do"); empty when all open. */
-export function fileProblemsAsUser(exports: readonly ExportConfig[], user: string): string[] {
+/**
+ * What `user` may not do, one line each ("eS.L: what is wrong; what to do"):
+ * `files` it may not open (start opens those as root before switching, so
+ * only what a reload adds meets them) and `views` directories it may not
+ * make views in (every new machine after the switch meets those).
+ */
+export interface UserProblems {
+  files: string[];
+  views: string[];
+}
+
+export function problemsAsUser(exports: readonly ExportConfig[], user: string): UserProblems {
   const files = exports.filter((c) => !c.nullStore || c.views !== undefined);
-  if (files.length === 0) return [];
+  if (files.length === 0) return { files: [], views: [] };
   const r = spawnSync(process.execPath, [__filename, CHILD_ARG], {
     input: JSON.stringify({ user, exports: files }),
     encoding: 'utf8',
@@ -27,14 +38,17 @@ export function fileProblemsAsUser(exports: readonly ExportConfig[], user: strin
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
   });
   try {
-    const out = JSON.parse(r.stdout) as { problems?: unknown };
-    const problems: unknown[] = Array.isArray(out.problems) ? out.problems : [undefined];
-    if (problems.every((p): p is string => typeof p === 'string')) return problems;
+    const out = JSON.parse(r.stdout) as Partial<Record<keyof UserProblems, unknown>>;
+    const lines = (v: unknown): v is string[] => Array.isArray(v) && v.every((p) => typeof p === 'string');
+    if (lines(out.files) && lines(out.views)) return { files: out.files, views: out.views };
   } catch {
     // reported below
   }
   const why = r.error ? r.error.message : r.stderr.trim() || `exit status ${r.status}`;
-  return [`cannot check the files as user ${user} (${why}); run vbladed --check again, or start it and read the log`];
+  return {
+    files: [],
+    views: [`cannot check the files as user ${user} (${why}); run vbladed --check again, or start it and read the log`],
+  };
 }
 
 /** The child: becomes the user, opens each file the way the server does, closes it, prints what failed. */
@@ -42,17 +56,17 @@ function runChild(): void {
   const input = JSON.parse(fs.readFileSync(0, 'utf8')) as { user: string; exports: ExportConfig[] };
   const addon = loadAddon();
   addon.dropPrivileges(input.user);
-  const problems: string[] = [];
+  const out: UserProblems = { files: [], views: [] };
   for (const c of input.exports) {
     try {
       if (!c.nullStore) openExportFile(c, addon).close();
-      const views = viewsProblem(c, input.user);
-      if (views !== null) problems.push(`${exportKey(c)}: ${views}`);
     } catch (e) {
-      problems.push(`${exportKey(c)}: ${(e as Error).message}`);
+      out.files.push(`${exportKey(c)}: ${(e as Error).message}`);
     }
+    const views = viewsProblem(c, input.user);
+    if (views !== null) out.views.push(`${exportKey(c)}: ${views}`);
   }
-  process.stdout.write(JSON.stringify({ problems }));
+  process.stdout.write(JSON.stringify(out));
 }
 
 /**
