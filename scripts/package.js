@@ -20,7 +20,7 @@
 //   /usr/lib/sysusers.d/        vblade.conf: the user the units run as
 //   /usr/share/man/             vblade.8 vbladed.8 vblade.conf.5 (and any other page in docs/)
 //   /usr/share/doc/aoe-target/  copyright, changelog.gz (the commit), examples/vblade.conf, README.md and the
-//                               guides the man pages name (operations.md, views.md, reliability.md)
+//                               guides the man pages name (operations.md, views.md, reliability.md, failover.md)
 //   /etc/logrotate.d/vblade     for the /var/log/vblade/NAME.log files
 //
 // The addon is compiled for this machine's architecture (N-API: any Node
@@ -419,7 +419,7 @@ function stage(staging) {
   fs.rmSync(path.join(doc, 'changelog'));
   install(path.join(root, 'systemd/vblade.conf.example'), path.join(doc, 'examples/vblade.conf'));
   // The man pages and unit comments point to docs/operations.md and docs/views.md: the guides an admin reads.
-  for (const guide of ['operations.md', 'views.md', 'reliability.md'])
+  for (const guide of ['operations.md', 'views.md', 'reliability.md', 'failover.md'])
     install(path.join(root, 'docs', guide), path.join(doc, guide));
   install(path.join(root, 'README.md'), path.join(doc, 'README.md'));
   writeFile(path.join(staging, 'etc/logrotate.d/vblade'), LOGROTATE);

@@ -49,9 +49,9 @@ options of aoe-target:
                  -o/-l; see vbladed(8)
   --null         serve zeros and drop writes instead of using a file; the file
                  argument is then the size, e.g. 1G, 512M or 2097152 (sectors)
-  --shared       another target serving this shelf.slot is intended (an
-                 active-active failover pair on one shared disk): start even
-                 when one answers (vblade.conf: shared = yes)
+  --shared       another target serving this shelf.slot is intended (hosts
+                 of a cluster file system; not failover: docs/failover.md):
+                 start even when one answers (vblade.conf: shared = yes)
   --detect-zeroes M  unmap: a write of zeros punches a hole in the file
                  (keeps a sparse file thin); off (default) writes it
                  (vblade.conf: detect-zeroes)

@@ -34,9 +34,9 @@ export interface ExportConfig {
   /** Size in sectors of a null store. */
   nullSectors?: number;
   /**
-   * Another writer of this disk is intended (a cluster file system, an
-   * active-active failover pair): skip the checks that refuse a second export
-   * of the same file and a second target answering this shelf.slot.
+   * Another writer of this disk is intended (a cluster file system such as
+   * OCFS2 or GFS2): skip the checks that refuse a second export of the same
+   * file and a second target answering this shelf.slot.
    */
   shared?: boolean;
   /**

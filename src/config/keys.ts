@@ -459,7 +459,7 @@ export const KEYS: readonly KeyDef[] = [
     type: 'bool',
     default: 'no',
     meaning:
-      'Another writer of this disk is intended (a cluster file system, an active-active failover pair): allow another read-write export of the same file, in this configuration or in another of our processes on this host (when it says shared = yes too), and another target answering this shelf.slot (vblade: --shared).',
+      'Another writer of this disk is intended (a cluster file system such as OCFS2 or GFS2): allow another read-write export of the same file, in this configuration or in another of our processes on this host (when it says shared = yes too), and another target answering this shelf.slot (vblade: --shared). Not a failover mechanism: two hosts serving one ordinary disk can lose acknowledged writes (docs/failover.md).',
   },
   {
     key: 'views',

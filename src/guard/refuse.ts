@@ -13,7 +13,7 @@ import { sharedWriterProblems } from './shared-writers';
 
 const DUPLICATE_ADVICE =
   "two targets with one address write one disk behind each other's back; stop the other one or give this export " +
-  'another shelf.slot, or, if both are meant to serve it (an active-active failover pair on one shared disk), ' +
+  'another shelf.slot, or, if both are meant to serve it (hosts of a cluster file system; for failover see docs/failover.md), ' +
   'set shared = yes in its export section (vblade: --shared)';
 
 /** Two exports of this config that would write one disk: refused, naming both and the key that allows it. */

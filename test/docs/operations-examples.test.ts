@@ -104,3 +104,18 @@ t.test('the Debian fragment example parses', async (t) => {
     t.same(d.warnings, []);
   }
 });
+
+t.test("failover.md's vblade.conf keeps what a failover needs: sync = yes, state on the shared storage", async (t) => {
+  const FAILOVER = path.join(__dirname, '..', '..', '..', 'docs', 'failover.md');
+  const confs = codeBlocks(fs.readFileSync(FAILOVER, 'utf8')).filter((b) => b.lang === 'ini' && b.text.includes('[export'));
+  t.ok(confs.length > 0, 'docs/failover.md has a vblade.conf example');
+  for (const b of confs) {
+    const c = parseConfigFile(b.text, 'docs/failover.md');
+    t.match(c.daemon['state-dir'], /^\/srv\/shared\//, 'the state directory is on the shared storage');
+    for (const e of c.exports) {
+      t.equal(e.sync, true, `e${e.shelf}.${e.slot}: sync = yes (the initiator never sends FLUSH)`);
+      t.notOk(e.shared, `e${e.shelf}.${e.slot}: not shared = yes`);
+      t.match(e.file, /^\/srv\/shared\//, `e${e.shelf}.${e.slot}: its file is on the shared storage`);
+    }
+  }
+});

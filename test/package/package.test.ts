@@ -177,7 +177,7 @@ if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', '
     const lib = './usr/lib/aoe-target/';
     t.ok(names.includes(`${lib}build/Release/aoe_native.node`), 'the native addon');
     t.ok(names.includes('./usr/share/doc/aoe-target/changelog.gz') && names.includes('./usr/share/doc/aoe-target/copyright'));
-    for (const guide of ['README.md', 'operations.md', 'views.md', 'reliability.md'])
+    for (const guide of ['README.md', 'operations.md', 'views.md', 'reliability.md', 'failover.md'])
       t.ok(names.includes(`./usr/share/doc/aoe-target/${guide}`), `the guide ${guide}, which the man pages name, is installed`);
     t.same(
       names.filter((n) => /\/\.[^/]+\/?$|\.html$/.test(n)),
