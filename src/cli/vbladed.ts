@@ -227,6 +227,15 @@ function readCgroup(): string {
   }
 }
 
+/**
+ * In the foreground with its log on a terminal (`vblade --config`), a person
+ * reads the lines: text unless log-format is set somewhere. Weakest of all
+ * sources, so the config's or the command line's log-format wins.
+ */
+function terminalDefaults(a: VbladedArgs): DaemonKeys {
+  return a.foreground && a.daemonKeys.log === 'stderr' && process.stderr.isTTY ? { 'log-format': 'text' } : {};
+}
+
 /** Settings from the file's [daemon] keys, the command line and the compatibility environment. */
 function settingsOf(a: VbladedArgs, loaded: LoadedExports): DaemonSettings {
   return resolveDaemonSettings(loaded.fileDaemonKeys, a.daemonKeys, {
@@ -263,7 +272,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   let loaded: LoadedExports;
   let settings: DaemonSettings;
   try {
-    a.environmentKeys = environmentDaemonKeys();
+    a.environmentKeys = { ...terminalDefaults(a), ...environmentDaemonKeys() };
     if (a.mode === 'debian') a.systemdUnit = ownServiceUnit();
     loaded = loadExports(a);
     settings = settingsOf(a, loaded);

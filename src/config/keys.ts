@@ -250,7 +250,8 @@ export const KEYS: readonly KeyDef[] = [
     default: 'json',
     values: LOG_FORMATS,
     arg: 'FORMAT',
-    meaning: 'json: one pino JSON object per line; text: a readable line per record.',
+    meaning:
+      'json: one pino JSON object per line; text: a readable line per record. Unset, in the foreground with the log on a terminal (vblade --config, vbladed --foreground --log=stderr): text.',
   },
   {
     key: 'log-level',

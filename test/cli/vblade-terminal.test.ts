@@ -91,6 +91,23 @@ if (requireRoot(t)) {
     t.match(bad.stderr, /^vblade: --log-format = "xml" is not one of json, text; pick one of them\nusage: vblade /);
   });
 
+  t.test('vblade --config on a terminal: readable lines too, unless the config asks for JSON', async (t) => {
+    const { ns, dir } = await lab(t);
+    const whole = path.join(dir, 'whole.img');
+    const conf = path.join(dir, 'lab.conf');
+    const exportSection = `[export e1.3]\nfile = ${whole}\ninterfaces = v0\n`;
+    const daemon = `[daemon]\nstate-dir = ${path.join(dir, 'state')}\nrun-dir = ${path.join(dir, 'run')}\n`;
+    fs.writeFileSync(conf, daemon + exportSection);
+    const screen = await onTerminal(ns, ['--config', conf]);
+    t.notMatch(screen, /^\{"level"/m, 'no JSON on the terminal');
+    t.match(screen, /^\S+ INFO {2}\[\d+\] export added .*export=e1\.3/m, 'a readable line names the export');
+    fs.writeFileSync(conf, daemon + 'log-format = json\n' + exportSection);
+    const asked = await onTerminal(ns, ['--config', conf]);
+    t.match(asked, /^\{"level":30,/m, "the config's log-format = json wins over the terminal");
+    const piped = await onPipe(ns, ['--config', conf]);
+    t.match(piped.stderr, /^\{"level"/m, 'into a pipe: JSON');
+  });
+
   t.test('option mistakes name the long options and the range of shelf and slot', async (t) => {
     const { ns, dir } = await lab(t);
     const whole = path.join(dir, 'whole.img');
