@@ -30,6 +30,7 @@ import { runDaemon, runDirProblems } from '../service/daemon';
 import { preflightExports } from '../target/preflight';
 import { problemsAsUser, type UserProblems } from '../target/preflight-as-user';
 import { launch, logDestination, precheck } from '../service/launcher';
+import { logFileProblem } from '../service/log';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
 import { sharedWriterProblems } from '../guard/shared-writers';
@@ -252,6 +253,14 @@ function checkedLogPlace(settings: DaemonSettings): string {
   return `${settings.log} with --foreground; detached, ${detached}`;
 }
 
+/** Start's verdict on the log file the records would go to (nothing made): [] when it could be opened or made. */
+function logFileProblems(settings: DaemonSettings): string[] {
+  if (settings.log === 'stdout' || settings.log === 'stderr') return [];
+  const { file } = logDestination(settings);
+  const problem = file === undefined ? undefined : logFileProblem(file);
+  return problem === undefined ? [] : [`cannot open the log file ${file}: ${problem}`];
+}
+
 // ---------------------------------------------------------------------------
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -300,7 +309,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     for (const w of [...preflight.warnings, ...fileWarnings]) process.stderr.write(`vbladed: warning: ${w}\n`);
     // The run and state directories as start checks them.
     // Views directories the user cannot make views in: start refuses them too.
-    const problems = [...preflight.problems, ...asUser.views, ...runDirProblems(settings)];
+    const problems = [...preflight.problems, ...asUser.views, ...runDirProblems(settings), ...logFileProblems(settings)];
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;

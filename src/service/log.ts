@@ -352,7 +352,33 @@ export function openLogFile(file: string): number {
   }
 }
 
-function openLogDir(dir: string): TrustedDir {
+/**
+ * What a start would say of log-file FILE (for --check), without making or
+ * writing anything: undefined when start could open or make it.
+ */
+export function logFileProblem(file: string): string | undefined {
+  const abs = path.resolve(file);
+  try {
+    const dir = openLogDir(path.dirname(abs), false);
+    if (dir === undefined) return undefined; // start makes it, in a parent it trusts
+    try {
+      const flags = fs.constants.O_WRONLY | fs.constants.O_APPEND;
+      fs.closeSync(dir.openFile(path.basename(abs), { flags, owners: [process.geteuid?.() ?? 0], what: 'log file' }));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    } finally {
+      dir.close();
+    }
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function openLogDir(dir: string): TrustedDir;
+function openLogDir(dir: string, create: false): TrustedDir | undefined;
+/** The log directory, made 0750 in a trusted parent when missing (create false: undefined instead). */
+function openLogDir(dir: string, create = true): TrustedDir | undefined {
   try {
     return TrustedDir.open(dir, { what: 'log directory' });
   } catch (e) {
@@ -366,7 +392,7 @@ function openLogDir(dir: string): TrustedDir {
     throw new Error(`${path.dirname(dir)} does not exist; create ${dir} (mode 0750) or choose another log-file`, { cause: e });
   }
   try {
-    return parent.child(path.basename(dir), { what: 'log directory', create: { mode: 0o750 } });
+    return create ? parent.child(path.basename(dir), { what: 'log directory', create: { mode: 0o750 } }) : undefined;
   } finally {
     parent.close();
   }

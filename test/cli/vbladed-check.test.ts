@@ -230,3 +230,47 @@ t.test(
     t.notMatch(r.stderr, /chmod/, 'no chmod of a shared directory is suggested');
   },
 );
+
+t.test('--check says what start would of the log file, and makes nothing', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'check-log');
+  const veth = await createVeth(t, ns, ns);
+  const dir = tempDir(t, 'check-log');
+  const file = await patternFile(t, 64);
+  const conf = path.join(dir, 'vblade.conf');
+  const run = path.join(dir, 'run');
+  const withLog = (logFile: string) =>
+    fs.writeFileSync(
+      conf,
+      `[daemon]\nlog = file\nlog-file = ${logFile}\n\n[export e1.1]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n`,
+    );
+  const check = () => ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', run]);
+  const start = () => ns.run('timeout', ['5', process.execPath, VBLADED, '--foreground', '--config', conf, '--run-dir', run]);
+
+  // The directory above the log directory is missing: start refuses, and --check says so first.
+  const deep = path.join(dir, 'nodir', 'logs', 'vblade.log');
+  withLog(deep);
+  const missing = await check();
+  t.equal(missing.code, 1, 'a log file start cannot make is a problem');
+  const fix = `${path.join(dir, 'nodir')} does not exist; create ${path.join(dir, 'nodir', 'logs')} (mode 0750) or choose another log-file`;
+  t.match(missing.stderr, `vbladed: cannot open the log file ${deep}: ${fix}\n`);
+  t.match((await start()).stderr, fix, 'start refuses it for the same reason');
+
+  // A log directory under a directory anyone may change: refused by both.
+  const open = path.join(dir, 'open');
+  fs.mkdirSync(path.join(open, 'logs'), { recursive: true });
+  fs.chmodSync(open, 0o777);
+  withLog(path.join(open, 'logs', 'vblade.log'));
+  const unsafe = await check();
+  t.equal(unsafe.code, 1);
+  t.match(unsafe.stderr, /cannot open the log file .*is writable by its group and others \(mode 0777\) without the sticky bit/);
+  t.match((await start()).stderr, /is writable by its group and others \(mode 0777\) without the sticky bit/);
+
+  // A directory start would make, in a parent it trusts: fine, and --check leaves it unmade.
+  const later = path.join(dir, 'logs', 'vblade.log');
+  withLog(later);
+  const fine = await check();
+  t.equal(fine.code, 0, fine.stderr);
+  t.match(fine.stdout, `log to ${later}`);
+  t.notOk(fs.existsSync(path.dirname(later)), '--check made no directory');
+});
