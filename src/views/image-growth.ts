@@ -78,9 +78,11 @@ const BLOCK = 4096;
 
 /**
  * Grows the view open on `viewFd` from `from` to `to` bytes: the tail is
- * the image's (cloned, sharing its blocks), the view's own bytes below
- * `from` stay. A clone is block-aligned: when `from` is not, the view's
- * bytes of its last partial block are put back after the clone.
+ * the image's, the view's own bytes below `from` are not touched. A clone
+ * is block-aligned, so when `from` is not, the image's bytes up to the next
+ * block are copied and the clone starts there: reading the view's last
+ * partial block and writing it back would undo a write of the initiator's
+ * that the kernel completes in between.
  */
 export function growView(
   clone: (srcFd: number, srcOff: number, len: number, dstFd: number, dstOff: number) => void,
@@ -89,19 +91,40 @@ export function growView(
   from: number,
   to: number,
 ): void {
-  // A buffered descriptor of the same file: the view's own may be O_DIRECT, and the kept bytes are not aligned.
+  // A buffered descriptor of the same file: the view's own may be O_DIRECT, and the copied bytes are not aligned.
   const fd = fs.openSync(`/proc/self/fd/${viewFd}`, fs.constants.O_RDWR);
   try {
-    const start = from - (from % BLOCK);
-    const kept = Buffer.alloc(from - start);
-    if (kept.length > 0) fs.readSync(fd, kept, 0, kept.length, start);
-    clone(imageFd, start, to - start, fd, start);
-    if (kept.length > 0) fs.writeSync(fd, kept, 0, kept.length, start);
+    const blockEnd = Math.min(to, Math.ceil(from / BLOCK) * BLOCK);
+    if (blockEnd > from) {
+      const head = readImage(imageFd, from, blockEnd - from);
+      fs.writeSync(fd, head, 0, head.length, from);
+    }
+    if (to > blockEnd) clone(imageFd, blockEnd, to - blockEnd, fd, blockEnd);
     if (fs.fstatSync(fd).size !== to) fs.ftruncateSync(fd, to);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** `length` bytes of the image at `at`, through its served descriptor (a root-only image is not opened again after a switch to user =). */
+function readImage(imageFd: number, at: number, length: number): Buffer {
+  const head = Buffer.alloc(length);
+  let got: number;
+  try {
+    got = fs.readSync(imageFd, head, 0, length, at);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+    // Opened O_DIRECT (direct = yes): these bytes are not aligned, a buffered descriptor reads them.
+    const buffered = fs.openSync(`/proc/self/fd/${imageFd}`, fs.constants.O_RDONLY);
+    try {
+      got = fs.readSync(buffered, head, 0, length, at);
+    } finally {
+      fs.closeSync(buffered);
+    }
+  }
+  if (got !== length) throw new Error(`the image gave ${got} of ${length} bytes at ${at}`);
+  return head;
 }
 
 /** What the views need to know of their image and do to fit it (ViewFiles for views of an earlier run, ExportViews for open ones). */

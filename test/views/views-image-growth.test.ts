@@ -215,3 +215,44 @@ t.test(
     );
   },
 );
+
+t.test('growing a view never rewrites its own bytes: a write that lands during the grow is kept', async (t) => {
+  const { growView } = await import('../../src/views/image-growth');
+  const { loadAddon } = await import('../../src/native/addon');
+  if (!requireLoopFs(t, 'xfs-reflink')) return;
+  const mnt = await loopFs(t, 'xfs-reflink');
+  // An image of 3 KiB + 512 (not a whole 4 KiB block) that grows to 64 KiB; its view ends mid-block.
+  const from = 3584;
+  const to = 64 * 1024;
+  const image = join(mnt, 'image');
+  fs.writeFileSync(image, Buffer.alloc(to, 0x11));
+  const view = join(mnt, 'view');
+  fs.writeFileSync(view, Buffer.alloc(from, 0x22));
+  const addon = loadAddon();
+  const imageFd = fs.openSync(image, 'r');
+  const viewFd = fs.openSync(view, 'r+');
+  t.teardown(() => [imageFd, viewFd].forEach((fd) => fs.closeSync(fd)));
+  // The clone stands where the kernel completes an initiator's write already in flight to the view's last sector.
+  const landed = Buffer.alloc(512, 0x33);
+  growView(
+    (src, srcOff, len, dst, dstOff) => {
+      fs.writeSync(viewFd, landed, 0, 512, from - 512);
+      addon.reflinkCloneRange(src, srcOff, len, dst, dstOff);
+    },
+    imageFd,
+    viewFd,
+    from,
+    to,
+  );
+  const grown = fs.readFileSync(view);
+  t.equal(grown.length, to, 'the view has the image size');
+  t.same(grown.subarray(from - 512, from), landed, 'the write that landed during the grow is there');
+  t.ok(
+    grown.subarray(0, from - 512).every((b) => b === 0x22),
+    "the view's other bytes are its own",
+  );
+  t.ok(
+    grown.subarray(from).every((b) => b === 0x11),
+    'the new tail is the image',
+  );
+});
