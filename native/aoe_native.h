@@ -166,6 +166,14 @@ enum io_op_kind { IO_OP_READ = 0, IO_OP_WRITE = 1, IO_OP_DATASYNC = 2 };
  * instead (fallocate PUNCH_HOLE | KEEP_SIZE); the completion reports the
  * write's length as a write would (detect-zeroes = unmap). */
 #define IO_OP_DETECT_ZEROES 0x20
+/* Or'ed into a detect-zeroes write that is not whole file system blocks:
+ * after the punch, a block at its edges that now reads all zero is punched
+ * whole (a part of a block frees nothing). JavaScript sets it only when no
+ * other write to those blocks is in the kernel: one landing between the
+ * look and the punch would be lost. */
+#define IO_OP_ZERO_BLOCKS 0x80
+/* Every flag bit above. */
+#define IO_OP_FLAGS (IO_OP_INLINE | IO_OP_DETECT_ZEROES | IO_OP_ZERO_BLOCKS)
 
 /* One operation as JavaScript describes it (IoRing.submit `ops`): the
  * struct is the layout, so JavaScript's field indexes come from offsetof. */

@@ -1628,6 +1628,7 @@ static const struct {
     {"ioOpDataSync", IO_OP_DATASYNC},
     {"ioOpInline", IO_OP_INLINE},
     {"ioOpDetectZeroes", IO_OP_DETECT_ZEROES},
+    {"ioOpZeroBlocks", IO_OP_ZERO_BLOCKS},
     {"ioOpKind", IO_OP_FIELD(kind)},
     {"ioOpFd", IO_OP_FIELD(fd)},
     {"ioOpBufferId", IO_OP_FIELD(buffer_id)},

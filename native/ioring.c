@@ -162,16 +162,49 @@ static void push_local(struct io_queue *q, uint64_t user_data, int32_t result) {
   q->local_count++;
 }
 
-static int32_t run_punch(const struct io_op *op) {
+static int punch_range(int fd, uint64_t at, uint64_t len) {
   int r;
-  do r = fallocate((int)op->fd, PUNCH_MODE, (off_t)op->position, (off_t)op->length);
+  do r = fallocate(fd, PUNCH_MODE, (off_t)at, (off_t)len);
   while (r < 0 && errno == EINTR);
   return r < 0 ? -errno : 0;
 }
 
+/* Clones and holes are made of whole file system blocks (4 KiB on the file
+ * systems this runs on; a larger block only frees less). */
+#define PUNCH_BLOCK 4096u
+
+/* After zeros were punched into part of the block at `block`: when the
+ * whole block now reads zero, it is given back too. A punch of less than a
+ * block frees nothing, and the Linux initiator on a 1500-byte MTU never
+ * writes a whole block; a failed look only leaves the block allocated. */
+static void punch_if_zero(int fd, uint64_t block) {
+  uint8_t buf[PUNCH_BLOCK] __attribute__((aligned(PUNCH_BLOCK))); /* aligned: a view may be O_DIRECT */
+  ssize_t r;
+  do r = pread(fd, buf, sizeof buf, (off_t)block);
+  while (r < 0 && errno == EINTR);
+  if (r == (ssize_t)sizeof buf && all_zero(buf, sizeof buf)) punch_range(fd, block, PUNCH_BLOCK);
+}
+
+/* Whether a zero write covers whole blocks only (then the punch frees them all). */
+static bool whole_blocks(const struct io_op *op) {
+  return ((uint64_t)op->position % PUNCH_BLOCK) == 0 && ((uint64_t)op->length % PUNCH_BLOCK) == 0;
+}
+
+/* The punch of a detect-zeroes write of zeros; with IO_OP_ZERO_BLOCKS, then the look at its edge blocks. */
+static int32_t run_punch(const struct io_op *op) {
+  int fd = (int)op->fd;
+  uint64_t at = (uint64_t)op->position, end = at + (uint64_t)op->length;
+  int32_t r = punch_range(fd, at, (uint64_t)op->length);
+  if (r < 0 || whole_blocks(op) || !((int)op->kind & IO_OP_ZERO_BLOCKS)) return r;
+  uint64_t head = at - at % PUNCH_BLOCK, tail = (end - 1) - (end - 1) % PUNCH_BLOCK;
+  punch_if_zero(fd, head);
+  if (tail != head) punch_if_zero(fd, tail);
+  return 0;
+}
+
 static int32_t run_sync(const struct io_op *op, uint8_t *mem) {
   int fd = (int)op->fd;
-  int kind = (int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES);
+  int kind = (int)op->kind & ~IO_OP_FLAGS;
   if (kind != IO_OP_DATASYNC) {
     int32_t copied = mapped_copy(fd, kind == IO_OP_WRITE, mem, (size_t)op->length, (uint64_t)op->position);
     if (copied >= 0) return copied;
@@ -207,7 +240,7 @@ static void fill_sqe(struct io_queue *q, const struct io_op *op, uint8_t *mem, u
     q->sq_local_tail++;
     return;
   }
-  switch ((int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES)) {
+  switch ((int)op->kind & ~IO_OP_FLAGS) {
     case IO_OP_READ:
     case IO_OP_WRITE:
       sqe->opcode = ((int)op->kind & ~IO_OP_INLINE) == IO_OP_READ ? IORING_OP_READ : IORING_OP_WRITE;
@@ -247,7 +280,7 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     q->in_flight++;
     bool inline_op = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_INLINE);
     bool detect_zeroes = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_DETECT_ZEROES);
-    double kind = is_whole(op->kind, 255) ? (double)((int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES)) : -1;
+    double kind = is_whole(op->kind, 255) ? (double)((int)op->kind & ~IO_OP_FLAGS) : -1;
     bool ok = (kind == IO_OP_READ || kind == IO_OP_WRITE || kind == IO_OP_DATASYNC) &&
               is_whole(op->fd, INT32_MAX);
     uint8_t *mem = NULL;
@@ -274,7 +307,8 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     if (!ok) {
       push_local(q, user_data, -EINVAL);
       local_done = true;
-    } else if (punch && (inline_op || !q->uring)) {
+    } else if (punch && (inline_op || !q->uring || ((int)op->kind & IO_OP_ZERO_BLOCKS))) {
+      /* Part of a block: the look at the rest of it follows the punch here, not in a chain of ring operations. */
       push_local(q, user_data, run_punch(op));
       local_done = local_done || !inline_op;
     } else if (inline_op) {

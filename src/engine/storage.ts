@@ -20,6 +20,7 @@ import { STORE_PENDING } from '../backend/block-store';
 import type { Link } from './link';
 import type { Replies } from './replies';
 import { RequestKind, type Requests } from './requests';
+import { PartialBlockWrites } from './zero-blocks';
 
 /** io tag bit that marks a group-commit fdatasync; the low bits name the export. */
 const SYNC_TAG = 0x40000000;
@@ -38,6 +39,8 @@ export class Storage {
   private groupCommitDue = false;
   /** Some link has receive slots of completed writes to give back (Link.releaseWritten). */
   private releasesDue = false;
+  /** Writes of detect-zeroes exports in the kernel: a partial block is looked at only when none touches it. */
+  private readonly zeroWrites: PartialBlockWrites;
 
   constructor(
     private readonly io: IoRing,
@@ -48,6 +51,7 @@ export class Storage {
     // Every request holds at most one operation, and each export at most one fdatasync.
     this.ops = new Float64Array((req.slots + 256) * IoOpLayout.Stride);
     this.tags = new Uint32Array(req.slots + 256);
+    this.zeroWrites = new PartialBlockWrites(req.slots);
   }
 
   /** The io ring has operations whose completions were not reaped yet. */
@@ -131,7 +135,12 @@ export class Storage {
     stores.writing(index, pos, bytes);
     if (kind === RequestKind.SyncWrite) e.groupCommit.writeSubmitted();
     // detect-zeroes: the io ring looks at the data it has in hand and punches a hole when it is all zero; off, no look.
-    const write = IoOp.Write | inline | (e.config.detectZeroes === undefined ? 0 : IoOpFlag.DetectZeroes);
+    let write = IoOp.Write | inline;
+    if (e.config.detectZeroes !== undefined) {
+      write |= IoOpFlag.DetectZeroes;
+      if (this.zeroWrites.mayLook(e.id, index, pos, bytes)) write |= IoOpFlag.ZeroBlocks;
+      this.zeroWrites.track(q, e.id, index, pos, bytes);
+    }
     if (store.direct) {
       // O_DIRECT needs an aligned source: the transmit slot's data area is, a ring slot is not.
       arena.set(ring.subarray(off + OFF_ATA_DATA, off + OFF_ATA_DATA + bytes), t + OFF_ATA_DATA);
@@ -183,6 +192,7 @@ export class Storage {
     if (n === 0) return;
     this.opsN = 0;
     const accepted = this.io.submit(this.ops, this.tags, n);
+    this.zeroWrites.submitted();
     const first = accepted < 0 ? 0 : accepted;
     this.ioPending += first;
     const err = accepted < 0 ? accepted : -EBUSY;
@@ -245,6 +255,7 @@ export class Storage {
       }
       return;
     }
+    this.zeroWrites.done(q);
     // A write: the receive slot is no longer needed whatever happened; given back with the others of this reap.
     if (req.rx[q] >= 0) {
       link.releaseWritten(req.rx[q]);

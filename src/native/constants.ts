@@ -21,6 +21,8 @@ export const enum IoOpFlag {
   Inline = 0x10,
   /** On a write: when its data is all zero, punch a hole over the range instead (fallocate PUNCH_HOLE | KEEP_SIZE); it completes as the write would (detect-zeroes = unmap). */
   DetectZeroes = 0x20,
+  /** With DetectZeroes, on a write that is not whole blocks: a block at its edges that reads all zero after the punch is punched whole. Only when no other write to those blocks is in the kernel. */
+  ZeroBlocks = 0x80,
 }
 
 /** IoRing.submit `ops`: Stride numbers per operation, each at its index. */
@@ -90,6 +92,7 @@ export const EXPECTED_NATIVE_CONSTANTS: Readonly<Record<string, number>> = Objec
   ioOpDataSync: IoOp.DataSync,
   ioOpInline: IoOpFlag.Inline,
   ioOpDetectZeroes: IoOpFlag.DetectZeroes,
+  ioOpZeroBlocks: IoOpFlag.ZeroBlocks,
   ioOpKind: IoOpLayout.Kind,
   ioOpFd: IoOpLayout.Fd,
   ioOpBufferId: IoOpLayout.BufferId,

@@ -63,6 +63,47 @@ t.test('detect-zeroes = unmap: zero writes punch holes, the range reads zero, a 
   t.same(Buffer.from(await readBack(initiator, 1600, PER_WRITE)), half, 'a write with a non-zero byte is written whole');
 });
 
+for (const { mtu, perWrite } of [
+  { mtu: 1500, perWrite: 2 }, // what the Linux initiator sends on a standard network: 1 KiB, a quarter of a block
+  { mtu: 9000, perWrite: 17 }, // a full jumbo frame: 8.5 KiB, so writes straddle blocks
+]) {
+  t.test(
+    `detect-zeroes = unmap at MTU ${mtu} (${perWrite} sectors a write, not whole blocks): the blocks still become holes`,
+    async (t) => {
+      const file = await patternFile(t, SECTORS);
+      const { initiator } = await startInProcess(t, [exportOf(file, { detectZeroes: 'unmap' })], {}, { mtu });
+      const before = allocated(file);
+      const zeros = new Uint8Array(perWrite * 512);
+      const first = 256;
+      const sectors = 34 * 16; // 272 KiB from 128 KiB on: a multiple of both write sizes and of 8 sectors
+      // One at a time, in order, as a zeroing pass (dd if=/dev/zero, mkfs discard off) writes them.
+      for (let s = first; s < first + sectors; s += perWrite) {
+        const r = await withRetransmits(initiator, () => initiator.write(s, zeros));
+        if (r.ata.failed) t.fail(`the zero write at ${s} failed`);
+      }
+      const after = allocated(file);
+      t.equal(
+        before - after,
+        sectors * 512,
+        `allocation went from ${before} to ${after} bytes: ${(sectors * 512) / 1024} KiB less`,
+      );
+      for (let lba = first; lba < first + sectors; lba += perWrite)
+        if (!isZero(await readBack(initiator, lba, perWrite))) t.fail(`lba ${lba} not zero`);
+      t.notOk(checkPattern(await readBack(initiator, first - 2, 2), first - 2), 'the sectors just before keep their data');
+      t.notOk(
+        checkPattern(await readBack(initiator, first + sectors, 2), first + sectors),
+        'the sectors just after keep their data',
+      );
+      // Zeros over part of a block whose other sectors hold data: that block keeps its data and its allocation.
+      const mixed = allocated(file);
+      const r = await withRetransmits(initiator, () => initiator.write(first + sectors + 2, new Uint8Array(1024)));
+      t.notOk(r.ata.failed, 'a zero write beside data succeeded');
+      t.equal(allocated(file), mixed, 'a block with data left in it is not given back');
+      t.notOk(checkPattern(await readBack(initiator, first + sectors, 2), first + sectors), 'the data beside it is intact');
+    },
+  );
+}
+
 t.test('detect-zeroes off (the default): the same zero writes are written, the allocation stays', async (t) => {
   const file = await patternFile(t, SECTORS);
   const { initiator } = await startInProcess(t, [exportOf(file)], {}, JUMBO);
