@@ -190,12 +190,19 @@ export function vbladedUsage(): string {
  * again as that user (a reload opens added files as the user), so that the
  * verdict is the user's.
  */
-function asServingUser(exports: readonly ExportConfig[], found: readonly string[], user: string | undefined): UserProblems {
-  if (user === undefined || process.geteuid?.() !== 0 || loadAddon().lookupUser(user)?.uid === 0) return { files: [], views: [] };
+function asServingUser(
+  exports: readonly ExportConfig[],
+  found: readonly string[],
+  settings: Pick<DaemonSettings, 'user' | 'stateDir'>,
+): UserProblems {
+  const user = settings.user;
+  if (user === undefined || process.geteuid?.() !== 0 || loadAddon().lookupUser(user)?.uid === 0)
+    return { files: [], views: [], state: [] };
   const failed = new Set(found.map((p) => p.slice(0, p.indexOf(':'))));
   return problemsAsUser(
     exports.filter((c) => !failed.has(exportKey(c))),
     user,
+    settings.stateDir,
   );
 }
 
@@ -301,7 +308,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     // Files and interfaces as the worker would meet them, in this network namespace.
     const preflight = preflightExports(loaded.exports, loadAddon());
     // Start opens the files as root before becoming the user (so they may stay root's): for the user, a warning.
-    const asUser = asServingUser(loaded.exports, preflight.problems, settings.user);
+    const asUser = asServingUser(loaded.exports, preflight.problems, settings);
     const fileWarnings = asUser.files.map(
       (p) =>
         `${p}; start opens it as root before becoming ${settings.user}, so it is served, but a reload that adds or changes this export cannot open it`,
@@ -309,7 +316,13 @@ export async function main(argv: readonly string[]): Promise<void> {
     for (const w of [...preflight.warnings, ...fileWarnings]) process.stderr.write(`vbladed: warning: ${w}\n`);
     // The run and state directories as start checks them.
     // Views directories the user cannot make views in: start refuses them too.
-    const problems = [...preflight.problems, ...asUser.views, ...runDirProblems(settings), ...logFileProblems(settings)];
+    const problems = [
+      ...preflight.problems,
+      ...asUser.views,
+      ...runDirProblems(settings),
+      ...asUser.state,
+      ...logFileProblems(settings),
+    ];
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;

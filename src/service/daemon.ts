@@ -199,7 +199,10 @@ function takeRunFiles(
   if (settings.stateDir) {
     // The worker writes it, as `user =` when that is set.
     const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
+    const made = !fs.existsSync(settings.stateDir);
     checkPrivateDir(settings.stateDir, 'state directory', { switchTo, createMode: 0o750 });
+    // Made just now, for a worker that becomes the user: the user's, as the package's postinst makes /var/lib/vblade.
+    if (made && switchTo !== undefined) giveToUser(settings.stateDir, settings.user!);
   }
   const pidFile = PidFile.acquire(settings.pidFile, {
     what: `instance ${settings.name}`,
@@ -213,6 +216,12 @@ function takeRunFiles(
   held.push(() => pidFile.release());
   locks.acquire(loaded.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
   held.push(() => locks.releaseAll());
+}
+
+/** Gives a directory this process just made to `user` (uid and primary group). */
+function giveToUser(dir: string, user: string): void {
+  const ids = loadAddon().lookupUser(user);
+  if (ids !== null) fs.chownSync(dir, ids.uid, ids.gid);
 }
 
 /** What runDaemon took before the supervisor starts, handed to it whole. */

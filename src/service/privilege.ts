@@ -11,10 +11,11 @@
 // switch then leaves the main thread CAP_NET_RAW alone.
 
 import * as fs from 'node:fs';
+import { ConfigError } from '../api/errors';
 import type { NativeAddon } from '../native/addon';
 
-/** A user setting that cannot be honoured; the message says what to do. */
-export class UserError extends Error {}
+/** A user setting that cannot be honoured; the message says what to do. Permanent: a restart meets it again. */
+export class UserError extends ConfigError {}
 
 /** Fails early, before anything is opened, when the user does not exist. */
 export function checkUserExists(addon: NativeAddon, user: string): void {

@@ -1,6 +1,6 @@
 // What `vbladed --check` cannot judge as root: whether the serving user
-// (user =) may open each backing file and make views in its views
-// directories. A daemon started as root opens its files at start before it
+// (user =) may open each backing file, make views in its views directories
+// and write the state directory. A daemon started as root opens its files at start before it
 // switches, but opens the files a reload adds, and makes every new view, as
 // that user; so --check tries both in a short-lived child that has become
 // the user, where modes, groups and ACLs count as they will then.
@@ -26,13 +26,15 @@ const CHILD_TIMEOUT_MS = 30_000;
 export interface UserProblems {
   files: string[];
   views: string[];
+  /** The state directory, when it exists and the user may not write it (start refuses that too). */
+  state: string[];
 }
 
-export function problemsAsUser(exports: readonly ExportConfig[], user: string): UserProblems {
+export function problemsAsUser(exports: readonly ExportConfig[], user: string, stateDir?: string): UserProblems {
   const files = exports.filter((c) => !c.nullStore || c.views !== undefined);
-  if (files.length === 0) return { files: [], views: [] };
+  if (files.length === 0 && stateDir === undefined) return { files: [], views: [], state: [] };
   const r = spawnSync(process.execPath, [__filename, CHILD_ARG], {
-    input: JSON.stringify({ user, exports: files }),
+    input: JSON.stringify({ user, exports: files, stateDir }),
     encoding: 'utf8',
     timeout: CHILD_TIMEOUT_MS,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
@@ -40,7 +42,7 @@ export function problemsAsUser(exports: readonly ExportConfig[], user: string): 
   try {
     const out = JSON.parse(r.stdout) as Partial<Record<keyof UserProblems, unknown>>;
     const lines = (v: unknown): v is string[] => Array.isArray(v) && v.every((p) => typeof p === 'string');
-    if (lines(out.files) && lines(out.views)) return { files: out.files, views: out.views };
+    if (lines(out.files) && lines(out.views) && lines(out.state)) return { files: out.files, views: out.views, state: out.state };
   } catch {
     // reported below
   }
@@ -48,15 +50,20 @@ export function problemsAsUser(exports: readonly ExportConfig[], user: string): 
   return {
     files: [],
     views: [`cannot check the files as user ${user} (${why}); run vbladed --check again, or start it and read the log`],
+    state: [],
   };
 }
 
 /** The child: becomes the user, opens each file the way the server does, closes it, prints what failed. */
 function runChild(): void {
-  const input = JSON.parse(fs.readFileSync(0, 'utf8')) as { user: string; exports: ExportConfig[] };
+  const input = JSON.parse(fs.readFileSync(0, 'utf8')) as { user: string; exports: ExportConfig[]; stateDir?: string };
   const addon = loadAddon();
   addon.dropPrivileges(input.user);
-  const out: UserProblems = { files: [], views: [] };
+  const out: UserProblems = { files: [], views: [], state: [] };
+  if (input.stateDir !== undefined) {
+    const problem = stateDirProblem(input.stateDir, input.user);
+    if (problem !== null) out.state.push(problem);
+  }
   for (const c of input.exports) {
     try {
       if (!c.nullStore) openExportFile(c, addon).close();
@@ -67,6 +74,18 @@ function runChild(): void {
     if (views !== null) out.views.push(`${exportKey(c)}: ${views}`);
   }
   process.stdout.write(JSON.stringify(out));
+}
+
+/** As the user: whether it may make files in the state directory (one start makes is the user's). */
+function stateDirProblem(dir: string, user: string): string | null {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    return `the state directory ${dir} is not writable by user ${user} (${code}); give it to that user (chown ${user}: ${dir}) or set another state-dir`;
+  }
 }
 
 /**

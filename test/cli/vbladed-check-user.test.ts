@@ -124,6 +124,68 @@ if (requireRoot(t)) {
     t.equal(ok.code, 0, ok.stderr);
   });
 
+  t.test(
+    "user = nobody and a state directory nobody cannot write: --check refuses it, start stops; one start makes is nobody's",
+    async (t) => {
+      const ns = await createNetns(t, 'chkstate');
+      const veth = await createVeth(t, ns, ns);
+      const f = await files(t);
+      const dir = tempDir(t, 'check-state');
+      fs.chmodSync(dir, 0o755);
+      const state = path.join(dir, 'state');
+      fs.mkdirSync(state, { mode: 0o750 }); // root's, as `mkdir` or a root vbladed made it
+      const conf = path.join(dir, 'vblade.conf');
+      const run = path.join(dir, 'run');
+      fs.writeFileSync(
+        conf,
+        `[daemon]\nuser = nobody\nstate-dir = ${state}\n\n[export e8.7]\nfile = ${f.own}\ninterfaces = ${veth.a.ifname}\n`,
+      );
+      const fix = `the state directory ${state} is not writable by user nobody (EACCES); give it to that user (chown nobody: ${state}) or set another state-dir`;
+      const checked = await ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', run]);
+      t.equal(checked.code, 1, '--check refuses it (it said OK)');
+      t.equal(checked.stdout, '');
+      t.match(checked.stderr, `vbladed: ${fix}\n`);
+
+      // Start: the worker cannot write it after the switch, and a restart would meet the same: it stops, saying why.
+      const t0 = Date.now();
+      // Without tap's NODE_OPTIONS: its loaders are not for a process that becomes nobody.
+      const started = await ns.run('env', [
+        '-u',
+        'NODE_OPTIONS',
+        'timeout',
+        '60',
+        process.execPath,
+        VBLADED,
+        '--config',
+        conf,
+        '--run-dir',
+        run,
+      ]);
+      t.equal(started.code, 1, `start exits 1 (it said it keeps retrying) after ${Date.now() - t0} ms: ${started.stderr}`);
+      t.match(started.stderr, /nothing can be served, so vbladed stops/);
+      t.match(started.stderr, /is not writable by user nobody/);
+      t.notOk(fs.existsSync(path.join(run, 'vblade.pid')), 'no daemon left running');
+
+      // A state directory that does not exist yet: start makes it nobody's, and serves.
+      const fresh = path.join(dir, 'fresh-state');
+      fs.writeFileSync(
+        conf,
+        `[daemon]\nuser = nobody\nstate-dir = ${fresh}\n\n[export e8.7]\nfile = ${f.own}\ninterfaces = ${veth.a.ifname}\n`,
+      );
+      const ok = await ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', run]);
+      t.equal(ok.code, 0, `a missing one passes --check: ${ok.stderr}`);
+      t.notOk(fs.existsSync(fresh), '--check made nothing');
+      const serving = await ns.run('env', ['-u', 'NODE_OPTIONS', process.execPath, VBLADED, '--config', conf, '--run-dir', run]);
+      t.equal(serving.code, 0, serving.stderr);
+      t.teardown(() => {
+        const pid = Number(fs.readFileSync(path.join(run, 'vblade.pid'), 'utf8'));
+        if (pid > 0) process.kill(pid, 'SIGTERM');
+      });
+      const st = fs.statSync(fresh);
+      t.same([st.uid, st.mode & 0o777], [NOBODY, 0o750], 'made for nobody, mode 0750');
+    },
+  );
+
   t.test('a process that switched to nobody (a reload adding an export) says the same', async (t) => {
     const f = await files(t);
     const dist = path.join(__dirname, '../..');
