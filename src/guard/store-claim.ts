@@ -236,10 +236,14 @@ export class StoreClaims {
       c.offsetSectors === 0 && c.lengthSectors === undefined
         ? ''
         : `, sectors ${c.offsetSectors}..${c.lengthSectors === undefined ? 'end' : c.offsetSectors + c.lengthSectors - 1}`;
-    const what = c.readOnly ? 'use' : 'write';
+    // A read-only export is refused only beside a writer: say that, not "export both read-only" alone.
+    const why = c.readOnly
+      ? `cannot export ${c.file}${range} even read-only: another aoe-target process on this host writes it (${who}; claim ${id}); ` +
+        'its initiators would see a disk that changes under them; stop the other, make the other read-only too (read-only = yes, vblade -r), '
+      : `cannot write ${c.file}${range}: another aoe-target process on this host serves it (${who}; claim ${id}); ` +
+        'two writers that do not know of each other corrupt the disk; stop the other, export both read-only (read-only = yes, vblade -r), ';
     return (
-      `cannot ${what} ${c.file}${range}: another aoe-target process on this host serves it (${who}; claim ${id}); ` +
-      'two writers that do not know of each other corrupt the disk; stop the other, export both read-only (read-only = yes, vblade -r), ' +
+      why +
       'give them ranges that do not overlap (offset, length; vblade -o, -l), or, if both are meant to write (a cluster file system), ' +
       'set shared = yes on both (vblade --shared)'
     );

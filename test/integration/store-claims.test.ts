@@ -72,7 +72,11 @@ if (requireRoot(t)) {
     // A read-only export beside the writer: refused too (as within one config).
     const ro = await runOurs(net, ['-r', '51', '4', net.targetIf, file]);
     t.equal(ro.code, 1, 'read-only beside a writer: refused');
-    t.match(ro.stderr, `vblade: cannot use ${file}: another aoe-target process on this host serves it (pid ${first.pid} (`);
+    t.match(
+      ro.stderr,
+      `vblade: cannot export ${file} even read-only: another aoe-target process on this host writes it (pid ${first.pid} (`,
+    );
+    t.match(ro.stderr, 'make the other read-only too (read-only = yes, vblade -r)', 'it does not tell a -r export to use -r');
 
     // kill -9 of the first: the kernel drops its claim, and the second starts.
     first.proc.signal('SIGKILL');
