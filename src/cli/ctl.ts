@@ -119,6 +119,21 @@ function formatLists(result: Record<string, string[]>, empty: string): string {
     .join('\n');
 }
 
+/** What `add` or `remove` did, then the reload it ran: what else the reload applied is named, warnings are of this export. */
+function formatEdit(command: string, r: { key: string; fragment: string; reload: ReloadResult }): string {
+  const did = command === 'add' ? `added, kept in ${r.fragment}` : `removed, ${r.fragment} deleted`;
+  const d = r.reload;
+  const others = [
+    ...(d.added ?? []).filter((k) => k !== r.key).map((k) => `added ${k}`),
+    ...(d.removed ?? []).filter((k) => k !== r.key).map((k) => `removed ${k}`),
+    ...(d.changed ?? []).map((k) => `changed ${k}`),
+  ];
+  const mine = (w: string): boolean => w.startsWith(`${r.key} `) || w.startsWith(`${r.key}:`);
+  const lines = [`${r.key}: ${did}`, formatResult('reload', { ...d, warnings: (d.warnings ?? []).filter(mine) })];
+  if (others.length > 0) lines.push(`also applied, from edits of the config not reloaded before: ${others.join(', ')}`);
+  return lines.join('\n');
+}
+
 /** Human-readable output of a command's result. */
 export function formatResult(command: string, result: unknown, byInitiator = false): string {
   switch (command) {
@@ -217,9 +232,7 @@ export function formatResult(command: string, result: unknown, byInitiator = fal
     }
     case 'add':
     case 'remove': {
-      const r = result as { key: string; fragment: string; reload: ReloadResult };
-      const did = command === 'add' ? `added, kept in ${r.fragment}` : `removed, ${r.fragment} deleted`;
-      return [`${r.key}: ${did}`, formatResult('reload', r.reload)].join('\n');
+      return formatEdit(command, result as { key: string; fragment: string; reload: ReloadResult });
     }
     case 'reload': {
       const d = result as ReloadResult;

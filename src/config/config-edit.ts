@@ -66,7 +66,15 @@ export class ConfigEditor {
   /** Adds export `address` from `words` (INTERFACES FILE [KEY=VALUE...]): checked, written, reloaded. */
   async add(address: string, words: readonly string[]): Promise<EditResult> {
     const f = renderExportFragment(address, words);
-    const before = this.load();
+    let before: LoadedExports;
+    try {
+      before = this.load();
+    } catch (e) {
+      // The file as it is now is what a reload would apply: a mistake there stops the add too.
+      throw new Error(`${f.key} not added: ${this.o.configFile} or a fragment has a mistake: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
     const where = before.origins?.[f.key];
     if (where)
       throw new Error(`${f.key} is already exported (${where.file}:${where.line}); remove it first, or choose another address`);

@@ -78,7 +78,7 @@ export function describeAccess(c: ExportConfig): string {
  */
 export function viewsWithoutMaskWarning(c: ExportConfig): string | undefined {
   if (c.views === undefined || c.macMask.length > 0) return undefined;
-  return `${exportKey(c)} has views = per-initiator and no mac-mask: any machine on ${c.interfaces.join(', ')} can make views (a file each, as large as the image can grow) by sending frames from made-up MACs, up to max-views = ${c.maxViews ?? DEFAULT_MAX_VIEWS}; set mac-mask = the MACs of the lab's machines`;
+  return `${exportKey(c)} has views = ${c.views} and no mac-mask: any machine on ${c.interfaces.join(', ')} can make views (a file each, as large as the image can grow) by sending frames from made-up MACs, up to max-views = ${c.maxViews ?? DEFAULT_MAX_VIEWS}; set mac-mask = the MACs of the lab's machines`;
 }
 
 /** Initiators counted one by one per export (initiator-rows); more share the row "other". */

@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { TrustedDir } from '../safe-files/trusted-dir';
 import type { ConfigProblem, ConfigText } from './config-file';
 import { EXPORT_KEYS, type DaemonKeys } from './keys';
+import { suggest } from './values';
 
 /** Largest fragment read: a few exports; a bigger file is a mistake, not a config. */
 export const MAX_FRAGMENT_BYTES = 256 * 1024;
@@ -163,7 +164,7 @@ export function renderExportFragment(address: string, words: readonly string[]):
     const k = eq < 0 ? s : s.slice(0, eq);
     if (eq < 0) throw new Error(`"${s}" is not KEY=VALUE; write e.g. read-only=yes`);
     if (k === 'file' || k === 'interfaces') throw new Error(`${k} is given before the settings; do not set it again`);
-    if (!known.includes(k)) throw new Error(`unknown key "${k}"; an export's keys: ${known.join(', ')}`);
+    if (!known.includes(k)) throw new Error(`unknown key "${k}"${suggest(k, known)}; an export's keys: ${known.join(', ')}`);
     if (seen.has(k)) throw new Error(`${k} is set twice; keep one`);
     seen.add(k);
     lines.push(`${k} = ${quoted(s.slice(eq + 1))}`);

@@ -61,6 +61,7 @@ t.test('malformed requests are refused with what to do', async (t) => {
   ])
     t.equal(refused('e1.3', ['eth1', file]), said);
   t.match(refused('e1.3', ['eth1', '/a.img', 'state-dir=/tmp']), /^unknown key "state-dir"; an export's keys: read-only, direct/);
+  t.match(refused('e1.3', ['eth1', '/a.img', 'syncc=yes']), /^unknown key "syncc" \(did you mean "sync"\?\); an export's keys: /);
   t.equal(refused('e1.3', ['eth1', '/a.img', 'file=/etc/shadow']), 'file is given before the settings; do not set it again');
   t.equal(refused('e1.3', ['eth1', '/a.img', 'sync=yes', 'sync=no']), 'sync is set twice; keep one');
   t.equal(refused('e1.3', ['eth1', '/a.img', 'sync']), '"sync" is not KEY=VALUE; write e.g. read-only=yes');
@@ -128,6 +129,44 @@ t.test('add writes the fragment and reloads; a refused reload removes it again; 
   const removed = await editor.remove('e1.3');
   t.equal(removed.key, 'e1.3');
   t.same(fs.readdirSync(dir), ['two.conf'], 'the fragment is gone');
+});
+
+t.test('add with a mistake pending in the main file: not added, and the message says the file is why', async (t) => {
+  const { conf, dir, editor } = setup(t, async () => ({ added: ['e1.3'] }));
+  fs.appendFileSync(conf, '\n[export e2.2]\nnull-store = yes\nsinc = yes\ninterfaces = eth1\n');
+  await t.rejects(editor.add('e1.3', ['eth1', '/srv/x.img']), {
+    message: new RegExp(
+      `^e1\\.3 not added: ${conf.replace(/[.]/g, '\\.')} or a fragment has a mistake: [\\s\\S]*unknown key "sinc"`,
+    ),
+  });
+  t.notOk(fs.existsSync(path.join(dir, 'e1.3.conf')), 'nothing written');
+});
+
+t.test("add's answer names what else its reload applied, and warns only of the added export", async (t) => {
+  const { formatResult } = await import('../../src/cli/ctl');
+  const said = formatResult('add', {
+    key: 'e2.8',
+    fragment: '/etc/vblade.d/e2.8.conf',
+    reload: {
+      added: ['e2.9', 'e2.8'],
+      removed: [],
+      changed: ['e1.1'],
+      resized: [],
+      warnings: [
+        'e2.3 has views = per-boot and no mac-mask: any machine ...',
+        'e2.8 has views = per-boot and no mac-mask: any machine ...',
+      ],
+    },
+  });
+  t.equal(
+    said,
+    [
+      'e2.8: added, kept in /etc/vblade.d/e2.8.conf',
+      'reloaded; added: e2.9 e2.8; removed: -; changed: e1.1; resized: -',
+      'warning: e2.8 has views = per-boot and no mac-mask: any machine ...',
+      'also applied, from edits of the config not reloaded before: added e2.9, changed e1.1',
+    ].join('\n'),
+  );
 });
 
 t.test('hostile: a planted FIFO or link under the fragment name, a linked or shared directory', async (t) => {
