@@ -109,6 +109,18 @@ async function writersGetIn(t: Test, ns: Netns, repo: string, runDir: string, im
   await untilShared(t, ns, repo, runDir, 'and the export shares the image again after truncate', 60000);
 }
 
+/** The capabilities of a line of vblade.service, as setpriv takes them: "+net_raw,+lease". */
+function unitCaps(key: string): string {
+  const unit = fs.readFileSync(join(REPO, 'systemd', 'vblade.service'), 'utf8');
+  const m = new RegExp(`^${key}=(.*)$`, 'm').exec(unit);
+  if (!m) throw new Error(`vblade.service has no ${key}=`);
+  return m[1]
+    .trim()
+    .split(/\s+/)
+    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)
+    .join(',');
+}
+
 async function stopDaemon(t: Test, d: Proc): Promise<void> {
   await d.stop();
   t.notOk(d.running, 'vbladed stopped');
@@ -153,18 +165,8 @@ if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['tr
   t.test('as the units start it (the service user, the unit file capabilities): the same, with a root-owned image', async (t) => {
     const net = await createNetnsPair(t, { mtu: 1500 });
     const { image, views, dir } = await lab(t);
-    const unit = fs.readFileSync(join(REPO, 'systemd', 'vblade.service'), 'utf8');
-    const capsOf = (key: string): string => {
-      const m = new RegExp(`^${key}=(.*)$`, 'm').exec(unit);
-      if (!m) throw new Error(`vblade.service has no ${key}=`);
-      return m[1]
-        .trim()
-        .split(/\s+/)
-        .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)
-        .join(',');
-    };
-    const ambient = capsOf('AmbientCapabilities');
-    const bounding = capsOf('CapabilityBoundingSet');
+    const ambient = unitCaps('AmbientCapabilities');
+    const bounding = unitCaps('CapabilityBoundingSet');
     const repo = checkoutForUser(t);
     // The unit's RuntimeDirectory: the service user's.
     const runDir = join(dir, 'run');
@@ -205,5 +207,50 @@ if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['tr
     await daemon.waitFor(/started worker/, { timeoutMs: 60000 });
     await writersGetIn(t, net.target, repo, runDir, image);
     await stopDaemon(t, daemon);
+  });
+}
+
+if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['setpriv'])) {
+  t.test('vbladed --check warns when the views would get no lease on the image, and only then', async (t) => {
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const { image, views, dir } = await lab(t);
+    const repo = checkoutForUser(t);
+    const conf = join(dir, 'vblade.conf');
+    const body =
+      `[export e61.9]\nfile = ${image}\ninterfaces = ${net.targetIf}\nviews = per-initiator\nviews-dir = ${views}\n` +
+      `mac-mask = 02:00:00:00:0a:01\n`;
+    const daemonKeys = `state-dir = none\nrun-dir = ${join(dir, 'run')}\n`;
+    const check = (caps: string[]) =>
+      net.target.run(
+        'env',
+        ['-u', 'NODE_OPTIONS', ...caps, process.execPath, join(repo, 'bin', 'vbladed.js'), '--check', '--config', conf],
+        { timeoutMs: 60000, cwd: dir },
+      );
+    const asNobody = (ambient: string): string[] => [
+      'setpriv',
+      '--reuid=nobody',
+      '--regid=nogroup',
+      '--clear-groups',
+      `--inh-caps=${ambient}`,
+      `--ambient-caps=${ambient}`,
+      `--bounding-set=-all,${ambient}`,
+      '--no-new-privs',
+    ];
+    fs.writeFileSync(conf, `[daemon]\n${daemonKeys}\n${body}`, { mode: 0o644 });
+    const leaseWarning =
+      /^vbladed: warning: e61\.9: its views will read only their own files, not share the image's page cache: user uid 65534 neither owns .*golden\.img nor holds CAP_LEASE, which the read lease on it needs; give the unit CAP_LEASE/m;
+
+    const without = await check(asNobody('+net_raw'));
+    t.equal(without.code, 0, `a unit without CAP_LEASE: served (exit 0): ${without.stderr}`);
+    t.match(without.stderr, leaseWarning, 'and warned, with the fix');
+
+    const unit = await check(asNobody(unitCaps('AmbientCapabilities')));
+    t.equal(unit.code, 0, `as vblade.service starts it: exit 0 ${unit.stderr}`);
+    t.notMatch(unit.stderr, /CAP_LEASE/, 'no lease warning: the unit grants CAP_LEASE');
+
+    fs.writeFileSync(conf, `[daemon]\nuser = nobody\n${daemonKeys}\n${body}`, { mode: 0o644 });
+    const asRoot = await check([]);
+    t.equal(asRoot.code, 0, `as root with user = nobody: exit 0 ${asRoot.stderr}`);
+    t.notMatch(asRoot.stderr, /CAP_LEASE/, 'no lease warning: the worker keeps CAP_LEASE');
   });
 }
