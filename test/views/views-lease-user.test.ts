@@ -211,46 +211,80 @@ if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['tr
 }
 
 if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['setpriv'])) {
-  t.test('vbladed --check warns when the views would get no lease on the image, and only then', async (t) => {
-    const net = await createNetnsPair(t, { mtu: 1500 });
-    const { image, views, dir } = await lab(t);
-    const repo = checkoutForUser(t);
-    const conf = join(dir, 'vblade.conf');
-    const body =
-      `[export e61.9]\nfile = ${image}\ninterfaces = ${net.targetIf}\nviews = per-initiator\nviews-dir = ${views}\n` +
-      `mac-mask = 02:00:00:00:0a:01\n`;
-    const daemonKeys = `state-dir = none\nrun-dir = ${join(dir, 'run')}\n`;
-    const check = (caps: string[]) =>
-      net.target.run(
+  t.test(
+    'without CAP_LEASE (a unit of ones own): --check warns, the log says why and how; with it, or as root, no warning',
+    async (t) => {
+      const net = await createNetnsPair(t, { mtu: 1500 });
+      const { image, views, dir } = await lab(t);
+      const repo = checkoutForUser(t);
+      const conf = join(dir, 'vblade.conf');
+      const body =
+        `[export e61.9]\nfile = ${image}\ninterfaces = ${net.targetIf}\nviews = per-initiator\nviews-dir = ${views}\n` +
+        `mac-mask = 02:00:00:00:0a:01\n`;
+      const daemonKeys = `state-dir = none\nrun-dir = ${join(dir, 'run')}\n`;
+      const check = (caps: string[]) =>
+        net.target.run(
+          'env',
+          ['-u', 'NODE_OPTIONS', ...caps, process.execPath, join(repo, 'bin', 'vbladed.js'), '--check', '--config', conf],
+          { timeoutMs: 60000, cwd: dir },
+        );
+      const asNobody = (ambient: string): string[] => [
+        'setpriv',
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        `--inh-caps=${ambient}`,
+        `--ambient-caps=${ambient}`,
+        `--bounding-set=-all,${ambient}`,
+        '--no-new-privs',
+      ];
+      fs.writeFileSync(conf, `[daemon]\n${daemonKeys}\n${body}`, { mode: 0o644 });
+      const leaseWarning =
+        /^vbladed: warning: e61\.9: its views will read only their own files, not share the image's page cache: user uid 65534 neither owns .*golden\.img nor holds CAP_LEASE, which the read lease on it needs; give the unit CAP_LEASE/m;
+
+      const without = await check(asNobody('+net_raw'));
+      t.equal(without.code, 0, `a unit without CAP_LEASE: served (exit 0): ${without.stderr}`);
+      t.match(without.stderr, leaseWarning, 'and warned, with the fix');
+
+      const unit = await check(asNobody(unitCaps('AmbientCapabilities')));
+      t.equal(unit.code, 0, `as vblade.service starts it: exit 0 ${unit.stderr}`);
+      t.notMatch(unit.stderr, /CAP_LEASE/, 'no lease warning: the unit grants CAP_LEASE');
+
+      // What that unit would meet at start: the same words in the log, and no shared cache.
+      const runDir = join(dir, 'run');
+      fs.mkdirSync(runDir, { mode: 0o755 });
+      fs.chownSync(runDir, NOBODY, NOBODY);
+      const daemon = net.target.spawn(
+        t,
         'env',
-        ['-u', 'NODE_OPTIONS', ...caps, process.execPath, join(repo, 'bin', 'vbladed.js'), '--check', '--config', conf],
-        { timeoutMs: 60000, cwd: dir },
+        [
+          '-u',
+          'NODE_OPTIONS',
+          ...asNobody('+net_raw'),
+          process.execPath,
+          join(repo, 'bin', 'vbladed.js'),
+          '--foreground',
+          '--log',
+          'stderr',
+          '--config',
+          conf,
+        ],
+        { label: 'vbladed without CAP_LEASE', cwd: dir },
       );
-    const asNobody = (ambient: string): string[] => [
-      'setpriv',
-      '--reuid=nobody',
-      '--regid=nogroup',
-      '--clear-groups',
-      `--inh-caps=${ambient}`,
-      `--ambient-caps=${ambient}`,
-      `--bounding-set=-all,${ambient}`,
-      '--no-new-privs',
-    ];
-    fs.writeFileSync(conf, `[daemon]\n${daemonKeys}\n${body}`, { mode: 0o644 });
-    const leaseWarning =
-      /^vbladed: warning: e61\.9: its views will read only their own files, not share the image's page cache: user uid 65534 neither owns .*golden\.img nor holds CAP_LEASE, which the read lease on it needs; give the unit CAP_LEASE/m;
+      const logged = await daemon.waitFor(/no read lease on the image/, { timeoutMs: 60000 });
+      t.match(
+        logged.input,
+        /Permission denied\); views read their own files: the serving user neither owns the image nor holds CAP_LEASE\. Under systemd, give the unit CAP_LEASE/,
+        `the log says why the views do not share the image, and the fix: ${logged.input}`,
+      );
+      t.equal(await sharesImage(net.target, repo, runDir), false, 'ctl stats: shared cache no');
+      await stopDaemon(t, daemon);
 
-    const without = await check(asNobody('+net_raw'));
-    t.equal(without.code, 0, `a unit without CAP_LEASE: served (exit 0): ${without.stderr}`);
-    t.match(without.stderr, leaseWarning, 'and warned, with the fix');
-
-    const unit = await check(asNobody(unitCaps('AmbientCapabilities')));
-    t.equal(unit.code, 0, `as vblade.service starts it: exit 0 ${unit.stderr}`);
-    t.notMatch(unit.stderr, /CAP_LEASE/, 'no lease warning: the unit grants CAP_LEASE');
-
-    fs.writeFileSync(conf, `[daemon]\nuser = nobody\n${daemonKeys}\n${body}`, { mode: 0o644 });
-    const asRoot = await check([]);
-    t.equal(asRoot.code, 0, `as root with user = nobody: exit 0 ${asRoot.stderr}`);
-    t.notMatch(asRoot.stderr, /CAP_LEASE/, 'no lease warning: the worker keeps CAP_LEASE');
-  });
+      fs.chownSync(runDir, 0, 0); // root's again for a daemon started as root
+      fs.writeFileSync(conf, `[daemon]\nuser = nobody\n${daemonKeys}\n${body}`, { mode: 0o644 });
+      const asRoot = await check([]);
+      t.equal(asRoot.code, 0, `as root with user = nobody: exit 0 ${asRoot.stderr}`);
+      t.notMatch(asRoot.stderr, /CAP_LEASE/, 'no lease warning: the worker keeps CAP_LEASE');
+    },
+  );
 }
