@@ -238,11 +238,12 @@ struct privilege_ids {
 /* 1 = found (`ids` filled), 0 = no such user, <0 = -errno with `err` set. */
 int privilege_lookup(const char *user, struct privilege_ids *ids, struct aoe_error *err);
 
-/* As root: becomes `user` (its uid, gid and groups) keeping only CAP_NET_RAW,
- * permitted and effective, with every other capability out of the bounding
- * set. 0, or -errno with `err` set (the process may be half switched then:
- * the caller exits). */
-int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error *err);
+/* As root: becomes `user` (its uid, gid and groups) keeping only CAP_NET_RAW
+ * and, when `keep_lease`, CAP_LEASE (the read lease of views on an image the
+ * user does not own), permitted and effective, with every other capability
+ * out of the bounding set. 0, or -errno with `err` set (the process may be
+ * half switched then: the caller exits). */
+int privilege_drop(const char *user, bool keep_lease, struct privilege_ids *ids, struct aoe_error *err);
 
 /* 1 when no_new_privs is set and the bounding set holds no more than what
  * a start as root uses (privilege.c start_caps), else 0. */

@@ -1512,16 +1512,24 @@ static napi_value lookup_user_fn(napi_env env, napi_callback_info info) {
   return ids_object(env, &ids);
 }
 
+/* dropPrivileges(user[, keepLease]) */
 static napi_value drop_privileges_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char user[256];
-  if (argc < 1) return throw_type(env, "dropPrivileges(user) takes a user name");
+  if (argc < 1) return throw_type(env, "dropPrivileges(user[, keepLease]) takes a user name");
   if (!get_string(env, argv[0], user, sizeof user, "user")) return NULL;
+  bool keep_lease = false;
+  if (argc >= 2) {
+    napi_valuetype type;
+    NAPI_OK(napi_typeof(env, argv[1], &type));
+    if (type != napi_undefined && (type != napi_boolean || napi_get_value_bool(env, argv[1], &keep_lease) != napi_ok))
+      return throw_type(env, "dropPrivileges: keepLease must be a boolean");
+  }
   struct privilege_ids ids;
   struct aoe_error err;
-  if (privilege_drop(user, &ids, &err) < 0) return throw_aoe_error(env, &err);
+  if (privilege_drop(user, keep_lease, &ids, &err) < 0) return throw_aoe_error(env, &err);
   return ids_object(env, &ids);
 }
 

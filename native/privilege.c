@@ -1,11 +1,12 @@
-/* Switching the process to an unprivileged user that keeps CAP_NET_RAW.
+/* Switching the process to an unprivileged user that keeps CAP_NET_RAW (and
+ * CAP_LEASE when an export has views).
  *
  * Node can change uid and gid, but not look a user up by name (NSS), nor keep a capability over the change,
  * drop the bounding set or set the capability sets; that is all this file
  * does. The order matters: the bounding set can only be lowered while
  * CAP_SETPCAP is held (as root), PR_SET_KEEPCAPS keeps the permitted set
  * over setuid (which clears the effective set), and capset then makes
- * CAP_NET_RAW alone permitted and effective again.
+ * CAP_NET_RAW (with CAP_LEASE) alone permitted and effective again.
  *
  * Capability sets, keepcaps, no_new_privs and the bounding set belong to the
  * calling thread. glibc applies setgroups/setgid/setuid to every thread of
@@ -65,6 +66,20 @@ static bool is_net_raw(unsigned long cap) {
   return cap == CAP_NET_RAW;
 }
 
+/* CAP_LEASE lets its holder take and give up leases (fcntl F_SETLEASE) on
+ * files it does not own; nothing else. It opens no file and bypasses no
+ * permission: a read lease needs a descriptor the process already has open
+ * for reading, and all it does to another program is hold back that
+ * program's open for writing until the lease is given up (at most the
+ * kernel's lease-break-time, 45 s, if the holder never does). Views keep it
+ * after the switch so that they can give up, and later take again, the
+ * lease on an image that is not the serving user's (root's, as an admin
+ * leaves it): without it the give-up fails with EACCES and every writer of
+ * the image waits the full 45 s. */
+static bool is_net_raw_or_lease(unsigned long cap) {
+  return cap == CAP_NET_RAW || cap == CAP_LEASE;
+}
+
 int privilege_confined(void) {
   if (prctl(PR_GET_NO_NEW_PRIVS, 0L, 0L, 0L, 0L) != 1) return 0;
   for (unsigned long cap = 0;; cap++) {
@@ -101,7 +116,7 @@ int privilege_lookup(const char *user, struct privilege_ids *ids, struct aoe_err
   return 1;
 }
 
-int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error *err) {
+int privilege_drop(const char *user, bool keep_lease, struct privilege_ids *ids, struct aoe_error *err) {
   struct passwd pw, *found = NULL;
   char buf[4096];
   int rc = getpwnam_r(user, &pw, buf, sizeof buf, &found);
@@ -117,7 +132,7 @@ int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error
                     user);
   if (prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) != 0)
     return aoe_fail(err, errno, "PR_SET_KEEPCAPS failed: %s", strerror(errno));
-  if (drop_bounding_set(is_net_raw, err) < 0) return -1;
+  if (drop_bounding_set(keep_lease ? is_net_raw_or_lease : is_net_raw, err) < 0) return -1;
   if (initgroups(pw.pw_name, pw.pw_gid) != 0)
     return aoe_fail(err, errno, "cannot take the groups of user \"%s\": %s", user, strerror(errno));
   if (setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0)
@@ -129,8 +144,13 @@ int privilege_drop(const char *user, struct privilege_ids *ids, struct aoe_error
   memset(data, 0, sizeof data);
   data[CAP_TO_INDEX(CAP_NET_RAW)].permitted = CAP_TO_MASK(CAP_NET_RAW);
   data[CAP_TO_INDEX(CAP_NET_RAW)].effective = CAP_TO_MASK(CAP_NET_RAW);
+  if (keep_lease) {
+    data[CAP_TO_INDEX(CAP_LEASE)].permitted |= CAP_TO_MASK(CAP_LEASE);
+    data[CAP_TO_INDEX(CAP_LEASE)].effective |= CAP_TO_MASK(CAP_LEASE);
+  }
   if (capset_raw(&header, data) != 0)
-    return aoe_fail(err, errno, "cannot keep CAP_NET_RAW as user \"%s\": %s", user, strerror(errno));
+    return aoe_fail(err, errno, "cannot keep CAP_NET_RAW%s as user \"%s\": %s", keep_lease ? " and CAP_LEASE" : "", user,
+                    strerror(errno));
   /* Nothing further is kept over a uid change, and nothing passes to programs it runs: no_new_privs makes
    * execve of a set-user-ID or file-capability program give nothing beyond what this thread holds. */
   prctl(PR_SET_KEEPCAPS, 0L, 0L, 0L, 0L);

@@ -219,12 +219,13 @@ export interface NativeAddon {
   lookupUser(user: string): { uid: number; gid: number } | null;
   /**
    * As root: switches the process to `user` (uid, primary group and its
-   * groups) keeping only CAP_NET_RAW, permitted and effective, with every
-   * other capability dropped from the bounding set (native/privilege.c).
-   * Throws with a message that says what to do (no such user, not root);
-   * after a throw the process may be half switched and should exit.
+   * groups) keeping only CAP_NET_RAW and, with `keepLease`, CAP_LEASE,
+   * permitted and effective, with every other capability dropped from the
+   * bounding set (native/privilege.c). Throws with a message that says what
+   * to do (no such user, not root); after a throw the process may be half
+   * switched and should exit.
    */
-  dropPrivileges(user: string): { uid: number; gid: number };
+  dropPrivileges(user: string, keepLease?: boolean): { uid: number; gid: number };
   /** True when no_new_privs is set and the bounding set holds no more than a start as root uses (native/privilege.c). */
   privilegeConfined(): boolean;
   /**
@@ -302,7 +303,7 @@ export const native: NativeAddon = {
   rangeLockTest: (fd, op, start, length) => loadAddon().rangeLockTest(fd, op, start, length),
   peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
-  dropPrivileges: (user) => loadAddon().dropPrivileges(user),
+  dropPrivileges: (user, keepLease) => loadAddon().dropPrivileges(user, keepLease),
   privilegeConfined: () => loadAddon().privilegeConfined(),
   reexecConfined: (file, argv, env, keepFds) => loadAddon().reexecConfined(file, argv, env, keepFds),
 };

@@ -1,8 +1,12 @@
 // Least privilege for a serving process started as root ([daemon] user,
 // --user): once its backing files, io ring and packet sockets are open, it
 // becomes the configured user and keeps only CAP_NET_RAW, which reopening an
-// interface that was deleted and came back needs. What it opens later (the
-// files of exports a reload adds, state files) it opens as that user.
+// interface that was deleted and came back needs, and, when an export has
+// views, CAP_LEASE: the views' read lease on an image that is not the
+// user's must be given up when a writer comes, and taken again later
+// (native/privilege.c says why that capability is safe to keep). What it
+// opens later (the files of exports a reload adds, state files) it opens as
+// that user.
 //
 // no_new_privs and the bounding set belong to each thread, and Node starts
 // its threads (V8's, libuv's pool) before any of our code runs. So a process
@@ -57,15 +61,27 @@ export function uidToBecome(addon: NativeAddon, user: string | undefined): numbe
   return user === undefined ? undefined : (addon.lookupUser(user)?.uid ?? undefined);
 }
 
+/** The capabilities a switched process keeps: CAP_LEASE only for views (their read lease on the image). */
+export function capabilitiesKept(keepLease: boolean): string {
+  return keepLease ? 'CAP_NET_RAW and CAP_LEASE' : 'CAP_NET_RAW';
+}
+
 /**
- * Becomes `user` with only CAP_NET_RAW, then checks that the state directory
- * (when there is one) is writable by it. Throws with a message that says
- * what to do; the caller stops serving and exits.
+ * Becomes `user` with only CAP_NET_RAW (and CAP_LEASE with `keepLease`),
+ * then checks that the state directory (when there is one) is writable by
+ * it. Throws with a message that says what to do; the caller stops serving
+ * and exits.
  */
-export function switchToUser(addon: NativeAddon, user: string, stateDir?: string): { uid: number; gid: number } {
+export function switchToUser(
+  addon: NativeAddon,
+  user: string,
+  stateDir?: string,
+  keepLease = false,
+): { uid: number; gid: number } {
   const known = addon.lookupUser(user);
-  // Already that user (systemd's User= with CAP_NET_RAW): nothing to switch.
-  const ids = known !== null && known.uid !== 0 && process.geteuid?.() === known.uid ? known : addon.dropPrivileges(user);
+  // Already that user (systemd's User= with the unit's capabilities): nothing to switch.
+  const ids =
+    known !== null && known.uid !== 0 && process.geteuid?.() === known.uid ? known : addon.dropPrivileges(user, keepLease);
   if (stateDir !== undefined) {
     try {
       fs.accessSync(stateDir, fs.constants.W_OK | fs.constants.X_OK);

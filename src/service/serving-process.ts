@@ -9,7 +9,7 @@ import type { ServerConfig } from '../config/export-config';
 import { withTestFaults } from '../faults/fault-io';
 import { loadAddon } from '../native/addon';
 import { ConfigError, NothingToServe, Server, StoreError, type ServerHooks } from '../target/server';
-import { checkUserExists, confineThreads, switchToUser, uidToBecome, UserError } from './privilege';
+import { capabilitiesKept, checkUserExists, confineThreads, switchToUser, uidToBecome, UserError } from './privilege';
 import { stateHooks } from './state-hooks';
 
 export interface ServingOptions {
@@ -24,7 +24,8 @@ export interface ServingOptions {
  * Starts the server with the tunables the configuration carries and the
  * test fault wrapper (the ring itself unless a test sets
  * AOET_TEST_FAULT_PLAN or AOET_TEST_IO_JOURNAL). With a user set, becomes
- * that user once the server is up: its files and sockets are open by then.
+ * that user once the server is up: its files and sockets are open by then;
+ * CAP_LEASE is kept when an export has views.
  * A failed switch stops the server again and throws.
  */
 export async function startServing(config: ServerConfig, log: Logger, hooks: ServerHooks, opts: ServingOptions): Promise<Server> {
@@ -35,8 +36,10 @@ export async function startServing(config: ServerConfig, log: Logger, hooks: Ser
   });
   if (config.user !== undefined) {
     try {
-      const ids = switchToUser(loadAddon(), config.user, config.stateDir);
-      log.info({ user: config.user, ...ids }, 'switched user; only CAP_NET_RAW kept');
+      // Views hold a read lease on their image, which they must be able to give up and take again.
+      const keepLease = config.exports.some((e) => e.views !== undefined);
+      const ids = switchToUser(loadAddon(), config.user, config.stateDir, keepLease);
+      log.info({ user: config.user, ...ids }, `switched user; only ${capabilitiesKept(keepLease)} kept`);
     } catch (e) {
       await server.stop();
       throw e;

@@ -19,6 +19,12 @@ export interface ImageSharingOptions {
   retryMs: number;
 }
 
+/** Why a lease is refused with EACCES, and the fixes (docs/views.md, "The lease that makes it safe"). */
+const NO_CAP_LEASE =
+  ': the serving user neither owns the image nor holds CAP_LEASE. Under systemd, give the unit CAP_LEASE in ' +
+  'AmbientCapabilities and CapabilityBoundingSet (the shipped units do); with user =, restart vbladed, which keeps ' +
+  'CAP_LEASE when an export has views at start; or give the image to the serving user';
+
 export class ImageSharing {
   /**
    * Reads of blocks no view wrote go to the image: the lease is held and
@@ -52,7 +58,7 @@ export class ImageSharing {
       const why =
         err.code === 'EAGAIN'
           ? `the image is open for writing elsewhere (views read their own files; tried again every ${this.o.retryMs / 1000} s)`
-          : `no read lease on the image (${err.message}); views read their own files`;
+          : `no read lease on the image (${err.message}); views read their own files${err.code === 'EACCES' ? NO_CAP_LEASE : ''}`;
       this.o.events.sharing(false, why);
       if (err.code === 'EAGAIN') this.retry();
       return;

@@ -20,6 +20,12 @@ t.test('wrong arguments are TypeErrors', async (t) => {
     name: 'TypeError',
     message: 'user must be a string',
   });
+  const euid = process.geteuid?.();
+  t.throws(() => (native.dropPrivileges as (u: unknown, k: unknown) => unknown)('nobody', 'yes'), {
+    name: 'TypeError',
+    message: 'dropPrivileges: keepLease must be a boolean',
+  });
+  t.equal(process.geteuid?.(), euid, 'a bad keepLease changed nothing: still the same user');
 });
 
 t.test('dropPrivileges names a missing user before changing anything', async (t) => {

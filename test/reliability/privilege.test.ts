@@ -1,6 +1,7 @@
 // Least privilege: started as root with --user, the daemon opens what needs
 // root and then switches to that user keeping only CAP_NET_RAW (with which it
-// reopens an interface that was deleted and created again). Started by
+// reopens an interface that was deleted and created again), and CAP_LEASE
+// when an export has views (the read lease on their image). Started by
 // setpriv instead, the daemon runs as an unprivileged user that
 // holds only CAP_NET_RAW (the ambient capability, as systemd's
 // AmbientCapabilities=CAP_NET_RAW gives it) and owns its backing file, and
@@ -11,10 +12,11 @@
 //           --inh-caps=+net_raw --ambient-caps=+net_raw node bin/vblade.js ...
 
 import t, { type Test } from 'tap';
-import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
-import { sparseFile, tempDir } from '../helpers/files';
+import { patternFile, sparseFile, tempDir } from '../helpers/files';
+import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { requireCommands } from '../../lab/process';
 import { openClient, writeClientPattern } from './lib/harness';
@@ -66,6 +68,8 @@ function workerPid(line: RegExpExecArray): number {
  */
 const START_CAPS = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 28].reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
 const NET_RAW = 1n << BigInt(CAP_NET_RAW_BIT);
+/** What a switched process keeps when an export has views: CAP_NET_RAW and CAP_LEASE (28), for the image's read lease. */
+const NET_RAW_AND_LEASE = NET_RAW | (1n << 28n);
 
 /** Each thread of a process: its name, no_new_privs and capability sets. */
 function threads(pid: number): { tid: string; name: string; nnp: string; bnd: bigint; prm: bigint; eff: bigint }[] {
@@ -83,18 +87,26 @@ function threads(pid: number): { tid: string; name: string; nnp: string; bnd: bi
   });
 }
 
-/** What no thread of a switched process may hold: checked on every thread, not only the main one. */
-function checkEveryThread(t: Test, pid: number): void {
+/**
+ * What no thread of a switched process may hold: checked on every thread, not
+ * only the main one. The main thread holds exactly `kept` (permitted,
+ * effective, bounding set); no thread holds anything beyond it.
+ */
+function checkEveryThread(t: Test, pid: number, kept = NET_RAW): void {
   const all = threads(pid);
+  const hex = (v: bigint): string => `0x${v.toString(16)}`;
   t.ok(all.length > 1, `${all.length} threads`);
   for (const th of all) {
     const which = `thread ${th.tid} (${th.name})`;
     t.equal(th.nnp, '1', `${which}: no_new_privs is set, so no program it runs gains privileges`);
-    t.equal(th.bnd & ~START_CAPS, 0n, `${which}: bounding set 0x${th.bnd.toString(16)} holds only start capabilities`);
-    t.equal(th.prm & ~NET_RAW, 0n, `${which}: permitted 0x${th.prm.toString(16)} is CAP_NET_RAW at most`);
-    t.equal(th.eff & ~NET_RAW, 0n, `${which}: effective 0x${th.eff.toString(16)} is CAP_NET_RAW at most`);
+    t.equal(th.bnd & ~START_CAPS, 0n, `${which}: bounding set ${hex(th.bnd)} holds only start capabilities`);
+    t.equal(th.prm & ~kept, 0n, `${which}: permitted ${hex(th.prm)} is ${hex(kept)} at most`);
+    t.equal(th.eff & ~kept, 0n, `${which}: effective ${hex(th.eff)} is ${hex(kept)} at most`);
   }
-  t.equal(all.find((th) => th.tid === String(pid))?.bnd, NET_RAW, 'the main thread: bounding set CAP_NET_RAW alone');
+  const main = all.find((th) => th.tid === String(pid));
+  t.equal(main?.bnd, kept, `the main thread: bounding set ${hex(kept)} exactly`);
+  t.equal(main?.prm, kept, `the main thread: permitted ${hex(kept)} exactly`);
+  t.equal(main?.eff, kept, `the main thread: effective ${hex(kept)} exactly`);
 }
 
 function parentOf(pid: number): number {
@@ -174,6 +186,36 @@ if (requireRoot(t)) {
     t.not(restarted, worker, 'a new worker switched too');
     checkEveryThread(t, restarted);
     t.equal(checkSectors(await client.read(target, 0, 64), 0, 0, 64), -1, 'a restarted worker serves it again');
+    await daemon.stop();
+  });
+
+  t.test('vbladed with user = nobody and a views export: the worker keeps CAP_NET_RAW and CAP_LEASE, nothing else', async (t) => {
+    if (!requireLoopFs(t, 'xfs-reflink')) return;
+    const net = await createNetnsPair(t, { mtu: 1500 });
+    const mnt = await loopFs(t, 'xfs-reflink');
+    const image = await patternFile(t, 2048, { dir: mnt, name: 'golden.img' });
+    const views = join(mnt, 'views');
+    mkdirSync(views, { mode: 0o750 });
+    chownSync(views, NOBODY, NOGROUP);
+    const dir = tempDir(t, 'vbladed-views-user');
+    const conf = join(dir, 'vblade.conf');
+    writeFileSync(
+      conf,
+      `[daemon]\nuser = nobody\nstate-dir = none\nrun-dir = ${join(dir, 'run')}\n` +
+        `[export e${SHELF}.${SLOT}]\nfile = ${image}\ninterfaces = ${net.targetIf}\nviews = per-initiator\nviews-dir = ${views}\n` +
+        `mac-mask = 02:00:00:00:0a:01\n`,
+    );
+    const daemon = net.target.spawn(
+      t,
+      CLEAN[0],
+      [...CLEAN.slice(1), process.execPath, VBLADED, '--foreground', '--log', 'stderr', '--config', conf],
+      { label: 'vbladed' },
+    );
+    const line = await daemon.waitFor(/switched user/, { timeoutMs: 60000 });
+    t.match(line.input, /only CAP_NET_RAW and CAP_LEASE kept/, 'the log names what is kept');
+    const worker = workerPid(line);
+    t.equal(caps(worker).uid, BigInt(NOBODY), 'the worker runs as nobody');
+    checkEveryThread(t, worker, NET_RAW_AND_LEASE);
     await daemon.stop();
   });
 

@@ -55,8 +55,9 @@ t.test('unit properties', async (t) => {
       'NotifyAccess=main',
       'Restart=on-failure',
       'User=vblade',
-      'AmbientCapabilities=CAP_NET_RAW',
-      'CapabilityBoundingSet=CAP_NET_RAW',
+      // CAP_LEASE only where views can be configured (vblade.conf); a Debian fragment has no views.
+      `AmbientCapabilities=${u === 'vblade.service' ? 'CAP_NET_RAW CAP_LEASE' : 'CAP_NET_RAW'}`,
+      `CapabilityBoundingSet=${u === 'vblade.service' ? 'CAP_NET_RAW CAP_LEASE' : 'CAP_NET_RAW'}`,
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'StateDirectory=vblade',
