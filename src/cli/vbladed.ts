@@ -260,12 +260,25 @@ function checkedLogPlace(settings: DaemonSettings): string {
   return `${settings.log} with --foreground; detached, ${detached}`;
 }
 
-/** Start's verdict on the log file the records would go to (nothing made): [] when it could be opened or made. */
-function logFileProblems(settings: DaemonSettings): string[] {
-  if (settings.log === 'stdout' || settings.log === 'stderr') return [];
+/**
+ * Start's verdict on the log file the records would go to (nothing made).
+ * log = file: start refuses a file it cannot open, a problem. The syslog
+ * fallback file (no /dev/log, no journal): only the detached launcher
+ * refuses it, in the foreground (the units) records go to standard error,
+ * so a warning.
+ */
+function logFileVerdict(settings: DaemonSettings): { problems: string[]; warnings: string[] } {
+  const none = { problems: [], warnings: [] };
+  if (settings.log === 'stdout' || settings.log === 'stderr') return none;
   const { file } = logDestination(settings);
   const problem = file === undefined ? undefined : logFileProblem(file);
-  return problem === undefined ? [] : [`cannot open the log file ${file}: ${problem}`];
+  if (problem === undefined) return none;
+  const said = `cannot open the log file ${file}: ${problem}`;
+  if (settings.log === 'file') return { problems: [said], warnings: [] };
+  return {
+    problems: [],
+    warnings: [`${said}; started detached, vbladed refuses to start; in the foreground (the units) it logs to standard error`],
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -313,16 +326,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       (p) =>
         `${p}; start opens it as root before becoming ${settings.user}, so it is served, but a reload that adds or changes this export cannot open it`,
     );
-    for (const w of [...preflight.warnings, ...fileWarnings]) process.stderr.write(`vbladed: warning: ${w}\n`);
+    const logFile = logFileVerdict(settings);
+    for (const w of [...preflight.warnings, ...fileWarnings, ...logFile.warnings])
+      process.stderr.write(`vbladed: warning: ${w}\n`);
     // The run and state directories as start checks them.
     // Views directories the user cannot make views in: start refuses them too.
-    const problems = [
-      ...preflight.problems,
-      ...asUser.views,
-      ...runDirProblems(settings),
-      ...asUser.state,
-      ...logFileProblems(settings),
-    ];
+    const problems = [...preflight.problems, ...asUser.views, ...runDirProblems(settings), ...asUser.state, ...logFile.problems];
     if (problems.length) {
       for (const p of problems) process.stderr.write(`vbladed: ${p}\n`);
       const n = problems.length;
