@@ -346,17 +346,17 @@ static void pump_handle(struct nbd_conn *c) {
     uint64_t v;
     if (read(c->wake_fd, &v, sizeof v) < 0) { /* EAGAIN: already drained */ }
   }
+  char why[160] = "connection closed";
   if (n > 0 && p[0].revents) {
     int r = 0;
     if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_READ)) r = lib.nbd_aio_notify_read(c->h);
     else if ((p[0].revents & POLLOUT) && (dir & LIBNBD_AIO_DIRECTION_WRITE)) r = lib.nbd_aio_notify_write(c->h);
-    else if (p[0].revents & (POLLHUP | POLLERR)) r = -1;
-    (void)r;
+    /* libnbd's message is thread-local and only this call's when it failed. */
+    const char *e = r < 0 ? lib.nbd_get_error() : NULL;
+    if (e != NULL && *e) snprintf(why, sizeof why, "%s", e);
   }
   if (lib.nbd_aio_is_dead(c->h) == 1 || lib.nbd_aio_is_closed(c->h) == 1 || (p[0].revents & POLLNVAL)) {
-    const char *e = lib.nbd_get_error();
-    say(s, "connection %d: the server went away (%s); requests on it fail, reconnecting", c->id,
-        e && *e ? e : "connection closed");
+    say(s, "connection %d: the server went away (%s); requests on it fail, reconnecting", c->id, why);
     drop_handle(c, -ENOTCONN);
     return;
   }

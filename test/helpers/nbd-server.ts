@@ -2,7 +2,7 @@
 // filters) and qemu-storage-daemon (qcow2), each on a unix socket in a
 // private temporary directory, stopped by pid in the test's teardown.
 
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, type TestLike } from '../../lab/common';
 import { spawnProcess, type Proc } from '../../lab/process';
@@ -45,6 +45,8 @@ export async function startNbdkit(
 ): Promise<NbdServer> {
   const dir = opts.dir ?? tempDir(t, 'nbdkit');
   const socket = join(dir, 'nbd.sock');
+  // A server killed before it cleaned up leaves its socket: the new one must not take that for its own.
+  rmSync(socket, { force: true });
   const proc = spawnProcess(t, 'nbdkit', ['--foreground', '--exit-with-parent', '--unix', socket, ...args], {
     label: opts.label ?? 'nbdkit',
   });
@@ -71,6 +73,7 @@ export async function startQsd(
 ): Promise<NbdServer> {
   const dir = opts.dir ?? tempDir(t, 'qsd');
   const socket = join(dir, 'qsd.sock');
+  rmSync(socket, { force: true });
   const writable = opts.writable ?? true;
   const proc = spawnProcess(
     t,
