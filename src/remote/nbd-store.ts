@@ -69,8 +69,11 @@ export function nbdSectors(
   offsetSectors: number,
   lengthSectors?: number,
 ): { sectors: number; tail: number } {
-  if (!Number.isSafeInteger(size) || size <= 0)
-    throw new StoreError(`the nbd server of ${uri} reports a size of ${size} bytes; it has nothing to serve`);
+  if (size <= 0) throw new StoreError(`the nbd server of ${uri} reports a size of ${size} bytes; it has nothing to serve`);
+  if (!Number.isSafeInteger(size) || size / 512 > MAX_SECTORS + 1)
+    throw new StoreError(
+      `the nbd server of ${uri} reports ${size} bytes, more than AoE can address (2^48 sectors of 512 bytes); check the server's size`,
+    );
   const after = size - offsetSectors * 512;
   if (after < 512)
     throw new StoreError(
