@@ -100,3 +100,37 @@ export async function startQsd(
     },
   };
 }
+
+/**
+ * qemu-nbd serving the internal snapshot `snapshot` of a qcow2 `image`
+ * (read-only, as qemu-nbd --load-snapshot serves it), export name `disk`.
+ */
+export async function startSnapshotServer(t: TestLike, image: string, snapshot: string): Promise<NbdServer> {
+  const dir = tempDir(t, 'qemu-nbd');
+  const socket = join(dir, 'snap.sock');
+  const proc = spawnProcess(
+    t,
+    'qemu-nbd',
+    [
+      '--persistent',
+      '--shared=8',
+      '--format=qcow2',
+      `--load-snapshot=snapshot.name=${snapshot}`,
+      '--socket',
+      socket,
+      '--export-name',
+      'disk',
+      image,
+    ],
+    { label: 'qemu-nbd' },
+  );
+  await waitSocket(proc, socket);
+  return {
+    proc,
+    socket,
+    uri: nbdUri(socket, 'disk'),
+    stop: async () => {
+      await proc.stop();
+    },
+  };
+}
