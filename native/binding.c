@@ -1651,7 +1651,8 @@ static napi_value open_nbd_fn(napi_env env, napi_callback_info info) {
       !set_bool(env, object, "readOnly", out.read_only) || !set_bool(env, object, "canFlush", out.can_flush) ||
       !set_bool(env, object, "canFua", out.can_fua) || !set_bool(env, object, "canMultiConn", out.can_multi_conn) ||
       !set_number(env, object, "connections", out.connections)) {
-    nbd_store_close(out.handle);
+    char ignored[16];
+    nbd_store_close(out.handle, ignored, sizeof ignored);
     return throw_last_napi_error(env);
   }
   return object;
@@ -1663,8 +1664,12 @@ static napi_value close_nbd_fn(napi_env env, napi_callback_info info) {
   uint32_t handle;
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || !get_uint(env, argv[0], REMOTE_MAX_STORES - 1, &handle, "handle")) return NULL;
-  if (nbd_store_close((int)handle) < 0) return throw_errno(env, EBADF, "no nbd store has that handle");
-  return NULL;
+  char out[8192];
+  int n = nbd_store_close((int)handle, out, sizeof out);
+  if (n < 0) return throw_errno(env, EBADF, "no nbd store has that handle");
+  napi_value result;
+  NAPI_OK(napi_create_string_utf8(env, out, (size_t)n, &result));
+  return result;
 }
 
 /* nbdMessages(handle): the store's log lines since the last call ("" for none). */

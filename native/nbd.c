@@ -45,7 +45,8 @@
   X(nbd_set_uri_allow_tls) X(nbd_set_uri_allow_local_file) X(nbd_aio_connect_uri) X(nbd_aio_get_fd)        \
   X(nbd_aio_get_direction) X(nbd_aio_notify_read) X(nbd_aio_notify_write) X(nbd_aio_is_connecting)         \
   X(nbd_aio_is_ready) X(nbd_aio_is_dead) X(nbd_aio_is_closed) X(nbd_get_size) X(nbd_is_read_only)          \
-  X(nbd_can_flush) X(nbd_can_fua) X(nbd_can_multi_conn) X(nbd_aio_pread) X(nbd_aio_pwrite) X(nbd_aio_flush)
+  X(nbd_can_flush) X(nbd_can_fua) X(nbd_can_multi_conn) X(nbd_aio_pread) X(nbd_aio_pwrite) X(nbd_aio_flush)       \
+  X(nbd_aio_command_completed)
 
 static struct {
 #define FIELD(name) __typeof__(name) *name;
@@ -374,6 +375,26 @@ static bool conn_idle(struct nbd_conn *c) {
   return idle && c->flight_head == NONE;
 }
 
+/* At close: what the server acknowledged becomes durable, as a file's
+ * fdatasync at stop (one connection's flush covers all: multi-conn). */
+static void final_flush(struct nbd_conn *c) {
+  struct nbd_store *s = c->store;
+  if (c->h == NULL || s->read_only || !s->can_flush) return;
+  int64_t cookie = lib.nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0);
+  uint64_t deadline = now_ms() + s->wait_ms;
+  int done = 0;
+  while (cookie > 0 && (done = lib.nbd_aio_command_completed(c->h, (uint64_t)cookie)) == 0 && now_ms() < deadline) {
+    unsigned dir = lib.nbd_aio_get_direction(c->h);
+    struct pollfd p = {.fd = lib.nbd_aio_get_fd(c->h), .events = 0};
+    if (dir & LIBNBD_AIO_DIRECTION_READ) p.events |= POLLIN;
+    if (dir & LIBNBD_AIO_DIRECTION_WRITE) p.events |= POLLOUT;
+    if (poll(&p, 1, TICK_MS) <= 0) continue;
+    int r = (p.revents & POLLOUT) && !(p.revents & POLLIN) ? lib.nbd_aio_notify_write(c->h) : lib.nbd_aio_notify_read(c->h);
+    if (r < 0) break;
+  }
+  if (done != 1) say(s, "the final flush at close did not complete: writes not flushed before may be lost if the server fails");
+}
+
 static void *conn_thread(void *arg) {
   struct nbd_conn *c = arg;
   struct nbd_store *s = c->store;
@@ -394,6 +415,7 @@ static void *conn_thread(void *arg) {
       if (read(c->wake_fd, &v, sizeof v) < 0) { /* drained */ }
     }
   }
+  if (c->id == 0) final_flush(c);
   if (c->h != NULL) lib.nbd_close(c->h);
   c->h = NULL;
   return NULL;
@@ -566,18 +588,27 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
   return s->handle;
 }
 
-int nbd_store_close(int handle) {
+static int take_messages(struct nbd_store *s, char *out, size_t out_len);
+
+int nbd_store_close(int handle, char *out, size_t out_len) {
   struct nbd_store *s = remote_store(handle, &nbd_backend);
   if (s == NULL) return -EBADF;
   remote_unregister(handle);
   /* Each thread ends once its requests are answered (bounded by wait_ms). */
+  stop_threads(s);
+  int n = take_messages(s, out, out_len);
+  s->nconns = 0; /* stopped already */
   free_store(s);
-  return 0;
+  return n;
 }
 
 int nbd_store_messages(int handle, char *out, size_t out_len) {
   struct nbd_store *s = remote_store(handle, &nbd_backend);
   if (s == NULL) return -EBADF;
+  return take_messages(s, out, out_len);
+}
+
+static int take_messages(struct nbd_store *s, char *out, size_t out_len) {
   size_t used = 0;
   out[0] = 0;
   pthread_mutex_lock(&s->lock);

@@ -25,7 +25,8 @@ struct nbd_store_info {
  * Blocks for the handshakes (each bounded by wait_ms). */
 int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nbd_store_info *info,
                    struct aoe_error *err);
-/* Forgets the handle, waits for the requests in flight, closes. 0 or -EBADF. */
-int nbd_store_close(int handle);
+/* Forgets the handle, waits for the requests in flight, flushes, closes;
+ * the store's last log lines into out: their length, or -EBADF. */
+int nbd_store_close(int handle, char *out, size_t out_len);
 /* Takes the store's pending log lines, one per line, into out: their length. */
 int nbd_store_messages(int handle, char *out, size_t out_len);

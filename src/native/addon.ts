@@ -242,8 +242,8 @@ export interface NativeAddon {
    * IoOpFlag.Remote (native/nbd.c).
    */
   openNbd(uri: string, connections: number, waitMs: number, fua: boolean): NbdStoreInfo;
-  /** Stops a store's connections once their requests are answered (at most waitMs). */
-  closeNbd(handle: number): void;
+  /** Stops a store's connections once their requests are answered (at most waitMs), after a last flush; its last log lines ("" for none). */
+  closeNbd(handle: number): string;
   /** The store's log lines since the last call, newline-terminated ("" for none). */
   nbdMessages(handle: number): string;
 }

@@ -115,9 +115,10 @@ export function openNbdStore(o: NbdStoreOptions, addon: Pick<NativeAddon, 'openN
     for (const line of addon.nbdMessages(info.handle).split('\n')) if (line !== '') o.onMessage?.(`${o.target.uri}: ${line}`);
   };
   const close = (): void => {
-    // What the connections said last, then the handle is gone.
+    // What the connections said last, including the final flush's trouble; then the handle is gone.
     if (o.onMessage !== undefined) fetchMessages();
-    addon.closeNbd(info.handle);
+    const last = addon.closeNbd(info.handle);
+    for (const line of last.split('\n')) if (line !== '') o.onMessage?.(`${o.target.uri}: ${line}`);
   };
   let size: { sectors: number; tail: number };
   try {

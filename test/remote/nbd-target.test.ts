@@ -118,4 +118,55 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
     await c.client.write(T, 20, after);
     t.equal(sectorDiff(Buffer.from(await c.client.read(T, 20, 2)), after), 'same', 'writes and reads work again');
   });
+
+  t.test('reads delayed beyond remote-timeout (nbdkit delay filter): an ATA error, then writes serve', async (t) => {
+    const server = await startNbdkit(t, ['--filter=delay', 'memory', 'size=8M', 'rdelay=5']);
+    const pair = await createNetnsPair(t, { mtu: 1500 });
+    await waitLinkUp(pair.target, pair.targetIf);
+    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 4000, retries: 0 });
+    const target = await startTarget(t, pair.target, [
+      '--remote-timeout',
+      '1',
+      String(SHELF),
+      String(SLOT),
+      pair.targetIf,
+      server.uri,
+    ]);
+    const T: Target = {
+      shelf: SHELF,
+      slot: SLOT,
+      mac: linkInfo(pair.targetIf, pair.target.path).mac,
+      sectorCount: 2,
+      bufferCount: 16,
+    };
+    const t0 = Date.now();
+    await t.rejects(c.client.read(T, 0, 2), AtaError, 'the delayed read is an ATA error');
+    t.ok(Date.now() - t0 < 3000, `after about remote-timeout (${Date.now() - t0} ms), not the server's 5 s`);
+    await target.proc.waitFor(/has not answered within 1000 ms; failing its requests and reconnecting/, { timeoutMs: 5000 });
+    await c.client.write(T, 8, stamp('after-delay', 2));
+    t.pass('a write is served after the reconnection');
+  });
+
+  t.test('at stop, a last flush makes what was written durable (nbdkit log filter)', async (t) => {
+    const log = join(tempDir(t, 'nbdlog'), 'nbd.log');
+    const server = await startNbdkit(t, ['--filter=log', 'memory', 'size=8M', `logfile=${log}`]);
+    const pair = await createNetnsPair(t, { mtu: 1500 });
+    await waitLinkUp(pair.target, pair.targetIf);
+    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000 });
+    const target = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, server.uri]);
+    const T: Target = {
+      shelf: SHELF,
+      slot: SLOT,
+      mac: linkInfo(pair.targetIf, pair.target.path).mac,
+      sectorCount: 2,
+      bufferCount: 16,
+    };
+    await c.client.write(T, 100, stamp('last', 2));
+    const st = await target.proc.stop(10000);
+    t.equal(st.code, 0, `the target stopped cleanly (${JSON.stringify(st)}): ${target.proc.tail(8)}`);
+    const lines = readFileSync(log, 'utf8').split('\n');
+    const lastWrite = lines.map((l) => / Write /.test(l)).lastIndexOf(true);
+    const flushAfter = lines.findIndex((l, i) => i > lastWrite && / Flush /.test(l));
+    t.ok(lastWrite >= 0 && flushAfter > lastWrite, 'the server saw a flush after the last write');
+  });
 }
