@@ -55,9 +55,11 @@ options of aoe-target:
   --detect-zeroes M  unmap: a write of zeros punches a hole in the file
                  (keeps a sparse file thin); off (default) writes it
                  (vblade.conf: detect-zeroes)
-  --nbd-connections N, --remote-timeout S  with file = nbd://HOST/NAME or
-                 nbd+unix:///NAME?socket=PATH: connections to the NBD server
-                 (default 4) and seconds a request may wait for it (30)
+  --nbd-connections N  with file = nbd://HOST/NAME or
+                 nbd+unix:///NAME?socket=PATH (an NBD server's export):
+                 connections to the server (default 4; 1 without multi-conn)
+  --remote-timeout S  seconds a request may wait for the NBD server, or for
+                 a reconnection, before it fails (default 30)
   --state-dir D  persist the config string, MAC mask and reserve list in D
                  (owned by this user, mode 0750 or stricter); a change is
                  acknowledged only once saved

@@ -21,7 +21,7 @@ import {
   type ExportConfig,
   type ServingTunables,
 } from './export-config';
-import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, MAX_NBD_CONNECTIONS, MAX_REMOTE_TIMEOUT } from '../remote/remote-store';
+import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, MAX_NBD_CONNECTIONS, MAX_REMOTE_TIMEOUT } from '../remote/remote-uri';
 import { writtenValue, type Listen, type ValueSpec } from './values';
 import { DEFAULT_BUFFER_COUNT, MAX_BUFFER_COUNT } from './vblade-args';
 

@@ -7,14 +7,8 @@ import { StoreError } from '../backend/file-store';
 import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { openNbdStore } from './nbd-store';
-import { parseRemoteUri, RemoteUriError } from './remote-uri';
+import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, parseRemoteUri, RemoteUriError } from './remote-uri';
 
-/** nbd-connections when unset. */
-export const DEFAULT_NBD_CONNECTIONS = 4;
-export const MAX_NBD_CONNECTIONS = 16;
-/** remote-timeout when unset, in seconds: the Linux initiator retransmits meanwhile. */
-export const DEFAULT_REMOTE_TIMEOUT = 30;
-export const MAX_REMOTE_TIMEOUT = 3600;
 
 export type RemoteAddon = Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages'>;
 

@@ -1,7 +1,15 @@
 // Stores served through a client library are named by a URI in `file`
 // (nbd://HOST/NAME, nbd+unix:///NAME?socket=PATH). This tells such a value
 // from a path and reads it strictly: only what this target serves, nothing
-// that makes the client library run a command or read a local file.
+// that makes the client library run a command or read a local file. Pure,
+// so that src/config checks `file` values without loading the addon.
+
+/** nbd-connections when unset. */
+export const DEFAULT_NBD_CONNECTIONS = 4;
+export const MAX_NBD_CONNECTIONS = 16;
+/** remote-timeout when unset, in seconds: the Linux initiator retransmits meanwhile. */
+export const DEFAULT_REMOTE_TIMEOUT = 30;
+export const MAX_REMOTE_TIMEOUT = 3600;
 
 /** A `file` value that is a URI (SCHEME://…), not a path. */
 export function isRemoteUri(file: string): boolean {
