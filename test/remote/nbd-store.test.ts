@@ -15,6 +15,8 @@ import { native } from '../../src/native/addon';
 import { openRemoteStore } from '../../src/remote/remote-store';
 import { parseRemoteUri } from '../../src/remote/remote-uri';
 import { openExportStore, partialSectorWarning } from '../../src/target/export-store';
+import { preflightExports } from '../../src/target/preflight';
+import { requireRoot } from '../../lab/netns';
 import { requireCommands, runOk } from '../../lab/process';
 import { tempDir } from '../helpers/files';
 import { exportConfig } from '../helpers/export-config';
@@ -149,5 +151,50 @@ if (requireCommands(t, ['nbdkit'])) {
     const roStore = openRemoteStore(exportConfig({ file: ro.uri, readOnly: true }), native);
     t.equal(roStore.sectors, 2048, 'read-only = yes serves it');
     roStore.close();
+  });
+
+  t.test('vbladed --check opens NBD exports as start does and names what is wrong', async (t) => {
+    const server = await startNbdkit(t, ['memory', 'size=1M']);
+    const dir = tempDir(t, 'check');
+    const { problems } = preflightExports(
+      [
+        exportConfig({ slot: 1, file: server.uri, interfaces: ['lo'] }),
+        exportConfig({ slot: 2, file: server.uri, interfaces: ['lo'], views: 'per-initiator', viewsDir: dir }),
+        exportConfig({ slot: 3, file: nbdUri(join(dir, 'gone.sock')), interfaces: ['lo'] }),
+      ],
+      native,
+    );
+    t.equal(problems.length, 2, problems.join('\n'));
+    t.match(
+      problems[0],
+      /^e1\.2: file = nbd\+unix:.* is a remote store, not a local file: views = per-initiator needs a file to clone/,
+    );
+    t.match(problems[1], /^e1\.3: the nbd socket .*gone\.sock does not exist/);
+  });
+
+  t.test('without libnbd: a clear message for an nbd export, files still served', async (t) => {
+    // libnbd.so.0 hidden in a private mount namespace (a bind mount of /dev/null over it).
+    const lib = (
+      await runOk('sh', ['-c', 'ldconfig -p | sed -n "s/.*libnbd.so.0 (libc6,x86-64) => //p" | head -1'])
+    ).stdout.trim();
+    t.not(lib, '', 'ldconfig knows libnbd.so.0');
+    if (lib === '' || !requireRoot(t)) return;
+    const script = `
+      const { native } = require(${JSON.stringify(require.resolve('../../src/native/addon'))});
+      const ring = native.openIoRing(8); ring.close();
+      try { native.openNbd('nbd://127.0.0.1:1/x', 1, 1000, false); console.log('opened?'); }
+      catch (e) { console.log('refused: ' + e.message); }`;
+    const r = await runOk('unshare', [
+      '-m',
+      'sh',
+      '-c',
+      `mount --bind /dev/null ${lib} && exec ${process.execPath} -e "$0"`,
+      script,
+    ]);
+    t.match(
+      r.stdout,
+      /^refused: nbd exports need libnbd: apt-get install libnbd0/m,
+      'the nbd export is refused with what to install',
+    );
   });
 }
