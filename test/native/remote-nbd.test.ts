@@ -117,4 +117,23 @@ if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
     const dir = tempDir(t, 'nosrv');
     t.throws(() => native.openNbd(`nbd+unix:///?socket=${dir}/none.sock`, 1, 1000, false), /cannot reach the nbd server/);
   });
+
+  t.test('close waits for remote operations in flight, bounded by the wait', async (t) => {
+    const server = await startNbdkit(t, ['memory', 'size=1M']);
+    const info = native.openNbd(server.uri, 1, 1000, false);
+    const ring = native.openIoRing(8);
+    const mem = new Uint8Array(4096);
+    ring.registerBuffer(0, mem);
+    server.proc.signal('SIGSTOP'); // it answers nothing now
+    t.teardown(() => server.proc.signal('SIGCONT'));
+    const ops = new Float64Array(IoOpLayout.Stride);
+    ops.set([R, info.handle, 0, 0, 4096, 0]);
+    t.equal(ring.submit(ops, new Uint32Array([1]), 1), 1);
+    const t0 = Date.now();
+    ring.close(); // must not free the buffer while libnbd may still write into it
+    const waited = Date.now() - t0;
+    t.ok(waited >= 500 && waited < 3000, `close returned once the read failed after the wait (${waited} ms)`);
+    native.closeNbd(info.handle);
+    t.pass('no crash');
+  });
 }
