@@ -163,10 +163,33 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
     };
     await c.client.write(T, 100, stamp('last', 2));
     const st = await target.proc.stop(10000);
-    t.equal(st.code, 0, `the target stopped cleanly (${JSON.stringify(st)}): ${target.proc.tail(8)}`);
+    t.equal(st.code, 0, st.code === 0 ? 'the target stopped cleanly' : `the target failed to stop: ${target.proc.tail(8)}`);
     const lines = readFileSync(log, 'utf8').split('\n');
     const lastWrite = lines.map((l) => / Write /.test(l)).lastIndexOf(true);
     const flushAfter = lines.findIndex((l, i) => i > lastWrite && / Flush /.test(l));
     t.ok(lastWrite >= 0 && flushAfter > lastWrite, 'the server saw a flush after the last write');
+  });
+
+  t.test('a sync export writes with FUA when the server takes it (nbdkit log filter)', async (t) => {
+    const log = join(tempDir(t, 'nbdlog'), 'nbd.log');
+    const server = await startNbdkit(t, ['--filter=log', 'memory', 'size=8M', `logfile=${log}`]);
+    const pair = await createNetnsPair(t, { mtu: 1500 });
+    await waitLinkUp(pair.target, pair.targetIf);
+    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000 });
+    await startTarget(t, pair.target, ['-s', '-o', '8', '-l', '100', String(SHELF), String(SLOT), pair.targetIf, server.uri]);
+    const T: Target = {
+      shelf: SHELF,
+      slot: SLOT,
+      mac: linkInfo(pair.targetIf, pair.target.path).mac,
+      sectorCount: 2,
+      bufferCount: 16,
+    };
+    t.equal((await c.client.identify(T)).lba48Sectors, 100, '-l 100: 100 sectors');
+    await c.client.write(T, 0, stamp('fua', 2));
+    const writes = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => / Write /.test(l));
+    t.equal(writes.length, 1, writes.join('\n'));
+    t.match(writes[0], /offset=0x1000 count=0x400 fua=1/, '-o 8: at byte 4096, with FUA');
   });
 }
