@@ -48,12 +48,16 @@ const ROOMS = {
     may: ['api', 'aoe', 'native', 'config'],
     why: 'the two-writer guards check configs, probe the wire and claim addresses before the serving core starts; they must not reach into it.',
   },
+  remote: {
+    may: ['native', 'backend', 'config', 'safe-files'],
+    why: 'stores behind a client library (NBD) are block stores opened from an export config; the serving core opens them, they know nothing of it.',
+  },
   target: {
-    may: ['aoe', 'native', 'backend', 'config', 'engine', 'api', 'views', 'guard'],
+    may: ['aoe', 'native', 'backend', 'config', 'engine', 'api', 'views', 'guard', 'remote'],
     why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor the fault injection wrapped around it.',
   },
   config: {
-    may: ['aoe', 'safe-files'],
+    may: ['aoe', 'safe-files', 'remote'],
     why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply; fragments (config-dir) are read through safe-files, which needs nothing of ours.',
   },
   service: {
@@ -150,8 +154,17 @@ forbidden.push(
       'reconciling of its saved state from config/, not the config file, the flags or the renderers: those are ' +
       'the business of service/ and cli/.',
     severity: 'error',
-    from: { path: '^src/(engine|target|views|guard)/' },
+    from: { path: '^src/(engine|target|views|guard|remote)/' },
     to: { path: roomPath('config'), pathNot: SERVING_CONFIG_MODULES.map((m) => `^src/config/${m}\\.ts$`) },
+  },
+  {
+    name: 'config-only-remote-uri',
+    comment:
+      'config/ checks a remote store\'s URI and takes its settings\' limits from remote-uri (pure); opening such a store ' +
+      'is the serving core\'s, so config/ stays free of the addon.',
+    severity: 'error',
+    from: { path: roomPath('config') },
+    to: { path: roomPath('remote'), pathNot: '^src/remote/remote-uri\\.ts$' },
   },
   {
     name: 'src-not-test-room',

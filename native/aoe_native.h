@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 
 /* ---- errors (error.c) ---------------------------------------------------- */
 
@@ -172,8 +173,8 @@ enum io_op_kind { IO_OP_READ = 0, IO_OP_WRITE = 1, IO_OP_DATASYNC = 2 };
  * other write to those blocks is in the kernel: one landing between the
  * look and the punch would be lost. */
 #define IO_OP_ZERO_BLOCKS 0x80
-/* Every flag bit above. */
-#define IO_OP_FLAGS (IO_OP_INLINE | IO_OP_DETECT_ZEROES | IO_OP_ZERO_BLOCKS)
+/* Every flag bit of a kind: those above and remote.h's IO_OP_REMOTE (where it is used, remote.h is included). */
+#define IO_OP_FLAGS (IO_OP_INLINE | IO_OP_DETECT_ZEROES | IO_OP_REMOTE | IO_OP_ZERO_BLOCKS)
 
 /* One operation as JavaScript describes it (IoRing.submit `ops`): the
  * struct is the layout, so JavaScript's field indexes come from offsetof. */
@@ -212,6 +213,18 @@ struct io_queue {
   /* completions produced in user space: refused ops and the sync fallback */
   struct io_completion *local;
   uint32_t local_head, local_count;
+
+  /* operations on stores behind a client library (remote.c): a pool of
+   * `depth`, the free list touched only by the submitting thread, the
+   * completion list by any thread under remote_lock */
+  struct remote_op *remote_ops;
+  uint32_t remote_free;                   /* first free op, or UINT32_MAX */
+  pthread_mutex_t remote_lock;
+  pthread_cond_t remote_idle;             /* remote_started fell to 0 */
+  uint32_t remote_done_head, remote_done_tail;
+  uint32_t remote_done_count;             /* atomic: completions not taken yet */
+  uint32_t remote_started;                /* atomic: started, remote_done not called yet */
+  uint32_t remote_in_flight;              /* started, not taken by reap (submitting thread only) */
 
   /* io_uring (uring == true) */
   int ring_fd;

@@ -23,6 +23,8 @@ export const enum IoOpFlag {
   DetectZeroes = 0x20,
   /** With DetectZeroes, on a write that is not whole blocks: a block at its edges that reads all zero after the punch is punched whole. Only when no other write to those blocks is in the kernel. */
   ZeroBlocks = 0x80,
+  /** The op's fd is the handle of a store behind a client library (NBD, RBD: native/remote.h); Inline and DetectZeroes do not apply. */
+  Remote = 0x40,
 }
 
 /** IoRing.submit `ops`: Stride numbers per operation, each at its index. */
@@ -82,6 +84,8 @@ export const enum NativeLimit {
   FrameSizeMax = 65536,
   /** Largest receive ring, all slots together. */
   RingMaxBytes = 1 << 30,
+  /** Remote stores (NBD, RBD) open at once: their handles are 0..RemoteStores-1. */
+  RemoteStores = 4096,
 }
 /* eslint-enable @typescript-eslint/no-duplicate-enum-values */
 
@@ -93,6 +97,8 @@ export const EXPECTED_NATIVE_CONSTANTS: Readonly<Record<string, number>> = Objec
   ioOpInline: IoOpFlag.Inline,
   ioOpDetectZeroes: IoOpFlag.DetectZeroes,
   ioOpZeroBlocks: IoOpFlag.ZeroBlocks,
+  ioOpRemote: IoOpFlag.Remote,
+  remoteMaxStores: NativeLimit.RemoteStores,
   ioOpKind: IoOpLayout.Kind,
   ioOpFd: IoOpLayout.Fd,
   ioOpBufferId: IoOpLayout.BufferId,

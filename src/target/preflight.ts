@@ -20,7 +20,10 @@ export interface Preflight {
 
 export function preflightExports(
   exports: readonly ExportConfig[],
-  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole' | 'imageLease'>,
+  addon: Pick<
+    NativeAddon,
+    'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole' | 'imageLease' | 'openNbd' | 'closeNbd' | 'nbdMessages'
+  >,
   netns?: string,
 ): Preflight {
   const problems: string[] = [];
