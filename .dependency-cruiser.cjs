@@ -160,8 +160,8 @@ forbidden.push(
   {
     name: 'config-only-remote-uri',
     comment:
-      'config/ checks a remote store\'s URI and takes its settings\' limits from remote-uri (pure); opening such a store ' +
-      'is the serving core\'s, so config/ stays free of the addon.',
+      "config/ checks a remote store's URI and takes its settings' limits from remote-uri (pure); opening such a store " +
+      "is the serving core's, so config/ stays free of the addon.",
     severity: 'error',
     from: { path: roomPath('config') },
     to: { path: roomPath('remote'), pathNot: '^src/remote/remote-uri\\.ts$' },

@@ -343,7 +343,7 @@ Architecture: ${arch}
 Maintainer: ${maintainer()}
 Installed-Size: ${size}
 Depends: nodejs (>= 20), libc6 (>= ${libc})
-Suggests: aoetools
+Suggests: aoetools, libnbd0
 Conflicts: vblade
 Replaces: vblade
 Provides: vblade

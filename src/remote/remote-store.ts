@@ -9,7 +9,6 @@ import type { NativeAddon } from '../native/addon';
 import { openNbdStore } from './nbd-store';
 import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, parseRemoteUri, RemoteUriError } from './remote-uri';
 
-
 export type RemoteAddon = Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages'>;
 
 /** Why an export with a URI for `file` cannot be served as configured; empty when it can. */

@@ -8,8 +8,7 @@ import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { IoOp, IoOpFlag, IoOpLayout, type IoRing, native } from '../../src/native/addon';
-import { runOk } from '../../lab/process';
-import { requireCommands } from '../../lab/process';
+import { requireCommands, runOk, spawnProcess } from '../../lab/process';
 import { tempDir } from '../helpers/files';
 import { startNbdkit } from '../helpers/nbd-server';
 
@@ -135,5 +134,32 @@ if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
     t.ok(waited >= 500 && waited < 3000, `close returned once the read failed after the wait (${waited} ms)`);
     native.closeNbd(info.handle);
     t.pass('no crash');
+  });
+
+  t.test('nbd:// over TCP on the loopback', async (t) => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const proc = spawnProcess(t, 'nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', 'size=1M']);
+    let info: ReturnType<typeof native.openNbd> | undefined;
+    for (let i = 0; i < 100 && info === undefined; i++) {
+      try {
+        info = native.openNbd(`nbd://127.0.0.1:${port}/`, 2, 2000, false);
+      } catch (e) {
+        if (!proc.running) throw new Error(`nbdkit exited: ${proc.tail(5)}`, { cause: e });
+        if (!/cannot reach/.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    if (info === undefined) throw new Error('nbdkit did not listen');
+    const h = info.handle;
+    t.teardown(() => native.closeNbd(h));
+    t.equal(info.size, MiB);
+    const ring = native.openIoRing(8);
+    t.teardown(() => ring.close());
+    const mem = new Uint8Array(8192);
+    mem.fill(0x5a, 0, 4096);
+    ring.registerBuffer(0, mem);
+    t.same(await run(ring, [[W, h, 0, 0, 4096, 8192]]), [4096]);
+    t.same(await run(ring, [[R, h, 0, 4096, 4096, 8192]]), [4096]);
+    t.same(Buffer.from(mem.subarray(4096)), Buffer.alloc(4096, 0x5a), 'read back over TCP');
   });
 }
