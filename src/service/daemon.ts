@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { createLogger, logSocketPaths, type LogOptions, type LogSink } from './log';
 import { MetricsServer } from './metrics';
 import { ExportLocks, PidFile } from './pidfile';
-import { checkPrivateDir } from './private-dir';
+import { checkPrivateDir, openPrivateDir } from './private-dir';
 import { uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 import { SdNotify } from './sd-notify';
@@ -200,9 +200,13 @@ function takeRunFiles(
     // The worker writes it, as `user =` when that is set.
     const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
     const made = !fs.existsSync(settings.stateDir);
-    checkPrivateDir(settings.stateDir, 'state directory', { switchTo, createMode: 0o750 });
-    // Made just now, for a worker that becomes the user: the user's, as the package's postinst makes /var/lib/vblade.
-    if (made && switchTo !== undefined) giveToUser(settings.stateDir, settings.user!);
+    const dir = openPrivateDir(settings.stateDir, 'state directory', { switchTo, createMode: 0o750 });
+    try {
+      // Made just now, for a worker that becomes the user: the user's, as the package's postinst makes /var/lib/vblade.
+      if (made && switchTo !== undefined) giveToUser(dir.fd, settings.user!);
+    } finally {
+      dir.close();
+    }
   }
   const pidFile = PidFile.acquire(settings.pidFile, {
     what: `instance ${settings.name}`,
@@ -218,10 +222,10 @@ function takeRunFiles(
   held.push(() => locks.releaseAll());
 }
 
-/** Gives a directory this process just made to `user` (uid and primary group). */
-function giveToUser(dir: string, user: string): void {
+/** Gives the directory this process just made, open on `fd` (never a path a link could redirect), to `user`. */
+function giveToUser(fd: number, user: string): void {
   const ids = loadAddon().lookupUser(user);
-  if (ids !== null) fs.chownSync(dir, ids.uid, ids.gid);
+  if (ids !== null) fs.fchownSync(fd, ids.uid, ids.gid);
 }
 
 /** What runDaemon took before the supervisor starts, handed to it whole. */
