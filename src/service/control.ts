@@ -25,6 +25,8 @@ import type { Logger } from 'pino';
 import { checkPrivateDir } from './private-dir';
 import { loadAddon } from '../native/addon';
 import type { CommandExtra, WorkerOp } from './worker';
+import type { ServerStats } from '../api/control';
+import { ConfigError } from '../api/errors';
 
 /** What the control socket drives: the supervisor, which asks its worker. */
 export interface ControlTarget {
@@ -57,6 +59,16 @@ export interface CommandDef {
   run?(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
 
+/** The stats of one export (its interfaces with it), or all of them; an export not there is an error with the list. */
+function statsOf(stats: unknown, key: string | undefined): unknown {
+  if (key === undefined) return stats;
+  const s = stats as ServerStats;
+  const e = s.exports.find((x) => x.key === key);
+  if (e === undefined)
+    throw new ConfigError(`no export ${key}; exports: ${s.exports.map((x) => x.key).join(' ') || 'none'} (vblade ctl list)`);
+  return { ...s, exports: [e], interfaces: s.interfaces.filter((i) => e.interfaces.includes(i.name)) };
+}
+
 export const COMMANDS: readonly CommandDef[] = [
   {
     name: 'list',
@@ -66,9 +78,10 @@ export const COMMANDS: readonly CommandDef[] = [
   },
   {
     name: 'stats',
-    summary: 'counters per export and per interface: requests, bytes, errors by kind, drops, latency',
-    exportArg: 'none',
-    run: async (t) => ({ stats: await t.request('stats'), supervisor: t.status?.() }),
+    summary:
+      'counters per export and per interface: requests, bytes, errors by kind, drops, latency; with an export, that one; --by-initiator: per initiator MAC',
+    exportArg: 'optional',
+    run: async (t, key) => ({ stats: statsOf(await t.request('stats'), key), supervisor: t.status?.() }),
   },
   {
     name: 'show-mask',

@@ -11,6 +11,8 @@ import { writeReadExt, padFrame } from '../../src/client/requests';
 import { parseMac } from '../../src/client/mac';
 import { parseCtlArgs } from '../../src/cli/ctl';
 import { formatInitiatorTables } from '../../src/cli/stats-table';
+import { ctlHelp } from '../../src/cli/ctl-args';
+import { COMMANDS } from '../../src/service/control';
 import { parseConfigFile } from '../../src/config/config-file';
 import { InitiatorTable, InitiatorField } from '../../src/engine/initiators';
 import { renderMetrics } from '../../src/service/metrics';
@@ -193,6 +195,40 @@ t.test(
     t.same(formatInitiatorTables({ exports: [] }), [], 'a worker that sends no exports prints nothing');
   },
 );
+
+t.test('ctl stats EXPORT (with or without --by-initiator) shows that export and its interfaces; --help says so', async (t) => {
+  t.same(parseCtlArgs(['stats', '--by-initiator', 'e1.2']), {
+    command: 'stats',
+    runDir: '/run/vblade',
+    json: false,
+    byInitiator: true,
+    export: 'e1.2',
+  });
+  t.match(ctlHelp(['stats', '--help']), /stats \[EXPORT\][\s\S]*with an export, that one; --by-initiator: per initiator MAC/);
+  const stats = {
+    exports: [
+      { key: 'e1.1', interfaces: ['eth1'] },
+      { key: 'e1.2', interfaces: ['eth2'] },
+    ],
+    interfaces: [{ name: 'eth1' }, { name: 'eth2' }],
+  };
+  const stat = COMMANDS.find((c) => c.name === 'stats')!;
+  type Target = Parameters<NonNullable<typeof stat.run>>[0];
+  const run = (t: Target, key: string | undefined) => stat.run!(t, key);
+  const target = { request: async () => stats, status: () => undefined } as unknown as Target;
+  const one = (await run(target, 'e1.2')) as { stats: typeof stats };
+  t.same(
+    one.stats.exports.map((e) => e.key),
+    ['e1.2'],
+  );
+  t.same(
+    one.stats.interfaces.map((i) => i.name),
+    ['eth2'],
+    'with its interfaces only',
+  );
+  t.same(((await run(target, undefined)) as { stats: typeof stats }).stats, stats, 'without one: all');
+  await t.rejects(run(target, 'e9.9'), { message: 'no export e9.9; exports: e1.1 e1.2 (vblade ctl list)' });
+});
 
 t.test(
   'a request dropped while its view is made (the initiator retransmits) is not counted: only answered ones are',
