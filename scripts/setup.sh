@@ -6,7 +6,8 @@
 # 1. Debian packages (as root only): the reference initiators (aoetools),
 #    iproute2 for namespaces, tshark for captures, QEMU
 #    with SeaBIOS and iPXE for the interop tests, and the tools that build the
-#    guests' initramfs, and debootstrap for the package test. Only the missing
+#    guests' initramfs, debootstrap for the package test, and Ceph (a
+#    one-node cluster the rbd export tests start in a namespace). Only the missing
 #    ones are installed; `apt-get update` runs only when something is missing
 #    and the package lists are absent or do not know a missing package, or
 #    when installing from them fails.
@@ -45,6 +46,10 @@ PACKAGES=(
   psmisc           # fuser, killall -0 style checks in tests
   strace           # counting fdatasync calls in the group-commit tests
   debootstrap      # the clean Debian root the package test installs the .deb in
+  ceph-mon         # the rbd tests' single-node Ceph: its monitor,
+  ceph-osd         #   its one OSD (memstore, in memory),
+  ceph-common      #   the ceph and rbd commands that make its pool and images
+  librbd-dev       # librbd.h/librados.h to build native/rbd.c (librbd is loaded with dlopen at run time)
 )
 
 log() { printf '[setup] %s\n' "$*"; }
