@@ -13,8 +13,11 @@
             "native/packet.c",
             "native/privilege.c",
             "native/waiter.c",
-            "native/reflink.c"
+            "native/reflink.c",
+            "native/remote.c",
+            "native/nbd.c"
           ],
+          "libraries": ["-ldl", "-lpthread"],
           "defines": ["NAPI_VERSION=8"],
           "cflags!": ["-O3"],
           "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]

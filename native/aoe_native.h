@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 
 /* ---- errors (error.c) ---------------------------------------------------- */
 
@@ -204,6 +205,18 @@ struct io_queue {
   /* completions produced in user space: refused ops and the sync fallback */
   struct io_completion *local;
   uint32_t local_head, local_count;
+
+  /* operations on stores behind a client library (remote.c): a pool of
+   * `depth`, the free list touched only by the submitting thread, the
+   * completion list by any thread under remote_lock */
+  struct remote_op *remote_ops;
+  uint32_t remote_free;                   /* first free op, or UINT32_MAX */
+  pthread_mutex_t remote_lock;
+  pthread_cond_t remote_idle;             /* remote_started fell to 0 */
+  uint32_t remote_done_head, remote_done_tail;
+  uint32_t remote_done_count;             /* atomic: completions not taken yet */
+  uint32_t remote_started;                /* atomic: started, remote_done not called yet */
+  uint32_t remote_in_flight;              /* started, not taken by reap (submitting thread only) */
 
   /* io_uring (uring == true) */
   int ring_fd;

@@ -17,6 +17,8 @@
 #include <uv.h>
 
 #include "aoe_native.h"
+#include "nbd.h"
+#include "remote.h"
 
 #define NAPI_OK(call)                                           \
   do {                                                          \
@@ -1613,6 +1615,73 @@ static napi_value reexec_confined_fn(napi_env env, napi_callback_info info) {
   return throw_aoe_error(env, &err);
 }
 
+/* ---- nbd exports (nbd.c) ------------------------------------------------- */
+
+static bool set_number(napi_env env, napi_value object, const char *name, double v) {
+  napi_value value;
+  return napi_create_double(env, v, &value) == napi_ok && define_value(env, object, name, value);
+}
+
+static bool set_bool(napi_env env, napi_value object, const char *name, bool v) {
+  napi_value value;
+  return napi_get_boolean(env, v, &value) == napi_ok && define_value(env, object, name, value);
+}
+
+/* openNbd(uri, connections, waitMs, fua): connects (blocking, bounded by
+ * waitMs per handshake) and returns what the server said and the handle. */
+static napi_value open_nbd_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "openNbd(uri, connections, waitMs, fua) takes four arguments");
+  char uri[1024];
+  struct nbd_store_options o = {0};
+  bool fua = false;
+  if (!get_string(env, argv[0], uri, sizeof uri, "uri")) return NULL;
+  if (!get_uint(env, argv[1], 16, &o.connections, "connections")) return NULL;
+  if (!get_uint(env, argv[2], 3600000, &o.wait_ms, "waitMs")) return NULL;
+  if (napi_get_value_bool(env, argv[3], &fua) != napi_ok) return throw_type(env, "fua must be a boolean");
+  o.fua = fua;
+  struct nbd_store_info out;
+  struct aoe_error err;
+  if (nbd_store_open(uri, &o, &out, &err) < 0) return throw_aoe_error(env, &err);
+  napi_value object;
+  NAPI_OK(napi_create_object(env, &object));
+  if (!set_number(env, object, "handle", out.handle) || !set_number(env, object, "size", (double)out.size) ||
+      !set_bool(env, object, "readOnly", out.read_only) || !set_bool(env, object, "canFlush", out.can_flush) ||
+      !set_bool(env, object, "canFua", out.can_fua) || !set_bool(env, object, "canMultiConn", out.can_multi_conn) ||
+      !set_number(env, object, "connections", out.connections)) {
+    nbd_store_close(out.handle);
+    return throw_last_napi_error(env);
+  }
+  return object;
+}
+
+static napi_value close_nbd_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  uint32_t handle;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_uint(env, argv[0], REMOTE_MAX_STORES - 1, &handle, "handle")) return NULL;
+  if (nbd_store_close((int)handle) < 0) return throw_errno(env, EBADF, "no nbd store has that handle");
+  return NULL;
+}
+
+/* nbdMessages(handle): the store's log lines since the last call ("" for none). */
+static napi_value nbd_messages_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  uint32_t handle;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_uint(env, argv[0], REMOTE_MAX_STORES - 1, &handle, "handle")) return NULL;
+  char out[8192];
+  int n = nbd_store_messages((int)handle, out, sizeof out);
+  if (n < 0) return throw_errno(env, EBADF, "no nbd store has that handle");
+  napi_value result;
+  NAPI_OK(napi_create_string_utf8(env, out, (size_t)n, &result));
+  return result;
+}
+
 /* ---- constants ------------------------------------------------------------ */
 
 /* Every number JavaScript must agree on to fill or read what crosses the
@@ -1628,6 +1697,8 @@ static const struct {
     {"ioOpDataSync", IO_OP_DATASYNC},
     {"ioOpInline", IO_OP_INLINE},
     {"ioOpDetectZeroes", IO_OP_DETECT_ZEROES},
+    {"ioOpRemote", IO_OP_REMOTE},
+    {"remoteMaxStores", REMOTE_MAX_STORES},
     {"ioOpKind", IO_OP_FIELD(kind)},
     {"ioOpFd", IO_OP_FIELD(fd)},
     {"ioOpBufferId", IO_OP_FIELD(buffer_id)},
@@ -1700,6 +1771,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"privilegeConfined", NULL, privilege_confined_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reexecConfined", NULL, reexec_confined_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openNbd", NULL, open_nbd_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"closeNbd", NULL, close_nbd_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nbdMessages", NULL, nbd_messages_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   napi_value constants = create_constants(env);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aoe_native.h"
+#include "remote.h"
 
 /* user_data = (buffer id + 1) << 32 | tag; buffer part 0 = no buffer. */
 #define USER_DATA(buffer_slot, tag) (((uint64_t)(buffer_slot) << 32) | (uint32_t)(tag))
@@ -118,9 +119,14 @@ int io_queue_open(struct io_queue *q, uint32_t depth, struct aoe_error *err) {
   q->depth = depth;
   q->local = calloc(depth, sizeof *q->local);
   if (q->local == NULL) return aoe_fail(err, ENOMEM, "out of memory for %u completions", depth);
+  if (remote_queue_open(q) < 0) {
+    free(q->local);
+    return aoe_fail(err, ENOMEM, "out of memory for %u remote operations", depth);
+  }
   q->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (q->event_fd < 0) {
     int e = errno;
+    remote_queue_close(q);
     free(q->local);
     return aoe_fail(err, e, "eventfd failed: %s", strerror(e));
   }
@@ -171,7 +177,7 @@ static int32_t run_punch(const struct io_op *op) {
 
 static int32_t run_sync(const struct io_op *op, uint8_t *mem) {
   int fd = (int)op->fd;
-  int kind = (int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES);
+  int kind = (int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES | IO_OP_REMOTE);
   if (kind != IO_OP_DATASYNC) {
     int32_t copied = mapped_copy(fd, kind == IO_OP_WRITE, mem, (size_t)op->length, (uint64_t)op->position);
     if (copied >= 0) return copied;
@@ -247,7 +253,11 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     q->in_flight++;
     bool inline_op = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_INLINE);
     bool detect_zeroes = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_DETECT_ZEROES);
-    double kind = is_whole(op->kind, 255) ? (double)((int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES)) : -1;
+    /* A remote store's op: its fd is a handle; no hole punching, no inline run. */
+    bool remote = is_whole(op->kind, 255) && ((int)op->kind & IO_OP_REMOTE);
+    if (remote) inline_op = detect_zeroes = false;
+    double kind =
+        is_whole(op->kind, 255) ? (double)((int)op->kind & ~(IO_OP_INLINE | IO_OP_DETECT_ZEROES | IO_OP_REMOTE)) : -1;
     bool ok = (kind == IO_OP_READ || kind == IO_OP_WRITE || kind == IO_OP_DATASYNC) &&
               is_whole(op->fd, INT32_MAX);
     uint8_t *mem = NULL;
@@ -274,6 +284,14 @@ int io_queue_submit(struct io_queue *q, const struct io_op *ops, const uint32_t 
     if (!ok) {
       push_local(q, user_data, -EINVAL);
       local_done = true;
+    } else if (remote) {
+      /* The buffer's in_flight, held above, is dropped by finish() at reap. */
+      int r = remote_queue_start(q, (uint32_t)op->fd, (int)kind, mem, (uint32_t)op->length, (uint64_t)op->position,
+                                 user_data);
+      if (r < 0) {
+        push_local(q, user_data, r);
+        local_done = true;
+      }
     } else if (punch && (inline_op || !q->uring)) {
       push_local(q, user_data, run_punch(op));
       local_done = local_done || !inline_op;
@@ -318,7 +336,7 @@ static void signal_if_left(struct io_queue *q);
 
 /* True when reap() has something to return (plain memory reads). */
 static bool has_completions(struct io_queue *q) {
-  return q->local_count > 0 ||
+  return q->local_count > 0 || remote_queue_has_done(q) ||
          (q->uring && *q->cq_head != __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE));
 }
 
@@ -330,7 +348,8 @@ uint32_t io_queue_reap(struct io_queue *q, int32_t *out, uint32_t max,
   /* Clear the eventfd before walking, so the wake-up for what we take now
    * does not come later for nothing; anything posted after this read
    * signals again. */
-  if (q->self_signalled || (q->uring && *q->cq_head != __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE))) {
+  if (q->self_signalled || remote_queue_has_done(q) ||
+      (q->uring && *q->cq_head != __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE))) {
     q->self_signalled = false;
     io_queue_ack_event(q);
   }
@@ -348,6 +367,14 @@ static uint32_t reap_walk(struct io_queue *q, int32_t *out, uint32_t max,
     q->local_count--;
     finish(q, c.user_data, c.result, out + REAP_STRIDE * n, on_buffer_idle, ctx);
     n++;
+  }
+  while (n < max && remote_queue_has_done(q)) {
+    uint64_t user_data[64];
+    int32_t result[64];
+    uint32_t want = max - n < 64 ? max - n : 64;
+    uint32_t got = remote_queue_take(q, user_data, result, want);
+    for (uint32_t i = 0; i < got; i++, n++) finish(q, user_data[i], result[i], out + REAP_STRIDE * n, on_buffer_idle, ctx);
+    if (got < want) break;
   }
   if (!q->uring) return n;
   uint32_t head = *q->cq_head;
@@ -381,7 +408,7 @@ void io_queue_close(struct io_queue *q) {
     /* The kernel may still be writing into JavaScript memory; wait for every
      * operation so no buffer is freed under it. Files and block devices
      * complete; nothing here can block forever on a healthy disk. */
-    uint32_t in_kernel = q->in_flight - q->local_count;
+    uint32_t in_kernel = q->in_flight - q->local_count - q->remote_in_flight;
     __atomic_store_n(q->sq_tail, q->sq_local_tail, __ATOMIC_RELEASE);
     while (in_kernel > 0) {
       uint32_t head = *q->cq_head;
@@ -400,6 +427,8 @@ void io_queue_close(struct io_queue *q) {
     }
   }
   uring_unmap(q);
+  /* Remote ops write into the same memory from their backends' threads. */
+  remote_queue_close(q);
   if (q->event_fd >= 0) close(q->event_fd);
   q->event_fd = -1;
   free(q->local);

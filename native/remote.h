@@ -23,7 +23,8 @@ struct io_queue;
 struct remote_op {
   struct io_queue *queue;
   uint64_t user_data;
-  uint32_t next_free; /* the queue's free list of ops; not the backend's */
+  int32_t result;     /* set by remote_done */
+  uint32_t next;      /* the queue's free list, then its completion list; not the backend's */
 };
 
 struct remote_backend {
@@ -45,3 +46,20 @@ void *remote_store(int handle, const struct remote_backend *backend);
 void remote_unregister(int handle);
 /* Thread-safe: the operation's result (bytes moved, 0 for a flush, or -errno). */
 void remote_done(struct remote_op *op, int32_t result);
+
+/* ---- the io ring's side (ioring.c), not for backends ---------------------- */
+
+/* The queue's pool of `depth` operations and its completion list. 0 or -errno. */
+int remote_queue_open(struct io_queue *q);
+/* Waits until every operation started on the queue has called remote_done
+ * (each backend bounds how long an operation can take), then frees the pool. */
+void remote_queue_close(struct io_queue *q);
+/* Starts `kind` (IO_OP_READ, IO_OP_WRITE or IO_OP_DATASYNC) on the store of
+ * `handle` with memory the caller checked. 0: remote_done follows; -errno:
+ * it did not start. */
+int remote_queue_start(struct io_queue *q, uint32_t handle, int kind, uint8_t *mem, uint32_t len, uint64_t pos,
+                       uint64_t user_data);
+/* Whether completions wait: one atomic load, for the reap loop's idle check. */
+bool remote_queue_has_done(struct io_queue *q);
+/* Moves up to `max` completions out: their user_data and results. How many. */
+uint32_t remote_queue_take(struct io_queue *q, uint64_t *user_data, int32_t *result, uint32_t max);

@@ -46,6 +46,10 @@ PACKAGES=(
   psmisc           # fuser, killall -0 style checks in tests
   strace           # counting fdatasync calls in the group-commit tests
   debootstrap      # the clean Debian root the package test installs the .deb in
+  libnbd-dev       # headers native/nbd.c builds with (it loads libnbd.so.0 at run time)
+  libnbd-bin       # nbdcopy, nbdinfo: the nbd tests read back what the target wrote
+  nbdkit           # NBD servers (memory, file, error and delay filters) for the nbd tests
+  qemu-utils       # qemu-img, qemu-io: qcow2 images and snapshots for the nbd tests
   ceph-mon         # the rbd tests' single-node Ceph: its monitor,
   ceph-osd         #   its one OSD (memstore, in memory),
   ceph-common      #   the ceph and rbd commands that make its pool and images

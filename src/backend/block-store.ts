@@ -3,9 +3,13 @@
 // memory), so a store is a description plus its open file descriptor.
 
 export interface BlockStore {
-  /** 'null' serves zeros and drops writes without any I/O. */
-  readonly kind: 'file' | 'null';
-  /** Open descriptor of the backing file or device; -1 for a null store. */
+  /**
+   * 'null' serves zeros and drops writes without any I/O; 'remote' is served
+   * through a client library (NBD: src/remote/), its I/O still through the
+   * io ring, flagged IoOpFlag.Remote.
+   */
+  readonly kind: 'file' | 'null' | 'remote';
+  /** Open descriptor of the backing file or device; a remote store's handle (native/remote.h); -1 for a null store. */
   readonly fd: number;
   /** Byte position in the backing file of exported sector 0 (-o × 512). */
   readonly byteOffset: number;

@@ -11,7 +11,7 @@ import { environmentDaemonKeys, tunablesOf } from '../config/daemon-settings';
 import type { ExportConfig, ServerConfig, ServingTunables } from '../config/export-config';
 import { keyDef, TUNABLE_KEYS, type DaemonKeys, type LogFormat, type LogLevel } from '../config/keys';
 import { renderDaemonHelp } from '../config/render-docs';
-import { checkValue } from '../config/values';
+import { checkValue, parseValue } from '../config/values';
 import { createLogger, escapeForTerminal } from '../service/log';
 import { serveInForeground } from '../service/serving-process';
 import { parseVbladeArgs, UsageError, VBLADE_USAGE } from '../config/vblade-args';
@@ -55,6 +55,9 @@ options of aoe-target:
   --detect-zeroes M  unmap: a write of zeros punches a hole in the file
                  (keeps a sparse file thin); off (default) writes it
                  (vblade.conf: detect-zeroes)
+  --nbd-connections N, --remote-timeout S  with file = nbd://HOST/NAME or
+                 nbd+unix:///NAME?socket=PATH: connections to the NBD server
+                 (default 4) and seconds a request may wait for it (30)
   --state-dir D  persist the config string, MAC mask and reserve list in D
                  (owned by this user, mode 0750 or stricter); a change is
                  acknowledged only once saved
@@ -80,6 +83,9 @@ const LONG_OPTIONS = [
   'config',
   'null',
   'shared',
+  'detect-zeroes',
+  'nbd-connections',
+  'remote-timeout',
   'state-dir',
   'user',
   'log-level',
@@ -90,6 +96,8 @@ const LONG_OPTIONS = [
 ];
 
 const DETECT_ZEROES_KEY = keyDef('export', 'detect-zeroes')!;
+/** Export keys of remote stores that vblade takes as long options, checked by their key. */
+const REMOTE_KEYS = ['nbd-connections', 'remote-timeout'].map((k) => keyDef('export', k)!);
 
 interface LongOptions {
   help: boolean;
@@ -97,6 +105,8 @@ interface LongOptions {
   nullStore: boolean;
   shared: boolean;
   detectZeroes?: string;
+  /** --nbd-connections, --remote-timeout as given, checked. */
+  remoteKeys: Partial<Record<'nbdConnections' | 'remoteTimeout', number>>;
   stateDir?: string;
   user?: string;
   logLevel: LogLevel;
@@ -113,6 +123,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
     version: false,
     nullStore: false,
     shared: false,
+    remoteKeys: {},
     logLevel: 'info',
     tunableKeys: {},
     rest: [],
@@ -133,6 +144,7 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       return v;
     };
     const tunable = TUNABLE_KEYS.find((k) => name === `--${k.key}`);
+    const remote = REMOTE_KEYS.find((k) => name === `--${k.key}`);
     if (a === '--') {
       o.rest.push(...argv.slice(i));
       break;
@@ -145,7 +157,12 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
     else if (name === '--user') o.user = value();
     else if (name === '--log-level') o.logLevel = checked('log-level') as LogLevel;
     else if (name === '--log-format') o.logFormat = checked('log-format') as LogFormat;
-    else if (tunable) {
+    else if (remote) {
+      const v = value();
+      const err = checkValue(remote, v);
+      if (err) throw new UsageError(`--${err}`);
+      o.remoteKeys[remote.field as 'nbdConnections' | 'remoteTimeout'] = parseValue(remote, v) as number;
+    } else if (tunable) {
       const v = value();
       const err = checkValue(tunable, v);
       if (err) throw new UsageError(`--${err}`);
@@ -200,6 +217,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (config.nullSectors < 1) throw new UsageError('a null export needs at least one sector');
   }
   if (long.shared) config.shared = true;
+  Object.assign(config, long.remoteKeys);
   if (long.detectZeroes !== undefined) {
     const err = checkValue(DETECT_ZEROES_KEY, long.detectZeroes);
     if (err) throw new UsageError(`--${err}`);

@@ -25,6 +25,7 @@
 // is found wherever it is.
 
 import * as path from 'node:path';
+import { isRemoteUri } from '../remote/remote-uri';
 import { exportKey, type ExportConfig } from './export-config';
 import { EXPORT_KEYS, KEYS, keyDef, type DaemonKeys } from './keys';
 import { checkMacListText, expandMacList, groupNameProblem, groupRefs, type GroupUse, type MacGroup } from './mac-groups';
@@ -399,7 +400,9 @@ function exportFromSection(s: Section, groups: ReadonlyMap<string, MacGroup>, pr
     const text = s.values.get(def.key)?.value || def.default;
     const value = text === '' ? undefined : parseValue(def, text);
     if (value === undefined) continue;
-    e[def.field] = def.type === 'path' ? path.resolve(path.dirname(s.file), value as string) : value;
+    // A path is relative to the file that names it; a remote store's URI is taken as written.
+    const relative = def.type === 'path' || (def.type === 'store' && !isRemoteUri(value as string));
+    e[def.field] = relative ? path.resolve(path.dirname(s.file), value as string) : value;
   }
   return e as ExportConfig;
 }

@@ -6,7 +6,7 @@ export interface ExportConfig {
   shelf: number;
   /** 0..254 (255 is the broadcast address). */
   slot: number;
-  /** Backing file or block device; ignored when `nullStore` is set. */
+  /** Backing file or block device, or a remote store's URI (nbd://…: src/remote/); ignored when `nullStore` is set. */
   file: string;
   /** Interfaces to serve on; an export on several interfaces is several paths to one disk. */
   interfaces: string[];
@@ -53,6 +53,10 @@ export interface ExportConfig {
   maxViews?: number;
   /** Percent of the views file system kept free; below it no new view is made (views-min-free); undefined = DEFAULT_VIEWS_MIN_FREE. */
   viewsMinFree?: number;
+  /** A remote nbd store: connections wanted (nbd-connections); undefined = DEFAULT_NBD_CONNECTIONS. */
+  nbdConnections?: number;
+  /** A remote store: seconds a request may wait for the server before it fails (remote-timeout); undefined = DEFAULT_REMOTE_TIMEOUT. */
+  remoteTimeout?: number;
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   type ExportConfig,
   type ServingTunables,
 } from './export-config';
+import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, MAX_NBD_CONNECTIONS, MAX_REMOTE_TIMEOUT } from '../remote/remote-store';
 import { writtenValue, type Listen, type ValueSpec } from './values';
 import { DEFAULT_BUFFER_COUNT, MAX_BUFFER_COUNT } from './vblade-args';
 
@@ -348,11 +349,12 @@ export const KEYS: readonly KeyDef[] = [
     key: 'file',
     section: 'export',
     field: 'file',
-    type: 'path',
+    type: 'store',
     default: '',
     required: true,
     defaultText: 'required unless null-store = yes',
-    meaning: 'Backing file or block device.',
+    meaning:
+      "Backing file or block device, or an NBD export: nbd://HOST[:PORT]/NAME or nbd+unix:///NAME?socket=/PATH (served through libnbd: apt-get install libnbd0). The server gives the size and whether it is writable; a server that goes away fails requests after remote-timeout and is reconnected to. An NBD export cannot have views, views-dir, detect-zeroes or direct; its socket must be a socket of root or the daemon's user in directories only they can change. TLS, vsock and ssh URIs are refused.",
   },
   {
     key: 'interfaces',
@@ -527,6 +529,28 @@ export const KEYS: readonly KeyDef[] = [
     defaultText: String(DEFAULT_INITIATOR_ROWS),
     range: [0, MAX_INITIATOR_ROWS],
     meaning: `Initiator MACs whose requests, bytes and errors are counted each in a row of their own (vblade ctl stats --by-initiator, the vblade_initiator_* metrics); when a new MAC finds every row taken it takes the row of a MAC seen only once (else of the least active one), whose figures move to the row "other"; busy initiators keep theirs. Bounds memory and label count however many MACs frames claim to come from. 0: only "other" (0..${MAX_INITIATOR_ROWS}).`,
+  },
+  {
+    key: 'nbd-connections',
+    section: 'export',
+    field: 'nbdConnections',
+    type: 'count',
+    default: '',
+    defaultText: String(DEFAULT_NBD_CONNECTIONS),
+    range: [1, MAX_NBD_CONNECTIONS],
+    meaning: `With file = nbd://...: connections to the server (1..${MAX_NBD_CONNECTIONS}), each driven by a thread of its own; 1 when the server does not allow several (no multi-conn).`,
+  },
+  {
+    key: 'remote-timeout',
+    section: 'export',
+    field: 'remoteTimeout',
+    type: 'count',
+    default: '',
+    defaultText: String(DEFAULT_REMOTE_TIMEOUT),
+    range: [1, MAX_REMOTE_TIMEOUT],
+    arg: 'SECONDS',
+    meaning:
+      'With file = nbd://...: seconds a request may wait for the server (or, while it is away, for a reconnection) before it fails with an I/O error; the connection is then dropped and made again with back-off. Also bounds a handshake.',
   },
   {
     key: 'null-store',

@@ -3,9 +3,11 @@
 // what the settings hold. The same rules serve the config file, the long
 // options of vbladed and vblade, and the environment variables.
 
+import { isRemoteUri, parseRemoteUri } from '../remote/remote-uri';
 import { parseInterfaceName, parseMacList } from './vblade-args';
 
-export type ValueType = 'string' | 'name' | 'path' | 'bool' | 'count' | 'sectors' | 'enum' | 'interfaces' | 'macs' | 'listen';
+export type ValueType =
+  'string' | 'name' | 'path' | 'store' | 'bool' | 'count' | 'sectors' | 'enum' | 'interfaces' | 'macs' | 'listen';
 
 /** What checking and reading a value needs to know about its key. */
 export interface ValueSpec {
@@ -129,6 +131,15 @@ export function checkValue(spec: ValueSpec, value: string): string | undefined {
       }
     case 'name':
       return checkInstanceName(spec, value);
+    case 'store':
+      if (isRemoteUri(value)) {
+        try {
+          parseRemoteUri(value);
+        } catch (e) {
+          return `${spec.key}: ${(e as Error).message}`;
+        }
+      }
+      return checkValue({ ...spec, type: 'path' }, value);
     case 'path':
     case 'string':
       if (/[\0\n]/.test(value)) return `${spec.key} contains a control character; remove it`;

@@ -5,6 +5,7 @@
 //
 //   vblade [-b bufcnt] [-d] [-s] [-r] [-m mac[,mac...]] [-o offset] [-l length] shelf slot netif file
 
+import { isRemoteUri, parseRemoteUri } from '../remote/remote-uri';
 import { MAC_LIST_CAPACITY } from '../aoe/constants';
 import type { ExportConfig } from './export-config';
 
@@ -272,6 +273,13 @@ export function parseVbladeOptions(argv: readonly string[]): { options: VbladeOp
 /** Combines parsed options with the four operands into an ExportConfig. */
 export function exportFromParts(options: VbladeOptions, shelf: string, slot: string, netif: string, file: string): ExportConfig {
   if (file === '') throw new UsageError('file is empty; give the path of the backing file or block device');
+  if (isRemoteUri(file)) {
+    try {
+      parseRemoteUri(file);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const e: ExportConfig = {
     shelf: parseShelf(shelf),
     slot: parseSlot(slot),

@@ -119,7 +119,8 @@ export class Storage {
     e.inflight++;
     link.inflight++;
     const pos = store.byteOffset + d.lba * SECTOR_SIZE;
-    const inline = store.inlineIo ? IoOpFlag.Inline : 0;
+    // A remote store's fd is its handle: the io ring hands the op to its client library.
+    const inline = store.kind === 'remote' ? IoOpFlag.Remote : store.inlineIo ? IoOpFlag.Inline : 0;
     if (kind === RequestKind.Read) {
       this.push(IoOp.Read | inline, stores.readFd(store, index, pos, bytes), link.arenaBufferId, t + OFF_ATA_DATA, bytes, pos, q);
       return false;
@@ -305,7 +306,8 @@ export class Storage {
   private startGroupCommit(e: Export): void {
     e.groupCommit.start();
     e.counters[ExportCounter.Syncs]++;
-    const inline = e.store.inlineIo ? IoOpFlag.Inline : 0;
+    // A remote store's datasync is its client library's flush.
+    const inline = e.store.kind === 'remote' ? IoOpFlag.Remote : e.store.inlineIo ? IoOpFlag.Inline : 0;
     const stores = e.stores;
     for (let i = 0, n = stores.startSync(); i < n; i++)
       this.push(IoOp.DataSync | inline, stores.syncFd(i), 0, 0, 0, 0, SYNC_TAG | e.id);

@@ -233,6 +233,32 @@ export interface NativeAddon {
    * (NAME=value strings). Returns only by throwing.
    */
   reexecConfined(file: string, argv: string[], env: string[], keepFds: number[]): never;
+  /**
+   * Connects to an NBD server through libnbd (loaded on first use; throws
+   * "nbd exports need libnbd: …" without it) with up to `connections`
+   * connections (1 unless the server allows several), `waitMs` the bounded
+   * wait of a handshake and of a request, `fua` writes with FUA when the
+   * server can. Blocks for the handshakes. The handle goes in ops' fd with
+   * IoOpFlag.Remote (native/nbd.c).
+   */
+  openNbd(uri: string, connections: number, waitMs: number, fua: boolean): NbdStoreInfo;
+  /** Stops a store's connections once their requests are answered (at most waitMs). */
+  closeNbd(handle: number): void;
+  /** The store's log lines since the last call, newline-terminated ("" for none). */
+  nbdMessages(handle: number): string;
+}
+
+/** What openNbd learnt from the server. */
+export interface NbdStoreInfo {
+  handle: number;
+  /** Bytes, as the server reports them. */
+  size: number;
+  readOnly: boolean;
+  canFlush: boolean;
+  canFua: boolean;
+  canMultiConn: boolean;
+  /** Connections opened. */
+  connections: number;
 }
 
 /** The package root, from dist/src/native/ where this file runs. */
@@ -305,4 +331,7 @@ export const native: NativeAddon = {
   dropPrivileges: (user) => loadAddon().dropPrivileges(user),
   privilegeConfined: () => loadAddon().privilegeConfined(),
   reexecConfined: (file, argv, env, keepFds) => loadAddon().reexecConfined(file, argv, env, keepFds),
+  openNbd: (uri, connections, waitMs, fua) => loadAddon().openNbd(uri, connections, waitMs, fua),
+  closeNbd: (handle) => loadAddon().closeNbd(handle),
+  nbdMessages: (handle) => loadAddon().nbdMessages(handle),
 };

@@ -21,6 +21,8 @@ export const enum IoOpFlag {
   Inline = 0x10,
   /** On a write: when its data is all zero, punch a hole over the range instead (fallocate PUNCH_HOLE | KEEP_SIZE); it completes as the write would (detect-zeroes = unmap). */
   DetectZeroes = 0x20,
+  /** The op's fd is the handle of a store behind a client library (NBD, RBD: native/remote.h); Inline and DetectZeroes do not apply. */
+  Remote = 0x40,
 }
 
 /** IoRing.submit `ops`: Stride numbers per operation, each at its index. */
@@ -80,6 +82,8 @@ export const enum NativeLimit {
   FrameSizeMax = 65536,
   /** Largest receive ring, all slots together. */
   RingMaxBytes = 1 << 30,
+  /** Remote stores (NBD, RBD) open at once: their handles are 0..RemoteStores-1. */
+  RemoteStores = 4096,
 }
 /* eslint-enable @typescript-eslint/no-duplicate-enum-values */
 
@@ -90,6 +94,8 @@ export const EXPECTED_NATIVE_CONSTANTS: Readonly<Record<string, number>> = Objec
   ioOpDataSync: IoOp.DataSync,
   ioOpInline: IoOpFlag.Inline,
   ioOpDetectZeroes: IoOpFlag.DetectZeroes,
+  ioOpRemote: IoOpFlag.Remote,
+  remoteMaxStores: NativeLimit.RemoteStores,
   ioOpKind: IoOpLayout.Kind,
   ioOpFd: IoOpLayout.Fd,
   ioOpBufferId: IoOpLayout.BufferId,

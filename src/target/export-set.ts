@@ -77,7 +77,9 @@ export class ExportSet {
    */
   openStore(c: ExportConfig, claim = true): BlockStore {
     if (!c.nullStore && !c.readOnly && c.views === undefined) this.p.views.stopSharingImage(c.file);
-    const store = openExportStore(c, this.p.addon);
+    const key = exportKey(c);
+    const store = openExportStore(c, this.p.addon, (line) => this.p.log.warn({ export: key }, line));
+    // Claims are by inode: a remote store has none (its server arbitrates its writers).
     if (!claim || store.kind !== 'file') return store;
     let release: () => void;
     try {

@@ -8,6 +8,8 @@ import { openNullStore } from '../backend/null-store';
 import { checkReflinkPlace } from '../backend/reflink';
 import { exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
+import { openRemoteStore, type RemoteAddon } from '../remote/remote-store';
+import { isRemoteUri } from '../remote/remote-uri';
 import { holdsViews, viewsDirOf } from '../views/views-dir';
 
 const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
@@ -19,17 +21,24 @@ const DEFAULT_SIZE_NULL = 2 * 1024 * 1024 * 2; // 2 GiB in sectors
 export function partialSectorWarning(c: ExportConfig, store: BlockStore): string | undefined {
   const tail = store.unservedTailBytes ?? 0;
   if (tail === 0) return undefined;
+  if (store.kind === 'remote')
+    return `${exportKey(c)}: the server of ${c.file} reports a size that is not a multiple of 512: its last ${tail} bytes are not served (initiators see ${store.sectors} sectors)`;
   const bytes = store.byteOffset + store.sectors * 512 + tail;
   const whole = bytes + 512 - tail;
   return `${exportKey(c)}: ${c.file} is ${bytes} bytes, not a multiple of 512: its last ${tail} bytes are not served (initiators see ${store.sectors} sector${store.sectors === 1 ? '' : 's'}); to serve them, grow the file to whole sectors, e.g. truncate -s ${whole} ${c.file}`;
 }
 
-/** Opens the store an export config names; throws StoreError with what to do. */
+/**
+ * Opens the store an export config names; throws StoreError with what to do.
+ * `onMessage`: where a remote store's news goes (its server went away, came back).
+ */
 export function openExportStore(
   c: ExportConfig,
-  addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported' | 'punchHole'>,
+  addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported' | 'punchHole'> & RemoteAddon,
+  onMessage?: (line: string) => void,
 ): BlockStore {
   if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
+  if (isRemoteUri(c.file)) return openRemoteStore(c, addon, onMessage);
   // With views there already the file system makes clones: no try, which needs free space (a full one must not stop a restart).
   if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon, holdsViews(c));
   else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { exportKey, type ExportConfig } from '../config/export-config';
 import { loadAddon } from '../native/addon';
+import { isRemoteUri } from '../remote/remote-uri';
 import { openExportFile } from './export-store';
 import { chownFix, snapshotsDirOf, viewsDirOf } from '../views/views-dir';
 
@@ -59,7 +60,8 @@ function runChild(): void {
   const out: UserProblems = { files: [], views: [] };
   for (const c of input.exports) {
     try {
-      if (!c.nullStore) openExportFile(c, addon).close();
+      // A remote store is opened before the switch and its connections stay the opener's.
+      if (!c.nullStore && !isRemoteUri(c.file)) openExportFile(c, addon).close();
     } catch (e) {
       out.files.push(`${exportKey(c)}: ${(e as Error).message}`);
     }

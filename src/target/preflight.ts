@@ -17,7 +17,10 @@ export interface Preflight {
 
 export function preflightExports(
   exports: readonly ExportConfig[],
-  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole'>,
+  addon: Pick<
+    NativeAddon,
+    'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole' | 'openNbd' | 'closeNbd' | 'nbdMessages'
+  >,
   netns?: string,
 ): Preflight {
   const problems: string[] = [];

@@ -47,6 +47,10 @@ export class Resizer {
     const base = { key, file: e.store.description, oldSectors: e.store.sectors, newSectors: e.store.sectors };
     if (e.store.kind === 'null')
       throw new ResizeError(`${key} is a null store; its size is null-sectors: change it in the configuration and reload`);
+    if (e.store.kind === 'remote')
+      throw new ResizeError(
+        `${key} is served from ${e.store.description}, whose size is the server's: reload the export to take a new size`,
+      );
     if (e.config.lengthSectors !== undefined)
       return {
         ...base,

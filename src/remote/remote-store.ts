@@ -1,0 +1,57 @@
+// Opening an export whose `file` is a URI: what such an export cannot do is
+// refused with the reason (it has no local file), then the store of its
+// scheme is opened.
+
+import type { BlockStore } from '../backend/block-store';
+import { StoreError } from '../backend/file-store';
+import type { ExportConfig } from '../config/export-config';
+import type { NativeAddon } from '../native/addon';
+import { openNbdStore } from './nbd-store';
+import { parseRemoteUri, RemoteUriError } from './remote-uri';
+
+/** nbd-connections when unset. */
+export const DEFAULT_NBD_CONNECTIONS = 4;
+export const MAX_NBD_CONNECTIONS = 16;
+/** remote-timeout when unset, in seconds: the Linux initiator retransmits meanwhile. */
+export const DEFAULT_REMOTE_TIMEOUT = 30;
+export const MAX_REMOTE_TIMEOUT = 3600;
+
+export type RemoteAddon = Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages'>;
+
+/** Why an export with a URI for `file` cannot be served as configured; empty when it can. */
+export function remoteExportProblems(c: ExportConfig): string[] {
+  const out: string[] = [];
+  const what = `file = ${c.file} is a remote store, not a local file`;
+  if (c.views !== undefined) out.push(`${what}: views = ${c.views} needs a file to clone; remove views`);
+  else if (c.viewsDir !== undefined) out.push(`${what}: snapshots (views-dir) clone a local file; remove views-dir`);
+  if (c.detectZeroes !== undefined)
+    out.push(`${what}: detect-zeroes = unmap punches holes in a local file; set detect-zeroes = off`);
+  if (c.direct) out.push(`${what}: direct (O_DIRECT, -d) is for local files; remove it`);
+  return out;
+}
+
+/** Opens the remote store an export names; throws StoreError with what to do. */
+export function openRemoteStore(c: ExportConfig, addon: RemoteAddon, onMessage?: (line: string) => void): BlockStore {
+  let target;
+  try {
+    target = parseRemoteUri(c.file);
+  } catch (e) {
+    if (e instanceof RemoteUriError) throw new StoreError(e.message);
+    throw e;
+  }
+  const problems = remoteExportProblems(c);
+  if (problems.length > 0) throw new StoreError(problems.join('; '));
+  return openNbdStore(
+    {
+      target,
+      readOnly: c.readOnly,
+      sync: c.sync,
+      connections: c.nbdConnections ?? DEFAULT_NBD_CONNECTIONS,
+      waitMs: (c.remoteTimeout ?? DEFAULT_REMOTE_TIMEOUT) * 1000,
+      offsetSectors: c.offsetSectors,
+      lengthSectors: c.lengthSectors,
+      onMessage,
+    },
+    addon,
+  );
+}
