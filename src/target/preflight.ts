@@ -6,6 +6,7 @@
 
 import { exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
+import type { RemoteAddon } from '../remote/remote-store';
 import { openExportStore, partialSectorWarning } from './export-store';
 
 export interface Preflight {
@@ -17,10 +18,7 @@ export interface Preflight {
 
 export function preflightExports(
   exports: readonly ExportConfig[],
-  addon: Pick<
-    NativeAddon,
-    'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole' | 'openNbd' | 'closeNbd' | 'nbdMessages'
-  >,
+  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole'> & RemoteAddon,
   netns?: string,
 ): Preflight {
   const problems: string[] = [];
