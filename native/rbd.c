@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aoe_native.h"
 #include "rbd.h"
@@ -33,7 +34,7 @@
 /* ---- the libraries ---------------------------------------------------------- */
 
 #define RADOS_FUNCTIONS(X)                                                                             \
-  X(rados_create2) X(rados_conf_read_file) X(rados_conf_set) X(rados_connect) X(rados_shutdown) \
+  X(rados_create2) X(rados_conf_read_file) X(rados_conf_set) X(rados_conf_get) X(rados_connect) X(rados_shutdown) \
       X(rados_ioctx_create) X(rados_ioctx_destroy) X(rados_ioctx_set_namespace)
 #define RBD_FUNCTIONS(X)                                                                               \
   X(rbd_open) X(rbd_open_read_only) X(rbd_close) X(rbd_get_size) X(rbd_aio_create_completion)          \
@@ -179,8 +180,27 @@ static const struct remote_backend rbd_backend = {"rbd", store_read, store_write
 
 /* ---- opening and closing ------------------------------------------------------- */
 
+/* A keyring the conf names that exists but this process cannot read: librados
+ * then reports the monitors' refusal, which would send the admin to the
+ * wrong place. 0 when there is none. */
+static int unreadable_keyring(rados_t cluster, const struct rbd_store_options *o, struct aoe_error *err) {
+  char list[1024];
+  if (lib.rados_conf_get(cluster, "keyring", list, sizeof list) < 0) return 0;
+  for (char *save = NULL, *path = strtok_r(list, ",", &save); path != NULL; path = strtok_r(NULL, ",", &save)) {
+    while (*path == ' ') path++;
+    if (access(path, F_OK) == 0 && access(path, R_OK) != 0)
+      return aoe_fail(err, EACCES,
+                      "cannot read the keyring %s for client.%s (permission denied): run as a user that can read it, "
+                      "or give that user a keyring of its own (keyring in %s)",
+                      path, o->client, o->conf);
+  }
+  return 0;
+}
+
 /* Why rados_connect failed, and what to do. */
-static int connect_problem(const struct rbd_store_options *o, int rc, struct aoe_error *err) {
+static int connect_problem(rados_t cluster, const struct rbd_store_options *o, int rc, struct aoe_error *err) {
+  int unreadable = unreadable_keyring(cluster, o, err);
+  if (unreadable < 0) return unreadable;
   switch (-rc) {
     case ETIMEDOUT:
       return aoe_fail(err, ETIMEDOUT,
@@ -260,7 +280,7 @@ static int store_connect(struct rbd_store *s, const struct rbd_store_options *o,
     if (rc < 0) return aoe_fail(err, -rc, "cannot set the Ceph option %s = %s: %s", key, value, strerror(-rc));
   }
   rc = lib.rados_connect(s->cluster);
-  return rc < 0 ? connect_problem(o, rc, err) : 0;
+  return rc < 0 ? connect_problem(s->cluster, o, rc, err) : 0;
 }
 
 int rbd_store_open(const struct rbd_store_options *o, uint64_t *size, struct aoe_error *err) {
