@@ -49,12 +49,16 @@ const ROOMS = {
     why: 'the two-writer guards check configs, probe the wire and claim addresses before the serving core starts; they must not reach into it.',
   },
   target: {
-    may: ['aoe', 'native', 'backend', 'config', 'engine', 'api', 'views', 'guard'],
+    may: ['aoe', 'native', 'backend', 'config', 'engine', 'api', 'views', 'guard', 'remote'],
     why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor the fault injection wrapped around it.',
   },
+  remote: {
+    may: ['backend', 'native', 'config', 'safe-files'],
+    why: 'stores behind a client library (NBD, RBD) are block stores opened from an export config; the serving core opens them, never the other way round.',
+  },
   config: {
-    may: ['aoe', 'safe-files'],
-    why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply; fragments (config-dir) are read through safe-files, which needs nothing of ours.',
+    may: ['aoe', 'safe-files', 'remote'],
+    why: "configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply; fragments (config-dir) are read through safe-files, which needs nothing of ours; a remote store's URI and Ceph id are checked by remote/'s parsers (which load no addon).",
   },
   service: {
     may: ['config', 'target', 'native', 'faults', 'aoe', 'api', 'safe-files'],

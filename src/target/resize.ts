@@ -47,8 +47,7 @@ export class Resizer {
     const base = { key, file: e.store.description, oldSectors: e.store.sectors, newSectors: e.store.sectors };
     if (e.store.kind === 'null')
       throw new ResizeError(`${key} is a null store; its size is null-sectors: change it in the configuration and reload`);
-    const sizeNow = e.store.sizeNow;
-    if (e.store.kind === 'remote' && sizeNow === undefined)
+    if (e.store.kind === 'remote' && e.store.sizeNow === undefined)
       throw new ResizeError(
         `${key} is served from ${e.store.description}, whose size is the server's: reload the export to take a new size`,
       );
@@ -59,8 +58,8 @@ export class Resizer {
       };
     // A remote store that follows its size (an rbd image) says it; a file is asked with fstat.
     const now =
-      sizeNow !== undefined
-        ? sizeNow()
+      e.store.sizeNow !== undefined
+        ? e.store.sizeNow()
         : sectorsAfterOffset(e.store.fd, e.config.offsetSectors, (fd) => this.p.addon.blockDeviceSize(fd));
     if (now < e.store.sectors) {
       throw new ResizeError(
