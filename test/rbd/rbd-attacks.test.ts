@@ -17,7 +17,7 @@ import { createVeth } from '../../lab/netns';
 import { run } from '../../lab/process';
 import { type CephCluster, requireCeph, startCeph } from '../helpers/ceph';
 import { patternFile } from '../helpers/files';
-import { REPO, asNobodyArgs, startTarget } from '../helpers/targets';
+import { REPO, asNobodyArgs, startTarget, vbladeForUser } from '../helpers/targets';
 
 const VBLADED = join(REPO, 'bin', 'vbladed.js');
 const VBLADE = join(REPO, 'bin', 'vblade.js');
@@ -170,7 +170,7 @@ t.test('rbd exports: hostile and mistaken inputs', async (t) => {
     t.teardown(() => chmodSync(cluster.dir, 0o700));
     const r = await cluster.ns.run(
       'env',
-      asNobodyArgs(process.execPath, VBLADE, '--ceph-conf', cluster.conf, '1', '1', ifname, `rbd:${spec}`),
+      asNobodyArgs(process.execPath, vbladeForUser(t), '--ceph-conf', cluster.conf, '1', '1', ifname, `rbd:${spec}`),
       {
         cwd: '/',
         timeoutMs: 60000,
