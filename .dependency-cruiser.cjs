@@ -48,17 +48,17 @@ const ROOMS = {
     may: ['api', 'aoe', 'native', 'config'],
     why: 'the two-writer guards check configs, probe the wire and claim addresses before the serving core starts; they must not reach into it.',
   },
-  remote: {
-    may: ['native', 'backend', 'config', 'safe-files'],
-    why: 'stores behind a client library (NBD) are block stores opened from an export config; the serving core opens them, they know nothing of it.',
-  },
   target: {
     may: ['aoe', 'native', 'backend', 'config', 'engine', 'api', 'views', 'guard', 'remote'],
     why: 'the serving core is driven by service/ and cli/; it must not know who runs it, nor the fault injection wrapped around it.',
   },
+  remote: {
+    may: ['backend', 'native', 'config', 'safe-files'],
+    why: 'stores behind a client library (NBD, RBD) are block stores opened from an export config; the serving core opens them, never the other way round.',
+  },
   config: {
     may: ['aoe', 'safe-files', 'remote'],
-    why: 'configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply; fragments (config-dir) are read through safe-files, which needs nothing of ours.',
+    why: "configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply; fragments (config-dir) are read through safe-files, which needs nothing of ours; a remote store's URI and Ceph id are checked by remote/'s parsers (which load no addon).",
   },
   service: {
     may: ['config', 'target', 'native', 'faults', 'aoe', 'api', 'safe-files'],
@@ -160,11 +160,11 @@ forbidden.push(
   {
     name: 'config-only-remote-uri',
     comment:
-      "config/ checks a remote store's URI and takes its settings' limits from remote-uri (pure); opening such a store " +
+      "config/ checks a remote store's URI and Ceph id and takes its settings' limits from remote-uri, rbd-spec and ceph-conf (no addon); opening such a store " +
       "is the serving core's, so config/ stays free of the addon.",
     severity: 'error',
     from: { path: roomPath('config') },
-    to: { path: roomPath('remote'), pathNot: '^src/remote/remote-uri\\.ts$' },
+    to: { path: roomPath('remote'), pathNot: '^src/remote/(remote-uri|rbd-spec|ceph-conf)\\.ts$' },
   },
   {
     name: 'src-not-test-room',

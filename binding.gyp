@@ -15,7 +15,8 @@
             "native/waiter.c",
             "native/reflink.c",
             "native/remote.c",
-            "native/nbd.c"
+            "native/nbd.c",
+            "native/rbd.c"
           ],
           "libraries": ["-ldl", "-lpthread"],
           "defines": ["NAPI_VERSION=8"],

@@ -18,6 +18,7 @@
 
 #include "aoe_native.h"
 #include "nbd.h"
+#include "rbd.h"
 #include "remote.h"
 
 #define NAPI_OK(call)                                           \
@@ -1790,6 +1791,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"nbdMessages", NULL, nbd_messages_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
+  /* Each remote backend with functions of its own adds them itself. */
+  if (!rbd_define_functions(env, exports)) return NULL;
   napi_value constants = create_constants(env);
   if (constants == NULL || !define_value(env, exports, "constants", constants)) return NULL;
   return exports;

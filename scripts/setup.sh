@@ -6,7 +6,8 @@
 # 1. Debian packages (as root only): the reference initiators (aoetools),
 #    iproute2 for namespaces, tshark for captures, QEMU
 #    with SeaBIOS and iPXE for the interop tests, and the tools that build the
-#    guests' initramfs, and debootstrap for the package test. Only the missing
+#    guests' initramfs, debootstrap for the package test, and Ceph (a
+#    one-node cluster the rbd export tests start in a namespace). Only the missing
 #    ones are installed; `apt-get update` runs only when something is missing
 #    and the package lists are absent or do not know a missing package, or
 #    when installing from them fails.
@@ -49,6 +50,10 @@ PACKAGES=(
   libnbd-bin       # nbdcopy, nbdinfo: the nbd tests read back what the target wrote
   nbdkit           # NBD servers (memory, file, error and delay filters) for the nbd tests
   qemu-utils       # qemu-img, qemu-io: qcow2 images and snapshots for the nbd tests
+  ceph-mon         # the rbd tests' single-node Ceph: its monitor,
+  ceph-osd         #   its one OSD (memstore, in memory),
+  ceph-common      #   the ceph and rbd commands that make its pool and images
+  librbd-dev       # librbd.h/librados.h to build native/rbd.c (librbd is loaded with dlopen at run time)
 )
 
 log() { printf '[setup] %s\n' "$*"; }

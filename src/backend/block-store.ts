@@ -34,6 +34,12 @@ export interface BlockStore {
    * Without it (or when it fails) accesses past the mapping use pread/pwrite.
    */
   remap?(bytes: number): void;
+  /**
+   * Set on a remote store whose size can change under it (an rbd image
+   * resized): its sectors after the offset now, for the size watch and
+   * `vblade ctl resize`. Without it a remote store keeps its size.
+   */
+  sizeNow?(): number;
   close(): void;
 }
 

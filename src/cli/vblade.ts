@@ -6,6 +6,7 @@
 // --state-dir, --log-level, --log-format, --spin-us, --map-in-memory,
 // --duplicate-probe-ms, --announce-interval, --user, --config).
 
+import * as path from 'node:path';
 import { suggest } from '../config/values';
 import { environmentDaemonKeys, tunablesOf } from '../config/daemon-settings';
 import type { ExportConfig, ServerConfig, ServingTunables } from '../config/export-config';
@@ -55,11 +56,13 @@ options of aoe-target:
   --detect-zeroes M  unmap: a write of zeros punches a hole in the file
                  (keeps a sparse file thin); off (default) writes it
                  (vblade.conf: detect-zeroes)
-  --nbd-connections N  with file = nbd://HOST/NAME or
-                 nbd+unix:///NAME?socket=PATH (an NBD server's export):
-                 connections to the server (default 4; 1 without multi-conn)
-  --remote-timeout S  seconds a request may wait for the NBD server, or for
-                 a reconnection, before it fails (default 30)
+  --nbd-connections N, --remote-timeout S  with file = nbd://HOST/NAME or
+                 nbd+unix:///NAME?socket=PATH: connections to the NBD server
+                 (default 4) and seconds a request may wait for it (30)
+  --ceph-conf F, --ceph-id ID  with file = rbd:POOL/IMAGE: the cluster's
+                 ceph.conf (default /etc/ceph/ceph.conf) and the cephx id
+                 without client. (default admin); --remote-timeout bounds
+                 the connection and each request
   --state-dir D  persist the config string, MAC mask and reserve list in D
                  (owned by this user, mode 0750 or stricter); a change is
                  acknowledged only once saved
@@ -88,6 +91,8 @@ const LONG_OPTIONS = [
   'detect-zeroes',
   'nbd-connections',
   'remote-timeout',
+  'ceph-conf',
+  'ceph-id',
   'state-dir',
   'user',
   'log-level',
@@ -99,7 +104,7 @@ const LONG_OPTIONS = [
 
 const DETECT_ZEROES_KEY = keyDef('export', 'detect-zeroes')!;
 /** Export keys of remote stores that vblade takes as long options, checked by their key. */
-const REMOTE_KEYS = ['nbd-connections', 'remote-timeout'].map((k) => keyDef('export', k)!);
+const REMOTE_KEYS = ['nbd-connections', 'remote-timeout', 'ceph-conf', 'ceph-id'].map((k) => keyDef('export', k)!);
 
 interface LongOptions {
   help: boolean;
@@ -107,8 +112,8 @@ interface LongOptions {
   nullStore: boolean;
   shared: boolean;
   detectZeroes?: string;
-  /** --nbd-connections, --remote-timeout as given, checked. */
-  remoteKeys: Partial<Record<'nbdConnections' | 'remoteTimeout', number>>;
+  /** --nbd-connections, --remote-timeout, --ceph-conf, --ceph-id as given, checked. */
+  remoteKeys: Partial<Pick<ExportConfig, 'nbdConnections' | 'remoteTimeout' | 'cephConf' | 'cephId'>>;
   stateDir?: string;
   user?: string;
   logLevel: LogLevel;
@@ -163,7 +168,9 @@ function takeLongOptions(argv: readonly string[]): LongOptions {
       const v = value();
       const err = checkValue(remote, v);
       if (err) throw new UsageError(`--${err}`);
-      o.remoteKeys[remote.field as 'nbdConnections' | 'remoteTimeout'] = parseValue(remote, v) as number;
+      const parsed = parseValue(remote, v);
+      // A path as given is relative to where vblade runs.
+      o.remoteKeys = { ...o.remoteKeys, [remote.field]: remote.type === 'path' ? path.resolve(v) : parsed };
     } else if (tunable) {
       const v = value();
       const err = checkValue(tunable, v);

@@ -57,6 +57,10 @@ export interface ExportConfig {
   nbdConnections?: number;
   /** A remote store: seconds a request may wait for the server before it fails (remote-timeout); undefined = DEFAULT_REMOTE_TIMEOUT. */
   remoteTimeout?: number;
+  /** An rbd store: the Ceph configuration (ceph-conf); undefined = DEFAULT_CEPH_CONF. */
+  cephConf?: string;
+  /** An rbd store: the cephx id without "client." (ceph-id); undefined = DEFAULT_CEPH_ID. */
+  cephId?: string;
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   type ServingTunables,
 } from './export-config';
 import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, MAX_NBD_CONNECTIONS, MAX_REMOTE_TIMEOUT } from '../remote/remote-uri';
+import { DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID } from '../remote/ceph-conf';
 import { writtenValue, type Listen, type ValueSpec } from './values';
 import { DEFAULT_BUFFER_COUNT, MAX_BUFFER_COUNT } from './vblade-args';
 
@@ -355,7 +356,7 @@ export const KEYS: readonly KeyDef[] = [
     required: true,
     defaultText: 'required unless null-store = yes',
     meaning:
-      "Backing file or block device, or an NBD export: nbd://HOST[:PORT]/NAME or nbd+unix:///NAME?socket=/PATH (served through libnbd: apt-get install libnbd0). The server gives the size and whether it is writable; a server that goes away fails requests after remote-timeout and is reconnected to. An NBD export cannot have views, views-dir, detect-zeroes or direct; its socket must be a socket of root or the daemon's user in directories only they can change. TLS, vsock and ssh URIs are refused.",
+      "Backing file or block device, or an NBD export: nbd://HOST[:PORT]/NAME or nbd+unix:///NAME?socket=/PATH (served through libnbd: apt-get install libnbd0). The server gives the size and whether it is writable; a server that goes away fails requests after remote-timeout and is reconnected to. An NBD export cannot have views, views-dir, detect-zeroes or direct; its socket must be a socket of root or the daemon's user in directories only they can change. TLS, vsock and ssh URIs are refused. Or a Ceph RBD image: rbd:POOL/IMAGE or rbd:POOL/NAMESPACE/IMAGE (served through librbd: apt-get install librbd1; see ceph-conf and ceph-id). The image gives the size, and an image grown with rbd resize is served larger at the next size check; FLUSH and sync (-s) are rbd flushes, and librbd's cache is off unless ceph.conf sets rbd cache (a cache in a gateway breaks failover). An rbd export cannot have shared = yes (two gateways without fencing can lose writes), views, views-dir (rbd has its own snapshots and clones), detect-zeroes or direct. A file whose name starts with rbd: is written ./rbd:NAME.",
   },
   {
     key: 'interfaces',
@@ -551,7 +552,29 @@ export const KEYS: readonly KeyDef[] = [
     range: [1, MAX_REMOTE_TIMEOUT],
     arg: 'SECONDS',
     meaning:
-      'With file = nbd://...: seconds a request may wait for the server (or, while it is away, for a reconnection) before it fails with an I/O error; the connection is then dropped and made again with back-off. Also bounds a handshake.',
+      'With file = nbd://...: seconds a request may wait for the server (or, while it is away, for a reconnection) before it fails with an I/O error; the connection is then dropped and made again with back-off. Also bounds a handshake. With file = rbd:...: sets client_mount_timeout, rados_mon_op_timeout and rados_osd_op_timeout (unset: what ceph.conf sets, else 30), so a cluster that does not answer fails the start or the request instead of hanging.',
+  },
+  {
+    key: 'ceph-conf',
+    section: 'export',
+    field: 'cephConf',
+    type: 'path',
+    default: '',
+    defaultText: DEFAULT_CEPH_CONF,
+    arg: 'FILE',
+    meaning:
+      "With file = rbd:...: the cluster's ceph.conf (its monitors, and the keyring that holds ceph-id's key). It must be a regular file of root or the daemon's user that others cannot change, in directories only they can change.",
+  },
+  {
+    key: 'ceph-id',
+    section: 'export',
+    field: 'cephId',
+    type: 'cephid',
+    default: '',
+    defaultText: DEFAULT_CEPH_ID,
+    arg: 'ID',
+    meaning:
+      "With file = rbd:...: the cephx client the export connects as, without \"client.\" (its key comes from the keyring ceph.conf names); it needs rbd caps on the pool: ceph auth get-or-create client.ID mon 'profile rbd' osd 'profile rbd pool=POOL'.",
   },
   {
     key: 'null-store',

@@ -3,11 +3,12 @@
 // what the settings hold. The same rules serve the config file, the long
 // options of vbladed and vblade, and the environment variables.
 
+import { cephIdProblem } from '../remote/ceph-conf';
 import { isRemoteUri, parseRemoteUri } from '../remote/remote-uri';
 import { parseInterfaceName, parseMacList } from './vblade-args';
 
 export type ValueType =
-  'string' | 'name' | 'path' | 'store' | 'bool' | 'count' | 'sectors' | 'enum' | 'interfaces' | 'macs' | 'listen';
+  'string' | 'name' | 'cephid' | 'path' | 'store' | 'bool' | 'count' | 'sectors' | 'enum' | 'interfaces' | 'macs' | 'listen';
 
 /** What checking and reading a value needs to know about its key. */
 export interface ValueSpec {
@@ -131,6 +132,8 @@ export function checkValue(spec: ValueSpec, value: string): string | undefined {
       }
     case 'name':
       return checkInstanceName(spec, value);
+    case 'cephid':
+      return cephIdProblem(value);
     case 'store':
       if (isRemoteUri(value)) {
         try {

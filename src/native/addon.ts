@@ -247,6 +247,33 @@ export interface NativeAddon {
   closeNbd(handle: number): string;
   /** The store's log lines since the last call, newline-terminated ("" for none). */
   nbdMessages(handle: number): string;
+  /**
+   * Connects to a Ceph cluster through librados and opens an rbd image
+   * through librbd (both loaded on first use; throws "rbd exports need
+   * librbd: …" without them). Blocks for the connection, bounded by the
+   * timeouts in `settings`. The handle goes in ops' fd with IoOpFlag.Remote
+   * (native/rbd.c).
+   */
+  openRbd(options: RbdOpenOptions): { handle: number; size: number };
+  /** The image's size in bytes now (librbd follows resizes through its header watch). */
+  rbdSize(handle: number): number;
+  /** Waits for the image's operations in flight, then closes it and its connection. */
+  closeRbd(handle: number): void;
+}
+
+/** What openRbd connects to and opens. */
+export interface RbdOpenOptions {
+  /** The ceph.conf librados reads. */
+  conf: string;
+  /** The cephx id without "client.". */
+  client: string;
+  pool: string;
+  /** The rados namespace; '' for the default one. */
+  namespace: string;
+  image: string;
+  readOnly: boolean;
+  /** Ceph options set after the conf is read: key, value in turn (at most 16 pairs). */
+  settings: string[];
 }
 
 /** What openNbd learnt from the server. */
@@ -335,4 +362,7 @@ export const native: NativeAddon = {
   openNbd: (uri, connections, waitMs, fua) => loadAddon().openNbd(uri, connections, waitMs, fua),
   closeNbd: (handle) => loadAddon().closeNbd(handle),
   nbdMessages: (handle) => loadAddon().nbdMessages(handle),
+  openRbd: (options) => loadAddon().openRbd(options),
+  rbdSize: (handle) => loadAddon().rbdSize(handle),
+  closeRbd: (handle) => loadAddon().closeRbd(handle),
 };

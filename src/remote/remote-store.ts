@@ -6,10 +6,12 @@ import type { BlockStore } from '../backend/block-store';
 import { StoreError } from '../backend/file-store';
 import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
+import { DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID } from './ceph-conf';
 import { openNbdStore } from './nbd-store';
+import { openRbdStore, rbdExportProblems } from './rbd-store';
 import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, parseRemoteUri, RemoteUriError } from './remote-uri';
 
-export type RemoteAddon = Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages'>;
+export type RemoteAddon = Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages' | 'openRbd' | 'rbdSize' | 'closeRbd'>;
 
 /** Why an export with a URI for `file` cannot be served as configured; empty when it can. */
 export function remoteExportProblems(c: ExportConfig): string[] {
@@ -32,8 +34,22 @@ export function openRemoteStore(c: ExportConfig, addon: RemoteAddon, onMessage?:
     if (e instanceof RemoteUriError) throw new StoreError(e.message);
     throw e;
   }
-  const problems = remoteExportProblems(c);
+  const problems = target.kind === 'rbd' ? rbdExportProblems(c) : remoteExportProblems(c);
   if (problems.length > 0) throw new StoreError(problems.join('; '));
+  if (target.kind === 'rbd')
+    return openRbdStore(
+      {
+        target,
+        conf: c.cephConf ?? DEFAULT_CEPH_CONF,
+        id: c.cephId ?? DEFAULT_CEPH_ID,
+        readOnly: c.readOnly,
+        remoteTimeout: c.remoteTimeout,
+        defaultTimeout: DEFAULT_REMOTE_TIMEOUT,
+        offsetSectors: c.offsetSectors,
+        lengthSectors: c.lengthSectors,
+      },
+      addon,
+    );
   return openNbdStore(
     {
       target,

@@ -1,8 +1,9 @@
 // Stores served through a client library are named by a URI in `file`
-// (nbd://HOST/NAME, nbd+unix:///NAME?socket=PATH). This tells such a value
-// from a path and reads it strictly: only what this target serves, nothing
-// that makes the client library run a command or read a local file. Pure,
-// so that src/config checks `file` values without loading the addon.
+// (nbd://HOST/NAME, nbd+unix:///NAME?socket=PATH, and rbd:POOL/IMAGE, read
+// by rbd-spec.ts). This tells such a value from a path and reads it
+// strictly: only what this target serves, nothing that makes the client
+// library run a command or read a local file. Pure, so that src/config
+// checks `file` values without loading the addon.
 
 /** nbd-connections when unset. */
 export const DEFAULT_NBD_CONNECTIONS = 4;
@@ -11,9 +12,11 @@ export const MAX_NBD_CONNECTIONS = 16;
 export const DEFAULT_REMOTE_TIMEOUT = 30;
 export const MAX_REMOTE_TIMEOUT = 3600;
 
-/** A `file` value that is a URI (SCHEME://…), not a path. */
+import { RBD_FORMS, RbdSpecError, isRbdSpec, parseRbdSpec, type RbdTarget } from './rbd-spec';
+
+/** A `file` value that is a URI (SCHEME://…, or rbd:…), not a path. */
 export function isRemoteUri(file: string): boolean {
-  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(file);
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(file) || isRbdSpec(file);
 }
 
 /** A URI this target cannot serve, `message` saying why and what to write instead. */
@@ -38,7 +41,7 @@ export interface NbdTarget {
   socket?: string;
 }
 
-export type RemoteTarget = NbdTarget;
+export type RemoteTarget = NbdTarget | RbdTarget;
 
 const NBD_FORMS = 'nbd://HOST[:PORT]/NAME or nbd+unix:///NAME?socket=/PATH';
 
@@ -59,9 +62,17 @@ export function parseRemoteUri(uri: string): RemoteTarget {
     throw new RemoteUriError(`${JSON.stringify(uri)}: a URI holds no spaces or control characters`);
   const scheme = uri.slice(0, uri.indexOf(':')).toLowerCase();
   if (scheme === 'nbd' || scheme === 'nbd+unix') return parseNbd(uri, scheme);
+  if (scheme === 'rbd') {
+    try {
+      return parseRbdSpec(uri);
+    } catch (e) {
+      if (e instanceof RbdSpecError) throw new RemoteUriError(e.message);
+      throw e;
+    }
+  }
   const refused = REFUSED_SCHEMES[scheme];
   if (refused !== undefined) throw new RemoteUriError(`${uri}: ${refused}`);
-  throw new RemoteUriError(`${uri}: ${scheme}:// is not a store this target serves; write a path, or ${NBD_FORMS}`);
+  throw new RemoteUriError(`${uri}: ${scheme}:// is not a store this target serves; write a path, ${NBD_FORMS}, or ${RBD_FORMS}`);
 }
 
 function decode(part: string, uri: string, what: string): string {

@@ -9,6 +9,7 @@
 
 import { exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
+import type { RemoteAddon } from '../remote/remote-store';
 import { openExportStore, partialSectorWarning } from './export-store';
 
 export interface Preflight {
@@ -20,10 +21,7 @@ export interface Preflight {
 
 export function preflightExports(
   exports: readonly ExportConfig[],
-  addon: Pick<
-    NativeAddon,
-    'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole' | 'imageLease' | 'openNbd' | 'closeNbd' | 'nbdMessages'
-  >,
+  addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole' | 'imageLease'> & RemoteAddon,
   netns?: string,
 ): Preflight {
   const problems: string[] = [];

@@ -47,7 +47,7 @@ export class Resizer {
     const base = { key, file: e.store.description, oldSectors: e.store.sectors, newSectors: e.store.sectors };
     if (e.store.kind === 'null')
       throw new ResizeError(`${key} is a null store; its size is null-sectors: change it in the configuration and reload`);
-    if (e.store.kind === 'remote')
+    if (e.store.kind === 'remote' && e.store.sizeNow === undefined)
       throw new ResizeError(
         `${key} is served from ${e.store.description}, whose size is the server's: reload the export to take a new size`,
       );
@@ -56,7 +56,11 @@ export class Resizer {
         ...base,
         unchanged: `the export has a fixed length (length / -l ${e.config.lengthSectors}); change it and reload to grow`,
       };
-    const now = sectorsAfterOffset(e.store.fd, e.config.offsetSectors, (fd) => this.p.addon.blockDeviceSize(fd));
+    // A remote store that follows its size (an rbd image) says it; a file is asked with fstat.
+    const now =
+      e.store.sizeNow !== undefined
+        ? e.store.sizeNow()
+        : sectorsAfterOffset(e.store.fd, e.config.offsetSectors, (fd) => this.p.addon.blockDeviceSize(fd));
     if (now < e.store.sectors) {
       throw new ResizeError(
         `${key}: ${e.store.description} is now ${describeSize(Math.max(0, now))} after the offset, smaller than the ` +
@@ -103,7 +107,8 @@ export class Resizer {
   private checkSizes(): void {
     if (this.stopping) return;
     for (const e of this.p.exports.values()) {
-      if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined || e.closing) continue;
+      const follows = e.store.kind === 'file' || e.store.sizeNow !== undefined;
+      if (!follows || e.config.lengthSectors !== undefined || e.closing) continue;
       try {
         this.resizeExport(e.key);
         this.shrinkReported.delete(e.key);

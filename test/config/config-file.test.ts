@@ -124,7 +124,7 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       desc: 'unknown key with a suggestion',
       text: '[export e1.1]\nfile = /x\ninterfaces = eth1\nreadonly = yes\n',
       msg: [
-        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, detect-zeroes, offset, length, mac-mask, broadcast-edits, buffer-count, shared, views, per-boot-gap, views-dir, max-views, views-min-free, initiator-rows, nbd-connections, remote-timeout, null-store, null-sectors`,
+        `${F}:4: unknown key "readonly" in [export e1.1] (did you mean "read-only"?); known keys: file, interfaces, read-only, direct, sync, detect-zeroes, offset, length, mac-mask, broadcast-edits, buffer-count, shared, views, per-boot-gap, views-dir, max-views, views-min-free, initiator-rows, nbd-connections, remote-timeout, ceph-conf, ceph-id, null-store, null-sectors`,
       ],
     },
     {
