@@ -486,7 +486,7 @@ export const KEYS: readonly KeyDef[] = [
     range: [1, 86400],
     arg: 'SECONDS',
     meaning:
-      "With views = per-boot: how long a machine must have sent no ATA request before its IDENTIFY counts as a new boot and its view is discarded. Shorter than the machine's shortest reboot (power-off to firmware IDENTIFY); IDENTIFY that comes sooner keeps its data.",
+      "With views = per-boot: how long a machine must have sent no ATA request before its IDENTIFY counts as a new boot and its view is discarded. Shorter than the machine's shortest reboot (last request to firmware IDENTIFY: measure it, fast desktops and VMs reboot in well under the default); IDENTIFY that comes sooner keeps its data.",
   },
   {
     key: 'views-dir',

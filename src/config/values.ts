@@ -164,6 +164,9 @@ function checkInstanceName(spec: ValueSpec, value: string): string | undefined {
 
 function checkCount(spec: ValueSpec, value: string): string | undefined {
   const n = parseConfigInteger(value);
+  // A negative whole number is a number out of range, not a malformed one.
+  if (n === undefined && spec.range && /^-\d+$/.test(value.trim()))
+    return `${spec.key} = ${value.trim()} is out of range; use ${spec.range[0]}..${spec.range[1]}`;
   if (n === undefined)
     return `${spec.key} = "${value}" is not a whole number; write digits, e.g. ${spec.key} = ${spec.default || '1'}`;
   if (spec.range && (n < spec.range[0] || n > spec.range[1])) {

@@ -202,11 +202,12 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
     },
     {
       desc: 'per-boot-gap without views = per-boot, out of range, not a number',
-      text: '[export e1.1]\nfile = /x\ninterfaces = lo\nviews = per-initiator\nviews-dir = /v\nper-boot-gap = 30\n[export e1.2]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = 0\n[export e1.3]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = soon\n',
+      text: '[export e1.1]\nfile = /x\ninterfaces = lo\nviews = per-initiator\nviews-dir = /v\nper-boot-gap = 30\n[export e1.2]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = 0\n[export e1.3]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = soon\n[export e1.4]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = -1\n',
       msg: [
         `${F}:6: per-boot-gap is set but views is not per-boot; set views = per-boot or remove per-boot-gap`,
         `${F}:12: per-boot-gap = 0 is out of range; use 1..86400`,
         `${F}:18: per-boot-gap = "soon" is not a whole number; write digits, e.g. per-boot-gap = 1`,
+        `${F}:24: per-boot-gap = -1 is out of range; use 1..86400`,
       ],
     },
   ];
