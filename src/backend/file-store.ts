@@ -2,6 +2,7 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import type { BlockStore } from './block-store';
 
 export const SECTOR = 512;
@@ -75,6 +76,28 @@ function readable(file: string): boolean {
   }
 }
 
+/** The first directory above `file` this process may not pass through, when one is why it was refused. */
+function closedDirAbove(file: string): { dir: string; mode: string } | undefined {
+  const parts = path.resolve(file).split('/').slice(1, -1);
+  let dir = '';
+  for (const p of parts) {
+    dir += `/${p}`;
+    try {
+      fs.accessSync(dir, fs.constants.X_OK);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EACCES') return undefined;
+      let mode = '?';
+      try {
+        mode = `0${(fs.statSync(dir).mode & 0o777).toString(8)}`;
+      } catch {
+        // the mode of a directory we may not look into from its parent: unknown
+      }
+      return { dir, mode };
+    }
+  }
+  return undefined;
+}
+
 /**
  * Permission denied, naming who was refused and the fixes that help: access
  * for that user, another user, and read-only only when this user may read it.
@@ -83,6 +106,9 @@ function readable(file: string): boolean {
 function deniedMessage(file: string, readOnly: boolean): string {
   const who = thisUser();
   const name = who.name ?? String(process.geteuid?.() ?? 0);
+  const closed = closedDirAbove(file);
+  if (closed !== undefined)
+    return `cannot open ${file} as ${who.text}: it may not enter ${closed.dir} (mode ${closed.mode}); give ${name} access to that directory (setfacl -m u:${name}:x ${closed.dir}, or chmod o+x ${closed.dir}), move the file, or run as a user that may (user =, --user)`;
   const fixes = [
     `give ${name} access (chown ${name} ${file}, or setfacl -m u:${name}:${readOnly ? 'r' : 'rw'} ${file})`,
     'run as a user that may (user =, --user)',

@@ -186,6 +186,38 @@ if (requireRoot(t)) {
     },
   );
 
+  t.test(
+    '--check with user = nobody: a file under a directory nobody may not enter names that directory, not a chown of the file',
+    async (t) => {
+      const ns = await createNetns(t, 'chkclosed');
+      const veth = await createVeth(t, ns, ns);
+      const dir = tempDir(t, 'check-closed');
+      fs.chmodSync(dir, 0o755);
+      const closed = path.join(dir, 'closed');
+      fs.mkdirSync(closed, { mode: 0o700 });
+      const file = await patternFile(t, 64, { dir: closed, name: 'open.img' });
+      fs.chownSync(file, NOBODY, NOBODY); // the file is nobody's already: a chown of it would not help
+      const conf = path.join(dir, 'vblade.conf');
+      fs.writeFileSync(conf, `[daemon]\nuser = nobody\n\n[export e8.8]\nfile = ${file}\ninterfaces = ${veth.a.ifname}\n`);
+      const r = await ns.run(process.execPath, [
+        VBLADED,
+        '--check',
+        '--config',
+        conf,
+        '--run-dir',
+        path.join(dir, 'run'),
+        '--state-dir',
+        'none',
+      ]);
+      t.equal(r.code, 0, r.stderr);
+      t.match(
+        r.stderr,
+        `vbladed: warning: e8.8: cannot open ${file} as user nobody (uid ${NOBODY}): it may not enter ${closed} (mode 0700); give nobody access to that directory (setfacl -m u:nobody:x ${closed}, or chmod o+x ${closed}), move the file, or run as a user that may (user =, --user)`,
+      );
+      t.notMatch(r.stderr, /chown nobody/, 'no chown of the file, which nobody owns');
+    },
+  );
+
   t.test('a process that switched to nobody (a reload adding an export) says the same', async (t) => {
     const f = await files(t);
     const dist = path.join(__dirname, '../..');
