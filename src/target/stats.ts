@@ -20,19 +20,22 @@ export interface StatsSources {
 export function serverStats(exports: readonly Export[], s: StatsSources): ServerStats {
   return {
     exports: exports.map((e) => exportStats(e, s)),
-    interfaces: [...s.links.values()].map((l) => {
-      const k = l.socket?.stats();
-      if (k) l.counters[LinkCounter.RxRingDrops] += k.drops;
-      return {
-        name: l.name,
-        open: l.socket !== null,
-        state: l.state,
-        up: l.info?.up ?? false,
-        mtu: l.info?.mtu ?? 0,
-        sectorsPerFrame: l.ctx.maxSectors,
-        counters: Object.fromEntries(LINK_COUNTER_NAMES.map((n, i) => [n, l.counters[i]])),
-      };
-    }),
+    // A link no export names any more and that is closed (an interface that never appeared) is not shown.
+    interfaces: [...s.links.values()]
+      .filter((l) => l.exports.length > 0 || l.socket !== null)
+      .map((l) => {
+        const k = l.socket?.stats();
+        if (k) l.counters[LinkCounter.RxRingDrops] += k.drops;
+        return {
+          name: l.name,
+          open: l.socket !== null,
+          state: l.state,
+          up: l.info?.up ?? false,
+          mtu: l.info?.mtu ?? 0,
+          sectorsPerFrame: l.ctx.maxSectors,
+          counters: Object.fromEntries(LINK_COUNTER_NAMES.map((n, i) => [n, l.counters[i]])),
+        };
+      }),
     frameLoop: { ...s.engine.loopCounters(), spinMicros: s.opts.spinMicros, spinPolicy: s.opts.spinPolicy },
   };
 }

@@ -175,3 +175,26 @@ t.test('a Query Config reply too big for the MTU is dropped alone, not with the 
   t.equal(initiator.unclaimed(behind), 1, 'the read queued behind it is answered');
   t.equal(server.stats().interfaces[0].counters.tx_drops, 1, 'one reply dropped');
 });
+
+t.test('an interface that never appeared leaves ctl stats with the last export that named it', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  const other = await patternFile(t, SECTORS);
+  const served = exportOf(file);
+  const { server } = await startInProcess(t, [served]);
+  const typo = { ...exportOf(other), slot: 9, interfaces: ['eth7'] };
+  await server.apply({ exports: [served, typo] });
+  t.same(
+    server.stats().interfaces.map((i) => [i.name, i.open]),
+    [
+      [served.interfaces[0], true],
+      ['eth7', false],
+    ],
+    'the missing interface waits, listed',
+  );
+  await server.apply({ exports: [served] });
+  t.same(
+    server.stats().interfaces.map((i) => i.name),
+    [served.interfaces[0]],
+    'no export names it any more: not listed',
+  );
+});
