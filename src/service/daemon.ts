@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { createLogger, logSocketPaths, type LogOptions, type LogSink } from './log';
 import { MetricsServer } from './metrics';
 import { ExportLocks, PidFile } from './pidfile';
-import { checkPrivateDir, openPrivateDir } from './private-dir';
+import { checkPrivateDir } from './private-dir';
 import { uidToBecome } from './privilege';
 import { loadAddon } from '../native/addon';
 import { SdNotify } from './sd-notify';
@@ -199,14 +199,14 @@ function takeRunFiles(
   if (settings.stateDir) {
     // The worker writes it, as `user =` when that is set.
     const switchTo = settings.user === undefined ? undefined : uidToBecome(loadAddon(), settings.user);
-    const made = !fs.existsSync(settings.stateDir);
-    const dir = openPrivateDir(settings.stateDir, 'state directory', { switchTo, createMode: 0o750 });
-    try {
-      // Made just now, for a worker that becomes the user: the user's, as the package's postinst makes /var/lib/vblade.
-      if (made && switchTo !== undefined) giveToUser(dir.fd, settings.user!);
-    } finally {
-      dir.close();
-    }
+    // One made now, for a worker that becomes the user, is the user's (as the package's postinst makes /var/lib/vblade):
+    // given by the descriptor of the directory made, never one found at the path (a planted link).
+    const ids = settings.user === undefined ? null : loadAddon().lookupUser(settings.user);
+    checkPrivateDir(settings.stateDir, 'state directory', {
+      switchTo,
+      createMode: 0o750,
+      createOwner: ids === null ? undefined : { uid: ids.uid, gid: ids.gid },
+    });
   }
   const pidFile = PidFile.acquire(settings.pidFile, {
     what: `instance ${settings.name}`,
@@ -220,12 +220,6 @@ function takeRunFiles(
   held.push(() => pidFile.release());
   locks.acquire(loaded.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
   held.push(() => locks.releaseAll());
-}
-
-/** Gives the directory this process just made, open on `fd` (never a path a link could redirect), to `user`. */
-function giveToUser(fd: number, user: string): void {
-  const ids = loadAddon().lookupUser(user);
-  if (ids !== null) fs.fchownSync(fd, ids.uid, ids.gid);
 }
 
 /** What runDaemon took before the supervisor starts, handed to it whole. */

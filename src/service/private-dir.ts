@@ -13,6 +13,8 @@ export interface PrivateDirOptions {
   switchTo?: number;
   /** Make it, and missing directories above it, with this mode when missing. */
   createMode?: number;
+  /** Who gets what it makes (a directory it did not make is never given away). */
+  createOwner?: { uid: number; gid: number };
 }
 
 /** The directory, checked and held open; throws a message naming the directory found wrong, what is wrong and the fix. */
@@ -20,7 +22,7 @@ export function openPrivateDir(dir: string, what: string, o: PrivateDirOptions =
   return TrustedDir.open(dir, {
     what,
     owners: o.switchTo === undefined ? [] : [o.switchTo],
-    create: o.createMode === undefined ? undefined : { mode: o.createMode },
+    create: o.createMode === undefined ? undefined : { mode: o.createMode, ...o.createOwner },
   });
 }
 

@@ -38,6 +38,8 @@ export function problemsAsUser(exports: readonly ExportConfig[], user: string, s
     input: JSON.stringify({ user, exports: files, stateDir }),
     encoding: 'utf8',
     timeout: CHILD_TIMEOUT_MS,
+    // The child runs as the user, who may stop it (SIGSTOP): a stopped process never acts on SIGTERM.
+    killSignal: 'SIGKILL',
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
   });
   try {
