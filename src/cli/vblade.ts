@@ -232,6 +232,10 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (err) throw new UsageError(`--${err}`);
     if (long.detectZeroes === 'unmap') config.detectZeroes = 'unmap';
   }
+  if (config.detectZeroes === 'unmap' && config.shared)
+    throw new UsageError(
+      '--detect-zeroes unmap cannot be used with --shared: another writer of the file could lose data written to a block the target frees; drop one of them',
+    );
   return {
     help: false,
     version: false,

@@ -446,6 +446,14 @@ function checkExportSection(s: Section, problem: Report): boolean {
     problem(s.values.get('views')!.line, `views = ${views} cannot be used with null-store = yes; remove one of them`);
     ok = false;
   }
+  if (get('detect-zeroes') === 'unmap' && BOOL_WORDS[(get('shared') ?? 'no').toLowerCase()]) {
+    // Making a block a hole once it reads zero is two steps: another writer's data landing between them is lost.
+    problem(
+      s.values.get('detect-zeroes')!.line,
+      'detect-zeroes = unmap cannot be used with shared = yes: another writer of the file could lose data written to a block the target frees; remove one of them',
+    );
+    ok = false;
+  }
   if (get('per-boot-gap') !== undefined && views !== 'per-boot' && !s.bad.has('views')) {
     problem(
       s.values.get('per-boot-gap')!.line,

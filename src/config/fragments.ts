@@ -166,6 +166,10 @@ export function renderExportFragment(address: string, words: readonly string[]):
     if (k === 'file' || k === 'interfaces') throw new Error(`${k} is given before the settings; do not set it again`);
     if (!known.includes(k)) throw new Error(`unknown key "${k}"${suggest(k, known)}; an export's keys: ${known.join(', ')}`);
     if (seen.has(k)) throw new Error(`${k} is set twice; keep one`);
+    // A relative path in a fragment means the fragment's directory (/etc/vblade.d), not where ctl ran.
+    const value = s.slice(eq + 1);
+    if (EXPORT_KEYS.find((d) => d.key === k)?.type === 'path' && value !== '' && !value.startsWith('/'))
+      throw new Error(`${k} "${value}" is not an absolute path; give the full path, e.g. ${k}=/srv/aoe/views`);
     seen.add(k);
     lines.push(`${k} = ${quoted(s.slice(eq + 1))}`);
   }

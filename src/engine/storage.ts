@@ -139,7 +139,8 @@ export class Storage {
     let write = IoOp.Write | inline;
     if (e.config.detectZeroes !== undefined) {
       write |= IoOpFlag.DetectZeroes;
-      if (this.zeroWrites.mayLook(e.id, index, pos, bytes)) write |= IoOpFlag.ZeroBlocks;
+      const lo = store.byteOffset;
+      if (this.zeroWrites.mayLook(e.id, index, pos, bytes, lo, lo + store.sectors * SECTOR_SIZE)) write |= IoOpFlag.ZeroBlocks;
       this.zeroWrites.track(q, e.id, index, pos, bytes);
     }
     if (store.direct) {

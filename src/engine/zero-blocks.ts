@@ -39,12 +39,15 @@ export class PartialBlockWrites {
   /**
    * Whether a write of [pos, pos+bytes) to store `store` of export
    * `exportId` may have its edge blocks looked at: it is not whole blocks,
-   * and no write in the kernel touches its blocks.
+   * those blocks lie inside the export's own bytes [lo, hi) (another
+   * export of the file, at -o/-l that are not whole blocks, may share one),
+   * and no write in the kernel touches them.
    */
-  mayLook(exportId: number, store: number, pos: number, bytes: number): boolean {
+  mayLook(exportId: number, store: number, pos: number, bytes: number, lo: number, hi: number): boolean {
     if (pos % ZERO_BLOCK === 0 && bytes % ZERO_BLOCK === 0) return false; // whole blocks: the punch frees them
     const from = pos - (pos % ZERO_BLOCK);
     const to = Math.ceil((pos + bytes) / ZERO_BLOCK) * ZERO_BLOCK;
+    if (from < lo || to > hi) return false;
     for (let i = 0; i < this.n; i++) {
       const q = this.list[i];
       if (this.batch[q] === this.batchNo || this.exportId[q] !== exportId || this.store[q] !== store) continue;

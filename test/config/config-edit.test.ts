@@ -61,6 +61,10 @@ t.test('malformed requests are refused with what to do', async (t) => {
   ])
     t.equal(refused('e1.3', ['eth1', file]), said);
   t.match(refused('e1.3', ['eth1', '/a.img', 'state-dir=/tmp']), /^unknown key "state-dir"; an export's keys: read-only, direct/);
+  t.equal(
+    refused('e1.3', ['eth1', '/a.img', 'views=per-initiator', 'views-dir=views2']),
+    'views-dir "views2" is not an absolute path; give the full path, e.g. views-dir=/srv/aoe/views',
+  );
   t.match(refused('e1.3', ['eth1', '/a.img', 'syncc=yes']), /^unknown key "syncc" \(did you mean "sync"\?\); an export's keys: /);
   t.equal(refused('e1.3', ['eth1', '/a.img', 'file=/etc/shadow']), 'file is given before the settings; do not set it again');
   t.equal(refused('e1.3', ['eth1', '/a.img', 'sync=yes', 'sync=no']), 'sync is set twice; keep one');

@@ -33,6 +33,16 @@ t.test('the config file: detect-zeroes = unmap or off; anything else is named wi
   }
 });
 
+t.test("with shared = yes (another writer of the file) it is refused: a freed block could take that writer's data", async (t) => {
+  t.throws(() => parseConfigFile(section('unmap') + 'shared = yes\n', '/t.conf'), {
+    message: /t\.conf:4: detect-zeroes = unmap cannot be used with shared = yes: another writer of the file could lose data/,
+  });
+  t.throws(() => parseCommandLine(['--detect-zeroes', 'unmap', '--shared', '1', '2', 'eth1', '/srv/disk.img']), {
+    message: /--detect-zeroes unmap cannot be used with --shared/,
+  });
+  t.equal(parseConfigFile(section('off') + 'shared = yes\n', '/t.conf').exports[0].shared, true, 'off with shared: fine');
+});
+
 t.test('a block device is refused with what to do instead', async (t) => {
   if (!requireRoot(t) || !requireLoop(t)) return;
   const file = await patternFile(t, 2048);
