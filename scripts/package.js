@@ -343,7 +343,7 @@ Architecture: ${arch}
 Maintainer: ${maintainer()}
 Installed-Size: ${size}
 Depends: nodejs (>= 20), libc6 (>= ${libc})
-Suggests: aoetools, libnbd0
+Suggests: aoetools, libnbd0, librbd1
 Conflicts: vblade
 Replaces: vblade
 Provides: vblade
