@@ -79,6 +79,12 @@ export function describeAccess(c: ExportConfig): string {
     : `image read-only, views = ${c.views} (a copy-on-write view per machine) in ${dir}`;
 }
 
+/** detect-zeroes = unmap on an export that is never written: it can do nothing (undefined otherwise). */
+export function idleDetectZeroesWarning(c: ExportConfig): string | undefined {
+  if (c.detectZeroes !== 'unmap' || !c.readOnly) return undefined;
+  return `${exportKey(c)} has detect-zeroes = unmap and is read-only: nothing is written, so nothing is made a hole; remove one of them`;
+}
+
 /**
  * Why a views export without a MAC mask is a risk, and what to set: a view
  * is made for any source MAC the export admits, and AoE trusts the source

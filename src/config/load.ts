@@ -9,7 +9,7 @@ import { configDirOf, isFragmentName, readFragments } from './fragments';
 import type { GroupUse } from './mac-groups';
 import type { DaemonKeys } from './keys';
 import { parseDebianConf } from './debian-conf';
-import { describeAccess, exportKey, viewsWithoutMaskWarning, type ExportConfig } from './export-config';
+import { describeAccess, exportKey, idleDetectZeroesWarning, viewsWithoutMaskWarning, type ExportConfig } from './export-config';
 import { parseVbladeArgs } from './vblade-args';
 
 /** Where the exports come from. */
@@ -97,7 +97,12 @@ export function loadConfigFiles(
     throw e;
   }
   if (fragments.problems.length) throw new ConfigError(fragments.problems);
-  const warnings = [...c.warnings, ...c.exports.map(viewsWithoutMaskWarning).filter((w): w is string => w !== undefined)];
+  const warnings = [
+    ...c.warnings,
+    ...c.exports
+      .flatMap((e) => [viewsWithoutMaskWarning(e), idleDetectZeroesWarning(e)])
+      .filter((w): w is string => w !== undefined),
+  ];
   return { exports: c.exports, fileDaemonKeys: c.daemon, defaultName, warnings, groups: c.groups, origins: c.origins, configDir };
 }
 

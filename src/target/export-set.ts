@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
 import { mapInMemory } from '../backend/mapped-store';
-import { exportKey, type ExportConfig, type ExportState } from '../config/export-config';
+import { exportKey, idleDetectZeroesWarning, type ExportConfig, type ExportState } from '../config/export-config';
 import { reconcileState } from '../config/reconcile-state';
 import type { NativeAddon } from '../native/addon';
 import type { ViewsAdmin } from '../views/admin';
@@ -166,6 +166,8 @@ export class ExportSet {
     );
     const partial = partialSectorWarning(c, store);
     if (partial !== undefined) this.p.log.warn({ export: key, unservedBytes: store.unservedTailBytes }, partial);
+    const idle = idleDetectZeroesWarning(c);
+    if (idle !== undefined) this.p.log.warn({ export: key }, idle);
     return e;
   }
 

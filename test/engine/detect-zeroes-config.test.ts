@@ -11,7 +11,7 @@ import { parseConfigFile } from '../../src/config/config-file';
 import { native } from '../../src/native/addon';
 import { openExportStore } from '../../src/target/export-store';
 import { patternFile, loopDevice, requireLoop, tmpfsMount } from '../helpers/files';
-import { exportOf, startInProcess } from '../helpers/in-process';
+import { exportOf, keptLog, startInProcess, startOneExport } from '../helpers/in-process';
 import { requireRoot } from '../../lab/netns';
 
 const section = (value: string): string => `[export e1.2]\nfile = /srv/disk.img\ninterfaces = eth1\ndetect-zeroes = ${value}\n`;
@@ -41,6 +41,25 @@ t.test("with shared = yes (another writer of the file) it is refused: a freed bl
     message: /--detect-zeroes unmap cannot be used with --shared/,
   });
   t.equal(parseConfigFile(section('off') + 'shared = yes\n', '/t.conf').exports[0].shared, true, 'off with shared: fine');
+});
+
+t.test('read-only with detect-zeroes = unmap: a warning that it can do nothing, from --check and at start', async (t) => {
+  const { loadConfigFiles } = await import('../../src/config/load');
+  const loaded = loadConfigFiles(
+    { text: section('unmap') + 'read-only = yes\n', file: '/t.conf' },
+    { 'config-dir': 'none' },
+    't',
+  );
+  t.same(loaded.warnings, [
+    'e1.2 has detect-zeroes = unmap and is read-only: nothing is written, so nothing is made a hole; remove one of them',
+  ]);
+  const file = await patternFile(t, 64);
+  const { log, lines } = keptLog();
+  await startOneExport(t, exportOf(file, { detectZeroes: 'unmap', readOnly: true }), log);
+  t.ok(
+    lines.some((l) => l.level === 40 && /detect-zeroes = unmap and is read-only/.test(l.msg)),
+    'the log warns at start',
+  );
 });
 
 t.test('a block device is refused with what to do instead', async (t) => {
