@@ -28,6 +28,12 @@ import { ExportDirs, snapshotsDirOf, type ViewsUser } from './views-dir';
 /** How long an export must have served no I/O before `revert` runs without --force. */
 export const REVERT_QUIET_MS = 5 * 60_000;
 
+/** How long, after `quietMs` of quiet, until REVERT_QUIET_MS is reached: "4 min 10 s", "50 s". */
+function waitLeft(quietMs: number): string {
+  const s = Math.max(1, Math.ceil((REVERT_QUIET_MS - quietMs) / 1000));
+  return s >= 60 ? `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}` : `${s} s`;
+}
+
 /** Milliseconds since a machine last used its view (`seen`: ms since the epoch, 0 never); the clocks drift by ms: never negative. */
 function quietMs(seen: number): number {
   return seen === 0 ? Infinity : Math.max(0, Date.now() - seen);
@@ -308,7 +314,7 @@ export class ViewsAdmin {
     throw new ConfigError(
       `${who} served an initiator ${(latest / 1000).toFixed(0)} s ago; nothing was ${verb === 'drop' ? 'dropped' : 'reset'}. ` +
         `A machine that has the disk open would not know its data changed. ` +
-        `Shut ${busy.length === 1 ? 'that machine' : 'those machines'} down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
+        `Shut ${busy.length === 1 ? 'that machine' : 'those machines'} down (or unmount) and try again in ${waitLeft(latest)}, or give --force`,
     );
   }
 
@@ -462,7 +468,7 @@ export class ViewsAdmin {
     if (!force && quiet < REVERT_QUIET_MS)
       throw new ConfigError(
         `${of === 'export' ? key : `the view of ${of}`} served an initiator ${(quiet / 1000).toFixed(0)} s ago; an initiator that has the disk open would not know its data changed. ` +
-          `Shut ${of === 'export' ? 'the initiators' : 'that machine'} down (or unmount) and wait ${REVERT_QUIET_MS / 60_000} minutes, or give --force`,
+          `Shut ${of === 'export' ? 'the initiators' : 'that machine'} down (or unmount) and try again in ${waitLeft(quiet)}, or give --force`,
       );
     const views = e.views;
     const dst = of === 'export' || views === null ? e.store : views.storeOfMac(of);

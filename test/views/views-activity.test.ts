@@ -51,7 +51,7 @@ t.test("view-reset and view-drop check each machine's own last use; --force over
   await write(b, 7, 0xbb);
   await t.rejects(
     target.server.resetViews('e1.2', MAC_A),
-    /^the view of 02:00:00:00:0a:0a served an initiator \d+ s ago; nothing was reset\. .*Shut that machine down .* or give --force$/,
+    /^the view of 02:00:00:00:0a:0a served an initiator \d+ s ago; nothing was reset\. .*Shut that machine down \(or unmount\) and try again in (4 min \d+ s|5 min), or give --force$/,
     'A just wrote: its reset is refused',
   );
   await t.rejects(
