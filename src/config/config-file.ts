@@ -382,7 +382,8 @@ function readGroups(sections: readonly Section[], problemIn: ReportIn): Map<stri
 
 /** The export a section declares, or undefined after reporting what is missing or contradictory. */
 function exportFromSection(s: Section, groups: ReadonlyMap<string, MacGroup>, problem: Report): ExportConfig | undefined {
-  if (!checkExportSection(s, problem)) return undefined;
+  const sound = checkExportSection(s, problem);
+  // The mask is checked too when the section has other problems: every mistake is named in one round.
   const mask = s.values.get('mac-mask');
   let macMask: string[] = [];
   if (mask) {
@@ -393,6 +394,7 @@ function exportFromSection(s: Section, groups: ReadonlyMap<string, MacGroup>, pr
       return undefined;
     }
   }
+  if (!sound) return undefined;
   // Fields an export always has, also when their keys are unset.
   const e: Partial<Record<keyof ExportConfig, Value>> = { shelf: s.shelf!, slot: s.slot!, file: '', macMask };
   for (const def of EXPORT_KEYS) {

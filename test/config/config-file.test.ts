@@ -201,6 +201,15 @@ t.test('bad files: every problem with file, line and what to do', async (t) => {
       ],
     },
     {
+      desc: "a section with several mistakes: each is named in one round, the mask's group too",
+      text: '[group lab]\nmacs = 52:54:00:00:00:01\n\n[export e1.1]\nfile = /x\ninterface = eth1\nmac-mask = @labb\n',
+      msg: [
+        `${F}:4: [export e1.1] has no interfaces; add interfaces = eth1 (several may be listed)`,
+        `${F}:6: unknown key "interface" in [export e1.1] (did you mean "interfaces"?); known keys: file, interfaces, read-only, direct, sync, detect-zeroes, offset, length, mac-mask, broadcast-edits, buffer-count, shared, views, per-boot-gap, views-dir, max-views, views-min-free, initiator-rows, nbd-connections, remote-timeout, ceph-conf, ceph-id, null-store, null-sectors`,
+        `${F}:7: mac-mask: no group @labb (did you mean "@lab"?); groups: @lab`,
+      ],
+    },
+    {
       desc: 'per-boot-gap without views = per-boot, out of range, not a number',
       text: '[export e1.1]\nfile = /x\ninterfaces = lo\nviews = per-initiator\nviews-dir = /v\nper-boot-gap = 30\n[export e1.2]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = 0\n[export e1.3]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = soon\n[export e1.4]\nfile = /x\ninterfaces = lo\nviews = per-boot\nviews-dir = /v\nper-boot-gap = -1\n',
       msg: [
