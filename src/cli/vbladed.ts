@@ -31,6 +31,7 @@ import { preflightExports } from '../target/preflight';
 import { problemsAsUser, type UserProblems } from '../target/preflight-as-user';
 import { launch, logDestination, precheck } from '../service/launcher';
 import { logFileProblem } from '../service/log';
+import { ConfigError as ConfigFileError } from '../config/config-file';
 import type { Backoff } from '../service/supervisor';
 import { checkUserExists } from '../service/privilege';
 import { sharedWriterProblems } from '../guard/shared-writers';
@@ -311,7 +312,15 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (writers.length > 0) throw new Error(writers.join('\n'));
     if (settings.user !== undefined) checkUserExists(loadAddon(), settings.user);
   } catch (e) {
-    return process.exit(fail((e as Error).message, e instanceof UsageError && a.mode === 'args'));
+    const code = fail((e as Error).message, e instanceof UsageError && a.mode === 'args');
+    if (a.check && e instanceof ConfigFileError) {
+      // --check ends every refusal with the count, as after the files and interfaces are tried.
+      const n = e.problems.length;
+      fail(
+        `${a.configFile ?? 'command line'}: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and check again`,
+      );
+    }
+    return process.exit(code);
   }
   const remote = remoteMetricsWarning(settings);
   const warnings = remote === undefined ? loaded.warnings : [...loaded.warnings, remote];

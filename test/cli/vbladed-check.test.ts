@@ -274,3 +274,15 @@ t.test('--check says what start would of the log file, and makes nothing', async
   t.match(fine.stdout, `log to ${later}`);
   t.notOk(fs.existsSync(path.dirname(later)), '--check made no directory');
 });
+
+t.test('--check ends a refusal of the file itself with the count too', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'check-parse');
+  const dir = tempDir(t, 'check-parse');
+  const conf = path.join(dir, 'vblade.conf');
+  fs.writeFileSync(conf, '[export e1.1]\nfile = /x\ninterface = eth1\n');
+  const r = await ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /has no interfaces;[\s\S]*unknown key "interface"/, 'both mistakes');
+  t.match(r.stderr, new RegExp(`\\n${`vbladed: ${conf}: 2 problems; fix them and check again`.replace(/[.]/g, '\\.')}\\n$`));
+});
