@@ -83,6 +83,7 @@ export async function launch(argv: readonly string[], settings: DaemonSettings):
   if (typeof out === 'number') fs.closeSync(out);
   const pid = child.pid!;
   const result = await new Promise<{ code: number; text?: string; pidLine: boolean }>((resolve) => {
+    let failed: { code: number; text: string; pidLine: boolean } | undefined;
     const timer = setTimeout(
       () =>
         resolve({
@@ -92,8 +93,11 @@ export async function launch(argv: readonly string[], settings: DaemonSettings):
         }),
       READY_WAIT_MS,
     );
+    let settled = false;
     const done = (r: { code: number; text?: string; pidLine: boolean }): void => {
       clearTimeout(timer);
+      if (settled) return;
+      settled = true;
       resolve(r);
     };
     child.on('message', (raw) => {
@@ -105,14 +109,24 @@ export async function launch(argv: readonly string[], settings: DaemonSettings):
           pidLine: true,
           text: `vbladed: pid ${pid} started, but serving failed: ${m.message}\nvbladed: it keeps retrying with back-off; stop it with "kill ${pid}"`,
         });
-      } else if (m.type === 'failed') done({ code: 1, pidLine: false, text: `vbladed: ${m.message}` });
+      } else if (m.type === 'failed') {
+        // Said once it has stopped (its pid file gone): a command run right after sees no daemon.
+        failed = { code: 1, pidLine: false, text: `vbladed: ${m.message}` };
+        clearTimeout(timer);
+        setTimeout(
+          () => done({ ...failed!, text: `${failed!.text}\nvbladed: pid ${pid} is still stopping (see the log)` }),
+          READY_WAIT_MS,
+        ).unref();
+      }
     });
     child.on('exit', (code, signal) =>
-      done({
-        code: 1,
-        pidLine: false,
-        text: `vbladed: the daemon ${signal ? `was killed by ${signal}` : `exited with code ${code}`} while starting; see the log`,
-      }),
+      done(
+        failed ?? {
+          code: 1,
+          pidLine: false,
+          text: `vbladed: the daemon ${signal ? `was killed by ${signal}` : `exited with code ${code}`} while starting; see the log`,
+        },
+      ),
     );
   });
   if (child.connected) child.disconnect();
