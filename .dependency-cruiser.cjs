@@ -61,13 +61,14 @@ const ROOMS = {
     why: "configuration is parsed and rendered without loading the addon or the server, so the CLIs can check it cheaply; fragments (config-dir) are read through safe-files, which needs nothing of ours; a remote store's URI and Ceph id are checked by remote/'s parsers (which load no addon).",
   },
   service: {
-    may: ['config', 'target', 'native', 'faults', 'aoe', 'api', 'safe-files'],
-    why: 'the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it.',
+    may: ['config', 'target', 'native', 'faults', 'aoe', 'api', 'safe-files', 'guard'],
+    why: "the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it. The supervisor (root) makes a switched worker's claim files in guard/'s root-only directory.",
   },
   cli: {
-    may: ['config', 'service', 'target', 'native', 'api', 'guard'],
+    may: ['config', 'service', 'target', 'native', 'api', 'guard', 'safe-files'],
     why:
       'the command lines turn argv into a config and hand it to service/ (or check it with target/); ' +
+      'vblade ctl add checks, through safe-files, the config file a daemon names before it writes as root; ' +
       "how a serving process is put together is service/'s concern, block stores and the protocol the target's.",
   },
   client: {

@@ -17,6 +17,7 @@ import type { ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListin
 import { formatInitiatorTables, formatStatsTables } from './stats-table';
 import { escapeForTerminal } from '../service/log';
 import { ctlHelp, CtlUsageError, parseCtlArgs, type CtlOptions } from './ctl-args';
+import { runConfigEdit } from './ctl-edit';
 
 export { commandListing, parseCtlArgs, type CtlOptions } from './ctl-args';
 
@@ -240,8 +241,7 @@ export function formatResult(command: string, result: unknown, byInitiator = fal
       const lines = [
         `reloaded; ${part('added', d.added)}; ${part('removed', d.removed)}; ${part('changed', d.changed)}; ${part('resized', d.resized)}`,
       ];
-      if (d.refused?.length)
-        lines.push(`not served: ${d.refused.join(' ')} (another target serves the address; \`vblade ctl list\` says which)`);
+      if (d.refused?.length) lines.push(`not served: ${d.refused.join(' ')} (held; \`vblade ctl list\` says why)`);
       if (d.needsRestart?.length) lines.push(`needs a restart: ${d.needsRestart.join(', ')}`);
       for (const w of d.warnings ?? []) lines.push(`warning: ${w}`);
       return lines.join('\n');
@@ -291,7 +291,8 @@ export async function runCtl(argv: readonly string[], raw: CtlOutput = PROCESS_O
     io.err(`vblade ctl: ${e.message}\n`);
     return 2;
   }
-  if (!commandByName(o.command)) return 2;
+  const cmd = commandByName(o.command);
+  if (!cmd) return 2;
   const { socket, stale, error } = await resolveSocket(o);
   for (const p of stale)
     io.err(`vblade ctl: ignored ${p}: nobody listens on it (left by a vbladed that died); remove it with rm ${p}\n`);
@@ -300,6 +301,11 @@ export async function runCtl(argv: readonly string[], raw: CtlOutput = PROCESS_O
     return 1;
   }
   try {
+    if (cmd.local) {
+      const edit = await runConfigEdit(socket, o.command as 'add' | 'remove', o.export!, o.extra?.words ?? []);
+      io.out((o.json ? JSON.stringify(edit, null, 2) : formatResult(o.command, edit)) + '\n');
+      return 0;
+    }
     const req: { command: string; export?: string; macs?: string[] } & CommandExtra = { command: o.command };
     if (o.export) req.export = o.export;
     if (o.macs) req.macs = o.macs;
@@ -312,7 +318,8 @@ export async function runCtl(argv: readonly string[], raw: CtlOutput = PROCESS_O
     io.out((o.json ? JSON.stringify(reply.result, null, 2) : formatResult(o.command, reply.result, o.byInitiator)) + '\n');
     return 0;
   } catch (e) {
-    io.err(`vblade ctl: ${(e as Error).message}\n`);
+    // An edit's own refusals read as the daemon's answers used to: "vblade ctl add: ...".
+    io.err(`vblade ctl${cmd.local ? ` ${o.command}` : ''}: ${(e as Error).message}\n`);
     return 1;
   }
 }

@@ -371,8 +371,14 @@ export async function main(argv: readonly string[]): Promise<void> {
       return { loaded: next, settings: settingsOf(a, next) };
     },
     toLauncher: a.supervisorChild,
-    configEdit:
-      a.mode === 'config' ? { configFile: a.configFile!, daemonKeys: a.daemonKeys, defaultName: loaded.defaultName } : undefined,
+    configFiles:
+      a.mode === 'config'
+        ? {
+            configFile: path.resolve(a.configFile!),
+            commandLineConfigDir: a.daemonKeys['config-dir'],
+            defaultName: loaded.defaultName,
+          }
+        : undefined,
     workerModule: a.worker,
     backoff: a.backoff,
     heartbeatTimeoutMs: a.heartbeatTimeoutMs,

@@ -1,7 +1,7 @@
 // `vblade ctl add` and `vblade ctl remove`: an export added or removed at
 // run time, kept in a fragment of config-dir so that it survives a restart
-// (vblade.conf(5), FRAGMENTS). Runs in the supervisor (root), one edit or
-// reload at a time (the daemon chains them). Nothing is left half-done:
+// (vblade.conf(5), FRAGMENTS). Runs in `vblade ctl` as root (cli/ctl-edit.ts,
+// which holds the edit lock and asks the daemon to reload). Nothing is left half-done:
 // the new configuration is checked before the fragment is written, and
 // when the reload refuses it the fragment is removed again (or, for a
 // remove, put back), so the files always say what is served.
@@ -33,18 +33,14 @@ const FRAGMENT_MODE = 0o640;
 
 function writeProblem(e: unknown, file: string, verb: 'write' | 'remove' = 'write'): Error {
   const code = (e as NodeJS.ErrnoException).code;
-  // vblade.service runs as vblade, and /etc/vblade.d is root's (root-run vbladed trusts no other owner).
-  if (code === 'EACCES' || code === 'EPERM')
-    return new Error(
-      `cannot ${verb} ${file}: ${path.dirname(file)} is root's and the daemon runs as uid ${process.geteuid?.()}, which may not write it; nothing was changed. As root, ${verb === 'write' ? 'write' : 'delete'} the fragment yourself and run vblade ctl reload`,
-      { cause: e },
-    );
   const why =
     code === 'ENOSPC' || code === 'EDQUOT'
       ? 'the file system is full; free some space'
       : code === 'EROFS'
         ? 'the file system is read-only'
-        : (e as Error).message;
+        : code === 'EACCES' || code === 'EPERM'
+          ? `uid ${process.geteuid?.()} may not change ${path.dirname(file)} (run vblade ctl as root)`
+          : (e as Error).message;
   return new Error(`cannot ${verb} ${file}: ${why}; nothing was changed`, { cause: e });
 }
 

@@ -123,6 +123,43 @@ function readHolderPid(fd: number): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * Makes the claim file DIRS/NAME under root's claims directory (as root) and
+ * gives it to `owner`: a worker that has switched to `user =` can open an
+ * existing claim file but not create one there. The directories stay
+ * root's, so the user can neither plant a link nor remove a claim; what it
+ * can do with its files is lock them, which serving is anyway. Best effort:
+ * one that cannot be made is refused by the worker's own claim, with why.
+ */
+export function giveClaimFile(dirs: readonly string[], name: string, owner: { uid: number; gid: number }): void {
+  if ((process.geteuid?.() ?? 0) !== 0) return;
+  const base = claimBaseDir();
+  let fd: number | undefined;
+  try {
+    ensurePrivateDir(path.dirname(base), 0o755);
+    let dir = base;
+    ensurePrivateDir(dir, 0o755);
+    for (const d of dirs) ensurePrivateDir((dir = path.join(dir, d)), 0o755);
+    const c = fs.constants;
+    fd = fs.openSync(path.join(dir, name), c.O_RDWR | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
+    const st = fs.fstatSync(fd);
+    if (st.isFile() && (st.uid !== owner.uid || st.gid !== owner.gid)) fs.fchownSync(fd, owner.uid, owner.gid);
+  } catch {
+    // a planted entry or an unsafe directory: the worker's claim refuses it and says so
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** The address claim files of these exports on their interfaces, given to `owner` (giveClaimFile). */
+export function giveAddressClaims(
+  exports: readonly { key: string; interfaces: readonly string[] }[],
+  owner: { uid: number; gid: number },
+): void {
+  const scope = `net-${netnsInode()}`;
+  for (const e of exports) for (const name of e.interfaces) giveClaimFile([scope], `${e.key}@${name}.lock`, owner);
+}
+
 /** Held claims, by "eS.L@IFNAME" and scope; released one export at a time (reload) or all at once (stop). */
 export class AddressClaims {
   private readonly held = new Map<string, number>();

@@ -37,7 +37,7 @@ import * as path from 'node:path';
 import { ConfigError } from '../api/errors';
 import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
-import { claimBaseDir, ensurePrivateDir, ForeignClaimDir } from './address-claim';
+import { claimBaseDir, ensurePrivateDir, ForeignClaimDir, giveClaimFile } from './address-claim';
 
 /** How long one region is, in sectors: the ranges of exports end below it (those that do not are moved to its end). */
 const REGION = 2 ** 51;
@@ -121,6 +121,25 @@ export function lockHolders(st: fs.Stats, claim: Claim): string[] {
   return [...found];
 }
 
+/** The lock file's name of the store `st` is: the same for every path of one file or device. */
+function storeId(st: fs.Stats): string {
+  return st.isBlockDevice() ? `b${st.rdev}` : `f${st.dev}-${st.ino}`;
+}
+
+/** The store claim files of these exports, given to `owner` (address-claim.ts giveClaimFile): a reload may add them. */
+export function giveStoreClaims(configs: readonly ExportConfig[], owner: { uid: number; gid: number }): void {
+  for (const c of configs) {
+    if (c.nullStore) continue;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(c.file); // what the worker's open of the path will find
+    } catch {
+      continue; // missing (the reload says so), or a remote store
+    }
+    if (st.isFile() || st.isBlockDevice()) giveClaimFile(['stores'], `${storeId(st)}.lock`, owner);
+  }
+}
+
 let ofProcess: StoreClaims | undefined;
 
 export class StoreClaims {
@@ -150,7 +169,7 @@ export class StoreClaims {
     if (c.nullStore) return () => undefined;
     const st = fs.fstatSync(fd);
     if (!st.isFile() && !st.isBlockDevice()) return () => undefined;
-    const id = st.isBlockDevice() ? `b${st.rdev}` : `f${st.dev}-${st.ino}`;
+    const id = storeId(st);
     // In sectors: bytes would leave a region at 2^51 bytes (2 PiB), and a far offset would make a negative length.
     const start = Math.min(c.offsetSectors, REGION - 1);
     const length = Math.max(1, Math.min(c.lengthSectors ?? REGION, REGION - start));

@@ -10,10 +10,11 @@
 // most MAX_IN_FLIGHT answered at once; at most MAX_CONNECTIONS connections.
 // Access control is the socket's mode and group: root and members of the
 // group may connect, nobody else. Each command that changes data or state is
-// logged with the uid and pid of who asked (SO_PEERCRED). Commands that make
-// the daemon open files as root and write its configuration (add, remove)
-// are answered only for root or the daemon's own user (SO_PEERCRED again):
-// a member of the group could otherwise serve /etc/shadow or a raw disk.
+// logged with the uid and pid of who asked (SO_PEERCRED). `add` and
+// `remove` are not answered here: `vblade ctl` runs them itself, as root
+// (it writes the config fragment, then asks for a reload), so the daemon
+// never writes its configuration and may run as a user who cannot; the
+// daemon only says which config file it serves (config-files).
 //
 // COMMANDS is the one table of commands: the server dispatches through it
 // and `vblade ctl` builds its help and checks arguments from it.
@@ -35,13 +36,21 @@ export interface ControlTarget {
   reload(): Promise<unknown>;
   /** Supervisor facts (worker pid, restarts, ...); merged into list and stats. */
   status?(): unknown;
-  /** Adds (words: INTERFACES FILE [KEY=VALUE...]) or removes an export kept in a config fragment; absent without a config file. */
-  editConfig?(op: 'add' | 'remove', key: string, words: readonly string[]): Promise<unknown>;
+  /** The config file served, for `vblade ctl add` and `remove`; absent without --config. */
+  configFiles?(): ConfigFiles;
+}
+
+/** What `vblade ctl add` and `remove` need to know of the daemon: the file they edit, and a --config-dir given to it. */
+export interface ConfigFiles {
+  configFile: string;
+  /** --config-dir on vbladed's command line, which a fragment written next to the file's own config-dir would miss. */
+  commandLineConfigDir?: string;
+  defaultName: string;
 }
 
 export interface CommandDef {
   /** The command's name; one the worker answers is also its request to the worker (WorkerOp). */
-  name: WorkerOp | 'reload' | 'add' | 'remove';
+  name: WorkerOp | 'reload' | 'add' | 'remove' | 'config-files';
   summary: string;
   /** Whether the command takes an export (eS.L) argument. */
   exportArg: 'none' | 'optional' | 'required';
@@ -53,8 +62,8 @@ export interface CommandDef {
   options?: { name: 'all' | 'force' | 'view'; describe: string }[];
   /** Whether the command changes data or state: the socket logs who asked for it. */
   changes?: boolean;
-  /** Only root or the daemon's own user may ask (the command opens files as root or writes the configuration). */
-  rootOnly?: boolean;
+  /** Run by `vblade ctl` itself, as root (it writes the configuration): the daemon only answers the reload it asks for. */
+  local?: boolean;
   /** What the command does; without it, the request of its name, with the arguments the command takes (runCommand). */
   run?(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
@@ -157,11 +166,24 @@ export const COMMANDS: readonly CommandDef[] = [
     changes: true,
   },
   {
+    name: 'config-files',
+    summary: 'the config file the daemon serves, whose fragments add and remove edit',
+    exportArg: 'none',
+    run: (t) =>
+      t.configFiles
+        ? Promise.resolve(t.configFiles())
+        : Promise.reject(
+            new ConfigError(
+              "add and remove need a daemon started with --config FILE: its exports are kept in the config's fragments",
+            ),
+          ),
+  },
+  {
     name: 'add',
     summary: 'serve a new export now and keep it in a config fragment, so that it is served after a restart too; root only',
     exportArg: 'required',
     changes: true,
-    rootOnly: true,
+    local: true,
     wordsArg: {
       name: 'words',
       describe: 'interfaces (comma-separated), backing file, then key=value settings',
@@ -170,15 +192,13 @@ export const COMMANDS: readonly CommandDef[] = [
       synopsis: 'INTERFACES FILE [KEY=VALUE...] [--read-only] [--mac-mask LIST]',
       example: 'eth1 /srv/aoe/disk3.img --mac-mask @lab',
     },
-    run: (t, key, _macs, extra) => editConfig(t, 'add', key!, extra?.words ?? []),
   },
   {
     name: 'remove',
     summary: 'stop serving an export added with add (drained as a reload does) and delete its fragment; root only',
     exportArg: 'required',
     changes: true,
-    rootOnly: true,
-    run: (t, key) => editConfig(t, 'remove', key!, []),
+    local: true,
   },
   {
     name: 'resize',
@@ -247,14 +267,6 @@ export const COMMANDS: readonly CommandDef[] = [
   },
 ];
 
-function editConfig(t: ControlTarget, op: 'add' | 'remove', key: string, words: readonly string[]): Promise<unknown> {
-  if (!t.editConfig)
-    return Promise.reject(
-      new Error(`${op} needs a daemon started with --config FILE: its exports are kept in the config's fragments`),
-    );
-  return t.editConfig(op, key, words);
-}
-
 export function commandByName(name: string): CommandDef | undefined {
   return COMMANDS.find((c) => c.name === name);
 }
@@ -268,6 +280,8 @@ export interface ControlRequest {
   all?: unknown;
   force?: unknown;
   view?: unknown;
+  /** What a reload is for ("add e1.3 eth1 /srv/d.img"): `vblade ctl add` and `remove` say so, and the log has it. */
+  for?: unknown;
 }
 
 export interface ControlReply {
@@ -284,6 +298,12 @@ export async function dispatch(target: ControlTarget, req: ControlRequest): Prom
   if (typeof req.command !== 'string') return fail('the request has no "command"; send {"command": "list"}');
   const cmd = commandByName(req.command);
   if (!cmd) return fail(`unknown command "${req.command}"; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+  if (cmd.local)
+    return fail(
+      `${cmd.name} is run by \`vblade ctl ${cmd.name}\` itself, as root: it writes the config fragment, then asks the daemon for a reload; use vblade ctl of this version`,
+    );
+  if (req.for !== undefined && (cmd.name !== 'reload' || typeof req.for !== 'string'))
+    return fail('"for" (what a reload is for, for the log) is a string, and only reload takes it');
   const key = typeof req.export === 'string' && req.export !== '' ? req.export : undefined;
   if (cmd.exportArg === 'required' && !key)
     return fail(`${cmd.name} needs an export, e.g. {"command": "${cmd.name}", "export": "e1.1"}`);
@@ -336,7 +356,8 @@ export function runCommand(
 ): Promise<unknown> {
   if (cmd.run) return cmd.run(target, key, macs, extra);
   if (cmd.name === 'reload') return target.reload();
-  if (cmd.name === 'add' || cmd.name === 'remove') return Promise.reject(new Error(`${cmd.name} has no handler`));
+  if (cmd.name === 'add' || cmd.name === 'remove' || cmd.name === 'config-files')
+    return Promise.reject(new Error(`${cmd.name} has no handler`));
   const takesExtra = cmd.wordsArg !== undefined || cmd.options !== undefined;
   return target.request(cmd.name, key, cmd.macsArg ? macs : undefined, takesExtra ? extra : undefined);
 }
@@ -427,16 +448,12 @@ function auditRequest(log: Logger, peer: PeerCredentials | undefined, req: Contr
   const words: unknown[] = [req.export, ...list(req.macs), ...list(req.words)];
   for (const o of ['all', 'force'] as const) if (req[o] === true) words.push(`--${o}`);
   if (typeof req.view === 'string') words.push(`--view ${req.view}`);
+  if (typeof req.for === 'string') words.push(`for vblade ctl ${req.for}`);
   const args = words.filter((w) => typeof w === 'string').join(' ');
   log.info(
     { command: cmd.name, export: req.export, peerUid: peer?.uid, peerPid: peer?.pid, peerGid: peer?.gid },
     `control socket: ${cmd.name}${args ? ` ${args}` : ''}, asked by ${describePeer(peer)}`,
   );
-}
-
-/** Root, or the user the daemon runs as: who may ask for a rootOnly command. */
-function isAdmin(peer: PeerCredentials | undefined): boolean {
-  return peer !== undefined && (peer.uid === 0 || peer.uid === process.geteuid?.());
 }
 
 /** The reply to one request line; never throws. */
@@ -455,16 +472,6 @@ async function answer(
   if (typeof req !== 'object' || req === null || Array.isArray(req))
     return { ok: false, error: 'the request is not a JSON object; send e.g. {"command": "list"}' };
   auditRequest(log, peer, req);
-  const cmd =
-    typeof (req as ControlRequest).command === 'string' ? commandByName((req as ControlRequest).command as string) : undefined;
-  if (cmd?.rootOnly && !isAdmin(peer)) {
-    log.warn(`control socket: ${cmd.name} refused to ${describePeer(peer)}: only root may ask for it`);
-    return {
-      id: (req as ControlRequest).id,
-      ok: false,
-      error: `${cmd.name} is for root only: it makes the daemon open a file as root and change its configuration; run it with sudo (members of the control group may use the other commands)`,
-    };
-  }
   return dispatch(target, req);
 }
 

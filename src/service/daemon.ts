@@ -16,8 +16,9 @@ import { changesNeedingRestart, remoteMetricsWarning, serverConfigOf } from '../
 import type { DaemonSettings } from '../config/keys';
 import { exportKey } from '../config/export-config';
 import { describeExport, type LoadedExports } from '../config/load';
-import { ConfigEditor, type ConfigEditOptions } from '../config/config-edit';
-import { ControlServer, type ControlTarget } from './control';
+import { giveAddressClaims } from '../guard/address-claim';
+import { giveStoreClaims } from '../guard/store-claim';
+import { ControlServer, type ConfigFiles, type ControlTarget } from './control';
 import type { Logger } from 'pino';
 import { createLogger, logSocketPaths, type LogOptions, type LogSink } from './log';
 import { MetricsServer } from './metrics';
@@ -54,8 +55,8 @@ export interface DaemonOptions {
   reread: () => Reread;
   /** Started by the launcher: report start-up on the IPC channel, then close it. */
   toLauncher: boolean;
-  /** The config file and what else `vblade ctl add`/`remove` need to edit its fragments; undefined without --config. */
-  configEdit?: Omit<ConfigEditOptions, 'reload'>;
+  /** The config file, which `vblade ctl add`/`remove` edit (as root, themselves); undefined without --config. */
+  configFiles?: ConfigFiles;
   /** Test hooks: another worker module, faster back-off, a shorter heartbeat timeout. */
   workerModule?: string;
   backoff?: Backoff;
@@ -347,16 +348,8 @@ class Daemon {
       reload: () => this.reload(),
       status: () => this.supervisor.status(),
     };
-    const edit = this.o.configEdit;
-    if (edit) {
-      // One edit or reload at a time: the edit's own reload runs inside it.
-      const editor = new ConfigEditor({ ...edit, reload: () => this.reloadOnce() });
-      target.editConfig = (op, key, words) => {
-        const p = this.reloadChain.then(() => (op === 'add' ? editor.add(key, words) : editor.remove(key)));
-        this.reloadChain = p.catch(() => undefined);
-        return p;
-      };
-    }
+    const files = this.o.configFiles;
+    if (files) target.configFiles = () => files;
     try {
       this.control = await ControlServer.listen(target, { socketPath, group: this.settings.controlGroup, log: this.log });
     } catch (e) {
@@ -402,6 +395,15 @@ class Daemon {
       const { loaded: next, settings: nextSettings } = this.o.reread();
       const needsRestart = changesNeedingRestart(settings, nextSettings);
       const toDrop = locks.acquire(next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })));
+      // A worker that has become `user =` cannot make a claim file in root's claims directory: made for it here.
+      const owner = settings.user === undefined ? null : loadAddon().lookupUser(settings.user);
+      if (owner !== null) {
+        giveAddressClaims(
+          next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })),
+          owner,
+        );
+        giveStoreClaims(next.exports, owner);
+      }
       // The running settings, not the new ones: what needs a restart waits for it.
       const applied = await this.supervisor.apply(serverConfigOf(next.exports, settings));
       locks.drop(toDrop);

@@ -1,21 +1,16 @@
 // `vblade ctl add` / `remove` below the socket: the fragment a request
 // becomes (and every request refused before anything is written), the
-// editor's all-or-nothing rule with a reload that refuses, a full disk, and
-// who may ask (SO_PEERCRED: a control-group member who is not root may not).
+// editor's all-or-nothing rule with a reload that refuses, a full disk.
+// Who may ask, and what the daemon may tell `vblade ctl`: test/cli/ctl-edit.test.ts.
 
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pino from 'pino';
 import { renderExportFragment } from '../../src/config/fragments';
 import { parseConfigFile } from '../../src/config/config-file';
 import { ConfigEditor } from '../../src/config/config-edit';
-import { ControlServer, controlRequest, type ControlTarget } from '../../src/service/control';
 import { tempDir } from '../helpers/files';
-import { asNobodyArgs, checkoutForUser } from '../helpers/targets';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
-import { requireRoot } from '../../lab/netns';
 import type { TestLike } from '../../lab/common';
 
 t.test('a request becomes one [export] section that parses back to what was asked', async (t) => {
@@ -253,94 +248,4 @@ t.test('a disk filled during a refused remove: its fragment is put back whole al
   });
   t.equal(fs.existsSync(fragment) && fs.readFileSync(fragment, 'utf8'), text, 'the fragment is there as it was');
   t.same(fs.readdirSync(dir), ['e1.3.conf'], 'and nothing beside it');
-});
-
-t.test(
-  'a daemon user who may not write config-dir (vblade.service: User=vblade, /etc/vblade.d root:vblade 2750) is told what to do',
-  async (t) => {
-    if (!requireRoot(t)) return;
-    const base = tempDir(t, 'edit-eacces');
-    fs.chmodSync(base, 0o755);
-    const conf = path.join(base, 'vblade.conf');
-    fs.writeFileSync(conf, `[export e1.1]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`, { mode: 0o644 });
-    const dir = path.join(base, 'vblade.d');
-    fs.mkdirSync(dir);
-    fs.chownSync(dir, 0, 65534);
-    fs.chmodSync(dir, 0o2750);
-    // A fragment root wrote by hand: group nogroup from the setgid directory, so nobody reads it.
-    fs.writeFileSync(path.join(dir, 'e1.4.conf'), `[export e1.4]\nnull-store = yes\nnull-sectors = 8\ninterfaces = eth1\n`, {
-      mode: 0o640,
-    });
-    const modules = path.join(checkoutForUser(t), 'dist', 'src'); // readable by nobody, also from a private checkout
-    const script = `const { ConfigEditor } = require(${JSON.stringify(path.join(modules, 'config', 'config-edit.js'))});
-    const ed = new ConfigEditor({ configFile: process.argv[1], daemonKeys: {}, defaultName: 'vblade', reload: async () => ({}) });
-    const say = (p) => p.then(() => console.log('done'), (e) => console.log(e.message));
-    say(ed.add('e1.3', ['eth1', '/srv/x.img'])).then(() => say(ed.remove('e1.4')));`;
-    const child = spawn(
-      'setpriv',
-      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', script, conf],
-      { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    await new Promise((resolve) => child.on('close', resolve));
-    const notRoot = `${dir} is root's and the daemon runs as uid 65534, which may not write it; nothing was changed. As root,`;
-    t.equal(
-      out,
-      `cannot write ${path.join(dir, 'e1.3.conf')}: ${notRoot} write the fragment yourself and run vblade ctl reload\n` +
-        `cannot remove ${path.join(dir, 'e1.4.conf')}: ${notRoot} delete the fragment yourself and run vblade ctl reload\n`,
-    );
-    t.same(fs.readdirSync(dir), ['e1.4.conf'], 'nothing written or removed');
-  },
-);
-
-t.test('only root or the daemon user may add or remove: a control-group member is refused, by SO_PEERCRED', async (t) => {
-  if (!requireRoot(t)) return;
-  const base = tempDir(t, 'ctl-auth');
-  fs.chmodSync(base, 0o755);
-  const sock = path.join(base, 'run', 'x.sock');
-  fs.mkdirSync(path.dirname(sock), { mode: 0o755 });
-  const asked: string[] = [];
-  const target: ControlTarget = {
-    request: async () => ({}),
-    reload: async () => ({}),
-    editConfig: async (op, key) => {
-      asked.push(`${op} ${key}`);
-      return { key };
-    },
-  };
-  const logs: string[] = [];
-  const server = await ControlServer.listen(target, {
-    socketPath: sock,
-    group: 'nogroup',
-    log: pino({}, { write: (s: string) => logs.push(s) }),
-  });
-  t.teardown(() => server.close());
-  const script = `const net = require('net'); const s = net.connect(process.argv[1]);
-    s.on('connect', () => s.write(JSON.stringify({ id: 1, command: process.argv[2], export: 'e1.3', words: ['eth1', '/etc/shadow'] }) + '\\n'));
-    s.on('data', (d) => { process.stdout.write(d); s.end(); });`;
-  for (const command of ['add', 'remove']) {
-    // A checkout in a private directory is no working directory for nobody, and the NODE_OPTIONS tap gives every
-    // child (also through env:) load modules from it.
-    const child = spawn('env', asNobodyArgs(process.execPath, '-e', script, sock, command), {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      cwd: '/',
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    await new Promise((r) => child.on('exit', r));
-    const reply = JSON.parse(out) as { ok: boolean; error: string };
-    t.equal(reply.ok, false);
-    t.equal(
-      reply.error,
-      `${command} is for root only: it makes the daemon open a file as root and change its configuration; run it with sudo (members of the control group may use the other commands)`,
-    );
-  }
-  t.same(asked, [], 'nothing was asked of the daemon');
-  t.ok(
-    logs.some((l) => l.includes(`control socket: add refused to uid 65534`)),
-    'the refusal is logged with who asked',
-  );
-  const root = await controlRequest(sock, { command: 'add', export: 'e1.3', words: ['eth1', '/srv/x.img'] });
-  t.same(root, { id: 1, ok: true, result: { key: 'e1.3' } }, 'root is answered');
 });

@@ -44,7 +44,10 @@ if (requireRoot(t)) {
     const fragment = path.join(fragments, 'e7.3.conf');
     t.equal(added.out, `e7.3: added, kept in ${fragment}\nreloaded; added: e7.3; removed: -; changed: -; resized: -\n`);
     t.ok(await reads(pair.init, pair.initIf, e73), 'e7.3 is served at once');
-    t.match(daemon.stderr(), /control socket: add e7\.3 [^"]* --read-only|control socket: add e7\.3 .*asked by uid 0/);
+    t.match(
+      daemon.stderr(),
+      /control socket: reload for vblade ctl add e7\.3 \S+ \S+ read-only=yes mac-mask=@lab, asked by uid 0/,
+    );
     t.match((await ctl(pair.target, socket, 'list')).out, `e7.3\t${pair.targetIf}\tro\t${file3}\n`);
 
     // Refused by the reload (the file does not exist): an error, and no fragment left.

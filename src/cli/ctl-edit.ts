@@ -1,0 +1,113 @@
+// `vblade ctl add` and `vblade ctl remove`, run by the client itself as
+// root: it asks the daemon which config file it serves, writes or deletes
+// the fragment (config-edit.ts), and asks the daemon for a reload. The
+// daemon never writes its configuration, so it may run as a user who
+// cannot (vblade.service runs it as vblade, and /etc/vblade.d is root's).
+//
+// The daemon's answer is trusted only as far as root trusts the files it
+// names: the config file must be root's and writable by nobody else, under
+// directories of root's (TrustedDir); its config-dir is the one the file
+// itself names (a --config-dir given to vbladed is refused, not followed);
+// and the fragments directory is checked again by config-edit.ts. One edit
+// at a time: an flock on the config file, held until the reload answered.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigEditor, type EditResult } from '../config/config-edit';
+import { loadAddon } from '../native/addon';
+import { controlRequest, type ConfigFiles } from '../service/control';
+import { TrustedDir } from '../safe-files/trusted-dir';
+
+/** How long an edit waits for another one (another `vblade ctl add` or `remove`) to finish. */
+const LOCK_WAIT_MS = 30_000;
+const LOCK_POLL_MS = 50;
+
+/** An edit refused before anything changed, or the edit's own refusal: the message is for the user. */
+export class CtlEditError extends Error {}
+
+/** What to write where: the config file the daemon serves, checked. */
+async function configFilesOf(socket: string, command: string): Promise<ConfigFiles> {
+  const reply = await controlRequest(socket, { command: 'config-files' });
+  if (!reply.ok) {
+    // An older daemon edits itself: it does not know config-files.
+    if (/unknown command "config-files"/.test(reply.error ?? ''))
+      throw new CtlEditError(`the daemon is of an older version, which does ${command} itself; use its own vblade ctl`);
+    throw new CtlEditError(reply.error ?? 'the daemon did not say which config file it serves');
+  }
+  const f = reply.result as ConfigFiles;
+  if (typeof f?.configFile !== 'string' || !path.isAbsolute(f.configFile) || typeof f.defaultName !== 'string')
+    throw new CtlEditError('the daemon did not say which config file it serves');
+  if (f.commandLineConfigDir !== undefined)
+    throw new CtlEditError(
+      `vbladed was started with --config-dir ${f.commandLineConfigDir}, which ${command} does not follow: it edits only the config-dir its config file names; as root, ${command === 'add' ? 'write the fragment' : 'delete the fragment'} in ${f.commandLineConfigDir} yourself and run vblade ctl reload, or set config-dir in ${f.configFile} instead`,
+    );
+  return f;
+}
+
+/**
+ * Opens the config file after checking it is root's: a regular file that
+ * nobody else may write, in directories nobody else may write (TrustedDir).
+ * Its descriptor holds the edit lock.
+ */
+function openConfigFile(named: string): number {
+  // A link (/etc/vblade.conf -> /srv/conf/vblade.conf) is followed: what it names is checked.
+  const file = fs.realpathSync(named);
+  const dir = TrustedDir.open(path.dirname(file), { what: 'config file directory' });
+  try {
+    const fd = dir.openFile(path.basename(file), { owners: [0], what: 'config file' });
+    const st = fs.fstatSync(fd);
+    if ((st.mode & 0o022) !== 0) {
+      fs.closeSync(fd);
+      throw new CtlEditError(
+        `the config file ${file} may be written by others (mode ${(st.mode & 0o777).toString(8)}); its exports are served as root: chmod go-w ${file}`,
+      );
+    }
+    return fd;
+  } finally {
+    dir.close();
+  }
+}
+
+/** Waits for the edit lock (flock on the config file); throws when another edit holds it for too long. */
+async function lockEdits(fd: number, file: string): Promise<void> {
+  const addon = loadAddon();
+  const until = Date.now() + LOCK_WAIT_MS;
+  while (!addon.lockFile(fd)) {
+    if (Date.now() > until)
+      throw new CtlEditError(
+        `another vblade ctl add or remove has been editing ${file} for ${LOCK_WAIT_MS / 1000} s; try again when it is done`,
+      );
+    await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+  }
+}
+
+/** Runs `add` (words: INTERFACES FILE [KEY=VALUE...]) or `remove` against the daemon at `socket`; root only. */
+export async function runConfigEdit(
+  socket: string,
+  command: 'add' | 'remove',
+  key: string,
+  words: readonly string[],
+): Promise<EditResult> {
+  if ((process.geteuid?.() ?? 0) !== 0)
+    throw new CtlEditError(
+      `${command} is for root only: it writes the daemon's config fragments, whose files are opened as root; run it with sudo (members of the control group may use the other commands)`,
+    );
+  const files = await configFilesOf(socket, command);
+  const fd = openConfigFile(files.configFile);
+  try {
+    await lockEdits(fd, files.configFile);
+    const editor = new ConfigEditor({
+      configFile: files.configFile,
+      daemonKeys: {},
+      defaultName: files.defaultName,
+      reload: async () => {
+        const reply = await controlRequest(socket, { command: 'reload', for: [command, key, ...words].join(' ') }, 120_000);
+        if (!reply.ok) throw new Error(reply.error);
+        return reply.result;
+      },
+    });
+    return command === 'add' ? await editor.add(key, words) : await editor.remove(key);
+  } finally {
+    fs.closeSync(fd); // the lock goes with it
+  }
+}
