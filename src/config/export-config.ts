@@ -117,7 +117,7 @@ export interface ServerConfig {
   tunables?: ServingTunables;
   /**
    * The user the serving process switches to once its files and sockets are
-   * open, keeping only CAP_NET_RAW (and CAP_LEASE when an export has views)
+   * open, keeping only CAP_NET_RAW and CAP_LEASE (for views)
    * ([daemon] user, --user); fixed when it
    * starts, like the tunables. undefined = stay as started.
    */

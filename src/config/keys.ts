@@ -335,7 +335,7 @@ export const KEYS: readonly KeyDef[] = [
     arg: 'USER',
     defaultText: 'stay the user that started it',
     meaning:
-      'Started as root, the serving process switches to this user (and its groups) once its backing files and sockets are open, keeping only CAP_NET_RAW (and CAP_LEASE when an export has views, for their read lease on the image). Use a dedicated user (useradd --system vblade), not nobody, which other daemons share. state-dir and the files of exports added by a reload must be usable by the user.',
+      'Started as root, the serving process switches to this user (and its groups) once its backing files and sockets are open, keeping only CAP_NET_RAW and CAP_LEASE (for the read lease views hold on their image, also of views a reload adds). Use a dedicated user (useradd --system vblade), not nobody, which other daemons share. state-dir and the files of exports added by a reload must be usable by the user.',
   },
   tunable('announceSeconds', {
     key: 'announce-interval',

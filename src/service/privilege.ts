@@ -1,10 +1,11 @@
 // Least privilege for a serving process started as root ([daemon] user,
 // --user): once its backing files, io ring and packet sockets are open, it
 // becomes the configured user and keeps only CAP_NET_RAW, which reopening an
-// interface that was deleted and came back needs, and, when an export has
-// views, CAP_LEASE: the views' read lease on an image that is not the
-// user's must be given up when a writer comes, and taken again later
-// (native/privilege.c says why that capability is safe to keep). What it
+// interface that was deleted and came back needs, and CAP_LEASE: the views'
+// read lease on an image that is not the user's must be given up when a
+// writer comes, and taken again later (native/privilege.c says why that
+// capability is safe to keep). Kept whether or not an export has views at
+// start, as vblade.service grants it: a reload may add views. What it
 // opens later (the files of exports a reload adds, state files) it opens as
 // that user.
 //
@@ -61,7 +62,7 @@ export function uidToBecome(addon: NativeAddon, user: string | undefined): numbe
   return user === undefined ? undefined : (addon.lookupUser(user)?.uid ?? undefined);
 }
 
-/** The capabilities a switched process keeps: CAP_LEASE only for views (their read lease on the image). */
+/** The capabilities a switched process keeps: CAP_LEASE for views (their read lease on the image). */
 export function capabilitiesKept(keepLease: boolean): string {
   return keepLease ? 'CAP_NET_RAW and CAP_LEASE' : 'CAP_NET_RAW';
 }

@@ -25,7 +25,7 @@ export interface ServingOptions {
  * test fault wrapper (the ring itself unless a test sets
  * AOET_TEST_FAULT_PLAN or AOET_TEST_IO_JOURNAL). With a user set, becomes
  * that user once the server is up: its files and sockets are open by then;
- * CAP_LEASE is kept when an export has views.
+ * CAP_LEASE is kept too, for views now or added by a reload.
  * A failed switch stops the server again and throws.
  */
 export async function startServing(config: ServerConfig, log: Logger, hooks: ServerHooks, opts: ServingOptions): Promise<Server> {
@@ -36,10 +36,10 @@ export async function startServing(config: ServerConfig, log: Logger, hooks: Ser
   });
   if (config.user !== undefined) {
     try {
-      // Views hold a read lease on their image, which they must be able to give up and take again.
-      const keepLease = config.exports.some((e) => e.views !== undefined);
-      const ids = switchToUser(loadAddon(), config.user, config.stateDir, keepLease);
-      log.info({ user: config.user, ...ids }, `switched user; only ${capabilitiesKept(keepLease)} kept`);
+      // CAP_LEASE: views hold a read lease on their image, which they must be able to give up and take
+      // again; a reload may add views, and a capability cannot be had back once dropped.
+      const ids = switchToUser(loadAddon(), config.user, config.stateDir, true);
+      log.info({ user: config.user, ...ids }, `switched user; only ${capabilitiesKept(true)} kept`);
     } catch (e) {
       await server.stop();
       throw e;

@@ -22,8 +22,8 @@ export interface ImageSharingOptions {
 /** Why a lease is refused with EACCES, and the fixes (docs/views.md, "The lease that makes it safe"). */
 const NO_CAP_LEASE =
   ': the serving user neither owns the image nor holds CAP_LEASE. Under systemd, give the unit CAP_LEASE in ' +
-  'AmbientCapabilities and CapabilityBoundingSet (the shipped units do); with user =, restart vbladed, which keeps ' +
-  'CAP_LEASE when an export has views at start; or give the image to the serving user';
+  'AmbientCapabilities and CapabilityBoundingSet (the shipped units do; with user =, vbladed keeps it); ' +
+  'or give the image to the serving user';
 
 export class ImageSharing {
   /**

@@ -1,7 +1,7 @@
 // Least privilege: started as root with --user, the daemon opens what needs
 // root and then switches to that user keeping only CAP_NET_RAW (with which it
 // reopens an interface that was deleted and created again), and CAP_LEASE
-// when an export has views (the read lease on their image). Started by
+// (the read lease views hold on their image, also of views a reload adds). Started by
 // setpriv instead, the daemon runs as an unprivileged user that
 // holds only CAP_NET_RAW (the ambient capability, as systemd's
 // AmbientCapabilities=CAP_NET_RAW gives it) and owns its backing file, and
@@ -13,7 +13,7 @@
 
 import t, { type Test } from 'tap';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { checkSectors, fillSectors } from '../../src/client/pattern';
 import { patternFile, sparseFile, tempDir } from '../helpers/files';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
@@ -68,7 +68,7 @@ function workerPid(line: RegExpExecArray): number {
  */
 const START_CAPS = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 28].reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
 const NET_RAW = 1n << BigInt(CAP_NET_RAW_BIT);
-/** What a switched process keeps when an export has views: CAP_NET_RAW and CAP_LEASE (28), for the image's read lease. */
+/** What a switched process keeps: CAP_NET_RAW and CAP_LEASE (28), for the read lease of views (now or added by a reload). */
 const NET_RAW_AND_LEASE = NET_RAW | (1n << 28n);
 
 /** Each thread of a process: its name, no_new_privs and capability sets. */
@@ -92,7 +92,7 @@ function threads(pid: number): { tid: string; name: string; nnp: string; bnd: bi
  * only the main one. The main thread holds exactly `kept` (permitted,
  * effective, bounding set); no thread holds anything beyond it.
  */
-function checkEveryThread(t: Test, pid: number, kept = NET_RAW): void {
+function checkEveryThread(t: Test, pid: number, kept = NET_RAW_AND_LEASE): void {
   const all = threads(pid);
   const hex = (v: bigint): string => `0x${v.toString(16)}`;
   t.ok(all.length > 1, `${all.length} threads`);
@@ -115,7 +115,7 @@ function parentOf(pid: number): number {
 
 if (requireRoot(t)) {
   t.test(
-    'started as root with --user nobody: only CAP_NET_RAW left, serves a root-only file, reopens a recreated interface',
+    'started as root with --user nobody: only CAP_NET_RAW and CAP_LEASE left, serves a root-only file, reopens a recreated interface',
     async (t) => {
       const net = await createNetnsPair(t, { mtu: 1500 });
       const dir = tempDir(t, 'user');
@@ -128,9 +128,9 @@ if (requireRoot(t)) {
       const c = caps(d.pid);
       t.equal(c.uid, BigInt(NOBODY), 'the daemon runs as nobody (effective uid 65534)');
       t.equal(c.gid, BigInt(NOGROUP), "in nobody's group");
-      t.equal(c.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'its effective capabilities are CAP_NET_RAW and nothing else');
-      t.equal(c.CapPrm, 1n << BigInt(CAP_NET_RAW_BIT), 'and so is its permitted set');
-      t.equal(c.CapBnd, 1n << BigInt(CAP_NET_RAW_BIT), 'and its bounding set: nothing can be regained');
+      t.equal(c.CapEff, NET_RAW_AND_LEASE, 'its effective capabilities are CAP_NET_RAW and CAP_LEASE, nothing else');
+      t.equal(c.CapPrm, NET_RAW_AND_LEASE, 'and so is its permitted set');
+      t.equal(c.CapBnd, NET_RAW_AND_LEASE, 'and its bounding set: nothing can be regained');
       checkEveryThread(t, d.pid);
       const check = async (when: string): Promise<void> => {
         const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
@@ -175,7 +175,7 @@ if (requireRoot(t)) {
     const worker = workerPid(await daemon.waitFor(/switched user/, { timeoutMs: 60000 }));
     const w = caps(worker);
     t.equal(w.uid, BigInt(NOBODY), 'the worker runs as nobody');
-    t.equal(w.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'with CAP_NET_RAW only');
+    t.equal(w.CapEff, NET_RAW_AND_LEASE, 'with CAP_NET_RAW and CAP_LEASE only');
     checkEveryThread(t, worker);
     t.equal(caps(parentOf(worker)).uid, 0n, 'the supervisor stays root, to start a new worker that opens the files');
     const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
@@ -189,22 +189,23 @@ if (requireRoot(t)) {
     await daemon.stop();
   });
 
-  t.test('vbladed with user = nobody and a views export: the worker keeps CAP_NET_RAW and CAP_LEASE, nothing else', async (t) => {
+  t.test('vbladed with user = nobody: views added by a reload get their read lease (the worker kept CAP_LEASE)', async (t) => {
     if (!requireLoopFs(t, 'xfs-reflink')) return;
     const net = await createNetnsPair(t, { mtu: 1500 });
     const mnt = await loopFs(t, 'xfs-reflink');
-    const image = await patternFile(t, 2048, { dir: mnt, name: 'golden.img' });
+    const image = await patternFile(t, 2048, { dir: mnt, name: 'golden.img' }); // root's, 0644
+    for (const d of [dirname(mnt), mnt]) chmodSync(d, 0o755); // a reload opens it as nobody
+    chmodSync(image, 0o644);
     const views = join(mnt, 'views');
     mkdirSync(views, { mode: 0o750 });
     chownSync(views, NOBODY, NOGROUP);
     const dir = tempDir(t, 'vbladed-views-user');
     const conf = join(dir, 'vblade.conf');
-    writeFileSync(
-      conf,
+    const config = (withViews: boolean): string =>
       `[daemon]\nuser = nobody\nstate-dir = none\nrun-dir = ${join(dir, 'run')}\n` +
-        `[export e${SHELF}.${SLOT}]\nfile = ${image}\ninterfaces = ${net.targetIf}\nviews = per-initiator\nviews-dir = ${views}\n` +
-        `mac-mask = 02:00:00:00:0a:01\n`,
-    );
+      `[export e${SHELF}.${SLOT}]\nfile = ${image}\ninterfaces = ${net.targetIf}\nread-only = ${withViews ? 'no' : 'yes'}\n` +
+      (withViews ? `views = per-initiator\nviews-dir = ${views}\nmac-mask = 02:00:00:00:0a:01\n` : '');
+    writeFileSync(conf, config(false));
     const daemon = net.target.spawn(
       t,
       CLEAN[0],
@@ -212,10 +213,20 @@ if (requireRoot(t)) {
       { label: 'vbladed' },
     );
     const line = await daemon.waitFor(/switched user/, { timeoutMs: 60000 });
-    t.match(line.input, /only CAP_NET_RAW and CAP_LEASE kept/, 'the log names what is kept');
+    t.match(line.input, /only CAP_NET_RAW and CAP_LEASE kept/, 'the log names what is kept, with no views yet');
     const worker = workerPid(line);
-    t.equal(caps(worker).uid, BigInt(NOBODY), 'the worker runs as nobody');
     checkEveryThread(t, worker, NET_RAW_AND_LEASE);
+    await daemon.waitFor(/worker [0-9]+ is serving/, { timeoutMs: 60000 });
+    writeFileSync(conf, config(true));
+    process.kill(daemon.pid, 'SIGHUP');
+    await daemon.waitFor(/reloaded: .*changed/, { timeoutMs: 60000 });
+    const leased = (): boolean =>
+      readFileSync('/proc/locks', 'utf8')
+        .split('\n')
+        .some((l) => /\bLEASE\b/.test(l) && l.split(/\s+/).includes(String(worker)));
+    for (let i = 0; i < 100 && !leased(); i++) await new Promise((r) => setTimeout(r, 100));
+    t.ok(leased(), `the worker (pid ${worker}, not restarted) holds a lease on the root-owned image: /proc/locks`);
+    t.notMatch(daemon.stderr(), /no read lease on the image/, 'and the log has no lease refusal');
     await daemon.stop();
   });
 
