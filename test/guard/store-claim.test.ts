@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import t from 'tap';
-import { StoreClaims } from '../../src/guard/store-claim';
+import { giveStoreClaims, StoreClaims } from '../../src/guard/store-claim';
 import { native } from '../../src/native/addon';
 import { exportOf } from '../helpers/in-process';
 import { sparseFile, tempDir } from '../helpers/files';
@@ -136,4 +136,33 @@ t.test('after the switch to user =: a changed range of a claimed file reloads; a
     /^e1\.3: cannot claim the backing store in \/run\/aoe-target\/claims\/stores \(EACCES: permission denied, .*\): the claims are root's and this process has switched to its user since it started; put the export in the config file \(or a fragment of config-dir, written as root\) and restart the service to serve it$/,
     'a new file: refused, with the fix',
   );
+});
+
+t.test("giveStoreClaims: a switched worker's lock file made and given to it; a planted link is not followed", async (t) => {
+  if (!requireRoot(t)) return;
+  const nobody = { uid: 65534, gid: 65534 };
+  const stores = '/run/aoe-target/claims/stores';
+  const { file } = await image(t);
+  const st = fs.statSync(file);
+  giveStoreClaims([exportOf(file)], nobody);
+  const lock = fs.lstatSync(path.join(stores, `f${st.dev}-${st.ino}.lock`));
+  t.ok(lock.isFile(), 'the lock file is made');
+  t.same([lock.uid, lock.gid, lock.mode & 0o777], [65534, 65534, 0o600], "nobody's, 0600");
+  t.same(
+    [fs.statSync(stores).uid, fs.statSync(stores).mode & 0o022],
+    [0, 0],
+    'its directory stays root’s, written by nobody else',
+  );
+
+  // Root's claims directory is root's alone, but a link planted there earlier must not make root chown what it names.
+  const victim = await sparseFile(t, 4096);
+  const planted = await sparseFile(t, 4096);
+  const p = fs.statSync(planted);
+  const at = path.join(stores, `f${p.dev}-${p.ino}.lock`);
+  fs.rmSync(at, { force: true });
+  fs.symlinkSync(victim, at);
+  t.teardown(() => fs.rmSync(at, { force: true }));
+  giveStoreClaims([exportOf(planted)], nobody);
+  t.equal(fs.statSync(victim).uid, 0, 'what the link names is still root’s');
+  t.ok(fs.lstatSync(at).isSymbolicLink(), 'the link is left for the claim to refuse');
 });
