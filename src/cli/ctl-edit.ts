@@ -9,11 +9,14 @@
 // directories of root's (TrustedDir); its config-dir is the one the file
 // itself names (a --config-dir given to vbladed is refused, not followed);
 // and the fragments directory is checked again by config-edit.ts. One edit
-// at a time: an flock on the config file, held until the reload answered.
+// at a time on the host: an flock on /run/aoe-target/config-edit.lock, held
+// until the reload answered; a file only root may open, since any user who
+// may read the config file could hold an flock on that for ever.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigEditor, type EditResult } from '../config/config-edit';
+import { claimBaseDir, ensurePrivateDir } from '../guard/address-claim';
 import { loadAddon } from '../native/addon';
 import { controlRequest, type ConfigFiles } from '../service/control';
 import { TrustedDir } from '../safe-files/trusted-dir';
@@ -44,38 +47,46 @@ async function configFilesOf(socket: string, command: string): Promise<ConfigFil
   return f;
 }
 
-/**
- * Opens the config file after checking it is root's: a regular file that
- * nobody else may write, in directories nobody else may write (TrustedDir).
- * Its descriptor holds the edit lock.
- */
-function openConfigFile(named: string): number {
+/** Checks the config file is root's: a regular file that nobody else may write, in directories nobody else may write (TrustedDir). */
+function checkConfigFile(named: string): void {
   // A link (/etc/vblade.conf -> /srv/conf/vblade.conf) is followed: what it names is checked.
   const file = fs.realpathSync(named);
   const dir = TrustedDir.open(path.dirname(file), { what: 'config file directory' });
   try {
     const fd = dir.openFile(path.basename(file), { owners: [0], what: 'config file' });
     const st = fs.fstatSync(fd);
-    if ((st.mode & 0o022) !== 0) {
-      fs.closeSync(fd);
+    fs.closeSync(fd);
+    if ((st.mode & 0o022) !== 0)
       throw new CtlEditError(
         `the config file ${file} may be written by others (mode ${(st.mode & 0o777).toString(8)}); its exports are served as root: chmod go-w ${file}`,
       );
-    }
-    return fd;
   } finally {
     dir.close();
   }
 }
 
-/** Waits for the edit lock (flock on the config file); throws when another edit holds it for too long. */
-async function lockEdits(fd: number, file: string): Promise<void> {
+/** The edit lock file, root's alone, in root's run directory of claims (address-claim.ts); its descriptor. */
+function openEditLock(): number {
+  const dir = path.dirname(claimBaseDir());
+  ensurePrivateDir(dir, 0o755);
+  const k = fs.constants;
+  const fd = fs.openSync(path.join(dir, 'config-edit.lock'), k.O_RDWR | k.O_CREAT | k.O_NOFOLLOW | k.O_NONBLOCK, 0o600);
+  const st = fs.fstatSync(fd);
+  if (!st.isFile() || st.uid !== 0) {
+    fs.closeSync(fd);
+    throw new CtlEditError(`${dir}/config-edit.lock is not a regular file of root's; remove it`);
+  }
+  return fd;
+}
+
+/** Waits for the edit lock; throws when another edit holds it for too long. */
+async function lockEdits(fd: number): Promise<void> {
   const addon = loadAddon();
   const until = Date.now() + LOCK_WAIT_MS;
   while (!addon.lockFile(fd)) {
     if (Date.now() > until)
       throw new CtlEditError(
-        `another vblade ctl add or remove has been editing ${file} for ${LOCK_WAIT_MS / 1000} s; try again when it is done`,
+        `another vblade ctl add or remove on this host has been running for ${LOCK_WAIT_MS / 1000} s; try again when it is done`,
       );
     await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
   }
@@ -93,9 +104,10 @@ export async function runConfigEdit(
       `${command} is for root only: it writes the daemon's config fragments, whose files are opened as root; run it with sudo (members of the control group may use the other commands)`,
     );
   const files = await configFilesOf(socket, command);
-  const fd = openConfigFile(files.configFile);
+  checkConfigFile(files.configFile);
+  const fd = openEditLock();
   try {
-    await lockEdits(fd, files.configFile);
+    await lockEdits(fd);
     const editor = new ConfigEditor({
       configFile: files.configFile,
       daemonKeys: {},

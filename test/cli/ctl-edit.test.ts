@@ -4,7 +4,8 @@
 // names a file root should not trust (writable by others, not root's, a
 // --config-dir of its command line) gets nothing written; a user who is not
 // root is refused before anything is asked; a raw "add" request is refused
-// by the daemon; two edits at once take turns.
+// by the daemon; two edits at once take turns, and a user's flock on the
+// config file does not hold them up.
 
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -156,9 +157,18 @@ if (requireRoot(t)) {
     t.notOk(fs.existsSync(path.join(base, 'lab.d')), 'nothing written');
   });
 
-  t.test('two edits at once take turns: both fragments written, one reload each', async (t) => {
+  t.test('two edits at once take turns: both fragments written, one reload each; a user cannot hold them up', async (t) => {
     const base = tempDir(t, 'ctl-edit-turns');
     const conf = labConfig(base);
+    // A local user who may read the config file holds an flock on it: the edits' lock is elsewhere, root's alone.
+    const holder = spawn(
+      'setpriv',
+      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'flock', '--shared', conf, 'sleep', '60'],
+      { stdio: 'ignore' },
+    );
+    t.teardown(() => holder.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 300));
+    t.equal(holder.exitCode, null, 'nobody holds an flock on the config file');
     const d = await fakeDaemon(t, base, { configFile: conf, defaultName: 'lab' }, 300);
     const started = Date.now();
     const [a, b] = await Promise.all([
