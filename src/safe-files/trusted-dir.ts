@@ -65,6 +65,44 @@ function realPathSoFar(p: string): string {
   }
 }
 
+/**
+ * The symbolic links on the way to `p` (followed by realPathSoFar): each
+ * must have been put there by root (or us): in a directory of root's that
+ * nobody else may write, or, in a sticky one (/tmp), a link of root's. A
+ * link in a directory of the `user =` account would let that user point a
+ * root daemon at any directory (say /etc) that passes the checks.
+ */
+function checkLinksOnTheWay(p: string): void {
+  const trusted = allowedOwners();
+  const parts = path
+    .resolve(p)
+    .split('/')
+    .filter((x) => x !== '');
+  let at = '/';
+  for (const part of parts) {
+    const next = path.join(at, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(next);
+    } catch (e) {
+      if (isMissing(e)) return;
+      throw e;
+    }
+    if (st.isSymbolicLink()) {
+      const dir = fs.statSync(at);
+      const openToOthers = (dir.mode & 0o022) !== 0;
+      if (!trusted.has(dir.uid) || (openToOthers && ((dir.mode & 0o1000) === 0 || !trusted.has(st.uid))))
+        throw new UnsafePathError(
+          `${next} is a symbolic link in ${at}, which uid ${openToOthers ? `${st.uid} (or anyone)` : dir.uid} may change, so it could point anywhere; ` +
+            `name the directory itself (${realPathSoFar(next)}) or make the link where only root may`,
+          next,
+        );
+    }
+    // Where the link leads is checked on from there, as the walk below goes.
+    at = st.isSymbolicLink() ? fs.realpathSync(next) : next;
+  }
+}
+
 export class TrustedDir {
   private closed = false;
 
@@ -84,6 +122,7 @@ export class TrustedDir {
    */
   static open(dir: string, o: TrustedDirOptions): TrustedDir {
     const owners = allowedOwners(o.owners);
+    checkLinksOnTheWay(dir);
     const real = realPathSoFar(dir);
     const parts = real.split('/').filter((s) => s !== '');
     let fd = fs.openSync('/', DIR_FLAGS);

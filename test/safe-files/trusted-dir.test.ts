@@ -88,6 +88,48 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     );
   });
 
+  t.test("a link planted by the user = account, or by anyone in /tmp, is not followed to root's directory", async (t) => {
+    // The `user =` account may own the state directory's parent; its link there to /etc-like must not be taken.
+    const rootsDir = place(t, 'roots', 0o755).dir;
+    const { root, dir: theirs } = place(t, 'theirs', 0o755, NOBODY);
+    nobody('ln', '-s', rootsDir, path.join(theirs, 'state'));
+    refusal(
+      t,
+      () => TrustedDir.open(path.join(theirs, 'state'), { what: 'state directory', owners: [NOBODY] }),
+      new RegExp(
+        `${theirs}/state is a symbolic link in ${theirs}, which uid 65534 may change, so it could point anywhere; name the directory itself \\(${rootsDir}\\)`,
+      ),
+      "a link in the user's directory",
+    );
+    refusal(
+      t,
+      () =>
+        TrustedDir.open(path.join(theirs, 'state', 'sub'), {
+          what: 'state directory',
+          owners: [NOBODY],
+          create: { mode: 0o750 },
+        }),
+      /is a symbolic link in/,
+      'the link as a parent of the path',
+    );
+    t.notOk(fs.existsSync(path.join(rootsDir, 'sub')), 'nothing made through it');
+    // A sticky directory every user shares: a link of nobody's there is refused, one of root's followed.
+    const shared = path.join(root, 'shared');
+    fs.mkdirSync(shared);
+    fs.chmodSync(shared, 0o1777);
+    nobody('ln', '-s', rootsDir, path.join(shared, 'planted'));
+    refusal(
+      t,
+      () => TrustedDir.open(path.join(shared, 'planted'), { what: 'views directory' }),
+      /uid 65534 \(or anyone\)/,
+      "a link of nobody's in a sticky directory",
+    );
+    fs.symlinkSync(rootsDir, path.join(shared, 'roots-link'));
+    const td = TrustedDir.open(path.join(shared, 'roots-link'), { what: 'views directory' });
+    t.equal(td.path, rootsDir, "root's own link: followed, the real path checked");
+    td.close();
+  });
+
   t.test('made when missing: with the mode asked for whatever the umask, owned by the user given', async (t) => {
     const { dir } = place(t, 'p', 0o755);
     const d = path.join(dir, 'a', 'e1.1');
