@@ -17,10 +17,11 @@ export const ROOT_BYTES = 64 * MIB;
 
 /**
  * Builds a root file system image at `image` (default: root.img in the
- * scenario's directory): static busybox with its applets linked in /bin, and
+ * scenario's directory, or whatever directory `ctx.path` names: the storm
+ * bench's trace recorder passes its own): static busybox with its applets linked in /bin, and
  * /sbin/init. Returns the image's path.
  */
-export async function buildRootImage(ctx: ScenarioContext, image = ctx.path('root.img')): Promise<string> {
+export async function buildRootImage(ctx: Pick<ScenarioContext, 'path'>, image = ctx.path('root.img')): Promise<string> {
   const dir = ctx.path('rootfs');
   for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'root', 'etc', 'mnt', 'run'])
     fs.mkdirSync(path.join(dir, d), { recursive: true });
