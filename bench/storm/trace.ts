@@ -139,7 +139,7 @@ export function requestsOf(
     const who = response ? mac(d, 0) : mac(d, 6);
     if (!initiator(who)) continue;
     let mine = open.get(who);
-    if (mine === undefined) open.set(who, (mine = new Map()));
+    if (mine === undefined) open.set(who, (mine = new Map<number, Outstanding>()));
     if (response) {
       const answered = mine.get(tag);
       if (answered !== undefined) answered.request.replyUs = Math.round(f.us - answered.sent);
@@ -217,7 +217,7 @@ export function parseTrace(text: string, source = 'the trace'): TraceRequest[] {
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${source} is not JSON: ${(e as Error).message}`);
+    throw new Error(`${source} is not JSON: ${(e as Error).message}`, { cause: e });
   }
   const t = doc as Partial<BootTrace> | null;
   if (t === null || typeof t !== 'object' || t.format !== 'aoe-boot-trace/1')
