@@ -1,6 +1,6 @@
 // The storm bench's figures: what one replay measured (from aoe-storm's JSON
 // line), the medians over rounds for each target and client count, and the
-// ratios the issue's goals are stated in.
+// ratios the boot-storm goals are stated in (docs/benchmarks.md).
 
 import { spread } from '../report';
 
@@ -151,7 +151,7 @@ export function goalMet(g: Goal): boolean | undefined {
 }
 
 /**
- * The ratios of the issue's goals at the largest client count run: vblade's
+ * The ratios of the boot-storm goals at the largest client count run: vblade's
  * completion over ours (≥ 1.5), views' completion over plain (≤ 1.10), the
  * slowest client over the median (≤ 1.5, each target), and aggregate
  * throughput at that count over the best count's (≥ 0.9, each target).
