@@ -87,6 +87,7 @@ struct client {
   /* The Linux driver's congestion window: 1 after a retransmission, grown back by replies. */
   unsigned cwnd, ssthresh, acks;
   uint64_t last_send_ns, last_reply_ns, done_ns;
+  uint64_t check_ns; /* no retransmission is due before this: its slots need no scan until then */
   uint64_t ops, bytes, retransmits, errors;
   uint32_t *lat_us10; /* each answered request's latency in 0.1 µs */
   struct slot slots[MAX_SLOTS];
@@ -291,6 +292,8 @@ static void queue_frame(struct client *c, struct slot *s, uint64_t now) {
   tx_msg[tx_count].msg_hdr.msg_iovlen = 1;
   tx_count++;
   s->sent_ns = now;
+  if (now + g.timeout_ns < c->check_ns)
+    c->check_ns = now + g.timeout_ns;
 }
 
 /* When client c's next step may go (0: now or blocked by its window/outstanding requests → UINT64_MAX). */
@@ -376,6 +379,8 @@ static void take_reply(const uint8_t *f, size_t len, uint64_t now) {
 
 /* Retransmits what waited too long, gives up after --retries; returns the earliest retransmission due. */
 static uint64_t retransmit(struct client *c, uint64_t now) {
+  if (c->outstanding == 0 || now < c->check_ns)
+    return c->outstanding == 0 ? UINT64_MAX : c->check_ns;
   uint64_t next = UINT64_MAX;
   for (unsigned k = 0; k < MAX_SLOTS && c->outstanding > 0; k++) {
     struct slot *s = &c->slots[k];
@@ -401,6 +406,7 @@ static uint64_t retransmit(struct client *c, uint64_t now) {
     if (s->sent_ns + g.timeout_ns < next)
       next = s->sent_ns + g.timeout_ns;
   }
+  c->check_ns = next;
   return next;
 }
 
@@ -446,6 +452,7 @@ static void run(double max_seconds) {
     struct client *c = &g.clients[i];
     c->last_send_ns = c->last_reply_ns = start;
     c->cwnd = c->ssthresh = MAX_SLOTS;
+    c->check_ns = UINT64_MAX;
   }
   static uint8_t rxbuf[RX_BATCH][FRAME_MAX];
   struct mmsghdr in[RX_BATCH];
