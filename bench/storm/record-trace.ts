@@ -7,7 +7,7 @@
 // tap, one target namespace) it captures AoE on the target's interface with
 // tshark while one guest machine boots from our target, in two parts:
 //   ipxe:  ipxe.lkrn runs `sanboot aoe:e1.1` on a disk whose boot sector
-//          (test/interop/lib/bootsector.ts) reads through INT 13h, one
+//          (lab/bootsector.ts) reads through INT 13h, one
 //          request in flight, as a boot loader does before the kernel runs;
 //   linux: the suite's diskless guest (kernel and initramfs given to QEMU)
 //          finds its root with the aoe driver, mounts it, runs init to a
@@ -23,8 +23,8 @@ import { buildGuest, kernelAppend } from '../../lab/guest';
 import { Proc } from '../../lab/process';
 import { Qemu } from '../../lab/qemu';
 import { TARGET_IF, Topology, targetMac } from '../../lab/topology';
-import { bootSector } from '../../test/interop/lib/bootsector';
-import { buildRootImage } from '../../test/interop/lib/diskless';
+import { bootSector } from '../../lab/bootsector';
+import { buildRootImage } from '../../lab/root-image';
 import { PhaseName, makeTrace, readPcap, requestsOf } from './trace';
 import { ROOT } from '../targets';
 
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     const boundaryUs = Date.now() * 1000;
 
     // Part 2: the Linux driver, the suite's diskless root.
-    const root = await buildRootImage({ path: (name: string) => join(dir, name) });
+    const root = await buildRootImage(dir);
     target = startTarget(ns, root, dir, 'target-linux');
     started.push(target);
     await settle(target);
