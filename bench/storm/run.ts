@@ -20,7 +20,9 @@ import yargs from 'yargs';
 import { BenchNet, createBenchNet, destroyBenchNet } from '../netns';
 import { describeMachine, loadAverage } from '../report';
 import { ROOT, RunningTarget } from '../targets';
-import { replaySchedule, scheduleExtent, scheduleText } from './schedule';
+import { minimumMtu, replaySchedule, scheduleExtent, scheduleText } from './schedule';
+import { DEBIAN_VBLADE } from '../../lab/peers';
+import { which } from '../../lab/process';
 import {
   STORM_LABELS,
   STORM_TARGET_NAMES,
@@ -52,6 +54,8 @@ interface Args {
   timeoutMs: number;
   maxSeconds: number;
 }
+
+const onPath = (tool: string): boolean => which(tool) !== undefined;
 
 function log(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -180,10 +184,22 @@ class StormBench {
         'the storm bench needs root: it creates network namespaces, a veth pair and a loop device (run it with sudo)',
       );
     if (!existsSync(STORM)) throw new Error(`${STORM} does not exist (build it with \`npx node-gyp rebuild\`)`);
-    const names = parseTargetNames(args.targets);
+    const names = parseTargetNames(args.targets).filter((name) => {
+      const missing = name === 'vblade' && !existsSync(DEBIAN_VBLADE);
+      if (missing) log(`skipping target vblade: ${DEBIAN_VBLADE} does not exist (the interop suite installs it)`);
+      return !missing;
+    });
+    if (names.length === 0) throw new Error('no target to measure');
     const counts = parseClientCounts(args.clients);
     const steps = replaySchedule(parseTrace(readFileSync(args.trace, 'utf8'), args.trace), { gapScale: args.gapScale });
     const extent = scheduleExtent(steps);
+    if (args.mtu < minimumMtu(steps))
+      throw new Error(
+        `--mtu ${args.mtu} is too small for this trace: its reads need MTU ${minimumMtu(steps)} or more (the trace was recorded at 1500)`,
+      );
+    for (const tool of ['losetup', 'mkfs.xfs', 'mount'])
+      if (!onPath(tool))
+        throw new Error(`${tool} not found: the image lives on XFS on a loop device (bash scripts/setup.sh installs xfsprogs)`);
     this.dir = mkdtempSync(join(tmpdir(), 'aoe-storm-'));
     const schedule = join(this.dir, 'schedule.txt');
     writeFileSync(schedule, scheduleText(steps));

@@ -110,3 +110,12 @@ export function scheduleExtent(steps: readonly Step[]): { bytes: number; endSect
     }
   return { bytes, endSector };
 }
+
+/** AoE and ATA headers before a reply's data. */
+const AOE_ATA_HEADER = 36;
+
+/** The smallest MTU whose frames carry the schedule's largest read in one reply. */
+export function minimumMtu(steps: readonly Step[]): number {
+  const most = Math.max(1, ...steps.filter((s) => s.op === 'read').map((s) => s.sectors));
+  return AOE_ATA_HEADER + most * 512;
+}

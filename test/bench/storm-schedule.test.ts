@@ -3,7 +3,7 @@
 // (bench/storm/results.ts), and the command line's client counts and targets.
 
 import t from 'tap';
-import { machineOf, replaySchedule, scheduleExtent, scheduleText } from '../../bench/storm/schedule';
+import { machineOf, minimumMtu, replaySchedule, scheduleExtent, scheduleText } from '../../bench/storm/schedule';
 import type { TraceRequest } from '../../bench/storm/trace';
 import {
   ClientRow,
@@ -77,6 +77,8 @@ t.test('the schedule: windows per phase, waits after a send or after the last re
   t.throws(() => replaySchedule(trace, { gapScale: NaN }), /gap scale must be 0 or more/);
   t.throws(() => replaySchedule([req({ kind: 'write' })], { gapScale: 1 }), /no reads to replay/);
   t.same(scheduleExtent(steps), { bytes: 6 * 2 * 512, endSector: 102 }, 'bytes read and the highest sector');
+  t.equal(minimumMtu(steps), 36 + 2 * 512, 'two-sector reads need MTU 1060');
+  t.equal(minimumMtu(replaySchedule([req({ sectors: 17 })], { gapScale: 1 })), 36 + 17 * 512, 'seventeen need 8740');
   t.equal(
     scheduleText(steps.slice(0, 2).concat(steps.slice(6, 7))),
     'aoe-storm-schedule 1 3\nq i 1 0 0 0\ni i 1 220 0 1\nr s 3 5 4 2\n',
