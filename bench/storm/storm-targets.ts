@@ -101,7 +101,8 @@ function daemonConfig(s: StormSetup, views: boolean): string {
     `[daemon]\nname = storm\nstate-dir = none\nrun-dir = ${s.runDir}\ncontrol-socket = ${join(s.runDir, 'storm.sock')}\n` +
     `log = stderr\nduplicate-probe-ms = 0\n\n` +
     `[export e${SHELF}.${SLOT}]\nfile = ${s.image}\ninterfaces = ${s.ifname}\n` +
-    (views ? `views = per-initiator\nviews-dir = ${s.viewsDir}\n` : 'read-only = yes\n')
+    // Every replaying machine gets its view (up to the process's open-file bound), the warm-up's too.
+    (views ? `views = per-initiator\nviews-dir = ${s.viewsDir}\nmax-views = 4097\n` : 'read-only = yes\n')
   );
 }
 
