@@ -42,6 +42,20 @@
       ]
     },
     {
+      "target_name": "aoe-storm",
+      "type": "executable",
+      "product_dir": "<(PRODUCT_DIR)/../bench",
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["bench/c/aoe-storm.c"],
+          "cflags!": ["-O3"],
+          "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+        }, {
+          "type": "none"
+        }]
+      ]
+    },
+    {
       "target_name": "aoe-loadgen",
       "type": "executable",
       "product_dir": "<(PRODUCT_DIR)/../bench",

@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import t from 'tap';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { run } from '../../lab/process';
-import { buildRootImage, checkTwoBoots, ROOT_BYTES, twoBoots } from './lib/diskless';
+import { checkTwoBoots, twoBoots } from './lib/diskless';
+import { buildRootImage, ROOT_BYTES } from '../../lab/root-image';
 import { repoRoot } from '../../lab/guest';
 import { guestMac, TARGET_IF } from '../../lab/topology';
 import { kernelAppend } from '../../lab/guest';
@@ -37,7 +38,7 @@ for (const target of withViews) {
     const topo = await ctx.topology({ mtu: 1500, targets: 1, guests: GUESTS });
     const ns = topo.targetNs[0];
     const mnt = await loopFs(t, 'xfs-reflink');
-    const image = await buildRootImage(ctx, path.join(mnt, 'golden.img'));
+    const image = await buildRootImage(ctx.dir, path.join(mnt, 'golden.img'));
     const imageMd5 = ctx.md5Of(image, 0, ROOT_BYTES);
     const viewsDir = path.join(mnt, 'views');
     const runDir = ctx.path('run');

@@ -7,7 +7,8 @@
 import * as crypto from 'node:crypto';
 import t from 'tap';
 import { run } from '../../lab/process';
-import { buildRootImage, checkTwoBoots, twoBoots } from './lib/diskless';
+import { checkTwoBoots, twoBoots } from './lib/diskless';
+import { buildRootImage } from '../../lab/root-image';
 import { TARGET_IF } from '../../lab/topology';
 import { kernelAppend } from '../../lab/guest';
 import { scenarioTest } from './lib/scenario';
@@ -17,7 +18,7 @@ for (const target of selectedTargets()) {
   scenarioTest(t, target, 'diskless-root', async (t, ctx) => {
     const { guest } = ctx.harness;
     const topo = await ctx.topology({ mtu: 1500, targets: 1 });
-    const image = await buildRootImage(ctx);
+    const image = await buildRootImage(ctx.dir);
     await ctx.startTarget(topo.targetNs[0], ['1', '1', TARGET_IF, image]);
     const token = `persist-${crypto.randomBytes(6).toString('hex')}`;
 

@@ -1,5 +1,5 @@
 // Scenario 2: iPXE's `sanboot aoe:e1.1` boots a disk exported by the target
-// under test. The disk's boot sector (lib/bootsector.ts) proves the boot on
+// under test. The disk's boot sector (lab/bootsector.ts) proves the boot on
 // COM1, reads 64 sectors through INT 13h (iPXE turns them into AoE reads of 2
 // sectors each), writes one back, and ends QEMU.
 //   ipxe-lkrn:          QEMU -kernel ipxe.lkrn with a `sanboot` command line
@@ -8,7 +8,7 @@
 
 import * as fs from 'node:fs';
 import t from 'tap';
-import { bootSector, bootSectorChecksum, MARKER, READ_SECTORS, WRITE_LBA } from './lib/bootsector';
+import { bootSector, bootSectorChecksum, MARKER, READ_SECTORS, WRITE_LBA } from '../../lab/bootsector';
 import { TARGET_IF } from '../../lab/topology';
 import { Qemu } from '../../lab/qemu';
 import { MIB, ScenarioContext, scenarioTest, TapTest } from './lib/scenario';

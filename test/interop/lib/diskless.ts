@@ -1,42 +1,12 @@
-// The diskless-root scenarios' shared parts: the ext4 root image (busybox, and
-// lab/guest-scripts/rootfs/init.sh as /sbin/init, built on the host with `mke2fs -d`),
-// the host's side of the conversation with the shell that init starts on the
+// The diskless-root scenarios' shared parts (the ext4 root image they boot is
+// built by lab/root-image.ts, which the storm bench's recorder uses too): the host's side of the conversation with the shell that init starts on the
 // console (write a file, reboot, read it back, power off), and the checks of
 // what the guest printed. test/interop/diskless.test.ts runs one guest on a
 // plain export, test/interop/diskless-views.test.ts two guests on one export
 // with per-initiator views.
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { runOk } from '../../../lab/process';
-import { guestScriptDir } from '../../../lab/guest';
 import type { GuestLine, Qemu, QemuExit } from '../../../lab/qemu';
-import { MIB, type ScenarioContext, type TapTest } from './scenario';
-
-export const ROOT_BYTES = 64 * MIB;
-
-/**
- * Builds a root file system image at `image` (default: root.img in the
- * scenario's directory): static busybox with its applets linked in /bin, and
- * /sbin/init. Returns the image's path.
- */
-export async function buildRootImage(ctx: ScenarioContext, image = ctx.path('root.img')): Promise<string> {
-  const dir = ctx.path('rootfs');
-  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'root', 'etc', 'mnt', 'run'])
-    fs.mkdirSync(path.join(dir, d), { recursive: true });
-  fs.copyFileSync('/bin/busybox', path.join(dir, 'bin', 'busybox'));
-  fs.chmodSync(path.join(dir, 'bin', 'busybox'), 0o755);
-  const applets = (await runOk('/bin/busybox', ['--list'])).stdout
-    .split('\n')
-    .filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
-  for (const a of applets) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
-  fs.copyFileSync(path.join(guestScriptDir(), 'rootfs', 'init.sh'), path.join(dir, 'sbin', 'init'));
-  fs.chmodSync(path.join(dir, 'sbin', 'init'), 0o755);
-  fs.writeFileSync(image, '');
-  fs.truncateSync(image, ROOT_BYTES);
-  await runOk('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'aoeroot', '-d', dir, image], { timeoutMs: 10 * 60 * 1000 });
-  return image;
-}
+import type { TapTest } from './scenario';
 
 /** Generous under TCG, where two guests booting at once share two cores. */
 const BOOT_MS = 150 * 1000;
