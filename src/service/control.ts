@@ -181,6 +181,14 @@ export const COMMANDS: readonly CommandDef[] = [
     run: (t, key) => editConfig(t, 'remove', key!, []),
   },
   {
+    name: 'takeover',
+    summary:
+      "serve an rbd export this gateway stands by for now: break the owner's lock of the image (the Ceph cluster blocklists the old gateway, so its late writes are refused), take it, announce; root only",
+    exportArg: 'required',
+    changes: true,
+    rootOnly: true,
+  },
+  {
     name: 'resize',
     summary: 'take the size of a grown backing file or volume now, without a reload (prints old -> new size)',
     exportArg: 'required',
@@ -462,7 +470,7 @@ async function answer(
     return {
       id: (req as ControlRequest).id,
       ok: false,
-      error: `${cmd.name} is for root only: it makes the daemon open a file as root and change its configuration; run it with sudo (members of the control group may use the other commands)`,
+      error: `${cmd.name} is for root only: ${cmd.name === 'takeover' ? 'it fences another gateway' : 'it makes the daemon open a file as root and change its configuration'}; run it with sudo (members of the control group may use the other commands)`,
     };
   }
   return dispatch(target, req);
