@@ -55,6 +55,7 @@ async function gateway(
   name: string,
   spec: string,
   veth?: { targetIf: string; initIf: string },
+  more = '',
 ): Promise<Gateway> {
   const init = seg.init;
   let targetIf: string;
@@ -74,7 +75,7 @@ async function gateway(
   const conf = path.join(dir, 'vblade.conf');
   fs.writeFileSync(
     conf,
-    `[daemon]\ncontrol-socket = ${socket}\ncontrol-group = nogroup\n\n[export ${KEY}]\nfile = rbd:${spec}\nceph-conf = ${cluster.conf}\ninterfaces = ${targetIf}\n`,
+    `[daemon]\ncontrol-socket = ${socket}\ncontrol-group = nogroup\n\n[export ${KEY}]\nfile = rbd:${spec}\nceph-conf = ${cluster.conf}\ninterfaces = ${targetIf}\n${more.replace(/IFACE/g, targetIf)}`,
   );
   const daemon = spawnVbladed(t, cluster.ns, conf, dir);
   await daemon.waitFor(/worker [0-9]+ is serving/, { timeoutMs: 60000 });
@@ -100,7 +101,10 @@ t.test('two gateways on one rbd image: standby, takeover with fencing, state tha
   await init.ip(['link', 'set', 'dev', vc.a.ifname, 'master', seg.bridge, 'up']);
   await waitLinkUp(other, vc.b.ifname);
   let A = await gateway(t, cluster, seg, 'a', spec);
-  const B = await gateway(t, cluster, seg, 'b', spec);
+  // B serves a file too, for a takeover asked of an export that is no rbd image.
+  const file = path.join(tempDir(t, 'file'), 'plain.img');
+  fs.writeFileSync(file, Buffer.alloc(MiB));
+  const B = await gateway(t, cluster, seg, 'b', spec, undefined, `\n[export e9.7]\nfile = ${file}\ninterfaces = IFACE\n`);
   const ca = AoeClient.open(seg.bridge, { netns: init.path, timeoutMs: 1000, retries: 2 });
   const cb = AoeClient.open(vc.b.ifname, { netns: other.path, timeoutMs: 1000, retries: 2 });
   t.teardown(() => {
@@ -148,6 +152,9 @@ t.test('two gateways on one rbd image: standby, takeover with fencing, state tha
     const unknown = await ctlIn(cluster.ns, B.socket, 'takeover', 'e1.1');
     t.not(unknown.code, 0);
     t.match(unknown.err, /e1\.1/, `an unknown export: ${unknown.err.trim()}`);
+    const plain = await ctlIn(cluster.ns, B.socket, 'takeover', 'e9.7');
+    t.not(plain.code, 0);
+    t.match(plain.err, /e9\.7 is not an rbd export served with the image's lock/, plain.err.trim());
     const owner = await ctlIn(cluster.ns, A.socket, 'takeover', KEY);
     t.not(owner.code, 0);
     t.match(owner.err, /served by this gateway already/, owner.err.trim());
