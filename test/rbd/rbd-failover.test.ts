@@ -112,6 +112,8 @@ t.test('two gateways on one rbd image: standby, takeover with fencing, state tha
     cb.close();
   });
   t.comment(`cluster and two gateways up in ${Date.now() - t0} ms`);
+  // Gateways started in a subtest outlive it: they are the whole test's.
+  const whole = t;
 
   await t.test('A serves; B stands by, answers nothing, and names the owner', async (t) => {
     await ca.write(A.T, 100, stamp('A first', 8));
@@ -220,7 +222,7 @@ t.test('two gateways on one rbd image: standby, takeover with fencing, state tha
     // A, fenced, is restarted: a new cluster client, a standby now.
     A.daemon.signal('SIGTERM');
     await A.daemon.exited;
-    A = await gateway(t, cluster, seg, 'a2', spec, { targetIf: A.targetIf, initIf: A.initIf });
+    A = await gateway(whole, cluster, seg, 'a2', spec, { targetIf: A.targetIf, initIf: A.initIf });
     t.match((await ctlIn(cluster.ns, A.socket, 'list')).out, /NOT SERVED, standby: /, 'restarted A stands by');
     // B's host dies: its daemon and its worker, at once.
     const bPids = [B.daemon.pid, ...childPids(B.daemon.pid)];
@@ -250,6 +252,22 @@ t.test('two gateways on one rbd image: standby, takeover with fencing, state tha
       /took the exclusive lock of rbd\/disk \(its owner's watch on the image expired/,
       'the log says why',
     );
+  });
+
+  await t.test('a clean stop hands over: the lock is released, the standby takes it at its next look', async (t) => {
+    // B's host is back: a standby again, on its old interface.
+    const B2 = await gateway(whole, cluster, seg, 'b2', spec, { targetIf: B.targetIf, initIf: B.initIf });
+    t.match((await ctlIn(cluster.ns, B2.socket, 'list')).out, /NOT SERVED, standby: /, 'B stands by');
+    const stopped = Date.now();
+    A.daemon.signal('SIGTERM');
+    await A.daemon.exited;
+    await B2.daemon.waitFor(/took the exclusive lock of rbd\/disk \(nobody held the lock\); serving/, { timeoutMs: 15000 });
+    const ms = Date.now() - stopped;
+    t.comment(`clean handover: B serves ${ms} ms after A was told to stop`);
+    t.ok(ms < 10000, `within a look or two (${ms} ms)`);
+    t.same(Buffer.from(await cb.read(B2.T, 100, 8)), stamp('B newer', 8), 'B serves the data');
+    const bl = (await cluster.ceph(['osd', 'blocklist', 'ls'])).stdout.trim().split('\n').length;
+    t.comment(`blocklist entries now: ${bl}`);
   });
 });
 
