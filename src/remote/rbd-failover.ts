@@ -65,7 +65,7 @@ export class RbdFailover<E extends Export> {
     const g: Gate<E> = { e, spec, role: 'starting', timer: undefined, busy: undefined, owner: undefined, lastError: undefined };
     this.gates.set(e, g);
     e.held = `starting: taking the exclusive lock of the rbd image ${spec}`;
-    e.ownStateSave = (s) => this.p.addon.rbdCall(e.store.fd, 'metadataSet', STATE_KEY, encodeState(e.key, s)) as Promise<void>;
+    e.ownStateSave = (s) => this.saveState(g, s);
     g.busy = this.serialized(g, () => this.lookOnce(g))
       .catch((err: Error) => this.lookFailed(g, err))
       .finally(() => this.look(g));
@@ -132,6 +132,18 @@ export class RbdFailover<E extends Export> {
     });
     if (e.held !== null) throw new Error(`${e.key}: took the lock but does not serve: ${e.held}`);
     return { key: e.key, brokeFrom: broke, ms: Math.round(performance.now() - t0) };
+  }
+
+  /**
+   * Only the owner writes the image's state. A standby's change (a reload
+   * with a new mac-mask) stays here: at takeover the image's state is read
+   * and the config's mask applied to it again. A fenced gateway saves nothing.
+   */
+  private saveState(g: Gate<E>, s: ExportState): Promise<void> {
+    if (g.role === 'owner')
+      return this.p.addon.rbdCall(g.e.store.fd, 'metadataSet', STATE_KEY, encodeState(g.e.key, s)) as Promise<void>;
+    if (g.role === 'fenced') return Promise.reject(new Error(`${g.e.key} was fenced: its state is the new owner's to save`));
+    return Promise.resolve();
   }
 
   // ---- the looks ----------------------------------------------------------------
@@ -210,7 +222,8 @@ export class RbdFailover<E extends Export> {
         log.error({ export: e.key }, `${e.key}: ${e.held}`);
         return;
       }
-      this.adopt(e, saved);
+      // A mask this gateway's config sets wins over the image's: saved there before serving.
+      if (this.adopt(e, saved)) await addon.rbdCall(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
     } else {
       await addon.rbdCall(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
     }
@@ -224,13 +237,14 @@ export class RbdFailover<E extends Export> {
     this.p.announce(e);
   }
 
-  /** The image's state in force here, reconciled with this gateway's config (a mask the config sets wins). */
-  private adopt(e: E, saved: ExportState): void {
-    const { state } = reconcileState(saved, e.config.macMask);
+  /** The image's state in force here, reconciled with this gateway's config (a mask the config sets wins); true when that changed it. */
+  private adopt(e: E, saved: ExportState): boolean {
+    const { state, changed } = reconcileState(saved, e.config.macMask);
     e.restore(state);
     e.state.version++;
     e.savedVersion = e.durableVersion = e.state.version;
     e.setDurable(e.snapshotState());
+    return changed;
   }
 
   private fence(g: Gate<E>, why: string, newOwner?: string): void {

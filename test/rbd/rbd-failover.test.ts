@@ -35,6 +35,8 @@ interface Gateway {
   name: string;
   daemon: Proc;
   socket: string;
+  /** Its config file. */
+  conf: string;
   /** The gateway's interface, in the cluster's namespace. */
   targetIf: string;
   /** Its peer in the initiator namespace, enslaved to the bridge. */
@@ -80,7 +82,7 @@ async function gateway(
   const daemon = spawnVbladed(t, cluster.ns, conf, dir);
   await daemon.waitFor(/worker [0-9]+ is serving/, { timeoutMs: 60000 });
   const T: Target = { shelf: 9, slot: 4, mac: linkInfo(targetIf, cluster.ns.path).mac, sectorCount: 16, bufferCount: 16 };
-  return { name, daemon, socket, targetIf, initIf, T };
+  return { name, daemon, socket, conf, targetIf, initIf, T };
 }
 
 function stamp(text: string, sectors: number): Buffer {
@@ -132,6 +134,19 @@ t.test('two gateways on one rbd image: standby, takeover with fencing, state tha
     );
     const found = (await cb.discover(9, 4, 1500)).map((d) => d.macText);
     t.same(found, [formatMac(A.T.mac)], `only A answers a config query for e9.4 on the segment, not B (${formatMac(B.T.mac)})`);
+    // A reload of the standby with a mask of its own does not touch the state kept in the image (only the owner writes it).
+    const before = (await cluster.rbd(['image-meta', 'get', spec, 'aoe.state'])).stdout;
+    const plainConf = fs.readFileSync(B.conf, 'utf8');
+    fs.writeFileSync(B.conf, plainConf.replace(/(\[export e9\.4\]\n)/, '$1mac-mask = 02:00:00:00:00:42\n'));
+    const reload = await ctlIn(cluster.ns, B.socket, 'reload');
+    t.equal(reload.code, 0, reload.err);
+    t.equal(
+      (await cluster.rbd(['image-meta', 'get', spec, 'aoe.state'])).stdout,
+      before,
+      `the image's state is A's: ${before.trim()}`,
+    );
+    fs.writeFileSync(B.conf, plainConf);
+    t.equal((await ctlIn(cluster.ns, B.socket, 'reload')).code, 0, 'B reloaded with its first config');
     const read = await cb.read(B.T, 100, 8).then(
       () => 'answered',
       (e: Error) => e.message,
