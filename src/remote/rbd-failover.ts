@@ -19,6 +19,9 @@ import type { NativeAddon, RbdLockState } from '../native/addon';
 import { ESHUTDOWN } from '../native/errno';
 import { decodeState, encodeState } from '../service/state-store';
 
+/** Why a gateway stopped when the cluster refused it (its I/O, or a look at the lock, said EBLOCKLISTED). */
+const BLOCKLISTED = 'the Ceph cluster blocklisted this gateway (another gateway broke its lock and took it)';
+
 /** The image metadata key holding the export's AoE state (config string, MAC mask, reservation). */
 export const STATE_KEY = 'aoe.state';
 
@@ -43,6 +46,8 @@ interface Gate<E extends Export> {
   owner: string | undefined;
   /** The last error of a look, logged once until it changes. */
   lastError: string | undefined;
+  /** A look asked for by a refused operation has not started yet: the others of its batch ask for none. */
+  urgent: boolean;
 }
 
 /** An error to the control socket: what `vblade ctl takeover` prints. */
@@ -62,7 +67,16 @@ export class RbdFailover<E extends Export> {
   /** Takes charge of a new rbd export: held until its lock is ours, its state saved in the image from then on. */
   track(e: E): void {
     const spec = e.store.rbdSpec!;
-    const g: Gate<E> = { e, spec, role: 'starting', timer: undefined, busy: undefined, owner: undefined, lastError: undefined };
+    const g: Gate<E> = {
+      e,
+      spec,
+      role: 'starting',
+      timer: undefined,
+      busy: undefined,
+      owner: undefined,
+      lastError: undefined,
+      urgent: false,
+    };
     this.gates.set(e, g);
     e.held = `starting: taking the exclusive lock of the rbd image ${spec}`;
     e.ownStateSave = (s) => this.saveState(g, s);
@@ -101,9 +115,11 @@ export class RbdFailover<E extends Export> {
   refused(e: E, result: number): void {
     const g = this.gates.get(e);
     if (!g || g.role !== 'owner') return;
-    if (result === -ESHUTDOWN)
-      this.fence(g, 'the Ceph cluster refused its I/O: this gateway was blocklisted (another took the lock)');
-    else this.look(g, 0);
+    if (result === -ESHUTDOWN) this.fence(g, BLOCKLISTED);
+    else if (!g.urgent) {
+      g.urgent = true;
+      this.look(g, 0);
+    }
   }
 
   /** `vblade ctl takeover`: breaks the owner's lock (the cluster blocklists it) and serves from here. */
@@ -168,6 +184,7 @@ export class RbdFailover<E extends Export> {
   }
 
   private async lookOnce(g: Gate<E>): Promise<void> {
+    g.urgent = false;
     if (g.role === 'fenced' || g.e.closing) return;
     const st = await this.lockState(g);
     g.lastError = undefined;
@@ -186,7 +203,7 @@ export class RbdFailover<E extends Export> {
   }
 
   private lookFailed(g: Gate<E>, err: Error & { code?: string }): void {
-    if (g.role === 'owner' && err.code === 'ESHUTDOWN') return this.fence(g, 'the Ceph cluster blocklisted this gateway');
+    if (g.role === 'owner' && err.code === 'ESHUTDOWN') return this.fence(g, BLOCKLISTED);
     if (err.message === g.lastError) return;
     g.lastError = err.message;
     this.p.log.warn(
