@@ -1793,6 +1793,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   /* Each remote backend with functions of its own adds them itself. */
   if (!rbd_define_functions(env, exports)) return NULL;
+  if (!rbd_lock_define_functions(env, exports)) return NULL;
   napi_value constants = create_constants(env);
   if (constants == NULL || !define_value(env, exports, "constants", constants)) return NULL;
   return exports;

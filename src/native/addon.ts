@@ -259,6 +259,25 @@ export interface NativeAddon {
   rbdSize(handle: number): number;
   /** Waits for the image's operations in flight, then closes it and its connection. */
   closeRbd(handle: number): void;
+  /**
+   * The exclusive lock and the metadata of an open image, off the main
+   * thread (each waits on the cluster): lockState, lockAcquire,
+   * lockBreak(owner: the address lockState names; the cluster blocklists
+   * it), metadataGet(key) (null when unset), metadataSet(key, value).
+   */
+  rbdCall(handle: number, kind: RbdCallKind, ...args: string[]): Promise<unknown>;
+}
+
+export type RbdCallKind = 'lockState' | 'lockAcquire' | 'lockBreak' | 'metadataGet' | 'metadataSet';
+
+/** Who holds an image's exclusive lock, and who watches its header. */
+export interface RbdLockState {
+  /** This process owns the lock. */
+  owner: boolean;
+  /** The lock owners' client addresses (at most one for an exclusive lock). */
+  owners: string[];
+  /** The clients that watch the image's header: those alive; `id` is N of client.N. */
+  watchers: { addr: string; id: number }[];
 }
 
 /** What openRbd connects to and opens. */
@@ -365,4 +384,5 @@ export const native: NativeAddon = {
   openRbd: (options) => loadAddon().openRbd(options),
   rbdSize: (handle) => loadAddon().rbdSize(handle),
   closeRbd: (handle) => loadAddon().closeRbd(handle),
+  rbdCall: (handle, kind, ...args) => loadAddon().rbdCall(handle, kind, ...args),
 };

@@ -14,7 +14,9 @@
 // `remove` are not answered here: `vblade ctl` runs them itself, as root
 // (it writes the config fragment, then asks for a reload), so the daemon
 // never writes its configuration and may run as a user who cannot; the
-// daemon only says which config file it serves (config-files).
+// daemon only says which config file it serves (config-files). `takeover`
+// (it fences another gateway) is answered only for root or the daemon's own
+// user (SO_PEERCRED).
 //
 // COMMANDS is the one table of commands: the server dispatches through it
 // and `vblade ctl` builds its help and checks arguments from it.
@@ -64,6 +66,8 @@ export interface CommandDef {
   changes?: boolean;
   /** Run by `vblade ctl` itself, as root (it writes the configuration): the daemon only answers the reload it asks for. */
   local?: boolean;
+  /** Only root or the daemon's own user may ask (takeover: it fences another gateway). */
+  rootOnly?: boolean;
   /** What the command does; without it, the request of its name, with the arguments the command takes (runCommand). */
   run?(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
@@ -199,6 +203,14 @@ export const COMMANDS: readonly CommandDef[] = [
     exportArg: 'required',
     changes: true,
     local: true,
+  },
+  {
+    name: 'takeover',
+    summary:
+      "serve an rbd export this gateway stands by for now: break the owner's lock of the image (the Ceph cluster blocklists the old gateway, so its late writes are refused), take it, announce; root only",
+    exportArg: 'required',
+    changes: true,
+    rootOnly: true,
   },
   {
     name: 'resize',
@@ -456,6 +468,11 @@ function auditRequest(log: Logger, peer: PeerCredentials | undefined, req: Contr
   );
 }
 
+/** Root, or the user the daemon runs as: who may ask for a rootOnly command. */
+function isAdmin(peer: PeerCredentials | undefined): boolean {
+  return peer !== undefined && (peer.uid === 0 || peer.uid === process.geteuid?.());
+}
+
 /** The reply to one request line; never throws. */
 async function answer(
   line: string,
@@ -472,6 +489,16 @@ async function answer(
   if (typeof req !== 'object' || req === null || Array.isArray(req))
     return { ok: false, error: 'the request is not a JSON object; send e.g. {"command": "list"}' };
   auditRequest(log, peer, req);
+  const cmd =
+    typeof (req as ControlRequest).command === 'string' ? commandByName((req as ControlRequest).command as string) : undefined;
+  if (cmd?.rootOnly && !isAdmin(peer)) {
+    log.warn(`control socket: ${cmd.name} refused to ${describePeer(peer)}: only root may ask for it`);
+    return {
+      id: (req as ControlRequest).id,
+      ok: false,
+      error: `${cmd.name} is for root only: it fences another gateway; run it with sudo (members of the control group may use the other commands)`,
+    };
+  }
   return dispatch(target, req);
 }
 

@@ -93,6 +93,11 @@ export async function serveInForeground(config: ServerConfig, log: Logger): Prom
   }
   const c = config.exports[0];
   const e = server.exports[0];
+  if (e.held !== null && /^(standby|starting):/.test(e.held)) {
+    // An rbd standby: it serves once the image's lock is free (the log says when).
+    process.stdout.write(`pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors O_RDWR, ${e.held}\n`);
+    return untilSignalled(server, log);
+  }
   if (e.held !== null) {
     // No control socket here to restore or reset it: refuse rather than serve without the saved mask and reservation.
     await server.stop();
