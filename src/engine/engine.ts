@@ -205,11 +205,12 @@ export class Engine<E extends Export = Export> {
       for (;;) {
         if (this.loopExitWanted()) break;
         let hit = false;
-        if (this.policy.shouldSpin(this.ctx.clock)) {
-          const found = this.spin();
+        const polling = this.policy.shouldSpin(this.ctx.clock);
+        if (polling || w !== null) {
+          const found = this.spin(polling ? this.policy.windowMs : 0);
           hit = found !== Poll.Missed;
           // Work that was there at the first look would have ended a wait at once too: polling earned nothing.
-          if (found !== Poll.Waiting) this.policy.record(hit, this.ctx.clock);
+          if (polling && found !== Poll.Waiting) this.policy.record(hit, this.ctx.clock);
         }
         if (w === null) {
           if (hit) continue;
@@ -255,23 +256,23 @@ export class Engine<E extends Export = Export> {
   }
 
   /**
-   * Polls the receive rings and the io ring (plain memory reads, no system
-   * calls) for up to the policy's window; serves what it finds. Says whether
-   * work was waiting at the first look (Poll.Waiting), came while it polled
-   * (Poll.Found) or not before the window ran out (Poll.Missed). Only the
-   * last two are polls the spin policy judges: on a CPU shared with the
-   * initiator, the initiator's next request is often already there when the
-   * reply's send returns (the initiator ran inside it), and counting those
-   * as polls that paid kept the policy polling through the misses, 20 µs of
-   * the initiator's CPU each.
+   * Looks at the receive rings and the io ring (plain memory reads, no
+   * system calls), and goes on looking for up to `window` ms; serves what it
+   * finds. Says whether work was waiting at the first look (Poll.Waiting),
+   * came while it polled (Poll.Found) or not before the window ran out
+   * (Poll.Missed). Only the last two are polls the spin policy judges: on a
+   * CPU shared with the initiator, the initiator's next request is often
+   * already there when the reply's send returns (the initiator ran inside
+   * it), and counting those as polls that paid kept the policy polling
+   * through the misses, 20 µs of the initiator's CPU each. The first look is
+   * taken even while polling is paused: it costs less than the wait's system
+   * call, which would return at once.
    */
-  private spin(): Poll {
+  private spin(window: number): Poll {
     const start = this.ctx.clock;
-    const window = this.policy.windowMs;
-    let first = true;
-    for (; ; first = false) {
+    for (let first = true; ; first = false) {
       const now = first ? start : performance.now();
-      if (now - start >= window) {
+      if (!first && now - start >= window) {
         this.ctx.clock = now;
         return Poll.Missed;
       }
@@ -280,14 +281,21 @@ export class Engine<E extends Export = Export> {
         const link = this.links[i];
         if (link.socket !== null && link.accepting && link.socket.ready()) ready = true;
       }
-      if (!ready) continue;
-      if (!first) this.ctx.clock = now;
+      if (!ready) {
+        if (window <= 0) return Poll.Missed;
+        continue;
+      }
+      // The requests' clock (latency, group commits): the first look has no fresh reading of its own.
+      this.ctx.clock = first ? performance.now() : now;
       let got = this.storage.reap();
       for (let i = 0; i < this.links.length; i++) {
         const link = this.links[i];
         if (link.socket !== null && link.socket.ready()) got += this.intake.drain(link);
       }
-      if (got === 0) continue;
+      if (got === 0) {
+        if (window <= 0) return Poll.Missed;
+        continue;
+      }
       this.endBatch();
       return first ? Poll.Waiting : Poll.Found;
     }
