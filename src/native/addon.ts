@@ -226,6 +226,13 @@ export interface NativeAddon {
    * switched and should exit.
    */
   dropPrivileges(user: string, keepLease?: boolean): { uid: number; gid: number };
+  /**
+   * From now on fcntl(F_SETLEASE, F_WRLCK) fails with EPERM in every thread
+   * of the process and the programs it runs (a seccomp filter): CAP_LEASE is
+   * for the views' read leases; a write lease would hold back every open of
+   * a file, root's too. Sets no_new_privs (what the filter needs).
+   */
+  denyWriteLeases(): void;
   /** True when no_new_privs is set and the bounding set holds no more than a start as root uses (native/privilege.c). */
   privilegeConfined(): boolean;
   /**
@@ -376,6 +383,7 @@ export const native: NativeAddon = {
   peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user, keepLease) => loadAddon().dropPrivileges(user, keepLease),
+  denyWriteLeases: () => loadAddon().denyWriteLeases(),
   privilegeConfined: () => loadAddon().privilegeConfined(),
   reexecConfined: (file, argv, env, keepFds) => loadAddon().reexecConfined(file, argv, env, keepFds),
   openNbd: (uri, connections, waitMs, fua) => loadAddon().openNbd(uri, connections, waitMs, fua),

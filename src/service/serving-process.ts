@@ -45,6 +45,14 @@ export async function startServing(config: ServerConfig, log: Logger, hooks: Ser
       throw e;
     }
   }
+  // Not root (switched, or started as a user with CAP_LEASE as vblade.service does): read leases only.
+  if ((process.geteuid?.() ?? 0) !== 0) {
+    try {
+      loadAddon().denyWriteLeases();
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, `write leases are not refused to this process: ${(e as Error).message}`);
+    }
+  }
   return server;
 }
 
