@@ -36,11 +36,17 @@ export function controlRequest(socketPath: string, req: ControlRequest, timeoutM
       if (nl >= 0) {
         clearTimeout(timer);
         sock.end();
+        let reply: unknown;
         try {
-          resolve(JSON.parse(Buffer.concat(pieces).toString('utf8')) as ControlReply);
+          reply = JSON.parse(Buffer.concat(pieces).toString('utf8'));
         } catch {
           reject(new Error(`${socketPath} answered something that is not JSON`));
+          return;
         }
+        const r = reply as ControlReply | null;
+        if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean' || (!r.ok && typeof r.error !== 'string'))
+          reject(new Error(`${socketPath} answered something that is not a reply of vbladed's`));
+        else resolve(r);
       }
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {

@@ -264,6 +264,22 @@ if (requireRoot(t)) {
       await new Promise<void>((r) => server.listen(flood, r));
       t.teardown(() => server.close());
       await t.rejects(controlRequest(flood, { command: 'list' }), { message: /answered more than 64 MiB/ });
+      // Answers that are JSON but no reply: said so, not a TypeError.
+      for (const [name, text] of [
+        ['null', 'null'],
+        ['array', '[1]'],
+        ['no error', '{"ok": false}'],
+      ]) {
+        const sock = path.join(base, `${name.replace(' ', '-')}.sock`);
+        const liar = net.createServer((c) => c.end(`${text}\n`));
+        await new Promise<void>((r) => liar.listen(sock, r));
+        t.teardown(() => liar.close());
+        await t.rejects(
+          controlRequest(sock, { command: 'list' }),
+          { message: /answered something that is not a reply of vbladed's/ },
+          name,
+        );
+      }
     },
   );
 }
