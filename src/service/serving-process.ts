@@ -23,14 +23,18 @@ export interface ServingOptions {
 /**
  * Starts the server with the tunables the configuration carries and the
  * test fault wrapper (the ring itself unless a test sets
- * AOET_TEST_FAULT_PLAN or AOET_TEST_IO_JOURNAL). With a user set, becomes
+ * AOET_TEST_FAULT_PLAN or AOET_TEST_IO_JOURNAL; AOET_TEST_VIEW_LEASE_RETRY_MS
+ * shortens the views' 30 s wait before sharing the image again, so that a
+ * test need not sit it out). With a user set, becomes
  * that user once the server is up: its files and sockets are open by then;
  * CAP_LEASE is kept too, for views now or added by a reload.
  * A failed switch stops the server again and throws.
  */
 export async function startServing(config: ServerConfig, log: Logger, hooks: ServerHooks, opts: ServingOptions): Promise<Server> {
+  const leaseRetry = Number(process.env.AOET_TEST_VIEW_LEASE_RETRY_MS);
   const server = await Server.start(config, log, hooks, {
     ...(config.tunables ?? {}),
+    ...(Number.isInteger(leaseRetry) && leaseRetry >= 100 && leaseRetry <= 3_600_000 ? { viewLeaseRetryMs: leaseRetry } : {}),
     requireAnInterface: opts.requireAnInterface,
     wrapIoRing: (io) => withTestFaults(io),
   });

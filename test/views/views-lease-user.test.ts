@@ -26,6 +26,8 @@ const NOBODY = 65534;
 const SECTORS = 2048;
 /** What the writer may wait: the daemon pauses and gives the lease up; the kernel would hold it 45 s. */
 const WRITER_MAX_MS = 5000;
+/** The views try to share the image again this soon after a writer (30 s by default; AOET_TEST_VIEW_LEASE_RETRY_MS). */
+const LEASE_RETRY_MS = 3000;
 
 /** `vblade ctl --json ARGS` in `ns` against the one daemon of `runDir`. */
 async function ctlJson(ns: Netns, repo: string, runDir: string, ...args: string[]): Promise<unknown> {
@@ -93,7 +95,7 @@ async function writersGetIn(t: Test, ns: Netns, repo: string, runDir: string, im
   t.comment(`writer wait: ${w.ms} ms`);
   t.equal(await sharesImage(ns, repo, runDir), false, 'the lease was given up: the views read their own files');
 
-  // Taken again within the retry interval (30 s); then a non-blocking opener meets it.
+  // Taken again within the retry interval (30 s; LEASE_RETRY_MS here); then a non-blocking opener meets it.
   await untilShared(t, ns, repo, runDir, 'the export takes the lease again once the writer closed the image', 60000);
   const first = await truncateSame(ns, image);
   t.not(first.code, 0, 'truncate while the lease is held fails once, as with root');
@@ -146,6 +148,7 @@ if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['tr
         [
           '-u',
           'NODE_OPTIONS',
+          `AOET_TEST_VIEW_LEASE_RETRY_MS=${LEASE_RETRY_MS}`,
           process.execPath,
           join(REPO, 'bin', 'vbladed.js'),
           '--foreground',
@@ -186,6 +189,7 @@ if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['tr
       [
         '-u',
         'NODE_OPTIONS',
+        `AOET_TEST_VIEW_LEASE_RETRY_MS=${LEASE_RETRY_MS}`,
         'setpriv',
         '--reuid=nobody',
         '--regid=nogroup',
