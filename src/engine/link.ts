@@ -19,10 +19,15 @@ const LARGEST_CONTROL_REPLY = 1088;
  * (lo has 65536): 63 sectors per request, and ring slots stay small.
  */
 const MAX_USABLE_MTU = 32768;
-/** The ring and arena are always sized for at least this MTU. */
-const JUMBO_MTU = 9000;
-/** Receive ring memory budget per interface. */
+/**
+ * Receive ring memory budget per interface. Slots are sized for the MTU in
+ * use, so at MTU 1500 the ring holds its 4096 frames (a lab of 200 machines
+ * keeping 16 requests each outstanding sends 3,200 at once); at MTU 9000 it
+ * holds about 900.
+ */
 const RING_BYTES = 8 << 20;
+/** Most slots a receive ring has, whatever the MTU. */
+const RING_MAX_FRAMES = 4096;
 
 /** What flush() did with the queued replies. */
 export const enum FlushStatus {
@@ -66,6 +71,12 @@ export class Link {
   accepting = false;
   /** The socket must be reopened (MTU outgrew the ring, interface recreated) once inflight reaches 0. */
   reopenWanted = false;
+  /**
+   * The last drain stopped for want of transmit or request slots: the frames
+   * behind it wait in the receive ring (the kernel's queue, not a drop) until
+   * the end of a batch frees slots and takes them (Intake.resumeStalled).
+   */
+  rxStalled = false;
   /** The socket descriptor the engine's frame waiter watches for this link (-1: none). */
   watchedFd = -1;
   readonly ctx: FrameContext;
@@ -144,12 +155,12 @@ export class Link {
 
   /** Opens the socket and sizes the ring and arena for the current MTU. Throws with a user-facing message. */
   open(info: LinkInfo): void {
-    // Sized for jumbo frames even at a smaller MTU, so that raising the MTU
-    // up to 9000 takes effect at once, without reopening the socket.
-    const maxFrame = Math.max(Math.min(Math.max(info.mtu, JUMBO_MTU), MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
+    // Sized for the MTU in use: small frames make many slots for the same
+    // memory. An MTU raised past it takes effect after a reopen (outgrown()).
+    const maxFrame = Math.max(Math.min(info.mtu, MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
     // tpacket2 header + sockaddr_ll + alignment fit in 128 bytes.
     const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
-    const frameCount = Math.max(256, Math.min(4096, Math.floor(RING_BYTES / frameSize)));
+    const frameCount = Math.max(256, Math.min(RING_MAX_FRAMES, Math.floor(RING_BYTES / frameSize)));
     this.socket = this.addon.openPacket(this.name, {
       frameSize,
       frameCount,
@@ -169,6 +180,7 @@ export class Link {
     for (let i = this.options.txSlots - 1; i >= 0; i--) this.txFree[this.txFreeN++] = i;
     this.sendN = 0;
     this.reopenWanted = false;
+    this.rxStalled = false;
     this.applyInfo(info);
   }
 
@@ -205,6 +217,11 @@ export class Link {
   /** Byte offset in `arena` of transmit slot i. */
   slotOffset(i: number): number {
     return i * this.slotStride + SLOT_LEAD;
+  }
+
+  /** Transmit slots free now. */
+  get txAvailable(): number {
+    return this.txFreeN;
   }
 
   /** A free transmit slot, or -1. */
