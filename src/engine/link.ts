@@ -19,15 +19,17 @@ const LARGEST_CONTROL_REPLY = 1088;
  * (lo has 65536): 63 sectors per request, and ring slots stay small.
  */
 const MAX_USABLE_MTU = 32768;
+/** The ring and arena are always sized for at least this MTU. */
+const JUMBO_MTU = 9000;
 /**
- * Receive ring memory budget per interface. Slots are sized for the MTU in
- * use, so at MTU 1500 the ring holds its 4096 frames (a lab of 200 machines
- * keeping 16 requests each outstanding sends 3,200 at once); at MTU 9000 it
- * holds about 900.
+ * Slots of the receive ring: the frames that may wait for the engine. A lab
+ * of 200 machines each keeping the advertised Buffer Count (16) outstanding
+ * sends 3,200 requests at once; with fewer slots the kernel drops the rest,
+ * and each drop costs its machine a retransmission timeout.
  */
-const RING_BYTES = 8 << 20;
-/** Most slots a receive ring has, whatever the MTU. */
-const RING_MAX_FRAMES = 4096;
+const RING_FRAMES = 4096;
+/** Receive ring memory cap per interface: fewer slots only for MTUs above 9000. */
+const RING_MAX_BYTES = 40 << 20;
 
 /** What flush() did with the queued replies. */
 export const enum FlushStatus {
@@ -155,12 +157,12 @@ export class Link {
 
   /** Opens the socket and sizes the ring and arena for the current MTU. Throws with a user-facing message. */
   open(info: LinkInfo): void {
-    // Sized for the MTU in use: small frames make many slots for the same
-    // memory. An MTU raised past it takes effect after a reopen (outgrown()).
-    const maxFrame = Math.max(Math.min(info.mtu, MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
+    // Sized for jumbo frames even at a smaller MTU, so that raising the MTU
+    // up to 9000 takes effect at once, without reopening the socket.
+    const maxFrame = Math.max(Math.min(Math.max(info.mtu, JUMBO_MTU), MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
     // tpacket2 header + sockaddr_ll + alignment fit in 128 bytes.
     const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
-    const frameCount = Math.max(256, Math.min(RING_MAX_FRAMES, Math.floor(RING_BYTES / frameSize)));
+    const frameCount = Math.max(256, Math.min(RING_FRAMES, Math.floor(RING_MAX_BYTES / frameSize)));
     this.socket = this.addon.openPacket(this.name, {
       frameSize,
       frameCount,
