@@ -45,7 +45,7 @@ const ROOMS = {
     why: 'copy-on-write views and snapshots work on block stores and export configs; the serving core calls them, never the other way round.',
   },
   guard: {
-    may: ['api', 'aoe', 'native', 'config'],
+    may: ['api', 'aoe', 'native', 'config', 'remote'],
     why: 'the two-writer guards check configs, probe the wire and claim addresses before the serving core starts; they must not reach into it.',
   },
   target: {
@@ -166,6 +166,14 @@ forbidden.push(
     severity: 'error',
     from: { path: roomPath('config') },
     to: { path: roomPath('remote'), pathNot: '^src/remote/(remote-uri|rbd-spec|ceph-conf)\\.ts$' },
+  },
+  {
+    name: 'guard-only-remote-uri',
+    comment:
+      "guard/ tells two exports of one remote store apart by remote-uri's reading of their URIs (no addon); opening such a store is the serving core's.",
+    severity: 'error',
+    from: { path: roomPath('guard') },
+    to: { path: roomPath('remote'), pathNot: '^src/remote/(remote-uri|rbd-spec)\\.ts$' },
   },
   {
     name: 'src-not-test-room',

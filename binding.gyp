@@ -16,7 +16,8 @@
             "native/reflink.c",
             "native/remote.c",
             "native/nbd.c",
-            "native/rbd.c"
+            "native/rbd.c",
+            "native/rbd-lock.c"
           ],
           "libraries": ["-ldl", "-lpthread"],
           "defines": ["NAPI_VERSION=8"],

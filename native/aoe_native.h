@@ -262,6 +262,10 @@ int privilege_drop(const char *user, bool keep_lease, struct privilege_ids *ids,
  * a start as root uses (privilege.c start_caps), else 0. */
 int privilege_confined(void);
 
+/* Fails fcntl(F_SETLEASE, F_WRLCK) with EPERM in every thread of the process
+ * from now on (seccomp, inherited by children); 0, or -1 with `err`. */
+int privilege_deny_write_leases(struct aoe_error *err);
+
 /* As root: sets no_new_privs, lowers the bounding set to the start
  * capabilities, clears FD_CLOEXEC on `keep_fds` and execs `file`. Returns
  * only on failure (-errno with `err` set). */

@@ -1536,6 +1536,16 @@ static napi_value drop_privileges_fn(napi_env env, napi_callback_info info) {
   return ids_object(env, &ids);
 }
 
+/* denyWriteLeases(): fcntl(F_SETLEASE, F_WRLCK) fails with EPERM in the whole process from now on. */
+static napi_value deny_write_leases_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct aoe_error err;
+  if (privilege_deny_write_leases(&err) < 0) return throw_aoe_error(env, &err);
+  napi_value undefined;
+  NAPI_OK(napi_get_undefined(env, &undefined));
+  return undefined;
+}
+
 static napi_value privilege_confined_fn(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
@@ -1784,6 +1794,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"peerCredentials", NULL, peer_credentials_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lookupUser", NULL, lookup_user_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropPrivileges", NULL, drop_privileges_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"denyWriteLeases", NULL, deny_write_leases_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"privilegeConfined", NULL, privilege_confined_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reexecConfined", NULL, reexec_confined_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openNbd", NULL, open_nbd_fn, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1793,6 +1804,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   /* Each remote backend with functions of its own adds them itself. */
   if (!rbd_define_functions(env, exports)) return NULL;
+  if (!rbd_lock_define_functions(env, exports)) return NULL;
   napi_value constants = create_constants(env);
   if (constants == NULL || !define_value(env, exports, "constants", constants)) return NULL;
   return exports;

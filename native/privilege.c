@@ -26,6 +26,10 @@
 #include <pwd.h>
 #include <stdbool.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -71,7 +75,10 @@ static bool is_net_raw(unsigned long cap) {
  * permission: a read lease needs a descriptor the process already has open
  * for reading, and all it does to another program is hold back that
  * program's open for writing until the lease is given up (at most the
- * kernel's lease-break-time, 45 s, if the holder never does). Views keep it
+ * kernel's lease-break-time, 45 s, if the holder never does). A write lease
+ * (which an O_RDONLY descriptor may take when nobody else has the file
+ * open) would hold back every open, reads too: privilege_deny_write_leases
+ * refuses those to the whole process. Views keep it
  * after the switch so that they can give up, and later take again, the
  * lease on an image that is not the serving user's (root's, as an admin
  * leaves it): without it the give-up fails with EACCES and every writer of
@@ -160,4 +167,49 @@ int privilege_drop(const char *user, bool keep_lease, struct privilege_ids *ids,
   ids->uid = pw.pw_uid;
   ids->gid = pw.pw_gid;
   return 0;
+}
+
+#if defined(__x86_64__)
+#define AUDIT_ARCH_OURS AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define AUDIT_ARCH_OURS AUDIT_ARCH_AARCH64
+#endif
+
+/* A seccomp filter on every thread (TSYNC) that fails fcntl(F_SETLEASE,
+ * F_WRLCK) with EPERM and lets everything else through: a process holding
+ * CAP_LEASE for read leases cannot take a write lease, which would hold back
+ * every open of that file, root's too. Sets no_new_privs, which the filter
+ * needs (the switch and systemd's NoNewPrivileges= set it already). System calls
+ * of another ABI (x32, i386) are refused outright: the filter reads only
+ * this ABI's numbers, and the daemon makes no other. */
+int privilege_deny_write_leases(struct aoe_error *err) {
+#ifdef AUDIT_ARCH_OURS
+  const unsigned int arg_lo = offsetof(struct seccomp_data, args); /* args[i] low word: + 8 * i (little-endian) */
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_OURS, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __X32_SYSCALL_BIT
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+#endif
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fcntl, 0, 5),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_lo + 8),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETLEASE, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_lo + 16),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_WRLCK, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {.len = (unsigned short)(sizeof code / sizeof code[0]), .filter = code};
+  /* The filter needs no_new_privs; TSYNC gives it to every thread with the filter. */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) != 0)
+    return aoe_fail(err, errno, "PR_SET_NO_NEW_PRIVS failed: %s", strerror(errno));
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+    return aoe_fail(err, errno, "cannot refuse write leases to this process (seccomp): %s", strerror(errno));
+  return 0;
+#else
+  return aoe_fail(err, ENOSYS, "refusing write leases is not built for this architecture");
+#endif
 }

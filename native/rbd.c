@@ -38,7 +38,10 @@
       X(rados_ioctx_create) X(rados_ioctx_destroy) X(rados_ioctx_set_namespace)
 #define RBD_FUNCTIONS(X)                                                                               \
   X(rbd_open) X(rbd_open_read_only) X(rbd_close) X(rbd_get_size) X(rbd_aio_create_completion)          \
-      X(rbd_aio_get_return_value) X(rbd_aio_release) X(rbd_aio_read) X(rbd_aio_write) X(rbd_aio_flush)
+      X(rbd_aio_get_return_value) X(rbd_aio_release) X(rbd_aio_read) X(rbd_aio_write) X(rbd_aio_flush)          \
+      X(rbd_get_features) X(rbd_is_exclusive_lock_owner) X(rbd_lock_acquire) X(rbd_lock_get_owners)         \
+      X(rbd_lock_get_owners_cleanup) X(rbd_lock_break) X(rbd_watchers_list) X(rbd_watchers_list_cleanup)   \
+      X(rbd_metadata_get) X(rbd_metadata_set)
 
 #define DECLARE_POINTER(name) __typeof__(name) *name;
 static struct {
@@ -96,6 +99,7 @@ struct rbd_store {
   uint32_t in_flight;
   struct rbd_request *free;
   struct rbd_chunk *chunks;
+  char spec[1024]; /* POOL/[NAMESPACE/]IMAGE, for messages */
 };
 
 /* A free request record (under the lock), growing the pool when it is empty. */
@@ -317,6 +321,16 @@ int rbd_store_open(const struct rbd_store_options *o, uint64_t *size, struct aoe
     rc = aoe_fail(err, -rc, "cannot read the size of the rbd image %s: %s", spec, strerror(-rc));
     goto failed;
   }
+  /* A writer serves only while it holds the exclusive lock (failover fences through it). */
+  uint64_t features = 0;
+  if (!o->read_only && lib.rbd_get_features(s->image, &features) == 0 && !(features & RBD_FEATURE_EXCLUSIVE_LOCK)) {
+    rc = aoe_fail(err, EOPNOTSUPP,
+                  "the rbd image %s lacks the exclusive-lock feature, which a writing gateway must hold so that "
+                  "no other can write it: rbd feature enable %s exclusive-lock (or export it read-only)",
+                  spec, spec);
+    goto failed;
+  }
+  snprintf(s->spec, sizeof s->spec, "%s", spec);
   rc = remote_register(&rbd_backend, s);
   if (rc < 0) {
     rc = aoe_fail(err, -rc, "cannot serve the rbd image %s: %d remote stores are open already", spec,
@@ -337,10 +351,14 @@ int rbd_store_size(int handle, uint64_t *size, struct aoe_error *err) {
   return 0;
 }
 
+static pthread_mutex_t calls_lock = PTHREAD_MUTEX_INITIALIZER; /* a call's look-up against a close's unregister */
+
 int rbd_store_close(int handle) {
   struct rbd_store *s = remote_store(handle, &rbd_backend);
   if (s == NULL) return -EBADF;
+  pthread_mutex_lock(&calls_lock);
   remote_unregister(handle);
+  pthread_mutex_unlock(&calls_lock);
   /* Every operation ends within rados_osd_op_timeout: wait for them, since
    * their callbacks still use the store. */
   pthread_mutex_lock(&s->lock);
@@ -350,7 +368,114 @@ int rbd_store_close(int handle) {
   return 0;
 }
 
+/* ---- the exclusive lock and metadata ------------------------------------------- */
+
+/* Takes a store for a call: counted in flight, so a close waits for it. NULL when the handle is not an rbd store. */
+static struct rbd_store *call_begin(int handle) {
+  pthread_mutex_lock(&calls_lock);
+  struct rbd_store *s = remote_store(handle, &rbd_backend);
+  if (s != NULL) {
+    pthread_mutex_lock(&s->lock);
+    s->in_flight++;
+    pthread_mutex_unlock(&s->lock);
+  }
+  pthread_mutex_unlock(&calls_lock);
+  return s;
+}
+
+static void call_end(struct rbd_store *s) {
+  pthread_mutex_lock(&s->lock);
+  if (--s->in_flight == 0) pthread_cond_broadcast(&s->idle);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static int lock_state(struct rbd_store *s, struct rbd_call *c, struct aoe_error *err) {
+  int owner = 0;
+  int rc = lib.rbd_is_exclusive_lock_owner(s->image, &owner);
+  if (rc < 0) return aoe_fail(err, -rc, "cannot ask whether this gateway owns the lock of %s: %s", s->spec, strerror(-rc));
+  c->is_owner = owner != 0;
+  rbd_lock_mode_t mode;
+  char *owners[RBD_CALL_MAX_NAMES];
+  size_t n = RBD_CALL_MAX_NAMES;
+  rc = lib.rbd_lock_get_owners(s->image, &mode, owners, &n);
+  if (rc == -ENOENT) n = 0; /* nobody holds it */
+  else if (rc < 0) return aoe_fail(err, -rc, "cannot read the lock owners of %s: %s", s->spec, strerror(-rc));
+  else {
+    for (size_t i = 0; i < n; i++) snprintf(c->owners[i], RBD_CALL_NAME_BYTES, "%s", owners[i]);
+    lib.rbd_lock_get_owners_cleanup(owners, n);
+  }
+  c->owner_count = (uint32_t)n;
+  rbd_image_watcher_t watchers[RBD_CALL_MAX_NAMES];
+  size_t w = RBD_CALL_MAX_NAMES;
+  rc = lib.rbd_watchers_list(s->image, watchers, &w);
+  if (rc == -ERANGE) return aoe_fail(err, ERANGE, "the rbd image %s has more than %d watchers", s->spec, RBD_CALL_MAX_NAMES);
+  if (rc < 0) return aoe_fail(err, -rc, "cannot list the watchers of %s: %s", s->spec, strerror(-rc));
+  for (size_t i = 0; i < w; i++) {
+    snprintf(c->watchers[i].addr, RBD_CALL_NAME_BYTES, "%s", watchers[i].addr);
+    c->watchers[i].id = watchers[i].id;
+  }
+  lib.rbd_watchers_list_cleanup(watchers, w);
+  c->watcher_count = (uint32_t)w;
+  return 0;
+}
+
+static int metadata_get(struct rbd_store *s, struct rbd_call *c, struct aoe_error *err) {
+  size_t len = 512;
+  for (int tries = 0; tries < 4; tries++) {
+    char *buf = malloc(len);
+    if (buf == NULL) return aoe_fail(err, ENOMEM, "out of memory");
+    size_t want = len;
+    int rc = lib.rbd_metadata_get(s->image, c->arg[0], buf, &want);
+    if (rc == 0) {
+      c->value = buf;
+      return 0;
+    }
+    free(buf);
+    if (rc == -ENOENT) return 0;
+    if (rc != -ERANGE) return aoe_fail(err, -rc, "cannot read %s of the rbd image %s: %s", c->arg[0], s->spec, strerror(-rc));
+    len = want + 1;
+  }
+  return aoe_fail(err, ERANGE, "%s of the rbd image %s keeps growing while read", c->arg[0], s->spec);
+}
+
+int rbd_store_call(struct rbd_call *c, struct aoe_error *err) {
+  struct rbd_store *s = call_begin(c->handle);
+  if (s == NULL) return aoe_fail(err, EBADF, "no rbd store has handle %d", c->handle);
+  int rc = 0;
+  switch (c->kind) {
+    case RBD_CALL_LOCK_STATE:
+      rc = lock_state(s, c, err);
+      break;
+    case RBD_CALL_LOCK_ACQUIRE:
+      rc = lib.rbd_lock_acquire(s->image, RBD_LOCK_MODE_EXCLUSIVE);
+      if (rc < 0)
+        rc = aoe_fail(err, -rc, "cannot take the exclusive lock of the rbd image %s: %s%s", s->spec, strerror(-rc),
+                      rc == -EROFS || rc == -EBUSY ? " (another client holds it)" : "");
+      break;
+    case RBD_CALL_LOCK_BREAK:
+      rc = lib.rbd_lock_break(s->image, RBD_LOCK_MODE_EXCLUSIVE, c->arg[0]);
+      if (rc < 0)
+        rc = aoe_fail(err, -rc, "cannot break the lock of %s held by %s: %s", s->spec, c->arg[0], strerror(-rc));
+      break;
+    case RBD_CALL_META_GET:
+      rc = metadata_get(s, c, err);
+      break;
+    case RBD_CALL_META_SET:
+      rc = lib.rbd_metadata_set(s->image, c->arg[0], c->arg[1]);
+      if (rc < 0) rc = aoe_fail(err, -rc, "cannot write %s of the rbd image %s: %s", c->arg[0], s->spec, strerror(-rc));
+      break;
+    default:
+      rc = aoe_fail(err, EINVAL, "unknown rbd call %d", (int)c->kind);
+  }
+  call_end(s);
+  return rc;
+}
+
 #else /* built without librbd-dev */
+
+int rbd_store_call(struct rbd_call *c, struct aoe_error *err) {
+  return aoe_fail(err, EBADF, "no rbd store has handle %d", c->handle);
+}
 
 int rbd_store_open(const struct rbd_store_options *o, uint64_t *size, struct aoe_error *err) {
   (void)o;

@@ -31,5 +31,41 @@ int rbd_store_size(int handle, uint64_t *size, struct aoe_error *err);
  * and the connection. 0, or -EBADF for a handle that is not an rbd store. */
 int rbd_store_close(int handle);
 
+/* ---- the exclusive lock and the image's metadata (rbd-lock.c runs these on
+ * a worker thread: each waits on the cluster) ------------------------------- */
+
+enum rbd_call_kind {
+  RBD_CALL_LOCK_STATE,   /* whether we own the lock, its owners, the header's watchers */
+  RBD_CALL_LOCK_ACQUIRE, /* rbd_lock_acquire(EXCLUSIVE): held until close; never handed over on request */
+  RBD_CALL_LOCK_BREAK,   /* rbd_lock_break(EXCLUSIVE, arg[0]): the owner is blocklisted by the cluster */
+  RBD_CALL_META_GET,     /* rbd_metadata_get(arg[0]) */
+  RBD_CALL_META_SET,     /* rbd_metadata_set(arg[0], arg[1]) */
+};
+
+enum { RBD_CALL_MAX_NAMES = 16, RBD_CALL_NAME_BYTES = 160, RBD_CALL_ARG_BYTES = 8192 };
+
+struct rbd_watcher {
+  char addr[RBD_CALL_NAME_BYTES];
+  int64_t id; /* the client's global id: client.ID */
+};
+
+struct rbd_call {
+  enum rbd_call_kind kind;
+  int handle;
+  char arg[2][RBD_CALL_ARG_BYTES];
+  /* LOCK_STATE */
+  bool is_owner;
+  uint32_t owner_count, watcher_count;
+  char owners[RBD_CALL_MAX_NAMES][RBD_CALL_NAME_BYTES];
+  struct rbd_watcher watchers[RBD_CALL_MAX_NAMES];
+  /* META_GET: the value (malloc'd, the caller frees), NULL when the key is not set */
+  char *value;
+};
+
+/* Runs one call (blocking); 0, or -errno with `err` saying what went wrong. */
+int rbd_store_call(struct rbd_call *c, struct aoe_error *err);
+
 /* Adds openRbd, rbdSize and closeRbd to the addon's exports. */
 bool rbd_define_functions(napi_env env, napi_value exports);
+/* Adds rbdCall (rbd-lock.c). */
+bool rbd_lock_define_functions(napi_env env, napi_value exports);

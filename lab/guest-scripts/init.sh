@@ -20,7 +20,7 @@ load_modules
 wd_start
 
 case "$P_scenario" in
-linux | failover | diskless | bench) . "/aoetest/$P_scenario.sh" ;;
+linux | failover | failover-fio | diskless | bench) . "/aoetest/$P_scenario.sh" ;;
 *) fail "unknown-scenario" ;;
 esac
 finish

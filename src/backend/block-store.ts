@@ -28,6 +28,8 @@ export interface BlockStore {
   readonly description: string;
   /** Bytes at the end of a file exported to its end that make no whole sector, so are not served (0 or unset: none). */
   readonly unservedTailBytes?: number;
+  /** An rbd image's POOL/[NAMESPACE/]IMAGE: a writer serves it only while holding its exclusive lock (remote/rbd-failover.ts). */
+  readonly rbdSpec?: string;
   /**
    * Set on a store mapped in memory: maps `bytes` of the file instead of the
    * old length, so that a grown export is served from the mapping too.

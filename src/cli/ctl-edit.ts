@@ -15,15 +15,19 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigEditor, type EditResult } from '../config/config-edit';
+import { ConfigEditor, ReloadUnanswered, type EditResult } from '../config/config-edit';
 import { claimBaseDir, ensurePrivateDir } from '../guard/address-claim';
 import { loadAddon } from '../native/addon';
-import { controlRequest, type ConfigFiles } from '../service/control';
+import { ControlTimeout, controlRequest, type ConfigFiles } from '../service/control';
 import { TrustedDir } from '../safe-files/trusted-dir';
 
 /** How long an edit waits for another one (another `vblade ctl add` or `remove`) to finish. */
 const LOCK_WAIT_MS = 30_000;
 const LOCK_POLL_MS = 50;
+/** How long a reload may take to answer (it drains a removed export) before the edit is left as it is, unanswered. */
+const RELOAD_WAIT_MS = 120_000;
+/** The daemon takes at most 2048 characters of what a reload is for. */
+const MAX_FOR = 2000;
 
 /** An edit refused before anything changed, or the edit's own refusal: the message is for the user. */
 export class CtlEditError extends Error {}
@@ -47,18 +51,37 @@ async function configFilesOf(socket: string, command: string): Promise<ConfigFil
   return f;
 }
 
-/** Checks the config file is root's: a regular file that nobody else may write, in directories nobody else may write (TrustedDir). */
+/**
+ * Checks the config file is root's: a regular file that nobody else may
+ * write, in directories nobody else may write, and named by a path only
+ * root may change: a link on the way or at its end must lie in such a
+ * directory too (TrustedDir refuses the others), so that what
+ * config-edit.ts reads by that name later is the file checked here.
+ */
 function checkConfigFile(named: string): void {
-  // A link (/etc/vblade.conf -> /srv/conf/vblade.conf) is followed: what it names is checked.
-  const file = fs.realpathSync(named);
+  // Each link on the way to the file lies in a directory only root may change (TrustedDir), or it is refused.
+  let file = named;
+  for (let hops = 0; ; hops++) {
+    const dir = TrustedDir.open(path.dirname(file), { what: 'config file directory' });
+    let st: fs.Stats | undefined;
+    try {
+      st = dir.lstat(path.basename(file));
+    } finally {
+      dir.close();
+    }
+    if (st === undefined) throw new CtlEditError(`the daemon serves ${named}, which does not exist (any more)`);
+    if (!st.isSymbolicLink()) break;
+    if (hops === 16) throw new CtlEditError(`${named}: too many symbolic links`);
+    file = path.resolve(path.dirname(file), fs.readlinkSync(file));
+  }
   const dir = TrustedDir.open(path.dirname(file), { what: 'config file directory' });
   try {
     const fd = dir.openFile(path.basename(file), { owners: [0], what: 'config file' });
-    const st = fs.fstatSync(fd);
+    const mode = fs.fstatSync(fd).mode;
     fs.closeSync(fd);
-    if ((st.mode & 0o022) !== 0)
+    if ((mode & 0o022) !== 0)
       throw new CtlEditError(
-        `the config file ${file} may be written by others (mode ${(st.mode & 0o777).toString(8)}); its exports are served as root: chmod go-w ${file}`,
+        `the config file ${file} may be written by others (mode ${(mode & 0o777).toString(8)}); its exports are served as root: chmod go-w ${file}`,
       );
   } finally {
     dir.close();
@@ -98,6 +121,7 @@ export async function runConfigEdit(
   command: 'add' | 'remove',
   key: string,
   words: readonly string[],
+  reloadWaitMs = RELOAD_WAIT_MS,
 ): Promise<EditResult> {
   if ((process.geteuid?.() ?? 0) !== 0)
     throw new CtlEditError(
@@ -113,7 +137,11 @@ export async function runConfigEdit(
       daemonKeys: {},
       defaultName: files.defaultName,
       reload: async () => {
-        const reply = await controlRequest(socket, { command: 'reload', for: [command, key, ...words].join(' ') }, 120_000);
+        const what = [command, key, ...words].join(' ');
+        const why = what.length > MAX_FOR ? `${what.slice(0, MAX_FOR)}...` : what;
+        const reply = await controlRequest(socket, { command: 'reload', for: why }, reloadWaitMs).catch((e: unknown) => {
+          throw e instanceof ControlTimeout ? new ReloadUnanswered(e.message) : e;
+        });
         if (!reply.ok) throw new Error(reply.error);
         return reply.result;
       },

@@ -98,7 +98,8 @@ function formatList(result: { exports: ExportListing[]; supervisor?: SupervisorF
     lines.push(`${e.key}\t${c.interfaces.join(',')}\t${flags}\t${what}`);
     if (c.views !== undefined) lines.push(`\t${describeAccess(c)}`);
     if (e.paths) lines.push(`\tinterfaces: ${e.paths.map((p) => `${p.interface} ${p.state}`).join(', ')}`);
-    if (e.held !== undefined) lines.push(`\tNOT SERVED, held: ${e.held}`);
+    // An rbd export waiting for, or fenced from, its image's lock says which (remote/rbd-failover.ts).
+    if (e.held !== undefined) lines.push(`\tNOT SERVED, ${/^(standby|starting|fenced):/.test(e.held) ? '' : 'held: '}${e.held}`);
     if (e.notServed !== undefined) lines.push(`\tnot served: ${e.notServed} (tried again every duplicate-retry-s)`);
     if (e.unservable !== undefined)
       lines.push(`\tNOT SERVED: ${e.unservable} (not tried again: fix it, then \`vblade ctl reload\`)`);
@@ -133,6 +134,11 @@ function formatEdit(command: string, r: { key: string; fragment: string; reload:
   const lines = [`${r.key}: ${did}`, formatResult('reload', { ...d, warnings: (d.warnings ?? []).filter(mine) })];
   if (others.length > 0) lines.push(`also applied, from edits of the config not reloaded before: ${others.join(', ')}`);
   return lines.join('\n');
+}
+
+function formatTakeover(r: { key: string; brokeFrom: string | null; ms: number }): string {
+  const broke = r.brokeFrom === null ? 'nobody held the lock' : `broke the lock of ${r.brokeFrom} (the cluster blocklists it)`;
+  return `${r.key}: taken over in ${r.ms} ms: ${broke}; served from here and announced`;
 }
 
 /** Human-readable output of a command's result. */
@@ -185,6 +191,8 @@ export function formatResult(command: string, result: unknown, byInitiator = fal
       const kept = r.keptAs ? `; the unreadable file is kept as ${r.keptAs}` : '';
       return `${r.key}: ${command === 'restore-state' ? 'state restored from its file' : 'state reset to empty'}, saved, and served${kept}`;
     }
+    case 'takeover':
+      return formatTakeover(result as { key: string; brokeFrom: string | null; ms: number });
     case 'resize': {
       const r = result as ResizeResult;
       if (r.unchanged) return `${r.key}: unchanged at ${describeSize(r.oldSectors)}: ${r.unchanged}`;

@@ -314,8 +314,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   } catch (e) {
     const code = fail((e as Error).message, e instanceof UsageError && a.mode === 'args');
     if (a.check && e instanceof ConfigFileError) {
-      // --check ends every refusal with the count, as after the files and interfaces are tried.
-      const n = e.problems.length;
+      // The files and interfaces of the exports without a mistake, in the same round; then the count.
+      const tried = e.sound.length > 0 ? preflightExports(e.sound, loadAddon()) : { problems: [], warnings: [] };
+      for (const w of tried.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
+      const more = tried.problems;
+      for (const p of more) fail(p);
+      const n = e.problems.length + more.length;
       fail(
         `${a.configFile ?? 'command line'}: ${n} problem${n === 1 ? '' : 's'}; fix ${n === 1 ? 'it' : 'them'} and check again`,
       );

@@ -23,6 +23,9 @@ export interface ConfigEditOptions {
   reload(): Promise<unknown>;
 }
 
+/** The reload was asked for but not answered in time: it may still be applied, so the edit is not undone. */
+export class ReloadUnanswered extends Error {}
+
 export interface EditResult {
   key: string;
   fragment: string;
@@ -93,6 +96,11 @@ export class ConfigEditor {
       try {
         return { key: f.key, fragment: file, reload: await this.o.reload() };
       } catch (e) {
+        if (e instanceof ReloadUnanswered)
+          throw new Error(
+            `${e.message}; ${file} is kept, since the daemon may still apply it: \`vblade ctl list\` says whether ${f.key} is served (vblade ctl remove ${f.key} takes it away)`,
+            { cause: e },
+          );
         dir.unlink(f.name);
         dir.sync();
         throw new Error(`${(e as Error).message}; ${file} was removed again: ${f.key} was not added`, { cause: e });
@@ -136,6 +144,11 @@ export class ConfigEditor {
       try {
         reload = await this.o.reload();
       } catch (e) {
+        if (e instanceof ReloadUnanswered)
+          throw new Error(
+            `${e.message}; ${where.file} is set aside as ${aside}, since the daemon may still apply the removal: if \`vblade ctl list\` still shows ${key}, move it back and run vblade ctl reload; else delete it`,
+            { cause: e },
+          );
         dir.rename(aside, name);
         dir.sync();
         throw new Error(`${(e as Error).message}; ${where.file} was put back: ${key} was not removed`, { cause: e });

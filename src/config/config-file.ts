@@ -42,7 +42,11 @@ export interface ConfigProblem {
 
 /** Every problem of one file, in line order; `message` lists them one per line as file:line: text. */
 export class ConfigError extends Error {
-  constructor(readonly problems: ConfigProblem[]) {
+  constructor(
+    readonly problems: ConfigProblem[],
+    /** The exports whose sections have no mistake: --check tries their files and interfaces in the same round. */
+    readonly sound: readonly ExportConfig[] = [],
+  ) {
     super(problems.map(formatProblem).join('\n'));
     this.name = 'ConfigError';
   }
@@ -157,7 +161,7 @@ export function parseConfigFiles(main: ConfigText, fragments: readonly ConfigTex
   if (problems.length) {
     const order = [main, ...fragments].map((f) => f.file);
     problems.sort((a, b) => order.indexOf(a.file) - order.indexOf(b.file) || a.line - b.line);
-    throw new ConfigError(problems);
+    throw new ConfigError(problems, result.exports);
   }
   return result;
 }
@@ -339,8 +343,12 @@ function settle(sections: Section[], mainFile: string, problemIn: ReportIn): Con
       continue;
     }
     origins[key] = { file: s.file, line: s.line };
-    const e = exportFromSection(s, groups, (line, message) => problemIn(s.file, line, message));
-    if (!e) continue;
+    let mistaken = false;
+    const e = exportFromSection(s, groups, (line, message) => {
+      mistaken = true;
+      problemIn(s.file, line, message);
+    });
+    if (!e || mistaken) continue;
     exports.push(e);
     for (const g of groupRefs(s.values.get('mac-mask')?.value ?? '')) usedBy.set(g, [...(usedBy.get(g) ?? []), key]);
   }

@@ -93,10 +93,11 @@ export function loadConfigFiles(
   try {
     c = parseConfigFiles(main, texts);
   } catch (e) {
-    if (e instanceof ConfigError && fragments.problems.length) throw new ConfigError([...fragments.problems, ...e.problems]);
+    if (e instanceof ConfigError && fragments.problems.length)
+      throw new ConfigError([...fragments.problems, ...e.problems], e.sound);
     throw e;
   }
-  if (fragments.problems.length) throw new ConfigError(fragments.problems);
+  if (fragments.problems.length) throw new ConfigError(fragments.problems, c.exports);
   const warnings = [
     ...c.warnings,
     ...c.exports

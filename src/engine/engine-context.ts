@@ -14,6 +14,8 @@ export interface EngineEvents<E extends Export = Export> {
   stateChanged(e: E): void;
   /** A request finished and its link or export may now be retired. */
   drained(): void;
+  /** A remote store refused an operation in a way that may mean this gateway was fenced (-ESHUTDOWN, -EROFS). */
+  storeRefused?(e: E, result: number): void;
 }
 
 export class EngineContext<E extends Export = Export> {

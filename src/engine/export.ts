@@ -52,6 +52,12 @@ export class Export<Views = unknown> {
   private readonly savedReserve = new MacList();
   /** Request slots of replies to state commands awaiting a save: they leave once the state they show is durable (replies.ts). */
   readonly awaitingSave: number[] = [];
+  /**
+   * Where this export's state is saved when not through the server's hook
+   * (an rbd image's metadata, so that it follows a takeover); null: the hook.
+   * With one, state changes are answered only once saved.
+   */
+  ownStateSave: ((state: ExportState) => Promise<void>) | null = null;
   /** A save of this export is running (saves of one export never overlap). */
   saving = false;
   /** Saves that failed since start, and the last failure's message (stats, metrics). */

@@ -185,7 +185,8 @@ export class Intake {
 
   /** A state command's reply leaves now, or once the export's state it shows is saved. */
   private sendOrAwaitSave(link: Link, e: Export, tx: number): void {
-    if (this.ctx.persistent && e.state.version !== e.durableVersion) this.replies.awaitSave(link, e, tx);
+    if ((this.ctx.persistent || e.ownStateSave !== null) && e.state.version !== e.durableVersion)
+      this.replies.awaitSave(link, e, tx);
     else link.queue(tx, link.ctx.replyLen);
   }
 }

@@ -11,7 +11,7 @@ import { ATA_HEADER_LEN, OFF_ATA_DATA, OFF_SRC, SECTOR_SIZE } from '../aoe/const
 import { Outcome } from '../aoe/frame-context';
 import { padReply } from '../aoe/header';
 import { IoOp, IoOpFlag, IoOpLayout, ReapLayout, type IoRing } from '../native/addon';
-import { EBUSY } from '../native/errno';
+import { EBUSY, EROFS, ESHUTDOWN } from '../native/errno';
 import { ExportCounter, LinkCounter } from './counters';
 import { InitiatorField } from './initiators';
 import type { EngineContext } from './engine-context';
@@ -252,6 +252,8 @@ export class Storage {
     const bytes = req.bytes[q];
     const ok = result === bytes;
     const kind = req.kind[q];
+    if (!ok && (result === -ESHUTDOWN || result === -EROFS) && e.store.kind === 'remote')
+      this.ctx.events.storeRefused?.(e, result);
     if (kind === RequestKind.Read) {
       if (!ok) this.replies.answerIoError(q, link, e);
       else {

@@ -128,10 +128,17 @@ function readHolderPid(fd: number): number | undefined {
  * gives it to `owner`: a worker that has switched to `user =` can open an
  * existing claim file but not create one there. The directories stay
  * root's, so the user can neither plant a link nor remove a claim; what it
- * can do with its files is lock them, which serving is anyway. Best effort:
- * one that cannot be made is refused by the worker's own claim, with why.
+ * can do with its files is lock them, which serving is anyway. A file that
+ * exists is given only while nobody holds it (`isFree`): another instance's
+ * claim must not become the user's to block. Best effort: one that cannot
+ * be given is refused by the worker's own claim, with why.
  */
-export function giveClaimFile(dirs: readonly string[], name: string, owner: { uid: number; gid: number }): void {
+export function giveClaimFile(
+  dirs: readonly string[],
+  name: string,
+  owner: { uid: number; gid: number },
+  isFree: (fd: number) => boolean,
+): void {
   if ((process.geteuid?.() ?? 0) !== 0) return;
   const base = claimBaseDir();
   let fd: number | undefined;
@@ -141,9 +148,17 @@ export function giveClaimFile(dirs: readonly string[], name: string, owner: { ui
     ensurePrivateDir(dir, 0o755);
     for (const d of dirs) ensurePrivateDir((dir = path.join(dir, d)), 0o755);
     const c = fs.constants;
-    fd = fs.openSync(path.join(dir, name), c.O_RDWR | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
+    let made = true;
+    try {
+      fd = fs.openSync(path.join(dir, name), c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      made = false;
+      fd = fs.openSync(path.join(dir, name), c.O_RDWR | c.O_NOFOLLOW | c.O_NONBLOCK);
+    }
     const st = fs.fstatSync(fd);
-    if (st.isFile() && (st.uid !== owner.uid || st.gid !== owner.gid)) fs.fchownSync(fd, owner.uid, owner.gid);
+    if (st.isFile() && (st.uid !== owner.uid || st.gid !== owner.gid) && (made || isFree(fd)))
+      fs.fchownSync(fd, owner.uid, owner.gid);
   } catch {
     // a planted entry or an unsafe directory: the worker's claim refuses it and says so
   } finally {
@@ -155,9 +170,12 @@ export function giveClaimFile(dirs: readonly string[], name: string, owner: { ui
 export function giveAddressClaims(
   exports: readonly { key: string; interfaces: readonly string[] }[],
   owner: { uid: number; gid: number },
+  addon: Pick<NativeAddon, 'lockFile'>,
 ): void {
   const scope = `net-${netnsInode()}`;
-  for (const e of exports) for (const name of e.interfaces) giveClaimFile([scope], `${e.key}@${name}.lock`, owner);
+  // Free when this process can take the flock (closing the descriptor gives it back).
+  const isFree = (fd: number): boolean => addon.lockFile(fd);
+  for (const e of exports) for (const name of e.interfaces) giveClaimFile([scope], `${e.key}@${name}.lock`, owner, isFree);
 }
 
 /** Held claims, by "eS.L@IFNAME" and scope; released one export at a time (reload) or all at once (stop). */

@@ -10,6 +10,7 @@ import type { NativeAddon } from '../native/addon';
 import type { AddressClaims } from './address-claim';
 import { probeAddresses } from './duplicate-probe';
 import { sharedWriterProblems } from './shared-writers';
+import { isRbdSpec } from '../remote/rbd-spec';
 
 const DUPLICATE_ADVICE =
   "two targets with one address write one disk behind each other's back; stop the other one or give this export " +
@@ -62,7 +63,8 @@ export async function findDuplicates(exports: readonly ExportConfig[], o: Duplic
   const byInterface = new Map<string, ExportConfig[]>();
   for (const c of exports) {
     const key = exportKey(c);
-    if (c.shared) continue;
+    // A writer of an rbd image is arbitrated by the image's exclusive lock: a standby is meant to find the owner answering.
+    if (c.shared || (isRbdSpec(c.file) && !c.readOnly)) continue;
     for (const name of c.interfaces) {
       const claim = o.claims.claim(key, name, o.netns);
       if (claim.taken === false) {

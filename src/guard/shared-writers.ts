@@ -1,11 +1,13 @@
 // Two exports that write one disk corrupt it: neither knows what the other
 // caches or reorders. Found by what the files are, not by their names:
 // device and inode (so hard links and symbolic links match), or the device
-// number of a block device (so /dev/sdb and /dev/disk/by-id/... match), and
-// only when the exported sector ranges overlap.
+// number of a block device (so /dev/sdb and /dev/disk/by-id/... match), a
+// remote store by what its URI names (nbd://HOST/x and nbd://host:10809/x
+// match), and only when the exported sector ranges overlap.
 
 import * as fs from 'node:fs';
 import { exportKey, type ExportConfig } from '../config/export-config';
+import { remoteStoreIdentity } from '../remote/remote-uri';
 
 interface Extent {
   key: string;
@@ -19,6 +21,9 @@ interface Extent {
 
 function extentOf(c: ExportConfig): Extent | undefined {
   if (c.nullStore) return undefined;
+  const end = c.lengthSectors === undefined ? Infinity : c.offsetSectors + c.lengthSectors;
+  const remote = remoteStoreIdentity(c.file, c.cephConf);
+  if (remote !== undefined) return { key: exportKey(c), config: c, identity: remote, first: c.offsetSectors, end };
   let st: fs.Stats;
   try {
     st = fs.statSync(c.file);
@@ -27,7 +32,6 @@ function extentOf(c: ExportConfig): Extent | undefined {
   }
   if (!st.isFile() && !st.isBlockDevice()) return undefined; // /dev/zero and the like hold no data to corrupt
   const identity = st.isBlockDevice() ? `b${st.rdev}` : `f${st.dev}:${st.ino}`;
-  const end = c.lengthSectors === undefined ? Infinity : c.offsetSectors + c.lengthSectors;
   return { key: exportKey(c), config: c, identity, first: c.offsetSectors, end };
 }
 
@@ -40,11 +44,12 @@ function describe(a: Extent, b: Extent): string {
   const where = `${a.config.file}${alias}${range}`;
   const writers = [a, b].filter((x) => !x.config.readOnly);
   const what = writers.length === 2 ? `both write to ${where}` : `both use ${where} and ${writers[0].key} writes to it`;
-  return (
-    `${a.key} and ${b.key} ${what}: two writers that do not know of each other corrupt the disk; ` +
-    `export one read-only (read-only = yes, vblade -r), give them ranges that do not overlap (offset, length), ` +
-    `or, if both are meant to write (a cluster file system), set shared = yes in both exports`
-  );
+  const fixes = `export one read-only (read-only = yes, vblade -r), give them ranges that do not overlap (offset, length)`;
+  // rbd refuses shared = yes: the image's exclusive lock lets one gateway write.
+  const shared = a.identity.startsWith('rbd:')
+    ? ''
+    : `, or, if both are meant to write (a cluster file system), set shared = yes in both exports`;
+  return `${a.key} and ${b.key} ${what}: two writers that do not know of each other corrupt the disk; ${fixes}${shared}`;
 }
 
 /**

@@ -127,7 +127,13 @@ function storeId(st: fs.Stats): string {
 }
 
 /** The store claim files of these exports, given to `owner` (address-claim.ts giveClaimFile): a reload may add them. */
-export function giveStoreClaims(configs: readonly ExportConfig[], owner: { uid: number; gid: number }): void {
+export function giveStoreClaims(
+  configs: readonly ExportConfig[],
+  owner: { uid: number; gid: number },
+  addon: Pick<NativeAddon, 'rangeLockTest'>,
+): void {
+  // Free when no lock of another open file covers any of it.
+  const isFree = (fd: number): boolean => addon.rangeLockTest(fd, 'w', 0, 0);
   for (const c of configs) {
     if (c.nullStore) continue;
     let st: fs.Stats;
@@ -136,7 +142,7 @@ export function giveStoreClaims(configs: readonly ExportConfig[], owner: { uid: 
     } catch {
       continue; // missing (the reload says so), or a remote store
     }
-    if (st.isFile() || st.isBlockDevice()) giveClaimFile(['stores'], `${storeId(st)}.lock`, owner);
+    if (st.isFile() || st.isBlockDevice()) giveClaimFile(['stores'], `${storeId(st)}.lock`, owner, isFree);
   }
 }
 

@@ -226,6 +226,13 @@ export interface NativeAddon {
    * switched and should exit.
    */
   dropPrivileges(user: string, keepLease?: boolean): { uid: number; gid: number };
+  /**
+   * From now on fcntl(F_SETLEASE, F_WRLCK) fails with EPERM in every thread
+   * of the process and the programs it runs (a seccomp filter): CAP_LEASE is
+   * for the views' read leases; a write lease would hold back every open of
+   * a file, root's too. Sets no_new_privs (what the filter needs).
+   */
+  denyWriteLeases(): void;
   /** True when no_new_privs is set and the bounding set holds no more than a start as root uses (native/privilege.c). */
   privilegeConfined(): boolean;
   /**
@@ -259,6 +266,25 @@ export interface NativeAddon {
   rbdSize(handle: number): number;
   /** Waits for the image's operations in flight, then closes it and its connection. */
   closeRbd(handle: number): void;
+  /**
+   * The exclusive lock and the metadata of an open image, off the main
+   * thread (each waits on the cluster): lockState, lockAcquire,
+   * lockBreak(owner: the address lockState names; the cluster blocklists
+   * it), metadataGet(key) (null when unset), metadataSet(key, value).
+   */
+  rbdCall(handle: number, kind: RbdCallKind, ...args: string[]): Promise<unknown>;
+}
+
+export type RbdCallKind = 'lockState' | 'lockAcquire' | 'lockBreak' | 'metadataGet' | 'metadataSet';
+
+/** Who holds an image's exclusive lock, and who watches its header. */
+export interface RbdLockState {
+  /** This process owns the lock. */
+  owner: boolean;
+  /** The lock owners' client addresses (at most one for an exclusive lock). */
+  owners: string[];
+  /** The clients that watch the image's header: those alive; `id` is N of client.N. */
+  watchers: { addr: string; id: number }[];
 }
 
 /** What openRbd connects to and opens. */
@@ -357,6 +383,7 @@ export const native: NativeAddon = {
   peerCredentials: (fd) => loadAddon().peerCredentials(fd),
   lookupUser: (user) => loadAddon().lookupUser(user),
   dropPrivileges: (user, keepLease) => loadAddon().dropPrivileges(user, keepLease),
+  denyWriteLeases: () => loadAddon().denyWriteLeases(),
   privilegeConfined: () => loadAddon().privilegeConfined(),
   reexecConfined: (file, argv, env, keepFds) => loadAddon().reexecConfined(file, argv, env, keepFds),
   openNbd: (uri, connections, waitMs, fua) => loadAddon().openNbd(uri, connections, waitMs, fua),
@@ -365,4 +392,5 @@ export const native: NativeAddon = {
   openRbd: (options) => loadAddon().openRbd(options),
   rbdSize: (handle) => loadAddon().rbdSize(handle),
   closeRbd: (handle) => loadAddon().closeRbd(handle),
+  rbdCall: (handle, kind, ...args) => loadAddon().rbdCall(handle, kind, ...args),
 };

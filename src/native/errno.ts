@@ -20,3 +20,7 @@ export const ENXIO = errno.ENXIO;
 export const EBUSY = errno.EBUSY;
 /** Completions: an operation that failed the addon's checks. */
 export const EINVAL = errno.EINVAL;
+/** Completions of an rbd store: the cluster blocklisted this client (librbd's EBLOCKLISTED): fenced. */
+export const ESHUTDOWN = 108; // Linux; not in Node's table
+/** Completions of an rbd store: a write without the image's exclusive lock. */
+export const EROFS = errno.EROFS;

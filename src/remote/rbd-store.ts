@@ -133,6 +133,7 @@ export function openRbdStore(o: RbdStoreOptions, addon: RbdAddon): ResizableStor
     inlineIo: false,
     description: o.target.uri,
     unservedTailBytes: size.tail,
+    ...(o.readOnly ? {} : { rbdSpec: spec }),
     sizeNow: () => Math.floor(addon.rbdSize(handle) / 512) - o.offsetSectors,
     close() {
       if (closed) return;

@@ -55,6 +55,25 @@ const REFUSED_SCHEMES: Record<string, string> = {
   'nbds+ssh': 'nbds+ssh:// would run ssh; start the tunnel yourself and use nbd:// or nbd+unix://',
 };
 
+/**
+ * What remote store a `file` value names, the same for every spelling of it:
+ * "nbd:HOST:PORT/NAME" (the host in lower case, the default port filled
+ * in), "nbd+unix:SOCKET/NAME", "rbd:CONF/POOL/NAMESPACE/IMAGE" (the
+ * cluster by its ceph.conf). Undefined for a path or a URI not served.
+ */
+export function remoteStoreIdentity(file: string, cephConf = '/etc/ceph/ceph.conf'): string | undefined {
+  if (!isRemoteUri(file)) return undefined;
+  let t: RemoteTarget;
+  try {
+    t = parseRemoteUri(file);
+  } catch {
+    return undefined; // the config refuses it
+  }
+  if (t.kind === 'rbd') return `rbd:${cephConf}/${t.pool}/${t.namespace}/${t.image}`;
+  if (t.transport === 'unix') return `nbd+unix:${t.socket}/${t.name}`;
+  return `nbd:${(t.host ?? '').toLowerCase()}:${t.port ?? 10809}/${t.name}`;
+}
+
 /** Reads a `file` URI; throws RemoteUriError for anything this target does not serve. */
 export function parseRemoteUri(uri: string): RemoteTarget {
   // eslint-disable-next-line no-control-regex

@@ -14,7 +14,9 @@
 // `remove` are not answered here: `vblade ctl` runs them itself, as root
 // (it writes the config fragment, then asks for a reload), so the daemon
 // never writes its configuration and may run as a user who cannot; the
-// daemon only says which config file it serves (config-files).
+// daemon only says which config file it serves (config-files). `takeover`
+// (it fences another gateway) is answered only for root or the daemon's own
+// user (SO_PEERCRED).
 //
 // COMMANDS is the one table of commands: the server dispatches through it
 // and `vblade ctl` builds its help and checks arguments from it.
@@ -64,6 +66,8 @@ export interface CommandDef {
   changes?: boolean;
   /** Run by `vblade ctl` itself, as root (it writes the configuration): the daemon only answers the reload it asks for. */
   local?: boolean;
+  /** Only root or the daemon's own user may ask (takeover: it fences another gateway). */
+  rootOnly?: boolean;
   /** What the command does; without it, the request of its name, with the arguments the command takes (runCommand). */
   run?(target: ControlTarget, exportKey: string | undefined, macs?: string[], extra?: CommandExtra): Promise<unknown>;
 }
@@ -201,6 +205,14 @@ export const COMMANDS: readonly CommandDef[] = [
     local: true,
   },
   {
+    name: 'takeover',
+    summary:
+      "serve an rbd export this gateway stands by for now: break the owner's lock of the image (the Ceph cluster blocklists the old gateway, so its late writes are refused), take it, announce; root only",
+    exportArg: 'required',
+    changes: true,
+    rootOnly: true,
+  },
+  {
     name: 'resize',
     summary: 'take the size of a grown backing file or volume now, without a reload (prints old -> new size)',
     exportArg: 'required',
@@ -291,6 +303,14 @@ export interface ControlReply {
   error?: string;
 }
 
+/** The longest "for" of a reload: an add's words fit; the log line stays short of syslog's 8 KiB. */
+const MAX_FOR = 2048;
+
+/** No control, format (bidi overrides) or line-separator characters: text that reads in a log as what it is. */
+function isPrintable(text: string, max: number): boolean {
+  return text.length <= max && !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(text);
+}
+
 /** Runs one request through the table. Never throws. */
 export async function dispatch(target: ControlTarget, req: ControlRequest): Promise<ControlReply> {
   const id = req.id;
@@ -302,8 +322,10 @@ export async function dispatch(target: ControlTarget, req: ControlRequest): Prom
     return fail(
       `${cmd.name} is run by \`vblade ctl ${cmd.name}\` itself, as root: it writes the config fragment, then asks the daemon for a reload; use vblade ctl of this version`,
     );
-  if (req.for !== undefined && (cmd.name !== 'reload' || typeof req.for !== 'string'))
-    return fail('"for" (what a reload is for, for the log) is a string, and only reload takes it');
+  if (req.for !== undefined && (cmd.name !== 'reload' || typeof req.for !== 'string' || !isPrintable(req.for, MAX_FOR)))
+    return fail(
+      `"for" (what a reload is for, for the log) is printable text of at most ${MAX_FOR} characters, and only reload takes it`,
+    );
   const key = typeof req.export === 'string' && req.export !== '' ? req.export : undefined;
   if (cmd.exportArg === 'required' && !key)
     return fail(`${cmd.name} needs an export, e.g. {"command": "${cmd.name}", "export": "e1.1"}`);
@@ -456,6 +478,11 @@ function auditRequest(log: Logger, peer: PeerCredentials | undefined, req: Contr
   );
 }
 
+/** Root, or the user the daemon runs as: who may ask for a rootOnly command. */
+function isAdmin(peer: PeerCredentials | undefined): boolean {
+  return peer !== undefined && (peer.uid === 0 || peer.uid === process.geteuid?.());
+}
+
 /** The reply to one request line; never throws. */
 async function answer(
   line: string,
@@ -472,6 +499,16 @@ async function answer(
   if (typeof req !== 'object' || req === null || Array.isArray(req))
     return { ok: false, error: 'the request is not a JSON object; send e.g. {"command": "list"}' };
   auditRequest(log, peer, req);
+  const cmd =
+    typeof (req as ControlRequest).command === 'string' ? commandByName((req as ControlRequest).command as string) : undefined;
+  if (cmd?.rootOnly && !isAdmin(peer)) {
+    log.warn(`control socket: ${cmd.name} refused to ${describePeer(peer)}: only root may ask for it`);
+    return {
+      id: (req as ControlRequest).id,
+      ok: false,
+      error: `${cmd.name} is for root only: it fences another gateway; run it with sudo (members of the control group may use the other commands)`,
+    };
+  }
   return dispatch(target, req);
 }
 
@@ -504,6 +541,7 @@ function serveConnection(sock: net.Socket, target: ControlTarget, log: Logger, c
   const drain = (): void => {
     let nl: number;
     while (!closing && inFlight < MAX_IN_FLIGHT && (nl = buf.indexOf('\n')) >= 0) {
+      if (nl > MAX_LINE) break; // refused below, however it arrived
       const line = buf.slice(0, nl).trim();
       buf = buf.slice(nl + 1);
       if (line === '') continue;
@@ -525,7 +563,8 @@ function serveConnection(sock: net.Socket, target: ControlTarget, log: Logger, c
       });
     }
     if (closing) return;
-    if (buf.length > MAX_LINE && buf.indexOf('\n') < 0) {
+    const end = buf.indexOf('\n');
+    if (end > MAX_LINE || (buf.length > MAX_LINE && end < 0)) {
       // Nothing more is read: the rest of the line would only grow the buffer.
       closing = true;
       buf = '';
@@ -638,40 +677,5 @@ export class ControlServer {
   }
 }
 
-/** Client side: sends one request and returns the reply. */
-export function controlRequest(socketPath: string, req: ControlRequest, timeoutMs = 30000): Promise<ControlReply> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(socketPath);
-    let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`no answer from ${socketPath} within ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    sock.on('connect', () => sock.write(JSON.stringify({ id: 1, ...req }) + '\n'));
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('utf8');
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        sock.end();
-        try {
-          resolve(JSON.parse(buf.slice(0, nl)) as ControlReply);
-        } catch {
-          reject(new Error(`${socketPath} answered something that is not JSON`));
-        }
-      }
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const why =
-        e.code === 'ENOENT'
-          ? 'no such socket; is vbladed running, and with this name?'
-          : e.code === 'EACCES'
-            ? 'permission denied; run as root or as a member of the control group'
-            : e.code === 'ECONNREFUSED'
-              ? 'nobody listens on it (a stale socket of a vbladed that died?)'
-              : e.message;
-      reject(new Error(`cannot connect to ${socketPath}: ${why}`));
-    });
-  });
-}
+/** Client side: sends one request and returns the reply (control-client.ts). */
+export { ControlTimeout, controlRequest } from './control-client';

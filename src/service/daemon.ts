@@ -398,11 +398,13 @@ class Daemon {
       // A worker that has become `user =` cannot make a claim file in root's claims directory: made for it here.
       const owner = settings.user === undefined ? null : loadAddon().lookupUser(settings.user);
       if (owner !== null) {
+        const addon = loadAddon();
         giveAddressClaims(
           next.exports.map((e) => ({ key: exportKey(e), interfaces: e.interfaces })),
           owner,
+          addon,
         );
-        giveStoreClaims(next.exports, owner);
+        giveStoreClaims(next.exports, owner, addon);
       }
       // The running settings, not the new ones: what needs a restart waits for it.
       const applied = await this.supervisor.apply(serverConfigOf(next.exports, settings));

@@ -45,6 +45,14 @@ export async function startServing(config: ServerConfig, log: Logger, hooks: Ser
       throw e;
     }
   }
+  // Not root (switched, or started as a user with CAP_LEASE as vblade.service does): read leases only.
+  if ((process.geteuid?.() ?? 0) !== 0) {
+    try {
+      loadAddon().denyWriteLeases();
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, `write leases are not refused to this process: ${(e as Error).message}`);
+    }
+  }
   return server;
 }
 
@@ -93,6 +101,11 @@ export async function serveInForeground(config: ServerConfig, log: Logger): Prom
   }
   const c = config.exports[0];
   const e = server.exports[0];
+  if (e.held !== null && /^(standby|starting):/.test(e.held)) {
+    // An rbd standby: it serves once the image's lock is free (the log says when).
+    process.stdout.write(`pid ${process.pid}: e${c.shelf}.${c.slot}, ${e.store.sectors} sectors O_RDWR, ${e.held}\n`);
+    return untilSignalled(server, log);
+  }
   if (e.held !== null) {
     // No control socket here to restore or reset it: refuse rather than serve without the saved mask and reservation.
     await server.stop();

@@ -60,6 +60,8 @@ export interface ServerLike {
   release?(key: string, state: ExportState): Promise<ExportState>;
   /** Takes an export's backing store at its size now (control socket resize); throws when it shrank. */
   resizeExport?(key: string): ResizeResult;
+  /** Breaks the lock of a standby rbd export's owner and serves it here (control socket takeover). Server.takeover. */
+  takeover?(key: string): Promise<{ key: string; brokeFrom: string | null; ms: number }>;
   /** Per-initiator views and snapshots (server.ts); absent in test stubs. */
   listViews?(key: string): ViewListing[];
   resetViews?(key: string, macs: string | readonly string[], force?: boolean): Promise<string[]>;
@@ -103,6 +105,7 @@ export type WorkerOp =
   | 'restore-state'
   | 'reset-state'
   | 'resize'
+  | 'takeover'
   | 'views'
   | 'view-reset'
   | 'view-drop'
@@ -331,6 +334,7 @@ export class WorkerCore {
     'restore-state': (r) => this.restoreState(r.key),
     'reset-state': (r) => this.resetState(r.key),
     resize: (r) => this.resize(r.key),
+    takeover: (r) => this.takeover(r.key),
     views: (r) => this.withViews(r, (s, k) => ({ key: k, views: s.listViews(k) })),
     'view-reset': (r) =>
       this.withViews(r, (s, k, words) => this.viewReset(s, k, words, r.extra.all === true, r.extra.force === true)),
@@ -445,6 +449,12 @@ export class WorkerCore {
     const keptAs = store.setAside(k);
     const state = await this.release(k, { config: '', macMask: e.macMask.slice(), reserve: [] });
     return { key: k, state, ...(keptAs ? { keptAs } : {}) };
+  }
+
+  private takeover(key: string | undefined): Promise<unknown> {
+    const e = this.find(key);
+    if (!this.server?.takeover) throw new Error('this server cannot take rbd exports over');
+    return this.server.takeover(exportKey(e));
   }
 
   private resize(key: string | undefined): ResizeResult {

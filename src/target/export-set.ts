@@ -27,6 +27,7 @@ import { StoreError } from '../backend/file-store';
 import type { LinkSet } from './link-set';
 import type { ServingOptions } from './options';
 import type { ServerHooks } from './state-keeper';
+import { RbdFailover } from '../remote/rbd-failover';
 
 /** What `vblade ctl list` and stats say of a held export, and what to do about it. */
 export function heldMessage(key: string, file: string, reason: string): string {
@@ -46,6 +47,8 @@ export interface ExportSetParts {
   storeClaims: StoreClaims;
   /** Hands a changed state to persistence (StateKeeper.persist). */
   persist(e: ServedExport): void;
+  /** Holds rbd exports until their image's exclusive lock is this process's. */
+  failover: RbdFailover<ServedExport>;
 }
 
 export class ExportSet {
@@ -147,6 +150,8 @@ export class ExportSet {
         this.p.log.error({ export: key, dir: viewsDirOf(c), err: (err as Error).message }, 'cannot open the views');
       }
     }
+    // An rbd writer answers nothing until the image's lock is its own; its state then comes from the image.
+    if (RbdFailover.gated(e)) this.p.failover.track(e);
     engine.exports[id] = e;
     this.byKey.set(key, e);
     this.p.links.attach(e);
@@ -174,6 +179,7 @@ export class ExportSet {
   /** Stops serving an export; resolves when its requests in flight are answered and its store is closed. */
   async remove(e: ServedExport): Promise<void> {
     e.closing = true;
+    this.p.failover.untrack(e);
     this.p.links.detach(e);
     this.byKey.delete(e.key);
     while (e.inflight > 0) await this.p.drain.wait();

@@ -51,6 +51,8 @@ export interface ServerOptions {
   viewDatesSaveMs?: number;
   /** How often refusals of new views are summed up in one log line (default 60 s). */
   viewRefusalLogMs?: number;
+  /** How often an rbd standby looks whether the lock owner is gone, and an owner whether it still holds the lock (default 3 s). */
+  rbdLockPollMs?: number;
 }
 
 /** ServerOptions with every default filled in; the addon, the ring wrapper and the start-up policy are taken apart. */
@@ -78,5 +80,6 @@ export function resolveOptions(options: ServerOptions): ServingOptions {
     viewLeaseRetryMs: options.viewLeaseRetryMs ?? 30_000,
     viewDatesSaveMs: options.viewDatesSaveMs ?? 60_000,
     viewRefusalLogMs: options.viewRefusalLogMs ?? 60_000,
+    rbdLockPollMs: options.rbdLockPollMs ?? 3000,
   };
 }

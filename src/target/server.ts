@@ -37,6 +37,7 @@ import { Reloader } from './reload';
 import { Resizer } from './resize';
 import { StateKeeper, type ServerHooks } from './state-keeper';
 import { serverStats } from './stats';
+import { RbdFailover } from '../remote/rbd-failover';
 
 export type { ServerOptions } from './options';
 export type { ServerHooks } from './state-keeper';
@@ -61,6 +62,7 @@ export class Server {
   private readonly resizer: Resizer;
   private readonly reloader: Reloader;
   private readonly claims: AddressClaims;
+  private readonly failover: RbdFailover<Export>;
   /** Exports whose store cannot open as configured (their reason names the fix): served again by a reload that can open them. */
   private readonly unservable = new Map<string, RefusedExport>();
   /** Exports left out because another process or target serves their address: tried again every duplicate-retry-s. */
@@ -91,6 +93,7 @@ export class Server {
           this.linkSet.drained();
           this.drain.wake();
         },
+        storeRefused: (e, result) => this.failover.refused(e, result),
       },
       { windowMs: opts.spinMicros / 1000, adaptive: opts.spinPolicy === 'adaptive' },
       hooks.saveState !== undefined,
@@ -100,6 +103,12 @@ export class Server {
     log.debug({ io: io.kind, depth: io.depth }, 'io ring ready');
 
     const links = (this.linkSet = new LinkSet(engine, addon, log, opts));
+    this.failover = new RbdFailover({
+      addon,
+      log,
+      pollMs: opts.rbdLockPollMs,
+      announce: (e) => this.announceExport(e),
+    });
     this.views = new ViewsAdmin({
       log,
       addon,
@@ -123,6 +132,7 @@ export class Server {
       opts,
       persist,
       storeClaims: StoreClaims.ofProcess(addon),
+      failover: this.failover,
     }));
     this.state = new StateKeeper({
       engine,
@@ -151,6 +161,8 @@ export class Server {
     const server = new Server(log, hooks, options);
     try {
       await server.serve(config, options.requireAnInterface ?? true);
+      // rbd exports took their image's lock, or stand by, before start-up says what it serves.
+      await server.failover.settled();
     } catch (e) {
       await server.stop();
       throw e;
@@ -353,6 +365,7 @@ export class Server {
     this.resizer.stop();
     clearInterval(this.refusedRetry);
     this.exportSet.markClosing(); // so that the last reply signals drained()
+    await this.failover.stop();
     while (this.engine.inflight > 0) await this.drain.wait();
     // A change from the control socket has no reply in flight: wait for its save too.
     while (this.exports.some((e) => e.saving)) await new Promise((r) => setTimeout(r, 5));
@@ -429,9 +442,27 @@ export class Server {
   private serveAgain(e: Export): void {
     this.exportSet.endHold(e);
     this.log.info({ export: e.key }, `${e.key} serves again`);
+    this.announceExport(e);
+  }
+
+  /** The unsolicited config-query reply on each interface of `e`: initiators learn where it is served now. */
+  private announceExport(e: Export): void {
+    if (this.stopping) return;
     for (const name of e.config.interfaces) {
       const link = this.linkSet.get(name);
       if (link) this.engine.announce(link);
     }
+  }
+
+  /** Resolves once every rbd export had its first look at its image's lock (it serves, or stands by). */
+  rbdSettled(): Promise<void> {
+    return this.failover.settled();
+  }
+
+  /** `vblade ctl takeover`: a standby rbd export breaks the owner's lock (fencing it) and serves from here. */
+  takeover(key: string): Promise<{ key: string; brokeFrom: string | null; ms: number }> {
+    const e = this.exportSet.get(key);
+    if (!e) return Promise.reject(new Error(`${key} is not being served right now`));
+    return this.failover.takeover(e);
   }
 }

@@ -51,7 +51,7 @@ export class StateKeeper {
    */
   persist(e: Export): void {
     const hooks = this.p.hooks;
-    if (!hooks.saveState) {
+    if (!hooks.saveState && e.ownStateSave === null) {
       e.savedVersion = e.durableVersion = e.state.version;
       e.setDurable(e.snapshotState());
       hooks.onStateChange?.(e.key, e.durableState);
@@ -63,7 +63,7 @@ export class StateKeeper {
     const state = e.snapshotState();
     e.saving = true;
     e.savedVersion = version;
-    hooks.saveState(e.key, state).then(
+    (e.ownStateSave ?? ((s: ExportState) => hooks.saveState!(e.key, s)))(state).then(
       () => {
         e.saving = false;
         e.durableVersion = version;
@@ -144,6 +144,8 @@ export class StateKeeper {
   async release(key: string, state: ExportState): Promise<ExportState> {
     const e = this.served(key);
     if (e.held === null) throw new Error(`${key} is not held; it serves its saved state already`);
+    if (e.ownStateSave !== null)
+      throw new Error(`${key} is not served because ${e.held}; its state lives in its rbd image and comes with the lock`);
     await this.commitState(e, state);
     this.p.endHold(e);
     return e.snapshotState();

@@ -8,11 +8,13 @@
 // config file does not hold them up.
 
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import pino from 'pino';
 import { runCtl } from '../../src/cli/ctl';
+import { runConfigEdit } from '../../src/cli/ctl-edit';
 import { ControlServer, controlRequest, type ConfigFiles, type ControlTarget } from '../../src/service/control';
 import { tempDir } from '../helpers/files';
 import { asNobodyArgs, vbladeForUser } from '../helpers/targets';
@@ -27,6 +29,7 @@ interface Daemon {
 
 /** A control socket whose daemon serves `files`; its reloads answer `e1.3` added after `delayMs`. */
 async function fakeDaemon(t: TestLike, base: string, files: ConfigFiles | undefined, delayMs = 0): Promise<Daemon> {
+  // delayMs < 0: the reload never answers.
   const sock = path.join(base, 'run', 'x.sock');
   fs.mkdirSync(path.dirname(sock), { mode: 0o755, recursive: true });
   const d: Daemon = { sock, reloads: [], logs: [] };
@@ -34,6 +37,7 @@ async function fakeDaemon(t: TestLike, base: string, files: ConfigFiles | undefi
     request: async () => ({}),
     reload: async () => {
       d.reloads.push('reload');
+      if (delayMs < 0) await new Promise(() => undefined);
       await new Promise((r) => setTimeout(r, delayMs));
       return { added: [], removed: [], changed: [], warnings: [] };
     },
@@ -114,6 +118,26 @@ if (requireRoot(t)) {
     const inOpen = path.join(open, 'lab.conf');
     fs.writeFileSync(inOpen, fs.readFileSync(conf), { mode: 0o644 });
     cases.push(['a config file in a directory anyone may write', { configFile: inOpen, defaultName: 'lab' }, /writable by/]);
+    // A link the daemon's user may change (in its own directory): it could point it elsewhere after the check.
+    const theirs = path.join(base, 'run');
+    fs.mkdirSync(theirs, { mode: 0o755 });
+    fs.chownSync(theirs, 65534, 65534);
+    fs.symlinkSync(conf, path.join(theirs, 'vblade.conf'));
+    cases.push([
+      "a link in the daemon user's directory",
+      { configFile: path.join(theirs, 'vblade.conf'), defaultName: 'lab' },
+      /config file directory .*\/run belongs to uid 65534/,
+    ]);
+    // A link of root's to such a link: every hop is checked.
+    fs.symlinkSync(path.join(theirs, 'vblade.conf'), path.join(base, 'hop.conf'));
+    cases.push([
+      'a link of root’s to a link the daemon user may change',
+      { configFile: path.join(base, 'hop.conf'), defaultName: 'lab' },
+      /config file directory .*\/run belongs to uid 65534/,
+    ]);
+    const fifo = path.join(base, 'fifo.conf');
+    execFileSync('mkfifo', [fifo]);
+    cases.push(['a FIFO', { configFile: fifo, defaultName: 'lab' }, /config file .*fifo\.conf is a FIFO, not a regular file/]);
     for (const [what, files, message] of cases) {
       const d = await fakeDaemon(t, tempDir(t, 'ctl-edit-sock'), files);
       const r = await ctl('--socket', d.sock, 'add', 'e1.3', 'eth1', '/srv/d3.img');
@@ -180,4 +204,66 @@ if (requireRoot(t)) {
     t.same(d.reloads, ['reload', 'reload']);
     t.ok(Date.now() - started >= 600, 'the second waited for the first reload to answer');
   });
+}
+
+if (requireRoot(t)) {
+  t.test(
+    'a reload that does not answer in time: the edit is kept (the daemon may apply it yet), and the message says how to check',
+    async (t) => {
+      const base = tempDir(t, 'ctl-edit-slow');
+      const conf = labConfig(base);
+      const d = await fakeDaemon(t, base, { configFile: conf, defaultName: 'lab' }, -1);
+      await t.rejects(runConfigEdit(d.sock, 'add', 'e1.3', ['eth1', '/srv/d3.img'], 500), {
+        message:
+          /^no answer from .* within 0\.5 s; .*e1\.3\.conf is kept, since the daemon may still apply it: `vblade ctl list` says whether e1\.3 is served \(vblade ctl remove e1\.3 takes it away\)$/,
+      });
+      t.ok(fs.existsSync(path.join(base, 'lab.d', 'e1.3.conf')), 'the fragment is there');
+      await t.rejects(runConfigEdit(d.sock, 'remove', 'e1.3', [], 500), {
+        message: /set aside as \.e1\.3\.conf\.removing, since the daemon may still apply the removal/,
+      });
+      t.same(fs.readdirSync(path.join(base, 'lab.d')), ['.e1.3.conf.removing'], 'set aside, not deleted');
+    },
+  );
+
+  t.test(
+    'hostile control traffic: an unprintable or huge "for", a line over the limit in one piece, a huge answer',
+    async (t) => {
+      const base = tempDir(t, 'ctl-edit-hostile');
+      const conf = labConfig(base);
+      const d = await fakeDaemon(t, base, { configFile: conf, defaultName: 'lab' });
+      for (const bad of ['add e1.3 \u202e gpj.exe', 'add\ne1.3', 'x'.repeat(2049), 42]) {
+        const r = await controlRequest(d.sock, { command: 'reload', for: bad });
+        t.equal(r.ok, false, `for ${JSON.stringify(bad).slice(0, 30)}: refused`);
+        t.match(r.error, /"for" \(what a reload is for, for the log\) is printable text of at most 2048 characters/);
+      }
+      t.same(d.reloads, [], 'no reload ran');
+      t.notOk(
+        d.logs.some((l) => l.includes('\\u202e') || l.length > 8192),
+        'nothing of it in the log',
+      );
+      // One line of 70 KB in one write: refused like one that comes in pieces.
+      const line = JSON.stringify({ command: 'list', for: 'x'.repeat(70_000) }) + '\n';
+      const answer = await new Promise<string>((resolve) => {
+        const s = net.connect(d.sock, () => s.end(line));
+        let got = '';
+        s.on('data', (b: Buffer) => (got += b.toString('utf8')));
+        s.on('close', () => resolve(got));
+      });
+      t.match(answer, /request line longer than 65536 bytes; connection closed/);
+      // A socket that answers without end: vblade ctl gives up at its limit instead of taking all memory.
+      const flood = path.join(base, 'flood.sock');
+      const server = net.createServer((c) => {
+        const chunk = Buffer.alloc(1 << 20, 0x61);
+        const pump = (): void => {
+          while (!c.destroyed && c.write(chunk));
+          if (!c.destroyed) c.once('drain', pump);
+        };
+        pump();
+        c.on('error', () => undefined);
+      });
+      await new Promise<void>((r) => server.listen(flood, r));
+      t.teardown(() => server.close());
+      await t.rejects(controlRequest(flood, { command: 'list' }), { message: /answered more than 64 MiB/ });
+    },
+  );
 }

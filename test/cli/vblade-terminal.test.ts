@@ -13,8 +13,8 @@ import { OUR_VBLADE } from '../helpers/targets';
 import { tempDir } from '../helpers/files';
 import type { TestLike } from '../../lab/common';
 
-/** Serves for about a second, then SIGINT: the records of a start and a stop. */
-const SERVE_FOR = 'timeout --foreground -s INT 1.5';
+/** Serves a few seconds (a worker starts within them on a loaded machine too), then SIGINT: the records of a start and a stop. */
+const SERVE_FOR = 'timeout --foreground -s INT 4';
 
 async function lab(t: TestLike): Promise<{ ns: Netns; dir: string }> {
   const ns = await createNetns(t, 'vblade-tty');

@@ -286,3 +286,26 @@ t.test('--check ends a refusal of the file itself with the count too', async (t)
   t.match(r.stderr, /has no interfaces;[\s\S]*unknown key "interface"/, 'both mistakes');
   t.match(r.stderr, new RegExp(`\\n${`vbladed: ${conf}: 2 problems; fix them and check again`.replace(/[.]/g, '\\.')}\\n$`));
 });
+
+t.test('--check names in one round a section mistake and a missing file or interface of another export', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'check-round');
+  const dir = tempDir(t, 'check-round');
+  const conf = path.join(dir, 'vblade.conf');
+  const missing = path.join(dir, 'missing.img');
+  fs.writeFileSync(
+    conf,
+    `[export e1.1]\nfile = /x\ninterface = eth1\n\n[export e1.2]\nfile = ${missing}\ninterfaces = lo\n\n[export e1.3]\nfile = ${missing}\ninterfaces = nosuchif0\nread-only = yes\n`,
+  );
+  const r = await ns.run(process.execPath, [VBLADED, '--check', '--config', conf, '--run-dir', path.join(dir, 'run')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /unknown key "interface"/, 'the section mistake');
+  t.match(
+    r.stderr,
+    new RegExp(`e1\\.2: cannot open ${missing.replace(/[.]/g, '\\.')}`),
+    "the other export's missing file, in the same round",
+  );
+  t.match(r.stderr, /vbladed: warning: e1\.3: interface nosuchif0 not found/, 'and its missing interface (a warning)');
+  t.notMatch(r.stderr, /e1\.1: cannot open \/x/, 'the mistaken section is not tried');
+  t.match(r.stderr, /: 4 problems; fix them and check again\n$/);
+});

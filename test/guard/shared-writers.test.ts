@@ -8,6 +8,7 @@ import { linkSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { patternFile, tempDir, loopDevice, requireLoop } from '../helpers/files';
 import { exportOf, startInProcess } from '../helpers/in-process';
+import { sharedWriterProblems } from '../../src/guard/shared-writers';
 
 const SECTORS = 64;
 
@@ -84,4 +85,39 @@ t.test('two names of one block device are one disk (rdev)', async (t) => {
   await t.rejects(startInProcess(t, [exportOf(dev, { slot: 1 }), exportOf(alias, { slot: 2 })]), {
     message: new RegExp(`^e1\\.1 and e1\\.2 both write to ${dev} `),
   });
+});
+
+t.test('two spellings of one NBD export, or of one rbd image, writing: refused (nothing is opened to tell)', async (t) => {
+  const cases: [string, string, string, boolean][] = [
+    ['nbd://Store.example:10809/disk', 'nbd://store.example/disk', 'the default port and the host in another case', true],
+    ['nbd+unix:///disk?socket=/run/nbd.sock', 'nbd+unix:///disk?socket=/run/nbd.sock', 'one socket', true],
+    ['nbd://store.example/disk', 'nbd://store.example/other', 'two export names', false],
+    ['nbd://store.example/disk', 'nbd://store.example:10810/disk', 'two ports', false],
+    ['rbd:pool/img', 'rbd:pool/img', 'one image', true],
+    ['rbd:pool/img', 'rbd:pool/ns/img', 'two namespaces', false],
+  ];
+  for (const [a, b, what, refused] of cases) {
+    const problems = sharedWriterProblems([exportOf(a, { slot: 1 }), exportOf(b, { slot: 2 })]);
+    if (!refused) {
+      t.same(problems, [], `${what}: two stores, served`);
+      continue;
+    }
+    t.equal(problems.length, 1, `${what}: refused`);
+    t.match(problems[0], /^e1\.1 and e1\.2 both write to /, what);
+    if (a.startsWith('rbd:')) t.notMatch(problems[0], /shared = yes/, `${what}: not told to set shared = yes, which rbd refuses`);
+    else t.match(problems[0], /set shared = yes in both exports$/, what);
+    t.same(
+      sharedWriterProblems([exportOf(a, { slot: 1, readOnly: true }), exportOf(b, { slot: 2, readOnly: true })]),
+      [],
+      `${what}: both read-only, served`,
+    );
+  }
+  t.equal(
+    sharedWriterProblems([
+      exportOf('rbd:pool/img', { slot: 1, cephConf: '/etc/ceph/a.conf' }),
+      exportOf('rbd:pool/img', { slot: 2, cephConf: '/etc/ceph/b.conf' }),
+    ]).length,
+    0,
+    'one image name in two clusters (two ceph.conf): two images',
+  );
 });

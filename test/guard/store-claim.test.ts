@@ -144,7 +144,7 @@ t.test("giveStoreClaims: a switched worker's lock file made and given to it; a p
   const stores = '/run/aoe-target/claims/stores';
   const { file } = await image(t);
   const st = fs.statSync(file);
-  giveStoreClaims([exportOf(file)], nobody);
+  giveStoreClaims([exportOf(file)], nobody, native);
   const lock = fs.lstatSync(path.join(stores, `f${st.dev}-${st.ino}.lock`));
   t.ok(lock.isFile(), 'the lock file is made');
   t.same([lock.uid, lock.gid, lock.mode & 0o777], [65534, 65534, 0o600], "nobody's, 0600");
@@ -154,6 +154,20 @@ t.test("giveStoreClaims: a switched worker's lock file made and given to it; a p
     'its directory stays root’s, written by nobody else',
   );
 
+  // A claim file another instance holds now is not given away: the user could then keep that instance from its disk.
+  const other = await image(t);
+  const held = new StoreClaims(native, '/run/aoe-target/claims');
+  const release = held.claim(exportOf(other.file), other.fd);
+  t.teardown(release);
+  const os = fs.statSync(other.file);
+  const heldLock = path.join(stores, `f${os.dev}-${os.ino}.lock`);
+  fs.chownSync(heldLock, 0, 0);
+  giveStoreClaims([exportOf(other.file)], nobody, native);
+  t.equal(fs.statSync(heldLock).uid, 0, 'a claim file another holds stays root’s');
+  release();
+  giveStoreClaims([exportOf(other.file)], nobody, native);
+  t.equal(fs.statSync(heldLock).uid, 65534, 'and is given once nobody holds it');
+
   // Root's claims directory is root's alone, but a link planted there earlier must not make root chown what it names.
   const victim = await sparseFile(t, 4096);
   const planted = await sparseFile(t, 4096);
@@ -162,7 +176,7 @@ t.test("giveStoreClaims: a switched worker's lock file made and given to it; a p
   fs.rmSync(at, { force: true });
   fs.symlinkSync(victim, at);
   t.teardown(() => fs.rmSync(at, { force: true }));
-  giveStoreClaims([exportOf(planted)], nobody);
+  giveStoreClaims([exportOf(planted)], nobody, native);
   t.equal(fs.statSync(victim).uid, 0, 'what the link names is still root’s');
   t.ok(fs.lstatSync(at).isSymbolicLink(), 'the link is left for the claim to refuse');
 });

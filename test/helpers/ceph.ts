@@ -100,6 +100,10 @@ mon data avail warn = 1
 # commit map changes at once, not after a second each
 paxos propose interval = 0.01
 paxos min wait = 0.001
+# a dead client's watch (an rbd gateway killed with -9) expires after 5 s, not 30 s:
+# the failover tests wait for it; clients ping their watches every second
+osd client watch timeout = 5
+objecter tick interval = 1
 
 [mon]
 mon data = ${dir}/mon

@@ -18,7 +18,8 @@ export type ScenarioName =
   | 'diskless-root'
   | 'diskless-views'
   | 'failover-active-active'
-  | 'failover-active-standby';
+  | 'failover-active-standby'
+  | 'failover-rbd';
 
 export interface TargetUnderTest {
   name: string;

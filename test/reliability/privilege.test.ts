@@ -227,6 +227,11 @@ if (requireRoot(t)) {
     for (let i = 0; i < 100 && !leased(); i++) await new Promise((r) => setTimeout(r, 100));
     t.ok(leased(), `the worker (pid ${worker}, not restarted) holds a lease on the root-owned image: /proc/locks`);
     t.notMatch(daemon.stderr(), /no read lease on the image/, 'and the log has no lease refusal');
+    t.match(
+      readFileSync(`/proc/${worker}/status`, 'utf8'),
+      /^Seccomp:\s+2$/m,
+      'write leases are refused to it (a seccomp filter)',
+    );
     await daemon.stop();
   });
 
@@ -273,6 +278,7 @@ if (requireRoot(t) && requireCommands(t, ['setpriv'])) {
     });
     const c = caps(d.pid);
     t.equal(c.uid, BigInt(NOBODY), 'the daemon runs as nobody (effective uid 65534)');
+    t.match(readFileSync(`/proc/${d.pid}/status`, 'utf8'), /^Seccomp:\s+2$/m, 'not root: write leases refused (seccomp)');
     t.equal(c.CapEff, 1n << BigInt(CAP_NET_RAW_BIT), 'its effective capabilities are CAP_NET_RAW and nothing else');
     t.equal(c.CapPrm, 1n << BigInt(CAP_NET_RAW_BIT), 'and so is its permitted set');
     const client = await openClient(t, net.init, net.initIf, { timeoutMs: 1000, retries: 5 });
