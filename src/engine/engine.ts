@@ -145,11 +145,14 @@ export class Engine<E extends Export = Export> {
     this.frameLoop();
   }
 
-  /** The end of every batch: storage submitted and reaped, state changes handed over, replies sent. */
+  /** The end of every batch: storage submitted and reaped, state changes handed over, replies sent, stalled rings resumed. */
   private endBatch(): void {
-    this.storage.pump();
-    if (this.ctx.stateDue) this.replies.stateChangesDone();
-    this.replies.flushAll();
+    do {
+      this.storage.pump();
+      if (this.ctx.stateDue) this.replies.stateChangesDone();
+      this.replies.flushAll();
+      // Sent replies freed transmit slots: frames a drain left in the ring for want of them go on now.
+    } while (this.intake.resumeStalled() > 0);
   }
 
   // ---- the frame loop --------------------------------------------------------

@@ -36,14 +36,23 @@ export class Intake {
     private readonly replies: Replies,
   ) {}
 
-  /** Handles every frame ready on a link's ring; returns how many there were. */
+  /**
+   * Handles the frames ready on a link's ring, as many as free transmit and
+   * request slots can answer; returns how many it took. Frames beyond that
+   * stay in the ring (link.rxStalled) rather than being dropped: an initiator
+   * whose request is lost waits its retransmission timeout.
+   */
   drain(link: Link): number {
     const sock = link.socket;
     if (sock === null || !link.accepting) return 0;
     const desc = link.rxDesc;
     let total = 0;
     for (;;) {
-      const n = sock.drain(desc, link.rxBatch);
+      // One transmit slot per frame, and one request slot: a frame addressing several exports may still find none.
+      const room = Math.min(link.rxBatch, link.txAvailable, this.storage.requestsFree);
+      link.rxStalled = room === 0;
+      if (room === 0) break;
+      const n = sock.drain(desc, room);
       if (n === 0) break;
       total += n;
       link.counters[LinkCounter.RxFrames] += n;
@@ -56,8 +65,16 @@ export class Intake {
       }
       if (k > 0) sock.releaseMany(done, k);
       this.storage.pump();
-      if (n < link.rxBatch) break;
+      if (n < room) break;
     }
+    return total;
+  }
+
+  /** Takes the frames left waiting in stalled rings, now that a batch's end freed slots; returns how many. */
+  resumeStalled(): number {
+    const links = this.ctx.links;
+    let total = 0;
+    for (let i = 0; i < links.length; i++) if (links[i].rxStalled) total += this.drain(links[i]);
     return total;
   }
 

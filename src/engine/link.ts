@@ -21,8 +21,15 @@ const LARGEST_CONTROL_REPLY = 1088;
 const MAX_USABLE_MTU = 32768;
 /** The ring and arena are always sized for at least this MTU. */
 const JUMBO_MTU = 9000;
-/** Receive ring memory budget per interface. */
-const RING_BYTES = 8 << 20;
+/**
+ * Slots of the receive ring: the frames that may wait for the engine. A lab
+ * of 200 machines each keeping the advertised Buffer Count (16) outstanding
+ * sends 3,200 requests at once; with fewer slots the kernel drops the rest,
+ * and each drop costs its machine a retransmission timeout.
+ */
+const RING_FRAMES = 4096;
+/** Receive ring memory cap per interface: fewer slots only for MTUs above 9000. */
+const RING_MAX_BYTES = 40 << 20;
 
 /** What flush() did with the queued replies. */
 export const enum FlushStatus {
@@ -66,6 +73,12 @@ export class Link {
   accepting = false;
   /** The socket must be reopened (MTU outgrew the ring, interface recreated) once inflight reaches 0. */
   reopenWanted = false;
+  /**
+   * The last drain stopped for want of transmit or request slots: the frames
+   * behind it wait in the receive ring (the kernel's queue, not a drop) until
+   * the end of a batch frees slots and takes them (Intake.resumeStalled).
+   */
+  rxStalled = false;
   /** The socket descriptor the engine's frame waiter watches for this link (-1: none). */
   watchedFd = -1;
   readonly ctx: FrameContext;
@@ -149,7 +162,7 @@ export class Link {
     const maxFrame = Math.max(Math.min(Math.max(info.mtu, JUMBO_MTU), MAX_USABLE_MTU) + 14, MIN_FRAME_LEN);
     // tpacket2 header + sockaddr_ll + alignment fit in 128 bytes.
     const frameSize = Math.ceil((maxFrame + 128) / 256) * 256;
-    const frameCount = Math.max(256, Math.min(4096, Math.floor(RING_BYTES / frameSize)));
+    const frameCount = Math.max(256, Math.min(RING_FRAMES, Math.floor(RING_MAX_BYTES / frameSize)));
     this.socket = this.addon.openPacket(this.name, {
       frameSize,
       frameCount,
@@ -169,6 +182,7 @@ export class Link {
     for (let i = this.options.txSlots - 1; i >= 0; i--) this.txFree[this.txFreeN++] = i;
     this.sendN = 0;
     this.reopenWanted = false;
+    this.rxStalled = false;
     this.applyInfo(info);
   }
 
@@ -205,6 +219,11 @@ export class Link {
   /** Byte offset in `arena` of transmit slot i. */
   slotOffset(i: number): number {
     return i * this.slotStride + SLOT_LEAD;
+  }
+
+  /** Transmit slots free now. */
+  get txAvailable(): number {
+    return this.txFreeN;
   }
 
   /** A free transmit slot, or -1. */

@@ -64,6 +64,11 @@ export class Requests {
     return this.freeN > 0;
   }
 
+  /** How many take() calls would find a slot. */
+  get freeCount(): number {
+    return this.freeN;
+  }
+
   /**
    * A free request slot for transmit slot `tx` of link `link`, filled with
    * what every kind records, or -1 when all are in use.

@@ -54,6 +54,11 @@ export class Storage {
     this.zeroWrites = new PartialBlockWrites(req.slots);
   }
 
+  /** Request slots free now: requests that may start before completions free more. */
+  get requestsFree(): number {
+    return this.req.freeCount;
+  }
+
   /** The io ring has operations whose completions were not reaped yet. */
   get pending(): boolean {
     return this.ioPending > 0;
