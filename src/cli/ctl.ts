@@ -130,7 +130,9 @@ function formatEdit(command: string, r: { key: string; fragment: string; reload:
     ...(d.removed ?? []).filter((k) => k !== r.key).map((k) => `removed ${k}`),
     ...(d.changed ?? []).map((k) => `changed ${k}`),
   ];
-  const mine = (w: string): boolean => w.startsWith(`${r.key} `) || w.startsWith(`${r.key}:`);
+  // Of this export: it names the export as a word ("e2.5: …", "interface eth9 not found; e2.5 waits for it").
+  const named = new RegExp(`(^|[^\\w.])${r.key.replace(/\./g, '\\.')}([^\\w.]|$)`);
+  const mine = (w: string): boolean => named.test(w);
   const lines = [`${r.key}: ${did}`, formatResult('reload', { ...d, warnings: (d.warnings ?? []).filter(mine) })];
   if (others.length > 0) lines.push(`also applied, from edits of the config not reloaded before: ${others.join(', ')}`);
   return lines.join('\n');

@@ -19,6 +19,11 @@ interface Extent {
   end: number;
 }
 
+/** Whether an export writes its store: per-initiator views write their own files, never the image. */
+function writes(c: ExportConfig): boolean {
+  return !c.readOnly && c.views === undefined;
+}
+
 function extentOf(c: ExportConfig): Extent | undefined {
   if (c.nullStore) return undefined;
   const end = c.lengthSectors === undefined ? Infinity : c.offsetSectors + c.lengthSectors;
@@ -42,7 +47,7 @@ function describe(a: Extent, b: Extent): string {
   const whole = a.first === 0 && b.first === 0 && a.end === Infinity && b.end === Infinity;
   const range = whole ? '' : `, sectors ${first}..${end === Infinity ? 'end' : end - 1}`;
   const where = `${a.config.file}${alias}${range}`;
-  const writers = [a, b].filter((x) => !x.config.readOnly);
+  const writers = [a, b].filter((x) => writes(x.config));
   const what = writers.length === 2 ? `both write to ${where}` : `both use ${where} and ${writers[0].key} writes to it`;
   const fixes = `export one read-only (read-only = yes, vblade -r), give them ranges that do not overlap (offset, length)`;
   // rbd refuses shared = yes: the image's exclusive lock lets one gateway write.
@@ -65,7 +70,7 @@ export function sharedWriterProblems(exports: readonly ExportConfig[]): string[]
       const a = extents[i];
       const b = extents[j];
       if (a.identity !== b.identity || a.first >= b.end || b.first >= a.end) continue;
-      if (a.config.readOnly && b.config.readOnly) continue;
+      if (!writes(a.config) && !writes(b.config)) continue;
       if (a.config.shared && b.config.shared) continue;
       problems.push(describe(a, b));
     }

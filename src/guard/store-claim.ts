@@ -65,8 +65,10 @@ const RULES: Record<Kind, { take: Lock[]; test: Lock[] }> = {
 };
 
 function kindOf(c: ExportConfig): Kind {
-  if (c.shared) return c.readOnly ? 'shared-reader' : 'shared-writer';
-  return c.readOnly ? 'reader' : 'writer';
+  // Per-initiator views read the image and write their own files: readers of it.
+  const reads = c.readOnly || c.views !== undefined;
+  if (c.shared) return reads ? 'shared-reader' : 'shared-writer';
+  return reads ? 'reader' : 'writer';
 }
 
 export interface Claim {

@@ -154,6 +154,8 @@ t.test("add's answer names what else its reload applied, and warns only of the a
       warnings: [
         'e2.3 has views = per-boot and no mac-mask: any machine ...',
         'e2.8 has views = per-boot and no mac-mask: any machine ...',
+        'interface nc3v9 not found; e2.8 waits for it',
+        'interface nc3v8 not found; e2.88 waits for it',
       ],
     },
   });
@@ -163,6 +165,7 @@ t.test("add's answer names what else its reload applied, and warns only of the a
       'e2.8: added, kept in /etc/vblade.d/e2.8.conf',
       'reloaded; added: e2.9 e2.8; removed: -; changed: e1.1; resized: -',
       'warning: e2.8 has views = per-boot and no mac-mask: any machine ...',
+      'warning: interface nc3v9 not found; e2.8 waits for it',
       'also applied, from edits of the config not reloaded before: added e2.9, changed e1.1',
     ].join('\n'),
   );

@@ -121,3 +121,17 @@ t.test('two spellings of one NBD export, or of one rbd image, writing: refused (
     'one image name in two clusters (two ceph.conf): two images',
   );
 });
+
+t.test(
+  'per-initiator views of one image in two exports read it and write their own files: served; beside a writer: refused',
+  async (t) => {
+    const file = await patternFile(t, SECTORS);
+    const views = (slot: number): ReturnType<typeof exportOf> =>
+      exportOf(file, { slot, views: 'per-initiator', viewsDir: `/srv/views${slot}` });
+    t.same(sharedWriterProblems([views(1), views(2)]), [], 'two views exports of one golden image');
+    t.same(sharedWriterProblems([views(1), exportOf(file, { slot: 2, readOnly: true })]), [], 'views and a read-only export');
+    const withWriter = sharedWriterProblems([views(1), exportOf(file, { slot: 2 })]);
+    t.equal(withWriter.length, 1, 'views beside a writer of the image: refused');
+    t.match(withWriter[0], /both use .* and e1\.2 writes to it/);
+  },
+);

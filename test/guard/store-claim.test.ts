@@ -38,6 +38,8 @@ t.test('the rule between two processes: shared-writers.ts decides', async (t) =>
     ['a shared writer and a plain read-only export', { shared: true }, { readOnly: true }, false],
     ['a plain read-only export and a shared writer', { readOnly: true }, { shared: true }, false],
     ['a plain and a shared read-only export', { readOnly: true }, { readOnly: true, shared: true }, true],
+    ['two views exports (they read the image)', { views: 'per-initiator' }, { views: 'per-initiator' }, true],
+    ['views beside a writer of the image', { views: 'per-initiator' }, {}, false],
     ['a shared writer and a plain writer', { shared: true }, {}, false],
     ['disjoint ranges', { lengthSectors: 1024 }, { offsetSectors: 1024 }, true],
     ['touching by one sector', { lengthSectors: 1025 }, { offsetSectors: 1024 }, false],
