@@ -14,6 +14,7 @@
 // may read the config file could hold an flock on that for ever.
 
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { ConfigEditor, ReloadUnanswered, type EditResult } from '../config/config-edit';
 import { claimBaseDir, ensurePrivateDir } from '../guard/address-claim';
@@ -49,6 +50,24 @@ async function configFilesOf(socket: string, command: string): Promise<ConfigFil
       `vbladed was started with --config-dir ${f.commandLineConfigDir}, which ${command} does not follow: it edits only the config-dir its config file names; as root, ${command === 'add' ? 'write the fragment' : 'delete the fragment'} in ${f.commandLineConfigDir} yourself and run vblade ctl reload, or set config-dir in ${f.configFile} instead`,
     );
   return f;
+}
+
+/** Who the daemon at `socket` runs as, by the kernel's word (SO_PEERCRED), not the daemon's; undefined when unknown. */
+function daemonIds(socket: string): Promise<{ uid: number; gid: number } | undefined> {
+  return new Promise((resolve) => {
+    const s = net.connect(socket, () => {
+      const fd = (s as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+      let ids: { uid: number; gid: number } | undefined;
+      try {
+        if (typeof fd === 'number' && fd >= 0) ids = loadAddon().peerCredentials(fd);
+      } catch {
+        // unknown: a config-dir made now is root's alone
+      }
+      s.destroy();
+      resolve(ids);
+    });
+    s.on('error', () => resolve(undefined));
+  });
 }
 
 /**
@@ -129,6 +148,7 @@ export async function runConfigEdit(
     );
   const files = await configFilesOf(socket, command);
   checkConfigFile(files.configFile);
+  const daemon = await daemonIds(socket);
   const fd = openEditLock();
   try {
     await lockEdits(fd);
@@ -136,6 +156,8 @@ export async function runConfigEdit(
       configFile: files.configFile,
       daemonKeys: {},
       defaultName: files.defaultName,
+      // A daemon that is not root (vblade.service) must read a config-dir made now.
+      dirGroup: daemon !== undefined && daemon.uid !== 0 ? daemon.gid : undefined,
       reload: async () => {
         const what = [command, key, ...words].join(' ');
         const why = what.length > MAX_FOR ? `${what.slice(0, MAX_FOR)}...` : what;

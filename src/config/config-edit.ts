@@ -19,6 +19,8 @@ export interface ConfigEditOptions {
   /** [daemon] keys of the command line (--config-dir). */
   daemonKeys: DaemonKeys;
   defaultName: string;
+  /** The group of a daemon that is not root: a config-dir made now is its (setgid 2750), so that it reads the fragments. */
+  dirGroup?: number;
   /** Applies what the files now say, as a reload does; throws when the reload is refused (nothing changed). */
   reload(): Promise<unknown>;
 }
@@ -78,7 +80,8 @@ export class ConfigEditor {
     if (where)
       throw new Error(`${f.key} is already exported (${where.file}:${where.line}); remove it first, or choose another address`);
     const dirPath = this.configDir(before);
-    const dir = openConfigDir(dirPath, true)!;
+    const made = !fs.existsSync(dirPath);
+    const dir = openConfigDir(dirPath, { gid: this.o.dirGroup })!;
     try {
       const file = dir.pathOf(f.name);
       if (dir.lstat(f.name)) throw new Error(`${file} exists but does not declare ${f.key}; move it away first`);
@@ -103,6 +106,13 @@ export class ConfigEditor {
           );
         dir.unlink(f.name);
         dir.sync();
+        // A config-dir this add made goes too: left behind, it would be read (or refused) at every reload.
+        if (made)
+          try {
+            fs.rmdirSync(dirPath);
+          } catch {
+            // something else was put there meanwhile: left as it is
+          }
         throw new Error(`${(e as Error).message}; ${file} was removed again: ${f.key} was not added`, { cause: e });
       }
     } finally {

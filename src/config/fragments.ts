@@ -38,8 +38,14 @@ export function configDirOf(configFile: string, daemon: DaemonKeys): string | un
   return configFile.replace(/\.conf$/, '') + '.d';
 }
 
-/** Opens the fragments directory after checking it (not a link, not writable by others); undefined when it does not exist. */
-export function openConfigDir(dir: string, create = false): TrustedDir | undefined {
+/**
+ * Opens the fragments directory after checking it (not a link, not writable
+ * by others); undefined when it does not exist, unless `create`: then made
+ * root's, 0750, or, for a daemon that runs as another user, with that
+ * user's group and setgid (2750), as the package makes /etc/vblade.d, so
+ * that the daemon reads it and the fragments made in it.
+ */
+export function openConfigDir(dir: string, create: false | { gid?: number } = false): TrustedDir | undefined {
   let st: fs.Stats | undefined;
   try {
     st = fs.lstatSync(dir);
@@ -51,7 +57,9 @@ export function openConfigDir(dir: string, create = false): TrustedDir | undefin
       `config-dir ${dir} is a symbolic link; its fragments say what is served as root, so name the directory itself (config-dir = ${fs.realpathSync(dir)}) or remove the link`,
     );
   if (!st && !create) return undefined;
-  return TrustedDir.open(dir, { what: 'config-dir', create: create ? { mode: 0o750 } : undefined });
+  const made =
+    create === false ? undefined : create.gid === undefined ? { mode: 0o750 } : { mode: 0o2750, uid: 0, gid: create.gid };
+  return TrustedDir.open(dir, { what: 'config-dir', create: made });
 }
 
 /** The fragments of `dir` in name order, and the problems of those refused (each names its file). */

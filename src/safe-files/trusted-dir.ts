@@ -351,8 +351,9 @@ function openDirAt(parentFd: number, name: string, full: string, flags: number, 
   try {
     const st = fs.fstatSync(fd);
     if (st.uid === (process.geteuid?.() ?? st.uid)) {
-      fs.fchmodSync(fd, create.mode); // the umask may have taken bits the caller asked for
+      // The owner first: a change of owner may clear a setgid bit the mode asks for.
       if (create.uid !== undefined) fs.fchownSync(fd, create.uid, create.gid ?? -1);
+      fs.fchmodSync(fd, create.mode); // the umask may have taken bits the caller asked for
     }
   } catch (e) {
     fs.closeSync(fd);

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { formatMac, linkInfo, type Target } from '../../src/client';
 import { patternFile, tempDir } from '../helpers/files';
 import { createNetnsPair, requireRoot } from '../../lab/netns';
-import { waitLinkUp } from '../helpers/targets';
+import { checkoutForUser, waitLinkUp } from '../helpers/targets';
 import { ctlIn as ctl, readsPattern as reads, spawnVbladed, until } from '../helpers/vbladed';
 
 if (requireRoot(t)) {
@@ -98,4 +98,62 @@ if (requireRoot(t)) {
     t.ok(await reads(pair.init, pair.initIf, { shelf: 7, slot: 1, mac }), 'e7.1 still is');
     await daemon.stop();
   });
+
+  t.test(
+    "a daemon run as a user (as vblade.service runs it): the config-dir add makes is that group's, setgid, and read",
+    async (t) => {
+      const pair = await createNetnsPair(t);
+      const dir = tempDir(t, 'ctl-add-user');
+      fs.chmodSync(dir, 0o755);
+      const repo = checkoutForUser(t);
+      const file1 = await patternFile(t, 64, { dir });
+      const file3 = await patternFile(t, 64, { dir });
+      for (const f of [file1, file3]) fs.chmodSync(f, 0o644);
+      const run = path.join(dir, 'run');
+      fs.mkdirSync(run, { mode: 0o755 });
+      fs.chownSync(run, 65534, 65534);
+      const conf = path.join(dir, 'lab.conf');
+      const socket = path.join(run, 'lab.sock');
+      fs.writeFileSync(
+        conf,
+        `[daemon]\nrun-dir = ${run}\nstate-dir = none\n\n[export e7.1]\nfile = ${file1}\nread-only = yes\ninterfaces = ${pair.targetIf}\n`,
+        { mode: 0o644 },
+      );
+      const caps = ['--inh-caps=+net_raw,+lease', '--ambient-caps=+net_raw,+lease', '--bounding-set=-all,+net_raw,+lease'];
+      const argv = ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', ...caps];
+      const vbladed = path.join(repo, 'bin', 'vbladed.js');
+      const daemon = pair.target.spawn(
+        t,
+        'env',
+        [...argv, process.execPath, vbladed, '--foreground', '--config', conf, '--log', 'stderr'],
+        {
+          label: 'vbladed as nobody',
+          cwd: '/',
+        },
+      );
+      await daemon.waitFor(/worker [0-9]+ is serving e7\.1/, { timeoutMs: 60000 });
+      await waitLinkUp(pair.init, pair.initIf);
+      const added = await ctl(pair.target, socket, 'add', 'e7.3', pair.targetIf, file3, '--read-only');
+      t.equal(added.code, 0, added.err);
+      const fragments = path.join(dir, 'lab.d');
+      const st = fs.statSync(fragments);
+      t.same(
+        [st.uid, st.gid, (st.mode & 0o7777).toString(8)],
+        [0, 65534, '2750'],
+        "lab.d made root's, the daemon's group, setgid",
+      );
+      t.equal(fs.statSync(path.join(fragments, 'e7.3.conf')).gid, 65534, "the fragment is the group's too");
+      const mac = linkInfo(pair.targetIf, pair.target.path).mac;
+      t.ok(await reads(pair.init, pair.initIf, { shelf: 7, slot: 3, mac }), 'the daemon read it: e7.3 is served');
+      t.equal((await ctl(pair.target, socket, 'reload')).code, 0, 'and later reloads read it too');
+
+      // An add the reload refuses removes a config-dir it made, so that later reloads are not refused for it.
+      fs.rmSync(fragments, { recursive: true });
+      const refused = await ctl(pair.target, socket, 'add', 'e7.4', pair.targetIf, path.join(dir, 'missing.img'));
+      t.equal(refused.code, 1);
+      t.notOk(fs.existsSync(fragments), 'the config-dir it made is gone again');
+      t.equal((await ctl(pair.target, socket, 'reload')).code, 0, 'reload works');
+      await daemon.stop();
+    },
+  );
 }
