@@ -75,7 +75,12 @@ export function checkReflinkPlace(image: string, dir: string, what: string, fns:
     // A full file system (or quota) cannot be tried now; it says so again when a clone is made, and what exists still serves.
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC' || code === 'EDQUOT') return;
-    throw new StoreError(`cannot try a clone in ${place} for the ${what} of ${image}: ${(e as Error).message}`, code);
+    // A reload (or ctl add) runs as the daemon's user, who may not write where start, as root, made the directory.
+    const fix =
+      code === 'EACCES' || code === 'EPERM'
+        ? `; make ${dir} and give it to uid ${process.geteuid?.()} (install -d -o ${process.geteuid?.()} -g ${process.getegid?.()} -m 750 ${dir}), then reload`
+        : '';
+    throw new StoreError(`cannot try a clone in ${place} for the ${what} of ${image}: ${(e as Error).message}${fix}`, code);
   }
   if (!ok)
     throw new StoreError(
