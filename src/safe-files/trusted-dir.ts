@@ -345,7 +345,18 @@ function openDirAt(parentFd: number, name: string, full: string, flags: number, 
   try {
     fs.mkdirSync(at, { mode: create.mode });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile: checked below like any other
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      // Said with the path, not the descriptor's /proc/self/fd name the call used.
+      const uid = process.geteuid?.() ?? 0;
+      const err = new Error(
+        `cannot make ${full}: ${code === 'EROFS' ? 'the file system is read-only' : `uid ${uid} may not write ${path.dirname(full)}`}; ` +
+          `make it yourself (install -d -o ${uid} -m ${create.mode.toString(8)} ${full}) or choose another path`,
+      ) as NodeJS.ErrnoException;
+      err.code = code;
+      throw err;
+    }
+    if (code !== 'EEXIST') throw e; // made meanwhile: checked below like any other
   }
   const fd = openDir(at, full, DIR_FLAGS);
   try {

@@ -163,6 +163,19 @@ function releaseInReverse(held: (() => void)[]): void {
  * verdict on those that exist (a missing one is made at start, under
  * parents checked then), nothing made. One message per directory found wrong.
  */
+/** Why this process could not make the missing directory `dir`, or undefined when it could. */
+function cannotMake(dir: string, what: string): string | undefined {
+  let up = path.dirname(path.resolve(dir));
+  while (!fs.existsSync(up) && path.dirname(up) !== up) up = path.dirname(up);
+  try {
+    fs.accessSync(up, fs.constants.W_OK | fs.constants.X_OK);
+    return undefined;
+  } catch {
+    const uid = process.geteuid?.() ?? 0;
+    return `the ${what} ${dir} does not exist, and start cannot make it: uid ${uid} may not write ${up}; make it yourself (install -d -o ${uid} -m 755 ${dir}) or set another`;
+  }
+}
+
 export function runDirProblems(settings: DaemonSettings): string[] {
   const dirs: Array<[string, string, number | undefined]> = [[settings.runDir, 'run directory', undefined]];
   if (path.dirname(settings.pidFile) !== settings.runDir) dirs.push([path.dirname(settings.pidFile), 'run directory', undefined]);
@@ -172,7 +185,12 @@ export function runDirProblems(settings: DaemonSettings): string[] {
   }
   const problems: string[] = [];
   for (const [dir, what, switchTo] of dirs) {
-    if (!fs.existsSync(dir)) continue;
+    if (!fs.existsSync(dir)) {
+      // Start makes it: said now when it could not (its nearest existing parent is not ours to write).
+      const cannot = cannotMake(dir, what);
+      if (cannot !== undefined) problems.push(cannot);
+      continue;
+    }
     try {
       checkPrivateDir(dir, what, { switchTo });
     } catch (e) {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { patternFile, tempDir } from '../helpers/files';
 import { loopFs, requireLoopFs } from '../helpers/loop-fs';
 import { createNetns, createVeth, requireRoot } from '../../lab/netns';
-import { REPO } from '../helpers/targets';
+import { asNobodyArgs, checkoutForUser, REPO } from '../helpers/targets';
 
 const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
 
@@ -308,4 +308,31 @@ t.test('--check names in one round a section mistake and a missing file or inter
   t.match(r.stderr, /vbladed: warning: e1\.3: interface nosuchif0 not found/, 'and its missing interface (a warning)');
   t.notMatch(r.stderr, /e1\.1: cannot open \/x/, 'the mistaken section is not tried');
   t.match(r.stderr, /: 4 problems; fix them and check again\n$/);
+});
+
+t.test('run as a user: a run directory it cannot make is named by --check and by start, with the fix', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await createNetns(t, 'check-rundir');
+  const dir = tempDir(t, 'check-rundir');
+  fs.chmodSync(dir, 0o755); // root's: nobody may make anything in it
+  const file = await patternFile(t, 8, { dir });
+  fs.chmodSync(file, 0o644);
+  const conf = path.join(dir, 'vblade.conf');
+  fs.writeFileSync(conf, `[daemon]\nstate-dir = none\n\n[export e1.1]\nfile = ${file}\nread-only = yes\ninterfaces = lo\n`, {
+    mode: 0o644,
+  });
+  const run = path.join(dir, 'rund');
+  const vbladed = path.join(checkoutForUser(t), 'bin', 'vbladed.js');
+  const fix = `uid 65534 may not write ${dir}; make it yourself (install -d -o 65534 -m 755 ${run})`;
+  const checked = await ns.run('env', asNobodyArgs(process.execPath, vbladed, '--check', '--config', conf, '--run-dir', run));
+  t.equal(checked.code, 1, `--check refuses it (it said OK): ${checked.stdout}`);
+  t.match(checked.stderr, `the run directory ${run} does not exist, and start cannot make it: ${fix}`);
+  const started = await ns.run(
+    'env',
+    asNobodyArgs(process.execPath, vbladed, '--foreground', '--log', 'stderr', '--config', conf, '--run-dir', run),
+    { timeoutMs: 30000 },
+  );
+  t.not(started.code, 0, 'start stops');
+  t.match(started.stderr, `cannot make ${run}: ${fix}`, 'start names the directory and the fix');
+  t.notMatch(started.stderr, /\/proc\/self\/fd/, 'not the descriptor path it used');
 });
