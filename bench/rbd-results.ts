@@ -133,6 +133,17 @@ export function rbdTable(summary: readonly RbdSummary[], rounds: number): string
   }
   lines.push(
     '',
+    '| workload | CPU µs/op rbd process | CPU µs/op our target | CPU µs/op aoe-loadgen | CPU µs/op ceph-osd under rbd bench | CPU µs/op ceph-osd under ours |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const s of summary) {
+    const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
+    lines.push(
+      `| ${s.workload.name} | ${us(s.rbdCpuUs)} | ${us(s.oursCpuUs)} | ${us(s.loadgenCpuUs)} | ${us(s.rbdOsdCpuUs)} | ${us(s.oursOsdCpuUs)} |`,
+    );
+  }
+  lines.push(
+    '',
     `Medians of ${rounds} round(s); each round runs rbd bench (cache off, cache on) and ours back to back, the order alternating. Mean µs of rbd bench is 16 threads / its IOPS.`,
   );
   return lines.join('\n');
