@@ -3,7 +3,10 @@
 // process-exit safety net that undoes what a test created when its teardown
 // never ran (a crash, process.exit(), a tap timeout).
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * The part of a tap Test (or the root TAP object) that the helpers need.
@@ -148,4 +151,20 @@ export function onProcessExit(order: ExitOrder, fn: () => void): () => void {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Where temporary directories go: $AOET_TMPDIR, else the OS temp dir. */
+export function tempRoot(): string {
+  return process.env.AOET_TMPDIR || tmpdir();
+}
+
+/** A new empty directory, removed with its contents in teardown. */
+export function tempDir(t: TestLike, label = 'tmp'): string {
+  const dir = mkdtempSync(join(tempRoot(), `${uniqueId()}-${label.replace(/[^\w.-]/g, '_')}-`));
+  const unregister = onProcessExit(ExitOrder.Files, () => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true });
+    unregister();
+  });
+  return dir;
 }

@@ -9,30 +9,15 @@
 // One pattern for the tests, the initiator's load engine and the bench means
 // a file made here can be checked by any of them.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SECTOR_SIZE } from '../../src/client/wire';
 import { checkSector, checkSectors, fillSectors, sectorPattern } from '../../src/client/pattern';
-import { ExitOrder, TestLike, onProcessExit, ownPrefix, skipOrFail, uniqueId } from '../../lab/common';
+import { ExitOrder, TestLike, onProcessExit, ownPrefix, skipOrFail, tempDir, tempRoot, uniqueId } from '../../lab/common';
 import { run, runOk, runSyncQuiet, which } from '../../lab/process';
 
-/** Where temporary directories go: $AOET_TMPDIR, else the OS temp dir. */
-export function tempRoot(): string {
-  return process.env.AOET_TMPDIR || tmpdir();
-}
-
-/** A new empty directory, removed with its contents in teardown. */
-export function tempDir(t: TestLike, label = 'tmp'): string {
-  const dir = mkdtempSync(join(tempRoot(), `${uniqueId()}-${label.replace(/[^\w.-]/g, '_')}-`));
-  const unregister = onProcessExit(ExitOrder.Files, () => rmSync(dir, { recursive: true, force: true }));
-  t.teardown(async () => {
-    await rm(dir, { recursive: true, force: true });
-    unregister();
-  });
-  return dir;
-}
+export { tempDir, tempRoot } from '../../lab/common';
 
 export interface FileOptions {
   /** Directory to create the file in; default a new tempDir. */
