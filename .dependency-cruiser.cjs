@@ -87,7 +87,7 @@ const ROOMS = {
 
 // Of config/, the serving rooms need the export's settings and the state it
 // reconciles on a reload, nothing of the files, the flags or the renderers.
-const SERVING_CONFIG_MODULES = ['export-config', 'reconcile-state'];
+const SERVING_CONFIG_MODULES = ['export-config', 'saved-state'];
 
 // Names for a folder of test code; shipped code has no such room.
 const TEST_ROOM = '^src/(test|tests|testing)/';

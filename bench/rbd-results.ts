@@ -21,7 +21,7 @@ export const RBD_WORKLOADS: readonly RbdWorkload[] = [
   { name: 'seq-write', op: 'write', pattern: 'seq', sectors: 17, measure: 'bytes' },
 ];
 
-/** The goal of issue #23: our figure at least this share of rbd bench's. */
+/** The goal: our figure at least this share of rbd bench's (a gateway should cost little over librbd itself). */
 export const RBD_GOAL = 0.8;
 
 /** One side's result in one round. */

@@ -12,7 +12,7 @@
 // the image's exclusive lock. After each of our runs, librbd's own latency
 // per op inside the target is read from its admin socket.
 //
-// Prints the medians and the ratios to rbd bench (issue #23's goal: ≥ 80 %)
+// Prints the medians and the ratios to rbd bench (the goal: ≥ 80 %)
 // and writes them (Markdown, then every round as JSON) to --out FILE; the
 // checkout is left as it was. Everything made is removed at the end, also on
 // Ctrl-C (lab/'s exit net); only processes it started are stopped, by pid.

@@ -19,7 +19,8 @@ import * as path from 'node:path';
 import { ConfigEditor, ReloadUnanswered, type EditResult } from '../config/config-edit';
 import { claimBaseDir, ensurePrivateDir } from '../guard/address-claim';
 import { loadAddon } from '../native/addon';
-import { ControlTimeout, controlRequest, type ConfigFiles } from '../service/control';
+import type { ConfigFiles } from '../service/control';
+import { ControlTimeout, controlRequest } from './control-client';
 import { TrustedDir } from '../safe-files/trusted-dir';
 
 /** How long an edit waits for another one (another `vblade ctl add` or `remove`) to finish. */

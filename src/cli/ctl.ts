@@ -9,7 +9,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { commandByName, controlRequest, probeSocket } from '../service/control';
+import { commandByName, probeSocket } from '../service/control';
+import { controlRequest } from './control-client';
 import type { ReloadResult } from '../service/daemon';
 import type { CommandExtra, ExportListing } from '../service/worker';
 import { describeAccess, describeSize } from '../config/export-config';

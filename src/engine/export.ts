@@ -10,7 +10,7 @@ import { GroupCommit } from './group-commit';
 import { InitiatorTable } from './initiators';
 import { SingleStore, type ExportStores } from './export-stores';
 import { DEFAULT_INITIATOR_ROWS, exportKey, type ExportConfig, type ExportState } from '../config/export-config';
-import { reconcileState } from '../config/reconcile-state';
+import { reconcileState } from '../config/saved-state';
 
 export const PRODUCT_MODEL = 'aoe-target vblade';
 export const PRODUCT_FIRMWARE = '0.1.0';

@@ -13,11 +13,10 @@
 
 import type { Logger } from 'pino';
 import type { ExportState } from '../config/export-config';
-import { reconcileState } from '../config/reconcile-state';
-import type { Export } from '../engine/export';
+import { reconcileState } from '../config/saved-state';
 import type { NativeAddon, RbdLockState } from '../native/addon';
 import { ESHUTDOWN } from '../native/errno';
-import { decodeState, encodeState } from '../service/state-store';
+import { decodeState, encodeState } from '../config/saved-state';
 
 /** Why a gateway stopped when the cluster refused it (its I/O, or a look at the lock, said EBLOCKLISTED). */
 const BLOCKLISTED = 'the Ceph cluster blocklisted this gateway (another gateway broke its lock and took it)';
@@ -25,7 +24,28 @@ const BLOCKLISTED = 'the Ceph cluster blocklisted this gateway (another gateway 
 /** The image metadata key holding the export's AoE state (config string, MAC mask, reservation). */
 export const STATE_KEY = 'aoe.state';
 
-export interface RbdFailoverParts<E extends Export> {
+/**
+ * What the failover needs of a served export (the engine's Export is one):
+ * said here, so that remote/ does not reach into the frame path.
+ */
+export interface GatedExport {
+  readonly key: string;
+  readonly config: { readonly readOnly: boolean; readonly macMask: readonly string[] };
+  readonly store: { readonly fd: number; readonly rbdSpec?: string };
+  readonly state: { version: number };
+  /** Why it is not served now; null while it is. */
+  held: string | null;
+  closing: boolean;
+  savedVersion: number;
+  durableVersion: number;
+  /** Where its state is saved instead of the state file: set by the failover. */
+  ownStateSave: ((state: ExportState) => Promise<void>) | null;
+  restore(s: ExportState): void;
+  snapshotState(): ExportState;
+  setDurable(s: ExportState): void;
+}
+
+export interface RbdFailoverParts<E extends GatedExport> {
   addon: Pick<NativeAddon, 'rbdCall'>;
   log: Logger;
   pollMs: number;
@@ -35,7 +55,7 @@ export interface RbdFailoverParts<E extends Export> {
 
 type Role = 'starting' | 'standby' | 'owner' | 'fenced';
 
-interface Gate<E extends Export> {
+interface Gate<E extends GatedExport> {
   e: E;
   spec: string;
   role: Role;
@@ -53,14 +73,14 @@ interface Gate<E extends Export> {
 /** An error to the control socket: what `vblade ctl takeover` prints. */
 export class TakeoverRefused extends Error {}
 
-export class RbdFailover<E extends Export> {
+export class RbdFailover<E extends GatedExport> {
   private readonly gates = new Map<E, Gate<E>>();
   private stopped = false;
 
   constructor(private readonly p: RbdFailoverParts<E>) {}
 
   /** Whether `e` is an rbd export served only with the image's lock. */
-  static gated(e: Export): boolean {
+  static gated(e: GatedExport): boolean {
     return e.store.rbdSpec !== undefined && !e.config.readOnly;
   }
 

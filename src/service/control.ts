@@ -676,6 +676,3 @@ export class ControlServer {
     fs.rmSync(this.socketPath, { force: true });
   }
 }
-
-/** Client side: sends one request and returns the reply (control-client.ts). */
-export { ControlTimeout, controlRequest } from './control-client';

@@ -25,14 +25,12 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { MAC_LIST_CAPACITY, MAX_CONFIG_LEN } from '../aoe/constants';
 import type { ExportState, SavedState } from '../config/export-config';
+import { decodeState, encodeState } from '../config/saved-state';
 import type { TrustedDir } from '../safe-files/trusted-dir';
 import { openPrivateDir } from './private-dir';
 
-const FORMAT_VERSION = 1;
 const KEY_RE = /^e[0-9]+\.[0-9]+$/;
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** Leftovers of interrupted writes: old (pid) and current (random hex) temporary names. */
 const TEMP_RE = /^\.e[0-9]+\.[0-9]+\.json\.tmp-[0-9a-f]+$/;
 /** A state file is a few kilobytes at most (1024-byte string, 2 × 128 MACs, the config's mask). */
@@ -221,51 +219,6 @@ function readStateFile(file: string, key: string): { state?: ExportState; absent
   }
 }
 
-/** Encodes a state as the file's text. */
-export function encodeState(key: string, s: ExportState): string {
-  const o: Record<string, unknown> = { version: FORMAT_VERSION, key, config: s.config, macMask: s.macMask, reserve: s.reserve };
-  if (s.configMask) o.configMask = s.configMask;
-  return JSON.stringify(o) + '\n';
-}
-
-function isMacList(list: unknown): list is string[] {
-  return Array.isArray(list) && list.length <= MAC_LIST_CAPACITY && list.every((m) => typeof m === 'string' && MAC_RE.test(m));
-}
-
-/**
- * Decodes a state file; returns a string saying what is wrong when it is not
- * a valid state of `key`. The string never quotes the text (V8's JSON.parse
- * messages do, so they are not passed on).
- */
-export function decodeState(text: string, key: string): ExportState | string {
-  if (text.length === 0) return 'it is empty';
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return 'it is not valid JSON (truncated or overwritten?)';
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object';
-  const o = v as Record<string, unknown>;
-  if (o.version !== FORMAT_VERSION) {
-    return typeof o.version === 'number' && Number.isInteger(o.version) && Math.abs(o.version) < 1e6
-      ? `unknown format version ${o.version}`
-      : 'no format version';
-  }
-  if (o.key !== key)
-    return typeof o.key === 'string' && KEY_RE.test(o.key) ? `written for ${o.key}, not ${key}` : `not written for ${key}`;
-  if (typeof o.config !== 'string' || o.config.length > MAX_CONFIG_LEN)
-    return `config is not a string of at most ${MAX_CONFIG_LEN} characters`;
-  for (const f of ['macMask', 'reserve'] as const) {
-    if (!isMacList(o[f])) return `${f} is not a list of at most ${MAC_LIST_CAPACITY} MAC addresses`;
-  }
-  if (o.configMask !== undefined && !isMacList(o.configMask))
-    return `configMask is not a list of at most ${MAC_LIST_CAPACITY} MAC addresses`;
-  const s: ExportState = { config: o.config, macMask: (o.macMask as string[]).slice(), reserve: (o.reserve as string[]).slice() };
-  if (o.configMask !== undefined) s.configMask = o.configMask.slice();
-  return s;
-}
-
 async function writeStateFile(at: (name: string) => string, name: string, key: string, s: ExportState): Promise<void> {
   // Unpredictable and exclusive: nobody can have prepared a link or FIFO under this name.
   const tmp = at(`.${name}.tmp-${randomBytes(8).toString('hex')}`);
@@ -294,3 +247,5 @@ async function writeStateFile(at: (name: string) => string, name: string, key: s
     await dh.close();
   }
 }
+
+export { decodeState, encodeState } from '../config/saved-state';

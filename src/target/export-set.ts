@@ -10,7 +10,7 @@ import { ConfigError } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
 import { mapInMemory } from '../backend/mapped-store';
 import { exportKey, idleDetectZeroesWarning, type ExportConfig, type ExportState } from '../config/export-config';
-import { reconcileState } from '../config/reconcile-state';
+import { reconcileState } from '../config/saved-state';
 import type { NativeAddon } from '../native/addon';
 import type { ViewsAdmin } from '../views/admin';
 import { isUnsafeViewsPlace, viewsDirOf } from '../views/views-dir';

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { ConfigError, parseConfigFile, parseConfigFiles } from '../../src/config/config-file';
 import { describeGroup } from '../../src/config/load';
-import { reconcileState } from '../../src/config/reconcile-state';
+import { reconcileState } from '../../src/config/saved-state';
 
 const F = '/etc/vblade.conf';
 const A = '52:54:00:00:00:0a';

@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
-import { ControlServer, MAX_CONNECTIONS, controlRequest, type ControlTarget } from '../../src/service/control';
+import { ControlServer, MAX_CONNECTIONS, type ControlTarget } from '../../src/service/control';
+import { controlRequest } from '../../src/cli/control-client';
 import type { WorkerOp } from '../../src/service/worker';
 import { asNobodyArgs } from '../helpers/targets';
 

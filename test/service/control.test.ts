@@ -20,13 +20,13 @@ import {
   ControlServer,
   MAX_CONNECTIONS,
   MAX_IN_FLIGHT,
-  controlRequest,
   dispatch,
   groupId,
   runCommand,
   type ControlTarget,
 } from '../../src/service/control';
 import { formatResult, parseCtlArgs, resolveSocket, runCtl } from '../../src/cli/ctl';
+import { controlRequest } from '../../src/cli/control-client';
 import { humanBytes, latencyBound } from '../../src/cli/stats-table';
 import { METRICS_LIMITS, MetricsServer, renderMetrics } from '../../src/service/metrics';
 import { WorkerCore, type ServerLike, type StartServer } from '../../src/service/worker';

@@ -2,7 +2,7 @@
 
 import t from 'tap';
 import type { ExportState } from '../../src/config/export-config';
-import { reconcileState } from '../../src/config/reconcile-state';
+import { reconcileState } from '../../src/config/saved-state';
 
 const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';

@@ -4,7 +4,7 @@
 // which a caller may tell from a refusal (the request may still be done).
 
 import * as net from 'node:net';
-import type { ControlReply, ControlRequest } from './control';
+import type { ControlReply, ControlRequest } from '../service/control';
 
 /** The largest answer `vblade ctl` reads: stats and views of thousands of initiators fit many times over. */
 const MAX_REPLY = 64 << 20;
