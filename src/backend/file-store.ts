@@ -108,10 +108,10 @@ function deniedMessage(file: string, readOnly: boolean): string {
   const name = who.name ?? String(process.geteuid?.() ?? 0);
   const closed = closedDirAbove(file);
   if (closed !== undefined)
-    return `cannot open ${file} as ${who.text}: it may not enter ${closed.dir} (mode ${closed.mode}); give ${name} access to that directory (setfacl -m u:${name}:x ${closed.dir}, or chmod o+x ${closed.dir}), move the file, or run as a user that may (user =, --user)`;
+    return `cannot open ${file} as ${who.text}: it may not enter ${closed.dir} (mode ${closed.mode}); give ${name} access to that directory (setfacl -m u:${name}:x ${closed.dir}, or chmod o+x ${closed.dir}), move the file, or run as a user that may (user = or --user when started as root; User= in a unit)`;
   const fixes = [
     `give ${name} access (chown ${name} ${file}, or setfacl -m u:${name}:${readOnly ? 'r' : 'rw'} ${file})`,
-    'run as a user that may (user =, --user)',
+    'run as a user that may (user = or --user when started as root; User= in a unit)',
   ];
   if (!readOnly && readable(file)) fixes.push('export it read-only (read-only = yes, vblade -r)');
   const last = fixes.pop()!;

@@ -89,7 +89,8 @@ export class ConfigEditor {
         this.load({ text: f.text, file });
       } catch (e) {
         const msg = e instanceof ConfigError ? e.message : (e as Error).message;
-        throw new Error(`${f.key} not added: ${msg}`, { cause: e });
+        // Its own mistakes are in the fragment it would have written, which does not exist: say so, not its path.
+        throw new Error(`${f.key} not added: ${msg.split(`${file}:`).join('the new fragment, line ')}`, { cause: e });
       }
       try {
         dir.writeFileAtomic(f.name, f.text, FRAGMENT_MODE);

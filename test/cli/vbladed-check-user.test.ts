@@ -70,8 +70,8 @@ if (requireRoot(t)) {
     t.equal(
       r.stderr,
       [
-        `vbladed: warning: e8.1: cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user =, --user); ${later}`,
-        `vbladed: warning: e8.2: cannot open ${f.world} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.world}, or setfacl -m u:nobody:rw ${f.world}), run as a user that may (user =, --user) or export it read-only (read-only = yes, vblade -r); ${later}`,
+        `vbladed: warning: e8.1: cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user = or --user when started as root; User= in a unit); ${later}`,
+        `vbladed: warning: e8.2: cannot open ${f.world} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.world}, or setfacl -m u:nobody:rw ${f.world}), run as a user that may (user = or --user when started as root; User= in a unit) or export it read-only (read-only = yes, vblade -r); ${later}`,
         '',
       ].join('\n'),
       'the 0600 file of root: no read-only advice; the 0644 one: read-only helps; group and owner pass',
@@ -212,7 +212,7 @@ if (requireRoot(t)) {
       t.equal(r.code, 0, r.stderr);
       t.match(
         r.stderr,
-        `vbladed: warning: e8.8: cannot open ${file} as user nobody (uid ${NOBODY}): it may not enter ${closed} (mode 0700); give nobody access to that directory (setfacl -m u:nobody:x ${closed}, or chmod o+x ${closed}), move the file, or run as a user that may (user =, --user)`,
+        `vbladed: warning: e8.8: cannot open ${file} as user nobody (uid ${NOBODY}): it may not enter ${closed} (mode 0700); give nobody access to that directory (setfacl -m u:nobody:x ${closed}, or chmod o+x ${closed}), move the file, or run as a user that may (user = or --user when started as root; User= in a unit)`,
       );
       t.notMatch(r.stderr, /chown nobody/, 'no chown of the file, which nobody owns');
     },
@@ -231,7 +231,7 @@ if (requireRoot(t)) {
     const r = spawnSync(process.execPath, ['-e', script], { cwd: '/', encoding: 'utf8', env: { PATH: process.env.PATH } });
     t.equal(
       r.stdout.trim(),
-      `cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user =, --user)`,
+      `cannot open ${f.priv} for reading and writing as user nobody (uid ${NOBODY}): permission denied; give nobody access (chown nobody ${f.priv}, or setfacl -m u:nobody:rw ${f.priv}) or run as a user that may (user = or --user when started as root; User= in a unit)`,
       r.stderr.slice(0, 300),
     );
   });
