@@ -145,7 +145,7 @@ async function asTheUnitStartsIt(t: Test, root: string): Promise<void> {
   const unit = fs.readFileSync(path.join(root, 'lib/systemd/system/vblade.service'), 'utf8');
   const value = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
   const user = value('User')!;
-  const bases: Record<string, string> = { Configuration: 'etc', State: 'var/lib', Logs: 'var/log' };
+  const bases: Record<string, string> = { Configuration: 'etc', State: 'var/lib', Logs: 'var/log', Runtime: 'run' };
   for (const [kind, base] of Object.entries(bases))
     for (const name of value(`${kind}Directory`)?.split(/\s+/) ?? []) {
       const dir = path.join(root, base, name);
@@ -165,6 +165,9 @@ async function asTheUnitStartsIt(t: Test, root: string): Promise<void> {
     `/etc/vblade.d is root's, readable by ${user}, its fragments too (setgid)`,
   );
   fs.rmSync(path.join(root, 'etc/vblade.conf'));
+  // The run directories go with the check: the root-run daemon below makes its own (a kept /run/vblade of
+  // the unit's user would be refused to it).
+  for (const name of value('RuntimeDirectory')?.split(/\s+/) ?? []) fs.rmSync(path.join(root, 'run', name), { recursive: true });
 }
 
 if (requireRoot(t) && requireCommands(t, ['debootstrap', 'dpkg-deb', 'chroot', 'git'])) {
