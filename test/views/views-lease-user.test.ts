@@ -226,6 +226,9 @@ if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['se
         `[export e61.9]\nfile = ${image}\ninterfaces = ${net.targetIf}\nviews = per-initiator\nviews-dir = ${views}\n` +
         `mac-mask = 02:00:00:00:0a:01\n`;
       const daemonKeys = `state-dir = none\nrun-dir = ${join(dir, 'run')}\n`;
+      // The unit's RuntimeDirectory, which systemd makes the service user's before ExecStartPre.
+      fs.mkdirSync(join(dir, 'run'), { mode: 0o755 });
+      fs.chownSync(join(dir, 'run'), NOBODY, NOBODY);
       const check = (caps: string[]) =>
         net.target.run(
           'env',
@@ -255,9 +258,7 @@ if (requireRoot(t) && requireLoopFs(t, 'xfs-reflink') && requireCommands(t, ['se
       t.notMatch(unit.stderr, /CAP_LEASE/, 'no lease warning: the unit grants CAP_LEASE');
 
       // What that unit would meet at start: the same words in the log, and no shared cache.
-      const runDir = join(dir, 'run');
-      fs.mkdirSync(runDir, { mode: 0o755 });
-      fs.chownSync(runDir, NOBODY, NOBODY);
+      const runDir = join(dir, 'run'); // made above, as systemd makes it
       const daemon = net.target.spawn(
         t,
         'env',
