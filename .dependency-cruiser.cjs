@@ -65,10 +65,11 @@ const ROOMS = {
     why: "the supervisor, worker and control plane run the target; they are driven by cli/ and do not depend on it. The supervisor (root) makes a switched worker's claim files in guard/'s root-only directory.",
   },
   cli: {
-    may: ['config', 'service', 'target', 'native', 'api', 'guard', 'safe-files'],
+    may: ['config', 'service', 'target', 'native', 'api', 'guard', 'safe-files', 'remote'],
     why:
       'the command lines turn argv into a config and hand it to service/ (or check it with target/); ' +
-      'vblade ctl add checks, through safe-files, the config file a daemon names before it writes as root; ' +
+      'vblade ctl add checks, through safe-files, the config file a daemon names before it writes as root, ' +
+      'and asks remote/ whether a file is an rbd image or NBD URI (not a path to make absolute); ' +
       "how a serving process is put together is service/'s concern, block stores and the protocol the target's.",
   },
   client: {

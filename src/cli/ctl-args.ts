@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { suggest } from '../config/values';
 import { COMMANDS, type CommandDef } from '../service/control';
+import { isRemoteUri } from '../remote/remote-uri';
 import type { CommandExtra } from '../service/worker';
 
 export const CTL_USAGE =
@@ -101,8 +102,8 @@ function commandHelp(c: CommandDef): string {
 
 /**
  * The words of `add` as the daemon takes them: --read-only and --mac-mask
- * LIST become read-only=yes and mac-mask=LIST, and a relative FILE is made
- * absolute here, where it means something (the daemon's directory is not
+ * LIST become read-only=yes and mac-mask=LIST, and a relative FILE (not an
+ * rbd image or NBD URI) is made absolute here, where it means something (the daemon's directory is not
  * the caller's). Other arguments are left as they are.
  */
 export function addArguments(argv: readonly string[]): string[] {
@@ -120,8 +121,9 @@ export function addArguments(argv: readonly string[]): string[] {
     else if (a.startsWith('-')) out.push(a);
     else words.push(a);
   }
-  // EXPORT INTERFACES FILE: the file is the third word.
-  if (words.length >= 3 && words[2] !== '' && !words[2].includes('=')) words[2] = path.resolve(words[2]);
+  // EXPORT INTERFACES FILE: the file is the third word; an rbd image or NBD URI is no path.
+  if (words.length >= 3 && words[2] !== '' && !words[2].includes('=') && !isRemoteUri(words[2]))
+    words[2] = path.resolve(words[2]);
   return [...out, ...words];
 }
 

@@ -21,6 +21,7 @@ import { TrustedDir } from '../safe-files/trusted-dir';
 import type { ConfigProblem, ConfigText } from './config-file';
 import { EXPORT_KEYS, type DaemonKeys } from './keys';
 import { suggest } from './values';
+import { isRemoteUri } from '../remote/remote-uri';
 
 /** Largest fragment read: a few exports; a bigger file is a mistake, not a config. */
 export const MAX_FRAGMENT_BYTES = 256 * 1024;
@@ -143,7 +144,8 @@ export function fragmentKey(address: string): string {
 
 /**
  * Renders the fragment of one export from `words`: interfaces (separated by
- * commas or spaces), the backing file (an absolute path) and KEY=VALUE
+ * commas or spaces), the backing file (an absolute path, an rbd image or an
+ * NBD URI) and KEY=VALUE
  * settings. Throws a message that says what is wrong with the request.
  */
 export function renderExportFragment(address: string, words: readonly string[]): ExportFragment {
@@ -157,8 +159,10 @@ export function renderExportFragment(address: string, words: readonly string[]):
     if (bad) throw new Error(`"${escapeHidden(w)}" holds ${hiddenKind(bad[0])}; remove it`);
   }
   const [interfaces, file, ...settings] = words;
-  if (!file.startsWith('/'))
-    throw new Error(`file "${file}" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img`);
+  if (!file.startsWith('/') && !isRemoteUri(file))
+    throw new Error(
+      `file "${file}" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img (or an image rbd:POOL/IMAGE, an NBD URI nbd://HOST/NAME)`,
+    );
   const lines = [
     `# Written by "vblade ctl add"; "vblade ctl remove ${key}" removes it.`,
     `[export ${key}]`,

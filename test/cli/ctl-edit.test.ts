@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { runCtl } from '../../src/cli/ctl';
 import { runConfigEdit } from '../../src/cli/ctl-edit';
+import { parseConfigFile } from '../../src/config/config-file';
 import { ControlServer, type ConfigFiles, type ControlTarget } from '../../src/service/control';
 import { controlRequest } from '../../src/cli/control-client';
 import { tempDir } from '../helpers/files';
@@ -88,6 +89,29 @@ if (requireRoot(t)) {
     const removed = await ctl('--socket', d.sock, 'remove', 'e1.3');
     t.equal(removed.code, 0, removed.err);
     t.notOk(fs.existsSync(fragment), 'remove deleted it');
+  });
+
+  t.test('an rbd image or NBD URI is added as written, not made a path under the current directory', async (t) => {
+    const base = tempDir(t, 'ctl-edit-remote');
+    const conf = labConfig(base);
+    const d = await fakeDaemon(t, base, { configFile: conf, defaultName: 'lab' });
+    for (const [key, file, more] of [
+      ['e1.4', 'rbd:aoe/disk1', ['ceph-id=aoe']],
+      ['e1.5', 'nbd://storage.lab:10809/disk', []],
+      ['e1.6', 'nbd+unix:///disk?socket=/run/qsd/disk.sock', ['nbd-connections=2']],
+    ] as const) {
+      const r = await ctl('--socket', d.sock, 'add', key, 'eth1', file, ...more);
+      t.equal(r.code, 0, `${file}: ${r.err}`);
+      const c = parseConfigFile(fs.readFileSync(path.join(base, 'lab.d', `${key}.conf`), 'utf8'), `${key}.conf`);
+      t.equal(c.exports[0].file, file, `${key}: file = ${file}`);
+    }
+    const rel = await ctl('--socket', d.sock, 'add', 'e1.7', 'eth1', 'rbd-disk.img');
+    t.equal(rel.code, 0, rel.err);
+    t.match(
+      fs.readFileSync(path.join(base, 'lab.d', 'e1.7.conf'), 'utf8'),
+      `file = "${path.resolve('rbd-disk.img')}"`,
+      'a relative file is still made absolute',
+    );
   });
 
   t.test('a daemon naming a config file root should not trust: refused, nothing written or reloaded', async (t) => {

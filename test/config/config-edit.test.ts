@@ -44,7 +44,7 @@ t.test('malformed requests are refused with what to do', async (t) => {
   );
   t.equal(
     refused('e1.3', ['eth1', 'a.img']),
-    'file "a.img" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img',
+    'file "a.img" is not an absolute path; give the full path, e.g. /srv/vblade/disk.img (or an image rbd:POOL/IMAGE, an NBD URI nbd://HOST/NAME)',
   );
   // What JSON carries raw and a terminal, an editor or the UTF-8 encoder reads otherwise: file, then what is said.
   const invisible = 'holds an invisible character (a line separator or a format character); remove it';
