@@ -455,7 +455,11 @@ int rbd_store_call(struct rbd_call *c, struct aoe_error *err) {
     case RBD_CALL_LOCK_BREAK:
       rc = lib.rbd_lock_break(s->image, RBD_LOCK_MODE_EXCLUSIVE, c->arg[0]);
       if (rc < 0)
-        rc = aoe_fail(err, -rc, "cannot break the lock of %s held by %s: %s", s->spec, c->arg[0], strerror(-rc));
+        rc = aoe_fail(err, -rc, "cannot break the lock of %s held by %s: %s%s", s->spec, c->arg[0], strerror(-rc),
+                      rc == -EACCES || rc == -EPERM
+                          ? " (breaking it blocklists the owner, which this gateway's cephx user may do only with the "
+                            "mon cap 'profile rbd': ceph auth caps client.ID mon 'profile rbd' osd 'profile rbd pool=POOL')"
+                          : "");
       break;
     case RBD_CALL_META_GET:
       rc = metadata_get(s, c, err);
