@@ -75,6 +75,7 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
     String(c(i.counters, 'tx_frames')),
     humanBytes(c(i.counters, 'tx_bytes')),
     sumOf(i.counters, '_drops'),
+    String(c(i.counters, 'rx_stalls')),
   ]);
   // Views and snapshots: only for exports that have a views-dir.
   const copyRows = (stats.exports ?? [])
@@ -98,7 +99,7 @@ export function formatStatsTables(stats: Partial<ServerStats>): string[] {
       ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
       ...exportRows,
     ]),
-    ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'], ...interfaceRows]),
+    ...alignColumns([['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops', 'stalls'], ...interfaceRows]),
     ...(copyRows.length > 0
       ? alignColumns([
           ['export', 'views', 'max views', 'views own', 'views refused', 'shared cache', 'snapshots', 'snapshots own'],

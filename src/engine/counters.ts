@@ -51,6 +51,8 @@ export const enum LinkCounter {
   Ignored,
   /** Times the link went down or vanished. */
   LinkDowns,
+  /** Times frames were left waiting in the receive ring because every transmit or request slot was held. */
+  RxStalls,
   Count,
 }
 
@@ -62,6 +64,7 @@ export const LINK_COUNTER_NAMES = [
   'tx_drops',
   'ignored',
   'link_downs',
+  'rx_stalls',
 ] as const;
 
 /** Latency histogram buckets: bucket i counts requests that took < 2^i microseconds. */

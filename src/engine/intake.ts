@@ -50,8 +50,13 @@ export class Intake {
     for (;;) {
       // One transmit slot per frame, and one request slot: a frame addressing several exports may still find none.
       const room = Math.min(link.rxBatch, link.txAvailable, this.storage.requestsFree);
-      link.rxStalled = room === 0;
-      if (room === 0) break;
+      if (room === 0) {
+        // Saturated: the frames wait in the ring; counted once per stall, not per look.
+        if (!link.rxStalled) link.counters[LinkCounter.RxStalls]++;
+        link.rxStalled = true;
+        break;
+      }
+      link.rxStalled = false;
       const n = sock.drain(desc, room);
       if (n === 0) break;
       total += n;

@@ -121,6 +121,8 @@ const COUNTER_HELP: Record<string, string> = {
   tx_drops: 'replies dropped (no transmit slot or the link went away)',
   ignored: 'frames ignored (not for us)',
   link_downs: 'times the link went down or vanished',
+  rx_stalls:
+    'times frames came while every transmit or request slot was held, and waited in the receive ring (the target was saturated; a full ring then drops, counted in rx_ring_drops)',
 };
 
 /** Upper bounds of latencyUsLog2 buckets in seconds: bucket i counts requests faster than 2^i µs; the last bucket is open. */

@@ -350,7 +350,7 @@ const STATS = {
       up: false,
       mtu: 9000,
       sectorsPerFrame: 17,
-      counters: { rx_frames: 20, tx_drops: 2 },
+      counters: { rx_frames: 20, tx_drops: 2, rx_stalls: 5 },
     },
   ],
 };
@@ -666,8 +666,8 @@ t.test('ctl stats: a readable table; --json keeps the JSON', async (t) => {
     ['worker 9 serving, 2 restarts'],
     ['export', 'reads', 'writes', 'read', 'written', 'errors', 'drops', 'in flight', 'p99 latency'],
     ['e1.1', '10', '4', '5.0 KiB', '0 B', '1 (io 1)', '0', '3', '< 16 µs'],
-    ['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops'],
-    ['eth1', 'down', '9000', '20', '0', '0 B', '2 (tx 2)'],
+    ['interface', 'state', 'mtu', 'rx frames', 'tx frames', 'sent', 'drops', 'stalls'],
+    ['eth1', 'down', '9000', '20', '0', '0 B', '2 (tx 2)', '5'],
   ]);
 
   const j = await ctl('--socket', sock, '--json', 'stats');

@@ -64,9 +64,18 @@ t.test(
     }
     const s = server.stats();
     t.equal(s.interfaces[0].counters.tx_drops, 0, 'none dropped');
+    const stalls = s.interfaces[0].counters.rx_stalls;
+    t.ok(stalls >= 1 && stalls <= 3, `each time the ring waited is counted once (12 requests, 4 slots): rx_stalls ${stalls}`);
     t.equal(s.interfaces[0].counters.rx_frames, 12);
   },
 );
+
+t.test('requests within the slots: nothing waits, no stall counted', async (t) => {
+  const file = await patternFile(t, SECTORS);
+  const { initiator, server } = await startInProcess(t, [exportOf(file)]);
+  for (let i = 0; i < 4; i++) t.notOk((await initiator.ataReply(initiator.read(i, 1))).ata.failed);
+  t.equal(server.stats().interfaces[0].counters.rx_stalls, 0);
+});
 
 t.test('a full socket queue delays replies but loses none', async (t) => {
   const file = await patternFile(t, SECTORS);
