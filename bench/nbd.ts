@@ -24,7 +24,6 @@ import { join } from 'node:path';
 import { TestLike, sleep, tempDir } from '../lab/common';
 import { Netns, createNetns, createVeth } from '../lab/netns';
 import { Proc, which } from '../lab/process';
-import { DEFAULT_NBD_CONNECTIONS } from '../src/remote/remote-uri';
 import { LOADGEN } from './generators';
 import { NbdRound, NbdSide, nbdTable, summarizeNbd } from './nbd-results';
 import { loadAverage } from './report';
@@ -46,6 +45,9 @@ import {
   waitCarrier,
 } from './remote-bench';
 
+/** nbd-connections' default (src/remote/remote-uri.ts, which bench/ may not import; the smoke test checks they agree). */
+export const DEFAULT_CONNECTIONS = 4;
+
 export const NBD_PLUGINS = ['memory', 'file'] as const;
 
 export interface NbdArgs extends RemoteBenchArgs {
@@ -62,7 +64,7 @@ export function parseNbdArgs(argv: string[]): NbdArgs {
   )
     .option('connections', {
       type: 'number',
-      default: DEFAULT_NBD_CONNECTIONS,
+      default: DEFAULT_CONNECTIONS,
       describe: "connections to nbdkit on each side (fio: that many jobs); divides 16 (our target's default: 4)",
     })
     .option('plugin', {

@@ -13,6 +13,7 @@ import { REMOTE_WORKLOADS } from '../../bench/remote-bench';
 import { skipOrFail } from '../../lab/common';
 import { requireRoot } from '../../lab/netns';
 import { requireCommands } from '../../lab/process';
+import { DEFAULT_NBD_CONNECTIONS } from '../../src/remote/remote-uri';
 
 t.test('bench:nbd --quick measures both sides of every workload', async (t) => {
   if (!requireRoot(t) || !requireCommands(t, ['nbdkit', 'fio'])) return;
@@ -52,5 +53,5 @@ t.test('bench:nbd refuses bad options, saying which', async (t) => {
   t.throws(() => parseNbdArgs(['--workloads', 'rand-read,fast']), /unknown workload "fast"/);
   t.throws(() => parseNbdArgs(['--colour']), /Unknown argument: colour/);
   t.equal(parseNbdArgs(['--quick', '--rounds', '9']).rounds, 1, '--quick is one round');
-  t.equal(parseNbdArgs([]).connections, 4, "the same connections as an export's default");
+  t.equal(parseNbdArgs([]).connections, DEFAULT_NBD_CONNECTIONS, "the same connections as an export's default");
 });
