@@ -102,7 +102,7 @@ const us = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : '-');
 /** The Markdown tables of the medians (spreads: the lowest and highest round). */
 export function nbdTable(summary: readonly NbdSummary[], rounds: number, connections: number): string {
   const lines = [
-    `| workload | fio nbd engine (${connections} jobs × ${16 / connections} deep) | ours (aoe-loadgen, 16 in flight, ${connections} connections) | ours / fio (goal ≥ ${NBD_GOAL * 100} %) | mean µs fio | mean µs ours | errors | retransmits |`,
+    `| workload | fio nbd engine (${connections} job${connections === 1 ? '' : 's'} × ${16 / connections} deep) | ours (aoe-loadgen, 16 in flight, ${connections} connection${connections === 1 ? '' : 's'}) | ours / fio (goal ≥ ${NBD_GOAL * 100} %) | mean µs fio | mean µs ours | errors | retransmits |`,
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const s of summary) {
