@@ -3,23 +3,11 @@
 // against `rbd bench` on the same image of the same cluster, with the
 // latency each side sees per request.
 
-/** One pairing of an `rbd bench` run with an aoe-loadgen run. */
-export interface RbdWorkload {
-  name: string;
-  op: 'read' | 'write';
-  pattern: 'rand' | 'seq';
-  /** Sectors per AoE request (8 = 4 KiB; 17 = the Linux driver's sequential size at MTU 9000). */
-  sectors: number;
-  /** What the goal compares: IOPS for random, bytes per second for sequential. */
-  measure: 'iops' | 'bytes';
-}
+import { REMOTE_WORKLOADS, type RemoteWorkload } from './remote-bench';
 
-export const RBD_WORKLOADS: readonly RbdWorkload[] = [
-  { name: 'rand-read', op: 'read', pattern: 'rand', sectors: 8, measure: 'iops' },
-  { name: 'rand-write', op: 'write', pattern: 'rand', sectors: 8, measure: 'iops' },
-  { name: 'seq-read', op: 'read', pattern: 'seq', sectors: 17, measure: 'bytes' },
-  { name: 'seq-write', op: 'write', pattern: 'seq', sectors: 17, measure: 'bytes' },
-];
+/** The workloads of every remote bench (bench/remote-bench.ts). */
+export type RbdWorkload = RemoteWorkload;
+export const RBD_WORKLOADS = REMOTE_WORKLOADS;
 
 /** The goal: our figure at least this share of rbd bench's (a gateway should cost little over librbd itself). */
 export const RBD_GOAL = 0.8;
