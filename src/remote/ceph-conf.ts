@@ -109,10 +109,10 @@ export const CEPH_TIMEOUT_OPTIONS = ['client_mount_timeout', 'rados_mon_op_timeo
 /**
  * Options that shorten a request's path through librbd, set unless the conf
  * sets them: rbd_non_blocking_aio off lets the thread that starts a request
- * (ours) hand it to the messenger itself, instead of queueing it for
- * librbd's op thread (one thread crossing less per request). It changes
- * where the work runs, not what is acknowledged: a request still completes
- * only when librbd reports it.
+ * (ours) take it through librbd to the messenger itself, instead of posting
+ * it to librbd's io_context_pool thread first (one thread crossing less per
+ * request). It changes where the work runs, not what is acknowledged: a
+ * request still completes only when librbd reports it.
  */
 export const CEPH_PATH_OPTIONS: readonly (readonly [string, string])[] = [['rbd_non_blocking_aio', 'false']];
 

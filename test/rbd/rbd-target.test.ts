@@ -117,7 +117,11 @@ t.test('an rbd image served over AoE', async (t) => {
     const timeout = (await adminSocket(cluster, target, ['config', 'get', 'rados_osd_op_timeout'])) as Record<string, string>;
     t.equal(timeout.rados_osd_op_timeout, '30', 'rados_osd_op_timeout is remote-timeout’s default');
     const path = (await adminSocket(cluster, target, ['config', 'get', 'rbd_non_blocking_aio'])) as Record<string, string>;
-    t.equal(path.rbd_non_blocking_aio, 'false', 'requests go from our thread to the messenger, not through librbd’s op thread');
+    t.equal(
+      path.rbd_non_blocking_aio,
+      'false',
+      'requests go from our thread to the messenger, not through librbd’s io_context_pool',
+    );
     const before = await rbdFlushes(cluster, target);
     await c.client.flush(T, true);
     await c.client.flush(T, false);
