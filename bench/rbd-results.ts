@@ -59,6 +59,9 @@ export interface RbdSummary {
   rbdCached: number;
   ours: number;
   ratio: number;
+  /** The lowest and highest of the rounds' ratios to rbd bench with the cache off. */
+  ratioLow: number;
+  ratioHigh: number;
   ratioCached: number;
   rbdMeanUs: number;
   oursMeanUs: number;
@@ -77,13 +80,16 @@ export function summarizeRbd(rounds: readonly RbdRound[]): RbdSummary[] {
   return RBD_WORKLOADS.flatMap((w) => {
     const rs = rounds.filter((r) => r.workload === w.name);
     if (rs.length === 0) return [];
+    const ratios = rs.map((r) => figure(r.ours, w) / figure(r.rbd, w)).filter((x) => Number.isFinite(x));
     return [
       {
         workload: w,
         rbd: median(rs.map((r) => figure(r.rbd, w))),
         rbdCached: median(rs.map((r) => figure(r.rbdCached, w))),
         ours: median(rs.map((r) => figure(r.ours, w))),
-        ratio: median(rs.map((r) => figure(r.ours, w) / figure(r.rbd, w))),
+        ratio: median(ratios),
+        ratioLow: ratios.length > 0 ? Math.min(...ratios) : NaN,
+        ratioHigh: ratios.length > 0 ? Math.max(...ratios) : NaN,
         ratioCached: median(rs.map((r) => figure(r.ours, w) / figure(r.rbdCached, w))),
         rbdMeanUs: median(rs.map((r) => r.rbd.meanUs)),
         oursMeanUs: median(rs.map((r) => r.ours.meanUs)),
@@ -100,6 +106,10 @@ export function summarizeRbd(rounds: readonly RbdRound[]): RbdSummary[] {
   });
 }
 
+function spread(low: number, high: number): string {
+  return Number.isFinite(low) ? `${(low * 100).toFixed(0)}–${(high * 100).toFixed(0)} %` : '-';
+}
+
 function fmt(w: RbdWorkload, v: number): string {
   if (!Number.isFinite(v)) return '-';
   return w.measure === 'iops' ? v.toFixed(0) : `${(v / (1 << 20)).toFixed(1)} MiB/s`;
@@ -108,15 +118,15 @@ function fmt(w: RbdWorkload, v: number): string {
 /** The Markdown table of the medians. */
 export function rbdTable(summary: readonly RbdSummary[], rounds: number): string {
   const lines = [
-    `| workload | rbd bench, cache off (4 KiB, 16 threads) | rbd bench, cache on | ours (aoe-loadgen, 16 in flight) | ours / rbd cache off (goal ≥ ${RBD_GOAL * 100} %) | ours / rbd cache on | mean µs rbd bench | mean µs ours | librbd µs in ours | errors | retransmits |`,
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    `| workload | rbd bench, cache off (same bytes per request, 16 threads) | rbd bench, cache on | ours (aoe-loadgen, 16 in flight) | ours / rbd cache off (goal ≥ ${RBD_GOAL * 100} %) | lowest–highest round | ours / rbd cache on | mean µs rbd bench | mean µs ours | librbd µs in ours | errors | retransmits |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const s of summary) {
     const w = s.workload;
     const pct = (r: number) => (Number.isFinite(r) ? `${(r * 100).toFixed(0)} %${r >= RBD_GOAL ? '' : ' (below)'}` : '-');
     const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
     lines.push(
-      `| ${w.name} (${w.sectors} sectors, ${w.measure === 'iops' ? 'IOPS' : 'throughput'}) | ${fmt(w, s.rbd)} | ${fmt(w, s.rbdCached)} | ${fmt(w, s.ours)} | ${pct(s.ratio)} | ${pct(s.ratioCached)} | ${us(s.rbdMeanUs)} | ${us(s.oursMeanUs)} | ${us(s.librbdUs)} | ${s.errors} | ${s.retransmits} |`,
+      `| ${w.name} (${w.sectors} sectors, ${w.measure === 'iops' ? 'IOPS' : 'throughput'}) | ${fmt(w, s.rbd)} | ${fmt(w, s.rbdCached)} | ${fmt(w, s.ours)} | ${pct(s.ratio)} | ${spread(s.ratioLow, s.ratioHigh)} | ${pct(s.ratioCached)} | ${us(s.rbdMeanUs)} | ${us(s.oursMeanUs)} | ${us(s.librbdUs)} | ${s.errors} | ${s.retransmits} |`,
     );
   }
   lines.push(

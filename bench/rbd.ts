@@ -3,7 +3,7 @@
 // Starts a one-node Ceph (lab/ceph.ts: a mon and a memstore OSD in a network
 // namespace of its own), makes an image and writes it whole once (so reads
 // find objects, as on a used disk), then for each round and workload runs
-// `rbd bench` (4 KiB, 16 threads) and our target serving the image
+// `rbd bench` (16 threads, our requests' size) and our target serving the image
 // (file = rbd:POOL/IMAGE, in the cluster's namespace, its AoE interface one
 // end of a veth pair) driven by aoe-loadgen at 16 in flight from a second
 // namespace: 8-sector random reads and writes, 17-sector sequential ones.
@@ -153,6 +153,8 @@ async function runRbd(lab: Lab, w: RbdWorkload, args: RbdArgs, cache: boolean): 
   const r = await rbdBenchRun(lab.cluster, lab.spec, {
     type: w.op,
     pattern: w.pattern,
+    // The bytes of our requests (8 sectors: 4 KiB; 17: 8,704 bytes), so that sequential throughput compares like for like.
+    ioSize: w.sectors * 512,
     threads: THREADS,
     ops: args.rbdOps,
     cache,

@@ -118,15 +118,21 @@ void remote_done(struct remote_op *op, int32_t result) {
   op->result = result;
   op->next = NONE;
   pthread_mutex_lock(&q->remote_lock);
-  if (q->remote_done_tail == NONE) q->remote_done_head = index;
+  bool was_empty = q->remote_done_tail == NONE;
+  if (was_empty) q->remote_done_head = index;
   else q->remote_ops[q->remote_done_tail].next = index;
   q->remote_done_tail = index;
   __atomic_add_fetch(&q->remote_done_count, 1, __ATOMIC_RELEASE);
-  uint64_t one = 1;
   /* Wakes the poll that io_uring completions wake (full counter: already
    * readable); under the lock, so that a closing queue waiting for this op
-   * has not closed the eventfd yet. */
-  if (write(q->event_fd, &one, sizeof one) < 0) { /* nothing to do */ }
+   * has not closed the eventfd yet. Only the first completion into an empty
+   * list writes: the others find a wake-up already pending, since reap()
+   * reads the eventfd before it takes the list (under this lock) and signals
+   * again when it leaves some behind. */
+  if (was_empty) {
+    uint64_t one = 1;
+    if (write(q->event_fd, &one, sizeof one) < 0) { /* nothing to do */ }
+  }
   if (__atomic_sub_fetch(&q->remote_started, 1, __ATOMIC_ACQ_REL) == 0) pthread_cond_broadcast(&q->remote_idle);
   pthread_mutex_unlock(&q->remote_lock);
 }

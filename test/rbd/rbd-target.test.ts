@@ -2,7 +2,8 @@
 // one-node cluster (test/helpers/ceph.ts) to the project's AoE client: data
 // written through AoE is in the image's RADOS objects, FLUSH and -s are
 // librbd flushes (its own counters, read from the target's admin socket),
-// librbd's cache is off, `rbd resize` reaches the initiator through a new
+// librbd's cache is off, 16 requests at a time never stall on a lost
+// completion wake-up, `rbd resize` reaches the initiator through a new
 // IDENTIFY, and an image in a rados namespace is served too.
 //
 // Network safety: the target runs in the cluster's namespace, its AoE
@@ -88,11 +89,39 @@ t.test('an rbd image served over AoE', async (t) => {
     await t.rejects(c.client.read(T, (64 * MiB) / 512, 1), AtaError, 'a read past the end is an ATA error');
   });
 
+  await t.test('16 requests in flight, again and again: no completion waits for a retransmission', async (t) => {
+    // librbd's completions wake the event loop through an eventfd written only
+    // when the list of finished requests was empty; a wake-up lost in that
+    // hand-over leaves every request in flight waiting until the initiator
+    // retransmits (2 s here), which this catches as a slow request.
+    let slowest = 0;
+    let done = 0;
+    const worker = async (w: number) => {
+      for (let i = 0; i < 200; i++) {
+        const lba = (((w * 200 + i) * 7919) % 16000) * 8;
+        const started = performance.now();
+        if (i % 3 === 2) await c.client.write(T, lba, stamp(`w${w}.${i}`, 8));
+        else await c.client.read(T, lba, 8);
+        slowest = Math.max(slowest, performance.now() - started);
+        done++;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)));
+    t.equal(done, 3200, 'every request answered');
+    t.ok(slowest < 1000, `the slowest took ${slowest.toFixed(0)} ms (a lost wake-up takes the 2 s retransmission)`);
+  });
+
   await t.test("librbd's cache is off and FLUSH is an rbd flush", async (t) => {
     const config = (await adminSocket(cluster, target, ['config', 'get', 'rbd_cache'])) as { rbd_cache: string };
     t.equal(config.rbd_cache, 'false', 'rbd_cache = false on the connection (the test conf does not set it)');
     const timeout = (await adminSocket(cluster, target, ['config', 'get', 'rados_osd_op_timeout'])) as Record<string, string>;
     t.equal(timeout.rados_osd_op_timeout, '30', 'rados_osd_op_timeout is remote-timeout’s default');
+    const path = (await adminSocket(cluster, target, ['config', 'get', 'rbd_non_blocking_aio'])) as Record<string, string>;
+    t.equal(
+      path.rbd_non_blocking_aio,
+      'false',
+      'requests go from our thread to the messenger, not through librbd’s io_context_pool',
+    );
     const before = await rbdFlushes(cluster, target);
     await c.client.flush(T, true);
     await c.client.flush(T, false);
