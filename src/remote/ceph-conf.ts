@@ -107,16 +107,6 @@ export function confSetsOption(text: string, id: string, option: string): boolea
 export const CEPH_TIMEOUT_OPTIONS = ['client_mount_timeout', 'rados_mon_op_timeout', 'rados_osd_op_timeout'] as const;
 
 /**
- * Options that shorten a request's path through librbd, set unless the conf
- * sets them: rbd_non_blocking_aio off lets the thread that starts a request
- * (ours) take it through librbd to the messenger itself, instead of posting
- * it to librbd's io_context_pool thread first (one thread crossing less per
- * request). It changes where the work runs, not what is acknowledged: a
- * request still completes only when librbd reports it.
- */
-export const CEPH_PATH_OPTIONS: readonly (readonly [string, string])[] = [['rbd_non_blocking_aio', 'false']];
-
-/**
  * The options set on an export's connection (key, value in turn):
  * - rbd_cache off unless the conf sets it: a write cache in a gateway
  *   holds acknowledged writes that a takeover by another gateway would not
@@ -132,7 +122,6 @@ export function cephConnectionSettings(
 ): string[] {
   const out: string[] = [];
   if (!confSetsOption(confText, id, 'rbd_cache')) out.push('rbd_cache', 'false');
-  for (const [option, value] of CEPH_PATH_OPTIONS) if (!confSetsOption(confText, id, option)) out.push(option, value);
   for (const option of CEPH_TIMEOUT_OPTIONS) {
     if (remoteTimeout !== undefined) out.push(option, String(remoteTimeout));
     else if (!confSetsOption(confText, id, option)) out.push(option, String(defaultTimeout));

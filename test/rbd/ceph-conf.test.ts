@@ -34,13 +34,6 @@ t.test('rbd_cache is turned off unless the conf sets it for this client', async 
     t.equal(settings(conf, 'gw', undefined).rbd_cache, 'false', `still turned off: ${JSON.stringify(conf)}`);
 });
 
-t.test('rbd_non_blocking_aio is turned off unless the conf sets it for this client', async (t) => {
-  t.equal(settings('[global]\nmon host = 10.0.0.1\n', 'admin', undefined).rbd_non_blocking_aio, 'false');
-  for (const conf of ['[client]\nrbd non blocking aio = true\n', '[client.gw]\nrbd-non-blocking-aio = false\n'])
-    t.equal(settings(conf, 'gw', undefined).rbd_non_blocking_aio, undefined, `left to the conf: ${JSON.stringify(conf)}`);
-  t.equal(settings('[client.other]\nrbd_non_blocking_aio = true\n', 'gw', undefined).rbd_non_blocking_aio, 'false');
-});
-
 t.test('remote-timeout sets the three timeouts; unset, the conf or the default does', async (t) => {
   const timeouts = ['client_mount_timeout', 'rados_mon_op_timeout', 'rados_osd_op_timeout'];
   const set = settings('[client]\nclient mount timeout = 5\n', 'admin', 7);

@@ -108,7 +108,7 @@ t.test('an rbd image served over AoE', async (t) => {
     };
     await Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)));
     t.equal(done, 3200, 'every request answered');
-    t.ok(slowest < 1000, `the slowest took ${slowest.toFixed(0)} ms (a lost wake-up takes the 2 s retransmission)`);
+    t.ok(slowest < 1800, `the slowest took ${slowest.toFixed(0)} ms (a lost wake-up takes the 2 s retransmission)`);
   });
 
   await t.test("librbd's cache is off and FLUSH is an rbd flush", async (t) => {
@@ -116,12 +116,6 @@ t.test('an rbd image served over AoE', async (t) => {
     t.equal(config.rbd_cache, 'false', 'rbd_cache = false on the connection (the test conf does not set it)');
     const timeout = (await adminSocket(cluster, target, ['config', 'get', 'rados_osd_op_timeout'])) as Record<string, string>;
     t.equal(timeout.rados_osd_op_timeout, '30', 'rados_osd_op_timeout is remote-timeout’s default');
-    const path = (await adminSocket(cluster, target, ['config', 'get', 'rbd_non_blocking_aio'])) as Record<string, string>;
-    t.equal(
-      path.rbd_non_blocking_aio,
-      'false',
-      'requests go from our thread to the messenger, not through librbd’s io_context_pool',
-    );
     const before = await rbdFlushes(cluster, target);
     await c.client.flush(T, true);
     await c.client.flush(T, false);
