@@ -41,13 +41,7 @@ interface Served {
 }
 
 /** vbladed in `ns` serving a pattern file as e1.1 on `targetIf`, and a client on `initIf` in `init`. */
-async function serveFile(
-  t: Test,
-  ns: Netns,
-  targetIf: string,
-  init: Netns,
-  initIf: string,
-): Promise<Served> {
+async function serveFile(t: Test, ns: Netns, targetIf: string, init: Netns, initIf: string): Promise<Served> {
   await waitLinkUp(ns, targetIf);
   await waitLinkUp(init, initIf);
   const dir = tempDir(t, 'vbladed');
@@ -181,7 +175,10 @@ if (requireRoot(t)) {
     fs.writeFileSync(s.conf, s.base + rbdExport(cluster.conf));
     const ok = await ctlIn(cluster.ns, s.socket, 'reload');
     t.equal(ok.code, 0, ok.err);
-    t.match((await ctlIn(cluster.ns, s.socket, 'list')).out, new RegExp(`^e1\\.2\\t\\S+\\trw\\trbd:${spec}\\n(?!\\tNOT SERVED)`, 'm'));
+    t.match(
+      (await ctlIn(cluster.ns, s.socket, 'list')).out,
+      new RegExp(`^e1\\.2\\t\\S+\\trw\\trbd:${spec}\\n(?!\\tNOT SERVED)`, 'm'),
+    );
     const T: Target = { ...s.file, slot: 2 };
     await s.client.write(T, 0, patternSectors(100, 1));
     t.same(Buffer.from(await s.client.read(T, 0, 1)), patternSectors(100, 1), 'the rbd export added then serves');
