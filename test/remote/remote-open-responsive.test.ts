@@ -145,6 +145,40 @@ if (requireRoot(t)) {
     t.notMatch((await ctlIn(pair.target, s.socket, 'list')).out, /e1\.2/, 'and nothing of e1.2 is served');
   });
 
+  t.test('a stop while a reload waits for a remote store: the store is never served, the daemon exits cleanly', async (t) => {
+    const pair = await createNetnsPair(t);
+    const s = await serveFile(t, pair.target, pair.targetIf, pair.init, pair.initIf);
+    const hangs = path.join(tempDir(t, 'hang'), 'hangs.sock');
+    const held: Socket[] = [];
+    const server: Server = createServer((c) => void held.push(c));
+    server.listen(hangs);
+    await once(server, 'listening');
+    t.teardown(() => {
+      for (const c of held) c.destroy();
+      server.close();
+    });
+    fs.writeFileSync(
+      s.conf,
+      s.base + `\n[export e1.2]\nfile = ${nbdUri(hangs)}\nremote-timeout = ${REMOTE_TIMEOUT_S}\ninterfaces = ${pair.targetIf}\n`,
+    );
+    const from = s.daemon.mark();
+    const reload = ctlIn(pair.target, s.socket, 'reload');
+    await s.daemon.waitFor(/reloading the configuration/, { from, timeoutMs: 10000 });
+    await sleep(500);
+    const stopped = Date.now();
+    s.daemon.signal('SIGTERM');
+    const exit = await s.daemon.exited;
+    const ms = Date.now() - stopped;
+    t.same(exit, { code: 0, signal: null }, 'vbladed exits 0');
+    t.ok(ms < (REMOTE_TIMEOUT_S + 5) * 1000, `within the open's remote-timeout: ${ms} ms`);
+    t.comment(`stopped ${ms} ms after SIGTERM, with an nbd open of remote-timeout ${REMOTE_TIMEOUT_S} s in flight`);
+    const r = await reload;
+    t.not(r.code, 0, `the reload is not applied: ${r.err.trim()}`);
+    const log = s.daemon.tail(400);
+    t.notMatch(log, /"export":"e1\.2"[^\n]*export added/, 'e1.2 was never added');
+    t.notMatch(log, /uncaught|FATAL|Segmentation/i, 'nothing crashed');
+  });
+
   t.test('a Ceph monitor that accepts and never answers: the daemon answers meanwhile', async (t) => {
     if (!requireCeph(t)) return;
     const cluster = await startCeph(t);
