@@ -6,18 +6,18 @@
 // Network safety: the gateways run in the cluster's namespace; the veths,
 // the bridge and the namespaces are the test's own.
 
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { linkInfo, type Target } from "../../src/client";
-import { createVeth, type Netns } from "../../lab/netns";
-import type { Proc } from "../../lab/process";
-import type { CephCluster, startCeph } from "./ceph";
-import { tempDir } from "./files";
-import { waitLinkUp } from "./targets";
-import { spawnVbladed } from "./vbladed";
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { linkInfo, type Target } from '../../src/client';
+import { createVeth, type Netns } from '../../lab/netns';
+import type { Proc } from '../../lab/process';
+import type { CephCluster, startCeph } from './ceph';
+import { tempDir } from './files';
+import { waitLinkUp } from './targets';
+import { spawnVbladed } from './vbladed';
 
 /** The export every gateway serves. */
-export const KEY = "e9.4";
+export const KEY = 'e9.4';
 
 export interface Gateway {
   name: string;
@@ -49,7 +49,7 @@ export async function gateway(
   name: string,
   spec: string,
   veth?: { targetIf: string; initIf: string },
-  more = "",
+  more = '',
 ): Promise<Gateway> {
   const init = seg.init;
   let targetIf: string;
@@ -59,14 +59,14 @@ export async function gateway(
     const v = await createVeth(t, cluster.ns, init, { mtu: 1500 });
     ({ ifname: targetIf } = v.a);
     ({ ifname: initIf } = v.b);
-    await init.ip(["link", "set", "dev", initIf, "master", seg.bridge, "up"]);
+    await init.ip(['link', 'set', 'dev', initIf, 'master', seg.bridge, 'up']);
   }
   await waitLinkUp(cluster.ns, targetIf);
   await waitLinkUp(init, initIf);
   const dir = tempDir(t, `gw-${name}`);
   fs.chmodSync(dir, 0o755);
-  const socket = path.join(dir, "ctl.sock");
-  const conf = path.join(dir, "vblade.conf");
+  const socket = path.join(dir, 'ctl.sock');
+  const conf = path.join(dir, 'vblade.conf');
   fs.writeFileSync(
     conf,
     `[daemon]\ncontrol-socket = ${socket}\ncontrol-group = nogroup\n\n[export ${KEY}]\nfile = rbd:${spec}\nceph-conf = ${cluster.conf}\ninterfaces = ${targetIf}\n${more.replace(/IFACE/g, targetIf)}`,
@@ -86,19 +86,18 @@ export async function gateway(
 /** `sectors` sectors, each saying `text` and its index. */
 export function stamp(text: string, sectors: number): Buffer {
   const b = Buffer.alloc(sectors * 512);
-  for (let i = 0; i < sectors; i++)
-    b.write(`${text} sector ${i}`.padEnd(512, "."), i * 512);
+  for (let i = 0; i < sectors; i++) b.write(`${text} sector ${i}`.padEnd(512, '.'), i * 512);
   return b;
 }
 
 /** The pids of a process's children (vbladed's worker), from /proc. */
 export function childPids(pid: number): number[] {
   const out: number[] = [];
-  for (const d of fs.readdirSync("/proc")) {
+  for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid === pid) out.push(Number(d));
     } catch {
       // gone meanwhile
