@@ -143,6 +143,19 @@ if (requireRoot(t)) {
     t.match(r.err, /e1\.2: .*no answer to the handshake within 4000 ms/, r.err.trim());
     t.same(Buffer.from(await s.client.read(s.file, 3, 1)), patternSectors(3, 1), 'the file export serves on');
     t.notMatch((await ctlIn(pair.target, s.socket, 'list')).out, /e1\.2/, 'and nothing of e1.2 is served');
+
+    // Two reloads at once run one after the other: each waits for its own open.
+    const started = Date.now();
+    const timed = () => ctlIn(pair.target, s.socket, 'reload').then((r) => ({ ...r, at: Date.now() - started }));
+    const first = timed();
+    await sleep(300);
+    const [r1, r2] = await Promise.all([first, timed()]);
+    t.comment(`two reloads at once: answered ${r1.at} ms and ${r2.at} ms after the first was sent`);
+    for (const r of [r1, r2]) t.match(r.err, /e1\.2: .*no answer to the handshake within 4000 ms/, 'each is refused');
+    t.ok(
+      r2.at - r1.at >= (REMOTE_TIMEOUT_S - 1) * 1000,
+      'the second opened the store after the first had given up: one at a time',
+    );
   });
 
   t.test('a stop while a reload waits for a remote store: the store is never served, the daemon exits cleanly', async (t) => {
