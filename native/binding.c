@@ -1646,35 +1646,84 @@ static bool set_bool(napi_env env, napi_value object, const char *name, bool v) 
   return napi_get_boolean(env, v, &value) == napi_ok && define_value(env, object, name, value);
 }
 
-/* openNbd(uri, connections, waitMs, fua): connects (blocking, bounded by
- * waitMs per handshake) and returns what the server said and the handle. */
+/* An nbd open running on libuv's pool: the handshakes wait on the server
+ * (each up to waitMs), which must not stop the event loop. */
+struct nbd_open_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  char uri[1024];
+  struct nbd_store_options o;
+  struct nbd_store_info out;
+  struct aoe_error err;
+  int rc;
+};
+
+static void nbd_open_execute(napi_env env, void *data) {
+  (void)env;
+  struct nbd_open_job *j = data;
+  j->rc = nbd_store_open(j->uri, &j->o, &j->out, &j->err);
+}
+
+static void nbd_open_complete(napi_env env, napi_status status, void *data) {
+  struct nbd_open_job *j = data;
+  char ignored[16];
+  napi_value object;
+  if (status != napi_ok) {
+    /* Cancelled (the environment is going): nobody will close it. */
+    if (j->rc >= 0) nbd_store_close(j->out.handle, ignored, sizeof ignored);
+    reject_errno(env, j->deferred, ECANCELED, "the open of an nbd export was cancelled");
+  } else if (j->rc < 0) {
+    reject_errno(env, j->deferred, j->err.errnum, j->err.message);
+  } else if (napi_create_object(env, &object) != napi_ok || !set_number(env, object, "handle", j->out.handle) ||
+             !set_number(env, object, "size", (double)j->out.size) ||
+             !set_bool(env, object, "readOnly", j->out.read_only) ||
+             !set_bool(env, object, "canFlush", j->out.can_flush) || !set_bool(env, object, "canFua", j->out.can_fua) ||
+             !set_bool(env, object, "canMultiConn", j->out.can_multi_conn) ||
+             !set_number(env, object, "connections", j->out.connections)) {
+    nbd_store_close(j->out.handle, ignored, sizeof ignored);
+    reject_errno(env, j->deferred, ENOMEM, "openNbd: cannot make its result object");
+  } else {
+    napi_resolve_deferred(env, j->deferred, object);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+/* openNbd(uri, connections, waitMs, fua): a promise of what the server said
+ * and the handle; connects on libuv's pool (each handshake bounded by
+ * waitMs). A malformed argument throws at once. */
 static napi_value open_nbd_fn(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return throw_type(env, "openNbd(uri, connections, waitMs, fua) takes four arguments");
-  char uri[1024];
-  struct nbd_store_options o = {0};
+  struct nbd_open_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return throw_errno(env, ENOMEM, "out of memory");
   bool fua = false;
-  if (!get_string(env, argv[0], uri, sizeof uri, "uri")) return NULL;
-  if (!get_uint(env, argv[1], 16, &o.connections, "connections")) return NULL;
-  if (!get_uint(env, argv[2], 3600000, &o.wait_ms, "waitMs")) return NULL;
-  if (napi_get_value_bool(env, argv[3], &fua) != napi_ok) return throw_type(env, "fua must be a boolean");
-  o.fua = fua;
-  struct nbd_store_info out;
-  struct aoe_error err;
-  if (nbd_store_open(uri, &o, &out, &err) < 0) return throw_aoe_error(env, &err);
-  napi_value object;
-  NAPI_OK(napi_create_object(env, &object));
-  if (!set_number(env, object, "handle", out.handle) || !set_number(env, object, "size", (double)out.size) ||
-      !set_bool(env, object, "readOnly", out.read_only) || !set_bool(env, object, "canFlush", out.can_flush) ||
-      !set_bool(env, object, "canFua", out.can_fua) || !set_bool(env, object, "canMultiConn", out.can_multi_conn) ||
-      !set_number(env, object, "connections", out.connections)) {
-    char ignored[16];
-    nbd_store_close(out.handle, ignored, sizeof ignored);
+  if (!get_string(env, argv[0], j->uri, sizeof j->uri, "uri") ||
+      !get_uint(env, argv[1], 16, &j->o.connections, "connections") ||
+      !get_uint(env, argv[2], 3600000, &j->o.wait_ms, "waitMs")) {
+    free(j);
+    return NULL;
+  }
+  if (napi_get_value_bool(env, argv[3], &fua) != napi_ok) {
+    free(j);
+    return throw_type(env, "fua must be a boolean");
+  }
+  j->o.fua = fua;
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    free(j);
     return throw_last_napi_error(env);
   }
-  return object;
+  napi_create_string_utf8(env, "openNbd", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, nbd_open_execute, nbd_open_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    /* The promise is made: settle it rather than throw past it. */
+    reject_errno(env, j->deferred, EAGAIN, "openNbd: cannot queue the open on libuv's thread pool");
+    free(j);
+  }
+  return promise;
 }
 
 static napi_value close_nbd_fn(napi_env env, napi_callback_info info) {

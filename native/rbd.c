@@ -593,42 +593,104 @@ static bool get_handle(napi_env env, napi_callback_info info, const char *usage,
   return true;
 }
 
-/* openRbd({conf, client, pool, namespace, image, readOnly, settings}): {handle, size}. */
+/* An open running on libuv's pool: connecting and opening wait on the
+ * cluster (up to the connection's timeouts), which must not stop the event
+ * loop, and with it every other export. The options are copied here, since
+ * the JavaScript values are not reachable from the pool's thread. */
+struct open_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  char conf[4096], client[128], pool[256], space[256], image[256];
+  char settings[2 * MAX_SETTINGS][SETTING_BYTES];
+  const char *pairs[2 * MAX_SETTINGS];
+  struct rbd_store_options o;
+  uint64_t size;
+  struct aoe_error err;
+  int handle;
+};
+
+static void open_execute(napi_env env, void *data) {
+  (void)env;
+  struct open_work *w = data;
+  w->handle = rbd_store_open(&w->o, &w->size, &w->err);
+}
+
+static void reject_aoe(napi_env env, napi_deferred deferred, const struct aoe_error *err) {
+  napi_value code, msg, error, errno_value;
+  napi_create_string_utf8(env, aoe_errno_name(err->errnum), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, err->message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, -err->errnum, &errno_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_reject_deferred(env, deferred, error);
+}
+
+static void open_complete(napi_env env, napi_status status, void *data) {
+  struct open_work *w = data;
+  napi_value result, handle_value, size_value;
+  if (w->handle >= 0 && status != napi_ok) {
+    /* Cancelled (the environment is going): nobody will close it. */
+    rbd_store_close(w->handle);
+    w->handle = aoe_fail(&w->err, ECANCELED, "the open of an rbd image was cancelled");
+  }
+  if (w->handle < 0) {
+    if (status != napi_ok && w->err.errnum == 0) aoe_fail(&w->err, ECANCELED, "the open of an rbd image was cancelled");
+    reject_aoe(env, w->deferred, &w->err);
+  } else if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, w->handle, &handle_value) != napi_ok ||
+             napi_create_double(env, (double)w->size, &size_value) != napi_ok ||
+             napi_set_named_property(env, result, "handle", handle_value) != napi_ok ||
+             napi_set_named_property(env, result, "size", size_value) != napi_ok) {
+    rbd_store_close(w->handle);
+    aoe_fail(&w->err, ENOMEM, "openRbd: cannot make its result object");
+    reject_aoe(env, w->deferred, &w->err);
+  } else {
+    napi_resolve_deferred(env, w->deferred, result);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+/* openRbd({conf, client, pool, namespace, image, readOnly, settings}): a
+ * promise of {handle, size}. A malformed argument throws at once. */
 static napi_value open_rbd_fn(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], value, result;
+  napi_value argv[1], value, promise, name;
   napi_valuetype type;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       napi_typeof(env, argv[0], &type) != napi_ok || type != napi_object)
     return throw_type(env, "openRbd(options) takes an object");
-  char conf[4096], client[128], pool[256], space[256], image[256];
-  char settings[2 * MAX_SETTINGS][SETTING_BYTES];
-  const char *pairs[2 * MAX_SETTINGS];
-  struct rbd_store_options o = {conf, client, pool, space, image, false, pairs, 0};
-  if (!get_string_property(env, argv[0], "conf", conf, sizeof conf) ||
-      !get_string_property(env, argv[0], "client", client, sizeof client) ||
-      !get_string_property(env, argv[0], "pool", pool, sizeof pool) ||
-      !get_string_property(env, argv[0], "namespace", space, sizeof space) ||
-      !get_string_property(env, argv[0], "image", image, sizeof image) ||
-      !get_settings(env, argv[0], settings, &o.count))
+  struct open_work *w = calloc(1, sizeof *w);
+  if (w == NULL) return throw_error(env, "ENOMEM", ENOMEM, "openRbd: out of memory");
+  struct rbd_store_options o = {w->conf, w->client, w->pool, w->space, w->image, false, w->pairs, 0};
+  w->o = o;
+  if (!get_string_property(env, argv[0], "conf", w->conf, sizeof w->conf) ||
+      !get_string_property(env, argv[0], "client", w->client, sizeof w->client) ||
+      !get_string_property(env, argv[0], "pool", w->pool, sizeof w->pool) ||
+      !get_string_property(env, argv[0], "namespace", w->space, sizeof w->space) ||
+      !get_string_property(env, argv[0], "image", w->image, sizeof w->image) ||
+      !get_settings(env, argv[0], w->settings, &w->o.count)) {
+    free(w);
     return NULL;
-  for (uint32_t i = 0; i < 2 * o.count; i++) pairs[i] = settings[i];
-  if (napi_get_named_property(env, argv[0], "readOnly", &value) != napi_ok ||
-      napi_get_value_bool(env, value, &o.read_only) != napi_ok)
-    return throw_type(env, "openRbd: options.readOnly must be a boolean");
-  uint64_t size = 0;
-  struct aoe_error err;
-  int handle = rbd_store_open(&o, &size, &err);
-  if (handle < 0) return throw_aoe(env, &err);
-  napi_value handle_value, size_value;
-  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, handle, &handle_value) != napi_ok ||
-      napi_create_double(env, (double)size, &size_value) != napi_ok ||
-      napi_set_named_property(env, result, "handle", handle_value) != napi_ok ||
-      napi_set_named_property(env, result, "size", size_value) != napi_ok) {
-    rbd_store_close(handle);
-    return throw_error(env, "ERR_NAPI", ENOMEM, "openRbd: cannot make its result object");
   }
-  return result;
+  for (uint32_t i = 0; i < 2 * w->o.count; i++) w->pairs[i] = w->settings[i];
+  if (napi_get_named_property(env, argv[0], "readOnly", &value) != napi_ok ||
+      napi_get_value_bool(env, value, &w->o.read_only) != napi_ok) {
+    free(w);
+    return throw_type(env, "openRbd: options.readOnly must be a boolean");
+  }
+  napi_create_string_utf8(env, "openRbd", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok) {
+    free(w);
+    return throw_error(env, "ERR_NAPI", ENOMEM, "openRbd: cannot make a promise");
+  }
+  if (napi_create_async_work(env, NULL, name, open_execute, open_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    /* The promise is made: settle it rather than throw past it. */
+    aoe_fail(&w->err, EAGAIN, "openRbd: cannot queue the open on libuv's thread pool");
+    reject_aoe(env, w->deferred, &w->err);
+    free(w);
+  }
+  return promise;
 }
 
 /* rbdSize(handle): the image's size in bytes now. */

@@ -23,7 +23,7 @@ struct rbd_store_options {
 };
 
 /* Connects and opens the image (blocking, bounded by the connection's
- * timeouts): the remote handle, or -errno with `err` saying what to do. */
+ * timeouts; openRbd runs it on libuv's thread pool): the remote handle, or -errno with `err` saying what to do. */
 int rbd_store_open(const struct rbd_store_options *o, uint64_t *size, struct aoe_error *err);
 /* The image's size now (librbd follows resizes through its header watch). */
 int rbd_store_size(int handle, uint64_t *size, struct aoe_error *err);

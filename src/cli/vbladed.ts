@@ -315,7 +315,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     const code = fail((e as Error).message, e instanceof UsageError && a.mode === 'args');
     if (a.check && e instanceof ConfigFileError) {
       // The files and interfaces of the exports without a mistake, in the same round; then the count.
-      const tried = e.sound.length > 0 ? preflightExports(e.sound, loadAddon()) : { problems: [], warnings: [] };
+      const tried = e.sound.length > 0 ? await preflightExports(e.sound, loadAddon()) : { problems: [], warnings: [] };
       for (const w of tried.warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
       const more = tried.problems;
       for (const p of more) fail(p);
@@ -332,7 +332,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     for (const w of warnings) process.stderr.write(`vbladed: warning: ${w}\n`);
     const src = a.configFile ?? 'command line';
     // Files and interfaces as the worker would meet them, in this network namespace.
-    const preflight = preflightExports(loaded.exports, loadAddon());
+    const preflight = await preflightExports(loaded.exports, loadAddon());
     // Start opens the files as root before becoming the user (so they may stay root's): for the user, a warning.
     const asUser = asServingUser(loaded.exports, preflight.problems, settings);
     const fileWarnings = asUser.files.map(

@@ -246,22 +246,24 @@ export interface NativeAddon {
    * "nbd exports need libnbd: …" without it) with up to `connections`
    * connections (1 unless the server allows several), `waitMs` the bounded
    * wait of a handshake and of a request, `fua` writes with FUA when the
-   * server can. Blocks for the handshakes. The handle goes in ops' fd with
-   * IoOpFlag.Remote (native/nbd.c).
+   * server can. The handshakes run on libuv's thread pool: the promise
+   * settles when they are done (rejects "nbd exports need libnbd: …"
+   * without libnbd). The handle goes in ops' fd with IoOpFlag.Remote
+   * (native/nbd.c).
    */
-  openNbd(uri: string, connections: number, waitMs: number, fua: boolean): NbdStoreInfo;
+  openNbd(uri: string, connections: number, waitMs: number, fua: boolean): Promise<NbdStoreInfo>;
   /** Stops a store's connections once their requests are answered (at most waitMs), after a last flush; its last log lines ("" for none). */
   closeNbd(handle: number): string;
   /** The store's log lines since the last call, newline-terminated ("" for none). */
   nbdMessages(handle: number): string;
   /**
    * Connects to a Ceph cluster through librados and opens an rbd image
-   * through librbd (both loaded on first use; throws "rbd exports need
-   * librbd: …" without them). Blocks for the connection, bounded by the
-   * timeouts in `settings`. The handle goes in ops' fd with IoOpFlag.Remote
-   * (native/rbd.c).
+   * through librbd (both loaded on first use; rejects "rbd exports need
+   * librbd: …" without them). Runs on libuv's thread pool, bounded by the
+   * timeouts in `settings`: the event loop goes on meanwhile. The handle
+   * goes in ops' fd with IoOpFlag.Remote (native/rbd.c).
    */
-  openRbd(options: RbdOpenOptions): { handle: number; size: number };
+  openRbd(options: RbdOpenOptions): Promise<{ handle: number; size: number }>;
   /** The image's size in bytes now (librbd follows resizes through its header watch). */
   rbdSize(handle: number): number;
   /** Waits for the image's operations in flight, then closes it and its connection. */

@@ -103,11 +103,15 @@ function openError(o: NbdStoreOptions, e: Error): StoreError {
   return new StoreError(`cannot open ${o.target.uri}: ${msg}`, code);
 }
 
-export function openNbdStore(o: NbdStoreOptions, addon: Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages'>): BlockStore {
+/** Opens the export; the handshakes run on libuv's thread pool, so the event loop goes on meanwhile. */
+export async function openNbdStore(
+  o: NbdStoreOptions,
+  addon: Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages'>,
+): Promise<BlockStore> {
   if (o.target.socket !== undefined) checkNbdSocket(o.target.socket);
   let info: NbdStoreInfo;
   try {
-    info = addon.openNbd(o.target.uri, o.connections, o.waitMs, o.sync);
+    info = await addon.openNbd(o.target.uri, o.connections, o.waitMs, o.sync);
   } catch (e) {
     throw openError(o, e as Error);
   }

@@ -87,7 +87,8 @@ export function rbdSectors(
 /** Codes of a failure that may pass by itself (the cluster is down or busy): a restart or reload tries again. */
 const PASSING = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'EAGAIN', 'EBUSY', 'EIO']);
 
-export function openRbdStore(o: RbdStoreOptions, addon: RbdAddon): ResizableStore {
+/** Opens the image; the connection is made on libuv's thread pool, so the event loop goes on meanwhile. */
+export async function openRbdStore(o: RbdStoreOptions, addon: RbdAddon): Promise<ResizableStore> {
   const spec = rbdImageSpec(o.target);
   const idProblem = cephIdProblem(o.id);
   if (idProblem !== undefined) throw new StoreError(idProblem);
@@ -100,7 +101,7 @@ export function openRbdStore(o: RbdStoreOptions, addon: RbdAddon): ResizableStor
   }
   let info: { handle: number; size: number };
   try {
-    info = addon.openRbd({
+    info = await addon.openRbd({
       conf: o.conf,
       client: o.id,
       pool: o.target.pool,

@@ -1,6 +1,9 @@
 // Opening an export whose `file` is a URI: what such an export cannot do is
 // refused with the reason (it has no local file), then the store of its
-// scheme is opened.
+// scheme is opened, off the event loop (the addon opens on libuv's pool),
+// a bounded number at once (open-limit.ts). A store that arrives after its
+// opener gave it up (the daemon stops, the reload was refused) is closed,
+// never handed out.
 
 import type { BlockStore } from '../backend/block-store';
 import { StoreError } from '../backend/file-store';
@@ -8,6 +11,7 @@ import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID } from './ceph-conf';
 import { openNbdStore } from './nbd-store';
+import { OpenAbandoned, remoteOpens } from './open-limit';
 import { openRbdStore, rbdExportProblems } from './rbd-store';
 import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, parseRemoteUri, RemoteUriError } from './remote-uri';
 
@@ -25,8 +29,16 @@ export function remoteExportProblems(c: ExportConfig): string[] {
   return out;
 }
 
-/** Opens the remote store an export names; throws StoreError with what to do. */
-export function openRemoteStore(c: ExportConfig, addon: RemoteAddon, onMessage?: (line: string) => void): BlockStore {
+export interface RemoteOpenOptions {
+  /** Where the store's news goes (its server went away, came back). */
+  onMessage?: (line: string) => void;
+  /** Aborted: an open still waiting for its turn is not started, and a store that arrives after is closed. */
+  signal?: AbortSignal;
+}
+
+/** Opens the remote store an export names; rejects with StoreError with what to do. */
+export async function openRemoteStore(c: ExportConfig, addon: RemoteAddon, opts: RemoteOpenOptions = {}): Promise<BlockStore> {
+  const { onMessage, signal } = opts;
   let target;
   try {
     target = parseRemoteUri(c.file);
@@ -36,6 +48,48 @@ export function openRemoteStore(c: ExportConfig, addon: RemoteAddon, onMessage?:
   }
   const problems = target.kind === 'rbd' ? rbdExportProblems(c) : remoteExportProblems(c);
   if (problems.length > 0) throw new StoreError(problems.join('; '));
+  // The opens of the addon take their turn; the rest of the addon is used as it is.
+  const limited: RemoteAddon = {
+    ...pick(addon),
+    openRbd: (o) => remoteOpens.run(() => addon.openRbd(o), signal),
+    openNbd: (...args) => remoteOpens.run(() => addon.openNbd(...args), signal),
+  };
+  let store: BlockStore;
+  try {
+    store = await openOf(c, target, limited, onMessage);
+  } catch (e) {
+    if (e instanceof OpenAbandoned) throw givenUp(c);
+    throw e;
+  }
+  if (signal?.aborted) {
+    store.close();
+    throw givenUp(c);
+  }
+  return store;
+}
+
+/** The addon's remote functions, as methods bound to it. */
+function pick(addon: RemoteAddon): RemoteAddon {
+  return {
+    openNbd: (...a) => addon.openNbd(...a),
+    closeNbd: (h) => addon.closeNbd(h),
+    nbdMessages: (h) => addon.nbdMessages(h),
+    openRbd: (o) => addon.openRbd(o),
+    rbdSize: (h) => addon.rbdSize(h),
+    closeRbd: (h) => addon.closeRbd(h),
+  };
+}
+
+function givenUp(c: ExportConfig): StoreError {
+  return new StoreError(`the open of ${c.file} was given up: the daemon is stopping, or no longer wants it`, 'ECANCELED');
+}
+
+function openOf(
+  c: ExportConfig,
+  target: ReturnType<typeof parseRemoteUri>,
+  addon: RemoteAddon,
+  onMessage: ((line: string) => void) | undefined,
+): Promise<BlockStore> {
   if (target.kind === 'rbd')
     return openRbdStore(
       {

@@ -77,11 +77,14 @@ export class ExportSet {
   /**
    * The store for an export as it is configured, without mapping; with
    * `claim`, its range claimed host-wide (store-claim.ts) until it is closed.
+   * A remote store is opened off the event loop; `signal` aborted: the store
+   * is not wanted any more (closed if it arrives).
    */
-  openStore(c: ExportConfig, claim = true): BlockStore {
+  async openStore(c: ExportConfig, claim = true, signal?: AbortSignal): Promise<BlockStore> {
     if (!c.nullStore && !c.readOnly && c.views === undefined) this.p.views.stopSharingImage(c.file);
     const key = exportKey(c);
-    const store = openExportStore(c, this.p.addon, (line) => this.p.log.warn({ export: key }, line));
+    const onMessage = (line: string): void => this.p.log.warn({ export: key }, line);
+    const store = await openExportStore(c, this.p.addon, { onMessage, signal });
     // Claims are by inode: a remote store has none (its server arbitrates its writers).
     if (!claim || store.kind !== 'file') return store;
     let release: () => void;
@@ -101,8 +104,8 @@ export class ExportSet {
   }
 
   /** The store for an export, mapped when its file lives in memory (unless mapping is turned off). */
-  openMappedStore(c: ExportConfig): BlockStore {
-    const store = this.openStore(c);
+  async openMappedStore(c: ExportConfig, signal?: AbortSignal): Promise<BlockStore> {
+    const store = await this.openStore(c, true, signal);
     // A hole read through a mapping of a tmpfs file is filled with a new page: detect-zeroes would make nothing thin.
     if (!this.p.opts.mapInMemory || c.detectZeroes !== undefined) return store;
     return mapInMemory(store, !c.readOnly, this.p.addon, (file, reason) =>
@@ -110,12 +113,11 @@ export class ExportSet {
     );
   }
 
-  /** Adds an export, with a store a reload has already opened for it, or opening one. */
-  add(c: ExportConfig, carried?: ExportState, prepared?: BlockStore): ServedExport {
+  /** Adds an export with the store opened for it (openMappedStore), which it owns from now on. */
+  add(c: ExportConfig, carried: ExportState | undefined, store: BlockStore): ServedExport {
     const key = exportKey(c);
     if (this.byKey.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
     if (c.interfaces.length === 0) throw new ConfigError(`${key} has no interface to serve on`);
-    const store = prepared ?? this.openMappedStore(c);
     const engine = this.p.engine;
     let id = engine.exports.indexOf(null);
     if (id < 0) id = engine.exports.length;

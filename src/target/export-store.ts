@@ -8,7 +8,7 @@ import { openNullStore } from '../backend/null-store';
 import { checkReflinkPlace } from '../backend/reflink';
 import { exportKey, type ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
-import { openRemoteStore, type RemoteAddon } from '../remote/remote-store';
+import { openRemoteStore, type RemoteAddon, type RemoteOpenOptions } from '../remote/remote-store';
 import { isRemoteUri } from '../remote/remote-uri';
 import { holdsViews, viewsDirOf } from '../views/views-dir';
 
@@ -29,16 +29,19 @@ export function partialSectorWarning(c: ExportConfig, store: BlockStore): string
 }
 
 /**
- * Opens the store an export config names; throws StoreError with what to do.
- * `onMessage`: where a remote store's news goes (its server went away, came back).
+ * Opens the store an export config names; rejects with StoreError with what
+ * to do. A remote store is opened off the event loop (its server may take up
+ * to remote-timeout to answer); a file, a block device or a null store is
+ * opened at once. `opts.onMessage`: where a remote store's news goes (its
+ * server went away, came back); `opts.signal`: the opener gave it up.
  */
-export function openExportStore(
+export async function openExportStore(
   c: ExportConfig,
   addon: Pick<NativeAddon, 'blockDeviceSize' | 'reflinkSupported' | 'punchHole'> & RemoteAddon,
-  onMessage?: (line: string) => void,
-): BlockStore {
+  opts: RemoteOpenOptions = {},
+): Promise<BlockStore> {
   if (c.nullStore) return openNullStore(c.nullSectors ?? DEFAULT_SIZE_NULL);
-  if (isRemoteUri(c.file)) return openRemoteStore(c, addon, onMessage);
+  if (isRemoteUri(c.file)) return openRemoteStore(c, addon, opts);
   // With views there already the file system makes clones: no try, which needs free space (a full one must not stop a restart).
   if (c.views !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'views', addon, holdsViews(c));
   else if (c.viewsDir !== undefined) checkReflinkPlace(c.file, viewsDirOf(c), 'snapshots', addon);

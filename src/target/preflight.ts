@@ -19,16 +19,17 @@ export interface Preflight {
   warnings: string[];
 }
 
-export function preflightExports(
+export async function preflightExports(
   exports: readonly ExportConfig[],
   addon: Pick<NativeAddon, 'blockDeviceSize' | 'linkInfo' | 'reflinkSupported' | 'punchHole' | 'imageLease'> & RemoteAddon,
   netns?: string,
-): Preflight {
+): Promise<Preflight> {
   const problems: string[] = [];
   const warnings: string[] = [];
   for (const c of exports) {
     try {
-      const store = openExportStore(c, addon);
+      // One after another: each remote store's own time, as start meets it.
+      const store = await openExportStore(c, addon);
       const partial = partialSectorWarning(c, store);
       if (partial !== undefined) warnings.push(partial);
       const lease = c.views === undefined ? undefined : leaseWarning(c, store.fd, addon);

@@ -44,6 +44,8 @@ export interface ReloaderParts {
   released(key: string, keep?: readonly string[]): void;
   /** A changed export names new interfaces: claims its address there; throws ReloadRefused when another process holds it. */
   claimNewInterfaces(c: ExportConfig, before: readonly string[]): void;
+  /** Aborted when the server stops: remote stores still opening are given up (closed if they arrive). */
+  signal: AbortSignal;
 }
 
 export class Reloader {
@@ -60,15 +62,18 @@ export class Reloader {
   async apply(config: ServerConfig): Promise<ReloadSummary> {
     const { exports, links } = this.p;
     refuseSharedWriters(config.exports);
-    const plan = this.prepare(config);
+    const plan = await this.prepare(config);
     const claimed: Export[] = [];
     let refused: Set<string>;
     try {
+      this.refuseWhenStopping();
       for (const r of plan.replaced) {
         this.p.claimNewInterfaces(r.config, r.old.config.interfaces);
         claimed.push(r.old);
       }
       refused = await this.p.admit(plan.added.map((a) => a.config));
+      // Nothing that serves is touched before this point: a stop meanwhile refuses the reload whole.
+      this.refuseWhenStopping();
     } catch (err) {
       // Another process holds a new interface's claim, an unsafe claim directory: nothing serving was touched yet.
       for (const old of claimed) this.p.released(old.key, old.config.interfaces);
@@ -112,13 +117,19 @@ export class Reloader {
     return plan.summary;
   }
 
+  private refuseWhenStopping(): void {
+    if (this.p.signal.aborted) throw new ReloadRefused('the daemon is stopping: the reload was not applied');
+  }
+
   /**
    * Phase one of a reload: opens the store of every added, changed and
    * resized export and checks every interface it names, without changing
    * anything that serves. Throws ReloadRefused, with every store it opened
-   * closed again, when something is wrong.
+   * closed again, when something is wrong. The stores open together (remote
+   * ones off the event loop, a few at a time), so a reload with several slow
+   * remote stores waits for about the slowest, not their sum.
    */
-  private prepare(config: ServerConfig): ReloadPlan {
+  private async prepare(config: ServerConfig): Promise<ReloadPlan> {
     const wanted = new Map(config.exports.map((c) => [exportKey(c), c]));
     const plan: ReloadPlan = {
       removed: [],
@@ -129,21 +140,24 @@ export class Reloader {
       summary: { added: [], removed: [], changed: [], resized: [] },
     };
     const opened: BlockStore[] = [];
-    // Every problem is named, not just the first; an export that has one is left out of the plan.
-    const problems: string[] = [];
-    const open = (key: string, c: ExportConfig): BlockStore | undefined => {
+    // Every problem is named, not just the first, in the order of the exports; an export that has one is left out of the plan.
+    const problems: (string | undefined)[] = [];
+    const opening: Promise<void>[] = [];
+    const open = (key: string, c: ExportConfig, into: (store: BlockStore) => void): void => {
       if (c.interfaces.length === 0) {
         problems.push(`${key} has no interface to serve on`);
-        return undefined;
+        return;
       }
-      try {
-        const store = this.p.exports.openMappedStore(c);
-        opened.push(store);
-        return store;
-      } catch (err) {
-        problems.push(`${key}: ${(err as Error).message}`);
-        return undefined;
-      }
+      const at = problems.push(undefined) - 1;
+      opening.push(
+        this.p.exports.openMappedStore(c, this.p.signal).then(
+          (store) => {
+            opened.push(store);
+            into(store);
+          },
+          (err: Error) => void (problems[at] = `${key}: ${err.message}`),
+        ),
+      );
     };
     try {
       for (const [key, e] of this.p.exports.entries()) {
@@ -157,11 +171,10 @@ export class Reloader {
         const configChanged = JSON.stringify(c) !== JSON.stringify(e.config);
         const onlyMask = configChanged && JSON.stringify({ ...c, macMask: [] }) === JSON.stringify({ ...e.config, macMask: [] });
         if (configChanged) plan.summary.changed.push(key);
-        const size = !configChanged || onlyMask ? this.sizeChange(e) : 'same';
+        const size = !configChanged || onlyMask ? await this.sizeChange(e) : 'same';
         if (size !== 'same') plan.summary.resized.push(key);
         if ((configChanged && !onlyMask) || size === 'shrunk') {
-          const store = open(key, c);
-          if (store) plan.replaced.push({ old: e, config: c, store });
+          open(key, c, (store) => plan.replaced.push({ old: e, config: c, store }));
         } else {
           if (onlyMask) plan.masked.push({ old: e, config: c });
           if (size === 'grown') plan.grown.push(e);
@@ -169,17 +182,19 @@ export class Reloader {
       }
       for (const [key, c] of wanted) {
         if (this.p.exports.has(key)) continue;
-        const store = open(key, c);
-        if (store) plan.added.push({ config: c, store });
+        open(key, c, (store) => plan.added.push({ config: c, store }));
         plan.summary.added.push(key);
       }
+      await Promise.all(opening);
       const interfaces = this.checkInterfaces(config);
-      problems.push(...interfaces.problems);
-      if (problems.length > 0) {
-        throw new ReloadRefused(problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`);
+      const all = [...problems.filter((p) => p !== undefined), ...interfaces.problems];
+      if (all.length > 0) {
+        throw new ReloadRefused(all.length === 1 ? all[0] : `${all.length} problems:\n  ${all.join('\n  ')}`);
       }
       if (interfaces.waits.length > 0) plan.summary.waiting = interfaces.waits;
     } catch (err) {
+      // Opens still running (refuseViewsOff threw while they ran) are waited for, so that each store is closed.
+      await Promise.all(opening);
       for (const store of opened) store.close();
       throw err;
     }
@@ -216,11 +231,11 @@ export class Reloader {
    * smaller replaces the export, since a reload is the operator's word that
    * the end is unused.
    */
-  private sizeChange(e: Export): 'same' | 'grown' | 'shrunk' {
+  private async sizeChange(e: Export): Promise<'same' | 'grown' | 'shrunk'> {
     // An export with views keeps its size: each view is a clone of the image at it (Resizer.resizeExport says more).
     if (e.store.kind !== 'file' || e.config.lengthSectors !== undefined || e.views !== null) return 'same';
     try {
-      const probe = this.p.exports.openStore({ ...e.config, readOnly: true, direct: false }, false);
+      const probe = await this.p.exports.openStore({ ...e.config, readOnly: true, direct: false }, false);
       const now = probe.sectors;
       probe.close();
       return now === e.store.sectors ? 'same' : now > e.store.sectors ? 'grown' : 'shrunk';

@@ -10,7 +10,7 @@
 
 import type { Logger } from 'pino';
 import type { ReloadSummary, ResizeResult, ServerStats, SnapshotInfo, SnapshotTaken, ViewListing } from '../api/control';
-import { ConfigError, NoInterfaceError, NothingToServe } from '../api/errors';
+import { ConfigError, NoInterfaceError, NothingToServe, ReloadRefused } from '../api/errors';
 import type { BlockStore } from '../backend/block-store';
 import { mayPass } from '../backend/file-store';
 import { exportKey, type ExportConfig, type ExportState, type ServerConfig } from '../config/export-config';
@@ -72,6 +72,8 @@ export class Server {
   /** Claims and probes one at a time: start-up, a reload, a retry. */
   private guardQueue: Promise<unknown> = Promise.resolve();
   private stopping = false;
+  /** Aborted at stop: remote stores still opening are given up, and closed if they arrive. */
+  private readonly opening = new AbortController();
 
   private constructor(
     private readonly log: Logger,
@@ -154,6 +156,7 @@ export class Server {
       admit: (added) => this.admit(added),
       released: (key, keep) => this.claims.releaseExport(key, keep),
       claimNewInterfaces: (c, before) => claimNewInterfaces(c, before, this.duplicateCheck()),
+      signal: this.opening.signal,
     });
   }
 
@@ -189,7 +192,7 @@ export class Server {
       if (requireAnInterface && names.length > 0 && missing.length === names.length)
         throw new NoInterfaceError(`interface ${missing[0]} not found; list interfaces with \`ip link\``);
       const wanted = config.exports.length;
-      config = { ...config, exports: this.openStores(config.exports, stores) };
+      config = { ...config, exports: await this.openStores(config.exports, stores) };
       const checked = await refuseDuplicates(config, this.duplicateCheck());
       config = checked.config;
       for (const r of checked.refused) this.refused.set(exportKey(r.config), r);
@@ -202,7 +205,7 @@ export class Server {
       }
       for (const c of config.exports) {
         const key = exportKey(c);
-        const store = stores.get(key);
+        const store = stores.get(key)!;
         stores.delete(key);
         this.exportSet.add(c, undefined, store);
       }
@@ -227,25 +230,31 @@ export class Server {
    * store opened. One that can never open as configured (no such file, no
    * permission, views without clones) is held with its reason, and the
    * others serve; an error that may pass (EIO, EMFILE) fails the start, to
-   * be tried again.
+   * be tried again. The stores open together (remote ones off the event
+   * loop, a few at a time): a start waits for about the slowest.
    */
-  private openStores(exports: readonly ExportConfig[], stores: Map<string, BlockStore>): ExportConfig[] {
-    const opened: ExportConfig[] = [];
+  private async openStores(exports: readonly ExportConfig[], stores: Map<string, BlockStore>): Promise<ExportConfig[]> {
+    const keys = new Set<string>();
     for (const c of exports) {
       const key = exportKey(c);
-      if (stores.has(key) || this.unservable.has(key))
-        throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
-      try {
-        stores.set(key, this.exportSet.openMappedStore(c));
-        opened.push(c);
-      } catch (e) {
-        if (mayPass(e)) throw e;
-        const reason = `${key}: ${(e as Error).message}`;
-        // With one export the start fails and says it; with several the others serve, and the log says why this one does not.
-        if (exports.length > 1) this.log.error({ export: key }, `not serving ${reason}`);
-        this.unservable.set(key, { config: c, reason });
-      }
+      if (keys.has(key)) throw new ConfigError(`${key} is exported twice; give each export its own shelf.slot`);
+      keys.add(key);
     }
+    const results = await Promise.allSettled(exports.map((c) => this.exportSet.openMappedStore(c, this.opening.signal)));
+    // Every store that opened is in `stores` before anything is thrown: the caller closes them.
+    results.forEach((r, i) => r.status === 'fulfilled' && stores.set(exportKey(exports[i]), r.value));
+    const opened: ExportConfig[] = [];
+    results.forEach((r, i) => {
+      const c = exports[i];
+      if (r.status === 'fulfilled') return void opened.push(c);
+      const e = r.reason as Error;
+      if (mayPass(e)) throw e;
+      const key = exportKey(c);
+      const reason = `${key}: ${e.message}`;
+      // With one export the start fails and says it; with several the others serve, and the log says why this one does not.
+      if (exports.length > 1) this.log.error({ export: key }, `not serving ${reason}`);
+      this.unservable.set(key, { config: c, reason });
+    });
     return opened;
   }
 
@@ -296,7 +305,8 @@ export class Server {
         }
         let store: BlockStore | undefined;
         try {
-          store = this.exportSet.openMappedStore(c);
+          store = await this.exportSet.openMappedStore(c, this.opening.signal);
+          if (this.stopping) throw new Error('the daemon is stopping');
           this.exportSet.add(c, undefined, store);
         } catch (err) {
           store?.close();
@@ -340,6 +350,7 @@ export class Server {
 
   /** Applies a new configuration, completely or not at all (reload.ts). */
   apply(config: ServerConfig): Promise<ReloadSummary> {
+    if (this.stopping) return Promise.reject(new ReloadRefused('the daemon is stopping: the reload was not applied'));
     return this.serialized(async () => {
       // The reload's config says what is wanted now: refused exports it keeps come back as added, and are checked again.
       const before = new Map(this.refused);
@@ -361,6 +372,10 @@ export class Server {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // A reload or retry running finishes first (refused, if it had not touched what serves yet):
+    // remote stores it still waits for are given up, and closed when they arrive.
+    this.opening.abort();
+    await this.guardQueue;
     this.linkSet.stopTaking();
     this.resizer.stop();
     clearInterval(this.refusedRetry);

@@ -66,19 +66,19 @@ t.test('a block device is refused with what to do instead', async (t) => {
   if (!requireRoot(t) || !requireLoop(t)) return;
   const file = await patternFile(t, 2048);
   const dev = await loopDevice(t, file);
-  t.throws(
-    () => openExportStore(exportOf(dev, { detectZeroes: 'unmap' }), native),
+  await t.rejects(
+    openExportStore(exportOf(dev, { detectZeroes: 'unmap' }), native),
     /detect-zeroes = unmap works on regular files only.*block device.*detect-zeroes = off/,
   );
-  openExportStore(exportOf(dev), native).close(); // the same device without the key opens
-  openExportStore(exportOf(dev, { detectZeroes: 'unmap', readOnly: true }), native).close(); // no writes: nothing to punch
+  (await openExportStore(exportOf(dev), native)).close(); // the same device without the key opens
+  (await openExportStore(exportOf(dev, { detectZeroes: 'unmap', readOnly: true }), native)).close(); // no writes: nothing to punch
   t.pass('without the key, or read-only, the device opens');
 });
 
 t.test('the probe for hole punching leaves the file as it was', async (t) => {
   const file = await patternFile(t, 9); // 4608 bytes: the probe punches past the end, from 8192
   const before = statSync(file);
-  openExportStore(exportOf(file, { detectZeroes: 'unmap' }), native).close();
+  (await openExportStore(exportOf(file, { detectZeroes: 'unmap' }), native)).close();
   const after = statSync(file);
   t.equal(after.size, before.size, 'same size');
   t.equal(after.blocks, before.blocks, 'same allocation');

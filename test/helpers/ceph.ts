@@ -54,8 +54,10 @@ export async function readImage(cluster: CephCluster, spec: string, offset: numb
     const n = Math.min(l.objectSize - within, offset + length - pos);
     const name = `${l.prefix}.${index.toString(16).padStart(16, '0')}`;
     const r = await cluster.ns.run('rados', ['-c', cluster.conf, '-p', l.pool, '--namespace', l.namespace, 'get', name, file]);
-    if (r.code === 0) readFileSync(file).copy(out, pos - offset, within, within + n);
-    else if (!/No such file or directory/.test(r.stderr)) throw new Error(describeRun(r));
+    // An object ends at its last written byte: what lies past it reads as zeros.
+    const obj = r.code === 0 ? readFileSync(file) : undefined;
+    if (obj !== undefined && within < obj.length) obj.copy(out, pos - offset, within, Math.min(within + n, obj.length));
+    if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) throw new Error(describeRun(r));
     pos += n;
   }
   return out;

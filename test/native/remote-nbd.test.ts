@@ -54,7 +54,7 @@ const F = IoOp.DataSync | IoOpFlag.Remote;
 if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
   t.test('reads, writes and flushes through an nbdkit memory export', async (t) => {
     const server = await startNbdkit(t, ['memory', 'size=16M']);
-    const info = native.openNbd(server.uri, 4, 5000, false);
+    const info = await native.openNbd(server.uri, 4, 5000, false);
     t.teardown(() => native.closeNbd(info.handle));
     t.equal(info.size, 16 * MiB, 'the size is the server’s');
     t.equal(info.readOnly, false);
@@ -96,7 +96,7 @@ if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
 
   t.test("the server's errors come back as results", async (t) => {
     const server = await startNbdkit(t, ['--filter=error', 'memory', 'size=4M', 'error-pwrite-rate=100%', 'error=EIO']);
-    const info = native.openNbd(server.uri, 1, 5000, false);
+    const info = await native.openNbd(server.uri, 1, 5000, false);
     t.teardown(() => native.closeNbd(info.handle));
     const ring = native.openIoRing(8);
     t.teardown(() => ring.close());
@@ -111,15 +111,15 @@ if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
   });
 
   t.test('refusals at open say why', async (t) => {
-    t.throws(() => native.openNbd('nbds://example.com/x', 1, 1000, false), /only nbd:\/\/HOST/);
-    t.throws(() => native.openNbd('nbd+unix:///x?socket=/tmp/s&tls-psk-file=/etc/shadow', 1, 1000, false), /one parameter/);
+    await t.rejects(native.openNbd('nbds://example.com/x', 1, 1000, false), /only nbd:\/\/HOST/);
+    await t.rejects(native.openNbd('nbd+unix:///x?socket=/tmp/s&tls-psk-file=/etc/shadow', 1, 1000, false), /one parameter/);
     const dir = tempDir(t, 'nosrv');
-    t.throws(() => native.openNbd(`nbd+unix:///?socket=${dir}/none.sock`, 1, 1000, false), /cannot reach the nbd server/);
+    await t.rejects(native.openNbd(`nbd+unix:///?socket=${dir}/none.sock`, 1, 1000, false), /cannot reach the nbd server/);
   });
 
   t.test('close waits for remote operations in flight, bounded by the wait', async (t) => {
     const server = await startNbdkit(t, ['memory', 'size=1M']);
-    const info = native.openNbd(server.uri, 1, 1000, false);
+    const info = await native.openNbd(server.uri, 1, 1000, false);
     const ring = native.openIoRing(8);
     const mem = new Uint8Array(4096);
     ring.registerBuffer(0, mem);
@@ -139,10 +139,10 @@ if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
   t.test('nbd:// over TCP on the loopback', async (t) => {
     const port = 20000 + Math.floor(Math.random() * 20000);
     const proc = spawnProcess(t, 'nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', 'size=1M']);
-    let info: ReturnType<typeof native.openNbd> | undefined;
+    let info: Awaited<ReturnType<typeof native.openNbd>> | undefined;
     for (let i = 0; i < 100 && info === undefined; i++) {
       try {
-        info = native.openNbd(`nbd://127.0.0.1:${port}/`, 2, 2000, false);
+        info = await native.openNbd(`nbd://127.0.0.1:${port}/`, 2, 2000, false);
       } catch (e) {
         if (!proc.running) throw new Error(`nbdkit exited: ${proc.tail(5)}`, { cause: e });
         if (!/cannot reach/.test((e as Error).message)) throw e;

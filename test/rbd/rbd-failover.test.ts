@@ -19,77 +19,16 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AoeClient, formatMac, linkInfo, type Target } from '../../src/client';
+import { AoeClient, formatMac } from '../../src/client';
 import { sleep } from '../../lab/common';
-import { addBridgeTap, createNetns, createVeth, type Netns } from '../../lab/netns';
-import type { Proc } from '../../lab/process';
-import { readImage, requireCeph, startCeph, type CephCluster } from '../helpers/ceph';
+import { addBridgeTap, createNetns, createVeth } from '../../lab/netns';
+import { readImage, requireCeph, startCeph } from '../helpers/ceph';
 import { tempDir } from '../helpers/files';
+import { KEY, childPids, gateway, stamp, type Segment } from '../helpers/rbd-gateways';
 import { vbladeForUser, waitLinkUp } from '../helpers/targets';
-import { VBLADE, ctlIn, spawnVbladed, until } from '../helpers/vbladed';
+import { VBLADE, ctlIn, until } from '../helpers/vbladed';
 
 const MiB = 1 << 20;
-const KEY = 'e9.4';
-
-interface Gateway {
-  name: string;
-  daemon: Proc;
-  socket: string;
-  /** Its config file. */
-  conf: string;
-  /** The gateway's interface, in the cluster's namespace. */
-  targetIf: string;
-  /** Its peer in the initiator namespace, enslaved to the bridge. */
-  initIf: string;
-  T: Target;
-}
-
-interface Segment {
-  init: Netns;
-  bridge: string;
-}
-
-/** A veth pair from the cluster's namespace to `init` and a vbladed serving rbd:`spec` on it. */
-async function gateway(
-  t: Parameters<typeof startCeph>[0],
-  cluster: CephCluster,
-  seg: Segment,
-  name: string,
-  spec: string,
-  veth?: { targetIf: string; initIf: string },
-  more = '',
-): Promise<Gateway> {
-  const init = seg.init;
-  let targetIf: string;
-  let initIf: string;
-  if (veth) ({ targetIf, initIf } = veth);
-  else {
-    const v = await createVeth(t, cluster.ns, init, { mtu: 1500 });
-    ({ ifname: targetIf } = v.a);
-    ({ ifname: initIf } = v.b);
-    await init.ip(['link', 'set', 'dev', initIf, 'master', seg.bridge, 'up']);
-  }
-  await waitLinkUp(cluster.ns, targetIf);
-  await waitLinkUp(init, initIf);
-  const dir = tempDir(t, `gw-${name}`);
-  fs.chmodSync(dir, 0o755);
-  const socket = path.join(dir, 'ctl.sock');
-  const conf = path.join(dir, 'vblade.conf');
-  fs.writeFileSync(
-    conf,
-    `[daemon]\ncontrol-socket = ${socket}\ncontrol-group = nogroup\n\n[export ${KEY}]\nfile = rbd:${spec}\nceph-conf = ${cluster.conf}\ninterfaces = ${targetIf}\n${more.replace(/IFACE/g, targetIf)}`,
-  );
-  const daemon = spawnVbladed(t, cluster.ns, conf, dir);
-  await daemon.waitFor(/worker [0-9]+ is serving/, { timeoutMs: 60000 });
-  const T: Target = { shelf: 9, slot: 4, mac: linkInfo(targetIf, cluster.ns.path).mac, sectorCount: 16, bufferCount: 16 };
-  return { name, daemon, socket, conf, targetIf, initIf, T };
-}
-
-function stamp(text: string, sectors: number): Buffer {
-  const b = Buffer.alloc(sectors * 512);
-  for (let i = 0; i < sectors; i++) b.write(`${text} sector ${i}`.padEnd(512, '.'), i * 512);
-  return b;
-}
 
 t.test('two gateways on one rbd image: standby, takeover with fencing, state that follows', async (t) => {
   if (!requireCeph(t)) return;
@@ -340,19 +279,3 @@ t.test('an rbd export a gateway cannot fence with: refused or held, with what to
     }
   });
 });
-
-/** The pids of a process's children (vbladed's worker), from /proc. */
-function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}

@@ -69,13 +69,13 @@ t.test('the config file and the vblade command line refuse a bad URI at once', a
 
 t.test('what needs a local file is refused for a remote store, with the reason', async (t) => {
   const c = (over: object) => exportConfig({ file: 'nbd://127.0.0.1:1/x', ...over });
-  t.throws(
-    () => openRemoteStore(c({ views: 'per-initiator', viewsDir: '/srv/v' }), native),
+  await t.rejects(
+    openRemoteStore(c({ views: 'per-initiator', viewsDir: '/srv/v' }), native),
     /views = per-initiator needs a file to clone/,
   );
-  t.throws(() => openRemoteStore(c({ viewsDir: '/srv/v' }), native), /snapshots \(views-dir\)/);
-  t.throws(() => openRemoteStore(c({ detectZeroes: 'unmap' }), native), /detect-zeroes = unmap punches holes/);
-  t.throws(() => openRemoteStore(c({ direct: true }), native), /direct \(O_DIRECT, -d\) is for local files/);
+  await t.rejects(openRemoteStore(c({ viewsDir: '/srv/v' }), native), /snapshots \(views-dir\)/);
+  await t.rejects(openRemoteStore(c({ detectZeroes: 'unmap' }), native), /detect-zeroes = unmap punches holes/);
+  await t.rejects(openRemoteStore(c({ direct: true }), native), /direct \(O_DIRECT, -d\) is for local files/);
 });
 
 if (requireCommands(t, ['nbdkit'])) {
@@ -85,29 +85,29 @@ if (requireCommands(t, ['nbdkit'])) {
     const open = (socket: string) => openRemoteStore(exportConfig({ file: nbdUri(socket) }), native);
     const fifo = join(dir, 'fifo');
     await runOk('mkfifo', [fifo]);
-    t.throws(() => open(fifo), /is a FIFO, not a socket/);
+    await t.rejects(open(fifo), /is a FIFO, not a socket/);
     const link = join(dir, 'link.sock');
     symlinkSync(server.socket, link);
-    t.throws(() => open(link), /is a symbolic link, not a socket/);
+    await t.rejects(open(link), /is a symbolic link, not a socket/);
     const plain = join(dir, 'file.sock');
     writeFileSync(plain, '');
-    t.throws(() => open(plain), /is a regular file, not a socket/);
-    t.throws(() => open(join(dir, 'none.sock')), /does not exist; start the server \(e.g. nbdkit -U/);
+    await t.rejects(open(plain), /is a regular file, not a socket/);
+    await t.rejects(open(join(dir, 'none.sock')), /does not exist; start the server \(e.g. nbdkit -U/);
     if (process.geteuid?.() === 0) {
       // Another user's server: planted where we look.
       const other = join(dir, 'other');
       mkdirSync(other);
       const planted = await startNbdkit(t, ['memory', 'size=1M'], { dir: other });
       chownSync(planted.socket, 65534, 65534);
-      t.throws(() => open(planted.socket), /belongs to uid 65534, not to root or the daemon's user/);
+      await t.rejects(open(planted.socket), /belongs to uid 65534, not to root or the daemon's user/);
       // A directory another user can write, above a socket of ours.
       const open2 = join(dir, 'open');
       mkdirSync(open2, { mode: 0o777 });
       chownSync(open2, 65534, 65534);
       const inOpen = await startNbdkit(t, ['memory', 'size=1M'], { dir: open2 });
-      t.throws(() => open(inOpen.socket), /not safe to use: .*belongs to uid 65534/);
+      await t.rejects(open(inOpen.socket), /not safe to use: .*belongs to uid 65534/);
     }
-    const store = open(server.socket);
+    const store = await open(server.socket);
     t.equal(store.kind, 'remote');
     t.equal(store.sectors, 2048);
     store.close();
@@ -119,7 +119,11 @@ if (requireCommands(t, ['nbdkit'])) {
     t.teardown(() => servers.forEach((s) => s.close()));
     const listen = async (name: string, onConn: (s: import('node:net').Socket) => void) => {
       const path = join(dir, name);
-      const srv = createServer(onConn);
+      // The client gives up on what these servers say: its reset is no failure of the test.
+      const srv = createServer((c) => {
+        c.on('error', () => undefined);
+        onConn(c);
+      });
       servers.push(srv);
       await new Promise<void>((resolve) => srv.listen(path, resolve));
       return path;
@@ -128,27 +132,27 @@ if (requireCommands(t, ['nbdkit'])) {
     const garbage = await listen('garbage.sock', (s) => s.end(Buffer.alloc(200, 0x41)));
     const hangs = await listen('hangs.sock', () => undefined);
     const open = (socket: string) => openRemoteStore(exportConfig({ file: nbdUri(socket), remoteTimeout: 1 }), native);
-    t.throws(() => open(closes), /cannot reach the nbd server/);
-    t.throws(() => open(garbage), /cannot reach the nbd server/);
+    await t.rejects(open(closes), /cannot reach the nbd server/);
+    await t.rejects(open(garbage), /cannot reach the nbd server/);
     const t0 = Date.now();
-    t.throws(() => open(hangs), /no answer to the handshake within 1000 ms/);
+    await t.rejects(open(hangs), /no answer to the handshake within 1000 ms/);
     t.ok(Date.now() - t0 < 3000, 'a hanging server is given up on after remote-timeout');
   });
 
   t.test('sizes: not whole sectors, absurd, empty; a read-only server', async (t) => {
     const odd = await startNbdkit(t, ['null', 'size=1000']);
     const c = exportConfig({ file: odd.uri });
-    const store = openExportStore(c, native);
+    const store = await openExportStore(c, native);
     t.equal(store.sectors, 1, 'the whole sectors are served');
     t.match(partialSectorWarning(c, store), /last 488 bytes are not served/);
     store.close();
     const huge = await startNbdkit(t, ['null', `size=${2n ** 62n}`]);
-    t.throws(() => openRemoteStore(exportConfig({ file: huge.uri }), native), /more than AoE can address/);
+    await t.rejects(openRemoteStore(exportConfig({ file: huge.uri }), native), /more than AoE can address/);
     const empty = await startNbdkit(t, ['null', 'size=0']);
-    t.throws(() => openRemoteStore(exportConfig({ file: empty.uri }), native), /nothing to serve/);
+    await t.rejects(openRemoteStore(exportConfig({ file: empty.uri }), native), /nothing to serve/);
     const ro = await startNbdkit(t, ['-r', 'memory', 'size=1M']);
-    t.throws(() => openRemoteStore(exportConfig({ file: ro.uri }), native), /serves .* read-only; set read-only = yes/);
-    const roStore = openRemoteStore(exportConfig({ file: ro.uri, readOnly: true }), native);
+    await t.rejects(openRemoteStore(exportConfig({ file: ro.uri }), native), /serves .* read-only; set read-only = yes/);
+    const roStore = await openRemoteStore(exportConfig({ file: ro.uri, readOnly: true }), native);
     t.equal(roStore.sectors, 2048, 'read-only = yes serves it');
     roStore.close();
   });
@@ -156,7 +160,7 @@ if (requireCommands(t, ['nbdkit'])) {
   t.test('vbladed --check opens NBD exports as start does and names what is wrong', async (t) => {
     const server = await startNbdkit(t, ['memory', 'size=1M']);
     const dir = tempDir(t, 'check');
-    const { problems } = preflightExports(
+    const { problems } = await preflightExports(
       [
         exportConfig({ slot: 1, file: server.uri, interfaces: ['lo'] }),
         exportConfig({ slot: 2, file: server.uri, interfaces: ['lo'], views: 'per-initiator', viewsDir: dir }),
@@ -182,8 +186,10 @@ if (requireCommands(t, ['nbdkit'])) {
     const script = `
       const { native } = require(${JSON.stringify(require.resolve('../../src/native/addon'))});
       const ring = native.openIoRing(8); ring.close();
-      try { native.openNbd('nbd://127.0.0.1:1/x', 1, 1000, false); console.log('opened?'); }
-      catch (e) { console.log('refused: ' + e.message); }`;
+      native.openNbd('nbd://127.0.0.1:1/x', 1, 1000, false).then(
+        () => console.log('opened?'),
+        (e) => console.log('refused: ' + e.message),
+      );`;
     const r = await runOk('unshare', [
       '-m',
       'sh',

@@ -587,7 +587,7 @@ for (const type of ['ext4', 'xfs-noreflink'] as const) {
     t.match(message, /without them; use XFS made with `mkfs\.xfs -m reflink=1`.* or btrfs/);
     t.match(message, type === 'ext4' ? /ext2\/3\/4/ : /XFS/);
     t.notOk(fs.existsSync(join(mnt, 'views')), 'nothing was created');
-    const { problems } = preflightExports([config], native);
+    const { problems } = await preflightExports([config], native);
     t.equal(problems.length, 2, 'the check finds the views problem (and the fake interface missing)');
     t.match(problems[0], /e1\.2: views of .* need a file system that makes copy-on-write clones/);
   });
