@@ -27,8 +27,12 @@ import { ctlIn, spawnVbladed } from '../helpers/vbladed';
 
 /** The reload must take this long (remote-timeout) for the answers during it to mean anything. */
 const REMOTE_TIMEOUT_S = 4;
-/** How soon an answer must come while the reload waits for the remote store. */
-const PROMPT_MS = 200;
+/**
+ * How soon an answer must come while the reload waits for the remote store:
+ * before the change nothing came for the whole remote-timeout; a loaded CI
+ * machine answers in tens of ms, a few hundred at worst.
+ */
+const PROMPT_MS = 1000;
 
 interface Served {
   daemon: Proc;
@@ -152,10 +156,11 @@ if (requireRoot(t)) {
     const [r1, r2] = await Promise.all([first, timed()]);
     t.comment(`two reloads at once: answered ${r1.at} ms and ${r2.at} ms after the first was sent`);
     for (const r of [r1, r2]) t.match(r.err, /e1\.2: .*no answer to the handshake within 4000 ms/, 'each is refused');
-    t.ok(
-      r2.at - r1.at >= (REMOTE_TIMEOUT_S - 1) * 1000,
-      'the second opened the store after the first had given up: one at a time',
-    );
+    // Whichever request reached the daemon first (starting a ctl process takes 0.3-5 s on a loaded machine),
+    // the other waits for its open to give up and then opens on its own: the answers come a remote-timeout
+    // apart, where two reloads side by side would answer together.
+    const gap = Math.abs(r2.at - r1.at);
+    t.ok(gap >= (REMOTE_TIMEOUT_S - 1) * 1000, `the reloads opened the store one after the other: answers ${gap} ms apart`);
   });
 
   t.test('a stop while a reload waits for a remote store: the store is never served, the daemon exits cleanly', async (t) => {
