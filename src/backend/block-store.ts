@@ -28,6 +28,11 @@ export interface BlockStore {
   readonly description: string;
   /** Bytes at the end of a file exported to its end that make no whole sector, so are not served (0 or unset: none). */
   readonly unservedTailBytes?: number;
+  /**
+   * Every write is on stable storage when it completes (an NBD write with FUA):
+   * a sync export answers it then, with no flush after it.
+   */
+  readonly durableWrites?: boolean;
   /** An rbd image's POOL/[NAMESPACE/]IMAGE: a writer serves it only while holding its exclusive lock (remote/rbd-failover.ts). */
   readonly rbdSpec?: string;
   /**

@@ -110,7 +110,7 @@ export class Storage {
         ? RequestKind.Read
         : outcome === Outcome.Flush
           ? RequestKind.Flush
-          : e.config.sync
+          : e.config.sync && store.durableWrites !== true
             ? RequestKind.SyncWrite
             : RequestKind.Write;
     const q = this.req.take(kind, link.id, e.id, tx, bytes, ctx.clock);

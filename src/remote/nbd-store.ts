@@ -155,6 +155,8 @@ export async function openNbdStore(
     inlineIo: false,
     description: o.target.uri,
     unservedTailBytes: size.tail,
+    // Sync writes go with FUA (the server answers once they are on stable storage): no flush after them.
+    durableWrites: o.sync && info.canFua,
     close() {
       if (timer !== undefined) clearInterval(timer);
       close();

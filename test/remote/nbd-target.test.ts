@@ -191,5 +191,16 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
       .filter((l) => / Write /.test(l));
     t.equal(writes.length, 1, writes.join('\n'));
     t.match(writes[0], /offset=0x1000 count=0x400 fua=1/, '-o 8: at byte 4096, with FUA');
+    // A FUA write is on stable storage when the server answers it: no flush after it (a redundant one costs the
+    // server an fdatasync per batch on a file). An initiator's FLUSH still is one.
+    for (let i = 0; i < 8; i++) await c.client.write(T, 2 + 2 * i, stamp(`fua ${i}`, 2));
+    const flushLines = () =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => / Flush /.test(l));
+    const flushes = () => flushLines().length;
+    t.equal(flushes(), 0, `nine FUA writes, no flush: ${flushLines().join('\n')}`);
+    await c.client.flush(T, false);
+    t.ok(flushes() >= 1, "the initiator's FLUSH is an NBD flush");
   });
 }
