@@ -5,7 +5,7 @@
 // SIGKILL safety net when the test process exits without its teardown.
 
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, openSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { ExitOrder, TestLike, onProcessExit, skipOrFail } from './common';
 
@@ -327,6 +327,31 @@ export class Proc {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * SIGSTOP, then waits until every thread of the process is stopped: the
+   * signal is only queued when kill() returns, and a thread already on its
+   * way (a request just read) can still answer before it stops.
+   */
+  async freeze(timeoutMs = 5000): Promise<void> {
+    if (!this.signal('SIGSTOP')) throw new Error(`${this.command}: cannot stop it (exited?)`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let states: string[] = [];
+      try {
+        states = readdirSync(`/proc/${this.pid}/task`).map((tid) => {
+          const stat = readFileSync(`/proc/${this.pid}/task/${tid}/stat`, 'utf8');
+          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        });
+      } catch {
+        // a thread went while we looked: look again
+      }
+      if (states.length > 0 && states.every((st) => st === 'T' || st === 't')) return;
+      if (Date.now() > deadline)
+        throw new Error(`${this.command}: not stopped after ${timeoutMs} ms (thread states ${states.join('')})`);
+      await new Promise((r) => setTimeout(r, 2));
     }
   }
 

@@ -123,7 +123,7 @@ if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
     const ring = native.openIoRing(8);
     const mem = new Uint8Array(4096);
     ring.registerBuffer(0, mem);
-    server.proc.signal('SIGSTOP'); // it answers nothing now
+    await server.proc.freeze(); // it answers nothing now
     t.teardown(() => server.proc.signal('SIGCONT'));
     const ops = new Float64Array(IoOpLayout.Stride);
     ops.set([R, info.handle, 0, 0, 4096, 0]);

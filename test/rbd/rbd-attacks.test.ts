@@ -151,7 +151,7 @@ t.test('rbd exports: hostile and mistaken inputs', async (t) => {
   });
 
   await t.test('an OSD that hangs: the open fails after remote-timeout', async (t) => {
-    cluster.osd.signal('SIGSTOP');
+    await cluster.osd.freeze();
     try {
       const r = await check(`${good}\nremote-timeout = 3`);
       t.equal(r.code, 1);

@@ -63,7 +63,7 @@ t.test('a standby whose cluster hangs while it looks at the lock', async (t) => 
   t.match((await ctlIn(cluster.ns, B.socket, 'list')).out, /NOT SERVED, standby: /, 'B stands by');
 
   const from = B.daemon.mark();
-  cluster.osd.signal('SIGSTOP');
+  await cluster.osd.freeze();
   let stopped = true;
   t.teardown(() => {
     if (stopped) cluster.osd.signal('SIGCONT');

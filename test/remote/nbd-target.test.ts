@@ -101,7 +101,7 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
     await c.client.write(T, 10, stamp('before', 2));
     await c.client.flush(T);
     // The server stops answering (SIGSTOP): the request fails after about 2 s, not never.
-    server.proc.signal('SIGSTOP');
+    await server.proc.freeze();
     const t0 = Date.now();
     await t.rejects(c.client.read(T, 10, 2), AtaError, 'a read the server does not answer is an ATA error');
     const waited = Date.now() - t0;
