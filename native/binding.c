@@ -1726,18 +1726,68 @@ static napi_value open_nbd_fn(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* A close running on libuv's pool: the requests in flight are answered or
+ * given up (each bounded by waitMs), then the final flush waits on the
+ * server (bounded too), which must not stop the event loop. */
+struct nbd_close_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  struct nbd_store *store;
+  char out[8192];
+  int n;
+};
+
+static void nbd_close_execute(napi_env env, void *data) {
+  (void)env;
+  struct nbd_close_job *j = data;
+  j->n = nbd_store_finish(j->store, j->out, sizeof j->out);
+  j->store = NULL;
+}
+
+static void nbd_close_settle(napi_env env, struct nbd_close_job *j) {
+  if (j->store != NULL) j->n = nbd_store_finish(j->store, j->out, sizeof j->out); /* it did not run on the pool */
+  napi_value result;
+  if (napi_create_string_utf8(env, j->out, (size_t)(j->n > 0 ? j->n : 0), &result) != napi_ok)
+    napi_get_undefined(env, &result);
+  napi_resolve_deferred(env, j->deferred, result);
+}
+
+static void nbd_close_complete(napi_env env, napi_status status, void *data) {
+  (void)status;
+  struct nbd_close_job *j = data;
+  nbd_close_settle(env, j);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+/* closeNbd(handle): the handle is forgotten at once; a promise of the
+ * store's last log lines, once its requests are answered, what it wrote is
+ * flushed and its connections are closed. */
 static napi_value close_nbd_fn(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   uint32_t handle;
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || !get_uint(env, argv[0], REMOTE_MAX_STORES - 1, &handle, "handle")) return NULL;
-  char out[8192];
-  int n = nbd_store_close((int)handle, out, sizeof out);
-  if (n < 0) return throw_errno(env, EBADF, "no nbd store has that handle");
-  napi_value result;
-  NAPI_OK(napi_create_string_utf8(env, out, (size_t)n, &result));
-  return result;
+  struct nbd_store *store = nbd_store_detach((int)handle);
+  if (store == NULL) return throw_errno(env, EBADF, "no nbd store has that handle");
+  struct nbd_close_job *j = calloc(1, sizeof *j);
+  napi_value promise, name;
+  if (j == NULL || napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    /* Nothing to settle later: close here, as before. */
+    char ignored[16];
+    nbd_store_finish(store, ignored, sizeof ignored);
+    free(j);
+    return throw_errno(env, ENOMEM, "closeNbd: out of memory (the store was closed)");
+  }
+  j->store = store;
+  napi_create_string_utf8(env, "closeNbd", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, nbd_close_execute, nbd_close_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    nbd_close_settle(env, j); /* no pool to run it on: closed here */
+    free(j);
+  }
+  return promise;
 }
 
 /* nbdMessages(handle): the store's log lines since the last call ("" for none). */

@@ -478,7 +478,7 @@ static int backend_flush(void *store, struct remote_op *op) {
 static const struct remote_backend nbd_backend = {
     .name = "nbd", .read = backend_read, .write = backend_write, .flush = backend_flush};
 
-/* ---- opening and closing (the JavaScript thread) ------------------------- */
+/* ---- opening and closing (libuv's pool; the handle forgotten on the JavaScript thread) */
 
 static void stop_threads(struct nbd_store *s) {
   pthread_mutex_lock(&s->lock);
@@ -590,16 +590,25 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
 
 static int take_messages(struct nbd_store *s, char *out, size_t out_len);
 
-int nbd_store_close(int handle, char *out, size_t out_len) {
+struct nbd_store *nbd_store_detach(int handle) {
   struct nbd_store *s = remote_store(handle, &nbd_backend);
-  if (s == NULL) return -EBADF;
-  remote_unregister(handle);
+  if (s != NULL) remote_unregister(handle);
+  return s;
+}
+
+int nbd_store_finish(struct nbd_store *s, char *out, size_t out_len) {
   /* Each thread ends once its requests are answered (bounded by wait_ms). */
   stop_threads(s);
   int n = take_messages(s, out, out_len);
   s->nconns = 0; /* stopped already */
   free_store(s);
   return n;
+}
+
+int nbd_store_close(int handle, char *out, size_t out_len) {
+  struct nbd_store *s = nbd_store_detach(handle);
+  if (s == NULL) return -EBADF;
+  return nbd_store_finish(s, out, out_len);
 }
 
 int nbd_store_messages(int handle, char *out, size_t out_len) {

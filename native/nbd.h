@@ -28,5 +28,11 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
 /* Forgets the handle, waits for the requests in flight, flushes, closes;
  * the store's last log lines into out: their length, or -EBADF. */
 int nbd_store_close(int handle, char *out, size_t out_len);
+struct nbd_store;
+/* nbd_store_close in two steps: the handle forgotten (NULL when it is not an
+ * nbd store), then, on any thread, the wait, the flush and the close: the
+ * length of the last log lines put into out. */
+struct nbd_store *nbd_store_detach(int handle);
+int nbd_store_finish(struct nbd_store *s, char *out, size_t out_len);
 /* Takes the store's pending log lines, one per line, into out: their length. */
 int nbd_store_messages(int handle, char *out, size_t out_len);

@@ -1,4 +1,4 @@
-/* rbdCall: the exclusive lock and the metadata of an open rbd image, from
+/* rbdCall: the exclusive lock, the metadata and the size of an open rbd image, from
  * JavaScript. Each call waits on the cluster (up to its operation timeout),
  * so it runs as Node-API async work on libuv's thread pool and settles a
  * promise: the event loop, and the frames of every other export, go on. */
@@ -67,6 +67,7 @@ static void settle_call(napi_env env, napi_status status, void *data) {
     if (w->call.kind == RBD_CALL_LOCK_STATE) result = lock_state_value(env, &w->call);
     else if (w->call.kind == RBD_CALL_META_GET && w->call.value != NULL) result = string_of(env, w->call.value);
     else if (w->call.kind == RBD_CALL_META_GET) napi_get_null(env, &result);
+    else if (w->call.kind == RBD_CALL_SIZE) napi_create_double(env, (double)w->call.size, &result);
     else napi_get_undefined(env, &result);
     napi_resolve_deferred(env, w->deferred, result);
   }
@@ -78,7 +79,7 @@ static void settle_call(napi_env env, napi_status status, void *data) {
 static napi_value throw_usage(napi_env env) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
                         "rbdCall(handle, kind, ...args) takes a handle, one of lockState, lockAcquire, lockBreak "
-                        "(owner), metadataGet (key), metadataSet (key, value), and short strings");
+                        "(owner), metadataGet (key), metadataSet (key, value), size, and short strings");
   return NULL;
 }
 
@@ -89,7 +90,7 @@ static const struct {
 } KINDS[] = {
     {"lockState", RBD_CALL_LOCK_STATE, 0},  {"lockAcquire", RBD_CALL_LOCK_ACQUIRE, 0},
     {"lockBreak", RBD_CALL_LOCK_BREAK, 1},  {"metadataGet", RBD_CALL_META_GET, 1},
-    {"metadataSet", RBD_CALL_META_SET, 2},
+    {"metadataSet", RBD_CALL_META_SET, 2},  {"size", RBD_CALL_SIZE, 0},
 };
 
 /* rbdCall(handle, kind, ...args): a promise of the call's result. */

@@ -343,28 +343,30 @@ failed:
   return rc;
 }
 
-int rbd_store_size(int handle, uint64_t *size, struct aoe_error *err) {
-  struct rbd_store *s = remote_store(handle, &rbd_backend);
-  if (s == NULL) return aoe_fail(err, EBADF, "no rbd store has handle %d", handle);
-  int rc = lib.rbd_get_size(s->image, size);
-  if (rc < 0) return aoe_fail(err, -rc, "cannot read the size of an rbd image: %s", strerror(-rc));
-  return 0;
-}
-
 static pthread_mutex_t calls_lock = PTHREAD_MUTEX_INITIALIZER; /* a call's look-up against a close's unregister */
 
-int rbd_store_close(int handle) {
+struct rbd_store *rbd_store_detach(int handle) {
   struct rbd_store *s = remote_store(handle, &rbd_backend);
-  if (s == NULL) return -EBADF;
+  if (s == NULL) return NULL;
   pthread_mutex_lock(&calls_lock);
   remote_unregister(handle);
   pthread_mutex_unlock(&calls_lock);
+  return s;
+}
+
+void rbd_store_finish(struct rbd_store *s) {
   /* Every operation ends within rados_osd_op_timeout: wait for them, since
    * their callbacks still use the store. */
   pthread_mutex_lock(&s->lock);
   while (s->in_flight > 0) pthread_cond_wait(&s->idle, &s->lock);
   pthread_mutex_unlock(&s->lock);
   store_free(s);
+}
+
+int rbd_store_close(int handle) {
+  struct rbd_store *s = rbd_store_detach(handle);
+  if (s == NULL) return -EBADF;
+  rbd_store_finish(s);
   return 0;
 }
 
@@ -468,6 +470,10 @@ int rbd_store_call(struct rbd_call *c, struct aoe_error *err) {
       rc = lib.rbd_metadata_set(s->image, c->arg[0], c->arg[1]);
       if (rc < 0) rc = aoe_fail(err, -rc, "cannot write %s of the rbd image %s: %s", c->arg[0], s->spec, strerror(-rc));
       break;
+    case RBD_CALL_SIZE:
+      rc = lib.rbd_get_size(s->image, &c->size);
+      if (rc < 0) rc = aoe_fail(err, -rc, "cannot read the size of the rbd image %s: %s", s->spec, strerror(-rc));
+      break;
     default:
       rc = aoe_fail(err, EINVAL, "unknown rbd call %d", (int)c->kind);
   }
@@ -489,19 +495,21 @@ int rbd_store_open(const struct rbd_store_options *o, uint64_t *size, struct aoe
                   "apt-get install librbd-dev and rebuild (npm ci)");
 }
 
-int rbd_store_size(int handle, uint64_t *size, struct aoe_error *err) {
-  (void)size;
-  return aoe_fail(err, EBADF, "no rbd store has handle %d", handle);
-}
-
 int rbd_store_close(int handle) {
   (void)handle;
   return -EBADF;
 }
 
+struct rbd_store *rbd_store_detach(int handle) {
+  (void)handle;
+  return NULL;
+}
+
+void rbd_store_finish(struct rbd_store *s) { (void)s; }
+
 #endif
 
-/* ---- Node-API: openRbd, rbdSize, closeRbd ------------------------------------------ */
+/* ---- Node-API: openRbd, closeRbd ---------------------------------------------------- */
 
 static napi_value throw_error(napi_env env, const char *code_name, int errnum, const char *message) {
   napi_value code, msg, error, errno_value;
@@ -516,10 +524,6 @@ static napi_value throw_error(napi_env env, const char *code_name, int errnum, c
   }
   napi_throw(env, error);
   return NULL;
-}
-
-static napi_value throw_aoe(napi_env env, const struct aoe_error *err) {
-  return throw_error(env, aoe_errno_name(err->errnum), err->errnum, err->message);
 }
 
 static napi_value throw_type(napi_env env, const char *message) {
@@ -693,30 +697,65 @@ static napi_value open_rbd_fn(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* rbdSize(handle): the image's size in bytes now. */
-static napi_value rbd_size_fn(napi_env env, napi_callback_info info) {
-  int handle;
-  if (!get_handle(env, info, "rbdSize(handle) takes the handle openRbd returned", &handle)) return NULL;
-  uint64_t size;
-  struct aoe_error err;
-  if (rbd_store_size(handle, &size, &err) < 0) return throw_aoe(env, &err);
-  napi_value result;
-  napi_create_double(env, (double)size, &result);
-  return result;
+/* A close running on libuv's pool: the operations in flight end within
+ * rados_osd_op_timeout, and librbd's close (the lock released, the watch
+ * ended) waits on the cluster, which must not stop the event loop. */
+struct close_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  struct rbd_store *store;
+};
+
+static void close_execute(napi_env env, void *data) {
+  (void)env;
+  struct close_work *w = data;
+  rbd_store_finish(w->store);
+  w->store = NULL;
 }
 
-/* closeRbd(handle): waits for the operations in flight, then closes. */
+static void close_complete(napi_env env, napi_status status, void *data) {
+  (void)status;
+  struct close_work *w = data;
+  if (w->store != NULL) rbd_store_finish(w->store); /* cancelled before it ran: close here */
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  napi_resolve_deferred(env, w->deferred, undefined);
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+/* closeRbd(handle): the handle is forgotten at once; a promise that settles
+ * once the operations in flight have ended and the image is closed. */
 static napi_value close_rbd_fn(napi_env env, napi_callback_info info) {
   int handle;
   if (!get_handle(env, info, "closeRbd(handle) takes the handle openRbd returned", &handle)) return NULL;
-  if (rbd_store_close(handle) < 0) return throw_error(env, "EBADF", EBADF, "closeRbd: no rbd store has that handle");
-  return NULL;
+  struct rbd_store *store = rbd_store_detach(handle);
+  if (store == NULL) return throw_error(env, "EBADF", EBADF, "closeRbd: no rbd store has that handle");
+  struct close_work *w = calloc(1, sizeof *w);
+  napi_value promise, name;
+  if (w == NULL || napi_create_promise(env, &w->deferred, &promise) != napi_ok) {
+    /* Nothing to settle later: close here. */
+    rbd_store_finish(store);
+    free(w);
+    return throw_error(env, "ENOMEM", ENOMEM, "closeRbd: out of memory (the image was closed)");
+  }
+  w->store = store;
+  napi_create_string_utf8(env, "closeRbd", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, close_execute, close_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    /* No pool to run it on: close here, and settle the promise made. */
+    rbd_store_finish(w->store);
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, w->deferred, undefined);
+    free(w);
+  }
+  return promise;
 }
 
 bool rbd_define_functions(napi_env env, napi_value exports) {
   napi_property_descriptor functions[] = {
       {"openRbd", NULL, open_rbd_fn, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"rbdSize", NULL, rbd_size_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeRbd", NULL, close_rbd_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) == napi_ok;

@@ -25,11 +25,15 @@ struct rbd_store_options {
 /* Connects and opens the image (blocking, bounded by the connection's
  * timeouts; openRbd runs it on libuv's thread pool): the remote handle, or -errno with `err` saying what to do. */
 int rbd_store_open(const struct rbd_store_options *o, uint64_t *size, struct aoe_error *err);
-/* The image's size now (librbd follows resizes through its header watch). */
-int rbd_store_size(int handle, uint64_t *size, struct aoe_error *err);
+struct rbd_store;
 /* Forgets the handle, waits for the operations in flight, closes the image
  * and the connection. 0, or -EBADF for a handle that is not an rbd store. */
 int rbd_store_close(int handle);
+/* rbd_store_close in two steps: the handle forgotten (no new operation or
+ * call finds it; NULL when it is not an rbd store), then, on any thread,
+ * the wait for what is in flight and the close. */
+struct rbd_store *rbd_store_detach(int handle);
+void rbd_store_finish(struct rbd_store *s);
 
 /* ---- the exclusive lock and the image's metadata (rbd-lock.c runs these on
  * a worker thread: each waits on the cluster) ------------------------------- */
@@ -40,6 +44,7 @@ enum rbd_call_kind {
   RBD_CALL_LOCK_BREAK,   /* rbd_lock_break(EXCLUSIVE, arg[0]): the owner is blocklisted by the cluster */
   RBD_CALL_META_GET,     /* rbd_metadata_get(arg[0]) */
   RBD_CALL_META_SET,     /* rbd_metadata_set(arg[0], arg[1]) */
+  RBD_CALL_SIZE,         /* rbd_get_size: it may refresh the image from the OSDs, so it waits on them too */
 };
 
 enum { RBD_CALL_MAX_NAMES = 16, RBD_CALL_NAME_BYTES = 160, RBD_CALL_ARG_BYTES = 8192 };
@@ -60,12 +65,14 @@ struct rbd_call {
   struct rbd_watcher watchers[RBD_CALL_MAX_NAMES];
   /* META_GET: the value (malloc'd, the caller frees), NULL when the key is not set */
   char *value;
+  /* SIZE: bytes */
+  uint64_t size;
 };
 
 /* Runs one call (blocking); 0, or -errno with `err` saying what went wrong. */
 int rbd_store_call(struct rbd_call *c, struct aoe_error *err);
 
-/* Adds openRbd, rbdSize and closeRbd to the addon's exports. */
+/* Adds openRbd and closeRbd to the addon's exports (the size is an rbdCall: it may wait on the OSDs). */
 bool rbd_define_functions(napi_env env, napi_value exports);
 /* Adds rbdCall (rbd-lock.c). */
 bool rbd_lock_define_functions(napi_env env, napi_value exports);

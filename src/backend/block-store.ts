@@ -44,9 +44,22 @@ export interface BlockStore {
   /**
    * Set on a remote store whose size can change under it (an rbd image
    * resized): its sectors after the offset now, for the size watch and
-   * `vblade ctl resize`. Without it a remote store keeps its size.
+   * `vblade ctl resize`, read off the event loop (it may wait on the
+   * cluster). Without it a remote store keeps its size.
    */
-  sizeNow?(): number;
+  sizeNow?(): Promise<number>;
+  /**
+   * Closes it. A remote store closes off the event loop (its requests in
+   * flight answered, a last flush, each bounded by its timeout): the promise
+   * settles, never rejected, once it has; the daemon waits for it at stop
+   * (remote/remote-closes.ts). Other stores close at once.
+   */
+  close(): void | Promise<void>;
+}
+
+/** A store on this host (a file, a block device, null): it closes at once. */
+export interface LocalStore extends BlockStore {
+  readonly kind: 'file' | 'null';
   close(): void;
 }
 
@@ -56,7 +69,7 @@ export interface BlockStore {
  * on it. One object, so that the views that make stores and the engine that
  * asks for them agree on it without importing each other.
  */
-export const STORE_PENDING: BlockStore = Object.freeze({
+export const STORE_PENDING: LocalStore = Object.freeze({
   kind: 'null',
   fd: -1,
   byteOffset: 0,

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { BlockStore } from './block-store';
+import type { LocalStore } from './block-store';
 
 export const SECTOR = 512;
 
@@ -155,7 +155,7 @@ function openDiskFile(file: string, flags: number): number {
   }
 }
 
-export function openFileStore(o: FileStoreOptions): BlockStore {
+export function openFileStore(o: FileStoreOptions): LocalStore {
   let flags = o.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
   if (o.direct) flags |= fs.constants.O_DIRECT;
   let fd: number;

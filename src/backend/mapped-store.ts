@@ -50,7 +50,7 @@ export function mapInMemory(
     },
     close: () => {
       addon.unmapFile(store.fd);
-      close();
+      return close();
     },
   };
 }

@@ -1,9 +1,9 @@
 // A store without storage: reads return zeros, writes are dropped. Useful to
 // test a network path and as the benchmark's ceiling.
 
-import type { BlockStore } from './block-store';
+import type { LocalStore } from './block-store';
 
-export function openNullStore(sectors: number): BlockStore {
+export function openNullStore(sectors: number): LocalStore {
   return {
     kind: 'null',
     fd: -1,

@@ -252,8 +252,13 @@ export interface NativeAddon {
    * (native/nbd.c).
    */
   openNbd(uri: string, connections: number, waitMs: number, fua: boolean): Promise<NbdStoreInfo>;
-  /** Stops a store's connections once their requests are answered (at most waitMs), after a last flush; its last log lines ("" for none). */
-  closeNbd(handle: number): string;
+  /**
+   * Forgets the handle at once, then, on libuv's thread pool, stops the
+   * store's connections once their requests are answered (at most waitMs)
+   * after a last flush (at most waitMs too): the promise of its last log
+   * lines ("" for none), never rejected. Throws at once for an unknown handle.
+   */
+  closeNbd(handle: number): Promise<string>;
   /** The store's log lines since the last call, newline-terminated ("" for none). */
   nbdMessages(handle: number): string;
   /**
@@ -264,20 +269,25 @@ export interface NativeAddon {
    * goes in ops' fd with IoOpFlag.Remote (native/rbd.c).
    */
   openRbd(options: RbdOpenOptions): Promise<{ handle: number; size: number }>;
-  /** The image's size in bytes now (librbd follows resizes through its header watch). */
-  rbdSize(handle: number): number;
-  /** Waits for the image's operations in flight, then closes it and its connection. */
-  closeRbd(handle: number): void;
+  /**
+   * Forgets the handle at once, then, on libuv's thread pool, waits for the
+   * image's operations in flight (each ends within rados_osd_op_timeout) and
+   * closes it and its connection: the promise settles then, never rejected.
+   * Throws at once for an unknown handle.
+   */
+  closeRbd(handle: number): Promise<void>;
   /**
    * The exclusive lock and the metadata of an open image, off the main
    * thread (each waits on the cluster): lockState, lockAcquire,
    * lockBreak(owner: the address lockState names; the cluster blocklists
-   * it), metadataGet(key) (null when unset), metadataSet(key, value).
+   * it), metadataGet(key) (null when unset), metadataSet(key, value),
+   * size (bytes now: librbd follows resizes through its header watch, and
+   * may refresh the image from the OSDs first, so it waits on them too).
    */
   rbdCall(handle: number, kind: RbdCallKind, ...args: string[]): Promise<unknown>;
 }
 
-export type RbdCallKind = 'lockState' | 'lockAcquire' | 'lockBreak' | 'metadataGet' | 'metadataSet';
+export type RbdCallKind = 'lockState' | 'lockAcquire' | 'lockBreak' | 'metadataGet' | 'metadataSet' | 'size';
 
 /** Who holds an image's exclusive lock, and who watches its header. */
 export interface RbdLockState {
@@ -392,7 +402,6 @@ export const native: NativeAddon = {
   closeNbd: (handle) => loadAddon().closeNbd(handle),
   nbdMessages: (handle) => loadAddon().nbdMessages(handle),
   openRbd: (options) => loadAddon().openRbd(options),
-  rbdSize: (handle) => loadAddon().rbdSize(handle),
   closeRbd: (handle) => loadAddon().closeRbd(handle),
   rbdCall: (handle, kind, ...args) => loadAddon().rbdCall(handle, kind, ...args),
 };

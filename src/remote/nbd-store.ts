@@ -8,6 +8,7 @@ import type { BlockStore } from '../backend/block-store';
 import { StoreError } from '../backend/file-store';
 import type { NativeAddon, NbdStoreInfo } from '../native/addon';
 import { allowedOwners, checkParent, kindOf } from '../safe-files/checks';
+import { closeRemote } from './remote-closes';
 import type { NbdTarget } from './remote-uri';
 
 /** AoE addresses sectors with 48 bits. */
@@ -118,11 +119,19 @@ export async function openNbdStore(
   const fetchMessages = (): void => {
     for (const line of addon.nbdMessages(info.handle).split('\n')) if (line !== '') o.onMessage?.(`${o.target.uri}: ${line}`);
   };
-  const close = (): void => {
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    if (closing !== undefined) return closing;
     // What the connections said last, including the final flush's trouble; then the handle is gone.
     if (o.onMessage !== undefined) fetchMessages();
-    const last = addon.closeNbd(info.handle);
-    for (const line of last.split('\n')) if (line !== '') o.onMessage?.(`${o.target.uri}: ${line}`);
+    const say = (line: string): void => o.onMessage?.(`${o.target.uri}: ${line}`);
+    closing = closeRemote(
+      () => addon.closeNbd(info.handle),
+      (err) => say(`cannot close: ${err.message}`),
+    ).then((last = '') => {
+      for (const line of last.split('\n')) if (line !== '') say(line);
+    });
+    return closing;
   };
   let size: { sectors: number; tail: number };
   try {
@@ -132,7 +141,7 @@ export async function openNbdStore(
       );
     size = nbdSectors(info.size, o.target.uri, o.offsetSectors, o.lengthSectors);
   } catch (e) {
-    close();
+    void close();
     throw e;
   }
   let timer: NodeJS.Timeout | undefined;
@@ -159,7 +168,7 @@ export async function openNbdStore(
     durableWrites: o.sync && info.canFua,
     close() {
       if (timer !== undefined) clearInterval(timer);
-      close();
+      return close();
     },
   };
 }

@@ -14,8 +14,9 @@
 import type { Logger } from 'pino';
 import type { ExportState } from '../config/export-config';
 import { reconcileState } from '../config/saved-state';
-import type { NativeAddon, RbdLockState } from '../native/addon';
+import type { NativeAddon, RbdCallKind, RbdLockState } from '../native/addon';
 import { ESHUTDOWN } from '../native/errno';
+import { remotePoolShare } from './pool-share';
 import { decodeState, encodeState } from '../config/saved-state';
 
 /** Why a gateway stopped when the cluster refused it (its I/O, or a look at the lock, said EBLOCKLISTED). */
@@ -176,8 +177,7 @@ export class RbdFailover<E extends GatedExport> {
    * and the config's mask applied to it again. A fenced gateway saves nothing.
    */
   private saveState(g: Gate<E>, s: ExportState): Promise<void> {
-    if (g.role === 'owner')
-      return this.p.addon.rbdCall(g.e.store.fd, 'metadataSet', STATE_KEY, encodeState(g.e.key, s)) as Promise<void>;
+    if (g.role === 'owner') return this.call(g.e.store.fd, 'metadataSet', STATE_KEY, encodeState(g.e.key, s)) as Promise<void>;
     if (g.role === 'fenced') return Promise.reject(new Error(`${g.e.key} was fenced: its state is the new owner's to save`));
     return Promise.resolve();
   }
@@ -218,8 +218,13 @@ export class RbdFailover<E extends GatedExport> {
     this.standBy(g, owner, st);
   }
 
+  /** An rbd call on libuv's pool, within the share remote stores may hold (pool-share.ts). */
+  private call(handle: number, kind: RbdCallKind, ...args: string[]): Promise<unknown> {
+    return remotePoolShare.run(() => this.p.addon.rbdCall(handle, kind, ...args));
+  }
+
   private lockState(g: Gate<E>): Promise<RbdLockState> {
-    return this.p.addon.rbdCall(g.e.store.fd, 'lockState') as Promise<RbdLockState>;
+    return this.call(g.e.store.fd, 'lockState') as Promise<RbdLockState>;
   }
 
   private lookFailed(g: Gate<E>, err: Error & { code?: string }): void {
@@ -245,11 +250,11 @@ export class RbdFailover<E extends GatedExport> {
   /** Breaks `breakOwner`'s lock (if any), takes the lock, reads the state from the image, serves and announces. */
   private async acquire(g: Gate<E>, breakOwner: string | null, why: string): Promise<void> {
     const t0 = performance.now();
-    const { addon, log } = this.p;
+    const { log } = this.p;
     const h = g.e.store.fd;
-    if (breakOwner !== null) await addon.rbdCall(h, 'lockBreak', breakOwner);
-    await addon.rbdCall(h, 'lockAcquire');
-    const text = (await addon.rbdCall(h, 'metadataGet', STATE_KEY)) as string | null;
+    if (breakOwner !== null) await this.call(h, 'lockBreak', breakOwner);
+    await this.call(h, 'lockAcquire');
+    const text = (await this.call(h, 'metadataGet', STATE_KEY)) as string | null;
     const e = g.e;
     if (text !== null) {
       const saved = decodeState(text.trimEnd(), e.key);
@@ -260,9 +265,9 @@ export class RbdFailover<E extends GatedExport> {
         return;
       }
       // A mask this gateway's config sets wins over the image's: saved there before serving.
-      if (this.adopt(e, saved)) await addon.rbdCall(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
+      if (this.adopt(e, saved)) await this.call(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
     } else {
-      await addon.rbdCall(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
+      await this.call(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
     }
     g.role = 'owner';
     e.held = null;

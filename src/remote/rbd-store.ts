@@ -9,11 +9,13 @@ import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { CephConfError, cephConnectionSettings, cephIdProblem, readCephConf } from './ceph-conf';
 import { rbdImageSpec, type RbdTarget } from './rbd-spec';
+import { remotePoolShare } from './pool-share';
+import { closeRemote } from './remote-closes';
 
 /** AoE addresses sectors with 48 bits. */
 const MAX_SECTORS = 2 ** 48 - 1;
 
-export type RbdAddon = Pick<NativeAddon, 'openRbd' | 'rbdSize' | 'closeRbd'>;
+export type RbdAddon = Pick<NativeAddon, 'openRbd' | 'rbdCall' | 'closeRbd'>;
 
 export interface RbdStoreOptions {
   target: RbdTarget;
@@ -31,7 +33,7 @@ export interface RbdStoreOptions {
 
 /** A remote store whose size can change under it: the sectors after the offset now. */
 export interface ResizableStore extends BlockStore {
-  sizeNow(): number;
+  sizeNow(): Promise<number>;
 }
 
 /**
@@ -87,6 +89,9 @@ export function rbdSectors(
 /** Codes of a failure that may pass by itself (the cluster is down or busy): a restart or reload tries again. */
 const PASSING = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'EAGAIN', 'EBUSY', 'EIO']);
 
+/** closeRbd fails only for a handle closed already, which `closing` below rules out. */
+function ignoreCloseError(): void {}
+
 /** Opens the image; the connection is made on libuv's thread pool, so the event loop goes on meanwhile. */
 export async function openRbdStore(o: RbdStoreOptions, addon: RbdAddon): Promise<ResizableStore> {
   const spec = rbdImageSpec(o.target);
@@ -120,10 +125,10 @@ export async function openRbdStore(o: RbdStoreOptions, addon: RbdAddon): Promise
   try {
     size = rbdSectors(info.size, spec, o.offsetSectors, o.lengthSectors);
   } catch (e) {
-    addon.closeRbd(info.handle);
+    void closeRemote(() => addon.closeRbd(info.handle), ignoreCloseError);
     throw e;
   }
-  let closed = false;
+  let closing: Promise<void> | undefined;
   const handle = info.handle;
   return {
     kind: 'remote',
@@ -135,11 +140,13 @@ export async function openRbdStore(o: RbdStoreOptions, addon: RbdAddon): Promise
     description: o.target.uri,
     unservedTailBytes: size.tail,
     ...(o.readOnly ? {} : { rbdSpec: spec }),
-    sizeNow: () => Math.floor(addon.rbdSize(handle) / 512) - o.offsetSectors,
+    sizeNow: async () => {
+      const bytes = (await remotePoolShare.run(() => addon.rbdCall(handle, 'size'))) as number;
+      return Math.floor(bytes / 512) - o.offsetSectors;
+    },
     close() {
-      if (closed) return;
-      closed = true;
-      addon.closeRbd(handle);
+      closing ??= closeRemote(() => addon.closeRbd(handle), ignoreCloseError).then(() => undefined);
+      return closing;
     },
   };
 }

@@ -1,7 +1,7 @@
 // Opening an export whose `file` is a URI: what such an export cannot do is
 // refused with the reason (it has no local file), then the store of its
 // scheme is opened, off the event loop (the addon opens on libuv's pool),
-// a bounded number at once (open-limit.ts). A store that arrives after its
+// a bounded number at once (pool-share.ts). A store that arrives after its
 // opener gave it up (the daemon stops, the reload was refused) is closed,
 // never handed out.
 
@@ -11,11 +11,11 @@ import type { ExportConfig } from '../config/export-config';
 import type { NativeAddon } from '../native/addon';
 import { DEFAULT_CEPH_CONF, DEFAULT_CEPH_ID } from './ceph-conf';
 import { openNbdStore } from './nbd-store';
-import { OpenAbandoned, remoteOpens } from './open-limit';
+import { WorkAbandoned, remotePoolShare } from './pool-share';
 import { openRbdStore, rbdExportProblems } from './rbd-store';
 import { DEFAULT_NBD_CONNECTIONS, DEFAULT_REMOTE_TIMEOUT, parseRemoteUri, RemoteUriError } from './remote-uri';
 
-export type RemoteAddon = Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages' | 'openRbd' | 'rbdSize' | 'closeRbd'>;
+export type RemoteAddon = Pick<NativeAddon, 'openNbd' | 'closeNbd' | 'nbdMessages' | 'openRbd' | 'rbdCall' | 'closeRbd'>;
 
 /** Why an export with a URI for `file` cannot be served as configured; empty when it can. */
 export function remoteExportProblems(c: ExportConfig): string[] {
@@ -51,18 +51,18 @@ export async function openRemoteStore(c: ExportConfig, addon: RemoteAddon, opts:
   // The opens of the addon take their turn; the rest of the addon is used as it is.
   const limited: RemoteAddon = {
     ...pick(addon),
-    openRbd: (o) => remoteOpens.run(() => addon.openRbd(o), signal),
-    openNbd: (...args) => remoteOpens.run(() => addon.openNbd(...args), signal),
+    openRbd: (o) => remotePoolShare.run(() => addon.openRbd(o), signal),
+    openNbd: (...args) => remotePoolShare.run(() => addon.openNbd(...args), signal),
   };
   let store: BlockStore;
   try {
     store = await openOf(c, target, limited, onMessage);
   } catch (e) {
-    if (e instanceof OpenAbandoned) throw givenUp(c);
+    if (e instanceof WorkAbandoned) throw givenUp(c);
     throw e;
   }
   if (signal?.aborted) {
-    store.close();
+    void store.close(); // the stop waits for it (remote-closes.ts)
     throw givenUp(c);
   }
   return store;
@@ -75,7 +75,7 @@ function pick(addon: RemoteAddon): RemoteAddon {
     closeNbd: (h) => addon.closeNbd(h),
     nbdMessages: (h) => addon.nbdMessages(h),
     openRbd: (o) => addon.openRbd(o),
-    rbdSize: (h) => addon.rbdSize(h),
+    rbdCall: (h, kind, ...args) => addon.rbdCall(h, kind, ...args),
     closeRbd: (h) => addon.closeRbd(h),
   };
 }

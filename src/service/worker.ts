@@ -59,7 +59,7 @@ export interface ServerLike {
   /** Serves a held export (unreadable saved state) with `state`, saved first. Server.release. */
   release?(key: string, state: ExportState): Promise<ExportState>;
   /** Takes an export's backing store at its size now (control socket resize); throws when it shrank. */
-  resizeExport?(key: string): ResizeResult;
+  resizeExport?(key: string): Promise<ResizeResult>;
   /** Breaks the lock of a standby rbd export's owner and serves it here (control socket takeover). Server.takeover. */
   takeover?(key: string): Promise<{ key: string; brokeFrom: string | null; ms: number }>;
   /** Per-initiator views and snapshots (server.ts); absent in test stubs. */
@@ -457,7 +457,7 @@ export class WorkerCore {
     return this.server.takeover(exportKey(e));
   }
 
-  private resize(key: string | undefined): ResizeResult {
+  private resize(key: string | undefined): Promise<ResizeResult> {
     const e = this.find(key);
     if (!this.server?.resizeExport) throw new Error('this server cannot resize exports');
     return this.server.resizeExport(exportKey(e));

@@ -91,14 +91,14 @@ export class ExportSet {
     try {
       release = this.p.storeClaims.claim(c, store.fd);
     } catch (e) {
-      store.close();
+      void store.close();
       // Another process serves it: the configuration (or the other process) must change, so a retry would not help.
       throw new StoreError((e as Error).message);
     }
     const close = store.close.bind(store);
     store.close = () => {
       release();
-      close();
+      return close();
     };
     return store;
   }
@@ -134,7 +134,7 @@ export class ExportSet {
     try {
       e = new EngineExport<ExportViews>(id, c, store, this.p.opts.requestSlots, reconciled?.state);
     } catch (err) {
-      store.close();
+      void store.close();
       throw new ConfigError(`${key}: ${(err as Error).message}`);
     }
     e.held = held;
@@ -144,7 +144,7 @@ export class ExportSet {
         e.serveViews(views, new ViewStores(views, store));
       } catch (err) {
         if (isUnsafeViewsPlace(err)) {
-          store.close();
+          void store.close();
           throw new ConfigError(`${key}: cannot open the views in ${viewsDirOf(c)}: ${(err as Error).message}`);
         }
         // Anything else holds this export alone; the others serve (a start or restart must not fail because of one views dir).
@@ -187,7 +187,7 @@ export class ExportSet {
     while (e.inflight > 0) await this.p.drain.wait();
     this.p.engine.exports[e.id] = null;
     await e.views?.closeAndSave();
-    e.store.close();
+    await e.store.close(); // a remote store's off the event loop: the others serve meanwhile
     this.p.log.info({ export: e.key }, 'export removed');
   }
 
@@ -205,6 +205,8 @@ export class ExportSet {
 
   /** Stop, last step (nothing in flight): logs each export's counters, makes written data durable and closes it. */
   async closeAll(): Promise<void> {
+    // Remote stores close together: a stop waits for about the slowest (each bounded by its remote-timeout), not their sum.
+    const closing: Promise<void>[] = [];
     for (const e of this.byKey.values()) {
       // What the export did, for the log a user reads after stopping it.
       this.p.log.info(
@@ -220,8 +222,9 @@ export class ExportSet {
         }
       }
       await e.views?.closeAndSave();
-      e.store.close();
+      closing.push(Promise.resolve(e.store.close()));
     }
+    await Promise.all(closing);
     this.byKey.clear();
   }
 }

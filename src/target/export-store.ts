@@ -2,7 +2,7 @@
 // opens it and `vbladed --check` tries it.
 
 import * as fs from 'node:fs';
-import type { BlockStore } from '../backend/block-store';
+import type { BlockStore, LocalStore } from '../backend/block-store';
 import { openFileStore, StoreError } from '../backend/file-store';
 import { openNullStore } from '../backend/null-store';
 import { checkReflinkPlace } from '../backend/reflink';
@@ -58,7 +58,7 @@ export async function openExportStore(
 }
 
 /** Opens an export's file (or block device) alone, as the server does after its other checks. */
-export function openExportFile(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize'>): BlockStore {
+export function openExportFile(c: ExportConfig, addon: Pick<NativeAddon, 'blockDeviceSize'>): LocalStore {
   return openFileStore({
     file: c.file,
     // With views the image is only ever cloned and read.

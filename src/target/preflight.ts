@@ -34,7 +34,7 @@ export async function preflightExports(
       if (partial !== undefined) warnings.push(partial);
       const lease = c.views === undefined ? undefined : leaseWarning(c, store.fd, addon);
       if (lease !== undefined) warnings.push(lease);
-      store.close();
+      await store.close();
     } catch (e) {
       problems.push(`${exportKey(c)}: ${(e as Error).message}`);
     }

@@ -77,11 +77,11 @@ export class Reloader {
     } catch (err) {
       // Another process holds a new interface's claim, an unsafe claim directory: nothing serving was touched yet.
       for (const old of claimed) this.p.released(old.key, old.config.interfaces);
-      for (const s of [...plan.added, ...plan.replaced]) s.store.close();
+      for (const s of [...plan.added, ...plan.replaced]) void s.store.close();
       throw err;
     }
     if (refused.size > 0) {
-      for (const a of plan.added) if (refused.has(exportKey(a.config))) a.store.close();
+      for (const a of plan.added) if (refused.has(exportKey(a.config))) void a.store.close();
       plan.added = plan.added.filter((a) => !refused.has(exportKey(a.config)));
       plan.summary.added = plan.summary.added.filter((k) => !refused.has(k));
       plan.summary.refused = [...refused];
@@ -100,7 +100,7 @@ export class Reloader {
     for (const m of plan.masked) if (m.old.reconfigureMask(m.config)) this.p.persist(m.old);
     for (const e of plan.grown) {
       try {
-        this.p.resizer.resizeExport(e.key); // announces it
+        await this.p.resizer.resizeExport(e.key); // announces it
       } catch (err) {
         // Shrunk again since the probe: the export keeps its size, as the size watch would.
         this.p.log.warn({ export: e.key, err: (err as Error).message }, 'cannot grow the export');
@@ -195,7 +195,7 @@ export class Reloader {
     } catch (err) {
       // Opens still running (refuseViewsOff threw while they ran) are waited for, so that each store is closed.
       await Promise.all(opening);
-      for (const store of opened) store.close();
+      for (const store of opened) void store.close();
       throw err;
     }
     return plan;
@@ -237,7 +237,7 @@ export class Reloader {
     try {
       const probe = await this.p.exports.openStore({ ...e.config, readOnly: true, direct: false }, false);
       const now = probe.sectors;
-      probe.close();
+      void probe.close(); // a file: closed at once
       return now === e.store.sectors ? 'same' : now > e.store.sectors ? 'grown' : 'shrunk';
     } catch {
       return 'same';

@@ -28,6 +28,8 @@ export class Resizer {
   private sizeWatch: NodeJS.Timeout | null = null;
   /** The resize refusal last logged for an export by the size watch. */
   private readonly shrinkReported = new Map<string, string>();
+  /** Exports whose size the watch is reading now. */
+  private readonly checking = new Set<string>();
   private stopping = false;
 
   constructor(private readonly p: ResizerParts) {}
@@ -41,7 +43,7 @@ export class Resizer {
    * aoe-revalidate). A backing store now smaller than the exported size is
    * refused: the export keeps its size.
    */
-  resizeExport(key: string): ResizeResult {
+  async resizeExport(key: string): Promise<ResizeResult> {
     const e = this.p.exports.get(key);
     if (!e) throw new ResizeError(`no export ${key}; "vblade ctl list" shows the exports`);
     const base = { key, file: e.store.description, oldSectors: e.store.sectors, newSectors: e.store.sectors };
@@ -56,11 +58,15 @@ export class Resizer {
         ...base,
         unchanged: `the export has a fixed length (length / -l ${e.config.lengthSectors}); change it and reload to grow`,
       };
-    // A remote store that follows its size (an rbd image) says it; a file is asked with fstat.
-    const now =
-      e.store.sizeNow !== undefined
-        ? e.store.sizeNow()
-        : sectorsAfterOffset(e.store.fd, e.config.offsetSectors, (fd) => this.p.addon.blockDeviceSize(fd));
+    // A remote store that follows its size (an rbd image) says it, off the event loop (it may wait on its cluster);
+    // a file is asked with fstat.
+    let now: number;
+    if (e.store.sizeNow !== undefined) {
+      now = await e.store.sizeNow();
+      if (this.p.exports.get(key) !== e || e.closing) throw new ResizeError(`${key} was removed while its size was read`);
+    } else {
+      now = sectorsAfterOffset(e.store.fd, e.config.offsetSectors, (fd) => this.p.addon.blockDeviceSize(fd));
+    }
     if (now < e.store.sectors) {
       throw new ResizeError(
         `${key}: ${e.store.description} is now ${describeSize(Math.max(0, now))} after the offset, smaller than the ` +
@@ -108,17 +114,21 @@ export class Resizer {
     if (this.stopping) return;
     for (const e of this.p.exports.values()) {
       const follows = e.store.kind === 'file' || e.store.sizeNow !== undefined;
-      if (!follows || e.config.lengthSectors !== undefined || e.closing) continue;
-      try {
-        this.resizeExport(e.key);
-        this.shrinkReported.delete(e.key);
-      } catch (err) {
-        // Said once, not at every check.
-        const message = (err as Error).message;
-        if (this.shrinkReported.get(e.key) === message) continue;
-        this.shrinkReported.set(e.key, message);
-        this.p.log.error({ export: e.key, file: e.store.description }, message);
-      }
+      // One check of an export at a time: a cluster that hangs holds one, not one more every period.
+      if (!follows || e.config.lengthSectors !== undefined || e.closing || this.checking.has(e.key)) continue;
+      this.checking.add(e.key);
+      this.resizeExport(e.key)
+        .then(
+          () => this.shrinkReported.delete(e.key),
+          (err: Error) => {
+            if (this.stopping) return;
+            // Said once, not at every check.
+            if (this.shrinkReported.get(e.key) === err.message) return;
+            this.shrinkReported.set(e.key, err.message);
+            this.p.log.error({ export: e.key, file: e.store.description }, err.message);
+          },
+        )
+        .finally(() => this.checking.delete(e.key));
     }
   }
 }

@@ -38,6 +38,7 @@ import { Resizer } from './resize';
 import { StateKeeper, type ServerHooks } from './state-keeper';
 import { serverStats } from './stats';
 import { RbdFailover } from '../remote/rbd-failover';
+import { remoteClosesDone } from '../remote/remote-closes';
 
 export type { ServerOptions } from './options';
 export type { ServerHooks } from './state-keeper';
@@ -209,7 +210,7 @@ export class Server {
         stores.delete(key);
         this.exportSet.add(c, undefined, store);
       }
-      for (const store of stores.values()) store.close(); // refused exports
+      for (const store of stores.values()) void store.close(); // refused exports
       stores.clear();
       this.linkSet.openAll(requireAnInterface);
       for (const name of missing) {
@@ -220,7 +221,7 @@ export class Server {
         );
       }
     } catch (e) {
-      for (const store of stores.values()) store.close();
+      for (const store of stores.values()) void store.close();
       throw e;
     }
   }
@@ -309,7 +310,7 @@ export class Server {
           if (this.stopping) throw new Error('the daemon is stopping');
           this.exportSet.add(c, undefined, store);
         } catch (err) {
-          store?.close();
+          void store?.close();
           this.claims.releaseExport(key);
           this.log.warn({ export: key, err: (err as Error).message }, `${key}: its address is free, but it cannot be served yet`);
           continue;
@@ -386,6 +387,8 @@ export class Server {
     while (this.exports.some((e) => e.saving)) await new Promise((r) => setTimeout(r, 5));
     this.engine.flushAll();
     await this.exportSet.closeAll();
+    // Remote stores closed on error paths (a reload refused, a store given up) finish their last flush first.
+    await remoteClosesDone();
     this.linkSet.closeAll();
     this.engine.io.stopPolling();
     this.engine.io.close();
@@ -439,7 +442,7 @@ export class Server {
   // ---- administration ----------------------------------------------------------
 
   /** Takes an export's backing store at its size now (resize.ts). */
-  resizeExport(key: string): ResizeResult {
+  resizeExport(key: string): Promise<ResizeResult> {
     return this.resizer.resizeExport(key);
   }
 

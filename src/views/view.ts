@@ -3,7 +3,7 @@
 // and the server: the pieces ExportViews and ImageSharing both use.
 
 import * as fs from 'node:fs';
-import type { BlockStore } from '../backend/block-store';
+import type { BlockStore, LocalStore } from '../backend/block-store';
 import { OwnBlocks } from './own-blocks';
 import type { ViewDates } from './view-meta';
 
@@ -65,7 +65,7 @@ export class View {
 
   constructor(
     readonly name: string,
-    public store: BlockStore,
+    public store: LocalStore,
     readonly dates: ViewDates,
   ) {}
 
@@ -83,7 +83,7 @@ export class View {
 }
 
 /** A view's store remembers its view, so the engine can mark it written without a lookup. */
-export interface ViewStore extends BlockStore {
+export interface ViewStore extends LocalStore {
   viewIndex: number;
 }
 

@@ -70,15 +70,15 @@ t.test('a block device is refused with what to do instead', async (t) => {
     openExportStore(exportOf(dev, { detectZeroes: 'unmap' }), native),
     /detect-zeroes = unmap works on regular files only.*block device.*detect-zeroes = off/,
   );
-  (await openExportStore(exportOf(dev), native)).close(); // the same device without the key opens
-  (await openExportStore(exportOf(dev, { detectZeroes: 'unmap', readOnly: true }), native)).close(); // no writes: nothing to punch
+  await (await openExportStore(exportOf(dev), native)).close(); // the same device without the key opens
+  await (await openExportStore(exportOf(dev, { detectZeroes: 'unmap', readOnly: true }), native)).close(); // no writes: nothing to punch
   t.pass('without the key, or read-only, the device opens');
 });
 
 t.test('the probe for hole punching leaves the file as it was', async (t) => {
   const file = await patternFile(t, 9); // 4608 bytes: the probe punches past the end, from 8192
   const before = statSync(file);
-  (await openExportStore(exportOf(file, { detectZeroes: 'unmap' }), native)).close();
+  await (await openExportStore(exportOf(file, { detectZeroes: 'unmap' }), native)).close();
   const after = statSync(file);
   t.equal(after.size, before.size, 'same size');
   t.equal(after.blocks, before.blocks, 'same allocation');

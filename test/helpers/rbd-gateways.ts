@@ -40,7 +40,7 @@ export interface Segment {
 /**
  * A veth pair from the cluster's namespace to `seg.init` (or `veth`, made
  * before) and a vbladed serving rbd:`spec` on it; `more` is added to its
- * config, IFACE standing for its interface.
+ * config, IFACE standing for its interface; `env` is added to its environment.
  */
 export async function gateway(
   t: Parameters<typeof startCeph>[0],
@@ -50,6 +50,7 @@ export async function gateway(
   spec: string,
   veth?: { targetIf: string; initIf: string },
   more = '',
+  env?: NodeJS.ProcessEnv,
 ): Promise<Gateway> {
   const init = seg.init;
   let targetIf: string;
@@ -71,7 +72,7 @@ export async function gateway(
     conf,
     `[daemon]\ncontrol-socket = ${socket}\ncontrol-group = nogroup\n\n[export ${KEY}]\nfile = rbd:${spec}\nceph-conf = ${cluster.conf}\ninterfaces = ${targetIf}\n${more.replace(/IFACE/g, targetIf)}`,
   );
-  const daemon = spawnVbladed(t, cluster.ns, conf, dir);
+  const daemon = spawnVbladed(t, cluster.ns, conf, dir, env);
   await daemon.waitFor(/worker [0-9]+ is serving/, { timeoutMs: 60000 });
   const T: Target = {
     shelf: 9,

@@ -17,9 +17,9 @@ export const VBLADED = path.join(REPO, 'bin', 'vbladed.js');
 export const VBLADE = path.join(REPO, 'bin', 'vblade.js');
 
 /** `vbladed --foreground --config CONF` in `ns`, its run and state directories in `dir`, logging JSON to stderr. */
-export function spawnVbladed(t: TestLike, ns: Netns, conf: string, dir: string): Proc {
+export function spawnVbladed(t: TestLike, ns: Netns, conf: string, dir: string, env?: NodeJS.ProcessEnv): Proc {
   const dirs = ['--run-dir', path.join(dir, 'run'), '--state-dir', path.join(dir, 'state')];
-  return ns.spawn(t, process.execPath, [VBLADED, '--foreground', '--config', conf, ...dirs, '--log', 'stderr']);
+  return ns.spawn(t, process.execPath, [VBLADED, '--foreground', '--config', conf, ...dirs, '--log', 'stderr'], { env });
 }
 
 /** `vblade ctl ARGS` inside the namespace. */

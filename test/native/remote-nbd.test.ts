@@ -132,8 +132,30 @@ if (requireCommands(t, ['nbdkit', 'nbdcopy'])) {
     ring.close(); // must not free the buffer while libnbd may still write into it
     const waited = Date.now() - t0;
     t.ok(waited >= 500 && waited < 3000, `close returned once the read failed after the wait (${waited} ms)`);
-    native.closeNbd(info.handle);
+    await native.closeNbd(info.handle);
     t.pass('no crash');
+  });
+
+  t.test('close returns at once and settles after the final flush gives up on a server that hangs', async (t) => {
+    const server = await startNbdkit(t, ['memory', 'size=1M']);
+    const info = await native.openNbd(server.uri, 2, 1000, false);
+    t.ok(info.canFlush, 'the server can flush: the close flushes');
+    await server.proc.freeze();
+    t.teardown(() => server.proc.signal('SIGCONT'));
+    const t0 = performance.now();
+    const closing = native.closeNbd(info.handle);
+    const returned = performance.now() - t0;
+    t.ok(returned < 100, `closeNbd returned in ${returned.toFixed(1)} ms: the wait is not the event loop's`);
+    t.throws(() => native.nbdMessages(info.handle), /no nbd store has that handle/, 'the handle is forgotten at once');
+    t.throws(() => native.closeNbd(info.handle), /no nbd store has that handle/, 'a second close of it throws at once');
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 50);
+    const last = await closing;
+    clearInterval(ticker);
+    const settled = performance.now() - t0;
+    t.ok(settled >= 900, `the promise settled after the flush's wait (${settled.toFixed(0)} ms, wait 1000 ms)`);
+    t.ok(ticks >= 10, `the event loop ran meanwhile (${ticks} ticks of 50 ms)`);
+    t.match(last, /final flush at close did not complete/, 'its last lines say the flush did not complete');
   });
 
   t.test('nbd:// over TCP on the loopback', async (t) => {

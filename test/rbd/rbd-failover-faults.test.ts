@@ -10,6 +10,11 @@
 //   rbd_blocklist_on_break_lock = false and takes it. The old gateway
 //   acknowledges no write the image does not hold, stops serving, and says
 //   why in its log and in `vblade ctl list`.
+// - The cluster hangs under two served rbd exports, with libuv's pool of
+//   two threads: their lock looks and size checks wait on the OSD, and a
+//   file export the same daemon serves still answers reads, and saves its
+//   state (Config Set) at once: the size is read off the event loop, and
+//   remote work holds half the pool at most.
 //
 // Network safety: the cluster, the gateways and the lock-taking client run
 // in the cluster's namespace; the veths, the bridge and the namespaces are
@@ -211,4 +216,72 @@ t.test('the serving gateway loses the lock without being blocklisted', async (t)
   );
   t.not(again, 'acknowledged', `A serves no more writes: ${again}`);
   t.same(await readImage(cluster, spec, 200 * 512, 512), Buffer.alloc(512), 'and the image holds none');
+});
+
+t.test("a hung cluster's lock looks leave libuv's pool to the state saves of a file export", async (t) => {
+  if (!requireCeph(t)) return;
+  const { cluster, spec, seg } = await segment(t);
+  const other = await cluster.createImage('other', 16 * MiB);
+  const file = await patternFile(t, 2048, { dir: tempDir(t, 'file') });
+  // Two threads: the looks of the two rbd exports, each waiting on the OSD, would hold all of it.
+  const A = await gateway(
+    t,
+    cluster,
+    seg,
+    'a',
+    spec,
+    undefined,
+    `${TIMEOUT}\n[export e9.5]\nfile = rbd:${other}\nceph-conf = ${cluster.conf}\n${TIMEOUT}interfaces = IFACE\n\n[export e9.7]\nfile = ${file}\ninterfaces = IFACE\n`,
+    { UV_THREADPOOL_SIZE: '2' },
+  );
+  await until(
+    'both rbd exports to serve',
+    async () => !/NOT SERVED/.test((await ctlIn(cluster.ns, A.socket, 'list')).out),
+    30000,
+  );
+  const c = AoeClient.open(seg.bridge, { netns: seg.init.path, timeoutMs: 3000, retries: 0 });
+  t.teardown(() => c.close());
+  const F = { ...A.T, slot: 7 };
+  t.equal(await c.configForceSet(F, 'before'), 'before', 'the file export saves its config string');
+
+  await cluster.osd.freeze();
+  let stopped = true;
+  t.teardown(() => {
+    if (stopped) cluster.osd.signal('SIGCONT');
+  });
+  // Each export looks at its lock every 3 s; each look now waits up to remote-timeout (4 s) on the OSD.
+  await sleep(3500);
+  const times: number[] = [];
+  const reads: number[] = [];
+  for (const started = Date.now(); Date.now() - started < 8000;) {
+    const t0 = performance.now();
+    const value = `probe ${times.length}`;
+    const got = await c.configForceSet(F, value).catch((e: Error) => e.message);
+    times.push(performance.now() - t0);
+    t.equal(got, value, `Config Set ${times.length} answered with the saved string`);
+    const r0 = performance.now();
+    const read = await c.read(F, 1, 1).then(
+      (d) => Buffer.from(d),
+      (e: Error) => e.message,
+    );
+    reads.push(performance.now() - r0);
+    t.same(read, patternSectors(1, 1), `a read of it ${times.length} is answered with its data`);
+    await sleep(250);
+  }
+  const slowest = Math.max(...times);
+  t.comment(
+    `${times.length} Config Sets while the OSD hung: slowest ${slowest.toFixed(0)} ms, median ${times.sort((a, b) => a - b)[times.length >> 1].toFixed(1)} ms`,
+  );
+  t.ok(
+    slowest < 1000,
+    `each was saved and answered at once (slowest ${slowest.toFixed(0)} ms; a look holds its thread up to 4 s)`,
+  );
+  t.match(A.daemon.tail(200), /cannot look at the lock/, 'the looks did wait on the hung OSD');
+  const slowestRead = Math.max(...reads);
+  t.ok(
+    slowestRead < 1000,
+    `and each read of it at once (slowest ${slowestRead.toFixed(0)} ms; the size watch once read an rbd image's size on the event loop, 4 s)`,
+  );
+  cluster.osd.signal('SIGCONT');
+  stopped = false;
 });

@@ -110,7 +110,7 @@ if (requireCommands(t, ['nbdkit'])) {
     const store = await open(server.socket);
     t.equal(store.kind, 'remote');
     t.equal(store.sectors, 2048);
-    store.close();
+    await store.close();
   });
 
   t.test('servers that close or hang in the handshake', async (t) => {
@@ -145,7 +145,7 @@ if (requireCommands(t, ['nbdkit'])) {
     const store = await openExportStore(c, native);
     t.equal(store.sectors, 1, 'the whole sectors are served');
     t.match(partialSectorWarning(c, store), /last 488 bytes are not served/);
-    store.close();
+    await store.close();
     const huge = await startNbdkit(t, ['null', `size=${2n ** 62n}`]);
     await t.rejects(openRemoteStore(exportConfig({ file: huge.uri }), native), /more than AoE can address/);
     const empty = await startNbdkit(t, ['null', 'size=0']);
@@ -154,7 +154,7 @@ if (requireCommands(t, ['nbdkit'])) {
     await t.rejects(openRemoteStore(exportConfig({ file: ro.uri }), native), /serves .* read-only; set read-only = yes/);
     const roStore = await openRemoteStore(exportConfig({ file: ro.uri, readOnly: true }), native);
     t.equal(roStore.sectors, 2048, 'read-only = yes serves it');
-    roStore.close();
+    await roStore.close();
   });
 
   t.test('vbladed --check opens NBD exports as start does and names what is wrong', async (t) => {

@@ -1,11 +1,13 @@
-// A remote store that hangs while it is opened must not stall the daemon:
+// A remote store that hangs while it is opened, or closed, must not stall the daemon:
 // vbladed serves a file export, and a reload adds an export whose remote
 // store never answers (an nbd server that accepts and says nothing; a Ceph
 // monitor address where a listener accepts and says nothing), with a
 // remote-timeout of several seconds. While that reload is pending, a
 // Query Config and a read of the file export are answered at once, and
 // `vblade ctl list` too; then the reload is refused with the remote store's
-// own message, and the file export serves on.
+// own message, and the file export serves on. The same holds for a reload
+// that removes an export whose server stopped answering: its close (the
+// final flush, bounded by remote-timeout) runs off the event loop.
 //
 // Network safety: vbladed runs inside namespaces this test makes, on a veth
 // pair made there; the AoE client sends only on the pair's other end.
@@ -21,7 +23,7 @@ import { createNetns, createNetnsPair, createVeth, requireRoot, type Netns } fro
 import type { Proc } from '../../lab/process';
 import { requireCeph, startCeph } from '../helpers/ceph';
 import { patternFile, patternSectors, tempDir } from '../helpers/files';
-import { nbdUri } from '../helpers/nbd-server';
+import { nbdUri, startNbdkit } from '../helpers/nbd-server';
 import { waitLinkUp } from '../helpers/targets';
 import { ctlIn, spawnVbladed } from '../helpers/vbladed';
 
@@ -63,20 +65,23 @@ async function serveFile(t: Test, ns: Netns, targetIf: string, init: Netns, init
 }
 
 /**
- * Starts a reload that adds `added`, and while it is pending times a Query
+ * Starts a reload to the file export plus `extra` (an export to add, or
+ * nothing, removing the others), and while it is pending times a Query
  * Config, a read of the file export and `vblade ctl list`; then waits for
- * the reload. Returns the reload's outcome.
+ * the reload, which must take `leastWaitMs` at least (the remote store's
+ * wait; 0: not known). Returns the reload's outcome.
  */
 async function reloadWhileAsking(
   t: Test,
   ns: Netns,
   s: Served,
-  added: string,
+  extra: string,
+  leastWaitMs = (REMOTE_TIMEOUT_S - 1) * 1000,
 ): Promise<{ code: number | null; err: string; ms: number }> {
   let t0 = performance.now();
   await ctlIn(ns, s.socket, 'list');
   const idleListMs = performance.now() - t0;
-  fs.writeFileSync(s.conf, s.base + added);
+  fs.writeFileSync(s.conf, s.base + extra);
   const from = s.daemon.mark();
   const started = Date.now();
   let settled = false;
@@ -85,7 +90,7 @@ async function reloadWhileAsking(
     return { ...r, ms: Date.now() - started };
   });
   await s.daemon.waitFor(/reloading the configuration/, { from, timeoutMs: 10000 });
-  // The worker has the new config and is opening the remote store by now.
+  // The worker has the new config and is opening (or closing) the remote store by now.
   await sleep(500);
 
   t0 = performance.now();
@@ -118,7 +123,7 @@ async function reloadWhileAsking(
 
   const r = await reload;
   t.comment(`the reload was answered after ${r.ms} ms (remote-timeout ${REMOTE_TIMEOUT_S} s)`);
-  t.ok(r.ms >= (REMOTE_TIMEOUT_S - 1) * 1000, 'the reload waited for the remote store, as long as remote-timeout');
+  if (leastWaitMs > 0) t.ok(r.ms >= leastWaitMs, 'the reload waited for the remote store, as long as remote-timeout');
   return r;
 }
 
@@ -197,6 +202,25 @@ if (requireRoot(t)) {
     t.notMatch(log, /uncaught|FATAL|Segmentation/i, 'nothing crashed');
   });
 
+  t.test('a reload that removes an nbd export whose server stopped answering: the daemon answers meanwhile', async (t) => {
+    const pair = await createNetnsPair(t);
+    const s = await serveFile(t, pair.target, pair.targetIf, pair.init, pair.initIf);
+    const server = await startNbdkit(t, ['memory', 'size=16M']);
+    const nbdExport = `\n[export e1.2]\nfile = ${server.uri}\nremote-timeout = ${REMOTE_TIMEOUT_S}\ninterfaces = ${pair.targetIf}\n`;
+    fs.writeFileSync(s.conf, s.base + nbdExport);
+    const added = await ctlIn(pair.target, s.socket, 'reload');
+    t.equal(added.code, 0, added.err);
+    const T: Target = { ...s.file, slot: 2 };
+    await s.client.write(T, 0, patternSectors(50, 1));
+    t.same(Buffer.from(await s.client.read(T, 0, 1)), patternSectors(50, 1), 'the nbd export serves');
+    await server.proc.freeze(); // it answers nothing now: the close's final flush waits remote-timeout
+    const r = await reloadWhileAsking(t, pair.target, s, '');
+    t.equal(r.code, 0, `the reload is applied: ${r.err.trim()}`);
+    t.notMatch((await ctlIn(pair.target, s.socket, 'list')).out, /e1\.2/, 'e1.2 is no longer served');
+    t.match(s.daemon.tail(100), /final flush at close did not complete/, 'the log says the final flush did not complete');
+    server.proc.signal('SIGCONT');
+  });
+
   t.test('a Ceph monitor that accepts and never answers: the daemon answers meanwhile', async (t) => {
     if (!requireCeph(t)) return;
     const cluster = await startCeph(t);
@@ -234,5 +258,13 @@ if (requireRoot(t)) {
     const T: Target = { ...s.file, slot: 2 };
     await s.client.write(T, 0, patternSectors(100, 1));
     t.same(Buffer.from(await s.client.read(T, 0, 1)), patternSectors(100, 1), 'the rbd export added then serves');
+
+    // The OSD stops answering, and a reload removes the rbd export: librbd's close (the lock given back) waits on the OSD.
+    await cluster.osd.freeze();
+    t.teardown(() => cluster.osd.signal('SIGCONT'));
+    const removed = await reloadWhileAsking(t, cluster.ns, s, '', 0);
+    t.equal(removed.code, 0, `the reload is applied: ${removed.err.trim()}`);
+    t.notMatch((await ctlIn(cluster.ns, s.socket, 'list')).out, /e1\.2/, 'e1.2 is no longer served');
+    cluster.osd.signal('SIGCONT');
   });
 }

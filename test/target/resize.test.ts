@@ -29,7 +29,7 @@ t.test('resizeExport: a grown file is served at its new size at once, I/O in fli
   net.holdIo(true);
   const inFlight = initiator.read(3, 1);
   await settle(10);
-  const r = server.resizeExport('e1.2');
+  const r = await server.resizeExport('e1.2');
   t.same([r.oldSectors, r.newSectors, r.unchanged], [SECTORS, GROWN, undefined], 'old and new size');
   net.holdIo(false);
   const held = await initiator.ataReply(inFlight);
@@ -44,15 +44,19 @@ t.test('resizeExport: a grown file is served at its new size at once, I/O in fli
   t.notOk(w.ata.failed, 'the last new sector takes a write');
   t.equal(server.stats().exports[0].sectors, GROWN, 'stats show the new size');
   t.equal(server.exports.length, 1, 'the same export throughout');
-  t.equal(server.resizeExport('e1.2').unchanged, 'the backing store has not changed size', 'a second call changes nothing');
+  t.equal(
+    (await server.resizeExport('e1.2')).unchanged,
+    'the backing store has not changed size',
+    'a second call changes nothing',
+  );
 });
 
 t.test('a backing store smaller than the export is refused; the export keeps its size', async (t) => {
   const file = await patternFile(t, SECTORS);
   const { server, initiator } = await startInProcess(t, [exportOf(file)], { sizeCheckMs: 0 });
   truncateSync(file, 32 * 512);
-  t.throws(
-    () => server.resizeExport('e1.2'),
+  await t.rejects(
+    server.resizeExport('e1.2'),
     new ResizeError(
       `e1.2: ${file} is now 32 sectors (16 KiB) after the offset, smaller than the exported 64 sectors (32 KiB); ` +
         'the export keeps its size (reads and writes past the new end fail). Grow the backing store back, or, ' +
@@ -60,14 +64,14 @@ t.test('a backing store smaller than the export is refused; the export keeps its
     ),
   );
   t.equal(await identifySectors(initiator), SECTORS, 'IDENTIFY still says 64 sectors');
-  t.throws(() => server.resizeExport('e9.9'), /no export e9\.9; "vblade ctl list" shows the exports/);
+  await t.rejects(server.resizeExport('e9.9'), /no export e9\.9; "vblade ctl list" shows the exports/);
 });
 
 t.test('an export with a fixed length (-l) does not grow', async (t) => {
   const file = await patternFile(t, SECTORS);
   const { server, initiator } = await startInProcess(t, [exportOf(file, { lengthSectors: 48 })], { sizeCheckMs: 0 });
   appendFileSync(file, patternSectors(SECTORS, 64));
-  const r = server.resizeExport('e1.2');
+  const r = await server.resizeExport('e1.2');
   t.same([r.oldSectors, r.newSectors], [48, 48]);
   t.match(r.unchanged, /fixed length \(length \/ -l 48\)/);
   t.equal(await identifySectors(initiator), 48);
@@ -97,7 +101,7 @@ t.test('a store mapped in memory (tmpfs) serves the grown part too', async (t) =
   const file = await patternFile(t, SECTORS, { dir });
   const { server, initiator } = await startInProcess(t, [exportOf(file)], { sizeCheckMs: 0, mapInMemory: true });
   appendFileSync(file, patternSectors(SECTORS, GROWN - SECTORS));
-  t.equal(server.resizeExport('e1.2').newSectors, GROWN);
+  t.equal((await server.resizeExport('e1.2')).newSectors, GROWN);
   const r = await initiator.ataReply(initiator.read(250, 2));
   t.same(Buffer.from(r.ata.data), patternSectors(250, 2), 'read from the grown part of the mapped file');
   const w = await initiator.ataReply(initiator.write(240, patternSectors(1, 1)));

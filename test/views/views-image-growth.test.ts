@@ -114,7 +114,7 @@ t.test('online: the image grows while served; resize grows every view before the
   const a = new Initiator(r.net, IFACE, MAC_A);
   await write(a, 7, 0xaa);
   await growImage(image, MIB_SECTORS);
-  const res = r.server.resizeExport('e1.2');
+  const res = await r.server.resizeExport('e1.2');
   t.match(res, { oldSectors: MIB_SECTORS, newSectors: 2 * MIB_SECTORS });
   t.same(await read(a, 7), Buffer.alloc(512, 0xaa), "A's old write is intact");
   t.same(await read(a, MIB_SECTORS + 3), patternSectors(MIB_SECTORS + 3), "A reads the image's new data");
@@ -207,7 +207,7 @@ t.test(
     t.match(said?.msg, /non-blocking .*coreutils truncate.*"Resource temporarily unavailable" \(EAGAIN\): run it again now/);
     await truncate();
     t.equal(fs.statSync(image).size, 2 * MIB_SECTORS * 512, 'run again, it works');
-    t.match(r.server.resizeExport('e1.2'), { newSectors: 2 * MIB_SECTORS }, 'and the views grow with it');
+    t.match(await r.server.resizeExport('e1.2'), { newSectors: 2 * MIB_SECTORS }, 'and the views grow with it');
     t.same(
       await read(new Initiator(r.net, IFACE, MAC_A), 2 * MIB_SECTORS - 1),
       Buffer.alloc(512),

@@ -1,10 +1,10 @@
-// The bound on remote stores opening at once (src/remote/open-limit.ts):
-// each holds a thread of libuv's pool while its server keeps it waiting, so
-// many dead remote exports must leave threads for node:fs and the lock looks.
+// The share of libuv's pool that remote stores may hold (src/remote/pool-share.ts):
+// each open, close and rbd call holds a pool thread while its server keeps it
+// waiting, so many dead remote exports must leave threads for node:fs.
 
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { OpenAbandoned, OpenLimit, remoteOpens, threadPoolSize } from '../../src/remote/open-limit';
+import { PoolShare, WorkAbandoned, remotePoolShare, threadPoolSize } from '../../src/remote/pool-share';
 
 t.test('the pool size comes from UV_THREADPOOL_SIZE, else 4; the limit is half of it', async (t) => {
   t.equal(threadPoolSize({}), 4);
@@ -12,11 +12,11 @@ t.test('the pool size comes from UV_THREADPOOL_SIZE, else 4; the limit is half o
   for (const bad of ['0', '-3', 'many', '2.5', ''])
     t.equal(threadPoolSize({ UV_THREADPOOL_SIZE: bad }), 4, `"${bad}" is ignored`);
   t.equal(threadPoolSize({ UV_THREADPOOL_SIZE: '5000' }), 1024, 'libuv takes at most 1024');
-  t.equal(remoteOpens.max, Math.max(1, Math.floor(threadPoolSize() / 2)));
+  t.equal(remotePoolShare.max, Math.max(1, Math.floor(threadPoolSize() / 2)));
 });
 
 t.test('at most `max` run; the others wait their turn in order; a given-up one never runs', async (t) => {
-  const limit = new OpenLimit(2);
+  const limit = new PoolShare(2);
   const started: number[] = [];
   const finish = new Map<number, () => void>();
   const open = (i: number, signal?: AbortSignal) =>
@@ -33,7 +33,7 @@ t.test('at most `max` run; the others wait their turn in order; a given-up one n
   const outcome = results.map((p) =>
     p.then(
       (v) => `opened ${v}`,
-      (e: Error) => (e instanceof OpenAbandoned ? 'abandoned' : e.message),
+      (e: Error) => (e instanceof WorkAbandoned ? 'abandoned' : e.message),
     ),
   );
   await new Promise((r) => setImmediate(r));
