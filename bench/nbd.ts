@@ -23,8 +23,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestLike, sleep, tempDir } from '../lab/common';
 import { Netns, createNetns, createVeth } from '../lab/netns';
-import { Proc, which } from '../lab/process';
-import { LOADGEN } from './generators';
+import { Proc } from '../lab/process';
 import { NbdRound, NbdSide, nbdTable, summarizeNbd } from './nbd-results';
 import { loadAverage } from './report';
 import {
@@ -37,6 +36,7 @@ import {
   childCpuSeconds,
   cpuSecondsOf,
   log,
+  missingFor,
   remoteBenchMain,
   remoteBenchParser,
   runAsProgram,
@@ -89,14 +89,6 @@ export function parseNbdArgs(argv: string[]): NbdArgs {
 }
 
 /** Why the bench cannot run here, or undefined. */
-function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return 'the nbd bench needs root (network namespaces)';
-  const cmds = ['nbdkit', 'fio'].filter((c) => which(c) === undefined);
-  if (cmds.length > 0) return `missing command(s): ${cmds.join(', ')} (run: sudo bash scripts/setup.sh)`;
-  if (!existsSync(LOADGEN)) return `${LOADGEN} is missing: build it with \`npx node-gyp rebuild\``;
-  return undefined;
-}
-
 interface Lab {
   /** Private: nbdkit's socket, fio's reports. */
   dir: string;
@@ -269,5 +261,11 @@ export async function runNbdBench(t: TestLike, args: NbdArgs): Promise<{ rounds:
 
 if (require.main === module)
   runAsProgram('bench:nbd', () =>
-    remoteBenchMain('nbd bench', parseNbdArgs, missing, runNbdBench, (r) => r.ours.errors + r.fio.errors),
+    remoteBenchMain(
+      'nbd bench',
+      parseNbdArgs,
+      () => missingFor('nbd bench', ['nbdkit', 'fio']),
+      runNbdBench,
+      (r) => r.ours.errors + r.fio.errors,
+    ),
   );

@@ -17,13 +17,10 @@
 // checkout is left as it was. Everything made is removed at the end, also on
 // Ctrl-C (lab/'s exit net); only processes it started are stopped, by pid.
 
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestLike } from '../lab/common';
 import { CephCluster, rbdBenchRun, startCeph } from '../lab/ceph';
 import { Netns, createNetns, createVeth } from '../lab/netns';
-import { which } from '../lab/process';
-import { LOADGEN } from './generators';
 import { loadAverage } from './report';
 import { RbdRound, RbdSide, RbdWorkload, rbdTable, summarizeRbd } from './rbd-results';
 import {
@@ -34,6 +31,7 @@ import {
   checkRemoteBenchArgs,
   cpuSecondsOf,
   log,
+  missingFor,
   remoteBenchMain,
   remoteBenchParser,
   runAsProgram,
@@ -71,13 +69,8 @@ export function parseRbdArgs(argv: string[]): RbdArgs {
 }
 
 /** Why the bench cannot run here, or undefined. */
-function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return 'the rbd bench needs root (network namespaces)';
-  const cmds = ['ceph-mon', 'ceph-osd', 'ceph', 'rbd', 'ceph-authtool', 'monmaptool'].filter((c) => which(c) === undefined);
-  if (cmds.length > 0) return `missing command(s): ${cmds.join(', ')} (run: sudo bash scripts/setup.sh)`;
-  if (!existsSync(LOADGEN)) return `${LOADGEN} is missing: build it with \`npx node-gyp rebuild\``;
-  return undefined;
-}
+/** What the rbd bench runs: a cluster of its own, and rbd bench beside ours. */
+const RBD_COMMANDS = ['ceph-mon', 'ceph-osd', 'ceph', 'rbd', 'ceph-authtool', 'monmaptool'];
 
 interface Lab {
   cluster: CephCluster;
@@ -205,4 +198,12 @@ export async function runRbdBench(t: TestLike, args: RbdArgs): Promise<{ rounds:
 }
 
 if (require.main === module)
-  runAsProgram('bench:rbd', () => remoteBenchMain('rbd bench', parseRbdArgs, missing, runRbdBench, (r) => r.ours.errors));
+  runAsProgram('bench:rbd', () =>
+    remoteBenchMain(
+      'rbd bench',
+      parseRbdArgs,
+      () => missingFor('rbd bench', RBD_COMMANDS),
+      runRbdBench,
+      (r) => r.ours.errors,
+    ),
+  );

@@ -3,17 +3,26 @@
 // target started in a namespace and driven by aoe-loadgen from another, the
 // CPU a process used, and the main() that prints and writes the report.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { TestLike, sleep } from '../lab/common';
 import { Netns } from '../lab/netns';
-import { Proc } from '../lab/process';
+import { Proc, which } from '../lab/process';
 import { LOADGEN, LoadgenReport, parseLoadgenOutput } from './generators';
 import { describeMachine, loadAverage } from './report';
 import { ROOT } from './targets';
 
 /** One pairing of a baseline's run with an aoe-loadgen run against our target. */
+/** Why `bench` cannot run here (not root, a command or aoe-loadgen missing), or undefined when it can. */
+export function missingFor(bench: string, commands: readonly string[]): string | undefined {
+  if (process.getuid?.() !== 0) return `the ${bench} needs root (network namespaces)`;
+  const absent = commands.filter((c) => which(c) === undefined);
+  if (absent.length > 0) return `missing command(s): ${absent.join(', ')} (run: sudo bash scripts/setup.sh)`;
+  if (!existsSync(LOADGEN)) return `${LOADGEN} is missing: build it with \`npx node-gyp rebuild\``;
+  return undefined;
+}
+
 export interface RemoteWorkload {
   name: string;
   op: 'read' | 'write';
