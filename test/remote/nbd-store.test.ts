@@ -176,6 +176,31 @@ if (requireCommands(t, ['nbdkit'])) {
     t.match(problems[1], /^e1\.3: the nbd socket .*gone\.sock does not exist/);
   });
 
+  t.test('vbladed --check opens the exports together: two servers that hang cost one remote-timeout', async (t) => {
+    const dir = tempDir(t, 'check-hang');
+    const servers: Server[] = [];
+    t.teardown(() => servers.forEach((s) => s.close()));
+    const sockets = await Promise.all(
+      ['a', 'b'].map(async (name) => {
+        const path = join(dir, `${name}.sock`);
+        const srv = createServer((c) => c.on('error', () => undefined)); // accepts, says nothing
+        servers.push(srv);
+        await new Promise<void>((resolve) => srv.listen(path, resolve));
+        return path;
+      }),
+    );
+    const t0 = Date.now();
+    const { problems } = await preflightExports(
+      sockets.map((socket, i) => exportConfig({ slot: i + 1, file: nbdUri(socket), interfaces: ['lo'], remoteTimeout: 2 })),
+      native,
+    );
+    const ms = Date.now() - t0;
+    t.equal(problems.length, 2, 'both are named');
+    for (const [i, p] of problems.entries())
+      t.match(p, new RegExp(`^e1\\.${i + 1}: .*no answer to the handshake within 2000 ms`), 'in the order of the exports');
+    t.ok(ms < 3500, `the check took ${ms} ms: the two waits of 2 s ran together`);
+  });
+
   t.test('without libnbd: a clear message for an nbd export, files still served', async (t) => {
     // libnbd.so.0 hidden in a private mount namespace (a bind mount of /dev/null over it).
     const lib = (
