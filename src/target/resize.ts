@@ -121,7 +121,8 @@ export class Resizer {
         .then(
           () => this.shrinkReported.delete(e.key),
           (err: Error) => {
-            if (this.stopping) return;
+            // Stopping, or removed meanwhile (its store closed under the check): nothing to say.
+            if (this.stopping || this.p.exports.get(e.key) !== e) return;
             // Said once, not at every check.
             if (this.shrinkReported.get(e.key) === err.message) return;
             this.shrinkReported.set(e.key, err.message);
