@@ -432,10 +432,18 @@ static int queue_req(struct nbd_store *s, uint8_t kind, uint8_t *mem, uint32_t l
   }
   struct nbd_req *r = &s->reqs[s->free_head];
   s->free_head = r->next;
-  /* A connection that is up, from the next in turn. */
-  struct nbd_conn *c = &s->conns[s->rr++ % (uint32_t)s->nconns];
-  for (int i = 0; i < s->nconns && !__atomic_load_n(&c->up, __ATOMIC_ACQUIRE); i++)
-    c = &s->conns[s->rr++ % (uint32_t)s->nconns];
+  /* The connection of the request before while its thread has not taken
+   * that one yet: a burst goes to one thread in one wake-up and to the
+   * server back to back (as fio's engine sends its queue), instead of
+   * waking every connection's thread for one request each. Otherwise the
+   * next in turn; one that is up. */
+  struct nbd_conn *c = &s->conns[s->rr % (uint32_t)s->nconns];
+  bool pending = c->queue_head != NONE && __atomic_load_n(&c->up, __ATOMIC_ACQUIRE);
+  if (!pending) {
+    c = &s->conns[++s->rr % (uint32_t)s->nconns];
+    for (int i = 0; i < s->nconns && !__atomic_load_n(&c->up, __ATOMIC_ACQUIRE); i++)
+      c = &s->conns[++s->rr % (uint32_t)s->nconns];
+  }
   r->op = op;
   r->mem = mem;
   r->len = len;
@@ -450,6 +458,8 @@ static int queue_req(struct nbd_store *s, uint8_t kind, uint8_t *mem, uint32_t l
   else s->reqs[c->queue_tail].next = r->index;
   c->queue_tail = r->index;
   pthread_mutex_unlock(&s->lock);
+  /* Joined to a queue not taken yet: its thread has a wake-up coming. */
+  if (pending) return 0;
   uint64_t one = 1;
   if (write(c->wake_fd, &one, sizeof one) < 0) { /* counter full: awake anyway */ }
   return 0;
