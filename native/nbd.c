@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,6 +105,7 @@ struct nbd_conn {
   uint32_t backoff_ms;
   uint64_t next_attempt_ms;
   bool logged_down;
+  char down_why[200]; /* the reason last logged while down */
 };
 
 struct nbd_store {
@@ -207,6 +209,28 @@ static int drive_until_ready(struct nbd_handle *h, uint64_t deadline) {
   return lib.nbd_aio_is_ready(h) == 1 ? 0 : -ECONNRESET;
 }
 
+/* The process at the other end of a unix socket runs as root or as us. The
+ * path was checked at open, but once that server is gone another user can
+ * put a socket of their own at the same name (a sticky directory lets
+ * them): a reconnection must not serve that user's data or send them
+ * writes. The kernel's record of the peer cannot be forged by the peer. */
+static int check_peer(int fd, char *why, size_t why_len) {
+  struct ucred peer;
+  socklen_t len = sizeof peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0) {
+    snprintf(why, why_len, "cannot tell who serves the socket: %s", strerror(errno));
+    return -1;
+  }
+  if (peer.uid != 0 && peer.uid != geteuid()) {
+    snprintf(why, why_len,
+             "the server on the socket runs as uid %u, not root or the daemon's user: another user could serve any "
+             "data there; not using it",
+             (unsigned)peer.uid);
+    return -1;
+  }
+  return 0;
+}
+
 /* A ready handle, or NULL with `why` filled. */
 static struct nbd_handle *connect_uri(const char *uri, uint32_t wait_ms, char *why, size_t why_len) {
   struct nbd_handle *h = lib.nbd_create();
@@ -227,6 +251,10 @@ static struct nbd_handle *connect_uri(const char *uri, uint32_t wait_ms, char *w
     const char *e = lib.nbd_get_error();
     if (r == -ETIMEDOUT) snprintf(why, why_len, "no answer to the handshake within %u ms", wait_ms);
     else snprintf(why, why_len, "%s", e && *e ? e : strerror(-r));
+    lib.nbd_close(h);
+    return NULL;
+  }
+  if (strncmp(uri, "nbd+unix://", 11) == 0 && check_peer(lib.nbd_aio_get_fd(h), why, why_len) < 0) {
     lib.nbd_close(h);
     return NULL;
   }
@@ -263,8 +291,11 @@ static void try_reconnect(struct nbd_conn *c) {
     h = NULL;
   }
   if (h == NULL) {
-    if (!c->logged_down) say(s, "connection %d: reconnecting failed (%s); trying again with back-off", c->id, why);
+    /* Once per outage, and again when the reason changes (a planted server after a refused connect). */
+    if (!c->logged_down || strcmp(why, c->down_why) != 0)
+      say(s, "connection %d: reconnecting failed (%s); trying again with back-off", c->id, why);
     c->logged_down = true;
+    snprintf(c->down_why, sizeof c->down_why, "%s", why);
     c->next_attempt_ms = now_ms() + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     return;
