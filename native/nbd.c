@@ -47,7 +47,7 @@
   X(nbd_aio_get_direction) X(nbd_aio_notify_read) X(nbd_aio_notify_write) X(nbd_aio_is_connecting)         \
   X(nbd_aio_is_ready) X(nbd_aio_is_dead) X(nbd_aio_is_closed) X(nbd_get_size) X(nbd_is_read_only)          \
   X(nbd_can_flush) X(nbd_can_fua) X(nbd_can_multi_conn) X(nbd_aio_pread) X(nbd_aio_pwrite) X(nbd_aio_flush)       \
-  X(nbd_aio_command_completed)
+  X(nbd_aio_command_completed) X(nbd_set_request_structured_replies)
 
 static struct {
 #define FIELD(name) __typeof__(name) *name;
@@ -238,8 +238,12 @@ static struct nbd_handle *connect_uri(const char *uri, uint32_t wait_ms, char *w
     snprintf(why, why_len, "%s", lib.nbd_get_error());
     return NULL;
   }
-  /* No TLS files, no local files named in the URI, no other transports. */
+  /* No TLS files, no local files named in the URI, no other transports.
+   * Simple replies only: a read's reply then carries exactly the bytes asked
+   * for. With structured replies libnbd 1.14 completes a read whose chunks
+   * covered only part of it, the rest zeroed: data the server never sent. */
   if (lib.nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
+      lib.nbd_set_request_structured_replies(h, false) < 0 ||
       lib.nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 || lib.nbd_set_uri_allow_local_file(h, false) < 0 ||
       lib.nbd_aio_connect_uri(h, uri) < 0) {
     snprintf(why, why_len, "%s", lib.nbd_get_error());
@@ -277,6 +281,27 @@ static void drop_handle(struct nbd_conn *c, int32_t err) {
   c->next_attempt_ms = now_ms();
 }
 
+/* Whether another connection's handshake describes the export the store
+ * serves: the same size, and the properties the store relies on (a write
+ * acknowledged with FUA, a flush that covers every connection). */
+static bool same_export(const struct nbd_store *s, struct nbd_handle *h, const char *when, char *why, size_t why_len) {
+  const char *lost = NULL;
+  if (lib.nbd_get_size(h) != s->size) {
+    snprintf(why, why_len, "the server %sreports %lld bytes, not %lld: not serving from it", when,
+             (long long)lib.nbd_get_size(h), (long long)s->size);
+    return false;
+  }
+  if (!s->read_only && lib.nbd_is_read_only(h) == 1) lost = "writes (it is read-only)";
+  else if (s->can_flush && lib.nbd_can_flush(h) != 1) lost = "flush";
+  else if (s->fua && lib.nbd_can_fua(h) != 1) lost = "FUA";
+  else if (s->nconns > 1 && lib.nbd_can_multi_conn(h) != 1) lost = "multi-conn (a flush covering every connection)";
+  if (lost != NULL) {
+    snprintf(why, why_len, "the server %sdoes not offer %s as it did: not serving from it", when, lost);
+    return false;
+  }
+  return true;
+}
+
 static void try_reconnect(struct nbd_conn *c) {
   struct nbd_store *s = c->store;
   uint64_t now = now_ms();
@@ -284,9 +309,7 @@ static void try_reconnect(struct nbd_conn *c) {
   char why[200];
   uint32_t wait = s->wait_ms < 5000 ? s->wait_ms : 5000;
   struct nbd_handle *h = connect_uri(s->uri, wait, why, sizeof why);
-  if (h != NULL && lib.nbd_get_size(h) != s->size) {
-    snprintf(why, sizeof why, "the server now reports %lld bytes, not %lld: not serving from it",
-             (long long)lib.nbd_get_size(h), (long long)s->size);
+  if (h != NULL && !same_export(s, h, "now ", why, sizeof why)) {
     lib.nbd_close(h);
     h = NULL;
   }
@@ -593,6 +616,9 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
     if (rc == 0 && i > 0) {
       c->h = connect_uri(uri, s->wait_ms, why, sizeof why);
       if (c->h == NULL) rc = aoe_fail(err, ECONNREFUSED, "nbd connection %d to %.80s failed: %.160s", i + 1, uri, why);
+      else if (!same_export(s, c->h, "on another connection ", why, sizeof why))
+        rc = aoe_fail(err, EPROTO, "nbd connection %d to %.80s: %.160s; fix the server, or set nbd-connections = 1", i + 1,
+                      uri, why);
     }
     if (rc == 0) c->up = true;
   }
