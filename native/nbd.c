@@ -429,11 +429,19 @@ static bool conn_idle(struct nbd_conn *c) {
   return idle && c->flight_head == NONE;
 }
 
-/* At close: what the server acknowledged becomes durable, as a file's
- * fdatasync at stop (one connection's flush covers all: multi-conn). */
-static void final_flush(struct nbd_conn *c) {
-  struct nbd_store *s = c->store;
-  if (c->h == NULL || s->read_only || !s->can_flush) return;
+/* At close, once every thread has ended: what the server acknowledged
+ * becomes durable, as a file's fdatasync at stop. One flush on any
+ * connection that is up covers all of them (multi-conn), so a first
+ * connection that is down does not skip it. */
+static void final_flush(struct nbd_store *s) {
+  if (s->read_only || !s->can_flush) return;
+  struct nbd_conn *c = NULL;
+  for (int i = 0; i < s->nconns && c == NULL; i++)
+    if (s->conns[i].h != NULL) c = &s->conns[i];
+  if (c == NULL) {
+    say(s, "no connection was up at close for the final flush: writes not flushed before may be lost if the server fails");
+    return;
+  }
   int64_t cookie = lib.nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0);
   uint64_t deadline = now_ms() + s->wait_ms;
   int done = 0;
@@ -469,9 +477,7 @@ static void *conn_thread(void *arg) {
       if (read(c->wake_fd, &v, sizeof v) < 0) { /* drained */ }
     }
   }
-  if (c->id == 0) final_flush(c);
-  if (c->h != NULL) lib.nbd_close(c->h);
-  c->h = NULL;
+  /* The handle stays open for the final flush (stop_threads). */
   return NULL;
 }
 
@@ -534,7 +540,9 @@ static const struct remote_backend nbd_backend = {
 
 /* ---- opening and closing (libuv's pool; the handle forgotten on the JavaScript thread) */
 
-static void stop_threads(struct nbd_store *s) {
+/* Ends the threads (each once its requests are answered, bounded by
+ * wait_ms), flushes when `flush` says (a close, not a failed open), closes. */
+static void stop_threads(struct nbd_store *s, bool flush) {
   pthread_mutex_lock(&s->lock);
   s->stopping = true;
   pthread_mutex_unlock(&s->lock);
@@ -542,14 +550,21 @@ static void stop_threads(struct nbd_store *s) {
     struct nbd_conn *c = &s->conns[i];
     uint64_t one = 1;
     if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof one) < 0) { /* awake anyway */ }
-    if (c->thread_started) pthread_join(c->thread, NULL);
+  }
+  for (int i = 0; i < s->nconns; i++)
+    if (s->conns[i].thread_started) pthread_join(s->conns[i].thread, NULL);
+  if (flush) final_flush(s);
+  for (int i = 0; i < s->nconns; i++) {
+    struct nbd_conn *c = &s->conns[i];
     if (c->h != NULL) lib.nbd_close(c->h);
+    c->h = NULL;
     if (c->wake_fd >= 0) close(c->wake_fd);
+    c->wake_fd = -1;
   }
 }
 
 static void free_store(struct nbd_store *s) {
-  stop_threads(s);
+  stop_threads(s, false);
   pthread_mutex_destroy(&s->lock);
   free(s->uri);
   free(s);
@@ -654,8 +669,7 @@ struct nbd_store *nbd_store_detach(int handle) {
 }
 
 int nbd_store_finish(struct nbd_store *s, char *out, size_t out_len) {
-  /* Each thread ends once its requests are answered (bounded by wait_ms). */
-  stop_threads(s);
+  stop_threads(s, true);
   int n = take_messages(s, out, out_len);
   s->nconns = 0; /* stopped already */
   free_store(s);

@@ -51,6 +51,8 @@ export interface HostileOptions {
   size: (conn: number) => bigint;
   /** Transmission flags, for each connection by its number. */
   flags?: number | ((conn: number) => number);
+  /** Whether to take a new connection (else it is closed at once); the default takes all. */
+  accept?: () => boolean;
   /** Called for each request; the default answers nothing. */
   answer?: (conn: HostileConn, req: NbdRequest) => void;
 }
@@ -59,6 +61,8 @@ export interface HostileServer {
   server: Server;
   /** Drops every connection open now (the client reconnects). */
   dropAll(): void;
+  /** Drops the first connection made (the client's connection 0), if still open. */
+  dropFirst(): void;
   socket: string;
   uri: string;
   /** Every request seen, by connection. */
@@ -183,7 +187,13 @@ export async function startHostileNbd(t: TestLike, o: HostileOptions): Promise<H
   const requests: HostileServer['requests'] = [];
   let conns = 0;
   const open = new Set<Socket>();
+  let first: Socket | undefined;
   const server = createServer((s) => {
+    if (o.accept?.() === false) {
+      s.destroy();
+      return;
+    }
+    first ??= s;
     open.add(s);
     s.on('close', () => open.delete(s));
     // The client may give up on what it is told: its reset is no failure.
@@ -198,7 +208,10 @@ export async function startHostileNbd(t: TestLike, o: HostileOptions): Promise<H
   const dropAll = (): void => {
     for (const s of open) s.destroy();
   };
-  return { server, socket, uri: nbdUri(socket), requests, dropAll };
+  const dropFirst = (): void => {
+    first?.destroy();
+  };
+  return { server, socket, uri: nbdUri(socket), requests, dropAll, dropFirst };
 }
 
 /** Payload of an OFFSET_DATA chunk. */

@@ -109,4 +109,33 @@ if (requireRoot(t)) {
     await t.rejects(c.client.write(m.T, 0, Buffer.alloc(1024, 0x66)), AtaError, 'writes are not acknowledged meanwhile');
     t.ok(m.target.proc.running, 'the target runs on');
   });
+
+  t.test('at stop, the last flush goes over a connection that is up when the first one is down', async (t) => {
+    const pair = await createNetnsPair(t, { mtu: 1500 });
+    await waitLinkUp(pair.target, pair.targetIf);
+    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 3000, retries: 0 });
+    let refuseNew = false;
+    const server = await startHostileNbd(t, {
+      size: () => 8n * MiB,
+      flags: NBD_FLAG.hasFlags | NBD_FLAG.flush | NBD_FLAG.multiConn,
+      // Connections made after the drop are closed at once: the first connection stays down.
+      accept: () => !refuseNew,
+      answer: (conn, r) => conn.ok(r),
+    });
+    const target = await startTarget(t, pair.target, ['--remote-timeout', '2', String(SHELF), '20', pair.targetIf, server.uri]);
+    const T: Target = { shelf: SHELF, slot: 20, mac: linkInfo(pair.targetIf, pair.target.path).mac, sectorCount: 2, bufferCount: 16 };
+    const from = target.proc.mark();
+    refuseNew = true;
+    server.dropFirst();
+    await target.proc.waitFor(/connection 0: the server went away/, { from, timeoutMs: 5000 });
+    // Writes go to the connections still up.
+    for (let i = 0; i < 4; i++) await c.client.write(T, 2 * i, Buffer.alloc(1024, 0x77));
+    const writes = server.requests.filter((x) => x.req.type === NBD_CMD.write);
+    t.ok(writes.length >= 4, `the server acknowledged ${writes.length} writes`);
+    const st = await target.proc.stop(15000);
+    t.equal(st.code, 0, 'the target stopped cleanly');
+    const last = server.requests.map((x) => x.req.type).lastIndexOf(NBD_CMD.write);
+    const flushAfter = server.requests.findIndex((x, i) => i > last && x.req.type === NBD_CMD.flush);
+    t.ok(flushAfter > last, `a flush after the last write (requests: ${server.requests.map((x) => `${x.conn}:${x.req.type}`).join(' ')})`);
+  });
 }
