@@ -47,7 +47,7 @@
   X(nbd_aio_get_direction) X(nbd_aio_notify_read) X(nbd_aio_notify_write) X(nbd_aio_is_connecting)         \
   X(nbd_aio_is_ready) X(nbd_aio_is_dead) X(nbd_aio_is_closed) X(nbd_get_size) X(nbd_is_read_only)          \
   X(nbd_can_flush) X(nbd_can_fua) X(nbd_can_multi_conn) X(nbd_aio_pread) X(nbd_aio_pwrite) X(nbd_aio_flush)       \
-  X(nbd_aio_command_completed) X(nbd_set_request_structured_replies)
+  X(nbd_aio_command_completed) X(nbd_set_request_structured_replies) X(nbd_get_block_size)
 
 static struct {
 #define FIELD(name) __typeof__(name) *name;
@@ -286,6 +286,11 @@ static void drop_handle(struct nbd_conn *c, int32_t err) {
  * acknowledged with FUA, a flush that covers every connection). */
 static bool same_export(const struct nbd_store *s, struct nbd_handle *h, const char *when, char *why, size_t why_len) {
   const char *lost = NULL;
+  if (lib.nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM) > 512) {
+    snprintf(why, why_len, "the server %stakes only blocks of %lld bytes: not serving from it", when,
+             (long long)lib.nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM));
+    return false;
+  }
   if (lib.nbd_get_size(h) != s->size) {
     snprintf(why, why_len, "the server %sreports %lld bytes, not %lld: not serving from it", when,
              (long long)lib.nbd_get_size(h), (long long)s->size);
@@ -608,6 +613,17 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
   if (first == NULL) {
     free_store(s);
     return aoe_fail(err, ECONNREFUSED, "cannot reach the nbd server at %.80s: %.160s", uri, why);
+  }
+  /* libnbd refuses requests not aligned to the server's minimum block: every
+   * AoE request for a sector off that grid would fail, without a word. */
+  int64_t min_block = lib.nbd_get_block_size(first, LIBNBD_SIZE_MINIMUM);
+  if (min_block > 512) {
+    lib.nbd_close(first);
+    free_store(s);
+    return aoe_fail(err, EINVAL,
+                    "the nbd server at %.80s takes only blocks of %lld bytes, and AoE reads and writes 512-byte sectors: "
+                    "serve it with blocks of 512 bytes (nbdkit: --filter=blocksize)",
+                    uri, (long long)min_block);
   }
   s->size = lib.nbd_get_size(first);
   s->read_only = lib.nbd_is_read_only(first) == 1;

@@ -77,7 +77,7 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'setpriv'])) {
     // Give the reconnection loop a few attempts (back-off from 100 ms).
     await sleep(3000);
     t.notMatch(logSince(target.proc, from), /reconnected; serving resumes/, 'the log does not say it resumed');
-    t.match(logSince(target.proc, from), /uid 65534/, `the log names the other user: ${target.proc.tail(4)}`);
+    t.match(logSince(target.proc, from), /uid 65534/, `the log names the other user: ${target.proc.tail(1)}`);
     let got: Buffer | undefined;
     try {
       got = Buffer.from(await c.client.read(T, 10, 2));
@@ -86,5 +86,32 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'setpriv'])) {
     }
     t.equal(got, undefined, `no data from the planted server reaches the initiator (got ${got?.subarray(0, 4).toString('hex')})`);
     t.ok(planted.running && target.proc.running, 'both still run');
+  });
+
+  t.test('a server that takes only 4096-byte blocks: refused at start, saying why and what to do', async (t) => {
+    const server = await startNbdkit(t, [
+      '--filter=blocksize-policy',
+      'memory',
+      'size=8M',
+      'blocksize-minimum=4096',
+      'blocksize-preferred=4096',
+      'blocksize-maximum=1048576',
+    ]);
+    const pair = await createNetnsPair(t, { mtu: 1500 });
+    await waitLinkUp(pair.target, pair.targetIf);
+    let served = '';
+    try {
+      const target = await startTarget(t, pair.target, [String(SHELF), '5', pair.targetIf, server.uri]);
+      const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000, retries: 0 });
+      const T: Target = { shelf: SHELF, slot: 5, mac: linkInfo(pair.targetIf, pair.target.path).mac, sectorCount: 2, bufferCount: 16 };
+      const one = await c.client.read(T, 1, 1).then(
+        () => 'served',
+        (e: Error) => e.message,
+      );
+      served = `served; a read of sector 1: ${one}; the log: ${target.proc.tail(3)}`;
+    } catch (e) {
+      t.match((e as Error).message, /4096.*512-byte sectors.*blocksize/, 'the reason, and what to do');
+    }
+    t.equal(served, '', 'not served');
   });
 }
