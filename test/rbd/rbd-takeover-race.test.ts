@@ -41,7 +41,10 @@ t.test('two takeovers at once on a standby: one serves, the other says it is ser
   const silent = createServer((s) => s.on('error', () => undefined));
   await new Promise<void>((resolve) => silent.listen(hangs, resolve));
   t.teardown(() => silent.close());
-  fs.appendFileSync(B.conf, `\n[export e9.8]\nfile = nbd+unix:///?socket=${hangs}\nremote-timeout = 6\ninterfaces = ${B.targetIf}\n`);
+  fs.appendFileSync(
+    B.conf,
+    `\n[export e9.8]\nfile = nbd+unix:///?socket=${hangs}\nremote-timeout = 6\ninterfaces = ${B.targetIf}\n`,
+  );
   const reload = ctlIn(cluster.ns, B.socket, 'reload');
   await sleep(3500); // past B's look interval (3 s): a look waits behind the open
   const both = Promise.all([ctlIn(cluster.ns, B.socket, 'takeover', KEY), ctlIn(cluster.ns, B.socket, 'takeover', KEY)]);

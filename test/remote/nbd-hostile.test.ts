@@ -6,7 +6,6 @@
 
 import t from 'tap';
 import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { linkInfo, type Target } from '../../src/client';
 import { AtaError } from '../../src/client/errors';
 import { createNetnsPair, requireRoot } from '../../lab/netns';
@@ -18,7 +17,11 @@ import { openClient, sectorDiff, stamp } from '../integration/lib';
 import { sleep } from '../../lab/common';
 
 const SHELF = 7;
-const logSince = (p: Proc, from: number): string => p.lines.slice(from).map((l) => l.text).join('\n');
+const logSince = (p: Proc, from: number): string =>
+  p.lines
+    .slice(from)
+    .map((l) => l.text)
+    .join('\n');
 const SLOT = 4;
 const NOBODY = 65534;
 
@@ -103,7 +106,13 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'setpriv'])) {
     try {
       const target = await startTarget(t, pair.target, [String(SHELF), '5', pair.targetIf, server.uri]);
       const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000, retries: 0 });
-      const T: Target = { shelf: SHELF, slot: 5, mac: linkInfo(pair.targetIf, pair.target.path).mac, sectorCount: 2, bufferCount: 16 };
+      const T: Target = {
+        shelf: SHELF,
+        slot: 5,
+        mac: linkInfo(pair.targetIf, pair.target.path).mac,
+        sectorCount: 2,
+        bufferCount: 16,
+      };
       const one = await c.client.read(T, 1, 1).then(
         () => 'served',
         (e: Error) => e.message,

@@ -40,7 +40,11 @@ if (requireRoot(t)) {
     };
     /** Reads sector 0 honestly (frame memory now holds FILL), then `sector`, which the server lies about. */
     const readAfterHonest = async (T: Target, sector: number) => {
-      t.equal((await c.client.read(T, 0, 2)).every((b) => b === FILL), true, 'the honest read');
+      t.equal(
+        (await c.client.read(T, 0, 2)).every((b) => b === FILL),
+        true,
+        'the honest read',
+      );
       try {
         return Buffer.from(await c.client.read(T, sector, 2));
       } catch (e) {
@@ -77,7 +81,11 @@ if (requireRoot(t)) {
       answer: (c, r) => (r.type === NBD_CMD.write ? c.simple(r.cookie + 1000n, 0) : c.ok(r, Buffer.alloc(r.length, FILL))),
     });
     const { target, T } = await serve(server.uri);
-    await t.rejects(c.client.write(T, 10, Buffer.alloc(1024, 0x44)), AtaError, 'a write answered under another cookie is an ATA error');
+    await t.rejects(
+      c.client.write(T, 10, Buffer.alloc(1024, 0x44)),
+      AtaError,
+      'a write answered under another cookie is an ATA error',
+    );
     t.ok(target.proc.running, 'the target runs on');
 
     // Multi-conn, but the second connection reports another size: the target would serve reads past it from some
@@ -123,7 +131,13 @@ if (requireRoot(t)) {
       answer: (conn, r) => conn.ok(r),
     });
     const target = await startTarget(t, pair.target, ['--remote-timeout', '2', String(SHELF), '20', pair.targetIf, server.uri]);
-    const T: Target = { shelf: SHELF, slot: 20, mac: linkInfo(pair.targetIf, pair.target.path).mac, sectorCount: 2, bufferCount: 16 };
+    const T: Target = {
+      shelf: SHELF,
+      slot: 20,
+      mac: linkInfo(pair.targetIf, pair.target.path).mac,
+      sectorCount: 2,
+      bufferCount: 16,
+    };
     const from = target.proc.mark();
     refuseNew = true;
     server.dropFirst();
@@ -136,6 +150,9 @@ if (requireRoot(t)) {
     t.equal(st.code, 0, 'the target stopped cleanly');
     const last = server.requests.map((x) => x.req.type).lastIndexOf(NBD_CMD.write);
     const flushAfter = server.requests.findIndex((x, i) => i > last && x.req.type === NBD_CMD.flush);
-    t.ok(flushAfter > last, `a flush after the last write (requests: ${server.requests.map((x) => `${x.conn}:${x.req.type}`).join(' ')})`);
+    t.ok(
+      flushAfter > last,
+      `a flush after the last write (requests: ${server.requests.map((x) => `${x.conn}:${x.req.type}`).join(' ')})`,
+    );
   });
 }
