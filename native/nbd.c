@@ -104,6 +104,7 @@ struct nbd_conn {
   uint32_t flight_head; /* doubly linked: a request leaves from anywhere */
   uint32_t backoff_ms;
   uint64_t next_attempt_ms;
+  uint64_t up_since_ms; /* when its handle last became ready */
   bool logged_down;
   char down_why[200]; /* the reason last logged while down */
 };
@@ -277,8 +278,17 @@ static void drop_handle(struct nbd_conn *c, int32_t err) {
   /* Closing calls the free callbacks of what libnbd still held. */
   lib.nbd_close(c->h);
   c->h = NULL;
-  c->backoff_ms = BACKOFF_MIN_MS;
-  c->next_attempt_ms = now_ms();
+  /* A connection that served a while is tried again at once; one that dies
+   * soon after its handshake (a server that closes each one) backs off, or
+   * the thread would reconnect as fast as the server accepts. */
+  uint64_t now = now_ms();
+  if (now - c->up_since_ms >= BACKOFF_MAX_MS) {
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->next_attempt_ms = now;
+  } else {
+    c->next_attempt_ms = now + c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+  }
 }
 
 /* Whether another connection's handshake describes the export the store
@@ -329,6 +339,7 @@ static void try_reconnect(struct nbd_conn *c) {
     return;
   }
   c->h = h;
+  c->up_since_ms = now_ms();
   c->logged_down = false;
   __atomic_store_n(&c->up, true, __ATOMIC_RELEASE);
   say(s, "connection %d: reconnected; serving resumes", c->id);
@@ -651,7 +662,10 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
         rc = aoe_fail(err, EPROTO, "nbd connection %d to %.80s: %.160s; fix the server, or set nbd-connections = 1", i + 1,
                       uri, why);
     }
-    if (rc == 0) c->up = true;
+    if (rc == 0) {
+      c->up = true;
+      c->up_since_ms = now_ms();
+    }
   }
   for (int i = 0; i < s->nconns && rc == 0; i++) {
     if (pthread_create(&s->conns[i].thread, NULL, conn_thread, &s->conns[i]) != 0)

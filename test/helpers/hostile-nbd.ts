@@ -53,6 +53,8 @@ export interface HostileOptions {
   flags?: number | ((conn: number) => number);
   /** Whether to take a new connection (else it is closed at once); the default takes all. */
   accept?: () => boolean;
+  /** Called once the handshake is done, before any request. */
+  afterHandshake?: (conn: HostileConn) => void;
   /** Called for each request; the default answers nothing. */
   answer?: (conn: HostileConn, req: NbdRequest) => void;
 }
@@ -160,6 +162,7 @@ async function serve(s: Socket, index: number, o: HostileOptions, seen: HostileS
       s.write(Buffer.concat([r, payload]));
     },
   };
+  o.afterHandshake?.(conn);
   for (;;) {
     const h = await read(28);
     if (h === undefined || h.readUInt32BE(0) !== REQ_MAGIC) return;

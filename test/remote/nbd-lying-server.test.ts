@@ -11,6 +11,7 @@ import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { CHUNK, NBD_CMD, NBD_FLAG, offsetData, startHostileNbd, type HostileConn, type NbdRequest } from '../helpers/hostile-nbd';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 import { openClient } from '../integration/lib';
+import { sleep } from '../../lab/common';
 
 const SHELF = 9;
 const MiB = 1n << 20n;
@@ -155,4 +156,33 @@ if (requireRoot(t)) {
       `a flush after the last write (requests: ${server.requests.map((x) => `${x.conn}:${x.req.type}`).join(' ')})`,
     );
   });
+
+  t.test(
+    'a server that closes every connection right after its handshake: reconnections back off, the log stays short',
+    async (t) => {
+      const pair = await createNetnsPair(t, { mtu: 1500 });
+      await waitLinkUp(pair.target, pair.targetIf);
+      let closing = false;
+      const server = await startHostileNbd(t, {
+        size: () => 8n * MiB,
+        afterHandshake: (conn) => {
+          if (closing) conn.socket.destroy();
+        },
+        answer: (conn, r) => conn.ok(r),
+      });
+      let handshakes = 0;
+      server.server.on('connection', () => handshakes++);
+      const target = await startTarget(t, pair.target, [String(SHELF), '21', pair.targetIf, server.uri]);
+      closing = true;
+      const from = target.proc.mark();
+      const before = handshakes;
+      server.dropAll();
+      await sleep(6000);
+      const lines = target.proc.mark() - from;
+      const made = handshakes - before;
+      t.ok(made <= 4 * 8, `${made} connections in 6 s from 4 connection slots (back-off from 100 ms to 5 s)`);
+      t.ok(lines <= 4 * 8 * 2, `${lines} log lines in 6 s`);
+      t.ok(target.proc.running, 'the target runs on');
+    },
+  );
 }
