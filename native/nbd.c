@@ -587,7 +587,8 @@ static void free_store(struct nbd_store *s) {
 }
 
 /* Refuses what libnbd would accept but we do not: other schemes, and query
- * parameters that name files or commands. */
+ * parameters that name files or commands (libnbd splits the query at ';'
+ * as well as at '&'). */
 static int check_uri(const char *uri, struct aoe_error *err) {
   bool tcp = strncmp(uri, "nbd://", 6) == 0;
   bool unix_socket = strncmp(uri, "nbd+unix://", 11) == 0;
@@ -596,7 +597,7 @@ static int check_uri(const char *uri, struct aoe_error *err) {
   const char *query = strchr(uri, '?');
   if (tcp && query != NULL)
     return aoe_fail(err, EINVAL, "%.80s: an nbd:// URI takes no query parameters", uri);
-  if (unix_socket && (query == NULL || strncmp(query, "?socket=/", 9) != 0 || strpbrk(query + 1, "&?#") != NULL))
+  if (unix_socket && (query == NULL || strncmp(query, "?socket=/", 9) != 0 || strpbrk(query + 1, "&;?#") != NULL))
     return aoe_fail(err, EINVAL, "%.80s: an nbd+unix URI takes one parameter, socket= with an absolute path", uri);
   for (const char *p = uri; *p; p++)
     if ((unsigned char)*p < 0x21 || *p == 0x7f)

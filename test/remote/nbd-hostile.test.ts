@@ -12,6 +12,7 @@ import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { requireCommands, spawnProcess, type Proc } from '../../lab/process';
 import { tempDir } from '../helpers/files';
 import { startNbdkit } from '../helpers/nbd-server';
+import { parseRemoteUri } from '../../src/remote/remote-uri';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 import { openClient, sectorDiff, stamp } from '../integration/lib';
 import { sleep } from '../../lab/common';
@@ -124,3 +125,10 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'setpriv'])) {
     t.equal(served, '', 'not served');
   });
 }
+
+t.test('an nbd+unix URI with ";" in its query: refused, since libnbd reads it as a second parameter', async (t) => {
+  // libnbd connects to /run/b.sock for this URI, while /run/a.sock;socket=/run/b.sock is the path checked.
+  const uri = 'nbd+unix:///?socket=/run/a.sock;socket=/run/b.sock';
+  t.throws(() => parseRemoteUri(uri), /";".*another parameter.*%3B/, 'refused, with the spelling that works');
+  t.match(parseRemoteUri('nbd+unix:///?socket=/run/a%3Bb.sock'), { socket: '/run/a;b.sock' }, '%3B is a ";" in the path');
+});
