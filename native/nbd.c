@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +47,7 @@
   X(nbd_aio_get_direction) X(nbd_aio_notify_read) X(nbd_aio_notify_write) X(nbd_aio_is_connecting)         \
   X(nbd_aio_is_ready) X(nbd_aio_is_dead) X(nbd_aio_is_closed) X(nbd_get_size) X(nbd_is_read_only)          \
   X(nbd_can_flush) X(nbd_can_fua) X(nbd_can_multi_conn) X(nbd_aio_pread) X(nbd_aio_pwrite) X(nbd_aio_flush)       \
-  X(nbd_aio_command_completed)
+  X(nbd_aio_command_completed) X(nbd_set_request_structured_replies) X(nbd_get_block_size)
 
 static struct {
 #define FIELD(name) __typeof__(name) *name;
@@ -103,7 +104,9 @@ struct nbd_conn {
   uint32_t flight_head; /* doubly linked: a request leaves from anywhere */
   uint32_t backoff_ms;
   uint64_t next_attempt_ms;
+  uint64_t up_since_ms; /* when its handle last became ready */
   bool logged_down;
+  char down_why[200]; /* the reason last logged while down */
 };
 
 struct nbd_store {
@@ -207,6 +210,28 @@ static int drive_until_ready(struct nbd_handle *h, uint64_t deadline) {
   return lib.nbd_aio_is_ready(h) == 1 ? 0 : -ECONNRESET;
 }
 
+/* The process at the other end of a unix socket runs as root or as us. The
+ * path was checked at open, but once that server is gone another user can
+ * put a socket of their own at the same name (a sticky directory lets
+ * them): a reconnection must not serve that user's data or send them
+ * writes. The kernel's record of the peer cannot be forged by the peer. */
+static int check_peer(int fd, char *why, size_t why_len) {
+  struct ucred peer;
+  socklen_t len = sizeof peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0) {
+    snprintf(why, why_len, "cannot tell who serves the socket: %s", strerror(errno));
+    return -1;
+  }
+  if (peer.uid != 0 && peer.uid != geteuid()) {
+    snprintf(why, why_len,
+             "the server on the socket runs as uid %u, not root or the daemon's user: another user could serve any "
+             "data there; not using it",
+             (unsigned)peer.uid);
+    return -1;
+  }
+  return 0;
+}
+
 /* A ready handle, or NULL with `why` filled. */
 static struct nbd_handle *connect_uri(const char *uri, uint32_t wait_ms, char *why, size_t why_len) {
   struct nbd_handle *h = lib.nbd_create();
@@ -214,8 +239,12 @@ static struct nbd_handle *connect_uri(const char *uri, uint32_t wait_ms, char *w
     snprintf(why, why_len, "%s", lib.nbd_get_error());
     return NULL;
   }
-  /* No TLS files, no local files named in the URI, no other transports. */
+  /* No TLS files, no local files named in the URI, no other transports.
+   * Simple replies only: a read's reply then carries exactly the bytes asked
+   * for. With structured replies libnbd 1.14 completes a read whose chunks
+   * covered only part of it, the rest zeroed: data the server never sent. */
   if (lib.nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
+      lib.nbd_set_request_structured_replies(h, false) < 0 ||
       lib.nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 || lib.nbd_set_uri_allow_local_file(h, false) < 0 ||
       lib.nbd_aio_connect_uri(h, uri) < 0) {
     snprintf(why, why_len, "%s", lib.nbd_get_error());
@@ -227,6 +256,10 @@ static struct nbd_handle *connect_uri(const char *uri, uint32_t wait_ms, char *w
     const char *e = lib.nbd_get_error();
     if (r == -ETIMEDOUT) snprintf(why, why_len, "no answer to the handshake within %u ms", wait_ms);
     else snprintf(why, why_len, "%s", e && *e ? e : strerror(-r));
+    lib.nbd_close(h);
+    return NULL;
+  }
+  if (strncmp(uri, "nbd+unix://", 11) == 0 && check_peer(lib.nbd_aio_get_fd(h), why, why_len) < 0) {
     lib.nbd_close(h);
     return NULL;
   }
@@ -245,8 +278,43 @@ static void drop_handle(struct nbd_conn *c, int32_t err) {
   /* Closing calls the free callbacks of what libnbd still held. */
   lib.nbd_close(c->h);
   c->h = NULL;
-  c->backoff_ms = BACKOFF_MIN_MS;
-  c->next_attempt_ms = now_ms();
+  /* A connection that served a while is tried again at once; one that dies
+   * soon after its handshake (a server that closes each one) backs off, or
+   * the thread would reconnect as fast as the server accepts. */
+  uint64_t now = now_ms();
+  if (now - c->up_since_ms >= BACKOFF_MAX_MS) {
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->next_attempt_ms = now;
+  } else {
+    c->next_attempt_ms = now + c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+  }
+}
+
+/* Whether another connection's handshake describes the export the store
+ * serves: the same size, and the properties the store relies on (a write
+ * acknowledged with FUA, a flush that covers every connection). */
+static bool same_export(const struct nbd_store *s, struct nbd_handle *h, const char *when, char *why, size_t why_len) {
+  const char *lost = NULL;
+  if (lib.nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM) > 512) {
+    snprintf(why, why_len, "the server %stakes only blocks of %lld bytes: not serving from it", when,
+             (long long)lib.nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM));
+    return false;
+  }
+  if (lib.nbd_get_size(h) != s->size) {
+    snprintf(why, why_len, "the server %sreports %lld bytes, not %lld: not serving from it", when,
+             (long long)lib.nbd_get_size(h), (long long)s->size);
+    return false;
+  }
+  if (!s->read_only && lib.nbd_is_read_only(h) == 1) lost = "writes (it is read-only)";
+  else if (s->can_flush && lib.nbd_can_flush(h) != 1) lost = "flush";
+  else if (s->fua && lib.nbd_can_fua(h) != 1) lost = "FUA";
+  else if (s->nconns > 1 && lib.nbd_can_multi_conn(h) != 1) lost = "multi-conn (a flush covering every connection)";
+  if (lost != NULL) {
+    snprintf(why, why_len, "the server %sdoes not offer %s as it did: not serving from it", when, lost);
+    return false;
+  }
+  return true;
 }
 
 static void try_reconnect(struct nbd_conn *c) {
@@ -256,20 +324,22 @@ static void try_reconnect(struct nbd_conn *c) {
   char why[200];
   uint32_t wait = s->wait_ms < 5000 ? s->wait_ms : 5000;
   struct nbd_handle *h = connect_uri(s->uri, wait, why, sizeof why);
-  if (h != NULL && lib.nbd_get_size(h) != s->size) {
-    snprintf(why, sizeof why, "the server now reports %lld bytes, not %lld: not serving from it",
-             (long long)lib.nbd_get_size(h), (long long)s->size);
+  if (h != NULL && !same_export(s, h, "now ", why, sizeof why)) {
     lib.nbd_close(h);
     h = NULL;
   }
   if (h == NULL) {
-    if (!c->logged_down) say(s, "connection %d: reconnecting failed (%s); trying again with back-off", c->id, why);
+    /* Once per outage, and again when the reason changes (a planted server after a refused connect). */
+    if (!c->logged_down || strcmp(why, c->down_why) != 0)
+      say(s, "connection %d: reconnecting failed (%s); trying again with back-off", c->id, why);
     c->logged_down = true;
+    snprintf(c->down_why, sizeof c->down_why, "%s", why);
     c->next_attempt_ms = now_ms() + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     return;
   }
   c->h = h;
+  c->up_since_ms = now_ms();
   c->logged_down = false;
   __atomic_store_n(&c->up, true, __ATOMIC_RELEASE);
   say(s, "connection %d: reconnected; serving resumes", c->id);
@@ -375,11 +445,19 @@ static bool conn_idle(struct nbd_conn *c) {
   return idle && c->flight_head == NONE;
 }
 
-/* At close: what the server acknowledged becomes durable, as a file's
- * fdatasync at stop (one connection's flush covers all: multi-conn). */
-static void final_flush(struct nbd_conn *c) {
-  struct nbd_store *s = c->store;
-  if (c->h == NULL || s->read_only || !s->can_flush) return;
+/* At close, once every thread has ended: what the server acknowledged
+ * becomes durable, as a file's fdatasync at stop. One flush on any
+ * connection that is up covers all of them (multi-conn), so a first
+ * connection that is down does not skip it. */
+static void final_flush(struct nbd_store *s) {
+  if (s->read_only || !s->can_flush) return;
+  struct nbd_conn *c = NULL;
+  for (int i = 0; i < s->nconns && c == NULL; i++)
+    if (s->conns[i].h != NULL) c = &s->conns[i];
+  if (c == NULL) {
+    say(s, "no connection was up at close for the final flush: writes not flushed before may be lost if the server fails");
+    return;
+  }
   int64_t cookie = lib.nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0);
   uint64_t deadline = now_ms() + s->wait_ms;
   int done = 0;
@@ -415,9 +493,7 @@ static void *conn_thread(void *arg) {
       if (read(c->wake_fd, &v, sizeof v) < 0) { /* drained */ }
     }
   }
-  if (c->id == 0) final_flush(c);
-  if (c->h != NULL) lib.nbd_close(c->h);
-  c->h = NULL;
+  /* The handle stays open for the final flush (stop_threads). */
   return NULL;
 }
 
@@ -490,7 +566,9 @@ static const struct remote_backend nbd_backend = {
 
 /* ---- opening and closing (libuv's pool; the handle forgotten on the JavaScript thread) */
 
-static void stop_threads(struct nbd_store *s) {
+/* Ends the threads (each once its requests are answered, bounded by
+ * wait_ms), flushes when `flush` says (a close, not a failed open), closes. */
+static void stop_threads(struct nbd_store *s, bool flush) {
   pthread_mutex_lock(&s->lock);
   s->stopping = true;
   pthread_mutex_unlock(&s->lock);
@@ -498,21 +576,29 @@ static void stop_threads(struct nbd_store *s) {
     struct nbd_conn *c = &s->conns[i];
     uint64_t one = 1;
     if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof one) < 0) { /* awake anyway */ }
-    if (c->thread_started) pthread_join(c->thread, NULL);
+  }
+  for (int i = 0; i < s->nconns; i++)
+    if (s->conns[i].thread_started) pthread_join(s->conns[i].thread, NULL);
+  if (flush) final_flush(s);
+  for (int i = 0; i < s->nconns; i++) {
+    struct nbd_conn *c = &s->conns[i];
     if (c->h != NULL) lib.nbd_close(c->h);
+    c->h = NULL;
     if (c->wake_fd >= 0) close(c->wake_fd);
+    c->wake_fd = -1;
   }
 }
 
 static void free_store(struct nbd_store *s) {
-  stop_threads(s);
+  stop_threads(s, false);
   pthread_mutex_destroy(&s->lock);
   free(s->uri);
   free(s);
 }
 
 /* Refuses what libnbd would accept but we do not: other schemes, and query
- * parameters that name files or commands. */
+ * parameters that name files or commands (libnbd splits the query at ';'
+ * as well as at '&'). */
 static int check_uri(const char *uri, struct aoe_error *err) {
   bool tcp = strncmp(uri, "nbd://", 6) == 0;
   bool unix_socket = strncmp(uri, "nbd+unix://", 11) == 0;
@@ -521,7 +607,7 @@ static int check_uri(const char *uri, struct aoe_error *err) {
   const char *query = strchr(uri, '?');
   if (tcp && query != NULL)
     return aoe_fail(err, EINVAL, "%.80s: an nbd:// URI takes no query parameters", uri);
-  if (unix_socket && (query == NULL || strncmp(query, "?socket=/", 9) != 0 || strpbrk(query + 1, "&?#") != NULL))
+  if (unix_socket && (query == NULL || strncmp(query, "?socket=/", 9) != 0 || strpbrk(query + 1, "&;?#") != NULL))
     return aoe_fail(err, EINVAL, "%.80s: an nbd+unix URI takes one parameter, socket= with an absolute path", uri);
   for (const char *p = uri; *p; p++)
     if ((unsigned char)*p < 0x21 || *p == 0x7f)
@@ -550,6 +636,17 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
     free_store(s);
     return aoe_fail(err, ECONNREFUSED, "cannot reach the nbd server at %.80s: %.160s", uri, why);
   }
+  /* libnbd refuses requests not aligned to the server's minimum block: every
+   * AoE request for a sector off that grid would fail, without a word. */
+  int64_t min_block = lib.nbd_get_block_size(first, LIBNBD_SIZE_MINIMUM);
+  if (min_block > 512) {
+    lib.nbd_close(first);
+    free_store(s);
+    return aoe_fail(err, EINVAL,
+                    "the nbd server at %.80s takes only blocks of %lld bytes, and AoE reads and writes 512-byte sectors: "
+                    "serve it with blocks of 512 bytes (nbdkit: --filter=blocksize)",
+                    uri, (long long)min_block);
+  }
   s->size = lib.nbd_get_size(first);
   s->read_only = lib.nbd_is_read_only(first) == 1;
   s->can_flush = lib.nbd_can_flush(first) == 1;
@@ -572,8 +669,14 @@ int nbd_store_open(const char *uri, const struct nbd_store_options *o, struct nb
     if (rc == 0 && i > 0) {
       c->h = connect_uri(uri, s->wait_ms, why, sizeof why);
       if (c->h == NULL) rc = aoe_fail(err, ECONNREFUSED, "nbd connection %d to %.80s failed: %.160s", i + 1, uri, why);
+      else if (!same_export(s, c->h, "on another connection ", why, sizeof why))
+        rc = aoe_fail(err, EPROTO, "nbd connection %d to %.80s: %.160s; fix the server, or set nbd-connections = 1", i + 1,
+                      uri, why);
     }
-    if (rc == 0) c->up = true;
+    if (rc == 0) {
+      c->up = true;
+      c->up_since_ms = now_ms();
+    }
   }
   for (int i = 0; i < s->nconns && rc == 0; i++) {
     if (pthread_create(&s->conns[i].thread, NULL, conn_thread, &s->conns[i]) != 0)
@@ -607,8 +710,7 @@ struct nbd_store *nbd_store_detach(int handle) {
 }
 
 int nbd_store_finish(struct nbd_store *s, char *out, size_t out_len) {
-  /* Each thread ends once its requests are answered (bounded by wait_ms). */
-  stop_threads(s);
+  stop_threads(s, true);
   int n = take_messages(s, out, out_len);
   s->nconns = 0; /* stopped already */
   free_store(s);

@@ -163,6 +163,11 @@ export class RbdFailover<E extends GatedExport> {
     const t0 = performance.now();
     let broke: string | null = null;
     await this.serialized(g, async () => {
+      // Another takeover may have run first while this one waited its turn: then the lock's owner is this
+      // gateway, and breaking it would blocklist this gateway.
+      if (g.role === 'owner')
+        throw new TakeoverRefused(`${e.key} is served by this gateway already: it took the lock of ${g.spec} meanwhile`);
+      if (g.role === 'fenced') throw new TakeoverRefused(`${e.key} was fenced here meanwhile (${e.held ?? 'its lock was lost'})`);
       const st = await this.lockState(g);
       broke = st.owners.find((o) => o !== undefined) ?? null;
       await this.acquire(g, broke, 'on request (vblade ctl takeover)');

@@ -123,6 +123,10 @@ function parseNbd(uri: string, scheme: 'nbd' | 'nbd+unix'): NbdTarget {
   }
   if (authority !== '')
     throw new RemoteUriError(`${uri}: an nbd+unix URI has no host (three slashes: nbd+unix:///NAME?socket=/PATH)`);
+  if (query?.includes(';'))
+    throw new RemoteUriError(
+      `${uri}: libnbd reads ";" in the query as the start of another parameter; write a ";" of the socket path as %3B`,
+    );
   const params = query === undefined ? [] : query.split('&');
   if (params.length !== 1 || !params[0].startsWith('socket='))
     throw new RemoteUriError(`${uri}: an nbd+unix URI takes exactly one parameter, socket=/PATH; ${NBD_FORMS}`);
