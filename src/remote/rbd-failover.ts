@@ -228,11 +228,26 @@ export class RbdFailover<E extends GatedExport> {
     return remotePoolShare.run(() => this.p.addon.rbdCall(handle, kind, ...args));
   }
 
+  /**
+   * A call of a look or a takeover: made only while the export is still
+   * tracked when its turn comes. One removed meanwhile (a reload) has its
+   * store closing, and a takeover must not go on breaking or taking a lock
+   * for an export that no longer serves.
+   */
+  private gatedCall(g: Gate<E>, kind: RbdCallKind, ...args: string[]): Promise<unknown> {
+    return remotePoolShare.run(() => {
+      if (this.gates.get(g.e) !== g || g.e.closing)
+        return Promise.reject(new Error(`${g.e.key} was removed; its lock is left as it is`));
+      return this.p.addon.rbdCall(g.e.store.fd, kind, ...args);
+    });
+  }
+
   private lockState(g: Gate<E>): Promise<RbdLockState> {
-    return this.call(g.e.store.fd, 'lockState') as Promise<RbdLockState>;
+    return this.gatedCall(g, 'lockState') as Promise<RbdLockState>;
   }
 
   private lookFailed(g: Gate<E>, err: Error & { code?: string }): void {
+    if (this.gates.get(g.e) !== g) return; // removed meanwhile: nothing to say
     if (g.role === 'owner' && err.code === 'ESHUTDOWN') return this.fence(g, BLOCKLISTED);
     if (err.message === g.lastError) return;
     g.lastError = err.message;
@@ -256,10 +271,9 @@ export class RbdFailover<E extends GatedExport> {
   private async acquire(g: Gate<E>, breakOwner: string | null, why: string): Promise<void> {
     const t0 = performance.now();
     const { log } = this.p;
-    const h = g.e.store.fd;
-    if (breakOwner !== null) await this.call(h, 'lockBreak', breakOwner);
-    await this.call(h, 'lockAcquire');
-    const text = (await this.call(h, 'metadataGet', STATE_KEY)) as string | null;
+    if (breakOwner !== null) await this.gatedCall(g, 'lockBreak', breakOwner);
+    await this.gatedCall(g, 'lockAcquire');
+    const text = (await this.gatedCall(g, 'metadataGet', STATE_KEY)) as string | null;
     const e = g.e;
     if (text !== null) {
       const saved = decodeState(text.trimEnd(), e.key);
@@ -270,9 +284,9 @@ export class RbdFailover<E extends GatedExport> {
         return;
       }
       // A mask this gateway's config sets wins over the image's: saved there before serving.
-      if (this.adopt(e, saved)) await this.call(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
+      if (this.adopt(e, saved)) await this.gatedCall(g, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
     } else {
-      await this.call(h, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
+      await this.gatedCall(g, 'metadataSet', STATE_KEY, encodeState(e.key, e.snapshotState()));
     }
     g.role = 'owner';
     e.held = null;
