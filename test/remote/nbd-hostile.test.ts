@@ -12,6 +12,7 @@ import { createNetnsPair, requireRoot } from '../../lab/netns';
 import { requireCommands, spawnProcess, type Proc } from '../../lab/process';
 import { tempDir } from '../helpers/files';
 import { startNbdkit } from '../helpers/nbd-server';
+import { serveNbdOnPair } from '../helpers/nbd-served';
 import { parseRemoteUri } from '../../src/remote/remote-uri';
 import { startTarget, waitLinkUp } from '../helpers/targets';
 import { openClient, sectorDiff, stamp } from '../integration/lib';
@@ -32,24 +33,12 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'setpriv'])) {
     const dir = tempDir(t, 'shared');
     chmodSync(dir, 0o1777);
     const server = await startNbdkit(t, ['memory', 'size=8M'], { dir });
-    const pair = await createNetnsPair(t, { mtu: 1500 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 3000, retries: 0 });
-    const target = await startTarget(t, pair.target, [
-      '--remote-timeout',
-      '2',
-      String(SHELF),
-      String(SLOT),
-      pair.targetIf,
-      server.uri,
-    ]);
-    const T: Target = {
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
-      sectorCount: 2,
-      bufferCount: 16,
-    };
+      options: ['--remote-timeout', '2'],
+      client: { timeoutMs: 3000, retries: 0 },
+    });
     const ours = stamp('ours', 2);
     await c.client.write(T, 10, ours);
     t.equal(sectorDiff(Buffer.from(await c.client.read(T, 10, 2)), ours), 'same', 'served from the real server');

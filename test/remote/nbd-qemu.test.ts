@@ -6,14 +6,13 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { linkInfo, type Target } from '../../src/client';
 import { AtaError } from '../../src/client/errors';
-import { createNetnsPair, requireRoot } from '../../lab/netns';
+import { requireRoot } from '../../lab/netns';
 import { requireCommands, runOk } from '../../lab/process';
 import { tempDir } from '../helpers/files';
 import { startQsd, startSnapshotServer } from '../helpers/nbd-server';
-import { startTarget, waitLinkUp } from '../helpers/targets';
-import { openClient, sectorDiff, stamp } from '../integration/lib';
+import { serveNbdOnPair } from '../helpers/nbd-served';
+import { sectorDiff, stamp } from '../integration/lib';
 
 const SHELF = 9;
 const SLOT = 1;
@@ -33,26 +32,13 @@ if (requireRoot(t) && requireCommands(t, ['qemu-storage-daemon', 'qemu-img', 'qe
     await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', image, '32M']);
     const sockDir = tempDir(t, 'qsd-sock');
     const server = await startQsd(t, image, { dir: sockDir });
-    const pair = await createNetnsPair(t, { mtu: 1500 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 1500, retries: 3 });
     // sync: a write is acknowledged once the server has it on stable storage (FUA or flush).
-    const target = await startTarget(t, pair.target, [
-      '-s',
-      '--remote-timeout',
-      '3',
-      String(SHELF),
-      String(SLOT),
-      pair.targetIf,
-      server.uri,
-    ]);
-    const T: Target = {
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
-      sectorCount: 2,
-      bufferCount: 16,
-    };
+      options: ['-s', '--remote-timeout', '3'],
+      client: { timeoutMs: 1500, retries: 3 },
+    });
     const acked = new Map<number, Buffer>();
     let failed = 0;
     let stop = false;
@@ -110,19 +96,16 @@ if (requireRoot(t) && requireCommands(t, ['qemu-storage-daemon', 'qemu-img', 'qe
     await runOk('qemu-img', ['snapshot', '-c', 'before', image]);
     await runOk('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0xcd 0 1M', image]);
     const server = await startSnapshotServer(t, image, 'before');
-    const pair = await createNetnsPair(t, { mtu: 9000 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000 });
-    const target = await startTarget(t, pair.target, ['-r', String(SHELF), String(SLOT), pair.targetIf, server.uri]);
-    t.equal(target.sectors, (8 * MiB) / 512);
-    t.equal(target.mode, 'O_RDONLY');
-    const T: Target = {
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
+      options: ['-r'],
+      mtu: 9000,
       sectorCount: 16,
-      bufferCount: 16,
-    };
+      client: { timeoutMs: 2000 },
+    });
+    t.equal(target.sectors, (8 * MiB) / 512);
+    t.equal(target.mode, 'O_RDONLY');
     const got = Buffer.from(await c.client.read(T, 0, 2048));
     t.equal(sectorDiff(got, Buffer.alloc(MiB, 0xab)), 'same', 'the snapshot’s data, not what was written after it');
     await t.rejects(c.client.write(T, 0, stamp('x', 1)), AtaError, 'a write to the read-only export is refused');

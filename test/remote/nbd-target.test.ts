@@ -7,14 +7,14 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatMac, linkInfo, type Target } from '../../src/client';
+import { formatMac } from '../../src/client';
 import { AtaError } from '../../src/client/errors';
-import { createNetnsPair, requireRoot } from '../../lab/netns';
+import { requireRoot } from '../../lab/netns';
 import { requireCommands, runOk } from '../../lab/process';
 import { patternSectors, tempDir } from '../helpers/files';
 import { startNbdkit } from '../helpers/nbd-server';
-import { startTarget, waitLinkUp } from '../helpers/targets';
-import { openClient, sectorDiff, stamp } from '../integration/lib';
+import { serveNbdOnPair } from '../helpers/nbd-served';
+import { sectorDiff, stamp } from '../integration/lib';
 
 const SHELF = 7;
 const SLOT = 3;
@@ -29,19 +29,16 @@ async function copyOut(t: Parameters<typeof tempDir>[0], uri: string): Promise<B
 if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
   t.test('an nbd export on nbdkit memory: writes land on the server, reads come back', async (t) => {
     const server = await startNbdkit(t, ['memory', 'size=64M']);
-    const pair = await createNetnsPair(t, { mtu: 9000 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000 });
-    const target = await startTarget(t, pair.target, ['-s', String(SHELF), String(SLOT), pair.targetIf, server.uri]);
-    t.equal(target.sectors, (64 * MiB) / 512, `the size is the server's: ${target.line}`);
-    t.equal(target.mode, 'O_RDWR');
-    const T: Target = {
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
+      options: ['-s'],
+      mtu: 9000,
       sectorCount: 16,
-      bufferCount: 16,
-    };
+      client: { timeoutMs: 2000 },
+    });
+    t.equal(target.sectors, (64 * MiB) / 512, `the size is the server's: ${target.line}`);
+    t.equal(target.mode, 'O_RDWR');
     const found = await c.client.discover(SHELF, SLOT, 1000, true);
     t.equal(found.length, 1, `discovered at ${formatMac(T.mac)}`);
     const id = await c.client.identify(T);
@@ -61,17 +58,11 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
 
   t.test("the server's errors are ATA errors; the target serves on", async (t) => {
     const server = await startNbdkit(t, ['--filter=error', 'memory', 'size=8M', 'error-pwrite-rate=100%', 'error=EIO']);
-    const pair = await createNetnsPair(t, { mtu: 1500 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000, retries: 1 });
-    const target = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, server.uri]);
-    const T: Target = {
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
-      sectorCount: 2,
-      bufferCount: 16,
-    };
+      client: { timeoutMs: 2000, retries: 1 },
+    });
     await t.rejects(c.client.write(T, 0, stamp('x', 2)), AtaError, 'the failed write is an ATA error');
     t.equal((await c.client.read(T, 0, 2)).length, 1024, 'reads still work');
     t.ok(target.proc.running, 'the target is running');
@@ -79,25 +70,13 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
 
   t.test('a server slower than remote-timeout: requests fail, then serving resumes', async (t) => {
     const dir = tempDir(t, 'slow');
-    const pair = await createNetnsPair(t, { mtu: 1500 });
     const server = await startNbdkit(t, ['memory', 'size=8M'], { dir });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 6000, retries: 0 });
-    const target = await startTarget(t, pair.target, [
-      '--remote-timeout',
-      '2',
-      String(SHELF),
-      String(SLOT),
-      pair.targetIf,
-      server.uri,
-    ]);
-    const T: Target = {
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
-      sectorCount: 2,
-      bufferCount: 16,
-    };
+      options: ['--remote-timeout', '2'],
+      client: { timeoutMs: 6000, retries: 0 },
+    });
     await c.client.write(T, 10, stamp('before', 2));
     await c.client.flush(T);
     // The server stops answering (SIGSTOP): the request fails after about 2 s, not never.
@@ -121,24 +100,12 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
 
   t.test('reads delayed beyond remote-timeout (nbdkit delay filter): an ATA error, then writes serve', async (t) => {
     const server = await startNbdkit(t, ['--filter=delay', 'memory', 'size=8M', 'rdelay=5']);
-    const pair = await createNetnsPair(t, { mtu: 1500 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 4000, retries: 0 });
-    const target = await startTarget(t, pair.target, [
-      '--remote-timeout',
-      '1',
-      String(SHELF),
-      String(SLOT),
-      pair.targetIf,
-      server.uri,
-    ]);
-    const T: Target = {
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
-      sectorCount: 2,
-      bufferCount: 16,
-    };
+      options: ['--remote-timeout', '1'],
+      client: { timeoutMs: 4000, retries: 0 },
+    });
     const t0 = Date.now();
     await t.rejects(c.client.read(T, 0, 2), AtaError, 'the delayed read is an ATA error');
     t.ok(Date.now() - t0 < 3000, `after about remote-timeout (${Date.now() - t0} ms), not the server's 5 s`);
@@ -150,17 +117,7 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
   t.test('at stop, a last flush makes what was written durable (nbdkit log filter)', async (t) => {
     const log = join(tempDir(t, 'nbdlog'), 'nbd.log');
     const server = await startNbdkit(t, ['--filter=log', 'memory', 'size=8M', `logfile=${log}`]);
-    const pair = await createNetnsPair(t, { mtu: 1500 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000 });
-    const target = await startTarget(t, pair.target, [String(SHELF), String(SLOT), pair.targetIf, server.uri]);
-    const T: Target = {
-      shelf: SHELF,
-      slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
-      sectorCount: 2,
-      bufferCount: 16,
-    };
+    const { c, target, T } = await serveNbdOnPair(t, server.uri, { shelf: SHELF, slot: SLOT, client: { timeoutMs: 2000 } });
     await c.client.write(T, 100, stamp('last', 2));
     const st = await target.proc.stop(10000);
     t.equal(st.code, 0, st.code === 0 ? 'the target stopped cleanly' : `the target failed to stop: ${target.proc.tail(8)}`);
@@ -173,17 +130,12 @@ if (requireRoot(t) && requireCommands(t, ['nbdkit', 'nbdcopy'])) {
   t.test('a sync export writes with FUA when the server takes it (nbdkit log filter)', async (t) => {
     const log = join(tempDir(t, 'nbdlog'), 'nbd.log');
     const server = await startNbdkit(t, ['--filter=log', 'memory', 'size=8M', `logfile=${log}`]);
-    const pair = await createNetnsPair(t, { mtu: 1500 });
-    await waitLinkUp(pair.target, pair.targetIf);
-    const c = await openClient(t, pair.init, pair.initIf, { timeoutMs: 2000 });
-    await startTarget(t, pair.target, ['-s', '-o', '8', '-l', '100', String(SHELF), String(SLOT), pair.targetIf, server.uri]);
-    const T: Target = {
+    const { c, T } = await serveNbdOnPair(t, server.uri, {
       shelf: SHELF,
       slot: SLOT,
-      mac: linkInfo(pair.targetIf, pair.target.path).mac,
-      sectorCount: 2,
-      bufferCount: 16,
-    };
+      options: ['-s', '-o', '8', '-l', '100'],
+      client: { timeoutMs: 2000 },
+    });
     t.equal((await c.client.identify(T)).lba48Sectors, 100, '-l 100: 100 sectors');
     await c.client.write(T, 0, stamp('fua', 2));
     const writes = readFileSync(log, 'utf8')
